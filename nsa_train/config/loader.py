@@ -1,0 +1,205 @@
+"""Load YAML configs into the typed dataclasses, strictly.
+
+Unknown keys and wrong types are errors naming the key and the file: a silently
+ignored key once trained a 24-hour run on the wrong model. There is exactly one
+way to choose the config file (``--config``); a disagreeing ``CONFIG`` variable
+is an error rather than a silent preference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nsa_train.config.schema import Config, ConfigError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_CONFIG_NAME = "tiny-cpu.yaml"
+
+
+def default_config_path() -> Path | None:
+    """configs/tiny-cpu.yaml of a source checkout, if there is one (the dataclass
+    defaults are the same run, so an installed wheel works without it)."""
+    p = REPO_CONFIGS / DEFAULT_CONFIG_NAME
+    return p if p.is_file() else None
+
+
+def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None) -> Path | None:
+    """The config file to use: --config wins only if CONFIG agrees or is unset."""
+    env = os.environ if env is None else env
+    env_path = env.get("CONFIG")
+    if cli_path and env_path and Path(cli_path).resolve() != Path(env_path).resolve():
+        raise ConfigError(
+            f"--config {cli_path} disagrees with the CONFIG environment variable ({env_path}); "
+            "unset CONFIG or pass the same file"
+        )
+    chosen = cli_path or env_path
+    if chosen is None:
+        return default_config_path()
+    p = Path(chosen)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    return p
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check (and minimally coerce) one value against a field's type hint."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0] if errors else ConfigError(f"{where}: {key}: null is not allowed")
+    if tp is Any:
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+        _, vt = typing.get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, vt, f"{key}.{k}", where) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key}: expected a list, got {type(value).__name__}")
+        (et,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, et, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    if value is None:
+        raise ConfigError(f"{where}: {key}: null is not allowed (expected {_type_name(tp)})")
+    raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {prefix or 'top level'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in names:
+            full = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(f"{where}: unknown key '{full}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name in names & set(data):
+        tp = hints[name]
+        full = f"{prefix}.{name}" if prefix else name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name] if data[name] is not None else {}, full, where)
+        else:
+            kwargs[name] = _coerce(data[name], tp, full, where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings onto a raw config mapping (values parsed as YAML)."""
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = data
+        for part in path[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = nxt
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file (or the embedded default when None), apply overrides, validate."""
+    overrides = overrides or []
+    if path is None:
+        raw: dict[str, Any] = {}
+        where = "<embedded default>"
+    else:
+        p = Path(path)
+        where = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{where}: not valid YAML: {e}") from None
+    if overrides:
+        where = f"{where} (with --set {' '.join(overrides)})"
+        raw = apply_overrides(raw, overrides)
+    return _build(Config, raw, "", where)
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict[str, Any], where: str = "<dict>") -> Config:
+    """Rebuild a Config from run.json/checkpoint data (strict, like a file)."""
+    return _build(Config, data, "", where)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable short hash of the resolved config (same config, same hash)."""
+    blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

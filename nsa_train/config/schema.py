@@ -1,0 +1,251 @@
+"""Typed configuration: one dataclass per YAML section, a docstring per field.
+
+Standard library only (the tools import it without torch). The defaults of every
+field are the embedded default run: the tiny CPU model on the bundled corpus, the
+same values as ``configs/tiny-cpu.yaml`` (a test keeps the two equal).
+Validation that needs only the config itself lives in ``__post_init__``; checks
+that need the machine (world size, device) live in the trainer's preflight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user's mistake in a config file or override; the message names the key."""
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+@dataclass
+class ModelConfig:
+    dim: int = 128
+    """Residual stream width."""
+    n_layers: int = 4
+    """Number of transformer blocks."""
+    n_heads: int = 4
+    """Query heads per attention layer."""
+    n_kv_heads: int = 2
+    """Key/value heads (GQA groups); n_heads must be a multiple of it."""
+    head_dim: int | None = None
+    """Per-head width; null means dim // n_heads."""
+    mlp_ratio: float = 8 / 3
+    """Hidden width of the gated (SwiGLU) MLP as a multiple of dim, rounded up to 32."""
+    vocab_size: int | None = None
+    """Vocabulary size; null means the tokenizer's (256 for bytes, 50257 for gpt2)."""
+    attention: str = "nsa"
+    """'nsa' (Native Sparse Attention) or 'dense' (causal SDPA, the comparison twin)."""
+    rope_base: float = 10000.0
+    """RoPE base frequency."""
+    norm_eps: float = 1e-5
+    """RMSNorm epsilon."""
+    init_std: float = 0.02
+    """Std of the normal init; residual output projections are scaled by 1/sqrt(2*n_layers)."""
+    tie_embeddings: bool = True
+    """Share the input embedding and the output head."""
+
+    def __post_init__(self) -> None:
+        for k in ("dim", "n_layers", "n_heads", "n_kv_heads"):
+            _check(getattr(self, k) > 0, f"model.{k}", "must be positive")
+        _check(self.n_heads % self.n_kv_heads == 0, "model.n_heads", "must be a multiple of model.n_kv_heads")
+        _check(self.head_dim is not None or self.dim % self.n_heads == 0, "model.dim", "must be divisible by n_heads")
+        _check(self.attention in ("nsa", "dense"), "model.attention", "must be 'nsa' or 'dense'")
+
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.dim // self.n_heads
+
+
+@dataclass
+class NSAConfig:
+    l: int = 16  # noqa: E741 (the paper's name)
+    """Compression block length l (tokens per compressed key)."""
+    d: int = 8
+    """Compression stride d (l must be a multiple of d)."""
+    l_sel: int = 16
+    """Selection block size l'; must be a multiple of d."""
+    n_sel: int = 4
+    """Selected blocks per query group n, including the forced initial and 2 local blocks."""
+    w: int = 64
+    """Sliding window: a query attends to exactly the last w keys, itself included."""
+    impl: str = "auto"
+    """'auto' (triton on CUDA, else fast), 'fast', 'reference' or 'triton'."""
+
+    def __post_init__(self) -> None:
+        for k in ("l", "d", "l_sel", "n_sel", "w"):
+            _check(getattr(self, k) > 0, f"nsa.{k}", "must be positive")
+        _check(self.l % self.d == 0, "nsa.l", f"must be a multiple of nsa.d ({self.d})")
+        _check(self.l_sel % self.d == 0, "nsa.l_sel", f"must be a multiple of nsa.d ({self.d})")
+        _check(self.n_sel >= 3, "nsa.n_sel", "must be >= 3 (initial block + 2 local blocks are always selected)")
+        _check(self.impl in ("auto", "fast", "reference", "triton"), "nsa.impl", "must be auto|fast|reference|triton")
+
+
+@dataclass
+class DataConfig:
+    source: str = "embedded"
+    """'embedded' (the bundled public-domain corpus), 'local' (files at data.path) or 'hf' (datasets hub)."""
+    path: str | None = None
+    """For source=local: a .txt/.jsonl/.parquet file, a directory of them, or a glob."""
+    hf_name: str = "HuggingFaceFW/fineweb-edu"
+    """For source=hf: the dataset repository."""
+    hf_config: str | None = "sample-10BT"
+    """For source=hf: the dataset config (subset) name."""
+    hf_split: str = "train"
+    """For source=hf: the split to stream."""
+    text_field: str = "text"
+    """Column holding the document text (jsonl/parquet/hf)."""
+    tokenizer: str = "byte"
+    """'byte' (vocab 256 + EOS handling) or 'gpt2' (BPE, works offline)."""
+    val_docs: int = 8
+    """Documents held out for validation, never seen in training."""
+    seed: int = 1234
+    """Seed of the document order shuffle."""
+    prefetch: int = 4
+    """Batches prepared ahead by the background thread."""
+    first_batch_timeout_s: float = 300.0
+    """Fail with a clear error if the first batch takes longer than this."""
+
+    def __post_init__(self) -> None:
+        _check(self.source in ("embedded", "local", "hf"), "data.source", "must be embedded|local|hf")
+        _check(self.tokenizer in ("byte", "gpt2"), "data.tokenizer", "must be byte|gpt2")
+        _check(self.source != "local" or bool(self.path), "data.path", "is required when data.source is 'local'")
+        _check(self.val_docs >= 1, "data.val_docs", "must be >= 1")
+        _check(self.prefetch >= 1, "data.prefetch", "must be >= 1")
+        _check(self.first_batch_timeout_s > 0, "data.first_batch_timeout_s", "must be positive")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600
+    """Optimizer steps in total."""
+    seq_len: int = 256
+    """Tokens per training sequence (windows of seq_len+1 give inputs and targets)."""
+    batch_size: int = 8
+    """Global batch in sequences per optimizer step, over all ranks and accumulation micro-steps."""
+    grad_accum: int = 1
+    """Micro-steps per optimizer step (gradients are synced only on the last, via no_sync)."""
+    lr: float = 3e-3
+    """Peak learning rate, reached at the end of warmup."""
+    min_lr: float = 3e-4
+    """Floor of the cosine decay (reached at the last step). A real floor, not a bug."""
+    warmup_steps: int = 50
+    """Linear warmup from lr/warmup_steps at step 1 to lr at step warmup_steps."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices (not on norms, biases or embeddings)."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.95
+    """AdamW beta2."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 disables clipping; the norm is logged either way)."""
+    log_every: int = 10
+    """Write a progress record, CSV row and log line every this many steps."""
+    eval_every: int = 100
+    """Evaluate on held-out data every this many steps (0 disables; a final eval always runs)."""
+    eval_batches: int = 8
+    """Batches per evaluation."""
+    save_every: int = 200
+    """Checkpoint every this many steps (0: only at the end and on halt)."""
+    keep_last: int = 3
+    """Periodic checkpoints kept (the best checkpoint is kept besides these)."""
+    seed: int = 1337
+    """Seed for weights and sampling."""
+    compile: bool = False
+    """torch.compile the model."""
+    grad_checkpointing: bool = False
+    """Recompute block activations in backward to save memory."""
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "seq_len", "batch_size", "grad_accum", "log_every", "eval_batches", "keep_last"):
+            _check(getattr(self, k) > 0, f"train.{k}", "must be positive")
+        for k in ("eval_every", "save_every", "warmup_steps"):
+            _check(getattr(self, k) >= 0, f"train.{k}", "must be >= 0")
+        _check(self.lr > 0, "train.lr", "must be positive")
+        _check(0 <= self.min_lr <= self.lr, "train.min_lr", "must be between 0 and train.lr")
+        _check(self.warmup_steps <= self.steps, "train.warmup_steps", "must not exceed train.steps")
+        _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0")
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+    precision: str = "auto"
+    """'auto' (bf16 autocast on GPU, fp32 on CPU), 'fp32' or 'bf16'."""
+    backend: str = "auto"
+    """DDP backend: 'auto' (nccl on GPU, gloo on CPU), 'nccl' or 'gloo'."""
+    ddp_bucket_mb: int = 25
+    """DDP gradient bucket size in MB."""
+    ddp_compress: str = "none"
+    """DDP gradient compression hook: 'none' or 'bf16'."""
+    threads: int | None = None
+    """torch intra-op threads on CPU; null leaves torch's default."""
+    tensorboard: bool = True
+    """Write TensorBoard events under tb/."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables for the trainer processes (set and recorded by `nsa launch`)."""
+
+    def __post_init__(self) -> None:
+        _check(self.device in ("auto", "cpu", "cuda"), "runtime.device", "must be auto|cpu|cuda")
+        _check(self.precision in ("auto", "fp32", "bf16"), "runtime.precision", "must be auto|fp32|bf16")
+        _check(self.backend in ("auto", "nccl", "gloo"), "runtime.backend", "must be auto|nccl|gloo")
+        _check(self.ddp_compress in ("none", "bf16"), "runtime.ddp_compress", "must be none|bf16")
+        _check(self.ddp_bucket_mb > 0, "runtime.ddp_bucket_mb", "must be positive")
+        for k, v in self.env.items():
+            _check(isinstance(k, str) and isinstance(v, str), f"runtime.env.{k}", "keys and values must be strings")
+
+
+@dataclass
+class MonitorConfig:
+    stall_s: float = 300.0
+    """Trainer watchdog: no step advance for this long writes a `stall` record and a stack dump."""
+    stale_s: float = 600.0
+    """Tools: a running run with no progress record for this long is `heartbeat_stale`."""
+    start_timeout_s: float = 900.0
+    """Tools: boot/phase records but no progress record after this long is `stuck_at_start`."""
+    min_toks_per_s: float | None = None
+    """Tools: warn below this throughput (null: no absolute floor, only the relative drop rule)."""
+    max_gpu_mem_gb: float | None = None
+    """Tools: warn above this GPU memory in GiB (null: no limit)."""
+    gate_entropy_min: float = 0.5
+    """Tools: gate entropy (nats) below this is gate_collapse."""
+    gate_collapse_max: float = 0.1
+    """Tools: gate_collapse_frac above this is gate_collapse."""
+    liveness_every_s: float = 30.0
+    """Trainer: each rank writes a liveness record at most this often."""
+    rules: dict[str, Any] = field(default_factory=dict)
+    """Tools: per-rule overrides, {rule_name: {threshold/for/severity/enabled...}}; see docs/health.md."""
+
+    def __post_init__(self) -> None:
+        for k in ("stall_s", "stale_s", "start_timeout_s", "liveness_every_s"):
+            _check(getattr(self, k) > 0, f"monitor.{k}", "must be positive")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The language model."""
+    nsa: NSAConfig = field(default_factory=NSAConfig)
+    """Native Sparse Attention hyper-parameters (used when model.attention is 'nsa')."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Where tokens come from."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The optimisation loop."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """Device, precision, distributed settings and environment."""
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    """Health thresholds shared by the trainer's watchdog and the tools."""
+
+    def __post_init__(self) -> None:
+        _check(self.train.seq_len >= 1, "train.seq_len", "must be positive")
+        if self.model.attention == "nsa":
+            _check(
+                self.train.seq_len >= self.nsa.l,
+                "train.seq_len",
+                f"must be at least nsa.l ({self.nsa.l}) so the compressed branch sees a block",
+            )

@@ -1,0 +1,204 @@
+"""Telemetry v1: the contract between the trainer and the ``nsa`` tools.
+
+This module is the single source of truth for the files of a run directory and
+the records inside them. It is imported by the trainer (which writes) and by the
+tools (which read), so it must stay standard-library only: no torch, no numpy.
+``docs/telemetry.md`` explains the same contract in prose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "nsa-v1"
+
+# ---------------------------------------------------------------- run directory
+RUN_JSON = "run.json"  # written once at boot by rank 0
+LAUNCH_JSON = "launch.json"  # written by `nsa launch` before the trainer starts
+CONFIG_YAML = "config.yaml"  # the resolved config, as the trainer used it
+TRAINING_CSV = "training.csv"
+VAL_CSV = "val.csv"
+TRAIN_LOG = "train.log"
+CONSOLE_LOG = "console.log"  # stdout+stderr of the whole launch (written by `nsa launch`)
+EXIT_STATUS = "exit_status"  # the launcher's exit code, one integer, written when it ends
+SUMMARY_JSON = "summary.json"
+HALT_FILE = ".HALT"
+TB_DIR = "tb"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_POINTER = "latest"  # text file under checkpoints/: the name of the newest checkpoint
+BEST_POINTER = "best"  # text file under checkpoints/: the name of the best-by-val checkpoint
+STACKDUMP_GLOB = "stackdump_rank*_*.txt"
+
+
+def heartbeat_name(rank: int) -> str:
+    return f"heartbeat_rank{rank}.jsonl"
+
+
+def stackdump_name(rank: int, ts: float) -> str:
+    return f"stackdump_rank{rank}_{int(ts)}.txt"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+HEARTBEAT_GLOB = "heartbeat_rank*.jsonl"
+
+# ---------------------------------------------------------------- records
+KIND_BOOT = "boot"
+KIND_PHASE = "phase"
+KIND_PROGRESS = "progress"
+KIND_EVAL = "eval"
+KIND_CHECKPOINT = "checkpoint"
+KIND_STALL = "stall"
+KIND_END = "end"
+KIND_ERROR = "error"
+KIND_LIVENESS = "liveness"  # every rank, periodically: "this process is alive at this step"
+KINDS = (
+    KIND_BOOT,
+    KIND_PHASE,
+    KIND_PROGRESS,
+    KIND_EVAL,
+    KIND_CHECKPOINT,
+    KIND_STALL,
+    KIND_END,
+    KIND_ERROR,
+    KIND_LIVENESS,
+)
+
+# Every record carries these.
+COMMON_FIELDS = ("v", "ts", "kind", "rank", "step", "pid")
+
+# Phases, in the order a healthy start passes them.
+PHASES = ("config", "data", "model", "compile", "train")
+
+# A `progress` record holds every metric of one step (rank 0, every log_every steps).
+# Units are in the names: *_s seconds, *_gb GiB (2**30 bytes), toks_per_s tokens/second.
+PROGRESS_FIELDS = (
+    "loss",
+    "lr",
+    "toks_per_s",
+    "grad_norm",
+    "tokens_seen",
+    "dt_step_s",
+    "dt_fetch_s",
+    "gpu_mem_alloc_gb",  # null on CPU
+    "gpu_mem_reserved_gb",  # null on CPU
+    "rss_gb",
+    "gate_entropy_mean",  # nats, normalised 3-way gate, mean over tokens, heads and NSA layers
+    "gate_entropy_min",
+    "gate_max_mean",  # mean of the largest normalised gate share
+    "gate_collapse_frac",  # share of (token, head) rows with entropy < 0.1 and max share > 0.95
+    "gate_branch_shares",  # [cmp, sel, win], mean normalised shares
+    "fallbacks",  # {name: cumulative count}
+)
+
+EVAL_FIELDS = ("val_loss", "val_ppl")
+CHECKPOINT_FIELDS = ("path", "seconds")
+STALL_FIELDS = ("seconds_since_progress", "dump")
+END_FIELDS = ("reason", "exit_status")
+ERROR_FIELDS = ("message",)
+
+END_COMPLETED = "completed"
+END_HALT = "halt"
+END_SIGNAL = "signal"
+END_ERROR = "error"
+END_NAN = "nan"
+END_REASONS = (END_COMPLETED, END_HALT, END_SIGNAL, END_ERROR, END_NAN)
+
+# Gate collapse thresholds (shared by the trainer's statistic and the docs).
+GATE_COLLAPSE_ENTROPY = 0.1  # nats
+GATE_COLLAPSE_MAX_SHARE = 0.95
+
+# training.csv mirrors every scalar of the progress records, one row per progress record,
+# so the tools can load a long history with a fast CSV parser instead of parsing JSON.
+TRAINING_CSV_HEADER = (
+    "step",
+    "loss",
+    "lr",
+    "toks_per_s",
+    "grad_norm",
+    "tokens_seen",
+    "dt_step_s",
+    "dt_fetch_s",
+    "gpu_mem_alloc_gb",
+    "gpu_mem_reserved_gb",
+    "rss_gb",
+    "gate_entropy_mean",
+    "gate_entropy_min",
+    "gate_max_mean",
+    "gate_collapse_frac",
+    "gate_share_cmp",
+    "gate_share_sel",
+    "gate_share_win",
+    "ts",
+)
+VAL_CSV_HEADER = ("step", "val_loss", "val_ppl")
+
+# Keys of run.json.
+RUN_JSON_FIELDS = (
+    "v",
+    "format",
+    "run",
+    "config",
+    "argv",
+    "world_size",
+    "git_sha",
+    "host",
+    "start_time",
+    "param_count",
+    "tokens_per_step",
+    "total_steps",
+    "attention_impl",
+)
+
+
+def make_record(kind: str, rank: int, step: int, pid: int, ts: float, **fields: Any) -> dict[str, Any]:
+    """Build a record with the common fields first (stable column order for humans)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown telemetry kind {kind!r}")
+    rec: dict[str, Any] = {"v": SCHEMA_VERSION, "ts": ts, "kind": kind, "rank": rank, "step": step, "pid": pid}
+    rec.update(fields)
+    return rec
+
+
+def encode(record: dict[str, Any]) -> str:
+    """One JSON line. Non-finite floats are written as NaN/Infinity (Python's JSON
+    extension) so that a NaN loss stays visible as a NaN, not as a missing value."""
+    return json.dumps(record, separators=(",", ":"), allow_nan=True) + "\n"
+
+
+def decode(line: str | bytes) -> dict[str, Any] | None:
+    """Parse one line; None for anything that is not a JSON object (corrupt, partial, empty)."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def validate(record: dict[str, Any]) -> list[str]:
+    """Problems with a v1 record (empty list when it conforms)."""
+    problems = [f"missing {k!r}" for k in COMMON_FIELDS if k not in record]
+    if record.get("v") not in (None, SCHEMA_VERSION):
+        problems.append(f"unsupported version {record.get('v')!r}")
+    kind = record.get("kind")
+    if kind is not None and kind not in KINDS:
+        problems.append(f"unknown kind {kind!r}")
+    required = {
+        KIND_PROGRESS: PROGRESS_FIELDS,
+        KIND_EVAL: EVAL_FIELDS,
+        KIND_END: END_FIELDS,
+        KIND_STALL: STALL_FIELDS,
+        KIND_CHECKPOINT: CHECKPOINT_FIELDS,
+        KIND_ERROR: ERROR_FIELDS,
+    }.get(kind, ())
+    problems += [f"{kind} record missing {k!r}" for k in required if k not in record]
+    return problems
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

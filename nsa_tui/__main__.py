@@ -1,0 +1,3 @@
+from nsa_tui.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""Run commands on a training host over the user's own OpenSSH.
+
+We never reimplement SSH: the user's ``ssh`` (their ~/.ssh/config, agent, keys and
+host-key policy) does the work. ``NSA_SSH_COMMAND`` replaces the ssh command the way
+GIT_SSH_COMMAND does for git (tests point it at a loopback sshd with a throwaway key).
+
+Quoting: OpenSSH joins its arguments with spaces and hands the result to the remote
+login shell, so every remote argument goes through :func:`shlex.quote` here, once.
+A run name such as ``x; rm -rf ~`` or ``$(id)`` stays a literal string.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+CONNECT_TIMEOUT_S = float(os.environ.get("NSA_SSH_CONNECT_TIMEOUT", "10"))
+SSH_ERROR_EXIT = 255  # ssh's own failures (connection, auth, host key) exit 255
+
+
+class SSHError(Exception):
+    """The host could not be reached or refused us; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+def validate_host(host: str) -> str:
+    """An OpenSSH destination; a leading '-' would be read by ssh as an option."""
+    if not host or host.startswith("-") or any(c.isspace() for c in host):
+        raise SSHError(f"invalid host {host!r}: expected an OpenSSH destination such as user@host or an alias")
+    return host
+
+
+def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
+    """The ssh argv prefix (without destination): NSA_SSH_COMMAND or plain ``ssh``."""
+    base = shlex.split(os.environ.get("NSA_SSH_COMMAND", "").strip() or "ssh")
+    opts = ["-o", f"ConnectTimeout={int(CONNECT_TIMEOUT_S)}"]
+    if batch:
+        # Never hang on a password or host-key prompt: a script must get an answer.
+        opts += ["-o", "BatchMode=yes"]
+    opts += ["-t"] if tty else ["-T"]
+    return base + opts
+
+
+def remote_command(argv: list[str]) -> str:
+    """The one string the remote shell will parse: every argument quoted."""
+    return shlex.join(argv)
+
+
+def remote_script(script: str, args: list[str]) -> str:
+    """Run a POSIX sh script remotely with ``args`` as $1, $2, ... (never interpolated)."""
+    return remote_command(["sh", "-c", script, "sh", *args])
+
+
+def describe_ssh_failure(host: str, stderr: str) -> str:
+    """Turn ssh's stderr into one line that says what to fix."""
+    err = stderr.strip()
+    low = err.lower()
+    if "connection refused" in low:
+        why = "connection refused (is sshd running, is the port right?)"
+    elif "permission denied" in low:
+        why = "authentication failed (check your key, agent or user name)"
+    elif "host key verification failed" in low or "no matching host key" in low:
+        why = "host key verification failed (unknown or changed host key; check ~/.ssh/known_hosts)"
+    elif "could not resolve hostname" in low or "name or service not known" in low:
+        why = "unknown host name"
+    elif "timed out" in low:
+        why = f"connection timed out after {int(CONNECT_TIMEOUT_S)}s"
+    elif "no route to host" in low or "network is unreachable" in low:
+        why = "host unreachable"
+    else:
+        last = err.splitlines()[-1] if err else "ssh failed"
+        why = last
+    return f"cannot reach {host}: {why}"
+
+
+def run_remote(
+    host: str,
+    command: str,
+    *,
+    input: bytes | None = None,
+    timeout: float | None = 60.0,
+) -> RemoteResult:
+    """Run one remote command string (build it with remote_command/remote_script).
+
+    Raises SSHError for ssh's own failures (exit 255), with one clear line. The
+    remote command's own exit status is returned, not raised.
+    """
+    validate_host(host)
+    argv = [*ssh_base_command(), host, command]
+    try:
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        raise SSHError(f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)") from None
+    except subprocess.TimeoutExpired:
+        raise SSHError(f"cannot reach {host}: no answer within {timeout:.0f}s") from None
+    if proc.returncode == SSH_ERROR_EXIT:
+        raise SSHError(describe_ssh_failure(host, proc.stderr.decode("utf-8", errors="replace")))
+    return RemoteResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def interactive_argv(host: str, command: str) -> list[str]:
+    """argv for an interactive session (e.g. tmux attach): a tty, prompts allowed."""
+    validate_host(host)
+    return [*ssh_base_command(batch=False, tty=True), host, command]
+
+
+def popen_remote(host: str, command: str) -> subprocess.Popen[bytes]:
+    """A long-lived ssh process (streaming reads for `nsa watch`); stdin/stdout are pipes."""
+    validate_host(host)
+    argv = [*ssh_base_command(), host, command]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

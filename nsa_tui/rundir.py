@@ -1,0 +1,51 @@
+"""Resolve RUN arguments: a run directory, or a run name under the runs root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nsa_tui.errors import UserError
+
+RUNS_ROOT_ENV = "NSA_RUNS_DIR"
+
+
+def runs_root() -> Path:
+    """Where run names live: $NSA_RUNS_DIR or ./runs."""
+    return Path(os.environ.get(RUNS_ROOT_ENV, "runs"))
+
+
+def _activity_time(d: Path) -> float:
+    """Newest mtime among the files that show a run's activity (the dir itself otherwise)."""
+    best = d.stat().st_mtime
+    for name in ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv"):
+        p = d / name
+        if p.exists():
+            best = max(best, p.stat().st_mtime)
+    return best
+
+
+def list_runs(root: Path | None = None) -> list[Path]:
+    """Run directories under root, newest activity first."""
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(dirs, key=_activity_time, reverse=True)
+
+
+def resolve_run(run: str | None, root: Path | None = None) -> Path:
+    """A RUN argument to an existing directory; None means the most recent run."""
+    root = root or runs_root()
+    if run is None:
+        runs = list_runs(root)
+        if not runs:
+            raise UserError(f"no runs under {root}/ (pass a run directory, or start one with `nsa launch`)", code=3)
+        return runs[0]
+    p = Path(run)
+    if p.is_dir():
+        return p
+    named = root / run
+    if named.is_dir():
+        return named
+    raise UserError(f"no run directory {run!r} (looked at ./{run} and {named})", code=3)

@@ -1,0 +1,154 @@
+"""Shared fixtures: real components, not mocks.
+
+- ``sshd``: a real OpenSSH server on 127.0.0.1 (a free port) with throwaway keys,
+  and the ``NSA_SSH_COMMAND`` that reaches it. ``sshd_factory(with_nsa=...)``
+  chooses whether the remote PATH has this venv's ``nsa`` on it.
+- ``tmux_socket``: a private tmux server name (``NSA_TMUX_SOCKET``), killed afterwards.
+- ``runs_dir``: an empty runs root (``NSA_RUNS_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class SSHD:
+    port: int
+    host: str  # the destination to pass as --host
+    ssh_command: str  # the value for NSA_SSH_COMMAND
+    key: Path
+    known_hosts: Path
+    proc: subprocess.Popen
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NSA_SSH_COMMAND": self.ssh_command}
+
+
+def _start_sshd(tmp: Path, *, with_nsa: bool) -> SSHD:
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd_bin).exists():
+        pytest.fail("openssh-server is not installed (apt-get install openssh-server); .ci/run installs it")
+    if os.geteuid() != 0:
+        pytest.fail("the loopback sshd fixture runs as root (as CI does)")
+    tmp.mkdir(parents=True, exist_ok=True)
+    hostkey = tmp / "host_ed25519"
+    userkey = tmp / "user_ed25519"
+    for k in (hostkey, userkey):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
+    auth = tmp / "authorized_keys"
+    auth.write_text(userkey.with_suffix(".pub").read_text())
+    auth.chmod(0o600)
+    port = _free_port()
+    known = tmp / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {hostkey.with_suffix('.pub').read_text().split(' ')[0]} "
+                     f"{hostkey.with_suffix('.pub').read_text().split(' ')[1]}\n")
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    if with_nsa:
+        path = f"{VENV_BIN}:{path}"
+    else:
+        path = ":".join(p for p in path.split(":") if Path(p).resolve() != VENV_BIN.resolve()) or "/usr/bin:/bin"
+    cfg = tmp / "sshd_config"
+    cfg.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {hostkey}",
+                f"AuthorizedKeysFile {auth}",
+                f"PidFile {tmp / 'sshd.pid'}",
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "UsePAM no",
+                "StrictModes no",
+                "PrintMotd no",
+                f"SetEnv PATH={path} PYTHONUNBUFFERED=1",
+                "MaxStartups 50",
+                "MaxSessions 50",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(cfg)], stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"sshd did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.05)
+    ssh_command = (
+        f"ssh -F /dev/null -p {port} -i {userkey} -o IdentitiesOnly=yes "
+        f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -o LogLevel=ERROR"
+    )
+    return SSHD(port, "root@127.0.0.1", ssh_command, userkey, known, proc)
+
+
+@pytest.fixture
+def sshd_factory(tmp_path_factory):
+    started: list[SSHD] = []
+
+    def make(with_nsa: bool = True) -> SSHD:
+        s = _start_sshd(tmp_path_factory.mktemp("sshd"), with_nsa=with_nsa)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.proc.terminate()
+        try:
+            s.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            s.proc.kill()
+
+
+@pytest.fixture
+def sshd(sshd_factory, monkeypatch) -> SSHD:
+    """A loopback sshd whose PATH has this venv's `nsa`; NSA_SSH_COMMAND is set."""
+    s = sshd_factory(with_nsa=True)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    return s
+
+
+@pytest.fixture
+def tmux_socket(monkeypatch):
+    """A private tmux server for this test (NSA_TMUX_SOCKET); killed at the end."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux); .ci/run installs it")
+    name = f"nsa-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("NSA_TMUX_SOCKET", name)
+    yield name
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    return root
