@@ -60,8 +60,10 @@ def _start_sshd(tmp: Path, *, with_nsa: bool) -> SSHD:
     auth.chmod(0o600)
     port = _free_port()
     known = tmp / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {hostkey.with_suffix('.pub').read_text().split(' ')[0]} "
-                     f"{hostkey.with_suffix('.pub').read_text().split(' ')[1]}\n")
+    known.write_text(
+        f"[127.0.0.1]:{port} {hostkey.with_suffix('.pub').read_text().split(' ')[0]} "
+        f"{hostkey.with_suffix('.pub').read_text().split(' ')[1]}\n"
+    )
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if with_nsa:
         path = f"{VENV_BIN}:{path}"

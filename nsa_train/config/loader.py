@@ -96,9 +96,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    elif tp is str and isinstance(value, str):
+        return value
     if value is None:
         raise ConfigError(f"{where}: {key}: null is not allowed (expected {_type_name(tp)})")
     raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")

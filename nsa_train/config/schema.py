@@ -63,7 +63,7 @@ class ModelConfig:
 
 @dataclass
 class NSAConfig:
-    l: int = 16  # noqa: E741 (the paper's name)
+    l: int = 16  # the paper's name
     """Compression block length l (tokens per compressed key)."""
     d: int = 8
     """Compression stride d (l must be a multiple of d)."""

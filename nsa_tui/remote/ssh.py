@@ -101,7 +101,11 @@ def run_remote(
     argv = [*ssh_base_command(), host, command]
     try:
         proc = subprocess.run(
-            argv, input=input, capture_output=True, timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL
+            argv,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
     except FileNotFoundError:
         raise SSHError(f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)") from None

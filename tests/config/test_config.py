@@ -1,0 +1,132 @@
+"""Config loading: strict keys and types, overrides, one way to choose the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import pytest
+
+from nsa_train.config import Config, ConfigError, config_hash, load_config, resolve_config_path
+from nsa_train.config.loader import dump_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_cpu_yaml_equals_the_embedded_default():
+    assert load_config(REPO / "configs" / "tiny-cpu.yaml") == load_config(None)
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu.yaml", "m7c-125m.yaml", "m7c-125m-2gpu.yaml"])
+def test_shipped_configs_load(name):
+    load_config(REPO / "configs" / name)
+
+
+def test_m7c_matches_the_production_model():
+    c = load_config(REPO / "configs" / "m7c-125m.yaml")
+    assert (c.model.dim, c.model.n_layers, c.model.n_heads, c.model.n_kv_heads) == (768, 12, 12, 2)
+    assert (c.nsa.l, c.nsa.d, c.nsa.l_sel, c.nsa.n_sel, c.nsa.w) == (32, 16, 64, 16, 512)
+    assert (c.train.seq_len, c.train.steps, c.train.save_every, c.runtime.precision) == (2048, 50000, 5000, "bf16")
+    ddp = load_config(REPO / "configs" / "m7c-125m-2gpu.yaml")
+    assert ddp.model == c.model and ddp.nsa == c.nsa
+    assert ddp.runtime.ddp_compress == "bf16" and ddp.train.batch_size % 2 == 0
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  stpes: 10\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "train.stpes" in str(e.value) and str(p) in str(e.value)
+
+
+def test_unknown_section(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("trian:\n  steps: 10\n")
+    with pytest.raises(ConfigError, match="unknown key 'trian'"):
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("train:\n  steps: ten\n", "train.steps"),
+        ("train:\n  steps: 1.5\n", "train.steps"),
+        ("train:\n  compile: 'yes'\n", "train.compile"),
+        ("runtime:\n  env: [a, b]\n", "runtime.env"),
+        ("model:\n  dim: null\n", "model.dim"),
+    ],
+)
+def test_wrong_type_names_key(tmp_path, text, key):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(p)
+
+
+def test_validation_errors_name_the_key():
+    with pytest.raises(ConfigError, match="model.n_heads"):
+        load_config(None, ["model.n_heads=3"])
+    with pytest.raises(ConfigError, match="train.min_lr"):
+        load_config(None, ["train.min_lr=1.0"])
+    with pytest.raises(ConfigError, match="nsa.l"):
+        load_config(None, ["nsa.l=12"])
+
+
+def test_overrides_parse_values():
+    c = load_config(None, ["train.lr=3e-4", "train.steps=70", "runtime.env.NCCL_ALGO=Ring", "train.compile=true"])
+    assert c.train.lr == pytest.approx(3e-4) and c.train.steps == 70
+    assert c.runtime.env == {"NCCL_ALGO": "Ring"} and c.train.compile is True
+
+
+@pytest.mark.parametrize("bad", ["train.lr", "=3", "train..lr=1", "train.lr.x=1"])
+def test_bad_overrides(bad):
+    with pytest.raises(ConfigError):
+        load_config(None, [bad])
+
+
+def test_config_env_var_disagreeing_is_an_error(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("{}\n")
+    b.write_text("{}\n")
+    with pytest.raises(ConfigError, match="disagrees with the CONFIG"):
+        resolve_config_path(str(a), {"CONFIG": str(b)})
+    assert resolve_config_path(str(a), {"CONFIG": str(a)}) == a
+    assert resolve_config_path(None, {"CONFIG": str(b)}) == b
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_config_path(str(tmp_path / "missing.yaml"), {})
+
+
+def test_dump_roundtrip_and_hash(tmp_path):
+    c = load_config(None, ["train.steps=99"])
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_yaml(c))
+    assert load_config(p) == c
+    assert config_hash(c) == config_hash(load_config(p)) != config_hash(load_config(None))
+
+
+def _fields(cls):
+    for f in dataclasses.fields(cls):
+        yield cls, f
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from _fields(tp)
+
+
+def test_every_field_has_a_docstring():
+    import ast
+    import inspect
+
+    import nsa_train.config.schema as schema
+
+    tree = ast.parse(inspect.getsource(schema))
+    documented = set()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        body = cls.body
+        for i, node in enumerate(body[:-1]):
+            nxt = body[i + 1]
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                documented.add((cls.name, node.target.id))
+    missing = [(c.__name__, f.name) for c, f in _fields(Config) if (c.__name__, f.name) not in documented]
+    assert not missing, f"fields without a docstring: {missing}"
