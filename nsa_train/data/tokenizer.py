@@ -136,7 +136,7 @@ def check_tokenizer(tok: Tokenizer) -> None:
     """Refuse a tokenizer that comes back empty or cannot reproduce a known sentence."""
     ids = tok.encode(_PROBE)
     if tok.vocab_size <= 0 or not ids:
-        raise DataError(f"tokenizer {tok.name!r} is empty (vocab {tok.vocab_size}, {_PROBE!r} -> {ids}); refusing to train")
+        raise DataError(f"tokenizer {tok.name!r} is empty (vocab {tok.vocab_size}, {_PROBE!r} -> {ids}): refusing it")
     if tok.decode(ids) != _PROBE or not 0 <= tok.eos_id < tok.vocab_size:
         raise DataError(f"tokenizer {tok.name!r} does not round-trip {_PROBE!r}; its vocabulary files are damaged")
 

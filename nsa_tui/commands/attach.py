@@ -1,9 +1,48 @@
-"""`nsa attach` (being written)."""
+"""`nsa attach`: open a run's tmux session in this terminal (Ctrl-b d detaches)."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from nsa_tui.errors import UserError, fail
+
+HOST_HELP = "The run is on this OpenSSH destination (user@host or an alias)."
+REMOTE_DIR_HELP = "With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."
+
+
+def attach_command(
+    run: Annotated[str, typer.Argument(help="Run directory or run name.")],
+    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
+    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+) -> None:
+    """Attach to the run's tmux session `nsa-<name>`."""
+    try:
+        if host is not None:
+            from nsa_tui.launch.remote import attach_remote
+
+            raise typer.Exit(attach_remote(host, remote_dir, ["attach", run]))
+        argv = attach_argv_for(run)
+    except UserError as e:
+        fail(str(e), e.code)
+    os.execv(argv[0], argv)
+
+
+def attach_argv_for(run: str) -> list[str]:
+    from nsa_tui.launch import runstate, tmux
+    from nsa_tui.rundir import resolve_run
+
+    run_dir = resolve_run(run)
+    launch = runstate.read_launch_json(run_dir) or {}
+    session = launch.get("tmux_session") or tmux.session_name(run_dir.name)
+    if not tmux.has_session(session):
+        status = runstate.read_exit_status(run_dir)
+        ended = f" (it exited with status {status})" if status is not None else ""
+        raise UserError(f"no tmux session {session} for run {run_dir.name!r}{ended}; see `nsa status {run}`")
+    return tmux.attach_argv(session)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("attach")(attach_command)

@@ -1,9 +1,55 @@
-"""`nsa halt` (being written)."""
+"""`nsa halt`: stop a run cleanly after its current step, with a checkpoint."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from nsa_tui.errors import UserError, fail
+
+HOST_HELP = "The run is on this OpenSSH destination (user@host or an alias)."
+REMOTE_DIR_HELP = "With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."
+
+
+def halt_command(
+    run: Annotated[str, typer.Argument(help="Run directory or run name.")],
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the end record (0: do not wait).")] = 600.0,
+    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
+    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+) -> None:
+    """Create .HALT, wait for the `end` record and report the checkpoint."""
+    try:
+        if host is not None:
+            from nsa_tui.launch.remote import run_nsa
+
+            code, _ = run_nsa(host, remote_dir, ["halt", run, "--wait", str(wait)])
+            raise typer.Exit(code)
+        halt_local(run, wait)
+    except UserError as e:
+        fail(str(e), e.code)
+
+
+def halt_local(run: str, wait: float) -> None:
+    from nsa_tui.launch.halt import CLEAN_REASONS, halt_run
+    from nsa_tui.rundir import resolve_run
+
+    run_dir = resolve_run(run)
+    outcome = halt_run(run_dir, wait, lambda line: print(line, flush=True))
+    if outcome is None:
+        return
+    if outcome.already_ended:
+        print(f"run {run_dir.name!r} had already ended (reason {outcome.reason}, step {outcome.step}); nothing to halt")
+    else:
+        print(f"stopped at step {outcome.step} (reason {outcome.reason})")
+    print(f"checkpoint: {outcome.checkpoint if outcome.checkpoint else 'none found'}")
+    if outcome.exit_status is not None:
+        print(f"exit status: {outcome.exit_status}")
+    elif not outcome.already_ended:
+        print("exit status: not yet written (torchrun is still shutting down)")
+    if outcome.reason not in CLEAN_REASONS:
+        raise UserError(f"the run ended with reason {outcome.reason!r}, not a clean halt; see `nsa status {run}`")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("halt")(halt_command)

@@ -1,9 +1,149 @@
-"""`nsa launch` (being written)."""
+"""`nsa launch`: start a training run in a detached tmux session, here or on --host."""
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Annotated
+
 import typer
+
+from nsa_tui.errors import UserError, fail
+
+HOST_HELP = "Run on this OpenSSH destination (user@host or a ~/.ssh/config alias) instead of here."
+REMOTE_DIR_HELP = (
+    "With --host: the directory to cd into on the host first (e.g. the checkout; its .venv/bin/nsa is used)."
+)
+
+
+def launch_command(
+    config: Annotated[
+        str | None, typer.Option("--config", help="YAML config (default: configs/tiny-cpu.yaml).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name (default: config stem + timestamp).")] = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")] = None,
+    nproc: Annotated[
+        int | None, typer.Option("--nproc", help="Processes on this node (default: visible GPUs, or 1).")
+    ] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="Nodes in a multi-node run.")] = 1,
+    node_rank: Annotated[int, typer.Option("--node-rank", help="This node's rank (0 hosts the rendezvous).")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of node 0, reachable from every node.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable), e.g. train.lr=3e-4.")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
+    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the command and environment; start nothing.")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Open the dashboard on the new run.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Kill an existing session of the same name / reuse an occupied run dir.")
+    ] = False,
+) -> None:
+    """Start a training run (torchrun in tmux) and record how it was started in launch.json."""
+    from nsa_tui.launch.launcher import LaunchRequest
+
+    req = LaunchRequest(config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force)
+    try:
+        if host is not None:
+            code, run = launch_remote(req, host, remote_dir, dry_run)
+            if code != 0:
+                raise typer.Exit(code)
+            if watch and not dry_run:
+                open_watch(run, host)
+            return
+        if remote_dir is not None:
+            raise UserError("--remote-dir needs --host")
+        run_dir_path = launch_local(req, dry_run)
+    except UserError as e:
+        fail(str(e), e.code)
+    if watch and not dry_run:
+        open_watch(str(run_dir_path), None)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def launch_local(req, dry_run: bool):
+    from nsa_tui.launch import launcher, preflight
+
+    plan = launcher.plan_launch(req)
+    for line in launcher.describe(plan):
+        _say(line)
+    if dry_run:
+        report = preflight.run_preflight(plan.run_dir, plan.cfg)
+        for note in report.notes:
+            _say(note)
+        occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)
+        if occ.live or occ.previous_run:
+            _say("note: the session or run dir is taken; a real launch needs --force or another --name")
+        _say("dry run: nothing started")
+        return plan.run_dir
+    launcher.start(plan, req.force, _say)
+    quoted = _shell_word(plan.name)
+    _say(f"started tmux session {plan.session}; console: {plan.run_dir / 'console.log'}")
+    _say(f"  watch: nsa watch {quoted}   attach: nsa attach {quoted}   stop: nsa halt {quoted}")
+    return plan.run_dir
+
+
+def _shell_word(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+def remote_launch_args(req, dry_run: bool) -> list[str]:
+    """The same launch, as argv for the remote nsa (host-only options left out)."""
+    args = ["launch"]
+    for flag, value in (
+        ("--config", req.config),
+        ("--name", req.name),
+        ("--run-dir", req.run_dir),
+        ("--nproc", req.nproc),
+        ("--rdzv-endpoint", req.rdzv_endpoint),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    if req.nnodes != 1:
+        args += ["--nnodes", str(req.nnodes)]
+    if req.node_rank != 0:
+        args += ["--node-rank", str(req.node_rank)]
+    for item in req.overrides:
+        args += ["--set", item]
+    if dry_run:
+        args.append("--dry-run")
+    if req.force:
+        args.append("--force")
+    return args
+
+
+def launch_remote(req, host: str, remote_dir: str | None, dry_run: bool) -> tuple[int, str]:
+    """Run `nsa launch` on host. The default name is chosen here, so we know what to watch."""
+    from nsa_tui.launch.launcher import default_run_name, validate_run_name
+    from nsa_tui.launch.remote import run_nsa
+
+    if req.name is None and req.run_dir is None:
+        req.name = default_run_name(req.config)
+    if req.name is not None:
+        validate_run_name(req.name)
+    code, out = run_nsa(host, remote_dir, remote_launch_args(req, dry_run))
+    # The remote nsa prints the absolute run dir: watch that, whatever the remote cwd was.
+    run_dirs = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("run dir:")]
+    return code, run_dirs[0] if run_dirs else (req.run_dir or req.name or "")
+
+
+def open_watch(run: str, host: str | None) -> None:
+    """Hand this terminal to `nsa watch` on the new run."""
+    argv = [sys.executable, "-m", "nsa_tui", "watch", run]
+    if host is not None:
+        argv += ["--host", host]
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("launch")(launch_command)

@@ -1,9 +1,87 @@
-"""`nsa runs` (being written)."""
+"""`nsa runs [DIR] [--host HOST] [--json]`: a table of runs judged by the health engine."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote
+from nsa_tui.errors import UserError
+
+HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
+
+
+def collect_runs(directory: str | None, host: str | None) -> list[Judged]:
+    """Every run directory under DIR (default: the runs root), newest first."""
+    if host is not None:
+        return judge_remote(host, [f"@all:{directory or ''}"])
+    from nsa_tui.rundir import list_runs, runs_root
+
+    root = Path(directory) if directory else runs_root()
+    if not root.is_dir():
+        raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
+    return [judge_local(d) for d in list_runs(root)]
+
+
+def render_table(judged: list[Judged]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "state", "step", "loss", "tok/s", "heartbeat", "health", "alerts"):
+        table.add_column(col, justify="right" if col in ("step", "loss", "tok/s", "heartbeat") else "left")
+    for j in judged:
+        v = j.verdict
+        if v is None:
+            table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
+            continue
+        step = "-" if v["step"] is None else str(v["step"])
+        if v.get("total_steps"):
+            step += f"/{v['total_steps']}"
+        table.add_row(
+            escape(str(v["run"])),
+            v["state"],
+            step,
+            "-" if v["loss"] is None else f"{v['loss']:.4f}",
+            "-" if v["toks_per_s"] is None else f"{v['toks_per_s']:,.0f}",
+            fmt_duration(v["last_heartbeat_age_s"]),
+            f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
+            ", ".join(a["rule"] for a in v["alerts"]),
+        )
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+def run_runs(directory: str | None, *, host: str | None, as_json: bool) -> int:
+    judged = collect_runs(directory, host)
+    if as_json:
+        for j in judged:
+            print(json.dumps(j.verdict if j.verdict is not None else {"run": j.run, "error": j.error}), flush=True)
+    elif not judged:
+        print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}")
+    else:
+        render_table(judged)
+    missing = [j for j in judged if j.verdict is None and j.error and "no run directory" in j.error]
+    if missing:
+        raise UserError(missing[0].error or "missing directory", EXIT_NO_TELEMETRY)
+    return 0
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("runs")
+    def runs(
+        directory: Annotated[str | None, typer.Argument(help="Directory holding run directories.")] = None,
+        host: Annotated[str | None, typer.Option("--host", help="List the runs on this SSH host.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
+    ) -> None:
+        """A table of runs: name, state, step/total, loss, tokens/s, last heartbeat age, health."""
+        from nsa_tui.errors import fail
+
+        try:
+            code = run_runs(directory, host=host, as_json=as_json)
+        except UserError as e:
+            fail(str(e), e.code)
+        raise typer.Exit(code)

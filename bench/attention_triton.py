@@ -1,0 +1,158 @@
+"""NSA selected-block attention (Triton) vs causal SDPA/FlashAttention on one CUDA GPU, bf16.
+
+    python bench/attention_triton.py                       # 8k, 16k, 32k, 64k; 8 query / 2 KV heads, D=64
+    python bench/attention_triton.py --seq-lens 65536 --heads 64 --kv-heads 4 --head-dim 128
+
+Times forward and forward+backward (median of --reps after --warmup, CUDA events) and peak
+memory, and prints one Markdown table. The selection uses the paper's blocks (64 tokens, 16
+selected per query and KV head, block 0 and the 2 local blocks always in); SDPA runs dense causal
+attention with the same heads. Without a CUDA device (or without triton) it exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
+
+from nsa_train.nsa.triton import selection_attention_triton, triton_available
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 16384, 32768, 65536])
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--heads", type=int, default=8, help="query heads (HQ)")
+    p.add_argument("--kv-heads", type=int, default=2, help="key/value heads (H); HQ/H heads share one selection")
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--block-size", type=int, default=64, help="selection block size l_sel")
+    p.add_argument("--n-sel", type=int, default=16, help="selected blocks per query and KV head")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--reps", type=int, default=10)
+    return p.parse_args(argv)
+
+
+def nsa_like_block_indices(B: int, T: int, H: int, n_sel: int, block_size: int, device) -> torch.Tensor:
+    """[B, T, H, n_sel] distinct visible blocks per row: block 0 and the 2 local blocks, the rest random past blocks."""
+    n_blocks = -(-T // block_size)
+    current = (torch.arange(T, device=device) // block_size).view(T, 1)  # [T, 1]
+    blocks = torch.arange(n_blocks, device=device).view(1, n_blocks)  # [1, NB]
+    rows = []
+    for _ in range(B * H):  # one [T, NB] score matrix at a time keeps memory at T*NB floats
+        score = torch.rand(T, n_blocks, device=device)
+        score = score.masked_fill(blocks > current, -1.0)
+        forced = (blocks == 0) | (blocks == current) | (blocks == current - 1)
+        score = score.masked_fill(forced, 2.0)
+        top = score.topk(min(n_sel, n_blocks), dim=-1)
+        rows.append(top.indices.masked_fill(top.values < 0, -1).to(torch.int32))
+    return torch.stack(rows).view(B, H, T, -1).permute(0, 2, 1, 3).contiguous()  # [B, T, H, S]
+
+
+def time_ms(fn: Callable[[], object], warmup: int, reps: int) -> tuple[float, float]:
+    """(median milliseconds, peak allocated GiB during one call)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2**30
+
+
+def sdpa_backend_context():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
+
+
+def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
+    dev = torch.device("cuda")
+    B, HQ, H, D, BS = args.batch, args.heads, args.kv_heads, args.head_dim, args.block_size
+    q = torch.randn(B, T, HQ, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, HQ, D]
+    k = torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, H, D]
+    v = torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, H, D]
+    do = torch.randn(B, T, HQ, D, device=dev, dtype=torch.bfloat16)
+    idx = nsa_like_block_indices(B, T, H, args.n_sel, BS, dev)
+    # SDPA takes [B, heads, T, D] with the KV heads repeated per group (done once, outside the timing).
+    qs = q.detach().transpose(1, 2).contiguous().requires_grad_()
+    ks = k.detach().repeat_interleave(HQ // H, 2).transpose(1, 2).contiguous().requires_grad_()
+    vs = v.detach().repeat_interleave(HQ // H, 2).transpose(1, 2).contiguous().requires_grad_()
+    dos = do.transpose(1, 2).contiguous()
+
+    def sel_fwd():
+        with torch.no_grad():
+            return selection_attention_triton(q, k, v, idx, BS)
+
+    def sel_fwd_bwd():
+        selection_attention_triton(q, k, v, idx, BS).backward(do)
+
+    def sdpa_fwd():
+        with torch.no_grad(), sdpa_backend_context():
+            return F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
+
+    def sdpa_fwd_bwd():
+        with sdpa_backend_context():
+            F.scaled_dot_product_attention(qs, ks, vs, is_causal=True).backward(dos)
+
+    row: dict[str, float] = {"T": T}
+    row["sel_fwd"], row["sel_fwd_mem"] = time_ms(sel_fwd, args.warmup, args.reps)
+    row["sel_fwd_bwd"], row["sel_fwd_bwd_mem"] = time_ms(sel_fwd_bwd, args.warmup, args.reps)
+    row["sdpa_fwd"], row["sdpa_fwd_mem"] = time_ms(sdpa_fwd, args.warmup, args.reps)
+    row["sdpa_fwd_bwd"], row["sdpa_fwd_bwd_mem"] = time_ms(sdpa_fwd_bwd, args.warmup, args.reps)
+    return row
+
+
+def markdown_table(rows: list[dict[str, float]], args: argparse.Namespace) -> str:
+    head = (
+        f"Selected attention (Triton) vs causal SDPA, bf16, batch {args.batch}, {args.heads} query / "
+        f"{args.kv_heads} KV heads, head dim {args.head_dim}, block {args.block_size}, {args.n_sel} blocks selected; "
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n\n"
+        "| T | SDPA fwd ms | NSA-sel fwd ms | fwd speedup | SDPA fwd+bwd ms | NSA-sel fwd+bwd ms | fwd+bwd speedup "
+        "| SDPA fwd+bwd peak GiB | NSA-sel fwd+bwd peak GiB |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {int(r['T'])} | {r['sdpa_fwd']:.2f} | {r['sel_fwd']:.2f} | {r['sdpa_fwd'] / r['sel_fwd']:.1f}x "
+            f"| {r['sdpa_fwd_bwd']:.2f} | {r['sel_fwd_bwd']:.2f} | {r['sdpa_fwd_bwd'] / r['sel_fwd_bwd']:.1f}x "
+            f"| {r['sdpa_fwd_bwd_mem']:.2f} | {r['sel_fwd_bwd_mem']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        print("attention_triton.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    ok, reason = triton_available("cuda")
+    if not ok:
+        print(f"attention_triton.py cannot run the Triton kernels: {reason}", file=sys.stderr)
+        return 2
+    rows = []
+    for T in args.seq_lens:
+        rows.append(bench_one(T, args))
+        torch.cuda.empty_cache()
+    print(markdown_table(rows, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

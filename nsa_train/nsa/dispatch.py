@@ -1,0 +1,119 @@
+"""Public NSA ops: one name per op, dispatched to 'reference', 'fast' or 'triton'.
+
+'auto' is triton for selection on CUDA (fast for the others, unless the triton package provides them) and fast
+on CPU. The fast path on CPU is the designed path, not a fallback. When triton is wanted on CUDA but cannot
+run (kernels missing, import error, launch error), the fast path runs and ``fallbacks.count`` records it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from nsa_train.nsa import fallbacks, fast, reference
+
+IMPLS = ("auto", "reference", "fast", "triton")
+_default_impl = "auto"
+
+
+def set_default_impl(impl: str) -> None:
+    """Module-wide default used when a call passes impl=None."""
+    global _default_impl
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    _default_impl = impl
+
+
+def get_default_impl() -> str:
+    return _default_impl
+
+
+def triton_kernel(op: str) -> tuple[Callable[..., Any] | None, str]:
+    """(``nsa_train.nsa.triton.<op>_triton`` or None, why not)."""
+    try:
+        mod = importlib.import_module("nsa_train.nsa.triton")
+    except Exception as e:  # a broken or missing kernel package must not take the fast path down
+        return None, f"import nsa_train.nsa.triton failed: {type(e).__name__}: {e}"
+    fn = getattr(mod, f"{op}_triton", None)
+    return (fn, "") if fn is not None else (None, f"nsa_train.nsa.triton has no {op}_triton")
+
+
+def resolve_impl(impl: str | None, device: torch.device, op: str = "selection_attention") -> str:
+    """The path a call with this impl would take on this device, without running or counting anything."""
+    impl = _default_impl if impl is None else impl
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl in ("reference", "fast"):
+        return impl
+    if device.type != "cuda":
+        return "fast"
+    return "triton" if triton_kernel(op)[0] is not None else "fast"
+
+
+def _run(op: str, impl: str | None, args: tuple[Any, ...]) -> Any:
+    impl = _default_impl if impl is None else impl
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "reference":
+        return getattr(reference, f"{op}_reference")(*args)
+    fast_fn = getattr(fast, f"{op}_fast")
+    if impl == "fast":
+        return fast_fn(*args)
+    q = args[0]
+    # Only selection has a kernel by design; the others count a fallback only when triton was asked for by name.
+    wanted = op == "selection_attention" or impl == "triton"
+    if q.device.type != "cuda":
+        if impl == "triton":
+            fallbacks.count(f"{op.split('_')[0]}.triton->fast", "CUDA not available")
+        return fast_fn(*args)
+    fn, reason = triton_kernel(op)
+    if fn is None:
+        if wanted:
+            fallbacks.count(f"{op.split('_')[0]}.triton->fast", reason)
+        return fast_fn(*args)
+    try:
+        return fn(*args)
+    except Exception as e:  # counted, never silent; the fast path computes the same thing
+        fallbacks.count(f"{op.split('_')[0]}.triton->fast", f"{type(e).__name__}: {e}")
+        return fast_fn(*args)
+
+
+def selection_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    scale: float | None = None,
+    impl: str | None = None,
+) -> torch.Tensor:
+    """q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], block_indices [B, T, H, S] (-1 unused) -> o [B, T, HQ, Dv]."""
+    return _run("selection_attention", impl, (q, k, v, block_indices, block_size, scale))
+
+
+def sliding_window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window_size: int,
+    scale: float | None = None,
+    impl: str | None = None,
+) -> torch.Tensor:
+    """Query t attends to keys t-window_size+1 .. t. Shapes as selection_attention."""
+    return _run("sliding_window_attention", impl, (q, k, v, window_size, scale))
+
+
+def compressed_attention(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    block_length: int,
+    stride: int,
+    scale: float | None = None,
+    impl: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [B, T, HQ, D], k_cmp/v_cmp [B, NC, H, D] -> (o [B, T, HQ, Dv], p [B, T, HQ, NC])."""
+    return _run("compressed_attention", impl, (q, k_cmp, v_cmp, block_length, stride, scale))

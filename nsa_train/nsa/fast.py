@@ -1,0 +1,183 @@
+"""Fast NSA attention ops in PyTorch: chunked over query tiles, memory bounded, no loop over tokens/batch/heads.
+
+- Sliding window: per query tile, SDPA over the tile's key span (tile + w - 1 keys) with a band mask; torch's
+  fused CPU kernel keeps only the log-sum-exp for backward, so memory is O(T).
+- Compressed: per query tile, only the compressed blocks that tile can see (causal skipping).
+- Selection: a custom autograd function. Per tile it gathers each query's selected key blocks (index_select
+  on a [B*H*NB, block, D] view), keeps only the output and log-sum-exp, and recomputes in backward
+  (flash-attention style), scattering dk/dv with index_add_. Tiles are small so the gathered blocks stay in
+  cache; memory is O(T) instead of O(T * selected keys).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
+from nsa_train.nsa.fast_selection import SelectionAttentionFn
+from nsa_train.nsa.selection import select_blocks
+
+WINDOW_TILE = 64  # queries per SDPA call in the window branch
+CMP_TILE = 512  # queries per tile in the compressed branch
+
+
+def sliding_window_attention_fast(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: float | None = None
+) -> torch.Tensor:
+    B, T, HQ, H, G = check_qkv(q, k, v)
+    if window_size < 1:
+        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    qh = q.to(cdt).transpose(1, 2)  # [B, HQ, T, D]
+    kh = k.to(cdt).transpose(1, 2)  # [B, H, T, D]
+    vh = v.to(cdt).transpose(1, 2)  # [B, H, T, Dv]
+    if window_size >= T:
+        o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=G > 1)
+        return o.transpose(1, 2).to(q.dtype)
+    # All query tiles in one SDPA call: tile i holds queries [iC, iC+C) and keys [iC-w+1, iC+C) (an overlapping
+    # unfold of the left-padded keys, whose backward is a single fold); slicing per tile would make autograd
+    # allocate a full-size gradient per tile.
+    C = min(WINDOW_TILE, T)
+    n_tiles = (T + C - 1) // C
+    span = C + window_size - 1
+    t_pad = n_tiles * C - T
+    qt = F.pad(qh, (0, 0, 0, t_pad)).view(B, HQ, n_tiles, C, -1).transpose(1, 2)  # [B, NT, HQ, C, D]
+    kt = F.pad(kh, (0, 0, window_size - 1, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)  # [B, NT, H, span, D]
+    vt = F.pad(vh, (0, 0, window_size - 1, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)
+    q_pos = torch.arange(n_tiles * C, device=q.device).view(n_tiles, C, 1)
+    k_pos = (torch.arange(n_tiles, device=q.device) * C - window_size + 1).view(n_tiles, 1, 1) + torch.arange(span, device=q.device)
+    band = (k_pos >= 0) & (q_pos - k_pos >= 0) & (q_pos - k_pos < window_size)  # [NT, C, span]
+    o = F.scaled_dot_product_attention(
+        qt.reshape(B * n_tiles, HQ, C, -1),
+        kt.reshape(B * n_tiles, H, span, -1),
+        vt.reshape(B * n_tiles, H, span, -1),
+        attn_mask=band.repeat(B, 1, 1).unsqueeze(1),
+        scale=scale,
+        enable_gqa=G > 1,
+    )  # [B*NT, HQ, C, Dv]
+    o = o.view(B, n_tiles, HQ, C, -1).permute(0, 1, 3, 2, 4).reshape(B, n_tiles * C, HQ, -1)[:, :T]
+    return o.to(q.dtype)
+
+
+def _visible_blocks(t_end: int, n_cmp: int, block_length: int, stride: int) -> int:
+    """How many compressed blocks a query at position t_end - 1 can see."""
+    return max(0, min(n_cmp, (t_end - block_length) // stride + 1))
+
+
+def _cmp_mask(c0: int, c1: int, n_vis: int, block_length: int, stride: int, device: torch.device) -> torch.Tensor:
+    last = torch.arange(n_vis, device=device) * stride + block_length - 1
+    return last[None, :] <= torch.arange(c0, c1, device=device)[:, None]  # [C, n_vis]
+
+
+def compressed_attention_fast(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    block_length: int,
+    stride: int,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    B, T, HQ, H, G = check_qkv(q, k_cmp, v_cmp, same_length=False)
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    NC, Dv = k_cmp.shape[1], v_cmp.shape[-1]
+    qg = q.to(cdt).view(B, T, H, G, -1)
+    kc, vc = k_cmp.to(cdt), v_cmp.to(cdt)
+    os, ps = [], []
+    for c0 in range(0, T, CMP_TILE):
+        c1 = min(T, c0 + CMP_TILE)
+        n = _visible_blocks(c1, NC, block_length, stride)
+        if n == 0:
+            os.append(q.new_zeros(B, c1 - c0, HQ, Dv, dtype=cdt))
+            ps.append(q.new_zeros(B, c1 - c0, HQ, NC, dtype=cdt))
+            continue
+        scores = torch.einsum("bchgd,bnhd->bchgn", qg[:, c0:c1], kc[:, :n]) * scale  # [B, C, H, G, n]
+        mask = _cmp_mask(c0, c1, n, block_length, stride, q.device)[None, :, None, None, :]
+        p = masked_softmax(scores, mask.expand_as(scores))
+        os.append(torch.einsum("bchgn,bnhd->bchgd", p, vc[:, :n]).reshape(B, c1 - c0, HQ, Dv))
+        ps.append(F.pad(p.reshape(B, c1 - c0, HQ, n), (0, NC - n)))
+    return torch.cat(os, 1).to(q.dtype), torch.cat(ps, 1).to(q.dtype)
+
+
+def compressed_attention_and_selection_fast(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's compressed branch: (o [B, T, HQ, Dv], block_indices [B, T, H, n_sel]) without ever holding p.
+
+    p is computed per tile without gradients and turned into block ids at once; the differentiable output uses
+    SDPA (which keeps only the log-sum-exp) over the queries that see at least one block.
+    """
+    B, T, HQ, H, G = check_qkv(q, k_cmp, v_cmp, same_length=False)
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    NC, Dv = k_cmp.shape[1], v_cmp.shape[-1]
+    qh = q.to(cdt).transpose(1, 2)  # [B, HQ, T, D]
+    kh = k_cmp.to(cdt).transpose(1, 2)  # [B, H, NC, D]
+    vh = v_cmp.to(cdt).transpose(1, 2)  # [B, H, NC, Dv]
+    os, ids = [], []
+    for c0 in range(0, T, CMP_TILE):
+        c1 = min(T, c0 + CMP_TILE)
+        n = _visible_blocks(c1, NC, l, d)
+        with torch.no_grad():
+            if n == 0:
+                p = q.new_zeros(B, c1 - c0, HQ, 0, dtype=cdt)
+            else:
+                qg = qh[:, :, c0:c1].reshape(B, H, G, c1 - c0, -1)
+                scores = torch.einsum("bhgcd,bnhd->bchgn", qg, k_cmp[:, :n].to(cdt)) * scale  # [B, C, H, G, n]
+                mask = _cmp_mask(c0, c1, n, l, d, q.device)[None, :, None, None, :]
+                p = masked_softmax(scores, mask.expand_as(scores)).reshape(B, c1 - c0, HQ, n)
+            ids.append(select_blocks(p, c0, H, l, d, l_sel, n_sel, T))
+        # queries before the first visible block get exactly 0 (SDPA would give NaN on an empty row)
+        first = min(max(c0, l - 1), c1)
+        parts = [q.new_zeros(B, HQ, first - c0, Dv, dtype=cdt)] if first > c0 else []
+        if first < c1:
+            mask = _cmp_mask(first, c1, n, l, d, q.device)
+            parts.append(
+                F.scaled_dot_product_attention(
+                    qh[:, :, first:c1], kh[:, :, :n], vh[:, :, :n], attn_mask=mask, scale=scale, enable_gqa=G > 1
+                )
+            )
+        os.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
+    o = torch.cat(os, dim=2).transpose(1, 2).to(q.dtype)  # [B, T, HQ, Dv]
+    return o, torch.cat(ids, dim=1)
+
+
+def _dedupe_future(block_indices: torch.Tensor, block_size: int, n_blocks: int) -> torch.Tensor:
+    """Block ids with duplicates, out-of-range ids and blocks after the query's own block set to -1: [B, T, H, S]."""
+    idx = block_indices.long().sort(dim=-1).values
+    T = idx.shape[1]
+    cur = (torch.arange(T, device=idx.device) // block_size)[None, :, None, None]
+    dup = torch.zeros_like(idx, dtype=torch.bool)
+    dup[..., 1:] = idx[..., 1:] == idx[..., :-1]
+    bad = dup | (idx < 0) | (idx >= n_blocks) | (idx > cur)
+    return torch.where(bad, -1, idx)
+
+
+def selection_attention_fast(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    scale: float | None = None,
+) -> torch.Tensor:
+    B, T, HQ, H, G = check_qkv(q, k, v)
+    if block_indices.shape[:3] != (B, T, H):
+        raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    n_blocks = (T + block_size - 1) // block_size
+    idx = _dedupe_future(block_indices, block_size, n_blocks)
+    o = SelectionAttentionFn.apply(
+        q.to(cdt).contiguous(), k.to(cdt).contiguous(), v.to(cdt).contiguous(), idx, block_size, scale
+    )
+    return o.to(q.dtype)

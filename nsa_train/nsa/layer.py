@@ -1,0 +1,102 @@
+"""The NSA attention layer (paper Sec. 3): compressed, selected and sliding-window branches mixed by gates."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nsa_train.config import NSAConfig
+from nsa_train.nsa import dispatch, fast, reference
+from nsa_train.nsa.rope import apply_rope, rope_angles
+from nsa_train.nsa.selection import select_blocks
+
+
+class CompressionMLP(nn.Module):
+    """φ: l consecutive keys (or values) taken with stride d, plus a learned intra-block position encoding,
+    flattened and mapped by a 2-layer MLP to one vector per block. Shared by all KV heads."""
+
+    def __init__(self, block_length: int, head_dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.block_length = block_length
+        hidden = hidden or 2 * head_dim
+        self.pos = nn.Parameter(torch.randn(block_length, head_dim) * 0.02)
+        self.fc1 = nn.Linear(block_length * head_dim, hidden)
+        self.fc2 = nn.Linear(hidden, head_dim)
+
+    def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        """x [B, T, H, D] -> [B, NC, H, D] with NC = (T - l) // stride + 1 blocks that fit entirely (0 if T < l)."""
+        B, T, H, D = x.shape
+        l = self.block_length
+        n_cmp = max(0, (T - l) // stride + 1)
+        if n_cmp == 0:
+            return x.new_zeros(B, 0, H, D)
+        blocks = x.unfold(1, l, stride).transpose(-1, -2) + self.pos  # [B, NC, H, l, D]
+        return self.fc2(F.gelu(self.fc1(blocks.reshape(B, n_cmp, H, l * D))))
+
+
+class NSAAttention(nn.Module):
+    """Native Sparse Attention over x [B, T, dim] -> [B, T, dim].
+
+    One query projection shared by the branches; each branch has its own key and value projections.
+    After a forward, ``last_gates`` holds the detached gates [B, T, HQ, 3] in the order (cmp, sel, win).
+    ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (selection kernel
+    on CUDA), 'auto' (triton on CUDA, fast on CPU). ``impl_name`` says which one runs on the current device.
+    """
+
+    def __init__(
+        self, dim: int, n_heads: int, n_kv_heads: int, head_dim: int, cfg: NSAConfig, rope_base: float = 10000.0
+    ) -> None:
+        super().__init__()
+        if n_heads % n_kv_heads != 0:
+            raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
+        if head_dim % 2 != 0:
+            raise ValueError(f"head_dim ({head_dim}) must be even for RoPE")
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
+        self.cfg = cfg
+        self.rope_base = rope_base
+        self.wq = nn.Linear(dim, n_heads * head_dim, bias=False)
+        # one matmul for the 3 branches' keys and values: [k_cmp, v_cmp, k_sel, v_sel, k_win, v_win]
+        self.wkv = nn.Linear(dim, 6 * n_kv_heads * head_dim, bias=False)
+        self.phi_k = CompressionMLP(cfg.l, head_dim)
+        self.phi_v = CompressionMLP(cfg.l, head_dim)
+        gate_hidden = max(16, dim // 4)
+        self.gate = nn.Sequential(nn.Linear(dim, gate_hidden), nn.SiLU(), nn.Linear(gate_hidden, 3 * n_heads))
+        self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
+        self.last_gates: torch.Tensor | None = None
+
+    @property
+    def impl_name(self) -> str:
+        return dispatch.resolve_impl(self.cfg.impl, self.wq.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim
+        c = self.cfg
+        q = self.wq(x).view(B, T, HQ, D)
+        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = self.wkv(x).view(B, T, 6, H, D).unbind(2)
+        cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
+        q = apply_rope(q, cos, sin)
+        k_sel = apply_rope(k_sel, cos, sin)
+        k_win = apply_rope(k_win, cos, sin)
+        k_cmp = self.phi_k(k_cmp_raw, c.d)  # [B, NC, H, D]
+        v_cmp = self.phi_v(v_cmp_raw, c.d)
+        if k_cmp.shape[1] > 0:
+            # a compressed key sits at its block's last token, so q·k sees the distance to the block's end
+            cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
+            k_cmp = apply_rope(k_cmp, *rope_angles(cmp_pos, D, self.rope_base))
+
+        if self.impl_name == "reference":
+            o_cmp, p_cmp = reference.compressed_attention_reference(q, k_cmp, v_cmp, c.l, c.d)
+            block_ids = select_blocks(p_cmp, 0, H, c.l, c.d, c.l_sel, c.n_sel, T)
+            o_sel = reference.selection_attention_reference(q, k_sel, v_sel, block_ids, c.l_sel)
+            o_win = reference.sliding_window_attention_reference(q, k_win, v_win, c.w)
+        else:
+            o_cmp, block_ids = fast.compressed_attention_and_selection_fast(q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel)
+            o_sel = dispatch.selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, impl=c.impl)
+            o_win = fast.sliding_window_attention_fast(q, k_win, v_win, c.w)
+
+        gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
+        self.last_gates = gates.detach()
+        o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
+        return self.wo(o.reshape(B, T, HQ * D))

@@ -1,0 +1,106 @@
+"""Reference NSA attention ops: plain, readable PyTorch. The specification and the test oracle.
+
+Every op builds the full boolean visibility mask and runs ordinary masked softmax attention,
+so it is O(T^2) in time and memory; use it on small shapes only. Layout (fla-org):
+q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv]; query head hq reads KV head hq // (HQ // H).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
+
+
+def _masked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q [B, T, HQ, D], k [B, S, H, D], v [B, S, H, Dv], mask broadcastable to [B, HQ, T, S] -> (o, p)."""
+    G = q.shape[2] // k.shape[2]
+    kx = k.repeat_interleave(G, dim=2)  # [B, S, HQ, D]
+    vx = v.repeat_interleave(G, dim=2)  # [B, S, HQ, Dv]
+    scores = torch.einsum("bthd,bshd->bhts", q, kx) * scale  # [B, HQ, T, S]
+    p = masked_softmax(scores, mask.expand_as(scores))
+    o = torch.einsum("bhts,bshd->bthd", p, vx)  # [B, T, HQ, Dv]
+    return o, p
+
+
+def selection_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Each query attends to the keys of its selected blocks that are at or before it.
+
+    block_indices [B, T, H, S]: block ids (block j = keys [j*block_size, (j+1)*block_size)), -1 = unused slot.
+    A block listed twice counts once. All query heads of a KV group use that group's blocks.
+    """
+    B, T, HQ, H, G = check_qkv(q, k, v)
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    n_blocks = (T + block_size - 1) // block_size
+    idx = block_indices.long()
+    valid = (idx >= 0) & (idx < n_blocks)
+    # chosen[b, t, h, j]: block j is selected by the group h of query t.
+    chosen = torch.zeros(B, T, H, n_blocks + 1, dtype=torch.bool, device=q.device)
+    chosen.scatter_(3, torch.where(valid, idx, n_blocks), True)
+    chosen = chosen[..., :n_blocks]
+    key_block = torch.arange(T, device=q.device) // block_size  # [T]
+    pos = torch.arange(T, device=q.device)
+    causal = pos[None, :] <= pos[:, None]  # [T(query), T(key)]
+    mask = chosen[:, :, :, key_block] & causal[None, :, None, :]  # [B, T, H, T]
+    mask = mask.repeat_interleave(G, dim=2).permute(0, 2, 1, 3)  # [B, HQ, T, T]
+    o, _ = _masked_attention(q.to(cdt), k.to(cdt), v.to(cdt), mask, scale)
+    return o.to(q.dtype)
+
+
+def sliding_window_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: float | None = None
+) -> torch.Tensor:
+    """Query t attends to exactly keys max(0, t-w+1) .. t (the last w keys, itself included)."""
+    check_qkv(q, k, v)
+    if window_size < 1:
+        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    T = q.shape[1]
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    pos = torch.arange(T, device=q.device)
+    diff = pos[:, None] - pos[None, :]  # [T, T] query minus key
+    mask = (diff >= 0) & (diff < window_size)
+    o, _ = _masked_attention(q.to(cdt), k.to(cdt), v.to(cdt), mask, scale)
+    return o.to(q.dtype)
+
+
+def compressed_visibility(T: int, n_cmp: int, block_length: int, stride: int, device: torch.device) -> torch.Tensor:
+    """[T, NC] bool: query t sees compressed block i iff its last token i*stride + block_length - 1 <= t."""
+    last = torch.arange(n_cmp, device=device) * stride + block_length - 1
+    return last[None, :] <= torch.arange(T, device=device)[:, None]
+
+
+def compressed_attention_reference(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    block_length: int,
+    stride: int,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention over compressed blocks; returns (o [B, T, HQ, Dv], p [B, T, HQ, NC]).
+
+    Compressed block i summarises tokens [i*stride, i*stride + block_length). A query that sees no block
+    (t < block_length - 1) gets o = 0 and p = 0.
+    """
+    check_qkv(q, k_cmp, v_cmp, same_length=False)
+    T = q.shape[1]
+    scale = default_scale(scale, q.shape[-1])
+    cdt = compute_dtype(q.dtype)
+    if k_cmp.shape[1] == 0:  # sequence shorter than one block: nothing to see
+        zeros = q.new_zeros(q.shape[0], T, q.shape[2], v_cmp.shape[-1])
+        return zeros, q.new_zeros(q.shape[0], T, q.shape[2], 0)
+    mask = compressed_visibility(T, k_cmp.shape[1], block_length, stride, q.device)  # [T, NC]
+    o, p = _masked_attention(q.to(cdt), k_cmp.to(cdt), v_cmp.to(cdt), mask, scale)
+    return o.to(q.dtype), p.permute(0, 2, 1, 3).to(q.dtype)
+

@@ -1,0 +1,54 @@
+"""Block selection of NSA (paper Eq. 8-11): compressed attention probabilities -> top-n block ids.
+
+Shared by the reference and the fast layer paths (the fast path calls it on query chunks), so both
+choose the same blocks. Runs without gradients: selection is a discrete choice.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_sel_blocks: int) -> torch.Tensor:
+    """Eq. 9: score of selection block j = sum of p over the compressed blocks that overlap it.
+
+    p_cmp [B, Tc, HQ, NC] -> [B, Tc, HQ, NS]. Compressed block i covers [i*d, i*d + l) and selection block j
+    covers [j*l_sel, (j+1)*l_sel); they overlap iff j*r - m + 1 <= i <= (j+1)*r - 1 with r = l_sel/d, m = l/d,
+    a window of r + m - 1 compressed blocks with stride r (each overlapping block counted once).
+    """
+    r, m = l_sel // d, l // d
+    nc = p_cmp.shape[-1]
+    padded = F.pad(p_cmp, (m - 1, n_sel_blocks * r - nc))  # [B, Tc, HQ, NS*r + m - 1]
+    return padded.unfold(-1, r + m - 1, r).sum(-1)
+
+
+@torch.no_grad()
+def select_blocks(
+    p_cmp: torch.Tensor, t0: int, n_kv_heads: int, l: int, d: int, l_sel: int, n_sel: int, seq_len: int
+) -> torch.Tensor:
+    """Eq. 10-11: block ids [B, Tc, H, n_sel] for queries at positions t0 .. t0+Tc-1, sorted, -1 = unused.
+
+    Scores are summed over the query heads of each KV group (one selection per group), the initial block and
+    the 2 local blocks (current and previous) are always taken, blocks after the query's own block never are.
+    Ties go to the lower block id (stable sort), so the choice is deterministic.
+    """
+    B, Tc, HQ, _ = p_cmp.shape
+    H = n_kv_heads
+    ns = (seq_len + l_sel - 1) // l_sel
+    scores = selection_block_scores(p_cmp.float(), l, d, l_sel, ns)  # [B, Tc, HQ, NS]
+    scores = scores.view(B, Tc, H, HQ // H, ns).sum(3)  # [B, Tc, H, NS]
+    blk = torch.arange(ns, device=p_cmp.device)
+    cur = (torch.arange(t0, t0 + Tc, device=p_cmp.device) // l_sel)[:, None]  # [Tc, 1]
+    forced = (blk == 0) | (blk == cur) | (blk == cur - 1)  # [Tc, NS]
+    future = blk > cur
+    scores = scores.masked_fill(forced[None, :, None, :], float("inf"))
+    scores = scores.masked_fill(future[None, :, None, :], float("-inf"))
+    k = min(n_sel, ns)
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]  # [B, Tc, H, k]
+    taken = torch.gather(scores, -1, order) > float("-inf")
+    ids = torch.where(taken, order, ns).sort(dim=-1).values  # unused slots sort last
+    ids = torch.where(ids == ns, -1, ids)
+    if k < n_sel:
+        ids = F.pad(ids, (0, n_sel - k), value=-1)
+    return ids

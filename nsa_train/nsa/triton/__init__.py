@@ -1,0 +1,18 @@
+"""Triton kernels for NSA attention (CUDA; or CPU under ``TRITON_INTERPRET=1`` for tests).
+
+Importing this package never imports triton and never fails without CUDA: the kernels load
+on first call. Check ``triton_available(q.device)`` first; a call that cannot run raises
+``TritonUnavailableError`` (a RuntimeError) with the reason, and the caller counts the
+fallback (``nsa_train.nsa.fallbacks.count``) and uses the PyTorch path.
+"""
+
+from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, triton_available
+from nsa_train.nsa.triton.selection import build_reverse_index, selection_attention_triton
+
+__all__ = [
+    "TritonUnavailableError",
+    "build_reverse_index",
+    "kernel_mode",
+    "selection_attention_triton",
+    "triton_available",
+]

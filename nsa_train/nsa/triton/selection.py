@@ -1,0 +1,190 @@
+"""Selected-block attention on Triton: input checks, the reverse index, and the autograd Function.
+
+The kernels live in ``_selection_kernels.py`` and are imported on first use only, so this
+module (and the package) import fine without triton or CUDA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from types import ModuleType
+
+import torch
+
+from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
+
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_MAX_HEAD_DIM = 256
+_DKDV_ROWS = 64  # rows (queries x group heads) per dk/dv step
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indices: torch.Tensor, block_size: int):
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        shapes = f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        raise ValueError(f"q, k, v must be 4-D [B, T, heads, dim]; got {shapes}")
+    B, T, HQ, D = q.shape
+    H = k.shape[2]
+    if k.shape != (B, T, H, D) or v.shape[:3] != (B, T, H):
+        shapes = f"{tuple(k.shape)}, {tuple(v.shape)}"
+        raise ValueError(f"k must be [B, T, H, D] and v [B, T, H, Dv] for q {tuple(q.shape)}; got {shapes}")
+    if HQ % H:
+        raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({H})")
+    if block_indices.dim() != 4 or block_indices.shape[:3] != (B, T, H):
+        raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S]; got {tuple(block_indices.shape)}")
+    if block_indices.dtype.is_floating_point or block_indices.dtype == torch.bool:
+        raise ValueError(f"block_indices must be an integer tensor; got {block_indices.dtype}")
+    if block_size < 16 or block_size & (block_size - 1):
+        raise ValueError(f"block_size must be a power of two >= 16 for the Triton kernels; got {block_size}")
+    if max(D, v.shape[3]) > _MAX_HEAD_DIM:
+        raise ValueError(f"head dim must be <= {_MAX_HEAD_DIM}; got D={D}, Dv={v.shape[3]}")
+    if q.dtype not in _DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
+    devices = {q.device, k.device, v.device, block_indices.device}
+    if len(devices) != 1:
+        raise ValueError(f"q, k, v and block_indices must be on one device; got {sorted(map(str, devices))}")
+
+
+def build_reverse_index(block_indices: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each (batch, KV head, block): the query positions that selected it and can see part of it.
+
+    block_indices ``[B, T, H, S]`` -> (offsets ``[B*H*NB + 1]`` int32, tokens ``[B*T*H*S]`` int32),
+    CSR style: the queries of list ``i = (b*H + h)*NB + j`` are ``tokens[offsets[i]:offsets[i+1]]``,
+    ascending; unusable slots are sorted past the last list. One stable sort and a binary search,
+    no host synchronisation; used by the dk/dv kernel instead of atomics.
+    """
+    B, T, H, S = block_indices.shape
+    NB = math.ceil(T / block_size)
+    if B * T * H * S >= 2**31:
+        raise ValueError(f"block_indices {tuple(block_indices.shape)} has >= 2**31 entries; split the batch")
+    dev = block_indices.device
+    idx = block_indices.long()  # [B, T, H, S]
+    t = torch.arange(T, device=dev).view(1, T, 1, 1)
+    usable = (idx >= 0) & (idx * block_size <= t)  # [B, T, H, S]
+    bh = torch.arange(B, device=dev).view(B, 1, 1, 1) * H + torch.arange(H, device=dev).view(1, 1, H, 1)
+    list_id = torch.where(usable, bh * NB + idx, B * H * NB)  # [B, T, H, S]; B*H*NB = "unusable"
+    list_id, order = torch.sort(list_id.flatten(), stable=True)  # stable: t stays ascending within a list
+    offsets = torch.searchsorted(list_id, torch.arange(B * H * NB + 1, device=dev))
+    tokens = t.expand(B, T, H, S).flatten()[order]
+    return offsets.to(torch.int32), tokens.to(torch.int32).contiguous()
+
+
+def unique_block_indices(block_indices: torch.Tensor) -> torch.Tensor:
+    """[B, T, H, S] -> int32 [B, T, H, S] sorted per row with repeated ids replaced by -1.
+
+    The reference counts a block listed twice once; the kernels would count it twice.
+    """
+    idx, _ = block_indices.to(torch.int32).sort(dim=-1)
+    repeat = torch.zeros_like(idx, dtype=torch.bool)
+    repeat[..., 1:] = idx[..., 1:] == idx[..., :-1]
+    return idx.masked_fill(repeat, -1).contiguous()
+
+
+def _launch_meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indices: torch.Tensor, block_size: int):
+    B, T, HQ, D = q.shape
+    H, S, DV = k.shape[2], block_indices.shape[3], v.shape[3]
+    G = HQ // H
+    return {
+        "H": H,
+        "G": G,
+        "D": D,
+        "DV": DV,
+        "BS": block_size,
+        "BD": max(16, _next_pow2(D)),
+        "BDV": max(16, _next_pow2(DV)),
+        "IEEE": q.dtype == torch.float32,
+    }, (B, T, H, S)
+
+
+def _on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    # Triton launches on the current CUDA device; make it the tensors' one.
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def _forward(kernels: ModuleType, q, k, v, block_indices, block_size: int, scale: float):
+    meta, (B, T, H, S) = _launch_meta(q, k, v, block_indices, block_size)
+    o = torch.empty(*q.shape[:3], v.shape[3], dtype=q.dtype, device=q.device)  # [B, T, HQ, Dv]
+    lse = torch.empty(q.shape[:3], dtype=torch.float32, device=q.device)  # [B, T, HQ]
+    with _on_device(q):
+        kernels.selection_fwd_kernel[(T, B * H)](
+            q, k, v, block_indices, o, lse, scale, T, S=S, BG=max(16, _next_pow2(meta["G"])), **meta
+        )
+    return o, lse
+
+
+def _backward(kernels: ModuleType, q, k, v, block_indices, o, lse, do, block_size: int, scale: float):
+    meta, (B, T, H, S) = _launch_meta(q, k, v, block_indices, block_size)
+    do = do.contiguous()
+    delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
+    dq = torch.empty_like(q)
+    with _on_device(q):
+        kernels.selection_bwd_dq_kernel[(T, B * H)](
+            q, k, v, block_indices, do, lse, delta, dq, scale, T, S=S, BG=max(16, _next_pow2(meta["G"])), **meta
+        )
+
+    NB = math.ceil(T / block_size)
+    offsets, tokens = build_reverse_index(block_indices, block_size)
+    dk = torch.empty_like(k)  # every token belongs to one block, so the kernel writes all of dk
+    dv = torch.empty_like(v)
+    GP = _next_pow2(meta["G"])
+    with _on_device(q):
+        kernels.selection_bwd_dkdv_kernel[(NB, B * H)](
+            q, k, v, do, lse, delta, offsets, tokens, dk, dv, scale, T, NB, GP=GP, BQ=max(1, _DKDV_ROWS // GP), **meta
+        )
+    return dq, dk, dv
+
+
+class _SelectionAttentionFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, block_indices, block_size: int, scale: float):
+        kernels = load_kernels()
+        o, lse = _forward(kernels, q, k, v, block_indices, block_size, scale)
+        ctx.save_for_backward(q, k, v, block_indices, o, lse)
+        ctx.kernels = kernels  # backward runs in the same mode as forward
+        ctx.block_size = block_size
+        ctx.scale = scale
+        return o
+
+    @staticmethod
+    def backward(ctx, do):
+        q, k, v, block_indices, o, lse = ctx.saved_tensors
+        dq, dk, dv = _backward(ctx.kernels, q, k, v, block_indices, o, lse, do, ctx.block_size, ctx.scale)
+        return dq, dk, dv, None, None, None
+
+
+def selection_attention_triton(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """NSA selected-block attention with Triton kernels (forward and backward).
+
+    q ``[B, T, HQ, D]``, k ``[B, T, H, D]``, v ``[B, T, H, Dv]``, block_indices ``[B, T, H, S]``
+    (block ids, -1 = unused; a repeated id counts once). A query at t attends to the
+    tokens of its selected blocks that are <= t; a query with none visible gets 0.
+    Returns ``[B, T, HQ, Dv]`` in q's dtype.
+
+    Raises ``TritonUnavailableError`` (a RuntimeError) when the kernels cannot run for these
+    tensors; the caller counts the fallback and uses the PyTorch path.
+    """
+    ok, reason = triton_available(q.device)
+    if not ok:
+        raise TritonUnavailableError(f"selection_attention_triton cannot run: {reason}")
+    check_inputs(q, k, v, block_indices, block_size)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    out_dtype = q.dtype
+    if kernel_mode() == "interpreter" and q.dtype != torch.float32:
+        # The interpreter's low-precision tl.dot is wrong; compute in fp32 and cast back.
+        q, k, v = q.float(), k.float(), v.float()
+    o = _SelectionAttentionFn.apply(
+        q.contiguous(), k.contiguous(), v.contiguous(), unique_block_indices(block_indices), block_size, scale
+    )
+    return o.to(out_dtype)

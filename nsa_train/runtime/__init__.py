@@ -1,0 +1,1 @@
+"""Runtime services of the trainer: device and precision, DDP, checkpoints, control, watchdog."""

@@ -1,0 +1,172 @@
+"""Atomic checkpoints: write a temp file, fsync, rename, fsync the directory, then move the pointer.
+
+Layout under ``<run>/checkpoints/``: ``step_00000200.pt`` files (schema.checkpoint_name +
+".pt"), and two one-line pointer files, ``latest`` and ``best``, holding a file name. A kill
+at any moment leaves either the old or the new file under a name, never a torn one: the
+pointer is only moved after its target is durable, and pointers are replaced atomically too.
+
+A checkpoint is a dict of tensors and plain Python types only, so it loads with
+``torch.load(weights_only=True)`` (no pickle code execution from a downloaded file).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nsa_train.telemetry import schema
+
+TMP_SUFFIX = ".tmp"
+CKPT_SUFFIX = ".pt"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; one-line message naming the file."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / schema.CHECKPOINT_DIR
+
+
+def checkpoint_file_name(step: int) -> str:
+    return schema.checkpoint_name(step) + CKPT_SUFFIX
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def to_plain(obj: Any) -> Any:
+    """Numpy scalars/arrays and tuples-of-those into plain types that weights_only loading accepts."""
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_plain(v) for v in obj)
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "tolist"):  # numpy scalar or array
+        return obj.tolist()
+    raise CheckpointError(f"cannot store a {type(obj).__name__} in a checkpoint (plain types and tensors only)")
+
+
+def write_pointer(ckpt_dir: Path, pointer: str, file_name: str) -> None:
+    _atomic_write(ckpt_dir / pointer, lambda f: f.write((file_name + "\n").encode()))
+
+
+def read_pointer(ckpt_dir: Path, pointer: str) -> Path | None:
+    p = ckpt_dir / pointer
+    if not p.is_file():
+        return None
+    name = p.read_text(encoding="utf-8").strip()
+    if not name:
+        return None
+    target = ckpt_dir / name
+    if not target.is_file():
+        raise CheckpointError(f"{p} points to {name}, which does not exist")
+    return target
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], pointers: tuple[str, ...] = ()) -> Path:
+    """Write ``state`` durably as step_XXXXXXXX.pt, then move the given pointers to it."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / checkpoint_file_name(step)
+    _atomic_write(path, lambda f: torch.save(state, f))
+    for pointer in pointers:
+        write_pointer(ckpt_dir, pointer, path.name)
+    return path
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """Complete checkpoint files, oldest step first."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
+
+
+def prune(ckpt_dir: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints, never the best or latest target."""
+    keep = set(list_checkpoints(ckpt_dir)[-keep_last:])
+    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+        try:
+            target = read_pointer(ckpt_dir, pointer)
+        except CheckpointError:
+            target = None
+        if target is not None:
+            keep.add(target)
+    removed = []
+    for p in list_checkpoints(ckpt_dir):
+        if p not in keep:
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def remove_stale_temps(ckpt_dir: Path) -> None:
+    """Temp files of a save that was killed half-way."""
+    if ckpt_dir.is_dir():
+        for p in ckpt_dir.glob("." + "*" + TMP_SUFFIX):
+            p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except Exception as e:
+        raise CheckpointError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise CheckpointError(f"{path} is not a trainer checkpoint (no model/step)")
+    return state
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Strict load: a missing, unexpected or mis-shaped key is an error naming the keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
+        raise CheckpointError(f"{path} does not fit this model ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+
+
+def capture_rng() -> dict[str, Any]:
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,61 @@
+"""Stop requests: the `.HALT` file and SIGTERM/SIGINT, turned into flags the loop agrees on.
+
+Only rank 0 looks at `.HALT`; every rank notes its own signals. The loop all-reduces
+these flags once per step (see train.py), so all ranks stop after the same step. A rank
+that decided alone would leave the others waiting in a collective until it times out.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+
+from nsa_train.telemetry import schema
+
+
+class StopRequests:
+    def __init__(self, run_dir: Path, is_main: bool) -> None:
+        self.halt_path = Path(run_dir) / schema.HALT_FILE
+        self.is_main = is_main
+        self.signal_name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signal_handlers(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal_name is not None:
+            # a second signal means "now": fall back to the default action
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        self.signal_name = signal.Signals(signum).name
+
+    def remove_stale_halt(self) -> bool:
+        """Rank 0 at start: a `.HALT` left from an earlier stop must not stop this run at step 1."""
+        if self.is_main and self.halt_path.exists():
+            self.halt_path.unlink(missing_ok=True)
+            return True
+        return False
+
+    def halt_requested(self) -> bool:
+        return self.is_main and self.halt_path.exists()
+
+    def remove_halt(self) -> None:
+        if self.is_main:
+            self.halt_path.unlink(missing_ok=True)
+
+    @property
+    def signalled(self) -> bool:
+        return self.signal_name is not None
+
+    @property
+    def exit_signal(self) -> int:
+        return int(getattr(signal, self.signal_name)) if self.signal_name else 0

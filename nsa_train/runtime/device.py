@@ -1,0 +1,63 @@
+"""Device, precision and CPU threads from the runtime config."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from nsa_train.config.schema import ConfigError, RuntimeConfig
+
+
+def resolve_device(rt: RuntimeConfig, local_rank: int) -> torch.device:
+    if rt.device == "cpu" or (rt.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("runtime.device: 'cuda' requested but no CUDA device is available (use auto or cpu)")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def resolve_precision(rt: RuntimeConfig, device: torch.device) -> str:
+    """'bf16' or 'fp32'. auto: bf16 autocast on GPU, fp32 on CPU (bf16 is ~3x slower on CPUs)."""
+    if rt.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return rt.precision
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_threads(rt: RuntimeConfig, device: torch.device) -> int:
+    """Intra-op threads: the config's value, else on CPU the cores split evenly among local ranks."""
+    if rt.threads is not None:
+        torch.set_num_threads(rt.threads)
+    elif device.type == "cpu":
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if local_world > 1:
+            # N processes on N cores each grabbing all cores oversubscribe the CPU badly
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return torch.get_num_threads()
+
+
+def gpu_memory_gb(device: torch.device) -> tuple[float | None, float | None]:
+    """(allocated, reserved) in GiB; (None, None) on CPU."""
+    if device.type != "cuda":
+        return None, None
+    return torch.cuda.memory_allocated(device) / 2**30, torch.cuda.memory_reserved(device) / 2**30
+
+
+def rss_gb() -> float:
+    """Resident set size of this process in GiB (Linux /proc; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30

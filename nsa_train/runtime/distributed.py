@@ -1,0 +1,104 @@
+"""torchrun DDP setup and the few collectives the loop needs.
+
+Without torchrun (no WORLD_SIZE or WORLD_SIZE=1) everything degrades to local no-ops,
+so the same loop runs single-process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from nsa_train.config.schema import RuntimeConfig
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    local_rank: int
+    world_size: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_dist_info() -> DistInfo:
+    """Rank and world size as torchrun sets them (0/1 when not under torchrun)."""
+    return DistInfo(
+        rank=int(os.environ.get("RANK", "0")),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+    )
+
+
+def resolve_backend(rt: RuntimeConfig, device: torch.device) -> str:
+    if rt.backend != "auto":
+        return rt.backend
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_process_group(info: DistInfo, backend: str, timeout_s: float = 1800.0) -> None:
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_max(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise max over ranks (flags: any rank set -> all ranks see it)."""
+    if not dist.is_initialized():
+        return values
+    t = torch.tensor(values, dtype=torch.float32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    if not dist.is_initialized():
+        return values
+    t = torch.tensor(values, dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def wrap_ddp(model: nn.Module, info: DistInfo, device: torch.device, rt: RuntimeConfig) -> nn.Module:
+    """DDP with the config's bucket size and optional bf16 gradient compression."""
+    if not info.enabled:
+        return model
+    ddp = nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        bucket_cap_mb=rt.ddp_bucket_mb,
+    )
+    if rt.ddp_compress == "bf16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        ddp.register_comm_hook(state=None, hook=default_hooks.bf16_compress_hook)
+    return ddp

@@ -1,0 +1,38 @@
+"""Preflight: configuration traps that only show with the machine (world size, device)."""
+
+from __future__ import annotations
+
+from nsa_train.config.schema import Config, ConfigError
+
+LONG_RUN_STEPS = 2000
+
+
+def micro_batch_size(cfg: Config, world_size: int) -> int:
+    """Sequences per rank per micro-step; an error when the global batch does not split evenly."""
+    t = cfg.train
+    per = world_size * t.grad_accum
+    if t.batch_size % per != 0:
+        raise ConfigError(
+            f"train.batch_size: {t.batch_size} is not divisible by world_size x grad_accum = "
+            f"{world_size} x {t.grad_accum} = {per}; the global batch must split evenly across ranks"
+        )
+    return t.batch_size // per
+
+
+def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[str]:
+    t = cfg.train
+    warnings = []
+    if t.steps >= LONG_RUN_STEPS and (t.save_every == 0 or t.save_every >= t.steps):
+        warnings.append(
+            f"a {t.steps}-step run with no periodic checkpoints (train.save_every={t.save_every}): "
+            "a crash loses everything"
+        )
+    if device_type == "cuda" and precision == "fp32":
+        warnings.append("fp32 on a GPU: several times slower than bf16 (runtime.precision: auto or bf16)")
+    if device_type == "cpu" and precision == "bf16":
+        warnings.append("bf16 on CPU is about 3x slower than fp32 here (runtime.precision: auto or fp32)")
+    if t.eval_every and t.eval_every > t.steps:
+        warnings.append(f"train.eval_every={t.eval_every} exceeds train.steps: only the final evaluation runs")
+    if t.steps >= LONG_RUN_STEPS and t.log_every > t.steps // 10:
+        warnings.append(f"train.log_every={t.log_every}: very few progress records for a {t.steps}-step run")
+    return warnings

@@ -1,0 +1,162 @@
+"""Writers of a run directory's telemetry (v1, see schema.py and docs/telemetry.md).
+
+Heartbeat records are appended to ``heartbeat_rank{r}.jsonl`` and flushed one line at a
+time, synchronously, under a lock (the watchdog thread writes too). Why not a background
+queue: a record is ~1 KB and rank 0 writes one every log_every steps, so write+flush into
+the page cache costs microseconds (no fsync), far below one training step; a queue would
+instead lose the last records exactly when they matter (kill -9, OOM kill, hard crash).
+
+Rank 0 also keeps the human and tabular mirrors: training.csv, val.csv, train.log (echoed
+to stdout) and TensorBoard events under tb/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from nsa_train.telemetry import schema
+
+
+class HeartbeatWriter:
+    """Appends one JSON line per record to this rank's heartbeat file."""
+
+    def __init__(self, run_dir: Path, rank: int, liveness_every_s: float = 30.0) -> None:
+        self.path = Path(run_dir) / schema.heartbeat_name(rank)
+        self.rank = rank
+        self.pid = os.getpid()
+        self.liveness_every_s = liveness_every_s
+        self._lock = threading.Lock()
+        self._fh: io.TextIOWrapper | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._last_liveness = 0.0
+
+    def write(self, kind: str, step: int, **fields: Any) -> dict[str, Any]:
+        rec = schema.make_record(kind, self.rank, step, self.pid, time.time(), **fields)
+        line = schema.encode(rec)
+        with self._lock:
+            if self._fh is not None:
+                self._fh.write(line)
+                self._fh.flush()
+        return rec
+
+    def liveness(self, step: int, force: bool = False, **fields: Any) -> None:
+        """A liveness record, at most every liveness_every_s unless forced."""
+        now = time.monotonic()
+        if force or now - self._last_liveness >= self.liveness_every_s:
+            self._last_liveness = now
+            self.write(schema.KIND_LIVENESS, step, **fields)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self._fh = None
+
+
+def _csv_value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else str(v)  # full precision; nan/inf stay visible
+    return str(v)
+
+
+def truncate_csv_after(path: Path, step: int) -> None:
+    """Drop rows with step > ``step`` (a resumed run rewrites the steps after its checkpoint)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if not lines:
+        return
+    kept = [lines[0]]
+    for line in lines[1:]:
+        head = line.split(",", 1)[0]
+        if head.isdigit() and int(head) <= step:
+            kept.append(line)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _CsvTable:
+    def __init__(self, path: Path, header: tuple[str, ...]) -> None:
+        self.header = header
+        fresh = not path.is_file() or path.stat().st_size == 0
+        self._fh = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (kept open)
+        self._w = csv.writer(self._fh, lineterminator="\n")
+        if fresh:
+            self._w.writerow(header)
+            self._fh.flush()
+
+    def row(self, values: dict[str, Any]) -> None:
+        self._w.writerow([_csv_value(values.get(k)) for k in self.header])
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def format_log_line(step: int, m: dict[str, Any]) -> str:
+    parts = [f"step {step}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}", f"toks/s {m['toks_per_s']:.0f}"]
+    parts.append(f"gnorm {m['grad_norm']:.3f}")
+    parts.append(f"dt {m['dt_step_s'] * 1000:.0f}ms")
+    if m.get("gate_entropy_mean") is not None:
+        parts.append(f"gateH {m['gate_entropy_mean']:.3f}")
+    return " | ".join(parts)
+
+
+class MetricsLog:
+    """Rank 0's training.csv, val.csv, train.log (+stdout) and TensorBoard."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+        run_dir = Path(run_dir)
+        self._train = _CsvTable(run_dir / schema.TRAINING_CSV, schema.TRAINING_CSV_HEADER)
+        self._val = _CsvTable(run_dir / schema.VAL_CSV, schema.VAL_CSV_HEADER)
+        self._log = open(run_dir / schema.TRAIN_LOG, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(run_dir / schema.TB_DIR))
+
+    def line(self, text: str) -> None:
+        """A human line in train.log and on stdout."""
+        print(text, file=sys.stdout, flush=True)
+        self._log.write(text + "\n")
+        self._log.flush()
+
+    def progress(self, step: int, m: dict[str, Any], ts: float) -> None:
+        shares = m.get("gate_branch_shares") or [None, None, None]
+        row = dict(m, step=step, ts=ts, gate_share_cmp=shares[0], gate_share_sel=shares[1], gate_share_win=shares[2])
+        self._train.row(row)
+        self.line(format_log_line(step, m))
+        if self._tb is not None:
+            for k in schema.TRAINING_CSV_HEADER:
+                v = row.get(k)
+                if k not in ("step", "ts") and isinstance(v, (int, float)) and v is not None:
+                    self._tb.add_scalar(f"train/{k}", v, step)
+            for name, n in (m.get("fallbacks") or {}).items():
+                self._tb.add_scalar(f"fallbacks/{name}", n, step)
+
+    def eval(self, step: int, val_loss: float, val_ppl: float) -> None:
+        self._val.row({"step": step, "val_loss": val_loss, "val_ppl": val_ppl})
+        self.line(f"eval step {step} | val_loss {val_loss:.4f} | val_ppl {val_ppl:.2f}")
+        if self._tb is not None:
+            self._tb.add_scalar("val/loss", val_loss, step)
+            self._tb.add_scalar("val/ppl", val_ppl, step)
+
+    def close(self) -> None:
+        self._train.close()
+        self._val.close()
+        self._log.close()
+        if self._tb is not None:
+            self._tb.close()

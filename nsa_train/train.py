@@ -1,0 +1,640 @@
+"""Train an NSA language model: ``python -m nsa_train.train --config PATH [--set K=V ...] [--run-dir DIR] [--resume]``.
+
+Runs single-process or under torchrun (DDP). Read top to bottom: boot -> config ->
+data -> model -> compile -> train loop -> end. Every stage writes telemetry v1
+(nsa_train/telemetry/schema.py, docs/telemetry.md) into the run directory so the
+``nsa`` tools can tell where a run is, even when it is stuck before the first step.
+
+The boot record is written before torch is imported (importing torch can take many
+seconds on a cold disk); stdout is line-buffered so `console.log` is never behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from nsa_train.config import ConfigError, config_to_dict, dump_yaml, load_config, lr_at, resolve_config_path
+from nsa_train.telemetry import schema
+from nsa_train.telemetry.writer import HeartbeatWriter
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USER_ERROR = 2  # bad config, data or checkpoint: one message, no traceback
+EXIT_NAN = 3
+
+# Test hook: "STEP:SECONDS" sleeps inside that step (stall detection and SIGUSR1 tests).
+SLOW_STEP_ENV = "NSA_TEST_SLOW_STEP"
+
+
+class UserFacingError(Exception):
+    """Raised for mistakes the user can fix; printed as one line, no traceback."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m nsa_train.train", description="Train an NSA language model.")
+    p.add_argument("--config", help="YAML config (default: configs/tiny-cpu.yaml, or run-dir/config.yaml on --resume)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override")
+    p.add_argument("--run-dir", help="run directory (default: $NSA_RUNS_DIR or ./runs, /<config>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    return p.parse_args(argv)
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def default_run_dir(config_path: Path | None, world_size: int) -> Path:
+    if world_size > 1:
+        raise ConfigError("--run-dir is required under torchrun (every rank must write to the same directory)")
+    stem = config_path.stem if config_path else "tiny-cpu"
+    return Path(os.environ.get("NSA_RUNS_DIR", "runs")) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def choose_config_path(args: argparse.Namespace) -> Path | None:
+    """--config (checked against CONFIG); on --resume without either, the run's own config.yaml."""
+    if args.resume and not args.config and not os.environ.get("CONFIG") and args.run_dir:
+        saved = Path(args.run_dir) / schema.CONFIG_YAML
+        if saved.is_file():
+            return saved
+    return resolve_config_path(args.config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    t_boot = time.time()
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+    try:
+        config_path = choose_config_path(args)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+    hb = HeartbeatWriter(run_dir, rank)
+    hb.write(
+        schema.KIND_BOOT,
+        0,
+        argv=sys.argv,
+        host=socket.gethostname(),
+        python=sys.version.split()[0],
+        world_size=world_size,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        run_dir=str(run_dir.resolve()),
+    )
+    hb.liveness(0, force=True)
+    if rank == 0:
+        print(f"[boot] run dir {run_dir} | world size {world_size} | pid {os.getpid()}")
+
+    trainer: Trainer | None = None
+    reason, status, step = schema.END_ERROR, EXIT_ERROR, 0
+    try:
+        hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
+        cfg = load_config(config_path, args.overrides)
+        hb.liveness_every_s = cfg.monitor.liveness_every_s
+        trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
+        reason, status = trainer.run()
+        step = trainer.step
+    except (ConfigError, UserFacingError) as e:
+        step = trainer.step if trainer else 0
+        reason, status = schema.END_ERROR, EXIT_USER_ERROR
+        _report_error(hb, step, str(e), rank)
+    except BaseException as e:
+        step = trainer.step if trainer else 0
+        if _is_user_error(e):
+            reason, status = schema.END_ERROR, EXIT_USER_ERROR
+            _report_error(hb, step, str(e), rank)
+        else:
+            reason, status = schema.END_ERROR, EXIT_ERROR
+            import traceback
+
+            traceback.print_exc()
+            _report_error(hb, step, f"{type(e).__name__}: {e}", rank, quiet=True)
+    finally:
+        if trainer is not None:
+            trainer.shutdown(reason)
+        hb.liveness(step, force=True)
+        hb.write(schema.KIND_END, step, reason=reason, exit_status=status)
+        hb.close()
+        if rank == 0:
+            print(f"[end] {reason} at step {step} (exit status {status})")
+    return status
+
+
+def _is_user_error(e: BaseException) -> bool:
+    from nsa_train.data import DataError
+    from nsa_train.runtime.checkpoint import CheckpointError
+
+    return isinstance(e, (DataError, CheckpointError))
+
+
+def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet: bool = False) -> None:
+    one_line = " ".join(message.split())
+    hb.write(schema.KIND_ERROR, step, message=one_line)
+    if not quiet:
+        print(f"error: {one_line}" if rank == 0 else f"error (rank {rank}): {one_line}", file=sys.stderr)
+
+
+class Trainer:
+    """State of one training process; ``run`` is the whole life of the run after the config loaded."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        args: argparse.Namespace,
+        run_dir: Path,
+        hb: HeartbeatWriter,
+        t_boot: float,
+        config_path: Path | None,
+    ) -> None:
+        self.cfg, self.args, self.run_dir, self.hb = cfg, args, run_dir, hb
+        self.t_boot, self.config_path = t_boot, config_path
+        self.step = 0  # optimizer steps completed
+        self.tokens_seen = 0
+        self.best_val: float | None = None
+        self.best_step: int | None = None
+        self.last_val: float | None = None
+        self.stream = None
+        self.metrics = None
+        self.watchdog = None
+        self.dumper = None
+        self.stop = None
+        self.dist_ready = False
+        self.train_wall_s = 0.0
+        self.tokens_this_process = 0
+        self.last_saved_step = -1
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> tuple[str, int]:
+        cfg, run_dir, hb = self.cfg, self.run_dir, self.hb
+
+        # ---- heavy imports happen here, after the boot and config records
+        import torch
+
+        from nsa_train.runtime import device as devmod
+        from nsa_train.runtime import distributed as distmod
+        from nsa_train.runtime.control import StopRequests
+        from nsa_train.runtime.preflight import micro_batch_size, preflight_warnings
+
+        self.torch = torch
+        self.info = distmod.env_dist_info()
+        self.device = devmod.resolve_device(cfg.runtime, self.info.local_rank)
+        self.precision = devmod.resolve_precision(cfg.runtime, self.device)
+        self.micro_batch = micro_batch_size(cfg, self.info.world_size)
+        warnings = preflight_warnings(cfg, self.device.type, self.precision)
+        threads = devmod.configure_threads(cfg.runtime, self.device)
+        is_main = self.info.is_main
+        if is_main:
+            (run_dir / schema.CONFIG_YAML).write_text(dump_yaml(cfg), encoding="utf-8")
+            print(f"[config] {self.config_path or '<embedded default>'} (resolved, saved as config.yaml):")
+            print(dump_yaml(cfg).rstrip())
+            for w in warnings:
+                print(f"warning: {w}", file=sys.stderr)
+        hb.write(
+            schema.KIND_PHASE,
+            0,
+            phase="config",
+            done=True,
+            device=str(self.device),
+            precision=self.precision,
+            threads=threads,
+            micro_batch=self.micro_batch,
+            warnings=warnings,
+        )
+
+        self.stop = StopRequests(run_dir, is_main)
+        self.stop.install_signal_handlers()
+        backend = distmod.resolve_backend(cfg.runtime, self.device)
+        distmod.init_process_group(self.info, backend)
+        self.dist_ready = True
+        self.distmod = distmod
+        self.devmod = devmod
+
+        # ---- data
+        hb.write(schema.KIND_PHASE, 0, phase="data", source=cfg.data.source, tokenizer=cfg.data.tokenizer)
+        from nsa_train.data import TrainStream, build_tokenizer, val_batches
+
+        t0 = time.time()
+        self.tokenizer = build_tokenizer(cfg.data)
+        vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
+        if vocab < self.tokenizer.vocab_size:
+            raise UserFacingError(
+                f"model.vocab_size {vocab} is smaller than the tokenizer's ({self.tokenizer.vocab_size})"
+            )
+        w = self.info.world_size
+        self.stream = TrainStream(cfg, self.tokenizer, self.info.rank, w, self.micro_batch)
+        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, cfg.train.eval_batches, self.info.rank, w)
+        if is_main:
+            print(
+                f"[data] {getattr(self.stream, 'description', cfg.data.source)} | tokenizer {self.tokenizer.name} "
+                f"(vocab {self.tokenizer.vocab_size}) | {len(self.val)} val batches | {time.time() - t0:.1f}s"
+            )
+
+        # ---- model
+        hb.write(schema.KIND_PHASE, 0, phase="model", attention=cfg.model.attention)
+        from nsa_train.model import build_model
+
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg, vocab).to(self.device)
+        self.param_count = sum(p.numel() for p in self.model.parameters())
+        self.attention_impl = str(getattr(self.model.blocks[0].attn, "impl_name", cfg.model.attention))
+        self.optimizer = self._make_optimizer()
+        if self.args.resume:
+            self._resume()
+        if is_main:
+            print(
+                f"[model] {self.param_count / 1e6:.2f}M params | attention {self.attention_impl} | "
+                f"{self.device} {self.precision} | threads {threads} | micro batch {self.micro_batch} x "
+                f"accum {cfg.train.grad_accum} x world {w} = {cfg.train.batch_size} seqs/step"
+            )
+            self._write_run_json()
+
+        # ---- compile (and DDP wrap)
+        hb.write(schema.KIND_PHASE, 0, phase="compile", enabled=cfg.train.compile)
+        self.train_model = self.model
+        if cfg.train.compile:
+            self.train_model = torch.compile(self.model)  # compiles lazily on the first step
+        self.train_model = distmod.wrap_ddp(self.train_model, self.info, self.device, cfg.runtime)
+
+        # ---- train
+        stale = self.stop.remove_stale_halt()
+        train_warnings = []
+        if stale:
+            msg = f"removed a stale {schema.HALT_FILE} left in the run directory (it would have stopped this run)"
+            train_warnings.append(msg)
+            print(f"warning: {msg}", file=sys.stderr)
+        hb.write(schema.KIND_PHASE, self.step, phase="train", start_step=self.step, warnings=train_warnings)
+        if is_main:
+            from nsa_train.telemetry.writer import MetricsLog, truncate_csv_after
+
+            if self.args.resume:
+                truncate_csv_after(run_dir / schema.TRAINING_CSV, self.step)
+                truncate_csv_after(run_dir / schema.VAL_CSV, self.step)
+            self.metrics = MetricsLog(run_dir, cfg.runtime.tensorboard)
+        self._start_watchdog()
+        return self._loop()
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> tuple[str, int]:
+        torch, t = self.torch, self.cfg.train
+        from nsa_train.model import collect_gates
+        from nsa_train.nsa import fallbacks
+        from nsa_train.telemetry.gates import GateAccumulator
+
+        is_main, device = self.info.is_main, self.device
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        gates = GateAccumulator()
+        autocast = self.devmod.autocast_context(device, self.precision)
+        slow_step, slow_s = _parse_slow_step(os.environ.get(SLOW_STEP_ENV))
+        tokens_per_step = t.batch_size * t.seq_len
+        max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
+
+        loss_sum = torch.zeros((), device=device)  # sum of per-step losses since the last log
+        fetch_s = 0.0
+        steps_in_window = 0
+        t_window = time.perf_counter()
+        t_train = time.perf_counter()
+        self.watchdog.beat(self.step)
+        reason = schema.END_COMPLETED
+        grad_norm = torch.zeros((), device=device)
+
+        while self.step < t.steps:
+            step = self.step + 1  # 1-based number of the step being taken
+            lr = lr_at(step, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = torch.zeros((), device=device)
+            for micro in range(t.grad_accum):
+                tf = time.perf_counter()
+                x, y = next(self.stream)  # [micro_batch, seq_len] each
+                fetch_s += time.perf_counter() - tf
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                last_micro = micro == t.grad_accum - 1
+                sync = nullcontext() if last_micro or not self.info.enabled else self.train_model.no_sync()
+                with sync, autocast:
+                    loss = self.train_model(x, y) / t.grad_accum
+                loss.backward()
+                step_loss += loss.detach()
+                gates.add(collect_gates(self.train_model))
+            if step == slow_step:
+                time.sleep(slow_s)
+            # the true global norm, before clipping and before zero_grad (grads are already all-reduced)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            nonfinite = (~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)).float()
+            flags = torch.stack(
+                [
+                    torch.tensor(float(self.stop.halt_requested()), device=device),
+                    torch.tensor(float(self.stop.signalled), device=device),
+                    nonfinite,
+                ]
+            )
+            if self.info.enabled:
+                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            halt, signalled, nan = (bool(v) for v in flags.tolist())  # one host sync per step
+            if nan:
+                self.step = step
+                msg = f"non-finite loss or gradient norm at step {step}; stopping without an update"
+                self.hb.write(schema.KIND_ERROR, step, message=msg)
+                if is_main:
+                    print(f"error: {msg}", file=sys.stderr)
+                reason = schema.END_NAN
+                break
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step = step
+            self.tokens_seen += tokens_per_step
+            self.tokens_this_process += tokens_per_step
+            loss_sum += step_loss
+            steps_in_window += 1
+            self.watchdog.beat(step)
+            self.hb.liveness(step)
+
+            if step % t.log_every == 0 or step == t.steps or halt or signalled:
+                now = time.perf_counter()
+                window_s = now - t_window
+                mean_loss = (loss_sum / steps_in_window).reshape(1)
+                if self.info.enabled:
+                    torch.distributed.all_reduce(mean_loss)
+                    mean_loss /= self.info.world_size
+                stats = gates.read()
+                if is_main:
+                    alloc, reserved = self.devmod.gpu_memory_gb(device)
+                    metrics = {
+                        "loss": mean_loss.item(),
+                        "lr": lr,
+                        "toks_per_s": steps_in_window * tokens_per_step / window_s,
+                        "grad_norm": grad_norm.item(),
+                        "tokens_seen": self.tokens_seen,
+                        "dt_step_s": window_s / steps_in_window,
+                        "dt_fetch_s": fetch_s / steps_in_window,
+                        "gpu_mem_alloc_gb": alloc,
+                        "gpu_mem_reserved_gb": reserved,
+                        "rss_gb": self.devmod.rss_gb(),
+                        **stats,
+                        "fallbacks": fallbacks.snapshot(),
+                    }
+                    rec = self.hb.write(schema.KIND_PROGRESS, step, **metrics)
+                    self.metrics.progress(step, metrics, rec["ts"])
+                loss_sum.zero_()
+                fetch_s, steps_in_window, t_window = 0.0, 0, time.perf_counter()
+
+            if halt or signalled:
+                reason = schema.END_HALT if halt else schema.END_SIGNAL
+                if is_main:
+                    why = f"{schema.HALT_FILE} found" if halt else f"signal {self.stop.signal_name or '(other rank)'}"
+                    print(f"[stop] {why}: stopping after step {step}")
+                self._save(step, pointers=(schema.LATEST_POINTER,))
+                self.stop.remove_halt()
+                break
+
+            eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
+            pointers: list[str] = []
+            if eval_due:
+                val_loss = self._evaluate(step)
+                if self.best_val is None or val_loss < self.best_val:
+                    self.best_val, self.best_step = val_loss, step
+                    pointers.append(schema.BEST_POINTER)
+            if (t.save_every and step % t.save_every == 0) or step == t.steps or pointers:
+                self._save(step, pointers=(schema.LATEST_POINTER, *pointers))
+            if eval_due or pointers:
+                # keep eval and checkpoint time out of the next window's tokens/s
+                t_window = time.perf_counter()
+                fetch_s = 0.0
+        self.train_wall_s = time.perf_counter() - t_train
+        return reason, self._exit_status(reason)
+
+    def _exit_status(self, reason: str) -> int:
+        if reason == schema.END_NAN:
+            return EXIT_NAN
+        if reason == schema.END_SIGNAL:
+            return 128 + self.stop.exit_signal if self.stop.exit_signal else EXIT_OK
+        return EXIT_OK
+
+    # ------------------------------------------------------------------ pieces
+    def _make_optimizer(self) -> Any:
+        torch, t = self.torch, self.cfg.train
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            # weight decay on matrices only: not on norms, biases, or the (tied) embedding
+            (decay if p.dim() >= 2 and not name.startswith("embed.") else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
+
+    def _evaluate(self, step: int) -> float:
+        torch = self.torch
+        self.model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)  # [sum of losses, batches]
+        with torch.no_grad(), self.devmod.autocast_context(self.device, self.precision):
+            for x, y in self.val:
+                total[0] += self.model(x.to(self.device), y.to(self.device)).double()
+                total[1] += 1
+                self.watchdog.touch()
+        self.model.train()
+        if self.info.enabled:
+            torch.distributed.all_reduce(total)
+        val_loss = (total[0] / total[1].clamp_min(1)).item()
+        val_ppl = math.exp(min(val_loss, 700.0))
+        self.last_val = val_loss
+        self.hb.write(schema.KIND_EVAL, step, val_loss=val_loss, val_ppl=val_ppl)
+        if self.info.is_main:
+            self.metrics.eval(step, val_loss, val_ppl)
+        return val_loss
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        from nsa_train.runtime.checkpoint import capture_rng, to_plain
+
+        data_states = self.distmod.all_gather_object(to_plain(self.stream.state_dict()))
+        rng_states = self.distmod.all_gather_object(capture_rng())
+        return {
+            "format": schema.FORMAT_NAME,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "best_val": self.best_val,
+            "best_step": self.best_step,
+            "schedule": {"kind": "warmup_cosine", "next_step": self.step + 1},  # lr is a pure function of step
+            "data": data_states,  # one per rank
+            "rng": rng_states,  # one per rank
+            "world_size": self.info.world_size,
+            "config": config_to_dict(self.cfg),
+        }
+
+    def _save(self, step: int, pointers: tuple[str, ...]) -> None:
+        from nsa_train.runtime import checkpoint as ck
+
+        if step == self.last_saved_step:
+            if self.info.is_main:  # already written at this step: only move the pointers
+                ckpt_dir = ck.checkpoint_dir(self.run_dir)
+                for p in pointers:
+                    ck.write_pointer(ckpt_dir, p, ck.checkpoint_file_name(step))
+            return
+        t0 = time.perf_counter()
+        self.watchdog.touch()
+        state = self._checkpoint_state()  # collective: every rank takes part
+        if self.info.is_main:
+            ckpt_dir = ck.checkpoint_dir(self.run_dir)
+            path = ck.save_checkpoint(ckpt_dir, step, state, pointers)
+            ck.prune(ckpt_dir, self.cfg.train.keep_last)
+            secs = time.perf_counter() - t0
+            self.hb.write(schema.KIND_CHECKPOINT, step, path=str(path), seconds=secs, pointers=list(pointers))
+            self.metrics.line(f"checkpoint step {step} -> {path} ({secs:.2f}s)")
+        self.last_saved_step = step
+        self.watchdog.touch()
+
+    def _resume(self) -> None:
+        from nsa_train.runtime import checkpoint as ck
+
+        ckpt_dir = ck.checkpoint_dir(self.run_dir)
+        if self.info.is_main:
+            ck.remove_stale_temps(ckpt_dir)
+        path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
+        if path is None:
+            raise UserFacingError(f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)")
+        state = ck.load_checkpoint(path)
+        if state.get("world_size") != self.info.world_size:
+            raise UserFacingError(
+                f"--resume: {path} was written by {state.get('world_size')} ranks, this run has "
+                f"{self.info.world_size}; the data position cannot continue exactly"
+            )
+        ck.load_model_state(self.model, state["model"], path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.load_state_dict(state["data"][self.info.rank])
+        ck.restore_rng(state["rng"][self.info.rank])
+        self.step = self.last_saved_step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
+        if self.step >= self.cfg.train.steps:
+            raise UserFacingError(
+                f"--resume: {path} is at step {self.step}, train.steps is {self.cfg.train.steps}: nothing to do"
+            )
+        if self.info.is_main:
+            print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
+
+    def _write_run_json(self) -> None:
+        t = self.cfg.train
+        run = {
+            "v": schema.SCHEMA_VERSION,
+            "format": schema.FORMAT_NAME,
+            "run": self.run_dir.resolve().name,
+            "config": config_to_dict(self.cfg),
+            "argv": sys.argv,
+            "world_size": self.info.world_size,
+            "git_sha": git_sha(),
+            "host": socket.gethostname(),
+            "start_time": self.t_boot,
+            "param_count": self.param_count,
+            "tokens_per_step": t.batch_size * t.seq_len,
+            "total_steps": t.steps,
+            "attention_impl": self.attention_impl,
+            "config_path": str(self.config_path) if self.config_path else None,
+            "resumed_from_step": self.step if self.args.resume else None,
+        }
+        _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")
+
+    def _start_watchdog(self) -> None:
+        from nsa_train.runtime.watchdog import StackDumper, Watchdog
+
+        self.dumper = StackDumper(self.run_dir, self.info.rank)
+
+        def on_stall(step: int, seconds: float, dump: Path) -> None:
+            self.hb.write(schema.KIND_STALL, step, seconds_since_progress=seconds, dump=str(dump))
+            print(
+                f"warning: rank {self.info.rank} stalled: step {step} unchanged for {seconds:.0f}s; stacks in {dump}",
+                file=sys.stderr,
+            )
+
+        self.watchdog = Watchdog(self.dumper, self.cfg.monitor.stall_s, on_stall)
+        self.watchdog.start()
+
+    def _write_summary(self, reason: str) -> None:
+        summary = {
+            "v": schema.SCHEMA_VERSION,
+            "run": self.run_dir.resolve().name,
+            "end_reason": reason,
+            "steps_completed": self.step,
+            "total_steps": self.cfg.train.steps,
+            "tokens_seen": self.tokens_seen,
+            "final_val_loss": self.last_val,
+            "final_val_ppl": math.exp(min(self.last_val, 700.0)) if self.last_val is not None else None,
+            "best_val_loss": self.best_val,
+            "best_val_ppl": math.exp(min(self.best_val, 700.0)) if self.best_val is not None else None,
+            "best_step": self.best_step,
+            "wall_time_s": time.time() - self.t_boot,
+            "train_time_s": self.train_wall_s,
+            "mean_toks_per_s": self.tokens_this_process / self.train_wall_s if self.train_wall_s > 0 else None,
+            "param_count": getattr(self, "param_count", None),
+            "attention_impl": getattr(self, "attention_impl", None),
+            # judgements (health alerts) are the tools' job: `nsa report` fills this list from the rules
+            "alerts": [],
+        }
+        _atomic_write_text(self.run_dir / schema.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+
+    def shutdown(self, reason: str) -> None:
+        """Release everything; safe after a failure at any stage (each piece on its own, so the
+        `end` record is still written when one of them fails)."""
+        steps = []
+        if self.watchdog is not None:
+            steps.append(("watchdog", self.watchdog.stop))
+        if self.dumper is not None:
+            steps.append(("stack dumper", self.dumper.close))
+        if self.stream is not None:
+            steps.append(("data stream", self.stream.close))
+        if self.info_is_main() and hasattr(self, "model"):
+            steps.append((schema.SUMMARY_JSON, lambda: self._write_summary(reason)))
+        if self.metrics is not None:
+            steps.append(("metrics files", self.metrics.close))
+        if self.stop is not None:
+            steps.append(("signal handlers", self.stop.restore_signal_handlers))
+        if self.dist_ready:
+            steps.append(("process group", self.distmod.destroy_process_group))
+        for what, fn in steps:
+            try:
+                fn()
+            except Exception as e:
+                print(f"warning: shutdown: {what}: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def info_is_main(self) -> bool:
+        return hasattr(self, "info") and self.info.is_main
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _parse_slow_step(value: str | None) -> tuple[int, float]:
+    if not value:
+        return -1, 0.0
+    step, seconds = value.split(":", 1)
+    return int(step), float(seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

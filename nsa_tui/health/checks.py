@@ -1,0 +1,455 @@
+"""One condition per built-in rule, over a RunHistory's bounded window.
+
+A check returns None (condition false now) or a Finding: since when the condition has held
+without a break (step and time), the message, and optionally a raised severity. The engine
+applies persistence (`for`) on top, so checks never think about it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nsa_tui.runs.history import RunHistory
+
+# the last points any history rule looks at (the loaders already bound what they read)
+MAX_WINDOW_POINTS = 20000
+
+PHASE_HINTS = {
+    "config": "reading the config: check the config path and console.log",
+    "data": "opening the dataset: a hung download/stream or tokenizer; check network and data.source",
+    "model": "building the model: check GPU memory and console.log",
+    "compile": "compiling (torch.compile/Triton): first compile can take minutes; check console.log",
+    "train": "the first training step: first batch, NCCL init or a collective hang; run `nsa dump`",
+}
+
+
+@dataclass
+class Context:
+    h: RunHistory
+    now: float
+    state: str  # provisional state (before stale checks)
+    params: dict[str, Any]
+
+
+@dataclass
+class Finding:
+    since_step: int | None
+    since_ts: float | None
+    message: str
+    severity: str | None = None  # overrides the rule's severity (gate_collapse when severe)
+
+
+def fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(max(0, seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def points(h: RunHistory, name: str, window: int = MAX_WINDOW_POINTS) -> list[tuple[int, float | None, float]]:
+    """(step, ts, value) for the non-null values of a metric within the last ``window`` points."""
+    col = h.column(name)
+    start = max(0, len(col) - window)
+    return [(h.steps[i], h.ts[i], v) for i in range(start, len(col)) if (v := col[i]) is not None]
+
+
+def trailing(pts: list[tuple[int, float | None, Any]], cond: list[bool]) -> int | None:
+    """Index of the first point of the run of True values that reaches the newest point."""
+    if not cond or not cond[-1]:
+        return None
+    i = len(cond) - 1
+    while i > 0 and cond[i - 1]:
+        i -= 1
+    return i
+
+
+def _since(pts: list[tuple[int, float | None, Any]], i: int | None, message: str) -> Finding | None:
+    if i is None:
+        return None
+    return Finding(pts[i][0], pts[i][1], message)
+
+
+def smoothed(values: list[float], n: int) -> list[float]:
+    """Trailing mean over n values (shorter at the start)."""
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= n:
+            acc -= values[i - n]
+        out.append(acc / min(i + 1, n))
+    return out
+
+
+def _finite(pts: list[tuple[int, float | None, float]]) -> list[tuple[int, float | None, float]]:
+    return [p for p in pts if math.isfinite(p[2])]
+
+
+# ---------------------------------------------------------------- rules
+def nan_loss(c: Context) -> Finding | None:
+    pts = points(c.h, "loss")
+    cond = [not math.isfinite(v) for _, _, v in pts]
+    i = trailing(pts, cond)
+    end = c.h.end_event
+    if i is None and end is not None and end.fields.get("reason") == "nan":
+        return Finding(end.step, end.ts, f"the trainer stopped on a non-finite loss at step {end.step}")
+    if i is None and c.h.anomaly and "nan" in c.h.anomaly.lower():
+        return Finding(c.h.latest_step, None, f"the trainer flagged an anomaly: {c.h.anomaly}")
+    return _since(
+        pts,
+        i,
+        f"loss is {pts[-1][2] if pts else 'nan'} since step {pts[i][0] if i is not None else '?'}: "
+        "check lr, grad_norm and the last checkpoint; resume from it with a lower lr",
+    )
+
+
+def loss_increase(c: Context) -> Finding | None:
+    pts = _finite(points(c.h, "loss"))
+    n = int(c.params["smooth_points"])
+    if len(pts) < 2 * n:
+        return None
+    m = smoothed([v for _, _, v in pts], n)
+    best = math.inf
+    cond = []
+    for i, v in enumerate(m):
+        cond.append(i >= n and v > best * (1 + c.params["rise_frac"]))
+        best = min(best, v) if i >= n - 1 else best
+    i = trailing(pts, cond)
+    if i is None:
+        return None
+    low = min(m[n - 1 :])
+    return _since(
+        pts,
+        i,
+        f"smoothed loss rose to {m[-1]:.4f} from its best {low:.4f} "
+        f"(+{(m[-1] / low - 1) * 100:.0f}%): check lr, grad_norm spikes and the data order",
+    )
+
+
+def loss_plateau(c: Context) -> Finding | None:
+    pts = _finite(points(c.h, "loss"))
+    n = int(c.params["smooth_points"])
+    if len(pts) < 2 * n:
+        return None
+    m = smoothed([v for _, _, v in pts], n)
+    ref, ref_i = m[n - 1], n - 1
+    for i in range(n, len(m)):
+        if m[i] < ref * (1 - c.params["min_improvement_frac"]):
+            ref, ref_i = m[i], i
+    span = pts[-1][0] - pts[ref_i][0]
+    if span < c.params["patience_steps"]:
+        return None
+    return Finding(
+        pts[ref_i][0],
+        pts[ref_i][1],
+        f"no {c.params['min_improvement_frac'] * 100:.0f}% improvement of the smoothed loss ({ref:.4f}) "
+        f"for {span} steps: the lr may be too low/high or the model saturated; compare val_loss",
+    )
+
+
+def throughput_low(c: Context) -> Finding | None:
+    floor = c.params["min_toks_per_s"]
+    if floor is None:
+        return None
+    pts = points(c.h, "toks_per_s")
+    i = trailing(pts, [v < floor for _, _, v in pts])
+    return _since(
+        pts,
+        i,
+        f"{pts[-1][2]:.0f} tokens/s, below monitor.min_toks_per_s={floor:g}: "
+        "check GPU utilisation (nvidia-smi), data_stall, and the NSA fallback counters",
+    )
+
+
+def throughput_drop(c: Context) -> Finding | None:
+    pts = points(c.h, "toks_per_s", int(c.params["window_points"]))
+    skip = int(c.params["skip_first_points"])
+    if c.h.steps and len(c.h.steps) <= c.params["window_points"]:
+        pts = pts[skip:]  # the first steps (compile, warmup) are slow on purpose
+    if len(pts) < 5:
+        return None
+    med = statistics.median(v for _, _, v in pts)
+    cut = med * c.params["drop_frac"]
+    i = trailing(pts, [v < cut for _, _, v in pts])
+    return _since(
+        pts,
+        i,
+        f"{pts[-1][2]:.0f} tokens/s, under {c.params['drop_frac'] * 100:.0f}% of this run's median {med:.0f}: "
+        "another process on the GPU, thermal throttling, a slow data source, or rising fallbacks",
+    )
+
+
+def memory_high(c: Context) -> Finding | None:
+    limit = c.params["max_gpu_mem_gb"]
+    if limit is None:
+        return None
+    h = c.h
+    res, alloc = h.column("gpu_mem_reserved_gb"), h.column("gpu_mem_alloc_gb")
+    start = max(0, len(h.steps) - MAX_WINDOW_POINTS)
+    pts = []
+    for i in range(start, len(h.steps)):
+        v = res[i] if res[i] is not None else alloc[i]
+        if v is not None:
+            pts.append((h.steps[i], h.ts[i], v))
+    i = trailing(pts, [v > limit for _, _, v in pts])
+    return _since(
+        pts,
+        i,
+        f"GPU memory {pts[-1][2]:.1f} GiB reserved, above monitor.max_gpu_mem_gb={limit:g}: "
+        "OOM risk; lower batch_size/seq_len or enable grad_checkpointing",
+    )
+
+
+def _median_interval(ts: list[float]) -> float | None:
+    recent = ts[-51:]
+    gaps = [b - a for a, b in zip(recent, recent[1:], strict=False) if b > a]
+    return statistics.median(gaps) if gaps else None
+
+
+def heartbeat_stale(c: Context) -> Finding | None:
+    if c.state != "running":
+        return None
+    h = c.h
+    last = h.last_progress_ts
+    if last is None:
+        last = h.last_write_ts  # generic logs without timestamps: the file's mtime
+    if last is None:
+        return None
+    age = c.now - last
+    threshold = c.params["stale_s"]
+    interval = _median_interval([t for t in h.ts if t is not None])
+    if interval is not None:
+        threshold = min(threshold, max(c.params["interval_factor"] * interval, c.params["min_stale_s"]))
+    if age <= threshold:
+        return None
+    extra = ""
+    stall = h.last_event("stall")
+    if stall is not None and stall.ts is not None and stall.ts >= last:
+        extra = f"; the watchdog reported a stall (dump: {stall.fields.get('dump') or 'see stackdump files'})"
+    elif h.stackdumps:
+        extra = f"; stack dumps: {', '.join(h.stackdumps[-2:])}"
+    others = [
+        f"rank {r.rank} {fmt_age(c.now - r.last_ts)} ago"
+        for r in sorted(h.ranks.values(), key=lambda r: r.rank)
+        if r.last_ts is not None and r.rank != 0
+    ]
+    if others:
+        extra += "; last seen: " + ", ".join(others[:8])
+    return Finding(
+        h.latest_step,
+        last,
+        f"no progress for {fmt_age(age)} (usual interval {fmt_age(interval)}, limit {fmt_age(threshold)}), "
+        f"last step {h.latest_step}{extra}: run `nsa dump` for stacks, check console.log",
+    )
+
+
+def stuck_at_start(c: Context) -> Finding | None:
+    h = c.h
+    boot = h.boot_event
+    if boot is None or boot.ts is None or c.state != "starting":
+        return None
+    waited = c.now - boot.ts
+    if waited <= c.params["start_timeout_s"]:
+        return None
+    phase = h.last_phase
+    hint = PHASE_HINTS.get(phase or "", "check console.log")
+    return Finding(
+        boot.step,
+        boot.ts,
+        f"no progress record {fmt_age(waited)} after boot; last phase reached: {phase or 'boot'} ({hint})",
+    )
+
+
+def gate_collapse(c: Context) -> Finding | None:
+    p = c.params
+    ent, frac = points(c.h, "gate_entropy_mean"), points(c.h, "gate_collapse_frac")
+    by_step: dict[int, list[Any]] = {}
+    for s, t, v in ent:
+        by_step.setdefault(s, [t, None, None])[1] = v
+    for s, t, v in frac:
+        by_step.setdefault(s, [t, None, None])[2] = v
+    pts = sorted((s, t, (e, f)) for s, (t, e, f) in by_step.items())
+
+    def bad(e: float | None, f: float | None, lo: float, hi: float) -> bool:
+        return (e is not None and e < lo) or (f is not None and f > hi)
+
+    i = trailing(pts, [bad(e, f, p["entropy_min"], p["collapse_max"]) for _, _, (e, f) in pts])
+    if i is None:
+        return None
+    e, f = pts[-1][2]
+    severe = bad(e, f, p["entropy_severe"], p["collapse_severe"])
+    shares = [c.h.last_value(k) for k in ("gate_share_cmp", "gate_share_sel", "gate_share_win")]
+    share_txt = ""
+    if all(s is not None for s in shares):
+        share_txt = f", branch shares cmp/sel/win {shares[0]:.2f}/{shares[1]:.2f}/{shares[2]:.2f}"
+    e_txt = f"{e:.3f}" if e is not None else "?"
+    f_txt = f"{f:.2f}" if f is not None else "?"
+    return Finding(
+        pts[i][0],
+        pts[i][1],
+        f"NSA gates collapsing: entropy {e_txt} (min {p['entropy_min']:g}), collapsed rows {f_txt} "
+        f"(max {p['collapse_max']:g}){share_txt}: one branch takes over; check lr and gate init",
+        "critical" if severe else None,
+    )
+
+
+def fallbacks_rising(c: Context) -> Finding | None:
+    fb = c.h.fallbacks
+    if len(fb) < 2:
+        return None
+    last_step, last = fb[-1]
+    lo = last_step - c.params["window_steps"]
+    base = fb[0][1]  # the counters just before the window (or the first we have)
+    for s, cnt in fb[:-1]:
+        if s >= lo:
+            break
+        base = cnt
+    rising = {k: v - base.get(k, 0.0) for k, v in last.items() if v > base.get(k, 0.0)}
+    if not rising:
+        return None
+    first = next(
+        (s for s, cnt in fb if s >= lo and any(cnt.get(k, 0.0) > base.get(k, 0.0) for k in rising)),
+        last_step,
+    )
+    names = ", ".join(f"{k} +{v:.0f}" for k, v in sorted(rising.items(), key=lambda kv: -kv[1]))
+    return Finding(
+        first,
+        None,
+        f"NSA fallback counters increasing ({names}) in the last {int(c.params['window_steps'])} steps: "
+        "the fast kernels are being bypassed; check shapes/dtypes and `nsa check`",
+    )
+
+
+def data_stall(c: Context) -> Finding | None:
+    h = c.h
+    fetch, step = h.column("dt_fetch_s"), h.column("dt_step_s")
+    start = max(0, len(h.steps) - MAX_WINDOW_POINTS)
+    pts = [
+        (h.steps[i], h.ts[i], (fetch[i], step[i]))
+        for i in range(start, len(h.steps))
+        if fetch[i] is not None and step[i] is not None and step[i] > 0
+    ]
+    cond = [f >= c.params["min_fetch_s"] and f > c.params["fetch_frac"] * s for _, _, (f, s) in pts]
+    i = trailing(pts, cond)
+    if i is None:
+        return None
+    f, s = pts[-1][2]
+    return _since(
+        pts,
+        i,
+        f"waiting {f:.2f}s for data per {s:.2f}s step ({f / s * 100:.0f}%): raise data.prefetch, "
+        "check the dataset stream/disk and CPU load",
+    )
+
+
+def lr_mismatch(c: Context) -> Finding | None:
+    tr = c.h.config.get("train") if isinstance(c.h.config, dict) else None
+    if not isinstance(tr, dict):
+        return None
+    try:
+        from nsa_train.config.schedule import lr_at
+
+        kw = {
+            "lr": float(tr["lr"]),
+            "min_lr": float(tr["min_lr"]),
+            "warmup_steps": int(tr["warmup_steps"]),
+            "total_steps": int(c.h.total_steps or tr["steps"]),
+        }
+    except (KeyError, TypeError, ValueError):
+        return None
+    pts = _finite(points(c.h, "lr"))[-2000:]
+    tol = c.params["rel_tol"]
+
+    def off(step: int, v: float) -> bool:
+        # steps are 1-based in the schedule; accept an off-by-one in what the logger calls "step"
+        return all(abs(v - (e := lr_at(s, **kw))) > tol * max(abs(e), 1e-12) for s in (step - 1, step, step + 1))
+
+    i = trailing(pts, [off(s, v) for s, _, v in pts])
+    if i is None:
+        return None
+    s, _, v = pts[-1]
+    return _since(
+        pts,
+        i,
+        f"logged lr {v:.3g} at step {s} but the config's schedule gives {lr_at(s, **kw):.3g}: "
+        "a resumed run with another config, or a scheduler bug",
+    )
+
+
+def grad_spike(c: Context) -> Finding | None:
+    pts = _finite(points(c.h, "grad_norm", int(c.params["window_points"])))
+    recent = int(c.params["recent_points"])
+    if len(pts) < c.params["min_points"] + recent:
+        return None
+    med = statistics.median(v for _, _, v in pts[:-recent])
+    if med <= 0:
+        return None
+    spikes = [p for p in pts[-recent:] if p[2] > c.params["factor"] * med]
+    if not spikes:
+        return None
+    s, t, v = max(spikes, key=lambda p: p[2])
+    return Finding(
+        s,
+        t,
+        f"grad_norm {v:.3g} at step {s}, {v / med:.0f}x its recent median {med:.3g}: "
+        "a bad batch or an unstable lr; watch the loss next",
+    )
+
+
+def process_exited(c: Context) -> Finding | None:
+    h = c.h
+    if c.state != "crashed":
+        return None
+    end = h.end_event
+    if end is not None:
+        why = f"the trainer ended with reason {end.fields.get('reason')!r}"
+        if h.exit_status not in (None, 0):
+            why += f" and exit status {h.exit_status}"
+    elif h.exit_status not in (None, 0):
+        why = f"exit status {h.exit_status} without an end record"
+    else:
+        why = "the tmux session is gone without an end record"
+    n = int(c.params["console_lines"])
+    tail = " | ".join(h.console_tail[-n:]) if h.console_tail else "console.log is empty or missing"
+    return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
+
+
+CHECKS: dict[str, Callable[[Context], Finding | None]] = {
+    "nan_loss": nan_loss,
+    "loss_increase": loss_increase,
+    "loss_plateau": loss_plateau,
+    "throughput_low": throughput_low,
+    "throughput_drop": throughput_drop,
+    "memory_high": memory_high,
+    "heartbeat_stale": heartbeat_stale,
+    "stuck_at_start": stuck_at_start,
+    "gate_collapse": gate_collapse,
+    "fallbacks_rising": fallbacks_rising,
+    "data_stall": data_stall,
+    "lr_mismatch": lr_mismatch,
+    "grad_spike": grad_spike,
+    "process_exited": process_exited,
+}
+
+
+def threshold_check(
+    c: Context, metric: str, above: float | None, below: float | None, msg: str | None
+) -> Finding | None:
+    """A user-added rule: ``metric`` above/below a number."""
+    if metric == "val_loss":
+        pts = [(s, None, v) for s, v in zip(c.h.val_steps, c.h.val_loss, strict=False) if v is not None]
+    else:
+        pts = points(c.h, metric)
+    cond = [(above is not None and v > above) or (below is not None and v < below) for _, _, v in pts]
+    i = trailing(pts, cond)
+    if i is None:
+        return None
+    limit = f"above {above:g}" if above is not None else f"below {below:g}"
+    return _since(pts, i, msg or f"{metric} {pts[-1][2]:.4g} {limit}")

@@ -1,0 +1,65 @@
+"""The default health rules, as data. docs/health.md gives the reason for every number.
+
+Each entry: severity, persistence (``for``: an int is steps, a string such as "300s",
+"5m" or "200 steps" is explicit), and the rule's thresholds (``params``). A run's config
+``monitor`` section and ``nsa status --rules FILE`` override any of these per rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_RULES: dict[str, dict[str, Any]] = {
+    "nan_loss": {"severity": "critical", "for": 0, "params": {}},
+    "loss_increase": {
+        "severity": "warning",
+        "for": "200 steps",
+        "params": {"smooth_points": 10, "rise_frac": 0.05},
+    },
+    "loss_plateau": {
+        "severity": "warning",
+        "for": 0,
+        "params": {"smooth_points": 20, "min_improvement_frac": 0.01, "patience_steps": 3000},
+    },
+    "throughput_low": {"severity": "warning", "for": "300s", "params": {"min_toks_per_s": None}},
+    "throughput_drop": {
+        "severity": "warning",
+        "for": "300s",
+        "params": {"drop_frac": 0.5, "window_points": 500, "skip_first_points": 5},
+    },
+    "memory_high": {"severity": "warning", "for": 0, "params": {"max_gpu_mem_gb": None}},
+    "heartbeat_stale": {
+        "severity": "critical",
+        "for": 0,
+        "params": {"stale_s": 600.0, "interval_factor": 10.0, "min_stale_s": 120.0},
+    },
+    "stuck_at_start": {"severity": "critical", "for": 0, "params": {"start_timeout_s": 900.0}},
+    "gate_collapse": {
+        "severity": "warning",
+        "for": "100 steps",
+        "params": {"entropy_min": 0.5, "collapse_max": 0.1, "entropy_severe": 0.25, "collapse_severe": 0.3},
+    },
+    "fallbacks_rising": {"severity": "warning", "for": 0, "params": {"window_steps": 500}},
+    "data_stall": {
+        "severity": "warning",
+        "for": "100 steps",
+        "params": {"fetch_frac": 0.3, "min_fetch_s": 0.05},
+    },
+    "lr_mismatch": {"severity": "warning", "for": "20 steps", "params": {"rel_tol": 0.05}},
+    "grad_spike": {
+        "severity": "warning",
+        "for": 0,
+        "params": {"factor": 10.0, "window_points": 200, "recent_points": 5, "min_points": 20},
+    },
+    "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
+}
+
+# monitor.<key> in a run's config -> (rule, param)
+MONITOR_KEYS: dict[str, tuple[str, str]] = {
+    "min_toks_per_s": ("throughput_low", "min_toks_per_s"),
+    "max_gpu_mem_gb": ("memory_high", "max_gpu_mem_gb"),
+    "stale_s": ("heartbeat_stale", "stale_s"),
+    "start_timeout_s": ("stuck_at_start", "start_timeout_s"),
+    "gate_entropy_min": ("gate_collapse", "entropy_min"),
+    "gate_collapse_max": ("gate_collapse", "collapse_max"),
+}

@@ -1,0 +1,200 @@
+"""The health engine: a RunHistory and a clock in, a Verdict out. Pure Python (no torch,
+no Textual), shared by `nsa status`, `nsa runs` and `nsa watch`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nsa_train.telemetry import schema
+from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
+from nsa_tui.health.rules import Rule, build_rules
+from nsa_tui.runs.history import FORMAT_VIBE, RunHistory
+
+STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
+HEALTH = ("ok", "warning", "critical")
+_RANK = {"ok": 0, "warning": 1, "critical": 2}
+ETA_WINDOW_POINTS = 50
+
+
+@dataclass
+class Alert:
+    rule: str
+    severity: str  # warning | critical
+    message: str
+    since_step: int | None
+    since_ts: float | None = None
+
+
+@dataclass
+class Verdict:
+    """The judgement of one run at one moment (the `nsa status --json` object)."""
+
+    run: str
+    format: str | None
+    state: str
+    health: str
+    alerts: list[Alert] = field(default_factory=list)
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None
+    lr: float | None = None
+    toks_per_s: float | None = None
+    gpu_mem_gb: float | None = None
+    gate_entropy_mean: float | None = None
+    gate_collapse_frac: float | None = None
+    last_heartbeat_age_s: float | None = None
+    eta_s: float | None = None
+    val_loss: float | None = None
+    grad_norm: float | None = None
+    tokens_seen: float | None = None
+    last_phase: str | None = None
+    end_reason: str | None = None
+    exit_status: int | None = None
+    ranks: int = 0
+    corrupt_lines: int = 0
+    path: str | None = None
+    host: str | None = None
+    via: str | None = None  # over SSH: 'ssh' (tails read remotely, judged here) or 'remote-nsa'
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 warning, 2 critical (3, no telemetry, is decided by the caller)."""
+        return _RANK[self.health]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for a in d["alerts"]:
+            a.pop("since_ts", None)
+        # JSON has no NaN: a non-finite value becomes null (nan_loss says what it was)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
+    end = h.end_event
+    if end is not None:
+        reason = end.fields.get("reason")
+        if reason == schema.END_COMPLETED:
+            return "crashed" if h.exit_status not in (None, 0) else "finished"
+        if reason in (schema.END_HALT, schema.END_SIGNAL):
+            return "halted"
+        return "crashed"
+    if h.exit_status is not None:
+        if h.exit_status != 0:
+            return "crashed"
+        return "halted" if h.halt_requested else "finished"
+    if h.process_alive is False:
+        return "crashed"
+    if h.format == FORMAT_VIBE and h.halt_requested:
+        # the old trainer wrote no end record: .HALT plus silence means it stopped
+        last = h.last_progress_ts or h.last_write_ts
+        if last is not None and now - last > rules["heartbeat_stale"].params["min_stale_s"]:
+            return "halted"
+    if h.has_progress:
+        total = h.total_steps
+        if total and h.latest_step is not None and h.latest_step >= total and h.format != "nsa-v1":
+            return "finished"
+        return "running"
+    if h.boot_event is not None or h.events:
+        return "starting"
+    return "unknown"
+
+
+def _eta(h: RunHistory, state: str) -> float | None:
+    total, step = h.total_steps, h.latest_step
+    if state == "finished":
+        return 0.0
+    if state not in ("running", "starting") or not total or step is None:
+        return None
+    pts = [(s, t) for s, t in zip(h.steps[-ETA_WINDOW_POINTS:], h.ts[-ETA_WINDOW_POINTS:], strict=False) if t]
+    rate = None
+    if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
+        rate = (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
+    else:
+        dt = h.last_value("dt_step_s")
+        rate = 1.0 / dt if dt and dt > 0 and math.isfinite(dt) else None
+    if not rate or rate <= 0:
+        return None
+    return max(0.0, (total - step) / rate)
+
+
+def _heartbeat_age(h: RunHistory, now: float) -> float | None:
+    stamps = [r.last_ts for r in h.ranks.values() if r.last_ts is not None]
+    if h.last_progress_ts is not None:
+        stamps.append(h.last_progress_ts)
+    last = max(stamps) if stamps else h.last_write_ts
+    return None if last is None else max(0.0, now - last)
+
+
+def _persisted(rule: Rule, f: Finding, h: RunHistory, now: float) -> bool:
+    if rule.for_steps and (f.since_step is None or (h.latest_step or 0) - f.since_step < rule.for_steps):
+        return False
+    if rule.for_s:
+        return f.since_ts is not None and now - f.since_ts >= rule.for_s
+    return True
+
+
+def evaluate(
+    history: RunHistory,
+    now: float | None = None,
+    rules: dict[str, Rule] | None = None,
+    *,
+    run: str | None = None,
+) -> Verdict:
+    """Judge a run. ``rules`` defaults to the package defaults overridden by the run's
+    config ``monitor`` section (``build_rules(history.config, user_file_data)`` to add a file)."""
+    h = history
+    now = time.time() if now is None else now
+    rules = rules if rules is not None else build_rules(h.config)
+    state = _state(h, now, rules)
+    alerts: list[Alert] = []
+    for name, rule in rules.items():
+        if not rule.enabled:
+            continue
+        ctx = Context(h, now, state, rule.params)
+        try:
+            if rule.builtin:
+                f = CHECKS[name](ctx)
+            else:
+                assert rule.metric is not None
+                f = threshold_check(ctx, rule.metric, rule.above, rule.below, rule.message)
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError, KeyError):
+            f = None  # odd data (e.g. a string where a number belongs) never breaks a verdict
+        if f is None or not _persisted(rule, f, h, now):
+            continue
+        alerts.append(Alert(name, f.severity or rule.severity, f.message, f.since_step, f.since_ts))
+    fired = {a.rule for a in alerts}
+    if state in ("running", "starting") and fired & {"heartbeat_stale", "stuck_at_start"}:
+        state = "stalled"
+    alerts.sort(key=lambda a: (-_RANK[a.severity], a.rule))
+    health = max((a.severity for a in alerts), key=_RANK.__getitem__, default="ok")
+    latest = h.latest
+    mem = latest["gpu_mem_reserved_gb"] if latest["gpu_mem_reserved_gb"] is not None else latest["gpu_mem_alloc_gb"]
+    end = h.end_event
+    return Verdict(
+        run=run or str(h.run_info.get("run") or ""),
+        format=h.format,
+        state=state,
+        health=health,
+        alerts=alerts,
+        step=h.latest_step,
+        total_steps=h.total_steps,
+        loss=latest["loss"],
+        lr=latest["lr"],
+        toks_per_s=latest["toks_per_s"],
+        gpu_mem_gb=mem,
+        gate_entropy_mean=latest["gate_entropy_mean"],
+        gate_collapse_frac=latest["gate_collapse_frac"],
+        last_heartbeat_age_s=_heartbeat_age(h, now),
+        eta_s=_eta(h, state),
+        val_loss=latest["val_loss"],
+        grad_norm=latest["grad_norm"],
+        tokens_seen=latest["tokens_seen"],
+        last_phase=h.last_phase,
+        end_reason=end.fields.get("reason") if end else None,
+        exit_status=h.exit_status,
+        ranks=len(h.ranks),
+        corrupt_lines=h.corrupt,
+    )

@@ -1,0 +1,114 @@
+"""`nsa dump`: SIGUSR1 to every rank's trainer so it writes its Python stacks to a file.
+
+PIDs come from each rank's latest heartbeat record. Before signalling we check the
+process is alive, is ours, and is a trainer of this run (its command line names
+nsa_train and this run dir): a PID from an old or remote run may have been reused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsa_train.telemetry import schema
+from nsa_tui.errors import UserError
+from nsa_tui.launch import runstate
+
+DUMP_WAIT_S = 15.0
+
+
+@dataclass(frozen=True)
+class RankProcess:
+    rank: int
+    pid: int | None
+    problem: str | None  # why we will not signal it
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode("utf-8", errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _names_run_dir(argv: list[str], run_dir: Path) -> bool:
+    want = run_dir.resolve()
+    for i, a in enumerate(argv[:-1]):
+        if a == "--run-dir":
+            try:
+                return Path(argv[i + 1]).resolve() == want
+            except OSError:
+                return False
+    return False
+
+
+def check_process(rank: int, pid: int | None, run_dir: Path) -> RankProcess:
+    if not isinstance(pid, int) or pid <= 0:
+        return RankProcess(rank, None, "no pid in its heartbeat")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return RankProcess(rank, pid, f"pid {pid} is not running")
+    except PermissionError:
+        return RankProcess(rank, pid, f"pid {pid} belongs to another user")
+    argv = _cmdline(pid)
+    if argv is None:
+        return RankProcess(rank, pid, f"pid {pid}: cannot read its command line")
+    if not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir):
+        return RankProcess(rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)")
+    return RankProcess(rank, pid, None)
+
+
+def rank_processes(run_dir: Path) -> list[RankProcess]:
+    out = []
+    for rank, path in runstate.heartbeat_files(run_dir).items():
+        rec = runstate.last_record(runstate.tail_records(path))
+        out.append(check_process(rank, rec.get("pid") if rec else None, run_dir))
+    return out
+
+
+def _dumps(run_dir: Path) -> set[Path]:
+    return set(run_dir.glob(schema.STACKDUMP_GLOB))
+
+
+def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_WAIT_S) -> list[Path]:
+    """Signal every live rank; return the new dump files (raises when none came)."""
+    procs = rank_processes(run_dir)
+    if not procs:
+        raise UserError(f"run {run_dir.name!r} has no heartbeat files yet, so no trainer pids to signal")
+    targets = [p for p in procs if p.problem is None]
+    for p in procs:
+        if p.problem:
+            say(f"rank {p.rank}: skipped, {p.problem}")
+    if not targets:
+        raise UserError(f"no live trainer process for run {run_dir.name!r}")
+    before = _dumps(run_dir)
+    for p in targets:
+        assert p.pid is not None
+        os.kill(p.pid, signal.SIGUSR1)
+    want = {p.rank for p in targets}
+    deadline = time.monotonic() + wait_s
+    new: list[Path] = []
+    while time.monotonic() < deadline:
+        new = sorted(f for f in _dumps(run_dir) - before if f.stat().st_size > 0)
+        if {_rank_of(f) for f in new} >= want:
+            time.sleep(0.3)  # let the last writer finish its file
+            break
+        time.sleep(0.2)
+    missing = want - {_rank_of(f) for f in new}
+    if not new:
+        raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s")
+    if missing:
+        say(f"no dump from rank(s) {sorted(missing)} within {wait_s:.0f}s")
+    return new
+
+
+def _rank_of(path: Path) -> int | None:
+    # stackdump_rank{r}_{ts}.txt
+    head = path.name.removeprefix("stackdump_rank").split("_", 1)[0]
+    return int(head) if head.isdigit() else None

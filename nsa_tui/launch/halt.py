@@ -1,0 +1,119 @@
+"""`nsa halt`: ask a run to stop cleanly (.HALT), wait for its `end` record, report the checkpoint.
+
+The trainer polls .HALT between steps; every rank stops after the current step,
+rank 0 saves a checkpoint and writes `end` with reason `halt`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsa_train.telemetry import schema
+from nsa_tui.errors import UserError
+from nsa_tui.launch import runstate
+
+POLL_S = 0.5
+EXIT_GRACE_S = 60.0  # after the end record: time for torchrun to exit and the wrapper to record it
+CLEAN_REASONS = (schema.END_HALT, schema.END_COMPLETED)
+
+
+@dataclass(frozen=True)
+class HaltOutcome:
+    reason: str
+    step: int | None
+    checkpoint: Path | None
+    exit_status: int | None
+    already_ended: bool = False  # the run had ended before this halt; nothing was created
+
+
+def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
+    """The newest `checkpoint` record's path, else the checkpoints/latest pointer."""
+    rec = runstate.last_record(records, schema.KIND_CHECKPOINT)
+    if rec is not None and rec.get("path"):
+        p = Path(rec["path"])
+        return p if p.is_absolute() else run_dir / p
+    pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
+    try:
+        name = pointer.read_text().strip()
+    except OSError:
+        return None
+    return run_dir / schema.CHECKPOINT_DIR / name if name else None
+
+
+def _rank0_records(run_dir: Path) -> list[dict]:
+    files = runstate.heartbeat_files(run_dir)
+    first = files.get(0) or (next(iter(files.values())) if files else None)
+    return runstate.tail_records(first) if first else []
+
+
+def request_halt(run_dir: Path) -> Path:
+    halt = run_dir / schema.HALT_FILE
+    halt.write_text(f"halt requested by nsa halt on {socket.gethostname()} (pid {os.getpid()}) at {time.ctime()}\n")
+    return halt
+
+
+def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOutcome | None:
+    """Create .HALT and wait up to wait_s for the end record (None when wait_s is 0)."""
+    before = runstate.heartbeat_state(run_dir)
+    if before.ended:
+        end = before.end_record or {}
+        records = _rank0_records(run_dir)
+        status = runstate.read_exit_status(run_dir)
+        return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status, True)
+    status = runstate.read_exit_status(run_dir)
+    if status is not None:
+        raise UserError(
+            f"run {run_dir.name!r} is not running (the launcher exited with status {status}); nothing to halt"
+        )
+    requested = time.time()
+    request_halt(run_dir)
+    if wait_s <= 0:
+        say(f"created {run_dir / schema.HALT_FILE}; every rank stops after its current step")
+        return None
+    say(f"created {schema.HALT_FILE}; waiting up to {wait_s:.0f}s for run {run_dir.name!r} to save and stop ...")
+    deadline = time.monotonic() + wait_s
+    asked_again = False
+    while time.monotonic() < deadline:
+        records = _rank0_records(run_dir)
+        end = runstate.last_record(records, schema.KIND_END)
+        if end is not None:
+            return _finish(run_dir, end, records, deadline)
+        status = runstate.read_exit_status(run_dir)
+        if status is not None:
+            raise UserError(
+                f"the trainer exited (status {status}) without an end record; see {run_dir / schema.CONSOLE_LOG}"
+            )
+        if not asked_again and _removed_as_stale(run_dir, records, requested):
+            asked_again = True  # only once: later the trainer removes it because it is halting
+            request_halt(run_dir)
+            say(f"the trainer was still booting and removed {schema.HALT_FILE} as stale; created it again")
+        time.sleep(POLL_S)
+    raise UserError(
+        f"no end record after {wait_s:.0f}s; {schema.HALT_FILE} stays in place and the trainer stops after its "
+        "current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status`."
+    )
+
+
+def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> bool:
+    """The trainer clears a leftover .HALT just before its `train` phase; when that phase
+    began after our request, the file it cleared was ours."""
+    if (run_dir / schema.HALT_FILE).exists():
+        return False
+    phases = (r for r in reversed(records) if r.get("kind") == schema.KIND_PHASE)
+    train = next((r for r in phases if r.get("phase") == "train"), None)
+    return train is not None and isinstance(train.get("ts"), (int, float)) and train["ts"] >= requested
+
+
+def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float) -> HaltOutcome:
+    # The end record comes before torchrun exits; give the wrapper time to record the status.
+    exit_deadline = min(time.monotonic() + EXIT_GRACE_S, max(deadline, time.monotonic() + 5))
+    status = runstate.read_exit_status(run_dir)
+    while status is None and time.monotonic() < exit_deadline:
+        time.sleep(POLL_S)
+        status = runstate.read_exit_status(run_dir)
+    return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status)

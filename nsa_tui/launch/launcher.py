@@ -1,0 +1,236 @@
+"""`nsa launch` on this machine: plan (config, names, command), check, start in tmux.
+
+The order matters: everything that can fail on the user's input (config, names,
+rendezvous, tmux, disk, an occupied run) fails before a directory is created or a
+process is started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nsa_train
+from nsa_train.config import Config, ConfigError, config_hash, load_config, resolve_config_path
+from nsa_train.telemetry import schema
+from nsa_tui.errors import UserError
+from nsa_tui.launch import preflight, runstate, tmux
+from nsa_tui.launch.command import Rendezvous, TrainerCommand, shell_string, trainer_env
+from nsa_tui.launch.gpus import default_nproc
+from nsa_tui.rundir import runs_root
+
+LAUNCH_JSON_VERSION = 1
+KILL_WAIT_S = 30.0  # after --force kills a session: time for its wrapper to record the exit
+
+
+@dataclass
+class LaunchRequest:
+    config: str | None = None
+    name: str | None = None
+    run_dir: str | None = None
+    nproc: int | None = None
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    force: bool = False
+
+
+@dataclass
+class LaunchPlan:
+    name: str
+    run_dir: Path  # absolute
+    session: str
+    config_path: Path | None  # absolute; None: the built-in defaults
+    cfg: Config
+    command: TrainerCommand
+    env: dict[str, str]
+    env_sources: dict[str, list[str]]
+    cwd: Path
+
+    @property
+    def argv(self) -> list[str]:
+        return self.command.argv()
+
+    def runner_argv(self) -> list[str]:
+        return [sys.executable, "-m", "nsa_tui.launch.runner", str(self.run_dir)]
+
+
+def default_run_name(config: str | None, now: float | None = None) -> str:
+    stem = Path(config).stem if config else "default"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+
+
+def validate_run_name(name: str) -> str:
+    """A run name is one directory name: anything else (spaces, quotes, `$`) is kept literally."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
+        raise UserError(f"invalid run name {name!r}: it must be one directory name (no '/', not '.' or '..')")
+    return name
+
+
+def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Path | None, Config]:
+    try:
+        path = resolve_config_path(config)
+        cfg = load_config(path, overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    return (path.absolute() if path is not None else None), cfg
+
+
+def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
+    config_path, cfg = load_validated_config(req.config, req.overrides)
+    rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
+    rdzv.validate()
+    if req.run_dir is not None:
+        run_dir = Path(req.run_dir)
+        name = validate_run_name(req.name or run_dir.absolute().name)
+    else:
+        name = validate_run_name(req.name or default_run_name(str(config_path) if config_path else None))
+        run_dir = runs_root() / name
+    if req.nproc is not None and req.nproc < 1:
+        raise UserError(f"--nproc must be >= 1, got {req.nproc}")
+    nproc = req.nproc or default_nproc(cfg.runtime.device, environ)
+    run_dir = run_dir.absolute()
+    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv)
+    env, sources = trainer_env(cfg.runtime.env, environ)
+    return LaunchPlan(name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd())
+
+
+def git_state(repo: Path) -> tuple[str | None, bool | None]:
+    """(HEAD sha, dirty) of the checkout holding the trainer code; (None, None) outside git."""
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None, None
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    return sha.stdout.strip(), (bool(dirty.stdout.strip()) if dirty.returncode == 0 else None)
+
+
+def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    sha, dirty = git_state(Path(nsa_train.__file__).resolve().parents[1])
+    argv = plan.argv
+    rdzv = plan.command.rendezvous
+    return {
+        "v": LAUNCH_JSON_VERSION,
+        "name": plan.name,
+        "run_dir": str(plan.run_dir),
+        "tmux_session": plan.session,
+        "tmux_socket": os.environ.get(tmux.TMUX_SOCKET_ENV),
+        "argv": argv,
+        "command": shell_string(argv),
+        "env": plan.env,
+        "env_sources": plan.env_sources,
+        "runner": plan.runner_argv(),
+        "cwd": str(plan.cwd),
+        "config_path": str(plan.config_path) if plan.config_path else None,
+        "config_hash": config_hash(plan.cfg),
+        "overrides": list(plan.command.overrides),
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "host": socket.gethostname(),
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+        "ts": now,
+        "nproc": plan.command.nproc,
+        "nnodes": rdzv.nnodes,
+        "node_rank": rdzv.node_rank,
+        "rdzv_endpoint": rdzv.endpoint,
+        "python": sys.executable,
+        "nsa_version": nsa_train.__version__,
+    }
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
+    deadline = time.time() + timeout
+    status = run_dir / schema.EXIT_STATUS
+    while time.time() < deadline:
+        if status.exists() and status.stat().st_mtime >= since - 1:
+            return
+        time.sleep(0.2)
+
+
+def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
+    """Refuse an occupied session or run dir; with --force say what we do, then do it."""
+    occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)
+    where = f"run dir {plan.run_dir}"
+    if not force:
+        if occ.session_live:
+            raise UserError(
+                f"tmux session {plan.session} already exists (see it: nsa attach {plan.name!r}; stop it: "
+                f"nsa halt {plan.name!r}); pass --force to kill it and start again"
+            )
+        if occ.heartbeat_age_s is not None:
+            raise UserError(
+                f"{where} holds a live run (heartbeat {occ.heartbeat_age_s:.0f}s ago, no end record); "
+                "pass --force to reuse it anyway, or choose another --name"
+            )
+        if occ.previous_run:
+            raise UserError(f"{where} already holds an earlier run; choose another --name, or pass --force to reuse it")
+        return
+    if occ.session_live:
+        say(f"--force: killing tmux session {plan.session}")
+        killed_at = time.time()
+        tmux.kill_session(plan.session)
+        if runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
+            # Our wrapper ran there: let it record the old run's end before the new one starts.
+            _wait_for_exit_status(plan.run_dir, killed_at, KILL_WAIT_S)
+    elif occ.heartbeat_age_s is not None:
+        say(
+            f"--force: the heartbeat in {plan.run_dir} is {occ.heartbeat_age_s:.0f}s old with no tmux session "
+            f"{plan.session}; a trainer outside tmux may still be writing there"
+        )
+    if occ.previous_run:
+        say(f"--force: reusing {where} (earlier files kept, console.log appended; old exit_status removed)")
+
+
+def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
+    """Preflight, claim, create the run dir, write launch.json, start the tmux session."""
+    report = preflight.run_preflight(plan.run_dir, plan.cfg)
+    claim(plan, force, say)
+    for note in report.notes:
+        say(note)
+    try:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create run dir {plan.run_dir}: {e.strerror or e}") from None
+    (plan.run_dir / schema.EXIT_STATUS).unlink(missing_ok=True)
+    (plan.run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # noted by the preflight
+    _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, launch_record(plan))
+    tmux.new_session(plan.session, plan.runner_argv(), plan.cwd)
+
+
+def describe(plan: LaunchPlan) -> list[str]:
+    """What a launch will do (printed by --dry-run and before a real launch)."""
+    lines = [
+        f"run:     {plan.name}",
+        f"run dir: {plan.run_dir}",
+        f"session: {plan.session}"
+        + (f" (tmux -L {os.environ[tmux.TMUX_SOCKET_ENV]})" if os.environ.get(tmux.TMUX_SOCKET_ENV) else ""),
+        f"config:  {plan.config_path or '<built-in defaults>'} (hash {config_hash(plan.cfg)})",
+        f"command: {shell_string(plan.argv)}",
+        "env:",
+    ]
+    lines += [f"  {k}={v}" for k, v in plan.env.items()]
+    return lines

@@ -1,0 +1,113 @@
+"""Run an `nsa` command on another host over the user's OpenSSH.
+
+The remote side is the same `nsa`, so remote runs behave exactly like local ones.
+Every argument travels quoted (``remote_script``): a run name such as
+``a; rm -rf ~`` or ``$(id)`` reaches the remote `nsa` as one literal argument.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from nsa_tui.errors import UserError
+from nsa_tui.remote.ssh import (
+    SSH_ERROR_EXIT,
+    SSHError,
+    describe_ssh_failure,
+    interactive_argv,
+    remote_command,
+    ssh_base_command,
+    validate_host,
+)
+
+SSH_FAILED = 4  # our exit status when the host cannot be reached
+NOT_INSTALLED = 127
+
+# Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
+FORWARDED_ENV = ("NSA_TMUX_SOCKET", "NSA_RUNS_DIR")
+
+# $1 = directory to cd into first ("" for the login directory); the rest is nsa's argv.
+# Prefer the checkout's own venv, then nsa on PATH.
+FIND_AND_RUN_NSA = r"""
+dir=$1; shift
+if [ -n "$dir" ]; then
+  cd -- "$dir" || { echo "error: cannot cd to $dir on $(uname -n)" >&2; exit 3; }
+  if [ -x .venv/bin/nsa ]; then exec .venv/bin/nsa "$@"; fi
+fi
+if command -v nsa >/dev/null 2>&1; then exec nsa "$@"; fi
+where=${dir:+ and no $dir/.venv/bin/nsa}
+echo "error: nsa is not installed on $(uname -n): not on PATH$where;" \
+  "install the project there (pip install -e .) or pass --remote-dir CHECKOUT" >&2
+exit 127
+"""
+
+
+def nsa_remote_command(remote_dir: str | None, nsa_args: list[str], environ: dict[str, str] | None = None) -> str:
+    """The one remote command line: `[env K=V ...] sh -c SCRIPT sh DIR ARGS...`, all quoted."""
+    environ = os.environ if environ is None else environ
+    forwarded = [f"{k}={environ[k]}" for k in FORWARDED_ENV if environ.get(k)]
+    argv = ["sh", "-c", FIND_AND_RUN_NSA, "sh", remote_dir or "", *nsa_args]
+    return remote_command(["env", *forwarded, *argv] if forwarded else argv)
+
+
+def run_nsa(host: str, remote_dir: str | None, nsa_args: list[str], *, echo: bool = True) -> tuple[int, str]:
+    """Run `nsa ARGS` on host: (exit status, its stdout). Stdout is echoed as it
+    comes (when echo), stderr relayed when it ends.
+
+    Raises UserError (exit SSH_FAILED) when ssh itself fails: connection refused,
+    timeout, authentication, host key; nothing has run on the host then.
+    """
+    try:
+        validate_host(host)
+    except SSHError as e:
+        raise UserError(str(e), SSH_FAILED) from None
+    argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args)]
+    # stderr goes to a file, not a pipe: a chatty remote cannot block us while we read stdout.
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        except FileNotFoundError:
+            raise UserError(
+                f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)", SSH_FAILED
+            ) from None
+        out = _relay_stdout(proc, echo)
+        rc = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", errors="replace")
+    if rc == SSH_ERROR_EXIT:
+        raise UserError(describe_ssh_failure(host, stderr), SSH_FAILED)
+    if stderr:
+        sys.stderr.write(stderr)
+        sys.stderr.flush()
+    return rc, out
+
+
+def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool) -> str:
+    # Line by line, so `nsa halt --host` shows its progress while it waits.
+    assert proc.stdout is not None
+    lines = []
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", errors="replace")
+        lines.append(line)
+        if echo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return "".join(lines)
+
+
+def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str]) -> int:
+    """An interactive `nsa attach` on host (a tty, so tmux can draw)."""
+    try:
+        argv = interactive_argv(host, nsa_remote_command(remote_dir, nsa_args))
+    except SSHError as e:
+        raise UserError(str(e), SSH_FAILED) from None
+    try:
+        rc = subprocess.call(argv)
+    except FileNotFoundError:
+        raise UserError(f"ssh command not found: {argv[0]!r}", SSH_FAILED) from None
+    if rc == SSH_ERROR_EXIT:
+        raise UserError(f"cannot reach {host} (ssh failed; its message is above)", SSH_FAILED)
+    return rc

@@ -1,0 +1,143 @@
+"""The process tmux runs: torchrun with its output copied to console.log, and its
+exit status written to ``exit_status`` however it ends.
+
+``python -m nsa_tui.launch.runner RUN_DIR`` reads the command and environment from
+RUN_DIR/launch.json, so what launch.json records is exactly what ran. A shell
+pipeline through ``tee`` would report tee's status instead of torchrun's; this
+wrapper waits for torchrun itself. A signal that kills torchrun is recorded as
+128+N, as a shell would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from nsa_train.telemetry import schema
+from nsa_tui.launch import runstate
+
+EXIT_NOT_STARTED = 127
+
+
+def write_exit_status(run_dir: Path, code: int) -> None:
+    """Atomic, so a reader never sees an empty file."""
+    tmp = run_dir / f".{schema.EXIT_STATUS}.tmp"
+    tmp.write_text(f"{code}\n")
+    os.replace(tmp, run_dir / schema.EXIT_STATUS)
+
+
+class _Mirror:
+    """Copies bytes to console.log and, while the tmux pane exists, to the terminal."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log = log_path.open("ab", buffering=0)
+        self.tty_ok = True
+
+    def write(self, data: bytes) -> None:
+        self.log.write(data)
+        if self.tty_ok:
+            try:
+                os.write(sys.stdout.fileno(), data)
+            except OSError:  # the pane was closed (session killed): keep logging
+                self.tty_ok = False
+
+    def note(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.write(f"[nsa {stamp}] {text}\n".encode())
+
+
+def run(run_dir: Path) -> int:
+    spec = json.loads((run_dir / schema.LAUNCH_JSON).read_text())
+    argv: list[str] = spec["argv"]
+    env = {**os.environ, **spec["env"]}
+    mirror = _Mirror(run_dir / schema.CONSOLE_LOG)
+    started = time.time()
+    mirror.note(f"starting: {spec.get('command', ' '.join(argv))}")
+
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            mirror.tty_ok = False
+        if child is not None and child.poll() is None:
+            try:
+                child.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, forward)
+    # Ctrl-C in an attached pane reaches torchrun directly (same process group);
+    # the wrapper must outlive it to record the status. A no-op handler, not
+    # SIG_IGN: an ignored signal would stay ignored in torchrun after exec.
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+
+    try:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            restore_signals=True,
+        )
+    except OSError as e:
+        mirror.note(f"could not start {argv[0]}: {e.strerror or e}")
+        write_exit_status(run_dir, EXIT_NOT_STARTED)
+        return EXIT_NOT_STARTED
+
+    assert child.stdout is not None
+    fd = child.stdout.fileno()
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        mirror.write(data)
+    rc = child.wait()
+    code = rc if rc >= 0 else 128 - rc
+    if code != 0:
+        # torchrun ends a failure with its own traceback; restate the trainer's error last,
+        # where `tail console.log` and `nsa status` look.
+        for line in trainer_errors(run_dir, since=started):
+            mirror.note(line)
+    write_exit_status(run_dir, code)
+    mirror.note(f"torchrun exited with status {code}")
+    return code
+
+
+def trainer_errors(run_dir: Path, since: float, max_ranks: int = 4) -> list[str]:
+    """The last `error` record of each rank written since this launch started."""
+    out = []
+    for rank, path in runstate.heartbeat_files(run_dir).items():
+        rec = runstate.last_record(runstate.tail_records(path), schema.KIND_ERROR)
+        if rec is not None and isinstance(rec.get("ts"), (int, float)) and rec["ts"] >= since:
+            out.append(f"rank {rank} error at step {rec.get('step')}: {rec.get('message')}")
+    return out[:max_ranks]
+
+
+def main(args: list[str] | None = None) -> int:
+    args = sys.argv[1:] if args is None else args
+    if len(args) != 1:
+        print("usage: python -m nsa_tui.launch.runner RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    try:
+        return run(run_dir)
+    except Exception as e:  # the status must exist whatever happened
+        with (run_dir / schema.CONSOLE_LOG).open("a") as log:
+            log.write(f"[nsa] launcher failed: {type(e).__name__}: {e}\n")
+        write_exit_status(run_dir, EXIT_NOT_STARTED)
+        return EXIT_NOT_STARTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

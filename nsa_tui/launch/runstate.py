@@ -1,0 +1,92 @@
+"""What a run directory says about its run: last heartbeat records, end records,
+exit status, launch.json. Reads only the ends of files (heartbeats grow for days)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nsa_train.telemetry import schema
+
+TAIL_BYTES = 256 * 1024
+
+
+def tail_records(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
+    """The decodable records in the last ``max_bytes`` of a JSONL file, oldest first.
+    A partial first line (cut by the window) or last line (being written) is skipped."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            start = max(0, size - max_bytes)
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:]
+    return [r for r in (schema.decode(line) for line in lines if line.strip()) if r is not None]
+
+
+def heartbeat_files(run_dir: Path) -> dict[int, Path]:
+    out = {}
+    for p in run_dir.glob(schema.HEARTBEAT_GLOB):
+        digits = p.name.removeprefix("heartbeat_rank").removesuffix(".jsonl")
+        if digits.isdigit():
+            out[int(digits)] = p
+    return dict(sorted(out.items()))
+
+
+def last_record(records: list[dict[str, Any]], kind: str | None = None) -> dict[str, Any] | None:
+    for r in reversed(records):
+        if kind is None or r.get("kind") == kind:
+            return r
+    return None
+
+
+def read_exit_status(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / schema.EXIT_STATUS).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_launch_json(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / schema.LAUNCH_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class HeartbeatState:
+    newest_mtime: float | None  # newest heartbeat file write, any rank
+    ended: bool  # rank 0's last record is an `end` record
+    end_record: dict[str, Any] | None
+
+    def recent(self, window_s: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.newest_mtime is not None and now - self.newest_mtime < window_s
+
+
+def heartbeat_state(run_dir: Path) -> HeartbeatState:
+    files = heartbeat_files(run_dir)
+    if not files:
+        return HeartbeatState(None, False, None)
+    newest = max(p.stat().st_mtime for p in files.values())
+    first = files.get(0, next(iter(files.values())))
+    end = last_record(tail_records(first))
+    ended = end is not None and end.get("kind") == schema.KIND_END
+    return HeartbeatState(newest, ended, end if ended else None)
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Any trace of an earlier launch or training in this directory."""
+    names = (schema.LAUNCH_JSON, schema.RUN_JSON, schema.EXIT_STATUS, schema.CONSOLE_LOG)
+    return any((run_dir / n).exists() for n in names) or bool(heartbeat_files(run_dir))

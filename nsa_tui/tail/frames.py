@@ -1,0 +1,85 @@
+"""Parse the framed stream printed by remote_script.sh (pure; fed arbitrary byte splits).
+
+Every payload is preceded by a header that states its exact length, so the parser never
+looks for delimiters inside file bytes: NULs, stray newlines or invalid UTF-8 in a log
+cannot desync it. A header that does not parse means the stream is broken (we reconnect).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_HEADER = 4096
+
+
+class FrameError(Exception):
+    """The stream is not what remote_script.sh prints."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    kind: str  # "D" appended bytes, "W" whole file, "F" whole file present, "E" end of round, "N" no dir
+    name: str = ""
+    inode: int = 0
+    offset: int = 0
+    data: bytes = b""
+    round: int = 0
+
+
+class FrameParser:
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._header: tuple[str, str, int, int, int] | None = None  # kind, name, inode, offset, length
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        out: list[Frame] = []
+        while True:
+            if self._header is None:
+                nl = self._buf.find(b"\n")
+                if nl < 0:
+                    if len(self._buf) > MAX_HEADER:
+                        raise FrameError("header too long")
+                    return out
+                line = bytes(self._buf[:nl])
+                del self._buf[: nl + 1]
+                frame = self._parse_header(line)
+                if frame is not None:
+                    out.append(frame)
+                    continue
+            kind, name, inode, offset, length = self._header  # type: ignore[misc]
+            if len(self._buf) < length:
+                return out
+            payload = bytes(self._buf[:length])
+            del self._buf[:length]
+            self._header = None
+            out.append(Frame(kind, name=name, inode=inode, offset=offset, data=payload))
+
+    def _parse_header(self, line: bytes) -> Frame | None:
+        """A header-only frame, or None after storing a header whose payload follows."""
+        try:
+            text = line.decode("utf-8")
+            kind, _, rest = text.partition(" ")
+            if kind == "E":
+                return Frame("E", round=int(rest))
+            if kind == "N" and not rest:
+                return Frame("N")
+            if kind == "F" and rest:
+                return Frame("F", name=rest)
+            if kind == "D":
+                ino, off, n, name = rest.split(" ", 3)
+                self._header = ("D", name, _nat(ino), _nat(off), _nat(n))
+                return None
+            if kind == "W":
+                ino, n, name = rest.split(" ", 2)
+                self._header = ("W", name, _nat(ino), 0, _nat(n))
+                return None
+        except ValueError:
+            pass
+        raise FrameError(f"unexpected header {line[:80]!r}")
+
+
+def _nat(s: str) -> int:
+    if not s.isdigit():
+        raise ValueError(s)
+    return int(s)

@@ -1,0 +1,103 @@
+"""Follow every interesting file of a local run directory."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from nsa_tui.tail.file_tailer import FileTailer
+from nsa_tui.tail.notify import ChangeNotifier
+from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update
+
+
+def wanted_kind(name: str) -> str | None:
+    """'whole', 'line' or None for a file name in a run directory."""
+    if name in WHOLE_FILES or any(fnmatch.fnmatchcase(name, p) for p in WHOLE_PATTERNS):
+        return "whole"
+    if any(fnmatch.fnmatchcase(name, p) for p in LINE_PATTERNS):
+        return "line"
+    return None
+
+
+class LocalRunSource:
+    def __init__(self, directory: str | os.PathLike[str], *, force_poll: bool = False) -> None:
+        self.directory = Path(directory)
+        self._force_poll = force_poll
+        self._tailers: dict[str, FileTailer] = {}
+        self._whole_sig: dict[str, tuple[int, int, int]] = {}
+        self.mtimes: dict[str, float] = {}  # newest mtime seen per file (the health engine's last_write_ts)
+        self._notifier = ChangeNotifier(self.directory, force_poll=force_poll)
+        self._restarted = False
+
+    def _names(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.directory) if e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def read(self) -> list[Update]:
+        if self._notifier.fallback_reason == "run directory not there yet" and self.directory.is_dir():
+            self._notifier.close()
+            self._notifier = ChangeNotifier(self.directory, force_poll=self._force_poll)
+        updates: list[Update] = []
+        if self._restarted:
+            self._restarted = False
+            updates.append(Update("", reset=True))  # "" = every file: the consumer starts over
+        names = self._names()
+        present = set(names)
+        sizes: dict[str, int] = {}
+        for name in names:
+            kind = wanted_kind(name)
+            if kind == "line":
+                t = self._tailers.get(name)
+                if t is None:
+                    t = self._tailers[name] = FileTailer(self.directory / name)
+                chunk = t.poll()
+                sizes[name] = t.offset
+                if t.mtime is not None:
+                    self.mtimes[name] = t.mtime
+                if chunk:
+                    updates.append(Update(name, lines=chunk.lines, reset=chunk.reset))
+            elif kind == "whole":
+                up = self._read_whole(name)
+                if up is not None:
+                    updates.append(up)
+        for name in [n for n in self._whole_sig if n not in present]:
+            del self._whole_sig[name]
+            updates.append(Update(name, deleted=True))
+        self._notifier.note_sizes(sizes)
+        return updates
+
+    def _read_whole(self, name: str) -> Update | None:
+        p = self.directory / name
+        try:
+            st = p.stat()
+            sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+            self.mtimes[name] = st.st_mtime
+            if self._whole_sig.get(name) == sig:
+                return None
+            content = p.read_bytes()
+        except FileNotFoundError:
+            return None
+        self._whole_sig[name] = sig
+        return Update(name, content=content)
+
+    def wait(self, timeout: float) -> None:
+        self._notifier.wait(min(timeout, self._notifier.interval))
+
+    def restart(self) -> None:
+        self._tailers.clear()
+        self._whole_sig.clear()
+        self.mtimes.clear()
+        self._restarted = True
+        self._notifier.poke()
+
+    def describe(self) -> str:
+        n = self._notifier
+        if n.mode == "inotify":
+            return "inotify"
+        return f"polling ({n.fallback_reason})" if n.fallback_reason else "polling"
+
+    def close(self) -> None:
+        self._notifier.close()

@@ -1,0 +1,43 @@
+"""The reading side of a watched run, local or remote, behind one small interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Files that are rewritten as a whole (read entirely when they change); everything else
+# under the patterns is an append-only log tailed by offset.
+WHOLE_FILES = ("run.json", "launch.json", "summary.json", "exit_status", "config.yaml", ".HALT", ".anomaly_type")
+WHOLE_PATTERNS = ("stackdump_*.txt",)  # small, written once: read whole (health shows their names)
+LINE_PATTERNS = ("*.jsonl", "*.csv", "*.log")
+
+
+@dataclass
+class Update:
+    """Changes to one file since the previous read."""
+
+    name: str  # "" with reset=True: every file starts over (after restart())
+    lines: list[bytes] = field(default_factory=list)  # complete new lines (line files)
+    reset: bool = False  # earlier lines of this file are void (truncated, rotated, re-created)
+    content: bytes | None = None  # the whole content (whole files), None when unchanged
+    deleted: bool = False  # a whole file went away
+
+
+class RunSource(Protocol):
+    def read(self) -> list[Update]:
+        """Everything that changed since the last call (never blocks on the network)."""
+        ...
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until something may have changed, at most ``timeout`` seconds."""
+        ...
+
+    def restart(self) -> None:
+        """Read every file again from byte 0."""
+        ...
+
+    def describe(self) -> str:
+        """One short line: how we read (inotify, polling, ssh) and any trouble."""
+        ...
+
+    def close(self) -> None: ...

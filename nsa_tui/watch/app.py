@@ -1,0 +1,279 @@
+"""The `nsa watch` Textual app: one or several runs, live charts, health, events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from nsa_tui.watch import actions
+from nsa_tui.watch.chart_render import ChartSpec, Line
+from nsa_tui.watch.charts import CHARTS, RUN_COLORS, RunCharts, ViewSettings, x_formatter
+from nsa_tui.watch.downsample import nice_ceil
+from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.screens.confirm import ConfirmScreen
+from nsa_tui.watch.screens.help import HelpScreen
+from nsa_tui.watch.verdict import VerdictView, evaluate
+from nsa_tui.watch.widgets.events_pane import EventsPane
+from nsa_tui.watch.widgets.health_panel import HealthPanel
+from nsa_tui.watch.widgets.line_chart import LineChart
+from nsa_tui.watch.widgets.ranks_panel import RanksPanel
+from nsa_tui.watch.widgets.run_header import RunHeader
+from nsa_tui.watch.widgets.run_tabs import RunTabs
+
+REDRAW_S = 0.1  # how often the UI looks for new data (a new line is on screen < 0.5 s)
+AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
+
+
+class WatchApp(App):
+    CSS_PATH = "watch.tcss"
+    TITLE = "nsa watch"
+    HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
+    BINDINGS: ClassVar = [
+        Binding("q", "quit", "quit"),
+        Binding("h", "halt", "halt"),
+        Binding("d", "dump", "dump"),
+        Binding("s", "smoothing", "smooth"),
+        Binding("l", "log_y", "log y"),
+        Binding("x", "x_axis", "x axis"),
+        Binding("c", "compare", "compare"),
+        Binding("tab,right", "next_run", "next run"),
+        Binding("shift+tab,left", "prev_run", "prev", show=False),
+        Binding("r", "reread", "re-read"),
+        Binding("question_mark", "help", "help"),
+    ]
+
+    def __init__(
+        self,
+        runs: list[RunModel],
+        *,
+        clock: Callable[[], float] = time.time,
+        host: str | None = None,
+        remote_runs: list[str] | None = None,
+        start_readers: bool = True,
+    ) -> None:
+        super().__init__()
+        self.runs = runs
+        self.charts = [RunCharts(m) for m in runs]
+        self.clock = clock
+        self.host = host
+        self.remote_runs = remote_runs or [m.name for m in runs]
+        self.view = ViewSettings()
+        self.active = 0
+        self.verdicts: list[VerdictView] = [VerdictView() for _ in runs]
+        self._drawn: tuple = ()
+        self._last_age_tick = 0.0
+        self._stop = threading.Event()
+        self._start_readers = start_readers
+        self._threads: list[threading.Thread] = []
+        self.last_message = ""
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield RunTabs([m.name for m in self.runs], id="tabs")
+        yield RunHeader(id="header")
+        with Container(id="body"):
+            with Vertical(id="main"):
+                with Vertical(id="charts"):
+                    for c in CHARTS:
+                        yield LineChart(self._spec_fn(c), self._title_fn(c), id=f"chart-{c}")
+                yield LineChart(self._compare_spec, self._compare_title, id="compare")
+            with Vertical(id="side"):
+                yield HealthPanel(id="health")
+                with Vertical(id="side-right"):
+                    yield RanksPanel(id="ranks")
+                    yield EventsPane(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if len(self.runs) < 2:
+            self.query_one(RunTabs).display = False
+        if self._start_readers:
+            for i, m in enumerate(self.runs):
+                t = threading.Thread(target=self._reader, args=(m,), name=f"nsa-watch-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        self.set_interval(REDRAW_S, self._tick)
+        self._redraw(force=True)
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+        for m in self.runs:
+            m.source.close()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    # ------------------------------------------------------------ data
+    def _reader(self, model: RunModel) -> None:
+        while not self._stop.is_set():
+            try:
+                model.pump()
+            except Exception as e:  # keep following: one bad read must not end the dashboard
+                self.last_message = f"read error: {e}"
+            model.source.wait(0.25)
+
+    def _tick(self) -> None:
+        self._redraw()
+
+    @property
+    def model(self) -> RunModel:
+        return self.runs[self.active]
+
+    def _spec_fn(self, chart: str) -> Callable[[], ChartSpec | None]:
+        return lambda: self.charts[self.active].spec(chart, self.view)
+
+    def _title_fn(self, chart: str) -> Callable[[], str]:
+        return lambda: self.charts[self.active].title(chart, self.view)
+
+    def _compare_spec(self) -> ChartSpec:
+        lines: list[Line] = []
+        hi = 1.0
+        for i, (m, ch) in enumerate(zip(self.runs, self.charts, strict=True)):
+            key = f"cmp-{self.view.x_axis}"
+            lines.append(ch._line(key, m.name, RUN_COLORS[i % len(RUN_COLORS)], m.table.view("loss", self.view.x_axis)))
+            hi = max(hi, ch.x_range(self.view)[1] if self.view.x_axis != "step" else (m.table.last_step or 1))
+        return ChartSpec(lines, 0.0, nice_ceil(hi), log_y=self.view.log_y, x_format=x_formatter(self.view.x_axis))
+
+    def _compare_title(self) -> str:
+        return f"loss of {len(self.runs)} runs (x: {self.view.x_axis})"
+
+    def _redraw(self, force: bool = False) -> None:
+        now = self.clock()
+        key = (self.active, tuple(m.version for m in self.runs), self.view.__dict__.copy().items().__repr__())
+        age_tick = now - self._last_age_tick >= AGE_TICK_S
+        if not force and key == self._drawn and not age_tick:
+            return
+        self._last_age_tick = now
+        data_changed = key != self._drawn or force
+        self._drawn = key
+        m = self.model
+        with m.lock:
+            v = evaluate(m.history, now, m.run_dir)
+            self.verdicts[self.active] = v
+            self.query_one(RunHeader).show(self._header_info(m, v, now))
+            self.query_one(HealthPanel).show(v)
+            self.query_one(RanksPanel).show(self._rank_rows(m, now))
+            if data_changed:
+                self.query_one(EventsPane).show(list(m.history.events), list(m.logs))
+                if self.view.compare:
+                    self.query_one("#compare", LineChart).refresh()
+                else:
+                    for c in CHARTS:
+                        self.query_one(f"#chart-{c}", LineChart).refresh()
+
+    def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
+        h = m.history
+        start = h.run_info.get("start_time")
+        if not isinstance(start, (int, float)):
+            boot = h.boot_event
+            start = boot.ts if boot is not None else None
+        end = h.end_event
+        last_ts = max((r.last_ts for r in h.ranks.values() if r.last_ts is not None), default=None)
+        stop = end.ts if end is not None and end.ts else now
+        return {
+            "name": m.name,
+            "state": v.state if not v.problem else ("starting" if not h.has_progress else "unknown"),
+            "health": v.health if not v.problem else "",
+            "step": h.latest_step,
+            "total": h.total_steps,
+            "eta": v.eta_s,
+            "elapsed": (stop - start) if start else None,
+            "tokens": h.last_value("tokens_seen"),
+            "hb_age": (now - last_ts) if last_ts is not None else None,
+            "corrupt": h.corrupt,
+            "source": m.source.describe() if self.host else "",
+        }
+
+    def _rank_rows(self, m: RunModel, now: float) -> list[tuple[int, int | None, float | None]]:
+        return [
+            (r.rank, r.last_step, (now - r.last_ts) if r.last_ts is not None else None)
+            for r in sorted(m.history.ranks.values(), key=lambda r: r.rank)
+        ]
+
+    # ------------------------------------------------------------ actions
+    def action_smoothing(self) -> None:
+        self.view.cycle_smoothing()
+        self.notify(f"smoothing: {f'{self.view.smoothing}-point moving average' if self.view.smoothing else 'off'}")
+        self._redraw(force=True)
+
+    def action_log_y(self) -> None:
+        self.view.log_y = not self.view.log_y
+        self._redraw(force=True)
+
+    def action_x_axis(self) -> None:
+        self.view.cycle_x()
+        self.notify(f"x axis: {self.view.x_axis}")
+        self._redraw(force=True)
+
+    def action_compare(self) -> None:
+        self.view.compare = not self.view.compare
+        self.set_class(self.view.compare, "-compare")
+        self._redraw(force=True)
+
+    def action_next_run(self) -> None:
+        self._switch((self.active + 1) % len(self.runs))
+
+    def action_prev_run(self) -> None:
+        self._switch((self.active - 1) % len(self.runs))
+
+    def on_run_tabs_selected(self, msg: RunTabs.Selected) -> None:
+        self._switch(msg.index)
+
+    def _switch(self, i: int) -> None:
+        self.active = i
+        self.query_one(RunTabs).select(i)
+        self._redraw(force=True)
+
+    def action_reread(self) -> None:
+        self.model.restart()
+        self.notify(f"re-reading {self.model.name} from scratch")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_halt(self) -> None:
+        m = self.model
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._background(
+                    "halt", lambda: actions.halt(m.run_dir, self.host, self.remote_runs[self.active], self._say)
+                )
+
+        where = f" on {self.host}" if self.host else ""
+        self.push_screen(ConfirmScreen(f"Halt run {m.name!r}{where}? It stops after the current step."), answered)
+
+    def action_dump(self) -> None:
+        m = self.model
+        self.notify(f"asking every rank of {m.name} for a stack dump…")
+        self._background("dump", lambda: actions.dump(m.run_dir, self.host, self.remote_runs[self.active], self._say))
+
+    def _say(self, text: str) -> None:
+        self.call_from_thread(self.notify, text)
+
+    def _background(self, what: str, fn: Callable[[], str]) -> None:
+        def work() -> None:
+            ok, msg = actions.safely(fn)
+            self.last_message = msg
+            self.call_from_thread(self.notify, msg, title=what, severity="information" if ok else "error")
+
+        threading.Thread(target=work, name=f"nsa-watch-{what}", daemon=True).start()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Halt run", "Ask the run to stop cleanly (same as nsa halt)", self.action_halt)
+        yield SystemCommand("Stack dump", "Dump the Python stacks of every rank (same as nsa dump)", self.action_dump)
+        yield SystemCommand("Toggle smoothing", "Cycle the loss moving average", self.action_smoothing)
+        yield SystemCommand("Toggle log scale", "Log-scale y axes", self.action_log_y)
+        yield SystemCommand("Cycle x axis", "x axis: step / time / tokens", self.action_x_axis)
+        yield SystemCommand("Compare runs", "Overlay the loss curves of all open runs", self.action_compare)
+        yield SystemCommand("Next run", "Switch to the next run", self.action_next_run)
+        yield SystemCommand("Re-read from scratch", "Read every file again", self.action_reread)
+        yield SystemCommand("Keys", "Show every key", self.action_help)

@@ -1,0 +1,187 @@
+"""Which charts the dashboard shows and how each is built from a RunModel (no Textual)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nsa_tui.watch import fmt
+from nsa_tui.watch.chart_render import ChartSpec, Line
+from nsa_tui.watch.downsample import moving_average, nice_ceil
+from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.series import Series
+
+SMOOTHING_STEPS = (0, 10, 50, 200)  # moving-average window in points; `s` cycles
+RUN_COLORS = ("cyan", "magenta", "yellow", "green", "bright_blue", "red")
+
+
+@dataclass
+class ViewSettings:
+    smoothing: int = 10
+    log_y: bool = False
+    x_axis: str = "step"  # step | time | tokens
+    compare: bool = False
+
+    def cycle_smoothing(self) -> None:
+        i = SMOOTHING_STEPS.index(self.smoothing) if self.smoothing in SMOOTHING_STEPS else 0
+        self.smoothing = SMOOTHING_STEPS[(i + 1) % len(SMOOTHING_STEPS)]
+
+    def cycle_x(self) -> None:
+        axes = ("step", "time", "tokens")
+        self.x_axis = axes[(axes.index(self.x_axis) + 1) % len(axes)]
+
+
+def x_formatter(axis: str):
+    return fmt.duration if axis == "time" else fmt.num
+
+
+@dataclass
+class SmoothCache:
+    """Moving average of a loss column, recomputed only when points were added."""
+
+    key: tuple = ()
+    series: Series = field(default_factory=Series)
+
+    def get(self, xs: np.ndarray, ys: np.ndarray, k: int, generation) -> Series:
+        key = (len(xs), k, generation)
+        if key != self.key:
+            self.key = key
+            self.series.clear()
+            self.series.extend(xs, moving_average(ys, k))
+        return self.series
+
+
+class RunCharts:
+    """The per-run chart set; keeps caches between redraws."""
+
+    def __init__(self, model: RunModel) -> None:
+        self.model = model
+        self._lines: dict[str, Line] = {}
+        self._smooth = SmoothCache()
+        self._val = Series()
+        self._val_key: tuple = ()
+
+    def _line(self, key: str, label: str, color: str, series, markers: bool = False) -> Line:
+        ln = self._lines.get(key)
+        if ln is None or ln.series is not series:
+            ln = self._lines[key] = Line(label, color, series, markers=markers)
+        return ln
+
+    def x_range(self, view: ViewSettings) -> tuple[float, float]:
+        """0 to a round number past the newest point: the axis (and the chart caches) only
+        change when the data outgrows it, not on every step; never past the planned end."""
+        xs = self.model.table.cols[view.x_axis].y
+        finite = xs[np.isfinite(xs)] if len(xs) else xs
+        hi = float(finite.max()) if len(finite) else 1.0
+        top = nice_ceil(hi * 1.02)
+        total = self.model.history.total_steps
+        if view.x_axis == "step" and total and hi <= total:
+            top = min(top, float(total))
+        return 0.0, max(top, 1.0)
+
+    def spec(self, chart: str, view: ViewSettings) -> ChartSpec:
+        t = self.model.table
+        ax = view.x_axis
+        x_lo, x_hi = self.x_range(view)
+        base = dict(x_lo=x_lo, x_hi=x_hi, log_y=view.log_y, x_format=x_formatter(ax))
+        if chart == "loss":
+            raw = t.view("loss", ax)
+            lines = [self._line(f"loss/{ax}", "loss", "grey50" if view.smoothing else "cyan", raw)]
+            if view.smoothing:
+                sm = self._smooth.get(raw.x, raw.y, view.smoothing, raw.generation)
+                lines.append(self._line(f"smooth/{ax}", f"ma{view.smoothing}", "cyan", sm))
+            lines.append(self._line(f"val/{ax}", "val", "yellow", self._val_series(ax), markers=True))
+            return ChartSpec(lines, **base)
+        if chart == "lr":
+            warm = (self.model.history.config.get("train") or {}).get("warmup_steps")
+            vline = float(warm) if ax == "step" and isinstance(warm, (int, float)) and warm > 0 else None
+            return ChartSpec([self._line(f"lr/{ax}", "lr", "green", t.view("lr", ax))], vline=vline, **base)
+        if chart == "toks":
+            return ChartSpec([self._line(f"toks/{ax}", "tok/s", "bright_blue", t.view("toks_per_s", ax))], **base)
+        if chart == "mem":
+            limit = self.memory_limit_gb()
+            return ChartSpec(
+                [
+                    self._line(f"alloc/{ax}", "alloc", "magenta", t.view("gpu_mem_alloc_gb", ax)),
+                    self._line(f"resv/{ax}", "reserved", "bright_magenta", t.view("gpu_mem_reserved_gb", ax)),
+                ],
+                hline=limit,
+                **base,
+            )
+        if chart == "gate":
+            return ChartSpec(
+                [
+                    self._line(f"gmean/{ax}", "mean H", "green", t.view("gate_entropy_mean", ax)),
+                    self._line(f"gmin/{ax}", "min H", "yellow", t.view("gate_entropy_min", ax)),
+                    self._line(f"gcol/{ax}", "collapse", "red", t.view("gate_collapse_frac", ax)),
+                ],
+                hline=self._monitor_float("gate_entropy_min"),  # the gate_collapse threshold
+                **{**base, "log_y": False},
+            )
+        if chart == "shares":
+            return ChartSpec(
+                [
+                    self._line(f"cmp/{ax}", "cmp", "cyan", t.view("gate_share_cmp", ax)),
+                    self._line(f"sel/{ax}", "sel", "magenta", t.view("gate_share_sel", ax)),
+                    self._line(f"win/{ax}", "win", "yellow", t.view("gate_share_win", ax)),
+                ],
+                y_fixed=(0.0, 1.0),
+                **{**base, "log_y": False},
+            )
+        raise KeyError(chart)
+
+    def _val_series(self, ax: str) -> Series:
+        t = self.model.table
+        key = (ax, t.val_step.n, t.val_step.generation, t.cols["step"].n)
+        if key != self._val_key:
+            self._val_key = key
+            self._val.clear()
+            steps = t.val_step.y
+            self._val.extend(t.x_of(ax, steps, val=True), t.val_loss.y)
+        return self._val
+
+    def _monitor_float(self, key: str) -> float | None:
+        v = (self.model.history.config.get("monitor") or {}).get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def memory_limit_gb(self) -> float | None:
+        mon = self.model.history.config.get("monitor") or {}
+        v = mon.get("max_gpu_mem_gb")
+        return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+    def title(self, chart: str, view: ViewSettings) -> str:
+        h = self.model.history
+        last = h.latest
+        if chart == "loss":
+            vl = last.get("val_loss")
+            return f"loss {fmt.num(last.get('loss'))}" + (f"  val {fmt.num(vl)}" if vl is not None else "")
+        if chart == "lr":
+            warm = (h.config.get("train") or {}).get("warmup_steps")
+            step = h.latest_step
+            phase = ""
+            if isinstance(warm, (int, float)) and step is not None:
+                phase = "  warmup" if step < warm else "  cosine"
+            return f"lr {fmt.num(last.get('lr'))}{phase}"
+        if chart == "toks":
+            return f"tok/s {fmt.num(last.get('toks_per_s'))}"
+        if chart == "mem":
+            a, r = last.get("gpu_mem_alloc_gb"), last.get("gpu_mem_reserved_gb")
+            lim = self.memory_limit_gb()
+            if a is None and r is None:
+                return "GPU mem (none: CPU run)"
+            return f"GPU GiB {fmt.num(a)}/{fmt.num(r)}" + (f" lim {fmt.num(lim)}" if lim else "")
+        if chart == "gate":
+            return (
+                f"gate H {fmt.num(last.get('gate_entropy_mean'))} min {fmt.num(last.get('gate_entropy_min'))}"
+                f" col {fmt.num(last.get('gate_collapse_frac'))}"
+            )
+        if chart == "shares":
+            return (
+                f"shares c{fmt.num(last.get('gate_share_cmp'), 2)} s{fmt.num(last.get('gate_share_sel'), 2)}"
+                f" w{fmt.num(last.get('gate_share_win'), 2)}"
+            )
+        return chart
+
+
+CHARTS = ("loss", "lr", "toks", "mem", "gate", "shares")

@@ -1,0 +1,43 @@
+"""Short human formats for numbers, durations and ages (pure)."""
+
+from __future__ import annotations
+
+import math
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    """Compact number: 0.000123 -> 1.23e-4, 1234567 -> 1.23M, 4.5678 -> 4.57."""
+    if x is None:
+        return "—"
+    if isinstance(x, float) and math.isnan(x):
+        return "NaN"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    a = abs(x)
+    if a == 0:
+        return "0"
+    if a >= 1e3:
+        for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if a >= div:
+                return f"{x / div:.{digits}g}{suf}"
+    if a < 1e-2:
+        m, e = f"{x:.{digits - 1}e}".split("e")
+        return f"{m}e{int(e)}"
+    return f"{x:.{digits}g}"
+
+
+def duration(seconds: float | None) -> str:
+    """3725 -> '1h02m', 59 -> '59s', 90061 -> '1d01h'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    s = int(max(0, seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d{h:02d}h"
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"

@@ -1,0 +1,251 @@
+"""The state of one watched run: RunHistory (the status engineer's reader) fed from a
+RunSource, plus numpy chart columns synced from it and the tail of the text logs.
+
+Thread model: a reader thread calls ``pump()`` (which feeds RunHistory under ``lock``);
+the UI reads under the same lock. No Textual here.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_right
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from nsa_train.telemetry import schema
+from nsa_tui.runs.bundle import FileWindow, RunBundle
+from nsa_tui.runs.history import RunHistory, source_kind
+from nsa_tui.runs.load import fill_context, local_tmux_sessions
+from nsa_tui.tail.source import RunSource, Update
+from nsa_tui.watch.series import Series
+
+CONSOLE_LOG = schema.CONSOLE_LOG
+LAUNCH_JSON = schema.LAUNCH_JSON
+LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
+LOG_TAIL_LINES = 300
+CONSOLE_TAIL = 40
+TMUX_EVERY_S = 5.0
+# Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
+CHART_METRICS = (
+    "loss",
+    "lr",
+    "toks_per_s",
+    "gpu_mem_alloc_gb",
+    "gpu_mem_reserved_gb",
+    "gate_entropy_mean",
+    "gate_entropy_min",
+    "gate_collapse_frac",
+    "gate_share_cmp",
+    "gate_share_sel",
+    "gate_share_win",
+)
+X_AXES = ("step", "time", "tokens")
+
+
+def _num(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+class ChartTable:
+    """Aligned growable columns: step, time (s since the first point), tokens, metrics."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, Series] = {k: Series() for k in ("step", "time", "tokens", *CHART_METRICS)}
+        self.val_step = Series()
+        self.val_time = Series()
+        self.val_tokens = Series()
+        self.val_loss = Series()
+        self.t0: float | None = None
+        self.last_step = -1
+        self.last_val_step = -1
+
+    def clear(self) -> None:
+        for s in (*self.cols.values(), self.val_step, self.val_time, self.val_tokens, self.val_loss):
+            s.clear()
+        self.t0 = None
+        self.last_step = -1
+        self.last_val_step = -1
+
+    def sync(self, h: RunHistory, t0: float | None) -> int:
+        """Append the history's points past the last synced step; returns how many."""
+        if self.t0 is None:
+            self.t0 = t0
+        start = bisect_right(h.steps, self.last_step)
+        n = len(h.steps) - start
+        if n > 0:
+            steps = h.steps[start:]
+            ts = h.ts[start:]
+            if self.t0 is None:
+                self.t0 = next((t for t in ts if t is not None), None)
+            t0 = self.t0 or 0.0
+            self.cols["step"].extend(steps, steps)
+            self.cols["time"].extend(steps, [math.nan if t is None else t - t0 for t in ts])
+            self.cols["tokens"].extend(steps, [_num(v) for v in h.column("tokens_seen")[start:]])
+            for k in CHART_METRICS:
+                self.cols[k].extend(steps, [_num(v) for v in h.column(k)[start:]])
+            self.last_step = steps[-1]
+        vstart = bisect_right(h.val_steps, self.last_val_step)
+        if vstart < len(h.val_steps):
+            vs = h.val_steps[vstart:]
+            self.val_step.extend(vs, vs)
+            self.val_loss.extend(vs, [_num(v) for v in h.val_loss[vstart:]])
+            self.last_val_step = vs[-1]
+        return n
+
+    def x_of(self, axis: str, steps: np.ndarray, *, val: bool = False) -> np.ndarray:
+        """x values for points given by step, on the chosen axis (interpolated for val points)."""
+        if axis == "step":
+            return steps
+        col = self.cols["time" if axis == "time" else "tokens"]
+        base = self.cols["step"].y
+        if len(base) == 0:
+            return np.full(len(steps), np.nan)
+        return np.interp(steps, base, col.y) if val else col.y
+
+    def view(self, metric: str, axis: str) -> XYView:
+        ys = self.cols[metric]
+        xs = self.cols["step" if axis == "step" else ("time" if axis == "time" else "tokens")]
+        return XYView(xs, ys)
+
+
+class XYView:
+    """A (x column, y column) pair that looks like a Series to the chart cache."""
+
+    def __init__(self, xs: Series, ys: Series) -> None:
+        self._xs, self._ys = xs, ys
+
+    @property
+    def n(self) -> int:
+        return min(self._xs.n, self._ys.n)
+
+    @property
+    def generation(self) -> tuple[int, int]:
+        return (self._xs.generation, self._ys.generation)
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._xs.y[: self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._ys.y[: self.n]
+
+
+class RunModel:
+    def __init__(self, name: str, source: RunSource, *, where: str = "", check_tmux: bool = False) -> None:
+        self.name = name
+        self.where = where  # local path or host:path, for the header
+        self.source = source
+        self.check_tmux = check_tmux  # local runs: is the `nsa launch` tmux session still there?
+        self.lock = threading.RLock()
+        self.history = RunHistory()
+        self.table = ChartTable()
+        self.logs: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)  # (file, line)
+        self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
+        self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
+        self._tmux: list[str] | None = None
+        self._tmux_at = -1e9
+        self.version = 0  # bumps on every applied change (the UI redraws on change)
+        self.loaded = False  # the first complete read is done
+        self.resets = 0
+
+    # ------------------------------------------------------------ reading
+    def pump(self, now: float | None = None) -> bool:
+        """Apply what the source has; True if anything changed."""
+        updates = self.source.read()
+        tmux_changed = self._refresh_tmux(time.monotonic() if now is None else now)
+        if not updates and not tmux_changed:
+            if not self.loaded:
+                with self.lock:
+                    self.loaded = True
+                    self.version += 1
+                return True
+            return False
+        with self.lock:
+            for u in updates:
+                self._apply(u)
+            self._fill_context()
+            self.table.sync(self.history, self._t0())
+            self.loaded = True
+            self.version += 1
+        return True
+
+    def restart(self) -> None:
+        """Forget everything and read all files again (the `r` key, or a file was replaced)."""
+        with self.lock:
+            self._clear()
+        self.source.restart()
+
+    def _clear(self) -> None:
+        self.history = RunHistory()
+        self.table.clear()
+        self.logs.clear()
+        self._whole.clear()
+        self._console.clear()
+        self.resets += 1
+        self.version += 1
+
+    def _t0(self) -> float | None:
+        st = self.history.run_info.get("start_time")
+        return float(st) if isinstance(st, (int, float)) else None
+
+    def _apply(self, u: Update) -> None:
+        if u.name == "" and u.reset:
+            self._clear()
+            return
+        if u.content is not None or u.deleted:
+            if u.deleted:
+                self._whole.pop(u.name, None)
+            else:
+                self._whole[u.name] = u.content or b""
+            return
+        if u.name in LOG_NAMES or source_kind(u.name) == "ignore":
+            if u.reset:
+                self.logs.clear()
+                if u.name == CONSOLE_LOG:
+                    self._console.clear()
+            for line in u.lines:
+                text = line.decode("utf-8", errors="replace")
+                self.logs.append((u.name, text))
+                if u.name == CONSOLE_LOG and text.strip():
+                    self._console.append(text.rstrip())
+            return
+        if u.reset:
+            # RunHistory cannot take lines back: rebuild from scratch (rare: rotation, truncation).
+            self._clear()
+            self.source.restart()
+            return
+        self.history.feed(u.name, u.lines)
+
+    def _fill_context(self) -> None:
+        """run.json, config, exit status, .HALT, console tail...: through the status loader's
+        own fill_context, so watch and status read these files the same way."""
+        mtimes: dict[str, float] = getattr(self.source, "mtimes", {}) or {}
+        files = {n: FileWindow(n, d, len(d), mtimes.get(n)) for n, d in self._whole.items()}
+        for n, m in mtimes.items():
+            files.setdefault(n, FileWindow(n, b"", 0, m))
+        if self._console:
+            data = ("\n".join(self._console) + "\n").encode()
+            files[CONSOLE_LOG] = FileWindow(CONSOLE_LOG, data, len(data), mtimes.get(CONSOLE_LOG))
+        bundle = RunBundle(run=self.name, path=self.where, files=files, tmux_sessions=self._tmux)
+        fmt = self.history.format
+        fill_context(self.history, bundle)
+        self.history.format = fmt
+
+    def _refresh_tmux(self, now: float) -> bool:
+        if not self.check_tmux or LAUNCH_JSON not in self._whole or now - self._tmux_at < TMUX_EVERY_S:
+            return False
+        self._tmux_at = now
+        sessions = local_tmux_sessions()
+        changed = sessions != self._tmux
+        self._tmux = sessions
+        return changed
+
+    # ------------------------------------------------------------ derived
+    @property
+    def run_dir(self) -> Path | None:
+        return getattr(self.source, "directory", None)

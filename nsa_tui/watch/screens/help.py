@@ -1,0 +1,36 @@
+"""The `?` screen: every key and what it does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = """[b]nsa watch[/b] — keys (also in the command palette, ctrl+p)
+
+  q           quit
+  h           halt the run (asks first; same as `nsa halt`)
+  d           stack dump of every rank (same as `nsa dump`)
+  s           smoothing: off / 10 / 50 / 200-point moving average
+  l           log-scale y axes
+  x           x axis: step / time / tokens
+  c           compare: overlay the loss curves of all open runs
+  tab, →, ←   next / previous run (or click a run's name)
+  r           re-read every file from scratch
+  ?           this help (escape closes)
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar = [("escape,q,question_mark", "app.pop_screen", "close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(HELP)

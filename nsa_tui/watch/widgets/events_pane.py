@@ -1,0 +1,76 @@
+"""Boot, phases, checkpoints, evals, stalls, the end; then the tail of train.log/console.log."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widget import Widget
+
+from nsa_tui.watch import fmt
+
+KIND_STYLE = {
+    "boot": "cyan",
+    "phase": "blue",
+    "checkpoint": "green",
+    "eval": "yellow",
+    "stall": "bold red",
+    "end": "bold magenta",
+    "error": "bold red",
+}
+
+
+def describe_event(ev) -> str:
+    f = ev.fields or {}
+    if ev.kind == "phase":
+        return f"phase {f.get('phase') or f.get('name') or '?'}"
+    if ev.kind == "eval":
+        return f"eval val_loss {fmt.num(f.get('val_loss'), 4)}"
+    if ev.kind == "checkpoint":
+        return f"checkpoint {f.get('path', '')}"
+    if ev.kind == "stall":
+        return f"stall: no progress for {fmt.duration(f.get('seconds_since_progress'))}"
+    if ev.kind == "end":
+        return f"end {f.get('reason', '')}"
+    if ev.kind == "error":
+        return f"error {f.get('message', '')}"
+    if ev.kind == "boot":
+        return f"boot world={f.get('world_size', '?')}"
+    return ev.kind
+
+
+class EventsPane(Widget):
+    DEFAULT_CSS = """
+    EventsPane { height: 1fr; border: round $primary; padding: 0 1; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.border_title = "events (UTC) · log"
+        self.events: list = []
+        self.logs: list[tuple[str, str]] = []
+
+    def show(self, events: list, logs: list[tuple[str, str]]) -> None:
+        self.events, self.logs = events, logs
+        self.refresh()
+
+    def render(self) -> Text:
+        h = max(1, self.size.height)
+        n_logs = min(len(self.logs), h // 2)
+        n_ev = h - n_logs
+        t = Text(no_wrap=True, overflow="ellipsis")
+        rows: list[Text] = []
+        for ev in self.events[-n_ev:] if n_ev > 0 else []:
+            r = Text()
+            when = time.strftime("%H:%M:%S", time.gmtime(ev.ts)) if ev.ts else "--:--:--"
+            r.append(when + " ", style="grey50")
+            r.append(f"{ev.step if ev.step is not None else '-':>6} ", style="grey62")
+            r.append(describe_event(ev), style=KIND_STYLE.get(ev.kind, ""))
+            rows.append(r)
+        for _name, line in self.logs[-n_logs:] if n_logs else []:
+            rows.append(Text(line, style="grey70"))
+        for i, r in enumerate(rows[-h:]):
+            if i:
+                t.append("\n")
+            t.append_text(r)
+        return t

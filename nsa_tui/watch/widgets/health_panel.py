@@ -1,0 +1,45 @@
+"""Active alerts by severity: rule name (as in `nsa status`), message, since when."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from nsa_tui.watch.verdict import VerdictView
+
+SEV_STYLE = {"critical": "bold white on red", "error": "bold white on red", "warning": "black on yellow"}
+
+
+class HealthPanel(Widget):
+    DEFAULT_CSS = """
+    HealthPanel { height: auto; max-height: 12; border: round $primary; padding: 0 1; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.border_title = "health"
+        self.verdict = VerdictView()
+
+    def show(self, v: VerdictView) -> None:
+        self.verdict = v
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        v = self.verdict
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if v.problem:
+            t.append(v.problem, style="yellow")
+            return t
+        if not v.alerts:
+            t.append("✓ no active alerts", style="green")
+            return t
+        for n, a in enumerate(v.alerts):
+            if n:
+                t.append("\n")
+            sev = a.severity.upper()[:4]
+            t.append(f" {sev} ", style=SEV_STYLE.get(a.severity, "reverse"))
+            t.append(f" {a.rule}", style="bold")
+            if a.since_step is not None:
+                t.append(f" since step {a.since_step}", style="grey62")
+            t.append(f": {a.message}")
+        return t

@@ -1,0 +1,73 @@
+"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from nsa_tui.watch import fmt
+
+STATE_STYLE = {
+    "running": "bold green",
+    "starting": "bold cyan",
+    "finished": "bold blue",
+    "halted": "bold yellow",
+    "crashed": "bold white on red",
+    "stalled": "bold black on yellow",
+}
+HEALTH_STYLE = {"ok": "green", "healthy": "green", "warning": "yellow", "critical": "bold red"}
+
+
+def progress_bar(frac: float, width: int) -> str:
+    frac = min(1.0, max(0.0, frac))
+    full = int(frac * width)
+    eighths = int((frac * width - full) * 8)
+    part = " ▏▎▍▌▋▊▉"[eighths] if full < width else ""
+    return ("█" * full + part).ljust(width, "░")[:width]
+
+
+class RunHeader(Widget):
+    DEFAULT_CSS = """
+    RunHeader { height: 2; background: $boost; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.info: dict = {}
+
+    def show(self, info: dict) -> None:
+        self.info = info
+        self.refresh()
+
+    def render(self) -> Text:
+        i = self.info
+        w = self.size.width
+        t = Text(no_wrap=True, overflow="crop")
+        t.append(f" {i.get('name', '?')} ", style="bold reverse")
+        state = i.get("state", "unknown")
+        t.append(f" {state} ", style=STATE_STYLE.get(state, "bold"))
+        health = i.get("health", "")
+        if health:
+            t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))
+        step, total = i.get("step"), i.get("total")
+        t.append(f"  step {step if step is not None else '—'}" + (f"/{total}" if total else ""))
+        if total and step is not None:
+            bar_w = max(6, min(30, w - len(t.plain) - 50))
+            t.append(" ")
+            t.append(progress_bar(step / total, bar_w), style="green")
+            t.append(f" {100 * step / total:.0f}%")
+        t.append(f"  ETA {fmt.duration(i.get('eta'))}")
+        t.append("\n")
+        t.append(f" elapsed {fmt.duration(i.get('elapsed'))}")
+        t.append(f"  tokens {fmt.num(i.get('tokens'))}")
+        age = i.get("hb_age")
+        t.append("  heartbeat ")
+        stale = (age or 0) > 60
+        t.append(f"{fmt.duration(age)} ago" if age is not None else "none yet", style="yellow" if stale else "")
+        corrupt = i.get("corrupt", 0)
+        if corrupt:
+            t.append(f"  {corrupt} corrupt lines skipped", style="bold yellow")
+        src = i.get("source", "")
+        if src:
+            t.append(f"  [{src}]", style="red" if "disconnected" in src else "grey50")
+        return t

@@ -1,0 +1,196 @@
+"""Local .txt/.jsonl/.parquet sources, the hub streaming path (on a local stand-in), and bad paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nsa_train.data import DataError, TrainStream, build_tokenizer, val_batches
+from nsa_train.data.sources import open_source, resolve_local_files
+
+
+def _stream_text(cfg, n_batches: int, rank: int = 0, world_size: int = 1) -> str:
+    tok = build_tokenizer(cfg.data)
+    stream = TrainStream(cfg, tok, rank, world_size, 2)
+    try:
+        return "".join(tok.decode(next(stream)[0].reshape(-1).tolist()) for _ in range(n_batches))
+    finally:
+        stream.close()
+
+
+def test_txt_files_give_one_document_per_paragraph(tmp_path: Path, make_cfg) -> None:
+    (tmp_path / "a.txt").write_text("First para\nstill first.\n\nSecond para.\n\n\n\nThird para.\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Fourth para.\n\nFifth para.\n", encoding="utf-8")
+    cfg = make_cfg(seq_len=16, source="local", path=str(tmp_path), val_docs=1)
+    source = open_source(cfg, 0, 1)
+    docs = source.val_texts() + [t for _, t in source.train_texts(0, 0)]
+    assert sorted(d.strip() for d in docs) == sorted(
+        ["First para\nstill first.", "Second para.", "Third para.", "Fourth para.", "Fifth para."]
+    )
+    text = _stream_text(cfg, 20)  # 640 tokens: every training paragraph comes by
+    for doc in docs:
+        assert (doc.strip() in text) == (doc not in source.val_texts()), doc
+
+
+def test_jsonl_source_reads_the_text_field(jsonl_corpus, make_cfg) -> None:
+    path, docs = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="body", val_docs=4)
+    source = open_source(cfg, 0, 1)
+    train = [t for _, t in source.train_texts(0, 0)]
+    assert sorted(train + source.val_texts()) == sorted(docs)
+    assert "<doc 00" in _stream_text(cfg, 3)
+
+
+def test_parquet_file_and_glob(parquet_dir, make_cfg) -> None:
+    root, docs = parquet_dir
+    cfg = make_cfg(source="local", path=str(root / "data" / "train-0000[01].parquet"), val_docs=2)
+    source = open_source(cfg, 0, 1)
+    assert sorted([t for _, t in source.train_texts(0, 0)] + source.val_texts()) == sorted(docs[:40])
+    single = make_cfg(source="local", path=str(root / "data" / "train-00003.parquet"), val_docs=2)
+    assert "<doc 00" in _stream_text(single, 2)
+
+
+def test_missing_path_is_named_at_construction(tmp_path: Path, make_cfg) -> None:
+    cfg = make_cfg(source="local", path=str(tmp_path / "nope.jsonl"))
+    with pytest.raises(DataError, match=r"data.path '.*nope.jsonl' does not exist"):
+        TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([], "no .txt/.jsonl/.json/.parquet files"),
+        (["a.txt", "b.jsonl"], "mixes file types"),
+    ],
+)
+def test_bad_directories(tmp_path: Path, files: list[str], message: str) -> None:
+    for name in files:
+        (tmp_path / name).write_text("x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        resolve_local_files(str(tmp_path))
+
+
+def test_unsupported_and_unmatched_globs(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("x", encoding="utf-8")
+    with pytest.raises(DataError, match="unsupported file type '.md'"):
+        resolve_local_files(str(tmp_path / "*.md"))
+    with pytest.raises(DataError, match="matches no files"):
+        resolve_local_files(str(tmp_path / "*.parquet"))
+
+
+def test_corrupt_jsonl_is_a_data_error(tmp_path: Path, make_cfg) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": oops\n', encoding="utf-8")
+    cfg = make_cfg(source="local", path=str(bad), val_docs=1)
+    with pytest.raises(DataError, match="cannot read local files"):
+        open_source(cfg, 0, 1)
+
+
+def test_too_few_documents_for_the_holdout(jsonl_corpus, make_cfg) -> None:
+    path, _ = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="body", val_docs=60)
+    with pytest.raises(DataError, match="none left to train on"):
+        open_source(cfg, 0, 1)
+
+
+# -- the hub path: load_dataset(hf_name, hf_config, split=..., streaming=True) on a local dataset directory ------
+
+
+@pytest.fixture
+def no_shutdown_sleep(hf_cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`datasets` sleeps 5 s whenever a shuffled multi-shard stream ends (an Arrow thread-shutdown workaround).
+
+    Real hub streams end once per epoch; these tests end dozens of tiny ones, so skip the pause.
+    """
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)
+
+
+def test_hub_stream_holds_out_the_first_documents_and_shards_disjointly(
+    parquet_dir, make_cfg, no_shutdown_sleep
+) -> None:
+    root, docs = parquet_dir
+    cfg = make_cfg(source="hf", hf_name=str(root), hf_config=None, val_docs=5)
+    shards = [open_source(cfg, rank, 2) for rank in range(2)]
+    assert shards[0].val_texts() == docs[:5] == shards[1].val_texts()
+    epoch0 = [[t for _, t in s.train_texts(0, 0)] for s in shards]
+    assert not set(epoch0[0]) & set(epoch0[1])
+    assert sorted(epoch0[0] + epoch0[1]) == sorted(docs[5:])
+    epoch1 = [t for _, t in shards[0].train_texts(1, 0)]
+    assert sorted(epoch1) == sorted(epoch0[0]) and epoch1 != epoch0[0]  # same shard, new order
+
+
+def test_hub_stream_resumes_exactly_across_epochs(parquet_dir, make_cfg, no_shutdown_sleep) -> None:
+    root, _ = parquet_dir
+    cfg = make_cfg(seq_len=32, source="hf", hf_name=str(root), hf_config=None, val_docs=5)
+    tok = build_tokenizer(cfg.data)
+    stream = TrainStream(cfg, tok, 1, 2, 4)
+    batches, states = [], []
+    while not states or states[-1]["epoch"] < 1 or len(batches) < 3:
+        batches.append(next(stream))
+        states.append(stream.state_dict())
+    batches += [next(stream) for _ in range(4)]
+    stream.close()
+    k = len(states) - 3  # resume shortly before the epoch boundary: replays the shard up to that document
+    resumed = TrainStream(cfg, tok, 1, 2, 4)
+    resumed.load_state_dict(states[k])
+    try:
+        for x, _ in batches[k + 1 :]:
+            assert torch.equal(next(resumed)[0], x)
+    finally:
+        resumed.close()
+    assert len(val_batches(cfg, tok, 1, 2, 0, 2)) >= 1
+
+
+@pytest.mark.slow
+def test_local_and_embedded_sources_never_touch_the_network(jsonl_corpus) -> None:
+    path, _ = jsonl_corpus
+    code = textwrap.dedent(
+        f"""
+        import socket
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"network attempt: {{args}}")
+        socket.socket.connect = refuse
+        socket.getaddrinfo = refuse
+        import os
+        from nsa_train.config.schema import Config, DataConfig
+        from nsa_train.data import TrainStream, build_tokenizer, val_batches
+        for data in (DataConfig(), DataConfig(source="local", path={str(path)!r}, text_field="body", val_docs=2)):
+            cfg = Config(data=data)
+            tok = build_tokenizer(cfg.data)
+            stream = TrainStream(cfg, tok, 0, 1, 2)
+            next(stream)
+            stream.close()
+            val_batches(cfg, tok, 1, 1, 0, 1)
+        assert os.environ["HF_HUB_OFFLINE"] == os.environ["HF_DATASETS_OFFLINE"] == "1"
+        import datasets
+        assert datasets.config.HF_HUB_OFFLINE
+        print("offline ok")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env["HF_HOME"] = str(path.parent / "hf-home")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "offline ok" in out.stdout, out.stdout + out.stderr
+
+
+def test_parquet_without_the_text_field(tmp_path: Path, make_cfg) -> None:
+    pd.DataFrame({"content": ["a", "b", "c"]}).to_parquet(tmp_path / "x.parquet")
+    cfg = make_cfg(source="local", path=str(tmp_path / "x.parquet"), val_docs=1)
+    with pytest.raises(DataError, match=r"data.text_field 'text' is not a column .*\['content'\]"):
+        open_source(cfg, 0, 1)
+
+
+def test_json_array_file(tmp_path: Path, make_cfg) -> None:
+    (tmp_path / "docs.json").write_text(json.dumps([{"text": f"document {i}"} for i in range(5)]), encoding="utf-8")
+    cfg = make_cfg(seq_len=8, source="local", path=str(tmp_path / "docs.json"), val_docs=1)
+    assert "document" in _stream_text(cfg, 2)

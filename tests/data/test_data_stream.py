@@ -1,0 +1,180 @@
+"""The training stream: batches, exact resume, epochs, DDP shards, holdout, prefetch thread errors and timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from nsa_train.data import DataError, TrainStream, build_tokenizer, val_batches
+from nsa_train.data.sources import open_source
+
+
+def _take(stream: TrainStream, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    try:
+        return [next(stream) for _ in range(n)]
+    finally:
+        stream.close()
+
+
+def test_batches_are_shifted_windows(make_cfg) -> None:
+    cfg = make_cfg(seq_len=64)
+    tok = build_tokenizer(cfg.data)
+    (x, y), (x2, _) = _take(TrainStream(cfg, tok, rank=0, world_size=1, micro_batch=3), 2)
+    assert x.shape == y.shape == (3, 64) and x.dtype == y.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert torch.equal(x[1:, 0], y[:-1, -1])  # row k+1 starts with the last target of row k
+    assert x2[0, 0] == y[-1, -1]  # and so does the next batch
+    assert tok.decode(x[0].tolist()).isprintable() or "\n" in tok.decode(x[0].tolist())
+
+
+def test_exact_resume_after_three_batches(make_cfg) -> None:
+    cfg = make_cfg(seq_len=48)
+    tok = build_tokenizer(cfg.data)
+    stream = TrainStream(cfg, tok, 0, 1, 2)
+    first = [next(stream) for _ in range(3)]
+    state = json.loads(json.dumps(stream.state_dict()))  # what a checkpoint stores
+    rest = _take(stream, 4)
+    # the prefetch thread has read ahead by now; the saved position must not have moved with it
+    resumed = TrainStream(cfg, tok, 0, 1, 2)
+    resumed.load_state_dict(state)
+    again = _take(resumed, 4)
+    for (x, y), (x2, y2) in zip(rest, again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(first[0][0], again[0][0])
+
+
+def test_stream_repeats_with_a_new_order_each_epoch_and_resumes_across_epochs(jsonl_corpus, make_cfg) -> None:
+    path, docs = jsonl_corpus
+    cfg = make_cfg(seq_len=32, source="local", path=str(path), text_field="body", val_docs=4)
+    tok = build_tokenizer(cfg.data)
+    corpus_tokens = sum(len(d) + 1 for d in docs)
+    n = 3 * corpus_tokens // (32 * 4) + 1  # about three epochs
+    stream = TrainStream(cfg, tok, 0, 1, 4)
+    seen, states = [], []
+    for _ in range(n):
+        seen.append(next(stream))
+        states.append(stream.state_dict())
+    stream.close()
+    assert states[-1]["epoch"] >= 2
+    text = "".join(tok.decode(x.reshape(-1).tolist()) for x, _ in seen)  # rows of x tile the stream
+    val = set(open_source(cfg, 0, 1).val_texts())
+    assert len(val) == 4
+    for doc in docs:
+        tag = doc[: len("<doc 0000>")]
+        if doc in val:
+            assert tag not in text
+        else:
+            assert text.count(tag) >= 2, tag  # epochs 0 and 1 complete, epoch 2 under way
+    k = next(i for i, s in enumerate(states) if s["epoch"] == 1) - 1  # resume just before the epoch boundary
+    resumed = TrainStream(cfg, tok, 0, 1, 4)
+    resumed.load_state_dict(states[k])
+    again = _take(resumed, 5)
+    for (x, _), (x2, _) in zip(seen[k + 1 : k + 6], again, strict=True):
+        assert torch.equal(x, x2)
+
+
+def test_epoch_order_is_reshuffled(make_cfg) -> None:
+    cfg = make_cfg()
+    source = open_source(cfg, 0, 1)
+    assert source.rank_order(0).tolist() != source.rank_order(1).tolist()
+    assert sorted(source.rank_order(0).tolist()) == sorted(source.rank_order(1).tolist())
+
+
+def test_two_ranks_read_disjoint_shards_and_never_see_validation(make_cfg) -> None:
+    cfg = make_cfg()
+    shards = [open_source(cfg, rank, 2) for rank in range(2)]
+    texts = [[t for _, t in s.train_texts(0, 0)] for s in shards]
+    val = shards[0].val_texts()
+    assert val == shards[1].val_texts() and len(val) == cfg.data.val_docs
+    assert not set(texts[0]) & set(texts[1])
+    from nsa_train.data.corpus import embedded_documents
+
+    everything = embedded_documents()
+    assert len(texts[0]) + len(texts[1]) + len(val) == len(everything)
+    training_text = "\x00".join(texts[0] + texts[1])
+    for doc in val:
+        assert doc not in training_text
+
+
+def test_training_windows_of_two_ranks_differ(make_cfg) -> None:
+    cfg = make_cfg(seq_len=64)
+    tok = build_tokenizer(cfg.data)
+    a = _take(TrainStream(cfg, tok, 0, 2, 4), 3)
+    b = _take(TrainStream(cfg, tok, 1, 2, 4), 3)
+    rows_a = {tuple(r.tolist()) for x, _ in a for r in x}
+    rows_b = {tuple(r.tolist()) for x, _ in b for r in x}
+    assert not rows_a & rows_b
+
+
+def test_val_batches_are_deterministic_held_out_and_split_over_ranks(make_cfg) -> None:
+    cfg = make_cfg(seq_len=64)
+    tok = build_tokenizer(cfg.data)
+    one = val_batches(cfg, tok, micro_batch=4, n_batches=3, rank=0, world_size=1)
+    assert len(one) == 3 and one[0][0].shape == (4, 64)
+    assert all(torch.equal(x, x2) for (x, _), (x2, _) in zip(one, val_batches(cfg, tok, 4, 3, 0, 1), strict=True))
+    r0, r1 = (val_batches(cfg, tok, 4, 3, rank, 2) for rank in range(2))
+    assert len(r0) == len(r1) == 3
+    assert not {tuple(r.tolist()) for x, _ in r0 for r in x} & {tuple(r.tolist()) for x, _ in r1 for r in x}
+    val_text = "".join(tok.decode(x.reshape(-1).tolist()) for x, _ in one)
+    assert val_text[:200] in "".join(open_source(cfg, 0, 1).val_texts())
+
+
+def test_too_small_holdout_is_a_clear_error(make_cfg) -> None:
+    cfg = make_cfg(seq_len=4096, val_docs=1)
+    with pytest.raises(DataError, match="raise data.val_docs"):
+        val_batches(cfg, build_tokenizer(cfg.data), 8, 4, 0, 1)
+
+
+def test_resume_with_another_world_size_is_refused(make_cfg) -> None:
+    cfg = make_cfg()
+    tok = build_tokenizer(cfg.data)
+    state = TrainStream(cfg, tok, 0, 2, 4).state_dict()
+    with pytest.raises(DataError, match="world_size=2"):
+        TrainStream(cfg, tok, 0, 1, 4).load_state_dict(state)
+
+
+def test_thread_errors_surface_in_next(jsonl_corpus, make_cfg) -> None:
+    path, _ = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="content")
+    stream = TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
+    with pytest.raises(DataError, match="'content' is not a column"):
+        next(stream)
+    stream.close()
+
+
+@pytest.mark.slow
+def test_first_batch_timeout_names_the_source(tmp_path: Path, make_cfg) -> None:
+    """A hub that accepts connections and never answers: the first batch must time out, not hang."""
+    with socket.socket() as silent_hub:
+        silent_hub.bind(("127.0.0.1", 0))
+        silent_hub.listen(16)
+        port = silent_hub.getsockname()[1]
+        code = textwrap.dedent(
+            """
+            from nsa_train.config.schema import Config, DataConfig
+            from nsa_train.data import DataError, TrainStream, build_tokenizer
+            data = DataConfig(source="hf", hf_name="someone/big-corpus", hf_config="default", first_batch_timeout_s=1.5)
+            cfg = Config(data=data)
+            stream = TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
+            try:
+                next(stream)
+            except DataError as e:
+                print("DataError:", e)
+            """
+        )
+        env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HOME": str(tmp_path / "hf")}
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+            env.pop(k, None)
+        repo = Path(__file__).parents[2]
+        argv = [sys.executable, "-c", code]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=repo)
+    expected = "DataError: no training batch from hf dataset someone/big-corpus (default) split train within 1.5s"
+    assert expected in out.stdout, out.stdout + out.stderr

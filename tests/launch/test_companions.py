@@ -1,0 +1,93 @@
+"""`nsa halt`, `nsa dump`, `nsa attach` on run directories that are not (or no longer) running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from .helpers import nsa
+
+
+def _write(run_dir: Path, *recs: dict, rank: int = 0) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / f"heartbeat_rank{rank}.jsonl").open("a") as f:
+        for r in recs:
+            f.write(json.dumps({"v": 1, "ts": time.time(), "rank": rank, "pid": 1, **r}) + "\n")
+
+
+def test_halt_an_ended_run_creates_nothing(runs_dir):
+    d = runs_dir / "done"
+    _write(d, {"kind": "progress", "step": 9}, {"kind": "end", "step": 10, "reason": "completed", "exit_status": 0})
+    res = nsa("halt", "done", "--wait", "5")
+    assert res.returncode == 0, res.stderr
+    assert "had already ended (reason completed, step 10)" in res.stdout
+    assert not (d / ".HALT").exists()
+
+
+def test_halt_a_dead_run_fails(runs_dir):
+    d = runs_dir / "dead"
+    _write(d, {"kind": "progress", "step": 3})
+    (d / "exit_status").write_text("137\n")
+    res = nsa("halt", "dead")
+    assert res.returncode == 1
+    assert "not running (the launcher exited with status 137)" in res.stderr
+    assert not (d / ".HALT").exists()
+
+
+def test_halt_times_out_with_nonzero_exit_and_keeps_halt(runs_dir):
+    d = runs_dir / "slow"
+    _write(d, {"kind": "progress", "step": 3})
+    t0 = time.monotonic()
+    res = nsa("halt", str(d), "--wait", "1")
+    assert res.returncode == 1
+    assert "no end record after 1s" in res.stderr
+    assert time.monotonic() - t0 < 15
+    assert (d / ".HALT").exists()
+
+
+def test_halt_without_wait_only_creates_the_file(runs_dir):
+    d = runs_dir / "nowait"
+    _write(d, {"kind": "progress", "step": 3})
+    res = nsa("halt", "nowait", "--wait", "0")
+    assert res.returncode == 0, res.stderr
+    assert (d / ".HALT").exists()
+
+
+def test_unknown_run_is_one_line(runs_dir):
+    for cmd in ("halt", "dump", "attach"):
+        res = nsa(cmd, "no-such-run")
+        assert res.returncode == 3
+        assert res.stderr.startswith("error: no run directory 'no-such-run'")
+
+
+def test_dump_never_signals_a_process_that_is_not_this_runs_trainer(runs_dir):
+    # A live pid that is not the trainer (reused pid): SIGUSR1 would kill `sleep`.
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        d = runs_dir / "reused"
+        _write(d, {"kind": "progress", "step": 3, "pid": sleeper.pid})
+        res = nsa("dump", "reused")
+        assert res.returncode == 1
+        assert f"pid {sleeper.pid} is not this run's trainer" in res.stdout
+        assert "no live trainer process" in res.stderr
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_dump_without_heartbeats(runs_dir):
+    (runs_dir / "fresh").mkdir()
+    res = nsa("dump", "fresh")
+    assert res.returncode == 1 and "no heartbeat files yet" in res.stderr
+
+
+def test_attach_without_session(runs_dir, tmux_socket):
+    d = runs_dir / "gone"
+    d.mkdir()
+    (d / "exit_status").write_text("0\n")
+    res = nsa("attach", "gone")
+    assert res.returncode == 1
+    assert "no tmux session nsa-gone" in res.stderr and "exited with status 0" in res.stderr

@@ -1,0 +1,121 @@
+"""The whole lifecycle with the real trainer, real torchrun and real tmux (and real sshd)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .helpers import TINY, exit_status, nsa, records, tmux_sessions, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _progress(run_dir: Path) -> list[dict]:
+    return [r for r in records(run_dir) if r.get("kind") == "progress"]
+
+
+def _assert_clean_halt(run_dir: Path, halt: subprocess.CompletedProcess) -> None:
+    assert halt.returncode == 0, halt.stdout + halt.stderr
+    assert "reason halt" in halt.stdout
+    end = [r for r in records(run_dir) if r.get("kind") == "end"]
+    assert end and end[-1]["reason"] == "halt"
+    ckpts = [r for r in records(run_dir) if r.get("kind") == "checkpoint"]
+    assert ckpts and Path(ckpts[-1]["path"]).exists()
+    assert f"checkpoint: {ckpts[-1]['path']}" in halt.stdout
+    assert wait_for(lambda: exit_status(run_dir) is not None, 60, "exit_status") and exit_status(run_dir) == 0
+    assert not (run_dir / ".HALT").exists()
+    wait_for(lambda: tmux_sessions() == [], 30, "the tmux session to close")
+
+
+def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
+    res = nsa("launch", "--name", "e2e", *TINY)
+    assert res.returncode == 0, res.stderr
+    run_dir = runs_dir / "e2e"
+    assert "nsa-e2e" in tmux_sessions()
+    launch = json.loads((run_dir / "launch.json").read_text())
+    assert launch["tmux_session"] == "nsa-e2e" and launch["nproc"] == 1
+    assert launch["argv"][1:3] == ["-m", "torch.distributed.run"] and "--standalone" in launch["argv"]
+    assert launch["env"]["PYTHONUNBUFFERED"] == "1"
+    assert len(launch["config_hash"]) == 16 and launch["config_path"].endswith("tiny-cpu.yaml")
+    assert launch["host"] and launch["time"] and "git_sha" in launch
+
+    wait_for(lambda: len(_progress(run_dir)) >= 2, 60, "progress records")
+
+    dump = nsa("dump", "e2e")
+    assert dump.returncode == 0, dump.stderr
+    dumped = [Path(line) for line in dump.stdout.splitlines() if "stackdump_rank0_" in line]
+    assert dumped and dumped[0].exists() and dumped[0].stat().st_size > 0
+
+    _assert_clean_halt(run_dir, nsa("halt", "e2e", "--wait", "120", timeout=180))
+    assert "step" in (run_dir / "console.log").read_text()
+
+    again = nsa("launch", "--name", "e2e", "--dry-run")
+    assert "already holds an earlier run" not in again.stderr  # dry-run only notes it
+    refused = nsa("launch", "--name", "e2e")
+    assert refused.returncode == 1 and "earlier run" in refused.stderr
+
+
+def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, sshd, tmp_path):
+    name = 'it\'s "q"; $(touch pwned) `touch pwned2`'
+    remote_dir = tmp_path / "remote dir; $(touch pwned3)"
+    remote_dir.mkdir()
+    res = nsa("launch", "--host", sshd.host, "--remote-dir", str(remote_dir), "--name", name, *TINY)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_dir = runs_dir / name  # NSA_RUNS_DIR travels as an explicit `env` argument
+    assert run_dir.is_dir()
+    assert f"nsa-{name}" in tmux_sessions()
+    wait_for(lambda: len(_progress(run_dir)) >= 2, 60, "progress records")
+    assert json.loads((run_dir / "launch.json").read_text())["cwd"] == str(remote_dir)
+
+    dump = nsa("dump", "--host", sshd.host, name)
+    assert dump.returncode == 0, dump.stderr
+    assert "stackdump_rank0_" in dump.stdout
+
+    halt = nsa("halt", "--host", sshd.host, name, "--wait", "120", timeout=180)
+    _assert_clean_halt(run_dir, halt)
+    for marker in ("pwned", "pwned2", "pwned3"):
+        assert not list(tmp_path.rglob(marker)), f"{marker} was executed by a shell"
+        assert not (Path.cwd() / marker).exists()
+
+
+def test_hostile_run_dir_locally(tmux_socket, tmp_path):
+    marker = tmp_path / "pwned"
+    run_dir = tmp_path / f"runs $(touch {marker}) x" / 'it\'s "q"; `touch pwned2`'
+    res = nsa("launch", "--run-dir", str(run_dir), *TINY[:-1], "runtime.tensorboard=false", "--set", "train.steps=2",
+              cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert wait_for(lambda: exit_status(run_dir) is not None, 90, "the short run to end") is not None
+    assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()[-2000:]
+    assert json.loads((run_dir / "launch.json").read_text())["name"] == run_dir.name
+    assert not marker.exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket):
+    bad_data = ["--set", "data.source=local", "--set", "data.path=/nonexistent/corpus.txt"]  # fails at runtime
+    res = nsa("launch", "--name", "crash", *TINY, *bad_data)
+    assert res.returncode == 0, res.stderr
+    run_dir = runs_dir / "crash"
+    status = wait_for(lambda: exit_status(run_dir), 90, "exit_status of the crashed run")
+    assert status != 0
+    # The trainer's own error is restated last, after torchrun's traceback.
+    tail = (run_dir / "console.log").read_text().splitlines()[-2:]
+    assert "rank 0 error at step 0: data.path '/nonexistent/corpus.txt' does not exist" in tail[0], tail
+    assert tail[-1].endswith(f"exited with status {status}")
+    wait_for(lambda: tmux_sessions() == [], 30, "the tmux session to close")
+    status_cmd = nsa("status", "crash")
+    if "No such command" not in status_cmd.stderr:  # `nsa status` is written in parallel
+        assert "crashed" in status_cmd.stdout + status_cmd.stderr
+
+
+def test_force_replaces_a_session_and_halt_during_boot_still_stops(runs_dir, tmux_socket):
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-forced", "sleep", "300"], check=True)
+    res = nsa("launch", "--name", "forced", "--force", *TINY)
+    assert res.returncode == 0, res.stderr
+    assert "--force: killing tmux session nsa-forced" in res.stdout
+    run_dir = runs_dir / "forced"
+    # Halt at once, while the trainer is still booting: it clears leftover .HALT files at
+    # start, so `nsa halt` must notice and ask again.
+    _assert_clean_halt(run_dir, nsa("halt", "forced", "--wait", "120", timeout=180))

@@ -1,0 +1,137 @@
+"""`nsa launch` refusals and preflight, through the real CLI (no trainer started)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .helpers import nsa, tmux_sessions
+
+
+def _one_error_line(res: subprocess.CompletedProcess) -> str:
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_dry_run_prints_command_and_env_and_starts_nothing(runs_dir, tmux_socket):
+    res = nsa("launch", "--name", "dry", "--set", "runtime.env.NCCL_ALGO=Ring", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "-m torch.distributed.run --standalone --nproc-per-node 1 -m nsa_train.train" in res.stdout
+    assert "NCCL_ALGO=Ring" in res.stdout and "PYTHONUNBUFFERED=1" in res.stdout
+    assert "dry run: nothing started" in res.stdout
+    assert not (runs_dir / "dry").exists()
+    assert tmux_sessions() == []
+
+
+def test_invalid_config_fails_before_anything_starts(runs_dir, tmux_socket):
+    res = nsa("launch", "--name", "bad", "--set", "model.dim=33")
+    assert res.returncode == 1
+    assert "model.dim" in _one_error_line(res)
+    res = nsa("launch", "--name", "bad", "--set", "model.no_such_key=1")
+    assert res.returncode == 1
+    assert "unknown key 'model.no_such_key'" in _one_error_line(res)
+    res = nsa("launch", "--name", "bad", "--config", "does/not/exist.yaml")
+    assert res.returncode == 1
+    assert "config file not found" in _one_error_line(res)
+    assert list(runs_dir.iterdir()) == []
+    assert tmux_sessions() == []
+
+
+def test_tmux_missing_is_one_clear_error(runs_dir, tmux_socket, tmp_path):
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = {**os.environ, "PATH": str(empty_bin)}
+    res = nsa("launch", "--name", "notmux", env=env)
+    assert res.returncode == 1
+    assert "tmux is not installed" in _one_error_line(res)
+    assert not (runs_dir / "notmux").exists()
+
+
+def test_existing_session_is_refused(runs_dir, tmux_socket):
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-busy", "sleep", "300"], check=True)
+    res = nsa("launch", "--name", "busy")
+    assert res.returncode == 1
+    msg = _one_error_line(res)
+    assert "tmux session nsa-busy already exists" in msg and "--force" in msg
+    assert not (runs_dir / "busy").exists()
+    assert tmux_sessions() == ["nsa-busy"]
+
+
+def test_session_match_is_exact_not_a_prefix(runs_dir, tmux_socket):
+    # tmux matches `-t name` by prefix; nsa-ab must not make nsa-a look taken.
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-ab", "sleep", "300"], check=True)
+    res = nsa("launch", "--name", "a", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "is taken" not in res.stdout
+
+
+def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
+    old = runs_dir / "old"
+    old.mkdir()
+    (old / "launch.json").write_text("{}")
+    (old / "exit_status").write_text("0\n")
+    res = nsa("launch", "--name", "old")
+    assert res.returncode == 1
+    assert "already holds an earlier run" in _one_error_line(res)
+
+
+def test_live_heartbeat_is_refused(runs_dir, tmux_socket):
+    live = runs_dir / "live"
+    live.mkdir()
+    rec = {"v": 1, "ts": time.time(), "kind": "progress", "rank": 0, "step": 5, "pid": 1}
+    (live / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+    res = nsa("launch", "--name", "live")
+    assert res.returncode == 1
+    assert "holds a live run" in _one_error_line(res)
+
+
+def test_not_enough_disk_for_checkpoints(runs_dir, tmux_socket):
+    res = nsa("launch", "--name", "huge", "--set", "model.vocab_size=4000000000", "--dry-run")
+    assert res.returncode == 1
+    assert "not enough disk for checkpoints" in _one_error_line(res)
+
+
+def test_unwritable_run_dir(tmux_socket, tmp_path):
+    target = "/proc/nsa-run" if os.geteuid() == 0 else "/nsa-run"  # root may write anywhere but /proc
+    res = nsa("launch", "--run-dir", target, "--dry-run")
+    assert res.returncode == 1
+    assert "not writable" in _one_error_line(res) or "cannot create" in res.stderr
+
+
+def test_stale_halt_is_reported(runs_dir, tmux_socket):
+    d = runs_dir / "halted"
+    d.mkdir()
+    (d / ".HALT").write_text("")
+    res = nsa("launch", "--name", "halted", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "stale .HALT" in res.stdout
+
+
+def test_option_mistakes_are_one_line(runs_dir, tmux_socket):
+    res = nsa("launch", "--remote-dir", "/x")
+    assert res.returncode == 1 and "--remote-dir needs --host" in _one_error_line(res)
+    res = nsa("launch", "--nnodes", "2", "--dry-run")
+    assert res.returncode == 1 and "--rdzv-endpoint" in _one_error_line(res)
+    res = nsa("launch", "--name", "a/b", "--dry-run")
+    assert res.returncode == 1 and "invalid run name" in _one_error_line(res)
+
+
+def test_multi_node_dry_run_passes_rendezvous_through(runs_dir, tmux_socket):
+    res = nsa(
+        "launch", "--name", "mn", "--nproc", "2", "--nnodes", "2", "--node-rank", "1",
+        "--rdzv-endpoint", "10.1.2.3:29500", "--dry-run",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rdzv = "--nnodes 2 --node-rank 1 --rdzv-backend static --rdzv-endpoint 10.1.2.3:29500 --nproc-per-node 2"
+    assert rdzv in res.stdout
+
+
+def test_tools_do_not_import_torch():
+    code = "import sys, nsa_tui.cli, nsa_tui.launch.launcher, nsa_tui.launch.runner; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,109 @@
+"""`nsa launch --host` when the host cannot be used: a clear error in time, nothing started."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from .helpers import nsa, tmux_sessions
+
+CONNECT_TIMEOUT = 3
+
+
+def _one_error_line(res: subprocess.CompletedProcess) -> str:
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in res.stderr
+    return lines[0]
+
+
+def _launch_timed(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.monotonic()
+    res = nsa("launch", "--host", "root@127.0.0.1", "--name", "never", *args, env=env, timeout=60)
+    return res, time.monotonic() - t0
+
+
+@pytest.fixture
+def ssh_env(tmp_path):
+    env = {**os.environ, "NSA_SSH_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT)}
+    return env
+
+
+def _nothing_started(runs_dir):
+    assert list(runs_dir.iterdir()) == []
+    assert tmux_sessions() == []
+
+
+def test_refused_connection(runs_dir, tmux_socket, ssh_env, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: the kernel refuses
+        ssh_env["NSA_SSH_COMMAND"] = f"ssh -F /dev/null -p {port} -o UserKnownHostsFile={tmp_path}/kh"
+        res, took = _launch_timed(ssh_env)
+    assert res.returncode == 4
+    assert "connection refused" in _one_error_line(res)
+    assert took < CONNECT_TIMEOUT + 10
+    _nothing_started(runs_dir)
+
+
+def test_unresponsive_host_times_out(runs_dir, tmux_socket, ssh_env, tmp_path):
+    # A listener that never speaks SSH: ssh gives up after ConnectTimeout (banner exchange).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        ssh_env["NSA_SSH_COMMAND"] = f"ssh -F /dev/null -p {port} -o UserKnownHostsFile={tmp_path}/kh"
+        res, took = _launch_timed(ssh_env)
+    assert res.returncode == 4
+    assert "timed out" in _one_error_line(res)
+    assert took < CONNECT_TIMEOUT + 10
+    _nothing_started(runs_dir)
+
+
+def test_failed_authentication(runs_dir, tmux_socket, sshd, ssh_env, tmp_path):
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    ssh_env["NSA_SSH_COMMAND"] = sshd.ssh_command.replace(str(sshd.key), str(other))
+    res, took = _launch_timed(ssh_env)
+    assert res.returncode == 4
+    assert "authentication failed" in _one_error_line(res)
+    assert took < CONNECT_TIMEOUT + 10
+    _nothing_started(runs_dir)
+
+
+def test_host_option_injection_is_rejected(runs_dir, tmux_socket, tmp_path):
+    marker = tmp_path / "pwned"
+    res = nsa("launch", "--host", f"-oProxyCommand=touch {marker}", "--name", "x")
+    assert res.returncode == 4
+    assert "invalid host" in _one_error_line(res)
+    assert not marker.exists()
+
+
+def test_remote_without_nsa_says_so(runs_dir, tmux_socket, sshd_factory, monkeypatch):
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    res = nsa("launch", "--host", s.host, "--name", "x")
+    assert res.returncode == 127
+    assert "nsa is not installed" in res.stderr
+    _nothing_started(runs_dir)
+
+
+def test_remote_dry_run_passes_every_option(runs_dir, tmux_socket, sshd, tmp_path):
+    # The remote nsa gets the same options; a hostile name stays one literal argument.
+    name = 'it\'s "q"; $(touch pwned) `touch pwned2`'
+    remote_dir = tmp_path / "check out"
+    remote_dir.mkdir()
+    res = nsa(
+        "launch", "--host", sshd.host, "--remote-dir", str(remote_dir), "--name", name,
+        "--set", "train.lr=1e-3", "--dry-run",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"run:     {name}" in res.stdout
+    assert f"run dir: {runs_dir / name}" in res.stdout
+    assert "--set train.lr=1e-3" in res.stdout
+    assert not (remote_dir / "pwned").exists() and not (remote_dir / "pwned2").exists()
+    _nothing_started(runs_dir)

@@ -1,0 +1,57 @@
+"""The wrapper tmux runs: console.log gets everything, exit_status gets torchrun's code however it ends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nsa_tui.launch import tmux
+from nsa_tui.launch.runner import EXIT_NOT_STARTED
+
+from .helpers import exit_status, tmux_sessions, wait_for
+
+
+def _spec(run_dir: Path, argv: list[str], env: dict[str, str] | None = None) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "launch.json").write_text(json.dumps({"argv": argv, "env": env or {}, "command": " ".join(argv)}))
+    return run_dir
+
+
+def _run_wrapper(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_exit_code_output_and_env_are_kept(tmp_path):
+    code = "import os, sys; print('to stdout'); print('to stderr', os.environ['NSA_X'], file=sys.stderr); sys.exit(7)"
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code], {"NSA_X": "from-launch-json"})
+    res = _run_wrapper(run_dir)
+    assert res.returncode == 7
+    assert exit_status(run_dir) == 7
+    log = (run_dir / "console.log").read_text()
+    assert "to stdout" in log and "to stderr from-launch-json" in log
+    assert log.rstrip().endswith("exited with status 7")
+    assert "to stdout" in res.stdout  # mirrored to the pane too
+
+
+def test_missing_program_still_leaves_a_status(tmp_path):
+    run_dir = _spec(tmp_path / "r", [str(tmp_path / "no-such-torchrun")])
+    assert _run_wrapper(run_dir).returncode == EXIT_NOT_STARTED
+    assert exit_status(run_dir) == EXIT_NOT_STARTED
+    assert "could not start" in (run_dir / "console.log").read_text()
+
+
+def test_killed_session_still_records_the_exit(tmp_path, tmux_socket):
+    # tmux kill-session hangs up the pane: the wrapper must survive long enough to record it.
+    code = "import time; print('running', flush=True); time.sleep(120)"
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
+    tmux.new_session("nsa-killme", [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
+    log = run_dir / "console.log"
+    wait_for(lambda: log.exists() and "running" in log.read_text(), 30, "the child to start")
+    assert tmux.kill_session("nsa-killme")
+    status = wait_for(lambda: exit_status(run_dir), 30, "exit_status after kill-session")
+    assert status == 128 + 1  # SIGHUP, forwarded to the child
+    assert "nsa-killme" not in tmux_sessions()

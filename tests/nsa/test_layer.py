@@ -1,0 +1,125 @@
+"""NSAAttention and block selection: fast vs reference layer, layer causality, Eq. 9-11 selection rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nsa_train.config import NSAConfig
+from nsa_train.nsa import NSAAttention, select_blocks
+from nsa_train.nsa.selection import selection_block_scores
+
+CFG = {"l": 8, "d": 4, "l_sel": 12, "n_sel": 4, "w": 10}
+
+
+def make_layer(impl: str, n_heads: int = 4, n_kv_heads: int = 2, head_dim: int = 8, dim: int = 32) -> NSAAttention:
+    torch.manual_seed(0)
+    layer = NSAAttention(dim, n_heads, n_kv_heads, head_dim, NSAConfig(impl=impl, **CFG))
+    with torch.no_grad():  # non-zero gate weights so every branch matters in the comparison
+        for p in layer.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return layer
+
+
+@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(2, 2), (4, 2), (4, 1), (16, 1)])
+@pytest.mark.parametrize("T", [53, 7])
+def test_layer_fast_matches_reference(n_heads, n_kv_heads, T):
+    ref, fst = make_layer("reference", n_heads, n_kv_heads), make_layer("fast", n_heads, n_kv_heads)
+    assert ref.impl_name == "reference" and fst.impl_name == "fast"
+    x = torch.randn(2, T, 32, generator=torch.Generator().manual_seed(3))
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    outs = [m(xi) for m, xi in zip((ref, fst), xs)]
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+    w = torch.randn_like(outs[0])
+    for o in outs:
+        (o * w).sum().backward()
+    torch.testing.assert_close(xs[0].grad, xs[1].grad, atol=1e-5, rtol=1e-5)
+    for (name, p_ref), p_fst in zip(ref.named_parameters(), fst.parameters()):
+        torch.testing.assert_close(p_ref.grad, p_fst.grad, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    torch.testing.assert_close(ref.last_gates, fst.last_gates)
+    assert ref.last_gates.shape == (2, T, n_heads, 3) and not ref.last_gates.requires_grad
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_layer_is_causal(impl):
+    layer = make_layer(impl)
+    x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(4))
+    for t in (0, 11, 30):
+        x2 = x.clone()
+        x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :]) * 3
+        torch.testing.assert_close(layer(x)[:, : t + 1], layer(x2)[:, : t + 1], atol=0, rtol=0)
+        xg = x.clone().requires_grad_(True)
+        layer(xg)[:, t].sum().backward()
+        assert (xg.grad[:, t + 1 :] == 0).all()
+        assert xg.grad[:, : t + 1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_layer_first_tokens_finite(impl):
+    layer = make_layer(impl)
+    x = torch.randn(1, 5, 32, requires_grad=True)  # shorter than one compression block
+    y = layer(x)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+
+
+def test_eq9_overlap_scores_match_brute_force():
+    l, d, l_sel, T = 8, 4, 12, 50
+    nc, ns = (T - l) // d + 1, (T + l_sel - 1) // l_sel
+    p = torch.rand(1, 3, 2, nc)
+    got = selection_block_scores(p, l, d, l_sel, ns)
+    want = torch.zeros(1, 3, 2, ns)
+    for j in range(ns):
+        for i in range(nc):
+            if i * d < (j + 1) * l_sel and i * d + l > j * l_sel:  # compressed block i overlaps selection block j
+                want[..., j] += p[..., i]
+    torch.testing.assert_close(got, want)
+
+
+def _p_for(scores_per_head: dict[int, dict[int, float]], T: int, HQ: int, nc: int) -> torch.Tensor:
+    p = torch.zeros(1, T, HQ, nc)
+    for h, blocks in scores_per_head.items():
+        for i, s in blocks.items():
+            p[0, :, h, i] = s
+    return p
+
+
+def test_group_shares_summed_selection():
+    # l = d = l_sel = 4: compressed block i is selection block i. Query 63 (block 15), n_sel = 4: 0, 14, 15 forced
+    # and one free slot. Head 0 prefers block 5 (0.6), head 1 block 7 (0.5); head 0 also gives block 7 0.3,
+    # so the group's summed score picks 7 (0.8 > 0.6) for both heads of group 0; group 1 (heads 2, 3) picks 3.
+    p = _p_for({0: {5: 0.6, 7: 0.3}, 1: {7: 0.5}, 2: {3: 0.9}, 3: {9: 0.2}}, 64, 4, 16)
+    ids = select_blocks(p, 0, 2, 4, 4, 4, 4, 64)
+    assert ids.shape == (1, 64, 2, 4)
+    assert ids[0, 63, 0].tolist() == [0, 7, 14, 15]
+    assert ids[0, 63, 1].tolist() == [0, 3, 14, 15]
+
+
+def test_forced_blocks_and_no_future_blocks():
+    # all importance on block 9: still the initial block and the two local blocks are taken
+    p = _p_for({0: {9: 1.0}}, 64, 1, 16)
+    ids = select_blocks(p, 0, 1, 4, 4, 4, 4, 64)
+    assert ids[0, 63, 0].tolist() == [0, 9, 14, 15]
+    for t in range(64):
+        row = ids[0, t, 0]
+        cur = t // 4
+        chosen = set(row[row >= 0].tolist())
+        assert {0, cur, max(cur - 1, 0)} <= chosen and max(chosen) <= cur
+        assert len(chosen) == min(4, cur + 1) and (row == -1).sum() == 4 - len(chosen)
+
+
+def test_ties_go_to_lower_block_ids_deterministically():
+    p = torch.full((1, 64, 2, 16), 0.25)  # every block scores the same
+    a = select_blocks(p, 0, 1, 4, 4, 4, 5, 64)
+    b = select_blocks(p.clone(), 0, 1, 4, 4, 4, 5, 64)
+    assert torch.equal(a, b)
+    assert a[0, 63, 0].tolist() == [0, 1, 2, 14, 15]
+    assert a[0, 5, 0].tolist() == [0, 1, -1, -1, -1]
+
+
+def test_chunked_selection_equals_whole():
+    # the fast path selects per query tile with an offset t0; it must equal selecting the whole sequence at once
+    p = torch.rand(2, 40, 4, 9)
+    whole = select_blocks(p, 0, 2, 8, 4, 12, 4, 40)
+    parts = torch.cat([select_blocks(p[:, a : a + 15], a, 2, 8, 4, 12, 4, 40) for a in range(0, 40, 15)], 1)
+    assert torch.equal(whole, parts)

@@ -1,0 +1,226 @@
+"""The three NSA ops: fast vs reference, causality, reductions to dense attention, gradcheck."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nsa_train.nsa import (
+    compressed_attention,
+    compressed_attention_fast,
+    compressed_attention_reference,
+    fallbacks,
+    selection_attention,
+    selection_attention_fast,
+    selection_attention_reference,
+    sliding_window_attention,
+    sliding_window_attention_fast,
+    sliding_window_attention_reference,
+)
+
+# (B, T, HQ, H, D): T not a multiple of any block size used below (4, 6, 8); GQA ratios 1, 2, 4, 16.
+SHAPES = [(2, 37, 2, 2, 8), (1, 45, 4, 2, 8), (2, 29, 8, 2, 16), (1, 23, 16, 1, 8)]
+TOL = {"atol": 1e-5, "rtol": 1e-5}
+
+
+def qkv(B: int, T: int, HQ: int, H: int, D: int, dtype=torch.float32, n_keys: int | None = None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n = T if n_keys is None else n_keys
+    q = torch.randn(B, T, HQ, D, generator=g, dtype=dtype)
+    k = torch.randn(B, n, H, D, generator=g, dtype=dtype)
+    v = torch.randn(B, n, H, D, generator=g, dtype=dtype)
+    return q, k, v
+
+
+def random_blocks(B: int, T: int, H: int, S: int, block_size: int, seed: int = 0) -> torch.Tensor:
+    """Block ids in [-1, NB): includes unused slots, duplicates and blocks after the query (all must be handled)."""
+    g = torch.Generator().manual_seed(seed)
+    n_blocks = (T + block_size - 1) // block_size
+    return torch.randint(-1, n_blocks, (B, T, H, S), generator=g)
+
+
+def grads(fn, *inputs: torch.Tensor, seed: int = 1):
+    xs = [x.detach().clone().requires_grad_(True) for x in inputs]
+    out = fn(*xs)
+    o = out[0] if isinstance(out, tuple) else out
+    w = torch.randn(o.shape, generator=torch.Generator().manual_seed(seed), dtype=o.dtype)
+    loss = (o * w).sum()
+    if isinstance(out, tuple):  # also backpropagate through p
+        loss = loss + (out[1] * torch.randn(out[1].shape, dtype=o.dtype, generator=torch.Generator())).sum()
+    loss.backward()
+    return out, [x.grad for x in xs]
+
+
+def assert_same(out_a, out_b, grads_a, grads_b, **tol) -> None:
+    for a, b in zip(out_a if isinstance(out_a, tuple) else (out_a,), out_b if isinstance(out_b, tuple) else (out_b,)):
+        torch.testing.assert_close(a, b, **tol)
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(ga, gb, **tol)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_selection_fast_matches_reference(shape):
+    B, T, HQ, H, D = shape
+    q, k, v = qkv(*shape)
+    idx = random_blocks(B, T, H, 3, 6)
+    ref = grads(lambda a, b, c: selection_attention_reference(a, b, c, idx, 6), q, k, v)
+    fst = grads(lambda a, b, c: selection_attention_fast(a, b, c, idx, 6), q, k, v)
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("window", [1, 5, 300])
+def test_window_fast_matches_reference(shape, window):
+    q, k, v = qkv(*shape)
+    ref = grads(lambda a, b, c: sliding_window_attention_reference(a, b, c, window), q, k, v)
+    fst = grads(lambda a, b, c: sliding_window_attention_fast(a, b, c, window), q, k, v)
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("l", "d"), [(8, 4), (4, 4), (6, 2)])
+def test_compressed_fast_matches_reference(shape, l, d):
+    B, T, HQ, H, D = shape
+    q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
+    ref = grads(lambda a, b, c: compressed_attention_reference(a, b, c, l, d), q, k, v)
+    fst = grads(lambda a, b, c: compressed_attention_fast(a, b, c, l, d), q, k, v)
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+def test_long_sequence_crosses_tiles():
+    """T beyond the fast path's tile sizes, so tile boundaries are exercised."""
+    q, k, v = qkv(1, 700, 4, 2, 8)
+    idx = random_blocks(1, 700, 2, 4, 16)
+    torch.testing.assert_close(
+        selection_attention_fast(q, k, v, idx, 16), selection_attention_reference(q, k, v, idx, 16), **TOL
+    )
+    torch.testing.assert_close(
+        sliding_window_attention_fast(q, k, v, 200), sliding_window_attention_reference(q, k, v, 200), **TOL
+    )
+    kc, vc = k[:, :174], v[:, :174]  # (700 - 8) // 4 + 1 compressed blocks
+    for a, b in zip(compressed_attention_fast(q, kc, vc, 8, 4), compressed_attention_reference(q, kc, vc, 8, 4)):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_bf16_smoke():
+    q, k, v = qkv(1, 40, 4, 2, 16, dtype=torch.bfloat16)
+    idx = random_blocks(1, 40, 2, 3, 8)
+    pairs = [
+        (selection_attention_fast(q, k, v, idx, 8), selection_attention_reference(q, k, v, idx, 8)),
+        (sliding_window_attention_fast(q, k, v, 7), sliding_window_attention_reference(q, k, v, 7)),
+        (compressed_attention_fast(q, k[:, :9], v[:, :9], 8, 4)[0], compressed_attention_reference(q, k[:, :9], v[:, :9], 8, 4)[0]),
+    ]
+    for a, b in pairs:
+        assert a.dtype == torch.bfloat16 and b.dtype == torch.bfloat16
+        assert torch.isfinite(a.float()).all()
+        torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=2e-2)
+
+
+# --- reductions to dense causal attention -------------------------------------------------------------------
+
+
+def dense_causal(q, k, v):
+    G = q.shape[2] // k.shape[2]
+    o = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.repeat_interleave(G, 2).transpose(1, 2), v.repeat_interleave(G, 2).transpose(1, 2),
+        is_causal=True,
+    )
+    return o.transpose(1, 2)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_window_at_least_T_is_dense(impl):
+    q, k, v = qkv(2, 33, 4, 2, 8)
+    for w in (33, 100):
+        torch.testing.assert_close(sliding_window_attention(q, k, v, w, impl=impl), dense_causal(q, k, v), **TOL)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_selecting_every_block_is_dense(impl):
+    B, T, H, bs = 2, 35, 2, 8
+    q, k, v = qkv(B, T, 4, H, 8)
+    every = torch.arange(5).expand(B, T, H, 5)
+    torch.testing.assert_close(selection_attention(q, k, v, every, bs, impl=impl), dense_causal(q, k, v), **TOL)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_compression_identity_is_shifted_dense(impl):
+    q, k, v = qkv(2, 21, 4, 2, 8)
+    # l = d = 1, identity φ: block i is token i, visible iff i <= t, i.e. dense causal attention
+    o, p = compressed_attention(q, k, v, 1, 1, impl=impl)
+    torch.testing.assert_close(o, dense_causal(q, k, v), **TOL)
+    torch.testing.assert_close(p.sum(-1), torch.ones(2, 21, 4), **TOL)
+    # l = 2, d = 1: block i ends at token i+1, so query t sees tokens 0..t-1 (shifted by one); query 0 sees none
+    o2, _ = compressed_attention(q, k[:, :20], v[:, :20], 2, 1, impl=impl)
+    shifted = dense_causal(q[:, 1:], k[:, :20], v[:, :20])
+    torch.testing.assert_close(o2[:, 1:], shifted, **TOL)
+    assert (o2[:, 0] == 0).all()
+
+
+# --- causality ------------------------------------------------------------------------------------------------
+
+
+def _check_causal(fn, q, k, v, t: int, key_cut: int) -> None:
+    """Change q/k/v at positions > t (keys from key_cut on): outputs at <= t unchanged, their grads there zero."""
+    q2, k2, v2 = q.clone(), k.clone(), v.clone()
+    q2[:, t + 1 :] += 3.0
+    k2[:, key_cut:] -= 2.0
+    v2[:, key_cut:] *= -4.0
+    a, b = fn(q, k, v), fn(q2, k2, v2)
+    torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], atol=0, rtol=0)
+    xs = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    fn(*xs)[:, t].sum().backward()
+    assert (xs[0].grad[:, t + 1 :] == 0).all()
+    assert (xs[1].grad[:, key_cut:] == 0).all() and (xs[2].grad[:, key_cut:] == 0).all()
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize("t", [0, 13, 30])
+def test_ops_are_causal(impl, t):
+    B, T, H = 2, 31, 2
+    q, k, v = qkv(B, T, 4, H, 8)
+    idx = random_blocks(B, T, H, 3, 4)
+    _check_causal(lambda a, b, c: selection_attention(a, b, c, idx, 4, impl=impl), q, k, v, t, t + 1)
+    _check_causal(lambda a, b, c: sliding_window_attention(a, b, c, 6, impl=impl), q, k, v, t, t + 1)
+    l, d = 8, 4
+    # compressed keys after the last block query t can see: i*d + l - 1 > t
+    first_hidden = max(0, (t - l) // d + 1) if t >= l - 1 else 0
+    kc, vc = k[:, :6], v[:, :6]
+    _check_causal(lambda a, b, c: compressed_attention(a, b, c, l, d, impl=impl)[0], q, kc, vc, t, first_hidden)
+
+
+# --- gradcheck, edge cases, dispatch ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_gradcheck_float64(impl):
+    q, k, v = (x.requires_grad_(True) for x in qkv(1, 11, 4, 2, 4, dtype=torch.float64))
+    idx = random_blocks(1, 11, 2, 2, 3)
+    assert torch.autograd.gradcheck(lambda a, b, c: selection_attention(a, b, c, idx, 3, impl=impl), (q, k, v))
+    assert torch.autograd.gradcheck(lambda a, b, c: sliding_window_attention(a, b, c, 4, impl=impl), (q, k, v))
+    kc, vc = (x[:, :4].detach().requires_grad_(True) for x in (k, v))
+    assert torch.autograd.gradcheck(lambda a, b, c: compressed_attention(a, b, c, 4, 2, impl=impl), (q, kc, vc))
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_no_nan_when_nothing_is_visible(impl):
+    q, k, v = (x.requires_grad_(True) for x in qkv(1, 10, 2, 1, 8))
+    o, p = compressed_attention(q, k[:, :2], v[:, :2], 8, 4, impl=impl)  # queries 0..6 see no block
+    assert (o[:, :7] == 0).all() and (p[:, :7] == 0).all() and torch.isfinite(o).all()
+    empty = torch.full((1, 10, 1, 2), -1)  # no block selected at all
+    o_sel = selection_attention(q, k, v, empty, 4, impl=impl)
+    assert (o_sel == 0).all()
+    (o.sum() + o_sel.sum()).backward()
+    assert all(torch.isfinite(x.grad).all() for x in (q, k, v))
+
+
+def test_triton_on_cpu_falls_back_counted():
+    q, k, v = qkv(1, 16, 2, 1, 8)
+    idx = random_blocks(1, 16, 1, 2, 4)
+    before = fallbacks.snapshot().get("selection.triton->fast", 0)
+    out = selection_attention(q, k, v, idx, 4, impl="triton")
+    assert fallbacks.snapshot()["selection.triton->fast"] == before + 1
+    torch.testing.assert_close(out, selection_attention_reference(q, k, v, idx, 4), **TOL)
+    selection_attention(q, k, v, idx, 4, impl="auto")  # CPU auto = fast by design: not a fallback
+    assert fallbacks.snapshot()["selection.triton->fast"] == before + 1

@@ -1,0 +1,77 @@
+"""Code that runs inside the test worker processes (see conftest.py).
+
+Triton picks interpreter or compiler mode once, when it is first imported, so the kernels are
+exercised in a spawned process whose initializer sets the environment before anything imports
+triton. Only the Triton call runs there; the reference runs in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+
+def init_interpreter() -> None:
+    """Worker initializer: the Triton interpreter on CPU."""
+    if "triton" in sys.modules:
+        raise RuntimeError("triton was imported before TRITON_INTERPRET could be set in the worker")
+    os.environ["TRITON_INTERPRET"] = "1"
+    torch.set_num_threads(1)
+
+
+def init_plain_cpu() -> None:
+    """Worker initializer: no interpreter, no visible CUDA device (a CPU-only machine)."""
+    os.environ.pop("TRITON_INTERPRET", None)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    torch.set_num_threads(1)
+
+
+def selection_forward_backward(q, k, v, block_indices, block_size, scale, do):
+    """-> (o, dq, dk, dv, kernel_mode) from the Triton path."""
+    from nsa_train.nsa.triton import kernel_mode, selection_attention_triton
+
+    q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
+    o = selection_attention_triton(q, k, v, block_indices, block_size, scale)
+    dq, dk, dv = torch.autograd.grad(o, (q, k, v), do.to(o.dtype))
+    return o.detach(), dq, dk, dv, kernel_mode()
+
+
+def selection_forward(q, k, v, block_indices, block_size, scale=None):
+    from nsa_train.nsa.triton import selection_attention_triton
+
+    with torch.no_grad():
+        return selection_attention_triton(q, k, v, block_indices, block_size, scale)
+
+
+def fallback_report() -> dict[str, object]:
+    """What a CPU-only process without the interpreter sees, step by step."""
+    report: dict[str, object] = {}
+    import nsa_train.nsa.triton as nsa_triton
+
+    report["triton_imported_by_package"] = "triton" in sys.modules
+    saved = {name: sys.modules.pop(name, None) for name in ("triton", "triton.language")}
+    sys.modules["triton"] = None  # type: ignore[assignment]  # makes `import triton` raise ImportError
+    sys.modules["triton.language"] = None  # type: ignore[assignment]
+    try:
+        report["without_triton"] = nsa_triton.triton_available()
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+    report["cpu_only"] = nsa_triton.triton_available()
+    q = torch.zeros(1, 16, 1, 16)
+    idx = torch.zeros(1, 16, 1, 1, dtype=torch.long)
+    try:
+        nsa_triton.selection_attention_triton(q, q, q, idx, 16)
+        report["call_error"] = None
+    except nsa_triton.TritonUnavailableError as exc:
+        report["call_error"] = ("TritonUnavailableError", isinstance(exc, RuntimeError), str(exc))
+    os.environ["TRITON_INTERPRET"] = "1"  # too late: triton is already imported in compiler mode
+    report["late_interpret"] = nsa_triton.triton_available()
+    report["late_interpret_mode"] = nsa_triton.kernel_mode()
+    return report

@@ -1,0 +1,51 @@
+"""bench/attention_triton.py: clean exit without CUDA, and its NSA-like block selection."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention_triton.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_attention_triton", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_exits_2_with_one_line_without_cuda():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--seq-lens", "8192"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "attention_triton.py needs a CUDA GPU (torch.cuda.is_available() is False)"
+    ]
+
+
+def test_bench_selection_is_distinct_visible_and_keeps_initial_and_local_blocks():
+    bench = _load_bench()
+    T, H, S, BS = 300, 2, 4, 16
+    idx = bench.nsa_like_block_indices(2, T, H, S, BS, torch.device("cpu"))  # [B, T, H, S]
+    assert idx.shape == (2, T, H, S) and idx.dtype == torch.int32
+    current = (torch.arange(T) // BS).view(1, T, 1)
+    chosen = idx.long()
+    assert torch.all(chosen <= current.unsqueeze(-1))  # never a future block
+    assert torch.all((chosen == 0).any(-1)) and torch.all((chosen == current.unsqueeze(-1)).any(-1))
+    has_prev = (chosen == (current - 1).unsqueeze(-1)).any(-1) | (current == 0)
+    assert torch.all(has_prev)
+    valid = chosen[chosen >= 0]
+    assert valid.numel() > 0
+    for row in chosen.view(-1, S).tolist():
+        ids = [i for i in row if i >= 0]
+        assert len(ids) == len(set(ids))

@@ -1,0 +1,204 @@
+"""Every health rule fires on a run crafted to trip it and stays silent on a healthy one."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures.runs import KNOWN_ALERTS, make_v1_run, make_vibe_run
+
+from nsa_tui.health import RULE_NAMES, RulesError, build_rules, evaluate, load_rules_file
+from nsa_tui.runs import load_run
+
+NOW = 1_800_000_000.0
+
+# alert injected by the fixture -> (rule expected, severity, run kwargs)
+CASES = {
+    "nan_loss": ("nan_loss", "critical", {}),
+    "loss_increase": ("loss_increase", "warning", {}),
+    "loss_plateau": ("loss_plateau", "warning", {"steps": 4000}),
+    "throughput_low": ("throughput_low", "warning", {"monitor": {"min_toks_per_s": 2000}}),
+    "throughput_drop": ("throughput_drop", "warning", {}),
+    "memory_high": ("memory_high", "warning", {"monitor": {"max_gpu_mem_gb": 70}}),
+    "gate_collapse": ("gate_collapse", "warning", {}),
+    "gate_collapse_severe": ("gate_collapse", "critical", {}),
+    "fallbacks_rising": ("fallbacks_rising", "warning", {}),
+    "data_stall": ("data_stall", "warning", {}),
+    "lr_mismatch": ("lr_mismatch", "warning", {}),
+    "grad_spike": ("grad_spike", "warning", {}),
+}
+
+
+def judge(path, now=NOW, rules=None):
+    h = load_run(path)
+    return evaluate(h, now, rules if rules is not None else build_rules(h.config))
+
+
+def test_cases_cover_every_injectable_alert():
+    assert set(CASES) == set(KNOWN_ALERTS)
+
+
+@pytest.mark.parametrize("alert", sorted(CASES))
+def test_rule_fires_alone(tmp_path, alert):
+    rule, severity, kw = CASES[alert]
+    kw = {"steps": 1000, "step_time_s": 2.0, **kw}
+    make_v1_run(tmp_path / alert, alerts=[alert], now=NOW, **kw)
+    v = judge(tmp_path / alert)
+    assert [(a.rule, a.severity) for a in v.alerts] == [(rule, severity)], [a.message for a in v.alerts]
+    assert v.health == severity and v.state == "running"
+    assert v.alerts[0].since_step is not None and v.alerts[0].message
+
+
+@pytest.mark.parametrize("steps", [300, 1000, 4000])
+def test_healthy_run_is_silent(tmp_path, steps):
+    make_v1_run(tmp_path / "ok", steps=steps, step_time_s=2.0, now=NOW, monitor={"min_toks_per_s": 1000.0})
+    v = judge(tmp_path / "ok")
+    assert (v.state, v.health, v.alerts) == ("running", "ok", [])
+    assert v.eta_s is not None and v.eta_s > 0 and v.step == steps
+
+
+def test_persistence_short_condition_does_not_fire(tmp_path):
+    """gate_collapse needs 100 steps: 4 bad points 10 steps apart (30 steps) do not fire, 12 do."""
+    w = make_v1_run(tmp_path / "r", steps=500, now=NOW)
+    w.progress(4, gate_entropy_mean=0.3)
+    v = evaluate(load_run(tmp_path / "r"), w.ts + 1)
+    assert v.alerts == []
+    w.progress(8, gate_entropy_mean=0.3)
+    v = evaluate(load_run(tmp_path / "r"), w.ts + 1)
+    assert [a.rule for a in v.alerts] == ["gate_collapse"] and v.alerts[0].since_step == 510
+
+
+def test_persistence_in_seconds(tmp_path):
+    """throughput_low holds `for: 300s`: 200 s of slow steps do not fire, 400 s do."""
+    w = make_v1_run(tmp_path / "r", steps=200, now=NOW, monitor={"min_toks_per_s": 3000})
+    w.step_time_s = 2.0
+    w.progress(10, toks_per_s=100.0)  # 10 records, 20 s each
+    assert evaluate(load_run(tmp_path / "r"), w.ts + 1).alerts == []
+    w.progress(10, toks_per_s=100.0)
+    assert [a.rule for a in evaluate(load_run(tmp_path / "r"), w.ts + 1).alerts] == ["throughput_low"]
+
+
+def test_stuck_at_start_names_last_phase(tmp_path):
+    make_v1_run(tmp_path / "s", state="stuck", now=NOW)
+    v = judge(tmp_path / "s")
+    assert v.state == "stalled" and v.health == "critical"
+    assert [a.rule for a in v.alerts] == ["stuck_at_start"]
+    assert "last phase reached: data" in v.alerts[0].message
+    # the same run 30 s after boot is merely starting
+    make_v1_run(tmp_path / "young", state="starting", now=NOW)
+    v = judge(tmp_path / "young")
+    assert (v.state, v.health, v.last_phase) == ("starting", "ok", "data")
+
+
+def test_stale_heartbeat_and_adaptive_limit(tmp_path):
+    make_v1_run(tmp_path / "s", state="stalled", now=NOW)
+    v = judge(tmp_path / "s")
+    assert (v.state, v.health, [a.rule for a in v.alerts]) == ("stalled", "critical", ["heartbeat_stale"])
+    # progress every 4 s: 3 minutes of silence is stale (10x interval, floor 120 s) even though stale_s is 600
+    make_v1_run(tmp_path / "r", steps=300, now=NOW)
+    assert judge(tmp_path / "r", now=NOW + 100).alerts == []
+    assert [a.rule for a in judge(tmp_path / "r", now=NOW + 180).alerts] == ["heartbeat_stale"]
+
+
+def test_crashed_run_carries_console_tail(tmp_path):
+    make_v1_run(tmp_path / "c", state="crashed", now=NOW)
+    v = judge(tmp_path / "c")
+    assert (v.state, v.health) == ("crashed", "critical")
+    assert [a.rule for a in v.alerts] == ["process_exited"]
+    msg = v.alerts[0].message
+    assert "exit status 1" in msg and "torch.OutOfMemoryError: CUDA out of memory" in msg
+    assert v.exit_status == 1
+
+
+def test_vanished_process_is_crashed(tmp_path, tmux_socket):
+    import subprocess
+
+    make_v1_run(tmp_path / "gone", state="exited", now=NOW, name="gone")
+    v = judge(tmp_path / "gone")
+    assert (v.state, [a.rule for a in v.alerts]) == ("crashed", ["process_exited"])
+    assert "tmux session is gone" in v.alerts[0].message
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-gone", "sleep 30"], check=True)
+    v = judge(tmp_path / "gone")
+    assert (v.state, v.alerts) == ("running", [])
+
+
+@pytest.mark.parametrize("state", ["finished", "halted"])
+def test_finished_and_halted_are_not_stale(tmp_path, state):
+    make_v1_run(tmp_path / state, steps=400, state=state, now=NOW)
+    v = judge(tmp_path / state, now=NOW + 86400)  # a day later
+    assert (v.state, v.health, v.alerts) == (state, "ok", [])
+    assert v.end_reason == ("completed" if state == "finished" else "halt")
+    assert v.eta_s == (0.0 if state == "finished" else None)
+
+
+def test_nan_run_stops_crashed(tmp_path):
+    make_v1_run(tmp_path / "n", state="nan", now=NOW)
+    v = judge(tmp_path / "n")
+    assert v.state == "crashed" and {a.rule for a in v.alerts} == {"nan_loss", "process_exited"}
+    assert v.to_dict()["loss"] is None  # JSON has no NaN
+
+
+def test_vibe_halted_and_stalled(tmp_path):
+    make_vibe_run(tmp_path / "h", state="halted", now=NOW)
+    v = judge(tmp_path / "h")
+    assert (v.state, v.alerts) == ("halted", [])
+    make_vibe_run(tmp_path / "s", state="stalled", now=NOW)
+    v = judge(tmp_path / "s")
+    assert v.state == "stalled" and [a.rule for a in v.alerts] == ["heartbeat_stale"]
+    assert "watchdog reported a stall" in v.alerts[0].message
+
+
+def test_vibe_rules_fire(tmp_path):
+    make_vibe_run(tmp_path / "g", steps=2000, alerts=["gate_collapse_severe", "fallbacks_rising"], now=NOW)
+    v = judge(tmp_path / "g")
+    assert {(a.rule, a.severity) for a in v.alerts} == {("gate_collapse", "critical"), ("fallbacks_rising", "warning")}
+
+
+# ---------------------------------------------------------------- overrides
+def test_monitor_section_and_rules_file_override(tmp_path):
+    make_v1_run(tmp_path / "r", steps=1000, alerts=["gate_collapse"], now=NOW, monitor={"gate_entropy_min": 0.3})
+    assert judge(tmp_path / "r").alerts == []  # 0.42 is fine under the run's own threshold
+    f = tmp_path / "rules.yaml"
+    f.write_text("gate_collapse: {entropy_min: 0.45, severity: critical, for: 50}\n")
+    h = load_run(tmp_path / "r")
+    v = evaluate(h, NOW, build_rules(h.config, load_rules_file(f)))
+    assert [(a.rule, a.severity) for a in v.alerts] == [("gate_collapse", "critical")]
+    f.write_text("rules:\n  gate_collapse: {enabled: false}\n  val_high: {metric: val_loss, above: 1.0, for: 0}\n")
+    v = evaluate(h, NOW, build_rules(h.config, load_rules_file(f)))
+    assert [a.rule for a in v.alerts] == ["val_high"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("nan_loss: [1, 2", "not valid YAML"),
+        ("- just a list\n", "expected a mapping at the top"),
+        ("no_such_rule: {for: 3}\n", "unknown rule 'no_such_rule'"),
+        ("gate_collapse: {entropy_minn: 0.4}\n", "unknown setting 'entropy_minn'"),
+        ("gate_collapse: {severity: fatal}\n", "must be one of warning, critical"),
+        ("gate_collapse: {for: soon}\n", "`for` must be steps"),
+        ("gate_collapse: {entropy_min: high}\n", "expected a number"),
+        ("mine: {metric: loss}\n", "exactly one of `above`/`below`"),
+    ],
+)
+def test_bad_rules_file(tmp_path, text, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(RulesError, match="rules file") as e:
+        load_rules_file(f)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_rule_has_a_check_and_docs():
+    from pathlib import Path
+
+    from nsa_tui.health.checks import CHECKS
+
+    assert set(CHECKS) == set(RULE_NAMES)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "health.md").read_text()
+    for name in RULE_NAMES:
+        assert f"`{name}`" in doc
+
+
+def test_evaluate_defaults_to_now(tmp_path):
+    make_v1_run(tmp_path / "r", steps=100)
+    v = evaluate(load_run(tmp_path / "r"))
+    assert v.health == "ok" and 2 <= v.last_heartbeat_age_s < 60  # the fixture's last record is 2 s old

@@ -1,0 +1,112 @@
+"""`nsa status --host` / `nsa runs --host` against a real loopback sshd."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from nsa_tui.cli import app
+from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
+
+# fields that legitimately differ between a local and a remote reading
+VOLATILE = ("last_heartbeat_age_s", "host", "path", "via")
+
+pytestmark = pytest.mark.slow
+
+
+def _status(args: list[str]) -> tuple[int, list[dict], str]:
+    res = CliRunner().invoke(app, ["status", "--json", *args])
+    objs = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    return res.exit_code, objs, res.stderr
+
+
+def _stable(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in VOLATILE}
+
+
+@pytest.mark.parametrize("with_nsa", [False, True])
+def test_remote_json_equals_local(tmp_path, sshd_factory, monkeypatch, with_nsa):
+    s = sshd_factory(with_nsa=with_nsa)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    runs = [tmp_path / "v1", tmp_path / "crashed", tmp_path / "vibe", tmp_path / "gen"]
+    make_v1_run(runs[0], steps=400, alerts=["gate_collapse"])
+    make_v1_run(runs[1], state="crashed")
+    make_vibe_run(runs[2], steps=200)
+    make_generic_run(runs[3])
+    code_l, local, _ = _status([str(p) for p in runs])
+    code_r, remote, err = _status(["--host", s.host, *[str(p) for p in runs]])
+    assert code_l == code_r == 2, err
+    assert [_stable(o) for o in remote] == [_stable(o) for o in local]
+    assert all(o["host"] == s.host and o["via"] == ("remote-nsa" if with_nsa else "ssh") for o in remote)
+    assert remote[0]["format"] == "nsa-v1" and remote[2]["format"] == "nsa-vibe" and remote[3]["format"] == "generic"
+
+
+def test_remote_uses_remote_nsa_when_present(tmp_path, sshd_factory, monkeypatch):
+    """With `nsa` on the remote PATH the remote judges; a rules file forces local judging."""
+    s = sshd_factory(with_nsa=True)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    run = tmp_path / "r"
+    make_v1_run(run, steps=200, monitor={"min_toks_per_s": 1e9})
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("throughput_low: {for: 0}\n")
+    code, objs, _ = _status(["--host", s.host, str(run)])
+    assert code == 0 and objs[0]["alerts"] == [] and objs[0]["via"] == "remote-nsa"  # throughput_low needs 300 s
+    code, objs, _ = _status(["--host", s.host, "--rules", str(rules), str(run)])
+    assert code == 1 and [a["rule"] for a in objs[0]["alerts"]] == ["throughput_low"] and objs[0]["via"] == "ssh"
+
+
+def test_remote_missing_directory(tmp_path, sshd):
+    code, objs, err = _status(["--host", sshd.host, str(tmp_path / "nope")])
+    assert code == 3
+    assert objs == [{"run": str(tmp_path / "nope"), "error": f"no run directory '{tmp_path / 'nope'}' on {sshd.host}"}]
+    assert err.strip().count("\n") == 0 and err.startswith("error: no run directory")
+
+
+def test_refused_connection(tmp_path, sshd, monkeypatch):
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(f"-p {sshd.port}", "-p 1"))
+    code, objs, err = _status(["--host", sshd.host, str(tmp_path)])
+    assert code == 3 and objs == []
+    assert err.strip() == f"error: cannot reach {sshd.host}: connection refused (is sshd running, is the port right?)"
+
+
+def test_failed_auth(tmp_path, sshd, monkeypatch):
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(str(sshd.key), str(other)))
+    code, _, err = _status(["--host", sshd.host, str(tmp_path)])
+    assert code == 3 and err.count("\n") == 1 and "authentication failed" in err
+
+
+def test_unknown_host_key(tmp_path, sshd, monkeypatch):
+    empty = tmp_path / "known_hosts_empty"
+    empty.write_text("")
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(str(sshd.known_hosts), str(empty)))
+    code, _, err = _status(["--host", sshd.host, str(tmp_path)])
+    assert code == 3 and err.count("\n") == 1 and "host key verification failed" in err
+
+
+def test_remote_tmux_liveness(tmp_path, sshd, tmux_socket):
+    """A launched run whose tmux session is gone is crashed; with the session alive it runs."""
+    run = tmp_path / "live"
+    make_v1_run(run, steps=200, launch=True, name="live")
+    code, objs, _ = _status(["--host", sshd.host, str(run)])
+    assert code == 2 and objs[0]["state"] == "crashed" and objs[0]["alerts"][0]["rule"] == "process_exited"
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-live", "sleep 60"], check=True)
+    code, objs, _ = _status(["--host", sshd.host, str(run)])
+    assert code == 0 and objs[0]["state"] == "running"
+
+
+def test_runs_remote(tmp_path, sshd_factory, monkeypatch):
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    make_v1_run(tmp_path / "a", steps=100)
+    make_v1_run(tmp_path / "b", state="finished")
+    res = CliRunner().invoke(app, ["runs", "--json", "--host", s.host, str(tmp_path)])
+    assert res.exit_code == 0, res.stderr
+    objs = {o["run"]: o for o in map(json.loads, res.stdout.splitlines())}
+    assert objs["a"]["state"] == "running" and objs["b"]["state"] == "finished"
+    res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "missing")])
+    assert res.exit_code == 3 and "no run directory" in res.stderr

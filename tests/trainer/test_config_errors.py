@@ -1,0 +1,67 @@
+"""Config mistakes through the real entry point: nonzero exit, one message, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from trainer_helpers import REPO, clean_env, records
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nsa_train.train", *args],
+        cwd=REPO,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for n in needles:
+        assert n in errors[0]
+    return errors[0]
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  stepz: 10\n")
+    proc = run(["--config", str(cfg), "--run-dir", str(tmp_path / "run")])
+    assert_one_error(proc, "train.stepz", str(cfg))
+    # the run directory tells the tools what happened
+    recs = records(tmp_path / "run")
+    assert recs[0]["kind"] == "boot"
+    assert recs[-1]["kind"] == "end" and recs[-1]["reason"] == "error" and recs[-1]["exit_status"] == 2
+    assert any(r["kind"] == "error" and "train.stepz" in r["message"] for r in recs)
+
+
+def test_wrong_type_in_override(tmp_path: Path) -> None:
+    proc = run(["--run-dir", str(tmp_path / "run"), "--set", "train.steps=many"])
+    assert_one_error(proc, "train.steps", "int")
+
+
+def test_config_env_disagreeing_with_flag(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("train:\n  steps: 60\n")
+    b.write_text("train:\n  steps: 70\n")
+    proc = run(["--config", str(a), "--run-dir", str(tmp_path / "run")], CONFIG=str(b))
+    assert_one_error(proc, "CONFIG", str(a))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    proc = run(["--config", str(tmp_path / "nope.yaml"), "--run-dir", str(tmp_path / "run")])
+    assert_one_error(proc, "not found")
+
+
+@pytest.mark.slow
+def test_batch_not_divisible_is_one_error(tmp_path: Path) -> None:
+    proc = run(["--run-dir", str(tmp_path / "run"), "--set", "train.batch_size=6", "--set", "train.grad_accum=4"])
+    assert_one_error(proc, "train.batch_size", "divisible")

@@ -1,0 +1,108 @@
+"""Stopping and inspecting a live run: .HALT (2 gloo ranks via torchrun), signals, SIGUSR1 dumps, stalls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, wait_for
+
+from nsa_train.runtime import checkpoint as ck
+from nsa_train.telemetry import schema
+
+pytestmark = pytest.mark.slow
+
+
+def progress_steps(run_dir: Path) -> list[int]:
+    return [r["step"] for r in records(run_dir) if r["kind"] == "progress"]
+
+
+def test_halt_file_stops_both_torchrun_ranks_together(run_dir: Path) -> None:
+    cmd = train_cmd(run_dir, "train.steps=100000", "train.warmup_steps=10", "train.log_every=5", torchrun=2)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: progress_steps(run_dir), 120, "the first progress record")
+        (run_dir / schema.HALT_FILE).touch()
+        t_halt = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        stop_s = time.monotonic() - t_halt
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert stop_s < 20, f"took {stop_s:.1f}s to stop"
+    ends = [records(run_dir, r)[-1] for r in (0, 1)]
+    assert all(e["kind"] == "end" and e["reason"] == "halt" and e["exit_status"] == 0 for e in ends), ends
+    assert ends[0]["step"] == ends[1]["step"] < 100000  # the same step on both ranks
+    latest = ck.read_pointer(run_dir / "checkpoints", schema.LATEST_POINTER)
+    state = ck.load_checkpoint(latest)
+    assert state["step"] == ends[0]["step"] and len(state["data"]) == 2  # both ranks' data positions
+    assert not (run_dir / schema.HALT_FILE).exists()
+
+
+def test_stale_halt_at_start_is_reported_and_removed(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / schema.HALT_FILE).touch()
+    proc = run_train(run_dir, "train.steps=3")
+    assert proc.returncode == 0, proc.stderr
+    recs = records(run_dir)
+    assert recs[-1]["reason"] == "completed" and recs[-1]["step"] == 3
+    train_phase = next(r for r in recs if r["kind"] == "phase" and r["phase"] == "train")
+    assert any(".HALT" in w for w in train_phase["warnings"])
+    assert ".HALT" in proc.stderr
+    assert not (run_dir / schema.HALT_FILE).exists()
+
+
+def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> None:
+    # step 3 sleeps inside time.sleep (C code): the dump must come anyway
+    cmd = train_cmd(run_dir, "train.steps=50")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=clean_env(NSA_TEST_SLOW_STEP="3:8"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: 2 in progress_steps(run_dir), 120, "step 2")
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGUSR1)
+        dumps = wait_for(lambda: list(run_dir.glob(schema.STACKDUMP_GLOB)), 10, "a stack dump file")
+        text = wait_for(lambda: dumps[0].read_text() if "File" in dumps[0].read_text() else "", 5, "dump content")
+        assert "_loop" in text and "train.py" in text  # the main thread, asleep inside its step
+        assert text.count("Thread 0x") >= 2  # all threads, not only the current one
+        os.kill(proc.pid, signal.SIGUSR1)  # a second dump, a second file
+        wait_for(lambda: len(list(run_dir.glob(schema.STACKDUMP_GLOB))) >= 2, 10, "a second dump file")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    end = records(run_dir)[-1]
+    assert end["kind"] == "end" and end["reason"] == "signal" and end["step"] == 3
+    assert ck.read_pointer(run_dir / "checkpoints", schema.LATEST_POINTER).name == ck.checkpoint_file_name(3)
+    assert not list(run_dir.glob(".stackdump*"))  # the spare file is cleaned up
+
+
+def test_watchdog_reports_a_stalled_step(run_dir: Path) -> None:
+    proc = run_train(run_dir, "train.steps=4", "monitor.stall_s=1", NSA_TEST_SLOW_STEP="3:3")
+    assert proc.returncode == 0, proc.stderr
+    recs = records(run_dir)
+    stalls = [r for r in recs if r["kind"] == "stall"]
+    assert len(stalls) == 1, stalls
+    stall = stalls[0]
+    assert stall["step"] == 2 and stall["seconds_since_progress"] >= 1
+    assert "loss" not in stall  # a stall must not look like progress
+    dump = Path(stall["dump"])
+    text = dump.read_text()
+    assert text.startswith("# stall: step 2")
+    assert "_loop" in text and text.count("Thread 0x") >= 2  # where the main thread is stuck, and the others
+    assert recs[-1]["reason"] == "completed"

@@ -1,0 +1,57 @@
+"""The LM with both attentions: shapes, causality, gates, init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nsa_train.config import load_config
+from nsa_train.model import build_model, collect_gates
+from nsa_train.model.transformer import mlp_hidden
+
+OVERRIDES = [
+    "model.dim=32",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.n_kv_heads=1",
+    "train.seq_len=32",
+    "nsa.w=16",
+]
+
+
+@pytest.mark.parametrize("attention", ["nsa", "dense"])
+def test_forward_shapes_loss_and_causality(attention: str) -> None:
+    cfg = load_config(None, [*OVERRIDES, f"model.attention={attention}"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 257)
+    x = torch.randint(0, 257, (2, 32))
+    logits = model(x)
+    assert logits.shape == (2, 32, 257)
+    y = torch.randint(0, 257, (2, 32))
+    loss = model(x, y)
+    assert abs(loss.item() - torch.log(torch.tensor(257.0)).item()) < 0.5  # near-uniform at init
+    x2 = x.clone()
+    x2[:, 20:] = (x2[:, 20:] + 1) % 257  # change the future: the past's outputs must not move
+    assert torch.allclose(model(x2)[:, :20], logits[:, :20], atol=1e-5)
+    gates = collect_gates(model)
+    if attention == "nsa":
+        assert len(gates) == 2 and gates[0].shape == (2, 32, 2, 3)
+    else:
+        assert gates == []
+
+
+def test_tied_embeddings_and_mlp_width() -> None:
+    cfg = load_config(None, OVERRIDES)
+    model = build_model(cfg, 257)
+    assert model.head.weight is model.embed.weight
+    assert model.blocks[0].mlp.up.out_features == mlp_hidden(32, 8 / 3) == 96
+    assert mlp_hidden(768, 8 / 3) % 32 == 0
+
+
+def test_residual_projections_are_scaled() -> None:
+    cfg = load_config(None, ["model.dim=256", "model.n_layers=8", "model.attention=dense"])
+    model = build_model(cfg, 257)
+    down = model.blocks[0].mlp.down.weight.std().item()
+    up = model.blocks[0].mlp.up.weight.std().item()
+    assert up == pytest.approx(0.02, rel=0.1)
+    assert down == pytest.approx(0.02 / 4, rel=0.1)  # 1/sqrt(2*8)

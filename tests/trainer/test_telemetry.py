@@ -1,0 +1,121 @@
+"""A tiny real run and its run directory: the telemetry v1 contract, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from trainer_helpers import records, run_train
+
+from nsa_train.telemetry import schema
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_directory_round_trip(run_dir: Path) -> None:
+    proc = run_train(
+        run_dir,
+        "train.steps=6",
+        "train.log_every=2",
+        "train.eval_every=3",
+        "train.save_every=3",
+        "runtime.tensorboard=true",
+    )
+    assert proc.returncode == 0, proc.stderr
+    recs = records(run_dir)
+    for r in recs:
+        assert schema.validate(r) == [], r
+    kinds = [r["kind"] for r in recs]
+    assert kinds[0] == "boot" and kinds[-1] == "end"
+    assert [r["phase"] for r in recs if r["kind"] == "phase" and not r.get("done")] == list(schema.PHASES)
+    assert recs[-1]["reason"] == "completed" and recs[-1]["exit_status"] == 0
+    assert "liveness" in kinds
+
+    progress = [r for r in recs if r["kind"] == "progress"]
+    assert [r["step"] for r in progress] == [2, 4, 6]
+    for r in progress:
+        assert set(schema.PROGRESS_FIELDS) <= set(r)
+        assert r["gpu_mem_alloc_gb"] is None and r["gpu_mem_reserved_gb"] is None  # CPU
+        assert 0 < r["rss_gb"] < 8  # GiB, not MiB
+        assert r["grad_norm"] > 0  # measured before zero_grad
+        assert 0 < r["gate_entropy_min"] <= r["gate_entropy_mean"] <= math.log(3) + 1e-6
+        assert sum(r["gate_branch_shares"]) == pytest.approx(1.0, abs=1e-4)
+        assert isinstance(r["fallbacks"], dict)
+    assert progress[-1]["tokens_seen"] == 6 * 4 * 32
+
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)
+    assert [r["step"] for r in recs if r["kind"] == "checkpoint"] == [3, 6]
+
+    with open(run_dir / schema.TRAINING_CSV) as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == schema.TRAINING_CSV_HEADER
+    assert [int(r[0]) for r in rows[1:]] == [2, 4, 6]
+    assert float(rows[1][1]) == progress[0]["loss"]
+    with open(run_dir / schema.VAL_CSV) as f:
+        vrows = list(csv.reader(f))
+    assert tuple(vrows[0]) == schema.VAL_CSV_HEADER and len(vrows) == 3
+    log = (run_dir / schema.TRAIN_LOG).read_text()
+    assert f"step 2 | loss {progress[0]['loss']:.4f} | lr " in log
+    assert "step 2 | loss" in proc.stdout  # also on stdout
+
+    run = json.loads((run_dir / schema.RUN_JSON).read_text())
+    assert set(schema.RUN_JSON_FIELDS) <= set(run)
+    assert run["tokens_per_step"] == 128 and run["total_steps"] == 6 and run["attention_impl"]
+    assert (run_dir / schema.CONFIG_YAML).is_file()
+    assert list((run_dir / schema.TB_DIR).glob("events.out.tfevents.*"))
+
+    summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
+    assert summary["end_reason"] == "completed" and summary["tokens_seen"] == 6 * 128
+    assert summary["final_val_loss"] == evals[-1]["val_loss"]
+    assert summary["best_val_loss"] == min(r["val_loss"] for r in evals)
+    best = (run_dir / "checkpoints" / schema.BEST_POINTER).read_text().strip()
+    assert best == f"step_{summary['best_step']:08d}.pt"
+    assert summary["alerts"] == []
+
+
+def test_dense_twin_has_null_gate_stats(run_dir: Path) -> None:
+    proc = run_train(run_dir, "train.steps=2", "model.attention=dense")
+    assert proc.returncode == 0, proc.stderr
+    progress = [r for r in records(run_dir) if r["kind"] == "progress"]
+    assert progress and all(r["gate_entropy_mean"] is None and r["gate_branch_shares"] is None for r in progress)
+
+
+def test_nan_stops_with_reason_nan(run_dir: Path) -> None:
+    proc = run_train(run_dir, "train.steps=20", "train.lr=1e12", "train.min_lr=1e12", "train.grad_clip=0")
+    assert proc.returncode == 3, proc.stderr
+    recs = records(run_dir)
+    end = recs[-1]
+    assert end["kind"] == "end" and end["reason"] == "nan" and end["exit_status"] == 3
+    assert end["step"] < 20
+    assert any(r["kind"] == "error" and "non-finite" in r["message"] for r in recs)
+
+
+def test_tiny_default_model_learns(run_dir: Path) -> None:
+    """The default model (dim 128, 4 layers, seq 256) on the embedded corpus: loss drops fast."""
+    proc = subprocess_default(run_dir)
+    assert proc.returncode == 0, proc.stderr
+    losses = [r["loss"] for r in records(run_dir) if r["kind"] == "progress"]
+    assert losses[-1] < losses[0] - 1.0, losses
+
+
+def subprocess_default(run_dir: Path):
+    import subprocess
+    import sys
+
+    from trainer_helpers import REPO, clean_env
+
+    cmd = [sys.executable, "-m", "nsa_train.train", "--run-dir", str(run_dir)]
+    for s in (
+        "train.steps=16",
+        "train.warmup_steps=4",
+        "train.log_every=4",
+        "train.eval_every=0",
+        "runtime.tensorboard=false",
+    ):
+        cmd += ["--set", s]
+    return subprocess.run(cmd, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=240)

@@ -1,0 +1,106 @@
+"""FileTailer: appended bytes only, partial lines wait, truncation/rotation/deletion handled."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nsa_tui.tail.file_tailer import FileTailer
+from nsa_tui.tail.lines import LineSplitter
+
+line_text = st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(line_text, min_size=1, max_size=30), cuts=st.lists(st.integers(0, 2000), max_size=12))
+def test_lines_split_at_random_byte_boundaries(tmp_path, lines, cuts):
+    path = tmp_path / "hb.jsonl"
+    path.unlink(missing_ok=True)
+    data = "".join(x + "\n" for x in lines).encode()
+    bounds = sorted({min(c, len(data)) for c in cuts} | {len(data)})
+    t = FileTailer(path)
+    got: list[bytes] = []
+    written = 0
+    for b in bounds:
+        with open(path, "ab") as f:
+            f.write(data[written:b])
+        written = b
+        chunk = t.poll()
+        assert not chunk.reset
+        got += chunk.lines
+        # never a line that is not complete yet
+        assert len(got) == data[:written].count(b"\n")
+    assert got == [x.encode() for x in lines]
+    assert t.offset == len(data)
+
+
+def test_partial_line_waits_for_newline(tmp_path):
+    p = tmp_path / "f.log"
+    p.write_bytes(b'{"a":1}\n{"b":')
+    t = FileTailer(p)
+    assert t.poll().lines == [b'{"a":1}']
+    assert t.poll().lines == []
+    with open(p, "ab") as f:
+        f.write(b"2}\n")
+    assert t.poll().lines == [b'{"b":2}']
+
+
+def test_missing_file_is_waited_for(tmp_path):
+    p = tmp_path / "later.csv"
+    t = FileTailer(p)
+    assert not t.poll() and not t.exists
+    p.write_text("a\nb\n")
+    assert t.poll().lines == [b"a", b"b"]
+
+
+def test_truncation_restarts_from_zero(tmp_path):
+    p = tmp_path / "f.log"
+    p.write_text("one\ntwo\nthree\n")
+    t = FileTailer(p)
+    assert len(t.poll().lines) == 3
+    p.write_text("x\n")  # shorter: truncated and rewritten
+    c = t.poll()
+    assert c.reset and c.lines == [b"x"]
+
+
+def test_rotation_reads_the_new_file(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text("old 1\nold 2\n")
+    t = FileTailer(p)
+    t.poll()
+    os.rename(p, tmp_path / "train.log.1")
+    p.write_text("new 1\nnew 2\nnew 3 is longer than the old file\n")
+    c = t.poll()
+    assert c.reset and c.lines == [b"new 1", b"new 2", b"new 3 is longer than the old file"]
+
+
+def test_deletion_then_recreation(tmp_path):
+    p = tmp_path / "hb.jsonl"
+    p.write_text("a\n")
+    t = FileTailer(p)
+    assert t.poll().lines == [b"a"]
+    p.unlink()
+    assert not t.poll() and not t.exists
+    p.write_text("b\n")
+    c = t.poll()
+    assert c.reset and c.lines == [b"b"]
+
+
+def test_only_appended_bytes_are_read(tmp_path):
+    p = tmp_path / "big.jsonl"
+    p.write_bytes(b"x" * 1000 + b"\n")
+    t = FileTailer(p)
+    t.poll()
+    with open(p, "ab") as f:
+        f.write(b"y\n")
+    assert t.poll().lines == [b"y"]
+    assert t.offset == 1003
+
+
+def test_line_splitter_strips_crlf_and_keeps_partial():
+    s = LineSplitter()
+    assert s.feed(b"a\r\nb") == [b"a"]
+    assert s.pending == 1
+    assert s.feed(b"\n") == [b"b"]
