@@ -39,8 +39,25 @@ def progress_record(i: int, t0: float) -> tuple[dict, list]:
         "gate_branch_shares": shares,
         "fallbacks": {},
     }
-    row = [step, m["loss"], lr, m["toks_per_s"], 0.8, m["tokens_seen"], 0.05, 0.001, 18.9, 21.0, 3.1, 0.95, 0.62, 0.45,
-           0.0, *shares, round(ts, 3)]
+    row = [
+        step,
+        m["loss"],
+        lr,
+        m["toks_per_s"],
+        0.8,
+        m["tokens_seen"],
+        0.05,
+        0.001,
+        18.9,
+        21.0,
+        3.1,
+        0.95,
+        0.62,
+        0.45,
+        0.0,
+        *shares,
+        round(ts, 3),
+    ]
     return schema.make_record(schema.KIND_PROGRESS, 0, step, 4242, ts, **m), row
 
 
@@ -53,8 +70,17 @@ def build(path: Path, n: int, *, t0: float | None = None) -> Path:
     t0 = time.time() - n * LOG_EVERY * 0.05 - 5 if t0 is None else t0
     cfg = {"train": {"steps": n * LOG_EVERY * 2, "warmup_steps": 20000}, "monitor": {}}
     (path / schema.RUN_JSON).write_text(
-        json.dumps({"v": 1, "format": schema.FORMAT_NAME, "run": path.name, "config": cfg, "start_time": t0,
-                    "total_steps": n * LOG_EVERY * 2, "world_size": 1})
+        json.dumps(
+            {
+                "v": 1,
+                "format": schema.FORMAT_NAME,
+                "run": path.name,
+                "config": cfg,
+                "start_time": t0,
+                "total_steps": n * LOG_EVERY * 2,
+                "world_size": 1,
+            }
+        )
     )
     with open(path / schema.heartbeat_name(0), "w") as hb, open(path / schema.TRAINING_CSV, "w") as csv:
         csv.write(",".join(schema.TRAINING_CSV_HEADER) + "\n")
@@ -64,7 +90,12 @@ def build(path: Path, n: int, *, t0: float | None = None) -> Path:
             hb.write(schema.encode(rec))
             csv.write(",".join(repr(v) for v in row) + "\n")
             if (i + 1) % 1000 == 0:
-                hb.write(schema.encode(schema.make_record(schema.KIND_EVAL, 0, rec["step"], 4242, rec["ts"],
-                                                          val_loss=rec["loss"] + 0.05, val_ppl=10.0)))
+                hb.write(
+                    schema.encode(
+                        schema.make_record(
+                            schema.KIND_EVAL, 0, rec["step"], 4242, rec["ts"], val_loss=rec["loss"] + 0.05, val_ppl=10.0
+                        )
+                    )
+                )
     marker.write_text(str(n))
     return path

@@ -37,7 +37,7 @@ class ModelConfig:
     mlp_ratio: float = 8 / 3
     """Hidden width of the gated (SwiGLU) MLP as a multiple of dim, rounded up to 32."""
     vocab_size: int | None = None
-    """Vocabulary size; null means the tokenizer's (256 for bytes, 50257 for gpt2)."""
+    """Vocabulary size; null means the tokenizer's (257 for bytes: 256 + EOS; 50257 for gpt2)."""
     attention: str = "nsa"
     """'nsa' (Native Sparse Attention) or 'dense' (causal SDPA, the comparison twin)."""
     rope_base: float = 10000.0

@@ -106,7 +106,7 @@ class LM(nn.Module):
         logits = self.head(self.norm(x))  # [B, T, V]
         if targets is None:
             return logits
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
 
     def attention_layers(self) -> list[nn.Module]:
         return [b.attn for b in self.blocks]

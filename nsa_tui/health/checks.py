@@ -7,6 +7,7 @@ applies persistence (`for`) on top, so checks never think about it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable
@@ -209,7 +210,7 @@ def memory_high(c: Context) -> Finding | None:
 
 def _median_interval(ts: list[float]) -> float | None:
     recent = ts[-51:]
-    gaps = [b - a for a, b in zip(recent, recent[1:], strict=False) if b > a]
+    gaps = [b - a for a, b in itertools.pairwise(recent) if b > a]
     return statistics.median(gaps) if gaps else None
 
 

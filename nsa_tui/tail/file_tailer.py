@@ -11,30 +11,33 @@ Handles the ways a log file changes under a reader:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from nsa_tui.tail.lines import LineSplitter
-
-READ_BLOCK = 1 << 22  # 4 MiB per read() keeps memory flat on huge files
+from nsa_tui.tail.lines import LineSplitter, split_lines
 
 
 @dataclass
 class TailChunk:
     """What one poll found: complete new lines, and whether earlier lines are void."""
 
-    lines: list[bytes] = field(default_factory=list)
+    data: bytes = b""  # complete new lines, each ending in a newline
     reset: bool = False  # the file was truncated/replaced: drop what came from it before
 
+    @property
+    def lines(self) -> list[bytes]:
+        return split_lines(self.data)
+
     def __bool__(self) -> bool:
-        return bool(self.lines) or self.reset
+        return bool(self.data) or self.reset
 
 
 class FileTailer:
     """Incremental reader of one path. ``poll()`` is cheap when nothing changed (one stat)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], window: int | None = None) -> None:
         self.path = Path(path)
+        self.window = window  # first read of a bigger file: only its last `window` bytes
         self.offset = 0
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we follow
         self._split = LineSplitter()
@@ -61,6 +64,9 @@ class FileTailer:
             out.reset = True
             self.offset = 0
             self._split.reset()
+        if self._ident is None and self.window is not None and st.st_size > self.window and not out.reset:
+            self.offset = st.st_size - self.window
+            self._split.start_mid_line()
         self._ident = ident
         self.mtime = st.st_mtime
         if st.st_size == self.offset:
@@ -70,12 +76,9 @@ class FileTailer:
                 if (os.fstat(f.fileno()).st_ino, os.fstat(f.fileno()).st_dev) != (ident[1], ident[0]):
                     return out  # replaced between stat and open: the next poll sees the new one
                 f.seek(self.offset)
-                while True:
-                    data = f.read(READ_BLOCK)
-                    if not data:
-                        break
-                    self.offset += len(data)
-                    out.lines.extend(self._split.feed(data))
+                data = f.read(st.st_size - self.offset)  # up to the size we stat'ed; more next poll
+                self.offset += len(data)
+                out.data = self._split.feed_blob(data)
         except FileNotFoundError:
             self.exists = False
         return out

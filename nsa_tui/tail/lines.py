@@ -3,27 +3,52 @@
 from __future__ import annotations
 
 
+def split_lines(blob: bytes) -> list[bytes]:
+    """Lines of a blob of complete lines (each ends in a newline), without their newline/CR."""
+    if not blob:
+        return []
+    lines = blob.split(b"\n")
+    lines.pop()  # the empty string after the final newline
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+
+
 class LineSplitter:
-    """Buffers bytes and yields only newline-terminated lines (without the newline)."""
+    """Buffers bytes and hands out only whole lines, as one blob ending in a newline
+    (splitting into a list is left to the consumer: a bulk loader parses the blob as is)."""
 
     def __init__(self) -> None:
         self._partial = b""
+        self._skip_first = False
+
+    def start_mid_line(self) -> None:
+        """The next bytes start somewhere inside a line: drop everything up to its newline."""
+        self._skip_first = True
+        self._partial = b""
+
+    def feed_blob(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        if self._skip_first:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return b""
+            self._skip_first = False
+            data = data[nl + 1 :]
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial += data
+            return b""
+        blob = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
+        self._partial = data[cut + 1 :]
+        return blob
 
     def feed(self, data: bytes) -> list[bytes]:
-        if not data:
-            return []
-        buf = self._partial + data
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            self._partial = buf
-            return []
-        self._partial = buf[cut + 1 :]
-        lines = buf[:cut].split(b"\n")
-        return [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+        return split_lines(self.feed_blob(data))
 
     def reset(self) -> None:
         """Forget a partial line (the file was truncated or replaced under us)."""
         self._partial = b""
+        self._skip_first = False
 
     @property
     def pending(self) -> int:

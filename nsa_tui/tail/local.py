@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nsa_tui.tail.file_tailer import FileTailer
 from nsa_tui.tail.notify import ChangeNotifier
-from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update
+from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update, initial_window
 
 
 def wanted_kind(name: str) -> str | None:
@@ -52,13 +52,13 @@ class LocalRunSource:
             if kind == "line":
                 t = self._tailers.get(name)
                 if t is None:
-                    t = self._tailers[name] = FileTailer(self.directory / name)
+                    t = self._tailers[name] = FileTailer(self.directory / name, window=initial_window(name))
                 chunk = t.poll()
                 sizes[name] = t.offset
                 if t.mtime is not None:
                     self.mtimes[name] = t.mtime
                 if chunk:
-                    updates.append(Update(name, lines=chunk.lines, reset=chunk.reset))
+                    updates.append(Update(name, data=chunk.data, reset=chunk.reset))
             elif kind == "whole":
                 up = self._read_whole(name)
                 if up is not None:

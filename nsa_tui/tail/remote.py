@@ -16,7 +16,7 @@ from importlib import resources
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
-from nsa_tui.tail.source import Update
+from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
 
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -95,7 +95,8 @@ class RemoteRunSource:
 
     def _command(self) -> str:
         resume = [f"{st.inode}:{st.offset}" for st in self._files.values() if st.inode]
-        return remote_script(script_text(), [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), *resume])
+        args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), *resume]
+        return remote_script(script_text(), args)
 
     def _run(self) -> None:
         attempt = 0
@@ -177,7 +178,11 @@ class RemoteRunSource:
         if st is None:
             st = self._files[fr.name] = _FileState()
         reset = False
-        if (st.inode and fr.inode != st.inode) or fr.offset < st.offset:
+        if not st.inode and fr.offset > 0 and st.offset == 0:
+            # first sight of a big heartbeat: the remote starts inside its last window
+            st.split.start_mid_line()
+            st.offset = fr.offset
+        elif (st.inode and fr.inode != st.inode) or fr.offset < st.offset:
             reset = True  # rotated, re-created or truncated
             st.split.reset()
             st.offset = fr.offset
@@ -187,6 +192,6 @@ class RemoteRunSource:
             st.split.reset()
         st.inode = fr.inode
         st.offset = fr.offset + len(fr.data)
-        lines = st.split.feed(fr.data)
-        if lines or reset:
-            self._queue.put(Update(fr.name, lines=lines, reset=reset))
+        blob = st.split.feed_blob(fr.data)
+        if blob or reset:
+            self._queue.put(Update(fr.name, data=blob, reset=reset))

@@ -1,5 +1,6 @@
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
-# Args: RUN_DIR INTERVAL_S MAX_CHUNK [INODE:OFFSET ...]  (offsets already consumed locally)
+# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW [INODE:OFFSET ...]  (offsets already consumed locally)
+# A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end.
 # Output, repeated every INTERVAL_S, one frame per changed file:
 #   D <inode> <offset> <len> <name>\n<len raw bytes>   appended bytes of a log file
 #   W <inode> <len> <name>\n<len raw bytes>            whole content of a small file that changed
@@ -8,7 +9,7 @@
 #   N\n                                                run directory not there (yet)
 # Lengths are counted after the bytes are captured in a temp file, so a file that
 # shrinks mid-copy cannot make the header lie and binary payload is never scanned.
-dir=$1; iv=$2; max=$3; shift 3
+dir=$1; iv=$2; max=$3; win=$4; shift 4
 for p in "$@"; do
   case $p in *[!0-9:]*|*:*:*|:*|*:) continue ;; esac
   eval "o_${p%%:*}=${p#*:}"
@@ -45,7 +46,11 @@ while :; do
             eval "w_$ino=\$sig"
           fi ;;
         *)
-          eval "off=\${o_$ino-0}"
+          eval "off=\${o_$ino-}"
+          if [ -z "$off" ]; then
+            off=0
+            case $name in heartbeat_rank*.jsonl) [ "$size" -gt "$win" ] && off=$((size - win)) ;; esac
+          fi
           [ "$size" -lt "$off" ] && off=0
           [ "$size" -eq "$off" ] && { printf 'D %s %s 0 %s\n' "$ino" "$off" "$name"; continue; }
           tail -c +"$((off + 1))" -- "$name" 2>/dev/null | head -c "$max" > "$tmp"

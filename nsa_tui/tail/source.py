@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import fnmatch
+from dataclasses import dataclass
 from typing import Protocol
+
+from nsa_tui.tail.lines import split_lines
 
 # Files that are rewritten as a whole (read entirely when they change); everything else
 # under the patterns is an append-only log tailed by offset.
@@ -11,16 +14,29 @@ WHOLE_FILES = ("run.json", "launch.json", "summary.json", "exit_status", "config
 WHOLE_PATTERNS = ("stackdump_*.txt",)  # small, written once: read whole (health shows their names)
 LINE_PATTERNS = ("*.jsonl", "*.csv", "*.log")
 
+# On first sight, heartbeat files are read from this many bytes before their end: their
+# progress records are mirrored in training.csv (read whole, for the full chart history),
+# and the health rules look at recent windows only. Everything else is read from byte 0.
+HEARTBEAT_WINDOW = 1 << 20
+
+
+def initial_window(name: str) -> int | None:
+    return HEARTBEAT_WINDOW if fnmatch.fnmatchcase(name, "heartbeat_rank*.jsonl") else None
+
 
 @dataclass
 class Update:
     """Changes to one file since the previous read."""
 
     name: str  # "" with reset=True: every file starts over (after restart())
-    lines: list[bytes] = field(default_factory=list)  # complete new lines (line files)
+    data: bytes = b""  # complete new lines (line files), each ending in a newline
     reset: bool = False  # earlier lines of this file are void (truncated, rotated, re-created)
     content: bytes | None = None  # the whole content (whole files), None when unchanged
     deleted: bool = False  # a whole file went away
+
+    @property
+    def lines(self) -> list[bytes]:
+        return split_lines(self.data)
 
 
 class RunSource(Protocol):

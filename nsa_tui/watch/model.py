@@ -21,6 +21,7 @@ from nsa_tui.runs.bundle import FileWindow, RunBundle
 from nsa_tui.runs.history import RunHistory, source_kind
 from nsa_tui.runs.load import fill_context, local_tmux_sessions
 from nsa_tui.tail.source import RunSource, Update
+from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.series import Series
 
 CONSOLE_LOG = schema.CONSOLE_LOG
@@ -29,6 +30,8 @@ LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
 LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
+BULK_MIN_LINES = 20_000  # a first training.csv batch this long takes the columnar fast path
+RECENT_ROWS = 2_000  # ... and only its last rows go to RunHistory (rules look back <= ~500 points)
 # Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
 CHART_METRICS = (
     "loss",
@@ -69,6 +72,20 @@ class ChartTable:
         self.t0 = None
         self.last_step = -1
         self.last_val_step = -1
+
+    def bulk_load(self, cols: dict[str, np.ndarray], t0: float | None) -> None:
+        """Columns of a parsed training.csv (steps strictly increasing) into an empty table."""
+        steps = cols["step"]
+        ts = cols.get("ts")
+        if self.t0 is None:
+            self.t0 = t0 if t0 is not None else (float(ts[0]) if ts is not None and len(ts) else None)
+        nan = np.full(len(steps), np.nan)
+        self.cols["step"].adopt(steps, steps)
+        self.cols["time"].adopt(steps, (ts - (self.t0 or 0.0)) if ts is not None else nan)
+        self.cols["tokens"].adopt(steps, cols.get("tokens_seen", nan))
+        for k in CHART_METRICS:
+            self.cols[k].adopt(steps, cols.get(k, nan))
+        self.last_step = int(steps[-1]) if len(steps) else self.last_step
 
     def sync(self, h: RunHistory, t0: float | None) -> int:
         """Append the history's points past the last synced step; returns how many."""
@@ -214,6 +231,20 @@ class RunModel:
                 if u.name == CONSOLE_LOG and text.strip():
                     self._console.append(text.rstrip())
             return
+        if (
+            u.name == schema.TRAINING_CSV
+            and not u.reset
+            and self.table.last_step < 0
+            and u.data.count(b"\n") >= BULK_MIN_LINES
+        ):
+            cols = parse_columns(u.data)
+            if cols is not None:
+                self.table.bulk_load(cols, self._t0())
+                # the health rules need recent windows only: RunHistory gets the last rows
+                has_header = header_of(u.data)[1]  # type: ignore[index]
+                head = [u.data[: u.data.find(b"\n")]] if has_header else []
+                self.history.feed(u.name, head + last_lines(u.data, RECENT_ROWS))
+                return
         if u.reset:
             # RunHistory cannot take lines back: rebuild from scratch (rare: rotation, truncation).
             self._clear()

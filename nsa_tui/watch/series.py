@@ -19,14 +19,24 @@ class Series:
         if need <= cap:
             return
         new = max(need, cap * 2)
-        self._x = np.resize(self._x, new)
-        self._y = np.resize(self._y, new)
+        for name in ("_x", "_y"):
+            old = getattr(self, name)
+            grown = np.empty(new, dtype=np.float64)
+            grown[: self.n] = old[: self.n]
+            setattr(self, name, grown)
 
     def append(self, x: float, y: float) -> None:
         self._grow(self.n + 1)
         self._x[self.n] = x
         self._y[self.n] = y
         self.n += 1
+
+    def adopt(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        """Take whole float64 arrays as the points of an empty series, without copying them
+        (the next append copies into a bigger buffer, so shared arrays are never written)."""
+        assert self.n == 0 and len(xs) == len(ys)
+        self._x, self._y = xs, ys
+        self.n = len(xs)
 
     def extend(self, xs, ys) -> None:
         xs = np.asarray(xs, dtype=np.float64)

@@ -119,3 +119,23 @@ def test_force_replaces_a_session_and_halt_during_boot_still_stops(runs_dir, tmu
     # Halt at once, while the trainer is still booting: it clears leftover .HALT files at
     # start, so `nsa halt` must notice and ask again.
     _assert_clean_halt(run_dir, nsa("halt", "forced", "--wait", "120", timeout=180))
+
+
+def test_two_node_recipe_on_one_machine(runs_dir, tmux_socket):
+    # docs/launch.md's two-call recipe, both "nodes" on loopback: static rendezvous, 1 process each.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    short = [*TINY, "--set", "train.steps=5"]
+    for rank in (0, 1):
+        res = nsa("launch", "--name", f"node{rank}", "--nnodes", "2", "--node-rank", str(rank),
+                  "--rdzv-endpoint", f"127.0.0.1:{port}", "--nproc", "1", *short)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    for rank in (0, 1):
+        run_dir = runs_dir / f"node{rank}"
+        wait_for(lambda d=run_dir: exit_status(d) is not None, 120, f"node {rank} to finish")
+        assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()[-2000:]
+        assert (run_dir / f"heartbeat_rank{rank}.jsonl").exists()  # node R runs global rank R
+    assert json.loads((runs_dir / "node0" / "run.json").read_text())["world_size"] == 2

@@ -6,10 +6,10 @@ import json
 import subprocess
 
 import pytest
+from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from typer.testing import CliRunner
 
 from nsa_tui.cli import app
-from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 
 # fields that legitimately differ between a local and a remote reading
 VOLATILE = ("last_heartbeat_age_s", "host", "path", "via")

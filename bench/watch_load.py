@@ -1,0 +1,81 @@
+"""How long `nsa watch` takes to open a run with N heartbeat lines (default 1,000,000).
+
+    .venv/bin/python bench/watch_load.py [--n 1000000] [--app]
+
+Builds (once, cached under /tmp/nsa-bench) a telemetry-v1 run with N progress records in
+heartbeat_rank0.jsonl and training.csv, then measures in a fresh process:
+- model: first read of every file (RunHistory + chart columns) and the health verdict;
+- charts: drawing all six charts at 200x50 cell sizes, every point downsampled;
+- with --app: the real Textual app, headless at 200x50, until the first full screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+T_START = time.perf_counter()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--app", action="store_true", help="also time the Textual app to its first screen")
+    args = ap.parse_args()
+    from watch_fixture import build
+
+    run = build(Path(f"/tmp/nsa-bench/run-{args.n}"), args.n)
+    size_mb = sum(p.stat().st_size for p in run.iterdir()) / 2**20
+    print(f"run: {run} ({size_mb:.0f} MiB, {args.n} heartbeat lines)")
+
+    t0 = time.perf_counter()
+    from nsa_tui.tail.local import LocalRunSource
+    from nsa_tui.watch.charts import CHARTS, RunCharts, ViewSettings
+    from nsa_tui.watch.chart_render import render
+    from nsa_tui.watch.model import RunModel
+    from nsa_tui.watch.verdict import evaluate
+
+    t_import = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = RunModel(run.name, LocalRunSource(run, force_poll=True))
+    m.pump()
+    t_model = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    v = evaluate(m.history, time.time())
+    t_health = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    charts = RunCharts(m)
+    view = ViewSettings()
+    for c in CHARTS:
+        render(charts.spec(c, view), 45, 20)
+    t_charts = time.perf_counter() - t0
+    pts = m.table.cols["loss"].n
+    print(f"imports {t_import:.2f}s  first read {t_model:.2f}s  health {t_health:.3f}s  6 charts {t_charts:.3f}s")
+    print(f"chart points: {pts} (full history); RunHistory points: {len(m.history.steps)}; state {v.state}")
+    total = t_import + t_model + t_health + t_charts
+    print(f"TOTAL model+charts: {total:.2f}s (process start to here {time.perf_counter() - T_START:.2f}s)")
+    m.source.close()
+
+    if args.app:
+        from nsa_tui.watch.app import WatchApp
+
+        async def run_app() -> float:
+            t0 = time.perf_counter()
+            app = WatchApp([RunModel(run.name, LocalRunSource(run, force_poll=True))])
+            async with app.run_test(size=(200, 50)) as pilot:
+                while not app.runs[0].loaded:
+                    await pilot.pause(0.01)
+                await pilot.pause()
+                app._redraw(force=True)
+                await pilot.pause()
+                return time.perf_counter() - t0
+
+        print(f"Textual app to first full screen (200x50, headless): {asyncio.run(run_app()):.2f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""`nsa status` and `nsa runs` through Typer's CliRunner and the real executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
+from typer.testing import CliRunner
+
+from nsa_tui.cli import app
+
+REQUIRED = {
+    "run", "format", "state", "step", "total_steps", "loss", "lr", "toks_per_s", "gpu_mem_gb",
+    "gate_entropy_mean", "gate_collapse_frac", "last_heartbeat_age_s", "eta_s", "health", "alerts",
+}  # fmt: skip
+NSA = Path(sys.executable).parent / "nsa"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_json_has_every_key_and_exit_codes(runs_dir):
+    make_v1_run(runs_dir / "ok", steps=200)
+    make_v1_run(runs_dir / "warn", steps=1000, alerts=["data_stall"])
+    make_v1_run(runs_dir / "crit", state="crashed")
+    for name, code, health in (("ok", 0, "ok"), ("warn", 1, "warning"), ("crit", 2, "critical")):
+        res = invoke("status", "--json", name)
+        assert res.exit_code == code, res.output
+        obj = json.loads(res.stdout)
+        assert set(obj) >= REQUIRED and obj["health"] == health and obj["run"] == name
+        assert all(set(a) == {"rule", "severity", "message", "since_step"} for a in obj["alerts"])
+    res = invoke("status", "--json", "ok", "warn", "crit")
+    assert res.exit_code == 2 and [json.loads(x)["run"] for x in res.stdout.splitlines()] == ["ok", "warn", "crit"]
+
+
+def test_default_is_most_recent_run(runs_dir):
+    make_v1_run(runs_dir / "old", steps=100)
+    time.sleep(0.02)
+    make_v1_run(runs_dir / "new", steps=100)
+    os.utime(runs_dir / "old" / "heartbeat_rank0.jsonl", (1, 1))
+    os.utime(runs_dir / "old" / "run.json", (1, 1))
+    os.utime(runs_dir / "old" / "training.csv", (1, 1))
+    res = invoke("status", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "new"
+
+
+def test_no_telemetry_and_missing_run(runs_dir, tmp_path):
+    (runs_dir / "empty").mkdir()
+    res = invoke("status", "--json", "empty")
+    assert res.exit_code == 3 and res.stderr.startswith("error: no telemetry in")
+    assert json.loads(res.stdout)["error"].startswith("no telemetry")
+    res = invoke("status", "nope")
+    assert res.exit_code == 3 and res.stderr.count("\n") == 1 and "no run directory 'nope'" in res.stderr
+    res = CliRunner().invoke(app, ["status"], env={"NSA_RUNS_DIR": str(tmp_path / "none")})
+    assert res.exit_code == 3 and "no runs under" in res.stderr
+
+
+def test_bad_rules_file_is_one_line_exit_4(runs_dir, tmp_path):
+    make_v1_run(runs_dir / "r", steps=100)
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("gate_collapse: {entropy_minimum: 0.3}\n")
+    res = invoke("status", "--rules", str(bad), "r")
+    assert res.exit_code == 4 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "unknown setting 'entropy_minimum'" in res.stderr
+    res = invoke("status", "--rules", str(tmp_path / "missing.yaml"), "r")
+    assert res.exit_code == 4 and "cannot read rules file" in res.stderr
+
+
+def test_bad_monitor_section_is_exit_4(runs_dir):
+    make_v1_run(runs_dir / "r", steps=100, monitor={"rules": {"grad_spike": {"factor": "big"}}})
+    res = invoke("status", "r")
+    assert res.exit_code == 4 and "config monitor.rules.grad_spike.factor: expected a number" in res.stderr
+
+
+def test_human_output(runs_dir):
+    make_v1_run(runs_dir / "c", state="crashed")
+    make_vibe_run(runs_dir / "v")
+    make_generic_run(runs_dir / "g")
+    res = invoke("status", "c", "v", "g")
+    assert res.exit_code == 2
+    out = res.stdout
+    assert "crashed" in out and "CRITICAL" in out and "process_exited" in out and "OutOfMemoryError" in out
+    assert "(nsa-vibe)" in out and "(generic)" in out and "step 300/1200 (25%)" in out
+
+
+def test_runs_table_and_json(runs_dir):
+    make_v1_run(runs_dir / "alpha", steps=100)
+    make_v1_run(runs_dir / "beta", state="halted")
+    (runs_dir / "gamma").mkdir()
+    res = invoke("runs")
+    assert res.exit_code == 0
+    for word in ("alpha", "beta", "gamma", "running", "halted", "no telemetry", "100/1000"):
+        assert word in res.stdout
+    res = invoke("runs", "--json", str(runs_dir))
+    objs = {o["run"]: o for o in map(json.loads, res.stdout.splitlines())}
+    assert objs["alpha"]["health"] == "ok" and objs["beta"]["state"] == "halted" and "error" in objs["gamma"]
+    res = invoke("runs", str(runs_dir / "nothing"))
+    assert res.exit_code == 3 and "no runs directory" in res.stderr
+
+
+def test_status_imports_neither_torch_nor_textual(tmp_path):
+    make_v1_run(tmp_path / "r", steps=100)
+    code = (
+        "import sys\n"
+        "from nsa_tui.commands.status import run_status\n"
+        f"rc = run_status([{str(tmp_path / 'r')!r}], host=None, as_json=True, rules_path=None)\n"
+        "bad = [m for m in ('torch', 'textual', 'numpy', 'pandas') if m in sys.modules]\n"
+        "assert rc == 0 and not bad, (rc, bad)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "nsa_tui", "status", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()}
+    assert not {"torch", "textual", "numpy"} & imported
+
+
+def test_real_executable_end_to_end(tmp_path):
+    make_v1_run(tmp_path / "r", steps=1000, alerts=["gate_collapse_severe"])
+    t0 = time.perf_counter()
+    p = subprocess.run([str(NSA), "status", "--json", str(tmp_path / "r")], capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    assert p.returncode == 2, p.stderr
+    obj = json.loads(p.stdout)
+    assert obj["alerts"][0]["rule"] == "gate_collapse" and obj["alerts"][0]["severity"] == "critical"
+    assert elapsed < 3.0  # generous on a shared CI core; bench/status_speed.py measures properly
+
+
+@pytest.mark.parametrize("args", [["status", "--help"], ["runs", "--help"]])
+def test_help(args):
+    res = invoke(*args)
+    assert res.exit_code == 0 and "--json" in res.stdout and "--host" in res.stdout
