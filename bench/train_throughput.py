@@ -1,7 +1,8 @@
 """Training throughput of a config with NSA attention and with its dense twin.
 
 Measures what one optimizer step costs (forward, backward, clipping, AdamW) on the
-config's model and batch, with random tokens so only compute is timed:
+config's model and batch, on real batches of the config's data collected before timing
+(NSA's selection cost depends on the attention pattern, so random tokens would flatter it):
 
     .venv/bin/python bench/train_throughput.py                     # tiny default, CPU
     .venv/bin/python bench/train_throughput.py --steps 30 --json
@@ -21,24 +22,33 @@ import time
 import torch
 
 from nsa_train.config import load_config, resolve_config_path
+from nsa_train.data import TrainStream, build_tokenizer
 from nsa_train.model import build_model
 from nsa_train.runtime.device import autocast_context, resolve_device, resolve_precision
 
 
-def measure(cfg, attention: str, steps: int, warmup: int, vocab: int) -> dict:
+def collect_batches(cfg, n: int) -> tuple[list[torch.Tensor], int]:
+    """n micro-batches [micro, seq_len + 1] from the training stream, and the vocab size."""
+    tok = build_tokenizer(cfg.data)
+    stream = TrainStream(cfg, tok, 0, 1, cfg.train.batch_size // cfg.train.grad_accum)
+    try:
+        batches = [torch.cat([x, y[:, -1:]], dim=1) for x, y in (next(stream) for _ in range(n))]
+    finally:
+        stream.close()
+    return batches, cfg.model.vocab_size or tok.vocab_size
+
+
+def measure(cfg, attention: str, steps: int, warmup: int, batches: list[torch.Tensor], vocab: int) -> dict:
     device = resolve_device(cfg.runtime, 0)
     precision = resolve_precision(cfg.runtime, device)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, vocab).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=device.type == "cuda" or None)
-    micro = cfg.train.batch_size // cfg.train.grad_accum
-    g = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, vocab, (micro, cfg.train.seq_len + 1), generator=g) for _ in range(4)]
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         for a in range(cfg.train.grad_accum):
-            xy = batches[(i + a) % len(batches)].to(device)
+            xy = batches[(i * cfg.train.grad_accum + a) % len(batches)].to(device)
             with autocast_context(device, precision):
                 loss = model(xy[:, :-1], xy[:, 1:]) / cfg.train.grad_accum
             loss.backward()
@@ -79,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     base = resolve_config_path(args.config)
+    cfg = load_config(base, args.overrides)
+    batches, vocab = collect_batches(cfg, (args.warmup + args.steps) * cfg.train.grad_accum)
     results = []
     for attention in ("nsa", "dense"):
         cfg = load_config(base, [*args.overrides, f"model.attention={attention}"])
-        vocab = cfg.model.vocab_size or (257 if cfg.data.tokenizer == "byte" else 50257)
-        results.append(measure(cfg, attention, args.steps, args.warmup, vocab))
+        results.append(measure(cfg, attention, args.steps, args.warmup, batches, vocab))
     if args.json:
         print(json.dumps({"config": str(base) if base else "<embedded default>", "results": results}, indent=2))
         return 0

@@ -34,8 +34,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from nsa_tui.tail.local import LocalRunSource
-    from nsa_tui.watch.charts import CHARTS, RunCharts, ViewSettings
     from nsa_tui.watch.chart_render import render
+    from nsa_tui.watch.charts import CHARTS, RunCharts, ViewSettings
     from nsa_tui.watch.model import RunModel
     from nsa_tui.watch.verdict import evaluate
 

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserFacingError) as e:
         step = trainer.step if trainer else 0
         reason, status = schema.END_ERROR, EXIT_USER_ERROR
-        _report_error(hb, step, str(e), rank)
+        # the same config mistake on every rank: one message (rank 0's), every heartbeat has the record
+        _report_error(hb, step, str(e), rank, quiet=rank != 0)
     except BaseException as e:
         step = trainer.step if trainer else 0
         if _is_user_error(e):
@@ -198,7 +199,7 @@ class Trainer:
         from nsa_train.runtime import device as devmod
         from nsa_train.runtime import distributed as distmod
         from nsa_train.runtime.control import StopRequests
-        from nsa_train.runtime.preflight import micro_batch_size, preflight_warnings
+        from nsa_train.runtime.preflight import check_ddp_settings, micro_batch_size, preflight_warnings
 
         self.torch = torch
         self.info = distmod.env_dist_info()
@@ -229,6 +230,7 @@ class Trainer:
         self.stop = StopRequests(run_dir, is_main)
         self.stop.install_signal_handlers()
         backend = distmod.resolve_backend(cfg.runtime, self.device)
+        check_ddp_settings(cfg, backend, self.info.world_size)
         distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self.distmod = distmod

@@ -19,7 +19,8 @@ from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch
-CMP_TILE = 512  # queries per tile in the compressed branch
+WINDOW_GROUP = 2048  # queries per forward/recompute group in the window branch
+CMP_TILE = 256  # queries per tile in the compressed branch
 
 
 def sliding_window_attention_fast(
@@ -36,29 +37,72 @@ def sliding_window_attention_fast(
     if window_size >= T:
         o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=G > 1)
         return o.transpose(1, 2).to(q.dtype)
-    # All query tiles in one SDPA call: tile i holds queries [iC, iC+C) and keys [iC-w+1, iC+C) (an overlapping
-    # unfold of the left-padded keys, whose backward is a single fold); slicing per tile would make autograd
-    # allocate a full-size gradient per tile.
-    C = min(WINDOW_TILE, T)
-    n_tiles = (T + C - 1) // C
-    span = C + window_size - 1
-    t_pad = n_tiles * C - T
-    qt = F.pad(qh, (0, 0, 0, t_pad)).view(B, HQ, n_tiles, C, -1).transpose(1, 2)  # [B, NT, HQ, C, D]
-    kt = F.pad(kh, (0, 0, window_size - 1, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)  # [B, NT, H, span, D]
-    vt = F.pad(vh, (0, 0, window_size - 1, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)
-    q_pos = torch.arange(n_tiles * C, device=q.device).view(n_tiles, C, 1)
-    k_pos = (torch.arange(n_tiles, device=q.device) * C - window_size + 1).view(n_tiles, 1, 1) + torch.arange(span, device=q.device)
-    band = (k_pos >= 0) & (q_pos - k_pos >= 0) & (q_pos - k_pos < window_size)  # [NT, C, span]
+    o = _WindowFn.apply(qh.contiguous(), kh.contiguous(), vh.contiguous(), window_size, scale)  # [B, HQ, T, Dv]
+    return o.transpose(1, 2).to(q.dtype)
+
+
+def _window_core(qs, ks, vs, a: int, ka: int, w: int, scale: float) -> torch.Tensor:  # noqa: ANN001
+    """Window attention of queries a..a+Lq-1 (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1).
+
+    All query tiles go into one SDPA call: tile i holds queries [a+iC, a+iC+C) and keys [a+iC-w+1, a+iC+C),
+    an overlapping unfold of the left-padded keys.
+    """
+    B, HQ, Lq, _ = qs.shape
+    H = ks.shape[1]
+    C = min(WINDOW_TILE, Lq)
+    n_tiles = (Lq + C - 1) // C
+    span = C + w - 1
+    t_pad = n_tiles * C - Lq
+    left = w - 1 - (a - ka)  # keys before position 0 are padding
+    qt = F.pad(qs, (0, 0, 0, t_pad)).view(B, HQ, n_tiles, C, -1).transpose(1, 2)  # [B, NT, HQ, C, D]
+    kt = F.pad(ks, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)  # [B, NT, H, span, D]
+    vt = F.pad(vs, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)
+    dev = qs.device
+    q_pos = a + torch.arange(n_tiles * C, device=dev).view(n_tiles, C, 1)
+    k_pos = (a + torch.arange(n_tiles, device=dev) * C - w + 1).view(n_tiles, 1, 1) + torch.arange(span, device=dev)
+    band = (k_pos >= 0) & (q_pos - k_pos >= 0) & (q_pos - k_pos < w)  # [NT, C, span]
     o = F.scaled_dot_product_attention(
         qt.reshape(B * n_tiles, HQ, C, -1),
         kt.reshape(B * n_tiles, H, span, -1),
         vt.reshape(B * n_tiles, H, span, -1),
         attn_mask=band.repeat(B, 1, 1).unsqueeze(1),
         scale=scale,
-        enable_gqa=G > 1,
+        enable_gqa=HQ != H,
     )  # [B*NT, HQ, C, Dv]
-    o = o.view(B, n_tiles, HQ, C, -1).permute(0, 1, 3, 2, 4).reshape(B, n_tiles * C, HQ, -1)[:, :T]
-    return o.to(q.dtype)
+    return o.view(B, n_tiles, HQ, C, -1).transpose(1, 2).reshape(B, HQ, n_tiles * C, -1)[:, :, :Lq]
+
+
+class _WindowFn(torch.autograd.Function):
+    """Window attention over groups of WINDOW_GROUP queries; saves only q, k, v and recomputes each group in
+    backward, so the unfolded key tiles (C + w - 1 keys per C queries) never outlive one group."""
+
+    @staticmethod
+    def forward(ctx, qh, kh, vh, w, scale):  # type: ignore[override]
+        # qh [B, HQ, T, D], kh [B, H, T, D], vh [B, H, T, Dv]
+        T = qh.shape[2]
+        o = qh.new_empty(*qh.shape[:3], vh.shape[-1])
+        for a in range(0, T, WINDOW_GROUP):
+            b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
+            o[:, :, a:b] = _window_core(qh[:, :, a:b], kh[:, :, ka:b], vh[:, :, ka:b], a, ka, w, scale)
+        ctx.save_for_backward(qh, kh, vh)
+        ctx.w, ctx.scale = w, scale
+        return o
+
+    @staticmethod
+    def backward(ctx, do):  # type: ignore[override]
+        qh, kh, vh = ctx.saved_tensors
+        w, scale, T = ctx.w, ctx.scale, qh.shape[2]
+        dq, dk, dv = torch.empty_like(qh), torch.zeros_like(kh), torch.zeros_like(vh)
+        for a in range(0, T, WINDOW_GROUP):
+            b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
+            with torch.enable_grad():
+                xs = [x.detach().requires_grad_(True) for x in (qh[:, :, a:b], kh[:, :, ka:b], vh[:, :, ka:b])]
+                o = _window_core(*xs, a, ka, w, scale)
+                gq, gk, gv = torch.autograd.grad(o, xs, do[:, :, a:b])
+            dq[:, :, a:b] = gq
+            dk[:, :, ka:b] += gk
+            dv[:, :, ka:b] += gv
+        return dq, dk, dv, None, None
 
 
 def _visible_blocks(t_end: int, n_cmp: int, block_length: int, stride: int) -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SEG = 16  # pairs per segment: one GEMM of [SEG*G, D] x [D, block]
-TILE_ROWS = 2048  # (batch * tokens * kv-heads) rows per tile
+SEG = 32  # pairs per segment: one GEMM of [SEG*G, D] x [D, block]
+TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile
 
 
 class _Tile:
@@ -105,7 +105,8 @@ class SelectionAttentionFn(torch.autograd.Function):
             s = tile.scores  # [n_slots, G, bs]
             # per-row max over all of the row's slots (scatter-amax), finite even for rows that see nothing
             m_row = s.new_full((tile.n_rows + 1, G), float("-inf"))
-            m_row.index_reduce_(0, tile.row, s.amax(-1), "amax").clamp_min_(torch.finfo(s.dtype).min)
+            m_row.scatter_reduce_(0, tile.row[:, None].expand(-1, G), s.amax(-1), "amax")
+            m_row.clamp_min_(torch.finfo(s.dtype).min)
             e = torch.exp(s - m_row.index_select(0, tile.row).unsqueeze(-1))  # [n_slots, G, bs]
             den = tile.to_rows(e.sum(-1))  # [rows+1, G]
             o_slots = torch.bmm(tile.seg(e), tile.v_seg).view(-1, G, Dv)

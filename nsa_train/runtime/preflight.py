@@ -36,3 +36,12 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[st
     if t.steps >= LONG_RUN_STEPS and t.log_every > t.steps // 10:
         warnings.append(f"train.log_every={t.log_every}: very few progress records for a {t.steps}-step run")
     return warnings
+
+
+def check_ddp_settings(cfg: Config, backend: str, world_size: int) -> None:
+    """DDP settings that cannot work on this backend are errors, not silent no-ops."""
+    if world_size > 1 and cfg.runtime.ddp_compress == "bf16" and backend != "nccl":
+        raise ConfigError(
+            f"runtime.ddp_compress: bf16 gradient compression needs the nccl backend (GPU); this run uses "
+            f"{backend}: set runtime.ddp_compress: none"
+        )

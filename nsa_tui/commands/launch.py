@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nsa_tui.errors import UserError, fail
+
+if TYPE_CHECKING:  # the launcher imports the config loader: only inside the command body
+    from nsa_tui.launch.launcher import LaunchRequest
 
 HOST_HELP = "Run on this OpenSSH destination (user@host or a ~/.ssh/config alias) instead of here."
 REMOTE_DIR_HELP = (
@@ -68,7 +73,7 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def launch_local(req, dry_run: bool):
+def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
     from nsa_tui.launch import launcher, preflight
 
     plan = launcher.plan_launch(req)
@@ -84,19 +89,13 @@ def launch_local(req, dry_run: bool):
         _say("dry run: nothing started")
         return plan.run_dir
     launcher.start(plan, req.force, _say)
-    quoted = _shell_word(plan.name)
+    quoted = shlex.quote(plan.name)
     _say(f"started tmux session {plan.session}; console: {plan.run_dir / 'console.log'}")
     _say(f"  watch: nsa watch {quoted}   attach: nsa attach {quoted}   stop: nsa halt {quoted}")
     return plan.run_dir
 
 
-def _shell_word(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
-
-
-def remote_launch_args(req, dry_run: bool) -> list[str]:
+def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
     """The same launch, as argv for the remote nsa (host-only options left out)."""
     args = ["launch"]
     for flag, value in (
@@ -121,7 +120,7 @@ def remote_launch_args(req, dry_run: bool) -> list[str]:
     return args
 
 
-def launch_remote(req, host: str, remote_dir: str | None, dry_run: bool) -> tuple[int, str]:
+def launch_remote(req: LaunchRequest, host: str, remote_dir: str | None, dry_run: bool) -> tuple[int, str]:
     """Run `nsa launch` on host. The default name is chosen here, so we know what to watch."""
     from nsa_tui.launch.launcher import default_run_name, validate_run_name
     from nsa_tui.launch.remote import run_nsa

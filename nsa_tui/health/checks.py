@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsa_tui.runs.history import RunHistory
+from nsa_tui.runs.records import to_float
 
 # the last points any history rule looks at (the loaders already bound what they read)
 MAX_WINDOW_POINTS = 20000
@@ -253,18 +254,22 @@ def heartbeat_stale(c: Context) -> Finding | None:
 
 def stuck_at_start(c: Context) -> Finding | None:
     h = c.h
-    boot = h.boot_event
-    if boot is None or boot.ts is None or c.state != "starting":
+    if c.state != "starting":
         return None
-    waited = c.now - boot.ts
+    boot = h.boot_event
+    started = boot.ts if boot is not None else to_float(h.launch.get("ts"))
+    if started is None:
+        return None
+    waited = c.now - started
     if waited <= c.params["start_timeout_s"]:
         return None
     phase = h.last_phase
     hint = PHASE_HINTS.get(phase or "", "check console.log")
+    what = "boot" if boot is not None else "`nsa launch` (no telemetry record at all)"
     return Finding(
-        boot.step,
-        boot.ts,
-        f"no progress record {fmt_age(waited)} after boot; last phase reached: {phase or 'boot'} ({hint})",
+        boot.step if boot is not None else None,
+        started,
+        f"no progress record {fmt_age(waited)} after {what}; last phase reached: {phase or 'none'} ({hint})",
     )
 
 
@@ -411,8 +416,12 @@ def process_exited(c: Context) -> Finding | None:
     end = h.end_event
     if end is not None:
         why = f"the trainer ended with reason {end.fields.get('reason')!r}"
-        if h.exit_status not in (None, 0):
-            why += f" and exit status {h.exit_status}"
+        status = h.exit_status if h.exit_status is not None else end.fields.get("exit_status")
+        if status not in (None, 0):
+            why += f" and exit status {status}"
+        err = h.last_event("error")
+        if err is not None and err.fields.get("message") and (err.ts or 0) >= ((h.boot_event and h.boot_event.ts) or 0):
+            why += f" (error: {str(err.fields['message'])[:300]})"
     elif h.exit_status not in (None, 0):
         why = f"exit status {h.exit_status} without an end record"
     else:

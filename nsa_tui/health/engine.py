@@ -11,7 +11,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
 from nsa_tui.health.rules import Rule, build_rules
-from nsa_tui.runs.history import FORMAT_VIBE, RunHistory
+from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_VIBE, RunHistory
 
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 HEALTH = ("ok", "warning", "critical")
@@ -92,12 +92,14 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
         last = h.last_progress_ts or h.last_write_ts
         if last is not None and now - last > rules["heartbeat_stale"].params["min_stale_s"]:
             return "halted"
+    if h.format == FORMAT_GENERIC and h.summary:
+        return "finished"  # foreign trainers write their summary file at the end
     if h.has_progress:
         total = h.total_steps
         if total and h.latest_step is not None and h.latest_step >= total and h.format != "nsa-v1":
             return "finished"
         return "running"
-    if h.boot_event is not None or h.events:
+    if h.boot_event is not None or h.events or h.launch:
         return "starting"
     return "unknown"
 

@@ -15,6 +15,7 @@ import tempfile
 from nsa_tui.errors import UserError
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
+    UNREACHABLE_EXIT,
     SSHError,
     describe_ssh_failure,
     interactive_argv,
@@ -23,7 +24,7 @@ from nsa_tui.remote.ssh import (
     validate_host,
 )
 
-SSH_FAILED = 4  # our exit status when the host cannot be reached
+SSH_FAILED = UNREACHABLE_EXIT  # the same exit status as `nsa status` for an unreachable host
 NOT_INSTALLED = 127
 
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 CONNECT_TIMEOUT_S = float(os.environ.get("NSA_SSH_CONNECT_TIMEOUT", "10"))
 SSH_ERROR_EXIT = 255  # ssh's own failures (connection, auth, host key) exit 255
+UNREACHABLE_EXIT = 3  # our exit status, in every command, when the host cannot be reached
 
 
 class SSHError(Exception):

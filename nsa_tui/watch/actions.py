@@ -13,8 +13,10 @@ def halt(run_dir: Path | None, host: str | None, remote_run: str | None, say: Ca
     if host:
         from nsa_tui.launch.remote import run_nsa
 
-        rc = run_nsa(host, None, ["halt", remote_run or "", "--wait", "0"], timeout=60)
-        return f"halt requested on {host} (nsa halt exited {rc})"
+        rc, out = run_nsa(host, None, ["halt", remote_run or "", "--wait", "0"], echo=False)
+        if rc != 0:
+            raise UserError(f"nsa halt on {host} failed (exit {rc}) {_last_line(out)}".strip())
+        return f"halt requested on {host} {_last_line(out)}".strip()
     from nsa_tui.launch.halt import halt_run
 
     assert run_dir is not None
@@ -28,8 +30,10 @@ def dump(run_dir: Path | None, host: str | None, remote_run: str | None, say: Ca
     if host:
         from nsa_tui.launch.remote import run_nsa
 
-        rc = run_nsa(host, None, ["dump", remote_run or ""], timeout=60)
-        return f"stack dump on {host}: nsa dump exited {rc}"
+        rc, out = run_nsa(host, None, ["dump", remote_run or ""], echo=False)
+        if rc != 0:
+            raise UserError(f"nsa dump on {host} failed (exit {rc}) {_last_line(out)}".strip())
+        return f"stack dump on {host}: {_last_line(out)}"
     from nsa_tui.launch.dump import dump_stacks
 
     assert run_dir is not None
@@ -45,3 +49,8 @@ def safely(fn: Callable[[], str]) -> tuple[bool, str]:
         return False, str(e)
     except Exception as e:  # a remote or OS failure must not take the dashboard down
         return False, f"{type(e).__name__}: {e}"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

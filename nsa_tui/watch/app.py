@@ -217,6 +217,19 @@ class WatchApp(App):
         self.set_class(self.view.compare, "-compare")
         self._redraw(force=True)
 
+    # The screen binds tab/shift+tab to focus moves; on the dashboard (nothing to focus) they switch runs.
+    def action_focus_next(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_next_run()
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_prev_run()
+        else:
+            super().action_focus_previous()
+
     def action_next_run(self) -> None:
         self._switch((self.active + 1) % len(self.runs))
 

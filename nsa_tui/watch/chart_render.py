@@ -55,11 +55,9 @@ def _y_range(cols: list[tuple[np.ndarray, np.ndarray]], spec: ChartSpec) -> tupl
         lo, hi = min(lo, h), max(hi, h)
     if not math.isfinite(lo):
         return None
-    if hi - lo < 1e-12:
-        pad = abs(hi) * 0.05 or 1.0
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.04
-    return lo - pad, hi + pad
+    pad = (abs(hi) * 0.05 or 1.0) if hi - lo < 1e-12 else (hi - lo) * 0.04
+    # never pad a non-negative quantity (lr, memory, shares) below zero
+    return (lo - pad if lo - pad >= 0 or lo < 0 or spec.log_y else 0.0), hi + pad
 
 
 def _log(a: np.ndarray) -> np.ndarray:
@@ -83,7 +81,8 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
             mins, maxs = _log(mins), _log(maxs)
         cols.append((mins, maxs))
         bad_any |= line.cache.bad.reshape(plot_w, 2).any(axis=1)
-    yr = _y_range(cols, spec)
+    has_data = any(np.isfinite(mins).any() for mins, _ in cols)
+    yr = _y_range(cols, spec) if has_data else None
     canvas = BrailleCanvas(plot_w, plot_h)
     out = Text(no_wrap=True, overflow="crop")
     if yr is None:
@@ -143,7 +142,9 @@ def _y_labels(y_lo: float, y_hi: float, rows: int, log_y: bool) -> list[str]:
     labels = [""] * rows
 
     def show(v: float) -> str:
-        return fmt.num(10**v if log_y else v)
+        x = 10**v if log_y else v
+        text = fmt.num(x)
+        return text if len(text) <= Y_LABEL_W else fmt.num(x, 2)
 
     labels[0] = show(y_hi)
     labels[-1] = show(y_lo) if rows > 1 else labels[0]

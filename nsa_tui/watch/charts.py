@@ -169,7 +169,7 @@ class RunCharts:
             a, r = last.get("gpu_mem_alloc_gb"), last.get("gpu_mem_reserved_gb")
             lim = self.memory_limit_gb()
             if a is None and r is None:
-                return "GPU mem (none: CPU run)"
+                return "GPU mem —" + (" (CPU run)" if h.has_progress else "")
             return f"GPU GiB {fmt.num(a)}/{fmt.num(r)}" + (f" lim {fmt.num(lim)}" if lim else "")
         if chart == "gate":
             return (

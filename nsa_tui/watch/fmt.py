@@ -19,7 +19,8 @@ def num(x: float | None, digits: int = 3) -> str:
     if a >= 1e3:
         for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
             if a >= div:
-                return f"{x / div:.{digits}g}{suf}"
+                v = x / div
+                return (f"{v:.{digits}g}" if abs(v) < 10**digits else f"{v:.0f}") + suf
     if a < 1e-2:
         m, e = f"{x:.{digits - 1}e}".split("e")
         return f"{m}e{int(e)}"

@@ -18,8 +18,8 @@ import numpy as np
 
 from nsa_train.telemetry import schema
 from nsa_tui.runs.bundle import FileWindow, RunBundle
-from nsa_tui.runs.history import RunHistory, source_kind
-from nsa_tui.runs.load import fill_context, local_tmux_sessions
+from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
+from nsa_tui.runs.load import detect_format_from_bundle, fill_context, local_tmux_sessions
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.series import Series
@@ -30,6 +30,7 @@ LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
 LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
+DETECT_BYTES = 64 << 10
 BULK_MIN_LINES = 20_000  # a first training.csv batch this long takes the columnar fast path
 RECENT_ROWS = 2_000  # ... and only its last rows go to RunHistory (rules look back <= ~500 points)
 # Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
@@ -183,6 +184,8 @@ class RunModel:
                 return True
             return False
         with self.lock:
+            if self.history.format is None:
+                self._detect_format(updates)
             for u in updates:
                 self._apply(u)
             self._fill_context()
@@ -192,9 +195,8 @@ class RunModel:
         return True
 
     def restart(self) -> None:
-        """Forget everything and read all files again (the `r` key, or a file was replaced)."""
-        with self.lock:
-            self._clear()
+        """Forget everything and read all files again (the `r` key, or a file was replaced).
+        The source answers with an every-file reset first, so old and new data never mix."""
         self.source.restart()
 
     def _clear(self) -> None:
@@ -245,12 +247,26 @@ class RunModel:
                 head = [u.data[: u.data.find(b"\n")]] if has_header else []
                 self.history.feed(u.name, head + last_lines(u.data, RECENT_ROWS))
                 return
+        if self.history.format not in (None, FORMAT_GENERIC) and source_kind(u.name) in ("jsonl", "csv"):
+            return  # a foreign log next to our telemetry: `nsa status` ignores it too
         if u.reset:
             # RunHistory cannot take lines back: rebuild from scratch (rare: rotation, truncation).
-            self._clear()
-            self.source.restart()
+            self.restart()
             return
         self.history.feed(u.name, u.lines)
+
+    def _detect_format(self, updates: list[Update]) -> None:
+        """The status loader's format detection, on the first bytes we got (as `nsa status`)."""
+        files = {n: FileWindow(n, d, len(d), None) for n, d in self._whole.items()}
+        for u in updates:
+            if u.content is not None:
+                files[u.name] = FileWindow(u.name, u.content, len(u.content), None)
+            elif u.data:
+                window = u.data[-DETECT_BYTES:]
+                head = u.data[: u.data.find(b"\n") + 1] if len(window) < len(u.data) else b""
+                files[u.name] = FileWindow(u.name, window, len(u.data), None, head=head.rstrip(b"\n"))
+        if files:
+            self.history.format = detect_format_from_bundle(RunBundle(run=self.name, path=self.where, files=files))
 
     def _fill_context(self) -> None:
         """run.json, config, exit status, .HALT, console tail...: through the status loader's

@@ -26,6 +26,7 @@ TINY = [
     "--set", "train.batch_size=2",
     "--set", "train.log_every=1",
     "--set", "train.eval_every=0",
+    "--set", "train.eval_batches=1",
     "--set", "train.save_every=0",
     "--set", "train.warmup_steps=1",
     "--set", "runtime.device=cpu",

@@ -84,7 +84,7 @@ def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, ssh
 def test_hostile_run_dir_locally(tmux_socket, tmp_path):
     marker = tmp_path / "pwned"
     run_dir = tmp_path / f"runs $(touch {marker}) x" / 'it\'s "q"; `touch pwned2`'
-    res = nsa("launch", "--run-dir", str(run_dir), *TINY[:-1], "runtime.tensorboard=false", "--set", "train.steps=2",
+    res = nsa("launch", "--run-dir", str(run_dir), *TINY, "--set", "train.steps=2",
               cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert wait_for(lambda: exit_status(run_dir) is not None, 90, "the short run to end") is not None

@@ -44,7 +44,7 @@ def test_refused_connection(runs_dir, tmux_socket, ssh_env, tmp_path):
         port = s.getsockname()[1]  # bound, not listening: the kernel refuses
         ssh_env["NSA_SSH_COMMAND"] = f"ssh -F /dev/null -p {port} -o UserKnownHostsFile={tmp_path}/kh"
         res, took = _launch_timed(ssh_env)
-    assert res.returncode == 4
+    assert res.returncode == 3
     assert "connection refused" in _one_error_line(res)
     assert took < CONNECT_TIMEOUT + 10
     _nothing_started(runs_dir)
@@ -58,7 +58,7 @@ def test_unresponsive_host_times_out(runs_dir, tmux_socket, ssh_env, tmp_path):
         port = s.getsockname()[1]
         ssh_env["NSA_SSH_COMMAND"] = f"ssh -F /dev/null -p {port} -o UserKnownHostsFile={tmp_path}/kh"
         res, took = _launch_timed(ssh_env)
-    assert res.returncode == 4
+    assert res.returncode == 3
     assert "timed out" in _one_error_line(res)
     assert took < CONNECT_TIMEOUT + 10
     _nothing_started(runs_dir)
@@ -69,7 +69,7 @@ def test_failed_authentication(runs_dir, tmux_socket, sshd, ssh_env, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     ssh_env["NSA_SSH_COMMAND"] = sshd.ssh_command.replace(str(sshd.key), str(other))
     res, took = _launch_timed(ssh_env)
-    assert res.returncode == 4
+    assert res.returncode == 3
     assert "authentication failed" in _one_error_line(res)
     assert took < CONNECT_TIMEOUT + 10
     _nothing_started(runs_dir)
@@ -78,7 +78,7 @@ def test_failed_authentication(runs_dir, tmux_socket, sshd, ssh_env, tmp_path):
 def test_host_option_injection_is_rejected(runs_dir, tmux_socket, tmp_path):
     marker = tmp_path / "pwned"
     res = nsa("launch", "--host", f"-oProxyCommand=touch {marker}", "--name", "x")
-    assert res.returncode == 4
+    assert res.returncode == 3
     assert "invalid host" in _one_error_line(res)
     assert not marker.exists()
 

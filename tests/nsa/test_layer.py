@@ -23,7 +23,7 @@ def make_layer(impl: str, n_heads: int = 4, n_kv_heads: int = 2, head_dim: int =
 
 @pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(2, 2), (4, 2), (4, 1), (16, 1)])
 @pytest.mark.parametrize("T", [53, 7])
-def test_layer_fast_matches_reference(n_heads, n_kv_heads, T):
+def test_layer_fast_matches_reference(n_heads, n_kv_heads, T, tiles):
     ref, fst = make_layer("reference", n_heads, n_kv_heads), make_layer("fast", n_heads, n_kv_heads)
     assert ref.impl_name == "reference" and fst.impl_name == "fast"
     x = torch.randn(2, T, 32, generator=torch.Generator().manual_seed(3))
@@ -41,7 +41,7 @@ def test_layer_fast_matches_reference(n_heads, n_kv_heads, T):
 
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])
-def test_layer_is_causal(impl):
+def test_layer_is_causal(impl, tiles):
     layer = make_layer(impl)
     x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(4))
     for t in (0, 11, 30):

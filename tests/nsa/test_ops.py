@@ -60,7 +60,7 @@ def assert_same(out_a, out_b, grads_a, grads_b, **tol) -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_selection_fast_matches_reference(shape):
+def test_selection_fast_matches_reference(shape, tiles):
     B, T, HQ, H, D = shape
     q, k, v = qkv(*shape)
     idx = random_blocks(B, T, H, 3, 6)
@@ -71,7 +71,7 @@ def test_selection_fast_matches_reference(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("window", [1, 5, 300])
-def test_window_fast_matches_reference(shape, window):
+def test_window_fast_matches_reference(shape, window, tiles):
     q, k, v = qkv(*shape)
     ref = grads(lambda a, b, c: sliding_window_attention_reference(a, b, c, window), q, k, v)
     fst = grads(lambda a, b, c: sliding_window_attention_fast(a, b, c, window), q, k, v)
@@ -80,7 +80,7 @@ def test_window_fast_matches_reference(shape, window):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(("l", "d"), [(8, 4), (4, 4), (6, 2)])
-def test_compressed_fast_matches_reference(shape, l, d):
+def test_compressed_fast_matches_reference(shape, l, d, tiles):
     B, T, HQ, H, D = shape
     q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
     ref = grads(lambda a, b, c: compressed_attention_reference(a, b, c, l, d), q, k, v)
@@ -177,7 +177,7 @@ def _check_causal(fn, q, k, v, t: int, key_cut: int) -> None:
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 @pytest.mark.parametrize("t", [0, 13, 30])
-def test_ops_are_causal(impl, t):
+def test_ops_are_causal(impl, t, tiles):
     B, T, H = 2, 31, 2
     q, k, v = qkv(B, T, 4, H, 8)
     idx = random_blocks(B, T, H, 3, 4)
@@ -194,7 +194,7 @@ def test_ops_are_causal(impl, t):
 
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])
-def test_gradcheck_float64(impl):
+def test_gradcheck_float64(impl, tiles):
     q, k, v = (x.requires_grad_(True) for x in qkv(1, 11, 4, 2, 4, dtype=torch.float64))
     idx = random_blocks(1, 11, 2, 2, 3)
     assert torch.autograd.gradcheck(lambda a, b, c: selection_attention(a, b, c, idx, 3, impl=impl), (q, k, v))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fixtures.runs import make_v1_run, make_vibe_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -75,7 +76,8 @@ LINES = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(SOURCES), st.lists(LINES, max_size=8)), max_size=6))
 def test_feed_never_crashes(batches):
     h = RunHistory()

@@ -202,3 +202,62 @@ def test_evaluate_defaults_to_now(tmp_path):
     make_v1_run(tmp_path / "r", steps=100)
     v = evaluate(load_run(tmp_path / "r"))
     assert v.health == "ok" and 2 <= v.last_heartbeat_age_s < 60  # the fixture's last record is 2 s old
+
+
+def test_generic_log_goes_stale_unless_finished(tmp_path):
+    from fixtures.runs import make_generic_run
+
+    make_generic_run(tmp_path / "live", now=NOW)
+    assert (judge(tmp_path / "live").state, judge(tmp_path / "live").alerts) == ("running", [])
+    v = judge(tmp_path / "live", now=NOW + 3600)
+    assert v.state == "stalled" and [a.rule for a in v.alerts] == ["heartbeat_stale"]
+    make_generic_run(tmp_path / "done", now=NOW, finished=True)
+    v = judge(tmp_path / "done", now=NOW + 3600)
+    assert (v.state, v.health, v.eta_s) == ("finished", "ok", 0.0)
+
+
+def test_dead_pid_of_a_run_on_this_host_is_crashed(tmp_path):
+    """Started without `nsa launch` (no tmux record): the ranks' pids tell whether it lives."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    make_v1_run(tmp_path / "r", steps=100, now=NOW)
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    info["host"] = socket.gethostname()
+    (tmp_path / "r" / "run.json").write_text(json.dumps(info))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid, state in ((dead.pid, "crashed"), (os.getpid(), "running")):
+        hb = tmp_path / "r" / "heartbeat_rank0.jsonl"
+        lines = hb.read_text().splitlines()
+        rec = json.loads(lines[-1])
+        rec["pid"] = pid
+        hb.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
+        v = judge(tmp_path / "r")
+        assert v.state == state, v.alerts
+
+
+def test_launched_run_that_died_before_any_record(tmp_path, tmux_socket):
+    """`nsa launch` wrote launch.json, the trainer died on import: exit status + console tail, not 'no telemetry'."""
+    import json
+
+    d = tmp_path / "early"
+    d.mkdir()
+    (d / "launch.json").write_text(json.dumps({"name": "early", "tmux_session": "nsa-early", "ts": NOW - 60}))
+    (d / "console.log").write_text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'foo'\n")
+    (d / "exit_status").write_text("1\n")
+    v = judge(d)
+    assert (v.format, v.state, [a.rule for a in v.alerts]) == ("nsa-v1", "crashed", ["process_exited"])
+    assert "exit status 1" in v.alerts[0].message and "No module named 'foo'" in v.alerts[0].message
+    # still starting (session alive, nothing written yet), then stuck after start_timeout_s
+    (d / "exit_status").unlink()
+    (d / "console.log").write_text("")
+    import subprocess
+
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-early", "sleep 30"], check=True)
+    assert (judge(d).state, judge(d).alerts) == ("starting", [])
+    v = judge(d, now=NOW + 3600)
+    assert v.state == "stalled" and [a.rule for a in v.alerts] == ["stuck_at_start"]

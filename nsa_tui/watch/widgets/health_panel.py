@@ -33,6 +33,10 @@ class HealthPanel(Widget):
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
             return t
+        # Every alert gets its rule line; messages share what is left of the panel.
+        width = max(10, self.size.width)
+        rows = max(len(v.alerts), self.size.height or 8)
+        msg_lines = max(1, (rows - len(v.alerts)) // len(v.alerts))
         for n, a in enumerate(v.alerts):
             if n:
                 t.append("\n")
@@ -41,5 +45,9 @@ class HealthPanel(Widget):
             t.append(f" {a.rule}", style="bold")
             if a.since_step is not None:
                 t.append(f" since step {a.since_step}", style="grey62")
-            t.append(f": {a.message}")
+            msg = a.message
+            room = width * msg_lines - 1
+            if len(msg) > room:
+                msg = msg[: room - 1] + "…"
+            t.append("\n" + msg)
         return t

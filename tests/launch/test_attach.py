@@ -1,0 +1,66 @@
+"""`nsa attach` through a real pseudo-terminal (util-linux `script`), locally and over SSH."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+from .helpers import REPO
+
+
+def _attach_and_see(nsa_args: list[str], tmux_socket: str, session: str, marker: str) -> str:
+    """Attach in a pty until the pane's marker shows up, then end the session (which ends the attach)."""
+    subprocess.run(
+        ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", session, "sh", "-c", f"echo {marker}; sleep 60"],
+        check=True,
+    )
+    cmd = shlex.join([sys.executable, "-m", "nsa_tui", *nsa_args])
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            ["script", "-qec", cmd, "/dev/null"], stdout=out, stderr=out, stdin=subprocess.PIPE, cwd=REPO
+        )
+        seen = b""
+        deadline = time.monotonic() + 30
+        while marker.encode() not in seen and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            out.seek(0)
+            seen = out.read()
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"={session}"], capture_output=True)
+        try:
+            proc.wait(timeout=20)
+        finally:
+            proc.kill()
+        out.seek(0)
+        return out.read().decode(errors="replace")
+
+
+def test_attach_shows_the_session(runs_dir, tmux_socket):
+    (runs_dir / "att").mkdir()
+    seen = _attach_and_see(["attach", "att"], tmux_socket, "nsa-att", "ATTACHED-MARK-1")
+    assert "ATTACHED-MARK-1" in seen, seen
+
+
+def test_attach_over_ssh_gets_a_terminal(runs_dir, tmux_socket, sshd):
+    name = "att $(touch pwned) it's"
+    (runs_dir / name).mkdir()
+    seen = _attach_and_see(["attach", "--host", sshd.host, name], tmux_socket, f"nsa-{name}", "ATTACHED-MARK-2")
+    assert "ATTACHED-MARK-2" in seen, seen
+    assert not (REPO / "pwned").exists()
+
+
+def test_attach_without_a_session_says_so_over_ssh(runs_dir, tmux_socket, sshd):
+    (runs_dir / "gone").mkdir()
+    cmd = shlex.join([sys.executable, "-m", "nsa_tui", "attach", "--host", sshd.host, "gone"])
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "no tmux session nsa-gone" in res.stdout
+    assert res.returncode == 1

@@ -1,0 +1,20 @@
+"""Fixtures of the NSA tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from nsa_train.nsa import fast, fast_selection
+
+
+@pytest.fixture(params=["default-tiles", "tiny-tiles"])
+def tiles(request, monkeypatch):
+    """Run a test with the fast path's real tile sizes and with tiny ones, so tile boundaries fall inside
+    the small test shapes (the tiled code paths are where off-by-one errors hide)."""
+    if request.param == "tiny-tiles":
+        monkeypatch.setattr(fast, "WINDOW_TILE", 4)
+        monkeypatch.setattr(fast, "WINDOW_GROUP", 10)
+        monkeypatch.setattr(fast, "CMP_TILE", 7)
+        monkeypatch.setattr(fast_selection, "TILE_ROWS", 12)
+        monkeypatch.setattr(fast_selection, "SEG", 3)
+    return request.param

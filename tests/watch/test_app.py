@@ -1,0 +1,186 @@
+"""The real app under Pilot: keys change its state, live lines reach the screen, h and d
+call the `nsa halt` / `nsa dump` code, corrupt lines are counted on screen."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fixtures.runs import append_lines, make_v1_run
+
+from nsa_tui.watch.screens.confirm import ConfirmScreen
+from nsa_tui.watch.screens.help import HelpScreen
+from nsa_tui.watch.widgets.run_header import RunHeader
+from nsa_tui.watch.widgets.run_tabs import RunTabs
+from watch.helpers import NOW, async_test, make_app, wait_loaded
+
+
+@async_test
+async def test_view_keys_change_state(healthy_run):
+    app = make_app(healthy_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        assert (app.view.smoothing, app.view.log_y, app.view.x_axis) == (10, False, "step")
+        await pilot.press("s")
+        assert app.view.smoothing == 50
+        await pilot.press("s", "s", "s")
+        assert app.view.smoothing == 10  # off (0) came in between and cycles back
+        await pilot.press("l")
+        assert app.view.log_y
+        await pilot.press("x")
+        assert app.view.x_axis == "time"
+        assert app.charts[0].spec("loss", app.view).x_format(3725) == "1h02m"
+        await pilot.press("x")
+        assert app.view.x_axis == "tokens"
+        await pilot.press("x")
+        assert app.view.x_axis == "step"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@async_test
+async def test_tabs_compare_and_reread(healthy_run, vibe_run, finished_run):
+    app = make_app(healthy_run, vibe_run, finished_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        tabs = app.query_one(RunTabs)
+        assert tabs.display and app.active == 0
+        await pilot.press("tab")
+        assert app.active == 1 and app.query_one(RunHeader).info["name"] == "train_showcase"
+        await pilot.press("right")
+        assert app.active == 2
+        await pilot.press("right")
+        assert app.active == 0
+        await pilot.press("left")
+        assert app.active == 2
+        await pilot.press("c")
+        assert app.view.compare and app.has_class("-compare")
+        spec = app._compare_spec()
+        assert [ln.label for ln in spec.lines] == ["healthy-125m", "train_showcase", "done"]
+        assert all(ln.series.n > 0 for ln in spec.lines)
+        await pilot.press("c")
+        assert not app.view.compare
+        model = app.runs[2]
+        steps_before = len(model.history.steps)
+        resets = model.resets
+        await pilot.press("r")
+        await wait_loaded(pilot, app)
+        deadline = time.monotonic() + 5
+        while len(model.history.steps) < steps_before and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert model.resets == resets + 1 and len(model.history.steps) == steps_before
+
+
+@async_test
+async def test_click_a_run_name_switches(healthy_run, vibe_run):
+    app = make_app(healthy_run, vibe_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        await pilot.click(RunTabs, offset=(len(" 1:healthy-125m  ") + 3, 0))
+        assert app.active == 1
+
+
+@async_test
+async def test_live_line_reaches_screen_fast_and_corrupt_lines_are_counted(tmp_path):
+    w = make_v1_run(tmp_path / "live", steps=200, state="running")
+    app = make_app(tmp_path / "live", clock=time.time, poll=False)  # inotify, real clock
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["step"] == 200
+        w.progress(1)
+        t0 = time.monotonic()
+        while header.info.get("step") != 210 and time.monotonic() - t0 < 3:
+            await pilot.pause(0.02)
+        latency = time.monotonic() - t0
+        assert header.info["step"] == 210
+        assert latency < 0.5, f"new line took {latency:.2f}s to reach the screen"
+        append_lines(tmp_path / "live" / "heartbeat_rank0.jsonl", ["{not json", "\x00\x01garbage"])
+        w.progress(1)
+        t0 = time.monotonic()
+        while header.info.get("corrupt") != 2 and time.monotonic() - t0 < 3:
+            await pilot.pause(0.05)
+        assert header.info["corrupt"] == 2 and header.info["step"] == 220
+        assert "2 corrupt lines skipped" in header.render().plain
+
+
+@async_test
+async def test_halt_asks_then_calls_nsa_halt(healthy_run):
+    app = make_app(healthy_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        await pilot.press("h")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert not (healthy_run / ".HALT").exists()
+        await pilot.press("h")
+        await pilot.press("y")
+        deadline = time.monotonic() + 5
+        while not (healthy_run / ".HALT").exists() and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert (healthy_run / ".HALT").exists()
+        while "halt requested" not in app.last_message and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert "halt requested" in app.last_message
+
+
+@async_test
+async def test_dump_reports_why_nothing_was_signalled(healthy_run):
+    # The fixture's pids are not trainer processes of this run: nsa dump refuses, and so do we.
+    app = make_app(healthy_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        await pilot.press("d")
+        deadline = time.monotonic() + 10
+        while not app.last_message and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert "no live trainer process" in app.last_message
+
+
+@async_test
+async def test_command_palette_has_every_action(healthy_run):
+    app = make_app(healthy_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for t in (
+            "Halt run",
+            "Stack dump",
+            "Toggle smoothing",
+            "Toggle log scale",
+            "Cycle x axis",
+            "Compare runs",
+            "Next run",
+            "Re-read from scratch",
+            "Keys",
+        ):
+            assert t in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"log scale")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.view.log_y
+
+
+@pytest.mark.parametrize("fixture", ["stuck_run", "generic_run", "critical_run"])
+@async_test
+async def test_every_format_and_state_loads(request, fixture):
+    run = request.getfixturevalue(fixture)
+    app = make_app(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        info = app.query_one(RunHeader).info
+        v = app.verdicts[0]
+        assert not v.problem
+        if fixture == "stuck_run":
+            assert info["state"] == "stalled" and any(a.rule == "stuck_at_start" for a in v.alerts)
+        if fixture == "generic_run":
+            assert app.runs[0].history.format == "generic" and info["step"] == 3000
+        if fixture == "critical_run":
+            assert v.health == "critical" and {"nan_loss", "gate_collapse"} <= {a.rule for a in v.alerts}
+        assert info["hb_age"] is None or info["hb_age"] >= 0
+        assert NOW > 0

@@ -1,0 +1,55 @@
+"""`nsa watch --host`: the app over one ssh connection; `h` halts through the remote `nsa`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fixtures.runs import make_v1_run
+
+from nsa_tui.tail.remote import RemoteRunSource
+from nsa_tui.watch.app import WatchApp
+from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.widgets.run_header import RunHeader
+from watch.helpers import async_test
+
+
+async def _until(pilot, pred, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+    assert pred()
+
+
+@pytest.mark.slow
+@async_test
+async def test_remote_watch_live_and_halt(sshd, tmp_path):
+    run = tmp_path / "remote-run"
+    w = make_v1_run(run, steps=300, state="running")
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.query_one(RunHeader)
+        await _until(pilot, lambda: header.info.get("step") == 300)
+        assert header.info["source"] == f"ssh {sshd.host}"
+        assert app.verdicts[0].state == "running"
+        w.progress(2)
+        await _until(pilot, lambda: header.info.get("step") == 320, timeout=5)
+        await pilot.press("h")
+        await pilot.press("y")
+        await _until(pilot, lambda: (run / ".HALT").exists(), timeout=20)
+        await _until(pilot, lambda: "halt requested on" in app.last_message, timeout=10)
+        # the .HALT file comes back over the same connection and the engine sees it
+        await _until(pilot, lambda: app.runs[0].history.halt_requested, timeout=5)
+
+
+@pytest.mark.slow
+@async_test
+async def test_remote_drop_shows_disconnected(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSA_SSH_COMMAND", "ssh -F /dev/null -p 1 -o BatchMode=yes")
+    src = RemoteRunSource("root@127.0.0.1", str(tmp_path), interval=0.2)
+    app = WatchApp([RunModel("gone", src)], host="root@127.0.0.1")
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.query_one(RunHeader)
+        await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=10)
+        assert "disconnected since" in header.render().plain

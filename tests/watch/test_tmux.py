@@ -1,0 +1,72 @@
+"""`nsa watch` as a user runs it: in a real tmux pane, read back with capture-pane."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.runs import make_v1_run
+
+NSA = str(Path(sys.executable).parent / "nsa")
+
+
+def _tmux(sock: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, check=True).stdout
+
+
+def _screen_until(sock: str, pred, timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = _tmux(sock, "capture-pane", "-p", "-t", "watch")
+        if pred(text):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"screen never matched; last screen:\n{text}")
+
+
+@pytest.mark.slow
+def test_nsa_watch_in_a_tmux_pane(tmux_socket, runs_dir):
+    w = make_v1_run(runs_dir / "tiny-cpu", steps=300, state="running", log_every=10)
+    env = f"NSA_RUNS_DIR={shlex.quote(str(runs_dir))} NSA_TMUX_SOCKET={shlex.quote(tmux_socket)}"
+    # -u COLUMNS/LINES: the test process exports 80x24, which would override the pane's size
+    cmd = f"env -u COLUMNS -u LINES {env} {NSA} watch; sleep 30"
+    _tmux(tmux_socket, "new-session", "-d", "-s", "watch", "-x", "120", "-y", "40", cmd)
+    try:
+        screen = _screen_until(tmux_socket, lambda s: "step 300/" in s and "loss" in s)
+        assert "tiny-cpu" in screen  # the most recent run, by default
+        assert "health" in screen and "events" in screen and "q quit" in screen
+        assert "⣿" in screen or "⠒" in screen or "⣀" in screen  # braille charts drawn
+        w.progress(3)
+        _screen_until(tmux_socket, lambda s: "step 330/" in s, timeout=5)
+        _tmux(tmux_socket, "send-keys", "-t", "watch", "?")
+        _screen_until(tmux_socket, lambda s: "re-read every file from scratch" in s, timeout=5)
+        _tmux(tmux_socket, "send-keys", "-t", "watch", "Escape")
+        _screen_until(tmux_socket, lambda s: "re-read every file from scratch" not in s, timeout=5)
+        assert "next run" in screen  # the footer of the 120-column layout has room for every key
+        _tmux(tmux_socket, "send-keys", "-t", "watch", "q")
+        # after q the shell runs `sleep`: the dashboard is gone from the pane
+        _screen_until(tmux_socket, lambda s: "q quit" not in s, timeout=5)
+    finally:
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "watch"], capture_output=True)
+
+
+def test_unknown_run_is_one_clear_error(runs_dir):
+    proc = subprocess.run([NSA, "watch", "no-such-run"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("error: no run directory 'no-such-run'") and "Traceback" not in proc.stderr
+
+
+def test_bad_host_is_one_clear_error(runs_dir):
+    proc = subprocess.run([NSA, "watch", "--host", "-oProxyCommand=x", "r"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: invalid host")
+
+
+def test_cli_does_not_import_textual_or_torch():
+    code = "import sys, nsa_tui.cli; print('textual' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
