@@ -14,25 +14,32 @@ from nsa_train.nsa.selection import select_blocks
 
 class CompressionMLP(nn.Module):
     """φ: l consecutive keys (or values) taken with stride d, plus a learned intra-block position encoding,
-    flattened and mapped by a 2-layer MLP to one vector per block. Shared by all KV heads."""
+    mapped by a 2-layer MLP (l*D -> hidden -> D) to one vector per block. Shared by all KV heads.
+
+    The first layer is a linear map of the flattened block, computed as a strided conv1d over the sequence so
+    that the overlapping blocks (l/d copies of every key) are never materialised or saved for backward.
+    """
 
     def __init__(self, block_length: int, head_dim: int, hidden: int | None = None) -> None:
         super().__init__()
         self.block_length = block_length
         hidden = hidden or 2 * head_dim
-        self.pos = nn.Parameter(torch.randn(block_length, head_dim) * 0.02)
-        self.fc1 = nn.Linear(block_length * head_dim, hidden)
+        self.pos = nn.Parameter(torch.randn(block_length, head_dim) * 0.02)  # [l, D]
+        self.fc1 = nn.Conv1d(head_dim, hidden, kernel_size=block_length)  # weight [hidden, D, l]
         self.fc2 = nn.Linear(hidden, head_dim)
 
     def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
         """x [B, T, H, D] -> [B, NC, H, D] with NC = (T - l) // stride + 1 blocks that fit entirely (0 if T < l)."""
         B, T, H, D = x.shape
-        l = self.block_length
-        n_cmp = max(0, (T - l) // stride + 1)
+        n_cmp = max(0, (T - self.block_length) // stride + 1)
         if n_cmp == 0:
             return x.new_zeros(B, 0, H, D)
-        blocks = x.unfold(1, l, stride).transpose(-1, -2) + self.pos  # [B, NC, H, l, D]
-        return self.fc2(F.gelu(self.fc1(blocks.reshape(B, n_cmp, H, l * D))))
+        xt = x.permute(0, 2, 3, 1).reshape(B * H, D, T)
+        # fc1(block + pos) = fc1(block) + W1·pos: the position encoding enters as a per-unit shift
+        pos_shift = (self.fc1.weight * self.pos.t()).sum(dim=(1, 2))  # [hidden]
+        h = F.conv1d(xt, self.fc1.weight, self.fc1.bias + pos_shift, stride=stride)  # [B*H, hidden, NC]
+        out = self.fc2(F.gelu(h.transpose(1, 2)))  # [B*H, NC, D]
+        return out.view(B, H, n_cmp, D).transpose(1, 2)
 
 
 class NSAAttention(nn.Module):

@@ -28,8 +28,11 @@ from nsa_tui.watch.widgets.ranks_panel import RanksPanel
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
 
-REDRAW_S = 0.1  # how often the UI looks for new data (a new line is on screen < 0.5 s)
+REDRAW_S = 0.1  # how often the UI looks for new data
+MIN_REDRAW_GAP_S = 0.25  # at most 4 data redraws a second (a new line is still on screen < 0.5 s)
 AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
+HEALTH_EVERY_S = 2.0  # the rules engine runs at most this often per run (alerts are not 10 Hz)
+COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
 
 
 class WatchApp(App):
@@ -70,6 +73,8 @@ class WatchApp(App):
         self.verdicts: list[VerdictView] = [VerdictView() for _ in runs]
         self._drawn: tuple = ()
         self._last_age_tick = 0.0
+        self._last_draw = 0.0
+        self._health_at: dict[int, tuple[float, int]] = {}  # run -> (clock, version) of its verdict
         self._stop = threading.Event()
         self._start_readers = start_readers
         self._threads: list[threading.Thread] = []
@@ -118,6 +123,7 @@ class WatchApp(App):
             except Exception as e:  # keep following: one bad read must not end the dashboard
                 self.last_message = f"read error: {e}"
             model.source.wait(0.25)
+            self._stop.wait(COALESCE_S)
 
     def _tick(self) -> None:
         self._redraw()
@@ -146,27 +152,36 @@ class WatchApp(App):
 
     def _redraw(self, force: bool = False) -> None:
         now = self.clock()
-        key = (self.active, tuple(m.version for m in self.runs), self.view.__dict__.copy().items().__repr__())
+        mono = time.monotonic()
+        key = (self.active, tuple(m.version for m in self.runs), repr(sorted(self.view.__dict__.items())))
         age_tick = now - self._last_age_tick >= AGE_TICK_S
-        if not force and key == self._drawn and not age_tick:
+        data_changed = key != self._drawn
+        if not force and not age_tick and (not data_changed or mono - self._last_draw < MIN_REDRAW_GAP_S):
             return
         self._last_age_tick = now
-        data_changed = key != self._drawn or force
+        self._last_draw = mono
         self._drawn = key
         m = self.model
         with m.lock:
-            v = evaluate(m.history, now, m.run_dir)
-            self.verdicts[self.active] = v
+            v = self._verdict(m, now, force)
             self.query_one(RunHeader).show(self._header_info(m, v, now))
             self.query_one(HealthPanel).show(v)
             self.query_one(RanksPanel).show(self._rank_rows(m, now))
-            if data_changed:
+            if data_changed or force:
                 self.query_one(EventsPane).show(list(m.history.events), list(m.logs))
                 if self.view.compare:
-                    self.query_one("#compare", LineChart).refresh()
+                    self.query_one("#compare", LineChart).redraw()
                 else:
                     for c in CHARTS:
-                        self.query_one(f"#chart-{c}", LineChart).refresh()
+                        self.query_one(f"#chart-{c}", LineChart).redraw()
+
+    def _verdict(self, m: RunModel, now: float, force: bool) -> VerdictView:
+        """The health engine's verdict, re-evaluated at most every HEALTH_EVERY_S per run."""
+        last = self._health_at.get(self.active)
+        if force or last is None or (m.version != last[1] and now - last[0] >= HEALTH_EVERY_S) or now - last[0] >= 5:
+            self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
+            self._health_at[self.active] = (now, m.version)
+        return self.verdicts[self.active]
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
         h = m.history

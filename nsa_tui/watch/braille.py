@@ -1,45 +1,29 @@
-"""A braille dot canvas: each terminal cell holds 2x4 dots, so a 60x10 cell chart has
-120x40 dots. Pure Python; the chart renderer paints series onto it."""
+"""Braille dot grids: each terminal cell holds 2x4 dots, so a 60x10 cell chart has 120x40
+dots. Pure numpy; the chart renderer paints boolean dot grids and packs them into cells."""
 
 from __future__ import annotations
 
-# Dot bit for (column 0..1, row 0..3) inside a cell, per the Unicode braille block.
-_BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+import numpy as np
+
 BRAILLE_BASE = 0x2800
+# Bit of the dot at (row 0..3, column 0..1) inside a cell, per the Unicode braille block.
+_WEIGHTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int64)
+CHARS = [chr(BRAILLE_BASE + b) if b else " " for b in range(256)]
 
 
-class BrailleCanvas:
-    def __init__(self, width_cells: int, height_cells: int) -> None:
-        self.w = max(1, width_cells)
-        self.h = max(1, height_cells)
-        self.bits = [[0] * self.w for _ in range(self.h)]
-        self.color: list[list[str | None]] = [[None] * self.w for _ in range(self.h)]
+def pack(grid: np.ndarray) -> np.ndarray:
+    """[4*h, 2*w] booleans (row 0 at the top) -> [h, w] braille bit patterns 0..255."""
+    dy, dx = grid.shape
+    h, w = dy // 4, dx // 2
+    cells = grid[: h * 4, : w * 2].reshape(h, 4, w, 2)
+    return np.einsum("aybx,yx->ab", cells.astype(np.int64), _WEIGHTS)
 
-    @property
-    def dots_x(self) -> int:
-        return self.w * 2
 
-    @property
-    def dots_y(self) -> int:
-        return self.h * 4
+def column_strokes(top: np.ndarray, bot: np.ndarray, dots_y: int) -> np.ndarray:
+    """[dots_y, ncols] grid with, in every column c, the dots top[c]..bot[c] set (-1: none)."""
+    rows = np.arange(dots_y)[:, None]
+    return (rows >= top[None, :]) & (rows <= bot[None, :]) & (top[None, :] >= 0)
 
-    def set(self, x: int, y: int, color: str | None = None) -> None:
-        """Dot (x, y) with y=0 at the TOP; out-of-range dots are ignored."""
-        if 0 <= x < self.dots_x and 0 <= y < self.dots_y:
-            cx, cy = x >> 1, y >> 2
-            self.bits[cy][cx] |= _BITS[x & 1][y & 3]
-            if color is not None:
-                self.color[cy][cx] = color
 
-    def vline(self, x: int, y0: int, y1: int, color: str | None = None) -> None:
-        if y0 > y1:
-            y0, y1 = y1, y0
-        for y in range(max(0, y0), min(self.dots_y - 1, y1) + 1):
-            self.set(x, y, color)
-
-    def rows(self) -> list[list[tuple[str, str | None]]]:
-        """Per row, per cell: (character, color); blank cells are spaces."""
-        return [
-            [(chr(BRAILLE_BASE + b) if b else " ", c) for b, c in zip(brow, crow, strict=True)]
-            for brow, crow in zip(self.bits, self.color, strict=True)
-        ]
+def row_text(bits_row: np.ndarray) -> str:
+    return "".join([CHARS[b] for b in bits_row.tolist()])

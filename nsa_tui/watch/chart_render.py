@@ -5,6 +5,7 @@ Pure (rich + numpy, no Textual) so that tests can check exactly what is drawn.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 from rich.text import Text
 
 from nsa_tui.watch import fmt
-from nsa_tui.watch.braille import BrailleCanvas
+from nsa_tui.watch.braille import column_strokes, pack, row_text
 from nsa_tui.watch.downsample import ColumnCache
 from nsa_tui.watch.series import Series
 
@@ -67,11 +68,25 @@ def _log(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _strokes(mins: np.ndarray, maxs: np.ndarray, to_dot, dots_y: int, connect: bool) -> np.ndarray:
+    """Dot grid of one line: a vertical stroke from min to max in every column, joined to the
+    previous column so a steep curve stays connected."""
+    ok = np.isfinite(mins) & np.isfinite(maxs)
+    top = np.where(ok, to_dot(np.where(ok, maxs, 0.0)), -1)
+    bot = np.where(ok, to_dot(np.where(ok, mins, 0.0)), -1)
+    if connect and len(top) > 1:
+        prev_ok = np.r_[False, ok[:-1]] & ok
+        prev_top, prev_bot = np.r_[0, top[:-1]], np.r_[0, bot[:-1]]
+        top = np.where(prev_ok, np.minimum(top, prev_bot), top)
+        bot = np.where(prev_ok, np.maximum(bot, prev_top), bot)
+    return column_strokes(top, bot, dots_y)
+
+
 def render(spec: ChartSpec, width: int, height: int) -> Text:
     """The chart in exactly ``height`` lines of ``width`` cells (height >= 2)."""
     plot_w = max(1, width - Y_LABEL_W - 1)
     plot_h = max(1, height - 1)
-    ncols = plot_w * 2
+    ncols, dots_y = plot_w * 2, plot_h * 4
     cols: list[tuple[np.ndarray, np.ndarray]] = []
     bad_any = np.zeros(plot_w, dtype=bool)
     for line in spec.lines:
@@ -83,7 +98,6 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
         bad_any |= line.cache.bad.reshape(plot_w, 2).any(axis=1)
     has_data = any(np.isfinite(mins).any() for mins, _ in cols)
     yr = _y_range(cols, spec) if has_data else None
-    canvas = BrailleCanvas(plot_w, plot_h)
     out = Text(no_wrap=True, overflow="crop")
     if yr is None:
         msg = "waiting for data"
@@ -94,48 +108,64 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
         out.append(" " * Y_LABEL_W + "└" + "─" * plot_w)
         return out
     y_lo, y_hi = yr
-    dots_y = canvas.dots_y
 
-    def to_dot(v: float) -> int:
-        return round((y_hi - v) / (y_hi - y_lo) * (dots_y - 1))
+    def to_dot(v):
+        return np.clip(np.rint((y_hi - v) / (y_hi - y_lo) * (dots_y - 1)), -1, dots_y).astype(np.int64)
 
+    # Layers in drawing order; a cell takes the color of the last layer with a dot in it.
+    layers: list[tuple[np.ndarray, str]] = []
     if spec.vline is not None and spec.x_hi > spec.x_lo:
         vx = int((spec.vline - spec.x_lo) / (spec.x_hi - spec.x_lo) * ncols)
         if 0 <= vx < ncols:
-            for y in range(0, dots_y, 2):
-                canvas.set(vx, y, "grey42")
+            g = np.zeros((dots_y, ncols), dtype=bool)
+            g[::2, vx] = True
+            layers.append((g, "grey42"))
     if spec.hline is not None:
         hv = math.log10(spec.hline) if spec.log_y and spec.hline > 0 else spec.hline
-        hy = to_dot(hv)
-        for x in range(0, ncols, 2):
-            canvas.set(x, hy, "red")
+        hy = int(to_dot(np.array([hv]))[0])
+        if 0 <= hy < dots_y:
+            g = np.zeros((dots_y, ncols), dtype=bool)
+            g[hy, ::2] = True
+            layers.append((g, "red"))
     for line, (mins, maxs) in zip(spec.lines, cols, strict=True):
-        prev: tuple[int, int] | None = None
-        for c in range(ncols):
-            if not math.isfinite(mins[c]):
-                if not line.markers:
-                    continue
-                prev = None
-                continue
-            top, bot = to_dot(maxs[c]), to_dot(mins[c])
-            if prev is not None and not line.markers:
-                # join to the previous column so a steep curve stays connected
-                top, bot = min(top, prev[1]), max(bot, prev[0])
-            canvas.vline(c, top, bot, line.color)
-            prev = (to_dot(maxs[c]), to_dot(mins[c]))
+        layers.append((_strokes(mins, maxs, to_dot, dots_y, connect=not line.markers), line.color))
+    bits = np.zeros((plot_h, plot_w), dtype=np.int64)
+    color_idx = np.full((plot_h, plot_w), -1, dtype=np.int64)
+    for i, (grid, _color) in enumerate(layers):
+        b = pack(grid)
+        bits |= b
+        color_idx[b > 0] = i
+    colors = [c for _, c in layers]
     labels = _y_labels(y_lo, y_hi, plot_h, spec.log_y)
-    for r, row in enumerate(canvas.rows()):
+    for r in range(plot_h):
         out.append(labels[r].rjust(Y_LABEL_W)[:Y_LABEL_W], style="grey62")
         out.append("┤" if labels[r] else "│", style="grey42")
-        for c, (ch, color) in enumerate(row):
-            if r == 0 and bad_any[c]:
-                out.append("!", style="bold red")  # a NaN/inf value fell into this column
-            else:
-                out.append(ch, style=color or "")
+        row = row_text(bits[r])
+        if r == 0 and bad_any.any():
+            # a NaN/inf value fell into these columns
+            row = "".join("!" if bad else ch for ch, bad in zip(row, bad_any.tolist(), strict=True))
+        start = len(out)
+        out.append(row)
+        _color_runs(out, start, color_idx[r], colors)
+        if r == 0 and bad_any.any():
+            for c in np.flatnonzero(bad_any).tolist():
+                out.stylize("bold red", start + c, start + c + 1)
         out.append("\n")
     out.append(" " * Y_LABEL_W + "└", style="grey42")
     out.append(_x_axis(spec, plot_w), style="grey62")
     return out
+
+
+def _color_runs(text: Text, start: int, idx: np.ndarray, colors: list[str]) -> None:
+    """Style runs of equal layer index (one span per run, not per cell)."""
+    if len(idx) == 0:
+        return
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    bounds = [0, *cuts.tolist(), len(idx)]
+    for a, b in itertools.pairwise(bounds):
+        i = int(idx[a])
+        if i >= 0:
+            text.stylize(colors[i], start + a, start + b)
 
 
 def _y_labels(y_lo: float, y_hi: float, rows: int, log_y: bool) -> list[str]:

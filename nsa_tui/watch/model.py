@@ -31,6 +31,8 @@ LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
 DETECT_BYTES = 64 << 10
+# RunHistory keeps this many recent points (the rules' longest window); charts keep everything.
+HISTORY_POINTS = 20_000
 BULK_MIN_LINES = 20_000  # a first training.csv batch this long takes the columnar fast path
 RECENT_ROWS = 2_000  # ... and only its last rows go to RunHistory (rules look back <= ~500 points)
 # Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
@@ -160,7 +162,7 @@ class RunModel:
         self.source = source
         self.check_tmux = check_tmux  # local runs: is the `nsa launch` tmux session still there?
         self.lock = threading.RLock()
-        self.history = RunHistory()
+        self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table = ChartTable()
         self.logs: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)  # (file, line)
         self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
@@ -188,7 +190,11 @@ class RunModel:
                 self._detect_format(updates)
             for u in updates:
                 self._apply(u)
-            self._fill_context()
+            # the context (run.json, exit status, .HALT, console tail) only moves when those files do
+            if tmux_changed or any(u.content is not None or u.deleted or u.name in ("", CONSOLE_LOG) for u in updates):
+                self._fill_context()
+            else:
+                self._note_write_times()
             self.table.sync(self.history, self._t0())
             self.loaded = True
             self.version += 1
@@ -200,7 +206,7 @@ class RunModel:
         self.source.restart()
 
     def _clear(self) -> None:
-        self.history = RunHistory()
+        self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table.clear()
         self.logs.clear()
         self._whole.clear()
@@ -282,6 +288,13 @@ class RunModel:
         fmt = self.history.format
         fill_context(self.history, bundle)
         self.history.format = fmt
+
+    def _note_write_times(self) -> None:
+        """last_write_ts as fill_context computes it (newest telemetry mtime), without the rest."""
+        mtimes: dict[str, float] = getattr(self.source, "mtimes", {}) or {}
+        stamps = [t for n, t in mtimes.items() if source_kind(n) != "ignore"]
+        if stamps:
+            self.history.last_write_ts = max(stamps)
 
     def _refresh_tmux(self, now: float) -> bool:
         if not self.check_tmux or LAUNCH_JSON not in self._whole or now - self._tmux_at < TMUX_EVERY_S:

@@ -123,3 +123,21 @@ def test_chunked_selection_equals_whole():
     whole = select_blocks(p, 0, 2, 8, 4, 12, 4, 40)
     parts = torch.cat([select_blocks(p[:, a : a + 15], a, 2, 8, 4, 12, 4, 40) for a in range(0, 40, 15)], 1)
     assert torch.equal(whole, parts)
+
+
+def test_compression_mlp_is_an_mlp_over_each_block():
+    """φ(block i) = fc2(gelu(W1 · flatten(x[i*d : i*d+l] + pos) + b1)), written out block by block."""
+    from nsa_train.nsa import CompressionMLP
+
+    torch.manual_seed(0)
+    l, d, D = 6, 2, 4
+    phi = CompressionMLP(l, D)
+    x = torch.randn(2, 17, 3, D)  # T = 17: the last tokens fit no whole block
+    got = phi(x, d)
+    n_cmp = (17 - l) // d + 1
+    assert got.shape == (2, n_cmp, 3, D)
+    w_flat = phi.fc1.weight.permute(0, 2, 1).reshape(phi.fc1.out_channels, l * D)  # [hidden, l*D], index j*D + c
+    for i in range(n_cmp):
+        block = (x[:, i * d : i * d + l] + phi.pos[None, :, None, :]).permute(0, 2, 1, 3).reshape(2, 3, l * D)
+        want = phi.fc2(torch.nn.functional.gelu(block @ w_flat.t() + phi.fc1.bias))
+        torch.testing.assert_close(got[:, i], want, atol=1e-5, rtol=1e-5)

@@ -1,16 +1,65 @@
-"""A multi-series braille line chart with axes (see chart_render for the drawing)."""
+"""A multi-series braille line chart with axes (see chart_render for the drawing), under a
+one-line title that carries the latest values. Title and plot are separate widgets so a new
+value repaints one line, and the plot repaints only when a dot moves."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.widget import Widget
 
 from nsa_tui.watch.chart_render import ChartSpec, render
 
 
-class LineChart(Widget):
+class _Title(Widget):
+    DEFAULT_CSS = "_Title { height: 1; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = Text()
+
+    def show(self, text: Text) -> None:
+        if text.plain != self.text.plain or text.spans != self.text.spans:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self.text
+
+
+class _Plot(Widget):
+    DEFAULT_CSS = "_Plot { height: 1fr; }"
+
+    def __init__(self, spec: Callable[[], ChartSpec | None]) -> None:
+        super().__init__()
+        self._spec = spec
+        self._text: Text | None = None
+        self._size: tuple[int, int] = (0, 0)
+
+    def redraw(self) -> None:
+        if self.size.width == 0 or self.size.height == 0:
+            return
+        text = self._build()
+        if self._text is None or text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text, self._size = text, (self.size.width, self.size.height)
+            self.refresh()
+
+    def render(self) -> Text:
+        if self._text is None or self._size != (self.size.width, self.size.height):
+            self._text, self._size = self._build(), (self.size.width, self.size.height)
+        return self._text
+
+    def _build(self) -> Text:
+        spec = self._spec()
+        if spec is None:
+            return Text()
+        return render(spec, self.size.width, max(2, self.size.height))
+
+
+class LineChart(Vertical):
     DEFAULT_CSS = """
     LineChart { height: 1fr; min-height: 4; }
     """
@@ -20,18 +69,26 @@ class LineChart(Widget):
         self._spec = spec
         self._title = title
 
-    def render(self) -> Text:
-        w, h = self.size.width, self.size.height
-        out = Text(no_wrap=True, overflow="crop")
+    def compose(self) -> ComposeResult:
+        yield _Title()
+        yield _Plot(self._spec)
+
+    def redraw(self) -> None:
+        """Recompute title and plot; each repaints only if what it shows changed."""
+        if not self.display:
+            return
+        title = Text(self._title(), style="bold", no_wrap=True, overflow="crop")
         spec = self._spec()
-        out.append(self._title()[:w], style="bold")
-        if spec is not None and h >= 3:
-            legend = "  ".join(f"{ln.label}" for ln in spec.lines if len(spec.lines) > 1)
-            if legend and len(self._title()) + len(legend) + 3 < w:
-                out.append("  ")
-                for ln in spec.lines:
-                    out.append("■", style=ln.color)
-                    out.append(f"{ln.label} ", style="grey62")
-            out.append("\n")
-            out.append_text(render(spec, w, h - 1))
-        return out
+        if spec is not None and len(spec.lines) > 1 and len(title) + 12 * len(spec.lines) < self.size.width:
+            title.append("  ")
+            for ln in spec.lines:
+                title.append("■", style=ln.color)
+                title.append(f"{ln.label} ", style="grey62")
+        self.query_one(_Title).show(title)
+        self.query_one(_Plot).redraw()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.redraw)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)
