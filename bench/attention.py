@@ -114,7 +114,8 @@ def table(lengths: list[int], repeats: int) -> str:
         print(f"# {json.dumps(d)}\n# {json.dumps(n)}", file=sys.stderr, flush=True)
         rows.append(
             f"| {T} | {d['fwd_ms']} | {n['fwd_ms']} | {d['fwd_ms'] / n['fwd_ms']:.2f}x | {d['fwd_bwd_ms']} "
-            f"| {n['fwd_bwd_ms']} | {d['fwd_bwd_ms'] / n['fwd_bwd_ms']:.2f}x | {d['peak_rss_mb']} | {n['peak_rss_mb']} |"
+            f"| {n['fwd_bwd_ms']} | {d['fwd_bwd_ms'] / n['fwd_bwd_ms']:.2f}x "
+            f"| {d['peak_rss_mb']} | {n['peak_rss_mb']} |"
         )
     return "\n".join(rows)
 

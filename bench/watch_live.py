@@ -31,9 +31,20 @@ NSA = str(Path(sys.executable).parent / "nsa")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime, all threads
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime (all threads for a pid)
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    out = {}
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(t.name)] = cpu_seconds(pid, int(t.name))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
 
 
 def main() -> None:
@@ -69,7 +80,7 @@ def main() -> None:
         hb = open(run / schema.heartbeat_name(0), "a")  # noqa: SIM115
         csv = open(run / schema.TRAINING_CSV, "a")  # noqa: SIM115
         log = open(run / schema.TRAIN_LOG, "a")  # noqa: SIM115
-        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        cpu0, wall0, threads0 = cpu_seconds(pid), time.monotonic(), thread_cpu(pid)
         latencies: list[float] = []
         i = args.history
         period = 1.0 / args.rate
@@ -97,17 +108,21 @@ def main() -> None:
                     for s in [s for s in pending if s <= step]:
                         latencies.append(now - pending.pop(s))
                 time.sleep(0.01)
-        cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+        cpu1, wall1, threads1 = cpu_seconds(pid), time.monotonic(), thread_cpu(pid)
         pct = 100.0 * (cpu1 - cpu0) / (wall1 - wall0)
-        lat = sorted(latencies)
-        print(
-            f"rate {args.rate}/s for {wall1 - wall0:.1f}s, {i - args.history} lines, mode {'poll' if args.poll else 'inotify'}"
+        per = {t: 100.0 * (c - threads0.get(t, 0.0)) / (wall1 - wall0) for t, c in threads1.items()}
+        busy = sorted(
+            ((v, "main (UI)" if t == pid else f"thread {t}") for t, v in per.items() if v > 0.05), reverse=True
         )
+        lat = sorted(latencies)
+        mode = "poll" if args.poll else "inotify"
+        print(f"rate {args.rate}/s for {wall1 - wall0:.1f}s, {i - args.history} lines, mode {mode}")
         print(f"nsa watch CPU: {pct:.2f}% of one core (process {pid}, all threads)")
+        print("  per thread: " + ", ".join(f"{name} {v:.2f}%" for v, name in busy))
         if lat:
             print(
                 f"latency write->screen: p50 {statistics.median(lat) * 1000:.0f} ms, "
-                f"p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms "
+                f"p95 {lat[round(0.95 * (len(lat) - 1))] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms "
                 f"({len(lat)} lines seen, {len(pending)} not yet seen at the end)"
             )
     finally:

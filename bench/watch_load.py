@@ -40,10 +40,24 @@ def main() -> None:
     from nsa_tui.watch.verdict import evaluate
 
     t_import = time.perf_counter() - t0
+    from nsa_tui.watch import model as model_mod
+
+    parse_s = [0.0]
+    real_parse = model_mod.parse_columns
+
+    def timed_parse(blob):  # how much of the first read is numpy's CSV parser
+        t = time.perf_counter()
+        try:
+            return real_parse(blob)
+        finally:
+            parse_s[0] += time.perf_counter() - t
+
+    model_mod.parse_columns = timed_parse
     t0 = time.perf_counter()
     m = RunModel(run.name, LocalRunSource(run, force_poll=True))
     m.pump()
     t_model = time.perf_counter() - t0
+    model_mod.parse_columns = real_parse
     t0 = time.perf_counter()
     v = evaluate(m.history, time.time())
     t_health = time.perf_counter() - t0
@@ -54,7 +68,10 @@ def main() -> None:
         render(charts.spec(c, view), 45, 20)
     t_charts = time.perf_counter() - t0
     pts = m.table.cols["loss"].n
-    print(f"imports {t_import:.2f}s  first read {t_model:.2f}s  health {t_health:.3f}s  6 charts {t_charts:.3f}s")
+    print(
+        f"imports {t_import:.2f}s  first read {t_model:.2f}s (of which training.csv column parse {parse_s[0]:.2f}s)"
+        f"  health {t_health:.3f}s  6 charts {t_charts:.3f}s"
+    )
     print(f"chart points: {pts} (full history); RunHistory points: {len(m.history.steps)}; state {v.state}")
     total = t_import + t_model + t_health + t_charts
     print(f"TOTAL model+charts: {total:.2f}s (process start to here {time.perf_counter() - T_START:.2f}s)")

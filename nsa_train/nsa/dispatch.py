@@ -1,8 +1,9 @@
 """Public NSA ops: one name per op, dispatched to 'reference', 'fast' or 'triton'.
 
-'auto' is triton for selection on CUDA (fast for the others, unless the triton package provides them) and fast
-on CPU. The fast path on CPU is the designed path, not a fallback. When triton is wanted on CUDA but cannot
-run (kernels missing, import error, launch error), the fast path runs and ``fallbacks.count`` records it.
+'auto' is triton on CUDA where ``nsa_train.nsa.triton`` provides the op's kernel (selection; the others too if
+it ever does) and fast on CPU. The fast path on CPU is the designed path, not a fallback. When triton is wanted
+(auto on CUDA for selection, or asked for by name) but cannot run (kernels missing, import error, launch
+error), the fast path runs and ``fallbacks.count('<op>.triton->fast', reason)`` records it.
 """
 
 from __future__ import annotations
@@ -31,53 +32,60 @@ def get_default_impl() -> str:
     return _default_impl
 
 
-def triton_kernel(op: str) -> tuple[Callable[..., Any] | None, str]:
-    """(``nsa_train.nsa.triton.<op>_triton`` or None, why not)."""
+def triton_kernel(op: str, device: torch.device) -> tuple[Callable[..., Any] | None, str]:
+    """(``nsa_train.nsa.triton.<op>_triton`` if it can run for tensors on ``device``, else None; why not)."""
     try:
         mod = importlib.import_module("nsa_train.nsa.triton")
     except Exception as e:  # a broken or missing kernel package must not take the fast path down
         return None, f"import nsa_train.nsa.triton failed: {type(e).__name__}: {e}"
     fn = getattr(mod, f"{op}_triton", None)
-    return (fn, "") if fn is not None else (None, f"nsa_train.nsa.triton has no {op}_triton")
+    if fn is None:
+        return None, f"nsa_train.nsa.triton has no {op}_triton"
+    available = getattr(mod, "triton_available", None)
+    if available is not None:
+        ok, reason = available(device)
+        if not ok:
+            return None, reason
+    elif device.type != "cuda":
+        return None, "CUDA not available"
+    return fn, ""
 
 
 def resolve_impl(impl: str | None, device: torch.device, op: str = "selection_attention") -> str:
-    """The path a call with this impl would take on this device, without running or counting anything."""
+    """The path a call with this impl would take on this device, without running or counting anything.
+
+    'auto' on CPU is the fast path by design; 'triton' on CPU runs the kernels only under the Triton
+    interpreter (TRITON_INTERPRET=1, for tests).
+    """
     impl = _default_impl if impl is None else impl
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl in ("reference", "fast"):
-        return impl
-    if device.type != "cuda":
-        return "fast"
-    return "triton" if triton_kernel(op)[0] is not None else "fast"
+    if impl in ("reference", "fast") or (impl == "auto" and device.type != "cuda"):
+        return "fast" if impl == "auto" else impl
+    return "triton" if triton_kernel(op, device)[0] is not None else "fast"
 
 
 def _run(op: str, impl: str | None, args: tuple[Any, ...]) -> Any:
-    impl = _default_impl if impl is None else impl
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl == "reference":
+    q = args[0]
+    path = resolve_impl(impl, q.device, op)
+    if path == "reference":
         return getattr(reference, f"{op}_reference")(*args)
     fast_fn = getattr(fast, f"{op}_fast")
-    if impl == "fast":
-        return fast_fn(*args)
-    q = args[0]
-    # Only selection has a kernel by design; the others count a fallback only when triton was asked for by name.
-    wanted = op == "selection_attention" or impl == "triton"
-    if q.device.type != "cuda":
-        if impl == "triton":
-            fallbacks.count(f"{op.split('_')[0]}.triton->fast", "CUDA not available")
-        return fast_fn(*args)
-    fn, reason = triton_kernel(op)
-    if fn is None:
+    requested = _default_impl if impl is None else impl
+    # Only selection has a kernel by design: for the other ops 'auto' means fast, and only an explicit
+    # 'triton' that cannot run counts as a fallback.
+    wanted = requested == "triton" or (requested == "auto" and q.device.type == "cuda" and op == "selection_attention")
+    name = f"{op.split('_')[0]}.triton->fast"
+    if path == "fast":
         if wanted:
-            fallbacks.count(f"{op.split('_')[0]}.triton->fast", reason)
+            fallbacks.count(name, triton_kernel(op, q.device)[1])
         return fast_fn(*args)
+    fn, _ = triton_kernel(op, q.device)
+    assert fn is not None
     try:
         return fn(*args)
     except Exception as e:  # counted, never silent; the fast path computes the same thing
-        fallbacks.count(f"{op.split('_')[0]}.triton->fast", f"{type(e).__name__}: {e}")
+        fallbacks.count(name, f"{type(e).__name__}: {e}")
         return fast_fn(*args)
 
 

@@ -1,12 +1,11 @@
 """Fast NSA attention ops in PyTorch: chunked over query tiles, memory bounded, no loop over tokens/batch/heads.
 
-- Sliding window: per query tile, SDPA over the tile's key span (tile + w - 1 keys) with a band mask; torch's
-  fused CPU kernel keeps only the log-sum-exp for backward, so memory is O(T).
-- Compressed: per query tile, only the compressed blocks that tile can see (causal skipping).
-- Selection: a custom autograd function. Per tile it gathers each query's selected key blocks (index_select
-  on a [B*H*NB, block, D] view), keeps only the output and log-sum-exp, and recomputes in backward
-  (flash-attention style), scattering dk/dv with index_add_. Tiles are small so the gathered blocks stay in
-  cache; memory is O(T) instead of O(T * selected keys).
+- Sliding window: query tiles of WINDOW_TILE against their tile + w - 1 keys, all tiles of a group in one
+  SDPA call; a custom autograd function saves only q/k/v and recomputes each group in backward.
+- Compressed: query tiles against only the compressed blocks they can see (causal skipping); the layer's
+  variant turns each tile's probabilities into selected block ids at once and never holds p.
+- Selection: see fast_selection.py (block-major GEMMs, flash-style recompute).
+Loops run over query tiles only; everything inside a tile is batched over batch, heads and tokens.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ CMP_TILE = 256  # queries per tile in the compressed branch
 def sliding_window_attention_fast(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: float | None = None
 ) -> torch.Tensor:
-    B, T, HQ, H, G = check_qkv(q, k, v)
+    _, T, _, _, G = check_qkv(q, k, v)
     if window_size < 1:
         raise ValueError(f"window_size must be >= 1, got {window_size}")
     scale = default_scale(scale, q.shape[-1])
@@ -41,8 +40,10 @@ def sliding_window_attention_fast(
     return o.transpose(1, 2).to(q.dtype)
 
 
-def _window_core(qs, ks, vs, a: int, ka: int, w: int, scale: float) -> torch.Tensor:  # noqa: ANN001
-    """Window attention of queries a..a+Lq-1 (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1).
+def _window_core(
+    qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int, scale: float
+) -> torch.Tensor:
+    """Window attention of queries a.. (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1).
 
     All query tiles go into one SDPA call: tile i holds queries [a+iC, a+iC+C) and keys [a+iC-w+1, a+iC+C),
     an overlapping unfold of the left-padded keys.
@@ -157,42 +158,87 @@ def compressed_attention_and_selection_fast(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's compressed branch: (o [B, T, HQ, Dv], block_indices [B, T, H, n_sel]) without ever holding p.
 
-    p is computed per tile without gradients and turned into block ids at once; the differentiable output uses
-    SDPA (which keeps only the log-sum-exp) over the queries that see at least one block.
+    Per query tile: p over the visible compressed blocks is turned into block ids at once (Eq. 8-11), and the
+    output comes from SDPA. Only q, k_cmp, v_cmp are saved; backward recomputes each tile's SDPA.
     """
-    B, T, HQ, H, G = check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_qkv(q, k_cmp, v_cmp, same_length=False)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
-    NC, Dv = k_cmp.shape[1], v_cmp.shape[-1]
-    qh = q.to(cdt).transpose(1, 2)  # [B, HQ, T, D]
-    kh = k_cmp.to(cdt).transpose(1, 2)  # [B, H, NC, D]
-    vh = v_cmp.to(cdt).transpose(1, 2)  # [B, H, NC, Dv]
-    os, ids = [], []
-    for c0 in range(0, T, CMP_TILE):
-        c1 = min(T, c0 + CMP_TILE)
-        n = _visible_blocks(c1, NC, l, d)
-        with torch.no_grad():
+    qh = q.to(cdt).transpose(1, 2).contiguous()  # [B, HQ, T, D]
+    kh = k_cmp.to(cdt).transpose(1, 2).contiguous()  # [B, H, NC, D]
+    vh = v_cmp.to(cdt).transpose(1, 2).contiguous()  # [B, H, NC, Dv]
+    o, ids = _CmpSelectFn.apply(qh, kh, vh, l, d, l_sel, n_sel, scale)
+    return o.transpose(1, 2).to(q.dtype), ids
+
+
+def _cmp_tile(
+    qh: torch.Tensor, kh: torch.Tensor, vh: torch.Tensor, c0: int, c1: int, l: int, d: int, scale: float
+) -> torch.Tensor:
+    """Compressed attention output of queries c0..c1-1 (qh [B, HQ, C, D]) -> [B, HQ, C, Dv]; queries that see no
+    block get 0 (SDPA would give NaN on an empty row). kh/vh hold exactly the blocks visible to query c1 - 1."""
+    B, HQ, _, _ = qh.shape
+    n = kh.shape[2]
+    first = min(max(c0, l - 1), c1)
+    parts = [qh.new_zeros(B, HQ, first - c0, vh.shape[-1])] if first > c0 else []
+    if first < c1:
+        mask = _cmp_mask(first, c1, n, l, d, qh.device)
+        parts.append(
+            F.scaled_dot_product_attention(
+                qh[:, :, first - c0 :], kh, vh, attn_mask=mask, scale=scale, enable_gqa=kh.shape[1] != HQ
+            )
+        )
+    return torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+
+
+class _CmpSelectFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, qh, kh, vh, l, d, l_sel, n_sel, scale):  # type: ignore[override]
+        # qh [B, HQ, T, D], kh [B, H, NC, D], vh [B, H, NC, Dv]
+        B, HQ, T, _ = qh.shape
+        H, NC = kh.shape[1], kh.shape[2]
+        G = HQ // H
+        o = qh.new_empty(B, HQ, T, vh.shape[-1])
+        ids = []
+        for c0 in range(0, T, CMP_TILE):
+            c1 = min(T, c0 + CMP_TILE)
+            n = _visible_blocks(c1, NC, l, d)
             if n == 0:
-                p = q.new_zeros(B, c1 - c0, HQ, 0, dtype=cdt)
+                p = qh.new_zeros(B, c1 - c0, HQ, 0)
             else:
                 qg = qh[:, :, c0:c1].reshape(B, H, G, c1 - c0, -1)
-                scores = torch.einsum("bhgcd,bnhd->bchgn", qg, k_cmp[:, :n].to(cdt)) * scale  # [B, C, H, G, n]
-                mask = _cmp_mask(c0, c1, n, l, d, q.device)[None, :, None, None, :]
-                p = masked_softmax(scores, mask.expand_as(scores)).reshape(B, c1 - c0, HQ, n)
+                scores = torch.einsum("bhgcd,bhnd->bchgn", qg, kh[:, :, :n]).mul_(scale)  # [B, C, H, G, n]
+                hidden = ~_cmp_mask(c0, c1, n, l, d, qh.device)[None, :, None, None, :]
+                p = torch.softmax(scores.masked_fill_(hidden, float("-inf")), dim=-1)
+                if c0 < l - 1:  # rows that see no block: softmax of all -inf is NaN, p is 0 by definition
+                    p[:, : l - 1 - c0] = 0
+                p = p.view(B, c1 - c0, HQ, n)
             ids.append(select_blocks(p, c0, H, l, d, l_sel, n_sel, T))
-        # queries before the first visible block get exactly 0 (SDPA would give NaN on an empty row)
-        first = min(max(c0, l - 1), c1)
-        parts = [q.new_zeros(B, HQ, first - c0, Dv, dtype=cdt)] if first > c0 else []
-        if first < c1:
-            mask = _cmp_mask(first, c1, n, l, d, q.device)
-            parts.append(
-                F.scaled_dot_product_attention(
-                    qh[:, :, first:c1], kh[:, :, :n], vh[:, :, :n], attn_mask=mask, scale=scale, enable_gqa=G > 1
-                )
-            )
-        os.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
-    o = torch.cat(os, dim=2).transpose(1, 2).to(q.dtype)  # [B, T, HQ, Dv]
-    return o, torch.cat(ids, dim=1)
+            o[:, :, c0:c1] = _cmp_tile(qh[:, :, c0:c1], kh[:, :, :n], vh[:, :, :n], c0, c1, l, d, scale)
+        ctx.save_for_backward(qh, kh, vh)
+        ctx.args = (l, d, scale)
+        block_ids = torch.cat(ids, dim=1)
+        ctx.mark_non_differentiable(block_ids)
+        return o, block_ids
+
+    @staticmethod
+    def backward(ctx, do, _):  # type: ignore[override]
+        qh, kh, vh = ctx.saved_tensors
+        l, d, scale = ctx.args
+        T, NC = qh.shape[2], kh.shape[2]
+        dq, dk, dv = torch.zeros_like(qh), torch.zeros_like(kh), torch.zeros_like(vh)
+        for c0 in range(0, T, CMP_TILE):
+            c1 = min(T, c0 + CMP_TILE)
+            n = _visible_blocks(c1, NC, l, d)
+            if n == 0 or c1 <= l - 1:
+                continue
+            with torch.enable_grad():
+                xs = [x.detach().requires_grad_(True) for x in (qh[:, :, c0:c1], kh[:, :, :n], vh[:, :, :n])]
+                o = _cmp_tile(*xs, c0, c1, l, d, scale)
+                gq, gk, gv = torch.autograd.grad(o, xs, do[:, :, c0:c1])
+            dq[:, :, c0:c1] = gq
+            dk[:, :, :n] += gk
+            dv[:, :, :n] += gv
+        return dq, dk, dv, None, None, None, None, None
 
 
 def _dedupe_future(block_indices: torch.Tensor, block_size: int, n_blocks: int) -> torch.Tensor:
@@ -214,7 +260,7 @@ def selection_attention_fast(
     block_size: int,
     scale: float | None = None,
 ) -> torch.Tensor:
-    B, T, HQ, H, G = check_qkv(q, k, v)
+    B, T, _, H, _ = check_qkv(q, k, v)
     if block_indices.shape[:3] != (B, T, H):
         raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
     scale = default_scale(scale, q.shape[-1])

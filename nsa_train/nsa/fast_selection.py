@@ -23,7 +23,7 @@ class _Tile:
     """One query tile packed block-major. Rows are the tile's (b, t, h) triples; a slot is one (row, selected
     block) pair placed in a segment; padding slots point at a dummy row ``n_rows`` and see no key."""
 
-    def __init__(self, qg, kf, vf, idx, c0, c1, bs, scale):  # noqa: ANN001 (internal, shapes below)
+    def __init__(self, qg, kf, vf, idx, c0, c1, bs, scale):
         # qg [B, T, H, G, D], kf/vf [B*H*NB, bs, D|Dv], idx [B, T, H, S] cleaned (-1 unused)
         B, _, H, G, D = qg.shape
         S = idx.shape[-1]
@@ -107,7 +107,7 @@ class SelectionAttentionFn(torch.autograd.Function):
             m_row = s.new_full((tile.n_rows + 1, G), float("-inf"))
             m_row.scatter_reduce_(0, tile.row[:, None].expand(-1, G), s.amax(-1), "amax")
             m_row.clamp_min_(torch.finfo(s.dtype).min)
-            e = torch.exp(s - m_row.index_select(0, tile.row).unsqueeze(-1))  # [n_slots, G, bs]
+            e = s.sub_(m_row.index_select(0, tile.row).unsqueeze(-1)).exp_()  # [n_slots, G, bs], in place
             den = tile.to_rows(e.sum(-1))  # [rows+1, G]
             o_slots = torch.bmm(tile.seg(e), tile.v_seg).view(-1, G, Dv)
             o_rows = tile.to_rows(o_slots)[:-1] / den[:-1, :, None].clamp_min(torch.finfo(s.dtype).tiny)
@@ -136,10 +136,10 @@ class SelectionAttentionFn(torch.autograd.Function):
             tile = _Tile(qg, kf, vf, idx, c0, c1, bs, scale)
             lse_ext = torch.cat([lse[:, c0:c1].reshape(-1, G), lse.new_full((1, G), float("inf"))])
             delta_ext = torch.cat([delta[:, c0:c1].reshape(-1, G), delta.new_zeros(1, G)])
-            p = torch.exp(tile.scores - lse_ext.index_select(0, tile.row).unsqueeze(-1))  # [n_slots, G, bs]
+            p = tile.scores.sub_(lse_ext.index_select(0, tile.row).unsqueeze(-1)).exp_()  # [n_slots, G, bs]
             do_slots = _rows_to_slots(dog[:, c0:c1].reshape(-1, G, Dv), tile.row)  # [n_slots, G, Dv]
             dp = torch.bmm(tile.seg(do_slots), tile.v_seg.transpose(1, 2)).view(-1, G, bs)
-            ds = p * (dp - delta_ext.index_select(0, tile.row).unsqueeze(-1)) * scale
+            ds = dp.sub_(delta_ext.index_select(0, tile.row).unsqueeze(-1)).mul_(p).mul_(scale)
             dvf.index_add_(0, tile.block, torch.bmm(tile.seg(p).transpose(1, 2), tile.seg(do_slots)))
             dkf.index_add_(0, tile.block, torch.bmm(tile.seg(ds).transpose(1, 2), tile.q_seg))
             dq_slots = torch.bmm(tile.seg(ds), tile.k_seg).view(-1, G, D)

@@ -38,7 +38,7 @@ def selection_attention_reference(
     block_indices [B, T, H, S]: block ids (block j = keys [j*block_size, (j+1)*block_size)), -1 = unused slot.
     A block listed twice counts once. All query heads of a KV group use that group's blocks.
     """
-    B, T, HQ, H, G = check_qkv(q, k, v)
+    B, T, _, H, G = check_qkv(q, k, v)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     n_blocks = (T + block_size - 1) // block_size
@@ -103,4 +103,3 @@ def compressed_attention_reference(
     mask = compressed_visibility(T, k_cmp.shape[1], block_length, stride, q.device)  # [T, NC]
     o, p = _masked_attention(q.to(cdt), k_cmp.to(cdt), v_cmp.to(cdt), mask, scale)
     return o.to(q.dtype), p.permute(0, 2, 1, 3).to(q.dtype)
-

@@ -1,9 +1,97 @@
-"""`nsa sample` (being written)."""
+"""`nsa sample RUN|CHECKPOINT [--prompt TEXT ...] [--max-new-tokens N] [--temperature T] [--top-k K]
+[--seed S] [--best|--latest] [--device D] [--json]`: text from a trained checkpoint.
+
+With --json every sample carries repetition metrics (distinct-1/2/3, the longest back-to-back
+repeat; docs/after.md) so mode collapse is a number. torch is imported inside the command.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from nsa_tui.errors import UserError, fail
+
+DEFAULT_PROMPTS = ("ROMEO:", "The ")
+EXIT_NO_CHECKPOINT = 3
+
+
+def run_sample(
+    target: str,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    seed: int = 0,
+    which: str | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """{checkpoint, step, samples: [{prompt, text, seed, metrics}]}: sample i uses seed + i."""
+    from nsa_tui.rundir import resolve_run
+
+    p = Path(target)
+    if not p.is_file():
+        p = resolve_run(target)
+    from nsa_train.sample import SampleError, generate, load_for_sampling, repetition_metrics, resolve_checkpoint
+
+    try:
+        ckpt = resolve_checkpoint(p, which)
+        loaded = load_for_sampling(ckpt, device)
+    except SampleError as e:
+        raise UserError(str(e), EXIT_NO_CHECKPOINT) from None
+    samples = []
+    for i, prompt in enumerate(prompts):
+        text = generate(
+            loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed + i
+        )
+        samples.append({"prompt": prompt, "text": text, "seed": seed + i, "metrics": repetition_metrics(text)})
+    return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("sample")
+    def sample(
+        target: Annotated[str, typer.Argument(metavar="RUN|CHECKPOINT", help="run dir/name, or a .pt checkpoint")],
+        prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="prompt (repeatable)")] = None,
+        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1)] = 200,
+        temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy")] = 0.8,
+        top_k: Annotated[int, typer.Option("--top-k", min=0, help="0 = no top-k filter")] = 50,
+        seed: Annotated[int, typer.Option("--seed", help="sample i uses seed + i")] = 0,
+        best: Annotated[bool, typer.Option("--best", help="the best-by-val checkpoint (default when it exists)")] = False,
+        latest: Annotated[bool, typer.Option("--latest", help="the newest checkpoint")] = False,
+        device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+        json_out: Annotated[bool, typer.Option("--json", help="JSON with repetition metrics per sample")] = False,
+    ) -> None:
+        """Generate text from a run's best (or latest) checkpoint."""
+        if best and latest:
+            fail("--best and --latest exclude each other", 2)
+        if device not in ("auto", "cpu", "cuda"):
+            fail(f"--device must be auto, cpu or cuda, not {device!r}", 2)
+        which = "best" if best else "latest" if latest else None
+        try:
+            out = run_sample(
+                target,
+                prompt or list(DEFAULT_PROMPTS),
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_k=top_k or None,
+                seed=seed,
+                which=which,
+                device=device,
+            )
+        except UserError as e:
+            fail(str(e), e.code)
+        if json_out:
+            print(json.dumps(out, indent=2))
+            return
+        print(f"# {out['checkpoint']} (step {out['step']}, {out['device']})")
+        for s in out["samples"]:
+            m = s["metrics"]
+            print(f"\n--- prompt {s['prompt']!r} (seed {s['seed']})")
+            print(s["prompt"] + s["text"])
+            d = ", ".join(f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3"))
+            print(f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words")

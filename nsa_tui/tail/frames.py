@@ -1,4 +1,4 @@
-"""Parse the framed stream printed by remote_script.sh (pure; fed arbitrary byte splits).
+"""Parse the framed stream printed by remote_script.SCRIPT (pure; fed arbitrary byte splits).
 
 Every payload is preceded by a header that states its exact length, so the parser never
 looks for delimiters inside file bytes: NULs, stray newlines or invalid UTF-8 in a log
@@ -13,7 +13,7 @@ MAX_HEADER = 4096
 
 
 class FrameError(Exception):
-    """The stream is not what remote_script.sh prints."""
+    """The stream is not what remote_script.SCRIPT prints."""
 
 
 @dataclass(frozen=True)

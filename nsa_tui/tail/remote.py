@@ -1,6 +1,6 @@
 """Follow a run directory on another machine over ONE long-lived OpenSSH connection.
 
-The remote side is remote_script.sh run by the login shell (nothing installed). It keeps
+The remote side is remote_script.SCRIPT run by the login shell (nothing installed). It keeps
 byte offsets per inode and prints only appended bytes, framed (see frames.py). We keep our
 own offsets too, so after a dropped connection we reconnect with them and nothing is read
 twice. Reading happens in a thread; ``read()`` only drains what it queued.
@@ -11,19 +11,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from importlib import resources
 
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
+from nsa_tui.tail.remote_script import SCRIPT
 from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
 
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-def script_text() -> str:
-    return resources.files("nsa_tui.tail").joinpath("remote_script.sh").read_text()
 
 
 class _FileState:
@@ -96,7 +92,7 @@ class RemoteRunSource:
     def _command(self) -> str:
         resume = [f"{st.inode}:{st.offset}" for st in self._files.values() if st.inode]
         args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), *resume]
-        return remote_script(script_text(), args)
+        return remote_script(SCRIPT, args)
 
     def _run(self) -> None:
         attempt = 0

@@ -10,7 +10,9 @@ from typing import ClassVar
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from nsa_tui.watch import actions
@@ -28,11 +30,15 @@ from nsa_tui.watch.widgets.ranks_panel import RanksPanel
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
 
-REDRAW_S = 0.1  # how often the UI looks for new data
-MIN_REDRAW_GAP_S = 0.25  # at most 4 data redraws a second (a new line is still on screen < 0.5 s)
+MIN_REDRAW_GAP_S = 0.25  # header/titles/log: at most 4 redraws a second (a new line is on screen < 0.5 s)
+PLOT_REDRAW_GAP_S = 1.0  # charts and log tail: once a second is plenty, and cheap on CPU
 AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
-HEALTH_EVERY_S = 2.0  # the rules engine runs at most this often per run (alerts are not 10 Hz)
+HEALTH_EVERY_S = 5.0  # the rules engine runs at most this often per run (its rules look at minutes)
 COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
+
+
+class DataChanged(Message):
+    """A reader thread applied new data."""
 
 
 class WatchApp(App):
@@ -74,7 +80,11 @@ class WatchApp(App):
         self._drawn: tuple = ()
         self._last_age_tick = 0.0
         self._last_draw = 0.0
-        self._health_at: dict[int, tuple[float, int]] = {}  # run -> (clock, version) of its verdict
+        self._last_plot = 0.0
+        self._timer: Timer | None = None  # a throttled redraw of new data
+        self._plot_timer: Timer | None = None  # the charts' (slower) turn
+        self._posted: dict[int, int] = {}  # model id -> version announced to the UI
+        self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
         self._stop = threading.Event()
         self._start_readers = start_readers
         self._threads: list[threading.Thread] = []
@@ -105,7 +115,7 @@ class WatchApp(App):
                 t = threading.Thread(target=self._reader, args=(m,), name=f"nsa-watch-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
-        self.set_interval(REDRAW_S, self._tick)
+        self.set_interval(AGE_TICK_S, self._redraw)  # ages and ETA move even when no data comes
         self._redraw(force=True)
 
     def on_unmount(self) -> None:
@@ -122,11 +132,31 @@ class WatchApp(App):
                 model.pump()
             except Exception as e:  # keep following: one bad read must not end the dashboard
                 self.last_message = f"read error: {e}"
+            else:
+                if model.version != self._posted.get(id(model)):
+                    self._posted[id(model)] = model.version
+                    self.post_message(DataChanged())  # thread-safe; the UI redraws at once
             model.source.wait(0.25)
             self._stop.wait(COALESCE_S)
 
-    def _tick(self) -> None:
-        self._redraw()
+    def on_data_changed(self, _msg: DataChanged) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Redraw now, or when the minimum gap since the last redraw has passed."""
+        wait = MIN_REDRAW_GAP_S - (time.monotonic() - self._last_draw)
+        if wait <= 0:
+            self._redraw()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._timed_redraw)
+
+    def _timed_redraw(self) -> None:
+        self._timer = None
+        self._redraw(due=True)
+
+    def _timed_plot(self) -> None:
+        self._plot_timer = None
+        self._redraw(due=True)
 
     @property
     def model(self) -> RunModel:
@@ -150,13 +180,18 @@ class WatchApp(App):
     def _compare_title(self) -> str:
         return f"loss of {len(self.runs)} runs (x: {self.view.x_axis})"
 
-    def _redraw(self, force: bool = False) -> None:
+    def _redraw(self, force: bool = False, due: bool = False) -> None:
+        """Bring the screen up to date. ``force``: everything, now; ``due``: a scheduled redraw
+        (its gap has passed, timers may fire a little early); otherwise at most every gap."""
         now = self.clock()
         mono = time.monotonic()
         key = (self.active, tuple(m.version for m in self.runs), repr(sorted(self.view.__dict__.items())))
         age_tick = now - self._last_age_tick >= AGE_TICK_S
         data_changed = key != self._drawn
-        if not force and not age_tick and (not data_changed or mono - self._last_draw < MIN_REDRAW_GAP_S):
+        throttled = mono - self._last_draw < MIN_REDRAW_GAP_S and not due
+        if not force and not age_tick and (not data_changed or throttled):
+            if data_changed and self._timer is None:
+                self._timer = self.set_timer(MIN_REDRAW_GAP_S - (mono - self._last_draw), self._timed_redraw)
             return
         self._last_age_tick = now
         self._last_draw = mono
@@ -168,19 +203,34 @@ class WatchApp(App):
             self.query_one(HealthPanel).show(v)
             self.query_one(RanksPanel).show(self._rank_rows(m, now))
             if data_changed or force:
-                self.query_one(EventsPane).show(list(m.history.events), list(m.logs))
-                if self.view.compare:
-                    self.query_one("#compare", LineChart).redraw()
+                plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
+                if plot:
+                    self._last_plot = mono
                 else:
-                    for c in CHARTS:
-                        self.query_one(f"#chart-{c}", LineChart).redraw()
+                    self._drawn = ()  # the charts still owe this data: come back for them
+                    if self._plot_timer is None:
+                        wait = PLOT_REDRAW_GAP_S - (mono - self._last_plot)
+                        self._plot_timer = self.set_timer(wait, self._timed_plot)
+                if plot:
+                    # charts and the log tail once a second; the header carries the newest
+                    # step at 4 Hz
+                    self.query_one(EventsPane).show(list(m.history.events[-50:]), m.log_tail(50))
+                    if self.view.compare:
+                        self.query_one("#compare", LineChart).redraw()
+                    else:
+                        for c in CHARTS:
+                            self.query_one(f"#chart-{c}", LineChart).redraw()
 
     def _verdict(self, m: RunModel, now: float, force: bool) -> VerdictView:
         """The health engine's verdict, re-evaluated at most every HEALTH_EVERY_S per run."""
         last = self._health_at.get(self.active)
-        if force or last is None or (m.version != last[1] and now - last[0] >= HEALTH_EVERY_S) or now - last[0] >= 5:
+        h = m.history
+        # a change of phase (first progress, the end, an exit status) is judged at once
+        shape = (h.has_progress, h.end_event is not None, h.exit_status, h.halt_requested, len(h.ranks))
+        stale = last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2])
+        if force or last is None or stale or now - last[0] >= 5:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
-            self._health_at[self.active] = (now, m.version)
+            self._health_at[self.active] = (now, m.version, shape)
         return self.verdicts[self.active]
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
@@ -198,10 +248,10 @@ class WatchApp(App):
             "health": v.health if not v.problem else "",
             "step": h.latest_step,
             "total": h.total_steps,
-            "eta": v.eta_s,
-            "elapsed": (stop - start) if start else None,
+            "eta": _whole(v.eta_s),
+            "elapsed": _whole(stop - start) if start else None,
             "tokens": h.last_value("tokens_seen"),
-            "hb_age": (now - last_ts) if last_ts is not None else None,
+            "hb_age": _whole(now - last_ts) if last_ts is not None else None,
             "corrupt": h.corrupt,
             "source": m.source.describe() if self.host else "",
         }
@@ -305,3 +355,8 @@ class WatchApp(App):
         yield SystemCommand("Next run", "Switch to the next run", self.action_next_run)
         yield SystemCommand("Re-read from scratch", "Read every file again", self.action_reread)
         yield SystemCommand("Keys", "Show every key", self.action_help)
+
+
+def _whole(seconds: float | None) -> float | None:
+    """Whole seconds: the header repaints once a second for ages, not on every redraw."""
+    return None if seconds is None else float(int(seconds))

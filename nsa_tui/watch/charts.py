@@ -38,17 +38,24 @@ def x_formatter(axis: str):
 
 @dataclass
 class SmoothCache:
-    """Moving average of a loss column, recomputed only when points were added."""
+    """Moving average of a loss column, extended incrementally as points arrive (a full
+    recompute only when the window or the underlying column changes)."""
 
     key: tuple = ()
+    done: int = 0
     series: Series = field(default_factory=Series)
 
     def get(self, xs: np.ndarray, ys: np.ndarray, k: int, generation) -> Series:
-        key = (len(xs), k, generation)
-        if key != self.key:
-            self.key = key
+        key = (k, generation)
+        if key != self.key or len(xs) < self.done:
+            self.key, self.done = key, 0
             self.series.clear()
-            self.series.extend(xs, moving_average(ys, k))
+        n = len(xs)
+        if n > self.done:
+            start = max(0, self.done - k + 1)  # the window of the first new point reaches back k-1
+            avg = moving_average(ys[start:n], k)[self.done - start :]
+            self.series.extend(xs[self.done : n], avg)
+            self.done = n
         return self.series
 
 
@@ -61,6 +68,9 @@ class RunCharts:
         self._smooth = SmoothCache()
         self._val = Series()
         self._val_key: tuple = ()
+        self._x_key: tuple = ()
+        self._x_done = 0
+        self._x_hi = -np.inf
 
     def _line(self, key: str, label: str, color: str, series, markers: bool = False) -> Line:
         ln = self._lines.get(key)
@@ -71,9 +81,17 @@ class RunCharts:
     def x_range(self, view: ViewSettings) -> tuple[float, float]:
         """0 to a round number past the newest point: the axis (and the chart caches) only
         change when the data outgrows it, not on every step; never past the planned end."""
-        xs = self.model.table.cols[view.x_axis].y
-        finite = xs[np.isfinite(xs)] if len(xs) else xs
-        hi = float(finite.max()) if len(finite) else 1.0
+        col = self.model.table.cols[view.x_axis]
+        key = (view.x_axis, col.generation)
+        if key != self._x_key or col.n < self._x_done:
+            self._x_key, self._x_done, self._x_hi = key, 0, -np.inf
+        if col.n > self._x_done:  # only the new points: the x columns only grow
+            new = col.y[self._x_done : col.n]
+            new = new[np.isfinite(new)]
+            if len(new):
+                self._x_hi = max(self._x_hi, float(new.max()))
+            self._x_done = col.n
+        hi = self._x_hi if np.isfinite(self._x_hi) else 1.0
         top = nice_ceil(hi * 1.02)
         total = self.model.history.total_steps
         if view.x_axis == "step" and total and hi <= total:
@@ -133,7 +151,8 @@ class RunCharts:
 
     def _val_series(self, ax: str) -> Series:
         t = self.model.table
-        key = (ax, t.val_step.n, t.val_step.generation, t.cols["step"].n)
+        # on time/token axes val points are placed by interpolation: redo when points arrive
+        key = (ax, t.val_step.n, t.val_step.generation, t.cols["step"].n if ax != "step" else 0)
         if key != self._val_key:
             self._val_key = key
             self._val.clear()

@@ -68,6 +68,7 @@ class ChartTable:
         self.t0: float | None = None
         self.last_step = -1
         self.last_val_step = -1
+        self._views: dict[tuple[str, str], XYView] = {}
 
     def clear(self) -> None:
         for s in (*self.cols.values(), self.val_step, self.val_time, self.val_tokens, self.val_loss):
@@ -127,9 +128,11 @@ class ChartTable:
         return np.interp(steps, base, col.y) if val else col.y
 
     def view(self, metric: str, axis: str) -> XYView:
-        ys = self.cols[metric]
-        xs = self.cols["step" if axis == "step" else ("time" if axis == "time" else "tokens")]
-        return XYView(xs, ys)
+        """The (x, metric) pair; the same object every time, so chart caches stay warm."""
+        v = self._views.get((metric, axis))
+        if v is None:
+            v = self._views[(metric, axis)] = XYView(self.cols[axis], self.cols[metric])
+        return v
 
 
 class XYView:
@@ -164,7 +167,7 @@ class RunModel:
         self.lock = threading.RLock()
         self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table = ChartTable()
-        self.logs: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)  # (file, line)
+        self.logs: dict[str, deque[str]] = {}  # log file name -> its last lines
         self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
         self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
         self._tmux: list[str] | None = None
@@ -229,13 +232,14 @@ class RunModel:
                 self._whole[u.name] = u.content or b""
             return
         if u.name in LOG_NAMES or source_kind(u.name) == "ignore":
+            tail = self.logs.setdefault(u.name, deque(maxlen=LOG_TAIL_LINES))
             if u.reset:
-                self.logs.clear()
+                tail.clear()
                 if u.name == CONSOLE_LOG:
                     self._console.clear()
             for line in u.lines:
                 text = line.decode("utf-8", errors="replace")
-                self.logs.append((u.name, text))
+                tail.append(text)
                 if u.name == CONSOLE_LOG and text.strip():
                     self._console.append(text.rstrip())
             return
@@ -306,6 +310,15 @@ class RunModel:
         return changed
 
     # ------------------------------------------------------------ derived
+    def log_tail(self, n: int) -> list[tuple[str, str]]:
+        """The last n lines of console.log (stdout+stderr: it already holds train.log's lines),
+        else of train.log, else of any other *.log."""
+        for name in (CONSOLE_LOG, schema.TRAIN_LOG, *sorted(self.logs)):
+            tail = self.logs.get(name)
+            if tail:
+                return [(name, line) for line in list(tail)[-n:]]
+        return []
+
     @property
     def run_dir(self) -> Path | None:
         return getattr(self.source, "directory", None)

@@ -28,13 +28,13 @@ def test_layer_fast_matches_reference(n_heads, n_kv_heads, T, tiles):
     assert ref.impl_name == "reference" and fst.impl_name == "fast"
     x = torch.randn(2, T, 32, generator=torch.Generator().manual_seed(3))
     xs = [x.clone().requires_grad_(True) for _ in range(2)]
-    outs = [m(xi) for m, xi in zip((ref, fst), xs)]
+    outs = [m(xi) for m, xi in zip((ref, fst), xs, strict=False)]
     torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
     w = torch.randn_like(outs[0])
     for o in outs:
         (o * w).sum().backward()
     torch.testing.assert_close(xs[0].grad, xs[1].grad, atol=1e-5, rtol=1e-5)
-    for (name, p_ref), p_fst in zip(ref.named_parameters(), fst.parameters()):
+    for (name, p_ref), p_fst in zip(ref.named_parameters(), fst.parameters(), strict=False):
         torch.testing.assert_close(p_ref.grad, p_fst.grad, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
     torch.testing.assert_close(ref.last_gates, fst.last_gates)
     assert ref.last_gates.shape == (2, T, n_heads, 3) and not ref.last_gates.requires_grad

@@ -53,15 +53,17 @@ def grads(fn, *inputs: torch.Tensor, seed: int = 1):
 
 
 def assert_same(out_a, out_b, grads_a, grads_b, **tol) -> None:
-    for a, b in zip(out_a if isinstance(out_a, tuple) else (out_a,), out_b if isinstance(out_b, tuple) else (out_b,)):
+    for a, b in zip(
+        out_a if isinstance(out_a, tuple) else (out_a,), out_b if isinstance(out_b, tuple) else (out_b,), strict=False
+    ):
         torch.testing.assert_close(a, b, **tol)
-    for ga, gb in zip(grads_a, grads_b):
+    for ga, gb in zip(grads_a, grads_b, strict=False):
         torch.testing.assert_close(ga, gb, **tol)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_selection_fast_matches_reference(shape, tiles):
-    B, T, HQ, H, D = shape
+    B, T, _, H, _ = shape
     q, k, v = qkv(*shape)
     idx = random_blocks(B, T, H, 3, 6)
     ref = grads(lambda a, b, c: selection_attention_reference(a, b, c, idx, 6), q, k, v)
@@ -81,7 +83,7 @@ def test_window_fast_matches_reference(shape, window, tiles):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(("l", "d"), [(8, 4), (4, 4), (6, 2)])
 def test_compressed_fast_matches_reference(shape, l, d, tiles):
-    B, T, HQ, H, D = shape
+    T = shape[1]
     q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
     ref = grads(lambda a, b, c: compressed_attention_reference(a, b, c, l, d), q, k, v)
     fst = grads(lambda a, b, c: compressed_attention_fast(a, b, c, l, d), q, k, v)
@@ -99,7 +101,9 @@ def test_long_sequence_crosses_tiles():
         sliding_window_attention_fast(q, k, v, 200), sliding_window_attention_reference(q, k, v, 200), **TOL
     )
     kc, vc = k[:, :174], v[:, :174]  # (700 - 8) // 4 + 1 compressed blocks
-    for a, b in zip(compressed_attention_fast(q, kc, vc, 8, 4), compressed_attention_reference(q, kc, vc, 8, 4)):
+    for a, b in zip(
+        compressed_attention_fast(q, kc, vc, 8, 4), compressed_attention_reference(q, kc, vc, 8, 4), strict=False
+    ):
         torch.testing.assert_close(a, b, **TOL)
 
 
@@ -109,7 +113,10 @@ def test_bf16_smoke():
     pairs = [
         (selection_attention_fast(q, k, v, idx, 8), selection_attention_reference(q, k, v, idx, 8)),
         (sliding_window_attention_fast(q, k, v, 7), sliding_window_attention_reference(q, k, v, 7)),
-        (compressed_attention_fast(q, k[:, :9], v[:, :9], 8, 4)[0], compressed_attention_reference(q, k[:, :9], v[:, :9], 8, 4)[0]),
+        (
+            compressed_attention_fast(q, k[:, :9], v[:, :9], 8, 4)[0],
+            compressed_attention_reference(q, k[:, :9], v[:, :9], 8, 4)[0],
+        ),
     ]
     for a, b in pairs:
         assert a.dtype == torch.bfloat16 and b.dtype == torch.bfloat16
@@ -123,7 +130,9 @@ def test_bf16_smoke():
 def dense_causal(q, k, v):
     G = q.shape[2] // k.shape[2]
     o = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.repeat_interleave(G, 2).transpose(1, 2), v.repeat_interleave(G, 2).transpose(1, 2),
+        q.transpose(1, 2),
+        k.repeat_interleave(G, 2).transpose(1, 2),
+        v.repeat_interleave(G, 2).transpose(1, 2),
         is_causal=True,
     )
     return o.transpose(1, 2)

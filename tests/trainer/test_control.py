@@ -87,8 +87,9 @@ def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> Non
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, out
     end = records(run_dir)[-1]
-    assert end["kind"] == "end" and end["reason"] == "signal" and end["step"] == 3
-    assert ck.read_pointer(run_dir / "checkpoints", schema.LATEST_POINTER).name == ck.checkpoint_file_name(3)
+    assert end["kind"] == "end" and end["reason"] == "signal" and 3 <= end["step"] < 50
+    latest = ck.read_pointer(run_dir / "checkpoints", schema.LATEST_POINTER)
+    assert latest.name == ck.checkpoint_file_name(end["step"])
     assert not list(run_dir.glob(".stackdump*"))  # the spare file is cleaned up
 
 

@@ -81,3 +81,16 @@ def test_render_draws_the_spike_and_the_limit():
 def test_render_without_data_says_so():
     text = render(ChartSpec([Line("x", "red", Series())], 0, 1), 30, 5).plain
     assert "waiting for data" in text
+
+
+def test_incremental_smoothing_equals_full():
+    from nsa_tui.watch.charts import SmoothCache
+
+    rng = np.random.default_rng(3)
+    ys = rng.normal(size=1000)
+    ys[400] = np.nan
+    xs = np.arange(1000.0)
+    cache = SmoothCache()
+    for n in (1, 5, 37, 38, 500, 1000):
+        s = cache.get(xs[:n], ys[:n], 50, 0)
+    assert np.allclose(s.y, moving_average(ys, 50), equal_nan=True)

@@ -41,7 +41,7 @@ def describe_event(ev) -> str:
 
 class EventsPane(Widget):
     DEFAULT_CSS = """
-    EventsPane { height: 1fr; border: round $primary; padding: 0 1; }
+    EventsPane { height: 1fr; border: round $primary; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kw) -> None:
@@ -51,6 +51,8 @@ class EventsPane(Widget):
         self.logs: list[tuple[str, str]] = []
 
     def show(self, events: list, logs: list[tuple[str, str]]) -> None:
+        if events == self.events and logs == self.logs:
+            return
         self.events, self.logs = events, logs
         self.refresh()
 

@@ -21,8 +21,11 @@ class HealthPanel(Widget):
         self.verdict = VerdictView()
 
     def show(self, v: VerdictView) -> None:
+        if v == self.verdict:
+            return
+        grew = len(v.alerts) != len(self.verdict.alerts) or bool(v.problem) != bool(self.verdict.problem)
         self.verdict = v
-        self.refresh(layout=True)
+        self.refresh(layout=grew)  # a new height only when the number of alerts changed
 
     def render(self) -> Text:
         v = self.verdict

@@ -35,25 +35,25 @@ class _Plot(Widget):
 
     def __init__(self, spec: Callable[[], ChartSpec | None]) -> None:
         super().__init__()
-        self._spec = spec
-        self._text: Text | None = None
-        self._size: tuple[int, int] = (0, 0)
+        self._spec_fn = spec
+        self._chart_text: Text | None = None
+        self._drawn_size: tuple[int, int] = (0, 0)
 
     def redraw(self) -> None:
         if self.size.width == 0 or self.size.height == 0:
             return
         text = self._build()
-        if self._text is None or text.plain != self._text.plain or text.spans != self._text.spans:
-            self._text, self._size = text, (self.size.width, self.size.height)
+        if self._chart_text is None or text.plain != self._chart_text.plain or text.spans != self._chart_text.spans:
+            self._chart_text, self._drawn_size = text, (self.size.width, self.size.height)
             self.refresh()
 
     def render(self) -> Text:
-        if self._text is None or self._size != (self.size.width, self.size.height):
-            self._text, self._size = self._build(), (self.size.width, self.size.height)
-        return self._text
+        if self._chart_text is None or self._drawn_size != (self.size.width, self.size.height):
+            self._chart_text, self._drawn_size = self._build(), (self.size.width, self.size.height)
+        return self._chart_text
 
     def _build(self) -> Text:
-        spec = self._spec()
+        spec = self._spec_fn()
         if spec is None:
             return Text()
         return render(spec, self.size.width, max(2, self.size.height))
@@ -66,19 +66,19 @@ class LineChart(Vertical):
 
     def __init__(self, spec: Callable[[], ChartSpec | None], title: Callable[[], str], **kw) -> None:
         super().__init__(**kw)
-        self._spec = spec
-        self._title = title
+        self._spec_fn = spec
+        self._title_fn = title
 
     def compose(self) -> ComposeResult:
         yield _Title()
-        yield _Plot(self._spec)
+        yield _Plot(self._spec_fn)
 
     def redraw(self) -> None:
-        """Recompute title and plot; each repaints only if what it shows changed."""
+        """Recompute the title and the plot; each repaints only if what it shows changed."""
         if not self.display:
             return
-        title = Text(self._title(), style="bold", no_wrap=True, overflow="crop")
-        spec = self._spec()
+        title = Text(self._title_fn(), style="bold", no_wrap=True, overflow="crop")
+        spec = self._spec_fn()
         if spec is not None and len(spec.lines) > 1 and len(title) + 12 * len(spec.lines) < self.size.width:
             title.append("  ")
             for ln in spec.lines:

@@ -20,8 +20,12 @@ class RanksPanel(Widget):
         self.rows: list[tuple[int, int | None, float | None]] = []
 
     def show(self, rows: list[tuple[int, int | None, float | None]]) -> None:
+        # ages in whole seconds: a repaint per second at most, not per redraw
+        rows = [(r, s, None if a is None else float(int(a))) for r, s, a in rows]
+        if rows == self.rows:
+            return
         self.rows = rows
-        self.refresh(layout=True)
+        self.refresh()
 
     def render(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")

@@ -36,6 +36,8 @@ class RunHeader(Widget):
         self.info: dict = {}
 
     def show(self, info: dict) -> None:
+        if info == self.info:
+            return
         self.info = info
         self.refresh()
 

@@ -1,3 +1,9 @@
+"""The remote half of `nsa watch --host`: a POSIX sh loop run by the login shell over ssh.
+
+Kept as a Python string (not a .sh file) so it ships with the package without package-data.
+"""
+
+SCRIPT = r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
 # Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW [INODE:OFFSET ...]  (offsets already consumed locally)
 # A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end.
@@ -67,3 +73,4 @@ while :; do
   printf 'E %s\n' "$round"
   [ "$more" = 1 ] || sleep "$iv"  # still catching up on a big file: no pause
 done
+"""

