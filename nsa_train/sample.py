@@ -115,7 +115,9 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
         raise SampleError(str(e)) from None
     except KeyError as e:
         raise SampleError(f"{path} lacks {e} (not a model checkpoint of this trainer)") from None
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
     model.to(dev).eval()
     return Loaded(model, tokenizer, cfg, path, int(state["step"]), dev)
 

@@ -37,6 +37,10 @@ MEMORY_WARN_FRACTION = 0.85
 GpuProbe = Callable[[], list[tuple[str, int]]]  # -> [(name, total bytes)] of the visible GPUs
 
 
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+
+
 def row(name: str, status: str, reason: str) -> dict[str, str]:
     return {"name": name, "status": status, "reason": reason}
 
@@ -124,6 +128,8 @@ def check_tokenizer(cfg: Config) -> tuple[dict[str, str], Any]:
         tok = build_tokenizer(cfg.data)
     except DataError as e:
         return row("tokenizer", FAIL, str(e)), None
+    except Exception as e:  # damaged vocabulary files surface as JSON/Unicode errors: still this row's failure
+        return row("tokenizer", FAIL, f"cannot build the {cfg.data.tokenizer} tokenizer: {_one_line(e)}"), None
     if cfg.model.vocab_size is not None and cfg.model.vocab_size < tok.vocab_size:
         msg = f"model.vocab_size {cfg.model.vocab_size} is smaller than the tokenizer's ({tok.vocab_size})"
         return row("tokenizer", FAIL, msg), None
@@ -140,6 +146,8 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int) -> dict[str
         x, _ = next(stream)  # [micro_batch, seq_len]
     except DataError as e:
         return row("data", FAIL, str(e))
+    except Exception as e:  # a reader's own exception (pyarrow, network): the row names it
+        return row("data", FAIL, f"first batch failed: {_one_line(e)}")
     finally:
         if stream is not None:
             stream.close()
@@ -195,10 +203,14 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
         if fell_back:
             rows.append(row(f"nsa {impl}", FAIL, f"{impl} path fell back: {fell_back} ({shape})"))
         elif not math.isfinite(err) or err > tol:
-            rows.append(row(f"nsa {impl}", FAIL, f"{impl} vs reference: rel. max error {err:.1e} > {tol:.0e} ({shape})"))
+            rows.append(
+                row(f"nsa {impl}", FAIL, f"{impl} vs reference: rel. max error {err:.1e} > {tol:.0e} ({shape})")
+            )
         else:
             ms = (time.perf_counter() - start) * 1e3
-            rows.append(row(f"nsa {impl}", PASS, f"{impl} vs reference: rel. max error {err:.1e} ({shape}, {ms:.0f} ms)"))
+            rows.append(
+                row(f"nsa {impl}", PASS, f"{impl} vs reference: rel. max error {err:.1e} ({shape}, {ms:.0f} ms)")
+            )
         x2 = x.clone()
         x2[:, t0] += torch.randn(dim, generator=gen).to(device) * 3
         out2 = _layer_outputs(cfg, impl, x2, 0, device)
@@ -267,5 +279,5 @@ def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: b
         try:
             out.rows += nsa_selftest(cfg, device)
         except Exception as e:  # a crash in the kernels is exactly what this check is for
-            out.rows.append(row("nsa", FAIL, f"self-test crashed: {type(e).__name__}: {str(e).splitlines()[0]}"))
+            out.rows.append(row("nsa", FAIL, f"self-test crashed: {_one_line(e)}"))
     return out

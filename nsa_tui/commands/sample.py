@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy")] = 0.8,
         top_k: Annotated[int, typer.Option("--top-k", min=0, help="0 = no top-k filter")] = 50,
         seed: Annotated[int, typer.Option("--seed", help="sample i uses seed + i")] = 0,
-        best: Annotated[bool, typer.Option("--best", help="the best-by-val checkpoint (default when it exists)")] = False,
+        best: Annotated[
+            bool, typer.Option("--best", help="the best-by-val checkpoint (default when it exists)")
+        ] = False,
         latest: Annotated[bool, typer.Option("--latest", help="the newest checkpoint")] = False,
         device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
         json_out: Annotated[bool, typer.Option("--json", help="JSON with repetition metrics per sample")] = False,
@@ -93,5 +95,7 @@ def register(app: typer.Typer) -> None:
             m = s["metrics"]
             print(f"\n--- prompt {s['prompt']!r} (seed {s['seed']})")
             print(s["prompt"] + s["text"])
-            d = ", ".join(f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3"))
+            d = ", ".join(
+                f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3")
+            )
             print(f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words")

@@ -14,7 +14,11 @@ from typing import Any
 from nsa_tui.report.load import ReportRun, finite
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-BRANCH_STYLES = (("gate_share_cmp", "compressed", "-"), ("gate_share_sel", "selected", "--"), ("gate_share_win", "window", ":"))
+BRANCH_STYLES = (
+    ("gate_share_cmp", "compressed", "-"),
+    ("gate_share_sel", "selected", "--"),
+    ("gate_share_win", "window", ":"),
+)
 FIGSIZE = (9, 4.8)
 DPI = 110
 

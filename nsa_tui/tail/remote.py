@@ -129,6 +129,7 @@ class RemoteRunSource:
                 if not data:
                     break
                 for fr in parser.feed(data):
+                    self._mark_connected()  # any well-formed frame: the link works
                     if fr.kind == "E":
                         got_round = True
                         self._on_round()
@@ -148,15 +149,17 @@ class RemoteRunSource:
             self._wake.set()
         return got_round
 
+    def _mark_connected(self) -> None:
+        if not self.connected:
+            self.connected = True
+            self.disconnected_since = None
+            self.last_error = ""
+
     def _on_round(self) -> None:
         self.rounds += 1
         for name in sorted(self._whole_last - self._whole_present):
             self._queue.put(Update(name, deleted=True))
         self._whole_last, self._whole_present = self._whole_present, set()
-        if not self.connected:
-            self.connected = True
-            self.disconnected_since = None
-            self.last_error = ""
         self._wake.set()
 
     def _on_frame(self, fr: Frame) -> None:

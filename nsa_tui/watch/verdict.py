@@ -1,8 +1,5 @@
 """Thin adapter to the health engine of `nsa status` (nsa_tui.health): one engine for both.
-
-Only shapes the engine's Verdict for display; it judges nothing itself. If the engine
-cannot be imported (it is another engineer's module), the panel says so instead of guessing.
-"""
+It only shapes the engine's Verdict for the panels; it judges nothing itself."""
 
 from __future__ import annotations
 
@@ -26,45 +23,18 @@ class VerdictView:
     health: str = "unknown"
     alerts: list[AlertView] = field(default_factory=list)
     eta_s: float | None = None
-    problem: str = ""  # why there is no verdict
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+    problem: str = ""  # why there is no verdict (the engine raised)
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
+    """The health engine's verdict (nsa_tui.health.evaluate), shaped for the panels. A crash
+    inside the engine is shown in the health panel rather than taking the dashboard down."""
+    from nsa_tui.health import evaluate as engine_evaluate
+
     try:
-        from nsa_tui import health
-    except Exception as e:  # the engine is missing or broken: say so, judge nothing
-        return VerdictView(problem=f"health engine unavailable ({type(e).__name__})")
-    fn = getattr(health, "evaluate", None)
-    if fn is None:
-        return VerdictView(problem="health engine unavailable (no evaluate)")
-    try:
-        v = fn(history, now=now)
-    except TypeError:
-        v = fn(history, now)
-    except Exception as e:
-        return VerdictView(problem=f"health engine failed: {e}")
-    alerts = [
-        AlertView(
-            str(_get(a, "rule", "?")),
-            str(_get(a, "severity", "warning")),
-            str(_get(a, "message", "")),
-            _get(a, "since_step"),
-        )
-        for a in (_get(v, "alerts", []) or [])
-    ]
+        v = engine_evaluate(history, now)
+    except Exception as e:  # shown on screen, never swallowed
+        return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
+    alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
     alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
-    eta = _get(v, "eta", None)
-    if eta is None:
-        eta = _get(v, "eta_s", None)
-    return VerdictView(
-        state=str(_get(v, "state", "unknown")),
-        health=str(_get(v, "health", "unknown")),
-        alerts=alerts,
-        eta_s=float(eta) if isinstance(eta, (int, float)) else None,
-    )
+    return VerdictView(state=v.state, health=v.health, alerts=alerts, eta_s=v.eta_s)

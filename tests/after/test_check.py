@@ -45,7 +45,9 @@ def test_missing_data_file_fails_cheap_and_deep(tmp_path: Path) -> None:
     from nsa_tui.commands.check import run_check
 
     missing = str(tmp_path / "nope.txt")
-    rows = by_name(run_check(None, [*FAST, "data.source=local", f"data.path={missing}"], tmp_path / "r", nsa_test=False))
+    rows = by_name(
+        run_check(None, [*FAST, "data.source=local", f"data.path={missing}"], tmp_path / "r", nsa_test=False)
+    )
     assert rows["data path"]["status"] == "fail" and missing in rows["data path"]["reason"]
     assert rows["data"]["status"] == "fail" and "does not exist" in rows["data"]["reason"]
 

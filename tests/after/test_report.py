@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from PIL import Image
 from typer.testing import CliRunner
 
-from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from nsa_tui.cli import app
 from nsa_tui.report import build_report
 

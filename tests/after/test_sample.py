@@ -13,7 +13,7 @@ from nsa_tui.cli import app
 
 
 def test_distinct_n_hand_computed() -> None:
-    w = "a b a b c".split()
+    w = ["a", "b", "a", "b", "c"]
     assert distinct_n(w, 1) == pytest.approx(3 / 5)  # {a, b, c} of 5
     assert distinct_n(w, 2) == pytest.approx(3 / 4)  # ab, ba, ab, bc -> {ab, ba, bc}
     assert distinct_n(w, 3) == pytest.approx(3 / 3)  # aba, bab, abc
@@ -21,13 +21,13 @@ def test_distinct_n_hand_computed() -> None:
 
 
 def test_longest_repeat_hand_computed() -> None:
-    assert longest_repeat("the cat the cat the cat sat".split()) == {
+    assert longest_repeat(["the", "cat", "the", "cat", "the", "cat", "sat"]) == {
         "words": 6, "n": 2, "copies": 3, "ngram": "the cat", "start": 0,
     }  # fmt: skip
     # a unigram run of 4 beats a bigram run of 2 copies (4 words each: the smaller n wins the tie)
-    r = longest_repeat("x y x y z z z z".split())
+    r = longest_repeat(["x", "y", "x", "y", "z", "z", "z", "z"])
     assert (r["words"], r["n"], r["copies"], r["ngram"], r["start"]) == (4, 1, 4, "z", 4)
-    assert longest_repeat("one two three".split())["words"] == 0
+    assert longest_repeat(["one", "two", "three"])["words"] == 0
 
 
 def test_collapsed_text_scores_as_collapsed() -> None:

@@ -94,7 +94,8 @@ def test_live_heartbeat_is_refused(runs_dir, tmux_socket):
 def test_not_enough_disk_for_checkpoints(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "huge", "--set", "model.vocab_size=4000000000", "--dry-run")
     assert res.returncode == 1
-    assert "not enough disk for checkpoints" in _one_error_line(res)
+    line = _one_error_line(res)
+    assert line.startswith("error: disk: not enough") and "GiB for checkpoints" in line
 
 
 def test_unwritable_run_dir(tmux_socket, tmp_path):
