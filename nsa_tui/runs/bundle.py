@@ -1,0 +1,254 @@
+"""A run directory as bounded byte windows: what `nsa status` reads, locally or over SSH.
+
+A RunBundle holds, per interesting file, its last N bytes (N from FILE_LIMITS), its size,
+mtime, and for CSVs its header line. Locally it is read with Python; over SSH the same
+windows come back in one call from a POSIX sh script (REMOTE_SCRIPT: `tail -c`, `head`,
+`ls`), framed, and are parsed by ``parse_frames``. Either way one parser judges them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+from nsa_train.telemetry import schema
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# (glob, bytes from the end). Order matters: a file takes the first pattern it matches.
+FILE_LIMITS: tuple[tuple[str, int], ...] = (
+    ("heartbeat_rank0.jsonl", 512 * KIB),  # rank 0: ~800 recent progress records plus events
+    (schema.HEARTBEAT_GLOB, 256 * KIB),  # other ranks: liveness only
+    (schema.TRAINING_CSV, 640 * KIB),  # ~4000 recent rows: the window the history rules see
+    (schema.VAL_CSV, 256 * KIB),
+    ("fallback_counters.csv", 256 * KIB),
+    (schema.RUN_JSON, 512 * KIB),
+    (schema.LAUNCH_JSON, 256 * KIB),
+    (schema.CONFIG_YAML, 256 * KIB),
+    (schema.SUMMARY_JSON, 256 * KIB),
+    (schema.EXIT_STATUS, 64),
+    (schema.CONSOLE_LOG, 16 * KIB),
+    (schema.HALT_FILE, 0),
+    (".anomaly_type", 4 * KIB),
+    ("stackdump_*.txt", 0),  # names only
+    ("*_summary.json", 64 * KIB),  # generic trainers' end-of-run summary
+    ("*.jsonl", 2 * MIB),  # generic training logs
+    ("*.csv", 2 * MIB),
+)
+CSV_HEAD_BYTES = 4 * KIB
+
+
+def file_limit(name: str) -> int | None:
+    """Bytes to read from the end of ``name``; None when the file is not of interest."""
+    for pattern, limit in FILE_LIMITS:
+        if fnmatch(name, pattern):
+            return limit
+    return None
+
+
+@dataclass
+class FileWindow:
+    name: str
+    data: bytes  # the last bytes of the file
+    size: int  # the whole file's size
+    mtime: float | None
+    head: bytes = b""  # the first line (CSV header), when the window starts mid-file
+
+    @property
+    def from_middle(self) -> bool:
+        return len(self.data) < self.size
+
+
+@dataclass
+class RunBundle:
+    """Everything `nsa status` needs from one run directory."""
+
+    run: str  # display name
+    path: str  # the directory as given (local or remote)
+    files: dict[str, FileWindow] = field(default_factory=dict)
+    now: float = 0.0  # the clock of the host that read the files
+    tmux_sessions: list[str] | None = None  # None: unknown (no tmux, or not asked)
+    host: str | None = None
+
+    def text(self, name: str) -> str | None:
+        w = self.files.get(name)
+        return None if w is None else w.data.decode("utf-8", errors="replace")
+
+
+def collect_local(run_dir: Path, *, tmux_sessions: list[str] | None = None) -> RunBundle:
+    """Read the bounded windows of a local run directory."""
+    run_dir = Path(run_dir)
+    bundle = RunBundle(run=run_dir.name or str(run_dir), path=str(run_dir), now=time.time())
+    try:
+        names = sorted(os.listdir(run_dir))
+    except OSError:
+        return bundle
+    for name in names:
+        limit = file_limit(name)
+        if limit is None:
+            continue
+        p = run_dir / name
+        try:
+            st = p.stat()
+            if not os.path.isfile(p):
+                continue
+            data = b""
+            head = b""
+            if limit > 0 and st.st_size > 0:
+                with open(p, "rb") as fh:
+                    start = max(0, st.st_size - limit)
+                    if start > 0 and name.endswith(".csv"):
+                        head = fh.read(CSV_HEAD_BYTES).split(b"\n", 1)[0]
+                    fh.seek(start)
+                    data = fh.read(limit)
+        except OSError:
+            continue
+        bundle.files[name] = FileWindow(name, data, max(st.st_size, len(data)), st.st_mtime, head)
+    bundle.tmux_sessions = tmux_sessions
+    return bundle
+
+
+# ---------------------------------------------------------------- over SSH, one call
+FRAME = b"\n@@nsa@@ "
+
+# $1: the tmux socket name ('' for the default server), $2: 1 to prefer a remote `nsa`,
+# then pairs of (glob, limit) ended by '--', then the RUN arguments ('' = most recent,
+# '@all:DIR' = every run directory under DIR, newest first; DIR '' = the runs root).
+# Each file's window goes to a temp file first so its frame length is exact even while
+# the trainer appends.
+REMOTE_SCRIPT = r"""
+sock=$1; prefer_nsa=$2; shift 2
+pats=""
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do pats="$pats $1:$2"; shift 2; done
+[ "$#" -gt 0 ] && shift
+frame() { printf '\n@@nsa@@ %s %s %s\n' "$1" "$2" "$3"; }
+tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-status.$$")
+trap 'rm -f "$tmp" "$tmp.h"' EXIT
+frame now 0 "$(date +%s)"
+if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
+if command -v tmux >/dev/null 2>&1; then
+  $tl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
+  frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
+fi
+root=${NSA_RUNS_DIR:-runs}
+emit_run() {
+  d=$1
+  if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then
+    NSA_TMUX_SOCKET=$sock nsa status --json "$d" >"$tmp" 2>/dev/null
+    if [ -s "$tmp" ]; then frame json "$(wc -c <"$tmp" | tr -d ' ')" "$d"; cat "$tmp"; return; fi
+  fi
+  frame run 0 "$d"
+  seen=" "
+  set -f
+  for pl in $pats; do
+    pat=${pl%:*}; lim=${pl##*:}
+    set +f
+    for f in "$d"/$pat; do
+      [ -f "$f" ] || continue
+      name=${f##*/}
+      case "$seen" in *" $name "*) continue;; esac
+      seen="$seen$name "
+      size=$(wc -c <"$f" | tr -d ' ')
+      mt=$(stat -c %Y "$f" 2>/dev/null || date -r "$f" +%s 2>/dev/null || echo 0)
+      if [ "$lim" -gt 0 ]; then tail -c "$lim" "$f" >"$tmp" 2>/dev/null; else : >"$tmp"; fi
+      case "$name" in *.csv) if [ "$size" -gt "$lim" ]; then
+        head -c 4096 "$f" | head -n 1 >"$tmp.h"
+        frame head "$(wc -c <"$tmp.h" | tr -d ' ')" "$name"; cat "$tmp.h"; fi;;
+      esac
+      frame file "$(wc -c <"$tmp" | tr -d ' ')" "$size $mt $name"; cat "$tmp"
+    done
+    set -f
+  done
+  set +f
+}
+[ "$#" -eq 0 ] && set -- ""
+for run in "$@"; do
+  case "$run" in
+    @all:*)
+      dir=${run#@all:}; [ -n "$dir" ] || dir=$root
+      if [ ! -d "$dir" ]; then frame missing 0 "$dir"; continue; fi
+      frame listing 0 "$dir"
+      ls -1t "$dir" 2>/dev/null | while IFS= read -r d; do [ -d "$dir/$d" ] && emit_run "$dir/$d"; done
+      continue;;
+  esac
+  if [ -z "$run" ]; then
+    d=$(ls -1t "$root" 2>/dev/null | head -n 1)
+    [ -n "$d" ] && d="$root/$d"
+  elif [ -d "$run" ]; then d=$run
+  elif [ -d "$root/$run" ]; then d=$root/$run
+  else d=""; fi
+  if [ -z "$d" ] || [ ! -d "$d" ]; then frame missing 0 "${run:-$root}"; continue; fi
+  emit_run "$d"
+done
+"""
+
+
+def remote_args(tmux_socket: str, runs: list[str], prefer_nsa: bool) -> list[str]:
+    args = [tmux_socket, "1" if prefer_nsa else "0"]
+    for pattern, limit in FILE_LIMITS:
+        args += [pattern, str(limit)]
+    return [*args, "--", *runs]
+
+
+@dataclass
+class RemoteAnswer:
+    """What one remote call brought back, per RUN argument, in order."""
+
+    bundles: list[RunBundle | str | bytes]  # a bundle, a missing RUN (str), or remote JSON (bytes)
+    now: float | None
+    tmux_sessions: list[str] | None
+
+
+def parse_frames(data: bytes, host: str) -> RemoteAnswer:
+    """Split the remote script's output into bundles (never raises on odd input)."""
+    out: list[RunBundle | str | bytes] = []
+    now: float | None = None
+    sessions: list[str] | None = None
+    current: RunBundle | None = None
+    pending_head: dict[str, bytes] = {}
+    pos = data.find(FRAME)
+    while pos >= 0:
+        eol = data.find(b"\n", pos + len(FRAME))
+        if eol < 0:
+            break
+        header = data[pos + len(FRAME) : eol].decode("utf-8", errors="replace")
+        parts = header.split(" ", 2)
+        if len(parts) < 3 or not parts[1].isdigit():
+            pos = data.find(FRAME, eol)
+            continue
+        kind, length, rest = parts[0], int(parts[1]), parts[2]
+        body = data[eol + 1 : eol + 1 + length]
+        nxt = eol + 1 + length
+        if kind == "now":
+            try:
+                now = float(rest)
+            except ValueError:
+                now = None
+        elif kind == "tmux":
+            sessions = [s for s in body.decode("utf-8", errors="replace").splitlines() if s]
+        elif kind == "missing":
+            out.append(rest)
+        elif kind == "json":
+            out.append(body)
+        elif kind == "run":
+            current = RunBundle(run=rest.rstrip("/").rsplit("/", 1)[-1] or rest, path=rest, host=host)
+            current.now = now or time.time()
+            current.tmux_sessions = sessions
+            out.append(current)
+        elif kind == "head":
+            pending_head[rest] = body.rstrip(b"\n")
+        elif kind == "file" and current is not None:
+            fields = rest.split(" ", 2)
+            if len(fields) == 3:
+                size_s, mt_s, name = fields
+                try:
+                    size, mtime = int(size_s), float(mt_s) or None
+                except ValueError:
+                    size, mtime = len(body), None
+                current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
+        pos = data.find(FRAME, nxt)
+    return RemoteAnswer(out, now, sessions)

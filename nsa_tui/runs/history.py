@@ -1,0 +1,510 @@
+"""RunHistory: the metric history of one run, built from lines fed per source file.
+
+Both `nsa status` (one snapshot from bounded file tails) and `nsa watch` (lines appended
+while it runs) feed the same object, so the two can never disagree about what a file says.
+
+    h = RunHistory("nsa-v1")
+    h.feed("training.csv", lines)           # bytes or str lines, without newlines
+    h.feed("heartbeat_rank0.jsonl", lines)  # any order, any number of calls
+    h.column("loss"), h.steps, h.latest["loss"], h.events, h.ranks, h.corrupt
+
+Points are keyed by step and kept sorted: a step seen in training.csv and again in the
+heartbeat is one point whose fields are merged (the heartbeat adds the fallback counters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nsa_train.telemetry import schema
+from nsa_tui.runs.records import (
+    ALIASES,
+    METRICS,
+    Normalised,
+    normalise_generic,
+    normalise_v1,
+    normalise_vibe,
+    to_float,
+    to_step,
+)
+from nsa_tui.runs.tail import MAX_LINE_BYTES
+
+FORMAT_V1 = schema.FORMAT_NAME  # "nsa-v1"
+FORMAT_VIBE = "nsa-vibe"
+FORMAT_GENERIC = "generic"
+FORMATS = (FORMAT_V1, FORMAT_VIBE, FORMAT_GENERIC)
+
+VIBE_TRAINING_COLUMNS = ("step", "loss", "lr", "toks_per_s")
+VAL_COLUMNS = ("step", "val_loss", "val_ppl")
+MAX_EVENTS = 2000  # events are rare (boot, phases, evals, checkpoints); keep the recent ones
+
+_HEARTBEAT_RE = re.compile(r"heartbeat_rank(\d+)\.jsonl$")
+_EVENT_KINDS = frozenset(
+    (
+        schema.KIND_BOOT,
+        schema.KIND_PHASE,
+        schema.KIND_CHECKPOINT,
+        schema.KIND_EVAL,
+        schema.KIND_STALL,
+        schema.KIND_END,
+        schema.KIND_ERROR,
+    )
+)
+
+
+@dataclass
+class Event:
+    """A non-progress record: boot, phase, checkpoint, eval, stall, end, error."""
+
+    kind: str
+    step: int | None
+    ts: float | None
+    rank: int | None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RankState:
+    """What one rank last said (any record kind): for per-rank liveness."""
+
+    rank: int
+    last_ts: float | None = None
+    last_step: int | None = None
+    last_kind: str | None = None
+    pid: int | None = None
+    records: int = 0
+
+
+def source_kind(source: str) -> str:
+    """How a source file's lines are parsed: heartbeat, training_csv, val_csv, fallback_csv,
+    jsonl (generic log), csv (generic table), or ignore."""
+    name = source.rsplit("/", 1)[-1]
+    if _HEARTBEAT_RE.search(name):
+        return "heartbeat"
+    if name == schema.TRAINING_CSV:
+        return "training_csv"
+    if name == schema.VAL_CSV:
+        return "val_csv"
+    if name == "fallback_counters.csv":
+        return "fallback_csv"
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
+    return "ignore"
+
+
+def _rank_of(source: str) -> int | None:
+    m = _HEARTBEAT_RE.search(source)
+    return int(m.group(1)) if m else None
+
+
+def _text(line: bytes | str) -> str | None:
+    if isinstance(line, bytes):
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return line
+
+
+class RunHistory:
+    """Column arrays, events, per-rank liveness and a corrupt-line counter for one run.
+
+    Metric columns (``column(name)``, aligned with ``steps`` and ``ts``): loss, lr,
+    toks_per_s, grad_norm, tokens_seen, dt_step_s, dt_fetch_s, gpu_mem_alloc_gb,
+    gpu_mem_reserved_gb, rss_gb, gate_entropy_mean, gate_entropy_min, gate_max_mean,
+    gate_collapse_frac, gate_share_cmp, gate_share_sel, gate_share_win. Values are floats
+    (NaN kept) or None. Validation: ``val_steps``/``val_loss``/``val_ppl``. Fallback
+    counters: ``fallbacks`` = [(step, {name: cumulative count})].
+
+    The loader (nsa_tui.runs.load) also fills the run's context: ``run_info`` (run.json),
+    ``config`` (dict), ``launch`` (launch.json), ``exit_status``, ``console_tail``,
+    ``halt_requested``, ``summary``, ``anomaly``, ``stackdumps``, ``process_alive`` (True/False/None
+    when unknown) and ``last_write_ts`` (newest telemetry file mtime).
+    """
+
+    def __init__(self, fmt: str | None = None, *, max_points: int | None = None) -> None:
+        self.format = fmt
+        self.max_points = max_points
+        self.steps: list[int] = []
+        self.ts: list[float | None] = []
+        self._cols: dict[str, list[float | None]] = {k: [] for k in METRICS}
+        self.val_steps: list[int] = []
+        self.val_loss: list[float | None] = []
+        self.val_ppl: list[float | None] = []
+        self.fallbacks: list[tuple[int, dict[str, float]]] = []
+        self.events: list[Event] = []
+        self.ranks: dict[int, RankState] = {}
+        self.corrupt = 0
+        self.corrupt_by_source: dict[str, int] = {}
+        self.records = 0
+        self._csv_headers: dict[str, tuple[str, ...]] = {}
+        self._csv_plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        # context filled by the loader
+        self.run_info: dict[str, Any] = {}
+        self.config: dict[str, Any] = {}
+        self.launch: dict[str, Any] = {}
+        self.exit_status: int | None = None
+        self.console_tail: list[str] = []
+        self.halt_requested = False
+        self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
+        self.anomaly: str | None = None
+        self.stackdumps: list[str] = []
+        self.process_alive: bool | None = None
+        self.last_write_ts: float | None = None
+
+    # ------------------------------------------------------------------ feeding
+    def feed(self, source: str, lines: Iterable[bytes | str]) -> int:
+        """Parse complete lines of one source file; returns how many records were accepted.
+        Bad lines (not UTF-8, not JSON, wrong CSV shape, over 1 MiB) are skipped and counted."""
+        kind = source_kind(source)
+        if kind == "ignore":
+            return 0
+        accepted = 0
+        for raw in lines:
+            if len(raw) > MAX_LINE_BYTES:
+                self._bad(source)
+                continue
+            text = _text(raw)
+            if text is None:
+                self._bad(source)
+                continue
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                ok = self._feed_line(source, kind, text)
+            except (ValueError, TypeError, OverflowError, RecursionError):
+                ok = False
+            if ok:
+                accepted += 1
+            elif ok is False:
+                self._bad(source)
+        self.records += accepted
+        return accepted
+
+    def _bad(self, source: str) -> None:
+        self.corrupt += 1
+        self.corrupt_by_source[source] = self.corrupt_by_source.get(source, 0) + 1
+
+    def _feed_line(self, source: str, kind: str, text: str) -> bool | None:
+        """True: accepted; False: corrupt; None: a header line (neither)."""
+        if kind in ("heartbeat", "jsonl"):
+            rec = schema.decode(text)
+            if rec is None:
+                return False
+            return self._feed_json(rec, kind, _rank_of(source))
+        return self._feed_csv(source, kind, text)
+
+    def _feed_json(self, rec: dict[str, Any], kind: str, rank_hint: int | None) -> bool:
+        n: Normalised | None
+        if "kind" in rec and self.format in (None, FORMAT_V1):
+            n = normalise_v1(rec, rank_hint)
+            if n is not None and self.format is None:
+                self.format = FORMAT_V1
+        elif "msg" in rec and self.format in (None, FORMAT_VIBE):
+            n = normalise_vibe(rec, rank_hint)
+            if n is not None and self.format is None:
+                self.format = FORMAT_VIBE
+        elif kind == "jsonl" or self.format == FORMAT_GENERIC:
+            n = normalise_generic(rec)
+        else:
+            n = None
+        if n is None:
+            return False
+        self.add_record(n)
+        return True
+
+    def _feed_csv(self, source: str, kind: str, text: str) -> bool | None:
+        cells = text.split(",")
+        first = cells[0].strip().strip('"')
+        if to_float(first) is None:
+            # a header line (it names the step column): remember it, the tail window of a
+            # big CSV starts after it; any other non-numeric row is corrupt
+            header = tuple(c.strip().strip('"') for c in cells)
+            if not set(header) & set(ALIASES["step"]):
+                return False
+            self._csv_headers[source] = header
+            return None
+        header = self._csv_headers.get(source) or self._default_header(kind, len(cells))
+        if header is None or len(header) != len(cells):
+            return False
+        if kind == "training_csv" and self._fast_training_row(header, cells):
+            return True
+        row = dict(zip(header, cells, strict=False))
+        if kind == "training_csv" or kind == "csv":
+            n = normalise_generic(row) if kind == "csv" else self._training_row(row)
+            if n is None:
+                return False
+            if n.fields.get("val_loss") is not None:
+                self._add_val(n.step, n.fields.get("val_loss"), n.fields.get("val_ppl"))
+            if n.metrics:
+                self.add_record(n)
+            return True
+        step = to_step(row.get("step"))
+        if step is None:
+            return False
+        if kind == "val_csv":
+            self._add_val(step, to_float(row.get("val_loss")), to_float(row.get("val_ppl", row.get("ppl"))))
+            return True
+        counters = {k: v for k, v in ((k, to_float(v)) for k, v in row.items() if k != "step") if v is not None}
+        self._add_fallbacks(step, {k[3:] if k.startswith("fb_") else k: v for k, v in counters.items()})
+        return True
+
+    def _default_header(self, kind: str, n_cells: int) -> tuple[str, ...] | None:
+        if kind == "training_csv":
+            if n_cells == len(schema.TRAINING_CSV_HEADER):
+                return schema.TRAINING_CSV_HEADER
+            if n_cells == len(VIBE_TRAINING_COLUMNS):
+                return VIBE_TRAINING_COLUMNS
+        if kind == "val_csv" and n_cells == len(VAL_COLUMNS):
+            return VAL_COLUMNS
+        return None
+
+    def _fast_training_row(self, header: tuple[str, ...], cells: list[str]) -> bool:
+        """The common case of a well-formed numeric row, without per-cell dispatch
+        (long CSV histories are the bulk of what status and watch read)."""
+        plan = self._csv_plans.get(header)
+        if plan is None:
+            names = [self._CSV_RENAMES.get(name, name) for name in header]
+            idx = [i for i, name in enumerate(names) if name in self._cols]
+            plan = self._csv_plans[header] = (
+                header.index("step") if "step" in header else -1,
+                header.index("ts") if "ts" in header else -1,
+                idx,
+                [names[i] for i in idx],
+                [col for name, col in self._cols.items() if name not in {names[i] for i in idx}],
+            )
+        step_i, ts_i, idx, names, missing = plan
+        if step_i < 0:
+            return False
+        try:
+            step = int(cells[step_i])
+            values = [float(cells[i]) if cells[i] else None for i in idx]
+            ts = float(cells[ts_i]) if ts_i >= 0 and cells[ts_i] else None
+        except (ValueError, OverflowError):
+            return False  # the careful path decides
+        if step < 0 or (ts is not None and not math.isfinite(ts)):
+            return False
+        if self.steps and step <= self.steps[-1]:
+            self._upsert(step, ts, dict(zip(names, values, strict=True)))
+            return True
+        # in-order append, the bulk of every load: straight into the columns
+        self.steps.append(step)
+        self.ts.append(ts)
+        cols = self._cols
+        for name, v in zip(names, values, strict=True):
+            cols[name].append(v)
+        for col in missing:
+            col.append(None)
+        self._trim()
+        return True
+
+    _CSV_RENAMES: ClassVar[dict[str, str]] = {
+        "learning_rate": "lr",
+        "tokens_per_second": "toks_per_s",
+        "tokens_per_sec": "toks_per_s",
+    }
+
+    def _training_row(self, row: dict[str, str]) -> Normalised | None:
+        step = to_step(row.get("step"))
+        if step is None:
+            return None
+        ts = to_float(row.get("ts"))
+        # rank None: a CSV row is a metric, not a liveness record of a process
+        n = Normalised(schema.KIND_PROGRESS, step, ts if ts is not None and math.isfinite(ts) else None, None)
+        for k, v in row.items():
+            if k in self._cols:
+                n.metrics[k] = to_float(v)
+            elif k in ALIASES["toks_per_s"]:
+                n.metrics["toks_per_s"] = to_float(v)
+            elif k in ALIASES["lr"]:
+                n.metrics["lr"] = to_float(v)
+        return n
+
+    def add_record(self, n: Normalised) -> None:
+        """Apply one normalised record (also usable directly by tests and other readers)."""
+        if n.rank is not None:
+            st = self.ranks.get(n.rank)
+            if st is None:
+                st = self.ranks[n.rank] = RankState(n.rank)
+            if n.ts is not None and (st.last_ts is None or n.ts >= st.last_ts):
+                st.last_ts, st.last_kind = n.ts, n.kind
+                if n.step is not None:
+                    st.last_step = n.step
+            st.pid = n.pid if n.pid is not None else st.pid
+            st.records += 1
+        if n.kind in _EVENT_KINDS:
+            self.events.append(Event(n.kind, n.step, n.ts, n.rank, n.fields))
+            if len(self.events) > MAX_EVENTS:
+                del self.events[: len(self.events) - MAX_EVENTS]
+            if n.kind == schema.KIND_EVAL and n.step is not None:
+                self._add_val(n.step, n.metrics.get("val_loss"), n.metrics.get("val_ppl"))
+                return
+        if n.step is None:
+            return
+        if n.fields.get("val_loss") is not None and n.kind == schema.KIND_PROGRESS and self.format == FORMAT_GENERIC:
+            self._add_val(n.step, n.fields.get("val_loss"), n.fields.get("val_ppl"))
+        if n.metrics and n.kind != schema.KIND_EVAL:
+            self._upsert(n.step, n.ts, n.metrics)
+        if n.fallbacks:
+            self._add_fallbacks(n.step, {k: float(v) for k, v in n.fallbacks.items()})
+
+    def _upsert(self, step: int, ts: float | None, metrics: dict[str, float | None]) -> None:
+        if not self.steps or step > self.steps[-1]:
+            i = len(self.steps)
+            self.steps.append(step)
+            self.ts.append(ts)
+            for k, col in self._cols.items():
+                col.append(metrics.get(k))
+            self._trim()
+            return
+        i = bisect_left(self.steps, step)
+        if i < len(self.steps) and self.steps[i] == step:
+            if ts is not None:
+                self.ts[i] = ts
+            for k, v in metrics.items():
+                if v is not None and k in self._cols:
+                    self._cols[k][i] = v
+            return
+        self.steps.insert(i, step)
+        self.ts.insert(i, ts)
+        for k, col in self._cols.items():
+            col.insert(i, metrics.get(k))
+
+    def _trim(self) -> None:
+        if self.max_points is None or len(self.steps) <= self.max_points * 5 // 4:
+            return
+        drop = len(self.steps) - self.max_points
+        del self.steps[:drop], self.ts[:drop]
+        for col in self._cols.values():
+            del col[:drop]
+
+    def _add_val(self, step: int | None, loss: float | None, ppl: float | None) -> None:
+        if step is None:
+            return
+        if self.val_steps and step <= self.val_steps[-1]:
+            i = bisect_left(self.val_steps, step)
+            if i < len(self.val_steps) and self.val_steps[i] == step:
+                self.val_loss[i], self.val_ppl[i] = loss, ppl
+                return
+            self.val_steps.insert(i, step)
+            self.val_loss.insert(i, loss)
+            self.val_ppl.insert(i, ppl)
+            return
+        self.val_steps.append(step)
+        self.val_loss.append(loss)
+        self.val_ppl.append(ppl)
+
+    def _add_fallbacks(self, step: int, counters: dict[str, float]) -> None:
+        if not counters:
+            return
+        if self.fallbacks and step == self.fallbacks[-1][0]:
+            self.fallbacks[-1][1].update(counters)
+        elif self.fallbacks and step < self.fallbacks[-1][0]:
+            i = bisect_left([s for s, _ in self.fallbacks], step)
+            self.fallbacks.insert(i, (step, dict(counters)))
+        else:
+            self.fallbacks.append((step, dict(counters)))
+
+    # ------------------------------------------------------------------ reading
+    def column(self, name: str) -> list[float | None]:
+        """One metric column, aligned with ``steps`` (KeyError for an unknown name)."""
+        return self._cols[name]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return METRICS
+
+    def last_value(self, name: str) -> float | None:
+        """The newest non-null value of a metric (NaN counts: it is a value)."""
+        col = self._cols[name]
+        for v in reversed(col):
+            if v is not None:
+                return v
+        return None
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        """Newest value of every metric plus step, ts, val_loss, val_ppl, fallbacks."""
+        out: dict[str, Any] = {k: self.last_value(k) for k in METRICS}
+        out["step"] = self.latest_step
+        out["ts"] = self.last_progress_ts
+        out["val_loss"] = self.val_loss[-1] if self.val_loss else None
+        out["val_ppl"] = self.val_ppl[-1] if self.val_ppl else None
+        out["fallbacks"] = dict(self.fallbacks[-1][1]) if self.fallbacks else {}
+        return out
+
+    @property
+    def latest_step(self) -> int | None:
+        """The highest step any record reached (progress, liveness or event)."""
+        best = self.steps[-1] if self.steps else None
+        for st in self.ranks.values():
+            if st.last_step is not None and (best is None or st.last_step > best):
+                best = st.last_step
+        return best
+
+    @property
+    def last_progress_ts(self) -> float | None:
+        for t in reversed(self.ts):
+            if t is not None:
+                return t
+        return None
+
+    def last_event(self, *kinds: str) -> Event | None:
+        for ev in reversed(self.events):
+            if ev.kind in kinds:
+                return ev
+        return None
+
+    @property
+    def boot_event(self) -> Event | None:
+        """The last boot (a resumed run boots again)."""
+        return self.last_event(schema.KIND_BOOT)
+
+    @property
+    def end_event(self) -> Event | None:
+        """The end record of the current attempt (an end before the last boot does not count)."""
+        end = self.last_event(schema.KIND_END)
+        boot = self.boot_event
+        if end is None:
+            return None
+        if boot is not None and end.ts is not None and boot.ts is not None and end.ts < boot.ts:
+            return None
+        return end
+
+    @property
+    def last_phase(self) -> str | None:
+        ev = self.last_event(schema.KIND_PHASE)
+        if ev is None:
+            return None
+        p = ev.fields.get("phase") or ev.fields.get("name")
+        return str(p) if p is not None else None
+
+    @property
+    def has_progress(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def total_steps(self) -> int | None:
+        """From run.json, else the config's train.steps, else a generic log's own hint."""
+        for src in (self.run_info.get("total_steps"), (self.config.get("train") or {}).get("steps")):
+            v = to_step(src)
+            if v:
+                return v
+        boot = self.boot_event
+        if boot is not None:
+            v = to_step(boot.fields.get("total_steps") or boot.fields.get("steps") or boot.fields.get("max_steps"))
+            if v:
+                return v
+        return None
+
+    def to_debug_json(self) -> str:
+        return json.dumps({"format": self.format, "points": len(self.steps), "corrupt": self.corrupt})

@@ -1,0 +1,195 @@
+"""From a run directory (or a RunBundle) to a RunHistory with its context filled in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nsa_train.telemetry import schema
+from nsa_tui.runs.bundle import RunBundle, collect_local
+from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
+from nsa_tui.runs.tail import split_complete_lines
+
+CONSOLE_TAIL_LINES = 20
+TMUX_SOCKET_ENV = "NSA_TMUX_SOCKET"
+
+# training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
+_FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
+
+
+def detect_format_from_bundle(bundle: RunBundle) -> str | None:
+    """'nsa-v1', 'nsa-vibe', 'generic', or None when no telemetry is there."""
+    files = bundle.files
+    info = _json(bundle.text(schema.RUN_JSON))
+    if info.get("format") == schema.FORMAT_NAME:
+        return FORMAT_V1
+    hb = sorted(n for n in files if source_kind(n) == "heartbeat")
+    for name in hb:
+        for line in reversed(split_complete_lines(files[name].data, from_middle=files[name].from_middle)[-50:]):
+            rec = schema.decode(line)
+            if rec is None:
+                continue
+            if "kind" in rec:
+                return FORMAT_V1
+            if "msg" in rec:
+                return FORMAT_VIBE
+    if schema.TRAINING_CSV in files:
+        w = files[schema.TRAINING_CSV]
+        first = (w.head or w.data[:4096]).split(b"\n", 1)[0]
+        if first.startswith(b"step,") and first.count(b",") + 1 == len(schema.TRAINING_CSV_HEADER):
+            return FORMAT_V1
+        if first and first[:1].isdigit():
+            return FORMAT_VIBE
+    if hb:
+        return FORMAT_V1 if schema.RUN_JSON in files else FORMAT_VIBE
+    if any(source_kind(n) in ("jsonl", "csv") for n in files):
+        return FORMAT_GENERIC
+    if schema.LAUNCH_JSON in files:
+        return FORMAT_V1  # started by `nsa launch`, no record yet (or it died before writing one)
+    return None
+
+
+def detect_format(run_dir: Path) -> str | None:
+    """The telemetry format of a local run directory ('nsa-v1', 'nsa-vibe', 'generic') or None."""
+    return detect_format_from_bundle(collect_local(Path(run_dir)))
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _yaml(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    import yaml  # only for runs without run.json's config copy
+
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
+    """The tmux session `nsa launch` used for this run."""
+    for key in ("tmux_session", "session"):
+        if isinstance(launch.get(key), str) and launch[key]:
+            return launch[key]
+    name = launch.get("name") if isinstance(launch.get("name"), str) else run_name
+    return f"nsa-{name}"
+
+
+def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
+    """Session names of the local tmux server ($NSA_TMUX_SOCKET, else ``socket_name``, else the
+    default server); None if tmux is absent."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        return None
+    argv = [tmux]
+    sock = os.environ.get(TMUX_SOCKET_ENV) or socket_name
+    if sock:
+        argv += ["-L", sock]
+    try:
+        proc = subprocess.run(
+            [*argv, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # no server running means no sessions (exit 1 with "no server running")
+    return [s for s in proc.stdout.splitlines() if s] if proc.returncode == 0 else []
+
+
+def fill_context(h: RunHistory, bundle: RunBundle) -> None:
+    """The non-metric facts about a run: config, launch record, exit status, console tail,
+    halt/anomaly markers, stack dumps, and whether its tmux session still exists."""
+    h.run_info = _json(bundle.text(schema.RUN_JSON))
+    cfg = h.run_info.get("config")
+    h.config = cfg if isinstance(cfg, dict) else _yaml(bundle.text(schema.CONFIG_YAML))
+    h.launch = _json(bundle.text(schema.LAUNCH_JSON))
+    status = (bundle.text(schema.EXIT_STATUS) or "").strip()
+    h.exit_status = int(status) if status.lstrip("-").isdigit() else None
+    console = bundle.files.get(schema.CONSOLE_LOG)
+    if console is not None:
+        lines = console.data.decode("utf-8", errors="replace").splitlines()
+        if console.from_middle and lines:
+            lines = lines[1:]
+        h.console_tail = [ln.rstrip() for ln in lines if ln.strip()][-CONSOLE_TAIL_LINES:]
+    summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
+    h.summary = _json(bundle.text(summaries[0])) if summaries else {}
+    h.halt_requested = schema.HALT_FILE in bundle.files
+    anomaly = (bundle.text(".anomaly_type") or "").strip()
+    h.anomaly = anomaly or None
+    h.stackdumps = sorted(n for n in bundle.files if n.startswith("stackdump_"))
+    mtimes = [w.mtime for n, w in bundle.files.items() if w.mtime and source_kind(n) != "ignore"]
+    h.last_write_ts = max(mtimes) if mtimes else None
+    if h.launch and bundle.tmux_sessions is not None:
+        h.process_alive = tmux_session_name(h.launch, bundle.run) in bundle.tmux_sessions
+    else:
+        h.process_alive = None
+
+
+def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> RunHistory:
+    h = RunHistory(detect_format_from_bundle(bundle), max_points=max_points)
+    fill_context(h, bundle)
+    names = [n for n in bundle.files if source_kind(n) != "ignore"]
+    if h.format != FORMAT_GENERIC:
+        names = [n for n in names if source_kind(n) not in ("jsonl", "csv")]
+    names.sort(key=lambda n: (_FEED_ORDER[source_kind(n)], n))
+    for name in names:
+        w = bundle.files[name]
+        lines = split_complete_lines(w.data, from_middle=w.from_middle)
+        if w.head:
+            lines.insert(0, w.head)
+        # a final line without newline in a file that stopped growing is complete (a crash mid-write is not)
+        h.feed(name, lines)
+    return h
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def check_local_pids(h: RunHistory) -> None:
+    """A run started without `nsa launch` on this machine: alive iff any rank's pid still exists."""
+    if h.process_alive is not None or h.run_info.get("host") != socket.gethostname():
+        return
+    pids = [r.pid for r in h.ranks.values() if r.pid]
+    if pids:
+        h.process_alive = any(_pid_alive(p) for p in pids)
+
+
+def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_processes: bool = True) -> RunHistory:
+    """A run's history from the bounded tails of its files (the `nsa status` view).
+
+    Liveness: tmux sessions are listed when the run has a launch.json (started by `nsa launch`);
+    otherwise, for a run of this host (run.json's host), the ranks' pids are checked.
+    """
+    run_dir = Path(run_dir)
+    if tmux_sessions is None and check_processes and (run_dir / schema.LAUNCH_JSON).is_file():
+        try:
+            launch = json.loads((run_dir / schema.LAUNCH_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            launch = {}
+        sock = launch.get("tmux_socket") if isinstance(launch, dict) else None
+        tmux_sessions = local_tmux_sessions(sock if isinstance(sock, str) else None)
+    h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
+    if check_processes:
+        check_local_pids(h)
+    return h
