@@ -9,7 +9,6 @@ Public API (used by nsa_train.train):
 See docs/data.md.
 """
 
-
 from __future__ import annotations
 
 import importlib

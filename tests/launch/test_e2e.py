@@ -93,8 +93,20 @@ def test_hostile_run_dir_locally(tmux_socket, tmp_path):
     assert not marker.exists() and not (tmp_path / "pwned2").exists()
 
 
-def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket):
-    bad_data = ["--set", "data.source=local", "--set", "data.path=/nonexistent/corpus.txt"]  # fails at runtime
+def test_missing_data_path_is_caught_before_anything_starts(runs_dir, tmux_socket):
+    res = nsa(
+        "launch", "--name", "nodata", *TINY, "--set", "data.source=local", "--set", "data.path=/nonexistent/x.txt"
+    )
+    assert res.returncode == 1
+    assert "data.path '/nonexistent/x.txt' does not exist" in res.stderr
+    assert tmux_sessions() == [] and not (runs_dir / "nodata" / "launch.json").exists()
+
+
+def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket, tmp_path):
+    # The file exists (the preflight passes) but has no 'text' field: the trainer fails at runtime.
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"body": "no text field here"}\n')
+    bad_data = ["--set", "data.source=local", "--set", f"data.path={corpus}"]
     res = nsa("launch", "--name", "crash", *TINY, *bad_data)
     assert res.returncode == 0, res.stderr
     run_dir = runs_dir / "crash"
@@ -102,7 +114,7 @@ def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket):
     assert status != 0
     # The trainer's own error is restated last, after torchrun's traceback.
     tail = (run_dir / "console.log").read_text().splitlines()[-2:]
-    assert "rank 0 error at step 0: data.path '/nonexistent/corpus.txt' does not exist" in tail[0], tail
+    assert "rank 0 error at step 0:" in tail[0] and "text" in tail[0], tail
     assert tail[-1].endswith(f"exited with status {status}")
     wait_for(lambda: tmux_sessions() == [], 30, "the tmux session to close")
     status_cmd = nsa("status", "crash")
