@@ -47,11 +47,16 @@ def launch_command(
     force: Annotated[
         bool, typer.Option("--force", help="Kill an existing session of the same name / reuse an occupied run dir.")
     ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run (--name/--run-dir) from its latest checkpoint.")
+    ] = False,
 ) -> None:
     """Start a training run (torchrun in tmux) and record how it was started in launch.json."""
     from nsa_tui.launch.launcher import LaunchRequest
 
-    req = LaunchRequest(config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force)
+    req = LaunchRequest(
+        config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force, resume
+    )
     try:
         if host is not None:
             code, run = launch_remote(req, host, remote_dir, dry_run)
@@ -117,6 +122,8 @@ def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
         args.append("--dry-run")
     if req.force:
         args.append("--force")
+    if req.resume:
+        args.append("--resume")
     return args
 
 

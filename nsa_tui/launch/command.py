@@ -74,6 +74,7 @@ class TrainerCommand:
     overrides: list[str] = field(default_factory=list)
     rendezvous: Rendezvous = field(default_factory=Rendezvous)
     python: str = field(default_factory=lambda: sys.executable)
+    resume: bool = False
 
     def argv(self) -> list[str]:
         argv = [self.python, "-m", "torch.distributed.run", *self.rendezvous.torchrun_args()]
@@ -83,6 +84,8 @@ class TrainerCommand:
         argv += ["--run-dir", str(self.run_dir)]
         for item in self.overrides:
             argv += ["--set", item]
+        if self.resume:
+            argv.append("--resume")
         return argv
 
 

@@ -81,7 +81,9 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     while time.monotonic() < deadline:
         records = _rank0_records(run_dir)
         end = runstate.last_record(records, schema.KIND_END)
-        if end is not None:
+        # A resumed run's heartbeat still holds the end record of its earlier segment: only an
+        # end written after this request answers it.
+        if end is not None and _at_or_after(end, requested):
             return _finish(run_dir, end, records, deadline)
         status = runstate.read_exit_status(run_dir)
         if status is not None:
@@ -97,6 +99,10 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         f"no end record after {wait_s:.0f}s; {schema.HALT_FILE} stays in place and the trainer stops after its "
         "current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status`."
     )
+
+
+def _at_or_after(record: dict, ts: float) -> bool:
+    return isinstance(record.get("ts"), (int, float)) and record["ts"] >= ts
 
 
 def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> bool:

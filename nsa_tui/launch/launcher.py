@@ -42,6 +42,7 @@ class LaunchRequest:
     rdzv_endpoint: str | None = None
     overrides: list[str] = field(default_factory=list)
     force: bool = False
+    resume: bool = False  # continue the run dir's latest checkpoint (reusing the dir is the point)
 
 
 @dataclass
@@ -86,7 +87,16 @@ def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Pat
 
 
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
-    config_path, cfg = load_validated_config(req.config, req.overrides)
+    config = req.config
+    if req.resume:
+        if req.run_dir is None and req.name is None:
+            raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR")
+        target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
+        if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
+            raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest)")
+        if config is None and (target / schema.CONFIG_YAML).is_file():
+            config = str(target / schema.CONFIG_YAML)  # the run's own resolved config, not the default
+    config_path, cfg = load_validated_config(config, req.overrides)
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     rdzv.validate()
     if req.run_dir is not None:
@@ -99,7 +109,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         raise UserError(f"--nproc must be >= 1, got {req.nproc}")
     nproc = req.nproc or default_nproc(cfg.runtime.device, environ)
     run_dir = run_dir.absolute()
-    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv)
+    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume)
     env, sources = trainer_env(cfg.runtime.env, environ)
     return LaunchPlan(name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd())
 
@@ -172,8 +182,11 @@ def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
 
 
 def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
-    """Refuse an occupied session or run dir; with --force say what we do, then do it."""
+    """Refuse an occupied session or run dir; with --force say what we do, then do it.
+    A resumed launch reuses its earlier run dir by design, but never a live one."""
     occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)
+    if plan.command.resume:
+        occ.previous_run = False
     where = f"run dir {plan.run_dir}"
     if not force:
         if occ.session_live:

@@ -151,3 +151,27 @@ def test_two_node_recipe_on_one_machine(runs_dir, tmux_socket):
         assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()[-2000:]
         assert (run_dir / f"heartbeat_rank{rank}.jsonl").exists()  # node R runs global rank R
     assert json.loads((runs_dir / "node0" / "run.json").read_text())["world_size"] == 2
+
+
+def test_resume_a_halted_run_continues_from_its_checkpoint(runs_dir, tmux_socket):
+    assert nsa("launch", "--name", "again", *TINY).returncode == 0
+    run_dir = runs_dir / "again"
+    wait_for(lambda: len(_progress(run_dir)) >= 3, 90, "progress records")
+    _assert_clean_halt(run_dir, nsa("halt", "again", "--wait", "120", timeout=180))
+    halted_at = [r for r in records(run_dir) if r.get("kind") == "end"][-1]["step"]
+    # Without --resume the dir is refused; with it the run continues from the checkpoint,
+    # using the run's own saved config (not the default).
+    assert nsa("launch", "--name", "again").returncode == 1
+    res = nsa("launch", "--name", "again", "--resume")
+    assert res.returncode == 0, res.stderr
+    assert "--resume" in json.loads((run_dir / "launch.json").read_text())["argv"]
+    wait_for(lambda: any(r["step"] > halted_at for r in _progress(run_dir)), 90, "progress after the resume")
+    resumed = [r["step"] for r in _progress(run_dir) if r["step"] > halted_at]
+    assert resumed[0] == halted_at + 1
+    _assert_clean_halt(run_dir, nsa("halt", "again", "--wait", "120", timeout=180))
+
+
+def test_resume_without_a_checkpoint_is_one_error(runs_dir, tmux_socket):
+    res = nsa("launch", "--name", "nothing-here", "--resume")
+    assert res.returncode == 1
+    assert "has no checkpoint to continue" in res.stderr
