@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
 
 import typer
 
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
 from nsa_tui.errors import UserError, fail
-
-HOST_HELP = "The run is on this OpenSSH destination (user@host or an alias)."
-REMOTE_DIR_HELP = "With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."
 
 
 def attach_command(
-    run: Annotated[str, typer.Argument(help="Run directory or run name.")],
-    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
-    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+    run: RunArg,
+    host: HostOpt = None,
+    remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Attach to the run's tmux session `nsa-<name>`."""
     try:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
 from nsa_tui.errors import UserError, fail
-
-HOST_HELP = "The run is on this OpenSSH destination (user@host or an alias)."
-REMOTE_DIR_HELP = "With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."
 
 
 def dump_command(
-    run: Annotated[str, typer.Argument(help="Run directory or run name.")],
-    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
-    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+    run: RunArg,
+    host: HostOpt = None,
+    remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Signal every rank's trainer (SIGUSR1) and print the stack dump files it writes."""
     try:

@@ -6,17 +6,15 @@ from typing import Annotated
 
 import typer
 
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
 from nsa_tui.errors import UserError, fail
-
-HOST_HELP = "The run is on this OpenSSH destination (user@host or an alias)."
-REMOTE_DIR_HELP = "With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."
 
 
 def halt_command(
-    run: Annotated[str, typer.Argument(help="Run directory or run name.")],
+    run: RunArg,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the end record (0: do not wait).")] = 600.0,
-    host: Annotated[str | None, typer.Option("--host", help=HOST_HELP)] = None,
-    remote_dir: Annotated[str | None, typer.Option("--remote-dir", help=REMOTE_DIR_HELP)] = None,
+    host: HostOpt = None,
+    remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Create .HALT, wait for the `end` record and report the checkpoint."""
     try:
