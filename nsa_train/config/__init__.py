@@ -6,8 +6,7 @@ schedule, does not pay for importing the loader and PyYAML on every call.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nsa_train._lazy import lazy_exports
 
 _EXPORTS = {
     "apply_overrides": "loader",
@@ -33,13 +32,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nsa_train.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"nsa_train.config.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

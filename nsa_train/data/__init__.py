@@ -11,8 +11,7 @@ See docs/data.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nsa_train._lazy import lazy_exports
 
 # Resolved lazily (PEP 562): the tokenizer and errors need no torch, so torch-free
 # callers (`nsa check`'s cheap part) can build a tokenizer without importing it.
@@ -26,10 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nsa_train.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
