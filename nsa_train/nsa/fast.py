@@ -25,19 +25,36 @@ CMP_TILE = 256  # queries per tile in the compressed branch
 def sliding_window_attention_fast(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: float | None = None
 ) -> torch.Tensor:
+    return gated_sliding_window_fast(q, k, v, window_size, None, scale)
+
+
+def gated_sliding_window_fast(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window_size: int,
+    gate: torch.Tensor | None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """gate[..., None] * sliding_window_attention(q, k, v): the layer's window branch, gate [B, T, HQ] or None.
+
+    Taking the gate inside lets backward get the gate's gradient from the output it recomputes anyway, so
+    the branch output is never saved for the gating product.
+    """
     _, T, _, _, G = check_qkv(q, k, v)
     if window_size < 1:
         raise ValueError(f"window_size must be >= 1, got {window_size}")
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
-    qh = q.to(cdt).transpose(1, 2)  # [B, HQ, T, D]
-    kh = k.to(cdt).transpose(1, 2)  # [B, H, T, D]
-    vh = v.to(cdt).transpose(1, 2)  # [B, H, T, Dv]
+    g = None if gate is None else gate.to(cdt)
     if window_size >= T:
-        o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=G > 1)
-        return o.transpose(1, 2).to(q.dtype)
-    o = _WindowFn.apply(qh.contiguous(), kh.contiguous(), vh.contiguous(), window_size, scale)  # [B, HQ, T, Dv]
-    return o.transpose(1, 2).to(q.dtype)
+        qh, kh, vh = (x.to(cdt).transpose(1, 2) for x in (q, k, v))
+        o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, scale=scale, enable_gqa=G > 1).transpose(1, 2)
+        return (o if g is None else o * g.unsqueeze(-1)).to(q.dtype)
+    # contiguous: a saved view of a strided slice (the layer's fused k/v projection) would keep all of it alive
+    k, v = k.to(cdt).contiguous(), v.to(cdt).contiguous()
+    o = _WindowFn.apply(q.to(cdt), k, v, g, window_size, scale)  # [B, T, HQ, Dv]
+    return o.to(q.dtype)
 
 
 def _window_core(
@@ -74,36 +91,49 @@ def _window_core(
 
 
 class _WindowFn(torch.autograd.Function):
-    """Window attention over groups of WINDOW_GROUP queries; saves only q, k, v and recomputes each group in
-    backward, so the unfolded key tiles (C + w - 1 keys per C queries) never outlive one group."""
+    """Window attention over groups of WINDOW_GROUP queries; saves only q, k, v (and the gate) and recomputes
+    each group in backward, so the unfolded key tiles (C + w - 1 keys per C queries) never outlive one group.
+    Works on [B, T, heads, D] directly: each group is transposed on the fly, so q is shared with the other
+    branches instead of being saved again in another layout."""
 
     @staticmethod
-    def forward(ctx, qh, kh, vh, w, scale):  # type: ignore[override]
-        # qh [B, HQ, T, D], kh [B, H, T, D], vh [B, H, T, Dv]
-        T = qh.shape[2]
-        o = qh.new_empty(*qh.shape[:3], vh.shape[-1])
+    def forward(ctx, q, k, v, g, w, scale):  # type: ignore[override]
+        # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], g [B, T, HQ] or None
+        T = q.shape[1]
+        o = q.new_empty(*q.shape[:3], v.shape[-1])
         for a in range(0, T, WINDOW_GROUP):
             b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
-            o[:, :, a:b] = _window_core(qh[:, :, a:b], kh[:, :, ka:b], vh[:, :, ka:b], a, ka, w, scale)
-        ctx.save_for_backward(qh, kh, vh)
+            o_g = _window_core(*_heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b]), a, ka, w, scale).transpose(1, 2)
+            o[:, a:b] = o_g if g is None else o_g * g[:, a:b, :, None]
+        ctx.save_for_backward(q, k, v, g)
         ctx.w, ctx.scale = w, scale
         return o
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        qh, kh, vh = ctx.saved_tensors
-        w, scale, T = ctx.w, ctx.scale, qh.shape[2]
-        dq, dk, dv = torch.empty_like(qh), torch.zeros_like(kh), torch.zeros_like(vh)
+        q, k, v, g = ctx.saved_tensors
+        w, scale, T = ctx.w, ctx.scale, q.shape[1]
+        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        dg = None if g is None else torch.empty_like(g)
         for a in range(0, T, WINDOW_GROUP):
             b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
             with torch.enable_grad():
-                xs = [x.detach().requires_grad_(True) for x in (qh[:, :, a:b], kh[:, :, ka:b], vh[:, :, ka:b])]
-                o = _window_core(*xs, a, ka, w, scale)
-                gq, gk, gv = torch.autograd.grad(o, xs, do[:, :, a:b])
-            dq[:, :, a:b] = gq
-            dk[:, :, ka:b] += gk
-            dv[:, :, ka:b] += gv
-        return dq, dk, dv, None, None
+                xs = [x.detach().requires_grad_(True) for x in _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])]
+                o = _window_core(*xs, a, ka, w, scale).transpose(1, 2)  # [B, L, HQ, Dv]
+                do_g = do[:, a:b]
+                if g is not None:
+                    dg[:, a:b] = (do_g * o.detach()).sum(-1)
+                    do_g = do_g * g[:, a:b, :, None]
+                gq, gk, gv = torch.autograd.grad(o, xs, do_g)
+            dq[:, a:b] = gq.transpose(1, 2)
+            dk[:, ka:b] += gk.transpose(1, 2)
+            dv[:, ka:b] += gv.transpose(1, 2)
+        return dq, dk, dv, dg, None, None
+
+
+def _heads_first(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """[B, L, heads, D] views -> [B, heads, L, D] views."""
+    return [x.transpose(1, 2) for x in xs]
 
 
 def _visible_blocks(t_end: int, n_cmp: int, block_length: int, stride: int) -> int:
@@ -155,66 +185,77 @@ def compressed_attention_and_selection_fast(
     l_sel: int,
     n_sel: int,
     scale: float | None = None,
+    gate: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layer's compressed branch: (o [B, T, HQ, Dv], block_indices [B, T, H, n_sel]) without ever holding p.
+    """The layer's compressed branch: (gate * o [B, T, HQ, Dv], block_indices [B, T, H, n_sel]), p never held.
 
-    Per query tile: p over the visible compressed blocks is turned into block ids at once (Eq. 8-11), and the
-    output comes from SDPA. Only q, k_cmp, v_cmp are saved; backward recomputes each tile's SDPA.
+    Per query tile the probabilities over the visible compressed blocks are computed once and serve twice:
+    as the branch's attention weights and as block importance for selection (Eq. 8-11). Only q, k_cmp, v_cmp,
+    the gate and the per-row log-sum-exp are saved; backward recomputes each tile's probabilities (flash
+    style) and, with a gate [B, T, HQ], the tile's output for the gate's gradient.
     """
     check_qkv(q, k_cmp, v_cmp, same_length=False)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
-    qh = q.to(cdt).transpose(1, 2).contiguous()  # [B, HQ, T, D]
+    g = None if gate is None else gate.to(cdt)
     kh = k_cmp.to(cdt).transpose(1, 2).contiguous()  # [B, H, NC, D]
     vh = v_cmp.to(cdt).transpose(1, 2).contiguous()  # [B, H, NC, Dv]
-    o, ids = _CmpSelectFn.apply(qh, kh, vh, l, d, l_sel, n_sel, scale)
-    return o.transpose(1, 2).to(q.dtype), ids
+    o, ids = _CmpSelectFn.apply(q.to(cdt), kh, vh, g, l, d, l_sel, n_sel, scale)
+    return o.to(q.dtype), ids
 
 
-def _cmp_tile(
-    qh: torch.Tensor, kh: torch.Tensor, vh: torch.Tensor, c0: int, c1: int, l: int, d: int, scale: float
-) -> torch.Tensor:
-    """Compressed attention output of queries c0..c1-1 (qh [B, HQ, C, D]) -> [B, HQ, C, Dv]; queries that see no
-    block get 0 (SDPA would give NaN on an empty row). kh/vh hold exactly the blocks visible to query c1 - 1."""
-    B, HQ, _, _ = qh.shape
-    n = kh.shape[2]
-    first = min(max(c0, l - 1), c1)
-    parts = [qh.new_zeros(B, HQ, first - c0, vh.shape[-1])] if first > c0 else []
-    if first < c1:
-        mask = _cmp_mask(first, c1, n, l, d, qh.device)
-        parts.append(
-            F.scaled_dot_product_attention(
-                qh[:, :, first - c0 :], kh, vh, attn_mask=mask, scale=scale, enable_gqa=kh.shape[1] != HQ
-            )
-        )
-    return torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+def _group_rows(x: torch.Tensor, c0: int, c1: int, H: int) -> torch.Tensor:
+    """x [B, T, HQ, X] -> rows c0..c1-1 as [B, H, G*C, X] (query heads of a KV head as GEMM rows, (g, c) order)."""
+    B, _, HQ, X = x.shape
+    G, C = HQ // H, c1 - c0
+    return x[:, c0:c1].view(B, C, H, G, X).permute(0, 2, 3, 1, 4).reshape(B, H, G * C, X)
+
+
+def _ungroup_rows(x: torch.Tensor, C: int) -> torch.Tensor:
+    """Inverse of _group_rows: [B, H, G*C, X] -> [B, C, HQ, X]."""
+    B, H, GC, X = x.shape
+    return x.view(B, H, GC // C, C, X).permute(0, 3, 1, 2, 4).reshape(B, C, -1, X)
+
+
+def _cmp_scores(qr: torch.Tensor, kh: torch.Tensor, c0: int, c1: int, l: int, d: int, scale: float) -> torch.Tensor:
+    """Masked scores of queries c0..c1-1 against the n blocks in kh: [B, H, G*C, n], -inf where not visible.
+
+    qr [B, H, G*C, D] (from _group_rows), kh [B, H, n, D]; one GEMM per (batch, KV head).
+    """
+    B, H, GC, _ = qr.shape
+    n, C = kh.shape[2], c1 - c0
+    s = torch.matmul(qr, kh.transpose(2, 3)).mul_(scale)
+    n0 = _visible_blocks(c0 + 1, n, l, d)  # blocks before n0 are visible to every query of the tile
+    hidden = ~_cmp_mask(c0, c1, n, l, d, qr.device)[:, n0:]  # [C, n - n0]
+    s.view(B, H, GC // C, C, n)[..., n0:].masked_fill_(hidden, float("-inf"))
+    return s
 
 
 class _CmpSelectFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, qh, kh, vh, l, d, l_sel, n_sel, scale):  # type: ignore[override]
-        # qh [B, HQ, T, D], kh [B, H, NC, D], vh [B, H, NC, Dv]
-        B, HQ, T, _ = qh.shape
-        H, NC = kh.shape[1], kh.shape[2]
-        G = HQ // H
-        o = qh.new_empty(B, HQ, T, vh.shape[-1])
+    def forward(ctx, q, kh, vh, g, l, d, l_sel, n_sel, scale):  # type: ignore[override]
+        # q [B, T, HQ, D], kh [B, H, NC, D], vh [B, H, NC, Dv], g [B, T, HQ] or None
+        B, T, HQ, _ = q.shape
+        H, NC, Dv = kh.shape[1], kh.shape[2], vh.shape[-1]
+        o = q.new_zeros(B, T, HQ, Dv)
+        lse = q.new_full((B, H, HQ // H * T), float("inf"))  # rows (g, t) per tile; +inf: no visible block
         ids = []
         for c0 in range(0, T, CMP_TILE):
             c1 = min(T, c0 + CMP_TILE)
-            n = _visible_blocks(c1, NC, l, d)
+            C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
             if n == 0:
-                p = qh.new_zeros(B, c1 - c0, HQ, 0)
-            else:
-                qg = qh[:, :, c0:c1].reshape(B, H, G, c1 - c0, -1)
-                scores = torch.einsum("bhgcd,bhnd->bchgn", qg, kh[:, :, :n]).mul_(scale)  # [B, C, H, G, n]
-                hidden = ~_cmp_mask(c0, c1, n, l, d, qh.device)[None, :, None, None, :]
-                p = torch.softmax(scores.masked_fill_(hidden, float("-inf")), dim=-1)
-                if c0 < l - 1:  # rows that see no block: softmax of all -inf is NaN, p is 0 by definition
-                    p[:, : l - 1 - c0] = 0
-                p = p.view(B, c1 - c0, HQ, n)
-            ids.append(select_blocks(p, c0, H, l, d, l_sel, n_sel, T))
-            o[:, :, c0:c1] = _cmp_tile(qh[:, :, c0:c1], kh[:, :, :n], vh[:, :, :n], c0, c1, l, d, scale)
-        ctx.save_for_backward(qh, kh, vh)
+                ids.append(select_blocks(q.new_zeros(B, C, HQ, 0), c0, H, l, d, l_sel, n_sel, T))
+                continue
+            s = _cmp_scores(_group_rows(q, c0, c1, H), kh[:, :, :n], c0, c1, l, d, scale)  # [B, H, G*C, n]
+            m = s.amax(-1, keepdim=True).clamp_min_(torch.finfo(s.dtype).min)  # finite for rows that see nothing
+            p = s.sub_(m).exp_()
+            den = p.sum(-1, keepdim=True)
+            p.div_(den.clamp_min(torch.finfo(s.dtype).tiny))  # rows that see nothing stay all 0
+            lse[:, :, c0 * HQ // H : c1 * HQ // H] = torch.where(den > 0, m + den.log(), float("inf")).squeeze(-1)
+            o_t = _ungroup_rows(torch.matmul(p, vh[:, :, :n]), C)  # [B, C, HQ, Dv]
+            o[:, c0:c1] = o_t if g is None else o_t * g[:, c0:c1, :, None]
+            ids.append(select_blocks(_ungroup_rows(p, C), c0, H, l, d, l_sel, n_sel, T))
+        ctx.save_for_backward(q, kh, vh, g, lse)
         ctx.args = (l, d, scale)
         block_ids = torch.cat(ids, dim=1)
         ctx.mark_non_differentiable(block_ids)
@@ -222,23 +263,36 @@ class _CmpSelectFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, do, _):  # type: ignore[override]
-        qh, kh, vh = ctx.saved_tensors
+        q, kh, vh, g, lse = ctx.saved_tensors
         l, d, scale = ctx.args
-        T, NC = qh.shape[2], kh.shape[2]
-        dq, dk, dv = torch.zeros_like(qh), torch.zeros_like(kh), torch.zeros_like(vh)
+        T, HQ = q.shape[1], q.shape[2]
+        H, NC = kh.shape[1], kh.shape[2]
+        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(kh), torch.zeros_like(vh)
+        dg = None if g is None else torch.zeros_like(g)
         for c0 in range(0, T, CMP_TILE):
             c1 = min(T, c0 + CMP_TILE)
-            n = _visible_blocks(c1, NC, l, d)
-            if n == 0 or c1 <= l - 1:
+            C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
+            if n == 0:
                 continue
-            with torch.enable_grad():
-                xs = [x.detach().requires_grad_(True) for x in (qh[:, :, c0:c1], kh[:, :, :n], vh[:, :, :n])]
-                o = _cmp_tile(*xs, c0, c1, l, d, scale)
-                gq, gk, gv = torch.autograd.grad(o, xs, do[:, :, c0:c1])
-            dq[:, :, c0:c1] = gq
-            dk[:, :, :n] += gk
-            dv[:, :, :n] += gv
-        return dq, dk, dv, None, None, None, None, None
+            qr = _group_rows(q, c0, c1, H)  # [B, H, G*C, D]
+            rows = slice(c0 * HQ // H, c1 * HQ // H)
+            p = _cmp_scores(qr, kh[:, :, :n], c0, c1, l, d, scale).sub_(lse[:, :, rows, None]).exp_()
+            do_r = _group_rows(do, c0, c1, H)  # [B, H, G*C, Dv], gradient of the gated output
+            dp = torch.matmul(do_r, vh[:, :, :n].transpose(2, 3))  # [B, H, G*C, n]
+            # o = p @ v, so do·o = sum_n p * dp: the softmax's row term. With out = g * o it is also the gate's
+            # gradient (dg = do·o), and o's gradient is g * do, which scales ds and dv's input by g
+            delta = (p * dp).sum(-1, keepdim=True)  # [B, H, G*C, 1]
+            ds = dp.sub_(delta).mul_(p)
+            if g is not None:
+                dg[:, c0:c1] = _ungroup_rows(delta, C).squeeze(-1)
+                g_r = _group_rows(g[..., None], c0, c1, H)  # [B, H, G*C, 1]
+                ds.mul_(g_r)
+                do_r = do_r * g_r
+            ds.mul_(scale)
+            dq[:, c0:c1] = _ungroup_rows(torch.matmul(ds, kh[:, :, :n]), C)
+            dk[:, :, :n] += torch.matmul(ds.transpose(2, 3), qr)
+            dv[:, :, :n] += torch.matmul(p.transpose(2, 3), do_r)
+        return dq, dk, dv, dg, None, None, None, None, None
 
 
 def _dedupe_future(block_indices: torch.Tensor, block_size: int, n_blocks: int) -> torch.Tensor:

@@ -6,8 +6,12 @@ key block it reads; the pairs of one block are packed into segments of SEG pairs
 small dense GEMM of SEG*G query vectors against that block's keys. Only query vectors and scores move
 (G*D and G*block per pair instead of block*D), and the key blocks are read once per segment.
 
-Softmax statistics are per (row, query head) over all slots; forward keeps only the output and the
-log-sum-exp, backward recomputes the scores (flash-attention style), so memory is O(T) plus one tile.
+A tile is made large enough that most blocks get many pairs (few padding slots), and its segments are then
+processed in chunks of CHUNK_SEGS, so the score buffers stay small whatever the tile: small enough to be
+reused by the allocator instead of being mapped and page-faulted afresh for every tile (which, for
+buffers of tens of MB, cost more than the GEMMs). Forward merges the chunks with an online softmax
+(flash style) and keeps only the output and the log-sum-exp; backward recomputes the scores chunk by
+chunk, so memory is O(T) plus one chunk.
 """
 
 from __future__ import annotations
@@ -16,22 +20,23 @@ import torch
 import torch.nn.functional as F
 
 SEG = 32  # pairs per segment: one GEMM of [SEG*G, D] x [D, block]
-TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile
+TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile, at least
+MAX_TILE_ROWS = 8192  # at most: bounds the tile's index arrays and per-row accumulators
+PAIRS_PER_BLOCK = 64  # tile size target: about this many pairs per key block, so few slots are padding
+CHUNK_SEGS = 256  # segments per chunk: bounds each score buffer to CHUNK_SEGS*SEG*G*block floats (8 MB at G=4)
 
 
 class _Tile:
     """One query tile packed block-major. Rows are the tile's (b, t, h) triples; a slot is one (row, selected
     block) pair placed in a segment; padding slots point at a dummy row ``n_rows`` and see no key."""
 
-    def __init__(self, qg, kf, vf, idx, c0, c1, bs, scale):
-        # qg [B, T, H, G, D], kf/vf [B*H*NB, bs, D|Dv], idx [B, T, H, S] cleaned (-1 unused)
-        B, _, H, G, D = qg.shape
-        S = idx.shape[-1]
+    def __init__(self, idx: torch.Tensor, c0: int, c1: int, n_blocks: int) -> None:
+        # idx [B, T, H, S] cleaned (-1 unused); key blocks are numbered (b * H + h) * n_blocks + block
+        B, _, H, S = idx.shape
         dev = idx.device
-        nb = kf.shape[0] // (B * H)
         ic = idx[:, c0:c1]  # [B, C, H, S]
-        self.n_rows, self.G = B * (c1 - c0) * H, G
-        base = (torch.arange(B, device=dev)[:, None] * H + torch.arange(H, device=dev)) * nb  # [B, H]
+        self.c0, self.n_rows = c0, B * (c1 - c0) * H
+        base = (torch.arange(B, device=dev)[:, None] * H + torch.arange(H, device=dev)) * n_blocks  # [B, H]
         gid = torch.where(ic >= 0, ic + base[:, None, :, None], -1).reshape(-1)  # [rows*S]
         pairs = torch.nonzero(gid >= 0).squeeze(1)
         g = gid[pairs]
@@ -45,34 +50,41 @@ class _Tile:
         pos = torch.arange(len(g), device=dev) - group_first[group]
         slot = (seg_first[group] + pos // SEG) * SEG + pos % SEG
         self.n_seg = int(n_seg.sum())
-        self.block = torch.repeat_interleave(uniq, n_seg)  # [n_seg] global key block row of each segment
+        self.block = torch.repeat_interleave(uniq, n_seg)  # [n_seg] global key block of each segment
         self.row = torch.full((self.n_seg * SEG,), self.n_rows, dtype=torch.long, device=dev)
         self.row[slot] = pairs // S  # [n_slots]
-        t_slot = torch.full((self.n_seg * SEG,), -1, dtype=torch.long, device=dev)
-        t_slot[slot] = c0 + (pairs // (S * H)) % (c1 - c0)
-        key_pos = (self.block % nb).repeat_interleave(SEG)[:, None] * bs + torch.arange(bs, device=dev)
-        self.hidden = (key_pos > t_slot[:, None]).unsqueeze(1)  # [n_slots, 1, bs]: after the query, or padding
-        self.q_rows = qg[:, c0:c1].reshape(-1, G, D)
-        self.q_seg = _rows_to_slots(self.q_rows, self.row).view(self.n_seg, SEG * G, D)
-        self.k_seg = kf.index_select(0, self.block)  # [n_seg, bs, D]
-        self.v_seg = vf.index_select(0, self.block)  # [n_seg, bs, Dv]
-        s = torch.bmm(self.q_seg, self.k_seg.transpose(1, 2)).mul_(scale)  # [n_seg, SEG*G, bs]
-        self.scores = s.view(-1, G, bs).masked_fill_(self.hidden, float("-inf"))  # [n_slots, G, bs]
+        self.t_slot = torch.full((self.n_seg * SEG,), -1, dtype=torch.long, device=dev)
+        self.t_slot[slot] = c0 + (pairs // (S * H)) % (c1 - c0)
+        self.n_blocks = n_blocks
 
-    def seg(self, x: torch.Tensor) -> torch.Tensor:
-        """[n_slots, G, X] -> [n_seg, SEG*G, X] for the per-segment GEMMs."""
-        return x.view(self.n_seg, SEG * self.G, x.shape[-1])
+    def chunks(self) -> list[tuple[int, int]]:
+        """Segment ranges [s0, s1) processed together."""
+        return [(s0, min(self.n_seg, s0 + CHUNK_SEGS)) for s0 in range(0, self.n_seg, CHUNK_SEGS)]
 
-    def to_rows(self, per_slot: torch.Tensor) -> torch.Tensor:
-        """Sum [n_slots, ...] into [n_rows + 1, ...] (the last row collects padding)."""
-        out = per_slot.new_zeros(self.n_rows + 1, *per_slot.shape[1:])
-        return out.index_add_(0, self.row, per_slot)
+    def scores(
+        self, s0: int, s1: int, q_ext: torch.Tensor, kf: torch.Tensor, bs: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores of segments s0..s1: ([n, G, bs], q_slots [n, G, D], k_seg [s1-s0, bs, D]) for n slots.
 
-
-def _rows_to_slots(rows: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-    """[n_rows, ...] -> [n_slots, ...], padding slots (row == n_rows) get zeros."""
-    ext = torch.cat([rows, rows.new_zeros(1, *rows.shape[1:])])
-    return ext.index_select(0, row)
+        q_ext [n_rows + 1, G, D]: the tile's query rows, already scaled, plus a zero row for padding slots.
+        Only a segment of a query's own block can hold keys after the query (later blocks were never
+        selected), so only those segments are masked. Padding slots keep their finite zero scores: they
+        add only to the dummy row, whose results are dropped, and backward gives them p = 0 (lse = inf).
+        """
+        G = q_ext.shape[1]
+        row = self.row[s0 * SEG : s1 * SEG]
+        q_slots = q_ext.index_select(0, row)  # [n, G, D]
+        k_seg = kf.index_select(0, self.block[s0:s1])  # [segs, bs, D]
+        s = torch.bmm(q_slots.view(s1 - s0, SEG * G, -1), k_seg.transpose(1, 2))  # [segs, SEG*G, bs]
+        blk = self.block[s0:s1] % self.n_blocks
+        near = torch.nonzero(blk >= self.c0 // bs).squeeze(1)  # segments that may be a query's own block
+        if len(near):
+            sub = s.index_select(0, near)  # [m, SEG*G, bs]
+            key_pos = (blk[near] * bs).repeat_interleave(SEG)[:, None] + torch.arange(bs, device=s.device)
+            t_slot = self.t_slot.view(-1, SEG)[s0:s1].index_select(0, near).reshape(-1, 1)
+            sub.view(-1, G, bs).masked_fill_((key_pos > t_slot).unsqueeze(1), float("-inf"))
+            s.index_copy_(0, near, sub)
+        return s.view(-1, G, bs), q_slots, k_seg
 
 
 def _block_views(x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -89,31 +101,49 @@ def _unblock(xf: torch.Tensor, B: int, H: int, T: int) -> torch.Tensor:
     return x[:, :T].contiguous()
 
 
+def _with_pad_row(rows: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """[n_rows, ...] -> [n_rows + 1, ...]: the extra row is what padding slots read."""
+    return torch.cat([rows, rows.new_full((1, *rows.shape[1:]), fill)])
+
+
 class SelectionAttentionFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, idx, block_size, scale):  # type: ignore[override]
         # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], idx [B, T, H, S] (-1 unused, no duplicates/future)
         B, T, HQ, D = q.shape
         H, Dv = k.shape[2], v.shape[3]
-        G = HQ // H
+        G, bs = HQ // H, block_size
         qg = q.view(B, T, H, G, D)
-        kf, vf = _block_views(k, block_size), _block_views(v, block_size)
+        kf, vf = _block_views(k, bs), _block_views(v, bs)
+        n_blocks = kf.shape[0] // (B * H)
         o = q.new_empty(B, T, H, G, Dv)
         lse = q.new_empty(B, T, H, G)
-        for c0, c1 in _tiles(T, B * H):
-            tile = _Tile(qg, kf, vf, idx, c0, c1, block_size, scale)
-            s = tile.scores  # [n_slots, G, bs]
-            # per-row max over all of the row's slots (scatter-amax), finite even for rows that see nothing
-            m_row = s.new_full((tile.n_rows + 1, G), float("-inf"))
-            m_row.scatter_reduce_(0, tile.row[:, None].expand(-1, G), s.amax(-1), "amax")
-            m_row.clamp_min_(torch.finfo(s.dtype).min)
-            e = s.sub_(m_row.index_select(0, tile.row).unsqueeze(-1)).exp_()  # [n_slots, G, bs], in place
-            den = tile.to_rows(e.sum(-1))  # [rows+1, G]
-            o_slots = torch.bmm(tile.seg(e), tile.v_seg).view(-1, G, Dv)
-            o_rows = tile.to_rows(o_slots)[:-1] / den[:-1, :, None].clamp_min(torch.finfo(s.dtype).tiny)
-            o[:, c0:c1] = o_rows.view(B, c1 - c0, H, G, Dv)
+        lowest, tiny = torch.finfo(q.dtype).min, torch.finfo(q.dtype).tiny
+        for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
+            tile = _Tile(idx, c0, c1, n_blocks)
+            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D) * scale)  # scaled once here, not per score
+            # running softmax state per row (+ the padding row): max, denominator, unnormalised output
+            m_run = q.new_full((tile.n_rows + 1, G), float("-inf"))
+            den = q.new_zeros(tile.n_rows + 1, G)
+            acc = q.new_zeros(tile.n_rows + 1, G, Dv)
+            for i, (s0, s1) in enumerate(tile.chunks()):
+                s, _, _ = tile.scores(s0, s1, q_ext, kf, bs)  # [n, G, bs]
+                row = tile.row[s0 * SEG : s1 * SEG]
+                m_new = m_run.scatter_reduce(0, row[:, None].expand(-1, G), s.amax(-1), "amax")
+                m_safe = m_new.clamp_min(lowest)  # finite for rows that have seen nothing yet
+                if i > 0:  # rescale what earlier chunks accumulated against the new maximum
+                    alpha = (m_run - m_safe).exp_()  # -inf - finite -> 0 for rows with nothing yet
+                    den.mul_(alpha)
+                    acc.mul_(alpha.unsqueeze(-1))
+                e = s.sub_(m_safe.index_select(0, row).unsqueeze(-1)).exp_()  # [n, G, bs], in place
+                den.index_add_(0, row, e.sum(-1))
+                v_seg = vf.index_select(0, tile.block[s0:s1])  # [segs, bs, Dv]
+                acc.index_add_(0, row, torch.bmm(e.view(s1 - s0, SEG * G, bs), v_seg).view(-1, G, Dv))
+                m_run = m_new
+            m_fin = m_run[:-1].clamp_min(lowest)
+            o[:, c0:c1] = (acc[:-1] / den[:-1, :, None].clamp_min(tiny)).view(B, c1 - c0, H, G, Dv)
             # rows that see nothing get lse=+inf so that recomputed probabilities are exactly 0 in backward
-            lse_rows = torch.where(den[:-1] > 0, m_row[:-1] + den[:-1].log(), float("inf"))
+            lse_rows = torch.where(den[:-1] > 0, m_fin + den[:-1].log(), float("inf"))
             lse[:, c0:c1] = lse_rows.view(B, c1 - c0, H, G)
         ctx.save_for_backward(q, k, v, idx, o, lse)
         ctx.block_size, ctx.scale = block_size, scale
@@ -128,25 +158,41 @@ class SelectionAttentionFn(torch.autograd.Function):
         G = HQ // H
         qg = q.view(B, T, H, G, D)
         kf, vf = _block_views(k, bs), _block_views(v, bs)
+        n_blocks = kf.shape[0] // (B * H)
         dkf, dvf = torch.zeros_like(kf), torch.zeros_like(vf)
         dq = torch.empty_like(qg)
         dog = do.contiguous().view(B, T, H, G, Dv)
         delta = (dog * o).sum(-1)  # [B, T, H, G]
-        for c0, c1 in _tiles(T, B * H):
-            tile = _Tile(qg, kf, vf, idx, c0, c1, bs, scale)
-            lse_ext = torch.cat([lse[:, c0:c1].reshape(-1, G), lse.new_full((1, G), float("inf"))])
-            delta_ext = torch.cat([delta[:, c0:c1].reshape(-1, G), delta.new_zeros(1, G)])
-            p = tile.scores.sub_(lse_ext.index_select(0, tile.row).unsqueeze(-1)).exp_()  # [n_slots, G, bs]
-            do_slots = _rows_to_slots(dog[:, c0:c1].reshape(-1, G, Dv), tile.row)  # [n_slots, G, Dv]
-            dp = torch.bmm(tile.seg(do_slots), tile.v_seg.transpose(1, 2)).view(-1, G, bs)
-            ds = dp.sub_(delta_ext.index_select(0, tile.row).unsqueeze(-1)).mul_(p).mul_(scale)
-            dvf.index_add_(0, tile.block, torch.bmm(tile.seg(p).transpose(1, 2), tile.seg(do_slots)))
-            dkf.index_add_(0, tile.block, torch.bmm(tile.seg(ds).transpose(1, 2), tile.q_seg))
-            dq_slots = torch.bmm(tile.seg(ds), tile.k_seg).view(-1, G, D)
-            dq[:, c0:c1] = tile.to_rows(dq_slots)[:-1].view(B, c1 - c0, H, G, D)
+        for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
+            tile = _Tile(idx, c0, c1, n_blocks)
+            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D) * scale)
+            do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv))
+            lse_ext = _with_pad_row(lse[:, c0:c1].reshape(-1, G), float("inf"))  # padding: p = 0
+            delta_ext = _with_pad_row(delta[:, c0:c1].reshape(-1, G))
+            dq_rows = q.new_zeros(tile.n_rows + 1, G, D)
+            for s0, s1 in tile.chunks():
+                segs, row, blocks = s1 - s0, tile.row[s0 * SEG : s1 * SEG], tile.block[s0:s1]
+                s, q_slots, k_seg = tile.scores(s0, s1, q_ext, kf, bs)
+                p = s.sub_(lse_ext.index_select(0, row).unsqueeze(-1)).exp_()  # [n, G, bs]
+                do_slots = do_ext.index_select(0, row)  # [n, G, Dv]
+                v_seg = vf.index_select(0, blocks)
+                dp = torch.bmm(do_slots.view(segs, SEG * G, Dv), v_seg.transpose(1, 2)).view(-1, G, bs)
+                # dL/ds; scale enters dk through the scaled q_slots and dq once per tile below
+                ds = dp.sub_(delta_ext.index_select(0, row).unsqueeze(-1)).mul_(p)
+                p_seg, ds_seg = p.view(segs, SEG * G, bs), ds.view(segs, SEG * G, bs)
+                dvf.index_add_(0, blocks, torch.bmm(p_seg.transpose(1, 2), do_slots.view(segs, SEG * G, Dv)))
+                dkf.index_add_(0, blocks, torch.bmm(ds_seg.transpose(1, 2), q_slots.view(segs, SEG * G, D)))
+                dq_rows.index_add_(0, row, torch.bmm(ds_seg, k_seg).view(-1, G, D))
+            dq[:, c0:c1] = dq_rows[:-1].mul_(scale).view(B, c1 - c0, H, G, D)
         return dq.view(B, T, HQ, D), _unblock(dkf, B, H, T), _unblock(dvf, B, H, T), None, None, None
 
 
-def _tiles(T: int, rows_per_token: int) -> list[tuple[int, int]]:
-    step = max(1, TILE_ROWS // rows_per_token)
+def _tiles(T: int, rows_per_token: int, n_blocks: int, n_slots: int) -> list[tuple[int, int]]:
+    """Query tiles [c0, c1). A tile's pairs spread over up to n_blocks key blocks per KV head; with too few
+    tokens per tile most blocks get only a handful of pairs and their segments are mostly padding (random
+    selections at 32k: 57% of the slots at 256 tokens per tile, 11% with this target). So a tile holds enough
+    tokens for about PAIRS_PER_BLOCK pairs per block (tokens * n_slots / n_blocks), within [TILE_ROWS,
+    MAX_TILE_ROWS] rows."""
+    want = -(-PAIRS_PER_BLOCK * n_blocks // max(1, n_slots))
+    step = max(1, TILE_ROWS // rows_per_token, min(want, MAX_TILE_ROWS // rows_per_token))
     return [(c0, min(T, c0 + step)) for c0 in range(0, T, step)]

@@ -34,7 +34,8 @@ class CompressionMLP(nn.Module):
         n_cmp = max(0, (T - self.block_length) // stride + 1)
         if n_cmp == 0:
             return x.new_zeros(B, 0, H, D)
-        xt = x.permute(0, 2, 3, 1).reshape(B * H, D, T)
+        # a copy, not a view: conv1d saves its input, and a view would keep the whole fused wkv output alive
+        xt = x.permute(0, 2, 3, 1).contiguous().view(B * H, D, T)
         # fc1(block + pos) = fc1(block) + W1·pos: the position encoding enters as a per-unit shift
         pos_shift = (self.fc1.weight * self.pos.t()).sum(dim=(1, 2))  # [hidden]
         h = F.conv1d(xt, self.fc1.weight, self.fc1.bias + pos_shift, stride=stride)  # [B*H, hidden, NC]
@@ -98,12 +99,17 @@ class NSAAttention(nn.Module):
             block_ids = select_blocks(p_cmp, 0, H, c.l, c.d, c.l_sel, c.n_sel, T)
             o_sel = reference.selection_attention_reference(q, k_sel, v_sel, block_ids, c.l_sel)
             o_win = reference.sliding_window_attention_reference(q, k_win, v_win, c.w)
+            gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
+            o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
         else:
-            o_cmp, block_ids = fast.compressed_attention_and_selection_fast(q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel)
+            # the compressed and window branches take their gates inside, so that their outputs need not be
+            # kept for the gates' gradients (they are recomputed in backward anyway)
+            gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
+            o_cmp, block_ids = fast.compressed_attention_and_selection_fast(
+                q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gate=gates[..., 0]
+            )
             o_sel = dispatch.selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, impl=c.impl)
-            o_win = fast.sliding_window_attention_fast(q, k_win, v_win, c.w)
-
-        gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
+            o_win = fast.gated_sliding_window_fast(q, k_win, v_win, c.w, gates[..., 2])
+            o = o_cmp + gates[..., 1:2] * o_sel + o_win  # [B, T, HQ, D]
         self.last_gates = gates.detach()
-        o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
         return self.wo(o.reshape(B, T, HQ * D))

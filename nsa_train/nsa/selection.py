@@ -23,21 +23,35 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     return padded.unfold(-1, r + m - 1, r).sum(-1)
 
 
+def _descending_key(scores: torch.Tensor) -> torch.Tensor:
+    """int64 keys whose descending order is scores' descending order with ties to the lower index: top-k on
+    them is exact and deterministic (torch.topk itself promises nothing about ties). scores [..., N] fp32.
+
+    A float32's bits read as int32 order like the float for x >= 0; flipping the magnitude bits of negative
+    ones (only -inf occurs here) makes the whole range monotone. The low bits hold N - 1 - index.
+    """
+    bits = scores.contiguous().view(torch.int32)
+    mono = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).long()
+    n = scores.shape[-1]
+    return mono * n + (n - 1 - torch.arange(n, device=scores.device))
+
+
 @torch.no_grad()
 def select_blocks(
     p_cmp: torch.Tensor, t0: int, n_kv_heads: int, l: int, d: int, l_sel: int, n_sel: int, seq_len: int
 ) -> torch.Tensor:
     """Eq. 10-11: block ids [B, Tc, H, n_sel] for queries at positions t0 .. t0+Tc-1, sorted, -1 = unused.
 
-    Scores are summed over the query heads of each KV group (one selection per group), the initial block and
-    the 2 local blocks (current and previous) are always taken, blocks after the query's own block never are.
-    Ties go to the lower block id (stable sort), so the choice is deterministic.
+    Scores are summed over the query heads of each KV group (one selection per group; summing before the
+    Eq. 9 mapping is the same sum, on G times less data), the initial block and the 2 local blocks (current and
+    previous) are always taken, blocks after the query's own block never are. Ties go to the lower block id,
+    so the choice is deterministic.
     """
-    B, Tc, HQ, _ = p_cmp.shape
+    B, Tc, HQ, NC = p_cmp.shape
     H = n_kv_heads
     ns = (seq_len + l_sel - 1) // l_sel
-    scores = selection_block_scores(p_cmp.float(), l, d, l_sel, ns)  # [B, Tc, HQ, NS]
-    scores = scores.view(B, Tc, H, HQ // H, ns).sum(3)  # [B, Tc, H, NS]
+    p_group = p_cmp.float().view(B, Tc, H, HQ // H, NC).sum(3)  # [B, Tc, H, NC]
+    scores = selection_block_scores(p_group, l, d, l_sel, ns)  # [B, Tc, H, NS]
     blk = torch.arange(ns, device=p_cmp.device)
     cur = (torch.arange(t0, t0 + Tc, device=p_cmp.device) // l_sel)[:, None]  # [Tc, 1]
     forced = (blk == 0) | (blk == cur) | (blk == cur - 1)  # [Tc, NS]
@@ -45,7 +59,7 @@ def select_blocks(
     scores = scores.masked_fill(forced[None, :, None, :], float("inf"))
     scores = scores.masked_fill(future[None, :, None, :], float("-inf"))
     k = min(n_sel, ns)
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]  # [B, Tc, H, k]
+    order = torch.topk(_descending_key(scores), k, dim=-1, sorted=False).indices  # [B, Tc, H, k]
     taken = torch.gather(scores, -1, order) > float("-inf")
     ids = torch.where(taken, order, ns).sort(dim=-1).values  # unused slots sort last
     ids = torch.where(ids == ns, -1, ids)

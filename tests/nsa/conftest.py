@@ -17,4 +17,5 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(fast, "CMP_TILE", 7)
         monkeypatch.setattr(fast_selection, "TILE_ROWS", 12)
         monkeypatch.setattr(fast_selection, "SEG", 3)
+        monkeypatch.setattr(fast_selection, "CHUNK_SEGS", 2)
     return request.param

@@ -240,3 +240,43 @@ def test_triton_on_cpu_falls_back_counted():
     torch.testing.assert_close(out, selection_attention_reference(q, k, v, idx, 4), **TOL)
     selection_attention(q, k, v, idx, 4, impl="auto")  # CPU auto = fast by design: not a fallback
     assert fallbacks.snapshot()["selection.triton->fast"] == before + 1
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
+def test_layer_compressed_branch_matches_reference(shape, tiles):
+    """The layer's fused compressed branch (one softmax serving the output and the block choice) against the
+    reference op plus select_blocks on the reference probabilities: outputs, block ids and gradients."""
+    from nsa_train.nsa.fast import compressed_attention_and_selection_fast
+    from nsa_train.nsa.selection import select_blocks
+
+    _, T, _, H, _ = shape
+    l, d, l_sel, n_sel = 8, 4, 8, 3
+    q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
+    out_ref, grads_ref = grads(lambda a, b, c: compressed_attention_reference(a, b, c, l, d)[0], q, k, v)
+    out_fst, grads_fst = grads(
+        lambda a, b, c: compressed_attention_and_selection_fast(a, b, c, l, d, l_sel, n_sel)[0], q, k, v
+    )
+    assert_same(out_ref, out_fst, grads_ref, grads_fst, **TOL)
+    _, p = compressed_attention_reference(q, k, v, l, d)
+    ids_fst = compressed_attention_and_selection_fast(q, k, v, l, d, l_sel, n_sel)[1]
+    assert torch.equal(ids_fst, select_blocks(p, 0, H, l, d, l_sel, n_sel, T))
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
+def test_gated_branches_match_gate_times_reference(shape, tiles):
+    """The layer's gated window and compressed branches equal gate * reference output, gate gradients included."""
+    from nsa_train.nsa.fast import compressed_attention_and_selection_fast, gated_sliding_window_fast
+
+    B, T, HQ, _, _ = shape
+    gate = torch.rand(B, T, HQ, generator=torch.Generator().manual_seed(5))
+    q, k, v = qkv(*shape)
+    ref = grads(lambda a, b, c, g: g[..., None] * sliding_window_attention_reference(a, b, c, 6), q, k, v, gate)
+    fst = grads(lambda a, b, c, g: gated_sliding_window_fast(a, b, c, 6, g), q, k, v, gate)
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+    l, d = 8, 4
+    kc, vc = k[:, : (T - l) // d + 1], v[:, : (T - l) // d + 1]
+    ref = grads(lambda a, b, c, g: g[..., None] * compressed_attention_reference(a, b, c, l, d)[0], q, kc, vc, gate)
+    fst = grads(
+        lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, l, d, 8, 3, gate=g)[0], q, kc, vc, gate
+    )
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
