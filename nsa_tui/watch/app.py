@@ -30,11 +30,12 @@ from nsa_tui.watch.widgets.ranks_panel import RanksPanel
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
 
-MIN_REDRAW_GAP_S = 0.25  # header/titles/log: at most 4 redraws a second (a new line is on screen < 0.5 s)
-PLOT_REDRAW_GAP_S = 1.0  # charts and log tail: once a second is plenty, and cheap on CPU
+MIN_REDRAW_GAP_S = 0.2  # header/titles: at most 5 redraws a second (data comes at most every READ_GAP_S)
+PLOT_REDRAW_GAP_S = 4.0  # charts, log tail, ranks: every 4 s is plenty for curves of hours, and keeps CPU low
 AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
 HEALTH_EVERY_S = 5.0  # the rules engine runs at most this often per run (its rules look at minutes)
 COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
+READ_GAP_S = 0.3  # at most ~3 reads a second: a fast trainer's lines are read in batches (latency < 0.35 s)
 
 
 class DataChanged(Message):
@@ -88,7 +89,14 @@ class WatchApp(App):
         self._stop = threading.Event()
         self._start_readers = start_readers
         self._threads: list[threading.Thread] = []
+        self._mounted = threading.Event()  # readers post to the UI only once it can take messages
         self.last_message = ""
+        if start_readers:
+            # read from the start, not from mount: a big first read overlaps Textual's own start-up
+            for i, m in enumerate(runs):
+                t = threading.Thread(target=self._reader, args=(m,), name=f"nsa-watch-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -110,13 +118,9 @@ class WatchApp(App):
     def on_mount(self) -> None:
         if len(self.runs) < 2:
             self.query_one(RunTabs).display = False
-        if self._start_readers:
-            for i, m in enumerate(self.runs):
-                t = threading.Thread(target=self._reader, args=(m,), name=f"nsa-watch-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
         self.set_interval(AGE_TICK_S, self._redraw)  # ages and ETA move even when no data comes
         self._redraw(force=True)
+        self._mounted.set()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -127,17 +131,22 @@ class WatchApp(App):
 
     # ------------------------------------------------------------ data
     def _reader(self, model: RunModel) -> None:
+        last_read = 0.0
         while not self._stop.is_set():
+            last_read = time.monotonic()
             try:
                 model.pump()
             except Exception as e:  # keep following: one bad read must not end the dashboard
                 self.last_message = f"read error: {e}"
             else:
+                while not self._mounted.wait(0.05) and not self._stop.is_set():
+                    pass  # the first read can finish before the UI is up
                 if model.version != self._posted.get(id(model)):
                     self._posted[id(model)] = model.version
                     self.post_message(DataChanged())  # thread-safe; the UI redraws at once
             model.source.wait(0.25)
-            self._stop.wait(COALESCE_S)
+            # each read wakes the UI for a redraw: batch what a fast trainer writes rather than chase each line
+            self._stop.wait(max(COALESCE_S, READ_GAP_S - (time.monotonic() - last_read)))
 
     def on_data_changed(self, _msg: DataChanged) -> None:
         self._schedule()
@@ -201,7 +210,8 @@ class WatchApp(App):
             v = self._verdict(m, now, force)
             self.query_one(RunHeader).show(self._header_info(m, v, now))
             self.query_one(HealthPanel).show(v)
-            self.query_one(RanksPanel).show(self._rank_rows(m, now))
+            if force or age_tick:  # whole-second ages; per-rank steps need not move at the header's pace
+                self.query_one(RanksPanel).show(self._rank_rows(m, now))
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:

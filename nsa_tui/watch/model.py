@@ -33,7 +33,7 @@ TMUX_EVERY_S = 5.0
 DETECT_BYTES = 64 << 10
 # RunHistory keeps this many recent points (the rules' longest window); charts keep everything.
 HISTORY_POINTS = 20_000
-BULK_MIN_LINES = 20_000  # a first training.csv batch this long takes the columnar fast path
+BULK_MIN_BYTES = 1 << 20  # a first training.csv batch this big (~8k rows) takes the columnar fast path
 RECENT_ROWS = 2_000  # ... and only its last rows go to RunHistory (rules look back <= ~500 points)
 # Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
 CHART_METRICS = (
@@ -247,7 +247,7 @@ class RunModel:
             u.name == schema.TRAINING_CSV
             and not u.reset
             and self.table.last_step < 0
-            and u.data.count(b"\n") >= BULK_MIN_LINES
+            and len(u.data) >= BULK_MIN_BYTES
         ):
             cols = parse_columns(u.data)
             if cols is not None:

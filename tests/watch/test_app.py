@@ -68,7 +68,7 @@ async def test_tabs_compare_and_reread(healthy_run, vibe_run, finished_run):
         await pilot.press("r")
         await wait_loaded(pilot, app)
         deadline = time.monotonic() + 5
-        while len(model.history.steps) < steps_before and time.monotonic() < deadline:
+        while (model.resets == resets or len(model.history.steps) < steps_before) and time.monotonic() < deadline:
             await pilot.pause(0.05)
         assert model.resets == resets + 1 and len(model.history.steps) == steps_before
 
