@@ -130,15 +130,33 @@ tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-status.$$")
 trap 'rm -f "$tmp" "$tmp.h"' EXIT
 frame now 0 "$(date +%s)"
 if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
+listed=$sock
 if command -v tmux >/dev/null 2>&1; then
   $tl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
   frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
 fi
 root=${NSA_RUNS_DIR:-runs}
+run_socket() {
+  # the tmux server the run was launched on (launch.json, one key per line); else the default given
+  rs=$sock
+  [ -f "$1/launch.json" ] || return 0
+  if grep -q '"tmux_socket": *null' "$1/launch.json" 2>/dev/null; then rs=; return 0; fi
+  v=$(sed -n 's/^ *"tmux_socket": *"\([A-Za-z0-9_.-]*\)".*/\1/p' "$1/launch.json" 2>/dev/null | head -n 1)
+  [ -n "$v" ] && rs=$v
+  return 0
+}
 emit_run() {
   d=$1
+  run_socket "$d"
+  # the sessions frame applies to the runs after it: list again when this run's server differs
+  if [ "$rs" != "$listed" ] && command -v tmux >/dev/null 2>&1; then
+    if [ -n "$rs" ]; then rtl="tmux -L $rs"; else rtl="tmux"; fi
+    $rtl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
+    frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
+    listed=$rs
+  fi
   if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then
-    NSA_TMUX_SOCKET=$sock nsa status --json "$d" >"$tmp" 2>/dev/null
+    NSA_TMUX_SOCKET=$rs nsa status --json "$d" >"$tmp" 2>/dev/null
     if [ -s "$tmp" ]; then frame json "$(wc -c <"$tmp" | tr -d ' ')" "$d"; cat "$tmp"; return; fi
   fi
   frame run 0 "$d"

@@ -91,13 +91,13 @@ def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
 
 
 def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
-    """Session names of the local tmux server ($NSA_TMUX_SOCKET, else ``socket_name``, else the
-    default server); None if tmux is absent."""
+    """Session names of a local tmux server (``socket_name``, the one a run's launch.json records, else
+    $NSA_TMUX_SOCKET, else the default server); None if tmux is absent."""
     tmux = shutil.which("tmux")
     if tmux is None:
         return None
     argv = [tmux]
-    sock = os.environ.get(TMUX_SOCKET_ENV) or socket_name
+    sock = socket_name or os.environ.get(TMUX_SOCKET_ENV)
     if sock:
         argv += ["-L", sock]
     try:

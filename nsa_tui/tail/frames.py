@@ -18,12 +18,15 @@ class FrameError(Exception):
 
 @dataclass(frozen=True)
 class Frame:
-    kind: str  # "D" appended bytes, "W" whole file, "F" whole file present, "E" end of round, "N" no dir
+    kind: str  # "D" appended bytes, "M" mtime + head sum, "W" whole file, "F" present, "E" end of round, "N" no dir
     name: str = ""
     inode: int = 0
     offset: int = 0
     data: bytes = b""
     round: int = 0
+    mtime: int = 0  # "M": the file's mtime on the remote clock, 0 when unknown
+    head_sum: int = 0  # "M": checksum of the file's first 64 bytes, 0 until it has them
+    now: int = 0  # "E": the remote clock at the end of the round, 0 when unknown
 
 
 class FrameParser:
@@ -61,7 +64,11 @@ class FrameParser:
             text = line.decode("utf-8")
             kind, _, rest = text.partition(" ")
             if kind == "E":
-                return Frame("E", round=int(rest))
+                rnd, _, now = rest.partition(" ")
+                return Frame("E", round=_nat(rnd), now=_nat(now) if now else 0)
+            if kind == "M":
+                ino, mt, head_sum, name = rest.split(" ", 3)
+                return Frame("M", name=name, inode=_nat(ino), mtime=_nat(mt), head_sum=_nat(head_sum))
             if kind == "N" and not rest:
                 return Frame("N")
             if kind == "F" and rest:

@@ -26,6 +26,7 @@ class _FileState:
     def __init__(self) -> None:
         self.inode = 0
         self.offset = 0
+        self.head_sum = 0  # the remote's checksum of the first 64 bytes, handed back on reconnect
         self.split = LineSplitter()
 
 
@@ -49,6 +50,11 @@ class RemoteRunSource:
         self.last_error = ""
         self.rounds = 0
         self.dir_missing = False
+        # newest mtime per log file on our clock (the health engine's last_write_ts), from the remote's
+        # mtimes shifted by its clock offset; empty where the remote cannot tell (no GNU/busybox stat)
+        self.mtimes: dict[str, float] = {}
+        self._remote_mtimes: dict[str, int] = {}
+        self._pending_sum: dict[str, tuple[int, int]] = {}  # name -> (inode, head sum) awaiting its D frame
         self._thread = threading.Thread(target=self._run, name=f"nsa-watch-ssh-{host}", daemon=True)
         self._thread.start()
 
@@ -90,7 +96,11 @@ class RemoteRunSource:
             p.kill()
 
     def _command(self) -> str:
-        resume = [f"{st.inode}:{st.offset}" for st in self._files.values() if st.inode]
+        resume = [
+            f"{st.inode}:{st.offset}" + (f":{st.head_sum}" if st.head_sum else "")
+            for st in self._files.values()
+            if st.inode
+        ]
         args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), *resume]
         return remote_script(SCRIPT, args)
 
@@ -100,6 +110,8 @@ class RemoteRunSource:
             if self._restart.is_set():
                 self._restart.clear()
                 self._files.clear()
+                self.mtimes.clear()
+                self._remote_mtimes.clear()
                 self._whole_present.clear()
                 self._whole_last.clear()
                 self._queue.put(Update("", reset=True))  # "" = every file: the consumer starts over
@@ -132,7 +144,7 @@ class RemoteRunSource:
                     self._mark_connected()  # any well-formed frame: the link works
                     if fr.kind == "E":
                         got_round = True
-                        self._on_round()
+                        self._on_round(fr.now)
                     else:
                         self._on_frame(fr)
         except FrameError as e:
@@ -155,8 +167,11 @@ class RemoteRunSource:
             self.disconnected_since = None
             self.last_error = ""
 
-    def _on_round(self) -> None:
+    def _on_round(self, remote_now: int) -> None:
         self.rounds += 1
+        if remote_now:
+            skew = self._clock() - remote_now  # includes the link's delay: seconds, like the mtimes
+            self.mtimes = {n: m + skew for n, m in self._remote_mtimes.items() if m}
         for name in sorted(self._whole_last - self._whole_present):
             self._queue.put(Update(name, deleted=True))
         self._whole_last, self._whole_present = self._whole_present, set()
@@ -172,6 +187,14 @@ class RemoteRunSource:
             return
         if fr.kind == "W":
             self._queue.put(Update(fr.name, content=fr.data))
+            return
+        if fr.kind == "M":
+            self._remote_mtimes[fr.name] = fr.mtime
+            st = self._files.get(fr.name)
+            if st is not None and st.inode == fr.inode:
+                st.head_sum = fr.head_sum
+            else:  # the D frame that follows introduces the file; keep the sum for it
+                self._pending_sum[fr.name] = (fr.inode, fr.head_sum)
             return
         st = self._files.get(fr.name)
         if st is None:
@@ -191,6 +214,9 @@ class RemoteRunSource:
             st.split.reset()
         st.inode = fr.inode
         st.offset = fr.offset + len(fr.data)
+        ino, head_sum = self._pending_sum.pop(fr.name, (0, 0))
+        if ino == fr.inode:
+            st.head_sum = head_sum
         blob = st.split.feed_blob(fr.data)
         if blob or reset:
             self._queue.put(Update(fr.name, data=blob, reset=reset))

@@ -304,7 +304,9 @@ class RunModel:
         if not self.check_tmux or LAUNCH_JSON not in self._whole or now - self._tmux_at < TMUX_EVERY_S:
             return False
         self._tmux_at = now
-        sessions = local_tmux_sessions()
+        launch = self.history.launch if isinstance(self.history.launch, dict) else {}
+        sock = launch.get("tmux_socket")
+        sessions = local_tmux_sessions(sock if isinstance(sock, str) else None)  # the run's own server
         changed = sessions != self._tmux
         self._tmux = sessions
         return changed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
 import pytest
 from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
@@ -110,3 +111,27 @@ def test_runs_remote(tmp_path, sshd_factory, monkeypatch):
     assert objs["a"]["state"] == "running" and objs["b"]["state"] == "finished"
     res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "missing")])
     assert res.exit_code == 3 and "no run directory" in res.stderr
+
+
+@pytest.mark.parametrize("with_nsa", [True, False], ids=["remote-nsa", "remote-script"])
+def test_remote_tmux_socket_comes_from_the_runs_launch_json(tmp_path, sshd_factory, monkeypatch, with_nsa):
+    """A run launched on another tmux server than ours: its launch.json names the socket, and liveness is
+    checked there (ours has no such session), with or without `nsa` on the remote."""
+    s = sshd_factory(with_nsa=with_nsa)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    monkeypatch.setenv("NSA_TMUX_SOCKET", f"nsa-test-empty-{uuid.uuid4().hex[:6]}")
+    other = f"nsa-test-other-{uuid.uuid4().hex[:6]}"
+    run = tmp_path / "elsewhere"
+    make_v1_run(run, steps=200, launch=True, name="elsewhere")
+    launch = json.loads((run / "launch.json").read_text())
+    launch["tmux_socket"] = other
+    (run / "launch.json").write_text(json.dumps(launch, indent=2) + "\n")
+    subprocess.run(["tmux", "-L", other, "new-session", "-d", "-s", launch["tmux_session"], "sleep 60"], check=True)
+    try:
+        code, objs, _ = _status(["--host", s.host, str(run)])
+        assert code == 0 and objs[0]["state"] == "running"
+        subprocess.run(["tmux", "-L", other, "kill-server"], check=False)
+        code, objs, _ = _status(["--host", s.host, str(run)])
+        assert code == 2 and objs[0]["state"] == "crashed"
+    finally:
+        subprocess.run(["tmux", "-L", other, "kill-server"], check=False, capture_output=True)

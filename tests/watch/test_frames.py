@@ -52,3 +52,14 @@ def test_payload_with_fake_headers_inside_is_not_misread():
 def test_garbled_header_is_an_error(bad):
     with pytest.raises(FrameError):
         FrameParser().feed(bad)
+
+
+def test_mtime_and_round_clock_frames():
+    frames = FrameParser().feed(b"M 42 1790000000 123456 train log.log\nE 3 1790000005\nE 4\n")
+    assert [f.kind for f in frames] == ["M", "E", "E"]
+    m = frames[0]
+    assert (m.inode, m.mtime, m.head_sum, m.name) == (42, 1790000000, 123456, "train log.log")
+    assert (frames[1].round, frames[1].now) == (3, 1790000005) and (frames[2].round, frames[2].now) == (4, 0)
+    for bad in (b"M 42 x 1 a\n", b"M 42 1 2\n", b"E 3 -5\n"):
+        with pytest.raises(FrameError):
+            FrameParser().feed(bad)

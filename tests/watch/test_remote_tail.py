@@ -70,6 +70,35 @@ def test_remote_appends_rotation_garbage_and_reconnect(sshd, tmp_path):
 
 
 @pytest.mark.slow
+def test_remote_rewrite_in_place_with_equal_size_and_mtimes(sshd, tmp_path):
+    """A log rewritten in place to the same size (same inode, so offsets alone cannot tell) is read again
+    from its start with a reset; mtimes come over on our clock."""
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / "training.csv"
+    first = b"".join(f"{i},old-row-{i:04d}\n".encode() for i in range(20))
+    log.write_bytes(first)
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    try:
+        got = _collect(src, lambda g: len(_lines(g, log.name)) == 20)
+        ino = log.stat().st_ino
+        deadline = time.monotonic() + 10
+        while log.name not in src.mtimes and time.monotonic() < deadline:
+            src.wait(0.2)
+        assert abs(src.mtimes[log.name] - log.stat().st_mtime) < 3.0
+        second = first.replace(b"old", b"new")
+        assert len(second) == len(first)
+        with open(log, "r+b") as f:  # same inode, same size, other bytes
+            f.write(second)
+        assert log.stat().st_ino == ino and log.stat().st_size == len(first)
+        got = _collect(src, lambda g: any(u.reset for u in g if u.name == log.name))
+        got += _collect(src, lambda g: len(_lines(got + g, log.name)) >= 20)
+        assert _lines(got, log.name) == second.splitlines()
+    finally:
+        src.close()
+
+
+@pytest.mark.slow
 def test_unreachable_host_shows_disconnected_since(tmp_path, monkeypatch):
     monkeypatch.setenv("NSA_SSH_COMMAND", "ssh -F /dev/null -p 1 -o BatchMode=yes")
     src = RemoteRunSource("root@127.0.0.1", str(tmp_path), interval=0.2)
