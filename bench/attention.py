@@ -1,13 +1,23 @@
-"""One attention layer, NSA vs dense causal SDPA: forward and forward+backward time, peak RSS (fp32, CPU).
+"""One attention layer, NSA vs dense causal SDPA (and lucidrains' NSA): forward and forward+backward time,
+peak RSS (fp32, CPU).
 
     python bench/attention.py --impl nsa --seq-len 8192 --json
-    python bench/attention.py --table            # both impls at 1k..32k, a Markdown table for the README
+    python bench/attention.py --table            # nsa and dense at 1k..32k, a Markdown table for the README
+    bash bench/peer_env.sh                       # once: the peer's own environment, bench/.venv-peer
+    python bench/attention.py --table --impls nsa,dense,lucidrains --lengths 2048,8192
 
 Settings are the paper's: l=32, d=16, l_sel=64, n_sel=16, w=512; 8 query heads, 2 KV heads, head dim 64,
 batch 1, dim 512. The dense twin has the same heads: q/k/v/o projections, RoPE and causal SDPA (GQA).
-Each --table measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to one impl and length.
-Forward is timed under torch.no_grad(); forward+backward is one training step of the layer (sum of outputs).
-The median of --repeats runs is reported, after one untimed warm-up forward+backward.
+The peer is lucidrains' native-sparse-attention-pytorch (SparseAttention, pinned in bench/peer_env.sh) with
+the same numbers: compress_block_size=32, compress_block_sliding_stride=16, selection_block_size=64,
+num_selected_blocks=16, sliding_window_size=512, heads 8, kv_heads 2, dim_head 64, causal, its PyTorch path
+(use_triton_kernel=False). Where it differs by design (docs/nsa.md): one K/V shared by the branches, an
+input RMSNorm, its default compression MLP (hidden 32*64), one memory compressed key/value, and it does not
+force the initial block into the selection.
+Each --table measurement runs in a fresh subprocess (the peer's in bench/.venv-peer/bin/python) so that peak
+RSS (ru_maxrss) belongs to one impl and length. Forward is timed under torch.no_grad(); forward+backward is
+one training step of the layer (sum of outputs). The median of --repeats runs is reported, after one untimed
+warm-up forward+backward.
 """
 
 from __future__ import annotations
@@ -19,18 +29,18 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsa_train.config import NSAConfig
-from nsa_train.nsa import NSAAttention
-from nsa_train.nsa.rope import apply_rope, rope_angles
-
 DIM, N_HEADS, N_KV_HEADS, HEAD_DIM = 512, 8, 2, 64
 PAPER_NSA = {"l": 32, "d": 16, "l_sel": 64, "n_sel": 16, "w": 512}
 TABLE_LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768]
+IMPLS = ("nsa", "dense", "lucidrains")
+PEER_PYTHON = Path(__file__).resolve().parent / ".venv-peer" / "bin" / "python"
+LABELS = {"nsa": "NSA", "dense": "dense", "lucidrains": "lucidrains"}
 
 
 class DenseAttention(nn.Module):
@@ -44,6 +54,8 @@ class DenseAttention(nn.Module):
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from nsa_train.nsa.rope import apply_rope, rope_angles
+
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
         k, v = self.wkv(x).view(B, T, 2, self.n_kv_heads, self.head_dim).unbind(2)
@@ -57,7 +69,32 @@ class DenseAttention(nn.Module):
 
 def build(impl: str) -> nn.Module:
     if impl == "nsa":
+        from nsa_train.config import NSAConfig
+        from nsa_train.nsa import NSAAttention
+
         return NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl="fast", **PAPER_NSA))
+    if impl == "lucidrains":
+        try:
+            from native_sparse_attention_pytorch import SparseAttention
+        except ImportError:
+            raise SystemExit(
+                "error: --impl lucidrains needs the peer's own environment: run `bash bench/peer_env.sh`, then "
+                f"{PEER_PYTHON.relative_to(Path.cwd()) if PEER_PYTHON.is_relative_to(Path.cwd()) else PEER_PYTHON}"
+                " bench/attention.py --impl lucidrains ..."
+            ) from None
+        return SparseAttention(
+            dim=DIM,
+            dim_head=HEAD_DIM,
+            heads=N_HEADS,
+            kv_heads=N_KV_HEADS,
+            sliding_window_size=PAPER_NSA["w"],
+            compress_block_size=PAPER_NSA["l"],
+            compress_block_sliding_stride=PAPER_NSA["d"],
+            selection_block_size=PAPER_NSA["l_sel"],
+            num_selected_blocks=PAPER_NSA["n_sel"],
+            causal=True,
+            use_triton_kernel=False,
+        )
     return DenseAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM)
 
 
@@ -95,42 +132,66 @@ def measure(impl: str, seq_len: int, repeats: int) -> dict[str, object]:
 
 
 def run_child(impl: str, seq_len: int, repeats: int) -> dict[str, object]:
-    """One measurement in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--impl", impl, "--seq-len", str(seq_len), "--repeats", str(repeats), "--json"]
+    """One measurement in a fresh interpreter, so its peak RSS is its own (the peer's in its own env)."""
+    python = sys.executable
+    if impl == "lucidrains":
+        if not PEER_PYTHON.exists():
+            raise SystemExit("error: the peer's environment is missing: run `bash bench/peer_env.sh` first")
+        python = str(PEER_PYTHON)
+    cmd = [python, __file__, "--impl", impl, "--seq-len", str(seq_len), "--repeats", str(repeats), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"error: {' '.join(cmd)} failed:\n{out.stderr.strip()}")
+        return {"impl": impl, "seq_len": seq_len, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def table(lengths: list[int], repeats: int) -> str:
-    rows = [
-        "| T | dense fwd ms | NSA fwd ms | fwd speedup | dense fwd+bwd ms | NSA fwd+bwd ms | fwd+bwd speedup "
-        "| dense peak RSS MB | NSA peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def _cell(r: dict[str, object], key: str) -> str:
+    return str(r[key]) if key in r else "failed"
+
+
+def _ratio(base: dict[str, object], other: dict[str, object], key: str) -> str:
+    if key not in base or key not in other:
+        return "-"
+    return f"{float(base[key]) / float(other[key]):.2f}x"  # type: ignore[arg-type]
+
+
+def table(lengths: list[int], repeats: int, impls: list[str]) -> str:
+    """Markdown: per length, each impl's fwd / fwd+bwd ms and peak RSS, and NSA's speedup over the others."""
+    others = [i for i in impls if i != "nsa"]
+    head = ["T"]
+    for i in impls:
+        head += [f"{LABELS[i]} fwd ms", f"{LABELS[i]} fwd+bwd ms", f"{LABELS[i]} peak RSS MB"]
+    if "nsa" in impls:
+        head += [f"NSA fwd+bwd speedup vs {LABELS[o]}" for o in others]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for T in lengths:
-        d, n = run_child("dense", T, repeats), run_child("nsa", T, repeats)
-        print(f"# {json.dumps(d)}\n# {json.dumps(n)}", file=sys.stderr, flush=True)
-        rows.append(
-            f"| {T} | {d['fwd_ms']} | {n['fwd_ms']} | {d['fwd_ms'] / n['fwd_ms']:.2f}x | {d['fwd_bwd_ms']} "
-            f"| {n['fwd_bwd_ms']} | {d['fwd_bwd_ms'] / n['fwd_bwd_ms']:.2f}x "
-            f"| {d['peak_rss_mb']} | {n['peak_rss_mb']} |"
-        )
+        res = {i: run_child(i, T, repeats) for i in impls}
+        for r in res.values():
+            print(f"# {json.dumps(r)}", file=sys.stderr, flush=True)
+        cells = [str(T)]
+        for i in impls:
+            cells += [_cell(res[i], "fwd_ms"), _cell(res[i], "fwd_bwd_ms"), _cell(res[i], "peak_rss_mb")]
+        if "nsa" in impls:
+            cells += [_ratio(res[o], res["nsa"], "fwd_bwd_ms") for o in others]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--impl", choices=["nsa", "dense"])
+    ap.add_argument("--impl", choices=IMPLS)
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--table", action="store_true", help="run both impls over 1k..32k and print a Markdown table")
+    ap.add_argument("--table", action="store_true", help="run the impls over 1k..32k and print a Markdown table")
     ap.add_argument("--lengths", type=str, default=",".join(map(str, TABLE_LENGTHS)), help="for --table")
+    ap.add_argument("--impls", type=str, default="nsa,dense", help="for --table: any of nsa,dense,lucidrains")
     args = ap.parse_args(argv)
     if args.table:
-        print(table([int(t) for t in args.lengths.split(",")], args.repeats))
+        impls = [i for i in args.impls.split(",") if i]
+        if not impls or any(i not in IMPLS for i in impls):
+            ap.error(f"--impls takes a comma list of {', '.join(IMPLS)}")
+        print(table([int(t) for t in args.lengths.split(",")], args.repeats, impls))
         return 0
     if args.impl is None or args.seq_len is None or args.seq_len < 1:
         ap.error("--impl and a positive --seq-len are required (or use --table)")

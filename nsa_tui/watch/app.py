@@ -10,6 +10,7 @@ from typing import ClassVar
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -82,6 +83,7 @@ class WatchApp(App):
         self._last_age_tick = 0.0
         self._last_draw = 0.0
         self._last_plot = 0.0
+        self._last_ranks = 0.0
         self._timer: Timer | None = None  # a throttled redraw of new data
         self._plot_timer: Timer | None = None  # the charts' (slower) turn
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
@@ -202,16 +204,25 @@ class WatchApp(App):
             if data_changed and self._timer is None:
                 self._timer = self.set_timer(MIN_REDRAW_GAP_S - (mono - self._last_draw), self._timed_redraw)
             return
+        try:
+            main = self.screen_stack[0]  # the dashboard, also while help or a confirmation is on top
+            main.query_one(RunHeader)
+        except (IndexError, NoMatches):
+            return  # not composed yet, or shutting down: a late timer or reader message has nothing to draw
         self._last_age_tick = now
         self._last_draw = mono
         self._drawn = key
         m = self.model
         with m.lock:
             v = self._verdict(m, now, force)
-            self.query_one(RunHeader).show(self._header_info(m, v, now))
-            self.query_one(HealthPanel).show(v)
-            if force or age_tick:  # whole-second ages; per-rank steps need not move at the header's pace
-                self.query_one(RanksPanel).show(self._rank_rows(m, now))
+            main.query_one(RunHeader).show(self._header_info(m, v, now))
+            main.query_one(HealthPanel).show(v)
+            if force or mono - self._last_ranks >= PLOT_REDRAW_GAP_S - 0.05:
+                # at the charts' pace, data or not (a rank that went quiet must age on screen). Not with the
+                # header: the compositor repaints the box around all dirty regions, and header + this panel
+                # span most of the screen
+                self._last_ranks = mono
+                main.query_one(RanksPanel).show(self._rank_rows(m, now))
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:
@@ -224,12 +235,12 @@ class WatchApp(App):
                 if plot:
                     # charts and the log tail once a second; the header carries the newest
                     # step at 4 Hz
-                    self.query_one(EventsPane).show(list(m.history.events[-50:]), m.log_tail(50))
+                    main.query_one(EventsPane).show(list(m.history.events[-50:]), m.log_tail(50))
                     if self.view.compare:
-                        self.query_one("#compare", LineChart).redraw()
+                        main.query_one("#compare", LineChart).redraw()
                     else:
                         for c in CHARTS:
-                            self.query_one(f"#chart-{c}", LineChart).redraw()
+                            main.query_one(f"#chart-{c}", LineChart).redraw()
 
     def _verdict(self, m: RunModel, now: float, force: bool) -> VerdictView:
         """The health engine's verdict, re-evaluated at most every HEALTH_EVERY_S per run."""

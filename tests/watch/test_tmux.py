@@ -37,7 +37,7 @@ def test_nsa_watch_in_a_tmux_pane(tmux_socket, runs_dir):
     cmd = f"env -u COLUMNS -u LINES {env} {NSA} watch; sleep 30"
     _tmux(tmux_socket, "new-session", "-d", "-s", "watch", "-x", "120", "-y", "40", cmd)
     try:
-        screen = _screen_until(tmux_socket, lambda s: "step 300/" in s and "loss" in s)
+        screen = _screen_until(tmux_socket, lambda s: "step 300/" in s and "loss" in s and "q quit" in s)
         assert "tiny-cpu" in screen  # the most recent run, by default
         assert "health" in screen and "events" in screen and "q quit" in screen
         assert "⣿" in screen or "⠒" in screen or "⣀" in screen  # braille charts drawn
