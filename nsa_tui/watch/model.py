@@ -243,12 +243,7 @@ class RunModel:
                 if u.name == CONSOLE_LOG and text.strip():
                     self._console.append(text.rstrip())
             return
-        if (
-            u.name == schema.TRAINING_CSV
-            and not u.reset
-            and self.table.last_step < 0
-            and len(u.data) >= BULK_MIN_BYTES
-        ):
+        if u.name == schema.TRAINING_CSV and not u.reset and self.table.last_step < 0 and len(u.data) >= BULK_MIN_BYTES:
             cols = parse_columns(u.data)
             if cols is not None:
                 self.table.bulk_load(cols, self._t0())
