@@ -89,7 +89,6 @@ class WatchApp(App):
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
         self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
         self._stop = threading.Event()
-        self._start_readers = start_readers
         self._threads: list[threading.Thread] = []
         self._mounted = threading.Event()  # readers post to the UI only once it can take messages
         self.last_message = ""
