@@ -592,8 +592,7 @@ class Trainer:
             "mean_toks_per_s": self.tokens_this_process / self.train_wall_s if self.train_wall_s > 0 else None,
             "param_count": getattr(self, "param_count", None),
             "attention_impl": getattr(self, "attention_impl", None),
-            # judgements (health alerts) are the tools' job: `nsa report` fills this list from the rules
-            "alerts": [],
+            # no health alerts here: the verdict depends on when and with which rules one asks (docs/telemetry.md)
         }
         _atomic_write_text(self.run_dir / schema.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
 

@@ -18,21 +18,24 @@ class FrameError(Exception):
 
 @dataclass(frozen=True)
 class Frame:
-    kind: str  # "D" appended bytes, "M" mtime + head sum, "W" whole file, "F" present, "E" end of round, "N" no dir
+    # "D" appended bytes, "R" a log file (re)starting at offset, "M" mtime, "W" whole file, "F" present,
+    # "E" end of round, "N" no run dir
+    kind: str
     name: str = ""
     inode: int = 0
     offset: int = 0
     data: bytes = b""
     round: int = 0
     mtime: int = 0  # "M": the file's mtime on the remote clock, 0 when unknown
-    head_sum: int = 0  # "M": checksum of the file's first 64 bytes, 0 until it has them
+    edge: tuple[int, int] = (0, 0)  # "D"/"R": (length, cksum) of the last bytes sent, just before the new offset
     now: int = 0  # "E": the remote clock at the end of the round, 0 when unknown
 
 
 class FrameParser:
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._header: tuple[str, str, int, int, int] | None = None  # kind, name, inode, offset, length
+        # kind, name, inode, offset, length, edge of a header whose payload is still to come
+        self._header: tuple[str, str, int, int, int, tuple[int, int]] | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buf += data
@@ -50,13 +53,13 @@ class FrameParser:
                 if frame is not None:
                     out.append(frame)
                     continue
-            kind, name, inode, offset, length = self._header  # type: ignore[misc]
+            kind, name, inode, offset, length, edge = self._header  # type: ignore[misc]
             if len(self._buf) < length:
                 return out
             payload = bytes(self._buf[:length])
             del self._buf[:length]
             self._header = None
-            out.append(Frame(kind, name=name, inode=inode, offset=offset, data=payload))
+            out.append(Frame(kind, name=name, inode=inode, offset=offset, data=payload, edge=edge))
 
     def _parse_header(self, line: bytes) -> Frame | None:
         """A header-only frame, or None after storing a header whose payload follows."""
@@ -67,19 +70,19 @@ class FrameParser:
                 rnd, _, now = rest.partition(" ")
                 return Frame("E", round=_nat(rnd), now=_nat(now) if now else 0)
             if kind == "M":
-                ino, mt, head_sum, name = rest.split(" ", 3)
-                return Frame("M", name=name, inode=_nat(ino), mtime=_nat(mt), head_sum=_nat(head_sum))
+                ino, mt, name = rest.split(" ", 2)
+                return Frame("M", name=name, inode=_nat(ino), mtime=_nat(mt))
             if kind == "N" and not rest:
                 return Frame("N")
             if kind == "F" and rest:
                 return Frame("F", name=rest)
-            if kind == "D":
-                ino, off, n, name = rest.split(" ", 3)
-                self._header = ("D", name, _nat(ino), _nat(off), _nat(n))
+            if kind in ("D", "R"):
+                ino, off, n, edge_len, edge_sum, name = rest.split(" ", 5)
+                self._header = (kind, name, _nat(ino), _nat(off), _nat(n), (_nat(edge_len), _nat(edge_sum)))
                 return None
             if kind == "W":
                 ino, n, name = rest.split(" ", 2)
-                self._header = ("W", name, _nat(ino), 0, _nat(n))
+                self._header = ("W", name, _nat(ino), 0, _nat(n), (0, 0))
                 return None
         except ValueError:
             pass

@@ -1,9 +1,11 @@
 """Follow a run directory on another machine over ONE long-lived OpenSSH connection.
 
 The remote side is remote_script.SCRIPT run by the login shell (nothing installed). It keeps
-byte offsets per inode and prints only appended bytes, framed (see frames.py). We keep our
-own offsets too, so after a dropped connection we reconnect with them and nothing is read
-twice. Reading happens in a thread; ``read()`` only drains what it queued.
+byte offsets per inode and prints only appended bytes, framed (see frames.py); it says when a
+file starts over (first sight, truncation, or replacement detected by the checksum of the last
+bytes sent). We keep our own offsets and those checksums too, so after a dropped connection we
+reconnect with them and nothing is read twice or joined to another file's bytes. Reading
+happens in a thread; ``read()`` only drains what it queued.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
-from nsa_tui.tail.remote_script import SCRIPT
+from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT
 from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
 
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
@@ -26,12 +28,19 @@ class _FileState:
     def __init__(self) -> None:
         self.inode = 0
         self.offset = 0
-        self.head_sum = 0  # the remote's checksum of the first 64 bytes, handed back on reconnect
+        self.edge = (0, 0)  # (length, cksum) of the last bytes we got, handed back on reconnect
         self.split = LineSplitter()
 
 
 class RemoteRunSource:
-    def __init__(self, host: str, run_dir: str, *, interval: float = 1.0, clock=time.time) -> None:
+    def __init__(
+        self, host: str, run_dir: str, *, interval: float = 1.0, clock=time.time, mtime_tool: str = "auto"
+    ) -> None:
+        """``mtime_tool``: "auto" (the remote picks GNU/busybox stat, else perl, else POSIX ls), or one of
+        remote_script.MTIME_TOOLS to force it."""
+        if mtime_tool != "auto" and mtime_tool not in MTIME_TOOLS:
+            raise ValueError(f"mtime_tool must be auto or one of {MTIME_TOOLS}, not {mtime_tool!r}")
+        self.mtime_tool = mtime_tool
         self.host = host
         self.run_dir = run_dir
         self.interval = interval
@@ -50,11 +59,14 @@ class RemoteRunSource:
         self.last_error = ""
         self.rounds = 0
         self.dir_missing = False
-        # newest mtime per log file on our clock (the health engine's last_write_ts), from the remote's
-        # mtimes shifted by its clock offset; empty where the remote cannot tell (no GNU/busybox stat)
+        # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
+        # by its clock offset: whole seconds, or within a minute/a round where the remote has only POSIX ls
         self.mtimes: dict[str, float] = {}
-        self._remote_mtimes: dict[str, int] = {}
-        self._pending_sum: dict[str, tuple[int, int]] = {}  # name -> (inode, head sum) awaiting its D frame
+        self._round_mtimes: dict[str, int] = {}  # this round's M frames, remote clock
+        # our clock minus the remote's (plus the link's delay), from the last round; None until known.
+        # Record timestamps ("ts") are on the remote clock: subtract this from our now to age them.
+        self.clock_offset_s: float | None = None
+        self._told_mtimes: dict[str, int] = {}  # log files' remote mtimes as last announced to the reader
         self._thread = threading.Thread(target=self._run, name=f"nsa-watch-ssh-{host}", daemon=True)
         self._thread.start()
 
@@ -96,12 +108,8 @@ class RemoteRunSource:
             p.kill()
 
     def _command(self) -> str:
-        resume = [
-            f"{st.inode}:{st.offset}" + (f":{st.head_sum}" if st.head_sum else "")
-            for st in self._files.values()
-            if st.inode
-        ]
-        args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), *resume]
+        resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in self._files.values() if st.inode]
+        args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), self.mtime_tool, *resume]
         return remote_script(SCRIPT, args)
 
     def _run(self) -> None:
@@ -111,7 +119,8 @@ class RemoteRunSource:
                 self._restart.clear()
                 self._files.clear()
                 self.mtimes.clear()
-                self._remote_mtimes.clear()
+                self._round_mtimes.clear()
+                self._told_mtimes.clear()
                 self._whole_present.clear()
                 self._whole_last.clear()
                 self._queue.put(Update("", reset=True))  # "" = every file: the consumer starts over
@@ -135,6 +144,7 @@ class RemoteRunSource:
         proc.stdin.close()  # type: ignore[union-attr]
         parser = FrameParser()
         got_round = False
+        self._round_mtimes = {}
         try:
             while True:
                 data = proc.stdout.read1(1 << 20)  # type: ignore[union-attr]
@@ -171,7 +181,16 @@ class RemoteRunSource:
         self.rounds += 1
         if remote_now:
             skew = self._clock() - remote_now  # includes the link's delay: seconds, like the mtimes
-            self.mtimes = {n: m + skew for n, m in self._remote_mtimes.items() if m}
+            self.clock_offset_s = skew
+            self.mtimes = {n: m + skew for n, m in self._round_mtimes.items() if m}
+            # A log whose mtime moved gets an empty update, so a reader that acts on updates (the watch
+            # model's last_write_ts) sees it even when no line came with it (a stale run's first round).
+            for name in sorted(self._files):
+                m = self._round_mtimes.get(name, 0)
+                if m and self._told_mtimes.get(name) != m:
+                    self._told_mtimes[name] = m
+                    self._queue.put(Update(name))
+        self._round_mtimes = {}
         for name in sorted(self._whole_last - self._whole_present):
             self._queue.put(Update(name, deleted=True))
         self._whole_last, self._whole_present = self._whole_present, set()
@@ -189,34 +208,22 @@ class RemoteRunSource:
             self._queue.put(Update(fr.name, content=fr.data))
             return
         if fr.kind == "M":
-            self._remote_mtimes[fr.name] = fr.mtime
-            st = self._files.get(fr.name)
-            if st is not None and st.inode == fr.inode:
-                st.head_sum = fr.head_sum
-            else:  # the D frame that follows introduces the file; keep the sum for it
-                self._pending_sum[fr.name] = (fr.inode, fr.head_sum)
+            self._round_mtimes[fr.name] = fr.mtime
             return
         st = self._files.get(fr.name)
         if st is None:
             st = self._files[fr.name] = _FileState()
-        reset = False
-        if not st.inode and fr.offset > 0 and st.offset == 0:
-            # first sight of a big heartbeat: the remote starts inside its last window
-            st.split.start_mid_line()
-            st.offset = fr.offset
-        elif (st.inode and fr.inode != st.inode) or fr.offset < st.offset:
-            reset = True  # rotated, re-created or truncated
+        # "R": the remote starts this file over (first sight, truncated, replaced). A "D" that does not
+        # continue exactly where we are cannot happen with a sane remote; treat it as a restart too.
+        restart = fr.kind == "R" or st.inode != fr.inode or st.offset != fr.offset
+        reset = restart and (st.inode != 0 or st.offset != 0)  # lines we passed on are void
+        if restart:
             st.split.reset()
-            st.offset = fr.offset
-        elif fr.offset > st.offset:
-            # The remote resumed past what we hold (should not happen): start the file over.
-            reset = True
-            st.split.reset()
+            if fr.offset > 0:
+                st.split.start_mid_line()  # a heartbeat's window: its first line is cut
         st.inode = fr.inode
         st.offset = fr.offset + len(fr.data)
-        ino, head_sum = self._pending_sum.pop(fr.name, (0, 0))
-        if ino == fr.inode:
-            st.head_sum = head_sum
+        st.edge = fr.edge
         blob = st.split.feed_blob(fr.data)
         if blob or reset:
             self._queue.put(Update(fr.name, data=blob, reset=reset))

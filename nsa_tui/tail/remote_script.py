@@ -3,37 +3,89 @@
 Kept as a Python string (not a .sh file) so it ships with the package without package-data.
 """
 
+# Tools that pick the mtime source (arg 5): "auto" probes in this order.
+MTIME_TOOLS = ("stat", "perl", "ls")
+
 SCRIPT = r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
-# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW [INODE:OFFSET[:HEADSUM] ...]  (what was consumed locally)
+# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL [INODE:OFFSET:EDGELEN:EDGESUM ...]
+# (the resume list is what was consumed locally; MTIME_TOOL is auto, stat, perl or ls).
 # A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end.
 # Output, repeated every INTERVAL_S, one frame per changed file:
-#   D <inode> <offset> <len> <name>\n<len raw bytes>   appended bytes of a log file
-#   M <inode> <mtime> <headsum> <name>\n                a log file's mtime (0: unknown) and head checksum
-#   W <inode> <len> <name>\n<len raw bytes>            whole content of a small file that changed
-#   F <name>\n                                         a whole file present this round
-#   E <round> <now>\n                                  end of round (also our keepalive), remote clock
-#   N\n                                                run directory not there (yet)
-# HEADSUM is cksum's CRC of a log file's first 64 bytes, taken once it has them: a file rewritten in
-# place, or a new file that got the old one's inode, changes it, and is then read again from 0.
+#   D <inode> <offset> <len> <edgelen> <edgesum> <name>\n<len raw bytes>   bytes appended at offset
+#   R <inode> <offset> <len> <edgelen> <edgesum> <name>\n<len raw bytes>   the file (re)starts at offset:
+#        first sight, or truncated, or replaced (a new file, possibly on the same inode, same size)
+#   M <inode> <mtime> <name>\n                 a file's mtime in unix seconds (0: unknown)
+#   W <inode> <len> <name>\n<len raw bytes>    whole content of a small file that changed
+#   F <name>\n                                 a whole file present this round
+#   E <round> <now>\n                          end of round (also our keepalive), remote clock
+#   N\n                                        run directory not there (yet)
+# The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes
+# just before its offset. Every round, after copying the new bytes, those bytes must still be in the
+# file: if not, the file was replaced or rewritten and is read again from its start (R), so bytes of
+# two files are never joined. Checking after the copy means a swap during the copy is caught too.
 # Lengths are counted after the bytes are captured in a temp file, so a file that
 # shrinks mid-copy cannot make the header lie and binary payload is never scanned.
-dir=$1; iv=$2; max=$3; win=$4; shift 4
+# Mtimes: GNU/busybox `stat` or `perl` give whole seconds. Without them (`ls`, POSIX only) a file's
+# first mtime is its `ls -l` minute (an upper bound, at most 60 s late), and then the round time
+# whenever it changes (at most one round late).
+# Quiet files: with stat/perl, a file whose inode, size, mtime and ctime are unchanged since a round
+# in which both times were already over a second old cannot have been written since (any write
+# moves ctime to a later second), so it is neither copied nor checked: an idle file costs no
+# process. (As git's index does against "racily clean" files; a clock stepped back defeats it.)
+dir=$1; iv=$2; max=$3; win=$4; mtool=$5; shift 5
 for p in "$@"; do
-  case $p in *[!0-9:]*|:*|*:|*::*|*:*:*:*) continue ;; esac
-  ino=${p%%:*}; rest=${p#*:}
-  eval "o_$ino=${rest%%:*}"
-  case $rest in *:*) eval "h_$ino=${rest#*:}" ;; esac
+  case $p in *[!0-9:]*|*:*:*:*:*) continue ;; *:*:*:*) ;; *) continue ;; esac
+  case :$p: in *::*) continue ;; esac
+  ino=${p%%:*}; r=${p#*:}
+  eval "o_$ino=${r%%:*}"; r=${r#*:}
+  eval "el_$ino=${r%%:*} es_$ino=${r#*:}"
 done
-export LC_ALL=C
+export LC_ALL=C TZ=UTC0
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-watch.$$")
 lst="$tmp.ls"
 mts="$tmp.mt"
 trap 'rm -f "$tmp" "$lst" "$mts"' EXIT
-# GNU/busybox stat gives seconds-resolution mtimes; without it (BSD) they are reported as 0 (unknown).
-have_stat=0
-stat -c %Y . >/dev/null 2>&1 && have_stat=1
 trap 'exit 0' INT TERM HUP PIPE
+case $mtool in
+  stat|perl|ls) ;;
+  *) if stat -c %Y . >/dev/null 2>&1; then mtool=stat
+     elif perl -e 1 >/dev/null 2>&1; then mtool=perl
+     else mtool=ls; fi ;;
+esac
+clock() {
+  now=$(date +%s 2>/dev/null)
+  case $now in ''|*[!0-9]*) now=$(awk 'BEGIN { srand(); printf "%.0f\n", srand() }' 2>/dev/null) ;; esac
+  case $now in ''|*[!0-9]*) now=0 ;; esac
+}
+# ls -l times (UTC, LC_ALL=C) as unix seconds, rounded up: "Mon DD HH:MM" (recent) or "Mon DD YYYY".
+ls_mtimes() {
+  awk -v now="$now" -v year="$(date -u +%Y)" '
+    function days(y, m, d) {
+      if (m < 3) { y--; m += 12 }
+      return 365 * y + int(y / 4) - int(y / 100) + int(y / 400) + int((153 * (m - 3) + 2) / 5) + d - 719469
+    }
+    BEGIN {
+      split("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec", names, " ")
+      for (i = 1; i <= 12; i++) mon[names[i]] = i
+    }
+    $2 ~ /^-/ && ($7 in mon) {
+      if ($9 ~ /:/) {
+        split($9, hm, ":"); t = days(year, mon[$7], $8) * 86400 + hm[1] * 3600 + hm[2] * 60
+        if (now > 0 && t > now + 86400) t = days(year - 1, mon[$7], $8) * 86400 + hm[1] * 3600 + hm[2] * 60
+        t += 59
+      } else t = days($9, mon[$7], $8) * 86400 + 86399
+      if (now > 0 && t > now) t = now
+      printf "%.0f %.0f\n", $1, t
+    }' "$lst"
+}
+# $tmp := up to MAX bytes of $name from offset $off; n := their count
+capture() {
+  n=0
+  [ "$size" -gt "$off" ] || return 0
+  tail -c +"$((off + 1))" -- "$name" 2>/dev/null | head -c "$max" > "$tmp"
+  n=$(wc -c < "$tmp" | tr -d ' ')
+}
 start=$(pwd)
 round=0
 while :; do
@@ -41,64 +93,101 @@ while :; do
   more=0
   # cd afresh every round: DIR may be relative, and may be deleted and re-created.
   if cd "$start" 2>/dev/null && cd "$dir" 2>/dev/null; then
-    # A redirect, not a pipe: the loop must run in this shell so the offsets it sets persist.
-    ls -lin -- *.jsonl *.csv *.log run.json launch.json summary.json exit_status config.yaml .HALT \
-      .anomaly_type stackdump_*.txt \
-      > "$lst" 2>/dev/null
-    if [ "$have_stat" = 1 ]; then
-      stat -c '%i %Y' -- *.jsonl *.csv *.log > "$mts" 2>/dev/null
-      while read -r ino mt; do
-        case $ino$mt in *[!0-9]*) continue ;; esac
-        eval "m_$ino=$mt"
-      done < "$mts"
-    fi
+    clock
+    set -- *.jsonl *.csv *.log run.json launch.json summary.json exit_status config.yaml .HALT .anomaly_type \
+      stackdump_*.txt
+    # Redirects, not pipes: the loops must run in this shell so the state they set persists.
+    ls -lin -- "$@" > "$lst" 2>/dev/null
+    case $mtool in
+      stat) stat -c '%i %Y %s %Z' -- "$@" > "$mts" 2>/dev/null ;;
+      perl) perl -e 'for (@ARGV) { my @s = stat $_ or next; print "$s[1] $s[9] $s[7] $s[10]\n" }' -- "$@" \
+              > "$mts" 2>/dev/null ;;
+      *) ls_mtimes > "$mts" 2>/dev/null ;;
+    esac
+    while read -r ino mt sz ct; do
+      case $ino$mt in ''|*[!0-9]*) continue ;; esac
+      eval "t_$ino=$mt g_$ino= q_$ino=0"
+      case $sz$ct in ''|*[!0-9]*) continue ;; esac
+      eval "g_$ino=$sz.$mt.$ct"
+      [ "$now" -gt 0 ] && [ "$mt" -lt "$((now - 1))" ] && [ "$ct" -lt "$((now - 1))" ] && eval "q_$ino=1"
+    done < "$mts"
     while read -r ino mode links uid gid size mon day tim name; do
       case $mode in -*) ;; *) continue ;; esac
-      case $ino$size in *[!0-9]*) continue ;; esac
+      case $ino$size in ''|*[!0-9]*) continue ;; esac
+      changed=0
+      # this round's signature; the one of a round where the file was quiet; still the same?
+      eval "sg=\${g_$ino-} qt=\${q_$ino-0} vs=\${v_$ino-}"
+      same=0; [ -n "$sg" ] && [ "$sg" = "$vs" ] && same=1
+      if [ "$qt" = 1 ]; then eval "v_$ino=\$sg"; else eval "v_$ino="; fi
       case $name in
         run.json|launch.json|summary.json|exit_status|config.yaml|.HALT|.anomaly_type|stackdump_*.txt)
           printf 'F %s\n' "$name"
-          sig="$size.$mon.$day.$tim"
           eval "old=\${w_$ino-}"
+          if [ "$same" = 1 ] && [ -n "$old" ]; then sig=$old
+          else sig=$(cksum < "$name" 2>/dev/null) || continue; fi
           if [ "$old" != "$sig" ]; then
             cat -- "$name" > "$tmp" 2>/dev/null || continue
+            sig=$(cksum < "$tmp")  # what we send, not what the file may have become since
             n=$(wc -c < "$tmp" | tr -d ' ')
             printf 'W %s %s %s\n' "$ino" "$n" "$name"
             cat "$tmp"
             eval "w_$ino=\$sig"
+            [ -n "$old" ] && changed=1
           fi ;;
         *)
-          eval "off=\${o_$ino-} old=\${h_$ino-} mt=\${m_$ino-0}"
-          sum=
-          if [ "$size" -ge 64 ]; then
-            sum=$(head -c 64 -- "$name" 2>/dev/null | cksum)
-            sum=${sum%% *}
-            case $sum in ''|*[!0-9]*) sum= ;; esac
-            if [ -n "$old" ] && [ -n "$sum" ] && [ "$old" != "$sum" ]; then
-              off=0  # rewritten in place, or a new file on a reused inode: start over
+          eval "off=\${o_$ino-} el=\${el_$ino-0} es=\${es_$ino-0}"
+          known=0; fresh=1; n=0
+          if [ -n "$off" ] && [ "$same" = 1 ] && [ "$size" -eq "$off" ]; then
+            printf 'D %s %s 0 %s %s %s\n' "$ino" "$off" "$el" "$es" "$name"  # quiet and all read
+            eval "mt=\${t_$ino-0}"
+            printf 'M %s %s %s\n' "$ino" "$mt" "$name"
+            continue
+          fi
+          if [ -n "$off" ]; then
+            known=1
+            if [ "$size" -ge "$off" ]; then
+              fresh=0
+              capture
+              if [ "$el" -gt 0 ]; then
+                cur=$(dd if="$name" bs=1 skip="$((off - el))" count="$el" 2>/dev/null | cksum)
+                [ "${cur%% *}" = "$es" ] || fresh=1  # our last bytes are gone: another file now
+              fi
             fi
-            [ -n "$sum" ] && eval "h_$ino=$sum"
           fi
-          printf 'M %s %s %s %s\n' "$ino" "$mt" "${sum:-0}" "$name"
-          if [ -z "$off" ]; then
-            off=0
-            case $name in heartbeat_rank*.jsonl) [ "$size" -gt "$win" ] && off=$((size - win)) ;; esac
+          if [ "$fresh" = 1 ]; then
+            off=0; el=0; es=0
+            [ "$known" = 0 ] && case $name in
+              heartbeat_rank*.jsonl) [ "$size" -gt "$win" ] && off=$((size - win)) ;;
+            esac
+            capture
           fi
-          [ "$size" -lt "$off" ] && off=0
-          [ "$size" -eq "$off" ] && { printf 'D %s %s 0 %s\n' "$ino" "$off" "$name"; continue; }
-          tail -c +"$((off + 1))" -- "$name" 2>/dev/null | head -c "$max" > "$tmp"
-          n=$(wc -c < "$tmp" | tr -d ' ')
-          printf 'D %s %s %s %s\n' "$ino" "$off" "$n" "$name"
-          cat "$tmp"
-          eval "o_$ino=\$((off + n))"
+          if [ "$n" -gt 0 ]; then
+            el=$n; [ "$el" -gt 64 ] && el=64
+            es=$(tail -c "$el" "$tmp" | cksum); es=${es%% *}
+          fi
+          kind=D; [ "$fresh" = 1 ] && kind=R
+          printf '%s %s %s %s %s %s %s\n' "$kind" "$ino" "$off" "$n" "$el" "$es" "$name"
+          [ "$n" -gt 0 ] && cat "$tmp"
+          eval "o_$ino=$((off + n)) el_$ino=$el es_$ino=$es"
+          [ "$known" = 1 ] && { [ "$fresh" = 1 ] || [ "$n" -gt 0 ]; } && changed=1
           [ "$n" -ge "$max" ] && more=1 ;;
       esac
+      eval "mt=\${t_$ino-0}"
+      if [ "$mtool" = ls ]; then
+        # the ls minute only at first sight; afterwards a change seen this round happened by now
+        eval "prev=\${m_$ino-}"
+        if [ -n "$prev" ]; then
+          mt=$prev
+          [ "$changed" = 1 ] && [ "$now" -gt 0 ] && mt=$now
+        fi
+        eval "m_$ino=$mt"
+      fi
+      printf 'M %s %s %s\n' "$ino" "$mt" "$name"
     done < "$lst"
   else
     printf 'N\n'
   fi
-  now=$(date +%s 2>/dev/null)
-  case $now in ''|*[!0-9]*) now=0 ;; esac
+  clock
   printf 'E %s %s\n' "$round" "$now"
   [ "$more" = 1 ] || sleep "$iv"  # still catching up on a big file: no pause
 done

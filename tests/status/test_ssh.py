@@ -90,9 +90,12 @@ def test_unknown_host_key(tmp_path, sshd, monkeypatch):
 
 
 def test_remote_tmux_liveness(tmp_path, sshd, tmux_socket):
-    """A launched run whose tmux session is gone is crashed; with the session alive it runs."""
+    """A launched run whose tmux session is gone is crashed; with the session alive it runs. The remote
+    asks the tmux server recorded in launch.json, as `nsa launch` writes it."""
     run = tmp_path / "live"
     make_v1_run(run, steps=200, launch=True, name="live")
+    launch = json.loads((run / "launch.json").read_text())
+    (run / "launch.json").write_text(json.dumps({**launch, "tmux_socket": tmux_socket}))
     code, objs, _ = _status(["--host", sshd.host, str(run)])
     assert code == 2 and objs[0]["state"] == "crashed" and objs[0]["alerts"][0]["rule"] == "process_exited"
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-live", "sleep 60"], check=True)

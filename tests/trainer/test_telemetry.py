@@ -77,7 +77,7 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert summary["best_val_loss"] == min(r["val_loss"] for r in evals)
     best = (run_dir / "checkpoints" / schema.BEST_POINTER).read_text().strip()
     assert best == f"step_{summary['best_step']:08d}.pt"
-    assert summary["alerts"] == []
+    assert "alerts" not in summary  # verdicts come from the tools (docs/telemetry.md, summary.json)
 
 
 def test_dense_twin_has_null_gate_stats(run_dir: Path) -> None:
