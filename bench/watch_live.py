@@ -1,6 +1,6 @@
 """CPU use and screen latency of `nsa watch` while a trainer writes 10 progress lines/s.
 
-    .venv/bin/python bench/watch_live.py [--history 100000] [--rate 10] [--seconds 30] [--poll]
+    .venv/bin/python bench/watch_live.py [--history 100000] [--rate 10] [--seconds 30] [--poll] [--profile FILE]
 
 Runs the real `nsa watch` in a private tmux server (200x50), appends progress records to
 heartbeat_rank0.jsonl / training.csv / train.log at --rate lines/s, and measures
@@ -47,12 +47,47 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def profile_child(out: str, argv: list[str]) -> None:
+    """`nsa watch ...` in this process, its UI thread under cProfile from PROFILE_AFTER_S until it quits."""
+    import cProfile
+
+    from nsa_tui.cli import main as nsa_main
+    from nsa_tui.watch import app as app_mod
+
+    prof = cProfile.Profile()
+    mount, unmount = app_mod.WatchApp.on_mount, app_mod.WatchApp.on_unmount
+
+    def on_mount(self) -> None:
+        mount(self)
+        self.set_timer(PROFILE_AFTER_S, lambda: prof.enable())
+
+    def on_unmount(self) -> None:
+        prof.disable()
+        prof.dump_stats(out)
+        unmount(self)
+
+    app_mod.WatchApp.on_mount, app_mod.WatchApp.on_unmount = on_mount, on_unmount
+    sys.argv = ["nsa", *argv]
+    nsa_main()
+
+
+PROFILE_AFTER_S = 4.0
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--profile-child":
+        profile_child(sys.argv[2], sys.argv[3:])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--history", type=int, default=100_000)
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--poll", action="store_true", help="run nsa watch --poll (no inotify)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile nsa watch's UI thread over the live window into FILE")
     args = ap.parse_args()
     src = build(Path(f"/tmp/nsa-bench/run-{args.history}"), args.history)
     run = Path(f"/tmp/nsa-bench/live-{uuid.uuid4().hex[:6]}")
@@ -62,7 +97,13 @@ def main() -> None:
     def tmux(*a: str) -> str:
         return subprocess.run(["tmux", "-L", sock, *a], capture_output=True, text=True, check=True).stdout
 
-    cmd = f"env -u COLUMNS -u LINES {NSA} watch {run}{' --poll' if args.poll else ''}"
+    # --profile: this script's profile_child() runs nsa watch and profiles its UI thread from 4 s on (after the load)
+    nsa = (
+        f"{sys.executable} {Path(__file__).resolve()} --profile-child {Path(args.profile).resolve()}"
+        if args.profile
+        else NSA
+    )
+    cmd = f"env -u COLUMNS -u LINES {nsa} watch {run}{' --poll' if args.poll else ''}"
     tmux("new-session", "-d", "-s", "b", "-x", "200", "-y", "50", cmd)
     try:
         shell = int(tmux("display", "-p", "-t", "b", "#{pane_pid}").strip())
@@ -125,6 +166,11 @@ def main() -> None:
                 f"p95 {lat[round(0.95 * (len(lat) - 1))] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms "
                 f"({len(lat)} lines seen, {len(pending)} not yet seen at the end)"
             )
+        if args.profile:  # quit cleanly so cProfile writes its stats
+            tmux("send-keys", "-t", "b", "q")
+            t_quit = time.monotonic()
+            while pid_alive(pid) and time.monotonic() - t_quit < 10:
+                time.sleep(0.1)
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
         shutil.rmtree(run, ignore_errors=True)

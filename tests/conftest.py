@@ -1,8 +1,8 @@
 """Shared fixtures: real components, not mocks.
 
 - ``sshd``: a real OpenSSH server on 127.0.0.1 (a free port) with throwaway keys,
-  and the ``NSA_SSH_COMMAND`` that reaches it. ``sshd_factory(with_nsa=...)``
-  chooses whether the remote PATH has this venv's ``nsa`` on it.
+  and the ``NSA_SSH_COMMAND`` that reaches it. ``sshd_factory(with_nsa=..., path_prefix=...)``
+  chooses whether the remote PATH has this venv's ``nsa`` on it, and a directory put first on it.
 - ``tmux_socket``: a private tmux server name (``NSA_TMUX_SOCKET``), killed afterwards.
 - ``runs_dir``: an empty runs root (``NSA_RUNS_DIR``).
 """
@@ -44,7 +44,7 @@ class SSHD:
         return {**os.environ, "NSA_SSH_COMMAND": self.ssh_command}
 
 
-def _start_sshd(tmp: Path, *, with_nsa: bool) -> SSHD:
+def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -> SSHD:
     sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
     if not Path(sshd_bin).exists():
         pytest.fail("openssh-server is not installed (apt-get install openssh-server); .ci/run installs it")
@@ -69,6 +69,8 @@ def _start_sshd(tmp: Path, *, with_nsa: bool) -> SSHD:
         path = f"{VENV_BIN}:{path}"
     else:
         path = ":".join(p for p in path.split(":") if Path(p).resolve() != VENV_BIN.resolve()) or "/usr/bin:/bin"
+    if path_prefix is not None:  # tools that shadow the system's on the "remote" (e.g. a date that runs ahead)
+        path = f"{path_prefix}:{path}"
     cfg = tmp / "sshd_config"
     cfg.write_text(
         "\n".join(
@@ -115,8 +117,8 @@ def _start_sshd(tmp: Path, *, with_nsa: bool) -> SSHD:
 def sshd_factory(tmp_path_factory):
     started: list[SSHD] = []
 
-    def make(with_nsa: bool = True) -> SSHD:
-        s = _start_sshd(tmp_path_factory.mktemp("sshd"), with_nsa=with_nsa)
+    def make(with_nsa: bool = True, path_prefix: Path | None = None) -> SSHD:
+        s = _start_sshd(tmp_path_factory.mktemp("sshd"), with_nsa=with_nsa, path_prefix=path_prefix)
         started.append(s)
         return s
 

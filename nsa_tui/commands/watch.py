@@ -38,6 +38,8 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float)
 
 def watch(runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0) -> None:
     models = build_models(runs, host, poll, interval)
+    for m in models:
+        m.prefetch()  # the first reads run while Textual is imported (~0.25 s) and the screen is built
     from nsa_tui.watch.app import WatchApp
 
     WatchApp(models, host=host, remote_runs=runs or None).run()

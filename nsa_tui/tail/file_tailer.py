@@ -4,6 +4,10 @@ Handles the ways a log file changes under a reader:
 - growth: read from the saved offset to the end;
 - truncation (size < offset): start again from byte 0, and say so (``reset``);
 - rotation or re-creation (a different inode at the path): read the new file from 0;
+- a rewrite in place (same inode, any size, e.g. a tool that rewrites the whole log, or a new file
+  that got the old inode number between two polls): the bytes just before our offset are no
+  longer the ones we read (``EDGE_BYTES`` of them are kept and compared whenever size or mtime
+  moved): start again from 0;
 - deletion: nothing to read; wait for the path to come back;
 - not created yet: wait for it.
 """
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_tui.tail.lines import LineSplitter, split_lines
+
+EDGE_BYTES = 64  # compared before each read of a changed file: cheap, and a rewrite rarely keeps them
 
 
 @dataclass
@@ -43,6 +49,8 @@ class FileTailer:
         self._split = LineSplitter()
         self.exists = False
         self.mtime: float | None = None
+        self._edge = b""  # the last EDGE_BYTES we read, i.e. the file's bytes just before `offset`
+        self._sig: tuple[int, int] | None = None  # (size, mtime_ns) at the last poll
 
     @property
     def size_seen(self) -> int:
@@ -63,21 +71,31 @@ class FileTailer:
             # Rotated, re-created or truncated: the old bytes are no longer this file.
             out.reset = True
             self.offset = 0
+            self._edge = b""
             self._split.reset()
         if self._ident is None and self.window is not None and st.st_size > self.window and not out.reset:
             self.offset = st.st_size - self.window
             self._split.start_mid_line()
         self._ident = ident
         self.mtime = st.st_mtime
-        if st.st_size == self.offset:
+        sig = (st.st_size, st.st_mtime_ns)
+        moved, self._sig = sig != self._sig, sig
+        if st.st_size == self.offset and not (moved and self._edge):
             return out
         try:
             with open(self.path, "rb") as f:
-                if (os.fstat(f.fileno()).st_ino, os.fstat(f.fileno()).st_dev) != (ident[1], ident[0]):
+                fst = os.fstat(f.fileno())
+                if (fst.st_dev, fst.st_ino) != ident:
                     return out  # replaced between stat and open: the next poll sees the new one
+                if self._edge and os.pread(f.fileno(), len(self._edge), self.offset - len(self._edge)) != self._edge:
+                    out.reset = True  # rewritten in place: what we read is no longer this file
+                    self.offset = 0
+                    self._edge = b""
+                    self._split.reset()
                 f.seek(self.offset)
                 data = f.read(st.st_size - self.offset)  # up to the size we stat'ed; more next poll
                 self.offset += len(data)
+                self._edge = (self._edge + data[-EDGE_BYTES:])[-EDGE_BYTES:]
                 out.data = self._split.feed_blob(data)
         except FileNotFoundError:
             self.exists = False
@@ -87,4 +105,6 @@ class FileTailer:
         """Forget everything and read the file again from byte 0 on the next poll."""
         self.offset = 0
         self._ident = None
+        self._edge = b""
+        self._sig = None
         self._split.reset()

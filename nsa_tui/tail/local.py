@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from nsa_tui.tail.notify import ChangeNotifier
 from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update, initial_window
 
 
+@functools.lru_cache(maxsize=4096)
 def wanted_kind(name: str) -> str | None:
     """'whole', 'line' or None for a file name in a run directory."""
     if name in WHOLE_FILES or any(fnmatch.fnmatchcase(name, p) for p in WHOLE_PATTERNS):
@@ -20,6 +22,10 @@ def wanted_kind(name: str) -> str | None:
     return None
 
 
+def _followed(name: str) -> bool:
+    return wanted_kind(name) is not None
+
+
 class LocalRunSource:
     def __init__(self, directory: str | os.PathLike[str], *, force_poll: bool = False) -> None:
         self.directory = Path(directory)
@@ -27,7 +33,7 @@ class LocalRunSource:
         self._tailers: dict[str, FileTailer] = {}
         self._whole_sig: dict[str, tuple[int, int, int]] = {}
         self.mtimes: dict[str, float] = {}  # newest mtime seen per file (the health engine's last_write_ts)
-        self._notifier = ChangeNotifier(self.directory, force_poll=force_poll)
+        self._notifier = ChangeNotifier(self.directory, force_poll=force_poll, wanted=_followed)
         self._restarted = False
 
     def _names(self) -> list[str]:
@@ -39,7 +45,7 @@ class LocalRunSource:
     def read(self) -> list[Update]:
         if self._notifier.fallback_reason == "run directory not there yet" and self.directory.is_dir():
             self._notifier.close()
-            self._notifier = ChangeNotifier(self.directory, force_poll=self._force_poll)
+            self._notifier = ChangeNotifier(self.directory, force_poll=self._force_poll, wanted=_followed)
         updates: list[Update] = []
         if self._restarted:
             self._restarted = False

@@ -3,11 +3,17 @@
 ``ChangeNotifier.wait(timeout)`` returns when an event arrived or the timeout passed.
 In inotify mode the caller still re-checks sizes now and then (``note_sizes``): if sizes
 moved while no event came (NFS, some FUSE and container mounts), we drop to polling.
+
+Only writes, creations, deletions and moves are asked for (not the opens and closes that our own
+reads cause, which would wake us again), and only names the caller follows wake it: a checkpoint
+being written next to the logs must not wake the reader hundreds of times a second.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 POLL_INTERVAL_S = 0.25  # polling mode: a new line reaches the screen well under 0.5 s
@@ -15,8 +21,11 @@ INOTIFY_SAFETY_S = 1.0  # inotify mode: re-stat this often anyway to detect a si
 
 
 class ChangeNotifier:
-    def __init__(self, directory: Path, *, force_poll: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, force_poll: bool = False, wanted: Callable[[str], bool] | None = None
+    ) -> None:
         self.directory = directory
+        self._wanted = wanted  # file name -> does the caller read it (None: every name)
         self._event = threading.Event()
         self._observer = None
         self._events_seen = 0
@@ -30,7 +39,15 @@ class ChangeNotifier:
 
     def _start_inotify(self) -> None:
         try:
-            from watchdog.events import FileSystemEventHandler
+            from watchdog.events import (
+                DirDeletedEvent,
+                DirMovedEvent,
+                FileCreatedEvent,
+                FileDeletedEvent,
+                FileModifiedEvent,
+                FileMovedEvent,
+                FileSystemEventHandler,
+            )
             from watchdog.observers import Observer
         except ImportError:
             self.fallback_reason = "watchdog not installed"
@@ -39,15 +56,24 @@ class ChangeNotifier:
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event) -> None:  # type: ignore[override]
-                notifier._events_seen += 1
-                notifier._event.set()
+                if notifier.concerns(event.src_path, getattr(event, "dest_path", "")):
+                    notifier._events_seen += 1
+                    notifier._event.set()
 
         if not self.directory.is_dir():
             self.fallback_reason = "run directory not there yet"
             return
         try:
             obs = Observer()
-            obs.schedule(_Handler(), str(self.directory), recursive=False)
+            kinds = [
+                FileModifiedEvent,
+                FileCreatedEvent,
+                FileDeletedEvent,
+                FileMovedEvent,
+                DirDeletedEvent,
+                DirMovedEvent,
+            ]
+            obs.schedule(_Handler(), str(self.directory), recursive=False, event_filter=kinds)
             obs.daemon = True
             obs.start()
         except Exception as e:  # inotify limits, unsupported fs: polling still works
@@ -55,6 +81,18 @@ class ChangeNotifier:
             return
         self._observer = obs
         self.mode = "inotify"
+
+    def concerns(self, *paths: str | bytes) -> bool:
+        """Whether an event on these paths (source, destination of a move) may change what the caller reads."""
+        if self._wanted is None:
+            return True
+        for p in paths:
+            if not p:
+                continue
+            path = os.fsdecode(p).rstrip("/")
+            if path == str(self.directory).rstrip("/") or self._wanted(os.path.basename(path)):
+                return True  # a followed file, or the run directory itself (deleted, moved)
+        return False
 
     @property
     def interval(self) -> float:

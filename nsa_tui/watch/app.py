@@ -34,8 +34,9 @@ from nsa_tui.watch.widgets.run_tabs import RunTabs
 MIN_REDRAW_GAP_S = 0.2  # header/titles: at most 5 redraws a second (data comes at most every READ_GAP_S)
 PLOT_REDRAW_GAP_S = 4.0  # charts, log tail, ranks: every 4 s is plenty for curves of hours, and keeps CPU low
 AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
-HEALTH_EVERY_S = 5.0  # the rules engine runs at most this often per run (its rules look at minutes)
+HEALTH_EVERY_S = 10.0  # the rules engine runs at most this often per run (its rules look at minutes)
 COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
+IDLE_WAIT_S = 1.0  # a quiet run: the reader sleeps until a change wakes it (a polling source caps this at its interval)
 READ_GAP_S = 0.3  # at most ~3 reads a second: a fast trainer's lines are read in batches (latency < 0.35 s)
 
 
@@ -87,6 +88,7 @@ class WatchApp(App):
         self._timer: Timer | None = None  # a throttled redraw of new data
         self._plot_timer: Timer | None = None  # the charts' (slower) turn
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
+        self._drawn_loads: set[tuple[int, int]] = set()  # (model id, resets) whose first complete read is on screen
         self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -145,12 +147,24 @@ class WatchApp(App):
                 if model.version != self._posted.get(id(model)):
                     self._posted[id(model)] = model.version
                     self.post_message(DataChanged())  # thread-safe; the UI redraws at once
-            model.source.wait(0.25)
+            model.source.wait(IDLE_WAIT_S)
             # each read wakes the UI for a redraw: batch what a fast trainer writes rather than chase each line
             self._stop.wait(max(COALESCE_S, READ_GAP_S - (time.monotonic() - last_read)))
 
     def on_data_changed(self, _msg: DataChanged) -> None:
+        m = self.model
+        if m.loaded and (id(m), m.resets) not in self._drawn_loads:
+            # the first complete read (or a re-read): every pane at once, not at the charts' slower pace
+            self._drawn_loads.add((id(m), m.resets))
+            self._redraw(force=True)
+            return
         self._schedule()
+
+    @property
+    def loaded_on_screen(self) -> bool:
+        """The active run's first complete read has been drawn in every pane (the screen then only needs painting)."""
+        m = self.model
+        return (id(m), m.resets) in self._drawn_loads
 
     def _schedule(self) -> None:
         """Redraw now, or when the minimum gap since the last redraw has passed."""
@@ -212,6 +226,7 @@ class WatchApp(App):
         self._last_draw = mono
         self._drawn = key
         m = self.model
+        now -= m.clock_offset_s  # the run machine's clock, which its records' timestamps are on
         with m.lock:
             v = self._verdict(m, now, force)
             main.query_one(RunHeader).show(self._header_info(m, v, now))
@@ -248,7 +263,7 @@ class WatchApp(App):
         # a change of phase (first progress, the end, an exit status) is judged at once
         shape = (h.has_progress, h.end_event is not None, h.exit_status, h.halt_requested, len(h.ranks))
         stale = last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2])
-        if force or last is None or stale or now - last[0] >= 5:
+        if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
             self._health_at[self.active] = (now, m.version, shape)
         return self.verdicts[self.active]

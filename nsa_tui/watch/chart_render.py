@@ -82,6 +82,30 @@ def _strokes(mins: np.ndarray, maxs: np.ndarray, to_dot, dots_y: int, connect: b
     return column_strokes(top, bot, dots_y)
 
 
+def layout_key(spec: ChartSpec, width: int, height: int) -> tuple:
+    """Everything render() draws from, with the lines' column caches brought up to date: two equal
+    keys draw the same chart, so a redraw whose points all fell into unchanged columns can stop here."""
+    ncols = max(1, width - Y_LABEL_W - 1) * 2
+    lines = []
+    for line in spec.lines:
+        line.cache.update(line.series, spec.x_lo, spec.x_hi, ncols)
+        c = line.cache
+        lines.append((line.label, line.color, line.markers, c.mins.tobytes(), c.maxs.tobytes(), c.bad.tobytes()))
+    return (
+        width,
+        height,
+        spec.x_lo,
+        spec.x_hi,
+        spec.log_y,
+        spec.hline,
+        spec.hline_label,
+        spec.vline,
+        spec.x_format,
+        spec.y_fixed,
+        tuple(lines),
+    )
+
+
 def render(spec: ChartSpec, width: int, height: int) -> Text:
     """The chart in exactly ``height`` lines of ``width`` cells (height >= 2)."""
     plot_w = max(1, width - Y_LABEL_W - 1)

@@ -8,6 +8,7 @@ column. Pure numpy; no Textual.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -33,36 +34,76 @@ def min_max_columns(
     return mins, maxs, bad
 
 
+class Binning:
+    """Where the points of one x column fall: computed once and shared by every line drawn
+    against that column (a 1M-point first draw of 14 lines bins its x axis once, not 14 times)."""
+
+    def __init__(self, xs: np.ndarray, x_lo: float, x_hi: float, ncols: int) -> None:
+        finite = np.isfinite(xs)
+        self.mask = None if finite.all() else finite  # the points with a finite x (None: all)
+        self.cols = column_of(xs if self.mask is None else xs[self.mask], x_lo, x_hi, ncols)
+        c = self.cols
+        self.starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if len(c) > 1 and (np.diff(c) >= 0).all() else None
+
+
 def accumulate(
-    mins: np.ndarray, maxs: np.ndarray, bad: np.ndarray, xs: np.ndarray, ys: np.ndarray, x_lo: float, x_hi: float
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    bad: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    x_lo: float,
+    x_hi: float,
+    binning: Binning | None = None,
 ) -> None:
-    """Fold more points into existing per-column min/max arrays (in place)."""
+    """Fold more points into existing per-column min/max arrays (in place). ``binning``: the
+    points' columns, already computed from these very xs and range."""
     if len(xs) == 0:
         return
     ncols = len(mins)
-    finite_x = np.isfinite(xs)
-    if not finite_x.all():
-        xs, ys = xs[finite_x], ys[finite_x]
-    cols = column_of(xs, x_lo, x_hi, ncols)
-    ok = np.isfinite(ys)
-    if not ok.all():
-        bad[cols[~ok]] = True
-        cols, ys = cols[ok], ys[ok]
-    if len(ys) == 0:
-        return
+    b = binning if binning is not None else Binning(xs, x_lo, x_hi, ncols)
+    cols = b.cols
+    if b.mask is not None:
+        ys = ys[b.mask]
     lo = np.full(ncols, np.inf)
     hi = np.full(ncols, -np.inf)
-    if len(cols) > 1 and (np.diff(cols) >= 0).all():
+    ok = np.isfinite(ys)
+    if ok.all() and b.starts is not None and len(ys):
         # Sorted columns (the usual case): reduceat over run starts is much faster than ufunc.at.
-        starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-        lo[cols[starts]] = np.minimum.reduceat(ys, starts)
-        hi[cols[starts]] = np.maximum.reduceat(ys, starts)
+        lo[cols[b.starts]] = np.minimum.reduceat(ys, b.starts)
+        hi[cols[b.starts]] = np.maximum.reduceat(ys, b.starts)
     else:
-        np.minimum.at(lo, cols, ys)
-        np.maximum.at(hi, cols, ys)
+        if not ok.all():
+            bad[cols[~ok]] = True
+            cols, ys = cols[ok], ys[ok]
+        if len(ys) == 0:
+            return
+        if len(cols) > 1 and (np.diff(cols) >= 0).all():
+            starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
+            lo[cols[starts]] = np.minimum.reduceat(ys, starts)
+            hi[cols[starts]] = np.maximum.reduceat(ys, starts)
+        else:
+            np.minimum.at(lo, cols, ys)
+            np.maximum.at(hi, cols, ys)
     got = np.isfinite(lo)
     mins[got] = np.fmin(mins[got], lo[got])
     maxs[got] = np.fmax(maxs[got], hi[got])
+
+
+SHARE_MIN_POINTS = 4096  # below this, binning is cheap enough to redo per line
+# x column (a Series) -> {(generation, n, x_lo, x_hi, ncols): Binning}; dies with the column
+_shared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shared_binning(x_col, n: int, x_lo: float, x_hi: float, ncols: int) -> Binning:
+    """The Binning of the first n points of an append-only x column, shared by all its lines."""
+    per_col = _shared.setdefault(x_col, {})
+    key = (x_col.generation, n, x_lo, x_hi, ncols)
+    b = per_col.get(key)
+    if b is None:
+        per_col.clear()  # only the newest layout is worth keeping
+        b = per_col[key] = Binning(x_col.y[:n], x_lo, x_hi, ncols)
+    return b
 
 
 def nice_ceil(x: float) -> float:
@@ -98,7 +139,11 @@ class ColumnCache:
         if series.n > self._done:
             xs = series.x[self._done :]
             ys = series.y[self._done :]
-            accumulate(self.mins, self.maxs, self.bad, xs, ys, x_lo, x_hi)
+            x_col = getattr(series, "x_column", None)  # lines of one table share their x column's binning
+            binning = None
+            if self._done == 0 and x_col is not None and series.n >= SHARE_MIN_POINTS:
+                binning = shared_binning(x_col, series.n, x_lo, x_hi, ncols)
+            accumulate(self.mins, self.maxs, self.bad, xs, ys, x_lo, x_hi, binning)
             self._done = series.n
 
 

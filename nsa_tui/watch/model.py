@@ -50,6 +50,8 @@ CHART_METRICS = (
     "gate_share_win",
 )
 X_AXES = ("step", "time", "tokens")
+# training.csv columns the chart table takes (the rest of a row is checked, not kept)
+TABLE_COLUMNS = ("step", "ts", "tokens_seen", *CHART_METRICS)
 
 
 def _num(v: float | None) -> float:
@@ -103,11 +105,14 @@ class ChartTable:
             if self.t0 is None:
                 self.t0 = next((t for t in ts if t is not None), None)
             t0 = self.t0 or 0.0
-            self.cols["step"].extend(steps, steps)
-            self.cols["time"].extend(steps, [math.nan if t is None else t - t0 for t in ts])
-            self.cols["tokens"].extend(steps, [_num(v) for v in h.column("tokens_seen")[start:]])
-            for k in CHART_METRICS:
-                self.cols[k].extend(steps, [_num(v) for v in h.column(k)[start:]])
+            # one array for every column of the new points (None becomes NaN): [1 + 1 + len(CHART_METRICS), n]
+            rows = np.array([ts, *(h.column(k)[start:] for k in ("tokens_seen", *CHART_METRICS))], dtype=np.float64)
+            xs = np.asarray(steps, dtype=np.float64)
+            self.cols["step"].extend(xs, xs)
+            self.cols["time"].extend(xs, rows[0] - t0)
+            self.cols["tokens"].extend(xs, rows[1])
+            for k, row in zip(CHART_METRICS, rows[2:], strict=True):
+                self.cols[k].extend(xs, row)
             self.last_step = steps[-1]
         vstart = bisect_right(h.val_steps, self.last_val_step)
         if vstart < len(h.val_steps):
@@ -150,6 +155,11 @@ class XYView:
         return (self._xs.generation, self._ys.generation)
 
     @property
+    def x_column(self) -> Series:
+        """The x Series itself: charts drawn against the same column share its binning."""
+        return self._xs
+
+    @property
     def x(self) -> np.ndarray:
         return self._xs.y[: self.n]
 
@@ -175,10 +185,35 @@ class RunModel:
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
         self.resets = 0
+        self._first_read: threading.Thread | None = None  # prefetch()'s thread until a pump() takes its result
+        self._first_read_error: BaseException | None = None
+
+    def prefetch(self) -> None:
+        """Start the first read now on a thread of its own, so that a long history is parsed while the
+        dashboard is still importing and building its screen; the next pump() waits for it."""
+        if self._first_read is None and not self.loaded:
+            self._first_read = threading.Thread(
+                target=self._prefetch_body, name=f"nsa-prefetch-{self.name}", daemon=True
+            )
+            self._first_read.start()
+
+    def _prefetch_body(self) -> None:
+        try:
+            self.pump()
+        except Exception as e:  # handed to the pump() that takes the result, which reports it
+            self._first_read_error = e
 
     # ------------------------------------------------------------ reading
     def pump(self, now: float | None = None) -> bool:
         """Apply what the source has; True if anything changed."""
+        first = self._first_read
+        if first is not None and first is not threading.current_thread():
+            first.join()
+            self._first_read = None
+            if self._first_read_error is not None:
+                err, self._first_read_error = self._first_read_error, None
+                raise err
+            return True
         updates = self.source.read()
         tmux_changed = self._refresh_tmux(time.monotonic() if now is None else now)
         if not updates and not tmux_changed:
@@ -244,7 +279,7 @@ class RunModel:
                     self._console.append(text.rstrip())
             return
         if u.name == schema.TRAINING_CSV and not u.reset and self.table.last_step < 0 and len(u.data) >= BULK_MIN_BYTES:
-            cols = parse_columns(u.data)
+            cols = parse_columns(u.data, keep=TABLE_COLUMNS)
             if cols is not None:
                 self.table.bulk_load(cols, self._t0())
                 # the health rules need recent windows only: RunHistory gets the last rows
@@ -276,7 +311,7 @@ class RunModel:
     def _fill_context(self) -> None:
         """run.json, config, exit status, .HALT, console tail...: through the status loader's
         own fill_context, so watch and status read these files the same way."""
-        mtimes: dict[str, float] = getattr(self.source, "mtimes", {}) or {}
+        mtimes = self._run_mtimes()
         files = {n: FileWindow(n, d, len(d), mtimes.get(n)) for n, d in self._whole.items()}
         for n, m in mtimes.items():
             files.setdefault(n, FileWindow(n, b"", 0, m))
@@ -288,9 +323,21 @@ class RunModel:
         fill_context(self.history, bundle)
         self.history.format = fmt
 
+    @property
+    def clock_offset_s(self) -> float:
+        """Our clock minus the run's (0 locally). Records carry the run machine's timestamps, so ages and
+        health are judged at ``now - clock_offset_s``, the run's own now (as `nsa status --host` does)."""
+        return getattr(self.source, "clock_offset_s", None) or 0.0
+
+    def _run_mtimes(self) -> dict[str, float]:
+        """The source's file mtimes (on our clock) on the run's clock, like its records' timestamps."""
+        off = self.clock_offset_s
+        mtimes: dict[str, float] = getattr(self.source, "mtimes", {}) or {}
+        return {n: t - off for n, t in mtimes.items()} if off else mtimes
+
     def _note_write_times(self) -> None:
         """last_write_ts as fill_context computes it (newest telemetry mtime), without the rest."""
-        mtimes: dict[str, float] = getattr(self.source, "mtimes", {}) or {}
+        mtimes = self._run_mtimes()
         stamps = [t for n, t in mtimes.items() if source_kind(n) != "ignore"]
         if stamps:
             self.history.last_write_ts = max(stamps)

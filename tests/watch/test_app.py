@@ -103,7 +103,7 @@ async def test_live_line_reaches_screen_fast_and_corrupt_lines_are_counted(tmp_p
         while header.info.get("corrupt") != 2 and time.monotonic() - t0 < 3:
             await pilot.pause(0.05)
         assert header.info["corrupt"] == 2 and header.info["step"] == 220
-        assert "2 corrupt lines skipped" in header.render().plain
+        assert "2 corrupt lines skipped" in header.shown
 
 
 @async_test
@@ -184,3 +184,22 @@ async def test_every_format_and_state_loads(request, fixture):
             assert v.health == "critical" and {"nan_loss", "gate_collapse"} <= {a.rule for a in v.alerts}
         assert info["hb_age"] is None or info["hb_age"] >= 0
         assert NOW > 0
+
+
+@async_test
+async def test_the_first_complete_read_fills_every_pane_at_once(healthy_run):
+    """Events, ranks and charts show the loaded run as soon as it is read, not at the charts' 4 s pace
+    (no forced redraw from the test: the app does it when the first read lands)."""
+    from nsa_tui.watch.widgets.events_pane import EventsPane
+    from nsa_tui.watch.widgets.ranks_panel import RanksPanel
+
+    app = make_app(healthy_run)
+    async with app.run_test(size=(200, 50)) as pilot:
+        t0 = time.monotonic()
+        while not app.loaded_on_screen and time.monotonic() - t0 < 10:
+            await pilot.pause(0.02)
+        assert app.loaded_on_screen
+        assert time.monotonic() - t0 < 3.0
+        assert app.query_one(EventsPane).events, "the events pane waited for the next chart redraw"
+        assert app.query_one(RanksPanel).rows and app.query_one(RanksPanel).rows[0][1] == 2000
+        assert app.query_one(RunHeader).info["step"] == 2000

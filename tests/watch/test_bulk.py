@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 
 from nsa_train.telemetry import schema
 from nsa_tui.runs.history import VIBE_TRAINING_COLUMNS
-from nsa_tui.watch.bulk import line_ranges, parse_columns
+from nsa_tui.watch.bulk import parse_columns
 
 HEADER = ",".join(schema.TRAINING_CSV_HEADER).encode()
 N_COLS = len(schema.TRAINING_CSV_HEADER)
@@ -66,28 +67,35 @@ def test_unknown_header_out_of_order_and_empty_fall_back():
     assert parse_columns(HEADER + b"\n") is None
 
 
-def test_line_ranges_cut_at_line_ends_and_cover_everything():
-    data = b"head\n" + b"".join(f"{i},{i * i}\n".encode() for i in range(50))
-    start = data.find(b"\n") + 1
-    for parts in (1, 2, 3, 7):
-        ranges = line_ranges(data, start, parts)
-        assert ranges[0][0] == start and ranges[-1][1] == len(data) and len(ranges) <= parts
-        assert all(a < b and data[b - 1 : b] == b"\n" for a, b in ranges)
-        assert all(b == a2 for (_, b), (a2, _) in itertools.pairwise(ranges))
-    assert line_ranges(b"1,2\n", 0, 2) == [(0, 4)]
-
-
-def test_a_big_blob_parsed_in_halves_equals_one_piece(monkeypatch):
+def test_many_blocks_with_empty_cells_equal_one_block(monkeypatch):
+    """Columns come from several reader blocks (chunks at nonzero offsets) with nulls: NaN where a cell was
+    empty, the numbers elsewhere, in order."""
     import nsa_tui.watch.bulk as bulk
 
-    data = blob([row(s, gpu=s % 3 != 0) for s in range(1, 2001)])
+    data = blob([row(s, gpu=s % 3 != 0) for s in range(1, 3001)])
     whole = parse_columns(data)
-    monkeypatch.setattr(bulk, "PARALLEL_MIN_BYTES", 1)
-    halves = parse_columns(data)
-    assert whole is not None and halves is not None
+    monkeypatch.setattr(bulk, "BLOCK_BYTES", 4096)
+    blocks = parse_columns(data)
+    assert whole is not None and blocks is not None
     for name in whole:
-        np.testing.assert_array_equal(whole[name], halves[name])
-    assert parse_columns(blob([row(s) for s in range(1, 2001)][::-1])) is None
+        np.testing.assert_array_equal(whole[name], blocks[name])
+    gpu = next(n for n in whole if n.startswith("gpu_mem"))
+    assert np.isnan(blocks[gpu][2::3]).all() and not np.isnan(blocks[gpu][0::3]).any()
+    assert parse_columns(HEADER + b"\n" + b"\n".join([row(1), b"", row(2)]) + b"\n") is None  # a blank line
+
+
+def test_the_bulk_parse_does_not_import_pandas():
+    """pandas takes ~0.4 s to import, holding the GIL while the dashboard starts."""
+    code = (
+        "import sys; from nsa_tui.watch.bulk import parse_columns; from nsa_train.telemetry import schema\n"
+        "h = ','.join(schema.TRAINING_CSV_HEADER)\n"
+        "row = ','.join('1' if c == 'step' else '' for c in schema.TRAINING_CSV_HEADER)\n"
+        "assert parse_columns((h + '\\n' + row + '\\n').encode()) is not None\n"
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_model_first_read_takes_the_bulk_path_and_matches_the_line_path(tmp_path, monkeypatch):
@@ -102,7 +110,7 @@ def test_model_first_read_takes_the_bulk_path_and_matches_the_line_path(tmp_path
     assert (run / schema.TRAINING_CSV).stat().st_size >= model_mod.BULK_MIN_BYTES
     calls = []
     real = model_mod.parse_columns
-    monkeypatch.setattr(model_mod, "parse_columns", lambda b: calls.append(len(b)) or real(b))
+    monkeypatch.setattr(model_mod, "parse_columns", lambda b, *a, **k: calls.append(len(b)) or real(b, *a, **k))
 
     def first_read():
         m = model_mod.RunModel(run.name, LocalRunSource(run, force_poll=True))
@@ -121,3 +129,30 @@ def test_model_first_read_takes_the_bulk_path_and_matches_the_line_path(tmp_path
         np.testing.assert_allclose(a.y, b.y)
     assert bulk.table.last_step == lines.table.last_step == 9000
     assert bulk.history.latest_step == lines.history.latest_step == 9000
+
+
+def test_keep_converts_only_the_chart_columns_but_still_checks_every_row_shape():
+    keep = ("step", "loss", "ts")
+    good = [row(s) for s in range(1, 5)]
+    odd = [*good[:2], row(3).replace(b"4.500", b"oops"), *good[3:]]  # toks_per_s: not kept here
+    assert b"oops" in odd[2]
+    cols = parse_columns(blob(odd), keep=keep)
+    assert cols is not None and set(cols) == set(keep) and cols["step"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert parse_columns(blob(odd)) is None  # without keep every column must be a number
+    short = [*good[:2], row(3).rsplit(b",", 1)[0], *good[3:]]
+    assert parse_columns(blob(short), keep=keep) is None
+    assert parse_columns(blob(good), keep=("loss",)) is None  # no step column: nothing to place points by
+
+
+def test_last_lines_are_the_nonempty_of_the_last_pieces():
+    """The non-empty lines among the last n+1 newline-separated pieces (the trailing piece may be empty)."""
+    import random
+
+    from nsa_tui.watch.bulk import last_lines
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        lines = [bytes(rng.choice(b"ab") for _ in range(rng.randint(0, 3))) for _ in range(rng.randint(0, 8))]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+        n = rng.randint(1, 5)
+        assert last_lines(data, n) == [p for p in data.split(b"\n")[-(n + 1) :] if p][-n:]

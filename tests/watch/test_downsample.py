@@ -94,3 +94,62 @@ def test_incremental_smoothing_equals_full():
     for n in (1, 5, 37, 38, 500, 1000):
         s = cache.get(xs[:n], ys[:n], 50, 0)
     assert np.allclose(s.y, moving_average(ys, 50), equal_nan=True)
+
+
+def test_shared_binning_draws_what_per_line_binning_draws():
+    """Lines drawn against one x column share its binning; the columns come out the same, with
+    NaN x points (time axis before the first timestamp), NaN and inf values, and after growth."""
+    from nsa_tui.watch.downsample import SHARE_MIN_POINTS, ColumnCache, min_max_columns
+    from nsa_tui.watch.model import XYView
+
+    rng = np.random.default_rng(7)
+    n = SHARE_MIN_POINTS * 3
+    x = Series()
+    xs = np.arange(n, dtype=float)
+    xs[:10] = np.nan
+    x.extend(xs, xs)
+    lines = []
+    for k in range(3):
+        y = Series()
+        ys = rng.normal(size=n)
+        if k == 1:
+            ys[[100, 5000]] = np.nan
+            ys[7000] = np.inf
+        y.extend(xs, ys)
+        lines.append((y, ys))
+    caches = []
+    for y, ys in lines:  # one x column: the second and third line reuse the first one's binning
+        cache = ColumnCache()
+        cache.update(XYView(x, y), 0.0, float(n), 57)
+        mins, maxs, bad = min_max_columns(xs, ys, 0.0, float(n), 57)
+        np.testing.assert_array_equal(cache.mins, mins)
+        np.testing.assert_array_equal(cache.maxs, maxs)
+        np.testing.assert_array_equal(cache.bad, bad)
+        caches.append(cache)
+    new_x = np.arange(n, n + 50.0)
+    x.extend(new_x, new_x)
+    for (y, ys), cache in zip(lines, caches, strict=True):
+        more = rng.normal(size=50)
+        y.extend(new_x, more)
+        cache.update(XYView(x, y), 0.0, float(n), 57)  # growth folds in only the new points
+        mins, maxs, _ = min_max_columns(np.r_[xs, new_x], np.r_[ys, more], 0.0, float(n), 57)
+        np.testing.assert_array_equal(cache.mins, mins)
+        np.testing.assert_array_equal(cache.maxs, maxs)
+
+
+def test_layout_key_changes_only_when_the_drawing_would():
+    """A redraw whose new points land inside the min/max already drawn in their column is skipped; a point
+    that moves a column's max, a new width or a log axis is not."""
+    from nsa_tui.watch.chart_render import layout_key
+
+    s = Series()
+    s.extend(np.arange(1000.0), np.sin(np.arange(1000.0)))
+    spec = lambda **kw: ChartSpec([Line("loss", "cyan", s)], 0, 2000, **kw)  # noqa: E731
+    k0 = layout_key(spec(), 40, 10)
+    assert layout_key(spec(), 40, 10) == k0
+    s.extend([999.5], [0.0])  # inside the range its column already spans (sin over ~31 points)
+    assert layout_key(spec(), 40, 10) == k0
+    s.extend([1000.5], [5.0])  # a new max: the y axis and a stroke move
+    k1 = layout_key(spec(), 40, 10)
+    assert k1 != k0
+    assert layout_key(spec(), 60, 10) != k1 and layout_key(spec(log_y=True), 40, 10) != k1

@@ -99,6 +99,37 @@ def test_only_appended_bytes_are_read(tmp_path):
     assert t.offset == 1003
 
 
+def test_a_rewrite_in_place_to_the_same_size_starts_over(tmp_path):
+    """Same inode, same size, other bytes (a tool that rewrote the log): the old lines are void."""
+    p = tmp_path / "train.log"
+    p.write_bytes(b"a1\nb2\n")
+    t = FileTailer(p)
+    assert t.poll().lines == [b"a1", b"b2"]
+    ino = p.stat().st_ino
+    with open(p, "r+b") as f:
+        f.write(b"c3\nd4\n")
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    assert p.stat().st_ino == ino
+    chunk = t.poll()
+    assert chunk.reset and chunk.lines == [b"c3", b"d4"]
+    assert not t.poll()  # nothing moved since: no re-read
+
+
+def test_a_longer_rewrite_in_place_is_not_taken_for_an_append(tmp_path):
+    p = tmp_path / "hb.jsonl"
+    p.write_bytes(b"old\n" * 40)
+    t = FileTailer(p, window=64)  # the first read starts mid-file: the edge still comes from what was read
+    assert t.poll().lines == [b"old"] * 15
+    with open(p, "r+b") as f:
+        f.write(b"new\n" * 50)
+    chunk = t.poll()
+    assert chunk.reset and chunk.lines == [b"new"] * 50
+    with open(p, "ab") as f:
+        f.write(b"more\n")
+    chunk = t.poll()
+    assert not chunk.reset and chunk.lines == [b"more"]
+
+
 def test_line_splitter_strips_crlf_and_keeps_partial():
     s = LineSplitter()
     assert s.feed(b"a\r\nb") == [b"a"]
@@ -113,6 +144,7 @@ ops = st.lists(
         st.tuples(st.just("rotate"), st.binary(max_size=30)),
         st.tuples(st.just("delete"), st.just(b"")),
         st.tuples(st.just("create"), st.binary(max_size=30)),
+        st.tuples(st.just("rewrite"), st.binary(max_size=30)),
     ),
     max_size=25,
 )
@@ -141,6 +173,13 @@ def test_any_mix_of_appends_truncation_rotation_deletion(tmp_path, script):
             path.unlink()
         elif op == "create" and not path.exists():
             path.write_bytes(data)
+        elif op == "rewrite" and path.exists():
+            # in place, same inode, every old byte changed, then maybe longer; mtime moved for sure
+            old = path.read_bytes()
+            with open(path, "r+b") as f:
+                f.write(bytes((b + 1) % 256 for b in old) + data)
+            st_ = path.stat()
+            os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 1_000_000))
         chunk = t.poll()
         if chunk.reset:
             seen = []

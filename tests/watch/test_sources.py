@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from nsa_tui.tail.local import LocalRunSource
@@ -94,3 +95,25 @@ def test_real_events_keep_inotify(tmp_path):
         assert n.mode == "inotify"
     finally:
         n.close()
+
+
+def test_inotify_wakes_for_followed_files_only(tmp_path):
+    """A checkpoint written next to the logs must not wake the reader; a heartbeat line must, and so must
+    a poke (re-read, shutdown)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    src = LocalRunSource(run)
+    n = src._notifier
+    try:
+        assert n.mode == "inotify"
+        (run / "model.ckpt.tmp").write_bytes(b"\0" * 4096)
+        t0 = time.monotonic()
+        assert not n.wait(0.3) and time.monotonic() - t0 >= 0.25
+        with open(run / "heartbeat_rank0.jsonl", "a") as fh:
+            fh.write("{}\n")
+        assert n.wait(2.0)
+        threading.Timer(0.1, n.poke).start()
+        t0 = time.monotonic()
+        assert n.wait(5.0) and time.monotonic() - t0 < 2.0
+    finally:
+        src.close()

@@ -11,23 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from nsa_tui.watch.chart_render import ChartSpec, render
-
-
-class _Title(Widget):
-    DEFAULT_CSS = "_Title { height: 1; }"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text = Text()
-
-    def show(self, text: Text) -> None:
-        if text.plain != self.text.plain or text.spans != self.text.spans:
-            self.text = text
-            self.refresh()
-
-    def render(self) -> Text:
-        return self.text
+from nsa_tui.watch.chart_render import ChartSpec, layout_key, render
+from nsa_tui.watch.widgets.text_line import TextLine
 
 
 class _Plot(Widget):
@@ -38,11 +23,17 @@ class _Plot(Widget):
         self._spec_fn = spec
         self._chart_text: Text | None = None
         self._drawn_size: tuple[int, int] = (0, 0)
+        self._drawn_key: tuple | None = None  # chart_render.layout_key of what is on screen
 
     def redraw(self) -> None:
         if self.size.width == 0 or self.size.height == 0:
             return
-        text = self._build()
+        spec = self._spec_fn()
+        key = None if spec is None else layout_key(spec, self.size.width, max(2, self.size.height))
+        if key is not None and key == self._drawn_key and self._chart_text is not None:
+            return  # the new points fell into columns whose min and max did not move: nothing to redraw
+        self._drawn_key = key
+        text = Text() if spec is None else render(spec, self.size.width, max(2, self.size.height))
         if self._chart_text is None or text.plain != self._chart_text.plain or text.spans != self._chart_text.spans:
             self._chart_text, self._drawn_size = text, (self.size.width, self.size.height)
             self.refresh()
@@ -50,6 +41,7 @@ class _Plot(Widget):
     def render(self) -> Text:
         if self._chart_text is None or self._drawn_size != (self.size.width, self.size.height):
             self._chart_text, self._drawn_size = self._build(), (self.size.width, self.size.height)
+            self._drawn_key = None
         return self._chart_text
 
     def _build(self) -> Text:
@@ -70,7 +62,7 @@ class LineChart(Vertical):
         self._title_fn = title
 
     def compose(self) -> ComposeResult:
-        yield _Title()
+        yield TextLine()
         yield _Plot(self._spec_fn)
 
     def redraw(self) -> None:
@@ -84,7 +76,7 @@ class LineChart(Vertical):
             for ln in spec.lines:
                 title.append("■", style=ln.color)
                 title.append(f"{ln.label} ", style="grey62")
-        self.query_one(_Title).show(title)
+        self.query_one(TextLine).show(title)
         self.query_one(_Plot).redraw()
 
     def on_mount(self) -> None:

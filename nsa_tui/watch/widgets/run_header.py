@@ -1,11 +1,16 @@
-"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age."""
+"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age.
+
+Two one-line widgets under one background: a new step repaints the first line only, the
+clock (elapsed, heartbeat age) the second; the screen's most frequent update stays small."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.widget import Widget
 
 from nsa_tui.watch import fmt
+from nsa_tui.watch.widgets.text_line import TextLine
 
 STATE_STYLE = {
     "running": "bold green",
@@ -35,13 +40,35 @@ class RunHeader(Widget):
         super().__init__(**kw)
         self.info: dict = {}
 
+    def compose(self) -> ComposeResult:
+        yield TextLine()
+        yield TextLine()
+
     def show(self, info: dict) -> None:
         if info == self.info:
             return
         self.info = info
-        self.refresh()
+        self._show_lines()
 
-    def render(self) -> Text:
+    def on_mount(self) -> None:
+        self._show_lines()
+
+    def on_resize(self) -> None:
+        self._show_lines()  # the progress bar's width follows the header's
+
+    def _show_lines(self) -> None:
+        lines = list(self.query_children(TextLine))
+        if len(lines) == 2:
+            for widget, text in zip(lines, self.text().split("\n"), strict=False):
+                widget.show(text)
+
+    @property
+    def shown(self) -> str:
+        """The two lines as they are on screen."""
+        return "\n".join(w.text.plain for w in self.query_children(TextLine))
+
+    def text(self) -> Text:
+        """Both lines, as one Text."""
         i = self.info
         w = self.size.width
         t = Text(no_wrap=True, overflow="crop")
