@@ -1,34 +1,59 @@
-"""One attention layer, NSA vs dense causal SDPA (and lucidrains' NSA): forward and forward+backward time,
-peak RSS (fp32, CPU).
+"""One attention layer, NSA vs dense causal SDPA vs lucidrains' NSA: time and peak RSS (fp32, CPU, batch 1).
 
     python bench/attention.py --impl nsa --seq-len 8192 --json
     python bench/attention.py --table            # nsa and dense at 1k..32k, a Markdown table for the README
     bash bench/peer_env.sh                       # once: the peer's own environment, bench/.venv-peer
+    bench/.venv-peer/bin/python bench/attention.py --impl lucidrains --seq-len 2048 --json
     python bench/attention.py --table --impls nsa,dense,lucidrains --lengths 2048,8192
 
-Settings are the paper's: l=32, d=16, l_sel=64, n_sel=16, w=512; 8 query heads, 2 KV heads, head dim 64,
-batch 1, dim 512. The dense twin has the same heads: q/k/v/o projections, RoPE and causal SDPA (GQA).
-The peer is lucidrains' native-sparse-attention-pytorch (SparseAttention, pinned in bench/peer_env.sh) with
-the same numbers: compress_block_size=32, compress_block_sliding_stride=16, selection_block_size=64,
-num_selected_blocks=16, sliding_window_size=512, heads 8, kv_heads 2, dim_head 64, causal, its PyTorch path
-(use_triton_kernel=False). Where it differs by design (docs/nsa.md): one K/V shared by the branches, an
-input RMSNorm, its default compression MLP (hidden 32*64), one memory compressed key/value, and it does not
-force the initial block into the selection.
-Each --table measurement runs in a fresh subprocess (the peer's in bench/.venv-peer/bin/python) so that peak
-RSS (ru_maxrss) belongs to one impl and length. Forward is timed under torch.no_grad(); forward+backward is
-one training step of the layer (sum of outputs). The median of --repeats runs is reported, after one untimed
-warm-up forward+backward.
+Our settings are the paper's: l=32, d=16, l_sel=64, n_sel=16, w=512; 8 query heads, 2 KV heads, head dim 64,
+dim 512. The dense twin has the same heads: q/k/v/o projections, RoPE and causal SDPA (GQA).
+
+The peer is lucidrains' native-sparse-attention-pytorch (`SparseAttention`, the version pinned in
+bench/peer_env.sh, installed from the registry into bench/.venv-peer only). Set up to match ours as far as its
+constructor allows: dim 512, heads 8, kv_heads 2 (GQA, one selection per KV head shared by its query heads),
+dim_head 64, causal, compress_block_size 32 with compress_block_sliding_stride 16, selection_block_size 64,
+no input norm (norm=False: ours has none either), a compression MLP of our width (hidden 2*64 = 128 via
+compress_mlp_expand_factor), a gate MLP of our shape (dim -> dim/4 -> 3 per head, SiLU, sigmoid) and its plain
+PyTorch path (use_triton_kernel=False, no flex masks). Settings that cannot match, and how they were set:
+  - window: its exact window keeps keys t-w..t (w+1 keys), so sliding_window_size=511 gives our 512 keys.
+  - selected blocks: it masks the query's own block out of the top-k and then always adds it, so
+    num_selected_blocks=15 gives our 16 attended blocks. It does not force the initial block nor the
+    previous block (ours forces the initial block and 2 local blocks inside the 16).
+  - importance: it ranks blocks by the mean of the compressed attention logits (not probabilities, Eq. 8)
+    over the group's query heads and over the 4 compressed blocks inside a selection block (not Eq. 9's
+    overlap sum).
+  - compression: blocks are left-padded with l-d zeros, so block i covers tokens [(i+1)d-l, (i+1)d) and a
+    query at t sees it only when (i+1)d-1 < t (ours: [id, id+l), seen when id+l-1 <= t); one learned memory
+    key/value (num_compressed_mem_kv must be >= 1) is always visible; ReLU instead of our GELU.
+  - one K/V projection shared by the three branches (ours: one per branch); no RoPE on the compressed keys
+    (ours rotates each at its block's last token).
+Speed-wise the main difference is its selection path: the forward gathers the selected keys and values per
+query ([B, H, T, 16 blocks, 64, 64], 4.3 GB each at 8k) and the backward of that gather allocates a
+[B, H, T, T/64, 64, 64] buffer (34 GB each at 8k), memory that grows with T squared.
+
+Each measurement runs in one process: build, one untimed forward, --repeats timed forwards under
+torch.no_grad(), then one untimed and --repeats timed forward+backward steps (sum of outputs); medians are
+reported. Peak RSS is the process's ru_maxrss. The address space is capped (--mem-limit-gb, default 3/4 of the
+machine's memory) so that a length too big for the machine fails as "out of memory" instead of waking the
+kernel's OOM killer on a shared box; a measurement past --time-limit-s stops and says so. --table runs each
+impl and length in a fresh subprocess of the right interpreter (the peer's in bench/.venv-peer/bin/python), so
+that each peak RSS belongs to one impl and one length.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,8 +64,11 @@ DIM, N_HEADS, N_KV_HEADS, HEAD_DIM = 512, 8, 2, 64
 PAPER_NSA = {"l": 32, "d": 16, "l_sel": 64, "n_sel": 16, "w": 512}
 TABLE_LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768]
 IMPLS = ("nsa", "dense", "lucidrains")
+PEER_PACKAGE = "native-sparse-attention-pytorch"
 PEER_PYTHON = Path(__file__).resolve().parent / ".venv-peer" / "bin" / "python"
-LABELS = {"nsa": "NSA", "dense": "dense", "lucidrains": "lucidrains"}
+PEER_HINT = "run `bash bench/peer_env.sh`, then `bench/.venv-peer/bin/python bench/attention.py --impl lucidrains ...`"
+LABELS = {"nsa": "NSA", "dense": "dense SDPA", "lucidrains": "lucidrains"}
+PHASES = (("fwd", "forward"), ("fwd_bwd", "forward+backward"))
 
 
 class DenseAttention(nn.Module):
@@ -57,14 +85,42 @@ class DenseAttention(nn.Module):
         from nsa_train.nsa.rope import apply_rope, rope_angles
 
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
-        k, v = self.wkv(x).view(B, T, 2, self.n_kv_heads, self.head_dim).unbind(2)
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)  # [B, T, HQ, D]
+        k, v = self.wkv(x).view(B, T, 2, self.n_kv_heads, self.head_dim).unbind(2)  # [B, T, H, D]
         cos, sin = rope_angles(torch.arange(T, device=x.device), self.head_dim, 10000.0)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         o = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=True
         )
         return self.wo(o.transpose(1, 2).reshape(B, T, -1))
+
+
+def build_peer() -> nn.Module:
+    """lucidrains' SparseAttention at our settings (the module docstring lists what cannot match)."""
+    try:
+        from native_sparse_attention_pytorch import SparseAttention
+    except ModuleNotFoundError as e:
+        if e.name != "native_sparse_attention_pytorch":
+            raise SystemExit(f"error: the peer's package is installed but cannot import {e.name}: {e}") from None
+        raise SystemExit(f"error: --impl lucidrains needs the peer's own environment: {PEER_HINT}") from None
+    compress_hidden = 2 * HEAD_DIM  # our CompressionMLP's width
+    gate_hidden = max(16, DIM // 4)  # our gate MLP's width
+    return SparseAttention(
+        dim=DIM,
+        dim_head=HEAD_DIM,
+        heads=N_HEADS,
+        kv_heads=N_KV_HEADS,
+        sliding_window_size=PAPER_NSA["w"] - 1,  # it keeps w+1 keys
+        compress_block_size=PAPER_NSA["l"],
+        compress_block_sliding_stride=PAPER_NSA["d"],
+        selection_block_size=PAPER_NSA["l_sel"],
+        num_selected_blocks=PAPER_NSA["n_sel"] - 1,  # it always adds the query's own block
+        causal=True,
+        norm=False,
+        compress_mlp_expand_factor=compress_hidden / (PAPER_NSA["l"] * HEAD_DIM),
+        strategy_combine_mlp=nn.Sequential(nn.Linear(DIM, gate_hidden), nn.SiLU(), nn.Linear(gate_hidden, 3 * N_HEADS)),
+        use_triton_kernel=False,
+    )
 
 
 def build(impl: str) -> nn.Module:
@@ -74,106 +130,159 @@ def build(impl: str) -> nn.Module:
 
         return NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl="fast", **PAPER_NSA))
     if impl == "lucidrains":
-        try:
-            from native_sparse_attention_pytorch import SparseAttention
-        except ImportError:
-            raise SystemExit(
-                "error: --impl lucidrains needs the peer's own environment: run `bash bench/peer_env.sh`, then "
-                f"{PEER_PYTHON.relative_to(Path.cwd()) if PEER_PYTHON.is_relative_to(Path.cwd()) else PEER_PYTHON}"
-                " bench/attention.py --impl lucidrains ..."
-            ) from None
-        return SparseAttention(
-            dim=DIM,
-            dim_head=HEAD_DIM,
-            heads=N_HEADS,
-            kv_heads=N_KV_HEADS,
-            sliding_window_size=PAPER_NSA["w"],
-            compress_block_size=PAPER_NSA["l"],
-            compress_block_sliding_stride=PAPER_NSA["d"],
-            selection_block_size=PAPER_NSA["l_sel"],
-            num_selected_blocks=PAPER_NSA["n_sel"],
-            causal=True,
-            use_triton_kernel=False,
-        )
+        return build_peer()
     return DenseAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM)
 
 
-def measure(impl: str, seq_len: int, repeats: int) -> dict[str, object]:
-    torch.manual_seed(0)
-    layer = build(impl)
-    x = torch.randn(1, seq_len, DIM)
+def default_mem_limit_gb() -> float:
+    return round(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
 
-    def fwd() -> None:
-        with torch.no_grad():
-            layer(x)
 
-    def fwd_bwd() -> None:
-        layer.zero_grad(set_to_none=True)
-        xg = x.clone().requires_grad_(True)
-        layer(xg).sum().backward()
+def cap_address_space(gb: float) -> None:
+    """Allocations past `gb` GiB fail in this process (RuntimeError/MemoryError) rather than in the machine."""
+    if gb > 0:
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        soft = int(gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
-    fwd_bwd()  # warm-up (allocator, thread pool, kernel selection)
-    times: dict[str, list[float]] = {"fwd": [], "fwd_bwd": []}
+
+def is_out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
+class OverTime(BaseException):
+    """The measurement ran past --time-limit-s (a BaseException, so that no library's `except Exception` eats it)."""
+
+
+def _raise_over_time(signum: int, frame: object) -> None:
+    raise OverTime
+
+
+def _median_ms(fn: Callable[[], None], repeats: int) -> float:
+    fn()  # warm-up (allocator, thread pool, kernel selection)
+    times = []
     for _ in range(repeats):
-        for name, fn in (("fwd", fwd), ("fwd_bwd", fwd_bwd)):
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) * 1000)
-    return {
-        "impl": impl,
-        "seq_len": seq_len,
-        "fwd_ms": round(statistics.median(times["fwd"]), 1),
-        "fwd_bwd_ms": round(statistics.median(times["fwd_bwd"]), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "repeats": repeats,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(times), 1)
 
 
-def run_child(impl: str, seq_len: int, repeats: int) -> dict[str, object]:
+def measure(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limit_gb: float) -> dict[str, object]:
+    """Times forward and forward+backward; a phase that runs out of memory or time is None, and 'error' says why."""
+    result: dict[str, object] = {"impl": impl, "seq_len": seq_len, "fwd_ms": None, "fwd_bwd_ms": None}
+    errors: list[str] = []
+    signal.signal(signal.SIGALRM, _raise_over_time)
+    signal.setitimer(signal.ITIMER_REAL, time_limit_s)
+    try:
+        torch.manual_seed(0)
+        layer = build(impl)
+        x = torch.randn(1, seq_len, DIM)  # [B, T, dim]
+
+        def fwd() -> None:
+            with torch.no_grad():
+                layer(x)
+
+        def fwd_bwd() -> None:
+            layer.zero_grad(set_to_none=True)
+            layer(x.clone().requires_grad_(True)).sum().backward()
+
+        for (name, label), fn in zip(PHASES, (fwd, fwd_bwd), strict=True):
+            try:
+                result[f"{name}_ms"] = _median_ms(fn, repeats)
+            except (RuntimeError, MemoryError) as e:
+                if not is_out_of_memory(e):
+                    raise
+                errors.append(f"{label}: out of memory (address space capped at {mem_limit_gb:g} GiB)")
+                gc.collect()
+    except (RuntimeError, MemoryError) as e:  # building the layer or its input
+        if not is_out_of_memory(e):
+            raise
+        errors.append(f"setup: out of memory (address space capped at {mem_limit_gb:g} GiB)")
+    except OverTime:
+        errors.append(f"over the {time_limit_s:g} s time limit")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result |= {"repeats": repeats, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    result["mem_limit_gb"] = mem_limit_gb
+    if impl == "lucidrains":
+        from importlib.metadata import version
+
+        result["peer_version"] = version(PEER_PACKAGE)
+    if errors:
+        result["error"] = "; ".join(errors)
+    return result
+
+
+def run_child(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limit_gb: float) -> dict[str, object]:
     """One measurement in a fresh interpreter, so its peak RSS is its own (the peer's in its own env)."""
     python = sys.executable
     if impl == "lucidrains":
         if not PEER_PYTHON.exists():
-            raise SystemExit("error: the peer's environment is missing: run `bash bench/peer_env.sh` first")
+            raise SystemExit(f"error: the peer's environment is missing: {PEER_HINT}")
         python = str(PEER_PYTHON)
     cmd = [python, __file__, "--impl", impl, "--seq-len", str(seq_len), "--repeats", str(repeats), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        return {"impl": impl, "seq_len": seq_len, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    cmd += ["--time-limit-s", str(time_limit_s), "--mem-limit-gb", str(mem_limit_gb)]
+    try:
+        # the child stops itself at the limit; this margin only catches one stuck inside a single long op
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=time_limit_s + 120)
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "seq_len": seq_len, "error": f"over the {time_limit_s:g} s time limit (killed)"}
+    lines = out.stdout.strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        return json.loads(lines[-1])
+    why = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+    return {"impl": impl, "seq_len": seq_len, "error": why}
 
 
 def _cell(r: dict[str, object], key: str) -> str:
-    return str(r[key]) if key in r else "failed"
+    if r.get(key) is not None:
+        return str(r[key])
+    err = str(r.get("error", ""))
+    label = "forward+backward" if key == "fwd_bwd_ms" else "forward"
+    if f"{label}: out of memory" in err or "setup: out of memory" in err:
+        return "out of memory"
+    return "over time" if "time limit" in err else "failed"
 
 
-def _ratio(base: dict[str, object], other: dict[str, object], key: str) -> str:
-    if key not in base or key not in other:
+def _ran_out_of_memory(r: dict[str, object]) -> bool:
+    return "out of memory" in str(r.get("error", ""))
+
+
+def _rss_cell(r: dict[str, object]) -> str:
+    # a run stopped by the cap never reached the memory it needed: its RSS is only a lower bound
+    rss = r.get("peak_rss_mb")
+    return "-" if rss is None else f"{rss} (stopped)" if _ran_out_of_memory(r) else str(rss)
+
+
+def _ratio(num: dict[str, object], den: dict[str, object], key: str) -> str:
+    a, b = num.get(key), den.get(key)
+    if a is None or b is None:
         return "-"
-    return f"{float(base[key]) / float(other[key]):.2f}x"  # type: ignore[arg-type]
+    bound = ">" if key == "peak_rss_mb" and _ran_out_of_memory(num) else ""
+    return f"{bound}{float(a) / float(b):.2f}x"  # type: ignore[arg-type]
 
 
-def table(lengths: list[int], repeats: int, impls: list[str]) -> str:
-    """Markdown: per length, each impl's fwd / fwd+bwd ms and peak RSS, and NSA's speedup over the others."""
-    others = [i for i in impls if i != "nsa"]
-    head = ["T"]
-    for i in impls:
-        head += [f"{LABELS[i]} fwd ms", f"{LABELS[i]} fwd+bwd ms", f"{LABELS[i]} peak RSS MB"]
-    if "nsa" in impls:
-        head += [f"NSA fwd+bwd speedup vs {LABELS[o]}" for o in others]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+def table(lengths: list[int], repeats: int, impls: list[str], time_limit_s: float, mem_limit_gb: float) -> str:
+    """Markdown, one row per length and impl; the other impls' rows say how many times NSA is faster/smaller."""
+    head = ["T", "impl", "fwd ms", "fwd+bwd ms", "peak RSS MB"]
+    if "nsa" in impls and len(impls) > 1:
+        head += ["NSA fwd speedup", "NSA fwd+bwd speedup", "peak RSS / NSA's"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
     for T in lengths:
-        res = {i: run_child(i, T, repeats) for i in impls}
-        for r in res.values():
-            print(f"# {json.dumps(r)}", file=sys.stderr, flush=True)
-        cells = [str(T)]
+        res = {i: run_child(i, T, repeats, time_limit_s, mem_limit_gb) for i in impls}
         for i in impls:
-            cells += [_cell(res[i], "fwd_ms"), _cell(res[i], "fwd_bwd_ms"), _cell(res[i], "peak_rss_mb")]
-        if "nsa" in impls:
-            cells += [_ratio(res[o], res["nsa"], "fwd_bwd_ms") for o in others]
-        rows.append("| " + " | ".join(cells) + " |")
+            r = res[i]
+            print(f"# {json.dumps(r)}", file=sys.stderr, flush=True)
+            cells = [str(T), LABELS[i], _cell(r, "fwd_ms"), _cell(r, "fwd_bwd_ms"), _rss_cell(r)]
+            if len(head) > 5:
+                nsa = res["nsa"]
+                if i == "nsa":
+                    cells += ["", "", ""]
+                else:
+                    cells += [_ratio(r, nsa, "fwd_ms"), _ratio(r, nsa, "fwd_bwd_ms"), _ratio(r, nsa, "peak_rss_mb")]
+            rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -183,26 +292,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--time-limit-s", type=float, default=600.0, help="stop one measurement after this long")
+    ap.add_argument(
+        "--mem-limit-gb", type=float, default=default_mem_limit_gb(), help="address-space cap in GiB, 0 for none"
+    )
     ap.add_argument("--table", action="store_true", help="run the impls over 1k..32k and print a Markdown table")
     ap.add_argument("--lengths", type=str, default=",".join(map(str, TABLE_LENGTHS)), help="for --table")
     ap.add_argument("--impls", type=str, default="nsa,dense", help="for --table: any of nsa,dense,lucidrains")
     args = ap.parse_args(argv)
+    if args.repeats < 1 or args.time_limit_s <= 0 or args.mem_limit_gb < 0:
+        ap.error("--repeats and --time-limit-s must be positive, --mem-limit-gb not negative")
     if args.table:
         impls = [i for i in args.impls.split(",") if i]
         if not impls or any(i not in IMPLS for i in impls):
             ap.error(f"--impls takes a comma list of {', '.join(IMPLS)}")
-        print(table([int(t) for t in args.lengths.split(",")], args.repeats, impls))
+        try:
+            lengths = [int(t) for t in args.lengths.split(",")]
+        except ValueError:
+            ap.error("--lengths takes a comma list of integers")
+        print(table(lengths, args.repeats, impls, args.time_limit_s, args.mem_limit_gb))
         return 0
     if args.impl is None or args.seq_len is None or args.seq_len < 1:
         ap.error("--impl and a positive --seq-len are required (or use --table)")
-    result = measure(args.impl, args.seq_len, args.repeats)
+    cap_address_space(args.mem_limit_gb)
+    result = measure(args.impl, args.seq_len, args.repeats, args.time_limit_s, args.mem_limit_gb)
     if args.json:
         print(json.dumps(result))
     else:
         print(
-            f"{result['impl']} T={result['seq_len']}: fwd {result['fwd_ms']} ms, fwd+bwd {result['fwd_bwd_ms']} ms, "
-            f"peak RSS {result['peak_rss_mb']} MB"
+            f"{result['impl']} T={result['seq_len']}: fwd {result['fwd_ms']} ms, "
+            f"fwd+bwd {result['fwd_bwd_ms']} ms, peak RSS {result['peak_rss_mb']} MB"
         )
+    if "error" in result:
+        print(f"error: {result['error']}", file=sys.stderr)
+        return 1
     return 0
 
 

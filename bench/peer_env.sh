@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
-# Creates bench/.venv-peer for `bench/attention.py --impl lucidrains`: torch 2.13.0 (the CPU wheel; plain
-# `torch` would pull several GB of CUDA) and lucidrains' native-sparse-attention-pytorch, pinned. The peer
-# is installed from the registry into this separate environment only: never vendored, never a dependency
-# of the project.
+# Creates bench/.venv-peer for `bench/attention.py --impl lucidrains`: one interpreter that imports both
+# lucidrains' native-sparse-attention-pytorch (pinned, from the registry) and this project's NSA layer.
+# The peer lives in this separate environment only: never vendored, never a dependency of the project.
+# Safe to re-run (it reinstalls nothing that is already at the pinned version).
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."
 PEER_VERSION=0.2.3
-"${PYTHON:-python3}" -m venv .venv-peer
-.venv-peer/bin/pip install --quiet torch==2.13.0
-.venv-peer/bin/pip install --quiet "native-sparse-attention-pytorch==${PEER_VERSION}"
-.venv-peer/bin/python -c "import native_sparse_attention_pytorch, torch; print('peer env ready: torch', torch.__version__)"
+VENV=bench/.venv-peer
+
+"${PYTHON:-python3}" -m venv "$VENV"
+# torch first and pinned: the local CPU wheel then satisfies the peer's plain `torch` requirement, which would
+# otherwise pull several GB of CUDA packages
+"$VENV/bin/pip" install --quiet torch==2.13.0
+"$VENV/bin/pip" install --quiet "native-sparse-attention-pytorch==${PEER_VERSION}"
+# our layer needs only torch to import; --no-deps keeps the trainer's and the tools' dependencies out
+"$VENV/bin/pip" install --quiet --no-deps -e .
+
+if "$VENV/bin/pip" list 2>/dev/null | grep -qi '^nvidia-'; then
+  echo "error: CUDA packages were installed into $VENV; remove it and install the CPU torch wheel first" >&2
+  exit 1
+fi
+"$VENV/bin/python" - <<'EOF'
+from importlib.metadata import version
+
+import native_sparse_attention_pytorch  # noqa: F401
+import torch
+
+from nsa_train.nsa import NSAAttention  # noqa: F401
+
+print(f"peer env ready: torch {torch.__version__}, native-sparse-attention-pytorch "
+      f"{version('native-sparse-attention-pytorch')}, nsa {version('nsa')}")
+EOF
