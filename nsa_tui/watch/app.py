@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
 HEALTH_EVERY_S = 10.0  # the rules engine runs at most this often per run (its rules look at minutes)
 COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
 IDLE_WAIT_S = 1.0  # a quiet run: the reader sleeps until a change wakes it (a polling source caps this at its interval)
+FREEZE_AFTER_S = 1.0  # after the first full screen is painted (the collection before the freeze takes ~70 ms)
 READ_GAP_S = 0.3  # at most ~3 reads a second: a fast trainer's lines are read in batches (latency < 0.35 s)
 
 
@@ -89,6 +91,7 @@ class WatchApp(App):
         self._plot_timer: Timer | None = None  # the charts' (slower) turn
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
         self._drawn_loads: set[tuple[int, int]] = set()  # (model id, resets) whose first complete read is on screen
+        self._frozen = False  # gc.freeze() done after the first load
         self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -126,6 +129,7 @@ class WatchApp(App):
         self._mounted.set()
 
     def on_unmount(self) -> None:
+        gc.unfreeze()  # an embedding process (tests) gets its objects back into the collector
         self._stop.set()
         for m in self.runs:
             m.source.close()
@@ -157,8 +161,17 @@ class WatchApp(App):
             # the first complete read (or a re-read): every pane at once, not at the charts' slower pace
             self._drawn_loads.add((id(m), m.resets))
             self._redraw(force=True)
+            if not self._frozen:
+                self._frozen = True
+                self.set_timer(FREEZE_AFTER_S, self._freeze_heap)
             return
         self._schedule()
+
+    def _freeze_heap(self) -> None:
+        # The loaded history and Textual's widgets live as long as the app: keep them out of the cyclic
+        # GC's full collections, which otherwise walk them all every ~20 s (~70 ms each, bench/watch_live.py)
+        gc.collect()
+        gc.freeze()
 
     @property
     def loaded_on_screen(self) -> bool:
@@ -223,7 +236,8 @@ class WatchApp(App):
         except (IndexError, NoMatches):
             return  # not composed yet, or shutting down: a late timer or reader message has nothing to draw
         self._last_age_tick = now
-        self._last_draw = mono
+        if data_changed or force:
+            self._last_draw = mono  # only data draws space out data draws: an age tick must not delay a new line
         self._drawn = key
         m = self.model
         now -= m.clock_offset_s  # the run machine's clock, which its records' timestamps are on

@@ -203,3 +203,43 @@ async def test_the_first_complete_read_fills_every_pane_at_once(healthy_run):
         assert app.query_one(EventsPane).events, "the events pane waited for the next chart redraw"
         assert app.query_one(RanksPanel).rows and app.query_one(RanksPanel).rows[0][1] == 2000
         assert app.query_one(RunHeader).info["step"] == 2000
+
+
+@async_test
+async def test_loaded_history_is_frozen_out_of_the_collector_until_exit(healthy_run):
+    """After the first full screen the long-lived heap is frozen (full GC passes stop walking it, see
+    bench/watch_live.py), and unfrozen when the app ends so an embedding process gets it back."""
+    import gc
+
+    from nsa_tui.watch import app as app_mod
+
+    assert gc.get_freeze_count() == 0
+    app = make_app(healthy_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        t0 = time.monotonic()
+        while not app.loaded_on_screen and time.monotonic() - t0 < 10:
+            await pilot.pause(0.02)
+        assert gc.get_freeze_count() == 0, "froze before the first screen was painted"
+        await pilot.pause(app_mod.FREEZE_AFTER_S + 0.5)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+@async_test
+async def test_an_age_tick_does_not_delay_the_next_new_line(healthy_run):
+    """The clock's once-a-second header redraw must not count as a data redraw: a line read right after
+    it is drawn at once, not MIN_REDRAW_GAP_S later (that added up to 0.2 s to the latency)."""
+    app = make_app(healthy_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        app._redraw(force=True)
+        app._last_draw = time.monotonic() - 0.25  # the last new line was drawn 0.25 s ago (gap 0.2 s)
+        app._last_age_tick = 0.0  # the age tick is due: this redraw only moves the clock
+        app._redraw()
+        assert app._timer is None
+        m = app.model
+        with m.lock:
+            m.version += 1  # what the reader does when a line arrives
+        drawn_before = app._last_draw
+        app._redraw()
+        assert app._timer is None and app._last_draw > drawn_before, "the new line waited for the redraw gap"
