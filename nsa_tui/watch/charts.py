@@ -174,7 +174,8 @@ class RunCharts:
         last = h.latest
         if chart == "loss":
             vl = last.get("val_loss")
-            return f"loss {fmt.num(last.get('loss'))}" + (f"  val {fmt.num(vl)}" if vl is not None else "")
+            loss = fmt.num(last.get("loss"), keep_zeros=True)
+            return f"loss {loss}" + (f"  val {fmt.num(vl, keep_zeros=True)}" if vl is not None else "")
         if chart == "lr":
             warm = (h.config.get("train") or {}).get("warmup_steps")
             step = h.latest_step

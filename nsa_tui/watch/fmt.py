@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 
-def num(x: float | None, digits: int = 3) -> str:
-    """Compact number: 0.000123 -> 1.23e-4, 1234567 -> 1.23M, 4.5678 -> 4.57."""
+def num(x: float | None, digits: int = 3, keep_zeros: bool = False) -> str:
+    """Compact number: 0.000123 -> 1.23e-4, 1234567 -> 1.23M, 4.5678 -> 4.57.
+    ``keep_zeros``: 1.998 -> 2.00 rather than 2 (a loss reads as a measurement, not a count)."""
     if x is None:
         return "—"
     if isinstance(x, float) and math.isnan(x):
@@ -24,7 +25,7 @@ def num(x: float | None, digits: int = 3) -> str:
     if a < 1e-2:
         m, e = f"{x:.{digits - 1}e}".split("e")
         return f"{m}e{int(e)}"
-    return f"{x:.{digits}g}"
+    return f"{x:#.{digits}g}" if keep_zeros else f"{x:.{digits}g}"
 
 
 def duration(seconds: float | None) -> str:

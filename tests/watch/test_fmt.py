@@ -8,6 +8,9 @@ def test_numbers_are_short():
     assert fmt.num(4.5678) == "4.57"
     assert fmt.num(float("nan")) == "NaN"
     assert fmt.num(None) == "—"
+    assert fmt.num(1.998) == "2"
+    assert fmt.num(1.998, keep_zeros=True) == "2.00"  # a loss that rounds to 2 still shows its precision
+    assert fmt.num(2.0137, keep_zeros=True) == "2.01"
 
 
 def test_durations():

@@ -23,7 +23,8 @@ KIND_STYLE = {
 def describe_event(ev) -> str:
     f = ev.fields or {}
     if ev.kind == "phase":
-        return f"phase {f.get('phase') or f.get('name') or '?'}"
+        # a phase is logged when it starts and, for some, again with done=true: say which
+        return f"phase {f.get('phase') or f.get('name') or '?'}" + (" done" if f.get("done") is True else "")
     if ev.kind == "eval":
         return f"eval val_loss {fmt.num(f.get('val_loss'), 4)}"
     if ev.kind == "checkpoint":
@@ -37,6 +38,13 @@ def describe_event(ev) -> str:
     if ev.kind == "boot":
         return f"boot world={f.get('world_size', '?')}"
     return ev.kind
+
+
+def split_rows(height: int, n_events: int, n_logs: int) -> tuple[int, int]:
+    """(event rows, log rows): the newest events keep at least half the pane when they have that many, the
+    log tail fills the rest, and no row stays blank while either has lines left to show."""
+    ev = min(n_events, height - min(n_logs, height // 2))
+    return ev, min(n_logs, height - ev)
 
 
 class EventsPane(Widget):
@@ -58,8 +66,7 @@ class EventsPane(Widget):
 
     def render(self) -> Text:
         h = max(1, self.size.height)
-        n_logs = min(len(self.logs), h // 2)
-        n_ev = h - n_logs
+        n_ev, n_logs = split_rows(h, len(self.events), len(self.logs))
         t = Text(no_wrap=True, overflow="ellipsis")
         rows: list[Text] = []
         for ev in self.events[-n_ev:] if n_ev > 0 else []:
