@@ -68,7 +68,8 @@ def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -
     if with_nsa:
         path = f"{VENV_BIN}:{path}"
     else:
-        path = ":".join(p for p in path.split(":") if Path(p).resolve() != VENV_BIN.resolve()) or "/usr/bin:/bin"
+        # no directory with an `nsa` in it: this venv's, nor another one a developer's shell has activated
+        path = ":".join(p for p in path.split(":") if p and not (Path(p) / "nsa").exists()) or "/usr/bin:/bin"
     if path_prefix is not None:  # tools that shadow the system's on the "remote" (e.g. a date that runs ahead)
         path = f"{path_prefix}:{path}"
     cfg = tmp / "sshd_config"
