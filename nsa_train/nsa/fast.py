@@ -57,13 +57,14 @@ def gated_sliding_window_fast(
     return o.to(q.dtype)
 
 
-def _window_core(
-    qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int, scale: float
-) -> torch.Tensor:
-    """Window attention of queries a.. (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1).
+def _window_tiles(
+    qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The window tiles of queries a.. (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1):
+    (qt [B*NT, HQ, C, D], kt [B*NT, H, span, D], vt [B*NT, H, span, Dv], band [B*NT, 1, C, span] bool).
 
-    All query tiles go into one SDPA call: tile i holds queries [a+iC, a+iC+C) and keys [a+iC-w+1, a+iC+C),
-    an overlapping unfold of the left-padded keys.
+    Tile i holds queries [a+iC, a+iC+C) and keys [a+iC-w+1, a+iC+C), an overlapping unfold of the
+    left-padded keys; band says which of them each query sees.
     """
     B, HQ, Lq, _ = qs.shape
     H = ks.shape[1]
@@ -79,52 +80,103 @@ def _window_core(
     q_pos = a + torch.arange(n_tiles * C, device=dev).view(n_tiles, C, 1)
     k_pos = (a + torch.arange(n_tiles, device=dev) * C - w + 1).view(n_tiles, 1, 1) + torch.arange(span, device=dev)
     band = (k_pos >= 0) & (q_pos - k_pos >= 0) & (q_pos - k_pos < w)  # [NT, C, span]
-    o = F.scaled_dot_product_attention(
+    return (
         qt.reshape(B * n_tiles, HQ, C, -1),
         kt.reshape(B * n_tiles, H, span, -1),
         vt.reshape(B * n_tiles, H, span, -1),
-        attn_mask=band.repeat(B, 1, 1).unsqueeze(1),
-        scale=scale,
-        enable_gqa=HQ != H,
-    )  # [B*NT, HQ, C, Dv]
-    return o.view(B, n_tiles, HQ, C, -1).transpose(1, 2).reshape(B, HQ, n_tiles * C, -1)[:, :, :Lq]
+        band.repeat(B, 1, 1).unsqueeze(1),
+    )
+
+
+def _untile(o_t: torch.Tensor, B: int, Lq: int) -> torch.Tensor:
+    """[B*NT, HQ, C, Dv] -> [B, Lq, HQ, Dv] (the last tile's padding rows dropped)."""
+    _, HQ, C, Dv = o_t.shape
+    return o_t.view(B, -1, HQ, C, Dv).permute(0, 1, 3, 2, 4).reshape(B, -1, HQ, Dv)[:, :Lq]
+
+
+def _window_core(
+    qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int, scale: float
+) -> torch.Tensor:
+    """Window attention of one group as [B, Lq, HQ, Dv], all its query tiles in one SDPA call (any device)."""
+    qt, kt, vt, band = _window_tiles(qs, ks, vs, a, ka, w)
+    o = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=band, scale=scale, enable_gqa=qt.shape[1] != kt.shape[1])
+    return _untile(o, qs.shape[0], qs.shape[2])
+
+
+def _cpu_flash_ops() -> bool:
+    """PyTorch's CPU flash-attention forward and backward, callable with a saved output and log-sum-exp."""
+    return hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward")
+
+
+def _additive(band: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean visibility -> the additive mask the CPU flash op takes (0 where seen, -inf elsewhere)."""
+    return torch.zeros(band.shape, dtype=dtype, device=band.device).masked_fill_(~band, float("-inf"))
 
 
 class _WindowFn(torch.autograd.Function):
-    """Window attention over groups of WINDOW_GROUP queries; saves only q, k, v (and the gate) and recomputes
-    each group in backward, so the unfolded key tiles (C + w - 1 keys per C queries) never outlive one group.
-    Works on [B, T, heads, D] directly: each group is transposed on the fly, so q is shared with the other
-    branches instead of being saved again in another layout."""
+    """Window attention over groups of WINDOW_GROUP queries; the unfolded key tiles (C + w - 1 keys per C
+    queries) never outlive one group. On CPU the flash op's output and log-sum-exp are saved, and backward
+    calls the op's backward on them (no second forward); elsewhere only q, k, v are saved and each group is
+    recomputed. Works on [B, T, heads, D] directly: each group is transposed on the fly, so q is shared with
+    the other branches instead of being saved again in another layout."""
 
     @staticmethod
     def forward(ctx, q, k, v, g, w, scale):  # type: ignore[override]
         # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], g [B, T, HQ] or None
-        T = q.shape[1]
+        B, T = q.shape[:2]
+        flash = q.device.type == "cpu" and _cpu_flash_ops()
         o = q.new_empty(*q.shape[:3], v.shape[-1])
+        saved: list[torch.Tensor] = []  # per group on CPU: its tiles' output and log-sum-exp
         for a in range(0, T, WINDOW_GROUP):
             b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
-            o_g = _window_core(*_heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b]), a, ka, w, scale).transpose(1, 2)
+            qs, ks, vs = _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])
+            if flash:
+                qt, kt, vt, band = _window_tiles(qs, ks, vs, a, ka, w)
+                o_t, lse_t = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                    qt, kt, vt, attn_mask=_additive(band, qt.dtype), scale=scale
+                )  # [B*NT, HQ, C, Dv], [B*NT, HQ, C]
+                saved += [o_t, lse_t]
+                o_g = _untile(o_t, B, b - a)
+            else:
+                o_g = _window_core(qs, ks, vs, a, ka, w, scale)
             o[:, a:b] = o_g if g is None else o_g * g[:, a:b, :, None]
-        ctx.save_for_backward(q, k, v, g)
-        ctx.w, ctx.scale = w, scale
+        ctx.save_for_backward(q, k, v, g, *saved)
+        ctx.w, ctx.scale, ctx.flash = w, scale, flash
         return o
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, k, v, g = ctx.saved_tensors
-        w, scale, T = ctx.w, ctx.scale, q.shape[1]
+        q, k, v, g, *saved = ctx.saved_tensors
+        w, scale, (B, T) = ctx.w, ctx.scale, q.shape[:2]
         dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         dg = None if g is None else torch.empty_like(g)
-        for a in range(0, T, WINDOW_GROUP):
+        for i, a in enumerate(range(0, T, WINDOW_GROUP)):
             b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
+            do_g = do[:, a:b]
             with torch.enable_grad():
                 xs = [x.detach().requires_grad_(True) for x in _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])]
-                o = _window_core(*xs, a, ka, w, scale).transpose(1, 2)  # [B, L, HQ, Dv]
-                do_g = do[:, a:b]
-                if g is not None:
-                    dg[:, a:b] = (do_g * o.detach()).sum(-1)
-                    do_g = do_g * g[:, a:b, :, None]
-                gq, gk, gv = torch.autograd.grad(o, xs, do_g)
+                if ctx.flash:
+                    o_t, lse_t = saved[2 * i], saved[2 * i + 1]
+                    o = _untile(o_t, B, b - a)  # [B, L, HQ, Dv]
+                    if g is not None:
+                        dg[:, a:b] = (do_g * o).sum(-1)
+                        do_g = do_g * g[:, a:b, :, None]
+                    qt, kt, vt, band = _window_tiles(*xs, a, ka, w)
+                    # the gradient in the tiles' layout: pad the group to whole tiles like q
+                    C = qt.shape[2]
+                    do_t = F.pad(do_g.transpose(1, 2), (0, 0, 0, o_t.shape[0] // B * C - (b - a)))
+                    do_t = do_t.reshape(B, -1, o_t.shape[0] // B, C, do_t.shape[-1]).transpose(1, 2)
+                    gt = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                        do_t.reshape(o_t.shape), qt.detach(), kt.detach(), vt.detach(), o_t, lse_t, 0.0, False,
+                        attn_mask=_additive(band, qt.dtype), scale=scale,
+                    )  # fmt: skip
+                    gq, gk, gv = torch.autograd.grad((qt, kt, vt), xs, gt)  # through the tiling (overlaps summed)
+                else:
+                    o = _window_core(*xs, a, ka, w, scale)  # [B, L, HQ, Dv]
+                    if g is not None:
+                        dg[:, a:b] = (do_g * o.detach()).sum(-1)
+                        do_g = do_g * g[:, a:b, :, None]
+                    gq, gk, gv = torch.autograd.grad(o, xs, do_g)
             dq[:, a:b] = gq.transpose(1, 2)
             dk[:, ka:b] += gk.transpose(1, 2)
             dv[:, ka:b] += gv.transpose(1, 2)

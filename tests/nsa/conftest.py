@@ -19,3 +19,12 @@ def tiles(request, monkeypatch):
         monkeypatch.setattr(fast_selection, "SEG", 3)
         monkeypatch.setattr(fast_selection, "CHUNK_SEGS", 2)
     return request.param
+
+
+@pytest.fixture(params=["cpu-flash-saved", "recompute"])
+def window_path(request, monkeypatch):
+    """The window branch both ways: on CPU backward runs the flash op's backward on the saved output; on other
+    devices it recomputes each group (forced here on CPU, so that path is tested too)."""
+    if request.param == "recompute":
+        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+    return request.param

@@ -73,7 +73,7 @@ def test_selection_fast_matches_reference(shape, tiles):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("window", [1, 5, 300])
-def test_window_fast_matches_reference(shape, window, tiles):
+def test_window_fast_matches_reference(shape, window, tiles, window_path):
     q, k, v = qkv(*shape)
     ref = grads(lambda a, b, c: sliding_window_attention_reference(a, b, c, window), q, k, v)
     fst = grads(lambda a, b, c: sliding_window_attention_fast(a, b, c, window), q, k, v)
@@ -263,7 +263,7 @@ def test_layer_compressed_branch_matches_reference(shape, tiles):
 
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
-def test_gated_branches_match_gate_times_reference(shape, tiles):
+def test_gated_branches_match_gate_times_reference(shape, tiles, window_path):
     """The layer's gated window and compressed branches equal gate * reference output, gate gradients included."""
     from nsa_train.nsa.fast import compressed_attention_and_selection_fast, gated_sliding_window_fast
 
@@ -280,3 +280,19 @@ def test_gated_branches_match_gate_times_reference(shape, tiles):
         lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, l, d, 8, 3, gate=g)[0], q, kc, vc, gate
     )
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_window_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
+    """On CPU the window's backward starts from the saved output and log-sum-exp: no group is recomputed."""
+    from nsa_train.nsa import fast
+
+    if not flash:
+        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+    calls = []
+    core = fast._window_core
+    monkeypatch.setattr(fast, "_window_core", lambda *a: calls.append(1) or core(*a))
+    q, k, v = qkv(1, 40, 4, 2, 8)
+    gate = torch.rand(1, 40, 4, requires_grad=True)
+    fast.gated_sliding_window_fast(q, k, v, 6, gate).sum().backward()
+    assert (len(calls) == 0) if flash else (len(calls) > 0)
