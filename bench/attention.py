@@ -56,6 +56,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("torch")
+
 import torch
 import torch.nn.functional as F
 from torch import nn

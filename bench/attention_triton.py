@@ -17,6 +17,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("torch")  # nsa_train: from this checkout, below
+
 import torch
 import torch.nn.functional as F
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("nsa_train")
+
 from nsa_train.data.corpus import embedded_documents
 
 

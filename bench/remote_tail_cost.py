@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("nsa_tui")
+
 from nsa_tui.tail.frames import FrameParser
 from nsa_tui.tail.remote_script import SCRIPT
 from nsa_tui.tail.source import HEARTBEAT_WINDOW

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nsa_train.telemetry import schema  # noqa: E402
+from nsa_train.telemetry import schema
 
 
 def write_run(run: Path, lines: int) -> None:

@@ -19,6 +19,10 @@ import statistics
 import sys
 import time
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("torch", "nsa_train")
+
 import torch
 
 from nsa_train.config import load_config, resolve_config_path

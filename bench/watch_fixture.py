@@ -10,6 +10,10 @@ import math
 import time
 from pathlib import Path
 
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("nsa_train")
+
 from nsa_train.telemetry import schema
 
 LOG_EVERY = 10

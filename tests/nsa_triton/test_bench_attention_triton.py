@@ -14,6 +14,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention_triton.py"
 
 
 def _load_bench():
+    if str(BENCH.parent) not in sys.path:  # as when the script runs: its directory first (bench/_needs.py)
+        sys.path.insert(0, str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_attention_triton", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,0 +1,32 @@
+"""Bench scripts started by an interpreter without the project's packages say so in one line (no traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+NEEDS_PROJECT = [
+    "attention",
+    "attention_triton",
+    "corpus_entropy",
+    "remote_tail_cost",
+    "train_throughput",
+    "watch_fixture",
+    "watch_live",
+]
+
+
+@pytest.mark.parametrize("name", NEEDS_PROJECT)
+def test_wrong_interpreter_is_one_clear_line(name):
+    # -S: no site-packages, so neither torch nor the project is importable (like a system python)
+    res = subprocess.run(
+        [sys.executable, "-S", str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "project's venv" in lines[0], res.stderr
