@@ -11,6 +11,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 NEEDS_PROJECT = [
     "attention",
+    "attention_phases",
     "attention_triton",
     "corpus_entropy",
     "remote_tail_cost",
@@ -30,3 +31,15 @@ def test_wrong_interpreter_is_one_clear_line(name):
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "project's venv" in lines[0], res.stderr
+
+
+def test_attention_phases_reports_every_branch_of_the_nsa_layer():
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    phases = {line.split()[0] for line in res.stdout.splitlines() if line.startswith("  ")}
+    assert {"fwd.other", "bwd.other", "cmp.fwd", "cmp.bwd", "sel.fwd", "sel.bwd", "win.fwd", "win.bwd"} <= phases

@@ -82,7 +82,11 @@ class NSAAttention(nn.Module):
         HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim
         c = self.cfg
         q = self.wq(x).view(B, T, HQ, D)
-        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = self.wkv(x).view(B, T, 6, H, D).unbind(2)
+        # one contiguous copy per branch, so the fused [B, T, 6*H*D] output is freed now: a view of it (v_sel,
+        # v_win) would keep all of it alive through the forward, or through backward if saved
+        kv = self.wkv(x).view(B, T, 6, H, D)
+        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = (t.contiguous() for t in kv.unbind(2))
+        del kv
         cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
         q = apply_rope(q, cos, sin)
         k_sel = apply_rope(k_sel, cos, sin)
@@ -110,6 +114,8 @@ class NSAAttention(nn.Module):
             )
             o_sel = dispatch.selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, impl=c.impl)
             o_win = fast.gated_sliding_window_fast(q, k_win, v_win, c.w, gates[..., 2])
-            o = o_cmp + gates[..., 1:2] * o_sel + o_win  # [B, T, HQ, D]
+            # one [B, T, HQ, D] result instead of three temporaries (o_cmp and o_win are not saved by their ops)
+            o = torch.addcmul(o_cmp, gates[..., 1:2], o_sel).add_(o_win)  # [B, T, HQ, D]
+            del o_cmp, o_sel, o_win
         self.last_gates = gates.detach()
         return self.wo(o.reshape(B, T, HQ * D))

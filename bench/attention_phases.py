@@ -1,0 +1,105 @@
+"""Where one attention layer's memory goes: peak RSS per phase of a forward+backward (fp32, CPU, batch 1).
+
+    .venv/bin/python bench/attention_phases.py --impl nsa --seq-len 32768
+
+A thread samples the process's resident set every 0.5 ms while the layer runs once (no warm-up: the first
+pass is the one that grows the heap). Phases are the NSA fast path's three branch ops, forward and backward,
+and "other" for everything between them (projections, RoPE, compression MLP, gates, the output projection).
+Prints the peak per phase and the timeline of phase changes with the RSS at each. Layer and settings are
+bench/attention.py's (the paper's NSA settings, 8/2 heads of 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from _needs import needs  # bench/ is the running script's own directory, first on sys.path
+
+needs("torch", "nsa_train")
+
+import torch
+from attention import DIM, IMPLS, build
+
+from nsa_train.nsa import fast, fast_selection
+
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PhaseSampler:
+    def __init__(self) -> None:
+        self.phase = "init"
+        self.peaks: dict[str, float] = {}
+        self.timeline: list[tuple[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with open("/proc/self/statm") as f:
+            while not self._stop.is_set():
+                f.seek(0)
+                rss = int(f.read().split()[1]) * PAGE_MB
+                p = self.phase
+                self.peaks[p] = max(self.peaks.get(p, 0.0), rss)
+                if not self.timeline or self.timeline[-1][0] != p:
+                    self.timeline.append((p, rss))
+                time.sleep(0.0005)
+
+    def __enter__(self) -> PhaseSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.01)
+        self._stop.set()
+        self._thread.join()
+
+    def tag(self, owner: type, name: str, label: str) -> None:
+        """Run owner.name (a staticmethod of an autograd Function) under the phase label."""
+        fn: Callable = getattr(owner, name)
+        sampler = self
+
+        def tagged(*a: object, **k: object) -> object:
+            outer, sampler.phase = sampler.phase, label
+            try:
+                return fn(*a, **k)
+            finally:
+                sampler.phase = outer
+
+        setattr(owner, name, staticmethod(tagged))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--impl", choices=[i for i in IMPLS if i != "lucidrains"], default="nsa")
+    ap.add_argument("--seq-len", type=int, default=8192)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sampler = PhaseSampler()
+    for owner, label in (
+        (fast._CmpSelectFn, "cmp"),
+        (fast_selection.SelectionAttentionFn, "sel"),
+        (fast._WindowFn, "win"),
+    ):
+        sampler.tag(owner, "forward", f"{label}.fwd")
+        sampler.tag(owner, "backward", f"{label}.bwd")
+    torch.manual_seed(0)
+    layer = build(args.impl)
+    x = torch.randn(1, args.seq_len, DIM)  # [B, T, dim]
+    with sampler:
+        sampler.phase = "fwd.other"
+        y = layer(x.clone().requires_grad_(True)).sum()
+        sampler.phase = "bwd.other"
+        y.backward()
+    print(f"{args.impl} T={args.seq_len}: peak RSS per phase (MB)")
+    for phase, peak in sampler.peaks.items():
+        print(f"  {phase:10s} {peak:8.0f}")
+    print("timeline: " + " -> ".join(f"{p} {r:.0f}" for p, r in sampler.timeline))
+
+
+if __name__ == "__main__":
+    main()
