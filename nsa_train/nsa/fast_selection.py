@@ -10,8 +10,8 @@ A tile is made large enough that most blocks get many pairs (few padding slots),
 processed in chunks of CHUNK_SEGS, so the score buffers stay small whatever the tile: small enough to be
 reused by the allocator instead of being mapped and page-faulted afresh for every tile (which, for
 buffers of tens of MB, cost more than the GEMMs). Forward merges the chunks with an online softmax
-(flash style) and keeps only the output and the log-sum-exp; backward recomputes the scores chunk by
-chunk, so memory is O(T) plus one chunk.
+(flash style) and keeps the output, the log-sum-exp and the block-layout keys/values; backward recomputes
+the scores chunk by chunk, so memory is O(T) plus one chunk.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SEG = 32  # pairs per segment: one GEMM of [SEG*G, D] x [D, block]
 TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile, at least
 MAX_TILE_ROWS = 8192  # at most: bounds the tile's index arrays and per-row accumulators
 PAIRS_PER_BLOCK = 64  # tile size target: about this many pairs per key block, so few slots are padding
-CHUNK_SEGS = 256  # segments per chunk: bounds each score buffer to CHUNK_SEGS*SEG*G*block floats (8 MB at G=4)
+CHUNK_SEGS = 64  # segments per chunk: bounds each score buffer to CHUNK_SEGS*SEG*G*block floats (2 MB at G=4)
 
 
 class _Tile:
@@ -96,9 +96,10 @@ def _block_views(x: torch.Tensor, bs: int) -> torch.Tensor:
 
 
 def _unblock(xf: torch.Tensor, B: int, H: int, T: int) -> torch.Tensor:
-    """Inverse of _block_views: [B*H*NB, bs, D] -> [B, T, H, D]."""
+    """Inverse of _block_views: [B*H*NB, bs, D] -> [B, T, H, D], a strided view (a gradient need not be
+    contiguous, and a copy here would be the backward's peak allocation)."""
     x = xf.view(B, H, -1, xf.shape[-1]).transpose(1, 2)
-    return x[:, :T].contiguous()
+    return x[:, :T]
 
 
 def _with_pad_row(rows: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
@@ -145,19 +146,20 @@ class SelectionAttentionFn(torch.autograd.Function):
             # rows that see nothing get lse=+inf so that recomputed probabilities are exactly 0 in backward
             lse_rows = torch.where(den[:-1] > 0, m_fin + den[:-1].log(), float("inf"))
             lse[:, c0:c1] = lse_rows.view(B, c1 - c0, H, G)
-        ctx.save_for_backward(q, k, v, idx, o, lse)
-        ctx.block_size, ctx.scale = block_size, scale
+        # the block layouts, not k and v: backward needs them, and rebuilding them there (two copies) added
+        # to the backward's peak while k and v were kept only for that
+        ctx.save_for_backward(q, kf, vf, idx, o, lse)
+        ctx.block_size, ctx.scale, ctx.n_kv_heads = block_size, scale, H
         return o.view(B, T, HQ, Dv)
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, k, v, idx, o, lse = ctx.saved_tensors
-        bs, scale = ctx.block_size, ctx.scale
+        q, kf, vf, idx, o, lse = ctx.saved_tensors
+        bs, scale, H = ctx.block_size, ctx.scale, ctx.n_kv_heads
         B, T, HQ, D = q.shape
-        H, Dv = k.shape[2], v.shape[3]
+        Dv = vf.shape[-1]
         G = HQ // H
         qg = q.view(B, T, H, G, D)
-        kf, vf = _block_views(k, bs), _block_views(v, bs)
         n_blocks = kf.shape[0] // (B * H)
         dkf, dvf = torch.zeros_like(kf), torch.zeros_like(vf)
         dq = torch.empty_like(qg)
