@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -19,8 +20,10 @@ def _attach_and_see(nsa_args: list[str], tmux_socket: str, session: str, marker:
     )
     cmd = shlex.join([sys.executable, "-m", "nsa_tui", *nsa_args])
     with tempfile.TemporaryFile() as out:
+        # a user's terminal always sets TERM; without one (a bare CI shell) tmux refuses to attach
+        env = {**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"}
         proc = subprocess.Popen(
-            ["script", "-qec", cmd, "/dev/null"], stdout=out, stderr=out, stdin=subprocess.PIPE, cwd=REPO
+            ["script", "-qec", cmd, "/dev/null"], stdout=out, stderr=out, stdin=subprocess.PIPE, cwd=REPO, env=env
         )
         seen = b""
         deadline = time.monotonic() + 30
