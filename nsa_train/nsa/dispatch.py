@@ -65,12 +65,12 @@ def resolve_impl(impl: str | None, device: torch.device, op: str = "selection_at
     return "triton" if triton_kernel(op, device)[0] is not None else "fast"
 
 
-def _run(op: str, impl: str | None, args: tuple[Any, ...]) -> Any:
+def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None = None) -> Any:
     q = args[0]
     path = resolve_impl(impl, q.device, op)
     if path == "reference":
         return getattr(reference, f"{op}_reference")(*args)
-    fast_fn = getattr(fast, f"{op}_fast")
+    fast_fn = fast_fn or getattr(fast, f"{op}_fast")
     requested = _default_impl if impl is None else impl
     # Only selection has a kernel by design: for the other ops 'auto' means fast, and only an explicit
     # 'triton' that cannot run counts as a fallback.
@@ -100,6 +100,28 @@ def selection_attention(
 ) -> torch.Tensor:
     """q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], block_indices [B, T, H, S] (-1 unused) -> o [B, T, HQ, Dv]."""
     return _run("selection_attention", impl, (q, k, v, block_indices, block_size, scale))
+
+
+def gated_selection_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    gate: torch.Tensor,
+    impl: str | None = None,
+) -> torch.Tensor:
+    """gate[..., None] * selection_attention(...), gate [B, T, HQ]: the NSA layer's selected branch. The fast
+    path applies the gate inside its op (no extra saved tensor); the others multiply after, on the same
+    dispatch and fallback counting as selection_attention."""
+
+    def fast_gated(q, k, v, block_indices, block_size, scale):  # type: ignore[no-untyped-def]
+        return fast.gated_selection_fast(q, k, v, block_indices, block_size, gate, scale)
+
+    if resolve_impl(impl, q.device) == "fast":
+        return _run("selection_attention", impl, (q, k, v, block_indices, block_size, None), fast_fn=fast_gated)
+    o = _run("selection_attention", impl, (q, k, v, block_indices, block_size, None))
+    return o * gate.unsqueeze(-1).to(o.dtype)
 
 
 def sliding_window_attention(

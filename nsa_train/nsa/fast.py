@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
 from nsa_train.nsa.fast_selection import SelectionAttentionFn
-from nsa_train.nsa.selection import select_blocks
+from nsa_train.nsa.selection import select_blocks_grouped
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch
 WINDOW_GROUP = 2048  # queries per forward/recompute group in the window branch
@@ -269,16 +269,17 @@ def _ungroup_rows(x: torch.Tensor, C: int) -> torch.Tensor:
     return x.view(B, H, GC // C, C, X).permute(0, 3, 1, 2, 4).reshape(B, C, -1, X)
 
 
-def _cmp_scores(qr: torch.Tensor, kh: torch.Tensor, c0: int, c1: int, l: int, d: int, scale: float) -> torch.Tensor:
+def _cmp_scores(qs: torch.Tensor, kh: torch.Tensor, c0: int, c1: int, l: int, d: int) -> torch.Tensor:
     """Masked scores of queries c0..c1-1 against the n blocks in kh: [B, H, G*C, n], -inf where not visible.
 
-    qr [B, H, G*C, D] (from _group_rows), kh [B, H, n, D]; one GEMM per (batch, KV head).
+    qs [B, H, G*C, D] (from _group_rows, already multiplied by the softmax scale: a pass over G*C*D floats
+    instead of one over the G*C*n scores), kh [B, H, n, D]; one GEMM per (batch, KV head).
     """
-    B, H, GC, _ = qr.shape
+    B, H, GC, _ = qs.shape
     n, C = kh.shape[2], c1 - c0
-    s = torch.matmul(qr, kh.transpose(2, 3)).mul_(scale)
+    s = torch.matmul(qs, kh.transpose(2, 3))
     n0 = _visible_blocks(c0 + 1, n, l, d)  # blocks before n0 are visible to every query of the tile
-    hidden = ~_cmp_mask(c0, c1, n, l, d, qr.device)[:, n0:]  # [C, n - n0]
+    hidden = ~_cmp_mask(c0, c1, n, l, d, qs.device)[:, n0:]  # [C, n - n0]
     s.view(B, H, GC // C, C, n)[..., n0:].masked_fill_(hidden, float("-inf"))
     return s
 
@@ -290,15 +291,16 @@ class _CmpSelectFn(torch.autograd.Function):
         B, T, HQ, _ = q.shape
         H, NC, Dv = kh.shape[1], kh.shape[2], vh.shape[-1]
         o = q.new_zeros(B, T, HQ, Dv)
-        lse = q.new_full((B, H, HQ // H * T), float("inf"))  # rows (g, t) per tile; +inf: no visible block
+        G = HQ // H
+        lse = q.new_full((B, H, G * T), float("inf"))  # rows (g, t) per tile; +inf: no visible block
         ids = []
         for c0 in range(0, T, CMP_TILE):
             c1 = min(T, c0 + CMP_TILE)
             C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
             if n == 0:
-                ids.append(select_blocks(q.new_zeros(B, C, HQ, 0), c0, H, l, d, l_sel, n_sel, T))
+                ids.append(select_blocks_grouped(q.new_zeros(B, C, H, 0), c0, l, d, l_sel, n_sel, T))
                 continue
-            s = _cmp_scores(_group_rows(q, c0, c1, H), kh[:, :, :n], c0, c1, l, d, scale)  # [B, H, G*C, n]
+            s = _cmp_scores(_group_rows(q, c0, c1, H) * scale, kh[:, :, :n], c0, c1, l, d)  # [B, H, G*C, n]
             m = s.amax(-1, keepdim=True).clamp_min_(torch.finfo(s.dtype).min)  # finite for rows that see nothing
             p = s.sub_(m).exp_()
             den = p.sum(-1, keepdim=True)
@@ -306,7 +308,9 @@ class _CmpSelectFn(torch.autograd.Function):
             lse[:, :, c0 * HQ // H : c1 * HQ // H] = torch.where(den > 0, m + den.log(), float("inf")).squeeze(-1)
             o_t = _ungroup_rows(torch.matmul(p, vh[:, :, :n]), C)  # [B, C, HQ, Dv]
             o[:, c0:c1] = o_t if g is None else o_t * g[:, c0:c1, :, None]
-            ids.append(select_blocks(_ungroup_rows(p, C), c0, H, l, d, l_sel, n_sel, T))
+            # Eq. 10's sum over the group's query heads straight from the (g, c) rows: [B, C, H, n]
+            p_group = p.view(B, H, G, C, n).sum(2).transpose(1, 2)
+            ids.append(select_blocks_grouped(p_group, c0, l, d, l_sel, n_sel, T))
         ctx.save_for_backward(q, kh, vh, g, lse)
         ctx.args = (l, d, scale)
         block_ids = torch.cat(ids, dim=1)
@@ -328,21 +332,22 @@ class _CmpSelectFn(torch.autograd.Function):
                 continue
             qr = _group_rows(q, c0, c1, H)  # [B, H, G*C, D]
             rows = slice(c0 * HQ // H, c1 * HQ // H)
-            p = _cmp_scores(qr, kh[:, :, :n], c0, c1, l, d, scale).sub_(lse[:, :, rows, None]).exp_()
+            p = _cmp_scores(qr * scale, kh[:, :, :n], c0, c1, l, d).sub_(lse[:, :, rows, None]).exp_()
             do_r = _group_rows(do, c0, c1, H)  # [B, H, G*C, Dv], gradient of the gated output
             dp = torch.matmul(do_r, vh[:, :, :n].transpose(2, 3))  # [B, H, G*C, n]
-            # o = p @ v, so do·o = sum_n p * dp: the softmax's row term. With out = g * o it is also the gate's
-            # gradient (dg = do·o), and o's gradient is g * do, which scales ds and dv's input by g
-            delta = (p * dp).sum(-1, keepdim=True)  # [B, H, G*C, 1]
-            ds = dp.sub_(delta).mul_(p)
+            # o = p @ v, so do·o = sum_n p * dp: the softmax's row term (einsum: no [G*C, n] temporary). With
+            # out = g * o it is also the gate's gradient (dg = do·o), and o's gradient is g * do
+            delta = torch.einsum("bhrn,bhrn->bhr", p, dp).unsqueeze(-1)  # [B, H, G*C, 1]
+            ds = dp.sub_(delta).mul_(p)  # dL/ds before the gate and the scale
+            # gate and scale are per row: they scale the small GEMM operands/results, not the [G*C, n] ds
+            w: torch.Tensor | float = scale
             if g is not None:
                 dg[:, c0:c1] = _ungroup_rows(delta, C).squeeze(-1)
                 g_r = _group_rows(g[..., None], c0, c1, H)  # [B, H, G*C, 1]
-                ds.mul_(g_r)
+                w = g_r * scale
                 do_r = do_r * g_r
-            ds.mul_(scale)
-            dq[:, c0:c1] = _ungroup_rows(torch.matmul(ds, kh[:, :, :n]), C)
-            dk[:, :, :n] += torch.matmul(ds.transpose(2, 3), qr)
+            dq[:, c0:c1] = _ungroup_rows(torch.matmul(ds, kh[:, :, :n]).mul_(w), C)
+            dk[:, :, :n] += torch.matmul(ds.transpose(2, 3), qr * w)
             dv[:, :, :n] += torch.matmul(p.transpose(2, 3), do_r)
         return dq, dk, dv, dg, None, None, None, None, None
 
@@ -366,6 +371,21 @@ def selection_attention_fast(
     block_size: int,
     scale: float | None = None,
 ) -> torch.Tensor:
+    return gated_selection_fast(q, k, v, block_indices, block_size, None, scale)
+
+
+def gated_selection_fast(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    gate: torch.Tensor | None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """gate[..., None] * selection_attention(q, k, v, block_indices, block_size): the layer's selected branch,
+    gate [B, T, HQ] or None. The op keeps its output for backward anyway, so the gate's gradient comes from it
+    and the gating product saves nothing more."""
     B, T, _, H, _ = check_qkv(q, k, v)
     if block_indices.shape[:3] != (B, T, H):
         raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
@@ -373,7 +393,8 @@ def selection_attention_fast(
     cdt = compute_dtype(q.dtype)
     n_blocks = (T + block_size - 1) // block_size
     idx = _dedupe_future(block_indices, block_size, n_blocks)
+    g = None if gate is None else gate.to(cdt)
     o = SelectionAttentionFn.apply(
-        q.to(cdt).contiguous(), k.to(cdt).contiguous(), v.to(cdt).contiguous(), idx, block_size, scale
+        q.to(cdt).contiguous(), k.to(cdt).contiguous(), v.to(cdt).contiguous(), idx, block_size, scale, g
     )
     return o.to(q.dtype)

@@ -109,8 +109,9 @@ def _with_pad_row(rows: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
 
 class SelectionAttentionFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, idx, block_size, scale):  # type: ignore[override]
-        # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], idx [B, T, H, S] (-1 unused, no duplicates/future)
+    def forward(ctx, q, k, v, idx, block_size, scale, g=None):  # type: ignore[override]
+        # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], idx [B, T, H, S] (-1 unused, no duplicates/future),
+        # g [B, T, HQ] or None: the output is g * o, o being what is saved
         B, T, HQ, D = q.shape
         H, Dv = k.shape[2], v.shape[3]
         G, bs = HQ // H, block_size
@@ -148,13 +149,14 @@ class SelectionAttentionFn(torch.autograd.Function):
             lse[:, c0:c1] = lse_rows.view(B, c1 - c0, H, G)
         # the block layouts, not k and v: backward needs them, and rebuilding them there (two copies) added
         # to the backward's peak while k and v were kept only for that
-        ctx.save_for_backward(q, kf, vf, idx, o, lse)
+        ctx.save_for_backward(q, kf, vf, idx, o, lse, g)
         ctx.block_size, ctx.scale, ctx.n_kv_heads = block_size, scale, H
-        return o.view(B, T, HQ, Dv)
+        o = o.view(B, T, HQ, Dv)
+        return o if g is None else o * g.unsqueeze(-1)
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, kf, vf, idx, o, lse = ctx.saved_tensors
+        q, kf, vf, idx, o, lse, g = ctx.saved_tensors
         bs, scale, H = ctx.block_size, ctx.scale, ctx.n_kv_heads
         B, T, HQ, D = q.shape
         Dv = vf.shape[-1]
@@ -164,7 +166,15 @@ class SelectionAttentionFn(torch.autograd.Function):
         dkf, dvf = torch.zeros_like(kf), torch.zeros_like(vf)
         dq = torch.empty_like(qg)
         dog = do.contiguous().view(B, T, H, G, Dv)
-        delta = (dog * o).sum(-1)  # [B, T, H, G]
+        # do·o per row: the softmax's row term, and with a gate (out = g * o) the gate's gradient; the gate
+        # then scales o's gradient (g * do) and so the row term (g * do·o)
+        delta = torch.einsum("bthgd,bthgd->bthg", dog, o)  # [B, T, H, G]
+        dg = None
+        if g is not None:
+            dg = delta.reshape(B, T, HQ)
+            g_rows = g.reshape(B, T, H, G)
+            dog = dog * g_rows.unsqueeze(-1)
+            delta = delta * g_rows
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
             tile = _Tile(idx, c0, c1, n_blocks)
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D) * scale)
@@ -186,7 +196,7 @@ class SelectionAttentionFn(torch.autograd.Function):
                 dkf.index_add_(0, blocks, torch.bmm(ds_seg.transpose(1, 2), q_slots.view(segs, SEG * G, D)))
                 dq_rows.index_add_(0, row, torch.bmm(ds_seg, k_seg).view(-1, G, D))
             dq[:, c0:c1] = dq_rows[:-1].mul_(scale).view(B, c1 - c0, H, G, D)
-        return dq.view(B, T, HQ, D), _unblock(dkf, B, H, T), _unblock(dvf, B, H, T), None, None, None
+        return dq.view(B, T, HQ, D), _unblock(dkf, B, H, T), _unblock(dvf, B, H, T), None, None, None, dg
 
 
 def _tiles(T: int, rows_per_token: int, n_blocks: int, n_slots: int) -> list[tuple[int, int]]:

@@ -106,16 +106,16 @@ class NSAAttention(nn.Module):
             gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
             o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
         else:
-            # the compressed and window branches take their gates inside, so that their outputs need not be
-            # kept for the gates' gradients (they are recomputed in backward anyway)
+            # each branch takes its gate inside, so that no gated output need be kept for the gates' gradients
+            # (the ops have what they need: recomputed tiles, or the saved ungated output)
             gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
             o_cmp, block_ids = fast.compressed_attention_and_selection_fast(
                 q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gate=gates[..., 0]
             )
-            o_sel = dispatch.selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, impl=c.impl)
+            o_sel = dispatch.gated_selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, gates[..., 1], impl=c.impl)
             o_win = fast.gated_sliding_window_fast(q, k_win, v_win, c.w, gates[..., 2])
-            # one [B, T, HQ, D] result instead of three temporaries (o_cmp and o_win are not saved by their ops)
-            o = torch.addcmul(o_cmp, gates[..., 1:2], o_sel).add_(o_win)  # [B, T, HQ, D]
-            del o_cmp, o_sel, o_win
+            # summed into o_cmp's buffer: no op saved the gated outputs, so adding in place is safe for autograd
+            o = o_cmp.add_(o_sel).add_(o_win)  # [B, T, HQ, D]
+            del o_sel, o_win
         self.last_gates = gates.detach()
         return self.wo(o.reshape(B, T, HQ * D))

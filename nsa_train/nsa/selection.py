@@ -48,12 +48,21 @@ def select_blocks(
     so the choice is deterministic.
     """
     B, Tc, HQ, NC = p_cmp.shape
-    H = n_kv_heads
+    p_group = p_cmp.float().view(B, Tc, n_kv_heads, HQ // n_kv_heads, NC).sum(3)  # [B, Tc, H, NC]
+    return select_blocks_grouped(p_group, t0, l, d, l_sel, n_sel, seq_len)
+
+
+@torch.no_grad()
+def select_blocks_grouped(
+    p_group: torch.Tensor, t0: int, l: int, d: int, l_sel: int, n_sel: int, seq_len: int
+) -> torch.Tensor:
+    """select_blocks from probabilities already summed over each KV group's query heads: p_group [B, Tc, H, NC]
+    (fp32) -> block ids [B, Tc, H, n_sel]. The fast path sums its tiles itself (no copy to [B, Tc, HQ, NC])."""
+    Tc = p_group.shape[1]
     ns = (seq_len + l_sel - 1) // l_sel
-    p_group = p_cmp.float().view(B, Tc, H, HQ // H, NC).sum(3)  # [B, Tc, H, NC]
     scores = selection_block_scores(p_group, l, d, l_sel, ns)  # [B, Tc, H, NS]
-    blk = torch.arange(ns, device=p_cmp.device)
-    cur = (torch.arange(t0, t0 + Tc, device=p_cmp.device) // l_sel)[:, None]  # [Tc, 1]
+    blk = torch.arange(ns, device=p_group.device)
+    cur = (torch.arange(t0, t0 + Tc, device=p_group.device) // l_sel)[:, None]  # [Tc, 1]
     forced = (blk == 0) | (blk == cur) | (blk == cur - 1)  # [Tc, NS]
     future = blk > cur
     scores = scores.masked_fill(forced[None, :, None, :], float("inf"))

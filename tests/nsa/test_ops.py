@@ -264,8 +264,12 @@ def test_layer_compressed_branch_matches_reference(shape, tiles):
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_gated_branches_match_gate_times_reference(shape, tiles, window_path):
-    """The layer's gated window and compressed branches equal gate * reference output, gate gradients included."""
-    from nsa_train.nsa.fast import compressed_attention_and_selection_fast, gated_sliding_window_fast
+    """The layer's gated branches equal gate * reference output, gate gradients included."""
+    from nsa_train.nsa.fast import (
+        compressed_attention_and_selection_fast,
+        gated_selection_fast,
+        gated_sliding_window_fast,
+    )
 
     B, T, HQ, _, _ = shape
     gate = torch.rand(B, T, HQ, generator=torch.Generator().manual_seed(5))
@@ -280,6 +284,27 @@ def test_gated_branches_match_gate_times_reference(shape, tiles, window_path):
         lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, l, d, 8, 3, gate=g)[0], q, kc, vc, gate
     )
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+    idx = random_blocks(B, T, shape[3], 3, 6)
+    ref = grads(lambda a, b, c, g: g[..., None] * selection_attention_reference(a, b, c, idx, 6), q, k, v, gate)
+    fst = grads(lambda a, b, c, g: gated_selection_fast(a, b, c, idx, 6, g), q, k, v, gate)
+    assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast", "triton"])
+def test_gated_selection_dispatch_matches_every_path(impl):
+    """The layer's entry point for the selected branch: gate * selection on every path (triton on a CPU without
+    the interpreter falls back to the gated fast op, counted), gate gradients included."""
+    from nsa_train.nsa.dispatch import gated_selection_attention, resolve_impl
+
+    q, k, v = qkv(1, 40, 4, 2, 8)
+    gate = torch.rand(1, 40, 4, generator=torch.Generator().manual_seed(3))
+    idx = random_blocks(1, 40, 2, 3, 8)
+    ref = grads(lambda a, b, c, g: g[..., None] * selection_attention_reference(a, b, c, idx, 8), q, k, v, gate)
+    before = fallbacks.snapshot().get("selection.triton->fast", 0)
+    got = grads(lambda a, b, c, g: gated_selection_attention(a, b, c, idx, 8, g, impl=impl), q, k, v, gate)
+    assert_same(ref[0], got[0], ref[1], got[1], **TOL)
+    fell_back = impl == "triton" and resolve_impl(impl, q.device) == "fast"
+    assert fallbacks.snapshot().get("selection.triton->fast", 0) == before + int(fell_back)
 
 
 @pytest.mark.parametrize("flash", [True, False])
