@@ -40,6 +40,25 @@ def test_layer_fast_matches_reference(n_heads, n_kv_heads, T, tiles):
     assert ref.last_gates.shape == (2, T, n_heads, 3) and not ref.last_gates.requires_grad
 
 
+def test_layer_in_bfloat16_follows_float32():
+    """A bf16 layer (bf16 weights and input, as a bf16 run has) runs the fast ops in bf16 in and out: its output and
+    input gradient stay within bf16 rounding of the fp32 layer's, and every parameter gets a finite gradient."""
+    x = torch.randn(1, 53, 32, generator=torch.Generator().manual_seed(6))
+    w = torch.randn(1, 53, 32, generator=torch.Generator().manual_seed(7))
+    outs, grads = [], []
+    for dtype in (torch.float32, torch.bfloat16):
+        layer = make_layer("fast").to(dtype)
+        xi = x.to(dtype, copy=True).requires_grad_(True)
+        y = layer(xi)
+        assert y.dtype == dtype
+        (y.float() * w).sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
+        outs.append(y.float())
+        grads.append(xi.grad.float())
+    torch.testing.assert_close(outs[1], outs[0], atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(grads[1], grads[0], atol=3e-2, rtol=3e-2)
+
+
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_layer_is_causal(impl, tiles):
     layer = make_layer(impl)
