@@ -75,3 +75,17 @@ def fallback_report() -> dict[str, object]:
     report["late_interpret"] = nsa_triton.triton_available()
     report["late_interpret_mode"] = nsa_triton.kernel_mode()
     return report
+
+
+def layer_forward_backward(state, dims, nsa_kwargs, x, w):
+    """The whole NSA layer with impl='triton': (y, dx, parameter grads, impl_name, fallback counts)."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention, fallbacks
+
+    layer = NSAAttention(*dims, NSAConfig(impl="triton", **nsa_kwargs))
+    layer.load_state_dict(state)
+    x = x.detach().requires_grad_(True)
+    y = layer(x)
+    (y * w).sum().backward()
+    grads = {name: p.grad for name, p in layer.named_parameters()}
+    return y.detach(), x.grad, grads, layer.impl_name, fallbacks.snapshot()

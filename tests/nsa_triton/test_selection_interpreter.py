@@ -110,3 +110,31 @@ def test_bf16_inputs_compute_in_fp32_and_return_bf16(interpreter):
     want = _reference_with_grads(q, k, v, idx, BS, None, do)
     for g, w in zip((o, dq, dk, dv), want, strict=True):
         torch.testing.assert_close(g.float(), w.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_layer_on_the_triton_path_matches_the_reference_layer(interpreter):
+    """The NSA layer with impl='triton' (selection kernels, gate applied after them) against the reference
+    layer with the same weights: output, input and parameter gradients, and no fallback counted."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention
+
+    dims, nsa_kwargs = (32, 4, 2, 16), {"l": 8, "d": 4, "l_sel": 16, "n_sel": 3, "w": 10}
+    torch.manual_seed(0)
+    ref = NSAAttention(*dims, NSAConfig(impl="reference", **nsa_kwargs))
+    with torch.no_grad():  # non-zero gate weights so every branch matters
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, 40, 32, generator=torch.Generator().manual_seed(3))
+    w = torch.randn(2, 40, 32, generator=torch.Generator().manual_seed(4))
+    y, dx, grads, impl_name, counts = _run(
+        interpreter, worker.layer_forward_backward, ref.state_dict(), dims, nsa_kwargs, x, w
+    )
+    assert impl_name == "triton"
+    assert counts.get("selection.triton->fast", 0) == 0, counts
+    xr = x.clone().requires_grad_(True)
+    yr = ref(xr)
+    (yr * w).sum().backward()
+    torch.testing.assert_close(y, yr.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dx, xr.grad, atol=1e-5, rtol=1e-5)
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
