@@ -59,3 +59,31 @@ def test_auto_dispatch_uses_triton_without_fallback(cuda):
     o = selection_attention(q, k, v, idx, 64, impl="auto")
     assert fallbacks.snapshot().get("selection.triton->fast", 0) == before, fallbacks.reasons()
     torch.testing.assert_close(o, selection_attention_triton(q, k, v, idx, 64), atol=0, rtol=0)
+
+
+def test_layer_on_gpu_matches_the_reference_layer(cuda):
+    """The NSA layer on CUDA with impl='auto' (Triton selection, gate after the kernel; fast window and compressed
+    branches) against the reference layer with the same weights, fp32: output and gradients, no fallback."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention
+
+    dims, nsa_kwargs = (256, 4, 2, 64), {"l": 32, "d": 16, "l_sel": 64, "n_sel": 4, "w": 128}
+    torch.manual_seed(0)
+    ref = NSAAttention(*dims, NSAConfig(impl="reference", **nsa_kwargs)).to(cuda)
+    fast = NSAAttention(*dims, NSAConfig(impl="auto", **nsa_kwargs)).to(cuda)
+    fast.load_state_dict(ref.state_dict())
+    assert fast.impl_name == "triton"
+    x = torch.randn(1, 1024, 256, device=cuda)
+    w = torch.randn(1, 1024, 256, device=cuda)
+    before = fallbacks.snapshot().get("selection.triton->fast", 0)
+    results = []
+    for layer in (fast, ref):
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        (y * w).sum().backward()
+        results.append((y.detach(), xi.grad, {n: p.grad for n, p in layer.named_parameters()}))
+    assert fallbacks.snapshot().get("selection.triton->fast", 0) == before, fallbacks.reasons()
+    (y_f, dx_f, g_f), (y_r, dx_r, g_r) = results
+    for name, a, b in [("y", y_f, y_r), ("dx", dx_f, dx_r), *((n, g_f[n], g_r[n]) for n in g_r)]:
+        scale = b.abs().max().clamp_min(1.0)
+        torch.testing.assert_close(a / scale, b / scale, atol=1e-4, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
