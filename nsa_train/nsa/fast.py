@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
-from nsa_train.nsa.fast_selection import SelectionAttentionFn
+from nsa_train.nsa.fast_selection import LOG2E, SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch
@@ -272,8 +272,9 @@ def _ungroup_rows(x: torch.Tensor, C: int) -> torch.Tensor:
 def _cmp_scores(qs: torch.Tensor, kh: torch.Tensor, c0: int, c1: int, l: int, d: int) -> torch.Tensor:
     """Masked scores of queries c0..c1-1 against the n blocks in kh: [B, H, G*C, n], -inf where not visible.
 
-    qs [B, H, G*C, D] (from _group_rows, already multiplied by the softmax scale: a pass over G*C*D floats
-    instead of one over the G*C*n scores), kh [B, H, n, D]; one GEMM per (batch, KV head).
+    qs [B, H, G*C, D] (from _group_rows, already multiplied by the softmax scale times LOG2E: a pass over G*C*D
+    floats instead of one over the G*C*n scores, and scores in base-2 units for exp2, as in fast_selection),
+    kh [B, H, n, D]; one GEMM per (batch, KV head).
     """
     B, H, GC, _ = qs.shape
     n, C = kh.shape[2], c1 - c0
@@ -292,7 +293,7 @@ class _CmpSelectFn(torch.autograd.Function):
         H, NC, Dv = kh.shape[1], kh.shape[2], vh.shape[-1]
         o = q.new_zeros(B, T, HQ, Dv)
         G = HQ // H
-        lse = q.new_full((B, H, G * T), float("inf"))  # rows (g, t) per tile; +inf: no visible block
+        lse = q.new_full((B, H, G * T), float("inf"))  # base-2 lse, rows (g, t) per tile; +inf: none seen
         ids = []
         for c0 in range(0, T, CMP_TILE):
             c1 = min(T, c0 + CMP_TILE)
@@ -300,12 +301,12 @@ class _CmpSelectFn(torch.autograd.Function):
             if n == 0:
                 ids.append(select_blocks_grouped(q.new_zeros(B, C, H, 0), c0, l, d, l_sel, n_sel, T))
                 continue
-            s = _cmp_scores(_group_rows(q, c0, c1, H) * scale, kh[:, :, :n], c0, c1, l, d)  # [B, H, G*C, n]
+            s = _cmp_scores(_group_rows(q, c0, c1, H) * (scale * LOG2E), kh[:, :, :n], c0, c1, l, d)  # [B, H, G*C, n]
             m = s.amax(-1, keepdim=True).clamp_min_(torch.finfo(s.dtype).min)  # finite for rows that see nothing
-            p = s.sub_(m).exp_()
+            p = s.sub_(m).exp2_()
             den = p.sum(-1, keepdim=True)
             p.div_(den.clamp_min(torch.finfo(s.dtype).tiny))  # rows that see nothing stay all 0
-            lse[:, :, c0 * HQ // H : c1 * HQ // H] = torch.where(den > 0, m + den.log(), float("inf")).squeeze(-1)
+            lse[:, :, c0 * HQ // H : c1 * HQ // H] = torch.where(den > 0, m + den.log2(), float("inf")).squeeze(-1)
             o_t = _ungroup_rows(torch.matmul(p, vh[:, :, :n]), C)  # [B, C, HQ, Dv]
             o[:, c0:c1] = o_t if g is None else o_t * g[:, c0:c1, :, None]
             # Eq. 10's sum over the group's query heads straight from the (g, c) rows, as a GEMM with a row of
@@ -333,7 +334,7 @@ class _CmpSelectFn(torch.autograd.Function):
                 continue
             qr = _group_rows(q, c0, c1, H)  # [B, H, G*C, D]
             rows = slice(c0 * HQ // H, c1 * HQ // H)
-            p = _cmp_scores(qr * scale, kh[:, :, :n], c0, c1, l, d).sub_(lse[:, :, rows, None]).exp_()
+            p = _cmp_scores(qr * (scale * LOG2E), kh[:, :, :n], c0, c1, l, d).sub_(lse[:, :, rows, None]).exp2_()
             do_r = _group_rows(do, c0, c1, H)  # [B, H, G*C, Dv], gradient of the gated output
             dp = torch.matmul(do_r, vh[:, :, :n].transpose(2, 3))  # [B, H, G*C, n]
             # o = p @ v, so do·o = sum_n p * dp: the softmax's row term (einsum: no [G*C, n] temporary). With
