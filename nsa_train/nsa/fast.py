@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
-from nsa_train.nsa.fast_selection import LOG2E, SelectionAttentionFn
+from nsa_train.nsa._common import LOG2E, check_qkv, compute_dtype, default_scale, masked_softmax
+from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch

@@ -19,14 +19,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nsa_train.nsa._common import LOG2E
+
 SEG = 32  # pairs per segment: one GEMM of [SEG*G, D] x [D, block]
 TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile, at least
 MAX_TILE_ROWS = 8192  # at most: bounds the tile's index arrays and per-row accumulators
 PAIRS_PER_BLOCK = 64  # tile size target: about this many pairs per key block, so few slots are padding
 CHUNK_SEGS = 64  # segments per chunk: bounds each score buffer to CHUNK_SEGS*SEG*G*block floats (2 MB at G=4)
-# Scores are kept in base-2 units (q scaled by scale * log2(e)) so that the softmax uses exp2: PyTorch's CPU exp2
-# is ~4x faster than exp, and exponentials are a large share of this op's non-GEMM time. Same probabilities.
-LOG2E = 1.4426950408889634
 
 
 class _Tile:
