@@ -62,7 +62,8 @@ def select_blocks_grouped(
     p_group: torch.Tensor, t0: int, l: int, d: int, l_sel: int, n_sel: int, seq_len: int
 ) -> torch.Tensor:
     """select_blocks from probabilities already summed over each KV group's query heads: p_group [B, Tc, H, NC]
-    (fp32) -> block ids [B, Tc, H, n_sel]. The fast path sums its tiles itself (no copy to [B, Tc, HQ, NC])."""
+    -> block ids [B, Tc, H, n_sel]. The fast path sums its tiles itself (no copy to [B, Tc, HQ, NC])."""
+    p_group = p_group.float()  # the tie-break keys read fp32 bits (float64 comes from gradcheck)
     Tc = p_group.shape[1]
     # only blocks up to the chunk's last query's own block can be chosen: later ones are not scored at all
     ns = min((seq_len + l_sel - 1) // l_sel, (t0 + Tc - 1) // l_sel + 1)

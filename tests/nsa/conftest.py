@@ -22,9 +22,10 @@ def tiles(request, monkeypatch):
 
 
 @pytest.fixture(params=["cpu-flash-saved", "recompute"])
-def window_path(request, monkeypatch):
-    """The window branch both ways: on CPU backward runs the flash op's backward on the saved output; on other
-    devices it recomputes each group (forced here on CPU, so that path is tested too)."""
+def flash_path(request, monkeypatch):
+    """The window and compressed branches both ways: on CPU their backward runs the flash op's backward on the
+    saved output and log-sum-exp; on other devices they recompute (forced here on CPU, so that path is tested
+    too)."""
     if request.param == "recompute":
         monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
     return request.param

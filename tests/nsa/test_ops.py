@@ -73,7 +73,7 @@ def test_selection_fast_matches_reference(shape, tiles):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("window", [1, 5, 300])
-def test_window_fast_matches_reference(shape, window, tiles, window_path):
+def test_window_fast_matches_reference(shape, window, tiles, flash_path):
     q, k, v = qkv(*shape)
     ref = grads(lambda a, b, c: sliding_window_attention_reference(a, b, c, window), q, k, v)
     fst = grads(lambda a, b, c: sliding_window_attention_fast(a, b, c, window), q, k, v)
@@ -219,6 +219,25 @@ def test_gradcheck_float64_fast(tiles):
     _gradcheck_all("fast")
 
 
+def test_gradcheck_float64_layer_branches(tiles, flash_path):
+    """The layer's gated ops (not behind the public names) in float64: compressed branch with selection, gated
+    selection and gated window, gate gradients included, on both backward paths."""
+    from nsa_train.nsa.fast import (
+        compressed_attention_and_selection_fast,
+        gated_selection_fast,
+        gated_sliding_window_fast,
+    )
+
+    q, k, v = (x.requires_grad_(True) for x in qkv(1, 20, 4, 2, 4, dtype=torch.float64))
+    gate = torch.rand(1, 20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    kc, vc = (x[:, :9].detach().requires_grad_(True) for x in (k, v))
+    cmp = lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, 4, 2, 4, 2, gate=g)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(cmp, (q, kc, vc, gate))
+    idx = random_blocks(1, 20, 2, 2, 4)
+    assert torch.autograd.gradcheck(lambda a, b, c, g: gated_selection_fast(a, b, c, idx, 4, g), (q, k, v, gate))
+    assert torch.autograd.gradcheck(lambda a, b, c, g: gated_sliding_window_fast(a, b, c, 5, g), (q, k, v, gate))
+
+
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_no_nan_when_nothing_is_visible(impl):
     q, k, v = (x.requires_grad_(True) for x in qkv(1, 10, 2, 1, 8))
@@ -243,7 +262,7 @@ def test_triton_on_cpu_falls_back_counted():
 
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
-def test_layer_compressed_branch_matches_reference(shape, tiles):
+def test_layer_compressed_branch_matches_reference(shape, tiles, flash_path):
     """The layer's fused compressed branch (one softmax serving the output and the block choice) against the
     reference op plus select_blocks on the reference probabilities: outputs, block ids and gradients."""
     from nsa_train.nsa.fast import compressed_attention_and_selection_fast
@@ -263,7 +282,7 @@ def test_layer_compressed_branch_matches_reference(shape, tiles):
 
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
-def test_gated_branches_match_gate_times_reference(shape, tiles, window_path):
+def test_gated_branches_match_gate_times_reference(shape, tiles, flash_path):
     """The layer's gated branches equal gate * reference output, gate gradients included."""
     from nsa_train.nsa.fast import (
         compressed_attention_and_selection_fast,
@@ -320,4 +339,22 @@ def test_window_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
     q, k, v = qkv(1, 40, 4, 2, 8)
     gate = torch.rand(1, 40, 4, requires_grad=True)
     fast.gated_sliding_window_fast(q, k, v, 6, gate).sum().backward()
+    assert (len(calls) == 0) if flash else (len(calls) > 0)
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_compressed_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
+    """On CPU the compressed branch's backward runs the flash op's backward on the saved output and log-sum-exp:
+    no tile's scores are recomputed (only the forward computes them)."""
+    from nsa_train.nsa import fast
+
+    if not flash:
+        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+    q, k, v = qkv(1, 40, 4, 2, 8, n_keys=9)
+    gate = torch.rand(1, 40, 4, requires_grad=True)
+    o, _ = fast.compressed_attention_and_selection_fast(q, k, v, 8, 4, 8, 3, gate=gate)
+    calls = []
+    scores = fast._cmp_scores
+    monkeypatch.setattr(fast, "_cmp_scores", lambda *a: calls.append(1) or scores(*a))
+    o.sum().backward()
     assert (len(calls) == 0) if flash else (len(calls) > 0)
