@@ -26,6 +26,7 @@ TILE_ROWS = 512  # (batch * tokens * kv-heads) rows per tile, at least
 MAX_TILE_ROWS = 8192  # at most: bounds the tile's index arrays and per-row accumulators
 PAIRS_PER_BLOCK = 64  # tile size target: about this many pairs per key block, so few slots are padding
 CHUNK_SEGS = 64  # segments per chunk: bounds each score buffer to CHUNK_SEGS*SEG*G*block floats (2 MB at G=4)
+RESCALE_SLACK = 16.0  # base-2 units a score may pass its row's reference max before the online softmax rescales
 
 
 class _Tile:
@@ -105,9 +106,13 @@ def _unblock(xf: torch.Tensor, B: int, H: int, T: int) -> torch.Tensor:
     return x[:, :T]
 
 
-def _with_pad_row(rows: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-    """[n_rows, ...] -> [n_rows + 1, ...]: the extra row is what padding slots read."""
-    return torch.cat([rows, rows.new_full((1, *rows.shape[1:]), fill)])
+def _with_pad_row(rows: torch.Tensor, factor: torch.Tensor | float = 1.0, fill: float = 0.0) -> torch.Tensor:
+    """[n_rows, ...] -> factor * rows as [n_rows + 1, ...]: the extra row (``fill``) is what padding slots read.
+    One pass over the tile's rows (a scaling and then a concatenation would be two, and two fresh buffers)."""
+    out = rows.new_empty(rows.shape[0] + 1, *rows.shape[1:])
+    torch.mul(rows, factor, out=out[:-1])
+    out[-1] = fill
+    return out
 
 
 class SelectionAttentionFn(torch.autograd.Function):
@@ -126,26 +131,32 @@ class SelectionAttentionFn(torch.autograd.Function):
         lowest, tiny = torch.finfo(q.dtype).min, torch.finfo(q.dtype).tiny
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
             tile = _Tile(idx, c0, c1, n_blocks)
-            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D) * (scale * LOG2E))  # once here, not per score
-            # running softmax state per row (+ the padding row): max, denominator, unnormalised output
-            m_run = q.new_full((tile.n_rows + 1, G), float("-inf"))
+            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)  # once here, not per score
+            # running softmax state per row (+ the padding row): reference max, denominator, unnormalised output
+            m_ref = q.new_full((tile.n_rows + 1, G), float("-inf"))
             den = q.new_zeros(tile.n_rows + 1, G)
             acc = q.new_zeros(tile.n_rows + 1, G, Dv)
-            for i, (s0, s1) in enumerate(tile.chunks()):
+            for s0, s1 in tile.chunks():
                 s, _, _ = tile.scores(s0, s1, q_ext, kf, bs)  # [n, G, bs]
                 row = tile.row[s0 * SEG : s1 * SEG]
-                m_new = m_run.scatter_reduce(0, row[:, None].expand(-1, G), s.amax(-1), "amax")
-                m_safe = m_new.clamp_min(lowest)  # finite for rows that have seen nothing yet
-                if i > 0:  # rescale what earlier chunks accumulated against the new maximum
-                    alpha = (m_run - m_safe).exp2_()  # -inf - finite -> 0 for rows with nothing yet
+                m_seen = m_ref.scatter_reduce(0, row[:, None].expand(-1, G), s.amax(-1), "amax")
+                # Lazy rescaling: a row's reference max moves only when a score passes it by more than
+                # RESCALE_SLACK, so exponentials stay <= 2^RESCALE_SLACK (far from overflow, and never smaller
+                # than with the exact max) and most chunks skip the pass over the whole tile's den and acc.
+                # Rows seen for the first time (-inf) always move.
+                grow = m_seen > m_ref + RESCALE_SLACK
+                if bool(grow.any()):
+                    m_new = torch.where(grow, m_seen, m_ref)
+                    alpha = (m_ref - m_new.clamp_min(lowest)).exp2_()  # 1 where unmoved; 0 for rows new here
                     den.mul_(alpha)
                     acc.mul_(alpha.unsqueeze(-1))
+                    m_ref = m_new
+                m_safe = m_ref.clamp_min(lowest)  # finite for rows that have seen nothing yet
                 e = s.sub_(m_safe.index_select(0, row).unsqueeze(-1)).exp2_()  # [n, G, bs], in place
                 den.index_add_(0, row, e.sum(-1))
                 v_seg = vf.index_select(0, tile.block[s0:s1])  # [segs, bs, Dv]
                 acc.index_add_(0, row, torch.bmm(e.view(s1 - s0, SEG * G, bs), v_seg).view(-1, G, Dv))
-                m_run = m_new
-            m_fin = m_run[:-1].clamp_min(lowest)
+            m_fin = m_ref[:-1].clamp_min(lowest)
             o[:, c0:c1] = (acc[:-1] / den[:-1, :, None].clamp_min(tiny)).view(B, c1 - c0, H, G, Dv)
             # rows that see nothing get lse=+inf so that recomputed probabilities are exactly 0 in backward
             lse_rows = torch.where(den[:-1] > 0, m_fin + den[:-1].log2(), float("inf"))  # base 2
@@ -173,16 +184,17 @@ class SelectionAttentionFn(torch.autograd.Function):
         # then scales o's gradient (g * do) and so the row term (g * do·o)
         delta = torch.einsum("bthgd,bthgd->bthg", dog, o)  # [B, T, H, G]
         dg = None
+        g_rows: torch.Tensor | float = 1.0
         if g is not None:
             dg = delta.reshape(B, T, HQ)
             g_rows = g.reshape(B, T, H, G)
-            dog = dog * g_rows.unsqueeze(-1)
             delta = delta * g_rows
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
             tile = _Tile(idx, c0, c1, n_blocks)
-            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D) * (scale * LOG2E))
-            do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv))
-            lse_ext = _with_pad_row(lse[:, c0:c1].reshape(-1, G), float("inf"))  # padding: p = 0
+            q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)
+            g_t = g_rows if g is None else g_rows[:, c0:c1].reshape(-1, G, 1)
+            do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv), g_t)  # gated here, tile by tile
+            lse_ext = _with_pad_row(lse[:, c0:c1].reshape(-1, G), fill=float("inf"))  # padding: p = 0
             delta_ext = _with_pad_row(delta[:, c0:c1].reshape(-1, G))
             dq_rows = q.new_zeros(tile.n_rows + 1, G, D)
             for s0, s1 in tile.chunks():

@@ -11,6 +11,7 @@ from nsa_train.nsa import (
     compressed_attention_fast,
     compressed_attention_reference,
     fallbacks,
+    fast_selection,
     selection_attention,
     selection_attention_fast,
     selection_attention_reference,
@@ -69,6 +70,24 @@ def test_selection_fast_matches_reference(shape, tiles):
     ref = grads(lambda a, b, c: selection_attention_reference(a, b, c, idx, 6), q, k, v)
     fst = grads(lambda a, b, c: selection_attention_fast(a, b, c, idx, 6), q, k, v)
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+
+
+@pytest.mark.parametrize("key_scale", [0.1, 30.0])
+def test_selection_online_softmax_with_far_apart_scores(key_scale, monkeypatch):
+    """Tiny tiles and chunks, so a row's blocks arrive over many chunks, and keys whose scale grows along the
+    sequence by up to key_scale**2: at 30 later blocks pass a row's running max by hundreds of units and force
+    the forward's (lazy) rescaling, at 0.1 no rescaling after a row's first chunk. Output and gradients vs the
+    reference, and finite."""
+    monkeypatch.setattr(fast_selection, "TILE_ROWS", 12)
+    monkeypatch.setattr(fast_selection, "SEG", 3)
+    monkeypatch.setattr(fast_selection, "CHUNK_SEGS", 2)
+    q, k, v = qkv(1, 48, 4, 2, 8)
+    k = k * torch.linspace(1.0, key_scale, 48).square()[None, :, None, None]
+    idx = random_blocks(1, 48, 2, 4, 6)
+    ref = grads(lambda a, b, c: selection_attention_reference(a, b, c, idx, 6), q, k, v)
+    fst = grads(lambda a, b, c: selection_attention_fast(a, b, c, idx, 6), q, k, v)
+    assert torch.isfinite(fst[0]).all()
+    assert_same(ref[0], fst[0], ref[1], fst[1], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
