@@ -5,6 +5,7 @@
     bash bench/peer_env.sh                       # once: the peer's own environment, bench/.venv-peer
     bench/.venv-peer/bin/python bench/attention.py --impl lucidrains --seq-len 2048 --json
     python bench/attention.py --table --impls nsa,dense,lucidrains --lengths 2048,8192
+    python bench/attention.py --table --lengths 32768 --rounds 5   # 5 paired rounds: median ratio and range
 
 Our settings are the paper's: l=32, d=16, l_sel=64, n_sel=16, w=512; 8 query heads, 2 KV heads, head dim 64,
 dim 512. The dense twin has the same heads: q/k/v/o projections, RoPE and causal SDPA (GQA).
@@ -38,7 +39,9 @@ reported. Peak RSS is the process's ru_maxrss. The address space is capped (--me
 machine's memory) so that a length too big for the machine fails as "out of memory" instead of waking the
 kernel's OOM killer on a shared box; a measurement past --time-limit-s stops and says so. --table runs each
 impl and length in a fresh subprocess of the right interpreter (the peer's in bench/.venv-peer/bin/python), so
-that each peak RSS belongs to one impl and one length.
+that each peak RSS belongs to one impl and one length. With --rounds N it measures each length N times, the
+impls' order reversed every other round (a shared machine's speed drifts by 10-20% over minutes: paired rounds
+put the drift on both sides of a ratio), and reports medians and the median ratio with its range.
 """
 
 from __future__ import annotations
@@ -260,32 +263,63 @@ def _rss_cell(r: dict[str, object]) -> str:
     return "-" if rss is None else f"{rss} (stopped)" if _ran_out_of_memory(r) else str(rss)
 
 
-def _ratio(num: dict[str, object], den: dict[str, object], key: str) -> str:
-    a, b = num.get(key), den.get(key)
-    if a is None or b is None:
-        return "-"
-    bound = ">" if key == "peak_rss_mb" and _ran_out_of_memory(num) else ""
-    return f"{bound}{float(a) / float(b):.2f}x"  # type: ignore[arg-type]
+def _ratio(rounds: list[tuple[dict[str, object], dict[str, object]]], key: str) -> str:
+    """num/den per round of (num, den) results; over several rounds the median and, in brackets, the range."""
+    values = []
+    for num, den in rounds:
+        a, b = num.get(key), den.get(key)
+        if a is None or b is None:
+            return "-"
+        values.append(float(a) / float(b))  # type: ignore[arg-type]
+    bound = ">" if key == "peak_rss_mb" and any(_ran_out_of_memory(num) for num, _ in rounds) else ""
+    text = f"{bound}{statistics.median(values):.2f}x"
+    return text if len(values) == 1 else f"{text} ({min(values):.2f}-{max(values):.2f})"
 
 
-def table(lengths: list[int], repeats: int, impls: list[str], time_limit_s: float, mem_limit_gb: float) -> str:
-    """Markdown, one row per length and impl; the other impls' rows say how many times NSA is faster/smaller."""
+def combine_rounds(results: list[dict[str, object]]) -> dict[str, object]:
+    """One impl's results over rounds -> one result: the median of each measurement that every round has (a
+    round without it makes it None, and that round's error is kept)."""
+    out = dict(results[0])
+    for key in ("fwd_ms", "fwd_bwd_ms", "peak_rss_mb"):
+        values = [r.get(key) for r in results]
+        out[key] = None if any(v is None for v in values) else round(statistics.median(values), 1)  # type: ignore[type-var]
+    errors = [str(r["error"]) for r in results if "error" in r]
+    if errors:
+        out["error"] = "; ".join(dict.fromkeys(errors))
+    out["rounds"] = len(results)
+    return out
+
+
+def table(
+    lengths: list[int], repeats: int, impls: list[str], time_limit_s: float, mem_limit_gb: float, rounds: int = 1
+) -> str:
+    """Markdown, one row per length and impl; the other impls' rows say how many times NSA is faster/smaller.
+
+    With rounds > 1 each length is measured that many times, the impls' order reversed every other round, so
+    that a machine whose speed drifts over minutes (a shared host) slows both sides of a ratio alike: cells are
+    medians over rounds, ratios the median of the per-round ratios with their range.
+    """
     head = ["T", "impl", "fwd ms", "fwd+bwd ms", "peak RSS MB"]
     if "nsa" in impls and len(impls) > 1:
         head += ["NSA fwd speedup", "NSA fwd+bwd speedup", "peak RSS / NSA's"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
     for T in lengths:
-        res = {i: run_child(i, T, repeats, time_limit_s, mem_limit_gb) for i in impls}
+        per_round = []
+        for n in range(rounds):
+            order = impls if n % 2 == 0 else impls[::-1]
+            res = {i: run_child(i, T, repeats, time_limit_s, mem_limit_gb) for i in order}
+            for i in order:
+                print(f"# {json.dumps(res[i])}", file=sys.stderr, flush=True)
+            per_round.append(res)
         for i in impls:
-            r = res[i]
-            print(f"# {json.dumps(r)}", file=sys.stderr, flush=True)
+            r = combine_rounds([res[i] for res in per_round])
             cells = [str(T), LABELS[i], _cell(r, "fwd_ms"), _cell(r, "fwd_bwd_ms"), _rss_cell(r)]
             if len(head) > 5:
-                nsa = res["nsa"]
                 if i == "nsa":
                     cells += ["", "", ""]
                 else:
-                    cells += [_ratio(r, nsa, "fwd_ms"), _ratio(r, nsa, "fwd_bwd_ms"), _ratio(r, nsa, "peak_rss_mb")]
+                    pairs = [(res[i], res["nsa"]) for res in per_round]
+                    cells += [_ratio(pairs, "fwd_ms"), _ratio(pairs, "fwd_bwd_ms"), _ratio(pairs, "peak_rss_mb")]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -303,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true", help="run the impls over 1k..32k and print a Markdown table")
     ap.add_argument("--lengths", type=str, default=",".join(map(str, TABLE_LENGTHS)), help="for --table")
     ap.add_argument("--impls", type=str, default="nsa,dense", help="for --table: any of nsa,dense,lucidrains")
+    ap.add_argument("--rounds", type=int, default=1, help="for --table: measure each length this many times")
     args = ap.parse_args(argv)
-    if args.repeats < 1 or args.time_limit_s <= 0 or args.mem_limit_gb < 0:
-        ap.error("--repeats and --time-limit-s must be positive, --mem-limit-gb not negative")
+    if args.repeats < 1 or args.rounds < 1 or args.time_limit_s <= 0 or args.mem_limit_gb < 0:
+        ap.error("--repeats, --rounds and --time-limit-s must be positive, --mem-limit-gb not negative")
     if args.table:
         impls = [i for i in args.impls.split(",") if i]
         if not impls or any(i not in IMPLS for i in impls):
@@ -314,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             lengths = [int(t) for t in args.lengths.split(",")]
         except ValueError:
             ap.error("--lengths takes a comma list of integers")
-        print(table(lengths, args.repeats, impls, args.time_limit_s, args.mem_limit_gb))
+        print(table(lengths, args.repeats, impls, args.time_limit_s, args.mem_limit_gb, args.rounds))
         return 0
     if args.impl is None or args.seq_len is None or args.seq_len < 1:
         ap.error("--impl and a positive --seq-len are required (or use --table)")

@@ -49,3 +49,38 @@ def test_a_measurement_past_its_time_limit_stops_with_a_message():
     assert out.returncode == 1 and "Traceback" not in out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["fwd_bwd_ms"] is None and r["error"] == "over the 0.01 s time limit"
+
+
+def test_table_over_rounds_reports_medians_and_the_ratio_range():
+    """--rounds 2: both impls measured twice at one tiny length; the dense row's ratios are a median with the
+    range of the two per-round ratios, and each of the 4 measurements is logged to stderr."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--table", "--lengths", "64", "--rounds", "2", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    logged = [json.loads(line[2:]) for line in out.stderr.splitlines() if line.startswith("# {")]
+    assert sorted(r["impl"] for r in logged) == ["dense", "dense", "nsa", "nsa"]
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| 64 |")]
+    assert [r[1] for r in rows] == ["NSA", "dense SDPA"]
+    nsa_fwd = [r["fwd_ms"] for r in logged if r["impl"] == "nsa"]
+    assert float(rows[0][2]) == pytest.approx(sum(nsa_fwd) / 2, abs=0.06)  # the median of two
+    ratio = rows[1][5]  # "NSA fwd speedup": median (min-max)
+    median, low, high = (float(x) for x in ratio.replace("x (", " ").replace(")", "").replace("-", " ").split())
+    assert low <= median <= high
+
+
+def test_combine_rounds_keeps_errors_and_drops_incomplete_measurements():
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        from attention import combine_rounds
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    ok = {"impl": "nsa", "seq_len": 8, "fwd_ms": 1.0, "fwd_bwd_ms": 3.0, "peak_rss_mb": 10.0}
+    slow = ok | {"fwd_ms": 3.0, "fwd_bwd_ms": 5.0, "peak_rss_mb": 30.0}
+    assert combine_rounds([ok, slow, ok | {"fwd_ms": 2.0}]) == ok | {"fwd_ms": 2.0, "rounds": 3, "peak_rss_mb": 10.0}
+    oom = ok | {"fwd_bwd_ms": None, "error": "forward+backward: out of memory"}
+    got = combine_rounds([ok, oom])
+    assert got["fwd_bwd_ms"] is None and got["fwd_ms"] == 1.0 and got["error"] == oom["error"]
