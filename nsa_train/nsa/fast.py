@@ -298,15 +298,19 @@ class _CmpSelectFn(torch.autograd.Function):
         B, T, HQ, _ = q.shape
         H, NC, Dv = kh.shape[1], kh.shape[2], vh.shape[-1]
         G = HQ // H
-        flash = q.device.type == "cpu" and _cpu_flash_ops()
-        o = q.new_zeros(B, T, HQ, Dv)  # the gated output
-        o_raw = q.new_zeros(B, T, HQ, Dv) if flash else None  # the ungated one, kept for the flash backward
+        # the ungated output is kept for the flash backward, and only when a backward can follow
+        keep = q.device.type == "cpu" and _cpu_flash_ops() and any(ctx.needs_input_grad[:4])
+        o = q.new_empty(B, T, HQ, Dv)  # the gated output
+        o_raw = q.new_empty(B, T, HQ, Dv) if keep else None
         lse = q.new_full((B, H, G, T), float("inf"))  # base-2 log-sum-exp; +inf: the row sees no block
         ids = []
         for c0 in range(0, T, CMP_TILE):
             c1 = min(T, c0 + CMP_TILE)
             C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
-            if n == 0:
+            if n == 0:  # no query of the tile sees a block: the branch gives 0
+                o[:, c0:c1] = 0
+                if o_raw is not None:
+                    o_raw[:, c0:c1] = 0
                 ids.append(select_blocks_grouped(q.new_zeros(B, C, H, 0), c0, l, d, l_sel, n_sel, T))
                 continue
             s = _cmp_scores(_group_rows(q, c0, c1, H) * (scale * LOG2E), kh[:, :, :n], c0, c1, l, d)  # [B, H, G*C, n]
@@ -332,7 +336,7 @@ class _CmpSelectFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, do, _):  # type: ignore[override]
         q, kh, vh, g, lse, o_raw = ctx.saved_tensors
-        if o_raw is not None:
+        if o_raw is not None:  # CPU: the flash op's backward on the saved output
             return _cmp_backward_flash(do, q, kh, vh, g, lse, o_raw, *ctx.args) + (None,) * 5
         l, d, scale = ctx.args
         B, T = q.shape[:2]
