@@ -1,7 +1,8 @@
 """Fast NSA attention ops in PyTorch: chunked over query tiles, memory bounded, no loop over tokens/batch/heads.
 
 - Sliding window: query tiles of WINDOW_TILE against their tile + w - 1 keys, all tiles of a group in one
-  SDPA call; a custom autograd function saves only q/k/v and recomputes each group in backward.
+  SDPA call; on CPU a custom autograd function keeps the flash op's output and log-sum-exp for its backward,
+  elsewhere it saves only q/k/v and recomputes each group in backward.
 - Compressed: query tiles against only the compressed blocks they can see (causal skipping); the layer's
   variant turns each tile's probabilities into selected block ids at once and never holds p; on CPU its
   backward is the flash op's backward per tile, on the saved output and log-sum-exp.
