@@ -183,8 +183,7 @@ class SelectionAttentionFn(torch.autograd.Function):
         # do·o per row: the softmax's row term, and with a gate (out = g * o) the gate's gradient; the gate
         # then scales o's gradient (g * do) and so the row term (g * do·o)
         delta = torch.einsum("bthgd,bthgd->bthg", dog, o)  # [B, T, H, G]
-        dg = None
-        g_rows: torch.Tensor | float = 1.0
+        dg = g_rows = None
         if g is not None:
             dg = delta.reshape(B, T, HQ)
             g_rows = g.reshape(B, T, H, G)
@@ -192,7 +191,7 @@ class SelectionAttentionFn(torch.autograd.Function):
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
             tile = _Tile(idx, c0, c1, n_blocks)
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)
-            g_t = g_rows if g is None else g_rows[:, c0:c1].reshape(-1, G, 1)
+            g_t = 1.0 if g_rows is None else g_rows[:, c0:c1].reshape(-1, G, 1)
             do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv), g_t)  # gated here, tile by tile
             lse_ext = _with_pad_row(lse[:, c0:c1].reshape(-1, G), fill=float("inf"))  # padding: p = 0
             delta_ext = _with_pad_row(delta[:, c0:c1].reshape(-1, G))

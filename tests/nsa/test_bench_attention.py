@@ -72,12 +72,10 @@ def test_table_over_rounds_reports_medians_and_the_ratio_range():
     assert low <= median <= high
 
 
-def test_combine_rounds_keeps_errors_and_drops_incomplete_measurements():
-    sys.path.insert(0, str(BENCH.parent))
-    try:
-        from attention import combine_rounds
-    finally:
-        sys.path.remove(str(BENCH.parent))
+def test_combine_rounds_keeps_errors_and_drops_incomplete_measurements(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from attention import combine_rounds
+
     ok = {"impl": "nsa", "seq_len": 8, "fwd_ms": 1.0, "fwd_bwd_ms": 3.0, "peak_rss_mb": 10.0}
     slow = ok | {"fwd_ms": 3.0, "fwd_bwd_ms": 5.0, "peak_rss_mb": 30.0}
     assert combine_rounds([ok, slow, ok | {"fwd_ms": 2.0}]) == ok | {"fwd_ms": 2.0, "rounds": 3, "peak_rss_mb": 10.0}
