@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsa_train.model.rope import apply_rope, rope_cos_sin
+from nsa_train.nsa.rope import apply_rope, rope_angles
 
 
 class DenseAttention(nn.Module):
@@ -31,11 +31,12 @@ class DenseAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, HQ, T, D]
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, HKV, T, D]
+        # the same RoPE as NSAAttention (one module, one convention), applied in [B, T, heads, D]
+        cos, sin = rope_angles(torch.arange(T, device=x.device), self.head_dim, self.rope_base)
+        q = apply_rope(self.q_proj(x).view(B, T, self.n_heads, self.head_dim), cos, sin)
+        k = apply_rope(self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim), cos, sin)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # [B, HQ, T, D], [B, HKV, T, D]
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, HKV, T, D]
-        cos, sin = rope_cos_sin(T, self.head_dim, self.rope_base, x.device, q.dtype)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         groups = self.n_heads // self.n_kv_heads
         if groups > 1:
             k = k.repeat_interleave(groups, dim=1)  # [B, HQ, T, D]

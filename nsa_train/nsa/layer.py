@@ -82,17 +82,19 @@ class NSAAttention(nn.Module):
         HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim
         c = self.cfg
         q = self.wq(x).view(B, T, HQ, D)
-        # one contiguous copy per branch, so the fused [B, T, 6*H*D] output is freed now: a view of it (v_sel,
-        # v_win) would keep all of it alive through the forward, or through backward if saved
+        # the fused [B, T, 6*H*D] output must be freed now: a view of it (v_sel, v_win) would keep all of it
+        # alive through the forward, or through backward if saved. So values get one contiguous copy each, and
+        # keys are read strided by RoPE (its output is a fresh buffer) or by φ's own copy
         kv = self.wkv(x).view(B, T, 6, H, D)
-        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = (t.contiguous() for t in kv.unbind(2))
-        del kv
+        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = kv.unbind(2)
+        v_sel, v_win = v_sel.contiguous(), v_win.contiguous()
+        k_cmp = self.phi_k(k_cmp_raw, c.d)  # [B, NC, H, D]
+        v_cmp = self.phi_v(v_cmp_raw, c.d)
         cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
         q = apply_rope(q, cos, sin)
         k_sel = apply_rope(k_sel, cos, sin)
         k_win = apply_rope(k_win, cos, sin)
-        k_cmp = self.phi_k(k_cmp_raw, c.d)  # [B, NC, H, D]
-        v_cmp = self.phi_v(v_cmp_raw, c.d)
+        del kv, k_cmp_raw, v_cmp_raw
         if k_cmp.shape[1] > 0:
             # a compressed key sits at its block's last token, so q·k sees the distance to the block's end
             cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
