@@ -63,10 +63,12 @@ def _window_tiles(
     qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The window tiles of queries a.. (qs [B, HQ, Lq, D]) over keys ka.. (ks/vs [B, H, Lk, D]), ka = max(0, a-w+1):
-    (qt [B*NT, HQ, C, D], kt [B*NT, H, span, D], vt [B*NT, H, span, Dv], band [B*NT, 1, C, span] bool).
+    (qt [B*NT, HQ, C, D], kt [B*NT, H, span, D], vt [B*NT, H, span, Dv], band [1 or B*NT, 1, C, span] bool).
 
     Tile i holds queries [a+iC, a+iC+C) and keys [a+iC-w+1, a+iC+C), an overlapping unfold of the
-    left-padded keys; band says which of them each query sees.
+    left-padded keys; band says which of them each query sees. Query c of a tile sees its keys c..c+w-1 in
+    every tile, so band is one [C, span] pattern broadcast over the tiles (building it per tile cost more than
+    a tenth of the branch), except where a tile's keys start before position 0 (padding, never seen).
     """
     B, HQ, Lq, _ = qs.shape
     H = ks.shape[1]
@@ -79,14 +81,16 @@ def _window_tiles(
     kt = F.pad(ks, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)  # [B, NT, H, span, D]
     vt = F.pad(vs, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)
     dev = qs.device
-    q_pos = a + torch.arange(n_tiles * C, device=dev).view(n_tiles, C, 1)
-    k_pos = (a + torch.arange(n_tiles, device=dev) * C - w + 1).view(n_tiles, 1, 1) + torch.arange(span, device=dev)
-    band = (k_pos >= 0) & (q_pos - k_pos >= 0) & (q_pos - k_pos < w)  # [NT, C, span]
+    rel = torch.arange(span, device=dev) - torch.arange(C, device=dev)[:, None]  # key j - query c: [C, span]
+    band = ((rel >= 0) & (rel < w))[None]  # [1, C, span]
+    if a - w + 1 < 0:  # the first tiles' keys start before position 0
+        k_pos = (a + torch.arange(n_tiles, device=dev) * C - w + 1).view(n_tiles, 1, 1) + torch.arange(span, device=dev)
+        band = (band & (k_pos >= 0)).repeat(B, 1, 1)  # [B*NT, C, span]
     return (
         qt.reshape(B * n_tiles, HQ, C, -1),
         kt.reshape(B * n_tiles, H, span, -1),
         vt.reshape(B * n_tiles, H, span, -1),
-        band.repeat(B, 1, 1).unsqueeze(1),
+        band.unsqueeze(1),
     )
 
 
