@@ -1,18 +1,21 @@
-"""Where one attention layer's memory goes: peak RSS per phase of a forward+backward (fp32, CPU, batch 1).
+"""Where one attention layer's memory and time go: peak RSS and seconds per phase of a forward+backward
+(fp32, CPU, batch 1).
 
-    .venv/bin/python bench/attention_phases.py --impl nsa --seq-len 32768
+    .venv/bin/python bench/attention_phases.py --impl nsa --seq-len 32768 [--timed-passes 3]
 
 A thread samples the process's resident set every 0.5 ms while the layer runs once (no warm-up: the first
 pass is the one that grows the heap). Phases are the NSA fast path's three branch ops, forward and backward,
 and "other" for everything between them (projections, RoPE, compression MLP, gates, the output projection).
-Prints the peak per phase and the timeline of phase changes with the RSS at each. Layer and settings are
-bench/attention.py's (the paper's NSA settings, 8/2 heads of 64).
+Prints the peak per phase and the timeline of phase changes with the RSS at each. Then, without the sampler,
+--timed-passes more passes are timed phase by phase (wall seconds, median over the passes). Layer and
+settings are bench/attention.py's (the paper's NSA settings, 8/2 heads of 64).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +37,7 @@ class PhaseSampler:
         self.phase = "init"
         self.peaks: dict[str, float] = {}
         self.timeline: list[tuple[str, float]] = []
+        self.seconds: dict[str, float] = {}  # time spent inside each tagged op, this pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -64,9 +68,11 @@ class PhaseSampler:
 
         def tagged(*a: object, **k: object) -> object:
             outer, sampler.phase = sampler.phase, label
+            t0 = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
+                sampler.seconds[label] = sampler.seconds.get(label, 0.0) + time.perf_counter() - t0
                 sampler.phase = outer
 
         setattr(owner, name, staticmethod(tagged))
@@ -77,6 +83,7 @@ def main() -> None:
     ap.add_argument("--impl", choices=[i for i in IMPLS if i != "lucidrains"], default="nsa")
     ap.add_argument("--seq-len", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timed-passes", type=int, default=3, help="warm passes timed per phase (0: memory only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sampler = PhaseSampler()
@@ -99,6 +106,29 @@ def main() -> None:
     for phase, peak in sampler.peaks.items():
         print(f"  {phase:10s} {peak:8.0f}")
     print("timeline: " + " -> ".join(f"{p} {r:.0f}" for p, r in sampler.timeline))
+    if args.timed_passes > 0:
+        print_times(layer, x, sampler, args.timed_passes)
+
+
+def print_times(layer: torch.nn.Module, x: torch.Tensor, sampler: PhaseSampler, passes: int) -> None:
+    """Median wall seconds per phase over warm passes; "other" is each direction's total minus its branches."""
+    rows: dict[str, list[float]] = {}
+    for _ in range(passes):
+        sampler.seconds = {}
+        t0 = time.perf_counter()
+        y = layer(x.clone().requires_grad_(True)).sum()
+        t1 = time.perf_counter()
+        y.backward()
+        t2 = time.perf_counter()
+        fwd = {k: v for k, v in sampler.seconds.items() if k.endswith(".fwd")}
+        bwd = {k: v for k, v in sampler.seconds.items() if k.endswith(".bwd")}
+        times = {**fwd, "fwd.other": t1 - t0 - sum(fwd.values()), **bwd, "bwd.other": t2 - t1 - sum(bwd.values())}
+        times["total"] = t2 - t0
+        for k, v in times.items():
+            rows.setdefault(k, []).append(v)
+    print(f"wall seconds per phase, median of {passes} warm passes")
+    for phase, ts in rows.items():
+        print(f"  {phase:10s} {statistics.median(ts):8.3f}")
 
 
 if __name__ == "__main__":

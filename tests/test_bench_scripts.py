@@ -35,11 +35,20 @@ def test_wrong_interpreter_is_one_clear_line(name):
 
 def test_attention_phases_reports_every_branch_of_the_nsa_layer():
     res = subprocess.run(
-        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600"],
+        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--timed-passes", "2"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert res.returncode == 0, res.stderr
-    phases = {line.split()[0] for line in res.stdout.splitlines() if line.startswith("  ")}
-    assert {"fwd.other", "bwd.other", "cmp.fwd", "cmp.bwd", "sel.fwd", "sel.bwd", "win.fwd", "win.bwd"} <= phases
+    memory, _, times = res.stdout.partition("wall seconds per phase")
+    branches = {"fwd.other", "bwd.other", "cmp.fwd", "cmp.bwd", "sel.fwd", "sel.bwd", "win.fwd", "win.bwd"}
+    peaks = {line.split()[0]: float(line.split()[1]) for line in memory.splitlines() if line.startswith("  ")}
+    assert branches <= set(peaks) and all(mb > 0 for mb in peaks.values())
+    seconds = {line.split()[0]: float(line.split()[1]) for line in times.splitlines() if line.startswith("  ")}
+    assert set(seconds) == branches | {"total"}
+    # every branch was timed, "other" is what is left of each direction, and nothing is negative
+    assert all(seconds[b] > 0 for b in branches - {"fwd.other", "bwd.other"})
+    assert min(seconds.values()) >= 0 and sum(v for k, v in seconds.items() if k != "total") == pytest.approx(
+        seconds["total"], abs=0.01
+    )
