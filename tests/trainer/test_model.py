@@ -55,3 +55,23 @@ def test_residual_projections_are_scaled() -> None:
     up = model.blocks[0].mlp.up.weight.std().item()
     assert up == pytest.approx(0.02, rel=0.1)
     assert down == pytest.approx(0.02 / 4, rel=0.1)  # 1/sqrt(2*8)
+
+
+def test_dense_twin_is_causal_attention_with_the_shared_rope() -> None:
+    """The dense baseline against the plain formula: RoPE (apply_rope_reference) on q and k, GQA by repeating
+    the KV heads, masked softmax over the past, output projection."""
+    from nsa_train.model.dense_attention import DenseAttention
+    from nsa_train.nsa.rope import apply_rope_reference, rope_angles
+
+    torch.manual_seed(0)
+    B, T, dim, HQ, H, D = 2, 11, 32, 4, 2, 8
+    attn = DenseAttention(dim, HQ, H, D, rope_base=500.0)
+    x = torch.randn(B, T, dim)
+    cos, sin = rope_angles(torch.arange(T), D, 500.0)
+    q = apply_rope_reference(attn.q_proj(x).view(B, T, HQ, D), cos, sin)
+    k = apply_rope_reference(attn.k_proj(x).view(B, T, H, D), cos, sin).repeat_interleave(HQ // H, dim=2)
+    v = attn.v_proj(x).view(B, T, H, D).repeat_interleave(HQ // H, dim=2)
+    scores = torch.einsum("bthd,bshd->bhts", q, k) / D**0.5
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    o = torch.einsum("bhts,bshd->bthd", scores.softmax(-1), v).reshape(B, T, HQ * D)
+    torch.testing.assert_close(attn(x), attn.o_proj(o), rtol=0, atol=1e-5)
