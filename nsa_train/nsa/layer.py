@@ -8,7 +8,7 @@ from torch import nn
 
 from nsa_train.config import NSAConfig
 from nsa_train.nsa import dispatch, fast, reference
-from nsa_train.nsa.rope import apply_rope, rope_angles
+from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
 
 
@@ -90,15 +90,17 @@ class NSAAttention(nn.Module):
         v_sel, v_win = v_sel.contiguous(), v_win.contiguous()
         k_cmp = self.phi_k(k_cmp_raw, c.d)  # [B, NC, H, D]
         v_cmp = self.phi_v(v_cmp_raw, c.d)
+        # the reference layer is plain formulas throughout, so comparing it with the fast one covers RoPE too
+        rope = apply_rope_reference if self.impl_name == "reference" else apply_rope
         cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
-        q = apply_rope(q, cos, sin)
-        k_sel = apply_rope(k_sel, cos, sin)
-        k_win = apply_rope(k_win, cos, sin)
+        q = rope(q, cos, sin)
+        k_sel = rope(k_sel, cos, sin)
+        k_win = rope(k_win, cos, sin)
         del kv, k_cmp_raw, v_cmp_raw
         if k_cmp.shape[1] > 0:
             # a compressed key sits at its block's last token, so q·k sees the distance to the block's end
             cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
-            k_cmp = apply_rope(k_cmp, *rope_angles(cmp_pos, D, self.rope_base))
+            k_cmp = rope(k_cmp, *rope_angles(cmp_pos, D, self.rope_base))
 
         if self.impl_name == "reference":
             o_cmp, p_cmp = reference.compressed_attention_reference(q, k_cmp, v_cmp, c.l, c.d)
