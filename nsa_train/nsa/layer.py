@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from nsa_train.config import NSAConfig
 from nsa_train.nsa import dispatch, fast, reference
+from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
 
@@ -73,6 +75,23 @@ class NSAAttention(nn.Module):
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
         self.last_gates: torch.Tensor | None = None
 
+    def _compressed_kv(
+        self, x: torch.Tensor, w_cmp: torch.Tensor, *phi: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, dim] -> the compressed branch's keys and values [B, NC, H, D]: its projection (w_cmp), then
+        φ_k and φ_v run on the given parameter tensors ``phi`` (φ_k's, then φ_v's, in named_parameters order)."""
+        B, T, _ = x.shape
+        k_raw, v_raw = F.linear(x, w_cmp).view(B, T, 2, self.n_kv_heads, self.head_dim).unbind(2)
+        names = [n for n, _ in self.phi_k.named_parameters()]
+        k = functional_call(self.phi_k, dict(zip(names, phi[: len(names)], strict=True)), (k_raw, self.cfg.d))
+        v = functional_call(self.phi_v, dict(zip(names, phi[len(names) :], strict=True)), (v_raw, self.cfg.d))
+        return k, v
+
+    def _gates(self, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        """x [B, T, dim] -> sigmoid gates [B, T, 3 * HQ], the gate MLP run on the given parameter tensors."""
+        names = [n for n, _ in self.gate.named_parameters()]
+        return torch.sigmoid(functional_call(self.gate, dict(zip(names, params, strict=True)), (x,)))
+
     @property
     def impl_name(self) -> str:
         return dispatch.resolve_impl(self.cfg.impl, self.wq.weight.device)
@@ -82,21 +101,30 @@ class NSAAttention(nn.Module):
         HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim
         c = self.cfg
         q = self.wq(x).view(B, T, HQ, D)
-        # the fused [B, T, 6*H*D] output must be freed now: a view of it (v_sel, v_win) would keep all of it
-        # alive through the forward, or through backward if saved. So values get one contiguous copy each, and
-        # keys are read strided by RoPE (its output is a fresh buffer) or by φ's own copy
-        kv = self.wkv(x).view(B, T, 6, H, D)
-        k_cmp_raw, v_cmp_raw, k_sel, v_sel, k_win, v_win = kv.unbind(2)
+        w_cmp, w_kv = self.wkv.weight.split([2 * H * D, 4 * H * D])  # [k_cmp, v_cmp], [k_sel, v_sel, k_win, v_win]
+        phi = [*self.phi_k.parameters(), *self.phi_v.parameters()]
+        if self.impl_name == "reference":  # plain autograd: the oracle for the recomputing path below
+            k_cmp, v_cmp = self._compressed_kv(x, w_cmp, *phi)  # [B, NC, H, D]
+            gates = self._gates(x, *self.gate.parameters()).view(B, T, HQ, 3)
+        else:
+            # rebuilt from x in backward (x is kept anyway): otherwise φ's two [B, T, H, D] inputs and the gate
+            # MLP's two [B, T, dim/4] activations stay alive until backward (64 MB at 32k tokens, 2 KV heads
+            # of 64, dim 512), for a recompute that costs ~1% of the layer's time
+            k_cmp, v_cmp = recomputed(self._compressed_kv, x, w_cmp, *phi)
+            gates = recomputed(self._gates, x, *self.gate.parameters()).view(B, T, HQ, 3)
+        # the [B, T, 4*H*D] projection must be freed now: a view of it (v_sel, v_win) would keep all of it alive
+        # through the forward, or through backward if saved. So values get one contiguous copy each, and keys
+        # are read strided by RoPE (its output is a fresh buffer)
+        kv = F.linear(x, w_kv).view(B, T, 4, H, D)
+        k_sel, v_sel, k_win, v_win = kv.unbind(2)
         v_sel, v_win = v_sel.contiguous(), v_win.contiguous()
-        k_cmp = self.phi_k(k_cmp_raw, c.d)  # [B, NC, H, D]
-        v_cmp = self.phi_v(v_cmp_raw, c.d)
         # the reference layer is plain formulas throughout, so comparing it with the fast one covers RoPE too
         rope = apply_rope_reference if self.impl_name == "reference" else apply_rope
         cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
         q = rope(q, cos, sin)
         k_sel = rope(k_sel, cos, sin)
         k_win = rope(k_win, cos, sin)
-        del kv, k_cmp_raw, v_cmp_raw
+        del kv
         if k_cmp.shape[1] > 0:
             # a compressed key sits at its block's last token, so q·k sees the distance to the block's end
             cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
@@ -107,12 +135,10 @@ class NSAAttention(nn.Module):
             block_ids = select_blocks(p_cmp, 0, H, c.l, c.d, c.l_sel, c.n_sel, T)
             o_sel = reference.selection_attention_reference(q, k_sel, v_sel, block_ids, c.l_sel)
             o_win = reference.sliding_window_attention_reference(q, k_win, v_win, c.w)
-            gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
             o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
         else:
             # each branch takes its gate inside, so that no gated output need be kept for the gates' gradients
             # (the ops have what they need: recomputed tiles, or the saved ungated output)
-            gates = torch.sigmoid(self.gate(x)).view(B, T, HQ, 3)
             o_cmp, block_ids = fast.compressed_attention_and_selection_fast(
                 q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gate=gates[..., 0]
             )
