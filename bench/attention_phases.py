@@ -1,7 +1,7 @@
 """Where one attention layer's memory and time go: peak RSS and seconds per phase of a forward+backward
 (fp32, CPU, batch 1).
 
-    .venv/bin/python bench/attention_phases.py --impl nsa --seq-len 32768 [--timed-passes 3]
+    .venv/bin/python bench/attention_phases.py --impl nsa --seq-len 32768 [--timed-passes 3] [--saved]
 
 A thread samples the process's resident set every 0.5 ms while the layer runs once (no warm-up: the first
 pass is the one that grows the heap). Phases are the NSA fast path's three branch ops, forward and backward,
@@ -9,6 +9,10 @@ and "other" for everything between them (projections, RoPE, compression MLP, gat
 Prints the peak per phase and the timeline of phase changes with the RSS at each. Then, without the sampler,
 --timed-passes more passes are timed phase by phase (wall seconds, median over the passes). Layer and
 settings are bench/attention.py's (the paper's NSA settings, 8/2 heads of 64).
+
+--saved lists instead what autograd keeps from the forward for the backward: every tensor storage saved by
+an op (once, however many ops save it), its size and the line of the layer (or the op) that saved it, and
+the total without parameters and without the layer's input (which exist anyway).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import os
 import statistics
 import threading
 import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
@@ -84,8 +90,13 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timed-passes", type=int, default=3, help="warm passes timed per phase (0: memory only)")
+    ap.add_argument("--saved", action="store_true", help="list the tensors kept for backward, then stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.saved:
+        torch.manual_seed(0)
+        print_saved(args.impl, args.seq_len)
+        return
     sampler = PhaseSampler()
     for owner, label in (
         (fast._CmpSelectFn, "cmp"),
@@ -108,6 +119,39 @@ def main() -> None:
     print("timeline: " + " -> ".join(f"{p} {r:.0f}" for p, r in sampler.timeline))
     if args.timed_passes > 0:
         print_times(layer, x, sampler, args.timed_passes)
+
+
+def print_saved(impl: str, seq_len: int) -> None:
+    """The storages autograd keeps from one forward for the backward, largest first, with where they were saved."""
+    layer = build(impl)
+    x = torch.randn(1, seq_len, DIM).requires_grad_(True)  # [B, T, dim]
+    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+    kept: dict[int, tuple[torch.UntypedStorage, tuple[int, ...], str]] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in kept:  # the storage stays referenced here, so its address cannot be reused
+            ours = [f for f in traceback.extract_stack()[:-1] if "nsa_train" in f.filename or "bench" in f.filename]
+            where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno} {(ours[-1].line or '').strip()}" if ours else "?"
+            kept[storage.data_ptr()] = (storage, tuple(t.shape), where)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = layer(x)
+    print(f"{impl} T={seq_len}: storages kept for backward, grouped by where and shape (MB, count x MB each)")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for ptr, (storage, shape, where) in kept.items():
+        kind = "parameter" if ptr in params else "input" if ptr == x.untyped_storage().data_ptr() else ""
+        groups.setdefault((kind or str(list(shape)), where), []).append(storage.nbytes() / 2**20)
+    total = 0.0
+    for (what, where), sizes in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+        total += 0.0 if what in ("parameter", "input") else sum(sizes)
+        if sum(sizes) >= 0.05:
+            same = len(set(sizes)) == 1
+            count = "" if len(sizes) == 1 else f"{len(sizes)} x {sizes[0]:.1f}" if same else f"{len(sizes)} storages"
+            print(f"  {sum(sizes):8.1f}  {count:>12s}  {what:<22s} {where[:90]}")
+    print(f"  {total:8.1f}  total without parameters and input")
+    del y
 
 
 def print_times(layer: torch.nn.Module, x: torch.Tensor, sampler: PhaseSampler, passes: int) -> None:

@@ -52,3 +52,23 @@ def test_attention_phases_reports_every_branch_of_the_nsa_layer():
     assert min(seconds.values()) >= 0 and sum(v for k, v in seconds.items() if k != "total") == pytest.approx(
         seconds["total"], abs=0.01
     )
+
+
+def test_attention_phases_lists_what_backward_keeps():
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--saved"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("  ")]
+    *kept, total = rows
+    assert total.endswith("total without parameters and input")
+    kinds = [next((k for k in ("input", "parameter") if f" {k} " in row), "") for row in kept]
+    assert kinds.count("input") == 1 and "parameter" in kinds  # x and the weights, saved by the projections
+    # the total is the listed rows without parameters and input (rows under 0.05 MB are not listed)
+    ours = [float(row.split()[0]) for row, kind in zip(kept, kinds, strict=True) if not kind]
+    listed = sum(ours)
+    assert float(total.split()[0]) == pytest.approx(listed, abs=0.5) and listed > 0
+    assert any("fast" in row for row in kept)  # the branch ops' own saves are attributed to them
