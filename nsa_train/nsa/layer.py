@@ -109,7 +109,7 @@ class NSAAttention(nn.Module):
         else:
             # rebuilt from x in backward (x is kept anyway): otherwise φ's two [B, T, H, D] inputs and the gate
             # MLP's two [B, T, dim/4] activations stay alive until backward (64 MB at 32k tokens, 2 KV heads
-            # of 64, dim 512), for a recompute that costs ~1% of the layer's time
+            # of 64, dim 512), for a recompute of ~2% of the layer's time (docs/nsa.md)
             k_cmp, v_cmp = recomputed(self._compressed_kv, x, w_cmp, *phi)
             gates = recomputed(self._gates, x, *self.gate.parameters()).view(B, T, HQ, 3)
         # the [B, T, 4*H*D] projection must be freed now: a view of it (v_sel, v_win) would keep all of it alive
