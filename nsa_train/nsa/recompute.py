@@ -42,7 +42,10 @@ class _RecomputeFn(torch.autograd.Function):
         return (None, *(next(got) if x.requires_grad else None for x in inputs))
 
 
-def recomputed(fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]], *inputs: torch.Tensor):
+Outputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def recomputed(fn: Callable[..., Outputs], *inputs: torch.Tensor) -> Outputs:
     """fn(*inputs), keeping only the inputs for backward (fn runs once more there).
 
     fn must compute from its arguments only: pass every tensor it needs a gradient for, parameters included
