@@ -36,7 +36,7 @@ class CompressionMLP(nn.Module):
         n_cmp = max(0, (T - self.block_length) // stride + 1)
         if n_cmp == 0:
             return x.new_zeros(B, 0, H, D)
-        # a copy, not a view: conv1d saves its input, and a view would keep the whole fused wkv output alive
+        # conv1d wants [B*H, D, T]: the copy also means a saved view never keeps the caller's projection alive
         xt = x.permute(0, 2, 3, 1).contiguous().view(B * H, D, T)
         # fc1(block + pos) = fc1(block) + W1·pos: the position encoding enters as a per-unit shift
         pos_shift = (self.fc1.weight * self.pos.t()).sum(dim=(1, 2))  # [hidden]
@@ -66,7 +66,8 @@ class NSAAttention(nn.Module):
         self.cfg = cfg
         self.rope_base = rope_base
         self.wq = nn.Linear(dim, n_heads * head_dim, bias=False)
-        # one matmul for the 3 branches' keys and values: [k_cmp, v_cmp, k_sel, v_sel, k_win, v_win]
+        # the 3 branches' keys and values in one weight, rows [k_cmp, v_cmp, k_sel, v_sel, k_win, v_win]; forward runs
+        # the compressed rows apart (they are recomputed in backward) and the other four as one matmul
         self.wkv = nn.Linear(dim, 6 * n_kv_heads * head_dim, bias=False)
         self.phi_k = CompressionMLP(cfg.l, head_dim)
         self.phi_v = CompressionMLP(cfg.l, head_dim)
