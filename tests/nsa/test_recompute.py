@@ -68,3 +68,10 @@ def test_only_the_inputs_are_kept_for_backward():
     inputs = sum(t.untyped_storage().nbytes() for t in args)
     assert saved_bytes(True) == inputs
     assert saved_bytes(False) > inputs + 4 * 100 * 64 * 4  # plain autograd keeps the hidden layer, at least
+
+
+def test_gradcheck_float64():
+    mlp = _mlp().double()
+    x = torch.randn(2, 3, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    params = tuple(p.detach().clone().requires_grad_(True) for p in mlp.parameters())
+    assert torch.autograd.gradcheck(lambda *t: recomputed(lambda *u: _run(mlp, *u), *t), (x, *params))
