@@ -52,3 +52,19 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     e = torch.exp(filled - m) * mask
     denom = e.sum(dim=-1, keepdim=True)
     return e / denom.clamp_min(torch.finfo(scores.dtype).tiny)
+
+
+def vjp(
+    outputs: list[torch.Tensor], inputs: list[torch.Tensor], grads: list[torch.Tensor | None]
+) -> tuple[torch.Tensor | None, ...]:
+    """torch.autograd.grad(outputs, inputs, grads) (None for an unused input), for backward functions that
+    rebuild a graph. Σ(o·g) has gradient exactly g at each o, so differentiating it gives the same vector-Jacobian
+    product; passing grads as grad_outputs instead makes autograd import sympy for its shape check (torch
+    2.13), ~34 MB of resident memory for the rest of the process. Outputs without a graph or a gradient add
+    nothing."""
+    with torch.enable_grad():
+        terms = [(o * g).sum() for o, g in zip(outputs, grads, strict=True) if o.requires_grad and g is not None]
+        total = sum(terms[1:], terms[0]) if terms else None
+    if total is None:
+        return (None,) * len(inputs)
+    return torch.autograd.grad(total, inputs, allow_unused=True)

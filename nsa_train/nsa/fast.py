@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nsa_train.nsa._common import LOG2E, check_qkv, compute_dtype, default_scale, masked_softmax
+from nsa_train.nsa._common import LOG2E, check_qkv, compute_dtype, default_scale, masked_softmax, vjp
 from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
 
@@ -59,6 +59,32 @@ def gated_sliding_window_fast(
     return o.to(q.dtype)
 
 
+def _window_geometry(Lq: int, a: int, ka: int, w: int) -> tuple[int, int, int, int, int]:
+    """(C, n_tiles, span, t_pad, left) of the window tiles of Lq queries from a over keys from ka: C queries per
+    tile, span keys per tile, t_pad padding queries after the last, left padding keys before position 0."""
+    C = min(WINDOW_TILE, Lq)
+    n_tiles = (Lq + C - 1) // C
+    return C, n_tiles, C + w - 1, n_tiles * C - Lq, w - 1 - (a - ka)
+
+
+def _window_tile_grads(
+    gq_t: torch.Tensor, gk_t: torch.Tensor, gv_t: torch.Tensor, B: int, Lq: int, Lk: int, a: int, ka: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The adjoint of _window_tiles: gradients in the tiles' layout -> [B, heads, L, D] (overlapping key tiles
+    summed). Written out rather than left to autograd.grad, whose shape check of grad_outputs imports sympy
+    (~34 MB resident for the rest of the process, torch 2.13)."""
+    C, n_tiles, span, t_pad, left = _window_geometry(Lq, a, ka, w)
+    HQ, H = gq_t.shape[1], gk_t.shape[1]
+    gq = gq_t.view(B, n_tiles, HQ, C, -1).transpose(1, 2).reshape(B, HQ, n_tiles * C, -1)[:, :, :Lq]
+
+    def fold(g_t: torch.Tensor) -> torch.Tensor:  # [B*NT, H, span, D] -> [B, H, Lk, D]
+        g = g_t.view(B, n_tiles, H, span, -1).permute(0, 2, 1, 4, 3)  # the unfold's layout [B, H, NT, D, span]
+        padded = [B, H, left + Lk + t_pad, g.shape[3]]
+        return torch.ops.aten.unfold_backward(g, padded, 2, span, C)[:, :, left : left + Lk]
+
+    return gq, fold(gk_t), fold(gv_t)
+
+
 def _window_tiles(
     qs: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor, a: int, ka: int, w: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,11 +98,7 @@ def _window_tiles(
     """
     B, HQ, Lq, _ = qs.shape
     H = ks.shape[1]
-    C = min(WINDOW_TILE, Lq)
-    n_tiles = (Lq + C - 1) // C
-    span = C + w - 1
-    t_pad = n_tiles * C - Lq
-    left = w - 1 - (a - ka)  # keys before position 0 are padding
+    C, n_tiles, span, t_pad, left = _window_geometry(Lq, a, ka, w)
     qt = F.pad(qs, (0, 0, 0, t_pad)).view(B, HQ, n_tiles, C, -1).transpose(1, 2)  # [B, NT, HQ, C, D]
     kt = F.pad(ks, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)  # [B, NT, H, span, D]
     vt = F.pad(vs, (0, 0, left, t_pad)).unfold(2, span, C).permute(0, 2, 1, 4, 3)
@@ -159,30 +181,31 @@ class _WindowFn(torch.autograd.Function):
         for i, a in enumerate(range(0, T, WINDOW_GROUP)):
             b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
             do_g = do[:, a:b]
-            with torch.enable_grad():
-                xs = [x.detach().requires_grad_(True) for x in _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])]
-                if ctx.flash:
-                    o_t, lse_t = saved[2 * i], saved[2 * i + 1]
-                    o = _untile(o_t, B, b - a)  # [B, L, HQ, Dv]
-                    if g is not None:
-                        dg[:, a:b] = (do_g * o).sum(-1)
-                        do_g = do_g * g[:, a:b, :, None]
-                    qt, kt, vt, band = _window_tiles(*xs, a, ka, w)
-                    # the gradient in the tiles' layout: pad the group to whole tiles like q
-                    C = qt.shape[2]
-                    do_t = F.pad(do_g.transpose(1, 2), (0, 0, 0, o_t.shape[0] // B * C - (b - a)))
-                    do_t = do_t.reshape(B, -1, o_t.shape[0] // B, C, do_t.shape[-1]).transpose(1, 2)
-                    gt = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-                        do_t.reshape(o_t.shape), qt.detach(), kt.detach(), vt.detach(), o_t, lse_t, 0.0, False,
-                        attn_mask=_additive(band, qt.dtype), scale=scale,
-                    )  # fmt: skip
-                    gq, gk, gv = torch.autograd.grad((qt, kt, vt), xs, gt)  # through the tiling (overlaps summed)
-                else:
+            xs = _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])
+            if ctx.flash:
+                o_t, lse_t = saved[2 * i], saved[2 * i + 1]
+                o = _untile(o_t, B, b - a)  # [B, L, HQ, Dv]
+                if g is not None:
+                    dg[:, a:b] = (do_g * o).sum(-1)
+                    do_g = do_g * g[:, a:b, :, None]
+                qt, kt, vt, band = _window_tiles(*xs, a, ka, w)
+                # the gradient in the tiles' layout: pad the group to whole tiles like q
+                C = qt.shape[2]
+                do_t = F.pad(do_g.transpose(1, 2), (0, 0, 0, o_t.shape[0] // B * C - (b - a)))
+                do_t = do_t.reshape(B, -1, o_t.shape[0] // B, C, do_t.shape[-1]).transpose(1, 2)
+                gt = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                    do_t.reshape(o_t.shape), qt, kt, vt, o_t, lse_t, 0.0, False,
+                    attn_mask=_additive(band, qt.dtype), scale=scale,
+                )  # fmt: skip
+                gq, gk, gv = _window_tile_grads(*gt, B, b - a, b - ka, a, ka, w)
+            else:
+                xs = [x.detach().requires_grad_(True) for x in xs]
+                with torch.enable_grad():
                     o = _window_core(*xs, a, ka, w, scale)  # [B, L, HQ, Dv]
-                    if g is not None:
-                        dg[:, a:b] = (do_g * o.detach()).sum(-1)
-                        do_g = do_g * g[:, a:b, :, None]
-                    gq, gk, gv = torch.autograd.grad(o, xs, do_g)
+                if g is not None:
+                    dg[:, a:b] = (do_g * o.detach()).sum(-1)
+                    do_g = do_g * g[:, a:b, :, None]
+                gq, gk, gv = vjp([o], xs, [do_g])
             dq[:, a:b] = gq.transpose(1, 2)
             dk[:, ka:b] += gk.transpose(1, 2)
             dv[:, ka:b] += gv.transpose(1, 2)

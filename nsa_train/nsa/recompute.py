@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from nsa_train.nsa._common import vjp
+
 
 class _RecomputeFn(torch.autograd.Function):
     @staticmethod
@@ -31,14 +33,9 @@ class _RecomputeFn(torch.autograd.Function):
         inputs = [x.detach().requires_grad_(n) for x, n in zip(ctx.saved_tensors, need, strict=True)]
         with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
             outs = ctx.fn(*inputs)
-        outs = (outs,) if isinstance(outs, torch.Tensor) else tuple(outs)
-        pairs = [(o, g) for o, g in zip(outs, grads, strict=True) if o.requires_grad]
+        outs = [outs] if isinstance(outs, torch.Tensor) else list(outs)
         wanted = [x for x in inputs if x.requires_grad]
-        got = iter(
-            torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True)
-            if pairs and wanted
-            else [None] * len(wanted)
-        )
+        got = iter(vjp(outs, wanted, list(grads)) if wanted else ())
         return (None, *(next(got) if x.requires_grad else None for x in inputs))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.func import functional_call
@@ -98,6 +101,26 @@ def test_layer_first_tokens_finite(impl):
     y = layer(x)
     y.sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+
+
+def test_layer_training_step_imports_nothing():
+    """A training step must not import modules: torch.autograd.grad with grad_outputs imports sympy (torch 2.13),
+    ~34 MB of resident memory for the rest of the process, which the layer's backward used to pay twice (the
+    recompute and the window branch's tiling). A fresh interpreter, since this one may have imported it already;
+    both window backward paths (flash op on CPU, recompute elsewhere)."""
+    code = """
+import sys, torch
+from nsa_train.config import NSAConfig
+from nsa_train.nsa import NSAAttention, fast
+layer = NSAAttention(32, 4, 2, 8, NSAConfig(impl="fast", l=8, d=4, l_sel=12, n_sel=4, w=10))
+before = set(sys.modules)
+layer(torch.randn(2, 45, 32, requires_grad=True)).sum().backward()
+fast._cpu_flash_ops = lambda: False
+layer(torch.randn(2, 45, 32, requires_grad=True)).sum().backward()
+print(sorted(set(sys.modules) - before))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize(("l", "d", "l_sel"), [(8, 4, 12), (12, 4, 8), (4, 4, 8), (16, 4, 4), (32, 16, 64)])
