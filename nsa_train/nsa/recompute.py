@@ -3,7 +3,9 @@ backward from its inputs.
 
 The layer uses it for work that is cheap next to attention but whose activations are as long as the sequence
 (the compression MLP's inputs, the gate MLP's hidden layer). torch.utils.checkpoint does the same, but its
-first call imports TorchDynamo (~150 MB of resident memory, more than this saves at 8k tokens).
+first call imports TorchDynamo (~150 MB of resident memory, more than this saves at 8k tokens). A training
+process pays that import anyway (torch.optim's add_param_group imports TorchDynamo); the layer on its own,
+as in bench/attention.py, should not.
 """
 
 from __future__ import annotations
