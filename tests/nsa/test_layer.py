@@ -103,8 +103,9 @@ def test_layer_first_tokens_finite(impl):
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
 
 
-def test_layer_training_step_imports_nothing():
-    """A training step must not import modules: torch.autograd.grad with grad_outputs imports sympy (torch 2.13),
+def test_layer_forward_backward_imports_nothing():
+    """The layer's forward and backward must not import modules (a trainer's optimizer may, not the layer):
+    torch.autograd.grad with grad_outputs imports sympy (torch 2.13),
     ~34 MB of resident memory for the rest of the process, which the layer's backward used to pay twice (the
     recompute and the window branch's tiling). A fresh interpreter, since this one may have imported it already;
     both window backward paths (flash op on CPU, recompute elsewhere)."""
