@@ -34,3 +34,7 @@ bench:
     {{py}} bench/attention.py --table
     {{py}} bench/train_throughput.py
     {{py}} bench/status_speed.py
+
+# On a CUDA box: GPU tests, Triton bench and 125M throughput in one go (README, GPU).
+gpu-check:
+    bash bench/gpu_check.sh

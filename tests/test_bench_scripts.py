@@ -72,3 +72,30 @@ def test_attention_phases_lists_what_backward_keeps():
     listed = sum(ours)
     assert float(total.split()[0]) == pytest.approx(listed, abs=0.5) and listed > 0
     assert any("fast" in row for row in kept)  # the branch ops' own saves are attributed to them
+
+
+@pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_wheels.sh"])
+def test_gpu_scripts_parse(script):
+    res = subprocess.run(["bash", "-n", str(BENCH / script)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+
+
+def test_gpu_check_without_a_gpu_says_so_and_runs_nothing(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this is the check's answer on a machine without CUDA; on a GPU it runs its parts")
+    out = tmp_path / "out"
+    res = subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh")],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OUT": str(out), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no CUDA device"), res.stderr
+    env = (out / "env.txt").read_text()
+    assert f"torch {torch.__version__}" in env and "no CUDA device" in env
+    assert not (out / "summary.txt").exists()  # no part ran

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The GPU check in one command, on a CUDA box, from a checkout (installed or not):
+#
+#   OUT=gpu-results bash bench/gpu_check.sh         # default OUT: bench/out/gpu_check
+#
+# Parts, each under its own time limit so that the whole stays under ~9 minutes, each writing one file:
+#   env.txt              GPU, driver, Python, torch, triton
+#   pytest_gpu.log       the GPU tests: Triton selection kernels against the reference (fp32 and bf16, outputs
+#                        and gradients), determinism, auto dispatch without fallback, the NSA layer on CUDA
+#                        against the reference layer
+#   attention_triton.md  bench/attention_triton.py: the selection kernels against causal SDPA/FlashAttention,
+#                        8k-64k tokens, bf16
+#   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA and dense, on the bundled
+#                        corpus instead of FineWeb-Edu (no network needed)
+#   summary.txt          each part's exit status and seconds
+# Exit status: 0 when every part passed, 2 when there is no CUDA device (nothing else is run), 1 otherwise.
+#
+# Python: $PYTHON, else .venv/bin/python if there is one, else python3. Wheels in .whl/ (bench/gpu_wheels.sh
+# fetches them) are installed into /tmp/site first: for an offline image that has torch and triton but
+# not the data packages.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-bench/out/gpu_check}"
+mkdir -p "$OUT"
+rm -f "$OUT/summary.txt"
+PY="${PYTHON:-}"
+if [[ -z "$PY" ]]; then
+    if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl; then
+        echo "error: could not install the wheels in .whl/ into /tmp/site" >&2
+        exit 1
+    fi
+    export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH#"$PWD"}"  # before the image's own packages
+fi
+
+# env.txt; exits 2 without a CUDA device
+"$PY" - >"$OUT/env.txt" 2>&1 <<'EOF'
+import platform
+import sys
+
+import torch
+
+print(f"python {platform.python_version()} ({sys.executable})")
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda})")
+try:
+    import triton
+
+    print(f"triton {triton.__version__}")
+except ImportError as e:
+    print(f"triton: not importable ({e})")
+if not torch.cuda.is_available():
+    print("no CUDA device: torch.cuda.is_available() is False")
+    sys.exit(2)
+for i in range(torch.cuda.device_count()):
+    p = torch.cuda.get_device_properties(i)
+    print(f"cuda:{i} {p.name}, {p.total_memory / 2**30:.0f} GiB, capability {p.major}.{p.minor}")
+EOF
+rc=$?
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$OUT/env.txt" 2>&1
+fi
+cat "$OUT/env.txt"
+if [[ $rc -ne 0 ]]; then
+    echo "error: $(tail -n 1 "$OUT/env.txt") (bench/gpu_check.sh needs a CUDA GPU; details in $OUT/env.txt)" >&2
+    exit "$rc"
+fi
+
+failed=0
+part() {  # name, time limit (s), output file, command...
+    local name=$1 limit=$2 file=$3 t0=$SECONDS rc
+    shift 3
+    echo "== $name (at most ${limit}s) -> $OUT/$file"
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$OUT/$file"
+    rc=${PIPESTATUS[0]}
+    [[ $rc -eq 124 || $rc -eq 137 ]] && echo "($name: stopped at its ${limit}s limit)" | tee -a "$OUT/$file"
+    printf '%-18s exit %3d  %4ds  %s\n' "$name" "$rc" "$((SECONDS - t0))" "$file" >>"$OUT/summary.txt"
+    [[ $rc -eq 0 ]] || failed=1
+}
+
+part gpu-tests 150 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
+part attention-triton 150 attention_triton.md "$PY" bench/attention_triton.py
+part train-125m 240 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+    --set data.source=embedded --steps 20 --warmup 5
+
+echo "== summary"
+cat "$OUT/summary.txt"
+exit "$failed"
