@@ -3,17 +3,29 @@
     python bench/attention_triton.py                       # 8k, 16k, 32k, 64k; 8 query / 2 KV heads, D=64
     python bench/attention_triton.py --seq-lens 65536 --heads 64 --kv-heads 4 --head-dim 128
 
+    python bench/attention_triton.py --layer               # whole layers: the NSA layer against its dense twin
+
 Times forward and forward+backward (median of --reps after --warmup, CUDA events) and peak
 memory, and prints one Markdown table. The selection uses the paper's blocks (64 tokens, 16
 selected per query and KV head, block 0 and the 2 local blocks always in); SDPA runs dense causal
 attention with the same heads. Without a CUDA device (or without triton) it exits with code 2.
+
+--layer times what the paper's speed-up is about, the whole attention: bench/attention.py's layers (the
+paper's NSA settings, dim 512, 8 query / 2 KV heads of 64) under bf16 autocast, the NSA layer with impl
+'auto' (the Triton selection kernel, the PyTorch window and compressed branches, projections, gates)
+against the dense twin (projections, RoPE, SDPA/FlashAttention). The table's header names the NSA layer's
+path and counts the fallbacks seen. ``--layer --device cpu`` runs the same code in fp32 with wall-clock
+timing and no memory column: a smoke run for the tests, not a measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a 
 
 from nsa_train.nsa.triton import selection_attention_triton, triton_available
 
+SELECTION_ONLY = ("heads", "kv_heads", "head_dim", "block_size", "n_sel")  # options of the op, not of --layer
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-sel", type=int, default=16, help="selected blocks per query and KV head")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=10)
-    return p.parse_args(argv)
+    p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer only")
+    args = p.parse_args(argv)
+    if args.device == "cpu" and not args.layer:
+        p.error("--device cpu is for --layer only (the selection kernel needs CUDA)")
+    op_only = [f"--{n.replace('_', '-')}" for n in SELECTION_ONLY if getattr(args, n) != p.get_default(n)]
+    if args.layer and op_only:
+        p.error(f"{', '.join(op_only)} set the selection op's shape; --layer uses bench/attention.py's layers")
+    return args
 
 
 def nsa_like_block_indices(B: int, T: int, H: int, n_sel: int, block_size: int, device) -> torch.Tensor:
@@ -59,8 +81,17 @@ def nsa_like_block_indices(B: int, T: int, H: int, n_sel: int, block_size: int, 
     return torch.stack(rows).view(B, H, T, -1).permute(0, 2, 1, 3).contiguous()  # [B, T, H, S]
 
 
-def time_ms(fn: Callable[[], object], warmup: int, reps: int) -> tuple[float, float]:
+def time_ms(fn: Callable[[], object], warmup: int, reps: int, device: str = "cuda") -> tuple[float, float]:
     """(median milliseconds, peak allocated GiB during one call)."""
+    if device == "cpu":  # --layer --device cpu: wall clock, no memory figure
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times), math.nan
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -122,6 +153,64 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
     return row
 
 
+def bench_layer(T: int, args: argparse.Namespace) -> tuple[dict[str, float], str]:
+    """One length of --layer: (the row, the NSA layer's path)."""
+    from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA, DenseAttention
+
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention
+
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    layers = {
+        "nsa": NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl="auto", **PAPER_NSA)).to(dev),
+        "sdpa": DenseAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM).to(dev),
+    }
+    x = torch.randn(args.batch, T, DIM, device=dev, requires_grad=True)  # [B, T, dim]
+    dy = torch.randn(args.batch, T, DIM, device=dev)
+    # as in training: fp32 weights, bf16 compute; on CPU (the smoke run) plain fp32
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    row: dict[str, float] = {"T": T}
+    for name, layer in layers.items():
+
+        def fwd(layer=layer) -> None:
+            with torch.no_grad(), amp:
+                layer(x)
+
+        def fwd_bwd(layer=layer) -> None:
+            with amp:
+                y = layer(x)
+            y.backward(dy)
+
+        row[f"{name}_fwd"], row[f"{name}_fwd_mem"] = time_ms(fwd, args.warmup, args.reps, args.device)
+        row[f"{name}_fwd_bwd"], row[f"{name}_fwd_bwd_mem"] = time_ms(fwd_bwd, args.warmup, args.reps, args.device)
+    return row, layers["nsa"].impl_name
+
+
+def _gib(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
+
+
+def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: str, fell_back: int) -> str:
+    where = torch.cuda.get_device_name() + ", bf16 autocast" if args.device == "cuda" else "CPU, fp32 (smoke run)"
+    head = (
+        f"Attention layers, NSA (path: {path}; fallbacks during the run: {fell_back}) vs dense SDPA, batch "
+        f"{args.batch}, dim 512, 8 query / 2 KV heads of 64, NSA l=32 d=16 l_sel=64 n_sel=16 w=512; {where}, "
+        f"torch {torch.__version__}\n\n"
+        "| T | SDPA fwd ms | NSA fwd ms | fwd speedup | SDPA fwd+bwd ms | NSA fwd+bwd ms | fwd+bwd speedup "
+        "| SDPA fwd+bwd peak GiB | NSA fwd+bwd peak GiB |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {int(r['T'])} | {r['sdpa_fwd']:.2f} | {r['nsa_fwd']:.2f} | {r['sdpa_fwd'] / r['nsa_fwd']:.1f}x "
+            f"| {r['sdpa_fwd_bwd']:.2f} | {r['nsa_fwd_bwd']:.2f} | {r['sdpa_fwd_bwd'] / r['nsa_fwd_bwd']:.1f}x "
+            f"| {_gib(r['sdpa_fwd_bwd_mem'])} | {_gib(r['nsa_fwd_bwd_mem'])} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown_table(rows: list[dict[str, float]], args: argparse.Namespace) -> str:
     head = (
         f"Selected attention (Triton) vs causal SDPA, bf16, batch {args.batch}, {args.heads} query / "
@@ -143,6 +232,8 @@ def markdown_table(rows: list[dict[str, float]], args: argparse.Namespace) -> st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.device == "cpu":
+        return run_layers(args)
     if not torch.cuda.is_available():
         print("attention_triton.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
@@ -150,11 +241,27 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         print(f"attention_triton.py cannot run the Triton kernels: {reason}", file=sys.stderr)
         return 2
+    if args.layer:
+        return run_layers(args)
     rows = []
     for T in args.seq_lens:
         rows.append(bench_one(T, args))
         torch.cuda.empty_cache()
     print(markdown_table(rows, args))
+    return 0
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    from nsa_train.nsa import fallbacks
+
+    before = sum(fallbacks.snapshot().values())
+    rows, path = [], ""
+    for T in args.seq_lens:
+        row, path = bench_layer(T, args)
+        rows.append(row)
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+    print(layer_table(rows, args, path, sum(fallbacks.snapshot().values()) - before))
     return 0
 
 

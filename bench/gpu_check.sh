@@ -3,13 +3,14 @@
 #
 #   OUT=gpu-results bash bench/gpu_check.sh         # default OUT: bench/out/gpu_check
 #
-# Parts, each under its own time limit so that the whole stays under ~9 minutes, each writing one file:
+# Parts, each under its own time limit so that the whole stays under 10 minutes, each writing one file:
 #   env.txt              GPU, driver, Python, torch, triton
 #   pytest_gpu.log       the GPU tests: Triton selection kernels against the reference (fp32 and bf16, outputs
 #                        and gradients), determinism, auto dispatch without fallback, the NSA layer on CUDA
 #                        against the reference layer
 #   attention_triton.md  bench/attention_triton.py: the selection kernels against causal SDPA/FlashAttention,
 #                        8k-64k tokens, bf16
+#   attention_layers.md  the same with --layer: the whole NSA layer (Triton selection) against its dense twin
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA and dense, on the bundled
 #                        corpus instead of FineWeb-Edu (no network needed)
 #   summary.txt          each part's exit status and seconds
@@ -82,9 +83,10 @@ part() {  # name, time limit (s), output file, command...
     [[ $rc -eq 0 ]] || failed=1
 }
 
-part gpu-tests 150 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
-part attention-triton 150 attention_triton.md "$PY" bench/attention_triton.py
-part train-125m 240 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+part gpu-tests 120 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
+part attention-triton 120 attention_triton.md "$PY" bench/attention_triton.py
+part attention-layers 120 attention_layers.md "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5
+part train-125m 180 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
     --set data.source=embedded --steps 20 --warmup 5
 
 echo "== summary"

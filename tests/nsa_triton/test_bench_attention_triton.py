@@ -51,3 +51,29 @@ def test_bench_selection_is_distinct_visible_and_keeps_initial_and_local_blocks(
     for row in chosen.view(-1, S).tolist():
         ids = [i for i in row if i >= 0]
         assert len(ids) == len(set(ids))
+
+
+def test_layer_smoke_run_on_cpu_prints_one_row_per_length():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--layer", "--device", "cpu", "--seq-lens", "300", "700", "--warmup", "0",
+         "--reps", "1"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    head, *rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert "NSA fwd+bwd ms" in head and "path: fast; fallbacks during the run: 0" in proc.stdout
+    assert [row.split("|")[1].strip() for row in rows] == ["300", "700"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert all(float(c) > 0 for c in (cells[0], cells[1], cells[3], cells[4]))  # the four timings
+        assert cells[-2:] == ["-", "-"]  # no memory figure on CPU
+
+
+def test_layer_mode_refuses_the_selection_ops_shape_options():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--layer", "--device", "cpu", "--n-sel", "8"], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("--n-sel set the selection op's shape; --layer uses "
+                                                         "bench/attention.py's layers")  # fmt: skip
