@@ -20,8 +20,9 @@
 # fetches them) are installed into /tmp/site first: for an offline image that has torch and triton but
 # not the data packages.
 set -uo pipefail
+[[ -n "${OUT:-}" ]] && OUT=$(realpath -m -- "$OUT")  # relative to where it was called from
 cd "$(dirname "$0")/.."
-OUT="${OUT:-bench/out/gpu_check}"
+OUT="${OUT:-$PWD/bench/out/gpu_check}"
 mkdir -p "$OUT"
 rm -f "$OUT/summary.txt"
 PY="${PYTHON:-}"

@@ -88,7 +88,8 @@ def test_gpu_check_without_a_gpu_says_so_and_runs_nothing(tmp_path):
     out = tmp_path / "out"
     res = subprocess.run(
         ["bash", str(BENCH / "gpu_check.sh")],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OUT": str(out), "PYTHON": sys.executable},
+        cwd=tmp_path,  # OUT is relative to where the check was called from, not to the checkout
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OUT": "out", "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=120,
