@@ -192,10 +192,13 @@ def _gib(x: float) -> str:
 
 
 def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: str, fell_back: int) -> str:
+    from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA
+
     where = torch.cuda.get_device_name() + ", bf16 autocast" if args.device == "cuda" else "CPU, fp32 (smoke run)"
+    nsa = " ".join(f"{k}={v}" for k, v in PAPER_NSA.items())
     head = (
         f"Attention layers, NSA (path: {path}; fallbacks during the run: {fell_back}) vs dense SDPA, batch "
-        f"{args.batch}, dim 512, 8 query / 2 KV heads of 64, NSA l=32 d=16 l_sel=64 n_sel=16 w=512; {where}, "
+        f"{args.batch}, dim {DIM}, {N_HEADS} query / {N_KV_HEADS} KV heads of {HEAD_DIM}, NSA {nsa}; {where}, "
         f"torch {torch.__version__}\n\n"
         "| T | SDPA fwd ms | NSA fwd ms | fwd speedup | SDPA fwd+bwd ms | NSA fwd+bwd ms | fwd+bwd speedup "
         "| SDPA fwd+bwd peak GiB | NSA fwd+bwd peak GiB |\n"
