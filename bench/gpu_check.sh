@@ -62,13 +62,13 @@ for i in range(torch.cuda.device_count()):
     p = torch.cuda.get_device_properties(i)
     print(f"cuda:{i} {p.name}, {p.total_memory / 2**30:.0f} GiB, capability {p.major}.{p.minor}")
 EOF
-rc=$?
+rc=$? why=$(tail -n 1 "$OUT/env.txt")
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$OUT/env.txt" 2>&1
 fi
 cat "$OUT/env.txt"
 if [[ $rc -ne 0 ]]; then
-    echo "error: $(tail -n 1 "$OUT/env.txt") (bench/gpu_check.sh needs a CUDA GPU; details in $OUT/env.txt)" >&2
+    echo "error: $why (bench/gpu_check.sh needs a CUDA GPU; details in $OUT/env.txt)" >&2
     exit "$rc"
 fi
 
