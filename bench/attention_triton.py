@@ -38,6 +38,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
 
+from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA, DenseAttention  # the CPU table's layers
+
 from nsa_train.nsa.triton import selection_attention_triton, triton_available
 
 SELECTION_ONLY = ("heads", "kv_heads", "head_dim", "block_size", "n_sel")  # options of the op, not of --layer
@@ -83,17 +85,15 @@ def nsa_like_block_indices(B: int, T: int, H: int, n_sel: int, block_size: int, 
 
 def time_ms(fn: Callable[[], object], warmup: int, reps: int, device: str = "cuda") -> tuple[float, float]:
     """(median milliseconds, peak allocated GiB during one call)."""
+    for _ in range(warmup):
+        fn()
     if device == "cpu":  # --layer --device cpu: wall clock, no memory figure
-        for _ in range(warmup):
-            fn()
         times = []
         for _ in range(reps):
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1000)
         return statistics.median(times), math.nan
-    for _ in range(warmup):
-        fn()
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
@@ -155,8 +155,6 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
 
 def bench_layer(T: int, args: argparse.Namespace) -> tuple[dict[str, float], str]:
     """One length of --layer: (the row, the NSA layer's path)."""
-    from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA, DenseAttention
-
     from nsa_train.config import NSAConfig
     from nsa_train.nsa import NSAAttention
 
@@ -192,8 +190,6 @@ def _gib(x: float) -> str:
 
 
 def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: str, fell_back: int) -> str:
-    from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA
-
     where = torch.cuda.get_device_name() + ", bf16 autocast" if args.device == "cuda" else "CPU, fp32 (smoke run)"
     nsa = " ".join(f"{k}={v}" for k, v in PAPER_NSA.items())
     head = (

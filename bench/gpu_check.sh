@@ -73,6 +73,10 @@ if [[ $rc -ne 0 ]]; then
 fi
 
 failed=0
+record() {  # name, exit status, seconds, output file: one line of summary.txt
+    printf '%-18s exit %3d  %4ds  %s\n' "$@" >>"$OUT/summary.txt"
+    [[ $2 -eq 0 ]] || failed=1
+}
 part() {  # name, time limit (s), output file, command...
     local name=$1 limit=$2 file=$3 t0=$SECONDS rc
     shift 3
@@ -80,23 +84,20 @@ part() {  # name, time limit (s), output file, command...
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$OUT/$file"
     rc=${PIPESTATUS[0]}
     [[ $rc -eq 124 || $rc -eq 137 ]] && echo "($name: stopped at its ${limit}s limit)" | tee -a "$OUT/$file"
-    printf '%-18s exit %3d  %4ds  %s\n' "$name" "$rc" "$((SECONDS - t0))" "$file" >>"$OUT/summary.txt"
-    [[ $rc -eq 0 ]] || failed=1
+    record "$name" "$rc" "$((SECONDS - t0))" "$file"
 }
 
 part gpu-tests 120 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
 part attention-triton 120 attention_triton.md "$PY" bench/attention_triton.py
 part attention-layers 120 attention_layers.md "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5
-if "$PY" -c "import datasets" >/dev/null 2>&1; then
+if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 180 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
-    why=$("$PY" -c "import datasets" 2>&1 | tail -n 1)
-    echo "train-125m: not run: datasets does not import ($why); on a machine with pip access run" \
-        "bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
+    echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
+        "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
         | tee "$OUT/train_125m.md"
-    printf '%-18s exit %3d  %4ds  %s\n' train-125m 1 0 train_125m.md >>"$OUT/summary.txt"
-    failed=1
+    record train-125m 1 0 train_125m.md
 fi
 
 echo "== summary"
