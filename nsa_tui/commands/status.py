@@ -138,9 +138,16 @@ def render_human(j: Judged) -> None:
     if v.get("total_steps"):
         step += f"/{v['total_steps']} ({100 * (v['step'] or 0) / v['total_steps']:.0f}%)"
     loss = "nan/inf" if v["loss"] is None and any(a["rule"] == "nan_loss" for a in v["alerts"]) else None
+    # a CPU run logs no GPU memory, only the host's RSS (v.get: a remote nsa may predate that key)
+    rss = v.get("rss_gb")
+    mem = (
+        f"RSS {rss:.2f} GiB"
+        if v["gpu_mem_gb"] is None and rss is not None
+        else f"GPU {_num(v['gpu_mem_gb'], '.1f')} GiB"
+    )
     console.print(
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
-        f"lr {_num(v['lr'], '.2e')}  {_num(v['toks_per_s'], ',.0f')} tok/s  GPU {_num(v['gpu_mem_gb'], '.1f')} GiB"
+        f"lr {_num(v['lr'], '.2e')}  {_num(v['toks_per_s'], ',.0f')} tok/s  {mem}"
     )
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"

@@ -43,6 +43,7 @@ class Verdict:
     lr: float | None = None
     toks_per_s: float | None = None
     gpu_mem_gb: float | None = None
+    rss_gb: float | None = None  # the trainer's resident host memory (what a CPU run has instead of GPU memory)
     gate_entropy_mean: float | None = None
     gate_collapse_frac: float | None = None
     last_heartbeat_age_s: float | None = None
@@ -187,6 +188,7 @@ def evaluate(
         lr=latest["lr"],
         toks_per_s=latest["toks_per_s"],
         gpu_mem_gb=mem,
+        rss_gb=latest["rss_gb"],
         gate_entropy_mean=latest["gate_entropy_mean"],
         gate_collapse_frac=latest["gate_collapse_frac"],
         last_heartbeat_age_s=_heartbeat_age(h, now),

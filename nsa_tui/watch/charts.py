@@ -118,6 +118,8 @@ class RunCharts:
         if chart == "toks":
             return ChartSpec([self._line(f"toks/{ax}", "tok/s", "bright_blue", t.view("toks_per_s", ax))], **base)
         if chart == "mem":
+            if self.cpu_run():  # no GPU memory will ever come: the host's resident memory instead
+                return ChartSpec([self._line(f"rss/{ax}", "host RSS", "magenta", t.view("rss_gb", ax))], **base)
             limit = self.memory_limit_gb()
             return ChartSpec(
                 [
@@ -164,6 +166,12 @@ class RunCharts:
         v = (self.model.history.config.get("monitor") or {}).get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+    def cpu_run(self) -> bool:
+        """The run has logged progress and never any GPU memory (a CPU run leaves those columns null)."""
+        h = self.model.history
+        gpu = ("gpu_mem_alloc_gb", "gpu_mem_reserved_gb")
+        return h.has_progress and all(h.last_value(k) is None for k in gpu)
+
     def memory_limit_gb(self) -> float | None:
         mon = self.model.history.config.get("monitor") or {}
         v = mon.get("max_gpu_mem_gb")
@@ -186,10 +194,12 @@ class RunCharts:
         if chart == "toks":
             return f"tok/s {fmt.num(last.get('toks_per_s'))}"
         if chart == "mem":
+            if self.cpu_run():
+                return f"RSS GiB {fmt.num(last.get('rss_gb'))} (CPU run)"
             a, r = last.get("gpu_mem_alloc_gb"), last.get("gpu_mem_reserved_gb")
             lim = self.memory_limit_gb()
             if a is None and r is None:
-                return "GPU mem —" + (" (CPU run)" if h.has_progress else "")
+                return "GPU mem —"
             return f"GPU GiB {fmt.num(a)}/{fmt.num(r)}" + (f" lim {fmt.num(lim)}" if lim else "")
         if chart == "gate":
             return (

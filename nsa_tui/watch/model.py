@@ -42,6 +42,7 @@ CHART_METRICS = (
     "toks_per_s",
     "gpu_mem_alloc_gb",
     "gpu_mem_reserved_gb",
+    "rss_gb",
     "gate_entropy_mean",
     "gate_entropy_min",
     "gate_collapse_frac",

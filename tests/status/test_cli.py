@@ -90,6 +90,18 @@ def test_human_output(runs_dir):
     assert "(nsa-vibe)" in out and "(generic)" in out and "step 300/1200 (25%)" in out
 
 
+def test_cpu_run_shows_host_rss_instead_of_gpu_memory(runs_dir):
+    w = make_v1_run(runs_dir / "cpu", steps=0)
+    w.progress(20, gpu_mem_alloc_gb=None, gpu_mem_reserved_gb=None, rss_gb=0.71)
+    make_v1_run(runs_dir / "gpu", steps=200)
+    res = invoke("status", "cpu", "gpu")
+    assert res.exit_code == 0, res.output
+    cpu, gpu = (line for line in res.stdout.splitlines() if line.lstrip().startswith("step "))
+    assert cpu.endswith("tok/s  RSS 0.71 GiB") and gpu.endswith("tok/s  GPU 21.0 GiB")
+    obj = json.loads(invoke("status", "--json", "cpu").stdout)
+    assert obj["gpu_mem_gb"] is None and obj["rss_gb"] == 0.71
+
+
 def test_runs_table_and_json(runs_dir):
     make_v1_run(runs_dir / "alpha", steps=100)
     make_v1_run(runs_dir / "beta", state="halted")
