@@ -29,11 +29,16 @@ def collect_runs(directory: str | None, host: str | None) -> list[Judged]:
 def render_table(judged: list[Judged]) -> None:
     from rich.console import Console
     from rich.markup import escape
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for col in ("run", "state", "step", "loss", "tok/s", "heartbeat", "health", "alerts"):
-        table.add_column(col, justify="right" if col in ("step", "loss", "tok/s", "heartbeat") else "left")
+        # in a narrow terminal only the alerts wrap: a cut run name (default names differ only in their
+        # time-of-day tail) would no longer say which run a row is
+        table.add_column(
+            col, justify="right" if col in ("step", "loss", "tok/s", "heartbeat") else "left", no_wrap=col != "alerts"
+        )
     for j in judged:
         v = j.verdict
         if v is None:
@@ -52,7 +57,13 @@ def render_table(judged: list[Judged]) -> None:
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
             ", ".join(a["rule"] for a in v["alerts"]),
         )
-    Console(highlight=False, soft_wrap=True).print(table)
+    console = Console(highlight=False, soft_wrap=True)
+    # narrower than the table's least width (whole names, states, numbers): print it whole, the terminal wraps
+    # the lines, rather than rich cutting every cell down to "…"
+    least = Measurement.get(console, console.options.update_width(1 << 16), table).minimum
+    if least > console.width:
+        console = Console(highlight=False, soft_wrap=True, width=least)
+    console.print(table)
 
 
 def run_runs(directory: str | None, *, host: str | None, as_json: bool) -> int:

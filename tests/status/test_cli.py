@@ -117,6 +117,20 @@ def test_runs_table_and_json(runs_dir):
     assert res.exit_code == 3 and "no runs directory" in res.stderr
 
 
+@pytest.mark.parametrize("columns", [60, 80, 200])
+def test_runs_table_never_cuts_names_or_numbers(runs_dir, monkeypatch, columns):
+    """Default names differ only in their tail; in a narrow terminal (or a pipe: 80) only the alerts may wrap."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    names = ("tiny-cpu-20261203-085745", "tiny-cpu-20261203-091502")
+    make_v1_run(runs_dir / names[0], steps=100)
+    make_v1_run(runs_dir / names[1], steps=1000, alerts=["data_stall", "gate_collapse"])
+    res = invoke("runs")
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.stdout
+    for word in (*names, "running", "100/1000", "1000/4000", "data_stall", "gate_collapse"):
+        assert word in res.stdout
+
+
 def test_status_imports_neither_torch_nor_textual(tmp_path):
     make_v1_run(tmp_path / "r", steps=100)
     code = (
