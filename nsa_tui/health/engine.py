@@ -111,7 +111,11 @@ def _eta(h: RunHistory, state: str) -> float | None:
         return 0.0
     if state not in ("running", "starting") or not total or step is None:
         return None
-    pts = [(s, t) for s, t in zip(h.steps[-ETA_WINDOW_POINTS:], h.ts[-ETA_WINDOW_POINTS:], strict=False) if t]
+    # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
+    boot = h.boot_event
+    since = boot.ts if boot is not None and boot.ts is not None else -math.inf
+    recent = zip(h.steps[-ETA_WINDOW_POINTS:], h.ts[-ETA_WINDOW_POINTS:], strict=False)
+    pts = [(s, t) for s, t in recent if t and t >= since]
     rate = None
     if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
         rate = (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])

@@ -55,6 +55,18 @@ def test_healthy_run_is_silent(tmp_path, steps):
     assert v.eta_s is not None and v.eta_s > 0 and v.step == steps
 
 
+def test_eta_after_a_resume_uses_this_attempts_speed(tmp_path):
+    """Halted at step 100 for an hour, resumed: the ETA comes from the steps since the new boot (10 steps per
+    4 s), not from a window that spans the pause."""
+    w = make_v1_run(tmp_path / "r", steps=100, total_steps=1000, log_every=10, step_time_s=0.4, now=NOW - 3700)
+    w.ts += 3600
+    w.boot()
+    w.progress(5)
+    v = evaluate(load_run(w.path), w.ts + 1, build_rules(w.config))
+    assert v.state == "running" and v.step == 150
+    assert v.eta_s == pytest.approx((1000 - 150) / (10 / 4.0))
+
+
 def test_persistence_short_condition_does_not_fire(tmp_path):
     """gate_collapse needs 100 steps: 4 bad points 10 steps apart (30 steps) do not fire, 12 do."""
     w = make_v1_run(tmp_path / "r", steps=500, now=NOW)
