@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,34 @@ def finite(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+@dataclass
+class Attempt:
+    """One training process of a run (a halt or a crash and --resume start another), by rank 0's records."""
+
+    boot: float  # its boot record's time
+    train: float | None  # its 'train' phase record's time: the loop started (None: it never got there)
+    last: float  # its last record's time
+
+    @property
+    def train_s(self) -> float:
+        return 0.0 if self.train is None else max(0.0, self.last - self.train)
+
+
+def attempts(h: RunHistory) -> list[Attempt]:
+    """The run's attempts in time order; empty for formats without boot records."""
+    ev0 = [e for e in h.events if e.ts is not None and e.rank in (0, None)]  # every rank boots: one is enough
+    boots = sorted(e.ts for e in ev0 if e.kind == schema.KIND_BOOT)
+    trains = sorted(e.ts for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train")
+    stamps = sorted(t for t in (*h.ts, *(e.ts for e in h.events)) if t is not None)
+    out = []
+    for i, boot in enumerate(boots):
+        until = boots[i + 1] if i + 1 < len(boots) else math.inf
+        inside = stamps[bisect_left(stamps, boot) : bisect_left(stamps, until)]
+        train = trains[bisect_left(trains, boot) : bisect_left(trains, until)]
+        out.append(Attempt(boot, train[0] if train else None, inside[-1] if inside else boot))
+    return out
+
+
 def final_numbers(r: ReportRun) -> dict[str, Any]:
     """The numbers of the summary table: summary.json when the trainer wrote one, else the history."""
     h, s = r.history, r.summary
@@ -110,7 +139,16 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "wall_time_s": s.get("wall_time_s"),
         "mean_toks_per_s": s.get("mean_toks_per_s") or (sum(toks) / len(toks) if toks else None),
         "end_reason": s.get("end_reason") or r.verdict.end_reason,
+        "attempts": 1,
     }
+    runs = attempts(h)
+    if len(runs) > 1:
+        # summary.json speaks for its own process only. The whole run: every attempt's time (not the pauses
+        # between them), and its tokens over the attempts' training-loop time, as the summary computes its own
+        out["attempts"] = len(runs)
+        out["wall_time_s"] = sum(a.last - a.boot for a in runs)
+        train_s, tokens = sum(a.train_s for a in runs), finite(out["tokens_seen"])
+        out["mean_toks_per_s"] = tokens / train_s if tokens is not None and train_s > 0 else None
     for k in ("final_val_loss", "best_val_loss"):
         v = finite(out[k])
         out[k.replace("loss", "ppl")] = math.exp(min(v, 700.0)) if v is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from PIL import Image
 from typer.testing import CliRunner
 
+from nsa_train.telemetry import schema
 from nsa_tui.cli import app
 from nsa_tui.report import build_report
 
@@ -53,6 +55,32 @@ def test_two_runs_overlaid_with_config_difference_and_alert(tmp_path: Path) -> N
     assert "| collapsed | nsa-v1 | finished | 300/300 |" in md
     assert "| train.steps | 200 | 300 |" in md
     assert "| collapsed | gate_collapse | warning |" in md
+
+
+def test_resumed_run_counts_every_attempt(tmp_path: Path) -> None:
+    """Halted at step 100, resumed an hour later: wall time and speed cover both processes, not the pause and not
+    only the last process (whose summary.json speaks for itself alone)."""
+    w = make_v1_run(tmp_path / "r", steps=100, total_steps=300, state="running")
+    w.end("halt", 0)
+    w.ts += 3600
+    w.boot()
+    for phase in schema.PHASES:
+        w.phase(phase)
+    w.progress(20)
+    w.end("completed", 0)
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps({"wall_time_s": 90.0, "mean_toks_per_s": 1.0}))
+    # expected from the rank-0 records themselves: each attempt runs from its boot to its last record
+    recs = [json.loads(x) for x in (w.path / schema.heartbeat_name(0)).read_text().splitlines()]
+    starts = [i for i, r in enumerate(recs) if r["kind"] == schema.KIND_BOOT]
+    parts = [recs[a:b] for a, b in zip(starts, [*starts[1:], len(recs)], strict=True)]
+    wall = sum(p[-1]["ts"] - p[0]["ts"] for p in parts)
+    train = sum(p[-1]["ts"] - next(r["ts"] for r in p if r.get("phase") == "train") for p in parts)
+    tokens = recs[-2]["tokens_seen"]  # the last progress record
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| r |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[9] == f"{int(wall) // 60}m{int(wall) % 60:02d}s (2 attempts)" and wall < 3600
+    assert cells[10] == f"{tokens / train:.0f}"
 
 
 @pytest.mark.parametrize("fmt", ["vibe", "generic"])
