@@ -21,7 +21,7 @@ import torch
 from nsa_train.telemetry import schema
 
 TMP_SUFFIX = ".tmp"
-CKPT_SUFFIX = ".pt"
+CKPT_SUFFIX = schema.CHECKPOINT_SUFFIX
 
 
 class CheckpointError(Exception):

@@ -41,8 +41,19 @@ def stackdump_name(rank: int, ts: float) -> str:
     return f"stackdump_rank{rank}_{int(ts)}.txt"
 
 
+CHECKPOINT_SUFFIX = ".pt"  # a checkpoint file is checkpoint_name(step) + this
+
+
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
+
+
+def checkpoint_step(file_name: str) -> int | None:
+    """The step of a checkpoint file (``step_00000300.pt`` -> 300, what the ``latest`` pointer holds); None for
+    any other name."""
+    stem = file_name.removesuffix(CHECKPOINT_SUFFIX)
+    digits = stem.removeprefix("step_")
+    return int(digits) if stem.startswith("step_") and digits.isdigit() else None
 
 
 HEARTBEAT_GLOB = "heartbeat_rank*.jsonl"

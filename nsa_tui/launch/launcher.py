@@ -86,6 +86,18 @@ def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Pat
     return (path.absolute() if path is not None else None), cfg
 
 
+def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
+    """Refuse a resume whose latest checkpoint already reached train.steps before anything starts: the trainer
+    would stop with 'nothing to do', and that failed attempt would mark a finished run as crashed."""
+    latest = (run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).read_text(encoding="utf-8").strip()
+    step = schema.checkpoint_step(latest)
+    if step is not None and step >= total_steps:
+        raise UserError(
+            f"--resume: {run_dir}'s latest checkpoint ({latest}) is at step {step} and train.steps is {total_steps}: "
+            "nothing to do (to train on, raise it: --set train.steps=N)"
+        )
+
+
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
     config = req.config
     if req.resume:
@@ -97,6 +109,8 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         if config is None and (target / schema.CONFIG_YAML).is_file():
             config = str(target / schema.CONFIG_YAML)  # the run's own resolved config, not the default
     config_path, cfg = load_validated_config(config, req.overrides)
+    if req.resume:
+        check_resume_has_work(target, cfg.train.steps)
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     rdzv.validate()
     if req.run_dir is not None:

@@ -169,6 +169,11 @@ def test_resume_a_halted_run_continues_from_its_checkpoint(runs_dir, tmux_socket
     resumed = [r["step"] for r in _progress(run_dir) if r["step"] > halted_at]
     assert resumed[0] == halted_at + 1
     _assert_clean_halt(run_dir, nsa("halt", "again", "--wait", "120", timeout=180))
+    # resuming with train.steps at the checkpoint's step: refused before anything starts
+    done_at = [r for r in records(run_dir) if r.get("kind") == "end"][-1]["step"]
+    res = nsa("launch", "--name", "again", "--resume", "--set", f"train.steps={done_at}")
+    assert res.returncode == 1 and "nothing to do" in res.stderr, res.stdout + res.stderr
+    assert tmux_sessions() == [] and exit_status(run_dir) == 0
 
 
 def test_resume_without_a_checkpoint_is_one_error(runs_dir, tmux_socket):

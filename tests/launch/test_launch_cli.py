@@ -81,6 +81,21 @@ def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
     assert "already holds an earlier run" in _one_error_line(res)
 
 
+def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_dir, tmux_socket):
+    """Else the trainer starts, finds nothing to do and fails: a finished run would then read 'crashed'."""
+    done = runs_dir / "done"
+    (done / "checkpoints").mkdir(parents=True)
+    (done / "checkpoints" / "latest").write_text("step_00000600.pt\n")  # the tiny default's train.steps is 600
+    (done / "exit_status").write_text("0\n")
+    res = nsa("launch", "--name", "done", "--resume")
+    assert res.returncode == 1
+    line = _one_error_line(res)
+    assert "is at step 600 and train.steps is 600: nothing to do" in line and "--set train.steps=N" in line
+    assert tmux_sessions() == [] and (done / "exit_status").read_text() == "0\n"
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert res.returncode == 0, res.stderr
+
+
 def test_live_heartbeat_is_refused(runs_dir, tmux_socket):
     live = runs_dir / "live"
     live.mkdir()

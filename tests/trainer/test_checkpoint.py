@@ -95,3 +95,12 @@ def test_rng_round_trip() -> None:
     ck.restore_rng(state)
     b = (random.random(), torch.rand(3))
     assert a[0] == b[0] and torch.equal(a[1], b[1])
+
+
+def test_checkpoint_step_reads_back_the_file_names_the_trainer_writes() -> None:
+    """The tools read a checkpoint's step from its name (no torch): the inverse of checkpoint_file_name."""
+    for step in (0, 78, 300, 123_456_789):
+        assert schema.checkpoint_step(ck.checkpoint_file_name(step)) == step
+    assert schema.checkpoint_step(schema.checkpoint_name(42)) == 42
+    for other in ("best.pt", "step_.pt", "step_12a.pt", "latest", "step_-3.pt", ".step_00000001.pt.tmp"):
+        assert schema.checkpoint_step(other) is None
