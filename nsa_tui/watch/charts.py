@@ -167,10 +167,12 @@ class RunCharts:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def cpu_run(self) -> bool:
-        """The run has logged progress and never any GPU memory (a CPU run leaves those columns null)."""
+        """The run logs its host RSS and never any GPU memory (a CPU run leaves those columns null). A log with
+        no memory at all (a foreign format) is not called a CPU run: it may well have run on a GPU."""
         h = self.model.history
-        gpu = ("gpu_mem_alloc_gb", "gpu_mem_reserved_gb")
-        return h.has_progress and all(h.last_value(k) is None for k in gpu)
+        if not h.has_progress or h.last_value("rss_gb") is None:
+            return False
+        return all(h.last_value(k) is None for k in ("gpu_mem_alloc_gb", "gpu_mem_reserved_gb"))
 
     def memory_limit_gb(self) -> float | None:
         mon = self.model.history.config.get("monitor") or {}

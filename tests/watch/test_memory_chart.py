@@ -4,7 +4,7 @@ empty for good, so a GPU chart would say "waiting for data" forever). No Textual
 from __future__ import annotations
 
 import pytest
-from fixtures.runs import make_v1_run
+from fixtures.runs import make_generic_run, make_v1_run
 
 import nsa_tui.watch.model as model_mod
 from nsa_tui.tail.local import LocalRunSource
@@ -48,8 +48,16 @@ def test_gpu_run_charts_gpu_memory(tmp_path):
     assert charts.title("mem", view).startswith("GPU GiB 18.9/21")
 
 
-def test_no_progress_yet_is_neither(tmp_path):
-    charts = RunCharts(_read(make_v1_run(tmp_path / "new", state="starting").path))
+@pytest.mark.parametrize("kind", ["no progress yet", "a log without memory"])
+def test_neither_without_memory_data(tmp_path, kind):
+    """Not called a CPU run without evidence: a foreign log that records no memory may come from a GPU."""
+    if kind == "no progress yet":
+        run = make_v1_run(tmp_path / "new", state="starting").path
+    else:
+        run = make_generic_run(tmp_path / "gen", steps=200).parent  # (it returns the log file)
+    charts = RunCharts(_read(run))
     view = ViewSettings()
+    assert charts.model.history.has_progress == (kind != "no progress yet")
     assert charts.title("mem", view) == "GPU mem —"
+    assert [ln.label for ln in charts.spec("mem", view).lines] == ["alloc", "reserved"]
     assert "waiting for data" in render(charts.spec("mem", view), 40, 8).plain
