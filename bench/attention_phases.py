@@ -47,16 +47,19 @@ class PhaseSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def sample(self) -> None:
+        """Record the current RSS under the current phase."""
         with open("/proc/self/statm") as f:
-            while not self._stop.is_set():
-                f.seek(0)
-                rss = int(f.read().split()[1]) * PAGE_MB
-                p = self.phase
-                self.peaks[p] = max(self.peaks.get(p, 0.0), rss)
-                if not self.timeline or self.timeline[-1][0] != p:
-                    self.timeline.append((p, rss))
-                time.sleep(0.0005)
+            rss = int(f.read().split()[1]) * PAGE_MB
+        p = self.phase
+        self.peaks[p] = max(self.peaks.get(p, 0.0), rss)
+        if not self.timeline or self.timeline[-1][0] != p:
+            self.timeline.append((p, rss))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(0.0005)
 
     def __enter__(self) -> PhaseSampler:
         self._thread.start()
@@ -73,12 +76,16 @@ class PhaseSampler:
         sampler = self
 
         def tagged(*a: object, **k: object) -> object:
+            # a sample as each phase ends (the outer one here, the op's own below): a phase shorter than the
+            # polling period (tiny lengths, a busy machine) still gets one
+            sampler.sample()
             outer, sampler.phase = sampler.phase, label
             t0 = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
                 sampler.seconds[label] = sampler.seconds.get(label, 0.0) + time.perf_counter() - t0
+                sampler.sample()
                 sampler.phase = outer
 
         setattr(owner, name, staticmethod(tagged))
