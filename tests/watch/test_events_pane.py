@@ -7,8 +7,8 @@ from types import SimpleNamespace
 from nsa_tui.watch.widgets.events_pane import describe_event
 
 
-def ev(kind: str, **fields) -> SimpleNamespace:
-    return SimpleNamespace(kind=kind, fields=fields)
+def ev(kind: str, rank: int | None = 0, **fields) -> SimpleNamespace:
+    return SimpleNamespace(kind=kind, rank=rank, fields=fields)
 
 
 def test_a_phase_start_and_its_done_record_read_differently():
@@ -33,3 +33,10 @@ def test_rows_are_shared_without_blank_rows():
     assert split_rows(46, 3, 5) == (3, 5)
     assert split_rows(46, 0, 0) == (0, 0)
     assert split_rows(5, 100, 100) == (3, 2)
+
+
+def test_events_of_other_ranks_say_which():
+    assert describe_event(ev("end", rank=0, reason="halt")) == "end halt"
+    assert describe_event(ev("end", rank=1, reason="halt")) == "end halt (rank 1)"
+    assert describe_event(ev("error", rank=3, message="CUDA error")) == "error CUDA error (rank 3)"
+    assert describe_event(ev("stall", rank=None, seconds_since_progress=5)).endswith("5s")  # a format without ranks

@@ -21,6 +21,14 @@ KIND_STYLE = {
 
 
 def describe_event(ev) -> str:
+    text = _describe(ev)
+    # every rank writes its own boot, end, stall and error records: without its rank, rank 1's end of a 2-rank
+    # run reads as a duplicate of rank 0's
+    rank = getattr(ev, "rank", None)
+    return text if rank in (0, None) else f"{text} (rank {rank})"
+
+
+def _describe(ev) -> str:
     f = ev.fields or {}
     if ev.kind == "phase":
         # a phase is logged when it starts and, for some, again with done=true: say which
