@@ -25,7 +25,7 @@ from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.verdict import VerdictView, evaluate
-from nsa_tui.watch.widgets.events_pane import EventsPane
+from nsa_tui.watch.widgets.events_pane import EventsPane, pane_events
 from nsa_tui.watch.widgets.health_panel import HealthPanel
 from nsa_tui.watch.widgets.line_chart import LineChart
 from nsa_tui.watch.widgets.ranks_panel import RanksPanel
@@ -263,7 +263,7 @@ class WatchApp(App):
                 if plot:
                     # charts and the log tail once a second; the header carries the newest
                     # step at 4 Hz
-                    main.query_one(EventsPane).show(list(m.history.events[-50:]), m.log_tail(50))
+                    main.query_one(EventsPane).show(pane_events(m.history.events, 50), m.log_tail(50))
                     if self.view.compare:
                         main.query_one("#compare", LineChart).redraw()
                     else:

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 from nsa_tui.watch.widgets.events_pane import describe_event
 
 
-def ev(kind: str, rank: int | None = 0, **fields) -> SimpleNamespace:
-    return SimpleNamespace(kind=kind, rank=rank, fields=fields)
+def ev(kind: str, rank: int | None = 0, step: int | None = 0, ts: float | None = None, **fields) -> SimpleNamespace:
+    return SimpleNamespace(kind=kind, rank=rank, step=step, ts=ts, fields=fields)
 
 
 def test_a_phase_start_and_its_done_record_read_differently():
@@ -40,3 +40,27 @@ def test_events_of_other_ranks_say_which():
     assert describe_event(ev("end", rank=1, reason="halt")) == "end halt (rank 1)"
     assert describe_event(ev("error", rank=3, message="CUDA error")) == "error CUDA error (rank 3)"
     assert describe_event(ev("stall", rank=None, seconds_since_progress=5)).endswith("5s")  # a format without ranks
+
+
+def test_pane_shows_each_event_once_in_time_order_and_what_only_another_rank_said():
+    """Rank 0's file is read before rank 1's: the pane sorts by time, drops rank 1's copies of rank 0's
+    phase/eval/end records, and keeps rank 1's own error."""
+    from nsa_tui.watch.widgets.events_pane import pane_events
+
+    rank0 = [
+        ev("phase", 0, 0, 1.0, phase="train"),
+        ev("eval", 0, 100, 5.0, val_loss=2.5),
+        ev("end", 0, 198, 9.0, reason="halt"),
+    ]
+    rank1 = [
+        ev("phase", 1, 0, 1.1, phase="train"),
+        ev("eval", 1, 100, 5.1, val_loss=2.5),
+        ev("error", 1, 150, 8.0, message="gloo timeout"),
+        ev("end", 1, 198, 9.1, reason="halt"),
+    ]
+    shown = [describe_event(e) for e in pane_events(rank0 + rank1, 50)]
+    assert shown == ["phase train", "eval val_loss 2.5", "error gloo timeout (rank 1)", "end halt"]
+    assert [describe_event(e) for e in pane_events(rank0 + rank1, 2)] == ["error gloo timeout (rank 1)", "end halt"]
+    # a format without ranks or timestamps keeps its order
+    plain = [ev("phase", None, 0, None, phase=p) for p in ("config", "data", "model")]
+    assert [describe_event(e) for e in pane_events(plain, 50)] == ["phase config", "phase data", "phase model"]

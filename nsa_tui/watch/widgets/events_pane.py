@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.text import Text
@@ -22,10 +23,18 @@ KIND_STYLE = {
 
 def describe_event(ev) -> str:
     text = _describe(ev)
-    # every rank writes its own boot, end, stall and error records: without its rank, rank 1's end of a 2-rank
-    # run reads as a duplicate of rank 0's
     rank = getattr(ev, "rank", None)
     return text if rank in (0, None) else f"{text} (rank {rank})"
+
+
+def pane_events(events: list, limit: int) -> list:
+    """The newest ``limit`` events in time order, for the pane. Every rank writes its own phase, eval and end
+    records, and each rank's file is read in turn: an event of another rank that rank 0 also logged (same kind,
+    step and words) is dropped, what only it said (its error, its stall) stays, marked with its rank."""
+    recent = sorted(events[-4 * limit :], key=lambda e: e.ts if e.ts is not None else -math.inf)
+    said = {(e.kind, e.step, _describe(e)) for e in recent if getattr(e, "rank", None) in (0, None)}
+    kept = [e for e in recent if getattr(e, "rank", None) in (0, None) or (e.kind, e.step, _describe(e)) not in said]
+    return kept[-limit:]
 
 
 def _describe(ev) -> str:
