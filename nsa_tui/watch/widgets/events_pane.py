@@ -21,10 +21,14 @@ KIND_STYLE = {
 }
 
 
+def _rank0(ev) -> bool:
+    """Rank 0's event, or one of a format without ranks."""
+    return ev.rank in (0, None)
+
+
 def describe_event(ev) -> str:
     text = _describe(ev)
-    rank = getattr(ev, "rank", None)
-    return text if rank in (0, None) else f"{text} (rank {rank})"
+    return text if _rank0(ev) else f"{text} (rank {ev.rank})"
 
 
 def pane_events(events: list, limit: int) -> list:
@@ -32,8 +36,8 @@ def pane_events(events: list, limit: int) -> list:
     records, and each rank's file is read in turn: an event of another rank that rank 0 also logged (same kind,
     step and words) is dropped, what only it said (its error, its stall) stays, marked with its rank."""
     recent = sorted(events[-4 * limit :], key=lambda e: e.ts if e.ts is not None else -math.inf)
-    said = {(e.kind, e.step, _describe(e)) for e in recent if getattr(e, "rank", None) in (0, None)}
-    kept = [e for e in recent if getattr(e, "rank", None) in (0, None) or (e.kind, e.step, _describe(e)) not in said]
+    said = {(e.kind, e.step, _describe(e)) for e in recent if _rank0(e)}
+    kept = [e for e in recent if _rank0(e) or (e.kind, e.step, _describe(e)) not in said]
     return kept[-limit:]
 
 
