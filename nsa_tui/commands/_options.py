@@ -1,10 +1,12 @@
-"""Options shared by the commands that act on one existing run (halt, dump, attach)."""
+"""Options shared by the commands that act on existing runs, here or on --host."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
+
+from nsa_tui.errors import UserError
 
 RunArg = Annotated[str, typer.Argument(help="Run directory or run name.")]
 HostOpt = Annotated[
@@ -14,3 +16,9 @@ RemoteDirOpt = Annotated[
     str | None,
     typer.Option("--remote-dir", help="With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."),
 ]
+
+
+def check_remote_dir(host: str | None, remote_dir: str | None) -> None:
+    """--remote-dir means nothing without --host: say so instead of ignoring it."""
+    if remote_dir is not None and host is None:
+        raise UserError("--remote-dir needs --host (it is a directory on that host)")

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 
@@ -17,6 +17,7 @@ def attach_command(
 ) -> None:
     """Attach to the run's tmux session `nsa-<name>`."""
     try:
+        check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import attach_remote
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 
@@ -15,6 +15,7 @@ def dump_command(
 ) -> None:
     """Signal every rank's trainer (SIGUSR1) and print the stack dump files it writes."""
     try:
+        check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 
@@ -18,6 +18,7 @@ def halt_command(
 ) -> None:
     """Create .HALT, wait for the `end` record and report the checkpoint."""
     try:
+        check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
 

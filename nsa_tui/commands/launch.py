@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,7 +65,7 @@ def launch_command(
             if code != 0:
                 raise typer.Exit(code)
             if watch and not dry_run:
-                open_watch(run, host)
+                open_watch(run, host, remote_dir)
             return
         if remote_dir is not None:
             raise UserError("--remote-dir needs --host")
@@ -94,10 +96,41 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         _say("dry run: nothing started")
         return plan.run_dir
     launcher.start(plan, req.force, _say)
-    quoted = shlex.quote(plan.name)
     _say(f"started tmux session {plan.session}; console: {plan.run_dir / 'console.log'}")
-    _say(f"  watch: nsa watch {quoted}   attach: nsa attach {quoted}   stop: nsa halt {quoted}")
+    _say(next_steps(run_argument(plan.name, plan.run_dir)))
     return plan.run_dir
+
+
+def run_argument(name: str, run_dir: Path) -> str:
+    """How the other commands can name this run: its name when that finds it, else its path."""
+    from nsa_tui.rundir import runs_root
+
+    named = runs_root() / name
+    return name if named.exists() and named.resolve() == run_dir.resolve() else str(run_dir)
+
+
+def next_steps(run: str, host: str | None = None, remote_dir: str | None = None) -> str:
+    """The line that tells what to type next; from another machine it carries --host (and --remote-dir)."""
+    where = []
+    if host is not None:
+        where = ["--host", host] + (["--remote-dir", remote_dir] if remote_dir else [])
+    cmd = {verb: shlex.join(["nsa", verb, *where, run]) for verb in ("watch", "attach", "halt")}
+    return f"  watch: {cmd['watch']}   attach: {cmd['attach']}   stop: {cmd['halt']}"
+
+
+def _from_here(host: str, remote_dir: str | None) -> Callable[[str], str]:
+    """Rewrites the remote nsa's next-steps line (which names the run as seen over there) into
+    commands to type here; every other line passes as it is."""
+    pattern = re.compile(r"  watch: nsa watch (.+)   attach: nsa attach (.+)   stop: nsa halt (.+)")
+
+    def rewrite(line: str) -> str:
+        m = pattern.fullmatch(line.rstrip("\n"))
+        if m is None or len(set(m.groups())) != 1:
+            return line
+        words = shlex.split(m.group(1))
+        return next_steps(words[0], host, remote_dir) + "\n" if len(words) == 1 else line
+
+    return rewrite
 
 
 def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
@@ -136,17 +169,19 @@ def launch_remote(req: LaunchRequest, host: str, remote_dir: str | None, dry_run
         req.name = default_run_name(req.config)
     if req.name is not None:
         validate_run_name(req.name)
-    code, out = run_nsa(host, remote_dir, remote_launch_args(req, dry_run))
+    code, out = run_nsa(host, remote_dir, remote_launch_args(req, dry_run), rewrite=_from_here(host, remote_dir))
     # The remote nsa prints the absolute run dir: watch that, whatever the remote cwd was.
     run_dirs = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("run dir:")]
     return code, run_dirs[0] if run_dirs else (req.run_dir or req.name or "")
 
 
-def open_watch(run: str, host: str | None) -> None:
+def open_watch(run: str, host: str | None, remote_dir: str | None = None) -> None:
     """Hand this terminal to `nsa watch` on the new run."""
     argv = [sys.executable, "-m", "nsa_tui", "watch", run]
     if host is not None:
         argv += ["--host", host]
+        if remote_dir:
+            argv += ["--remote-dir", remote_dir]  # the h and d keys run that checkout's nsa
     sys.stdout.flush()
     os.execv(argv[0], argv)
 

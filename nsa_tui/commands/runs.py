@@ -1,4 +1,4 @@
-"""`nsa runs [DIR] [--host HOST] [--json]`: a table of runs judged by the health engine."""
+"""`nsa runs [DIR] [--host HOST [--remote-dir DIR]] [--json]`: a table of runs judged by the health engine."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ from typing import Annotated
 
 import typer
 
+from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote
 from nsa_tui.errors import UserError
 
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 
 
-def collect_runs(directory: str | None, host: str | None) -> list[Judged]:
+def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> list[Judged]:
     """Every run directory under DIR (default: the runs root), newest first."""
+    check_remote_dir(host, remote_dir)
     if host is not None:
-        return judge_remote(host, [f"@all:{directory or ''}"])
+        judged = judge_remote(host, [f"@all:{directory or ''}"], remote_dir=remote_dir)
+        if len(judged) == 1 and judged[0].missing:
+            raise UserError(judged[0].error or "no runs directory", EXIT_NO_TELEMETRY)
+        return judged
     from nsa_tui.rundir import list_runs, runs_root
 
     root = Path(directory) if directory else runs_root()
@@ -66,8 +71,8 @@ def render_table(judged: list[Judged]) -> None:
     console.print(table)
 
 
-def run_runs(directory: str | None, *, host: str | None, as_json: bool) -> int:
-    judged = collect_runs(directory, host)
+def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_dir: str | None = None) -> int:
+    judged = collect_runs(directory, host, remote_dir)
     if as_json:
         for j in judged:
             print(json.dumps(j.verdict if j.verdict is not None else {"run": j.run, "error": j.error}), flush=True)
@@ -75,9 +80,6 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool) -> int:
         print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}")
     else:
         render_table(judged)
-    missing = [j for j in judged if j.verdict is None and j.error and "no run directory" in j.error]
-    if missing:
-        raise UserError(missing[0].error or "missing directory", EXIT_NO_TELEMETRY)
     return 0
 
 
@@ -86,13 +88,14 @@ def register(app: typer.Typer) -> None:
     def runs(
         directory: Annotated[str | None, typer.Argument(help="Directory holding run directories.")] = None,
         host: Annotated[str | None, typer.Option("--host", help="List the runs on this SSH host.")] = None,
+        remote_dir: RemoteDirOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
     ) -> None:
         """A table of runs: name, state, step/total, loss, tokens/s, last heartbeat age, health."""
         from nsa_tui.errors import fail
 
         try:
-            code = run_runs(directory, host=host, as_json=as_json)
+            code = run_runs(directory, host=host, as_json=as_json, remote_dir=remote_dir)
         except UserError as e:
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -1,4 +1,4 @@
-"""`nsa status [RUN ...] [--host HOST] [--json] [--rules PATH]`: one-shot health verdicts.
+"""`nsa status [RUN ...] [--host HOST [--remote-dir DIR]] [--json] [--rules PATH]`: one-shot health verdicts.
 
 Exit codes: 0 all ok, 1 the worst verdict is a warning, 2 critical, 3 no telemetry or the
 host/run could not be reached, 4 a rules file (or a run's monitor section) we cannot use.
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nsa_tui.commands._options import RemoteDirOpt
 from nsa_tui.errors import UserError
 
 EXIT_NO_TELEMETRY = 3
@@ -26,6 +27,7 @@ class Judged:
     run: str
     verdict: dict[str, Any] | None = None
     error: str | None = None
+    missing: bool = False  # no such run directory (as opposed to one without telemetry)
 
     @property
     def exit_code(self) -> int:
@@ -65,21 +67,29 @@ def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judg
     )
 
 
-def judge_remote(host: str, runs: list[str], user_rules: dict[str, Any] | None = None) -> list[Judged]:
-    """All RUNs on ``host`` in one ssh call. With a rules file we judge locally (the remote
-    `nsa` does not see the file); otherwise a remote `nsa status --json` is used when present."""
+def judge_remote(
+    host: str, runs: list[str], user_rules: dict[str, Any] | None = None, remote_dir: str | None = None
+) -> list[Judged]:
+    """All RUNs on ``host`` in one ssh call, names resolved under ``remote_dir`` there. With a
+    rules file we judge locally (the remote `nsa` does not see the file); otherwise a remote
+    `nsa status --json` is used when present."""
+    from nsa_tui.remote.checkout import missing_run_message, no_remote_dir_message
     from nsa_tui.remote.ssh import SSHError
     from nsa_tui.runs import history_from_bundle
+    from nsa_tui.runs.bundle import MissingRun
     from nsa_tui.runs.remote import fetch_remote
 
     try:
-        answer = fetch_remote(host, runs, prefer_nsa=user_rules is None)
+        answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
     except SSHError as e:
         raise UserError(str(e), EXIT_NO_TELEMETRY) from None
+    if answer.no_dir is not None:
+        raise UserError(no_remote_dir_message(answer.no_dir, host), EXIT_NO_TELEMETRY)
     out: list[Judged] = []
     for item in answer.bundles:
-        if isinstance(item, str):
-            out.append(Judged(item, error=f"no run directory {item!r} on {host}"))
+        if isinstance(item, MissingRun):
+            error = missing_run_message(item.run, host, item.cwd, item.runs_root)
+            out.append(Judged(item.run or "(newest)", error=error, missing=True))
         elif isinstance(item, bytes):
             for line in item.decode("utf-8", errors="replace").splitlines():
                 try:
@@ -162,9 +172,14 @@ def render_human(j: Judged) -> None:
 
 
 # ---------------------------------------------------------------- command
-def run_status(runs: list[str], *, host: str | None, as_json: bool, rules_path: Path | None) -> int:
+def run_status(
+    runs: list[str], *, host: str | None, as_json: bool, rules_path: Path | None, remote_dir: str | None = None
+) -> int:
     """Judge every RUN, print, return the exit code (worst verdict; 3 for missing telemetry)."""
+    from nsa_tui.commands._options import check_remote_dir
     from nsa_tui.rundir import resolve_run
+
+    check_remote_dir(host, remote_dir)
 
     user_rules = None
     if rules_path is not None:
@@ -175,7 +190,7 @@ def run_status(runs: list[str], *, host: str | None, as_json: bool, rules_path: 
         except RulesError as e:
             raise UserError(str(e), BAD_RULES_EXIT) from None
     if host is not None:
-        judged = judge_remote(host, runs, user_rules)
+        judged = judge_remote(host, runs, user_rules, remote_dir)
     else:
         judged = [judge_local(resolve_run(r), user_rules) for r in (runs or [None])]
     for j in judged:
@@ -196,6 +211,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Argument(help="Run directories or names under the runs root (default: newest).")
         ] = None,
         host: Annotated[str | None, typer.Option("--host", help="Judge runs on this SSH host (one ssh call).")] = None,
+        remote_dir: RemoteDirOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
         rules: Annotated[
             Path | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
@@ -205,7 +221,7 @@ def register(app: typer.Typer) -> None:
         from nsa_tui.errors import fail
 
         try:
-            code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules)
+            code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules, remote_dir=remote_dir)
         except UserError as e:
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -6,29 +6,27 @@ from typing import Annotated
 
 import typer
 
+from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 
-def build_models(runs: list[str], host: str | None, poll: bool, interval: float):
-    """One RunModel per RUN argument (local directories, or paths on HOST)."""
+def build_models(runs: list[str], host: str | None, poll: bool, interval: float, remote_dir: str | None = None):
+    """One RunModel per RUN argument (local directories, or runs on HOST: their paths there are
+    found first, in one short ssh call, as every --host command finds them)."""
     from nsa_tui.watch.model import RunModel
 
+    check_remote_dir(host, remote_dir)
     if host:
         from nsa_tui.remote.ssh import SSHError, validate_host
-        from nsa_tui.rundir import runs_root
+        from nsa_tui.runs.remote import locate_remote_runs
         from nsa_tui.tail.remote import RemoteRunSource
 
         try:
             validate_host(host)
         except SSHError as e:
             raise UserError(str(e), 2) from None
-        if not runs:
-            raise UserError("with --host, name the run: nsa watch --host HOST RUN (a directory on HOST)", 2)
-        models = []
-        for r in runs:
-            path = r if "/" in r else str(runs_root() / r)
-            models.append(RunModel(r.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, path, interval=interval)))
-        return models
+        paths = locate_remote_runs(host, runs, remote_dir)
+        return [RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval)) for p in paths]
     from nsa_tui.rundir import resolve_run
     from nsa_tui.tail.local import LocalRunSource
 
@@ -36,13 +34,16 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float)
     return [RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_tmux=True) for d in dirs]
 
 
-def watch(runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0) -> None:
-    models = build_models(runs, host, poll, interval)
+def watch(
+    runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0, remote_dir: str | None = None
+) -> None:
+    models = build_models(runs, host, poll, interval, remote_dir)
     for m in models:
         m.prefetch()  # the first reads run while Textual is imported (~0.25 s) and the screen is built
     from nsa_tui.watch.app import WatchApp
 
-    WatchApp(models, host=host, remote_runs=runs or None).run()
+    remote_runs = [m.source.run_dir for m in models] if host else None  # type: ignore[attr-defined]
+    WatchApp(models, host=host, remote_runs=remote_runs, remote_dir=remote_dir).run()
 
 
 def register(app: typer.Typer) -> None:
@@ -55,12 +56,13 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--host", help="Watch runs on this host over ssh (your ssh config and keys).")
         ] = None,
         poll: Annotated[bool, typer.Option("--poll", help="Poll files instead of using inotify.")] = False,
+        remote_dir: RemoteDirOpt = None,
         interval: Annotated[
             float, typer.Option("--interval", help="Seconds between remote reads (--host only).", min=0.2)
         ] = 1.0,
     ) -> None:
         """Live dashboard of one or more runs: charts, health alerts, events; q quits, ? for keys."""
         try:
-            watch(runs or [], host, poll, interval)
+            watch(runs or [], host, poll, interval, remote_dir)
         except UserError as e:
             fail(str(e), e.code)

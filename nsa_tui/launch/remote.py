@@ -7,19 +7,20 @@ Every argument travels quoted (``remote_script``): a run name such as
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 from nsa_tui.errors import UserError
+from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
     UNREACHABLE_EXIT,
     SSHError,
     describe_ssh_failure,
     interactive_argv,
-    remote_command,
+    remote_script,
     ssh_base_command,
     validate_host,
 )
@@ -28,35 +29,41 @@ SSH_FAILED = UNREACHABLE_EXIT  # the same exit status as `nsa status` for an unr
 NOT_INSTALLED = 127
 
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
-FORWARDED_ENV = ("NSA_TMUX_SOCKET", "NSA_RUNS_DIR")
+FORWARDED_ENV = ("NSA_TMUX_SOCKET", RUNS_ROOT_ENV)
 
 # $1 = directory to cd into first ("" for the login directory); the rest is nsa's argv.
-# Prefer the checkout's own venv, then nsa on PATH.
-FIND_AND_RUN_NSA = r"""
+# Prefer the checkout's own venv (enter_dir puts it first on PATH), then nsa on PATH.
+FIND_AND_RUN_NSA = (
+    PRELUDE
+    + r"""
 dir=$1; shift
-if [ -n "$dir" ]; then
-  cd -- "$dir" || { echo "error: cannot cd to $dir on $(uname -n)" >&2; exit 3; }
-  if [ -x .venv/bin/nsa ]; then exec .venv/bin/nsa "$@"; fi
-fi
+if ! enter_dir; then echo "error: cannot cd to $dir on $(uname -n) (no such directory there)" >&2; exit 3; fi
 if command -v nsa >/dev/null 2>&1; then exec nsa "$@"; fi
 where=${dir:+ and no $dir/.venv/bin/nsa}
 echo "error: nsa is not installed on $(uname -n): not on PATH$where;" \
   "install the project there (pip install -e .) or pass --remote-dir CHECKOUT" >&2
 exit 127
 """
+)
 
 
 def nsa_remote_command(remote_dir: str | None, nsa_args: list[str], environ: dict[str, str] | None = None) -> str:
     """The one remote command line: `[env K=V ...] sh -c SCRIPT sh DIR ARGS...`, all quoted."""
-    environ = os.environ if environ is None else environ
-    forwarded = [f"{k}={environ[k]}" for k in FORWARDED_ENV if environ.get(k)]
-    argv = ["sh", "-c", FIND_AND_RUN_NSA, "sh", remote_dir or "", *nsa_args]
-    return remote_command(["env", *forwarded, *argv] if forwarded else argv)
+    return remote_script(FIND_AND_RUN_NSA, [remote_dir or "", *nsa_args], forwarded_env(FORWARDED_ENV, environ))
 
 
-def run_nsa(host: str, remote_dir: str | None, nsa_args: list[str], *, echo: bool = True) -> tuple[int, str]:
+def run_nsa(
+    host: str,
+    remote_dir: str | None,
+    nsa_args: list[str],
+    *,
+    echo: bool = True,
+    rewrite: Callable[[str], str] | None = None,
+) -> tuple[int, str]:
     """Run `nsa ARGS` on host: (exit status, its stdout). Stdout is echoed as it
-    comes (when echo), stderr relayed when it ends.
+    comes (each line through ``rewrite`` when given), stderr relayed when it ends. With
+    ``echo=False`` nothing is printed (a dashboard owns the terminal), and when the command
+    fails the text returned is its stdout and then its stderr, so the caller can show why.
 
     Raises UserError (exit SSH_FAILED) when ssh itself fails: connection refused,
     timeout, authentication, host key; nothing has run on the host then.
@@ -74,19 +81,21 @@ def run_nsa(host: str, remote_dir: str | None, nsa_args: list[str], *, echo: boo
             raise UserError(
                 f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)", SSH_FAILED
             ) from None
-        out = _relay_stdout(proc, echo)
+        out = _relay_stdout(proc, echo, rewrite)
         rc = proc.wait()
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
     if rc == SSH_ERROR_EXIT:
         raise UserError(describe_ssh_failure(host, stderr), SSH_FAILED)
+    if not echo:
+        return rc, out + stderr if rc != 0 else out
     if stderr:
         sys.stderr.write(stderr)
         sys.stderr.flush()
     return rc, out
 
 
-def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool) -> str:
+def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool, rewrite: Callable[[str], str] | None) -> str:
     # Line by line, so `nsa halt --host` shows its progress while it waits.
     assert proc.stdout is not None
     lines = []
@@ -94,7 +103,7 @@ def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool) -> str:
         line = raw.decode("utf-8", errors="replace")
         lines.append(line)
         if echo:
-            sys.stdout.write(line)
+            sys.stdout.write(rewrite(line) if rewrite else line)
             sys.stdout.flush()
     return "".join(lines)
 

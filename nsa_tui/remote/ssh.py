@@ -59,9 +59,11 @@ def remote_command(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-def remote_script(script: str, args: list[str]) -> str:
-    """Run a POSIX sh script remotely with ``args`` as $1, $2, ... (never interpolated)."""
-    return remote_command(["sh", "-c", script, "sh", *args])
+def remote_script(script: str, args: list[str], env: list[str] | None = None) -> str:
+    """Run a POSIX sh script remotely with ``args`` as $1, $2, ... (never interpolated), under
+    ``env`` (``K=V`` items, through env(1): sshd drops the client's variables)."""
+    argv = ["sh", "-c", script, "sh", *args]
+    return remote_command(["env", *env, *argv] if env else argv)
 
 
 def describe_ssh_failure(host: str, stderr: str) -> str:

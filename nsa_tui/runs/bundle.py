@@ -15,6 +15,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from nsa_train.telemetry import schema
+from nsa_tui.remote.checkout import PRELUDE
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -116,18 +117,27 @@ def collect_local(run_dir: Path, *, tmux_sessions: list[str] | None = None) -> R
 FRAME = b"\n@@nsa@@ "
 
 # $1: the tmux socket name ('' for the default server), $2: 1 to prefer a remote `nsa`,
-# then pairs of (glob, limit) ended by '--', then the RUN arguments ('' = most recent,
-# '@all:DIR' = every run directory under DIR, newest first; DIR '' = the runs root).
+# $3: --remote-dir ('' for the login directory), then pairs of (glob, limit) ended by '--',
+# then the RUN arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest
+# first; DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
+# directory the script was in and the runs root there (absolute), one per line.
 # Each file's window goes to a temp file first so its frame length is exact even while
 # the trainer appends.
-REMOTE_SCRIPT = r"""
-sock=$1; prefer_nsa=$2; shift 2
+REMOTE_SCRIPT = (
+    PRELUDE
+    + r"""
+sock=$1; prefer_nsa=$2; dir=$3; shift 3
 pats=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do pats="$pats $1:$2"; shift 2; done
 [ "$#" -gt 0 ] && shift
 frame() { printf '\n@@nsa@@ %s %s %s\n' "$1" "$2" "$3"; }
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-status.$$")
 trap 'rm -f "$tmp" "$tmp.h"' EXIT
+if ! enter_dir; then frame nodir 0 "$dir"; exit 0; fi
+missing() {
+  printf '%s\n%s' "$PWD" "$where" >"$tmp"
+  frame missing "$(wc -c <"$tmp" | tr -d ' ')" "$1"; cat "$tmp"
+}
 frame now 0 "$(date +%s)"
 if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
 listed=$sock
@@ -135,7 +145,6 @@ if command -v tmux >/dev/null 2>&1; then
   $tl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
   frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
 fi
-root=${NSA_RUNS_DIR:-runs}
 run_socket() {
   # the tmux server the run was launched on (launch.json's tmux_socket, null: the default); else the one given
   rs=$sock
@@ -187,43 +196,51 @@ emit_run() {
 for run in "$@"; do
   case "$run" in
     @all:*)
-      dir=${run#@all:}; [ -n "$dir" ] || dir=$root
-      if [ ! -d "$dir" ]; then frame missing 0 "$dir"; continue; fi
-      frame listing 0 "$dir"
-      ls -1t "$dir" 2>/dev/null | while IFS= read -r d; do [ -d "$dir/$d" ] && emit_run "$dir/$d"; done
+      ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
+      case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
+      if [ ! -d "$ldir" ]; then missing "$run"; continue; fi
+      frame listing 0 "$ldir"
+      ls -1t "$ldir" 2>/dev/null | while IFS= read -r e; do [ -d "$ldir/$e" ] && emit_run "$ldir/$e"; done
       continue;;
   esac
-  if [ -z "$run" ]; then
-    d=$(ls -1t "$root" 2>/dev/null | head -n 1)
-    [ -n "$d" ] && d="$root/$d"
-  elif [ -d "$run" ]; then d=$run
-  elif [ -d "$root/$run" ]; then d=$root/$run
-  else d=""; fi
-  if [ -z "$d" ] || [ ! -d "$d" ]; then frame missing 0 "${run:-$root}"; continue; fi
+  find_run "$run"
+  if [ -z "$d" ]; then missing "$run"; continue; fi
   emit_run "$d"
 done
 """
+)
 
 
-def remote_args(tmux_socket: str, runs: list[str], prefer_nsa: bool) -> list[str]:
-    args = [tmux_socket, "1" if prefer_nsa else "0"]
+def remote_args(tmux_socket: str, runs: list[str], prefer_nsa: bool, remote_dir: str | None = None) -> list[str]:
+    args = [tmux_socket, "1" if prefer_nsa else "0", remote_dir or ""]
     for pattern, limit in FILE_LIMITS:
         args += [pattern, str(limit)]
     return [*args, "--", *runs]
+
+
+@dataclass(frozen=True)
+class MissingRun:
+    """A RUN argument the remote found on none of the paths it looked at."""
+
+    run: str  # as given ('' = the newest run, '@all:DIR' = a listing)
+    cwd: str  # the directory the remote was in (absolute)
+    runs_root: str  # the runs root, or DIR for a listing (absolute)
 
 
 @dataclass
 class RemoteAnswer:
     """What one remote call brought back, per RUN argument, in order."""
 
-    bundles: list[RunBundle | str | bytes]  # a bundle, a missing RUN (str), or remote JSON (bytes)
+    bundles: list[RunBundle | MissingRun | bytes]  # a bundle, a RUN not found, or remote JSON (bytes)
     now: float | None
     tmux_sessions: list[str] | None
+    no_dir: str | None = None  # the --remote-dir the remote could not enter (nothing else was read)
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     """Split the remote script's output into bundles (never raises on odd input)."""
-    out: list[RunBundle | str | bytes] = []
+    out: list[RunBundle | MissingRun | bytes] = []
+    no_dir: str | None = None
     now: float | None = None
     sessions: list[str] | None = None
     current: RunBundle | None = None
@@ -249,7 +266,10 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
         elif kind == "tmux":
             sessions = [s for s in body.decode("utf-8", errors="replace").splitlines() if s]
         elif kind == "missing":
-            out.append(rest)
+            cwd, _, root = body.decode("utf-8", errors="replace").partition("\n")
+            out.append(MissingRun(rest, cwd, root))
+        elif kind == "nodir":
+            no_dir = rest
         elif kind == "json":
             out.append(body)
         elif kind == "run":
@@ -269,4 +289,4 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions)
+    return RemoteAnswer(out, now, sessions, no_dir)

@@ -1,8 +1,9 @@
-"""Fetch run bundles from a remote host in ONE ssh call (nsa on the remote or not)."""
+"""Find runs on a remote host, and fetch their bundles in ONE ssh call (nsa on the remote or not)."""
 
 from __future__ import annotations
 
-from nsa_tui.remote.ssh import remote_script, run_remote
+from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env, missing_run_message, no_remote_dir_message
+from nsa_tui.remote.ssh import UNREACHABLE_EXIT, remote_script, run_remote
 from nsa_tui.runs.bundle import REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
@@ -14,10 +15,65 @@ REMOTE_TIMEOUT_S = 60.0
 REMOTE_DEFAULT_TMUX_SOCKET = ""
 
 
-def fetch_remote(host: str, runs: list[str], *, prefer_nsa: bool = True) -> RemoteAnswer:
+def fetch_remote(host: str, runs: list[str], *, prefer_nsa: bool = True, remote_dir: str | None = None) -> RemoteAnswer:
     """Bounded tails of each RUN on ``host`` (or its own `nsa status --json` when installed
-    and ``prefer_nsa``). A RUN of '' means the most recent run, '@all:DIR' every run in DIR.
-    Raises nsa_tui.remote.ssh.SSHError (one line) when the host cannot be reached."""
-    args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa)
-    result = run_remote(host, remote_script(REMOTE_SCRIPT, args), timeout=REMOTE_TIMEOUT_S)
+    and ``prefer_nsa``), after entering ``remote_dir`` there. A RUN of '' means the most recent
+    run, '@all:DIR' every run in DIR. Our NSA_RUNS_DIR is the runs root there too, as for
+    `nsa launch --host`. Raises nsa_tui.remote.ssh.SSHError (one line) when the host cannot
+    be reached."""
+    args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir)
+    command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
+    result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
     return parse_frames(result.stdout, host)
+
+
+# $1: --remote-dir ('' for the login directory), then the RUN arguments. For each RUN one
+# NUL-terminated record: "ok", the run directory's absolute path; or "missing", the RUN, the
+# directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered.
+LOCATE_SCRIPT = (
+    PRELUDE
+    + r"""
+dir=$1; shift
+if ! enter_dir; then printf 'nodir\0%s\0' "$dir"; exit 0; fi
+[ "$#" -eq 0 ] && set -- ""
+for run in "$@"; do
+  find_run "$run"
+  if [ -n "$d" ] && abs=$(cd -- "$d" && pwd); then printf 'ok\0%s\0' "$abs"
+  else printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"; fi
+done
+"""
+)
+
+
+def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None) -> list[str]:
+    """The absolute path on ``host`` of each RUN ('' or none: the newest run), resolved as every
+    `--host` command resolves it (``remote_dir``, then a directory, then a name under the runs
+    root). One short ssh call. Raises UserError (exit 3) for a RUN or directory that is not
+    there, and when the host cannot be reached."""
+    from nsa_tui.errors import UserError
+    from nsa_tui.remote.ssh import SSHError
+
+    command = remote_script(LOCATE_SCRIPT, [remote_dir or "", *runs], forwarded_env((RUNS_ROOT_ENV,)))
+    try:
+        result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
+    except SSHError as e:
+        raise UserError(str(e), UNREACHABLE_EXIT) from None
+    fields = result.stdout.decode("utf-8", errors="replace").split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields) - 1:
+        kind = fields[i]
+        if kind == "ok":
+            paths.append(fields[i + 1])
+            i += 2
+        elif kind == "nodir":
+            raise UserError(no_remote_dir_message(fields[i + 1], host), UNREACHABLE_EXIT)
+        elif kind == "missing" and i + 3 < len(fields):
+            run, cwd, root = fields[i + 1 : i + 4]
+            raise UserError(missing_run_message(run, host, cwd, root), UNREACHABLE_EXIT)
+        else:
+            break
+    if len(paths) != max(len(runs), 1):
+        err = result.stderr.decode("utf-8", errors="replace").strip()
+        raise UserError(f"could not locate the runs on {host}: {err or 'no answer from its shell'}", UNREACHABLE_EXIT)
+    return paths

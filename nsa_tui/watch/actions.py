@@ -4,40 +4,52 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_tui.errors import UserError
 
 
-def halt(run_dir: Path | None, host: str | None, remote_run: str | None, say: Callable[[str], None]) -> str:
-    if host:
+@dataclass(frozen=True)
+class Target:
+    """The run a key acts on: a local run directory, or ``remote_run`` (its path there) on
+    ``host``, whose `nsa` is the one in ``remote_dir``'s venv or on the remote PATH."""
+
+    run_dir: Path | None
+    host: str | None = None
+    remote_run: str | None = None
+    remote_dir: str | None = None
+
+    def run_nsa(self, *args: str) -> str:
+        """`nsa ARGS RUN` on the host: its output, or UserError saying why it failed."""
         from nsa_tui.launch.remote import run_nsa
 
-        rc, out = run_nsa(host, None, ["halt", remote_run or "", "--wait", "0"], echo=False)
+        assert self.host is not None
+        rc, out = run_nsa(self.host, self.remote_dir, [args[0], self.remote_run or "", *args[1:]], echo=False)
         if rc != 0:
-            raise UserError(f"nsa halt on {host} failed (exit {rc}) {_last_line(out)}".strip())
-        return f"halt requested on {host} {_last_line(out)}".strip()
+            raise UserError(f"nsa {args[0]} on {self.host} failed (exit {rc}) {_last_line(out)}".strip())
+        return out
+
+
+def halt(target: Target, say: Callable[[str], None]) -> str:
+    if target.host:
+        return f"halt requested on {target.host} {_last_line(target.run_nsa('halt', '--wait', '0'))}".strip()
     from nsa_tui.launch.halt import halt_run
 
-    assert run_dir is not None
-    out = halt_run(run_dir, 0, say)
+    assert target.run_dir is not None
+    out = halt_run(target.run_dir, 0, say)
     if out is not None and out.already_ended:
         return f"run had already ended ({out.reason})"
     return "halt requested: the trainer stops after the current step and saves a checkpoint"
 
 
-def dump(run_dir: Path | None, host: str | None, remote_run: str | None, say: Callable[[str], None]) -> str:
-    if host:
-        from nsa_tui.launch.remote import run_nsa
-
-        rc, out = run_nsa(host, None, ["dump", remote_run or ""], echo=False)
-        if rc != 0:
-            raise UserError(f"nsa dump on {host} failed (exit {rc}) {_last_line(out)}".strip())
-        return f"stack dump on {host}: {_last_line(out)}"
+def dump(target: Target, say: Callable[[str], None]) -> str:
+    if target.host:
+        return f"stack dump on {target.host}: {_last_line(target.run_nsa('dump'))}"
     from nsa_tui.launch.dump import dump_stacks
 
-    assert run_dir is not None
-    files = dump_stacks(run_dir, say)
+    assert target.run_dir is not None
+    files = dump_stacks(target.run_dir, say)
     return "stack dumps: " + ", ".join(f.name for f in files)
 
 

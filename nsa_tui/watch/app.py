@@ -71,6 +71,7 @@ class WatchApp(App):
         clock: Callable[[], float] = time.time,
         host: str | None = None,
         remote_runs: list[str] | None = None,
+        remote_dir: str | None = None,
         start_readers: bool = True,
     ) -> None:
         super().__init__()
@@ -79,6 +80,7 @@ class WatchApp(App):
         self.clock = clock
         self.host = host
         self.remote_runs = remote_runs or [m.name for m in runs]
+        self.remote_dir = remote_dir  # where the host's `nsa` is, for the h and d keys
         self.view = ViewSettings()
         self.active = 0
         self.verdicts: list[VerdictView] = [VerdictView() for _ in runs]
@@ -365,22 +367,23 @@ class WatchApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def _target(self) -> actions.Target:
+        return actions.Target(self.model.run_dir, self.host, self.remote_runs[self.active], self.remote_dir)
+
     def action_halt(self) -> None:
-        m = self.model
+        m, target = self.model, self._target()
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._background(
-                    "halt", lambda: actions.halt(m.run_dir, self.host, self.remote_runs[self.active], self._say)
-                )
+                self._background("halt", lambda: actions.halt(target, self._say))
 
         where = f" on {self.host}" if self.host else ""
         self.push_screen(ConfirmScreen(f"Halt run {m.name!r}{where}? It stops after the current step."), answered)
 
     def action_dump(self) -> None:
-        m = self.model
-        self.notify(f"asking every rank of {m.name} for a stack dump…")
-        self._background("dump", lambda: actions.dump(m.run_dir, self.host, self.remote_runs[self.active], self._say))
+        target = self._target()
+        self.notify(f"asking every rank of {self.model.name} for a stack dump…")
+        self._background("dump", lambda: actions.dump(target, self._say))
 
     def _say(self, text: str) -> None:
         self.call_from_thread(self.notify, text)

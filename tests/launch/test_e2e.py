@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def _assert_clean_halt(run_dir: Path, halt: subprocess.CompletedProcess) -> None
 def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "e2e", *TINY)
     assert res.returncode == 0, res.stderr
+    assert "  watch: nsa watch e2e   attach: nsa attach e2e   stop: nsa halt e2e\n" in res.stdout
     run_dir = runs_dir / "e2e"
     assert "nsa-e2e" in tmux_sessions()
     launch = json.loads((run_dir / "launch.json").read_text())
@@ -70,11 +72,22 @@ def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, ssh
     wait_for(lambda: len(_progress(run_dir)) >= 2, 60, "progress records")
     assert json.loads((run_dir / "launch.json").read_text())["cwd"] == str(remote_dir)
 
+    # what to type next, from here: the host and the checkout in every command, quoted for a shell
+    where = ["--host", sshd.host, "--remote-dir", str(remote_dir)]
+    hint = [line for line in res.stdout.splitlines() if line.startswith("  watch: ")]
+    assert hint == [
+        f"  watch: {shlex.join(['nsa', 'watch', *where, name])}   attach: {shlex.join(['nsa', 'attach', *where, name])}"
+        f"   stop: {shlex.join(['nsa', 'halt', *where, name])}"
+    ]
+    status = nsa("status", "--json", "--host", sshd.host, name)  # our NSA_RUNS_DIR is the remote's runs root too
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "running", status.stderr
+
     dump = nsa("dump", "--host", sshd.host, name)
     assert dump.returncode == 0, dump.stderr
     assert "stackdump_rank0_" in dump.stdout
 
-    halt = nsa("halt", "--host", sshd.host, name, "--wait", "120", timeout=180)
+    stop = shlex.split(hint[0].split("   stop: ", 1)[1])  # the printed command itself stops the run
+    halt = nsa(*stop[1:], "--wait", "120", timeout=180)
     _assert_clean_halt(run_dir, halt)
     for marker in ("pwned", "pwned2", "pwned3"):
         assert not list(tmp_path.rglob(marker)), f"{marker} was executed by a shell"
@@ -87,6 +100,8 @@ def test_hostile_run_dir_locally(tmux_socket, tmp_path):
     res = nsa("launch", "--run-dir", str(run_dir), *TINY, "--set", "train.steps=2",
               cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
+    # its name is not under the runs root: the next steps name the directory
+    assert f"   stop: {shlex.join(['nsa', 'halt', str(run_dir)])}\n" in res.stdout
     assert wait_for(lambda: exit_status(run_dir) is not None, 90, "the short run to end") is not None
     assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()[-2000:]
     assert json.loads((run_dir / "launch.json").read_text())["name"] == run_dir.name

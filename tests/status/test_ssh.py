@@ -63,6 +63,9 @@ def test_remote_missing_directory(tmp_path, sshd):
     code, objs, err = _status(["--host", sshd.host, str(tmp_path / "nope")])
     assert code == 3
     assert objs == [{"run": str(tmp_path / "nope"), "error": f"no run directory '{tmp_path / 'nope'}' on {sshd.host}"}]
+    code, objs, err = _status(["--host", sshd.host, "nope"])  # a name: where it looked, and what would help
+    assert code == 3 and objs[0]["error"].startswith(f"no run directory 'nope' on {sshd.host} (looked at ")
+    assert "--remote-dir" in err and err.count("\n") == 1
     assert err.strip().count("\n") == 0 and err.startswith("error: no run directory")
 
 
@@ -113,7 +116,8 @@ def test_runs_remote(tmp_path, sshd_factory, monkeypatch):
     objs = {o["run"]: o for o in map(json.loads, res.stdout.splitlines())}
     assert objs["a"]["state"] == "running" and objs["b"]["state"] == "finished"
     res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "missing")])
-    assert res.exit_code == 3 and "no run directory" in res.stderr
+    assert res.exit_code == 3 and res.stderr.startswith(f"error: no runs directory {tmp_path / 'missing'} on")
+    assert res.stdout == ""  # one line, not a table with a "no telemetry" row for it
 
 
 @pytest.mark.parametrize("with_nsa", [True, False], ids=["remote-nsa", "remote-script"])

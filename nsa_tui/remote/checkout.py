@@ -1,0 +1,72 @@
+"""The remote end of every `--host` command: enter `--remote-dir`, find a RUN there.
+
+One POSIX sh prelude, shared by the scripts that launch, halt, judge and watch runs over
+ssh, so that a RUN name means the same run to all of them:
+
+- ``--remote-dir DIR`` is entered first (the login directory without it). A leading ``~``
+  is the *remote* home: quoted (``'~/nsa'``) it reaches us unexpanded, and unquoted the
+  local shell would have made it the local home.
+- the checkout's ``.venv/bin`` goes first on PATH, so its `nsa` is the one used;
+- a RUN is a directory (as given, relative to DIR), else a name under the runs root
+  (``$NSA_RUNS_DIR``, else ``runs``), else "" for the run with the newest entry there.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
+RUNS_ROOT_ENV = "NSA_RUNS_DIR"
+
+# Defines enter_dir (uses $dir; returns 1 when it cannot cd) and find_run RUN (sets $d, "" when
+# there is no such run, and $where, the runs root as an absolute path, for the error message).
+PRELUDE = r"""
+enter_dir() {
+  case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
+  [ -n "$dir" ] || return 0
+  cd -- "$dir" 2>/dev/null || return 1
+  if [ -x .venv/bin/nsa ]; then PATH=$PWD/.venv/bin:$PATH; fi
+  return 0
+}
+root=${NSA_RUNS_DIR:-runs}
+find_run() {
+  case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
+  d=
+  if [ -z "$1" ]; then
+    d=$(ls -1t "$root" 2>/dev/null | head -n 1)
+    [ -n "$d" ] && d=$root/$d
+  elif [ -d "$1" ]; then d=$1
+  elif [ -d "$root/$1" ]; then d=$root/$1
+  fi
+  [ -n "$d" ] && [ -d "$d" ] || d=
+}
+"""
+
+
+def forwarded_env(names: tuple[str, ...], environ: dict[str, str] | None = None) -> list[str]:
+    """``K=V`` for each of ``names`` set here: the prefix of an ``env K=V ... sh -c`` command."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    return [f"{k}={environ[k]}" for k in names if environ.get(k)]
+
+
+LISTING = "@all:"  # a RUN argument that asks for every run directory under what follows
+HINT = "pass --remote-dir where `nsa launch --remote-dir` ran"
+
+
+def missing_run_message(run: str, host: str, cwd: str, runs_root: str) -> str:
+    """One line for a RUN that is on no path the remote looked at (``cwd``: the directory it was
+    in, ``runs_root``: the runs root there, both absolute)."""
+    if run.startswith(LISTING):
+        return f"no runs directory {runs_root} on {host} ({HINT}, or pass DIR)"
+    if not run:
+        return f"no runs under {runs_root} on {host} ({HINT}, or name a run)"
+    if run.startswith("/"):
+        return f"no run directory {run!r} on {host}"
+    return (
+        f"no run directory {run!r} on {host} (looked at {cwd.rstrip('/')}/{run} and "
+        f"{runs_root.rstrip('/')}/{run}; {HINT}, or give the full path)"
+    )
+
+
+def no_remote_dir_message(remote_dir: str, host: str) -> str:
+    return f"cannot cd to {remote_dir} on {host} (no such directory there)"

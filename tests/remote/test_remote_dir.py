@@ -1,0 +1,143 @@
+"""`--remote-dir` on every `--host` command, against a real loopback sshd: a run launched with
+`nsa launch --host H --remote-dir DIR` is found by the same RUN name by status, runs, watch, halt,
+dump and attach; the remote's ~ works; a directory or run that is not there is one line, exit 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.runs import make_v1_run
+from typer.testing import CliRunner
+
+from nsa_tui.cli import app
+from nsa_tui.commands.watch import build_models
+from nsa_tui.errors import UserError
+from nsa_tui.watch import actions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A checkout on the "host" with two runs under its runs/; no NSA_RUNS_DIR (the default root)."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    co = tmp_path / "check out"
+    make_v1_run(co / "runs" / "older", state="finished", now=1_700_000_000)
+    make_v1_run(co / "runs" / "newer", steps=200)
+    os.utime(co / "runs" / "older", (1_700_000_000, 1_700_000_000))
+    return co
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _one_error(res) -> str:
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def test_status_and_runs_find_names_under_the_remote_dir(checkout, sshd):
+    res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout), "newer", "older")
+    assert res.exit_code == 0, res.stderr
+    got = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(o["run"], o["state"]) for o in got] == [("newer", "running"), ("older", "finished")]
+
+    res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout))  # the newest
+    assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "newer", res.stderr
+
+    res = _invoke("runs", "--json", "--host", sshd.host, "--remote-dir", str(checkout))
+    assert res.exit_code == 0, res.stderr
+    assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["newer", "older"]
+
+
+def test_without_the_remote_dir_the_error_says_where_it_looked(checkout, sshd):
+    res = _invoke("status", "--host", sshd.host, "newer")
+    assert res.exit_code == 3
+    err = _one_error(res)
+    assert "no run directory 'newer'" in err and "/runs/newer" in err and "--remote-dir" in err
+
+
+def test_a_remote_dir_that_is_not_there(checkout, sshd):
+    for cmd in (["status"], ["runs"], ["watch", "newer"]):
+        res = _invoke(*cmd, "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
+        assert res.exit_code == 3, (cmd, res.stdout, res.stderr)
+        assert _one_error(res) == f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
+
+
+def test_runs_without_a_runs_directory_is_one_line_and_no_table(tmp_path, sshd, monkeypatch):
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    res = _invoke("runs", "--host", sshd.host, "--remote-dir", str(tmp_path))
+    assert res.exit_code == 3 and res.stdout == ""
+    assert _one_error(res).startswith(f"error: no runs directory {tmp_path}/runs on {sshd.host}")
+
+
+def test_our_runs_root_is_the_remote_ones_as_for_launch(tmp_path, sshd, monkeypatch):
+    """`nsa launch --host` sends NSA_RUNS_DIR along; status and watch find what it launched there."""
+    root = tmp_path / "scratch runs"
+    make_v1_run(root / "r", steps=100)
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    res = _invoke("status", "--json", "--host", sshd.host, "r")
+    assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "r", res.stderr
+    [model] = build_models(["r"], sshd.host, False, 0.2)
+    assert model.source.run_dir == str(root / "r")
+
+
+def test_watch_finds_the_run_before_the_dashboard_opens(checkout, sshd):
+    models = build_models(["newer", str(checkout / "runs" / "older")], sshd.host, False, 0.2, str(checkout))
+    assert [(m.name, m.source.run_dir) for m in models] == [
+        ("newer", str(checkout / "runs" / "newer")),
+        ("older", str(checkout / "runs" / "older")),
+    ]
+    [newest] = build_models([], sshd.host, False, 0.2, str(checkout))  # no RUN: the newest, as status
+    assert newest.source.run_dir == str(checkout / "runs" / "newer")
+    with pytest.raises(UserError) as e:
+        build_models(["nope"], sshd.host, False, 0.2, str(checkout))
+    assert e.value.code == 3 and str(e.value).startswith(f"no run directory 'nope' on {sshd.host} (looked at")
+    res = _invoke("watch", "--host", sshd.host, "--remote-dir", str(checkout), "nope")
+    assert res.exit_code == 3 and _one_error(res).startswith("error: no run directory 'nope'")
+
+
+def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
+    """`--remote-dir '~/x'` (quoted, so this shell leaves it alone) is x in the remote user's home."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    home = Path.home()  # the loopback host's user is this one (root)
+    name = f".nsa-test-{os.getpid()}"
+    make_v1_run(home / name / "runs" / "r", steps=50)
+    try:
+        res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", f"~/{name}", "r")
+        assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "r", res.stderr
+    finally:
+        shutil.rmtree(home / name)
+
+
+@pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach"])
+def test_remote_dir_without_host_is_an_error_not_ignored(cmd, tmp_path):
+    args = [cmd, "--remote-dir", str(tmp_path)] + (["r"] if cmd in ("halt", "dump", "attach", "watch") else [])
+    res = _invoke(*args)
+    assert res.exit_code == 1
+    assert _one_error(res) == "error: --remote-dir needs --host (it is a directory on that host)"
+
+
+def test_dashboard_keys_use_the_checkouts_nsa(tmp_path, sshd_factory, monkeypatch):
+    """`h` in `nsa watch --host H --remote-dir DIR` runs DIR/.venv/bin/nsa: on a rented box the
+    project is often installed in the checkout's venv only, not on the login PATH."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    co = tmp_path / "co"
+    make_v1_run(co / "runs" / "r", steps=100)
+    (co / ".venv" / "bin").mkdir(parents=True)
+    (co / ".venv" / "bin" / "nsa").symlink_to(Path(sys.executable).parent / "nsa")
+    [model] = build_models(["r"], s.host, False, 0.2, str(co))
+    said = actions.halt(actions.Target(None, s.host, model.source.run_dir, str(co)), lambda _: None)
+    assert said.startswith(f"halt requested on {s.host}") and (co / "runs" / "r" / ".HALT").exists()
+    with pytest.raises(UserError, match="nsa is not installed"):  # without the checkout: nothing on PATH
+        actions.halt(actions.Target(None, s.host, model.source.run_dir), lambda _: None)
