@@ -20,6 +20,7 @@ from typing import Any
 
 import nsa_train
 from nsa_train.config import Config, ConfigError, config_hash, load_config, resolve_config_path
+from nsa_train.config.loader import DEFAULT_CONFIG_NAME
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import preflight, runstate, tmux
@@ -66,7 +67,8 @@ class LaunchPlan:
 
 
 def default_run_name(config: str | None, now: float | None = None) -> str:
-    stem = Path(config).stem if config else "default"
+    # no config file: the dataclass defaults, which are the default config's run (also on another host)
+    stem = Path(config or DEFAULT_CONFIG_NAME).stem
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
 
 

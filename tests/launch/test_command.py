@@ -91,6 +91,8 @@ def test_default_name_and_session_name():
     name = default_run_name("configs/m7c-125m.yaml", now=0)
     assert name.startswith("m7c-125m-19") or name.startswith("m7c-125m-20")
     assert session_name("a.b:c d") == "nsa-a_b_c d"
+    # no --config: the default config's run, named alike here, on another host and from an installed wheel
+    assert default_run_name(None, now=0).startswith("tiny-cpu-")
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "x\ny"])

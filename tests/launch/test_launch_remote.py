@@ -107,3 +107,5 @@ def test_remote_dry_run_passes_every_option(runs_dir, tmux_socket, sshd, tmp_pat
     assert "--set train.lr=1e-3" in res.stdout
     assert not (remote_dir / "pwned").exists() and not (remote_dir / "pwned2").exists()
     _nothing_started(runs_dir)
+    unnamed = nsa("launch", "--host", sshd.host, "--dry-run")  # the name is chosen here, as a local launch would
+    assert unnamed.returncode == 0 and "run:     tiny-cpu-" in unnamed.stdout, unnamed.stderr
