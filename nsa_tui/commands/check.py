@@ -1,6 +1,6 @@
-"""`nsa check [--config PATH] [--set K=V ...] [--run-dir DIR] [--host HOST] [--json]`: preflight
+"""`nsa check [--config PATH] [--set K=V ...] [--run-dir DIR] [--host HOST [--remote-dir DIR]] [--json]`: preflight
 on the machine that will train. Exit 0 when nothing failed (warnings allowed), 1 on any fail,
-2 for a config that does not load, 3 when the host cannot be reached.
+2 for a config that does not load, 3 when the host cannot be reached (127: no `nsa` there).
 
 The torch side (nsa_train.selfcheck) is imported inside the command body: `nsa --help` and
 `nsa status` never pay for torch.
@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import typer
 
+from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
-EXIT_UNREACHABLE = 3
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -59,26 +59,24 @@ def run_check(
     return rows
 
 
-def remote_check(host: str, config: str | None, overrides: list[str], json_out: bool) -> int:
-    """`nsa check` on HOST over ssh (the config path is the remote one); its output is passed through."""
-    from nsa_tui.remote.ssh import SSHError, remote_command, run_remote
+def remote_check(
+    host: str, remote_dir: str | None, config: str | None, overrides: list[str], run_dir: Path | None, json_out: bool
+) -> int:
+    """`nsa check` on HOST over ssh, the way every --host command runs `nsa` there (in ``remote_dir``,
+    its venv's nsa first); paths are the remote ones. Its output is passed through as it comes."""
+    from nsa_tui.launch.remote import run_nsa
 
-    argv = ["nsa", "check"]
+    argv = ["check"]
     if config:
         argv += ["--config", config]
     for o in overrides:
         argv += ["--set", o]
+    if run_dir is not None:
+        argv += ["--run-dir", str(run_dir)]
     if json_out:
         argv.append("--json")
-    try:
-        result = run_remote(host, remote_command(argv), timeout=300)
-    except SSHError as e:
-        raise UserError(str(e), EXIT_UNREACHABLE) from None
-    sys.stdout.write(result.stdout.decode("utf-8", errors="replace"))
-    sys.stderr.write(result.stderr.decode("utf-8", errors="replace"))
-    if result.returncode == 127:  # the remote shell found no `nsa`
-        raise UserError(f"`nsa` is not installed (or not on PATH) on {host}", EXIT_UNREACHABLE)
-    return result.returncode
+    code, _ = run_nsa(host, remote_dir, argv)
+    return code
 
 
 def print_table(rows: list[dict[str, str]]) -> None:
@@ -113,12 +111,14 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--run-dir", help="where the run will write (default: <runs root>/check-probe)")
         ] = None,
         host: Annotated[str | None, typer.Option("--host", help="run the check on this SSH host")] = None,
+        remote_dir: RemoteDirOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="one JSON object: {ok, rows}")] = False,
     ) -> None:
         """Preflight before a long run: versions, GPUs and memory, disk, data, tokenizer, NSA self-test."""
         try:
+            check_remote_dir(host, remote_dir)
             if host:
-                raise typer.Exit(remote_check(host, config, overrides or [], json_out))
+                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], run_dir, json_out))
             rows = run_check(config, overrides or [], run_dir)
         except UserError as e:
             fail(str(e), e.code)

@@ -118,7 +118,7 @@ def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
         shutil.rmtree(home / name)
 
 
-@pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach"])
+@pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach", "check"])
 def test_remote_dir_without_host_is_an_error_not_ignored(cmd, tmp_path):
     args = [cmd, "--remote-dir", str(tmp_path)] + (["r"] if cmd in ("halt", "dump", "attach", "watch") else [])
     res = _invoke(*args)
@@ -141,3 +141,19 @@ def test_dashboard_keys_use_the_checkouts_nsa(tmp_path, sshd_factory, monkeypatc
     assert said.startswith(f"halt requested on {s.host}") and (co / "runs" / "r" / ".HALT").exists()
     with pytest.raises(UserError, match="nsa is not installed"):  # without the checkout: nothing on PATH
         actions.halt(actions.Target(None, s.host, model.source.run_dir), lambda _: None)
+
+
+def test_check_runs_in_the_checkout_with_every_option(tmp_path, sshd_factory, monkeypatch):
+    """`nsa check --host H --remote-dir DIR` runs DIR's nsa there, and --run-dir reaches it (it was dropped)."""
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    co = tmp_path / "co"
+    (co / ".venv" / "bin").mkdir(parents=True)
+    (co / ".venv" / "bin" / "nsa").symlink_to(Path(sys.executable).parent / "nsa")
+    probe = tmp_path / "probe dir"
+    res = _invoke("check", "--host", s.host, "--remote-dir", str(co), "--run-dir", str(probe), "--json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)["rows"]}
+    assert rows["run dir"]["status"] == "pass" and str(probe) in rows["run dir"]["reason"]
+    res = _invoke("check", "--host", s.host, "--json")  # no checkout, nothing on PATH
+    assert res.exit_code == 127 and "nsa is not installed" in res.stderr
