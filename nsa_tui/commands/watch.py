@@ -9,6 +9,8 @@ import typer
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
+REMOTE_INTERVAL_S = 1.0
+
 
 def build_models(runs: list[str], host: str | None, poll: bool, interval: float, remote_dir: str | None = None):
     """One RunModel per RUN argument (local directories, or runs on HOST: their paths there are
@@ -34,6 +36,14 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
     return [RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_tmux=True) for d in dirs]
 
 
+def check_watch_options(host: str | None, poll: bool, interval: float | None) -> None:
+    """Each of these options is for one kind of run only: say so rather than ignore it."""
+    if host is not None and poll:
+        raise UserError("--poll is for local runs: with --host the files are read over ssh every --interval seconds")
+    if host is None and interval is not None:
+        raise UserError("--interval is for --host: local runs are read as the files change (inotify, or --poll)")
+
+
 def watch(
     runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0, remote_dir: str | None = None
 ) -> None:
@@ -55,14 +65,18 @@ def register(app: typer.Typer) -> None:
         host: Annotated[
             str | None, typer.Option("--host", help="Watch runs on this host over ssh (your ssh config and keys).")
         ] = None,
-        poll: Annotated[bool, typer.Option("--poll", help="Poll files instead of using inotify.")] = False,
+        poll: Annotated[
+            bool, typer.Option("--poll", help="Poll local files instead of using inotify (not with --host).")
+        ] = False,
         remote_dir: RemoteDirOpt = None,
         interval: Annotated[
-            float, typer.Option("--interval", help="Seconds between remote reads (--host only).", min=0.2)
-        ] = 1.0,
+            float | None,
+            typer.Option("--interval", help="Seconds between remote reads (--host only). [default: 1.0]", min=0.2),
+        ] = None,
     ) -> None:
         """Live dashboard of one or more runs: charts, health alerts, events; q quits, ? for keys."""
         try:
-            watch(runs or [], host, poll, interval, remote_dir)
+            check_watch_options(host, poll, interval)
+            watch(runs or [], host, poll, REMOTE_INTERVAL_S if interval is None else interval, remote_dir)
         except UserError as e:
             fail(str(e), e.code)

@@ -66,6 +66,20 @@ def test_bad_host_is_one_clear_error(runs_dir):
     assert proc.returncode == 2 and proc.stderr.startswith("error: invalid host")
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--interval", "5", "r"], "error: --interval is for --host"),
+        (["--host", "gpu", "--poll", "r"], "error: --poll is for local runs"),
+    ],
+    ids=["interval-without-host", "poll-with-host"],
+)
+def test_an_option_for_the_other_kind_of_run_is_an_error_not_ignored(runs_dir, args, says):
+    make_v1_run(runs_dir / "r", steps=20)
+    proc = subprocess.run([NSA, "watch", *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stderr.startswith(says) and proc.stderr.count("\n") == 1
+
+
 def test_cli_does_not_import_textual_or_torch():
     code = "import sys, nsa_tui.cli; print('textual' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
