@@ -41,6 +41,8 @@ class Rendezvous:
         if self.nnodes == 1:
             if self.node_rank != 0:
                 raise UserError("--node-rank needs --nnodes > 1")
+            if self.endpoint is not None:  # a single node uses --standalone: the endpoint would go nowhere
+                raise UserError("--rdzv-endpoint needs --nnodes > 1 (one node rendezvous with itself)")
             return
         if self.endpoint is None:
             raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the address of node 0)")

@@ -45,6 +45,7 @@ def test_multi_node_static_rendezvous_pass_through():
         (2, 0, "h:99999", "expected HOST:PORT"),
         (2, 2, "h:29500", "outside 0..1"),
         (1, 1, None, "needs --nnodes > 1"),
+        (1, 0, "h:29500", "--rdzv-endpoint needs --nnodes > 1"),
         (0, 0, None, ">= 1"),
     ],
 )
