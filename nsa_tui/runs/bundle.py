@@ -134,6 +134,9 @@ frame() { printf '\n@@nsa@@ %s %s %s\n' "$1" "$2" "$3"; }
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-status.$$")
 trap 'rm -f "$tmp" "$tmp.h"' EXIT
 if ! enter_dir; then frame nodir 0 "$dir"; exit 0; fi
+use_nsa=0
+if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then use_nsa=1; fi
+batch=""
 missing() {
   printf '%s\n%s' "$PWD" "$where" >"$tmp"
   frame missing "$(wc -c <"$tmp" | tr -d ' ')" "$1"; cat "$tmp"
@@ -155,6 +158,27 @@ run_socket() {
   return 0
 }
 emit_run() {
+  if [ "$use_nsa" = 1 ]; then
+    # judged by the remote nsa with the next runs, in one process (its start-up costs ~0.4 s);
+    # ./ keeps a directory named -x from reading as an option
+    case $1 in -*) set -- "./$1" ;; esac
+    q=$(printf '%s' "$1" | sed "s/'/'\\\''/g")
+    batch="$batch '$q'"
+  else
+    emit_files "$1"
+  fi
+}
+flush() {
+  # the queued runs through one `nsa status --json` (it reads each run's launch.json for its tmux server);
+  # when it says nothing, each is read here instead
+  [ -n "$batch" ] || return 0
+  b=$batch; batch=""
+  eval "set -- $b"
+  NSA_TMUX_SOCKET=$sock nsa status --json "$@" >"$tmp" 2>/dev/null
+  if [ -s "$tmp" ]; then frame json "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"; return; fi
+  for d in "$@"; do emit_files "$d"; done
+}
+emit_files() {
   d=$1
   run_socket "$d"
   # the sessions frame applies to the runs after it: list again when this run's server differs
@@ -163,10 +187,6 @@ emit_run() {
     $rtl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
     frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
     listed=$rs
-  fi
-  if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then
-    NSA_TMUX_SOCKET=$rs nsa status --json "$d" >"$tmp" 2>/dev/null
-    if [ -s "$tmp" ]; then frame json "$(wc -c <"$tmp" | tr -d ' ')" "$d"; cat "$tmp"; return; fi
   fi
   frame run 0 "$d"
   seen=" "
@@ -198,15 +218,20 @@ for run in "$@"; do
     @all:*)
       ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
       case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
-      if [ ! -d "$ldir" ]; then missing "$run"; continue; fi
+      if [ ! -d "$ldir" ]; then flush; missing "$run"; continue; fi
+      flush
       frame listing 0 "$ldir"
-      ls -1t "$ldir" 2>/dev/null | while IFS= read -r e; do [ -d "$ldir/$e" ] && emit_run "$ldir/$e"; done
+      ls -1t "$ldir" 2>/dev/null | {
+        while IFS= read -r e; do if [ -d "$ldir/$e" ]; then emit_run "$ldir/$e"; fi; done
+        flush
+      }
       continue;;
   esac
   find_run "$run"
-  if [ -z "$d" ]; then missing "$run"; continue; fi
+  if [ -z "$d" ]; then flush; missing "$run"; continue; fi
   emit_run "$d"
 done
+flush
 """
 )
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
@@ -142,3 +146,37 @@ def test_remote_tmux_socket_comes_from_the_runs_launch_json(tmp_path, sshd_facto
         assert code == 2 and objs[0]["state"] == "crashed"
     finally:
         subprocess.run(["tmux", "-L", other, "kill-server"], check=False, capture_output=True)
+
+
+def _remote_nsa_wrapper(tmp_path, body: str):
+    """A directory to put first on the remote PATH whose `nsa` logs each start, then runs ``body``."""
+    bin_dir = tmp_path / "wrapper-bin"
+    bin_dir.mkdir()
+    log = tmp_path / "nsa-starts.log"
+    wrapper = bin_dir / "nsa"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n{body}\n')
+    wrapper.chmod(0o755)
+    return bin_dir, log
+
+
+@pytest.mark.parametrize("remote_nsa", ["works", "says-nothing"])
+def test_remote_nsa_judges_all_runs_in_one_process(tmp_path, sshd_factory, monkeypatch, remote_nsa):
+    """`nsa runs --host` on a box with nsa: one `nsa status` for all the runs (each start costs ~0.4 s), in
+    the listing's order; when that nsa says nothing, the files are read instead, and the answer is the same."""
+    real = shlex.quote(str(Path(sys.executable).parent / "nsa"))
+    body = f'exec {real} "$@"' if remote_nsa == "works" else "exit 1"
+    bin_dir, log = _remote_nsa_wrapper(tmp_path, body)
+    s = sshd_factory(with_nsa=False, path_prefix=bin_dir)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    root = tmp_path / "runs"
+    for i, name in enumerate(["a", "-dash", "it's", "d"]):
+        make_v1_run(root / name, steps=50 + i, state="finished")
+        os.utime(root / name, (1_700_000_000 + i, 1_700_000_000 + i))
+    local = CliRunner().invoke(app, ["runs", "--json", str(root)])
+    res = CliRunner().invoke(app, ["runs", "--json", "--host", s.host, str(root)])
+    assert res.exit_code == 0, res.stderr
+    remote = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["run"] for o in remote] == ["d", "it's", "-dash", "a"]  # newest first, as here
+    assert [_stable(o) for o in remote] == [_stable(json.loads(line)) for line in local.stdout.splitlines()]
+    assert {o["via"] for o in remote} == {"remote-nsa" if remote_nsa == "works" else "ssh"}
+    assert len(log.read_text().splitlines()) == 1
