@@ -87,7 +87,7 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
     for line in launcher.describe(plan):
         _say(line)
     if dry_run:
-        report = preflight.run_preflight(plan.run_dir, plan.cfg)
+        report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc)
         for note in report.notes:
             _say(note)
         occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)

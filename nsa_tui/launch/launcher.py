@@ -236,7 +236,7 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
 
 def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     """Preflight, claim, create the run dir, write launch.json, start the tmux session."""
-    report = preflight.run_preflight(plan.run_dir, plan.cfg)
+    report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc)
     claim(plan, force, say)
     for note in report.notes:
         say(note)

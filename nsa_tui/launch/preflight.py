@@ -11,6 +11,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.check_cheap import FAIL, WARN, cheap_checks
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
+from nsa_tui.launch.gpus import visible_gpu_count
 
 
 def live_window_s(cfg: Config) -> float:
@@ -49,10 +50,30 @@ class Preflight:
     notes: list[str] = field(default_factory=list)  # things the user should know, not failures
 
 
-def run_preflight(run_dir: Path, cfg: Config) -> Preflight:
-    """tmux present, then the cheap part of `nsa check` (run dir writable, disk for the
-    checkpoints, local data path, tokenizer files); notes a stale .HALT. First failure raises."""
+def check_gpus(device: str, nproc: int, env: dict[str, str] | None = None) -> None:
+    """Every rank torchrun starts needs its device here: refuse before tmux starts, not as a
+    trainer error seconds later."""
+    if device == "cpu":
+        return
+    gpus = visible_gpu_count(env)
+    if device == "cuda" and gpus == 0:
+        raise UserError(
+            "runtime.device is 'cuda' but no GPU is visible here (CUDA_VISIBLE_DEVICES, nvidia-smi -L): "
+            "launch it on the GPU host (--host HOST), or --set runtime.device=cpu"
+        )
+    if gpus and nproc > gpus:
+        raise UserError(
+            f"--nproc {nproc} but {gpus} GPU{'s' if gpus > 1 else ''} visible here: each rank needs its own GPU "
+            f"(--nproc {gpus}, or CUDA_VISIBLE_DEVICES)"
+        )
+
+
+def run_preflight(run_dir: Path, cfg: Config, nproc: int = 1, env: dict[str, str] | None = None) -> Preflight:
+    """tmux present, a GPU for every rank, then the cheap part of `nsa check` (run dir writable,
+    disk for the checkpoints, local data path, tokenizer files); notes a stale .HALT. First
+    failure raises."""
     tmux.tmux_binary()
+    check_gpus(cfg.runtime.device, nproc, env)
     report = Preflight()
     for row in cheap_checks(cfg, run_dir):
         if row.status == FAIL:

@@ -29,6 +29,27 @@ def test_dry_run_prints_command_and_env_and_starts_nothing(runs_dir, tmux_socket
     assert tmux_sessions() == []
 
 
+def test_a_rank_without_a_gpu_is_refused_before_anything_starts(runs_dir, tmux_socket):
+    """runtime.device cuda on a box that shows no GPU (the 2-GPU config on a CPU box started tmux, and the
+    trainer failed 10 s later), or more ranks than GPUs: one line, nothing started. The GPUs are counted
+    from CUDA_VISIBLE_DEVICES here, as on a real box."""
+    cases = [
+        ("", ["--set", "runtime.device=cuda"], "runtime.device is 'cuda' but no GPU is visible here"),
+        ("0", ["--nproc", "2"], "--nproc 2 but 1 GPU visible here"),
+        ("0,1", ["--nproc", "3", "--set", "runtime.device=cuda"], "--nproc 3 but 2 GPUs visible here"),
+    ]
+    for cvd, args, says in cases:
+        for dry in ([], ["--dry-run"]):
+            res = nsa("launch", "--name", "gpu", *args, *dry, env={**os.environ, "CUDA_VISIBLE_DEVICES": cvd})
+            assert res.returncode == 1 and says in _one_error_line(res), (cvd, args, res.stderr)
+    assert not (runs_dir / "gpu").exists() and tmux_sessions() == []
+    ok = nsa("launch", "--name", "gpu", "--nproc", "2", "--set", "runtime.device=cuda", "--dry-run",
+             env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1"})  # fmt: skip
+    assert ok.returncode == 0 and "--nproc-per-node 2" in ok.stdout, ok.stderr
+    cpu = nsa("launch", "--name", "gpu", "--nproc", "2", "--dry-run", env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert cpu.returncode == 0, cpu.stderr  # no GPU, device auto: two CPU ranks (gloo) are fine
+
+
 def test_invalid_config_fails_before_anything_starts(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "bad", "--set", "model.dim=33")
     assert res.returncode == 1
