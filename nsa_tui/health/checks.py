@@ -409,6 +409,55 @@ def grad_spike(c: Context) -> Finding | None:
     )
 
 
+def _val_points(h: RunHistory) -> list[tuple[int, None, float]]:
+    return [(s, None, v) for s, v in zip(h.val_steps, h.val_loss, strict=False) if v is not None and math.isfinite(v)]
+
+
+def val_rising(c: Context) -> Finding | None:
+    pts = _val_points(c.h)
+    frac, need = c.params["rise_frac"], int(c.params["evals"])
+    cond, best = [], math.inf
+    for _, _, v in pts:
+        cond.append(v > best * (1 + frac))
+        best = min(best, v)
+    i = trailing(pts, cond)
+    if i is None or len(pts) - i < need:
+        return None
+    low, low_step = min((v, s) for s, _, v in pts[:i])
+    return _since(
+        pts,
+        i,
+        f"val loss {pts[-1][2]:.4f} is {(pts[-1][2] / low - 1) * 100:.0f}% above its best {low:.4f} (step {low_step}) "
+        f"for {len(pts) - i} evals: the model is fitting its training data, not the task (too little or repeated "
+        "data, too many epochs); keep the checkpoint nearest that step",
+    )
+
+
+def val_suspicious(c: Context) -> Finding | None:
+    """Held-out loss far below the training loss, or near zero: the split leaks or the data is degenerate."""
+    pts = _val_points(c.h)
+    train = _finite(points(c.h, "loss"))
+    ratio, floor, near = c.params["train_ratio"], c.params["min_loss"], int(c.params["train_points"])
+    cond, why = [], ""
+    for s, _, v in pts:
+        before = [t for st, _, t in train if st <= s][-near:]
+        ref = statistics.median(before) if before else None
+        if v < floor:
+            cond.append(True)
+            why = f"val loss {v:.4f} (perplexity {math.exp(v):.3f}) at step {s}: no natural text is that predictable"
+        elif ref is not None and v < ratio * ref:
+            cond.append(True)
+            why = f"val loss {v:.4f} at step {s} is {v / ref:.0%} of the training loss {ref:.4f}"
+        else:
+            cond.append(False)
+    return _since(
+        pts,
+        trailing(pts, cond),
+        f"{why}: the held-out data probably overlaps the training data or repeats itself; "
+        "check the split (data.val_docs) and run `nsa sample` for repetition",
+    )
+
+
 def process_exited(c: Context) -> Finding | None:
     h = c.h
     if c.state != "crashed":
@@ -445,6 +494,8 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "data_stall": data_stall,
     "lr_mismatch": lr_mismatch,
     "grad_spike": grad_spike,
+    "val_rising": val_rising,
+    "val_suspicious": val_suspicious,
     "process_exited": process_exited,
 }
 

@@ -51,6 +51,12 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "for": 0,
         "params": {"factor": 10.0, "window_points": 200, "recent_points": 5, "min_points": 20},
     },
+    "val_rising": {"severity": "warning", "for": 0, "params": {"rise_frac": 0.03, "evals": 2}},
+    "val_suspicious": {
+        "severity": "warning",
+        "for": 0,
+        "params": {"train_ratio": 0.5, "min_loss": 0.05, "train_points": 5},
+    },
     "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
 }
 

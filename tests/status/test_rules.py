@@ -24,6 +24,8 @@ CASES = {
     "data_stall": ("data_stall", "warning", {}),
     "lr_mismatch": ("lr_mismatch", "warning", {}),
     "grad_spike": ("grad_spike", "warning", {}),
+    "val_rising": ("val_rising", "warning", {}),
+    "val_suspicious": ("val_suspicious", "warning", {}),
 }
 
 
@@ -273,3 +275,25 @@ def test_launched_run_that_died_before_any_record(tmp_path, tmux_socket):
     assert (judge(d).state, judge(d).alerts) == ("starting", [])
     v = judge(d, now=NOW + 3600)
     assert v.state == "stalled" and [a.rule for a in v.alerts] == ["stuck_at_start"]
+
+
+def test_val_rising_needs_two_evals_above_the_best(tmp_path):
+    w = make_v1_run(tmp_path / "r", steps=1000, now=NOW)
+    best = min(v for v in load_run(tmp_path / "r").val_loss if v is not None)
+    w.progress(10)
+    w.eval(best * 1.10)  # one noisy eval: not yet
+    first = w.step
+    assert [a.rule for a in judge(tmp_path / "r", now=w.ts).alerts] == []
+    w.progress(10)
+    w.eval(best * 1.08)
+    [alert] = judge(tmp_path / "r", now=w.ts).alerts
+    assert alert.rule == "val_rising" and alert.since_step == first and "8% above its best" in alert.message
+
+
+def test_val_suspicious_on_a_near_zero_val_loss(tmp_path):
+    """The reported 'val perplexity 1.036' of a run whose generations were ':):):)': a warning, not a success."""
+    w = make_v1_run(tmp_path / "r", steps=1000, now=NOW)
+    w.progress(10)
+    w.eval(0.0354)
+    [alert] = judge(tmp_path / "r", now=w.ts).alerts
+    assert alert.rule == "val_suspicious" and "perplexity 1.036" in alert.message
