@@ -88,10 +88,14 @@ def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Pat
     return (path.absolute() if path is not None else None), cfg
 
 
+def latest_checkpoint_name(run_dir: Path) -> str:
+    return (run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).read_text(encoding="utf-8").strip()
+
+
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
     """Refuse a resume whose latest checkpoint already reached train.steps before anything starts: the trainer
     would stop with 'nothing to do', and that failed attempt would mark a finished run as crashed."""
-    latest = (run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).read_text(encoding="utf-8").strip()
+    latest = latest_checkpoint_name(run_dir)
     step = schema.checkpoint_step(latest)
     if step is not None and step >= total_steps:
         raise UserError(
@@ -123,11 +127,33 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         run_dir = runs_root() / name
     if req.nproc is not None and req.nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {req.nproc}")
-    nproc = req.nproc or default_nproc(cfg.runtime.device, environ)
+    nproc = resume_nproc(target, req) if req.resume else None
+    nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
     run_dir = run_dir.absolute()
     command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume)
     env, sources = trainer_env(cfg.runtime.env, environ)
     return LaunchPlan(name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd())
+
+
+def resume_nproc(run_dir: Path, req: LaunchRequest) -> int | None:
+    """The ranks per node a resume must start: as many as wrote the latest checkpoint (its data position
+    and RNG states are per rank). Without --nproc that is the default; a --nproc that gives another
+    world size is refused here, before tmux, instead of by the trainer, whose failed attempt would
+    mark the run crashed. None when rank 0's heartbeat does not say (the trainer still checks)."""
+    latest = latest_checkpoint_name(run_dir)
+    ranks = runstate.checkpoint_world_size(run_dir, latest)
+    if ranks is None:
+        return None
+    if ranks % req.nnodes:
+        raise UserError(f"--resume: {latest} was written by {ranks} ranks, which {req.nnodes} nodes cannot share")
+    per_node = ranks // req.nnodes
+    if req.nproc is not None and req.nproc != per_node:
+        raise UserError(
+            f"--resume: {latest} was written by {ranks} ranks and --nproc {req.nproc} x {req.nnodes} node(s) would "
+            f"start {req.nproc * req.nnodes}: each rank's data position and RNG state continue only with the same "
+            f"ranks (--nproc {per_node}, or leave it out)"
+        )
+    return per_node
 
 
 def git_state(repo: Path) -> tuple[str | None, bool | None]:

@@ -117,6 +117,35 @@ def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_
     assert res.returncode == 0, res.stderr
 
 
+def _heartbeat(run_dir, records: list[dict]) -> None:
+    with open(run_dir / "heartbeat_rank0.jsonl", "w") as fh:
+        for i, r in enumerate(records):
+            fh.write(json.dumps({"v": 1, "ts": 1_700_000_000 + i, "rank": 0, "pid": 100, **r}) + "\n")
+
+
+def test_resume_starts_as_many_ranks_as_wrote_the_checkpoint(runs_dir, tmux_socket):
+    """A 2-rank run resumed with --nproc 1 started torchrun, the trainer refused ('written by 2 ranks'), and
+    that attempt marked the finished run crashed. The world size comes from rank 0's heartbeat: the boot
+    before the checkpoint's record (not the failed 1-rank attempt after it)."""
+    run = runs_dir / "two"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
+    ckpt = str(run / "checkpoints" / "step_00000200.pt")
+    _heartbeat(run, [
+        {"kind": "boot", "step": 0, "world_size": 2},
+        {"kind": "checkpoint", "step": 100, "path": ckpt.replace("200", "100"), "seconds": 0.1},
+        {"kind": "checkpoint", "step": 200, "path": ckpt, "seconds": 0.1},
+        {"kind": "end", "step": 200, "reason": "completed", "exit_status": 0},
+        {"kind": "boot", "step": 0, "world_size": 1},  # a failed resume with one rank
+        {"kind": "error", "step": 0, "message": "written by 2 ranks"},
+    ])  # fmt: skip
+    res = nsa("launch", "--name", "two", "--resume", "--nproc", "1", "--set", "train.steps=300")
+    assert res.returncode == 1 and tmux_sessions() == []
+    assert "step_00000200.pt was written by 2 ranks and --nproc 1 x 1 node(s) would start 1" in _one_error_line(res)
+    res = nsa("launch", "--name", "two", "--resume", "--set", "train.steps=300", "--dry-run")
+    assert res.returncode == 0 and "--nproc-per-node 2 " in res.stdout, res.stderr
+
+
 def test_live_heartbeat_is_refused(runs_dir, tmux_socket):
     live = runs_dir / "live"
     live.mkdir()
