@@ -210,7 +210,8 @@ class Trainer:
         threads = devmod.configure_threads(cfg.runtime, self.device)
         is_main = self.info.is_main
         if is_main:
-            (run_dir / schema.CONFIG_YAML).write_text(dump_yaml(cfg), encoding="utf-8")
+            if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (below)
+                self._save_config()
             print(f"[config] {self.config_path or '<embedded default>'} (resolved, saved as config.yaml):")
             print(dump_yaml(cfg).rstrip())
             for w in warnings:
@@ -267,6 +268,10 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         if self.args.resume:
             self._resume()
+            if is_main:
+                # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
+                # run's config, which the next plain `--resume` reads
+                self._save_config()
         if is_main:
             print(
                 f"[model] {self.param_count / 1e6:.2f}M params | attention {self.attention_impl} | "
@@ -537,6 +542,9 @@ class Trainer:
             )
         if self.info.is_main:
             print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
+
+    def _save_config(self) -> None:
+        _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))
 
     def _write_run_json(self) -> None:
         t = self.cfg.train
