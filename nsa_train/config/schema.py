@@ -167,7 +167,12 @@ class TrainConfig:
             _check(getattr(self, k) >= 0, f"train.{k}", "must be >= 0")
         _check(self.lr > 0, "train.lr", "must be positive")
         _check(0 <= self.min_lr <= self.lr, "train.min_lr", "must be between 0 and train.lr")
-        _check(self.warmup_steps <= self.steps, "train.warmup_steps", "must not exceed train.steps")
+        _check(
+            self.warmup_steps <= self.steps,
+            "train.warmup_steps",
+            f"{self.warmup_steps} exceeds train.steps {self.steps}: a short run needs a shorter warmup too "
+            f"(e.g. --set train.warmup_steps={max(1, self.steps // 10)})",
+        )
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0")
 
 

@@ -72,6 +72,9 @@ def test_validation_errors_name_the_key():
         load_config(None, ["train.min_lr=1.0"])
     with pytest.raises(ConfigError, match="nsa.l"):
         load_config(None, ["nsa.l=12"])
+    # the quick test run everyone tries first: the message says what else to set
+    with pytest.raises(ConfigError, match=r"train\.warmup_steps: 50 exceeds train\.steps 20: .*warmup_steps=2\)"):
+        load_config(None, ["train.steps=20"])
 
 
 def test_overrides_parse_values():
