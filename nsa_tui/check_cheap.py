@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -133,7 +134,55 @@ def check_data_path(cfg: Config) -> CheckRow:
     ok = bool(glob.glob(str(p), recursive=True)) if any(ch in d.path for ch in "*?[") else p.exists()
     if not ok:
         return CheckRow("data path", FAIL, f"data.path {d.path!r} does not exist (or the glob matches nothing)")
-    return CheckRow("data path", PASS, f"data.path {d.path} exists")
+    from nsa_train.data.errors import DataError
+    from nsa_train.data.sources import resolve_local_files  # the trainer's own resolution (no torch)
+
+    try:
+        builder, files = resolve_local_files(d.path)
+    except DataError as e:
+        return CheckRow("data path", FAIL, str(e))
+    problem = None if builder == "text" else _first_record_problem(files[0], d.text_field)
+    if problem:
+        return CheckRow("data path", FAIL, problem)
+    return CheckRow("data path", PASS, f"data.path {d.path}: {len(files)} {builder} file(s)")
+
+
+def _first_record_problem(path: str, field: str) -> str | None:
+    """Whether the first record of a JSON-lines or Parquet file has the text field, read cheaply (one line,
+    or the Parquet schema); None when it has, or when this cannot tell (a JSON array: the trainer will)."""
+    hint = "set data.text_field to the one holding the text (--set data.text_field=NAME)"
+    if path.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq  # a dependency of datasets
+        except ImportError:
+            return None
+        try:
+            names = pq.read_schema(path).names
+        except Exception as e:  # not Parquet, truncated: the reader's reason in one line
+            return f"cannot read the Parquet schema of {path}: {' '.join(str(e).split())[:200]}"
+        return (
+            None
+            if field in names
+            else f"data.text_field {field!r} is not a column of {path} (columns: {names}): {hint}"
+        )
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = next((ln for ln in fh if ln.strip()), "")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"cannot read {path}: {e}"
+    if line.lstrip().startswith("["):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return f"the first line of {path} is not JSON (JSON lines: one object per line)"
+    if not isinstance(record, dict):
+        return f"the first line of {path} is a JSON {type(record).__name__}, not an object with a text field"
+    if field not in record:
+        return (
+            f"data.text_field {field!r} is not a field of the first record of {path} (fields: {sorted(record)}): {hint}"
+        )
+    return None
 
 
 def check_tokenizer_files(cfg: Config) -> CheckRow:

