@@ -188,6 +188,7 @@ class Trainer:
         self.train_wall_s = 0.0
         self.tokens_this_process = 0
         self.last_saved_step = -1
+        self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -536,6 +537,7 @@ class Trainer:
         self.step = self.last_saved_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
+        self.resumed = True
         if self.step >= self.cfg.train.steps:
             raise UserFacingError(
                 f"--resume: {path} is at step {self.step}, train.steps is {self.cfg.train.steps}: nothing to do"
@@ -614,7 +616,9 @@ class Trainer:
             steps.append(("stack dumper", self.dumper.close))
         if self.stream is not None:
             steps.append(("data stream", self.stream.close))
-        if self.info_is_main() and hasattr(self, "model"):
+        # a refused resume (another seq_len, world size, model) did no work: the summary of the attempt that
+        # did stays (its end record still says why this one stopped)
+        if self.info_is_main() and hasattr(self, "model") and (self.resumed or not self.args.resume):
             steps.append((schema.SUMMARY_JSON, lambda: self._write_summary(reason)))
         if self.metrics is not None:
             steps.append(("metrics files", self.metrics.close))

@@ -132,10 +132,14 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "params": s.get("param_count") or h.run_info.get("param_count"),
         "tokens_seen": s.get("tokens_seen") or h.last_value("tokens_seen"),
         "final_loss": h.last_value("loss"),
-        "final_val_loss": s.get("final_val_loss", vals[-1][1] if vals else None),
+        # a null in the summary is "not known to that process" (one that stopped before evaluating), not
+        # "no evals": the history's val records still count
+        "final_val_loss": s["final_val_loss"]
+        if s.get("final_val_loss") is not None
+        else (vals[-1][1] if vals else None),
         # the summary's best and its step go together (a foreign summary may give the loss alone)
-        "best_val_loss": s["best_val_loss"] if "best_val_loss" in s else best[1],
-        "best_step": s.get("best_step") if "best_val_loss" in s else best[0],
+        "best_val_loss": s["best_val_loss"] if s.get("best_val_loss") is not None else best[1],
+        "best_step": s.get("best_step") if s.get("best_val_loss") is not None else best[0],
         "wall_time_s": s.get("wall_time_s"),
         "mean_toks_per_s": s.get("mean_toks_per_s") or (sum(toks) / len(toks) if toks else None),
         "end_reason": s.get("end_reason") or r.verdict.end_reason,

@@ -83,6 +83,19 @@ def test_resumed_run_counts_every_attempt(tmp_path: Path) -> None:
     assert cells[10] == f"{tokens / train:.0f}"
 
 
+def test_a_summary_without_val_numbers_does_not_hide_the_evals(tmp_path: Path) -> None:
+    """A process that stopped before evaluating (a refused resume, before that was fixed in the trainer) wrote
+    nulls: the report showed '-' for the final and best val loss of a run whose val.csv had them."""
+    w = make_v1_run(tmp_path / "r", steps=300, total_steps=300, state="finished")
+    nulls = {"final_val_loss": None, "best_val_loss": None, "best_step": None, "end_reason": "error"}
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(nulls))
+    vals = [line.split(",") for line in (w.path / schema.VAL_CSV).read_text().splitlines()[1:]]
+    best = min(vals, key=lambda v: float(v[1]))
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| r |")).strip("|").split("|")]
+    assert cells[7].startswith(f"{float(vals[-1][1]):.4f}") and cells[8] == f"{float(best[1]):.4f} @ {best[0]}"
+
+
 @pytest.mark.parametrize("fmt", ["vibe", "generic"])
 def test_other_formats(tmp_path: Path, fmt: str) -> None:
     run = tmp_path / fmt
