@@ -197,7 +197,7 @@ def run_status(
         if as_json:
             obj = j.verdict if j.verdict is not None else {"run": j.run, "error": j.error}
             print(json.dumps(obj, allow_nan=False), flush=True)
-        else:
+        elif not j.missing:  # a run that is not there is the error line below only, as for a local RUN
             render_human(j)
         if j.verdict is None:
             print(f"error: {j.error}", file=sys.stderr)
