@@ -127,7 +127,10 @@ def _from_here(host: str, remote_dir: str | None) -> Callable[[str], str]:
         m = pattern.fullmatch(line.rstrip("\n"))
         if m is None or len(set(m.groups())) != 1:
             return line
-        words = shlex.split(m.group(1))
+        try:
+            words = shlex.split(m.group(1))
+        except ValueError:  # not the quoting our own nsa writes: leave the line as it came
+            return line
         return next_steps(words[0], host, remote_dir) + "\n" if len(words) == 1 else line
 
     return rewrite

@@ -14,6 +14,7 @@ ssh, so that a RUN name means the same run to all of them:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
@@ -43,10 +44,10 @@ find_run() {
 """
 
 
-def forwarded_env(names: tuple[str, ...], environ: dict[str, str] | None = None) -> list[str]:
+def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:
     """``K=V`` for each of ``names`` set here: the prefix of an ``env K=V ... sh -c`` command."""
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    return [f"{k}={environ[k]}" for k in names if environ.get(k)]
+    env = os.environ if environ is None else environ
+    return [f"{k}={env[k]}" for k in names if env.get(k)]
 
 
 LISTING = "@all:"  # a RUN argument that asks for every run directory under what follows

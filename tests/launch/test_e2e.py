@@ -118,9 +118,10 @@ def test_missing_data_path_is_caught_before_anything_starts(runs_dir, tmux_socke
 
 
 def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket, tmp_path):
-    # The file exists (the preflight passes) but has no 'text' field: the trainer fails at runtime.
+    # The preflight passes (the file exists, its first record has 'text'), but the file holds 2 documents and
+    # 8 are held out for validation: the trainer fails at runtime, once it has read them all.
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text('{"body": "no text field here"}\n')
+    corpus.write_text('{"text": "a fine first record"}\n{"text": "and a second one"}\n')
     bad_data = ["--set", "data.source=local", "--set", f"data.path={corpus}"]
     res = nsa("launch", "--name", "crash", *TINY, *bad_data)
     assert res.returncode == 0, res.stderr
@@ -129,7 +130,7 @@ def test_crashing_trainer_leaves_status_and_console(runs_dir, tmux_socket, tmp_p
     assert status != 0
     # The trainer's own error is restated last, after torchrun's traceback.
     tail = (run_dir / "console.log").read_text().splitlines()[-2:]
-    assert "rank 0 error at step 0:" in tail[0] and "text" in tail[0], tail
+    assert "rank 0 error at step 0:" in tail[0] and "none left to train on" in tail[0], tail
     assert tail[-1].endswith(f"exited with status {status}")
     wait_for(lambda: tmux_sessions() == [], 30, "the tmux session to close")
     status_cmd = nsa("status", "crash")
