@@ -409,8 +409,13 @@ def grad_spike(c: Context) -> Finding | None:
     )
 
 
-def _val_points(h: RunHistory) -> list[tuple[int, None, float]]:
-    return [(s, None, v) for s, v in zip(h.val_steps, h.val_loss, strict=False) if v is not None and math.isfinite(v)]
+def _val_points(h: RunHistory, *, finite: bool = True) -> list[tuple[int, None, float]]:
+    """(step, None, val_loss) of each eval: val records carry no time of their own."""
+    return [
+        (s, None, v)
+        for s, v in zip(h.val_steps, h.val_loss, strict=False)
+        if v is not None and (math.isfinite(v) or not finite)
+    ]
 
 
 def val_rising(c: Context) -> Finding | None:
@@ -504,10 +509,7 @@ def threshold_check(
     c: Context, metric: str, above: float | None, below: float | None, msg: str | None
 ) -> Finding | None:
     """A user-added rule: ``metric`` above/below a number."""
-    if metric == "val_loss":
-        pts = [(s, None, v) for s, v in zip(c.h.val_steps, c.h.val_loss, strict=False) if v is not None]
-    else:
-        pts = points(c.h, metric)
+    pts = _val_points(c.h, finite=False) if metric == "val_loss" else points(c.h, metric)
     cond = [(above is not None and v > above) or (below is not None and v < below) for _, _, v in pts]
     i = trailing(pts, cond)
     if i is None:
