@@ -3,33 +3,46 @@ status readers understand). No torch; matplotlib is imported only when charts ar
 
     from nsa_tui.report import build_report
     paths = build_report([Path("runs/a"), Path("runs/b")], out_dir)   # {"report": .../report.md, "loss": ...png}
+    paths = write_report(fetch_report_runs("gpu-box", ["m7c"], "nsa"), out_dir)   # runs on a host, one ssh call
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nsa_tui.errors import UserError
 
+if TYPE_CHECKING:
+    from nsa_tui.report.load import ReportRun
+
 REPORT_MD = "report.md"
 EXIT_NO_TELEMETRY = 3
+NO_TELEMETRY_HINT = "no heartbeat_rank*.jsonl, training.csv or *_log.jsonl"
 
 
 def build_report(run_dirs: list[Path], out_dir: Path) -> dict[str, Path]:
-    from nsa_tui.report.charts import write_charts
+    """The report of local run directories."""
     from nsa_tui.report.load import load_report_run
-    from nsa_tui.report.markdown import render
 
     runs = []
     for d in run_dirs:
         r = load_report_run(d)
         if r is None:
-            raise UserError(f"no telemetry in {d} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)", 3)
+            raise UserError(f"no telemetry in {d} ({NO_TELEMETRY_HINT})", EXIT_NO_TELEMETRY)
         runs.append(r)
+    return write_report(runs, out_dir)
+
+
+def write_report(runs: list[ReportRun], out_dir: Path) -> dict[str, Path]:
+    """Charts and report.md of loaded runs (local or fetched from a host) in ``out_dir``."""
+    from nsa_tui.report.charts import write_charts
+    from nsa_tui.report.markdown import render
+
     names = [r.name for r in runs]
     for i, r in enumerate(runs):  # two runs of the same name (a/run, b/run) need telling apart
         if names.count(r.name) > 1:
-            r.name = f"{r.path.resolve().parent.name}/{r.name}#{i + 1}"
+            r.name = f"{r.parent}/{r.name}#{i + 1}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         charts = write_charts(runs, out_dir)

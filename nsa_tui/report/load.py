@@ -30,7 +30,8 @@ class Checkpoint:
 @dataclass
 class ReportRun:
     name: str
-    path: Path
+    where: str  # the run directory as the report names it: a local path, or host:path
+    parent: str  # the name of the directory above it (tells apart two runs of the same name)
     history: RunHistory
     checkpoints: list[Checkpoint]
     verdict: Any  # nsa_tui.health.Verdict
@@ -56,34 +57,47 @@ def full_bundle(run_dir: Path) -> RunBundle:
     return bundle
 
 
+def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str]) -> list[Checkpoint]:
+    """The checkpoint files (name -> size, pointer files and hidden files excluded) with the pointers
+    (``latest``/``best`` -> the file each names) that name them, sorted by name."""
+    pointed: dict[str, list[str]] = {}
+    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+        if pointer in pointers:
+            pointed.setdefault(pointers[pointer].strip(), []).append(pointer)
+    return [
+        Checkpoint(name, size, pointed.get(name, []))
+        for name, size in sorted(sizes.items())
+        if not name.startswith(".") and name not in (schema.LATEST_POINTER, schema.BEST_POINTER)
+    ]
+
+
 def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     d = run_dir / schema.CHECKPOINT_DIR
     if not d.is_dir():
         return []
-    pointed: dict[str, list[str]] = {}
+    pointers: dict[str, str] = {}
     for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
         try:
-            target = (d / pointer).read_text(encoding="utf-8").strip()
+            pointers[pointer] = (d / pointer).read_text(encoding="utf-8")
         except OSError:
             continue
-        pointed.setdefault(target, []).append(pointer)
-    out = []
-    for p in sorted(d.iterdir()):
-        if p.is_file() and not p.name.startswith(".") and p.name not in (schema.LATEST_POINTER, schema.BEST_POINTER):
-            out.append(Checkpoint(p.name, p.stat().st_size, pointed.get(p.name, [])))
-    return out
+    return checkpoint_listing({p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}, pointers)
 
 
-def load_report_run(run_dir: Path) -> ReportRun | None:
-    """None when the directory holds no telemetry of any known format."""
+def report_run(bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str) -> ReportRun | None:
+    """A run's report data from its files read whole; None when they hold no telemetry of any known format."""
     from nsa_tui.health import evaluate
 
-    bundle = full_bundle(run_dir)
     h = history_from_bundle(bundle)
     if h.format is None:
         return None
     name = bundle.run
-    return ReportRun(name, run_dir, h, list_checkpoints(run_dir), evaluate(h, bundle.now, run=name))
+    return ReportRun(name, where, parent, h, checkpoints, evaluate(h, bundle.now, run=name))
+
+
+def load_report_run(run_dir: Path) -> ReportRun | None:
+    """A local run directory; None when it holds no telemetry of any known format."""
+    return report_run(full_bundle(run_dir), list_checkpoints(run_dir), str(run_dir), run_dir.resolve().parent.name)
 
 
 def finite(v: Any) -> float | None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nsa_train.telemetry import schema
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
 
 KEY_SETTINGS = (
@@ -112,7 +113,7 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
         if not r.checkpoints:
             lines.append(f"- **{r.name}**: no checkpoints")
             continue
-        lines.append(f"- **{r.name}** (`{r.path / 'checkpoints'}`):")
+        lines.append(f"- **{r.name}** (`{r.where.rstrip('/')}/{schema.CHECKPOINT_DIR}`):")
         for c in r.checkpoints:
             marks = f" ← {', '.join(c.pointers)}" if c.pointers else ""
             lines.append(f"  - `{c.name}` {_size(c.size)}{marks}")

@@ -117,9 +117,11 @@ def collect_local(run_dir: Path, *, tmux_sessions: list[str] | None = None) -> R
 FRAME = b"\n@@nsa@@ "
 
 # $1: the tmux socket name ('' for the default server), $2: 1 to prefer a remote `nsa`,
-# $3: --remote-dir ('' for the login directory), then pairs of (glob, limit) ended by '--',
-# then the RUN arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest
-# first; DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
+# $3: --remote-dir ('' for the login directory), then pairs of (glob, limit) ended by '--'
+# (limit: bytes from the end, 0 the name and size only, -1 the whole file; a glob may name a
+# subdirectory, and a file's name is then its path under the run directory), then the RUN
+# arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
+# DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line.
 # Each file's window goes to a temp file first so its frame length is exact even while
 # the trainer appends.
@@ -196,13 +198,14 @@ emit_files() {
     set +f
     for f in "$d"/$pat; do
       [ -f "$f" ] || continue
-      name=${f##*/}
+      name=${f#"$d"/}
       case "$seen" in *" $name "*) continue;; esac
       seen="$seen$name "
       size=$(wc -c <"$f" | tr -d ' ')
       mt=$(stat -c %Y "$f" 2>/dev/null || date -r "$f" +%s 2>/dev/null || echo 0)
-      if [ "$lim" -gt 0 ]; then tail -c "$lim" "$f" >"$tmp" 2>/dev/null; else : >"$tmp"; fi
-      case "$name" in *.csv) if [ "$size" -gt "$lim" ]; then
+      if [ "$lim" -lt 0 ]; then cat "$f" >"$tmp" 2>/dev/null
+      elif [ "$lim" -gt 0 ]; then tail -c "$lim" "$f" >"$tmp" 2>/dev/null; else : >"$tmp"; fi
+      case "$name" in *.csv) if [ "$lim" -ge 0 ] && [ "$size" -gt "$lim" ]; then
         head -c 4096 "$f" | head -n 1 >"$tmp.h"
         frame head "$(wc -c <"$tmp.h" | tr -d ' ')" "$name"; cat "$tmp.h"; fi;;
       esac
@@ -236,9 +239,18 @@ flush
 )
 
 
-def remote_args(tmux_socket: str, runs: list[str], prefer_nsa: bool, remote_dir: str | None = None) -> list[str]:
+WHOLE_FILE = -1  # a limit that asks REMOTE_SCRIPT for the whole file
+
+
+def remote_args(
+    tmux_socket: str,
+    runs: list[str],
+    prefer_nsa: bool,
+    remote_dir: str | None = None,
+    limits: tuple[tuple[str, int], ...] = FILE_LIMITS,
+) -> list[str]:
     args = [tmux_socket, "1" if prefer_nsa else "0", remote_dir or ""]
-    for pattern, limit in FILE_LIMITS:
+    for pattern, limit in limits:
         args += [pattern, str(limit)]
     return [*args, "--", *runs]
 

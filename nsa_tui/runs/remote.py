@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env, missing_run_message, no_remote_dir_message
 from nsa_tui.remote.ssh import UNREACHABLE_EXIT, remote_script, run_remote
-from nsa_tui.runs.bundle import REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
+from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
 
@@ -15,15 +15,24 @@ REMOTE_TIMEOUT_S = 60.0
 REMOTE_DEFAULT_TMUX_SOCKET = ""
 
 
-def fetch_remote(host: str, runs: list[str], *, prefer_nsa: bool = True, remote_dir: str | None = None) -> RemoteAnswer:
+def fetch_remote(
+    host: str,
+    runs: list[str],
+    *,
+    prefer_nsa: bool = True,
+    remote_dir: str | None = None,
+    limits: tuple[tuple[str, int], ...] = FILE_LIMITS,
+    timeout: float = REMOTE_TIMEOUT_S,
+) -> RemoteAnswer:
     """Bounded tails of each RUN on ``host`` (or its own `nsa status --json` when installed
     and ``prefer_nsa``), after entering ``remote_dir`` there. A RUN of '' means the most recent
-    run, '@all:DIR' every run in DIR. Our NSA_RUNS_DIR is the runs root there too, as for
+    run, '@all:DIR' every run in DIR. ``limits`` says which files and how much of each (the
+    status windows by default). Our NSA_RUNS_DIR is the runs root there too, as for
     `nsa launch --host`. Raises nsa_tui.remote.ssh.SSHError (one line) when the host cannot
     be reached."""
-    args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir)
+    args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir, limits)
     command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
-    result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
+    result = run_remote(host, command, timeout=timeout)
     return parse_frames(result.stdout, host)
 
 

@@ -116,3 +116,15 @@ def test_no_telemetry_is_one_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
     assert res.exit_code == 3
     assert "no telemetry" in res.output and "Traceback" not in res.output
+
+
+def test_no_run_argument_means_the_newest_run(runs_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    make_v1_run(runs_dir / "old", steps=100, state="finished")
+    make_v1_run(runs_dir / "new", steps=50)
+    os.utime(runs_dir / "old", (1_700_000_000, 1_700_000_000))
+    res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith("# Report: new\n")

@@ -1,0 +1,80 @@
+"""`nsa report --host`: the runs' files fetched whole from the host in one ssh call, drawn here.
+
+The same remote script as `nsa status --host` (nsa_tui.runs.bundle.REMOTE_SCRIPT), asked for
+whole files instead of tails, plus the names and sizes of the checkpoint files and the
+`latest`/`best` pointers (never the checkpoints themselves). Nothing needs to be installed
+on the host.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from nsa_train.telemetry import schema
+from nsa_tui.errors import UserError
+from nsa_tui.report import EXIT_NO_TELEMETRY, NO_TELEMETRY_HINT
+from nsa_tui.report.load import Checkpoint, ReportRun, checkpoint_listing, report_run
+from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
+
+POINTER_BYTES = 4096
+# every file a local report reads, whole; then the pointers' contents and the checkpoints' names and sizes
+REPORT_LIMITS: tuple[tuple[str, int], ...] = (
+    *((pattern, WHOLE_FILE if limit > 0 else limit) for pattern, limit in FILE_LIMITS),
+    (f"{schema.CHECKPOINT_DIR}/{schema.LATEST_POINTER}", POINTER_BYTES),
+    (f"{schema.CHECKPOINT_DIR}/{schema.BEST_POINTER}", POINTER_BYTES),
+    (f"{schema.CHECKPOINT_DIR}/*", 0),
+)
+# a long run's telemetry is tens of MB: more time than the status call's 60 s
+REPORT_TIMEOUT_S = 600.0
+
+
+def pop_checkpoints(files: dict[str, FileWindow]) -> list[Checkpoint]:
+    """Take the ``checkpoints/...`` entries out of a fetched bundle's files: the checkpoint listing."""
+    prefix = schema.CHECKPOINT_DIR + "/"
+    entries = {name[len(prefix) :]: files.pop(name) for name in list(files) if name.startswith(prefix)}
+    pointers = {
+        p: entries[p].data.decode("utf-8", errors="replace")
+        for p in (schema.LATEST_POINTER, schema.BEST_POINTER)
+        if p in entries
+    }
+    return checkpoint_listing({name: w.size for name, w in entries.items()}, pointers)
+
+
+def remote_location(host: str, path: str, remote_dir: str | None) -> str:
+    """host:path, with a path relative to --remote-dir shown under it."""
+    if remote_dir and not path.startswith("/"):
+        path = f"{remote_dir.rstrip('/')}/{path}"
+    return f"{host}:{path}"
+
+
+def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None) -> list[ReportRun]:
+    """Each RUN on ``host`` ('' or none: the newest) with its whole history, in one ssh call. Raises
+    UserError (exit 3) when the host cannot be reached, or a run is not there or has no telemetry."""
+    from nsa_tui.remote.checkout import missing_run_message, no_remote_dir_message
+    from nsa_tui.remote.ssh import SSHError
+    from nsa_tui.runs.bundle import MissingRun
+    from nsa_tui.runs.remote import fetch_remote
+
+    try:
+        answer = fetch_remote(
+            host, runs, prefer_nsa=False, remote_dir=remote_dir, limits=REPORT_LIMITS, timeout=REPORT_TIMEOUT_S
+        )
+    except SSHError as e:
+        raise UserError(str(e), EXIT_NO_TELEMETRY) from None
+    if answer.no_dir is not None:
+        raise UserError(no_remote_dir_message(answer.no_dir, host), EXIT_NO_TELEMETRY)
+    out: list[ReportRun] = []
+    for item in answer.bundles:
+        if isinstance(item, MissingRun):
+            raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), EXIT_NO_TELEMETRY)
+        if isinstance(item, bytes):  # a remote `nsa status` answer: not asked for (prefer_nsa=False)
+            continue
+        checkpoints = pop_checkpoints(item.files)
+        where = remote_location(host, item.path, remote_dir)
+        r = report_run(item, checkpoints, where, PurePosixPath(item.path.rstrip("/")).parent.name)
+        if r is None:
+            raise UserError(f"no telemetry in {where} ({NO_TELEMETRY_HINT})", EXIT_NO_TELEMETRY)
+        out.append(r)
+    if len(out) != max(len(runs), 1):
+        raise UserError(f"could not read the runs on {host}: no answer from its shell", EXIT_NO_TELEMETRY)
+    return out
