@@ -73,18 +73,12 @@ def judge_remote(
     """All RUNs on ``host`` in one ssh call, names resolved under ``remote_dir`` there. With a
     rules file we judge locally (the remote `nsa` does not see the file); otherwise a remote
     `nsa status --json` is used when present."""
-    from nsa_tui.remote.checkout import missing_run_message, no_remote_dir_message
-    from nsa_tui.remote.ssh import SSHError
+    from nsa_tui.remote.checkout import missing_run_message
     from nsa_tui.runs import history_from_bundle
     from nsa_tui.runs.bundle import MissingRun
     from nsa_tui.runs.remote import fetch_remote
 
-    try:
-        answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
-    except SSHError as e:
-        raise UserError(str(e), EXIT_NO_TELEMETRY) from None
-    if answer.no_dir is not None:
-        raise UserError(no_remote_dir_message(answer.no_dir, host), EXIT_NO_TELEMETRY)
+    answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
     out: list[Judged] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun):

@@ -50,19 +50,13 @@ def remote_location(host: str, path: str, remote_dir: str | None) -> str:
 def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None) -> list[ReportRun]:
     """Each RUN on ``host`` ('' or none: the newest) with its whole history, in one ssh call. Raises
     UserError (exit 3) when the host cannot be reached, or a run is not there or has no telemetry."""
-    from nsa_tui.remote.checkout import missing_run_message, no_remote_dir_message
-    from nsa_tui.remote.ssh import SSHError
+    from nsa_tui.remote.checkout import missing_run_message
     from nsa_tui.runs.bundle import MissingRun
     from nsa_tui.runs.remote import fetch_remote
 
-    try:
-        answer = fetch_remote(
-            host, runs, prefer_nsa=False, remote_dir=remote_dir, limits=REPORT_LIMITS, timeout=REPORT_TIMEOUT_S
-        )
-    except SSHError as e:
-        raise UserError(str(e), EXIT_NO_TELEMETRY) from None
-    if answer.no_dir is not None:
-        raise UserError(no_remote_dir_message(answer.no_dir, host), EXIT_NO_TELEMETRY)
+    answer = fetch_remote(
+        host, runs, prefer_nsa=False, remote_dir=remote_dir, limits=REPORT_LIMITS, timeout=REPORT_TIMEOUT_S
+    )
     out: list[ReportRun] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun):

@@ -28,12 +28,21 @@ def fetch_remote(
     and ``prefer_nsa``), after entering ``remote_dir`` there. A RUN of '' means the most recent
     run, '@all:DIR' every run in DIR. ``limits`` says which files and how much of each (the
     status windows by default). Our NSA_RUNS_DIR is the runs root there too, as for
-    `nsa launch --host`. Raises nsa_tui.remote.ssh.SSHError (one line) when the host cannot
-    be reached."""
+    `nsa launch --host`. Raises UserError (one line, exit 3) when the host cannot be reached
+    or ``remote_dir`` is not there; a RUN that is not there is a MissingRun in the answer."""
+    from nsa_tui.errors import UserError
+    from nsa_tui.remote.ssh import SSHError
+
     args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir, limits)
     command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
-    result = run_remote(host, command, timeout=timeout)
-    return parse_frames(result.stdout, host)
+    try:
+        result = run_remote(host, command, timeout=timeout)
+    except SSHError as e:
+        raise UserError(str(e), UNREACHABLE_EXIT) from None
+    answer = parse_frames(result.stdout, host)
+    if answer.no_dir is not None:
+        raise UserError(no_remote_dir_message(answer.no_dir, host), UNREACHABLE_EXIT)
+    return answer
 
 
 # $1: --remote-dir ('' for the login directory), then the RUN arguments. For each RUN one
