@@ -1,5 +1,7 @@
 """`nsa sample RUN|CHECKPOINT [--prompt TEXT ...] [--max-new-tokens N] [--temperature T] [--top-k K]
-[--seed S] [--best|--latest] [--device D] [--json]`: text from a trained checkpoint.
+[--seed S] [--best|--latest] [--device D] [--host HOST [--remote-dir DIR]] [--json]`: text from a
+trained checkpoint. With --host it runs where the checkpoint is (the `nsa sample` there, found as
+every --host command finds `nsa`), and its output comes back as it is.
 
 With --json every sample carries repetition metrics (distinct-1/2/3, the longest back-to-back
 repeat; docs/after.md) so mode collapse is a number. torch is imported inside the command.
@@ -13,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 DEFAULT_PROMPTS = ("ROMEO:", "The ")
@@ -52,6 +55,31 @@ def run_sample(
     return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
 
 
+def remote_sample_argv(
+    target: str,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+    which: str | None,
+    device: str,
+    json_out: bool,
+) -> list[str]:
+    """The `nsa sample` argv for the host: every option spelled out, so the host's defaults never differ."""
+    argv = ["sample", target]
+    for p in prompts:
+        argv += ["--prompt", p]
+    argv += ["--max-new-tokens", str(max_new_tokens), "--temperature", repr(temperature), "--top-k", str(top_k)]
+    argv += ["--seed", str(seed), "--device", device]
+    if which is not None:
+        argv.append(f"--{which}")
+    if json_out:
+        argv.append("--json")
+    return argv
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample(
@@ -67,6 +95,8 @@ def register(app: typer.Typer) -> None:
         latest: Annotated[bool, typer.Option("--latest", help="the newest checkpoint")] = False,
         device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
         json_out: Annotated[bool, typer.Option("--json", help="JSON with repetition metrics per sample")] = False,
+        host: HostOpt = None,
+        remote_dir: RemoteDirOpt = None,
     ) -> None:
         """Generate text from a run's best (or latest) checkpoint."""
         if best and latest:
@@ -75,6 +105,22 @@ def register(app: typer.Typer) -> None:
             fail(f"--device must be auto, cpu or cuda, not {device!r}", 2)
         which = "best" if best else "latest" if latest else None
         try:
+            check_remote_dir(host, remote_dir)
+            if host is not None:
+                from nsa_tui.launch.remote import run_nsa
+
+                argv = remote_sample_argv(
+                    target,
+                    prompt or list(DEFAULT_PROMPTS),
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    top_k=top_k,
+                    seed=seed,
+                    which=which,
+                    device=device,
+                    json_out=json_out,
+                )
+                raise typer.Exit(run_nsa(host, remote_dir, argv)[0])
             out = run_sample(
                 target,
                 prompt or list(DEFAULT_PROMPTS),

@@ -68,3 +68,34 @@ def test_cli_json_and_missing_checkpoint(tiny_run: Path, tmp_path: Path) -> None
     res = runner.invoke(app, ["sample", str(empty)])
     assert res.exit_code == 3
     assert "checkpoint pointer" in res.output
+
+
+@pytest.mark.slow
+def test_sample_on_a_host_is_the_sample_there(tiny_run: Path, sshd) -> None:
+    """--host runs the host's `nsa sample` on the host's checkpoint (a real loopback sshd), every option
+    sent: the same seeds give the same text as here; a run not there is the host's one line, exit 3."""
+    import subprocess
+    import sys
+
+    args = ["sample", "-p", "The ", "-p", "KING", "-n", "16", "-t", "0.7", "--top-k", "9", "--seed", "5", "--json"]
+    nsa = [sys.executable, "-m", "nsa_tui"]
+    local = subprocess.run([*nsa, *args, str(tiny_run)], capture_output=True, text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    remote = subprocess.run(
+        [*nsa, *args, "--host", sshd.host, "--remote-dir", str(tiny_run.parent), tiny_run.name],
+        capture_output=True, text=True, timeout=120, env=sshd.env(),
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    here, there = json.loads(local.stdout), json.loads(remote.stdout)
+    assert there["checkpoint"] == f"{tiny_run.name}/checkpoints/step_00000030.pt"  # relative to --remote-dir
+    assert there["samples"] == here["samples"] and len(there["samples"]) == 2
+
+    lost = subprocess.run(
+        [*nsa, "sample", "--host", sshd.host, "--remote-dir", str(tiny_run.parent), "nope"],
+        capture_output=True, text=True, timeout=120, env=sshd.env(),
+    )  # fmt: skip
+    assert lost.returncode == 3 and lost.stderr.strip().splitlines() == [
+        "error: no run directory 'nope' (looked at ./nope and runs/nope)"
+    ], lost.stderr
+    res = CliRunner().invoke(app, ["sample", "--remote-dir", "x", str(tiny_run)])
+    assert res.exit_code == 1 and "--remote-dir needs --host" in res.output
