@@ -35,12 +35,14 @@ def list_runs(root: Path | None = None) -> list[Path]:
 
 
 def resolve_run(run: str | None, root: Path | None = None) -> Path:
-    """A RUN argument to an existing directory; None means the most recent run."""
+    """A RUN argument to an existing directory; None means the most recent run. The error names absolute
+    paths: run by `nsa ... --host`, the relative ones would read as paths on the caller's machine."""
     root = root or runs_root()
     if run is None:
         runs = list_runs(root)
         if not runs:
-            raise UserError(f"no runs under {root}/ (pass a run directory, or start one with `nsa launch`)", code=3)
+            where = root.absolute()
+            raise UserError(f"no runs under {where}/ (pass a run directory, or start one with `nsa launch`)", code=3)
         return runs[0]
     p = Path(run)
     if p.is_dir():
@@ -48,4 +50,4 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     named = root / run
     if named.is_dir():
         return named
-    raise UserError(f"no run directory {run!r} (looked at ./{run} and {named})", code=3)
+    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", code=3)

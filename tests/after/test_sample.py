@@ -94,8 +94,10 @@ def test_sample_on_a_host_is_the_sample_there(tiny_run: Path, sshd) -> None:
         [*nsa, "sample", "--host", sshd.host, "--remote-dir", str(tiny_run.parent), "nope"],
         capture_output=True, text=True, timeout=120, env=sshd.env(),
     )  # fmt: skip
+    # the host's paths, absolute: relative ones would read as paths here
+    base = tiny_run.parent
     assert lost.returncode == 3 and lost.stderr.strip().splitlines() == [
-        "error: no run directory 'nope' (looked at ./nope and runs/nope)"
+        f"error: no run directory 'nope' (looked at {base}/nope and {base}/runs/nope)"
     ], lost.stderr
     res = CliRunner().invoke(app, ["sample", "--remote-dir", "x", str(tiny_run)])
     assert res.exit_code == 1 and "--remote-dir needs --host" in res.output
