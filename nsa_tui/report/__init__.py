@@ -1,7 +1,8 @@
 """`nsa report`: PNG charts and a Markdown post-mortem of one or more runs (any format the
 status readers understand). No torch; matplotlib is imported only when charts are drawn.
 
-    from nsa_tui.report import build_report
+    from nsa_tui.report import build_report, write_report
+    from nsa_tui.report.remote import fetch_report_runs
     paths = build_report([Path("runs/a"), Path("runs/b")], out_dir)   # {"report": .../report.md, "loss": ...png}
     paths = write_report(fetch_report_runs("gpu-box", ["m7c"], "nsa"), out_dir)   # runs on a host, one ssh call
 """
