@@ -1,4 +1,4 @@
-"""`nsa sample RUN|CHECKPOINT [--prompt TEXT ...] [--max-new-tokens N] [--temperature T] [--top-k K]
+"""`nsa sample [RUN|CHECKPOINT] [--prompt TEXT ...] [--max-new-tokens N] [--temperature T] [--top-k K]
 [--seed S] [--best|--latest] [--device D] [--host HOST [--remote-dir DIR]] [--json]`: text from a
 trained checkpoint. With --host it runs where the checkpoint is (the `nsa sample` there, found as
 every --host command finds `nsa`), and its output comes back as it is.
@@ -23,7 +23,7 @@ EXIT_NO_CHECKPOINT = 3
 
 
 def run_sample(
-    target: str,
+    target: str | None,
     prompts: list[str],
     *,
     max_new_tokens: int = 200,
@@ -36,9 +36,9 @@ def run_sample(
     """{checkpoint, step, samples: [{prompt, text, seed, metrics}]}: sample i uses seed + i."""
     from nsa_tui.rundir import resolve_run
 
-    p = Path(target)
-    if not p.is_file():
-        p = resolve_run(target)
+    p = Path(target) if target is not None else None
+    if p is None or not p.is_file():
+        p = resolve_run(target)  # None: the newest run
     from nsa_train.sample import SampleError, generate, load_for_sampling, repetition_metrics, resolve_checkpoint
 
     try:
@@ -56,7 +56,7 @@ def run_sample(
 
 
 def remote_sample_argv(
-    target: str,
+    target: str | None,
     prompts: list[str],
     *,
     max_new_tokens: int,
@@ -68,7 +68,7 @@ def remote_sample_argv(
     json_out: bool,
 ) -> list[str]:
     """The `nsa sample` argv for the host: every option spelled out, so the host's defaults never differ."""
-    argv = ["sample", target]
+    argv = ["sample"] if target is None else ["sample", target]
     for p in prompts:
         argv += ["--prompt", p]
     argv += ["--max-new-tokens", str(max_new_tokens), "--temperature", repr(temperature), "--top-k", str(top_k)]
@@ -83,7 +83,10 @@ def remote_sample_argv(
 def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample(
-        target: Annotated[str, typer.Argument(metavar="RUN|CHECKPOINT", help="run dir/name, or a .pt checkpoint")],
+        target: Annotated[
+            str | None,
+            typer.Argument(metavar="[RUN|CHECKPOINT]", help="run dir/name or a .pt checkpoint (default: newest run)"),
+        ] = None,
         prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="prompt (repeatable)")] = None,
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1)] = 200,
         temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy")] = 0.8,

@@ -101,3 +101,14 @@ def test_sample_on_a_host_is_the_sample_there(tiny_run: Path, sshd) -> None:
     ], lost.stderr
     res = CliRunner().invoke(app, ["sample", "--remote-dir", "x", str(tiny_run)])
     assert res.exit_code == 1 and "--remote-dir needs --host" in res.output
+
+
+@pytest.mark.slow
+def test_no_run_argument_means_the_newest_run(tiny_run: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NSA_RUNS_DIR", str(tiny_run.parent))
+    runner = CliRunner()
+    newest = runner.invoke(app, ["sample", "-n", "8", "--json"])
+    named = runner.invoke(app, ["sample", str(tiny_run), "-n", "8", "--json"])
+    assert newest.exit_code == 0 and named.exit_code == 0, newest.output
+    assert json.loads(newest.output)["samples"] == json.loads(named.output)["samples"]
+    assert json.loads(newest.output)["checkpoint"] == json.loads(named.output)["checkpoint"]
