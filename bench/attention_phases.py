@@ -10,6 +10,9 @@ Prints the peak per phase and the timeline of phase changes with the RSS at each
 --timed-passes more passes are timed phase by phase (wall seconds, median over the passes). Layer and
 settings are bench/attention.py's (the paper's NSA settings, 8/2 heads of 64).
 
+--recompute-backward makes the window and compressed branches take the path they take off CPU (keep no
+output, recompute each tile's probabilities in backward), to measure what that trade is worth on CPU.
+
 --saved lists instead what autograd keeps from the forward for the backward: every tensor storage saved by
 an op (once, however many ops save it), its size and the line of the layer (or the op) that saved it, and
 the total without parameters and without the layer's input (which exist anyway).
@@ -98,8 +101,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timed-passes", type=int, default=3, help="warm passes timed per phase (0: memory only)")
     ap.add_argument("--saved", action="store_true", help="list the tensors kept for backward, then stop")
+    ap.add_argument(
+        "--recompute-backward",
+        action="store_true",
+        help="NSA's window and compressed branches keep no output and recompute their tiles in backward (the "
+        "path used off CPU) instead of calling PyTorch's CPU flash-attention backward: the memory/time trade",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.recompute_backward:
+        fast._cpu_flash_ops = lambda: False  # what the branches ask before choosing the CPU flash op
     if args.saved:
         torch.manual_seed(0)
         print_saved(args.impl, args.seq_len)

@@ -74,6 +74,24 @@ def test_attention_phases_lists_what_backward_keeps():
     assert any("fast" in row for row in kept)  # the branch ops' own saves are attributed to them
 
 
+def test_attention_phases_recompute_backward_keeps_less():
+    """--recompute-backward takes the window and compressed branches off the CPU flash backward: they keep
+    no output (at T=600: two [1, 600, 8, 64] fp32 outputs, 2.3 MB) and the kept total drops by that."""
+
+    def kept_total(*flags: str) -> float:
+        res = subprocess.run(
+            [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--saved", *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stderr
+        return float(res.stdout.strip().splitlines()[-1].split()[0])
+
+    outputs_mb = 2 * 600 * 8 * 64 * 4 / 2**20
+    assert kept_total() - kept_total("--recompute-backward") == pytest.approx(outputs_mb, abs=0.15)
+
+
 @pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_wheels.sh"])
 def test_gpu_scripts_parse(script):
     res = subprocess.run(["bash", "-n", str(BENCH / script)], capture_output=True, text=True, timeout=30)
