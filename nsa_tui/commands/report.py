@@ -10,13 +10,12 @@ from typing import Annotated
 
 import typer
 
-from nsa_tui.commands._options import HostOpt, RemoteDirOpt
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 
 def run_report(runs: list[str], out: Path | None, host: str | None, remote_dir: str | None) -> dict[str, Path]:
     """Write the report; {"report": report.md, chart name: PNG} (UserError for a user's mistake)."""
-    from nsa_tui.commands._options import check_remote_dir
     from nsa_tui.report import build_report, write_report
 
     check_remote_dir(host, remote_dir)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from nsa_tui.errors import UserError
 from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env, missing_run_message, no_remote_dir_message
-from nsa_tui.remote.ssh import UNREACHABLE_EXIT, remote_script, run_remote
+from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, remote_script, run_remote
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
@@ -30,9 +31,6 @@ def fetch_remote(
     status windows by default). Our NSA_RUNS_DIR is the runs root there too, as for
     `nsa launch --host`. Raises UserError (one line, exit 3) when the host cannot be reached
     or ``remote_dir`` is not there; a RUN that is not there is a MissingRun in the answer."""
-    from nsa_tui.errors import UserError
-    from nsa_tui.remote.ssh import SSHError
-
     args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir, limits)
     command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
     try:
@@ -68,9 +66,6 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
     `--host` command resolves it (``remote_dir``, then a directory, then a name under the runs
     root). One short ssh call. Raises UserError (exit 3) for a RUN or directory that is not
     there, and when the host cannot be reached."""
-    from nsa_tui.errors import UserError
-    from nsa_tui.remote.ssh import SSHError
-
     command = remote_script(LOCATE_SCRIPT, [remote_dir or "", *runs], forwarded_env((RUNS_ROOT_ENV,)))
     try:
         result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
