@@ -23,7 +23,15 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from nsa_train.config import ConfigError, config_to_dict, dump_yaml, load_config, lr_at, resolve_config_path
+from nsa_train.config import (
+    ConfigError,
+    check_resume_config,
+    config_to_dict,
+    dump_yaml,
+    load_config,
+    lr_at,
+    resolve_config_path,
+)
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.writer import HeartbeatWriter
 
@@ -115,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
+        if args.resume:  # before the data and the model are built: what the checkpoint cannot take, by key
+            check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
         hb.liveness_every_s = cfg.monitor.liveness_every_s
         trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
         reason, status = trainer.run()

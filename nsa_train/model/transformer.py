@@ -31,11 +31,6 @@ class RMSNorm(nn.Module):
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
-def mlp_hidden(dim: int, ratio: float) -> int:
-    hidden = math.ceil(dim * ratio)
-    return 32 * math.ceil(hidden / 32)
-
-
 class SwiGLU(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -66,7 +61,7 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(m.dim, m.norm_eps)
         self.attn = make_attention(cfg)
         self.mlp_norm = RMSNorm(m.dim, m.norm_eps)
-        self.mlp = SwiGLU(m.dim, mlp_hidden(m.dim, m.mlp_ratio))
+        self.mlp = SwiGLU(m.dim, m.mlp_hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x))

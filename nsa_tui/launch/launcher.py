@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import nsa_train
-from nsa_train.config import Config, ConfigError, config_hash, load_config, resolve_config_path
+from nsa_train.config import (
+    Config,
+    ConfigError,
+    check_resume_config,
+    config_hash,
+    load_config,
+    resolve_config_path,
+)
 from nsa_train.config.loader import DEFAULT_CONFIG_NAME
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
@@ -117,6 +124,10 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     config_path, cfg = load_validated_config(config, req.overrides)
     if req.resume:
         check_resume_has_work(target, cfg.train.steps)
+        try:
+            check_resume_config(target / schema.CONFIG_YAML, cfg, str(target.absolute()))
+        except ConfigError as e:
+            raise UserError(str(e)) from None
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     rdzv.validate()
     if req.run_dir is not None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nsa_train.config.schema import DataConfig
+from nsa_train.config.schema import TOKENIZER_VOCAB, DataConfig
 from nsa_train.data import DataError, build_tokenizer
 from nsa_train.data.tokenizer import check_tokenizer, gpt2_files, mergeable_ranks
 
@@ -20,6 +20,7 @@ GPT2 = build_tokenizer(DataConfig(tokenizer="gpt2"))
 
 def test_byte_tokenizer_shape() -> None:
     assert (BYTE.name, BYTE.vocab_size, BYTE.eos_id) == ("byte", 257, 256)
+    assert TOKENIZER_VOCAB["byte"] == BYTE.vocab_size  # what the config resolves a null model.vocab_size to
     assert BYTE.encode("hé") == [104, 195, 169]
     assert BYTE.decode([104, 256, 105]) == "hi"  # EOS is a boundary, not text
 
@@ -35,6 +36,7 @@ def test_byte_round_trip(text: str) -> None:
 
 def test_gpt2_known_encoding() -> None:
     assert (GPT2.name, GPT2.vocab_size, GPT2.eos_id) == ("gpt2", 50257, 50256)
+    assert TOKENIZER_VOCAB["gpt2"] == GPT2.vocab_size
     assert GPT2.encode("Hello world") == [15496, 995]
     assert GPT2.encode(" the quick brown fox") == [262, 2068, 7586, 21831]
     # The end-of-text marker inside a document is plain text, never the EOS id.

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+from nsa_train.config import load_config
+from nsa_train.config.loader import dump_yaml
+
 from .helpers import nsa, tmux_sessions
 
 
@@ -114,6 +117,32 @@ def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_
     assert "is at step 600 and train.steps is 600: nothing to do" in line and "--set train.steps=N" in line
     assert tmux_sessions() == [] and (done / "exit_status").read_text() == "0\n"
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert res.returncode == 0, res.stderr
+
+
+def test_resume_that_changes_the_model_or_data_position_is_refused_before_starting(runs_dir, tmux_socket):
+    """The trainer refuses such a resume too, but only after tmux has started it, and that failed attempt marks a
+    finished run as crashed: found on the next `nsa status`. The run's config.yaml says what its checkpoint
+    was made under; what a resume may change (steps, lr, batch) still goes through."""
+    run = runs_dir / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    (run / "config.yaml").write_text(dump_yaml(load_config(None)))
+    (run / "exit_status").write_text("0\n")
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--set", "model.n_layers=8")
+    assert res.returncode == 1
+    line = _one_error_line(res)
+    assert f"--resume: {run} cannot continue with model.n_layers 4 -> 8: its checkpoint's weights depend on it" in line
+    assert "leave this key out of --set and --config" in line
+    other = runs_dir / "other.yaml"
+    other.write_text("train:\n  seq_len: 512\n  steps: 800\n")
+    res = nsa("launch", "--name", "done", "--resume", "--config", str(other))
+    assert res.returncode == 1 and "train.seq_len 256 -> 512: its checkpoint's data position depends on it" in (
+        _one_error_line(res)
+    )
+    assert tmux_sessions() == [] and (run / "exit_status").read_text() == "0\n"
+    ok = ["--set", "train.steps=800", "--set", "train.lr=1e-3", "--set", "train.batch_size=16", "--dry-run"]
+    res = nsa("launch", "--name", "done", "--resume", *ok)
     assert res.returncode == 0, res.stderr
 
 

@@ -7,7 +7,6 @@ import torch
 
 from nsa_train.config import load_config
 from nsa_train.model import build_model, collect_gates
-from nsa_train.model.transformer import mlp_hidden
 
 OVERRIDES = [
     "model.dim=32",
@@ -44,8 +43,8 @@ def test_tied_embeddings_and_mlp_width() -> None:
     cfg = load_config(None, OVERRIDES)
     model = build_model(cfg, 257)
     assert model.head.weight is model.embed.weight
-    assert model.blocks[0].mlp.up.out_features == mlp_hidden(32, 8 / 3) == 96
-    assert mlp_hidden(768, 8 / 3) % 32 == 0
+    assert model.blocks[0].mlp.up.out_features == cfg.model.mlp_hidden == 96
+    assert load_config(None, ["model.dim=768"]).model.mlp_hidden == 2048  # 768 * 8/3 is a multiple of 32 already
 
 
 def test_residual_projections_are_scaled() -> None:

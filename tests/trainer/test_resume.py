@@ -57,29 +57,43 @@ def test_resume_without_checkpoint_is_one_error(tmp_path: Path) -> None:
     assert "no checkpoint" in proc.stderr
 
 
-def test_resume_into_a_different_model_is_one_error(tmp_path: Path) -> None:
+def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert run_train(run, "train.steps=2").returncode == 0
+    proc = run_train(run, "train.steps=4", "model.dim=48", resume=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "[data]" not in proc.stdout  # refused before the data and the model
+    assert "cannot continue with model.dim 32 -> 48: its checkpoint's weights depend on it" in proc.stderr
+    # without the run's config.yaml to compare with, the strict load of the weights still refuses, by tensor name
+    (run / schema.CONFIG_YAML).unlink()
     proc = run_train(run, "train.steps=4", "model.dim=48", resume=True)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "does not fit this model" in proc.stderr
 
 
 def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_path: Path) -> None:
-    """A resume with another seq_len is refused by the data stream; it used to rewrite config.yaml first, so the
-    next plain --resume (which reads config.yaml) failed the same way until the user guessed the old value, and
-    to replace summary.json with one of 0 steps and no val loss, which `nsa report` then showed."""
+    """A resume with another seq_len is refused (by the config comparison, and behind it by the data stream). It
+    used to rewrite config.yaml first, so the next plain --resume (which reads config.yaml) failed the same way
+    until the user guessed the old value, and to replace summary.json with one of 0 steps and no val loss, which
+    `nsa report` then showed."""
     run = tmp_path / "run"
     assert run_train(run, "train.steps=2", "train.eval_every=2").returncode == 0
     before = (run / schema.CONFIG_YAML).read_text()
     summary = (run / schema.SUMMARY_JSON).read_text()
     assert json.loads(summary)["final_val_loss"] is not None
     proc = run_train(run, "train.steps=4", "train.seq_len=48", resume=True)
-    assert proc.returncode == 2 and "cannot resume exactly" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "train.seq_len 32 -> 48: its checkpoint's data position" in proc.stderr
     assert (run / schema.CONFIG_YAML).read_text() == before
     assert (run / schema.SUMMARY_JSON).read_text() == summary
+    # without config.yaml to compare with (the same config then comes from the defaults and the overrides), the
+    # data position's own check refuses, and still writes neither file
+    (run / schema.CONFIG_YAML).unlink()
+    proc = run_train(run, "train.steps=4", "train.seq_len=48", resume=True)
+    assert proc.returncode == 2 and "cannot resume exactly" in proc.stderr, proc.stderr
+    assert not (run / schema.CONFIG_YAML).exists()
+    assert (run / schema.SUMMARY_JSON).read_text() == summary
     assert [r["reason"] for r in records(run) if r["kind"] == "end"][-1] == "error"  # the attempt is still on record
-    again = run_train(run, "train.steps=4", resume=True)  # the run's own config, as `nsa launch --resume` passes it
+    again = run_train(run, "train.steps=4", resume=True)  # the run's settings again
     assert again.returncode == 0, again.stderr
     after = (run / schema.CONFIG_YAML).read_text()  # recorded once the checkpoint accepted it
     assert "  steps: 4\n" in after and "seq_len: 48" not in after

@@ -1,0 +1,98 @@
+"""What a resume cannot change: the config values a checkpoint's weights and data position were made under.
+
+Both sides ask before anything heavy: `nsa launch --resume` before it starts a session (a refused attempt
+would mark a finished run as crashed, found only on the next `nsa status`), the trainer before it builds the
+data stream and the model. Both name the keys and their two values. The trainer's own checks stay behind
+this one (the strict load of the weights, the saved data position's fields), so a key missing here is still
+refused, only later and by tensor name; tests/trainer/test_resume_pins.py holds this list to the model's
+shapes and the data position's fields, key by key. Standard library only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nsa_train.config.loader import load_config
+from nsa_train.config.schema import TOKENIZER_VOCAB, Config, ConfigError
+
+WEIGHTS = "weights"
+DATA = "data position"
+
+
+def pinned_values(cfg: Config) -> dict[str, tuple[str, object, str]]:
+    """Key -> (what depends on it, its value as the model or the data stream resolves it, how to show it): a
+    null head_dim and dim // n_heads are the same model, and an MLP ratio counts by the width it rounds up to."""
+    m, d = cfg.model, cfg.data
+    head_dim = m.resolved_head_dim
+    vocab = m.vocab_size or TOKENIZER_VOCAB[d.tokenizer]
+    pins: dict[str, tuple[str, object, str]] = {
+        "model.attention": (WEIGHTS, m.attention, m.attention),
+        "model.dim": (WEIGHTS, m.dim, str(m.dim)),
+        "model.n_layers": (WEIGHTS, m.n_layers, str(m.n_layers)),
+        "model.n_heads": (WEIGHTS, m.n_heads, str(m.n_heads)),
+        "model.n_kv_heads": (WEIGHTS, m.n_kv_heads, str(m.n_kv_heads)),
+        "model.head_dim": (WEIGHTS, head_dim, f"{head_dim}" + (" (dim // n_heads)" if m.head_dim is None else "")),
+        "model.mlp_ratio": (WEIGHTS, m.mlp_hidden, f"{m.mlp_ratio:g} (MLP width {m.mlp_hidden})"),
+        "model.vocab_size": (
+            WEIGHTS,
+            vocab,
+            f"{vocab}" + (f" (the {d.tokenizer} tokenizer's)" if m.vocab_size is None else ""),
+        ),
+        "model.tie_embeddings": (WEIGHTS, m.tie_embeddings, str(m.tie_embeddings).lower()),
+        "data.tokenizer": (DATA, d.tokenizer, d.tokenizer),  # and, through a null vocab_size, the weights
+        # data.path, hf_name, hf_config and hf_split count as the source they name
+        "data.source": (DATA, d.source_description, repr(d.source_description)),
+        "data.seed": (DATA, d.seed, str(d.seed)),
+        "data.val_docs": (DATA, d.val_docs, str(d.val_docs)),
+        "train.seq_len": (DATA, cfg.train.seq_len, str(cfg.train.seq_len)),
+    }
+    if m.attention == "nsa":
+        pins["nsa.l"] = (WEIGHTS, cfg.nsa.l, str(cfg.nsa.l))  # φ's first layer and position encoding span l keys
+    return pins
+
+
+def resume_conflicts(saved: Config, new: Config) -> list[tuple[str, str]]:
+    """(key, 'old -> new') for each pinned value that ``new`` changes, in pinned_values' order; a head_dim or
+    MLP width that only follows a changed dim (or n_heads), or a vocabulary that only follows the tokenizer, is left
+    to that key."""
+    before, after = pinned_values(saved), pinned_values(new)
+    # a key only one side has (nsa.l across an attention change) goes with model.attention, which differs
+    changed = [key for key, (_, value, _) in before.items() if key in after and after[key][1] != value]
+    sm, nm = saved.model, new.model
+    # derived values that differ only because what they derive from does: the user changed that key, not these
+    follows = {
+        "model.head_dim": (sm.head_dim is None and nm.head_dim is None, ("model.dim", "model.n_heads")),
+        "model.mlp_ratio": (sm.mlp_ratio == nm.mlp_ratio, ("model.dim",)),
+        "model.vocab_size": (sm.vocab_size is None and nm.vocab_size is None, ("data.tokenizer",)),
+    }
+    changed = [
+        key
+        for key in changed
+        if not (key in follows and follows[key][0] and any(k in changed for k in follows[key][1]))
+    ]
+    return [(key, f"{before[key][2]} -> {after[key][2]}") for key in changed]
+
+
+def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
+    """Raise ConfigError when ``new`` changes what the checkpoint of the run at ``where`` depends on.
+
+    ``saved_config`` is the run's config.yaml (the config its latest checkpoint was made under). A run without
+    one, or with one that no longer loads, is left to the trainer's own checks."""
+    if not saved_config.is_file():
+        return
+    try:
+        saved = load_config(saved_config, [])
+    except ConfigError:
+        return
+    changed = resume_conflicts(saved, new)
+    if not changed:
+        return
+    pins = pinned_values(saved)
+    depends = " and ".join(sorted({pins[key][0] for key, _ in changed}, reverse=True))
+    verb = "depends" if depends == DATA else "depend"
+    one = len(changed) == 1
+    raise ConfigError(
+        f"--resume: {where} cannot continue with {', '.join(f'{k} {c}' for k, c in changed)}: its checkpoint's "
+        f"{depends} {verb} on {'it' if one else 'them'}. Resume with the run's values (leave "
+        f"{'this key' if one else 'these keys'} out of --set and --config) or start a new run"
+    )
