@@ -90,9 +90,17 @@ def run_nsa(
     if not echo:
         return rc, out + stderr if rc != 0 else out
     if stderr:
-        sys.stderr.write(stderr)
+        sys.stderr.write(_on_host(stderr, host))
         sys.stderr.flush()
     return rc, out
+
+
+def _on_host(stderr: str, host: str) -> str:
+    """The host's `error: ...` lines say where they come from: its paths could as well be paths here."""
+    return "".join(
+        f"error: on {host}: {line[len('error: ') :]}" if line.startswith("error: ") else line
+        for line in stderr.splitlines(keepends=True)
+    )
 
 
 def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool, rewrite: Callable[[str], str] | None) -> str:

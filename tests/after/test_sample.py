@@ -97,7 +97,7 @@ def test_sample_on_a_host_is_the_sample_there(tiny_run: Path, sshd) -> None:
     # the host's paths, absolute: relative ones would read as paths here
     base = tiny_run.parent
     assert lost.returncode == 3 and lost.stderr.strip().splitlines() == [
-        f"error: no run directory 'nope' (looked at {base}/nope and {base}/runs/nope)"
+        f"error: on {sshd.host}: no run directory 'nope' (looked at {base}/nope and {base}/runs/nope)"
     ], lost.stderr
     res = CliRunner().invoke(app, ["sample", "--remote-dir", "x", str(tiny_run)])
     assert res.exit_code == 1 and "--remote-dir needs --host" in res.output
