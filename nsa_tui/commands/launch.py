@@ -90,7 +90,7 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc)
         for note in report.notes:
             _say(note)
-        occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)
+        occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
         if occ.live or occ.previous_run:
             _say("note: the session or run dir is taken; a real launch needs --force or another --name")
         _say("dry run: nothing started")

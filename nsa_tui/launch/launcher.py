@@ -237,9 +237,7 @@ def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
 def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     """Refuse an occupied session or run dir; with --force say what we do, then do it.
     A resumed launch reuses its earlier run dir by design, but never a live one."""
-    occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg)
-    if plan.command.resume:
-        occ.previous_run = False
+    occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
     where = f"run dir {plan.run_dir}"
     if not force:
         if occ.session_live:

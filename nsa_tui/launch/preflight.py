@@ -33,7 +33,9 @@ class Occupancy:
         return self.session_live or self.heartbeat_age_s is not None
 
 
-def occupancy(run_dir: Path, session: str, cfg: Config) -> Occupancy:
+def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) -> Occupancy:
+    """What stands in the way of a launch into run_dir/session; a resume reuses its earlier run dir by design
+    (but never a live one), so its traces do not count then."""
     occ = Occupancy(session_live=tmux.has_session(session))
     if run_dir.is_dir():
         hb = runstate.heartbeat_state(run_dir)
@@ -41,7 +43,7 @@ def occupancy(run_dir: Path, session: str, cfg: Config) -> Occupancy:
         if not hb.ended and not exited and hb.recent(live_window_s(cfg)):
             assert hb.newest_mtime is not None
             occ.heartbeat_age_s = time.time() - hb.newest_mtime
-        occ.previous_run = runstate.holds_a_run(run_dir)
+        occ.previous_run = not resume and runstate.holds_a_run(run_dir)
     return occ
 
 

@@ -118,6 +118,7 @@ def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_
     assert tmux_sessions() == [] and (done / "exit_status").read_text() == "0\n"
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
     assert res.returncode == 0, res.stderr
+    assert "is taken" not in res.stdout  # a resume reuses its run dir: no note that a real launch would refuse
 
 
 def test_resume_that_changes_the_model_or_data_position_is_refused_before_starting(runs_dir, tmux_socket):
