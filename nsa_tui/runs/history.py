@@ -458,6 +458,12 @@ class RunHistory:
                 return t
         return None
 
+    @property
+    def restarted_since_progress(self) -> bool:
+        """The last boot came after the last progress record: a resumed attempt that has not stepped yet."""
+        boot, last = self.boot_event, self.last_progress_ts
+        return boot is not None and boot.ts is not None and last is not None and boot.ts > last
+
     def last_event(self, *kinds: str) -> Event | None:
         for ev in reversed(self.events):
             if ev.kind in kinds:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fixtures.runs import KNOWN_ALERTS, make_v1_run, make_vibe_run
 
@@ -67,6 +69,39 @@ def test_eta_after_a_resume_uses_this_attempts_speed(tmp_path):
     v = evaluate(load_run(w.path), w.ts + 1, build_rules(w.config))
     assert v.state == "running" and v.step == 150
     assert v.eta_s == pytest.approx((1000 - 150) / (10 / 4.0))
+
+
+def test_a_resume_with_another_schedule_is_starting_then_running_never_stalled(tmp_path):
+    """Finished at 600 of 600 steps, resumed an hour later with train.steps=660: until its first step the
+    new attempt is starting (the hour since the last progress record is not a stall), and the lr of the
+    steps logged under the old schedule is not judged against the new one. Seen from a fresh clone:
+    `nsa status` said stalled, CRITICAL, and lr_mismatch, seconds after `nsa launch --resume`."""
+    w = make_v1_run(tmp_path / "r", steps=600, state="finished", now=NOW - 3600)
+    (w.path / "exit_status").unlink()  # the launcher clears it when it starts the new attempt
+    w.ts += 3600
+    w.total_steps = 660
+    w.config["train"]["steps"] = 660
+    run_json = json.loads((w.path / "run.json").read_text())
+    run_json.update(config=w.config, total_steps=660)  # the resumed trainer rewrites run.json
+    (w.path / "run.json").write_text(json.dumps(run_json))
+    w.boot()
+    w.phase("config")
+    for now in (w.ts + 5, w.ts + 60):
+        v = judge(w.path, now=now)
+        assert (v.state, v.health, v.alerts) == ("starting", "ok", []), [a.message for a in v.alerts]
+    # a resumed attempt that never steps is still caught, by the start timeout
+    late = judge(w.path, now=w.ts + 3 * 3600)
+    assert [a.rule for a in late.alerts] == ["stuck_at_start"] and late.state == "stalled"
+    w.phase("data")
+    w.phase("model")
+    w.phase("train")
+    w.progress(3)
+    v = judge(w.path, now=w.ts + 1)
+    assert (v.state, v.health, v.alerts, v.step) == ("running", "ok", [], 630), [a.message for a in v.alerts]
+    # the old steps still count for lr_mismatch within an attempt that logs a wrong lr
+    w.progress(5, lr=1.0)
+    v = judge(w.path, now=w.ts + 1)
+    assert [a.rule for a in v.alerts] == ["lr_mismatch"] and v.alerts[0].since_step == 640
 
 
 def test_persistence_short_condition_does_not_fire(tmp_path):
