@@ -232,6 +232,7 @@ class Trainer:
             0,
             phase="config",
             done=True,
+            total_steps=cfg.train.steps,  # this attempt's: a resume may change it, run.json follows later
             device=str(self.device),
             precision=self.precision,
             threads=threads,

@@ -113,6 +113,8 @@ def _eta(h: RunHistory, state: str) -> float | None:
         return 0.0
     if state not in ("running", "starting") or not total or step is None:
         return None
+    if h.restarted_since_progress:  # a resume that has not stepped: no speed of its own, its total not yet known
+        return None
     # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
     boot = h.boot_event
     since = boot.ts if boot is not None and boot.ts is not None else -math.inf

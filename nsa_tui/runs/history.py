@@ -500,12 +500,21 @@ class RunHistory:
 
     @property
     def total_steps(self) -> int | None:
-        """From run.json, else the config's train.steps, else a generic log's own hint."""
+        """This attempt's (its config-done phase record: a resume may change train.steps, and run.json is
+        rewritten only once its model is built), else run.json's, else the config's train.steps, else a
+        generic log's own hint."""
+        boot = self.boot_event
+        since = boot.ts if boot is not None and boot.ts is not None else -math.inf
+        for ev in reversed(self.events):
+            if ev.kind == schema.KIND_PHASE and ev.fields.get("phase") == "config" and ev.fields.get("done"):
+                v = to_step(ev.fields.get("total_steps"))
+                if v and ev.ts is not None and ev.ts >= since:
+                    return v
+                break
         for src in (self.run_info.get("total_steps"), (self.config.get("train") or {}).get("steps")):
             v = to_step(src)
             if v:
                 return v
-        boot = self.boot_event
         if boot is not None:
             v = to_step(boot.fields.get("total_steps") or boot.fields.get("steps") or boot.fields.get("max_steps"))
             if v:

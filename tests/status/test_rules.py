@@ -81,18 +81,21 @@ def test_a_resume_with_another_schedule_is_starting_then_running_never_stalled(t
     w.ts += 3600
     w.total_steps = 660
     w.config["train"]["steps"] = 660
-    run_json = json.loads((w.path / "run.json").read_text())
-    run_json.update(config=w.config, total_steps=660)  # the resumed trainer rewrites run.json
-    (w.path / "run.json").write_text(json.dumps(run_json))
     w.boot()
     w.phase("config")
+    w.phase("config", done=True, total_steps=660)  # this attempt's total, before run.json is rewritten
     for now in (w.ts + 5, w.ts + 60):
         v = judge(w.path, now=now)
         assert (v.state, v.health, v.alerts) == ("starting", "ok", []), [a.message for a in v.alerts]
+        assert v.eta_s is None  # not the old attempt's "0s": no speed of its own yet
+        assert (v.step, v.total_steps) == (600, 660)  # not "600/600, 100%"
     # a resumed attempt that never steps is still caught, by the start timeout
     late = judge(w.path, now=w.ts + 3 * 3600)
     assert [a.rule for a in late.alerts] == ["stuck_at_start"] and late.state == "stalled"
     w.phase("data")
+    run_json = json.loads((w.path / "run.json").read_text())
+    run_json.update(config=w.config, total_steps=660)  # the resumed trainer rewrites run.json once its model is built
+    (w.path / "run.json").write_text(json.dumps(run_json))
     w.phase("model")
     w.phase("train")
     w.progress(3)

@@ -33,6 +33,8 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     kinds = [r["kind"] for r in recs]
     assert kinds[0] == "boot" and kinds[-1] == "end"
     assert [r["phase"] for r in recs if r["kind"] == "phase" and not r.get("done")] == list(schema.PHASES)
+    [config_done] = [r for r in recs if r["kind"] == "phase" and r.get("done")]
+    assert config_done["phase"] == "config" and config_done["total_steps"] == 6  # before run.json exists
     assert recs[-1]["reason"] == "completed" and recs[-1]["exit_status"] == 0
     assert "liveness" in kinds
 
