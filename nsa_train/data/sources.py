@@ -77,11 +77,6 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     return builders.pop(), files
 
 
-def describe(cfg: Any) -> str:
-    """A short name of the configured source for messages and the saved data position."""
-    return cfg.data.source_description
-
-
 def check_source(cfg: Any) -> None:
     """Cheap checks that can fail before any thread starts (missing paths)."""
     if cfg.data.source == "local":
@@ -93,7 +88,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
     if d.source == "embedded":
         datasets = import_datasets(offline=True)
         ds = datasets.Dataset.from_dict({"text": list(embedded_documents())})
-        return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, describe(cfg))
+        return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
     if d.source == "local":
         builder, files = resolve_local_files(d.path)
         datasets = import_datasets(offline=True)
@@ -101,19 +96,19 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         try:
             ds = datasets.load_dataset(builder, data_files=files, split="train", **kwargs)
         except Exception as e:  # pyarrow/json parse errors: name the files, keep the reason
-            raise DataError(f"cannot read {describe(cfg)}: {type(e).__name__}: {_one_line(e)}") from e
+            raise DataError(f"cannot read {d.source_description}: {type(e).__name__}: {_one_line(e)}") from e
         field = "text" if builder == "text" else d.text_field  # the text loader always names its column 'text'
         if field not in ds.column_names:
             raise DataError(
-                f"data.text_field {field!r} is not a column of {describe(cfg)} (columns: {ds.column_names})"
+                f"data.text_field {field!r} is not a column of {d.source_description} (columns: {ds.column_names})"
             )
-        return MapSource(ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, describe(cfg))
+        return MapSource(ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description)
     datasets = import_datasets(offline=False)
     try:
         stream = datasets.load_dataset(d.hf_name, d.hf_config, split=d.hf_split, streaming=True)
     except Exception as e:  # hub/network/auth errors: one line naming the dataset
-        raise DataError(f"cannot open {describe(cfg)}: {type(e).__name__}: {_one_line(e)}") from e
-    return StreamSource(stream, d.text_field, d.val_docs, d.seed, rank, world_size, describe(cfg))
+        raise DataError(f"cannot open {d.source_description}: {type(e).__name__}: {_one_line(e)}") from e
+    return StreamSource(stream, d.text_field, d.val_docs, d.seed, rank, world_size, d.source_description)
 
 
 def _one_line(e: BaseException) -> str:

@@ -13,7 +13,7 @@ import torch
 
 from .errors import DataError
 from .packing import DocTokens, Position, pack_windows, with_eos
-from .sources import DocSource, check_source, describe, open_source
+from .sources import DocSource, check_source, open_source
 from .tokenizer import Tokenizer
 
 STATE_VERSION = 1
@@ -72,7 +72,7 @@ class TrainStream:
         self._cfg, self._tok = cfg, tokenizer
         self._rank, self._world, self._micro_batch = rank, world_size, micro_batch
         self._seq_len = cfg.train.seq_len
-        self.description = describe(cfg)
+        self.description = cfg.data.source_description
         self._position = Position(0, 0, 0)
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=cfg.data.prefetch)
         self._stop = threading.Event()

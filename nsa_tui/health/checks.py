@@ -371,11 +371,11 @@ def lr_mismatch(c: Context) -> Finding | None:
     except (KeyError, TypeError, ValueError):
         return None
     pts = _finite(points(c.h, "lr"))[-2000:]
-    boot = c.h.boot_event
-    if boot is not None and boot.ts is not None:
+    start = c.h.attempt_start_ts
+    if start is not None:
         # the config is this attempt's: a resume may change the schedule (steps, lr), and the steps logged
         # before it followed the earlier one
-        pts = [p for p in pts if p[1] is None or p[1] >= boot.ts]
+        pts = [p for p in pts if p[1] is None or p[1] >= start]
     tol = c.params["rel_tol"]
 
     def off(step: int, v: float) -> bool:

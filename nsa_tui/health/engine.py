@@ -116,8 +116,8 @@ def _eta(h: RunHistory, state: str) -> float | None:
     if h.restarted_since_progress:  # a resume that has not stepped: no speed of its own, its total not yet known
         return None
     # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
-    boot = h.boot_event
-    since = boot.ts if boot is not None and boot.ts is not None else -math.inf
+    start = h.attempt_start_ts
+    since = start if start is not None else -math.inf
     recent = zip(h.steps[-ETA_WINDOW_POINTS:], h.ts[-ETA_WINDOW_POINTS:], strict=False)
     pts = [(s, t) for s, t in recent if t and t >= since]
     rate = None

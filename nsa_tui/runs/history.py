@@ -459,10 +459,16 @@ class RunHistory:
         return None
 
     @property
+    def attempt_start_ts(self) -> float | None:
+        """When the current attempt booted (a resume boots again); None when no boot record says."""
+        boot = self.boot_event
+        return boot.ts if boot is not None else None
+
+    @property
     def restarted_since_progress(self) -> bool:
         """The last boot came after the last progress record: a resumed attempt that has not stepped yet."""
-        boot, last = self.boot_event, self.last_progress_ts
-        return boot is not None and boot.ts is not None and last is not None and boot.ts > last
+        start, last = self.attempt_start_ts, self.last_progress_ts
+        return start is not None and last is not None and start > last
 
     def last_event(self, *kinds: str) -> Event | None:
         for ev in reversed(self.events):
@@ -503,18 +509,18 @@ class RunHistory:
         """This attempt's (its config-done phase record: a resume may change train.steps, and run.json is
         rewritten only once its model is built), else run.json's, else the config's train.steps, else a
         generic log's own hint."""
-        boot = self.boot_event
-        since = boot.ts if boot is not None and boot.ts is not None else -math.inf
+        since = self.attempt_start_ts
         for ev in reversed(self.events):
             if ev.kind == schema.KIND_PHASE and ev.fields.get("phase") == "config" and ev.fields.get("done"):
                 v = to_step(ev.fields.get("total_steps"))
-                if v and ev.ts is not None and ev.ts >= since:
+                if v and ev.ts is not None and (since is None or ev.ts >= since):
                     return v
                 break
         for src in (self.run_info.get("total_steps"), (self.config.get("train") or {}).get("steps")):
             v = to_step(src)
             if v:
                 return v
+        boot = self.boot_event
         if boot is not None:
             v = to_step(boot.fields.get("total_steps") or boot.fields.get("steps") or boot.fields.get("max_steps"))
             if v:
