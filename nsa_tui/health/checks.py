@@ -162,6 +162,8 @@ def throughput_low(c: Context) -> Finding | None:
         return None
     pts = points(c.h, "toks_per_s")
     i = trailing(pts, [v < floor for _, _, v in pts])
+    if i is None:  # also: no points yet, where the message below has no newest value to name
+        return None
     return _since(
         pts,
         i,
@@ -201,6 +203,8 @@ def memory_high(c: Context) -> Finding | None:
         if v is not None:
             pts.append((h.steps[i], h.ts[i], v))
     i = trailing(pts, [v > limit for _, _, v in pts])
+    if i is None:
+        return None
     return _since(
         pts,
         i,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures.runs import make_v1_run, make_vibe_run
+from fixtures.runs import ARMED_MONITOR, ARMED_USER, make_v1_run, make_vibe_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nsa_tui.health import evaluate
+from nsa_tui.health import build_rules, evaluate
 from nsa_tui.runs import RunHistory, load_run
 from nsa_tui.runs.bundle import collect_local
 from nsa_tui.runs.load import history_from_bundle
@@ -94,6 +94,8 @@ def test_feed_never_crashes(batches):
     v = evaluate(h, 1.8e9)
     assert v.health in ("ok", "warning", "critical") and v.state
     json.dumps(v.to_dict(), allow_nan=False)
+    armed = evaluate(h, 1.8e9, build_rules({"monitor": ARMED_MONITOR}, ARMED_USER))
+    json.dumps(armed.to_dict(), allow_nan=False)
     assert h.steps == sorted(h.steps)
     assert all(len(h.column(k)) == len(h.steps) for k in h.metric_names)
 
@@ -113,8 +115,8 @@ def test_damaged_run_directory(tmp_path_factory, junk, cut):
             for x in junk:
                 fh.write((x.encode("utf-8", "surrogatepass") if isinstance(x, str) else x) + b"\n")
         h = history_from_bundle(collect_local(d / run))
-        v = evaluate(h, 1.8e9)
-        json.dumps(v.to_dict(), allow_nan=False)
+        for rules in (None, build_rules({"monitor": ARMED_MONITOR}, ARMED_USER)):
+            json.dumps(evaluate(h, 1.8e9, rules).to_dict(), allow_nan=False)
         assert h.format in ("nsa-v1", "nsa-vibe")
         assert load_run(d / run).corrupt == h.corrupt
 

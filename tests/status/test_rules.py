@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures.runs import KNOWN_ALERTS, make_v1_run, make_vibe_run
+from fixtures.runs import ARMED_MONITOR, ARMED_USER, KNOWN_ALERTS, V1_STATES, make_v1_run, make_vibe_run
 
 from nsa_tui.health import RULE_NAMES, RulesError, build_rules, evaluate, load_rules_file
 from nsa_tui.runs import load_run
@@ -335,3 +335,33 @@ def test_val_suspicious_on_a_near_zero_val_loss(tmp_path):
     w.eval(0.0354)
     [alert] = judge(tmp_path / "r", now=w.ts).alerts
     assert alert.rule == "val_suspicious" and "perplexity 1.036" in alert.message
+
+
+@pytest.mark.parametrize("steps", [0, 60])
+@pytest.mark.parametrize("state", V1_STATES)
+def test_every_rule_armed_judges_every_state(tmp_path, tmux_socket, state, steps):
+    """Found on a 125M launch whose data could not be reached: monitor.min_toks_per_s set and no progress
+    record yet made throughput_low raise (IndexError) and `nsa status` print a traceback."""
+    make_v1_run(tmp_path / "r", steps=steps, state=state, now=NOW, monitor=ARMED_MONITOR)
+    h = load_run(tmp_path / "r")
+    v = evaluate(h, NOW, build_rules(h.config, ARMED_USER))
+    json.dumps(v.to_dict(), allow_nan=False)
+    if h.steps:  # with progress, every point crosses the armed thresholds (these two need no persistence)
+        assert {"memory_high", "rss_high"} <= {a.rule for a in v.alerts}, v.alerts
+
+
+def test_every_rule_armed_before_the_first_step(tmp_path):
+    """The record sequence of that launch: boot, phases up to data, an error, the end."""
+    d = tmp_path / "r"
+    make_v1_run(d, steps=0, state="starting", now=NOW, monitor=ARMED_MONITOR)
+    with open(d / "heartbeat_rank0.jsonl", "a", encoding="utf-8") as fh:
+        for rec in (
+            {"kind": "error", "message": "cannot open hf dataset x: ConnectionError"},
+            {"kind": "end", "reason": "error", "exit_status": 2},
+        ):
+            fh.write(json.dumps({"v": 1, "ts": NOW - 1, "rank": 0, "step": 0, "pid": 1, **rec}) + "\n")
+    (d / "exit_status").write_text("1\n")
+    h = load_run(d)
+    v = evaluate(h, NOW, build_rules(h.config, ARMED_USER))
+    assert v.state == "crashed" and v.health == "critical", v.to_dict()
+    assert "cannot open hf dataset" in json.dumps(v.to_dict())
