@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,6 +78,22 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     return builders.pop(), files
 
 
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def hub_hint(e: BaseException, environ: Mapping[str, str] = os.environ) -> str:
+    """What to do when the hub cannot be reached; datasets raises the builtin ConnectionError for DNS failures,
+    refused connections and offline mode alike. Empty for other errors (auth, a wrong name: their own text)."""
+    if not isinstance(e, ConnectionError):
+        return ""
+    offline = [k for k in OFFLINE_VARS if environ.get(k, "").strip().upper() in ("1", "ON", "YES", "TRUE")]
+    why = f"{' and '.join(offline)} set here" if offline else "this machine cannot reach the Hugging Face Hub"
+    return (
+        f". {why[0].upper()}{why[1:]}: train where the hub is reachable, or save the data as .parquet or .jsonl "
+        "files and use data.source=local, data.path=<them> (docs/data.md)"
+    )
+
+
 def check_source(cfg: Any) -> None:
     """Cheap checks that can fail before any thread starts (missing paths)."""
     if cfg.data.source == "local":
@@ -107,7 +124,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
     try:
         stream = datasets.load_dataset(d.hf_name, d.hf_config, split=d.hf_split, streaming=True)
     except Exception as e:  # hub/network/auth errors: one line naming the dataset
-        raise DataError(f"cannot open {d.source_description}: {type(e).__name__}: {_one_line(e)}") from e
+        raise DataError(f"cannot open {d.source_description}: {type(e).__name__}: {_one_line(e)}{hub_hint(e)}") from e
     return StreamSource(stream, d.text_field, d.val_docs, d.seed, rank, world_size, d.source_description)
 
 

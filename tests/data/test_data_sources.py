@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nsa_train.data import DataError, TrainStream, build_tokenizer, val_batches
-from nsa_train.data.sources import open_source, resolve_local_files
+from nsa_train.data.sources import hub_hint, open_source, resolve_local_files
 
 
 def _stream_text(cfg, n_batches: int, rank: int = 0, world_size: int = 1) -> str:
@@ -181,6 +181,38 @@ def test_local_and_embedded_sources_never_touch_the_network(jsonl_corpus) -> Non
     env["HF_HOME"] = str(path.parent / "hf-home")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert "offline ok" in out.stdout, out.stdout + out.stderr
+
+
+def test_unreachable_hub_says_what_to_do(tmp_path: Path) -> None:
+    """A hub dataset that cannot be reached (here: offline mode, which datasets reports as ConnectionError like a
+    failed DNS lookup) fails at once with the dataset's name, the reason and the way out."""
+    code = textwrap.dedent(
+        """
+        from nsa_train.config.schema import Config, DataConfig
+        from nsa_train.data import DataError
+        from nsa_train.data.sources import open_source
+        try:
+            open_source(Config(data=DataConfig(source="hf", hf_name="someone/big-corpus", hf_config="x")), 0, 1)
+        except DataError as e:
+            print("DataError:", e)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "DataError: cannot open hf dataset someone/big-corpus (x) split train: ConnectionError: " in out.stdout, (
+        out.stdout + out.stderr
+    )
+    assert "HF_HUB_OFFLINE set here: train where the hub is reachable, or save the data as" in out.stdout
+
+
+def test_hub_hint_names_the_cause() -> None:
+    online = hub_hint(ConnectionError("Couldn't reach 'a/b' on the Hub"), {})
+    assert online.startswith(". This machine cannot reach the Hugging Face Hub: ") and "data.source=local" in online
+    both = hub_hint(ConnectionError("x"), {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "ON"})
+    assert both.startswith(". HF_HUB_OFFLINE and HF_DATASETS_OFFLINE set here: ")
+    assert hub_hint(ConnectionError("x"), {"HF_HUB_OFFLINE": "0"}) == online
+    assert hub_hint(PermissionError("gated dataset"), {}) == ""  # not a reachability problem: its own text
 
 
 def test_parquet_without_the_text_field(tmp_path: Path, make_cfg) -> None:
