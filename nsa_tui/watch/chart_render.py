@@ -41,6 +41,7 @@ class ChartSpec:
     vline: float | None = None  # a boundary drawn down (end of warmup)
     x_format: Callable[[float], str] = fmt.num
     y_fixed: tuple[float, float] | None = None  # e.g. (0, 1) for shares
+    empty: str = "waiting for data"  # shown while no line has a point (another text once none can come)
 
 
 def _y_range(cols: list[tuple[np.ndarray, np.ndarray]], spec: ChartSpec) -> tuple[float, float] | None:
@@ -102,6 +103,7 @@ def layout_key(spec: ChartSpec, width: int, height: int) -> tuple:
         spec.vline,
         spec.x_format,
         spec.y_fixed,
+        spec.empty,
         tuple(lines),
     )
 
@@ -124,7 +126,7 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
     yr = _y_range(cols, spec) if has_data else None
     out = Text(no_wrap=True, overflow="crop")
     if yr is None:
-        msg = "waiting for data"
+        msg = spec.empty
         for r in range(plot_h):
             out.append(" " * Y_LABEL_W + "│")
             out.append(msg.center(plot_w) if r == plot_h // 2 else " " * plot_w, style="dim")

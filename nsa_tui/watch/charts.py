@@ -98,11 +98,17 @@ class RunCharts:
             top = min(top, float(total))
         return 0.0, max(top, 1.0)
 
+    def empty_text(self) -> str:
+        """What an empty chart says: a run that has ended (its end record or exit status is in) sends no more."""
+        h = self.model.history
+        ended = h.end_event is not None or h.exit_status is not None
+        return "no data: the run has ended" if ended else "waiting for data"
+
     def spec(self, chart: str, view: ViewSettings) -> ChartSpec:
         t = self.model.table
         ax = view.x_axis
         x_lo, x_hi = self.x_range(view)
-        base = dict(x_lo=x_lo, x_hi=x_hi, log_y=view.log_y, x_format=x_formatter(ax))
+        base = dict(x_lo=x_lo, x_hi=x_hi, log_y=view.log_y, x_format=x_formatter(ax), empty=self.empty_text())
         if chart == "loss":
             raw = t.view("loss", ax)
             lines = [self._line(f"loss/{ax}", "loss", "grey50" if view.smoothing else "cyan", raw)]

@@ -61,3 +61,18 @@ def test_neither_without_memory_data(tmp_path, kind):
     assert charts.title("mem", view) == "GPU mem —"
     assert [ln.label for ln in charts.spec("mem", view).lines] == ["alloc", "reserved"]
     assert "waiting for data" in render(charts.spec("mem", view), 40, 8).plain
+
+
+@pytest.mark.parametrize("state", ["crashed", "starting"])
+def test_empty_charts_of_an_ended_run_do_not_wait(tmp_path, state):
+    """Seen on a run whose data could not be opened: its charts said "waiting for data" after it had ended."""
+    w = make_v1_run(tmp_path / state, steps=0, state="starting")
+    if state == "crashed":
+        w.error("cannot open hf dataset x")
+        w.end(reason="error", exit_status=1)
+    charts = RunCharts(_read(w.path))
+    view = ViewSettings()
+    want = "no data: the run has ended" if state == "crashed" else "waiting for data"
+    for chart in ("loss", "lr", "toks", "mem", "gate", "shares"):
+        drawn = render(charts.spec(chart, view), 60, 8).plain
+        assert want in drawn, (chart, drawn)
