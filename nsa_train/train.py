@@ -628,8 +628,9 @@ class Trainer:
         if self.stream is not None:
             steps.append(("data stream", self.stream.close))
         # a refused resume (another seq_len, world size, model) did no work: the summary of the attempt that
-        # did stays (its end record still says why this one stopped)
-        if self.info_is_main() and hasattr(self, "model") and (self.resumed or not self.args.resume):
+        # did stays (its end record still says why this one stopped). A new run that failed on its way to the
+        # first step (device, data, model) gets one: the tools read its end and wall time there
+        if self.info_is_main() and (self.resumed or not self.args.resume):
             steps.append((schema.SUMMARY_JSON, lambda: self._write_summary(reason)))
         if self.metrics is not None:
             steps.append(("metrics files", self.metrics.close))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from trainer_helpers import REPO, clean_env, records
+
+from nsa_train.telemetry import schema
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -65,3 +68,18 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_batch_not_divisible_is_one_error(tmp_path: Path) -> None:
     proc = run(["--run-dir", str(tmp_path / "run"), "--set", "train.batch_size=6", "--set", "train.grad_accum=4"])
     assert_one_error(proc, "train.batch_size", "divisible")
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_a_summary(tmp_path: Path) -> None:
+    """Seen on a run whose hub dataset could not be opened: the end record was there, summary.json was not (it was
+    written only once the model existed), so `nsa report` had no wall time and docs/telemetry.md was wrong."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"body": f"document {i}"}) + "\n" for i in range(20)))
+    run_dir = tmp_path / "run"
+    sets = ["data.source=local", f"data.path={corpus}", "data.text_field=content"]
+    proc = run(["--run-dir", str(run_dir), *(x for kv in sets for x in ("--set", kv))])
+    assert_one_error(proc, "'content' is not a column")
+    summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
+    assert summary["end_reason"] == "error" and summary["steps_completed"] == 0 and summary["param_count"] is None
+    assert summary["wall_time_s"] > 0
+    assert records(run_dir)[-1]["kind"] == "end"
