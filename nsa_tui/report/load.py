@@ -132,6 +132,10 @@ def attempts(h: RunHistory) -> list[Attempt]:
     return out
 
 
+def first_known(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
 def final_numbers(r: ReportRun) -> dict[str, Any]:
     """The numbers of the summary table: summary.json when the trainer wrote one, else the history."""
     h, s = r.history, r.summary
@@ -143,8 +147,9 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "state": r.verdict.state,
         "step": h.latest_step,
         "total_steps": h.total_steps,
-        "params": s.get("param_count") or h.run_info.get("param_count"),
-        "tokens_seen": s.get("tokens_seen") or h.last_value("tokens_seen"),
+        # the summary first; its 0 is a number (a run that stopped before its first step), only null falls through
+        "params": first_known(s.get("param_count"), h.run_info.get("param_count")),
+        "tokens_seen": first_known(s.get("tokens_seen"), h.last_value("tokens_seen")),
         "final_loss": h.last_value("loss"),
         # a null in the summary is "not known to that process" (one that stopped before evaluating), not
         # "no evals": the history's val records still count
@@ -155,7 +160,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "best_val_loss": s["best_val_loss"] if s.get("best_val_loss") is not None else best[1],
         "best_step": s.get("best_step") if s.get("best_val_loss") is not None else best[0],
         "wall_time_s": s.get("wall_time_s"),
-        "mean_toks_per_s": s.get("mean_toks_per_s") or (sum(toks) / len(toks) if toks else None),
+        "mean_toks_per_s": first_known(s.get("mean_toks_per_s"), sum(toks) / len(toks) if toks else None),
         "end_reason": s.get("end_reason") or r.verdict.end_reason,
         "attempts": 1,
     }

@@ -96,6 +96,18 @@ def test_a_summary_without_val_numbers_does_not_hide_the_evals(tmp_path: Path) -
     assert cells[7].startswith(f"{float(vals[-1][1]):.4f}") and cells[8] == f"{float(best[1]):.4f} @ {best[0]}"
 
 
+def test_a_run_that_stopped_before_its_first_step(tmp_path: Path) -> None:
+    """Its summary.json says 0 tokens and how long it lived: the report shows both, not '-'."""
+    w = make_v1_run(tmp_path / "r", steps=0, state="starting")
+    w.error("cannot open hf dataset x")
+    w.end(reason="error", exit_status=2)
+    summary = {"end_reason": "error", "steps_completed": 0, "tokens_seen": 0, "wall_time_s": 26.4}
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps({**summary, "param_count": None}))
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| r |")).strip("|").split("|")]
+    assert (cells[2], cells[5], cells[9], cells[11]) == ("crashed", "0.000M", "0m26s", "error"), cells
+
+
 @pytest.mark.parametrize("fmt", ["vibe", "generic"])
 def test_other_formats(tmp_path: Path, fmt: str) -> None:
     run = tmp_path / fmt
