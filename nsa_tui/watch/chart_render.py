@@ -69,18 +69,50 @@ def _log(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _strokes(mins: np.ndarray, maxs: np.ndarray, to_dot, dots_y: int, connect: bool) -> np.ndarray:
+def _strokes(
+    mins: np.ndarray, maxs: np.ndarray, to_dot, dots_y: int, connect: bool, bad: np.ndarray | None = None
+) -> np.ndarray:
     """Dot grid of one line: a vertical stroke from min to max in every column, joined to the
-    previous column so a steep curve stays connected."""
+    previous column so a steep curve stays connected. With ``connect``, columns without points
+    between two that have some (fewer points than columns: a short run, or the first minutes of a
+    long one) get the straight segment between those columns' centres, as a line chart draws it;
+    never across a column whose values were NaN/inf (``bad``): that gap stays visible."""
     ok = np.isfinite(mins) & np.isfinite(maxs)
     top = np.where(ok, to_dot(np.where(ok, maxs, 0.0)), -1)
     bot = np.where(ok, to_dot(np.where(ok, mins, 0.0)), -1)
     if connect and len(top) > 1:
+        top, bot, ok = _bridge_gaps(top, bot, ok, bad)
         prev_ok = np.r_[False, ok[:-1]] & ok
         prev_top, prev_bot = np.r_[0, top[:-1]], np.r_[0, bot[:-1]]
         top = np.where(prev_ok, np.minimum(top, prev_bot), top)
         bot = np.where(prev_ok, np.maximum(bot, prev_top), bot)
     return column_strokes(top, bot, dots_y)
+
+
+def _bridge_gaps(
+    top: np.ndarray, bot: np.ndarray, ok: np.ndarray, bad: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """top/bot/ok with the empty columns between two drawn ones filled by linear interpolation (in dots)."""
+    drawn = np.flatnonzero(ok)
+    if len(drawn) < 2 or len(drawn) == drawn[-1] - drawn[0] + 1:
+        return top, bot, ok
+    cols = np.arange(drawn[0] + 1, drawn[-1])
+    cols = cols[~ok[cols]]
+    if bad is not None and bad.any():
+        seen_bad = np.cumsum(bad)  # a gap is bridged only if no bad column lies inside it
+        right = drawn[np.searchsorted(drawn, cols)]  # the drawn column after each gap column
+        left = drawn[np.searchsorted(drawn, cols) - 1]
+        cols = cols[seen_bad[right - 1] == seen_bad[left]]
+    if len(cols) == 0:
+        return top, bot, ok
+    centre = (top[drawn] + bot[drawn]) / 2.0
+    # the segment's extent over the column's width: steep segments fill the column top to bottom
+    y0, y1 = np.interp(cols - 0.5, drawn, centre), np.interp(cols + 0.5, drawn, centre)
+    top, bot, ok = top.copy(), bot.copy(), ok.copy()
+    top[cols] = np.rint(np.minimum(y0, y1)).astype(top.dtype)
+    bot[cols] = np.rint(np.maximum(y0, y1)).astype(bot.dtype)
+    ok[cols] = True
+    return top, bot, ok
 
 
 def layout_key(spec: ChartSpec, width: int, height: int) -> tuple:
@@ -154,7 +186,7 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
             g[hy, ::2] = True
             layers.append((g, "red"))
     for line, (mins, maxs) in zip(spec.lines, cols, strict=True):
-        layers.append((_strokes(mins, maxs, to_dot, dots_y, connect=not line.markers), line.color))
+        layers.append((_strokes(mins, maxs, to_dot, dots_y, not line.markers, line.cache.bad), line.color))
     bits = np.zeros((plot_h, plot_w), dtype=np.int64)
     color_idx = np.full((plot_h, plot_w), -1, dtype=np.int64)
     for i, (grid, _color) in enumerate(layers):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from nsa_tui.watch.chart_render import ChartSpec, Line, render
@@ -76,6 +78,39 @@ def test_render_draws_the_spike_and_the_limit():
     spike_rows = [r for r in rows[:-1] if r[col - 1 : col + 2].strip()]
     assert len(spike_rows) >= 5  # a vertical stroke up to the spike, not a flat line
     assert rows[-1].startswith(" " * 7 + "└0")
+
+
+def _plot_columns(text: str) -> list[str]:
+    """The plot area of a rendered chart (y labels, axis and x axis cut off) as columns of characters."""
+    rows = [r[8:] for r in text.split("\n")[:-1]]
+    return ["".join(r[c] for r in rows) for c in range(len(rows[0]))]
+
+
+def _sparse(ys: list[float]) -> Series:
+    s = Series()
+    s.extend(np.arange(1.0, len(ys) + 1) * 10, np.array(ys))  # 10, 20, ... on a 0-100 axis: 1 point in 4 columns
+    return s
+
+
+def test_sparse_points_are_joined_into_a_line():
+    """Seen on a 60-step run: fewer points than columns drew scattered dots, not a loss curve."""
+    ys = [5.0, 4.0, 3.3, 2.9, 2.7, 2.6, 2.55, 2.5, 2.45, 2.4]
+    cols = _plot_columns(render(ChartSpec([Line("loss", "cyan", _sparse(ys))], 0, 100), 48, 12).plain)
+    drawn = [i for i, c in enumerate(cols) if c.strip()]
+    assert drawn == list(range(drawn[0], drawn[-1] + 1)), "a column without dots between the first and last point"
+    assert len(drawn) >= 30
+    # val markers stay dots
+    marks = _plot_columns(render(ChartSpec([Line("val", "y", _sparse(ys), markers=True)], 0, 100), 48, 12).plain)
+    assert sum(1 for c in marks if c.strip()) == len(ys)
+
+
+def test_a_nan_gap_is_not_bridged():
+    ys = [5.0, 4.0, 3.3, float("nan"), float("nan"), 2.6, 2.55, 2.5, 2.45, 2.4]
+    cols = _plot_columns(render(ChartSpec([Line("loss", "cyan", _sparse(ys))], 0, 100), 48, 12).plain)
+    drawn = [i for i, c in enumerate(cols) if c.strip(" !")]  # '!' marks the NaN columns on the top row
+    gaps = [b - a for a, b in itertools.pairwise(drawn) if b - a > 1]
+    assert len(gaps) == 1 and gaps[0] >= 5, drawn  # the NaN stretch stays empty; the rest is joined
+    assert "!" in "".join(cols)
 
 
 def test_render_without_data_says_so():
