@@ -489,9 +489,22 @@ def process_exited(c: Context) -> Finding | None:
         why = f"exit status {h.exit_status} without an end record"
     else:
         why = "the tmux session is gone without an end record"
+    if end is None and killed_by_sigkill(h.exit_status, h.console_tail):
+        why += f" ({SIGKILL_HINT})"
     n = int(c.params["console_lines"])
     tail = " | ".join(h.console_tail[-n:]) if h.console_tail else "console.log is empty or missing"
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
+
+
+SIGKILL_HINT = (
+    "killed by SIGKILL, which a trainer cannot catch: most often the kernel's out-of-memory killer "
+    "(`dmesg | grep -i -e oom -e killed` on the host; the memory chart shows what the process held)"
+)
+
+
+def killed_by_sigkill(exit_status: int | None, console_tail: list[str]) -> bool:
+    """128 + 9 from a shell, or torchrun's report of a worker's signal 9 in the console's last lines."""
+    return exit_status in (137, -9) or any("SIGKILL" in line for line in console_tail[-20:])
 
 
 CHECKS: dict[str, Callable[[Context], Finding | None]] = {

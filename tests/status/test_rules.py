@@ -365,3 +365,30 @@ def test_every_rule_armed_before_the_first_step(tmp_path):
     v = evaluate(h, NOW, build_rules(h.config, ARMED_USER))
     assert v.state == "crashed" and v.health == "critical", v.to_dict()
     assert "cannot open hf dataset" in json.dumps(v.to_dict())
+
+
+# what torchrun prints when a worker is killed with signal 9 (`kill -9` of the trainer here, 2026-12-03)
+TORCHRUN_SIGKILL = [
+    "Root Cause (first observed failure):",
+    "[0]:",
+    "  exitcode  : -9 (pid: 26265)",
+    "  error_file: <N/A>",
+    "  traceback : Signal 9 (SIGKILL) received by PID 26265",
+    "[nsa 2026-12-03 17:29:45] torchrun exited with status 1",
+]
+
+
+@pytest.mark.parametrize("how", ["torchrun", "shell"])
+def test_a_sigkilled_trainer_points_at_the_oom_killer(tmp_path, how):
+    """A SIGKILL leaves no end record and no Python traceback: the verdict says what usually sends it."""
+    w = make_v1_run(tmp_path / "k", state="running", steps=40, now=NOW)
+    (w.path / "console.log").write_text("\n".join(TORCHRUN_SIGKILL if how == "torchrun" else ["step 40"]) + "\n")
+    (w.path / "exit_status").write_text("1\n" if how == "torchrun" else "137\n")
+    v = judge(tmp_path / "k")
+    assert (v.state, [a.rule for a in v.alerts]) == ("crashed", ["process_exited"])
+    assert "killed by SIGKILL" in v.alerts[0].message and "out-of-memory killer" in v.alerts[0].message
+
+
+def test_an_ordinary_crash_does_not_mention_sigkill(tmp_path):
+    make_v1_run(tmp_path / "c", state="crashed", now=NOW)
+    assert "SIGKILL" not in judge(tmp_path / "c").alerts[0].message
