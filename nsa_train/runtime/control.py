@@ -1,4 +1,8 @@
-"""Stop requests: the `.HALT` file and SIGTERM/SIGINT, turned into flags the loop agrees on.
+"""Stop requests: the `.HALT` file and SIGTERM/SIGINT/SIGHUP, turned into flags the loop agrees on.
+
+SIGHUP is a stop request too: it is what a killed tmux session (or a dropped terminal) sends, and torchrun
+passes it on to its workers, then waits for them (30 s by default) before SIGKILL. Its default action would
+end the process mid-step, without a checkpoint or an `end` record.
 
 Only rank 0 looks at `.HALT`; every rank notes its own signals. The loop all-reduces
 these flags once per step (see train.py), so all ranks stop after the same step. A rank
@@ -13,6 +17,10 @@ from types import FrameType
 
 from nsa_train.telemetry import schema
 
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)  # no SIGHUP on Windows
+
 
 class StopRequests:
     def __init__(self, run_dir: Path, is_main: bool) -> None:
@@ -22,7 +30,7 @@ class StopRequests:
         self._previous: dict[int, object] = {}
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def restore_signal_handlers(self) -> None:

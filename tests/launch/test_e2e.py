@@ -198,3 +198,23 @@ def test_resume_without_a_checkpoint_is_one_error(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "nothing-here", "--resume")
     assert res.returncode == 1
     assert "has no checkpoint to continue" in res.stderr
+
+
+def test_killing_the_tmux_session_stops_the_run_gracefully(runs_dir, tmux_socket):
+    """`tmux kill-session` hangs up torchrun, which passes SIGHUP on to the trainer; its default action ended
+    the trainer mid-step (tried 2026-12-03: no checkpoint since the last save, no end record, "crashed"). The
+    trainer takes it as a stop request: it finishes the step, saves, ends with reason signal, and resumes."""
+    assert nsa("launch", "--name", "hup", *TINY).returncode == 0
+    run_dir = runs_dir / "hup"
+    wait_for(lambda: len(_progress(run_dir)) >= 2, 90, "progress records")
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-hup"], check=True)
+    wait_for(lambda: exit_status(run_dir) is not None, 60, "exit_status after kill-session")
+    end = [r for r in records(run_dir) if r.get("kind") == "end"]
+    assert end and end[-1]["reason"] == "signal", (run_dir / "console.log").read_text()[-3000:]
+    ckpts = [r for r in records(run_dir) if r.get("kind") == "checkpoint"]
+    assert ckpts and ckpts[-1]["step"] == end[-1]["step"] and Path(ckpts[-1]["path"]).exists()
+    status = nsa("status", "hup", "--json")
+    assert json.loads(status.stdout)["state"] == "halted", status.stdout
+    assert nsa("launch", "--name", "hup", "--resume").returncode == 0
+    wait_for(lambda: any(r["step"] > end[-1]["step"] for r in _progress(run_dir)), 90, "progress after the resume")
+    _assert_clean_halt(run_dir, nsa("halt", "hup", "--wait", "120", timeout=180))
