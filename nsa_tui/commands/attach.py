@@ -22,24 +22,25 @@ def attach_command(
             from nsa_tui.launch.remote import attach_remote
 
             raise typer.Exit(attach_remote(host, remote_dir, ["attach", run]))
-        argv = attach_argv_for(run)
+        argv, env = attach_argv_for(run)
     except UserError as e:
         fail(str(e), e.code)
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, env)
 
 
-def attach_argv_for(run: str) -> list[str]:
+def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
     from nsa_tui.launch import runstate, tmux
     from nsa_tui.rundir import resolve_run
 
     run_dir = resolve_run(run)
     launch = runstate.read_launch_json(run_dir) or {}
     session = launch.get("tmux_session") or tmux.session_name(run_dir.name)
-    if not tmux.has_session(session):
+    socket = launch.get("tmux_socket") if isinstance(launch.get("tmux_socket"), str) else None
+    if not tmux.has_session(session, socket):
         status = runstate.read_exit_status(run_dir)
         ended = f" (it exited with status {status})" if status is not None else ""
         raise UserError(f"no tmux session {session} for run {run_dir.name!r}{ended}; see `nsa status {run}`")
-    return tmux.attach_argv(session)
+    return tmux.attach_argv(session, socket)
 
 
 def register(app: typer.Typer) -> None:

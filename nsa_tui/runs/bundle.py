@@ -129,6 +129,7 @@ REMOTE_SCRIPT = (
     PRELUDE
     + r"""
 sock=$1; prefer_nsa=$2; dir=$3; shift 3
+unset TMUX TMUX_PANE  # the servers launch.json names, never the one a login shell may sit in (nsa_tui.launch.tmux)
 pats=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do pats="$pats $1:$2"; shift 2; done
 [ "$#" -gt 0 ] && shift

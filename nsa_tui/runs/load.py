@@ -100,9 +100,11 @@ def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
     sock = socket_name or os.environ.get(TMUX_SOCKET_ENV)
     if sock:
         argv += ["-L", sock]
+    from nsa_tui.launch.tmux import tmux_env  # without $TMUX: inside tmux, tmux would list that session's server
+
     try:
         proc = subprocess.run(
-            [*argv, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True, timeout=5
+            [*argv, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True, timeout=5, env=tmux_env()
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
