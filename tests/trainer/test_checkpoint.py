@@ -104,3 +104,30 @@ def test_checkpoint_step_reads_back_the_file_names_the_trainer_writes() -> None:
     assert schema.checkpoint_step(schema.checkpoint_name(42)) == 42
     for other in ("best.pt", "step_.pt", "step_12a.pt", "latest", "step_-3.pt", ".step_00000001.pt.tmp"):
         assert schema.checkpoint_step(other) is None
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Found on a 6 MiB tmpfs: torch.save reports a full disk as "RuntimeError: [enforce fail at
+    inline_container.cc:672] . unexpected pos ...", with the ENOSPC only as its context, and the trainer printed
+    that with a traceback. Here the temp file the save writes is a link to /dev/full, whose writes fail with
+    ENOSPC as a full disk's do."""
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    (ckpt_dir / f".{ck.checkpoint_file_name(10)}.{os.getpid()}{ck.TMP_SUFFIX}").symlink_to("/dev/full")
+    state = {"w": torch.zeros(1 << 16)}
+    with pytest.raises(ck.CheckpointError) as info:
+        ck.save_checkpoint(ckpt_dir, 10, state, (schema.LATEST_POINTER,))
+    msg = str(info.value)
+    assert msg.startswith(f"cannot write step_00000010.pt in {ckpt_dir}: no space left on device (")
+    assert "continue with --resume" in msg and "\n" not in msg
+    assert list(ckpt_dir.iterdir()) == []  # no partial file, no pointer
+    assert ck.save_checkpoint(ckpt_dir, 10, state).exists()  # the disk has room again: the same save works
+
+
+def test_other_write_errors_are_not_called_a_full_disk(tmp_path: Path) -> None:
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    (ckpt_dir / f".{ck.checkpoint_file_name(10)}.{os.getpid()}{ck.TMP_SUFFIX}").mkdir()  # open() fails: EISDIR
+    with pytest.raises(IsADirectoryError):
+        ck.save_checkpoint(ckpt_dir, 10, {"w": torch.zeros(4)})
