@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from nsa_train.config import (
     resolve_config_path,
 )
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.units import human_bytes
 from nsa_train.telemetry.writer import HeartbeatWriter
 
 EXIT_OK = 0
@@ -521,8 +523,24 @@ class Trainer:
             path = ck.save_checkpoint(ckpt_dir, step, state, pointers)
             ck.prune(ckpt_dir, self.cfg.train.keep_last)
             secs = time.perf_counter() - t0
-            self.hb.write(schema.KIND_CHECKPOINT, step, path=str(path), seconds=secs, pointers=list(pointers))
+            # the file's size and the room left beside it: the tools' disk_low rule warns before a save cannot fit
+            size, free_gb = path.stat().st_size, shutil.disk_usage(ckpt_dir).free / 2**30
+            self.hb.write(
+                schema.KIND_CHECKPOINT,
+                step,
+                path=str(path),
+                seconds=secs,
+                pointers=list(pointers),
+                bytes=size,
+                disk_free_gb=free_gb,
+            )
             self.metrics.line(f"checkpoint step {step} -> {path} ({secs:.2f}s)")
+            if free_gb * 2**30 < 2 * size:
+                print(
+                    f"warning: {human_bytes(free_gb * 2**30)} left on the disk of {ckpt_dir}, a checkpoint takes "
+                    f"{human_bytes(size)}: free space or lower train.keep_last before the next save",
+                    file=sys.stderr,
+                )
         self.last_saved_step = step
         self.watchdog.touch()
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.units import human_bytes
 
 TMP_SUFFIX = ".tmp"
 CKPT_SUFFIX = schema.CHECKPOINT_SUFFIX
@@ -79,7 +80,7 @@ def _disk_full(e: BaseException | None) -> OSError | None:
 
 def _disk_full_message(path: Path, e: OSError) -> str:
     try:
-        free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free without the partial file"
+        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free without the partial file"
     except OSError:
         free = "free space unknown"
     why = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left on device"

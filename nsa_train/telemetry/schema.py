@@ -108,7 +108,7 @@ PROGRESS_FIELDS = (
 )
 
 EVAL_FIELDS = ("val_loss", "val_ppl")
-CHECKPOINT_FIELDS = ("path", "seconds")
+CHECKPOINT_FIELDS = ("path", "seconds", "bytes", "disk_free_gb")  # the file's size; the room left beside it
 STALL_FIELDS = ("seconds_since_progress", "dump")
 END_FIELDS = ("reason", "exit_status")
 ERROR_FIELDS = ("message",)

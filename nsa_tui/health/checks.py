@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nsa_train.telemetry import schema
+from nsa_train.telemetry.units import human_bytes
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.runs.records import to_float
 
@@ -337,6 +339,32 @@ def fallbacks_rising(c: Context) -> Finding | None:
     )
 
 
+def disk_low(c: Context) -> Finding | None:
+    """Free space beside the checkpoints, as the newest checkpoint record reports it, below ``checkpoints`` of
+    its size; critical when the next one will not fit (a save that fails ends the run, all steps since the
+    previous save lost)."""
+    if c.state == "finished":
+        return None
+    ev = c.h.last_event(schema.KIND_CHECKPOINT)
+    if ev is None:
+        return None
+    size, free = to_float(ev.fields.get("bytes")), to_float(ev.fields.get("disk_free_gb"))
+    if size is None or free is None or not (math.isfinite(size) and math.isfinite(free)) or size <= 0:
+        return None
+    free_b = free * 2**30
+    if free_b >= size * c.params["checkpoints"]:
+        return None
+    severe = free_b < size
+    room = "the next checkpoint will not fit" if severe else "room for one more checkpoint"
+    return Finding(
+        ev.step,
+        ev.ts,
+        f"{human_bytes(free_b)} free beside the checkpoints after step {ev.step}'s ({human_bytes(size)} each): "
+        f"{room}; free space (other runs' checkpoints, caches) or lower train.keep_last",
+        "critical" if severe else None,
+    )
+
+
 def data_stall(c: Context) -> Finding | None:
     h = c.h
     fetch, step = h.column("dt_fetch_s"), h.column("dt_step_s")
@@ -523,6 +551,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "grad_spike": grad_spike,
     "val_rising": val_rising,
     "val_suspicious": val_suspicious,
+    "disk_low": disk_low,
     "process_exited": process_exited,
 }
 

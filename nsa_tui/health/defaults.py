@@ -57,6 +57,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "for": 0,
         "params": {"train_ratio": 0.5, "min_loss": 0.05, "train_points": 5},
     },
+    "disk_low": {"severity": "warning", "for": 0, "params": {"checkpoints": 2.0}},
     "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
 }
 

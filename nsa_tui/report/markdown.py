@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
 
 KEY_SETTINGS = (
@@ -46,14 +47,6 @@ def _duration(s: Any) -> str:
         return "-"
     s = int(s)
     return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 def _cell(v: Any) -> str:
@@ -116,7 +109,7 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
         lines.append(f"- **{r.name}** (`{r.where.rstrip('/')}/{schema.CHECKPOINT_DIR}`):")
         for c in r.checkpoints:
             marks = f" ← {', '.join(c.pointers)}" if c.pointers else ""
-            lines.append(f"  - `{c.name}` {_size(c.size)}{marks}")
+            lines.append(f"  - `{c.name}` {human_bytes(c.size)}{marks}")
     return lines
 
 

@@ -28,6 +28,8 @@ CASES = {
     "grad_spike": ("grad_spike", "warning", {}),
     "val_rising": ("val_rising", "warning", {}),
     "val_suspicious": ("val_suspicious", "warning", {}),
+    "disk_low": ("disk_low", "warning", {}),
+    "disk_low_severe": ("disk_low", "critical", {}),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,11 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     evals = [r for r in recs if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [3, 6]
     assert all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)
-    assert [r["step"] for r in recs if r["kind"] == "checkpoint"] == [3, 6]
+    ckpts = [r for r in recs if r["kind"] == "checkpoint"]
+    assert [r["step"] for r in ckpts] == [3, 6]
+    # the size of the file written and the room beside it (the disk_low rule compares the two)
+    assert ckpts[-1]["bytes"] == Path(ckpts[-1]["path"]).stat().st_size > 0
+    assert 0 < ckpts[-1]["disk_free_gb"] <= shutil.disk_usage(run_dir).total / 2**30
 
     with open(run_dir / schema.TRAINING_CSV) as f:
         rows = list(csv.reader(f))
