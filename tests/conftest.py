@@ -39,6 +39,7 @@ class SSHD:
     key: Path
     known_hosts: Path
     proc: subprocess.Popen
+    path: str  # the PATH its sessions get
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "NSA_SSH_COMMAND": self.ssh_command}
@@ -88,7 +89,11 @@ def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -
                 "UsePAM no",
                 "StrictModes no",
                 "PrintMotd no",
-                f"SetEnv PATH={path} PYTHONUNBUFFERED=1",
+                # SHLVL=1: bash then counts itself a nested shell and skips ~/.bashrc, which it reads for ssh
+                # commands. This machine's root bashrc runs `pyenv init`, whose rehash waits up to 60 s on a
+                # lock a killed session can leave behind: every later "remote" command hung (2026-12-03). The
+                # fake host is a bare server: the PATH here and nothing from the developer's dotfiles
+                f"SetEnv PATH={path} PYTHONUNBUFFERED=1 SHLVL=1",
                 "MaxStartups 50",
                 "MaxSessions 50",
                 "LogLevel ERROR",
@@ -111,7 +116,7 @@ def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -
         f"ssh -F /dev/null -p {port} -i {userkey} -o IdentitiesOnly=yes "
         f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -o LogLevel=ERROR"
     )
-    return SSHD(port, "root@127.0.0.1", ssh_command, userkey, known, proc)
+    return SSHD(port, "root@127.0.0.1", ssh_command, userkey, known, proc, path)
 
 
 @pytest.fixture

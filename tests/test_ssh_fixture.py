@@ -14,6 +14,12 @@ def test_remote_echo_roundtrip_hostile_args(sshd):
     assert res.text.split("\n")[:-1] == hostile
 
 
+def test_the_fake_host_skips_the_developers_dotfiles(sshd):
+    """Its shell reads no ~/.bashrc (which may run pyenv and the like): the PATH is the fixture's, untouched."""
+    res = run_remote(sshd.host, 'printf "%s|%s" "$SHLVL" "$PATH"')
+    assert res.text == f"2|{sshd.path}"
+
+
 def test_remote_command_quotes_each_arg():
     assert remote_command(["echo", "$(id)"]) == "echo '$(id)'"
 
