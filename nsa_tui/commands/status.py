@@ -142,13 +142,13 @@ def render_human(j: Judged) -> None:
     if v.get("total_steps"):
         step += f"/{v['total_steps']} ({100 * (v['step'] or 0) / v['total_steps']:.0f}%)"
     loss = "nan/inf" if v["loss"] is None and any(a["rule"] == "nan_loss" for a in v["alerts"]) else None
-    # a CPU run logs no GPU memory, only the host's RSS (v.get: a remote nsa may predate that key)
+    # a CPU run logs no GPU memory, only the host's RSS (v.get: a remote nsa may predate that key); before the
+    # first progress record neither is known, and the run may be either
     rss = v.get("rss_gb")
-    mem = (
-        f"RSS {rss:.2f} GiB"
-        if v["gpu_mem_gb"] is None and rss is not None
-        else f"GPU {_num(v['gpu_mem_gb'], '.1f')} GiB"
-    )
+    if v["gpu_mem_gb"] is not None:
+        mem = f"GPU {v['gpu_mem_gb']:.1f} GiB"
+    else:
+        mem = f"RSS {rss:.2f} GiB" if rss is not None else "memory -"
     console.print(
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
         f"lr {_num(v['lr'], '.2e')}  {_num(v['toks_per_s'], ',.0f')} tok/s  {mem}"

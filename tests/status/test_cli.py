@@ -102,6 +102,13 @@ def test_cpu_run_shows_host_rss_instead_of_gpu_memory(runs_dir):
     assert obj["gpu_mem_gb"] is None and obj["rss_gb"] == 0.71
 
 
+def test_before_the_first_progress_record_no_kind_of_memory_is_claimed(runs_dir):
+    """Seen on a CPU run that failed while opening its data: "GPU - GiB". Neither number is known yet."""
+    make_v1_run(runs_dir / "new", state="starting")
+    line = next(x for x in invoke("status", "new").stdout.splitlines() if x.lstrip().startswith("step "))
+    assert line.endswith("tok/s  memory -"), line
+
+
 def test_runs_table_and_json(runs_dir):
     make_v1_run(runs_dir / "alpha", steps=100)
     make_v1_run(runs_dir / "beta", state="halted")
