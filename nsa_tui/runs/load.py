@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
 from nsa_tui.runs.tail import split_complete_lines
 
 CONSOLE_TAIL_LINES = 20
-TMUX_SOCKET_ENV = "NSA_TMUX_SOCKET"
 
 # training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
 _FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
@@ -93,18 +93,16 @@ def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
 def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
     """Session names of a local tmux server (``socket_name``, the one a run's launch.json records, else
     $NSA_TMUX_SOCKET, else the default server); None if tmux is absent."""
-    tmux = shutil.which("tmux")
-    if tmux is None:
+    if shutil.which("tmux") is None:
         return None
-    argv = [tmux]
-    sock = socket_name or os.environ.get(TMUX_SOCKET_ENV)
-    if sock:
-        argv += ["-L", sock]
-    from nsa_tui.launch.tmux import tmux_env  # without $TMUX: inside tmux, tmux would list that session's server
-
     try:
+        # the launcher's own addressing: the recorded server, never the one $TMUX names (nsa_tui.launch.tmux)
         proc = subprocess.run(
-            [*argv, "list-sessions", "-F", "#{session_name}"], capture_output=True, text=True, timeout=5, env=tmux_env()
+            tmux.tmux_argv("list-sessions", "-F", "#{session_name}", socket=socket_name),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            env=tmux.tmux_env(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
