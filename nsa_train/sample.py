@@ -73,6 +73,8 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
     if not target.is_dir():
         raise SampleError(f"{target} is neither a checkpoint file nor a run directory")
     ckpt_dir = checkpoint_dir(target)
+    if not ckpt_dir.is_dir() and not (target / schema.CONFIG_YAML).is_file():
+        raise SampleError(f"{target} is not a run directory (no config.yaml, no checkpoints/) nor a checkpoint file")
     order = [which] if which else [schema.BEST_POINTER, schema.LATEST_POINTER]
     try:
         for pointer in order:
@@ -81,7 +83,25 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
                 return path
     except CheckpointError as e:
         raise SampleError(str(e)) from None
-    raise SampleError(f"no {' or '.join(repr(p) for p in order)} checkpoint pointer in {ckpt_dir}")
+    others = [p for p in (schema.BEST_POINTER, schema.LATEST_POINTER) if p not in order]
+    if any(read_pointer(ckpt_dir, p) is not None for p in others):
+        raise SampleError(f"no {which!r} checkpoint in {ckpt_dir} yet: leave out --{which}, or use --{others[0]}")
+    raise SampleError(f"no checkpoint in {ckpt_dir} yet: {_save_cadence(target)}")
+
+
+def _save_cadence(run_dir: Path) -> str:
+    """When the run at ``run_dir`` writes its checkpoints, from its config.yaml (a run that has not saved yet
+    is the usual reason for none: the first is at save_every, or at a new best val loss, or at the end)."""
+    from nsa_train.config import ConfigError, load_config
+    from nsa_train.telemetry import schema
+
+    try:
+        train = load_config(run_dir / schema.CONFIG_YAML, []).train
+    except (ConfigError, OSError):
+        return "a run saves every train.save_every steps, at a new best val loss, at its end and on halt"
+    every = f"every {train.save_every} steps (train.save_every), " if train.save_every else ""
+    best = "at a new best val loss, " if train.eval_every else ""
+    return f"this run saves {every}{best}at its end and on halt (nsa halt)"
 
 
 @dataclass

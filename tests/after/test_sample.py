@@ -64,10 +64,42 @@ def test_cli_json_and_missing_checkpoint(tiny_run: Path, tmp_path: Path) -> None
     assert {"distinct_1", "distinct_2", "distinct_3", "longest_repeat", "words"} <= set(out["samples"][0]["metrics"])
 
     empty = tmp_path / "no-ckpt"
-    empty.mkdir()
+    (empty / "checkpoints").mkdir(parents=True)
     res = runner.invoke(app, ["sample", str(empty)])
     assert res.exit_code == 3
-    assert "checkpoint pointer" in res.output
+    assert "no checkpoint in" in res.output and "yet" in res.output
+
+
+def test_no_checkpoint_yet_says_when_the_run_saves(tmp_path: Path) -> None:
+    """A running run before its first save: the message gives its save cadence from config.yaml."""
+    from nsa_train.sample import SampleError, resolve_checkpoint
+
+    run = tmp_path / "r"
+    run.mkdir()
+    cfg = Path(__file__).parents[2] / "configs" / "tiny-cpu.yaml"
+    (run / "config.yaml").write_text(cfg.read_text().replace("save_every: 200", "save_every: 250"))
+    with pytest.raises(SampleError, match=r"no checkpoint in .*checkpoints yet: this run saves every 250 steps"):
+        resolve_checkpoint(run)
+
+
+def test_missing_pointer_names_the_other(tmp_path: Path) -> None:
+    from nsa_train.runtime.checkpoint import write_pointer
+    from nsa_train.sample import SampleError, resolve_checkpoint
+
+    ckpts = tmp_path / "r" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / "step_00000010.pt").write_bytes(b"x")
+    write_pointer(ckpts, "latest", "step_00000010.pt")
+    assert resolve_checkpoint(tmp_path / "r") == ckpts / "step_00000010.pt"  # no best yet: latest
+    with pytest.raises(SampleError, match=r"no 'best' checkpoint in .* yet: leave out --best, or use --latest"):
+        resolve_checkpoint(tmp_path / "r", "best")
+
+
+def test_a_directory_that_is_no_run(tmp_path: Path) -> None:
+    from nsa_train.sample import SampleError, resolve_checkpoint
+
+    with pytest.raises(SampleError, match="is not a run directory"):
+        resolve_checkpoint(tmp_path)
 
 
 @pytest.mark.slow
