@@ -524,6 +524,19 @@ def process_exited(c: Context) -> Finding | None:
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
 
 
+def run_dir_gone(c: Context) -> Finding | None:
+    """Only a live reader sees this (the dashboard following a directory); `nsa status` needs the directory
+    to exist before it reads anything."""
+    if not c.h.dir_missing:
+        return None
+    return Finding(
+        c.h.latest_step,
+        None,
+        "the run directory is not there any more (deleted, moved, or its disk unmounted): what is shown was "
+        "read before; nothing new arrives until it is back (a moved run: `nsa watch` its new path)",
+    )
+
+
 SIGKILL_HINT = (
     "killed by SIGKILL, which a trainer cannot catch: most often the kernel's out-of-memory killer "
     "(`dmesg | grep -i -e oom -e killed` on the host; the memory chart shows what the process held)"
@@ -553,6 +566,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "val_suspicious": val_suspicious,
     "disk_low": disk_low,
     "process_exited": process_exited,
+    "run_dir_gone": run_dir_gone,
 }
 
 

@@ -59,6 +59,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     },
     "disk_low": {"severity": "warning", "for": 0, "params": {"checkpoints": 2.0}},
     "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
+    "run_dir_gone": {"severity": "critical", "for": 0, "params": {}},
 }
 
 # monitor.<key> in a run's config -> (rule, param)

@@ -74,6 +74,8 @@ class Verdict:
 
 
 def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
+    if h.dir_missing:
+        return "unknown"  # a moved run directory may still be written to: neither alive nor stale can be told
     end = h.end_event
     if end is not None:
         reason = end.fields.get("reason")

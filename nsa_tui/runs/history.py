@@ -159,6 +159,9 @@ class RunHistory:
         self.stackdumps: list[str] = []
         self.process_alive: bool | None = None
         self.last_write_ts: float | None = None
+        # set by a live reader (the dashboard) while the run directory it follows is not there: deleted, moved,
+        # its disk unmounted. What was read stays; nothing new can arrive.
+        self.dir_missing = False
 
     # ------------------------------------------------------------------ feeding
     def feed(self, source: str, lines: Iterable[bytes | str]) -> int:

@@ -35,6 +35,7 @@ class LocalRunSource:
         self.mtimes: dict[str, float] = {}  # newest mtime seen per file (the health engine's last_write_ts)
         self._notifier = ChangeNotifier(self.directory, force_poll=force_poll, wanted=_followed)
         self._restarted = False
+        self.dir_missing = False
 
     def _names(self) -> list[str]:
         try:
@@ -51,6 +52,7 @@ class LocalRunSource:
             self._restarted = False
             updates.append(Update("", reset=True))  # "" = every file: the consumer starts over
         names = self._names()
+        self.dir_missing = not names and not self.directory.is_dir()
         present = set(names)
         sizes: dict[str, int] = {}
         for name in names:

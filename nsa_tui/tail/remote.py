@@ -58,7 +58,8 @@ class RemoteRunSource:
         self.disconnected_since: float | None = clock()
         self.last_error = ""
         self.rounds = 0
-        self.dir_missing = False
+        self.dir_missing = False  # the last complete round found no run directory
+        self._round_missing = False
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
         # by its clock offset: whole seconds, or within a minute/a round where the remote has only POSIX ls
         self.mtimes: dict[str, float] = {}
@@ -91,7 +92,7 @@ class RemoteRunSource:
 
     def describe(self) -> str:
         if self.connected:
-            return f"ssh {self.host}" + (" (run directory not there yet)" if self.dir_missing else "")
+            return f"ssh {self.host}" + (" (run directory not there)" if self.dir_missing else "")
         since = self.disconnected_since or self._clock()
         what = f"disconnected since {time.strftime('%H:%M:%S', time.localtime(since))}"
         return f"ssh {self.host}: {what}" + (f" — {self.last_error}" if self.last_error else "")
@@ -179,6 +180,8 @@ class RemoteRunSource:
 
     def _on_round(self, remote_now: int) -> None:
         self.rounds += 1
+        # a round says "N" when the directory is not there; one without it (even an empty directory) had it
+        self.dir_missing, self._round_missing = self._round_missing, False
         if remote_now:
             skew = self._clock() - remote_now  # includes the link's delay: seconds, like the mtimes
             self.clock_offset_s = skew
@@ -198,9 +201,8 @@ class RemoteRunSource:
 
     def _on_frame(self, fr: Frame) -> None:
         if fr.kind == "N":
-            self.dir_missing = True
+            self._round_missing = True
             return
-        self.dir_missing = False
         if fr.kind == "F":
             self._whole_present.add(fr.name)
             return

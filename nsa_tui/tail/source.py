@@ -40,6 +40,9 @@ class Update:
 
 
 class RunSource(Protocol):
+    dir_missing: bool
+    """The run directory was not there at the last read (deleted, moved, unmounted, or not created yet)."""
+
     def read(self) -> list[Update]:
         """Everything that changed since the last call (never blocks on the network)."""
         ...

@@ -217,6 +217,12 @@ class RunModel:
             return True
         updates = self.source.read()
         tmux_changed = self._refresh_tmux(time.monotonic() if now is None else now)
+        missing = bool(getattr(self.source, "dir_missing", False))
+        if missing != self.history.dir_missing and not updates:
+            with self.lock:
+                self.history.dir_missing = missing
+                self.version += 1
+            return True
         if not updates and not tmux_changed:
             if not self.loaded:
                 with self.lock:
@@ -235,6 +241,7 @@ class RunModel:
             else:
                 self._note_write_times()
             self.table.sync(self.history, self._t0())
+            self.history.dir_missing = missing  # after the updates: a reset among them made a new history
             self.loaded = True
             self.version += 1
         return True

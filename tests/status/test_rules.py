@@ -394,3 +394,15 @@ def test_a_sigkilled_trainer_points_at_the_oom_killer(tmp_path, how):
 def test_an_ordinary_crash_does_not_mention_sigkill(tmp_path):
     make_v1_run(tmp_path / "c", state="crashed", now=NOW)
     assert "SIGKILL" not in judge(tmp_path / "c").alerts[0].message
+
+
+@pytest.mark.parametrize("state", ["running", "finished"])
+def test_a_run_directory_gone_is_unknown_and_critical(tmp_path, state):
+    """What a live reader sets when the directory it follows went away: neither alive nor stale can be told
+    (a moved run may still be writing), so the state is unknown and only run_dir_gone fires."""
+    make_v1_run(tmp_path / "r", steps=1000, state=state, now=NOW)
+    h = load_run(tmp_path / "r")
+    h.dir_missing = True
+    v = evaluate(h, NOW + 3600, build_rules(h.config))  # an hour later: heartbeat_stale would fire otherwise
+    assert (v.state, v.health, [a.rule for a in v.alerts]) == ("unknown", "critical", ["run_dir_gone"])
+    assert v.step == 1000 and "not there any more" in v.alerts[0].message

@@ -243,3 +243,45 @@ async def test_an_age_tick_does_not_delay_the_next_new_line(healthy_run):
         drawn_before = app._last_draw
         app._redraw()
         assert app._timer is None and app._last_draw > drawn_before, "the new line waited for the redraw gap"
+
+
+@async_test
+async def test_a_run_directory_that_goes_away_and_comes_back(tmp_path):
+    """Moved away: the dashboard keeps what it read, says the directory is gone, and judges nothing as alive or
+    stale (a moved run may still be writing); moved back, or restored as a new directory, it follows it again."""
+    import shutil
+
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    run, away = tmp_path / "live", tmp_path / "archive"
+    w = make_v1_run(run, steps=200, state="running")
+    app = make_app(run, clock=time.time, poll=False)  # inotify, real clock
+
+    async def until(cond, what: str, timeout: float = 8.0) -> None:
+        t0 = time.monotonic()
+        while not cond() and time.monotonic() - t0 < timeout:
+            await pilot.pause(0.05)
+        assert cond(), what
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header, panel = app.query_one(RunHeader), app.query_one(HealthPanel)
+        assert (header.info["state"], header.info["health"]) == ("running", "ok")
+
+        run.rename(away)
+        await until(lambda: header.info["state"] == "unknown", "the move was not noticed")
+        assert header.info["health"] == "critical" and header.info["step"] == 200  # what was read stays
+        assert [a.rule for a in panel.verdict.alerts] == ["run_dir_gone"]
+
+        away.rename(run)
+        await until(lambda: header.info["state"] == "running", "the move back was not noticed")
+        assert header.info["health"] == "ok" and not panel.verdict.alerts
+        w.progress(1)
+        await until(lambda: header.info["step"] == 210, "new lines after the move back did not arrive")
+
+        shutil.copytree(run, away)
+        shutil.rmtree(run)
+        await until(lambda: header.info["state"] == "unknown", "the deletion was not noticed")
+        away.rename(run)  # restored from a copy: a new directory (inode) at the same path
+        await until(lambda: header.info["state"] == "running", "the restored directory was not read")
+        assert header.info["step"] == 210 and header.info["health"] == "ok"

@@ -70,6 +70,41 @@ def test_remote_appends_rotation_garbage_and_reconnect(sshd, tmp_path):
 
 
 @pytest.mark.slow
+def test_remote_run_directory_gone_and_back(sshd, tmp_path):
+    """dir_missing follows the remote directory round by round: moved away (its whole files reported deleted),
+    moved back, moved away and made again empty (no file frames, but there)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"run": "r"}')
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+
+    def until(cond, what: str) -> list:
+        got: list = []
+        deadline = time.monotonic() + 15
+        while not cond(got) and time.monotonic() < deadline:
+            got += src.read()
+            src.wait(0.2)
+        assert cond(got), f"{what}; {src.describe()}"
+        return got
+
+    try:
+        until(lambda g: any(u.content for u in g), "run.json never came")
+        assert not src.dir_missing
+        run.rename(tmp_path / "away")
+        got = until(lambda g: src.dir_missing, "the move was not noticed")
+        got += until(lambda g: any(u.deleted for u in got + g), "run.json was not reported gone")
+        assert src.describe() == f"ssh {sshd.host} (run directory not there)"
+        (tmp_path / "away").rename(run)
+        until(lambda g: not src.dir_missing, "the move back was not noticed")
+        run.rename(tmp_path / "away2")
+        until(lambda g: src.dir_missing, "the second move was not noticed")
+        run.mkdir()  # a new, empty directory: no file frames, but there
+        until(lambda g: not src.dir_missing, "the new empty directory was not noticed")
+    finally:
+        src.close()
+
+
+@pytest.mark.slow
 def test_remote_rewrite_in_place_with_equal_size_and_mtimes(sshd, tmp_path):
     """A log rewritten in place to the same size (same inode, so offsets alone cannot tell) is read again
     from its start with a reset; mtimes come over on our clock."""
