@@ -65,7 +65,26 @@ def resolve_impl(impl: str | None, device: torch.device, op: str = "selection_at
     return "triton" if triton_kernel(op, device)[0] is not None else "fast"
 
 
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast computes matmuls in on x's device, None outside autocast."""
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
+
+
 def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None = None) -> Any:
+    """Run op on the path impl resolves to. Under autocast (how a bf16 run trains: fp32 weights, bf16 matmuls)
+    the floating inputs are cast to autocast's dtype and the op runs with autocast off, as torch.amp.custom_fwd
+    does: the fast and Triton paths keep running state (maxima, sums) in q's dtype and would otherwise meet
+    the bf16 products autocast makes of their fp32 inputs (a scatter across dtypes fails)."""
+    dtype = autocast_dtype(args[0])
+    if dtype is None:
+        return _dispatch(op, impl, args, fast_fn)
+    args = tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    with torch.autocast(args[0].device.type, enabled=False):
+        return _dispatch(op, impl, args, fast_fn)
+
+
+def _dispatch(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None) -> Any:
     q = args[0]
     path = resolve_impl(impl, q.device, op)
     if path == "reference":
@@ -116,7 +135,7 @@ def gated_selection_attention(
     dispatch and fallback counting as selection_attention."""
 
     def fast_gated(q, k, v, block_indices, block_size, scale):  # type: ignore[no-untyped-def]
-        return fast.gated_selection_fast(q, k, v, block_indices, block_size, gate, scale)
+        return fast.gated_selection_fast(q, k, v, block_indices, block_size, gate.to(q.dtype), scale)
 
     if resolve_impl(impl, q.device) == "fast":
         return _run("selection_attention", impl, (q, k, v, block_indices, block_size, None), fast_fn=fast_gated)

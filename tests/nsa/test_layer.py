@@ -63,6 +63,30 @@ def test_layer_in_bfloat16_follows_float32():
     torch.testing.assert_close(grads[1], grads[0], atol=3e-2, rtol=3e-2)
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast", "triton"])
+def test_layer_under_bf16_autocast_follows_float32(impl):
+    """How a bf16 run trains: fp32 weights under bf16 autocast. The ops take autocast's dtype (a fast path that
+    met autocast's bf16 products with its fp32 running maxima failed in a scatter: every bf16 run, and on a GPU
+    every fallback from Triton). Output in bf16, fp32 gradients for the fp32 weights, within bf16 rounding of an
+    fp32 pass. 'triton' without a GPU or the interpreter is the counted fallback to fast."""
+    x = torch.randn(1, 53, 32, generator=torch.Generator().manual_seed(6))
+    w = torch.randn(1, 53, 32, generator=torch.Generator().manual_seed(7))
+    outs, grads = [], []
+    for autocast in (False, True):
+        layer = make_layer(impl)
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = layer(xi)
+        assert y.dtype == (torch.bfloat16 if autocast else torch.float32)
+        (y.float() * w).sum().backward()
+        for p in layer.parameters():
+            assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+        outs.append(y.float())
+        grads.append(xi.grad)
+    torch.testing.assert_close(outs[1], outs[0], atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(grads[1], grads[0], atol=3e-2, rtol=3e-2)
+
+
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_layer_is_causal(impl, tiles):
     layer = make_layer(impl)

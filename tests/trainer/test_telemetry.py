@@ -94,6 +94,17 @@ def test_dense_twin_has_null_gate_stats(run_dir: Path) -> None:
     assert progress and all(r["gate_entropy_mean"] is None and r["gate_branch_shares"] is None for r in progress)
 
 
+def test_a_bf16_run_trains(run_dir: Path) -> None:
+    """runtime.precision=bf16 (the GPU default, here on the CPU): fp32 weights under bf16 autocast through every
+    NSA branch and the optimizer. It once failed at the first step in the fast selection path."""
+    proc = run_train(run_dir, "train.steps=2", "train.warmup_steps=1", "runtime.precision=bf16")
+    assert proc.returncode == 0, proc.stderr
+    config_done = [r for r in records(run_dir) if r["kind"] == "phase" and r.get("done")]
+    assert config_done[-1]["precision"] == "bf16"
+    progress = [r for r in records(run_dir) if r["kind"] == "progress"]
+    assert [r["step"] for r in progress] == [1, 2] and all(math.isfinite(r["loss"]) for r in progress)
+
+
 def test_nan_stops_with_reason_nan(run_dir: Path) -> None:
     proc = run_train(run_dir, "train.steps=20", "train.lr=1e12", "train.min_lr=1e12", "train.grad_clip=0")
     assert proc.returncode == 3, proc.stderr
