@@ -32,6 +32,7 @@ from nsa_train.config import (
     load_config,
     lr_at,
     resolve_config_path,
+    schedule_change,
 )
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.units import human_bytes
@@ -201,6 +202,7 @@ class Trainer:
         self.tokens_this_process = 0
         self.last_saved_step = -1
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
+        self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -282,6 +284,9 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         if self.args.resume:
             self._resume()
+            lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
+            if lr_change:
+                self.resume_warnings.append(lr_change)
             if is_main:
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
@@ -303,7 +308,10 @@ class Trainer:
 
         # ---- train
         stale = self.stop.remove_stale_halt()
-        train_warnings = []
+        train_warnings = list(self.resume_warnings)
+        if is_main:
+            for msg in train_warnings:
+                print(f"warning: {msg}", file=sys.stderr)
         if stale:
             msg = f"removed a stale {schema.HALT_FILE} left in the run directory (it would have stopped this run)"
             train_warnings.append(msg)

@@ -20,6 +20,7 @@ _EXPORTS = {
     "check_resume_config": "resume",
     "pinned_values": "resume",
     "resume_conflicts": "resume",
+    "schedule_change": "resume",
     "lr_at": "schedule",
     "phase_at": "schedule",
     "Config": "schema",

@@ -10,6 +10,7 @@ shapes and the data position's fields, key by key. Standard library only.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from nsa_train.config.loader import load_config
@@ -96,3 +97,45 @@ def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
         f"{depends} {verb} on {'it' if one else 'them'}. Resume with the run's values (leave "
         f"{'this key' if one else 'these keys'} out of --set and --config) or start a new run"
     )
+
+
+SCHEDULE_KEYS = ("train.lr", "train.min_lr", "train.warmup_steps", "train.steps")
+
+
+def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
+    """A warning when ``new`` trains the step after ``step`` at another lr than the run's saved schedule did,
+    None when it does not (or the saved config is missing or unreadable).
+
+    Not an error: extending a finished cosine (train.steps 600 -> 800) re-warms the lr on purpose for some and by
+    surprise for others, who see the loss jump and suspect the resume. Either way it is said before training."""
+    from nsa_train.config.schedule import lr_at
+
+    if not saved_config.is_file():
+        return None
+    try:
+        saved = load_config(saved_config, [])
+    except ConfigError:
+        return None
+
+    def at(c: Config) -> float:
+        t = c.train
+        return lr_at(step + 1, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps)
+
+    before, after = at(saved), at(new)
+    if math.isclose(before, after, rel_tol=0.01, abs_tol=1e-12):
+        return None
+    changed = [
+        f"{key} {old:g} -> {cur:g}"
+        for key in SCHEDULE_KEYS
+        if (old := getattr(saved.train, key.split(".")[1])) != (cur := getattr(new.train, key.split(".")[1]))
+    ]
+    msg = (
+        f"the lr schedule changes with this resume ({', '.join(changed)}): step {step + 1} trains at lr "
+        f"{after:.2e}, where the run's schedule had {before:.2e} ({after / before:.2f}x)"
+    )
+    ended = step >= saved.train.steps and step >= new.train.warmup_steps
+    if ended and after > before:
+        msg += (
+            f". To go on at the lr it ended with instead: --set train.lr={before:.2e} --set train.min_lr={before:.2e}"
+        )
+    return msg

@@ -26,6 +26,7 @@ from nsa_train.config import (
     config_hash,
     load_config,
     resolve_config_path,
+    schedule_change,
 )
 from nsa_train.config.loader import DEFAULT_CONFIG_NAME
 from nsa_train.telemetry import schema
@@ -64,6 +65,7 @@ class LaunchPlan:
     env: dict[str, str]
     env_sources: dict[str, list[str]]
     cwd: Path
+    notes: list[str] = field(default_factory=list)  # what the user should know before it starts (not errors)
 
     @property
     def argv(self) -> list[str]:
@@ -113,6 +115,7 @@ def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
 
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
     config = req.config
+    lr_change: str | None = None  # a resume that trains on at another lr than the run's schedule
     if req.resume:
         if req.run_dir is None and req.name is None:
             raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR")
@@ -128,6 +131,8 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             check_resume_config(target / schema.CONFIG_YAML, cfg, str(target.absolute()))
         except ConfigError as e:
             raise UserError(str(e)) from None
+        step = schema.checkpoint_step(latest_checkpoint_name(target))
+        lr_change = schedule_change(target / schema.CONFIG_YAML, cfg, step) if step is not None else None
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     rdzv.validate()
     if req.run_dir is not None:
@@ -143,7 +148,10 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     run_dir = run_dir.absolute()
     command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume)
     env, sources = trainer_env(cfg.runtime.env, environ)
-    return LaunchPlan(name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd())
+    notes = [f"note: {lr_change}"] if lr_change else []
+    return LaunchPlan(
+        name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd(), notes
+    )
 
 
 def resume_nproc(run_dir: Path, req: LaunchRequest) -> int | None:
@@ -297,4 +305,4 @@ def describe(plan: LaunchPlan) -> list[str]:
         "env:",
     ]
     lines += [f"  {k}={v}" for k, v in plan.env.items()]
-    return lines
+    return lines + plan.notes

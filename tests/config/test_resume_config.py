@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nsa_train.config import ConfigError, check_resume_config, load_config, resume_conflicts
+from nsa_train.config import ConfigError, check_resume_config, load_config, resume_conflicts, schedule_change
 from nsa_train.config.loader import dump_yaml
 
 
@@ -70,3 +70,19 @@ def test_a_run_without_a_readable_config_is_left_to_the_trainers_checks(tmp_path
     old = tmp_path / "config.yaml"
     old.write_text("model:\n  retired_key: 1\n")
     check_resume_config(old, load_config(None, ["model.dim=64"]), "runs/a")
+
+
+def test_schedule_change_compares_the_next_steps_lr(tmp_path: Path) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None)))  # 600 steps, warmup 50, lr 3e-3 -> 3e-4
+    assert schedule_change(saved, load_config(None), 300) is None
+    assert schedule_change(saved, load_config(None, ["train.batch_size=16"]), 300) is None  # not the schedule
+    assert schedule_change(tmp_path / "missing.yaml", load_config(None, ["train.lr=1e-3"]), 300) is None
+    # mid-run: a lower peak; no advice on keeping an end the run has not reached
+    msg = schedule_change(saved, load_config(None, ["train.lr=1e-3"]), 300)
+    assert msg is not None and msg.startswith("the lr schedule changes with this resume (train.lr 0.003 -> 0.001): ")
+    assert "step 301 trains at lr 6.98e-04, where the run's schedule had 1.83e-03 (0.38x)" in msg
+    assert "--set" not in msg
+    # a later warmup that still covers the resume step changes the lr too
+    msg = schedule_change(saved, load_config(None, ["train.warmup_steps=400"]), 300)
+    assert msg is not None and "train.warmup_steps 50 -> 400" in msg and "step 301 trains at lr 2.26e-03" in msg

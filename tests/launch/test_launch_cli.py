@@ -147,6 +147,26 @@ def test_resume_that_changes_the_model_or_data_position_is_refused_before_starti
     assert res.returncode == 0, res.stderr
 
 
+def test_resume_that_moves_the_lr_says_so_before_starting(runs_dir, tmux_socket):
+    """Extending a finished run's steps restarts its cosine from higher up: the plan says so (and how to keep the
+    lr it ended with), and says nothing when that is what the user asked for."""
+    run = runs_dir / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    (run / "config.yaml").write_text(dump_yaml(load_config(None)))  # lr 3e-3 -> 3e-4 over 600 steps
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    note = [ln for ln in res.stdout.splitlines() if ln.startswith("note: the lr schedule")]
+    assert note == [
+        "note: the lr schedule changes with this resume (train.steps 600 -> 800): step 601 trains at lr 7.42e-04, "
+        "where the run's schedule had 3.00e-04 (2.47x). To go on at the lr it ended with instead: "
+        "--set train.lr=3.00e-04 --set train.min_lr=3.00e-04"
+    ]
+    keep = ["--set", "train.lr=3.00e-04", "--set", "train.min_lr=3.00e-04"]
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", *keep, "--dry-run")
+    assert res.returncode == 0 and "lr schedule" not in res.stdout, res.stdout
+
+
 def _heartbeat(run_dir, records: list[dict]) -> None:
     with open(run_dir / "heartbeat_rank0.jsonl", "w") as fh:
         for i, r in enumerate(records):

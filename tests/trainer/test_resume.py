@@ -38,6 +38,7 @@ def test_resume_from_mid_checkpoint_matches_uninterrupted(tmp_path: Path) -> Non
     proc = run_train(cut, *RUN, resume=True)
     assert proc.returncode == 0, proc.stderr
     assert "[resume]" in proc.stdout
+    assert "lr schedule" not in proc.stderr  # the same schedule: nothing to say
 
     a, b = losses(full), losses(cut)
     assert sorted(b) == [5, 6, 7, 8]
@@ -97,3 +98,19 @@ def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_pa
     assert again.returncode == 0, again.stderr
     after = (run / schema.CONFIG_YAML).read_text()  # recorded once the checkpoint accepted it
     assert "  steps: 4\n" in after and "seq_len: 48" not in after
+
+
+def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
+    """train.steps 4 -> 8 after the run ended: the cosine restarts from higher up. Said on the console and in the
+    train phase record (the dashboard's events), with the --set that keeps the lr the run ended with."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4", "train.lr=1e-3", "train.min_lr=1e-4").returncode == 0
+    proc = run_train(run, "train.steps=8", "train.lr=1e-3", "train.min_lr=1e-4", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    want = "the lr schedule changes with this resume (train.steps 4 -> 8): step 5 trains at lr 5.50e-04"
+    assert f"warning: {want}, where the run's schedule had 1.00e-04 (5.50x)" in proc.stderr, proc.stderr
+    assert "--set train.lr=1.00e-04 --set train.min_lr=1.00e-04" in proc.stderr
+    phase = [r for r in records(run) if r["kind"] == "phase" and r["phase"] == "train"][-1]
+    assert phase["start_step"] == 4 and any(w.startswith(want) for w in phase["warnings"])
+    lrs = {r["step"]: r["lr"] for r in records(run) if r["kind"] == "progress"}
+    assert lrs[4] == pytest.approx(1e-4) and lrs[5] == pytest.approx(5.5e-4)  # what it said is what ran
