@@ -158,6 +158,8 @@ def render_human(j: Judged) -> None:
         f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
         + (f"   [yellow]{v['corrupt_lines']} corrupt lines skipped[/]" if v.get("corrupt_lines") else "")
     )
+    for w in v.get("start_warnings") or []:  # v.get: a remote nsa may predate the key
+        console.print(f"  [yellow]at start[/] {escape(str(w))}")
     for a in v["alerts"]:
         since = f" (since step {a['since_step']})" if a.get("since_step") is not None else ""
         console.print(

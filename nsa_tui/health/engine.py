@@ -59,6 +59,7 @@ class Verdict:
     path: str | None = None
     host: str | None = None
     via: str | None = None  # over SSH: 'ssh' (tails read remotely, judged here) or 'remote-nsa'
+    start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
 
     @property
     def exit_code(self) -> int:
@@ -141,6 +142,16 @@ def _heartbeat_age(h: RunHistory, now: float) -> float | None:
     return None if last is None else max(0.0, now - last)
 
 
+def _alive_until(h: RunHistory, state: str, now: float) -> float:
+    """The clock a `for` duration is measured on: now for a live run; for an ended one, its end (a last slow
+    stretch of a finished run must not grow into a 5-minute drop while it sits on disk)."""
+    if state not in ("finished", "halted", "crashed"):
+        return now
+    end = h.end_event
+    stamps = [t for t in (end.ts if end else None, h.last_progress_ts) if t is not None]
+    return min(now, max(stamps)) if stamps else now
+
+
 def _persisted(rule: Rule, f: Finding, h: RunHistory, now: float) -> bool:
     if rule.for_steps and (f.since_step is None or (h.latest_step or 0) - f.since_step < rule.for_steps):
         return False
@@ -162,6 +173,7 @@ def evaluate(
     now = time.time() if now is None else now
     rules = rules if rules is not None else build_rules(h.config)
     state = _state(h, now, rules)
+    until = _alive_until(h, state, now)
     alerts: list[Alert] = []
     for name, rule in rules.items():
         if not rule.enabled:
@@ -175,7 +187,7 @@ def evaluate(
                 f = threshold_check(ctx, rule.metric, rule.above, rule.below, rule.message)
         except (ValueError, TypeError, ZeroDivisionError, OverflowError, KeyError):
             f = None  # odd data (e.g. a string where a number belongs) never breaks a verdict
-        if f is None or not _persisted(rule, f, h, now):
+        if f is None or not _persisted(rule, f, h, until):
             continue
         alerts.append(Alert(name, f.severity or rule.severity, f.message, f.since_step, f.since_ts))
     fired = {a.rule for a in alerts}
@@ -211,4 +223,5 @@ def evaluate(
         exit_status=h.exit_status,
         ranks=len(h.ranks),
         corrupt_lines=h.corrupt,
+        start_warnings=h.start_warnings,
     )

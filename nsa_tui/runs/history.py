@@ -496,6 +496,27 @@ class RunHistory:
         return end
 
     @property
+    def start_warnings(self) -> list[str]:
+        """What the current attempt warned about as it started (its phase records' ``warnings``: config traps
+        such as bf16 on a CPU, a stale .HALT removed, a resume that moves the lr), once each, rank 0's only."""
+        since = None
+        for ev in reversed(self.events):
+            if ev.kind == schema.KIND_BOOT and ev.rank in (0, None):
+                since = ev.ts
+                break
+        out: list[str] = []
+        for ev in self.events:
+            if ev.kind != schema.KIND_PHASE or ev.rank not in (0, None):
+                continue
+            if since is not None and (ev.ts is None or ev.ts < since):
+                continue
+            said = ev.fields.get("warnings")
+            for w in said if isinstance(said, list) else []:
+                if isinstance(w, str) and w and w not in out:
+                    out.append(w)
+        return out
+
+    @property
     def last_phase(self) -> str | None:
         ev = self.last_event(schema.KIND_PHASE)
         if ev is None:

@@ -171,3 +171,28 @@ def test_real_executable_end_to_end(tmp_path):
 def test_help(args):
     res = invoke(*args)
     assert res.exit_code == 0 and "--json" in res.stdout and "--host" in res.stdout
+
+
+def test_the_current_attempts_start_warnings_are_shown_once(runs_dir):
+    """What the trainer warned about as this attempt started (config traps, a resume that moves the lr) is in
+    the verdict and on screen, without changing the health; an earlier attempt's warnings are not."""
+    w = make_v1_run(runs_dir / "r", steps=200)
+    w.phase("train", warnings=["removed a stale .HALT left in the run directory"])  # the first attempt's
+    w.end("halt", 0)
+    w.ts += 5.0
+    w.boot()  # the resume
+    w.phase("config", done=True, warnings=["bf16 on CPU is about 3x slower than fp32 here"])
+    w.phase("train", warnings=["the lr schedule changes with this resume (train.steps 600 -> 800)"])
+    w.phase("train", warnings=["the lr schedule changes with this resume (train.steps 600 -> 800)"])  # said twice
+    (runs_dir / "r" / "exit_status").unlink()
+    w.progress(1)
+    res = invoke("status", "--json", "r")
+    obj = json.loads(res.stdout)
+    assert obj["start_warnings"] == [
+        "bf16 on CPU is about 3x slower than fp32 here",
+        "the lr schedule changes with this resume (train.steps 600 -> 800)",
+    ]
+    assert res.exit_code == 0 and obj["health"] == "ok" and obj["state"] == "running"
+    res = invoke("status", "r")
+    assert "  at start bf16 on CPU is about 3x slower than fp32 here\n" in res.stdout
+    assert "stale .HALT" not in res.stdout

@@ -406,3 +406,20 @@ def test_a_run_directory_gone_is_unknown_and_critical(tmp_path, state):
     v = evaluate(h, NOW + 3600, build_rules(h.config))  # an hour later: heartbeat_stale would fire otherwise
     assert (v.state, v.health, [a.rule for a in v.alerts]) == ("unknown", "critical", ["run_dir_gone"])
     assert v.step == 1000 and "not there any more" in v.alerts[0].message
+
+
+def test_a_finished_runs_durations_end_with_it(tmp_path):
+    """`for: 300s` counts the time a condition held while the run was alive: a finished run whose last 40 s
+    were slow does not grow a 5-minute throughput drop while it sits on disk; one slow for its last third
+    still has it, and the same short stretch in a live run fires once it has lasted."""
+    w = make_v1_run(tmp_path / "short", steps=1000, step_time_s=2.0, now=NOW)
+    w.progress(2, toks_per_s=100.0)  # 20 s apart: slow from the first of them
+    live = judge(tmp_path / "short", now=w.ts + 400)
+    assert "throughput_drop" in {a.rule for a in live.alerts}
+    w.end()
+    done = judge(tmp_path / "short", now=w.ts + 3600)
+    assert (done.state, done.health, done.alerts) == ("finished", "ok", [])
+
+    make_v1_run(tmp_path / "long", steps=1000, step_time_s=2.0, now=NOW, state="finished", alerts=["throughput_drop"])
+    v = judge(tmp_path / "long", now=NOW + 3600)
+    assert v.state == "finished" and [a.rule for a in v.alerts] == ["throughput_drop"]

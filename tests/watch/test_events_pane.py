@@ -64,3 +64,15 @@ def test_pane_shows_each_event_once_in_time_order_and_what_only_another_rank_sai
     # a format without ranks or timestamps keeps its order
     plain = [ev("phase", None, 0, None, phase=p) for p in ("config", "data", "model")]
     assert [describe_event(e) for e in pane_events(plain, 50)] == ["phase config", "phase data", "phase model"]
+
+
+def test_a_phase_carries_its_warnings_and_another_rank_without_them_is_still_a_copy():
+    from nsa_tui.watch.widgets.events_pane import pane_events
+
+    lr = "the lr schedule changes with this resume (train.steps 600 -> 800): step 601 trains at lr 7.42e-04"
+    rank0 = [ev("phase", 0, 600, 1.0, phase="train", start_step=600, warnings=[lr, "removed a stale .HALT"])]
+    rank1 = [ev("phase", 1, 600, 1.1, phase="train", start_step=600, warnings=[lr])]
+    shown = [describe_event(e) for e in pane_events(rank0 + rank1, 50)]
+    assert shown == [f"phase train · warning: {lr} · warning: removed a stale .HALT"]
+    assert describe_event(ev("phase", 0, 0, 1.0, phase="train", warnings=[])) == "phase train"
+    assert describe_event(ev("phase", 0, 0, 1.0, phase="config", done=True, warnings="odd")) == "phase config done"

@@ -36,16 +36,20 @@ def pane_events(events: list, limit: int) -> list:
     records, and each rank's file is read in turn: an event of another rank that rank 0 also logged (same kind,
     step and words) is dropped, what only it said (its error, its stall) stays, marked with its rank."""
     recent = sorted(events[-4 * limit :], key=lambda e: e.ts if e.ts is not None else -math.inf)
-    said = {(e.kind, e.step, _describe(e)) for e in recent if _rank0(e)}
-    kept = [e for e in recent if _rank0(e) or (e.kind, e.step, _describe(e)) not in said]
+    said = {(e.kind, e.step, _describe(e, warnings=False)) for e in recent if _rank0(e)}
+    kept = [e for e in recent if _rank0(e) or (e.kind, e.step, _describe(e, warnings=False)) not in said]
     return kept[-limit:]
 
 
-def _describe(ev) -> str:
+def _describe(ev, *, warnings: bool = True) -> str:
     f = ev.fields or {}
     if ev.kind == "phase":
         # a phase is logged when it starts and, for some, again with done=true: say which
-        return f"phase {f.get('phase') or f.get('name') or '?'}" + (" done" if f.get("done") is True else "")
+        text = f"phase {f.get('phase') or f.get('name') or '?'}" + (" done" if f.get("done") is True else "")
+        # the start's warnings (config traps, a stale .HALT, a resume that moves the lr) belong next to it; a rank
+        # that did not see the same ones (only one removes a stale .HALT) still repeats rank 0's phase
+        said = f.get("warnings") if warnings and isinstance(f.get("warnings"), list) else []
+        return text + "".join(f" · warning: {w}" for w in said if w)
     if ev.kind == "eval":
         return f"eval val_loss {fmt.num(f.get('val_loss'), 4)}"
     if ev.kind == "checkpoint":
