@@ -284,10 +284,9 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         if self.args.resume:
             self._resume()
-            lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
-            if lr_change:
-                self.resume_warnings.append(lr_change)
             if is_main:
+                lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
+                self.resume_warnings += [lr_change] if lr_change else []
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
                 self._save_config()

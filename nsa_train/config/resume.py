@@ -129,12 +129,13 @@ def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
         for key in SCHEDULE_KEYS
         if (old := getattr(saved.train, key.split(".")[1])) != (cur := getattr(new.train, key.split(".")[1]))
     ]
+    ratio = f" ({after / before:.2f}x)" if before > 0 else ""  # a min_lr of 0 ends a schedule at 0
     msg = (
         f"the lr schedule changes with this resume ({', '.join(changed)}): step {step + 1} trains at lr "
-        f"{after:.2e}, where the run's schedule had {before:.2e} ({after / before:.2f}x)"
+        f"{after:.2e}, where the run's schedule had {before:.2e}{ratio}"
     )
     ended = step >= saved.train.steps and step >= new.train.warmup_steps
-    if ended and after > before:
+    if ended and after > before > 0:
         msg += (
             f". To go on at the lr it ended with instead: --set train.lr={before:.2e} --set train.min_lr={before:.2e}"
         )

@@ -86,3 +86,10 @@ def test_schedule_change_compares_the_next_steps_lr(tmp_path: Path) -> None:
     # a later warmup that still covers the resume step changes the lr too
     msg = schedule_change(saved, load_config(None, ["train.warmup_steps=400"]), 300)
     assert msg is not None and "train.warmup_steps 50 -> 400" in msg and "step 301 trains at lr 2.26e-03" in msg
+
+
+def test_schedule_change_of_a_schedule_that_ended_at_zero(tmp_path: Path) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None, ["train.min_lr=0"])))  # ends at lr 0: no ratio, no --set to keep it
+    msg = schedule_change(saved, load_config(None, ["train.min_lr=0", "train.steps=800"]), 600)
+    assert msg is not None and msg.endswith("where the run's schedule had 0.00e+00") and "--set" not in msg
