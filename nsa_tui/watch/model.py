@@ -217,13 +217,8 @@ class RunModel:
             return True
         updates = self.source.read()
         tmux_changed = self._refresh_tmux(time.monotonic() if now is None else now)
-        missing = bool(getattr(self.source, "dir_missing", False))
-        if missing != self.history.dir_missing and not updates:
-            with self.lock:
-                self.history.dir_missing = missing
-                self.version += 1
-            return True
-        if not updates and not tmux_changed:
+        missing = self.source.dir_missing
+        if not updates and not tmux_changed and missing == self.history.dir_missing:
             if not self.loaded:
                 with self.lock:
                     self.loaded = True
