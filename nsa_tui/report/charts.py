@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nsa_tui.report.load import ReportRun, finite
+from nsa_tui.report.load import ReportRun, finite, resume_steps
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 BRANCH_STYLES = (
@@ -60,6 +60,10 @@ def _span(n: int) -> float:
 
 
 def _finish(ax: Any, title: str, ylabel: str, runs: Sequence[ReportRun]) -> None:
+    for i, r in enumerate(runs):  # where an attempt resumed: explains a jump (lr schedule, loss) at that step
+        for k, step in enumerate(resume_steps(r.history)):
+            ax.axvline(step, color=COLORS[i % len(COLORS)], linewidth=1, linestyle=(0, (1, 3)), alpha=0.7,
+                       label=_label(r, runs, "resumed") if k == 0 else None)  # fmt: skip
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

@@ -132,6 +132,17 @@ def attempts(h: RunHistory) -> list[Attempt]:
     return out
 
 
+def resume_steps(h: RunHistory) -> list[int]:
+    """The steps a resumed attempt started from (its 'train' phase record's start_step), in time order: where the
+    charts mark the seams (a changed lr schedule shows up there as a jump)."""
+    out = []
+    for e in h.events:
+        start = e.fields.get("start_step") if e.kind == schema.KIND_PHASE and e.rank in (0, None) else None
+        if e.fields.get("phase") == "train" and isinstance(start, int) and not isinstance(start, bool) and start > 0:
+            out.append(start)
+    return out
+
+
 def first_known(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
@@ -163,6 +174,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "mean_toks_per_s": first_known(s.get("mean_toks_per_s"), sum(toks) / len(toks) if toks else None),
         "end_reason": s.get("end_reason") or r.verdict.end_reason,
         "attempts": 1,
+        "resumed_at": resume_steps(h),
     }
     runs = attempts(h)
     if len(runs) > 1:

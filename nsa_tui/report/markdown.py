@@ -66,7 +66,8 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
         tokens = f"{n['tokens_seen'] / 1e6:.3f}M" if isinstance(n["tokens_seen"], (int, float)) else "-"
         val = f"{_f(n['final_val_loss'])} ({_f(n['final_val_ppl'], '.2f')})" if n["final_val_loss"] is not None else "-"
         best = f"{_f(n['best_val_loss'])} @ {_f(n['best_step'])}" if n["best_val_loss"] is not None else "-"
-        wall = _duration(n["wall_time_s"]) + (f" ({n['attempts']} attempts)" if n["attempts"] > 1 else "")
+        resumed = f", resumed at step {', '.join(map(str, n['resumed_at']))}" if n["resumed_at"] else ""
+        wall = _duration(n["wall_time_s"]) + (f" ({n['attempts']} attempts{resumed})" if n["attempts"] > 1 else "")
         cells = [r.name, n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
                  wall, _f(n["mean_toks_per_s"], ".0f"), _f(n["end_reason"])]  # fmt: skip
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

@@ -65,7 +65,7 @@ def test_resumed_run_counts_every_attempt(tmp_path: Path) -> None:
     w.ts += 3600
     w.boot()
     for phase in schema.PHASES:
-        w.phase(phase)
+        w.phase(phase, **({"start_step": 100} if phase == "train" else {}))
     w.progress(20)
     w.end("completed", 0)
     (w.path / schema.SUMMARY_JSON).write_text(json.dumps({"wall_time_s": 90.0, "mean_toks_per_s": 1.0}))
@@ -79,7 +79,7 @@ def test_resumed_run_counts_every_attempt(tmp_path: Path) -> None:
     md = build_report([w.path], tmp_path / "out")["report"].read_text()
     row = next(line for line in md.splitlines() if line.startswith("| r |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[9] == f"{int(wall) // 60}m{int(wall) % 60:02d}s (2 attempts)" and wall < 3600
+    assert cells[9] == f"{int(wall) // 60}m{int(wall) % 60:02d}s (2 attempts, resumed at step 100)" and wall < 3600
     assert cells[10] == f"{tokens / train:.0f}"
 
 
@@ -140,3 +140,14 @@ def test_no_run_argument_means_the_newest_run(runs_dir: Path, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     md = (tmp_path / "out" / "report.md").read_text()
     assert md.startswith("# Report: new\n")
+
+
+def test_resume_steps_are_rank_0s_train_phases_after_the_first(tmp_path: Path) -> None:
+    from nsa_tui.report.load import resume_steps
+    from nsa_tui.runs import load_run
+
+    w = make_v1_run(tmp_path / "r", steps=100, total_steps=300, n_ranks=2)  # a fresh start: start_step absent
+    for start in (0, 100, 200):
+        w.boot()
+        w.phase("train", start_step=start)  # every rank writes it: counted once
+    assert resume_steps(load_run(tmp_path / "r")) == [100, 200]
