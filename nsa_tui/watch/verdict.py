@@ -24,6 +24,7 @@ class VerdictView:
     alerts: list[AlertView] = field(default_factory=list)
     eta_s: float | None = None
     problem: str = ""  # why there is no verdict (the engine raised)
+    start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
@@ -37,4 +38,6 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
     alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
-    return VerdictView(state=v.state, health=v.health, alerts=alerts, eta_s=v.eta_s)
+    return VerdictView(
+        state=v.state, health=v.health, alerts=alerts, eta_s=v.eta_s, start_warnings=list(v.start_warnings)
+    )

@@ -285,3 +285,18 @@ async def test_a_run_directory_that_goes_away_and_comes_back(tmp_path):
         away.rename(run)  # restored from a copy: a new directory (inode) at the same path
         await until(lambda: header.info["state"] == "running", "the restored directory was not read")
         assert header.info["step"] == 210 and header.info["health"] == "ok"
+
+
+@async_test
+async def test_start_warnings_stay_in_the_health_panel(tmp_path):
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    w = make_v1_run(tmp_path / "r", steps=200, state="running", now=NOW)
+    w.phase("train", warnings=["bf16 on CPU is about 3x slower than fp32 here"])
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        assert panel.verdict.start_warnings == ["bf16 on CPU is about 3x slower than fp32 here"]
+        shown = panel.render().plain
+        assert shown.startswith("✓ no active alerts\nat start bf16 on CPU is about 3x slower than fp32 here")

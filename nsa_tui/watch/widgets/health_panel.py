@@ -23,7 +23,11 @@ class HealthPanel(Widget):
     def show(self, v: VerdictView) -> None:
         if v == self.verdict:
             return
-        grew = len(v.alerts) != len(self.verdict.alerts) or bool(v.problem) != bool(self.verdict.problem)
+        grew = (
+            len(v.alerts) != len(self.verdict.alerts)
+            or len(v.start_warnings) != len(self.verdict.start_warnings)
+            or bool(v.problem) != bool(self.verdict.problem)
+        )
         self.verdict = v
         self.refresh(layout=grew)  # a new height only when the number of alerts changed
 
@@ -35,6 +39,7 @@ class HealthPanel(Widget):
             return t
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
+            self._start_warnings(t, v)
             return t
         # Every alert gets its rule line; messages share what is left of the panel.
         width = max(10, self.size.width)
@@ -53,4 +58,12 @@ class HealthPanel(Widget):
             if len(msg) > room:
                 msg = msg[: room - 1] + "…"
             t.append("\n" + msg)
+        self._start_warnings(t, v)
         return t
+
+    def _start_warnings(self, t: Text, v: VerdictView) -> None:
+        """What the trainer warned about as this attempt started: not alerts, but they stay in view all run
+        (the events pane scrolls them away), one line each."""
+        for w in v.start_warnings:
+            t.append("\nat start ", style="yellow")
+            t.append(w, style="grey62")
