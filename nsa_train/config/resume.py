@@ -74,16 +74,23 @@ def resume_conflicts(saved: Config, new: Config) -> list[tuple[str, str]]:
     return [(key, f"{before[key][2]} -> {after[key][2]}") for key in changed]
 
 
+def load_saved_config(path: Path) -> Config | None:
+    """A run's config.yaml, or None when it is missing or no longer loads (what the checks then leave alone)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_config(path, [])
+    except ConfigError:
+        return None
+
+
 def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
     """Raise ConfigError when ``new`` changes what the checkpoint of the run at ``where`` depends on.
 
     ``saved_config`` is the run's config.yaml (the config its latest checkpoint was made under). A run without
     one, or with one that no longer loads, is left to the trainer's own checks."""
-    if not saved_config.is_file():
-        return
-    try:
-        saved = load_config(saved_config, [])
-    except ConfigError:
+    saved = load_saved_config(saved_config)
+    if saved is None:
         return
     changed = resume_conflicts(saved, new)
     if not changed:
@@ -110,11 +117,8 @@ def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
     surprise for others, who see the loss jump and suspect the resume. Either way it is said before training."""
     from nsa_train.config.schedule import lr_at
 
-    if not saved_config.is_file():
-        return None
-    try:
-        saved = load_config(saved_config, [])
-    except ConfigError:
+    saved = load_saved_config(saved_config)
+    if saved is None:
         return None
 
     def at(c: Config) -> float:
