@@ -35,6 +35,7 @@ from nsa_train.config import (
     schedule_change,
 )
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.units import human_bytes
 from nsa_train.telemetry.writer import HeartbeatWriter
 
@@ -106,18 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
 
-    hb = HeartbeatWriter(run_dir, rank)
-    hb.write(
-        schema.KIND_BOOT,
-        0,
-        argv=sys.argv,
-        host=socket.gethostname(),
-        python=sys.version.split()[0],
-        world_size=world_size,
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-        run_dir=str(run_dir.resolve()),
-    )
-    hb.liveness(0, force=True)
+    try:
+        hb = HeartbeatWriter(run_dir, rank)
+        hb.write(
+            schema.KIND_BOOT,
+            0,
+            argv=sys.argv,
+            host=socket.gethostname(),
+            python=sys.version.split()[0],
+            world_size=world_size,
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            run_dir=str(run_dir.resolve()),
+        )
+        hb.liveness(0, force=True)
+    except DiskFullError as e:  # nothing of this run is written yet: the one line is all there is
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if rank == 0:
         print(f"[boot] run dir {run_dir} | world size {world_size} | pid {os.getpid()}")
 
@@ -151,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if trainer is not None:
             trainer.shutdown(reason)
-        hb.liveness(step, force=True)
-        hb.write(schema.KIND_END, step, reason=reason, exit_status=status)
+        hb.liveness(step, force=True, best_effort=True)
+        hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True)
         hb.close()
         if rank == 0:
             print(f"[end] {reason} at step {step} (exit status {status})")
@@ -163,12 +168,12 @@ def _is_user_error(e: BaseException) -> bool:
     from nsa_train.data import DataError
     from nsa_train.runtime.checkpoint import CheckpointError
 
-    return isinstance(e, (DataError, CheckpointError))
+    return isinstance(e, (DataError, CheckpointError, DiskFullError))
 
 
 def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet: bool = False) -> None:
     one_line = " ".join(message.split())
-    hb.write(schema.KIND_ERROR, step, message=one_line)
+    hb.write(schema.KIND_ERROR, step, message=one_line, best_effort=True)  # the error may be a full disk
     if not quiet:
         print(f"error: {one_line}" if rank == 0 else f"error (rank {rank}): {one_line}", file=sys.stderr)
 
@@ -611,7 +616,8 @@ class Trainer:
         self.dumper = StackDumper(self.run_dir, self.info.rank)
 
         def on_stall(step: int, seconds: float, dump: Path) -> None:
-            self.hb.write(schema.KIND_STALL, step, seconds_since_progress=seconds, dump=str(dump))
+            # best effort: on a full disk the main loop's next write stops the run; this thread would only die
+            self.hb.write(schema.KIND_STALL, step, seconds_since_progress=seconds, dump=str(dump), best_effort=True)
             print(
                 f"warning: rank {self.info.rank} stalled: step {step} unchanged for {seconds:.0f}s; stacks in {dump}",
                 file=sys.stderr,

@@ -11,17 +11,15 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
 
 from __future__ import annotations
 
-import errno
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.telemetry.disk import disk_full, disk_full_message, free_space
 
 TMP_SUFFIX = ".tmp"
 CKPT_SUFFIX = schema.CHECKPOINT_SUFFIX
@@ -56,38 +54,17 @@ def _atomic_write(path: Path, write: Any) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as e:
-        full = _disk_full(e)
+        full = disk_full(e)
         if full is None:
             raise
         tmp.unlink(missing_ok=True)  # first: the message says how much space is left without it
-        raise CheckpointError(_disk_full_message(path, full)) from e
+        then = "checkpoints written before are intact. Free space (or lower train.keep_last) and continue with --resume"
+        free = f"{free_space(path.parent)} without the partial file"
+        raise CheckpointError(disk_full_message(path, full, free, then)) from e
     finally:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
-
-
-def _disk_full(e: BaseException | None) -> OSError | None:
-    """The out-of-space error behind ``e``: torch.save reports it as a RuntimeError from its zip writer
-    ("unexpected pos ..."), with the OSError only as that exception's context."""
-    seen = 0
-    while e is not None and seen < 8:
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return e
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return None
-
-
-def _disk_full_message(path: Path, e: OSError) -> str:
-    try:
-        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free without the partial file"
-    except OSError:
-        free = "free space unknown"
-    why = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left on device"
-    return (
-        f"cannot write {path.name} in {path.parent}: {why} ({free}); checkpoints written before are intact. "
-        "Free space (or lower train.keep_last) and continue with --resume"
-    )
 
 
 def to_plain(obj: Any) -> Any:

@@ -23,6 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full_message, free_space
+
+STOP_AND_RESUME = "checkpoints written before are intact. Free space and continue with --resume"
+
+
+def raise_if_disk_full(e: OSError, path: Path, step: int) -> None:
+    """A write of the run's telemetry failed: a full disk stops the run with one line (the step's records cannot
+    be kept, and the next checkpoint could not be either); any other error goes on as it is."""
+    if e.errno not in DISK_FULL_ERRNOS:
+        raise e
+    then = f"the run stops at step {step}: {STOP_AND_RESUME}"
+    raise DiskFullError(disk_full_message(path, e, free_space(path.parent), then)) from e
 
 
 class HeartbeatWriter:
@@ -37,29 +49,43 @@ class HeartbeatWriter:
         self._fh: io.TextIOWrapper | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._last_liveness = 0.0
 
-    def write(self, kind: str, step: int, **fields: Any) -> dict[str, Any]:
+    def write(self, kind: str, step: int, *, best_effort: bool = False, **fields: Any) -> dict[str, Any]:
+        """Append one record. A full disk raises DiskFullError, except ``best_effort`` (the records of a run that
+        is already stopping: its error and end), which are kept only if there is room again."""
         rec = schema.make_record(kind, self.rank, step, self.pid, time.time(), **fields)
         line = schema.encode(rec)
         with self._lock:
             if self._fh is not None:
-                self._fh.write(line)
-                self._fh.flush()
+                try:
+                    self._fh.write(line)
+                    self._fh.flush()
+                except OSError as e:
+                    if not (best_effort and e.errno in DISK_FULL_ERRNOS):
+                        raise_if_disk_full(e, self.path, step)
         return rec
 
-    def liveness(self, step: int, force: bool = False, **fields: Any) -> None:
+    def liveness(self, step: int, force: bool = False, *, best_effort: bool = False) -> None:
         """A liveness record, at most every liveness_every_s unless forced."""
         now = time.monotonic()
         if force or now - self._last_liveness >= self.liveness_every_s:
             self._last_liveness = now
-            self.write(schema.KIND_LIVENESS, step, **fields)
+            self.write(schema.KIND_LIVENESS, step, best_effort=best_effort)
 
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
-                self._fh = None
+                try:
+                    self._fh.flush()
+                    os.fsync(self._fh.fileno())
+                except OSError as e:
+                    if e.errno not in DISK_FULL_ERRNOS:
+                        raise
+                finally:
+                    try:
+                        self._fh.close()
+                    except OSError:
+                        pass  # the disk is full: what could not be flushed is lost, the stop already said why
+                    self._fh = None
 
 
 def _csv_value(v: Any) -> str:
@@ -94,12 +120,18 @@ class _CsvTable:
         self._fh = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (kept open)
         self._w = csv.writer(self._fh, lineterminator="\n")
         if fresh:
-            self._w.writerow(header)
-            self._fh.flush()
+            try:
+                self._w.writerow(header)
+                self._fh.flush()
+            except OSError as e:
+                raise_if_disk_full(e, path, 0)
 
     def row(self, values: dict[str, Any]) -> None:
-        self._w.writerow([_csv_value(values.get(k)) for k in self.header])
-        self._fh.flush()
+        try:
+            self._w.writerow([_csv_value(values.get(k)) for k in self.header])
+            self._fh.flush()
+        except OSError as e:
+            raise_if_disk_full(e, Path(self._fh.name), int(values.get("step") or 0))
 
     def close(self) -> None:
         self._fh.close()
@@ -128,17 +160,20 @@ class MetricsLog:
 
             self._tb = SummaryWriter(log_dir=str(run_dir / schema.TB_DIR))
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, step: int = 0) -> None:
         """A human line in train.log and on stdout."""
         print(text, file=sys.stdout, flush=True)
-        self._log.write(text + "\n")
-        self._log.flush()
+        try:
+            self._log.write(text + "\n")
+            self._log.flush()
+        except OSError as e:
+            raise_if_disk_full(e, Path(self._log.name), step)
 
     def progress(self, step: int, m: dict[str, Any], ts: float) -> None:
         shares = m.get("gate_branch_shares") or [None, None, None]
         row = dict(m, step=step, ts=ts, gate_share_cmp=shares[0], gate_share_sel=shares[1], gate_share_win=shares[2])
         self._train.row(row)
-        self.line(format_log_line(step, m))
+        self.line(format_log_line(step, m), step)
         if self._tb is not None:
             for k in schema.TRAINING_CSV_HEADER:
                 v = row.get(k)
@@ -149,7 +184,7 @@ class MetricsLog:
 
     def eval(self, step: int, val_loss: float, val_ppl: float) -> None:
         self._val.row({"step": step, "val_loss": val_loss, "val_ppl": val_ppl})
-        self.line(f"eval step {step} | val_loss {val_loss:.4f} | val_ppl {val_ppl:.2f}")
+        self.line(f"eval step {step} | val_loss {val_loss:.4f} | val_ppl {val_ppl:.2f}", step)
         if self._tb is not None:
             self._tb.add_scalar("val/loss", val_loss, step)
             self._tb.add_scalar("val/ppl", val_ppl, step)

@@ -1,0 +1,61 @@
+"""A disk that fills up under a running trainer: one line and exit 2, wherever the write fails (the checkpoint
+case is in test_checkpoint.py). A link to /dev/full fails every write with ENOSPC, as a full disk does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from trainer_helpers import records, run_train
+
+from nsa_train.telemetry import schema
+from nsa_train.telemetry.disk import DiskFullError
+from nsa_train.telemetry.writer import HeartbeatWriter, MetricsLog
+
+pytestmark = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+
+
+def test_the_heartbeat_writer_says_which_file_and_lets_the_end_through(tmp_path: Path) -> None:
+    (tmp_path / schema.heartbeat_name(0)).symlink_to("/dev/full")
+    hb = HeartbeatWriter(tmp_path, 0)
+    with pytest.raises(DiskFullError) as info:
+        hb.write(schema.KIND_PROGRESS, 7, loss=1.0)
+    msg = str(info.value)
+    assert msg.startswith(f"cannot write heartbeat_rank0.jsonl in {tmp_path}: no space left on device (")
+    assert "the run stops at step 7: checkpoints written before are intact" in msg and "--resume" in msg
+    hb.write(schema.KIND_END, 7, reason="error", exit_status=2, best_effort=True)  # the stopping run's last words
+    hb.close()
+
+
+def test_the_metrics_files_say_which_file(tmp_path: Path) -> None:
+    (tmp_path / schema.TRAINING_CSV).symlink_to("/dev/full")
+    with pytest.raises(DiskFullError, match=r"cannot write training.csv in .*: no space left on device"):
+        MetricsLog(tmp_path, tensorboard=False)
+
+
+def test_a_full_disk_at_boot_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / schema.heartbeat_name(0)).symlink_to("/dev/full")
+    proc = run_train(run, "train.steps=2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot write heartbeat_rank0.jsonl in {run}: no space left on device "
+        f"({proc.stderr.split('(', 1)[1].split(')', 1)[0]}); the run stops at step 0: checkpoints written before "
+        "are intact. Free space and continue with --resume"
+    ]
+
+
+def test_a_full_disk_under_the_metrics_stops_the_run_with_its_records(tmp_path: Path) -> None:
+    """The heartbeat still has room (another disk, or the last bytes): the error and end records say why."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / schema.TRAINING_CSV).symlink_to("/dev/full")
+    proc = run_train(run, "train.steps=2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: cannot write training.csv in {run}: no space left on device" in proc.stderr
+    recs = records(run)
+    assert recs[-1]["kind"] == "end" and recs[-1]["reason"] == "error" and recs[-1]["exit_status"] == 2
+    assert any(r["kind"] == "error" and "training.csv" in r["message"] for r in recs)
+    assert json.loads((run / schema.SUMMARY_JSON).read_text())["end_reason"] == "error"
