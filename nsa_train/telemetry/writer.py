@@ -19,6 +19,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,33 @@ from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full_
 STOP_AND_RESUME = "checkpoints written before are intact. Free space and continue with --resume"
 
 
-def raise_if_disk_full(e: OSError, path: Path, step: int) -> None:
-    """A write of the run's telemetry failed: a full disk stops the run with one line (the step's records cannot
-    be kept, and the next checkpoint could not be either); any other error goes on as it is."""
-    if e.errno not in DISK_FULL_ERRNOS:
-        raise e
-    then = f"the run stops at step {step}: {STOP_AND_RESUME}"
-    raise DiskFullError(disk_full_message(path, e, free_space(path.parent), then)) from e
+@contextmanager
+def full_disk_stops_run(path: Path, step: int, best_effort: bool = False) -> Iterator[None]:
+    """Around a write of the run's telemetry: a full disk stops the run with one line (the step's records cannot
+    be kept, and the next checkpoint could not be either), or passes unsaid for a ``best_effort`` write (a run
+    already stopping); any other error goes on as it is."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in DISK_FULL_ERRNOS:
+            raise
+        if not best_effort:
+            then = f"the run stops at step {step}: {STOP_AND_RESUME}"
+            raise DiskFullError(disk_full_message(path, e, free_space(path.parent), then)) from e
+
+
+def close_even_when_full(fh: Any, path: Path, fsync: bool = False) -> None:
+    """Flush (and fsync) and close; on a full disk what could not be flushed is lost, the stop already said why."""
+    try:
+        with full_disk_stops_run(path, 0, best_effort=True):
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+    finally:
+        try:
+            fh.close()
+        except OSError:
+            pass  # close flushes again: the same full disk
 
 
 class HeartbeatWriter:
@@ -56,12 +78,9 @@ class HeartbeatWriter:
         line = schema.encode(rec)
         with self._lock:
             if self._fh is not None:
-                try:
+                with full_disk_stops_run(self.path, step, best_effort):
                     self._fh.write(line)
                     self._fh.flush()
-                except OSError as e:
-                    if not (best_effort and e.errno in DISK_FULL_ERRNOS):
-                        raise_if_disk_full(e, self.path, step)
         return rec
 
     def liveness(self, step: int, force: bool = False, *, best_effort: bool = False) -> None:
@@ -74,18 +93,8 @@ class HeartbeatWriter:
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
-                try:
-                    self._fh.flush()
-                    os.fsync(self._fh.fileno())
-                except OSError as e:
-                    if e.errno not in DISK_FULL_ERRNOS:
-                        raise
-                finally:
-                    try:
-                        self._fh.close()
-                    except OSError:
-                        pass  # the disk is full: what could not be flushed is lost, the stop already said why
-                    self._fh = None
+                fh, self._fh = self._fh, None
+                close_even_when_full(fh, self.path, fsync=True)
 
 
 def _csv_value(v: Any) -> str:
@@ -120,18 +129,14 @@ class _CsvTable:
         self._fh = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (kept open)
         self._w = csv.writer(self._fh, lineterminator="\n")
         if fresh:
-            try:
+            with full_disk_stops_run(path, 0):
                 self._w.writerow(header)
                 self._fh.flush()
-            except OSError as e:
-                raise_if_disk_full(e, path, 0)
 
     def row(self, values: dict[str, Any]) -> None:
-        try:
+        with full_disk_stops_run(Path(self._fh.name), int(values.get("step") or 0)):
             self._w.writerow([_csv_value(values.get(k)) for k in self.header])
             self._fh.flush()
-        except OSError as e:
-            raise_if_disk_full(e, Path(self._fh.name), int(values.get("step") or 0))
 
     def close(self) -> None:
         self._fh.close()
@@ -163,11 +168,9 @@ class MetricsLog:
     def line(self, text: str, step: int = 0) -> None:
         """A human line in train.log and on stdout."""
         print(text, file=sys.stdout, flush=True)
-        try:
+        with full_disk_stops_run(Path(self._log.name), step):
             self._log.write(text + "\n")
             self._log.flush()
-        except OSError as e:
-            raise_if_disk_full(e, Path(self._log.name), step)
 
     def progress(self, step: int, m: dict[str, Any], ts: float) -> None:
         shares = m.get("gate_branch_shares") or [None, None, None]
