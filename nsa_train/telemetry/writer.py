@@ -139,7 +139,7 @@ class _CsvTable:
             self._fh.flush()
 
     def close(self) -> None:
-        self._fh.close()
+        close_even_when_full(self._fh, Path(self._fh.name))
 
 
 def format_log_line(step: int, m: dict[str, Any]) -> str:
@@ -195,6 +195,6 @@ class MetricsLog:
     def close(self) -> None:
         self._train.close()
         self._val.close()
-        self._log.close()
+        close_even_when_full(self._log, Path(self._log.name))
         if self._tb is not None:
             self._tb.close()

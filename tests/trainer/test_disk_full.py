@@ -3,6 +3,7 @@ case is in test_checkpoint.py). A link to /dev/full fails every write with ENOSP
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -59,3 +60,15 @@ def test_a_full_disk_under_the_metrics_stops_the_run_with_its_records(tmp_path: 
     assert recs[-1]["kind"] == "end" and recs[-1]["reason"] == "error" and recs[-1]["exit_status"] == 2
     assert any(r["kind"] == "error" and "training.csv" in r["message"] for r in recs)
     assert json.loads((run / schema.SUMMARY_JSON).read_text())["end_reason"] == "error"
+
+
+def test_closing_after_a_full_disk_says_nothing_more(tmp_path: Path) -> None:
+    """The row that could not be flushed is still buffered: closing flushes it again, which must not add a second
+    message (it did: 'warning: shutdown: metrics files: OSError ...' after the one line)."""
+    log = MetricsLog(tmp_path, tensorboard=False)
+    full = open("/dev/full", "a", encoding="utf-8", newline="")  # noqa: SIM115 (closed by log.close)
+    log._train._fh, log._train._w = full, csv.writer(full, lineterminator="\n")
+    with pytest.raises(DiskFullError, match="the run stops at step 3"):
+        log.progress(3, {"loss": 1.0, "lr": 1e-3, "toks_per_s": 1.0, "grad_norm": 1.0, "dt_step_s": 0.1}, 0.0)
+    log.close()
+    assert full.closed
