@@ -2,6 +2,7 @@
 # The GPU check in one command, on a CUDA box, from a checkout (installed or not):
 #
 #   OUT=gpu-results bash bench/gpu_check.sh         # default OUT: bench/out/gpu_check
+#   bash bench/gpu_check.sh trainer-125m attention-layers   # only these parts (names below, in summary.txt)
 #
 # Parts, each under its own time limit so that the whole stays under 10 minutes, each writing one file:
 #   env.txt              GPU, driver, Python, torch, triton
@@ -13,6 +14,10 @@
 #   attention_layers.md  the same with --layer: the whole NSA layer (Triton selection) against its dense twin
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA and dense, on the bundled
 #                        corpus instead of FineWeb-Edu (no network needed)
+#   trainer_125m.md      the trainer itself (torchrun, one process) on that config and corpus for 60 steps:
+#                        its console and `nsa status` of the run (path, fallbacks, tokens/s, GPU memory, gates)
+#   layer_profile.md     bench/layer_profile.py: the NSA layer's device time against its wall time, the ops
+#                        with the most device and host time, at 8k and 64k tokens
 #   summary.txt          each part's exit status and seconds
 # Exit status: 0 when every part passed, 2 when there is no CUDA device (nothing else is run), 1 otherwise.
 #
@@ -77,9 +82,11 @@ record() {  # name, exit status, seconds, output file: one line of summary.txt
     printf '%-18s exit %3d  %4ds  %s\n' "$@" >>"$OUT/summary.txt"
     [[ $2 -eq 0 ]] || failed=1
 }
+wanted=("$@")  # the parts named on the command line; none: all
 part() {  # name, time limit (s), output file, command...
     local name=$1 limit=$2 file=$3 t0=$SECONDS rc
     shift 3
+    [[ ${#wanted[@]} -eq 0 || " ${wanted[*]} " == *" $name "* ]] || return 0
     echo "== $name (at most ${limit}s) -> $OUT/$file"
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$OUT/$file"
     rc=${PIPESTATUS[0]}
@@ -87,18 +94,43 @@ part() {  # name, time limit (s), output file, command...
     record "$name" "$rc" "$((SECONDS - t0))" "$file"
 }
 
-part gpu-tests 120 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
-part attention-triton 120 attention_triton.md "$PY" bench/attention_triton.py
-part attention-layers 120 attention_layers.md "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5
+trainer_run() {  # the trainer on the 125M config for 60 steps, then what nsa status makes of the run
+    local run=/tmp/nsa_gpu_check_run
+    rm -rf "$run"
+    "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m nsa_train.train \
+        --config configs/m7c-125m.yaml --run-dir "$run" --set data.source=embedded --set data.val_docs=24 \
+        --set train.steps=60 --set train.log_every=10 --set train.warmup_steps=10 --set train.eval_every=60 \
+        --set train.eval_batches=2 --set train.save_every=60 || return
+    "$PY" -c 'from nsa_tui.cli import main; main()' status "$run"
+    "$PY" - "$run" <<'EOF'  # what status leaves out: the path run.json recorded and the last progress record
+import json
+import sys
+from pathlib import Path
+
+run = Path(sys.argv[1])
+last = [r for r in map(json.loads, (run / "heartbeat_rank0.jsonl").open()) if r["kind"] == "progress"][-1]
+keep = ("step", "toks_per_s", "dt_step_s", "gpu_mem_alloc_gb", "gpu_mem_reserved_gb", "fallbacks")
+print("attention_impl", json.loads((run / "run.json").read_text())["attention_impl"], {k: last[k] for k in keep})
+EOF
+}
+export -f trainer_run
+export PY  # timeout runs trainer_run in a new bash
+
+# In order of what the lease must not miss: the kernels' correctness, the paper's comparison, tokens/s.
+part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
+part attention-triton 100 attention_triton.md "$PY" bench/attention_triton.py
 if why=$("$PY" -c "import datasets" 2>&1); then
-    part train-125m 180 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+    part train-125m 120 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5
+    part trainer-125m 120 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
     echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
         "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
         | tee "$OUT/train_125m.md"
     record train-125m 1 0 train_125m.md
 fi
+part attention-layers 100 attention_layers.md "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5
+part layer-profile 100 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --sweep-window-group 65536
 
 echo "== summary"
 cat "$OUT/summary.txt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ NEEDS_PROJECT = [
     "attention_phases",
     "attention_triton",
     "corpus_entropy",
+    "layer_profile",
     "remote_tail_cost",
     "train_throughput",
     "watch_fixture",
@@ -52,6 +54,20 @@ def test_attention_phases_reports_every_branch_of_the_nsa_layer():
     assert min(seconds.values()) >= 0 and sum(v for k, v in seconds.items() if k != "total") == pytest.approx(
         seconds["total"], abs=0.01
     )
+
+
+def test_layer_profile_smoke_run_on_cpu():
+    args = shlex.split("--device cpu --seq-lens 300 --warmup 0 --reps 1 --top 3 --sweep-cmp-tile 64")
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "layer_profile.py"), *args, "--sweep-window-group", "128"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "## B=1 T=300: forward+backward" in res.stdout and "top 3 by host time" in res.stdout
+    rows = [line.split("|")[1:3] for line in res.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
+    assert [[c.strip() for c in r] for r in rows] == [["256 (default)", "2048 (default)"], ["64", "128"]]
 
 
 def test_attention_phases_lists_what_backward_keeps():

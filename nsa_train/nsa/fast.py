@@ -20,8 +20,27 @@ from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch
-WINDOW_GROUP = 2048  # queries per forward/recompute group in the window branch
-CMP_TILE = 256  # queries per tile in the compressed branch
+WINDOW_GROUP = 2048  # queries per forward/recompute group in the window branch (CPU; the least on CUDA)
+CMP_TILE = 256  # queries per tile in the compressed branch (CPU; the least on CUDA)
+# On CUDA these loops are launch-bound: each tile costs ~20 small kernels and their Python, whatever its size
+# (an H200 ran the layer's forward+backward at 64k tokens in 984 ms with the CPU's tiles, 140 ms with these;
+# bench/layer_profile.py --sweep-*). So tiles there are as large as a bounded temporary allows.
+CUDA_CMP_TILE_BYTES = 1 << 30  # the fp32 scores of one compressed tile [B, H, G*C, NC] at most
+CUDA_WINDOW_GROUP = 16384
+
+
+def cmp_tile(device: torch.device, B: int, HQ: int, NC: int, T: int) -> int:
+    """Queries per compressed-branch tile: CMP_TILE on CPU (cache-sized); on CUDA the most whose scores stay
+    under CUDA_CMP_TILE_BYTES, a multiple of CMP_TILE (e.g. 8192 at 64k tokens, 8 query heads; all of 8k)."""
+    if device.type != "cuda":
+        return CMP_TILE
+    fit = CUDA_CMP_TILE_BYTES // (4 * B * HQ * max(NC, 1))
+    return max(CMP_TILE, min(T, fit // CMP_TILE * CMP_TILE))
+
+
+def window_group(device: torch.device) -> int:
+    """Queries per window-branch group: WINDOW_GROUP on CPU, at least CUDA_WINDOW_GROUP on CUDA."""
+    return max(WINDOW_GROUP, CUDA_WINDOW_GROUP) if device.type == "cuda" else WINDOW_GROUP
 
 
 def sliding_window_attention_fast(
@@ -155,8 +174,9 @@ class _WindowFn(torch.autograd.Function):
         flash = q.device.type == "cpu" and _cpu_flash_ops()
         o = q.new_empty(*q.shape[:3], v.shape[-1])
         saved: list[torch.Tensor] = []  # per group on CPU: its tiles' output and log-sum-exp
-        for a in range(0, T, WINDOW_GROUP):
-            b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
+        group = window_group(q.device)
+        for a in range(0, T, group):
+            b, ka = min(T, a + group), max(0, a - w + 1)
             qs, ks, vs = _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])
             if flash:
                 qt, kt, vt, band = _window_tiles(qs, ks, vs, a, ka, w)
@@ -169,7 +189,7 @@ class _WindowFn(torch.autograd.Function):
                 o_g = _window_core(qs, ks, vs, a, ka, w, scale)
             o[:, a:b] = o_g if g is None else o_g * g[:, a:b, :, None]
         ctx.save_for_backward(q, k, v, g, *saved)
-        ctx.w, ctx.scale, ctx.flash = w, scale, flash
+        ctx.w, ctx.scale, ctx.flash, ctx.group = w, scale, flash, group
         return o
 
     @staticmethod
@@ -178,8 +198,8 @@ class _WindowFn(torch.autograd.Function):
         w, scale, (B, T) = ctx.w, ctx.scale, q.shape[:2]
         dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         dg = None if g is None else torch.empty_like(g)
-        for i, a in enumerate(range(0, T, WINDOW_GROUP)):
-            b, ka = min(T, a + WINDOW_GROUP), max(0, a - w + 1)
+        for i, a in enumerate(range(0, T, ctx.group)):  # the forward's groups: the CPU's saved tiles are per group
+            b, ka = min(T, a + ctx.group), max(0, a - w + 1)
             do_g = do[:, a:b]
             xs = _heads_first(q[:, a:b], k[:, ka:b], v[:, ka:b])
             if ctx.flash:
@@ -242,8 +262,9 @@ def compressed_attention_fast(
     qg = q.to(cdt).view(B, T, H, G, -1)
     kc, vc = k_cmp.to(cdt), v_cmp.to(cdt)
     os, ps = [], []
-    for c0 in range(0, T, CMP_TILE):
-        c1 = min(T, c0 + CMP_TILE)
+    tile = cmp_tile(q.device, B, HQ, NC, T)
+    for c0 in range(0, T, tile):
+        c1 = min(T, c0 + tile)
         n = _visible_blocks(c1, NC, block_length, stride)
         if n == 0:
             os.append(q.new_zeros(B, c1 - c0, HQ, Dv, dtype=cdt))
@@ -332,8 +353,9 @@ class _CmpSelectFn(torch.autograd.Function):
         o_raw = q.new_empty(B, T, HQ, Dv) if keep else None
         lse = q.new_full((B, H, G, T), float("inf"))  # base-2 log-sum-exp; +inf: the row sees no block
         ids = []
-        for c0 in range(0, T, CMP_TILE):
-            c1 = min(T, c0 + CMP_TILE)
+        tile = cmp_tile(q.device, B, HQ, NC, T)
+        for c0 in range(0, T, tile):
+            c1 = min(T, c0 + tile)
             C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
             if n == 0:  # no query of the tile sees a block: the branch gives 0
                 o[:, c0:c1] = 0
@@ -371,8 +393,9 @@ class _CmpSelectFn(torch.autograd.Function):
         H, NC = kh.shape[1], kh.shape[2]
         dq, dk, dv = torch.zeros_like(q), torch.zeros_like(kh), torch.zeros_like(vh)
         dg = None if g is None else torch.zeros_like(g)
-        for c0 in range(0, T, CMP_TILE):
-            c1 = min(T, c0 + CMP_TILE)
+        tile = cmp_tile(q.device, B, q.shape[2], NC, T)  # rows are independent given lse: any tiling works
+        for c0 in range(0, T, tile):
+            c1 = min(T, c0 + tile)
             C, n = c1 - c0, _visible_blocks(c1, NC, l, d)
             if n == 0:
                 continue

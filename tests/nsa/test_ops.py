@@ -377,3 +377,18 @@ def test_compressed_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
     monkeypatch.setattr(fast, "_cmp_scores", lambda *a: calls.append(1) or scores(*a))
     o.sum().backward()
     assert (len(calls) == 0) if flash else (len(calls) > 0)
+
+
+def test_tile_sizes_are_the_cpus_on_cpu_and_large_but_bounded_on_cuda():
+    from nsa_train.nsa import fast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # device objects only: no GPU needed
+    assert fast.cmp_tile(cpu, 1, 8, 4095, 65536) == fast.CMP_TILE
+    assert fast.window_group(cpu) == fast.WINDOW_GROUP
+    # 64k tokens, 8 query heads: 8192 queries keep the fp32 scores [1, 2, 4*8192, 4095] at 1 GiB
+    assert fast.cmp_tile(cuda, 1, 8, 4095, 65536) == 8192
+    assert 4 * 8 * 8192 * 4095 <= fast.CUDA_CMP_TILE_BYTES < 4 * 8 * (8192 + fast.CMP_TILE) * 4095
+    assert fast.cmp_tile(cuda, 1, 8, 511, 8192) == 8192  # all of 8k in one tile
+    assert fast.cmp_tile(cuda, 8, 12, 127, 2049) == 2049  # a training batch: one tile of the whole sequence
+    assert fast.cmp_tile(cuda, 64, 64, 1 << 20, 1 << 24) == fast.CMP_TILE  # never below the CPU's tile
+    assert fast.window_group(cuda) == fast.CUDA_WINDOW_GROUP > fast.WINDOW_GROUP
