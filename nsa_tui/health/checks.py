@@ -16,6 +16,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.units import human_bytes
+from nsa_tui.health.console_tail import without_torchrun_report
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.runs.records import to_float
 
@@ -507,7 +508,10 @@ def process_exited(c: Context) -> Finding | None:
     end = h.end_event
     if end is not None:
         why = f"the trainer ended with reason {end.fields.get('reason')!r}"
-        status = h.exit_status if h.exit_status is not None else end.fields.get("exit_status")
+        # the trainer's own status (2: a mistake in config, data or checkpoint; 3: NaN) over torchrun's (1 for any)
+        status = end.fields.get("exit_status")
+        if status is None:
+            status = h.exit_status
         if status not in (None, 0):
             why += f" and exit status {status}"
         err = h.last_event("error")
@@ -520,7 +524,10 @@ def process_exited(c: Context) -> Finding | None:
     if end is None and killed_by_sigkill(h.exit_status, h.console_tail):
         why += f" ({SIGKILL_HINT})"
     n = int(c.params["console_lines"])
-    tail = " | ".join(h.console_tail[-n:]) if h.console_tail else "console.log is empty or missing"
+    lines, cut = without_torchrun_report(h.console_tail)
+    tail = " | ".join(lines[-n:]) if lines else "console.log is empty or missing"
+    if cut:
+        tail += " (torchrun's failure report left out)"
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
 
 

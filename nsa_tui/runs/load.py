@@ -16,7 +16,7 @@ from nsa_tui.runs.bundle import RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
 from nsa_tui.runs.tail import split_complete_lines
 
-CONSOLE_TAIL_LINES = 20
+CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~25-line failure report
 
 # training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
 _FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
