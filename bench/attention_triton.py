@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer only")
+    p.add_argument(
+        "--fp32-matmul",
+        default="high",
+        choices=["high", "highest"],
+        help="--layer on CUDA: fp32 matmul precision, 'high' (TF32, the trainer's runtime.tf32 default) or 'highest'",
+    )
     args = p.parse_args(argv)
     if args.device == "cpu" and not args.layer:
         p.error("--device cpu is for --layer only (the selection kernel needs CUDA)")
@@ -190,7 +196,11 @@ def _gib(x: float) -> str:
 
 
 def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: str, fell_back: int) -> str:
-    where = torch.cuda.get_device_name() + ", bf16 autocast" if args.device == "cuda" else "CPU, fp32 (smoke run)"
+    where = (
+        f"{torch.cuda.get_device_name()}, bf16 autocast, fp32 matmul {args.fp32_matmul}"
+        if args.device == "cuda"
+        else "CPU, fp32 (smoke run)"
+    )
     nsa = " ".join(f"{k}={v}" for k, v in PAPER_NSA.items())
     head = (
         f"Attention layers, NSA (path: {path}; fallbacks during the run: {fell_back}) vs dense SDPA, batch "
@@ -254,6 +264,8 @@ def run_layers(args: argparse.Namespace) -> int:
     from nsa_train.nsa import fallbacks
 
     before = sum(fallbacks.snapshot().values())
+    if args.device == "cuda":
+        torch.set_float32_matmul_precision(args.fp32_matmul)  # as the trainer's runtime.tf32 sets it
     rows, path = [], ""
     for T in args.seq_lens:
         row, path = bench_layer(T, args)

@@ -11,7 +11,8 @@
 #                        against the reference layer
 #   attention_triton.md  bench/attention_triton.py: the selection kernels against causal SDPA/FlashAttention,
 #                        8k-64k tokens, bf16
-#   attention_layers.md  the same with --layer: the whole NSA layer (Triton selection) against its dense twin
+#   attention_layers.md  the same with --layer: the whole NSA layer (Triton selection) against its dense twin, with
+#                        TF32 fp32 matmuls (the trainer's default) and with full fp32 ones
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA and dense, on the bundled
 #                        corpus instead of FineWeb-Edu (no network needed)
 #   trainer_125m.md      the trainer itself (torchrun, one process) on that config and corpus for 60 steps:
@@ -22,8 +23,8 @@
 # Exit status: 0 when every part passed, 2 when there is no CUDA device (nothing else is run), 1 otherwise.
 #
 # Python: $PYTHON, else .venv/bin/python if there is one, else python3. Wheels in .whl/ (bench/gpu_wheels.sh
-# fetches them) are installed into /tmp/site first: for an offline image that has torch and triton but
-# not the data packages.
+# fetches them) are installed into /tmp/site once a CUDA device is found: for an offline image that has torch
+# and triton but not the data packages.
 set -uo pipefail
 [[ -n "${OUT:-}" ]] && OUT=$(realpath -m -- "$OUT")  # relative to where it was called from
 cd "$(dirname "$0")/.."
@@ -35,15 +36,6 @@ if [[ -z "$PY" ]]; then
     if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1
-
-if compgen -G ".whl/*.whl" >/dev/null; then
-    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl; then
-        echo "error: could not install the wheels in .whl/ into /tmp/site" >&2
-        exit 1
-    fi
-    export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH#"$PWD"}"  # before the image's own packages
-fi
 
 # env.txt; exits 2 without a CUDA device
 "$PY" - >"$OUT/env.txt" 2>&1 <<'EOF'
@@ -75,6 +67,16 @@ cat "$OUT/env.txt"
 if [[ $rc -ne 0 ]]; then
     echo "error: $why (bench/gpu_check.sh needs a CUDA GPU; details in $OUT/env.txt)" >&2
     exit "$rc"
+fi
+
+# after the CUDA check: wheels for another Python (the GPU image's) need not install on a box without one
+if compgen -G ".whl/*.whl" >/dev/null; then
+    if ! "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl; then
+        echo "error: could not install the wheels in .whl/ into /tmp/site" >&2
+        exit 1
+    fi
+    export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH#"$PWD"}"  # before the image's own packages
 fi
 
 failed=0
@@ -129,7 +131,12 @@ else  # the data path needs datasets (and the pyarrow it wants): say which wheel
         | tee "$OUT/train_125m.md"
     record train-125m 1 0 train_125m.md
 fi
-part attention-layers 100 attention_layers.md "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5
+layers_both() {  # the layer table with the trainer's TF32 matmuls, then with full fp32 ones
+    "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 && echo &&
+        "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 --fp32-matmul highest
+}
+export -f layers_both
+part attention-layers 100 attention_layers.md bash -c layers_both
 part layer-profile 100 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --sweep-window-group 65536
 
 echo "== summary"

@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 65536])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument(
+        "--fp32-matmul",
+        default="high",
+        choices=["high", "highest"],
+        help="on CUDA: fp32 matmul precision, 'high' (TF32, the trainer's runtime.tf32 default) or 'highest'",
+    )
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--top", type=int, default=12, help="ops listed per ranking")
@@ -150,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("layer_profile.py: no CUDA device (use --device cpu for a smoke run)", file=sys.stderr)
         return 2
-    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    where = "CPU"
+    if args.device == "cuda":
+        torch.set_float32_matmul_precision(args.fp32_matmul)  # as the trainer's runtime.tf32 sets it
+        where = f"{torch.cuda.get_device_name()}, bf16 autocast, fp32 matmul {args.fp32_matmul}"
     print(f"NSA layer (impl auto), dim {DIM}, {N_HEADS}/{N_KV_HEADS} heads of {HEAD_DIM}, {PAPER_NSA}; {where}")
     for T in args.seq_lens:
         if not args.no_profile:

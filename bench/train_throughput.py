@@ -28,7 +28,7 @@ import torch
 from nsa_train.config import load_config, resolve_config_path
 from nsa_train.data import TrainStream, build_tokenizer
 from nsa_train.model import build_model
-from nsa_train.runtime.device import autocast_context, resolve_device, resolve_precision
+from nsa_train.runtime.device import autocast_context, configure_matmul, resolve_device, resolve_precision
 
 
 def collect_batches(cfg, n: int) -> tuple[list[torch.Tensor], int]:
@@ -45,6 +45,7 @@ def collect_batches(cfg, n: int) -> tuple[list[torch.Tensor], int]:
 def measure(cfg, attention: str, steps: int, warmup: int, batches: list[torch.Tensor], vocab: int) -> dict:
     device = resolve_device(cfg.runtime, 0)
     precision = resolve_precision(cfg.runtime, device)
+    configure_matmul(cfg.runtime, device)  # as the trainer does
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, vocab).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=device.type == "cuda" or None)
@@ -76,6 +77,7 @@ def measure(cfg, attention: str, steps: int, warmup: int, batches: list[torch.Te
         "steps": steps,
         "device": str(device),
         "precision": precision,
+        "fp32_matmul": torch.get_float32_matmul_precision(),
         "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()),
     }
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     r0 = results[0]
     print(
         f"config {base or '<embedded default>'} | {r0['params'] / 1e6:.2f}M params | {r0['tokens_per_step']} "
-        f"tokens/step | {r0['device']} {r0['precision']} | {r0['threads']} threads | median of {args.steps} steps"
+        f"tokens/step | {r0['device']} {r0['precision']} (fp32 matmul {r0['fp32_matmul']}) "
+        f"| {r0['threads']} threads | median of {args.steps} steps"
     )
     print()
     print("| attention | impl | tokens/s | step ms |")

@@ -228,6 +228,7 @@ class Trainer:
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
         warnings = preflight_warnings(cfg, self.device.type, self.precision)
         threads = devmod.configure_threads(cfg.runtime, self.device)
+        devmod.configure_matmul(cfg.runtime, self.device)
         is_main = self.info.is_main
         if is_main:
             if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (below)

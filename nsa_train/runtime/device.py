@@ -1,4 +1,4 @@
-"""Device, precision and CPU threads from the runtime config."""
+"""Device, precision, fp32 matmul precision and CPU threads from the runtime config."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def configure_threads(rt: RuntimeConfig, device: torch.device) -> int:
             # N processes on N cores each grabbing all cores oversubscribe the CPU badly
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return torch.get_num_threads()
+
+
+def configure_matmul(rt: RuntimeConfig, device: torch.device) -> str:
+    """fp32 matmul precision on CUDA from runtime.tf32 ('high': TF32 tensor cores, 'highest': full fp32);
+    the CPU is left as it is. Returns the precision in effect."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high" if rt.tf32 else "highest")
+    return torch.get_float32_matmul_precision()
 
 
 def gpu_memory_gb(device: torch.device) -> tuple[float | None, float | None]:
