@@ -119,7 +119,8 @@ export -f trainer_run
 export PY  # timeout runs trainer_run in a new bash
 
 # In order of what the lease must not miss: the kernels' correctness, the paper's comparison, tokens/s.
-part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton
+part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+    tests/trainer/test_gpu_memory.py
 part attention-triton 100 attention_triton.md "$PY" bench/attention_triton.py
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 120 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \

@@ -96,7 +96,7 @@ PROGRESS_FIELDS = (
     "tokens_seen",
     "dt_step_s",
     "dt_fetch_s",
-    "gpu_mem_alloc_gb",  # null on CPU
+    "gpu_mem_alloc_gb",  # peak allocated since the previous progress record; null on CPU
     "gpu_mem_reserved_gb",  # null on CPU
     "rss_gb",
     "gate_entropy_mean",  # nats, normalised 3-way gate, mean over tokens, heads and NSA layers
