@@ -25,6 +25,14 @@ def _activity_time(d: Path) -> float:
     return best
 
 
+# files only a run directory has at its top (the trainer's and the launcher's own)
+RUN_MARKERS = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv", "console.log")
+
+
+def is_run_dir(d: Path) -> bool:
+    return any((d / name).is_file() for name in RUN_MARKERS)
+
+
 def list_runs(root: Path | None = None) -> list[Path]:
     """Run directories under root, newest activity first."""
     root = root or runs_root()

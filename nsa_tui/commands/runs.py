@@ -15,6 +15,14 @@ from nsa_tui.errors import UserError
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 
 
+def _toks(v: dict) -> str:
+    """An ended run's mean tokens/s ('mean'; v.get: a remote nsa may predate the key), else the last window's."""
+    mean = v.get("mean_toks_per_s")
+    if mean is not None:
+        return f"{mean:,.0f} mean"
+    return "-" if v["toks_per_s"] is None else f"{v['toks_per_s']:,.0f}"
+
+
 def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> list[Judged]:
     """Every run directory under DIR (default: the runs root), newest first."""
     check_remote_dir(host, remote_dir)
@@ -23,11 +31,16 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", EXIT_NO_TELEMETRY)
         return judged
-    from nsa_tui.rundir import list_runs, runs_root
+    from nsa_tui.rundir import is_run_dir, list_runs, runs_root
 
     root = Path(directory) if directory else runs_root()
     if not root.is_dir():
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
+    if is_run_dir(root):  # its checkpoints/ and tb/ would be listed as runs without telemetry
+        raise UserError(
+            f"{root} is a run directory, not a directory of runs: `nsa status {root}`, or `nsa runs {root.parent}`",
+            EXIT_NO_TELEMETRY,
+        )
     return [judge_local(d) for d in list_runs(root)]
 
 
@@ -57,7 +70,7 @@ def render_table(judged: list[Judged]) -> None:
             v["state"],
             step,
             "-" if v["loss"] is None else f"{v['loss']:.4f}",
-            "-" if v["toks_per_s"] is None else f"{v['toks_per_s']:,.0f}",
+            _toks(v),
             fmt_duration(v["last_heartbeat_age_s"]),
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
             ", ".join(a["rule"] for a in v["alerts"]),

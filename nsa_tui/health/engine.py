@@ -42,6 +42,7 @@ class Verdict:
     loss: float | None = None
     lr: float | None = None
     toks_per_s: float | None = None
+    mean_toks_per_s: float | None = None  # an ended run's mean over its last attempt (its summary.json), else null
     gpu_mem_gb: float | None = None
     rss_gb: float | None = None  # the trainer's resident host memory (what a CPU run has instead of GPU memory)
     gate_entropy_mean: float | None = None
@@ -72,6 +73,19 @@ class Verdict:
             a.pop("since_ts", None)
         # JSON has no NaN: a non-finite value becomes null (nan_loss says what it was)
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
+    """An ended run's mean training tokens/s from the summary.json its last attempt wrote: the last progress
+    window says little about a whole run. Only a summary that ends where the end record does: one left by an
+    earlier attempt (a resume that then crashed before writing its own) is not this attempt's."""
+    end = h.end_event
+    if state not in ("finished", "halted", "crashed") or end is None:
+        return None
+    mean, steps = h.summary.get("mean_toks_per_s"), h.summary.get("steps_completed")
+    if not isinstance(mean, int | float) or isinstance(mean, bool) or not math.isfinite(mean) or steps != end.step:
+        return None
+    return float(mean)
 
 
 def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
@@ -209,6 +223,7 @@ def evaluate(
         loss=latest["loss"],
         lr=latest["lr"],
         toks_per_s=latest["toks_per_s"],
+        mean_toks_per_s=_mean_toks_per_s(h, state),
         gpu_mem_gb=mem,
         rss_gb=latest["rss_gb"],
         gate_entropy_mean=latest["gate_entropy_mean"],

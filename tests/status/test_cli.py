@@ -196,3 +196,40 @@ def test_the_current_attempts_start_warnings_are_shown_once(runs_dir):
     res = invoke("status", "r")
     assert "  at start bf16 on CPU is about 3x slower than fp32 here\n" in res.stdout
     assert "stale .HALT" not in res.stdout
+
+
+def _summary(path: Path, steps: int, mean: float) -> None:
+    (path / "summary.json").write_text(json.dumps({"v": 1, "steps_completed": steps, "mean_toks_per_s": mean}))
+
+
+def test_an_ended_run_shows_its_mean_throughput_not_its_last_window(runs_dir):
+    """A finished run showed its last 10 steps' tok/s (slowed by a test suite on the same cores) as if it were
+    the run's; its summary.json has the mean over the whole attempt."""
+    w = make_v1_run(runs_dir / "done", steps=400, state="finished")
+    _summary(runs_dir / "done", w.step, 5346.6)
+    make_v1_run(runs_dir / "live", steps=200)
+    _summary(runs_dir / "live", 100, 1.0)  # an earlier attempt's: the run is running again
+    w = make_v1_run(runs_dir / "old", steps=300, state="crashed")
+    _summary(runs_dir / "old", 200, 2.0)  # not where this attempt ended
+    lines = {
+        run: next(x for x in invoke("status", run).stdout.splitlines() if x.lstrip().startswith("step "))
+        for run in ("done", "live", "old")
+    }
+    assert "  5,347 tok/s mean  " in lines["done"]
+    assert " tok/s mean" not in lines["live"] and " tok/s mean" not in lines["old"]
+    objs = {o["run"]: o for o in map(json.loads, invoke("runs", "--json").stdout.splitlines())}
+    assert objs["done"]["mean_toks_per_s"] == 5346.6 and objs["done"]["toks_per_s"] > 0
+    assert objs["live"]["mean_toks_per_s"] is None and objs["old"]["mean_toks_per_s"] is None
+    table = invoke("runs").stdout
+    assert "5,347 mean" in table and table.count(" mean") == 1
+
+
+def test_runs_pointed_at_a_run_directory_says_so(runs_dir):
+    make_v1_run(runs_dir / "one", steps=100)
+    (runs_dir / "one" / "checkpoints").mkdir()
+    res = invoke("runs", str(runs_dir / "one"))
+    assert res.exit_code == 3
+    assert res.stderr.strip() == (
+        f"error: {runs_dir / 'one'} is a run directory, not a directory of runs: `nsa status {runs_dir / 'one'}`, "
+        f"or `nsa runs {runs_dir}`"
+    )
