@@ -15,8 +15,9 @@
 #                        TF32 fp32 matmuls (the trainer's default) and with full fp32 ones
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA and dense, on the bundled
 #                        corpus instead of FineWeb-Edu (no network needed)
-#   trainer_125m.md      the trainer itself (torchrun, one process) on that config and corpus for 60 steps:
-#                        its console and `nsa status` of the run (path, fallbacks, tokens/s, GPU memory, gates)
+#   trainer_125m.md      `nsa check` of that config and corpus (versions, GPU memory estimate, the NSA self-test
+#                        on the GPU path), then the trainer itself (torchrun, one process) for 60 steps: its console
+#                        and `nsa status` of the run (path, fallbacks, tokens/s, GPU memory, gates)
 #   layer_profile.md     bench/layer_profile.py: the NSA layer's device time against its wall time, the ops
 #                        with the most device and host time, at 8k and 64k tokens
 #   summary.txt          each part's exit status and seconds
@@ -96,9 +97,13 @@ part() {  # name, time limit (s), output file, command...
     record "$name" "$rc" "$((SECONDS - t0))" "$file"
 }
 
-trainer_run() {  # the trainer on the 125M config for 60 steps, then what nsa status makes of the run
-    local run=/tmp/nsa_gpu_check_run
-    rm -rf "$run"
+trainer_run() {  # as a user would: nsa check, the trainer on the 125M config for 60 steps, then nsa status
+    local run=/tmp/nsa_gpu_check_run rc
+    rm -rf "$run" "$run-check"
+    "$PY" -c 'from nsa_tui.cli import main; main()' check --config configs/m7c-125m.yaml --set data.source=embedded \
+        --set data.val_docs=24 --run-dir "$run-check"
+    rc=$?
+    [[ $rc -eq 0 ]] || echo "(nsa check exited $rc; training anyway, to measure it)"
     "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m nsa_train.train \
         --config configs/m7c-125m.yaml --run-dir "$run" --set data.source=embedded --set data.val_docs=24 \
         --set train.steps=60 --set train.log_every=10 --set train.warmup_steps=10 --set train.eval_every=60 \
