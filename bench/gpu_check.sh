@@ -126,7 +126,7 @@ export PY  # timeout runs trainer_run in a new bash
 # In order of what the lease must not miss: the kernels' correctness, the paper's comparison, tokens/s.
 part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
-part attention-triton 100 attention_triton.md "$PY" bench/attention_triton.py
+part attention-triton 60 attention_triton.md "$PY" bench/attention_triton.py
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 120 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5
@@ -143,7 +143,7 @@ layers_both() {  # the layer table with the trainer's TF32 matmuls, then with fu
 }
 export -f layers_both
 part attention-layers 100 attention_layers.md bash -c layers_both
-part layer-profile 100 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --sweep-window-group 65536
+part layer-profile 80 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --sweep-window-group 65536
 
 echo "== summary"
 cat "$OUT/summary.txt"
