@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import threading
 from pathlib import Path
 
 from nsa_tui.tail.file_tailer import FileTailer
@@ -34,7 +35,11 @@ class LocalRunSource:
         self._whole_sig: dict[str, tuple[int, int, int]] = {}
         self.mtimes: dict[str, float] = {}  # newest mtime seen per file (the health engine's last_write_ts)
         self._notifier = ChangeNotifier(self.directory, force_poll=force_poll, wanted=_followed)
-        self._restarted = False
+        # restart() comes from the UI thread while a reader thread may be inside read(): it only asks, and
+        # read() starts over at its next call, so that a read in flight cannot leave fresh tailers at the
+        # files' ends behind the reset (the reset would then be followed by nothing)
+        self._restart_lock = threading.Lock()
+        self._restart_asked = False
         self.dir_missing = False
 
     def _names(self) -> list[str]:
@@ -48,8 +53,12 @@ class LocalRunSource:
             self._notifier.close()
             self._notifier = ChangeNotifier(self.directory, force_poll=self._force_poll, wanted=_followed)
         updates: list[Update] = []
-        if self._restarted:
-            self._restarted = False
+        with self._restart_lock:
+            restart, self._restart_asked = self._restart_asked, False
+        if restart:
+            self._tailers.clear()
+            self._whole_sig.clear()
+            self.mtimes.clear()
             updates.append(Update("", reset=True))  # "" = every file: the consumer starts over
         names = self._names()
         self.dir_missing = not names and not self.directory.is_dir()
@@ -95,10 +104,8 @@ class LocalRunSource:
         self._notifier.wait(min(timeout, self._notifier.interval))
 
     def restart(self) -> None:
-        self._tailers.clear()
-        self._whole_sig.clear()
-        self.mtimes.clear()
-        self._restarted = True
+        with self._restart_lock:
+            self._restart_asked = True
         self._notifier.poke()
 
     def describe(self) -> str:

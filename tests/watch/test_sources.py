@@ -69,6 +69,34 @@ def test_restart_announces_a_full_reset(tmp_path):
         src.close()
 
 
+def test_restart_during_a_read_loses_nothing(tmp_path, monkeypatch):
+    """`r` in the dashboard calls restart() on the UI thread while a reader thread may be inside read(). Seen in a
+    fresh clone's test run on a loaded machine: the read in flight made new tailers for the files after the
+    restart, the next read announced the reset and then had nothing left to send: an empty dashboard."""
+    (tmp_path / "config.yaml").write_text("model: {}\n")  # a whole file, read before the line files below
+    (tmp_path / "heartbeat_rank0.jsonl").write_text('{"a":1}\n')
+    (tmp_path / "training.csv").write_text("step,loss\n1,2.0\n")
+    src = LocalRunSource(tmp_path, force_poll=True)
+    try:
+        src.read()
+        read_whole = src._read_whole
+
+        def restart_in_the_middle(name):  # the UI thread's restart() lands while this read is under way
+            monkeypatch.setattr(src, "_read_whole", read_whole)
+            src.restart()
+            return read_whole(name)
+
+        monkeypatch.setattr(src, "_read_whole", restart_in_the_middle)
+        src.read()
+        got = src.read()
+        assert got[0].name == "" and got[0].reset
+        lines = {u.name: u.lines for u in got[1:] if u.data}
+        assert lines == {"heartbeat_rank0.jsonl": [b'{"a":1}'], "training.csv": [b"step,loss", b"1,2.0"]}
+        assert [u.name for u in got[1:] if u.content is not None] == ["config.yaml"]
+    finally:
+        src.close()
+
+
 def test_silent_inotify_falls_back_to_polling(tmp_path):
     n = ChangeNotifier(tmp_path)
     try:
