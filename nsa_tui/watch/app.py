@@ -52,6 +52,8 @@ class WatchApp(App):
     HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
     BINDINGS: ClassVar = [
         Binding("q", "quit", "quit"),
+        # a viewer that replaces `tail -f`: ctrl+c quits at once (Textual's default only says "press ctrl+q")
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("h", "halt", "halt"),
         Binding("d", "dump", "dump"),
         Binding("s", "smoothing", "smooth"),

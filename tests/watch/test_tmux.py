@@ -55,6 +55,20 @@ def test_nsa_watch_in_a_tmux_pane(tmux_socket, runs_dir):
         subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "watch"], capture_output=True)
 
 
+def test_ctrl_c_quits_like_tail_f(tmux_socket, runs_dir):
+    """Habit from `tail -f`: Textual's default answer to ctrl+c was a toast saying to press ctrl+q."""
+    make_v1_run(runs_dir / "r", steps=100, state="running")
+    env = f"NSA_RUNS_DIR={shlex.quote(str(runs_dir))} NSA_TMUX_SOCKET={shlex.quote(tmux_socket)}"
+    cmd = f"env -u COLUMNS -u LINES {env} {NSA} watch; echo watch-exited-$?; sleep 30"
+    _tmux(tmux_socket, "new-session", "-d", "-s", "watch", "-x", "120", "-y", "40", cmd)
+    try:
+        _screen_until(tmux_socket, lambda s: "step 100/" in s and "q quit" in s)
+        _tmux(tmux_socket, "send-keys", "-t", "watch", "C-c")
+        _screen_until(tmux_socket, lambda s: "watch-exited-0" in s, timeout=5)
+    finally:
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "watch"], capture_output=True)
+
+
 def test_unknown_run_is_one_clear_error(runs_dir):
     proc = subprocess.run([NSA, "watch", "no-such-run"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 3

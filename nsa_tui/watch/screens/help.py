@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 HELP = """[b]nsa watch[/b] — keys (also in the command palette, ctrl+p)
 
-  q           quit
+  q, ctrl+c   quit
   h           halt the run (asks first; same as `nsa halt`)
   d           stack dump of every rank (same as `nsa dump`)
   s           smoothing: off / 10 / 50 / 200-point moving average
