@@ -259,7 +259,11 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 "pass --force to reuse it anyway, or choose another --name"
             )
         if occ.previous_run:
-            raise UserError(f"{where} already holds an earlier run; choose another --name, or pass --force to reuse it")
+            ckpts = plan.run_dir / "checkpoints"
+            more = "; or continue it from its last checkpoint with --resume" if any(ckpts.glob("*.pt")) else ""
+            raise UserError(
+                f"{where} already holds an earlier run; choose another --name, or pass --force to reuse it{more}"
+            )
         return
     if occ.session_live:
         say(f"--force: killing tmux session {plan.session}")

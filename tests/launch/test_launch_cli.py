@@ -102,7 +102,13 @@ def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
     (old / "exit_status").write_text("0\n")
     res = nsa("launch", "--name", "old")
     assert res.returncode == 1
-    assert "already holds an earlier run" in _one_error_line(res)
+    assert "already holds an earlier run" in _one_error_line(res) and "--resume" not in _one_error_line(res)
+    # with a checkpoint it can go on from, the refusal names --resume too
+    (old / "checkpoints").mkdir()
+    (old / "checkpoints" / "step_00000200.pt").write_bytes(b"")
+    res = nsa("launch", "--name", "old")
+    assert res.returncode == 1
+    assert _one_error_line(res).endswith("or continue it from its last checkpoint with --resume")
 
 
 def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_dir, tmux_socket):
