@@ -9,18 +9,10 @@ from typing import Annotated
 import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
-from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote
+from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote, toks_text
 from nsa_tui.errors import UserError
 
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
-
-
-def _toks(v: dict) -> str:
-    """An ended run's mean tokens/s ('mean'; v.get: a remote nsa may predate the key), else the last window's."""
-    mean = v.get("mean_toks_per_s")
-    if mean is not None:
-        return f"{mean:,.0f} mean"
-    return "-" if v["toks_per_s"] is None else f"{v['toks_per_s']:,.0f}"
 
 
 def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> list[Judged]:
@@ -70,7 +62,7 @@ def render_table(judged: list[Judged]) -> None:
             v["state"],
             step,
             "-" if v["loss"] is None else f"{v['loss']:.4f}",
-            _toks(v),
+            toks_text(v, unit=""),
             fmt_duration(v["last_heartbeat_age_s"]),
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
             ", ".join(a["rule"] for a in v["alerts"]),

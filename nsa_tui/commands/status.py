@@ -151,7 +151,7 @@ def render_human(j: Judged) -> None:
         mem = f"RSS {rss:.2f} GiB" if rss is not None else "memory -"
     console.print(
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
-        f"lr {_num(v['lr'], '.2e')}  {_toks(v)}  {mem}"
+        f"lr {_num(v['lr'], '.2e')}  {toks_text(v)}  {mem}"
     )
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
@@ -167,10 +167,11 @@ def render_human(j: Judged) -> None:
         )
 
 
-def _toks(v: dict) -> str:
-    """An ended run's mean tokens/s (v.get: a remote nsa may predate the key), else the last window's."""
+def toks_text(v: dict, unit: str = " tok/s") -> str:
+    """An ended run's mean tokens/s, marked 'mean' (v.get: a remote nsa may predate the key), else the last
+    window's; `nsa runs` leaves the unit to its column header."""
     mean = v.get("mean_toks_per_s")
-    return f"{mean:,.0f} tok/s mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')} tok/s"
+    return f"{mean:,.0f}{unit} mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
 
 
 # ---------------------------------------------------------------- command
