@@ -82,7 +82,7 @@ def judge_remote(
     out: list[Judged] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun):
-            error = missing_run_message(item.run, host, item.cwd, item.runs_root)
+            error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
             out.append(Judged(item.run or "(newest)", error=error, missing=True))
         elif isinstance(item, bytes):
             for line in item.decode("utf-8", errors="replace").splitlines():

@@ -54,9 +54,15 @@ LISTING = "@all:"  # a RUN argument that asks for every run directory under what
 HINT = "pass --remote-dir where `nsa launch --remote-dir` ran"
 
 
-def missing_run_message(run: str, host: str, cwd: str, runs_root: str) -> str:
+def missing_run_message(run: str, host: str, cwd: str, runs_root: str, is_run_dir: bool = False) -> str:
     """One line for a RUN that is on no path the remote looked at (``cwd``: the directory it was
-    in, ``runs_root``: the runs root there, both absolute)."""
+    in, ``runs_root``: the runs root there, both absolute), or for a listing of a run directory."""
+    if run.startswith(LISTING) and is_run_dir:
+        parent = runs_root.rstrip("/").rsplit("/", 1)[0] or "/"
+        return (
+            f"{runs_root} on {host} is a run directory, not a directory of runs: "
+            f"`nsa status --host {host} {runs_root}`, or `nsa runs --host {host} {parent}`"
+        )
     if run.startswith(LISTING):
         return f"no runs directory {runs_root} on {host} ({HINT}, or pass DIR)"
     if not run:

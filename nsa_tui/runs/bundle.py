@@ -122,7 +122,8 @@ FRAME = b"\n@@nsa@@ "
 # subdirectory, and a file's name is then its path under the run directory), then the RUN
 # arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
-# directory the script was in and the runs root there (absolute), one per line.
+# directory the script was in and the runs root there (absolute), one per line; for a listing
+# whose DIR is itself a run directory, a third line `rundir`.
 # Each file's window goes to a temp file first so its frame length is exact even while
 # the trainer appends.
 REMOTE_SCRIPT = (
@@ -142,6 +143,7 @@ if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then use_nsa=1; fi
 batch=""
 missing() {
   printf '%s\n%s' "$PWD" "$where" >"$tmp"
+  [ -z "${2:-}" ] || printf '\n%s' "$2" >>"$tmp"
   frame missing "$(wc -c <"$tmp" | tr -d ' ')" "$1"; cat "$tmp"
 }
 frame now 0 "$(date +%s)"
@@ -223,6 +225,9 @@ for run in "$@"; do
       ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
       case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
       if [ ! -d "$ldir" ]; then flush; missing "$run"; continue; fi
+      for m in run.json launch.json heartbeat_rank0.jsonl training.csv console.log; do  # nsa_tui.rundir.RUN_MARKERS
+        if [ -f "$ldir/$m" ]; then flush; missing "$run" rundir; continue 2; fi
+      done
       flush
       frame listing 0 "$ldir"
       ls -1t "$ldir" 2>/dev/null | {
@@ -263,6 +268,7 @@ class MissingRun:
     run: str  # as given ('' = the newest run, '@all:DIR' = a listing)
     cwd: str  # the directory the remote was in (absolute)
     runs_root: str  # the runs root, or DIR for a listing (absolute)
+    is_run_dir: bool = False  # a listing's DIR is a run directory itself (its subdirectories are no runs)
 
 
 @dataclass
@@ -305,7 +311,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             sessions = [s for s in body.decode("utf-8", errors="replace").splitlines() if s]
         elif kind == "missing":
             cwd, _, root = body.decode("utf-8", errors="replace").partition("\n")
-            out.append(MissingRun(rest, cwd, root))
+            root, _, flag = root.partition("\n")
+            out.append(MissingRun(rest, cwd, root, is_run_dir=flag == "rundir"))
         elif kind == "nodir":
             no_dir = rest
         elif kind == "json":

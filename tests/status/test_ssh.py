@@ -122,6 +122,25 @@ def test_runs_remote(tmp_path, sshd_factory, monkeypatch):
     res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "missing")])
     assert res.exit_code == 3 and res.stderr.startswith(f"error: no runs directory {tmp_path / 'missing'} on")
     assert res.stdout == ""  # one line, not a table with a "no telemetry" row for it
+    # a run directory given as DIR (its checkpoints/ and tb/ are no runs): said in one line, as locally
+    (tmp_path / "a" / "checkpoints").mkdir()
+    res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "a")])
+    assert res.exit_code == 3 and res.stdout == ""
+    assert res.stderr.strip() == (
+        f"error: {tmp_path / 'a'} on {s.host} is a run directory, not a directory of runs: "
+        f"`nsa status --host {s.host} {tmp_path / 'a'}`, or `nsa runs --host {s.host} {tmp_path}`"
+    )
+
+
+def test_runs_remote_of_a_run_directory_with_nsa_there(tmp_path, sshd_factory, monkeypatch):
+    s = sshd_factory(with_nsa=True)  # the listing is the script's either way; the remote nsa judges the runs
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    make_v1_run(tmp_path / "a", steps=100)
+    (tmp_path / "a" / "tb").mkdir()
+    res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "a")])
+    assert res.exit_code == 3 and "is a run directory, not a directory of runs" in res.stderr
+    res = CliRunner().invoke(app, ["runs", "--json", "--host", s.host, str(tmp_path)])
+    assert res.exit_code == 0 and [json.loads(x)["run"] for x in res.stdout.splitlines()] == ["a"]
 
 
 @pytest.mark.parametrize("with_nsa", [True, False], ids=["remote-nsa", "remote-script"])
