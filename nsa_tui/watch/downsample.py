@@ -136,15 +136,18 @@ class ColumnCache:
             self.mins = np.full(ncols, np.nan)
             self.maxs = np.full(ncols, np.nan)
             self.bad = np.zeros(ncols, dtype=bool)
-        if series.n > self._done:
-            xs = series.x[self._done :]
-            ys = series.y[self._done :]
+        # n once: another run's reader thread may extend its columns while the compare overlay reads them, and
+        # x, y and n read one after the other would then disagree (misaligned points, or points never folded in)
+        n = series.n
+        if n > self._done:
+            xs = series.x[self._done : n]
+            ys = series.y[self._done : n]
             x_col = getattr(series, "x_column", None)  # lines of one table share their x column's binning
             binning = None
-            if self._done == 0 and x_col is not None and series.n >= SHARE_MIN_POINTS:
-                binning = shared_binning(x_col, series.n, x_lo, x_hi, ncols)
+            if self._done == 0 and x_col is not None and n >= SHARE_MIN_POINTS:
+                binning = shared_binning(x_col, n, x_lo, x_hi, ncols)
             accumulate(self.mins, self.maxs, self.bad, xs, ys, x_lo, x_hi, binning)
-            self._done = series.n
+            self._done = n
 
 
 def moving_average(ys: np.ndarray, k: int) -> np.ndarray:

@@ -188,3 +188,38 @@ def test_layout_key_changes_only_when_the_drawing_would():
     k1 = layout_key(spec(), 40, 10)
     assert k1 != k0
     assert layout_key(spec(), 60, 10) != k1 and layout_key(spec(log_y=True), 40, 10) != k1
+
+
+def test_cache_is_consistent_when_the_series_grows_while_it_reads():
+    """The dashboard's compare overlay reads the other runs' columns while their reader threads extend them:
+    points appended between the cache's read of x and of y must neither misalign the two nor be skipped."""
+    from nsa_tui.watch.model import ChartTable, XYView
+
+    table = ChartTable()
+    steps = np.arange(1.0, 101.0)
+    table.cols["step"].extend(steps, steps)
+    table.cols["loss"].extend(steps, 10.0 - steps / 20)
+    view = table.view("loss", "step")
+
+    class GrowsWhileRead:  # the view, with a reader thread's append landing right after x is read
+        generation = property(lambda self: view.generation)
+        n = property(lambda self: view.n)
+        x_column = property(lambda self: view.x_column)
+
+        @property
+        def x(self):
+            xs = view.x
+            more = np.arange(101.0, 111.0)
+            table.cols["step"].extend(more, more)
+            table.cols["loss"].extend(more, 10.0 - more / 20)
+            return xs
+
+        y = property(lambda self: view.y)
+
+    cache = ColumnCache()
+    cache.update(GrowsWhileRead(), 0.0, 200.0, 20)
+    cache.update(view, 0.0, 200.0, 20)  # the next redraw folds in what came meanwhile
+    want = ColumnCache()
+    want.update(XYView(table.cols["step"], table.cols["loss"]), 0.0, 200.0, 20)
+    np.testing.assert_array_equal(cache.mins, want.mins)
+    np.testing.assert_array_equal(cache.maxs, want.maxs)
