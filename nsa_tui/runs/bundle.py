@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.remote.checkout import PRELUDE
+from nsa_tui.rundir import RUN_MARKERS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -225,7 +226,7 @@ for run in "$@"; do
       ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
       case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
       if [ ! -d "$ldir" ]; then flush; missing "$run"; continue; fi
-      for m in run.json launch.json heartbeat_rank0.jsonl training.csv console.log; do  # nsa_tui.rundir.RUN_MARKERS
+      for m in @RUN_MARKERS@; do
         if [ -f "$ldir/$m" ]; then flush; missing "$run" rundir; continue 2; fi
       done
       flush
@@ -242,7 +243,7 @@ for run in "$@"; do
 done
 flush
 """
-)
+).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))  # the same files as a local `nsa runs` looks for
 
 
 WHOLE_FILE = -1  # a limit that asks REMOTE_SCRIPT for the whole file
