@@ -45,6 +45,16 @@ from nsa_train.nsa.triton import selection_attention_triton, triton_available
 SELECTION_ONLY = ("heads", "kv_heads", "head_dim", "block_size", "n_sel")  # options of the op, not of --layer
 
 
+def add_fp32_matmul_option(p: argparse.ArgumentParser, where: str) -> None:
+    """--fp32-matmul, for the layer benches: default 'high' as the trainer's runtime.tf32 sets it."""
+    p.add_argument(
+        "--fp32-matmul",
+        default="high",
+        choices=["high", "highest"],
+        help=f"{where}: fp32 matmul precision, 'high' (TF32, the trainer's runtime.tf32 default) or 'highest'",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 16384, 32768, 65536])
@@ -58,12 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer only")
-    p.add_argument(
-        "--fp32-matmul",
-        default="high",
-        choices=["high", "highest"],
-        help="--layer on CUDA: fp32 matmul precision, 'high' (TF32, the trainer's runtime.tf32 default) or 'highest'",
-    )
+    add_fp32_matmul_option(p, "--layer on CUDA")
     args = p.parse_args(argv)
     if args.device == "cpu" and not args.layer:
         p.error("--device cpu is for --layer only (the selection kernel needs CUDA)")

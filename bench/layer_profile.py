@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout without installing
 
 from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA
+from attention_triton import add_fp32_matmul_option
 
 from nsa_train.config import NSAConfig
 from nsa_train.nsa import NSAAttention, fast
@@ -40,12 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 65536])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument(
-        "--fp32-matmul",
-        default="high",
-        choices=["high", "highest"],
-        help="on CUDA: fp32 matmul precision, 'high' (TF32, the trainer's runtime.tf32 default) or 'highest'",
-    )
+    add_fp32_matmul_option(p, "on CUDA")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--top", type=int, default=12, help="ops listed per ranking")
