@@ -13,8 +13,9 @@ attention with the same heads. Without a CUDA device (or without triton) it exit
 --layer times what the paper's speed-up is about, the whole attention: bench/attention.py's layers (the
 paper's NSA settings, dim 512, 8 query / 2 KV heads of 64) under bf16 autocast, the NSA layer with impl
 'auto' (the Triton selection kernel, the PyTorch window and compressed branches, projections, gates)
-against the dense twin (projections, RoPE, SDPA/FlashAttention). The table's header names the NSA layer's
-path and counts the fallbacks seen. ``--layer --device cpu`` runs the same code in fp32 with wall-clock
+against the dense twin (projections, RoPE, SDPA/FlashAttention); ``--nsa-impl triton`` runs the compressed
+branch on its Triton kernels too. The table's header names the NSA layer's impl and selection path and counts
+the fallbacks seen. ``--layer --device cpu`` runs the same code in fp32 with wall-clock
 timing and no memory column: a smoke run for the tests, not a measurement.
 """
 
@@ -69,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer only")
     add_fp32_matmul_option(p, "--layer on CUDA")
+    p.add_argument(
+        "--nsa-impl",
+        default="auto",
+        choices=["auto", "triton"],
+        help="--layer: the NSA layer's nsa.impl; 'triton' also runs the compressed branch's kernels",
+    )
     args = p.parse_args(argv)
     if args.device == "cpu" and not args.layer:
         p.error("--device cpu is for --layer only (the selection kernel needs CUDA)")
@@ -172,7 +179,7 @@ def bench_layer(T: int, args: argparse.Namespace) -> tuple[dict[str, float], str
     dev = torch.device(args.device)
     torch.manual_seed(0)
     layers = {
-        "nsa": NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl="auto", **PAPER_NSA)).to(dev),
+        "nsa": NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl=args.nsa_impl, **PAPER_NSA)).to(dev),
         "sdpa": DenseAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM).to(dev),
     }
     x = torch.randn(args.batch, T, DIM, device=dev, requires_grad=True)  # [B, T, dim]
@@ -208,7 +215,8 @@ def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: st
     )
     nsa = " ".join(f"{k}={v}" for k, v in PAPER_NSA.items())
     head = (
-        f"Attention layers, NSA (path: {path}; fallbacks during the run: {fell_back}) vs dense SDPA, batch "
+        f"Attention layers, NSA (nsa.impl {args.nsa_impl}, selection path: {path}; fallbacks during the run: "
+        f"{fell_back}) vs dense SDPA, batch "
         f"{args.batch}, dim {DIM}, {N_HEADS} query / {N_KV_HEADS} KV heads of {HEAD_DIM}, NSA {nsa}; {where}, "
         f"torch {torch.__version__}\n\n"
         "| T | SDPA fwd ms | NSA fwd ms | fwd speedup | SDPA fwd+bwd ms | NSA fwd+bwd ms | fwd+bwd speedup "

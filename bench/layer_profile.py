@@ -9,7 +9,8 @@ For each length: the wall time of the layer's forward+backward against the time 
 launched, and the ops with the most device time and the most host time. Then the layer's forward and
 forward+backward with the device's default tile sizes, and with each pair of the --sweep-* sizes: query tiles
 of the compressed branch (CMP_TILE), query groups of the window branch (WINDOW_GROUP). The layer and settings
-are bench/attention.py's (the paper's NSA settings, dim 512, 8 query / 2 KV heads of 64), impl 'auto'.
+are bench/attention.py's (the paper's NSA settings, dim 512, 8 query / 2 KV heads of 64), impl 'auto' or
+--nsa-impl's (triton: the compressed branch's kernels too, so CMP_TILE no longer matters).
 """
 
 from __future__ import annotations
@@ -49,16 +50,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-sweep", action="store_true", help="only the profile")
     p.add_argument("--sweep-cmp-tile", type=int, nargs="*", default=[], help="compressed-branch query tiles")
     p.add_argument("--sweep-window-group", type=int, nargs="*", default=[], help="window-branch query groups")
+    p.add_argument("--nsa-impl", default="auto", choices=["auto", "triton"], help="the layer's nsa.impl")
     return p.parse_args(argv)
 
 
 class Layer:
     """The NSA layer with an input and an output gradient, run as in training (bf16 autocast on CUDA)."""
 
-    def __init__(self, B: int, T: int, device: torch.device) -> None:
+    def __init__(self, B: int, T: int, device: torch.device, impl: str = "auto") -> None:
         torch.manual_seed(0)
         self.device = device
-        self.layer = NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, NSAConfig(impl="auto", **PAPER_NSA)).to(device)
+        cfg = NSAConfig(impl=impl, **PAPER_NSA)
+        self.layer = NSAAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM, cfg).to(device)
         self.x = torch.randn(B, T, DIM, device=device, requires_grad=True)  # [B, T, dim]
         self.dy = torch.randn(B, T, DIM, device=device)
 
@@ -98,7 +101,7 @@ def profile(T: int, args: argparse.Namespace) -> None:
     from torch.profiler import profile as torch_profile
 
     dev = torch.device(args.device)
-    run = Layer(args.batch, T, dev)
+    run = Layer(args.batch, T, dev, args.nsa_impl)
     wall = run.time_ms(run.fwd_bwd, args.warmup, args.reps)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with torch_profile(activities=activities) as prof:
@@ -128,7 +131,7 @@ def sweep(T: int, args: argparse.Namespace) -> None:
     auto = (fast.cmp_tile(dev, args.batch, N_HEADS, nc, T), fast.window_group(dev))
     print(f"\n## B={args.batch} T={T}: layer ms by CMP_TILE and WINDOW_GROUP ({dev.type})\n")
     print("| CMP_TILE | WINDOW_GROUP | fwd ms | fwd+bwd ms |\n|---|---|---:|---:|")
-    run = Layer(args.batch, T, dev)
+    run = Layer(args.batch, T, dev, args.nsa_impl)
     rows = [(None, None)] + [(c, g) for c in args.sweep_cmp_tile or [None] for g in args.sweep_window_group or [None]]
     try:
         for c, g in rows:
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda":
         torch.set_float32_matmul_precision(args.fp32_matmul)  # as the trainer's runtime.tf32 sets it
         where = f"{torch.cuda.get_device_name()}, bf16 autocast, fp32 matmul {args.fp32_matmul}"
-    print(f"NSA layer (impl auto), dim {DIM}, {N_HEADS}/{N_KV_HEADS} heads of {HEAD_DIM}, {PAPER_NSA}; {where}")
+    heads = f"{N_HEADS}/{N_KV_HEADS} heads of {HEAD_DIM}"
+    print(f"NSA layer (impl {args.nsa_impl}), dim {DIM}, {heads}, {PAPER_NSA}; {where}")
     for T in args.seq_lens:
         if not args.no_profile:
             profile(T, args)

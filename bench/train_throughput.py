@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    p.add_argument(
+        "--nsa-impls",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "fast", "triton"],
+        help="nsa.impl of each NSA row ('triton': the compressed branch's kernels too; default: auto)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(base, args.overrides)
     batches, vocab = collect_batches(cfg, (args.warmup + args.steps) * cfg.train.grad_accum)
     results = []
-    for attention in ("nsa", "dense"):
-        cfg = load_config(base, [*args.overrides, f"model.attention={attention}"])
+    runs = [("nsa", [f"nsa.impl={impl}"]) for impl in args.nsa_impls] + [("dense", [])]
+    for attention, extra in runs:
+        cfg = load_config(base, [*args.overrides, f"model.attention={attention}", *extra])
         results.append(measure(cfg, attention, args.steps, args.warmup, batches, vocab))
+        results[-1]["nsa_impl"] = cfg.nsa.impl if attention == "nsa" else "-"
     if args.json:
         print(json.dumps({"config": str(base) if base else "<embedded default>", "results": results}, indent=2))
         return 0
@@ -111,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r0['threads']} threads | median of {args.steps} steps"
     )
     print()
-    print("| attention | impl | tokens/s | step ms |")
-    print("|---|---|---:|---:|")
+    print("| attention | nsa.impl | selection path | tokens/s | step ms |")
+    print("|---|---|---|---:|---:|")
     for r in results:
-        print(f"| {r['attention']} | {r['impl']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} |")
+        print(f"| {r['attention']} | {r['nsa_impl']} | {r['impl']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} |")
     return 0
 
 

@@ -1,9 +1,10 @@
 """Public NSA ops: one name per op, dispatched to 'reference', 'fast' or 'triton'.
 
-'auto' is triton on CUDA where ``nsa_train.nsa.triton`` provides the op's kernel (selection; the others too if
-it ever does) and fast on CPU. The fast path on CPU is the designed path, not a fallback. When triton is wanted
-(auto on CUDA for selection, or asked for by name) but cannot run (kernels missing, import error, launch
-error), the fast path runs and ``fallbacks.count('<op>.triton->fast', reason)`` records it.
+'auto' is triton on CUDA for the ops in AUTO_TRITON_OPS and fast otherwise (always on CPU, where the fast path
+is the designed path, not a fallback). 'triton' asks for the kernels of every op that has them (selection and
+the compressed branch). When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
+but cannot run (kernels missing, import error, launch error), the fast path runs and
+``fallbacks.count('<op>.triton->fast', reason)`` records it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import torch
 from nsa_train.nsa import fallbacks, fast, reference
 
 IMPLS = ("auto", "reference", "fast", "triton")
+# Ops whose Triton kernels 'auto' runs on CUDA: those measured faster than the fast path on a GPU (README, "On
+# a GPU"). The compressed branch's kernels (compressed_attention_and_selection) are correct in the Triton
+# interpreter but not yet timed on a GPU, so they run only when asked for by name.
+AUTO_TRITON_OPS = frozenset({"selection_attention"})
 _default_impl = "auto"
 
 
@@ -60,7 +65,7 @@ def resolve_impl(impl: str | None, device: torch.device, op: str = "selection_at
     impl = _default_impl if impl is None else impl
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    if impl in ("reference", "fast") or (impl == "auto" and device.type != "cuda"):
+    if impl in ("reference", "fast") or (impl == "auto" and (device.type != "cuda" or op not in AUTO_TRITON_OPS)):
         return "fast" if impl == "auto" else impl
     return "triton" if triton_kernel(op, device)[0] is not None else "fast"
 
@@ -91,9 +96,8 @@ def _dispatch(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callabl
         return getattr(reference, f"{op}_reference")(*args)
     fast_fn = fast_fn or getattr(fast, f"{op}_fast")
     requested = _default_impl if impl is None else impl
-    # Only selection has a kernel by design: for the other ops 'auto' means fast, and only an explicit
-    # 'triton' that cannot run counts as a fallback.
-    wanted = requested == "triton" or (requested == "auto" and q.device.type == "cuda" and op == "selection_attention")
+    # for the ops outside AUTO_TRITON_OPS 'auto' means fast, and only an explicit 'triton' that cannot run counts
+    wanted = requested == "triton" or (requested == "auto" and q.device.type == "cuda" and op in AUTO_TRITON_OPS)
     name = f"{op.split('_')[0]}.triton->fast"
     if path == "fast":
         if wanted:
@@ -141,6 +145,31 @@ def gated_selection_attention(
         return _run("selection_attention", impl, (q, k, v, block_indices, block_size, None), fast_fn=fast_gated)
     o = _run("selection_attention", impl, (q, k, v, block_indices, block_size, None))
     return o * gate.unsqueeze(-1).to(o.dtype)
+
+
+def gated_compressed_attention_and_selection(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    gate: torch.Tensor,
+    impl: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The NSA layer's compressed branch: (gate[..., None] * o [B, T, HQ, Dv], block ids [B, T, H, n_sel]) from
+    q [B, T, HQ, D], k_cmp/v_cmp [B, NC, H, D], gate [B, T, HQ]; the probabilities are never held. The fast path
+    applies the gate inside its op (nothing more saved); the Triton path multiplies after."""
+    op = "compressed_attention_and_selection"
+    if resolve_impl(impl, q.device, op) != "triton":  # 'reference' too: the reference layer has its own twin
+        # called as before this op had kernels (autocast left as it is), counted if triton was asked for
+        if (_default_impl if impl is None else impl) == "triton":
+            fallbacks.count("compressed.triton->fast", triton_kernel(op, q.device)[1])
+        return fast.compressed_attention_and_selection_fast(q, k_cmp, v_cmp, l, d, l_sel, n_sel, gate=gate)
+    # a failing kernel falls back to the ungated fast op: the gate is applied after either way
+    o, ids = _run(op, impl, (q, k_cmp, v_cmp, l, d, l_sel, n_sel, None), fast.compressed_attention_and_selection_fast)
+    return o * gate.unsqueeze(-1).to(o.dtype), ids
 
 
 def sliding_window_attention(

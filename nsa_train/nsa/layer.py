@@ -50,8 +50,9 @@ class NSAAttention(nn.Module):
 
     One query projection shared by the branches; each branch has its own key and value projections.
     After a forward, ``last_gates`` holds the detached gates [B, T, HQ, 3] in the order (cmp, sel, win).
-    ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (selection kernel
-    on CUDA), 'auto' (triton on CUDA, fast on CPU). ``impl_name`` says which one runs on the current device.
+    ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (the selection and
+    compressed-branch kernels on CUDA), 'auto' (on CUDA the kernels of dispatch.AUTO_TRITON_OPS, fast on CPU).
+    ``impl_name`` says which one the selected branch runs on the current device.
     """
 
     def __init__(
@@ -140,8 +141,8 @@ class NSAAttention(nn.Module):
         else:
             # each branch takes its gate inside, so that no gated output need be kept for the gates' gradients
             # (the ops have what they need: recomputed tiles, or the saved ungated output)
-            o_cmp, block_ids = fast.compressed_attention_and_selection_fast(
-                q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gate=gates[..., 0]
+            o_cmp, block_ids = dispatch.gated_compressed_attention_and_selection(
+                q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gates[..., 0], impl=c.impl
             )
             o_sel = dispatch.gated_selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, gates[..., 1], impl=c.impl)
             o_win = fast.gated_sliding_window_fast(q, k_win, v_win, c.w, gates[..., 2])

@@ -64,12 +64,23 @@ def select_blocks_grouped(
     """select_blocks from probabilities already summed over each KV group's query heads: p_group [B, Tc, H, NC]
     -> block ids [B, Tc, H, n_sel]. The fast path sums its tiles itself (no copy to [B, Tc, HQ, NC])."""
     p_group = p_group.float()  # the tie-break keys read fp32 bits (float64 comes from gradcheck)
-    Tc = p_group.shape[1]
-    # only blocks up to the chunk's last query's own block can be chosen: later ones are not scored at all
-    ns = min((seq_len + l_sel - 1) // l_sel, (t0 + Tc - 1) // l_sel + 1)
-    scores = selection_block_scores(p_group, l, d, l_sel, ns)  # [B, Tc, H, NS]
-    blk = torch.arange(ns, device=p_group.device)
-    cur = (torch.arange(t0, t0 + Tc, device=p_group.device) // l_sel)[:, None]  # [Tc, 1]
+    ns = n_scored_blocks(t0, p_group.shape[1], l_sel, seq_len)
+    return select_top_blocks(selection_block_scores(p_group, l, d, l_sel, ns), t0, l_sel, n_sel)
+
+
+def n_scored_blocks(t0: int, Tc: int, l_sel: int, seq_len: int) -> int:
+    """Selection blocks scored for queries t0 .. t0+Tc-1: up to the last query's own block (later ones can
+    never be chosen)."""
+    return min((seq_len + l_sel - 1) // l_sel, (t0 + Tc - 1) // l_sel + 1)
+
+
+@torch.no_grad()
+def select_top_blocks(scores: torch.Tensor, t0: int, l_sel: int, n_sel: int) -> torch.Tensor:
+    """Eq. 11 on Eq. 9's group-summed scores [B, Tc, H, NS] (fp32) of queries t0 .. t0+Tc-1 -> block ids
+    [B, Tc, H, n_sel]: forced blocks first, then the highest scores, ties to the lower id, sorted, -1 = unused."""
+    Tc, ns = scores.shape[1], scores.shape[-1]
+    blk = torch.arange(ns, device=scores.device)
+    cur = (torch.arange(t0, t0 + Tc, device=scores.device) // l_sel)[:, None]  # [Tc, 1]
     forced = (blk == 0) | (blk == cur) | (blk == cur - 1)  # [Tc, NS]
     future = blk > cur
     scores = scores.masked_fill(forced[None, :, None, :], float("inf"))

@@ -78,14 +78,47 @@ def fallback_report() -> dict[str, object]:
 
 
 def layer_forward_backward(state, dims, nsa_kwargs, x, w):
-    """The whole NSA layer with impl='triton': (y, dx, parameter grads, impl_name, fallback counts)."""
+    """The whole NSA layer with impl='triton': (y, dx, parameter grads, impl_name, fallbacks counted by it)."""
     from nsa_train.config import NSAConfig
     from nsa_train.nsa import NSAAttention, fallbacks
 
     layer = NSAAttention(*dims, NSAConfig(impl="triton", **nsa_kwargs))
     layer.load_state_dict(state)
+    before = fallbacks.snapshot()  # the worker serves several tests: count this call's fallbacks only
     x = x.detach().requires_grad_(True)
     y = layer(x)
     (y * w).sum().backward()
     grads = {name: p.grad for name, p in layer.named_parameters()}
-    return y.detach(), x.grad, grads, layer.impl_name, fallbacks.snapshot()
+    counts = {k: n - before.get(k, 0) for k, n in fallbacks.snapshot().items() if n > before.get(k, 0)}
+    return y.detach(), x.grad, grads, layer.impl_name, counts
+
+
+def compressed_forward_backward(q, k_cmp, v_cmp, block_length, stride, scale, do):
+    """-> (o, p, dq, dk, dv) from compressed_attention_triton (o's gradients only)."""
+    from nsa_train.nsa.triton import compressed_attention_triton
+
+    q, k_cmp, v_cmp = (x.detach().requires_grad_() for x in (q, k_cmp, v_cmp))
+    o, p = compressed_attention_triton(q, k_cmp, v_cmp, block_length, stride, scale)
+    return (o.detach(), p.detach(), *torch.autograd.grad(o, (q, k_cmp, v_cmp), do.to(o.dtype)))
+
+
+def compressed_block_scores(q, k_cmp, v_cmp, l, d, l_sel, t0, t1):
+    """Eq. 9-10 scores of queries t0 .. t1-1 from the importance kernel, on the forward's log-sum-exp."""
+    from nsa_train.nsa.triton.availability import load_kernels
+    from nsa_train.nsa.triton.compressed import _CompressedAttentionFn, block_scores
+
+    scale = q.shape[-1] ** -0.5
+    with torch.no_grad():
+        _, lse = _CompressedAttentionFn.apply(q, k_cmp, v_cmp, l, d, scale)
+        return block_scores(load_kernels("_compressed_kernels"), q, k_cmp, lse, l, d, l_sel, scale, t0, t1)
+
+
+def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
+    """-> (o, block ids) of the layer's compressed branch on Triton, or the error it raised (type name, text)."""
+    from nsa_train.nsa.triton import compressed_attention_and_selection_triton
+
+    try:
+        with torch.no_grad():
+            return compressed_attention_and_selection_triton(q, k_cmp, v_cmp, l, d, l_sel, n_sel)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,12 +62,26 @@ def test_layer_smoke_run_on_cpu_prints_one_row_per_length():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     head, *rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
-    assert "NSA fwd+bwd ms" in head and "path: fast; fallbacks during the run: 0" in proc.stdout
+    assert "NSA fwd+bwd ms" in head
+    assert "nsa.impl auto, selection path: fast; fallbacks during the run: 0" in proc.stdout
     assert [row.split("|")[1].strip() for row in rows] == ["300", "700"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[2:-1]]
         assert all(float(c) > 0 for c in (cells[0], cells[1], cells[3], cells[4]))  # the four timings
         assert cells[-2:] == ["-", "-"]  # no memory figure on CPU
+
+
+def test_layer_smoke_run_counts_the_fallbacks_of_triton_without_a_gpu():
+    """--nsa-impl triton where the kernels cannot run (no CUDA, no interpreter): the fast path runs, and the
+    table says how many times it stood in for a kernel instead of passing it off as the Triton path."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--layer", "--device", "cpu", "--nsa-impl", "triton", "--seq-lens", "300",
+         "--warmup", "0", "--reps", "1"],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "TRITON_INTERPRET": "0"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fell_back = re.search(r"nsa.impl triton, selection path: fast; fallbacks during the run: (\d+)\)", proc.stdout)
+    assert fell_back and int(fell_back.group(1)) > 0, proc.stdout
 
 
 def test_layer_mode_refuses_the_selection_ops_shape_options():

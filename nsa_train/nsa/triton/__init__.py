@@ -7,11 +7,14 @@ fallback (``nsa_train.nsa.fallbacks.count``) and uses the PyTorch path.
 """
 
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, triton_available
+from nsa_train.nsa.triton.compressed import compressed_attention_and_selection_triton, compressed_attention_triton
 from nsa_train.nsa.triton.selection import build_reverse_index, selection_attention_triton
 
 __all__ = [
     "TritonUnavailableError",
     "build_reverse_index",
+    "compressed_attention_and_selection_triton",
+    "compressed_attention_triton",
     "kernel_mode",
     "selection_attention_triton",
     "triton_available",

@@ -24,29 +24,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _dot(a, b, IEEE: tl.constexpr):
-    # fp32 operands: exact IEEE products (the default TF32 would loosen fp32 results).
-    if IEEE:  # noqa: SIM108 (a compile-time branch; keep it a plain if for Triton)
-        out = tl.dot(a, b, input_precision="ieee")
-    else:
-        out = tl.dot(a, b)
-    return out
-
-
-@triton.jit
-def _load_rows(ptr, rows, row_mask, cols, width):
-    """Tile ``[R, C]`` of a row-major ``[*, width]`` tensor: rows ``rows`` [R], columns ``cols`` [C]; 0 outside."""
-    mask = row_mask[:, None] & (cols[None, :] < width)
-    return tl.load(ptr + rows[:, None] * width + cols[None, :], mask=mask, other=0.0)
-
-
-@triton.jit
-def _store_rows(ptr, rows, row_mask, cols, width, tile):
-    """Write ``tile`` [R, C] (cast to the tensor's dtype) where ``_load_rows`` would read it."""
-    mask = row_mask[:, None] & (cols[None, :] < width)
-    tl.store(ptr + rows[:, None] * width + cols[None, :], tile.to(ptr.dtype.element_ty), mask=mask)
+from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
 
 
 @triton.jit
@@ -84,7 +62,7 @@ def selection_fwd_kernel(
     g_mask = offs_g < G
 
     q_rows = (b * T + t).to(tl.int64) * HQ + h * G + offs_g  # [BG]
-    q = _load_rows(q_ptr, q_rows, g_mask, offs_d, D)
+    q = load_rows(q_ptr, q_rows, g_mask, offs_d, D)
     qk_scale = scale * 1.4426950408889634  # fold log2(e) so the softmax can use exp2
 
     kv_row0 = (b * T).to(tl.int64) * H + h  # row of (b, token 0, h); token n is kv_row0 + n*H
@@ -101,22 +79,22 @@ def selection_fwd_kernel(
             pos = start + offs_s  # [BS] token positions of this block
             visible = pos <= t  # causal inside the current block (also keeps pos < T)
             kv_rows = kv_row0 + pos.to(tl.int64) * H  # [BS]
-            k = _load_rows(k_ptr, kv_rows, visible, offs_d, D)
-            v = _load_rows(v_ptr, kv_rows, visible, offs_dv, DV)
-            scores = _dot(q, tl.trans(k), IEEE) * qk_scale  # [BG, BS]
+            k = load_rows(k_ptr, kv_rows, visible, offs_d, D)
+            v = load_rows(v_ptr, kv_rows, visible, offs_dv, DV)
+            scores = dot(q, tl.trans(k), IEEE) * qk_scale  # [BG, BS]
             scores = tl.where(visible[None, :], scores, float("-inf"))
             m_new = tl.maximum(m, tl.max(scores, 1))  # finite: pos=start is always visible
             alpha = tl.exp2(m - m_new)
             p = tl.exp2(scores - m_new[:, None])  # [BG, BS]
             l = l * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
+            acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
             m = m_new
 
     has_any = l > 0  # False only when no selected token is visible: output 0 there
     o = acc / tl.where(has_any, l, 1.0)[:, None]
     # back to natural log: ln(x) = log2(x) * ln(2)
     lse = tl.where(has_any, (m + tl.log2(tl.where(has_any, l, 1.0))) * 0.6931471805599453, float("-inf"))
-    _store_rows(o_ptr, q_rows, g_mask, offs_dv, DV, o)
+    store_rows(o_ptr, q_rows, g_mask, offs_dv, DV, o)
     tl.store(lse_ptr + q_rows, lse, mask=g_mask)
 
 
@@ -157,8 +135,8 @@ def selection_bwd_dq_kernel(
     g_mask = offs_g < G
 
     q_rows = (b * T + t).to(tl.int64) * HQ + h * G + offs_g  # [BG]
-    q = _load_rows(q_ptr, q_rows, g_mask, offs_d, D)
-    do = _load_rows(do_ptr, q_rows, g_mask, offs_dv, DV)
+    q = load_rows(q_ptr, q_rows, g_mask, offs_d, D)
+    do = load_rows(do_ptr, q_rows, g_mask, offs_dv, DV)
     # Padding rows get lse=+inf so their probabilities are exactly 0.
     lse2 = tl.load(lse_ptr + q_rows, mask=g_mask, other=float("inf")) * 1.4426950408889634  # [BG] base 2
     delta = tl.load(delta_ptr + q_rows, mask=g_mask, other=0.0)  # [BG]
@@ -175,15 +153,15 @@ def selection_bwd_dq_kernel(
             pos = start + offs_s
             visible = pos <= t
             kv_rows = kv_row0 + pos.to(tl.int64) * H
-            k = _load_rows(k_ptr, kv_rows, visible, offs_d, D)
-            v = _load_rows(v_ptr, kv_rows, visible, offs_dv, DV)
-            scores = _dot(q, tl.trans(k), IEEE) * qk_scale  # [BG, BS]
+            k = load_rows(k_ptr, kv_rows, visible, offs_d, D)
+            v = load_rows(v_ptr, kv_rows, visible, offs_dv, DV)
+            scores = dot(q, tl.trans(k), IEEE) * qk_scale  # [BG, BS]
             p = tl.where(visible[None, :], tl.exp2(scores - lse2[:, None]), 0.0)  # softmax probabilities
-            dp = _dot(do, tl.trans(v), IEEE)  # [BG, BS]
+            dp = dot(do, tl.trans(v), IEEE)  # [BG, BS]
             ds = p * (dp - delta[:, None])  # [BG, BS]
-            dq += _dot(ds.to(k.dtype), k, IEEE)  # [BG, BD]
+            dq += dot(ds.to(k.dtype), k, IEEE)  # [BG, BD]
 
-    _store_rows(dq_ptr, q_rows, g_mask, offs_d, D, dq * scale)
+    store_rows(dq_ptr, q_rows, g_mask, offs_d, D, dq * scale)
 
 
 @triton.jit
@@ -235,8 +213,8 @@ def selection_bwd_dkdv_kernel(
     pos = j * BS + offs_s  # [BS]
     in_seq = pos < T
     kv_rows = (b * T).to(tl.int64) * H + h + pos.to(tl.int64) * H  # [BS]
-    k = _load_rows(k_ptr, kv_rows, in_seq, offs_d, D)
-    v = _load_rows(v_ptr, kv_rows, in_seq, offs_dv, DV)
+    k = load_rows(k_ptr, kv_rows, in_seq, offs_d, D)
+    v = load_rows(v_ptr, kv_rows, in_seq, offs_dv, DV)
     qk_scale = scale * 1.4426950408889634
 
     list_id = bh.to(tl.int64) * NB + j
@@ -250,18 +228,18 @@ def selection_bwd_dkdv_kernel(
         row_ok = (entry < last) & (m_head < G)
         tok = tl.load(rev_tokens_ptr + entry, mask=row_ok, other=0)  # [BM] query positions
         q_rows = (b * T + tok).to(tl.int64) * HQ + h * G + m_head  # [BM]
-        q = _load_rows(q_ptr, q_rows, row_ok, offs_d, D)
-        do = _load_rows(do_ptr, q_rows, row_ok, offs_dv, DV)
+        q = load_rows(q_ptr, q_rows, row_ok, offs_d, D)
+        do = load_rows(do_ptr, q_rows, row_ok, offs_dv, DV)
         lse2 = tl.load(lse_ptr + q_rows, mask=row_ok, other=float("inf")) * 1.4426950408889634  # [BM]
         delta = tl.load(delta_ptr + q_rows, mask=row_ok, other=0.0)  # [BM]
 
-        scores = _dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BS]
+        scores = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BS]
         visible = row_ok[:, None] & (pos[None, :] <= tok[:, None])  # causal inside the block
         p = tl.where(visible, tl.exp2(scores - lse2[:, None]), 0.0)  # [BM, BS]
-        dv += _dot(tl.trans(p).to(do.dtype), do, IEEE)  # [BS, BDV]
-        dp = _dot(do, tl.trans(v), IEEE)  # [BM, BS]
+        dv += dot(tl.trans(p).to(do.dtype), do, IEEE)  # [BS, BDV]
+        dp = dot(do, tl.trans(v), IEEE)  # [BM, BS]
         ds = p * (dp - delta[:, None])  # [BM, BS]
-        dk += _dot(tl.trans(ds).to(q.dtype), q, IEEE)  # [BS, BD]
+        dk += dot(tl.trans(ds).to(q.dtype), q, IEEE)  # [BS, BD]
 
-    _store_rows(dk_ptr, kv_rows, in_seq, offs_d, D, dk * scale)
-    _store_rows(dv_ptr, kv_rows, in_seq, offs_dv, DV, dv)
+    store_rows(dk_ptr, kv_rows, in_seq, offs_d, D, dk * scale)
+    store_rows(dv_ptr, kv_rows, in_seq, offs_dv, DV, dv)

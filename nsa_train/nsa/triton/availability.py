@@ -20,7 +20,7 @@ from types import ModuleType
 
 import torch
 
-_KERNELS_MODULE = "nsa_train.nsa.triton._selection_kernels"
+_KERNELS_PACKAGE = "nsa_train.nsa.triton"
 _TRUTHY = {"1", "true", "yes", "on"}
 _load_lock = threading.Lock()
 
@@ -74,20 +74,22 @@ def triton_available(device: torch.device | str | None = None) -> tuple[bool, st
     return True, f"CUDA device {torch.cuda.get_device_name()}"
 
 
-def load_kernels() -> ModuleType:
-    """The kernel module, defined in triton's mode on first use; TritonUnavailableError if it cannot run."""
+def load_kernels(name: str = "_selection_kernels") -> ModuleType:
+    """The kernel module ``nsa_train.nsa.triton.<name>``, defined in triton's mode on first use;
+    TritonUnavailableError if it cannot run."""
     ok, reason = triton_available()
     if not ok:
         raise TritonUnavailableError(reason)
+    module = f"{_KERNELS_PACKAGE}.{name}"
     with _load_lock:
-        if _KERNELS_MODULE in sys.modules:
-            return sys.modules[_KERNELS_MODULE]
+        if module in sys.modules:
+            return sys.modules[module]
         # @triton.jit reads TRITON_INTERPRET when a kernel is defined: make it agree with triton's mode,
         # whatever the environment says now, so kernels and triton's library functions match.
         saved = os.environ.get("TRITON_INTERPRET")
         os.environ["TRITON_INTERPRET"] = "1" if kernel_mode() == "interpreter" else "0"
         try:
-            return importlib.import_module(_KERNELS_MODULE)
+            return importlib.import_module(module)
         finally:
             if saved is None:
                 del os.environ["TRITON_INTERPRET"]

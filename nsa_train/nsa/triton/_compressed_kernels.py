@@ -1,0 +1,299 @@
+"""Triton kernels for NSA's compressed branch: attention over compressed blocks (forward, dq, dk/dv) and the
+block importance of selection (paper Eq. 8-10) without ever holding the probabilities.
+
+Imported lazily by ``availability.load_kernels`` (never at package import), like ``_selection_kernels``.
+
+Layout (fla-org's): q ``[B, T, HQ, D]``, k/v ``[B, NC, H, D|DV]`` (compressed block i covers tokens
+[i*STRIDE, i*STRIDE + L) and a query at t sees it iff i*STRIDE + L - 1 <= t), ``G = HQ // H``. All tensors are
+contiguous. A program works on BQ consecutive queries of one (batch, KV head) with their G query heads stacked
+as rows: row r is query r // GP, head r % GP (GP = G padded to a power of two), BM = BQ * GP rows, so every
+compressed key tile is loaded once for the whole group.
+
+The importance kernel recomputes the probabilities from the forward's log-sum-exp, sums them over the group's
+heads (Eq. 10) and maps compressed blocks to selection blocks (Eq. 9) with one small matmul per key tile: the
+[T, HQ, NC] probabilities of the PyTorch path never exist, only [T, H, NS] scores (NS = T / l_sel).
+
+Softmax in base 2 (``exp2``) inside; the saved log-sum-exp is natural log, -inf where a row sees nothing.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
+
+LOG2E: tl.constexpr = 1.4426950408889634
+LN2: tl.constexpr = 0.6931471805599453
+
+
+@triton.jit
+def _n_visible(t, NC, L, STRIDE):
+    """How many compressed blocks a query at t sees: i*STRIDE + L - 1 <= t for i < NC (0 before t = L - 1)."""
+    n = tl.where(t + 1 >= L, (t + 1 - L) // STRIDE + 1, 0)  # the division only ever sees t + 1 - L >= 0
+    return tl.minimum(n, NC)
+
+
+@triton.jit
+def _query_rows(b, t0, t_end, T, h, H: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, BQ: tl.constexpr):
+    """(q row ids [BM], token of each row [BM], row is a real (query, head)) for queries t0 .. t0+BQ-1 that
+    are < t_end, of a sequence of T tokens."""
+    offs_m = tl.arange(0, BQ * GP)
+    tok = t0 + offs_m // GP
+    head = offs_m % GP
+    row_ok = (tok < t_end) & (head < G)
+    rows = (b * T + tok).to(tl.int64) * (H * G) + h * G + head
+    return rows, tok, row_ok
+
+
+@triton.jit
+def compressed_fwd_kernel(
+    q_ptr,  # [B, T, HQ, D]
+    k_ptr,  # [B, NC, H, D]
+    v_ptr,  # [B, NC, H, DV]
+    o_ptr,  # [B, T, HQ, DV]
+    lse_ptr,  # [B, T, HQ] fp32, natural log; -inf where nothing is visible
+    scale,
+    T,
+    NC,
+    L,
+    STRIDE,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    D: tl.constexpr,
+    DV: tl.constexpr,
+    GP: tl.constexpr,
+    BQ: tl.constexpr,
+    BN: tl.constexpr,  # compressed blocks per key tile
+    BD: tl.constexpr,
+    BDV: tl.constexpr,
+    IEEE: tl.constexpr,
+):
+    """One program = BQ queries x G heads of one (batch, KV head): online softmax over the visible blocks."""
+    t0 = tl.program_id(0) * BQ
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows, tok, row_ok = _query_rows(b, t0, T, T, h, H, G, GP, BQ)
+    offs_d = tl.arange(0, BD)
+    offs_dv = tl.arange(0, BDV)
+    q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
+    qk_scale = scale * LOG2E
+
+    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NC, L, STRIDE)  # the tile's last query sees the most
+    kv_row0 = (b * NC).to(tl.int64) * H + h
+    m = tl.full([BQ * GP], float("-inf"), tl.float32)
+    s_sum = tl.zeros([BQ * GP], tl.float32)
+    acc = tl.zeros([BQ * GP, BDV], tl.float32)
+    for n0 in range(0, n_vis, BN):
+        cols = n0 + tl.arange(0, BN)
+        kv_rows = kv_row0 + cols.to(tl.int64) * H
+        k = load_rows(k_ptr, kv_rows, cols < n_vis, offs_d, D)  # [BN, BD]
+        v = load_rows(v_ptr, kv_rows, cols < n_vis, offs_dv, DV)
+        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
+        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis)
+        s = tl.where(visible, s, float("-inf"))
+        m_new = tl.maximum(m, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row that has seen nothing yet stays all 0
+        alpha = tl.exp2(m - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        s_sum = s_sum * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
+        m = m_new
+
+    seen = s_sum > 0
+    o = acc / tl.where(seen, s_sum, 1.0)[:, None]
+    lse = tl.where(seen, (m + tl.log2(tl.where(seen, s_sum, 1.0))) * LN2, float("-inf"))
+    store_rows(o_ptr, rows, row_ok, offs_dv, DV, o)
+    tl.store(lse_ptr + rows, lse, mask=row_ok)
+
+
+@triton.jit
+def compressed_importance_kernel(
+    q_ptr,  # [B, T, HQ, D]
+    k_ptr,  # [B, NC, H, D]
+    lse_ptr,  # [B, T, HQ] fp32 from the forward
+    sc_ptr,  # [B, T1 - T0, H, NS] fp32, zero-filled: Eq. 9 scores of queries T0 .. T1-1 (group-summed)
+    scale,
+    T,
+    T0,
+    T1,
+    NC,
+    NS,
+    L,
+    STRIDE,
+    M_BACK,  # l / d - 1: compressed blocks that start before a selection block and reach into it (<= R)
+    H: tl.constexpr,
+    G: tl.constexpr,
+    D: tl.constexpr,
+    GP: tl.constexpr,
+    BQ: tl.constexpr,
+    R: tl.constexpr,  # l_sel / d: compressed blocks starting inside one selection block
+    BD: tl.constexpr,
+    IEEE: tl.constexpr,
+):
+    """Selection block j's score (Eq. 9) sums p over compressed blocks i with j*R - M_BACK <= i <= j*R + R - 1.
+
+    Key tiles of BN = 16 * R compressed blocks start at multiples of R, so the blocks starting inside tile
+    columns' selection blocks are in the tile; the M_BACK blocks before a tile reach only into its first
+    selection block and are carried over from the previous tile (M_BACK <= R).
+    """
+    BN: tl.constexpr = 16 * R
+    BNS: tl.constexpr = 16  # selection blocks per key tile
+    t0 = T0 + tl.program_id(0) * BQ
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows, tok, row_ok = _query_rows(b, t0, T1, T, h, H, G, GP, BQ)
+    offs_d = tl.arange(0, BD)
+    q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
+    lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E  # [BM] base 2
+    qk_scale = scale * LOG2E
+
+    # the Eq. 9 map of one key tile, in tile-local indices: W[i, j] = 1 where compressed block i counts for
+    # selection block j; the same for every tile (tiles start at multiples of R)
+    i_loc = tl.arange(0, BN)[:, None]
+    j_loc = tl.arange(0, BNS)[None, :]
+    w_map = ((i_loc >= j_loc * R - M_BACK) & (i_loc <= j_loc * R + R - 1)).to(tl.float32)  # [BN, BNS]
+    back = tl.arange(0, BN) >= BN - M_BACK  # [BN] the tile's blocks that reach into the next tile
+    first_col = tl.arange(0, BNS) == 0
+
+    offs_q = tl.arange(0, BQ)
+    tok_q = t0 + offs_q  # [BQ]
+    q_ok = tok_q < T1
+    sc_rows = ((b * (T1 - T0) + tok_q - T0).to(tl.int64) * H + h) * NS  # [BQ] row starts in sc
+    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T1 - 1), NC, L, STRIDE)
+    kv_row0 = (b * NC).to(tl.int64) * H + h
+    carry = tl.zeros([BQ], tl.float32)
+    for n0 in range(0, n_vis, BN):
+        cols = n0 + tl.arange(0, BN)
+        k = load_rows(k_ptr, kv_row0 + cols.to(tl.int64) * H, cols < n_vis, offs_d, D)  # [BN, BD]
+        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
+        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis) & row_ok[:, None]
+        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)  # [BM, BN] the forward's probabilities
+        p_group = tl.sum(tl.reshape(p, (BQ, GP, BN)), 1)  # [BQ, BN] Eq. 10: summed over the group's heads
+        sc = tl.dot(p_group, w_map, input_precision="ieee")  # [BQ, BNS] exact fp32 sums, whatever the inputs
+        sc += tl.where(first_col[None, :], carry[:, None], 0.0)
+        carry = tl.sum(tl.where(back[None, :], p_group, 0.0), 1)
+        sel = n0 // R + tl.arange(0, BNS)  # [BNS] selection block ids
+        tl.store(sc_ptr + sc_rows[:, None] + sel[None, :], sc, mask=q_ok[:, None] & (sel[None, :] < NS))
+    # the last tile's carry belongs to the selection block after it (0 into block 0 when nothing was visible)
+    j_next = (n_vis + BN - 1) // BN * (BN // R) + tl.zeros([BQ], tl.int32)  # [BQ]
+    tl.store(sc_ptr + sc_rows + j_next, carry, mask=q_ok & (j_next < NS))
+
+
+@triton.jit
+def compressed_bwd_dq_kernel(
+    q_ptr,  # [B, T, HQ, D]
+    k_ptr,  # [B, NC, H, D]
+    v_ptr,  # [B, NC, H, DV]
+    do_ptr,  # [B, T, HQ, DV]
+    lse_ptr,  # [B, T, HQ] fp32
+    delta_ptr,  # [B, T, HQ] fp32: rowsum(o * do)
+    dq_ptr,  # [B, T, HQ, D]
+    scale,
+    T,
+    NC,
+    L,
+    STRIDE,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    D: tl.constexpr,
+    DV: tl.constexpr,
+    GP: tl.constexpr,
+    BQ: tl.constexpr,
+    BN: tl.constexpr,
+    BD: tl.constexpr,
+    BDV: tl.constexpr,
+    IEEE: tl.constexpr,
+):
+    """Same tiling as the forward: dq = scale * sum over visible blocks of dS @ K."""
+    t0 = tl.program_id(0) * BQ
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows, tok, row_ok = _query_rows(b, t0, T, T, h, H, G, GP, BQ)
+    offs_d = tl.arange(0, BD)
+    offs_dv = tl.arange(0, BDV)
+    q = load_rows(q_ptr, rows, row_ok, offs_d, D)
+    do = load_rows(do_ptr, rows, row_ok, offs_dv, DV)
+    lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E
+    delta = tl.load(delta_ptr + rows, mask=row_ok, other=0.0)
+    qk_scale = scale * LOG2E
+
+    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NC, L, STRIDE)
+    kv_row0 = (b * NC).to(tl.int64) * H + h
+    dq = tl.zeros([BQ * GP, BD], tl.float32)
+    for n0 in range(0, n_vis, BN):
+        cols = n0 + tl.arange(0, BN)
+        kv_rows = kv_row0 + cols.to(tl.int64) * H
+        k = load_rows(k_ptr, kv_rows, cols < n_vis, offs_d, D)
+        v = load_rows(v_ptr, kv_rows, cols < n_vis, offs_dv, DV)
+        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
+        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis) & row_ok[:, None]
+        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
+        dp = dot(do, tl.trans(v), IEEE)  # [BM, BN]
+        ds = p * (dp - delta[:, None])
+        dq += dot(ds.to(k.dtype), k, IEEE)
+    store_rows(dq_ptr, rows, row_ok, offs_d, D, dq * scale)
+
+
+@triton.jit
+def compressed_bwd_dkdv_kernel(
+    q_ptr,  # [B, T, HQ, D]
+    k_ptr,  # [B, NC, H, D]
+    v_ptr,  # [B, NC, H, DV]
+    do_ptr,  # [B, T, HQ, DV]
+    lse_ptr,  # [B, T, HQ] fp32
+    delta_ptr,  # [B, T, HQ] fp32
+    dk_ptr,  # [B, NC, H, D]
+    dv_ptr,  # [B, NC, H, DV]
+    scale,
+    T,
+    NC,
+    L,
+    STRIDE,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    D: tl.constexpr,
+    DV: tl.constexpr,
+    GP: tl.constexpr,
+    BQ: tl.constexpr,
+    BN: tl.constexpr,
+    BD: tl.constexpr,
+    BDV: tl.constexpr,
+    IEEE: tl.constexpr,
+):
+    """One program = BN compressed blocks of one (batch, KV head); it owns their dk/dv (no atomics) and walks
+    the queries that can see the first of them (t >= n0*STRIDE + L - 1) to the end, BQ at a time."""
+    n0 = tl.program_id(0) * BN
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    offs_d = tl.arange(0, BD)
+    offs_dv = tl.arange(0, BDV)
+    cols = n0 + tl.arange(0, BN)
+    in_range = cols < NC
+    kv_rows = (b * NC).to(tl.int64) * H + h + cols.to(tl.int64) * H
+    k = load_rows(k_ptr, kv_rows, in_range, offs_d, D)  # [BN, BD]
+    v = load_rows(v_ptr, kv_rows, in_range, offs_dv, DV)
+    qk_scale = scale * LOG2E
+
+    dk = tl.zeros([BN, BD], tl.float32)
+    dv = tl.zeros([BN, BDV], tl.float32)
+    t_first = (n0 * STRIDE + L - 1) // BQ * BQ
+    for t0 in range(t_first, T, BQ):
+        rows, tok, row_ok = _query_rows(b, t0, T, T, h, H, G, GP, BQ)
+        q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
+        do = load_rows(do_ptr, rows, row_ok, offs_dv, DV)
+        lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E
+        delta = tl.load(delta_ptr + rows, mask=row_ok, other=0.0)
+        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
+        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & in_range[None, :] & row_ok[:, None]
+        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
+        dv += dot(tl.trans(p).to(do.dtype), do, IEEE)  # [BN, BDV]
+        dp = dot(do, tl.trans(v), IEEE)
+        ds = p * (dp - delta[:, None])
+        dk += dot(tl.trans(ds).to(q.dtype), q, IEEE)  # [BN, BD]
+    store_rows(dk_ptr, kv_rows, in_range, offs_d, D, dk * scale)
+    store_rows(dv_ptr, kv_rows, in_range, offs_dv, DV, dv)
