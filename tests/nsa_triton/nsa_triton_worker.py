@@ -122,3 +122,70 @@ def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
             return compressed_attention_and_selection_triton(q, k_cmp, v_cmp, l, d, l_sel, n_sel)
     except Exception as exc:
         return type(exc).__name__, str(exc)
+
+
+_INDEX_PTRS = {"idx_ptr", "rev_offsets_ptr", "rev_tokens_ptr"}
+_FP32_PTRS = {"lse_ptr", "delta_ptr", "sc_ptr"}
+
+
+def _signature(fn, data_type: str, consts: dict) -> dict[str, str]:
+    """Triton's signature of a kernel's parameters, by this package's naming: *_ptr are pointers (int32 for index
+    lists, fp32 for log-sum-exps, deltas and scores, else the data type), scale is fp32, other runtime ints i32."""
+    sig = {}
+    for param in fn.params:
+        name = param.name
+        if param.is_constexpr:
+            if name not in consts:
+                raise KeyError(f"constexpr {name} not given")
+            sig[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            sig[name] = "*i32" if name in _INDEX_PTRS else "*fp32" if name in _FP32_PTRS else data_type
+        else:
+            sig[name] = "fp32" if name == "scale" else "i32"
+    return sig
+
+
+def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, str]:
+    """Compile every Triton kernel ahead of time for CUDA compute capability ``arch`` (Triton's compiler and
+    ptxas run on the CPU: no GPU needed) with the compile-time arguments the wrappers pass for each case
+    (dtype, HQ, H, D, DV), into an empty cache (so nothing is taken from an earlier run).
+    -> {"kernel dtype HQ/H D": "ok" or the error's last line}."""
+    import importlib
+
+    os.environ["TRITON_CACHE_DIR"] = cache_dir
+
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    from nsa_train.nsa.triton import compressed, selection
+
+    sel = importlib.import_module("nsa_train.nsa.triton._selection_kernels")
+    cmp = importlib.import_module("nsa_train.nsa.triton._compressed_kernels")
+    target = GPUTarget("cuda", arch, 32)
+    results = {}
+    for dtype, HQ, H, D, DV in cases:
+        torch_dtype = getattr(torch, dtype)
+        q = torch.zeros(1, 64, HQ, D, dtype=torch_dtype)
+        k, v = torch.zeros(1, 64, H, D, dtype=torch_dtype), torch.zeros(1, 64, H, DV, dtype=torch_dtype)
+        G = HQ // H
+        smeta, _ = selection._launch_meta(q, k, v, torch.zeros(1, 64, H, 16, dtype=torch.int32), 64)
+        gp = 1 << max(0, (G - 1).bit_length())
+        launches = [
+            (sel.selection_fwd_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
+            (sel.selection_bwd_dq_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
+            (sel.selection_bwd_dkdv_kernel, {**smeta, "GP": gp, "BQ": max(1, selection._DKDV_ROWS // gp)}),
+            (cmp.compressed_fwd_kernel, compressed._meta(q, k, v)),
+            (cmp.compressed_bwd_dq_kernel, compressed._meta(q, k, v)),
+            (cmp.compressed_bwd_dkdv_kernel, compressed._meta(q, k, v)),
+            (cmp.compressed_importance_kernel, {**compressed._meta(q, k), "R": 4}),
+        ]
+        data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
+        for fn, consts in launches:
+            key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}"
+            try:
+                compile(ASTSource(fn=fn, signature=_signature(fn, data_type, consts), constexprs=consts), target=target)
+                results[key] = "ok"
+            except Exception as exc:
+                lines = str(exc).strip().splitlines() or [""]
+                results[key] = f"{type(exc).__name__}: {lines[-1]}"
+    return results

@@ -23,8 +23,8 @@ import triton.language as tl
 
 from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
 
-LOG2E: tl.constexpr = 1.4426950408889634
-LN2: tl.constexpr = 0.6931471805599453
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
