@@ -13,8 +13,8 @@ attention with the same heads. Without a CUDA device (or without triton) it exit
 --layer times what the paper's speed-up is about, the whole attention: bench/attention.py's layers (the
 paper's NSA settings, dim 512, 8 query / 2 KV heads of 64) under bf16 autocast, the NSA layer with impl
 'auto' (the Triton selection kernel, the PyTorch window and compressed branches, projections, gates)
-against the dense twin (projections, RoPE, SDPA/FlashAttention); ``--nsa-impl triton`` runs the compressed
-branch on its Triton kernels too. The table's header names the NSA layer's impl and selection path and counts
+against the dense twin (projections, RoPE, SDPA/FlashAttention); ``--nsa-impl triton`` runs the compressed and window
+branches on their Triton kernels too. The table's header names the NSA layer's impl and selection path and counts
 the fallbacks seen. ``--layer --device cpu`` runs the same code in fp32 with wall-clock
 timing and no memory column: a smoke run for the tests, not a measurement.
 """
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--nsa-impl",
         default="auto",
         choices=["auto", "triton"],
-        help="--layer: the NSA layer's nsa.impl; 'triton' also runs the compressed branch's kernels",
+        help="--layer: the NSA layer's nsa.impl; 'triton' also runs the compressed and window branches' kernels",
     )
     args = p.parse_args(argv)
     if args.device == "cpu" and not args.layer:

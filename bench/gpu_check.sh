@@ -6,13 +6,13 @@
 #
 # Parts, each under its own time limit so that the whole stays under 10 minutes, each writing one file:
 #   env.txt              GPU, driver, Python, torch, triton
-#   pytest_gpu.log       the GPU tests: Triton selection and compressed-branch kernels against the reference
+#   pytest_gpu.log       the GPU tests: the Triton kernels of all three branches against the reference
 #                        (fp32 and bf16, outputs and gradients, the block choice), determinism, auto dispatch
 #                        without fallback, the NSA layer on CUDA (impl auto and triton) against the reference layer
 #   attention_triton.md  bench/attention_triton.py: the selection kernels against causal SDPA/FlashAttention,
 #                        8k-64k tokens, bf16
-#   attention_layers.md  the same with --layer: the whole NSA layer against its dense twin: nsa.impl triton (the
-#                        compressed branch's kernels too) and auto (Triton selection only), with TF32 fp32 matmuls
+#   attention_layers.md  the same with --layer: the whole NSA layer against its dense twin: nsa.impl triton (all
+#                        three branches on Triton) and auto (Triton selection only), with TF32 fp32 matmuls
 #                        (the trainer's default); auto again with full fp32 ones
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA (nsa.impl auto and triton) and
 #                        dense, on the bundled corpus instead of FineWeb-Edu (no network needed)

@@ -10,7 +10,7 @@ launched, and the ops with the most device time and the most host time. Then the
 forward+backward with the device's default tile sizes, and with each pair of the --sweep-* sizes: query tiles
 of the compressed branch (CMP_TILE), query groups of the window branch (WINDOW_GROUP). The layer and settings
 are bench/attention.py's (the paper's NSA settings, dim 512, 8 query / 2 KV heads of 64), impl 'auto' or
---nsa-impl's (triton: the compressed branch's kernels too, so CMP_TILE no longer matters).
+--nsa-impl's (triton: all three branches on their kernels, so the tile sizes no longer matter).
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=["auto"],
         choices=["auto", "fast", "triton"],
-        help="nsa.impl of each NSA row ('triton': the compressed branch's kernels too; default: auto)",
+        help="nsa.impl of each NSA row ('triton': the compressed and window kernels too; default: auto)",
     )
     args = p.parse_args(argv)
     if args.threads:

@@ -1,8 +1,8 @@
 """Public NSA ops: one name per op, dispatched to 'reference', 'fast' or 'triton'.
 
 'auto' is triton on CUDA for the ops in AUTO_TRITON_OPS and fast otherwise (always on CPU, where the fast path
-is the designed path, not a fallback). 'triton' asks for the kernels of every op that has them (selection and
-the compressed branch). When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
+is the designed path, not a fallback). 'triton' asks for the kernels of every op: selection, the compressed
+branch and the sliding window. When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
 but cannot run (kernels missing, import error, launch error), the fast path runs and
 ``fallbacks.count('<op>.triton->fast', reason)`` records it.
 """
@@ -19,8 +19,8 @@ from nsa_train.nsa import fallbacks, fast, reference
 
 IMPLS = ("auto", "reference", "fast", "triton")
 # Ops whose Triton kernels 'auto' runs on CUDA: those measured faster than the fast path on a GPU (README, "On
-# a GPU"). The compressed branch's kernels (compressed_attention_and_selection) are correct in the Triton
-# interpreter but not yet timed on a GPU, so they run only when asked for by name.
+# a GPU"). The compressed and window branches' kernels are correct in the Triton interpreter and compile for
+# sm_80/sm_90, but have not been timed on a GPU yet, so they run only when asked for by name.
 AUTO_TRITON_OPS = frozenset({"selection_attention"})
 _default_impl = "auto"
 
@@ -161,15 +161,42 @@ def gated_compressed_attention_and_selection(
     """The NSA layer's compressed branch: (gate[..., None] * o [B, T, HQ, Dv], block ids [B, T, H, n_sel]) from
     q [B, T, HQ, D], k_cmp/v_cmp [B, NC, H, D], gate [B, T, HQ]; the probabilities are never held. The fast path
     applies the gate inside its op (nothing more saved); the Triton path multiplies after."""
-    op = "compressed_attention_and_selection"
-    if resolve_impl(impl, q.device, op) != "triton":  # 'reference' too: the reference layer has its own twin
-        # called as before this op had kernels (autocast left as it is), counted if triton was asked for
-        if (_default_impl if impl is None else impl) == "triton":
-            fallbacks.count("compressed.triton->fast", triton_kernel(op, q.device)[1])
+
+    def fast_gated() -> tuple[torch.Tensor, torch.Tensor]:
         return fast.compressed_attention_and_selection_fast(q, k_cmp, v_cmp, l, d, l_sel, n_sel, gate=gate)
-    # a failing kernel falls back to the ungated fast op: the gate is applied after either way
-    o, ids = _run(op, impl, (q, k_cmp, v_cmp, l, d, l_sel, n_sel, None), fast.compressed_attention_and_selection_fast)
-    return o * gate.unsqueeze(-1).to(o.dtype), ids
+
+    args = (q, k_cmp, v_cmp, l, d, l_sel, n_sel, None)
+    return _gated_branch("compressed_attention_and_selection", impl, args, gate, fast_gated)
+
+
+def gated_sliding_window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, gate: torch.Tensor, impl: str | None = None
+) -> torch.Tensor:
+    """The NSA layer's window branch: gate[..., None] * sliding_window_attention(q, k, v, window_size), gate
+    [B, T, HQ]. The fast path applies the gate inside its op; the Triton path multiplies after."""
+
+    def fast_gated() -> torch.Tensor:
+        return fast.gated_sliding_window_fast(q, k, v, window_size, gate)
+
+    return _gated_branch("sliding_window_attention", impl, (q, k, v, window_size, None), gate, fast_gated)
+
+
+def _gated_branch(
+    op: str, impl: str | None, args: tuple[Any, ...], gate: torch.Tensor, fast_gated: Callable[[], Any]
+) -> Any:
+    """gate * op(*args) (for an op returning a tuple, its first element) on the path impl resolves to. Not
+    Triton ('reference' included: the reference layer has its own twin): the fast op that takes the gate inside,
+    called as before these ops had kernels (autocast left as it is), counted if Triton was asked for. Triton:
+    the kernels, or the ungated fast op if they fail (counted), then the gate."""
+    q = args[0]
+    if resolve_impl(impl, q.device, op) != "triton":
+        if (_default_impl if impl is None else impl) == "triton":
+            fallbacks.count(f"{op.split('_')[0]}.triton->fast", triton_kernel(op, q.device)[1])
+        return fast_gated()
+    out = _run(op, impl, args)
+    o = out[0] if isinstance(out, tuple) else out
+    gated = o * gate.unsqueeze(-1).to(o.dtype)
+    return (gated, *out[1:]) if isinstance(out, tuple) else gated
 
 
 def sliding_window_attention(

@@ -8,7 +8,7 @@ from torch import nn
 from torch.func import functional_call
 
 from nsa_train.config import NSAConfig
-from nsa_train.nsa import dispatch, fast, reference
+from nsa_train.nsa import dispatch, reference
 from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
@@ -50,8 +50,8 @@ class NSAAttention(nn.Module):
 
     One query projection shared by the branches; each branch has its own key and value projections.
     After a forward, ``last_gates`` holds the detached gates [B, T, HQ, 3] in the order (cmp, sel, win).
-    ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (the selection and
-    compressed-branch kernels on CUDA), 'auto' (on CUDA the kernels of dispatch.AUTO_TRITON_OPS, fast on CPU).
+    ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (the kernels of all
+    three branches on CUDA), 'auto' (on CUDA the kernels of dispatch.AUTO_TRITON_OPS, fast on CPU).
     ``impl_name`` says which one the selected branch runs on the current device.
     """
 
@@ -145,7 +145,7 @@ class NSAAttention(nn.Module):
                 q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gates[..., 0], impl=c.impl
             )
             o_sel = dispatch.gated_selection_attention(q, k_sel, v_sel, block_ids, c.l_sel, gates[..., 1], impl=c.impl)
-            o_win = fast.gated_sliding_window_fast(q, k_win, v_win, c.w, gates[..., 2])
+            o_win = dispatch.gated_sliding_window_attention(q, k_win, v_win, c.w, gates[..., 2], impl=c.impl)
             # summed into o_cmp's buffer: no op saved the gated outputs, so adding in place is safe for autograd
             o = o_cmp.add_(o_sel).add_(o_win)  # [B, T, HQ, D]
             del o_sel, o_win

@@ -104,13 +104,14 @@ def compressed_forward_backward(q, k_cmp, v_cmp, block_length, stride, scale, do
 
 def compressed_block_scores(q, k_cmp, v_cmp, l, d, l_sel, t0, t1):
     """Eq. 9-10 scores of queries t0 .. t1-1 from the importance kernel, on the forward's log-sum-exp."""
+    from nsa_train.nsa.triton._attention import NO_WINDOW, AttentionFn
     from nsa_train.nsa.triton.availability import load_kernels
-    from nsa_train.nsa.triton.compressed import _CompressedAttentionFn, block_scores
+    from nsa_train.nsa.triton.compressed import block_scores
 
     scale = q.shape[-1] ** -0.5
     with torch.no_grad():
-        _, lse = _CompressedAttentionFn.apply(q, k_cmp, v_cmp, l, d, scale)
-        return block_scores(load_kernels("_compressed_kernels"), q, k_cmp, lse, l, d, l_sel, scale, t0, t1)
+        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale)
+        return block_scores(load_kernels("_attention_kernels"), q, k_cmp, lse, l, d, l_sel, scale, t0, t1)
 
 
 def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
@@ -157,10 +158,10 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, compile
 
-    from nsa_train.nsa.triton import compressed, selection
+    from nsa_train.nsa.triton import _attention, selection
 
     sel = importlib.import_module("nsa_train.nsa.triton._selection_kernels")
-    cmp = importlib.import_module("nsa_train.nsa.triton._compressed_kernels")
+    att = importlib.import_module("nsa_train.nsa.triton._attention_kernels")
     target = GPUTarget("cuda", arch, 32)
     results = {}
     for dtype, HQ, H, D, DV in cases:
@@ -169,15 +170,15 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
         k, v = torch.zeros(1, 64, H, D, dtype=torch_dtype), torch.zeros(1, 64, H, DV, dtype=torch_dtype)
         G = HQ // H
         smeta, _ = selection._launch_meta(q, k, v, torch.zeros(1, 64, H, 16, dtype=torch.int32), 64)
-        gp = 1 << max(0, (G - 1).bit_length())
+        gp = _attention.next_pow2(G)
         launches = [
             (sel.selection_fwd_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
             (sel.selection_bwd_dq_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
             (sel.selection_bwd_dkdv_kernel, {**smeta, "GP": gp, "BQ": max(1, selection._DKDV_ROWS // gp)}),
-            (cmp.compressed_fwd_kernel, compressed._meta(q, k, v)),
-            (cmp.compressed_bwd_dq_kernel, compressed._meta(q, k, v)),
-            (cmp.compressed_bwd_dkdv_kernel, compressed._meta(q, k, v)),
-            (cmp.compressed_importance_kernel, {**compressed._meta(q, k), "R": 4}),
+            (att.attention_fwd_kernel, _attention.meta(q, k, v)),
+            (att.attention_bwd_dq_kernel, _attention.meta(q, k, v)),
+            (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v)),
+            (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4}),
         ]
         data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
         for fn, consts in launches:
@@ -189,3 +190,12 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
                 lines = str(exc).strip().splitlines() or [""]
                 results[key] = f"{type(exc).__name__}: {lines[-1]}"
     return results
+
+
+def window_forward_backward(q, k, v, window_size, scale, do):
+    """-> (o, dq, dk, dv) from sliding_window_attention_triton."""
+    from nsa_train.nsa.triton import sliding_window_attention_triton
+
+    q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
+    o = sliding_window_attention_triton(q, k, v, window_size, scale)
+    return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.to(o.dtype)))

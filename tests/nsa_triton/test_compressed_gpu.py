@@ -70,8 +70,8 @@ def test_backward_is_deterministic(cuda):
 
 
 def test_layer_with_triton_impl_matches_the_reference_layer(cuda):
-    """impl='triton' on CUDA: selection and compressed-branch kernels, no fallback, fp32 (full precision
-    matmuls): output, input and parameter gradients against the reference layer."""
+    """impl='triton' on CUDA: the kernels of all three branches, no fallback, fp32 (full precision matmuls):
+    output, input and parameter gradients against the reference layer."""
     from nsa_train.config import NSAConfig
     from nsa_train.nsa import NSAAttention
 

@@ -137,8 +137,7 @@ def test_layer_counts_the_fallback_of_an_unsupported_config_and_stays_correct(in
     x = torch.randn(1, 96, 32, generator=torch.Generator().manual_seed(3))
     w = torch.randn(1, 96, 32, generator=torch.Generator().manual_seed(4))
     y, dx, _, _, counts = _run(interpreter, worker.layer_forward_backward, ref.state_dict(), dims, nsa_kwargs, x, w)
-    assert counts.get("compressed.triton->fast", 0) >= 1, counts
-    assert counts.get("selection.triton->fast", 0) == 0, counts
+    assert set(counts) == {"compressed.triton->fast"}, counts  # selection and window ran their kernels
     xr = x.clone().requires_grad_(True)
     yr = ref(xr)
     (yr * w).sum().backward()

@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-KERNELS = 7  # selection: forward, dq, dk/dv; compressed branch: forward, dq, dk/dv, importance
+KERNELS = 7  # selection: forward, dq, dk/dv; compressed and window branches: forward, dq, dk/dv; importance
 
 
 @pytest.mark.parametrize(

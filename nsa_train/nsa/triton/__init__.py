@@ -9,6 +9,7 @@ fallback (``nsa_train.nsa.fallbacks.count``) and uses the PyTorch path.
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, triton_available
 from nsa_train.nsa.triton.compressed import compressed_attention_and_selection_triton, compressed_attention_triton
 from nsa_train.nsa.triton.selection import build_reverse_index, selection_attention_triton
+from nsa_train.nsa.triton.window import sliding_window_attention_triton
 
 __all__ = [
     "TritonUnavailableError",
@@ -17,5 +18,6 @@ __all__ = [
     "compressed_attention_triton",
     "kernel_mode",
     "selection_attention_triton",
+    "sliding_window_attention_triton",
     "triton_available",
 ]

@@ -6,124 +6,26 @@ Two entry points with the PyTorch paths' signatures:
 - ``compressed_attention_and_selection_triton``: what the NSA layer runs, ``(o, block_indices)``: o from the
   kernels, block ids from the importance kernel's Eq. 9 scores (query tiles of bounded size) and the shared
   top-n rule of ``nsa_train.nsa.selection``; the probabilities are never held.
-The kernels live in ``_compressed_kernels.py`` and are imported on first use only.
+The attention itself is ``_attention.AttentionFn`` with the compressed blocks' position rule (no window).
 """
 
 from __future__ import annotations
 
-import contextlib
 from types import ModuleType
 
 import torch
 
-from nsa_train.nsa._common import check_qkv, default_scale
 from nsa_train.nsa.reference import compressed_attention_reference
 from nsa_train.nsa.selection import n_scored_blocks, select_top_blocks
-from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
+from nsa_train.nsa.triton._attention import BQ, KERNELS, NO_WINDOW, AttentionFn, grid, meta, on_device, prepare
+from nsa_train.nsa.triton.availability import TritonUnavailableError, load_kernels
 
-_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_MAX_HEAD_DIM = 256
-BQ = 16  # queries per program (x G heads = rows of a tile)
-BN = 64  # compressed blocks per key tile of the attention kernels
-MAX_ROWS = 256  # BQ * GP above this would not fit a program's registers: GQA ratios up to 16
 SCORES_BYTES = 256 << 20  # the fp32 Eq. 9 scores of one query tile of the importance kernel at most
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_length: int, stride: int) -> None:
-    check_qkv(q, k, v, same_length=False)
+def _check_blocks(block_length: int, stride: int) -> None:
     if block_length < 1 or stride < 1:
         raise ValueError(f"block_length and stride must be >= 1, got {block_length}, {stride}")
-    if max(q.shape[-1], v.shape[-1]) > _MAX_HEAD_DIM:
-        raise ValueError(f"head dim must be <= {_MAX_HEAD_DIM}; got D={q.shape[-1]}, Dv={v.shape[-1]}")
-    if q.dtype not in _DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
-    if len({q.device, k.device, v.device}) != 1:
-        raise ValueError("q, k_cmp and v_cmp must be on one device")
-    if BQ * _next_pow2(q.shape[2] // k.shape[2]) > MAX_ROWS:
-        raise TritonUnavailableError(f"GQA ratio {q.shape[2] // k.shape[2]} is above the kernels' 16")
-
-
-def _meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None = None) -> dict[str, int | bool]:
-    """The kernels' compile-time arguments; the attention kernels' value width and key tile only with v."""
-    H, D = k.shape[2], q.shape[3]
-    G = q.shape[2] // H
-    meta: dict[str, int | bool] = {
-        "H": H,
-        "G": G,
-        "D": D,
-        "GP": _next_pow2(G),
-        "BQ": BQ,
-        "BD": max(16, _next_pow2(D)),
-        "IEEE": q.dtype == torch.float32,
-    }
-    if v is not None:
-        meta.update(DV=v.shape[3], BN=BN, BDV=max(16, _next_pow2(v.shape[3])))
-    return meta
-
-
-def _on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    # Triton launches on the current CUDA device; make it the tensors' one.
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-
-
-def _grid(n: int, per: int, B: int, H: int) -> tuple[int, int]:
-    return (-(-n // per), B * H)
-
-
-class _CompressedAttentionFn(torch.autograd.Function):
-    """(o [B, T, HQ, Dv], lse [B, T, HQ] fp32) of attention over compressed blocks; lse is not differentiable."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, l, d, scale):  # type: ignore[override]
-        kernels = load_kernels("_compressed_kernels")
-        B, T, HQ, _ = q.shape
-        NC, H = k.shape[1], k.shape[2]
-        o = q.new_empty(B, T, HQ, v.shape[3])
-        lse = torch.empty(B, T, HQ, dtype=torch.float32, device=q.device)
-        with _on_device(q):
-            kernels.compressed_fwd_kernel[_grid(T, BQ, B, H)](q, k, v, o, lse, scale, T, NC, l, d, **_meta(q, k, v))
-        ctx.save_for_backward(q, k, v, o, lse)
-        ctx.kernels, ctx.args = kernels, (l, d, scale)
-        ctx.mark_non_differentiable(lse)
-        return o, lse
-
-    @staticmethod
-    def backward(ctx, do, _):  # type: ignore[override]
-        q, k, v, o, lse = ctx.saved_tensors
-        l, d, scale = ctx.args
-        B, T = q.shape[:2]
-        NC, H = k.shape[1], k.shape[2]
-        do = do.contiguous()
-        delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        meta = _meta(q, k, v)
-        with _on_device(q):
-            ctx.kernels.compressed_bwd_dq_kernel[_grid(T, BQ, B, H)](
-                q, k, v, do, lse, delta, dq, scale, T, NC, l, d, **meta
-            )
-            if NC:
-                ctx.kernels.compressed_bwd_dkdv_kernel[_grid(NC, BN, B, H)](
-                    q, k, v, do, lse, delta, dk, dv, scale, T, NC, l, d, **meta
-                )
-        return dq, dk, dv, None, None, None
-
-
-def _prepare(
-    q: torch.Tensor, k_cmp: torch.Tensor, v_cmp: torch.Tensor, block_length: int, stride: int, scale: float | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    ok, reason = triton_available(q.device)
-    if not ok:
-        raise TritonUnavailableError(f"the compressed-attention kernels cannot run: {reason}")
-    _check(q, k_cmp, v_cmp, block_length, stride)
-    scale = default_scale(scale, q.shape[-1])
-    if kernel_mode() == "interpreter" and q.dtype != torch.float32:
-        # The interpreter's low-precision tl.dot is wrong; compute in fp32 and cast back.
-        q, k_cmp, v_cmp = q.float(), k_cmp.float(), v_cmp.float()
-    return q.contiguous(), k_cmp.contiguous(), v_cmp.contiguous(), scale
 
 
 def compressed_attention_triton(
@@ -140,8 +42,9 @@ def compressed_attention_triton(
     uses ``compressed_attention_and_selection_triton``, which never holds it.
     """
     dtype = q.dtype
-    q_, k_, v_, scale = _prepare(q, k_cmp, v_cmp, block_length, stride, scale)
-    o, _ = _CompressedAttentionFn.apply(q_, k_, v_, block_length, stride, scale)
+    _check_blocks(block_length, stride)
+    q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
+    o, _ = AttentionFn.apply(q_, k_, v_, block_length, stride, NO_WINDOW, scale)
     _, p = compressed_attention_reference(q, k_cmp, v_cmp, block_length, stride, scale)  # [B, T, HQ, NC]
     return o.to(dtype), p.to(dtype)
 
@@ -168,9 +71,10 @@ def compressed_attention_and_selection_triton(
             f"l <= l_sel + d; got l={l}, d={d}, l_sel={l_sel}"
         )
     dtype = q.dtype
-    q_, k_, v_, scale = _prepare(q, k_cmp, v_cmp, l, d, scale)
-    o, lse = _CompressedAttentionFn.apply(q_, k_, v_, l, d, scale)
-    ids = _select(load_kernels("_compressed_kernels"), q_.detach(), k_.detach(), lse, l, d, l_sel, n_sel, scale)
+    _check_blocks(l, d)
+    q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
+    o, lse = AttentionFn.apply(q_, k_, v_, l, d, NO_WINDOW, scale)
+    ids = _select(load_kernels(KERNELS), q_.detach(), k_.detach(), lse, l, d, l_sel, n_sel, scale)
     return o.to(dtype), ids
 
 
@@ -218,8 +122,8 @@ def block_scores(
     ns = n_scored_blocks(t0, t1 - t0, l_sel, T)
     scores = torch.zeros(B, t1 - t0, H, ns, dtype=torch.float32, device=q.device)
     if NC:
-        with _on_device(q):
-            kernels.compressed_importance_kernel[_grid(t1 - t0, BQ, B, H)](
-                q, k, lse, scores, scale, T, t0, t1, NC, ns, l, d, l // d - 1, R=l_sel // d, **_meta(q, k)
+        with on_device(q):
+            kernels.compressed_importance_kernel[grid(t1 - t0, BQ, B, H)](
+                q, k, lse, scores, scale, T, t0, t1, NC, ns, l, d, l // d - 1, R=l_sel // d, **meta(q, k)
             )
     return scores

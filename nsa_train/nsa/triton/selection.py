@@ -6,21 +6,17 @@ module (and the package) import fine without triton or CUDA.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from types import ModuleType
 
 import torch
 
+from nsa_train.nsa.triton._attention import next_pow2, on_device
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
 
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_HEAD_DIM = 256
 _DKDV_ROWS = 64  # rows (queries x group heads) per dk/dv step
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indices: torch.Tensor, block_size: int):
@@ -94,24 +90,19 @@ def _launch_meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indice
         "D": D,
         "DV": DV,
         "BS": block_size,
-        "BD": max(16, _next_pow2(D)),
-        "BDV": max(16, _next_pow2(DV)),
+        "BD": max(16, next_pow2(D)),
+        "BDV": max(16, next_pow2(DV)),
         "IEEE": q.dtype == torch.float32,
     }, (B, T, H, S)
-
-
-def _on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    # Triton launches on the current CUDA device; make it the tensors' one.
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
 def _forward(kernels: ModuleType, q, k, v, block_indices, block_size: int, scale: float):
     meta, (B, T, H, S) = _launch_meta(q, k, v, block_indices, block_size)
     o = torch.empty(*q.shape[:3], v.shape[3], dtype=q.dtype, device=q.device)  # [B, T, HQ, Dv]
     lse = torch.empty(q.shape[:3], dtype=torch.float32, device=q.device)  # [B, T, HQ]
-    with _on_device(q):
+    with on_device(q):
         kernels.selection_fwd_kernel[(T, B * H)](
-            q, k, v, block_indices, o, lse, scale, T, S=S, BG=max(16, _next_pow2(meta["G"])), **meta
+            q, k, v, block_indices, o, lse, scale, T, S=S, BG=max(16, next_pow2(meta["G"])), **meta
         )
     return o, lse
 
@@ -121,17 +112,17 @@ def _backward(kernels: ModuleType, q, k, v, block_indices, o, lse, do, block_siz
     do = do.contiguous()
     delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
     dq = torch.empty_like(q)
-    with _on_device(q):
+    with on_device(q):
         kernels.selection_bwd_dq_kernel[(T, B * H)](
-            q, k, v, block_indices, do, lse, delta, dq, scale, T, S=S, BG=max(16, _next_pow2(meta["G"])), **meta
+            q, k, v, block_indices, do, lse, delta, dq, scale, T, S=S, BG=max(16, next_pow2(meta["G"])), **meta
         )
 
     NB = math.ceil(T / block_size)
     offsets, tokens = build_reverse_index(block_indices, block_size)
     dk = torch.empty_like(k)  # every token belongs to one block, so the kernel writes all of dk
     dv = torch.empty_like(v)
-    GP = _next_pow2(meta["G"])
-    with _on_device(q):
+    GP = next_pow2(meta["G"])
+    with on_device(q):
         kernels.selection_bwd_dkdv_kernel[(NB, B * H)](
             q, k, v, do, lse, delta, offsets, tokens, dk, dv, scale, T, NB, GP=GP, BQ=max(1, _DKDV_ROWS // GP), **meta
         )

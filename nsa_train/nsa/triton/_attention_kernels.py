@@ -1,17 +1,23 @@
-"""Triton kernels for NSA's compressed branch: attention over compressed blocks (forward, dq, dk/dv) and the
-block importance of selection (paper Eq. 8-10) without ever holding the probabilities.
+"""Triton kernels for attention over keys with a position rule, and the block importance of NSA's selection.
 
+The attention kernels (forward, dq, dk/dv) serve two branches. Key i sits at position i*STRIDE + L - 1, and a
+query at t sees it iff t - W < i*STRIDE + L - 1 <= t:
+- compressed branch: the keys are compressed blocks (block i covers tokens [i*STRIDE, i*STRIDE + L), seen once
+  its last token is), W = NO_WINDOW;
+- sliding window: the keys are the tokens (L = STRIDE = 1), W = the window: exactly the last W keys, the query
+  itself included.
 Imported lazily by ``availability.load_kernels`` (never at package import), like ``_selection_kernels``.
 
-Layout (fla-org's): q ``[B, T, HQ, D]``, k/v ``[B, NC, H, D|DV]`` (compressed block i covers tokens
-[i*STRIDE, i*STRIDE + L) and a query at t sees it iff i*STRIDE + L - 1 <= t), ``G = HQ // H``. All tensors are
+Layout (fla-org's): q ``[B, T, HQ, D]``, k/v ``[B, NK, H, D|DV]``, ``G = HQ // H``. All tensors are
 contiguous. A program works on BQ consecutive queries of one (batch, KV head) with their G query heads stacked
 as rows: row r is query r // GP, head r % GP (GP = G padded to a power of two), BM = BQ * GP rows, so every
-compressed key tile is loaded once for the whole group.
+key tile is loaded once for the whole group. Loops visit only the key tiles (forward, dq) or query tiles
+(dk/dv) that the rule can make visible.
 
-The importance kernel recomputes the probabilities from the forward's log-sum-exp, sums them over the group's
-heads (Eq. 10) and maps compressed blocks to selection blocks (Eq. 9) with one small matmul per key tile: the
-[T, HQ, NC] probabilities of the PyTorch path never exist, only [T, H, NS] scores (NS = T / l_sel).
+The importance kernel recomputes the compressed branch's probabilities from the forward's log-sum-exp, sums
+them over the group's heads (Eq. 10) and maps compressed blocks to selection blocks (Eq. 9) with one small
+matmul per key tile: the [T, HQ, NC] probabilities of the PyTorch path never exist, only [T, H, NS] scores
+(NS = T / l_sel).
 
 Softmax in base 2 (``exp2``) inside; the saved log-sum-exp is natural log, -inf where a row sees nothing.
 """
@@ -25,6 +31,7 @@ from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
+NO_WINDOW = 1 << 30  # W for "no lower bound" (the compressed branch); still fits int32 after adding positions
 
 
 @triton.jit
@@ -32,6 +39,20 @@ def _n_visible(t, NC, L, STRIDE):
     """How many compressed blocks a query at t sees: i*STRIDE + L - 1 <= t for i < NC (0 before t = L - 1)."""
     n = tl.where(t + 1 >= L, (t + 1 - L) // STRIDE + 1, 0)  # the division only ever sees t + 1 - L >= 0
     return tl.minimum(n, NC)
+
+
+@triton.jit
+def _first_visible(t, W, L, STRIDE):
+    """The first key a query at t can see: the least i with i*STRIDE + L - 1 > t - W (0 if every key is)."""
+    num = t - W - L + 1
+    return tl.where(num < 0, 0, tl.maximum(num, 0) // STRIDE + 1)
+
+
+@triton.jit
+def _visible(cols, tok, L, STRIDE, W):
+    """[rows, keys] mask of the rule: t - W < i*STRIDE + L - 1 <= t, for key ids cols [BN], tokens tok [BM]."""
+    pos = cols[None, :] * STRIDE + L - 1
+    return (pos <= tok[:, None]) & (pos > tok[:, None] - W)
 
 
 @triton.jit
@@ -47,17 +68,18 @@ def _query_rows(b, t0, t_end, T, h, H: tl.constexpr, G: tl.constexpr, GP: tl.con
 
 
 @triton.jit
-def compressed_fwd_kernel(
+def attention_fwd_kernel(
     q_ptr,  # [B, T, HQ, D]
-    k_ptr,  # [B, NC, H, D]
-    v_ptr,  # [B, NC, H, DV]
+    k_ptr,  # [B, NK, H, D]
+    v_ptr,  # [B, NK, H, DV]
     o_ptr,  # [B, T, HQ, DV]
     lse_ptr,  # [B, T, HQ] fp32, natural log; -inf where nothing is visible
     scale,
     T,
-    NC,
+    NK,
     L,
     STRIDE,
+    W,
     H: tl.constexpr,
     G: tl.constexpr,
     D: tl.constexpr,
@@ -69,7 +91,7 @@ def compressed_fwd_kernel(
     BDV: tl.constexpr,
     IEEE: tl.constexpr,
 ):
-    """One program = BQ queries x G heads of one (batch, KV head): online softmax over the visible blocks."""
+    """One program = BQ queries x G heads of one (batch, KV head): online softmax over the visible keys."""
     t0 = tl.program_id(0) * BQ
     bh = tl.program_id(1)
     b = bh // H
@@ -80,18 +102,18 @@ def compressed_fwd_kernel(
     q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
     qk_scale = scale * LOG2E
 
-    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NC, L, STRIDE)  # the tile's last query sees the most
-    kv_row0 = (b * NC).to(tl.int64) * H + h
+    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NK, L, STRIDE)  # the tile's last query sees the most
+    kv_row0 = (b * NK).to(tl.int64) * H + h
     m = tl.full([BQ * GP], float("-inf"), tl.float32)
     s_sum = tl.zeros([BQ * GP], tl.float32)
     acc = tl.zeros([BQ * GP, BDV], tl.float32)
-    for n0 in range(0, n_vis, BN):
+    for n0 in range(_first_visible(t0, W, L, STRIDE) // BN * BN, n_vis, BN):
         cols = n0 + tl.arange(0, BN)
         kv_rows = kv_row0 + cols.to(tl.int64) * H
         k = load_rows(k_ptr, kv_rows, cols < n_vis, offs_d, D)  # [BN, BD]
         v = load_rows(v_ptr, kv_rows, cols < n_vis, offs_dv, DV)
         s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis)
+        visible = _visible(cols, tok, L, STRIDE, W) & (cols[None, :] < n_vis)
         s = tl.where(visible, s, float("-inf"))
         m_new = tl.maximum(m, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row that has seen nothing yet stays all 0
@@ -183,19 +205,20 @@ def compressed_importance_kernel(
 
 
 @triton.jit
-def compressed_bwd_dq_kernel(
+def attention_bwd_dq_kernel(
     q_ptr,  # [B, T, HQ, D]
-    k_ptr,  # [B, NC, H, D]
-    v_ptr,  # [B, NC, H, DV]
+    k_ptr,  # [B, NK, H, D]
+    v_ptr,  # [B, NK, H, DV]
     do_ptr,  # [B, T, HQ, DV]
     lse_ptr,  # [B, T, HQ] fp32
     delta_ptr,  # [B, T, HQ] fp32: rowsum(o * do)
     dq_ptr,  # [B, T, HQ, D]
     scale,
     T,
-    NC,
+    NK,
     L,
     STRIDE,
+    W,
     H: tl.constexpr,
     G: tl.constexpr,
     D: tl.constexpr,
@@ -207,7 +230,7 @@ def compressed_bwd_dq_kernel(
     BDV: tl.constexpr,
     IEEE: tl.constexpr,
 ):
-    """Same tiling as the forward: dq = scale * sum over visible blocks of dS @ K."""
+    """Same tiling as the forward: dq = scale * sum over visible keys of dS @ K."""
     t0 = tl.program_id(0) * BQ
     bh = tl.program_id(1)
     b = bh // H
@@ -221,16 +244,16 @@ def compressed_bwd_dq_kernel(
     delta = tl.load(delta_ptr + rows, mask=row_ok, other=0.0)
     qk_scale = scale * LOG2E
 
-    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NC, L, STRIDE)
-    kv_row0 = (b * NC).to(tl.int64) * H + h
+    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T - 1), NK, L, STRIDE)
+    kv_row0 = (b * NK).to(tl.int64) * H + h
     dq = tl.zeros([BQ * GP, BD], tl.float32)
-    for n0 in range(0, n_vis, BN):
+    for n0 in range(_first_visible(t0, W, L, STRIDE) // BN * BN, n_vis, BN):
         cols = n0 + tl.arange(0, BN)
         kv_rows = kv_row0 + cols.to(tl.int64) * H
         k = load_rows(k_ptr, kv_rows, cols < n_vis, offs_d, D)
         v = load_rows(v_ptr, kv_rows, cols < n_vis, offs_dv, DV)
         s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis) & row_ok[:, None]
+        visible = _visible(cols, tok, L, STRIDE, W) & (cols[None, :] < n_vis) & row_ok[:, None]
         p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
         dp = dot(do, tl.trans(v), IEEE)  # [BM, BN]
         ds = p * (dp - delta[:, None])
@@ -239,20 +262,21 @@ def compressed_bwd_dq_kernel(
 
 
 @triton.jit
-def compressed_bwd_dkdv_kernel(
+def attention_bwd_dkdv_kernel(
     q_ptr,  # [B, T, HQ, D]
-    k_ptr,  # [B, NC, H, D]
-    v_ptr,  # [B, NC, H, DV]
+    k_ptr,  # [B, NK, H, D]
+    v_ptr,  # [B, NK, H, DV]
     do_ptr,  # [B, T, HQ, DV]
     lse_ptr,  # [B, T, HQ] fp32
     delta_ptr,  # [B, T, HQ] fp32
-    dk_ptr,  # [B, NC, H, D]
-    dv_ptr,  # [B, NC, H, DV]
+    dk_ptr,  # [B, NK, H, D]
+    dv_ptr,  # [B, NK, H, DV]
     scale,
     T,
-    NC,
+    NK,
     L,
     STRIDE,
+    W,
     H: tl.constexpr,
     G: tl.constexpr,
     D: tl.constexpr,
@@ -264,8 +288,8 @@ def compressed_bwd_dkdv_kernel(
     BDV: tl.constexpr,
     IEEE: tl.constexpr,
 ):
-    """One program = BN compressed blocks of one (batch, KV head); it owns their dk/dv (no atomics) and walks
-    the queries that can see the first of them (t >= n0*STRIDE + L - 1) to the end, BQ at a time."""
+    """One program = BN keys of one (batch, KV head); it owns their dk/dv (no atomics) and walks the queries
+    that can see any of them, BQ at a time."""
     n0 = tl.program_id(0) * BN
     bh = tl.program_id(1)
     b = bh // H
@@ -273,23 +297,24 @@ def compressed_bwd_dkdv_kernel(
     offs_d = tl.arange(0, BD)
     offs_dv = tl.arange(0, BDV)
     cols = n0 + tl.arange(0, BN)
-    in_range = cols < NC
-    kv_rows = (b * NC).to(tl.int64) * H + h + cols.to(tl.int64) * H
+    in_range = cols < NK
+    kv_rows = (b * NK).to(tl.int64) * H + h + cols.to(tl.int64) * H
     k = load_rows(k_ptr, kv_rows, in_range, offs_d, D)  # [BN, BD]
     v = load_rows(v_ptr, kv_rows, in_range, offs_dv, DV)
     qk_scale = scale * LOG2E
 
     dk = tl.zeros([BN, BD], tl.float32)
     dv = tl.zeros([BN, BDV], tl.float32)
-    t_first = (n0 * STRIDE + L - 1) // BQ * BQ
-    for t0 in range(t_first, T, BQ):
+    t_first = (n0 * STRIDE + L - 1) // BQ * BQ  # the first query that sees the tile's first key
+    t_end = tl.minimum(T, (n0 + BN - 1) * STRIDE + L - 1 + W)  # past the last that sees its last key
+    for t0 in range(t_first, t_end, BQ):
         rows, tok, row_ok = _query_rows(b, t0, T, T, h, H, G, GP, BQ)
         q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
         do = load_rows(do_ptr, rows, row_ok, offs_dv, DV)
         lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E
         delta = tl.load(delta_ptr + rows, mask=row_ok, other=0.0)
         s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & in_range[None, :] & row_ok[:, None]
+        visible = _visible(cols, tok, L, STRIDE, W) & in_range[None, :] & row_ok[:, None]
         p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
         dv += dot(tl.trans(p).to(do.dtype), do, IEEE)  # [BN, BDV]
         dp = dot(do, tl.trans(v), IEEE)

@@ -1,0 +1,119 @@
+"""Attention over keys with a position rule on Triton, shared by the compressed and sliding-window branches:
+input checks, compile-time arguments, launches, and the autograd Function.
+
+Key i sits at position i*d + l - 1 and a query at t sees it iff t - w < i*d + l - 1 <= t (compressed blocks:
+l, d the block length and stride, w = NO_WINDOW; sliding window: l = d = 1, w the window). The kernels live in
+``_attention_kernels.py`` and are imported on first use only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from nsa_train.nsa._common import check_qkv, default_scale
+from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
+
+KERNELS = "_attention_kernels"
+NO_WINDOW = 1 << 30  # as _attention_kernels.NO_WINDOW (not imported: that would import triton)
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_MAX_HEAD_DIM = 256
+BQ = 16  # queries per program (x G heads = rows of a tile)
+BN = 64  # keys per key tile
+MAX_ROWS = 256  # BQ * GP above this would not fit a program's registers: GQA ratios up to 16
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None = None) -> dict[str, int | bool]:
+    """The kernels' compile-time arguments; the attention kernels' value width and key tile only with v."""
+    H, D = k.shape[2], q.shape[3]
+    G = q.shape[2] // H
+    out: dict[str, int | bool] = {
+        "H": H,
+        "G": G,
+        "D": D,
+        "GP": next_pow2(G),
+        "BQ": BQ,
+        "BD": max(16, next_pow2(D)),
+        "IEEE": q.dtype == torch.float32,
+    }
+    if v is not None:
+        out.update(DV=v.shape[3], BN=BN, BDV=max(16, next_pow2(v.shape[3])))
+    return out
+
+
+def on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    # Triton launches on the current CUDA device; make it the tensors' one.
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def grid(n: int, per: int, B: int, H: int) -> tuple[int, int]:
+    return (-(-n // per), B * H)
+
+
+def prepare(
+    what: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Checked, contiguous q/k/v (fp32 in the interpreter) and the scale; TritonUnavailableError (the caller
+    counts a fallback) when the kernels cannot run here or for this GQA ratio, ValueError for bad inputs."""
+    ok, reason = triton_available(q.device)
+    if not ok:
+        raise TritonUnavailableError(f"the {what} kernels cannot run: {reason}")
+    check_qkv(q, k, v, same_length=False)
+    if max(q.shape[-1], v.shape[-1]) > _MAX_HEAD_DIM:
+        raise ValueError(f"head dim must be <= {_MAX_HEAD_DIM}; got D={q.shape[-1]}, Dv={v.shape[-1]}")
+    if q.dtype not in _DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if len({q.device, k.device, v.device}) != 1:
+        raise ValueError("q, k and v must be on one device")
+    if BQ * next_pow2(q.shape[2] // k.shape[2]) > MAX_ROWS:
+        raise TritonUnavailableError(f"GQA ratio {q.shape[2] // k.shape[2]} is above the kernels' 16")
+    scale = default_scale(scale, q.shape[-1])
+    if kernel_mode() == "interpreter" and q.dtype != torch.float32:
+        # The interpreter's low-precision tl.dot is wrong; compute in fp32 and cast back.
+        q, k, v = q.float(), k.float(), v.float()
+    return q.contiguous(), k.contiguous(), v.contiguous(), scale
+
+
+class AttentionFn(torch.autograd.Function):
+    """(o [B, T, HQ, Dv], lse [B, T, HQ] fp32) of q [B, T, HQ, D] over k/v [B, NK, H, D|Dv] under the position
+    rule (l, d, w); lse is not differentiable. Saves q, k, v, o, lse; backward: delta = rowsum(do·o), then the
+    dq kernel and the dk/dv kernel (deterministic: no atomics)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, l, d, w, scale):  # type: ignore[override]
+        kernels = load_kernels(KERNELS)
+        B, T, HQ, _ = q.shape
+        NK, H = k.shape[1], k.shape[2]
+        o = q.new_empty(B, T, HQ, v.shape[3])
+        lse = torch.empty(B, T, HQ, dtype=torch.float32, device=q.device)
+        with on_device(q):
+            kernels.attention_fwd_kernel[grid(T, BQ, B, H)](q, k, v, o, lse, scale, T, NK, l, d, w, **meta(q, k, v))
+        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.kernels, ctx.args = kernels, (l, d, w, scale)
+        ctx.mark_non_differentiable(lse)
+        return o, lse
+
+    @staticmethod
+    def backward(ctx, do, _):  # type: ignore[override]
+        q, k, v, o, lse = ctx.saved_tensors
+        l, d, w, scale = ctx.args
+        B, T = q.shape[:2]
+        NK, H = k.shape[1], k.shape[2]
+        do = do.contiguous()
+        delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        m = meta(q, k, v)
+        with on_device(q):
+            ctx.kernels.attention_bwd_dq_kernel[grid(T, BQ, B, H)](
+                q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m
+            )
+            if NK:
+                ctx.kernels.attention_bwd_dkdv_kernel[grid(NK, BN, B, H)](
+                    q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, **m
+                )
+        return dq, dk, dv, None, None, None, None
