@@ -93,9 +93,12 @@ def layer_forward_backward(state, dims, nsa_kwargs, x, w):
     return y.detach(), x.grad, grads, layer.impl_name, counts
 
 
-def compressed_forward_backward(q, k_cmp, v_cmp, block_length, stride, scale, do):
-    """-> (o, p, dq, dk, dv) from compressed_attention_triton (o's gradients only)."""
-    from nsa_train.nsa.triton import compressed_attention_triton
+def compressed_forward_backward(q, k_cmp, v_cmp, block_length, stride, scale, do, split=None):
+    """-> (o, p, dq, dk, dv) from compressed_attention_triton (o's gradients only); split: the dk/dv kernel's
+    query chunks (default: the wrapper's choice, 1 on CPU)."""
+    from nsa_train.nsa.triton import _attention, compressed_attention_triton
+
+    _attention.SPLIT_OVERRIDE = split
 
     q, k_cmp, v_cmp = (x.detach().requires_grad_() for x in (q, k_cmp, v_cmp))
     o, p = compressed_attention_triton(q, k_cmp, v_cmp, block_length, stride, scale)
@@ -129,9 +132,10 @@ _INDEX_PTRS = {"idx_ptr", "rev_offsets_ptr", "rev_tokens_ptr"}
 _FP32_PTRS = {"lse_ptr", "delta_ptr", "sc_ptr"}
 
 
-def _signature(fn, data_type: str, consts: dict) -> dict[str, str]:
+def _signature(fn, data_type: str, consts: dict, pointers: dict | None = None) -> dict[str, str]:
     """Triton's signature of a kernel's parameters, by this package's naming: *_ptr are pointers (int32 for index
-    lists, fp32 for log-sum-exps, deltas and scores, else the data type), scale is fp32, other runtime ints i32."""
+    lists, fp32 for log-sum-exps, deltas and scores, else the data type, unless ``pointers`` says otherwise),
+    scale is fp32, other runtime ints i32."""
     sig = {}
     for param in fn.params:
         name = param.name
@@ -141,6 +145,7 @@ def _signature(fn, data_type: str, consts: dict) -> dict[str, str]:
             sig[name] = "constexpr"
         elif name.endswith("_ptr"):
             sig[name] = "*i32" if name in _INDEX_PTRS else "*fp32" if name in _FP32_PTRS else data_type
+            sig[name] = (pointers or {}).get(name, sig[name])
         else:
             sig[name] = "fp32" if name == "scale" else "i32"
     return sig
@@ -180,11 +185,16 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
             (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v)),
             (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4}),
         ]
+        # the dk/dv kernel also writes fp32 slices (its queries split into chunks)
+        launches.append(
+            (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v), {"dk_ptr": "*fp32", "dv_ptr": "*fp32"})
+        )
         data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
-        for fn, consts in launches:
-            key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}"
+        for fn, consts, *pointers in launches:
+            key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}{' fp32 slices' if pointers else ''}"
+            sig = _signature(fn, data_type, consts, *pointers)
             try:
-                compile(ASTSource(fn=fn, signature=_signature(fn, data_type, consts), constexprs=consts), target=target)
+                compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=target)
                 results[key] = "ok"
             except Exception as exc:
                 lines = str(exc).strip().splitlines() or [""]
@@ -192,9 +202,11 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
     return results
 
 
-def window_forward_backward(q, k, v, window_size, scale, do):
-    """-> (o, dq, dk, dv) from sliding_window_attention_triton."""
-    from nsa_train.nsa.triton import sliding_window_attention_triton
+def window_forward_backward(q, k, v, window_size, scale, do, split=None):
+    """-> (o, dq, dk, dv) from sliding_window_attention_triton; split as in compressed_forward_backward."""
+    from nsa_train.nsa.triton import _attention, sliding_window_attention_triton
+
+    _attention.SPLIT_OVERRIDE = split
 
     q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
     o = sliding_window_attention_triton(q, k, v, window_size, scale)

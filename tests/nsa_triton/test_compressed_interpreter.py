@@ -41,21 +41,23 @@ def _reference(q, k, v, l, d, do):
 
 
 @pytest.mark.parametrize(
-    ("B", "T", "HQ", "H", "D", "DV", "l", "d"),
+    ("B", "T", "HQ", "H", "D", "DV", "l", "d", "split"),
     [
-        pytest.param(1, 64, 1, 1, 16, 16, 8, 4, id="gqa1"),
-        pytest.param(2, 150, 4, 2, 16, 16, 8, 4, id="gqa2-T150-batch2"),
-        pytest.param(1, 77, 8, 2, 32, 16, 16, 8, id="gqa4-T77-Dv16"),
-        pytest.param(1, 90, 16, 1, 16, 16, 4, 4, id="gqa16-l=d"),
-        pytest.param(1, 100, 4, 1, 24, 24, 32, 16, id="D24-first-31-see-nothing"),
-        pytest.param(1, 256, 2, 1, 16, 16, 4, 2, id="127-blocks-two-key-tiles"),
-        pytest.param(1, 20, 2, 1, 16, 16, 32, 16, id="no-block-at-all"),
+        pytest.param(1, 64, 1, 1, 16, 16, 8, 4, 1, id="gqa1"),
+        pytest.param(2, 150, 4, 2, 16, 16, 8, 4, 1, id="gqa2-T150-batch2"),
+        pytest.param(1, 77, 8, 2, 32, 16, 16, 8, 1, id="gqa4-T77-Dv16"),
+        pytest.param(1, 90, 16, 1, 16, 16, 4, 4, 1, id="gqa16-l=d"),
+        pytest.param(1, 100, 4, 1, 24, 24, 32, 16, 1, id="D24-first-31-see-nothing"),
+        pytest.param(1, 256, 2, 1, 16, 16, 4, 2, 1, id="127-blocks-two-key-tiles"),
+        pytest.param(1, 20, 2, 1, 16, 16, 32, 16, 1, id="no-block-at-all"),
+        pytest.param(1, 256, 2, 1, 16, 16, 4, 2, 3, id="dkdv-in-3-query-chunks"),
+        pytest.param(2, 150, 4, 2, 16, 16, 8, 4, 16, id="dkdv-in-more-chunks-than-query-tiles"),
     ],
 )
-def test_attention_matches_reference(interpreter, B, T, HQ, H, D, DV, l, d):
+def test_attention_matches_reference(interpreter, B, T, HQ, H, D, DV, l, d, split):
     q, k, v = _inputs(B, T, HQ, H, D, DV, l, d, seed=T)
     do = torch.randn(B, T, HQ, DV, generator=torch.Generator().manual_seed(1))
-    got = _run(interpreter, worker.compressed_forward_backward, q, k, v, l, d, None, do)
+    got = _run(interpreter, worker.compressed_forward_backward, q, k, v, l, d, None, do, split)
     want = _reference(q, k, v, l, d, do)
     o = got[0]
     assert o.shape == (B, T, HQ, DV) and o.dtype == torch.float32 and torch.isfinite(o).all()
@@ -68,7 +70,7 @@ def test_attention_matches_reference(interpreter, B, T, HQ, H, D, DV, l, d):
 def test_bf16_inputs_return_bf16(interpreter):
     q, k, v = _inputs(1, 64, 4, 2, 16, 16, 8, 4, seed=3, dtype=torch.bfloat16)
     do = torch.randn(1, 64, 4, 16, generator=torch.Generator().manual_seed(2)).bfloat16()
-    got = _run(interpreter, worker.compressed_forward_backward, q, k, v, 8, 4, None, do)
+    got = _run(interpreter, worker.compressed_forward_backward, q, k, v, 8, 4, None, do, 2)
     assert all(x.dtype == torch.bfloat16 for x in got)
     want = _reference(q, k, v, 8, 4, do)
     for g, w in zip(got, want, strict=True):

@@ -19,20 +19,21 @@ def _reference(q, k, v, w, scale, do):
 
 
 @pytest.mark.parametrize(
-    ("B", "T", "HQ", "H", "D", "DV", "w"),
+    ("B", "T", "HQ", "H", "D", "DV", "w", "split"),
     [
-        pytest.param(1, 64, 1, 1, 16, 16, 1, id="gqa1-w1-itself-only"),
-        pytest.param(2, 150, 4, 2, 16, 16, 5, id="gqa2-batch2-w5"),
-        pytest.param(1, 256, 8, 2, 32, 16, 100, id="gqa4-w100-across-key-tiles"),
-        pytest.param(1, 90, 16, 1, 16, 16, 64, id="gqa16-w64"),
-        pytest.param(1, 77, 4, 1, 24, 24, 77, id="w=T-dense-causal"),
-        pytest.param(1, 40, 2, 2, 16, 16, 1000, id="w>T"),
+        pytest.param(1, 64, 1, 1, 16, 16, 1, 1, id="gqa1-w1-itself-only"),
+        pytest.param(2, 150, 4, 2, 16, 16, 5, 1, id="gqa2-batch2-w5"),
+        pytest.param(1, 256, 8, 2, 32, 16, 100, 1, id="gqa4-w100-across-key-tiles"),
+        pytest.param(1, 90, 16, 1, 16, 16, 64, 1, id="gqa16-w64"),
+        pytest.param(1, 77, 4, 1, 24, 24, 77, 1, id="w=T-dense-causal"),
+        pytest.param(1, 40, 2, 2, 16, 16, 1000, 1, id="w>T"),
+        pytest.param(1, 256, 4, 2, 16, 16, 100, 4, id="dkdv-in-4-query-chunks"),
     ],
 )
-def test_matches_reference(interpreter, B, T, HQ, H, D, DV, w):
+def test_matches_reference(interpreter, B, T, HQ, H, D, DV, w, split):
     q, k, v = make_qkv(B, T, HQ, H, D, DV, seed=T + w)
     do = torch.randn(B, T, HQ, DV, generator=torch.Generator().manual_seed(1))
-    got = interpreter.submit(worker.window_forward_backward, q, k, v, w, None, do).result(timeout=300)
+    got = interpreter.submit(worker.window_forward_backward, q, k, v, w, None, do, split).result(timeout=300)
     want = _reference(q, k, v, w, None, do)
     for name, g, r in zip(("o", "dq", "dk", "dv"), got, want, strict=True):
         torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")

@@ -22,6 +22,9 @@ _MAX_HEAD_DIM = 256
 BQ = 16  # queries per program (x G heads = rows of a tile)
 BN = 64  # keys per key tile
 MAX_ROWS = 256  # BQ * GP above this would not fit a program's registers: GQA ratios up to 16
+MAX_SPLIT = 16  # query chunks of the dk/dv kernel at most
+MIN_CHUNK_TILES = 8  # query tiles per chunk at least
+SPLIT_OVERRIDE: int | None = None  # tests: force the number of query chunks (the interpreter has no SM count)
 
 
 def next_pow2(n: int) -> int:
@@ -79,6 +82,18 @@ def prepare(
     return q.contiguous(), k.contiguous(), v.contiguous(), scale
 
 
+def dkdv_split(programs: int, T: int, device: torch.device) -> int:
+    """Query chunks for the dk/dv kernel: 1 when its (key tile, batch x KV head) programs already fill the GPU
+    four times over (the window: each walks ~w queries); else enough chunks to, each of MIN_CHUNK_TILES query
+    tiles at least (the compressed branch: few key tiles, each walking nearly all T queries)."""
+    if SPLIT_OVERRIDE is not None:
+        return SPLIT_OVERRIDE
+    if device.type != "cuda":
+        return 1
+    target = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(-(-target // max(programs, 1)), -(-T // BQ) // MIN_CHUNK_TILES, MAX_SPLIT))
+
+
 class AttentionFn(torch.autograd.Function):
     """(o [B, T, HQ, Dv], lse [B, T, HQ] fp32) of q [B, T, HQ, D] over k/v [B, NK, H, D|Dv] under the position
     rule (l, d, w); lse is not differentiable. Saves q, k, v, o, lse; backward: delta = rowsum(do·o), then the
@@ -106,14 +121,22 @@ class AttentionFn(torch.autograd.Function):
         NK, H = k.shape[1], k.shape[2]
         do = do.contiguous()
         delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
-        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        dq = torch.empty_like(q)
         m = meta(q, k, v)
+        key_tiles = grid(NK, BN, B, H)
+        split = dkdv_split(key_tiles[0] * key_tiles[1], T, q.device)
+        t_chunk = -(-T // (split * BQ)) * BQ  # a multiple of BQ
+        # one fp32 slice per chunk, summed below in a fixed order: deterministic, unlike atomics
+        dk = torch.empty_like(k) if split == 1 else k.new_empty(split, *k.shape, dtype=torch.float32)
+        dv = torch.empty_like(v) if split == 1 else v.new_empty(split, *v.shape, dtype=torch.float32)
         with on_device(q):
             ctx.kernels.attention_bwd_dq_kernel[grid(T, BQ, B, H)](
                 q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m
             )
             if NK:
-                ctx.kernels.attention_bwd_dkdv_kernel[grid(NK, BN, B, H)](
-                    q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, **m
+                ctx.kernels.attention_bwd_dkdv_kernel[(*key_tiles, split)](
+                    q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, t_chunk, **m
                 )
+        if split > 1:
+            dk, dv = dk.sum(0).to(k.dtype), dv.sum(0).to(v.dtype)
         return dq, dk, dv, None, None, None, None

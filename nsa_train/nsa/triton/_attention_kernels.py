@@ -269,14 +269,15 @@ def attention_bwd_dkdv_kernel(
     do_ptr,  # [B, T, HQ, DV]
     lse_ptr,  # [B, T, HQ] fp32
     delta_ptr,  # [B, T, HQ] fp32
-    dk_ptr,  # [B, NK, H, D]
-    dv_ptr,  # [B, NK, H, DV]
+    dk_ptr,  # [SPLIT, B, NK, H, D]: one slice per query chunk (SPLIT = 1: dk itself)
+    dv_ptr,  # [SPLIT, B, NK, H, DV]
     scale,
     T,
     NK,
     L,
     STRIDE,
     W,
+    T_CHUNK,  # queries per chunk (a multiple of BQ): program (., ., c) takes queries [c*T_CHUNK, (c+1)*T_CHUNK)
     H: tl.constexpr,
     G: tl.constexpr,
     D: tl.constexpr,
@@ -288,10 +289,13 @@ def attention_bwd_dkdv_kernel(
     BDV: tl.constexpr,
     IEEE: tl.constexpr,
 ):
-    """One program = BN keys of one (batch, KV head); it owns their dk/dv (no atomics) and walks the queries
-    that can see any of them, BQ at a time."""
+    """One program = BN keys of one (batch, KV head) and one chunk of the queries; it owns those keys' dk/dv
+    slice for the chunk (no atomics: the wrapper sums the slices in a fixed order) and walks the chunk's
+    queries that can see any of the keys, BQ at a time. Chunks give a long query walk (the compressed branch's
+    first blocks are seen by every later query) to many programs."""
     n0 = tl.program_id(0) * BN
     bh = tl.program_id(1)
+    chunk = tl.program_id(2)
     b = bh // H
     h = bh % H
     offs_d = tl.arange(0, BD)
@@ -307,7 +311,8 @@ def attention_bwd_dkdv_kernel(
     dv = tl.zeros([BN, BDV], tl.float32)
     t_first = (n0 * STRIDE + L - 1) // BQ * BQ  # the first query that sees the tile's first key
     t_end = tl.minimum(T, (n0 + BN - 1) * STRIDE + L - 1 + W)  # past the last that sees its last key
-    for t0 in range(t_first, t_end, BQ):
+    t_lo = chunk * T_CHUNK
+    for t0 in range(tl.maximum(t_first, t_lo), tl.minimum(t_end, t_lo + T_CHUNK), BQ):
         rows, tok, row_ok = _query_rows(b, t0, T, T, h, H, G, GP, BQ)
         q = load_rows(q_ptr, rows, row_ok, offs_d, D)  # [BM, BD]
         do = load_rows(do_ptr, rows, row_ok, offs_dv, DV)
@@ -320,5 +325,6 @@ def attention_bwd_dkdv_kernel(
         dp = dot(do, tl.trans(v), IEEE)
         ds = p * (dp - delta[:, None])
         dk += dot(tl.trans(ds).to(q.dtype), q, IEEE)  # [BN, BD]
-    store_rows(dk_ptr, kv_rows, in_range, offs_d, D, dk * scale)
-    store_rows(dv_ptr, kv_rows, in_range, offs_dv, DV, dv)
+    part = chunk.to(tl.int64) * tl.num_programs(1) * NK  # rows before this chunk's slice: B * H * NK a slice
+    store_rows(dk_ptr, part + kv_rows, in_range, offs_d, D, dk * scale)
+    store_rows(dv_ptr, part + kv_rows, in_range, offs_dv, DV, dv)
