@@ -14,7 +14,7 @@ attention with the same heads. Without a CUDA device (or without triton) it exit
 paper's NSA settings, dim 512, 8 query / 2 KV heads of 64) under bf16 autocast, the NSA layer with impl
 'auto' (the Triton selection kernel, the PyTorch window and compressed branches, projections, gates)
 against the dense twin (projections, RoPE, SDPA/FlashAttention); ``--nsa-impl triton`` runs the compressed and window
-branches on their Triton kernels too. The table's header names the NSA layer's impl and selection path and counts
+branches on their Triton kernels too. The table's header names the NSA layer's impl and path(s) and counts
 the fallbacks seen. ``--layer --device cpu`` runs the same code in fp32 with wall-clock
 timing and no memory column: a smoke run for the tests, not a measurement.
 """
@@ -172,7 +172,7 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
 
 
 def bench_layer(T: int, args: argparse.Namespace) -> tuple[dict[str, float], str]:
-    """One length of --layer: (the row, the NSA layer's path)."""
+    """One length of --layer: (the row, the NSA layer's path, per branch where they differ)."""
     from nsa_train.config import NSAConfig
     from nsa_train.nsa import NSAAttention
 
@@ -215,7 +215,7 @@ def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: st
     )
     nsa = " ".join(f"{k}={v}" for k, v in PAPER_NSA.items())
     head = (
-        f"Attention layers, NSA (nsa.impl {args.nsa_impl}, selection path: {path}; fallbacks during the run: "
+        f"Attention layers, NSA (nsa.impl {args.nsa_impl}, path: {path}; fallbacks during the run: "
         f"{fell_back}) vs dense SDPA, batch "
         f"{args.batch}, dim {DIM}, {N_HEADS} query / {N_KV_HEADS} KV heads of {HEAD_DIM}, NSA {nsa}; {where}, "
         f"torch {torch.__version__}\n\n"

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r0['threads']} threads | median of {args.steps} steps"
     )
     print()
-    print("| attention | nsa.impl | selection path | tokens/s | step ms |")
+    print("| attention | nsa.impl | path | tokens/s | step ms |")
     print("|---|---|---|---:|---:|")
     for r in results:
         print(f"| {r['attention']} | {r['nsa_impl']} | {r['impl']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} |")

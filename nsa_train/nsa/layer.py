@@ -13,6 +13,13 @@ from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
 
+# the dispatch op behind each branch, for the path it takes
+BRANCH_OPS = {
+    "cmp": "compressed_attention_and_selection",
+    "sel": "selection_attention",
+    "win": "sliding_window_attention",
+}
+
 
 class CompressionMLP(nn.Module):
     """φ: l consecutive keys (or values) taken with stride d, plus a learned intra-block position encoding,
@@ -52,7 +59,7 @@ class NSAAttention(nn.Module):
     After a forward, ``last_gates`` holds the detached gates [B, T, HQ, 3] in the order (cmp, sel, win).
     ``cfg.impl`` picks the ops: 'reference' (slow oracle), 'fast' (chunked PyTorch), 'triton' (the kernels of all
     three branches on CUDA), 'auto' (on CUDA the kernels of dispatch.AUTO_TRITON_OPS, fast on CPU).
-    ``impl_name`` says which one the selected branch runs on the current device.
+    ``impl_name`` / ``branch_impls`` say which path each branch runs on the current device.
     """
 
     def __init__(
@@ -95,8 +102,19 @@ class NSAAttention(nn.Module):
         return torch.sigmoid(functional_call(self.gate, dict(zip(names, params, strict=True)), (x,)))
 
     @property
+    def branch_impls(self) -> dict[str, str]:
+        """The path each branch runs on the layer's current device: {'cmp': ..., 'sel': ..., 'win': ...}."""
+        device, impl = self.wq.weight.device, self.cfg.impl
+        return {branch: dispatch.resolve_impl(impl, device, op) for branch, op in BRANCH_OPS.items()}
+
+    @property
     def impl_name(self) -> str:
-        return dispatch.resolve_impl(self.cfg.impl, self.wq.weight.device)
+        """One path name when every branch runs it ('fast', 'triton', 'reference'), else each branch's: e.g.
+        'cmp=fast sel=triton win=fast' (auto on CUDA). What run.json records as attention_impl."""
+        paths = self.branch_impls
+        if len(set(paths.values())) == 1:
+            return paths["sel"]
+        return " ".join(f"{branch}={path}" for branch, path in paths.items())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

@@ -63,7 +63,7 @@ def test_layer_smoke_run_on_cpu_prints_one_row_per_length():
     assert proc.returncode == 0, proc.stderr
     head, *rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert "NSA fwd+bwd ms" in head
-    assert "nsa.impl auto, selection path: fast; fallbacks during the run: 0" in proc.stdout
+    assert "nsa.impl auto, path: fast; fallbacks during the run: 0" in proc.stdout
     assert [row.split("|")[1].strip() for row in rows] == ["300", "700"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[2:-1]]
@@ -80,7 +80,7 @@ def test_layer_smoke_run_counts_the_fallbacks_of_triton_without_a_gpu():
         capture_output=True, text=True, timeout=180, env={**os.environ, "TRITON_INTERPRET": "0"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    fell_back = re.search(r"nsa.impl triton, selection path: fast; fallbacks during the run: (\d+)\)", proc.stdout)
+    fell_back = re.search(r"nsa.impl triton, path: fast; fallbacks during the run: (\d+)\)", proc.stdout)
     assert fell_back and int(fell_back.group(1)) > 0, proc.stdout
 
 
