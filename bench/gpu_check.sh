@@ -4,16 +4,18 @@
 #   OUT=gpu-results bash bench/gpu_check.sh         # default OUT: bench/out/gpu_check
 #   bash bench/gpu_check.sh trainer-125m attention-layers   # only these parts (names below, in summary.txt)
 #
-# Parts, each under its own time limit so that the whole stays under 10 minutes, each writing one file:
+# Parts, each under its own time limit so that the whole stays under 10 minutes, each writing one file (8 files
+# in all with summary.txt: what a lent machine gives back at most):
 #   env.txt              GPU, driver, Python, torch, triton
 #   pytest_gpu.log       the GPU tests: the Triton kernels of all three branches against the reference
 #                        (fp32 and bf16, outputs and gradients, the block choice), determinism, auto dispatch
 #                        without fallback, the NSA layer on CUDA (impl auto and triton) against the reference layer
-#   attention_triton.md  bench/attention_triton.py: the selection kernels against causal SDPA/FlashAttention,
-#                        8k-64k tokens, bf16
-#   attention_layers.md  the same with --layer: the whole NSA layer against its dense twin: nsa.impl triton (all
-#                        three branches on Triton) and auto (Triton selection only), with TF32 fp32 matmuls
-#                        (the trainer's default); auto again with full fp32 ones
+#   ops.md               bench/triton_vs_fast.py: each branch's Triton kernels against the fast path, 8k-64k
+#                        tokens (what decides dispatch.AUTO_TRITON_OPS); then bench/attention_triton.py: the
+#                        selection kernels against causal SDPA/FlashAttention, 8k-64k tokens, bf16
+#   attention_layers.md  bench/attention_triton.py --layer: the whole NSA layer against its dense twin, nsa.impl
+#                        triton (all three branches on Triton) and auto (Triton selection only) with TF32 fp32
+#                        matmuls (the trainer's default); auto again with full fp32 ones
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA (nsa.impl auto and triton) and
 #                        dense, on the bundled corpus instead of FineWeb-Edu (no network needed)
 #   trainer_125m.md      `nsa check` of that config and corpus (versions, GPU memory estimate, the NSA self-test
@@ -124,28 +126,34 @@ EOF
 export -f trainer_run
 export PY  # timeout runs trainer_run in a new bash
 
-# In order of what the lease must not miss: the kernels' correctness, the paper's comparison, tokens/s.
-part gpu-tests 130 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
-    tests/trainer/test_gpu_memory.py
-part attention-triton 40 attention_triton.md "$PY" bench/attention_triton.py
-if why=$("$PY" -c "import datasets" 2>&1); then
-    part train-125m 110 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
-        --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
-    part trainer-125m 110 trainer_125m.md bash -c trainer_run
-else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
-    echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
-        "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
-        | tee "$OUT/train_125m.md"
-    record train-125m 1 0 train_125m.md
-fi
 layers_both() {  # the layer table, both impls with the trainer's TF32 matmuls, then auto with full fp32 ones
     "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 --nsa-impl triton && echo &&
         "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 && echo &&
         "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 --fp32-matmul highest
 }
 export -f layers_both
-part attention-layers 120 attention_layers.md bash -c layers_both
-part layer-profile 70 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --nsa-impl triton --no-sweep
+ops() {  # each branch's kernels against the fast path, then the selection kernels against SDPA
+    "$PY" bench/triton_vs_fast.py && echo && "$PY" bench/attention_triton.py
+}
+export -f ops
+
+# In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
+# paper's comparison, tokens/s.
+part gpu-tests 130 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+    tests/trainer/test_gpu_memory.py
+part ops 90 ops.md bash -c ops
+part attention-layers 100 attention_layers.md bash -c layers_both
+if why=$("$PY" -c "import datasets" 2>&1); then
+    part train-125m 120 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+        --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
+    part trainer-125m 100 trainer_125m.md bash -c trainer_run
+else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
+    echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
+        "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
+        | tee "$OUT/train_125m.md"
+    record train-125m 1 0 train_125m.md
+fi
+part layer-profile 40 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --nsa-impl triton --no-sweep
 
 echo "== summary"
 cat "$OUT/summary.txt"

@@ -18,6 +18,7 @@ NEEDS_PROJECT = [
     "layer_profile",
     "remote_tail_cost",
     "train_throughput",
+    "triton_vs_fast",
     "watch_fixture",
     "watch_live",
 ]
