@@ -4,7 +4,7 @@
 is the designed path, not a fallback). 'triton' asks for the kernels of every op: selection, the compressed
 branch and the sliding window. When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
 but cannot run (kernels missing, import error, launch error), the fast path runs and
-``fallbacks.count('<op>.triton->fast', reason)`` records it.
+``fallbacks.count('<branch>.triton->fast', reason)`` records it (branch: selection, compressed, window).
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ import torch
 from nsa_train.nsa import fallbacks, fast, reference
 
 IMPLS = ("auto", "reference", "fast", "triton")
+# the name each op's fallbacks are counted under (telemetry `fallbacks`: '<name>.triton->fast')
+FALLBACK_NAMES = {
+    "selection_attention": "selection",
+    "compressed_attention": "compressed",
+    "compressed_attention_and_selection": "compressed",
+    "sliding_window_attention": "window",
+}
 # Ops whose Triton kernels 'auto' runs on CUDA: those measured faster than the fast path on a GPU (README, "On
 # a GPU"). The compressed and window branches' kernels are correct in the Triton interpreter and compile for
 # sm_80/sm_90, but have not been timed on a GPU yet, so they run only when asked for by name.
@@ -98,7 +105,7 @@ def _dispatch(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callabl
     requested = _default_impl if impl is None else impl
     # for the ops outside AUTO_TRITON_OPS 'auto' means fast, and only an explicit 'triton' that cannot run counts
     wanted = requested == "triton" or (requested == "auto" and q.device.type == "cuda" and op in AUTO_TRITON_OPS)
-    name = f"{op.split('_')[0]}.triton->fast"
+    name = f"{FALLBACK_NAMES[op]}.triton->fast"
     if path == "fast":
         if wanted:
             fallbacks.count(name, triton_kernel(op, q.device)[1])
@@ -191,7 +198,7 @@ def _gated_branch(
     q = args[0]
     if resolve_impl(impl, q.device, op) != "triton":
         if (_default_impl if impl is None else impl) == "triton":
-            fallbacks.count(f"{op.split('_')[0]}.triton->fast", triton_kernel(op, q.device)[1])
+            fallbacks.count(f"{FALLBACK_NAMES[op]}.triton->fast", triton_kernel(op, q.device)[1])
         return fast_gated()
     out = _run(op, impl, args)
     o = out[0] if isinstance(out, tuple) else out

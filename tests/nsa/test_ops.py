@@ -280,6 +280,23 @@ def test_triton_on_cpu_falls_back_counted():
     assert fallbacks.snapshot()["selection.triton->fast"] == before + 1
 
 
+def test_window_and_compressed_triton_on_cpu_fall_back_counted_under_their_branch_names():
+    q, k, v = qkv(1, 16, 2, 1, 8)
+    before = fallbacks.snapshot()
+    out = sliding_window_attention(q, k, v, 4, impl="triton")
+    torch.testing.assert_close(out, sliding_window_attention_reference(q, k, v, 4), **TOL)
+    kc, vc = k[:, :7], v[:, :7]  # 7 blocks of 4 with stride 2
+    o, p = compressed_attention(q, kc, vc, 4, 2, impl="triton")
+    want = compressed_attention_reference(q, kc, vc, 4, 2)
+    torch.testing.assert_close(o, want[0], **TOL)
+    torch.testing.assert_close(p, want[1], **TOL)
+    after = fallbacks.snapshot()
+    grew = {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+    assert grew == {"window.triton->fast": 1, "compressed.triton->fast": 1}
+    sliding_window_attention(q, k, v, 4, impl="auto")  # CPU auto = fast by design: not a fallback
+    assert fallbacks.snapshot() == after
+
+
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_layer_compressed_branch_matches_reference(shape, tiles, flash_path):
     """The layer's fused compressed branch (one softmax serving the output and the block choice) against the
