@@ -155,7 +155,7 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
     """Compile every Triton kernel ahead of time for CUDA compute capability ``arch`` (Triton's compiler and
     ptxas run on the CPU: no GPU needed) with the compile-time arguments the wrappers pass for each case
     (dtype, HQ, H, D, DV), into an empty cache (so nothing is taken from an earlier run).
-    -> {"kernel dtype HQ/H D": "ok" or the error's last line}."""
+    -> {"kernel dtype HQ/H D": the shared memory a program needs (bytes), or the error's last line}."""
     import importlib
 
     os.environ["TRITON_CACHE_DIR"] = cache_dir
@@ -184,18 +184,18 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
             (att.attention_bwd_dq_kernel, _attention.meta(q, k, v)),
             (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v)),
             (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4}),
+            # the dk/dv kernel also writes fp32 slices (its queries split into chunks)
+            (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v), {"dk_ptr": "*fp32", "dv_ptr": "*fp32"}),
         ]
-        # the dk/dv kernel also writes fp32 slices (its queries split into chunks)
-        launches.append(
-            (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v), {"dk_ptr": "*fp32", "dv_ptr": "*fp32"})
-        )
         data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
-        for fn, consts, *pointers in launches:
+        for i, (fn, consts, *pointers) in enumerate(launches):
             key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}{' fp32 slices' if pointers else ''}"
             sig = _signature(fn, data_type, consts, *pointers)
+            # the selection kernels launch with Triton's defaults, the others with launch_options
+            opts = _attention.launch_options(torch_dtype, D) if i >= 3 else {}
             try:
-                compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=target)
-                results[key] = "ok"
+                compiled = compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=target, options=opts)
+                results[key] = compiled.metadata.shared
             except Exception as exc:
                 lines = str(exc).strip().splitlines() or [""]
                 results[key] = f"{type(exc).__name__}: {lines[-1]}"

@@ -1,9 +1,12 @@
-"""Every Triton kernel compiles for the GPUs users train on, on this CPU-only machine.
+"""Every Triton kernel compiles for the GPUs users train on, and fits their shared memory, on this CPU-only
+machine.
 
 Triton's compiler (to PTX) and ptxas (to a cubin) run without a GPU, so a kernel that the interpreter runs but
 the compiler rejects (a construct the interpreter allows, a non-constexpr global, a tile shape tl.dot refuses)
-fails here instead of falling back at a user's first step. Each kernel is compiled with the compile-time
-arguments its wrapper passes; the worker has no CUDA device and no TRITON_INTERPRET (compiler mode).
+fails here instead of falling back at a user's first step; and the shared memory a program needs, which Triton
+knows at compile time, is checked against what a program gets (a kernel over the limit fails at launch, which
+the dispatch would count as a fallback). Each kernel is compiled with the compile-time arguments and launch
+options its wrapper passes; the worker has no CUDA device and no TRITON_INTERPRET (compiler mode).
 """
 
 from __future__ import annotations
@@ -16,21 +19,28 @@ pytestmark = pytest.mark.slow
 # selection: forward, dq, dk/dv; compressed and window branches: forward, dq, dk/dv (writing dk/dv or fp32
 # slices of them); importance
 KERNELS = 8
+# shared memory a program may use (bytes): H100/H200, A100, and the Ampere/Ada cards (RTX 3090/4090, A6000, L40)
+SM90, SM80, SM86 = 227 * 1024, 163 * 1024, 99 * 1024
 
 
 @pytest.mark.parametrize(
-    ("arch", "cases"),
+    ("arch", "cases", "limit"),
     [
         # H100/H200: the paper's heads in bf16 (training) and fp32 (the IEEE dot path)
-        pytest.param(90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64)], id="sm90"),
-        # A100: GQA 16 with head dim 128 (the largest row tiles), and no GQA with a narrower value head
-        pytest.param(80, [("bfloat16", 16, 1, 128, 128), ("bfloat16", 4, 4, 64, 32)], id="sm80"),
+        pytest.param(90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64)], SM90, id="sm90"),
+        # 16-bit training fits every Ampere/Ada card: GQA 16 with head dim 128 (the largest row tiles), no GQA
+        # with a narrower value head
+        pytest.param(80, [("bfloat16", 16, 1, 128, 128), ("float16", 4, 4, 64, 32)], SM86, id="sm80-16bit"),
+        # fp32 (tests, or runtime.precision fp32) with the paper's heads fits an A100
+        pytest.param(80, [("float32", 8, 2, 64, 64)], SM80, id="sm80-fp32"),
     ],
 )
-def test_every_kernel_compiles(plain_cpu_worker, tmp_path, arch, cases):
+def test_every_kernel_compiles_and_fits(plain_cpu_worker, tmp_path, arch, cases, limit):
     pytest.importorskip("triton", reason="triton is not installed")
     results = plain_cpu_worker.submit(worker.compile_for_gpu, arch, cases, str(tmp_path)).result(timeout=600)
     assert len(results) == KERNELS * len(cases)
-    failed = {name: why for name, why in results.items() if why != "ok"}
+    failed = {name: why for name, why in results.items() if not isinstance(why, int)}
     assert not failed, failed
+    too_big = {name: shared for name, shared in results.items() if shared > limit}
+    assert not too_big, f"shared memory over {limit} bytes: {too_big}"
     assert any(tmp_path.rglob("*.cubin")), "nothing was compiled into the fresh cache"

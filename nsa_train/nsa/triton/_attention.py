@@ -19,9 +19,10 @@ KERNELS = "_attention_kernels"
 NO_WINDOW = 1 << 30  # as _attention_kernels.NO_WINDOW (not imported: that would import triton)
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_HEAD_DIM = 256
-BQ = 16  # queries per program (x G heads = rows of a tile)
+ROWS = 64  # rows (queries x the group's heads) per tile of the attention kernels
+IMPORTANCE_BQ = 16  # queries per tile of the importance kernel: its group-summed [BQ, BN] tile feeds tl.dot
 BN = 64  # keys per key tile
-MAX_ROWS = 256  # BQ * GP above this would not fit a program's registers: GQA ratios up to 16
+MAX_ROWS = 256  # IMPORTANCE_BQ * GP above this would not fit a program's registers: GQA ratios up to 16
 MAX_SPLIT = 16  # query chunks of the dk/dv kernel at most
 MIN_CHUNK_TILES = 8  # query tiles per chunk at least
 SPLIT_OVERRIDE: int | None = None  # tests: force the number of query chunks (the interpreter has no SM count)
@@ -31,8 +32,16 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def query_tile(G: int) -> int:
+    """Queries per tile of the attention kernels: ROWS rows whatever the GQA ratio (16 queries x 4 heads, 4 x 16,
+    64 x 1). A fixed row count keeps shared memory bounded: with 16 queries of 16 heads of 128 dims, the dk/dv
+    kernel needed 164 KiB, more than an A100 gives a program (compiled for sm_80 in the tests)."""
+    return max(1, ROWS // next_pow2(G))
+
+
 def meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None = None) -> dict[str, int | bool]:
-    """The kernels' compile-time arguments; the attention kernels' value width and key tile only with v."""
+    """The kernels' compile-time arguments: the attention kernels' (with v: value width, key tile, ROWS rows a
+    tile), else the importance kernel's (IMPORTANCE_BQ queries a tile)."""
     H, D = k.shape[2], q.shape[3]
     G = q.shape[2] // H
     out: dict[str, int | bool] = {
@@ -40,13 +49,23 @@ def meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None = None) -> dic
         "G": G,
         "D": D,
         "GP": next_pow2(G),
-        "BQ": BQ,
+        "BQ": IMPORTANCE_BQ if v is None else query_tile(G),
         "BD": max(16, next_pow2(D)),
         "IEEE": q.dtype == torch.float32,
     }
     if v is not None:
         out.update(DV=v.shape[3], BN=BN, BDV=max(16, next_pow2(v.shape[3])))
     return out
+
+
+def launch_options(dtype: torch.dtype, D: int) -> dict[str, int]:
+    """Software-pipelining depth of the attention and importance kernels: Triton's default 3 stages for 16-bit
+    tiles up to 128 dims; fewer where the stages' key/value buffers would not fit a program's shared memory
+    (fp32 tiles take twice the bytes: 3 stages of fp32 [64, 128] tiles needed 213 KiB, over an A100's 163;
+    the compile test checks every kernel against sm_80's and sm_89's limits)."""
+    if dtype == torch.float32:
+        return {"num_stages": 1}
+    return {"num_stages": 3 if D <= 128 else 1}
 
 
 def on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -73,7 +92,7 @@ def prepare(
         raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
     if len({q.device, k.device, v.device}) != 1:
         raise ValueError("q, k and v must be on one device")
-    if BQ * next_pow2(q.shape[2] // k.shape[2]) > MAX_ROWS:
+    if IMPORTANCE_BQ * next_pow2(q.shape[2] // k.shape[2]) > MAX_ROWS:
         raise TritonUnavailableError(f"GQA ratio {q.shape[2] // k.shape[2]} is above the kernels' 16")
     scale = default_scale(scale, q.shape[-1])
     if kernel_mode() == "interpreter" and q.dtype != torch.float32:
@@ -82,7 +101,7 @@ def prepare(
     return q.contiguous(), k.contiguous(), v.contiguous(), scale
 
 
-def dkdv_split(programs: int, T: int, device: torch.device) -> int:
+def dkdv_split(programs: int, T: int, BQ: int, device: torch.device) -> int:
     """Query chunks for the dk/dv kernel: 1 when its (key tile, batch x KV head) programs already fill the GPU
     four times over (the window: each walks ~w queries); else enough chunks to, each of MIN_CHUNK_TILES query
     tiles at least (the compressed branch: few key tiles, each walking nearly all T queries)."""
@@ -106,8 +125,11 @@ class AttentionFn(torch.autograd.Function):
         NK, H = k.shape[1], k.shape[2]
         o = q.new_empty(B, T, HQ, v.shape[3])
         lse = torch.empty(B, T, HQ, dtype=torch.float32, device=q.device)
+        m = meta(q, k, v)
         with on_device(q):
-            kernels.attention_fwd_kernel[grid(T, BQ, B, H)](q, k, v, o, lse, scale, T, NK, l, d, w, **meta(q, k, v))
+            kernels.attention_fwd_kernel[grid(T, m["BQ"], B, H)](
+                q, k, v, o, lse, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
+            )
         ctx.save_for_backward(q, k, v, o, lse)
         ctx.kernels, ctx.args = kernels, (l, d, w, scale)
         ctx.mark_non_differentiable(lse)
@@ -123,19 +145,36 @@ class AttentionFn(torch.autograd.Function):
         delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
         dq = torch.empty_like(q)
         m = meta(q, k, v)
+        BQ = int(m["BQ"])
         key_tiles = grid(NK, BN, B, H)
-        split = dkdv_split(key_tiles[0] * key_tiles[1], T, q.device)
+        split = dkdv_split(key_tiles[0] * key_tiles[1], T, BQ, q.device)
         t_chunk = -(-T // (split * BQ)) * BQ  # a multiple of BQ
         # one fp32 slice per chunk, summed below in a fixed order: deterministic, unlike atomics
         dk = torch.empty_like(k) if split == 1 else k.new_empty(split, *k.shape, dtype=torch.float32)
         dv = torch.empty_like(v) if split == 1 else v.new_empty(split, *v.shape, dtype=torch.float32)
         with on_device(q):
             ctx.kernels.attention_bwd_dq_kernel[grid(T, BQ, B, H)](
-                q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m
+                q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
             )
             if NK:
                 ctx.kernels.attention_bwd_dkdv_kernel[(*key_tiles, split)](
-                    q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, t_chunk, **m
+                    q,
+                    k,
+                    v,
+                    do,
+                    lse,
+                    delta,
+                    dk,
+                    dv,
+                    scale,
+                    T,
+                    NK,
+                    l,
+                    d,
+                    w,
+                    t_chunk,
+                    **m,
+                    **launch_options(q.dtype, q.shape[3]),
                 )
         if split > 1:
             dk, dv = dk.sum(0).to(k.dtype), dv.sum(0).to(v.dtype)

@@ -17,7 +17,17 @@ import torch
 
 from nsa_train.nsa.reference import compressed_attention_reference
 from nsa_train.nsa.selection import n_scored_blocks, select_top_blocks
-from nsa_train.nsa.triton._attention import BQ, KERNELS, NO_WINDOW, AttentionFn, grid, meta, on_device, prepare
+from nsa_train.nsa.triton._attention import (
+    IMPORTANCE_BQ,
+    KERNELS,
+    NO_WINDOW,
+    AttentionFn,
+    grid,
+    launch_options,
+    meta,
+    on_device,
+    prepare,
+)
 from nsa_train.nsa.triton.availability import TritonUnavailableError, load_kernels
 
 SCORES_BYTES = 256 << 20  # the fp32 Eq. 9 scores of one query tile of the importance kernel at most
@@ -93,7 +103,7 @@ def _select(
     """Block ids [B, T, H, n_sel] from the importance kernel's scores, a query tile of bounded size at a time."""
     B, T = q.shape[:2]
     per_query = 4 * B * k.shape[2] * max(1, -(-T // l_sel))  # bytes of one query's fp32 scores
-    tile = max(BQ, SCORES_BYTES // per_query // BQ * BQ)
+    tile = max(IMPORTANCE_BQ, SCORES_BYTES // per_query // IMPORTANCE_BQ * IMPORTANCE_BQ)
     ids = []
     for t0 in range(0, T, tile):
         t1 = min(T, t0 + tile)
@@ -123,7 +133,22 @@ def block_scores(
     scores = torch.zeros(B, t1 - t0, H, ns, dtype=torch.float32, device=q.device)
     if NC:
         with on_device(q):
-            kernels.compressed_importance_kernel[grid(t1 - t0, BQ, B, H)](
-                q, k, lse, scores, scale, T, t0, t1, NC, ns, l, d, l // d - 1, R=l_sel // d, **meta(q, k)
+            kernels.compressed_importance_kernel[grid(t1 - t0, IMPORTANCE_BQ, B, H)](
+                q,
+                k,
+                lse,
+                scores,
+                scale,
+                T,
+                t0,
+                t1,
+                NC,
+                ns,
+                l,
+                d,
+                l // d - 1,
+                R=l_sel // d,
+                **meta(q, k),
+                **launch_options(q.dtype, q.shape[3]),
             )
     return scores
