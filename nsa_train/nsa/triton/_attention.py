@@ -102,9 +102,10 @@ def prepare(
 
 
 def dkdv_split(programs: int, T: int, BQ: int, device: torch.device) -> int:
-    """Query chunks for the dk/dv kernel: 1 when its (key tile, batch x KV head) programs already fill the GPU
-    four times over (the window: each walks ~w queries); else enough chunks to, each of MIN_CHUNK_TILES query
-    tiles at least (the compressed branch: few key tiles, each walking nearly all T queries)."""
+    """Query chunks for the dk/dv kernel: 1 when its (key tile, batch x KV head) programs already number four
+    per SM (the window: many key tiles, each walking ~w queries); else enough chunks to reach that, each of at
+    least MIN_CHUNK_TILES query tiles, at most MAX_SPLIT (the compressed branch: few key tiles, each walking
+    nearly all T queries)."""
     if SPLIT_OVERRIDE is not None:
         return SPLIT_OVERRIDE
     if device.type != "cuda":
@@ -157,24 +158,9 @@ class AttentionFn(torch.autograd.Function):
                 q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
             )
             if NK:
+                args = (q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, t_chunk)
                 ctx.kernels.attention_bwd_dkdv_kernel[(*key_tiles, split)](
-                    q,
-                    k,
-                    v,
-                    do,
-                    lse,
-                    delta,
-                    dk,
-                    dv,
-                    scale,
-                    T,
-                    NK,
-                    l,
-                    d,
-                    w,
-                    t_chunk,
-                    **m,
-                    **launch_options(q.dtype, q.shape[3]),
+                    *args, **m, **launch_options(q.dtype, q.shape[3])
                 )
         if split > 1:
             dk, dv = dk.sum(0).to(k.dtype), dv.sum(0).to(v.dtype)

@@ -1,8 +1,8 @@
-"""The compressed branch on Triton: input checks, launches, and the autograd Function.
+"""The compressed branch on Triton: its two entry points and the importance kernel's launches.
 
 Two entry points with the PyTorch paths' signatures:
 - ``compressed_attention_triton``: fla-org's op, ``(o, p)``; o from the kernels, p (which the op must return,
-  [B, T, HQ, NC]) computed in PyTorch, so this one is for cross-checks, not speed.
+  [B, T, HQ, NC]) from the reference, so this one is for cross-checks, not speed.
 - ``compressed_attention_and_selection_triton``: what the NSA layer runs, ``(o, block_indices)``: o from the
   kernels, block ids from the importance kernel's Eq. 9 scores (query tiles of bounded size) and the shared
   top-n rule of ``nsa_train.nsa.selection``; the probabilities are never held.
@@ -132,23 +132,9 @@ def block_scores(
     ns = n_scored_blocks(t0, t1 - t0, l_sel, T)
     scores = torch.zeros(B, t1 - t0, H, ns, dtype=torch.float32, device=q.device)
     if NC:
+        args = (q, k, lse, scores, scale, T, t0, t1, NC, ns, l, d, l // d - 1)
         with on_device(q):
             kernels.compressed_importance_kernel[grid(t1 - t0, IMPORTANCE_BQ, B, H)](
-                q,
-                k,
-                lse,
-                scores,
-                scale,
-                T,
-                t0,
-                t1,
-                NC,
-                ns,
-                l,
-                d,
-                l // d - 1,
-                R=l_sel // d,
-                **meta(q, k),
-                **launch_options(q.dtype, q.shape[3]),
+                *args, R=l_sel // d, **meta(q, k), **launch_options(q.dtype, q.shape[3])
             )
     return scores
