@@ -51,6 +51,7 @@ def _reference(q, k, v, l, d, do):
         pytest.param(1, 256, 2, 1, 16, 16, 4, 2, 1, id="127-blocks-two-key-tiles"),
         pytest.param(1, 20, 2, 1, 16, 16, 32, 16, 1, id="no-block-at-all"),
         pytest.param(1, 256, 2, 1, 16, 16, 4, 2, 3, id="dkdv-in-3-query-chunks"),
+        pytest.param(1, 100, 12, 2, 16, 16, 8, 4, 1, id="gqa6-padded-heads-as-the-125M-config"),
         pytest.param(2, 150, 4, 2, 16, 16, 8, 4, 16, id="dkdv-in-more-chunks-than-query-tiles"),
     ],
 )
@@ -106,10 +107,12 @@ def test_block_scores_match_eq9_of_the_reference(interpreter, T, l, d, l_sel, t0
 
 
 @pytest.mark.parametrize(
-    ("T", "l", "d", "l_sel", "n_sel"), [(256, 8, 4, 16, 6), (200, 32, 16, 64, 3), (96, 4, 2, 8, 5)]
+    ("T", "l", "d", "l_sel", "n_sel", "HQ"),
+    [(256, 8, 4, 16, 6, 8), (200, 32, 16, 64, 3, 8), (96, 4, 2, 8, 5, 8), (160, 8, 4, 16, 5, 12)],
+    ids=["gqa4", "paper-blocks", "R4-two-key-tiles", "gqa6-as-the-125M-config"],
 )
-def test_fused_branch_picks_the_reference_blocks(interpreter, T, l, d, l_sel, n_sel):
-    B, HQ, H, D = 2, 8, 2, 16
+def test_fused_branch_picks_the_reference_blocks(interpreter, T, l, d, l_sel, n_sel, HQ):
+    B, H, D = 2, 2, 16
     q, k, v = _inputs(B, T, HQ, H, D, D, l, d, seed=T)
     o, ids = _run(interpreter, worker.compressed_and_selection, q, k, v, l, d, l_sel, n_sel)
     o_ref, p = compressed_attention_reference(q, k, v, l, d)

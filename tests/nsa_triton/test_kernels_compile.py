@@ -26,8 +26,10 @@ SM90, SM80, SM86 = 227 * 1024, 163 * 1024, 99 * 1024
 @pytest.mark.parametrize(
     ("arch", "cases", "limit"),
     [
-        # H100/H200: the paper's heads in bf16 (training) and fp32 (the IEEE dot path)
-        pytest.param(90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64)], SM90, id="sm90"),
+        # H100/H200: the paper's heads in bf16 (training) and fp32 (the IEEE dot path); the 125M config's 12/2
+        pytest.param(
+            90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64), ("bfloat16", 12, 2, 64, 64)], SM90, id="sm90"
+        ),
         # 16-bit training fits every Ampere/Ada card: GQA 16 with head dim 128 (the largest row tiles), no GQA
         # with a narrower value head
         pytest.param(80, [("bfloat16", 16, 1, 128, 128), ("float16", 4, 4, 64, 32)], SM86, id="sm80-16bit"),

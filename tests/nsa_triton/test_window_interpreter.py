@@ -28,6 +28,7 @@ def _reference(q, k, v, w, scale, do):
         pytest.param(1, 77, 4, 1, 24, 24, 77, 1, id="w=T-dense-causal"),
         pytest.param(1, 40, 2, 2, 16, 16, 1000, 1, id="w>T"),
         pytest.param(1, 256, 4, 2, 16, 16, 100, 4, id="dkdv-in-4-query-chunks"),
+        pytest.param(1, 100, 12, 2, 16, 16, 30, 1, id="gqa6-padded-heads-as-the-125M-config"),
     ],
 )
 def test_matches_reference(interpreter, B, T, HQ, H, D, DV, w, split):
