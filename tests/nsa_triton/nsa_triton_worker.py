@@ -211,3 +211,23 @@ def window_forward_backward(q, k, v, window_size, scale, do, split=None):
     q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
     o = sliding_window_attention_triton(q, k, v, window_size, scale)
     return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.to(o.dtype)))
+
+
+def layer_causality(state, dims, nsa_kwargs, x, positions):
+    """The NSA layer with impl='triton' on x and on x changed after each t: per t, (outputs up to t equal, input
+    gradient of output t after t all zero, before t not)."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention
+
+    layer = NSAAttention(*dims, NSAConfig(impl="triton", **nsa_kwargs))
+    layer.load_state_dict(state)
+    results = []
+    for t in positions:
+        x2 = x.clone()
+        x2[:, t + 1 :] = torch.randn(x2[:, t + 1 :].shape, generator=torch.Generator().manual_seed(t)) * 3
+        with torch.no_grad():
+            same = torch.equal(layer(x)[:, : t + 1], layer(x2)[:, : t + 1])
+        xg = x.clone().requires_grad_(True)
+        layer(xg)[:, t].sum().backward()
+        results.append((same, bool((xg.grad[:, t + 1 :] == 0).all()), bool(xg.grad[:, : t + 1].abs().sum() > 0)))
+    return results

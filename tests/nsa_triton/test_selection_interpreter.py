@@ -138,3 +138,17 @@ def test_layer_on_the_triton_path_matches_the_reference_layer(interpreter):
     torch.testing.assert_close(dx, xr.grad, atol=1e-5, rtol=1e-5)
     for name, p in ref.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_layer_on_the_triton_path_is_causal(interpreter):
+    """Changing the input after t leaves the outputs up to t bitwise unchanged, and output t's input gradient is
+    zero after t, with all three branches on their kernels."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention
+
+    dims, nsa_kwargs = (32, 4, 2, 16), {"l": 8, "d": 4, "l_sel": 16, "n_sel": 3, "w": 10}
+    torch.manual_seed(1)
+    state = NSAAttention(*dims, NSAConfig(impl="reference", **nsa_kwargs)).state_dict()
+    x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(4))
+    results = _run(interpreter, worker.layer_causality, state, dims, nsa_kwargs, x, [0, 11, 30])
+    assert results == [(True, True, True)] * 3, results
