@@ -16,7 +16,7 @@ from nsa_train.nsa._common import check_qkv, default_scale
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
 
 KERNELS = "_attention_kernels"
-NO_WINDOW = 1 << 30  # as _attention_kernels.NO_WINDOW (not imported: that would import triton)
+NO_WINDOW = 1 << 30  # w for "no lower bound" (the compressed branch); still fits int32 after adding positions
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_HEAD_DIM = 256
 ROWS = 64  # rows (queries x the group's heads) per tile of the attention kernels

@@ -3,7 +3,7 @@
 The attention kernels (forward, dq, dk/dv) serve two branches. Key i sits at position i*STRIDE + L - 1, and a
 query at t sees it iff t - W < i*STRIDE + L - 1 <= t:
 - compressed branch: the keys are compressed blocks (block i covers tokens [i*STRIDE, i*STRIDE + L), seen once
-  its last token is), W = NO_WINDOW;
+  its last token is), W = ``_attention.NO_WINDOW`` (no lower bound);
 - sliding window: the keys are the tokens (L = STRIDE = 1), W = the window: exactly the last W keys, the query
   itself included.
 Imported lazily by ``availability.load_kernels`` (never at package import), like ``_selection_kernels``.
@@ -31,12 +31,11 @@ from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
-NO_WINDOW = 1 << 30  # W for "no lower bound" (the compressed branch); still fits int32 after adding positions
 
 
 @triton.jit
 def _n_visible(t, NC, L, STRIDE):
-    """How many compressed blocks a query at t sees: i*STRIDE + L - 1 <= t for i < NC (0 before t = L - 1)."""
+    """How many keys come at or before t: i*STRIDE + L - 1 <= t for i < NC (0 for t < L - 1)."""
     n = tl.where(t + 1 >= L, (t + 1 - L) // STRIDE + 1, 0)  # the division only ever sees t + 1 - L >= 0
     return tl.minimum(n, NC)
 
@@ -86,7 +85,7 @@ def attention_fwd_kernel(
     DV: tl.constexpr,
     GP: tl.constexpr,
     BQ: tl.constexpr,
-    BN: tl.constexpr,  # compressed blocks per key tile
+    BN: tl.constexpr,  # keys per key tile
     BD: tl.constexpr,
     BDV: tl.constexpr,
     IEEE: tl.constexpr,
