@@ -34,7 +34,7 @@ from attention import DIM, HEAD_DIM, N_HEADS, N_KV_HEADS, PAPER_NSA
 from attention_triton import add_fp32_matmul_option
 
 from nsa_train.config import NSAConfig
-from nsa_train.nsa import NSAAttention, fast
+from nsa_train.nsa import NSAAttention, fallbacks, fast
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             sweep(T, args)
         if args.device == "cuda":
             torch.cuda.empty_cache()
+    # a kernel that could not run was replaced by the fast path: the profile above is then partly the fast path's
+    print(f"\nfallbacks during the run: {fallbacks.snapshot() or 'none'}")
     return 0
 
 

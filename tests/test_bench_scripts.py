@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def test_layer_profile_smoke_run_on_cpu():
     assert "## B=1 T=300: forward+backward" in res.stdout and "top 3 by host time" in res.stdout
     rows = [line.split("|")[1:3] for line in res.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
     assert [[c.strip() for c in r] for r in rows] == [["256 (default)", "2048 (default)"], ["64", "128"]]
+    assert res.stdout.strip().endswith("fallbacks during the run: none")  # impl auto on CPU: the fast path by design
 
 
 def test_attention_phases_lists_what_backward_keeps():
@@ -107,6 +109,25 @@ def test_attention_phases_recompute_backward_keeps_less():
 
     outputs_mb = 2 * 600 * 8 * 64 * 4 / 2**20
     assert kept_total() - kept_total("--recompute-backward") == pytest.approx(outputs_mb, abs=0.15)
+
+
+def test_train_throughput_reports_the_fallbacks_of_a_kernel_path_that_cannot_run():
+    """nsa.impl=triton where no kernel can run (CPU, no interpreter): the row says the fast path ran and how
+    many kernel calls it stood in for, rather than passing the numbers off as the kernels'."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "train_throughput.py"), "--steps", "1", "--warmup", "0", "--nsa-impls", "triton"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in res.stdout.splitlines()
+        if line.startswith("| nsa ") or line.startswith("| dense ")
+        for cells in [[c.strip() for c in line.split("|")[1:-1]]]
+    }
+    assert rows["nsa"][:2] == ["triton", "fast"] and int(rows["nsa"][2]) > 0, rows
+    assert rows["dense"][:3] == ["-", "dense-sdpa", "0"], rows
 
 
 @pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_wheels.sh"])
