@@ -139,12 +139,12 @@ export -f ops
 
 # In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
 # paper's comparison, tokens/s.
-part gpu-tests 130 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+part gpu-tests 160 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
-part ops 90 ops.md bash -c ops
+part ops 70 ops.md bash -c ops
 part attention-layers 100 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
-    part train-125m 120 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+    part train-125m 110 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
     part trainer-125m 100 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
