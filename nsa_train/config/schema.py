@@ -84,7 +84,9 @@ class NSAConfig:
     w: int = 64
     """Sliding window: a query attends to exactly the last w keys, itself included."""
     impl: str = "auto"
-    """'auto' (triton on CUDA, else fast), 'fast', 'reference' or 'triton'."""
+    """'auto' (on CUDA the Triton kernels measured faster than the fast path, today selection's; on CPU fast),
+    'fast', 'reference' or 'triton' (the Triton kernels of all three branches; counted fallbacks where they
+    cannot run)."""
 
     def __post_init__(self) -> None:
         for k in ("l", "d", "l_sel", "n_sel", "w"):
