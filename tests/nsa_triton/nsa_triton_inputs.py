@@ -36,3 +36,13 @@ def make_block_indices(B: int, T: int, H: int, S: int, block_size: int, seed: in
     idx = idx.gather(-1, perm)
     idx[:, T // 3] = -1
     return idx.to(device)
+
+
+def assert_close_scaled(pairs, atol: float) -> None:
+    """Each (name, got, want) within atol after dividing both by max(|want|, 1): dk/dv and parameter gradients
+    sum over many queries, so their error is judged relative to their size. got may be in a lower precision."""
+    for name, got, want in pairs:
+        scale = want.abs().max().clamp_min(1.0)
+        torch.testing.assert_close(
+            got.float() / scale, want.float() / scale, atol=atol, rtol=0, msg=lambda m, n=name: f"{n}: {m}"
+        )
