@@ -9,6 +9,7 @@ but cannot run (kernels missing, import error, launch error), the fast path runs
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ def get_default_impl() -> str:
     return _default_impl
 
 
+@functools.cache  # asked per branch and per layer in every forward; the answer cannot change in a process
 def triton_kernel(op: str, device: torch.device) -> tuple[Callable[..., Any] | None, str]:
     """(``nsa_train.nsa.triton.<op>_triton`` if it can run for tensors on ``device``, else None; why not)."""
     try:
