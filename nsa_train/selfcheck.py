@@ -185,6 +185,17 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
     rows = []
     ref = _layer_outputs(cfg, "reference", x, 0, device)
     impls = ["fast"]
+    if not on_cuda and cfg.nsa.impl == "triton":  # asked for kernels that will not run: say so before the run
+        ok, why = triton_available(device)
+        if not ok:
+            rows.append(
+                row(
+                    "nsa triton",
+                    WARN,
+                    f"nsa.impl is triton but {why}: every call runs the fast path "
+                    "and counts a fallback (nsa.impl=auto runs the fast path on CPU without them)",
+                )
+            )
     if on_cuda:
         ok, why = triton_available(device)
         if ok:

@@ -140,3 +140,19 @@ def test_tools_stay_torch_free() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_triton_impl_on_a_cpu_machine_warns_that_its_kernels_will_not_run(tmp_path: Path) -> None:
+    """nsa.impl=triton where no kernel can run (no GPU, no TRITON_INTERPRET): still ready to train (the fast path
+    computes the same thing), but the check says every call will fall back instead of passing silently."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run(
+        [sys.executable, "-m", "nsa_tui.cli", "check", "--json", "--run-dir", str(tmp_path / "r"),
+         "--set", "nsa.impl=triton", *(a for s in FAST for a in ("--set", s))],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = by_name(json.loads(res.stdout)["rows"])
+    assert rows["nsa triton"]["status"] == "warn"
+    assert rows["nsa triton"]["reason"].startswith("nsa.impl is triton but no CUDA device")
+    assert rows["nsa fast"]["status"] == "pass"
