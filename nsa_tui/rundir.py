@@ -58,4 +58,6 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     named = root / run
     if named.is_dir():
         return named
+    if p.is_absolute():  # root / run is the same path: nowhere else was looked at
+        raise UserError(f"no run directory {run!r}", code=3)
     raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", code=3)

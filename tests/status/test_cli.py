@@ -58,6 +58,9 @@ def test_no_telemetry_and_missing_run(runs_dir, tmp_path):
     assert json.loads(res.stdout)["error"].startswith("no telemetry")
     res = invoke("status", "nope")
     assert res.exit_code == 3 and res.stderr.count("\n") == 1 and "no run directory 'nope'" in res.stderr
+    absent = str(tmp_path / "gone")
+    res = invoke("status", absent)  # an absolute path is the only place looked at: named once, not twice
+    assert res.exit_code == 3 and res.stderr == f"error: no run directory {absent!r}\n"
     res = CliRunner().invoke(app, ["status"], env={"NSA_RUNS_DIR": str(tmp_path / "none")})
     assert res.exit_code == 3 and "no runs under" in res.stderr
 
