@@ -153,9 +153,12 @@ def render_human(j: Judged) -> None:
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
         f"lr {_num(v['lr'], '.2e')}  {toks_text(v)}  {mem}"
     )
+    # v.get: a remote nsa may predate the key; which attention path runs says whether the kernels do
+    attention = f"   attention {escape(str(v['attention_impl']))}" if v.get("attention_impl") else ""
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
         f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
+        + attention
         + (f"   [yellow]{v['corrupt_lines']} corrupt lines skipped[/]" if v.get("corrupt_lines") else "")
     )
     for w in v.get("start_warnings") or []:  # v.get: a remote nsa may predate the key

@@ -61,6 +61,7 @@ class Verdict:
     host: str | None = None
     via: str | None = None  # over SSH: 'ssh' (tails read remotely, judged here) or 'remote-nsa'
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
+    attention_impl: str | None = None  # run.json's: the attention path(s) the trainer runs ('cmp=fast sel=triton ...')
 
     @property
     def exit_code(self) -> int:
@@ -238,5 +239,6 @@ def evaluate(
         exit_status=h.exit_status,
         ranks=len(h.ranks),
         corrupt_lines=h.corrupt,
+        attention_impl=h.run_info.get("attention_impl"),
         start_warnings=h.start_warnings,
     )

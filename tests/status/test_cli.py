@@ -91,6 +91,8 @@ def test_human_output(runs_dir):
     out = res.stdout
     assert "crashed" in out and "CRITICAL" in out and "process_exited" in out and "OutOfMemoryError" in out
     assert "(nsa-vibe)" in out and "(generic)" in out and "step 300/1200 (25%)" in out
+    assert out.count("attention reference") == 1  # run.json's path, for the v1 run only (the others have none)
+    assert json.loads(invoke("status", "--json", "c").stdout)["attention_impl"] == "reference"
 
 
 def test_cpu_run_shows_host_rss_instead_of_gpu_memory(runs_dir):
