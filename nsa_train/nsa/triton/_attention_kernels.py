@@ -27,10 +27,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from nsa_train.nsa.triton import _attention
 from nsa_train.nsa.triton._kernel_utils import dot, load_rows, store_rows
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
+NO_WINDOW = tl.constexpr(_attention.NO_WINDOW)  # the importance kernel's rule: the compressed branch's
 
 
 @triton.jit
@@ -52,6 +54,15 @@ def _visible(cols, tok, L, STRIDE, W):
     """[rows, keys] mask of the rule: t - W < i*STRIDE + L - 1 <= t, for key ids cols [BN], tokens tok [BM]."""
     pos = cols[None, :] * STRIDE + L - 1
     return (pos <= tok[:, None]) & (pos > tok[:, None] - W)
+
+
+@triton.jit
+def _probs(q, k, cols, key_ok, tok, row_ok, lse2, qk_scale, L, STRIDE, W, IEEE: tl.constexpr):
+    """The forward's probabilities [BM, BN] of rows q [BM, BD] over keys k [BN, BD], recomputed from its base-2
+    log-sum-exp lse2 [BM]; 0 where the rule, key_ok [BN] or row_ok [BM] hide a key."""
+    s = dot(q, tl.trans(k), IEEE) * qk_scale
+    visible = _visible(cols, tok, L, STRIDE, W) & key_ok[None, :] & row_ok[:, None]
+    return tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
 
 
 @triton.jit
@@ -189,9 +200,8 @@ def compressed_importance_kernel(
     for n0 in range(0, n_vis, BN):
         cols = n0 + tl.arange(0, BN)
         k = load_rows(k_ptr, kv_row0 + cols.to(tl.int64) * H, cols < n_vis, offs_d, D)  # [BN, BD]
-        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = (cols[None, :] * STRIDE + L - 1 <= tok[:, None]) & (cols[None, :] < n_vis) & row_ok[:, None]
-        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)  # [BM, BN] the forward's probabilities
+        # [BM, BN] the forward's probabilities (the compressed branch has no window)
+        p = _probs(q, k, cols, cols < n_vis, tok, row_ok, lse2, qk_scale, L, STRIDE, NO_WINDOW, IEEE)
         p_group = tl.sum(tl.reshape(p, (BQ, GP, BN)), 1)  # [BQ, BN] Eq. 10: summed over the group's heads
         sc = tl.dot(p_group, w_map, input_precision="ieee")  # [BQ, BNS] exact fp32 sums, whatever the inputs
         sc += tl.where(first_col[None, :], carry[:, None], 0.0)
@@ -251,9 +261,7 @@ def attention_bwd_dq_kernel(
         kv_rows = kv_row0 + cols.to(tl.int64) * H
         k = load_rows(k_ptr, kv_rows, cols < n_vis, offs_d, D)
         v = load_rows(v_ptr, kv_rows, cols < n_vis, offs_dv, DV)
-        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = _visible(cols, tok, L, STRIDE, W) & (cols[None, :] < n_vis) & row_ok[:, None]
-        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
+        p = _probs(q, k, cols, cols < n_vis, tok, row_ok, lse2, qk_scale, L, STRIDE, W, IEEE)  # [BM, BN]
         dp = dot(do, tl.trans(v), IEEE)  # [BM, BN]
         ds = p * (dp - delta[:, None])
         dq += dot(ds.to(k.dtype), k, IEEE)
@@ -317,9 +325,7 @@ def attention_bwd_dkdv_kernel(
         do = load_rows(do_ptr, rows, row_ok, offs_dv, DV)
         lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E
         delta = tl.load(delta_ptr + rows, mask=row_ok, other=0.0)
-        s = dot(q, tl.trans(k), IEEE) * qk_scale  # [BM, BN]
-        visible = _visible(cols, tok, L, STRIDE, W) & in_range[None, :] & row_ok[:, None]
-        p = tl.where(visible, tl.exp2(s - lse2[:, None]), 0.0)
+        p = _probs(q, k, cols, in_range, tok, row_ok, lse2, qk_scale, L, STRIDE, W, IEEE)  # [BM, BN]
         dv += dot(tl.trans(p).to(do.dtype), do, IEEE)  # [BN, BDV]
         dp = dot(do, tl.trans(v), IEEE)
         ds = p * (dp - delta[:, None])
