@@ -123,7 +123,9 @@ class NSAAttention(nn.Module):
         q = self.wq(x).view(B, T, HQ, D)
         w_cmp, w_kv = self.wkv.weight.split([2 * H * D, 4 * H * D])  # [k_cmp, v_cmp], [k_sel, v_sel, k_win, v_win]
         phi = [*self.phi_k.parameters(), *self.phi_v.parameters()]
-        if self.impl_name == "reference":  # plain autograd: the oracle for the recomputing path below
+        # only impl 'reference' resolves to the reference path, on every device: no need to resolve each branch
+        as_reference = c.impl == "reference"
+        if as_reference:  # plain autograd: the oracle for the recomputing path below
             k_cmp, v_cmp = self._compressed_kv(x, w_cmp, *phi)  # [B, NC, H, D]
             gates = self._gates(x, *self.gate.parameters()).view(B, T, HQ, 3)
         else:
@@ -139,7 +141,7 @@ class NSAAttention(nn.Module):
         k_sel, v_sel, k_win, v_win = kv.unbind(2)
         v_sel, v_win = v_sel.contiguous(), v_win.contiguous()
         # the reference layer is plain formulas throughout, so comparing it with the fast one covers RoPE too
-        rope = apply_rope_reference if self.impl_name == "reference" else apply_rope
+        rope = apply_rope_reference if as_reference else apply_rope
         cos, sin = rope_angles(torch.arange(T, device=x.device), D, self.rope_base)
         q = rope(q, cos, sin)
         k_sel = rope(k_sel, cos, sin)
@@ -150,7 +152,7 @@ class NSAAttention(nn.Module):
             cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
             k_cmp = rope(k_cmp, *rope_angles(cmp_pos, D, self.rope_base))
 
-        if self.impl_name == "reference":
+        if as_reference:
             o_cmp, p_cmp = reference.compressed_attention_reference(q, k_cmp, v_cmp, c.l, c.d)
             block_ids = select_blocks(p_cmp, 0, H, c.l, c.d, c.l_sel, c.n_sel, T)
             o_sel = reference.selection_attention_reference(q, k_sel, v_sel, block_ids, c.l_sel)
