@@ -307,6 +307,7 @@ class WatchApp(App):
             "hb_age": _whole(now - last_ts) if last_ts is not None else None,
             "corrupt": h.corrupt,
             "source": m.source.describe() if self.host else "",
+            "attention": h.run_info.get("attention_impl"),
         }
 
     def _rank_rows(self, m: RunModel, now: float) -> list[tuple[int, int | None, float | None]]:

@@ -186,6 +186,21 @@ async def test_every_format_and_state_loads(request, fixture):
         assert NOW > 0
 
 
+@pytest.mark.parametrize("fixture", ["healthy_run", "generic_run"])
+@async_test
+async def test_header_names_the_attention_path_from_run_json(request, fixture):
+    """run.json's attention_impl (which branch runs on which path) is on the header, as in `nsa status`;
+    a run without it (another trainer's CSV) shows no such field rather than a guess."""
+    app = make_app(request.getfixturevalue(fixture))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_loaded(pilot, app)
+        shown = app.query_one(RunHeader).shown
+        if fixture == "healthy_run":
+            assert shown.split("\n")[1].endswith("attention reference")
+        else:
+            assert "attention" not in shown
+
+
 @async_test
 async def test_the_first_complete_read_fills_every_pane_at_once(healthy_run):
     """Events, ranks and charts show the loaded run as soon as it is read, not at the charts' 4 s pace

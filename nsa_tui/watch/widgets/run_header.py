@@ -1,4 +1,4 @@
-"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age.
+"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age, attention path.
 
 Two one-line widgets under one background: a new step repaints the first line only, the
 clock (elapsed, heartbeat age) the second; the screen's most frequent update stays small."""
@@ -99,4 +99,7 @@ class RunHeader(Widget):
         src = i.get("source", "")
         if src:
             t.append(f"  [{src}]", style="red" if "disconnected" in src else "grey50")
+        attention = i.get("attention")
+        if attention:  # last: the first thing a narrow terminal crops
+            t.append(f"  attention {attention}", style="grey50")
         return t
