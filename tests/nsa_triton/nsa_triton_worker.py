@@ -117,6 +117,22 @@ def compressed_block_scores(q, k_cmp, v_cmp, l, d, l_sel, t0, t1):
         return block_scores(load_kernels("_attention_kernels"), q, k_cmp, lse, l, d, l_sel, scale, t0, t1)
 
 
+def compressed_block_ids_both_ways(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
+    """-> (ids picked inside the importance kernel, ids of select_top_blocks on the same kernel's scores)."""
+    from nsa_train.nsa.selection import select_top_blocks
+    from nsa_train.nsa.triton._attention import NO_WINDOW, AttentionFn
+    from nsa_train.nsa.triton.availability import load_kernels
+    from nsa_train.nsa.triton.compressed import block_ids, block_scores
+
+    scale, T = q.shape[-1] ** -0.5, q.shape[1]
+    kernels = load_kernels("_attention_kernels")
+    with torch.no_grad():
+        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale)
+        fused = block_ids(kernels, q, k_cmp, lse, l, d, l_sel, n_sel, scale)
+        scores = block_scores(kernels, q, k_cmp, lse, l, d, l_sel, scale, 0, T)
+        return fused, select_top_blocks(scores, 0, l_sel, n_sel)
+
+
 def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
     """-> (o, block ids) of the layer's compressed branch on Triton, or the error it raised (type name, text)."""
     from nsa_train.nsa.triton import compressed_attention_and_selection_triton
@@ -129,6 +145,7 @@ def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
 
 
 _INDEX_PTRS = {"idx_ptr", "rev_offsets_ptr", "rev_tokens_ptr"}
+_INT64_PTRS = {"ids_ptr"}
 _FP32_PTRS = {"lse_ptr", "delta_ptr", "sc_ptr"}
 
 
@@ -145,6 +162,7 @@ def _signature(fn, data_type: str, consts: dict, pointers: dict | None = None) -
             sig[name] = "constexpr"
         elif name.endswith("_ptr"):
             sig[name] = "*i32" if name in _INDEX_PTRS else "*fp32" if name in _FP32_PTRS else data_type
+            sig[name] = "*i64" if name in _INT64_PTRS else sig[name]
             sig[name] = (pointers or {}).get(name, sig[name])
         else:
             sig[name] = "fp32" if name == "scale" else "i32"
@@ -183,13 +201,15 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
             (att.attention_fwd_kernel, _attention.meta(q, k, v)),
             (att.attention_bwd_dq_kernel, _attention.meta(q, k, v)),
             (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v)),
-            (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4}),
+            (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4, "TOPK": False}),
+            (att.compressed_importance_kernel, {**_attention.meta(q, k), "R": 4, "TOPK": True}),
             # the dk/dv kernel also writes fp32 slices (its queries split into chunks)
             (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v), {"dk_ptr": "*fp32", "dv_ptr": "*fp32"}),
         ]
         data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
         for i, (fn, consts, *pointers) in enumerate(launches):
-            key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}{' fp32 slices' if pointers else ''}"
+            variant = " fp32 slices" if pointers else " topk" if consts.get("TOPK") else ""
+            key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}{variant}"
             sig = _signature(fn, data_type, consts, *pointers)
             # the selection kernels launch with Triton's defaults, the others with launch_options
             opts = _attention.launch_options(torch_dtype, D) if i >= 3 else {}

@@ -59,6 +59,25 @@ def test_block_choice_matches_reference_on_gpu(cuda):
     torch.testing.assert_close(o, o_ref, atol=2e-5, rtol=1e-5)
 
 
+def test_blocks_picked_in_the_kernel_equal_the_top_n_of_its_scores_on_gpu(cuda):
+    """bf16, the paper's blocks at 8k tokens (128 selection blocks: 8 key tiles merged per query): the kernel's
+    running top-n equals select_top_blocks on the same kernel's scores, exactly (the compiled tl.sort, not the
+    interpreter's)."""
+    from nsa_train.nsa.selection import select_top_blocks
+    from nsa_train.nsa.triton._attention import NO_WINDOW, AttentionFn
+    from nsa_train.nsa.triton.availability import load_kernels
+    from nsa_train.nsa.triton.compressed import block_ids, block_scores
+
+    T, HQ, H, l, d, l_sel, n_sel = 8192, 8, 2, 32, 16, 64, 16
+    q, k, v = _inputs(T, HQ, H, 64, l, d, torch.bfloat16, cuda, seed=5)
+    kernels, scale = load_kernels("_attention_kernels"), 64**-0.5
+    with torch.no_grad():
+        _, lse = AttentionFn.apply(q, k, v, l, d, NO_WINDOW, scale)
+        fused = block_ids(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
+        want = select_top_blocks(block_scores(kernels, q, k, lse, l, d, l_sel, scale, 0, T), 0, l_sel, n_sel)
+    assert torch.equal(fused, want)
+
+
 def test_backward_is_deterministic(cuda):
     q, k, v = _inputs(2048, 8, 2, 64, 32, 16, torch.bfloat16, cuda, seed=1)
     do = torch.randn(1, 2048, 8, 64, device=cuda, dtype=torch.bfloat16)

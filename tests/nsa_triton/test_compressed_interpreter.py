@@ -4,7 +4,8 @@ Attention over compressed blocks (output, dq, dk, dv) over GQA ratios 1/2/4/16, 
 batch > 1, rows that see no block, several key tiles, no block at all; the importance kernel's Eq. 9-10 scores
 against ``selection_block_scores`` of the reference probabilities for every overlap pattern it accepts (blocks
 reaching back 0..R, R = l_sel / d of 1, 2, 4; across key tiles; a query range that starts inside the sequence);
-the block ids of the layer's fused op against ``select_blocks``; and the configurations it refuses.
+the block ids the kernel picks itself against the top-n rule on its scores (ties, no block, n_sel 1) and those
+of the layer's fused op against ``select_blocks``; and the configurations it refuses.
 """
 
 from __future__ import annotations
@@ -108,8 +109,14 @@ def test_block_scores_match_eq9_of_the_reference(interpreter, T, l, d, l_sel, t0
 
 @pytest.mark.parametrize(
     ("T", "l", "d", "l_sel", "n_sel", "HQ"),
-    [(256, 8, 4, 16, 6, 8), (200, 32, 16, 64, 3, 8), (96, 4, 2, 8, 5, 8), (160, 8, 4, 16, 5, 12)],
-    ids=["gqa4", "paper-blocks", "R4-two-key-tiles", "gqa6-as-the-125M-config"],
+    [
+        (256, 8, 4, 16, 6, 8),
+        (200, 32, 16, 64, 3, 8),
+        (96, 4, 2, 8, 5, 8),
+        (160, 8, 4, 16, 5, 12),
+        (256, 4, 2, 8, 20, 8),
+    ],
+    ids=["gqa4", "paper-blocks", "R4-two-key-tiles", "gqa6-as-the-125M-config", "n_sel-20-from-scores"],
 )
 def test_fused_branch_picks_the_reference_blocks(interpreter, T, l, d, l_sel, n_sel, HQ):
     B, H, D = 2, 2, 16
@@ -120,6 +127,29 @@ def test_fused_branch_picks_the_reference_blocks(interpreter, T, l, d, l_sel, n_
     assert ids.shape == (B, T, H, n_sel)
     assert torch.equal(ids, want)
     torch.testing.assert_close(o, o_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("B", "T", "HQ", "H", "l", "d", "l_sel", "n_sel", "keys"),
+    [
+        pytest.param(1, 256, 4, 2, 4, 2, 8, 16, "random", id="32-blocks-many-merges"),
+        pytest.param(2, 96, 4, 2, 16, 4, 16, 7, "equal", id="ties-everywhere-R4-back3-fewer-blocks-than-n_sel"),
+        pytest.param(1, 100, 2, 1, 32, 16, 16, 1, "random", id="n_sel-1-R1-back1"),
+        pytest.param(1, 20, 4, 1, 32, 16, 64, 16, "random", id="no-compressed-block"),
+    ],
+)
+def test_blocks_picked_in_the_kernel_are_the_top_n_rule_on_its_scores(
+    interpreter, B, T, HQ, H, l, d, l_sel, n_sel, keys
+):
+    """The importance kernel's running top-n (merged per key tile, then the zero-score blocks up to each query's
+    own) equals select_top_blocks on the same kernel's scores, exactly: forced blocks, hidden future blocks,
+    ties to the lower id (equal keys make every block's probability equal), unused slots -1."""
+    q, k, v = _inputs(B, T, HQ, H, 16, 16, l, d, seed=T + n_sel)
+    if keys == "equal":
+        k = torch.zeros_like(k)
+    fused, from_scores = _run(interpreter, worker.compressed_block_ids_both_ways, q, k, v, l, d, l_sel, n_sel)
+    assert fused.shape == (B, T, H, n_sel) and fused.dtype == torch.int64
+    assert torch.equal(fused, from_scores)
 
 
 @pytest.mark.parametrize(("l", "d", "l_sel"), [(32, 4, 8), (8, 4, 12), (4, 1, 32)], ids=["back>R", "R=3", "R=32"])

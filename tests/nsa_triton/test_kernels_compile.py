@@ -17,8 +17,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 # selection: forward, dq, dk/dv; compressed and window branches: forward, dq, dk/dv (writing dk/dv or fp32
-# slices of them); importance
-KERNELS = 8
+# slices of them); importance (writing scores, or picking the blocks itself)
+KERNELS = 9
 # shared memory a program may use (bytes): H100/H200, A100, and the Ampere/Ada cards (RTX 3090/4090, A6000, L40)
 SM90, SM80, SM86 = 227 * 1024, 163 * 1024, 99 * 1024
 

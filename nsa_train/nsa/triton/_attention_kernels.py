@@ -16,8 +16,9 @@ key tile is loaded once for the whole group. Loops visit only the key tiles (for
 
 The importance kernel recomputes the compressed branch's probabilities from the forward's log-sum-exp, sums
 them over the group's heads (Eq. 10) and maps compressed blocks to selection blocks (Eq. 9) with one small
-matmul per key tile: the [T, HQ, NC] probabilities of the PyTorch path never exist, only [T, H, NS] scores
-(NS = T / l_sel).
+matmul per key tile: the [T, HQ, NC] probabilities of the PyTorch path never exist. With TOPK (n_sel <= 16)
+it also picks the blocks (Eq. 11), a running top-n per query merged with each tile's scores, so the
+[T, H, NS] scores (NS = T / l_sel) never exist either; otherwise it writes them.
 
 Softmax in base 2 (``exp2``) inside; the saved log-sum-exp is natural log, -inf where a row sees nothing.
 """
@@ -140,12 +141,41 @@ def attention_fwd_kernel(
     tl.store(lse_ptr + rows, lse, mask=row_ok)
 
 
+# the top-n key of a -inf score (Eq. 11's hidden blocks) divided by the block count: keys at or below it
+# (times the count) are never taken. A float32's bits read as int32, negatives' magnitude bits flipped, +2^31
+MONO_NEG_INF = tl.constexpr(8388607)
+TOPK_W = tl.constexpr(16)  # the running top-n's width: selection blocks per key tile, n_sel at most
+
+
+@triton.jit
+def _ranked(sc, sel, cur, NS):
+    """Eq. 11's order as int64 keys, larger = preferred: sc [BQ, BNS] group scores of selection blocks
+    sel [BNS] for queries in blocks cur [BQ]. The initial and the 2 local blocks rank +inf, blocks after the
+    query's own (or past the NS scored) -inf; the low digits hold NS - 1 - id, so ties go to the lower id and
+    keys are distinct (``selection._descending_key``'s order, made non-negative)."""
+    forced = (sel[None, :] == 0) | (sel[None, :] == cur[:, None]) | (sel[None, :] == cur[:, None] - 1)
+    hidden = (sel[None, :] > cur[:, None]) | (sel[None, :] >= NS)
+    sc = tl.where(hidden, float("-inf"), tl.where(forced, float("inf"), sc))
+    bits = sc.to(tl.int32, bitcast=True)
+    mono = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(tl.int64) + 2147483648  # >= 0, monotone in sc
+    return mono * NS + (NS - 1 - sel)[None, :].to(tl.int64)
+
+
+@triton.jit
+def _merge_top(best, new, BQ: tl.constexpr):
+    """The TOPK_W largest keys per row of best and new ([BQ, TOPK_W] each), in descending order."""
+    both = tl.sort(tl.reshape(tl.join(best, new), (BQ, 2 * TOPK_W)), 1, descending=True)
+    top, _ = tl.split(tl.permute(tl.reshape(both, (BQ, 2, TOPK_W)), (0, 2, 1)))
+    return top
+
+
 @triton.jit
 def compressed_importance_kernel(
     q_ptr,  # [B, T, HQ, D]
     k_ptr,  # [B, NC, H, D]
     lse_ptr,  # [B, T, HQ] fp32 from the forward
     sc_ptr,  # [B, T1 - T0, H, NS] fp32, zero-filled: Eq. 9 scores of queries T0 .. T1-1 (group-summed)
+    ids_ptr,  # [B, T1 - T0, H, N_SEL] int64: with TOPK, Eq. 11's block ids instead of the scores
     scale,
     T,
     T0,
@@ -155,6 +185,7 @@ def compressed_importance_kernel(
     L,
     STRIDE,
     M_BACK,  # l / d - 1: compressed blocks that start before a selection block and reach into it (<= R)
+    N_SEL,  # blocks each query selects (TOPK: at most TOPK_W)
     H: tl.constexpr,
     G: tl.constexpr,
     D: tl.constexpr,
@@ -163,12 +194,15 @@ def compressed_importance_kernel(
     R: tl.constexpr,  # l_sel / d: compressed blocks starting inside one selection block
     BD: tl.constexpr,
     IEEE: tl.constexpr,
+    TOPK: tl.constexpr,  # pick the blocks here (a running top-n per query), writing ids, not scores
 ):
     """Selection block j's score (Eq. 9) sums p over compressed blocks i with j*R - M_BACK <= i <= j*R + R - 1.
 
     Key tiles of BN = 16 * R compressed blocks start at multiples of R, so the blocks starting inside tile
     columns' selection blocks are in the tile; the M_BACK blocks before a tile reach only into its first
-    selection block and are carried over from the previous tile (M_BACK <= R).
+    selection block and are carried over from the previous tile (M_BACK <= R). A tile's 16 scores are final
+    once its carry is in: with TOPK they are merged into each query's running top-n (Eq. 11) at once, and the
+    [T, H, NS] scores are never written.
     """
     BN: tl.constexpr = 16 * R
     BNS: tl.constexpr = 16  # selection blocks per key tile
@@ -194,8 +228,11 @@ def compressed_importance_kernel(
     tok_q = t0 + offs_q  # [BQ]
     q_ok = tok_q < T1
     sc_rows = ((b * (T1 - T0) + tok_q - T0).to(tl.int64) * H + h) * NS  # [BQ] row starts in sc
-    n_vis = _n_visible(tl.minimum(t0 + BQ - 1, T1 - 1), NC, L, STRIDE)
+    t_last = tl.minimum(t0 + BQ - 1, T1 - 1)
+    n_vis = _n_visible(t_last, NC, L, STRIDE)
     kv_row0 = (b * NC).to(tl.int64) * H + h
+    cur = tok_q // (R * STRIDE)  # [BQ] each query's own selection block
+    best = tl.zeros([BQ, TOPK_W], tl.int64)  # below every candidate's key
     carry = tl.zeros([BQ], tl.float32)
     for n0 in range(0, n_vis, BN):
         cols = n0 + tl.arange(0, BN)
@@ -207,10 +244,27 @@ def compressed_importance_kernel(
         sc += tl.where(first_col[None, :], carry[:, None], 0.0)
         carry = tl.sum(tl.where(back[None, :], p_group, 0.0), 1)
         sel = n0 // R + tl.arange(0, BNS)  # [BNS] selection block ids
-        tl.store(sc_ptr + sc_rows[:, None] + sel[None, :], sc, mask=q_ok[:, None] & (sel[None, :] < NS))
+        if TOPK:
+            best = _merge_top(best, _ranked(sc, sel, cur, NS), BQ)
+        else:
+            tl.store(sc_ptr + sc_rows[:, None] + sel[None, :], sc, mask=q_ok[:, None] & (sel[None, :] < NS))
     # the last tile's carry belongs to the selection block after it (0 into block 0 when nothing was visible)
-    j_next = (n_vis + BN - 1) // BN * (BN // R) + tl.zeros([BQ], tl.int32)  # [BQ]
-    tl.store(sc_ptr + sc_rows + j_next, carry, mask=q_ok & (j_next < NS))
+    j_next = (n_vis + BN - 1) // BN * (BN // R)
+    if TOPK:
+        # blocks after the visited tiles score 0 (the carry aside) up to the last query's own block: candidates
+        # too (ties go to lower ids, and the local blocks are forced)
+        for j0 in range(j_next, t_last // (R * STRIDE) + 1, BNS):
+            sc = tl.where(first_col[None, :] & (j0 == j_next), carry[:, None], 0.0) + tl.zeros([BQ, BNS], tl.float32)
+            best = _merge_top(best, _ranked(sc, j0 + tl.arange(0, BNS), cur, NS), BQ)
+        # best is in descending key order: the first N_SEL columns are the pick; written as sorted ids, -1 unused
+        col = tl.arange(0, TOPK_W)[None, :]
+        taken = (best >= (MONO_NEG_INF + 1) * NS) & (col < N_SEL)
+        ids = tl.sort(tl.where(taken, NS - 1 - best % NS, NS), 1)  # unused slots (NS) sort last
+        id_rows = ((b * (T1 - T0) + tok_q - T0).to(tl.int64) * H + h) * N_SEL  # [BQ]
+        tl.store(ids_ptr + id_rows[:, None] + col, tl.where(ids == NS, -1, ids), mask=q_ok[:, None] & (col < N_SEL))
+    else:
+        j_col = j_next + tl.zeros([BQ], tl.int32)  # [BQ]
+        tl.store(sc_ptr + sc_rows + j_col, carry, mask=q_ok & (j_col < NS))
 
 
 @triton.jit

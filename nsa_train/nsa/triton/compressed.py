@@ -4,8 +4,9 @@ Two entry points with the PyTorch paths' signatures:
 - ``compressed_attention_triton``: fla-org's op, ``(o, p)``; o from the kernels, p (which the op must return,
   [B, T, HQ, NC]) from the reference, so this one is for cross-checks, not speed.
 - ``compressed_attention_and_selection_triton``: what the NSA layer runs, ``(o, block_indices)``: o from the
-  kernels, block ids from the importance kernel's Eq. 9 scores (query tiles of bounded size) and the shared
-  top-n rule of ``nsa_train.nsa.selection``; the probabilities are never held.
+  kernels, block ids from the importance kernel, which keeps each query's top n_sel blocks as it scores them
+  (n_sel <= 16; beyond, its Eq. 9 scores per query tile of bounded size and the shared top-n rule of
+  ``nsa_train.nsa.selection``); the probabilities are never held.
 The attention itself is ``_attention.AttentionFn`` with the compressed blocks' position rule (no window).
 """
 
@@ -31,6 +32,7 @@ from nsa_train.nsa.triton._attention import (
 from nsa_train.nsa.triton.availability import TritonUnavailableError, load_kernels
 
 SCORES_BYTES = 256 << 20  # the fp32 Eq. 9 scores of one query tile of the importance kernel at most
+TOPK_WIDTH = 16  # n_sel up to this is picked inside the importance kernel (its TOPK_W)
 
 
 def _check_blocks(block_length: int, stride: int) -> None:
@@ -100,8 +102,11 @@ def _select(
     n_sel: int,
     scale: float,
 ) -> torch.Tensor:
-    """Block ids [B, T, H, n_sel] from the importance kernel's scores, a query tile of bounded size at a time."""
+    """Block ids [B, T, H, n_sel]: picked inside the importance kernel (``block_ids``) when n_sel fits its
+    running top-n; else from its scores, a query tile of bounded size at a time, by the shared top-n rule."""
     B, T = q.shape[:2]
+    if n_sel <= TOPK_WIDTH:
+        return block_ids(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
     per_query = 4 * B * k.shape[2] * max(1, -(-T // l_sel))  # bytes of one query's fp32 scores
     tile = max(IMPORTANCE_BQ, SCORES_BYTES // per_query // IMPORTANCE_BQ * IMPORTANCE_BQ)
     ids = []
@@ -110,6 +115,53 @@ def _select(
         scores = block_scores(kernels, q, k, lse, l, d, l_sel, scale, t0, t1)
         ids.append(select_top_blocks(scores, t0, l_sel, n_sel))
     return torch.cat(ids, 1)
+
+
+def _importance(
+    kernels: ModuleType,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    lse: torch.Tensor,
+    out: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    scale: float,
+    t0: int,
+    t1: int,
+    topk: bool,
+) -> torch.Tensor:
+    """One launch of the importance kernel over queries t0 .. t1-1, writing ``out`` (scores, or ids with topk)."""
+    B, T = q.shape[:2]
+    NC, H = k.shape[1], k.shape[2]
+    ns = n_scored_blocks(t0, t1 - t0, l_sel, T)
+    args = (q, k, lse, out, out, scale, T, t0, t1, NC, ns, l, d, l // d - 1, n_sel)
+    with on_device(q):
+        kernels.compressed_importance_kernel[grid(t1 - t0, IMPORTANCE_BQ, B, H)](
+            *args, R=l_sel // d, TOPK=topk, **meta(q, k), **launch_options(q.dtype, q.shape[3])
+        )
+    return out
+
+
+@torch.no_grad()
+def block_ids(
+    kernels: ModuleType,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    lse: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    scale: float,
+) -> torch.Tensor:
+    """Eq. 8-11 block ids [B, T, H, n_sel] (n_sel <= TOPK_WIDTH) of every query, chosen inside the importance
+    kernel: each query keeps a running top-n of its group scores, so neither the scores nor a top-k pass over
+    them exist. The same choice as ``select_top_blocks`` on ``block_scores`` (the tests compare them)."""
+    B, T = q.shape[:2]
+    ids = torch.empty(B, T, k.shape[2], n_sel, dtype=torch.int64, device=q.device)
+    return _importance(kernels, q, k, lse, ids, l, d, l_sel, n_sel, scale, 0, T, topk=True)
 
 
 @torch.no_grad()
@@ -128,13 +180,8 @@ def block_scores(
     """Eq. 9-10 scores [B, t1-t0, H, NS] of queries t0 .. t1-1 (NS: up to the last one's own block) from the
     importance kernel: q [B, T, HQ, D], k [B, NC, H, D] contiguous, lse [B, T, HQ] of the forward."""
     B, T = q.shape[:2]
-    NC, H = k.shape[1], k.shape[2]
     ns = n_scored_blocks(t0, t1 - t0, l_sel, T)
-    scores = torch.zeros(B, t1 - t0, H, ns, dtype=torch.float32, device=q.device)
-    if NC:
-        args = (q, k, lse, scores, scale, T, t0, t1, NC, ns, l, d, l // d - 1)
-        with on_device(q):
-            kernels.compressed_importance_kernel[grid(t1 - t0, IMPORTANCE_BQ, B, H)](
-                *args, R=l_sel // d, **meta(q, k), **launch_options(q.dtype, q.shape[3])
-            )
+    scores = torch.zeros(B, t1 - t0, k.shape[2], ns, dtype=torch.float32, device=q.device)
+    if k.shape[1]:
+        _importance(kernels, q, k, lse, scores, l, d, l_sel, 0, scale, t0, t1, topk=False)
     return scores
