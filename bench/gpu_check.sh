@@ -11,7 +11,8 @@
 #                        (fp32 and bf16, outputs and gradients, the block choice), determinism, auto dispatch
 #                        without fallback, the NSA layer on CUDA (impl auto and triton) against the reference layer
 #   ops.md               bench/triton_vs_fast.py: each branch's Triton kernels against the fast path, 8k-64k
-#                        tokens (what decides dispatch.AUTO_TRITON_OPS); then bench/attention_triton.py: the
+#                        tokens (what decides dispatch.AUTO_TRITON_OPS), and the compressed branch's block
+#                        choice in the kernel against scores + top-k; then bench/attention_triton.py: the
 #                        selection kernels against causal SDPA/FlashAttention, 8k-64k tokens, bf16
 #   attention_layers.md  bench/attention_triton.py --layer: the whole NSA layer against its dense twin, nsa.impl
 #                        triton (all three branches on Triton) and auto (Triton selection only) with TF32 fp32
@@ -139,9 +140,9 @@ export -f ops
 
 # In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
 # paper's comparison, tokens/s.
-part gpu-tests 160 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+part gpu-tests 140 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
-part ops 70 ops.md bash -c ops
+part ops 90 ops.md bash -c ops
 part attention-layers 100 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 110 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \

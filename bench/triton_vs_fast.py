@@ -9,7 +9,9 @@ when it beats the fast path. Per branch and length, forward and forward+backward
 (``compressed_attention_and_selection_*``), selection on NSA-like block ids, the sliding window. The paper's
 settings (l=32, d=16, l_sel=64, n_sel=16, w=512), 8 query / 2 KV heads of 64, as bench/attention.py. Inputs
 are bf16, as under the trainer's autocast (the fast path computes in fp32 from them); fp32 matmuls in TF32
-unless --fp32-matmul highest. Prints one Markdown table; exits 2 without a CUDA device or Triton.
+unless --fp32-matmul highest. Then a second table: the compressed branch's block choice on its own, the
+importance kernel picking each query's blocks itself against writing its scores for select_top_blocks (time,
+peak memory, and whether both chose the same ids). Exits 2 without a CUDA device or Triton.
 """
 
 from __future__ import annotations
@@ -80,6 +82,31 @@ def branch_ops(
     }
 
 
+def block_choice(
+    T: int, B: int, dev: torch.device, args: argparse.Namespace
+) -> tuple[float, float, float, float, bool]:
+    """The compressed branch's block choice alone (after its forward): the importance kernel picking the blocks
+    itself against its scores + select_top_blocks. -> (ms, peak GiB) of each, and whether the ids agree."""
+    from nsa_train.nsa.triton import compressed
+    from nsa_train.nsa.triton._attention import KERNELS, NO_WINDOW, AttentionFn, prepare
+    from nsa_train.nsa.triton.availability import load_kernels
+
+    c = PAPER_NSA
+    NC = (T - c["l"]) // c["d"] + 1
+    q = torch.randn(B, T, N_HEADS, HEAD_DIM, device=dev, dtype=torch.bfloat16)
+    kc, vc = (torch.randn(B, NC, N_KV_HEADS, HEAD_DIM, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    q, kc, vc, scale = prepare("compressed-attention", q, kc, vc, None)
+    with torch.no_grad():
+        _, lse = AttentionFn.apply(q, kc, vc, c["l"], c["d"], NO_WINDOW, scale)
+    choice = (load_kernels(KERNELS), q, kc, lse, c["l"], c["d"], c["l_sel"], c["n_sel"], scale)
+    fused_ms, fused_gib = time_ms(lambda: compressed.block_ids(*choice), args.warmup, args.reps, args.device)
+    scores_ms, scores_gib = time_ms(
+        lambda: compressed.block_ids_from_scores(*choice), args.warmup, args.reps, args.device
+    )
+    same = torch.equal(compressed.block_ids(*choice), compressed.block_ids_from_scores(*choice))
+    return scores_ms, scores_gib, fused_ms, fused_gib, same
+
+
 def time_op(fn: Callable[..., object], inputs: tuple, rest: tuple, args: argparse.Namespace) -> tuple[float, float]:
     """(forward ms, forward+backward ms) of fn(*inputs, *rest); the first output's gradient is ones."""
 
@@ -129,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+    print(
+        "\nThe compressed branch's block choice alone (forward, no gradient): its scores [B, T, H, T/l_sel] + "
+        "select_top_blocks, against the importance kernel keeping each query's top n_sel itself\n\n"
+        "| T | scores + top-k ms | in-kernel top-n ms | speedup | scores + top-k peak GiB | in-kernel peak GiB "
+        "| same ids |\n|---:|---:|---:|---:|---:|---:|---|"
+    )
+    for T in args.seq_lens:
+        scores_ms, scores_gib, fused_ms, fused_gib, same = block_choice(T, args.batch, dev, args)
+        print(
+            f"| {T} | {scores_ms:.2f} | {fused_ms:.2f} | {scores_ms / fused_ms:.1f}x | {scores_gib:.3f} "
+            f"| {fused_gib:.3f} | {'yes' if same else 'NO'} |"
+        )
     return 0
 
 

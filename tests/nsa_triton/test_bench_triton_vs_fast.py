@@ -37,6 +37,9 @@ def test_smoke_run_in_the_interpreter_prints_every_branch():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| 128 ")]
-    assert [r[1].strip() for r in rows] == ["compressed + block choice", "selection", "sliding window"]
-    for row in rows:
+    assert [r[1].strip() for r in rows[:3]] == ["compressed + block choice", "selection", "sliding window"]
+    for row in rows[:3]:
         assert all(float(c) > 0 for c in (row[2], row[3], row[5], row[6]))  # the four timings
+    # the block choice table: both ways timed, and they chose the same blocks
+    assert len(rows) == 4 and float(rows[3][1]) > 0 and float(rows[3][2]) > 0
+    assert rows[3][6].strip() == "yes"

@@ -104,9 +104,26 @@ def _select(
 ) -> torch.Tensor:
     """Block ids [B, T, H, n_sel]: picked inside the importance kernel (``block_ids``) when n_sel fits its
     running top-n; else from its scores, a query tile of bounded size at a time, by the shared top-n rule."""
-    B, T = q.shape[:2]
     if n_sel <= TOPK_WIDTH:
         return block_ids(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
+    return block_ids_from_scores(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
+
+
+@torch.no_grad()
+def block_ids_from_scores(
+    kernels: ModuleType,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    lse: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    scale: float,
+) -> torch.Tensor:
+    """Block ids [B, T, H, n_sel] by ``select_top_blocks`` on the kernel's scores, query tile by query tile (any
+    n_sel; bench/triton_vs_fast.py times it against ``block_ids``)."""
+    B, T = q.shape[:2]
     per_query = 4 * B * k.shape[2] * max(1, -(-T // l_sel))  # bytes of one query's fp32 scores
     tile = max(IMPORTANCE_BQ, SCORES_BYTES // per_query // IMPORTANCE_BQ * IMPORTANCE_BQ)
     ids = []
