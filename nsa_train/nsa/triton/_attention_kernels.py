@@ -141,8 +141,8 @@ def attention_fwd_kernel(
     tl.store(lse_ptr + rows, lse, mask=row_ok)
 
 
-# the top-n key of a -inf score (Eq. 11's hidden blocks) divided by the block count: keys at or below it
-# (times the count) are never taken. A float32's bits read as int32, negatives' magnitude bits flipped, +2^31
+# the top-n key of a -inf score (Eq. 11's hidden blocks) divided by the block count: a key whose quotient is
+# not above it is never taken. (A float32's bits read as int32, negatives' magnitude bits flipped, +2^31.)
 MONO_NEG_INF = tl.constexpr(8388607)
 TOPK_W = tl.constexpr(16)  # the running top-n's width: selection blocks per key tile, n_sel at most
 
@@ -258,7 +258,7 @@ def compressed_importance_kernel(
             best = _merge_top(best, _ranked(sc, j0 + tl.arange(0, BNS), cur, NS), BQ)
         # best is in descending key order: the first N_SEL columns are the pick; written as sorted ids, -1 unused
         col = tl.arange(0, TOPK_W)[None, :]
-        taken = (best >= (MONO_NEG_INF + 1) * NS) & (col < N_SEL)
+        taken = (best // NS > MONO_NEG_INF) & (col < N_SEL)  # in int64: (MONO_NEG_INF + 1) * NS passes 2^31
         ids = tl.sort(tl.where(taken, NS - 1 - best % NS, NS), 1)  # unused slots (NS) sort last
         id_rows = ((b * (T1 - T0) + tok_q - T0).to(tl.int64) * H + h) * N_SEL  # [BQ]
         tl.store(ids_ptr + id_rows[:, None] + col, tl.where(ids == NS, -1, ids), mask=q_ok[:, None] & (col < N_SEL))
