@@ -132,12 +132,12 @@ def test_fused_branch_picks_the_reference_blocks(interpreter, T, l, d, l_sel, n_
 @pytest.mark.parametrize(
     ("B", "T", "HQ", "H", "l", "d", "l_sel", "n_sel", "keys"),
     [
-        pytest.param(1, 256, 4, 2, 4, 2, 8, 16, "random", id="32-blocks-many-merges"),
         pytest.param(2, 96, 4, 2, 16, 4, 16, 7, "equal", id="ties-everywhere-R4-back3-fewer-blocks-than-n_sel"),
         pytest.param(1, 100, 2, 1, 32, 16, 16, 1, "random", id="n_sel-1-R1-back1"),
         pytest.param(1, 20, 4, 1, 32, 16, 64, 16, "random", id="no-compressed-block"),
-        # 256 selection blocks: the key of a -inf score times NS passes 2^31 (an int32 product wrapped)
-        pytest.param(1, 256, 1, 1, 2, 1, 1, 16, "random", id="256-blocks-int64-keys"),
+        # 256 selection blocks, 16 key tiles merged per query; the key of a -inf score times NS passes 2^31
+        # (an int32 product wrapped)
+        pytest.param(1, 256, 1, 1, 2, 1, 1, 16, "random", id="256-blocks-many-merges-int64-keys"),
     ],
 )
 def test_blocks_picked_in_the_kernel_are_the_top_n_rule_on_its_scores(
