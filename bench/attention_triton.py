@@ -3,6 +3,7 @@
     python bench/attention_triton.py                       # 8k, 16k, 32k, 64k; 8 query / 2 KV heads, D=64
     python bench/attention_triton.py --seq-lens 65536 --heads 64 --kv-heads 4 --head-dim 128
 
+    python bench/attention_triton.py --branches            # all three branches' kernels (the paper's comparison)
     python bench/attention_triton.py --layer               # whole layers: the NSA layer against its dense twin
 
 Times forward and forward+backward (median of --reps after --warmup, CUDA events) and peak
@@ -10,7 +11,13 @@ memory, and prints one Markdown table. The selection uses the paper's blocks (64
 selected per query and KV head, block 0 and the 2 local blocks always in); SDPA runs dense causal
 attention with the same heads. Without a CUDA device (or without triton) it exits with code 2.
 
---layer times what the paper's speed-up is about, the whole attention: bench/attention.py's layers (the
+--branches times the paper's kernel comparison (its Fig. 6, 9x forward and 6x backward at 64k on an A100):
+NSA's attention as its three branches' Triton ops, the compressed branch with its block choice (on q and
+compressed keys/values, the paper's l=32, d=16), the selection on the blocks it chose and the sliding window
+(w=512), their outputs summed, against SDPA with the same heads; no projections, compression MLP or gates.
+``--branches --device cpu`` is a smoke run in the Triton interpreter (TRITON_INTERPRET=1).
+
+--layer times the whole attention layer: bench/attention.py's layers (the
 paper's NSA settings, dim 512, 8 query / 2 KV heads of 64) under bf16 autocast, the NSA layer with impl
 'auto' (the Triton selection kernel, the PyTorch window and compressed branches, projections, gates)
 against the dense twin (projections, RoPE, SDPA/FlashAttention); ``--nsa-impl triton`` runs the compressed and window
@@ -68,7 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer only")
+    p.add_argument(
+        "--branches", action="store_true", help="NSA's three branches (compressed + choice, selection, window)"
+    )
+    p.add_argument(
+        "--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of --layer or --branches only"
+    )
     add_fp32_matmul_option(p, "--layer on CUDA")
     p.add_argument(
         "--nsa-impl",
@@ -77,8 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--layer: the NSA layer's nsa.impl; 'triton' also runs the compressed and window branches' kernels",
     )
     args = p.parse_args(argv)
-    if args.device == "cpu" and not args.layer:
-        p.error("--device cpu is for --layer only (the selection kernel needs CUDA)")
+    if args.layer and args.branches:
+        p.error("--layer and --branches are two different tables: pick one")
+    if args.device == "cpu" and not (args.layer or args.branches):
+        p.error("--device cpu is for --layer or --branches only (a smoke run, not a measurement)")
     op_only = [f"--{n.replace('_', '-')}" for n in SELECTION_ONLY if getattr(args, n) != p.get_default(n)]
     if args.layer and op_only:
         p.error(f"{', '.join(op_only)} set the selection op's shape; --layer uses bench/attention.py's layers")
@@ -134,14 +148,37 @@ def sdpa_backend_context():
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
 
 
+def nsa_branches_op(
+    args: argparse.Namespace, kc: torch.Tensor, vc: torch.Tensor, kw: torch.Tensor, vw: torch.Tensor
+) -> Callable[..., torch.Tensor]:
+    """--branches: (q, k, v, idx, block_size) -> the three branches' summed outputs (idx unused: selection runs on
+    the blocks the compressed branch chose), with the same signature as selection_attention_triton."""
+    from nsa_train.nsa.triton import compressed_attention_and_selection_triton, sliding_window_attention_triton
+
+    c = PAPER_NSA
+
+    def op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, _idx: torch.Tensor, bs: int) -> torch.Tensor:
+        o_cmp, ids = compressed_attention_and_selection_triton(q, kc, vc, c["l"], c["d"], bs, args.n_sel)
+        o_sel = selection_attention_triton(q, k, v, ids, bs)
+        return o_cmp + o_sel + sliding_window_attention_triton(q, kw, vw, c["w"])
+
+    return op
+
+
 def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
     B, HQ, H, D, BS = args.batch, args.heads, args.kv_heads, args.head_dim, args.block_size
-    q = torch.randn(B, T, HQ, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, HQ, D]
-    k = torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, H, D]
-    v = torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16, requires_grad=True)  # [B, T, H, D]
+
+    def leaf(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device=dev, dtype=torch.bfloat16, requires_grad=True)
+
+    q, k, v = leaf(B, T, HQ, D), leaf(B, T, H, D), leaf(B, T, H, D)  # [B, T, HQ|H, D]
     do = torch.randn(B, T, HQ, D, device=dev, dtype=torch.bfloat16)
     idx = nsa_like_block_indices(B, T, H, args.n_sel, BS, dev)
+    nsa_op = selection_attention_triton
+    if args.branches:  # compressed keys/values [B, NC, H, D] and the window's own keys/values
+        NC = (T - PAPER_NSA["l"]) // PAPER_NSA["d"] + 1
+        nsa_op = nsa_branches_op(args, leaf(B, NC, H, D), leaf(B, NC, H, D), leaf(B, T, H, D), leaf(B, T, H, D))
     # SDPA takes [B, heads, T, D] with the KV heads repeated per group (done once, outside the timing).
     qs = q.detach().transpose(1, 2).contiguous().requires_grad_()
     ks = k.detach().repeat_interleave(HQ // H, 2).transpose(1, 2).contiguous().requires_grad_()
@@ -150,10 +187,10 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
 
     def sel_fwd():
         with torch.no_grad():
-            return selection_attention_triton(q, k, v, idx, BS)
+            return nsa_op(q, k, v, idx, BS)
 
     def sel_fwd_bwd():
-        selection_attention_triton(q, k, v, idx, BS).backward(do)
+        nsa_op(q, k, v, idx, BS).backward(do)
 
     def sdpa_fwd():
         with torch.no_grad(), sdpa_backend_context():
@@ -164,10 +201,10 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
             F.scaled_dot_product_attention(qs, ks, vs, is_causal=True).backward(dos)
 
     row: dict[str, float] = {"T": T}
-    row["sel_fwd"], row["sel_fwd_mem"] = time_ms(sel_fwd, args.warmup, args.reps)
-    row["sel_fwd_bwd"], row["sel_fwd_bwd_mem"] = time_ms(sel_fwd_bwd, args.warmup, args.reps)
-    row["sdpa_fwd"], row["sdpa_fwd_mem"] = time_ms(sdpa_fwd, args.warmup, args.reps)
-    row["sdpa_fwd_bwd"], row["sdpa_fwd_bwd_mem"] = time_ms(sdpa_fwd_bwd, args.warmup, args.reps)
+    row["sel_fwd"], row["sel_fwd_mem"] = time_ms(sel_fwd, args.warmup, args.reps, args.device)
+    row["sel_fwd_bwd"], row["sel_fwd_bwd_mem"] = time_ms(sel_fwd_bwd, args.warmup, args.reps, args.device)
+    row["sdpa_fwd"], row["sdpa_fwd_mem"] = time_ms(sdpa_fwd, args.warmup, args.reps, args.device)
+    row["sdpa_fwd_bwd"], row["sdpa_fwd_bwd_mem"] = time_ms(sdpa_fwd_bwd, args.warmup, args.reps, args.device)
     return row
 
 
@@ -234,12 +271,17 @@ def layer_table(rows: list[dict[str, float]], args: argparse.Namespace, path: st
 
 
 def markdown_table(rows: list[dict[str, float]], args: argparse.Namespace) -> str:
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU, Triton interpreter (smoke run)"
+    if args.branches:
+        c = PAPER_NSA
+        what, col = f"NSA attention, its 3 branches (Triton; l={c['l']}, d={c['d']}, w={c['w']})", "NSA"
+    else:
+        what, col = "Selected attention (Triton)", "NSA-sel"
     head = (
-        f"Selected attention (Triton) vs causal SDPA, bf16, batch {args.batch}, {args.heads} query / "
-        f"{args.kv_heads} KV heads, head dim {args.head_dim}, block {args.block_size}, {args.n_sel} blocks selected; "
-        f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n\n"
-        "| T | SDPA fwd ms | NSA-sel fwd ms | fwd speedup | SDPA fwd+bwd ms | NSA-sel fwd+bwd ms | fwd+bwd speedup "
-        "| SDPA fwd+bwd peak GiB | NSA-sel fwd+bwd peak GiB |\n"
+        f"{what} vs causal SDPA, bf16, batch {args.batch}, {args.heads} query / {args.kv_heads} KV heads, head dim "
+        f"{args.head_dim}, block {args.block_size}, {args.n_sel} blocks selected; {where}, torch {torch.__version__}"
+        f"\n\n| T | SDPA fwd ms | {col} fwd ms | fwd speedup | SDPA fwd+bwd ms | {col} fwd+bwd ms | fwd+bwd speedup "
+        f"| SDPA fwd+bwd peak GiB | {col} fwd+bwd peak GiB |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
@@ -247,19 +289,19 @@ def markdown_table(rows: list[dict[str, float]], args: argparse.Namespace) -> st
         lines.append(
             f"| {int(r['T'])} | {r['sdpa_fwd']:.2f} | {r['sel_fwd']:.2f} | {r['sdpa_fwd'] / r['sel_fwd']:.1f}x "
             f"| {r['sdpa_fwd_bwd']:.2f} | {r['sel_fwd_bwd']:.2f} | {r['sdpa_fwd_bwd'] / r['sel_fwd_bwd']:.1f}x "
-            f"| {r['sdpa_fwd_bwd_mem']:.2f} | {r['sel_fwd_bwd_mem']:.2f} |"
+            f"| {_gib(r['sdpa_fwd_bwd_mem'])} | {_gib(r['sel_fwd_bwd_mem'])} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.device == "cpu":
+    if args.device == "cpu" and args.layer:
         return run_layers(args)
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("attention_triton.py needs a CUDA GPU (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
-    ok, reason = triton_available("cuda")
+    ok, reason = triton_available(args.device)
     if not ok:
         print(f"attention_triton.py cannot run the Triton kernels: {reason}", file=sys.stderr)
         return 2
@@ -268,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for T in args.seq_lens:
         rows.append(bench_one(T, args))
-        torch.cuda.empty_cache()
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
     print(markdown_table(rows, args))
     return 0
 

@@ -12,8 +12,9 @@
 #                        without fallback, the NSA layer on CUDA (impl auto and triton) against the reference layer
 #   ops.md               bench/triton_vs_fast.py: each branch's Triton kernels against the fast path, 8k-64k
 #                        tokens (what decides dispatch.AUTO_TRITON_OPS), and the compressed branch's block
-#                        choice in the kernel against scores + top-k; then bench/attention_triton.py: the
-#                        selection kernels against causal SDPA/FlashAttention, 8k-64k tokens, bf16
+#                        choice in the kernel against scores + top-k; then bench/attention_triton.py --branches
+#                        (the paper's comparison: the three branches' kernels against causal SDPA/FlashAttention)
+#                        and the selection kernels alone against it, 8k-64k tokens, bf16
 #   attention_layers.md  bench/attention_triton.py --layer: the whole NSA layer against its dense twin, nsa.impl
 #                        triton (all three branches on Triton) and auto (Triton selection only) with TF32 fp32
 #                        matmuls (the trainer's default); auto again with full fp32 ones
@@ -133,8 +134,9 @@ layers_both() {  # the layer table, both impls with the trainer's TF32 matmuls, 
         "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 --fp32-matmul highest
 }
 export -f layers_both
-ops() {  # each branch's kernels against the fast path, then the selection kernels against SDPA
-    "$PY" bench/triton_vs_fast.py && echo && "$PY" bench/attention_triton.py
+ops() {  # each branch's kernels against the fast path; NSA's three branches, then selection alone, against SDPA
+    "$PY" bench/triton_vs_fast.py && echo && "$PY" bench/attention_triton.py --branches && echo &&
+        "$PY" bench/attention_triton.py
 }
 export -f ops
 
@@ -142,12 +144,12 @@ export -f ops
 # paper's comparison, tokens/s.
 part gpu-tests 140 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
-part ops 90 ops.md bash -c ops
+part ops 100 ops.md bash -c ops
 part attention-layers 100 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 110 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
-    part trainer-125m 100 trainer_125m.md bash -c trainer_run
+    part trainer-125m 90 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
     echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
         "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \

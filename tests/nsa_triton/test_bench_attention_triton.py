@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention_triton.py"
@@ -92,3 +93,43 @@ def test_layer_mode_refuses_the_selection_ops_shape_options():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--n-sel set the selection op's shape; --layer uses "
                                                          "bench/attention.py's layers")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_branches_smoke_run_in_the_interpreter_times_nsa_against_sdpa():
+    """--branches (the paper's kernel comparison) runs all three branches' kernels end to end: here in the Triton
+    interpreter, a smoke run of the code the GPU check measures."""
+    pytest.importorskip("triton", reason="triton is not installed")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--branches", "--device", "cpu", "--seq-lens", "128", "--warmup", "0",
+         "--reps", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TRITON_INTERPRET": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "NSA attention, its 3 branches (Triton; l=32, d=16, w=512) vs causal SDPA" in proc.stdout
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| 128 ")]
+    cells = [c.strip() for c in row.split("|")[2:-1]]
+    assert all(float(c) > 0 for c in (cells[0], cells[1], cells[3], cells[4]))  # the four timings
+
+
+def test_branches_on_cpu_without_the_interpreter_says_why_and_exits_2():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--branches", "--device", "cpu"], capture_output=True, text=True, timeout=120,
+        env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("attention_triton.py cannot run the Triton kernels: no CUDA device")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--layer", "--branches"], "--layer and --branches are two different tables: pick one"),
+        (["--device", "cpu"], "--device cpu is for --layer or --branches only (a smoke run, not a measurement)"),
+    ],
+)
+def test_mode_mistakes_end_in_one_message(flags, message):
+    proc = subprocess.run([sys.executable, str(BENCH), *flags], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(message)
