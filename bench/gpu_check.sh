@@ -13,8 +13,9 @@
 #   ops.md               bench/triton_vs_fast.py: each branch's Triton kernels against the fast path, 8k-64k
 #                        tokens (what decides dispatch.AUTO_TRITON_OPS), and the compressed branch's block
 #                        choice in the kernel against scores + top-k; then bench/attention_triton.py --branches
-#                        (the paper's comparison: the three branches' kernels against causal SDPA/FlashAttention)
-#                        and the selection kernels alone against it, 8k-64k tokens, bf16
+#                        (the paper's comparison: the three branches' kernels against causal SDPA/FlashAttention,
+#                        our 8/2 heads of 64 at 8k-64k and the paper's 64/4 heads of 128 at 32k and 64k) and the
+#                        selection kernels alone against it, 8k-64k tokens, bf16
 #   attention_layers.md  bench/attention_triton.py --layer: the whole NSA layer against its dense twin, nsa.impl
 #                        triton (all three branches on Triton) and auto (Triton selection only) with TF32 fp32
 #                        matmuls (the trainer's default); auto again with full fp32 ones
@@ -134,9 +135,11 @@ layers_both() {  # the layer table, both impls with the trainer's TF32 matmuls, 
         "$PY" bench/attention_triton.py --layer --warmup 2 --reps 5 --fp32-matmul highest
 }
 export -f layers_both
-ops() {  # each branch's kernels against the fast path; NSA's three branches, then selection alone, against SDPA
+ops() {  # each branch's kernels against the fast path; NSA's three branches (our heads, then the paper's: 64
+    # query / 4 KV heads of 128, a group of 16), then selection alone, against SDPA
     "$PY" bench/triton_vs_fast.py && echo && "$PY" bench/attention_triton.py --branches && echo &&
-        "$PY" bench/attention_triton.py
+        "$PY" bench/attention_triton.py --branches --heads 64 --kv-heads 4 --head-dim 128 --seq-lens 32768 65536 \
+            --warmup 1 --reps 3 && echo && "$PY" bench/attention_triton.py
 }
 export -f ops
 
@@ -144,10 +147,10 @@ export -f ops
 # paper's comparison, tokens/s.
 part gpu-tests 140 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
-part ops 100 ops.md bash -c ops
+part ops 110 ops.md bash -c ops
 part attention-layers 100 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
-    part train-125m 110 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
+    part train-125m 100 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
     part trainer-125m 90 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
