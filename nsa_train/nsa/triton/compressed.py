@@ -86,27 +86,10 @@ def compressed_attention_and_selection_triton(
     _check_blocks(l, d)
     q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
     o, lse = AttentionFn.apply(q_, k_, v_, l, d, NO_WINDOW, scale)
-    ids = _select(load_kernels(KERNELS), q_.detach(), k_.detach(), lse, l, d, l_sel, n_sel, scale)
+    # picked inside the importance kernel when n_sel fits its running top-n, else from its scores
+    pick = block_ids if n_sel <= TOPK_WIDTH else block_ids_from_scores
+    ids = pick(load_kernels(KERNELS), q_.detach(), k_.detach(), lse, l, d, l_sel, n_sel, scale)
     return o.to(dtype), ids
-
-
-@torch.no_grad()
-def _select(
-    kernels: ModuleType,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    lse: torch.Tensor,
-    l: int,
-    d: int,
-    l_sel: int,
-    n_sel: int,
-    scale: float,
-) -> torch.Tensor:
-    """Block ids [B, T, H, n_sel]: picked inside the importance kernel (``block_ids``) when n_sel fits its
-    running top-n; else from its scores, a query tile of bounded size at a time, by the shared top-n rule."""
-    if n_sel <= TOPK_WIDTH:
-        return block_ids(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
-    return block_ids_from_scores(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
 
 
 @torch.no_grad()
