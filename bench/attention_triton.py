@@ -157,7 +157,7 @@ def nsa_branches_op(
 
     c = PAPER_NSA
 
-    def op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, _idx: torch.Tensor, bs: int) -> torch.Tensor:
+    def op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, _idx: torch.Tensor | None, bs: int) -> torch.Tensor:
         o_cmp, ids = compressed_attention_and_selection_triton(q, kc, vc, c["l"], c["d"], bs, args.n_sel)
         o_sel = selection_attention_triton(q, k, v, ids, bs)
         return o_cmp + o_sel + sliding_window_attention_triton(q, kw, vw, c["w"])
@@ -174,7 +174,8 @@ def bench_one(T: int, args: argparse.Namespace) -> dict[str, float]:
 
     q, k, v = leaf(B, T, HQ, D), leaf(B, T, H, D), leaf(B, T, H, D)  # [B, T, HQ|H, D]
     do = torch.randn(B, T, HQ, D, device=dev, dtype=torch.bfloat16)
-    idx = nsa_like_block_indices(B, T, H, args.n_sel, BS, dev)
+    # --branches selects with the compressed branch instead
+    idx = None if args.branches else nsa_like_block_indices(B, T, H, args.n_sel, BS, dev)
     nsa_op = selection_attention_triton
     if args.branches:  # compressed keys/values [B, NC, H, D] and the window's own keys/values
         NC = (T - PAPER_NSA["l"]) // PAPER_NSA["d"] + 1

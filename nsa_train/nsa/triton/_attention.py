@@ -21,6 +21,7 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_HEAD_DIM = 256
 ROWS = 64  # rows (queries x the group's heads) per tile of the attention kernels
 IMPORTANCE_BQ = 16  # queries per tile of the importance kernel: its group-summed [BQ, BN] tile feeds tl.dot
+TOPK_WIDTH = 16  # n_sel up to this is picked inside the importance kernel: its 16 selection blocks per key tile
 BN = 64  # keys per key tile
 MAX_ROWS = 256  # IMPORTANCE_BQ * GP above this would not fit a program's registers: GQA ratios up to 16
 MAX_SPLIT = 16  # query chunks of the dk/dv kernel at most

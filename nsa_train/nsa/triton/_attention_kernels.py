@@ -144,7 +144,7 @@ def attention_fwd_kernel(
 # the top-n key of a -inf score (Eq. 11's hidden blocks) divided by the block count: a key whose quotient is
 # not above it is never taken. (A float32's bits read as int32, negatives' magnitude bits flipped, +2^31.)
 MONO_NEG_INF = tl.constexpr(8388607)
-TOPK_W = tl.constexpr(16)  # the running top-n's width: selection blocks per key tile, n_sel at most
+TOPK_W = tl.constexpr(_attention.TOPK_WIDTH)  # the running top-n's width = selection blocks per key tile
 
 
 @triton.jit

@@ -22,6 +22,7 @@ from nsa_train.nsa.triton._attention import (
     IMPORTANCE_BQ,
     KERNELS,
     NO_WINDOW,
+    TOPK_WIDTH,
     AttentionFn,
     grid,
     launch_options,
@@ -32,7 +33,6 @@ from nsa_train.nsa.triton._attention import (
 from nsa_train.nsa.triton.availability import TritonUnavailableError, load_kernels
 
 SCORES_BYTES = 256 << 20  # the fp32 Eq. 9 scores of one query tile of the importance kernel at most
-TOPK_WIDTH = 16  # n_sel up to this is picked inside the importance kernel (its TOPK_W)
 
 
 def _check_blocks(block_length: int, stride: int) -> None:
