@@ -22,8 +22,9 @@
 #   train_125m.md        bench/train_throughput.py on configs/m7c-125m.yaml, NSA (nsa.impl auto and triton) and
 #                        dense, on the bundled corpus instead of FineWeb-Edu (no network needed)
 #   trainer_125m.md      `nsa check` of that config and corpus (versions, GPU memory estimate, the NSA self-test
-#                        on the GPU path), then the trainer itself (torchrun, one process) for 60 steps: its console
-#                        and `nsa status` of the run (path, fallbacks, tokens/s, GPU memory, gates)
+#                        on the GPU path), then the trainer itself (torchrun, one process) for 60 steps with
+#                        train.compile=true: its console and `nsa status` of the run (path, fallbacks, tokens/s,
+#                        GPU memory, gates)
 #   layer_profile.md     bench/layer_profile.py: the NSA layer's (nsa.impl triton) device time against its wall
 #                        time, the ops with the most device and host time, at 8k and 64k tokens
 #   summary.txt          each part's exit status and seconds
@@ -103,17 +104,18 @@ part() {  # name, time limit (s), output file, command...
     record "$name" "$rc" "$((SECONDS - t0))" "$file"
 }
 
-trainer_run() {  # as a user would: nsa check, the trainer on the 125M config for 60 steps, then nsa status
+trainer_run() {  # as a user would: nsa check, the trainer on the 125M config for 60 steps, then nsa status;
+    # compiled (train.compile): train_125m.md has the same model eager, and this is compile's one GPU check
     local run=/tmp/nsa_gpu_check_run rc
     rm -rf "$run" "$run-check"
     "$PY" -c 'from nsa_tui.cli import main; main()' check --config configs/m7c-125m.yaml --set data.source=embedded \
-        --set data.val_docs=24 --run-dir "$run-check"
+        --set data.val_docs=24 --set train.compile=true --run-dir "$run-check"
     rc=$?
     [[ $rc -eq 0 ]] || echo "(nsa check exited $rc; training anyway, to measure it)"
     "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m nsa_train.train \
         --config configs/m7c-125m.yaml --run-dir "$run" --set data.source=embedded --set data.val_docs=24 \
         --set train.steps=60 --set train.log_every=10 --set train.warmup_steps=10 --set train.eval_every=60 \
-        --set train.eval_batches=2 --set train.save_every=60 || return
+        --set train.eval_batches=2 --set train.save_every=60 --set train.compile=true || return
     "$PY" -c 'from nsa_tui.cli import main; main()' status "$run"
     "$PY" - "$run" <<'EOF'  # what status leaves out: the path run.json recorded and the last progress record
 import json
@@ -145,14 +147,14 @@ export -f ops
 
 # In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
 # paper's comparison, tokens/s.
-part gpu-tests 140 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+part gpu-tests 110 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
 part ops 110 ops.md bash -c ops
 part attention-layers 100 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 100 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
-    part trainer-125m 90 trainer_125m.md bash -c trainer_run
+    part trainer-125m 120 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
     echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
         "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \

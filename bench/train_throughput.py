@@ -7,6 +7,10 @@ config's model and batch, on real batches of the config's data collected before 
     .venv/bin/python bench/train_throughput.py                     # tiny default, CPU
     .venv/bin/python bench/train_throughput.py --steps 30 --json
     .venv/bin/python bench/train_throughput.py --config configs/m7c-125m.yaml --set train.batch_size=4  # GPU
+    .venv/bin/python bench/train_throughput.py --compare-compile   # each row eager and torch.compile'd
+
+The model is compiled as the trainer compiles it (train.compile: compile_model) when the config says so, or
+twice over with --compare-compile; a compiled row's warm-up steps include the compilation.
 
 Prints a Markdown table (impl, tokens/s, step ms) or, with --json, one JSON object.
 """
@@ -27,7 +31,7 @@ import torch
 
 from nsa_train.config import load_config, resolve_config_path
 from nsa_train.data import TrainStream, build_tokenizer
-from nsa_train.model import build_model
+from nsa_train.model import build_model, compile_model
 from nsa_train.nsa import fallbacks
 from nsa_train.runtime.device import autocast_context, configure_matmul, resolve_device, resolve_precision
 
@@ -49,6 +53,9 @@ def measure(cfg, attention: str, steps: int, warmup: int, batches: list[torch.Te
     configure_matmul(cfg.runtime, device)  # as the trainer does
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, vocab).to(device)
+    if cfg.train.compile:
+        torch._dynamo.reset()  # each row compiles from scratch, as a training process would
+        compile_model(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=device.type == "cuda" or None)
     fell_back = sum(fallbacks.snapshot().values())
     times = []
@@ -72,6 +79,7 @@ def measure(cfg, attention: str, steps: int, warmup: int, batches: list[torch.Te
     return {
         "attention": attention,
         "impl": impl,
+        "compiled": cfg.train.compile,
         "tokens_per_s": tokens / step_s,
         "step_ms": step_s * 1000,
         "step_ms_mean": statistics.mean(times) * 1000,
@@ -101,14 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "fast", "triton"],
         help="nsa.impl of each NSA row ('triton': the compressed and window kernels too; default: auto)",
     )
+    p.add_argument(
+        "--compare-compile",
+        action="store_true",
+        help="measure every row twice: eager, then compiled as train.compile=true does",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     base = resolve_config_path(args.config)
     cfg = load_config(base, args.overrides)
+    if args.compare_compile and cfg.train.compile:
+        p.error("--compare-compile measures eager and compiled rows: drop --set train.compile=true")
     batches, vocab = collect_batches(cfg, (args.warmup + args.steps) * cfg.train.grad_accum)
     results = []
     runs = [("nsa", [f"nsa.impl={impl}"]) for impl in args.nsa_impls] + [("dense", [])]
+    if args.compare_compile:
+        runs = [(attention, extra + compiled) for attention, extra in runs for compiled in ([], ["train.compile=true"])]
     for attention, extra in runs:
         cfg = load_config(base, [*args.overrides, f"model.attention={attention}", *extra])
         results.append(measure(cfg, attention, args.steps, args.warmup, batches, vocab))
@@ -123,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r0['threads']} threads | median of {args.steps} steps"
     )
     print()
-    print("| attention | nsa.impl | path | fallbacks | tokens/s | step ms |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| attention | nsa.impl | path | compiled | fallbacks | tokens/s | step ms |")
+    print("|---|---|---|---|---:|---:|---:|")
     for r in results:
-        cells = [r["attention"], r["nsa_impl"], r["impl"], r["fallbacks"], f"{r['tokens_per_s']:,.0f}"]
+        compiled = "yes" if r["compiled"] else "no"
+        cells = [r["attention"], r["nsa_impl"], r["impl"], compiled, r["fallbacks"], f"{r['tokens_per_s']:,.0f}"]
         print(f"| {' | '.join(map(str, cells))} | {r['step_ms']:.1f} |")
     return 0
 

@@ -248,7 +248,7 @@ def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[tor
 
 def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True) -> SelfCheck:
     from nsa_train.model import build_model
-    from nsa_train.runtime.preflight import micro_batch_size
+    from nsa_train.runtime.preflight import check_compile_toolchain, micro_batch_size
 
     out = SelfCheck()
     gpus = (gpu_probe or cuda_gpus)()
@@ -261,6 +261,13 @@ def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: b
         out.rows.append(row("device", PASS, f"{len(gpus)} GPU(s): {names}"))
     else:
         out.rows.append(row("device", PASS, "CPU (no GPU visible)" if not gpus else "CPU (runtime.device: cpu)"))
+
+    if device is not None and cfg.train.compile:
+        try:
+            check_compile_toolchain(cfg, device.type)
+            out.rows.append(row("compile", PASS, "train.compile: the model's blocks will be compiled at step 1"))
+        except ConfigError as e:
+            out.rows.append(row("compile", FAIL, str(e)))
 
     tok_row, tok = check_tokenizer(cfg)
     out.rows.append(tok_row)

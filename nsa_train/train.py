@@ -219,7 +219,12 @@ class Trainer:
         from nsa_train.runtime import device as devmod
         from nsa_train.runtime import distributed as distmod
         from nsa_train.runtime.control import StopRequests
-        from nsa_train.runtime.preflight import check_ddp_settings, micro_batch_size, preflight_warnings
+        from nsa_train.runtime.preflight import (
+            check_compile_toolchain,
+            check_ddp_settings,
+            micro_batch_size,
+            preflight_warnings,
+        )
 
         self.torch = torch
         self.info = distmod.env_dist_info()
@@ -254,6 +259,7 @@ class Trainer:
         self.stop.install_signal_handlers()
         backend = distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size)
+        check_compile_toolchain(cfg, self.device.type)
         distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self.distmod = distmod
@@ -306,10 +312,11 @@ class Trainer:
 
         # ---- compile (and DDP wrap)
         hb.write(schema.KIND_PHASE, 0, phase="compile", enabled=cfg.train.compile)
-        self.train_model = self.model
         if cfg.train.compile:
-            self.train_model = torch.compile(self.model)  # compiles lazily on the first step
-        self.train_model = distmod.wrap_ddp(self.train_model, self.info, self.device, cfg.runtime)
+            from nsa_train.model import compile_model
+
+            compile_model(self.model)  # in place, compiled lazily on the first step (and again for eval's shapes)
+        self.train_model = distmod.wrap_ddp(self.model, self.info, self.device, cfg.runtime)
 
         # ---- train
         stale = self.stop.remove_stale_halt()

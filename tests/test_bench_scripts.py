@@ -126,8 +126,36 @@ def test_train_throughput_reports_the_fallbacks_of_a_kernel_path_that_cannot_run
         if line.startswith("| nsa ") or line.startswith("| dense ")
         for cells in [[c.strip() for c in line.split("|")[1:-1]]]
     }
-    assert rows["nsa"][:2] == ["triton", "fast"] and int(rows["nsa"][2]) > 0, rows
-    assert rows["dense"][:3] == ["-", "dense-sdpa", "0"], rows
+    assert rows["nsa"][:3] == ["triton", "fast", "no"] and int(rows["nsa"][3]) > 0, rows
+    assert rows["dense"][:4] == ["-", "dense-sdpa", "no", "0"], rows
+
+
+def _table_rows(stdout: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in stdout.splitlines() if line.startswith("| nsa ")
+            or line.startswith("| dense ")]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_train_throughput_compares_eager_and_compiled_rows():
+    """--compare-compile: every row twice, the second compiled the way train.compile compiles the model."""
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "train_throughput.py"), "--steps", "1", "--warmup", "1", "--compare-compile",
+         "--nsa-impls", "fast", "--set", "model.n_layers=1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = _table_rows(res.stdout)
+    assert [(r[0], r[3]) for r in rows] == [("nsa", "no"), ("nsa", "yes"), ("dense", "no"), ("dense", "yes")]
+    assert all(float(r[5].replace(",", "")) > 0 for r in rows)
+
+
+def test_train_throughput_compare_compile_refuses_a_compiled_config():
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "train_throughput.py"), "--compare-compile", "--set", "train.compile=true"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "drop --set train.compile=true" in res.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_wheels.sh"])

@@ -178,7 +178,9 @@ class TrainConfig:
     seed: int = 1337
     """Seed for weights and sampling."""
     compile: bool = False
-    """torch.compile the model."""
+    """torch.compile each transformer block and the output head and loss (NSA attention itself runs eagerly inside:
+    its ops are fused by hand). The first training step and the first evaluation include the compilation. On CPU
+    it needs a C++ compiler (g++, or $CXX)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
 

@@ -98,6 +98,10 @@ class LM(nn.Module):
         x = self.embed(idx)  # [B, T, dim]
         for block in self.blocks:
             x = checkpoint(block, x, use_reentrant=False) if self.grad_checkpointing and self.training else block(x)
+        return self.output(x, targets)
+
+    def output(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """The last block's output [B, T, dim] -> logits [B, T, V], or the mean cross-entropy given targets."""
         logits = self.head(self.norm(x))  # [B, T, V]
         if targets is None:
             return logits
@@ -111,10 +115,21 @@ def build_model(cfg: Config, vocab_size: int) -> LM:
     return LM(cfg, vocab_size)
 
 
+def compile_model(model: LM) -> None:
+    """torch.compile (train.compile) in place: each block on its own, then the final norm, head and loss.
+
+    Not torch.compile(model): NSA attention stays eager inside a compiled block (NSAAttention.forward), and a
+    graph break inside the loop over blocks makes Dynamo run the whole model eagerly. Compiled one by one, the
+    blocks share one graph (their parameters are its inputs), and module names, so checkpoints, are unchanged.
+    """
+    for block in model.blocks:
+        block.compile()
+    model.output = torch.compile(model.output)  # type: ignore[method-assign]
+
+
 def collect_gates(model: nn.Module) -> list[torch.Tensor]:
     """Detached gates [B, T, HQ, 3] of the last forward of every NSA layer ([] for dense)."""
     inner = getattr(model, "module", model)  # DDP wrapper
-    inner = getattr(inner, "_orig_mod", inner)  # torch.compile wrapper
     gates = []
     for attn in inner.attention_layers():
         g = getattr(attn, "last_gates", None)

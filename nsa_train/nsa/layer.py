@@ -116,6 +116,10 @@ class NSAAttention(nn.Module):
             return paths["sel"]
         return " ".join(f"{branch}={path}" for branch, path in paths.items())
 
+    # torch.compile (train.compile) compiles the model around this layer and runs the layer as it is: its ops are
+    # fused by hand (autograd Functions writing into views, Triton launches, chunk loops, fallback counting),
+    # which Dynamo would trace into dozens of graph fragments, or fail on
+    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim

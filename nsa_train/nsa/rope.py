@@ -23,6 +23,8 @@ def rope_angles(positions: torch.Tensor, head_dim: int, base: float) -> tuple[to
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x [B, N, heads, D] (any strides) rotated by (cos, sin) [N, D/2]; returns a contiguous tensor of x's dtype.
     Computed in float32 (float64 stays float64)."""
+    if torch.compiler.is_compiling():  # the dense model under train.compile: Dynamo cannot trace the writes into
+        return apply_rope_reference(x, cos, sin)  # views below, and Inductor fuses the plain formula anyway
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     return _RopeFn.apply(x.to(cdt), cos.to(cdt), sin.to(cdt)).to(x.dtype)
 

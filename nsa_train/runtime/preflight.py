@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from nsa_train.config.schema import Config, ConfigError
 
 LONG_RUN_STEPS = 2000
@@ -17,6 +20,20 @@ def micro_batch_size(cfg: Config, world_size: int) -> int:
             f"{world_size} x {t.grad_accum} = {per}; the global batch must split evenly across ranks"
         )
     return t.batch_size // per
+
+
+def check_compile_toolchain(cfg: Config, device_type: str) -> None:
+    """train.compile on CPU has TorchInductor build C++ at the first step: without a compiler the run would die
+    there with Inductor's traceback, after the data and model are loaded. (On CUDA it generates Triton, which
+    the NSA kernels need anyway.)"""
+    if not cfg.train.compile or device_type != "cpu":
+        return
+    cxx = os.environ.get("CXX", "g++")  # the compiler TorchInductor looks for
+    if shutil.which(cxx) is None:
+        raise ConfigError(
+            f"train.compile: on CPU, torch.compile builds C++ with {cxx!r}, which is not on PATH: install it "
+            "(apt-get install g++), point CXX at a C++ compiler, or set train.compile=false"
+        )
 
 
 def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[str]:

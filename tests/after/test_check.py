@@ -156,3 +156,15 @@ def test_triton_impl_on_a_cpu_machine_warns_that_its_kernels_will_not_run(tmp_pa
     assert rows["nsa triton"]["status"] == "warn"
     assert rows["nsa triton"]["reason"].startswith("nsa.impl is triton but no CUDA device")
     assert rows["nsa fast"]["status"] == "pass"
+
+
+def test_compile_without_a_cxx_compiler_fails_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nsa_tui.commands.check import run_check
+
+    monkeypatch.setenv("CXX", "no-such-c++")
+    rows = by_name(run_check(None, [*FAST, "train.compile=true"], tmp_path / "r", nsa_test=False))
+    assert rows["compile"]["status"] == "fail" and "'no-such-c++'" in rows["compile"]["reason"]
+    monkeypatch.delenv("CXX")
+    rows = by_name(run_check(None, [*FAST, "train.compile=true"], tmp_path / "r", nsa_test=False))
+    assert rows["compile"]["status"] == "pass"
+    assert "compile" not in by_name(run_check(None, FAST, tmp_path / "r", nsa_test=False))  # only when asked for
