@@ -278,7 +278,10 @@ class Trainer:
             )
         w = self.info.world_size
         self.stream = TrainStream(cfg, self.tokenizer, self.info.rank, w, self.micro_batch)
-        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, cfg.train.eval_batches, self.info.rank, w)
+        # eval_batches counts whole batches, split like training's: the held-out windows scored are the same
+        # whatever grad_accum and the number of ranks, so runs of one config compare
+        n_val = cfg.train.eval_batches * cfg.train.grad_accum
+        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, n_val, self.info.rank, w)
         if is_main:
             print(
                 f"[data] {getattr(self.stream, 'description', cfg.data.source)} | tokenizer {self.tokenizer.name} "

@@ -170,7 +170,8 @@ class TrainConfig:
     eval_every: int = 100
     """Evaluate on held-out data every this many steps (0 disables; a final eval always runs)."""
     eval_batches: int = 8
-    """Batches per evaluation."""
+    """Batches of train.batch_size held-out sequences per evaluation, run in micro-batches as training is: the
+    same sequences whatever grad_accum and the number of ranks (fewer if the holdout is smaller)."""
     save_every: int = 200
     """Checkpoint every this many steps (0: only at the end and on halt)."""
     keep_last: int = 3

@@ -123,6 +123,11 @@ def test_val_batches_are_deterministic_held_out_and_split_over_ranks(make_cfg) -
     r0, r1 = (val_batches(cfg, tok, 4, 3, rank, 2) for rank in range(2))
     assert len(r0) == len(r1) == 3
     assert not {tuple(r.tolist()) for x, _ in r0 for r in x} & {tuple(r.tolist()) for x, _ in r1 for r in x}
+    # two ranks with half the micro-batch (the same global batch) score exactly the windows one rank does
+    h0, h1 = (val_batches(cfg, tok, 2, 3, rank, 2) for rank in range(2))
+    assert sorted(tuple(r.tolist()) for x, _ in h0 + h1 for r in x) == sorted(
+        tuple(r.tolist()) for x, _ in one for r in x
+    )
     val_text = "".join(tok.decode(x.reshape(-1).tolist()) for x, _ in one)
     assert val_text[:200] in "".join(open_source(cfg, 0, 1).val_texts())
 
