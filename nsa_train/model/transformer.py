@@ -118,11 +118,13 @@ def build_model(cfg: Config, vocab_size: int) -> LM:
 def compile_model(model: LM) -> None:
     """torch.compile (train.compile) in place: each block on its own, then the final norm, head and loss.
 
-    Not torch.compile(model): NSA attention stays eager inside a compiled block (NSAAttention.forward), and a
+    Not torch.compile(model): NSA attention stays eager inside a compiled block (``compile_eagerly``), and a
     graph break inside the loop over blocks makes Dynamo run the whole model eagerly. Compiled one by one, the
     blocks share one graph (their parameters are its inputs), and module names, so checkpoints, are unchanged.
     """
     for block in model.blocks:
+        if getattr(block.attn, "compile_eagerly", False):
+            block.attn.forward = torch.compiler.disable(block.attn.forward)  # type: ignore[method-assign]
         block.compile()
     model.output = torch.compile(model.output)  # type: ignore[method-assign]
 

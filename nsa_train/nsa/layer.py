@@ -84,6 +84,12 @@ class NSAAttention(nn.Module):
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
         self.last_gates: torch.Tensor | None = None
 
+    # model.compile_model (train.compile) compiles the model around this layer and runs the layer as it is: its
+    # ops are fused by hand (autograd Functions writing into views, Triton launches, chunk loops, fallback
+    # counting), which Dynamo would trace into dozens of graph fragments. Not a torch.compiler.disable decorator:
+    # that imports TorchDynamo with this module (~1 s, and resident memory the layer's benchmark would count)
+    compile_eagerly = True
+
     def _compressed_kv(
         self, x: torch.Tensor, w_cmp: torch.Tensor, *phi: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,10 +122,6 @@ class NSAAttention(nn.Module):
             return paths["sel"]
         return " ".join(f"{branch}={path}" for branch, path in paths.items())
 
-    # torch.compile (train.compile) compiles the model around this layer and runs the layer as it is: its ops are
-    # fused by hand (autograd Functions writing into views, Triton launches, chunk loops, fallback counting),
-    # which Dynamo would trace into dozens of graph fragments, or fail on
-    @torch.compiler.disable
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         HQ, H, D = self.n_heads, self.n_kv_heads, self.head_dim

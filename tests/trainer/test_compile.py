@@ -6,6 +6,8 @@ attention types (RoPE's writes into views broke Dynamo's graph, and the retrace 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def test_compiled_model_matches_eager(attention: str) -> None:
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0  # something was compiled: not the eager model under a new name
     # NSA attention runs as one eager call in each block, not traced: traced, its hand-fused ops split into 20
-    # graph fragments here (measured with the layer's torch.compiler.disable removed); 4 with it
+    # graph fragments here (measured with NSAAttention.compile_eagerly off); 4 with it
     assert graphs <= 8, f"{graphs} compiled graphs"
     assert list(compiled.state_dict()) == names  # checkpoints of a compiled run load anywhere
     torch.testing.assert_close(loss_c, loss_e, rtol=1e-5, atol=1e-6)
@@ -87,3 +89,17 @@ def test_compile_toolchain_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     check_compile_toolchain(load_config(None, []), "cpu")  # compile off: nothing to check
     monkeypatch.setenv("CXX", "sh")  # any program on PATH passes the check
     check_compile_toolchain(on, "cpu")
+
+
+def test_an_eager_model_imports_no_compiler() -> None:
+    """Only compile_model brings in TorchDynamo (and with it triton): an eager run, or the NSA layer's benchmark,
+    must not pay its import time and resident memory. A fresh interpreter: this one has imported it above."""
+    code = """
+import sys
+from nsa_train.config import load_config
+from nsa_train.model import build_model
+build_model(load_config(None, ["model.n_layers=1"]), 257)
+print(sorted(m for m in ("torch._dynamo", "torch._inductor", "triton") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
