@@ -147,14 +147,14 @@ export -f ops
 
 # In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
 # paper's comparison, tokens/s.
-part gpu-tests 110 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
 part ops 110 ops.md bash -c ops
-part attention-layers 100 attention_layers.md bash -c layers_both
+part attention-layers 80 attention_layers.md bash -c layers_both
 if why=$("$PY" -c "import datasets" 2>&1); then
     part train-125m 100 train_125m.md "$PY" bench/train_throughput.py --config configs/m7c-125m.yaml \
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
-    part trainer-125m 120 trainer_125m.md bash -c trainer_run
+    part trainer-125m 150 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
     echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
         "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
