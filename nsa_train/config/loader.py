@@ -96,8 +96,16 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif tp is str and isinstance(value, str):
-        return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # `NCCL_IB_DISABLE: 1`, `hf_config: 2024`: YAML reads them as numbers
+        if isinstance(value, bool):  # str(True) would be 'True', which no program reads as yes
+            raise ConfigError(
+                f"{where}: {key}: expected str, got bool {value!r} (YAML reads unquoted true/false/yes/no/on/off "
+                "as booleans): quote the value"
+            )
     if value is None:
         raise ConfigError(f"{where}: {key}: null is not allowed (expected {_type_name(tp)})")
     raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")

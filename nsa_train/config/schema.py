@@ -222,7 +222,9 @@ class RuntimeConfig:
     tensorboard: bool = True
     """Write TensorBoard events under tb/."""
     env: dict[str, str] = field(default_factory=dict)
-    """Environment variables for the trainer processes (set and recorded by `nsa launch`)."""
+    """Environment variables for the trainer processes: set and recorded by `nsa launch`; a trainer started
+    another way sets them itself before torch loads (LD_* and PYTHON* only warn: they are read at process start).
+    Numbers are taken as strings."""
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda"), "runtime.device", "must be auto|cpu|cuda")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import MutableMapping
 
 from nsa_train.config.schema import Config, ConfigError
 
@@ -20,6 +21,35 @@ def micro_batch_size(cfg: Config, world_size: int) -> int:
             f"{world_size} x {t.grad_accum} = {per}; the global batch must split evenly across ranks"
         )
     return t.batch_size // per
+
+
+# read by the dynamic loader or the interpreter when a process starts: setting them inside it changes nothing
+_READ_AT_PROCESS_START = ("LD_", "PYTHON")
+
+
+def apply_runtime_env(runtime_env: dict[str, str], environ: MutableMapping[str, str]) -> tuple[list[str], list[str]]:
+    """Put the config's runtime.env into this process's environment, before torch is imported (CUDA's allocator,
+    NCCL and OpenMP read theirs later), as `nsa launch` does for the processes it starts: the config wins over
+    the caller's environment. A trainer started some other way (torchrun by hand) would otherwise run without
+    them and say nothing. Returns (the names this call set, warnings: overridden values, and variables that
+    only take effect when a process starts)."""
+    applied, warnings = [], []
+    for key, value in runtime_env.items():
+        before = environ.get(key)
+        if before == value:
+            continue
+        if key.startswith(_READ_AT_PROCESS_START):
+            warnings.append(
+                f"runtime.env {key}={value} is read when a process starts, and this one started "
+                f"{'without it' if before is None else f'with {key}={before}'}: start the run with `nsa launch` "
+                "(which sets it) or export it"
+            )
+            continue
+        if before is not None:
+            warnings.append(f"runtime.env {key}={value} replaces {key}={before} from the environment")
+        environ[key] = value
+        applied.append(key)
+    return applied, warnings
 
 
 def check_compile_toolchain(cfg: Config, device_type: str) -> None:

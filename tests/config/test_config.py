@@ -83,6 +83,17 @@ def test_overrides_parse_values():
     assert c.runtime.env == {"NCCL_ALGO": "Ring"} and c.train.compile is True
 
 
+def test_environment_values_written_as_numbers_are_strings(tmp_path):
+    """`NCCL_IB_DISABLE: 1` is how people write it (the users' launch notes export NCCL_IB_DISABLE=1); YAML reads
+    a number. A boolean has no one spelling a program reads, so it is an error that says to quote it."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("runtime:\n  env:\n    NCCL_IB_DISABLE: 1\n    NSA_RATIO: 0.5\n")
+    c = load_config(cfg, ["runtime.env.OMP_NUM_THREADS=4"])
+    assert c.runtime.env == {"NCCL_IB_DISABLE": "1", "NSA_RATIO": "0.5", "OMP_NUM_THREADS": "4"}
+    with pytest.raises(ConfigError, match=r"runtime\.env\.NCCL_P2P_DISABLE: expected str, got bool True.*quote"):
+        load_config(None, ["runtime.env.NCCL_P2P_DISABLE=true"])
+
+
 @pytest.mark.parametrize("bad", ["train.lr", "=3", "train..lr=1", "train.lr.x=1"])
 def test_bad_overrides(bad):
     with pytest.raises(ConfigError):
