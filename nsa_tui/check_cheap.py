@@ -1,4 +1,4 @@
-"""The cheap, torch-free part of `nsa check`: config, run dir, disk, data path, tokenizer files.
+"""The cheap, torch-free part of `nsa check`: config, run dir, disk, data path, tokenizer files, health rules.
 
 `nsa launch` calls ``cheap_checks`` by default (it costs milliseconds); `nsa check` adds the
 torch side (nsa_train.selfcheck: devices, memory, first batch, NSA self-test) on top.
@@ -199,6 +199,19 @@ def check_tokenizer_files(cfg: Config) -> CheckRow:
     )
 
 
+def check_health_rules(cfg: Config) -> CheckRow:
+    """The config's monitor section as the tools will read it from the run's config.yaml: a misspelt rule or
+    field would otherwise surface only when `nsa watch`/`nsa status` first read the running run."""
+    from nsa_tui.health.rules import RulesError, build_rules
+
+    try:
+        rules = build_rules({"monitor": asdict(cfg.monitor)})
+    except RulesError as e:
+        return CheckRow("health rules", FAIL, str(e))
+    changed = len(cfg.monitor.rules)
+    return CheckRow("health rules", PASS, f"{len(rules)} rules, {changed} changed by monitor.rules")
+
+
 def cheap_checks(
     cfg: Config, run_dir: Path, *, param_count: int | None = None, disk_free: DiskFree | None = None
 ) -> list[CheckRow]:
@@ -211,6 +224,7 @@ def cheap_checks(
         check_disk(cfg, run_dir, count, disk_free or default_disk_free),
         check_data_path(cfg),
         check_tokenizer_files(cfg),
+        check_health_rules(cfg),
     ]
 
 

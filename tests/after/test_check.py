@@ -168,3 +168,11 @@ def test_compile_without_a_cxx_compiler_fails_its_row(tmp_path: Path, monkeypatc
     rows = by_name(run_check(None, [*FAST, "train.compile=true"], tmp_path / "r", nsa_test=False))
     assert rows["compile"]["status"] == "pass"
     assert "compile" not in by_name(run_check(None, FAST, tmp_path / "r", nsa_test=False))  # only when asked for
+
+
+def test_health_rules_row_reads_monitor_as_the_tools_will(tmp_path: Path) -> None:
+    rows = {r.name: r for r in cheap_checks(load_config(None, FAST), tmp_path / "run")}
+    assert rows["health rules"].status == "pass" and "0 changed by monitor.rules" in rows["health rules"].reason
+    bad = load_config(None, [*FAST, "monitor.rules.gate_collapse.enabled=maybe"])
+    row = {r.name: r for r in cheap_checks(bad, tmp_path / "run")}["health rules"]
+    assert row.status == "fail" and "monitor.rules.gate_collapse.enabled" in row.reason

@@ -53,6 +53,22 @@ def test_a_rank_without_a_gpu_is_refused_before_anything_starts(runs_dir, tmux_s
     assert cpu.returncode == 0, cpu.stderr  # no GPU, device auto: two CPU ranks (gloo) are fine
 
 
+def test_a_misspelt_health_rule_is_refused_at_launch(runs_dir, tmux_socket):
+    """monitor.rules is read by the tools, not the trainer: misspelt, it surfaced only when `nsa status` first read
+    the running run (exit 4, for as long as the run lasted). The launch refuses it now, dry run or not."""
+    cases = [
+        ("monitor.rules.loss_spike.severity=warning", "health rules: config monitor.rules.loss_spike: unknown rule"),
+        ("monitor.rules.loss_plateau.severty=warning", "unknown setting 'severty'"),
+    ]
+    for setting, says in cases:
+        for dry in ([], ["--dry-run"]):
+            res = nsa("launch", "--name", "rules", "--set", setting, *dry)
+            assert res.returncode == 1 and says in _one_error_line(res), (setting, res.stderr)
+    assert not (runs_dir / "rules").exists() and tmux_sessions() == []
+    ok = nsa("launch", "--name", "rules", "--set", "monitor.rules.loss_plateau.severity=critical", "--dry-run")
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_invalid_config_fails_before_anything_starts(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "bad", "--set", "model.dim=33")
     assert res.returncode == 1
