@@ -11,6 +11,7 @@ import typer
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote, toks_text
 from nsa_tui.errors import UserError
+from nsa_tui.health.rules import BAD_RULES_EXIT
 
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 
@@ -52,7 +53,11 @@ def render_table(judged: list[Judged]) -> None:
     for j in judged:
         v = j.verdict
         if v is None:
-            table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
+            if j.error_code == BAD_RULES_EXIT:  # the run is there, its config's monitor section is not usable
+                why = f"its config.yaml's monitor section: `nsa status {j.run}` says why"
+                table.add_row(escape(j.run), "-", "-", "-", "-", "-", "[red]bad rules[/]", escape(why))
+            else:
+                table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
             continue
         step = "-" if v["step"] is None else str(v["step"])
         if v.get("total_steps"):
@@ -80,7 +85,7 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_d
     judged = collect_runs(directory, host, remote_dir)
     if as_json:
         for j in judged:
-            print(json.dumps(j.verdict if j.verdict is not None else {"run": j.run, "error": j.error}), flush=True)
+            print(json.dumps(j.verdict if j.verdict is not None else j.error_object()), flush=True)
     elif not judged:
         print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}")
     else:

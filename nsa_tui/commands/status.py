@@ -28,11 +28,16 @@ class Judged:
     verdict: dict[str, Any] | None = None
     error: str | None = None
     missing: bool = False  # no such run directory (as opposed to one without telemetry)
+    error_code: int = EXIT_NO_TELEMETRY  # the exit status an error stands for (4: the run's monitor section)
+
+    def error_object(self) -> dict[str, Any]:
+        """The --json line of a run without a verdict."""
+        return {"run": self.run, "error": self.error, "exit_code": self.exit_code}
 
     @property
     def exit_code(self) -> int:
         if self.verdict is None:
-            return EXIT_NO_TELEMETRY
+            return self.error_code
         return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict.get("health"), EXIT_NO_TELEMETRY)
 
 
@@ -46,11 +51,15 @@ def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # ->
 
 
 def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_rules) -> Judged:
-    from nsa_tui.health import evaluate
+    from nsa_tui.health import BAD_RULES_EXIT, RulesError, build_rules, evaluate
 
+    where = f"{host}:{path}" if host else path
     if h.format is None:
-        where = f"{host}:{path}" if host else path
         return Judged(run, error=f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)")
+    try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
+        build_rules(h.config)
+    except RulesError as e:
+        return Judged(run, error=f"{where}: {e} (its config.yaml)", error_code=BAD_RULES_EXIT)
     v = evaluate(h, now, _rules_for(h.config, user_rules), run=run)
     v.path, v.host, v.via = path, host, ("ssh" if host else None)
     return Judged(run, verdict=v.to_dict())
@@ -73,6 +82,7 @@ def judge_remote(
     """All RUNs on ``host`` in one ssh call, names resolved under ``remote_dir`` there. With a
     rules file we judge locally (the remote `nsa` does not see the file); otherwise a remote
     `nsa status --json` is used when present."""
+    from nsa_tui.health import BAD_RULES_EXIT
     from nsa_tui.remote.checkout import missing_run_message
     from nsa_tui.runs import history_from_bundle
     from nsa_tui.runs.bundle import MissingRun
@@ -94,7 +104,12 @@ def judge_remote(
                     obj["host"], obj["via"] = host, "remote-nsa"
                     out.append(Judged(str(obj.get("run")), verdict=obj))
                 elif isinstance(obj, dict):
-                    out.append(Judged(str(obj.get("run")), error=f"{obj.get('error') or 'no telemetry'} on {host}"))
+                    code = obj.get("exit_code")
+                    error = f"{obj.get('error') or 'no telemetry'} on {host}"
+                    bad_rules = code == BAD_RULES_EXIT  # a remote nsa that predates exit_code sends none
+                    out.append(
+                        Judged(str(obj.get("run")), error=error, error_code=code if bad_rules else EXIT_NO_TELEMETRY)
+                    )
         else:
             h = history_from_bundle(item)
             out.append(judge_history(h, run=item.run, path=item.path, host=host, now=item.now, user_rules=user_rules))
@@ -201,7 +216,7 @@ def run_status(
         judged = [judge_local(resolve_run(r), user_rules) for r in (runs or [None])]
     for j in judged:
         if as_json:
-            obj = j.verdict if j.verdict is not None else {"run": j.run, "error": j.error}
+            obj = j.verdict if j.verdict is not None else j.error_object()
             print(json.dumps(obj, allow_nan=False), flush=True)
         elif not j.missing:  # a run that is not there is the error line below only, as for a local RUN
             render_human(j)

@@ -86,13 +86,18 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
 
 def report_run(bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str) -> ReportRun | None:
     """A run's report data from its files read whole; None when they hold no telemetry of any known format."""
-    from nsa_tui.health import evaluate
+    from nsa_tui.errors import UserError
+    from nsa_tui.health import BAD_RULES_EXIT, RulesError, evaluate
 
     h = history_from_bundle(bundle)
     if h.format is None:
         return None
     name = bundle.run
-    return ReportRun(name, where, parent, h, checkpoints, evaluate(h, bundle.now, run=name))
+    try:
+        verdict = evaluate(h, bundle.now, run=name)
+    except RulesError as e:  # the run's own config.yaml: one line, as `nsa status` says it
+        raise UserError(f"{where}: {e} (its config.yaml)", BAD_RULES_EXIT) from None
+    return ReportRun(name, where, parent, h, checkpoints, verdict)
 
 
 def load_report_run(run_dir: Path) -> ReportRun | None:

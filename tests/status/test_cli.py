@@ -82,6 +82,27 @@ def test_bad_monitor_section_is_exit_4(runs_dir):
     assert res.exit_code == 4 and "config monitor.rules.grad_spike.factor: expected a number" in res.stderr
 
 
+def test_one_runs_bad_monitor_section_is_that_runs_error_only(runs_dir):
+    """A run whose config.yaml has an unusable monitor section (a trainer started by hand, an edited config) used
+    to take `nsa runs` and a multi-run `nsa status` down with it (one error line, no table), and `nsa report` down
+    with a traceback. Now it is that run's row and error line (exit 4), and the other runs are judged."""
+    make_v1_run(runs_dir / "good", steps=200)
+    make_v1_run(runs_dir / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    res = invoke("runs", str(runs_dir))
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line for line in res.stdout.splitlines()[1:] if line.strip() and line[0] != " "}
+    assert "running" in rows["good"] or "finished" in rows["good"], res.stdout
+    assert "bad rules" in rows["bad"] and "nsa status bad" in res.stdout
+    res = invoke("status", "good", "bad")
+    assert res.exit_code == 4 and "health OK" in res.stdout
+    assert res.stderr.count("\n") == 1 and "unknown rule 'loss_spike'" in res.stderr and "config.yaml" in res.stderr
+    lines = [json.loads(x) for x in invoke("status", "--json", "good", "bad").stdout.splitlines()]
+    assert lines[0]["health"] == "ok" and lines[1]["exit_code"] == 4 and "loss_spike" in lines[1]["error"]
+    res = invoke("report", "bad")
+    assert res.exit_code == 4, res.output
+    assert isinstance(res.exception, SystemExit) and "unknown rule 'loss_spike'" in res.stderr  # not a crash
+
+
 def test_human_output(runs_dir):
     make_v1_run(runs_dir / "c", state="crashed")
     make_vibe_run(runs_dir / "v")

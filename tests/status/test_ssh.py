@@ -66,7 +66,8 @@ def test_remote_uses_remote_nsa_when_present(tmp_path, sshd_factory, monkeypatch
 def test_remote_missing_directory(tmp_path, sshd):
     code, objs, err = _status(["--host", sshd.host, str(tmp_path / "nope")])
     assert code == 3
-    assert objs == [{"run": str(tmp_path / "nope"), "error": f"no run directory '{tmp_path / 'nope'}' on {sshd.host}"}]
+    error = f"no run directory '{tmp_path / 'nope'}' on {sshd.host}"
+    assert objs == [{"run": str(tmp_path / "nope"), "error": error, "exit_code": 3}]
     code, objs, err = _status(["--host", sshd.host, "nope"])  # a name: where it looked, and what would help
     assert code == 3 and objs[0]["error"].startswith(f"no run directory 'nope' on {sshd.host} (looked at ")
     assert "--remote-dir" in err and err.count("\n") == 1
@@ -199,3 +200,12 @@ def test_remote_nsa_judges_all_runs_in_one_process(tmp_path, sshd_factory, monke
     assert [_stable(o) for o in remote] == [_stable(json.loads(line)) for line in local.stdout.splitlines()]
     assert {o["via"] for o in remote} == {"remote-nsa" if remote_nsa == "works" else "ssh"}
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_remote_run_with_a_bad_monitor_section_is_its_own_error(tmp_path, sshd):
+    """The remote nsa judges the good run and reports the bad one's monitor section (exit 4), as locally."""
+    make_v1_run(tmp_path / "good", steps=200)
+    make_v1_run(tmp_path / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    code, objs, _ = _status(["--host", sshd.host, str(tmp_path / "good"), str(tmp_path / "bad")])
+    assert code == 4 and objs[0]["health"] == "ok" and objs[0]["via"] == "remote-nsa"
+    assert objs[1]["exit_code"] == 4 and "unknown rule 'loss_spike'" in objs[1]["error"]
