@@ -558,7 +558,7 @@ class Trainer:
             self.hb.write(
                 schema.KIND_CHECKPOINT,
                 step,
-                path=str(path),
+                path=str(path.absolute()),  # the contract says absolute: --run-dir may be relative to the cwd
                 seconds=secs,
                 pointers=list(pointers),
                 bytes=size,

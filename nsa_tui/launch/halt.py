@@ -36,7 +36,9 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
     rec = runstate.last_record(records, schema.KIND_CHECKPOINT)
     if rec is not None and rec.get("path"):
         p = Path(rec["path"])
-        return p if p.is_absolute() else run_dir / p
+        # a relative path (trainers before the record was made absolute) was relative to the trainer's cwd,
+        # which the record does not say; checkpoints always sit in the run's checkpoints/ directory
+        return p if p.is_absolute() else run_dir / schema.CHECKPOINT_DIR / p.name
     pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
     try:
         name = pointer.read_text().strip()

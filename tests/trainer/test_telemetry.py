@@ -134,3 +134,23 @@ def test_tiny_default_model_learns(run_dir: Path) -> None:
     assert len(losses) == 2 and losses[1] < losses[0] - 0.5, losses
     val = [r["val_loss"] for r in recs if r["kind"] == "eval"]
     assert val and val[-1] < 4.0, val
+
+
+def test_checkpoint_record_path_is_absolute_with_a_relative_run_dir(tmp_path: Path) -> None:
+    """The contract says absolute: with `--run-dir runs/x` the record said runs/x/checkpoints/..., and `nsa halt`,
+    joining it to the run directory, reported runs/x/runs/x/checkpoints/..., a file that does not exist."""
+    from trainer_helpers import train_cmd
+
+    from nsa_tui.launch.halt import latest_checkpoint
+
+    cmd = train_cmd(Path("runs/x"), "train.steps=2", "train.save_every=2")
+    proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "runs/x"
+    recs = records(run)
+    [ckpt] = [r for r in recs if r["kind"] == schema.KIND_CHECKPOINT]
+    assert Path(ckpt["path"]).is_absolute() and Path(ckpt["path"]).is_file()
+    assert latest_checkpoint(run, recs) == Path(ckpt["path"])
+    # a record from before (relative to the trainer's cwd, which it does not name) still finds the file
+    legacy = [{**r, "path": "runs/x/checkpoints/" + Path(ckpt["path"]).name} for r in recs]
+    assert latest_checkpoint(run, legacy) == Path(ckpt["path"])
