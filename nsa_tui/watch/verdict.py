@@ -30,10 +30,13 @@ class VerdictView:
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     """The health engine's verdict (nsa_tui.health.evaluate), shaped for the panels. A crash
     inside the engine is shown in the health panel rather than taking the dashboard down."""
+    from nsa_tui.health import RulesError
     from nsa_tui.health import evaluate as engine_evaluate
 
     try:
         v = engine_evaluate(history, now)
+    except RulesError as e:  # the user's config, not a fault of the engine
+        return VerdictView(problem=f"no health verdict: the run's config.yaml: {e}")
     except Exception as e:  # shown on screen, never swallowed
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]

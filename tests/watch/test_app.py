@@ -315,3 +315,13 @@ async def test_start_warnings_stay_in_the_health_panel(tmp_path):
         assert panel.verdict.start_warnings == ["bf16 on CPU is about 3x slower than fp32 here"]
         shown = panel.render().plain
         assert shown.startswith("✓ no active alerts\nat start bf16 on CPU is about 3x slower than fp32 here")
+
+
+def test_a_bad_monitor_section_is_named_as_the_runs_config_not_an_engine_failure(tmp_path):
+    from nsa_tui.runs import load_run
+    from nsa_tui.watch.verdict import evaluate
+
+    run = tmp_path / "bad"
+    make_v1_run(run, steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    v = evaluate(load_run(run), time.time(), run)
+    assert v.problem.startswith("no health verdict: the run's config.yaml: config monitor.rules.loss_spike")
