@@ -57,10 +57,12 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
     if h.format is None:
         return Judged(run, error=f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)")
     try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
-        build_rules(h.config)
+        rules = build_rules(h.config)
     except RulesError as e:
         return Judged(run, error=f"{where}: {e} (its config.yaml)", error_code=BAD_RULES_EXIT)
-    v = evaluate(h, now, _rules_for(h.config, user_rules), run=run)
+    if user_rules is not None:
+        rules = _rules_for(h.config, user_rules)
+    v = evaluate(h, now, rules, run=run)
     v.path, v.host, v.via = path, host, ("ssh" if host else None)
     return Judged(run, verdict=v.to_dict())
 
