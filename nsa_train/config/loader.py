@@ -104,7 +104,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if isinstance(value, bool):  # str(True) would be 'True', which no program reads as yes
             raise ConfigError(
                 f"{where}: {key}: expected str, got bool {value!r} (YAML reads unquoted true/false/yes/no/on/off "
-                "as booleans): quote the value"
+                f"as booleans): quote the value, e.g. --set '{key}=\"{str(value).lower()}\"'"
             )
     if value is None:
         raise ConfigError(f"{where}: {key}: null is not allowed (expected {_type_name(tp)})")

@@ -90,8 +90,11 @@ def test_environment_values_written_as_numbers_are_strings(tmp_path):
     cfg.write_text("runtime:\n  env:\n    NCCL_IB_DISABLE: 1\n    NSA_RATIO: 0.5\n")
     c = load_config(cfg, ["runtime.env.OMP_NUM_THREADS=4"])
     assert c.runtime.env == {"NCCL_IB_DISABLE": "1", "NSA_RATIO": "0.5", "OMP_NUM_THREADS": "4"}
-    with pytest.raises(ConfigError, match=r"runtime\.env\.NCCL_P2P_DISABLE: expected str, got bool True.*quote"):
+    with pytest.raises(ConfigError, match=r"runtime\.env\.NCCL_P2P_DISABLE: expected str, got bool True.*quote") as e:
         load_config(None, ["runtime.env.NCCL_P2P_DISABLE=true"])
+    hint = str(e.value).rsplit("e.g. --set ", 1)[1]  # the spelling it suggests works
+    assert hint == """'runtime.env.NCCL_P2P_DISABLE="true"'"""
+    assert load_config(None, [hint.strip("'")]).runtime.env == {"NCCL_P2P_DISABLE": "true"}
 
 
 @pytest.mark.parametrize("bad", ["train.lr", "=3", "train..lr=1", "train.lr.x=1"])
