@@ -132,12 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
-        env_set, env_warnings = apply_runtime_env(cfg.runtime.env, os.environ)  # torch is not imported yet
         if args.resume:  # before the data and the model are built: what the checkpoint cannot take, by key
             check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
         hb.liveness_every_s = cfg.monitor.liveness_every_s
         trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
-        trainer.env_set, trainer.env_warnings = env_set, env_warnings
         reason, status = trainer.run()
         step = trainer.step
     except (ConfigError, UserFacingError) as e:
@@ -211,12 +209,14 @@ class Trainer:
         self.last_saved_step = -1
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
-        self.env_set: list[str] = []  # runtime.env names this process set itself (not started by nsa launch)
-        self.env_warnings: list[str] = []
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
         cfg, run_dir, hb = self.cfg, self.run_dir, self.hb
+
+        # runtime.env before torch loads (OpenMP, CUDA's allocator and NCCL read it): names set here mean the
+        # process was not started by `nsa launch`, which sets them
+        env_set, env_warnings = apply_runtime_env(cfg.runtime.env, os.environ)
 
         # ---- heavy imports happen here, after the boot and config records
         import torch
@@ -236,7 +236,7 @@ class Trainer:
         self.device = devmod.resolve_device(cfg.runtime, self.info.local_rank)
         self.precision = devmod.resolve_precision(cfg.runtime, self.device)
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
-        warnings = self.env_warnings + preflight_warnings(cfg, self.device.type, self.precision)
+        warnings = env_warnings + preflight_warnings(cfg, self.device.type, self.precision)
         threads = devmod.configure_threads(cfg.runtime, self.device)
         devmod.configure_matmul(cfg.runtime, self.device)
         is_main = self.info.is_main
@@ -245,8 +245,8 @@ class Trainer:
                 self._save_config()
             print(f"[config] {self.config_path or '<embedded default>'} (resolved, saved as config.yaml):")
             print(dump_yaml(cfg).rstrip())
-            if self.env_set:
-                print(f"[env] runtime.env set by the trainer: {', '.join(self.env_set)}")
+            if env_set:
+                print(f"[env] runtime.env set by the trainer: {', '.join(env_set)}")
             for w in warnings:
                 print(f"warning: {w}", file=sys.stderr)
         hb.write(
