@@ -18,8 +18,9 @@ import pytest
 import torch
 
 
-def _worker(initializer) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=initializer)
+def _worker(initializer, workers: int = 1) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,13 @@ def interpreter() -> Iterator[ProcessPoolExecutor]:
 def plain_cpu_worker() -> Iterator[ProcessPoolExecutor]:
     """A fresh worker that sees no CUDA device and no TRITON_INTERPRET."""
     with _worker(nsa_triton_worker.init_plain_cpu) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def plain_cpu_workers() -> Iterator[ProcessPoolExecutor]:
+    """Two such workers, for jobs that each keep one core busy (Triton's compiler and ptxas)."""
+    with _worker(nsa_triton_worker.init_plain_cpu, workers=2) as pool:
         yield pool
 
 

@@ -23,26 +23,42 @@ KERNELS = 9
 SM90, SM80, SM86 = 227 * 1024, 163 * 1024, 99 * 1024
 
 
-@pytest.mark.parametrize(
-    ("arch", "cases", "limit"),
-    [
-        # H100/H200: the paper's heads in bf16 (training) and fp32 (the IEEE dot path); the 125M config's 12/2
-        pytest.param(
-            90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64), ("bfloat16", 12, 2, 64, 64)], SM90, id="sm90"
-        ),
-        # 16-bit training fits every Ampere/Ada card: GQA 16 with head dim 128 (the largest row tiles), no GQA
-        # with a narrower value head
-        pytest.param(80, [("bfloat16", 16, 1, 128, 128), ("float16", 4, 4, 64, 32)], SM86, id="sm80-16bit"),
-        # fp32 (tests, or runtime.precision fp32) with the paper's heads fits an A100
-        pytest.param(80, [("float32", 8, 2, 64, 64)], SM80, id="sm80-fp32"),
-    ],
-)
-def test_every_kernel_compiles_and_fits(plain_cpu_worker, tmp_path, arch, cases, limit):
+# arch id -> (compute capability, cases (dtype, HQ, H, D, DV), shared memory limit)
+TARGETS = {
+    # H100/H200: the paper's heads in bf16 (training) and fp32 (the IEEE dot path); the 125M config's 12/2
+    "sm90": (90, [("bfloat16", 8, 2, 64, 64), ("float32", 8, 2, 64, 64), ("bfloat16", 12, 2, 64, 64)], SM90),
+    # 16-bit training fits every Ampere/Ada card: GQA 16 with head dim 128 (the largest row tiles), no GQA with
+    # a narrower value head
+    "sm80-16bit": (80, [("bfloat16", 16, 1, 128, 128), ("float16", 4, 4, 64, 32)], SM86),
+    # fp32 (tests, or runtime.precision fp32) with the paper's heads fits an A100
+    "sm80-fp32": (80, [("float32", 8, 2, 64, 64)], SM80),
+}
+
+
+@pytest.fixture(scope="module")
+def compile_jobs(plain_cpu_workers, tmp_path_factory):
+    """Every (target, case) compiled as its own job into its own empty cache, all submitted at once: each job
+    keeps one core busy, so the two workers halve the wall time (~105 s of compiling on this machine)."""
     pytest.importorskip("triton", reason="triton is not installed")
-    results = plain_cpu_worker.submit(worker.compile_for_gpu, arch, cases, str(tmp_path)).result(timeout=600)
-    assert len(results) == KERNELS * len(cases)
+    jobs = {}
+    for target, (arch, cases, _) in TARGETS.items():
+        for case in cases:
+            cache = tmp_path_factory.mktemp(f"triton-cache-{target}")
+            jobs.setdefault(target, []).append(
+                (plain_cpu_workers.submit(worker.compile_for_gpu, arch, [case], str(cache)), cache)
+            )
+    return jobs
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_every_kernel_compiles_and_fits(compile_jobs, target):
+    limit = TARGETS[target][2]
+    results = {}
+    for job, cache in compile_jobs[target]:
+        results.update(job.result(timeout=600))
+        assert any(cache.rglob("*.cubin")), "nothing was compiled into the fresh cache"
+    assert len(results) == KERNELS * len(TARGETS[target][1])
     failed = {name: why for name, why in results.items() if not isinstance(why, int)}
     assert not failed, failed
     too_big = {name: shared for name, shared in results.items() if shared > limit}
     assert not too_big, f"shared memory over {limit} bytes: {too_big}"
-    assert any(tmp_path.rglob("*.cubin")), "nothing was compiled into the fresh cache"
