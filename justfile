@@ -33,6 +33,7 @@ fmt:
 bench:
     {{py}} bench/attention.py --table
     {{py}} bench/train_throughput.py
+    {{py}} bench/selection_short.py
     {{py}} bench/status_speed.py
 
 # On a CUDA box: GPU tests, Triton bench and 125M throughput in one go (README, GPU).

@@ -135,6 +135,11 @@ def main() -> None:
     for phase, peak in sampler.peaks.items():
         print(f"  {phase:10s} {peak:8.0f}")
     print("timeline: " + " -> ".join(f"{p} {r:.0f}" for p, r in sampler.timeline))
+    if args.impl == "nsa" and "sel.fwd" not in sampler.peaks:
+        print(
+            f"note: at T={args.seq_len} the selection branch is one masked SDPA call (the fast path's route for "
+            "short sequences, docs/nsa.md), not a phase of its own: its time and memory are in fwd.other/bwd.other"
+        )
     if args.timed_passes > 0:
         print_times(layer, x, sampler, args.timed_passes)
 

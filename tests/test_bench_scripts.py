@@ -18,11 +18,17 @@ NEEDS_PROJECT = [
     "corpus_entropy",
     "layer_profile",
     "remote_tail_cost",
+    "selection_short",
     "train_throughput",
     "triton_vs_fast",
     "watch_fixture",
     "watch_live",
 ]
+
+
+def bench(script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run bench/<script> with this interpreter (the project's venv), capturing its text output."""
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("name", NEEDS_PROJECT)
@@ -38,12 +44,8 @@ def test_wrong_interpreter_is_one_clear_line(name):
 
 
 def test_attention_phases_reports_every_branch_of_the_nsa_layer():
-    res = subprocess.run(
-        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--timed-passes", "2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # 800 tokens: 8 heads x 800^2 scores are past the masked selection's bound, so selection is a phase
+    res = bench("attention_phases.py", "--seq-len", "800", "--timed-passes", "2")
     assert res.returncode == 0, res.stderr
     memory, _, times = res.stdout.partition("wall seconds per phase")
     branches = {"fwd.other", "bwd.other", "cmp.fwd", "cmp.bwd", "sel.fwd", "sel.bwd", "win.fwd", "win.bwd"}
@@ -56,16 +58,19 @@ def test_attention_phases_reports_every_branch_of_the_nsa_layer():
     assert min(seconds.values()) >= 0 and sum(v for k, v in seconds.items() if k != "total") == pytest.approx(
         seconds["total"], abs=0.01
     )
+    assert "masked SDPA" not in res.stdout
+
+
+def test_attention_phases_says_where_a_masked_selection_went():
+    res = bench("attention_phases.py", "--seq-len", "300", "--timed-passes", "0")
+    assert res.returncode == 0, res.stderr
+    assert "sel.fwd" not in res.stdout
+    assert "the selection branch is one masked SDPA call" in res.stdout
 
 
 def test_layer_profile_smoke_run_on_cpu():
     args = shlex.split("--device cpu --seq-lens 300 --warmup 0 --reps 1 --top 3 --sweep-cmp-tile 64")
-    res = subprocess.run(
-        [sys.executable, str(BENCH / "layer_profile.py"), *args, "--sweep-window-group", "128"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = bench("layer_profile.py", *args, "--sweep-window-group", "128")
     assert res.returncode == 0, res.stderr
     assert "## B=1 T=300: forward+backward" in res.stdout and "top 3 by host time" in res.stdout
     rows = [line.split("|")[1:3] for line in res.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
@@ -74,12 +79,7 @@ def test_layer_profile_smoke_run_on_cpu():
 
 
 def test_attention_phases_lists_what_backward_keeps():
-    res = subprocess.run(
-        [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--saved"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = bench("attention_phases.py", "--seq-len", "600", "--saved")
     assert res.returncode == 0, res.stderr
     rows = [line for line in res.stdout.splitlines() if line.startswith("  ")]
     *kept, total = rows
@@ -98,12 +98,7 @@ def test_attention_phases_recompute_backward_keeps_less():
     no output (at T=600: two [1, 600, 8, 64] fp32 outputs, 2.3 MB) and the kept total drops by that."""
 
     def kept_total(*flags: str) -> float:
-        res = subprocess.run(
-            [sys.executable, str(BENCH / "attention_phases.py"), "--seq-len", "600", "--saved", *flags],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        res = bench("attention_phases.py", "--seq-len", "600", "--saved", *flags)
         assert res.returncode == 0, res.stderr
         return float(res.stdout.strip().splitlines()[-1].split()[0])
 
@@ -184,3 +179,13 @@ def test_gpu_check_without_a_gpu_says_so_and_runs_nothing(tmp_path):
     env = (out / "env.txt").read_text()
     assert f"torch {torch.__version__}" in env and "no CUDA device" in env
     assert not (out / "summary.txt").exists()  # no part ran
+
+
+def test_selection_short_times_both_routes_and_names_the_fast_paths():
+    res = bench("selection_short.py", "--reps", "1", "--shapes", "3")
+    assert res.returncode == 0, res.stderr
+    rows = [line.split("|")[1:-1] for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 4 and rows[0][0].strip() == "B"  # the header, then the three shapes
+    for row in rows[1:]:
+        assert float(row[6]) > 0 and float(row[7]) > 0
+        assert row[9].strip() == "masked"  # the three shortest shapes are within the bounds

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nsa_train.nsa import fast_selection_masked
 from nsa_train.nsa._common import LOG2E, check_qkv, compute_dtype, default_scale, masked_softmax, vjp
 from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
@@ -500,9 +501,12 @@ def gated_selection_fast(
         raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
+    g = None if gate is None else gate.to(cdt)
+    if fast_selection_masked.use_masked_selection(B, T, q.shape[2], block_indices.shape[-1], block_size):
+        o = fast_selection_masked.masked_selection(q.to(cdt), k.to(cdt), v.to(cdt), block_indices, block_size, scale, g)
+        return o.to(q.dtype)
     n_blocks = (T + block_size - 1) // block_size
     idx = _dedupe_future(block_indices, block_size, n_blocks)
-    g = None if gate is None else gate.to(cdt)
     o = SelectionAttentionFn.apply(
         q.to(cdt).contiguous(), k.to(cdt).contiguous(), v.to(cdt).contiguous(), idx, block_size, scale, g
     )

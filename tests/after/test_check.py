@@ -176,3 +176,27 @@ def test_health_rules_row_reads_monitor_as_the_tools_will(tmp_path: Path) -> Non
     bad = load_config(None, [*FAST, "monitor.rules.gate_collapse.enabled=maybe"])
     row = {r.name: r for r in cheap_checks(bad, tmp_path / "run")}["health rules"]
     assert row.status == "fail" and "monitor.rules.gate_collapse.enabled" in row.reason
+
+
+@pytest.mark.parametrize("broken", ["masked", "block-major"])
+def test_the_nsa_self_test_checks_both_routes_of_the_fast_selection(broken: str, monkeypatch) -> None:
+    """The fast path computes selection as one masked SDPA on short sequences and block-major on long ones; the
+    self-test's small layer would take only the first by its size, so it runs both: either one broken fails
+    the row."""
+    import torch
+
+    from nsa_train.nsa import fast, fast_selection_masked
+    from nsa_train.selfcheck import nsa_selftest
+
+    def off_by_a_bit(fn):
+        return lambda *a, **kw: fn(*a, **kw) * 1.01
+
+    if broken == "masked":
+        monkeypatch.setattr(
+            fast_selection_masked, "masked_selection", off_by_a_bit(fast_selection_masked.masked_selection)
+        )
+    else:
+        monkeypatch.setattr(fast.SelectionAttentionFn, "apply", off_by_a_bit(fast.SelectionAttentionFn.apply))
+    rows = by_name(nsa_selftest(load_config(None), torch.device("cpu")))
+    assert rows["nsa fast"]["status"] == "fail", rows["nsa fast"]
+    assert "rel. max error" in rows["nsa fast"]["reason"]

@@ -12,6 +12,7 @@ from nsa_train.nsa import (
     compressed_attention_reference,
     fallbacks,
     fast_selection,
+    fast_selection_masked,
     selection_attention,
     selection_attention_fast,
     selection_attention_reference,
@@ -85,7 +86,8 @@ def test_selection_online_softmax_with_far_apart_scores(key_scale, monkeypatch):
     k = k * torch.linspace(1.0, key_scale, 48).square()[None, :, None, None]
     idx = random_blocks(1, 48, 2, 4, 6)
     ref = grads(lambda a, b, c: selection_attention_reference(a, b, c, idx, 6), q, k, v)
-    fst = grads(lambda a, b, c: selection_attention_fast(a, b, c, idx, 6), q, k, v)
+    with fast_selection_masked.route(False):  # the block-major route's online softmax
+        fst = grads(lambda a, b, c: selection_attention_fast(a, b, c, idx, 6), q, k, v)
     assert torch.isfinite(fst[0]).all()
     assert_same(ref[0], fst[0], ref[1], fst[1], atol=1e-4, rtol=1e-4)
 
@@ -409,3 +411,20 @@ def test_tile_sizes_are_the_cpus_on_cpu_and_large_but_bounded_on_cuda():
     assert fast.cmp_tile(cuda, 8, 12, 127, 2049) == 2049  # a training batch: one tile of the whole sequence
     assert fast.cmp_tile(cuda, 64, 64, 1 << 20, 1 << 24) == fast.CMP_TILE  # never below the CPU's tile
     assert fast.window_group(cuda) == fast.CUDA_WINDOW_GROUP > fast.WINDOW_GROUP
+
+
+def test_masked_selection_route_is_for_short_sequences_only():
+    """The bounds bench/selection_short.py measured: the tiny default's shape (batch 8, 256 tokens, 4 query
+    heads, 4 blocks of 16) and up to 4M scores take one masked SDPA; longer sequences, or selections covering
+    under a quarter of the keys, the block-major route (memory O(T), no T x T mask)."""
+    use = fast_selection_masked.use_masked_selection
+    assert use(8, 256, 4, 4, 16) and use(16, 256, 4, 4, 16) and use(1, 23, 16, 3, 6)
+    assert not use(8, 384, 4, 4, 16)  # 4.5M scores
+    assert not use(1, 2048, 8, 16, 64)  # the paper's blocks at 2k tokens
+    assert not use(1, 32768, 8, 16, 64)
+    assert not use(1, 256, 4, 1, 16)  # 16 keys per selected one
+    with fast_selection_masked.route(False):
+        assert not use(8, 256, 4, 4, 16)
+    with fast_selection_masked.route(True):
+        assert use(1, 32768, 8, 16, 64)
+    assert use(8, 256, 4, 4, 16)  # the route is the shape's again
