@@ -4,7 +4,7 @@ The block-major path (fast_selection.py) runs a few dozen small ops per chunk wh
 tiny default (batch 8, 256 tokens, 4 blocks of 16 per query) costs more than attending to all 256 keys at
 once. Here the work grows with T^2 instead of T * n_sel * block_size, so the fast path takes this route only
 while the mask is small and a query's selected blocks cover a good part of the sequence
-(``use_masked_selection``); measured on this project's 2-core CPU (`bench` numbers in docs/nsa.md).
+(``use_masked_selection``): bounds measured with bench/selection_short.py (its table is in the README).
 """
 
 from __future__ import annotations
