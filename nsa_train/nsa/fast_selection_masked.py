@@ -65,7 +65,7 @@ def masked_selection(
     mask = chosen[..., :n_blocks].repeat_interleave(block_size, -1)[..., :T]  # [B, T, H, T]
     mask &= torch.ones(T, T, dtype=torch.bool, device=q.device).tril()[None, :, None, :]  # keys <= t
     seen = mask.any(-1)  # [B, T, H]
-    # a row with no key would be NaN: it attends to key 0 instead and its output is multiplied by 0 below
+    # a fully masked row is NaN in some SDPA backends and versions: it attends to key 0 and is multiplied by 0
     mask[..., 0] |= ~seen
     mask = mask.permute(0, 2, 1, 3).repeat_interleave(G, 1)  # [B, HQ, T, T]
     o = F.scaled_dot_product_attention(
