@@ -54,6 +54,8 @@ def masked_selection(
     """gate[..., None] * selection attention, differentiable by autograd: q [B, T, HQ, D], k [B, T, H, D],
     v [B, T, H, Dv], block_indices [B, T, H, S] (any ids: -1, duplicates, out of range and future blocks select
     no visible key), gate [B, T, HQ] or None -> [B, T, HQ, Dv]. A query that sees no key gets 0."""
+    # the same mask as reference.selection_attention_reference's, built here on its own: the oracle shares no
+    # code with what it checks
     B, T, HQ, _ = q.shape
     H = k.shape[2]
     G = HQ // H
