@@ -52,20 +52,13 @@ def time_ms(B: int, T: int, HQ: int, H: int, D: int, block_size: int, n_sel: int
     q, k, v = (torch.randn(B, T, n, D, generator=g).requires_grad_() for n in (HQ, H, H))
     gate = torch.rand(B, T, HQ, generator=g).requires_grad_()
     ids = block_ids(B, T, H, block_size, n_sel)
-    saved = fast_selection_masked.MAX_SCORES, fast_selection_masked.MAX_KEYS_PER_SELECTED
-    # force the route: every shape is in bounds (masked) or none is (block-major)
-    fast_selection_masked.MAX_SCORES, fast_selection_masked.MAX_KEYS_PER_SELECTED = (
-        (1 << 62, 1 << 62) if masked else (0, 0)
-    )
-    try:
-        times = []
+    times = []
+    with fast_selection_masked.route(masked):  # this route whatever the shape
         for i in range(reps + 3):
             t0 = time.perf_counter()
             fast.gated_selection_fast(q, k, v, ids, block_size, gate).sum().backward()
             if i >= 3:
                 times.append(time.perf_counter() - t0)
-    finally:
-        fast_selection_masked.MAX_SCORES, fast_selection_masked.MAX_KEYS_PER_SELECTED = saved
     return 1000 * statistics.median(times)
 
 

@@ -59,7 +59,7 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
     try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
         rules = build_rules(h.config)
     except RulesError as e:
-        return Judged(run, error=f"{where}: {e} (its config.yaml)", error_code=BAD_RULES_EXIT)
+        return Judged(run, error=e.in_run_config(where), error_code=BAD_RULES_EXIT)
     if user_rules is not None:
         rules = _rules_for(h.config, user_rules)
     v = evaluate(h, now, rules, run=run)
@@ -106,12 +106,10 @@ def judge_remote(
                     obj["host"], obj["via"] = host, "remote-nsa"
                     out.append(Judged(str(obj.get("run")), verdict=obj))
                 elif isinstance(obj, dict):
-                    code = obj.get("exit_code")
+                    # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
+                    code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else EXIT_NO_TELEMETRY
                     error = f"{obj.get('error') or 'no telemetry'} on {host}"
-                    bad_rules = code == BAD_RULES_EXIT  # a remote nsa that predates exit_code sends none
-                    out.append(
-                        Judged(str(obj.get("run")), error=error, error_code=code if bad_rules else EXIT_NO_TELEMETRY)
-                    )
+                    out.append(Judged(str(obj.get("run")), error=error, error_code=code))
         else:
             h = history_from_bundle(item)
             out.append(judge_history(h, run=item.run, path=item.path, host=host, now=item.now, user_rules=user_rules))

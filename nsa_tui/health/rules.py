@@ -34,6 +34,11 @@ THRESHOLD_KEYS = ("metric", "above", "below", "message")
 class RulesError(ValueError):
     """A rules file or monitor section that cannot be used; the message says where and why."""
 
+    def in_run_config(self, where: str) -> str:
+        """This error as a run's own (its config.yaml's monitor section), for the run at ``where``: one wording
+        for `nsa status`, `nsa runs` and `nsa report`."""
+        return f"{where}: {self} (its config.yaml)"
+
 
 @dataclass
 class Rule:

@@ -96,7 +96,7 @@ def report_run(bundle: RunBundle, checkpoints: list[Checkpoint], where: str, par
     try:
         verdict = evaluate(h, bundle.now, run=name)
     except RulesError as e:  # the run's own config.yaml: one line, as `nsa status` says it
-        raise UserError(f"{where}: {e} (its config.yaml)", BAD_RULES_EXIT) from None
+        raise UserError(e.in_run_config(where), BAD_RULES_EXIT) from None
     return ReportRun(name, where, parent, h, checkpoints, verdict)
 
 
