@@ -5,6 +5,9 @@
   chooses whether the remote PATH has this venv's ``nsa`` on it, and a directory put first on it.
 - ``tmux_socket``: a private tmux server name (``NSA_TMUX_SOCKET``), killed afterwards.
 - ``runs_dir``: an empty runs root (``NSA_RUNS_DIR``).
+
+Every test runs without $TMUX/$TMUX_PANE (``outside_any_tmux``): a suite started in a tmux pane must not
+reach the developer's own server (a bare `tmux kill-server` in a test would end it, and the suite with it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def outside_any_tmux(monkeypatch):
+    monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.delenv("TMUX_PANE", raising=False)
 
 
 def _free_port() -> int:

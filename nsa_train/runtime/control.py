@@ -7,11 +7,18 @@ end the process mid-step, without a checkpoint or an `end` record.
 Only rank 0 looks at `.HALT`; every rank notes its own signals. The loop all-reduces
 these flags once per step (see train.py), so all ranks stop after the same step. A rank
 that decided alone would leave the others waiting in a collective until it times out.
+
+A `.HALT` is stale (left by an earlier stop) only when it is older than this attempt: `nsa launch` says when
+it started in $NSA_LAUNCH_TIME (launch.json records it); without it, this process's start. A newer one is a
+request made while the trainer was booting (`nsa halt` at once), honoured at the first step.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import signal
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -20,12 +27,41 @@ from nsa_train.telemetry import schema
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
 )  # no SIGHUP on Windows
+LAUNCH_TIME_ENV = "NSA_LAUNCH_TIME"  # seconds since the epoch, set by `nsa launch`
+# /proc gives a process's start in clock ticks (10 ms) and the uptime in hundredths: a file written just
+# before the process started can look up to this much newer than it
+PROC_START_SLACK_S = 0.05
+
+
+def process_start_time() -> float | None:
+    """When this process started (Linux /proc), as a wall-clock time; None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def attempt_start(environ: dict[str, str] | None = None) -> float:
+    """Where a `.HALT` stops being stale: the launch time, else this process's start (plus the /proc slack),
+    else now."""
+    value = (os.environ if environ is None else environ).get(LAUNCH_TIME_ENV, "")
+    try:
+        launched = float(value)
+    except ValueError:  # not one nsa wrote: fall back to the process start
+        launched = 0.0
+    if math.isfinite(launched) and launched > 0:
+        return launched
+    started = process_start_time()
+    return started + PROC_START_SLACK_S if started is not None else time.time()
 
 
 class StopRequests:
-    def __init__(self, run_dir: Path, is_main: bool) -> None:
+    def __init__(self, run_dir: Path, is_main: bool, started_at: float | None = None) -> None:
         self.halt_path = Path(run_dir) / schema.HALT_FILE
         self.is_main = is_main
+        self.started_at = attempt_start() if started_at is None else started_at
         self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
 
@@ -47,11 +83,18 @@ class StopRequests:
         self.signal_name = signal.Signals(signum).name
 
     def remove_stale_halt(self) -> bool:
-        """Rank 0 at start: a `.HALT` left from an earlier stop must not stop this run at step 1."""
-        if self.is_main and self.halt_path.exists():
-            self.halt_path.unlink(missing_ok=True)
-            return True
-        return False
+        """Rank 0 at start: a `.HALT` left from an earlier stop must not stop this run at step 1; one written
+        since this attempt started is a request, kept for the loop to honour."""
+        if not self.is_main:
+            return False
+        try:
+            written = self.halt_path.stat().st_mtime
+        except OSError:
+            return False
+        if written >= self.started_at:
+            return False
+        self.halt_path.unlink(missing_ok=True)
+        return True
 
     def halt_requested(self) -> bool:
         return self.is_main and self.halt_path.exists()

@@ -19,6 +19,9 @@ RemoteDirOpt = Annotated[
 
 
 def check_remote_dir(host: str | None, remote_dir: str | None) -> None:
-    """--remote-dir means nothing without --host: say so instead of ignoring it."""
+    """--remote-dir means nothing without --host, and nothing when empty (it would be the login directory): say
+    so instead of ignoring it."""
     if remote_dir is not None and host is None:
         raise UserError("--remote-dir needs --host (it is a directory on that host)")
+    if remote_dir is not None and not remote_dir.strip():
+        raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out")

@@ -21,7 +21,8 @@ def attach_command(
         if host is not None:
             from nsa_tui.launch.remote import attach_remote
 
-            raise typer.Exit(attach_remote(host, remote_dir, ["attach", run]))
+            # '--': a RUN may start with '-'
+            raise typer.Exit(attach_remote(host, remote_dir, ["attach", "--", run]))
         argv, env = attach_argv_for(run)
     except UserError as e:
         fail(str(e), e.code)
@@ -35,7 +36,7 @@ def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
     run_dir = resolve_run(run)
     launch = runstate.read_launch_json(run_dir) or {}
     session = launch.get("tmux_session") or tmux.session_name(run_dir.name)
-    socket = launch.get("tmux_socket") if isinstance(launch.get("tmux_socket"), str) else None
+    socket = tmux.recorded_socket(launch)  # null recorded: the default server, not $NSA_TMUX_SOCKET's
     if not tmux.has_session(session, socket):
         status = runstate.read_exit_status(run_dir)
         ended = f" (it exited with status {status})" if status is not None else ""

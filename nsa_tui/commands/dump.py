@@ -19,7 +19,7 @@ def dump_command(
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
 
-            code, _ = run_nsa(host, remote_dir, ["dump", run])
+            code, _ = run_nsa(host, remote_dir, ["dump", "--", run])  # '--': a RUN may start with '-'
             raise typer.Exit(code)
         from nsa_tui.launch.dump import dump_stacks
         from nsa_tui.rundir import resolve_run

@@ -22,7 +22,8 @@ def halt_command(
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
 
-            code, _ = run_nsa(host, remote_dir, ["halt", run, "--wait", str(wait)])
+            # '--': a RUN may start with '-'
+            code, _ = run_nsa(host, remote_dir, ["halt", "--wait", str(wait), "--", run])
             raise typer.Exit(code)
         halt_local(run, wait)
     except UserError as e:

@@ -114,7 +114,8 @@ def next_steps(run: str, host: str | None = None, remote_dir: str | None = None)
     where = []
     if host is not None:
         where = ["--host", host] + (["--remote-dir", remote_dir] if remote_dir else [])
-    cmd = {verb: shlex.join(["nsa", verb, *where, run]) for verb in ("watch", "attach", "halt")}
+    end = ["--", run] if run.startswith("-") else [run]  # else the run would read as an option
+    cmd = {verb: shlex.join(["nsa", verb, *where, *end]) for verb in ("watch", "attach", "halt")}
     return f"  watch: {cmd['watch']}   attach: {cmd['attach']}   stop: {cmd['halt']}"
 
 
@@ -131,6 +132,7 @@ def _from_here(host: str, remote_dir: str | None) -> Callable[[str], str]:
             words = shlex.split(m.group(1))
         except ValueError:  # not the quoting our own nsa writes: leave the line as it came
             return line
+        words = words[1:] if words[:1] == ["--"] else words
         return next_steps(words[0], host, remote_dir) + "\n" if len(words) == 1 else line
 
     return rewrite
@@ -165,9 +167,10 @@ def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
 
 def launch_remote(req: LaunchRequest, host: str, remote_dir: str | None, dry_run: bool) -> tuple[int, str]:
     """Run `nsa launch` on host. The default name is chosen here, so we know what to watch."""
-    from nsa_tui.launch.launcher import default_run_name, validate_run_name
+    from nsa_tui.launch.launcher import check_request, default_run_name, validate_run_name
     from nsa_tui.launch.remote import run_nsa
 
+    check_request(req)  # as a local launch would: before a default name is made up for a --resume
     if req.name is None and req.run_dir is None:
         req.name = default_run_name(req.config)
     if req.name is not None:

@@ -67,8 +67,9 @@ def remote_sample_argv(
     device: str,
     json_out: bool,
 ) -> list[str]:
-    """The `nsa sample` argv for the host: every option spelled out, so the host's defaults never differ."""
-    argv = ["sample"] if target is None else ["sample", target]
+    """The `nsa sample` argv for the host: every option spelled out, so the host's defaults never differ; the
+    target last, after '--' (a run name may start with '-')."""
+    argv = ["sample"]
     for p in prompts:
         argv += ["--prompt", p]
     argv += ["--max-new-tokens", str(max_new_tokens), "--temperature", repr(temperature), "--top-k", str(top_k)]
@@ -77,7 +78,7 @@ def remote_sample_argv(
         argv.append(f"--{which}")
     if json_out:
         argv.append("--json")
-    return argv
+    return argv if target is None else [*argv, "--", target]
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,10 @@
 """The torchrun command line and the environment of a launch.
 
-torchrun runs as ``<this python> -m torch.distributed.run`` so the trainer gets
-the same interpreter (and virtual environment) as the ``nsa`` that launched it.
+torchrun runs as ``<this python> -P -m torch.distributed.run`` so the trainer gets
+the same interpreter (and virtual environment) as the ``nsa`` that launched it. ``-P`` and
+PYTHONSAFEPATH=1 (which torchrun's workers inherit) keep the current directory off sys.path:
+the trainer is the installed code launch.json records, not an ``nsa_train`` that happens to
+sit in the directory the launch ran from.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_tui.errors import UserError
 
 TRAINER_MODULE = "nsa_train.train"
@@ -79,7 +83,7 @@ class TrainerCommand:
     resume: bool = False
 
     def argv(self) -> list[str]:
-        argv = [self.python, "-m", "torch.distributed.run", *self.rendezvous.torchrun_args()]
+        argv = [self.python, "-P", "-m", "torch.distributed.run", *self.rendezvous.torchrun_args()]
         argv += ["--nproc-per-node", str(self.nproc), "-m", TRAINER_MODULE]
         if self.config_path is not None:
             argv += ["--config", str(self.config_path)]
@@ -97,27 +101,32 @@ def shell_string(argv: list[str], env: dict[str, str] | None = None) -> str:
     return " ".join([*prefix, shlex.join(argv)])
 
 
+def is_passthrough(name: str) -> bool:
+    """A variable nsa hands from the caller to the trainer (and records): never one that looks like a secret."""
+    wanted = name in PASSTHROUGH_NAMES or name.startswith(PASSTHROUGH_PREFIXES)
+    return wanted and not SECRET_PATTERN.search(name)
+
+
 def passthrough_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     environ = dict(os.environ if environ is None else environ)
-    out = {}
-    for k, v in sorted(environ.items()):
-        wanted = k in PASSTHROUGH_NAMES or k.startswith(PASSTHROUGH_PREFIXES)
-        if wanted and not SECRET_PATTERN.search(k):
-            out[k] = v
-    return out
+    return {k: v for k, v in sorted(environ.items()) if is_passthrough(k)}
 
 
 def trainer_env(runtime_env: dict[str, str], environ: dict[str, str] | None = None) -> tuple[dict[str, str], dict]:
     """The variables nsa sets for the trainer, and where each came from.
 
-    Order of precedence: the config's runtime.env over the caller's environment,
-    and PYTHONUNBUFFERED=1 always (so console.log is live, not block-buffered).
+    Order of precedence: the config's runtime.env over the caller's environment, then
+    nsa's own: PYTHONUNBUFFERED=1 (so console.log is live, not block-buffered) and
+    PYTHONSAFEPATH=1 (the module docstring). NSA_LAUNCH_TIME is nsa's too, set when the
+    session starts (LaunchPlan.stamp): a caller's or runtime.env's value is dropped.
     """
-    passed = passthrough_env(environ)
-    env = {**passed, **runtime_env, "PYTHONUNBUFFERED": "1"}
+    passed = {k: v for k, v in passthrough_env(environ).items() if k != LAUNCH_TIME_ENV}
+    runtime_env = {k: v for k, v in runtime_env.items() if k != LAUNCH_TIME_ENV}
+    ours = {"PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"}
+    env = {**passed, **runtime_env, **ours}
     sources = {
-        "caller": sorted(k for k in passed if k not in runtime_env),
-        "runtime.env": sorted(runtime_env),
-        "nsa": ["PYTHONUNBUFFERED"],
+        "caller": sorted(k for k in passed if k not in runtime_env and k not in ours),
+        "runtime.env": sorted(k for k in runtime_env if k not in ours),
+        "nsa": sorted(ours),
     }
     return env, sources

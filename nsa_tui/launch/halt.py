@@ -2,11 +2,17 @@
 
 The trainer polls .HALT between steps; every rank stops after the current step,
 rank 0 saves a checkpoint and writes `end` with reason `halt`.
+
+What counts is the current attempt, the one launch.json records: an `end` written before that
+launch (the run halted, then `--resume` or `--force` started it again) does not mean the run is
+over. A launched run whose tmux session is gone without an exit status (killed, or the machine
+rebooted) is not running: said at once, not after the whole wait.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -15,9 +21,10 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
-from nsa_tui.launch import runstate
+from nsa_tui.launch import runstate, tmux
 
 POLL_S = 0.5
+LIVENESS_EVERY_S = 5.0  # how often the wait asks tmux whether the run's session is still there
 EXIT_GRACE_S = 60.0  # after the end record: time for torchrun to exit and the wrapper to record it
 CLEAN_REASONS = (schema.END_HALT, schema.END_COMPLETED)
 
@@ -34,7 +41,7 @@ class HaltOutcome:
 def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
     """The newest `checkpoint` record's path, else the checkpoints/latest pointer."""
     rec = runstate.last_record(records, schema.KIND_CHECKPOINT)
-    if rec is not None and rec.get("path"):
+    if rec is not None and isinstance(rec.get("path"), str) and rec["path"]:
         p = Path(rec["path"])
         # a relative path (trainers before the record was made absolute) was relative to the trainer's cwd,
         # which the record does not say; checkpoints always sit in the run's checkpoints/ directory
@@ -59,10 +66,39 @@ def request_halt(run_dir: Path) -> Path:
     return halt
 
 
+def _launch_time(launch: dict | None) -> float | None:
+    ts = launch.get("ts") if launch else None
+    return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+
+
+def session_alive(run_dir: Path, launch: dict | None) -> bool | None:
+    """Whether the tmux session launch.json records is there (on its recorded server); None when that
+    cannot be told here: no launch.json, a run launched on another host, no tmux."""
+    if not launch or launch.get("host") != socket.gethostname() or shutil.which("tmux") is None:
+        return None
+    return tmux.has_session(_session(run_dir, launch), tmux.recorded_socket(launch))
+
+
+def _session(run_dir: Path, launch: dict) -> str:
+    session = launch.get("tmux_session")
+    return session if isinstance(session, str) and session else tmux.session_name(run_dir.name)
+
+
+def _not_running(run_dir: Path, launch: dict) -> UserError:
+    return UserError(
+        f"run {run_dir.name!r} is not running: its tmux session {_session(run_dir, launch)} is gone and the "
+        "launcher recorded no exit status (killed, or the machine rebooted); nothing to halt. "
+        f"See `nsa status {run_dir}`; continue it with `nsa launch --resume`"
+    )
+
+
 def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOutcome | None:
     """Create .HALT and wait up to wait_s for the end record (None when wait_s is 0)."""
+    launch = runstate.read_launch_json(run_dir)
+    launched = _launch_time(launch)
     before = runstate.heartbeat_state(run_dir)
-    if before.ended:
+    # an end from before the launch is an earlier attempt's (the one --resume or --force follows)
+    if before.ended and (launched is None or _at_or_after(before.end_record or {}, launched)):
         end = before.end_record or {}
         records = _rank0_records(run_dir)
         status = runstate.read_exit_status(run_dir)
@@ -72,6 +108,9 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         raise UserError(
             f"run {run_dir.name!r} is not running (the launcher exited with status {status}); nothing to halt"
         )
+    if session_alive(run_dir, launch) is False and runstate.read_exit_status(run_dir) is None:
+        assert launch is not None
+        raise _not_running(run_dir, launch)
     requested = time.time()
     request_halt(run_dir)
     if wait_s <= 0:
@@ -80,6 +119,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     say(f"created {schema.HALT_FILE}; waiting up to {wait_s:.0f}s for run {run_dir.name!r} to save and stop ...")
     deadline = time.monotonic() + wait_s
     asked_again = False
+    next_liveness = time.monotonic() + LIVENESS_EVERY_S
     while time.monotonic() < deadline:
         records = _rank0_records(run_dir)
         end = runstate.last_record(records, schema.KIND_END)
@@ -92,6 +132,15 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
             raise UserError(
                 f"the trainer exited (status {status}) without an end record; see {run_dir / schema.CONSOLE_LOG}"
             )
+        if time.monotonic() >= next_liveness:
+            next_liveness = time.monotonic() + LIVENESS_EVERY_S
+            # the wrapper writes the exit status before its session closes: gone without one is a dead run
+            if session_alive(run_dir, launch) is False and runstate.read_exit_status(run_dir) is None:
+                end = runstate.last_record(_rank0_records(run_dir), schema.KIND_END)
+                if end is None or not _at_or_after(end, requested):
+                    (run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # no stop for a later --resume to find
+                    assert launch is not None
+                    raise _not_running(run_dir, launch)
         if not asked_again and _removed_as_stale(run_dir, records, requested):
             asked_again = True  # only once: later the trainer removes it because it is halting
             request_halt(run_dir)
@@ -108,13 +157,20 @@ def _at_or_after(record: dict, ts: float) -> bool:
 
 
 def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> bool:
-    """The trainer clears a leftover .HALT just before its `train` phase; when that phase
-    began after our request, the file it cleared was ours."""
+    """The trainer clears a .HALT older than its attempt just before its `train` phase, and says so in that
+    phase's warnings; when that phase began after our request, the file it cleared was ours (a trainer not
+    started by `nsa launch` may date its attempt from a clock a little off). A .HALT gone without that
+    warning was taken as a request: the trainer is stopping, and must not find another one after it."""
     if (run_dir / schema.HALT_FILE).exists():
         return False
     phases = (r for r in reversed(records) if r.get("kind") == schema.KIND_PHASE)
     train = next((r for r in phases if r.get("phase") == "train"), None)
-    return train is not None and isinstance(train.get("ts"), (int, float)) and train["ts"] >= requested
+    if train is None or not _at_or_after(train, requested):
+        return False
+    warnings = train.get("warnings")
+    return isinstance(warnings, list) and any(
+        isinstance(w, str) and schema.HALT_FILE in w and "stale" in w for w in warnings
+    )
 
 
 def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float) -> HaltOutcome:

@@ -29,11 +29,13 @@ from nsa_train.config import (
     schedule_change,
 )
 from nsa_train.config.loader import DEFAULT_CONFIG_NAME
+from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import Rendezvous, TrainerCommand, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc
+from nsa_tui.launch.runner import trainer_base_env
 from nsa_tui.rundir import runs_root
 
 LAUNCH_JSON_VERSION = 1
@@ -66,19 +68,38 @@ class LaunchPlan:
     env_sources: dict[str, list[str]]
     cwd: Path
     notes: list[str] = field(default_factory=list)  # what the user should know before it starts (not errors)
+    launched_at: float = field(default_factory=time.time)  # launch.json's ts, and the trainer's NSA_LAUNCH_TIME
 
     @property
     def argv(self) -> list[str]:
         return self.command.argv()
 
+    def stamp(self, now: float) -> None:
+        """The launch time, set once the way is clear (an old session killed by --force has written its `end`):
+        an `end` or a `.HALT` before it belongs to an earlier attempt."""
+        self.launched_at = now
+        self.env[LAUNCH_TIME_ENV] = f"{now:.6f}"
+        self.env_sources["nsa"] = sorted({*self.env_sources.get("nsa", []), LAUNCH_TIME_ENV})
+
     def runner_argv(self) -> list[str]:
-        return [sys.executable, "-m", "nsa_tui.launch.runner", str(self.run_dir)]
+        # -P: the wrapper too is the installed one, not an nsa_tui in the directory the launch ran from
+        return [sys.executable, "-P", "-m", "nsa_tui.launch.runner", str(self.run_dir)]
 
 
 def default_run_name(config: str | None, now: float | None = None) -> str:
     # no config file: the dataclass defaults, which are the default config's run (also on another host)
     stem = Path(config or DEFAULT_CONFIG_NAME).stem
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+
+
+def check_request(req: LaunchRequest) -> None:
+    """Mistakes in the options themselves, here or before a launch goes to --host: an empty value would
+    otherwise mean the default (`--run-dir ''` the current directory, `--config ''` the default config)."""
+    for flag, value in (("--config", req.config), ("--name", req.name), ("--run-dir", req.run_dir)):
+        if value is not None and not value.strip():
+            raise UserError(f"{flag} is empty: give a value, or leave the option out for the default")
+    if req.resume and req.run_dir is None and req.name is None:
+        raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR")
 
 
 def validate_run_name(name: str) -> str:
@@ -114,11 +135,10 @@ def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
 
 
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
+    check_request(req)
     config = req.config
     lr_change: str | None = None  # a resume that trains on at another lr than the run's schedule
     if req.resume:
-        if req.run_dir is None and req.name is None:
-            raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR")
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest)")
@@ -192,9 +212,30 @@ def git_state(repo: Path) -> tuple[str | None, bool | None]:
     return sha.stdout.strip(), (bool(dirty.stdout.strip()) if dirty.returncode == 0 else None)
 
 
+def trainer_code_dir(plan: LaunchPlan) -> Path:
+    """The checkout (or site-packages) the trainer will import nsa_train from: found as its interpreter will
+    find it, in its environment and directory; this process's own when that cannot be asked."""
+    probe = "import importlib.util as u; print(u.find_spec('nsa_train').origin)"
+    try:
+        res = subprocess.run(
+            [plan.command.python, "-P", "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=plan.cwd,
+            env={**trainer_base_env(os.environ, plan.env), **plan.env},
+        )
+        if res.returncode == 0 and res.stdout.strip():
+            return Path(res.stdout.strip()).resolve().parents[1]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return Path(nsa_train.__file__).resolve().parents[1]
+
+
 def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    sha, dirty = git_state(Path(nsa_train.__file__).resolve().parents[1])
+    now = plan.launched_at if now is None else now
+    code_dir = trainer_code_dir(plan)
+    sha, dirty = git_state(code_dir)
     argv = plan.argv
     rdzv = plan.command.rendezvous
     return {
@@ -202,7 +243,7 @@ def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
         "name": plan.name,
         "run_dir": str(plan.run_dir),
         "tmux_session": plan.session,
-        "tmux_socket": os.environ.get(tmux.TMUX_SOCKET_ENV),
+        "tmux_socket": os.environ.get(tmux.TMUX_SOCKET_ENV) or None,  # null: the default server
         "argv": argv,
         "command": shell_string(argv),
         "env": plan.env,
@@ -212,6 +253,7 @@ def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
         "config_path": str(plan.config_path) if plan.config_path else None,
         "config_hash": config_hash(plan.cfg),
         "overrides": list(plan.command.overrides),
+        "code_dir": str(code_dir),
         "git_sha": sha,
         "git_dirty": dirty,
         "host": socket.gethostname(),
@@ -250,7 +292,7 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     if not force:
         if occ.session_live:
             raise UserError(
-                f"tmux session {plan.session} already exists (see it: nsa attach {plan.name!r}; stop it: "
+                f"tmux session {occ.session} already exists (see it: nsa attach {plan.name!r}; stop it: "
                 f"nsa halt {plan.name!r}); pass --force to kill it and start again"
             )
         if occ.heartbeat_age_s is not None:
@@ -266,9 +308,10 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
             )
         return
     if occ.session_live:
-        say(f"--force: killing tmux session {plan.session}")
+        assert occ.session is not None
+        say(f"--force: killing tmux session {occ.session}")
         killed_at = time.time()
-        tmux.kill_session(plan.session)
+        tmux.kill_session(occ.session, occ.socket)
         if runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
             # Our wrapper ran there: let it record the old run's end before the new one starts.
             _wait_for_exit_status(plan.run_dir, killed_at, KILL_WAIT_S)
@@ -293,6 +336,7 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
         raise UserError(f"cannot create run dir {plan.run_dir}: {e.strerror or e}") from None
     (plan.run_dir / schema.EXIT_STATUS).unlink(missing_ok=True)
     (plan.run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # noted by the preflight
+    plan.stamp(time.time())
     _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, launch_record(plan))
     tmux.new_session(plan.session, plan.runner_argv(), plan.cwd)
 
@@ -309,4 +353,6 @@ def describe(plan: LaunchPlan) -> list[str]:
         "env:",
     ]
     lines += [f"  {k}={v}" for k, v in plan.env.items()]
+    if LAUNCH_TIME_ENV not in plan.env:
+        lines.append(f"  {LAUNCH_TIME_ENV}=<when the session starts: launch.json's ts>")
     return lines + plan.notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ class Occupancy:
     """Why the run dir or session is taken (empty: free)."""
 
     session_live: bool = False
+    session: str | None = None  # the live one: this launch's, or the one the run dir's launch.json records
+    socket: str | None = None  # its server (tmux.recorded_socket)
     heartbeat_age_s: float | None = None  # set when a heartbeat is recent and has no end record
     previous_run: bool = False  # traces of an earlier launch, not live
 
@@ -36,7 +39,16 @@ class Occupancy:
 def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) -> Occupancy:
     """What stands in the way of a launch into run_dir/session; a resume reuses its earlier run dir by design
     (but never a live one), so its traces do not count then."""
-    occ = Occupancy(session_live=tmux.has_session(session))
+    occ = Occupancy()
+    if tmux.has_session(session):
+        occ.session_live, occ.session = True, session
+    launch = runstate.read_launch_json(run_dir)
+    recorded = launch.get("tmux_session") if launch and launch.get("host") == socket.gethostname() else None
+    if not occ.session_live and isinstance(recorded, str) and recorded:
+        # the run dir's own session, wherever it was started (another $NSA_TMUX_SOCKET, an older name mapping)
+        server = tmux.recorded_socket(launch)
+        if (recorded, server) != (session, None) and tmux.has_session(recorded, server):
+            occ.session_live, occ.session, occ.socket = True, recorded, server
     if run_dir.is_dir():
         hb = runstate.heartbeat_state(run_dir)
         exited = runstate.read_exit_status(run_dir) is not None

@@ -22,6 +22,7 @@ from nsa_tui.remote.ssh import (
     interactive_argv,
     remote_script,
     ssh_base_command,
+    ssh_start_failure,
     validate_host,
 )
 
@@ -66,21 +67,21 @@ def run_nsa(
     fails the text returned is its stdout and then its stderr, so the caller can show why.
 
     Raises UserError (exit SSH_FAILED) when ssh itself fails: connection refused,
-    timeout, authentication, host key; nothing has run on the host then.
+    timeout, authentication, host key, an ssh command that cannot run; nothing has run on
+    the host then.
     """
+    check_remote_dir(remote_dir)
     try:
         validate_host(host)
+        argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args)]
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
-    argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args)]
     # stderr goes to a file, not a pipe: a chatty remote cannot block us while we read stdout.
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-        except FileNotFoundError:
-            raise UserError(
-                f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)", SSH_FAILED
-            ) from None
+        except OSError as e:
+            raise UserError(ssh_start_failure(argv[0], e), SSH_FAILED) from None
         out = _relay_stdout(proc, echo, rewrite)
         rc = proc.wait()
         err.seek(0)
@@ -93,6 +94,12 @@ def run_nsa(
         sys.stderr.write(_on_host(stderr, host))
         sys.stderr.flush()
     return rc, out
+
+
+def check_remote_dir(remote_dir: str | None) -> None:
+    """`--remote-dir ''` would silently mean the login directory."""
+    if remote_dir is not None and not remote_dir.strip():
+        raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out")
 
 
 def _on_host(stderr: str, host: str) -> str:
@@ -118,14 +125,15 @@ def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool, rewrite: Callable[[
 
 def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str]) -> int:
     """An interactive `nsa attach` on host (a tty, so tmux can draw)."""
+    check_remote_dir(remote_dir)
     try:
         argv = interactive_argv(host, nsa_remote_command(remote_dir, nsa_args))
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
     try:
         rc = subprocess.call(argv)
-    except FileNotFoundError:
-        raise UserError(f"ssh command not found: {argv[0]!r}", SSH_FAILED) from None
+    except OSError as e:
+        raise UserError(ssh_start_failure(argv[0], e), SSH_FAILED) from None
     if rc == SSH_ERROR_EXIT:
         raise UserError(f"cannot reach {host} (ssh failed; its message is above)", SSH_FAILED)
     return rc

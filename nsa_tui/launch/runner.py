@@ -1,8 +1,11 @@
 """The process tmux runs: torchrun with its output copied to console.log, and its
 exit status written to ``exit_status`` however it ends.
 
-``python -m nsa_tui.launch.runner RUN_DIR`` reads the command and environment from
-RUN_DIR/launch.json, so what launch.json records is exactly what ran. A shell
+``python -P -m nsa_tui.launch.runner RUN_DIR`` reads the command and environment from
+RUN_DIR/launch.json, so what launch.json records is exactly what ran: of the variables
+nsa hands on (command.is_passthrough), the trainer gets the recorded ones only. The rest
+of its environment is the tmux server's, which an earlier launch started with its own
+caller's variables (`CUDA_VISIBLE_DEVICES=0 nsa launch` once, and every later run had it). A shell
 pipeline through ``tee`` would report tee's status instead of torchrun's; this
 wrapper waits for torchrun itself. A signal that kills torchrun is recorded as
 128+N, as a shell would.
@@ -16,11 +19,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 from nsa_train.telemetry import schema
 from nsa_tui.launch import runstate
+from nsa_tui.launch.command import is_passthrough
 
 EXIT_NOT_STARTED = 127
 
@@ -55,7 +60,7 @@ class _Mirror:
 def run(run_dir: Path) -> int:
     spec = json.loads((run_dir / schema.LAUNCH_JSON).read_text())
     argv: list[str] = spec["argv"]
-    env = {**os.environ, **spec["env"]}
+    env = {**trainer_base_env(os.environ, spec["env"]), **spec["env"]}
     mirror = _Mirror(run_dir / schema.CONSOLE_LOG)
     started = time.time()
     mirror.note(f"starting: {spec.get('command', ' '.join(argv))}")
@@ -114,6 +119,11 @@ def run(run_dir: Path) -> int:
     return code
 
 
+def trainer_base_env(environ: Mapping[str, str], recorded: dict[str, str]) -> dict[str, str]:
+    """``environ`` without the variables nsa would have recorded had the caller had them."""
+    return {k: v for k, v in environ.items() if k in recorded or not is_passthrough(k)}
+
+
 def trainer_errors(run_dir: Path, since: float, max_ranks: int = 4) -> list[str]:
     """The last `error` record of each rank written since this launch started."""
     out = []
@@ -127,7 +137,7 @@ def trainer_errors(run_dir: Path, since: float, max_ranks: int = 4) -> list[str]
 def main(args: list[str] | None = None) -> int:
     args = sys.argv[1:] if args is None else args
     if len(args) != 1:
-        print("usage: python -m nsa_tui.launch.runner RUN_DIR", file=sys.stderr)
+        print("usage: python -P -m nsa_tui.launch.runner RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(args[0])
     try:

@@ -8,6 +8,9 @@ run without $TMUX (``tmux_env``); only `nsa attach` looks at it, to switch the c
 
 Targets use ``=name`` so tmux matches the session name exactly (a bare ``-t name``
 is a prefix match: ``nsa-a`` would find ``nsa-ab``).
+
+A run's socket as launch.json records it: a name (``-L``), or null for tmux's default server, which
+``DEFAULT_SERVER`` ("") stands for here; ``None`` (nothing recorded: a new launch) means $NSA_TMUX_SOCKET.
 """
 
 from __future__ import annotations
@@ -16,16 +19,39 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from nsa_tui.errors import UserError
 
 TMUX_SOCKET_ENV = "NSA_TMUX_SOCKET"
 SESSION_PREFIX = "nsa-"
+DEFAULT_SERVER = ""  # a socket argument meaning tmux's default server, whatever $NSA_TMUX_SOCKET says
+
+# What tmux keeps as it is in a session name (tried on tmux 3.3): it turns '.' and ':' into '_', expands
+# '#' as a format ('h#{pane_id}' became 'h'), escapes backslashes, '$' before a letter and control characters.
+# Those, '%' and non-ASCII (whose handling depends on the server's locale) are written as %XX instead: one
+# run name, one session, and no two names share one (`a_b` and `a.b` did).
+_SESSION_KEEPS = frozenset(chr(c) for c in range(0x20, 0x7F)) - set("#$%.:\\")
 
 
 def session_name(run_name: str) -> str:
-    """The tmux session of a run: ``nsa-<name>``; tmux itself turns '.' and ':' into '_'."""
-    return SESSION_PREFIX + run_name.replace(".", "_").replace(":", "_")
+    """The tmux session of a run: ``nsa-<name>``, with what tmux would alter percent-encoded (UTF-8)."""
+    out = []
+    for ch in run_name:
+        if ch in _SESSION_KEEPS:
+            out.append(ch)
+        else:
+            out += [f"%{b:02X}" for b in ch.encode("utf-8", errors="surrogateescape")]
+    return SESSION_PREFIX + "".join(out)
+
+
+def recorded_socket(launch: dict[str, Any] | None) -> str | None:
+    """The server a launched run lives on, from its launch.json: its socket name, DEFAULT_SERVER for null
+    (launched without $NSA_TMUX_SOCKET), None when launch.json has no such key (then $NSA_TMUX_SOCKET)."""
+    if not isinstance(launch, dict) or "tmux_socket" not in launch:
+        return None
+    sock = launch["tmux_socket"]
+    return sock if isinstance(sock, str) else DEFAULT_SERVER
 
 
 def tmux_binary() -> str:
@@ -41,10 +67,16 @@ def tmux_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
 
 
+def _literal(arg: str) -> str:
+    # tmux reads an argument ending in ';' as a command separator ('x;' is 'x' then a new command): '\\;' keeps it
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
 def tmux_argv(*args: str, socket: str | None = None) -> list[str]:
-    """tmux on ``socket`` (a -L name: a run's recorded one), else $NSA_TMUX_SOCKET's server, else the default."""
-    sock = socket or os.environ.get(TMUX_SOCKET_ENV)
-    return [tmux_binary(), *(["-L", sock] if sock else []), *args]
+    """tmux on ``socket`` (a -L name: a run's recorded one; DEFAULT_SERVER: the default server), else (None)
+    $NSA_TMUX_SOCKET's server, else the default."""
+    sock = os.environ.get(TMUX_SOCKET_ENV) if socket is None else socket
+    return [tmux_binary(), *(["-L", sock] if sock else []), *map(_literal, args)]
 
 
 def _run(*args: str, socket: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,9 +102,9 @@ def new_session(name: str, argv: list[str], cwd: Path) -> None:
         raise UserError(f"tmux could not start session {name!r}: {res.stderr.strip() or 'unknown error'}")
 
 
-def kill_session(name: str) -> bool:
+def kill_session(name: str, socket: str | None = None) -> bool:
     """True when a session was killed."""
-    return _run("kill-session", "-t", f"={name}").returncode == 0
+    return _run("kill-session", "-t", f"={name}", socket=socket).returncode == 0
 
 
 def attach_argv(name: str, socket: str | None = None) -> tuple[list[str], dict[str, str]]:

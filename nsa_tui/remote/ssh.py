@@ -16,7 +16,8 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 
-CONNECT_TIMEOUT_S = float(os.environ.get("NSA_SSH_CONNECT_TIMEOUT", "10"))
+CONNECT_TIMEOUT_ENV = "NSA_SSH_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 10
 SSH_ERROR_EXIT = 255  # ssh's own failures (connection, auth, host key) exit 255
 UNREACHABLE_EXIT = 3  # our exit status, in every command, when the host cannot be reached
 
@@ -43,10 +44,31 @@ def validate_host(host: str) -> str:
     return host
 
 
+def connect_timeout_s() -> int:
+    """$NSA_SSH_CONNECT_TIMEOUT (whole seconds, default 10); read when ssh is used, so a bad value is one
+    SSHError there rather than an import error in every command."""
+    value = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds < 1e9:  # also NaN; ssh takes whole seconds, and 0 would mean its own default
+        raise SSHError(f"{CONNECT_TIMEOUT_ENV}={value!r}: expected a number of seconds >= 1, e.g. 10")
+    return int(seconds)
+
+
 def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
     """The ssh argv prefix (without destination): NSA_SSH_COMMAND or plain ``ssh``."""
-    base = shlex.split(os.environ.get("NSA_SSH_COMMAND", "").strip() or "ssh")
-    opts = ["-o", f"ConnectTimeout={int(CONNECT_TIMEOUT_S)}"]
+    command = os.environ.get("NSA_SSH_COMMAND", "").strip()
+    try:
+        base = shlex.split(command or "ssh")
+    except ValueError as e:  # e.g. an unclosed quote
+        raise SSHError(f"NSA_SSH_COMMAND={command!r} is not a valid command line ({e})") from None
+    if not base:
+        raise SSHError(f"NSA_SSH_COMMAND={command!r} names no command")
+    opts = ["-o", f"ConnectTimeout={connect_timeout_s()}"]
     if batch:
         # Never hang on a password or host-key prompt: a script must get an answer.
         opts += ["-o", "BatchMode=yes"]
@@ -79,13 +101,20 @@ def describe_ssh_failure(host: str, stderr: str) -> str:
     elif "could not resolve hostname" in low or "name or service not known" in low:
         why = "unknown host name"
     elif "timed out" in low:
-        why = f"connection timed out after {int(CONNECT_TIMEOUT_S)}s"
+        why = f"connection timed out after {connect_timeout_s()}s"
     elif "no route to host" in low or "network is unreachable" in low:
         why = "host unreachable"
     else:
         last = err.splitlines()[-1] if err else "ssh failed"
         why = last
     return f"cannot reach {host}: {why}"
+
+
+def ssh_start_failure(program: str, error: OSError) -> str:
+    """One line for an ssh command that could not be started at all (missing, not executable, ...)."""
+    if isinstance(error, FileNotFoundError):
+        return f"ssh command not found: {program!r} (install OpenSSH or fix NSA_SSH_COMMAND)"
+    return f"cannot run the ssh command {program!r}: {error.strerror or error} (fix NSA_SSH_COMMAND)"
 
 
 def run_remote(
@@ -110,8 +139,8 @@ def run_remote(
             timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
-    except FileNotFoundError:
-        raise SSHError(f"ssh command not found: {argv[0]!r} (install OpenSSH or fix NSA_SSH_COMMAND)") from None
+    except OSError as e:
+        raise SSHError(ssh_start_failure(argv[0], e)) from None
     except subprocess.TimeoutExpired:
         raise SSHError(f"cannot reach {host}: no answer within {timeout:.0f}s") from None
     if proc.returncode == SSH_ERROR_EXIT:
@@ -129,4 +158,7 @@ def popen_remote(host: str, command: str) -> subprocess.Popen[bytes]:
     """A long-lived ssh process (streaming reads for `nsa watch`); stdin/stdout are pipes."""
     validate_host(host)
     argv = [*ssh_base_command(), host, command]
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise SSHError(ssh_start_failure(argv[0], e)) from None

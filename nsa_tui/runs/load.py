@@ -118,7 +118,8 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     h.config = cfg if isinstance(cfg, dict) else _yaml(bundle.text(schema.CONFIG_YAML))
     h.launch = _json(bundle.text(schema.LAUNCH_JSON))
     status = (bundle.text(schema.EXIT_STATUS) or "").strip()
-    h.exit_status = int(status) if status.lstrip("-").isdigit() else None
+    # one optional '-', then decimal digits: '--1' or '²' (isdigit, not int) must not raise
+    h.exit_status = int(status) if status.removeprefix("-").isdecimal() else None
     console = bundle.files.get(schema.CONSOLE_LOG)
     if console is not None:
         lines = console.data.decode("utf-8", errors="replace").splitlines()
@@ -166,13 +167,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def local_pids_alive(h: RunHistory) -> bool | None:
+    """For a run of this machine (run.json's host): is any rank's pid still there? None when the run is
+    another machine's or no record named a pid."""
+    if h.run_info.get("host") != socket.gethostname():
+        return None
+    pids = [r.pid for r in h.ranks.values() if r.pid]
+    return any(_pid_alive(p) for p in pids) if pids else None
+
+
 def check_local_pids(h: RunHistory) -> None:
     """A run started without `nsa launch` on this machine: alive iff any rank's pid still exists."""
-    if h.process_alive is not None or h.run_info.get("host") != socket.gethostname():
-        return
-    pids = [r.pid for r in h.ranks.values() if r.pid]
-    if pids:
-        h.process_alive = any(_pid_alive(p) for p in pids)
+    if h.process_alive is None:
+        h.process_alive = local_pids_alive(h)
+
+
+def launch_tmux_sessions(run_dir: Path) -> list[str] | None:
+    """The sessions of the tmux server a local run was launched on (its launch.json names the socket);
+    None for a run without a launch.json, or when tmux cannot be asked."""
+    if not (run_dir / schema.LAUNCH_JSON).is_file():
+        return None
+    try:
+        launch = json.loads((run_dir / schema.LAUNCH_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        launch = {}
+    return local_tmux_sessions(tmux.recorded_socket(launch))
 
 
 def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_processes: bool = True) -> RunHistory:
@@ -182,13 +201,8 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
     otherwise, for a run of this host (run.json's host), the ranks' pids are checked.
     """
     run_dir = Path(run_dir)
-    if tmux_sessions is None and check_processes and (run_dir / schema.LAUNCH_JSON).is_file():
-        try:
-            launch = json.loads((run_dir / schema.LAUNCH_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            launch = {}
-        sock = launch.get("tmux_socket") if isinstance(launch, dict) else None
-        tmux_sessions = local_tmux_sessions(sock if isinstance(sock, str) else None)
+    if tmux_sessions is None and check_processes:
+        tmux_sessions = launch_tmux_sessions(run_dir)
     h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
     if check_processes:
         check_local_pids(h)

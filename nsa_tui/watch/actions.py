@@ -21,11 +21,12 @@ class Target:
     remote_dir: str | None = None
 
     def run_nsa(self, *args: str) -> str:
-        """`nsa ARGS RUN` on the host: its output, or UserError saying why it failed."""
+        """`nsa ARGS -- RUN` on the host: its output, or UserError saying why it failed. Options first, then `--`:
+        a run named like an option (`-x`) is still the run."""
         from nsa_tui.launch.remote import run_nsa
 
         assert self.host is not None
-        rc, out = run_nsa(self.host, self.remote_dir, [args[0], self.remote_run or "", *args[1:]], echo=False)
+        rc, out = run_nsa(self.host, self.remote_dir, [*args, "--", self.remote_run or ""], echo=False)
         if rc != 0:
             raise UserError(f"nsa {args[0]} on {self.host} failed (exit {rc}) {_last_line(out)}".strip())
         return out

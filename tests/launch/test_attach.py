@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 
+from nsa_tui.launch.tmux import session_name
+
 from .helpers import REPO
 
 
@@ -49,7 +51,7 @@ def test_attach_shows_the_session(runs_dir, tmux_socket):
 def test_attach_over_ssh_gets_a_terminal(runs_dir, tmux_socket, sshd):
     name = "att $(touch pwned) it's"
     (runs_dir / name).mkdir()
-    seen = _attach_and_see(["attach", "--host", sshd.host, name], tmux_socket, f"nsa-{name}", "ATTACHED-MARK-2")
+    seen = _attach_and_see(["attach", "--host", sshd.host, name], tmux_socket, session_name(name), "ATTACHED-MARK-2")
     assert "ATTACHED-MARK-2" in seen, seen
     assert not (REPO / "pwned").exists()
 

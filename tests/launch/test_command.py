@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -9,18 +10,29 @@ from pathlib import Path
 import pytest
 
 from nsa_tui.errors import UserError
+from nsa_tui.launch import tmux
 from nsa_tui.launch.command import Rendezvous, TrainerCommand, passthrough_env, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc, visible_gpu_count
-from nsa_tui.launch.launcher import default_run_name, validate_run_name
+from nsa_tui.launch.launcher import (
+    LaunchRequest,
+    check_request,
+    default_run_name,
+    describe,
+    launch_record,
+    plan_launch,
+    validate_run_name,
+)
 from nsa_tui.launch.tmux import session_name
+from nsa_tui.remote.ssh import SSHError, connect_timeout_s, ssh_base_command
 
 
 def test_single_node_argv_uses_this_python_and_standalone():
     cmd = TrainerCommand(Path("/c/x.yaml"), Path("/r/run a"), 2, ["train.lr=1e-3"])
     argv = cmd.argv()
-    assert argv[:4] == [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    # -P: the current directory is not on sys.path (an nsa_train there must not be what runs)
+    assert argv[:5] == [sys.executable, "-P", "-m", "torch.distributed.run", "--standalone"]
     assert argv[argv.index("--nproc-per-node") + 1] == "2"
-    assert argv[argv.index("-m", 3) + 1] == "nsa_train.train"
+    assert argv[argv.index("-m", 4) + 1] == "nsa_train.train"
     assert argv[-6:] == ["--config", "/c/x.yaml", "--run-dir", "/r/run a", "--set", "train.lr=1e-3"]
 
 
@@ -66,7 +78,7 @@ def test_env_runtime_overrides_caller_and_unbuffered_always():
     env, sources = trainer_env({"NCCL_ALGO": "Ring", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}, caller)
     assert env["NCCL_ALGO"] == "Ring"
     assert env["CUDA_VISIBLE_DEVICES"] == "0"
-    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONSAFEPATH"] == "1"
     assert "HF_TOKEN" not in env and "HOME" not in env and "FOO" not in env
     assert sources["runtime.env"] == ["NCCL_ALGO", "PYTORCH_CUDA_ALLOC_CONF"]
     assert sources["caller"] == ["CUDA_VISIBLE_DEVICES"]
@@ -91,7 +103,7 @@ def test_default_nproc_is_one_on_cpu():
 def test_default_name_and_session_name():
     name = default_run_name("configs/m7c-125m.yaml", now=0)
     assert name.startswith("m7c-125m-19") or name.startswith("m7c-125m-20")
-    assert session_name("a.b:c d") == "nsa-a_b_c d"
+    assert session_name("a_b c-d") == "nsa-a_b c-d"  # what tmux keeps is kept
     # no --config: the default config's run, named alike here, on another host and from an installed wheel
     assert default_run_name(None, now=0).startswith("tiny-cpu-")
 
@@ -105,3 +117,78 @@ def test_run_name_must_be_one_directory_name(bad):
 def test_hostile_run_names_are_allowed_as_literals():
     for name in ["a b", "it's", "x; touch p", "$(id)", "`id`"]:
         assert validate_run_name(name) == name
+
+
+def test_launch_time_is_nsas_own_and_recorded(runs_dir):
+    """The trainer dates its attempt from NSA_LAUNCH_TIME (a .HALT older is stale): set when the session starts,
+    never a caller's or the config's value."""
+    env, sources = trainer_env({"NSA_LAUNCH_TIME": "1"}, {"NSA_LAUNCH_TIME": "2", "NSA_RUNS_DIR": "/r"})
+    assert "NSA_LAUNCH_TIME" not in env and sources["caller"] == ["NSA_RUNS_DIR"] and sources["runtime.env"] == []
+    plan = plan_launch(LaunchRequest(name="t"), {"NSA_LAUNCH_TIME": "2"})
+    assert "NSA_LAUNCH_TIME" not in plan.env and any("NSA_LAUNCH_TIME=<when the session" in x for x in describe(plan))
+    plan.stamp(1700000000.25)
+    assert plan.env["NSA_LAUNCH_TIME"] == "1700000000.250000" and "NSA_LAUNCH_TIME" in plan.env_sources["nsa"]
+    assert launch_record(plan)["ts"] == 1700000000.25
+
+
+def test_session_names_are_one_per_run_name():
+    """tmux turns '.' and ':' into '_' and expands '#': `a.b` took `a_b`'s session, 'h#{pane_id}' became 'nsa-h'.
+    What tmux would alter is %XX-encoded (and '%' itself), so distinct names give distinct sessions."""
+    names = ["a_b", "a.b", "a:b", "a%2Eb", "a%5F", "h#{pane_id}", "h", "x\\y", "a$HOME", "é", "%C3%A9", "t\tx", "a;"]
+    sessions = [session_name(n) for n in names]
+    assert len(set(sessions)) == len(names)
+    assert session_name("a.b") == "nsa-a%2Eb" and session_name("h#{pane_id}") == "nsa-h%23{pane_id}"
+    for s in sessions:
+        assert not set(s) & set("#.:$\\") and s.isascii() and s.isprintable()
+
+
+def test_recorded_socket_null_means_the_default_server(monkeypatch):
+    """launch.json's null is tmux's default server, not $NSA_TMUX_SOCKET's; only no record at all means the latter."""
+    monkeypatch.setenv("NSA_TMUX_SOCKET", "mine")
+    assert tmux.recorded_socket({"tmux_socket": None}) == tmux.DEFAULT_SERVER
+    assert tmux.recorded_socket({"tmux_socket": "s1"}) == "s1"
+    assert tmux.recorded_socket({}) is None and tmux.recorded_socket(None) is None
+    assert "-L" not in tmux.tmux_argv("ls", socket=tmux.DEFAULT_SERVER)
+    assert tmux.tmux_argv("ls", socket=None)[1:3] == ["-L", "mine"]
+    # an argument ending in ';' would be a tmux command separator
+    assert tmux.tmux_argv("has-session", "-t", "=nsa-a;", socket="s")[-1] == "=nsa-a\\;"
+
+
+@pytest.mark.parametrize("field", ["config", "name", "run_dir"])
+def test_empty_option_values_are_refused(field):
+    """`--run-dir ''` planned the current directory, `--config ''` the default config, `--name ''` a made-up name."""
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(UserError, match=f"{flag} is empty"):
+        check_request(LaunchRequest(**{field: ""}))
+
+
+def test_resume_needs_a_run_here_and_over_host():
+    with pytest.raises(UserError, match="--resume needs the run to continue"):
+        check_request(LaunchRequest(resume=True))
+    check_request(LaunchRequest(resume=True, name="r"))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("NSA_SSH_COMMAND", 'ssh -o "x', "NSA_SSH_COMMAND='ssh -o \"x' is not a valid command line"),
+        ("NSA_SSH_COMMAND", "   ", None),  # blank: plain ssh
+        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a number of seconds"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "0", "expected a number of seconds >= 1"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "nan", "expected a number of seconds >= 1"),
+    ],
+)
+def test_bad_ssh_settings_are_an_ssh_error_when_used(monkeypatch, variable, value, says):
+    monkeypatch.setenv(variable, value)
+    if says is None:
+        assert ssh_base_command()[0] == "ssh"
+        return
+    with pytest.raises(SSHError, match=re.escape(says)):
+        ssh_base_command()
+
+
+def test_connect_timeout_whole_seconds(monkeypatch):
+    monkeypatch.delenv("NSA_SSH_CONNECT_TIMEOUT", raising=False)
+    assert connect_timeout_s() == 10
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "2.5")
+    assert connect_timeout_s() == 2 and "ConnectTimeout=2" in ssh_base_command()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import TINY, exit_status, nsa, records, tmux_sessions, wait_for
+from nsa_tui.launch.tmux import session_name
+
+from .helpers import REPO, TINY, exit_status, nsa, records, tmux_sessions, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +42,9 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     assert "nsa-e2e" in tmux_sessions()
     launch = json.loads((run_dir / "launch.json").read_text())
     assert launch["tmux_session"] == "nsa-e2e" and launch["nproc"] == 1
-    assert launch["argv"][1:3] == ["-m", "torch.distributed.run"] and "--standalone" in launch["argv"]
-    assert launch["env"]["PYTHONUNBUFFERED"] == "1"
+    assert launch["argv"][1:4] == ["-P", "-m", "torch.distributed.run"] and "--standalone" in launch["argv"]
+    assert launch["env"]["PYTHONUNBUFFERED"] == "1" and launch["env"]["PYTHONSAFEPATH"] == "1"
+    assert abs(float(launch["env"]["NSA_LAUNCH_TIME"]) - launch["ts"]) < 1e-5 and launch["code_dir"] == str(REPO)
     assert len(launch["config_hash"]) == 16 and launch["config_path"].endswith("tiny-cpu.yaml")
     assert launch["host"] and launch["time"] and "git_sha" in launch
 
@@ -68,7 +72,7 @@ def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, ssh
     assert res.returncode == 0, res.stdout + res.stderr
     run_dir = runs_dir / name  # NSA_RUNS_DIR travels as an explicit `env` argument
     assert run_dir.is_dir()
-    assert f"nsa-{name}" in tmux_sessions()
+    assert session_name(name) in tmux_sessions()
     wait_for(lambda: len(_progress(run_dir)) >= 2, 60, "progress records")
     assert json.loads((run_dir / "launch.json").read_text())["cwd"] == str(remote_dir)
 
@@ -218,3 +222,39 @@ def test_killing_the_tmux_session_stops_the_run_gracefully(runs_dir, tmux_socket
     assert nsa("launch", "--name", "hup", "--resume").returncode == 0
     wait_for(lambda: any(r["step"] > end[-1]["step"] for r in _progress(run_dir)), 90, "progress after the resume")
     _assert_clean_halt(run_dir, nsa("halt", "hup", "--wait", "120", timeout=180))
+
+
+def test_halt_at_once_after_launch_is_honoured(runs_dir, tmux_socket):
+    """`nsa halt --wait 0` right after `nsa launch` printed 'created .HALT', and the booting trainer then removed
+    it as stale ('warning: removed a stale .HALT') and trained on. A .HALT newer than the launch is a request."""
+    assert nsa("launch", "--name", "quick", *TINY).returncode == 0
+    run_dir = runs_dir / "quick"
+    res = nsa("halt", "quick", "--wait", "0")
+    assert res.returncode == 0 and "created" in res.stdout, res.stderr
+    wait_for(lambda: exit_status(run_dir) is not None, 120, "the run to stop")
+    end = [r for r in records(run_dir) if r.get("kind") == "end"]
+    assert end and end[-1]["reason"] == "halt" and end[-1]["step"] <= 3, (run_dir / "console.log").read_text()[-3000:]
+    train = [r for r in records(run_dir) if r.get("kind") == "phase" and r.get("phase") == "train"]
+    assert not any(".HALT" in w for w in train[-1]["warnings"])
+    assert exit_status(run_dir) == 0 and not (run_dir / ".HALT").exists()
+
+
+def test_the_code_that_runs_is_the_installed_one_not_the_current_directorys(runs_dir, tmux_socket, tmp_path):
+    """`python -m` puts the current directory first on sys.path: an nsa_train (or nsa_tui) where `nsa launch` was
+    typed ran instead of the checkout whose git sha launch.json records."""
+    marker = tmp_path / "impostor-ran"
+    for pkg, module in (("nsa_train", "train.py"), ("nsa_tui/launch", "runner.py")):
+        (tmp_path / pkg).mkdir(parents=True)
+        (tmp_path / pkg / module).write_text(f"open({str(marker)!r}, 'a').write({module!r}); raise SystemExit(42)\n")
+    for init in ("nsa_train", "nsa_tui", "nsa_tui/launch"):
+        (tmp_path / init / "__init__.py").touch()
+    # the `nsa` console script's way (no current directory on sys.path), from that directory
+    res = subprocess.run(
+        [sys.executable, "-P", "-m", "nsa_tui", "launch", "--name", "safe", *TINY, "--set", "train.steps=2"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    run_dir = runs_dir / "safe"
+    wait_for(lambda: exit_status(run_dir) is not None, 120, "the short run to end")
+    assert exit_status(run_dir) == 0 and not marker.exists(), (run_dir / "console.log").read_text()[-2000:]
+    assert json.loads((run_dir / "launch.json").read_text())["code_dir"] == str(REPO)

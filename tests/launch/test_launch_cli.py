@@ -273,3 +273,12 @@ def test_multi_node_dry_run_passes_rendezvous_through(runs_dir, tmux_socket):
 def test_tools_do_not_import_torch():
     code = "import sys, nsa_tui.cli, nsa_tui.launch.launcher, nsa_tui.launch.runner; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_empty_option_values_are_one_error_not_the_default(runs_dir, tmux_socket, tmp_path):
+    """`--run-dir ''` planned the current directory, `--config ''` the default config, `--name ''` a made-up name
+    (over --host it was refused: the same here now)."""
+    for flag in ("--run-dir", "--config", "--name"):
+        res = nsa("launch", flag, "", "--dry-run", cwd=tmp_path)
+        assert res.returncode == 1 and f"{flag} is empty" in _one_error_line(res), (flag, res.stdout)
+    assert list(runs_dir.iterdir()) == [] and list(tmp_path.iterdir()) == [runs_dir] and tmux_sessions() == []

@@ -109,3 +109,55 @@ def test_remote_dry_run_passes_every_option(runs_dir, tmux_socket, sshd, tmp_pat
     _nothing_started(runs_dir)
     unnamed = nsa("launch", "--host", sshd.host, "--dry-run")  # the name is chosen here, as a local launch would
     assert unnamed.returncode == 0 and "run:     tiny-cpu-" in unnamed.stdout, unnamed.stderr
+
+
+def test_resume_without_a_name_over_host_is_the_local_error(runs_dir, tmux_socket):
+    """It made up a default name and asked the host to resume that (`--resume: runs/tiny-cpu-2026... has no
+    checkpoint`); nothing goes to the host now (there is none here)."""
+    res = nsa("launch", "--host", "nowhere.invalid", "--resume")
+    assert res.returncode == 1
+    assert "--resume needs the run to continue: --name NAME or --run-dir DIR" in _one_error_line(res)
+    res = nsa("launch", "--host", "nowhere.invalid", "--name", "x", "--remote-dir", "")
+    assert res.returncode == 1 and "--remote-dir is empty" in _one_error_line(res)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("NSA_SSH_COMMAND", 'ssh -o "x', "is not a valid command line (No closing quotation)"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a number of seconds"),
+        ("NSA_SSH_COMMAND", "{file}", "cannot run the ssh command '{file}': Permission denied"),
+        ("NSA_SSH_COMMAND", "{file}-missing", "ssh command not found: '{file}-missing'"),
+    ],
+)
+def test_bad_ssh_settings_are_one_line_in_every_host_command(runs_dir, tmux_socket, tmp_path, variable, value, says):
+    """A ValueError (quoting; the timeout, at import: every --host command) or PermissionError traceback before."""
+    not_executable = tmp_path / "afile"
+    not_executable.write_text("")
+    env = {**os.environ, variable: value.format(file=not_executable)}
+    says = says.format(file=not_executable)
+    for args in (
+        ["launch", "--name", "x"],
+        ["halt", "x"],
+        ["dump", "x"],
+        ["status", "x"],
+        ["sample", "x"],
+        ["attach", "x"],
+    ):
+        res = nsa(*args, "--host", "root@127.0.0.1", env=env, timeout=60)
+        assert res.returncode == 3 and says in _one_error_line(res), (args, res.stderr)
+    _nothing_started(runs_dir)
+
+
+def test_a_run_name_starting_with_a_dash_reaches_the_host(runs_dir, tmux_socket, sshd):
+    """The remote argv put RUN before the options: `-x` was read as an option by the host's nsa."""
+    run = runs_dir / "-x"
+    run.mkdir()
+    res = nsa("dump", "--host", sshd.host, "--", "-x")
+    assert res.returncode == 1 and "run '-x' has no heartbeat files yet" in _one_error_line(res), res.stderr
+    res = nsa("halt", "--host", sshd.host, "--wait", "0", "--", "-x")
+    assert res.returncode == 0 and (run / ".HALT").exists(), res.stdout + res.stderr
+    res = nsa("sample", "--host", sshd.host, "--", "-x")
+    assert res.returncode == 3 and "No such option" not in res.stderr and "-x" in _one_error_line(res), res.stderr
+    res = nsa("launch", "--host", sshd.host, "--name", "-y", "--dry-run")
+    assert res.returncode == 0, res.stderr

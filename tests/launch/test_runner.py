@@ -55,3 +55,27 @@ def test_killed_session_still_records_the_exit(tmp_path, tmux_socket):
     status = wait_for(lambda: exit_status(run_dir), 30, "exit_status after kill-session")
     assert status == 128 + 1  # SIGHUP, forwarded to the child
     assert "nsa-killme" not in tmux_sessions()
+
+
+def test_the_tmux_servers_variables_do_not_reach_a_later_run(tmp_path, tmux_socket, monkeypatch):
+    """The first launch starts the tmux server with its caller's environment (CUDA_VISIBLE_DEVICES=0); a later
+    launch from a shell without it got it anyway, unrecorded. A variable nsa would have recorded is the
+    recorded one or nothing; the rest of the server's environment (HOME, secrets) is still there."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("NSA_PROBE", "from-the-server")
+    monkeypatch.setenv("HF_TOKEN", "not-recorded-but-kept")
+    tmux.new_session("nsa-first", ["sleep", "60"], tmp_path)  # starts the server with these
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.delenv("NSA_PROBE")
+    monkeypatch.delenv("HF_TOKEN")
+    code = (
+        "import os; print('SEEN', [os.environ.get(k) for k in ('CUDA_VISIBLE_DEVICES', 'NSA_PROBE', 'HF_TOKEN',"
+        " 'NSA_X', 'HOME')])"
+    )
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code], {"NSA_X": "recorded"})
+    tmux.new_session("nsa-second", [sys.executable, "-P", "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
+    wait_for(lambda: exit_status(run_dir) is not None, 30, "the second run to end")
+    assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()
+    seen = [ln for ln in (run_dir / "console.log").read_text().splitlines() if ln.startswith("SEEN")]
+    home = subprocess.run(["sh", "-c", "echo $HOME"], capture_output=True, text=True).stdout.strip()
+    assert seen == [f"SEEN [None, None, 'not-recorded-but-kept', 'recorded', {home!r}]"]

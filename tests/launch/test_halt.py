@@ -1,0 +1,163 @@
+"""`nsa halt` and the trainer's side of .HALT, on fabricated run dirs and real tmux sessions (no trainer):
+which attempt an `end` belongs to, whether the run is alive at all, which .HALT is stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nsa_train.runtime.control import LAUNCH_TIME_ENV, StopRequests, attempt_start, process_start_time
+from nsa_tui.commands.attach import attach_argv_for
+from nsa_tui.launch import halt, tmux
+
+from .helpers import REPO, nsa
+
+T0 = 1_700_000_000.0
+
+
+def _run(runs_dir: Path, name: str, records: list[dict], socket_name: str | None, launched: float | None) -> Path:
+    """A run dir as `nsa launch` leaves it (launch.json of this host) with rank 0's heartbeat ``records``."""
+    run = runs_dir / name
+    run.mkdir()
+    if launched is not None:
+        launch = {"name": name, "tmux_session": tmux.session_name(name), "tmux_socket": socket_name}
+        launch |= {"ts": launched, "host": socket.gethostname()}
+        (run / "launch.json").write_text(json.dumps(launch))
+    with open(run / "heartbeat_rank0.jsonl", "w") as fh:
+        for r in records:
+            fh.write(json.dumps({"v": 1, "rank": 0, "pid": 1, **r}) + "\n")
+    return run
+
+
+def _earlier_attempt(ts: float, path: object = "/r/checkpoints/step_00000150.pt") -> list[dict]:
+    return [
+        {"kind": "boot", "step": 0, "ts": ts},
+        {"kind": "checkpoint", "step": 150, "path": path, "ts": ts + 1},
+        {"kind": "end", "step": 150, "reason": "halt", "exit_status": 0, "ts": ts + 2},
+    ]
+
+
+def _session(tmux_socket: str, name: str) -> None:
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", tmux.session_name(name), "sleep", "300"],
+                   check=True)  # fmt: skip
+
+
+def test_a_halt_right_after_resume_is_sent_not_called_ended(runs_dir, tmux_socket):
+    """rank 0's last record is still the halted attempt's `end` until the resumed trainer boots: that said
+    'run had already ended (reason halt, step 150); nothing to halt', rc 0, while the new attempt trained."""
+    now = time.time()
+    run = _run(runs_dir, "again", _earlier_attempt(now - 100), tmux_socket, launched=now - 1)
+    _session(tmux_socket, "again")
+    res = nsa("halt", "again", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "already ended" not in res.stdout and "created" in res.stdout
+    assert (run / ".HALT").exists()
+
+
+def test_an_end_of_the_current_attempt_is_still_reported(runs_dir, tmux_socket):
+    now = time.time()
+    run = _run(runs_dir, "over", _earlier_attempt(now - 10, path=5), tmux_socket, launched=now - 100)
+    res = nsa("halt", "over", "--wait", "0")
+    # a checkpoint record whose path is not a string (a hand-edited or foreign heartbeat) was a TypeError
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "had already ended (reason halt, step 150); nothing to halt" in res.stdout
+    assert not (run / ".HALT").exists()
+
+
+def test_halting_a_dead_run_says_so_at_once(runs_dir, tmux_socket):
+    """No session and no exit status (killed, rebooted): it waited the whole 600 s and left .HALT behind."""
+    now = time.time()
+    run = _run(runs_dir, "dead", [{"kind": "progress", "step": 3, "ts": now - 50}], tmux_socket, launched=now - 60)
+    t0 = time.monotonic()
+    res = nsa("halt", "dead")
+    assert time.monotonic() - t0 < 30
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "run 'dead' is not running: its tmux session nsa-dead is gone" in res.stderr, res.stderr
+    assert not (run / ".HALT").exists()
+
+
+def test_a_run_whose_session_goes_away_during_the_wait(runs_dir, tmux_socket):
+    now = time.time()
+    run = _run(runs_dir, "dies", [{"kind": "progress", "step": 3, "ts": now}], tmux_socket, launched=now - 60)
+    _session(tmux_socket, "dies")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsa_tui", "halt", "dies", "--wait", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    time.sleep(2)
+    assert (run / ".HALT").exists() and proc.poll() is None
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-dies"], check=True)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "is not running" in err, out + err
+    assert not (run / ".HALT").exists()  # no stop for a later --resume to trip over
+
+
+def test_null_tmux_socket_is_the_default_server(runs_dir, tmux_socket, tmp_path, monkeypatch):
+    """A run launched without NSA_TMUX_SOCKET records null: it lives on the default server, also when the
+    caller has NSA_TMUX_SOCKET set (that was looked up instead: attach found nothing, or another run's session).
+    TMUX_TMPDIR gives this test its own default server."""
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
+    now = time.time()
+    _run(runs_dir, "dflt", [{"kind": "progress", "step": 3, "ts": now}], None, launched=now - 5)
+    _session(tmux_socket, "dflt")  # the same name on $NSA_TMUX_SOCKET's server: not the run's
+    res = nsa("attach", "dflt")
+    assert res.returncode == 1 and "no tmux session nsa-dflt" in res.stderr, res.stderr
+    assert nsa("halt", "dflt", "--wait", "0").returncode == 1
+    try:
+        subprocess.run(["tmux", "new-session", "-d", "-s", "nsa-dflt", "sleep", "300"], check=True)
+        argv, _ = attach_argv_for("dflt")
+        assert "-L" not in argv and argv[-1] == "=nsa-dflt"
+        res = nsa("halt", "dflt", "--wait", "0")
+        assert res.returncode == 0 and "created" in res.stdout, res.stderr
+    finally:
+        subprocess.run(["tmux", "kill-server"], capture_output=True)
+
+
+def test_a_corrupt_exit_status_is_no_traceback(runs_dir, tmux_socket):
+    run = _run(runs_dir, "odd", [{"kind": "progress", "step": 3, "ts": time.time()}], tmux_socket, None)
+    for text in ("--1\n", "²\n", "-\n"):
+        (run / "exit_status").write_text(text)
+        res = nsa("status", "odd")
+        assert "Traceback" not in res.stderr and res.returncode in (0, 1, 2, 3), res.stderr
+
+
+# ---- the trainer's side: which .HALT is stale
+
+
+def test_only_a_halt_older_than_the_attempt_is_stale(tmp_path):
+    halt_file = tmp_path / ".HALT"
+    halt_file.touch()
+    os.utime(halt_file, (T0 - 5, T0 - 5))
+    assert StopRequests(tmp_path, True, started_at=T0).remove_stale_halt() and not halt_file.exists()
+    halt_file.touch()
+    os.utime(halt_file, (T0 + 5, T0 + 5))  # `nsa halt` while the trainer booted: a request
+    stop = StopRequests(tmp_path, True, started_at=T0)
+    assert not stop.remove_stale_halt() and stop.halt_requested()
+    assert not StopRequests(tmp_path, False, started_at=0).remove_stale_halt() and halt_file.exists()
+
+
+def test_the_attempt_starts_at_the_launch_time_else_the_process_start():
+    assert attempt_start({LAUNCH_TIME_ENV: f"{T0:.6f}"}) == T0
+    started = process_start_time()
+    assert started is not None and 0 <= time.time() - started < 3600
+    for bad in ("", "soon", "nan", "inf", "-1"):  # not a time nsa wrote: this process's start
+        assert abs(attempt_start({LAUNCH_TIME_ENV: bad}) - started) < 1
+
+
+def test_halt_asks_again_only_when_the_trainer_says_it_removed_a_stale_one(tmp_path):
+    """A .HALT gone after a train phase that began after the request: cleared as stale only when that phase
+    says so; otherwise the trainer took it as the request (and is stopping), and a new one would outlive it."""
+    now = time.time()
+    phase = {"kind": "phase", "phase": "train", "ts": now + 1}
+    assert not halt._removed_as_stale(tmp_path, [{**phase, "warnings": []}], now)
+    stale = [{**phase, "warnings": ["removed a stale .HALT left in the run directory (it would have stopped...)"]}]
+    assert halt._removed_as_stale(tmp_path, stale, now)
+    assert not halt._removed_as_stale(tmp_path, stale, now + 2)
