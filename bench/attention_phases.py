@@ -110,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.recompute_backward:
-        fast._cpu_flash_ops = lambda: False  # what the branches ask before choosing the CPU flash op
+        fast._cpu_flash_route = lambda q, v: False  # what the branches ask before choosing the CPU flash op
     if args.saved:
         torch.manual_seed(0)
         print_saved(args.impl, args.seq_len)

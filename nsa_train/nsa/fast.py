@@ -151,9 +151,14 @@ def _window_core(
     return _untile(o, qs.shape[0], qs.shape[2])
 
 
-def _cpu_flash_ops() -> bool:
-    """PyTorch's CPU flash-attention forward and backward, callable with a saved output and log-sum-exp."""
-    return hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward")
+def _cpu_flash_route(q: torch.Tensor, v: torch.Tensor) -> bool:
+    """PyTorch's CPU flash-attention forward and backward, callable with a saved output and log-sum-exp: on CPU,
+    where the op exists, and for values as wide as the queries (the op refuses another width)."""
+    return (
+        q.device.type == "cpu"
+        and q.shape[-1] == v.shape[-1]
+        and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward")
+    )
 
 
 def _additive(band: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -172,7 +177,7 @@ class _WindowFn(torch.autograd.Function):
     def forward(ctx, q, k, v, g, w, scale):  # type: ignore[override]
         # q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], g [B, T, HQ] or None
         B, T = q.shape[:2]
-        flash = q.device.type == "cpu" and _cpu_flash_ops()
+        flash = _cpu_flash_route(q, v)
         o = q.new_empty(*q.shape[:3], v.shape[-1])
         saved: list[torch.Tensor] = []  # per group on CPU: its tiles' output and log-sum-exp
         group = window_group(q.device)
@@ -267,8 +272,9 @@ def compressed_attention_fast(
     for c0 in range(0, T, tile):
         c1 = min(T, c0 + tile)
         n = _visible_blocks(c1, NC, block_length, stride)
-        if n == 0:
-            os.append(q.new_zeros(B, c1 - c0, HQ, Dv, dtype=cdt))
+        if n == 0:  # no block visible yet: o = 0 as an empty sum, a function of the inputs (zero gradients)
+            none = torch.einsum("bchgd,bnhd->bchgn", qg[:, c0:c1], kc[:, :0])  # [B, C, H, G, 0]
+            os.append(torch.einsum("bchgn,bnhd->bchgd", none, vc[:, :0]).reshape(B, c1 - c0, HQ, Dv))
             ps.append(q.new_zeros(B, c1 - c0, HQ, NC, dtype=cdt))
             continue
         scores = torch.einsum("bchgd,bnhd->bchgn", qg[:, c0:c1], kc[:, :n]) * scale  # [B, C, H, G, n]
@@ -349,7 +355,7 @@ class _CmpSelectFn(torch.autograd.Function):
         H, NC, Dv = kh.shape[1], kh.shape[2], vh.shape[-1]
         G = HQ // H
         # the ungated output is kept for the flash backward, and only when a backward can follow
-        keep = q.device.type == "cpu" and _cpu_flash_ops() and any(ctx.needs_input_grad[:4])
+        keep = _cpu_flash_route(q, vh) and any(ctx.needs_input_grad[:4])
         o = q.new_empty(B, T, HQ, Dv)  # the gated output
         o_raw = q.new_empty(B, T, HQ, Dv) if keep else None
         lse = q.new_full((B, H, G, T), float("inf"))  # base-2 log-sum-exp; +inf: the row sees no block

@@ -20,7 +20,8 @@ def _masked_attention(
     kx = k.repeat_interleave(G, dim=2)  # [B, S, HQ, D]
     vx = v.repeat_interleave(G, dim=2)  # [B, S, HQ, Dv]
     scores = torch.einsum("bthd,bshd->bhts", q, kx) * scale  # [B, HQ, T, S]
-    p = masked_softmax(scores, mask.expand_as(scores))
+    # no key at all (S = 0): o = 0 as an empty sum, still a function of q, k, v (zero gradients, not none)
+    p = masked_softmax(scores, mask.expand_as(scores)) if scores.shape[-1] else scores
     o = torch.einsum("bhts,bshd->bthd", p, vx)  # [B, T, HQ, Dv]
     return o, p
 
@@ -97,9 +98,6 @@ def compressed_attention_reference(
     T = q.shape[1]
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
-    if k_cmp.shape[1] == 0:  # sequence shorter than one block: nothing to see
-        zeros = q.new_zeros(q.shape[0], T, q.shape[2], v_cmp.shape[-1])
-        return zeros, q.new_zeros(q.shape[0], T, q.shape[2], 0)
     mask = compressed_visibility(T, k_cmp.shape[1], block_length, stride, q.device)  # [T, NC]
     o, p = _masked_attention(q.to(cdt), k_cmp.to(cdt), v_cmp.to(cdt), mask, scale)
     return o.to(q.dtype), p.permute(0, 2, 1, 3).to(q.dtype)

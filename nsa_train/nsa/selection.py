@@ -17,6 +17,8 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     covers [j*l_sel, (j+1)*l_sel); they overlap iff j*r - m + 1 <= i <= (j+1)*r - 1 with r = l_sel/d, m = l/d,
     a window of r + m - 1 compressed blocks with stride r (each overlapping block counted once).
     """
+    if l % d or l_sel % d:  # the window below counts whole strides: other sizes would be summed wrongly, silently
+        raise ValueError(f"l ({l}) and l_sel ({l_sel}) must be multiples of the stride d ({d}), as NSAConfig requires")
     r, m = l_sel // d, l // d
     nc, ns = p_cmp.shape[-1], n_sel_blocks
     padded = F.pad(p_cmp, (m - 1, ns * r - nc))  # [B, Tc, HQ, NS*r + m - 1] (cropped past the last block)

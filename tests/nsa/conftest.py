@@ -30,5 +30,5 @@ def flash_path(request, monkeypatch):
     saved output and log-sum-exp; on other devices they recompute (forced here on CPU, so that path is tested
     too)."""
     if request.param == "recompute":
-        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+        monkeypatch.setattr(fast, "_cpu_flash_route", lambda q, v: False)
     return request.param

@@ -370,7 +370,7 @@ def test_window_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
     from nsa_train.nsa import fast
 
     if not flash:
-        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+        monkeypatch.setattr(fast, "_cpu_flash_route", lambda q, v: False)
     calls = []
     core = fast._window_core
     monkeypatch.setattr(fast, "_window_core", lambda *a: calls.append(1) or core(*a))
@@ -387,7 +387,7 @@ def test_compressed_backward_on_cpu_reuses_the_forward(monkeypatch, flash):
     from nsa_train.nsa import fast
 
     if not flash:
-        monkeypatch.setattr(fast, "_cpu_flash_ops", lambda: False)
+        monkeypatch.setattr(fast, "_cpu_flash_route", lambda q, v: False)
     q, k, v = qkv(1, 40, 4, 2, 8, n_keys=9)
     gate = torch.rand(1, 40, 4, requires_grad=True)
     o, _ = fast.compressed_attention_and_selection_fast(q, k, v, 8, 4, 8, 3, gate=gate)
@@ -428,3 +428,45 @@ def test_masked_selection_route_is_for_short_sequences_only():
     with fast_selection_masked.route(True):
         assert use(1, 32768, 8, 16, 64)
     assert use(8, 256, 4, 4, 16)  # the route is the shape's again
+
+
+@pytest.mark.parametrize("dv", [4, 12])
+def test_values_of_another_width_than_keys(dv):
+    """v [B, T, H, Dv] with Dv != D, as the API allows: on CPU the window and compressed branches then leave
+    PyTorch's flash op (which refuses it) for their recompute path, and agree with the reference."""
+    from nsa_train.nsa import fast
+
+    q, k, _ = qkv(2, 29, 4, 2, 8)
+    v = torch.randn(2, 29, 2, dv, generator=torch.Generator().manual_seed(3))
+    ref = grads(lambda a, b, c: sliding_window_attention_reference(a, b, c, 6), q, k, v)
+    got = grads(lambda a, b, c: sliding_window_attention_fast(a, b, c, 6), q, k, v)
+    assert got[0].shape == (2, 29, 4, dv)
+    assert_same(ref[0], got[0], ref[1], got[1], **TOL)
+
+    kc, vc = k[:, :6], v[:, :6]  # 6 compressed blocks (l=8, d=4 cover 29 tokens)
+    gate = torch.rand(2, 29, 4)
+    ref = grads(lambda a, b, c, g: compressed_attention_reference(a, b, c, 8, 4)[0] * g[..., None], q, kc, vc, gate)
+    got = grads(
+        lambda a, b, c, g: fast.compressed_attention_and_selection_fast(a, b, c, 8, 4, 8, 3, gate=g)[0], q, kc, vc, gate
+    )
+    assert_same(ref[0], got[0], ref[1], got[1], **TOL)
+
+
+@pytest.mark.parametrize("op", [compressed_attention_reference, compressed_attention_fast, compressed_attention])
+def test_no_compressed_block_yet_is_zero_with_zero_gradients(op):
+    """T < l: no block exists. o = 0 and p is empty, and o is still a function of the inputs: backward gives
+    zero gradients (it raised 'does not require grad' before)."""
+    q = torch.randn(1, 5, 4, 8, requires_grad=True)
+    k, v = torch.randn(1, 0, 2, 8, requires_grad=True), torch.randn(1, 0, 2, 6, requires_grad=True)
+    o, p = op(q, k, v, 8, 4)
+    assert o.shape == (1, 5, 4, 6) and p.shape == (1, 5, 4, 0) and not o.any()
+    o.sum().backward()
+    assert q.grad is not None and not q.grad.any() and k.grad.shape == k.shape and v.grad.shape == v.shape
+
+
+@pytest.mark.parametrize(("l", "d", "l_sel"), [(8, 4, 6), (6, 4, 8), (8, 3, 6)])
+def test_block_sizes_that_are_not_whole_strides_are_refused(l, d, l_sel):
+    from nsa_train.nsa.selection import selection_block_scores
+
+    with pytest.raises(ValueError, match="multiples of the stride d"):
+        selection_block_scores(torch.rand(1, 4, 2, 5), l, d, l_sel, 4)
