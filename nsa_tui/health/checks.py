@@ -175,20 +175,45 @@ def throughput_low(c: Context) -> Finding | None:
     )
 
 
+# at most this many candidate starts of a slow stretch are judged (each costs one median of a window)
+MAX_DROP_CANDIDATES = 64
+
+
 def throughput_drop(c: Context) -> Finding | None:
-    pts = points(c.h, "toks_per_s", int(c.params["window_points"]))
-    skip = int(c.params["skip_first_points"])
+    """The newest stretch of points all under ``drop_frac`` of the median of the ``window_points`` points
+    before it. The median is taken before the stretch, not over the newest points: once slow points were
+    half of a trailing window, its median would be the slow rate and the alert would clear while the run
+    stayed slow (and at one point a second, never last its 300 s)."""
+    pts = _finite(points(c.h, "toks_per_s"))
     if c.h.steps and len(c.h.steps) <= c.params["window_points"]:
-        pts = pts[skip:]  # the first steps (compile, warmup) are slow on purpose
-    if len(pts) < 5:
+        pts = pts[int(c.params["skip_first_points"]) :]  # the first steps (compile, warmup) are slow on purpose
+    vals = [v for _, _, v in pts]
+    if len(vals) < 6:
         return None
-    med = statistics.median(v for _, _, v in pts)
-    cut = med * c.params["drop_frac"]
-    i = trailing(pts, [v < cut for _, _, v in pts])
-    return _since(
-        pts,
-        i,
-        f"{pts[-1][2]:.0f} tokens/s, under {c.params['drop_frac'] * 100:.0f}% of this run's median {med:.0f}: "
+    window, frac = int(c.params["window_points"]), c.params["drop_frac"]
+    top = max(vals)
+    best: tuple[int, float] | None = None
+    slowest_fast = -math.inf  # the stretch [i:]'s largest value
+    judged = 0
+    for i in range(len(vals) - 1, 4, -1):
+        slowest_fast = max(slowest_fast, vals[i])
+        if slowest_fast >= frac * top:
+            break  # no baseline can be high enough for a stretch holding this value
+        if vals[i - 1] <= slowest_fast:
+            continue  # [i-1:] has the same maximum: judge the longest stretch of each maximum only
+        med = statistics.median(vals[max(0, i - window) : i])
+        if slowest_fast < frac * med:
+            best = (i, med)
+        judged += 1
+        if judged >= MAX_DROP_CANDIDATES:
+            break
+    if best is None:
+        return None
+    i, med = best
+    return Finding(
+        pts[i][0],
+        pts[i][1],
+        f"{vals[-1]:.0f} tokens/s, under {frac * 100:.0f}% of this run's median {med:.0f} before step {pts[i][0]}: "
         "another process on the GPU, thermal throttling, a slow data source, or rising fallbacks",
     )
 
@@ -232,10 +257,12 @@ def heartbeat_stale(c: Context) -> Finding | None:
     if last is None:
         return None
     age = c.now - last
-    threshold = c.params["stale_s"]
     interval = _median_interval([t for t in h.ts if t is not None])
-    if interval is not None:
-        threshold = min(threshold, max(c.params["interval_factor"] * interval, c.params["min_stale_s"]))
+    threshold = c.params["stale_s"]
+    if threshold is None:  # adaptive: a fast run is caught in minutes, a slow one is not flagged between steps
+        threshold = c.params["max_stale_s"]
+        if interval is not None:
+            threshold = min(threshold, max(c.params["interval_factor"] * interval, c.params["min_stale_s"]))
     if age <= threshold:
         return None
     extra = ""
@@ -267,11 +294,26 @@ def stuck_at_start(c: Context) -> Finding | None:
     started = boot.ts if boot is not None else to_float(h.launch.get("ts"))
     if started is None:
         return None
-    waited = c.now - started
+    # a resume re-reading a hub stream up to its saved position reports how far it got (phase records with
+    # `replayed`): that is a start that moves, so the limit counts from its last report
+    replay = h.last_event(schema.KIND_PHASE)
+    moved = replay.ts if replay is not None and replay.fields.get("replayed") and replay.ts else None
+    if moved is not None and moved < started:
+        moved = None  # an earlier attempt's
+    since = moved if moved is not None else started
+    waited = c.now - since
     if waited <= c.params["start_timeout_s"]:
         return None
     phase = h.last_phase
     hint = PHASE_HINTS.get(phase or "", "check console.log")
+    if moved is not None and replay is not None:
+        done, of = replay.fields.get("replayed"), replay.fields.get("replay_of")
+        return Finding(
+            replay.step,
+            moved,
+            f"the resume's replay of the data stream stopped: document {done} of {of} reached "
+            f"{fmt_age(waited)} ago ({hint})",
+        )
     what = "boot" if boot is not None else "`nsa launch` (no telemetry record at all)"
     return Finding(
         boot.step if boot is not None else None,
@@ -314,23 +356,26 @@ def gate_collapse(c: Context) -> Finding | None:
 
 
 def fallbacks_rising(c: Context) -> Finding | None:
+    """Growth of the cumulative counters over the last ``window_steps``, summed record to record: a counter
+    that went down was restarted by a new process (a resume), and its new value is all growth."""
     fb = c.h.fallbacks
     if len(fb) < 2:
         return None
-    last_step, last = fb[-1]
-    lo = last_step - c.params["window_steps"]
-    base = fb[0][1]  # the counters just before the window (or the first we have)
-    for s, cnt in fb[:-1]:
-        if s >= lo:
-            break
-        base = cnt
-    rising = {k: v - base.get(k, 0.0) for k, v in last.items() if v > base.get(k, 0.0)}
-    if not rising:
+    lo = fb[-1][0] - c.params["window_steps"]
+    start = 0  # the record just before the window (or the first we have): what the window grows from
+    while start + 1 < len(fb) - 1 and fb[start + 1][0] < lo:
+        start += 1
+    rising: dict[str, float] = {}
+    first = None
+    for (_, prev), (step, cnt) in itertools.pairwise(fb[start:]):
+        for k, v in cnt.items():
+            before = prev.get(k, 0.0)
+            grew = v - before if v >= before else v
+            if grew > 0:
+                rising[k] = rising.get(k, 0.0) + grew
+                first = step if first is None else first
+    if not rising or first is None:
         return None
-    first = next(
-        (s for s, cnt in fb if s >= lo and any(cnt.get(k, 0.0) > base.get(k, 0.0) for k in rising)),
-        last_step,
-    )
     names = ", ".join(f"{k} +{v:.0f}" for k, v in sorted(rising.items(), key=lambda kv: -kv[1]))
     return Finding(
         first,

@@ -31,7 +31,8 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "heartbeat_stale": {
         "severity": "critical",
         "for": 0,
-        "params": {"stale_s": 600.0, "interval_factor": 10.0, "min_stale_s": 120.0},
+        # stale_s: a fixed limit when set; null: 10 x the progress interval, within [min_stale_s, max_stale_s]
+        "params": {"stale_s": None, "interval_factor": 10.0, "min_stale_s": 120.0, "max_stale_s": 600.0},
     },
     "stuck_at_start": {"severity": "critical", "for": 0, "params": {"start_timeout_s": 900.0}},
     "gate_collapse": {

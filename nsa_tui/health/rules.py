@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ _FOR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|min
 _UNIT_S = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60}
 _UNIT_S |= {"minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}
 THRESHOLD_KEYS = ("metric", "above", "below", "message")
+# the parameters whose null has a meaning (no limit; for stale_s the adaptive limit); any other null is a mistake
+NULLABLE_PARAMS = frozenset({"min_toks_per_s", "max_gpu_mem_gb", "stale_s"})
 
 
 class RulesError(ValueError):
@@ -77,12 +80,33 @@ def parse_for(value: Any, where: str) -> tuple[int, float]:
     raise RulesError(f"{where}: `for` must be steps (an integer) or a duration like '300s', '5m', not {value!r}")
 
 
-def _number(value: Any, where: str, *, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
+def _float(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RulesError(f"{where}: expected a number, got {value!r}")
     return float(value)
+
+
+def _param(rule: str, key: str, value: Any, where: str) -> float | int | None:
+    """A built-in rule's parameter, checked against what the rule can use: a number that is finite and not
+    negative, a whole number for counts (points, steps, evals, lines), null only where null means "off". A bad
+    value must be refused here: a check that meets one raises, and the engine skips a check that raises (it
+    reads odd data that way), which would turn the rule off without a word."""
+    if value is None:
+        if key in NULLABLE_PARAMS:
+            return None
+        raise RulesError(
+            f"{where}: needs a number (null is for min_toks_per_s and max_gpu_mem_gb: no limit, "
+            "and stale_s: the adaptive limit)"
+        )
+    number = _float(value, where)
+    if not math.isfinite(number) or number < 0:
+        raise RulesError(f"{where}: must be a finite number >= 0, got {value!r}")
+    if isinstance(DEFAULT_RULES[rule]["params"][key], int):  # a count: points, steps, evals, lines
+        least = 0 if key == "skip_first_points" else 1
+        if number != int(number) or number < least:
+            raise RulesError(f"{where}: must be a whole number >= {least}, got {value!r}")
+        return int(number)
+    return number
 
 
 def _apply(rule: Rule, entry: Any, where: str) -> None:
@@ -103,7 +127,7 @@ def _apply(rule: Rule, entry: Any, where: str) -> None:
         elif key == "params" and isinstance(value, dict):
             _apply(rule, value, where)
         elif key in rule.params:
-            rule.params[key] = _number(value, w)
+            rule.params[key] = _param(rule.name, key, value, w)
         elif not rule.builtin and key in THRESHOLD_KEYS:
             if key == "metric":
                 if value not in METRICS and value != "val_loss":
@@ -112,7 +136,7 @@ def _apply(rule: Rule, entry: Any, where: str) -> None:
             elif key == "message":
                 rule.message = str(value)
             else:
-                setattr(rule, key, _number(value, w, allow_none=False))
+                setattr(rule, key, _float(value, w))
         else:
             known = ["for", "severity", "enabled", *rule.params]
             if not rule.builtin:
@@ -153,7 +177,7 @@ def _apply_monitor(rules: dict[str, Rule], monitor: Any, where: str) -> None:
         raise RulesError(f"{where}: expected a mapping, got {type(monitor).__name__}")
     for key, (rule, param) in MONITOR_KEYS.items():
         if key in monitor:
-            rules[rule].params[param] = _number(monitor[key], f"{where}.{key}")
+            rules[rule].params[param] = _param(rule, param, monitor[key], f"{where}.{key}")
     _apply_rules_section(rules, monitor.get("rules"), f"{where}.rules")
 
 

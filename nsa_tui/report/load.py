@@ -18,6 +18,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_tui.runs import RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
+from nsa_tui.runs.load import check_local_pids, launch_tmux_sessions
 
 
 @dataclass
@@ -42,8 +43,10 @@ class ReportRun:
 
 
 def full_bundle(run_dir: Path) -> RunBundle:
-    """Every file the status readers understand, read whole."""
+    """Every file the status readers understand, read whole, and the sessions of the run's tmux server (is
+    it still running?), as `nsa status` reads a run."""
     bundle = RunBundle(run=run_dir.resolve().name, path=str(run_dir), now=time.time())
+    bundle.tmux_sessions = launch_tmux_sessions(run_dir)
     for name in sorted(os.listdir(run_dir)):
         p = run_dir / name
         if file_limit(name) is None or not p.is_file():
@@ -84,14 +87,19 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     return checkpoint_listing({p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}, pointers)
 
 
-def report_run(bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str) -> ReportRun | None:
-    """A run's report data from its files read whole; None when they hold no telemetry of any known format."""
+def report_run(
+    bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str, *, local: bool = False
+) -> ReportRun | None:
+    """A run's report data from its files read whole; None when they hold no telemetry of any known format.
+    ``local``: the run is on this machine, so a run without a launch.json is alive iff a rank's pid is."""
     from nsa_tui.errors import UserError
     from nsa_tui.health import BAD_RULES_EXIT, RulesError, evaluate
 
     h = history_from_bundle(bundle)
     if h.format is None:
         return None
+    if local:
+        check_local_pids(h)
     name = bundle.run
     try:
         verdict = evaluate(h, bundle.now, run=name)
@@ -102,7 +110,8 @@ def report_run(bundle: RunBundle, checkpoints: list[Checkpoint], where: str, par
 
 def load_report_run(run_dir: Path) -> ReportRun | None:
     """A local run directory; None when it holds no telemetry of any known format."""
-    return report_run(full_bundle(run_dir), list_checkpoints(run_dir), str(run_dir), run_dir.resolve().parent.name)
+    bundle, checkpoints = full_bundle(run_dir), list_checkpoints(run_dir)
+    return report_run(bundle, checkpoints, str(run_dir), run_dir.resolve().parent.name, local=True)
 
 
 def finite(v: Any) -> float | None:

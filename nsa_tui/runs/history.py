@@ -412,8 +412,13 @@ class RunHistory:
         if self.fallbacks and step == self.fallbacks[-1][0]:
             self.fallbacks[-1][1].update(counters)
         elif self.fallbacks and step < self.fallbacks[-1][0]:
+            # a step logged again: a resumed attempt redoes the steps after its checkpoint. Its record replaces
+            # the dead attempt's at that step (as _upsert does for the metrics)
             i = bisect_left([s for s, _ in self.fallbacks], step)
-            self.fallbacks.insert(i, (step, dict(counters)))
+            if self.fallbacks[i][0] == step:
+                self.fallbacks[i][1].update(counters)
+            else:
+                self.fallbacks.insert(i, (step, dict(counters)))
         else:
             self.fallbacks.append((step, dict(counters)))
 

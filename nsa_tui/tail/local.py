@@ -41,6 +41,9 @@ class LocalRunSource:
         self._restart_lock = threading.Lock()
         self._restart_asked = False
         self.dir_missing = False
+        # files the last read could not open or read (permissions, a stale NFS handle, an I/O error) -> why;
+        # each is skipped (the others are read) and tried again at the next read
+        self.unreadable: dict[str, str] = {}
 
     def _names(self) -> list[str]:
         try:
@@ -65,26 +68,38 @@ class LocalRunSource:
         present = set(names)
         sizes: dict[str, int] = {}
         for name in names:
-            kind = wanted_kind(name)
-            if kind == "line":
-                t = self._tailers.get(name)
-                if t is None:
-                    t = self._tailers[name] = FileTailer(self.directory / name, window=initial_window(name))
-                chunk = t.poll()
-                sizes[name] = t.offset
-                if t.mtime is not None:
-                    self.mtimes[name] = t.mtime
-                if chunk:
-                    updates.append(Update(name, data=chunk.data, reset=chunk.reset))
-            elif kind == "whole":
-                up = self._read_whole(name)
-                if up is not None:
-                    updates.append(up)
+            try:
+                up = self._read_one(name, sizes)
+            except OSError as e:  # this file only: the updates of the others are already taken
+                self.unreadable[name] = e.strerror or type(e).__name__
+                continue
+            self.unreadable.pop(name, None)
+            if up is not None:
+                updates.append(up)
+        for name in [n for n in self.unreadable if n not in present]:
+            del self.unreadable[name]
         for name in [n for n in self._whole_sig if n not in present]:
             del self._whole_sig[name]
             updates.append(Update(name, deleted=True))
         self._notifier.note_sizes(sizes)
         return updates
+
+    def _read_one(self, name: str, sizes: dict[str, int]) -> Update | None:
+        """One file's changes (None: none). A tailer moves its offset only past what it returns, so a read
+        that raises loses nothing: the next read starts where this one did."""
+        kind = wanted_kind(name)
+        if kind == "whole":
+            return self._read_whole(name)
+        if kind != "line":
+            return None
+        t = self._tailers.get(name)
+        if t is None:
+            t = self._tailers[name] = FileTailer(self.directory / name, window=initial_window(name))
+        chunk = t.poll()
+        sizes[name] = t.offset
+        if t.mtime is not None:
+            self.mtimes[name] = t.mtime
+        return Update(name, data=chunk.data, reset=chunk.reset) if chunk else None
 
     def _read_whole(self, name: str) -> Update | None:
         p = self.directory / name
@@ -110,9 +125,19 @@ class LocalRunSource:
 
     def describe(self) -> str:
         n = self._notifier
-        if n.mode == "inotify":
-            return "inotify"
-        return f"polling ({n.fallback_reason})" if n.fallback_reason else "polling"
+        how = "inotify" if n.mode == "inotify" else "polling"
+        if n.mode != "inotify" and n.fallback_reason:
+            how += f" ({n.fallback_reason})"
+        trouble = self.trouble()
+        return f"{how}; {trouble}" if trouble else how
+
+    def trouble(self) -> str:
+        """Files the last read could not read, and why ('' when none)."""
+        bad = sorted(self.unreadable.items())
+        if not bad:
+            return ""
+        more = f" and {len(bad) - 2} more" if len(bad) > 2 else ""
+        return "cannot read " + ", ".join(f"{n} ({why})" for n, why in bad[:2]) + more
 
     def close(self) -> None:
         self._notifier.close()

@@ -97,6 +97,9 @@ class RemoteRunSource:
         what = f"disconnected since {time.strftime('%H:%M:%S', time.localtime(since))}"
         return f"ssh {self.host}: {what}" + (f" — {self.last_error}" if self.last_error else "")
 
+    def trouble(self) -> str:
+        return "" if self.connected else self.describe()
+
     def close(self) -> None:
         self._stop.set()
         self._kill()

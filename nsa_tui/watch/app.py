@@ -147,9 +147,12 @@ class WatchApp(App):
             last_read = time.monotonic()
             try:
                 model.pump()
-            except Exception as e:  # keep following: one bad read must not end the dashboard
-                self.last_message = f"read error: {e}"
+            except Exception as e:  # keep following: one bad read must not end the dashboard, and say it
+                if model.read_error != (msg := f"read error: {type(e).__name__}: {e}"):
+                    model.read_error = msg
+                    self.post_message(DataChanged())
             else:
+                model.read_error = ""
                 while not self._mounted.wait(0.05) and not self._stop.is_set():
                     pass  # the first read can finish before the UI is up
                 if model.version != self._posted.get(id(model)):
@@ -306,9 +309,15 @@ class WatchApp(App):
             "tokens": h.last_value("tokens_seen"),
             "hb_age": _whole(now - last_ts) if last_ts is not None else None,
             "corrupt": h.corrupt,
-            "source": m.source.describe() if self.host else "",
+            "source": self._source_line(m),
             "attention": h.run_info.get("attention_impl"),
         }
+
+    def _source_line(self, m: RunModel) -> str:
+        """How a remote run is read; for a local one only what goes wrong (an unreadable file); and the last
+        read's failure."""
+        how = m.source.describe() if self.host else m.source.trouble()
+        return "; ".join(s for s in (how, m.read_error) if s)
 
     def _rank_rows(self, m: RunModel, now: float) -> list[tuple[int, int | None, float | None]]:
         return [

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from nsa_train.telemetry import schema
+from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle
 from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
-from nsa_tui.runs.load import detect_format_from_bundle, fill_context, local_tmux_sessions
+from nsa_tui.runs.load import detect_format_from_bundle, fill_context, local_pids_alive, local_tmux_sessions
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.series import Series
@@ -174,7 +175,9 @@ class RunModel:
         self.name = name
         self.where = where  # local path or host:path, for the header
         self.source = source
-        self.check_tmux = check_tmux  # local runs: is the `nsa launch` tmux session still there?
+        # local runs: is the `nsa launch` tmux session still there (without a launch.json: a rank's pid), as
+        # `nsa status` asks; a run killed without an end record is then `crashed`, not `running` until stale
+        self.check_tmux = check_tmux
         self.lock = threading.RLock()
         self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table = ChartTable()
@@ -182,10 +185,12 @@ class RunModel:
         self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
         self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
         self._tmux: list[str] | None = None
+        self._pids_alive: bool | None = None
         self._tmux_at = -1e9
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
         self.resets = 0
+        self.read_error = ""  # the last read's failure, shown in the header until a read succeeds
         self._first_read: threading.Thread | None = None  # prefetch()'s thread until a pump() takes its result
         self._first_read_error: BaseException | None = None
 
@@ -216,7 +221,7 @@ class RunModel:
                 raise err
             return True
         updates = self.source.read()
-        tmux_changed = self._refresh_tmux(time.monotonic() if now is None else now)
+        tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now)
         missing = self.source.dir_missing
         if not updates and not tmux_changed and missing == self.history.dir_missing:
             if not self.loaded:
@@ -325,6 +330,8 @@ class RunModel:
         fmt = self.history.format
         fill_context(self.history, bundle)
         self.history.format = fmt
+        if self.history.process_alive is None:  # no launch.json: what the pids said
+            self.history.process_alive = self._pids_alive
 
     @property
     def clock_offset_s(self) -> float:
@@ -345,13 +352,17 @@ class RunModel:
         if stamps:
             self.history.last_write_ts = max(stamps)
 
-    def _refresh_tmux(self, now: float) -> bool:
-        if not self.check_tmux or LAUNCH_JSON not in self._whole or now - self._tmux_at < TMUX_EVERY_S:
+    def _refresh_liveness(self, now: float) -> bool:
+        """Every TMUX_EVERY_S: the run's tmux session, or without a launch.json its ranks' pids; True when
+        the answer changed."""
+        if not self.check_tmux or now - self._tmux_at < TMUX_EVERY_S:
             return False
         self._tmux_at = now
-        launch = self.history.launch if isinstance(self.history.launch, dict) else {}
-        sock = launch.get("tmux_socket")
-        sessions = local_tmux_sessions(sock if isinstance(sock, str) else None)  # the run's own server
+        if LAUNCH_JSON not in self._whole:
+            alive = local_pids_alive(self.history)
+            changed, self._pids_alive = alive != self._pids_alive, alive
+            return changed
+        sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
         changed = sessions != self._tmux
         self._tmux = sessions
         return changed

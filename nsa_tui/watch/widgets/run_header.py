@@ -98,7 +98,8 @@ class RunHeader(Widget):
             t.append(f"  {corrupt} corrupt lines skipped", style="bold yellow")
         src = i.get("source", "")
         if src:
-            t.append(f"  [{src}]", style="red" if "disconnected" in src else "grey50")
+            bad = any(w in src for w in ("disconnected", "cannot read", "read error"))
+            t.append(f"  [{src}]", style="red" if bad else "grey50")
         attention = i.get("attention")
         if attention:  # last: the first thing a narrow terminal crops
             t.append(f"  attention {attention}", style="grey50")

@@ -1,0 +1,101 @@
+"""What `nsa status` knows, the dashboard and `nsa report` know too: a local run started without `nsa launch`
+is alive only while a rank's pid is; a file that cannot be read is said, and costs no other file's lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.runs import make_v1_run
+
+from nsa_train.telemetry import schema
+from nsa_tui.health import build_rules, evaluate
+from nsa_tui.report.load import load_report_run
+from nsa_tui.runs import load_run
+from nsa_tui.tail import file_tailer
+from nsa_tui.tail.local import LocalRunSource
+from nsa_tui.watch.model import TMUX_EVERY_S, RunModel
+
+
+def a_dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid  # reaped: no process has it now (pids are not reused within a test's seconds)
+
+
+def this_hosts_run(path: Path, pid: int) -> None:
+    """A v1 run of this machine (run.json's host) whose ranks had ``pid``, no launch.json, no end record."""
+    w = make_v1_run(path, steps=200, now=time.time())
+    w.pid = pid
+    w.progress(1)
+    info = json.loads((path / schema.RUN_JSON).read_text())
+    info["host"] = socket.gethostname()
+    (path / schema.RUN_JSON).write_text(json.dumps(info))
+
+
+def model_verdict(m: RunModel, now: float):
+    h = m.history
+    return evaluate(h, now, build_rules(h.config))
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_watch_judges_a_local_run_by_its_pid_as_status_does(tmp_path, alive):
+    this_hosts_run(tmp_path / "r", os.getpid() if alive else a_dead_pid())
+    m = RunModel("r", LocalRunSource(tmp_path / "r", force_poll=True), where=str(tmp_path / "r"), check_tmux=True)
+    try:
+        m.pump(now=0.0)  # the first read
+        m.pump(now=TMUX_EVERY_S + 1)  # the liveness check, with the ranks' pids now known
+        v = model_verdict(m, time.time())
+    finally:
+        m.source.close()
+    status = evaluate(load_run(tmp_path / "r"), time.time(), build_rules(m.history.config))
+    expected = ("running", []) if alive else ("crashed", ["process_exited"])
+    assert (v.state, [a.rule for a in v.alerts]) == (status.state, [a.rule for a in status.alerts]) == expected
+
+
+def test_report_judges_liveness_as_status_does(tmp_path):
+    this_hosts_run(tmp_path / "dead", a_dead_pid())
+    r = load_report_run(tmp_path / "dead")
+    assert r is not None and r.verdict.state == "crashed"
+    assert [a.rule for a in r.verdict.alerts] == ["process_exited"]
+    # launched runs: the tmux session named in launch.json (the fixture's 'exited' run has none left)
+    make_v1_run(tmp_path / "gone", state="exited", now=time.time())
+    r = load_report_run(tmp_path / "gone")
+    assert r is not None and r.verdict.state == "crashed"
+
+
+def test_an_unreadable_file_is_said_and_loses_no_other_lines(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    w = make_v1_run(run, steps=100, now=time.time())
+    (run / "zz_other.log").write_text("a line\n")
+    real_poll = file_tailer.FileTailer.poll
+
+    def poll(self):  # what an NFS stale handle or a file without read permission does (root ignores modes)
+        if self.path.name == "zz_other.log":
+            raise PermissionError(13, "Permission denied")
+        return real_poll(self)
+
+    monkeypatch.setattr(file_tailer.FileTailer, "poll", poll)
+    src = LocalRunSource(run, force_poll=True)
+    m = RunModel("r", src, where=str(run), check_tmux=True)
+    try:
+        m.pump(now=0.0)
+        assert m.history.steps[-1] == 100
+        assert src.trouble() == "cannot read zz_other.log (Permission denied)"
+        assert "cannot read zz_other.log" in src.describe()
+        w.progress(5)
+        m.pump(now=1.0)
+        assert m.history.steps[-1] == 150  # the other files' new lines came through
+        monkeypatch.setattr(file_tailer.FileTailer, "poll", real_poll)
+        w.progress(1)
+        m.pump(now=2.0)
+        assert src.trouble() == "" and m.history.steps[-1] == 160
+        assert [line.rstrip("\n") for line in m.logs["zz_other.log"]] == ["a line"]  # read once it could be
+    finally:
+        src.close()
