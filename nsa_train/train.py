@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except DiskFullError as e:  # nothing of this run is written yet: the one line is all there is
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:  # a run directory we may not write to (permissions, a read-only mount)
+        print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if rank == 0:
         print(f"[boot] run dir {run_dir} | world size {world_size} | pid {os.getpid()}")
 
@@ -207,6 +210,7 @@ class Trainer:
         self.train_wall_s = 0.0
         self.tokens_this_process = 0
         self.last_saved_step = -1
+        self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
 
@@ -265,7 +269,7 @@ class Trainer:
         self.stop = StopRequests(run_dir, is_main)
         self.stop.install_signal_handlers()
         backend = distmod.resolve_backend(cfg.runtime, self.device)
-        check_ddp_settings(cfg, backend, self.info.world_size)
+        check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
         check_compile_toolchain(cfg, self.device.type)
         distmod.init_process_group(self.info, backend)
         self.dist_ready = True
@@ -285,6 +289,7 @@ class Trainer:
             )
         w = self.info.world_size
         self.stream = TrainStream(cfg, self.tokenizer, self.info.rank, w, self.micro_batch)
+        self.stream.on_first_batch_wait = self._first_batch_wait
         # eval_batches counts whole batches, split like training's: the held-out windows scored are the same
         # whatever grad_accum and the number of ranks, so runs of one config compare
         n_val = cfg.train.eval_batches * cfg.train.grad_accum
@@ -368,6 +373,7 @@ class Trainer:
         fetch_s = 0.0
         steps_in_window = 0
         t_window = time.perf_counter()
+        paused_s = 0.0  # eval and checkpoint time inside the window: not the steps' (telemetry.md, toks_per_s)
         t_train = time.perf_counter()
         self.watchdog.beat(self.step)
         reason = schema.END_COMPLETED
@@ -406,8 +412,7 @@ class Trainer:
             if self.info.enabled:
                 torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
             halt, signalled, nan = (bool(v) for v in flags.tolist())  # one host sync per step
-            if nan:
-                self.step = step
+            if nan:  # self.step stays at the last step that updated the weights (summary: steps_completed)
                 msg = f"non-finite loss or gradient norm at step {step}; stopping without an update"
                 self.hb.write(schema.KIND_ERROR, step, message=msg)
                 if is_main:
@@ -424,9 +429,14 @@ class Trainer:
             self.watchdog.beat(step)
             self.hb.liveness(step)
 
+            if halt and step == t.steps:
+                # a halt on the last step: the run is complete; finish it as such (final eval, best pointer)
+                # rather than stop short of what no resume could then make up
+                halt = False
+                self.stop.remove_halt()
             if step % t.log_every == 0 or step == t.steps or halt or signalled:
                 now = time.perf_counter()
-                window_s = now - t_window
+                window_s = max(now - t_window - paused_s, 1e-9)
                 mean_loss = (loss_sum / steps_in_window).reshape(1)
                 if self.info.enabled:
                     torch.distributed.all_reduce(mean_loss)
@@ -451,7 +461,7 @@ class Trainer:
                     rec = self.hb.write(schema.KIND_PROGRESS, step, **metrics)
                     self.metrics.progress(step, metrics, rec["ts"])
                 loss_sum.zero_()
-                fetch_s, steps_in_window, t_window = 0.0, 0, time.perf_counter()
+                fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
 
             if halt or signalled:
                 reason = schema.END_HALT if halt else schema.END_SIGNAL
@@ -462,6 +472,7 @@ class Trainer:
                 self.stop.remove_halt()
                 break
 
+            t_pause = time.perf_counter()
             eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
             pointers: list[str] = []
             if eval_due:
@@ -471,10 +482,9 @@ class Trainer:
                     pointers.append(schema.BEST_POINTER)
             if (t.save_every and step % t.save_every == 0) or step == t.steps or pointers:
                 self._save(step, pointers=(schema.LATEST_POINTER, *pointers))
-            if eval_due or pointers:
-                # keep eval and checkpoint time out of the next window's tokens/s
-                t_window = time.perf_counter()
-                fetch_s = 0.0
+            # out of the window's time, whichever step of the window it fell on (restarting the window's clock
+            # here would leave the steps before it divided by the time after it)
+            paused_s += time.perf_counter() - t_pause
         self.train_wall_s = time.perf_counter() - t_train
         return reason, self._exit_status(reason)
 
@@ -517,6 +527,7 @@ class Trainer:
         return val_loss
 
     def _checkpoint_state(self) -> dict[str, Any]:
+        from nsa_train.nsa import fallbacks
         from nsa_train.runtime.checkpoint import capture_rng, to_plain
 
         data_states = self.distmod.all_gather_object(to_plain(self.stream.state_dict()))
@@ -529,12 +540,28 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "best_val": self.best_val,
             "best_step": self.best_step,
+            "last_val": self.last_val,
             "schedule": {"kind": "warmup_cosine", "next_step": self.step + 1},  # lr is a pure function of step
             "data": data_states,  # one per rank
             "rng": rng_states,  # one per rank
+            # rank 0's fallback counters (what its progress records report): a resume continues them, so they
+            # stay cumulative over the run and never seem to go down (the tools' fallbacks_rising compares them)
+            "fallbacks": fallbacks.snapshot(),
             "world_size": self.info.world_size,
             "config": config_to_dict(self.cfg),
         }
+
+    def _first_batch_wait(self, waited_s: float, replayed: int, target: int) -> None:
+        """Every 30 s without a first batch: say so. A resumed stream re-reads its documents up to the saved
+        position (a hub stream cannot seek): a phase record with how far it got tells the tools the start is
+        moving (not stuck), and the watchdog is told too (it would report a stall)."""
+        if replayed > self.replay_reported:  # only when it moved: a record says "still going"
+            self.replay_reported = replayed
+            self.watchdog.touch()
+            self.hb.write(schema.KIND_PHASE, self.step, phase="data", replayed=replayed, replay_of=target)
+        if self.info.is_main:
+            how = f": replaying the stream to the saved position, document {replayed:,} of {target:,}"
+            print(f"[data] {waited_s:.0f}s waiting for the first batch{how if replayed else ''}")
 
     def _save(self, step: int, pointers: tuple[str, ...]) -> None:
         from nsa_train.runtime import checkpoint as ck
@@ -575,6 +602,7 @@ class Trainer:
         self.watchdog.touch()
 
     def _resume(self) -> None:
+        from nsa_train.nsa import fallbacks
         from nsa_train.runtime import checkpoint as ck
 
         ckpt_dir = ck.checkpoint_dir(self.run_dir)
@@ -584,6 +612,11 @@ class Trainer:
         if path is None:
             raise UserFacingError(f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)")
         state = ck.load_checkpoint(path)
+        if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
+            raise UserFacingError(
+                f"--resume: {path} is at step {state['step']}, train.steps is {self.cfg.train.steps}: nothing to do "
+                f"(raise train.steps to train on)"
+            )
         if state.get("world_size") != self.info.world_size:
             raise UserFacingError(
                 f"--resume: {path} was written by {state.get('world_size')} ranks, this run has "
@@ -596,11 +629,10 @@ class Trainer:
         self.step = self.last_saved_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
+        if self.info.is_main:
+            fallbacks.restore(state.get("fallbacks") or {})  # absent from checkpoints older than the field
+        self.last_val = state.get("last_val")  # the summary's final_val_loss if this attempt stops before an eval
         self.resumed = True
-        if self.step >= self.cfg.train.steps:
-            raise UserFacingError(
-                f"--resume: {path} is at step {self.step}, train.steps is {self.cfg.train.steps}: nothing to do"
-            )
         if self.info.is_main:
             print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
 

@@ -22,6 +22,27 @@ import yaml
 from nsa_train.config.schema import Config, ConfigError
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one without a word, so a
+    second `train:` section (or a pasted `lr:`) would silently void the first."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            line = key_node.start_mark.line + 1
+            first = seen[key]
+            raise yaml.YAMLError(f"key {key!r} on line {line} was given on line {first} already: which one is meant?")
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 DEFAULT_CONFIG_NAME = "tiny-cpu.yaml"
 
 
@@ -180,9 +201,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except OSError as e:
             raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
         try:
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader
         except yaml.YAMLError as e:
             raise ConfigError(f"{where}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            got = type(raw).__name__
+            raise ConfigError(f"{where}: expected a mapping of sections (model:, train:, ...), got {got}")
     if overrides:
         where = f"{where} (with --set {' '.join(overrides)})"
         raw = apply_overrides(raw, overrides)

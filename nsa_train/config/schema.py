@@ -27,6 +27,10 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 @dataclass
 class ModelConfig:
     dim: int = 128
@@ -60,6 +64,14 @@ class ModelConfig:
         _check(self.n_heads % self.n_kv_heads == 0, "model.n_heads", "must be a multiple of model.n_kv_heads")
         _check(self.head_dim is not None or self.dim % self.n_heads == 0, "model.dim", "must be divisible by n_heads")
         _check(self.attention in ("nsa", "dense"), "model.attention", "must be 'nsa' or 'dense'")
+        _check(self.head_dim is None or self.head_dim > 0, "model.head_dim", "must be positive, or null (dim/n_heads)")
+        _check(
+            self.vocab_size is None or self.vocab_size > 0,
+            "model.vocab_size",
+            "must be positive, or null (the tokenizer's)",
+        )
+        for k in ("mlp_ratio", "rope_base", "norm_eps", "init_std"):
+            _check(_finite(getattr(self, k)) and getattr(self, k) > 0, f"model.{k}", "must be a positive number")
 
     @property
     def resolved_head_dim(self) -> int:
@@ -126,6 +138,12 @@ class DataConfig:
         _check(self.source in ("embedded", "local", "hf"), "data.source", "must be embedded|local|hf")
         _check(self.tokenizer in TOKENIZER_VOCAB, "data.tokenizer", "must be byte|gpt2")
         _check(self.source != "local" or bool(self.path), "data.path", "is required when data.source is 'local'")
+        # a path with another source would be read by nothing: the run would train on other data without a word
+        _check(
+            self.source == "local" or self.path is None,
+            "data.path",
+            f"is read only with data.source=local (it is {self.source!r}): set data.source=local, or drop data.path",
+        )
         _check(self.val_docs >= 1, "data.val_docs", "must be >= 1")
         _check(self.prefetch >= 1, "data.prefetch", "must be >= 1")
         _check(self.first_batch_timeout_s > 0, "data.first_batch_timeout_s", "must be positive")
@@ -190,15 +208,18 @@ class TrainConfig:
             _check(getattr(self, k) > 0, f"train.{k}", "must be positive")
         for k in ("eval_every", "save_every", "warmup_steps"):
             _check(getattr(self, k) >= 0, f"train.{k}", "must be >= 0")
-        _check(self.lr > 0, "train.lr", "must be positive")
+        _check(_finite(self.lr) and self.lr > 0, "train.lr", "must be a positive number")
         _check(0 <= self.min_lr <= self.lr, "train.min_lr", "must be between 0 and train.lr")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0, "train.weight_decay", "must be a number >= 0")
+        for k in ("beta1", "beta2"):
+            _check(0 <= getattr(self, k) < 1, f"train.{k}", "must be in [0, 1)")
         _check(
             self.warmup_steps <= self.steps,
             "train.warmup_steps",
             f"{self.warmup_steps} exceeds train.steps {self.steps}: a short run needs a shorter warmup too "
             f"(e.g. --set train.warmup_steps={max(1, self.steps // 10)})",
         )
-        _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0")
+        _check(_finite(self.grad_clip) and self.grad_clip >= 0, "train.grad_clip", "must be a number >= 0")
 
 
 @dataclass
@@ -232,6 +253,7 @@ class RuntimeConfig:
         _check(self.backend in ("auto", "nccl", "gloo"), "runtime.backend", "must be auto|nccl|gloo")
         _check(self.ddp_compress in ("none", "bf16"), "runtime.ddp_compress", "must be none|bf16")
         _check(self.ddp_bucket_mb > 0, "runtime.ddp_bucket_mb", "must be positive")
+        _check(self.threads is None or self.threads > 0, "runtime.threads", "must be positive, or null (torch's own)")
         for k, v in self.env.items():
             _check(isinstance(k, str) and isinstance(v, str), f"runtime.env.{k}", "keys and values must be strings")
 
@@ -240,8 +262,9 @@ class RuntimeConfig:
 class MonitorConfig:
     stall_s: float = 300.0
     """Trainer watchdog: no step advance for this long writes a `stall` record and a stack dump."""
-    stale_s: float = 600.0
-    """Tools: a running run with no progress record for this long is `heartbeat_stale`."""
+    stale_s: float | None = None
+    """Tools: a running run with no progress record for this long is `heartbeat_stale` (null: adaptive, 10x the
+    usual progress interval within [120 s, 600 s]; set it above your longest eval or checkpoint pause)."""
     start_timeout_s: float = 900.0
     """Tools: boot/phase records but no progress record after this long is `stuck_at_start`."""
     min_toks_per_s: float | None = None
@@ -258,8 +281,9 @@ class MonitorConfig:
     """Tools: per-rule overrides, {rule_name: {threshold/for/severity/enabled...}}; see docs/health.md."""
 
     def __post_init__(self) -> None:
-        for k in ("stall_s", "stale_s", "start_timeout_s", "liveness_every_s"):
+        for k in ("stall_s", "start_timeout_s", "liveness_every_s"):
             _check(getattr(self, k) > 0, f"monitor.{k}", "must be positive")
+        _check(self.stale_s is None or self.stale_s > 0, "monitor.stale_s", "must be positive, or null (adaptive)")
 
 
 @dataclass

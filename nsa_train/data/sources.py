@@ -38,6 +38,8 @@ def text_hash(text: str) -> bytes:
 
 class DocSource(Protocol):
     description: str
+    replayed: int
+    """Documents re-read so far to reach a resume's saved position (a stream cannot seek; 0 for the others)."""
 
     def val_texts(self) -> list[str]:
         """The held-out documents, in a fixed order (the same on every rank)."""
@@ -148,6 +150,7 @@ class MapSource:
 
     def __init__(self, ds: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description
+        self.replayed = 0  # random access: a resume starts at its saved index at once
         self._ds, self._field, self._rank, self._world, self._seed = ds, field, rank, world_size, seed
         n = len(ds)
         if n <= val_docs:
@@ -184,6 +187,7 @@ class StreamSource:
 
     def __init__(self, stream: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description
+        self.replayed = 0
         self._stream, self._field, self._rank, self._world, self._seed = stream, field, rank, world_size, seed
         self._val = []
         for row in stream:
@@ -205,9 +209,11 @@ class StreamSource:
         shuffled = self._stream.shuffle(seed=self._seed, buffer_size=STREAM_SHUFFLE_BUFFER)
         shard = split_dataset_by_node(shuffled, rank=self._rank, world_size=self._world)
         shard.set_epoch(epoch)
-        # Resuming replays the rank's stream up to the saved document: exact, at the cost of re-reading it.
+        # Resuming replays the rank's stream up to the saved document: exact, at the cost of re-reading it (after
+        # days of training, millions of documents: the trainer reports `replayed` while it waits)
         for k, row in enumerate(shard):
             if k < start_doc:
+                self.replayed = k + 1
                 continue
             text = _text_of(row, self._field, self.description)
             if text and text_hash(text) not in self._val_hashes:

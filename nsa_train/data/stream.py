@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from .tokenizer import Tokenizer
 
 STATE_VERSION = 1
 _POLL_S = 0.5  # how often a blocked side re-checks for close() or a dead thread
+WAIT_REPORT_S = 30.0  # while the first batch is awaited: how often on_first_batch_wait hears about it
 
 
 def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iterator[DocTokens]:
@@ -78,6 +79,10 @@ class TrainStream:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivered = 0
+        self._source: DocSource | None = None  # opened by the thread
+        # called every WAIT_REPORT_S while the first batch is awaited: (seconds waited, documents replayed so far,
+        # the saved position's document) -- a resumed stream re-reads up to its position, which can take long
+        self.on_first_batch_wait: Callable[[float, int, int], None] | None = None
 
     # -- position -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -133,17 +138,37 @@ class TrainStream:
         self._delivered += 1
         return x, y
 
+    @property
+    def replayed(self) -> int:
+        """Documents the source has re-read so far to reach the saved position (a stream cannot seek)."""
+        return self._source.replayed if self._source is not None else 0
+
     def _take(self) -> tuple[str, Any]:
         timeout = self._cfg.data.first_batch_timeout_s if self._delivered == 0 else None
-        deadline = None if timeout is None else time.monotonic() + timeout
+        t0 = time.monotonic()
+        deadline = None if timeout is None else t0 + timeout
+        replayed, reported = 0, t0
         while True:
             wait = _POLL_S if deadline is None else max(0.0, min(_POLL_S, deadline - time.monotonic()))
             try:
                 return self._queue.get(timeout=wait)
             except queue.Empty:
                 pass
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and self.replayed > replayed:
+                # replaying towards a resume's position is progress: the timeout is for a source that stopped
+                replayed, deadline = self.replayed, now + timeout  # type: ignore[operator]
+            if deadline is not None and self.on_first_batch_wait is not None and now - reported >= WAIT_REPORT_S:
+                reported = now
+                self.on_first_batch_wait(now - t0, self.replayed, self._position.doc)
+            if deadline is not None and now >= deadline:
                 self.close()
+                if replayed:
+                    raise DataError(
+                        f"the resume's replay of {self.description} to its saved document {self._position.doc} "
+                        f"stopped at {replayed} for {timeout:g}s (data.first_batch_timeout_s): the source is slow, "
+                        "blocked or unreachable"
+                    )
                 raise DataError(
                     f"no training batch from {self.description} within {timeout:g}s "
                     "(data.first_batch_timeout_s): the source is slow, blocked or unreachable"
@@ -153,7 +178,7 @@ class TrainStream:
 
     def _produce(self) -> None:
         try:
-            source = open_source(self._cfg, self._rank, self._world)
+            source = self._source = open_source(self._cfg, self._rank, self._world)
             docs = doc_tokens(source, self._tok, self._position)
             for block, after in batches(pack_windows(docs, self._seq_len), self._micro_batch):
                 x, y = to_xy(block)

@@ -2,7 +2,8 @@
 
 Never silent: the trainer copies ``snapshot()`` into each progress record's
 ``fallbacks`` field ({name: cumulative count}), and `fallbacks_rising` fires on it.
-Counting is per process and thread-safe; it costs a dict increment.
+Counting is per process and thread-safe; it costs a dict increment. A resumed run starts from the counts
+its checkpoint saved (``restore``), so a run's counters never go down.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def snapshot() -> dict[str, int]:
 def reasons() -> dict[str, str]:
     with _lock:
         return dict(_reasons)
+
+
+def restore(counts: dict[str, int]) -> None:
+    """Add a checkpoint's counts (a resumed run's counters continue the run's, see the trainer)."""
+    with _lock:
+        _counts.update({str(k): int(v) for k, v in counts.items()})
 
 
 def reset() -> None:

@@ -85,8 +85,13 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[st
     return warnings
 
 
-def check_ddp_settings(cfg: Config, backend: str, world_size: int) -> None:
+def check_ddp_settings(cfg: Config, backend: str, world_size: int, device_type: str = "cpu") -> None:
     """DDP settings that cannot work on this backend are errors, not silent no-ops."""
+    if world_size > 1 and backend == "nccl" and device_type != "cuda":
+        raise ConfigError(
+            f"runtime.backend: nccl runs only on CUDA GPUs; this run is on {device_type}: set runtime.backend: "
+            "gloo (or auto)"
+        )
     if world_size > 1 and cfg.runtime.ddp_compress == "bf16" and backend != "nccl":
         raise ConfigError(
             f"runtime.ddp_compress: bf16 gradient compression needs the nccl backend (GPU); this run uses "

@@ -147,3 +147,57 @@ def test_every_field_has_a_docstring():
                 documented.add((cls.name, node.target.id))
     missing = [(c.__name__, f.name) for c, f in _fields(Config) if (c.__name__, f.name) not in documented]
     assert not missing, f"fields without a docstring: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("train.beta1=1.5", "train.beta1"),
+        ("train.beta2=-0.1", "train.beta2"),
+        ("train.weight_decay=-1", "train.weight_decay"),
+        ("train.lr=.inf", "train.lr"),
+        ("train.lr=.nan", "train.lr"),
+        ("train.grad_clip=.inf", "train.grad_clip"),
+        ("runtime.threads=0", "runtime.threads"),
+        ("model.head_dim=0", "model.head_dim"),
+        ("model.vocab_size=0", "model.vocab_size"),
+        ("model.mlp_ratio=0", "model.mlp_ratio"),
+        ("model.init_std=-1", "model.init_std"),
+        ("model.norm_eps=0", "model.norm_eps"),
+        ("monitor.stale_s=0", "monitor.stale_s"),
+        ("data.path=/tmp/mydata", "data.path"),  # read only with data.source=local: never silently unused
+    ],
+)
+def test_values_the_trainer_cannot_use_are_refused_by_key(override, key):
+    """Each once reached the trainer: a traceback deep inside torch, or (mlp_ratio, vocab_size, data.path) a
+    run that trained on something else than written without a word."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_null_where_null_means_the_default():
+    c = load_config(
+        None, ["model.head_dim=null", "model.vocab_size=null", "runtime.threads=null", "monitor.stale_s=null"]
+    )
+    assert (c.model.head_dim, c.model.vocab_size, c.runtime.threads, c.monitor.stale_s) == (None, None, None, None)
+    assert load_config(None, ["monitor.stale_s=900"]).monitor.stale_s == 900.0
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    """PyYAML keeps the last of two equal keys: a second `train:` section would void the first unseen."""
+    p = tmp_path / "twice.yaml"
+    p.write_text("train:\n  steps: 10\nmodel:\n  dim: 64\ntrain:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"twice\.yaml: .*'train' on line 5 was given on line 1 already"):
+        load_config(p)
+    p.write_text("train:\n  lr: 0.1\n  steps: 10\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"'lr' on line 4 was given on line 2"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just words\n", "42\n"])
+def test_a_file_that_is_not_a_mapping_is_one_error(tmp_path, text):
+    p = tmp_path / "odd.yaml"
+    p.write_text(text)
+    for overrides in ([], ["train.steps=3"]):  # --set on top once raised AttributeError
+        with pytest.raises(ConfigError, match=r"odd\.yaml: expected a mapping of sections"):
+            load_config(p, overrides)

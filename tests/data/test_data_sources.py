@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -226,3 +227,81 @@ def test_json_array_file(tmp_path: Path, make_cfg) -> None:
     (tmp_path / "docs.json").write_text(json.dumps([{"text": f"document {i}"} for i in range(5)]), encoding="utf-8")
     cfg = make_cfg(seq_len=8, source="local", path=str(tmp_path / "docs.json"), val_docs=1)
     assert "document" in _stream_text(cfg, 2)
+
+
+class _SlowShard:
+    """A shard whose documents arrive every ``delay`` s (a slow network), or stop coming after ``stall_at``."""
+
+    def __init__(self, shard, delay: float, stall_at: int | None = None) -> None:
+        self.shard, self.delay, self.stall_at = shard, delay, stall_at
+
+    def set_epoch(self, epoch: int) -> None:
+        self.shard.set_epoch(epoch)
+
+    def __iter__(self):
+        for k, row in enumerate(self.shard):
+            time.sleep(600 if k == self.stall_at else self.delay)
+            yield row
+
+
+def _resume_state(cfg, tok, batches: int) -> tuple[dict, torch.Tensor]:
+    """The data position after ``batches`` batches of rank 0, and the batch that follows it."""
+    stream = TrainStream(cfg, tok, 0, 1, 8)
+    try:
+        for _ in range(batches):
+            next(stream)
+        state = stream.state_dict()
+        return state, next(stream)[0]
+    finally:
+        stream.close()
+
+
+def test_a_resume_that_replays_a_slow_stream_is_progress_not_a_timeout(
+    parquet_dir, make_cfg, no_shutdown_sleep, monkeypatch
+) -> None:
+    """Re-reading a hub stream up to the saved document takes as long as the stream needs: longer than
+    data.first_batch_timeout_s after days of training. While documents come, it is not a stalled source; the
+    trainer hears how far it got (every WAIT_REPORT_S) to say so."""
+    import datasets.distributed
+
+    from nsa_train.data import stream as stream_mod
+
+    root, _ = parquet_dir
+    cfg = make_cfg(seq_len=64, source="hf", hf_name=str(root), hf_config=None, val_docs=5, first_batch_timeout_s=0.6)
+    tok = build_tokenizer(cfg.data)
+    state, expected = _resume_state(cfg, tok, 12)
+    assert state["doc"] >= 15  # a replay of at least 15 documents at 0.1 s: ~2.5x the timeout
+    split = datasets.distributed.split_dataset_by_node
+    monkeypatch.setattr(datasets.distributed, "split_dataset_by_node", lambda *a, **k: _SlowShard(split(*a, **k), 0.1))
+    monkeypatch.setattr(stream_mod, "WAIT_REPORT_S", 0.3)
+    resumed = TrainStream(cfg, tok, 0, 1, 8)
+    heard: list[tuple[float, int, int]] = []
+    resumed.on_first_batch_wait = lambda *report: heard.append(report)
+    resumed.load_state_dict(state)
+    try:
+        assert torch.equal(next(resumed)[0], expected)  # exact, however slowly
+    finally:
+        resumed.close()
+    assert len(heard) >= 3 and all(target == state["doc"] for _, _, target in heard)
+    replayed = [r for _, r, _ in heard]
+    assert replayed == sorted(replayed) and replayed[-1] > replayed[0] > 0
+
+
+def test_a_replay_that_stops_is_one_error_naming_it(parquet_dir, make_cfg, no_shutdown_sleep, monkeypatch) -> None:
+    import datasets.distributed
+
+    root, _ = parquet_dir
+    cfg = make_cfg(seq_len=64, source="hf", hf_name=str(root), hf_config=None, val_docs=5, first_batch_timeout_s=0.6)
+    tok = build_tokenizer(cfg.data)
+    state, _ = _resume_state(cfg, tok, 12)
+    split = datasets.distributed.split_dataset_by_node
+    stalled = lambda *a, **k: _SlowShard(split(*a, **k), 0.0, stall_at=6)  # noqa: E731
+    monkeypatch.setattr(datasets.distributed, "split_dataset_by_node", stalled)
+    resumed = TrainStream(cfg, tok, 0, 1, 8)
+    resumed.load_state_dict(state)
+    try:
+        stopped = rf"replay of .* to its saved document {state['doc']} stopped at 6 for 0.6s"
+        with pytest.raises(DataError, match=stopped):
+            next(resumed)
+    finally:
+        resumed.close()

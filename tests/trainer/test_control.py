@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, wait_for
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, training, wait_for
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.telemetry import schema
@@ -60,16 +60,7 @@ def test_stale_halt_at_start_is_reported_and_removed(run_dir: Path) -> None:
 
 def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> None:
     # step 3 sleeps inside time.sleep (C code): the dump must come anyway
-    cmd = train_cmd(run_dir, "train.steps=50")
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=clean_env(NSA_TEST_SLOW_STEP="3:8"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with training(run_dir, "train.steps=50", NSA_TEST_SLOW_STEP="3:8") as proc:
         wait_for(lambda: 2 in progress_steps(run_dir), 120, "step 2")
         time.sleep(0.5)
         os.kill(proc.pid, signal.SIGUSR1)
@@ -81,10 +72,6 @@ def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> Non
         wait_for(lambda: len(list(run_dir.glob(schema.STACKDUMP_GLOB))) >= 2, 10, "a second dump file")
         os.kill(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, out
     end = records(run_dir)[-1]
     assert end["kind"] == "end" and end["reason"] == "signal" and 3 <= end["step"] < 50

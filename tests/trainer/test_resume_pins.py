@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nsa_train.config import DataConfig, ModelConfig, NSAConfig, load_config, resume_conflicts
+from nsa_train.config import ConfigError, DataConfig, ModelConfig, NSAConfig, load_config, resume_conflicts
 from nsa_train.data import DataError, TrainStream, build_tokenizer
 from nsa_train.model import build_model
 from nsa_train.runtime import checkpoint as ck
@@ -125,6 +125,11 @@ def test_a_data_key_is_pinned_exactly_when_the_data_position_cannot_continue(
     base = [f"data.source={source}"] + ([f"data.path={tmp_path / 'corpus.txt'}"] if source == "local" else [])
     value = str(tmp_path / DATA_CHANGES[key]) if key == "data.path" else DATA_CHANGES[key]
     saved = load_config(None, [*BASE, *base])
+    if (key == "data.path") != (source == "local") and key in ("data.path", "data.source"):
+        # a path without source=local (or local without its path, once the source changes) is no config at all
+        with pytest.raises(ConfigError, match="data.path"):
+            load_config(None, [*BASE, *base, f"{key}={value}"])
+        return
     changed = load_config(None, [*BASE, *base, f"{key}={value}"])
     refused = _data_position_refused(saved, changed)
     assert bool(resume_conflicts(saved, changed)) == refused, (key, refused)

@@ -112,7 +112,11 @@ def test_nan_stops_with_reason_nan(run_dir: Path) -> None:
     end = recs[-1]
     assert end["kind"] == "end" and end["reason"] == "nan" and end["exit_status"] == 3
     assert end["step"] < 20
-    assert any(r["kind"] == "error" and "non-finite" in r["message"] for r in recs)
+    bad = next(r for r in recs if r["kind"] == "error" and "non-finite" in r["message"])
+    # the step that went non-finite updated nothing: it is not counted as completed
+    summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
+    assert summary["steps_completed"] == bad["step"] - 1 == end["step"]
+    assert summary["tokens_seen"] == summary["steps_completed"] * 4 * 32  # batch 4 x seq 32 (TINY)
 
 
 def test_tiny_default_model_learns(run_dir: Path) -> None:

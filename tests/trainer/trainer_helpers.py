@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +63,26 @@ def run_train(run_dir: Path, *overrides: str, resume: bool = False, timeout: flo
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def training(run_dir: Path, *overrides: str, resume: bool = False, **env: str) -> Iterator[subprocess.Popen]:
+    """The trainer running in the background (stdout and stderr in one pipe); killed if still running when the
+    block ends, so a failed assertion leaves no process behind."""
+    proc = subprocess.Popen(
+        train_cmd(run_dir, *overrides, resume=resume),
+        cwd=REPO,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def records(run_dir: Path, rank: int = 0) -> list[dict]:

@@ -1,0 +1,115 @@
+"""The training loop at its edges: an eval off a log step, a halt on the last step, a resume with nothing
+left to do, an unwritable run directory, a backend the device cannot run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, training, wait_for
+
+from nsa_train.runtime import checkpoint as ck
+from nsa_train.telemetry import schema
+
+
+def progress(run_dir: Path) -> dict[int, dict]:
+    return {r["step"]: r for r in records(run_dir) if r["kind"] == "progress"}
+
+
+def test_an_eval_off_a_log_step_leaves_the_window_its_steps_time(tmp_path: Path) -> None:
+    """Steps 11-20 are one window; step 14 takes a second, the eval falls on step 15. The window's time is
+    its steps' (the eval's excluded), so step 20's record says ~0.1 s a step, not the time of 16-20 divided
+    over all ten steps (which made tokens/s twice too high)."""
+    run = tmp_path / "r"
+    proc = run_train(run, "train.steps=20", "train.log_every=10", "train.eval_every=15", NSA_TEST_SLOW_STEP="14:1.0")
+    assert proc.returncode == 0, proc.stderr
+    rec = progress(run)[20]
+    assert 0.1 <= rec["dt_step_s"] < 0.5, rec
+    assert rec["toks_per_s"] * rec["dt_step_s"] == pytest.approx(4 * 32)  # batch 4 x seq 32: one step's tokens
+    assert any(r["kind"] == "eval" and r["step"] == 15 for r in records(run))
+
+
+def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
+    """Nothing is left to resume after the last step: the run ends completed, with its final eval and best
+    pointer, and the .HALT is gone (it would stop the next run in this directory)."""
+    run = tmp_path / "r"
+    with training(run, "train.steps=6", NSA_TEST_SLOW_STEP="6:4") as proc:
+        wait_for(lambda: 5 in progress(run), 120, "step 5")
+        (run / schema.HALT_FILE).touch()  # during step 6's 4 s
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    end = records(run)[-1]
+    assert (end["kind"], end["reason"], end["step"]) == ("end", "completed", 6), end
+    summary = json.loads((run / schema.SUMMARY_JSON).read_text())
+    assert summary["final_val_loss"] is not None and summary["best_val_loss"] is not None
+    assert ck.read_pointer(run / "checkpoints", schema.BEST_POINTER) is not None
+    assert not (run / schema.HALT_FILE).exists()
+
+
+def test_a_resume_with_nothing_to_do_leaves_the_summary_alone(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4").returncode == 0
+    before = (run / schema.SUMMARY_JSON).read_text()
+    assert json.loads(before)["end_reason"] == "completed"
+    proc = run_train(run, "train.steps=4", resume=True)
+    assert proc.returncode == 2 and "nothing to do" in proc.stderr and "Traceback" not in proc.stderr
+    assert (run / schema.SUMMARY_JSON).read_text() == before  # the finished run's summary, not an "error" one
+
+
+def test_a_resume_keeps_the_last_val_loss(tmp_path: Path) -> None:
+    """A resumed attempt that stops before its first eval still reports the run's last val loss."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4").returncode == 0
+    val = json.loads((run / schema.SUMMARY_JSON).read_text())["final_val_loss"]
+    assert val is not None
+    with training(run, "train.steps=40", resume=True, NSA_TEST_SLOW_STEP="6:3") as proc:
+        wait_for(lambda: 5 in progress(run) and records(run)[-1]["kind"] != "end", 120, "step 5 of the resume")
+        (run / schema.HALT_FILE).touch()
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    summary = json.loads((run / schema.SUMMARY_JSON).read_text())
+    assert summary["end_reason"] == "halt" and summary["final_val_loss"] == val
+
+
+def test_nccl_on_cpu_is_one_error(tmp_path: Path) -> None:
+    torchrun = train_cmd(tmp_path / "r", "train.steps=2", "runtime.backend=nccl", torchrun=2)
+    proc = subprocess.run(torchrun, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors and all("runtime.backend: nccl runs only on CUDA GPUs" in e for e in errors), proc.stderr
+    # the ranks stop at the config check (torchrun's own failure report follows, as for any failed rank)
+    assert "NCCL built in" not in proc.stderr and proc.stderr.count("Traceback") <= 1, proc.stderr
+
+
+def test_the_wait_for_a_replaying_stream_is_reported_while_it_moves(tmp_path: Path, capsys) -> None:
+    """What the trainer does with the stream's reports (every 30 s without a first batch): a phase record and
+    a watchdog touch only when the replay moved (the tools then see a moving start), a console line always."""
+    from types import SimpleNamespace
+
+    from nsa_train.telemetry.writer import HeartbeatWriter
+    from nsa_train.train import Trainer
+
+    touched: list[int] = []
+    hb = HeartbeatWriter(tmp_path, 0)
+    fake = SimpleNamespace(
+        step=600,
+        replay_reported=0,
+        hb=hb,
+        watchdog=SimpleNamespace(touch=lambda: touched.append(1)),
+        info=SimpleNamespace(is_main=True),
+    )
+    for waited, replayed in ((30, 0), (60, 12_000), (90, 12_000), (120, 30_000)):
+        Trainer._first_batch_wait(fake, waited, replayed, 2_000_000)  # type: ignore[arg-type]
+    hb.close()
+    phases = [r for r in records(tmp_path) if r["kind"] == "phase"]
+    assert [(r["phase"], r["replayed"], r["replay_of"], r["step"]) for r in phases] == [
+        ("data", 12_000, 2_000_000, 600),
+        ("data", 30_000, 2_000_000, 600),
+    ]
+    assert len(touched) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "[data] 30s waiting for the first batch"
+    replaying = "replaying the stream to the saved position, document 30,000 of 2,000,000"
+    assert out[-1] == f"[data] 120s waiting for the first batch: {replaying}"
