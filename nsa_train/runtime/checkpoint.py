@@ -114,9 +114,23 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
 
 
+def _written_order(paths: list[Path]) -> list[Path]:
+    """Oldest written first (the step breaks ties). In one run that is the step order; a fresh start in a run
+    directory an earlier run left checkpoints in (`nsa launch --force` keeps its files) writes low steps after
+    the old high ones, and by step order pruning would delete each new checkpoint as soon as it is written."""
+
+    def written(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(paths, key=lambda p: (written(p), p.name))
+
+
 def prune(ckpt_dir: Path, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` checkpoints, never the best or latest target."""
-    keep = set(list_checkpoints(ckpt_dir)[-keep_last:])
+    """Delete all but the ``keep_last`` last written checkpoints, never the best or latest target."""
+    keep = set(_written_order(list_checkpoints(ckpt_dir))[-keep_last:])
     for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
         try:
             target = read_pointer(ckpt_dir, pointer)

@@ -131,3 +131,19 @@ def test_other_write_errors_are_not_called_a_full_disk(tmp_path: Path) -> None:
     (ckpt_dir / f".{ck.checkpoint_file_name(10)}.{os.getpid()}{ck.TMP_SUFFIX}").mkdir()  # open() fails: EISDIR
     with pytest.raises(IsADirectoryError):
         ck.save_checkpoint(ckpt_dir, 10, {"w": torch.zeros(4)})
+
+
+def test_prune_keeps_the_last_written_not_the_highest_steps(tmp_path: Path) -> None:
+    """A fresh run started in a directory with an earlier run's checkpoints (higher steps): its own
+    checkpoints are the ones kept, the old ones go first."""
+    import os
+
+    d = tmp_path / "checkpoints"
+    for step in (500, 600, 700):  # the earlier run's, written an hour ago
+        p = ck.save_checkpoint(d, step, {"model": {}, "step": step}, pointers=("latest",))
+        os.utime(p, (p.stat().st_mtime - 3600,) * 2)
+    for step in (100, 200, 300):  # the new run's
+        ck.save_checkpoint(d, step, {"model": {}, "step": step}, pointers=("latest",))
+        ck.prune(d, keep_last=2)
+    assert [p.name for p in ck.list_checkpoints(d)] == [ck.checkpoint_file_name(s) for s in (200, 300)]
+    assert ck.read_pointer(d, schema.LATEST_POINTER).name == ck.checkpoint_file_name(300)
