@@ -35,9 +35,9 @@ def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     """Nothing is left to resume after the last step: the run ends completed, with its final eval and best
     pointer, and the .HALT is gone (it would stop the next run in this directory)."""
     run = tmp_path / "r"
-    with training(run, "train.steps=6", NSA_TEST_SLOW_STEP="6:4") as proc:
+    with training(run, "train.steps=6", NSA_TEST_SLOW_STEP="6:2") as proc:
         wait_for(lambda: 5 in progress(run), 120, "step 5")
-        (run / schema.HALT_FILE).touch()  # during step 6's 4 s
+        (run / schema.HALT_FILE).touch()  # during step 6's 2 s
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     end = records(run)[-1]
@@ -48,23 +48,19 @@ def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     assert not (run / schema.HALT_FILE).exists()
 
 
-def test_a_resume_with_nothing_to_do_leaves_the_summary_alone(tmp_path: Path) -> None:
+def test_a_resume_with_nothing_to_do_leaves_the_summary_and_one_with_work_keeps_the_val_loss(tmp_path: Path) -> None:
+    """A resume refused for want of steps writes no summary of its own (it replaced the finished run's with an
+    "error" one); a resumed attempt that stops before its first eval still reports the run's last val loss."""
     run = tmp_path / "r"
     assert run_train(run, "train.steps=4").returncode == 0
     before = (run / schema.SUMMARY_JSON).read_text()
     assert json.loads(before)["end_reason"] == "completed"
+    val = json.loads(before)["final_val_loss"]
+    assert val is not None
     proc = run_train(run, "train.steps=4", resume=True)
     assert proc.returncode == 2 and "nothing to do" in proc.stderr and "Traceback" not in proc.stderr
-    assert (run / schema.SUMMARY_JSON).read_text() == before  # the finished run's summary, not an "error" one
-
-
-def test_a_resume_keeps_the_last_val_loss(tmp_path: Path) -> None:
-    """A resumed attempt that stops before its first eval still reports the run's last val loss."""
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=4").returncode == 0
-    val = json.loads((run / schema.SUMMARY_JSON).read_text())["final_val_loss"]
-    assert val is not None
-    with training(run, "train.steps=40", resume=True, NSA_TEST_SLOW_STEP="6:3") as proc:
+    assert (run / schema.SUMMARY_JSON).read_text() == before
+    with training(run, "train.steps=40", resume=True, NSA_TEST_SLOW_STEP="6:2") as proc:
         wait_for(lambda: 5 in progress(run) and records(run)[-1]["kind"] != "end", 120, "step 5 of the resume")
         (run / schema.HALT_FILE).touch()
         out, _ = proc.communicate(timeout=120)
