@@ -68,6 +68,15 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
     from nsa_train.runtime.checkpoint import CheckpointError, checkpoint_dir, read_pointer
     from nsa_train.telemetry import schema
 
+    if target.is_file() and target.name in (schema.BEST_POINTER, schema.LATEST_POINTER):
+        # checkpoints/best or checkpoints/latest given as a path: the pointer, not a checkpoint; follow it
+        try:
+            path = read_pointer(target.parent, target.name)
+        except CheckpointError as e:
+            raise SampleError(str(e)) from None
+        if path is None:
+            raise SampleError(f"{target} is an empty pointer: no {target.name!r} checkpoint yet")
+        return path
     if target.is_file():
         return target
     if not target.is_dir():
@@ -76,16 +85,16 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
     if not ckpt_dir.is_dir() and not (target / schema.CONFIG_YAML).is_file():
         raise SampleError(f"{target} is not a run directory (no config.yaml, no checkpoints/) nor a checkpoint file")
     order = [which] if which else [schema.BEST_POINTER, schema.LATEST_POINTER]
+    others = [p for p in (schema.BEST_POINTER, schema.LATEST_POINTER) if p not in order]
     try:
         for pointer in order:
             path = read_pointer(ckpt_dir, pointer)
             if path is not None:
                 return path
+        if any(read_pointer(ckpt_dir, p) is not None for p in others):
+            raise SampleError(f"no {which!r} checkpoint in {ckpt_dir} yet: leave out --{which}, or use --{others[0]}")
     except CheckpointError as e:
         raise SampleError(str(e)) from None
-    others = [p for p in (schema.BEST_POINTER, schema.LATEST_POINTER) if p not in order]
-    if any(read_pointer(ckpt_dir, p) is not None for p in others):
-        raise SampleError(f"no {which!r} checkpoint in {ckpt_dir} yet: leave out --{which}, or use --{others[0]}")
     raise SampleError(f"no checkpoint in {ckpt_dir} yet: {_save_cadence(target)}")
 
 
@@ -135,6 +144,8 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
         raise SampleError(str(e)) from None
     except KeyError as e:
         raise SampleError(f"{path} lacks {e} (not a model checkpoint of this trainer)") from None
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SampleError(f"--device cuda: no CUDA GPU here (torch {torch.__version__}); use --device cpu or auto")
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
@@ -164,10 +175,13 @@ def generate(
         for _ in range(max_new_tokens):
             ctx = torch.tensor([(ids + new)[-window:]], device=loaded.device)  # [1, T]
             logits = model(ctx)[0, -1].float()  # [V]
+            if not bool(torch.isfinite(logits).all()):
+                raise SampleError(f"{loaded.path}: the model's next-token logits are not finite (NaN or inf weights?)")
             if temperature <= 0:
                 nxt = int(logits.argmax())
             else:
-                logits = logits / temperature
+                # shifted by the max first: at any temperature > 0 the largest is 0 and none overflows to inf
+                logits = (logits - logits.max()) / temperature
                 if top_k is not None and 0 < top_k < logits.numel():
                     kth = torch.topk(logits, top_k).values[-1]
                     logits = logits.masked_fill(logits < kth, float("-inf"))

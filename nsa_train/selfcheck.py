@@ -256,7 +256,11 @@ def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[tor
     return torch.device("cuda" if gpus and want != "cpu" else "cpu"), None
 
 
-def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True) -> SelfCheck:
+def run_selfcheck(
+    cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True, nproc: int | None = None
+) -> SelfCheck:
+    """``nproc``: the ranks the run will have (`nsa launch --nproc`); None: as many as GPUs are visible (its
+    default), one on CPU. The batch split and the per-rank memory estimate depend on it."""
     from nsa_train.model import build_model
     from nsa_train.runtime.preflight import check_compile_toolchain, micro_batch_size
 
@@ -285,7 +289,13 @@ def run_selfcheck(cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: b
     with torch.device("meta"):  # counts parameters without allocating them
         out.param_count = sum(p.numel() for p in build_model(cfg, vocab).parameters())
 
-    world = len(gpus) if device is not None and device.type == "cuda" else 1
+    on_gpus = device is not None and device.type == "cuda"
+    world = nproc if nproc is not None else (len(gpus) if on_gpus else 1)
+    if on_gpus and world > len(gpus):
+        out.rows.append(row("ranks", FAIL, f"--nproc {world}, but {len(gpus)} GPU(s) are visible"))
+    else:
+        default = " (all visible GPUs: --nproc to check another count)" if nproc is None and on_gpus else ""
+        out.rows.append(row("ranks", PASS, f"{world} rank(s){default}"))
     try:
         micro = micro_batch_size(cfg, world)
     except ConfigError as e:

@@ -88,9 +88,14 @@ def read_pointer(ckpt_dir: Path, pointer: str) -> Path | None:
     p = ckpt_dir / pointer
     if not p.is_file():
         return None
-    name = p.read_text(encoding="utf-8").strip()
+    try:
+        name = p.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{p} is not a pointer file (it should hold one checkpoint file name)") from None
     if not name:
         return None
+    if "/" in name or "\n" in name:
+        raise CheckpointError(f"{p} is not a pointer file (it should hold one checkpoint file name, got {name[:80]!r})")
     target = ckpt_dir / name
     if not target.is_file():
         raise CheckpointError(f"{p} points to {name}, which does not exist")
@@ -159,8 +164,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as e:
-        raise CheckpointError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
-    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        empty = " (an empty file)" if path.is_file() and path.stat().st_size == 0 else ""
+        raise CheckpointError(f"cannot load checkpoint {path}{empty}: {why}") from None
+    usable = isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("step"), int)
+    if not usable:
         raise CheckpointError(f"{path} is not a trainer checkpoint (no model/step)")
     return state
 

@@ -38,6 +38,7 @@ def run_check(
     gpu_probe: Any = None,
     disk_free: Any = None,
     nsa_test: bool = True,
+    nproc: int | None = None,
 ) -> list[dict[str, str]]:
     """Every row of the preflight table (plain dicts, the --json shape)."""
     from nsa_train.config import ConfigError, load_config, resolve_config_path
@@ -52,7 +53,7 @@ def run_check(
     rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'} is valid"}]
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
 
-    deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test)
+    deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc)
     cheap = cheap_checks(cfg, run_dir or _default_run_dir(), param_count=deep.param_count, disk_free=disk_free)
     rows += [r.to_dict() for r in cheap] + deep.rows
     rows.append({"name": "time", "status": "pass", "reason": f"all checks in {time.perf_counter() - t0:.1f}s"})
@@ -60,7 +61,13 @@ def run_check(
 
 
 def remote_check(
-    host: str, remote_dir: str | None, config: str | None, overrides: list[str], run_dir: Path | None, json_out: bool
+    host: str,
+    remote_dir: str | None,
+    config: str | None,
+    overrides: list[str],
+    run_dir: Path | None,
+    json_out: bool,
+    nproc: int | None = None,
 ) -> int:
     """`nsa check` on HOST over ssh, the way every --host command runs `nsa` there (in ``remote_dir``,
     its venv's nsa first); paths are the remote ones. Its output is passed through as it comes."""
@@ -73,6 +80,8 @@ def remote_check(
         argv += ["--set", o]
     if run_dir is not None:
         argv += ["--run-dir", str(run_dir)]
+    if nproc is not None:
+        argv += ["--nproc", str(nproc)]
     if json_out:
         argv.append("--json")
     code, _ = run_nsa(host, remote_dir, argv)
@@ -112,14 +121,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         host: Annotated[str | None, typer.Option("--host", help="run the check on this SSH host")] = None,
         remote_dir: RemoteDirOpt = None,
+        nproc: Annotated[
+            int | None,
+            typer.Option("--nproc", min=1, help="ranks the run will have, as `nsa launch --nproc` (default: the GPUs)"),
+        ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="one JSON object: {ok, rows}")] = False,
     ) -> None:
         """Preflight before a long run: versions, GPUs and memory, disk, data, tokenizer, NSA self-test."""
         try:
             check_remote_dir(host, remote_dir)
             if host:
-                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], run_dir, json_out))
-            rows = run_check(config, overrides or [], run_dir)
+                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], run_dir, json_out, nproc))
+            rows = run_check(config, overrides or [], run_dir, nproc=nproc)
         except UserError as e:
             fail(str(e), e.code)
         ok = not any(r["status"] == "fail" for r in rows)

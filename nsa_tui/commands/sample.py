@@ -44,14 +44,14 @@ def run_sample(
     try:
         ckpt = resolve_checkpoint(p, which)
         loaded = load_for_sampling(ckpt, device)
+        samples = []
+        for i, prompt in enumerate(prompts):
+            text = generate(
+                loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed + i
+            )
+            samples.append({"prompt": prompt, "text": text, "seed": seed + i, "metrics": repetition_metrics(text)})
     except SampleError as e:
         raise UserError(str(e), EXIT_NO_CHECKPOINT) from None
-    samples = []
-    for i, prompt in enumerate(prompts):
-        text = generate(
-            loaded, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed + i
-        )
-        samples.append({"prompt": prompt, "text": text, "seed": seed + i, "metrics": repetition_metrics(text)})
     return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
 
 
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1)] = 200,
         temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy")] = 0.8,
         top_k: Annotated[int, typer.Option("--top-k", min=0, help="0 = no top-k filter")] = 50,
-        seed: Annotated[int, typer.Option("--seed", help="sample i uses seed + i")] = 0,
+        seed: Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="sample i uses seed + i")] = 0,
         best: Annotated[
             bool, typer.Option("--best", help="the best-by-val checkpoint (default when it exists)")
         ] = False,

@@ -104,7 +104,10 @@ def nan_loss(c: Context) -> Finding | None:
     i = trailing(pts, cond)
     end = c.h.end_event
     if i is None and end is not None and end.fields.get("reason") == "nan":
-        return Finding(end.step, end.ts, f"the trainer stopped on a non-finite loss at step {end.step}")
+        # the end record's step is the last one that updated the weights; the error record names the bad one
+        err = c.h.last_event(schema.KIND_ERROR)
+        bad = err.step if err is not None and err.step is not None else end.step
+        return Finding(bad, end.ts, f"the trainer stopped on a non-finite loss or gradient at step {bad}")
     if i is None and c.h.anomaly and "nan" in c.h.anomaly.lower():
         return Finding(c.h.latest_step, None, f"the trainer flagged an anomaly: {c.h.anomaly}")
     return _since(

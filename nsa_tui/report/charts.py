@@ -73,7 +73,18 @@ def _finish(ax: Any, title: str, ylabel: str, runs: Sequence[ReportRun]) -> None
         ax.legend(loc="best", framealpha=0.85)
 
 
+def _mark_lone_points(fig: Any) -> None:
+    """A line of one point draws nothing: a run with a single progress record (a short run, or one that crashed
+    after its first log) would leave its charts blank. Such lines get a marker."""
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if len(line.get_xdata()) == 1 and line.get_marker() in (None, "", "None", " "):
+                line.set_marker("o")
+                line.set_markersize(max(4.0, line.get_linewidth() * 2.5))
+
+
 def _save(fig: Any, path: Path) -> Path:
+    _mark_lone_points(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     _plt().close(fig)

@@ -191,9 +191,11 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "resumed_at": resume_steps(h),
     }
     runs = attempts(h)
-    if len(runs) > 1:
-        # summary.json speaks for its own process only. The whole run: every attempt's time (not the pauses
-        # between them), and its tokens over the attempts' training-loop time, as the summary computes its own
+    if len(runs) > 1 or (runs and not s):
+        # summary.json speaks for its own process only, and a killed process (SIGKILL, the OOM killer) wrote
+        # none. The whole run: every attempt's time (not the pauses between them), and its tokens over the
+        # attempts' training-loop time, as the summary computes its own (not the mean of the windows' rates,
+        # which leave out eval and checkpoint time)
         out["attempts"] = len(runs)
         out["wall_time_s"] = sum(a.last - a.boot for a in runs)
         train_s, tokens = sum(a.train_s for a in runs), finite(out["tokens_seen"])

@@ -200,3 +200,23 @@ def test_the_nsa_self_test_checks_both_routes_of_the_fast_selection(broken: str,
     rows = by_name(nsa_selftest(load_config(None), torch.device("cpu")))
     assert rows["nsa fast"]["status"] == "fail", rows["nsa fast"]
     assert "rel. max error" in rows["nsa fast"]["reason"]
+
+
+def test_the_ranks_the_run_will_have_set_the_batch_and_memory_rows() -> None:
+    """The memory estimate is per rank, so it depends on how many ranks share the batch: all visible GPUs by
+    default (as `nsa launch`), or --nproc. On 8 GPUs a `--nproc 1` run needs several times the 8-rank estimate."""
+    from nsa_train.selfcheck import GIB, run_selfcheck
+
+    cfg = load_config("configs/m7c-125m.yaml", ["data.source=embedded", "data.tokenizer=byte"])
+    eight = lambda: [("H100", 80 * GIB)] * 8  # noqa: E731
+
+    def rows(nproc):
+        got = run_selfcheck(cfg, gpu_probe=eight, nsa_test=False, nproc=nproc)
+        return by_name(got.rows), got.need_bytes
+
+    default, need8 = rows(None)
+    assert default["ranks"]["status"] == "pass" and default["ranks"]["reason"].startswith("8 rank(s) (all visible")
+    one, need1 = rows(1)
+    assert one["ranks"]["reason"] == "1 rank(s)" and need1 > 2 * need8
+    nine, _ = rows(9)
+    assert nine["ranks"]["status"] == "fail" and "--nproc 9, but 8 GPU(s) are visible" in nine["ranks"]["reason"]

@@ -151,3 +151,31 @@ def test_resume_steps_are_rank_0s_train_phases_after_the_first(tmp_path: Path) -
         w.boot()
         w.phase("train", start_step=start)  # every rank writes it: counted once
     assert resume_steps(load_run(tmp_path / "r")) == [100, 200]
+
+
+def test_a_run_killed_without_a_summary_has_its_wall_time_and_tokens_per_second(tmp_path: Path) -> None:
+    """A process killed by SIGKILL writes no summary.json: the numbers come from its records, computed as the
+    summary would (tokens over the training loop's time), not as the mean of the windows' rates."""
+    from nsa_tui.report.load import final_numbers, load_report_run
+
+    w = make_v1_run(tmp_path / "r", steps=300, step_time_s=2.0, now=1_800_000_000.0)
+    r = load_report_run(w.path)
+    assert r is not None and not r.summary
+    nums = final_numbers(r)
+    boot = next(e.ts for e in r.history.events if e.kind == schema.KIND_BOOT)
+    train = next(e.ts for e in r.history.events if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train")
+    assert nums["wall_time_s"] == pytest.approx(w.ts - boot)
+    assert nums["mean_toks_per_s"] == pytest.approx(r.history.last_value("tokens_seen") / (w.ts - train))
+
+
+def test_a_line_of_one_point_is_drawn_as_a_marker() -> None:
+    """A run with one progress record (a short run, a crash after its first log): its lines had no length, and
+    lr, throughput, memory and gate charts came out blank."""
+    from nsa_tui.report.charts import _mark_lone_points, _plt
+
+    fig, ax = _plt().subplots()
+    one = ax.plot([10], [3e-4])[0]
+    two = ax.plot([10, 20], [3e-4, 2e-4])[0]
+    _mark_lone_points(fig)
+    assert one.get_marker() == "o" and two.get_marker() in (None, "None", "")
+    _plt().close(fig)

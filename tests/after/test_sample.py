@@ -144,3 +144,61 @@ def test_no_run_argument_means_the_newest_run(tiny_run: Path, monkeypatch) -> No
     assert newest.exit_code == 0 and named.exit_code == 0, newest.output
     assert json.loads(newest.output)["samples"] == json.loads(named.output)["samples"]
     assert json.loads(newest.output)["checkpoint"] == json.loads(named.output)["checkpoint"]
+
+
+def _cli_error(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, ["sample", *args])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.output
+
+
+def test_odd_checkpoints_and_pointers_are_one_error(tiny_run: Path, tmp_path: Path) -> None:
+    """Each was a traceback: an empty .pt (a copy onto a full disk), a pointer that is not text, the other
+    pointer broken with --latest/--best, a pointer file given as the path (followed now)."""
+    import shutil
+
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    code, out = _cli_error(str(empty))
+    assert code == 3 and "cannot load checkpoint" in out and "(an empty file)" in out, out
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    ckpts = run / "checkpoints"
+    assert _cli_error(str(ckpts / "best"), "-n", "3")[0] == 0  # the pointer file, followed
+    (ckpts / "best").write_bytes(b"\xff\xfe")
+    code, out = _cli_error(str(run), "-n", "3")
+    assert code == 3 and "is not a pointer file" in out, out
+    (ckpts / "best").write_text("step_00000099.pt\n")  # names a file that is not there
+    (ckpts / "latest").write_text("")
+    code, out = _cli_error(str(run), "--latest", "-n", "3")
+    assert code == 3 and "points to step_00000099.pt, which does not exist" in out, out
+
+
+def test_sampling_edges_are_one_error_or_work(tiny_run: Path) -> None:
+    import torch
+
+    code, out = _cli_error(str(tiny_run), "-n", "3", "--seed", str(2**64 - 1))
+    assert code == 2 and "--seed" in out  # Typer's range check, not a torch overflow
+    assert _cli_error(str(tiny_run), "-n", "3", "-t", "1e-40")[0] == 0  # a tiny temperature: no inf logits
+    if not torch.cuda.is_available():
+        code, out = _cli_error(str(tiny_run), "-n", "3", "--device", "cuda")
+        assert code == 3 and "--device cuda: no CUDA GPU here" in out, out
+
+
+def test_a_checkpoint_with_nan_weights_is_one_error(tiny_run: Path, tmp_path: Path) -> None:
+    import torch
+
+    from nsa_train.sample import SampleError, generate, load_for_sampling
+
+    src = next((tiny_run / "checkpoints").glob("step_*.pt"))
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    state["model"] = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()
+    }
+    bad = tmp_path / "nan.pt"
+    torch.save(state, bad)
+    loaded = load_for_sampling(bad, "cpu")
+    for temperature in (0.0, 0.8):  # greedy printed text from NaN logits without a word
+        with pytest.raises(SampleError, match="logits are not finite"):
+            generate(loaded, "ROMEO:", max_new_tokens=3, temperature=temperature)

@@ -154,3 +154,17 @@ def test_a_resume_replaying_its_stream_is_starting_not_stuck(tmp_path):
     v = verdict(tmp_path / "r", w.ts + 1000)  # no report for 1000 s: the replay stopped
     assert [a.rule for a in v.alerts] == ["stuck_at_start"]
     assert "replay of the data stream stopped: document 400000 of 2000000" in v.alerts[0].message
+
+
+def test_a_nan_stop_names_the_step_that_went_non_finite(tmp_path):
+    """The trainer's end record carries the last step that updated the weights; the error record the step
+    whose loss or gradient was not finite: the alert names that one."""
+    w = make_v1_run(tmp_path / "r", steps=300, now=NOW)
+    w.step += 1
+    w.error("non-finite loss or gradient norm at step 301; stopping without an update")
+    w.step -= 1
+    w.end("nan", 3)
+    v = verdict(tmp_path / "r", w.ts + 1)
+    nan = [a for a in v.alerts if a.rule == "nan_loss"]
+    assert len(nan) == 1 and nan[0].since_step == 301, [a.message for a in v.alerts]
+    assert "non-finite loss or gradient at step 301" in nan[0].message
