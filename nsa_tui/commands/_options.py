@@ -18,10 +18,13 @@ RemoteDirOpt = Annotated[
 ]
 
 
+USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
+
+
 def check_remote_dir(host: str | None, remote_dir: str | None) -> None:
     """--remote-dir means nothing without --host, and nothing when empty (it would be the login directory): say
     so instead of ignoring it."""
     if remote_dir is not None and host is None:
-        raise UserError("--remote-dir needs --host (it is a directory on that host)")
+        raise UserError("--remote-dir needs --host (it is a directory on that host)", USAGE_EXIT)
     if remote_dir is not None and not remote_dir.strip():
-        raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out")
+        raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out", USAGE_EXIT)

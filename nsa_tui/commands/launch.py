@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from nsa_tui.commands._options import USAGE_EXIT
 from nsa_tui.errors import UserError, fail
 
 if TYPE_CHECKING:  # the launcher imports the config loader: only inside the command body
@@ -68,7 +69,7 @@ def launch_command(
                 open_watch(run, host, remote_dir)
             return
         if remote_dir is not None:
-            raise UserError("--remote-dir needs --host")
+            raise UserError("--remote-dir needs --host", USAGE_EXIT)
         run_dir_path = launch_local(req, dry_run)
     except UserError as e:
         fail(str(e), e.code)

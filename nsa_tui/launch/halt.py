@@ -66,6 +66,11 @@ def request_halt(run_dir: Path) -> Path:
     return halt
 
 
+def _secs(s: float) -> str:
+    """A wait as said: '600s', but '0.3s' (not '0s', which reads as --wait 0: no wait at all)."""
+    return f"{s:.0f}s" if s >= 10 else f"{s:.1f}".rstrip("0").rstrip(".") + "s"
+
+
 def _launch_time(launch: dict | None) -> float | None:
     ts = launch.get("ts") if launch else None
     return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
@@ -116,7 +121,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     if wait_s <= 0:
         say(f"created {run_dir / schema.HALT_FILE}; every rank stops after its current step")
         return None
-    say(f"created {schema.HALT_FILE}; waiting up to {wait_s:.0f}s for run {run_dir.name!r} to save and stop ...")
+    say(f"created {schema.HALT_FILE}; waiting up to {_secs(wait_s)} for run {run_dir.name!r} to save and stop ...")
     deadline = time.monotonic() + wait_s
     asked_again = False
     next_liveness = time.monotonic() + LIVENESS_EVERY_S
@@ -147,7 +152,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
             say(f"the trainer was still booting and removed {schema.HALT_FILE} as stale; created it again")
         time.sleep(POLL_S)
     raise UserError(
-        f"no end record after {wait_s:.0f}s; {schema.HALT_FILE} stays in place and the trainer stops after its "
+        f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         "current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status`."
     )
 

@@ -179,3 +179,20 @@ def test_a_line_of_one_point_is_drawn_as_a_marker() -> None:
     _mark_lone_points(fig)
     assert one.get_marker() == "o" and two.get_marker() in (None, "None", "")
     _plt().close(fig)
+
+
+def test_a_resumed_run_still_going_is_not_reported_with_the_halted_attempts_summary(tmp_path: Path) -> None:
+    """summary.json is written at an attempt's end: while the resumed attempt runs, the file is the halted
+    one's, and its numbers (steps, tokens, end reason) are not the run's."""
+    from nsa_tui.report.load import final_numbers, load_report_run
+
+    w = make_v1_run(tmp_path / "r", steps=200, state="halted", now=1_800_000_000.0)
+    halted = {"end_reason": "halt", "steps_completed": 200, "tokens_seen": 1, "final_val_loss": 9.0}
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(halted))
+    assert final_numbers(load_report_run(w.path))["end_reason"] == "halt"  # the attempt's own, while it is the last
+    w.ts += 60
+    w.boot()
+    w.phase("train", start_step=200)
+    w.progress(10)
+    nums = final_numbers(load_report_run(w.path))
+    assert nums["end_reason"] != "halt" and nums["tokens_seen"] != 1 and nums["final_val_loss"] != 9.0, nums

@@ -71,7 +71,7 @@ def test_mistakes_are_one_line(tmp_path: Path, sshd) -> None:
         (["--host", sshd.host, "--remote-dir", str(tmp_path), "nope"], 3, "no run directory 'nope' on"),
         (["--host", sshd.host, "--remote-dir", str(tmp_path / "x"), "a"], 3, "cannot cd to"),
         (["--host", sshd.host, "--remote-dir", str(tmp_path), "runs/empty"], 3, "no telemetry in"),
-        (["--remote-dir", str(tmp_path), "a"], 1, "--remote-dir needs --host"),
+        (["--remote-dir", str(tmp_path), "a"], 2, "--remote-dir needs --host"),
         (["--host", "root@127.0.0.1:1", "a"], 3, "cannot reach"),
     ]
     for args, code, message in cases:

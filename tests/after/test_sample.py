@@ -132,7 +132,7 @@ def test_sample_on_a_host_is_the_sample_there(tiny_run: Path, sshd) -> None:
         f"error: on {sshd.host}: no run directory 'nope' (looked at {base}/nope and {base}/runs/nope)"
     ], lost.stderr
     res = CliRunner().invoke(app, ["sample", "--remote-dir", "x", str(tiny_run)])
-    assert res.exit_code == 1 and "--remote-dir needs --host" in res.output
+    assert res.exit_code == 2 and "--remote-dir needs --host" in res.output
 
 
 @pytest.mark.slow

@@ -122,7 +122,7 @@ def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
 def test_remote_dir_without_host_is_an_error_not_ignored(cmd, tmp_path):
     args = [cmd, "--remote-dir", str(tmp_path)] + (["r"] if cmd in ("halt", "dump", "attach", "watch") else [])
     res = _invoke(*args)
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a usage mistake: Typer's code, never `nsa status`'s 1 (a warning verdict)
     assert _one_error(res) == "error: --remote-dir needs --host (it is a directory on that host)"
 
 
@@ -165,5 +165,5 @@ def test_an_empty_remote_dir_is_an_error_not_the_login_directory(cmd, tmp_path):
     refuse it, so this host is never tried)."""
     args = [cmd, "--host", "nowhere.invalid", "--remote-dir", ""] + (["r"] if cmd not in ("runs", "check") else [])
     res = _invoke(*args)
-    assert res.exit_code == 1, res.stdout + res.stderr
+    assert res.exit_code == 2, res.stdout + res.stderr
     assert _one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"
