@@ -8,6 +8,9 @@ from pathlib import Path
 from nsa_tui.errors import UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
+# the files whose newest mtime (or the directory's own) is a run's last activity: the newest run is the one
+# with the latest (here, and in the remote script of nsa_tui.remote.checkout)
+ACTIVITY_FILES = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv")
 
 
 def runs_root() -> Path:
@@ -18,7 +21,7 @@ def runs_root() -> Path:
 def _activity_time(d: Path) -> float:
     """Newest mtime among the files that show a run's activity (the dir itself otherwise)."""
     best = d.stat().st_mtime
-    for name in ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv"):
+    for name in ACTIVITY_FILES:
         p = d / name
         if p.exists():
             best = max(best, p.stat().st_mtime)

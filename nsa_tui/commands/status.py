@@ -212,6 +212,8 @@ def run_status(
             raise UserError(str(e), BAD_RULES_EXIT) from None
     if host is not None:
         judged = judge_remote(host, runs, user_rules, remote_dir)
+        if not judged:  # a remote nsa that said nothing we could read: one line, not silence
+            raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", EXIT_NO_TELEMETRY)
     else:
         judged = [judge_local(resolve_run(r), user_rules) for r in (runs or [None])]
     for j in judged:
@@ -238,7 +240,8 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
         ] = None,
     ) -> None:
-        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warning, 2 critical, 3 no telemetry/unreachable."""
+        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warning, 2 critical, 3 no telemetry/unreachable,
+        4 bad rules."""
         from nsa_tui.errors import fail
 
         try:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
+from nsa_tui.commands._options import USAGE_EXIT, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 REMOTE_INTERVAL_S = 1.0
@@ -19,14 +19,14 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
 
     check_remote_dir(host, remote_dir)
     if host:
-        from nsa_tui.remote.ssh import SSHError, validate_host
+        from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, validate_host
         from nsa_tui.runs.remote import locate_remote_runs
         from nsa_tui.tail.remote import RemoteRunSource
 
         try:
             validate_host(host)
-        except SSHError as e:
-            raise UserError(str(e), 2) from None
+        except SSHError as e:  # exit 3, as status, runs and report say it
+            raise UserError(str(e), UNREACHABLE_EXIT) from None
         paths = locate_remote_runs(host, runs, remote_dir)
         return [RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval)) for p in paths]
     from nsa_tui.rundir import resolve_run
@@ -39,9 +39,13 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
 def check_watch_options(host: str | None, poll: bool, interval: float | None) -> None:
     """Each of these options is for one kind of run only: say so rather than ignore it."""
     if host is not None and poll:
-        raise UserError("--poll is for local runs: with --host the files are read over ssh every --interval seconds")
+        raise UserError(
+            "--poll is for local runs: with --host the files are read over ssh every --interval seconds", USAGE_EXIT
+        )
     if host is None and interval is not None:
-        raise UserError("--interval is for --host: local runs are read as the files change (inotify, or --poll)")
+        raise UserError(
+            "--interval is for --host: local runs are read as the files change (inotify, or --poll)", USAGE_EXIT
+        )
 
 
 def watch(

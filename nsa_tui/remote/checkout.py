@@ -8,7 +8,8 @@ ssh, so that a RUN name means the same run to all of them:
   local shell would have made it the local home.
 - the checkout's ``.venv/bin`` goes first on PATH, so its `nsa` is the one used;
 - a RUN is a directory (as given, relative to DIR), else a name under the runs root
-  (``$NSA_RUNS_DIR``, else ``runs``), else "" for the run with the newest entry there.
+  (``$NSA_RUNS_DIR``, else ``runs``), else "" for the newest run there: the directory (not a plain
+  file, not a hidden one) with the newest activity, as a local RUN of "" (nsa_tui.rundir.list_runs).
 """
 
 from __future__ import annotations
@@ -16,32 +17,62 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from nsa_tui.rundir import ACTIVITY_FILES
+
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 
-# Defines enter_dir (uses $dir; returns 1 when it cannot cd) and find_run RUN (sets $d, "" when
-# there is no such run, and $where, the runs root as an absolute path, for the error message).
+# Defines enter_dir (uses $dir; returns 1 when it cannot cd), mtime PATH (its mtime in unix seconds, following
+# a link; 0 when unknown), list_runs DIR (the run directories under DIR, newest activity first, one name a line,
+# as nsa_tui.rundir.list_runs orders them locally) and find_run RUN (sets $d, "" when there is no such run, and
+# $where, the runs root as an absolute path, for the error message). CDPATH is unset: with it a `cd` may print
+# the directory, into the output our side parses.
 PRELUDE = r"""
+unset CDPATH
 enter_dir() {
   case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
   [ -n "$dir" ] || return 0
-  cd -- "$dir" 2>/dev/null || return 1
+  cd -- "$dir" >/dev/null 2>&1 || return 1
   if [ -x .venv/bin/nsa ]; then PATH=$PWD/.venv/bin:$PATH; fi
   return 0
+}
+mtime() {
+  # GNU or busybox stat, BSD stat, else date -r
+  mt_=$(stat -L -c %Y -- "$1" 2>/dev/null || stat -L -f %m -- "$1" 2>/dev/null || date -r "$1" +%s 2>/dev/null)
+  case $mt_ in ''|*[!0-9]*) mt_=0 ;; esac
+  echo "$mt_"
+}
+list_runs() {
+  # directories only, not hidden ones; a run's time is the newest mtime of it and of the files that show
+  # activity (to the nanosecond with GNU stat, as Python's st_mtime): one stat call per run
+  stfmt=
+  for f_ in %.9Y %Y; do
+    case $(stat -L -c "$f_" -- . 2>/dev/null) in ''|*[!0-9.]*) ;; *) stfmt=$f_; break ;; esac
+  done
+  for e in "$1"/*; do
+    [ -d "$e" ] || continue
+    printf 'D %s\n' "${e##*/}"
+    set -- "$e"
+    for f in @ACTIVITY_FILES@; do [ -e "$e/$f" ] && set -- "$@" "$e/$f"; done
+    if [ -n "$stfmt" ]; then stat -L -c "$stfmt" -- "$@" 2>/dev/null
+    else for f in "$@"; do mtime "$f"; done; fi
+  done | awk '/^D / { n = substr($0, 3); if (!(n in m)) { m[n] = -1; o[++k] = n }; next }
+    $1 + 0 > m[n] + 0 { m[n] = $1 }
+    END { for (i = 1; i <= k; i++) printf "%020.9f %s\n", m[o[i]], o[i] }' | LC_ALL=C sort -r | cut -d ' ' -f 2-
 }
 root=${NSA_RUNS_DIR:-runs}
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
   d=
   if [ -z "$1" ]; then
-    d=$(ls -1t "$root" 2>/dev/null | head -n 1)
+    d=$(list_runs "$root" | head -n 1)
     [ -n "$d" ] && d=$root/$d
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
-"""
+""".replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
 
 
 def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

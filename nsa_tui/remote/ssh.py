@@ -110,6 +110,14 @@ def describe_ssh_failure(host: str, stderr: str) -> str:
     return f"cannot reach {host}: {why}"
 
 
+def no_answer_message(host: str, what: str, result: RemoteResult) -> str:
+    """One line for a remote script that did not run to its end (``what``: e.g. "read the runs"); the last
+    line of the remote stderr says why, e.g. a csh login shell that cannot parse it."""
+    lines = result.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    why = lines[-1].strip() if lines else "nothing on stderr"
+    return f"could not {what} on {host}: no answer from its shell (exit status {result.returncode}: {why})"
+
+
 def ssh_start_failure(program: str, error: OSError) -> str:
     """One line for an ssh command that could not be started at all (missing, not executable, ...)."""
     if isinstance(error, FileNotFoundError):

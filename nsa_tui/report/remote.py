@@ -65,7 +65,10 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
             continue
         checkpoints = pop_checkpoints(item.files)
         where = remote_location(host, item.path, remote_dir)
-        r = report_run(item, checkpoints, where, PurePosixPath(item.path.rstrip("/")).parent.name)
+        # named by the resolved directory, as a local report names a run (`.` is the directory it stands for)
+        real = PurePosixPath(item.real_path or item.path.rstrip("/") or "/")
+        item.run = real.name or item.run
+        r = report_run(item, checkpoints, where, real.parent.name)
         if r is None:
             raise UserError(f"no telemetry in {where} ({NO_TELEMETRY_HINT})", EXIT_NO_TELEMETRY)
         out.append(r)

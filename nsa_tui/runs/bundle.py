@@ -75,6 +75,7 @@ class RunBundle:
     now: float = 0.0  # the clock of the host that read the files
     tmux_sessions: list[str] | None = None  # None: unknown (no tmux, or not asked)
     host: str | None = None
+    real_path: str | None = None  # over SSH: the directory's physical absolute path there, when known
 
     def text(self, name: str) -> str | None:
         w = self.files.get(name)
@@ -124,9 +125,12 @@ FRAME = b"\n@@nsa@@ "
 # arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line; for a listing
-# whose DIR is itself a run directory, a third line `rundir`.
-# Each file's window goes to a temp file first so its frame length is exact even while
-# the trainer appends.
+# whose DIR is itself a run directory, a third line `rundir`. A `run` frame's body is the run directory's
+# physical absolute path (its name is the run's, as a local `.` resolves). The last frame is `end`: an answer
+# without it was cut short (the shell could not run the script, or it died), not an answer with fewer runs.
+# Nothing is written on the host: a full or read-only /tmp there changes nothing. A file's window is the
+# bytes up to the size measured first, so its frame length is exact while the trainer appends (a file that
+# shrinks meanwhile is made up with newlines, empty lines to every reader).
 REMOTE_SCRIPT = (
     PRELUDE
     + r"""
@@ -136,23 +140,24 @@ pats=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do pats="$pats $1:$2"; shift 2; done
 [ "$#" -gt 0 ] && shift
 frame() { printf '\n@@nsa@@ %s %s %s\n' "$1" "$2" "$3"; }
-tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-status.$$")
-trap 'rm -f "$tmp" "$tmp.h"' EXIT
+# a frame KIND REST whose body is the text BODY (its length counted first)
+say() { frame "$1" "$(printf '%s' "$3" | wc -c | tr -d ' ')" "$2"; printf '%s' "$3"; }
+# exactly $3 bytes of the file $1 from its byte $2 (counted from 1)
+window() { { tail -c +"$2" -- "$1" 2>/dev/null; tr '\0' '\n' </dev/zero; } | head -c "$3"; }
 if ! enter_dir; then frame nodir 0 "$dir"; exit 0; fi
 use_nsa=0
 if [ "$prefer_nsa" = 1 ] && command -v nsa >/dev/null 2>&1; then use_nsa=1; fi
 batch=""
 missing() {
-  printf '%s\n%s' "$PWD" "$where" >"$tmp"
-  [ -z "${2:-}" ] || printf '\n%s' "$2" >>"$tmp"
-  frame missing "$(wc -c <"$tmp" | tr -d ' ')" "$1"; cat "$tmp"
+  body=$(printf '%s\n%s' "$PWD" "$where")
+  [ -z "${2:-}" ] || body=$(printf '%s\n%s' "$body" "$2")
+  say missing "$1" "$body"
 }
 frame now 0 "$(date +%s)"
 if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
 listed=$sock
 if command -v tmux >/dev/null 2>&1; then
-  $tl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
-  frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
+  say tmux - "$($tl list-sessions -F '#{session_name}' 2>/dev/null)"
 fi
 run_socket() {
   # the tmux server the run was launched on (launch.json's tmux_socket, null: the default); else the one given
@@ -180,8 +185,8 @@ flush() {
   [ -n "$batch" ] || return 0
   b=$batch; batch=""
   eval "set -- $b"
-  NSA_TMUX_SOCKET=$sock nsa status --json "$@" >"$tmp" 2>/dev/null
-  if [ -s "$tmp" ]; then frame json "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"; return; fi
+  out=$(NSA_TMUX_SOCKET=$sock nsa status --json "$@" 2>/dev/null)
+  if [ -n "$out" ]; then say json - "$out"; return; fi
   for d in "$@"; do emit_files "$d"; done
 }
 emit_files() {
@@ -190,11 +195,10 @@ emit_files() {
   # the sessions frame applies to the runs after it: list again when this run's server differs
   if [ "$rs" != "$listed" ] && command -v tmux >/dev/null 2>&1; then
     if [ -n "$rs" ]; then rtl="tmux -L $rs"; else rtl="tmux"; fi
-    $rtl list-sessions -F '#{session_name}' >"$tmp" 2>/dev/null || : >"$tmp"
-    frame tmux "$(wc -c <"$tmp" | tr -d ' ')" -; cat "$tmp"
+    say tmux - "$($rtl list-sessions -F '#{session_name}' 2>/dev/null)"
     listed=$rs
   fi
-  frame run 0 "$d"
+  say run "$d" "$(cd -- "$d" >/dev/null 2>&1 && pwd -P)"
   seen=" "
   set -f
   for pl in $pats; do
@@ -205,15 +209,16 @@ emit_files() {
       name=${f#"$d"/}
       case "$seen" in *" $name "*) continue;; esac
       seen="$seen$name "
-      size=$(wc -c <"$f" | tr -d ' ')
-      mt=$(stat -c %Y "$f" 2>/dev/null || date -r "$f" +%s 2>/dev/null || echo 0)
-      if [ "$lim" -lt 0 ]; then cat "$f" >"$tmp" 2>/dev/null
-      elif [ "$lim" -gt 0 ]; then tail -c "$lim" "$f" >"$tmp" 2>/dev/null; else : >"$tmp"; fi
+      size=$(wc -c <"$f" 2>/dev/null | tr -d ' ')
+      case $size in ''|*[!0-9]*) continue ;; esac  # not readable
+      mt=$(mtime "$f")
+      len=$size
+      [ "$lim" -ge 0 ] && [ "$len" -gt "$lim" ] && len=$lim
       case "$name" in *.csv) if [ "$lim" -ge 0 ] && [ "$size" -gt "$lim" ]; then
-        head -c 4096 "$f" | head -n 1 >"$tmp.h"
-        frame head "$(wc -c <"$tmp.h" | tr -d ' ')" "$name"; cat "$tmp.h"; fi;;
+        say head "$name" "$(head -c 4096 -- "$f" 2>/dev/null | head -n 1)"; fi;;
       esac
-      frame file "$(wc -c <"$tmp" | tr -d ' ')" "$size $mt $name"; cat "$tmp"
+      frame file "$len" "$size $mt $name"
+      [ "$len" -gt 0 ] && window "$f" "$((size - len + 1))" "$len"
     done
     set -f
   done
@@ -231,8 +236,8 @@ for run in "$@"; do
       done
       flush
       frame listing 0 "$ldir"
-      ls -1t "$ldir" 2>/dev/null | {
-        while IFS= read -r e; do if [ -d "$ldir/$e" ]; then emit_run "$ldir/$e"; fi; done
+      list_runs "$ldir" | {
+        while IFS= read -r e; do emit_run "$ldir/$e"; done
         flush
       }
       continue;;
@@ -242,6 +247,7 @@ for run in "$@"; do
   emit_run "$d"
 done
 flush
+frame end 0 -
 """
 ).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))  # the same files as a local `nsa runs` looks for
 
@@ -280,6 +286,7 @@ class RemoteAnswer:
     now: float | None
     tmux_sessions: list[str] | None
     no_dir: str | None = None  # the --remote-dir the remote could not enter (nothing else was read)
+    complete: bool = False  # the script's last frame arrived: it ran to its end
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -290,6 +297,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     sessions: list[str] | None = None
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
+    complete = False
     pos = data.find(FRAME)
     while pos >= 0:
         eol = data.find(b"\n", pos + len(FRAME))
@@ -320,9 +328,12 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             out.append(body)
         elif kind == "run":
             current = RunBundle(run=rest.rstrip("/").rsplit("/", 1)[-1] or rest, path=rest, host=host)
+            current.real_path = body.decode("utf-8", errors="replace") or None
             current.now = now or time.time()
             current.tmux_sessions = sessions
             out.append(current)
+        elif kind == "end":
+            complete = True
         elif kind == "head":
             pending_head[rest] = body.rstrip(b"\n")
         elif kind == "file" and current is not None:
@@ -335,4 +346,4 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions, no_dir)
+    return RemoteAnswer(out, now, sessions, no_dir, complete)

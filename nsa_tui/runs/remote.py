@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nsa_tui.errors import UserError
 from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env, missing_run_message, no_remote_dir_message
-from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, remote_script, run_remote
+from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, no_answer_message, remote_script, run_remote
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
@@ -30,7 +30,8 @@ def fetch_remote(
     run, '@all:DIR' every run in DIR. ``limits`` says which files and how much of each (the
     status windows by default). Our NSA_RUNS_DIR is the runs root there too, as for
     `nsa launch --host`. Raises UserError (one line, exit 3) when the host cannot be reached
-    or ``remote_dir`` is not there; a RUN that is not there is a MissingRun in the answer."""
+    or ``remote_dir`` is not there, or the script did not run to its end there (the last line of the remote
+    stderr says why); a RUN that is not there is a MissingRun in the answer."""
     args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir, limits)
     command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
     try:
@@ -40,21 +41,26 @@ def fetch_remote(
     answer = parse_frames(result.stdout, host)
     if answer.no_dir is not None:
         raise UserError(no_remote_dir_message(answer.no_dir, host), UNREACHABLE_EXIT)
+    if not answer.complete:
+        raise UserError(no_answer_message(host, "read the runs", result), UNREACHABLE_EXIT)
     return answer
 
 
-# $1: --remote-dir ('' for the login directory), then the RUN arguments. For each RUN one
+# $1: --remote-dir ('' for the login directory), then the RUN arguments. First the record LOCATE_START
+# (what a login shell prints before it, e.g. a greeting from its rc file, is skipped), then for each RUN one
 # NUL-terminated record: "ok", the run directory's absolute path; or "missing", the RUN, the
 # directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered.
+LOCATE_START = b"\n@@nsa@@\0"
 LOCATE_SCRIPT = (
     PRELUDE
     + r"""
 dir=$1; shift
+printf '\n@@nsa@@\0'
 if ! enter_dir; then printf 'nodir\0%s\0' "$dir"; exit 0; fi
 [ "$#" -eq 0 ] && set -- ""
 for run in "$@"; do
   find_run "$run"
-  if [ -n "$d" ] && abs=$(cd -- "$d" && pwd); then printf 'ok\0%s\0' "$abs"
+  if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"
   else printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"; fi
 done
 """
@@ -71,7 +77,10 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
         result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
     except SSHError as e:
         raise UserError(str(e), UNREACHABLE_EXIT) from None
-    fields = result.stdout.decode("utf-8", errors="replace").split("\0")
+    start = result.stdout.find(LOCATE_START)
+    if start < 0:
+        raise UserError(no_answer_message(host, "locate the runs", result), UNREACHABLE_EXIT)
+    fields = result.stdout[start + len(LOCATE_START) :].decode("utf-8", errors="replace").split("\0")
     paths: list[str] = []
     i = 0
     while i < len(fields) - 1:
@@ -87,6 +96,5 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
         else:
             break
     if len(paths) != max(len(runs), 1):
-        err = result.stderr.decode("utf-8", errors="replace").strip()
-        raise UserError(f"could not locate the runs on {host}: {err or 'no answer from its shell'}", UNREACHABLE_EXIT)
+        raise UserError(no_answer_message(host, "locate the runs", result), UNREACHABLE_EXIT)
     return paths

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_HEADER = 4096
+# the line remote_script.SCRIPT prints before its first frame: what a login shell prints before it (a greeting
+# from its rc file) is no frame, and is skipped by a parser that waits for this line
+START = b"@@nsa-watch@@"
 
 
 class FrameError(Exception):
@@ -32,12 +35,22 @@ class Frame:
 
 
 class FrameParser:
-    def __init__(self) -> None:
+    def __init__(self, *, wait_for_start: bool = False) -> None:
+        """``wait_for_start``: skip every byte before the line START (then the frames follow)."""
         self._buf = bytearray()
+        self._before: bytearray | None = bytearray(b"\n") if wait_for_start else None
         # kind, name, inode, offset, length, edge of a header whose payload is still to come
         self._header: tuple[str, str, int, int, int, tuple[int, int]] | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
+        if self._before is not None:
+            self._before += data
+            at = self._before.find(b"\n" + START + b"\n")
+            if at < 0:
+                del self._before[: -len(START) - 1]  # only what may still begin the start line
+                return []
+            data = bytes(self._before[at + len(START) + 2 :])
+            self._before = None
         self._buf += data
         out: list[Frame] = []
         while True:

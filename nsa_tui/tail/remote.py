@@ -146,7 +146,7 @@ class RemoteRunSource:
             return False
         self._proc = proc
         proc.stdin.close()  # type: ignore[union-attr]
-        parser = FrameParser()
+        parser = FrameParser(wait_for_start=True)  # after whatever the login shell prints first
         got_round = False
         self._round_mtimes = {}
         try:

@@ -20,6 +20,8 @@ SCRIPT = r"""
 #   F <name>\n                                 a whole file present this round
 #   E <round> <now>\n                          end of round (also our keepalive), remote clock
 #   N\n                                        run directory not there (yet)
+# Before the first frame, the line @@nsa-watch@@ (frames.START): what the login shell printed before it is
+# not ours. Symlinked files are followed (ls -L, stat -L; perl's stat does), as the local watch reads them.
 # The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes
 # just before its offset. Every round, after copying the new bytes, those bytes must still be in the
 # file: if not, the file was replaced or rewritten and is read again from its start (R), so bytes of
@@ -42,6 +44,8 @@ for p in "$@"; do
   eval "el_$ino=${r%%:*} es_$ino=${r#*:}"
 done
 export LC_ALL=C TZ=UTC0
+unset CDPATH  # a cd must print nothing
+printf '\n@@nsa-watch@@\n'
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-watch.$$")
 lst="$tmp.ls"
 mts="$tmp.mt"
@@ -49,7 +53,7 @@ trap 'rm -f "$tmp" "$lst" "$mts"' EXIT
 trap 'exit 0' INT TERM HUP PIPE
 case $mtool in
   stat|perl|ls) ;;
-  *) if stat -c %Y . >/dev/null 2>&1; then mtool=stat
+  *) if stat -L -c %Y . >/dev/null 2>&1; then mtool=stat
      elif perl -e 1 >/dev/null 2>&1; then mtool=perl
      else mtool=ls; fi ;;
 esac
@@ -92,14 +96,14 @@ while :; do
   round=$((round + 1))
   more=0
   # cd afresh every round: DIR may be relative, and may be deleted and re-created.
-  if cd "$start" 2>/dev/null && cd "$dir" 2>/dev/null; then
+  if cd "$start" >/dev/null 2>&1 && cd "$dir" >/dev/null 2>&1; then
     clock
     set -- *.jsonl *.csv *.log run.json launch.json summary.json exit_status config.yaml .HALT .anomaly_type \
       stackdump_*.txt
     # Redirects, not pipes: the loops must run in this shell so the state they set persists.
-    ls -lin -- "$@" > "$lst" 2>/dev/null
+    ls -Llin -- "$@" > "$lst" 2>/dev/null
     case $mtool in
-      stat) stat -c '%i %Y %s %Z' -- "$@" > "$mts" 2>/dev/null ;;
+      stat) stat -L -c '%i %Y %s %Z' -- "$@" > "$mts" 2>/dev/null ;;
       perl) perl -e 'for (@ARGV) { my @s = stat $_ or next; print "$s[1] $s[9] $s[7] $s[10]\n" }' -- "$@" \
               > "$mts" 2>/dev/null ;;
       *) ls_mtimes > "$mts" 2>/dev/null ;;
@@ -111,9 +115,13 @@ while :; do
       eval "g_$ino=$sz.$mt.$ct"
       [ "$now" -gt 0 ] && [ "$mt" -lt "$((now - 1))" ] && [ "$ct" -lt "$((now - 1))" ] && eval "q_$ino=1"
     done < "$mts"
+    seen=" "
     while read -r ino mode links uid gid size mon day tim name; do
       case $mode in -*) ;; *) continue ;; esac
       case $ino$size in ''|*[!0-9]*) continue ;; esac
+      # a link and its target both here are one file: its state is per inode, so it is sent once
+      case $seen in *" $ino "*) continue ;; esac
+      seen="$seen$ino "
       changed=0
       # this round's signature; the one of a round where the file was quiet; still the same?
       eval "sg=\${g_$ino-} qt=\${q_$ino-0} vs=\${v_$ino-}"

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.cli import invoke, one_error
 from fixtures.runs import make_v1_run
-from typer.testing import CliRunner
 
-from nsa_tui.cli import app
 from nsa_tui.commands.watch import build_models
 from nsa_tui.errors import UserError
 from nsa_tui.watch import actions
@@ -33,50 +32,39 @@ def checkout(tmp_path, monkeypatch):
     return co
 
 
-def _invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def _one_error(res) -> str:
-    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    return lines[0]
-
-
 def test_status_and_runs_find_names_under_the_remote_dir(checkout, sshd):
-    res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout), "newer", "older")
+    res = invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout), "newer", "older")
     assert res.exit_code == 0, res.stderr
     got = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(o["run"], o["state"]) for o in got] == [("newer", "running"), ("older", "finished")]
 
-    res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout))  # the newest
+    res = invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(checkout))  # the newest
     assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "newer", res.stderr
 
-    res = _invoke("runs", "--json", "--host", sshd.host, "--remote-dir", str(checkout))
+    res = invoke("runs", "--json", "--host", sshd.host, "--remote-dir", str(checkout))
     assert res.exit_code == 0, res.stderr
     assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["newer", "older"]
 
 
 def test_without_the_remote_dir_the_error_says_where_it_looked(checkout, sshd):
-    res = _invoke("status", "--host", sshd.host, "newer")
+    res = invoke("status", "--host", sshd.host, "newer")
     assert res.exit_code == 3 and res.stdout == ""  # said once, on stderr, as for a local RUN
-    err = _one_error(res)
+    err = one_error(res)
     assert "no run directory 'newer'" in err and "/runs/newer" in err and "--remote-dir" in err
 
 
 def test_a_remote_dir_that_is_not_there(checkout, sshd):
     for cmd in (["status"], ["runs"], ["watch", "newer"]):
-        res = _invoke(*cmd, "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
+        res = invoke(*cmd, "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
         assert res.exit_code == 3, (cmd, res.stdout, res.stderr)
-        assert _one_error(res) == f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
+        assert one_error(res) == f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
 
 
 def test_runs_without_a_runs_directory_is_one_line_and_no_table(tmp_path, sshd, monkeypatch):
     monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
-    res = _invoke("runs", "--host", sshd.host, "--remote-dir", str(tmp_path))
+    res = invoke("runs", "--host", sshd.host, "--remote-dir", str(tmp_path))
     assert res.exit_code == 3 and res.stdout == ""
-    assert _one_error(res).startswith(f"error: no runs directory {tmp_path}/runs on {sshd.host}")
+    assert one_error(res).startswith(f"error: no runs directory {tmp_path}/runs on {sshd.host}")
 
 
 def test_our_runs_root_is_the_remote_ones_as_for_launch(tmp_path, sshd, monkeypatch):
@@ -84,7 +72,7 @@ def test_our_runs_root_is_the_remote_ones_as_for_launch(tmp_path, sshd, monkeypa
     root = tmp_path / "scratch runs"
     make_v1_run(root / "r", steps=100)
     monkeypatch.setenv("NSA_RUNS_DIR", str(root))
-    res = _invoke("status", "--json", "--host", sshd.host, "r")
+    res = invoke("status", "--json", "--host", sshd.host, "r")
     assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "r", res.stderr
     [model] = build_models(["r"], sshd.host, False, 0.2)
     assert model.source.run_dir == str(root / "r")
@@ -101,8 +89,8 @@ def test_watch_finds_the_run_before_the_dashboard_opens(checkout, sshd):
     with pytest.raises(UserError) as e:
         build_models(["nope"], sshd.host, False, 0.2, str(checkout))
     assert e.value.code == 3 and str(e.value).startswith(f"no run directory 'nope' on {sshd.host} (looked at")
-    res = _invoke("watch", "--host", sshd.host, "--remote-dir", str(checkout), "nope")
-    assert res.exit_code == 3 and _one_error(res).startswith("error: no run directory 'nope'")
+    res = invoke("watch", "--host", sshd.host, "--remote-dir", str(checkout), "nope")
+    assert res.exit_code == 3 and one_error(res).startswith("error: no run directory 'nope'")
 
 
 def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
@@ -112,7 +100,7 @@ def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
     name = f".nsa-test-{os.getpid()}"
     make_v1_run(home / name / "runs" / "r", steps=50)
     try:
-        res = _invoke("status", "--json", "--host", sshd.host, "--remote-dir", f"~/{name}", "r")
+        res = invoke("status", "--json", "--host", sshd.host, "--remote-dir", f"~/{name}", "r")
         assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "r", res.stderr
     finally:
         shutil.rmtree(home / name)
@@ -121,9 +109,9 @@ def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
 @pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach", "check"])
 def test_remote_dir_without_host_is_an_error_not_ignored(cmd, tmp_path):
     args = [cmd, "--remote-dir", str(tmp_path)] + (["r"] if cmd in ("halt", "dump", "attach", "watch") else [])
-    res = _invoke(*args)
+    res = invoke(*args)
     assert res.exit_code == 2  # a usage mistake: Typer's code, never `nsa status`'s 1 (a warning verdict)
-    assert _one_error(res) == "error: --remote-dir needs --host (it is a directory on that host)"
+    assert one_error(res) == "error: --remote-dir needs --host (it is a directory on that host)"
 
 
 def test_dashboard_keys_use_the_checkouts_nsa(tmp_path, sshd_factory, monkeypatch):
@@ -151,11 +139,11 @@ def test_check_runs_in_the_checkout_with_every_option(tmp_path, sshd_factory, mo
     (co / ".venv" / "bin").mkdir(parents=True)
     (co / ".venv" / "bin" / "nsa").symlink_to(Path(sys.executable).parent / "nsa")
     probe = tmp_path / "probe dir"
-    res = _invoke("check", "--host", s.host, "--remote-dir", str(co), "--run-dir", str(probe), "--json")
+    res = invoke("check", "--host", s.host, "--remote-dir", str(co), "--run-dir", str(probe), "--json")
     assert res.exit_code == 0, res.stdout + res.stderr
     rows = {r["name"]: r for r in json.loads(res.stdout)["rows"]}
     assert rows["run dir"]["status"] == "pass" and str(probe) in rows["run dir"]["reason"]
-    res = _invoke("check", "--host", s.host, "--json")  # no checkout, nothing on PATH
+    res = invoke("check", "--host", s.host, "--json")  # no checkout, nothing on PATH
     assert res.exit_code == 127 and "nsa is not installed" in res.stderr
 
 
@@ -164,6 +152,6 @@ def test_an_empty_remote_dir_is_an_error_not_the_login_directory(cmd, tmp_path):
     """`--remote-dir "$DIR"` with DIR unset: no command may take it as the login directory (no ssh needed to
     refuse it, so this host is never tried)."""
     args = [cmd, "--host", "nowhere.invalid", "--remote-dir", ""] + (["r"] if cmd not in ("runs", "check") else [])
-    res = _invoke(*args)
+    res = invoke(*args)
     assert res.exit_code == 2, res.stdout + res.stderr
-    assert _one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"
+    assert one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"

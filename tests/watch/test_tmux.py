@@ -77,7 +77,7 @@ def test_unknown_run_is_one_clear_error(runs_dir):
 
 def test_bad_host_is_one_clear_error(runs_dir):
     proc = subprocess.run([NSA, "watch", "--host", "-oProxyCommand=x", "r"], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: invalid host")
+    assert proc.returncode == 3 and proc.stderr.startswith("error: invalid host")  # as status, runs, report
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_bad_host_is_one_clear_error(runs_dir):
 def test_an_option_for_the_other_kind_of_run_is_an_error_not_ignored(runs_dir, args, says):
     make_v1_run(runs_dir / "r", steps=20)
     proc = subprocess.run([NSA, "watch", *args], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 1 and proc.stderr.startswith(says) and proc.stderr.count("\n") == 1
+    assert proc.returncode == 2 and proc.stderr.startswith(says) and proc.stderr.count("\n") == 1  # usage
 
 
 def test_cli_does_not_import_textual_or_torch():
