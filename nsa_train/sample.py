@@ -37,13 +37,21 @@ def longest_repeat(words: list[str], max_n: int = MAX_REPEAT_N) -> dict[str, Any
     """
     best: dict[str, Any] = {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
     for n in range(1, max_n + 1):
-        for start in range(len(words) - 2 * n + 1):
-            copies = 1
-            while words[start + copies * n : start + (copies + 1) * n] == words[start : start + n]:
-                copies += 1
-            if copies >= 2 and copies * n > best["words"]:
-                best = {"words": copies * n, "n": n, "copies": copies, "ngram": " ".join(words[start : start + n])}
-                best["start"] = start
+        # c back-to-back copies from `start` <=> words[k] == words[k + n] for the (c - 1) * n positions k from
+        # `start` on. So one pass over the maximal runs of such matches, each judged at its first position (a
+        # later start in a run has no more copies): linear in the words, where trying every start and counting
+        # its copies was quadratic on collapsed text (seconds for a few thousand words)
+        run = 0
+        for k in range(len(words) - n, -1, -1):  # backwards: run = matches from k on
+            run = run + 1 if k + n < len(words) and words[k] == words[k + n] else 0
+            starts_run = k == 0 or words[k - 1] != words[k - 1 + n]
+            copies = run // n + 1
+            if not starts_run or copies < 2:
+                continue
+            span = copies * n
+            # the smaller n wins a tie (n ascends), then the earlier start (k descends: a later find of this n wins)
+            if span > best["words"] or (span == best["words"] and n == best["n"]):
+                best = {"words": span, "n": n, "copies": copies, "ngram": " ".join(words[k : k + n]), "start": k}
     return best
 
 

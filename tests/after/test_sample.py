@@ -202,3 +202,32 @@ def test_a_checkpoint_with_nan_weights_is_one_error(tiny_run: Path, tmp_path: Pa
     for temperature in (0.0, 0.8):  # greedy printed text from NaN logits without a word
         with pytest.raises(SampleError, match="logits are not finite"):
             generate(loaded, "ROMEO:", max_new_tokens=3, temperature=temperature)
+
+
+def _longest_repeat_by_every_start(words: list[str], max_n: int = 8) -> dict:
+    """The definition, by brute force: every n and start, counting its back-to-back copies (quadratic)."""
+    best: dict = {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
+    for n in range(1, max_n + 1):
+        for start in range(len(words) - 2 * n + 1):
+            copies = 1
+            while words[start + copies * n : start + (copies + 1) * n] == words[start : start + n]:
+                copies += 1
+            if copies >= 2 and copies * n > best["words"]:
+                best = {"words": copies * n, "n": n, "copies": copies, "ngram": " ".join(words[start : start + n])}
+                best["start"] = start
+    return best
+
+
+def test_longest_repeat_matches_its_definition_and_is_linear() -> None:
+    """A collapsed sample is what the metric is for, and it took seconds per few thousand words (quadratic):
+    `nsa sample -n 20000` of a collapsed model would have spent minutes on it."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        words = [chr(97 + rng.randrange(rng.randint(1, 4))) for _ in range(rng.randint(0, 40))]
+        assert longest_repeat(words) == _longest_repeat_by_every_start(words), words
+    t0 = time.perf_counter()
+    r = longest_repeat(["to", "be"] * 10_000)
+    assert (r["words"], r["n"], r["start"]) == (20_000, 2, 0) and time.perf_counter() - t0 < 2.0
