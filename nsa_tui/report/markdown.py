@@ -53,6 +53,26 @@ def _cell(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+_MARKUP = set("\\`*_[]<>|#")
+
+
+def _name(v: Any) -> str:
+    """A run's name as text: its Markdown characters escaped (a directory may be called `a*b*` or `<img ...>`)."""
+    return "".join("\\" + ch if ch in _MARKUP else ch for ch in str(v).replace("\n", " "))
+
+
+def _code(v: Any) -> str:
+    """A code span holding ``v`` whatever backticks it contains (fenced by one more than its longest run)."""
+    s = str(v).replace("\n", " ")
+    longest = cur = 0
+    for ch in s:
+        cur = cur + 1 if ch == "`" else 0
+        longest = max(longest, cur)
+    fence = "`" * (longest + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def runs_table(runs: Sequence[ReportRun]) -> list[str]:
     lines = [
         "| run | format | state | step | params | tokens | final loss | final val loss (ppl) "
@@ -68,9 +88,9 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
         best = f"{_f(n['best_val_loss'])} @ {_f(n['best_step'])}" if n["best_val_loss"] is not None else "-"
         resumed = f", resumed at step {', '.join(map(str, n['resumed_at']))}" if n["resumed_at"] else ""
         wall = _duration(n["wall_time_s"]) + (f" ({n['attempts']} attempts{resumed})" if n["attempts"] > 1 else "")
-        cells = [r.name, n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
+        cells = [_name(r.name), n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
                  wall, _f(n["mean_toks_per_s"], ".0f"), _f(n["end_reason"])]  # fmt: skip
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(c if i == 0 else _cell(c) for i, c in enumerate(cells)) + " |")
     return lines
 
 
@@ -84,7 +104,7 @@ def config_section(runs: Sequence[ReportRun]) -> list[str]:
         return ["| setting | value |", "|---|---|", *(f"| {k} | {_cell(cfg[k])} |" for k in keys)]
     if not diff:
         return ["The runs' configs are identical." if any(flat.values()) else "No config recorded for these runs."]
-    head = "| setting | " + " | ".join(_cell(r.name) for r in runs) + " |"
+    head = "| setting | " + " | ".join(_name(r.name) for r in runs) + " |"
     lines = [head, "|---|" + "---|" * len(runs)]
     for k in diff:
         lines.append(f"| {k} | " + " | ".join(_cell(flat[r.name].get(k, "(absent)")) for r in runs) + " |")
@@ -97,7 +117,7 @@ def alerts_section(runs: Sequence[ReportRun]) -> list[str]:
         return ["No health rule fired (judged by the same rules as `nsa status`)."]
     lines = ["| run | rule | severity | since step | message |", "|---|---|---|---|---|"]
     for name, a in rows:
-        lines.append(f"| {_cell(name)} | {a.rule} | {a.severity} | {_f(a.since_step)} | {_cell(a.message)} |")
+        lines.append(f"| {_name(name)} | {a.rule} | {a.severity} | {_f(a.since_step)} | {_cell(a.message)} |")
     return lines
 
 
@@ -105,17 +125,17 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
     lines = []
     for r in runs:
         if not r.checkpoints:
-            lines.append(f"- **{r.name}**: no checkpoints")
+            lines.append(f"- **{_name(r.name)}**: no checkpoints")
             continue
-        lines.append(f"- **{r.name}** (`{r.where.rstrip('/')}/{schema.CHECKPOINT_DIR}`):")
+        lines.append(f"- **{_name(r.name)}** ({_code(r.where.rstrip('/') + '/' + schema.CHECKPOINT_DIR)}):")
         for c in r.checkpoints:
             marks = f" ← {', '.join(c.pointers)}" if c.pointers else ""
-            lines.append(f"  - `{c.name}` {human_bytes(c.size)}{marks}")
+            lines.append(f"  - {_code(c.name)} {human_bytes(c.size)}{marks}")
     return lines
 
 
 def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) -> str:
-    title = ", ".join(r.name for r in runs)
+    title = ", ".join(_name(r.name) for r in runs)
     out = [f"# Report: {title}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `nsa report`.", ""]
     out += ["## Runs", "", *runs_table(runs), ""]
     out += ["## Charts", ""]

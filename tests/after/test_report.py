@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,17 @@ def test_a_resumed_run_still_going_is_not_reported_with_the_halted_attempts_summ
     w.progress(10)
     nums = final_numbers(load_report_run(w.path))
     assert nums["end_reason"] != "halt" and nums["tokens_seen"] != 1 and nums["final_val_loss"] != 9.0, nums
+
+
+def test_a_run_named_with_markdown_characters_is_text_in_the_report(tmp_path: Path) -> None:
+    """A directory may be named `a_b*c*`, with backticks or `<img ...>`: the report shows the name, it does not
+    format it (emphasis, a broken code span, raw HTML)."""
+    from nsa_tui.report.markdown import _code, _name
+
+    name = "a_b*c*`x`<img src=x>"
+    w = make_v1_run(tmp_path / name, steps=50, state="finished")
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    assert not re.search(r"(?<!\\)<img", md) and "*c*" not in md
+    assert _name(name) in md and md.count(_name(name)) >= 2  # the title and the runs table
+    assert _name(name) == "a\\_b\\*c\\*\\`x\\`\\<img src=x\\>"
+    assert _code("step_1.pt") == "`step_1.pt`" and _code("a`b") == "``a`b``" and _code("`x") == "`` `x ``"
