@@ -88,6 +88,9 @@ def test_a_run_launched_inside_tmux_is_judged_alive_from_anywhere(servers, runs_
     wait_for(lambda: any(r.get("kind") == "progress" for r in records(run_dir)), 90, "progress records")
     for env in ({**os.environ}, {**os.environ, "TMUX": inside}):  # a plain shell, and that pane
         verdict = json.loads(nsa("status", "in", "--json", env=env).stdout)
-        assert verdict["state"] == "running" and verdict["health"] == "ok", verdict
+        # alive from both: running, and no liveness alert (a tiny run's own training may raise a warning, e.g.
+        # grad_spike, which says nothing about where its tmux session is)
+        liveness = {"process_exited", "heartbeat_stale", "stuck_at_start"} & {a["rule"] for a in verdict["alerts"]}
+        assert verdict["state"] == "running" and not liveness, verdict
     halt = nsa("halt", "in", "--wait", "120", timeout=180)
     assert halt.returncode == 0 and "reason halt" in halt.stdout, halt.stdout + halt.stderr
