@@ -83,7 +83,8 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
     end = h.end_event
     if state not in ("finished", "halted", "crashed") or end is None:
         return None
-    mean, steps = h.summary.get("mean_toks_per_s"), h.summary.get("steps_completed")
+    s = h.attempt_summary
+    mean, steps = s.get("mean_toks_per_s"), s.get("steps_completed")
     if not isinstance(mean, int | float) or isinstance(mean, bool) or not math.isfinite(mean) or steps != end.step:
         return None
     return float(mean)

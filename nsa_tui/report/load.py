@@ -39,16 +39,8 @@ class ReportRun:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """summary.json when it is the current attempt's: written at that attempt's end (a resumed attempt still
-        running, or killed before writing its own, would otherwise show the previous attempt's numbers as the
-        run's). Other formats' summaries as they are."""
-        h, s = self.history, self.history.summary
-        if not s or h.format != schema.FORMAT_NAME:
-            return s
-        end, steps = h.end_event, s.get("steps_completed")
-        if end is None or (isinstance(steps, int) and end.step is not None and steps != end.step):
-            return {}
-        return s
+        """The current attempt's summary.json (an earlier attempt's numbers are not the run's)."""
+        return self.history.attempt_summary
 
 
 def full_bundle(run_dir: Path) -> RunBundle:

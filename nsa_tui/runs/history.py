@@ -501,6 +501,19 @@ class RunHistory:
         return end
 
     @property
+    def attempt_summary(self) -> dict[str, Any]:
+        """summary.json when it is the current attempt's: written at that attempt's end, with the steps its end
+        record says (one left by an earlier attempt, while a resume runs or after it was killed before writing
+        its own, is not: {}). Other formats' summaries as they are."""
+        s = self.summary
+        if not s or self.format != FORMAT_V1:
+            return s
+        end, steps = self.end_event, s.get("steps_completed")
+        if end is None or (isinstance(steps, int) and end.step is not None and steps != end.step):
+            return {}
+        return s
+
+    @property
     def start_warnings(self) -> list[str]:
         """What the current attempt warned about as it started (its phase records' ``warnings``: config traps
         such as bf16 on a CPU, a stale .HALT removed, a resume that moves the lr), once each, rank 0's only."""
