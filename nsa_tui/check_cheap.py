@@ -130,10 +130,11 @@ def check_data_path(cfg: Config) -> CheckRow:
         return CheckRow("data path", PASS, f"hf dataset {d.hf_name} (reachability is checked by the first batch)")
     assert d.path is not None  # the schema requires it for source=local
     from nsa_train.data.errors import DataError
-    from nsa_train.data.sources import resolve_local_files  # the trainer's own resolution (no torch)
+    from nsa_train.data.sources import local_text_field, resolve_local_files  # the trainer's own rules (no torch)
 
     try:
         builder, files = resolve_local_files(d.path)
+        local_text_field(builder, d.text_field, d.path)
     except DataError as e:
         return CheckRow("data path", FAIL, str(e))
     problem = None if builder == "text" else _first_record_problem(files[0], d.text_field)

@@ -43,6 +43,7 @@ def pinned_values(cfg: Config) -> dict[str, tuple[str, object, str]]:
         "data.tokenizer": (DATA, d.tokenizer, d.tokenizer),  # and, through a null vocab_size, the weights
         # data.path, hf_name, hf_config and hf_split count as the source they name
         "data.source": (DATA, d.source_description, repr(d.source_description)),
+        "data.text_field": (DATA, d.text_field, repr(d.text_field)),  # the column a document's text comes from
         "data.seed": (DATA, d.seed, str(d.seed)),
         "data.val_docs": (DATA, d.val_docs, str(d.val_docs)),
         "train.seq_len": (DATA, cfg.train.seq_len, str(cfg.train.seq_len)),

@@ -144,6 +144,21 @@ class DataConfig:
             "data.path",
             f"is read only with data.source=local (it is {self.source!r}): set data.source=local, or drop data.path",
         )
+        # likewise the hub's keys and the text column: set away from their defaults where nothing reads them, they
+        # would leave the run on other data than the config says (a full config.yaml keeps their defaults: fine)
+        if self.source != "hf":
+            for k in ("hf_name", "hf_config", "hf_split"):
+                _check(
+                    getattr(self, k) == DATA_DEFAULTS[k],
+                    f"data.{k}",
+                    f"is read only with data.source=hf (it is {self.source!r}): set data.source=hf, or drop data.{k}",
+                )
+        _check(bool(self.text_field), "data.text_field", "must name a column")
+        _check(
+            self.source != "embedded" or self.text_field == DATA_DEFAULTS["text_field"],
+            "data.text_field",
+            "is not read from the embedded corpus (plain text): drop it, or use data.source=local|hf",
+        )
         _check(self.val_docs >= 1, "data.val_docs", "must be >= 1")
         _check(self.prefetch >= 1, "data.prefetch", "must be >= 1")
         _check(self.first_batch_timeout_s > 0, "data.first_batch_timeout_s", "must be positive")
@@ -157,6 +172,10 @@ class DataConfig:
             return f"local files {self.path}"
         subset = f" ({self.hf_config})" if self.hf_config else ""
         return f"hf dataset {self.hf_name}{subset} split {self.hf_split}"
+
+
+DATA_DEFAULTS = {"hf_name": DataConfig.hf_name, "hf_config": DataConfig.hf_config, "hf_split": DataConfig.hf_split,
+                 "text_field": DataConfig.text_field}  # fmt: skip
 
 
 @dataclass

@@ -80,6 +80,19 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     return builders.pop(), files
 
 
+def local_text_field(builder: str, text_field: str, path: str) -> str:
+    """The column a local source's documents come from: .txt files have one ('text', a paragraph per document),
+    so another data.text_field there is a mistake, not a preference to drop silently."""
+    if builder != "text":
+        return text_field
+    if text_field != "text":
+        raise DataError(
+            f"data.text_field {text_field!r} is not read from the .txt files of data.path {path!r} (each paragraph "
+            "is a document): drop it, or give .jsonl/.parquet files"
+        )
+    return "text"
+
+
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
@@ -99,7 +112,8 @@ def hub_hint(e: BaseException, environ: Mapping[str, str] = os.environ) -> str:
 def check_source(cfg: Any) -> None:
     """Cheap checks that can fail before any thread starts (missing paths)."""
     if cfg.data.source == "local":
-        resolve_local_files(cfg.data.path)
+        builder, _ = resolve_local_files(cfg.data.path)
+        local_text_field(builder, cfg.data.text_field, cfg.data.path)
 
 
 def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
@@ -116,7 +130,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             ds = datasets.load_dataset(builder, data_files=files, split="train", **kwargs)
         except Exception as e:  # pyarrow/json parse errors: name the files, keep the reason
             raise DataError(f"cannot read {d.source_description}: {type(e).__name__}: {_one_line(e)}") from e
-        field = "text" if builder == "text" else d.text_field  # the text loader always names its column 'text'
+        field = local_text_field(builder, d.text_field, d.path)
         if field not in ds.column_names:
             raise DataError(
                 f"data.text_field {field!r} is not a column of {d.source_description} (columns: {ds.column_names})"

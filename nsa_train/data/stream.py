@@ -89,6 +89,7 @@ class TrainStream:
         return {
             "version": STATE_VERSION,
             "source": self.description,
+            "text_field": self._cfg.data.text_field,
             "tokenizer": self._tok.name,
             "seq_len": self._seq_len,
             "seed": self._cfg.data.seed,
@@ -107,7 +108,9 @@ class TrainStream:
         mine = self.state_dict()
         if state.get("version") != STATE_VERSION:
             raise DataError(f"saved data position has version {state.get('version')!r}, expected {STATE_VERSION}")
-        for key in ("source", "tokenizer", "seq_len", "seed", "val_docs", "rank", "world_size"):
+        for key in ("source", "text_field", "tokenizer", "seq_len", "seed", "val_docs", "rank", "world_size"):
+            if key == "text_field" and key not in state:
+                continue  # saved before the field was recorded: the source's name is all there is to compare
             if state.get(key) != mine[key]:
                 raise DataError(
                     f"saved data position was for {key}={state.get(key)!r}, this run has {mine[key]!r}: "

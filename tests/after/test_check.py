@@ -78,6 +78,12 @@ def test_local_data_without_the_text_field_fails_before_launch(tmp_path: Path) -
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     assert "is not JSON" in _data_row(tmp_path, bad).reason
+
+    # .txt files have no columns: a text_field there would be read by nothing
+    (tmp_path / "notes.txt").write_text("One paragraph.\n\nAnother.\n")
+    assert _data_row(tmp_path, tmp_path / "notes.txt").status == "pass"
+    row = _data_row(tmp_path, tmp_path / "notes.txt", "data.text_field=content")
+    assert row.status == "fail" and "data.text_field 'content' is not read from the .txt files" in row.reason
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     (mixed / "a.txt").write_text("x")

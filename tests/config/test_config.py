@@ -166,6 +166,10 @@ def test_every_field_has_a_docstring():
         ("model.norm_eps=0", "model.norm_eps"),
         ("monitor.stale_s=0", "monitor.stale_s"),
         ("data.path=/tmp/mydata", "data.path"),  # read only with data.source=local: never silently unused
+        ("data.hf_name=other/set", "data.hf_name"),  # read only with data.source=hf
+        ("data.hf_config=null", "data.hf_config"),
+        ("data.hf_split=validation", "data.hf_split"),
+        ("data.text_field=body", "data.text_field"),  # the embedded corpus has no columns
     ],
 )
 def test_values_the_trainer_cannot_use_are_refused_by_key(override, key):
@@ -173,6 +177,18 @@ def test_values_the_trainer_cannot_use_are_refused_by_key(override, key):
     run that trained on something else than written without a word."""
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(None, [override])
+
+
+def test_source_keys_at_their_defaults_or_where_read_are_fine():
+    """A full config.yaml (every key, the hub's at their defaults) loads whatever the source; set keys load where
+    their source reads them."""
+    load_config(None, ["data.hf_name=HuggingFaceFW/fineweb-edu", "data.hf_config=sample-10BT", "data.text_field=text"])
+    hub = load_config(None, ["data.source=hf", "data.hf_name=me/set", "data.hf_config=null", "data.text_field=body"])
+    assert (hub.data.hf_name, hub.data.hf_config, hub.data.text_field) == ("me/set", None, "body")
+    local = load_config(None, ["data.source=local", "data.path=x.jsonl", "data.text_field=body"])
+    assert local.data.text_field == "body"
+    with pytest.raises(ConfigError, match=r"data\.text_field: must name a column"):
+        load_config(None, ["data.source=hf", "data.text_field="])
 
 
 def test_null_where_null_means_the_default():

@@ -42,8 +42,8 @@ def test_values_count_as_the_model_resolves_them() -> None:
 
 
 def test_a_source_counts_by_what_it_reads() -> None:
-    assert conflicts("data.hf_name=other/set") == []  # the embedded corpus ignores it
     hf = ("data.source=hf",)
+    assert conflicts("data.source=hf", "data.text_field=body", saved=hf) == [("data.text_field", "'text' -> 'body'")]
     assert conflicts("data.source=hf", saved=hf) == []
     assert conflicts("data.source=hf", "data.hf_split=validation", saved=hf) == [
         ("data.source", "'hf dataset HuggingFaceFW/fineweb-edu (sample-10BT) split train' -> "

@@ -59,6 +59,13 @@ def test_parquet_file_and_glob(parquet_dir, make_cfg) -> None:
     assert "<doc 00" in _stream_text(single, 2)
 
 
+def test_a_text_field_for_txt_files_is_an_error_before_the_thread(tmp_path: Path, make_cfg) -> None:
+    (tmp_path / "a.txt").write_text("One paragraph.\n\nAnother one.\n")
+    cfg = make_cfg(source="local", path=str(tmp_path / "a.txt"), text_field="body")
+    with pytest.raises(DataError, match=r"data.text_field 'body' is not read from the .txt files"):
+        TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
+
+
 def test_missing_path_is_named_at_construction(tmp_path: Path, make_cfg) -> None:
     cfg = make_cfg(source="local", path=str(tmp_path / "nope.jsonl"))
     with pytest.raises(DataError, match=r"data.path '.*nope.jsonl' does not exist"):

@@ -146,6 +146,18 @@ def test_resume_with_another_world_size_is_refused(make_cfg) -> None:
         TrainStream(cfg, tok, 0, 1, 4).load_state_dict(state)
 
 
+def test_another_text_column_is_refused_and_a_position_saved_without_one_is_not(jsonl_corpus, make_cfg) -> None:
+    path, _ = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="body", val_docs=4)
+    tok = build_tokenizer(cfg.data)
+    state = TrainStream(cfg, tok, 0, 1, 4).state_dict()
+    other = make_cfg(source="local", path=str(path), text_field="title", val_docs=4)
+    with pytest.raises(DataError, match="text_field='body', this run has 'title'"):
+        TrainStream(other, tok, 0, 1, 4).load_state_dict(state)
+    del state["text_field"]  # a checkpoint from before the field was recorded
+    TrainStream(cfg, tok, 0, 1, 4).load_state_dict(state)
+
+
 def test_thread_errors_surface_in_next(jsonl_corpus, make_cfg) -> None:
     path, _ = jsonl_corpus
     cfg = make_cfg(source="local", path=str(path), text_field="content")

@@ -130,6 +130,11 @@ def test_a_data_key_is_pinned_exactly_when_the_data_position_cannot_continue(
         with pytest.raises(ConfigError, match="data.path"):
             load_config(None, [*BASE, *base, f"{key}={value}"])
         return
+    if (key.startswith("data.hf_") and source != "hf") or (key == "data.text_field" and source == "embedded"):
+        # nothing would read it: a config error, not a value a resume could change
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(None, [*BASE, *base, f"{key}={value}"])
+        return
     changed = load_config(None, [*BASE, *base, f"{key}={value}"])
     refused = _data_position_refused(saved, changed)
     assert bool(resume_conflicts(saved, changed)) == refused, (key, refused)
