@@ -22,7 +22,7 @@ class FrameError(Exception):
 @dataclass(frozen=True)
 class Frame:
     # "D" appended bytes, "R" a log file (re)starting at offset, "M" mtime, "W" whole file, "F" present,
-    # "E" end of round, "N" no run dir
+    # "E" end of round, "N" no run dir, "X" no temp file could be written (name: its path on the host)
     kind: str
     name: str = ""
     inode: int = 0
@@ -87,8 +87,8 @@ class FrameParser:
                 return Frame("M", name=name, inode=_nat(ino), mtime=_nat(mt))
             if kind == "N" and not rest:
                 return Frame("N")
-            if kind == "F" and rest:
-                return Frame("F", name=rest)
+            if kind in ("F", "X") and rest:
+                return Frame(kind, name=rest)
             if kind in ("D", "R"):
                 ino, off, n, edge_len, edge_sum, name = rest.split(" ", 5)
                 self._header = (kind, name, _nat(ino), _nat(off), _nat(n), (_nat(edge_len), _nat(edge_sum)))

@@ -60,6 +60,10 @@ class RemoteRunSource:
         self.rounds = 0
         self.dir_missing = False  # the last complete round found no run directory
         self._round_missing = False
+        # the host's temp file that could not be written in the last round ("" when it could): that round read
+        # nothing, which says nothing about the files (not deleted, not idle)
+        self.tmp_blocked = ""
+        self._round_blocked = ""
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
         # by its clock offset: whole seconds, or within a minute/a round where the remote has only POSIX ls
         self.mtimes: dict[str, float] = {}
@@ -92,13 +96,18 @@ class RemoteRunSource:
 
     def describe(self) -> str:
         if self.connected:
+            if self.tmp_blocked:
+                return (
+                    f"ssh {self.host}: cannot write a temporary file there ({self.tmp_blocked}): is its /tmp full "
+                    "or read-only? Nothing new is read until it can be"
+                )
             return f"ssh {self.host}" + (" (run directory not there)" if self.dir_missing else "")
         since = self.disconnected_since or self._clock()
         what = f"disconnected since {time.strftime('%H:%M:%S', time.localtime(since))}"
         return f"ssh {self.host}: {what}" + (f" — {self.last_error}" if self.last_error else "")
 
     def trouble(self) -> str:
-        return "" if self.connected else self.describe()
+        return "" if self.connected and not self.tmp_blocked else self.describe()
 
     def close(self) -> None:
         self._stop.set()
@@ -183,6 +192,11 @@ class RemoteRunSource:
 
     def _on_round(self, remote_now: int) -> None:
         self.rounds += 1
+        self.tmp_blocked, self._round_blocked = self._round_blocked, ""
+        if self.tmp_blocked:  # nothing was looked at: keep what is known (files, mtimes) as it was
+            self._round_mtimes, self._whole_present = {}, set()
+            self._wake.set()
+            return
         # a round says "N" when the directory is not there; one without it (even an empty directory) had it
         self.dir_missing, self._round_missing = self._round_missing, False
         if remote_now:
@@ -205,6 +219,9 @@ class RemoteRunSource:
     def _on_frame(self, fr: Frame) -> None:
         if fr.kind == "N":
             self._round_missing = True
+            return
+        if fr.kind == "X":
+            self._round_blocked = fr.name
             return
         if fr.kind == "F":
             self._whole_present.add(fr.name)

@@ -20,6 +20,8 @@ SCRIPT = r"""
 #   F <name>\n                                 a whole file present this round
 #   E <round> <now>\n                          end of round (also our keepalive), remote clock
 #   N\n                                        run directory not there (yet)
+#   X <path>\n                                 no temp file could be written at <path> (a full or read-only
+#                                              /tmp): nothing was read this round; E follows as ever
 # Before the first frame, the line @@nsa-watch@@ (frames.START): what the login shell printed before it is
 # not ours. Symlinked files are followed (ls -L, stat -L; perl's stat does), as the local watch reads them.
 # The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes
@@ -101,20 +103,31 @@ while :; do
     set -- *.jsonl *.csv *.log run.json launch.json summary.json exit_status config.yaml .HALT .anomaly_type \
       stackdump_*.txt
     # Redirects, not pipes: the loops must run in this shell so the state they set persists.
-    ls -Llin -- "$@" > "$lst" 2>/dev/null
-    case $mtool in
-      stat) stat -L -c '%i %Y %s %Z' -- "$@" > "$mts" 2>/dev/null ;;
-      perl) perl -e 'for (@ARGV) { my @s = stat $_ or next; print "$s[1] $s[9] $s[7] $s[10]\n" }' -- "$@" \
-              > "$mts" 2>/dev/null ;;
-      *) ls_mtimes > "$mts" 2>/dev/null ;;
-    esac
+    # The listing ends with a line of ours: a listing cut short (a full disk) is not taken for files gone.
+    ok=0
+    if { printf x > "$tmp"; } 2>/dev/null; then
+      { ls -Llin -- "$@" 2>/dev/null; echo .nsa-end; } > "$lst" 2>/dev/null
+      [ "$(tail -n 1 "$lst" 2>/dev/null)" = .nsa-end ] && ok=1
+    fi
+    ltab=$lst mtab=$mts
+    if [ "$ok" = 0 ]; then
+      printf 'X %s\n' "$tmp"
+      ltab=/dev/null mtab=/dev/null  # what the files hold now may be an older round's
+    else
+      case $mtool in
+        stat) stat -L -c '%i %Y %s %Z' -- "$@" > "$mts" 2>/dev/null ;;
+        perl) perl -e 'for (@ARGV) { my @s = stat $_ or next; print "$s[1] $s[9] $s[7] $s[10]\n" }' -- "$@" \
+                > "$mts" 2>/dev/null ;;
+        *) ls_mtimes > "$mts" 2>/dev/null ;;
+      esac
+    fi
     while read -r ino mt sz ct; do
       case $ino$mt in ''|*[!0-9]*) continue ;; esac
       eval "t_$ino=$mt g_$ino= q_$ino=0"
       case $sz$ct in ''|*[!0-9]*) continue ;; esac
       eval "g_$ino=$sz.$mt.$ct"
       [ "$now" -gt 0 ] && [ "$mt" -lt "$((now - 1))" ] && [ "$ct" -lt "$((now - 1))" ] && eval "q_$ino=1"
-    done < "$mts"
+    done < "$mtab"
     seen=" "
     while read -r ino mode links uid gid size mon day tim name; do
       case $mode in -*) ;; *) continue ;; esac
@@ -191,7 +204,7 @@ while :; do
         eval "m_$ino=$mt"
       fi
       printf 'M %s %s %s\n' "$ino" "$mt" "$name"
-    done < "$lst"
+    done < "$ltab"
   else
     printf 'N\n'
   fi

@@ -201,6 +201,43 @@ def test_list_runs_in_sh(tmp_path):
     assert out.stdout.splitlines() == ["a", "c", "linked", "b"]  # a tie (the same run): by name, as sort -r has it
 
 
+def test_watch_over_a_host_whose_tmp_cannot_be_written_says_so_and_recovers(tmp_path, monkeypatch):
+    """`nsa watch --host` keeps its listing and copies in a temp file on the host: with /tmp full or read-only
+    the rounds came back empty, so the run's whole files read as deleted and the log as idle, without a word."""
+    later = tmp_path / "later"  # not there yet: no file can be written in it
+    broken = _script(tmp_path / "broken" / "mktemp", f'echo "{later}/nsa.tmp"\n').parent
+    monkeypatch.setenv("NSA_SSH_COMMAND", _fake_ssh(tmp_path, f'PATH="{broken}:$PATH"'))
+    run = tmp_path / "r"
+    make_v1_run(run, steps=30)
+    src = RemoteRunSource("gpu", str(run), interval=0.2)
+    try:
+        got = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and src.rounds < 3:
+            got += src.read()
+            src.wait(0.2)
+        assert src.rounds >= 3 and src.connected
+        assert got == [] and src.mtimes == {}  # nothing read, nothing taken for deleted
+        assert f"cannot write a temporary file there ({later}/nsa.tmp)" in src.trouble()
+        assert "/tmp full or read-only" in src.describe()
+        later.mkdir()  # space again
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(u.name == "heartbeat_rank0.jsonl" and u.lines for u in got):
+            got += src.read()
+            src.wait(0.2)
+        assert any(u.name == "heartbeat_rank0.jsonl" and u.lines for u in got) and src.trouble() == ""
+        assert any(u.name == "run.json" and u.content for u in got)
+        shutil.rmtree(later)  # and gone again mid-watch: the files known stay known
+        rounds, got = src.rounds, []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (src.rounds < rounds + 3 or not src.tmp_blocked):
+            got += src.read()
+            src.wait(0.2)
+        assert src.tmp_blocked and not any(u.deleted for u in got) and "heartbeat_rank0.jsonl" in src.mtimes
+    finally:
+        src.close()
+
+
 # ---------------------------------------------------------------- 4: a chatty login shell, CDPATH
 GREETING = 'echo "Welcome to host"; echo "  last login: yesterday"; export CDPATH=".:/tmp"'
 
