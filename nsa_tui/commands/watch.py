@@ -28,12 +28,17 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
         except SSHError as e:  # exit 3, as status, runs and report say it
             raise UserError(str(e), UNREACHABLE_EXIT) from None
         paths = locate_remote_runs(host, runs, remote_dir)
-        return [RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval)) for p in paths]
+        return [
+            RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval), check_liveness=True)
+            for p in paths
+        ]
     from nsa_tui.rundir import resolve_run
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
-    return [RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_tmux=True) for d in dirs]
+    return [
+        RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_liveness=True) for d in dirs
+    ]
 
 
 def check_watch_options(host: str | None, poll: bool, interval: float | None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.remote.checkout import PRELUDE
+from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
 from nsa_tui.rundir import RUN_MARKERS
 
 KIB = 1024
@@ -76,6 +77,9 @@ class RunBundle:
     tmux_sessions: list[str] | None = None  # None: unknown (no tmux, or not asked)
     host: str | None = None
     real_path: str | None = None  # over SSH: the directory's physical absolute path there, when known
+    # over SSH: the host's name (uname -n, as run.json's "host") and its live pids, when it has /proc
+    pid_host: str | None = None
+    live_pids: frozenset[int] | None = None
 
     def text(self, name: str) -> str | None:
         w = self.files.get(name)
@@ -133,6 +137,7 @@ FRAME = b"\n@@nsa@@ "
 # shrinks meanwhile is made up with newlines, empty lines to every reader).
 REMOTE_SCRIPT = (
     PRELUDE
+    + LIVENESS_SH
     + r"""
 sock=$1; prefer_nsa=$2; dir=$3; shift 3
 unset TMUX TMUX_PANE  # the servers launch.json names, never the one a login shell may sit in (nsa_tui.launch.tmux)
@@ -154,6 +159,8 @@ missing() {
   say missing "$1" "$body"
 }
 frame now 0 "$(date +%s)"
+# for the runs started without `nsa launch`: is a rank's pid still there (looked up on our side)
+if p_=$(live_pids); then say procs "$(uname -n 2>/dev/null)" "$p_"; fi
 if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
 listed=$sock
 if command -v tmux >/dev/null 2>&1; then
@@ -295,6 +302,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     no_dir: str | None = None
     now: float | None = None
     sessions: list[str] | None = None
+    pid_host: str | None = None
+    live_pids: frozenset[int] | None = None
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
     complete = False
@@ -316,6 +325,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                 now = float(rest)
             except ValueError:
                 now = None
+        elif kind == "procs":
+            pid_host, live_pids = rest, parse_pids(body)
         elif kind == "tmux":
             sessions = [s for s in body.decode("utf-8", errors="replace").splitlines() if s]
         elif kind == "missing":
@@ -331,6 +342,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             current.real_path = body.decode("utf-8", errors="replace") or None
             current.now = now or time.time()
             current.tmux_sessions = sessions
+            current.pid_host, current.live_pids = pid_host, live_pids
             out.append(current)
         elif kind == "end":
             complete = True

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,8 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
             lines.insert(0, w.head)
         # a final line without newline in a file that stopped growing is complete (a crash mid-write is not)
         h.feed(name, lines)
+    if h.process_alive is None and bundle.live_pids is not None:  # over ssh, a run started without nsa launch
+        h.process_alive = pids_alive_on(h, bundle.pid_host, bundle.live_pids.__contains__)
     return h
 
 
@@ -167,13 +170,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def local_pids_alive(h: RunHistory) -> bool | None:
-    """For a run of this machine (run.json's host): is any rank's pid still there? None when the run is
-    another machine's or no record named a pid."""
-    if h.run_info.get("host") != socket.gethostname():
+def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool]) -> bool | None:
+    """For a run of ``host`` (run.json's host): is any rank's pid still there, as ``alive`` says? None when the
+    run is another machine's or no record named a pid."""
+    if not host or h.run_info.get("host") != host:
         return None
     pids = [r.pid for r in h.ranks.values() if r.pid]
-    return any(_pid_alive(p) for p in pids) if pids else None
+    return any(alive(p) for p in pids) if pids else None
+
+
+def local_pids_alive(h: RunHistory) -> bool | None:
+    """For a run of this machine: is any rank's pid still there?"""
+    return pids_alive_on(h, socket.gethostname(), _pid_alive)
 
 
 def check_local_pids(h: RunHistory) -> None:

@@ -22,7 +22,8 @@ class FrameError(Exception):
 @dataclass(frozen=True)
 class Frame:
     # "D" appended bytes, "R" a log file (re)starting at offset, "M" mtime, "W" whole file, "F" present,
-    # "E" end of round, "N" no run dir, "X" no temp file could be written (name: its path on the host)
+    # "E" end of round, "N" no run dir, "X" no temp file could be written (name: its path on the host),
+    # "T" the run's tmux sessions (data: a name a line), "P" the host's live pids (name: the host's name)
     kind: str
     name: str = ""
     inode: int = 0
@@ -92,6 +93,13 @@ class FrameParser:
             if kind in ("D", "R"):
                 ino, off, n, edge_len, edge_sum, name = rest.split(" ", 5)
                 self._header = (kind, name, _nat(ino), _nat(off), _nat(n), (_nat(edge_len), _nat(edge_sum)))
+                return None
+            if kind == "T":
+                self._header = ("T", "", 0, 0, _nat(rest), (0, 0))
+                return None
+            if kind == "P":
+                n, host = rest.split(" ", 1)
+                self._header = ("P", host, 0, 0, _nat(n), (0, 0))
                 return None
             if kind == "W":
                 ino, n, name = rest.split(" ", 2)

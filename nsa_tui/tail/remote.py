@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 
+from nsa_tui.remote.liveness import parse_pids
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
@@ -21,6 +22,7 @@ from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT
 from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
 
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
+LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is there (tmux session, pids)
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -64,6 +66,12 @@ class RemoteRunSource:
         # nothing, which says nothing about the files (not deleted, not idle)
         self.tmp_blocked = ""
         self._round_blocked = ""
+        # the run's process, as the host last said (None: not said, or not connected): the sessions of the tmux
+        # server its launch.json names, and (host name, live pids) for a run started some other way
+        self.tmux_sessions: list[str] | None = None
+        self.live_pids: tuple[str, frozenset[int]] | None = None
+        self._round_tmux: list[str] | None = None
+        self._round_pids: tuple[str, frozenset[int]] | None = None
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
         # by its clock offset: whole seconds, or within a minute/a round where the remote has only POSIX ls
         self.mtimes: dict[str, float] = {}
@@ -122,7 +130,15 @@ class RemoteRunSource:
 
     def _command(self) -> str:
         resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in self._files.values() if st.inode]
-        args = [self.run_dir, f"{self.interval:g}", str(MAX_CHUNK), str(HEARTBEAT_WINDOW), self.mtime_tool, *resume]
+        args = [
+            self.run_dir,
+            f"{self.interval:g}",
+            str(MAX_CHUNK),
+            str(HEARTBEAT_WINDOW),
+            self.mtime_tool,
+            str(LIVENESS_EVERY_S),
+            *resume,
+        ]
         return remote_script(SCRIPT, args)
 
     def _run(self) -> None:
@@ -179,6 +195,8 @@ class RemoteRunSource:
             if self.connected or self.disconnected_since is None:
                 self.disconnected_since = self._clock()
             self.connected = False
+            self.tmux_sessions = self.live_pids = None  # unknown until the host says again
+            self._round_tmux = self._round_pids = None
             if err.strip() and not self._restart.is_set() and not self._stop.is_set():
                 self.last_error = describe_ssh_failure(self.host, err)
             self._wake.set()
@@ -193,6 +211,10 @@ class RemoteRunSource:
     def _on_round(self, remote_now: int) -> None:
         self.rounds += 1
         self.tmp_blocked, self._round_blocked = self._round_blocked, ""
+        if self._round_tmux is not None:
+            self.tmux_sessions, self._round_tmux = self._round_tmux, None
+        if self._round_pids is not None:
+            self.live_pids, self._round_pids = self._round_pids, None
         if self.tmp_blocked:  # nothing was looked at: keep what is known (files, mtimes) as it was
             self._round_mtimes, self._whole_present = {}, set()
             self._wake.set()
@@ -222,6 +244,12 @@ class RemoteRunSource:
             return
         if fr.kind == "X":
             self._round_blocked = fr.name
+            return
+        if fr.kind == "T":
+            self._round_tmux = [s for s in fr.data.decode("utf-8", errors="replace").splitlines() if s]
+            return
+        if fr.kind == "P":
+            self._round_pids = (fr.name, parse_pids(fr.data))
             return
         if fr.kind == "F":
             self._whole_present.add(fr.name)

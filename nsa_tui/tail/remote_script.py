@@ -3,13 +3,18 @@
 Kept as a Python string (not a .sh file) so it ships with the package without package-data.
 """
 
+from nsa_tui.remote.liveness import LIVENESS_SH
+
 # Tools that pick the mtime source (arg 5): "auto" probes in this order.
 MTIME_TOOLS = ("stat", "perl", "ls")
 
-SCRIPT = r"""
+SCRIPT = (
+    LIVENESS_SH
+    + r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
-# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL [INODE:OFFSET:EDGELEN:EDGESUM ...]
-# (the resume list is what was consumed locally; MTIME_TOOL is auto, stat, perl or ls).
+# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL LIVE_S [INODE:OFFSET:EDGELEN:EDGESUM ...]
+# (the resume list is what was consumed locally; MTIME_TOOL is auto, stat, perl or ls; LIVE_S the seconds
+# between liveness reports).
 # A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end.
 # Output, repeated every INTERVAL_S, one frame per changed file:
 #   D <inode> <offset> <len> <edgelen> <edgesum> <name>\n<len raw bytes>   bytes appended at offset
@@ -22,6 +27,10 @@ SCRIPT = r"""
 #   N\n                                        run directory not there (yet)
 #   X <path>\n                                 no temp file could be written at <path> (a full or read-only
 #                                              /tmp): nothing was read this round; E follows as ever
+#   T <len>\n<len bytes>                       the sessions of the tmux server launch.json names, a line each
+#                                              (every LIVE_S; only with a launch.json and tmux)
+#   P <len> <host>\n<len bytes>                the host's name (uname -n) and live pids (every LIVE_S; only
+#                                              where /proc is): the local side looks up the ranks' pids
 # Before the first frame, the line @@nsa-watch@@ (frames.START): what the login shell printed before it is
 # not ours. Symlinked files are followed (ls -L, stat -L; perl's stat does), as the local watch reads them.
 # The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes
@@ -37,7 +46,7 @@ SCRIPT = r"""
 # in which both times were already over a second old cannot have been written since (any write
 # moves ctime to a later second), so it is neither copied nor checked: an idle file costs no
 # process. (As git's index does against "racily clean" files; a clock stepped back defeats it.)
-dir=$1; iv=$2; max=$3; win=$4; mtool=$5; shift 5
+dir=$1; iv=$2; max=$3; win=$4; mtool=$5; live=$6; shift 6
 for p in "$@"; do
   case $p in *[!0-9:]*|*:*:*:*:*) continue ;; *:*:*:*) ;; *) continue ;; esac
   case :$p: in *::*) continue ;; esac
@@ -47,6 +56,9 @@ for p in "$@"; do
 done
 export LC_ALL=C TZ=UTC0
 unset CDPATH  # a cd must print nothing
+unset TMUX TMUX_PANE  # the server launch.json names, never the one a login shell may sit in
+host_=$(uname -n 2>/dev/null)
+live_at=0
 printf '\n@@nsa-watch@@\n'
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-watch.$$")
 lst="$tmp.ls"
@@ -205,6 +217,12 @@ while :; do
       fi
       printf 'M %s %s %s\n' "$ino" "$mt" "$name"
     done < "$ltab"
+    # is the run's process there: every LIVE_S (every round when the clock is unknown)
+    if [ "$now" -eq 0 ] || [ "$((now - live_at))" -ge "$live" ]; then
+      live_at=$now
+      if t_=$(recorded_tmux .); then printf 'T %s\n%s' "$(printf '%s' "$t_" | wc -c | tr -d ' ')" "$t_"; fi
+      if p_=$(live_pids); then printf 'P %s %s\n%s' "$(printf '%s' "$p_" | wc -c | tr -d ' ')" "$host_" "$p_"; fi
+    fi
   else
     printf 'N\n'
   fi
@@ -213,3 +231,4 @@ while :; do
   [ "$more" = 1 ] || sleep "$iv"  # still catching up on a big file: no pause
 done
 """
+)

@@ -20,7 +20,13 @@ from nsa_train.telemetry import schema
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle
 from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
-from nsa_tui.runs.load import detect_format_from_bundle, fill_context, local_pids_alive, local_tmux_sessions
+from nsa_tui.runs.load import (
+    detect_format_from_bundle,
+    fill_context,
+    local_pids_alive,
+    local_tmux_sessions,
+    pids_alive_on,
+)
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.series import Series
@@ -31,6 +37,7 @@ LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
 LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
+_ASKED_HERE = object()  # a local source: liveness is asked on this machine
 DETECT_BYTES = 64 << 10
 # RunHistory keeps this many recent points (the rules' longest window); charts keep everything.
 HISTORY_POINTS = 20_000
@@ -171,13 +178,14 @@ class XYView:
 
 
 class RunModel:
-    def __init__(self, name: str, source: RunSource, *, where: str = "", check_tmux: bool = False) -> None:
+    def __init__(self, name: str, source: RunSource, *, where: str = "", check_liveness: bool = False) -> None:
         self.name = name
         self.where = where  # local path or host:path, for the header
         self.source = source
-        # local runs: is the `nsa launch` tmux session still there (without a launch.json: a rank's pid), as
-        # `nsa status` asks; a run killed without an end record is then `crashed`, not `running` until stale
-        self.check_tmux = check_tmux
+        # is the `nsa launch` tmux session still there (without a launch.json: a rank's pid), as `nsa status`
+        # asks; a run killed without an end record is then `crashed`, not `running` until stale. Locally we ask;
+        # over ssh the remote script says (RemoteRunSource.tmux_sessions, .live_pids)
+        self.check_liveness = check_liveness
         self.lock = threading.RLock()
         self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table = ChartTable()
@@ -355,14 +363,21 @@ class RunModel:
     def _refresh_liveness(self, now: float) -> bool:
         """Every TMUX_EVERY_S: the run's tmux session, or without a launch.json its ranks' pids; True when
         the answer changed."""
-        if not self.check_tmux or now - self._tmux_at < TMUX_EVERY_S:
+        if not self.check_liveness or now - self._tmux_at < TMUX_EVERY_S:
             return False
         self._tmux_at = now
+        said = getattr(self.source, "live_pids", _ASKED_HERE)  # over ssh: what the host last said
         if LAUNCH_JSON not in self._whole:
-            alive = local_pids_alive(self.history)
+            if said is _ASKED_HERE:
+                alive = local_pids_alive(self.history)
+            else:
+                alive = pids_alive_on(self.history, said[0], said[1].__contains__) if said else None
             changed, self._pids_alive = alive != self._pids_alive, alive
             return changed
-        sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
+        if said is _ASKED_HERE:
+            sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
+        else:
+            sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
         changed = sessions != self._tmux
         self._tmux = sessions
         return changed

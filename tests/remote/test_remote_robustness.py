@@ -221,12 +221,17 @@ def test_watch_over_a_host_whose_tmp_cannot_be_written_says_so_and_recovers(tmp_
         assert f"cannot write a temporary file there ({later}/nsa.tmp)" in src.trouble()
         assert "/tmp full or read-only" in src.describe()
         later.mkdir()  # space again
+
+        def read_again() -> bool:
+            return any(u.name == "heartbeat_rank0.jsonl" and u.lines for u in got) and any(
+                u.name == "run.json" and u.content for u in got
+            )
+
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not any(u.name == "heartbeat_rank0.jsonl" and u.lines for u in got):
+        while time.monotonic() < deadline and not read_again():
             got += src.read()
             src.wait(0.2)
-        assert any(u.name == "heartbeat_rank0.jsonl" and u.lines for u in got) and src.trouble() == ""
-        assert any(u.name == "run.json" and u.content for u in got)
+        assert read_again() and src.trouble() == ""
         shutil.rmtree(later)  # and gone again mid-watch: the files known stay known
         rounds, got = src.rounds, []
         deadline = time.monotonic() + 15

@@ -47,7 +47,7 @@ def model_verdict(m: RunModel, now: float):
 @pytest.mark.parametrize("alive", [True, False])
 def test_watch_judges_a_local_run_by_its_pid_as_status_does(tmp_path, alive):
     this_hosts_run(tmp_path / "r", os.getpid() if alive else a_dead_pid())
-    m = RunModel("r", LocalRunSource(tmp_path / "r", force_poll=True), where=str(tmp_path / "r"), check_tmux=True)
+    m = RunModel("r", LocalRunSource(tmp_path / "r", force_poll=True), where=str(tmp_path / "r"), check_liveness=True)
     try:
         m.pump(now=0.0)  # the first read
         m.pump(now=TMUX_EVERY_S + 1)  # the liveness check, with the ranks' pids now known
@@ -83,7 +83,7 @@ def test_an_unreadable_file_is_said_and_loses_no_other_lines(tmp_path, monkeypat
 
     monkeypatch.setattr(file_tailer.FileTailer, "poll", poll)
     src = LocalRunSource(run, force_poll=True)
-    m = RunModel("r", src, where=str(run), check_tmux=True)
+    m = RunModel("r", src, where=str(run), check_liveness=True)
     try:
         m.pump(now=0.0)
         assert m.history.steps[-1] == 100

@@ -1,0 +1,33 @@
+"""Is a run's process still there, asked on the host it runs on (POSIX sh, shared by the `--host` scripts).
+
+A run started by `nsa launch` is alive while its tmux session is (the server its launch.json names); one
+started some other way while any rank's pid (from its records) exists on the host run.json names. Over ssh
+the script lists the host's live pids (from /proc: Linux, busybox too) and our side looks the ranks' pids
+up, as nsa_tui.runs.load does for a local run with os.kill(pid, 0).
+"""
+
+from __future__ import annotations
+
+# live_pids: the host's process ids on one line, space-separated; returns 1 (prints nothing) without /proc.
+# recorded_tmux DIR: the sessions of the tmux server DIR/launch.json names (tmux_socket; null or no key: the
+# default server), one a line; returns 1 without launch.json or tmux. TMUX is unset by the scripts first.
+LIVENESS_SH = r"""
+live_pids() {
+  [ -r /proc/self/stat ] || return 1
+  ls /proc 2>/dev/null | grep '^[0-9][0-9]*$' | tr '\n' ' '
+}
+recorded_tmux() {
+  [ -f "$1/launch.json" ] && command -v tmux >/dev/null 2>&1 || return 1
+  s_=
+  grep -q '"tmux_socket" *: *null' "$1/launch.json" 2>/dev/null ||
+    s_=$(sed -n 's/.*"tmux_socket" *: *"\([A-Za-z0-9_.-]*\)".*/\1/p' "$1/launch.json" 2>/dev/null | head -n 1)
+  if [ -n "$s_" ]; then tmux -L "$s_" list-sessions -F '#{session_name}' 2>/dev/null
+  else tmux list-sessions -F '#{session_name}' 2>/dev/null; fi
+  return 0
+}
+"""
+
+
+def parse_pids(body: bytes) -> frozenset[int]:
+    """live_pids' output as a set (anything that is not a number is ignored)."""
+    return frozenset(int(p) for p in body.split() if p.isdigit())
