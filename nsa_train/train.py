@@ -208,6 +208,7 @@ class Trainer:
         self.stop = None
         self.dist_ready = False
         self.train_wall_s = 0.0
+        self.t_train: float | None = None  # perf_counter at the loop's start: a loop that raises has run too
         self.tokens_this_process = 0
         self.last_saved_step = -1
         self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
@@ -374,7 +375,7 @@ class Trainer:
         steps_in_window = 0
         t_window = time.perf_counter()
         paused_s = 0.0  # eval and checkpoint time inside the window: not the steps' (telemetry.md, toks_per_s)
-        t_train = time.perf_counter()
+        t_train = self.t_train = time.perf_counter()
         self.watchdog.beat(self.step)
         reason = schema.END_COMPLETED
         grad_norm = torch.zeros((), device=device)
@@ -677,6 +678,8 @@ class Trainer:
         self.watchdog.start()
 
     def _write_summary(self, reason: str) -> None:
+        if not self.train_wall_s and self.t_train is not None:  # the loop raised: its time until now
+            self.train_wall_s = time.perf_counter() - self.t_train
         summary = {
             "v": schema.SCHEMA_VERSION,
             "run": self.run_dir.resolve().name,

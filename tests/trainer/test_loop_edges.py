@@ -109,3 +109,26 @@ def test_the_wait_for_a_replaying_stream_is_reported_while_it_moves(tmp_path: Pa
     assert out[0] == "[data] 30s waiting for the first batch"
     replaying = "replaying the stream to the saved position, document 30,000 of 2,000,000"
     assert out[-1] == f"[data] 120s waiting for the first batch: {replaying}"
+
+
+def test_a_loop_that_raises_still_reports_its_training_time(tmp_path: Path) -> None:
+    """A rank whose loop raised (a peer's gloo error, a data error) wrote train_time_s 0.0 and mean_toks_per_s
+    null: the time was measured only when the loop returned."""
+    import time
+    from types import SimpleNamespace
+
+    from nsa_train.config import load_config
+    from nsa_train.train import Trainer
+
+    t = SimpleNamespace(
+        run_dir=tmp_path, cfg=load_config(None), step=11, tokens_seen=11 * 2048, tokens_this_process=11 * 2048,
+        last_val=None, best_val=None, best_step=None, t_boot=time.time() - 5.0, train_wall_s=0.0,
+        t_train=time.perf_counter() - 2.0,
+    )  # fmt: skip
+    Trainer._write_summary(t, schema.END_ERROR)  # type: ignore[arg-type]
+    s = json.loads((tmp_path / schema.SUMMARY_JSON).read_text())
+    assert s["train_time_s"] >= 2.0 and s["mean_toks_per_s"] == pytest.approx(11 * 2048 / s["train_time_s"])
+    t.t_train = None  # failed before the loop: no training time
+    t.train_wall_s = 0.0
+    Trainer._write_summary(t, schema.END_ERROR)  # type: ignore[arg-type]
+    assert json.loads((tmp_path / schema.SUMMARY_JSON).read_text())["mean_toks_per_s"] is None
