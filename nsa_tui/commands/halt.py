@@ -31,6 +31,7 @@ def halt_command(
 
 
 def halt_local(run: str, wait: float) -> None:
+    from nsa_train.telemetry.schema import LAUNCH_JSON
     from nsa_tui.launch.halt import CLEAN_REASONS, halt_run
     from nsa_tui.rundir import resolve_run
 
@@ -45,6 +46,8 @@ def halt_local(run: str, wait: float) -> None:
     print(f"checkpoint: {outcome.checkpoint if outcome.checkpoint else 'none found'}")
     if outcome.exit_status is not None:
         print(f"exit status: {outcome.exit_status}")
+    elif not (run_dir / LAUNCH_JSON).is_file():
+        print("exit status: none (only a run started by `nsa launch` has an exit_status file)")
     elif not outcome.already_ended:
         print("exit status: not yet written (torchrun is still shutting down)")
     if outcome.reason not in CLEAN_REASONS:

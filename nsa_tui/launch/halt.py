@@ -179,10 +179,11 @@ def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> b
 
 
 def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float) -> HaltOutcome:
-    # The end record comes before torchrun exits; give the wrapper time to record the status.
+    # The end record comes before torchrun exits; give the wrapper time to record the status. Only
+    # `nsa launch`'s wrapper writes one: a run started by hand has none to wait for.
     exit_deadline = min(time.monotonic() + EXIT_GRACE_S, max(deadline, time.monotonic() + 5))
     status = runstate.read_exit_status(run_dir)
-    while status is None and time.monotonic() < exit_deadline:
+    while status is None and time.monotonic() < exit_deadline and (run_dir / schema.LAUNCH_JSON).is_file():
         time.sleep(POLL_S)
         status = runstate.read_exit_status(run_dir)
     return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status)

@@ -161,3 +161,29 @@ def test_halt_asks_again_only_when_the_trainer_says_it_removed_a_stale_one(tmp_p
     stale = [{**phase, "warnings": ["removed a stale .HALT left in the run directory (it would have stopped...)"]}]
     assert halt._removed_as_stale(tmp_path, stale, now)
     assert not halt._removed_as_stale(tmp_path, stale, now + 2)
+
+
+def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
+    """Only `nsa launch`'s runner writes exit_status: for a run started by hand with torchrun the halt said
+    'not yet written (torchrun is still shutting down)', as if one would come."""
+    now = time.time()
+    run = _run(runs_dir, "byhand", [{"kind": "boot", "step": 0, "ts": now - 5}], None, launched=None)
+    (run / "run.json").write_text(json.dumps({"host": socket.gethostname()}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsa_tui", "halt", "byhand", "--wait", "20"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NSA_RUNS_DIR": str(runs_dir)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while not (run / ".HALT").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with open(run / "heartbeat_rank0.jsonl", "a") as fh:  # the trainer stops at its next step
+        fh.write(json.dumps({"v": 1, "rank": 0, "pid": 1, "kind": "end", "step": 7, "reason": "halt",
+                             "exit_status": None, "ts": time.time()}) + "\n")  # fmt: skip
+    t_end = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t_end < 5  # no wait for a status that never comes (it waited up to 20 s)
+    assert proc.returncode == 0, out + err
+    assert "stopped at step 7 (reason halt)" in out
+    assert "exit status: none (only a run started by `nsa launch` has an exit_status file)" in out
+    assert "not yet written" not in out
