@@ -119,9 +119,17 @@ def run(run_dir: Path) -> int:
     return code
 
 
+# What the trainer reads that nsa launch decides on its command line: `--config` is always given, so a CONFIG
+# left in the tmux server's environment by an earlier launch could only disagree with it (and fail the run).
+DECIDED_BY_COMMAND = ("CONFIG",)
+
+
 def trainer_base_env(environ: Mapping[str, str], recorded: dict[str, str]) -> dict[str, str]:
-    """``environ`` without the variables nsa would have recorded had the caller had them."""
-    return {k: v for k, v in environ.items() if k in recorded or not is_passthrough(k)}
+    """``environ`` without the variables nsa would have recorded had the caller had them, and without those its
+    command line decides."""
+    return {
+        k: v for k, v in environ.items() if k not in DECIDED_BY_COMMAND and (k in recorded or not is_passthrough(k))
+    }
 
 
 def trainer_errors(run_dir: Path, since: float, max_ranks: int = 4) -> list[str]:

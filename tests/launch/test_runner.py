@@ -64,13 +64,13 @@ def test_the_tmux_servers_variables_do_not_reach_a_later_run(tmp_path, tmux_sock
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setenv("NSA_PROBE", "from-the-server")
     monkeypatch.setenv("HF_TOKEN", "not-recorded-but-kept")
+    monkeypatch.setenv("CONFIG", "other.yaml")  # a later trainer's --config would disagree with it: an error
     tmux.new_session("nsa-first", ["sleep", "60"], tmp_path)  # starts the server with these
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    monkeypatch.delenv("NSA_PROBE")
-    monkeypatch.delenv("HF_TOKEN")
+    for name in ("CUDA_VISIBLE_DEVICES", "NSA_PROBE", "HF_TOKEN", "CONFIG"):
+        monkeypatch.delenv(name)
     code = (
         "import os; print('SEEN', [os.environ.get(k) for k in ('CUDA_VISIBLE_DEVICES', 'NSA_PROBE', 'HF_TOKEN',"
-        " 'NSA_X', 'HOME')])"
+        " 'NSA_X', 'CONFIG', 'HOME')])"
     )
     run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code], {"NSA_X": "recorded"})
     tmux.new_session("nsa-second", [sys.executable, "-P", "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
@@ -78,4 +78,4 @@ def test_the_tmux_servers_variables_do_not_reach_a_later_run(tmp_path, tmux_sock
     assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()
     seen = [ln for ln in (run_dir / "console.log").read_text().splitlines() if ln.startswith("SEEN")]
     home = subprocess.run(["sh", "-c", "echo $HOME"], capture_output=True, text=True).stdout.strip()
-    assert seen == [f"SEEN [None, None, 'not-recorded-but-kept', 'recorded', {home!r}]"]
+    assert seen == [f"SEEN [None, None, 'not-recorded-but-kept', 'recorded', None, {home!r}]"]
