@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nsa_tui.commands._options import USAGE_EXIT
+from nsa_tui.commands._options import USAGE_EXIT, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
 if TYPE_CHECKING:  # the launcher imports the config loader: only inside the command body
@@ -26,7 +26,11 @@ REMOTE_DIR_HELP = (
 
 def launch_command(
     config: Annotated[
-        str | None, typer.Option("--config", help="YAML config (default: configs/tiny-cpu.yaml).")
+        str | None,
+        typer.Option(
+            "--config",
+            help="YAML config (default: $CONFIG, else configs/tiny-cpu.yaml, or with --resume the run's config.yaml).",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name (default: config stem + timestamp).")] = None,
     run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")] = None,
@@ -62,6 +66,7 @@ def launch_command(
     )
     try:
         if host is not None:
+            check_remote_dir(host, remote_dir)  # an empty one is a usage mistake (exit 2), as in every command
             code, run = launch_remote(req, host, remote_dir, dry_run)
             if code != 0:
                 raise typer.Exit(code)

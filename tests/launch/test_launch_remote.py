@@ -118,7 +118,7 @@ def test_resume_without_a_name_over_host_is_the_local_error(runs_dir, tmux_socke
     assert res.returncode == 1
     assert "--resume needs the run to continue: --name NAME or --run-dir DIR" in _one_error_line(res)
     res = nsa("launch", "--host", "nowhere.invalid", "--name", "x", "--remote-dir", "")
-    assert res.returncode == 1 and "--remote-dir is empty" in _one_error_line(res)
+    assert res.returncode == 2 and "--remote-dir is empty" in _one_error_line(res)  # a usage mistake
 
 
 @pytest.mark.parametrize(

@@ -147,11 +147,13 @@ def test_check_runs_in_the_checkout_with_every_option(tmp_path, sshd_factory, mo
     assert res.exit_code == 127 and "nsa is not installed" in res.stderr
 
 
-@pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach", "check", "report"])
+@pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach", "check", "report", "launch"])
 def test_an_empty_remote_dir_is_an_error_not_the_login_directory(cmd, tmp_path):
     """`--remote-dir "$DIR"` with DIR unset: no command may take it as the login directory (no ssh needed to
     refuse it, so this host is never tried)."""
-    args = [cmd, "--host", "nowhere.invalid", "--remote-dir", ""] + (["r"] if cmd not in ("runs", "check") else [])
+    args = [cmd, "--host", "nowhere.invalid", "--remote-dir", ""] + (
+        ["r"] if cmd not in ("runs", "check", "launch") else []
+    )
     res = invoke(*args)
     assert res.exit_code == 2, res.stdout + res.stderr
     assert one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"
