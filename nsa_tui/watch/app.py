@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
+from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.charts import CHARTS, RUN_COLORS, RunCharts, ViewSettings, x_formatter
@@ -52,6 +53,8 @@ class WatchApp(App):
     HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
     BINDINGS: ClassVar = [
         Binding("q", "quit", "quit"),
+        # second: the footer crops from the right at 80-100 columns, and help lists every key
+        Binding("question_mark", "help", "help"),
         # a viewer that replaces `tail -f`: ctrl+c quits at once (Textual's default only says "press ctrl+q")
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("h", "halt", "halt"),
@@ -63,7 +66,6 @@ class WatchApp(App):
         Binding("tab,right", "next_run", "next run"),
         Binding("shift+tab,left", "prev_run", "prev", show=False),
         Binding("r", "reread", "re-read"),
-        Binding("question_mark", "help", "help"),
     ]
 
     def __init__(
@@ -97,6 +99,7 @@ class WatchApp(App):
         self._drawn_loads: set[tuple[int, int]] = set()  # (model id, resets) whose first complete read is on screen
         self._frozen = False  # gc.freeze() done after the first load
         self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
+        self._eta_from: dict[int, float] = {}  # run -> when the step of its verdict's ETA was reached
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._mounted = threading.Event()  # readers post to the UI only once it can take messages
@@ -209,8 +212,10 @@ class WatchApp(App):
     def _spec_fn(self, chart: str) -> Callable[[], ChartSpec | None]:
         return lambda: self.charts[self.active].spec(chart, self.view)
 
-    def _title_fn(self, chart: str) -> Callable[[], str]:
-        return lambda: self.charts[self.active].title(chart, self.view)
+    def _title_fn(self, chart: str) -> Callable[[], list[str]]:
+        return lambda: self.charts[self.active].title_fields(
+            chart, self.view, self.verdicts[self.active].mean_toks_per_s
+        )
 
     def _compare_spec(self) -> ChartSpec:
         lines: list[Line] = []
@@ -221,8 +226,8 @@ class WatchApp(App):
             hi = max(hi, ch.x_range(self.view)[1] if self.view.x_axis != "step" else (m.table.last_step or 1))
         return ChartSpec(lines, 0.0, nice_ceil(hi), log_y=self.view.log_y, x_format=x_formatter(self.view.x_axis))
 
-    def _compare_title(self) -> str:
-        return f"loss of {len(self.runs)} runs (x: {self.view.x_axis})"
+    def _compare_title(self) -> list[str]:
+        return [f"loss of {len(self.runs)} runs", f" (x: {self.view.x_axis})"]
 
     def _redraw(self, force: bool = False, due: bool = False) -> None:
         """Bring the screen up to date. ``force``: everything, now; ``due``: a scheduled redraw
@@ -257,7 +262,7 @@ class WatchApp(App):
                 # header: the compositor repaints the box around all dirty regions, and header + this panel
                 # span most of the screen
                 self._last_ranks = mono
-                main.query_one(RanksPanel).show(self._rank_rows(m, now))
+                main.query_one(RanksPanel).show(self._rank_rows(m, now), ended=_ended(v.state))
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:
@@ -287,6 +292,8 @@ class WatchApp(App):
         if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
             self._health_at[self.active] = (now, m.version, shape)
+            # the engine's ETA counts from the moment its step was reached (not from now)
+            self._eta_from[self.active] = _step_reached_ts(h) or now
         return self.verdicts[self.active]
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
@@ -298,20 +305,31 @@ class WatchApp(App):
         end = h.end_event
         last_ts = max((r.last_ts for r in h.ranks.values() if r.last_ts is not None), default=None)
         stop = end.ts if end is not None and end.ts else now
+        tokens, tokens_step = _last_with_step(h.steps, h.column("tokens_seen"))
         return {
             "name": m.name,
             "state": v.state if not v.problem else ("starting" if not h.has_progress else "unknown"),
             "health": v.health if not v.problem else "",
             "step": h.latest_step,
             "total": h.total_steps,
-            "eta": _whole(v.eta_s),
+            "eta": _whole(self._eta_now(v, now)),
             "elapsed": _whole(stop - start) if start else None,
-            "tokens": h.last_value("tokens_seen"),
+            "tokens": tokens,
+            "tokens_step": tokens_step,
             "hb_age": _whole(now - last_ts) if last_ts is not None else None,
             "corrupt": h.corrupt,
             "source": self._source_line(m),
             "attention": h.run_info.get("attention_impl"),
         }
+
+    def _eta_now(self, v: VerdictView, now: float) -> float | None:
+        """The verdict's ETA less the time since the step it was judged at: it counts down with the clock
+        between verdicts (every HEALTH_EVERY_S) and between a slow run's records. Counted from the verdict
+        instead, it would jump back up at each verdict that sees no new step."""
+        since = self._eta_from.get(self.active)
+        if v.eta_s is None or since is None:
+            return v.eta_s
+        return max(0.0, v.eta_s - max(0.0, now - since))
 
     def _source_line(self, m: RunModel) -> str:
         """How a remote run is read; for a local one only what goes wrong (an unreadable file); and the last
@@ -419,6 +437,30 @@ class WatchApp(App):
         yield SystemCommand("Next run", "Switch to the next run", self.action_next_run)
         yield SystemCommand("Re-read from scratch", "Read every file again", self.action_reread)
         yield SystemCommand("Keys", "Show every key", self.action_help)
+
+
+def _ended(state: str) -> str:
+    """The state of a run whose processes are gone (finished, halted, crashed: killed too), else ''."""
+    return state if state in ("finished", "halted", "crashed") else ""
+
+
+def _step_reached_ts(h: RunHistory) -> float | None:
+    """When the run reached its latest step: its progress record's time, or the first liveness record's
+    (of any rank) when liveness is ahead of progress."""
+    step = h.latest_step
+    if step is None:
+        return None
+    if h.steps and h.steps[-1] == step and h.last_progress_ts is not None:
+        return h.last_progress_ts
+    return min((r.last_ts for r in h.ranks.values() if r.last_step == step and r.last_ts is not None), default=None)
+
+
+def _last_with_step(steps: list[int], col: list[float | None]) -> tuple[float | None, int | None]:
+    """A column's newest value and the step of its record (liveness records move the run's step, not this)."""
+    for i in range(len(col) - 1, -1, -1):
+        if col[i] is not None:
+            return col[i], steps[i]
+    return None, None
 
 
 def _whole(seconds: float | None) -> float | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -158,10 +159,12 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
     yr = _y_range(cols, spec) if has_data else None
     out = Text(no_wrap=True, overflow="crop")
     if yr is None:
-        msg = spec.empty
+        msg = _fit_message(spec.empty, plot_w, plot_h)
+        top = plot_h // 2 - (len(msg) - 1) // 2
         for r in range(plot_h):
             out.append(" " * Y_LABEL_W + "│")
-            out.append(msg.center(plot_w) if r == plot_h // 2 else " " * plot_w, style="dim")
+            line = msg[r - top] if 0 <= r - top < len(msg) else ""
+            out.append(line.center(plot_w), style="dim")
             out.append("\n")
         out.append(" " * Y_LABEL_W + "└" + "─" * plot_w)
         return out
@@ -212,6 +215,15 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
     out.append(" " * Y_LABEL_W + "└", style="grey42")
     out.append(_x_axis(spec, plot_w), style="grey62")
     return out
+
+
+def _fit_message(msg: str, width: int, rows: int) -> list[str]:
+    """``msg`` in lines of at most ``width`` cells: wrapped at words when the plot has the rows, else one line
+    cut with an ellipsis (a line wider than the plot would push its frame out of shape)."""
+    lines = textwrap.wrap(msg, width) if width > 0 else []
+    if len(lines) <= rows and all(len(ln) <= width for ln in lines):
+        return lines
+    return [fmt.clip(msg, width)]
 
 
 def _color_runs(text: Text, start: int, idx: np.ndarray, colors: list[str]) -> None:

@@ -65,7 +65,7 @@ class RunCharts:
     def __init__(self, model: RunModel) -> None:
         self.model = model
         self._lines: dict[str, Line] = {}
-        self._smooth = SmoothCache()
+        self._smooth: dict[str, SmoothCache] = {}  # per x axis: each axis' points have x values of their own
         self._val = Series()
         self._val_key: tuple = ()
         self._x_key: tuple = ()
@@ -113,7 +113,7 @@ class RunCharts:
             raw = t.view("loss", ax)
             lines = [self._line(f"loss/{ax}", "loss", "grey50" if view.smoothing else "cyan", raw)]
             if view.smoothing:
-                sm = self._smooth.get(raw.x, raw.y, view.smoothing, raw.generation)
+                sm = self._smooth.setdefault(ax, SmoothCache()).get(raw.x, raw.y, view.smoothing, raw.generation)
                 lines.append(self._line(f"smooth/{ax}", f"ma{view.smoothing}", "cyan", sm))
             lines.append(self._line(f"val/{ax}", "val", "yellow", self._val_series(ax), markers=True))
             return ChartSpec(lines, **base)
@@ -185,41 +185,51 @@ class RunCharts:
         v = mon.get("max_gpu_mem_gb")
         return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
-    def title(self, chart: str, view: ViewSettings) -> str:
+    def title(self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None) -> str:
+        return "".join(self.title_fields(chart, view, mean_toks_per_s))
+
+    def title_fields(self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None) -> list[str]:
+        """The title in pieces, each with its leading separator: a narrow chart shows the pieces that fit
+        whole, never a number cut short. ``mean_toks_per_s``: an ended run's mean (the engine's, as `nsa
+        status` shows it), which says more of a whole run than its last window."""
         h = self.model.history
         last = h.latest
         if chart == "loss":
             vl = last.get("val_loss")
-            loss = fmt.num(last.get("loss"), keep_zeros=True)
-            return f"loss {loss}" + (f"  val {fmt.num(vl, keep_zeros=True)}" if vl is not None else "")
+            loss = [f"loss {fmt.num(last.get('loss'), keep_zeros=True)}"]
+            return loss + ([f"  val {fmt.num(vl, keep_zeros=True)}"] if vl is not None else [])
         if chart == "lr":
             warm = (h.config.get("train") or {}).get("warmup_steps")
             step = h.latest_step
-            phase = ""
+            phase = []
             if isinstance(warm, (int, float)) and step is not None:
-                phase = "  warmup" if step < warm else "  cosine"
-            return f"lr {fmt.num(last.get('lr'))}{phase}"
+                phase = ["  warmup" if step < warm else "  cosine"]
+            return [f"lr {fmt.num(last.get('lr'))}", *phase]
         if chart == "toks":
-            return f"tok/s {fmt.num(last.get('toks_per_s'))}"
+            if mean_toks_per_s is not None:
+                return [f"tok/s {fmt.num(mean_toks_per_s)} mean"]
+            return [f"tok/s {fmt.num(last.get('toks_per_s'))}"]
         if chart == "mem":
             if self.cpu_run():
-                return f"RSS GiB {fmt.num(last.get('rss_gb'))} (CPU run)"
+                return [f"RSS GiB {fmt.num(last.get('rss_gb'))}", " (CPU run)"]
             a, r = last.get("gpu_mem_alloc_gb"), last.get("gpu_mem_reserved_gb")
             lim = self.memory_limit_gb()
             if a is None and r is None:
-                return "GPU mem —"
-            return f"GPU GiB {fmt.num(a)}/{fmt.num(r)}" + (f" lim {fmt.num(lim)}" if lim else "")
+                return ["GPU mem —"]
+            return [f"GPU GiB {fmt.num(a)}/{fmt.num(r)}"] + ([f" lim {fmt.num(lim)}"] if lim else [])
         if chart == "gate":
-            return (
-                f"gate H {fmt.num(last.get('gate_entropy_mean'))} min {fmt.num(last.get('gate_entropy_min'))}"
-                f" col {fmt.num(last.get('gate_collapse_frac'))}"
-            )
+            return [
+                f"gate H {fmt.num(last.get('gate_entropy_mean'))}",
+                f" min {fmt.num(last.get('gate_entropy_min'))}",
+                f" col {fmt.num(last.get('gate_collapse_frac'))}",
+            ]
         if chart == "shares":
-            return (
-                f"shares c{fmt.num(last.get('gate_share_cmp'), 2)} s{fmt.num(last.get('gate_share_sel'), 2)}"
-                f" w{fmt.num(last.get('gate_share_win'), 2)}"
-            )
-        return chart
+            return [
+                f"shares c{fmt.num(last.get('gate_share_cmp'), 2)}",
+                f" s{fmt.num(last.get('gate_share_sel'), 2)}",
+                f" w{fmt.num(last.get('gate_share_win'), 2)}",
+            ]
+        return [chart]
 
 
 CHARTS = ("loss", "lr", "toks", "mem", "gate", "shares")

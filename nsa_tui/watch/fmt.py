@@ -43,3 +43,10 @@ def duration(seconds: float | None) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, an ellipsis marking a cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…" if width > 0 else ""

@@ -23,6 +23,7 @@ class VerdictView:
     health: str = "unknown"
     alerts: list[AlertView] = field(default_factory=list)
     eta_s: float | None = None
+    mean_toks_per_s: float | None = None  # an ended run's mean over its last attempt, as `nsa status` shows it
     problem: str = ""  # why there is no verdict (the engine raised)
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
 
@@ -42,5 +43,10 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
     alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
     return VerdictView(
-        state=v.state, health=v.health, alerts=alerts, eta_s=v.eta_s, start_warnings=list(v.start_warnings)
+        state=v.state,
+        health=v.health,
+        alerts=alerts,
+        eta_s=v.eta_s,
+        mean_toks_per_s=v.mean_toks_per_s,
+        start_warnings=list(v.start_warnings),
     )

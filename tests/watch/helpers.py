@@ -46,3 +46,8 @@ def async_test(fn):
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def screen_lines(app: WatchApp) -> list[str]:
+    """The screen's text as it is drawn, one string a row."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]

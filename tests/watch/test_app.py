@@ -8,6 +8,7 @@ import time
 import pytest
 from fixtures.runs import append_lines, make_v1_run
 
+from nsa_tui.watch import fmt
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.widgets.run_header import RunHeader
@@ -325,3 +326,81 @@ def test_a_bad_monitor_section_is_named_as_the_runs_config_not_an_engine_failure
     make_v1_run(run, steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
     v = evaluate(load_run(run), time.time(), run)
     assert v.problem.startswith("no health verdict: the run's config.yaml: config monitor.rules.loss_spike")
+
+
+@async_test
+async def test_an_ended_runs_throughput_title_is_its_mean(tmp_path):
+    """A finished run's tok/s chart title showed its last window; `nsa status` shows its mean ("425 tok/s mean")."""
+    import json
+
+    from nsa_tui.watch.widgets.line_chart import LineChart
+    from nsa_tui.watch.widgets.text_line import TextLine
+
+    w = make_v1_run(tmp_path / "done", steps=1000, state="finished", now=NOW)
+    (w.path / "summary.json").write_text(json.dumps({"v": 1, "steps_completed": w.step, "mean_toks_per_s": 425.3}))
+    app = make_app(w.path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        title = app.query_one("#chart-toks", LineChart).query_one(TextLine).text.plain
+        assert title.startswith("tok/s 425 mean")
+
+
+@async_test
+async def test_eta_counts_down_with_the_clock_between_verdicts(tmp_path):
+    """The ETA stood still between verdicts (every 10 s) and then jumped; it counts from the moment the run
+    reached its step, so neither a verdict without a new step nor a new step makes it jump back up."""
+    from nsa_tui.watch import app as app_mod
+
+    w = make_v1_run(tmp_path / "r", steps=2000, total_steps=8000, state="running", now=NOW, age_s=0.0)
+    clock = [NOW]
+    app = make_app(w.path, clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        eta0 = header.info["eta"]
+        assert eta0 and eta0 > 100
+        shown = []
+        for dt in (1, 2, 5, app_mod.HEALTH_EVERY_S + 1, 2 * app_mod.HEALTH_EVERY_S + 3):  # two verdicts in between
+            clock[0] = NOW + dt
+            app._redraw(force=True)
+            shown.append(header.info["eta"])
+        assert shown == [eta0 - 1, eta0 - 2, eta0 - 5, eta0 - 11, eta0 - 23]
+        assert f"ETA {fmt.duration(eta0 - 23)}" in header.shown
+
+
+@async_test
+async def test_header_tokens_are_of_the_step_they_say(tmp_path):
+    """Liveness records move the header's step past the last progress record, which alone has tokens_seen:
+    "step 2004 ... tokens 4.1M" was step 2000's count."""
+    w = make_v1_run(tmp_path / "r", steps=2000, total_steps=8000, state="running", now=NOW)
+    w.step += 4
+    w.liveness()
+    app = make_app(w.path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["step"] == 2004
+        assert "tokens 4.1M at step 2000" in header.shown.split("\n")[1]
+        w.progress(1)
+        deadline = time.monotonic() + 5
+        while header.info["step"] != 2014 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert header.info["step"] == 2014 and "at step" not in header.shown  # the same record: no label
+
+
+@pytest.mark.parametrize("state", ["crashed", "finished", "running"])
+@async_test
+async def test_ranks_of_an_ended_run_are_not_shown_alive(tmp_path, state):
+    """A run whose process was killed seconds ago showed a green ● rank: the marker looked at the age only."""
+    from nsa_tui.watch.widgets.ranks_panel import RanksPanel
+
+    make_v1_run(tmp_path / state, steps=300, state=state, now=NOW, age_s=2.0)
+    app = make_app(tmp_path / state)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        assert app.verdicts[0].state == state
+        shown = app.query_one(RanksPanel).render()
+        marker = shown.plain.index("r0") - 2
+        ch, styles = shown.plain[marker], {str(s.style) for s in shown.spans if s.start <= marker < s.end}
+        want = {"crashed": ("○", "red"), "finished": ("○", "grey62"), "running": ("●", "green")}[state]
+        assert (ch, styles) == (want[0], {want[1]})

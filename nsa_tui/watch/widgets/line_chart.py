@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -51,12 +52,25 @@ class _Plot(Widget):
         return render(spec, self.size.width, max(2, self.size.height))
 
 
+def fit_fields(fields: list[str], width: int) -> str:
+    """The leading fields that fit in ``width`` whole: a value cut short reads as another value ("col 0" for
+    "col 0.04"). A first field that alone is too wide is cut with an ellipsis, which says so."""
+    out = ""
+    for f in fields:
+        if cell_len(out) + cell_len(f) > width:
+            break
+        out += f
+    if not out and fields and width > 0:
+        out = fields[0][: width - 1] + "…"
+    return out
+
+
 class LineChart(Vertical):
     DEFAULT_CSS = """
     LineChart { height: 1fr; min-height: 4; }
     """
 
-    def __init__(self, spec: Callable[[], ChartSpec | None], title: Callable[[], str], **kw) -> None:
+    def __init__(self, spec: Callable[[], ChartSpec | None], title: Callable[[], list[str]], **kw) -> None:
         super().__init__(**kw)
         self._spec_fn = spec
         self._title_fn = title
@@ -69,7 +83,7 @@ class LineChart(Vertical):
         """Recompute the title and the plot; each repaints only if what it shows changed."""
         if not self.display:
             return
-        title = Text(self._title_fn(), style="bold", no_wrap=True, overflow="crop")
+        title = Text(fit_fields(self._title_fn(), self.size.width), style="bold", no_wrap=True, overflow="crop")
         spec = self._spec_fn()
         if spec is not None and len(spec.lines) > 1 and len(title) + 12 * len(spec.lines) < self.size.width:
             title.append("  ")

@@ -18,13 +18,16 @@ class RanksPanel(Widget):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.rows: list[tuple[int, int | None, float | None]] = []
+        self.ended = ""
 
-    def show(self, rows: list[tuple[int, int | None, float | None]]) -> None:
+    def show(self, rows: list[tuple[int, int | None, float | None]], ended: str = "") -> None:
+        """``ended``: the run's state once its processes are gone (finished, halted, crashed), else ''. A rank
+        killed a moment ago still has a fresh last record: only this says it is not alive."""
         # ages in whole seconds: a repaint per second at most, not per redraw
         rows = [(r, s, None if a is None else float(int(a))) for r, s, a in rows]
-        if rows == self.rows:
+        if rows == self.rows and ended == self.ended:
             return
-        self.rows = rows
+        self.rows, self.ended = rows, ended
         self.refresh()
 
     def render(self) -> Text:
@@ -33,7 +36,10 @@ class RanksPanel(Widget):
         if not self.rows:
             t.append("none yet", style="grey50")
         for rank, step, age in self.rows:
-            dead = age is None or age > STALE_S
-            t.append("● " if not dead else "○ ", style="red" if dead else "green")
+            if self.ended in ("finished", "halted"):  # gone, and not a fault
+                t.append("○ ", style="grey62")
+            else:
+                dead = age is None or age > STALE_S or self.ended == "crashed"
+                t.append("○ " if dead else "● ", style="red" if dead else "green")
             t.append(f"r{rank} s{step if step is not None else '-'} {fmt.duration(age)}  ")
         return t

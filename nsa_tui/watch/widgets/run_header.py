@@ -21,13 +21,15 @@ STATE_STYLE = {
     "stalled": "bold black on yellow",
 }
 HEALTH_STYLE = {"ok": "green", "healthy": "green", "warning": "yellow", "critical": "bold red"}
+NAME_MIN = 8  # a long run name is never clipped shorter than this
 
 
 def progress_bar(frac: float, width: int) -> str:
     frac = min(1.0, max(0.0, frac))
     full = int(frac * width)
     eighths = int((frac * width - full) * 8)
-    part = " ▏▎▍▌▋▊▉"[eighths] if full < width else ""
+    # no partial cell on a whole-cell boundary: a blank one would read as a gap in the bar
+    part = "▏▎▍▌▋▊▉"[eighths - 1] if eighths and full < width else ""
     return ("█" * full + part).ljust(width, "░")[:width]
 
 
@@ -69,10 +71,21 @@ class RunHeader(Widget):
 
     def text(self) -> Text:
         """Both lines, as one Text."""
+        name = str(self.info.get("name", "?"))
+        w = self.size.width
+        # a long name gets about a third of the width, less if state, step and ETA would not fit beside it
+        room = max(NAME_MIN, w // 3)
+        t = self._text(fmt.clip(name, room))
+        over = len(t.plain.split("\n", 1)[0]) - w
+        if over > 0 and len(name) > NAME_MIN:
+            t = self._text(fmt.clip(name, max(NAME_MIN, min(room, len(name)) - over)))
+        return t
+
+    def _text(self, name: str) -> Text:
         i = self.info
         w = self.size.width
         t = Text(no_wrap=True, overflow="crop")
-        t.append(f" {i.get('name', '?')} ", style="bold reverse")
+        t.append(f" {name} ", style="bold reverse")
         state = i.get("state", "unknown")
         t.append(f" {state} ", style=STATE_STYLE.get(state, "bold"))
         health = i.get("health", "")
@@ -89,6 +102,9 @@ class RunHeader(Widget):
         t.append("\n")
         t.append(f" elapsed {fmt.duration(i.get('elapsed'))}")
         t.append(f"  tokens {fmt.num(i.get('tokens'))}")
+        at = i.get("tokens_step")
+        if at is not None and at != i.get("step"):  # the count is of the last progress record, not of `step`
+            t.append(f" at step {at}", style="grey62")
         age = i.get("hb_age")
         t.append("  heartbeat ")
         stale = (age or 0) > 60

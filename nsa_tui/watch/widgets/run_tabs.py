@@ -7,6 +7,19 @@ from textual.events import Click
 from textual.message import Message
 from textual.widget import Widget
 
+from nsa_tui.watch import fmt
+
+
+def name_cap(names: list[str], width: int) -> int:
+    """The longest a tab's name may be for every tab to fit in ``width`` (short names stay whole, the long ones
+    share what is left): one long name must not push the other runs, or the active one, off the line."""
+    fixed = sum(len(f" {i + 1}: ") + 1 for i in range(len(names))) - 1  # number, padding, the gaps between
+    longest = max((len(n) for n in names), default=0)
+    for cap in range(longest, 1, -1):
+        if fixed + sum(min(len(n), cap) for n in names) <= width:
+            return cap
+    return 1 if longest else 0
+
 
 class RunTabs(Widget):
     DEFAULT_CSS = """
@@ -31,11 +44,13 @@ class RunTabs(Widget):
     def render(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         self._spans = []
+        cap = name_cap(self.names, self.size.width)
         for i, n in enumerate(self.names):
+            if i:
+                t.append(" ")
             start = len(t.plain)
-            t.append(f" {i + 1}:{n} ", style="bold reverse" if i == self.active else "grey62")
+            t.append(f" {i + 1}:{fmt.clip(n, cap)} ", style="bold reverse" if i == self.active else "grey62")
             self._spans.append((start, len(t.plain)))
-            t.append(" ")
         return t
 
     def on_click(self, event: Click) -> None:
