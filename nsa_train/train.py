@@ -34,6 +34,7 @@ from nsa_train.config import (
     resolve_config_path,
     schedule_change,
 )
+from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
@@ -55,9 +56,17 @@ class UserFacingError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m nsa_train.train", description="Train an NSA language model.")
-    p.add_argument("--config", help="YAML config (default: configs/tiny-cpu.yaml, or run-dir/config.yaml on --resume)")
+    p.add_argument(
+        "--config",
+        help="YAML config (default: $CONFIG, else the run directory's config.yaml on --resume, "
+        "else configs/tiny-cpu.yaml)",
+    )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override")
-    p.add_argument("--run-dir", help="run directory (default: $NSA_RUNS_DIR or ./runs, /<config>-<time>)")
+    p.add_argument(
+        "--run-dir",
+        help="run directory (default: <runs root>/<config file stem>-<YYYYMMDD-HHMMSS>, the runs root being "
+        "$NSA_RUNS_DIR, else ./runs; required with more than one rank)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     return p.parse_args(argv)
 
@@ -182,6 +191,15 @@ def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet
         print(f"error: {one_line}" if rank == 0 else f"error (rank {rank}): {one_line}", file=sys.stderr)
 
 
+def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:
+    """Why a resume by ``world_size`` ranks cannot continue a checkpoint that ``saved`` ranks wrote (None: it does
+    not say): each rank's data position and RNG state are in it."""
+    wrote = f"{saved} rank{'' if saved == 1 else 's'}" if isinstance(saved, int) else "an unknown number of ranks"
+    return (
+        f"--resume: {path} was written by {wrote}, this run has {world_size}; the data position cannot continue exactly"
+    )
+
+
 class Trainer:
     """State of one training process; ``run`` is the whole life of the run after the config loaded."""
 
@@ -248,7 +266,8 @@ class Trainer:
         if is_main:
             if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (below)
                 self._save_config()
-            print(f"[config] {self.config_path or '<embedded default>'} (resolved, saved as config.yaml):")
+            source = f"{FROM_CONFIG_ENV}; " if config_from_env(self.args.config) else ""
+            print(f"[config] {self.config_path or '<embedded default>'} ({source}resolved, saved as config.yaml):")
             print(dump_yaml(cfg).rstrip())
             if env_set:
                 print(f"[env] runtime.env set by the trainer: {', '.join(env_set)}")
@@ -619,10 +638,7 @@ class Trainer:
                 f"(raise train.steps to train on)"
             )
         if state.get("world_size") != self.info.world_size:
-            raise UserFacingError(
-                f"--resume: {path} was written by {state.get('world_size')} ranks, this run has "
-                f"{self.info.world_size}; the data position cannot continue exactly"
-            )
+            raise UserFacingError(world_size_mismatch(path, state.get("world_size"), self.info.world_size))
         ck.load_model_state(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.stream.load_state_dict(state["data"][self.info.rank])

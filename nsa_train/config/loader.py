@@ -53,10 +53,21 @@ def default_config_path() -> Path | None:
     return p if p.is_file() else None
 
 
+CONFIG_ENV = "CONFIG"
+FROM_CONFIG_ENV = f"from ${CONFIG_ENV}"  # how a printed config path says where it came from
+
+
+def config_from_env(cli_path: str | None, env: dict[str, str] | None = None) -> bool:
+    """Whether resolve_config_path(cli_path) takes the file from $CONFIG (no --config given): a command that prints
+    its config says so (FROM_CONFIG_ENV), or a CONFIG exported long ago would pick a run's config without a word."""
+    env = os.environ if env is None else env
+    return not cli_path and bool(env.get(CONFIG_ENV))
+
+
 def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None) -> Path | None:
     """The config file to use: --config wins only if CONFIG agrees or is unset."""
     env = os.environ if env is None else env
-    env_path = env.get("CONFIG")
+    env_path = env.get(CONFIG_ENV)
     if cli_path and env_path and Path(cli_path).resolve() != Path(env_path).resolve():
         raise ConfigError(
             f"--config {cli_path} disagrees with the CONFIG environment variable ({env_path}); "

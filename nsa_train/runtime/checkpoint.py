@@ -12,6 +12,7 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ CKPT_SUFFIX = schema.CHECKPOINT_SUFFIX
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; one-line message naming the file."""
+
+
+# how a file torch.save wrote begins: its zip archive, or (the legacy format) a pickle of protocol 2 or later
+TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -164,13 +169,32 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as e:
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        empty = " (an empty file)" if path.is_file() and path.stat().st_size == 0 else ""
-        raise CheckpointError(f"cannot load checkpoint {path}{empty}: {why}") from None
+        raise CheckpointError(load_failure(path, e)) from None
     usable = isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("step"), int)
     if not usable:
         raise CheckpointError(f"{path} is not a trainer checkpoint (no model/step)")
     return state
+
+
+def load_failure(path: Path, e: Exception) -> str:
+    """One line for a file torch.load refused. A file that is no torch file at all (console.log, a config) is said
+    to be none, and a weights-only refusal never comes with torch's advice to load it with weights_only=False
+    (that would run whatever code the file holds): nsa checkpoints hold tensors and plain types only."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(TORCH_FILE_MAGIC[0]))
+    except OSError:
+        head = None  # said by torch's own error below
+    if head and not head.startswith(TORCH_FILE_MAGIC):
+        return f"{path} is not an nsa checkpoint (not a file torch.save wrote)"
+    if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+        return (
+            f"cannot load checkpoint {path}: not an nsa checkpoint (it holds pickled objects other than tensors and "
+            "plain types, which are not loaded: that would run code from the file)"
+        )
+    why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    empty = " (an empty file)" if head == b"" else ""
+    return f"cannot load checkpoint {path}{empty}: {why}"
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

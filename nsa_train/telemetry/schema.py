@@ -16,7 +16,9 @@ SCHEMA_VERSION = 1
 FORMAT_NAME = "nsa-v1"
 
 # ---------------------------------------------------------------- run directory
-RUN_JSON = "run.json"  # written once at boot by rank 0
+# rank 0, once the model is built (on --resume, also its checkpoint loaded): not at boot, and each attempt that gets
+# that far rewrites it (an attempt that fails before then leaves the previous one's)
+RUN_JSON = "run.json"
 LAUNCH_JSON = "launch.json"  # written by `nsa launch` before the trainer starts
 CONFIG_YAML = "config.yaml"  # the resolved config, as the trainer used it
 TRAINING_CSV = "training.csv"

@@ -42,6 +42,7 @@ def run_check(
 ) -> list[dict[str, str]]:
     """Every row of the preflight table (plain dicts, the --json shape)."""
     from nsa_train.config import ConfigError, load_config, resolve_config_path
+    from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
     from nsa_tui.check_cheap import cheap_checks
 
     t0 = time.perf_counter()
@@ -50,7 +51,8 @@ def run_check(
         cfg = load_config(path, overrides)
     except ConfigError as e:
         raise UserError(str(e), EXIT_BAD_CONFIG) from None
-    rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'} is valid"}]
+    source = f" ({FROM_CONFIG_ENV})" if config_from_env(config) else ""
+    rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'}{source} is valid"}]
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
 
     deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc)
@@ -112,7 +114,9 @@ def print_table(rows: list[dict[str, str]]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("check")
     def check(
-        config: Annotated[str | None, typer.Option("--config", help="YAML config (default: the tiny CPU run)")] = None,
+        config: Annotated[
+            str | None, typer.Option("--config", help="YAML config (default: $CONFIG, else configs/tiny-cpu.yaml)")
+        ] = None,
         overrides: Annotated[
             list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="override a config key (repeatable)")
         ] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,26 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     return [judge_local(d) for d in list_runs(root)]
 
 
-def render_table(judged: list[Judged]) -> None:
+def status_command(j: Judged, directory: str | None, host: str | None, remote_dir: str | None = None) -> str:
+    """The `nsa status` that judges the listed run ``j`` on its own. Here its name when that finds it (under the
+    runs root, and no directory of that name here), else its path: a run listed from another DIR is not under the
+    runs root. With --host its path there, or (a remote nsa's error line carries none) its name under the DIR
+    listed, resolved there as the listing was."""
+    if host is None and j.path is not None:
+        from nsa_tui.rundir import runs_root
+
+        named, here = runs_root() / j.run, Path(j.run)
+        found = named.is_dir() and named.resolve() == Path(j.path).resolve() and not here.is_dir()
+        path = j.run if found else j.path
+    else:
+        path = j.path or (f"{directory.rstrip('/') or '/'}/{j.run}" if directory else j.run)
+    where = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])] if host else []
+    return shlex.join(["nsa", "status", *where, *(["--"] if path.startswith("-") else []), path])
+
+
+def render_table(
+    judged: list[Judged], directory: str | None = None, host: str | None = None, remote_dir: str | None = None
+) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.measure import Measurement
@@ -54,7 +74,7 @@ def render_table(judged: list[Judged]) -> None:
         v = j.verdict
         if v is None:
             if j.error_code == BAD_RULES_EXIT:  # the run is there, its config's monitor section is not usable
-                why = f"its config.yaml's monitor section: `nsa status {j.run}` says why"
+                why = f"its config's monitor section: `{status_command(j, directory, host, remote_dir)}` says why"
                 table.add_row(escape(j.run), "-", "-", "-", "-", "-", "[red]bad rules[/]", escape(why))
             else:
                 table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
@@ -89,7 +109,7 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_d
     elif not judged:
         print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}")
     else:
-        render_table(judged)
+        render_table(judged, directory, host, remote_dir)
     return 0
 
 

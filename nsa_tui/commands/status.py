@@ -7,6 +7,8 @@ host/run could not be reached, 4 a rules file (or a run's monitor section) we ca
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from nsa_tui.commands._options import RemoteDirOpt
 from nsa_tui.errors import UserError
 
 EXIT_NO_TELEMETRY = 3
+HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Judged:
     error: str | None = None
     missing: bool = False  # no such run directory (as opposed to one without telemetry)
     error_code: int = EXIT_NO_TELEMETRY  # the exit status an error stands for (4: the run's monitor section)
+    path: str | None = None  # the run directory, as judged (on the host with --host); None when not known
 
     def error_object(self) -> dict[str, Any]:
         """The --json line of a run without a verdict."""
@@ -52,19 +56,41 @@ def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # ->
 
 def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_rules) -> Judged:
     from nsa_tui.health import BAD_RULES_EXIT, RulesError, build_rules, evaluate
+    from nsa_tui.runs.load import config_file
 
     where = f"{host}:{path}" if host else path
     if h.format is None:
-        return Judged(run, error=f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)")
+        error = f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)"
+        return Judged(run, error=error, path=path)
     try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
         rules = build_rules(h.config)
     except RulesError as e:
-        return Judged(run, error=e.in_run_config(where), error_code=BAD_RULES_EXIT)
+        return Judged(run, error=e.in_run_config(where, config_file(h)), error_code=BAD_RULES_EXIT, path=path)
     if user_rules is not None:
         rules = _rules_for(h.config, user_rules)
     v = evaluate(h, now, rules, run=run)
     v.path, v.host, v.via = path, host, ("ssh" if host else None)
-    return Judged(run, verdict=v.to_dict())
+    return Judged(run, verdict=v.to_dict(), path=path)
+
+
+def holds_runs(directory: Path) -> bool:
+    """Whether ``directory`` has run directories in it: a runs root (or another directory of runs) given as a run."""
+    from nsa_tui.rundir import is_run_dir
+
+    try:
+        return any(d.is_dir() and is_run_dir(d) for d in directory.iterdir())
+    except OSError:
+        return False
+
+
+def runs_command(directory: Path) -> str:
+    """The `nsa runs` that lists the runs in ``directory``: bare for the runs root."""
+    from nsa_tui.rundir import runs_root
+
+    if directory.resolve() == runs_root().resolve():
+        return "nsa runs"
+    arg = str(directory)
+    return shlex.join(["nsa", "runs", *(["--"] if arg.startswith("-") else []), arg])
 
 
 def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judged:
@@ -73,9 +99,39 @@ def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judg
     from nsa_tui.runs import load_run
 
     h = load_run(run_dir)
-    return judge_history(
+    j = judge_history(
         h, run=run_dir.name or str(run_dir), path=str(run_dir), host=None, now=time.time(), user_rules=user_rules
     )
+    if h.format is None and holds_runs(run_dir):  # `nsa status runs`: the runs root given as a run
+        j.error = f"{j.error}{HOLDS_RUNS}`{runs_command(run_dir)}` lists them"
+    return j
+
+
+def remote_error(error: str, host: str, remote_dir: str | None) -> str:
+    """A remote nsa's error line as said here: "on HOST" after what it is about, and its `nsa runs` hint (the
+    command to type there) as the one to type here."""
+    text, sep, hint = error.partition(HOLDS_RUNS)
+    m = re.fullmatch(r"`nsa runs(.*)` lists them", hint) if sep else None
+    if m is None:
+        return f"{error} on {host}"
+    try:
+        args = shlex.split(m.group(1))
+    except ValueError:  # not the quoting our own nsa writes
+        return f"{error} on {host}"
+    where = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])]
+    return f"{text} on {host}{sep}`{shlex.join(['nsa', 'runs', *where, *args])}` lists them"
+
+
+def judge_named(run: str | None, user_rules: dict[str, Any] | None = None) -> Judged:
+    """A local RUN argument judged; one that is not there is its error line (missing), as with --host, so the
+    other RUNs named still get their verdicts."""
+    from nsa_tui.rundir import resolve_run
+
+    try:
+        run_dir = resolve_run(run)
+    except UserError as e:
+        return Judged(run or "(newest)", error=str(e), missing=True, error_code=e.code)
+    return judge_local(run_dir, user_rules)
 
 
 def judge_remote(
@@ -108,7 +164,7 @@ def judge_remote(
                 elif isinstance(obj, dict):
                     # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
                     code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else EXIT_NO_TELEMETRY
-                    error = f"{obj.get('error') or 'no telemetry'} on {host}"
+                    error = remote_error(str(obj.get("error") or "no telemetry"), host, remote_dir)
                     out.append(Judged(str(obj.get("run")), error=error, error_code=code))
         else:
             h = history_from_bundle(item)
@@ -143,10 +199,9 @@ def render_human(j: Judged) -> None:
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
-    if j.verdict is None:
-        console.print(f"[bold]{escape(j.run)}[/]  [red]{escape(j.error or 'unknown')}[/]")
-        return
     v = j.verdict
+    if v is None:  # a run without a verdict is its `error:` line on stderr only
+        return
     st, hl = v["state"], v["health"]
     where = f"{v['host']}:" if v.get("host") else ""
     console.print(
@@ -196,9 +251,8 @@ def toks_text(v: dict, unit: str = " tok/s") -> str:
 def run_status(
     runs: list[str], *, host: str | None, as_json: bool, rules_path: Path | None, remote_dir: str | None = None
 ) -> int:
-    """Judge every RUN, print, return the exit code (worst verdict; 3 for missing telemetry)."""
+    """Judge every RUN, print, return the exit code (worst verdict; 3 for missing telemetry or a missing run)."""
     from nsa_tui.commands._options import check_remote_dir
-    from nsa_tui.rundir import resolve_run
 
     check_remote_dir(host, remote_dir)
 
@@ -215,15 +269,15 @@ def run_status(
         if not judged:  # a remote nsa that said nothing we could read: one line, not silence
             raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", EXIT_NO_TELEMETRY)
     else:
-        judged = [judge_local(resolve_run(r), user_rules) for r in (runs or [None])]
+        judged = [judge_named(r, user_rules) for r in (runs or [None])]
     for j in judged:
         if as_json:
             obj = j.verdict if j.verdict is not None else j.error_object()
             print(json.dumps(obj, allow_nan=False), flush=True)
-        elif not j.missing:  # a run that is not there is the error line below only, as for a local RUN
+        elif j.verdict is not None:  # a run without a verdict is the one error line below, not that and its echo
             render_human(j)
         if j.verdict is None:
-            print(f"error: {j.error}", file=sys.stderr)
+            print(f"error: {j.error}", file=sys.stderr, flush=True)
     return max((j.exit_code for j in judged), default=EXIT_NO_TELEMETRY)
 
 

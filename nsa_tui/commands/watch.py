@@ -80,7 +80,12 @@ def register(app: typer.Typer) -> None:
         remote_dir: RemoteDirOpt = None,
         interval: Annotated[
             float | None,
-            typer.Option("--interval", help="Seconds between remote reads (--host only). [default: 1.0]", min=0.2),
+            typer.Option(
+                "--interval",
+                # \[: the help is Rich markup, where a bare [default: ...] is a tag, and vanishes
+                help=f"Seconds between remote reads (--host only). \\[default: {REMOTE_INTERVAL_S}]",
+                min=0.2,
+            ),
         ] = None,
     ) -> None:
         """Live dashboard of one or more runs: charts, health alerts, events; q quits, ? for keys."""

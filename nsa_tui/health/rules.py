@@ -37,10 +37,11 @@ NULLABLE_PARAMS = frozenset({"min_toks_per_s", "max_gpu_mem_gb", "stale_s"})
 class RulesError(ValueError):
     """A rules file or monitor section that cannot be used; the message says where and why."""
 
-    def in_run_config(self, where: str) -> str:
-        """This error as a run's own (its config.yaml's monitor section), for the run at ``where``: one wording
-        for `nsa status`, `nsa runs` and `nsa report`."""
-        return f"{where}: {self} (its config.yaml)"
+    def in_run_config(self, where: str, source: str = "config.yaml") -> str:
+        """This error as a run's own (its config's monitor section), for the run at ``where``: one wording for
+        `nsa status`, `nsa runs` and `nsa report`. ``source``: the file the config was read from
+        (nsa_tui.runs.load.config_file: run.json's copy when it has one, else config.yaml)."""
+        return f"{where}: {self} (in its {source})"
 
 
 @dataclass

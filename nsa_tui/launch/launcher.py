@@ -28,7 +28,7 @@ from nsa_train.config import (
     resolve_config_path,
     schedule_change,
 )
-from nsa_train.config.loader import DEFAULT_CONFIG_NAME
+from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
@@ -68,6 +68,7 @@ class LaunchPlan:
     env_sources: dict[str, list[str]]
     cwd: Path
     notes: list[str] = field(default_factory=list)  # what the user should know before it starts (not errors)
+    config_from_env: bool = False  # config_path came from $CONFIG (no --config): said where the plan is printed
     launched_at: float = field(default_factory=time.time)  # launch.json's ts, and the trainer's NSA_LAUNCH_TIME
 
     @property
@@ -142,8 +143,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest)")
-        if config is None and (target / schema.CONFIG_YAML).is_file():
-            config = str(target / schema.CONFIG_YAML)  # the run's own resolved config, not the default
+        if config is None and not os.environ.get(CONFIG_ENV) and (target / schema.CONFIG_YAML).is_file():
+            # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if
+            # given, this file made a set CONFIG "disagree with --config", an option the user never gave
+            config = str(target / schema.CONFIG_YAML)
+    from_env = config_from_env(config)
     config_path, cfg = load_validated_config(config, req.overrides)
     if req.resume:
         check_resume_has_work(target, cfg.train.steps)
@@ -170,7 +174,17 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     env, sources = trainer_env(cfg.runtime.env, environ)
     notes = [f"note: {lr_change}"] if lr_change else []
     return LaunchPlan(
-        name, run_dir, tmux.session_name(name), config_path, cfg, command, env, sources, Path.cwd(), notes
+        name,
+        run_dir,
+        tmux.session_name(name),
+        config_path,
+        cfg,
+        command,
+        env,
+        sources,
+        Path.cwd(),
+        notes,
+        config_from_env=from_env,
     )
 
 
@@ -183,12 +197,13 @@ def resume_nproc(run_dir: Path, req: LaunchRequest) -> int | None:
     ranks = runstate.checkpoint_world_size(run_dir, latest)
     if ranks is None:
         return None
+    wrote = f"--resume: {latest} was written by {ranks} rank{'' if ranks == 1 else 's'}"
     if ranks % req.nnodes:
-        raise UserError(f"--resume: {latest} was written by {ranks} ranks, which {req.nnodes} nodes cannot share")
+        raise UserError(f"{wrote}, which {req.nnodes} nodes cannot share")
     per_node = ranks // req.nnodes
     if req.nproc is not None and req.nproc != per_node:
         raise UserError(
-            f"--resume: {latest} was written by {ranks} ranks and --nproc {req.nproc} x {req.nnodes} node(s) would "
+            f"{wrote} and --nproc {req.nproc} x {req.nnodes} node(s) would "
             f"start {req.nproc * req.nnodes}: each rank's data position and RNG state continue only with the same "
             f"ranks (--nproc {per_node}, or leave it out)"
         )
@@ -348,7 +363,8 @@ def describe(plan: LaunchPlan) -> list[str]:
         f"run dir: {plan.run_dir}",
         f"session: {plan.session}"
         + (f" (tmux -L {os.environ[tmux.TMUX_SOCKET_ENV]})" if os.environ.get(tmux.TMUX_SOCKET_ENV) else ""),
-        f"config:  {plan.config_path or '<built-in defaults>'} (hash {config_hash(plan.cfg)})",
+        f"config:  {plan.config_path or '<built-in defaults>'} "
+        f"({FROM_CONFIG_ENV + ', ' if plan.config_from_env else ''}hash {config_hash(plan.cfg)})",
         f"command: {shell_string(plan.argv)}",
         "env:",
     ]

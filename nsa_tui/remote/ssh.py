@@ -118,6 +118,20 @@ def no_answer_message(host: str, what: str, result: RemoteResult) -> str:
     return f"could not {what} on {host}: no answer from its shell (exit status {result.returncode}: {why})"
 
 
+def no_answer_in_time(host: str, timeout: float) -> str:
+    """One line for a remote command that had not ended when ``timeout`` ran out. ssh gives up by itself on a host
+    that does not connect and send its banner within ConnectTimeout (an exit 255: describe_ssh_failure), so when
+    that is the shorter limit the host was reached, and is only slow to answer: its login shell's rc files (run
+    before our command), or a busy machine or disk."""
+    connect_s = connect_timeout_s()
+    if connect_s < timeout:
+        return (
+            f"no answer from {host} within {timeout:.0f}s after connecting "
+            "(a slow login shell, e.g. its rc files, or a busy host)"
+        )
+    return f"no answer from {host} within {timeout:.0f}s (not connected yet, a slow login shell, or a busy host)"
+
+
 def ssh_start_failure(program: str, error: OSError) -> str:
     """One line for an ssh command that could not be started at all (missing, not executable, ...)."""
     if isinstance(error, FileNotFoundError):
@@ -150,7 +164,7 @@ def run_remote(
     except OSError as e:
         raise SSHError(ssh_start_failure(argv[0], e)) from None
     except subprocess.TimeoutExpired:
-        raise SSHError(f"cannot reach {host}: no answer within {timeout:.0f}s") from None
+        raise SSHError(no_answer_in_time(host, timeout or 0.0)) from None
     if proc.returncode == SSH_ERROR_EXIT:
         raise SSHError(describe_ssh_failure(host, proc.stderr.decode("utf-8", errors="replace")))
     return RemoteResult(proc.returncode, proc.stdout, proc.stderr)

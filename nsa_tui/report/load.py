@@ -18,7 +18,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_tui.runs import RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
-from nsa_tui.runs.load import check_local_pids, launch_tmux_sessions
+from nsa_tui.runs.load import check_local_pids, config_file, launch_tmux_sessions
 
 
 @dataclass
@@ -104,8 +104,8 @@ def report_run(
     name = bundle.run
     try:
         verdict = evaluate(h, bundle.now, run=name)
-    except RulesError as e:  # the run's own config.yaml: one line, as `nsa status` says it
-        raise UserError(e.in_run_config(where), BAD_RULES_EXIT) from None
+    except RulesError as e:  # the run's own config (as read: config_file): one line, as `nsa status` says it
+        raise UserError(e.in_run_config(where, config_file(h)), BAD_RULES_EXIT) from None
     return ReportRun(name, where, parent, h, checkpoints, verdict)
 
 

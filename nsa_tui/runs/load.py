@@ -111,11 +111,17 @@ def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
     return [s for s in proc.stdout.splitlines() if s] if proc.returncode == 0 else []
 
 
+def config_file(h: RunHistory) -> str:
+    """The file ``h.config`` was read from (fill_context): run.json's copy of the config, else config.yaml (a run
+    before its model is built has no run.json yet). An error in the config names this file, the one read."""
+    return schema.RUN_JSON if isinstance(h.run_info.get("config"), dict) else schema.CONFIG_YAML
+
+
 def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     """The non-metric facts about a run: config, launch record, exit status, console tail,
     halt/anomaly markers, stack dumps, and whether its tmux session still exists."""
     h.run_info = _json(bundle.text(schema.RUN_JSON))
-    cfg = h.run_info.get("config")
+    cfg = h.run_info.get("config")  # the copy in run.json first (config_file says which was read)
     h.config = cfg if isinstance(cfg, dict) else _yaml(bundle.text(schema.CONFIG_YAML))
     h.launch = _json(bundle.text(schema.LAUNCH_JSON))
     status = (bundle.text(schema.EXIT_STATUS) or "").strip()

@@ -226,3 +226,16 @@ def test_the_ranks_the_run_will_have_set_the_batch_and_memory_rows() -> None:
     assert one["ranks"]["reason"] == "1 rank(s)" and need1 > 2 * need8
     nine, _ = rows(9)
     assert nine["ranks"]["status"] == "fail" and "--nproc 9, but 8 GPU(s) are visible" in nine["ranks"]["reason"]
+
+
+def test_a_config_from_the_config_variable_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config row named the file only: a CONFIG exported long ago picked the config without a word."""
+    from nsa_tui.commands.check import run_check
+
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text(Path(__file__).resolve().parents[2].joinpath("configs", "tiny-cpu.yaml").read_text())
+    monkeypatch.setenv("CONFIG", str(cfg))
+    rows = by_name(run_check(None, FAST, tmp_path / "r", nsa_test=False))
+    assert rows["config"]["reason"] == f"{cfg} (from $CONFIG) is valid"
+    rows = by_name(run_check(str(cfg), FAST, tmp_path / "r", nsa_test=False))  # given as --config: nothing to say
+    assert rows["config"]["reason"] == f"{cfg} is valid"

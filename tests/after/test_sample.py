@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures.cli import invoke, one_error
 from typer.testing import CliRunner
 
 from nsa_train.sample import distinct_n, longest_repeat, repetition_metrics
@@ -231,3 +232,39 @@ def test_longest_repeat_matches_its_definition_and_is_linear() -> None:
     t0 = time.perf_counter()
     r = longest_repeat(["to", "be"] * 10_000)
     assert (r["words"], r["n"], r["start"]) == (20_000, 2, 0) and time.perf_counter() - t0 < 2.0
+
+
+def test_a_file_that_is_no_checkpoint_is_said_to_be_none(tmp_path: Path) -> None:
+    """`nsa sample runs/X/console.log` printed torch's "Weights only load failed ... Re-running torch.load with
+    weights_only set to False will likely succeed" (advice to run the file's code): it is no nsa checkpoint."""
+    import torch
+
+    run = tmp_path / "X"
+    (run / "checkpoints").mkdir(parents=True)
+    console = run / "console.log"
+    console.write_text("[config] configs/tiny-cpu.yaml (resolved, saved as config.yaml):\nstep 10 | loss 4.1\n")
+    res = invoke("sample", str(console))
+    assert (
+        res.exit_code == 3
+        and one_error(res) == f"error: {console} is not an nsa checkpoint (not a file torch.save wrote)"
+    )
+    pickled = run / "checkpoints" / "pickled.pt"  # a torch file, with more than tensors in it
+    torch.save({"model": {}, "step": 1, "obj": Path("/")}, pickled)
+    res = invoke("sample", str(pickled))
+    line = one_error(res)
+    assert res.exit_code == 3 and "not an nsa checkpoint" in line and "weights_only" not in line, line
+
+
+def test_a_missing_checkpoint_file_is_said_to_be_missing(tmp_path: Path, monkeypatch) -> None:
+    """`nsa sample runs/X/checkpoints/nope.pt` said "no run directory ...": the checkpoint file does not exist."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path / "runs"))
+    (tmp_path / "runs" / "X" / "checkpoints").mkdir(parents=True)
+    res = invoke("sample", "runs/X/checkpoints/nope.pt")
+    assert res.exit_code == 3
+    assert one_error(res) == (
+        f"error: checkpoint file runs/X/checkpoints/nope.pt does not exist "
+        f"(looked at {tmp_path / 'runs/X/checkpoints/nope.pt'})"
+    )
+    res = invoke("sample", str(tmp_path / "gone.pt"))
+    assert res.exit_code == 3 and one_error(res) == f"error: checkpoint file {tmp_path / 'gone.pt'} does not exist"

@@ -11,7 +11,7 @@ import time
 from nsa_train.config import load_config
 from nsa_train.config.loader import dump_yaml
 
-from .helpers import nsa, tmux_sessions
+from .helpers import REPO, nsa, tmux_sessions
 
 
 def _one_error_line(res: subprocess.CompletedProcess) -> str:
@@ -282,3 +282,55 @@ def test_empty_option_values_are_one_error_not_the_default(runs_dir, tmux_socket
         res = nsa("launch", flag, "", "--dry-run", cwd=tmp_path)
         assert res.returncode == 1 and f"{flag} is empty" in _one_error_line(res), (flag, res.stdout)
     assert list(runs_dir.iterdir()) == [] and list(tmp_path.iterdir()) == [runs_dir] and tmux_sessions() == []
+
+
+def test_a_one_rank_checkpoint_is_written_by_1_rank(runs_dir, tmux_socket):
+    """The refusal said "written by 1 ranks"."""
+    run = runs_dir / "one"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
+    ckpt = str(run / "checkpoints" / "step_00000200.pt")
+    _heartbeat(run, [
+        {"kind": "boot", "step": 0, "world_size": 1},
+        {"kind": "checkpoint", "step": 200, "path": ckpt, "seconds": 0.1},
+        {"kind": "end", "step": 200, "reason": "completed", "exit_status": 0},
+    ])  # fmt: skip
+    res = nsa("launch", "--name", "one", "--resume", "--nproc", "2", "--set", "train.steps=300", "--dry-run")
+    assert res.returncode == 1 and tmux_sessions() == []
+    assert "step_00000200.pt was written by 1 rank and --nproc 2 x 1 node(s) would start 2" in _one_error_line(res)
+    res = nsa("launch", "--name", "one", "--resume", "--nnodes", "2", "--rdzv-endpoint", "node0:29500",
+              "--set", "train.steps=300", "--dry-run")  # fmt: skip
+    assert res.returncode == 1 and "step_00000200.pt was written by 1 rank, which 2 nodes cannot share" in (
+        _one_error_line(res)
+    )
+
+
+def test_a_config_from_the_config_variable_says_so(runs_dir, tmux_socket, tmp_path):
+    """An exported CONFIG picked the config without a word (the plan showed the path only): the config line says
+    `(from $CONFIG, ...)` now. And a resume with CONFIG set (no --config) used to fail with "--config
+    <run>/config.yaml disagrees with the CONFIG environment variable", a --config never given: CONFIG is used, as
+    the trainer does."""
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text((REPO / "configs" / "tiny-cpu.yaml").read_text())
+    env = {**os.environ, "CONFIG": str(cfg)}
+    line = next(x for x in nsa("launch", "--name", "a", "--dry-run", env=env).stdout.splitlines() if "config:" in x)
+    assert line.startswith(f"config:  {cfg} (from $CONFIG, hash "), line
+    res = nsa("launch", "--name", "a", "--config", str(cfg), "--dry-run", env=env)  # --config: nothing to say
+    assert res.returncode == 0 and "$CONFIG" not in res.stdout, res.stderr
+    run = runs_dir / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    (run / "config.yaml").write_text(dump_yaml(load_config(None)))
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"config:  {cfg} (from $CONFIG, hash " in res.stdout and f"--config {cfg} " in res.stdout
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")  # no CONFIG
+    assert res.returncode == 0 and f"config:  {run / 'config.yaml'} (hash " in res.stdout, res.stdout
+
+
+def test_the_config_options_help_names_the_config_variable():
+    for cmd in ("launch", "check"):
+        res = nsa(cmd, "--help", env={**os.environ, "COLUMNS": "250"})
+        assert res.returncode == 0 and "YAML config (default: $CONFIG, else configs/tiny-cpu.yaml" in res.stdout, (
+            res.stdout
+        )

@@ -356,3 +356,27 @@ def test_the_watch_parser_skips_what_comes_before_the_start_line():
         frames = [f for i in range(0, len(stream), step) for f in parser.feed(stream[i : i + step])]
         assert [(f.kind, f.name, f.now) for f in frames] == [("F", "run.json", 0), ("E", "", 5)]
     assert FrameParser(wait_for_start=True).feed(START + b"\nE 1 5\n")[0].now == 5  # the first line
+
+
+# ---------------------------------------------------------------- a host that connects, then is slow to answer
+def test_a_slow_answer_after_connecting_is_not_an_unreachable_host(tmp_path, monkeypatch):
+    """A login shell whose rc file takes longer than the limit (60 s for status/runs) said "cannot reach HOST: no
+    answer within 60s", though the host had answered the connection: ssh gives up by itself when it cannot connect
+    within ConnectTimeout (10 s), so past that the host is only slow. Exit 3 still."""
+    from nsa_tui.errors import UserError
+    from nsa_tui.remote.ssh import SSHError, run_remote
+    from nsa_tui.runs.remote import fetch_remote
+
+    monkeypatch.setenv("NSA_SSH_COMMAND", _fake_ssh(tmp_path, "sleep 3"))  # a slow rc file, run before our command
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "1")
+    with pytest.raises(UserError) as e:
+        fetch_remote("gpu", [str(tmp_path)], timeout=2)
+    assert e.value.code == 3
+    assert (
+        str(e.value)
+        == "no answer from gpu within 2s after connecting (a slow login shell, e.g. its rc files, or a busy host)"
+    )
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "10")  # ssh may still be connecting: both are possible
+    with pytest.raises(SSHError) as e2:
+        run_remote("gpu", "true", timeout=2)
+    assert str(e2.value) == "no answer from gpu within 2s (not connected yet, a slow login shell, or a busy host)"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from fixtures.cli import one_error
 from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from typer.testing import CliRunner
 
@@ -95,7 +98,7 @@ def test_one_runs_bad_monitor_section_is_that_runs_error_only(runs_dir):
     assert "bad rules" in rows["bad"] and "nsa status bad" in res.stdout
     res = invoke("status", "good", "bad")
     assert res.exit_code == 4 and "health OK" in res.stdout
-    assert res.stderr.count("\n") == 1 and "unknown rule 'loss_spike'" in res.stderr and "config.yaml" in res.stderr
+    assert res.stderr.count("\n") == 1 and "unknown rule 'loss_spike'" in res.stderr and "run.json" in res.stderr
     lines = [json.loads(x) for x in invoke("status", "--json", "good", "bad").stdout.splitlines()]
     assert lines[0]["health"] == "ok" and lines[1]["exit_code"] == 4 and "loss_spike" in lines[1]["error"]
     res = invoke("report", "bad")
@@ -259,3 +262,82 @@ def test_runs_pointed_at_a_run_directory_says_so(runs_dir):
         f"error: {runs_dir / 'one'} is a run directory, not a directory of runs: `nsa status {runs_dir / 'one'}`, "
         f"or `nsa runs {runs_dir}`"
     )
+
+
+def test_a_bad_monitor_section_names_the_file_it_was_read_from(runs_dir):
+    """The tools read the config in run.json and config.yaml only when run.json has none (a run before its model
+    is built): the error said "(its config.yaml)" either way, sending the user to the wrong file."""
+    bad = {"rules": {"loss_spike": {"severity": "warning"}}}
+    make_v1_run(runs_dir / "json", steps=100, monitor=bad)
+    early = runs_dir / "yaml"
+    make_v1_run(early, steps=100, monitor=bad)
+    info = json.loads((early / "run.json").read_text())
+    (early / "config.yaml").write_text(json.dumps(info.pop("config")))  # JSON is YAML
+    (early / "run.json").write_text(json.dumps(info))
+    for run, read in (("json", "run.json"), ("yaml", "config.yaml")):
+        res = invoke("status", run)
+        assert res.exit_code == 4 and one_error(res).endswith(f"unknown rule 'loss_spike' (built-in: {BUILT_IN}) "
+                                                              f"(in its {read})"), res.stderr  # fmt: skip
+    res = invoke("report", "json")
+    assert res.exit_code == 4 and one_error(res).endswith("(in its run.json)")
+
+
+BUILT_IN = (
+    "nan_loss, loss_increase, loss_plateau, throughput_low, throughput_drop, memory_high, heartbeat_stale, "
+    "stuck_at_start, gate_collapse, fallbacks_rising, data_stall, lr_mismatch, grad_spike, val_rising, "
+    "val_suspicious, disk_low, process_exited, run_dir_gone; a new rule needs `metric`"
+)
+
+
+def test_runs_bad_rules_hint_is_a_command_that_works_outside_the_runs_root(runs_dir, tmp_path, monkeypatch):
+    """`nsa runs DIR` said "`nsa status bad` says why" for a run in DIR, not under the runs root, where that
+    command finds no run. It names the run's path now."""
+    monkeypatch.setenv("COLUMNS", "300")
+    elsewhere = tmp_path / "elsewhere"
+    make_v1_run(elsewhere / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    res = invoke("runs", str(elsewhere))
+    assert res.exit_code == 0, res.output
+    [hint] = re.findall(r"`(nsa status [^`]*)` says why", res.stdout)
+    assert hint == f"nsa status {elsewhere / 'bad'}"
+    res = invoke(*shlex.split(hint)[1:])
+    assert res.exit_code == 4 and "unknown rule 'loss_spike'" in one_error(res)
+
+
+def test_a_missing_run_does_not_cost_the_others_their_verdicts(runs_dir):
+    """`nsa status t1 nope` printed only nope's error, t1 got no verdict (with --host both were judged): now a
+    verdict for each run found, one error line for each missing one, and the exit code the worst (missing: 3)."""
+    make_v1_run(runs_dir / "t1", steps=200)
+    make_v1_run(runs_dir / "warn", steps=1000, alerts=["data_stall"])
+    res = invoke("status", "t1", "nope")
+    assert res.exit_code == 3 and "health OK" in res.stdout
+    assert one_error(res).startswith("error: no run directory 'nope'")
+    res = invoke("status", "nope", "warn", "gone")
+    assert res.exit_code == 3 and "health WARNING" in res.stdout and "nope" not in res.stdout
+    assert [line.split("'")[1] for line in res.stderr.splitlines()] == ["nope", "gone"]
+    res = invoke("status", "--json", "t1", "nope")
+    assert res.exit_code == 3
+    ok, missing = (json.loads(line) for line in res.stdout.splitlines())
+    assert ok["health"] == "ok" and missing["run"] == "nope" and missing["exit_code"] == 3
+
+
+def test_a_runs_error_is_printed_once(runs_dir):
+    """Human `nsa status` printed a run's error on stdout and again on stderr: one line, on stderr."""
+    (runs_dir / "empty").mkdir()
+    make_v1_run(runs_dir / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    for run in ("empty", "bad"):
+        res = invoke("status", run)
+        assert res.exit_code in (3, 4) and res.stdout == "", res.stdout
+        one_error(res)
+
+
+def test_the_runs_root_given_as_a_run_points_to_nsa_runs(runs_dir, tmp_path, monkeypatch):
+    """`nsa status runs` said only "no telemetry in runs": a directory of runs gets a hint to list it."""
+    make_v1_run(runs_dir / "a", steps=100)
+    res = invoke("status", str(runs_dir))
+    assert res.exit_code == 3 and one_error(res).endswith("; it holds run directories: `nsa runs` lists them")
+    make_v1_run(tmp_path / "other runs" / "b", steps=100)
+    res = invoke("status", str(tmp_path / "other runs"))
+    assert one_error(res).endswith(f"`nsa runs '{tmp_path / 'other runs'}'` lists them")
+    (runs_dir / "empty").mkdir()  # no run directories in it: no hint
+    res = invoke("status", "empty")
+    assert res.exit_code == 3 and "nsa runs" not in one_error(res)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -209,3 +210,30 @@ def test_remote_run_with_a_bad_monitor_section_is_its_own_error(tmp_path, sshd):
     code, objs, _ = _status(["--host", sshd.host, str(tmp_path / "good"), str(tmp_path / "bad")])
     assert code == 4 and objs[0]["health"] == "ok" and objs[0]["via"] == "remote-nsa"
     assert objs[1]["exit_code"] == 4 and "unknown rule 'loss_spike'" in objs[1]["error"]
+
+
+@pytest.mark.parametrize("with_nsa", [True, False], ids=["remote-nsa", "remote-script"])
+def test_runs_remote_bad_rules_hint_is_a_command_that_works(tmp_path, sshd_factory, monkeypatch, with_nsa):
+    """`nsa runs --host H DIR` said "`nsa status bad` says why": here that looks for a local run. It is the
+    `nsa status --host H ...` that judges that run now, with or without nsa on the host."""
+    s = sshd_factory(with_nsa=with_nsa)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    monkeypatch.setenv("COLUMNS", "400")
+    make_v1_run(tmp_path / "d" / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    res = CliRunner().invoke(app, ["runs", "--host", s.host, str(tmp_path / "d")])
+    assert res.exit_code == 0, res.stderr
+    [hint] = re.findall(r"`(nsa status [^`]*)` says why", res.stdout)
+    assert hint.startswith(f"nsa status --host {s.host} ") and hint.endswith("/d/bad"), hint
+    res = CliRunner().invoke(app, shlex.split(hint)[1:])
+    assert res.exit_code == 4 and res.stdout == "" and "unknown rule 'loss_spike'" in res.stderr
+    assert res.stderr.count("\n") == 1 and "(in its run.json)" in res.stderr  # printed once, naming what was read
+
+
+def test_remote_runs_root_given_as_a_run_points_to_nsa_runs_there(tmp_path, sshd, monkeypatch):
+    """The remote nsa's hint to list a directory of runs is the command to type here: with --host."""
+    make_v1_run(tmp_path / "runs" / "a", steps=100)
+    res = CliRunner().invoke(app, ["status", "--host", sshd.host, str(tmp_path / "runs")])
+    assert res.exit_code == 3 and res.stdout == "" and res.stderr.count("\n") == 1
+    assert res.stderr.strip().endswith(
+        f" on {sshd.host}; it holds run directories: `nsa runs --host {sshd.host} {tmp_path / 'runs'}` lists them"
+    ), res.stderr

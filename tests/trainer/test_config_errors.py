@@ -83,3 +83,35 @@ def test_a_run_that_fails_before_its_first_step_leaves_a_summary(tmp_path: Path)
     assert summary["end_reason"] == "error" and summary["steps_completed"] == 0 and summary["param_count"] is None
     assert summary["wall_time_s"] > 0
     assert records(run_dir)[-1]["kind"] == "end"
+
+
+def test_a_config_from_the_config_variable_says_so(tmp_path: Path) -> None:
+    """The trainer's [config] line named the file only: an exported CONFIG picked it without a word."""
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text(f"data:\n  source: local\n  path: {tmp_path / 'nope.txt'}\n")  # stops at the data, soon after
+    proc = run(["--run-dir", str(tmp_path / "run")], CONFIG=str(cfg))
+    assert proc.stdout.splitlines()[1] == f"[config] {cfg} (from $CONFIG; resolved, saved as config.yaml):"
+    proc = run(["--config", str(cfg), "--run-dir", str(tmp_path / "run")])
+    assert proc.stdout.splitlines()[1] == f"[config] {cfg} (resolved, saved as config.yaml):"
+
+
+def test_help_says_what_the_defaults_are() -> None:
+    """--run-dir's help read "(default: $NSA_RUNS_DIR or ./runs, /<config>-<time>)", and --config's left $CONFIG
+    out."""
+    out = " ".join(run(["--help"]).stdout.split())
+    assert (
+        "--run-dir RUN_DIR run directory (default: <runs root>/<config file stem>-<YYYYMMDD-HHMMSS>, the runs root "
+        "being $NSA_RUNS_DIR, else ./runs; required with more than one rank)" in out
+    ), out
+    assert "YAML config (default: $CONFIG, else the run directory's config.yaml on --resume, else configs/" in out
+
+
+def test_a_one_rank_checkpoint_is_written_by_1_rank() -> None:
+    """A resume refusal said "written by 1 ranks"."""
+    from nsa_train.train import world_size_mismatch
+
+    assert world_size_mismatch(Path("c.pt"), 1, 2) == (
+        "--resume: c.pt was written by 1 rank, this run has 2; the data position cannot continue exactly"
+    )
+    assert "written by 2 ranks, this run has 1" in world_size_mismatch(Path("c.pt"), 2, 1)
+    assert "written by an unknown number of ranks" in world_size_mismatch(Path("c.pt"), None, 1)
