@@ -201,8 +201,8 @@ def check_tokenizer_files(cfg: Config) -> CheckRow:
 
 
 def check_health_rules(cfg: Config) -> CheckRow:
-    """The config's monitor section as the tools will read it from the run's config.yaml: a misspelt rule or
-    field would otherwise surface only when `nsa watch`/`nsa status` first read the running run."""
+    """The config's monitor section as the tools will read it from the run (run.json's copy, or config.yaml): a
+    misspelt rule or field would otherwise surface only when `nsa watch`/`nsa status` first read the running run."""
     from nsa_tui.health.rules import RulesError, build_rules
 
     try:

@@ -37,7 +37,9 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     try:
         v = engine_evaluate(history, now)
     except RulesError as e:  # the user's config, not a fault of the engine
-        return VerdictView(problem=f"no health verdict: the run's config.yaml: {e}")
+        from nsa_tui.runs.load import config_file
+
+        return VerdictView(problem=f"no health verdict: the run's {config_file(history)}: {e}")
     except Exception as e:  # shown on screen, never swallowed
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]

@@ -325,7 +325,8 @@ def test_a_bad_monitor_section_is_named_as_the_runs_config_not_an_engine_failure
     run = tmp_path / "bad"
     make_v1_run(run, steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
     v = evaluate(load_run(run), time.time(), run)
-    assert v.problem.startswith("no health verdict: the run's config.yaml: config monitor.rules.loss_spike")
+    # the fixture's run.json holds the config (read first): that file is named
+    assert v.problem.startswith("no health verdict: the run's run.json: config monitor.rules.loss_spike")
 
 
 @async_test
