@@ -1,4 +1,5 @@
-"""One condition per built-in rule, over a RunHistory's bounded window.
+"""One condition per built-in rule, over the rules window of a RunHistory: the last RULES_WINDOW_POINTS points of
+each series (defaults.py says why), however many more the reader holds.
 
 A check returns None (condition false now) or a Finding: since when the condition has held
 without a break (step and time), the message, and optionally a raised severity. The engine
@@ -17,11 +18,9 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.health.console_tail import without_torchrun_report
+from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.runs.records import to_float
-
-# the last points any history rule looks at (the loaders already bound what they read)
-MAX_WINDOW_POINTS = 20000
 
 PHASE_HINTS = {
     "config": "reading the config: check the config path and console.log",
@@ -59,10 +58,15 @@ def fmt_age(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def points(h: RunHistory, name: str, window: int = MAX_WINDOW_POINTS) -> list[tuple[int, float | None, float]]:
+def window_start(n: int, window: int = RULES_WINDOW_POINTS) -> int:
+    """The index of the first point of a series of ``n`` that a rule sees (never more than the rules window)."""
+    return max(0, n - min(window, RULES_WINDOW_POINTS))
+
+
+def points(h: RunHistory, name: str, window: int = RULES_WINDOW_POINTS) -> list[tuple[int, float | None, float]]:
     """(step, ts, value) for the non-null values of a metric within the last ``window`` points."""
     col = h.column(name)
-    start = max(0, len(col) - window)
+    start = window_start(len(col), window)
     return [(h.steps[i], h.ts[i], v) for i in range(start, len(col)) if (v := col[i]) is not None]
 
 
@@ -227,7 +231,7 @@ def memory_high(c: Context) -> Finding | None:
         return None
     h = c.h
     res, alloc = h.column("gpu_mem_reserved_gb"), h.column("gpu_mem_alloc_gb")
-    start = max(0, len(h.steps) - MAX_WINDOW_POINTS)
+    start = window_start(len(h.steps))
     pts = []
     for i in range(start, len(h.steps)):
         v = res[i] if res[i] is not None else alloc[i]
@@ -260,7 +264,7 @@ def heartbeat_stale(c: Context) -> Finding | None:
     if last is None:
         return None
     age = c.now - last
-    interval = _median_interval([t for t in h.ts if t is not None])
+    interval = _median_interval([t for t in h.ts[window_start(len(h.ts)) :] if t is not None])
     threshold = c.params["stale_s"]
     if threshold is None:  # adaptive: a fast run is caught in minutes, a slow one is not flagged between steps
         threshold = c.params["max_stale_s"]
@@ -417,7 +421,7 @@ def disk_low(c: Context) -> Finding | None:
 def data_stall(c: Context) -> Finding | None:
     h = c.h
     fetch, step = h.column("dt_fetch_s"), h.column("dt_step_s")
-    start = max(0, len(h.steps) - MAX_WINDOW_POINTS)
+    start = window_start(len(h.steps))
     pts = [
         (h.steps[i], h.ts[i], (fetch[i], step[i]))
         for i in range(start, len(h.steps))
@@ -451,7 +455,7 @@ def lr_mismatch(c: Context) -> Finding | None:
         }
     except (KeyError, TypeError, ValueError):
         return None
-    pts = _finite(points(c.h, "lr"))[-2000:]
+    pts = _finite(points(c.h, "lr"))
     start = c.h.attempt_start_ts
     if start is not None:
         # the config is this attempt's: a resume may change the schedule (steps, lr), and the steps logged
@@ -463,8 +467,11 @@ def lr_mismatch(c: Context) -> Finding | None:
         # steps are 1-based in the schedule; accept an off-by-one in what the logger calls "step"
         return all(abs(v - (e := lr_at(s, **kw))) > tol * max(abs(e), 1e-12) for s in (step - 1, step, step + 1))
 
-    i = trailing(pts, [off(s, v) for s, _, v in pts])
-    if i is None:
+    # only the stretch that reaches the newest point counts: judged from the end, a healthy run costs one lookup
+    i = len(pts)
+    while i > 0 and off(pts[i - 1][0], pts[i - 1][2]):
+        i -= 1
+    if i == len(pts):
         return None
     s, _, v = pts[-1]
     return _since(
@@ -496,10 +503,11 @@ def grad_spike(c: Context) -> Finding | None:
 
 
 def _val_points(h: RunHistory, *, finite: bool = True) -> list[tuple[int, None, float]]:
-    """(step, None, val_loss) of each eval: val records carry no time of their own."""
+    """(step, None, val_loss) of each eval in the rules window: val.csv rows carry no time of their own."""
+    start = window_start(len(h.val_steps))
     return [
         (s, None, v)
-        for s, v in zip(h.val_steps, h.val_loss, strict=False)
+        for s, v in zip(h.val_steps[start:], h.val_loss[start:], strict=False)
         if v is not None and (math.isfinite(v) or not finite)
     ]
 
@@ -530,8 +538,11 @@ def val_suspicious(c: Context) -> Finding | None:
     train = _finite(points(c.h, "loss"))
     ratio, floor, near = c.params["train_ratio"], c.params["min_loss"], int(c.params["train_points"])
     cond, why = [], ""
+    j = 0  # both are sorted by step: one pass over the training points, not one per eval
     for s, _, v in pts:
-        before = [t for st, _, t in train if st <= s][-near:]
+        while j < len(train) and train[j][0] <= s:
+            j += 1
+        before = [t for _, _, t in train[max(0, j - near) : j]]
         ref = statistics.median(before) if before else None
         if v < floor:
             cond.append(True)

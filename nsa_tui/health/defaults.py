@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+# The rules window: every history rule judges the last RULES_WINDOW_POINTS points of each series (progress
+# points; evaluations for the val rules), never more, whatever else a reader holds. `nsa status` reads bounded
+# file tails and `nsa watch` keeps a whole session: judged on the same points they give the same verdict,
+# "since step" included. 4000 lets every rule fire with its defaults at log_every=1: loss_plateau needs its
+# 3000 steps plus 20 smoothing points; throughput_drop its 500-point baseline plus a 300 s stretch (3500 points
+# at >= 0.09 s a step); the others need a few hundred. Readers must hold at least this much
+# (nsa_tui.runs.bundle's FILE_LIMITS, the dashboard's first read).
+RULES_WINDOW_POINTS = 4000
+
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "nan_loss": {"severity": "critical", "for": 0, "params": {}},
     "loss_increase": {

@@ -15,6 +15,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from nsa_train.telemetry import schema
+from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.remote.checkout import PRELUDE
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
 from nsa_tui.rundir import RUN_MARKERS
@@ -22,12 +23,17 @@ from nsa_tui.rundir import RUN_MARKERS
 KIB = 1024
 MIB = 1024 * KIB
 
+# The longest row of a history file, for the budgets that must hold the rules window (RULES_WINDOW_POINTS rows):
+# a training.csv row is 19 cells of at most 24 characters (repr of a float) and commas; a val.csv row a step and
+# two floats. A tail this long gives `nsa status` the same points the dashboard judges.
+TRAINING_ROW_BYTES = 512
+VAL_ROW_BYTES = 64
 # (glob, bytes from the end). Order matters: a file takes the first pattern it matches.
 FILE_LIMITS: tuple[tuple[str, int], ...] = (
     ("heartbeat_rank0.jsonl", 512 * KIB),  # rank 0: ~800 recent progress records plus events
     (schema.HEARTBEAT_GLOB, 256 * KIB),  # other ranks: liveness only
-    (schema.TRAINING_CSV, 640 * KIB),  # ~4000 recent rows: the window the history rules see
-    (schema.VAL_CSV, 256 * KIB),
+    (schema.TRAINING_CSV, RULES_WINDOW_POINTS * TRAINING_ROW_BYTES),  # ~2 MiB: at least the rules window
+    (schema.VAL_CSV, RULES_WINDOW_POINTS * VAL_ROW_BYTES),  # ~250 KiB: the evals of the rules window
     ("fallback_counters.csv", 256 * KIB),
     (schema.RUN_JSON, 512 * KIB),
     (schema.LAUNCH_JSON, 256 * KIB),
@@ -39,7 +45,7 @@ FILE_LIMITS: tuple[tuple[str, int], ...] = (
     (".anomaly_type", 4 * KIB),
     ("stackdump_*.txt", 0),  # names only
     ("*_summary.json", 64 * KIB),  # generic trainers' end-of-run summary
-    ("*.jsonl", 2 * MIB),  # generic training logs
+    ("*.jsonl", 2 * MIB),  # generic training logs (the rules window of records up to 512 bytes)
     ("*.csv", 2 * MIB),
 )
 CSV_HEAD_BYTES = 4 * KIB

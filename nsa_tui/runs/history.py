@@ -10,6 +10,13 @@ while it runs) feed the same object, so the two can never disagree about what a 
 
 Points are keyed by step and kept sorted: a step seen in training.csv and again in the
 heartbeat is one point whose fields are merged (the heartbeat adds the fallback counters).
+
+Attempts: a new process in the same run directory (`--resume`, or `nsa launch --force` over a finished run, which
+keeps its files) starts from a step (its `train` phase record's ``start_step``; 0 for a boot without --resume)
+and logs those steps again. What earlier attempts logged past that step is superseded (an ``AttemptCut``):
+dropped when the cut is read, ignored when read after it, by time stamp, so any feeding order gives the same
+history. A training.csv whose step goes back (a fresh start appends to the old rows) is the same cut, for a tail
+that holds no heartbeat record of the new start.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -67,6 +74,17 @@ class Event:
     ts: float | None
     rank: int | None
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptCut:
+    """An attempt that started at ``ts`` from ``start_step``: an earlier record (ts before) of a step after
+    ``start_step`` is superseded. ``from_record``: said by the attempt's own heartbeat record (a boot, its `train`
+    phase), so its eval records follow in the same file; else seen as training.csv stepping back."""
+
+    start_step: int
+    ts: float
+    from_record: bool = True
 
 
 @dataclass
@@ -139,7 +157,9 @@ class RunHistory:
         self.val_steps: list[int] = []
         self.val_loss: list[float | None] = []
         self.val_ppl: list[float | None] = []
+        self.val_ts: list[float | None] = []  # the eval record's time; None for a val.csv row (it has none)
         self.fallbacks: list[tuple[int, dict[str, float]]] = []
+        self._fallback_ts: list[float | None] = []  # each entry's record time (None: a fallback_counters.csv row)
         self.events: list[Event] = []
         self.ranks: dict[int, RankState] = {}
         self.corrupt = 0
@@ -147,6 +167,12 @@ class RunHistory:
         self.records = 0
         self._csv_headers: dict[str, tuple[str, ...]] = {}
         self._csv_plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        self.cuts: list[AttemptCut] = []  # every attempt start seen (those that removed nothing too)
+        self._newest_cut_ts = -math.inf  # a record at least this new is no cut's concern (nearly all of them)
+        # (start step, progress points too or evals only) of each cut that removed something, in order: for readers
+        # that mirror the history (the dashboard's charts) and must take back the same points
+        self.truncations: list[tuple[int, bool]] = []
+        self._row_step: dict[str, int] = {}  # the last row's step per training.csv / val.csv: a step back is a restart
         # context filled by the loader
         self.run_info: dict[str, Any] = {}
         self.config: dict[str, Any] = {}
@@ -239,13 +265,15 @@ class RunHistory:
         header = self._csv_headers.get(source) or self._default_header(kind, len(cells))
         if header is None or len(header) != len(cells):
             return False
-        if kind == "training_csv" and self._fast_training_row(header, cells):
+        if kind == "training_csv" and self._fast_training_row(source, header, cells):
             return True
         row = dict(zip(header, cells, strict=False))
         if kind == "training_csv" or kind == "csv":
             n = normalise_generic(row) if kind == "csv" else self._training_row(row)
             if n is None:
                 return False
+            if kind == "training_csv":
+                self._note_row_step(source, n.step, n.ts)
             if n.fields.get("val_loss") is not None:
                 self._add_val(n.step, n.fields.get("val_loss"), n.fields.get("val_ppl"))
             if n.metrics:
@@ -255,10 +283,13 @@ class RunHistory:
         if step is None:
             return False
         if kind == "val_csv":
+            if step <= self._row_step.get(source, -1):
+                self._drop_val_rows_from(step)  # the file starts over: a fresh attempt appends after the old rows
+            self._row_step[source] = step
             self._add_val(step, to_float(row.get("val_loss")), to_float(row.get("val_ppl", row.get("ppl"))))
             return True
         counters = {k: v for k, v in ((k, to_float(v)) for k, v in row.items() if k != "step") if v is not None}
-        self._add_fallbacks(step, {k[3:] if k.startswith("fb_") else k: v for k, v in counters.items()})
+        self._add_fallbacks(step, {k[3:] if k.startswith("fb_") else k: v for k, v in counters.items()}, None)
         return True
 
     def _default_header(self, kind: str, n_cells: int) -> tuple[str, ...] | None:
@@ -271,7 +302,14 @@ class RunHistory:
             return VAL_COLUMNS
         return None
 
-    def _fast_training_row(self, header: tuple[str, ...], cells: list[str]) -> bool:
+    def _note_row_step(self, source: str, step: int, ts: float | None) -> None:
+        """training.csv rows are appended in step order within an attempt: a step back is a new attempt that did
+        not cut the file (a fresh start over an old run's files), its first row the first of the new attempt."""
+        if step <= self._row_step.get(source, -1) and ts is not None:
+            self._cut(step - 1, ts, from_record=False)
+        self._row_step[source] = step
+
+    def _fast_training_row(self, source: str, header: tuple[str, ...], cells: list[str]) -> bool:
         """The common case of a well-formed numeric row, without per-cell dispatch
         (long CSV histories are the bulk of what status and watch read)."""
         plan = self._csv_plans.get(header)
@@ -296,6 +334,9 @@ class RunHistory:
             return False  # the careful path decides
         if step < 0 or (ts is not None and not math.isfinite(ts)):
             return False
+        self._note_row_step(source, step, ts)
+        if self.cuts and self._superseded(step, ts):
+            return True  # an earlier attempt's row: read, not kept
         if self.steps and step <= self.steps[-1]:
             self._upsert(step, ts, dict(zip(names, values, strict=True)))
             return True
@@ -348,17 +389,88 @@ class RunHistory:
             self.events.append(Event(n.kind, n.step, n.ts, n.rank, n.fields))
             if len(self.events) > MAX_EVENTS:
                 del self.events[: len(self.events) - MAX_EVENTS]
+            start = self._attempt_start(n)
+            if start is not None and n.ts is not None:
+                self._cut(start, n.ts)
             if n.kind == schema.KIND_EVAL and n.step is not None:
-                self._add_val(n.step, n.metrics.get("val_loss"), n.metrics.get("val_ppl"))
+                if not (self.cuts and self._superseded(n.step, n.ts)):
+                    self._add_val(n.step, n.metrics.get("val_loss"), n.metrics.get("val_ppl"), n.ts)
                 return
         if n.step is None:
             return
+        if self.cuts and self._superseded(n.step, n.ts):
+            return  # an earlier attempt's record of a step a later attempt logs again
         if n.fields.get("val_loss") is not None and n.kind == schema.KIND_PROGRESS and self.format == FORMAT_GENERIC:
             self._add_val(n.step, n.fields.get("val_loss"), n.fields.get("val_ppl"))
         if n.metrics and n.kind != schema.KIND_EVAL:
             self._upsert(n.step, n.ts, n.metrics)
         if n.fallbacks:
-            self._add_fallbacks(n.step, {k: float(v) for k, v in n.fallbacks.items()})
+            self._add_fallbacks(n.step, {k: float(v) for k, v in n.fallbacks.items()}, n.ts)
+
+    def _attempt_start(self, n: Normalised) -> int | None:
+        """The step a new attempt starts from, when rank 0's record says: its `train` phase record's start_step,
+        or 0 at a boot whose command line has no --resume (a fresh start: known before its data and model are
+        ready). A boot of another trainer, or without its argv, says nothing."""
+        if self.format not in (None, FORMAT_V1) or n.rank not in (0, None):
+            return None
+        if n.kind == schema.KIND_PHASE and n.fields.get("phase") == "train":
+            return to_step(n.fields.get("start_step"))
+        argv = n.fields.get("argv")
+        if n.kind == schema.KIND_BOOT and isinstance(argv, list) and argv:
+            # argparse takes any unambiguous prefix: "--re" is --resume, "--ru" --run-dir
+            resumed = any(isinstance(a, str) and len(a) >= 4 and "--resume".startswith(a) for a in argv)
+            return None if resumed else 0
+        return None
+
+    def _superseded(self, step: int, ts: float | None) -> bool:
+        """Logged by an attempt before a later one that started below ``step`` (without a time: unknown, kept)."""
+        if ts is None or ts >= self._newest_cut_ts:
+            return False
+        return any(c.start_step < step and ts < c.ts for c in self.cuts)
+
+    def _cut(self, start_step: int, ts: float, *, from_record: bool = True) -> None:
+        """A new attempt from ``start_step`` at ``ts``: drop what earlier attempts logged past that step (points,
+        with every metric and gate statistic, evals, fallback counters). A point without a time cannot be told
+        apart and goes too: a val.csv row is read again from its eval record, which follows the cut."""
+        cut = AttemptCut(start_step, ts, from_record)
+        if cut in self.cuts:
+            return  # every rank writes its records, and a replayed file repeats them
+        self.cuts.append(cut)
+        self._newest_cut_ts = max(self._newest_cut_ts, ts)
+        removed_points = removed_vals = False
+        i = bisect_right(self.steps, start_step)
+        keep = [j for j in range(i, len(self.steps)) if (t := self.ts[j]) is not None and t >= ts]
+        if len(keep) < len(self.steps) - i:
+            removed_points = True
+            self.steps[i:] = [self.steps[j] for j in keep]
+            self.ts[i:] = [self.ts[j] for j in keep]
+            for col in self._cols.values():
+                col[i:] = [col[j] for j in keep]
+        i = bisect_right(self.val_steps, start_step)
+        keep = [j for j in range(i, len(self.val_steps)) if (t := self.val_ts[j]) is not None and t >= ts]
+        if len(keep) < len(self.val_steps) - i:
+            removed_vals = True
+            for vals in (self.val_steps, self.val_loss, self.val_ppl, self.val_ts):
+                vals[i:] = [vals[j] for j in keep]
+        fb_ts = self._fallback_ts
+        keep = [
+            j for j, (s, _) in enumerate(self.fallbacks) if s <= start_step or ((t := fb_ts[j]) is not None and t >= ts)
+        ]
+        if len(keep) < len(self.fallbacks):
+            self.fallbacks = [self.fallbacks[j] for j in keep]
+            self._fallback_ts = [self._fallback_ts[j] for j in keep]
+        if removed_points or removed_vals:
+            self.truncations.append((start_step, removed_points))
+
+    def _drop_val_rows_from(self, step: int) -> None:
+        """val.csv went back to ``step``: its rows from there on were an earlier attempt's (eval records keep
+        theirs: they have a time, and the cuts judge them)."""
+        i = bisect_left(self.val_steps, step)
+        keep = [j for j in range(i, len(self.val_steps)) if self.val_ts[j] is not None]
+        if len(keep) < len(self.val_steps) - i:
+            for vals in (self.val_steps, self.val_loss, self.val_ppl, self.val_ts):
+                vals[i:] = [vals[j] for j in keep]
+            self.truncations.append((step - 1, False))
 
     def _upsert(self, step: int, ts: float | None, metrics: dict[str, float | None]) -> None:
         if not self.steps or step > self.steps[-1]:
@@ -371,6 +483,13 @@ class RunHistory:
             return
         i = bisect_left(self.steps, step)
         if i < len(self.steps) and self.steps[i] == step:
+            old = self.ts[i]
+            if ts is not None and old is not None and ts < old:
+                # an older record of a step logged again (a resume's, read before its cut): it only fills gaps
+                for k, v in metrics.items():
+                    if v is not None and k in self._cols and self._cols[k][i] is None:
+                        self._cols[k][i] = v
+                return
             if ts is not None:
                 self.ts[i] = ts
             for k, v in metrics.items():
@@ -390,37 +509,45 @@ class RunHistory:
         for col in self._cols.values():
             del col[:drop]
 
-    def _add_val(self, step: int | None, loss: float | None, ppl: float | None) -> None:
+    def _add_val(self, step: int | None, loss: float | None, ppl: float | None, ts: float | None = None) -> None:
         if step is None:
             return
-        if self.val_steps and step <= self.val_steps[-1]:
-            i = bisect_left(self.val_steps, step)
-            if i < len(self.val_steps) and self.val_steps[i] == step:
-                self.val_loss[i], self.val_ppl[i] = loss, ppl
-                return
-            self.val_steps.insert(i, step)
-            self.val_loss.insert(i, loss)
-            self.val_ppl.insert(i, ppl)
+        i = bisect_left(self.val_steps, step)
+        if i < len(self.val_steps) and self.val_steps[i] == step:
+            old = self.val_ts[i]
+            if old is not None and (ts is None or ts < old):
+                return  # the eval record of this step is known: a val.csv row or an older record adds nothing
+            self.val_loss[i], self.val_ppl[i] = loss, ppl
+            self.val_ts[i] = ts if ts is not None else old
             return
-        self.val_steps.append(step)
-        self.val_loss.append(loss)
-        self.val_ppl.append(ppl)
+        if ts is None and any(c.from_record and c.start_step < step for c in self.cuts):
+            # a val.csv row past an attempt start its heartbeat says, without a time to place it: an earlier
+            # attempt's, or the current one's whose eval record (written first, in the same heartbeat) brings it
+            return
+        self.val_steps.insert(i, step)
+        self.val_loss.insert(i, loss)
+        self.val_ppl.insert(i, ppl)
+        self.val_ts.insert(i, ts)
 
-    def _add_fallbacks(self, step: int, counters: dict[str, float]) -> None:
+    def _add_fallbacks(self, step: int, counters: dict[str, float], ts: float | None) -> None:
         if not counters:
             return
         if self.fallbacks and step == self.fallbacks[-1][0]:
             self.fallbacks[-1][1].update(counters)
+            self._fallback_ts[-1] = ts if ts is not None else self._fallback_ts[-1]
         elif self.fallbacks and step < self.fallbacks[-1][0]:
             # a step logged again: a resumed attempt redoes the steps after its checkpoint. Its record replaces
             # the dead attempt's at that step (as _upsert does for the metrics)
             i = bisect_left([s for s, _ in self.fallbacks], step)
             if self.fallbacks[i][0] == step:
                 self.fallbacks[i][1].update(counters)
+                self._fallback_ts[i] = ts if ts is not None else self._fallback_ts[i]
             else:
                 self.fallbacks.insert(i, (step, dict(counters)))
+                self._fallback_ts.insert(i, ts)
         else:
             self.fallbacks.append((step, dict(counters)))
+            self._fallback_ts.append(ts)
 
     # ------------------------------------------------------------------ reading
     def column(self, name: str) -> list[float | None]:
@@ -452,10 +579,13 @@ class RunHistory:
 
     @property
     def latest_step(self) -> int | None:
-        """The highest step any record reached (progress, liveness or event)."""
+        """The highest step any record of the current attempt reached (progress, liveness or event): a rank last
+        heard from before a later attempt started below its step is an earlier attempt's."""
         best = self.steps[-1] if self.steps else None
         for st in self.ranks.values():
-            if st.last_step is not None and (best is None or st.last_step > best):
+            if st.last_step is None or (best is not None and st.last_step <= best):
+                continue
+            if not (self.cuts and self._superseded(st.last_step, st.last_ts)):
                 best = st.last_step
         return best
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nsa_train.telemetry import schema
+from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle
 from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
@@ -39,10 +40,12 @@ CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
 _ASKED_HERE = object()  # a local source: liveness is asked on this machine
 DETECT_BYTES = 64 << 10
-# RunHistory keeps this many recent points (the rules' longest window); charts keep everything.
+# RunHistory keeps this many recent points, well over the rules window (the engine judges its last
+# RULES_WINDOW_POINTS, as `nsa status` does); charts keep everything.
 HISTORY_POINTS = 20_000
 BULK_MIN_BYTES = 1 << 20  # a first training.csv batch this big (~8k rows) takes the columnar fast path
-RECENT_ROWS = 2_000  # ... and only its last rows go to RunHistory (rules look back <= ~500 points)
+# ... and only its last rows go to RunHistory: the whole rules window, so the verdict is the one `nsa status` gives
+RECENT_ROWS = RULES_WINDOW_POINTS
 # Chart columns pulled from RunHistory (besides step / ts / tokens_seen, which are x axes).
 CHART_METRICS = (
     "loss",
@@ -101,6 +104,24 @@ class ChartTable:
         for k in CHART_METRICS:
             self.cols[k].adopt(steps, cols.get(k, nan))
         self.last_step = int(steps[-1]) if len(steps) else self.last_step
+
+    def cut(self, start_step: int, *, points: bool = True) -> None:
+        """Take back what a new attempt of the run superseded (RunHistory.truncations): the points after
+        ``start_step`` (with ``points``) and the evals after it; the next sync adds the new attempt's."""
+        groups = [((self.val_step, self.val_loss), "last_val_step")]  # the val series sync fills
+        if points:
+            groups.append(((self.cols["step"], *(s for k, s in self.cols.items() if k != "step")), "last_step"))
+        for series, last in groups:
+            by_step = series[0]
+            k = int(np.searchsorted(by_step.x[: by_step.n], start_step, side="right"))
+            if k == by_step.n:
+                continue
+            for s in series:
+                # fresh arrays: a bulk load's columns share their buffers, and the next sync writes past k
+                x, y = s.x[:k].copy(), s.y[:k].copy()
+                s.clear()
+                s.adopt(x, y)
+            setattr(self, last, int(by_step.x[k - 1]) if k else -1)
 
     def sync(self, h: RunHistory, t0: float | None) -> int:
         """Append the history's points past the last synced step; returns how many."""
@@ -189,6 +210,7 @@ class RunModel:
         self.lock = threading.RLock()
         self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table = ChartTable()
+        self._truncations = 0  # how many of the history's truncations the chart table has taken back
         self.logs: dict[str, deque[str]] = {}  # log file name -> its last lines
         self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
         self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
@@ -248,7 +270,11 @@ class RunModel:
                 self._fill_context()
             else:
                 self._note_write_times()
-            self.table.sync(self.history, self._t0())
+            h = self.history
+            for start, points in h.truncations[self._truncations :]:  # a new attempt superseded earlier points
+                self.table.cut(start, points=points)
+            self._truncations = len(h.truncations)
+            self.table.sync(h, self._t0())
             self.history.dir_missing = missing  # after the updates: a reset among them made a new history
             self.loaded = True
             self.version += 1
@@ -262,6 +288,7 @@ class RunModel:
     def _clear(self) -> None:
         self.history = RunHistory(max_points=HISTORY_POINTS)
         self.table.clear()
+        self._truncations = 0
         self.logs.clear()
         self._whole.clear()
         self._console.clear()

@@ -96,7 +96,7 @@ def test_the_status_script_reads_what_a_local_status_reads(tmp_path, shell):
         env["PATH"] = str(tools)
         sh = [str(tools / "sh")]
     run = tmp_path / "runs" / "r"
-    make_v1_run(run, steps=20_000, total_steps=40_000, log_every=5)  # windows from the middle of big files
+    make_v1_run(run, steps=60_000, total_steps=120_000, log_every=5)  # windows from the middle of big files
     elsewhere = tmp_path / "elsewhere" / "training.csv"
     elsewhere.parent.mkdir()
     (run / "training.csv").rename(elsewhere)

@@ -1,0 +1,232 @@
+"""A new attempt in a run directory supersedes what earlier attempts logged past its start step.
+
+`nsa launch --force` over a finished run keeps its files: the fresh attempt's rows land after the old ones, and
+points merged by step showed "finished step 40/20, loss <the old attempt's>". A resume from a checkpoint older than
+the last logged step (a crash after the checkpoint) redoes steps the dead attempt logged. Status, the dashboard and
+any reading order must show the current attempt continuing from its start."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.cli import invoke
+from fixtures.runs import V1RunWriter, make_v1_run, write_exit_status
+
+from nsa_train.telemetry import schema
+from nsa_train.telemetry.writer import truncate_csv_after
+from nsa_tui.health import evaluate
+from nsa_tui.report.load import final_numbers, load_report_run
+from nsa_tui.runs import RunHistory, load_run
+from nsa_tui.runs import bundle as bundle_mod
+from nsa_tui.tail.local import LocalRunSource
+from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.verdict import evaluate as watch_evaluate
+
+NEW_LOSS = 1.5
+NEW_VAL = 1.6
+
+
+def boot(w: V1RunWriter, *, resume: bool) -> None:
+    """A new process's boot records, with the command line the trainer records (a fresh start has no --resume).
+    Its records say step 0 until the train phase (a resume's checkpoint has not loaded yet)."""
+    w.ts += 30.0
+    w.step = 0
+    argv = ["nsa_train/train.py", "--run-dir", str(w.path), *(["--resume"] if resume else [])]
+    for r in range(w.n_ranks):
+        rec = schema.make_record(schema.KIND_BOOT, r, 0, w.pid + 100 + r, w.ts, argv=argv, world_size=w.n_ranks)
+        with open(w.path / schema.heartbeat_name(r), "a", encoding="utf-8") as fh:
+            fh.write(schema.encode(rec))
+
+
+def start_training(w: V1RunWriter, total: int, start_step: int) -> None:
+    w.phase("config")
+    w.phase("config", done=True, total_steps=total)
+    for ph in ("data", "model", "compile"):
+        w.phase(ph)
+    info = json.loads((w.path / schema.RUN_JSON).read_text())  # rewritten once the model is built
+    w.config["train"]["steps"] = w.total_steps = total
+    info.update(total_steps=total, config=w.config)
+    (w.path / schema.RUN_JSON).write_text(json.dumps(info))
+    w.step = start_step
+    w.phase("train", start_step=start_step, warnings=[])
+
+
+def forced_run(path: Path) -> V1RunWriter:
+    """Finished at step 40 of 40; `nsa launch --force` started it again with train.steps=20, from step 0."""
+    w = make_v1_run(path, steps=40, total_steps=40, state="finished", now=time.time() - 300)
+    (path / schema.EXIT_STATUS).unlink()  # the launcher removes the old exit status, keeps every other file
+    boot(w, resume=False)
+    start_training(w, 20, 0)
+    w.progress(2, loss=NEW_LOSS)
+    w.eval(NEW_VAL)
+    w.checkpoint()
+    w.end(schema.END_COMPLETED, 0)
+    return w
+
+
+def resumed_run(path: Path) -> V1RunWriter:
+    """Crashed at step 250 (checkpoint at 200, an eval at 250), resumed from 200: the trainer cut training.csv and
+    val.csv back to 200, the heartbeat keeps the dead attempt's records of 210..250."""
+    w = make_v1_run(path, steps=250, total_steps=1000, log_every=10, state="running", now=time.time() - 300)
+    w.eval(9.0)
+    write_exit_status(path, 1)
+    (path / schema.EXIT_STATUS).unlink()  # ... and `nsa launch --resume` clears it
+    boot(w, resume=True)
+    start_training(w, 1000, 200)
+    truncate_csv_after(path / schema.TRAINING_CSV, 200)
+    truncate_csv_after(path / schema.VAL_CSV, 200)
+    w.progress(3, loss=NEW_LOSS)
+    return w
+
+
+def read_model(path: Path) -> RunModel:
+    m = RunModel(path.name, LocalRunSource(path, force_poll=True), where=str(path))
+    m.pump()
+    m.pump()
+    m.source.close()
+    return m
+
+
+def shown(h: RunHistory, now: float) -> tuple:
+    v = evaluate(h, now)
+    return (v.state, v.health, [a.rule for a in v.alerts], v.step, v.total_steps, v.loss, v.val_loss)
+
+
+def test_a_forced_start_over_a_finished_run_shows_the_new_attempt(tmp_path):
+    path = tmp_path / "r"
+    forced_run(path)
+    s = json.loads(invoke("status", "--json", str(path)).stdout)
+    said = (s["state"], s["step"], s["total_steps"], s["loss"], s["val_loss"])
+    assert said == ("finished", 20, 20, NEW_LOSS, NEW_VAL)
+    m = read_model(path)
+    v = watch_evaluate(m.history, time.time())
+    seen = (v.state, v.health, [a.rule for a in v.alerts])
+    assert seen == (s["state"], s["health"], [a["rule"] for a in s["alerts"]])
+    h = m.history
+    assert (h.steps, h.latest_step, h.latest["loss"], h.val_steps) == ([10, 20], 20, NEW_LOSS, [20])
+    assert list(m.table.cols["step"].x) == [10, 20]  # the charts: the old attempt's 30 and 40 are gone too
+    # the report of the run: the current attempt's numbers
+    nums = final_numbers(load_report_run(path))
+    reported = (nums["step"], nums["total_steps"], nums["final_loss"], nums["final_val_loss"])
+    assert reported == (20, 20, NEW_LOSS, NEW_VAL)
+
+
+def test_a_resume_from_before_a_crash_shows_the_new_attempt(tmp_path):
+    path = tmp_path / "r"
+    w = resumed_run(path)
+    now = w.ts + 1
+    status = load_run(path)
+    m = read_model(path)
+    for h in (status, m.history):
+        assert (h.latest_step, h.steps[-4:], h.latest["loss"]) == (230, [200, 210, 220, 230], NEW_LOSS)
+        assert 250 not in h.val_steps and h.fallbacks[-1][0] == 230
+    assert shown(status, now) == shown(m.history, now)
+    assert shown(status, now)[:4] == ("running", "ok", [], 230)
+    assert m.table.last_step == 230 and m.table.cols["step"].x[-4:].tolist() == [200, 210, 220, 230]
+    s = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert (s["step"], s["loss"]) == (230, NEW_LOSS)
+    nums = final_numbers(load_report_run(path))
+    assert (nums["step"], nums["final_loss"], nums["resumed_at"], nums["attempts"]) == (230, NEW_LOSS, [200], 2)
+
+
+def test_the_dashboard_follows_a_forced_start_live(tmp_path):
+    """Watching the finished run while `nsa launch --force` starts it again: from the fresh boot on, the old
+    attempt's steps are gone (a fresh start begins at 0), and the charts start over with the new points."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=40, total_steps=40, state="finished", now=time.time() - 300)
+    m = RunModel(path.name, LocalRunSource(path, force_poll=True), where=str(path))
+    try:
+        m.pump()
+        assert m.history.latest_step == 40 and m.table.last_step == 40
+        (path / schema.EXIT_STATUS).unlink()
+        boot(w, resume=False)
+        w.phase("config")
+        w.phase("config", done=True, total_steps=20)
+        m.pump()
+        v = evaluate(m.history, w.ts + 1)
+        assert (v.state, v.step, v.total_steps, v.loss) == ("starting", 0, 20, None)  # not "40/20, 200%"
+        assert m.table.cols["step"].n == 0
+        start_training(w, 20, 0)
+        w.progress(1, loss=NEW_LOSS)
+        m.pump()
+        assert shown(m.history, w.ts + 1) == shown(load_run(path), w.ts + 1)
+        assert shown(m.history, w.ts + 1)[:6] == ("running", "ok", [], 10, 20, NEW_LOSS)
+        assert m.table.cols["step"].x.tolist() == [10] and m.table.cols["loss"].y.tolist() == [NEW_LOSS]
+    finally:
+        m.source.close()
+
+
+def feed_in_order(path: Path, names: list[str]) -> RunHistory:
+    h = RunHistory("nsa-v1")
+    for name in names:
+        h.feed(name, (path / name).read_bytes().splitlines())
+    return h
+
+
+def signature(h: RunHistory) -> tuple:
+    return (
+        h.steps,
+        h.column("loss"),
+        h.ts,
+        h.val_steps,
+        h.val_loss,
+        h.latest_step,
+        h.last_progress_ts,
+        h.fallbacks[-1] if h.fallbacks else None,
+    )
+
+
+@pytest.mark.parametrize("make", [forced_run, resumed_run])
+def test_any_reading_order_gives_the_same_history(tmp_path, make):
+    """Status feeds training.csv, val.csv, then the heartbeat; the dashboard the heartbeat first (file names in
+    order); either way the superseded points go, whether the cut is read before or after them."""
+    path = tmp_path / "r"
+    make(path)
+    files = [schema.TRAINING_CSV, schema.VAL_CSV, schema.heartbeat_name(0)]
+    as_status = signature(feed_in_order(path, files))
+    assert signature(feed_in_order(path, files[::-1])) == as_status
+    assert signature(feed_in_order(path, [files[0], files[2], files[1]])) == as_status
+    assert signature(load_run(path))[:1] == as_status[:1]
+    # line by line, the heartbeat interleaved with the tables by time (as a live dashboard reads them)
+    h = RunHistory("nsa-v1")
+    hb = (path / schema.heartbeat_name(0)).read_bytes().splitlines()
+    rows = {n: (path / n).read_bytes().splitlines() for n in files[:2]}
+    h.feed(files[0], rows[files[0]][:1])
+    h.feed(files[1], rows[files[1]][:1])
+    csv_at = {files[0]: 1, files[1]: 1}
+    for line in hb:
+        h.feed(files[2], [line])
+        rec = json.loads(line)
+        table = {schema.KIND_PROGRESS: files[0], schema.KIND_EVAL: files[1]}.get(rec["kind"])
+        if table is not None and csv_at[table] < len(rows[table]):  # its row follows its record
+            nxt = rows[table][csv_at[table]]
+            if int(nxt.split(b",", 1)[0]) == rec["step"]:
+                h.feed(table, [nxt])
+                csv_at[table] += 1
+    h.feed(files[0], rows[files[0]][csv_at[files[0]] :])
+    h.feed(files[1], rows[files[1]][csv_at[files[1]] :])
+    assert (h.steps, h.column("loss"), h.val_steps, h.latest_step) == (
+        as_status[0],
+        as_status[1],
+        as_status[3],
+        as_status[5],
+    )
+
+
+def test_a_forced_start_seen_only_in_training_csv(tmp_path, monkeypatch):
+    """A status tail of the heartbeat that no longer holds the fresh start's records: training.csv stepping back
+    says the same (its rows before the step back are the earlier attempt's)."""
+    path = tmp_path / "r"
+    forced_run(path)
+    full = load_run(path)
+    hb = schema.heartbeat_name(0)
+    # the heartbeat tail: the new attempt's two progress records, its eval, checkpoint and end only
+    tail = b"".join(line + b"\n" for line in (path / hb).read_bytes().splitlines()[-5:])
+    limits = tuple((p, len(tail) + 1 if p == hb else n) for p, n in bundle_mod.FILE_LIMITS)
+    monkeypatch.setattr(bundle_mod, "FILE_LIMITS", limits)
+    cut = load_run(path)
+    assert not any(e.kind == schema.KIND_BOOT for e in cut.events)
+    assert (cut.steps, cut.column("loss"), cut.latest_step) == (full.steps, full.column("loss"), 20)
