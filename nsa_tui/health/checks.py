@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +18,9 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.units import human_bytes
-from nsa_tui.health.console_tail import without_torchrun_report
+from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
-from nsa_tui.runs.history import RunHistory
+from nsa_tui.runs.history import Event, RunHistory
 from nsa_tui.runs.records import to_float
 
 PHASE_HINTS = {
@@ -280,7 +281,7 @@ def heartbeat_stale(c: Context) -> Finding | None:
         extra = f"; stack dumps: {', '.join(h.stackdumps[-2:])}"
     others = [
         f"rank {r.rank} {fmt_age(c.now - r.last_ts)} ago"
-        for r in sorted(h.ranks.values(), key=lambda r: r.rank)
+        for r in sorted(h.attempt_ranks.values(), key=lambda r: r.rank)
         if r.last_ts is not None and r.rank != 0
     ]
     if others:
@@ -290,6 +291,30 @@ def heartbeat_stale(c: Context) -> Finding | None:
         last,
         f"no progress for {fmt_age(age)} (usual interval {fmt_age(interval)}, limit {fmt_age(threshold)}), "
         f"last step {h.latest_step}{extra}: run `nsa dump` for stacks, check console.log",
+    )
+
+
+def watchdog_stall(c: Context) -> Finding | None:
+    """The trainer's own watchdog said the step has not advanced for `monitor.stall_s` (a `stall` record), and
+    nothing moved since: the user's limit, said by the process itself, minutes before heartbeat_stale's."""
+    if c.state not in ("running", "starting"):
+        return None
+    h = c.h
+    stall = h.current_stall
+    if stall is None or stall.ts is None:
+        return None
+    same = [ev for ev in h.attempt_events(schema.KIND_STALL) if ev.step == stall.step]
+    ranks = sorted({ev.rank for ev in same if ev.rank is not None})
+    who = f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {', '.join(map(str, ranks))}" if ranks else "the trainer"
+    secs = to_float(stall.fields.get("seconds_since_progress"))
+    dumps = [str(d).rsplit("/", 1)[-1] for ev in same if (d := ev.fields.get("dump"))]
+    where = f"; stack dumps: {', '.join(dumps[:8])}" if dumps else ""
+    return Finding(
+        stall.step,
+        stall.ts,
+        f"the watchdog of {who} reported step {stall.step} not advancing for {fmt_age(secs)} "
+        f"(monitor.stall_s), {fmt_age(c.now - stall.ts)} ago, and no step since{where}: compare the ranks' stacks "
+        "(a rank elsewhere than the collective the others wait in is the one that hangs); `nsa dump` for fresh ones",
     )
 
 
@@ -565,6 +590,7 @@ def process_exited(c: Context) -> Finding | None:
     if c.state != "crashed":
         return None
     end = h.end_event
+    failures = torchrun_failures(h.console_tail)
     if end is not None:
         why = f"the trainer ended with reason {end.fields.get('reason')!r}"
         # the trainer's own status (2: a mistake in config, data or checkpoint; 3: NaN) over torchrun's (1 for any)
@@ -573,9 +599,11 @@ def process_exited(c: Context) -> Finding | None:
             status = h.exit_status
         if status not in (None, 0):
             why += f" and exit status {status}"
-        err = h.last_event("error")
-        if err is not None and err.fields.get("message") and (err.ts or 0) >= ((h.boot_event and h.boot_event.ts) or 0):
-            why += f" (error: {str(err.fields['message'])[:300]})"
+        why += _errors_said(h.attempt_errors, h.attempt_world_size)
+        # a rank that died without a word (SIGKILL) is the cause the others' errors ("connection reset") hide
+        lost = [_lost_rank(h, r, end.ts, failures) for r in h.ranks_without_end]
+        first = any(f.root_cause and f.rank in h.ranks_without_end for f in failures)
+        why = "; ".join([*lost, why] if first else [why, *lost])
     elif h.exit_status not in (None, 0):
         why = f"exit status {h.exit_status} without an end record"
     else:
@@ -586,8 +614,69 @@ def process_exited(c: Context) -> Finding | None:
     lines, cut = without_torchrun_report(h.console_tail)
     tail = " | ".join(lines[-n:]) if lines else "console.log is empty or missing"
     if cut:
-        tail += " (torchrun's failure report left out)"
+        roots = [f.describe() for f in failures if f.root_cause]
+        tail += " (torchrun's failure report left out" + (f"; its root cause: {', '.join(roots)})" if roots else ")")
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
+
+
+MAX_OTHER_ERRORS = 3  # the ranks whose later errors are named after the first one's
+
+
+def _errors_said(errors: list[Event], world_size: int | None) -> str:
+    """The first error in full, with its rank when the run has several; then each other rank's first, briefly
+    (under DDP they are mostly "connection closed by peer": the first rank's error is the cause)."""
+    if not errors:
+        return ""
+    first = errors[0]
+    msg = str(first.fields.get("message") or "")[:300]
+    if not msg:
+        return ""
+    if not world_size or world_size <= 1:
+        return f" (error: {msg})"
+    out = f" (rank {first.rank}'s error at step {first.step}: {msg}"
+    seen = {first.rank}
+    others = []
+    for ev in errors[1:]:
+        if ev.rank in seen or not ev.fields.get("message"):
+            continue
+        seen.add(ev.rank)
+        said = str(ev.fields["message"])
+        others.append(f"rank {ev.rank}: {'the same' if said[:300] == msg else brief_error(said)}")
+    if len(others) > MAX_OTHER_ERRORS:
+        others[MAX_OTHER_ERRORS:] = [f"{len(others) - MAX_OTHER_ERRORS} more ranks"]
+    return out + (f"; then {', '.join(others)})" if others else ")")
+
+
+_SOURCE_POS = re.compile(r"\[[^\]]*\.(?:cc|cpp|cu|h|hpp|py):\d+\]\s*")  # gloo/NCCL's "[/path/pair.cc:553] "
+
+
+def brief_error(message: str, limit: int = 100) -> str:
+    """An error's first sentence without the C++ source position collective libraries put in it."""
+    text = _SOURCE_POS.sub("", message, count=1).strip()
+    text = text.split(". ", 1)[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[TorchrunFailure]) -> str:
+    """A rank of the attempt that wrote no end record, when it was last heard from and what torchrun says killed
+    it."""
+    st = h.attempt_ranks.get(rank)
+    if st is None or st.last_ts is None:
+        said = f"rank {rank} wrote no record in this attempt and no end record"
+    else:
+        when = ""
+        if end_ts is not None:
+            gap = end_ts - st.last_ts
+            when = f", {fmt_age(abs(gap))} {'before' if gap >= 0 else 'after'} the end record"
+        said = f"rank {rank} stopped with no end record (its last record: step {st.last_step}{when})"
+    how = next((f for f in failures if f.rank == rank and f.exitcode is not None and f.exitcode < 0), None)
+    if how is not None and (how.exitcode == -9 or how.signal == "SIGKILL"):
+        said += f", torchrun: exitcode -9 ({SIGKILL_HINT})"
+    elif how is not None:
+        said += f", torchrun: exitcode {how.exitcode} ({how.signal or 'a signal'})"
+    else:  # no torchrun report to say how (a run started without nsa launch has no console.log)
+        said += ": killed without a chance to write one (SIGKILL, the OOM killer) or its host lost"
+    return said
 
 
 def run_dir_gone(c: Context) -> Finding | None:
@@ -611,7 +700,9 @@ SIGKILL_HINT = (
 
 def killed_by_sigkill(exit_status: int | None, console_tail: list[str]) -> bool:
     """128 + 9 from a shell, or torchrun's report of a worker's signal 9 in the console's last lines."""
-    return exit_status in (137, -9) or any("SIGKILL" in line for line in console_tail[-20:])
+    if exit_status in (137, -9) or any(f.exitcode == -9 for f in torchrun_failures(console_tail)):
+        return True
+    return any("SIGKILL" in line for line in console_tail[-20:])
 
 
 CHECKS: dict[str, Callable[[Context], Finding | None]] = {
@@ -622,6 +713,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "throughput_drop": throughput_drop,
     "memory_high": memory_high,
     "heartbeat_stale": heartbeat_stale,
+    "watchdog_stall": watchdog_stall,
     "stuck_at_start": stuck_at_start,
     "gate_collapse": gate_collapse,
     "fallbacks_rising": fallbacks_rising,

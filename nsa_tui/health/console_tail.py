@@ -1,12 +1,18 @@
-"""torchrun's failure report in a console tail, left out of a crashed run's alert.
+"""torchrun's failure report in a console tail, left out of a crashed run's alert but for its root cause.
 
 When the trainer fails, torchrun prints its own account after the trainer's error: its agent's log line, a
-Python traceback ending in ChildFailedError and a framed "FAILED ... Root Cause" block, ~25 lines that say
-only that rank 0 exited. Shown as "the last lines of console.log" they push the trainer's own error out of
-view, so the alert leaves them out (console.log itself keeps them).
+Python traceback ending in ChildFailedError and a framed "FAILED ... Root Cause" block, ~25 lines. Shown as
+"the last lines of console.log" they push the trainer's own error out of view, so the alert leaves them out
+(console.log itself keeps them). What they say that nothing else does is kept (torchrun_failures): which rank
+failed first and how, such as a rank killed by SIGKILL (exitcode -9) that wrote no record of its end, while the
+other ranks' errors only say they lost their peer.
 """
 
 from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
 
 REPORT_ERROR = "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
 TRACEBACK = "Traceback (most recent call last)"
@@ -28,3 +34,55 @@ def without_torchrun_report(lines: list[str]) -> tuple[list[str], bool]:
         end = rules[1] if len(rules) >= 2 else len(out) - 1
         del out[start : end + 1]
     return out, found
+
+
+_ENTRY = re.compile(r"^\[\d+\]:\s*$")
+_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
+_EXITCODE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+_SIGNAL = re.compile(r"\((SIG[A-Z]+)\)")
+
+
+@dataclass
+class TorchrunFailure:
+    """One worker failure of torchrun's report: its global rank, exit code (negative: the signal that killed
+    it) and the signal's name; ``root_cause``: torchrun's "first observed failure"."""
+
+    rank: int | None = None
+    exitcode: int | None = None
+    signal: str | None = None
+    root_cause: bool = False
+
+    def describe(self) -> str:
+        """'rank 1, exitcode -9 (SIGKILL)'."""
+        sig = f" ({self.signal})" if self.signal else ""
+        return f"rank {'?' if self.rank is None else self.rank}, exitcode {self.exitcode}{sig}"
+
+
+def torchrun_failures(lines: list[str]) -> list[TorchrunFailure]:
+    """The failures torchrun's reports in ``lines`` list ("Failures:" and "Root Cause" entries), in order."""
+    out: list[TorchrunFailure] = []
+    section: bool | None = None  # None: outside a report's lists; else whether in its Root Cause list
+    cur: TorchrunFailure | None = None
+    for line in lines:
+        if line.startswith("Failures:"):
+            section, cur = False, None
+        elif line.startswith("Root Cause"):
+            section, cur = True, None
+        elif line.startswith(RULE):
+            section, cur = None, None
+        elif section is not None and _ENTRY.match(line):
+            cur = TorchrunFailure(root_cause=section)
+            out.append(cur)
+        elif cur is not None:
+            if m := _RANK.match(line):
+                cur.rank = int(m.group(1))
+            elif m := _EXITCODE.match(line):
+                cur.exitcode = int(m.group(1))
+                if s := _SIGNAL.search(line):
+                    cur.signal = s.group(1)
+                elif cur.exitcode < 0:  # older torchrun names the signal on the traceback line only
+                    try:
+                        cur.signal = signal.Signals(-cur.exitcode).name
+                    except ValueError:
+                        pass
+    return [f for f in out if f.rank is not None or f.exitcode is not None]

@@ -43,6 +43,8 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         # stale_s: a fixed limit when set; null: 10 x the progress interval, within [min_stale_s, max_stale_s]
         "params": {"stale_s": None, "interval_factor": 10.0, "min_stale_s": 120.0, "max_stale_s": 600.0},
     },
+    # the trainer's own monitor.stall_s decides (its `stall` record): no threshold of ours
+    "watchdog_stall": {"severity": "critical", "for": 0, "params": {}},
     "stuck_at_start": {"severity": "critical", "for": 0, "params": {"start_timeout_s": 900.0}},
     "gate_collapse": {
         "severity": "warning",

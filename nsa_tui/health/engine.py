@@ -17,6 +17,7 @@ STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "un
 HEALTH = ("ok", "warning", "critical")
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
 ETA_WINDOW_POINTS = 50
+STALL_RULES = frozenset({"heartbeat_stale", "stuck_at_start", "watchdog_stall"})  # any of them: state `stalled`
 
 
 @dataclass
@@ -151,7 +152,7 @@ def _eta(h: RunHistory, state: str) -> float | None:
 
 
 def _heartbeat_age(h: RunHistory, now: float) -> float | None:
-    stamps = [r.last_ts for r in h.ranks.values() if r.last_ts is not None]
+    stamps = [r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None]
     if h.last_progress_ts is not None:
         stamps.append(h.last_progress_ts)
     last = max(stamps) if stamps else h.last_write_ts
@@ -207,7 +208,9 @@ def evaluate(
             continue
         alerts.append(Alert(name, f.severity or rule.severity, f.message, f.since_step, f.since_ts))
     fired = {a.rule for a in alerts}
-    if state in ("running", "starting") and fired & {"heartbeat_stale", "stuck_at_start"}:
+    if {"heartbeat_stale", "watchdog_stall"} <= fired:  # one stall, said once: heartbeat_stale names the stall record
+        alerts = [a for a in alerts if a.rule != "watchdog_stall"]
+    if state in ("running", "starting") and fired & STALL_RULES:
         state = "stalled"
     alerts.sort(key=lambda a: (-_RANK[a.severity], a.rule))
     health = max((a.severity for a in alerts), key=_RANK.__getitem__, default="ok")
@@ -238,7 +241,7 @@ def evaluate(
         last_phase=h.last_phase,
         end_reason=end.fields.get("reason") if end else None,
         exit_status=h.exit_status,
-        ranks=len(h.ranks),
+        ranks=len(h.attempt_ranks),
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get("attention_impl"),
         start_warnings=h.start_warnings,

@@ -24,10 +24,12 @@ from pathlib import Path
 from types import FrameType
 
 from nsa_train.telemetry import schema
+from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
 
 EXIT_NOT_STARTED = 127
+REPORT_BYTES = 64 * 1024  # torchrun's failure report is ~2 KiB, ~1 KiB more per failed worker
 
 
 def write_exit_status(run_dir: Path, code: int) -> None:
@@ -99,6 +101,7 @@ def run(run_dir: Path) -> int:
 
     assert child.stdout is not None
     fd = child.stdout.fileno()
+    recent = b""  # the output's end: torchrun's failure report, which names a rank that was killed
     while True:
         try:
             data = os.read(fd, 65536)
@@ -107,12 +110,14 @@ def run(run_dir: Path) -> int:
         if not data:
             break
         mirror.write(data)
+        recent = (recent + data)[-REPORT_BYTES:]
     rc = child.wait()
     code = rc if rc >= 0 else 128 - rc
     if code != 0:
         # torchrun ends a failure with its own traceback; restate the trainer's error last,
         # where `tail console.log` and `nsa status` look.
-        for line in trainer_errors(run_dir, since=started):
+        failures = torchrun_failures(recent.decode("utf-8", errors="replace").splitlines())
+        for line in trainer_errors(run_dir, since=started, failures=failures):
             mirror.note(line)
     write_exit_status(run_dir, code)
     mirror.note(f"torchrun exited with status {code}")
@@ -132,14 +137,39 @@ def trainer_base_env(environ: Mapping[str, str], recorded: dict[str, str]) -> di
     }
 
 
-def trainer_errors(run_dir: Path, since: float, max_ranks: int = 4) -> list[str]:
-    """The last `error` record of each rank written since this launch started."""
-    out = []
+def trainer_errors(
+    run_dir: Path, since: float, max_ranks: int = 4, failures: list[TorchrunFailure] | None = None
+) -> list[str]:
+    """What the trainer's ranks said since this launch started: each rank's last `error` record, the first
+    written first (under DDP the first is the cause, the others' say they lost their peer), then the ranks of this
+    launch (rank 0's boot says how many) that wrote no `end` record: killed (SIGKILL, the OOM killer), which no
+    error record of theirs can say; ``failures`` (torchrun's report) says how they exited."""
+    errors: list[tuple[float, str]] = []
+    ended: set[int] = set()
+    last: dict[int, dict] = {}
+    world: int | None = None
     for rank, path in runstate.heartbeat_files(run_dir).items():
-        rec = runstate.last_record(runstate.tail_records(path), schema.KIND_ERROR)
-        if rec is not None and isinstance(rec.get("ts"), (int, float)) and rec["ts"] >= since:
-            out.append(f"rank {rank} error at step {rec.get('step')}: {rec.get('message')}")
-    return out[:max_ranks]
+        recs = [r for r in runstate.tail_records(path) if isinstance(r.get("ts"), (int, float)) and r["ts"] >= since]
+        if not recs:
+            continue  # a rank an earlier launch had: its file stays
+        last[rank] = recs[-1]
+        rec = runstate.last_record(recs, schema.KIND_ERROR)
+        if rec is not None:
+            errors.append((rec["ts"], f"rank {rank} error at step {rec.get('step')}: {rec.get('message')}"))
+        if runstate.last_record(recs, schema.KIND_END) is not None:
+            ended.add(rank)
+        boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
+        if boot is not None and isinstance(boot.get("world_size"), int):
+            world = boot["world_size"]
+    out = [line for _, line in sorted(errors, key=lambda e: e[0])][:max_ranks]
+    lost = [r for r in range(world or 0) if r not in ended]
+    for r in lost[:max_ranks]:
+        step = last[r].get("step") if r in last else None
+        heard = f"its last record at step {step}" if r in last else "no record from it"
+        how = next((f for f in failures or [] if f.rank == r and f.exitcode is not None), None)
+        said = f"torchrun: {how.describe()}" if how is not None else "killed? torchrun's report above says how"
+        out.append(f"rank {r} wrote no end record ({heard}): {said}")
+    return out
 
 
 def main(args: list[str] | None = None) -> int:

@@ -133,17 +133,25 @@ class Attempt:
 
 
 def attempts(h: RunHistory) -> list[Attempt]:
-    """The run's attempts in time order; empty for formats without boot records."""
+    """The run's attempts in time order; empty for formats without boot records. An attempt lasts until its last
+    record: of its points, events, or (a killed attempt whose last steps a resume superseded: those points are
+    gone) its rank-0 process's newest record, which the history keeps by pid."""
     ev0 = [e for e in h.events if e.ts is not None and e.rank in (0, None)]  # every rank boots: one is enough
-    boots = sorted(e.ts for e in ev0 if e.kind == schema.KIND_BOOT)
+    boot_evs = sorted((e for e in ev0 if e.kind == schema.KIND_BOOT), key=lambda e: e.ts or 0.0)
+    boots = [e.ts or 0.0 for e in boot_evs]
     trains = sorted(e.ts for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train")
     stamps = sorted(t for t in (*h.ts, *(e.ts for e in h.events)) if t is not None)
     out = []
     for i, boot in enumerate(boots):
         until = boots[i + 1] if i + 1 < len(boots) else math.inf
         inside = stamps[bisect_left(stamps, boot) : bisect_left(stamps, until)]
+        last = inside[-1] if inside else boot
+        pid = boot_evs[i].fields.get("pid")
+        alive = h.pid_last_ts.get(pid) if isinstance(pid, int) else None
+        if alive is not None and last < alive < until:  # a pid used again by a later attempt says nothing
+            last = alive
         train = trains[bisect_left(trains, boot) : bisect_left(trains, until)]
-        out.append(Attempt(boot, train[0] if train else None, inside[-1] if inside else boot))
+        out.append(Attempt(boot, train[0] if train else None, last))
     return out
 
 

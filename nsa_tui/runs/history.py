@@ -25,7 +25,7 @@ import json
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -50,6 +50,11 @@ FORMATS = (FORMAT_V1, FORMAT_VIBE, FORMAT_GENERIC)
 VIBE_TRAINING_COLUMNS = ("step", "loss", "lr", "toks_per_s")
 VAL_COLUMNS = ("step", "val_loss", "val_ppl")
 MAX_EVENTS = 2000  # events are rare (boot, phases, evals, checkpoints); keep the recent ones
+# the ranks of one attempt start together and boot within milliseconds of each other, in any order; an earlier
+# attempt's last record is seconds before a new boot at the least (torchrun and the trainer's imports)
+BOOT_SKEW_S = 1.0
+# records that say the loop moved, though not a step: the watchdog counts evals and checkpoints as work
+_MOVED_KINDS = (schema.KIND_EVAL, schema.KIND_CHECKPOINT)
 
 _HEARTBEAT_RE = re.compile(r"heartbeat_rank(\d+)\.jsonl$")
 _EVENT_KINDS = frozenset(
@@ -162,6 +167,9 @@ class RunHistory:
         self._fallback_ts: list[float | None] = []  # each entry's record time (None: a fallback_counters.csv row)
         self.events: list[Event] = []
         self.ranks: dict[int, RankState] = {}
+        # the newest record time of each process (pid): an attempt's last sign of life, when a later attempt's start
+        # superseded its last records (a report's wall time counts it)
+        self.pid_last_ts: dict[int, float] = {}
         self.corrupt = 0
         self.corrupt_by_source: dict[str, int] = {}
         self.records = 0
@@ -385,10 +393,12 @@ class RunHistory:
                     st.last_step = n.step
             st.pid = n.pid if n.pid is not None else st.pid
             st.records += 1
+        if n.pid is not None and n.ts is not None and n.ts > self.pid_last_ts.get(n.pid, -math.inf):
+            self.pid_last_ts[n.pid] = n.ts
         if n.kind in _EVENT_KINDS:
             self.events.append(Event(n.kind, n.step, n.ts, n.rank, n.fields))
-            if len(self.events) > MAX_EVENTS:
-                del self.events[: len(self.events) - MAX_EVENTS]
+            if len(self.events) > MAX_EVENTS * 5 // 4:
+                self._trim_events()
             start = self._attempt_start(n)
             if start is not None and n.ts is not None:
                 self._cut(start, n.ts)
@@ -406,6 +416,12 @@ class RunHistory:
             self._upsert(n.step, n.ts, n.metrics)
         if n.fallbacks:
             self._add_fallbacks(n.step, {k: float(v) for k, v in n.fallbacks.items()}, n.ts)
+
+    def _trim_events(self) -> None:
+        """Keep the newest MAX_EVENTS by time, in their order: the files are fed one after the other, so the first
+        read are not the oldest (rank 0's file, read before the others', holds the current attempt's boot)."""
+        keep = sorted(range(len(self.events)), key=lambda i: _event_time(self.events[i]))[-MAX_EVENTS:]
+        self.events = [self.events[i] for i in sorted(keep)]
 
     def _attempt_start(self, n: Normalised) -> int | None:
         """The step a new attempt starts from, when rank 0's record says: its `train` phase record's start_step,
@@ -580,9 +596,10 @@ class RunHistory:
     @property
     def latest_step(self) -> int | None:
         """The highest step any record of the current attempt reached (progress, liveness or event): a rank last
-        heard from before a later attempt started below its step is an earlier attempt's."""
+        heard from before a later attempt started below its step is an earlier attempt's, and so is a rank the
+        current attempt does not have."""
         best = self.steps[-1] if self.steps else None
-        for st in self.ranks.values():
+        for st in self.attempt_ranks.values():
             if st.last_step is None or (best is not None and st.last_step <= best):
                 continue
             if not (self.cuts and self._superseded(st.last_step, st.last_ts)):
@@ -596,11 +613,64 @@ class RunHistory:
                 return t
         return None
 
+    # ------------------------------------------------------------------ the current attempt
+    # A run directory keeps every attempt's heartbeat files: a rank that a later attempt does not have (a 2-rank
+    # launch, then 1 rank) still has its file, with its boot and end records. The current attempt is rank 0's
+    # newest boot, by time (files are fed in any order); its records and ranks decide, older ones do not.
+
+    @property
+    def boot_event(self) -> Event | None:
+        """The current attempt's boot: rank 0's newest boot by time (a resumed run boots again). None when rank 0's
+        records hold none (a heartbeat tail that starts after it): another rank's may be an earlier attempt's. A
+        run that has no rank 0 at all (another trainer's records) falls back to any rank's newest."""
+        boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT and ev.rank in (0, None))
+        if boot is None and 0 not in self.ranks:
+            boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT)
+        return boot
+
     @property
     def attempt_start_ts(self) -> float | None:
         """When the current attempt booted (a resume boots again); None when no boot record says."""
         boot = self.boot_event
         return boot.ts if boot is not None else None
+
+    @property
+    def attempt_world_size(self) -> int | None:
+        """How many ranks the current attempt has (its boot record's world_size); None when unknown."""
+        boot = self.boot_event
+        n = boot.fields.get("world_size") if boot is not None else None
+        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+    def _in_attempt(self) -> Callable[[int | None, float | None], bool]:
+        """Whether a record of a rank at a time is the current attempt's: a rank it has, written since its boot.
+        Another rank's from BOOT_SKEW_S before it (the ranks' processes start together and any may write its boot
+        first); rank 0's own records before its boot are an earlier process's, however close."""
+        boot = self.boot_event
+        n = self.attempt_world_size
+        start = boot.ts if boot is not None else None
+
+        def heard(rank: int | None, ts: float | None) -> bool:
+            if rank is not None and n is not None and rank >= n:
+                return False
+            if start is None:
+                return True
+            return ts is not None and ts >= (start if rank in (0, None) else start - BOOT_SKEW_S)
+
+        return heard
+
+    @property
+    def attempt_ranks(self) -> dict[int, RankState]:
+        """The ranks of the current attempt heard from since it started (a stale file of a rank an earlier attempt
+        had, or of one this attempt has not reached yet, says nothing about it): for its state, rank count and
+        liveness. ``ranks`` keeps every rank ever heard."""
+        heard = self._in_attempt()
+        return {r: st for r, st in self.ranks.items() if heard(r, st.last_ts)}
+
+    def attempt_events(self, *kinds: str) -> list[Event]:
+        """The current attempt's records of these kinds from its ranks, oldest first (by time; the files' feeding
+        order says nothing)."""
+        heard = self._in_attempt()
+        return sorted((ev for ev in self.events if ev.kind in kinds and heard(ev.rank, ev.ts)), key=_event_time)
 
     @property
     def restarted_since_progress(self) -> bool:
@@ -609,26 +679,53 @@ class RunHistory:
         return start is not None and last is not None and start > last
 
     def last_event(self, *kinds: str) -> Event | None:
-        for ev in reversed(self.events):
-            if ev.kind in kinds:
-                return ev
-        return None
-
-    @property
-    def boot_event(self) -> Event | None:
-        """The last boot (a resumed run boots again)."""
-        return self.last_event(schema.KIND_BOOT)
+        """The newest record of these kinds by time, from a rank the current attempt has (an earlier attempt's
+        record may be it: callers that care compare its time with ``attempt_start_ts``)."""
+        n = self.attempt_world_size
+        return _newest(ev for ev in self.events if ev.kind in kinds and (n is None or ev.rank is None or ev.rank < n))
 
     @property
     def end_event(self) -> Event | None:
-        """The end record of the current attempt (an end before the last boot does not count)."""
-        end = self.last_event(schema.KIND_END)
-        boot = self.boot_event
-        if end is None:
+        """The current attempt's end record: rank 0's (it writes the summary and ends last), else the newest of
+        another of its ranks (rank 0 killed); an end before the attempt's boot does not count."""
+        ends = self.attempt_events(schema.KIND_END)
+        own = [ev for ev in ends if ev.rank in (0, None)]
+        return (own or ends)[-1] if ends else None
+
+    @property
+    def attempt_errors(self) -> list[Event]:
+        """The current attempt's error records, oldest first: under DDP the first is the cause, the others ranks
+        that lost their peer."""
+        return self.attempt_events(schema.KIND_ERROR)
+
+    @property
+    def ranks_without_end(self) -> list[int]:
+        """The current attempt's ranks (0 .. world_size - 1) that wrote no end record since it started: killed
+        (SIGKILL, the OOM killer) or still running. Empty when the world size is not known."""
+        n = self.attempt_world_size
+        if n is None:
+            return []
+        ended = {ev.rank for ev in self.attempt_events(schema.KIND_END)}
+        return [r for r in range(n) if r not in ended]
+
+    @property
+    def current_stall(self) -> Event | None:
+        """The current attempt's newest watchdog `stall` record, when nothing moved after it: no progress record,
+        eval or checkpoint since, and no rank heard from at a later step (a liveness record). Whichever rank's
+        watchdog saw it (every rank's does: they wait for each other)."""
+        stalls = self.attempt_events(schema.KIND_STALL)
+        if not stalls or (stall := stalls[-1]).ts is None:
             return None
-        if boot is not None and end.ts is not None and boot.ts is not None and end.ts < boot.ts:
+        last = self.last_progress_ts
+        if last is not None and last > stall.ts:
             return None
-        return end
+        if any(ev.ts is not None and ev.ts > stall.ts for ev in self.attempt_events(*_MOVED_KINDS)):
+            return None
+        for st in self.attempt_ranks.values():
+            later = st.last_ts is not None and st.last_ts > stall.ts
+            if later and st.last_step is not None and stall.step is not None and st.last_step > stall.step:
+                return None
+        return stall
 
     @property
     def attempt_summary(self) -> dict[str, Any]:
@@ -647,16 +744,9 @@ class RunHistory:
     def start_warnings(self) -> list[str]:
         """What the current attempt warned about as it started (its phase records' ``warnings``: config traps
         such as bf16 on a CPU, a stale .HALT removed, a resume that moves the lr), once each, rank 0's only."""
-        since = None
-        for ev in reversed(self.events):
-            if ev.kind == schema.KIND_BOOT and ev.rank in (0, None):
-                since = ev.ts
-                break
         out: list[str] = []
-        for ev in self.events:
-            if ev.kind != schema.KIND_PHASE or ev.rank not in (0, None):
-                continue
-            if since is not None and (ev.ts is None or ev.ts < since):
+        for ev in self.attempt_events(schema.KIND_PHASE):
+            if ev.rank not in (0, None):
                 continue
             said = ev.fields.get("warnings")
             for w in said if isinstance(said, list) else []:
@@ -666,10 +756,10 @@ class RunHistory:
 
     @property
     def last_phase(self) -> str | None:
-        ev = self.last_event(schema.KIND_PHASE)
-        if ev is None:
+        phases = self.attempt_events(schema.KIND_PHASE)
+        if not phases:
             return None
-        p = ev.fields.get("phase") or ev.fields.get("name")
+        p = phases[-1].fields.get("phase") or phases[-1].fields.get("name")
         return str(p) if p is not None else None
 
     @property
@@ -681,11 +771,10 @@ class RunHistory:
         """This attempt's (its config-done phase record: a resume may change train.steps, and run.json is
         rewritten only once its model is built), else run.json's, else the config's train.steps, else a
         generic log's own hint."""
-        since = self.attempt_start_ts
-        for ev in reversed(self.events):
-            if ev.kind == schema.KIND_PHASE and ev.fields.get("phase") == "config" and ev.fields.get("done"):
+        for ev in reversed(self.attempt_events(schema.KIND_PHASE)):
+            if ev.fields.get("phase") == "config" and ev.fields.get("done"):
                 v = to_step(ev.fields.get("total_steps"))
-                if v and ev.ts is not None and (since is None or ev.ts >= since):
+                if v:
                     return v
                 break
         for src in (self.run_info.get("total_steps"), (self.config.get("train") or {}).get("steps")):
@@ -701,3 +790,16 @@ class RunHistory:
 
     def to_debug_json(self) -> str:
         return json.dumps({"format": self.format, "points": len(self.steps), "corrupt": self.corrupt})
+
+
+def _event_time(ev: Event) -> float:
+    return ev.ts if ev.ts is not None else -math.inf
+
+
+def _newest(events: Iterable[Event]) -> Event | None:
+    """The newest by time; of equal times (or none), the one read last."""
+    best = None
+    for ev in events:
+        if best is None or _event_time(ev) >= _event_time(best):
+            best = ev
+    return best

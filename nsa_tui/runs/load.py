@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from nsa_tui.runs.tail import split_complete_lines
 CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~25-line failure report
 
 # training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
+_RANK_RE = re.compile(r"heartbeat_rank(\d+)\.jsonl$")
 _FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
 
 
@@ -147,13 +149,19 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         h.process_alive = None
 
 
+def _feed_key(name: str) -> tuple[int, int, str]:
+    """Tables first, then the heartbeats by rank number (as text, heartbeat_rank10 would come before rank2)."""
+    m = _RANK_RE.search(name)
+    return (_FEED_ORDER[source_kind(name)], int(m.group(1)) if m else -1, name)
+
+
 def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> RunHistory:
     h = RunHistory(detect_format_from_bundle(bundle), max_points=max_points)
     fill_context(h, bundle)
     names = [n for n in bundle.files if source_kind(n) != "ignore"]
     if h.format != FORMAT_GENERIC:
         names = [n for n in names if source_kind(n) not in ("jsonl", "csv")]
-    names.sort(key=lambda n: (_FEED_ORDER[source_kind(n)], n))
+    names.sort(key=_feed_key)
     for name in names:
         w = bundle.files[name]
         lines = split_complete_lines(w.data, from_middle=w.from_middle)
@@ -181,7 +189,7 @@ def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool])
     run is another machine's or no record named a pid."""
     if not host or h.run_info.get("host") != host:
         return None
-    pids = [r.pid for r in h.ranks.values() if r.pid]
+    pids = [r.pid for r in h.attempt_ranks.values() if r.pid]  # not an earlier attempt's: its pid may be reused
     return any(alive(p) for p in pids) if pids else None
 
 

@@ -303,7 +303,7 @@ class WatchApp(App):
             boot = h.boot_event
             start = boot.ts if boot is not None else None
         end = h.end_event
-        last_ts = max((r.last_ts for r in h.ranks.values() if r.last_ts is not None), default=None)
+        last_ts = max((r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None), default=None)
         stop = end.ts if end is not None and end.ts else now
         tokens, tokens_step = _last_with_step(h.steps, h.column("tokens_seen"))
         return {
@@ -340,7 +340,7 @@ class WatchApp(App):
     def _rank_rows(self, m: RunModel, now: float) -> list[tuple[int, int | None, float | None]]:
         return [
             (r.rank, r.last_step, (now - r.last_ts) if r.last_ts is not None else None)
-            for r in sorted(m.history.ranks.values(), key=lambda r: r.rank)
+            for r in sorted(m.history.attempt_ranks.values(), key=lambda r: r.rank)  # not a stale rank's file
         ]
 
     # ------------------------------------------------------------ actions

@@ -79,3 +79,39 @@ def test_the_tmux_servers_variables_do_not_reach_a_later_run(tmp_path, tmux_sock
     seen = [ln for ln in (run_dir / "console.log").read_text().splitlines() if ln.startswith("SEEN")]
     home = subprocess.run(["sh", "-c", "echo $HOME"], capture_output=True, text=True).stdout.strip()
     assert seen == [f"SEEN [None, None, 'not-recorded-but-kept', 'recorded', None, {home!r}]"]
+
+
+# a 2-rank torchrun whose rank 1 was SIGKILLed (the OOM killer): rank 0 fails on the lost connection, rank 1 writes
+# nothing more, and torchrun's report names rank 1 and its exit code -9 (the record sequence of a real run, 2026-12-05)
+FAKE_TORCHRUN = """
+import json, sys, time
+def rec(rank, kind, **f):
+    with open(f"heartbeat_rank{rank}.jsonl", "a") as fh:
+        fh.write(json.dumps({"v": 1, "ts": time.time(), "kind": kind, "rank": rank, "step": 93, "pid": 1, **f}) + "\\n")
+for r in (0, 1):
+    rec(r, "boot", world_size=2, argv=["nsa_train.train"])
+time.sleep(0.05)
+rec(0, "error", message="RuntimeError: Connection reset by peer")
+rec(0, "end", reason="error", exit_status=1)
+print("Root Cause (first observed failure):")
+print("[0]:")
+print("  rank      : 1 (local_rank: 1)")
+print("  exitcode  : -9 (pid: 15347)  (SIGKILL)")
+print("=" * 60)
+sys.exit(1)
+"""
+
+
+def test_a_rank_killed_without_an_end_record_is_restated_with_torchruns_exit_code(tmp_path):
+    """The wrapper restated error records only: rank 0's "connection reset by peer" was the last line, the rank that
+    was killed went unsaid below torchrun's report."""
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", FAKE_TORCHRUN])
+    subprocess.run(
+        [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], cwd=run_dir, capture_output=True, timeout=60
+    )
+    notes = [ln.split("] ", 1)[1] for ln in (run_dir / "console.log").read_text().splitlines() if ln.startswith("[nsa")]
+    assert notes[1:] == [
+        "rank 0 error at step 93: RuntimeError: Connection reset by peer",
+        "rank 1 wrote no end record (its last record at step 93): torchrun: rank 1, exitcode -9 (SIGKILL)",
+        "torchrun exited with status 1",
+    ]

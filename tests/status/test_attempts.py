@@ -34,9 +34,10 @@ def boot(w: V1RunWriter, *, resume: bool) -> None:
     Its records say step 0 until the train phase (a resume's checkpoint has not loaded yet)."""
     w.ts += 30.0
     w.step = 0
+    w.pid += 100  # a new process: its records carry its own pid
     argv = ["nsa_train/train.py", "--run-dir", str(w.path), *(["--resume"] if resume else [])]
     for r in range(w.n_ranks):
-        rec = schema.make_record(schema.KIND_BOOT, r, 0, w.pid + 100 + r, w.ts, argv=argv, world_size=w.n_ranks)
+        rec = schema.make_record(schema.KIND_BOOT, r, 0, w.pid + r, w.ts, argv=argv, world_size=w.n_ranks)
         with open(w.path / schema.heartbeat_name(r), "a", encoding="utf-8") as fh:
             fh.write(schema.encode(rec))
 
@@ -230,3 +231,25 @@ def test_a_forced_start_seen_only_in_training_csv(tmp_path, monkeypatch):
     cut = load_run(path)
     assert not any(e.kind == schema.KIND_BOOT for e in cut.events)
     assert (cut.steps, cut.column("loss"), cut.latest_step) == (full.steps, full.column("loss"), 20)
+
+
+def test_the_report_times_an_attempt_killed_after_its_checkpoint_to_its_last_record(tmp_path):
+    """Killed at step 250, 50 steps after its last checkpoint (no end record), then resumed from step 200: its records
+    of steps 210..250 are superseded by the resume's and dropped from the history, so the report ended the first
+    attempt at its checkpoint, short of the 20 s it trained after it."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=200, total_steps=1000, log_every=10, state="running", now=time.time() - 600)
+    w.checkpoint()
+    w.progress(5)  # steps 210..250, 4 s each, then SIGKILL: no end record
+    first_last = w.ts
+    boot(w, resume=True)
+    second_boot = w.ts
+    start_training(w, 1000, 200)
+    truncate_csv_after(path / schema.TRAINING_CSV, 200)
+    w.progress(3)
+    w.end(schema.END_HALT, 0)
+    records = [json.loads(line) for line in (path / schema.heartbeat_name(0)).read_text().splitlines()]
+    first_boot = records[0]["ts"]
+    nums = final_numbers(load_report_run(path))
+    assert nums["attempts"] == 2
+    assert nums["wall_time_s"] == pytest.approx((first_last - first_boot) + (w.ts - second_boot))
