@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.cli import invoke
-from fixtures.runs import V1RunWriter, make_v1_run, write_exit_status
+from fixtures.runs import V1RunWriter, make_v1_run, start_training, write_exit_status
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.writer import truncate_csv_after
@@ -40,19 +40,6 @@ def boot(w: V1RunWriter, *, resume: bool) -> None:
         rec = schema.make_record(schema.KIND_BOOT, r, 0, w.pid + r, w.ts, argv=argv, world_size=w.n_ranks)
         with open(w.path / schema.heartbeat_name(r), "a", encoding="utf-8") as fh:
             fh.write(schema.encode(rec))
-
-
-def start_training(w: V1RunWriter, total: int, start_step: int) -> None:
-    w.phase("config")
-    w.phase("config", done=True, total_steps=total)
-    for ph in ("data", "model", "compile"):
-        w.phase(ph)
-    info = json.loads((w.path / schema.RUN_JSON).read_text())  # rewritten once the model is built
-    w.config["train"]["steps"] = w.total_steps = total
-    info.update(total_steps=total, config=w.config)
-    (w.path / schema.RUN_JSON).write_text(json.dumps(info))
-    w.step = start_step
-    w.phase("train", start_step=start_step, warnings=[])
 
 
 def forced_run(path: Path) -> V1RunWriter:

@@ -8,12 +8,11 @@ are the record sequences of real `torchrun --nproc_per_node 2` runs on CPU (gloo
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
-from fixtures.runs import V1RunWriter, make_v1_run, write_console, write_exit_status
+from fixtures.runs import V1RunWriter, make_v1_run, start_training, write_console, write_exit_status
 
 from nsa_train.telemetry import schema
 from nsa_tui.health import build_rules, evaluate
@@ -81,19 +80,6 @@ def new_attempt(w: V1RunWriter, n_ranks: int, *, resume: bool) -> None:
     argv = ["nsa_train/train.py", "--run-dir", str(w.path), *(["--resume"] if resume else [])]
     for r in range(n_ranks):
         record(w, r, schema.KIND_BOOT, 0, argv=argv, world_size=n_ranks, local_rank=r, host="fixture-host")
-
-
-def start_training(w: V1RunWriter, total: int, start_step: int) -> None:
-    w.phase("config")
-    w.phase("config", done=True, total_steps=total)
-    for ph in ("data", "model", "compile"):
-        w.phase(ph)
-    info = json.loads((w.path / schema.RUN_JSON).read_text())  # rewritten once the model is built
-    w.config["train"]["steps"] = w.total_steps = total
-    info.update(total_steps=total, config=w.config, world_size=w.n_ranks)
-    (w.path / schema.RUN_JSON).write_text(json.dumps(info))
-    w.step = start_step
-    w.phase("train", start_step=start_step, warnings=[])
 
 
 def verdict(path: Path, now: float) -> tuple:
