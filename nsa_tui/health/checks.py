@@ -49,7 +49,7 @@ class Finding:
 
 
 def fmt_age(seconds: float | None) -> str:
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):  # a corrupt record's time must not cost its rule
         return "?"
     s = int(max(0, seconds))
     if s < 120:
@@ -601,8 +601,12 @@ def process_exited(c: Context) -> Finding | None:
             why += f" and exit status {status}"
         why += _errors_said(h.attempt_errors, h.attempt_world_size)
         # a rank that died without a word (SIGKILL) is the cause the others' errors ("connection reset") hide
-        lost = [_lost_rank(h, r, end.ts, failures) for r in h.ranks_without_end]
-        first = any(f.root_cause and f.rank in h.ranks_without_end for f in failures)
+        silent = h.ranks_without_end
+        # a few named, the rest counted: 64 ranks killed together would otherwise be 64 clauses
+        lost = [_lost_rank(h, r, end.ts, failures) for r in silent[:MAX_LOST_RANKS]]
+        if len(silent) > MAX_LOST_RANKS:
+            lost.append(f"{len(silent) - MAX_LOST_RANKS} more ranks wrote no end record")
+        first = any(f.root_cause and f.rank in silent for f in failures)
         why = "; ".join([*lost, why] if first else [why, *lost])
     elif h.exit_status not in (None, 0):
         why = f"exit status {h.exit_status} without an end record"
@@ -620,6 +624,7 @@ def process_exited(c: Context) -> Finding | None:
 
 
 MAX_OTHER_ERRORS = 3  # the ranks whose later errors are named after the first one's
+MAX_LOST_RANKS = 4  # the ranks without an end record named one by one
 
 
 def _errors_said(errors: list[Event], world_size: int | None) -> str:

@@ -53,6 +53,11 @@ MAX_EVENTS = 2000  # events are rare (boot, phases, evals, checkpoints); keep th
 # the ranks of one attempt start together and boot within milliseconds of each other, in any order; an earlier
 # attempt's last record is seconds before a new boot at the least (torchrun and the trainer's imports)
 BOOT_SKEW_S = 1.0
+# Without rank 0's boot in view (a long run's heartbeat tail), another rank's record older than rank 0's last
+# progress by more than this is an earlier attempt's: a step needs every rank of a DDP attempt, and a live rank
+# writes at least a liveness record every 30 s (nsa_train.telemetry.writer)
+UNBOOTED_RANK_SLACK_S = 60.0
+MAX_WORLD_SIZE = 65536  # more ranks than any world size a boot record can sensibly hold
 # records that say the loop moved, though not a step: the watchdog counts evals and checkpoints as work
 _MOVED_KINDS = (schema.KIND_EVAL, schema.KIND_CHECKPOINT)
 
@@ -176,6 +181,7 @@ class RunHistory:
         self._csv_headers: dict[str, tuple[str, ...]] = {}
         self._csv_plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
         self.cuts: list[AttemptCut] = []  # every attempt start seen (those that removed nothing too)
+        self._cut_set: set[AttemptCut] = set()  # the same, for the repeated records of every rank and replay
         self._newest_cut_ts = -math.inf  # a record at least this new is no cut's concern (nearly all of them)
         # (start step, progress points too or evals only) of each cut that removed something, in order: for readers
         # that mirror the history (the dashboard's charts) and must take back the same points
@@ -313,7 +319,8 @@ class RunHistory:
     def _note_row_step(self, source: str, step: int, ts: float | None) -> None:
         """training.csv rows are appended in step order within an attempt: a step back is a new attempt that did
         not cut the file (a fresh start over an old run's files), its first row the first of the new attempt."""
-        if step <= self._row_step.get(source, -1) and ts is not None:
+        # a step logged again (equal) is the same attempt's row written twice, not a restart
+        if step < self._row_step.get(source, -1) and ts is not None:
             self._cut(step - 1, ts, from_record=False)
         self._row_step[source] = step
 
@@ -449,8 +456,9 @@ class RunHistory:
         with every metric and gate statistic, evals, fallback counters). A point without a time cannot be told
         apart and goes too: a val.csv row is read again from its eval record, which follows the cut."""
         cut = AttemptCut(start_step, ts, from_record)
-        if cut in self.cuts:
+        if cut in self._cut_set:
             return  # every rank writes its records, and a replayed file repeats them
+        self._cut_set.add(cut)
         self.cuts.append(cut)
         self._newest_cut_ts = max(self._newest_cut_ts, ts)
         removed_points = removed_vals = False
@@ -639,7 +647,8 @@ class RunHistory:
         """How many ranks the current attempt has (its boot record's world_size); None when unknown."""
         boot = self.boot_event
         n = boot.fields.get("world_size") if boot is not None else None
-        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+        # a corrupt or foreign value (10**12) would cost a clause and a range() per rank
+        return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE else None
 
     def _in_attempt(self) -> Callable[[int | None, float | None], bool]:
         """Whether a record of a rank at a time is the current attempt's: a rank it has, written since its boot.
@@ -648,12 +657,16 @@ class RunHistory:
         boot = self.boot_event
         n = self.attempt_world_size
         start = boot.ts if boot is not None else None
+        # the boot out of view: rank 0's own records are the current process's, another rank's count from shortly
+        # before rank 0's last progress (a finished 2-rank attempt's rank-1 end is not a running 1-rank rerun's)
+        last = self.last_progress_ts if start is None and 0 in self.ranks else None
+        since_other = last - UNBOOTED_RANK_SLACK_S if last is not None else None
 
         def heard(rank: int | None, ts: float | None) -> bool:
-            if rank is not None and n is not None and rank >= n:
+            if rank is not None and (rank < 0 or (n is not None and rank >= n)):
                 return False
             if start is None:
-                return True
+                return since_other is None or rank in (0, None) or (ts is not None and ts >= since_other)
             return ts is not None and ts >= (start if rank in (0, None) else start - BOOT_SKEW_S)
 
         return heard

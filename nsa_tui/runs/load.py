@@ -175,9 +175,11 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0) and kill(-1) signal process groups: they always "succeed"
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True  # exists, owned by someone else

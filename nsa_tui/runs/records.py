@@ -93,14 +93,25 @@ def _ts(rec: dict[str, Any]) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+MAX_PID = 1 << 22  # Linux's pid_max ceiling: a larger (or a bool, or a negative) "pid" is no process id
+
+
+def _pid(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_PID
+    return value if ok else None
+
+
+def _rank(value: Any, hint: int | None) -> int | None:
+    """A record's rank, else the one its file name says (a negative or non-integer rank is none)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else hint
+
+
 def normalise_v1(rec: dict[str, Any], rank_hint: int | None) -> Normalised | None:
     kind = rec.get("kind")
     if not isinstance(kind, str):
         return None
-    rank = rec.get("rank")
-    n = Normalised(kind, to_step(rec.get("step")), _ts(rec), rank if isinstance(rank, int) else rank_hint)
-    pid = rec.get("pid")
-    n.pid = pid if isinstance(pid, int) else None
+    n = Normalised(kind, to_step(rec.get("step")), _ts(rec), _rank(rec.get("rank"), rank_hint))
+    n.pid = _pid(rec.get("pid"))
     if kind == schema.KIND_PROGRESS:
         for k in METRICS:
             if k in rec:
@@ -142,10 +153,8 @@ def normalise_vibe(rec: dict[str, Any], rank_hint: int | None) -> Normalised | N
     if not isinstance(msg, str):
         return None
     kind = VIBE_KINDS.get(msg, schema.KIND_PHASE)
-    rank = rec.get("rank")
-    n = Normalised(kind, to_step(rec.get("step")), _ts(rec), rank if isinstance(rank, int) else rank_hint)
-    pid = rec.get("pid")
-    n.pid = pid if isinstance(pid, int) else None
+    n = Normalised(kind, to_step(rec.get("step")), _ts(rec), _rank(rec.get("rank"), rank_hint))
+    n.pid = _pid(rec.get("pid"))
     # Metrics are read from any record that carries them: the old trainer spread them
     # over several message kinds (gate stats in one record, then a step_end without them).
     for k in ("loss", "lr", "toks_per_s", "grad_norm", "dt_fetch_s", "dt_step_s", "tokens_seen"):

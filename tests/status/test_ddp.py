@@ -18,6 +18,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.health import build_rules, evaluate
 from nsa_tui.launch.runner import trainer_errors
 from nsa_tui.runs import RunHistory, load_run
+from nsa_tui.runs import bundle as bundle_mod
 from nsa_tui.runs import load as load_mod
 
 NOW = 1_800_000_000.0
@@ -140,6 +141,41 @@ def test_a_forced_one_rank_start_over_a_two_rank_run_is_judged_alone(tmp_path):
     w.checkpoint()
     w.end(schema.END_COMPLETED, 0)
     assert verdict(path, w.ts + 2) == ("finished", "ok", [], 60, 60, 1)
+
+
+def test_a_long_forced_rerun_whose_boot_is_out_of_the_tail_is_still_judged_alone(tmp_path, monkeypatch):
+    """Once rank 0's boot left status's heartbeat window (~1,100 records), the old rank 1's end record was taken
+    for the running attempt's: "finished", 2 ranks. Without the boot, another rank's records count only from
+    shortly before rank 0's last progress (a DDP step needs every rank)."""
+    path = tmp_path / "L3"
+    w = forced_one_rank_run(path)
+    w.progress(40)
+    limits = tuple((p, 4096 if p == schema.heartbeat_name(0) else n) for p, n in bundle_mod.FILE_LIMITS)
+    monkeypatch.setattr(bundle_mod, "FILE_LIMITS", limits)  # a window that no longer holds the boot
+    h = load_run(path)
+    assert h.boot_event is None  # the case at hand
+    assert verdict(path, w.ts + 2) == ("running", "ok", [], 440, 60, 1)
+
+
+def test_odd_ranks_pids_and_world_sizes_cost_nothing(tmp_path):
+    """A boot claiming 10**12 ranks hung status (a clause per rank); a negative rank counted as a rank; a pid of
+    -1 (kill(-1, 0) succeeds) or 2**70 (OverflowError) judged liveness."""
+    path = tmp_path / "odd"
+    w = make_v1_run(path, steps=20, total_steps=100, log_every=10, now=NOW - 60)
+    record(w, 0, schema.KIND_BOOT, 20, argv=["train.py"], world_size=10**12)
+    record(w, 0, schema.KIND_END, 20, reason=schema.END_ERROR, exit_status=2)
+    record(w, -3, schema.KIND_LIVENESS, 20)
+    h = load_run(path)
+    assert h.attempt_world_size is None and sorted(h.ranks) == [0]
+    start = time.monotonic()
+    v = evaluate(h, NOW, build_rules(h.config))
+    assert time.monotonic() - start < 2 and v.state == "crashed" and len(v.alerts[0].message) < 2000
+    from nsa_tui.runs.records import normalise_v1
+
+    for pid in (-1, 0, True, 2**70, "7"):
+        assert normalise_v1({"kind": "liveness", "pid": pid}, 0).pid is None
+    assert normalise_v1({"kind": "liveness", "pid": 4242}, 0).pid == 4242
+    assert load_mod._pid_alive(-1) is False and load_mod._pid_alive(2**70) is False
 
 
 def test_any_feeding_order_of_the_rank_files_gives_the_same_verdict(tmp_path):
@@ -364,3 +400,17 @@ def test_a_stall_is_for_a_live_run_only(tmp_path):
     record(w, 0, schema.KIND_STALL, seconds_since_progress=25.0, dump="d")
     w.end(schema.END_SIGNAL, 143)
     assert verdict(path, time.time())[:3] == ("halted", "ok", [])
+
+
+def test_a_row_logged_twice_is_no_new_attempt_and_an_infinite_stall_age_is_said():
+    """Each step written twice to training.csv made every row a new attempt: status went quadratic (2.3 s at
+    11,000 rows); a stall record's `seconds_since_progress` of inf made watchdog_stall raise (silently off)."""
+    from nsa_tui.health.checks import fmt_age
+
+    h = RunHistory()
+    header = b"step,ts,loss"
+    rows = [f"{s},{1000.0 + s},{5.0}".encode() for s in range(1, 3001) for _ in range(2)]
+    start = time.monotonic()
+    h.feed(schema.TRAINING_CSV, [header, *rows])
+    assert h.cuts == [] and h.steps[-1] == 3000 and time.monotonic() - start < 2
+    assert fmt_age(float("inf")) == fmt_age(float("nan")) == "?"
