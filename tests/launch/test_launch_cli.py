@@ -195,14 +195,19 @@ def _heartbeat(run_dir, records: list[dict]) -> None:
             fh.write(json.dumps({"v": 1, "ts": 1_700_000_000 + i, "rank": 0, "pid": 100, **r}) + "\n")
 
 
+def _checkpointed_run(runs_dir, name: str) -> tuple:
+    """A run dir whose `latest` pointer names step_00000200.pt: (its path, that checkpoint's path)."""
+    run = runs_dir / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
+    return run, str(run / "checkpoints" / "step_00000200.pt")
+
+
 def test_resume_starts_as_many_ranks_as_wrote_the_checkpoint(runs_dir, tmux_socket):
     """A 2-rank run resumed with --nproc 1 started torchrun, the trainer refused ('written by 2 ranks'), and
     that attempt marked the finished run crashed. The world size comes from rank 0's heartbeat: the boot
     before the checkpoint's record (not the failed 1-rank attempt after it)."""
-    run = runs_dir / "two"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
-    ckpt = str(run / "checkpoints" / "step_00000200.pt")
+    run, ckpt = _checkpointed_run(runs_dir, "two")
     _heartbeat(run, [
         {"kind": "boot", "step": 0, "world_size": 2},
         {"kind": "checkpoint", "step": 100, "path": ckpt.replace("200", "100"), "seconds": 0.1},
@@ -286,10 +291,7 @@ def test_empty_option_values_are_one_error_not_the_default(runs_dir, tmux_socket
 
 def test_a_one_rank_checkpoint_is_written_by_1_rank(runs_dir, tmux_socket):
     """The refusal said "written by 1 ranks"."""
-    run = runs_dir / "one"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
-    ckpt = str(run / "checkpoints" / "step_00000200.pt")
+    run, ckpt = _checkpointed_run(runs_dir, "one")
     _heartbeat(run, [
         {"kind": "boot", "step": 0, "world_size": 1},
         {"kind": "checkpoint", "step": 200, "path": ckpt, "seconds": 0.1},
