@@ -174,11 +174,7 @@ if command -v tmux >/dev/null 2>&1; then
 fi
 run_socket() {
   # the tmux server the run was launched on (launch.json's tmux_socket, null: the default); else the one given
-  rs=$sock
-  [ -f "$1/launch.json" ] || return 0
-  if grep -q '"tmux_socket" *: *null' "$1/launch.json" 2>/dev/null; then rs=; return 0; fi
-  v=$(sed -n 's/.*"tmux_socket" *: *"\([A-Za-z0-9_.-]*\)".*/\1/p' "$1/launch.json" 2>/dev/null | head -n 1)
-  [ -n "$v" ] && rs=$v
+  rs=$(launch_socket "$1") || rs=$sock
   return 0
 }
 emit_run() {
