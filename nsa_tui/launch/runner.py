@@ -27,6 +27,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
+from nsa_tui.runs.history import MAX_WORLD_SIZE
 
 EXIT_NOT_STARTED = 127
 REPORT_BYTES = 64 * 1024  # torchrun's failure report is ~2 KiB, ~1 KiB more per failed worker
@@ -159,8 +160,9 @@ def trainer_errors(
         if runstate.last_record(recs, schema.KIND_END) is not None:
             ended.add(rank)
         boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
-        if boot is not None and isinstance(boot.get("world_size"), int):
-            world = boot["world_size"]
+        n = boot.get("world_size") if boot is not None else None
+        if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE:  # as the history reads it
+            world = n
     out = [line for _, line in sorted(errors, key=lambda e: e[0])][:max_ranks]
     lost = [r for r in range(world or 0) if r not in ended]
     for r in lost[:max_ranks]:
