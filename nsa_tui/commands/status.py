@@ -231,6 +231,13 @@ def render_human(j: Judged) -> None:
         + attention
         + (f"   [yellow]{v['corrupt_lines']} corrupt lines skipped[/]" if v.get("corrupt_lines") else "")
     )
+    if st == "starting" and v["step"] is not None:
+        # a resume (or --force rerun) before its first step: what is known is what the last attempt logged
+        phase = v.get("last_phase")
+        where = f"at phase {escape(str(phase))}" if phase else "not booted yet"
+        console.print(
+            f"  [yellow]new attempt[/] {where}: step and metrics above are the last attempt's until its first step"
+        )
     for w in v.get("start_warnings") or []:  # v.get: a remote nsa may predate the key
         console.print(f"  [yellow]at start[/] {escape(str(w))}")
     for a in v["alerts"]:

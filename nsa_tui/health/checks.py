@@ -323,7 +323,7 @@ def stuck_at_start(c: Context) -> Finding | None:
     if c.state != "starting":
         return None
     boot = h.boot_event
-    started = boot.ts if boot is not None else to_float(h.launch.get("ts"))
+    started = boot.ts if boot is not None else h.launch_ts
     if started is None:
         return None
     # a resume re-reading a hub stream up to its saved position reports how far it got (phase records with
@@ -346,7 +346,12 @@ def stuck_at_start(c: Context) -> Finding | None:
             f"the resume's replay of the data stream stopped: document {done} of {of} reached "
             f"{fmt_age(waited)} ago ({hint})",
         )
-    what = "boot" if boot is not None else "`nsa launch` (no telemetry record at all)"
+    if boot is not None:
+        what = "boot"
+    elif h.events or h.has_progress:  # an earlier attempt's records: the process launched since wrote none
+        what = "`nsa launch` (no boot record from the process it started)"
+    else:
+        what = "`nsa launch` (no telemetry record at all)"
     return Finding(
         boot.step if boot is not None else None,
         started,

@@ -627,18 +627,43 @@ class RunHistory:
     # newest boot, by time (files are fed in any order); its records and ranks decide, older ones do not.
 
     @property
-    def boot_event(self) -> Event | None:
-        """The current attempt's boot: rank 0's newest boot by time (a resumed run boots again). None when rank 0's
-        records hold none (a heartbeat tail that starts after it): another rank's may be an earlier attempt's. A
-        run that has no rank 0 at all (another trainer's records) falls back to any rank's newest."""
+    def launch_ts(self) -> float | None:
+        """When `nsa launch` last started a process in this run directory (launch.json's ``ts``, on the clock of
+        the host that runs it, like the records'); None without a launch record."""
+        ts = to_float(self.launch.get("ts"))
+        return ts if ts is not None and math.isfinite(ts) else None
+
+    @property
+    def unbooted_launch(self) -> bool:
+        """`nsa launch` (a --resume, a --force rerun) started a process that has not written its boot yet: the
+        launch is newer than rank 0's newest boot and than every progress record. Until the boot, the records are
+        an earlier attempt's: its end record, errors or step say nothing of the process starting now."""
+        launched = self.launch_ts
+        if launched is None:
+            return False
+        boot, last = self._newest_boot(), self.last_progress_ts
+        return (boot is None or boot.ts is None or launched > boot.ts) and (last is None or launched > last)
+
+    def _newest_boot(self) -> Event | None:
         boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT and ev.rank in (0, None))
         if boot is None and 0 not in self.ranks:
             boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT)
         return boot
 
     @property
+    def boot_event(self) -> Event | None:
+        """The current attempt's boot: rank 0's newest boot by time (a resumed run boots again). None when rank 0's
+        records hold none (a heartbeat tail that starts after it): another rank's may be an earlier attempt's. A
+        run that has no rank 0 at all (another trainer's records) falls back to any rank's newest. None, too,
+        while a newer launch has not booted (``unbooted_launch``): the newest boot is an earlier attempt's."""
+        return None if self.unbooted_launch else self._newest_boot()
+
+    @property
     def attempt_start_ts(self) -> float | None:
-        """When the current attempt booted (a resume boots again); None when no boot record says."""
+        """When the current attempt booted (a resume boots again), or was launched while it has not booted yet;
+        None when no record says."""
+        if self.unbooted_launch:
+            return self.launch_ts
         boot = self.boot_event
         return boot.ts if boot is not None else None
 
@@ -654,9 +679,8 @@ class RunHistory:
         """Whether a record of a rank at a time is the current attempt's: a rank it has, written since its boot.
         Another rank's from BOOT_SKEW_S before it (the ranks' processes start together and any may write its boot
         first); rank 0's own records before its boot are an earlier process's, however close."""
-        boot = self.boot_event
         n = self.attempt_world_size
-        start = boot.ts if boot is not None else None
+        start = self.attempt_start_ts
         # the boot out of view: rank 0's own records are the current process's, another rank's count from shortly
         # before rank 0's last progress (a finished 2-rank attempt's rank-1 end is not a running 1-rank rerun's)
         last = self.last_progress_ts if start is None and 0 in self.ranks else None
@@ -687,7 +711,8 @@ class RunHistory:
 
     @property
     def restarted_since_progress(self) -> bool:
-        """The last boot came after the last progress record: a resumed attempt that has not stepped yet."""
+        """The current attempt started (its boot, or a launch not booted yet) after the last progress record: a
+        resumed attempt that has not stepped yet."""
         start, last = self.attempt_start_ts, self.last_progress_ts
         return start is not None and last is not None and start > last
 

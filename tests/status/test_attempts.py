@@ -240,3 +240,82 @@ def test_the_report_times_an_attempt_killed_after_its_checkpoint_to_its_last_rec
     nums = final_numbers(load_report_run(path))
     assert nums["attempts"] == 2
     assert nums["wall_time_s"] == pytest.approx((first_last - first_boot) + (w.ts - second_boot))
+
+
+def relaunch(w: V1RunWriter, tmux_socket: str, at: float | None = None) -> float:
+    """`nsa launch --resume` (or --force) on ``w``'s run at ``at`` (default: 10 s after its last record): launch.json
+    names a live tmux session; the launcher removed the exit status. Returns the launch time."""
+    import subprocess
+
+    launched = w.ts + 10.0 if at is None else at
+    record = {"name": w.path.name, "tmux_session": f"nsa-{w.path.name}", "tmux_socket": tmux_socket, "ts": launched}
+    (w.path / schema.LAUNCH_JSON).write_text(json.dumps(record))
+    (w.path / schema.EXIT_STATUS).unlink(missing_ok=True)
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", f"nsa-{w.path.name}", "sleep 60"], check=True)
+    return launched
+
+
+@pytest.mark.parametrize("before", ["halted", "killed"])
+def test_a_relaunch_that_has_not_booted_is_starting(tmp_path, tmux_socket, before):
+    """Between `nsa launch --resume` and the new process's boot record (torchrun and the trainer's imports: seconds,
+    minutes on a busy host) the records are the last attempt's: its halt end record said `halted`, and a killed
+    attempt's fresh records `running` with its ETA. The new attempt is starting, from its launch time on."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=250, total_steps=1000, log_every=10, state="running", now=time.time() - 60)
+    if before == "halted":
+        w.end(schema.END_HALT, 0)
+    launched = relaunch(w, tmux_socket)
+    now = launched + 5
+    for h in (load_run(path), read_model(path).history):
+        v = evaluate(h, now)
+        assert (v.state, v.health, [a.rule for a in v.alerts], v.eta_s) == ("starting", "ok", [], None)
+        assert h.attempt_start_ts == launched and h.boot_event is None and h.end_event is None
+        assert v.step == 250  # what is known so far, the last attempt's, until the new one says where it resumes
+    s = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert (s["state"], s["health"]) == ("starting", "ok")
+    # the start limit counts from the launch, not from the last attempt's boot
+    v = evaluate(load_run(path), launched + 901)
+    assert (v.state, [a.rule for a in v.alerts]) == ("stalled", ["stuck_at_start"])
+    assert "no boot record from the process it started" in v.alerts[0].message
+    # once the new process boots and trains, its records decide
+    w.ts = launched
+    boot(w, resume=True)
+    start_training(w, 1000, 200)
+    truncate_csv_after(path / schema.TRAINING_CSV, 200)
+    w.progress(2, loss=NEW_LOSS)
+    v = evaluate(load_run(path), w.ts + 1)
+    assert (v.state, v.health, v.step, v.loss) == ("running", "ok", 220, NEW_LOSS)
+
+
+def test_an_old_launch_record_does_not_hide_the_attempt_it_started(tmp_path, tmux_socket):
+    """launch.json older than the boot (the launch that started this attempt) or than the last progress (a long
+    run whose boot left the heartbeat tail) changes nothing."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=250, total_steps=1000, log_every=10, state="running", now=time.time() - 5)
+    relaunch(w, tmux_socket, at=json.loads((path / schema.RUN_JSON).read_text())["start_time"] - 1)
+    h = load_run(path)
+    assert not h.unbooted_launch and h.boot_event is not None
+    assert evaluate(h, w.ts + 1).state == "running"
+    lines = (path / schema.heartbeat_name(0)).read_text().splitlines()
+    (path / schema.heartbeat_name(0)).write_text("\n".join(lines[-5:]) + "\n")  # the boot is out of the tail
+    h = load_run(path)
+    assert h.boot_event is None and not h.unbooted_launch
+    assert evaluate(h, w.ts + 1).state == "running"
+
+
+def test_status_says_the_figures_of_a_starting_resume_are_the_last_attempts(tmp_path, tmux_socket):
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=250, total_steps=1000, log_every=10, state="running", now=time.time() - 60)
+    relaunch(w, tmux_socket)
+    out = invoke("status", str(path)).stdout
+    assert "starting" in out and "step 250/1000" in out
+    assert "new attempt not booted yet: step and metrics above are the last attempt's until its first step" in out
+    w.ts = time.time() - 3
+    boot(w, resume=True)
+    w.phase("data")
+    out = invoke("status", str(path)).stdout
+    assert "new attempt at phase data: step and metrics above" in out
+    start_training(w, 1000, 200)
+    truncate_csv_after(path / schema.TRAINING_CSV, 200)
+    w.progress(1)
+    assert "new attempt" not in invoke("status", str(path)).stdout
