@@ -352,8 +352,16 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     (plan.run_dir / schema.EXIT_STATUS).unlink(missing_ok=True)
     (plan.run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # noted by the preflight
     plan.stamp(time.time())
-    _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, launch_record(plan))
-    tmux.new_session(plan.session, plan.runner_argv(), plan.cwd)
+    record = launch_record(plan)
+    _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, record)  # before the session: the runner reads it
+    socket_path = tmux.new_session(plan.session, plan.runner_argv(), plan.cwd)
+    if socket_path is not None:
+        # the server as an absolute path, which a shell without this one's $TMUX_TMPDIR still finds (tmux.py)
+        record[tmux.SOCKET_PATH_KEY] = socket_path
+        try:
+            _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, record)
+        except OSError as e:  # the run is started; its record still names the server by name
+            say(f"warning: could not add the tmux socket path to launch.json: {e.strerror or e}")
 
 
 def describe(plan: LaunchPlan) -> list[str]:

@@ -11,6 +11,10 @@ is a prefix match: ``nsa-a`` would find ``nsa-ab``).
 
 A run's socket as launch.json records it: a name (``-L``), or null for tmux's default server, which
 ``DEFAULT_SERVER`` ("") stands for here; ``None`` (nothing recorded: a new launch) means $NSA_TMUX_SOCKET.
+Both name a socket under $TMUX_TMPDIR (else /tmp), which a later shell may not share: a non-interactive ssh
+command skips the .bashrc that sets it, and a check there would find no session and call the live run
+crashed. So launch.json also records the server's absolute socket path (``tmux_socket_path``, as tmux itself
+reports it), and checks address that (``-S``) when it is there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from nsa_tui.errors import UserError
 TMUX_SOCKET_ENV = "NSA_TMUX_SOCKET"
 SESSION_PREFIX = "nsa-"
 DEFAULT_SERVER = ""  # a socket argument meaning tmux's default server, whatever $NSA_TMUX_SOCKET says
+SOCKET_PATH_KEY = "tmux_socket_path"  # launch.json: the server's socket as an absolute path
 
 # What tmux keeps as it is in a session name (tried on tmux 3.3): it turns '.' and ':' into '_', expands
 # '#' as a format ('h#{pane_id}' became 'h'), escapes backslashes, '$' before a letter and control characters.
@@ -46,9 +51,15 @@ def session_name(run_name: str) -> str:
 
 
 def recorded_socket(launch: dict[str, Any] | None) -> str | None:
-    """The server a launched run lives on, from its launch.json: its socket name, DEFAULT_SERVER for null
-    (launched without $NSA_TMUX_SOCKET), None when launch.json has no such key (then $NSA_TMUX_SOCKET)."""
-    if not isinstance(launch, dict) or "tmux_socket" not in launch:
+    """The server a launched run lives on, from its launch.json: its socket's absolute path when recorded, else
+    its socket name, DEFAULT_SERVER for null (launched without $NSA_TMUX_SOCKET), None when launch.json has no
+    such key (then $NSA_TMUX_SOCKET)."""
+    if not isinstance(launch, dict):
+        return None
+    path = launch.get(SOCKET_PATH_KEY)
+    if isinstance(path, str) and path.startswith("/"):
+        return path
+    if "tmux_socket" not in launch:
         return None
     sock = launch["tmux_socket"]
     return sock if isinstance(sock, str) else DEFAULT_SERVER
@@ -73,10 +84,11 @@ def _literal(arg: str) -> str:
 
 
 def tmux_argv(*args: str, socket: str | None = None) -> list[str]:
-    """tmux on ``socket`` (a -L name: a run's recorded one; DEFAULT_SERVER: the default server), else (None)
+    """tmux on ``socket`` (an absolute path: -S; a name: -L; DEFAULT_SERVER: the default server), else (None)
     $NSA_TMUX_SOCKET's server, else the default."""
     sock = os.environ.get(TMUX_SOCKET_ENV) if socket is None else socket
-    return [tmux_binary(), *(["-L", sock] if sock else []), *map(_literal, args)]
+    server = (["-S", sock] if sock.startswith("/") else ["-L", sock]) if sock else []
+    return [tmux_binary(), *server, *map(_literal, args)]
 
 
 def _run(*args: str, socket: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -94,12 +106,18 @@ def has_session(name: str, socket: str | None = None) -> bool:
     return _run("has-session", "-t", f"={name}", socket=socket).returncode == 0
 
 
-def new_session(name: str, argv: list[str], cwd: Path) -> None:
+def new_session(name: str, argv: list[str], cwd: Path) -> str | None:
     """A detached session running ``argv`` directly (tmux execs several arguments
-    without a shell, so nothing in them is ever parsed as shell syntax)."""
-    res = _run("new-session", "-d", "-s", name, "-c", str(cwd), "-x", "200", "-y", "50", "--", *argv)
+    without a shell, so nothing in them is ever parsed as shell syntax). Returns the server's absolute socket
+    path as tmux reports it (None if it reports none)."""
+    res = _run(
+        "new-session", "-d", "-P", "-F", "#{socket_path}", "-s", name, "-c", str(cwd), "-x", "200", "-y", "50",
+        "--", *argv,
+    )  # fmt: skip
     if res.returncode != 0:
         raise UserError(f"tmux could not start session {name!r}: {res.stderr.strip() or 'unknown error'}")
+    path = res.stdout.strip()
+    return path if path.startswith("/") and "\n" not in path else None
 
 
 def kill_session(name: str, socket: str | None = None) -> bool:

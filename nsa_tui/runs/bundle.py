@@ -167,10 +167,9 @@ missing() {
 frame now 0 "$(date +%s)"
 # for the runs started without `nsa launch`: is a rank's pid still there (looked up on our side)
 if p_=$(live_pids); then say procs "$(uname -n 2>/dev/null)" "$p_"; fi
-if [ -n "$sock" ]; then tl="tmux -L $sock"; else tl="tmux"; fi
 listed=$sock
 if command -v tmux >/dev/null 2>&1; then
-  say tmux - "$($tl list-sessions -F '#{session_name}' 2>/dev/null)"
+  say tmux - "$(tmux_on "$sock" list-sessions -F '#{session_name}' 2>/dev/null)"
 fi
 run_socket() {
   # the tmux server the run was launched on (launch.json's tmux_socket, null: the default); else the one given
@@ -203,8 +202,7 @@ emit_files() {
   run_socket "$d"
   # the sessions frame applies to the runs after it: list again when this run's server differs
   if [ "$rs" != "$listed" ] && command -v tmux >/dev/null 2>&1; then
-    if [ -n "$rs" ]; then rtl="tmux -L $rs"; else rtl="tmux"; fi
-    say tmux - "$($rtl list-sessions -F '#{session_name}' 2>/dev/null)"
+    say tmux - "$(tmux_on "$rs" list-sessions -F '#{session_name}' 2>/dev/null)"
     listed=$rs
   fi
   say run "$d" "$(cd -- "$d" >/dev/null 2>&1 && pwd -P)"

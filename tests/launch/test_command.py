@@ -154,6 +154,18 @@ def test_recorded_socket_null_means_the_default_server(monkeypatch):
     assert tmux.tmux_argv("has-session", "-t", "=nsa-a;", socket="s")[-1] == "=nsa-a\\;"
 
 
+def test_a_recorded_socket_path_comes_first(monkeypatch):
+    """The absolute socket path launch.json records addresses the server whatever $TMUX_TMPDIR says (-S); a value
+    that is not an absolute path is ignored."""
+    monkeypatch.setenv("NSA_TMUX_SOCKET", "mine")
+    path = "/tmp/tmux-0/default"
+    assert tmux.recorded_socket({"tmux_socket": None, "tmux_socket_path": path}) == path
+    assert tmux.recorded_socket({"tmux_socket_path": path}) == path
+    assert tmux.recorded_socket({"tmux_socket": "s1", "tmux_socket_path": "rel/x"}) == "s1"
+    assert tmux.recorded_socket({"tmux_socket": None, "tmux_socket_path": 3}) == tmux.DEFAULT_SERVER
+    assert tmux.tmux_argv("ls", socket=path)[1:4] == ["-S", path, "ls"]
+
+
 @pytest.mark.parametrize("field", ["config", "name", "run_dir"])
 def test_empty_option_values_are_refused(field):
     """`--run-dir ''` planned the current directory, `--config ''` the default config, `--name ''` a made-up name."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 
 from nsa_tui.launch import tmux
 
-from .helpers import nsa, tmux_sessions, wait_for
+from .helpers import TINY, nsa, tmux_sessions, wait_for
 
 NAMES = ["h#{pane_id}", "a.b", "a_b", "a:b", "x\\y", "a$HOME", "é", "p%2Eq", "semi;", "#S", "it's $(id)"]
 
@@ -55,3 +56,27 @@ def test_the_run_dirs_recorded_session_counts_as_occupied(runs_dir, tmux_socket)
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-old_name", "sleep", "300"], check=True)
     res = nsa("launch", "--name", "old.name")
     assert res.returncode == 1 and "tmux session nsa-old_name already exists" in res.stderr, res.stderr
+
+
+def test_a_shell_with_another_tmux_tmpdir_still_finds_the_run(runs_dir, tmp_path, monkeypatch):
+    """$TMUX_TMPDIR set where the run was launched and not where it is checked (or set otherwise): the default
+    server is then another socket, and the run read as crashed. launch.json records the server's socket path."""
+    from nsa_tui.commands.attach import attach_argv_for
+
+    monkeypatch.delenv("NSA_TMUX_SOCKET", raising=False)
+    (a := tmp_path / "a").mkdir()
+    (b := tmp_path / "b").mkdir()
+    res = nsa("launch", "--name", "sock", *TINY, env={**os.environ, "TMUX_TMPDIR": str(a)})
+    assert res.returncode == 0, res.stderr
+    launch = json.loads((runs_dir / "sock" / "launch.json").read_text())
+    path = launch["tmux_socket_path"]
+    try:
+        assert launch["tmux_socket"] is None and path == str(a.resolve() / f"tmux-{os.getuid()}" / "default")
+        other = {**os.environ, "TMUX_TMPDIR": str(b)}
+        said = json.loads(nsa("status", "--json", "sock", env=other).stdout)
+        assert said["state"] in ("starting", "running") and said["health"] == "ok", said
+        monkeypatch.setenv("TMUX_TMPDIR", str(b))
+        argv, _ = attach_argv_for("sock")
+        assert argv[1:3] == ["-S", path] and argv[-1] == "=nsa-sock"
+    finally:
+        subprocess.run(["tmux", "-S", path, "kill-server"], capture_output=True)

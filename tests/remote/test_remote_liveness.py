@@ -92,3 +92,42 @@ def test_watch_over_ssh_asks_the_tmux_server_launch_json_names(tmp_path, sshd, t
     finally:
         m.source.close()
     assert (v.state, [a.rule for a in v.alerts]) == ("crashed", ["process_exited"])
+
+
+def _run_on_a_socket_path(tmp_path: Path) -> tuple[Path, str]:
+    """A launched run whose launch.json records its tmux server by absolute path only (a server under a
+    $TMUX_TMPDIR the checking shell does not have), its session alive there: (run, socket path)."""
+    run = tmp_path / "r"
+    make_v1_run(run, steps=200, now=time.time(), launch=True)
+    sock_dir = tmp_path / "tmuxdir"
+    sock_dir.mkdir()
+    path = str(sock_dir / "srv")
+    launch = {**json.loads((run / schema.LAUNCH_JSON).read_text()), "tmux_socket": None, "tmux_socket_path": path}
+    (run / schema.LAUNCH_JSON).write_text(json.dumps(launch))
+    session = tmux_session_name(launch, run.name)
+    subprocess.run(["tmux", "-S", path, "new-session", "-d", "-s", session, "sleep 600"], check=True)
+    return run, path
+
+
+def test_status_and_watch_over_ssh_find_the_session_by_its_socket_path(tmp_path, sshd_factory, monkeypatch):
+    """A run launched where $TMUX_TMPDIR is set (a .bashrc line) and checked over ssh, whose commands run without
+    the interactive .bashrc: the default server there has no such session, the recorded socket path has."""
+    run, path = _run_on_a_socket_path(tmp_path)
+    try:
+        for with_nsa in (True, False):
+            s = sshd_factory(with_nsa=with_nsa)
+            monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+            remote = invoke("status", "--json", "--host", s.host, str(run))
+            assert json.loads(remote.stdout)["state"] == "running", (with_nsa, remote.stdout, remote.stderr)
+        m = _remote_model(s.host, run)
+        try:
+            _pump_until([m], lambda m: m.source.tmux_sessions is not None and schema.LAUNCH_JSON in m._whole)
+            m.pump(now=1e6)
+            assert model_verdict(m, time.time()).state == "running"
+        finally:
+            m.source.close()
+        assert json.loads(invoke("status", "--json", str(run)).stdout)["state"] == "running"  # and here
+    finally:
+        subprocess.run(["tmux", "-S", path, "kill-server"], capture_output=True)
+    remote = invoke("status", "--json", "--host", s.host, str(run))
+    assert json.loads(remote.stdout)["state"] == "crashed"
