@@ -169,9 +169,21 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
             lines.insert(0, w.head)
         # a final line without newline in a file that stopped growing is complete (a crash mid-write is not)
         h.feed(name, lines)
-    if h.process_alive is None and bundle.live_pids is not None:  # over ssh, a run started without nsa launch
-        h.process_alive = pids_alive_on(h, bundle.pid_host, bundle.live_pids.__contains__)
+    if bundle.live_pids is not None:  # over ssh: the host's pids came with the files
+        settle_liveness(h, pids_alive_on(h, bundle.pid_host, bundle.live_pids.__contains__))
     return h
+
+
+def settle_liveness(h: RunHistory, pids_alive: bool | None) -> None:
+    """The tmux answer (``h.process_alive`` from fill_context) with the ranks' pids: without a launch.json the
+    pids decide; a session reported gone while a rank of the current attempt still has its pid on the run's host
+    is alive: the process outlived its session, or the session lives on a server this shell does not see (a
+    launch.json from before the socket path was recorded, read with another $TMUX_TMPDIR). Never the other way:
+    a live session with no pid found is a run between its ranks' processes (starting, or torchrun restarting)."""
+    if h.process_alive is None:
+        h.process_alive = pids_alive
+    elif h.process_alive is False and pids_alive:
+        h.process_alive = True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -201,9 +213,9 @@ def local_pids_alive(h: RunHistory) -> bool | None:
 
 
 def check_local_pids(h: RunHistory) -> None:
-    """A run started without `nsa launch` on this machine: alive iff any rank's pid still exists."""
-    if h.process_alive is None:
-        h.process_alive = local_pids_alive(h)
+    """A run of this machine: its ranks' pids with what tmux said (``settle_liveness``)."""
+    if h.process_alive is not True:
+        settle_liveness(h, local_pids_alive(h))
 
 
 def launch_tmux_sessions(run_dir: Path) -> list[str] | None:

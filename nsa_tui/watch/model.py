@@ -27,6 +27,7 @@ from nsa_tui.runs.load import (
     local_pids_alive,
     local_tmux_sessions,
     pids_alive_on,
+    settle_liveness,
 )
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
@@ -365,8 +366,7 @@ class RunModel:
         fmt = self.history.format
         fill_context(self.history, bundle)
         self.history.format = fmt
-        if self.history.process_alive is None:  # no launch.json: what the pids said
-            self.history.process_alive = self._pids_alive
+        settle_liveness(self.history, self._pids_alive)  # as status does: the pids with what tmux said
 
     @property
     def clock_offset_s(self) -> float:
@@ -388,25 +388,24 @@ class RunModel:
             self.history.last_write_ts = max(stamps)
 
     def _refresh_liveness(self, now: float) -> bool:
-        """Every TMUX_EVERY_S: the run's tmux session, or without a launch.json its ranks' pids; True when
-        the answer changed."""
+        """Every TMUX_EVERY_S: the run's tmux session (with a launch.json) and its ranks' pids, combined as status
+        does (``settle_liveness``); True when the answer changed."""
         if not self.check_liveness or now - self._tmux_at < TMUX_EVERY_S:
             return False
         self._tmux_at = now
         said = getattr(self.source, "live_pids", _ASKED_HERE)  # over ssh: what the host last said
-        if LAUNCH_JSON not in self._whole:
-            if said is _ASKED_HERE:
-                alive = local_pids_alive(self.history)
-            else:
-                alive = pids_alive_on(self.history, said[0], said[1].__contains__) if said else None
-            changed, self._pids_alive = alive != self._pids_alive, alive
-            return changed
         if said is _ASKED_HERE:
-            sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
+            alive = local_pids_alive(self.history)
         else:
-            sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
-        changed = sessions != self._tmux
-        self._tmux = sessions
+            alive = pids_alive_on(self.history, said[0], said[1].__contains__) if said else None
+        sessions = None
+        if LAUNCH_JSON in self._whole:
+            if said is _ASKED_HERE:
+                sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
+            else:
+                sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
+        changed = (alive, sessions) != (self._pids_alive, self._tmux)
+        self._pids_alive, self._tmux = alive, sessions
         return changed
 
     # ------------------------------------------------------------ derived

@@ -99,3 +99,23 @@ def test_an_unreadable_file_is_said_and_loses_no_other_lines(tmp_path, monkeypat
         assert [line.rstrip("\n") for line in m.logs["zz_other.log"]] == ["a line"]  # read once it could be
     finally:
         src.close()
+
+
+@pytest.mark.parametrize("alive", [True, False])
+def test_a_launched_run_whose_session_is_not_found_is_judged_by_its_pids(tmp_path, tmux_socket, alive):
+    """launch.json names a tmux session this shell does not find (the server under another $TMUX_TMPDIR, a launch
+    from before the socket path was recorded; or the trainer outlived its session): a rank's pid still there
+    says the run is alive, in watch as in status. A dead pid leaves it crashed."""
+    path = tmp_path / "r"
+    this_hosts_run(path, os.getpid() if alive else a_dead_pid())
+    (path / schema.LAUNCH_JSON).write_text(json.dumps({"name": "r", "tmux_session": "nsa-r", "ts": time.time() - 60}))
+    m = RunModel("r", LocalRunSource(path, force_poll=True), where=str(path), check_liveness=True)
+    try:
+        m.pump(now=0.0)
+        m.pump(now=TMUX_EVERY_S + 1)
+        v = model_verdict(m, time.time())
+    finally:
+        m.source.close()
+    status = evaluate(load_run(path), time.time(), build_rules(m.history.config))
+    expected = ("running", []) if alive else ("crashed", ["process_exited"])
+    assert (v.state, [a.rule for a in v.alerts]) == (status.state, [a.rule for a in status.alerts]) == expected
