@@ -36,6 +36,7 @@ from nsa_train.config import (
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.preflight import apply_runtime_env
+from nsa_train.runtime.rundir import earlier_results
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.units import human_bytes
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "$NSA_RUNS_DIR, else ./runs; required with more than one rank)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start afresh in a run directory that holds an earlier run's results (its logs get this run's rows "
+        "appended; train.keep_last prunes its checkpoints); without it such a directory is refused",
+    )
     return p.parse_args(argv)
 
 
@@ -115,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
     except (ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    # before anything is written: a start refused here leaves the earlier run's records as they were (a boot and
+    # an error record appended to them would make the tools judge that run by this attempt)
+    earlier = [] if args.resume or args.force else earlier_results(run_dir)
+    if earlier:
+        if rank == 0:  # every rank sees the same files and stops alike: one message
+            print(
+                f"error: {run_dir} holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, or "
+                "choose another --run-dir (--force starts afresh there: its logs get this run's rows appended and "
+                "train.keep_last prunes its checkpoints)",
+                file=sys.stderr,
+            )
         return EXIT_USER_ERROR
 
     try:
@@ -291,6 +310,10 @@ class Trainer:
         backend = distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
         check_compile_toolchain(cfg, self.device.type)
+        if is_main:  # the rank that saves: a read-only checkpoint dir fails now, not after save_every steps
+            from nsa_train.runtime.checkpoint import check_writable, checkpoint_dir
+
+            check_writable(checkpoint_dir(run_dir))
         distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self.distmod = distmod
@@ -630,8 +653,14 @@ class Trainer:
             ck.remove_stale_temps(ckpt_dir)
         path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
         if path is None:
-            raise UserFacingError(f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)")
-        state = ck.load_checkpoint(path)
+            raise UserFacingError(
+                f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)"
+                + ck.other_checkpoints_hint(ckpt_dir)
+            )
+        try:
+            state = ck.load_checkpoint(path)
+        except ck.CheckpointError as e:  # damaged or not a checkpoint: the others here may be whole
+            raise ck.CheckpointError(f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}") from None
         if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
             raise UserFacingError(
                 f"--resume: {path} is at step {state['step']}, train.steps is {self.cfg.train.steps}: nothing to do "

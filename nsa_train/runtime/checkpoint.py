@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ def _atomic_write(path: Path, write: Any) -> None:
     except Exception as e:
         full = disk_full(e)
         if full is None:
+            if isinstance(e, OSError):  # a read-only mount, permissions: the user's to fix, said in one line
+                raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from e
             raise
         tmp.unlink(missing_ok=True)  # first: the message says how much space is left without it
         then = "checkpoints written before are intact. Free space (or lower train.keep_last) and continue with --resume"
@@ -68,8 +71,20 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise CheckpointError(disk_full_message(path, full, free, then)) from e
     finally:
         if tmp.exists():
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def check_writable(ckpt_dir: Path) -> None:
+    """Before training: a checkpoint directory that cannot be written fails the run now, in one line, not at its
+    first save (train.save_every steps of work later)."""
+    probe = ckpt_dir / f".write-check.{os.getpid()}{TMP_SUFFIX}"
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CheckpointError(f"checkpoints cannot be written to {ckpt_dir}: {e.strerror or e}") from None
 
 
 def to_plain(obj: Any) -> Any:
@@ -124,6 +139,21 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
 
 
+def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None) -> str:
+    """For a resume that cannot use the latest pointer: the checkpoints the directory still holds (newest last, at
+    most 5 named), and how to continue from one; "" when there are none."""
+    others = [p for p in _written_order(list_checkpoints(ckpt_dir)) if p != but]
+    if not others:
+        return ""
+    names = ", ".join(p.name for p in others[-5:])
+    more = f" (and {len(others) - 5} older)" if len(others) > 5 else ""
+    pointer = ckpt_dir / schema.LATEST_POINTER
+    return (
+        f". {ckpt_dir} holds {names}{more}: to continue from one, write its name into {pointer} "
+        f"(echo {others[-1].name} > {pointer}) and resume again"
+    )
+
+
 def _written_order(paths: list[Path]) -> list[Path]:
     """Oldest written first (the step breaks ties). In one run that is the step order; a fresh start in a run
     directory an earlier run left checkpoints in (`nsa launch --force` keeps its files) writes low steps after
@@ -160,10 +190,36 @@ def remove_stale_temps(ckpt_dir: Path) -> None:
     """Temp files of a save that was killed half-way."""
     if ckpt_dir.is_dir():
         for p in ckpt_dir.glob("." + "*" + TMP_SUFFIX):
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as e:
+                raise CheckpointError(f"cannot remove {p} (a save's leftover): {e.strerror or e}") from None
+
+
+def verify_archive(path: Path) -> None:
+    """A torch.save zip archive whose stored CRCs do not match its bytes (a disk or copy error) is refused: torch
+    loads such a file without a word, and damaged weights show up as a NaN loss at the first step, sending the
+    user after a divergence that is not there. Reads the whole file once (~1 s per GB)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != TORCH_FILE_MAGIC[0]:
+                return  # the legacy format, or no torch file at all: torch.load says which
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as zf:
+                bad = zf.testzip()
+    except zipfile.BadZipFile as e:
+        raise CheckpointError(f"checkpoint {path} is damaged (not a complete zip archive: {e})") from None
+    except OSError:
+        return  # unreadable: torch.load's own error names it
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its part {bad} does not match the checksum written with it (the file "
+            "changed after it was saved: a disk or copy error)"
+        )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    verify_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -81,6 +81,7 @@ class TrainerCommand:
     rendezvous: Rendezvous = field(default_factory=Rendezvous)
     python: str = field(default_factory=lambda: sys.executable)
     resume: bool = False
+    force: bool = False  # `nsa launch --force`: the trainer may start afresh over an earlier run's results
 
     def argv(self) -> list[str]:
         argv = [self.python, "-P", "-m", "torch.distributed.run", *self.rendezvous.torchrun_args()]
@@ -92,6 +93,8 @@ class TrainerCommand:
             argv += ["--set", item]
         if self.resume:
             argv.append("--resume")
+        elif self.force:
+            argv.append("--force")
         return argv
 
 

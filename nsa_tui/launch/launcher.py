@@ -120,7 +120,47 @@ def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Pat
 
 
 def latest_checkpoint_name(run_dir: Path) -> str:
-    return (run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).read_text(encoding="utf-8").strip()
+    pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
+    return pointer.read_text(encoding="utf-8", errors="replace").strip()
+
+
+# how a checkpoint file torch.save wrote begins (its zip archive; nsa_train.runtime.checkpoint has the same, but
+# the tools never import torch)
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def check_latest_usable(run_dir: Path) -> None:
+    """Refuse a resume whose latest pointer names no checkpoint file the trainer could load, before anything
+    starts: that attempt would fail at once and mark the run it meant to continue as crashed. Only what is cheap
+    to see here (a missing, empty or foreign file); the trainer checks the rest (the checksums)."""
+    ckpt_dir = run_dir / schema.CHECKPOINT_DIR
+    name = latest_checkpoint_name(run_dir)
+    target = ckpt_dir / name
+    why = None
+    if not name or "/" in name:
+        why = f"{ckpt_dir / schema.LATEST_POINTER} names no checkpoint file"
+    else:
+        try:
+            with open(target, "rb") as fh:
+                head = fh.read(len(_ZIP_MAGIC))
+        except OSError as e:
+            why = f"its latest checkpoint {target} cannot be read ({e.strerror or e})"
+        else:
+            if not head:
+                why = f"its latest checkpoint {target} is an empty file"
+            elif head != _ZIP_MAGIC:
+                why = f"its latest checkpoint {target} is not a file torch.save wrote"
+    if why is None:
+        return
+    others = sorted(p.name for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if p.name != name)
+    hint = ""
+    if others:
+        pointer = ckpt_dir / schema.LATEST_POINTER
+        hint = (
+            f". {ckpt_dir} holds {', '.join(others[-5:])}: to continue from one, write its name into {pointer} "
+            f"(echo {others[-1]} > {pointer}) and resume again"
+        )
+    raise UserError(f"--resume: {run_dir}: {why}{hint}")
 
 
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
@@ -150,6 +190,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     from_env = config_from_env(config)
     config_path, cfg = load_validated_config(config, req.overrides)
     if req.resume:
+        check_latest_usable(target)
         check_resume_has_work(target, cfg.train.steps)
         try:
             check_resume_config(target / schema.CONFIG_YAML, cfg, str(target.absolute()))
@@ -170,7 +211,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     nproc = resume_nproc(target, req) if req.resume else None
     nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
     run_dir = run_dir.absolute()
-    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume)
+    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force)
     env, sources = trainer_env(cfg.runtime.env, environ)
     notes = [f"note: {lr_change}"] if lr_change else []
     return LaunchPlan(

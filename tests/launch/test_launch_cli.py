@@ -8,10 +8,20 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from nsa_train.config import load_config
 from nsa_train.config.loader import dump_yaml
 
 from .helpers import REPO, nsa, tmux_sessions
+
+
+def _latest(run_dir, name: str) -> None:
+    """checkpoints/latest naming ``name``, and a stand-in for that file: the zip header torch.save writes (what
+    `nsa launch --resume` looks at; the trainer would load the rest)."""
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints" / "latest").write_text(name + "\n")
+    (run_dir / "checkpoints" / name).write_bytes(b"PK\x03\x04" + bytes(60))
 
 
 def _one_error_line(res: subprocess.CompletedProcess) -> str:
@@ -131,7 +141,7 @@ def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_
     """Else the trainer starts, finds nothing to do and fails: a finished run would then read 'crashed'."""
     done = runs_dir / "done"
     (done / "checkpoints").mkdir(parents=True)
-    (done / "checkpoints" / "latest").write_text("step_00000600.pt\n")  # the tiny default's train.steps is 600
+    _latest(done, "step_00000600.pt")  # the tiny default's train.steps is 600
     (done / "exit_status").write_text("0\n")
     res = nsa("launch", "--name", "done", "--resume")
     assert res.returncode == 1
@@ -149,7 +159,7 @@ def test_resume_that_changes_the_model_or_data_position_is_refused_before_starti
     was made under; what a resume may change (steps, lr, batch) still goes through."""
     run = runs_dir / "done"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    _latest(run, "step_00000600.pt")
     (run / "config.yaml").write_text(dump_yaml(load_config(None)))
     (run / "exit_status").write_text("0\n")
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--set", "model.n_layers=8")
@@ -174,7 +184,7 @@ def test_resume_that_moves_the_lr_says_so_before_starting(runs_dir, tmux_socket)
     lr it ended with), and says nothing when that is what the user asked for."""
     run = runs_dir / "done"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    _latest(run, "step_00000600.pt")
     (run / "config.yaml").write_text(dump_yaml(load_config(None)))  # lr 3e-3 -> 3e-4 over 600 steps
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
     assert res.returncode == 0, res.stderr
@@ -199,7 +209,7 @@ def _checkpointed_run(runs_dir, name: str) -> tuple:
     """A run dir whose `latest` pointer names step_00000200.pt: (its path, that checkpoint's path)."""
     run = runs_dir / name
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000200.pt\n")
+    _latest(run, "step_00000200.pt")
     return run, str(run / "checkpoints" / "step_00000200.pt")
 
 
@@ -321,7 +331,7 @@ def test_a_config_from_the_config_variable_says_so(runs_dir, tmux_socket, tmp_pa
     assert res.returncode == 0 and "$CONFIG" not in res.stdout, res.stderr
     run = runs_dir / "done"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest").write_text("step_00000600.pt\n")
+    _latest(run, "step_00000600.pt")
     (run / "config.yaml").write_text(dump_yaml(load_config(None)))
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run", env=env)
     assert res.returncode == 0, res.stderr
@@ -336,3 +346,22 @@ def test_the_config_options_help_names_the_config_variable():
         assert res.returncode == 0 and "YAML config (default: $CONFIG, else configs/tiny-cpu.yaml" in res.stdout, (
             res.stdout
         )
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing", "foreign"])
+def test_resume_of_an_unusable_latest_checkpoint_is_refused_before_starting(runs_dir, tmux_socket, damage):
+    """The session started, the trainer failed at once, and that attempt marked the finished run crashed: a latest
+    checkpoint that is empty, missing or no torch file is refused here, naming the checkpoints that are left."""
+    run, _ = _checkpointed_run(runs_dir, "hurt")
+    _latest(run, "step_00000100.pt")
+    _latest(run, "step_00000200.pt")
+    target = run / "checkpoints" / "step_00000200.pt"
+    {"empty": lambda: target.write_bytes(b""), "missing": target.unlink, "foreign": lambda: target.write_text("x")}[
+        damage
+    ]()
+    res = nsa("launch", "--name", "hurt", "--resume", "--set", "train.steps=300")
+    assert res.returncode == 1 and tmux_sessions() == [] and "Traceback" not in res.stderr
+    line = _one_error_line(res)
+    said = {"empty": "is an empty file", "missing": "cannot be read", "foreign": "is not a file torch.save wrote"}
+    assert f"its latest checkpoint {target} {said[damage]}" in line, line
+    assert "holds step_00000100.pt: to continue from one, write its name into" in line

@@ -1,0 +1,37 @@
+"""What a run directory already holds before a fresh (not --resume) start writes into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nsa_train.telemetry import schema
+
+
+def earlier_results(run_dir: Path) -> list[str]:
+    """The results of an earlier run in ``run_dir``: its checkpoints, logged steps and summary, as short phrases
+    ([] for a new directory, or one only an attempt that failed before training wrote into: its heartbeat and
+    config). A fresh start there would prune those checkpoints, move their pointers and append to those logs."""
+    found = []
+    ckpt_dir = run_dir / schema.CHECKPOINT_DIR
+    if ckpt_dir.is_dir():
+        n = sum(1 for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if not p.name.startswith("."))
+        pointers = [name for name in (schema.LATEST_POINTER, schema.BEST_POINTER) if (ckpt_dir / name).is_file()]
+        if n:
+            found.append(f"{n} checkpoint{'' if n == 1 else 's'}")
+        elif pointers:
+            found.append(f"checkpoint pointer {pointers[0]}")
+    for name in (schema.TRAINING_CSV, schema.VAL_CSV):
+        if _has_rows(run_dir / name):
+            found.append(name)
+    if (run_dir / schema.SUMMARY_JSON).is_file():
+        found.append(schema.SUMMARY_JSON)
+    return found
+
+
+def _has_rows(path: Path) -> bool:
+    """A CSV with at least one line after its header."""
+    try:
+        with open(path, "rb") as fh:
+            return len(fh.read(1 << 16).splitlines()) > 1
+    except OSError:
+        return False

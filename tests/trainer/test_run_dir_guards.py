@@ -1,0 +1,114 @@
+"""What a start does with a run directory that holds something already: an earlier run's results (refused without
+--resume or --force), a checkpoint directory it cannot write (refused before training), a damaged or missing
+latest checkpoint (one line naming the checkpoints that are left)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd
+
+from nsa_train.runtime import checkpoint as ck
+from nsa_train.runtime.rundir import earlier_results
+from nsa_train.telemetry import schema
+
+pytestmark = pytest.mark.slow
+
+RUN = ("train.steps=6", "train.save_every=3", "train.keep_last=5")
+
+
+def _finished(path: Path) -> Path:
+    proc = run_train(path, *RUN)
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+def test_a_fresh_start_over_an_earlier_run_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """The trainer started again in a finished run's directory without --resume pruned that run's checkpoints,
+    moved latest/best to its own and appended its rows to the old logs, without a word."""
+    run = _finished(tmp_path / "r")
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    proc = run_train(run, "train.steps=3", "train.lr=1e-2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run} holds an earlier run (2 checkpoints, training.csv, ")
+    assert "pass --resume to continue it" in err[0] and "--force starts afresh there" in err[0]
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # not even a boot record
+    # --force does start afresh there (nsa launch --force passes it)
+    cmd = [*train_cmd(run, "train.steps=3"), "--force"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    ends = [r for r in records(run) if r["kind"] == "end"]
+    assert ends[-1]["step"] == 3 and ends[-1]["reason"] == "completed"
+
+
+def test_an_attempt_that_failed_before_training_does_not_block_the_next(tmp_path: Path) -> None:
+    """A config typo fails the first start after its boot record: the same command, mended, starts there."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.stepz=3").returncode == 2
+    assert earlier_results(run) == []
+    assert run_train(run, "train.steps=2").returncode == 0
+
+
+def test_a_read_only_checkpoint_dir_fails_before_training(tmp_path: Path) -> None:
+    """It failed at the first save (train.save_every steps of work later) with a traceback and exit 1."""
+    if os.geteuid() == 0:  # root writes through permission bits: a file where the directory should be instead
+        run = tmp_path / "r"
+        run.mkdir()
+        (run / schema.CHECKPOINT_DIR).write_text("not a directory\n")
+    else:
+        run = tmp_path / "r"
+        (run / schema.CHECKPOINT_DIR).mkdir(parents=True)
+        (run / schema.CHECKPOINT_DIR).chmod(0o500)
+    proc = run_train(run, *RUN)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: checkpoints cannot be written to {run / schema.CHECKPOINT_DIR}" in proc.stderr
+    assert not [r for r in records(run) if r["kind"] == "progress"]  # refused before the first step
+
+
+def test_a_save_that_cannot_write_is_one_line(tmp_path: Path) -> None:
+    d = tmp_path / "checkpoints"
+    d.mkdir()
+    (d / ck.checkpoint_file_name(3)).mkdir()  # os.replace onto a directory: IsADirectoryError
+    with pytest.raises(ck.CheckpointError, match=r"cannot write .*step_00000003\.pt: Is a directory"):
+        ck.save_checkpoint(d, 3, {"model": {}, "step": 3})
+    assert not list(d.glob(".*.tmp"))
+
+
+def test_a_damaged_checkpoint_is_refused_and_the_others_are_named(tmp_path: Path) -> None:
+    """Bytes changed inside the latest checkpoint loaded without a word and the resume stopped at its first step
+    with a NaN loss; an empty or missing latest named no other checkpoint."""
+    run = _finished(tmp_path / "r")
+    ckpts = run / schema.CHECKPOINT_DIR
+    latest = ckpts / ck.checkpoint_file_name(6)
+    data = bytearray(latest.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = b"\xff" * 64
+    latest.write_bytes(bytes(data))
+    proc = run_train(run, "train.steps=9", resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    assert f"checkpoint {latest} is damaged" in err and "does not match the checksum" in err
+    hint = f"{ckpts} holds {ck.checkpoint_file_name(3)}: to continue from one, write its name into {ckpts / 'latest'}"
+    assert hint in err
+    # without a latest pointer: the same hint; followed, it resumes
+    latest.unlink()
+    (ckpts / schema.LATEST_POINTER).unlink()
+    proc = run_train(run, "train.steps=9", resume=True)
+    assert proc.returncode == 2 and f"(no 'latest' pointer). {ckpts} holds {ck.checkpoint_file_name(3)}" in proc.stderr
+    (ckpts / schema.LATEST_POINTER).write_text(ck.checkpoint_file_name(3) + "\n")
+    proc = run_train(run, "train.steps=9", resume=True)
+    assert proc.returncode == 0 and "at step 3" in proc.stdout, proc.stderr
+
+
+def test_a_truncated_checkpoint_is_said_to_be_incomplete(tmp_path: Path) -> None:
+    path = tmp_path / "x.pt"
+    import torch
+
+    torch.save({"model": {"w": torch.ones(1000)}, "step": 1}, path)
+    path.write_bytes(path.read_bytes()[:-300])
+    with pytest.raises(ck.CheckpointError, match="is damaged"):
+        ck.load_checkpoint(path)
