@@ -6,7 +6,7 @@ config's data section. Generation recomputes the whole forward per new token ove
 ``seq_len`` tokens (simple and exact; no KV cache yet).
 
 The repetition metrics are plain Python (no torch) and defined in docs/after.md:
-``distinct_n(words, n)`` and ``longest_repeat(words)``.
+``distinct_n(words, n)``, ``longest_repeat(words)`` and ``longest_char_repeat(text)``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ def longest_repeat(words: list[str], max_n: int = MAX_REPEAT_N) -> dict[str, Any
     return best
 
 
+def longest_char_repeat(text: str, max_n: int = MAX_REPEAT_N) -> dict[str, Any]:
+    """longest_repeat over the characters (whitespace included): a byte-level model that collapses inside a word
+    ("OOOOOOOO", "abcabcabc") makes one word, which the word metrics call perfectly diverse.
+    {"chars": span length in characters, "n", "copies", "ngram", "start": character index}."""
+    r = longest_repeat(list(text), max_n)
+    ngram = None if r["start"] is None else text[r["start"] : r["start"] + r["n"]]  # not r's " "-joined items
+    return {"chars": r["words"], "n": r["n"], "copies": r["copies"], "ngram": ngram, "start": r["start"]}
+
+
 def repetition_metrics(text: str) -> dict[str, Any]:
     w = words_of(text)
     return {
@@ -63,6 +72,8 @@ def repetition_metrics(text: str) -> dict[str, Any]:
         "distinct_2": distinct_n(w, 2),
         "distinct_3": distinct_n(w, 3),
         "longest_repeat": longest_repeat(w),
+        "chars": len(text),
+        "longest_char_repeat": longest_char_repeat(text),
     }
 
 

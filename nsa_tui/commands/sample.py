@@ -153,4 +153,8 @@ def register(app: typer.Typer) -> None:
             d = ", ".join(
                 f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3")
             )
-            print(f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words")
+            chars = m["longest_char_repeat"]["chars"]
+            print(
+                f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words, "
+                f"{chars} of {m['chars']} characters"
+            )

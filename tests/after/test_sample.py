@@ -9,7 +9,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from typer.testing import CliRunner
 
-from nsa_train.sample import distinct_n, longest_repeat, repetition_metrics
+from nsa_train.sample import distinct_n, longest_char_repeat, longest_repeat, repetition_metrics
 from nsa_tui.cli import app
 
 
@@ -19,6 +19,17 @@ def test_distinct_n_hand_computed() -> None:
     assert distinct_n(w, 2) == pytest.approx(3 / 4)  # ab, ba, ab, bc -> {ab, ba, bc}
     assert distinct_n(w, 3) == pytest.approx(3 / 3)  # aba, bab, abc
     assert distinct_n(["x"], 2) is None
+
+
+def test_a_collapse_inside_a_word_shows_in_the_character_repeat() -> None:
+    """A byte-level model's "OOOO..." is one word: the word metrics read it as perfectly diverse."""
+    m = repetition_metrics("O" * 30)
+    assert (m["words"], m["distinct_1"], m["longest_repeat"]["words"]) == (1, 1.0, 0)
+    assert m["chars"] == 30
+    assert m["longest_char_repeat"] == {"chars": 30, "n": 1, "copies": 30, "ngram": "O", "start": 0}
+    r = longest_char_repeat("xx ab ab ab!")
+    assert (r["chars"], r["n"], r["copies"], r["ngram"], r["start"]) == (9, 3, 3, " ab", 2)
+    assert longest_char_repeat("abc")["chars"] == 0 and longest_char_repeat("")["ngram"] is None
 
 
 def test_longest_repeat_hand_computed() -> None:
