@@ -8,6 +8,7 @@ from pathlib import Path
 from nsa_tui.errors import UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
+NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemetry
 # the files whose newest mtime (or the directory's own) is a run's last activity: the newest run is the one
 # with the latest (here, and in the remote script of nsa_tui.remote.checkout)
 ACTIVITY_FILES = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv")
@@ -36,6 +37,27 @@ def is_run_dir(d: Path) -> bool:
     return any((d / name).is_file() for name in RUN_MARKERS)
 
 
+def holds_run(d: Path) -> bool:
+    """A run's files are there: one of RUN_MARKERS, or any rank's heartbeat (a later node of a multi-node run
+    started by hand has no rank 0's)."""
+    return is_run_dir(d) or any(d.glob("heartbeat_rank*.jsonl"))  # nsa_train.telemetry.schema.HEARTBEAT_GLOB
+
+
+def run_name(run_dir: Path) -> str:
+    """A run's name: its directory's, taken from the absolute path (`nsa halt .` in the run: '.' has no name).
+    Normalized, not resolved: a symlink to a run keeps the name it was given."""
+    return Path(os.path.abspath(run_dir)).name or str(run_dir)
+
+
+def check_run_arg(run: str) -> None:
+    """An empty RUN is a usage mistake: as a path it is the current directory (`nsa halt ''` wrote its .HALT
+    there and waited for it), and a command without RUN already means the newest run where it has a default."""
+    if not run.strip():
+        from nsa_tui.commands._options import USAGE_EXIT
+
+        raise UserError("RUN is empty: give a run directory or a run name", USAGE_EXIT)
+
+
 def list_runs(root: Path | None = None) -> list[Path]:
     """Run directories under root, newest activity first."""
     root = root or runs_root()
@@ -53,14 +75,22 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
         runs = list_runs(root)
         if not runs:
             where = root.absolute()
-            raise UserError(f"no runs under {where}/ (pass a run directory, or start one with `nsa launch`)", code=3)
+            raise UserError(
+                f"no runs under {where}/ (pass a run directory, or start one with `nsa launch`)", NO_RUN_EXIT
+            )
         return runs[0]
+    check_run_arg(run)
     p = Path(run)
     if p.is_dir():
         return p
     named = root / run
     if named.is_dir():
         return named
+    for f in (p, named):
+        if f.is_file():  # a run's run.json, say: "no run directory" would send the user looking elsewhere
+            path = Path(os.path.abspath(f))
+            its = f" (its directory {path.parent} is a run)" if is_run_dir(path.parent) else ""
+            raise UserError(f"{path} is a file, not a run directory{its}", NO_RUN_EXIT)
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
-        raise UserError(f"no run directory {run!r}", code=3)
-    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", code=3)
+        raise UserError(f"no run directory {run!r}", NO_RUN_EXIT)
+    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NO_RUN_EXIT)

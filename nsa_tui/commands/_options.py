@@ -8,7 +8,9 @@ import typer
 
 from nsa_tui.errors import UserError
 
-RunArg = Annotated[str, typer.Argument(help="Run directory or run name.")]
+# metavar: the RUN of the docs and of other commands' help, not the parameter's name (Typer showed `{run}`; its
+# braces only mark the argument required)
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run directory or run name.")]
 HostOpt = Annotated[
     str | None, typer.Option("--host", help="The run is on this OpenSSH destination (user@host or an alias).")
 ]

@@ -16,7 +16,10 @@ def attach_command(
     remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Attach to the run's tmux session `nsa-<name>`."""
+    from nsa_tui.rundir import check_run_arg
+
     try:
+        check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import attach_remote
@@ -31,16 +34,16 @@ def attach_command(
 
 def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
     from nsa_tui.launch import runstate, tmux
-    from nsa_tui.rundir import resolve_run
+    from nsa_tui.rundir import resolve_run, run_name
 
     run_dir = resolve_run(run)
     launch = runstate.read_launch_json(run_dir) or {}
-    session = launch.get("tmux_session") or tmux.session_name(run_dir.name)
+    session = launch.get("tmux_session") or tmux.session_name(run_name(run_dir))
     socket = tmux.recorded_socket(launch)  # null recorded: the default server, not $NSA_TMUX_SOCKET's
     if not tmux.has_session(session, socket):
         status = runstate.read_exit_status(run_dir)
         ended = f" (it exited with status {status})" if status is not None else ""
-        raise UserError(f"no tmux session {session} for run {run_dir.name!r}{ended}; see `nsa status {run}`")
+        raise UserError(f"no tmux session {session} for run {run_name(run_dir)!r}{ended}; see `nsa status {run}`")
     return tmux.attach_argv(session, socket)
 
 

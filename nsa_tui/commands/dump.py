@@ -14,7 +14,10 @@ def dump_command(
     remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Signal every rank's trainer (SIGUSR1) and print the stack dump files it writes."""
+    from nsa_tui.rundir import check_run_arg
+
     try:
+        check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import run_nsa

@@ -12,12 +12,17 @@ from nsa_tui.errors import UserError, fail
 
 def halt_command(
     run: RunArg,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the end record (0: do not wait).")] = 600.0,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0.0, help="Seconds to wait for the end record (0: do not wait).")
+    ] = 600.0,
     host: HostOpt = None,
     remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Create .HALT, wait for the `end` record and report the checkpoint."""
+    from nsa_tui.rundir import check_run_arg
+
     try:
+        check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
@@ -33,14 +38,15 @@ def halt_command(
 def halt_local(run: str, wait: float) -> None:
     from nsa_train.telemetry.schema import LAUNCH_JSON
     from nsa_tui.launch.halt import CLEAN_REASONS, halt_run
-    from nsa_tui.rundir import resolve_run
+    from nsa_tui.rundir import resolve_run, run_name
 
     run_dir = resolve_run(run)
+    name = run_name(run_dir)  # `nsa halt .` in the run: '.' has no name
     outcome = halt_run(run_dir, wait, lambda line: print(line, flush=True))
     if outcome is None:
         return
     if outcome.already_ended:
-        print(f"run {run_dir.name!r} had already ended (reason {outcome.reason}, step {outcome.step}); nothing to halt")
+        print(f"run {name!r} had already ended (reason {outcome.reason}, step {outcome.step}); nothing to halt")
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
     print(f"checkpoint: {outcome.checkpoint if outcome.checkpoint else 'none found'}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
+from nsa_tui.rundir import run_name
 
 DUMP_WAIT_S = 15.0
 
@@ -80,13 +81,13 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
     """Signal every live rank; return the new dump files (raises when none came)."""
     procs = rank_processes(run_dir)
     if not procs:
-        raise UserError(f"run {run_dir.name!r} has no heartbeat files yet, so no trainer pids to signal")
+        raise UserError(f"run {run_name(run_dir)!r} has no heartbeat files yet, so no trainer pids to signal")
     targets = [p for p in procs if p.problem is None]
     for p in procs:
         if p.problem:
             say(f"rank {p.rank}: skipped, {p.problem}")
     if not targets:
-        raise UserError(f"no live trainer process for run {run_dir.name!r}")
+        raise UserError(f"no live trainer process for run {run_name(run_dir)!r}")
     before = _dumps(run_dir)
     for p in targets:
         assert p.pid is not None

@@ -22,6 +22,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
+from nsa_tui.rundir import NO_RUN_EXIT, RUN_MARKERS, holds_run, run_name
 
 POLL_S = 0.5
 LIVENESS_EVERY_S = 5.0  # how often the wait asks tmux whether the run's session is still there
@@ -86,12 +87,12 @@ def session_alive(run_dir: Path, launch: dict | None) -> bool | None:
 
 def _session(run_dir: Path, launch: dict) -> str:
     session = launch.get("tmux_session")
-    return session if isinstance(session, str) and session else tmux.session_name(run_dir.name)
+    return session if isinstance(session, str) and session else tmux.session_name(run_name(run_dir))
 
 
 def _not_running(run_dir: Path, launch: dict) -> UserError:
     return UserError(
-        f"run {run_dir.name!r} is not running: its tmux session {_session(run_dir, launch)} is gone and the "
+        f"run {run_name(run_dir)!r} is not running: its tmux session {_session(run_dir, launch)} is gone and the "
         "launcher recorded no exit status (killed, or the machine rebooted); nothing to halt. "
         f"See `nsa status {run_dir}`; continue it with `nsa launch --resume`"
     )
@@ -99,6 +100,14 @@ def _not_running(run_dir: Path, launch: dict) -> UserError:
 
 def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOutcome | None:
     """Create .HALT and wait up to wait_s for the end record (None when wait_s is 0)."""
+    if not holds_run(run_dir):
+        # no trainer would ever read a .HALT here: it would stay behind, and the wait would run out
+        markers = ", ".join([*(m for m in RUN_MARKERS if not m.startswith("heartbeat_rank")), schema.HEARTBEAT_GLOB])
+        raise UserError(
+            f"no run in {os.path.abspath(run_dir)} (none of {markers}); nothing to halt"
+            + ("; it holds run directories: name one of them" if _holds_runs(run_dir) else ""),
+            NO_RUN_EXIT,
+        )
     launch = runstate.read_launch_json(run_dir)
     launched = _launch_time(launch)
     before = runstate.heartbeat_state(run_dir)
@@ -111,7 +120,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     status = runstate.read_exit_status(run_dir)
     if status is not None:
         raise UserError(
-            f"run {run_dir.name!r} is not running (the launcher exited with status {status}); nothing to halt"
+            f"run {run_name(run_dir)!r} is not running (the launcher exited with status {status}); nothing to halt"
         )
     if session_alive(run_dir, launch) is False and runstate.read_exit_status(run_dir) is None:
         assert launch is not None
@@ -121,7 +130,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     if wait_s <= 0:
         say(f"created {run_dir / schema.HALT_FILE}; every rank stops after its current step")
         return None
-    say(f"created {schema.HALT_FILE}; waiting up to {_secs(wait_s)} for run {run_dir.name!r} to save and stop ...")
+    say(f"created {schema.HALT_FILE}; waiting up to {_secs(wait_s)} for run {run_name(run_dir)!r} to save and stop ...")
     deadline = time.monotonic() + wait_s
     asked_again = False
     next_liveness = time.monotonic() + LIVENESS_EVERY_S
@@ -155,6 +164,14 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         "current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status`."
     )
+
+
+def _holds_runs(d: Path) -> bool:
+    """Run directories are in d: the runs root (or another directory of runs) given as a run."""
+    try:
+        return any(c.is_dir() and holds_run(c) for c in d.iterdir())
+    except OSError:
+        return False
 
 
 def _at_or_after(record: dict, ts: float) -> bool:

@@ -9,6 +9,9 @@ import sys
 import tempfile
 import time
 
+from fixtures.cli import invoke, one_error
+
+from nsa_tui.commands.attach import attach_argv_for
 from nsa_tui.launch.tmux import session_name
 
 from .helpers import REPO
@@ -69,3 +72,16 @@ def test_attach_without_a_session_says_so_over_ssh(runs_dir, tmux_socket, sshd):
     )
     assert "no tmux session nsa-gone" in res.stdout
     assert res.returncode == 1
+
+
+def test_a_run_given_as_dot_is_named(runs_dir, tmux_socket, monkeypatch):
+    """`nsa attach .` in the run looked for the session `nsa-` and said `for run ''`."""
+    run = runs_dir / "fin"
+    run.mkdir()
+    monkeypatch.chdir(run)
+    res = invoke("attach", ".")
+    assert res.exit_code == 1
+    assert one_error(res) == "error: no tmux session nsa-fin for run 'fin'; see `nsa status .`"
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-fin", "sleep", "60"], check=True)
+    argv, _ = attach_argv_for(".")
+    assert argv[-1] == "=nsa-fin"

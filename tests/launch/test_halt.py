@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from fixtures.cli import invoke
+
 from nsa_train.runtime.control import LAUNCH_TIME_ENV, StopRequests, attempt_start, process_start_time
 from nsa_tui.commands.attach import attach_argv_for
 from nsa_tui.launch import halt, tmux
@@ -127,6 +129,44 @@ def test_a_corrupt_exit_status_is_no_traceback(runs_dir, tmux_socket):
         (run / "exit_status").write_text(text)
         res = nsa("status", "odd")
         assert "Traceback" not in res.stderr and res.returncode in (0, 1, 2, 3), res.stderr
+
+
+def test_halt_refuses_a_directory_that_holds_no_run(runs_dir):
+    """A directory with none of a run's files got a .HALT, and the whole --wait for an end record no trainer
+    would write (exit 1, .HALT left behind); the runs root given as a run the same."""
+    (runs_dir / "plain").mkdir()
+    _run(runs_dir, "real", [], None, launched=None)
+    for run, where in (("plain", runs_dir / "plain"), (str(runs_dir), runs_dir)):
+        t0 = time.monotonic()
+        res = nsa("halt", run, "--wait", "5")
+        assert time.monotonic() - t0 < 5
+        assert res.returncode == 3 and res.stdout == "", res.stdout + res.stderr
+        assert res.stderr.startswith(f"error: no run in {where} (none of run.json, launch.json, "), res.stderr
+        assert len(res.stderr.splitlines()) == 1 and not (where / ".HALT").exists()
+    assert res.stderr.rstrip().endswith("nothing to halt; it holds run directories: name one of them")
+
+
+def test_a_run_given_as_dot_is_named(runs_dir, monkeypatch):
+    """`nsa halt .` in the run said `run '' had already ended`; with no session recorded, the session looked for
+    was `nsa-`."""
+    now = time.time()
+    run = _run(runs_dir, "fin", _earlier_attempt(now - 10), None, launched=now - 100)
+    res = nsa("halt", ".", cwd=run)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "run 'fin' had already ended (reason halt, step 150); nothing to halt" in res.stdout
+    monkeypatch.chdir(run)
+    assert halt._session(Path("."), {}) == "nsa-fin" and halt._session(Path("../fin/."), {}) == "nsa-fin"
+
+
+def test_a_negative_wait_is_a_usage_error(runs_dir):
+    """--wait -5 was taken as --wait 0: .HALT created, exit 0."""
+    run = _run(runs_dir, "neg", [{"kind": "progress", "step": 3, "ts": time.time()}], None, launched=None)
+    for bad in ("-5", "nan"):
+        res = invoke("halt", "neg", "--wait", bad)
+        assert res.exit_code == 2 and "--wait" in res.stderr, res.stdout + res.stderr
+        assert not (run / ".HALT").exists()
+    res = invoke("halt", "neg", "--wait", "0")
+    assert res.exit_code == 0 and (run / ".HALT").exists(), res.stdout + res.stderr
 
 
 # ---- the trainer's side: which .HALT is stale

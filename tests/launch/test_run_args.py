@@ -1,0 +1,59 @@
+"""A RUN argument as every command resolves it (nsa_tui.rundir): an empty one, a file, its name in --help."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures.cli import invoke, one_error
+
+from nsa_tui.errors import UserError
+from nsa_tui.rundir import resolve_run
+
+EMPTY = "error: RUN is empty: give a run directory or a run name"
+
+
+@pytest.mark.parametrize("cmd", ["halt", "dump", "attach", "status", "report"])
+def test_an_empty_run_is_a_usage_error(cmd, runs_dir, tmp_path, monkeypatch):
+    """'' was Path(''), the current directory: `nsa halt ''` wrote ./.HALT and waited 600 s for an end record,
+    `nsa attach ''` looked for the session `nsa-` of run ''."""
+    monkeypatch.chdir(tmp_path)
+    for run in ("", " "):
+        res = invoke(cmd, run, *(["--wait", "1"] if cmd == "halt" else []))
+        assert res.exit_code == 2, res.stdout + res.stderr
+        assert one_error(res) == EMPTY
+    assert not (tmp_path / ".HALT").exists()
+
+
+@pytest.mark.parametrize("cmd", ["halt", "dump", "attach"])
+def test_an_empty_run_is_refused_before_ssh(cmd):
+    """With --host it went to the host (whose nsa may predate the check): refused here, no ssh tried."""
+    res = invoke(cmd, "--host", "nowhere.invalid", "")
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert one_error(res) == EMPTY
+
+
+def test_a_file_is_not_a_run_directory(runs_dir, monkeypatch):
+    """A run's own file was reported as a missing run directory: `no run directory 'runs/fin/run.json' (looked
+    at .../runs/fin/run.json and ...)`, which sends the user looking for something that is there."""
+    run = runs_dir / "fin"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    monkeypatch.chdir(runs_dir.parent)
+    for cmd in ("status", "halt", "dump", "attach", "report"):
+        res = invoke(cmd, "runs/fin/run.json")
+        assert res.exit_code == 3, res.stdout + res.stderr
+        assert one_error(res) == (
+            f"error: {run / 'run.json'} is a file, not a run directory (its directory {run} is a run)"
+        )
+    (runs_dir / "notes.txt").write_text("a file in the runs root, named as a run\n")
+    with pytest.raises(UserError, match=r"notes\.txt is a file, not a run directory$") as e:
+        resolve_run("notes.txt")
+    assert e.value.code == 3 and str(runs_dir / "notes.txt") in str(e.value)
+
+
+@pytest.mark.parametrize("cmd", ["halt", "dump", "attach"])
+def test_help_calls_the_argument_RUN(cmd):
+    """They showed `{run}` (the parameter's name) where the docs and `nsa report --help` say RUN."""
+    res = invoke(cmd, "--help")
+    assert res.exit_code == 0, res.stdout
+    usage = next(line for line in res.stdout.splitlines() if "Usage:" in line)
+    assert usage.split()[-1] == "{RUN}"  # the braces are Typer's mark of a required argument
