@@ -8,9 +8,9 @@ from nsa_train.telemetry import schema
 
 
 def earlier_results(run_dir: Path) -> list[str]:
-    """The results of an earlier run in ``run_dir``: its checkpoints, logged steps and summary, as short phrases
-    ([] for a new directory, or one only an attempt that failed before training wrote into: its heartbeat and
-    config). A fresh start there would prune those checkpoints, move their pointers and append to those logs."""
+    """The results of an earlier run in ``run_dir``: its checkpoints and logged steps, as short phrases ([] for a
+    new directory, or one only an attempt that failed before training wrote into: its heartbeat, config and
+    summary). A fresh start there would prune those checkpoints, move their pointers and append to those logs."""
     found = []
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     if ckpt_dir.is_dir():
@@ -20,11 +20,10 @@ def earlier_results(run_dir: Path) -> list[str]:
             found.append(f"{n} checkpoint{'' if n == 1 else 's'}")
         elif pointers:
             found.append(f"checkpoint pointer {pointers[0]}")
+    # not summary.json: an attempt that failed before its first step writes one too (steps_completed 0)
     for name in (schema.TRAINING_CSV, schema.VAL_CSV):
         if _has_rows(run_dir / name):
             found.append(name)
-    if (run_dir / schema.SUMMARY_JSON).is_file():
-        found.append(schema.SUMMARY_JSON)
     return found
 
 

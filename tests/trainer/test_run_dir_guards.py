@@ -50,6 +50,9 @@ def test_an_attempt_that_failed_before_training_does_not_block_the_next(tmp_path
     run = tmp_path / "r"
     assert run_train(run, "train.stepz=3").returncode == 2
     assert earlier_results(run) == []
+    # one that failed at its data, after the config (it wrote config.yaml, an empty checkpoints/, summary.json)
+    assert run_train(run, "data.source=local", f"data.path={tmp_path / 'nope.txt'}").returncode == 2
+    assert (run / schema.SUMMARY_JSON).is_file() and earlier_results(run) == []
     assert run_train(run, "train.steps=2").returncode == 0
 
 
