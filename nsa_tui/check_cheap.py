@@ -30,6 +30,7 @@ CHECKPOINT_BYTES_PER_PARAM = 12
 DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
 TOKENIZER_VOCAB = {"byte": 257, "gpt2": 50257}
 GIB = 2**30
+DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
 
 
 @dataclass
@@ -129,18 +130,24 @@ def check_data_path(cfg: Config) -> CheckRow:
     if d.source == "hf":
         return CheckRow("data path", PASS, f"hf dataset {d.hf_name} (reachability is checked by the first batch)")
     assert d.path is not None  # the schema requires it for source=local
+    from nsa_train.data.diagnose import cheap_read_problem, shown
     from nsa_train.data.errors import DataError
     from nsa_train.data.sources import local_text_field, resolve_local_files  # the trainer's own rules (no torch)
 
     try:
         builder, files = resolve_local_files(d.path)
         local_text_field(builder, d.text_field, d.path)
+        # no documents, bad UTF-8, in the trainer's words: read within a budget (a large corpus: its first MiBs)
+        problem, read_all = cheap_read_problem(d.path, builder, files, DATA_READ_BUDGET)
     except DataError as e:
         return CheckRow("data path", FAIL, str(e))
-    problem = None if builder == "text" else _first_record_problem(files[0], d.text_field)
+    except OSError as e:  # unreadable (permissions), or gone since it was listed
+        return CheckRow("data path", FAIL, f"cannot read {e.filename or d.path}: {e.strerror or e}")
+    problem = problem or (None if builder == "text" else _first_record_problem(files[0], d.text_field))
     if problem:
         return CheckRow("data path", FAIL, problem)
-    return CheckRow("data path", PASS, f"data.path {d.path}: {len(files)} {builder} file(s)")
+    partly = "" if read_all else f" (UTF-8 checked in at most the first {DATA_READ_BUDGET >> 20} MiB)"
+    return CheckRow("data path", PASS, f"data.path {shown(d.path)}: {len(files)} {builder} file(s){partly}")
 
 
 def _first_record_problem(path: str, field: str) -> str | None:
@@ -216,9 +223,10 @@ def check_health_rules(cfg: Config) -> CheckRow:
 def cheap_checks(
     cfg: Config, run_dir: Path, *, param_count: int | None = None, disk_free: DiskFree | None = None
 ) -> list[CheckRow]:
-    """The checks that need neither torch nor the data: run dir writable, disk for the configured
-    checkpoints, the local data path present, the tokenizer files present (the config is already
-    valid: it was loaded). ``param_count``: the real count when known, else estimated from the config."""
+    """The checks that need neither torch nor the data pipeline: run dir writable, disk for the configured
+    checkpoints, the local data path present and readable (up to DATA_READ_BUDGET bytes of .txt decoded), the
+    tokenizer files present (the config is already valid: it was loaded). ``param_count``: the real count when
+    known, else estimated from the config."""
     count = param_count if param_count is not None else estimate_param_count(cfg)
     return [
         check_run_dir(run_dir),

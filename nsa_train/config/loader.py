@@ -221,7 +221,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         where = f"{where} (with --set {' '.join(overrides)})"
         raw = apply_overrides(raw, overrides)
-    return _build(Config, raw, "", where)
+    cfg = _build(Config, raw, "", where)
+    if cfg.data.path is not None:
+        cfg.data.path = absolute_data_path(cfg.data.path)
+    return cfg
+
+
+def absolute_data_path(path: str) -> str:
+    """data.path made absolute against the directory it is given in (~ expanded, globs kept).
+
+    A config given on the command line is resolved here, so the run's config.yaml names the files wherever a
+    resume starts from, and the same files given relative or absolute are the same source. A config.yaml saved
+    with a relative path (before this) resolves against the resume's directory, as it always did."""
+    return path if not path else os.path.abspath(os.path.expanduser(path))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from nsa_train.config.loader import load_config
+from nsa_train.config.loader import absolute_data_path, load_config
 from nsa_train.config.schema import TOKENIZER_VOCAB, Config, ConfigError
 
 WEIGHTS = "weights"
@@ -26,6 +26,8 @@ def pinned_values(cfg: Config) -> dict[str, tuple[str, object, str]]:
     m, d = cfg.model, cfg.data
     head_dim = m.resolved_head_dim
     vocab = m.vocab_size or TOKENIZER_VOCAB[d.tokenizer]
+    # local files count by where they are: data/x and /work/data/x (typed in /work) are one source
+    source = ("local", absolute_data_path(d.path)) if d.source == "local" and d.path else d.source_description
     pins: dict[str, tuple[str, object, str]] = {
         "model.attention": (WEIGHTS, m.attention, m.attention),
         "model.dim": (WEIGHTS, m.dim, str(m.dim)),
@@ -42,7 +44,7 @@ def pinned_values(cfg: Config) -> dict[str, tuple[str, object, str]]:
         "model.tie_embeddings": (WEIGHTS, m.tie_embeddings, str(m.tie_embeddings).lower()),
         "data.tokenizer": (DATA, d.tokenizer, d.tokenizer),  # and, through a null vocab_size, the weights
         # data.path, hf_name, hf_config and hf_split count as the source they name
-        "data.source": (DATA, d.source_description, repr(d.source_description)),
+        "data.source": (DATA, source, repr(d.source_description)),
         "data.text_field": (DATA, d.text_field, repr(d.text_field)),  # the column a document's text comes from
         "data.seed": (DATA, d.seed, str(d.seed)),
         "data.val_docs": (DATA, d.val_docs, str(d.val_docs)),

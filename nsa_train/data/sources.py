@@ -25,7 +25,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from .corpus import embedded_documents
+from .diagnose import read_error, save_to_disk_problem, shown, too_few_documents
 from .errors import DataError
+from .fingerprint import file_listing, local_fingerprint
 from .hf import import_datasets
 
 FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -40,6 +42,8 @@ class DocSource(Protocol):
     description: str
     replayed: int
     """Documents re-read so far to reach a resume's saved position (a stream cannot seek; 0 for the others)."""
+    fingerprint: dict[str, Any] | None
+    """What a local source read (its files, their sizes, its document count: fingerprint.py); None for the others."""
 
     def val_texts(self) -> list[str]:
         """The held-out documents, in a fixed order (the same on every rank)."""
@@ -69,6 +73,8 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
         files = [str(p)]
     else:
         raise DataError(f"data.path {path!r} does not exist")
+    if problem := save_to_disk_problem(path, files):
+        raise DataError(problem)
     kinds = {Path(f).suffix.lower() for f in files}
     unknown = kinds - set(FORMATS)
     if unknown:
@@ -124,18 +130,25 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
     if d.source == "local":
         builder, files = resolve_local_files(d.path)
+        listing = file_listing(d.path, files)  # the sizes of what is about to be read
         datasets = import_datasets(offline=True)
         kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
         try:
             ds = datasets.load_dataset(builder, data_files=files, split="train", **kwargs)
-        except Exception as e:  # pyarrow/json parse errors: name the files, keep the reason
-            raise DataError(f"cannot read {d.source_description}: {type(e).__name__}: {_one_line(e)}") from e
+        except Exception as e:  # datasets wraps the cause: find the file and what is wrong with it again
+            raise DataError(read_error(d.source_description, d.path, builder, files, d.text_field, e)) from e
         field = local_text_field(builder, d.text_field, d.path)
         if field not in ds.column_names:
             raise DataError(
                 f"data.text_field {field!r} is not a column of {d.source_description} (columns: {ds.column_names})"
             )
-        return MapSource(ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description)
+        if len(ds) <= d.val_docs:
+            raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
+        source = MapSource(
+            ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description
+        )
+        source.fingerprint = local_fingerprint(listing, len(ds))
+        return source
     datasets = import_datasets(offline=False)
     try:
         stream = datasets.load_dataset(d.hf_name, d.hf_config, split=d.hf_split, streaming=True)
@@ -165,12 +178,11 @@ class MapSource:
     def __init__(self, ds: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description
         self.replayed = 0  # random access: a resume starts at its saved index at once
+        self.fingerprint: dict[str, Any] | None = None  # set by open_source for local files
         self._ds, self._field, self._rank, self._world, self._seed = ds, field, rank, world_size, seed
         n = len(ds)
         if n <= val_docs:
-            raise DataError(
-                f"{description} has {n} documents and data.val_docs={val_docs} are held out: none left to train on"
-            )
+            raise DataError(too_few_documents(description, n, val_docs, None, 0))
         self._val_index = sorted(random.Random(seed).sample(range(n), val_docs))
         self._val_hashes = {text_hash(t) for t in self.val_texts()}
         held_out = np.zeros(n, dtype=bool)
@@ -202,6 +214,7 @@ class StreamSource:
     def __init__(self, stream: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description
         self.replayed = 0
+        self.fingerprint = None
         self._stream, self._field, self._rank, self._world, self._seed = stream, field, rank, world_size, seed
         self._val = []
         for row in stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -11,12 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from .diagnose import shown
 from .errors import DataError
+from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
 from .sources import DocSource, check_source, open_source
 from .tokenizer import Tokenizer
 
 STATE_VERSION = 1
+LOCAL_SOURCE = "local files "  # how DataConfig.source_description names data.path
 _POLL_S = 0.5  # how often a blocked side re-checks for close() or a dead thread
 WAIT_REPORT_S = 30.0  # while the first batch is awaited: how often on_first_batch_wait hears about it
 
@@ -39,6 +43,18 @@ def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iter
         if not produced:
             raise DataError(f"{source.description}: epoch {epoch} has no training documents for this rank")
         epoch, first_doc, offset = epoch + 1, 0, 0
+
+
+def same_source(saved: object, mine: str) -> bool:
+    """Whether a saved position's source is this one. Local files count by where they are, not how data.path was
+    typed: relative (resolved against this directory, as a position saved before paths were made absolute has it)
+    or absolute, with or without ~."""
+    if saved == mine:
+        return True
+    if not (isinstance(saved, str) and saved.startswith(LOCAL_SOURCE) and mine.startswith(LOCAL_SOURCE)):
+        return False
+    where = [os.path.abspath(os.path.expanduser(s.removeprefix(LOCAL_SOURCE))) for s in (saved, mine)]
+    return where[0] == where[1]
 
 
 def batches(windows: Iterator[tuple[np.ndarray, Position]], micro_batch: int) -> Iterator[tuple[np.ndarray, Position]]:
@@ -86,7 +102,7 @@ class TrainStream:
 
     # -- position -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
+        state = {
             "version": STATE_VERSION,
             "source": self.description,
             "text_field": self._cfg.data.text_field,
@@ -101,6 +117,10 @@ class TrainStream:
             "doc": self._position.doc,
             "offset": self._position.offset,
         }
+        fingerprint = self._source.fingerprint if self._source is not None else None
+        if fingerprint is not None:  # local files: what the position counts in (None until the source is open)
+            state["fingerprint"] = fingerprint
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if self._thread is not None:
@@ -111,6 +131,8 @@ class TrainStream:
         for key in ("source", "text_field", "tokenizer", "seq_len", "seed", "val_docs", "rank", "world_size"):
             if key == "text_field" and key not in state:
                 continue  # saved before the field was recorded: the source's name is all there is to compare
+            if key == "source" and same_source(state.get(key), mine[key]):
+                continue
             if state.get(key) != mine[key]:
                 raise DataError(
                     f"saved data position was for {key}={state.get(key)!r}, this run has {mine[key]!r}: "
@@ -120,6 +142,13 @@ class TrainStream:
             self._position = Position(int(state["epoch"]), int(state["doc"]), int(state["offset"]))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"saved data position is incomplete or corrupt: {state!r}") from e
+        if state.get("fingerprint") is not None:  # absent before it was recorded: nothing to compare then
+            # opened here, not by the thread: a refused resume must fail before training, where it is asked for
+            source = self._source = open_source(self._cfg, self._rank, self._world)
+            if source.fingerprint is not None:
+                change = fingerprint_change(shown(str(self._cfg.data.path)), state["fingerprint"], source.fingerprint)
+                if change:
+                    raise DataError(change)
 
     # -- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> TrainStream:
@@ -181,7 +210,9 @@ class TrainStream:
 
     def _produce(self) -> None:
         try:
-            source = self._source = open_source(self._cfg, self._rank, self._world)
+            if self._source is None:  # a resume with a fingerprint opened it already, to compare
+                self._source = open_source(self._cfg, self._rank, self._world)
+            source = self._source
             docs = doc_tokens(source, self._tok, self._position)
             for block, after in batches(pack_windows(docs, self._seq_len), self._micro_batch):
                 x, y = to_xy(block)

@@ -1,0 +1,256 @@
+"""Why local files cannot be used, in the user's terms.
+
+`datasets` wraps what went wrong reading data.path in a DatasetGenerationError ("An error occurred while
+generating the dataset"); the cause is further down the chain and often names no file, or a position inside a
+decoder's chunk. These functions find the file (and the byte or line) again by reading the files themselves,
+only once reading has already failed, or within a byte budget for `nsa check`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+SCAN_BUDGET = 64 << 20  # bytes an error path reads to find the bad file; a larger corpus keeps the generic reason
+UTF8_SCAN_BUDGET = 2 << 30  # decoding runs at memory speed: a few seconds at most
+WRAPPERS = ("DatasetGenerationError",)  # datasets' "An error occurred while generating the dataset"
+
+
+def shown(path: str) -> str:
+    """A path as the user most likely typed it: relative to the working directory when it lies below it."""
+    cwd = os.getcwd()
+    if cwd != os.sep and os.path.isabs(path) and path.startswith(cwd + os.sep):
+        return os.path.relpath(path, cwd)
+    return path
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# -- before reading --------------------------------------------------------------------------------------------
+
+
+def save_to_disk_problem(path: str, files: list[str]) -> str | None:
+    """data.path that is (or holds) a `datasets` save_to_disk directory: its JSON metadata would be read as data."""
+    found: tuple[Path, str] | None = None  # (the directory, the split to export: "" for a single Dataset)
+    for f in map(Path, files):  # a DatasetDict's dataset_dict.json first: its splits are directories below it
+        if f.name == "dataset_dict.json":
+            try:
+                splits = [str(s) for s in json.loads(f.read_text(encoding="utf-8")).get("splits") or ["train"]]
+            except (OSError, ValueError, AttributeError, TypeError):
+                splits = ["train"]
+            found = (f.parent, "train" if "train" in splits else str(splits[0]))
+            break
+    for f in map(Path, files):
+        if found is None and f.name == "state.json" and (f.parent / "dataset_info.json").is_file():
+            found = (f.parent, "")
+    if found is None:
+        return None
+    where, split = found
+    name = shown(str(where))
+    same = os.path.abspath(where) == os.path.abspath(os.path.expanduser(path))
+    out = f"{name}-{split}.parquet" if split else f"{name}.parquet"
+    select = f"[{split!r}]" if split else ""
+    return (
+        f"data.path {shown(path)} {'is' if same else f'holds {name},'} a `datasets` save_to_disk directory (.arrow "
+        "files with state.json and dataset_info.json), not documents: its JSON metadata would be read as text. "
+        f"Export it, e.g. python -c \"import datasets; datasets.load_from_disk('{name}'){select}.to_parquet('{out}')\""
+        f", and set data.path to {out}"
+    )
+
+
+# -- reading the files again -----------------------------------------------------------------------------------
+
+
+def first_invalid_utf8(file: str, limit: int | None = None) -> tuple[int, int] | None:
+    """(file offset, byte) of the first byte that is not UTF-8 in the first ``limit`` bytes (all: None)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(file, "rb") as fh:
+        while limit is None or offset < limit:
+            chunk = fh.read(CHUNK if limit is None else min(CHUNK, limit - offset))
+            at_end = not chunk or (limit is not None and offset + len(chunk) >= limit)
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the previous chunk
+            try:
+                decoder.decode(chunk, final=not chunk)  # a character cut by the limit is not an error
+            except UnicodeDecodeError as e:
+                return offset - pending + e.start, e.object[e.start]
+            offset += len(chunk)
+            if at_end:
+                break
+    return None
+
+
+def utf8_problem(file: str, limit: int | None = None) -> str | None:
+    bad = first_invalid_utf8(file, limit)
+    if bad is None:
+        return None
+    pos, byte = bad
+    return (
+        f"{shown(file)} is not valid UTF-8 (byte 0x{byte:02x} at position {pos}): save it as UTF-8 (e.g. iconv -f "
+        "latin1 -t utf-8), or move it out of data.path"
+    )
+
+
+def _first_utf8_problem(files: list[str], budget: int) -> str | None:
+    for f in files:
+        if budget <= 0 or not os.path.isfile(f):  # a pipe: reading it here would take its data (or block)
+            return None
+        if problem := utf8_problem(f, budget):
+            return problem
+        budget -= os.path.getsize(f)
+    return None
+
+
+BLANK = {"text": b"\r\n", "json": b" \t\r\n"}  # bytes that make no document: the text loader splits at blank lines
+
+
+def _is_blank(file: str, blank: bytes) -> bool:
+    """Only ``blank`` bytes in the file (read up to its first other byte: a few KB of most files)."""
+    with open(file, "rb") as fh:
+        size = 4096
+        while chunk := fh.read(size):
+            if chunk.strip(blank):
+                return False
+            size = CHUNK
+    return True
+
+
+def no_documents_problem(path: str, builder: str, files: list[str]) -> str | None:
+    """Every file of data.path empty (or, for text and JSON, only line breaks or whitespace): nothing to read."""
+    blank = BLANK.get(builder, b"")
+    for f in files:  # the first file with text ends it: usually the first file, after a few KB
+        if not os.path.isfile(f):  # a pipe: reading it here would take its data (or block)
+            return None
+        if os.path.getsize(f) and not (blank and _is_blank(f, blank)):
+            return None
+    if len(files) == 1:
+        return f"{shown(files[0])} holds no documents (it is {'empty' if os.path.getsize(files[0]) == 0 else 'blank'})"
+    return f"the {len(files)} files of data.path {shown(path)} hold no documents (all empty or blank)"
+
+
+def _json_values(file: str, budget: int) -> tuple[list[Any] | None, str | None]:
+    """(the records of a JSON or JSON-lines file, or None) and the first problem, read within ``budget`` bytes."""
+    if os.path.getsize(file) > budget:
+        return None, None
+    text = Path(file).read_text(encoding="utf-8", errors="replace")
+    records: list[Any] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as e:
+            try:  # a .json file may be one document (an array of records) instead of JSON lines
+                whole = json.loads(text)
+            except ValueError:
+                return None, f"{shown(file)} line {n} is not JSON ({getattr(e, 'msg', e)})"
+            return (whole if isinstance(whole, list) else [whole]), None
+    return records, None
+
+
+def _json_problem(path: str, files: list[str], text_field: str) -> str | None:
+    """A JSON file that does not parse, or whose records lack the text field the other files have."""
+    budget, odd = SCAN_BUDGET, []
+    for f in files:
+        records, problem = _json_values(f, budget)
+        budget -= os.path.getsize(f)
+        if problem:
+            return problem
+        first = records[0] if records else None
+        if records and not (isinstance(first, dict) and text_field in first):
+            fields = sorted(first) if isinstance(first, dict) else f"a JSON {type(first).__name__}"
+            odd.append((f, fields))
+        if budget <= 0:
+            break
+    if not odd or len(odd) == len(files):
+        return None
+    f, fields = odd[0]
+    others = f" and {_count(len(odd) - 1, 'other file')}" if len(odd) > 1 else ""
+    them, verb = ("them", "hold") if others else ("it", "holds")
+    kinds = sorted({Path(x).suffix for x in files} - {Path(x).suffix for x, _ in odd})
+    root = os.path.expanduser(path)
+    example = f" (e.g. {shown(os.path.join(root, '**', '*' + kinds[0]))})" if kinds and os.path.isdir(root) else ""
+    return (
+        f"{shown(f)}{others} {verb} records without data.text_field {text_field!r} (fields: {fields}), "
+        f"unlike the other files of data.path {shown(path)}: move {them} out of data.path, or point data.path at the "
+        f"documents only{example}"
+    )
+
+
+def _parquet_problem(files: list[str]) -> str | None:
+    import pyarrow.parquet as pq  # a dependency of datasets
+
+    for f in files:
+        try:
+            pq.read_schema(f)
+        except Exception as e:  # not Parquet, truncated: the reader's reason
+            return f"{shown(f)} is not a readable Parquet file ({_one_line(e)})"
+    return None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in out and len(out) < 20:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def read_error(description: str, path: str, builder: str, files: list[str], text_field: str, e: BaseException) -> str:
+    """The one line for a load of data.path that raised ``e``: the file and what is wrong with it when the files
+    say, else the innermost cause `datasets` wrapped."""
+    chain = _chain(e)
+    names = {type(x).__name__ for x in chain}
+    try:
+        problem = no_documents_problem(path, builder, files)
+        if problem is None and "UnicodeDecodeError" in names:
+            problem = _first_utf8_problem(files, UTF8_SCAN_BUDGET)
+        if problem is None and builder == "json":
+            problem = _json_problem(path, files, text_field)
+        if problem is None and builder == "parquet":
+            problem = _parquet_problem(files)
+    except OSError as err:  # a file that went away or cannot be opened: that is the reason then
+        problem = f"cannot read {shown(err.filename or path)}: {err.strerror or err}"
+    if problem:
+        return problem
+    cause = next((x for x in chain if type(x).__name__ not in WRAPPERS), e)
+    return f"cannot read {description}: {type(cause).__name__}: {_one_line(cause)}"
+
+
+def cheap_read_problem(path: str, builder: str, files: list[str], budget: int) -> tuple[str | None, bool]:
+    """What the trainer would refuse about these files, read within ``budget`` bytes (for `nsa check`): (the
+    problem or None, whether every byte was read). Files without documents, and .txt files that are not UTF-8
+    (JSON and Parquet are decoded by pyarrow: the first-record check and the trainer cover them)."""
+    problem = no_documents_problem(path, builder, files)
+    if problem or builder != "text":
+        return problem, True
+    read_all = all(map(os.path.isfile, files)) and sum(map(os.path.getsize, files)) <= budget
+    return _first_utf8_problem(files, budget), read_all
+
+
+def too_few_documents(description: str, n: int, val_docs: int, builder: str | None, files: int) -> str:
+    """The holdout takes every document: with .txt files, often because they have no blank lines to split at."""
+    msg = (
+        f"{description} has {_count(n, 'document')} and data.val_docs={val_docs} "
+        f"{'is' if val_docs == 1 else 'are'} held out: none left to train on"
+    )
+    if builder != "text":
+        return msg
+    if n <= files:
+        which = "this file has none" if files == 1 else "these files have none"
+        return (
+            f"{msg}. .txt files are split into documents at blank lines and {which}: separate the documents by a "
+            'blank line, or write .jsonl with one {"text": ...} object per document'
+        )
+    return f"{msg}. .txt files are split into documents at blank lines: lower data.val_docs, or give more text"

@@ -1,0 +1,181 @@
+"""Local files that cannot be used say why in one line naming the file (not datasets' "An error occurred while
+generating the dataset"), in the trainer and in `nsa check`'s data path row alike."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from nsa_train.config import load_config
+from nsa_train.data import DataError
+from nsa_train.data.sources import open_source
+from nsa_tui.check_cheap import check_data_path
+
+BAD_UTF8 = b"hello world\n\n" * 50 + b"\xff\xfe bad\n\n" + b"more text " * 50  # 0xff at byte 650
+
+
+def _write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return p
+
+
+def _refusal(make_cfg, path: Path, **data) -> str:
+    cfg = make_cfg(source="local", path=str(path), **data)
+    with pytest.raises(DataError) as e:
+        open_source(cfg, 0, 1)
+    msg = str(e.value)
+    assert "DatasetGenerationError" not in msg and "An error occurred" not in msg and "\n" not in msg
+    return msg
+
+
+def _check_row(path: Path):
+    return check_data_path(load_config(None, ["data.source=local", f"data.path={path}"]))
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.txt", b"", r"empty\.txt holds no documents \(it is empty\)$"),
+        ("newlines.txt", b"\n\n\r\n\n", r"newlines\.txt holds no documents \(it is blank\)$"),
+        ("empty.jsonl", b"", r"empty\.jsonl holds no documents \(it is empty\)$"),
+        ("bad.txt", BAD_UTF8, r"bad\.txt is not valid UTF-8 \(byte 0xff at position 650\): save it as UTF-8"),
+        ("bin.txt", bytes(range(256)) * 200, r"bin\.txt is not valid UTF-8 \(byte 0x80 at position 128\)"),
+    ],
+    ids=["empty", "newlines", "empty-jsonl", "bad-utf8", "binary"],
+)
+def test_the_trainer_and_nsa_check_name_the_file_and_the_cause(
+    tmp_path: Path, make_cfg, name: str, data: bytes, message: str
+) -> None:
+    path = _write(tmp_path, name, data)
+    assert re.search(message, _refusal(make_cfg, path))
+    row = _check_row(path)
+    assert row.status == "fail" and re.search(message, row.reason), row.reason
+
+
+def test_the_byte_position_is_the_files_not_a_decoder_chunks(tmp_path: Path, make_cfg, monkeypatch) -> None:
+    """datasets reports the position inside the chunk it was decoding; the message gives the file offset, also
+    where a character is cut by a chunk boundary of our own re-read."""
+    from nsa_train.data import diagnose
+
+    data = "é".encode() * 5000 + b"\n\n" + b"x\n\n" * 3 + b"\xc3("  # 0xc3 then no continuation byte
+    path = _write(tmp_path, "far.txt", data)
+    _write(tmp_path, "first.txt", "valid UTF-8, and read first")
+    assert f"(byte 0xc3 at position {len(data) - 2})" in _refusal(make_cfg, path)
+    # past datasets' 10 MB read chunk its error says e.g. "position 1020287" for byte 22000000 of the file
+    in_chunk = UnicodeDecodeError("utf-8", b"ab\xc3(", 2, 3, "invalid continuation byte")
+    files = [str(tmp_path / "first.txt"), str(path)]
+    msg = diagnose.read_error("local files x", str(path), "text", files, "text", in_chunk)
+    assert msg.startswith(f"{path} is not valid UTF-8 (byte 0xc3 at position {len(data) - 2})")
+    monkeypatch.setattr(diagnose, "CHUNK", 7)  # odd: splits the 2-byte characters
+    assert diagnose.first_invalid_utf8(str(path)) == (len(data) - 2, 0xC3)
+    assert diagnose.first_invalid_utf8(str(path), limit=len(data) - 2) is None  # a budget that stops before it
+    assert diagnose.first_invalid_utf8(str(_write(tmp_path, "cut.txt", b"ok \xc3"))) == (3, 0xC3)  # cut at the end
+
+
+def test_several_empty_files_and_a_lone_empty_one(tmp_path: Path, make_cfg) -> None:
+    _write(tmp_path, "d/a.txt", "")
+    _write(tmp_path, "d/b.txt", "\n\n")
+    assert _refusal(make_cfg, tmp_path / "d").endswith(
+        "the 2 files of data.path " + f"{tmp_path / 'd'} hold no documents (all empty or blank)"
+    )
+    _write(tmp_path, "d/c.txt", "\n\n".join(f"paragraph {i}" for i in range(12)))
+    assert len(open_source(make_cfg(source="local", path=str(tmp_path / "d")), 0, 1).val_texts()) == 8
+    assert _check_row(tmp_path / "d").status == "pass"
+
+
+@pytest.mark.parametrize("dict_split", [None, "train"])
+def test_a_save_to_disk_directory_says_how_to_export_it(tmp_path: Path, make_cfg, dict_split) -> None:
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": [f"doc {i}" for i in range(20)]})
+    saved = tmp_path / "saved"
+    (datasets.DatasetDict({"train": ds, "test": ds}) if dict_split else ds).save_to_disk(str(saved))
+    msg = _refusal(make_cfg, saved)
+    assert msg.startswith(f"data.path {saved} is a `datasets` save_to_disk directory")
+    select = "['train']" if dict_split else ""
+    out = f"{saved}-train.parquet" if dict_split else f"{saved}.parquet"
+    assert f"datasets.load_from_disk('{saved}'){select}.to_parquet('{out}')" in msg and msg.endswith(f"to {out}")
+    assert _check_row(saved).reason == msg  # before the thread: the rule of resolve_local_files
+    parent = _refusal(make_cfg, tmp_path)  # data.path above it reads its JSON metadata too
+    assert parent.startswith(f"data.path {tmp_path} holds {saved}, a `datasets` save_to_disk directory")
+
+
+def test_a_stray_json_next_to_jsonl_is_named(tmp_path: Path, make_cfg) -> None:
+    _write(tmp_path, "d/docs.jsonl", "".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(30)))
+    _write(tmp_path, "d/config.json", json.dumps({"vocab": 5, "name": "x"}))
+    msg = _refusal(make_cfg, tmp_path / "d")
+    assert msg.startswith(f"{tmp_path / 'd' / 'config.json'} holds records without data.text_field 'text'")
+    assert "(fields: ['name', 'vocab'])" in msg and msg.endswith(f"(e.g. {tmp_path / 'd' / '**' / '*.jsonl'})")
+
+
+def test_a_json_line_that_does_not_parse_is_named(tmp_path: Path, make_cfg) -> None:
+    path = _write(tmp_path, "bad.jsonl", '{"text": "fine"}\n{"text": oops}\n')
+    assert _refusal(make_cfg, path, val_docs=1) == f"{path} line 2 is not JSON (Expecting value)"
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path: Path, make_cfg) -> None:
+    path = _write(tmp_path, "bad.parquet", "not parquet at all")
+    assert _refusal(make_cfg, path).startswith(f"{path} is not a readable Parquet file (")
+
+
+def test_other_causes_keep_the_innermost_reason(tmp_path: Path) -> None:
+    from nsa_train.data.diagnose import read_error
+
+    class DatasetGenerationError(Exception):  # datasets' wrapper, by name
+        pass
+
+    path = _write(tmp_path, "a.txt", "fine text\n\nmore")
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as inner:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from inner
+    except DatasetGenerationError as e:
+        msg = read_error("local files x", str(path), "text", [str(path)], "text", e)
+    assert msg == "cannot read local files x: OSError: [Errno 28] No space left on device"
+
+
+def test_paths_under_the_working_directory_are_shown_as_typed(tmp_path: Path, make_cfg, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "data/empty.txt", "")
+    cfg = load_config(None, ["data.source=local", "data.path=data/empty.txt"])  # made absolute
+    with pytest.raises(DataError, match=r"^data/empty\.txt holds no documents"):
+        open_source(cfg, 0, 1)
+
+
+# -- defect: a .txt with single newlines between paragraphs is one document ------------------------------------
+
+
+def test_a_txt_without_blank_lines_says_how_txt_is_split(tmp_path: Path, make_cfg) -> None:
+    path = _write(tmp_path, "lines.txt", "".join(f"line {i} of a paragraph\n" for i in range(40)))
+    msg = _refusal(make_cfg, path)
+    assert msg.startswith(f"data.path {path} has 1 document and data.val_docs=8 are held out: none left to train on")
+    assert ".txt files are split into documents at blank lines and this file has none" in msg
+    assert 'write .jsonl with one {"text": ...} object per document' in msg
+    few = _write(tmp_path, "few.txt", "one\n\ntwo\n\nthree\n")
+    assert _refusal(make_cfg, few, val_docs=3).endswith(
+        "has 3 documents and data.val_docs=3 are held out: none left to train on. .txt files are split into "
+        "documents at blank lines: lower data.val_docs, or give more text"
+    )
+
+
+def test_too_few_json_documents_have_no_txt_hint(jsonl_corpus, make_cfg) -> None:
+    path, _ = jsonl_corpus
+    msg = _refusal(make_cfg, path, text_field="body", val_docs=60)
+    assert msg.endswith("has 60 documents and data.val_docs=60 are held out: none left to train on")
+
+
+def test_nsa_check_reads_a_large_corpus_only_partly(tmp_path: Path, monkeypatch) -> None:
+    import nsa_tui.check_cheap as cc
+
+    path = _write(tmp_path, "big.txt", b"fine text\n\n" * 100_000 + b"\xff")  # 1.1 MB
+    monkeypatch.setattr(cc, "DATA_READ_BUDGET", 1 << 20)
+    row = _check_row(path)
+    assert row.status == "pass" and row.reason.endswith("1 text file(s) (UTF-8 checked in at most the first 1 MiB)")
+    monkeypatch.setattr(cc, "DATA_READ_BUDGET", 2 << 20)
+    assert "is not valid UTF-8 (byte 0xff at position 1100000)" in _check_row(path).reason
