@@ -239,3 +239,18 @@ def test_a_config_from_the_config_variable_says_so(tmp_path: Path, monkeypatch: 
     assert rows["config"]["reason"] == f"{cfg} (from $CONFIG) is valid"
     rows = by_name(run_check(str(cfg), FAST, tmp_path / "r", nsa_test=False))  # given as --config: nothing to say
     assert rows["config"]["reason"] == f"{cfg} is valid"
+
+
+def test_on_cpu_the_process_counts_and_the_trainers_start_warnings_show() -> None:
+    """The tiny default's estimate was 0.10 GiB against 0.73 GiB of real RSS (the process itself: torch, datasets,
+    the corpus), and m7c's bf16 on a CPU passed without the warning the trainer prints at its start."""
+    from nsa_train.selfcheck import CPU_PROCESS_BYTES, GIB, check_memory, run_selfcheck
+
+    mem = check_memory(GIB // 10, False, [])
+    assert mem["reason"].startswith(f"~{(GIB // 10 + CPU_PROCESS_BYTES) / GIB:.2f} GiB per rank estimated vs RAM")
+    cfg = load_config("configs/m7c-125m.yaml", ["data.source=embedded", "data.tokenizer=byte", "runtime.device=cpu"])
+    rows = run_selfcheck(cfg, gpu_probe=lambda: [], nsa_test=False).rows
+    warned = [r["reason"] for r in rows if r["name"] == "warning"]
+    assert any(w.startswith("bf16 on CPU is about 3x slower") for w in warned), rows
+    tiny = run_selfcheck(load_config(None), gpu_probe=lambda: [], nsa_test=False).rows
+    assert not [r for r in tiny if r["name"] == "warning"]
