@@ -35,6 +35,7 @@ from nsa_train.config import (
     schedule_change,
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
+from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.rundir import earlier_results
 from nsa_train.telemetry import schema
@@ -111,6 +112,8 @@ def choose_config_path(args: argparse.Namespace) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    # a console whose reader died (the launch wrapper killed) must not end the run: runtime/console.py
+    sys.stdout, sys.stderr = ResilientConsole(sys.stdout), ResilientConsole(sys.stderr)  # type: ignore[assignment]
     t_boot = time.time()
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
