@@ -1,33 +1,57 @@
 """`nsa report [RUN ...] [--host HOST [--remote-dir DIR]] [--out DIR]`: PNG charts and report.md
 (default RUN: the newest run; default DIR: <first run>/report/, or ./<first run's name>-report/ for runs
 on a host).
-Exit 3 when a RUN does not exist, holds no telemetry, or its host cannot be reached."""
+Exit 3 when a RUN does not exist, holds no telemetry, or its host cannot be reached; 4 when a run's monitor
+section cannot be used (the report is written all the same, its alerts judged with the default rules)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
 
+if TYPE_CHECKING:
+    from nsa_tui.report.load import ReportRun
 
-def run_report(runs: list[str], out: Path | None, host: str | None, remote_dir: str | None) -> dict[str, Path]:
-    """Write the report; {"report": report.md, chart name: PNG} (UserError for a user's mistake)."""
-    from nsa_tui.report import build_report, write_report
+
+def run_report(
+    runs: list[str], out: Path | None, host: str | None, remote_dir: str | None
+) -> tuple[dict[str, Path], list[ReportRun]]:
+    """Write the report: ({"report": report.md, chart name: PNG}, the runs it reports) (UserError for a user's
+    mistake)."""
+    from nsa_tui.report import load_runs, write_report
 
     check_remote_dir(host, remote_dir)
     if host is None:
         from nsa_tui.rundir import resolve_run
 
         dirs = [resolve_run(r) for r in (runs or [None])]
-        return build_report(dirs, out or dirs[0] / "report")
+        loaded = load_runs(dirs)
+        return write_report(loaded, out or dirs[0] / "report"), loaded
     from nsa_tui.report.remote import fetch_report_runs
 
     fetched = fetch_report_runs(host, runs, remote_dir)
-    return write_report(fetched, out or Path(f"{fetched[0].name}-report"))
+    return write_report(fetched, out or Path(f"{fetched[0].name}-report")), fetched
+
+
+def say_problems(runs: list[ReportRun]) -> int:
+    """What report.md's Warnings say that needs acting on, on stderr too: each unreadable file (a warning) and a
+    monitor section that cannot be used (an error: exit 4, as `nsa status` gives it). The exit status."""
+    from nsa_tui.health import BAD_RULES_EXIT
+
+    code = 0
+    for r in runs:
+        for name, why in r.history.unreadable_files.items():
+            print(f"warning: {r.where}: {name} unreadable: {why}", file=sys.stderr)
+        if r.rules_error:
+            print(f"error: {r.rules_error}; the report judges it with the default rules", file=sys.stderr)
+            code = BAD_RULES_EXIT
+    return code
 
 
 def register(app: typer.Typer) -> None:
@@ -46,8 +70,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Charts (loss, lr, tokens/s, memory, gates) and a Markdown post-mortem of one or more runs."""
         try:
-            paths = run_report(runs or [], out, host, remote_dir)
+            paths, reported = run_report(runs or [], out, host, remote_dir)
         except UserError as e:
             fail(str(e), e.code)
         for name, p in paths.items():
             print(f"{name:<10} {p}")
+        raise typer.Exit(say_problems(reported))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,6 +56,51 @@ def status_command(j: Judged, directory: str | None, host: str | None, remote_di
     return shlex.join(["nsa", "status", *where, *(["--"] if path.startswith("-") else []), path])
 
 
+_RULE_LISTS = re.compile(r" \((?:built-in|known): [^()]*\)|; known: .*$")  # the lists a rules error ends with
+
+
+def rules_problem_brief(j: Judged, command: str) -> str:
+    """The alerts cell of a run whose monitor section cannot be used: the mistake first (the lists of known rules
+    and settings left to `nsa status`), where it is, and the command that says it all."""
+    if j.rules_problem is None:  # a remote nsa's error line: only that it is its monitor section
+        return f"its config's monitor section: `{command}` says why"
+    location, sep, why = j.rules_problem.partition(": ")
+    if not sep or not location.startswith("config monitor"):
+        location, why = "", j.rules_problem
+    where = ", ".join(x for x in (location, f"in its {j.rules_file}" if j.rules_file else "") if x)
+    return f"{_RULE_LISTS.sub('', why)} ({where}): `{command}` says why"
+
+
+class OneLine:
+    """A cell kept to one line, cut with an ellipsis: a Text's least width is its longest word (a run's path in
+    the command), which would widen the whole table past the terminal; this one's is at most MIN_WIDTH."""
+
+    MIN_WIDTH = 20
+
+    def __init__(self, text: str) -> None:
+        from rich.text import Text
+
+        self.text = Text(text, no_wrap=True, overflow="ellipsis")
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        width = self.text.cell_len
+        return Measurement(min(width, self.MIN_WIDTH), width)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.text
+
+
+def verdict_cells(v: dict[str, Any]) -> list[str]:
+    """state, step/total, loss, tok/s and heartbeat of a verdict, as the table shows them."""
+    step = "-" if v["step"] is None else str(v["step"])
+    if v.get("total_steps"):
+        step += f"/{v['total_steps']}"
+    loss = "-" if v["loss"] is None else f"{v['loss']:.4f}"
+    return [v["state"], step, loss, toks_text(v, unit=""), fmt_duration(v["last_heartbeat_age_s"])]
+
+
 def render_table(
     judged: list[Judged], directory: str | None = None, host: str | None = None, remote_dir: str | None = None
 ) -> None:
@@ -73,24 +119,25 @@ def render_table(
     for j in judged:
         v = j.verdict
         if v is None:
-            if j.error_code == BAD_RULES_EXIT:  # the run is there, its config's monitor section is not usable
-                why = f"its config's monitor section: `{status_command(j, directory, host, remote_dir)}` says why"
-                table.add_row(escape(j.run), "-", "-", "-", "-", "-", "[red]bad rules[/]", escape(why))
+            if j.error_code == BAD_RULES_EXIT:
+                # the run is there, its config's monitor section is not: what the default rules read of it (state,
+                # step, loss), and its mistake on one line (the whole message, with the known rules, is status's)
+                d = j.defaults_verdict
+                cells = verdict_cells(d) if d is not None else ["-"] * 5
+                why = rules_problem_brief(j, status_command(j, directory, host, remote_dir))
+                table.add_row(escape(j.run), *cells, "[red]bad rules[/]", OneLine(why))
             else:
                 table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
             continue
-        step = "-" if v["step"] is None else str(v["step"])
-        if v.get("total_steps"):
-            step += f"/{v['total_steps']}"
+        # a file it could not read explains a number missing from the row (a tok/s not the summary's mean): said here
+        # too, after the alerts (v.get: a remote nsa may predate the key)
+        unread = [str(u.get("file")) for u in v.get("unreadable_files") or [] if isinstance(u, dict)]
+        notes = [", ".join(a["rule"] for a in v["alerts"]), f"unreadable {', '.join(unread)}" if unread else ""]
         table.add_row(
             escape(str(v["run"])),
-            v["state"],
-            step,
-            "-" if v["loss"] is None else f"{v['loss']:.4f}",
-            toks_text(v, unit=""),
-            fmt_duration(v["last_heartbeat_age_s"]),
+            *verdict_cells(v),
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
-            ", ".join(a["rule"] for a in v["alerts"]),
+            escape("; ".join(n for n in notes if n)),
         )
     console = Console(highlight=False, soft_wrap=True)
     # narrower than the table's least width (whole names, states, numbers): print it whole, the terminal wraps

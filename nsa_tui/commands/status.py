@@ -33,6 +33,12 @@ class Judged:
     missing: bool = False  # no such run directory (as opposed to one without telemetry)
     error_code: int = EXIT_NO_TELEMETRY  # the exit status an error stands for (4: the run's monitor section)
     path: str | None = None  # the run directory, as judged (on the host with --host); None when not known
+    # a run whose own monitor section cannot be used (error_code 4): that section's mistake (without the run's path)
+    # and the file it was read from, and its verdict with the default rules, for `nsa runs` to show what it can read
+    # (`nsa status` keeps the error: its exit code and --json line are the documented ones)
+    rules_problem: str | None = None
+    rules_file: str | None = None
+    defaults_verdict: dict[str, Any] | None = None
 
     def error_object(self) -> dict[str, Any]:
         """The --json line of a run without a verdict."""
@@ -65,7 +71,18 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
     try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
         rules = build_rules(h.config)
     except RulesError as e:
-        return Judged(run, error=e.in_run_config(where, config_file(h)), error_code=BAD_RULES_EXIT, path=path)
+        fallback = evaluate(h, now, build_rules(None), run=run)
+        fallback.path, fallback.host, fallback.via = path, host, ("ssh" if host else None)
+        source = config_file(h)
+        return Judged(
+            run,
+            error=e.in_run_config(where, source),
+            error_code=BAD_RULES_EXIT,
+            path=path,
+            rules_problem=str(e),
+            rules_file=source,
+            defaults_verdict=fallback.to_dict(),
+        )
     if user_rules is not None:
         rules = _rules_for(h.config, user_rules)
     v = evaluate(h, now, rules, run=run)
@@ -198,6 +215,8 @@ def render_human(j: Judged) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from nsa_tui.runs.history import corrupt_lines_text
+
     console = Console(highlight=False, soft_wrap=True)
     v = j.verdict
     if v is None:  # a run without a verdict is its `error:` line on stderr only
@@ -229,8 +248,11 @@ def render_human(j: Judged) -> None:
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
         f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
         + attention
-        + (f"   [yellow]{v['corrupt_lines']} corrupt lines skipped[/]" if v.get("corrupt_lines") else "")
+        + (f"   [yellow]{corrupt_lines_text(v['corrupt_lines'])}[/]" if v.get("corrupt_lines") else "")
     )
+    for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
+        if isinstance(u, dict):
+            console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")
     if st == "starting" and v["step"] is not None:
         # a resume (or --force rerun) before its first step: what is known is what the last attempt logged
         phase = v.get("last_phase")

@@ -63,6 +63,9 @@ class Verdict:
     via: str | None = None  # over SSH: 'ssh' (tails read remotely, judged here) or 'remote-nsa'
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
     attention_impl: str | None = None  # run.json's: the attention path(s) the trainer runs ('cmp=fast sel=triton ...')
+    # context files there but unreadable (run.json, config.yaml, summary.json, ...): [{file, problem}]; what they say
+    # (attention path, config and monitor section, mean tok/s) is then missing from the verdict
+    unreadable_files: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -245,4 +248,5 @@ def evaluate(
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get("attention_impl"),
         start_warnings=h.start_warnings,
+        unreadable_files=[{"file": name, "problem": why} for name, why in h.unreadable_files.items()],
     )

@@ -1,7 +1,7 @@
 """`nsa report`: PNG charts and a Markdown post-mortem of one or more runs (any format the
 status readers understand). No torch; matplotlib is imported only when charts are drawn.
 
-    from nsa_tui.report import build_report, write_report
+    from nsa_tui.report import build_report, load_runs, write_report
     from nsa_tui.report.remote import fetch_report_runs
     paths = build_report([Path("runs/a"), Path("runs/b")], out_dir)   # {"report": .../report.md, "loss": ...png}
     paths = write_report(fetch_report_runs("gpu-box", ["m7c"], "nsa"), out_dir)   # runs on a host, one ssh call
@@ -22,8 +22,8 @@ EXIT_NO_TELEMETRY = 3
 NO_TELEMETRY_HINT = "no heartbeat_rank*.jsonl, training.csv or *_log.jsonl"
 
 
-def build_report(run_dirs: list[Path], out_dir: Path) -> dict[str, Path]:
-    """The report of local run directories."""
+def load_runs(run_dirs: list[Path]) -> list[ReportRun]:
+    """Local run directories read whole for a report (UserError, exit 3, for one without telemetry)."""
     from nsa_tui.report.load import load_report_run
 
     runs = []
@@ -32,7 +32,12 @@ def build_report(run_dirs: list[Path], out_dir: Path) -> dict[str, Path]:
         if r is None:
             raise UserError(f"no telemetry in {d} ({NO_TELEMETRY_HINT})", EXIT_NO_TELEMETRY)
         runs.append(r)
-    return write_report(runs, out_dir)
+    return runs
+
+
+def build_report(run_dirs: list[Path], out_dir: Path) -> dict[str, Path]:
+    """The report of local run directories."""
+    return write_report(load_runs(run_dirs), out_dir)
 
 
 def write_report(runs: list[ReportRun], out_dir: Path) -> dict[str, Path]:

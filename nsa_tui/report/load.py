@@ -10,15 +10,16 @@ import json
 import math
 import os
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
-from nsa_tui.runs import RunHistory, history_from_bundle
+from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
 from nsa_tui.runs.load import check_local_pids, config_file, launch_tmux_sessions
+from nsa_tui.runs.records import to_step
 
 
 @dataclass
@@ -36,6 +37,9 @@ class ReportRun:
     history: RunHistory
     checkpoints: list[Checkpoint]
     verdict: Any  # nsa_tui.health.Verdict
+    # the run's own monitor section could not be used (its one-line error, as `nsa status` says it): the verdict
+    # above is the default rules', and the report says so
+    rules_error: str | None = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -93,8 +97,7 @@ def report_run(
 ) -> ReportRun | None:
     """A run's report data from its files read whole; None when they hold no telemetry of any known format.
     ``local``: the run is on this machine, so a run without a launch.json is alive iff a rank's pid is."""
-    from nsa_tui.errors import UserError
-    from nsa_tui.health import BAD_RULES_EXIT, RulesError, evaluate
+    from nsa_tui.health import RulesError, build_rules, evaluate
 
     h = history_from_bundle(bundle)
     if h.format is None:
@@ -102,11 +105,16 @@ def report_run(
     if local:
         check_local_pids(h)
     name = bundle.run
+    rules_error = None
     try:
-        verdict = evaluate(h, bundle.now, run=name)
+        rules = build_rules(h.config)
     except RulesError as e:  # the run's own config (as read: config_file): one line, as `nsa status` says it
-        raise UserError(e.in_run_config(where, config_file(h)), BAD_RULES_EXIT) from None
-    return ReportRun(name, where, parent, h, checkpoints, verdict)
+        # a typo in the monitor section costs the alerts their run's thresholds, not the charts and numbers: the
+        # report is drawn, judged with the defaults, and says so (the command exits 4 after writing it)
+        rules_error = e.in_run_config(where, config_file(h))
+        rules = build_rules(None)
+    verdict = evaluate(h, bundle.now, rules, run=name)
+    return ReportRun(name, where, parent, h, checkpoints, verdict, rules_error)
 
 
 def load_report_run(run_dir: Path) -> ReportRun | None:
@@ -126,21 +134,83 @@ class Attempt:
     boot: float  # its boot record's time
     train: float | None  # its 'train' phase record's time: the loop started (None: it never got there)
     last: float  # its last record's time
+    start_step: int | None = None  # its 'train' phase record's start_step: the step its loop started from
+    last_step: int | None = None  # the highest step it reached, steps a later attempt did again included
+    tokens_per_step: float | None = None
 
     @property
     def train_s(self) -> float:
         return 0.0 if self.train is None else max(0.0, self.last - self.train)
 
+    @property
+    def trained_tokens(self) -> float | None:
+        """The tokens its loop trained on, those of steps a later attempt did again included (its time went into
+        them): what the trainer's summary counts for its own process. None when its start step, last step or tokens
+        per step are not known."""
+        if self.train is None:
+            return 0.0
+        if self.start_step is None or self.last_step is None or self.tokens_per_step is None:
+            return None
+        return max(0, self.last_step - self.start_step) * self.tokens_per_step
+
+
+def _tokens_per_step(points: list[tuple[int, float]]) -> float | None:
+    """Tokens per step from one attempt's own points (step, tokens_seen): a resume may change train.batch_size."""
+    if len(points) < 2:
+        return None
+    (lo_step, lo_tokens), (hi_step, hi_tokens) = min(points), max(points)
+    rate = (hi_tokens - lo_tokens) / (hi_step - lo_step) if hi_step > lo_step else None
+    return rate if rate is not None and rate > 0 else None
+
+
+def run_tokens_per_step(h: RunHistory) -> float | None:
+    """The run's tokens per step, for an attempt with fewer than two points of its own: run.json's (batch_size x
+    seq_len), else the newest point's tokens_seen over its step."""
+    v = finite(h.run_info.get("tokens_per_step"))
+    if v is not None and v > 0:
+        return v
+    for step, tokens in zip(reversed(h.steps), reversed(h.column("tokens_seen")), strict=False):
+        t = finite(tokens)
+        if t is not None and step > 0:
+            return t / step
+    return None
+
+
+def _fresh(boot: Event) -> bool:
+    """A boot record whose command line it gives has no --resume (argparse takes any prefix of it from 4
+    characters): a start from step 0."""
+    argv = boot.fields.get("argv")
+    if not isinstance(argv, list) or not argv:
+        return False  # no command line: it says nothing
+    return not any(isinstance(a, str) and len(a) >= 4 and "--resume".startswith(a) for a in argv)
+
 
 def attempts(h: RunHistory) -> list[Attempt]:
     """The run's attempts in time order; empty for formats without boot records. An attempt lasts until its last
     record: of its points, events, or (a killed attempt whose last steps a resume superseded: those points are
-    gone) its rank-0 process's newest record, which the history keeps by pid."""
+    gone) its rank-0 process's newest record, which the history keeps by pid, with its step."""
     ev0 = [e for e in h.events if e.ts is not None and e.rank in (0, None)]  # every rank boots: one is enough
     boot_evs = sorted((e for e in ev0 if e.kind == schema.KIND_BOOT), key=lambda e: e.ts or 0.0)
     boots = [e.ts or 0.0 for e in boot_evs]
-    trains = sorted(e.ts for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train")
+    train_evs = sorted(
+        (e for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train"), key=lambda e: e.ts or 0.0
+    )
+    trains = [e.ts or 0.0 for e in train_evs]
     stamps = sorted(t for t in (*h.ts, *(e.ts for e in h.events)) if t is not None)
+    # each attempt's own points (step, tokens_seen) and the steps its records reached, by the boot before them
+    points: list[list[tuple[int, float]]] = [[] for _ in boots]
+    reached: list[list[int]] = [[] for _ in boots]
+    for step, ts, tokens in zip(h.steps, h.ts, h.column("tokens_seen"), strict=False):
+        i = bisect_right(boots, ts) - 1 if ts is not None else -1
+        if i >= 0:
+            reached[i].append(step)
+            if (t := finite(tokens)) is not None:
+                points[i].append((step, t))
+    for e in ev0:
+        i = bisect_right(boots, e.ts or 0.0) - 1
+        if i >= 0 and e.step is not None:
+            reached[i].append(e.step)
+    fallback_rate = run_tokens_per_step(h)
     out = []
     for i, boot in enumerate(boots):
         until = boots[i + 1] if i + 1 < len(boots) else math.inf
@@ -150,8 +220,14 @@ def attempts(h: RunHistory) -> list[Attempt]:
         alive = h.pid_last_ts.get(pid) if isinstance(pid, int) else None
         if alive is not None and last < alive < until:  # a pid used again by a later attempt says nothing
             last = alive
-        train = trains[bisect_left(trains, boot) : bisect_left(trains, until)]
-        out.append(Attempt(boot, train[0] if train else None, last))
+        if alive is not None and boot <= alive < until and pid in h.pid_last_step:
+            reached[i].append(h.pid_last_step[pid])  # its last step, when a later attempt superseded it
+        train = train_evs[bisect_left(trains, boot) : bisect_left(trains, until)]
+        start = to_step(train[0].fields.get("start_step")) if train else None
+        if start is None and train and (i == 0 or _fresh(boot_evs[i])):
+            start = 0  # a train record without start_step (an older trainer's): a first or fresh start is from 0
+        rate = _tokens_per_step(points[i]) or fallback_rate
+        out.append(Attempt(boot, train[0].ts if train else None, last, start, max(reached[i], default=None), rate))
     return out
 
 
@@ -202,13 +278,16 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
     runs = attempts(h)
     if len(runs) > 1 or (runs and not s):
         # summary.json speaks for its own process only, and a killed process (SIGKILL, the OOM killer) wrote
-        # none. The whole run: every attempt's time (not the pauses between them), and its tokens over the
-        # attempts' training-loop time, as the summary computes its own (not the mean of the windows' rates,
-        # which leave out eval and checkpoint time)
+        # none. The whole run: every attempt's time (not the pauses between them), and the tokens its loops trained
+        # on over their time, as the summary computes its own (not the mean of the windows' rates, which leave out
+        # eval and checkpoint time)
         out["attempts"] = len(runs)
         out["wall_time_s"] = sum(a.last - a.boot for a in runs)
-        train_s, tokens = sum(a.train_s for a in runs), finite(out["tokens_seen"])
-        out["mean_toks_per_s"] = tokens / train_s if tokens is not None and train_s > 0 else None
+        # each attempt's trained tokens, steps a resume did again included: the time went into them, and the
+        # summary (status's mean, for the last attempt) counts them so too
+        train_s, trained = sum(a.train_s for a in runs), [a.trained_tokens for a in runs]
+        known = train_s > 0 and None not in trained
+        out["mean_toks_per_s"] = sum(t for t in trained if t is not None) / train_s if known else None
     for k in ("final_val_loss", "best_val_loss"):
         v = finite(out[k])
         out[k.replace("loss", "ppl")] = math.exp(min(v, 700.0)) if v is not None else None

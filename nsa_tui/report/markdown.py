@@ -11,6 +11,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
+from nsa_tui.runs.history import corrupt_lines_text
 
 KEY_SETTINGS = (
     "model.attention",
@@ -25,6 +26,7 @@ KEY_SETTINGS = (
     "data.source",
     "data.tokenizer",
 )
+CONFIG_FILES = (schema.RUN_JSON, schema.CONFIG_YAML)  # where a run's config is read from (run.json's copy first)
 CHART_TITLES = {
     "loss": "Loss",
     "lr": "Learning rate",
@@ -94,28 +96,59 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
     return lines
 
 
+def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
+    """What could not be read or applied, per run: its context files that are there but unreadable, its corrupt
+    lines, a monitor section the health rules cannot use. Empty when there is nothing to say."""
+    lines = []
+    for r in runs:
+        h, said = r.history, []
+        if r.rules_error:
+            said.append(f"its own health rules could not be applied: {r.rules_error}; its alerts are judged with the "
+                        "default rules")  # fmt: skip
+        said += [f"{name} unreadable: {why}" for name, why in h.unreadable_files.items()]
+        if h.corrupt:
+            where = ", ".join(f"{n} {k}" for n, k in sorted(h.corrupt_by_source.items()))
+            said.append(f"{corrupt_lines_text(h.corrupt)} ({where})")
+        lines += [f"- **{_name(r.name)}**: {_name(w)}" for w in said]
+    return lines
+
+
+def _unread_config(r: ReportRun) -> str | None:
+    """Why a run without a config has none, when the files it comes from are there but unreadable."""
+    files = [f"{n} unreadable: {_name(why)}" for n, why in r.history.unreadable_files.items() if n in CONFIG_FILES]
+    return "; ".join(files) if files and not r.history.config else None
+
+
 def config_section(runs: Sequence[ReportRun]) -> list[str]:
     diff, flat = config_differences(runs)
     if len(runs) == 1:
         cfg = flat[runs[0].name]
         keys = [k for k in KEY_SETTINGS if k in cfg]
         if not keys:
-            return ["No config recorded for this run."]
+            unread = _unread_config(runs[0])
+            return [f"No config: {unread}." if unread else "No config recorded for this run."]
         return ["| setting | value |", "|---|---|", *(f"| {k} | {_cell(cfg[k])} |" for k in keys)]
+    unread = [f"- **{_name(r.name)}**: {why}" for r in runs if (why := _unread_config(r))]
+    notes = ["Configs that could not be read:", "", *unread, ""] if unread else []
     if not diff:
-        return ["The runs' configs are identical." if any(flat.values()) else "No config recorded for these runs."]
+        said = "The runs' configs are identical." if any(flat.values()) else "No config recorded for these runs."
+        return [*notes, said]
     head = "| setting | " + " | ".join(_name(r.name) for r in runs) + " |"
-    lines = [head, "|---|" + "---|" * len(runs)]
+    lines = [*notes, head, "|---|" + "---|" * len(runs)]
+    missing = {r.name: "(unreadable)" if _unread_config(r) else "(absent)" for r in runs}
     for k in diff:
-        lines.append(f"| {k} | " + " | ".join(_cell(flat[r.name].get(k, "(absent)")) for r in runs) + " |")
+        lines.append(f"| {k} | " + " | ".join(_cell(flat[r.name].get(k, missing[r.name])) for r in runs) + " |")
     return lines
 
 
 def alerts_section(runs: Sequence[ReportRun]) -> list[str]:
     rows = [(r.name, a) for r in runs for a in r.verdict.alerts]
+    defaults = [f"**{_name(r.name)}** is judged with the default rules: its own could not be applied (Warnings)."
+                for r in runs if r.rules_error]  # fmt: skip
+    notes = [*defaults, ""] if defaults else []
     if not rows:
-        return ["No health rule fired (judged by the same rules as `nsa status`)."]
-    lines = ["| run | rule | severity | since step | message |", "|---|---|---|---|---|"]
+        return [*notes, "No health rule fired (judged by the same rules as `nsa status`)."]
+    lines = [*notes, "| run | rule | severity | since step | message |", "|---|---|---|---|---|"]
     for name, a in rows:
         lines.append(f"| {_name(name)} | {a.rule} | {a.severity} | {_f(a.since_step)} | {_cell(a.message)} |")
     return lines
@@ -138,6 +171,9 @@ def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) ->
     title = ", ".join(_name(r.name) for r in runs)
     out = [f"# Report: {title}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `nsa report`.", ""]
     out += ["## Runs", "", *runs_table(runs), ""]
+    warnings = warnings_section(runs)
+    if warnings:
+        out += ["## Warnings", "", *warnings, ""]
     out += ["## Charts", ""]
     for name, path in charts.items():
         rel = os.path.relpath(path, out_dir)

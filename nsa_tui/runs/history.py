@@ -142,6 +142,11 @@ def _text(line: bytes | str) -> str | None:
     return line
 
 
+def corrupt_lines_text(n: int) -> str:
+    """How every tool says the corrupt-line count: "1 corrupt line skipped", "2 corrupt lines skipped"."""
+    return f"{n} corrupt line{'' if n == 1 else 's'} skipped"
+
+
 class RunHistory:
     """Column arrays, events, per-rank liveness and a corrupt-line counter for one run.
 
@@ -155,7 +160,7 @@ class RunHistory:
     The loader (nsa_tui.runs.load) also fills the run's context: ``run_info`` (run.json),
     ``config`` (dict), ``launch`` (launch.json), ``exit_status``, ``console_tail``,
     ``halt_requested``, ``summary``, ``anomaly``, ``stackdumps``, ``process_alive`` (True/False/None
-    when unknown) and ``last_write_ts`` (newest telemetry file mtime).
+    when unknown), ``last_write_ts`` (newest telemetry file mtime) and ``unreadable_files`` ({name: why}).
     """
 
     def __init__(self, fmt: str | None = None, *, max_points: int | None = None) -> None:
@@ -175,6 +180,9 @@ class RunHistory:
         # the newest record time of each process (pid): an attempt's last sign of life, when a later attempt's start
         # superseded its last records (a report's wall time counts it)
         self.pid_last_ts: dict[int, float] = {}
+        # the step of each process's newest record: how far an attempt got, when a later attempt's start superseded
+        # its last steps (a report counts the tokens it trained, redone or not)
+        self.pid_last_step: dict[int, int] = {}
         self.corrupt = 0
         self.corrupt_by_source: dict[str, int] = {}
         self.records = 0
@@ -195,6 +203,9 @@ class RunHistory:
         self.console_tail: list[str] = []
         self.halt_requested = False
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
+        # context files that are there but could not be read ({name: why}): what they would have said is unknown,
+        # and the tools say so rather than carry on as if the run had not written them
+        self.unreadable_files: dict[str, str] = {}
         self.anomaly: str | None = None
         self.stackdumps: list[str] = []
         self.process_alive: bool | None = None
@@ -402,6 +413,8 @@ class RunHistory:
             st.records += 1
         if n.pid is not None and n.ts is not None and n.ts > self.pid_last_ts.get(n.pid, -math.inf):
             self.pid_last_ts[n.pid] = n.ts
+            if n.step is not None:
+                self.pid_last_step[n.pid] = n.step
         if n.kind in _EVENT_KINDS:
             self.events.append(Event(n.kind, n.step, n.ts, n.rank, n.fields))
             if len(self.events) > MAX_EVENTS * 5 // 4:

@@ -14,7 +14,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_tui.launch import tmux
-from nsa_tui.runs.bundle import RunBundle, collect_local
+from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
 from nsa_tui.runs.tail import split_complete_lines
 
@@ -72,16 +72,68 @@ def _json(text: str | None) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _yaml(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
+def _what(obj: object) -> str:
+    """What a parsed file holds instead of a mapping, in words."""
+    if isinstance(obj, bool):
+        return "true/false"
+    if isinstance(obj, (int, float)):
+        return "a number"
+    return {list: "a list", str: "text", type(None): "null"}.get(type(obj), type(obj).__name__)
+
+
+def _window_problem(w: FileWindow) -> str | None:
+    """Why a context file's window cannot be parsed whatever it holds: cut (larger than its limit), or empty."""
+    if w.from_middle:
+        return f"{w.size:,} bytes, more than the {len(w.data):,} read"
+    if not w.data.strip():
+        return "empty"
+    return None
+
+
+def read_json_object(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
+    """A JSON object file's content, and why it cannot be read when it is there but unusable ({} then)."""
+    if w is None:
+        return {}, None
+    problem = _window_problem(w)
+    if problem is not None:
+        return {}, problem
+    try:
+        obj = json.loads(w.data.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as e:
+        return {}, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+    except (ValueError, RecursionError) as e:  # an integer of too many digits, nesting too deep
+        return {}, f"not valid JSON ({e or type(e).__name__})"
+    if not isinstance(obj, dict):
+        return {}, f"not a JSON object ({_what(obj)})"
+    return obj, None
+
+
+# the sections of our config (nsa_train.config.Config): a config.yaml with none of them is no config of this trainer
+CONFIG_SECTIONS = ("model", "nsa", "data", "train", "runtime", "monitor")
+
+
+def read_config_yaml(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
+    """config.yaml's mapping, and why it cannot be read when it is there but unusable ({} then)."""
+    if w is None:
+        return {}, None
+    problem = _window_problem(w)
+    if problem is not None:
+        return {}, problem
     import yaml  # only for runs without run.json's config copy
 
     try:
-        obj = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return {}
-    return obj if isinstance(obj, dict) else {}
+        obj = yaml.safe_load(w.data.decode("utf-8", errors="replace"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return {}, f"not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})"
+    except RecursionError:
+        return {}, "not valid YAML (nested too deeply)"
+    if not isinstance(obj, dict):
+        return {}, f"not a mapping ({_what(obj)})"
+    if not any(k in obj for k in CONFIG_SECTIONS):  # ':::: x' is YAML, a mapping even, and no config
+        return {}, f"not a config (it has no {', '.join(CONFIG_SECTIONS[:-1])} or {CONFIG_SECTIONS[-1]} section)"
+    return obj, None
 
 
 def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
@@ -122,13 +174,23 @@ def config_file(h: RunHistory) -> str:
 def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     """The non-metric facts about a run: config, launch record, exit status, console tail,
     halt/anomaly markers, stack dumps, and whether its tmux session still exists."""
-    h.run_info = _json(bundle.text(schema.RUN_JSON))
+    unreadable: dict[str, str] = {}
+
+    def read(name: str, reader: Callable[[FileWindow | None], tuple[dict[str, Any], str | None]]) -> dict[str, Any]:
+        obj, problem = reader(bundle.files.get(name))
+        if problem is not None:  # said by every tool (status, runs, report): never an empty file's silence
+            unreadable[name] = problem
+        return obj
+
+    h.run_info = read(schema.RUN_JSON, read_json_object)
     cfg = h.run_info.get("config")  # the copy in run.json first (config_file says which was read)
-    h.config = cfg if isinstance(cfg, dict) else _yaml(bundle.text(schema.CONFIG_YAML))
-    h.launch = _json(bundle.text(schema.LAUNCH_JSON))
+    h.config = cfg if isinstance(cfg, dict) else read(schema.CONFIG_YAML, read_config_yaml)
+    h.launch = read(schema.LAUNCH_JSON, read_json_object)
     status = (bundle.text(schema.EXIT_STATUS) or "").strip()
     # one optional '-', then decimal digits: '--1' or '²' (isdigit, not int) must not raise
     h.exit_status = int(status) if status.removeprefix("-").isdecimal() else None
+    if status and h.exit_status is None:
+        unreadable[schema.EXIT_STATUS] = f"not an exit status ({status[:40]!r})"
     console = bundle.files.get(schema.CONSOLE_LOG)
     if console is not None:
         lines = console.data.decode("utf-8", errors="replace").splitlines()
@@ -136,7 +198,8 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
             lines = lines[1:]
         h.console_tail = [ln.rstrip() for ln in lines if ln.strip()][-CONSOLE_TAIL_LINES:]
     summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
-    h.summary = _json(bundle.text(summaries[0])) if summaries else {}
+    h.summary = read(summaries[0], read_json_object) if summaries else {}
+    h.unreadable_files = unreadable
     h.halt_requested = schema.HALT_FILE in bundle.files
     anomaly = (bundle.text(".anomaly_type") or "").strip()
     h.anomaly = anomaly or None

@@ -107,10 +107,15 @@ def _rank(value: Any, hint: int | None) -> int | None:
 
 
 def normalise_v1(rec: dict[str, Any], rank_hint: int | None) -> Normalised | None:
+    """A v1 record in our terms; None (counted as corrupt) when its kind is not a string, or its ``ts`` or ``step``
+    is there but no usable time or step: such a record can be placed neither in time nor in the history."""
     kind = rec.get("kind")
     if not isinstance(kind, str):
         return None
-    n = Normalised(kind, to_step(rec.get("step")), _ts(rec), _rank(rec.get("rank"), rank_hint))
+    ts, step = _ts(rec), to_step(rec.get("step"))
+    if ("ts" in rec and ts is None) or ("step" in rec and step is None):
+        return None
+    n = Normalised(kind, step, ts, _rank(rec.get("rank"), rank_hint))
     n.pid = _pid(rec.get("pid"))
     if kind == schema.KIND_PROGRESS:
         for k in METRICS:

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
 
+from nsa_tui.runs.history import corrupt_lines_text
 from nsa_tui.watch import fmt
 from nsa_tui.watch.widgets.text_line import TextLine
 
@@ -111,7 +112,7 @@ class RunHeader(Widget):
         t.append(f"{fmt.duration(age)} ago" if age is not None else "none yet", style="yellow" if stale else "")
         corrupt = i.get("corrupt", 0)
         if corrupt:
-            t.append(f"  {corrupt} corrupt lines skipped", style="bold yellow")
+            t.append(f"  {corrupt_lines_text(corrupt)}", style="bold yellow")
         src = i.get("source", "")
         if src:
             bad = any(w in src for w in ("disconnected", "cannot read", "read error"))

@@ -1,0 +1,132 @@
+"""Damaged files of a run are said, not passed over: a context file (run.json, config.yaml, summary.json, ...) that
+is there but cannot be read is named with why, and a heartbeat record that cannot be placed is a corrupt line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures.cli import invoke
+from fixtures.runs import append_lines, make_v1_run
+
+from nsa_train.telemetry import schema
+from nsa_tui.runs import load_run
+
+MEAN = 4321.0
+YAML_END = "expected the node content, but found '<stream end>'"
+
+
+def finished_with_summary(path: Path) -> Path:
+    """A finished run as the trainer leaves it: run.json with its config copy, config.yaml, summary.json."""
+    make_v1_run(path, steps=200, state="finished")
+    info = json.loads((path / schema.RUN_JSON).read_text())
+    (path / schema.CONFIG_YAML).write_text(yaml.safe_dump(info["config"]))
+    summary = {"v": 1, "end_reason": "completed", "steps_completed": 200, "mean_toks_per_s": MEAN}
+    (path / schema.SUMMARY_JSON).write_text(json.dumps(summary))
+    return path
+
+
+def damage(path: Path) -> None:
+    """The reviewer's three damaged files."""
+    (path / schema.SUMMARY_JSON).write_text("[1,2\n")
+    (path / schema.RUN_JSON).write_text('{"a": }\n')
+    (path / schema.CONFIG_YAML).write_text(":::: bad yaml [\n")
+
+
+def test_an_intact_run_has_no_unreadable_files(tmp_path):
+    path = finished_with_summary(tmp_path / "r")
+    v = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert v["unreadable_files"] == [] and v["mean_toks_per_s"] == MEAN and v["attention_impl"] == "reference"
+    # a run before its model is built has no run.json: its config.yaml is read, and is a config
+    (path / schema.RUN_JSON).unlink()
+    h = load_run(path)
+    assert h.unreadable_files == {} and h.config["train"]["steps"] == 200
+
+
+def test_unreadable_context_files_are_named_in_status(tmp_path):
+    """run.json, summary.json and config.yaml damaged: status dropped the attention path and switched from the
+    summary's mean tok/s to the last window's without a word."""
+    path = finished_with_summary(tmp_path / "r")
+    damage(path)
+    res = invoke("status", str(path))
+    assert res.exit_code == 0, res.output  # the health is the records': these files do not change it
+    out = res.stdout
+    assert "unreadable run.json: not valid JSON (Expecting value at line 1, column 7)" in out
+    assert "unreadable summary.json: not valid JSON (Expecting ',' delimiter at line 2, column 1)" in out
+    assert "unreadable config.yaml: not a config (it has no model, nsa, data, train, runtime or monitor section)" in out
+    v = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert [u["file"] for u in v["unreadable_files"]] == ["run.json", "config.yaml", "summary.json"]
+    assert all(u["problem"] for u in v["unreadable_files"])
+    assert v["attention_impl"] is None and v["mean_toks_per_s"] is None  # unknown, and now said why
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (schema.RUN_JSON, "[1, 2]", "not a JSON object (a list)"),
+        (schema.SUMMARY_JSON, "", "empty"),
+        (schema.LAUNCH_JSON, '{"tmux_session": ', "not valid JSON (Expecting value at line 1, column 18)"),
+        (schema.CONFIG_YAML, "train: [1,\n", f"not valid YAML ({YAML_END} at line 2, column 1)"),
+        (schema.CONFIG_YAML, "- 1\n", "not a mapping (a list)"),
+        (schema.EXIT_STATUS, "oops\n", "not an exit status ('oops')"),
+    ],
+)
+def test_each_kind_of_damage_says_why(tmp_path, name, content, problem):
+    path = finished_with_summary(tmp_path / "r")
+    if name == schema.CONFIG_YAML:  # read only when run.json has no config copy (a run before its model is built)
+        (path / schema.RUN_JSON).unlink()
+    (path / name).write_text(content)
+    assert load_run(path).unreadable_files == {name: problem}
+
+
+def test_a_run_json_cut_by_the_read_limit_says_so(tmp_path, monkeypatch):
+    from nsa_tui.runs import bundle as bundle_mod
+
+    path = finished_with_summary(tmp_path / "r")
+    size = (path / schema.RUN_JSON).stat().st_size
+    limits = tuple((p, 100 if p == schema.RUN_JSON else n) for p, n in bundle_mod.FILE_LIMITS)
+    monkeypatch.setattr(bundle_mod, "FILE_LIMITS", limits)
+    assert load_run(path).unreadable_files == {schema.RUN_JSON: f"{size:,} bytes, more than the 100 read"}
+
+
+def test_a_record_with_an_unusable_time_or_step_is_a_corrupt_line(tmp_path):
+    """`{"ts": "garbage", "step": "x"}` was neither counted nor used: one corrupt line of two was said."""
+    path = make_v1_run(tmp_path / "r", steps=100, state="finished").path
+    hb = path / schema.heartbeat_name(0)
+    append_lines(hb, ['{"v":1,"ts":"garbage","kind":"progress","rank":0,"step":"x"}', "garbage line"])
+    h = load_run(path)
+    assert h.corrupt == 2 and h.steps[-1] == 100
+    res = invoke("status", str(path))
+    assert "2 corrupt lines skipped" in res.stdout
+    assert json.loads(invoke("status", "--json", str(path)).stdout)["corrupt_lines"] == 2
+    # each common field alone: a time that is not one, a step that is not one (negative, NaN, a bool)
+    bad = [
+        '{"v":1,"ts":"x","kind":"liveness","rank":0,"step":100}',
+        '{"v":1,"ts":NaN,"kind":"liveness","rank":0,"step":100}',
+        '{"v":1,"ts":1.0,"kind":"liveness","rank":0,"step":-1}',
+        '{"v":1,"ts":1.0,"kind":"liveness","rank":0,"step":true}',
+        '{"v":1,"ts":1.0,"kind":"liveness","rank":0,"step":null}',
+    ]
+    append_lines(hb, bad)
+    assert load_run(path).corrupt == 2 + len(bad)
+
+
+def test_one_corrupt_line_is_singular(tmp_path):
+    from nsa_tui.runs.history import corrupt_lines_text
+
+    path = make_v1_run(tmp_path / "r", steps=100, state="finished").path
+    append_lines(path / schema.heartbeat_name(0), ["garbage line"])
+    out = invoke("status", str(path)).stdout
+    assert "1 corrupt line skipped" in out and "corrupt lines" not in out
+    assert [corrupt_lines_text(n) for n in (1, 2)] == ["1 corrupt line skipped", "2 corrupt lines skipped"]
+
+
+def test_runs_names_the_unreadable_files_of_a_run(runs_dir, monkeypatch):
+    """Its tok/s is the last window's, not the summary's mean: the row says which files it could not read."""
+    monkeypatch.setenv("COLUMNS", "200")
+    damage(finished_with_summary(runs_dir / "r"))
+    row = next(x for x in invoke("runs", str(runs_dir)).stdout.splitlines() if x.startswith("r "))
+    assert re.search(r" ok +unreadable run\.json, config\.yaml, summary\.json$", row.rstrip()), row
