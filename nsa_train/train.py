@@ -33,6 +33,7 @@ from nsa_train.config import (
     lr_at,
     resolve_config_path,
     schedule_change,
+    val_set_change,
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
@@ -359,7 +360,8 @@ class Trainer:
             self._resume()
             if is_main:
                 lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
-                self.resume_warnings += [lr_change] if lr_change else []
+                val_change = val_set_change(run_dir / schema.CONFIG_YAML, cfg)
+                self.resume_warnings += [w for w in (lr_change, val_change) if w]
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
                 self._save_config()

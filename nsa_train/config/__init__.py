@@ -21,6 +21,7 @@ _EXPORTS = {
     "pinned_values": "resume",
     "resume_conflicts": "resume",
     "schedule_change": "resume",
+    "val_set_change": "resume",
     "lr_at": "schedule",
     "phase_at": "schedule",
     "Config": "schema",

@@ -147,3 +147,32 @@ def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
             f". To go on at the lr it ended with instead: --set train.lr={before:.2e} --set train.min_lr={before:.2e}"
         )
     return msg
+
+
+def val_set_change(saved_config: Path, new: Config) -> str | None:
+    """A warning when ``new`` scores another validation set than the run's saved config did, None when it does not
+    (or the saved config is missing or unreadable).
+
+    The held-out windows scored are train.eval_batches x train.batch_size (split over ranks and accumulation alike),
+    and a resume may change either: allowed (a batch size is a choice), but the val losses before and after are then
+    not comparable, and the `best` checkpoint is picked across both sets."""
+    saved = load_saved_config(saved_config)
+    if saved is None:
+        return None
+    before = saved.train.eval_batches * saved.train.batch_size
+    after = new.train.eval_batches * new.train.batch_size
+    if before == after or not (saved.train.eval_every or new.train.eval_every):
+        return None
+    changed = [
+        f"{key} {old} -> {cur}"
+        for key in ("train.eval_batches", "train.batch_size")
+        if (old := getattr(saved.train, key.split(".")[1])) != (cur := getattr(new.train, key.split(".")[1]))
+    ]
+    msg = (
+        f"the validation set changes with this resume ({', '.join(changed)}): {after} held-out windows are scored "
+        f"instead of {before} (train.eval_batches x train.batch_size), so val losses before and after it do not "
+        "compare, and checkpoints/best is chosen across both"
+    )
+    if before % new.train.batch_size == 0:  # the same windows again, at this batch size
+        msg += f". To keep the run's set: --set train.eval_batches={before // new.train.batch_size}"
+    return msg

@@ -27,6 +27,7 @@ from nsa_train.config import (
     load_config,
     resolve_config_path,
     schedule_change,
+    val_set_change,
 )
 from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
@@ -179,6 +180,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     check_request(req)
     config = req.config
     lr_change: str | None = None  # a resume that trains on at another lr than the run's schedule
+    val_change: str | None = None  # ... or scores another validation set
     if req.resume:
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
@@ -198,6 +200,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             raise UserError(str(e)) from None
         step = schema.checkpoint_step(latest_checkpoint_name(target))
         lr_change = schedule_change(target / schema.CONFIG_YAML, cfg, step) if step is not None else None
+        val_change = val_set_change(target / schema.CONFIG_YAML, cfg)
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     rdzv.validate()
     if req.run_dir is not None:
@@ -213,7 +216,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     run_dir = run_dir.absolute()
     command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force)
     env, sources = trainer_env(cfg.runtime.env, environ)
-    notes = [f"note: {lr_change}"] if lr_change else []
+    notes = [f"note: {w}" for w in (lr_change, val_change) if w]
     return LaunchPlan(
         name,
         run_dir,

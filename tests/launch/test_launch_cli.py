@@ -197,6 +197,12 @@ def test_resume_that_moves_the_lr_says_so_before_starting(runs_dir, tmux_socket)
     keep = ["--set", "train.lr=3.00e-04", "--set", "train.min_lr=3.00e-04"]
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", *keep, "--dry-run")
     assert res.returncode == 0 and "lr schedule" not in res.stdout, res.stdout
+    assert "validation set" not in res.stdout
+    # another batch size scores another validation set: said too (the best checkpoint compares across both)
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--set", "train.batch_size=16",
+              *keep, "--dry-run")  # fmt: skip
+    note = [ln for ln in res.stdout.splitlines() if ln.startswith("note: the validation set changes")]
+    assert res.returncode == 0 and len(note) == 1 and note[0].endswith("--set train.eval_batches=4"), res.stdout
 
 
 def _heartbeat(run_dir, records: list[dict]) -> None:

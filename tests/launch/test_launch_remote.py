@@ -153,6 +153,7 @@ def test_a_run_name_starting_with_a_dash_reaches_the_host(runs_dir, tmux_socket,
     """The remote argv put RUN before the options: `-x` was read as an option by the host's nsa."""
     run = runs_dir / "-x"
     run.mkdir()
+    (run / "run.json").write_text("{}")  # a run's file: `nsa halt` refuses a directory that holds none
     res = nsa("dump", "--host", sshd.host, "--", "-x")
     assert res.returncode == 1 and "run '-x' has no heartbeat files yet" in _one_error_line(res), res.stderr
     res = nsa("halt", "--host", sshd.host, "--wait", "0", "--", "-x")
