@@ -18,6 +18,7 @@ import typer
 
 from nsa_tui.commands._options import RemoteDirOpt
 from nsa_tui.errors import UserError
+from nsa_tui.rundir import run_name
 
 EXIT_NO_TELEMETRY = 3
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
@@ -116,9 +117,7 @@ def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judg
     from nsa_tui.runs import load_run
 
     h = load_run(run_dir)
-    j = judge_history(
-        h, run=run_dir.name or str(run_dir), path=str(run_dir), host=None, now=time.time(), user_rules=user_rules
-    )
+    j = judge_history(h, run=run_name(run_dir), path=str(run_dir), host=None, now=time.time(), user_rules=user_rules)
     if h.format is None and holds_runs(run_dir):  # `nsa status runs`: the runs root given as a run
         j.error = f"{j.error}{HOLDS_RUNS}`{runs_command(run_dir)}` lists them"
     return j

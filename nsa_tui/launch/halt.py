@@ -45,8 +45,10 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
     if rec is not None and isinstance(rec.get("path"), str) and rec["path"]:
         p = Path(rec["path"])
         # a relative path (trainers before the record was made absolute) was relative to the trainer's cwd,
-        # which the record does not say; checkpoints always sit in the run's checkpoints/ directory
-        return p if p.is_absolute() else run_dir / schema.CHECKPOINT_DIR / p.name
+        # which the record does not say; checkpoints always sit in the run's checkpoints/ directory. An absolute one
+        # names the original's file in a copied run directory: the file of that name here goes first
+        here = run_dir / schema.CHECKPOINT_DIR / p.name
+        return p if p.is_absolute() and not here.exists() else here
     pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
     try:
         name = pointer.read_text().strip()

@@ -227,3 +227,19 @@ def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     assert "stopped at step 7 (reason halt)" in out
     assert "exit status: none (only a run started by `nsa launch` has an exit_status file)" in out
     assert "not yet written" not in out
+
+
+def test_a_copied_runs_checkpoint_is_its_own(tmp_path):
+    """The end record of a run copied elsewhere names the original's checkpoint: `nsa halt` on the copy printed
+    that path. The file of that name in the copy is the one; the record's path when no such file is here."""
+    from nsa_tui.launch.halt import latest_checkpoint
+
+    original = tmp_path / "a" / "checkpoints" / "step_00000010.pt"
+    copy = tmp_path / "b"
+    (copy / "checkpoints").mkdir(parents=True)
+    records = [{"kind": "checkpoint", "step": 10, "path": str(original)}]
+    assert latest_checkpoint(copy, records) == original  # nothing here: what the record says
+    original.parent.mkdir(parents=True)
+    original.write_bytes(b"x")
+    (copy / "checkpoints" / original.name).write_bytes(b"x")  # copied along, the original still there
+    assert latest_checkpoint(copy, records) == copy / "checkpoints" / original.name

@@ -342,3 +342,12 @@ def test_the_runs_root_given_as_a_run_points_to_nsa_runs(runs_dir, tmp_path, mon
     (runs_dir / "empty").mkdir()  # no run directories in it: no hint
     res = invoke("status", "empty")
     assert res.exit_code == 3 and "nsa runs" not in one_error(res)
+
+
+def test_a_run_given_as_dot_is_named_by_its_directory(tmp_path, monkeypatch):
+    """`nsa status .` inside a run named the run '.'."""
+    from fixtures.runs import make_v1_run
+
+    make_v1_run(tmp_path / "myrun", steps=100)
+    monkeypatch.chdir(tmp_path / "myrun")
+    assert json.loads(invoke("status", "--json", ".").stdout)["run"] == "myrun"
