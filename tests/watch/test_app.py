@@ -108,6 +108,18 @@ async def test_live_line_reaches_screen_fast_and_corrupt_lines_are_counted(tmp_p
 
 
 @async_test
+async def test_the_header_names_unreadable_files(tmp_path):
+    """`nsa status` named a damaged run.json; the dashboard showed the run without it and said nothing."""
+    make_v1_run(tmp_path / "r", steps=200, state="finished")
+    (tmp_path / "r" / "run.json").write_text('{"a": ')
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["unreadable"] == ["run.json"] and "unreadable run.json" in header.shown
+
+
+@async_test
 async def test_halt_asks_then_calls_nsa_halt(healthy_run):
     app = make_app(healthy_run)
     async with app.run_test(size=(100, 30)) as pilot:

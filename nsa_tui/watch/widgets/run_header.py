@@ -113,6 +113,9 @@ class RunHeader(Widget):
         corrupt = i.get("corrupt", 0)
         if corrupt:
             t.append(f"  {corrupt_lines_text(corrupt)}", style="bold yellow")
+        unreadable = i.get("unreadable")
+        if unreadable:  # what they would have said is missing: `nsa status` says why each cannot be read
+            t.append(f"  unreadable {', '.join(unreadable)}", style="bold yellow")
         src = i.get("source", "")
         if src:
             bad = any(w in src for w in ("disconnected", "cannot read", "read error"))
