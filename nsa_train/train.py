@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_USER_ERROR
+    refusal = resume_refusal(run_dir, config_path, args.overrides) if args.resume else None
+    if refusal is not None:
+        if rank == 0:
+            print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
     try:
         hb = HeartbeatWriter(run_dir, rank)
@@ -182,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         step = trainer.step if trainer else 0
         if _is_user_error(e):
             reason, status = schema.END_ERROR, EXIT_USER_ERROR
-            _report_error(hb, step, str(e), rank)
+            # data, checkpoint and disk mistakes are every rank's alike (the same files): one message, rank 0's
+            _report_error(hb, step, str(e), rank, quiet=rank != 0)
         else:
             reason, status = schema.END_ERROR, EXIT_ERROR
             import traceback
@@ -198,6 +204,35 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print(f"[end] {reason} at step {step} (exit status {status})")
     return status
+
+
+def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]) -> str | None:
+    """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
+    checkpoint (no pointer, a pointer to no file, a damaged archive) or one at train.steps already. A refused
+    attempt's boot and error records would make the tools judge the run it meant to continue by it (a finished run
+    read `crashed`). What needs the model or the data (shapes, the data files' fingerprint) is checked later, with
+    telemetry; so is a config that does not load (its phase record says so)."""
+    from nsa_train.runtime import checkpoint as ck  # torch-free at import
+
+    ckpt_dir = ck.checkpoint_dir(run_dir)
+    path = None
+    try:
+        path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
+        if path is None:
+            return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
+                ck.other_checkpoints_hint(ckpt_dir)
+            )
+        ck.verify_archive(path)  # ~1 s per GB; the load verifies again (a file may change in between)
+    except ck.CheckpointError as e:
+        return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
+    step = schema.checkpoint_step(path.name)
+    try:
+        steps = load_config(config_path, overrides).train.steps
+    except ConfigError:
+        return None
+    if step is not None and step >= steps:
+        return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
+    return None
 
 
 def _is_user_error(e: BaseException) -> bool:
@@ -314,14 +349,11 @@ class Trainer:
         backend = distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
         check_compile_toolchain(cfg, self.device.type)
-        if is_main:  # the rank that saves: a read-only checkpoint dir fails now, not after save_every steps
-            from nsa_train.runtime.checkpoint import check_writable, checkpoint_dir
-
-            check_writable(checkpoint_dir(run_dir))
         distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self.distmod = distmod
         self.devmod = devmod
+        self._check_checkpoint_dir()
 
         # ---- data
         hb.write(schema.KIND_PHASE, 0, phase="data", source=cfg.data.source, tokenizer=cfg.data.tokenizer)
@@ -649,6 +681,21 @@ class Trainer:
         self.last_saved_step = step
         self.watchdog.touch()
 
+    def _check_checkpoint_dir(self) -> None:
+        """A checkpoint directory rank 0 (the rank that saves) cannot write fails the run now, not at its first save
+        train.save_every steps later; after the process group is up, so every rank hears it and stops alike (a rank
+        already waiting at the rendezvous cannot be stopped by a signal, and torchrun SIGKILLs it 30 s later)."""
+        from nsa_train.runtime.checkpoint import CheckpointError, check_writable, checkpoint_dir
+
+        problem = None
+        if self.info.is_main:
+            try:
+                check_writable(checkpoint_dir(self.run_dir))
+            except CheckpointError as e:
+                problem = str(e)
+        if self.distmod.all_reduce_max([1.0 if problem else 0.0], self.device)[0] > 0:
+            raise CheckpointError(problem or "rank 0 cannot write the checkpoint directory (its error says why)")
+
     def _resume(self) -> None:
         from nsa_train.nsa import fallbacks
         from nsa_train.runtime import checkpoint as ck
@@ -669,7 +716,7 @@ class Trainer:
         if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
             raise UserFacingError(
                 f"--resume: {path} is at step {state['step']}, train.steps is {self.cfg.train.steps}: nothing to do "
-                f"(raise train.steps to train on)"
+                f"(raise train.steps to go on)"
             )
         if state.get("world_size") != self.info.world_size:
             raise UserFacingError(world_size_mismatch(path, state.get("world_size"), self.info.world_size))

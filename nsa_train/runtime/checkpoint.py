@@ -16,12 +16,16 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import disk_full, disk_full_message, free_space
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that need it: the trainer checks a resume's checkpoint files (pointers,
+# checksums) before its boot record, and that must not wait for torch's import
 
 TMP_SUFFIX = ".tmp"
 CKPT_SUFFIX = schema.CHECKPOINT_SUFFIX
@@ -93,6 +97,8 @@ def to_plain(obj: Any) -> Any:
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_plain(v) for v in obj)
+    import torch
+
     if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if hasattr(obj, "tolist"):  # numpy scalar or array
@@ -126,6 +132,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], pointers: 
     """Write ``state`` durably as step_XXXXXXXX.pt, then move the given pointers to it."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / checkpoint_file_name(step)
+    import torch
+
     _atomic_write(path, lambda f: torch.save(state, f))
     for pointer in pointers:
         write_pointer(ckpt_dir, pointer, path.name)
@@ -219,6 +227,8 @@ def verify_archive(path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     verify_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -269,6 +279,8 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
 
 
 def capture_rng() -> dict[str, Any]:
+    import torch
+
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -276,6 +288,8 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    import torch
+
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(state["torch"])

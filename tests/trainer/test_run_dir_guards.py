@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,32 @@ def test_a_truncated_checkpoint_is_said_to_be_incomplete(tmp_path: Path) -> None
     path.write_bytes(path.read_bytes()[:-300])
     with pytest.raises(ck.CheckpointError, match="is damaged"):
         ck.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("why", ["nothing to do", "no pointer", "damaged"])
+def test_a_refused_resume_leaves_a_finished_run_finished(tmp_path: Path, why: str) -> None:
+    """The refused attempt's boot, error and end records made the tools judge the finished run by it: `crashed`.
+    What is cheap to tell is refused before anything is written."""
+    from nsa_tui.health import evaluate
+    from nsa_tui.runs import load_run
+
+    run = _finished(tmp_path / "r")
+    ckpts = run / schema.CHECKPOINT_DIR
+    steps = "train.steps=6"
+    if why == "no pointer":
+        (ckpts / schema.LATEST_POINTER).unlink()
+        steps = "train.steps=9"
+    elif why == "damaged":
+        latest = ckpts / ck.checkpoint_file_name(6)
+        data = bytearray(latest.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        latest.write_bytes(bytes(data))
+        steps = "train.steps=9"
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    proc = run_train(run, steps, resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert {"nothing to do": "nothing to do", "no pointer": "no 'latest' pointer", "damaged": "is damaged"}[why] in (
+        proc.stderr
+    )
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert evaluate(load_run(run), time.time()).state == "finished"
