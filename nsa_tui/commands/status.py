@@ -252,8 +252,9 @@ def render_human(j: Judged) -> None:
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
         if isinstance(u, dict):
             console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")
-    if st == "starting" and v["step"] is not None:
-        # a resume (or --force rerun) before its first step: what is known is what the last attempt logged
+    if st == "starting" and (v.get("loss") is not None or v.get("val_loss") is not None):
+        # a resume before its first step: the figures shown are what the last attempt logged (a new run and a
+        # --force rerun have none: their boot records say step 0 and nothing else)
         phase = v.get("last_phase")
         where = f"at phase {escape(str(phase))}" if phase else "not booted yet"
         console.print(

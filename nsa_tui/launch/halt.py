@@ -79,6 +79,16 @@ def _launch_time(launch: dict | None) -> float | None:
     return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
 
 
+def _gone(run_dir: Path, launch: dict | None) -> bool:
+    """The run's process is gone: its tmux session is not there, no exit status was recorded, and no rank's pid is
+    alive (a trainer can outlive its session, or live on a server this shell cannot see: status counts it alive)."""
+    if session_alive(run_dir, launch) is not False or runstate.read_exit_status(run_dir) is not None:
+        return False
+    from nsa_tui.launch.dump import rank_processes
+
+    return not any(p.problem is None for p in rank_processes(run_dir))
+
+
 def session_alive(run_dir: Path, launch: dict | None) -> bool | None:
     """Whether the tmux session launch.json records is there (on its recorded server); None when that
     cannot be told here: no launch.json, a run launched on another host, no tmux."""
@@ -124,7 +134,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         raise UserError(
             f"run {run_name(run_dir)!r} is not running (the launcher exited with status {status}); nothing to halt"
         )
-    if session_alive(run_dir, launch) is False and runstate.read_exit_status(run_dir) is None:
+    if _gone(run_dir, launch):
         assert launch is not None
         raise _not_running(run_dir, launch)
     requested = time.time()
@@ -151,7 +161,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         if time.monotonic() >= next_liveness:
             next_liveness = time.monotonic() + LIVENESS_EVERY_S
             # the wrapper writes the exit status before its session closes: gone without one is a dead run
-            if session_alive(run_dir, launch) is False and runstate.read_exit_status(run_dir) is None:
+            if _gone(run_dir, launch):
                 end = runstate.last_record(_rank0_records(run_dir), schema.KIND_END)
                 if end is None or not _at_or_after(end, requested):
                     (run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # no stop for a later --resume to find

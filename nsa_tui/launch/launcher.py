@@ -374,13 +374,30 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
         if runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
             # Our wrapper ran there: let it record the old run's end before the new one starts.
             _wait_for_exit_status(plan.run_dir, killed_at, KILL_WAIT_S)
-    elif occ.heartbeat_age_s is not None:
+    else:
+        _refuse_a_trainer_outside_tmux(plan)
+    if not occ.session_live and occ.heartbeat_age_s is not None:
         say(
             f"--force: the heartbeat in {plan.run_dir} is {occ.heartbeat_age_s:.0f}s old with no tmux session "
             f"{plan.session}; a trainer outside tmux may still be writing there"
         )
     if occ.previous_run:
         say(f"--force: reusing {where} (earlier files kept, console.log appended; old exit_status removed)")
+
+
+def _refuse_a_trainer_outside_tmux(plan: LaunchPlan) -> None:
+    """A trainer of this run alive while its session is not found (its server under another $TMUX_TMPDIR, or it
+    outlived the session): --force kills a session it can see, never processes, and two trainers writing one
+    directory mix their rows and checkpoints."""
+    from nsa_tui.launch.dump import rank_processes
+
+    alive = [p for p in rank_processes(plan.run_dir) if p.problem is None] if plan.run_dir.is_dir() else []
+    if alive:
+        pids = ", ".join(f"rank {p.rank} pid {p.pid}" for p in alive)
+        raise UserError(
+            f"--force: this run's trainer is alive outside tmux session {plan.session} ({pids}): stop it first "
+            f"(nsa halt {plan.name!r}), then launch again"
+        )
 
 
 def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:

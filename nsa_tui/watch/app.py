@@ -286,8 +286,19 @@ class WatchApp(App):
         """The health engine's verdict, re-evaluated at most every HEALTH_EVERY_S per run."""
         last = self._health_at.get(self.active)
         h = m.history
-        # a change of phase (first progress, the end, an exit status, the directory gone) is judged at once
-        shape = (h.has_progress, h.end_event is not None, h.exit_status, h.halt_requested, len(h.ranks), h.dir_missing)
+        # a change of phase (first progress, the end, an exit status, the directory gone, the process gone, a new
+        # launch or boot, a resume's first step) is judged at once
+        shape = (
+            h.has_progress,
+            h.end_event is not None,
+            h.exit_status,
+            h.halt_requested,
+            len(h.ranks),
+            h.dir_missing,
+            h.process_alive,
+            h.attempt_start_ts,
+            h.restarted_since_progress,
+        )
         stale = last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2])
         if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)

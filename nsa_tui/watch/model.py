@@ -266,6 +266,10 @@ class RunModel:
                 self._detect_format(updates)
             for u in updates:
                 self._apply(u)
+            if any(u.name == LAUNCH_JSON for u in updates):
+                # a new launch: its session is asked now, before the context is judged with the old answer (the
+                # ended session of the attempt before, which read as `crashed` until the next check)
+                tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now) or tmux_changed
             # the context (run.json, exit status, .HALT, console tail) only moves when those files do
             if tmux_changed or any(u.content is not None or u.deleted or u.name in ("", CONSOLE_LOG) for u in updates):
                 self._fill_context()
@@ -309,6 +313,8 @@ class RunModel:
                 self._whole.pop(u.name, None)
             else:
                 self._whole[u.name] = u.content or b""
+            if u.name == LAUNCH_JSON:  # a new launch: its session (or another server) is asked at once (pump)
+                self._tmux_at = -1e9
             return
         if u.name in LOG_NAMES or source_kind(u.name) == "ignore":
             tail = self.logs.setdefault(u.name, deque(maxlen=LOG_TAIL_LINES))

@@ -17,7 +17,7 @@ from nsa_train.runtime.control import LAUNCH_TIME_ENV, StopRequests, attempt_sta
 from nsa_tui.commands.attach import attach_argv_for
 from nsa_tui.launch import halt, tmux
 
-from .helpers import REPO, nsa
+from .helpers import REPO, nsa, tmux_sessions
 
 T0 = 1_700_000_000.0
 
@@ -243,3 +243,42 @@ def test_a_copied_runs_checkpoint_is_its_own(tmp_path):
     original.write_bytes(b"x")
     (copy / "checkpoints" / original.name).write_bytes(b"x")  # copied along, the original still there
     assert latest_checkpoint(copy, records) == copy / "checkpoints" / original.name
+
+
+def test_a_trainer_alive_outside_its_session_can_be_halted(runs_dir, tmux_socket):
+    """The session launch.json names is not found (its server under another $TMUX_TMPDIR, or the trainer outlived
+    it) but the rank's pid is this run's trainer: status calls it running, and halt refused it as not running."""
+    now = time.time()
+    run = _run(runs_dir, "ghost", [], tmux_socket, launched=now - 60)
+    trainer = subprocess.Popen(  # stands in for the rank: its command line names nsa_train and the run dir
+        [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train", "--run-dir", str(run)]
+    )
+    try:
+        rec = {"v": 1, "rank": 0, "pid": trainer.pid, "kind": "progress", "step": 3, "ts": now}
+        (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+        res = nsa("halt", "ghost", "--wait", "0")
+        assert res.returncode == 0 and (run / ".HALT").exists(), res.stderr
+    finally:
+        trainer.kill()
+        trainer.wait()
+    (run / ".HALT").unlink()
+    res = nsa("halt", "ghost", "--wait", "0")  # the pid gone too: not running
+    assert res.returncode == 1 and "is not running" in res.stderr and not (run / ".HALT").exists()
+
+
+def test_force_does_not_start_a_second_trainer_beside_one_outside_its_session(runs_dir, tmux_socket):
+    """With the session not found, `nsa launch --force` warned and started a second trainer writing the same
+    directory (training.csv: 250, then 10)."""
+    now = time.time()
+    run = _run(runs_dir, "twice", [], tmux_socket, launched=now - 60)
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train", "--run-dir",
+                                str(run)])  # fmt: skip
+    try:
+        rec = {"v": 1, "rank": 0, "pid": trainer.pid, "kind": "progress", "step": 3, "ts": now}
+        (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+        res = nsa("launch", "--name", "twice", "--force")
+        assert res.returncode == 1 and tmux_sessions() == [], res.stdout + res.stderr
+        assert f"this run's trainer is alive outside tmux session nsa-twice (rank 0 pid {trainer.pid})" in res.stderr
+    finally:
+        trainer.kill()
+        trainer.wait()

@@ -319,3 +319,10 @@ def test_status_says_the_figures_of_a_starting_resume_are_the_last_attempts(tmp_
     truncate_csv_after(path / schema.TRAINING_CSV, 200)
     w.progress(1)
     assert "new attempt" not in invoke("status", str(path)).stdout
+
+
+def test_a_new_run_starting_has_no_last_attempt_to_speak_of(tmp_path):
+    """'new attempt ... the last attempt's' was printed for a brand-new run during its boot (step 0, nothing else)."""
+    make_v1_run(tmp_path / "new", state="starting")
+    out = invoke("status", str(tmp_path / "new")).stdout
+    assert "starting" in out and "new attempt" not in out

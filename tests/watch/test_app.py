@@ -417,3 +417,41 @@ async def test_ranks_of_an_ended_run_are_not_shown_alive(tmp_path, state):
         ch, styles = shown.plain[marker], {str(s.style) for s in shown.spans if s.start <= marker < s.end}
         want = {"crashed": ("○", "red"), "finished": ("○", "grey62"), "running": ("●", "green")}[state]
         assert (ch, styles) == (want[0], {want[1]})
+
+
+@async_test
+async def test_an_open_dashboard_follows_a_relaunch_at_once(tmp_path, tmux_socket):
+    """`nsa launch --resume` of a halted run while the dashboard is open: it showed `crashed critical` (the old
+    session gone) for ~5 s and, past the resume's boot, kept its old verdict up to 10 s, while `nsa status` said
+    `starting`. A new launch.json asks for the session at once and re-judges the run."""
+    import json
+    import subprocess
+
+    from nsa_train.telemetry import schema
+    from nsa_tui.tail.local import LocalRunSource
+    from nsa_tui.watch.app import WatchApp
+    from nsa_tui.watch.model import RunModel
+
+    run = tmp_path / "r"
+    make_v1_run(run, steps=200, state="halted", now=time.time() - 30)
+    record = {"name": "r", "tmux_session": "nsa-r", "tmux_socket": tmux_socket, "ts": time.time() - 60}
+    (run / schema.LAUNCH_JSON).write_text(json.dumps(record))  # the first launch; its session ended with the halt
+    model = RunModel("r", LocalRunSource(run, force_poll=True), where=str(run), check_liveness=True)
+    app = WatchApp([model], clock=time.time)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["state"] == "halted"
+        model._tmux_at = -1e9  # its periodic check of the session (every TMUX_EVERY_S): the old one is gone
+        while model._tmux is None:
+            await pilot.pause(0.05)
+        subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-r", "sleep 60"], check=True)
+        (run / schema.EXIT_STATUS).unlink()  # as the launcher does, then its new record
+        (run / schema.LAUNCH_JSON).write_text(json.dumps({**record, "ts": time.time()}))
+        seen = set()
+        t0 = time.monotonic()
+        while header.info.get("state") != "starting" and time.monotonic() - t0 < 4:
+            seen.add(header.info.get("state"))
+            await pilot.pause(0.05)
+        assert header.info["state"] == "starting", header.info
+        assert time.monotonic() - t0 < 2.5 and "crashed" not in seen, seen
