@@ -153,15 +153,20 @@ def check_latest_usable(run_dir: Path) -> None:
                 why = f"its latest checkpoint {target} is not a file torch.save wrote"
     if why is None:
         return
-    others = sorted(p.name for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if p.name != name)
-    hint = ""
-    if others:
-        pointer = ckpt_dir / schema.LATEST_POINTER
-        hint = (
-            f". {ckpt_dir} holds {', '.join(others[-5:])}: to continue from one, write its name into {pointer} "
-            f"(echo {others[-1]} > {pointer}) and resume again"
-        )
-    raise UserError(f"--resume: {run_dir}: {why}{hint}")
+    raise UserError(f"--resume: {run_dir}: {why}{_checkpoints_left_hint(ckpt_dir, but=name)}")
+
+
+def _checkpoints_left_hint(ckpt_dir: Path, but: str | None = None) -> str:
+    """The checkpoints a directory still holds (at most 5 named) and how to continue from one; "" for none (the
+    trainer's nsa_train.runtime.checkpoint.other_checkpoints_hint says the same)."""
+    others = sorted(p.name for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if p.name != but)
+    if not others:
+        return ""
+    pointer = ckpt_dir / schema.LATEST_POINTER
+    return (
+        f". {ckpt_dir} holds {', '.join(others[-5:])}: to continue from one, write its name into {pointer} "
+        f"(echo {others[-1]} > {pointer}) and resume again"
+    )
 
 
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
@@ -184,7 +189,8 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     if req.resume:
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
-            raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest)")
+            hint = _checkpoints_left_hint(target / schema.CHECKPOINT_DIR)
+            raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
         if config is None and not os.environ.get(CONFIG_ENV) and (target / schema.CONFIG_YAML).is_file():
             # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if
             # given, this file made a set CONFIG "disagree with --config", an option the user never gave

@@ -371,3 +371,13 @@ def test_resume_of_an_unusable_latest_checkpoint_is_refused_before_starting(runs
     said = {"empty": "is an empty file", "missing": "cannot be read", "foreign": "is not a file torch.save wrote"}
     assert f"its latest checkpoint {target} {said[damage]}" in line, line
     assert "holds step_00000100.pt: to continue from one, write its name into" in line
+
+
+def test_resume_without_a_latest_pointer_names_the_checkpoints_left(runs_dir, tmux_socket):
+    run, _ = _checkpointed_run(runs_dir, "nolatest")
+    (run / "checkpoints" / "latest").unlink()
+    res = nsa("launch", "--name", "nolatest", "--resume", "--set", "train.steps=300")
+    line = _one_error_line(res)
+    assert res.returncode == 1 and tmux_sessions() == []
+    assert "has no checkpoint to continue (no checkpoints/latest). " in line
+    assert f"holds step_00000200.pt: to continue from one, write its name into {run / 'checkpoints' / 'latest'}" in line
