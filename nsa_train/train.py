@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         step = trainer.step if trainer else 0
         if _is_user_error(e):
             reason, status = schema.END_ERROR, EXIT_USER_ERROR
-            # data, checkpoint and disk mistakes are every rank's alike (the same files): one message, rank 0's
-            _report_error(hb, step, str(e), rank, quiet=rank != 0)
+            # said by every rank that meets it: a rank's own shard or a node's own disk may fail on that rank alone
+            # (the same error on two ranks is said twice, "error (rank 1): ..." the second)
+            _report_error(hb, step, str(e), rank)
         else:
             reason, status = schema.END_ERROR, EXIT_ERROR
             import traceback
@@ -208,10 +209,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]) -> str | None:
     """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
-    checkpoint (no pointer, a pointer to no file, a damaged archive) or one at train.steps already. A refused
+    checkpoint (no pointer, a pointer to no file, a truncated or foreign file) or one at train.steps already. A refused
     attempt's boot and error records would make the tools judge the run it meant to continue by it (a finished run
     read `crashed`). What needs the model or the data (shapes, the data files' fingerprint) is checked later, with
-    telemetry; so is a config that does not load (its phase record says so)."""
+    telemetry; so are a config that does not load (its phase record says so) and damaged bytes inside the archive
+    (the CRC pass reads the whole file: seconds for a large checkpoint, which the boot record must not wait for)."""
     from nsa_train.runtime import checkpoint as ck  # torch-free at import
 
     ckpt_dir = ck.checkpoint_dir(run_dir)
@@ -222,7 +224,7 @@ def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]
             return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
                 ck.other_checkpoints_hint(ckpt_dir)
             )
-        ck.verify_archive(path)  # ~1 s per GB; the load verifies again (a file may change in between)
+        ck.verify_archive(path, checksums=False)  # its index only: the boot must not wait; the load checks the CRCs
     except ck.CheckpointError as e:
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)

@@ -30,6 +30,7 @@ from nsa_train.config import (
     val_set_change,
 )
 from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
+from nsa_train.runtime.checkpoint import TORCH_FILE_MAGIC, other_checkpoints_hint  # torch-free at import
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
@@ -125,11 +126,6 @@ def latest_checkpoint_name(run_dir: Path) -> str:
     return pointer.read_text(encoding="utf-8", errors="replace").strip()
 
 
-# how a checkpoint file torch.save wrote begins (its zip archive; nsa_train.runtime.checkpoint has the same, but
-# the tools never import torch)
-_ZIP_MAGIC = b"PK\x03\x04"
-
-
 def check_latest_usable(run_dir: Path) -> None:
     """Refuse a resume whose latest pointer names no checkpoint file the trainer could load, before anything
     starts: that attempt would fail at once and mark the run it meant to continue as crashed. Only what is cheap
@@ -143,30 +139,17 @@ def check_latest_usable(run_dir: Path) -> None:
     else:
         try:
             with open(target, "rb") as fh:
-                head = fh.read(len(_ZIP_MAGIC))
+                head = fh.read(len(TORCH_FILE_MAGIC[0]))
         except OSError as e:
             why = f"its latest checkpoint {target} cannot be read ({e.strerror or e})"
         else:
             if not head:
                 why = f"its latest checkpoint {target} is an empty file"
-            elif head != _ZIP_MAGIC:
+            elif head != TORCH_FILE_MAGIC[0]:
                 why = f"its latest checkpoint {target} is not a file torch.save wrote"
     if why is None:
         return
-    raise UserError(f"--resume: {run_dir}: {why}{_checkpoints_left_hint(ckpt_dir, but=name)}")
-
-
-def _checkpoints_left_hint(ckpt_dir: Path, but: str | None = None) -> str:
-    """The checkpoints a directory still holds (at most 5 named) and how to continue from one; "" for none (the
-    trainer's nsa_train.runtime.checkpoint.other_checkpoints_hint says the same)."""
-    others = sorted(p.name for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if p.name != but)
-    if not others:
-        return ""
-    pointer = ckpt_dir / schema.LATEST_POINTER
-    return (
-        f". {ckpt_dir} holds {', '.join(others[-5:])}: to continue from one, write its name into {pointer} "
-        f"(echo {others[-1]} > {pointer}) and resume again"
-    )
+    raise UserError(f"--resume: {run_dir}: {why}{other_checkpoints_hint(ckpt_dir, but=target)}")
 
 
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
@@ -189,7 +172,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     if req.resume:
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
-            hint = _checkpoints_left_hint(target / schema.CHECKPOINT_DIR)
+            hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR)
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
         if config is None and not os.environ.get(CONFIG_ENV) and (target / schema.CONFIG_YAML).is_file():
             # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if

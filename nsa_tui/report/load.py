@@ -103,7 +103,7 @@ def report_run(
     if h.format is None:
         return None
     if local:
-        check_local_pids(h)
+        check_local_pids(h, Path(bundle.path) if bundle.path else None)
     name = bundle.run
     rules_error = None
     try:

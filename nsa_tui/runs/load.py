@@ -237,16 +237,27 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
     return h
 
 
-def settle_liveness(h: RunHistory, pids_alive: bool | None) -> None:
+def settle_liveness(h: RunHistory, pids_alive: bool | None, trainer_alive: bool | None = None) -> None:
     """The tmux answer (``h.process_alive`` from fill_context) with the ranks' pids: without a launch.json the
-    pids decide; a session reported gone while a rank of the current attempt still has its pid on the run's host
-    is alive: the process outlived its session, or the session lives on a server this shell does not see (a
-    launch.json from before the socket path was recorded, read with another $TMUX_TMPDIR). Never the other way:
-    a live session with no pid found is a run between its ranks' processes (starting, or torchrun restarting)."""
+    pids decide. A session reported gone is overruled only by ``trainer_alive``: a rank's pid that is this run's
+    trainer by its command line (a pid that merely exists may be reused after a reboot or a kill), as `nsa halt`
+    and `nsa dump` check it: the process outlived its session, or the session lives on a server this shell does
+    not see (a launch.json from before the socket path was recorded, read with another $TMUX_TMPDIR). Never the
+    other way: a live session with no pid found is a run between its ranks' processes."""
     if h.process_alive is None:
         h.process_alive = pids_alive
-    elif h.process_alive is False and pids_alive:
+    elif h.process_alive is False and trainer_alive:
         h.process_alive = True
+
+
+def local_trainer_alive(h: RunHistory, run_dir: Path) -> bool | None:
+    """A rank of the current attempt is alive here as this run's trainer (its command line names nsa_train and
+    this run directory); None for another machine's run."""
+    if h.run_info.get("host") != socket.gethostname():
+        return None
+    from nsa_tui.launch.dump import check_process
+
+    return any(check_process(r, st.pid, run_dir).problem is None for r, st in h.attempt_ranks.items() if st.pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -275,10 +286,12 @@ def local_pids_alive(h: RunHistory) -> bool | None:
     return pids_alive_on(h, socket.gethostname(), _pid_alive)
 
 
-def check_local_pids(h: RunHistory) -> None:
+def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
     """A run of this machine: its ranks' pids with what tmux said (``settle_liveness``)."""
-    if h.process_alive is not True:
+    if h.process_alive is None:
         settle_liveness(h, local_pids_alive(h))
+    elif h.process_alive is False and run_dir is not None:
+        settle_liveness(h, None, local_trainer_alive(h, run_dir))
 
 
 def launch_tmux_sessions(run_dir: Path) -> list[str] | None:
@@ -304,5 +317,5 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
         tmux_sessions = launch_tmux_sessions(run_dir)
     h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
     if check_processes:
-        check_local_pids(h)
+        check_local_pids(h, run_dir)
     return h

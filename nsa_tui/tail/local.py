@@ -80,6 +80,7 @@ class LocalRunSource:
             del self.unreadable[name]
         for name in [n for n in self._whole_sig if n not in present]:
             del self._whole_sig[name]
+            self.mtimes.pop(name, None)  # else the file lives on as an empty one (an empty summary.json, a .HALT)
             updates.append(Update(name, deleted=True))
         self._notifier.note_sizes(sizes)
         return updates

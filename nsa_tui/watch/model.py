@@ -26,8 +26,10 @@ from nsa_tui.runs.load import (
     fill_context,
     local_pids_alive,
     local_tmux_sessions,
+    local_trainer_alive,
     pids_alive_on,
     settle_liveness,
+    tmux_session_name,
 )
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
@@ -39,6 +41,7 @@ LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
 LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
+LAUNCH_RECHECK_S = 1.0  # after a new launch.json: when its session is asked (it starts just after the file)
 _ASKED_HERE = object()  # a local source: liveness is asked on this machine
 DETECT_BYTES = 64 << 10
 # RunHistory keeps this many recent points, well over the rules window (the engine judges its last
@@ -217,6 +220,7 @@ class RunModel:
         self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
         self._tmux: list[str] | None = None
         self._pids_alive: bool | None = None
+        self._trainer_alive: bool | None = None  # a rank alive as this run's trainer while its session is not found
         self._tmux_at = -1e9
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
@@ -267,9 +271,12 @@ class RunModel:
             for u in updates:
                 self._apply(u)
             if any(u.name == LAUNCH_JSON for u in updates):
-                # a new launch: its session is asked now, before the context is judged with the old answer (the
-                # ended session of the attempt before, which read as `crashed` until the next check)
-                tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now) or tmux_changed
+                # a new launch: the last answer (the ended session of the attempt before) read as `crashed` until the
+                # next check. Unknown until its session is asked, in a moment: launch.json is written just before
+                # the session starts, and asked at once it would not be there yet
+                self._tmux, self._trainer_alive = None, None
+                self._tmux_at = (time.monotonic() if now is None else now) - TMUX_EVERY_S + LAUNCH_RECHECK_S
+                tmux_changed = True
             # the context (run.json, exit status, .HALT, console tail) only moves when those files do
             if tmux_changed or any(u.content is not None or u.deleted or u.name in ("", CONSOLE_LOG) for u in updates):
                 self._fill_context()
@@ -313,8 +320,6 @@ class RunModel:
                 self._whole.pop(u.name, None)
             else:
                 self._whole[u.name] = u.content or b""
-            if u.name == LAUNCH_JSON:  # a new launch: its session (or another server) is asked at once (pump)
-                self._tmux_at = -1e9
             return
         if u.name in LOG_NAMES or source_kind(u.name) == "ignore":
             tail = self.logs.setdefault(u.name, deque(maxlen=LOG_TAIL_LINES))
@@ -372,7 +377,7 @@ class RunModel:
         fmt = self.history.format
         fill_context(self.history, bundle)
         self.history.format = fmt
-        settle_liveness(self.history, self._pids_alive)  # as status does: the pids with what tmux said
+        settle_liveness(self.history, self._pids_alive, self._trainer_alive)  # as status does
 
     @property
     def clock_offset_s(self) -> float:
@@ -404,14 +409,16 @@ class RunModel:
             alive = local_pids_alive(self.history)
         else:
             alive = pids_alive_on(self.history, said[0], said[1].__contains__) if said else None
-        sessions = None
+        sessions = trainer = None
         if LAUNCH_JSON in self._whole:
             if said is _ASKED_HERE:
                 sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
+                if sessions is not None and tmux_session_name(self.history.launch, self.name) not in sessions:
+                    trainer = local_trainer_alive(self.history, self.source.directory)  # type: ignore[attr-defined]
             else:
                 sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
-        changed = (alive, sessions) != (self._pids_alive, self._tmux)
-        self._pids_alive, self._tmux = alive, sessions
+        changed = (alive, sessions, trainer) != (self._pids_alive, self._tmux, self._trainer_alive)
+        self._pids_alive, self._tmux, self._trainer_alive = alive, sessions, trainer
         return changed
 
     # ------------------------------------------------------------ derived

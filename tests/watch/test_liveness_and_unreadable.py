@@ -101,21 +101,51 @@ def test_an_unreadable_file_is_said_and_loses_no_other_lines(tmp_path, monkeypat
         src.close()
 
 
-@pytest.mark.parametrize("alive", [True, False])
-def test_a_launched_run_whose_session_is_not_found_is_judged_by_its_pids(tmp_path, tmux_socket, alive):
+@pytest.mark.parametrize("rank", ["trainer", "dead", "reused"])
+def test_a_launched_run_whose_session_is_not_found_is_judged_by_its_pids(tmp_path, tmux_socket, rank):
     """launch.json names a tmux session this shell does not find (the server under another $TMUX_TMPDIR, a launch
-    from before the socket path was recorded; or the trainer outlived its session): a rank's pid still there
-    says the run is alive, in watch as in status. A dead pid leaves it crashed."""
+    from before the socket path was recorded; or the trainer outlived its session): a rank's pid that is still
+    this run's trainer says the run is alive, in watch as in status. A dead pid, or one reused by another process
+    (after a reboot or a kill), leaves it crashed."""
     path = tmp_path / "r"
-    this_hosts_run(path, os.getpid() if alive else a_dead_pid())
+    trainer = None
+    if rank == "trainer":  # its command line names nsa_train and the run directory, as a rank's does
+        code = "import time; time.sleep(60)"
+        trainer = subprocess.Popen([sys.executable, "-c", code, "nsa_train.train", "--run-dir", str(path)])
+    pid = {"trainer": trainer.pid if trainer else 0, "dead": a_dead_pid(), "reused": os.getpid()}[rank]
+    this_hosts_run(path, pid)
     (path / schema.LAUNCH_JSON).write_text(json.dumps({"name": "r", "tmux_session": "nsa-r", "ts": time.time() - 60}))
     m = RunModel("r", LocalRunSource(path, force_poll=True), where=str(path), check_liveness=True)
     try:
         m.pump(now=0.0)
         m.pump(now=TMUX_EVERY_S + 1)
         v = model_verdict(m, time.time())
+        status = evaluate(load_run(path), time.time(), build_rules(m.history.config))
     finally:
         m.source.close()
-    status = evaluate(load_run(path), time.time(), build_rules(m.history.config))
-    expected = ("running", []) if alive else ("crashed", ["process_exited"])
+        if trainer is not None:
+            trainer.kill()
+            trainer.wait()
+    expected = ("running", []) if rank == "trainer" else ("crashed", ["process_exited"])
     assert (v.state, [a.rule for a in v.alerts]) == (status.state, [a.rule for a in status.alerts]) == expected
+
+
+def test_a_deleted_context_file_is_gone_for_watch_as_for_status(tmp_path):
+    """A deleted summary.json read as an empty (unreadable) one in the dashboard, and a deleted .HALT (nsa launch
+    removes it on a relaunch) kept halt_requested: the file's mtime outlived it."""
+    run = tmp_path / "r"
+    make_v1_run(run, steps=200, state="finished")
+    (run / schema.HALT_FILE).touch()
+    (run / "summary.json").write_text(json.dumps({"steps_completed": 200}))
+    m = RunModel("r", LocalRunSource(run, force_poll=True), where=str(run))
+    try:
+        m.pump(now=0.0)
+        assert m.history.halt_requested and "summary.json" in m._whole
+        (run / schema.HALT_FILE).unlink()
+        (run / "summary.json").unlink()
+        m.pump(now=1.0)
+        h = m.history
+    finally:
+        m.source.close()
+    status = load_run(run)
+    assert (h.halt_requested, h.unreadable_files) == (status.halt_requested, status.unreadable_files) == (False, {})
