@@ -14,6 +14,7 @@ import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
+from nsa_tui.rundir import check_run_arg
 
 if TYPE_CHECKING:
     from nsa_tui.report.load import ReportRun
@@ -27,6 +28,8 @@ def run_report(
     from nsa_tui.report import load_runs, write_report
 
     check_remote_dir(host, remote_dir)
+    for run in runs:
+        check_run_arg(run)  # with --host too: the host's script would read '' as its newest run
     if host is None:
         from nsa_tui.rundir import resolve_run
 

@@ -18,7 +18,7 @@ import typer
 
 from nsa_tui.commands._options import RemoteDirOpt
 from nsa_tui.errors import UserError
-from nsa_tui.rundir import run_name
+from nsa_tui.rundir import check_run_arg, run_name
 
 EXIT_NO_TELEMETRY = 3
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
@@ -284,6 +284,9 @@ def run_status(
     from nsa_tui.commands._options import check_remote_dir
 
     check_remote_dir(host, remote_dir)
+    if host is not None:  # locally each RUN is judged alone (an empty one is its own error line)
+        for run in runs:
+            check_run_arg(run)  # the host's script would read '' as its newest run
 
     user_rules = None
     if rules_path is not None:

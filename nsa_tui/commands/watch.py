@@ -8,6 +8,7 @@ import typer
 
 from nsa_tui.commands._options import USAGE_EXIT, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import UserError, fail
+from nsa_tui.rundir import check_run_arg
 
 REMOTE_INTERVAL_S = 1.0
 
@@ -18,6 +19,8 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
     from nsa_tui.watch.model import RunModel
 
     check_remote_dir(host, remote_dir)
+    for run in runs:
+        check_run_arg(run)  # with --host too: the host's script would read '' as its newest run
     if host:
         from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, validate_host
         from nsa_tui.runs.remote import locate_remote_runs

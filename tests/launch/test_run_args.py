@@ -23,7 +23,7 @@ def test_an_empty_run_is_a_usage_error(cmd, runs_dir, tmp_path, monkeypatch):
     assert not (tmp_path / ".HALT").exists()
 
 
-@pytest.mark.parametrize("cmd", ["halt", "dump", "attach"])
+@pytest.mark.parametrize("cmd", ["halt", "dump", "attach", "status", "report", "watch"])
 def test_an_empty_run_is_refused_before_ssh(cmd):
     """With --host it went to the host (whose nsa may predate the check): refused here, no ssh tried."""
     res = invoke(cmd, "--host", "nowhere.invalid", "")
