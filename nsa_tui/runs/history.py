@@ -651,10 +651,13 @@ class RunHistory:
         """`nsa launch` (a --resume, a --force rerun) started a process that has not written its boot yet: the
         launch is newer than rank 0's newest boot and than every progress record. Until the boot, the records are
         an earlier attempt's: its end record, errors or step say nothing of the process starting now."""
-        launched = self.launch_ts
+        return self._launched_after(self._newest_boot())
+
+    def _launched_after(self, boot: Event | None) -> bool:
+        """launch.json is newer than ``boot`` (rank 0's newest) and than the last progress record."""
+        launched, last = self.launch_ts, self.last_progress_ts
         if launched is None:
             return False
-        boot, last = self._newest_boot(), self.last_progress_ts
         return (boot is None or boot.ts is None or launched > boot.ts) and (last is None or launched > last)
 
     def _newest_boot(self) -> Event | None:
@@ -663,37 +666,39 @@ class RunHistory:
             boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT)
         return boot
 
+    def _attempt(self) -> tuple[Event | None, float | None]:
+        """(the current attempt's boot, when it started): one scan of the events for the properties below, which
+        the dashboard asks several times per redraw. A launch not booted yet has no boot and starts at launch."""
+        boot = self._newest_boot()
+        if self._launched_after(boot):
+            return None, self.launch_ts
+        return boot, (boot.ts if boot is not None else None)
+
     @property
     def boot_event(self) -> Event | None:
         """The current attempt's boot: rank 0's newest boot by time (a resumed run boots again). None when rank 0's
         records hold none (a heartbeat tail that starts after it): another rank's may be an earlier attempt's. A
         run that has no rank 0 at all (another trainer's records) falls back to any rank's newest. None, too,
         while a newer launch has not booted (``unbooted_launch``): the newest boot is an earlier attempt's."""
-        return None if self.unbooted_launch else self._newest_boot()
+        return self._attempt()[0]
 
     @property
     def attempt_start_ts(self) -> float | None:
         """When the current attempt booted (a resume boots again), or was launched while it has not booted yet;
         None when no record says."""
-        if self.unbooted_launch:
-            return self.launch_ts
-        boot = self.boot_event
-        return boot.ts if boot is not None else None
+        return self._attempt()[1]
 
     @property
     def attempt_world_size(self) -> int | None:
         """How many ranks the current attempt has (its boot record's world_size); None when unknown."""
-        boot = self.boot_event
-        n = boot.fields.get("world_size") if boot is not None else None
-        # a corrupt or foreign value (10**12) would cost a clause and a range() per rank
-        return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE else None
+        return _world_size(self.boot_event)
 
     def _in_attempt(self) -> Callable[[int | None, float | None], bool]:
         """Whether a record of a rank at a time is the current attempt's: a rank it has, written since its boot.
         Another rank's from BOOT_SKEW_S before it (the ranks' processes start together and any may write its boot
         first); rank 0's own records before its boot are an earlier process's, however close."""
-        n = self.attempt_world_size
-        start = self.attempt_start_ts
+        boot, start = self._attempt()
+        n = _world_size(boot)
         # the boot out of view: rank 0's own records are the current process's, another rank's count from shortly
         # before rank 0's last progress (a finished 2-rank attempt's rank-1 end is not a running 1-rank rerun's)
         last = self.last_progress_ts if start is None and 0 in self.ranks else None
@@ -841,6 +846,13 @@ class RunHistory:
 
     def to_debug_json(self) -> str:
         return json.dumps({"format": self.format, "points": len(self.steps), "corrupt": self.corrupt})
+
+
+def _world_size(boot: Event | None) -> int | None:
+    """A boot record's world_size; None when it says none, or a corrupt or foreign value (10**12 would cost a
+    clause and a range() per rank)."""
+    n = boot.fields.get("world_size") if boot is not None else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE else None
 
 
 def _event_time(ev: Event) -> float:

@@ -90,50 +90,62 @@ def _window_problem(w: FileWindow) -> str | None:
     return None
 
 
-def read_json_object(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
-    """A JSON object file's content, and why it cannot be read when it is there but unusable ({} then)."""
+def _read_mapping(
+    w: FileWindow | None, parse: Callable[[str], tuple[Any, str | None]], what: str
+) -> tuple[dict[str, Any], str | None]:
+    """A context file's mapping, and why it cannot be read when it is there but unusable ({} then): its window (cut,
+    empty), ``parse`` (text -> (object, None) or (None, why)), or an object that is no mapping (``what`` it must be)."""
     if w is None:
         return {}, None
     problem = _window_problem(w)
     if problem is not None:
         return {}, problem
-    try:
-        obj = json.loads(w.data.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError as e:
-        return {}, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-    except (ValueError, RecursionError) as e:  # an integer of too many digits, nesting too deep
-        return {}, f"not valid JSON ({e or type(e).__name__})"
+    obj, problem = parse(w.data.decode("utf-8", errors="replace"))
+    if problem is not None:
+        return {}, problem
     if not isinstance(obj, dict):
-        return {}, f"not a JSON object ({_what(obj)})"
+        return {}, f"not {what} ({_what(obj)})"
     return obj, None
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as e:
+        return None, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+    except (ValueError, RecursionError) as e:  # an integer of too many digits, nesting too deep
+        return None, f"not valid JSON ({e or type(e).__name__})"
+
+
+def read_json_object(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
+    """A JSON object file's content, and why it cannot be read when it is there but unusable ({} then)."""
+    return _read_mapping(w, _parse_json, "a JSON object")
 
 
 # the sections of our config (nsa_train.config.Config): a config.yaml with none of them is no config of this trainer
 CONFIG_SECTIONS = ("model", "nsa", "data", "train", "runtime", "monitor")
 
 
-def read_config_yaml(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
-    """config.yaml's mapping, and why it cannot be read when it is there but unusable ({} then)."""
-    if w is None:
-        return {}, None
-    problem = _window_problem(w)
-    if problem is not None:
-        return {}, problem
+def _parse_yaml(text: str) -> tuple[Any, str | None]:
     import yaml  # only for runs without run.json's config copy
 
     try:
-        obj = yaml.safe_load(w.data.decode("utf-8", errors="replace"))
+        return yaml.safe_load(text), None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return {}, f"not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})"
+        return None, f"not valid YAML ({getattr(e, 'problem', None) or type(e).__name__}{at})"
     except RecursionError:
-        return {}, "not valid YAML (nested too deeply)"
-    if not isinstance(obj, dict):
-        return {}, f"not a mapping ({_what(obj)})"
-    if not any(k in obj for k in CONFIG_SECTIONS):  # ':::: x' is YAML, a mapping even, and no config
+        return None, "not valid YAML (nested too deeply)"
+
+
+def read_config_yaml(w: FileWindow | None) -> tuple[dict[str, Any], str | None]:
+    """config.yaml's mapping, and why it cannot be read when it is there but unusable ({} then)."""
+    obj, problem = _read_mapping(w, _parse_yaml, "a mapping")
+    # ':::: x' is YAML, a mapping even, and no config
+    if w is not None and problem is None and not any(k in obj for k in CONFIG_SECTIONS):
         return {}, f"not a config (it has no {', '.join(CONFIG_SECTIONS[:-1])} or {CONFIG_SECTIONS[-1]} section)"
-    return obj, None
+    return obj, problem
 
 
 def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
