@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
+
 
 class UserError(Exception):
     """A mistake or a missing precondition the user can fix; ``code`` is the exit status."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nsa_tui.errors import UserError
+from nsa_tui.errors import USAGE_EXIT, UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemetry
@@ -53,8 +53,6 @@ def check_run_arg(run: str) -> None:
     """An empty RUN is a usage mistake: as a path it is the current directory (`nsa halt ''` wrote its .HALT
     there and waited for it), and a command without RUN already means the newest run where it has a default."""
     if not run.strip():
-        from nsa_tui.commands._options import USAGE_EXIT
-
         raise UserError("RUN is empty: give a run directory or a run name", USAGE_EXIT)
 
 

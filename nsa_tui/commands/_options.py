@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nsa_tui.errors import UserError
+from nsa_tui.errors import USAGE_EXIT, UserError
 
 # metavar: the RUN of the docs and of other commands' help, not the parameter's name (Typer showed `{run}`; its
 # braces only mark the argument required)
@@ -18,9 +18,6 @@ RemoteDirOpt = Annotated[
     str | None,
     typer.Option("--remote-dir", help="With --host: cd here on the host first (where `nsa launch --remote-dir` ran)."),
 ]
-
-
-USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
 
 
 def check_remote_dir(host: str | None, remote_dir: str | None) -> None:

@@ -33,7 +33,7 @@ from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG
 from nsa_train.runtime.checkpoint import TORCH_FILE_MAGIC, other_checkpoints_hint  # torch-free at import
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
-from nsa_tui.errors import UserError
+from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import Rendezvous, TrainerCommand, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc
@@ -100,9 +100,9 @@ def check_request(req: LaunchRequest) -> None:
     otherwise mean the default (`--run-dir ''` the current directory, `--config ''` the default config)."""
     for flag, value in (("--config", req.config), ("--name", req.name), ("--run-dir", req.run_dir)):
         if value is not None and not value.strip():
-            raise UserError(f"{flag} is empty: give a value, or leave the option out for the default")
+            raise UserError(f"{flag} is empty: give a value, or leave the option out for the default", USAGE_EXIT)
     if req.resume and req.run_dir is None and req.name is None:
-        raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR")
+        raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR", USAGE_EXIT)
 
 
 def validate_run_name(name: str) -> str:

@@ -170,13 +170,15 @@ def test_a_recorded_socket_path_comes_first(monkeypatch):
 def test_empty_option_values_are_refused(field):
     """`--run-dir ''` planned the current directory, `--config ''` the default config, `--name ''` a made-up name."""
     flag = "--" + field.replace("_", "-")
-    with pytest.raises(UserError, match=f"{flag} is empty"):
+    with pytest.raises(UserError, match=f"{flag} is empty") as err:
         check_request(LaunchRequest(**{field: ""}))
+    assert err.value.code == 2  # a usage mistake, as an empty RUN or `--remote-dir ''` (it was 1)
 
 
 def test_resume_needs_a_run_here_and_over_host():
-    with pytest.raises(UserError, match="--resume needs the run to continue"):
+    with pytest.raises(UserError, match="--resume needs the run to continue") as err:
         check_request(LaunchRequest(resume=True))
+    assert err.value.code == 2
     check_request(LaunchRequest(resume=True, name="r"))
 
 

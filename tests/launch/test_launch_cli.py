@@ -301,7 +301,7 @@ def test_empty_option_values_are_one_error_not_the_default(runs_dir, tmux_socket
     (over --host it was refused: the same here now)."""
     for flag in ("--run-dir", "--config", "--name"):
         res = nsa("launch", flag, "", "--dry-run", cwd=tmp_path)
-        assert res.returncode == 1 and f"{flag} is empty" in _one_error_line(res), (flag, res.stdout)
+        assert res.returncode == 2 and f"{flag} is empty" in _one_error_line(res), (flag, res.stdout)
     assert list(runs_dir.iterdir()) == [] and list(tmp_path.iterdir()) == [runs_dir] and tmux_sessions() == []
 
 

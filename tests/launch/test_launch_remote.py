@@ -115,7 +115,7 @@ def test_resume_without_a_name_over_host_is_the_local_error(runs_dir, tmux_socke
     """It made up a default name and asked the host to resume that (`--resume: runs/tiny-cpu-2026... has no
     checkpoint`); nothing goes to the host now (there is none here)."""
     res = nsa("launch", "--host", "nowhere.invalid", "--resume")
-    assert res.returncode == 1
+    assert res.returncode == 2  # a usage mistake, as an empty option value
     assert "--resume needs the run to continue: --name NAME or --run-dir DIR" in _one_error_line(res)
     res = nsa("launch", "--host", "nowhere.invalid", "--name", "x", "--remote-dir", "")
     assert res.returncode == 2 and "--remote-dir is empty" in _one_error_line(res)  # a usage mistake
