@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
-        if args.resume:  # before the data and the model are built: what the checkpoint cannot take, by key
-            check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
         hb.liveness_every_s = cfg.monitor.liveness_every_s
         trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
         reason, status = trainer.run()
@@ -209,11 +207,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]) -> str | None:
     """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
-    checkpoint (no pointer, a pointer to no file, a truncated or foreign file) or one at train.steps already. A refused
-    attempt's boot and error records would make the tools judge the run it meant to continue by it (a finished run
-    read `crashed`). What needs the model or the data (shapes, the data files' fingerprint) is checked later, with
-    telemetry; so are a config that does not load (its phase record says so) and damaged bytes inside the archive
-    (the CRC pass reads the whole file: seconds for a large checkpoint, which the boot record must not wait for)."""
+    checkpoint (no pointer, a pointer to no file, a truncated or foreign file), a config that changes what the
+    checkpoint depends on (seq_len, model shape, ...: the run's config.yaml against this one), or a checkpoint at
+    train.steps already. A refused attempt's boot and error records would make the tools judge the run it meant to
+    continue by it (a finished run read `crashed`). What needs the model or the data (shapes, the data files'
+    fingerprint) is checked later, with telemetry; so are a config that does not load (its phase record says so)
+    and damaged bytes inside the archive (the CRC pass reads the whole file: seconds for a large checkpoint, which
+    the boot record must not wait for)."""
     from nsa_train.runtime import checkpoint as ck  # torch-free at import
 
     ckpt_dir = ck.checkpoint_dir(run_dir)
@@ -229,9 +229,14 @@ def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)
     try:
-        steps = load_config(config_path, overrides).train.steps
+        cfg = load_config(config_path, overrides)
     except ConfigError:
         return None
+    try:
+        check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
+    except ConfigError as e:
+        return str(e)
+    steps = cfg.train.steps
     if step is not None and step >= steps:
         return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
     return None

@@ -81,10 +81,14 @@ def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_pa
     assert run_train(run, "train.steps=2", "train.eval_every=2").returncode == 0
     before = (run / schema.CONFIG_YAML).read_text()
     summary = (run / schema.SUMMARY_JSON).read_text()
+    heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
     assert json.loads(summary)["final_val_loss"] is not None
     proc = run_train(run, "train.steps=4", "train.seq_len=48", resume=True)
     assert proc.returncode == 2 and "train.seq_len 32 -> 48: its checkpoint's data position" in proc.stderr
     assert (run / schema.CONFIG_YAML).read_text() == before
+    # told before the boot record: the finished run's records are as they were (its boot and error records made
+    # `nsa status` call the finished run crashed, CRITICAL)
+    assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
     assert (run / schema.SUMMARY_JSON).read_text() == summary
     # without config.yaml to compare with (the same config then comes from the defaults and the overrides), the
     # data position's own check refuses, and still writes neither file
