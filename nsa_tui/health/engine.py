@@ -14,6 +14,7 @@ from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_VIBE, RunHistory
 
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
+ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
 ETA_WINDOW_POINTS = 50
@@ -85,7 +86,7 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
     window says little about a whole run. Only a summary that ends where the end record does: one left by an
     earlier attempt (a resume that then crashed before writing its own) is not this attempt's."""
     end = h.end_event
-    if state not in ("finished", "halted", "crashed") or end is None:
+    if state not in ENDED_STATES or end is None:
         return None
     s = h.attempt_summary
     mean, steps = s.get("mean_toks_per_s"), s.get("steps_completed")
@@ -165,7 +166,7 @@ def _heartbeat_age(h: RunHistory, now: float) -> float | None:
 def _alive_until(h: RunHistory, state: str, now: float) -> float:
     """The clock a `for` duration is measured on: now for a live run; for an ended one, its end (a last slow
     stretch of a finished run must not grow into a 5-minute drop while it sits on disk)."""
-    if state not in ("finished", "halted", "crashed"):
+    if state not in ENDED_STATES:
         return now
     end = h.end_event
     stamps = [t for t in (end.ts if end else None, h.last_progress_ts) if t is not None]

@@ -748,6 +748,25 @@ class RunHistory:
         own = [ev for ev in ends if ev.rank in (0, None)]
         return (own or ends)[-1] if ends else None
 
+    def attempt_elapsed(self, now: float, ended: bool) -> float | None:
+        """The current attempt's wall time: from its boot (a resume's own; its launch while it has not booted) to
+        its end record; for an attempt judged ``ended`` without one (killed, crashed), to its newest record; else
+        to ``now``. None when no record says when it started. The run's first start_time would count a resume
+        from the earlier attempt, and ``now`` would keep a killed run's clock going."""
+        start = self.attempt_start_ts
+        if start is None:  # other formats: no boot record
+            start = to_float(self.run_info.get("start_time"))
+        if start is None or not math.isfinite(start):
+            return None
+        end = self.end_event
+        stop: float | None = now
+        if end is not None and end.ts is not None:
+            stop = end.ts
+        elif ended:
+            stop = max((st.last_ts for st in self.attempt_ranks.values() if st.last_ts is not None), default=None)
+            stop = stop if stop is not None else self.last_progress_ts
+        return None if stop is None else max(0.0, stop - start)
+
     @property
     def attempt_errors(self) -> list[Event]:
         """The current attempt's error records, oldest first: under DDP the first is the cause, the others ranks

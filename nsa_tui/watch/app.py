@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
+from nsa_tui.health.engine import ENDED_STATES
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
@@ -309,13 +310,7 @@ class WatchApp(App):
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
         h = m.history
-        start = h.run_info.get("start_time")
-        if not isinstance(start, (int, float)):
-            boot = h.boot_event
-            start = boot.ts if boot is not None else None
-        end = h.end_event
         last_ts = max((r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None), default=None)
-        stop = end.ts if end is not None and end.ts else now
         tokens, tokens_step = _last_with_step(h.steps, h.column("tokens_seen"))
         return {
             "name": m.name,
@@ -324,7 +319,7 @@ class WatchApp(App):
             "step": h.latest_step,
             "total": h.total_steps,
             "eta": _whole(self._eta_now(v, now)),
-            "elapsed": _whole(stop - start) if start else None,
+            "elapsed": _whole(h.attempt_elapsed(now, ended=v.state in ENDED_STATES)),
             "tokens": tokens,
             "tokens_step": tokens_step,
             "hb_age": _whole(now - last_ts) if last_ts is not None else None,
@@ -453,7 +448,7 @@ class WatchApp(App):
 
 def _ended(state: str) -> str:
     """The state of a run whose processes are gone (finished, halted, crashed: killed too), else ''."""
-    return state if state in ("finished", "halted", "crashed") else ""
+    return state if state in ENDED_STATES else ""
 
 
 def _step_reached_ts(h: RunHistory) -> float | None:

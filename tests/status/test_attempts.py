@@ -326,3 +326,26 @@ def test_a_new_run_starting_has_no_last_attempt_to_speak_of(tmp_path):
     make_v1_run(tmp_path / "new", state="starting")
     out = invoke("status", str(tmp_path / "new")).stdout
     assert "starting" in out and "new attempt" not in out
+
+
+def test_the_dashboards_elapsed_is_the_attempts_and_stops_with_it(tmp_path: Path) -> None:
+    """The header's `elapsed` ran from run.json's first start_time to now unless an end record came: a killed run
+    (no end record) kept counting for as long as it sat on disk, and a resume's boot showed the earlier attempt's
+    time plus the gap since."""
+    now = time.time()
+    crashed = make_v1_run(tmp_path / "crashed", steps=300, state="crashed", now=now - 3600)  # 120 s of steps
+    h = load_run(tmp_path / "crashed")
+    ran = crashed.ts - json.loads((tmp_path / "crashed" / schema.RUN_JSON).read_text())["start_time"]
+    assert evaluate(h, now).state == "crashed" and h.end_event is None
+    assert h.attempt_elapsed(now, ended=True) == pytest.approx(ran, abs=1.0)  # to its last record: ~123 s
+    assert h.attempt_elapsed(now, ended=False) == pytest.approx(ran + 3600, abs=3.0)  # a live run counts to now
+
+    w = make_v1_run(tmp_path / "resumed", steps=40, total_steps=40, state="finished", now=now - 3600)
+    first = json.loads((tmp_path / "resumed" / schema.RUN_JSON).read_text())["start_time"]
+    assert load_run(tmp_path / "resumed").attempt_elapsed(now, ended=True) == pytest.approx(w.ts - first)  # to its end
+    (tmp_path / "resumed" / schema.EXIT_STATUS).unlink()  # as `nsa launch --resume` does
+    w.ts = now - 50.0
+    boot(w, resume=True)  # 20 s ago (boot() adds 30)
+    h = load_run(tmp_path / "resumed")
+    assert evaluate(h, now).state != "finished"
+    assert h.attempt_elapsed(now, ended=False) == pytest.approx(20.0, abs=1.0)  # not the hour since the first start

@@ -455,3 +455,17 @@ async def test_an_open_dashboard_follows_a_relaunch_at_once(tmp_path, tmux_socke
             await pilot.pause(0.05)
         assert header.info["state"] == "starting", header.info
         assert time.monotonic() - t0 < 2.5 and "crashed" not in seen, seen
+
+
+@async_test
+async def test_a_crashed_runs_elapsed_stops_at_its_last_record(tmp_path):
+    """The header counted a killed run's `elapsed` on to now: an hour later it read 1h02m for a 2-minute run."""
+    run = tmp_path / "killed"
+    w = make_v1_run(run, steps=300, state="crashed", now=NOW - 3600)
+    app = make_app(run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        info = app.query_one(RunHeader).info
+        assert info["state"] == "crashed"
+        started = w.ts - 2.5 - 300 * 0.4  # make_v1_run's phases, then 30 points of 10 steps at 0.4 s
+        assert info["elapsed"] == pytest.approx(w.ts - started, abs=1.0), info
