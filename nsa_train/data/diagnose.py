@@ -107,6 +107,52 @@ def _first_utf8_problem(files: list[str], budget: int) -> str | None:
     return None
 
 
+def first_invalid_text_row(column: Any, budget: int) -> int | None:
+    """The first row of a pyarrow string column (a ChunkedArray) that is not valid UTF-8, looked for in its first
+    ``budget`` bytes (None: none there, or not a string column). pyarrow's JSON and Parquet readers keep such bytes
+    and fail only when the row is read: hours into a run, as a UnicodeDecodeError."""
+    import pyarrow as pa  # a dependency of datasets
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+
+    def valid(a: Any) -> bool:
+        try:
+            a.validate(full=True)  # checks every string's UTF-8, at memory speed
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    base = 0
+    for chunk in column.chunks:
+        if budget <= 0:
+            return None
+        if not valid(chunk):
+            lo, hi = 0, len(chunk)  # the first bad row is in [lo, hi): halve, reading each half once
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if valid(chunk.slice(lo, mid - lo)) else (lo, mid)
+            return base + lo
+        budget -= chunk.nbytes
+        base += len(chunk)
+    return None
+
+
+def invalid_text_problem(path: str, builder: str, files: list[str], row: int) -> str:
+    """The one line for a document of data.path whose text is not UTF-8 (``row``: its index over the files in
+    order): the file and byte where the file is text (JSON), else the document."""
+    if builder == "json":
+        try:
+            if problem := _first_utf8_problem(files, UTF8_SCAN_BUDGET):
+                return problem
+        except OSError:
+            pass
+    return (
+        f"document {row} of data.path {shown(path)} (counted from 0 over its {_count(len(files), 'file')} in order) "
+        "holds text that is not valid UTF-8: re-encode it as UTF-8, or move its file out of data.path"
+    )
+
+
 BLANK = {"text": b"\r\n", "json": b" \t\r\n"}  # bytes that make no document: the text loader splits at blank lines
 
 
@@ -230,10 +276,10 @@ def read_error(description: str, path: str, builder: str, files: list[str], text
 
 def cheap_read_problem(path: str, builder: str, files: list[str], budget: int) -> tuple[str | None, bool]:
     """What the trainer would refuse about these files, read within ``budget`` bytes (for `nsa check`): (the
-    problem or None, whether every byte was read). Files without documents, and .txt files that are not UTF-8
-    (JSON and Parquet are decoded by pyarrow: the first-record check and the trainer cover them)."""
+    problem or None, whether every byte was read). Files without documents, and .txt or JSON files that are not
+    UTF-8 (Parquet's text is checked by the trainer, after pyarrow has read it)."""
     problem = no_documents_problem(path, builder, files)
-    if problem or builder != "text":
+    if problem or builder not in ("text", "json"):
         return problem, True
     read_all = all(map(os.path.isfile, files)) and sum(map(os.path.getsize, files)) <= budget
     return _first_utf8_problem(files, budget), read_all

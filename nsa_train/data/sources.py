@@ -25,7 +25,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from .corpus import embedded_documents
-from .diagnose import read_error, save_to_disk_problem, shown, too_few_documents
+from .diagnose import (
+    UTF8_SCAN_BUDGET,
+    first_invalid_text_row,
+    invalid_text_problem,
+    read_error,
+    save_to_disk_problem,
+    shown,
+    too_few_documents,
+)
 from .errors import DataError
 from .fingerprint import file_listing, local_fingerprint
 from .hf import import_datasets
@@ -144,6 +152,10 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             )
         if len(ds) <= d.val_docs:
             raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
+        # now, not when training reaches the document (a .txt file fails in load_dataset already)
+        bad = first_invalid_text_row(ds.data.column(field), UTF8_SCAN_BUDGET)
+        if bad is not None:
+            raise DataError(invalid_text_problem(d.path, builder, files, bad))
         source = MapSource(
             ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description
         )
@@ -190,7 +202,14 @@ class MapSource:
         self._train_index = np.flatnonzero(~held_out)  # int64 [n - val_docs]
 
     def _text(self, i: int) -> str:
-        return _text_of(self._ds[int(i)], self._field, self.description)
+        try:
+            row = self._ds[int(i)]
+        except UnicodeDecodeError as e:  # past the start's UTF-8 check (its byte budget)
+            raise DataError(
+                f"document {int(i)} of {self.description} holds text that is not valid UTF-8 ({e.reason}): "
+                "re-encode it as UTF-8, or move its file out of data.path"
+            ) from e
+        return _text_of(row, self._field, self.description)
 
     def val_texts(self) -> list[str]:
         return [self._text(i) for i in self._val_index]

@@ -179,3 +179,69 @@ def test_nsa_check_reads_a_large_corpus_only_partly(tmp_path: Path, monkeypatch)
     assert row.status == "pass" and row.reason.endswith("1 text file(s) (UTF-8 checked in at most the first 1 MiB)")
     monkeypatch.setattr(cc, "DATA_READ_BUDGET", 2 << 20)
     assert "is not valid UTF-8 (byte 0xff at position 1100000)" in _check_row(path).reason
+
+
+def _jsonl_with_a_bad_document(path: Path, n: int = 40, bad: int = 23) -> int:
+    """``n`` JSON-lines documents, document ``bad`` holding a 0xff byte in its string; returns that byte's offset."""
+    lines = [json.dumps({"text": f"document {i} " + "words " * 20}).encode() for i in range(n)]
+    lines[bad] = lines[bad].replace(b"words", b"wo\xffrds", 1)
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(data)
+    return data.index(b"\xff")
+
+
+def test_text_that_is_not_utf8_inside_jsonl_is_refused_at_the_start(tmp_path: Path, make_cfg) -> None:
+    """pyarrow keeps the bytes and fails when the document is read: a run stopped at step 119 of 200 with
+    "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff", naming neither the document nor the byte."""
+    at = _jsonl_with_a_bad_document(tmp_path / "c.jsonl")
+    msg = _refusal(make_cfg, tmp_path / "c.jsonl", val_docs=2)
+    assert msg.startswith(f"{tmp_path / 'c.jsonl'} is not valid UTF-8 (byte 0xff at position {at})"), msg
+    row = _check_row(tmp_path / "c.jsonl")  # nsa check reads JSON files' bytes too
+    assert row.status == "fail" and f"byte 0xff at position {at}" in row.reason, row.reason
+
+
+def _raw_strings(texts: list[bytes]):
+    """A pyarrow string array holding the bytes as they are: pyarrow's readers keep invalid UTF-8 like this."""
+    import pyarrow as pa
+
+    offsets = pa.array([sum(map(len, texts[:i])) for i in range(len(texts) + 1)], pa.int32())
+    return pa.Array.from_buffers(pa.string(), len(texts), [None, offsets.buffers()[1], pa.py_buffer(b"".join(texts))])
+
+
+def test_the_first_bad_row_is_found_in_every_chunk_and_within_the_budget() -> None:
+    import pyarrow as pa
+
+    from nsa_train.data.diagnose import first_invalid_text_row
+
+    good = [b"fine %d" % i for i in range(37)]
+    for bad_at in (0, 1, 17, 36):
+        texts = list(good)
+        texts[bad_at] = b"x\xc3("
+        col = pa.chunked_array([_raw_strings(good[:5]), _raw_strings(texts), _raw_strings(good)])
+        assert first_invalid_text_row(col, 1 << 20) == 5 + bad_at
+        assert first_invalid_text_row(col, 1) is None  # the first chunk spends the budget: the rest is not read
+    assert first_invalid_text_row(pa.chunked_array([_raw_strings(good)]), 1 << 20) is None
+    assert first_invalid_text_row(pa.chunked_array([pa.array([1, 2])]), 1 << 20) is None  # not text
+
+
+def test_a_parquet_document_that_is_not_utf8_is_named_by_its_row(tmp_path: Path, make_cfg) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [b"parquet document %d " % i + b"words " * 10 for i in range(30)]
+    texts[12] = b"bad \xff here"
+    pq.write_table(pa.table({"text": _raw_strings(texts)}), tmp_path / "d.parquet")
+    msg = _refusal(make_cfg, tmp_path / "d.parquet", val_docs=2)
+    assert msg.startswith(f"document 12 of data.path {tmp_path / 'd.parquet'} (counted from 0 over its 1 file"), msg
+
+
+def test_past_the_budget_the_document_is_named_when_it_is_read(tmp_path: Path, make_cfg, monkeypatch) -> None:
+    from nsa_train.data import sources
+
+    _jsonl_with_a_bad_document(tmp_path / "c.jsonl", n=40, bad=23)
+    monkeypatch.setattr(sources, "UTF8_SCAN_BUDGET", 0)  # a corpus larger than the start's check reads
+    cfg = make_cfg(source="local", path=str(tmp_path / "c.jsonl"), val_docs=2)
+    with pytest.raises(DataError, match=r"^document 23 of .* holds text that is not valid UTF-8 \(invalid start"):
+        source = open_source(cfg, 0, 1)
+        for _ in source.train_texts(0, 0):
+            pass
