@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             # said by every rank that meets it: a rank's own shard or a node's own disk may fail on that rank alone
             # (the same error on two ranks is said twice, "error (rank 1): ..." the second)
             _report_error(hb, step, str(e), rank)
+        elif (lost := _peer_lost(e)) is not None:
+            reason, status = schema.END_ERROR, EXIT_ERROR
+            _report_error(hb, step, lost, rank)  # no traceback: it would only show where this rank waited
         else:
             reason, status = schema.END_ERROR, EXIT_ERROR
             import traceback
@@ -247,6 +250,14 @@ def _is_user_error(e: BaseException) -> bool:
     from nsa_train.runtime.checkpoint import CheckpointError
 
     return isinstance(e, (DataError, CheckpointError, DiskFullError))
+
+
+def _peer_lost(e: BaseException) -> str | None:
+    if "torch.distributed" not in sys.modules:  # no process group: no peer to lose (and no torch to import here)
+        return None
+    from nsa_train.runtime.distributed import peer_lost
+
+    return peer_lost(e)
 
 
 def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet: bool = False) -> None:

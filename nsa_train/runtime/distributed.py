@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,3 +103,22 @@ def wrap_ddp(model: nn.Module, info: DistInfo, device: torch.device, rt: Runtime
 
         ddp.register_comm_hook(state=None, hook=default_hooks.bf16_compress_hook)
     return ddp
+
+
+# what gloo says when the rank at the other end of a collective went away (its process ended or was killed)
+_PEER_GONE = re.compile(r"Connection (?:closed|reset) by peer(?: \[[^\]]*\]:\d+)?")
+
+
+def peer_lost(e: BaseException) -> str | None:
+    """The one line for a collective that failed because another rank stopped first, else None. Its traceback
+    says nothing of the cause (the other rank's error, or torchrun's report when it was killed, does), and the
+    library's own text names a C++ source line and asks to check the remote worker's logs."""
+    if not isinstance(e, RuntimeError):  # gloo raises RuntimeError (DistBackendError is one)
+        return None
+    found = _PEER_GONE.search(str(e))
+    if found is None:
+        return None
+    return (
+        f"lost the connection to another rank ({found.group(0)}): that rank stopped first, and its own error (or "
+        "torchrun's report, when it was killed) says why"
+    )

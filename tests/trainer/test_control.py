@@ -45,6 +45,32 @@ def test_halt_file_stops_both_torchrun_ranks_together(run_dir: Path) -> None:
     assert not (run_dir / schema.HALT_FILE).exists()
 
 
+def test_a_rank_whose_peer_was_killed_says_so_in_one_line(run_dir: Path) -> None:
+    """rank 0 SIGKILLed (the OOM killer): rank 1's collective fails on the closed connection. It printed a
+    40-line traceback ending in gloo's "[.../pair.cc:553] Connection closed by peer ... GLHF!", which `nsa status`
+    then quoted as the console's last lines; its error record said the same."""
+    cmd = train_cmd(run_dir, "train.steps=100000", "train.warmup_steps=10", "train.log_every=5", torchrun=2)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: progress_steps(run_dir), 120, "the first progress record")
+        boot = next(r for r in records(run_dir, 0) if r["kind"] == "boot")
+        os.kill(boot["pid"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    error = next(r for r in records(run_dir, 1) if r["kind"] == "error")
+    assert error["message"].startswith("lost the connection to another rank (Connection "), error
+    assert "pair.cc" not in error["message"] and "GLHF" not in error["message"]
+    mine = [line for line in out.splitlines() if "error (rank 1)" in line]
+    assert mine and mine[0].startswith("error (rank 1): lost the connection to another rank"), out[-3000:]
+    before = out[: out.index(mine[0])]
+    assert "Traceback" not in before, before[-3000:]  # torchrun's own report comes after, as for any failed rank
+    assert records(run_dir, 1)[-1]["kind"] == "end" and records(run_dir, 1)[-1]["exit_status"] == 1
+
+
 def test_stale_halt_at_start_is_reported_and_removed(run_dir: Path) -> None:
     run_dir.mkdir(parents=True)
     (run_dir / schema.HALT_FILE).touch()
