@@ -127,7 +127,7 @@ class WatchApp(App):
                 with Vertical(id="side-right"):
                     yield RanksPanel(id="ranks")
                     yield EventsPane(id="events")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if len(self.runs) < 2:
@@ -364,6 +364,13 @@ class WatchApp(App):
         self.view.cycle_x()
         self.notify(f"x axis: {self.view.x_axis}")
         self._redraw(force=True)
+
+    MULTI_RUN_ACTIONS: ClassVar[frozenset[str]] = frozenset({"compare", "next_run", "prev_run"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """With one run, comparing and switching runs mean nothing: their keys leave the footer, which at 80
+        columns then has room for the rest (it cut "compare", "next run" and "re-read")."""
+        return action not in self.MULTI_RUN_ACTIONS or len(self.runs) > 1
 
     def action_compare(self) -> None:
         self.view.compare = not self.view.compare

@@ -39,6 +39,11 @@ async def test_view_keys_change_state(healthy_run):
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        # one run: nothing to compare or switch to, and the footer leaves those keys out (80 columns cut them)
+        await pilot.press("c")
+        assert not app.view.compare
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
+        assert "reread" in shown and not shown & {"compare", "next_run", "prev_run"}
 
 
 @async_test
@@ -58,6 +63,8 @@ async def test_tabs_compare_and_reread(healthy_run, vibe_run, finished_run):
         assert app.active == 2
         await pilot.press("c")
         assert app.view.compare and app.has_class("-compare")
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
+        assert {"compare", "next_run"} <= shown
         spec = app._compare_spec()
         assert [ln.label for ln in spec.lines] == ["healthy-125m", "train_showcase", "done"]
         assert all(ln.series.n > 0 for ln in spec.lines)
