@@ -229,6 +229,19 @@ def _json_problem(path: str, files: list[str], text_field: str) -> str | None:
     )
 
 
+def mixed_json_problem(path: str, files: list[str], text_field: str) -> str | None:
+    """A stray .json among .jsonl documents (or the reverse) whose records are not documents, after a load that
+    succeeded: pyarrow reads a JSON list of strings as rows of text (a meta.json of names was trained on) and
+    records without the text field as empty documents. Read only when the suffixes differ (within the scan
+    budget): a corpus of one kind is checked by the load itself."""
+    if len({Path(f).suffix for f in files}) < 2:
+        return None
+    try:
+        return _json_problem(path, files, text_field)
+    except OSError:
+        return None
+
+
 def _parquet_problem(files: list[str]) -> str | None:
     import pyarrow.parquet as pq  # a dependency of datasets
 

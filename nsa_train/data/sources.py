@@ -29,6 +29,7 @@ from .diagnose import (
     UTF8_SCAN_BUDGET,
     first_invalid_text_row,
     invalid_text_problem,
+    mixed_json_problem,
     read_error,
     save_to_disk_problem,
     shown,
@@ -150,6 +151,8 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             raise DataError(
                 f"data.text_field {field!r} is not a column of {d.source_description} (columns: {ds.column_names})"
             )
+        if builder == "json" and (problem := mixed_json_problem(d.path, files, field)):
+            raise DataError(problem)
         if len(ds) <= d.val_docs:
             raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
         # now, not when training reaches the document (a .txt file fails in load_dataset already)

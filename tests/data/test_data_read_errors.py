@@ -113,6 +113,16 @@ def test_a_stray_json_next_to_jsonl_is_named(tmp_path: Path, make_cfg) -> None:
     assert "(fields: ['name', 'vocab'])" in msg and msg.endswith(f"(e.g. {tmp_path / 'd' / '**' / '*.jsonl'})")
 
 
+@pytest.mark.parametrize("stray", [["x", "y", "z"], [{"name": "a"}, {"name": "b"}]], ids=["strings", "records"])
+def test_a_stray_json_that_loads_is_named_too(tmp_path: Path, make_cfg, stray) -> None:
+    """A list of strings loaded as three documents ("x", "y", "z") and records without the text field as empty
+    ones: the load succeeds, so the check that names a stray file ran only for the ones that failed it."""
+    _write(tmp_path, "d/docs.jsonl", "".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(30)))
+    _write(tmp_path, "d/meta.json", json.dumps(stray))
+    msg = _refusal(make_cfg, tmp_path / "d")
+    assert msg.startswith(f"{tmp_path / 'd' / 'meta.json'} holds records without data.text_field 'text'"), msg
+
+
 def test_a_json_line_that_does_not_parse_is_named(tmp_path: Path, make_cfg) -> None:
     path = _write(tmp_path, "bad.jsonl", '{"text": "fine"}\n{"text": oops}\n')
     assert _refusal(make_cfg, path, val_docs=1) == f"{path} line 2 is not JSON (Expecting value)"
