@@ -441,6 +441,14 @@ class Trainer:
             msg = f"removed a stale {schema.HALT_FILE} left in the run directory (it would have stopped this run)"
             train_warnings.append(msg)
             print(f"warning: {msg}", file=sys.stderr)
+        if is_main and not self.args.resume and (dropped := self._drop_earlier_pointers()):
+            msg = (
+                f"removed the earlier run's checkpoint pointers ({', '.join(dropped)}): until this run saves its "
+                "own, `nsa sample` and --resume would have loaded the earlier run's weights (its checkpoint files "
+                "stay until train.keep_last prunes them)"
+            )
+            train_warnings.append(msg)
+            print(f"warning: {msg}", file=sys.stderr)
         hb.write(schema.KIND_PHASE, self.step, phase="train", start_step=self.step, warnings=train_warnings)
         if is_main:
             from nsa_train.telemetry.writer import MetricsLog, truncate_csv_after
@@ -451,6 +459,19 @@ class Trainer:
             self.metrics = MetricsLog(run_dir, cfg.runtime.tensorboard)
         self._start_watchdog()
         return self._loop()
+
+    def _drop_earlier_pointers(self) -> list[str]:
+        """A fresh start (--force) over an earlier run: its `latest` and `best` name that run's checkpoints, which
+        `nsa sample`, the report's best mark and a --resume of this run would take for this run's."""
+        from nsa_train.runtime import checkpoint as ck
+
+        dropped = []
+        for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+            path = ck.checkpoint_dir(self.run_dir) / pointer
+            if path.is_file():
+                path.unlink()
+                dropped.append(f"{schema.CHECKPOINT_DIR}/{pointer}")
+        return dropped
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> tuple[str, int]:

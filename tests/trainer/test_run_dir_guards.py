@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, clean_env, records, run_train, train_cmd
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, wait_for
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.runtime.rundir import earlier_results
@@ -143,3 +143,27 @@ def test_a_refused_resume_leaves_a_finished_run_finished(tmp_path: Path, why: st
     )
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert evaluate(load_run(run), time.time()).state == "finished"
+
+
+def test_a_forced_fresh_start_drops_the_earlier_runs_pointers(tmp_path: Path) -> None:
+    """After `--force`, checkpoints/best still named the earlier run's checkpoint (latest too) until the new run's
+    first eval and save: `nsa sample` loaded the earlier run's weights, the report marked its file best, and a
+    --resume of a new run killed before its first save continued the earlier run."""
+    run = tmp_path / "r"
+    assert run_train(run, *RUN, "train.eval_every=3").returncode == 0
+    assert ck.read_pointer(run / "checkpoints", schema.BEST_POINTER) is not None
+    cmd = [*train_cmd(run, "train.steps=4", "train.save_every=0", "train.eval_every=0"), "--force"]
+    env = clean_env(NSA_TEST_SLOW_STEP="1:60")  # step 1 waits: the new run has neither saved nor evaluated yet
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the second train phase: the first is the earlier run's
+        trains = wait_for(lambda: [r for r in records(run) if r.get("phase") == "train"][1:], 120, "its train phase")
+        train = trains[-1]
+        for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+            assert not (run / "checkpoints" / pointer).exists(), pointer
+    finally:
+        proc.kill()
+        proc.wait()
+    said = "removed the earlier run's checkpoint pointers (checkpoints/latest, checkpoints/best)"
+    assert any(w.startswith(said) for w in train["warnings"]), train
+    assert (run / "checkpoints" / ck.checkpoint_file_name(6)).is_file()  # the files stay (keep_last prunes them)
