@@ -137,6 +137,7 @@ class Attempt:
     start_step: int | None = None  # its 'train' phase record's start_step: the step its loop started from
     last_step: int | None = None  # the highest step it reached, steps a later attempt did again included
     tokens_per_step: float | None = None
+    fresh: bool = False  # started from step 0 (no --resume on its command line): earlier attempts are another run's
 
     @property
     def train_s(self) -> float:
@@ -227,15 +228,28 @@ def attempts(h: RunHistory) -> list[Attempt]:
         if start is None and train and (i == 0 or _fresh(boot_evs[i])):
             start = 0  # a train record without start_step (an older trainer's): a first or fresh start is from 0
         rate = _tokens_per_step(points[i]) or fallback_rate
-        out.append(Attempt(boot, train[0].ts if train else None, last, start, max(reached[i], default=None), rate))
+        fresh = _fresh(boot_evs[i])
+        reached_step = max(reached[i], default=None)
+        out.append(Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh))
     return out
+
+
+def this_runs_attempts(runs: list[Attempt]) -> list[Attempt]:
+    """The attempts since the last fresh start: a --force rerun in the directory starts another run, whose time,
+    attempts and resumes are its own."""
+    starts = [i for i, a in enumerate(runs) if a.fresh]
+    return runs[starts[-1] :] if starts else runs
 
 
 def resume_steps(h: RunHistory) -> list[int]:
     """The steps a resumed attempt started from (its 'train' phase record's start_step), in time order: where the
     charts mark the seams (a changed lr schedule shows up there as a jump)."""
+    fresh = [e.ts for e in h.events if e.kind == schema.KIND_BOOT and e.rank in (0, None) and _fresh(e) and e.ts]
+    since = max(fresh, default=None)  # a --force rerun's resumes only: the earlier run's seams are not its own
     out = []
-    for e in h.events:
+    for e in sorted(h.events, key=lambda e: e.ts or 0.0):
+        if since is not None and (e.ts is None or e.ts < since):
+            continue
         start = e.fields.get("start_step") if e.kind == schema.KIND_PHASE and e.rank in (0, None) else None
         if e.fields.get("phase") == "train" and isinstance(start, int) and not isinstance(start, bool) and start > 0:
             out.append(start)
@@ -275,7 +289,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "attempts": 1,
         "resumed_at": resume_steps(h),
     }
-    runs = attempts(h)
+    runs = this_runs_attempts(attempts(h))
     if len(runs) > 1 or (runs and not s):
         # summary.json speaks for its own process only, and a killed process (SIGKILL, the OOM killer) wrote
         # none. The whole run: every attempt's time (not the pauses between them), and the tokens its loops trained

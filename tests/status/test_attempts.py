@@ -100,6 +100,31 @@ def test_a_forced_start_over_a_finished_run_shows_the_new_attempt(tmp_path):
     nums = final_numbers(load_report_run(path))
     reported = (nums["step"], nums["total_steps"], nums["final_loss"], nums["final_val_loss"])
     assert reported == (20, 20, NEW_LOSS, NEW_VAL)
+    # one attempt of its own: the report said "(2 attempts)" and summed the replaced run's time into it
+    assert (nums["attempts"], nums["resumed_at"]) == (1, [])
+
+
+def test_a_forced_runs_report_counts_its_own_attempts_and_resumes(tmp_path):
+    """A finished run resumed at step 20 (a seam), then `--force`d and resumed at 30: the report said "3 attempts,
+    resumed at step 20" and drew the old seam on the new run's chart."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=40, total_steps=40, state="finished", now=time.time() - 900)
+    boot(w, resume=True)
+    start_training(w, 60, 20)  # a resume of the first run, from step 20
+    w.progress(2)
+    w.end(schema.END_COMPLETED, 0)
+    (path / schema.EXIT_STATUS).unlink()
+    boot(w, resume=False)  # nsa launch --force
+    start_training(w, 50, 0)
+    w.progress(3)
+    w.checkpoint()
+    w.end(schema.END_HALT, 0)
+    boot(w, resume=True)
+    start_training(w, 50, 30)
+    w.progress(1)
+    w.end(schema.END_COMPLETED, 0)
+    nums = final_numbers(load_report_run(path))
+    assert (nums["attempts"], nums["resumed_at"]) == (2, [30])
 
 
 def test_a_resume_from_before_a_crash_shows_the_new_attempt(tmp_path):
