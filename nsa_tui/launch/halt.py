@@ -27,7 +27,9 @@ from nsa_tui.rundir import NO_RUN_EXIT, RUN_MARKERS, holds_run, run_name
 POLL_S = 0.5
 LIVENESS_EVERY_S = 5.0  # how often the wait asks tmux whether the run's session is still there
 EXIT_GRACE_S = 60.0  # after the end record: time for torchrun to exit and the wrapper to record it
-CLEAN_REASONS = (schema.END_HALT, schema.END_COMPLETED)
+# stopped on purpose with a checkpoint: a signal (SIGTERM, SIGHUP of a killed tmux session) stops the trainer the way
+# .HALT does, and `nsa status` calls such a run halted, health OK
+CLEAN_REASONS = (schema.END_HALT, schema.END_COMPLETED, schema.END_SIGNAL)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,19 @@ def test_an_end_of_the_current_attempt_is_still_reported(runs_dir, tmux_socket):
     assert not (run / ".HALT").exists()
 
 
+def test_a_run_stopped_by_a_signal_has_ended_cleanly(runs_dir, tmux_socket):
+    """Its tmux session killed (SIGHUP): the trainer saved a checkpoint and ended with reason 'signal'. `nsa status`
+    says halted, health OK; `nsa halt` said "error: the run ended with reason 'signal', not a clean halt", exit 1."""
+    now = time.time()
+    records = _earlier_attempt(now - 10)
+    records[-1] |= {"reason": "signal"}
+    _run(runs_dir, "sig", records, tmux_socket, launched=now - 100)
+    res = nsa("halt", "sig", "--wait", "0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "had already ended (reason signal, step 150); nothing to halt" in res.stdout and not res.stderr
+    assert invoke("status", str(runs_dir / "sig")).exit_code == 0  # halted, OK: the two commands agree
+
+
 def test_halting_a_dead_run_says_so_at_once(runs_dir, tmux_socket):
     """No session and no exit status (killed, rebooted): it waited the whole 600 s and left .HALT behind."""
     now = time.time()
