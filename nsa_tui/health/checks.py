@@ -615,12 +615,20 @@ def process_exited(c: Context) -> Finding | None:
         why = "; ".join([*lost, why] if first else [why, *lost])
     elif h.exit_status not in (None, 0):
         why = f"exit status {h.exit_status} without an end record"
-    else:
+    elif h.launch:
         why = "the tmux session is gone without an end record"
+    else:  # started by hand: judged by its ranks' pids (runs/load.py), which are gone
+        why = (
+            "the trainer's process is gone without an end record: killed without a chance to write one (SIGKILL, "
+            "most often the kernel's out-of-memory killer: `dmesg | grep -i -e oom -e killed`) or its machine "
+            "restarted"
+        )
     if end is None and killed_by_sigkill(h.exit_status, h.console_tail):
         why += f" ({SIGKILL_HINT})"
     n = int(c.params["console_lines"])
     lines, cut = without_torchrun_report(h.console_tail)
+    if not lines and not h.launch:  # only `nsa launch` writes a console.log: its absence says nothing here
+        return Finding(h.latest_step, end.ts if end else None, why)
     tail = " | ".join(lines[-n:]) if lines else "console.log is empty or missing"
     if cut:
         roots = [f.describe() for f in failures if f.root_cause]

@@ -59,6 +59,18 @@ def test_watch_judges_a_local_run_by_its_pid_as_status_does(tmp_path, alive):
     assert (v.state, [a.rule for a in v.alerts]) == (status.state, [a.rule for a in status.alerts]) == expected
 
 
+def test_a_dead_hand_started_run_is_not_said_to_have_lost_a_tmux_session(tmp_path):
+    """`python -m nsa_train.train ...` killed with kill -9: status said "the tmux session is gone without an end
+    record; last lines of console.log: console.log is empty or missing" for a run that had neither."""
+    this_hosts_run(tmp_path / "r", a_dead_pid())
+    (tmp_path / "r" / schema.CONSOLE_LOG).unlink()  # the fixture's; a run started by hand prints to its terminal
+    v = evaluate(load_run(tmp_path / "r"), time.time(), None)
+    (alert,) = v.alerts
+    assert alert.rule == "process_exited" and "tmux" not in alert.message and "console.log" not in alert.message
+    assert alert.message.startswith("the trainer's process is gone without an end record: killed without a chance")
+    assert "out-of-memory killer" in alert.message
+
+
 def test_report_judges_liveness_as_status_does(tmp_path):
     this_hosts_run(tmp_path / "dead", a_dead_pid())
     r = load_report_run(tmp_path / "dead")
