@@ -7,13 +7,14 @@ import time
 
 import pytest
 from fixtures.runs import append_lines, make_v1_run
+from textual.widgets import Label
 
 from nsa_tui.watch import fmt
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
-from watch.helpers import NOW, async_test, make_app, wait_loaded
+from watch.helpers import NOW, async_test, make_app, screen_lines, wait_loaded
 
 
 @async_test
@@ -476,3 +477,21 @@ async def test_a_crashed_runs_elapsed_stops_at_its_last_record(tmp_path):
         assert info["state"] == "crashed"
         started = w.ts - 2.5 - 300 * 0.4  # make_v1_run's phases, then 30 points of 10 steps at 0.4 s
         assert info["elapsed"] == pytest.approx(w.ts - started, abs=1.0), info
+
+
+@async_test
+async def test_the_halt_question_is_shown_whole(tmp_path):
+    """At 120x36 over --host it read "Halt run 'rem' on root@127.0.0.1? It stops after the c": cut, not wrapped."""
+    run = tmp_path / "tiny-cpu-20261205-221530"
+    make_v1_run(run, steps=50, now=NOW)
+    app = make_app(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        question = f"Halt run {run.name!r} on root@gpu-box-07.example.com? It stops after the current step."
+        app.push_screen(ConfirmScreen(question))
+        await pilot.pause()
+        label = app.screen.query_one(Label)
+        box = label.parent.content_size
+        # wrapped inside its box, every word on screen (as wide as the question, it ran past the box's edge)
+        assert label.size.width <= box.width and label.size.height >= 2, (label.size, box)
+        assert any("Halt run 'tiny-cpu-20261205-221530' on" in line for line in screen_lines(app))

@@ -14,7 +14,11 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS: ClassVar = [("y", "answer(True)", "yes"), ("n,escape", "answer(False)", "no")]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 60; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    ConfirmScreen > Vertical {
+        width: 64; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
+    /* wrapped: a question naming a host and a default run name is longer than one line (it was cut) */
+    ConfirmScreen Label { width: 100%; }
     ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
     ConfirmScreen Button { margin: 0 2; }
     """
