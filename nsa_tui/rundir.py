@@ -9,8 +9,8 @@ from nsa_tui.errors import USAGE_EXIT, UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemetry
-# the files whose newest mtime (or the directory's own) is a run's last activity: the newest run is the one
-# with the latest (here, and in the remote script of nsa_tui.remote.checkout)
+# the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
+# remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
 ACTIVITY_FILES = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv")
 
 
@@ -19,14 +19,22 @@ def runs_root() -> Path:
     return Path(os.environ.get(RUNS_ROOT_ENV, "runs"))
 
 
-def _activity_time(d: Path) -> float:
-    """Newest mtime among the files that show a run's activity (the dir itself otherwise)."""
-    best = d.stat().st_mtime
-    for name in ACTIVITY_FILES:
-        p = d / name
-        if p.exists():
-            best = max(best, p.stat().st_mtime)
-    return best
+def _mtime(p: Path) -> float | None:
+    try:
+        return p.stat().st_mtime
+    except OSError:  # not there, or removed since the directory was listed
+        return None
+
+
+def _activity_time(d: Path) -> tuple[float, float]:
+    """The sort key of a run's last activity: the newest mtime among its ACTIVITY_FILES, then the directory's own.
+
+    The directory's mtime moves with whatever is created or removed in it, which is not the run's doing: `nsa report`
+    makes report/, a dry-run launch's writability probe a temp file, `nsa halt` a .HALT. So it stands in only for a
+    directory with none of those files, and otherwise just breaks ties."""
+    own = _mtime(d) or 0.0
+    files = [t for t in (_mtime(d / name) for name in ACTIVITY_FILES) if t is not None]
+    return (max(files) if files else own), own
 
 
 # files only a run directory has at its top (the trainer's and the launcher's own)

@@ -43,8 +43,9 @@ mtime() {
   echo "$mt_"
 }
 list_runs() {
-  # directories only, not hidden ones; a run's time is the newest mtime of it and of the files that show
-  # activity (to the nanosecond with GNU stat, as Python's st_mtime): one stat call per run
+  # directories only, not hidden ones; a run's time is the newest mtime of the files that show activity, then
+  # (for a directory with none of them, and to break ties) the directory's own, which moves with anything made
+  # in it (a report/, a .HALT): to the nanosecond with GNU stat, as Python's st_mtime; one stat call per run
   stfmt=
   for f_ in %.9Y %Y; do
     case $(stat -L -c "$f_" -- . 2>/dev/null) in ''|*[!0-9.]*) ;; *) stfmt=$f_; break ;; esac
@@ -56,9 +57,11 @@ list_runs() {
     for f in @ACTIVITY_FILES@; do [ -e "$e/$f" ] && set -- "$@" "$e/$f"; done
     if [ -n "$stfmt" ]; then stat -L -c "$stfmt" -- "$@" 2>/dev/null
     else for f in "$@"; do mtime "$f"; done; fi
-  done | awk '/^D / { n = substr($0, 3); if (!(n in m)) { m[n] = -1; o[++k] = n }; next }
+  done | awk '/^D / { n = substr($0, 3); if (!(n in m)) { m[n] = -1; own[n] = ""; o[++k] = n }; next }
+    own[n] == "" { own[n] = $1 + 0; next }
     $1 + 0 > m[n] + 0 { m[n] = $1 }
-    END { for (i = 1; i <= k; i++) printf "%020.9f %s\n", m[o[i]], o[i] }' | LC_ALL=C sort -r | cut -d ' ' -f 2-
+    END { for (i = 1; i <= k; i++) { n = o[i]; t = m[n] + 0 < 0 ? own[n] : m[n]
+      printf "%020.9f %020.9f %s\n", t, own[n], n } }' | LC_ALL=C sort -r | cut -d ' ' -f 3-
 }
 root=${NSA_RUNS_DIR:-runs}
 find_run() {

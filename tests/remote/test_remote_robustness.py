@@ -18,6 +18,7 @@ from fixtures.runs import make_v1_run
 
 from nsa_tui.commands.watch import build_models
 from nsa_tui.remote.checkout import PRELUDE
+from nsa_tui.rundir import list_runs
 from nsa_tui.runs.bundle import REMOTE_SCRIPT, collect_local, parse_frames, remote_args
 from nsa_tui.tail.remote import RemoteRunSource
 
@@ -196,9 +197,18 @@ def test_list_runs_in_sh(tmp_path):
     (root / "z.txt").write_text("")
     (root / ".hidden").mkdir()
     (root / "linked").symlink_to(root / "b")
+    # `nsa report d` made d/report/: the directory is the newest entry, its run is not (as locally: rundir.py)
+    (root / "d" / "report").mkdir(parents=True)
+    (root / "d" / "run.json").write_text("{}")
+    os.utime(root / "d" / "run.json", (1_500, 1_500))
+    os.utime(root / "d", (9_000, 9_000))
+    (root / "empty").mkdir()  # no activity files: its own time stands in
+    os.utime(root / "empty", (3_000, 3_000))
     out = subprocess.run(["sh", "-c", PRELUDE + 'list_runs "$1"', "sh", str(root)], capture_output=True, text=True)
     assert out.stderr == ""
-    assert out.stdout.splitlines() == ["a", "c", "linked", "b"]  # a tie (the same run): by name, as sort -r has it
+    # a tie (the same run): by name, as sort -r has it
+    assert out.stdout.splitlines() == ["a", "empty", "d", "c", "linked", "b"]
+    assert [p.name for p in list_runs(root)][:4] == ["a", "empty", "d", "c"]  # the local order (ties aside)
 
 
 def test_watch_over_a_host_whose_tmp_cannot_be_written_says_so_and_recovers(tmp_path, monkeypatch):
