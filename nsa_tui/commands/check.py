@@ -24,6 +24,14 @@ EXIT_BAD_CONFIG = 2
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
+class BadConfig(UserError):
+    """A config that does not load (exit 2). With --json it is also the failed config row on stdout: a script that
+    reads the JSON would otherwise get nothing to parse."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_BAD_CONFIG)
+
+
 def _default_run_dir() -> Path:
     from nsa_tui.rundir import runs_root
 
@@ -50,7 +58,7 @@ def run_check(
         path = resolve_config_path(config)
         cfg = load_config(path, overrides)
     except ConfigError as e:
-        raise UserError(str(e), EXIT_BAD_CONFIG) from None
+        raise BadConfig(str(e)) from None
     source = f" ({FROM_CONFIG_ENV})" if config_from_env(config) else ""
     rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'}{source} is valid"}]
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
@@ -138,6 +146,9 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], run_dir, json_out, nproc))
             rows = run_check(config, overrides or [], run_dir, nproc=nproc)
         except UserError as e:
+            if json_out and isinstance(e, BadConfig):
+                row = {"name": "config", "status": "fail", "reason": str(e)}
+                print(json.dumps({"ok": False, "rows": [row]}, indent=2))
             fail(str(e), e.code)
         ok = not any(r["status"] == "fail" for r in rows)
         if json_out:
