@@ -68,6 +68,10 @@ def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None)
     """The config file to use: --config wins only if CONFIG agrees or is unset."""
     env = os.environ if env is None else env
     env_path = env.get(CONFIG_ENV)
+    if env_path is not None and not env_path.strip():
+        if not cli_path:  # as a path it is '.', and "config file not found: ." names neither the variable nor a fix
+            raise ConfigError(f"{CONFIG_ENV} is set but empty: unset it, or give a config file")
+        env_path = None  # `CONFIG= nsa ... --config X` sets an exported CONFIG aside: nothing to disagree with
     if cli_path and env_path and Path(cli_path).resolve() != Path(env_path).resolve():
         raise ConfigError(
             f"--config {cli_path} disagrees with the CONFIG environment variable ({env_path}); "
@@ -78,7 +82,8 @@ def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None)
         return default_config_path()
     p = Path(chosen)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+        # a CONFIG exported long ago is not what the user looks at when a command says the file is missing
+        raise ConfigError(f"config file not found: {p}" + ("" if cli_path else f" ({FROM_CONFIG_ENV})"))
     return p
 
 

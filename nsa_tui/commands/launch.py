@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the launcher imports the config loader: only inside the com
     from nsa_tui.launch.launcher import LaunchRequest
 
 HOST_HELP = "Run on this OpenSSH destination (user@host or a ~/.ssh/config alias) instead of here."
+RUN_DIR_HELP = "Run directory (default: $NSA_RUNS_DIR/<name>, runs/<name> when that is unset)."
 REMOTE_DIR_HELP = (
     "With --host: the directory to cd into on the host first (e.g. the checkout; its .venv/bin/nsa is used)."
 )
@@ -33,7 +34,7 @@ def launch_command(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name (default: config stem + timestamp).")] = None,
-    run_dir: Annotated[str | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")] = None,
+    run_dir: Annotated[str | None, typer.Option("--run-dir", help=RUN_DIR_HELP)] = None,
     nproc: Annotated[
         int | None, typer.Option("--nproc", help="Processes on this node (default: visible GPUs, or 1).")
     ] = None,

@@ -103,6 +103,14 @@ def check_request(req: LaunchRequest) -> None:
             raise UserError(f"{flag} is empty: give a value, or leave the option out for the default", USAGE_EXIT)
     if req.resume and req.run_dir is None and req.name is None:
         raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR", USAGE_EXIT)
+    # out-of-range counts are usage mistakes (exit 2), as Typer's own range checks are; said here, before a config
+    # is read or a launch goes to --host. Which combinations fit together is Rendezvous.validate's to say.
+    if req.nproc is not None and req.nproc < 1:
+        raise UserError(f"--nproc must be >= 1, got {req.nproc}", USAGE_EXIT)
+    if req.nnodes < 1:
+        raise UserError(f"--nnodes must be >= 1, got {req.nnodes}", USAGE_EXIT)
+    if req.node_rank < 0 or (req.nnodes > 1 and req.node_rank >= req.nnodes):
+        raise UserError(f"--node-rank {req.node_rank} is outside 0..{req.nnodes - 1}", USAGE_EXIT)
 
 
 def validate_run_name(name: str) -> str:
@@ -171,6 +179,13 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     val_change: str | None = None  # ... or scores another validation set
     if req.resume:
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
+        if not target.is_dir():  # "has no checkpoint to continue" would send the user looking for checkpoints
+            where = target.absolute()
+            raise UserError(
+                f"--resume: {where} is a file, not a run directory"
+                if target.exists()
+                else f"--resume: no run directory {where}"
+            )
         if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
             hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR)
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
@@ -198,8 +213,6 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     else:
         name = validate_run_name(req.name or default_run_name(str(config_path) if config_path else None))
         run_dir = runs_root() / name
-    if req.nproc is not None and req.nproc < 1:
-        raise UserError(f"--nproc must be >= 1, got {req.nproc}")
     nproc = resume_nproc(target, req) if req.resume else None
     nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
     run_dir = run_dir.absolute()
@@ -339,9 +352,15 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     where = f"run dir {plan.run_dir}"
     if not force:
         if occ.session_live:
+            # with --resume, --force kills the session and continues the run: "start again" read as a fresh start
+            again = (
+                "pass --force (with --resume) to kill it and resume from the latest checkpoint"
+                if plan.command.resume
+                else "pass --force to kill it and start again"
+            )
             raise UserError(
                 f"tmux session {occ.session} already exists (see it: nsa attach {plan.name!r}; stop it: "
-                f"nsa halt {plan.name!r}); pass --force to kill it and start again"
+                f"nsa halt {plan.name!r}); {again}"
             )
         if occ.heartbeat_age_s is not None:
             raise UserError(

@@ -201,6 +201,10 @@ def test_resume_a_halted_run_continues_from_its_checkpoint(runs_dir, tmux_socket
 def test_resume_without_a_checkpoint_is_one_error(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "nothing-here", "--resume")
     assert res.returncode == 1
+    assert "--resume: no run directory" in res.stderr  # no directory at all: not "has no checkpoint"
+    (runs_dir / "nothing-here").mkdir()
+    res = nsa("launch", "--name", "nothing-here", "--resume")
+    assert res.returncode == 1
     assert "has no checkpoint to continue" in res.stderr
 
 
