@@ -286,10 +286,12 @@ def heartbeat_stale(c: Context) -> Finding | None:
     ]
     if others:
         extra += "; last seen: " + ", ".join(others[:8])
+    # one progress record has no interval yet: "usual interval ?" read as a fault of the tool
+    usual = f"usual interval {fmt_age(interval)}, " if interval is not None else ""
     return Finding(
         h.latest_step,
         last,
-        f"no progress for {fmt_age(age)} (usual interval {fmt_age(interval)}, limit {fmt_age(threshold)}), "
+        f"no progress for {fmt_age(age)} ({usual}limit {fmt_age(threshold)}), "
         f"last step {h.latest_step}{extra}: run `nsa dump` for stacks, check console.log",
     )
 

@@ -102,11 +102,27 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
             break
         time.sleep(0.2)
     missing = want - {_rank_of(f) for f in new}
+    stopped = [p for p in targets if p.rank in missing and p.pid is not None and _stopped(p.pid)]
+    why = ""
+    if stopped:  # the signal waits until the process runs again: "no dump appeared" alone gave no clue
+        pids = " ".join(str(p.pid) for p in stopped)
+        ranks = ", ".join(f"rank {p.rank} (pid {p.pid})" for p in stopped)
+        why = f": {ranks} {'is' if len(stopped) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
     if not new:
-        raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s")
+        raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s{why}")
     if missing:
-        say(f"no dump from rank(s) {sorted(missing)} within {wait_s:.0f}s")
+        say(f"no dump from rank(s) {sorted(missing)} within {wait_s:.0f}s{why}")
     return new
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped (state T, or t when traced): it takes a signal only once it is continued."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name in parentheses may hold spaces
+    return bool(fields) and fields[0] in ("T", "t")
 
 
 def _rank_of(path: Path) -> int | None:

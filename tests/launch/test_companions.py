@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from nsa_tui.errors import UserError
+from nsa_tui.launch.dump import dump_stacks
 
 from .helpers import nsa
 
@@ -91,3 +98,25 @@ def test_attach_without_session(runs_dir, tmux_socket):
     res = nsa("attach", "gone")
     assert res.returncode == 1
     assert "no tmux session nsa-gone" in res.stderr and "exited with status 0" in res.stderr
+
+
+def test_dump_of_a_stopped_trainer_says_it_is_stopped(runs_dir):
+    """A trainer stopped with SIGSTOP (ctrl-z in its pane) holds the signal until it runs again: the error said only
+    "no stack dump appeared within 15s"."""
+    d = runs_dir / "paused"
+    d.mkdir()
+    # a stand-in trainer: its command line names nsa_train and the run dir, as dump checks before it signals
+    code = "import signal, time; signal.signal(signal.SIGUSR1, lambda *a: None); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "nsa_train", "--run-dir", str(d)])
+    try:
+        _write(d, {"kind": "progress", "step": 3, "pid": proc.pid})
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGSTOP)
+        with pytest.raises(UserError) as err:
+            dump_stacks(d, lambda line: None, wait_s=1.0)
+        msg = str(err.value)
+        assert msg.startswith("signalled ranks [0] but no stack dump appeared within 1s: rank 0 "), msg
+        assert f"(pid {proc.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {proc.pid}` resumes" in msg
+    finally:
+        proc.kill()
+        proc.wait()

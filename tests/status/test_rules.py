@@ -154,6 +154,12 @@ def test_stale_heartbeat_and_adaptive_limit(tmp_path):
     make_v1_run(tmp_path / "r", steps=300, now=NOW)
     assert judge(tmp_path / "r", now=NOW + 100).alerts == []
     assert [a.rule for a in judge(tmp_path / "r", now=NOW + 180).alerts] == ["heartbeat_stale"]
+    assert "(usual interval 4s, limit 2m00s)" in judge(tmp_path / "r", now=NOW + 180).alerts[0].message
+    # one progress record: no interval to tell ("usual interval ?" read as the tool's fault)
+    make_v1_run(tmp_path / "one", steps=10, now=NOW)
+    (alert,) = judge(tmp_path / "one", now=NOW + 700).alerts
+    assert alert.rule == "heartbeat_stale" and alert.message.startswith("no progress for 11m4"), alert.message
+    assert "(limit 10m00s)" in alert.message and "?" not in alert.message
 
 
 def test_crashed_run_carries_console_tail(tmp_path):
