@@ -38,7 +38,7 @@ from nsa_train.config import (
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.rundir import earlier_results
+from nsa_train.runtime.rundir import earlier_results, file_in_the_way
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.units import human_bytes
@@ -122,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config_path = choose_config_path(args)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except (ConfigError, OSError) as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = file_in_the_way(run_dir) or e.strerror or e
+        print(f"error: cannot create the run directory {run_dir}: {why}", file=sys.stderr)
         return EXIT_USER_ERROR
     # before anything is written: a start refused here leaves the earlier run's records as they were (a boot and
     # an error record appended to them would make the tools judge that run by this attempt)

@@ -88,7 +88,10 @@ def check_writable(ckpt_dir: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise CheckpointError(f"checkpoints cannot be written to {ckpt_dir}: {e.strerror or e}") from None
+        from nsa_train.runtime.rundir import file_in_the_way
+
+        why = file_in_the_way(ckpt_dir) or e.strerror or e
+        raise CheckpointError(f"checkpoints cannot be written to {ckpt_dir}: {why}") from None
 
 
 def to_plain(obj: Any) -> Any:

@@ -34,3 +34,12 @@ def _has_rows(path: Path) -> bool:
             return len(fh.read(1 << 16).splitlines()) > 1
     except OSError:
         return False
+
+
+def file_in_the_way(path: Path) -> str | None:
+    """Why ``path`` cannot be made a directory when a file stands at it or at one of its parents, else None: an
+    OSError there says only "File exists" or "Not a directory"."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else f"{p} is a file, not a directory"
+    return None

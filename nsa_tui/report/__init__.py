@@ -55,5 +55,9 @@ def write_report(runs: list[ReportRun], out_dir: Path) -> dict[str, Path]:
         md = out_dir / REPORT_MD
         md.write_text(render(runs, charts, out_dir), encoding="utf-8")
     except OSError as e:
-        raise UserError(f"cannot write the report to {out_dir}: {e.strerror or e}", 1) from None
+        from nsa_train.runtime.rundir import file_in_the_way
+
+        raise UserError(
+            f"cannot write the report to {out_dir}: {file_in_the_way(out_dir) or e.strerror or e}", 1
+        ) from None
     return {"report": md, **charts}
