@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
+    if args.resume and not run_dir.is_dir():  # said before a directory is made for it (an empty one was left)
+        if rank == 0:
+            print(f"error: --resume: no run directory {run_dir}", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -53,8 +53,13 @@ def test_resume_from_mid_checkpoint_matches_uninterrupted(tmp_path: Path) -> Non
 
 def test_resume_without_checkpoint_is_one_error(tmp_path: Path) -> None:
     proc = run_train(tmp_path / "empty", "train.steps=4", resume=True)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # no such directory: said as such, and none is left behind (an empty one was)
+    assert proc.stderr.strip() == f"error: --resume: no run directory {tmp_path / 'empty'}"
+    assert not (tmp_path / "empty").exists()
+    (tmp_path / "empty").mkdir()
+    proc = run_train(tmp_path / "empty", "train.steps=4", resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no checkpoint" in proc.stderr
 
 
