@@ -30,7 +30,12 @@ from nsa_train.config import (
     val_set_change,
 )
 from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
-from nsa_train.runtime.checkpoint import TORCH_FILE_MAGIC, other_checkpoints_hint  # torch-free at import
+from nsa_train.runtime.checkpoint import (  # torch-free at import
+    TORCH_FILE_MAGIC,
+    CheckpointError,
+    other_checkpoints_hint,
+    verify_archive,
+)
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
 from nsa_tui.errors import USAGE_EXIT, UserError
@@ -136,8 +141,9 @@ def latest_checkpoint_name(run_dir: Path) -> str:
 
 def check_latest_usable(run_dir: Path) -> None:
     """Refuse a resume whose latest pointer names no checkpoint file the trainer could load, before anything
-    starts: that attempt would fail at once and mark the run it meant to continue as crashed. Only what is cheap
-    to see here (a missing, empty or foreign file); the trainer checks the rest (the checksums)."""
+    starts: that attempt would fail at once and mark the run it meant to continue as crashed. A missing, empty or
+    foreign file, and a damaged one (the CRCs torch.save stored: one read of the file, ~0.4 s per GiB cached,
+    which a dry run was the place to learn); what needs torch (shapes, the data position) the trainer checks."""
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     name = latest_checkpoint_name(run_dir)
     target = ckpt_dir / name
@@ -155,6 +161,11 @@ def check_latest_usable(run_dir: Path) -> None:
                 why = f"its latest checkpoint {target} is an empty file"
             elif head != TORCH_FILE_MAGIC[0]:
                 why = f"its latest checkpoint {target} is not a file torch.save wrote"
+            else:
+                try:
+                    verify_archive(target)
+                except CheckpointError as e:
+                    why = str(e)
     if why is None:
         return
     raise UserError(f"--resume: {run_dir}: {why}{other_checkpoints_hint(ckpt_dir, but=target)}")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 
@@ -17,11 +18,20 @@ from .helpers import REPO, nsa, tmux_sessions
 
 
 def _latest(run_dir, name: str) -> None:
-    """checkpoints/latest naming ``name``, and a stand-in for that file: the zip header torch.save writes (what
-    `nsa launch --resume` looks at; the trainer would load the rest)."""
+    """checkpoints/latest naming ``name``, and a stand-in for that file: a zip archive, as torch.save writes (what
+    `nsa launch --resume` looks at: its header and its checksums; the trainer would load the rest)."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints" / "latest").write_text(name + "\n")
-    (run_dir / "checkpoints" / name).write_bytes(b"PK\x03\x04" + bytes(60))
+    with zipfile.ZipFile(run_dir / "checkpoints" / name, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", bytes(range(256)) * 4)
+
+
+def _damage(path) -> None:
+    """One byte of the stored data changed after the save: the archive stays readable, its CRC no longer matches."""
+    data = bytearray(path.read_bytes())
+    at = data.index(bytes(range(256)))
+    data[at + 100] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 def _one_error_line(res: subprocess.CompletedProcess) -> str:
@@ -354,7 +364,7 @@ def test_the_config_options_help_names_the_config_variable():
         )
 
 
-@pytest.mark.parametrize("damage", ["empty", "missing", "foreign"])
+@pytest.mark.parametrize("damage", ["empty", "missing", "foreign", "crc"])
 def test_resume_of_an_unusable_latest_checkpoint_is_refused_before_starting(runs_dir, tmux_socket, damage):
     """The session started, the trainer failed at once, and that attempt marked the finished run crashed: a latest
     checkpoint that is empty, missing or no torch file is refused here, naming the checkpoints that are left."""
@@ -362,14 +372,21 @@ def test_resume_of_an_unusable_latest_checkpoint_is_refused_before_starting(runs
     _latest(run, "step_00000100.pt")
     _latest(run, "step_00000200.pt")
     target = run / "checkpoints" / "step_00000200.pt"
-    {"empty": lambda: target.write_bytes(b""), "missing": target.unlink, "foreign": lambda: target.write_text("x")}[
-        damage
-    ]()
+    spoil = {
+        "empty": lambda: target.write_bytes(b""),
+        "missing": target.unlink,
+        "foreign": lambda: target.write_text("x"),
+    }
+    spoil["crc"] = lambda: _damage(target)  # a disk or copy error: a dry run passed it, the trainer refused it
+    spoil[damage]()
     res = nsa("launch", "--name", "hurt", "--resume", "--set", "train.steps=300")
     assert res.returncode == 1 and tmux_sessions() == [] and "Traceback" not in res.stderr
     line = _one_error_line(res)
     said = {"empty": "is an empty file", "missing": "cannot be read", "foreign": "is not a file torch.save wrote"}
-    assert f"its latest checkpoint {target} {said[damage]}" in line, line
+    if damage == "crc":
+        assert f"checkpoint {target} is damaged: its part archive/data.pkl does not match the checksum" in line, line
+    else:
+        assert f"its latest checkpoint {target} {said[damage]}" in line, line
     assert "holds step_00000100.pt: to continue from one, write its name into" in line
 
 
