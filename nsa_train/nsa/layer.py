@@ -47,9 +47,23 @@ class CompressionMLP(nn.Module):
         xt = x.permute(0, 2, 3, 1).contiguous().view(B * H, D, T)
         # fc1(block + pos) = fc1(block) + W1·pos: the position encoding enters as a per-unit shift
         pos_shift = (self.fc1.weight * self.pos.t()).sum(dim=(1, 2))  # [hidden]
-        h = F.conv1d(xt, self.fc1.weight, self.fc1.bias + pos_shift, stride=stride)  # [B*H, hidden, NC]
+        h = _conv1d(xt, self.fc1.weight, self.fc1.bias + pos_shift, stride)  # [B*H, hidden, NC]
         out = self.fc2(F.gelu(h.transpose(1, 2)))  # [B*H, NC, D]
         return out.view(B, H, n_cmp, D).transpose(1, 2)
+
+
+def _conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    """F.conv1d, computed in fp32 for a CPU conv in bf16 (or fp16), then cast back to that dtype.
+
+    oneDNN's bf16 conv1d on CPUs with AMX (torch 2.13) returns wrong outputs for some lengths: a max error of 2.8
+    on outputs of 3.0 at length 53, 4.5 at length 100, right at 64 and 512. A bf16 run on such a CPU compressed
+    garbage. Linear layers and bmm in bf16 are correct there; this conv is ~1% of the layer's time."""
+    autocast = torch.is_autocast_enabled("cpu")
+    dtype = torch.get_autocast_dtype("cpu") if autocast else x.dtype
+    if x.device.type != "cpu" or dtype not in (torch.bfloat16, torch.float16):  # fp32 and fp64 as they are
+        return F.conv1d(x, weight, bias, stride=stride)
+    with torch.autocast("cpu", enabled=False):
+        return F.conv1d(x.float(), weight.float(), bias.float(), stride=stride).to(dtype)
 
 
 class NSAAttention(nn.Module):

@@ -213,6 +213,26 @@ def test_chunked_selection_equals_whole():
     assert torch.equal(whole, parts)
 
 
+@pytest.mark.parametrize("T", [53, 64, 100])
+def test_compression_mlp_in_bf16_follows_float32(T):
+    """oneDNN's bf16 conv1d on CPUs with AMX (torch 2.13) gave wrong outputs at some lengths (an error of 2.8 on
+    outputs of 3.0 at T=53): φ in bf16, as weights or under autocast, stays within bf16 rounding of fp32."""
+    from nsa_train.nsa import CompressionMLP
+
+    torch.manual_seed(0)
+    phi = CompressionMLP(8, 16)
+    with torch.no_grad():
+        phi.pos.normal_(0, 0.5)
+    x = torch.randn(2, T, 2, 16)
+    want = phi(x, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = phi(x, 4)
+    in_bf16 = phi.to(torch.bfloat16)(x.bfloat16(), 4)
+    for got in (under_autocast, in_bf16):
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got.float(), want, atol=3e-2, rtol=3e-2)
+
+
 def test_compression_mlp_is_an_mlp_over_each_block():
     """φ(block i) = fc2(gelu(W1 · flatten(x[i*d : i*d+l] + pos) + b1)), written out block by block."""
     from nsa_train.nsa import CompressionMLP
