@@ -225,10 +225,10 @@ def attempts(h: RunHistory) -> list[Attempt]:
             reached[i].append(h.pid_last_step[pid])  # its last step, when a later attempt superseded it
         train = train_evs[bisect_left(trains, boot) : bisect_left(trains, until)]
         start = to_step(train[0].fields.get("start_step")) if train else None
-        if start is None and train and (i == 0 or _fresh(boot_evs[i])):
+        fresh = _fresh(boot_evs[i])
+        if start is None and train and (i == 0 or fresh):
             start = 0  # a train record without start_step (an older trainer's): a first or fresh start is from 0
         rate = _tokens_per_step(points[i]) or fallback_rate
-        fresh = _fresh(boot_evs[i])
         reached_step = max(reached[i], default=None)
         out.append(Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh))
     return out
