@@ -147,10 +147,14 @@ def invalid_text_problem(path: str, builder: str, files: list[str], row: int) ->
                 return problem
         except OSError:
             pass
-    return (
-        f"document {row} of data.path {shown(path)} (counted from 0 over its {_count(len(files), 'file')} in order) "
-        "holds text that is not valid UTF-8: re-encode it as UTF-8, or move its file out of data.path"
-    )
+    counted = f"(counted from 0 over its {_count(len(files), 'file')} in order)"
+    return f"document {row} of data.path {shown(path)} {counted} {not_utf8()}"
+
+
+def not_utf8(reason: str | None = None) -> str:
+    """What is wrong with a document whose text is not UTF-8, and what to do (after "document N of ...")."""
+    why = f" ({reason})" if reason else ""
+    return f"holds text that is not valid UTF-8{why}: re-encode it as UTF-8, or move its file out of data.path"
 
 
 BLANK = {"text": b"\r\n", "json": b" \t\r\n"}  # bytes that make no document: the text loader splits at blank lines

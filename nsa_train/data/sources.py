@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from .diagnose import (
     first_invalid_text_row,
     invalid_text_problem,
     mixed_json_problem,
+    not_utf8,
     read_error,
     save_to_disk_problem,
     shown,
@@ -151,12 +153,14 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             raise DataError(
                 f"data.text_field {field!r} is not a column of {d.source_description} (columns: {ds.column_names})"
             )
-        if builder == "json" and (problem := mixed_json_problem(d.path, files, field)):
+        key = (builder, field, tuple(map(os.path.abspath, files)), json.dumps(listing))
+        if builder == "json" and (problem := _once(("json", *key), lambda: mixed_json_problem(d.path, files, field))):
             raise DataError(problem)
         if len(ds) <= d.val_docs:
             raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
         # now, not when training reaches the document (a .txt file fails in load_dataset already)
-        bad = first_invalid_text_row(ds.data.column(field), UTF8_SCAN_BUDGET)
+        budget = UTF8_SCAN_BUDGET
+        bad = _once(("utf8", budget, *key), lambda: first_invalid_text_row(ds.data.column(field), budget))
         if bad is not None:
             raise DataError(invalid_text_problem(d.path, builder, files, bad))
         source = MapSource(
@@ -174,6 +178,17 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300]
+
+
+# each rank opens the local files twice (its validation set, and the training stream's thread): the checks that read
+# them whole run once per process for the same files and sizes
+_CHECKED: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(key: tuple[Any, ...], check: Callable[[], Any]) -> Any:
+    if key not in _CHECKED:
+        _CHECKED[key] = check()
+    return _CHECKED[key]
 
 
 def _text_of(row: dict, field: str, description: str) -> str:
@@ -208,10 +223,7 @@ class MapSource:
         try:
             row = self._ds[int(i)]
         except UnicodeDecodeError as e:  # past the start's UTF-8 check (its byte budget)
-            raise DataError(
-                f"document {int(i)} of {self.description} holds text that is not valid UTF-8 ({e.reason}): "
-                "re-encode it as UTF-8, or move its file out of data.path"
-            ) from e
+            raise DataError(f"document {int(i)} of {self.description} {not_utf8(e.reason)}") from e
         return _text_of(row, self._field, self.description)
 
     def val_texts(self) -> list[str]:
