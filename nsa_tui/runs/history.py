@@ -763,9 +763,14 @@ class RunHistory:
         if end is not None and end.ts is not None:
             stop = end.ts
         elif ended:
-            stop = max((st.last_ts for st in self.attempt_ranks.values() if st.last_ts is not None), default=None)
+            stop = self.attempt_last_ts
             stop = stop if stop is not None else self.last_progress_ts
         return None if stop is None else max(0.0, stop - start)
+
+    @property
+    def attempt_last_ts(self) -> float | None:
+        """When any rank of the current attempt was last heard from (its newest record); None when none was."""
+        return max((st.last_ts for st in self.attempt_ranks.values() if st.last_ts is not None), default=None)
 
     @property
     def attempt_errors(self) -> list[Event]:

@@ -310,7 +310,7 @@ class WatchApp(App):
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
         h = m.history
-        last_ts = max((r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None), default=None)
+        last_ts = h.attempt_last_ts
         tokens, tokens_step = _last_with_step(h.steps, h.column("tokens_seen"))
         return {
             "name": m.name,
