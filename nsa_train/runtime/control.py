@@ -33,10 +33,21 @@ LAUNCH_TIME_ENV = "NSA_LAUNCH_TIME"  # seconds since the epoch, set by `nsa laun
 PROC_START_SLACK_S = 0.05
 
 
+def proc_stat_fields(pid: int | str = "self") -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first, then ppid, ...); None where it cannot be read.
+    The name, in parentheses, may hold spaces and parentheses: split after its last ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_start_time() -> float | None:
     """When this process started (Linux /proc), as a wall-clock time; None elsewhere."""
     try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat_fields()
+        if fields is None:
+            return None
         uptime = float(Path("/proc/uptime").read_text().split()[0])
         return time.time() - (uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nsa_train.runtime.control import proc_stat_fields
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
@@ -117,11 +118,7 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
 
 def _stopped(pid: int) -> bool:
     """The process is stopped (state T, or t when traced): it takes a signal only once it is continued."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[-1].split()  # the command name in parentheses may hold spaces
+    fields = proc_stat_fields(pid)
     return bool(fields) and fields[0] in ("T", "t")
 
 
