@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
-from nsa_tui.errors import UserError
+from nsa_tui.errors import USAGE_EXIT, UserError
 
 TRAINER_MODULE = "nsa_train.train"
 
@@ -39,9 +39,15 @@ class Rendezvous:
     node_rank: int = 0
     endpoint: str | None = None
 
-    def validate(self) -> None:
+    def check_ranges(self) -> None:
+        """Counts out of range: usage mistakes (exit 2), as Typer's own range checks are."""
         if self.nnodes < 1:
-            raise UserError(f"--nnodes must be >= 1, got {self.nnodes}")
+            raise UserError(f"--nnodes must be >= 1, got {self.nnodes}", USAGE_EXIT)
+        if self.node_rank < 0 or (self.nnodes > 1 and self.node_rank >= self.nnodes):
+            raise UserError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}", USAGE_EXIT)
+
+    def validate(self) -> None:
+        self.check_ranges()
         if self.nnodes == 1:
             if self.node_rank != 0:
                 raise UserError("--node-rank needs --nnodes > 1")
@@ -53,8 +59,6 @@ class Rendezvous:
         host, sep, port = self.endpoint.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UserError(f"--rdzv-endpoint {self.endpoint!r}: expected HOST:PORT, e.g. 10.0.0.1:29500")
-        if not 0 <= self.node_rank < self.nnodes:
-            raise UserError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}")
 
     def torchrun_args(self) -> list[str]:
         if self.nnodes == 1:

@@ -112,10 +112,7 @@ def check_request(req: LaunchRequest) -> None:
     # is read or a launch goes to --host. Which combinations fit together is Rendezvous.validate's to say.
     if req.nproc is not None and req.nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {req.nproc}", USAGE_EXIT)
-    if req.nnodes < 1:
-        raise UserError(f"--nnodes must be >= 1, got {req.nnodes}", USAGE_EXIT)
-    if req.node_rank < 0 or (req.nnodes > 1 and req.node_rank >= req.nnodes):
-        raise UserError(f"--node-rank {req.node_rank} is outside 0..{req.nnodes - 1}", USAGE_EXIT)
+    Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint).check_ranges()
 
 
 def validate_run_name(name: str) -> str:
