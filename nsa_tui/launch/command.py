@@ -39,26 +39,24 @@ class Rendezvous:
     node_rank: int = 0
     endpoint: str | None = None
 
-    def check_ranges(self) -> None:
-        """Counts out of range: usage mistakes (exit 2), as Typer's own range checks are."""
+    def validate(self) -> None:
+        """Usage mistakes (exit 2), as Typer's own range checks are: told before a config is read or a
+        launch goes to --host."""
         if self.nnodes < 1:
             raise UserError(f"--nnodes must be >= 1, got {self.nnodes}", USAGE_EXIT)
         if self.node_rank < 0 or (self.nnodes > 1 and self.node_rank >= self.nnodes):
             raise UserError(f"--node-rank {self.node_rank} is outside 0..{self.nnodes - 1}", USAGE_EXIT)
-
-    def validate(self) -> None:
-        self.check_ranges()
         if self.nnodes == 1:
             if self.node_rank != 0:
-                raise UserError("--node-rank needs --nnodes > 1")
+                raise UserError("--node-rank needs --nnodes > 1", USAGE_EXIT)
             if self.endpoint is not None:  # a single node uses --standalone: the endpoint would go nowhere
-                raise UserError("--rdzv-endpoint needs --nnodes > 1 (one node rendezvous with itself)")
+                raise UserError("--rdzv-endpoint needs --nnodes > 1 (one node rendezvous with itself)", USAGE_EXIT)
             return
         if self.endpoint is None:
-            raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the address of node 0)")
+            raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the address of node 0)", USAGE_EXIT)
         host, sep, port = self.endpoint.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UserError(f"--rdzv-endpoint {self.endpoint!r}: expected HOST:PORT, e.g. 10.0.0.1:29500")
+            raise UserError(f"--rdzv-endpoint {self.endpoint!r}: expected HOST:PORT, e.g. 10.0.0.1:29500", USAGE_EXIT)
 
     def torchrun_args(self) -> list[str]:
         if self.nnodes == 1:

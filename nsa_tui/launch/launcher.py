@@ -108,11 +108,11 @@ def check_request(req: LaunchRequest) -> None:
             raise UserError(f"{flag} is empty: give a value, or leave the option out for the default", USAGE_EXIT)
     if req.resume and req.run_dir is None and req.name is None:
         raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR", USAGE_EXIT)
-    # out-of-range counts are usage mistakes (exit 2), as Typer's own range checks are; said here, before a config
-    # is read or a launch goes to --host. Which combinations fit together is Rendezvous.validate's to say.
+    # out-of-range counts and options that do not fit together are usage mistakes (exit 2), as Typer's own
+    # range checks are; said here, before a config is read or a launch goes to --host
     if req.nproc is not None and req.nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {req.nproc}", USAGE_EXIT)
-    Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint).check_ranges()
+    Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint).validate()
 
 
 def validate_run_name(name: str) -> str:
@@ -214,7 +214,6 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         lr_change = schedule_change(target / schema.CONFIG_YAML, cfg, step) if step is not None else None
         val_change = val_set_change(target / schema.CONFIG_YAML, cfg)
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
-    rdzv.validate()
     if req.run_dir is not None:
         run_dir = Path(req.run_dir)
         name = validate_run_name(req.name or run_dir.absolute().name)

@@ -51,10 +51,16 @@ def test_resume_of_no_run_directory_says_so(runs_dir, tmux_socket, tmp_path):
         (["--nnodes", "0"], "--nnodes must be >= 1, got 0"),
         (["--node-rank", "-1"], "--node-rank -1 is outside 0..0"),
         (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:29500"], "--node-rank 2 is outside 0..1"),
+        # options that do not fit together exited 1, and only after the config (and a resume's checks)
+        (["--node-rank", "1"], "--node-rank needs --nnodes > 1"),
+        (["--rdzv-endpoint", "h:29500"], "--rdzv-endpoint needs --nnodes > 1 (one node rendezvous with itself)"),
+        (["--nnodes", "2"], "--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the address of node 0)"),
+        (["--nnodes", "2", "--rdzv-endpoint", "h:0"], "--rdzv-endpoint 'h:0': expected HOST:PORT, e.g. 10.0.0.1:29500"),
     ],
 )
 def test_out_of_range_counts_are_usage_mistakes(runs_dir, tmux_socket, args, says):
-    """docs/launch.md: a value out of range is a usage mistake (exit 2), also before a resume's checks."""
+    """docs/launch.md: a value out of range, or options that do not fit together, are usage mistakes (exit 2),
+    also before a resume's checks."""
     for extra in ([], ["--resume"]):
         res = nsa("launch", "--name", "r", "--dry-run", *args, *extra)
         assert res.returncode == 2 and _one_error_line(res) == f"error: {says}", (args, extra, res.stderr)
