@@ -440,13 +440,22 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
             say(f"warning: could not add the tmux socket path to launch.json: {e.strerror or e}")
 
 
+def _server_hint() -> str:
+    """The tmux server named as a shell reaches it: `tmux -L NAME` finds the socket under $TMUX_TMPDIR, which a
+    shell without this one's (a plain ssh command) does not share, so that is named too."""
+    name = os.environ.get(tmux.TMUX_SOCKET_ENV)
+    tmpdir = os.environ.get("TMUX_TMPDIR")
+    if not name:
+        return f" (tmux's default server, under TMUX_TMPDIR={tmpdir})" if tmpdir else ""
+    return f" (tmux -L {name}, under TMUX_TMPDIR={tmpdir})" if tmpdir else f" (tmux -L {name})"
+
+
 def describe(plan: LaunchPlan) -> list[str]:
     """What a launch will do (printed by --dry-run and before a real launch)."""
     lines = [
         f"run:     {plan.name}",
         f"run dir: {plan.run_dir}",
-        f"session: {plan.session}"
-        + (f" (tmux -L {os.environ[tmux.TMUX_SOCKET_ENV]})" if os.environ.get(tmux.TMUX_SOCKET_ENV) else ""),
+        f"session: {plan.session}{_server_hint()}",
         f"config:  {plan.config_path or '<built-in defaults>'} "
         f"({FROM_CONFIG_ENV + ', ' if plan.config_from_env else ''}hash {config_hash(plan.cfg)})",
         f"command: {shell_string(plan.argv)}",

@@ -71,3 +71,15 @@ def test_launch_help_names_the_runs_root_variable():
     res = nsa("launch", "--help", env={**os.environ, "COLUMNS": "250"})
     assert res.returncode == 0
     assert "Run directory (default: $NSA_RUNS_DIR/<name>, runs/<name> when that is unset)." in res.stdout
+
+
+def test_the_banner_names_the_tmux_tmpdir_its_server_is_under(runs_dir, tmux_socket, tmp_path):
+    """`tmux -L NAME` alone sent a shell without this one's $TMUX_TMPDIR (a plain ssh command) to another socket
+    directory, where the session is not."""
+    env = {k: v for k, v in os.environ.items() if k != "TMUX_TMPDIR"}
+    res = nsa("launch", "--name", "b", "--dry-run", env=env)
+    assert res.returncode == 0 and f"session: nsa-b (tmux -L {tmux_socket})\n" in res.stdout, res.stdout
+    res = nsa("launch", "--name", "b", "--dry-run", env={**env, "TMUX_TMPDIR": str(tmp_path)})
+    assert f"session: nsa-b (tmux -L {tmux_socket}, under TMUX_TMPDIR={tmp_path})\n" in res.stdout, res.stdout
+    res = nsa("launch", "--name", "b", "--dry-run", env={k: v for k, v in env.items() if k != "NSA_TMUX_SOCKET"})
+    assert "session: nsa-b\n" in res.stdout, res.stdout
