@@ -62,17 +62,17 @@ def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # ->
 
 
 def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_rules) -> Judged:
-    from nsa_tui.health import BAD_RULES_EXIT, RulesError, build_rules, evaluate
+    from nsa_tui.health import BAD_RULES_EXIT, evaluate, run_rules
     from nsa_tui.runs.load import config_file
 
     where = f"{host}:{path}" if host else path
     if h.format is None:
         error = f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)"
         return Judged(run, error=error, path=path)
-    try:  # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
-        rules = build_rules(h.config)
-    except RulesError as e:
-        fallback = evaluate(h, now, build_rules(None), run=run)
+    # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
+    rules, e = run_rules(h.config)
+    if e is not None:
+        fallback = evaluate(h, now, rules, run=run)
         fallback.path, fallback.host, fallback.via = path, host, ("ssh" if host else None)
         source = config_file(h)
         return Judged(

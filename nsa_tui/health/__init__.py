@@ -9,7 +9,7 @@ verdict.eta_s, verdict.to_dict()
 
 from nsa_tui.health.defaults import DEFAULT_RULES, MONITOR_KEYS
 from nsa_tui.health.engine import HEALTH, STATES, Alert, Verdict, evaluate
-from nsa_tui.health.rules import BAD_RULES_EXIT, Rule, RulesError, build_rules, load_rules_file
+from nsa_tui.health.rules import BAD_RULES_EXIT, Rule, RulesError, build_rules, load_rules_file, run_rules
 
 RULE_NAMES = tuple(DEFAULT_RULES)
 
@@ -27,4 +27,5 @@ __all__ = [
     "build_rules",
     "evaluate",
     "load_rules_file",
+    "run_rules",
 ]

@@ -199,6 +199,16 @@ def build_rules(config: dict[str, Any] | None = None, user: dict[str, Any] | Non
     return rules
 
 
+def run_rules(config: dict[str, Any] | None) -> tuple[dict[str, Rule], RulesError | None]:
+    """A run's rules from its own config, or the defaults and the mistake when its monitor section has one: a typo
+    there costs the run its thresholds, not its verdict (status, report and watch all judge it with the defaults
+    and say why)."""
+    try:
+        return build_rules(config), None
+    except RulesError as e:
+        return default_rules(), e
+
+
 def load_rules_file(path: str | Path) -> dict[str, Any]:
     """Parse and validate a rules file (YAML or JSON); RulesError with one line otherwise."""
     p = Path(path)

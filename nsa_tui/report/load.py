@@ -97,7 +97,7 @@ def report_run(
 ) -> ReportRun | None:
     """A run's report data from its files read whole; None when they hold no telemetry of any known format.
     ``local``: the run is on this machine, so a run without a launch.json is alive iff a rank's pid is."""
-    from nsa_tui.health import RulesError, build_rules, evaluate
+    from nsa_tui.health import evaluate, run_rules
 
     h = history_from_bundle(bundle)
     if h.format is None:
@@ -105,14 +105,10 @@ def report_run(
     if local:
         check_local_pids(h, Path(bundle.path) if bundle.path else None)
     name = bundle.run
-    rules_error = None
-    try:
-        rules = build_rules(h.config)
-    except RulesError as e:  # the run's own config (as read: config_file): one line, as `nsa status` says it
-        # a typo in the monitor section costs the alerts their run's thresholds, not the charts and numbers: the
-        # report is drawn, judged with the defaults, and says so (the command exits 4 after writing it)
-        rules_error = e.in_run_config(where, config_file(h))
-        rules = build_rules(None)
+    # a mistake in the run's monitor section: the report is drawn, judged with the defaults, and says so in one
+    # line, as `nsa status` does (the command exits 4 after writing it)
+    rules, problem = run_rules(h.config)
+    rules_error = problem.in_run_config(where, config_file(h)) if problem is not None else None
     verdict = evaluate(h, bundle.now, rules, run=name)
     return ReportRun(name, where, parent, h, checkpoints, verdict, rules_error)
 

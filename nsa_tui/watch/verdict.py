@@ -25,21 +25,24 @@ class VerdictView:
     eta_s: float | None = None
     mean_toks_per_s: float | None = None  # an ended run's mean over its last attempt, as `nsa status` shows it
     problem: str = ""  # why there is no verdict (the engine raised)
+    rules_problem: str = ""  # the run's monitor section has a mistake: judged with the default rules instead
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     """The health engine's verdict (nsa_tui.health.evaluate), shaped for the panels. A crash
     inside the engine is shown in the health panel rather than taking the dashboard down."""
-    from nsa_tui.health import RulesError
     from nsa_tui.health import evaluate as engine_evaluate
+    from nsa_tui.health import run_rules
 
-    try:
-        v = engine_evaluate(history, now)
-    except RulesError as e:  # the user's config, not a fault of the engine
+    rules, mistake = run_rules(history.config)
+    rules_problem = ""
+    if mistake is not None:  # the user's config, not a fault of the engine: judged as `nsa status` judges it
         from nsa_tui.runs.load import config_file
 
-        return VerdictView(problem=f"no health verdict: the run's {config_file(history)}: {e}")
+        rules_problem = f"judged with the default rules: the run's {config_file(history)}: {mistake}"
+    try:
+        v = engine_evaluate(history, now, rules)
     except Exception as e:  # shown on screen, never swallowed
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
@@ -51,4 +54,5 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         eta_s=v.eta_s,
         mean_toks_per_s=v.mean_toks_per_s,
         start_warnings=list(v.start_warnings),
+        rules_problem=rules_problem,
     )

@@ -338,15 +338,24 @@ async def test_start_warnings_stay_in_the_health_panel(tmp_path):
         assert shown.startswith("✓ no active alerts\nat start bf16 on CPU is about 3x slower than fp32 here")
 
 
-def test_a_bad_monitor_section_is_named_as_the_runs_config_not_an_engine_failure(tmp_path):
-    from nsa_tui.runs import load_run
-    from nsa_tui.watch.verdict import evaluate
+@async_test
+async def test_a_bad_monitor_section_is_named_and_the_run_judged_with_the_defaults(tmp_path):
+    """It showed no verdict at all (no state, no alerts: a NaN went unflagged), where `nsa status` and `nsa report`
+    judge such a run with the default rules and say why."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
 
     run = tmp_path / "bad"
-    make_v1_run(run, steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
-    v = evaluate(load_run(run), time.time(), run)
-    # the fixture's run.json holds the config (read first): that file is named
-    assert v.problem.startswith("no health verdict: the run's run.json: config monitor.rules.loss_spike")
+    make_v1_run(run, steps=100, state="nan", monitor={"rules": {"loss_spike": {"severity": "warning"}}}, now=NOW)
+    app = make_app(run)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        v = app.query_one(HealthPanel).verdict
+        assert v.problem == ""
+        # the fixture's run.json holds the config (read first): that file is named
+        assert v.rules_problem.startswith("judged with the default rules: the run's run.json: config monitor.rules")
+        assert v.health == "critical" and "nan_loss" in [a.rule for a in v.alerts], v
+        lines = app.query_one(HealthPanel).render().plain.splitlines()
+        assert lines[0].startswith("judged with the default rules") and "nan_loss" in lines[1], lines
 
 
 @async_test

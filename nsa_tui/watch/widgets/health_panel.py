@@ -27,6 +27,7 @@ class HealthPanel(Widget):
             len(v.alerts) != len(self.verdict.alerts)
             or len(v.start_warnings) != len(self.verdict.start_warnings)
             or bool(v.problem) != bool(self.verdict.problem)
+            or bool(v.rules_problem) != bool(self.verdict.rules_problem)
         )
         self.verdict = v
         self.refresh(layout=grew)  # a new height only when the number of alerts changed
@@ -37,6 +38,8 @@ class HealthPanel(Widget):
         if v.problem:
             t.append(v.problem, style="yellow")
             return t
+        if v.rules_problem:
+            t.append(v.rules_problem + "\n", style="yellow")
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
             self._start_warnings(t, v)
