@@ -286,7 +286,7 @@ def test_option_mistakes_are_one_line(runs_dir, tmux_socket):
     res = nsa("launch", "--remote-dir", "/x")
     assert res.returncode == 2 and "--remote-dir needs --host" in _one_error_line(res)
     res = nsa("launch", "--nnodes", "2", "--dry-run")
-    assert res.returncode == 1 and "--rdzv-endpoint" in _one_error_line(res)
+    assert res.returncode == 2 and "--rdzv-endpoint" in _one_error_line(res)
     res = nsa("launch", "--name", "a/b", "--dry-run")
     assert res.returncode == 1 and "invalid run name" in _one_error_line(res)
 
