@@ -54,34 +54,8 @@ class SSHD:
         return {**os.environ, "NSA_SSH_COMMAND": self.ssh_command}
 
 
-def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -> SSHD:
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd_bin).exists():
-        pytest.fail("openssh-server is not installed (apt-get install openssh-server); .ci/run installs it")
-    if os.geteuid() != 0:
-        pytest.fail("the loopback sshd fixture runs as root (as CI does)")
-    tmp.mkdir(parents=True, exist_ok=True)
-    hostkey = tmp / "host_ed25519"
-    userkey = tmp / "user_ed25519"
-    for k in (hostkey, userkey):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
-    auth = tmp / "authorized_keys"
-    auth.write_text(userkey.with_suffix(".pub").read_text())
-    auth.chmod(0o600)
-    port = _free_port()
-    known = tmp / "known_hosts"
-    known.write_text(
-        f"[127.0.0.1]:{port} {hostkey.with_suffix('.pub').read_text().split(' ')[0]} "
-        f"{hostkey.with_suffix('.pub').read_text().split(' ')[1]}\n"
-    )
-    path = os.environ.get("PATH", "/usr/bin:/bin")
-    if with_nsa:
-        path = f"{VENV_BIN}:{path}"
-    else:
-        # no directory with an `nsa` in it: this venv's, nor another one a developer's shell has activated
-        path = ":".join(p for p in path.split(":") if p and not (Path(p) / "nsa").exists()) or "/usr/bin:/bin"
-    if path_prefix is not None:  # tools that shadow the system's on the "remote" (e.g. a date that runs ahead)
-        path = f"{path_prefix}:{path}"
+def _sshd_on(sshd_bin: str, tmp: Path, port: int, hostkey: Path, auth: Path, path: str) -> subprocess.Popen | None:
+    """sshd listening on 127.0.0.1:``port``; None when that port was taken before it bound it."""
     cfg = tmp / "sshd_config"
     cfg.write_text(
         "\n".join(
@@ -90,7 +64,7 @@ def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -
                 "ListenAddress 127.0.0.1",
                 f"HostKey {hostkey}",
                 f"AuthorizedKeysFile {auth}",
-                f"PidFile {tmp / 'sshd.pid'}",
+                f"PidFile {tmp / 'sshd.pid'}",  # written once it listens
                 "PermitRootLogin prohibit-password",
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
@@ -110,17 +84,61 @@ def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -
             ]
         )
     )
-    Path("/run/sshd").mkdir(exist_ok=True)
+    pidfile = tmp / "sshd.pid"
+    pidfile.unlink(missing_ok=True)
     proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(cfg)], stderr=subprocess.PIPE)
+    # its pid file is written once it listens: a connection alone could reach another test's server on the port
     deadline = time.time() + 10
     while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"sshd did not start: {proc.stderr.read().decode()}")
-            time.sleep(0.05)
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            if "Address already in use" in err or "Cannot bind any address" in err:
+                return None
+            pytest.fail(f"sshd did not start: {err}")
+        if pidfile.is_file() and pidfile.read_text().strip() == str(proc.pid):
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"sshd did not listen on port {port} within 10 s")
+
+
+def _start_sshd(tmp: Path, *, with_nsa: bool, path_prefix: Path | None = None) -> SSHD:
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd_bin).exists():
+        pytest.fail("openssh-server is not installed (apt-get install openssh-server); .ci/run installs it")
+    if os.geteuid() != 0:
+        pytest.fail("the loopback sshd fixture runs as root (as CI does)")
+    tmp.mkdir(parents=True, exist_ok=True)
+    hostkey = tmp / "host_ed25519"
+    userkey = tmp / "user_ed25519"
+    for k in (hostkey, userkey):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k)], check=True)
+    auth = tmp / "authorized_keys"
+    auth.write_text(userkey.with_suffix(".pub").read_text())
+    auth.chmod(0o600)
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    if with_nsa:
+        path = f"{VENV_BIN}:{path}"
+    else:
+        # no directory with an `nsa` in it: this venv's, nor another one a developer's shell has activated
+        path = ":".join(p for p in path.split(":") if p and not (Path(p) / "nsa").exists()) or "/usr/bin:/bin"
+    if path_prefix is not None:  # tools that shadow the system's on the "remote" (e.g. a date that runs ahead)
+        path = f"{path_prefix}:{path}"
+    Path("/run/sshd").mkdir(exist_ok=True)
+    # The free port is free when asked, not when sshd binds it: another test (the suite runs on several xdist
+    # workers) may take it in between, as a listener or as a connection's local port. Then another port.
+    for _ in range(5):
+        port = _free_port()
+        proc = _sshd_on(sshd_bin, tmp, port, hostkey, auth, path)
+        if proc is not None:
+            break
+    else:
+        pytest.fail("sshd found no free port in 5 tries")
+    known = tmp / "known_hosts"
+    known.write_text(
+        f"[127.0.0.1]:{port} {hostkey.with_suffix('.pub').read_text().split(' ')[0]} "
+        f"{hostkey.with_suffix('.pub').read_text().split(' ')[1]}\n"
+    )
     ssh_command = (
         f"ssh -F /dev/null -p {port} -i {userkey} -o IdentitiesOnly=yes "
         f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -o LogLevel=ERROR"

@@ -14,7 +14,9 @@ from __future__ import annotations
 import nsa_triton_worker as worker
 import pytest
 
-pytestmark = pytest.mark.slow
+# one xdist worker for the module: its fixture compiles every target's kernels at once, which a second worker would
+# otherwise do again for its share of the targets
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kernels-compile")]
 
 # selection: forward, dq, dk/dv; compressed and window branches: forward, dq, dk/dv (writing dk/dv or fp32
 # slices of them); importance (writing scores, or picking the blocks itself)
