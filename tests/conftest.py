@@ -27,6 +27,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker computes on one thread. With torch's default (a thread per core) in both workers, every
+    # parallel region of one waits on a thread the other has taken: a float64 gradcheck of 8 s alone took 30 s,
+    # and over 300 s when two coincided. Trainers the tests start set their own threads (runtime.threads).
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def outside_any_tmux(monkeypatch):
