@@ -17,7 +17,8 @@ run *ARGS:
 train *ARGS:
     {{py}} -m nsa_train.train --run-dir runs/direct {{ARGS}}
 
-# The test suite (what CI runs). `just test -m "not slow"` for the quick part.
+# The test suite (what CI runs), on two xdist workers (pyproject addopts). `just test -m "not slow"` for the
+# quick part, `just test -n 0` for one process.
 test *ARGS:
     {{py}} -m pytest -q {{ARGS}}
 

@@ -147,7 +147,9 @@ export -f ops
 
 # In order of what the lease must not miss: the kernels' correctness, which kernels auto should run, the
 # paper's comparison, tokens/s.
-part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/nsa_triton \
+# one process (not pyproject's two xdist workers): one GPU, and an image that may lack pytest-xdist
+part gpu-tests 100 pytest_gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider -p no:xdist \
+    -o addopts="-ra --strict-markers" tests/nsa_triton \
     tests/trainer/test_gpu_memory.py
 part ops 110 ops.md bash -c ops
 part attention-layers 80 attention_layers.md bash -c layers_both
