@@ -102,7 +102,10 @@ class NSAConfig:
 
     def __post_init__(self) -> None:
         for k in ("l", "d", "l_sel", "n_sel", "w"):
-            _check(getattr(self, k) > 0, f"nsa.{k}", "must be positive")
+            # the YAML loader checks types; a config built in Python did not (l=16.0 failed deep inside torch)
+            v = getattr(self, k)
+            _check(isinstance(v, int) and not isinstance(v, bool), f"nsa.{k}", f"must be an integer, got {v!r}")
+            _check(v > 0, f"nsa.{k}", "must be positive")
         _check(self.l % self.d == 0, "nsa.l", f"must be a multiple of nsa.d ({self.d})")
         _check(self.l_sel % self.d == 0, "nsa.l_sel", f"must be a multiple of nsa.d ({self.d})")
         _check(self.n_sel >= 3, "nsa.n_sel", "must be >= 3 (initial block + 2 local blocks are always selected)")

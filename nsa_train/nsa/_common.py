@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -31,6 +32,22 @@ def check_qkv(
     if HQ % H != 0:
         raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({H})")
     return B, T, HQ, H, HQ // H
+
+
+def check_sizes(**sizes: int) -> None:
+    """Block lengths, strides, block sizes and counts: positive integers. A 0 divided by zero on one path, a
+    negative one gave the reference and fast paths silently different outputs."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_block_indices(block_indices: torch.Tensor, B: int, T: int, H: int) -> None:
+    """block_indices [B, T, H, S] of an integer dtype (float ids were taken as they came)."""
+    if block_indices.dim() != 4 or block_indices.shape[:3] != (B, T, H):
+        raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
+    if block_indices.dtype.is_floating_point or block_indices.dtype.is_complex or block_indices.dtype == torch.bool:
+        raise ValueError(f"block_indices must be an integer tensor, got {block_indices.dtype}")
 
 
 def default_scale(scale: float | None, head_dim: int) -> float:

@@ -16,7 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from nsa_train.nsa import fast_selection_masked
-from nsa_train.nsa._common import LOG2E, check_qkv, compute_dtype, default_scale, masked_softmax, vjp
+from nsa_train.nsa._common import (
+    LOG2E,
+    check_block_indices,
+    check_qkv,
+    check_sizes,
+    compute_dtype,
+    default_scale,
+    masked_softmax,
+    vjp,
+)
 from nsa_train.nsa.fast_selection import SelectionAttentionFn
 from nsa_train.nsa.selection import select_blocks_grouped
 
@@ -262,6 +271,7 @@ def compressed_attention_fast(
     scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     B, T, HQ, H, G = check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_sizes(block_length=block_length, stride=stride)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     NC, Dv = k_cmp.shape[1], v_cmp.shape[-1]
@@ -305,6 +315,7 @@ def compressed_attention_and_selection_fast(
     probabilities (flash style) and takes do·o from them.
     """
     check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_sizes(l=l, d=d, l_sel=l_sel, n_sel=n_sel)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     g = None if gate is None else gate.to(cdt)
@@ -503,8 +514,8 @@ def gated_selection_fast(
     gate [B, T, HQ] or None. The op keeps its output for backward anyway, so the gate's gradient comes from it
     and the gating product saves nothing more."""
     B, T, _, H, _ = check_qkv(q, k, v)
-    if block_indices.shape[:3] != (B, T, H):
-        raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S], got {tuple(block_indices.shape)}")
+    check_sizes(block_size=block_size)
+    check_block_indices(block_indices, B, T, H)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     g = None if gate is None else gate.to(cdt)

@@ -12,6 +12,7 @@ from nsa_train.nsa import dispatch, reference
 from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
+from nsa_train.nsa.triton.limits import branch_problems
 
 # the dispatch op behind each branch, for the path it takes
 BRANCH_OPS = {
@@ -80,6 +81,9 @@ class NSAAttention(nn.Module):
         self, dim: int, n_heads: int, n_kv_heads: int, head_dim: int, cfg: NSAConfig, rope_base: float = 10000.0
     ) -> None:
         super().__init__()
+        for name, value in (("dim", dim), ("n_heads", n_heads), ("n_kv_heads", n_kv_heads), ("head_dim", head_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if n_heads % n_kv_heads != 0:
             raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
         if head_dim % 2 != 0:
@@ -123,9 +127,16 @@ class NSAAttention(nn.Module):
 
     @property
     def branch_impls(self) -> dict[str, str]:
-        """The path each branch runs on the layer's current device: {'cmp': ..., 'sel': ..., 'win': ...}."""
-        device, impl = self.wq.weight.device, self.cfg.impl
-        return {branch: dispatch.resolve_impl(impl, device, op) for branch, op in BRANCH_OPS.items()}
+        """The path each branch runs on the layer's current device: {'cmp': ..., 'sel': ..., 'win': ...}. A branch
+        whose sizes the kernels refuse (triton.limits) runs the fast path, and counts that fallback at each call."""
+        weight = self.wq.weight
+        device, impl, c = weight.device, self.cfg.impl, self.cfg
+        paths = {branch: dispatch.resolve_impl(impl, device, op) for branch, op in BRANCH_OPS.items()}
+        if "triton" in paths.values():
+            dtype = dispatch.autocast_dtype(weight) or weight.dtype
+            refused = branch_problems(self.n_heads, self.n_kv_heads, self.head_dim, c.l, c.d, c.l_sel, dtype)
+            paths = {branch: "fast" if path == "triton" and refused[branch] else path for branch, path in paths.items()}
+        return paths
 
     @property
     def impl_name(self) -> str:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from nsa_train.nsa._common import check_qkv, compute_dtype, default_scale, masked_softmax
+from nsa_train.nsa._common import (
+    check_block_indices,
+    check_qkv,
+    check_sizes,
+    compute_dtype,
+    default_scale,
+    masked_softmax,
+)
 
 
 def _masked_attention(
@@ -40,6 +47,8 @@ def selection_attention_reference(
     A block listed twice counts once. All query heads of a KV group use that group's blocks.
     """
     B, T, _, H, G = check_qkv(q, k, v)
+    check_sizes(block_size=block_size)
+    check_block_indices(block_indices, B, T, H)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     n_blocks = (T + block_size - 1) // block_size
@@ -95,6 +104,7 @@ def compressed_attention_reference(
     (t < block_length - 1) gets o = 0 and p = 0.
     """
     check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_sizes(block_length=block_length, stride=stride)
     T = q.shape[1]
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)

@@ -249,3 +249,21 @@ def test_compression_mlp_is_an_mlp_over_each_block():
         block = (x[:, i * d : i * d + l] + phi.pos[None, :, None, :]).permute(0, 2, 1, 3).reshape(2, 3, l * D)
         want = phi.fc2(torch.nn.functional.gelu(block @ w_flat.t() + phi.fc1.bias))
         torch.testing.assert_close(got[:, i], want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: NSAAttention(32, 4, 0, 8, NSAConfig()), "n_kv_heads must be an integer >= 1, got 0"),
+        (lambda: NSAAttention(32, 0, 1, 8, NSAConfig()), "n_heads must be an integer >= 1, got 0"),
+        (lambda: NSAAttention(32, 4, 2, 0, NSAConfig()), "head_dim must be an integer >= 1, got 0"),
+        (lambda: NSAConfig(l=16.0), r"nsa.l: must be an integer, got 16.0"),
+        (lambda: NSAConfig(w=64.5), r"nsa.w: must be an integer, got 64.5"),
+        (lambda: NSAConfig(n_sel=True), r"nsa.n_sel: must be an integer, got True"),
+    ],
+)
+def test_a_layer_or_config_built_in_python_with_bad_sizes_is_one_error(build, says):
+    """A KV head count of 0 divided by zero; n_heads or head_dim 0 built a layer of empty tensors; NSAConfig(l=16.0)
+    failed later inside torch (the YAML loader checks types, a config built in Python did not)."""
+    with pytest.raises(ValueError, match=says):  # ConfigError is one
+        build()

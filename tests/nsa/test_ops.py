@@ -470,3 +470,31 @@ def test_block_sizes_that_are_not_whole_strides_are_refused(l, d, l_sel):
 
     with pytest.raises(ValueError, match="multiples of the stride d"):
         selection_block_scores(torch.rand(1, 4, 2, 5), l, d, l_sel, 4)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize(("l", "d"), [(0, 4), (4, -2), (-3, 2), (4, 0), (4.0, 2)])
+def test_bad_compressed_block_sizes_are_one_error_on_every_path(impl, l, d):
+    """They ran: a stride of -2 gave the reference an output and the fast path zeros, 0 divided by zero on one."""
+    q, kc, vc = torch.randn(1, 20, 4, 8), torch.randn(1, 3, 2, 8), torch.randn(1, 3, 2, 8)
+    with pytest.raises(ValueError, match=r"(block_length|stride) must be an integer >= 1, got"):
+        compressed_attention(q, kc, vc, l, d, impl=impl)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_bad_selection_block_sizes_and_float_ids_are_one_error_on_every_path(impl):
+    q, k, v = torch.randn(1, 20, 4, 8), torch.randn(1, 20, 2, 8), torch.randn(1, 20, 2, 8)
+    ids = torch.zeros(1, 20, 2, 2, dtype=torch.long)
+    for size in (0, -4):
+        with pytest.raises(ValueError, match=f"block_size must be an integer >= 1, got {size}"):
+            selection_attention(q, k, v, ids, size, impl=impl)
+    with pytest.raises(ValueError, match="block_indices must be an integer tensor, got torch.float32"):
+        selection_attention(q, k, v, ids.float(), 4, impl=impl)
+
+
+def test_bad_sizes_of_the_layers_compressed_branch_are_one_error():
+    from nsa_train.nsa.fast import compressed_attention_and_selection_fast
+
+    q, kc, vc = torch.randn(1, 20, 4, 8), torch.randn(1, 3, 2, 8), torch.randn(1, 3, 2, 8)
+    with pytest.raises(ValueError, match="n_sel must be an integer >= 1, got 0"):
+        compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 8, 0)

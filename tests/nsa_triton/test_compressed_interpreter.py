@@ -175,8 +175,9 @@ def test_layer_counts_the_fallback_of_an_unsupported_config_and_stays_correct(in
             p.add_(torch.randn_like(p) * 0.05)
     x = torch.randn(1, 96, 32, generator=torch.Generator().manual_seed(3))
     w = torch.randn(1, 96, 32, generator=torch.Generator().manual_seed(4))
-    y, dx, _, _, counts = _run(interpreter, worker.layer_forward_backward, ref.state_dict(), dims, nsa_kwargs, x, w)
+    y, dx, _, name, counts = _run(interpreter, worker.layer_forward_backward, ref.state_dict(), dims, nsa_kwargs, x, w)
     assert set(counts) == {"compressed.triton->fast"}, counts  # selection and window ran their kernels
+    assert name == "cmp=fast sel=triton win=triton"  # what run.json records: it said "triton"
     xr = x.clone().requires_grad_(True)
     yr = ref(xr)
     (yr * w).sum().backward()

@@ -14,16 +14,16 @@ import torch
 
 from nsa_train.nsa._common import check_qkv, default_scale
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
+from nsa_train.nsa.triton.limits import DTYPES, MAX_GQA, gqa_problem, head_dim_problem
 
 KERNELS = "_attention_kernels"
 NO_WINDOW = 1 << 30  # w for "no lower bound" (the compressed branch); still fits int32 after adding positions
-_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_MAX_HEAD_DIM = 256
 ROWS = 64  # rows (queries x the group's heads) per tile of the attention kernels
 IMPORTANCE_BQ = 16  # queries per tile of the importance kernel: its group-summed [BQ, BN] tile feeds tl.dot
 TOPK_WIDTH = 16  # n_sel up to this is picked inside the importance kernel: its 16 selection blocks per key tile
 BN = 64  # keys per key tile
 MAX_ROWS = 256  # IMPORTANCE_BQ * GP above this would not fit a program's registers: GQA ratios up to 16
+assert IMPORTANCE_BQ * MAX_GQA <= MAX_ROWS  # limits.MAX_GQA, which the wrappers and the layer check
 MAX_SPLIT = 16  # query chunks of the dk/dv kernel at most
 MIN_CHUNK_TILES = 8  # query tiles per chunk at least
 SPLIT_OVERRIDE: int | None = None  # tests: force the number of query chunks (the interpreter has no SM count)
@@ -87,14 +87,14 @@ def prepare(
     if not ok:
         raise TritonUnavailableError(f"the {what} kernels cannot run: {reason}")
     check_qkv(q, k, v, same_length=False)
-    if max(q.shape[-1], v.shape[-1]) > _MAX_HEAD_DIM:
-        raise ValueError(f"head dim must be <= {_MAX_HEAD_DIM}; got D={q.shape[-1]}, Dv={v.shape[-1]}")
-    if q.dtype not in _DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if problem := head_dim_problem(q.shape[-1], v.shape[-1]):
+        raise ValueError(problem)
+    if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k, v must share one dtype among {DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
     if len({q.device, k.device, v.device}) != 1:
         raise ValueError("q, k and v must be on one device")
-    if IMPORTANCE_BQ * next_pow2(q.shape[2] // k.shape[2]) > MAX_ROWS:
-        raise TritonUnavailableError(f"GQA ratio {q.shape[2] // k.shape[2]} is above the kernels' 16")
+    if problem := gqa_problem(q.shape[2], k.shape[2]):  # IMPORTANCE_BQ * GP rows would pass MAX_ROWS
+        raise TritonUnavailableError(problem)
     scale = default_scale(scale, q.shape[-1])
     if kernel_mode() == "interpreter" and q.dtype != torch.float32:
         # The interpreter's low-precision tl.dot is wrong; compute in fp32 and cast back.

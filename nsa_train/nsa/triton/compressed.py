@@ -31,6 +31,7 @@ from nsa_train.nsa.triton._attention import (
     prepare,
 )
 from nsa_train.nsa.triton.availability import TritonUnavailableError, load_kernels
+from nsa_train.nsa.triton.limits import importance_problem
 
 SCORES_BYTES = 256 << 20  # the fp32 Eq. 9 scores of one query tile of the importance kernel at most
 
@@ -76,12 +77,8 @@ def compressed_attention_and_selection_triton(
     Same choice as the PyTorch paths (Eq. 8-11: group-summed probabilities, mapped to selection blocks, the
     initial and 2 local blocks forced, ties to the lower id), up to fp32 rounding of the scores.
     """
-    r, back = l_sel // d, l // d - 1
-    if l % d or l_sel % d or r & (r - 1) or r > 16 or back > r:
-        raise TritonUnavailableError(
-            f"the importance kernel needs l and l_sel multiples of d, l_sel/d a power of two <= 16 and "
-            f"l <= l_sel + d; got l={l}, d={d}, l_sel={l_sel}"
-        )
+    if problem := importance_problem(l, d, l_sel):
+        raise TritonUnavailableError(problem)
     dtype = q.dtype
     _check_blocks(l, d)
     q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)

@@ -11,11 +11,11 @@ from types import ModuleType
 
 import torch
 
+from nsa_train.nsa._common import check_block_indices
 from nsa_train.nsa.triton._attention import next_pow2, on_device
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
+from nsa_train.nsa.triton.limits import DTYPES, head_dim_problem, selection_block_problem
 
-_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_MAX_HEAD_DIM = 256
 _DKDV_ROWS = 64  # rows (queries x group heads) per dk/dv step
 
 
@@ -30,16 +30,11 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indice
         raise ValueError(f"k must be [B, T, H, D] and v [B, T, H, Dv] for q {tuple(q.shape)}; got {shapes}")
     if HQ % H:
         raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({H})")
-    if block_indices.dim() != 4 or block_indices.shape[:3] != (B, T, H):
-        raise ValueError(f"block_indices must be [B, T, H, S] = [{B}, {T}, {H}, S]; got {tuple(block_indices.shape)}")
-    if block_indices.dtype.is_floating_point or block_indices.dtype == torch.bool:
-        raise ValueError(f"block_indices must be an integer tensor; got {block_indices.dtype}")
-    if block_size < 16 or block_size & (block_size - 1):
-        raise ValueError(f"block_size must be a power of two >= 16 for the Triton kernels; got {block_size}")
-    if max(D, v.shape[3]) > _MAX_HEAD_DIM:
-        raise ValueError(f"head dim must be <= {_MAX_HEAD_DIM}; got D={D}, Dv={v.shape[3]}")
-    if q.dtype not in _DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"q, k, v must share one dtype among {_DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
+    check_block_indices(block_indices, B, T, H)
+    if problem := selection_block_problem(block_size) or head_dim_problem(D, v.shape[3]):
+        raise ValueError(problem)
+    if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k, v must share one dtype among {DTYPES}; got {q.dtype}, {k.dtype}, {v.dtype}")
     devices = {q.device, k.device, v.device, block_indices.device}
     if len(devices) != 1:
         raise ValueError(f"q, k, v and block_indices must be on one device; got {sorted(map(str, devices))}")
