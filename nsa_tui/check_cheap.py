@@ -132,7 +132,11 @@ def check_data_path(cfg: Config) -> CheckRow:
     assert d.path is not None  # the schema requires it for source=local
     from nsa_train.data.diagnose import cheap_read_problem, shown
     from nsa_train.data.errors import DataError
-    from nsa_train.data.sources import local_text_field, resolve_local_files  # the trainer's own rules (no torch)
+    from nsa_train.data.sources import (  # the trainer's own rules (no torch)
+        local_text_field,
+        resolve_local_files,
+        skipped_files_warning,
+    )
 
     try:
         builder, files = resolve_local_files(d.path)
@@ -147,6 +151,8 @@ def check_data_path(cfg: Config) -> CheckRow:
     if problem:
         return CheckRow("data path", FAIL, problem)
     partly = "" if read_all else f" (UTF-8 checked in at most the first {DATA_READ_BUDGET >> 20} MiB)"
+    if skipped := skipped_files_warning(d.path):
+        return CheckRow("data path", WARN, f"{len(files)} {builder} file(s) read; {skipped}")
     return CheckRow("data path", PASS, f"data.path {shown(d.path)}: {len(files)} {builder} file(s){partly}")
 
 
@@ -169,7 +175,7 @@ def _first_record_problem(path: str, field: str) -> str | None:
             else f"data.text_field {field!r} is not a column of {path} (columns: {names}): {hint}"
         )
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark, which the trainer's reader skips too
             line = next((ln for ln in fh if ln.strip()), "")
     except (OSError, UnicodeDecodeError) as e:
         return f"cannot read {path}: {e}"

@@ -117,7 +117,8 @@ class DataConfig:
     source: str = "embedded"
     """'embedded' (the bundled public-domain corpus), 'local' (files at data.path) or 'hf' (datasets hub)."""
     path: str | None = None
-    """For source=local: a .txt/.jsonl/.parquet file, a directory of them, or a glob."""
+    """For source=local: a .txt/.jsonl/.json/.parquet file, a directory of them (searched recursively, hidden files
+    left out), or a glob (a path that exists is itself, `[` or `?` in its name included)."""
     hf_name: str = "HuggingFaceFW/fineweb-edu"
     """For source=hf: the dataset repository."""
     hf_config: str | None = "sample-10BT"

@@ -91,9 +91,14 @@ def utf8_problem(file: str, limit: int | None = None) -> str | None:
     if bad is None:
         return None
     pos, byte = bad
+    with open(file, "rb") as fh:
+        head = fh.read(2)
+    # a UTF-16 byte-order mark (Windows tools write one): re-encoded from latin1, every other byte became a NUL
+    source = "utf-16" if pos == 0 and head in (b"\xff\xfe", b"\xfe\xff") else "latin1"
+    utf16 = ", which starts with a UTF-16 byte-order mark" if source == "utf-16" else ""
     return (
-        f"{shown(file)} is not valid UTF-8 (byte 0x{byte:02x} at position {pos}): save it as UTF-8 (e.g. iconv -f "
-        "latin1 -t utf-8), or move it out of data.path"
+        f"{shown(file)} is not valid UTF-8 (byte 0x{byte:02x} at position {pos}{utf16}): save it as UTF-8 (e.g. "
+        f"iconv -f {source} -t utf-8), or move it out of data.path"
     )
 
 
@@ -135,6 +140,39 @@ def first_invalid_text_row(column: Any, budget: int) -> int | None:
             return base + lo
         budget -= chunk.nbytes
         base += len(chunk)
+    return None
+
+
+def text_column_problem(column: Any, field: str, path: str, n_files: int) -> str | None:
+    """Records of data.path whose text field is missing, null or not a string (a pyarrow ChunkedArray, the loaded
+    column): one line naming the first, None when every record has text. A missing field was read as an empty
+    document and skipped without a word (a file whose records say "content" lost half the corpus); a number
+    passed the start and stopped the run when training reached it."""
+    import pyarrow as pa  # a dependency of datasets
+    import pyarrow.compute as pc
+
+    t, n = column.type, len(column)
+    where = f"data.path {shown(path)}"
+    counted = f"counted from 0 over its {_count(n_files, 'file')} in order"
+    storage = t.storage_type if isinstance(t, pa.BaseExtensionType) else t
+    if not (pa.types.is_string(storage) or pa.types.is_large_string(storage) or pa.types.is_null(storage)):
+        return (
+            f"data.text_field {field!r} of {where} holds {t} values, not text: set data.text_field to the text's field"
+        )
+    if column.null_count:
+        first = pc.index(pc.is_null(column), True).as_py()
+        return (
+            f"data.text_field {field!r} is missing or null in {column.null_count} of {n} records of {where} (the "
+            f"first: record {first}, {counted}): give every record its text, or set data.text_field to the field "
+            "that holds it"
+        )
+    if storage is not t:  # datasets' Json type: a field whose values differ in type, each stored as its JSON
+        values = pa.chunked_array([c.storage for c in column.chunks], storage)
+        first = pc.index(pc.invert(pc.starts_with(values, '"')), True).as_py()
+        if first >= 0:
+            value = values[first].as_py()
+            value = value if len(value) <= 40 else value[:40] + "…"
+            return f"data.text_field {field!r} of {where} holds {value} in record {first} ({counted}), not text"
     return None
 
 

@@ -23,11 +23,16 @@ def _wild(s: str) -> bool:
     return any(ch in s for ch in "*?[")
 
 
+def is_glob(path: str) -> bool:
+    """data.path read as a glob: it has a wildcard and names nothing that exists (an existing path is itself)."""
+    return _wild(path) and not os.path.exists(os.path.expanduser(path))
+
+
 def _listing_root(path: str) -> str:
     """The directory the files of data.path are named relative to: the directory itself, a file's parent, or
     the part of a glob before its first wildcard."""
     p = os.path.expanduser(path)
-    if _wild(p):  # as resolve_local_files tells a glob
+    if is_glob(p):  # as resolve_local_files tells a glob
         parts = Path(p).parts
         fixed = next(i for i, part in enumerate(parts) if _wild(part))
         return str(Path(*parts[:fixed])) if fixed else "."

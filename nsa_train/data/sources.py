@@ -35,10 +35,11 @@ from .diagnose import (
     read_error,
     save_to_disk_problem,
     shown,
+    text_column_problem,
     too_few_documents,
 )
 from .errors import DataError
-from .fingerprint import file_listing, local_fingerprint
+from .fingerprint import file_listing, is_glob, local_fingerprint
 from .hf import import_datasets
 
 FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -70,14 +71,16 @@ class DocSource(Protocol):
 
 
 def resolve_local_files(path: str) -> tuple[str, list[str]]:
-    """(datasets builder name, sorted files) for data.path: a file, a directory (recursive) or a glob."""
+    """(datasets builder name, sorted files) for data.path: a file, a directory (recursive) or a glob. A path that
+    exists is that file or directory, `[`, `?` or `*` in its name included: as a glob, `data/x[1]/a.jsonl` read
+    `data/x1/a.jsonl`, another file, without a word."""
     p = Path(path).expanduser()
-    if any(ch in path for ch in "*?["):
+    if is_glob(path):
         files = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
         if not files:
             raise DataError(f"data.path {path!r}: the glob matches no files")
     elif p.is_dir():
-        files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS)
+        files = _directory_files(p)[0]
         if not files:
             raise DataError(f"data.path {path!r}: no {'/'.join(FORMATS)} files in this directory")
     elif p.is_file() or p.is_fifo():
@@ -95,6 +98,37 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     if len(builders) > 1:
         raise DataError(f"data.path {path!r} mixes file types {sorted(kinds)}; point it at one kind")
     return builders.pop(), files
+
+
+def _directory_files(p: Path) -> tuple[list[str], list[str]]:
+    """(the files of a kind data.path reads, the others) under directory ``p``, sorted. Hidden files and directories
+    are left out, as a glob leaves them: .ipynb_checkpoints/ holds copies of the corpus (trained on twice), .git/
+    and .cache/ hold tooling."""
+    read: list[str] = []
+    other: list[str] = []
+    for f in p.rglob("*"):
+        if any(part.startswith(".") for part in f.relative_to(p).parts) or not f.is_file():
+            continue
+        (read if f.suffix.lower() in FORMATS else other).append(str(f))
+    return sorted(read), sorted(other)
+
+
+def skipped_files(path: str) -> list[str]:
+    """The files a directory data.path holds that are not read (another kind than .txt/.jsonl/.json/.parquet;
+    hidden ones aside): said at the start, as a CSV left out without a word looks like part of the corpus."""
+    p = Path(path).expanduser()
+    if is_glob(path) or not p.is_dir():
+        return []
+    return _directory_files(p)[1]
+
+
+def skipped_files_warning(path: str) -> str | None:
+    skipped = skipped_files(path)
+    if not skipped:
+        return None
+    named = ", ".join(shown(f) for f in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    kinds = ", ".join(FORMATS)
+    return f"data.path {shown(path)}: {len(skipped)} file(s) of another kind not read ({named}): only {kinds} are"
 
 
 def local_text_field(builder: str, text_field: str, path: str) -> str:
@@ -145,7 +179,9 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         datasets = import_datasets(offline=True)
         kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
         try:
-            ds = datasets.load_dataset(builder, data_files=files, split="train", **kwargs)
+            # datasets reads data_files as patterns: escaped, `x[1]/a.jsonl` is that file, not `x1/a.jsonl`
+            escaped = [glob.escape(f) for f in files]
+            ds = datasets.load_dataset(builder, data_files=escaped, split="train", **kwargs)
         except Exception as e:  # datasets wraps the cause: find the file and what is wrong with it again
             raise DataError(read_error(d.source_description, d.path, builder, files, d.text_field, e)) from e
         field = local_text_field(builder, d.text_field, d.path)
@@ -159,6 +195,10 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         if len(ds) <= d.val_docs:
             raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
         # now, not when training reaches the document (a .txt file fails in load_dataset already)
+        if problem := _once(
+            ("field", *key), lambda: text_column_problem(ds.data.column(field), field, d.path, len(files))
+        ):
+            raise DataError(problem)
         budget = UTF8_SCAN_BUDGET
         bad = _once(("utf8", budget, *key), lambda: first_invalid_text_row(ds.data.column(field), budget))
         if bad is not None:

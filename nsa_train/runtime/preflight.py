@@ -82,6 +82,11 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[st
         warnings.append(f"train.eval_every={t.eval_every} exceeds train.steps: only the final evaluation runs")
     if t.steps >= LONG_RUN_STEPS and t.log_every > t.steps // 10:
         warnings.append(f"train.log_every={t.log_every}: very few progress records for a {t.steps}-step run")
+    if cfg.data.source == "local" and cfg.data.path:
+        from nsa_train.data.sources import skipped_files_warning
+
+        if skipped := skipped_files_warning(cfg.data.path):
+            warnings.append(skipped)
     return warnings
 
 

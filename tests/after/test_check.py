@@ -90,6 +90,17 @@ def test_local_data_without_the_text_field_fails_before_launch(tmp_path: Path) -
     (mixed / "b.jsonl").write_text('{"text": "y"}\n')
     assert "mixes file types" in _data_row(tmp_path, mixed).reason  # the trainer's own rule, said before launch
     assert _data_row(tmp_path, mixed / "a.txt").status == "pass"  # plain text has no field to check
+    # a .csv beside the text was left out without a word: not read, and said (a warning, not a failure)
+    with_csv = tmp_path / "with_csv"
+    with_csv.mkdir()
+    (with_csv / "a.txt").write_text("x\n\ny\n")
+    (with_csv / "b.csv").write_text("text\nz\n")
+    row = _data_row(tmp_path, with_csv)
+    assert row.status == "warn" and "1 file(s) of another kind not read" in row.reason, row
+    # a UTF-8 byte-order mark before the first record, which the trainer reads: it was "not JSON"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"text": "a"}\n')
+    assert _data_row(tmp_path, bom).status == "pass"
 
 
 def test_empty_tokenizer_fails(tmp_path: Path) -> None:

@@ -255,3 +255,18 @@ def test_past_the_budget_the_document_is_named_when_it_is_read(tmp_path: Path, m
         source = open_source(cfg, 0, 1)
         for _ in source.train_texts(0, 0):
             pass
+
+
+def test_a_utf16_file_is_told_to_be_converted_from_utf16(tmp_path: Path) -> None:
+    """The hint said `iconv -f latin1`, which turns UTF-16 into text with a NUL between letters: and that passed."""
+    from nsa_train.data.diagnose import utf8_problem
+
+    (tmp_path / "w.txt").write_bytes("para one\n\npara two\n".encode("utf-16"))  # with its byte-order mark
+    assert utf8_problem(str(tmp_path / "w.txt")) == (
+        f"{tmp_path / 'w.txt'} is not valid UTF-8 (byte 0xff at position 0, which starts with a UTF-16 byte-order "
+        "mark): save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8), or move it out of data.path"
+    )
+    (tmp_path / "l.txt").write_bytes("caf\u00e9\n".encode("latin1"))
+    assert "(byte 0xe9 at position 3): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)" in utf8_problem(
+        str(tmp_path / "l.txt")
+    )

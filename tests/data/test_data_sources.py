@@ -312,3 +312,69 @@ def test_a_replay_that_stops_is_one_error_naming_it(parquet_dir, make_cfg, no_sh
             next(resumed)
     finally:
         resumed.close()
+
+
+def test_an_existing_path_with_glob_characters_is_itself(tmp_path: Path, make_cfg) -> None:
+    """`data/x[1]/one.jsonl` was a glob matching `data/x1/one.jsonl`: another file, trained on without a word."""
+    (tmp_path / "x[1]").mkdir()
+    (tmp_path / "x1").mkdir()
+    (tmp_path / "x[1]" / "one.jsonl").write_text("".join(json.dumps({"text": f"right {i}"}) + "\n" for i in range(6)))
+    (tmp_path / "x1" / "one.jsonl").write_text("".join(json.dumps({"text": f"wrong {i}"}) + "\n" for i in range(6)))
+    named = str(tmp_path / "x[1]" / "one.jsonl")
+    assert resolve_local_files(named) == ("json", [named])
+    assert resolve_local_files(str(tmp_path / "x[1]")) == ("json", [named])  # a directory: "the glob matches no files"
+    source = open_source(make_cfg(source="local", path=named, val_docs=1), 0, 1)
+    assert source.fingerprint["listing"] == [["one.jsonl", (tmp_path / "x[1]" / "one.jsonl").stat().st_size]]
+    assert all(t.startswith("right") for t in source.val_texts() + [t for _, t in source.train_texts(0, 0)])
+    # a glob still is one when nothing has its name (`[1]` in it a character class, as in any glob)
+    assert resolve_local_files(str(tmp_path / "x?" / "one.jsonl")) == ("json", [str(tmp_path / "x1" / "one.jsonl")])
+    assert resolve_local_files(str(tmp_path / "x[1]" / "*.jsonl")) == ("json", [str(tmp_path / "x1" / "one.jsonl")])
+
+
+def test_a_directory_leaves_out_hidden_files_and_names_the_kinds_it_does_not_read(tmp_path: Path) -> None:
+    from nsa_train.data.sources import skipped_files_warning
+
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "a-checkpoint.txt").write_text("one\n\ntwo\n")  # was trained on twice
+    (tmp_path / ".hidden.txt").write_text("x\n")
+    assert resolve_local_files(str(tmp_path)) == ("text", [str(tmp_path / "a.txt")])
+    assert skipped_files_warning(str(tmp_path)) is None
+    (tmp_path / "data.csv").write_text("text\nx\n")  # left out without a word
+    warning = skipped_files_warning(str(tmp_path))
+    assert warning == (
+        f"data.path {tmp_path}: 1 file(s) of another kind not read ({tmp_path / 'data.csv'}): "
+        "only .txt, .jsonl, .json, .parquet are"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        # half the records name their text "content": they were empty documents, skipped
+        (
+            [{"text" if i % 2 else "content": f"doc {i}"} for i in range(20)],
+            "data.text_field 'text' is missing or null in 10 of 20 records of data.path {p} (the first: record 0, "
+            "counted from 0 over its 1 file in order): give every record its text, or set data.text_field to the "
+            "field that holds it",
+        ),
+        # a number among strings passed the start and stopped the run when training reached it
+        (
+            [{"text": f"doc {i}"} for i in range(20)] + [{"text": 12345}],
+            "data.text_field 'text' of data.path {p} holds 12345 in record 20 (counted from 0 over its 1 file in "
+            "order), not text",
+        ),
+        (
+            [{"text": i} for i in range(20)],
+            "data.text_field 'text' of data.path {p} holds int64 values, not text: set data.text_field to the text's "
+            "field",
+        ),
+    ],
+    ids=["missing-in-half", "a-number-among-strings", "numbers"],
+)
+def test_records_without_text_are_refused_at_the_start(tmp_path: Path, make_cfg, rows, says) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError) as e:
+        open_source(make_cfg(source="local", path=str(path), val_docs=2), 0, 1)
+    assert str(e.value) == says.format(p=path)
