@@ -35,10 +35,14 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval), check_liveness=True)
             for p in paths
         ]
-    from nsa_tui.rundir import resolve_run
+    from nsa_tui.commands.status import holds_runs, runs_command
+    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, resolve_run
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
+    for d in dirs:  # the runs root given as a run: the dashboard waited for its data forever, saying "ok"
+        if not holds_run(d) and holds_runs(d):
+            raise UserError(f"{d} is not a run: it holds run directories; `{runs_command(d)}` lists them", NO_RUN_EXIT)
     return [
         RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_liveness=True) for d in dirs
     ]

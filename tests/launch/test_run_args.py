@@ -57,3 +57,18 @@ def test_help_calls_the_argument_RUN(cmd):
     assert res.exit_code == 0, res.stdout
     usage = next(line for line in res.stdout.splitlines() if "Usage:" in line)
     assert usage.split()[-1] == "{RUN}"  # the braces are Typer's mark of a required argument
+
+
+def test_watch_of_the_runs_root_says_it_holds_runs(runs_dir, monkeypatch):
+    """It opened a dashboard of a run "runs" that waited for data forever, health ok; `nsa status` exits 3."""
+    from fixtures.runs import make_v1_run
+
+    make_v1_run(runs_dir / "a", steps=10, state="finished")
+    monkeypatch.chdir(runs_dir.parent)
+    res = invoke("watch", str(runs_dir))
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert one_error(res) == f"error: {runs_dir} is not a run: it holds run directories; `nsa runs` lists them"
+    (runs_dir / "fresh").mkdir()  # an empty directory may be a run about to start: watched, as before
+    from nsa_tui.commands.watch import build_models
+
+    assert [m.name for m in build_models([str(runs_dir / "fresh")], None, True, 1.0)] == ["fresh"]
