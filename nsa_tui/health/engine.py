@@ -96,8 +96,10 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
 
 
 def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
-    if h.dir_missing:
-        return "unknown"  # a moved run directory may still be written to: neither alive nor stale can be told
+    if h.dir_missing or h.source_lost:
+        # a moved run directory may still be written to, a run on a host that cannot be reached may still train:
+        # neither alive nor stale can be told
+        return "unknown"
     end = h.end_event
     if end is not None:
         reason = end.fields.get("reason")

@@ -296,6 +296,7 @@ class WatchApp(App):
             h.halt_requested,
             len(h.ranks),
             h.dir_missing,
+            h.source_lost,
             h.process_alive,
             h.attempt_start_ts,
             h.restarted_since_progress,

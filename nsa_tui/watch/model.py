@@ -258,7 +258,9 @@ class RunModel:
         updates = self.source.read()
         tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now)
         missing = self.source.dir_missing
-        if not updates and not tmux_changed and missing == self.history.dir_missing:
+        # a remote source that lost its link (one that never had it has nothing to judge yet)
+        lost = getattr(self.source, "connected", True) is False and self.history.has_progress
+        if not updates and not tmux_changed and (missing, lost) == (self.history.dir_missing, self.history.source_lost):
             if not self.loaded:
                 with self.lock:
                     self.loaded = True
@@ -288,6 +290,7 @@ class RunModel:
             self._truncations = len(h.truncations)
             self.table.sync(h, self._t0())
             self.history.dir_missing = missing  # after the updates: a reset among them made a new history
+            self.history.source_lost = lost
             self.loaded = True
             self.version += 1
         return True

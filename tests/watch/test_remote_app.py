@@ -53,3 +53,30 @@ async def test_remote_drop_shows_disconnected(tmp_path, monkeypatch):
         header = app.query_one(RunHeader)
         await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=10)
         assert "disconnected since" in header.shown
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, tmp_path):
+    """With the link down the old data aged and the run read `stalled`, critical (heartbeat_stale), while it trained
+    on: `unknown` until the host answers again, as for a run directory that is gone."""
+    import os
+    import signal
+    import subprocess
+
+    run = tmp_path / "remote-run"
+    make_v1_run(run, steps=300, state="running")
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.query_one(RunHeader)
+        await _until(pilot, lambda: header.info.get("step") == 300)
+        await _until(pilot, lambda: app.verdicts[0].state == "running", timeout=10)
+        # the server and its sessions (this test's own sshd: its children by parent pid)
+        children = subprocess.run(["pgrep", "-P", str(sshd.proc.pid)], capture_output=True, text=True).stdout.split()
+        sshd.proc.send_signal(signal.SIGTERM)
+        for pid in children:
+            os.kill(int(pid), signal.SIGTERM)
+        await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=15)
+        await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=15)
+        assert header.info["state"] == "unknown"
