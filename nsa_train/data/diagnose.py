@@ -284,6 +284,24 @@ def mixed_json_problem(path: str, files: list[str], text_field: str) -> str | No
         return None
 
 
+def missing_parquet_column(files: list[str], field: str) -> str | None:
+    """The first Parquet file without the text column (its schema only: a footer read per file); None when every
+    file has it, or a file is not Parquet (the read names that)."""
+    import pyarrow.parquet as pq  # a dependency of datasets
+
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except Exception:  # not Parquet, truncated: the reader's error (read_error) says so
+            return None
+        if field not in names:
+            return (
+                f"data.text_field {field!r} is not a column of {shown(f)} (columns: {names}): set data.text_field to "
+                "the column holding the text"
+            )
+    return None
+
+
 def _parquet_problem(files: list[str]) -> str | None:
     import pyarrow.parquet as pq  # a dependency of datasets
 

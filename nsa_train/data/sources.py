@@ -30,6 +30,7 @@ from .diagnose import (
     UTF8_SCAN_BUDGET,
     first_invalid_text_row,
     invalid_text_problem,
+    missing_parquet_column,
     mixed_json_problem,
     not_utf8,
     read_error,
@@ -177,7 +178,13 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         builder, files = resolve_local_files(d.path)
         listing = file_listing(d.path, files)  # the sizes of what is about to be read
         datasets = import_datasets(offline=True)
-        kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
+        kwargs: dict[str, Any] = {"sample_by": "paragraph"} if builder == "text" else {}
+        if builder == "parquet":
+            # the text column only: files whose other columns differ (an `id` here, a `url` there) failed in
+            # datasets' cast, naming no file; read from each file's schema, a missing column names its file
+            if problem := missing_parquet_column(files, d.text_field):
+                raise DataError(problem)
+            kwargs["columns"] = [d.text_field]
         try:
             # datasets reads data_files as patterns: escaped, `x[1]/a.jsonl` is that file, not `x1/a.jsonl`
             escaped = [glob.escape(f) for f in files]

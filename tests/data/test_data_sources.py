@@ -378,3 +378,22 @@ def test_records_without_text_are_refused_at_the_start(tmp_path: Path, make_cfg,
     with pytest.raises(DataError) as e:
         open_source(make_cfg(source="local", path=str(path), val_docs=2), 0, 1)
     assert str(e.value) == says.format(p=path)
+
+
+def test_parquet_files_whose_other_columns_differ_are_read(tmp_path: Path, make_cfg) -> None:
+    """An `id` column in one file, a `url` in another: datasets' cast failed ("column names don't match") naming
+    no file. Only the text column is read; a file without it is named."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [f"a{i}" for i in range(4)], "id": list(range(4))}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"text": [f"b{i}" for i in range(4)], "url": ["u"] * 4}), tmp_path / "b.parquet")
+    source = open_source(make_cfg(source="local", path=str(tmp_path), val_docs=2), 0, 1)
+    assert len(source.val_texts()) + len(list(source.train_texts(0, 0))) == 8
+    pq.write_table(pa.table({"body": ["c"] * 4}), tmp_path / "c.parquet")
+    with pytest.raises(DataError) as e:
+        open_source(make_cfg(source="local", path=str(tmp_path), val_docs=2), 0, 1)
+    assert str(e.value) == (
+        f"data.text_field 'text' is not a column of {tmp_path / 'c.parquet'} (columns: ['body']): set "
+        "data.text_field to the column holding the text"
+    )
