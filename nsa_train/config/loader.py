@@ -201,6 +201,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error on one line, at the file's line and column: its own text spans four lines and names the
+    file `<unicode string>`."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(e).split())
+    context = getattr(e, "context", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" + (f" ({context})" if context else "")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML file (or the embedded default when None), apply overrides, validate."""
     overrides = overrides or []
@@ -219,7 +230,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader
         except yaml.YAMLError as e:
-            raise ConfigError(f"{where}: not valid YAML: {e}") from None
+            raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(raw, dict):
             got = type(raw).__name__
             raise ConfigError(f"{where}: expected a mapping of sections (model:, train:, ...), got {got}")

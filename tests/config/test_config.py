@@ -217,3 +217,21 @@ def test_a_file_that_is_not_a_mapping_is_one_error(tmp_path, text):
     for overrides in ([], ["train.steps=3"]):  # --set on top once raised AttributeError
         with pytest.raises(ConfigError, match=r"odd\.yaml: expected a mapping of sections"):
             load_config(p, overrides)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("train:\n  lr: 3\n   steps: 4\n", "mapping values are not allowed here at line 3, column 9"),
+        ("train:\n\tlr: 3\n", "found character '\\t' that cannot start any token at line 2, column 1"),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_at_the_files_line(tmp_path, text, says):
+    """PyYAML's text took four lines and named the file `<unicode string>`."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    message = str(e.value)
+    assert message.startswith(f"{cfg}: not valid YAML: {says}") and "\n" not in message, message
+    assert "<unicode string>" not in message
