@@ -143,14 +143,19 @@ def check_tokenizer(cfg: Config) -> tuple[dict[str, str], Any]:
     return row("tokenizer", PASS, f"{tok.name}, vocab {tok.vocab_size}, round-trips a known sentence"), tok
 
 
-def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int) -> dict[str, str]:
-    from nsa_train.data import DataError, TrainStream
+def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size: int = 1) -> dict[str, str]:
+    """The first training batch, and the validation batches the trainer builds next (a holdout too small for
+    them passed here and stopped the run at its start)."""
+    from nsa_train.data import DataError, TrainStream, val_batches
 
     t0 = time.perf_counter()
     stream = None
     try:
-        stream = TrainStream(cfg, tokenizer, 0, 1, micro_batch)
+        stream = TrainStream(cfg, tokenizer, 0, world_size, micro_batch)
         x, _ = next(stream)  # [micro_batch, seq_len]
+        n_val = len(
+            val_batches(cfg, tokenizer, micro_batch, cfg.train.eval_batches * cfg.train.grad_accum, 0, world_size)
+        )
     except DataError as e:
         return row("data", FAIL, str(e))
     except Exception as e:  # a reader's own exception (pyarrow, network): the row names it
@@ -160,7 +165,8 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int) -> dict[str
             stream.close()
     dt = time.perf_counter() - t0
     status = WARN if dt > cfg.data.first_batch_timeout_s / 2 else PASS
-    return row("data", status, f"first batch {tuple(x.shape)} from {stream.description} in {dt:.2f}s")
+    got = f"first batch {tuple(x.shape)} and {n_val} validation batch(es) from {stream.description} in {dt:.2f}s"
+    return row("data", status, got)
 
 
 # ------------------------------------------------------------------ NSA self-test
@@ -317,7 +323,7 @@ def run_selfcheck(
             out.rows.append(row("warning", WARN, w))
 
     if tok is not None:
-        out.rows.append(check_first_batch(cfg, tok, micro))
+        out.rows.append(check_first_batch(cfg, tok, micro, world))
     else:
         out.rows.append(row("data", FAIL, "not tried: no usable tokenizer"))
 

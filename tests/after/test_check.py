@@ -52,6 +52,20 @@ def test_missing_data_file_fails_cheap_and_deep(tmp_path: Path) -> None:
     assert rows["data"]["status"] == "fail" and "does not exist" in rows["data"]["reason"]
 
 
+def test_a_holdout_too_small_for_the_validation_batches_fails_the_data_row(tmp_path: Path) -> None:
+    """`nsa check` said ready to train; the trainer then refused at its start: "validation holdout ... too small"."""
+    from nsa_tui.commands.check import run_check
+
+    short = tmp_path / "short.jsonl"
+    short.write_text("".join(json.dumps({"text": f"hi {i}"}) + "\n" for i in range(200)))
+    overrides = [*FAST, "data.source=local", f"data.path={short}"]
+    rows = by_name(run_check(None, overrides, tmp_path / "r", nsa_test=False))
+    assert rows["data"]["status"] == "fail", rows["data"]
+    assert "validation holdout of" in rows["data"]["reason"] and "raise data.val_docs" in rows["data"]["reason"]
+    rows = by_name(run_check(None, [*overrides, "data.val_docs=150"], tmp_path / "r", nsa_test=False))
+    assert rows["data"]["status"] == "pass" and "validation batch(es)" in rows["data"]["reason"], rows["data"]
+
+
 def _data_row(tmp_path: Path, path: Path, *extra: str):
     cfg = load_config(None, [*FAST, "data.source=local", f"data.path={path}", *extra])
     return {r.name: r for r in cheap_checks(cfg, tmp_path / "run")}["data path"]
