@@ -220,7 +220,13 @@ class RemoteRunSource:
             self._wake.set()
             return
         # a round says "N" when the directory is not there; one without it (even an empty directory) had it
+        back = self.dir_missing and not self._round_missing
         self.dir_missing, self._round_missing = self._round_missing, False
+        if back:
+            # its whole files (run.json, config.yaml, launch.json, ...) were told deleted while it was gone, and the
+            # host sends one only when it changes: the run read as stalled, those files unreadable, until `r`. So
+            # it is read again from the start, as `r` does (the reset comes first: old and new data never mix)
+            self.restart()
         if remote_now:
             skew = self._clock() - remote_now  # includes the link's delay: seconds, like the mtimes
             self.clock_offset_s = skew

@@ -96,6 +96,10 @@ def test_remote_run_directory_gone_and_back(sshd, tmp_path):
         assert src.describe() == f"ssh {sshd.host} (run directory not there)"
         (tmp_path / "away").rename(run)
         until(lambda g: not src.dir_missing, "the move back was not noticed")
+        # read again from the start: its whole files came back told deleted, and unchanged they were never sent
+        # again (the watch read the run as stalled with run.json unreadable until `r`)
+        got = until(lambda g: any(u.name == "run.json" and u.content for u in g), "run.json did not come again")
+        assert any(u.name == "" and u.reset for u in got)
         run.rename(tmp_path / "away2")
         until(lambda g: src.dir_missing, "the second move was not noticed")
         run.mkdir()  # a new, empty directory: no file frames, but there
