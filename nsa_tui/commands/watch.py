@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,6 +41,11 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
+    # one tab per run: `nsa watch a runs/a` named one run twice
+    unique: dict[Path, Path] = {}
+    for d in dirs:
+        unique.setdefault(d.resolve(), d)
+    dirs = list(unique.values())
     for d in dirs:  # the runs root given as a run: the dashboard waited for its data forever, saying "ok"
         if not holds_run(d) and holds_runs(d):
             raise UserError(f"{d} is not a run: it holds run directories; `{runs_command(d)}` lists them", NO_RUN_EXIT)

@@ -72,3 +72,16 @@ def test_watch_of_the_runs_root_says_it_holds_runs(runs_dir, monkeypatch):
     from nsa_tui.commands.watch import build_models
 
     assert [m.name for m in build_models([str(runs_dir / "fresh")], None, True, 1.0)] == ["fresh"]
+
+
+def test_watch_of_one_run_named_twice_has_one_tab(runs_dir, monkeypatch):
+    """`nsa watch a runs/a b` showed tabs 1:a 2:a 3:b."""
+    from fixtures.runs import make_v1_run
+
+    from nsa_tui.commands.watch import build_models
+
+    for name in ("a", "b"):
+        make_v1_run(runs_dir / name, steps=10, state="finished")
+    monkeypatch.chdir(runs_dir.parent)
+    models = build_models(["a", str(runs_dir / "a"), "b", "runs/b"], None, True, 1.0)
+    assert [m.name for m in models] == ["a", "b"]
