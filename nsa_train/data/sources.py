@@ -107,10 +107,13 @@ def _directory_files(p: Path) -> tuple[list[str], list[str]]:
     and .cache/ hold tooling."""
     read: list[str] = []
     other: list[str] = []
-    for f in p.rglob("*"):
-        if any(part.startswith(".") for part in f.relative_to(p).parts) or not f.is_file():
-            continue
-        (read if f.suffix.lower() in FORMATS else other).append(str(f))
+    for root, dirs, names in os.walk(p):  # as rglob did: linked files read, linked directories not entered
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # not walked at all: a .git of many objects
+        for name in names:
+            f = os.path.join(root, name)
+            if name.startswith(".") or not os.path.isfile(f):
+                continue
+            (read if os.path.splitext(name)[1].lower() in FORMATS else other).append(f)
     return sorted(read), sorted(other)
 
 

@@ -9,6 +9,7 @@ from torch.func import functional_call
 
 from nsa_train.config import NSAConfig
 from nsa_train.nsa import dispatch, reference
+from nsa_train.nsa._common import check_sizes
 from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
 from nsa_train.nsa.selection import select_blocks
@@ -81,9 +82,7 @@ class NSAAttention(nn.Module):
         self, dim: int, n_heads: int, n_kv_heads: int, head_dim: int, cfg: NSAConfig, rope_base: float = 10000.0
     ) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("n_heads", n_heads), ("n_kv_heads", n_kv_heads), ("head_dim", head_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_sizes(dim=dim, n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim)
         if n_heads % n_kv_heads != 0:
             raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
         if head_dim % 2 != 0:
