@@ -34,14 +34,13 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     inside the engine is shown in the health panel rather than taking the dashboard down."""
     from nsa_tui.health import evaluate as engine_evaluate
     from nsa_tui.health import run_rules
+    from nsa_tui.runs.load import config_file
 
-    rules, mistake = run_rules(history.config)
     rules_problem = ""
-    if mistake is not None:  # the user's config, not a fault of the engine: judged as `nsa status` judges it
-        from nsa_tui.runs.load import config_file
-
-        rules_problem = f"judged with the default rules: the run's {config_file(history)}: {mistake}"
     try:
+        rules, mistake = run_rules(history.config)
+        if mistake is not None:  # the user's config, not a fault of the engine: judged as `nsa status` judges it
+            rules_problem = f"judged with the default rules: the run's {config_file(history)}: {mistake}"
         v = engine_evaluate(history, now, rules)
     except Exception as e:  # shown on screen, never swallowed
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
