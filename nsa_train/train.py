@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
     if args.resume and not run_dir.is_dir():  # said before a directory is made for it (an empty one was left)
-        if rank == 0:
-            print(f"error: --resume: no run directory {run_dir}", file=sys.stderr)
+        say_once_for_all_ranks(f"--resume: no run directory {run_dir}", rank, world_size)
         return EXIT_USER_ERROR
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,19 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     # before anything is written: a start refused here leaves the earlier run's records as they were (a boot and
     # an error record appended to them would make the tools judge that run by this attempt)
     earlier = [] if args.resume or args.force else earlier_results(run_dir)
-    if earlier:
-        if rank == 0:  # every rank sees the same files and stops alike: one message
-            print(
-                f"error: {run_dir} holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, or "
-                "choose another --run-dir (--force starts afresh there: its logs get this run's rows appended and "
-                "train.keep_last prunes its checkpoints)",
-                file=sys.stderr,
-            )
+    if earlier:  # every rank sees the same files and stops alike: one message
+        say_once_for_all_ranks(
+            f"{run_dir} holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, or choose another "
+            "--run-dir (--force starts afresh there: its logs get this run's rows appended and train.keep_last prunes "
+            "its checkpoints)",
+            rank,
+            world_size,
+        )
         return EXIT_USER_ERROR
     refusal = resume_refusal(run_dir, config_path, args.overrides) if args.resume else None
     if refusal is not None:
-        if rank == 0:
-            print(f"error: {refusal}", file=sys.stderr)
+        say_once_for_all_ranks(refusal, rank, world_size)
         return EXIT_USER_ERROR
 
     try:
@@ -178,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer: Trainer | None = None
     reason, status, step = schema.END_ERROR, EXIT_ERROR, 0
+    shared_error: str | None = None  # met by every rank, said by rank 0: another rank says it if rank 0 could not
     try:
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
@@ -190,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         reason, status = schema.END_ERROR, EXIT_USER_ERROR
         # the same config mistake on every rank: one message (rank 0's), every heartbeat has the record
         _report_error(hb, step, str(e), rank, quiet=rank != 0)
+        if rank != 0:
+            shared_error = " ".join(str(e).split())
     except BaseException as e:
         step = trainer.step if trainer else 0
         if _is_user_error(e):
@@ -214,7 +215,26 @@ def main(argv: list[str] | None = None) -> int:
         hb.close()
         if rank == 0:
             print(f"[end] {reason} at step {step} (exit status {status})")
+    shared_error = shared_error or (trainer.shared_error if trainer else None)
+    if shared_error is not None:
+        say_once_for_all_ranks(shared_error, rank, world_size)
     return status
+
+
+RANK0_GRACE_S = 10.0
+
+
+def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
+    """An error every rank met, said once: by rank 0 at once, by another rank only if it is still alive after
+    RANK0_GRACE_S. torchrun stops all ranks as soon as one exits with an error, so a quiet rank that exited first
+    could stop rank 0 before it printed: the run failed with no message anywhere (seen under load). Normally
+    torchrun ends this rank during the wait, when rank 0 has said it and exited; a rank 0 that never gets there
+    (it failed otherwise, or waits on this rank in a collective) leaves the message to this rank."""
+    if rank == 0 or world_size <= 1:
+        print(f"error: {message}", file=sys.stderr)
+        return
+    time.sleep(RANK0_GRACE_S)
+    print(f"error (rank {rank}): {message}", file=sys.stderr)
 
 
 def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]) -> str | None:
@@ -298,6 +318,7 @@ class Trainer:
         config_path: Path | None,
     ) -> None:
         self.cfg, self.args, self.run_dir, self.hb = cfg, args, run_dir, hb
+        self.shared_error: str | None = None  # an error all ranks met, which rank 0 said (main: say_once_for_all_ranks)
         self.t_boot, self.config_path = t_boot, config_path
         self.step = 0  # optimizer steps completed
         self.tokens_seen = 0
@@ -545,6 +566,8 @@ class Trainer:
                 self.hb.write(schema.KIND_ERROR, step, message=msg)
                 if is_main:
                     print(f"error: {msg}", file=sys.stderr)
+                else:  # every rank saw it (all-reduced): rank 0 said it (main's end: say_once_for_all_ranks)
+                    self.shared_error = msg
                 reason = schema.END_NAN
                 break
             self.optimizer.step()

@@ -4,7 +4,9 @@ left to do, an unwritable run directory, a backend the device cannot run."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,40 @@ def test_nccl_on_cpu_is_one_error(tmp_path: Path) -> None:
     assert errors and all("runtime.backend: nccl runs only on CUDA GPUs" in e for e in errors), proc.stderr
     # the ranks stop at the config check (torchrun's own failure report follows, as for any failed rank)
     assert "NCCL built in" not in proc.stderr and proc.stderr.count("Traceback") <= 1, proc.stderr
+
+
+def test_an_error_every_rank_meets_is_left_to_rank_0_which_torchrun_lets_speak(tmp_path: Path) -> None:
+    """torchrun stops every rank once one exits with an error. Rank 1 used to exit at once, silent, and under load
+    took rank 0 down before it printed: a failed run with no message (CI, 2026-12-06). Rank 1 now outlives a grace
+    (torchrun ends it when rank 0 has spoken) and says the error itself only if it is still alive after it."""
+    from nsa_train.train import RANK0_GRACE_S
+
+    def alone(rank: int, run_dir: Path) -> subprocess.Popen:
+        cmd = train_cmd(run_dir, "train.stepz=2")
+        env = clean_env(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    rank0 = alone(0, tmp_path / "r0")
+    _, err0 = rank0.communicate(timeout=60)
+    assert rank0.returncode == 2 and err0.startswith("error: ") and "train.stepz" in err0, err0
+
+    rank1 = alone(1, tmp_path / "r1")
+    ended = lambda: [r["kind"] for r in records(tmp_path / "r1", rank=1)][-1:] == ["end"]  # noqa: E731
+    wait_for(ended, 60, "rank 1's end record")
+    time.sleep(1.0)
+    assert rank1.poll() is None, rank1.communicate()  # its records written, it waits for torchrun to end it
+    rank1.terminate()  # what torchrun does once rank 0 exits
+    _, err1 = rank1.communicate(timeout=30)
+    assert rank1.returncode == -signal.SIGTERM and "error" not in err1, err1  # said once: by rank 0
+
+    rank1 = alone(1, tmp_path / "r2")  # nobody ends it: rank 0 never got there
+    t0 = time.monotonic()
+    _, err1 = rank1.communicate(timeout=60 + RANK0_GRACE_S)
+    assert time.monotonic() - t0 >= RANK0_GRACE_S
+    assert rank1.returncode == 2 and err1.startswith("error (rank 1): ") and "train.stepz" in err1, err1
+    # its heartbeat has the end record before the wait (torchrun's SIGTERM must not cost the run's records)
+    kinds = [r["kind"] for r in records(tmp_path / "r2", rank=1)]
+    assert "error" in kinds and kinds[-1] == "end", kinds
 
 
 def test_the_wait_for_a_replaying_stream_is_reported_while_it_moves(tmp_path: Path, capsys) -> None:
