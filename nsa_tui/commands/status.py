@@ -199,8 +199,8 @@ def fmt_duration(s: float | None) -> str:
     s = int(s)
     if s < 120:
         return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
+    if s < 3600:  # seconds still: a heartbeat 9m59s old is a minute from heartbeat_stale's 600 s, not "9m"
+        return f"{s // 60}m{s % 60:02d}s"
     if s < 172800:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"

@@ -351,3 +351,14 @@ def test_a_run_given_as_dot_is_named_by_its_directory(tmp_path, monkeypatch):
     make_v1_run(tmp_path / "myrun", steps=100)
     monkeypatch.chdir(tmp_path / "myrun")
     assert json.loads(invoke("status", "--json", ".").stdout)["run"] == "myrun"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (59.9, "59s"), (119, "119s"), (599, "9m59s"), (600, "10m00s"), (3599, "59m59s"), (3600, "1h00m")],
+)
+def test_durations_keep_their_seconds_below_an_hour(seconds, text):
+    """A heartbeat 9m59s old is a second from heartbeat_stale's 600 s: `9m` hid how close."""
+    from nsa_tui.commands.status import fmt_duration
+
+    assert fmt_duration(seconds) == text
