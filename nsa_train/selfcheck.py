@@ -319,7 +319,7 @@ def run_selfcheck(
     if device is not None:
         out.rows.append(check_memory(out.need_bytes, on_cuda, gpus))
         # what the trainer would warn about at its start on this device (bf16 on a CPU, fp32 on a GPU, ...)
-        for w in preflight_warnings(cfg, device.type, "bf16" if bf16 else "fp32"):
+        for w in preflight_warnings(cfg, device.type, "bf16" if bf16 else "fp32", data_files=False):
             out.rows.append(row("warning", WARN, w))
 
     if tok is not None:

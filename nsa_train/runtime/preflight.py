@@ -66,7 +66,9 @@ def check_compile_toolchain(cfg: Config, device_type: str) -> None:
         )
 
 
-def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[str]:
+def preflight_warnings(cfg: Config, device_type: str, precision: str, data_files: bool = True) -> list[str]:
+    """What the trainer warns about at its start; ``data_files=False`` leaves out the data directory's skipped
+    files (`nsa check` says that in its data path row)."""
     t = cfg.train
     warnings = []
     if t.steps >= LONG_RUN_STEPS and (t.save_every == 0 or t.save_every >= t.steps):
@@ -82,7 +84,7 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str) -> list[st
         warnings.append(f"train.eval_every={t.eval_every} exceeds train.steps: only the final evaluation runs")
     if t.steps >= LONG_RUN_STEPS and t.log_every > t.steps // 10:
         warnings.append(f"train.log_every={t.log_every}: very few progress records for a {t.steps}-step run")
-    if cfg.data.source == "local" and cfg.data.path:
+    if data_files and cfg.data.source == "local" and cfg.data.path:
         from nsa_train.data.sources import skipped_files_warning
 
         if skipped := skipped_files_warning(cfg.data.path):

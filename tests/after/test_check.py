@@ -279,3 +279,17 @@ def test_on_cpu_the_process_counts_and_the_trainers_start_warnings_show() -> Non
     assert any(w.startswith("bf16 on CPU is about 3x slower") for w in warned), rows
     tiny = run_selfcheck(load_config(None), gpu_probe=lambda: [], nsa_test=False).rows
     assert not [r for r in tiny if r["name"] == "warning"]
+
+
+def test_a_data_directorys_skipped_files_are_said_once(tmp_path: Path) -> None:
+    """The data path row says it (warn); the trainer's start warnings, which `nsa check` shows too, said it again."""
+    from nsa_tui.commands.check import run_check
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("".join(f"Paragraph {i} of the corpus.\n\n" for i in range(400)))
+    (data / "b.csv").write_text("text\nz\n")
+    sets = ["data.source=local", f"data.path={data}", "data.tokenizer=byte"]
+    rows = run_check(None, sets, tmp_path / "run", gpu_probe=lambda: [], nsa_test=False)
+    said = [r for r in rows if "of another kind not read" in r["reason"]]
+    assert [(r["name"], r["status"]) for r in said] == [("data path", "warn")], rows
