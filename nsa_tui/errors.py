@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import sys
 from typing import NoReturn
 
 USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
+
+# Set by `nsa attach --host` for the host's nsa, whose messages reach the terminal without passing through
+# ours (a tty): that nsa words them as from HOST (on_host) itself.
+ON_HOST_ENV = "NSA_ON_HOST"
+ON_REMOTE_DIR_ENV = "NSA_ON_REMOTE_DIR"
 
 
 class UserError(Exception):
@@ -20,5 +28,22 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` to stderr and exit (typer.Exit keeps Typer's cleanup)."""
     import typer
 
+    if host := os.environ.get(ON_HOST_ENV):
+        message = on_host(message, host, os.environ.get(ON_REMOTE_DIR_ENV) or None)
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+_COMMAND_HINT = re.compile(r"`nsa ([a-z]+)( [^`]*)?`")
+
+
+def on_host(message: str, host: str, remote_dir: str | None) -> str:
+    """A host's error as said here: where it comes from (its paths could as well be paths here), and the
+    commands it suggests (`nsa status RUN`) for that host (run here as written, they looked for RUN here)."""
+    where = f" --host {shlex.quote(host)}" + (f" --remote-dir {shlex.quote(remote_dir)}" if remote_dir else "")
+
+    def remote_hint(m: re.Match[str]) -> str:
+        rest = m.group(2) or ""
+        return m.group(0) if " --host " in rest else f"`nsa {m.group(1)}{rest}{where}`"
+
+    return f"on {host}: {_COMMAND_HINT.sub(remote_hint, message)}"

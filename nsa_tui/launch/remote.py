@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 
-from nsa_tui.errors import UserError
+from nsa_tui.errors import ON_HOST_ENV, ON_REMOTE_DIR_ENV, UserError, on_host
 from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
@@ -48,9 +48,13 @@ exit 127
 )
 
 
-def nsa_remote_command(remote_dir: str | None, nsa_args: list[str], environ: dict[str, str] | None = None) -> str:
-    """The one remote command line: `[env K=V ...] sh -c SCRIPT sh DIR ARGS...`, all quoted."""
-    return remote_script(FIND_AND_RUN_NSA, [remote_dir or "", *nsa_args], forwarded_env(FORWARDED_ENV, environ))
+def nsa_remote_command(
+    remote_dir: str | None, nsa_args: list[str], environ: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> str:
+    """The one remote command line: `[env K=V ...] sh -c SCRIPT sh DIR ARGS...`, all quoted; ``extra``: more
+    `K=V` for the host's nsa."""
+    env = [*forwarded_env(FORWARDED_ENV, environ), *extra]
+    return remote_script(FIND_AND_RUN_NSA, [remote_dir or "", *nsa_args], env)
 
 
 def run_nsa(
@@ -91,7 +95,7 @@ def run_nsa(
     if not echo:
         return rc, out + stderr if rc != 0 else out
     if stderr:
-        sys.stderr.write(_on_host(stderr, host))
+        sys.stderr.write(_on_host(stderr, host, remote_dir))
         sys.stderr.flush()
     return rc, out
 
@@ -102,10 +106,10 @@ def check_remote_dir(remote_dir: str | None) -> None:
         raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out")
 
 
-def _on_host(stderr: str, host: str) -> str:
-    """The host's `error: ...` lines say where they come from: its paths could as well be paths here."""
+def _on_host(stderr: str, host: str, remote_dir: str | None = None) -> str:
+    """The host's `error: ...` lines, as said here (errors.on_host)."""
     return "".join(
-        f"error: on {host}: {line[len('error: ') :]}" if line.startswith("error: ") else line
+        f"error: {on_host(line[len('error: ') :], host, remote_dir)}" if line.startswith("error: ") else line
         for line in stderr.splitlines(keepends=True)
     )
 
@@ -127,7 +131,9 @@ def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str]) -> int
     """An interactive `nsa attach` on host (a tty, so tmux can draw)."""
     check_remote_dir(remote_dir)
     try:
-        argv = interactive_argv(host, nsa_remote_command(remote_dir, nsa_args))
+        # its messages reach the terminal straight: the host's nsa words them as from here (errors.on_host)
+        said_as = (f"{ON_HOST_ENV}={host}",) + ((f"{ON_REMOTE_DIR_ENV}={remote_dir}",) if remote_dir else ())
+        argv = interactive_argv(host, nsa_remote_command(remote_dir, nsa_args, extra=said_as))
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
     try:

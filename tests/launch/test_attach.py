@@ -70,7 +70,13 @@ def test_attach_without_a_session_says_so_over_ssh(runs_dir, tmux_socket, sshd):
         cwd=REPO,
         stdin=subprocess.DEVNULL,
     )
-    assert "no tmux session nsa-gone" in res.stdout
+    # the host's nsa writes to the terminal straight (a tty): it says itself where it is and which host the
+    # suggested command is for (`nsa status gone`, run here, looked here)
+    [said] = [line[line.index("error:") :] for line in res.stdout.splitlines() if "error:" in line]  # after script's ^@
+    assert (
+        said
+        == f"error: on {sshd.host}: no tmux session nsa-gone for run 'gone'; see `nsa status gone --host {sshd.host}`"
+    )
     assert res.returncode == 1
 
 

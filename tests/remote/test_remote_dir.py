@@ -157,3 +157,13 @@ def test_an_empty_remote_dir_is_an_error_not_the_login_directory(cmd, tmp_path):
     res = invoke(*args)
     assert res.exit_code == 2, res.stdout + res.stderr
     assert one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"
+
+
+def test_the_commands_a_hosts_error_suggests_are_for_that_host(checkout, sshd):
+    """A halt of a run that had ended with NaN suggests `nsa status RUN`: as written, run here, it looked for RUN
+    here. Relayed from the host, the suggestion names the host and the remote dir (quoted: it has a space)."""
+    make_v1_run(checkout / "runs" / "blown", state="nan")
+    res = invoke("halt", "--host", sshd.host, "--remote-dir", str(checkout), "blown", "--wait", "0")
+    assert res.exit_code != 0
+    where = f"--host {sshd.host} --remote-dir '{checkout}'"
+    assert one_error(res).endswith(f"see `nsa status blown {where}`"), res.stderr
