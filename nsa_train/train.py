@@ -861,6 +861,10 @@ class Trainer:
             "best_val_ppl": math.exp(min(self.best_val, 700.0)) if self.best_val is not None else None,
             "best_step": self.best_step,
             "wall_time_s": time.time() - self.t_boot,
+            # when this attempt began and ended (Unix seconds): tools tell this attempt's summary from an earlier
+            # one's by it when the end record is missing (a copy of the run without its heartbeat)
+            "started_at": self.t_boot,
+            "ended_at": time.time(),
             "train_time_s": self.train_wall_s,
             "mean_toks_per_s": self.tokens_this_process / self.train_wall_s if self.train_wall_s > 0 else None,
             "param_count": getattr(self, "param_count", None),

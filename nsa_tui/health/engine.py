@@ -11,7 +11,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
 from nsa_tui.health.rules import Rule, build_rules
-from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_VIBE, RunHistory
+from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory
 
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
@@ -102,16 +102,13 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
         return "unknown"
     end = h.end_event
     if end is not None:
-        reason = end.fields.get("reason")
-        if reason == schema.END_COMPLETED:
-            return "crashed" if h.exit_status not in (None, 0) else "finished"
-        if reason in (schema.END_HALT, schema.END_SIGNAL):
-            return "halted"
-        return "crashed"
+        return _ended_state(end.fields.get("reason"), h.exit_status)
     if h.exit_status is not None:
         if h.exit_status != 0:
             return "crashed"
         return "halted" if h.halt_requested else "finished"
+    if h.format == FORMAT_V1 and (summary := h.attempt_summary):  # its end record lost: the summary tells
+        return _ended_state(summary.get("end_reason"), h.exit_status)
     if h.process_alive is False:
         return "crashed"
     if h.format == FORMAT_VIBE and h.halt_requested:
@@ -131,6 +128,14 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
     if h.boot_event is not None or h.events or h.launch:
         return "starting"
     return "unknown"
+
+
+def _ended_state(reason: Any, exit_status: int | None) -> str:
+    if reason == schema.END_COMPLETED:
+        return "crashed" if exit_status not in (None, 0) else "finished"
+    if reason in (schema.END_HALT, schema.END_SIGNAL):
+        return "halted"
+    return "crashed"
 
 
 def _eta(h: RunHistory, state: str) -> float | None:

@@ -819,9 +819,26 @@ class RunHistory:
         if not s or self.format != FORMAT_V1:
             return s
         end, steps = self.end_event, s.get("steps_completed")
-        if end is None or (isinstance(steps, int) and end.step is not None and steps != end.step):
+        if end is None:
+            return s if self._summary_ends_this_attempt() else {}
+        if isinstance(steps, int) and end.step is not None and steps != end.step:
             return {}
         return s
+
+    def _summary_ends_this_attempt(self) -> bool:
+        """Whether summary.json tells how the current attempt ended though no end record does: the heartbeat
+        left out of a copied run (it is the largest file), emptied, or its last line cut. The trainer writes the
+        summary just before its end record. Its ``ended_at`` after the attempt's boot makes it this attempt's;
+        a summary without it (an older trainer's) counts when it is at the step the records reached and no
+        attempt started after them (a resume that has not stepped yet)."""
+        s = self.summary
+        ended_at, start = to_float(s.get("ended_at")), self.attempt_start_ts
+        if ended_at is not None and start is not None:
+            return ended_at >= start
+        steps = s.get("steps_completed")
+        if not isinstance(steps, int) or isinstance(steps, bool) or self.restarted_since_progress:
+            return False
+        return self.latest_step is None or self.latest_step == steps
 
     @property
     def start_warnings(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,50 @@ def test_runs_names_the_unreadable_files_of_a_run(runs_dir, monkeypatch):
     damage(finished_with_summary(runs_dir / "r"))
     row = next(x for x in invoke("runs", str(runs_dir)).stdout.splitlines() if x.startswith("r "))
     assert re.search(r" ok +unreadable run\.json, config\.yaml, summary\.json$", row.rstrip()), row
+
+
+def _judged(path: Path) -> dict:
+    res = invoke("status", "--json", str(path))
+    return dict(json.loads(res.stdout), exit_code=res.exit_code)
+
+
+@pytest.mark.parametrize("damage_hb", ["cut-end", "no-heartbeat", "empty-heartbeat"])
+@pytest.mark.parametrize("ended_at", [True, False], ids=["ended_at", "older-summary"])
+def test_a_run_whose_end_record_is_lost_ended_as_its_summary_says(tmp_path, damage_hb, ended_at):
+    """A run started by hand (no exit_status), copied without its heartbeat (the largest file) or with its last
+    line cut: an hour later it read `stalled`, critical, though summary.json said it completed."""
+    w = make_v1_run(tmp_path / "r", steps=200, state="finished", now=time.time() - 3600)
+    (w.path / schema.EXIT_STATUS).unlink()
+    summary = {"v": 1, "end_reason": "completed", "steps_completed": 200}
+    if ended_at:
+        summary["ended_at"] = w.ts - 0.5  # just before its end record
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(summary))
+    hb = w.path / schema.heartbeat_name(0)
+    if damage_hb == "cut-end":
+        hb.write_text("".join(hb.read_text().splitlines(keepends=True)[:-1]))
+    elif damage_hb == "no-heartbeat":
+        hb.unlink()
+    else:
+        hb.write_text("")
+    v = _judged(w.path)
+    assert (v["state"], v["health"], v["exit_code"]) == ("finished", "ok", 0), v
+    summary["end_reason"] = "nan"
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(summary))
+    assert _judged(w.path)["state"] == "crashed"
+
+
+def test_an_earlier_attempts_summary_does_not_end_a_resume(tmp_path):
+    """The summary of the attempt before a resume: the resumed one is running (its steps past it), or has booted
+    and not stepped yet; a summary with ended_at before the resume's boot is not its own either."""
+    w = make_v1_run(tmp_path / "r", steps=100, now=time.time() - 60, age_s=1.0)
+    old = {"v": 1, "end_reason": "halt", "steps_completed": 100}
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(old))
+    w.ts += 5
+    w.boot()  # the resume, not yet stepped
+    assert _judged(w.path)["state"] == "starting"
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(dict(old, ended_at=w.ts - 5)))
+    assert _judged(w.path)["state"] == "starting"
+    w.progress(2)
+    assert _judged(w.path)["state"] == "running"
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps(old))  # no ended_at: its step is behind the records'
+    assert _judged(w.path)["state"] == "running"

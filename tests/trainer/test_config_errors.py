@@ -82,7 +82,10 @@ def test_a_run_that_fails_before_its_first_step_leaves_a_summary(tmp_path: Path)
     summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
     assert summary["end_reason"] == "error" and summary["steps_completed"] == 0 and summary["param_count"] is None
     assert summary["wall_time_s"] > 0
-    assert records(run_dir)[-1]["kind"] == "end"
+    recs = records(run_dir)
+    assert recs[-1]["kind"] == "end"
+    # when the attempt began and ended, to tell its summary from an earlier attempt's without the end record
+    assert summary["started_at"] <= recs[0]["ts"] and recs[0]["ts"] <= summary["ended_at"] <= recs[-1]["ts"]
 
 
 def test_a_config_from_the_config_variable_says_so(tmp_path: Path) -> None:
