@@ -42,10 +42,10 @@ def proc_stat_fields(pid: int | str = "self") -> list[str] | None:
         return None
 
 
-def process_start_time() -> float | None:
-    """When this process started (Linux /proc), as a wall-clock time; None elsewhere."""
+def process_start_time(pid: int | str = "self") -> float | None:
+    """When a process (this one by default) started (Linux /proc), as a wall-clock time; None elsewhere."""
     try:
-        fields = proc_stat_fields()
+        fields = proc_stat_fields(pid)
         if fields is None:
             return None
         uptime = float(Path("/proc/uptime").read_text().split()[0])

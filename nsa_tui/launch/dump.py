@@ -19,6 +19,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
 from nsa_tui.rundir import run_name
+from nsa_tui.runs.load import started_after
 
 DUMP_WAIT_S = 15.0
 
@@ -39,6 +40,8 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def _names_run_dir(argv: list[str], run_dir: Path) -> bool:
+    """The trainer's --run-dir is this run; without one (a run started by hand in its default directory) the
+    command line cannot tell, and the start time (started_after) decides."""
     want = run_dir.resolve()
     for i, a in enumerate(argv[:-1]):
         if a == "--run-dir":
@@ -46,10 +49,11 @@ def _names_run_dir(argv: list[str], run_dir: Path) -> bool:
                 return Path(argv[i + 1]).resolve() == want
             except OSError:
                 return False
-    return False
+    return "--run-dir" not in argv
 
 
-def check_process(rank: int, pid: int | None, run_dir: Path) -> RankProcess:
+def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float | None = None) -> RankProcess:
+    """Whether pid is this run's trainer for ``rank``, whose last record was ``written_at`` (when known)."""
     if not isinstance(pid, int) or pid <= 0:
         return RankProcess(rank, None, "no pid in its heartbeat")
     try:
@@ -61,7 +65,8 @@ def check_process(rank: int, pid: int | None, run_dir: Path) -> RankProcess:
     argv = _cmdline(pid)
     if argv is None:
         return RankProcess(rank, pid, f"pid {pid}: cannot read its command line")
-    if not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir):
+    reused = started_after(pid, written_at)
+    if reused or not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir):
         return RankProcess(rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)")
     return RankProcess(rank, pid, None)
 
@@ -70,7 +75,9 @@ def rank_processes(run_dir: Path) -> list[RankProcess]:
     out = []
     for rank, path in runstate.heartbeat_files(run_dir).items():
         rec = runstate.last_record(runstate.tail_records(path))
-        out.append(check_process(rank, rec.get("pid") if rec else None, run_dir))
+        ts = rec.get("ts") if rec else None
+        written_at = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+        out.append(check_process(rank, rec.get("pid") if rec else None, run_dir, written_at))
     return out
 
 

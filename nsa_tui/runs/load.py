@@ -269,7 +269,8 @@ def local_trainer_alive(h: RunHistory, run_dir: Path) -> bool | None:
         return None
     from nsa_tui.launch.dump import check_process
 
-    return any(check_process(r, st.pid, run_dir).problem is None for r, st in h.attempt_ranks.items() if st.pid)
+    ranks = h.attempt_ranks.items()
+    return any(check_process(r, st.pid, run_dir, st.last_ts).problem is None for r, st in ranks if st.pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -284,6 +285,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+PID_START_SLACK_S = 2.0  # /proc's start time is in clock ticks since a boot time given in whole seconds
+
+
+def started_after(pid: int, ts: float | None) -> bool:
+    """Whether the process now holding pid started after ``ts``, when a record of that pid was written: it is
+    another process that got the pid since (pids are reused; after a reboot, soon)."""
+    from nsa_train.runtime.control import process_start_time  # torch-free
+
+    start = process_start_time(pid)
+    return start is not None and ts is not None and start > ts + PID_START_SLACK_S
+
+
 def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool]) -> bool | None:
     """For a run of ``host`` (run.json's host): is any rank's pid still there, as ``alive`` says? None when the
     run is another machine's or no record named a pid."""
@@ -294,8 +307,11 @@ def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool])
 
 
 def local_pids_alive(h: RunHistory) -> bool | None:
-    """For a run of this machine: is any rank's pid still there?"""
-    return pids_alive_on(h, socket.gethostname(), _pid_alive)
+    """For a run of this machine: is any rank's pid still there, held by the process that wrote its records?"""
+    if h.run_info.get("host") != socket.gethostname():
+        return None
+    ranks = [st for st in h.attempt_ranks.values() if st.pid]
+    return any(_pid_alive(st.pid) and not started_after(st.pid, st.last_ts) for st in ranks) if ranks else None
 
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:

@@ -433,3 +433,60 @@ def test_a_finished_runs_durations_end_with_it(tmp_path):
     make_v1_run(tmp_path / "long", steps=1000, step_time_s=2.0, now=NOW, state="finished", alerts=["throughput_drop"])
     v = judge(tmp_path / "long", now=NOW + 3600)
     assert v.state == "finished" and [a.rule for a in v.alerts] == ["throughput_drop"]
+
+
+def test_a_pid_reused_by_a_later_process_is_not_the_run(tmp_path):
+    """Started without `nsa launch`, killed; its pid then held by another process (pids are reused, soon after a
+    reboot): status said `running OK` where `nsa dump` saw another process. A process started after the record
+    that named its pid is not the run's."""
+    import json
+    import socket
+    import subprocess
+    import time
+
+    def judged_with(pid: int, records_ts: float) -> str:
+        make_v1_run(tmp_path / str(pid), steps=100, now=records_ts, age_s=0.0)
+        info = json.loads((tmp_path / str(pid) / "run.json").read_text())
+        info["host"] = socket.gethostname()
+        (tmp_path / str(pid) / "run.json").write_text(json.dumps(info))
+        hb = tmp_path / str(pid) / "heartbeat_rank0.jsonl"
+        lines = hb.read_text().splitlines()
+        hb.write_text("\n".join(json.dumps(dict(json.loads(line), pid=pid)) for line in lines) + "\n")
+        return judge(tmp_path / str(pid), now=records_ts + 1).state
+
+    written = time.time() - 10  # the run's records, then a process that got its pid
+    later = subprocess.Popen(["sleep", "60"])
+    try:
+        assert judged_with(later.pid, written) == "crashed"
+        time.sleep(0.1)
+        assert judged_with(later.pid, time.time() + 3) == "running"  # records it could have written: alive
+    finally:
+        later.kill()
+        later.wait()
+
+
+def test_dump_tells_a_later_process_with_the_trainers_command_line_from_the_trainer(tmp_path):
+    """The command line names nsa_train and the run directory, as the trainer's did: a process that started after
+    the record naming its pid is still not the one that wrote it. A trainer started without --run-dir (its
+    default directory) is told by its start time alone."""
+    import subprocess
+    import sys
+    import time
+
+    from nsa_tui.launch.dump import check_process
+
+    run = tmp_path / "r"
+    run.mkdir()
+    written = time.time() - 10
+    look_alike = [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train", "--run-dir", str(run)]
+    default_dir = [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train"]
+    procs = [subprocess.Popen(look_alike), subprocess.Popen(default_dir)]
+    try:
+        time.sleep(0.2)
+        for p in procs:
+            assert "pid reused" in (check_process(0, p.pid, run, written).problem or "")
+            assert check_process(0, p.pid, run, time.time() + 3).problem is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
