@@ -27,8 +27,10 @@ from typing import Any
 from nsa_train.config import (
     ConfigError,
     check_resume_config,
+    config_changes,
     config_to_dict,
     dump_yaml,
+    ignored_on_resume,
     load_config,
     lr_at,
     resolve_config_path,
@@ -102,7 +104,8 @@ def default_run_dir(config_path: Path | None, world_size: int) -> Path:
 
 
 def choose_config_path(args: argparse.Namespace) -> Path | None:
-    """--config (checked against CONFIG); on --resume without either, the run's own config.yaml."""
+    """--config (checked against CONFIG); on --resume without either, the run's own config.yaml (one that is
+    missing is refused by resume_refusal)."""
     if args.resume and not args.config and not os.environ.get("CONFIG") and args.run_dir:
         saved = Path(args.run_dir) / schema.CONFIG_YAML
         if saved.is_file():
@@ -122,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config_path = choose_config_path(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
+    except ConfigError as e:  # the same on every rank: said once
+        say_once_for_all_ranks(str(e), rank, world_size)
         return EXIT_USER_ERROR
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
     if args.resume and not run_dir.is_dir():  # said before a directory is made for it (an empty one was left)
         say_once_for_all_ranks(f"--resume: no run directory {run_dir}", rank, world_size)
         return EXIT_USER_ERROR
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             world_size,
         )
         return EXIT_USER_ERROR
-    refusal = resume_refusal(run_dir, config_path, args.overrides) if args.resume else None
+    config_given = bool(args.config or os.environ.get("CONFIG"))
+    refusal = resume_refusal(run_dir, config_path, args.overrides, config_given) if args.resume else None
     if refusal is not None:
         say_once_for_all_ranks(refusal, rank, world_size)
         return EXIT_USER_ERROR
@@ -237,7 +241,9 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
     print(f"error (rank {rank}): {message}", file=sys.stderr)
 
 
-def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]) -> str | None:
+def resume_refusal(
+    run_dir: Path, config_path: Path | None, overrides: list[str], config_given: bool = False
+) -> str | None:
     """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
     checkpoint (no pointer, a pointer to no file, a truncated or foreign file), a config that changes what the
     checkpoint depends on (seq_len, model shape, ...: the run's config.yaml against this one), or a checkpoint at
@@ -260,6 +266,13 @@ def resume_refusal(run_dir: Path, config_path: Path | None, overrides: list[str]
     except ck.CheckpointError as e:
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)
+    if not config_given and not (run_dir / schema.CONFIG_YAML).is_file():
+        # the default config would continue the run: another lr, keep_last, ... without a word (a copy of
+        # checkpoints/ alone to another machine has no config.yaml)
+        return (
+            f"--resume: {run_dir / schema.CONFIG_YAML} is missing, and it is the config this run continues with: "
+            "put it back, or pass the run's config with --config FILE"
+        )
     try:
         cfg = load_config(config_path, overrides)
     except ConfigError:
@@ -441,7 +454,9 @@ class Trainer:
             if is_main:
                 lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
                 val_change = val_set_change(run_dir / schema.CONFIG_YAML, cfg)
-                self.resume_warnings += [w for w in (lr_change, val_change) if w]
+                changed = config_changes(run_dir / schema.CONFIG_YAML, cfg, self.args.overrides)
+                ignored = ignored_on_resume(self.args.overrides)
+                self.resume_warnings += [w for w in (changed, lr_change, val_change, ignored) if w]
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
                 self._save_config()

@@ -18,6 +18,8 @@ _EXPORTS = {
     "load_config": "loader",
     "resolve_config_path": "loader",
     "check_resume_config": "resume",
+    "config_changes": "resume",
+    "ignored_on_resume": "resume",
     "pinned_values": "resume",
     "resume_conflicts": "resume",
     "schedule_change": "resume",

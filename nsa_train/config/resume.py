@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from nsa_train.config.loader import absolute_data_path, load_config
+from nsa_train.config.loader import absolute_data_path, config_to_dict, load_config
 from nsa_train.config.schema import TOKENIZER_VOCAB, Config, ConfigError
 
 WEIGHTS = "weights"
@@ -176,3 +176,47 @@ def val_set_change(saved_config: Path, new: Config) -> str | None:
     if before % new.train.batch_size == 0:  # the same windows again, at this batch size
         msg += f". To keep the run's set: --set train.eval_batches={before // new.train.batch_size}"
     return msg
+
+
+SHOWN_CHANGES = 8  # keys named in full; the rest are counted
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(saved_config: Path, new: Config, overrides: list[str]) -> str | None:
+    """A warning naming what ``new`` changes in the run's saved config besides the keys this command's --set
+    gives; None when nothing else changes, or the saved config is missing or unreadable.
+
+    A config file given on a resume (--config, or a CONFIG left exported in the shell) replaces the run's whole
+    config, not only the keys the user had in mind: grad_clip, weight decay, keep_last (which then prunes) changed
+    without a word. What a resume cannot change was refused before this (resume_conflicts)."""
+    saved = load_saved_config(saved_config)
+    if saved is None:
+        return None
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    old, cur = _flat(config_to_dict(saved)), _flat(config_to_dict(new))
+    changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in cur.items() if k not in given and old.get(k) != v]
+    if not changed:
+        return None
+    more = len(changed) - SHOWN_CHANGES
+    listed = ", ".join(changed[:SHOWN_CHANGES]) + (f" and {more} more" if more > 0 else "")
+    return (
+        f"this resume's config changes the run's beyond --set: {listed}; the run goes on with these values (to keep "
+        "the run's own, resume without --config and with CONFIG unset: its config.yaml is read)"
+    )
+
+
+def ignored_on_resume(overrides: list[str]) -> str | None:
+    """A warning for --set keys a resume takes no value from: train.seed seeds the initial weights and the
+    random state, and a resume restores both from the checkpoint."""
+    if any(o.split("=", 1)[0].strip() == "train.seed" for o in overrides):
+        return "train.seed has no effect on a resume: the weights and the random state continue from the checkpoint"
+    return None

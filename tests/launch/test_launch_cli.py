@@ -19,8 +19,11 @@ from .helpers import REPO, nsa, tmux_sessions
 
 def _latest(run_dir, name: str) -> None:
     """checkpoints/latest naming ``name``, and a stand-in for that file: a zip archive, as torch.save writes (what
-    `nsa launch --resume` looks at: its header and its checksums; the trainer would load the rest)."""
+    `nsa launch --resume` looks at: its header and its checksums; the trainer would load the rest). The run's
+    config.yaml, as every run has, unless the test wrote its own: the default config."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists():
+        (run_dir / "config.yaml").write_text(dump_yaml(load_config(None)))
     (run_dir / "checkpoints" / "latest").write_text(name + "\n")
     with zipfile.ZipFile(run_dir / "checkpoints" / name, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("archive/data.pkl", bytes(range(256)) * 4)
@@ -398,3 +401,24 @@ def test_resume_without_a_latest_pointer_names_the_checkpoints_left(runs_dir, tm
     assert res.returncode == 1 and tmux_sessions() == []
     assert "has no checkpoint to continue (no checkpoints/latest). " in line
     assert f"holds step_00000200.pt: to continue from one, write its name into {run / 'checkpoints' / 'latest'}" in line
+
+
+def test_a_resume_names_the_config_keys_a_config_file_changes_and_needs_the_runs_config(runs_dir, tmux_socket):
+    """`--config` (or an exported CONFIG) on a resume replaces the run's whole config: the plan names each key it
+    changes beyond --set. Without the run's config.yaml the default config would continue the run: refused."""
+    run = runs_dir / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    _latest(run, "step_00000600.pt")
+    (run / "config.yaml").write_text(dump_yaml(load_config(None, ["train.grad_clip=0.5"])))
+    other = runs_dir / "other.yaml"
+    other.write_text("train:\n  steps: 800\n")
+    res = nsa("launch", "--name", "done", "--resume", "--config", str(other), "--set", "train.lr=3e-3", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    note = [ln for ln in res.stdout.splitlines() if ln.startswith("note: this resume's config changes")]
+    assert len(note) == 1 and "train.steps 600 -> 800, train.grad_clip 0.5 -> 1.0;" in note[0], res.stdout
+    (run / "config.yaml").unlink()
+    res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert res.returncode == 1 and _one_error_line(res) == (
+        f"error: --resume: {run / 'config.yaml'} is missing, and it is the config this run continues with: put it "
+        "back, or pass the run's config with --config FILE"
+    )

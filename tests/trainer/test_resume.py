@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from trainer_helpers import records, run_train
 
+from nsa_train.config.loader import default_config_path
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.telemetry import schema
 
@@ -34,6 +35,7 @@ def test_resume_from_mid_checkpoint_matches_uninterrupted(tmp_path: Path) -> Non
     cut = tmp_path / "cut"
     (cut / "checkpoints").mkdir(parents=True)
     shutil.copy(full / "checkpoints" / ck.checkpoint_file_name(4), cut / "checkpoints")
+    shutil.copy(full / schema.CONFIG_YAML, cut)
     ck.write_pointer(cut / "checkpoints", schema.LATEST_POINTER, ck.checkpoint_file_name(4))
     proc = run_train(cut, *RUN, resume=True)
     assert proc.returncode == 0, proc.stderr
@@ -70,9 +72,10 @@ def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Pat
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "[data]" not in proc.stdout  # refused before the data and the model
     assert "cannot continue with model.dim 32 -> 48: its checkpoint's weights depend on it" in proc.stderr
-    # without the run's config.yaml to compare with, the strict load of the weights still refuses, by tensor name
+    # a config given without the run's config.yaml to compare with: the strict load of the weights still refuses,
+    # by tensor name
     (run / schema.CONFIG_YAML).unlink()
-    proc = run_train(run, "train.steps=4", "model.dim=48", resume=True)
+    proc = run_train(run, "train.steps=4", "model.dim=48", resume=True, CONFIG=str(default_config_path()))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "does not fit this model" in proc.stderr
 
@@ -95,15 +98,16 @@ def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_pa
     # `nsa status` call the finished run crashed, CRITICAL)
     assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
     assert (run / schema.SUMMARY_JSON).read_text() == summary
-    # without config.yaml to compare with (the same config then comes from the defaults and the overrides), the
-    # data position's own check refuses, and still writes neither file
+    # a config given without config.yaml to compare with (the same config, from the defaults and the overrides):
+    # the data position's own check refuses, and still writes neither file
     (run / schema.CONFIG_YAML).unlink()
-    proc = run_train(run, "train.steps=4", "train.seq_len=48", resume=True)
+    default = str(default_config_path())
+    proc = run_train(run, "train.steps=4", "train.seq_len=48", resume=True, CONFIG=default)
     assert proc.returncode == 2 and "cannot resume exactly" in proc.stderr, proc.stderr
     assert not (run / schema.CONFIG_YAML).exists()
     assert (run / schema.SUMMARY_JSON).read_text() == summary
     assert [r["reason"] for r in records(run) if r["kind"] == "end"][-1] == "error"  # the attempt is still on record
-    again = run_train(run, "train.steps=4", resume=True)  # the run's settings again
+    again = run_train(run, "train.steps=4", resume=True, CONFIG=default)  # the run's settings again
     assert again.returncode == 0, again.stderr
     after = (run / schema.CONFIG_YAML).read_text()  # recorded once the checkpoint accepted it
     assert "  steps: 4\n" in after and "seq_len: 48" not in after
@@ -123,3 +127,34 @@ def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     assert phase["start_step"] == 4 and any(w.startswith(want) for w in phase["warnings"])
     lrs = {r["step"]: r["lr"] for r in records(run) if r["kind"] == "progress"}
     assert lrs[4] == pytest.approx(1e-4) and lrs[5] == pytest.approx(5.5e-4)  # what it said is what ran
+
+
+def test_a_config_file_given_on_a_resume_names_what_it_changes_beyond_the_set(tmp_path: Path) -> None:
+    """A CONFIG left exported replaced the run's whole config on a resume: grad_clip and keep_last changed (and
+    keep_last pruned) with nothing said but the config's path. Each key changed beyond this command's --set is
+    named; and train.seed, which a resume cannot apply, is said to do nothing."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4", "train.grad_clip=0.5", "train.keep_last=9").returncode == 0
+    proc = run_train(run, "train.steps=6", "train.seed=999", resume=True, CONFIG=str(default_config_path()))
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("warning: this resume's config changes")]
+    assert said and "train.grad_clip 0.5 -> 1.0, train.keep_last 9 -> 3;" in said[0], proc.stderr
+    assert "train.steps" not in said[0] and "train.seed" not in said[0]  # given with --set: what the user asked
+    assert "warning: train.seed has no effect on a resume" in proc.stderr
+    # the run's own config.yaml (now with these values) and only --set: nothing beyond it to name
+    again = run_train(run, "train.steps=8", resume=True)
+    assert again.returncode == 0 and "this resume's config changes" not in again.stderr, again.stderr
+
+
+def test_a_resume_without_the_runs_config_yaml_is_refused(tmp_path: Path) -> None:
+    """Only checkpoints/ copied to another machine: the resume trained on with the default config (another lr,
+    keep_last) without a word."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4", "train.lr=1e-4", "train.min_lr=1e-5").returncode == 0
+    (run / schema.CONFIG_YAML).unlink()
+    proc = run_train(run, "train.steps=6", resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: --resume: {run / schema.CONFIG_YAML} is missing, and it is the config this run continues with: put "
+        "it back, or pass the run's config with --config FILE"
+    )
