@@ -168,3 +168,15 @@ def test_a_loop_that_raises_still_reports_its_training_time(tmp_path: Path) -> N
     t.train_wall_s = 0.0
     Trainer._write_summary(t, schema.END_ERROR)  # type: ignore[arg-type]
     assert json.loads((tmp_path / schema.SUMMARY_JSON).read_text())["mean_toks_per_s"] is None
+
+
+def test_torchrun_without_a_run_dir_is_one_error(tmp_path: Path) -> None:
+    """Every rank printed a traceback ending in ConfigError, then torchrun its own."""
+    cmd = train_cmd(tmp_path / "r", "train.steps=2", torchrun=2)
+    i = cmd.index("--run-dir")
+    del cmd[i : i + 2]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert errors == ["error: --run-dir is required under torchrun (every rank must write to the same directory)"]
+    assert "ConfigError" not in proc.stderr, proc.stderr
