@@ -40,7 +40,7 @@ from nsa_train.config import (
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.rundir import earlier_results, file_in_the_way
+from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.units import human_bytes
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     # before anything is written: a start refused here leaves the earlier run's records as they were (a boot and
     # an error record appended to them would make the tools judge that run by this attempt)
+    if (in_use := hold_run_dir(run_dir, rank)) is not None:
+        say_once_for_all_ranks(in_use, rank, world_size)
+        return EXIT_USER_ERROR
     earlier = [] if args.resume or args.force else earlier_results(run_dir)
     if earlier:  # every rank sees the same files and stops alike: one message
         say_once_for_all_ranks(
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
     try:
+        sign_held_locks()
         hb = HeartbeatWriter(run_dir, rank)
         hb.write(
             schema.KIND_BOOT,

@@ -1,7 +1,10 @@
-"""What a run directory already holds before a fresh (not --resume) start writes into it."""
+"""What a run directory already holds before a start writes into it: an earlier run's results, a live trainer."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 from pathlib import Path
 
 from nsa_train.telemetry import schema
@@ -43,3 +46,43 @@ def file_in_the_way(path: Path) -> str | None:
         if p.exists():
             return None if p.is_dir() else f"{p} is a file, not a directory"
     return None
+
+
+_held: list[int] = []  # descriptors of the locks this process holds: open for its life (a close would release)
+
+
+def hold_run_dir(run_dir: Path, rank: int) -> str | None:
+    """Take this rank's lock on ``run_dir`` for the rest of the process; why not when a live trainer holds it.
+
+    Two trainers in one directory (a --force or --resume started by hand while the run still trains, a job
+    started twice) pruned each other's checkpoints and both died. `nsa launch` checks its tmux session and the
+    heartbeat; this check is the trainer's own, for every way it is started. A file system without flock
+    (ENOLCK on some network mounts) leaves the check out rather than the run."""
+    path = run_dir / schema.trainer_lock_name(rank)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None  # an unwritable directory: the heartbeat's own write says so, in its words
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            return None
+        holder = os.read(fd, 32).decode("ascii", errors="replace").strip()
+        os.close(fd)
+        return (
+            f"{run_dir} is in use: a live trainer (pid {holder or 'unknown'}, rank {rank}) writes to it; stop it "
+            f"first (`nsa halt {run_dir}`), or choose another --run-dir"
+        )
+    _held.append(fd)
+    return None
+
+
+def sign_held_locks() -> None:
+    """Write this process's pid into the locks it holds, for the refusal of a second trainer to name. Once the
+    start is accepted: a start refused after taking the lock (an earlier run there, a resume with nothing to do)
+    leaves the directory's files as they were."""
+    for fd in _held:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

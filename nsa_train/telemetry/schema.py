@@ -39,6 +39,13 @@ def heartbeat_name(rank: int) -> str:
     return f"heartbeat_rank{rank}.jsonl"
 
 
+def trainer_lock_name(rank: int) -> str:
+    """A hidden file each rank holds an exclusive flock on while it runs (its pid inside): a second trainer
+    for the same directory and rank is refused while the first lives, and the kernel releases the lock however
+    the first ends (kill -9 included)."""
+    return f".trainer_rank{rank}.lock"
+
+
 def stackdump_name(rank: int, ts: float) -> str:
     return f"stackdump_rank{rank}_{int(ts)}.txt"
 

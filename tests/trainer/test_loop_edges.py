@@ -180,3 +180,34 @@ def test_torchrun_without_a_run_dir_is_one_error(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert errors == ["error: --run-dir is required under torchrun (every rank must write to the same directory)"]
     assert "ConfigError" not in proc.stderr, proc.stderr
+
+
+def test_a_second_trainer_for_a_live_run_directory_is_refused(tmp_path: Path) -> None:
+    """A --force or --resume started by hand while the run still trained: the two pruned each other's checkpoints
+    and both died with a traceback. The second is refused before it writes anything; once the first is gone
+    (kill -9: the kernel drops its lock) the resume goes through."""
+    run = tmp_path / "r"
+    with training(run, "train.steps=400", "train.save_every=2", NSA_TEST_SLOW_STEP="3:0.2") as first:
+        wait_for(lambda: 4 in progress(run), 120, "step 4 of the first trainer")
+        heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
+        for extra in ({"resume": True}, {}):
+            args = ["train.steps=400"] if extra else ["train.steps=400", "--force"]
+            proc = run_train(run, *args, **extra) if extra else subprocess.run(
+                [*train_cmd(run, "train.steps=400"), "--force"], cwd=REPO, env=clean_env(), capture_output=True,
+                text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.strip() == (
+                f"error: {run} is in use: a live trainer (pid {first.pid}, rank 0) writes to it; stop it first "
+                f"(`nsa halt {run}`), or choose another --run-dir"
+            )
+            # nothing of the refused attempt in the live run's records
+            assert (run / "heartbeat_rank0.jsonl").read_bytes()[: len(heartbeat)] == heartbeat
+            assert all(r["kind"] != "boot" for r in records(run)[1:])
+        assert first.poll() is None
+        first.kill()
+        first.wait()
+    latest = ck.read_pointer(run / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    assert latest is not None
+    proc = run_train(run, f"train.steps={schema.checkpoint_step(latest.name) + 2}", resume=True)
+    assert proc.returncode == 0, proc.stderr
