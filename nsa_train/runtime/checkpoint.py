@@ -192,7 +192,7 @@ def prune(ckpt_dir: Path, keep_last: int) -> list[Path]:
     removed = []
     for p in list_checkpoints(ckpt_dir):
         if p not in keep:
-            p.unlink()
+            p.unlink(missing_ok=True)  # gone since it was listed (removed by hand): nothing left to prune
             removed.append(p)
     return removed
 

@@ -11,6 +11,7 @@ rebooted) is not running: said at once, not after the whole wait.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -84,9 +85,14 @@ def _launch_time(launch: dict | None) -> float | None:
 def _gone(run_dir: Path, launch: dict | None) -> bool:
     """The run's process is gone: its tmux session is not there, no exit status was recorded, and no rank's pid is
     alive (a trainer can outlive its session, or live on a server this shell cannot see: status counts it alive)."""
+    from nsa_tui.launch.dump import rank_processes
+
+    if launch is None:  # started by hand: no session, no exit status; its ranks' pids, when it ran here
+        return _run_host(run_dir) == socket.gethostname() and not any(
+            p.problem is None for p in rank_processes(run_dir)
+        )
     if session_alive(run_dir, launch) is not False or runstate.read_exit_status(run_dir) is not None:
         return False
-    from nsa_tui.launch.dump import rank_processes
 
     return not any(p.problem is None for p in rank_processes(run_dir))
 
@@ -104,11 +110,27 @@ def _session(run_dir: Path, launch: dict) -> str:
     return session if isinstance(session, str) and session else tmux.session_name(run_name(run_dir))
 
 
-def _not_running(run_dir: Path, launch: dict) -> UserError:
+def _run_host(run_dir: Path) -> str | None:
+    """The machine the run's trainer ran on (its boot record's host, else run.json's)."""
+    boot = runstate.last_record(_rank0_records(run_dir), schema.KIND_BOOT)
+    if boot is not None and isinstance(boot.get("host"), str):
+        return boot["host"]
+    try:
+        host = json.loads((run_dir / schema.RUN_JSON).read_text(encoding="utf-8")).get("host")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return host if isinstance(host, str) else None
+
+
+def _not_running(run_dir: Path, launch: dict | None) -> UserError:
+    why = (
+        f"its tmux session {_session(run_dir, launch)} is gone and the launcher recorded no exit status"
+        if launch
+        else "no process of its trainer is alive on this machine, and it wrote no end record"
+    )
     return UserError(
-        f"run {run_name(run_dir)!r} is not running: its tmux session {_session(run_dir, launch)} is gone and the "
-        "launcher recorded no exit status (killed, or the machine rebooted); nothing to halt. "
-        f"See `nsa status {run_dir}`; continue it with `nsa launch --resume`"
+        f"run {run_name(run_dir)!r} is not running: {why} (killed, or the machine rebooted); nothing to halt. "
+        f"See `nsa status {run_dir}`; continue it with `nsa launch --run-dir {run_dir} --resume`"
     )
 
 
@@ -137,7 +159,6 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
             f"run {run_name(run_dir)!r} is not running (the launcher exited with status {status}); nothing to halt"
         )
     if _gone(run_dir, launch):
-        assert launch is not None
         raise _not_running(run_dir, launch)
     requested = time.time()
     request_halt(run_dir)
@@ -167,7 +188,6 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
                 end = runstate.last_record(_rank0_records(run_dir), schema.KIND_END)
                 if end is None or not _at_or_after(end, requested):
                     (run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # no stop for a later --resume to find
-                    assert launch is not None
                     raise _not_running(run_dir, launch)
         if not asked_again and _removed_as_stale(run_dir, records, requested):
             asked_again = True  # only once: later the trainer removes it because it is halting

@@ -219,8 +219,11 @@ def test_halt_asks_again_only_when_the_trainer_says_it_removed_a_stale_one(tmp_p
 def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     """Only `nsa launch`'s runner writes exit_status: for a run started by hand with torchrun the halt said
     'not yet written (torchrun is still shutting down)', as if one would come."""
-    now = time.time()
-    run = _run(runs_dir, "byhand", [{"kind": "boot", "step": 0, "ts": now - 5}], None, launched=None)
+    run = runs_dir / "byhand"
+    stand_in = [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train", "--run-dir", str(run)]
+    trainer = subprocess.Popen(stand_in)
+    time.sleep(0.2)  # a process that started before the boot record it "wrote": the trainer's stand-in
+    _run(runs_dir, "byhand", [{"kind": "boot", "step": 0, "ts": time.time(), "pid": trainer.pid}], None, launched=None)
     (run / "run.json").write_text(json.dumps({"host": socket.gethostname()}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "nsa_tui", "halt", "byhand", "--wait", "20"],
@@ -240,6 +243,26 @@ def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     assert "stopped at step 7 (reason halt)" in out
     assert "exit status: none (only a run started by `nsa launch` has an exit_status file)" in out
     assert "not yet written" not in out
+    trainer.kill()
+    trainer.wait()
+
+
+def a_dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid  # reaped: no process has it now (pids are not reused within a test's seconds)
+
+
+def test_halting_a_dead_hand_started_run_says_so_at_once(runs_dir):
+    """No launch.json (started with python -m nsa_train.train), killed: the halt waited its whole --wait (600 s by
+    default) and left .HALT behind. No process of it alive here says it at once."""
+    run = _run(runs_dir, "gone", [{"kind": "boot", "step": 0, "ts": time.time() - 60, "pid": a_dead_pid()}], None, None)
+    (run / "run.json").write_text(json.dumps({"host": socket.gethostname()}))
+    t0 = time.monotonic()
+    res = nsa("halt", "gone", "--wait", "60")
+    assert time.monotonic() - t0 < 20 and res.returncode == 1, res.stderr
+    assert "run 'gone' is not running: no process of its trainer is alive on this machine" in res.stderr
+    assert f"`nsa launch --run-dir {run} --resume`" in res.stderr and not (run / ".HALT").exists()
 
 
 def test_a_copied_runs_checkpoint_is_its_own(tmp_path):
