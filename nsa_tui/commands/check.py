@@ -116,7 +116,10 @@ def print_table(rows: list[dict[str, str]]) -> None:
     if bad:
         print(f"FAILED: {', '.join(bad)}", file=sys.stderr)
     else:
-        print("ready to train" + (f" (warnings: {', '.join(warn)})" if warn else ""))
+        # the rows' names, once each: several `warning` rows read "warnings: warning, warning"
+        names = list(dict.fromkeys(warn))
+        said = ", ".join(f"{n} x{warn.count(n)}" if warn.count(n) > 1 else n for n in names)
+        print("ready to train" + (f" ({len(warn)} warning{'s' if len(warn) > 1 else ''}: {said})" if warn else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -49,7 +49,7 @@ def say_problems(runs: list[ReportRun]) -> int:
 
     code = 0
     for r in runs:
-        for name, why in r.history.unreadable_files.items():
+        for name, why in r.history.problem_files.items():
             print(f"warning: {r.where}: {name} unreadable: {why}", file=sys.stderr)
         if r.rules_error:
             print(f"error: {r.rules_error}; the report judges it with the default rules", file=sys.stderr)

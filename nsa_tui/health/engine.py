@@ -256,5 +256,5 @@ def evaluate(
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get("attention_impl"),
         start_warnings=h.start_warnings,
-        unreadable_files=[{"file": name, "problem": why} for name, why in h.unreadable_files.items()],
+        unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
     )

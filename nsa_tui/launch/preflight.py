@@ -96,7 +96,7 @@ def run_preflight(run_dir: Path, cfg: Config, nproc: int = 1, env: dict[str, str
             report.notes.append(f"{row.name}: {row.reason}")
     if (run_dir / schema.HALT_FILE).exists():
         report.notes.append(
-            f"stale {schema.HALT_FILE} in {run_dir} (left by an earlier `nsa halt`): removed at launch so the "
-            "new run does not stop at once"
+            f"stale {schema.HALT_FILE} in {run_dir} (left by an earlier `nsa halt`): the launch removes it (a dry "
+            "run leaves it), so the new run does not stop at once"
         )
     return report

@@ -105,7 +105,7 @@ def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
         if r.rules_error:
             said.append(f"its own health rules could not be applied: {r.rules_error}; its alerts are judged with the "
                         "default rules")  # fmt: skip
-        said += [f"{name} unreadable: {why}" for name, why in h.unreadable_files.items()]
+        said += [f"{name} unreadable: {why}" for name, why in h.problem_files.items()]
         if h.corrupt:
             where = ", ".join(f"{n} {k}" for n, k in sorted(h.corrupt_by_source.items()))
             said.append(f"{corrupt_lines_text(h.corrupt)} ({where})")

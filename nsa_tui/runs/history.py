@@ -206,6 +206,9 @@ class RunHistory:
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
         # and the tools say so rather than carry on as if the run had not written them
         self.unreadable_files: dict[str, str] = {}
+        # telemetry files with records of a newer schema version than this nsa knows: {name: what to say}; kept
+        # apart from unreadable_files, which the context files' reading replaces on every refresh
+        self.newer_schema: dict[str, str] = {}
         self.anomaly: str | None = None
         self.stackdumps: list[str] = []
         self.process_alive: bool | None = None
@@ -257,6 +260,14 @@ class RunHistory:
             rec = schema.decode(text)
             if rec is None:
                 return False
+            v = rec.get("v")
+            if kind == "heartbeat" and type(v) is int and v > schema.SCHEMA_VERSION:
+                # read as the version this nsa knows (most fields stay), and said: its numbers may be misread
+                self.newer_schema.setdefault(
+                    source,
+                    f"telemetry v{v}, from a newer trainer than this nsa reads (v{schema.SCHEMA_VERSION}): read as "
+                    f"v{schema.SCHEMA_VERSION}, so update nsa here to trust what it shows",
+                )
             return self._feed_json(rec, kind, _rank_of(source))
         return self._feed_csv(source, kind, text)
 
@@ -809,6 +820,11 @@ class RunHistory:
             if later and st.last_step is not None and stall.step is not None and st.last_step > stall.step:
                 return None
         return stall
+
+    @property
+    def problem_files(self) -> dict[str, str]:
+        """Files to warn about, with why: context files there but unreadable, telemetry of a newer schema."""
+        return {**self.unreadable_files, **self.newer_schema}
 
     @property
     def attempt_summary(self) -> dict[str, Any]:

@@ -325,7 +325,7 @@ class WatchApp(App):
             "tokens_step": tokens_step,
             "hb_age": _whole(now - last_ts) if last_ts is not None else None,
             "corrupt": h.corrupt,
-            "unreadable": sorted(h.unreadable_files),
+            "unreadable": sorted(h.problem_files),
             "source": self._source_line(m),
             "attention": h.run_info.get("attention_impl"),
         }

@@ -293,3 +293,19 @@ def test_a_data_directorys_skipped_files_are_said_once(tmp_path: Path) -> None:
     rows = run_check(None, sets, tmp_path / "run", gpu_probe=lambda: [], nsa_test=False)
     said = [r for r in rows if "of another kind not read" in r["reason"]]
     assert [(r["name"], r["status"]) for r in said] == [("data path", "warn")], rows
+
+
+def test_the_last_line_counts_the_warnings_by_row_name(capsys) -> None:
+    """It said `ready to train (warnings: warning, warning)`: the rows' name, not what they warn about."""
+    from nsa_tui.commands.check import print_table
+
+    rows = [
+        {"name": "warning", "status": "warn", "reason": "bf16 on CPU"},
+        {"name": "disk", "status": "warn", "reason": "tight"},
+        {"name": "warning", "status": "warn", "reason": "no periodic checkpoints"},
+        {"name": "config", "status": "pass", "reason": "ok"},
+    ]
+    print_table(rows)
+    assert capsys.readouterr().out.splitlines()[-1] == "ready to train (3 warnings: warning x2, disk)"
+    print_table(rows[1:2])
+    assert capsys.readouterr().out.splitlines()[-1] == "ready to train (1 warning: disk)"

@@ -178,3 +178,14 @@ def test_an_earlier_attempts_summary_does_not_end_a_resume(tmp_path):
     assert _judged(w.path)["state"] == "running"
     (w.path / schema.SUMMARY_JSON).write_text(json.dumps(old))  # no ended_at: its step is behind the records'
     assert _judged(w.path)["state"] == "running"
+
+
+def test_records_of_a_newer_telemetry_version_are_read_and_said(tmp_path):
+    """Every record at "v": 2 was read as v1 without a word."""
+    path = finished_with_summary(tmp_path / "r")
+    hb = path / schema.heartbeat_name(0)
+    hb.write_text("".join(json.dumps(dict(json.loads(line), v=2)) + "\n" for line in hb.read_text().splitlines()))
+    v = _judged(path)
+    assert v["state"] == "finished"  # still read
+    [said] = [u for u in v["unreadable_files"] if u["file"] == schema.heartbeat_name(0)]
+    assert said["problem"].startswith("telemetry v2, from a newer trainer than this nsa reads (v1)"), said
