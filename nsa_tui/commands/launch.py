@@ -109,11 +109,16 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
 
 
 def run_argument(name: str, run_dir: Path) -> str:
-    """How the other commands can name this run: its name when that finds it, else its path."""
-    from nsa_tui.rundir import runs_root
+    """How the other commands can name this run: its name when that finds it (as they resolve it: a directory
+    of that name here goes first, a data folder `./d` say), else its path."""
+    from nsa_tui.errors import UserError
+    from nsa_tui.rundir import resolve_run
 
-    named = runs_root() / name
-    return name if named.exists() and named.resolve() == run_dir.resolve() else str(run_dir)
+    try:
+        found = resolve_run(name)
+    except UserError:
+        return str(run_dir)
+    return name if found.resolve() == run_dir.resolve() else str(run_dir)
 
 
 def next_steps(run: str, host: str | None = None, remote_dir: str | None = None) -> str:

@@ -336,7 +336,7 @@ def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
         "git_sha": sha,
         "git_dirty": dirty,
         "host": socket.gethostname(),
-        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME") or _login_name(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
         "ts": now,
         "nproc": plan.command.nproc,
@@ -476,3 +476,13 @@ def describe(plan: LaunchPlan) -> list[str]:
     if LAUNCH_TIME_ENV not in plan.env:
         lines.append(f"  {LAUNCH_TIME_ENV}=<when the session starts: launch.json's ts>")
     return lines + plan.notes
+
+
+def _login_name() -> str | None:
+    """The user by uid, where USER and LOGNAME are unset (cron, `env -i`, some containers)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        return None

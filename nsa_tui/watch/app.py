@@ -450,6 +450,7 @@ class WatchApp(App):
         yield SystemCommand("Cycle x axis", "x axis: step / time / tokens", self.action_x_axis)
         yield SystemCommand("Compare runs", "Overlay the loss curves of all open runs", self.action_compare)
         yield SystemCommand("Next run", "Switch to the next run", self.action_next_run)
+        yield SystemCommand("Previous run", "Switch to the previous run", self.action_prev_run)
         yield SystemCommand("Re-read from scratch", "Read every file again", self.action_reread)
         yield SystemCommand("Keys", "Show every key", self.action_help)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -206,3 +207,28 @@ def test_connect_timeout_whole_seconds(monkeypatch):
     assert connect_timeout_s() == 10
     monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "2.5")
     assert connect_timeout_s() == 2 and "ConnectTimeout=2" in ssh_base_command()
+
+
+def test_launch_json_names_the_user_without_user_or_logname(runs_dir, monkeypatch):
+    """Under `env -i` (cron, some containers) launch.json said "user": null though the uid has a name."""
+    import pwd
+
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.delenv("LOGNAME", raising=False)
+    plan = plan_launch(LaunchRequest(name="t"), {})
+    assert launch_record(plan)["user"] == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_the_next_steps_name_the_run_as_the_other_commands_find_it(runs_dir, tmp_path, monkeypatch):
+    """`nsa launch --name d` in a directory holding a data folder `d`: it printed `nsa watch d`, and `nsa status d`
+    then judged the data folder (a RUN is first a path here)."""
+    from nsa_tui.commands.launch import run_argument
+
+    run = runs_dir / "d"
+    run.mkdir()
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert run_argument("d", run) == "d"
+    (here / "d").mkdir()
+    assert run_argument("d", run) == str(run)

@@ -174,6 +174,7 @@ async def test_command_palette_has_every_action(healthy_run):
             "Cycle x axis",
             "Compare runs",
             "Next run",
+            "Previous run",  # the README says every action is in the palette: ← was not
             "Re-read from scratch",
             "Keys",
         ):
