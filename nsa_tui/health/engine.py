@@ -53,7 +53,7 @@ class Verdict:
     eta_s: float | None = None
     val_loss: float | None = None
     grad_norm: float | None = None
-    tokens_seen: float | None = None
+    tokens_seen: int | float | None = None
     last_phase: str | None = None
     end_reason: str | None = None
     exit_status: int | None = None
@@ -128,6 +128,11 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
     if h.boot_event is not None or h.events or h.launch:
         return "starting"
     return "unknown"
+
+
+def _count(x: float | None) -> int | float | None:
+    """A count as the trainer wrote it (an int), not as the history keeps every number (a float)."""
+    return int(x) if x is not None and math.isfinite(x) and x == int(x) else x
 
 
 def _ended_state(reason: Any, exit_status: int | None) -> str:
@@ -248,7 +253,7 @@ def evaluate(
         eta_s=_eta(h, state),
         val_loss=latest["val_loss"],
         grad_norm=latest["grad_norm"],
-        tokens_seen=latest["tokens_seen"],
+        tokens_seen=_count(latest["tokens_seen"]),
         last_phase=h.last_phase,
         end_reason=end.fields.get("reason") if end else None,
         exit_status=h.exit_status,

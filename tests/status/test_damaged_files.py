@@ -189,3 +189,10 @@ def test_records_of_a_newer_telemetry_version_are_read_and_said(tmp_path):
     assert v["state"] == "finished"  # still read
     [said] = [u for u in v["unreadable_files"] if u["file"] == schema.heartbeat_name(0)]
     assert said["problem"].startswith("telemetry v2, from a newer trainer than this nsa reads (v1)"), said
+
+
+def test_tokens_seen_is_the_count_the_trainer_wrote(tmp_path):
+    """`"tokens_seen": 24576.0` in status --json where the heartbeat and summary have 24576."""
+    path = finished_with_summary(tmp_path / "r")
+    v = _judged(path)
+    assert isinstance(v["tokens_seen"], int) and v["tokens_seen"] > 0, v["tokens_seen"]
