@@ -174,5 +174,7 @@ def register(app: typer.Typer) -> None:
         try:
             code = run_runs(directory, host=host, as_json=as_json, remote_dir=remote_dir)
         except UserError as e:
+            if as_json:  # a script reading stdout gets a line to parse too, as from `nsa status --json`
+                print(json.dumps({"run": None, "error": str(e), "exit_code": e.code}), flush=True)
             fail(str(e), e.code)
         raise typer.Exit(code)

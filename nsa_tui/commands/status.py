@@ -333,5 +333,7 @@ def register(app: typer.Typer) -> None:
         try:
             code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules, remote_dir=remote_dir)
         except UserError as e:
+            if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
+                print(json.dumps({"run": None, "error": str(e), "exit_code": e.code}), flush=True)
             fail(str(e), e.code)
         raise typer.Exit(code)

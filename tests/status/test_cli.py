@@ -362,3 +362,15 @@ def test_durations_keep_their_seconds_below_an_hour(seconds, text):
     from nsa_tui.commands.status import fmt_duration
 
     assert fmt_duration(seconds) == text
+
+
+def test_a_json_caller_gets_a_line_for_a_whole_command_error(runs_dir, tmp_path):
+    """`status --json --rules bad.yaml` and `runs --json /nope` printed nothing on stdout: a script parsing it had
+    nothing to parse (a missing run had its `{"run", "error", "exit_code"}` line already)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("heartbeat_stale: {nope: 1}\n")
+    for args, code in ((["status", "--json", "--rules", str(bad)], 4), (["runs", "--json", str(tmp_path / "nope")], 3)):
+        res = subprocess.run([sys.executable, "-m", "nsa_tui", *args], capture_output=True, text=True, timeout=60)
+        assert res.returncode == code, res.stderr
+        obj = json.loads(res.stdout)
+        assert obj["run"] is None and obj["exit_code"] == code and res.stderr == f"error: {obj['error']}\n"

@@ -78,8 +78,9 @@ def test_remote_missing_directory(tmp_path, sshd):
 def test_refused_connection(tmp_path, sshd, monkeypatch):
     monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(f"-p {sshd.port}", "-p 1"))
     code, objs, err = _status(["--host", sshd.host, str(tmp_path)])
-    assert code == 3 and objs == []
-    assert err.strip() == f"error: cannot reach {sshd.host}: connection refused (is sshd running, is the port right?)"
+    said = f"cannot reach {sshd.host}: connection refused (is sshd running, is the port right?)"
+    assert code == 3 and objs == [{"run": None, "error": said, "exit_code": 3}]  # a line for a script, too
+    assert err.strip() == f"error: {said}"
 
 
 def test_failed_auth(tmp_path, sshd, monkeypatch):
