@@ -181,7 +181,8 @@ def judge_remote(
                     # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
                     code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else EXIT_NO_TELEMETRY
                     error = remote_error(str(obj.get("error") or "no telemetry"), host, remote_dir)
-                    out.append(Judged(str(obj.get("run")), error=error, error_code=code))
+                    # "run": null is the remote command's own error, not one run's
+                    out.append(Judged(str(obj.get("run") or "(all)"), error=error, error_code=code))
         else:
             h = history_from_bundle(item)
             out.append(judge_history(h, run=item.run, path=item.path, host=host, now=item.now, user_rules=user_rules))
