@@ -285,7 +285,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-PID_START_SLACK_S = 2.0  # /proc's start time is in clock ticks since a boot time given in whole seconds
+PID_START_SLACK_S = 10.0  # whole-second boot time, and room for a small clock step (NTP) after the record
 
 
 def started_after(pid: int, ts: float | None) -> bool:

@@ -454,7 +454,7 @@ def test_a_pid_reused_by_a_later_process_is_not_the_run(tmp_path):
         hb.write_text("\n".join(json.dumps(dict(json.loads(line), pid=pid)) for line in lines) + "\n")
         return judge(tmp_path / str(pid), now=records_ts + 1).state
 
-    written = time.time() - 10  # the run's records, then a process that got its pid
+    written = time.time() - 60  # the run's records, then a process that got its pid
     later = subprocess.Popen(["sleep", "60"])
     try:
         assert judged_with(later.pid, written) == "crashed"
@@ -477,7 +477,7 @@ def test_dump_tells_a_later_process_with_the_trainers_command_line_from_the_trai
 
     run = tmp_path / "r"
     run.mkdir()
-    written = time.time() - 10
+    written = time.time() - 60
     look_alike = [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train", "--run-dir", str(run)]
     default_dir = [sys.executable, "-c", "import time; time.sleep(60)", "nsa_train.train"]
     procs = [subprocess.Popen(look_alike), subprocess.Popen(default_dir)]
