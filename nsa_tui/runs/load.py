@@ -308,10 +308,8 @@ def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool])
 
 def local_pids_alive(h: RunHistory) -> bool | None:
     """For a run of this machine: is any rank's pid still there, held by the process that wrote its records?"""
-    if h.run_info.get("host") != socket.gethostname():
-        return None
-    ranks = [st for st in h.attempt_ranks.values() if st.pid]
-    return any(_pid_alive(st.pid) and not started_after(st.pid, st.last_ts) for st in ranks) if ranks else None
+    written = {st.pid: st.last_ts for st in h.attempt_ranks.values() if st.pid}
+    return pids_alive_on(h, socket.gethostname(), lambda pid: _pid_alive(pid) and not started_after(pid, written[pid]))
 
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
