@@ -256,6 +256,20 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys (``train.lr``); an empty dict or a list is one value, as JSON text."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return out
+
+
 def config_from_dict(data: dict[str, Any], where: str = "<dict>") -> Config:
     """Rebuild a Config from run.json/checkpoint data (strict, like a file)."""
     return _build(Config, data, "", where)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from nsa_train.config.loader import absolute_data_path, config_to_dict, load_config
+from nsa_train.config.loader import absolute_data_path, config_to_dict, flatten, load_config
 from nsa_train.config.schema import TOKENIZER_VOCAB, Config, ConfigError
 
 WEIGHTS = "weights"
@@ -181,16 +181,6 @@ def val_set_change(saved_config: Path, new: Config) -> str | None:
 SHOWN_CHANGES = 8  # keys named in full; the rest are counted
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_changes(saved_config: Path, new: Config, overrides: list[str]) -> str | None:
     """A warning naming what ``new`` changes in the run's saved config besides the keys this command's --set
     gives; None when nothing else changes, or the saved config is missing or unreadable.
@@ -202,7 +192,7 @@ def config_changes(saved_config: Path, new: Config, overrides: list[str]) -> str
     if saved is None:
         return None
     given = {o.split("=", 1)[0].strip() for o in overrides}
-    old, cur = _flat(config_to_dict(saved)), _flat(config_to_dict(new))
+    old, cur = flatten(config_to_dict(saved)), flatten(config_to_dict(new))
     changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in cur.items() if k not in given and old.get(k) != v]
     if not changed:
         return None

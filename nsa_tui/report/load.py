@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
@@ -301,19 +302,6 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
     for k in ("final_val_loss", "best_val_loss"):
         v = finite(out[k])
         out[k.replace("loss", "ppl")] = math.exp(min(v, 700.0)) if v is not None else None
-    return out
-
-
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, (dict, list)) else v
     return out
 
 
