@@ -20,6 +20,7 @@ from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
 from nsa_tui.rundir import run_name
 from nsa_tui.runs.load import started_after
+from nsa_tui.runs.records import to_float
 
 DUMP_WAIT_S = 15.0
 
@@ -75,8 +76,7 @@ def rank_processes(run_dir: Path) -> list[RankProcess]:
     out = []
     for rank, path in runstate.heartbeat_files(run_dir).items():
         rec = runstate.last_record(runstate.tail_records(path))
-        ts = rec.get("ts") if rec else None
-        written_at = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+        written_at = to_float(rec.get("ts")) if rec else None
         out.append(check_process(rank, rec.get("pid") if rec else None, run_dir, written_at))
     return out
 

@@ -11,7 +11,6 @@ rebooted) is not running: said at once, not after the whole wait.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -115,10 +114,7 @@ def _run_host(run_dir: Path) -> str | None:
     boot = runstate.last_record(_rank0_records(run_dir), schema.KIND_BOOT)
     if boot is not None and isinstance(boot.get("host"), str):
         return boot["host"]
-    try:
-        host = json.loads((run_dir / schema.RUN_JSON).read_text(encoding="utf-8")).get("host")
-    except (OSError, ValueError, AttributeError):
-        return None
+    host = (runstate.read_run_json(run_dir) or {}).get("host")
     return host if isinstance(host, str) else None
 
 

@@ -97,8 +97,17 @@ def read_exit_status(run_dir: Path) -> int | None:
 
 
 def read_launch_json(run_dir: Path) -> dict[str, Any] | None:
+    return _read_object(run_dir / schema.LAUNCH_JSON)
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any] | None:
+    return _read_object(run_dir / schema.RUN_JSON)
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object file; None when it is missing, unreadable or holds something else."""
     try:
-        data = json.loads((run_dir / schema.LAUNCH_JSON).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
