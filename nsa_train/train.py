@@ -27,15 +27,13 @@ from typing import Any
 from nsa_train.config import (
     ConfigError,
     check_resume_config,
-    config_changes,
     config_to_dict,
     dump_yaml,
-    ignored_on_resume,
     load_config,
     lr_at,
+    missing_config_message,
     resolve_config_path,
-    schedule_change,
-    val_set_change,
+    resume_notes,
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
@@ -271,12 +269,7 @@ def resume_refusal(
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)
     if not config_given and not (run_dir / schema.CONFIG_YAML).is_file():
-        # the default config would continue the run: another lr, keep_last, ... without a word (a copy of
-        # checkpoints/ alone to another machine has no config.yaml)
-        return (
-            f"--resume: {run_dir / schema.CONFIG_YAML} is missing, and it is the config this run continues with: "
-            "put it back, or pass the run's config with --config FILE"
-        )
+        return missing_config_message(run_dir / schema.CONFIG_YAML)
     try:
         cfg = load_config(config_path, overrides)
     except ConfigError:
@@ -456,11 +449,8 @@ class Trainer:
         if self.args.resume:
             self._resume()
             if is_main:
-                lr_change = schedule_change(run_dir / schema.CONFIG_YAML, cfg, self.step)  # before it is replaced
-                val_change = val_set_change(run_dir / schema.CONFIG_YAML, cfg)
-                changed = config_changes(run_dir / schema.CONFIG_YAML, cfg, self.args.overrides)
-                ignored = ignored_on_resume(self.args.overrides)
-                self.resume_warnings += [w for w in (changed, lr_change, val_change, ignored) if w]
+                # against the run's config.yaml, before it is replaced
+                self.resume_warnings += resume_notes(run_dir / schema.CONFIG_YAML, cfg, self.step, self.args.overrides)
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
                 self._save_config()

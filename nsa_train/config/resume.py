@@ -210,3 +210,25 @@ def ignored_on_resume(overrides: list[str]) -> str | None:
     if any(o.split("=", 1)[0].strip() == "train.seed" for o in overrides):
         return "train.seed has no effect on a resume: the weights and the random state continue from the checkpoint"
     return None
+
+
+def resume_notes(saved_config: Path, new: Config, step: int | None, overrides: list[str]) -> list[str]:
+    """What a resume changes that is allowed but worth saying, in the order a reader needs it: keys a config file
+    changed beyond --set, the lr schedule (when the checkpoint's step is known), the validation set, a --set that
+    does nothing. One list for the trainer's start warnings and `nsa launch --resume`'s plan."""
+    said = [
+        config_changes(saved_config, new, overrides),
+        schedule_change(saved_config, new, step) if step is not None else None,
+        val_set_change(saved_config, new),
+        ignored_on_resume(overrides),
+    ]
+    return [w for w in said if w]
+
+
+def missing_config_message(saved_config: Path) -> str:
+    """A resume given no config, of a run whose config.yaml is gone: the default config would continue the run
+    (another lr, keep_last, ... without a word; a copy of checkpoints/ alone to another machine has none)."""
+    return (
+        f"--resume: {saved_config} is missing, and it is the config this run continues with: put it back, or pass "
+        "the run's config with --config FILE"
+    )

@@ -23,13 +23,11 @@ from nsa_train.config import (
     Config,
     ConfigError,
     check_resume_config,
-    config_changes,
     config_hash,
-    ignored_on_resume,
     load_config,
+    missing_config_message,
     resolve_config_path,
-    schedule_change,
-    val_set_change,
+    resume_notes,
 )
 from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.checkpoint import (  # torch-free at import
@@ -185,10 +183,7 @@ def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
     check_request(req)
     config = req.config
-    lr_change: str | None = None  # a resume that trains on at another lr than the run's schedule
-    val_change: str | None = None  # ... or scores another validation set
-    config_change: str | None = None  # ... or changes other keys than its --set (a config file given)
-    seed_ignored: str | None = None  # ... or sets train.seed, which it cannot apply
+    resume_said: list[str] = []  # what a resume changes that is allowed but worth saying (resume_notes)
     if req.resume:
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
         if not target.is_dir():  # "has no checkpoint to continue" would send the user looking for checkpoints
@@ -205,10 +200,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if
             # given, this file made a set CONFIG "disagree with --config", an option the user never gave
             if not (target / schema.CONFIG_YAML).is_file():  # the default would continue the run without a word
-                raise UserError(
-                    f"--resume: {target / schema.CONFIG_YAML} is missing, and it is the config this run continues "
-                    "with: put it back, or pass the run's config with --config FILE"
-                )
+                raise UserError(missing_config_message(target / schema.CONFIG_YAML))
             config = str(target / schema.CONFIG_YAML)
     from_env = config_from_env(config)
     config_path, cfg = load_validated_config(config, req.overrides)
@@ -220,10 +212,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         except ConfigError as e:
             raise UserError(str(e)) from None
         step = schema.checkpoint_step(latest_checkpoint_name(target))
-        lr_change = schedule_change(target / schema.CONFIG_YAML, cfg, step) if step is not None else None
-        val_change = val_set_change(target / schema.CONFIG_YAML, cfg)
-        config_change = config_changes(target / schema.CONFIG_YAML, cfg, list(req.overrides))
-        seed_ignored = ignored_on_resume(list(req.overrides))
+        resume_said = resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     if req.run_dir is not None:
         run_dir = Path(req.run_dir)
@@ -236,7 +225,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     run_dir = run_dir.absolute()
     command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force)
     env, sources = trainer_env(cfg.runtime.env, environ)
-    notes = [f"note: {w}" for w in (config_change, lr_change, val_change, seed_ignored) if w]
+    notes = [f"note: {w}" for w in resume_said]
     return LaunchPlan(
         name,
         run_dir,
