@@ -21,6 +21,9 @@ BRANCH_STYLES = (
 )
 FIGSIZE = (9, 4.8)
 DPI = 110
+# the most points one line is drawn with: a chart is about 900 px wide, so more change no pixel, while a 1M-step
+# run's lines took most of the report's time in matplotlib. Each of the buckets keeps its lowest and highest point
+BUCKETS = 1500
 
 
 def _plt() -> Any:
@@ -45,14 +48,36 @@ def ema(values: Sequence[float], span: float) -> list[float]:
 
 
 def series(r: ReportRun, name: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of one metric with the missing and non-finite points dropped."""
-    xs, ys = [], []
-    for s, v in zip(r.history.steps, r.history.column(name), strict=False):
-        f = finite(v)
-        if f is not None:
-            xs.append(s)
-            ys.append(f)
-    return xs, ys
+    """(steps, values) of one metric with the missing and non-finite points dropped (kept per run: the charts ask
+    for each several times)."""
+    got = r.series.get(name)
+    if got is None:
+        steps, col = r.history.steps, r.history.column(name)  # floats and None (the history's columns)
+        keep = [i for i, v in enumerate(col) if v is not None and math.isfinite(v)]
+        got = r.series[name] = ([steps[i] for i in keep], [float(col[i]) for i in keep])
+    return got
+
+
+def thin(xs: Sequence[int], ys: Sequence[float], buckets: int | None = None) -> tuple[list[int], list[float]]:
+    """The points a line is drawn with: all of them up to 2 x ``buckets`` (default BUCKETS), else each of
+    ``buckets`` equal runs of points gives its lowest and highest (in step order), so a spike or a dip of one step
+    still shows, and the line keeps its first and last point (it spans the run)."""
+    buckets = buckets or BUCKETS
+    n = len(xs)
+    if n <= 2 * buckets:
+        return list(xs), list(ys)
+    keep = {0, n - 1}
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        chunk = ys[lo:hi]
+        keep.add(lo + min(range(len(chunk)), key=chunk.__getitem__))
+        keep.add(lo + max(range(len(chunk)), key=chunk.__getitem__))
+    order = sorted(keep)
+    return [xs[i] for i in order], [ys[i] for i in order]
+
+
+def _line(ax: Any, xs: Sequence[int], ys: Sequence[float], **style: Any) -> None:
+    ax.plot(*thin(xs, ys), **style)
 
 
 def _span(n: int) -> float:
@@ -104,8 +129,8 @@ def loss_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
         c = COLORS[i % len(COLORS)]
         xs, ys = series(r, "loss")
         if xs:
-            ax.plot(xs, ys, color=c, alpha=0.25, linewidth=0.8)
-            ax.plot(xs, ema(ys, _span(len(ys))), color=c, linewidth=2, label=_label(r, runs, "train loss (EMA)"))
+            _line(ax, xs, ys, color=c, alpha=0.25, linewidth=0.8)
+            _line(ax, xs, ema(ys, _span(len(ys))), color=c, linewidth=2, label=_label(r, runs, "train loss (EMA)"))
         vals = [(s, finite(v)) for s, v in zip(r.history.val_steps, r.history.val_loss, strict=False)]
         vals = [(s, v) for s, v in vals if v is not None]
         if vals:
@@ -130,9 +155,9 @@ def _metric_chart(
             if not xs:
                 continue
             if smooth:
-                ax.plot(xs, ys, color=c, alpha=0.25, linewidth=0.8, linestyle=styles[j % 3])
+                _line(ax, xs, ys, color=c, alpha=0.25, linewidth=0.8, linestyle=styles[j % 3])
                 ys = ema(ys, _span(len(ys)))
-            ax.plot(xs, ys, color=c, linewidth=2, linestyle=styles[j % 3], label=_label(r, runs, what))
+            _line(ax, xs, ys, color=c, linewidth=2, linestyle=styles[j % 3], label=_label(r, runs, what))
     _finish(ax, title, ylabel, runs)
     return _save(fig, path)
 
@@ -146,14 +171,14 @@ def gates_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
         c = COLORS[i % len(COLORS)]
         xs, ys = series(r, "gate_entropy_mean")
         if xs:
-            ax1.plot(xs, ys, color=c, linewidth=2, label=_label(r, runs, "mean"))
+            _line(ax1, xs, ys, color=c, linewidth=2, label=_label(r, runs, "mean"))
         xs, ys = series(r, "gate_entropy_min")
         if xs:
-            ax1.plot(xs, ys, color=c, linewidth=1, linestyle=":", label=_label(r, runs, "min"))
+            _line(ax1, xs, ys, color=c, linewidth=1, linestyle=":", label=_label(r, runs, "min"))
         for name, what, style in BRANCH_STYLES:
             xs, ys = series(r, name)
             if xs:
-                ax2.plot(xs, ys, color=c, linewidth=2, linestyle=style, label=_label(r, runs, what))
+                _line(ax2, xs, ys, color=c, linewidth=2, linestyle=style, label=_label(r, runs, what))
     ax1.axhline(math.log(3), color="grey", linewidth=1, linestyle="-.", label="uniform (ln 3)")
     _finish(ax1, "Gate entropy", "entropy (nats)", runs)
     _finish(ax2, "Gate branch shares", "mean normalised share", runs)

@@ -41,6 +41,8 @@ class ReportRun:
     # the run's own monitor section could not be used (its one-line error, as `nsa status` says it): the verdict
     # above is the default rules', and the report says so
     rules_error: str | None = None
+    # {metric: (steps, finite values)}: the charts' series, computed once (nsa_tui.report.charts.series)
+    series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict, repr=False)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -121,6 +123,8 @@ def load_report_run(run_dir: Path) -> ReportRun | None:
 
 
 def finite(v: Any) -> float | None:
+    if type(v) is float:  # nearly every value: a column's
+        return v if math.isfinite(v) else None
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 

@@ -43,6 +43,11 @@ TERMINAL_KINDS = (schema.KIND_END,)
 
 def to_float(x: Any) -> float | None:
     """A number from a JSON value or CSV cell; NaN/inf survive (a NaN loss must stay visible)."""
+    t = type(x)  # the exact types first: every metric of every record passes here (a 1M-line report)
+    if t is float:
+        return x
+    if t is int:
+        return float(x)
     if isinstance(x, bool) or x is None:
         return None
     if isinstance(x, (int, float)):
@@ -118,9 +123,7 @@ def normalise_v1(rec: dict[str, Any], rank_hint: int | None) -> Normalised | Non
     n = Normalised(kind, step, ts, _rank(rec.get("rank"), rank_hint))
     n.pid = _pid(rec.get("pid"))
     if kind == schema.KIND_PROGRESS:
-        for k in METRICS:
-            if k in rec:
-                n.metrics[k] = to_float(rec[k])
+        n.metrics = {k: to_float(rec[k]) for k in METRICS if k in rec}
         shares = rec.get("gate_branch_shares")
         if isinstance(shares, list) and len(shares) == 3:
             for name, v in zip(("gate_share_cmp", "gate_share_sel", "gate_share_win"), shares, strict=False):

@@ -211,3 +211,40 @@ def test_a_run_named_with_markdown_characters_is_text_in_the_report(tmp_path: Pa
     assert _name(name) in md and md.count(_name(name)) >= 2  # the title and the runs table
     assert _name(name) == "a\\_b\\*c\\*\\`x\\`\\<img src=x\\>"
     assert _code("step_1.pt") == "`step_1.pt`" and _code("a`b") == "``a`b``" and _code("`x") == "`` `x ``"
+
+
+def test_a_long_line_is_drawn_thinned_but_keeps_its_one_step_spike_and_dip() -> None:
+    """A 1M-step run's charts took most of the report's time in matplotlib, for pixels a 900-px chart cannot show:
+    each bucket keeps its lowest and highest point, so a loss spike of one step is still drawn."""
+    from nsa_tui.report.charts import BUCKETS, thin
+
+    n = 100_000
+    xs = list(range(0, 10 * n, 10))
+    ys = [2.0 + 0.001 * (i % 7) for i in range(n)]
+    ys[54_321], ys[7] = 100.0, -5.0
+    tx, ty = thin(xs, ys)
+    assert len(tx) == len(ty) <= 2 * BUCKETS + 2
+    assert tx == sorted(tx) and set(tx) <= set(xs)
+    points = set(zip(tx, ty, strict=True))
+    assert (xs[54_321], 100.0) in points and (xs[7], -5.0) in points
+    assert tx[0] == xs[0] and tx[-1] == xs[-1]  # the line spans the whole run
+    short = (xs[: 2 * BUCKETS], ys[: 2 * BUCKETS])
+    assert thin(*short) == (list(short[0]), list(short[1]))  # a line that fits is drawn point for point
+
+
+def test_every_chart_line_of_a_long_run_is_thinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nsa_tui.report import charts, load_runs
+
+    make_v1_run(tmp_path / "long", steps=40_000, log_every=4, state="finished")
+    monkeypatch.setattr(charts, "BUCKETS", 500)
+    drawn: list[int] = []
+    save = charts._save
+
+    def count_then_save(fig, path):
+        drawn.extend(len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines())
+        return save(fig, path)
+
+    monkeypatch.setattr(charts, "_save", count_then_save)
+    made = charts.write_charts(load_runs([tmp_path / "long"]), tmp_path / "out")
+    assert {"loss", "lr", "throughput", "gates"} <= set(made)
+    assert 900 <= max(drawn) <= 1002  # 10,000 points per metric: 500 buckets of two, and the ends
