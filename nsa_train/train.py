@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USER_ERROR
     config_given = bool(args.config or os.environ.get("CONFIG"))
-    refusal = resume_refusal(run_dir, config_path, args.overrides, config_given) if args.resume else None
+    refusal = resume_refusal(run_dir, config_path, args.overrides, config_given, world_size) if args.resume else None
     if refusal is not None:
         say_once_for_all_ranks(refusal, rank, world_size)
         return EXIT_USER_ERROR
@@ -244,17 +244,19 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
 
 
 def resume_refusal(
-    run_dir: Path, config_path: Path | None, overrides: list[str], config_given: bool = False
+    run_dir: Path, config_path: Path | None, overrides: list[str], config_given: bool = False, world_size: int = 1
 ) -> str | None:
     """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
-    checkpoint (no pointer, a pointer to no file, a truncated or foreign file), a config that changes what the
-    checkpoint depends on (seq_len, model shape, ...: the run's config.yaml against this one), or a checkpoint at
-    train.steps already. A refused attempt's boot and error records would make the tools judge the run it meant to
-    continue by it (a finished run read `crashed`). What needs the model or the data (shapes, the data files'
-    fingerprint) is checked later, with telemetry; so are a config that does not load (its phase record says so)
-    and damaged bytes inside the archive (the CRC pass reads the whole file: seconds for a large checkpoint, which
-    the boot record must not wait for)."""
+    checkpoint (no pointer, a pointer to no file, a truncated or foreign file), another number of ranks than wrote
+    it (by rank 0's heartbeat), a config that changes what the checkpoint depends on (seq_len, model shape, ...: the
+    run's config.yaml against this one), or a checkpoint at train.steps already. A refused attempt's boot and error
+    records would make the tools judge the run it meant to continue by it (a finished run read `crashed`). What needs
+    the model or the data (shapes, the data files' fingerprint) is checked later, with telemetry; so are a config
+    that does not load (its phase record says so), a world size the heartbeat does not tell, and damaged bytes inside
+    the archive (the CRC pass reads the whole file: seconds for a large checkpoint, which the boot record must not
+    wait for)."""
     from nsa_train.runtime import checkpoint as ck  # torch-free at import
+    from nsa_train.telemetry.readback import checkpoint_world_size
 
     ckpt_dir = ck.checkpoint_dir(run_dir)
     path = None
@@ -268,6 +270,9 @@ def resume_refusal(
     except ck.CheckpointError as e:
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)
+    saved = checkpoint_world_size(run_dir, path.name)
+    if saved is not None and saved != world_size:
+        return world_size_mismatch(path, saved, world_size)
     if not config_given and not (run_dir / schema.CONFIG_YAML).is_file():
         return missing_config_message(run_dir / schema.CONFIG_YAML)
     try:

@@ -38,6 +38,7 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import Rendezvous, TrainerCommand, shell_string, trainer_env
@@ -244,10 +245,10 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
 def resume_nproc(run_dir: Path, req: LaunchRequest) -> int | None:
     """The ranks per node a resume must start: as many as wrote the latest checkpoint (its data position
     and RNG states are per rank). Without --nproc that is the default; a --nproc that gives another
-    world size is refused here, before tmux, instead of by the trainer, whose failed attempt would
-    mark the run crashed. None when rank 0's heartbeat does not say (the trainer still checks)."""
+    world size is refused here, before tmux (the trainer refuses it too, by the same heartbeat, before its boot
+    record). None when rank 0's heartbeat does not say (the trainer still checks, once the checkpoint loads)."""
     latest = latest_checkpoint_name(run_dir)
-    ranks = runstate.checkpoint_world_size(run_dir, latest)
+    ranks = checkpoint_world_size(run_dir, latest)
     if ranks is None:
         return None
     wrote = f"--resume: {latest} was written by {ranks} rank{'' if ranks == 1 else 's'}"

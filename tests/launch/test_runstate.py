@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nsa_tui.launch.runstate import checkpoint_world_size, records_backwards
+from nsa_train.telemetry.readback import checkpoint_world_size, records_backwards
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])

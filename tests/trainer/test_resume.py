@@ -113,6 +113,22 @@ def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_pa
     assert "  steps: 4\n" in after and "seq_len: 48" not in after
 
 
+def test_a_resume_by_another_number_of_ranks_is_refused_before_its_boot_record(tmp_path: Path) -> None:
+    """A finished 1-rank run resumed by 2 ranks (torchrun by hand) was refused only once the checkpoint loaded, after
+    the attempt's boot record: the finished run then read `crashed`, CRITICAL. Rank 0's heartbeat tells which ranks
+    wrote the checkpoint, so it is refused before anything is written."""
+    run = tmp_path / "run"
+    assert run_train(run, "train.steps=2").returncode == 0
+    heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
+    # the refusal comes before any process group: rank 0 of a world of 2 is enough to meet it
+    proc = run_train(run, "train.steps=4", resume=True, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0")
+    assert proc.returncode == 2, proc.stderr
+    assert "error: --resume: " in proc.stderr
+    assert "step_00000002.pt was written by 1 rank, this run has 2" in proc.stderr
+    assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
+    assert not (run / "heartbeat_rank1.jsonl").exists()
+
+
 def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     """train.steps 4 -> 8 after the run ended: the cosine restarts from higher up. Said on the console and in the
     train phase record (the dashboard's events), with the --set that keeps the lr the run ended with."""
