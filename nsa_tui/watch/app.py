@@ -417,6 +417,10 @@ class WatchApp(App):
 
     def action_halt(self) -> None:
         m, target = self.model, self._target()
+        if self.verdicts[self.active].state in ENDED_STATES:
+            # nothing to stop: no question first, `nsa halt`'s own answer at once (it checks the run, not this view)
+            self._background("halt", lambda: actions.halt(target, self._say))
+            return
 
         def answered(yes: bool | None) -> None:
             if yes:

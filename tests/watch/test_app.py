@@ -148,6 +148,23 @@ async def test_halt_asks_then_calls_nsa_halt(healthy_run):
 
 
 @async_test
+async def test_halt_of_an_ended_run_says_so_without_asking_first(finished_run):
+    """`h` on a finished run asked "Halt run? It stops after the current step." and only after a yes said there was
+    nothing to halt."""
+    app = make_app(finished_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        assert app.verdicts[app.active].state == "finished"
+        await pilot.press("h")
+        assert not isinstance(app.screen, ConfirmScreen)
+        deadline = time.monotonic() + 5
+        while not app.last_message and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert "already ended (completed)" in app.last_message, app.last_message
+        assert not (finished_run / ".HALT").exists()
+
+
+@async_test
 async def test_dump_reports_why_nothing_was_signalled(healthy_run):
     # The fixture's pids are not trainer processes of this run: nsa dump refuses, and so do we.
     app = make_app(healthy_run)
