@@ -51,6 +51,12 @@ def holds_run(d: Path) -> bool:
     return is_run_dir(d) or any(d.glob("heartbeat_rank*.jsonl"))  # nsa_train.telemetry.schema.HEARTBEAT_GLOB
 
 
+def no_run_in(d: Path) -> str:
+    """What a directory without a run's files lacks, in the words every command uses."""
+    markers = ", ".join([*(m for m in RUN_MARKERS if not m.startswith("heartbeat_rank")), "heartbeat_rank*.jsonl"])
+    return f"no run in {os.path.abspath(d)} (none of {markers})"
+
+
 def run_name(run_dir: Path) -> str:
     """A run's name: its directory's, taken from the absolute path (`nsa halt .` in the run: '.' has no name).
     Normalized, not resolved: a symlink to a run keeps the name it was given."""

@@ -37,7 +37,7 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             for p in paths
         ]
     from nsa_tui.commands.status import holds_runs, runs_command
-    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, resolve_run
+    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, no_run_in, resolve_run
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
@@ -46,12 +46,34 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
     for d in dirs:
         unique.setdefault(d.resolve(), d)
     dirs = list(unique.values())
-    for d in dirs:  # the runs root given as a run: the dashboard waited for its data forever, saying "ok"
-        if not holds_run(d) and holds_runs(d):
+    for d in dirs:  # a directory of no run (the runs root, checkpoints/, /etc): the dashboard waited forever, "ok"
+        if holds_run(d) or has_telemetry_files(d) or is_empty_dir(d):  # empty: a run about to start, watched
+            continue
+        if holds_runs(d):
             raise UserError(f"{d} is not a run: it holds run directories; `{runs_command(d)}` lists them", NO_RUN_EXIT)
+        parent = d.resolve().parent
+        inside = f"; its directory {parent} is a run" if holds_run(parent) else ""
+        raise UserError(f"{no_run_in(d)}, nor a training log of another format{inside}", NO_RUN_EXIT)
     return [
         RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_liveness=True) for d in dirs
     ]
+
+
+def has_telemetry_files(d: Path) -> bool:
+    """A file the readers parse (the previous trainer's *_log.jsonl, a generic CSV or JSONL log) is in ``d``."""
+    from nsa_tui.runs.history import source_kind
+
+    try:
+        return any(source_kind(p.name) != "ignore" and p.is_file() for p in d.iterdir())
+    except OSError:
+        return False
+
+
+def is_empty_dir(d: Path) -> bool:
+    try:
+        return next(d.iterdir(), None) is None
+    except OSError:
+        return False
 
 
 def check_watch_options(host: str | None, poll: bool, interval: float | None) -> None:

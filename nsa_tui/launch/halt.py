@@ -22,7 +22,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
-from nsa_tui.rundir import NO_RUN_EXIT, RUN_MARKERS, holds_run, run_name
+from nsa_tui.rundir import NO_RUN_EXIT, holds_run, no_run_in, run_name
 
 POLL_S = 0.5
 LIVENESS_EVERY_S = 5.0  # how often the wait asks tmux whether the run's session is still there
@@ -134,9 +134,8 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     """Create .HALT and wait up to wait_s for the end record (None when wait_s is 0)."""
     if not holds_run(run_dir):
         # no trainer would ever read a .HALT here: it would stay behind, and the wait would run out
-        markers = ", ".join([*(m for m in RUN_MARKERS if not m.startswith("heartbeat_rank")), schema.HEARTBEAT_GLOB])
         raise UserError(
-            f"no run in {os.path.abspath(run_dir)} (none of {markers}); nothing to halt"
+            f"{no_run_in(run_dir)}; nothing to halt"
             + ("; it holds run directories: name one of them" if _holds_runs(run_dir) else ""),
             NO_RUN_EXIT,
         )

@@ -74,6 +74,33 @@ def test_watch_of_the_runs_root_says_it_holds_runs(runs_dir, monkeypatch):
     assert [m.name for m in build_models([str(runs_dir / "fresh")], None, True, 1.0)] == ["fresh"]
 
 
+def test_watch_of_a_directory_of_no_run_is_one_error(runs_dir, monkeypatch):
+    """`nsa watch runs/a/checkpoints` (or /etc) opened a dashboard saying "ok, waiting for data" forever, where `nsa
+    status` and `nsa halt` said there was no run. A directory with a log of another format is still watched."""
+    from fixtures.runs import make_generic_run, make_v1_run
+
+    make_v1_run(runs_dir / "a", steps=10, state="finished")
+    ckpts = runs_dir / "a" / "checkpoints"
+    ckpts.mkdir(exist_ok=True)
+    (ckpts / "step_00000010.pt").write_bytes(b"weights")
+    monkeypatch.chdir(runs_dir.parent)
+    res = invoke("watch", str(ckpts))
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert one_error(res) == (
+        f"error: no run in {ckpts} (none of run.json, launch.json, training.csv, console.log, heartbeat_rank*.jsonl), "
+        f"nor a training log of another format; its directory {runs_dir / 'a'} is a run"
+    )
+    other = runs_dir.parent / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("not a run\n")
+    res = invoke("watch", str(other))
+    assert res.exit_code == 3 and one_error(res).endswith("nor a training log of another format"), res.stderr
+    from nsa_tui.commands.watch import build_models
+
+    make_generic_run(runs_dir / "old")  # another trainer's *_log.jsonl alone
+    assert [m.name for m in build_models([str(runs_dir / "old")], None, True, 1.0)] == ["old"]
+
+
 def test_watch_of_one_run_named_twice_has_one_tab(runs_dir, monkeypatch):
     """`nsa watch a runs/a b` showed tabs 1:a 2:a 3:b."""
     from fixtures.runs import make_v1_run
