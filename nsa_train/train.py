@@ -57,16 +57,29 @@ class UserFacingError(Exception):
     """Raised for mistakes the user can fix; printed as one line, no traceback."""
 
 
+class _Once(argparse.Action):
+    """A one-value option given twice with different values is a usage error: argparse keeps the last without a word
+    (`--config a.yaml --config b.yaml` trained b)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: str | None = None):
+        before = getattr(ns, self.dest, None)
+        if before is not None and before != value:
+            parser.error(f"{opt} given twice ({before}, {value}): only one would be used; give it once")
+        setattr(ns, self.dest, value)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m nsa_train.train", description="Train an NSA language model.")
     p.add_argument(
         "--config",
+        action=_Once,
         help="YAML config (default: $CONFIG, else the run directory's config.yaml on --resume, "
         "else configs/tiny-cpu.yaml)",
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override")
     p.add_argument(
         "--run-dir",
+        action=_Once,
         help="run directory (default: <runs root>/<config file stem>-<YYYYMMDD-HHMMSS>, the runs root being "
         "$NSA_RUNS_DIR, else ./runs; required with more than one rank)",
     )

@@ -4,11 +4,50 @@ so `nsa status` starts fast and never imports torch."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from nsa_tui.commands import attach, check, dump, halt, launch, report, runs, sample, status, watch
+from nsa_tui.errors import USAGE_EXIT, fail
+
+
+def repeated_option(cmd: Any, args: list[str]) -> str | None:
+    """Why ``args`` give a one-value option (``--config``, ``--name``, ...) twice with different values, else None:
+    click keeps the last without a word, and a run went on with the other config than the one the user looked at."""
+    # Typer's own (vendored) click classes: an option is told by its param_type_name
+    options = [p for p in cmd.params if p.param_type_name == "option" and not p.is_flag]
+    takes_value = {o: p for p in options for o in p.opts}
+    seen: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        if args[i] == "--":
+            break
+        p = takes_value.get(name)
+        if p is not None:
+            if not eq:
+                value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 1
+            if not p.multiple:
+                seen.setdefault(max(p.opts, key=len), []).append(value)
+        i += 1
+    for opt, values in seen.items():
+        if len(set(values)) > 1:
+            return f"{opt} given {len(values)} times ({', '.join(values)}): only one would be used; give it once"
+    return None
+
+
+class OneValueGroup(TyperGroup):
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, ...]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and (why := repeated_option(cmd, rest)) is not None:
+            fail(why, USAGE_EXIT)
+        return name, cmd, rest
+
 
 app = typer.Typer(
+    cls=OneValueGroup,
     name="nsa",
     help="Launch, watch and judge Native Sparse Attention training runs, locally or over SSH.",
     no_args_is_help=True,

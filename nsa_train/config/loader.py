@@ -81,6 +81,8 @@ def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None)
     if chosen is None:
         return default_config_path()
     p = Path(chosen)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory" + ("" if cli_path else f" ({FROM_CONFIG_ENV})"))
     if not p.is_file():
         # a CONFIG exported long ago is not what the user looks at when a command says the file is missing
         raise ConfigError(f"config file not found: {p}" + ("" if cli_path else f" ({FROM_CONFIG_ENV})"))
@@ -225,12 +227,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {p}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {p} is a directory") from None
+        except UnicodeDecodeError as e:  # a Latin-1 comment, a UTF-16 editor, a checkpoint given as the config
+            raise ConfigError(
+                f"{where}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): a config is a "
+                "YAML file saved as UTF-8"
+            ) from None
         except OSError as e:
             raise ConfigError(f"cannot read config {p}: {e.strerror}") from None
         try:
-            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader
+            raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
         except yaml.YAMLError as e:
             raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(e)}") from None
+        if raw is None:
+            # a truncated copy (a failed scp, `>` for `>>`) of a 125M config would train the tiny default for days
+            raise ConfigError(
+                f"{where}: sets nothing (empty, or only comments): give its settings, or leave the config out for "
+                "the embedded default"
+            )
         if not isinstance(raw, dict):
             got = type(raw).__name__
             raise ConfigError(f"{where}: expected a mapping of sections (model:, train:, ...), got {got}")

@@ -235,3 +235,32 @@ def test_a_yaml_syntax_error_is_one_line_at_the_files_line(tmp_path, text, says)
     message = str(e.value)
     assert message.startswith(f"{cfg}: not valid YAML: {says}") and "\n" not in message, message
     assert "<unicode string>" not in message
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"# lr tuned by M\xfcller\ntrain:\n  lr: 1e-3\n", "not UTF-8 text (byte 0xfc at offset 15)"),
+        (b"\xff\xfet\x00r\x00", "not UTF-8 text (byte 0xff at offset 0)"),  # a UTF-16 editor's file
+        (b"", "sets nothing (empty, or only comments)"),
+        (b"# everything commented out\n#train:\n#  steps: 50000\n", "sets nothing (empty, or only comments)"),
+    ],
+)
+def test_a_config_file_that_is_not_usable_text_is_one_error(tmp_path, data, says):
+    """A Latin-1 comment was a UnicodeDecodeError traceback (exit 1, "unexpected"); an empty or commented-out file (a
+    truncated copy of a 125M config) trained the tiny embedded default without a word."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(data)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert str(e.value).startswith(f"{cfg}: {says}"), str(e.value)
+
+
+def test_a_config_path_that_is_a_directory_says_so(tmp_path):
+    """It said "config file not found" of a directory that is there."""
+    with pytest.raises(ConfigError, match=f"^config file {tmp_path} is a directory$"):
+        resolve_config_path(str(tmp_path), env={})
+    with pytest.raises(ConfigError, match=r"is a directory \(from \$CONFIG\)$"):
+        resolve_config_path(None, env={"CONFIG": str(tmp_path)})
+    with pytest.raises(ConfigError, match=f"^config file {tmp_path} is a directory$"):
+        load_config(tmp_path)

@@ -112,3 +112,30 @@ def test_watch_of_one_run_named_twice_has_one_tab(runs_dir, monkeypatch):
     monkeypatch.chdir(runs_dir.parent)
     models = build_models(["a", str(runs_dir / "a"), "b", "runs/b"], None, True, 1.0)
     assert [m.name for m in models] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["launch", "--dry-run", "--config", "a.yaml", "--config=b.yaml"], "--config given 2 times (a.yaml, b.yaml)"),
+        (["launch", "--dry-run", "--name", "x", "--name", "y"], "--name given 2 times (x, y)"),
+        (["check", "--config", "a.yaml", "--config", "b.yaml"], "--config given 2 times (a.yaml, b.yaml)"),
+        (["status", "--rules", "r1.yaml", "--rules", "r2.yaml", "x"], "--rules given 2 times (r1.yaml, r2.yaml)"),
+    ],
+)
+def test_a_one_value_option_given_twice_is_a_usage_error(args, says):
+    """The last one won without a word: `--config big.yaml --config small.yaml` launched small.yaml."""
+    res = invoke(*args)
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert one_error(res) == f"error: {says}: only one would be used; give it once"
+
+
+def test_options_that_repeat_or_repeat_alike_are_fine():
+    from typer.main import get_command
+
+    from nsa_tui.cli import app, repeated_option
+
+    launch = get_command(app).commands["launch"]  # type: ignore[attr-defined]
+    assert repeated_option(launch, ["--set", "a=1", "--set", "b=2", "--name", "x", "--name=x"]) is None
+    assert repeated_option(launch, ["--name", "--config", "--config", "c.yaml"]) is None  # a value, then one option
+    assert repeated_option(launch, ["--", "--name", "a", "--name", "b"]) is None  # after '--': arguments

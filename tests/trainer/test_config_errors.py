@@ -118,3 +118,16 @@ def test_a_one_rank_checkpoint_is_written_by_1_rank() -> None:
     )
     assert "written by 2 ranks, this run has 1" in world_size_mismatch(Path("c.pt"), 2, 1)
     assert "written by an unknown number of ranks" in world_size_mismatch(Path("c.pt"), None, 1)
+
+
+def test_the_trainer_refuses_a_config_given_twice(tmp_path):
+    """argparse kept the last --config without a word (`--config a --config b` trained b)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsa_train.train", "--config", "a.yaml", "--config", "b.yaml", "--run-dir", "r"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--config given twice (a.yaml, b.yaml)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r").exists()
