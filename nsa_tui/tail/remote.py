@@ -24,6 +24,12 @@ from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
 LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is there (tmux session, pids)
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+# The host sends a round every --interval, changes or not: a connection with no byte for this long went quiet (a
+# laptop that slept, a NAT or VPN that dropped it: TCP stays up, nothing comes) and is dropped and made again.
+# Without it the run's old data aged into a false `stalled`, CRITICAL, with the header saying "ssh HOST".
+SILENT_ROUNDS = 5
+SILENT_MIN_S = 10.0
+FIRST_ROUND_SILENT_S = 30.0  # before its first frame: a login and a first listing of a large run directory
 
 
 class _FileState:
@@ -174,12 +180,27 @@ class RemoteRunSource:
         parser = FrameParser(wait_for_start=True)  # after whatever the login shell prints first
         got_round = False
         self._round_mtimes = {}
+        heard = [time.monotonic(), False]  # when bytes last came, and whether a frame has
+        quiet = threading.Event()  # the guard ended the connection
+        done = threading.Event()
+
+        def guard() -> None:
+            while not done.wait(0.5):
+                limit = self.silent_limit_s if heard[1] else max(FIRST_ROUND_SILENT_S, self.silent_limit_s)
+                if time.monotonic() - heard[0] > limit:
+                    quiet.set()
+                    proc.kill()
+                    return
+
+        threading.Thread(target=guard, name=f"nsa-watch-ssh-guard-{self.host}", daemon=True).start()
         try:
             while True:
                 data = proc.stdout.read1(1 << 20)  # type: ignore[union-attr]
                 if not data:
                     break
+                heard[0] = time.monotonic()
                 for fr in parser.feed(data):
+                    heard[1] = True
                     self._mark_connected()  # any well-formed frame: the link works
                     if fr.kind == "E":
                         got_round = True
@@ -189,6 +210,7 @@ class RemoteRunSource:
         except FrameError as e:
             self.last_error = f"garbled stream ({e}); reconnecting"
         finally:
+            done.set()
             proc.kill()
             err = proc.stderr.read().decode("utf-8", errors="replace") if proc.stderr else ""  # type: ignore[union-attr]
             proc.wait()
@@ -197,10 +219,17 @@ class RemoteRunSource:
             self.connected = False
             self.tmux_sessions = self.live_pids = None  # unknown until the host says again
             self._round_tmux = self._round_pids = None
-            if err.strip() and not self._restart.is_set() and not self._stop.is_set():
+            if quiet.is_set() and not self._restart.is_set() and not self._stop.is_set():
+                waited = self.silent_limit_s if heard[1] else max(FIRST_ROUND_SILENT_S, self.silent_limit_s)
+                self.last_error = f"no answer from {self.host} for {waited:.0f}s (the connection went quiet)"
+            elif err.strip() and not self._restart.is_set() and not self._stop.is_set():
                 self.last_error = describe_ssh_failure(self.host, err)
             self._wake.set()
         return got_round
+
+    @property
+    def silent_limit_s(self) -> float:
+        return max(SILENT_MIN_S, SILENT_ROUNDS * self.interval)
 
     def _mark_connected(self) -> None:
         if not self.connected:

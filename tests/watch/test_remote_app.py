@@ -80,3 +80,51 @@ async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, t
         await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=15)
         await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=15)
         assert header.info["state"] == "unknown"
+
+
+def _descendants(pid: int) -> list[int]:
+    import subprocess
+
+    out = []
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        out += [int(child), *_descendants(int(child))]
+    return out
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path, monkeypatch):
+    """A link that goes silent with TCP still up (a laptop asleep, a NAT timeout; here the host's ssh session
+    stopped) left the header saying "ssh HOST" while the old data aged into `stalled`, CRITICAL (heartbeat_stale),
+    for a run that trained on. The host sends a round every --interval: no byte for SILENT_MIN_S (here 2 s) drops the
+    connection (`unknown`, and why), and a new one reads on."""
+    import os
+    import signal
+
+    from nsa_tui.tail import remote as remote_mod
+
+    monkeypatch.setattr(remote_mod, "SILENT_MIN_S", 2.0)
+    run = tmp_path / "remote-run"
+    w = make_v1_run(run, steps=300, state="running")
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.query_one(RunHeader)
+        await _until(pilot, lambda: header.info.get("step") == 300)
+        sessions = _descendants(sshd.proc.pid)  # the connection's sshd processes and the remote shell
+        assert sessions
+        for pid in sessions:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            await _until(pilot, lambda: "no answer from" in header.info.get("source", ""), timeout=10)
+            assert "disconnected since" in header.info["source"] and "(the connection went quiet)" in src.last_error
+            await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=10)
+        finally:
+            for pid in sessions:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        w.progress(2)  # read over the new connection
+        await _until(pilot, lambda: header.info.get("step") == 320, timeout=15)
+        assert header.info["source"] == f"ssh {sshd.host}"
