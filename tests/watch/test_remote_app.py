@@ -21,13 +21,18 @@ async def _until(pilot, pred, timeout=15.0):
     assert pred()
 
 
-@pytest.mark.slow
-@async_test
-async def test_remote_watch_live_and_halt(sshd, tmp_path):
+def remote_run_app(sshd, tmp_path):
+    """A running run of 300 steps on the sshd's "host", and a dashboard of it over one connection read every 0.2 s."""
     run = tmp_path / "remote-run"
     w = make_v1_run(run, steps=300, state="running")
     src = RemoteRunSource(sshd.host, str(run), interval=0.2)
-    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    return run, w, src, WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+
+
+@pytest.mark.slow
+@async_test
+async def test_remote_watch_live_and_halt(sshd, tmp_path):
+    run, w, _, app = remote_run_app(sshd, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         header = app.query_one(RunHeader)
         await _until(pilot, lambda: header.info.get("step") == 300)
@@ -64,10 +69,7 @@ async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, t
     import signal
     import subprocess
 
-    run = tmp_path / "remote-run"
-    make_v1_run(run, steps=300, state="running")
-    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
-    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    _, _, _, app = remote_run_app(sshd, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         header = app.query_one(RunHeader)
         await _until(pilot, lambda: header.info.get("step") == 300)
@@ -104,10 +106,7 @@ async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path,
     from nsa_tui.tail import remote as remote_mod
 
     monkeypatch.setattr(remote_mod, "SILENT_MIN_S", 2.0)
-    run = tmp_path / "remote-run"
-    w = make_v1_run(run, steps=300, state="running")
-    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
-    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    _, w, src, app = remote_run_app(sshd, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         header = app.query_one(RunHeader)
         await _until(pilot, lambda: header.info.get("step") == 300)
