@@ -386,6 +386,7 @@ class Trainer:
             check_ddp_settings,
             micro_batch_size,
             preflight_warnings,
+            unread_nsa_env,
         )
 
         self.torch = torch
@@ -393,7 +394,7 @@ class Trainer:
         self.device = devmod.resolve_device(cfg.runtime, self.info.local_rank)
         self.precision = devmod.resolve_precision(cfg.runtime, self.device)
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
-        warnings = env_warnings + preflight_warnings(cfg, self.device.type, self.precision)
+        warnings = env_warnings + unread_nsa_env(os.environ) + preflight_warnings(cfg, self.device.type, self.precision)
         threads = devmod.configure_threads(cfg.runtime, self.device)
         devmod.configure_matmul(cfg.runtime, self.device)
         is_main = self.info.is_main

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nsa_train.config.schema import Config
+from nsa_train.config.schema import TOKENIZER_VOCAB, Config
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
@@ -28,7 +28,6 @@ DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
 # A checkpoint holds fp32 weights (4 bytes/param) and Adam's two fp32 moments (8 bytes/param).
 CHECKPOINT_BYTES_PER_PARAM = 12
 DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
-TOKENIZER_VOCAB = {"byte": 257, "gpt2": 50257}
 GIB = 2**30
 DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
 

@@ -326,6 +326,13 @@ class Config:
 
     def __post_init__(self) -> None:
         _check(self.train.seq_len >= 1, "train.seq_len", "must be positive")
+        tokenizer_vocab = TOKENIZER_VOCAB[self.data.tokenizer]
+        _check(
+            self.model.vocab_size is None or self.model.vocab_size >= tokenizer_vocab,
+            "model.vocab_size",
+            f"{self.model.vocab_size} is smaller than data.tokenizer {self.data.tokenizer}'s vocabulary "
+            f"({tokenizer_vocab}): some token ids would have no embedding (leave it null to take the tokenizer's)",
+        )
         if self.model.attention == "nsa":
             _check(
                 self.train.seq_len >= self.nsa.l,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 from nsa_train.config.schema import Config, ConfigError
 
@@ -21,6 +21,42 @@ def micro_batch_size(cfg: Config, world_size: int) -> int:
             f"{world_size} x {t.grad_accum} = {per}; the global batch must split evenly across ranks"
         )
     return t.batch_size // per
+
+
+# Every NSA_* variable nsa and its trainer read (a test holds this to the code's string literals). Another one in
+# the environment changes nothing, and is said: the seed reports' runs exported the previous trainer's switches and
+# believed them in effect for days.
+NSA_ENV_READ = frozenset(
+    {
+        "NSA_CHECK_DISK_FREE_BYTES",
+        "NSA_LAUNCH_TIME",
+        "NSA_ON_HOST",
+        "NSA_ON_REMOTE_DIR",
+        "NSA_RUNS_DIR",
+        "NSA_SSH_COMMAND",
+        "NSA_SSH_CONNECT_TIMEOUT",
+        "NSA_TEST_SLOW_STEP",
+        "NSA_TMUX_SOCKET",
+    }
+)
+# the previous trainer's switches and the config key that holds each setting here (None: no such setting)
+LEGACY_NSA_ENV = {
+    "NSA_DDP_COMPRESS": "runtime.ddp_compress",
+    "NSA_DDP_BUCKET_MB": "runtime.ddp_bucket_mb",
+    "NSA_DDP_DISABLE_GC": None,
+    "NSA_PREFILL_BATCHED": None,
+    "NSA_SEL_RANGES_V2": "nsa.impl",
+}
+
+
+def unread_nsa_env(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each NSA_* variable set here that neither nsa nor the trainer reads."""
+    out = []
+    for name in sorted(k for k in environ if k.startswith("NSA_") and k not in NSA_ENV_READ):
+        key = LEGACY_NSA_ENV.get(name)
+        where = f"; its setting is the config's {key} (--set {key}=...)" if key else ""
+        out.append(f"{name}={environ[name]} is not read by this trainer (an earlier trainer's switch?){where}")
+    return out
 
 
 # read by the dynamic loader or the interpreter when a process starts: setting them inside it changes nothing

@@ -94,7 +94,9 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
     for line in launcher.describe(plan):
         _say(line)
     if dry_run:
-        report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc)
+        report = preflight.run_preflight(
+            plan.run_dir, plan.cfg, plan.command.nproc, nnodes=plan.command.rendezvous.nnodes
+        )
         for note in report.notes:
             _say(note)
         occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)

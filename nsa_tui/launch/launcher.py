@@ -37,6 +37,7 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
     verify_archive,
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
+from nsa_train.runtime.preflight import unread_nsa_env
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
@@ -226,7 +227,8 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     run_dir = run_dir.absolute()
     command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force)
     env, sources = trainer_env(cfg.runtime.env, environ)
-    notes = [f"note: {w}" for w in resume_said]
+    unread = unread_nsa_env(os.environ if environ is None else environ)
+    notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in unread]
     return LaunchPlan(
         name,
         run_dir,
@@ -418,7 +420,7 @@ def _refuse_a_trainer_outside_tmux(plan: LaunchPlan) -> None:
 
 def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     """Preflight, claim, create the run dir, write launch.json, start the tmux session."""
-    report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc)
+    report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc, nnodes=plan.command.rendezvous.nnodes)
     claim(plan, force, say)
     for note in report.notes:
         say(note)

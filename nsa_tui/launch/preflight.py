@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nsa_train.config import Config
+from nsa_train.config import Config, ConfigError
+from nsa_train.runtime.preflight import micro_batch_size
 from nsa_train.telemetry import schema
 from nsa_tui.check_cheap import FAIL, WARN, cheap_checks
 from nsa_tui.errors import UserError
@@ -82,12 +83,18 @@ def check_gpus(device: str, nproc: int, env: dict[str, str] | None = None) -> No
         )
 
 
-def run_preflight(run_dir: Path, cfg: Config, nproc: int = 1, env: dict[str, str] | None = None) -> Preflight:
-    """tmux present, a GPU for every rank, then the cheap part of `nsa check` (run dir writable,
-    disk for the checkpoints, local data path, tokenizer files); notes a stale .HALT. First
+def run_preflight(
+    run_dir: Path, cfg: Config, nproc: int = 1, env: dict[str, str] | None = None, nnodes: int = 1
+) -> Preflight:
+    """tmux present, a GPU for every rank, a batch that splits over the ranks, then the cheap part of `nsa check`
+    (run dir writable, disk for the checkpoints, local data path, tokenizer files); notes a stale .HALT. First
     failure raises."""
     tmux.tmux_binary()
     check_gpus(cfg.runtime.device, nproc, env)
+    try:  # the trainer's first check: told before a session starts, whose failure would mark the run crashed
+        micro_batch_size(cfg, nproc * nnodes)
+    except ConfigError as e:
+        raise UserError(f"{e} (--nproc {nproc} x {nnodes} node(s))") from None
     report = Preflight()
     for row in cheap_checks(cfg, run_dir):
         if row.status == FAIL:

@@ -106,6 +106,34 @@ def test_invalid_config_fails_before_anything_starts(runs_dir, tmux_socket):
     assert tmux_sessions() == []
 
 
+def test_what_the_trainer_would_refuse_from_the_config_alone_is_refused_before_starting(runs_dir, tmux_socket):
+    """A batch that does not split over the ranks and a vocabulary smaller than the tokenizer's passed launch (and
+    --dry-run): the session started, the trainer refused within seconds, and the run read crashed, CRITICAL."""
+    res = nsa("launch", "--name", "b", "--set", "train.batch_size=6", "--set", "train.grad_accum=4")
+    assert res.returncode == 1
+    assert _one_error_line(res) == (
+        "error: train.batch_size: 6 is not divisible by world_size x grad_accum = 1 x 4 = 4; the global batch must "
+        "split evenly across ranks (--nproc 1 x 1 node(s))"
+    )
+    res = nsa("launch", "--name", "v", "--set", "model.vocab_size=100", "--dry-run")
+    assert res.returncode == 1
+    assert "model.vocab_size: 100 is smaller than data.tokenizer byte's vocabulary (257)" in _one_error_line(res)
+    assert list(runs_dir.iterdir()) == [] and tmux_sessions() == []
+
+
+def test_an_earlier_trainers_environment_switches_are_said_to_do_nothing(runs_dir, tmux_socket):
+    """NSA_DDP_COMPRESS=bf16 (the seed reports' export) was passed to the trainer and listed under env: as if in
+    effect; neither nsa nor the trainer reads it."""
+    env = {**os.environ, "NSA_DDP_COMPRESS": "bf16", "NSA_PREFILL_BATCHED": "1"}
+    res = nsa("launch", "--name", "old", "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    assert (
+        "warning: NSA_DDP_COMPRESS=bf16 is not read by this trainer (an earlier trainer's switch?); its setting is the "
+        "config's runtime.ddp_compress (--set runtime.ddp_compress=...)"
+    ) in res.stdout + res.stderr
+    assert "warning: NSA_PREFILL_BATCHED=1 is not read by this trainer" in res.stdout + res.stderr
+
+
 def test_tmux_missing_is_one_clear_error(runs_dir, tmux_socket, tmp_path):
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
