@@ -302,6 +302,22 @@ def missing_parquet_column(files: list[str], field: str) -> str | None:
     return None
 
 
+def parquet_without_rows(files: list[str]) -> list[str]:
+    """The Parquet files whose footer says 0 rows (a filter or dedup job's empty part file): they hold no
+    documents, as an empty .jsonl does, but datasets' reader fails on them ("BatchSize must be greater than 0")
+    naming no file. A file whose footer cannot be read is not among them: the read names its problem."""
+    import pyarrow.parquet as pq  # a dependency of datasets
+
+    empty = []
+    for f in files:
+        try:
+            if pq.ParquetFile(f).metadata.num_rows == 0:
+                empty.append(f)
+        except Exception:
+            continue
+    return empty
+
+
 def _parquet_problem(files: list[str]) -> str | None:
     import pyarrow.parquet as pq  # a dependency of datasets
 

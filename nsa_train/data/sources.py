@@ -33,6 +33,7 @@ from .diagnose import (
     missing_parquet_column,
     mixed_json_problem,
     not_utf8,
+    parquet_without_rows,
     read_error,
     save_to_disk_problem,
     shown,
@@ -188,9 +189,13 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             if problem := missing_parquet_column(files, d.text_field):
                 raise DataError(problem)
             kwargs["columns"] = [d.text_field]
+        # 0-row Parquet files hold no documents (as an empty .jsonl); the fingerprint (listing) still counts them
+        without_rows = set(parquet_without_rows(files)) if builder == "parquet" else set()
+        if without_rows and len(without_rows) == len(files):
+            raise DataError(too_few_documents(f"data.path {shown(d.path)}", 0, d.val_docs, builder, len(files)))
         try:
             # datasets reads data_files as patterns: escaped, `x[1]/a.jsonl` is that file, not `x1/a.jsonl`
-            escaped = [glob.escape(f) for f in files]
+            escaped = [glob.escape(f) for f in files if f not in without_rows]
             ds = datasets.load_dataset(builder, data_files=escaped, split="train", **kwargs)
         except Exception as e:  # datasets wraps the cause: find the file and what is wrong with it again
             raise DataError(read_error(d.source_description, d.path, builder, files, d.text_field, e)) from e

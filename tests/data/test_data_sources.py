@@ -397,3 +397,19 @@ def test_parquet_files_whose_other_columns_differ_are_read(tmp_path: Path, make_
         f"data.text_field 'text' is not a column of {tmp_path / 'c.parquet'} (columns: ['body']): set "
         "data.text_field to the column holding the text"
     )
+
+
+def test_a_parquet_part_file_with_no_rows_holds_no_documents(tmp_path: Path, make_cfg) -> None:
+    """A filter or dedup job's empty part file (0 rows) stopped the whole read: "ArrowInvalid: BatchSize must be
+    greater than 0", naming no file. It holds no documents, as an empty .jsonl; all of them empty is too few."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": [f"a{i}" for i in range(6)]}), tmp_path / "part-0.parquet")
+    pq.write_table(pa.table({"text": pa.array([], type=pa.string())}), tmp_path / "part-1.parquet")
+    source = open_source(make_cfg(source="local", path=str(tmp_path), val_docs=2), 0, 1)
+    assert len(source.val_texts()) + len(list(source.train_texts(0, 0))) == 6
+    (tmp_path / "part-0.parquet").unlink()
+    with pytest.raises(DataError) as e:
+        open_source(make_cfg(source="local", path=str(tmp_path), val_docs=2), 0, 1)
+    assert str(e.value).startswith(f"data.path {tmp_path} has 0 documents and data.val_docs=2 are held out"), e.value
