@@ -191,7 +191,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         time.sleep(POLL_S)
     raise UserError(
         f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
-        "current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status`."
+        f"current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status {run_dir}`."
     )
 
 

@@ -32,16 +32,19 @@ NOT_INSTALLED = 127
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
 FORWARDED_ENV = ("NSA_TMUX_SOCKET", RUNS_ROOT_ENV)
 
-# $1 = directory to cd into first ("" for the login directory); the rest is nsa's argv.
+# $1 = directory to cd into first ("" for the login directory); the rest is nsa's argv. Its own errors name no
+# host: the caller says "on HOST:" as the user named it (uname -n may be another name), or $NSA_ON_HOST does, for
+# `nsa attach --host`, whose terminal gets them directly.
 # Prefer the checkout's own venv (enter_dir puts it first on PATH), then nsa on PATH.
 FIND_AND_RUN_NSA = (
     PRELUDE
     + r"""
 dir=$1; shift
-if ! enter_dir; then echo "error: cannot cd to $dir on $(uname -n) (no such directory there)" >&2; exit 3; fi
+on=${NSA_ON_HOST:+on $NSA_ON_HOST: }
+if ! enter_dir; then echo "error: ${on}cannot cd to $dir (no such directory there)" >&2; exit 3; fi
 if command -v nsa >/dev/null 2>&1; then exec nsa "$@"; fi
 where=${dir:+ and no $dir/.venv/bin/nsa}
-echo "error: nsa is not installed on $(uname -n): not on PATH$where;" \
+echo "error: ${on}nsa is not installed there: not on PATH$where;" \
   "install the project there (pip install -e .) or pass --remote-dir CHECKOUT" >&2
 exit 127
 """

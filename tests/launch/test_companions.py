@@ -50,6 +50,7 @@ def test_halt_times_out_with_nonzero_exit_and_keeps_halt(runs_dir):
     res = nsa("halt", str(d), "--wait", "1")
     assert res.returncode == 1
     assert "no end record after 1s" in res.stderr
+    assert res.stderr.rstrip().endswith(f"Check with `nsa status {d}`.")  # this run's: a bare status is the newest's
     assert time.monotonic() - t0 < 15
     assert (d / ".HALT").exists()
 

@@ -60,6 +60,15 @@ def test_a_remote_dir_that_is_not_there(checkout, sshd):
         assert one_error(res) == f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
 
 
+def test_commands_the_hosts_nsa_runs_name_the_host_as_given(checkout, sshd):
+    """`nsa halt --host 127.0.0.1 --remote-dir /x` said "on 127.0.0.1: cannot cd to /x on vm": the host's uname -n
+    beside the name the user gave, two machines to the reader."""
+    for cmd in (["halt", "r"], ["dump", "r"]):
+        res = invoke(*cmd, "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
+        assert res.exit_code == 3, (cmd, res.stdout, res.stderr)
+        assert one_error(res) == f"error: on {sshd.host}: cannot cd to {checkout / 'nope'} (no such directory there)"
+
+
 def test_runs_without_a_runs_directory_is_one_line_and_no_table(tmp_path, sshd, monkeypatch):
     monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
     res = invoke("runs", "--host", sshd.host, "--remote-dir", str(tmp_path))
