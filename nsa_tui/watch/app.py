@@ -266,7 +266,9 @@ class WatchApp(App):
                 # header: the compositor repaints the box around all dirty regions, and header + this panel
                 # span most of the screen
                 self._last_ranks = mono
-                main.query_one(RanksPanel).show(self._rank_rows(m, now), ended=_ended(v.state))
+                live_every = (m.history.config.get("monitor") or {}).get("liveness_every_s")
+                every = float(live_every) if isinstance(live_every, (int, float)) and live_every > 0 else 0.0
+                main.query_one(RanksPanel).show(self._rank_rows(m, now), ended=_ended(v.state), liveness_every_s=every)
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:
@@ -471,8 +473,9 @@ class WatchApp(App):
 
 
 def _ended(state: str) -> str:
-    """The state of a run whose processes are gone (finished, halted, crashed: killed too), else ''."""
-    return state if state in ENDED_STATES else ""
+    """The state of a run whose processes are gone (finished, halted, crashed: killed too) or cannot be seen
+    (unknown: its directory or host out of reach), else ''."""
+    return state if state in (*ENDED_STATES, "unknown") else ""
 
 
 def _step_reached_ts(h: RunHistory) -> float | None:

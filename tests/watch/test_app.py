@@ -506,6 +506,25 @@ async def test_ranks_of_an_ended_run_are_not_shown_alive(tmp_path, state):
         assert (ch, styles) == (want[0], {want[1]})
 
 
+def test_a_rank_is_alive_for_three_liveness_intervals_and_unknown_while_out_of_reach():
+    """A crashed run whose directory was moved away showed a green ● (unknown state, a fresh-looking age); and a rank
+    was red after a fixed 120 s whatever monitor.liveness_every_s said."""
+    from nsa_tui.watch.widgets.ranks_panel import RanksPanel
+
+    def marker(panel: RanksPanel) -> tuple[str, set[str]]:
+        shown = panel.render()
+        at = shown.plain.index("r0") - 2
+        return shown.plain[at], {str(s.style) for s in shown.spans if s.start <= at < s.end}
+
+    panel = RanksPanel()
+    panel.show([(0, 40, 200.0)], liveness_every_s=100.0)  # 2 intervals: alive
+    assert marker(panel) == ("●", {"green"})
+    panel.show([(0, 40, 200.0)])  # the default interval: past 120 s
+    assert marker(panel) == ("○", {"red"})
+    panel.show([(0, 40, 5.0)], ended="unknown")
+    assert marker(panel) == ("?", {"grey62"})
+
+
 @async_test
 async def test_an_open_dashboard_follows_a_relaunch_at_once(tmp_path, tmux_socket):
     """`nsa launch --resume` of a halted run while the dashboard is open: it showed `crashed critical` (the old

@@ -7,7 +7,7 @@ from textual.widget import Widget
 
 from nsa_tui.watch import fmt
 
-STALE_S = 120.0
+STALE_S = 120.0  # at least: a rank writes a liveness record every monitor.liveness_every_s, steps or not
 
 
 class RanksPanel(Widget):
@@ -19,15 +19,20 @@ class RanksPanel(Widget):
         super().__init__(**kw)
         self.rows: list[tuple[int, int | None, float | None]] = []
         self.ended = ""
+        self.stale_s = STALE_S
 
-    def show(self, rows: list[tuple[int, int | None, float | None]], ended: str = "") -> None:
-        """``ended``: the run's state once its processes are gone (finished, halted, crashed), else ''. A rank
-        killed a moment ago still has a fresh last record: only this says it is not alive."""
+    def show(
+        self, rows: list[tuple[int, int | None, float | None]], ended: str = "", liveness_every_s: float = 0.0
+    ) -> None:
+        """``ended``: the run's state once its processes are gone (finished, halted, crashed), or `unknown` (its
+        directory or host out of reach: nothing new can say a rank lives), else ''. A rank killed a moment ago still
+        has a fresh last record: only this says it is not alive. A rank is stale after 3 liveness intervals."""
         # ages in whole seconds: a repaint per second at most, not per redraw
         rows = [(r, s, None if a is None else float(int(a))) for r, s, a in rows]
-        if rows == self.rows and ended == self.ended:
+        stale_s = max(STALE_S, 3 * liveness_every_s)
+        if rows == self.rows and ended == self.ended and stale_s == self.stale_s:
             return
-        self.rows, self.ended = rows, ended
+        self.rows, self.ended, self.stale_s = rows, ended, stale_s
         self.refresh()
 
     def render(self) -> Text:
@@ -38,8 +43,10 @@ class RanksPanel(Widget):
         for rank, step, age in self.rows:
             if self.ended in ("finished", "halted"):  # gone, and not a fault
                 t.append("○ ", style="grey62")
+            elif self.ended == "unknown":
+                t.append("? ", style="grey62")
             else:
-                dead = age is None or age > STALE_S or self.ended == "crashed"
+                dead = age is None or age > self.stale_s or self.ended == "crashed"
                 t.append("○ " if dead else "● ", style="red" if dead else "green")
             t.append(f"r{rank} s{step if step is not None else '-'} {fmt.duration(age)}  ")
         return t
