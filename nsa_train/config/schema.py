@@ -158,6 +158,7 @@ class DataConfig:
                     f"is read only with data.source=hf (it is {self.source!r}): set data.source=hf, or drop data.{k}",
                 )
         _check(bool(self.text_field), "data.text_field", "must name a column")
+        _check(self.seed >= 0, "data.seed", "must be >= 0 (numpy's shuffle takes no negative seed)")
         _check(
             self.source != "embedded" or self.text_field == DATA_DEFAULTS["text_field"],
             "data.text_field",

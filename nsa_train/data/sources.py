@@ -58,6 +58,8 @@ class DocSource(Protocol):
     """Documents re-read so far to reach a resume's saved position (a stream cannot seek; 0 for the others)."""
     fingerprint: dict[str, Any] | None
     """What a local source read (its files, their sizes, its document count: fingerprint.py); None for the others."""
+    skipped: Skipped
+    """The documents the latest train_texts pass did not yield, and why (empty, or a validation document's text)."""
 
     def val_texts(self) -> list[str]:
         """The held-out documents, in a fixed order (the same on every rank)."""
@@ -257,6 +259,33 @@ def _text_of(row: dict, field: str, description: str) -> str:
     return text
 
 
+class Skipped:
+    """The documents of one pass that are not trained on: empty ones, and those whose text equals a validation
+    document's (a held-out text is never trained on). Counted: an epoch left with none says why."""
+
+    def __init__(self) -> None:
+        self.seen = self.empty = self.held_out = 0
+
+    def keep(self, text: str, val_hashes: set[Any]) -> bool:
+        self.seen += 1
+        if not text:
+            self.empty += 1
+            return False
+        if text_hash(text) in val_hashes:
+            self.held_out += 1
+            return False
+        return True
+
+    def why_none(self) -> str:
+        """Why a pass that kept nothing kept nothing."""
+        if not self.seen:
+            return "no documents came to this rank"
+        parts = [f"{self.held_out} equal a validation document (held-out texts are never trained on)"] * bool(
+            self.held_out
+        ) + [f"{self.empty} are empty"] * bool(self.empty)
+        return f"of its {self.seen} documents, " + " and ".join(parts)
+
+
 class MapSource:
     """A random-access `datasets.Dataset`: seeded validation sample, seeded permutation per epoch."""
 
@@ -264,6 +293,7 @@ class MapSource:
         self.description = description
         self.replayed = 0  # random access: a resume starts at its saved index at once
         self.fingerprint: dict[str, Any] | None = None  # set by open_source for local files
+        self.skipped = Skipped()  # of the latest training pass
         self._ds, self._field, self._rank, self._world, self._seed = ds, field, rank, world_size, seed
         n = len(ds)
         if n <= val_docs:
@@ -291,9 +321,10 @@ class MapSource:
 
     def train_texts(self, epoch: int, start_doc: int) -> Iterator[tuple[int, str]]:
         order = self.rank_order(epoch)
+        self.skipped = Skipped()
         for k in range(start_doc, len(order)):
             text = self._text(order[k])
-            if text and text_hash(text) not in self._val_hashes:
+            if self.skipped.keep(text, self._val_hashes):
                 yield k, text
 
 
@@ -304,6 +335,7 @@ class StreamSource:
         self.description = description
         self.replayed = 0
         self.fingerprint = None
+        self.skipped = Skipped()  # of the latest training pass
         self._stream, self._field, self._rank, self._world, self._seed = stream, field, rank, world_size, seed
         self._val = []
         for row in stream:
@@ -327,10 +359,11 @@ class StreamSource:
         shard.set_epoch(epoch)
         # Resuming replays the rank's stream up to the saved document: exact, at the cost of re-reading it (after
         # days of training, millions of documents: the trainer reports `replayed` while it waits)
+        self.skipped = Skipped()
         for k, row in enumerate(shard):
             if k < start_doc:
                 self.replayed = k + 1
                 continue
             text = _text_of(row, self._field, self.description)
-            if text and text_hash(text) not in self._val_hashes:
+            if self.skipped.keep(text, self._val_hashes):
                 yield k, text

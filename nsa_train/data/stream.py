@@ -41,7 +41,8 @@ def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iter
                 yield DocTokens(Position(epoch, k, 0), tokens)
             produced = True
         if not produced:
-            raise DataError(f"{source.description}: epoch {epoch} has no training documents for this rank")
+            why = source.skipped.why_none()
+            raise DataError(f"{source.description}: epoch {epoch} has no training documents for this rank: {why}")
         epoch, first_doc, offset = epoch + 1, 0, 0
 
 

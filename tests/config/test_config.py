@@ -161,6 +161,7 @@ def test_every_field_has_a_docstring():
         ("runtime.threads=0", "runtime.threads"),
         ("model.head_dim=0", "model.head_dim"),
         ("model.vocab_size=0", "model.vocab_size"),
+        ("data.seed=-5", "data.seed"),
         ("model.mlp_ratio=0", "model.mlp_ratio"),
         ("model.init_std=-1", "model.init_std"),
         ("model.norm_eps=0", "model.norm_eps"),

@@ -413,3 +413,21 @@ def test_a_parquet_part_file_with_no_rows_holds_no_documents(tmp_path: Path, mak
     with pytest.raises(DataError) as e:
         open_source(make_cfg(source="local", path=str(tmp_path), val_docs=2), 0, 1)
     assert str(e.value).startswith(f"data.path {tmp_path} has 0 documents and data.val_docs=2 are held out"), e.value
+
+
+def test_an_epoch_with_no_training_documents_says_why(tmp_path: Path, make_cfg) -> None:
+    """100 copies of one boilerplate text: every training document equals a held-out one and is skipped (a held-out
+    text is never trained on), and the error said only "epoch 0 has no training documents for this rank"."""
+    from nsa_train.data.packing import Position
+    from nsa_train.data.stream import doc_tokens
+    from nsa_train.data.tokenizer import ByteTokenizer
+
+    path = tmp_path / "dupes.jsonl"
+    path.write_text("".join(json.dumps({"text": "same boilerplate text " * 30}) + "\n" for _ in range(100)))
+    source = open_source(make_cfg(source="local", path=str(path), val_docs=8), 0, 1)
+    with pytest.raises(DataError) as e:
+        next(doc_tokens(source, ByteTokenizer(), Position(0, 0, 0)))
+    assert str(e.value).endswith(
+        "epoch 0 has no training documents for this rank: of its 92 documents, 92 equal a validation document "
+        "(held-out texts are never trained on)"
+    ), e.value
