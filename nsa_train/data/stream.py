@@ -251,17 +251,21 @@ def val_batches(
     """
     source = open_source(cfg, rank, world_size)
     seq_len = cfg.train.seq_len
-    docs = (
+    docs = [
         DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
         for i, t in enumerate(source.val_texts())
-    )
-    windows = [w for w, _ in pack_windows(docs, seq_len)]
+    ]
+    windows = [w for w, _ in pack_windows(iter(docs), seq_len)]
     per_rank = min(n_batches, len(windows) // (micro_batch * world_size))
     if per_rank == 0:
+        # every way out: raising val_docs alone went in a circle on a small corpus ("lower data.val_docs" next)
+        tokens = sum(len(d.tokens) for d in docs)
         raise DataError(
             f"validation holdout of {source.description} is too small: data.val_docs={cfg.data.val_docs} "
-            f"documents give {len(windows)} windows of {seq_len + 1} tokens, {micro_batch * world_size} needed; "
-            "raise data.val_docs"
+            f"documents hold {tokens:,} tokens, {len(windows)} windows of {seq_len + 1}, and one evaluation batch "
+            f"takes {micro_batch * world_size} ({micro_batch} per rank x {world_size} rank(s), "
+            f"{micro_batch * world_size * (seq_len + 1):,} tokens): raise data.val_docs, lower train.seq_len or "
+            "train.batch_size, or give more text"
         )
     mine = windows[rank::world_size][: per_rank * micro_batch]
     return [to_xy(np.stack(mine[i : i + micro_batch])) for i in range(0, len(mine), micro_batch)]

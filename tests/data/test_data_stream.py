@@ -133,9 +133,15 @@ def test_val_batches_are_deterministic_held_out_and_split_over_ranks(make_cfg) -
 
 
 def test_too_small_holdout_is_a_clear_error(make_cfg) -> None:
+    """It said only "raise data.val_docs": on a small corpus the next error was "lower data.val_docs" (none left to
+    train on), a circle. It gives the sizes and every way out."""
     cfg = make_cfg(seq_len=4096, val_docs=1)
-    with pytest.raises(DataError, match="raise data.val_docs"):
+    with pytest.raises(DataError) as e:
         val_batches(cfg, build_tokenizer(cfg.data), 8, 4, 0, 1)
+    said = str(e.value)
+    assert "data.val_docs=1 documents hold " in said and " windows of 4097, and one evaluation batch takes 8 " in said
+    assert "(8 per rank x 1 rank(s), 32,776 tokens)" in said
+    assert said.endswith("raise data.val_docs, lower train.seq_len or train.batch_size, or give more text")
 
 
 def test_resume_with_another_world_size_is_refused(make_cfg) -> None:
