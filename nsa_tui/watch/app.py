@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -422,6 +423,17 @@ class WatchApp(App):
         self.model.restart()
         self.notify(f"re-reading {self.model.name} from scratch")
 
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """An SVG of the screen, saved in the current directory and named: Textual's default, ~/Downloads, is
+        missing on a headless GPU box, and the palette's "Screenshot" said "Failed to save" and no more."""
+        where = path or os.getcwd()
+        try:
+            saved = self.save_screenshot(filename, where)
+        except OSError as e:
+            self.notify(f"cannot save a screenshot in {where}: {e.strerror or e}", severity="error")
+            return
+        self.notify(f"screenshot saved: {saved}")
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -459,7 +471,8 @@ class WatchApp(App):
         threading.Thread(target=work, name=f"nsa-watch-{what}", daemon=True).start()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's "Keys" (the focused widget's help) sat beside ours under the same name: ours lists every key
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         yield SystemCommand("Halt run", "Ask the run to stop cleanly (same as nsa halt)", self.action_halt)
         yield SystemCommand("Stack dump", "Dump the Python stacks of every rank (same as nsa dump)", self.action_dump)
         yield SystemCommand("Toggle smoothing", "Cycle the loss moving average", self.action_smoothing)

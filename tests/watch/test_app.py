@@ -165,6 +165,28 @@ async def test_halt_of_an_ended_run_says_so_without_asking_first(finished_run):
 
 
 @async_test
+async def test_the_palettes_screenshot_is_saved_here_and_named(healthy_run, tmp_path, monkeypatch):
+    """The palette's Screenshot saved to ~/Downloads, missing on a headless box: "Failed to save screenshot", no
+    reason. And two commands were named "Keys" (Textual's widget help and ours)."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app(healthy_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles.count("Keys") == 1 and "Screenshot" in titles
+        app.action_screenshot()
+        await pilot.pause()
+        saved = list(tmp_path.glob("*.svg"))
+        assert len(saved) == 1 and saved[0].read_text().startswith("<svg")
+        said = [n.message for n in app._notifications]
+        assert f"screenshot saved: {saved[0]}" in said, said
+        app.action_screenshot(path=str(tmp_path / "no" / "such" / "dir"))
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert any(m.startswith(f"cannot save a screenshot in {tmp_path / 'no' / 'such' / 'dir'}") for m in said), said
+
+
+@async_test
 async def test_dump_reports_why_nothing_was_signalled(healthy_run):
     # The fixture's pids are not trainer processes of this run: nsa dump refuses, and so do we.
     app = make_app(healthy_run)
