@@ -93,6 +93,16 @@ def run_nsa(
         rc = proc.wait()
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
+    if rc == SSH_ERROR_EXIT and out.strip():
+        # the host's nsa had started (its output came): not "cannot reach", and not nothing done. `nsa halt --host`
+        # whose link dropped while it waited had created .HALT there, and the run stopped
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh exited with status 255"
+        raise UserError(
+            f"lost the connection to {host} while the command ran there ({last}): what it printed above had been "
+            f"done there, and the rest may go on without us; check with `nsa runs --host {host}`"
+            + (f" --remote-dir {remote_dir}" if remote_dir else ""),
+            1,
+        )
     if rc == SSH_ERROR_EXIT:
         raise UserError(describe_ssh_failure(host, stderr), SSH_FAILED)
     if not echo:

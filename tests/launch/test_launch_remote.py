@@ -162,3 +162,36 @@ def test_a_run_name_starting_with_a_dash_reaches_the_host(runs_dir, tmux_socket,
     assert res.returncode == 3 and "No such option" not in res.stderr and "-x" in _one_error_line(res), res.stderr
     res = nsa("launch", "--host", sshd.host, "--name", "-y", "--dry-run")
     assert res.returncode == 0, res.stderr
+
+
+def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd):
+    """`nsa halt --host` whose connection dropped while it waited said "cannot reach HOST" and exited 3 ("nothing ran
+    there"), though it had created .HALT there and the run would stop."""
+    import json
+    import signal
+    import sys
+
+    run = runs_dir / "r"
+    run.mkdir()
+    (run / "heartbeat_rank0.jsonl").write_text(json.dumps({"v": 1, "kind": "progress", "step": 3, "ts": 1.0}) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsa_tui", "halt", "--host", sshd.host, "--wait", "60", "r"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith("created .HALT; waiting up to 60s"), first
+        pending = [sshd.proc.pid]
+        while pending:  # the connection's sshd processes and everything under them (the host's nsa)
+            children = subprocess.run(["pgrep", "-P", str(pending.pop())], capture_output=True, text=True).stdout
+            for pid in map(int, children.split()):
+                pending.append(pid)
+                os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: lost the connection to {sshd.host} while the command "), err
+    assert lines[0].endswith(f"check with `nsa runs --host {sshd.host}`")
+    assert (run / ".HALT").exists()
