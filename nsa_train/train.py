@@ -28,6 +28,7 @@ from nsa_train.config import (
     ConfigError,
     check_resume_config,
     config_to_dict,
+    data_change,
     dump_yaml,
     load_config,
     lr_at,
@@ -296,10 +297,23 @@ def resume_refusal(
         check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
     except ConfigError as e:
         return str(e)
+    if (changed := data_change(run_dir, cfg)) is not None:
+        return f"--resume: {changed}"
     steps = cfg.train.steps
     if step is not None and step >= steps:
         return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
     return None
+
+
+def data_listing(cfg: Any) -> list[list[Any]] | None:
+    """[[name, bytes], ...] of data.path's files for a local source (up to LISTED_FILES of them), else None."""
+    from nsa_train.data.fingerprint import LISTED_FILES, file_listing
+    from nsa_train.data.sources import resolve_local_files
+
+    if cfg.data.source != "local" or not cfg.data.path:
+        return None
+    _, files = resolve_local_files(cfg.data.path)
+    return file_listing(cfg.data.path, files) if len(files) <= LISTED_FILES else None
 
 
 def _is_user_error(e: BaseException) -> bool:
@@ -854,6 +868,9 @@ class Trainer:
             "attention_impl": self.attention_impl,
             "config_path": str(self.config_path) if self.config_path else None,
             "resumed_from_step": self.step if self.args.resume else None,
+            # the local files this start reads (names, sizes): a later --resume compares them before it writes
+            # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
+            "data_listing": data_listing(self.cfg),
         }
         _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "resolve_config_path": "loader",
     "check_resume_config": "resume",
     "config_changes": "resume",
+    "data_change": "resume",
     "ignored_on_resume": "resume",
     "missing_config_message": "resume",
     "pinned_values": "resume",

@@ -232,3 +232,28 @@ def missing_config_message(saved_config: Path) -> str:
         f"--resume: {saved_config} is missing, and it is the config this run continues with: put it back, or pass "
         "the run's config with --config FILE"
     )
+
+
+def data_change(run_dir: Path, new: Config) -> str | None:
+    """Why a resume cannot continue on the local files ``new`` names: they are not the files (names, sizes) run.json
+    says the run's last start read. None when that is not known (another source, an older run.json, files that do
+    not resolve: the trainer's later checks say those)."""
+    import json
+
+    from nsa_train.data.diagnose import shown
+    from nsa_train.data.errors import DataError
+    from nsa_train.data.fingerprint import file_listing, listing_change
+    from nsa_train.data.sources import resolve_local_files
+
+    if new.data.source != "local" or not new.data.path:
+        return None
+    try:
+        then = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("data_listing")
+    except (OSError, ValueError, AttributeError):
+        return None
+    try:
+        _, files = resolve_local_files(new.data.path)
+        now = file_listing(new.data.path, files)
+    except (DataError, OSError):
+        return None
+    return listing_change(shown(new.data.path), then, now)

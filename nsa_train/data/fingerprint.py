@@ -96,3 +96,19 @@ def fingerprint_change(path: str, then: Any, now: dict[str, Any]) -> str | None:
         "data position and the validation holdout would not be the same documents. Restore the files or start a "
         "new run"
     )
+
+
+def listing_change(path: str, then: Any, now: list[list[Any]]) -> str | None:
+    """The refusal when the files at ``path`` are not those of ``then``, the listing the run's last attempt recorded
+    in run.json (names and sizes: cheap, before anything starts), else None; a listing not known says nothing. The
+    saved position's own fingerprint (document count too) is still compared once the files are read."""
+    if not isinstance(then, list) or not all(isinstance(x, list) and len(x) == 2 for x in then):
+        return None
+    before = sorted([str(name), size] for name, size in then)
+    if before == now:
+        return None
+    return (
+        f"data.path {path} changed since the run's last start: {_count(len(before), 'file')} then, "
+        f"{_count(len(now), 'file')} now ({_what_changed({'listing': before}, {'listing': now})}); the data position "
+        "and the validation holdout would not be the same documents. Restore the files or start a new run"
+    )

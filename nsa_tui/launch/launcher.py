@@ -24,6 +24,7 @@ from nsa_train.config import (
     ConfigError,
     check_resume_config,
     config_hash,
+    data_change,
     load_config,
     missing_config_message,
     resolve_config_path,
@@ -213,6 +214,8 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             check_resume_config(target / schema.CONFIG_YAML, cfg, str(target.absolute()))
         except ConfigError as e:
             raise UserError(str(e)) from None
+        if (changed := data_change(target, cfg)) is not None:
+            raise UserError(f"--resume: {changed}")
         step = schema.checkpoint_step(latest_checkpoint_name(target))
         resume_said = resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)

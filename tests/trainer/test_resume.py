@@ -129,6 +129,38 @@ def test_a_resume_by_another_number_of_ranks_is_refused_before_its_boot_record(t
     assert not (run / "heartbeat_rank1.jsonl").exists()
 
 
+def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_path: Path) -> None:
+    """A file added to data.path: the resume was refused once the data opened, after its boot record, and the
+    finished run read `crashed`, CRITICAL. run.json lists the files the run's start read (names, sizes), and a
+    resume on others is refused before anything is written; nsa launch --resume refuses it too."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a", "b"):
+        (data / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": f"{name} document {i} " * 40}) + "\n" for i in range(30))
+        )
+    run = tmp_path / "run"
+    sets = ("data.source=local", f"data.path={data}", "data.val_docs=4")
+    assert run_train(run, "train.steps=2", *sets).returncode == 0
+    assert json.loads((run / schema.RUN_JSON).read_text())["data_listing"] == [["a.jsonl", 16790], ["b.jsonl", 16790]]
+    heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
+    shutil.copy(data / "a.jsonl", data / "zz.jsonl")
+    proc = run_train(run, "train.steps=4", *sets, resume=True)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: --resume: data.path {data} changed since the run's last start: 2 files then, 3 files now " in (
+        proc.stderr
+    )
+    assert "(zz.jsonl added)" in proc.stderr and "Restore the files or start a new run" in proc.stderr
+    assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
+    from nsa_tui.errors import UserError
+    from nsa_tui.launch.launcher import LaunchRequest, plan_launch
+
+    with pytest.raises(UserError, match=r"--resume: data.path .* changed since the run's last start"):
+        plan_launch(LaunchRequest(run_dir=str(run), resume=True, overrides=["train.steps=4"]), environ={})
+    (data / "zz.jsonl").unlink()
+    assert run_train(run, "train.steps=4", *sets, resume=True).returncode == 0  # the same files again
+
+
 def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     """train.steps 4 -> 8 after the run ended: the cosine restarts from higher up. Said on the console and in the
     train phase record (the dashboard's events), with the --set that keeps the lr the run ended with."""
