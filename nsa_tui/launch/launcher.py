@@ -43,7 +43,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
-from nsa_tui.launch.command import Rendezvous, TrainerCommand, shell_string, trainer_env
+from nsa_tui.launch.command import SECRET_PATTERN, Rendezvous, TrainerCommand, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc
 from nsa_tui.launch.runner import trainer_base_env
 from nsa_tui.rundir import runs_root
@@ -232,6 +232,12 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     env, sources = trainer_env(cfg.runtime.env, environ)
     unread = unread_nsa_env(os.environ if environ is None else environ)
     notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in unread]
+    notes += [  # the caller's credentials are never copied; the config's are the user's own choice, but said
+        f"warning: runtime.env.{k} looks like a credential: it is written to the run's config.yaml and launch.json, "
+        "which are meant to be shared; give it to the trainer another way (HF_TOKEN: ~/.cache/huggingface/token)"
+        for k in sorted(cfg.runtime.env)
+        if SECRET_PATTERN.search(k)
+    ]
     return LaunchPlan(
         name,
         run_dir,

@@ -134,6 +134,19 @@ def test_an_earlier_trainers_environment_switches_are_said_to_do_nothing(runs_di
     assert "warning: NSA_PREFILL_BATCHED=1 is not read by this trainer" in res.stdout + res.stderr
 
 
+def test_a_credential_in_runtime_env_is_said_to_be_recorded(runs_dir, tmux_socket):
+    """The caller's HF_TOKEN is never copied into launch.json; `--set runtime.env.HF_TOKEN=...` was, and into
+    config.yaml, without a word."""
+    res = nsa("launch", "--name", "tok", "--dry-run", "--set", "runtime.env.HF_TOKEN=abc", "--set", "runtime.env.X=1")
+    assert res.returncode == 0, res.stderr
+    said = [line for line in (res.stdout + res.stderr).splitlines() if "looks like a credential" in line]
+    assert said == [
+        "warning: runtime.env.HF_TOKEN looks like a credential: it is written to the run's config.yaml and "
+        "launch.json, which are meant to be shared; give it to the trainer another way (HF_TOKEN: "
+        "~/.cache/huggingface/token)"
+    ]
+
+
 def test_tmux_missing_is_one_clear_error(runs_dir, tmux_socket, tmp_path):
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
