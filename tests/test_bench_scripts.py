@@ -189,3 +189,12 @@ def test_selection_short_times_both_routes_and_names_the_fast_paths():
     for row in rows[1:]:
         assert float(row[6]) > 0 and float(row[7]) > 0
         assert row[9].strip() == "masked"  # the three shortest shapes are within the bounds
+
+
+def test_report_speed_times_the_real_report_of_a_written_run():
+    res = bench("report_speed.py", "--lines", "300", "--repeat", "1")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| 300 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    wall, rss = float(cells[2].split()[0]), float(cells[3])
+    assert 0 < wall < 120 and rss > 30  # a real process: python, matplotlib, the run's history
