@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
-from nsa_tui.runs.tail import split_complete_lines
+from nsa_tui.runs.tail import iter_complete_lines, split_complete_lines
 
 CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~25-line failure report
 
@@ -239,9 +240,9 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
     names.sort(key=_feed_key)
     for name in names:
         w = bundle.files[name]
-        lines = split_complete_lines(w.data, from_middle=w.from_middle)
+        lines: Iterable[bytes] = iter_complete_lines(w.data, from_middle=w.from_middle)
         if w.head:
-            lines.insert(0, w.head)
+            lines = itertools.chain([w.head], lines)
         # a final line without newline in a file that stopped growing is complete (a crash mid-write is not)
         h.feed(name, lines)
     if bundle.live_pids is not None:  # over ssh: the host's pids came with the files
