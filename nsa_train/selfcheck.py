@@ -170,20 +170,46 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
 
 
 # ------------------------------------------------------------------ NSA self-test
-def _selftest_length(cfg: Config, on_cuda: bool) -> int:
-    n = cfg.nsa
-    want = max(2 * n.w, n.l_sel * (n.n_sel + 2), 4 * n.l)  # long enough that selection actually selects
-    return int(min(max(want, n.l), 1024 if on_cuda else 256))
+@dataclass(frozen=True)
+class SelftestShape:
+    T: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    @property
+    def dim(self) -> int:
+        return self.heads * self.head_dim
+
+
+def selftest_shape(cfg: Config, on_cuda: bool) -> SelftestShape:
+    """The self-test layer. Its length leaves blocks unselected and keys outside the window (n_sel + 2 selection
+    blocks and w + l_sel tokens at least): at m7c's 256 (CPU) or 1024 (GPU) every block was selected and the window
+    held every key, so a selection that ignored its block ids passed. On CUDA its heads are one GQA group of the
+    config's and its head size the config's: the Triton kernels take some shapes and not others. On CPU, 4 query
+    heads over 2 of 16 (the config's would cost seconds per pass, and no kernel depends on them there)."""
+    n, m = cfg.nsa, cfg.model
+    T = max(n.l_sel * (n.n_sel + 2) + n.l_sel // 2, n.w + n.l_sel, 4 * n.l)
+    if on_cuda:
+        return SelftestShape(T, m.n_heads // m.n_kv_heads, 1, m.resolved_head_dim)
+    return SelftestShape(T, 4, 2, 16)
 
 
 def _layer_outputs(
-    cfg: Config, impl: str, x: torch.Tensor, seed: int, device: torch.device, masked: bool | None = None
+    cfg: Config,
+    impl: str,
+    x: torch.Tensor,
+    seed: int,
+    device: torch.device,
+    masked: bool | None = None,
+    shape: SelftestShape | None = None,
 ) -> torch.Tensor:
     """The layer's output on x; masked: the fast selection op's route (None: by shape)."""
     from nsa_train.nsa import NSAAttention, fast_selection_masked
 
     torch.manual_seed(seed)  # same weights for every impl
-    layer = NSAAttention(x.shape[-1], 4, 2, x.shape[-1] // 4, replace(cfg.nsa, impl=impl)).to(device)
+    sh = shape or SelftestShape(x.shape[1], 4, 2, x.shape[-1] // 4)
+    layer = NSAAttention(sh.dim, sh.heads, sh.kv_heads, sh.head_dim, replace(cfg.nsa, impl=impl)).to(device)
     forced = nullcontext() if masked is None else fast_selection_masked.route(masked)
     with torch.no_grad(), forced:
         return layer(x).float()
@@ -196,11 +222,12 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
     from nsa_train.nsa.triton import triton_available
 
     on_cuda = device.type == "cuda"
-    T, dim = _selftest_length(cfg, on_cuda), 64
+    sh = selftest_shape(cfg, on_cuda)
+    T, dim = sh.T, sh.dim
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, T, dim, generator=gen).to(device)  # [B, T, dim]
     rows = []
-    ref = _layer_outputs(cfg, "reference", x, 0, device)
+    ref = _layer_outputs(cfg, "reference", x, 0, device, shape=sh)
     impls = ["fast"]
     if not on_cuda and cfg.nsa.impl == "triton":  # asked for kernels that will not run: say so before the run
         ok, why = triton_available(device)
@@ -228,10 +255,13 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
         # the fast path computes selection one of two ways by the sequence's size (a run may take either):
         # both are checked, and the worse error is the row's
         routes = [False, True] if impl == "fast" else [None]
-        outs = [_layer_outputs(cfg, impl, x, 0, device, masked) for masked in routes]
+        outs = [_layer_outputs(cfg, impl, x, 0, device, masked, sh) for masked in routes]
         err = max((o - ref).abs().max().item() for o in outs) / max(ref.abs().max().item(), 1e-6)
         fell_back = {k: v for k, v in fallbacks.snapshot().items() if v != before.get(k)}
-        shape = f"T={T}, l={cfg.nsa.l}, d={cfg.nsa.d}, l'={cfg.nsa.l_sel}, n={cfg.nsa.n_sel}, w={cfg.nsa.w}"
+        shape = (
+            f"T={T}, l={cfg.nsa.l}, d={cfg.nsa.d}, l'={cfg.nsa.l_sel}, n={cfg.nsa.n_sel}, w={cfg.nsa.w}, "
+            f"{sh.heads}/{sh.kv_heads} heads of {sh.head_dim}"
+        )
         if fell_back:
             # kernels this run does not use (nsa.impl is not triton) warn; those it uses fail
             used = impl != "triton" or cfg.nsa.impl == "triton"
@@ -249,7 +279,7 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
         x2[:, t0] += torch.randn(dim, generator=gen).to(device) * 3
         leak, moved = 0.0, math.inf
         for masked, out in zip(routes, outs, strict=True):
-            out2 = _layer_outputs(cfg, impl, x2, 0, device, masked)
+            out2 = _layer_outputs(cfg, impl, x2, 0, device, masked, sh)
             leak = max(leak, (out2[:, :t0] - out[:, :t0]).abs().max().item())
             moved = min(moved, (out2[:, t0] - out[:, t0]).abs().max().item())
         if leak > 1e-5 or moved <= 1e-5:

@@ -233,6 +233,44 @@ def test_the_nsa_self_test_checks_both_routes_of_the_fast_selection(broken: str,
     assert "rel. max error" in rows["nsa fast"]["reason"]
 
 
+def test_the_self_test_is_long_enough_that_selection_leaves_blocks_out() -> None:
+    """For m7c it ran at T=256 on CPU and 1024 on a GPU: 4 and 16 selection blocks with n_sel 16, so every block was
+    selected and the window held every key; a selection that ignored its block ids passed."""
+    from nsa_train.selfcheck import selftest_shape
+
+    for path in ("configs/tiny-cpu.yaml", "configs/m7c-125m.yaml"):
+        cfg = load_config(path, ["data.source=embedded", "data.tokenizer=byte"])
+        n = cfg.nsa
+        for on_cuda in (False, True):
+            T = selftest_shape(cfg, on_cuda).T
+            blocks = -(-T // n.l_sel)
+            assert blocks > n.n_sel + 2, (path, on_cuda, T)  # some blocks left out
+            assert T - n.w > n.l_sel // 2, (path, on_cuda, T)  # keys outside the window
+    gpu = selftest_shape(cfg, True)
+    assert (gpu.heads, gpu.kv_heads, gpu.head_dim) == (6, 1, 64)  # one of m7c's GQA groups, its head size
+
+
+@pytest.mark.slow
+def test_a_selection_that_ignores_its_blocks_fails_the_m7c_self_test(monkeypatch) -> None:
+    import torch
+
+    from nsa_train.nsa import fast
+    from nsa_train.selfcheck import nsa_selftest
+
+    real = fast.gated_selection_fast
+
+    def every_block(q, k, v, block_indices, block_size, gate, scale=None):
+        B, T, H = k.shape[0], k.shape[1], k.shape[2]
+        n = -(-T // block_size)
+        every = torch.arange(n).view(1, 1, 1, n).expand(B, T, H, n).contiguous()
+        return real(q, k, v, every, block_size, gate, scale)
+
+    monkeypatch.setattr(fast, "gated_selection_fast", every_block)
+    cfg = load_config("configs/m7c-125m.yaml", ["runtime.device=cpu", "data.source=embedded", "data.tokenizer=byte"])
+    rows = by_name(nsa_selftest(cfg, torch.device("cpu")))
+    assert rows["nsa fast"]["status"] == "fail" and "rel. max error" in rows["nsa fast"]["reason"], rows["nsa fast"]
+
+
 def test_the_ranks_the_run_will_have_set_the_batch_and_memory_rows() -> None:
     """The memory estimate is per rank, so it depends on how many ranks share the batch: all visible GPUs by
     default (as `nsa launch`), or --nproc. On 8 GPUs a `--nproc 1` run needs several times the 8-rank estimate."""
