@@ -19,6 +19,7 @@ from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
+from nsa_tui.runs.history import BOOT_SKEW_S
 from nsa_tui.runs.load import check_local_pids, config_file, launch_tmux_sessions
 from nsa_tui.runs.records import to_step
 
@@ -215,7 +216,9 @@ def attempts(h: RunHistory) -> list[Attempt]:
     fallback_rate = run_tokens_per_step(h)
     out = []
     for i, boot in enumerate(boots):
-        until = boots[i + 1] if i + 1 < len(boots) else math.inf
+        # the next attempt's ranks boot within BOOT_SKEW_S of its rank 0, in any order: another rank's boot a few ms
+        # before rank 0's is the next attempt's (it made a resume's pause, hours, count as the attempt before it)
+        until = boots[i + 1] - BOOT_SKEW_S if i + 1 < len(boots) else math.inf
         inside = stamps[bisect_left(stamps, boot) : bisect_left(stamps, until)]
         last = inside[-1] if inside else boot
         pid = boot_evs[i].fields.get("pid")

@@ -100,3 +100,31 @@ def test_each_attempts_tokens_come_from_its_own_points(tmp_path):
     assert (first.start_step, first.last_step, second.start_step, second.last_step) == (0, 55, 40, 100)
     assert first.tokens_per_step == first_per_step and second.tokens_per_step == per_step != first_per_step
     assert first.trained_tokens == 55 * first_per_step and second.trained_tokens == 60 * per_step
+
+
+def test_a_ddp_resume_whose_rank_1_boots_first_does_not_count_the_pause(tmp_path):
+    """A 2-rank run halted, resumed an hour later: rank 1 booted 16 ms before rank 0, and that boot ended the halted
+    attempt, so the report's wall time held the hour and its mean tok/s fell to a tenth."""
+    from status.test_ddp import record
+
+    from nsa_tui.report.load import attempts
+
+    w = make_v1_run(tmp_path / "r2", steps=40, total_steps=100, log_every=10, step_time_s=STEP_S, n_ranks=2,
+                    state="halted")  # fmt: skip
+    halted_at = w.ts
+    w.ts += 3600.0
+    w.pid += 1000
+    argv = ["nsa_train/train.py", "--run-dir", str(w.path), "--resume"]
+    w.ts -= 0.016
+    record(w, 1, schema.KIND_BOOT, 0, argv=argv, world_size=2, local_rank=1)
+    w.ts += 0.016
+    record(w, 0, schema.KIND_BOOT, 0, argv=argv, world_size=2, local_rank=0)
+    resumed = w.ts
+    start_training(w, 100, 40)
+    w.progress(6)
+    w.end(schema.END_COMPLETED, 0)
+    h = load_report_run(w.path).history
+    first, second = attempts(h)
+    assert first.last == pytest.approx(halted_at, abs=1.0) and second.boot == pytest.approx(resumed)
+    nums = final_numbers(load_report_run(w.path))
+    assert nums["attempts"] == 2 and nums["wall_time_s"] < 600, nums["wall_time_s"]
