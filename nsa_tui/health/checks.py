@@ -592,6 +592,20 @@ def val_suspicious(c: Context) -> Finding | None:
     )
 
 
+def launcher_exit(c: Context) -> Finding | None:
+    """A finished run whose launcher recorded a nonzero exit status after every rank completed."""
+    h = c.h
+    if c.state != "finished" or h.exit_status in (None, 0):
+        return None
+    end = h.end_event
+    why = (
+        f"every rank completed (end records with exit status 0), but the launcher recorded exit status {h.exit_status}"
+    )
+    if killed_by_sigkill(h.exit_status, h.console_tail):
+        why += " (torchrun itself was killed with SIGKILL after its workers: by hand, or the out-of-memory killer)"
+    return Finding(h.latest_step, end.ts if end else None, why + "; the run's records and checkpoints are whole")
+
+
 def process_exited(c: Context) -> Finding | None:
     h = c.h
     if c.state != "crashed":
@@ -744,6 +758,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "val_suspicious": val_suspicious,
     "disk_low": disk_low,
     "process_exited": process_exited,
+    "launcher_exit": launcher_exit,
     "run_dir_gone": run_dir_gone,
 }
 

@@ -102,6 +102,8 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
         return "unknown"
     end = h.end_event
     if end is not None:
+        if every_rank_completed(h):  # the launcher's nonzero status (torchrun killed after them): launcher_exit
+            return "finished"
         return _ended_state(end.fields.get("reason"), h.exit_status)
     if h.exit_status is not None:
         if h.exit_status != 0:
@@ -133,6 +135,18 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
 def _count(x: float | None) -> int | float | None:
     """A count as the trainer wrote it (an int), not as the history keeps every number (a float)."""
     return int(x) if x is not None and math.isfinite(x) and x == int(x) else x
+
+
+def every_rank_completed(h: RunHistory) -> bool:
+    """Every rank of the current attempt wrote an `end` record of reason completed with its own exit status 0: the
+    run's training, final evaluation and checkpoint are whole, whatever status the launcher recorded after (torchrun
+    killed while its workers finished, a teardown that failed)."""
+    n = h.attempt_world_size or 1
+    ends = {e.rank: e for e in h.attempt_events(schema.KIND_END)}
+    return all(
+        r in ends and ends[r].fields.get("reason") == schema.END_COMPLETED and ends[r].fields.get("exit_status") == 0
+        for r in range(n)
+    )
 
 
 def _ended_state(reason: Any, exit_status: int | None) -> str:

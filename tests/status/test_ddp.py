@@ -414,3 +414,22 @@ def test_a_row_logged_twice_is_no_new_attempt_and_an_infinite_stall_age_is_said(
     h.feed(schema.TRAINING_CSV, [header, *rows])
     assert h.cuts == [] and h.steps[-1] == 3000 and time.monotonic() - start < 2
     assert fmt_age(float("inf")) == fmt_age(float("nan")) == "?"
+
+
+def test_a_killed_launcher_after_every_rank_completed_is_a_finished_run_with_a_warning(tmp_path):
+    """torchrun SIGKILLed while its 2 workers trained on: both wrote `end completed` (exit status 0), final eval and
+    checkpoint, then the wrapper recorded 137. Status said "crashed ... the trainer ended with reason 'completed'",
+    CRITICAL: a script gating on the exit code threw a whole run away."""
+    path = tmp_path / "w2"
+    make_v1_run(path, steps=120, total_steps=120, log_every=10, state="finished", n_ranks=2, now=NOW - 60)
+    write_exit_status(path, 137)
+    state, health, rules, *_ = verdict(path, NOW)
+    assert (state, health, rules) == ("finished", "warning", ["launcher_exit"])
+    v = evaluate(load_run(path), NOW, build_rules({}))
+    said = next(a.message for a in v.alerts if a.rule == "launcher_exit")
+    assert said.startswith("every rank completed (end records with exit status 0), but the launcher recorded exit "
+                           "status 137 (torchrun itself was killed with SIGKILL")  # fmt: skip
+    # a rank that did not complete: the run did crash
+    lines = (path / schema.heartbeat_name(1)).read_text().splitlines()
+    (path / schema.heartbeat_name(1)).write_text("\n".join(lines[:-1]) + "\n")  # rank 1's end record gone
+    assert verdict(path, NOW)[:2] == ("crashed", "critical")
