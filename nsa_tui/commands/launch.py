@@ -107,7 +107,24 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
     launcher.start(plan, req.force, _say)
     _say(f"started tmux session {plan.session}; console: {plan.run_dir / 'console.log'}")
     _say(next_steps(run_argument(plan.name, plan.run_dir)))
+    if (hint := path_hint()) is not None:
+        _say(hint)
     return plan.run_dir
+
+
+def path_hint() -> str | None:
+    """A note when the `nsa` these next steps name is not this one on PATH (README command 1 runs .venv/bin/nsa from
+    a shell that has no nsa): what to type instead; None when it is."""
+    import shutil
+    import sys
+
+    ours = Path(sys.executable).parent / "nsa"
+    found = shutil.which("nsa")
+    if not ours.exists() or (found is not None and Path(found).resolve() == ours.resolve()):
+        return None
+    venv = ours.parent.parent
+    which = "nsa is not on this shell's PATH" if found is None else f"the nsa on this shell's PATH is another ({found})"
+    return f"  ({which}: `. {shlex.quote(str(venv))}/bin/activate` first, or type {ours})"
 
 
 def run_argument(name: str, run_dir: Path) -> str:

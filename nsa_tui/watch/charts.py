@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nsa_train.telemetry import schema
 from nsa_tui.watch import fmt
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
@@ -176,7 +177,11 @@ class RunCharts:
         """The run logs its host RSS and never any GPU memory (a CPU run leaves those columns null). A log with
         no memory at all (a foreign format) is not called a CPU run: it may well have run on a GPU."""
         h = self.model.history
-        if not h.has_progress or h.last_value("rss_gb") is None:
+        if not h.has_progress:  # before its first step: the device its config phase record names (the title said
+            # "GPU mem" for a CPU run until its first progress record)
+            done = [e for e in h.attempt_events(schema.KIND_PHASE) if e.fields.get("device") is not None]
+            return bool(done) and str(done[-1].fields["device"]).startswith("cpu")
+        if h.last_value("rss_gb") is None:
             return False
         return all(h.last_value(k) is None for k in ("gpu_mem_alloc_gb", "gpu_mem_reserved_gb"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fixtures.cli import invoke, one_error
 
@@ -139,3 +141,23 @@ def test_options_that_repeat_or_repeat_alike_are_fine():
     assert repeated_option(launch, ["--set", "a=1", "--set", "b=2", "--name", "x", "--name=x"]) is None
     assert repeated_option(launch, ["--name", "--config", "--config", "c.yaml"]) is None  # a value, then one option
     assert repeated_option(launch, ["--", "--name", "a", "--name", "b"]) is None  # after '--': arguments
+
+
+def test_the_next_steps_say_how_to_reach_this_nsa_when_path_has_none(monkeypatch, tmp_path):
+    """README command 1 runs .venv/bin/nsa from a shell without it on PATH; the launch's next steps said `nsa watch
+    RUN`, and typed as shown it was "command not found"."""
+    import sys
+
+    from nsa_tui.commands.launch import path_hint
+
+    ours = Path(sys.executable).parent / "nsa"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert path_hint() == (
+        f"  (nsa is not on this shell's PATH: `. {ours.parent.parent}/bin/activate` first, or type {ours})"
+    )
+    other = tmp_path / "nsa"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    assert path_hint().startswith(f"  (the nsa on this shell's PATH is another ({other}): ")
+    monkeypatch.setenv("PATH", f"{ours.parent}:{tmp_path}")
+    assert path_hint() is None

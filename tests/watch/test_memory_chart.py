@@ -76,3 +76,18 @@ def test_empty_charts_of_an_ended_run_do_not_wait(tmp_path, state):
     for chart in ("loss", "lr", "toks", "mem", "gate", "shares"):
         drawn = render(charts.spec(chart, view), 60, 8).plain
         assert want in drawn, (chart, drawn)
+
+
+def test_a_cpu_run_before_its_first_step_is_titled_as_one(tmp_path):
+    """Until its first progress record a CPU run's memory panel read "GPU mem — ■alloc ■reserved"; its config phase
+    record already says the device."""
+    w = make_v1_run(tmp_path / "new", state="starting")
+    w.phase("config", done=True, device="cpu", precision="fp32")
+    charts = RunCharts(_read(w.path))
+    view = ViewSettings()
+    assert not charts.model.history.has_progress
+    assert charts.title("mem", view) == "RSS GiB — (CPU run)"
+    assert [ln.label for ln in charts.spec("mem", view).lines] == ["host RSS"]
+    w2 = make_v1_run(tmp_path / "gpu", state="starting")
+    w2.phase("config", done=True, device="cuda:0", precision="bf16")
+    assert RunCharts(_read(w2.path)).title("mem", view) == "GPU mem —"
