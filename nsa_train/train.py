@@ -361,6 +361,7 @@ class Trainer:
     ) -> None:
         self.cfg, self.args, self.run_dir, self.hb = cfg, args, run_dir, hb
         self.shared_error: str | None = None  # an error all ranks met, which rank 0 said (main: say_once_for_all_ranks)
+        self.fallback_reasons_said: dict[str, str] = {}  # fallback counter -> its first cause, once in a record
         self.t_boot, self.config_path = t_boot, config_path
         self.step = 0  # optimizer steps completed
         self.tokens_seen = 0
@@ -651,7 +652,13 @@ class Trainer:
                         **stats,
                         "fallbacks": fallbacks.snapshot(),
                     }
-                    rec = self.hb.write(schema.KIND_PROGRESS, step, **metrics)
+                    # why a path fell back, once per counter (its first cause): in the record and on the console
+                    new = {k: v for k, v in fallbacks.reasons().items() if k not in self.fallback_reasons_said}
+                    for name, why in sorted(new.items()):
+                        print(f"warning: the NSA {name} path fell back (counted in fallbacks): {why}", file=sys.stderr)
+                    self.fallback_reasons_said.update(new)
+                    extra = {"fallback_reasons": new} if new else {}
+                    rec = self.hb.write(schema.KIND_PROGRESS, step, **metrics, **extra)
                     self.metrics.progress(step, metrics, rec["ts"])
                 loss_sum.zero_()
                 fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()

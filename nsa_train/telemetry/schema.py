@@ -115,6 +115,7 @@ PROGRESS_FIELDS = (
     "gate_branch_shares",  # [cmp, sel, win], mean normalised shares
     "fallbacks",  # {name: cumulative count}
 )
+# and, in the progress record that first counts a fallback only, "fallback_reasons": {name: its first cause}
 
 EVAL_FIELDS = ("val_loss", "val_ppl")
 CHECKPOINT_FIELDS = ("path", "seconds", "bytes", "disk_free_gb")  # the file's size; the room left beside it

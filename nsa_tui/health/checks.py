@@ -415,12 +415,18 @@ def fallbacks_rising(c: Context) -> Finding | None:
                 first = step if first is None else first
     if not rising or first is None:
         return None
-    names = ", ".join(f"{k} +{v:.0f}" for k, v in sorted(rising.items(), key=lambda kv: -kv[1]))
+    order = sorted(rising.items(), key=lambda kv: -kv[1])
+    names = ", ".join(f"{k} +{v:.0f}" for k, v in order)
+    reasons = c.h.fallback_reasons
+    why = "; ".join(f"{k}: {reasons[k][:160]}" for k, _ in order if k in reasons)
+    next_step = "check shapes/dtypes and `nsa check`"
+    if why:
+        next_step = f"why (first cause): {why}; `nsa check` tests the paths"
     return Finding(
         first,
         None,
         f"NSA fallback counters increasing ({names}) in the last {int(c.params['window_steps'])} steps: "
-        "the fast kernels are being bypassed; check shapes/dtypes and `nsa check`",
+        f"the fast kernels are being bypassed; {next_step}",
     )
 
 

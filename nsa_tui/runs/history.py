@@ -174,6 +174,8 @@ class RunHistory:
         self.val_ppl: list[float | None] = []
         self.val_ts: list[float | None] = []  # the eval record's time; None for a val.csv row (it has none)
         self.fallbacks: list[tuple[int, dict[str, float]]] = []
+        # why each counter fell back (its first cause, from the progress record that first counted it)
+        self.fallback_reasons: dict[str, str] = {}
         self._fallback_ts: list[float | None] = []  # each entry's record time (None: a fallback_counters.csv row)
         self.events: list[Event] = []
         self.ranks: dict[int, RankState] = {}
@@ -450,6 +452,9 @@ class RunHistory:
             self._upsert(n.step, n.ts, n.metrics)
         if n.fallbacks:
             self._add_fallbacks(n.step, {k: float(v) for k, v in n.fallbacks.items()}, n.ts)
+        why = n.fields.get("fallback_reasons") if n.kind == schema.KIND_PROGRESS else None
+        if isinstance(why, dict):
+            self.fallback_reasons.update({str(k): str(v) for k, v in why.items()})
 
     def _trim_events(self) -> None:
         """Keep the newest MAX_EVENTS by time, in their order: the files are fed one after the other, so the first

@@ -158,3 +158,34 @@ def test_checkpoint_record_path_is_absolute_with_a_relative_run_dir(tmp_path: Pa
     # a record from before (relative to the trainer's cwd, which it does not name) still finds the file
     legacy = [{**r, "path": "runs/x/checkpoints/" + Path(ckpt["path"]).name} for r in recs]
     assert latest_checkpoint(run, legacy) == Path(ckpt["path"])
+
+
+def test_why_a_path_fell_back_is_said_once_and_quoted_by_the_alert(tmp_path: Path) -> None:
+    """nsa.impl=triton on a machine without a GPU: every call fell back and was counted, but the cause (no CUDA
+    device) was recorded in the process only; console, records and `nsa status` said that it fell back, never why."""
+    run = tmp_path / "r"
+    proc = run_train(run, "train.steps=4", "train.log_every=2", "nsa.impl=triton", TRITON_INTERPRET="0")
+    assert proc.returncode == 0, proc.stderr
+    said = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: the NSA ")]
+    assert len(said) == 3 and all("path fell back (counted in fallbacks): " in ln for ln in said), proc.stderr
+    assert {ln.split()[3] for ln in said} == {
+        "compressed.triton->fast",
+        "selection.triton->fast",
+        "window.triton->fast",
+    }
+    progress = [r for r in records(run) if r["kind"] == "progress"]
+    first, later = progress[0], progress[1:]
+    assert set(first["fallback_reasons"]) == {
+        "compressed.triton->fast",
+        "selection.triton->fast",
+        "window.triton->fast",
+    }
+    assert later and all("fallback_reasons" not in r for r in later)  # once, where first counted
+    from nsa_tui.health import build_rules, evaluate
+    from nsa_tui.runs import load_run
+
+    h = load_run(run)
+    msg = next(
+        a.message for a in evaluate(h, first["ts"] + 60, build_rules(h.config)).alerts if a.rule == "fallbacks_rising"
+    )
+    assert "why (first cause): " in msg and first["fallback_reasons"]["selection.triton->fast"][:40] in msg, msg
