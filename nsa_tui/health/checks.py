@@ -362,22 +362,26 @@ def stuck_at_start(c: Context) -> Finding | None:
 
 
 def gate_collapse(c: Context) -> Finding | None:
+    """The mean gate entropy low or many rows collapsed; or one layer's gates collapsed (``gate_entropy_min``, the
+    least per-layer mean: the other layers keep the mean healthy while that layer lost two of its branches)."""
     p = c.params
-    ent, frac = points(c.h, "gate_entropy_mean"), points(c.h, "gate_collapse_frac")
     by_step: dict[int, list[Any]] = {}
-    for s, t, v in ent:
-        by_step.setdefault(s, [t, None, None])[1] = v
-    for s, t, v in frac:
-        by_step.setdefault(s, [t, None, None])[2] = v
-    pts = sorted((s, t, (e, f)) for s, (t, e, f) in by_step.items())
+    for j, name in enumerate(("gate_entropy_mean", "gate_collapse_frac", "gate_entropy_min")):
+        for s, t, v in points(c.h, name):
+            by_step.setdefault(s, [t, None, None, None])[j + 1] = v
+    pts = sorted((s, t, (e, f, m)) for s, (t, e, f, m) in by_step.items())
 
     def bad(e: float | None, f: float | None, lo: float, hi: float) -> bool:
         return (e is not None and e < lo) or (f is not None and f > hi)
 
-    i = trailing(pts, [bad(e, f, p["entropy_min"], p["collapse_max"]) for _, _, (e, f) in pts])
+    def layer_bad(m: float | None) -> bool:
+        return m is not None and m < p["layer_entropy_min"]
+
+    flags = [bad(e, f, p["entropy_min"], p["collapse_max"]) or layer_bad(m) for _, _, (e, f, m) in pts]
+    i = trailing(pts, flags)
     if i is None:
         return None
-    e, f = pts[-1][2]
+    e, f, m = pts[-1][2]
     severe = bad(e, f, p["entropy_severe"], p["collapse_severe"])
     shares = [c.h.last_value(k) for k in ("gate_share_cmp", "gate_share_sel", "gate_share_win")]
     share_txt = ""
@@ -385,11 +389,14 @@ def gate_collapse(c: Context) -> Finding | None:
         share_txt = f", branch shares cmp/sel/win {shares[0]:.2f}/{shares[1]:.2f}/{shares[2]:.2f}"
     e_txt = f"{e:.3f}" if e is not None else "?"
     f_txt = f"{f:.2f}" if f is not None else "?"
+    layer_txt = ""
+    if layer_bad(m) and not bad(e, f, p["entropy_min"], p["collapse_max"]):
+        layer_txt = f", one layer's entropy {m:.3f} (min {p['layer_entropy_min']:g}) while the mean stays up"
     return Finding(
         pts[i][0],
         pts[i][1],
         f"NSA gates collapsing: entropy {e_txt} (min {p['entropy_min']:g}), collapsed rows {f_txt} "
-        f"(max {p['collapse_max']:g}){share_txt}: one branch takes over; check lr and gate init",
+        f"(max {p['collapse_max']:g}){layer_txt}{share_txt}: one branch takes over; check lr and gate init",
         "critical" if severe else None,
     )
 

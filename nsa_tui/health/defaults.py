@@ -49,7 +49,13 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "gate_collapse": {
         "severity": "warning",
         "for": "100 steps",
-        "params": {"entropy_min": 0.5, "collapse_max": 0.1, "entropy_severe": 0.25, "collapse_severe": 0.3},
+        "params": {
+            "entropy_min": 0.5,
+            "collapse_max": 0.1,
+            "entropy_severe": 0.25,
+            "collapse_severe": 0.3,
+            "layer_entropy_min": 0.15,
+        },
     },
     "fallbacks_rising": {"severity": "warning", "for": 0, "params": {"window_steps": 500}},
     "data_stall": {

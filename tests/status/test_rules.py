@@ -120,6 +120,18 @@ def test_persistence_short_condition_does_not_fire(tmp_path):
     assert [a.rule for a in v.alerts] == ["gate_collapse"] and v.alerts[0].since_step == 510
 
 
+def test_one_collapsed_layer_fires_gate_collapse_while_the_mean_stays_healthy(tmp_path):
+    """gate_entropy_min, the least per-layer mean, was logged "so a single collapsing layer shows" and read by no
+    rule: a layer at 0.02 nats beside a mean of 0.9 was `ok`."""
+    w = make_v1_run(tmp_path / "r", steps=500, now=NOW)
+    w.progress(12, gate_entropy_mean=0.9, gate_collapse_frac=0.0, gate_entropy_min=0.2)  # low, above 0.15: fine
+    assert evaluate(load_run(tmp_path / "r"), w.ts + 1).alerts == []
+    w.progress(12, gate_entropy_mean=0.9, gate_collapse_frac=0.0, gate_entropy_min=0.02)
+    v = evaluate(load_run(tmp_path / "r"), w.ts + 1)
+    assert [(a.rule, a.severity) for a in v.alerts] == [("gate_collapse", "warning")]
+    assert "one layer's entropy 0.020 (min 0.15) while the mean stays up" in v.alerts[0].message
+
+
 def test_persistence_in_seconds(tmp_path):
     """throughput_low holds `for: 300s`: 200 s of slow steps do not fire, 400 s do."""
     w = make_v1_run(tmp_path / "r", steps=200, now=NOW, monitor={"min_toks_per_s": 3000})
