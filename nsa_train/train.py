@@ -342,8 +342,14 @@ def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:
     """Why a resume by ``world_size`` ranks cannot continue a checkpoint that ``saved`` ranks wrote (None: it does
     not say): each rank's data position and RNG state are in it."""
     wrote = f"{saved} rank{'' if saved == 1 else 's'}" if isinstance(saved, int) else "an unknown number of ranks"
+    how = (
+        f": start it with {saved} (torchrun --nproc-per-node {saved}, or `nsa launch --resume`, which does)"
+        if isinstance(saved, int)
+        else ""
+    )
     return (
-        f"--resume: {path} was written by {wrote}, this run has {world_size}; the data position cannot continue exactly"
+        f"--resume: {path} was written by {wrote}, this run has {world_size}; the data position cannot continue "
+        f"exactly{how}"
     )
 
 

@@ -110,17 +110,25 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
             break
         time.sleep(0.2)
     missing = want - {_rank_of(f) for f in new}
-    stopped = [p for p in targets if p.rank in missing and p.pid is not None and _stopped(p.pid)]
-    why = ""
-    if stopped:  # the signal waits until the process runs again: "no dump appeared" alone gave no clue
-        pids = " ".join(str(p.pid) for p in stopped)
-        ranks = ", ".join(f"rank {p.rank} (pid {p.pid})" for p in stopped)
-        why = f": {ranks} {'is' if len(stopped) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
+    # the signal waits until the process runs again: "no dump appeared" alone gave no clue
+    stopped = said_stopped([p for p in targets if p.rank in missing])
+    why = f": {stopped}" if stopped else ""
     if not new:
         raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s{why}")
     if missing:
         say(f"no dump from rank(s) {sorted(missing)} within {wait_s:.0f}s{why}")
     return new
+
+
+def said_stopped(procs: list[RankProcess]) -> str:
+    """Which of these ranks' processes are stopped and how to go on ('' when none is): a stopped rank takes no
+    signal and makes no step, so a dump or a halt waits on it for nothing."""
+    stopped = [p for p in procs if p.problem is None and p.pid is not None and _stopped(p.pid)]
+    if not stopped:
+        return ""
+    pids = " ".join(str(p.pid) for p in stopped)
+    ranks = ", ".join(f"rank {p.rank} (pid {p.pid})" for p in stopped)
+    return f"{ranks} {'is' if len(stopped) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
 
 
 def _stopped(pid: int) -> bool:

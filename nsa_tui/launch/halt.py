@@ -189,6 +189,13 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
             request_halt(run_dir)
             say(f"the trainer was still booting and removed {schema.HALT_FILE} as stale; created it again")
         time.sleep(POLL_S)
+    from nsa_tui.launch.dump import rank_processes, said_stopped
+
+    if stopped := said_stopped(rank_processes(run_dir)):  # no step comes from a stopped rank: say so, not "slow"
+        raise UserError(
+            f"no end record after {_secs(wait_s)}: {stopped}, and the run stops after the step it is waiting on; "
+            f"{schema.HALT_FILE} stays in place"
+        )
     raise UserError(
         f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         f"current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status {run_dir}`."

@@ -118,6 +118,14 @@ def test_dump_of_a_stopped_trainer_says_it_is_stopped(runs_dir):
         msg = str(err.value)
         assert msg.startswith("signalled ranks [0] but no stack dump appeared within 1s: rank 0 "), msg
         assert f"(pid {proc.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {proc.pid}` resumes" in msg
+        # nsa halt waited its whole --wait and blamed "a slow step, evaluation or checkpoint"
+        res = nsa("halt", str(d), "--wait", "1")
+        assert res.returncode == 1 and (d / ".HALT").exists()
+        said = res.stderr.strip().splitlines()[-1]
+        assert said == (
+            f"error: no end record after 1s: rank 0 (pid {proc.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT "
+            f"{proc.pid}` resumes, and the run stops after the step it is waiting on; .HALT stays in place"
+        ), res.stderr
     finally:
         proc.kill()
         proc.wait()
