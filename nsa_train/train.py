@@ -627,7 +627,9 @@ class Trainer:
             loss_sum += step_loss
             steps_in_window += 1
             self.watchdog.beat(step)
-            self.hb.liveness(step)
+            # every rank's first step at once (then every liveness_every_s): the dashboard's ranks line read "r1 s0"
+            # for the first 30 s of a DDP run, a training rank taken for a stuck one
+            self.hb.liveness(step, force=self.tokens_this_process == tokens_per_step)
 
             if halt and step == t.steps:
                 # a halt on the last step: the run is complete; finish it as such (final eval, best pointer)

@@ -189,3 +189,12 @@ def test_why_a_path_fell_back_is_said_once_and_quoted_by_the_alert(tmp_path: Pat
         a.message for a in evaluate(h, first["ts"] + 60, build_rules(h.config)).alerts if a.rule == "fallbacks_rising"
     )
     assert "why (first cause): " in msg and first["fallback_reasons"]["selection.triton->fast"][:40] in msg, msg
+
+
+def test_every_rank_records_its_first_step_at_once(tmp_path: Path) -> None:
+    """Ranks other than 0 write only liveness records, every monitor.liveness_every_s (30 s): for the first 30 s of a
+    DDP run the dashboard showed "r1 s0" for a rank that trained, as for a stuck one."""
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=3", "monitor.liveness_every_s=600").returncode == 0
+    steps = [r["step"] for r in records(run) if r["kind"] == "liveness"]
+    assert steps[:2] == [0, 1], steps  # its boot, then its first step (not 600 s later)
