@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
@@ -28,7 +30,7 @@ def dump_command(
         from nsa_tui.rundir import resolve_run
 
         for path in dump_stacks(resolve_run(run), lambda line: print(line, flush=True)):
-            print(path)
+            print(os.path.abspath(path))  # over --host a relative path names nothing here
     except UserError as e:
         fail(str(e), e.code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -49,7 +50,8 @@ def halt_local(run: str, wait: float) -> None:
         print(f"run {name!r} had already ended (reason {outcome.reason}, step {outcome.step}); nothing to halt")
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
-    print(f"checkpoint: {outcome.checkpoint if outcome.checkpoint else 'none found'}")
+    # absolute: over --host a path relative to the host's login directory means nothing here
+    print(f"checkpoint: {os.path.abspath(outcome.checkpoint) if outcome.checkpoint else 'none found'}")
     if outcome.exit_status is not None:
         print(f"exit status: {outcome.exit_status}")
     elif not (run_dir / LAUNCH_JSON).is_file():

@@ -31,6 +31,13 @@ def test_halt_an_ended_run_creates_nothing(runs_dir):
     assert res.returncode == 0, res.stderr
     assert "had already ended (reason completed, step 10)" in res.stdout
     assert not (d / ".HALT").exists()
+    # its checkpoint by absolute path: over --host, "runs/done/checkpoints/..." named nothing on this machine
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "step_00000010.pt").write_bytes(b"x")
+    _write(d, {"kind": "checkpoint", "step": 10, "path": "runs/done/checkpoints/step_00000010.pt"})
+    _write(d, {"kind": "end", "step": 10, "reason": "completed", "exit_status": 0})
+    res = nsa("halt", "done", "--wait", "5", cwd=runs_dir.parent)
+    assert f"checkpoint: {d / 'checkpoints' / 'step_00000010.pt'}\n" in res.stdout, res.stdout
 
 
 def test_halt_a_dead_run_fails(runs_dir):
