@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def test_halt_an_ended_run_creates_nothing(runs_dir):
     (d / "checkpoints" / "step_00000010.pt").write_bytes(b"x")
     _write(d, {"kind": "checkpoint", "step": 10, "path": "runs/done/checkpoints/step_00000010.pt"})
     _write(d, {"kind": "end", "step": 10, "reason": "completed", "exit_status": 0})
-    res = nsa("halt", "done", "--wait", "5", cwd=runs_dir.parent)
+    env = {**os.environ, "NSA_RUNS_DIR": runs_dir.name}  # relative, as on a host: its login directory's runs/
+    res = nsa("halt", "done", "--wait", "5", cwd=runs_dir.parent, env=env)
     assert f"checkpoint: {d / 'checkpoints' / 'step_00000010.pt'}\n" in res.stdout, res.stdout
 
 
