@@ -157,7 +157,9 @@ def _ended_state(reason: Any, exit_status: int | None) -> str:
     return "crashed"
 
 
-def _eta(h: RunHistory, state: str) -> float | None:
+def eta_seconds(h: RunHistory, state: str) -> float | None:
+    """Seconds to the last step at the pace of the attempt's last ETA_WINDOW_POINTS points, from when its latest
+    step was logged (the dashboard counts it down from there); 0 for a finished run, None when not known."""
     total, step = h.total_steps, h.latest_step
     if state == "finished":
         return 0.0
@@ -264,7 +266,7 @@ def evaluate(
         gate_entropy_mean=latest["gate_entropy_mean"],
         gate_collapse_frac=latest["gate_collapse_frac"],
         last_heartbeat_age_s=_heartbeat_age(h, now),
-        eta_s=_eta(h, state),
+        eta_s=eta_seconds(h, state),
         val_loss=latest["val_loss"],
         grad_norm=latest["grad_norm"],
         tokens_seen=_count(latest["tokens_seen"]),

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
-from nsa_tui.health.engine import ENDED_STATES
+from nsa_tui.health.engine import ENDED_STATES, eta_seconds
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
@@ -36,11 +36,9 @@ from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
 
 MIN_REDRAW_GAP_S = 0.2  # header/titles: at most 5 redraws a second (data comes at most every READ_GAP_S)
-TITLE_REDRAW_GAP_S = 1.0  # the charts' titles (their newest values) between plots: cheap, one line each
 PLOT_REDRAW_GAP_S = 4.0  # charts, log tail, ranks: every 4 s is plenty for curves of hours, and keeps CPU low
 AGE_TICK_S = 1.0  # ages and ETA move with the clock even when no data arrives
 HEALTH_EVERY_S = 10.0  # the rules engine runs at most this often per run (its rules look at minutes)
-STEP_VERDICT_GAP_S = 2.0  # ... but a new step is judged within this (its ETA): at most every 2 s
 COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's writes are read together
 IDLE_WAIT_S = 1.0  # a quiet run: the reader sleeps until a change wakes it (a polling source caps this at its interval)
 FREEZE_AFTER_S = 1.0  # after the first full screen is painted (the collection before the freeze takes ~70 ms)
@@ -96,15 +94,15 @@ class WatchApp(App):
         self._last_age_tick = 0.0
         self._last_draw = 0.0
         self._last_plot = 0.0
-        self._last_titles = 0.0
         self._last_ranks = 0.0
         self._timer: Timer | None = None  # a throttled redraw of new data
         self._plot_timer: Timer | None = None  # the charts' (slower) turn
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
         self._drawn_loads: set[tuple[int, int]] = set()  # (model id, resets) whose first complete read is on screen
         self._frozen = False  # gc.freeze() done after the first load
-        self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape, step) of its verdict
-        self._eta_from: dict[int, float] = {}  # run -> when the step of its verdict's ETA was reached
+        self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
+        # run -> (the step of its verdict's ETA, when that step was reached)
+        self._eta_from: dict[int, tuple[int | None, float]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._mounted = threading.Event()  # readers post to the UI only once it can take messages
@@ -273,17 +271,12 @@ class WatchApp(App):
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:
-                    self._last_plot = self._last_titles = mono
+                    self._last_plot = mono
                 else:
                     self._drawn = ()  # the charts still owe this data: come back for them
                     if self._plot_timer is None:
                         wait = PLOT_REDRAW_GAP_S - (mono - self._last_plot)
                         self._plot_timer = self.set_timer(wait, self._timed_plot)
-                    if mono - self._last_titles >= TITLE_REDRAW_GAP_S - 0.05 and not self.view.compare:
-                        # the titles' newest values keep up with the header's step; the plots wait
-                        self._last_titles = mono
-                        for c in CHARTS:
-                            main.query_one(f"#chart-{c}", LineChart).redraw_title()
                 if plot:
                     # charts and the log tail once a second; the header carries the newest
                     # step at 4 Hz
@@ -312,15 +305,12 @@ class WatchApp(App):
             h.attempt_start_ts,
             h.restarted_since_progress,
         )
-        # a new step re-judges within STEP_VERDICT_GAP_S: the ETA counts from the step its verdict saw, and for up to
-        # HEALTH_EVERY_S it counted down next to a newer step (ETA 2s beside a step whose own estimate was 1m20s)
-        moved = last is not None and h.latest_step != last[3] and now - last[0] >= STEP_VERDICT_GAP_S
         stale = last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2])
-        if force or last is None or stale or moved or now - last[0] >= HEALTH_EVERY_S:
+        if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
-            self._health_at[self.active] = (now, m.version, shape, h.latest_step)
+            self._health_at[self.active] = (now, m.version, shape)
             # the engine's ETA counts from the moment its step was reached (not from now)
-            self._eta_from[self.active] = _step_reached_ts(h) or now
+            self._eta_from[self.active] = (h.latest_step, _step_reached_ts(h) or now)
         return self.verdicts[self.active]
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
@@ -333,7 +323,7 @@ class WatchApp(App):
             "health": v.health if not v.problem else "",
             "step": h.latest_step,
             "total": h.total_steps,
-            "eta": _whole(self._eta_now(v, now)),
+            "eta": _whole(self._eta_now(v, now, h)),
             "elapsed": _whole(h.attempt_elapsed(now, ended=v.state in ENDED_STATES)),
             "tokens": tokens,
             "tokens_step": tokens_step,
@@ -344,13 +334,22 @@ class WatchApp(App):
             "attention": h.run_info.get("attention_impl"),
         }
 
-    def _eta_now(self, v: VerdictView, now: float) -> float | None:
+    def _eta_now(self, v: VerdictView, now: float, h: RunHistory) -> float | None:
         """The verdict's ETA less the time since the step it was judged at: it counts down with the clock
         between verdicts (every HEALTH_EVERY_S) and between a slow run's records. Counted from the verdict
-        instead, it would jump back up at each verdict that sees no new step."""
-        since = self._eta_from.get(self.active)
-        if v.eta_s is None or since is None:
+        instead, it would jump back up at each verdict that sees no new step. A newer step than the verdict's gets
+        the engine's estimate of its own (what `nsa status` says of it), from where it was reached: the old step's
+        counted down beside it for up to HEALTH_EVERY_S ("ETA 2s" next to a step whose own estimate was 1m20s), and
+        judging the whole run again at each step cost the live dashboard a third more CPU."""
+        judged = self._eta_from.get(self.active)
+        if v.eta_s is None or judged is None:
             return v.eta_s
+        step, since = judged
+        latest = h.latest_step
+        if step is not None and latest is not None and latest > step and (reached := _step_reached_ts(h)) is not None:
+            eta = eta_seconds(h, v.state)  # the engine's own estimate (a slice of the last points: cheap)
+            if eta is not None:
+                return max(0.0, eta - max(0.0, now - reached))
         return max(0.0, v.eta_s - max(0.0, now - since))
 
     def _source_line(self, m: RunModel) -> str:
