@@ -244,11 +244,12 @@ def data_change(run_dir: Path, new: Config) -> str | None:
     from nsa_train.data.errors import DataError
     from nsa_train.data.fingerprint import file_listing, listing_change
     from nsa_train.data.sources import resolve_local_files
+    from nsa_train.telemetry.schema import RUN_JSON
 
     if new.data.source != "local" or not new.data.path:
         return None
     try:
-        then = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("data_listing")
+        then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("data_listing")
     except (OSError, ValueError, AttributeError):
         return None
     try:

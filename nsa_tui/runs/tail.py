@@ -11,19 +11,14 @@ MAX_LINE_BYTES = 1 << 20
 
 
 def split_complete_lines(data: bytes, *, from_middle: bool) -> list[bytes]:
-    """Lines of a byte window; the first one is dropped when the window started mid-line,
-    and a final line without its newline is dropped too (the writer may still be on it)."""
-    lines = data.split(b"\n")
-    if from_middle and lines:
-        lines = lines[1:]
-    if lines:
-        lines = lines[:-1]  # '' after a final newline, or a partial line
-    return lines
+    """The lines of iter_complete_lines, as a list (a bounded tail's)."""
+    return list(iter_complete_lines(data, from_middle=from_middle))
 
 
 def iter_complete_lines(data: bytes, *, from_middle: bool) -> Iterator[bytes]:
-    """The lines split_complete_lines gives, one at a time: a report reads files of hundreds of MB whole, and a list
-    of every line beside the bytes they come from doubled its memory."""
+    """Lines of a byte window, one at a time; the first one is dropped when the window started mid-line, and a final
+    line without its newline is dropped too (the writer may still be on it). One at a time: a report reads files of
+    hundreds of MB whole, and a list of every line beside the bytes they come from doubled its memory."""
     pos, end = 0, data.rfind(b"\n")  # past the last newline: a partial line (or nothing)
     if from_middle:
         first = data.find(b"\n")
