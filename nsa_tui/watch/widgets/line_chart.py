@@ -74,8 +74,6 @@ class LineChart(Vertical):
         super().__init__(**kw)
         self._spec_fn = spec
         self._title_fn = title
-        self._legend = Text()  # the lines' legend, of the last full redraw
-        self._legend_lines = 0
 
     def compose(self) -> ComposeResult:
         yield TextLine()
@@ -85,26 +83,15 @@ class LineChart(Vertical):
         """Recompute the title and the plot; each repaints only if what it shows changed."""
         if not self.display:
             return
-        spec = self._spec_fn()
-        self._legend, self._legend_lines = Text(), 0
-        if spec is not None and len(spec.lines) > 1:
-            self._legend_lines = len(spec.lines)
-            self._legend.append("  ")
-            for ln in spec.lines:
-                self._legend.append("■", style=ln.color)
-                self._legend.append(f"{ln.label} ", style="grey62")
-        self.redraw_title()
-        self.query_one(_Plot).redraw()
-
-    def redraw_title(self) -> None:
-        """The title alone (its newest values), with the legend of the last plot: cheap enough for the header's
-        pace, where the plot waits for the charts' (the loss beside the header's step was the step before's)."""
-        if not self.display:
-            return
         title = Text(fit_fields(self._title_fn(), self.size.width), style="bold", no_wrap=True, overflow="crop")
-        if self._legend and len(title) + 12 * self._legend_lines < self.size.width:
-            title.append_text(self._legend)
+        spec = self._spec_fn()
+        if spec is not None and len(spec.lines) > 1 and len(title) + 12 * len(spec.lines) < self.size.width:
+            title.append("  ")
+            for ln in spec.lines:
+                title.append("■", style=ln.color)
+                title.append(f"{ln.label} ", style="grey62")
         self.query_one(TextLine).show(title)
+        self.query_one(_Plot).redraw()
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.redraw)
