@@ -305,17 +305,6 @@ def resume_refusal(
     return None
 
 
-def data_listing(cfg: Any) -> list[list[Any]] | None:
-    """[[name, bytes], ...] of data.path's files for a local source (up to LISTED_FILES of them), else None."""
-    from nsa_train.data.fingerprint import LISTED_FILES, file_listing
-    from nsa_train.data.sources import resolve_local_files
-
-    if cfg.data.source != "local" or not cfg.data.path:
-        return None
-    _, files = resolve_local_files(cfg.data.path)
-    return file_listing(cfg.data.path, files) if len(files) <= LISTED_FILES else None
-
-
 def _is_user_error(e: BaseException) -> bool:
     from nsa_train.data import DataError
     from nsa_train.runtime.checkpoint import CheckpointError
@@ -866,6 +855,8 @@ class Trainer:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))
 
     def _write_run_json(self) -> None:
+        from nsa_train.data.sources import data_listing
+
         t = self.cfg.train
         run = {
             "v": schema.SCHEMA_VERSION,
@@ -885,7 +876,7 @@ class Trainer:
             "resumed_from_step": self.step if self.args.resume else None,
             # the local files this start reads (names, sizes): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
-            "data_listing": data_listing(self.cfg),
+            "data_listing": data_listing(self.cfg.data),
         }
         _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")
 

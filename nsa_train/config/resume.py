@@ -242,19 +242,15 @@ def data_change(run_dir: Path, new: Config) -> str | None:
 
     from nsa_train.data.diagnose import shown
     from nsa_train.data.errors import DataError
-    from nsa_train.data.fingerprint import file_listing, listing_change
-    from nsa_train.data.sources import resolve_local_files
+    from nsa_train.data.fingerprint import listing_change
+    from nsa_train.data.sources import data_listing
     from nsa_train.telemetry.schema import RUN_JSON
 
     if new.data.source != "local" or not new.data.path:
         return None
     try:
         then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("data_listing")
-    except (OSError, ValueError, AttributeError):
+        now = data_listing(new.data)
+    except (OSError, ValueError, AttributeError, DataError):
         return None
-    try:
-        _, files = resolve_local_files(new.data.path)
-        now = file_listing(new.data.path, files)
-    except (DataError, OSError):
-        return None
-    return listing_change(shown(new.data.path), then, now)
+    return None if now is None else listing_change(shown(new.data.path), then, now)

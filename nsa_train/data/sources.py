@@ -41,7 +41,7 @@ from .diagnose import (
     too_few_documents,
 )
 from .errors import DataError
-from .fingerprint import file_listing, is_glob, local_fingerprint
+from .fingerprint import LISTED_FILES, file_listing, is_glob, local_fingerprint
 from .hf import import_datasets
 
 FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -259,6 +259,15 @@ def _text_of(row: dict, field: str, description: str) -> str:
     return text
 
 
+def data_listing(data: Any) -> list[list[Any]] | None:
+    """[[name, bytes], ...] of a local source's files (run.json's `data_listing`: what a --resume compares before it
+    writes anything); None for another source or beyond LISTED_FILES files."""
+    if data.source != "local" or not data.path:
+        return None
+    _, files = resolve_local_files(data.path)
+    return file_listing(data.path, files) if len(files) <= LISTED_FILES else None
+
+
 class Skipped:
     """The documents of one pass that are not trained on: empty ones, and those whose text equals a validation
     document's (a held-out text is never trained on). Counted: an epoch left with none says why."""
@@ -280,9 +289,11 @@ class Skipped:
         """Why a pass that kept nothing kept nothing."""
         if not self.seen:
             return "no documents came to this rank"
-        parts = [f"{self.held_out} equal a validation document (held-out texts are never trained on)"] * bool(
-            self.held_out
-        ) + [f"{self.empty} are empty"] * bool(self.empty)
+        parts = []
+        if self.held_out:
+            parts.append(f"{self.held_out} equal a validation document (held-out texts are never trained on)")
+        if self.empty:
+            parts.append(f"{self.empty} are empty")
         return f"of its {self.seen} documents, " + " and ".join(parts)
 
 
