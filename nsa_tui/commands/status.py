@@ -281,7 +281,7 @@ def toks_text(v: dict, unit: str = " tok/s") -> str:
 def run_status(
     runs: list[str], *, host: str | None, as_json: bool, rules_path: Path | None, remote_dir: str | None = None
 ) -> int:
-    """Judge every RUN, print, return the exit code (worst verdict; 3 for missing telemetry or a missing run)."""
+    """Judge every RUN, print, return the exit code (worst_exit_code of the runs')."""
     from nsa_tui.commands._options import check_remote_dir
 
     check_remote_dir(host, remote_dir)
@@ -311,7 +311,19 @@ def run_status(
             render_human(j)
         if j.verdict is None:
             print(f"error: {j.error}", file=sys.stderr, flush=True)
-    return max((j.exit_code for j in judged), default=EXIT_NO_TELEMETRY)
+    return worst_exit_code([j.exit_code for j in judged])
+
+
+# A critical run outranks every other answer: a script gating on the code must hear of a crash even when a second
+# run named beside it is unreachable (3) or has a bad monitor section (4); after it the errors, then a warning.
+EXIT_SEVERITY = (2, 4, 3, 1, 0)
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """The exit code of several runs' answers: the first of EXIT_SEVERITY among them (3 when there are none)."""
+    if not codes:
+        return EXIT_NO_TELEMETRY
+    return min(codes, key=lambda c: EXIT_SEVERITY.index(c) if c in EXIT_SEVERITY else -1)
 
 
 def register(app: typer.Typer) -> None:

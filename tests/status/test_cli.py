@@ -321,6 +321,18 @@ def test_a_missing_run_does_not_cost_the_others_their_verdicts(runs_dir):
     assert ok["health"] == "ok" and missing["run"] == "nope" and missing["exit_code"] == 3
 
 
+def test_a_crashed_run_outranks_a_missing_or_misconfigured_one(runs_dir):
+    """The exit code of several runs was the largest number: a crashed run (2) named beside a missing one (3) or one
+    with a bad monitor section (4) exited 3 or 4, and a script gating on 2 never heard of the crash."""
+    make_v1_run(runs_dir / "crit", state="crashed")
+    make_v1_run(runs_dir / "warn", steps=1000, alerts=["data_stall"])
+    make_v1_run(runs_dir / "bad", steps=100, monitor={"rules": {"loss_spike": {"severity": "warning"}}})
+    assert invoke("status", "nope", "crit").exit_code == 2
+    assert invoke("status", "--json", "crit", "bad", "nope").exit_code == 2
+    assert invoke("status", "warn", "nope").exit_code == 3  # an unknown answer still outranks a warning
+    assert invoke("status", "nope", "bad", "warn").exit_code == 4
+
+
 def test_a_runs_error_is_printed_once(runs_dir):
     """Human `nsa status` printed a run's error on stdout and again on stderr: one line, on stderr."""
     (runs_dir / "empty").mkdir()
