@@ -58,3 +58,16 @@ def checkpoint_world_size(run_dir: Path, checkpoint_name: str) -> int | None:
             ws = r.get("world_size")
             return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None
     return None
+
+
+def current_world_size(run_dir: Path) -> int | None:
+    """The ``world_size`` of rank 0's newest boot record (the ranks of the current attempt: heartbeat files of
+    higher ranks are an earlier attempt's); None when rank 0's heartbeat does not say."""
+    path = heartbeat_files(run_dir).get(0)
+    if path is None:
+        return None
+    for r in records_backwards(path):
+        if r.get("kind") == schema.KIND_BOOT:
+            ws = r.get("world_size")
+            return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None
+    return None

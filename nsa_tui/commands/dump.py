@@ -29,8 +29,11 @@ def dump_command(
         from nsa_tui.launch.dump import dump_stacks
         from nsa_tui.rundir import resolve_run
 
-        for path in dump_stacks(resolve_run(run), lambda line: print(line, flush=True)):
+        dumps = dump_stacks(resolve_run(run), lambda line: print(line, flush=True))
+        for path in dumps.files:
             print(os.path.abspath(path))  # over --host a relative path names nothing here
+        if dumps.short:  # the files above are kept; the exit status says not every rank answered
+            raise UserError(dumps.short)
     except UserError as e:
         fail(str(e), e.code)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nsa_train.runtime.control import proc_stat_fields
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.readback import current_world_size
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
 from nsa_tui.rundir import run_name
@@ -73,8 +74,12 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
 
 
 def rank_processes(run_dir: Path) -> list[RankProcess]:
+    """The current attempt's ranks (a heartbeat file that an attempt with more ranks left is not one of them)."""
+    ranks = current_world_size(run_dir)
     out = []
     for rank, path in runstate.heartbeat_files(run_dir).items():
+        if ranks is not None and rank >= ranks:
+            continue
         rec = runstate.last_record(runstate.tail_records(path))
         written_at = to_float(rec.get("ts")) if rec else None
         out.append(check_process(rank, rec.get("pid") if rec else None, run_dir, written_at))
@@ -85,8 +90,14 @@ def _dumps(run_dir: Path) -> set[Path]:
     return set(run_dir.glob(schema.STACKDUMP_GLOB))
 
 
-def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_WAIT_S) -> list[Path]:
-    """Signal every live rank; return the new dump files (raises when none came)."""
+@dataclass(frozen=True)
+class Dumps:
+    files: list[Path]  # the new stack dump files
+    short: str | None  # which ranks gave none and why (a rank that is not running, or did not answer); None: all did
+
+
+def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_WAIT_S) -> Dumps:
+    """Signal every live rank; return the new dump files and what is missing (raises when none came)."""
     procs = rank_processes(run_dir)
     if not procs:
         raise UserError(f"run {run_name(run_dir)!r} has no heartbeat files yet, so no trainer pids to signal")
@@ -117,7 +128,12 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
         raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s{why}")
     if missing:
         say(f"no dump from rank(s) {sorted(missing)} within {wait_s:.0f}s{why}")
-    return new
+    got = sorted({r for f in new if (r := _rank_of(f)) is not None})
+    every = sorted(p.rank for p in procs)
+    short = None
+    if got != every:  # a script asking for every rank's stacks must not take some of them for all
+        short = f"stack dumps from rank(s) {got} of {every}; the others are said above"
+    return Dumps(new, short)
 
 
 def said_stopped(procs: list[RankProcess]) -> str:

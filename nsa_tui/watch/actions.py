@@ -50,8 +50,9 @@ def dump(target: Target, say: Callable[[str], None]) -> str:
     from nsa_tui.launch.dump import dump_stacks
 
     assert target.run_dir is not None
-    files = dump_stacks(target.run_dir, say)
-    return "stack dumps: " + ", ".join(f.name for f in files)
+    dumps = dump_stacks(target.run_dir, say)
+    said = "stack dumps: " + ", ".join(f.name for f in dumps.files)
+    return f"{said} ({dumps.short})" if dumps.short else said
 
 
 def safely(fn: Callable[[], str]) -> tuple[bool, str]:

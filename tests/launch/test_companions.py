@@ -138,3 +138,35 @@ def test_dump_of_a_stopped_trainer_says_it_is_stopped(runs_dir):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_dump_missing_a_rank_prints_what_came_and_exits_1(runs_dir):
+    """Rank 0 wrote its stacks and rank 1's process was gone: the file came and the exit status was 0, so a script
+    asking for every rank's stacks took one for all. A heartbeat file that an attempt with more ranks left behind
+    is not a rank of this one."""
+    d = runs_dir / "half"
+    d.mkdir()
+    answers = (
+        "import signal, time, pathlib\n"
+        "def dump(*a):\n"
+        f"    pathlib.Path({str(d)!r}, f'stackdump_rank0_{{time.time():.0f}}.txt').write_text('stacks')\n"
+        "signal.signal(signal.SIGUSR1, dump); time.sleep(60)"
+    )
+    rank0 = subprocess.Popen([sys.executable, "-c", answers, "nsa_train", "--run-dir", str(d)])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        _write(d, {"kind": "boot", "world_size": 3}, rank=0)  # an earlier attempt with 3 ranks
+        _write(d, {"kind": "progress", "step": 1, "pid": gone.pid}, rank=2)
+        _write(d, {"kind": "boot", "world_size": 2, "pid": rank0.pid}, rank=0)
+        _write(d, {"kind": "boot", "world_size": 2, "pid": gone.pid}, rank=1)
+        time.sleep(0.5)
+        res = nsa("dump", str(d))
+        assert res.returncode == 1, res.stderr
+        [dumped] = [line for line in res.stdout.splitlines() if "stackdump_rank0_" in line]
+        assert Path(dumped).read_text() == "stacks"
+        assert f"rank 1: skipped, pid {gone.pid} is not running" in res.stdout and "rank 2" not in res.stdout
+        assert res.stderr.strip() == "error: stack dumps from rank(s) [0] of [0, 1]; the others are said above"
+    finally:
+        rank0.kill()
+        rank0.wait()
