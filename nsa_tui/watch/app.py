@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Vertical
@@ -385,6 +386,11 @@ class WatchApp(App):
         """With one run, comparing and switching runs mean nothing: their keys leave the footer, which at 80
         columns then has room for the rest (it cut "compare", "next run" and "re-read")."""
         return action not in self.MULTI_RUN_ACTIONS or len(self.runs) > 1
+
+    def on_key(self, event: events.Key) -> None:
+        # with one run `c` is not bound (check_action): a key that did nothing without a word read as broken
+        if event.key == "c" and len(self.runs) == 1 and self.screen is self.screen_stack[0]:
+            self.notify("compare overlays the loss curves of several runs: `nsa watch RUN RUN ...`")
 
     def action_compare(self) -> None:
         self.view.compare = not self.view.compare

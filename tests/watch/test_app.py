@@ -43,6 +43,8 @@ async def test_view_keys_change_state(healthy_run):
         # one run: nothing to compare or switch to, and the footer leaves those keys out (80 columns cut them)
         await pilot.press("c")
         assert not app.view.compare
+        # ... and `c` says why it does nothing
+        assert [n.message for n in app._notifications][-1].startswith("compare overlays the loss curves of several")
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
         assert "reread" in shown and not shown & {"compare", "next_run", "prev_run"}
 
@@ -71,6 +73,7 @@ async def test_tabs_compare_and_reread(healthy_run, vibe_run, finished_run):
         assert all(ln.series.n > 0 for ln in spec.lines)
         await pilot.press("c")
         assert not app.view.compare
+        assert not any(n.message.startswith("compare overlays") for n in app._notifications)
         model = app.runs[2]
         steps_before = len(model.history.steps)
         resets = model.resets
