@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import threading
@@ -259,6 +260,8 @@ class WatchApp(App):
         now -= m.clock_offset_s  # the run machine's clock, which its records' timestamps are on
         with m.lock:
             v = self._verdict(m, now, force)
+            if m.history.source_lost:  # an "ok" on the last data that came would vouch for a run nobody can see
+                v = dataclasses.replace(v, health="", unreachable=m.source.trouble() or "the run cannot be read")
             main.query_one(RunHeader).show(self._header_info(m, v, now))
             main.query_one(HealthPanel).show(v)
             if force or mono - self._last_ranks >= PLOT_REDRAW_GAP_S - 0.05:

@@ -27,6 +27,9 @@ class VerdictView:
     problem: str = ""  # why there is no verdict (the engine raised)
     rules_problem: str = ""  # the run's monitor section has a mistake: judged with the default rules instead
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
+    # why the run cannot be read now (a host that does not answer): its last data is not judged, and the panel says
+    # so in full where the header's line crops it
+    unreachable: str = ""
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:

@@ -10,6 +10,7 @@ from fixtures.runs import make_v1_run
 from nsa_tui.tail.remote import RemoteRunSource
 from nsa_tui.watch.app import WatchApp
 from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.widgets.health_panel import HealthPanel
 from nsa_tui.watch.widgets.run_header import RunHeader
 from watch.helpers import async_test
 
@@ -82,6 +83,11 @@ async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, t
         await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=15)
         await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=15)
         assert header.info["state"] == "unknown"
+        # the health panel said "no active alerts" in green, the header "unknown ok": no verdict, and why in full
+        await _until(pilot, lambda: app.query_one(HealthPanel).verdict.unreachable != "", timeout=5)
+        assert header.info["health"] == ""
+        said = " ".join(app.query_one(HealthPanel).render().plain.split())
+        assert said.startswith("not judged while the run cannot be read: ssh ") and "disconnected since" in said
 
 
 def _descendants(pid: int) -> list[int]:

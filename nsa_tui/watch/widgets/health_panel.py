@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.widget import Widget
 
@@ -28,6 +30,7 @@ class HealthPanel(Widget):
             or len(v.start_warnings) != len(self.verdict.start_warnings)
             or bool(v.problem) != bool(self.verdict.problem)
             or bool(v.rules_problem) != bool(self.verdict.rules_problem)
+            or v.unreachable != self.verdict.unreachable
         )
         self.verdict = v
         self.refresh(layout=grew)  # a new height only when the number of alerts changed
@@ -37,6 +40,11 @@ class HealthPanel(Widget):
         t = Text(no_wrap=True, overflow="ellipsis")
         if v.problem:
             t.append(v.problem, style="yellow")
+            return t
+        if v.unreachable:  # whole, wrapped: the header's line crops a long ssh error
+            width = max(10, self.size.width)
+            said = textwrap.wrap(f"not judged while the run cannot be read: {v.unreachable}", width)
+            t.append("\n".join(said), style="yellow")
             return t
         if v.rules_problem:
             t.append(v.rules_problem + "\n", style="yellow")
