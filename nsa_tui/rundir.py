@@ -9,6 +9,7 @@ from nsa_tui.errors import USAGE_EXIT, UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemetry
+UNREADABLE = "cannot read "  # how every error about a directory this user may not read starts (`nsa runs` shows them)
 # the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
 # remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
 ACTIVITY_FILES = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv")
@@ -51,6 +52,30 @@ def holds_run(d: Path) -> bool:
     return is_run_dir(d) or any(d.glob("heartbeat_rank*.jsonl"))  # nsa_train.telemetry.schema.HEARTBEAT_GLOB
 
 
+def unreadable_dir(d: Path) -> str | None:
+    """Why this user cannot list or read the files of directory ``d`` (None when it can): every reader would
+    fail on it with a traceback, or take it for an empty directory."""
+    if os.access(d, os.R_OK | os.X_OK):
+        return None
+    try:
+        st = d.stat()
+    except OSError as e:
+        return f"{UNREADABLE}{os.path.abspath(d)}: {e.strerror or e}"
+    import pwd
+    import stat
+
+    def user(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+
+    return (
+        f"{UNREADABLE}{os.path.abspath(d)}: permission denied ({stat.filemode(st.st_mode)}, owner "
+        f"{user(st.st_uid)}; nsa runs as {user(os.geteuid())})"
+    )
+
+
 def no_run_in(d: Path) -> str:
     """What a directory without a run's files lacks, in the words every command uses."""
     markers = ", ".join([*(m for m in RUN_MARKERS if not m.startswith("heartbeat_rank")), "heartbeat_rank*.jsonl"])
@@ -70,6 +95,29 @@ def check_run_arg(run: str) -> None:
         raise UserError("RUN is empty: give a run directory or a run name", USAGE_EXIT)
 
 
+def newest_run(root: Path) -> Path:
+    """The run directory under ``root`` with the newest activity. Not a directory that holds no run's files (a
+    report's --out, a lost+found) nor one this user cannot read: `nsa status` judged an empty folder made a
+    moment ago, exit 3, beside finished runs."""
+    if root.is_dir() and (why := unreadable_dir(root)):
+        raise UserError(why, NO_RUN_EXIT)
+    dirs = list_runs(root)
+    for d in dirs:
+        if unreadable_dir(d) is None and holds_run(d):
+            return d
+    where = f"{root.absolute()}/"
+    if dirs:
+        unread = [d.name for d in dirs if unreadable_dir(d) is not None]
+        why = f"; {len(unread)} cannot be read here: {', '.join(unread[:3])}{', ...' if len(unread) > 3 else ''}"
+        hold = "y holds" if len(dirs) == 1 else "ies hold"
+        raise UserError(
+            f"no runs under {where} (its {len(dirs)} director{hold} no run's files{why if unread else ''}): pass a "
+            "run directory, or start one with `nsa launch`",
+            NO_RUN_EXIT,
+        )
+    raise UserError(f"no runs under {where} (pass a run directory, or start one with `nsa launch`)", NO_RUN_EXIT)
+
+
 def list_runs(root: Path | None = None) -> list[Path]:
     """Run directories under root, newest activity first."""
     root = root or runs_root()
@@ -84,20 +132,19 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     paths: run by `nsa ... --host`, the relative ones would read as paths on the caller's machine."""
     root = root or runs_root()
     if run is None:
-        runs = list_runs(root)
-        if not runs:
-            where = root.absolute()
-            raise UserError(
-                f"no runs under {where}/ (pass a run directory, or start one with `nsa launch`)", NO_RUN_EXIT
-            )
-        return runs[0]
+        return newest_run(root)
     check_run_arg(run)
     p = Path(run)
-    if p.is_dir():
-        return p
     named = root / run
-    if named.is_dir():
-        return named
+    for d in (p, named):
+        try:
+            found = d.is_dir()
+        except PermissionError:  # a directory on its path cannot be searched (Python 3.11 raises)
+            raise UserError(f"{UNREADABLE}{os.path.abspath(d)}: permission denied on its path", NO_RUN_EXIT) from None
+        if found:
+            if why := unreadable_dir(d):
+                raise UserError(why, NO_RUN_EXIT)
+            return d
     for f in (p, named):
         if f.is_file():  # a run's run.json, say: "no run directory" would send the user looking elsewhere
             path = Path(os.path.abspath(f))

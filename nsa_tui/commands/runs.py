@@ -14,6 +14,7 @@ from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote, toks_text
 from nsa_tui.errors import UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
+from nsa_tui.rundir import UNREADABLE
 
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 
@@ -26,11 +27,13 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", EXIT_NO_TELEMETRY)
         return judged
-    from nsa_tui.rundir import is_run_dir, list_runs, runs_root
+    from nsa_tui.rundir import is_run_dir, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
     if not root.is_dir():
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
+    if why := unreadable_dir(root):
+        raise UserError(why, EXIT_NO_TELEMETRY)
     if is_run_dir(root):  # its checkpoints/ and tb/ would be listed as runs without telemetry
         raise UserError(
             f"{root} is a run directory, not a directory of runs: `nsa status {root}`, or `nsa runs {root.parent}`",
@@ -126,6 +129,9 @@ def render_table(
                 cells = verdict_cells(d) if d is not None else ["-"] * 5
                 why = rules_problem_brief(j, status_command(j, directory, host, remote_dir))
                 table.add_row(escape(j.run), *cells, "[red]bad rules[/]", OneLine(why))
+            elif j.error and j.error.startswith(UNREADABLE):  # a permission: "no telemetry" sent people looking
+                why = j.error.split(": ", 1)[-1]
+                table.add_row(escape(j.run), "[red]unreadable[/]", "-", "-", "-", "-", "-", OneLine(why))
             else:
                 table.add_row(escape(j.run), "[red]no telemetry[/]", "-", "-", "-", "-", "-", "")
             continue

@@ -114,8 +114,11 @@ def runs_command(directory: Path) -> str:
 def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judged:
     import time
 
+    from nsa_tui.rundir import unreadable_dir
     from nsa_tui.runs import load_run
 
+    if why := unreadable_dir(run_dir):  # a directory in a listing (`nsa runs`): that run's error, not a traceback
+        return Judged(run_name(run_dir), error=why, path=str(run_dir))
     h = load_run(run_dir)
     j = judge_history(h, run=run_name(run_dir), path=str(run_dir), host=None, now=time.time(), user_rules=user_rules)
     if h.format is None and holds_runs(run_dir):  # `nsa status runs`: the runs root given as a run

@@ -9,7 +9,8 @@ ssh, so that a RUN name means the same run to all of them:
 - the checkout's ``.venv/bin`` goes first on PATH, so its `nsa` is the one used;
 - a RUN is a directory (as given, relative to DIR), else a name under the runs root
   (``$NSA_RUNS_DIR``, else ``runs``), else "" for the newest run there: the directory (not a plain
-  file, not a hidden one) with the newest activity, as a local RUN of "" (nsa_tui.rundir.list_runs).
+  file, not a hidden one) with the newest activity that holds a run's files and can be read, as a local RUN of ""
+  (nsa_tui.rundir.newest_run).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from nsa_tui.rundir import ACTIVITY_FILES
+from nsa_tui.rundir import ACTIVITY_FILES, RUN_MARKERS
 
 # Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
@@ -68,14 +69,21 @@ find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
   d=
   if [ -z "$1" ]; then
-    d=$(list_runs "$root" | head -n 1)
+    # the newest that holds a run's files and can be read (nsa_tui.rundir.newest_run): not a report's --out
+    d=$(list_runs "$root" | while IFS= read -r n_; do
+      e_=$root/$n_
+      [ -r "$e_" ] && [ -x "$e_" ] || continue
+      for f_ in @RUN_MARKERS@ heartbeat_rank*.jsonl; do
+        for g_ in "$e_"/$f_; do [ -f "$g_" ] && { printf '%s\n' "$n_"; exit 0; }; done
+      done
+    done)
     [ -n "$d" ] && d=$root/$d
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
-""".replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
+""".replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES)).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))
 
 
 def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -86,6 +86,8 @@ class RunBundle:
     # over SSH: the host's name (uname -n, as run.json's "host") and its live pids, when it has /proc
     pid_host: str | None = None
     live_pids: frozenset[int] | None = None
+    # files that are there but could not be read ({name: why}, a permission): not taken for missing ones
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def text(self, name: str) -> str | None:
         w = self.files.get(name)
@@ -118,7 +120,10 @@ def collect_local(run_dir: Path, *, tmux_sessions: list[str] | None = None) -> R
                         head = fh.read(CSV_HEAD_BYTES).split(b"\n", 1)[0]
                     fh.seek(start)
                     data = fh.read(limit)
-        except OSError:
+        except FileNotFoundError:  # removed since the directory was listed
+            continue
+        except OSError as e:
+            bundle.unreadable[name] = f"cannot be read ({e.strerror or type(e).__name__})"
             continue
         bundle.files[name] = FileWindow(name, data, max(st.st_size, len(data)), st.st_mtime, head)
     bundle.tmux_sessions = tmux_sessions

@@ -212,7 +212,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         h.console_tail = [ln.rstrip() for ln in lines if ln.strip()][-CONSOLE_TAIL_LINES:]
     summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
     h.summary = read(summaries[0], read_json_object) if summaries else {}
-    h.unreadable_files = unreadable
+    h.unreadable_files = {**bundle.unreadable, **unreadable}
     h.halt_requested = schema.HALT_FILE in bundle.files
     anomaly = (bundle.text(".anomaly_type") or "").strip()
     h.anomaly = anomaly or None

@@ -54,12 +54,19 @@ def test_the_checkouts_venv_nsa_comes_first(tmp_path):
 def test_find_run_looks_at_the_path_then_the_runs_root_then_the_newest(tmp_path):
     (tmp_path / "runs" / "old").mkdir(parents=True)
     (tmp_path / "runs" / "new").mkdir()
-    subprocess.run(["touch", "-d", "2020-01-01", str(tmp_path / "runs" / "old")], check=True)
+    (tmp_path / "runs" / "new" / "launch.json").write_text("{}")
+    (tmp_path / "runs" / "b c").mkdir()
+    (tmp_path / "runs" / "b c" / "heartbeat_rank1.jsonl").write_text("")  # a later node's run: no rank 0 here
+    for name, day in (("old", "2020-01-01"), ("new", "2021-01-01"), ("new/launch.json", "2021-01-01")):
+        subprocess.run(["touch", "-d", day, str(tmp_path / "runs" / name)], check=True)
+    (tmp_path / "runs" / "a report").mkdir()  # the newest directory, and no run: `nsa report --out runs/...`
     (tmp_path / "own").mkdir()
     find = 'dir=$1; shift; enter_dir; for r in "$@"; do find_run "$r"; echo "${d:-none} $where"; done'
     got = _sh(find, str(tmp_path), "own", "old", "", "nope", home=tmp_path)
     root = f"{tmp_path}/runs"
-    assert got == [f"own {root}", f"runs/old {root}", f"runs/new {root}", f"none {root}"]
+    assert got == [f"own {root}", f"runs/old {root}", f"runs/b c {root}", f"none {root}"]
+    subprocess.run(["touch", "-d", "2020-01-01", str(tmp_path / "runs" / "b c")], check=True)
+    assert _sh(find, str(tmp_path), "", home=tmp_path) == [f"runs/new {root}"]
     other = tmp_path / "elsewhere"
     (other / "x").mkdir(parents=True)
     got = _sh(find, str(tmp_path), "x", home=tmp_path, env={"NSA_RUNS_DIR": str(other)})
