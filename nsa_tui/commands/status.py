@@ -67,7 +67,8 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
 
     where = f"{host}:{path}" if host else path
     if h.format is None:
-        error = f"no telemetry in {where} (no heartbeat_rank*.jsonl, training.csv or *_log.jsonl)"
+        why = "; ".join(f"{name} {problem}" for name, problem in sorted(h.unreadable_files.items()))
+        error = f"no telemetry in {where} ({why or 'no heartbeat_rank*.jsonl, training.csv or *_log.jsonl'})"
         return Judged(run, error=error, path=path)
     # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
     rules, e = run_rules(h.config)

@@ -33,11 +33,13 @@ def detect_format_from_bundle(bundle: RunBundle) -> str | None:
     if info.get("format") == schema.FORMAT_NAME:
         return FORMAT_V1
     hb = sorted(n for n in files if source_kind(n) == "heartbeat")
+    records = False  # a heartbeat with a record in it: empty or all garbage, nothing says it is a run's
     for name in hb:
         for line in reversed(split_complete_lines(files[name].data, from_middle=files[name].from_middle)[-50:]):
             rec = schema.decode(line)
             if rec is None:
                 continue
+            records = True
             if "kind" in rec:
                 return FORMAT_V1
             if "msg" in rec:
@@ -49,8 +51,10 @@ def detect_format_from_bundle(bundle: RunBundle) -> str | None:
             return FORMAT_V1
         if first and first[:1].isdigit():
             return FORMAT_VIBE
-    if hb:
-        return FORMAT_V1 if schema.RUN_JSON in files else FORMAT_VIBE
+    if hb and (schema.RUN_JSON in files or schema.LAUNCH_JSON in files):
+        return FORMAT_V1
+    if hb and records:
+        return FORMAT_VIBE
     if any(source_kind(n) in ("jsonl", "csv") for n in files):
         return FORMAT_GENERIC
     if schema.LAUNCH_JSON in files:
@@ -234,6 +238,10 @@ def _feed_key(name: str) -> tuple[int, int, str]:
 def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> RunHistory:
     h = RunHistory(detect_format_from_bundle(bundle), max_points=max_points)
     fill_context(h, bundle)
+    if h.format is None:  # why a heartbeat there is no telemetry (the verdict was `unknown`, health ok, exit 0)
+        for name, w in bundle.files.items():
+            if source_kind(name) == "heartbeat" and name not in h.unreadable_files:
+                h.unreadable_files[name] = "is empty" if w.size == 0 else "holds no readable record"
     names = [n for n in bundle.files if source_kind(n) != "ignore"]
     if h.format != FORMAT_GENERIC:
         names = [n for n in names if source_kind(n) not in ("jsonl", "csv")]

@@ -196,3 +196,18 @@ def test_tokens_seen_is_the_count_the_trainer_wrote(tmp_path):
     path = finished_with_summary(tmp_path / "r")
     v = _judged(path)
     assert isinstance(v["tokens_seen"], int) and v["tokens_seen"] > 0, v["tokens_seen"]
+
+
+@pytest.mark.parametrize(("content", "said"), [(b"", "is empty"), (b"garbage\nmore\n", "holds no readable record")])
+def test_a_heartbeat_without_a_record_is_no_telemetry(runs_dir, content, said):
+    """An empty or all-garbage heartbeat, alone, was the previous trainer's format, `unknown`, health OK, exit 0 (and
+    its mtime a heartbeat "0s ago"): a gate passed a run that had written nothing usable."""
+    d = runs_dir / "hb"
+    d.mkdir()
+    (d / "heartbeat_rank0.jsonl").write_bytes(content)
+    res = invoke("status", "--json", "hb")
+    assert res.exit_code == 3, res.output
+    assert json.loads(res.stdout)["error"] == f"no telemetry in {d} (heartbeat_rank0.jsonl {said})"
+    # launched by nsa: a run starting (its first record not written yet), judged by its session
+    (d / schema.LAUNCH_JSON).write_text("{}")
+    assert load_run(d).format == "nsa-v1"
