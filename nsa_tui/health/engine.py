@@ -81,16 +81,26 @@ class Verdict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
+def _summary_reason(h: RunHistory) -> str | None:
+    """How the attempt ended by its summary.json, when no end record says (a copied run without its heartbeat)."""
+    reason = h.attempt_summary.get("end_reason")
+    return reason if isinstance(reason, str) else None
+
+
 def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
     """An ended run's mean training tokens/s from the summary.json its last attempt wrote: the last progress
     window says little about a whole run. Only a summary that ends where the end record does: one left by an
-    earlier attempt (a resume that then crashed before writing its own) is not this attempt's."""
+    earlier attempt (a resume that then crashed before writing its own) is not this attempt's. Without an end
+    record (a copy without its heartbeat, its last line cut) the summary counts when attempt_summary takes it as
+    this attempt's: the state came from it too, and `nsa report` gives its mean."""
     end = h.end_event
-    if state not in ENDED_STATES or end is None:
+    if state not in ENDED_STATES:
         return None
     s = h.attempt_summary
     mean, steps = s.get("mean_toks_per_s"), s.get("steps_completed")
-    if not isinstance(mean, int | float) or isinstance(mean, bool) or not math.isfinite(mean) or steps != end.step:
+    if not isinstance(mean, int | float) or isinstance(mean, bool) or not math.isfinite(mean):
+        return None
+    if end is not None and steps != end.step:
         return None
     return float(mean)
 
@@ -271,7 +281,7 @@ def evaluate(
         grad_norm=latest["grad_norm"],
         tokens_seen=_count(latest["tokens_seen"]),
         last_phase=h.last_phase,
-        end_reason=end.fields.get("reason") if end else None,
+        end_reason=end.fields.get("reason") if end else _summary_reason(h),
         exit_status=h.exit_status,
         ranks=len(h.attempt_ranks),
         corrupt_lines=h.corrupt,

@@ -142,10 +142,11 @@ def _judged(path: Path) -> dict:
 @pytest.mark.parametrize("ended_at", [True, False], ids=["ended_at", "older-summary"])
 def test_a_run_whose_end_record_is_lost_ended_as_its_summary_says(tmp_path, damage_hb, ended_at):
     """A run started by hand (no exit_status), copied without its heartbeat (the largest file) or with its last
-    line cut: an hour later it read `stalled`, critical, though summary.json said it completed."""
+    line cut: an hour later it read `stalled`, critical, though summary.json said it completed. Its mean tok/s and
+    end reason are the summary's too (status gave the last window's tok/s and no reason, where report gave them)."""
     w = make_v1_run(tmp_path / "r", steps=200, state="finished", now=time.time() - 3600)
     (w.path / schema.EXIT_STATUS).unlink()
-    summary = {"v": 1, "end_reason": "completed", "steps_completed": 200}
+    summary = {"v": 1, "end_reason": "completed", "steps_completed": 200, "mean_toks_per_s": MEAN}
     if ended_at:
         summary["ended_at"] = w.ts - 0.5  # just before its end record
     (w.path / schema.SUMMARY_JSON).write_text(json.dumps(summary))
@@ -158,6 +159,7 @@ def test_a_run_whose_end_record_is_lost_ended_as_its_summary_says(tmp_path, dama
         hb.write_text("")
     v = _judged(w.path)
     assert (v["state"], v["health"], v["exit_code"]) == ("finished", "ok", 0), v
+    assert (v["mean_toks_per_s"], v["end_reason"]) == (MEAN, "completed")
     summary["end_reason"] = "nan"
     (w.path / schema.SUMMARY_JSON).write_text(json.dumps(summary))
     assert _judged(w.path)["state"] == "crashed"
