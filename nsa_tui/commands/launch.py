@@ -99,9 +99,13 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         )
         for note in report.notes:
             _say(note)
-        occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
-        if occ.live or occ.previous_run:
-            _say("note: the session or run dir is taken; a real launch needs --force or another --name")
+        if req.force:  # given: what it would do ("needs --force" sent users looking for a flag they had passed)
+            for would in launcher.force_would(plan):
+                _say(f"note: --force would {would}")
+        else:
+            occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
+            if occ.live or occ.previous_run:
+                _say("note: the session or run dir is taken; a real launch needs --force or another --name")
         _say("dry run: nothing started")
         return plan.run_dir
     launcher.start(plan, req.force, _say)

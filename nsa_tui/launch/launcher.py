@@ -409,7 +409,27 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
             f"{plan.session}; a trainer outside tmux may still be writing there"
         )
     if occ.previous_run:
-        say(f"--force: reusing {where} (earlier files kept, console.log appended; old exit_status removed)")
+        say(f"--force: reusing {REUSE.format(where=where)}")
+
+
+# what --force does to a run directory an earlier run used (said by the launch, and by a dry run before it)
+REUSE = "{where} (earlier files kept, console.log appended; old exit_status removed)"
+POINTERS = "start afresh there, the trainer removing the earlier run's checkpoints/latest and checkpoints/best"
+
+
+def force_would(plan: LaunchPlan) -> list[str]:
+    """What a real launch with --force would do here, for a dry run (which kills and removes nothing)."""
+    occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
+    would = []
+    if occ.session_live:
+        would.append(f"kill tmux session {occ.session}")
+    elif occ.heartbeat_age_s is not None:
+        would.append(f"start beside a heartbeat {occ.heartbeat_age_s:.0f}s old with no tmux session {plan.session}")
+    if occ.previous_run:
+        would.append("reuse " + REUSE.format(where=f"run dir {plan.run_dir}"))
+        if not plan.command.resume:
+            would.append(POINTERS)
+    return would
 
 
 def _refuse_a_trainer_outside_tmux(plan: LaunchPlan) -> None:

@@ -55,6 +55,25 @@ def test_dry_run_prints_command_and_env_and_starts_nothing(runs_dir, tmux_socket
     assert tmux_sessions() == []
 
 
+def test_a_dry_run_with_force_says_what_force_would_do(runs_dir, tmux_socket):
+    """`--dry-run --force` over an earlier run said "a real launch needs --force": what it would do instead."""
+    old = runs_dir / "used"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "heartbeat_rank0.jsonl").write_text(json.dumps({"v": 1, "kind": "end", "ts": 1.0, "rank": 0}) + "\n")
+    (old / "exit_status").write_text("0\n")
+    res = nsa("launch", "--name", "used", "--dry-run")
+    assert "note: the session or run dir is taken; a real launch needs --force or another --name" in res.stdout
+    res = nsa("launch", "--name", "used", "--dry-run", "--force")
+    assert res.returncode == 0, res.stderr
+    notes = [line for line in res.stdout.splitlines() if line.startswith("note: --force")]
+    assert notes == [
+        f"note: --force would reuse run dir {old} (earlier files kept, console.log appended; old exit_status removed)",
+        "note: --force would start afresh there, the trainer removing the earlier run's checkpoints/latest and "
+        "checkpoints/best",
+    ], res.stdout
+    assert "needs --force" not in res.stdout and (old / "exit_status").exists()
+
+
 def test_a_rank_without_a_gpu_is_refused_before_anything_starts(runs_dir, tmux_socket):
     """runtime.device cuda on a box that shows no GPU (the 2-GPU config on a CPU box started tmux, and the
     trainer failed 10 s later), or more ranks than GPUs: one line, nothing started. The GPUs are counted
