@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, MutableMapping
 
@@ -49,10 +50,19 @@ LEGACY_NSA_ENV = {
 }
 
 
+# Names that look like credentials: nsa launch never copies them into launch.json (meant to be shared), and no
+# message shows their values (the trainer's start warnings are kept in its heartbeat)
+CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|^KEY", re.IGNORECASE)
+
+
 def unread_nsa_env(environ: Mapping[str, str]) -> list[str]:
     """A warning for each NSA_* variable set here that neither nsa nor the trainer reads."""
     out = []
     for name in sorted(k for k in environ if k.startswith("NSA_") and k not in NSA_ENV_READ):
+        if CREDENTIAL_NAME.search(name):
+            out.append(f"{name} (its value not shown: the name looks like a credential) is not read by nsa or its "
+                       "trainer, and nsa launch does not pass it on")  # fmt: skip
+            continue
         key = LEGACY_NSA_ENV.get(name)
         where = f"; its setting is the config's {key} (--set {key}=...)" if key else ""
         out.append(f"{name}={environ[name]} is not read by this trainer (an earlier trainer's switch?){where}")

@@ -10,13 +10,13 @@ sit in the directory the launch ran from.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
+from nsa_train.runtime.preflight import CREDENTIAL_NAME
 from nsa_tui.errors import USAGE_EXIT, UserError
 
 TRAINER_MODULE = "nsa_train.train"
@@ -27,7 +27,7 @@ TRAINER_MODULE = "nsa_train.train"
 PASSTHROUGH_NAMES = ("CUDA_VISIBLE_DEVICES", "PATH", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "OMP_NUM_THREADS")
 PASSTHROUGH_PREFIXES = ("NSA_", "NCCL_", "TORCH_", "PYTORCH_", "HF_", "CUDA_", "TRITON_")
 # Never copied into launch.json (which is meant to be shared): credentials.
-SECRET_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|^KEY", re.IGNORECASE)
+SECRET_PATTERN = CREDENTIAL_NAME
 
 
 @dataclass(frozen=True)

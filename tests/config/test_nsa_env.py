@@ -28,3 +28,15 @@ def test_unread_variables_are_named_with_the_config_key_that_holds_their_setting
         "runtime.ddp_bucket_mb (--set runtime.ddp_bucket_mb=...)",
         "NSA_TYPO_RUNS_DIR=x is not read by this trainer (an earlier trainer's switch?)",
     ]
+
+
+def test_an_unread_credential_is_named_without_its_value():
+    """`NSA_API_KEY=...` was echoed whole, by nsa launch onto the terminal and CI logs, and by the trainer into its
+    heartbeat's start warnings, which `nsa status` shows."""
+    said = unread_nsa_env({"NSA_API_KEY": "sk-very-secret", "NSA_HUB_TOKEN": "hf_abc"})
+    assert said == [
+        f"{name} (its value not shown: the name looks like a credential) is not read by nsa or its trainer, and nsa "
+        "launch does not pass it on"
+        for name in ("NSA_API_KEY", "NSA_HUB_TOKEN")
+    ]
+    assert not any("sk-very-secret" in s or "hf_abc" in s for s in said)
