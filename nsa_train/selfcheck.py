@@ -30,6 +30,7 @@ import torch
 from nsa_train.config.schema import Config, ConfigError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+SKIP = "skip"  # not checked here, and why (no device to check against): never the check's verdict
 GIB = 2**30
 CUDA_CONTEXT_BYTES = GIB // 2
 # A training process's own resident memory on CPU before its model counts: 0.52 GiB for a 1-layer, dim-32 model on
@@ -333,7 +334,9 @@ def run_selfcheck(
 
     on_gpus = device is not None and device.type == "cuda"
     world = nproc if nproc is not None else (len(gpus) if on_gpus else 1)
-    if on_gpus and world > len(gpus):
+    if device is None:  # the config's device is not here (the device row): what depends on it is said, not left out
+        out.rows.append(row("ranks", SKIP, f"{world} rank(s) assumed for the batch and memory below: no GPU here"))
+    elif on_gpus and world > len(gpus):
         out.rows.append(row("ranks", FAIL, f"--nproc {world}, but {len(gpus)} GPU(s) are visible"))
     else:
         default = " (all visible GPUs: --nproc to check another count)" if nproc is None and on_gpus else ""
@@ -343,10 +346,13 @@ def run_selfcheck(
     except ConfigError as e:
         out.rows.append(row("batch", FAIL, str(e)))
         micro = max(1, cfg.train.batch_size // (world * cfg.train.grad_accum))
-    on_cuda = device is not None and device.type == "cuda"
+    on_cuda = device.type == "cuda" if device is not None else cfg.runtime.device == "cuda"
     bf16 = cfg.runtime.precision == "bf16" or (cfg.runtime.precision == "auto" and on_cuda)
     out.need_bytes = estimate_train_memory_bytes(cfg, out.param_count, micro, vocab, 2 if bf16 else 4)
-    if device is not None:
+    if device is None:
+        need = out.need_bytes + (CUDA_CONTEXT_BYTES if on_cuda else CPU_PROCESS_BYTES)
+        out.rows.append(row("memory", SKIP, f"~{need / GIB:.2f} GiB per rank estimated; no GPU here to compare with"))
+    else:
         out.rows.append(check_memory(out.need_bytes, on_cuda, gpus))
         # what the trainer would warn about at its start on this device (bf16 on a CPU, fp32 on a GPU, ...)
         for w in preflight_warnings(cfg, device.type, "bf16" if bf16 else "fp32", data_files=False):
@@ -366,4 +372,9 @@ def run_selfcheck(
             out.rows += nsa_selftest(cfg, device)
         except Exception as e:  # a crash in the kernels is exactly what this check is for
             out.rows.append(row("nsa", FAIL, f"self-test crashed: {_one_line(e)}"))
+    else:
+        out.rows.append(
+            row("nsa", SKIP, "self-test not run: it runs on the config's device, and no GPU is visible here "
+                "(`--set runtime.device=cpu` runs it on the CPU)")
+        )  # fmt: skip
     return out

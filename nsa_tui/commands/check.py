@@ -21,7 +21,7 @@ from nsa_tui.errors import UserError, fail
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
-STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "grey50"}
 
 
 class BadConfig(UserError):

@@ -347,3 +347,22 @@ def test_the_last_line_counts_the_warnings_by_row_name(capsys) -> None:
     assert capsys.readouterr().out.splitlines()[-1] == "ready to train (3 warnings: warning x2, disk)"
     print_table(rows[1:2])
     assert capsys.readouterr().out.splitlines()[-1] == "ready to train (1 warning: disk)"
+
+
+def test_a_gpu_config_on_a_box_without_gpus_says_what_it_could_not_check() -> None:
+    """The device row failed and the ranks row passed "2 rank(s)"; the memory and NSA rows were left out without a
+    word, though the memory estimate needs no GPU (README: `nsa check --config m7c` gives GPUs vs the estimate)."""
+    from nsa_train.selfcheck import run_selfcheck
+
+    cfg = load_config(None, ["runtime.device=cuda", *FAST])
+    rows = by_name(run_selfcheck(cfg, gpu_probe=lambda: [], nproc=2).rows)
+    assert rows["device"]["status"] == "fail"
+    assert rows["ranks"] == {
+        "name": "ranks", "status": "skip", "reason": "2 rank(s) assumed for the batch and memory below: no GPU here"
+    }  # fmt: skip
+    memory = rows["memory"]
+    assert memory["status"] == "skip" and memory["reason"].endswith(
+        "GiB per rank estimated; no GPU here to compare with"
+    )
+    assert float(memory["reason"].split("~")[1].split(" ")[0]) >= 0.5  # the CUDA context at least
+    assert rows["nsa"]["status"] == "skip" and "--set runtime.device=cpu" in rows["nsa"]["reason"]
