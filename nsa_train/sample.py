@@ -114,7 +114,28 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
             raise SampleError(f"no {which!r} checkpoint in {ckpt_dir} yet: leave out --{which}, or use --{others[0]}")
     except CheckpointError as e:
         raise SampleError(str(e)) from None
+    if (ended := _how_it_ended(target)) is not None:  # "yet" and the cadence are for a run still training
+        raise SampleError(f"no checkpoint in {ckpt_dir}: the run ended ({ended}) before it saved one")
     raise SampleError(f"no checkpoint in {ckpt_dir} yet: {_save_cadence(target)}")
+
+
+def _how_it_ended(run_dir: Path) -> str | None:
+    """How the run's current attempt ended, by rank 0's newest end record (before any later boot) or the launcher's
+    exit status; None while it may still be running."""
+    from nsa_train.telemetry import schema
+    from nsa_train.telemetry.readback import heartbeat_files, records_backwards
+
+    hb = heartbeat_files(run_dir).get(0)
+    for r in records_backwards(hb) if hb is not None else ():
+        if r.get("kind") == schema.KIND_BOOT:
+            break
+        if r.get("kind") == schema.KIND_END:
+            return f"reason {r.get('reason')}, step {r.get('step')}"
+    try:
+        status = (run_dir / schema.EXIT_STATUS).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return f"exit status {status}" if status else None
 
 
 def _save_cadence(run_dir: Path) -> str:

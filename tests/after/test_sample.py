@@ -94,6 +94,34 @@ def test_no_checkpoint_yet_says_when_the_run_saves(tmp_path: Path) -> None:
         resolve_checkpoint(run)
 
 
+def test_no_checkpoint_of_an_ended_run_says_it_ended(tmp_path: Path) -> None:
+    """A run that crashed at step 0 was told it had "no checkpoint yet" and when it saves: it never will."""
+    import json
+
+    from nsa_train.sample import SampleError, resolve_checkpoint
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = Path(__file__).parents[2] / "configs" / "tiny-cpu.yaml"
+    (run / "config.yaml").write_text(cfg.read_text())
+    records = [{"kind": "boot"}, {"kind": "end", "reason": "error", "step": 0}]
+    (run / "heartbeat_rank0.jsonl").write_text("".join(json.dumps({"v": 1, **r}) + "\n" for r in records))
+    with pytest.raises(SampleError) as e:
+        resolve_checkpoint(run)
+    assert (
+        str(e.value)
+        == f"no checkpoint in {run / 'checkpoints'}: the run ended (reason error, step 0) before it saved one"
+    )
+    # resumed: the new attempt may save
+    with (run / "heartbeat_rank0.jsonl").open("a") as f:
+        f.write(json.dumps({"v": 1, "kind": "boot"}) + "\n")
+    with pytest.raises(SampleError, match=r"checkpoints yet: this run saves"):
+        resolve_checkpoint(run)
+    (run / "exit_status").write_text("1\n")  # killed before it wrote an end record
+    with pytest.raises(SampleError, match=r"the run ended \(exit status 1\) before it saved one"):
+        resolve_checkpoint(run)
+
+
 def test_missing_pointer_names_the_other(tmp_path: Path) -> None:
     from nsa_train.runtime.checkpoint import write_pointer
     from nsa_train.sample import SampleError, resolve_checkpoint
