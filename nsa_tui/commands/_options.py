@@ -22,7 +22,15 @@ RemoteDirOpt = Annotated[
 
 def check_remote_dir(host: str | None, remote_dir: str | None) -> None:
     """--remote-dir means nothing without --host, and nothing when empty (it would be the login directory): say
-    so instead of ignoring it."""
+    so instead of ignoring it. An empty or malformed --host is a usage mistake too (exit 2): exit 3 would tell a
+    script the host could not be reached."""
+    if host is not None:
+        from nsa_tui.remote.ssh import SSHError, validate_host
+
+        try:
+            validate_host(host)
+        except SSHError as e:
+            raise UserError(str(e), USAGE_EXIT) from None
     if remote_dir is not None and host is None:
         raise UserError("--remote-dir needs --host (it is a directory on that host)", USAGE_EXIT)
     if remote_dir is not None and not remote_dir.strip():

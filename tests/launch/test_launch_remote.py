@@ -78,7 +78,7 @@ def test_failed_authentication(runs_dir, tmux_socket, sshd, ssh_env, tmp_path):
 def test_host_option_injection_is_rejected(runs_dir, tmux_socket, tmp_path):
     marker = tmp_path / "pwned"
     res = nsa("launch", "--host", f"-oProxyCommand=touch {marker}", "--name", "x")
-    assert res.returncode == 3
+    assert res.returncode == 2
     assert "invalid host" in _one_error_line(res)
     assert not marker.exists()
 

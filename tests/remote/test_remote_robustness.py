@@ -349,11 +349,15 @@ def test_report_of_dot_is_named_by_the_directory(tmp_path, sshd, monkeypatch):
 
 
 # ---------------------------------------------------------------- 7: an invalid host
-@pytest.mark.parametrize("cmd", ["status", "runs", "watch"])
-def test_an_invalid_host_is_exit_3_in_every_command(cmd):
-    res = invoke(cmd, "--host=-oX")
-    assert res.exit_code == 3
-    assert one_error(res).startswith("error: invalid host '-oX': expected an OpenSSH destination")
+@pytest.mark.parametrize(
+    "cmd", ["status", "runs", "watch", "report", "check", "launch", "halt r", "dump r", "sample r"]
+)
+@pytest.mark.parametrize("host", ["-oX", "", "a b"])
+def test_an_invalid_host_is_a_usage_error_in_every_command(cmd, host):
+    """Exit 3 (`nsa status --host ''`), where a script reads "the host could not be reached"."""
+    res = invoke(*cmd.split(), f"--host={host}")
+    assert res.exit_code == 2, res.output
+    assert one_error(res).startswith(f"error: invalid host {host!r}: expected an OpenSSH destination")
 
 
 def test_the_watch_parser_skips_what_comes_before_the_start_line():

@@ -77,7 +77,7 @@ def test_unknown_run_is_one_clear_error(runs_dir):
 
 def test_bad_host_is_one_clear_error(runs_dir):
     proc = subprocess.run([NSA, "watch", "--host", "-oProxyCommand=x", "r"], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 3 and proc.stderr.startswith("error: invalid host")  # as status, runs, report
+    assert proc.returncode == 2 and proc.stderr.startswith("error: invalid host")  # as status, runs, report
 
 
 @pytest.mark.parametrize(
