@@ -118,7 +118,8 @@ PROGRESS_FIELDS = (
 # and, in the progress record that first counts a fallback only, "fallback_reasons": {name: its first cause}
 
 EVAL_FIELDS = ("val_loss", "val_ppl")
-CHECKPOINT_FIELDS = ("path", "seconds", "bytes", "disk_free_gb")  # the file's size; the room left beside it
+# the file's size; the room left beside it; the pointers (latest, best) it was made
+CHECKPOINT_FIELDS = ("path", "seconds", "bytes", "disk_free_gb", "pointers")
 STALL_FIELDS = ("seconds_since_progress", "dump")
 END_FIELDS = ("reason", "exit_status")
 ERROR_FIELDS = ("message",)
