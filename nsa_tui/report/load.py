@@ -266,7 +266,9 @@ def first_known(*values: Any) -> Any:
 
 def final_numbers(r: ReportRun) -> dict[str, Any]:
     """The numbers of the summary table: summary.json when the trainer wrote one, else the history."""
-    h, s = r.history, r.summary
+    h = r.history
+    # a summary number that is not a finite number (a hand-edited NaN) is unknown: the history's is used
+    s = {k: v for k, v in r.summary.items() if not isinstance(v, float) or math.isfinite(v)}
     vals = [(st, v) for st, v in zip(h.val_steps, h.val_loss, strict=False) if finite(v) is not None]
     best = min(vals, key=lambda p: p[1]) if vals else (None, None)
     toks = [v for v in (finite(x) for x in h.column("toks_per_s")) if v is not None]

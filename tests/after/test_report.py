@@ -97,6 +97,18 @@ def test_a_summary_without_val_numbers_does_not_hide_the_evals(tmp_path: Path) -
     assert cells[7].startswith(f"{float(vals[-1][1]):.4f}") and cells[8] == f"{float(best[1]):.4f} @ {best[0]}"
 
 
+def test_a_summary_number_that_is_not_finite_is_not_reported(tmp_path: Path) -> None:
+    """NaN written into summary.json (by hand) was the report's "best val loss: nan" and "mean tok/s: nan" though
+    val.csv held finite values; status made them null."""
+    w = make_v1_run(tmp_path / "r", steps=300, total_steps=300, state="finished")
+    (w.path / schema.SUMMARY_JSON).write_text('{"best_val_loss": NaN, "best_step": 300, "mean_toks_per_s": Infinity}')
+    vals = [line.split(",") for line in (w.path / schema.VAL_CSV).read_text().splitlines()[1:]]
+    best = min(vals, key=lambda v: float(v[1]))
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| r |")).strip("|").split("|")]
+    assert cells[8] == f"{float(best[1]):.4f} @ {best[0]}" and cells[10] not in ("nan", "inf", "-"), cells
+
+
 def test_a_run_that_stopped_before_its_first_step(tmp_path: Path) -> None:
     """Its summary.json says 0 tokens and how long it lived: the report shows both, not '-'."""
     w = make_v1_run(tmp_path / "r", steps=0, state="starting")
