@@ -11,7 +11,16 @@ from typing import Annotated, Any
 import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
-from nsa_tui.commands.status import EXIT_NO_TELEMETRY, Judged, fmt_duration, judge_local, judge_remote, toks_text
+from nsa_tui.commands.status import (
+    EXIT_NO_TELEMETRY,
+    NAN_LOSS,
+    Judged,
+    fmt_duration,
+    judge_local,
+    judge_remote,
+    nan_loss,
+    toks_text,
+)
 from nsa_tui.errors import UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
 from nsa_tui.rundir import UNREADABLE
@@ -100,7 +109,7 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"
-    loss = "-" if v["loss"] is None else f"{v['loss']:.4f}"
+    loss = (NAN_LOSS if nan_loss(v) else "-") if v["loss"] is None else f"{v['loss']:.4f}"  # as `nsa status` says it
     return [v["state"], step, loss, toks_text(v, unit=""), fmt_duration(v["last_heartbeat_age_s"])]
 
 

@@ -234,7 +234,7 @@ def render_human(j: Judged) -> None:
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']} ({100 * (v['step'] or 0) / v['total_steps']:.0f}%)"
-    loss = "nan/inf" if v["loss"] is None and any(a["rule"] == "nan_loss" for a in v["alerts"]) else None
+    loss = NAN_LOSS if nan_loss(v) else None
     # a CPU run logs no GPU memory, only the host's RSS (v.get: a remote nsa may predate that key); before the
     # first progress record neither is known, and the run may be either
     rss = v.get("rss_gb")
@@ -279,6 +279,14 @@ def toks_text(v: dict, unit: str = " tok/s") -> str:
     window's; `nsa runs` leaves the unit to its column header."""
     mean = v.get("mean_toks_per_s")
     return f"{mean:,.0f}{unit} mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
+
+
+NAN_LOSS = "nan/inf"
+
+
+def nan_loss(v: dict[str, Any]) -> bool:
+    """A verdict's loss is null because it was NaN or infinite (JSON holds neither): its nan_loss alert says so."""
+    return v["loss"] is None and any(a["rule"] == "nan_loss" for a in v["alerts"])
 
 
 # ---------------------------------------------------------------- command

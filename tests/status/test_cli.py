@@ -153,6 +153,14 @@ def test_runs_table_and_json(runs_dir):
     assert res.exit_code == 3 and "no runs directory" in res.stderr
 
 
+def test_a_nan_loss_reads_the_same_in_runs_and_status(runs_dir):
+    """`nsa runs` showed `-` for the loss `nsa status` shows as nan/inf."""
+    make_v1_run(runs_dir / "diverged", state="nan")
+    [row] = [line for line in invoke("runs").stdout.splitlines() if line.startswith("diverged")]
+    assert row.split()[3] == "nan/inf", row
+    assert "loss nan/inf" in invoke("status", "diverged").stdout
+
+
 @pytest.mark.parametrize("columns", [60, 80, 200])
 def test_runs_table_never_cuts_names_or_numbers(runs_dir, monkeypatch, columns):
     """Default names differ only in their tail; in a narrow terminal (or a pipe: 80) only the alerts may wrap."""
