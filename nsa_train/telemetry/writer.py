@@ -59,6 +59,19 @@ def close_even_when_full(fh: Any, path: Path, fsync: bool = False) -> None:
             pass  # close flushes again: the same full disk
 
 
+def ends_mid_line(path: Path) -> bool:
+    """Whether the file's last line has no newline: cut by a full disk or a kill mid-write. Appended to as it is,
+    the next record would be glued to it and lost with it (a resume's boot record was)."""
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 class HeartbeatWriter:
     """Appends one JSON line per record to this rank's heartbeat file."""
 
@@ -68,6 +81,8 @@ class HeartbeatWriter:
         self.pid = os.getpid()
         self.liveness_every_s = liveness_every_s
         self._lock = threading.Lock()
+        # a line cut by the previous process ends before this one's first record
+        self._torn = ends_mid_line(self.path)
         self._fh: io.TextIOWrapper | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._last_liveness = 0.0
 
@@ -79,8 +94,13 @@ class HeartbeatWriter:
         with self._lock:
             if self._fh is not None:
                 with full_disk_stops_run(self.path, step, best_effort):
-                    self._fh.write(line)
-                    self._fh.flush()
+                    try:
+                        self._fh.write("\n" + line if self._torn else line)
+                        self._fh.flush()
+                    except OSError:
+                        self._torn = True  # part of it may be in the file: the next record starts a new line
+                        raise
+                    self._torn = False
         return rec
 
     def liveness(self, step: int, force: bool = False, *, best_effort: bool = False) -> None:
@@ -105,6 +125,15 @@ def _csv_value(v: Any) -> str:
     return str(v)
 
 
+def _first_row(path: Path) -> tuple[str, ...] | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            row = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return tuple(row) if row else None
+
+
 def truncate_csv_after(path: Path, step: int) -> None:
     """Drop rows with step > ``step`` (a resumed run rewrites the steps after its checkpoint)."""
     if not path.is_file():
@@ -112,6 +141,8 @@ def truncate_csv_after(path: Path, step: int) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     if not lines:
         return
+    if len(lines) > 1 and not lines[-1].endswith("\n"):
+        lines.pop()  # a row cut by a full disk or a kill: its values are not whole
     kept = [lines[0]]
     for line in lines[1:]:
         head = line.split(",", 1)[0]
@@ -124,13 +155,20 @@ def truncate_csv_after(path: Path, step: int) -> None:
 
 class _CsvTable:
     def __init__(self, path: Path, header: tuple[str, ...]) -> None:
-        self.header = header
         fresh = not path.is_file() or path.stat().st_size == 0
+        # a table an earlier version of the trainer began (a resume after an upgrade) keeps its own columns: rows of
+        # another width under its header would shift every value after the first difference
+        existing = None if fresh else _first_row(path)
+        self.header = existing if existing and existing[0] == header[0] else header
+        torn = not fresh and ends_mid_line(path)
         self._fh = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (kept open)
         self._w = csv.writer(self._fh, lineterminator="\n")
-        if fresh:
+        if fresh or torn:
             with full_disk_stops_run(path, 0):
-                self._w.writerow(header)
+                if fresh:
+                    self._w.writerow(header)
+                else:
+                    self._fh.write("\n")  # a row cut by the previous process ends before this one's first
                 self._fh.flush()
 
     def row(self, values: dict[str, Any]) -> None:

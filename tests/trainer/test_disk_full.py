@@ -72,3 +72,36 @@ def test_closing_after_a_full_disk_says_nothing_more(tmp_path: Path) -> None:
         log.progress(3, {"loss": 1.0, "lr": 1e-3, "toks_per_s": 1.0, "grad_norm": 1.0, "dt_step_s": 0.1}, 0.0)
     log.close()
     assert full.closed
+
+
+def test_a_line_cut_by_the_previous_process_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    """A full disk cut the end record mid-line (`{"v":1,"ts":179655`); the resume appended its boot record to it and
+    that record was lost for good (one corrupt line): the next record starts a new line. The same for the CSVs."""
+    hb_path = tmp_path / schema.heartbeat_name(0)
+    hb_path.write_text('{"v":1,"kind":"progress"}\n{"v":1,"ts":179655')
+    hb = HeartbeatWriter(tmp_path, 0)
+    hb.write(schema.KIND_BOOT, 0)
+    hb.write(schema.KIND_LIVENESS, 0)
+    hb.close()
+    lines = hb_path.read_text().splitlines()
+    assert lines[1] == '{"v":1,"ts":179655'
+    assert [schema.decode(line)["kind"] for line in lines[2:]] == ["boot", "liveness"]
+    csv_path = tmp_path / schema.TRAINING_CSV
+    csv_path.write_text(",".join(schema.TRAINING_CSV_HEADER) + "\n1,2.5,0.1\n2,2.4")
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.close()
+    assert csv_path.read_text().endswith("\n2,2.4\n")  # the cut row stays cut, on its own line
+
+
+def test_a_table_an_older_trainer_began_keeps_its_columns(tmp_path: Path) -> None:
+    """A resume after an upgrade that added a column wrote rows one value wider than the file's header: every
+    value after the new column shifted under the wrong name."""
+    old_header = [c for c in schema.TRAINING_CSV_HEADER if c != "gate_entropy_min"]
+    (tmp_path / schema.TRAINING_CSV).write_text(",".join(old_header) + "\n")
+    log = MetricsLog(tmp_path, tensorboard=False)
+    m = {"loss": 2.0, "lr": 1e-3, "toks_per_s": 10.0, "grad_norm": 1.0, "dt_step_s": 0.1, "gate_entropy_min": 0.4}
+    log.progress(3, {**m, "rss_gb": 1.5}, ts=1.0)
+    log.close()
+    rows = list(csv.DictReader((tmp_path / schema.TRAINING_CSV).open()))
+    assert len(rows) == 1 and list(rows[0]) == old_header
+    assert (rows[0]["step"], rows[0]["loss"], rows[0]["rss_gb"]) == ("3", "2.0", "1.5")
