@@ -53,11 +53,24 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
     if run_dir.is_dir():
         hb = runstate.heartbeat_state(run_dir)
         exited = runstate.read_exit_status(run_dir) is not None
-        if not hb.ended and not exited and hb.recent(live_window_s(cfg)):
+        if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_gone(run_dir):
             assert hb.newest_mtime is not None
             occ.heartbeat_age_s = time.time() - hb.newest_mtime
         occ.previous_run = not resume and runstate.holds_a_run(run_dir)
     return occ
+
+
+def rank0_gone(run_dir: Path) -> bool:
+    """Rank 0 of the run ran on this machine and its process is gone: a recent heartbeat without an end record is a
+    run that died (a full disk cut its end record, and kept the launcher from writing exit_status), not a live one.
+    `--resume`, the remedy its error names, was refused as "holds a live run" for minutes."""
+    from nsa_tui.launch.dump import rank_processes
+
+    info = runstate.read_run_json(run_dir) or {}
+    if info.get("host") != socket.gethostname():
+        return False  # rank 0 elsewhere (a later node's launch): its pid means nothing here
+    rank0 = next((p for p in rank_processes(run_dir) if p.rank == 0), None)
+    return rank0 is not None and rank0.pid is not None and rank0.problem == f"pid {rank0.pid} is not running"
 
 
 @dataclass

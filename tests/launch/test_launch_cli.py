@@ -322,6 +322,30 @@ def test_live_heartbeat_is_refused(runs_dir, tmux_socket):
     assert "holds a live run" in _one_error_line(res)
 
 
+def test_a_recent_heartbeat_of_a_rank_0_that_is_gone_is_not_a_live_run(runs_dir, tmux_socket):
+    """A full disk cut the end record and kept the launcher from writing exit_status: `--resume`, the remedy the
+    error names, was refused as "holds a live run" for minutes, while `nsa status` said crashed."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = runs_dir / "full"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"v": 1, "host": socket.gethostname()}))
+    rec = {"v": 1, "ts": time.time(), "kind": "progress", "rank": 0, "step": 5, "pid": gone.pid}
+    (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n" + '{"v":1,"ts":1796')
+    from nsa_tui.launch.preflight import occupancy
+
+    occ = occupancy(run, "nsa-full", load_config(None), resume=True)
+    assert not occ.live and occ.heartbeat_age_s is None
+    # the same heartbeat with rank 0 alive (this test's own process stands in: it is not running nsa_train, so its
+    # pid counts as reused, not gone) is still refused
+    rec["pid"] = os.getpid()
+    (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+    res = nsa("launch", "--name", "full")
+    assert res.returncode == 1 and "holds a live run" in _one_error_line(res)
+
+
 def test_not_enough_disk_for_checkpoints(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "huge", "--set", "model.vocab_size=4000000000", "--dry-run")
     assert res.returncode == 1
