@@ -642,17 +642,9 @@ def process_exited(c: Context) -> Finding | None:
             lost.append(f"{len(silent) - MAX_LOST_RANKS} more ranks wrote no end record")
         first = any(f.root_cause and f.rank in silent for f in failures)
         why = "; ".join([*lost, why] if first else [why, *lost])
-    elif h.exit_status not in (None, 0):
-        why = f"exit status {h.exit_status} without an end record"
-    elif h.launch:
-        why = "the tmux session is gone without an end record"
-    else:  # started by hand: judged by its ranks' pids (runs/load.py), which are gone
-        why = (
-            "the trainer's process is gone without an end record: killed without a chance to write one (SIGKILL, "
-            "most often the kernel's out-of-memory killer: `dmesg | grep -i -e oom -e killed`) or its machine "
-            "restarted"
-        )
-    if end is None and killed_by_sigkill(h.exit_status, h.console_tail):
+    else:
+        why = _without_end_record(h)
+    if end is None and not h.attempt_summary and killed_by_sigkill(h.exit_status, h.console_tail):
         why += f" ({SIGKILL_HINT})"
     n = int(c.params["console_lines"])
     lines, cut = without_torchrun_report(h.console_tail)
@@ -663,6 +655,29 @@ def process_exited(c: Context) -> Finding | None:
         roots = [f.describe() for f in failures if f.root_cause]
         tail += " (torchrun's failure report left out" + (f"; its root cause: {', '.join(roots)})" if roots else ")")
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
+
+
+def _without_end_record(h: RunHistory) -> str:
+    """Why a run that wrote no end record is crashed, with the errors it said. Its end record cut (a full disk) or
+    lost, the summary written just before it tells how it ended: it read as a session gone, or a SIGKILL to look
+    for in dmesg."""
+    said = _errors_said(h.attempt_errors, h.attempt_world_size)
+    if isinstance(reason := h.attempt_summary.get("end_reason"), str):
+        return (
+            f"the trainer ended with reason {reason!r} (said by its summary.json; its end record is cut or missing)"
+            + said
+        )
+    if h.exit_status not in (None, 0):
+        return f"exit status {h.exit_status} without an end record{said}"
+    if h.launch:
+        return f"the tmux session is gone without an end record{said}"
+    # started by hand: judged by its ranks' pids (runs/load.py), which are gone
+    if said:
+        return f"the trainer's process is gone without an end record{said}"
+    return (
+        "the trainer's process is gone without an end record: killed without a chance to write one (SIGKILL, most "
+        "often the kernel's out-of-memory killer: `dmesg | grep -i -e oom -e killed`) or its machine restarted"
+    )
 
 
 MAX_OTHER_ERRORS = 3  # the ranks whose later errors are named after the first one's

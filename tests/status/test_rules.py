@@ -184,6 +184,26 @@ def test_crashed_run_carries_console_tail(tmp_path):
     assert v.exit_status == 1
 
 
+def test_a_run_stopped_by_a_full_disk_says_so_though_its_end_record_is_cut(tmp_path, tmux_socket):
+    """A full disk cut the end record mid-line and kept the launcher from writing exit_status: status said "the tmux
+    session is gone without an end record" (by hand: a SIGKILL, look in dmesg), though the error record and the
+    summary.json written before the end record said the disk was full."""
+    w = make_v1_run(tmp_path / "full", state="exited", now=NOW, name="full")
+    w.error("cannot write step_00000010.pt in /runs/full/checkpoints: no space left on device")
+    summary = {"v": 1, "end_reason": "error", "steps_completed": w.step, "ended_at": w.ts}
+    (w.path / "summary.json").write_text(json.dumps(summary))
+    with (w.path / "heartbeat_rank0.jsonl").open("a") as f:
+        f.write('{"v":1,"ts":179655')  # the end record, cut
+    v = judge(w.path)
+    assert (v.state, [a.rule for a in v.alerts]) == ("crashed", ["process_exited"])
+    msg = v.alerts[0].message
+    assert msg.startswith(
+        "the trainer ended with reason 'error' (said by its summary.json; its end record is cut or missing) (error: "
+        "cannot write step_00000010.pt in /runs/full/checkpoints: no space left on device)"
+    ), msg
+    assert "tmux session is gone" not in msg and "SIGKILL" not in msg
+
+
 def test_vanished_process_is_crashed(tmp_path, tmux_socket):
     import subprocess
 
