@@ -660,17 +660,26 @@ class Trainer:
                 loss_sum.zero_()
                 fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
 
+            eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
             if halt or signalled:
                 reason = schema.END_HALT if halt else schema.END_SIGNAL
                 if is_main:
                     why = f"{schema.HALT_FILE} found" if halt else f"signal {self.stop.signal_name or '(other rank)'}"
                     print(f"[stop] {why}: stopping after step {step}")
-                self._save(step, pointers=(schema.LATEST_POINTER,))
+                stop_pointers = [schema.LATEST_POINTER]
+                if halt and not signalled and eval_due:
+                    # the step's evaluation is part of it (a halt waits for the step): skipped, val.csv kept a hole
+                    # no resume fills, and the best checkpoint was chosen without it. Not on a signal: its sender
+                    # (tmux kill-session, a scheduler's preemption) may not wait that long
+                    val_loss = self._evaluate(step)
+                    if self.best_val is None or val_loss < self.best_val:
+                        self.best_val, self.best_step = val_loss, step
+                        stop_pointers.append(schema.BEST_POINTER)
+                self._save(step, pointers=tuple(stop_pointers))
                 self.stop.remove_halt()
                 break
 
             t_pause = time.perf_counter()
-            eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
             pointers: list[str] = []
             if eval_due:
                 val_loss = self._evaluate(step)
@@ -683,6 +692,11 @@ class Trainer:
             # here would leave the steps before it divided by the time after it)
             paused_s += time.perf_counter() - t_pause
         self.train_wall_s = time.perf_counter() - t_train
+        if reason == schema.END_COMPLETED and self.stop.halt_requested():
+            # asked during the final evaluation or checkpoint: the run is complete, and a .HALT left behind would
+            # stop the next run started here by hand (nsa launch removes a stale one; a bare resume need not)
+            self.stop.remove_halt()
+            print(f"[stop] {schema.HALT_FILE} came after the last step: the run completed; removed it")
         return reason, self._exit_status(reason)
 
     def _exit_status(self, reason: str) -> int:

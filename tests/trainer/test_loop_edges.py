@@ -50,6 +50,36 @@ def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     assert not (run / schema.HALT_FILE).exists()
 
 
+def test_a_halt_on_an_eval_step_evaluates_it_first(tmp_path: Path) -> None:
+    """A halt during step 10 with eval_every 5 stopped before the step's evaluation: val.csv kept a hole no resume
+    fills, and the best checkpoint was chosen without it."""
+    run = tmp_path / "r"
+    with training(run, "train.steps=40", "train.eval_every=5", NSA_TEST_SLOW_STEP="10:2") as proc:
+        wait_for(lambda: 9 in progress(run), 120, "step 9")
+        (run / schema.HALT_FILE).touch()  # during step 10's 2 s
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    end = records(run)[-1]
+    assert (end["kind"], end["reason"], end["step"]) == ("end", "halt", 10), end
+    assert [r["step"] for r in records(run) if r["kind"] == "eval"] == [5, 10]
+    assert [line.split(",")[0] for line in (run / schema.VAL_CSV).read_text().splitlines()[1:]] == ["5", "10"]
+
+
+def test_a_halt_during_the_final_evaluation_is_removed_when_the_run_completes(tmp_path: Path) -> None:
+    """`nsa halt` during the last step's evaluation: the run completed and the .HALT stayed, to stop the next run
+    started here by hand at once."""
+    run = tmp_path / "r"
+    with training(run, "train.steps=6", "train.eval_batches=400") as proc:
+        wait_for(lambda: 6 in progress(run), 120, "step 6")  # its final evaluation runs now
+        (run / schema.HALT_FILE).touch()
+        out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    end = records(run)[-1]
+    assert (end["kind"], end["reason"]) == ("end", "completed"), end
+    assert not (run / schema.HALT_FILE).exists()
+    assert ".HALT came after the last step: the run completed; removed it" in out
+
+
 def test_a_resume_with_nothing_to_do_leaves_the_summary_and_one_with_work_keeps_the_val_loss(tmp_path: Path) -> None:
     """A resume refused for want of steps writes no summary of its own (it replaced the finished run's with an
     "error" one); a resumed attempt that stops before its first eval still reports the run's last val loss."""
