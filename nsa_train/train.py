@@ -864,6 +864,16 @@ class Trainer:
         self.resumed = True
         if self.info.is_main:
             print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
+            if newer := ck.written_after(ckpt_dir, path):
+                # not taken in its place: the pointer is the save's last act, and a file it does not name is one
+                # whose save did not finish as far as this trainer knows; said, so the steps since are not lost
+                # without a word
+                print(
+                    f"warning: {newer[-1]} was written after the checkpoint `{schema.LATEST_POINTER}` names (a save "
+                    f"cut between its file and its pointer?): this run continues from step {self.step}; to continue "
+                    f"from that one, stop it and `echo {newer[-1].name} > {ckpt_dir / schema.LATEST_POINTER}`",
+                    file=sys.stderr,
+                )
 
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))

@@ -150,6 +150,24 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
 
 
+def written_after(ckpt_dir: Path, target: Path) -> list[Path]:
+    """The complete checkpoints written after ``target`` (a pointer's), oldest first: a process killed between a
+    checkpoint file and its pointer leaves a whole, newer one that `latest` does not name (an earlier run's files, which
+    a fresh start over them left, are older than its own)."""
+    try:
+        since = target.stat().st_mtime
+    except OSError:
+        return []
+    out = []
+    for p in _written_order(list_checkpoints(ckpt_dir)):
+        try:
+            if p != target and p.stat().st_mtime > since:
+                out.append(p)
+        except OSError:
+            continue
+    return out
+
+
 def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None) -> str:
     """For a resume that cannot use the latest pointer: the checkpoints the directory still holds (newest last, at
     most 5 named), and how to continue from one; "" when there are none."""

@@ -36,6 +36,7 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
     CheckpointError,
     other_checkpoints_hint,
     verify_archive,
+    written_after,
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import unread_nsa_env
@@ -216,8 +217,17 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             raise UserError(str(e)) from None
         if (changed := data_change(target, cfg)) is not None:
             raise UserError(f"--resume: {changed}")
-        step = schema.checkpoint_step(latest_checkpoint_name(target))
-        resume_said = resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
+        latest = latest_checkpoint_name(target)
+        step = schema.checkpoint_step(latest)
+        ckpt_dir = target / schema.CHECKPOINT_DIR
+        # where it continues from, and a newer whole checkpoint `latest` does not name (a save cut before its pointer)
+        resume_said = [f"continues from {ckpt_dir.absolute() / str(latest)} (step {step})"]
+        if newer := written_after(ckpt_dir, ckpt_dir / str(latest)):
+            resume_said.append(
+                f"{newer[-1].name} was written after it (a save cut between its file and its pointer?): to continue "
+                f"from that one instead, `echo {newer[-1].name} > {ckpt_dir.absolute() / schema.LATEST_POINTER}` first"
+            )
+        resume_said += resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     if req.run_dir is not None:
         run_dir = Path(req.run_dir)

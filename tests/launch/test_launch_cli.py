@@ -252,6 +252,32 @@ def test_resume_that_changes_the_model_or_data_position_is_refused_before_starti
     assert res.returncode == 0, res.stderr
 
 
+def test_a_resume_plan_names_its_checkpoint_and_a_newer_one_latest_does_not(runs_dir, tmux_socket):
+    """A kill between a checkpoint file and its pointer left a whole step_10 beside `latest` -> step_5: the resume
+    continued from step 5 without a word, and the plan named no checkpoint at all."""
+    run = runs_dir / "cut"
+    _latest(run, "step_00000005.pt")
+    res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    ckpts = run.absolute() / "checkpoints"
+    notes = [ln for ln in res.stdout.splitlines() if ln.startswith("note: ")]
+    assert notes[0] == f"note: continues from {ckpts / 'step_00000005.pt'} (step 5)", notes
+    assert not any("written after it" in n for n in notes)
+    newer = ckpts / "step_00000010.pt"
+    newer.write_bytes((ckpts / "step_00000005.pt").read_bytes())
+    os.utime(newer, (time.time() + 5, time.time() + 5))
+    res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
+    notes = [ln for ln in res.stdout.splitlines() if ln.startswith("note: ")]
+    assert notes[1] == (
+        "note: step_00000010.pt was written after it (a save cut between its file and its pointer?): to continue from "
+        f"that one instead, `echo step_00000010.pt > {ckpts / 'latest'}` first"
+    ), notes
+    # an earlier run's checkpoints, older than this run's (a fresh start over them with --force), are not named
+    os.utime(newer, (1, 1))
+    res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert "written after it" not in res.stdout
+
+
 def test_resume_that_moves_the_lr_says_so_before_starting(runs_dir, tmux_socket):
     """Extending a finished run's steps restarts its cosine from higher up: the plan says so (and how to keep the
     lr it ended with), and says nothing when that is what the user asked for."""

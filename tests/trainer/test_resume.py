@@ -37,9 +37,14 @@ def test_resume_from_mid_checkpoint_matches_uninterrupted(tmp_path: Path) -> Non
     shutil.copy(full / "checkpoints" / ck.checkpoint_file_name(4), cut / "checkpoints")
     shutil.copy(full / schema.CONFIG_YAML, cut)
     ck.write_pointer(cut / "checkpoints", schema.LATEST_POINTER, ck.checkpoint_file_name(4))
+    # step 8's file written after step 4's, its pointer never moved (a kill between the two): said, not taken
+    shutil.copy(full / "checkpoints" / ck.checkpoint_file_name(8), cut / "checkpoints")
     proc = run_train(cut, *RUN, resume=True)
     assert proc.returncode == 0, proc.stderr
     assert "[resume]" in proc.stdout
+    newer = cut / "checkpoints" / ck.checkpoint_file_name(8)
+    assert f"warning: {newer} was written after the checkpoint `latest` names" in proc.stderr
+    assert "this run continues from step 4" in proc.stderr
     assert "lr schedule" not in proc.stderr  # the same schedule: nothing to say
 
     a, b = losses(full), losses(cut)
