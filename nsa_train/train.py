@@ -376,6 +376,7 @@ class Trainer:
         self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
+        self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -519,11 +520,17 @@ class Trainer:
             print(f"warning: {msg}", file=sys.stderr)
         hb.write(schema.KIND_PHASE, self.step, phase="train", start_step=self.step, warnings=train_warnings)
         if is_main:
-            from nsa_train.telemetry.writer import MetricsLog, truncate_csv_after
+            from nsa_train.telemetry.writer import MetricsLog, data_rows, truncate_csv_after
 
             if self.args.resume:
-                truncate_csv_after(run_dir / schema.TRAINING_CSV, self.step)
-                truncate_csv_after(run_dir / schema.VAL_CSV, self.step)
+                for name in (schema.TRAINING_CSV, schema.VAL_CSV):
+                    truncate_csv_after(run_dir / name, self.step, keep_rows=(self.csv_rows_before or {}).get(name, 0))
+            else:
+                # the rows an earlier run left (a fresh start over it appends): a resume of this run cuts back its
+                # own rows only (by step it cut the earlier run's after the checkpoint's step, and kept its others)
+                self.csv_rows_before = {
+                    name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)
+                }
             self.metrics = MetricsLog(run_dir, cfg.runtime.tensorboard)
         self._start_watchdog()
         return self._loop()
@@ -760,6 +767,7 @@ class Trainer:
             "fallbacks": fallbacks.snapshot(),
             "world_size": self.info.world_size,
             "config": config_to_dict(self.cfg),
+            "csv_rows_before": self.csv_rows_before,  # {table: the rows of earlier runs before this one's}
         }
 
     def _first_batch_wait(self, waited_s: float, replayed: int, target: int) -> None:
@@ -861,18 +869,18 @@ class Trainer:
         if self.info.is_main:
             fallbacks.restore(state.get("fallbacks") or {})  # absent from checkpoints older than the field
         self.last_val = state.get("last_val")  # the summary's final_val_loss if this attempt stops before an eval
+        self.csv_rows_before = state.get("csv_rows_before")  # absent from checkpoints older than the field
         self.resumed = True
         if self.info.is_main:
             print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
             if newer := ck.written_after(ckpt_dir, path):
                 # not taken in its place: the pointer is the save's last act, and a file it does not name is one
-                # whose save did not finish as far as this trainer knows; said, so the steps since are not lost
-                # without a word
-                print(
-                    f"warning: {newer[-1]} was written after the checkpoint `{schema.LATEST_POINTER}` names (a save "
-                    f"cut between its file and its pointer?): this run continues from step {self.step}; to continue "
-                    f"from that one, stop it and `echo {newer[-1].name} > {ckpt_dir / schema.LATEST_POINTER}`",
-                    file=sys.stderr,
+                # whose save did not finish as far as this trainer knows; said (with the start warnings, so status
+                # shows it), so the steps since are not lost without a word
+                self.resume_warnings.append(
+                    f"{newer[-1]} was written after the checkpoint `{schema.LATEST_POINTER}` names (a save cut "
+                    f"between its file and its pointer?): this run continues from step {self.step}; to continue "
+                    f"from that one, stop it and `echo {newer[-1].name} > {ckpt_dir / schema.LATEST_POINTER}`"
                 )
 
     def _save_config(self) -> None:

@@ -134,8 +134,18 @@ def _first_row(path: Path) -> tuple[str, ...] | None:
     return tuple(row) if row else None
 
 
-def truncate_csv_after(path: Path, step: int) -> None:
-    """Drop rows with step > ``step`` (a resumed run rewrites the steps after its checkpoint)."""
+def data_rows(path: Path) -> int:
+    """The rows under a CSV's header (0 when there is no file)."""
+    try:
+        with open(path, "rb") as f:
+            return max(0, sum(1 for _ in f) - 1)
+    except OSError:
+        return 0
+
+
+def truncate_csv_after(path: Path, step: int, keep_rows: int = 0) -> None:
+    """Drop rows with step > ``step`` (a resumed run rewrites the steps after its checkpoint), after the first
+    ``keep_rows`` rows (an earlier run's, which a fresh start over it appended to: not this run's to cut)."""
     if not path.is_file():
         return
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -143,8 +153,8 @@ def truncate_csv_after(path: Path, step: int) -> None:
         return
     if len(lines) > 1 and not lines[-1].endswith("\n"):
         lines.pop()  # a row cut by a full disk or a kill: its values are not whole
-    kept = [lines[0]]
-    for line in lines[1:]:
+    kept = lines[: 1 + keep_rows]
+    for line in lines[1 + keep_rows :]:
         head = line.split(",", 1)[0]
         if head.isdigit() and int(head) <= step:
             kept.append(line)

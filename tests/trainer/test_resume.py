@@ -211,3 +211,27 @@ def test_a_resume_without_the_runs_config_yaml_is_refused(tmp_path: Path) -> Non
         f"error: --resume: {run / schema.CONFIG_YAML} is missing, and it is the config this run continues with: put "
         "it back, or pass the run's config with --config FILE"
     )
+
+
+def test_a_resume_after_a_fresh_start_over_an_earlier_run_keeps_that_runs_rows(tmp_path: Path) -> None:
+    """`--force` over a finished run appends its rows; its resume cut training.csv back by step alone, so it deleted
+    the earlier run's steps after the checkpoint's and kept its first ones beside its own (step 1 twice)."""
+    import subprocess
+
+    from trainer_helpers import REPO, clean_env, train_cmd
+
+    run = tmp_path / "r"
+    fast = ("train.log_every=1", "train.save_every=2", "train.eval_every=2")
+    assert run_train(run, "train.steps=4", *fast).returncode == 0
+    fresh = subprocess.run(
+        [*train_cmd(run, "train.steps=2", *fast), "--force"], cwd=REPO, env=clean_env(), capture_output=True, text=True
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    proc = run_train(run, "train.steps=4", *fast, resume=True)
+    assert proc.returncode == 0, proc.stderr
+
+    def steps(name: str) -> list[int]:
+        return [int(line.split(",")[0]) for line in (run / name).read_text().splitlines()[1:]]
+
+    assert steps(schema.TRAINING_CSV) == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert steps(schema.VAL_CSV) == [2, 4, 2, 4]
