@@ -161,7 +161,7 @@ def val_set_change(saved_config: Path, new: Config) -> str | None:
         return None
     before = saved.train.eval_batches * saved.train.batch_size
     after = new.train.eval_batches * new.train.batch_size
-    if before == after or not (saved.train.eval_every or new.train.eval_every):
+    if before == after:  # with eval_every 0 too: the final evaluation always runs, and picks `best` across both
         return None
     changed = [
         f"{key} {old} -> {cur}"

@@ -26,8 +26,14 @@ def test_a_new_batch_size_changes_the_validation_set_and_says_how_to_keep_it(tmp
     assert odd is not None and "To keep" not in odd  # 64 windows are no whole number of batches of 12
 
 
-def test_nothing_to_say_without_a_change_or_evaluations(tmp_path):
+def test_nothing_to_say_without_a_change(tmp_path):
     assert val_set_change(_saved(tmp_path), load_config(None, ["train.lr=1e-2"])) is None
-    saved = _saved(tmp_path, "train.eval_every=0")
-    assert val_set_change(saved, load_config(None, ["train.eval_every=0", "train.batch_size=16"])) is None
     assert val_set_change(tmp_path / "missing.yaml", load_config(None, ["train.batch_size=16"])) is None
+
+
+def test_a_run_without_periodic_evaluations_still_has_its_final_one(tmp_path):
+    """eval_every 0 in both configs said nothing, but the final evaluations (the run's, then the resume's) compare,
+    and `best` is chosen across them."""
+    saved = _saved(tmp_path, "train.eval_every=0")
+    said = val_set_change(saved, load_config(None, ["train.eval_every=0", "train.eval_batches=1"]))
+    assert said is not None and said.startswith("the validation set changes with this resume (train.eval_batches")
