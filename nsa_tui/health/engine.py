@@ -102,6 +102,8 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
         return None
     if end is not None and steps != end.step:
         return None
+    if end is None and _summary_reason(h) is None:  # a trainer's summary says how it ended: not one, then
+        return None
     return float(mean)
 
 
