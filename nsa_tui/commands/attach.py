@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 
 import typer
 
@@ -27,6 +29,12 @@ def attach_command(
             # '--': a RUN may start with '-'
             raise typer.Exit(attach_remote(host, remote_dir, ["attach", "--", run]))
         argv, env = attach_argv_for(run)
+        if "attach-session" in argv and not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # tmux's own answer is "open terminal failed: not a terminal", with the session name nowhere
+            raise UserError(
+                "nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, "
+                f"or follow the run with `nsa watch {shlex.quote(run)}` or `nsa status {shlex.quote(run)}`"
+            )
     except UserError as e:
         fail(str(e), e.code)
     os.execve(argv[0], argv, env)

@@ -133,6 +133,19 @@ def attach_argv(name: str, socket: str | None = None) -> tuple[list[str], dict[s
     if inside:
         res = _run("display-message", "-p", "-t", f"={name}", "#{socket_path}", socket=socket)
         here = res.stdout.strip()
-        if res.returncode == 0 and here and os.path.realpath(here) == os.path.realpath(inside):
+        if res.returncode == 0 and here and os.path.realpath(here) == os.path.realpath(inside) and _has_client():
             return tmux_argv("switch-client", "-t", f"={name}", socket=socket), dict(os.environ)
     return tmux_argv("attach-session", "-t", f"={name}", socket=socket), tmux_env()
+
+
+def _has_client() -> bool:
+    """Whether the caller's tmux pane has a client to switch (one in a detached session, a script's, has none:
+    switch-client said "no current client")."""
+    try:
+        res = subprocess.run(
+            ["tmux", "display-message", "-p", "#{client_tty}"],  # the caller's $TMUX picks its server and session
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0 and bool(res.stdout.strip())

@@ -91,3 +91,15 @@ def test_a_run_given_as_dot_is_named(runs_dir, tmux_socket, monkeypatch):
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-fin", "sleep", "60"], check=True)
     argv, _ = attach_argv_for(".")
     assert argv[-1] == "=nsa-fin"
+
+
+def test_attach_without_a_terminal_says_so(runs_dir, tmux_socket):
+    """From a script or a pipe tmux answered "open terminal failed: not a terminal", naming no session or run."""
+    (runs_dir / "att3").mkdir()
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-att3", "sleep 60"], check=True)
+    res = invoke("attach", "att3")  # CliRunner: stdin and stdout are no terminal
+    assert res.exit_code == 1
+    assert one_error(res) == (
+        "error: nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, or "
+        "follow the run with `nsa watch att3` or `nsa status att3`"
+    )

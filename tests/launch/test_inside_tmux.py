@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ class Servers:
 
     def sessions(self, socket: Path) -> list[str]:
         res = subprocess.run(["tmux", "-S", str(socket), "list-sessions", "-F", "#{session_name}"], capture_output=True)
+        return res.stdout.decode().split() if res.returncode == 0 else []
+
+    def clients(self, socket: Path) -> list[str]:
+        res = subprocess.run(["tmux", "-S", str(socket), "list-clients", "-F", "#{client_tty}"], capture_output=True)
         return res.stdout.decode().split() if res.returncode == 0 else []
 
     def tmux_inside(self, socket: Path) -> str:
@@ -68,8 +73,25 @@ def test_sessions_and_attach_ignore_the_callers_server(servers, tmp_path, monkey
     assert argv[1:] == ["attach-session", "-t", "=nsa-x"] and "TMUX" not in env
 
     monkeypatch.setenv("TMUX", servers.tmux_inside(servers.default))
-    argv, env = tmux.attach_argv("nsa-x")  # from the run's own server: switch this client, never nest
-    assert argv[1:] == ["switch-client", "-t", "=nsa-x"] and env["TMUX"] == os.environ["TMUX"]
+    # from a pane of the run's own server with no client on it (a detached session's script): switch-client said
+    # "no current client"; an attach of this terminal instead
+    argv, env = tmux.attach_argv("nsa-x")
+    assert argv[1:] == ["attach-session", "-t", "=nsa-x"] and "TMUX" not in env
+    # with a client on it (a terminal showing that pane): switch this client, never nest
+    client = subprocess.Popen(
+        ["script", "-qec", f"tmux -S {servers.default} attach-session -t =nsa-x", "/dev/null"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not servers.clients(servers.default) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        argv, env = tmux.attach_argv("nsa-x")
+        assert argv[1:] == ["switch-client", "-t", "=nsa-x"] and env["TMUX"] == os.environ["TMUX"]
+    finally:
+        client.kill()
+        client.wait()
 
     monkeypatch.delenv("TMUX")
     argv, env = tmux.attach_argv("nsa-x")
