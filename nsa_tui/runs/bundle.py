@@ -9,6 +9,7 @@ windows come back in one call from a POSIX sh script (REMOTE_SCRIPT: `tail -c`, 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -109,7 +110,10 @@ def collect_local(run_dir: Path, *, tmux_sessions: list[str] | None = None) -> R
         p = run_dir / name
         try:
             st = p.stat()
-            if not os.path.isfile(p):
+            if stat.S_ISDIR(st.st_mode):  # a run file's name on a directory (a mistaken mkdir, a copy gone wrong)
+                bundle.unreadable[name] = "is a directory"
+                continue
+            if not stat.S_ISREG(st.st_mode):
                 continue
             data = b""
             head = b""

@@ -213,3 +213,12 @@ def test_a_heartbeat_without_a_record_is_no_telemetry(runs_dir, content, said):
     # launched by nsa: a run starting (its first record not written yet), judged by its session
     (d / schema.LAUNCH_JSON).write_text("{}")
     assert load_run(d).format == "nsa-v1"
+
+
+def test_a_run_file_that_is_a_directory_is_said(tmp_path):
+    """A run.json that is a directory (a mistaken mkdir) read as no run.json: nothing said."""
+    path = finished_with_summary(tmp_path / "r")
+    (path / schema.RUN_JSON).unlink()
+    (path / schema.RUN_JSON).mkdir()
+    v = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert v["unreadable_files"] == [{"file": "run.json", "problem": "is a directory"}]
