@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
@@ -33,22 +34,38 @@ EXIT_NOT_STARTED = 127
 REPORT_BYTES = 64 * 1024  # torchrun's failure report is ~2 KiB, ~1 KiB more per failed worker
 
 
-def write_exit_status(run_dir: Path, code: int) -> None:
-    """Atomic, so a reader never sees an empty file."""
+def write_exit_status(run_dir: Path, code: int) -> bool:
+    """Atomic, so a reader never sees an empty file. False when it cannot be written (a full disk): the tools then
+    judge the run by its records and its pids."""
     tmp = run_dir / f".{schema.EXIT_STATUS}.tmp"
-    tmp.write_text(f"{code}\n")
-    os.replace(tmp, run_dir / schema.EXIT_STATUS)
+    try:
+        tmp.write_text(f"{code}\n")
+        os.replace(tmp, run_dir / schema.EXIT_STATUS)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 class _Mirror:
-    """Copies bytes to console.log and, while the tmux pane exists, to the terminal."""
+    """Copies bytes to console.log and, while the tmux pane exists, to the terminal. A console.log that can no
+    longer be written (a full disk, the way such a run ends) stops the copy, never the wrapper: it must go on
+    reading torchrun's output (a full pipe would block it) and record its real exit status."""
 
     def __init__(self, log_path: Path) -> None:
-        self.log = log_path.open("ab", buffering=0)
+        self.log: BinaryIO | None = log_path.open("ab", buffering=0)
         self.tty_ok = True
 
     def write(self, data: bytes) -> None:
-        self.log.write(data)
+        if self.log is not None:
+            try:
+                self.log.write(data)
+            except OSError as e:
+                self.log = None
+                self._tty(f"[nsa] cannot write console.log any more ({e.strerror or e}): this pane only\n".encode())
+        self._tty(data)
+
+    def _tty(self, data: bytes) -> None:
         if self.tty_ok:
             try:
                 os.write(sys.stdout.fileno(), data)
@@ -120,7 +137,8 @@ def run(run_dir: Path) -> int:
         failures = torchrun_failures(recent.decode("utf-8", errors="replace").splitlines())
         for line in trainer_errors(run_dir, since=started, failures=failures):
             mirror.note(line)
-    write_exit_status(run_dir, code)
+    if not write_exit_status(run_dir, code):
+        mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
     mirror.note(f"torchrun exited with status {code}")
     return code
 
@@ -183,8 +201,12 @@ def main(args: list[str] | None = None) -> int:
     try:
         return run(run_dir)
     except Exception as e:  # the status must exist whatever happened
-        with (run_dir / schema.CONSOLE_LOG).open("a") as log:
-            log.write(f"[nsa] launcher failed: {type(e).__name__}: {e}\n")
+        said = f"[nsa] launcher failed: {type(e).__name__}: {e}\n"
+        try:
+            with (run_dir / schema.CONSOLE_LOG).open("a") as log:
+                log.write(said)
+        except OSError:
+            print(said, end="", file=sys.stderr)
         write_exit_status(run_dir, EXIT_NOT_STARTED)
         return EXIT_NOT_STARTED
 

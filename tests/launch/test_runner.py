@@ -37,6 +37,18 @@ def test_exit_code_output_and_env_are_kept(tmp_path):
     assert "to stdout" in res.stdout  # mirrored to the pane too
 
 
+def test_a_console_log_that_cannot_be_written_keeps_the_real_exit_status(tmp_path):
+    """A full disk (here console.log on /dev/full) raised out of the copy loop: exit_status said 127 ("not started")
+    for a run that ran, and nothing read torchrun's output any more (a full pipe blocks it)."""
+    code = "import sys; [print('x' * 1000) for _ in range(300)]; sys.exit(3)"  # 300 KB: more than a pipe holds
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
+    (run_dir / "console.log").symlink_to("/dev/full")
+    res = _run_wrapper(run_dir)
+    assert res.returncode == 3 and exit_status(run_dir) == 3
+    assert "[nsa] cannot write console.log any more (No space left on device): this pane only" in res.stdout
+    assert res.stdout.count("x" * 1000) == 300  # drained to the end, in the pane
+
+
 def test_missing_program_still_leaves_a_status(tmp_path):
     run_dir = _spec(tmp_path / "r", [str(tmp_path / "no-such-torchrun")])
     assert _run_wrapper(run_dir).returncode == EXIT_NOT_STARTED
