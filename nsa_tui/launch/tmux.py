@@ -91,15 +91,24 @@ def tmux_argv(*args: str, socket: str | None = None) -> list[str]:
     return [tmux_binary(), *server, *map(_literal, args)]
 
 
+TMUX_TIMEOUT_S = 30.0
+
+
 def _run(*args: str, socket: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        tmux_argv(*args, socket=socket),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-        env=tmux_env(),
-    )
+    """tmux, answered or one error: a stopped or wedged server (SIGSTOP, a full /tmp) made launch, halt and attach
+    end in a traceback."""
+    argv = tmux_argv(*args, socket=socket)
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=TMUX_TIMEOUT_S, env=tmux_env()
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"tmux did not answer `{' '.join(argv[1:])}` within {TMUX_TIMEOUT_S:.0f}s: is its server stopped or stuck? "
+            "(`ps -o pid,stat,cmd -C tmux`; a T state is stopped: `kill -CONT PID`)"
+        ) from None
+    except OSError as e:
+        raise UserError(f"cannot run tmux: {e.strerror or e}") from None
 
 
 def has_session(name: str, socket: str | None = None) -> bool:

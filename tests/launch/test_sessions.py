@@ -80,3 +80,26 @@ def test_a_shell_with_another_tmux_tmpdir_still_finds_the_run(runs_dir, tmp_path
         assert argv[1:3] == ["-S", path] and argv[-1] == "=nsa-sock"
     finally:
         subprocess.run(["tmux", "-S", path, "kill-server"], capture_output=True)
+
+
+def test_a_stopped_tmux_server_is_one_error_not_a_traceback(tmux_socket, tmp_path, monkeypatch):
+    """has-session on a SIGSTOPped server ran into the 30 s timeout and raised TimeoutExpired out of launch, halt and
+    attach."""
+    import signal
+
+    import pytest
+
+    from nsa_tui.errors import UserError
+
+    tmux.new_session("nsa-stopped", ["sleep", "60"], tmp_path)
+    pid = int(subprocess.run(
+        ["tmux", "-L", tmux_socket, "display-message", "-p", "#{pid}"], capture_output=True, text=True, check=True
+    ).stdout)  # fmt: skip
+    monkeypatch.setattr(tmux, "TMUX_TIMEOUT_S", 1.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(UserError, match=r"tmux did not answer `.*has-session -t =nsa-stopped` within 1s"):
+            tmux.has_session("nsa-stopped")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert tmux.has_session("nsa-stopped")
