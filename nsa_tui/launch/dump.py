@@ -108,14 +108,20 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
     if not targets:
         raise UserError(f"no live trainer process for run {run_name(run_dir)!r}")
     before = _dumps(run_dir)
-    for p in targets:
+    for p in list(targets):
         assert p.pid is not None
-        os.kill(p.pid, signal.SIGUSR1)
+        try:
+            os.kill(p.pid, signal.SIGUSR1)
+        except ProcessLookupError:  # it ended since it was checked
+            say(f"rank {p.rank}: skipped, pid {p.pid} ended before it was signalled")
+            targets.remove(p)
+    if not targets:
+        raise UserError(f"no live trainer process for run {run_name(run_dir)!r}")
     want = {p.rank for p in targets}
     deadline = time.monotonic() + wait_s
     new: list[Path] = []
     while time.monotonic() < deadline:
-        new = sorted(f for f in _dumps(run_dir) - before if f.stat().st_size > 0)
+        new = sorted(f for f in _dumps(run_dir) - before if _size(f) > 0)
         if {_rank_of(f) for f in new} >= want:
             time.sleep(0.3)  # let the last writer finish its file
             break
@@ -157,3 +163,10 @@ def _rank_of(path: Path) -> int | None:
     # stackdump_rank{r}_{ts}.txt
     head = path.name.removeprefix("stackdump_rank").split("_", 1)[0]
     return int(head) if head.isdigit() else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # removed since it was listed
+        return 0

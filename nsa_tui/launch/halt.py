@@ -53,10 +53,10 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
         return p if p.is_absolute() and not here.exists() else here
     pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
     try:
-        name = pointer.read_text().strip()
-    except OSError:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # not a pointer (a damaged file): no checkpoint to name
         return None
-    return run_dir / schema.CHECKPOINT_DIR / name if name else None
+    return run_dir / schema.CHECKPOINT_DIR / name if name and "/" not in name else None
 
 
 def _rank0_records(run_dir: Path) -> list[dict]:
@@ -67,7 +67,13 @@ def _rank0_records(run_dir: Path) -> list[dict]:
 
 def request_halt(run_dir: Path) -> Path:
     halt = run_dir / schema.HALT_FILE
-    halt.write_text(f"halt requested by nsa halt on {socket.gethostname()} (pid {os.getpid()}) at {time.ctime()}\n")
+    try:
+        halt.write_text(f"halt requested by nsa halt on {socket.gethostname()} (pid {os.getpid()}) at {time.ctime()}\n")
+    except OSError as e:  # another user's run, a read-only mount, a full disk: nothing was asked
+        raise UserError(
+            f"cannot create {os.path.abspath(halt)} ({e.strerror or e}): the run was not asked to stop; as its owner, "
+            f"`touch {os.path.abspath(halt)}` does the same"
+        ) from None
     return halt
 
 

@@ -91,7 +91,7 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
         try:
             pointers[pointer] = (d / pointer).read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, UnicodeDecodeError):  # not a pointer: it names no checkpoint
             continue
     return checkpoint_listing({p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}, pointers)
 

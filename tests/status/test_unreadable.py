@@ -87,3 +87,18 @@ def test_the_newest_run_is_a_directory_that_holds_one(runs_dir):
         f"error: no runs under {runs_dir}/ (its 1 directory holds no run's files): pass a run directory, or start "
         "one with `nsa launch`\n"
     )
+
+
+def test_halt_of_a_run_this_user_cannot_write_to_is_one_error(runs_dir):
+    """Another user's run (or a read-only mount): writing .HALT raised PermissionError, a traceback."""
+    d = runs_dir / "theirs"
+    d.mkdir()
+    rec = {"v": 1, "ts": time.time(), "kind": "progress", "rank": 0, "step": 3, "pid": 1}
+    (d / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+    _lock(d, 0o755)
+    res = nsa_unprivileged("halt", "theirs", "--wait", "1")
+    assert res.returncode == 1, res.stderr
+    assert res.stderr == (
+        f"error: cannot create {d / '.HALT'} (Permission denied): the run was not asked to stop; as its owner, "
+        f"`touch {d / '.HALT'}` does the same\n"
+    )
