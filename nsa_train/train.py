@@ -627,10 +627,13 @@ class Trainer:
             # for the first 30 s of a DDP run, a training rank taken for a stuck one
             self.hb.liveness(step, force=self.tokens_this_process == tokens_per_step)
 
-            if halt and step == t.steps:
-                # a halt on the last step: the run is complete; finish it as such (final eval, best pointer)
-                # rather than stop short of what no resume could then make up
-                halt = False
+            if (halt or signalled) and step == t.steps:
+                # a stop on the last step: the run is complete; finish it as such (final eval, best pointer)
+                # rather than stop short of what no resume could then make up (a resume at train.steps has nothing
+                # to do). A signal's sender may not wait for the evaluation: the checkpoint is saved first
+                if signalled:
+                    self._save(step, pointers=(schema.LATEST_POINTER,))
+                halt = signalled = False
                 self.stop.remove_halt()
             if step % t.log_every == 0 or step == t.steps or halt or signalled:
                 now = time.perf_counter()

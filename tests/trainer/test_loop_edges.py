@@ -50,6 +50,21 @@ def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     assert not (run / schema.HALT_FILE).exists()
 
 
+def test_a_signal_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
+    """SIGTERM during the last step saved it and stopped before the final evaluation: no final val loss, no best
+    pointer, and a resume at train.steps had nothing to do, so none could make them up."""
+    run = tmp_path / "r"
+    with training(run, "train.steps=6", "train.eval_every=0", NSA_TEST_SLOW_STEP="6:2") as proc:
+        wait_for(lambda: 5 in progress(run), 120, "step 5")
+        proc.send_signal(signal.SIGTERM)  # during step 6's 2 s
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    end = records(run)[-1]
+    assert (end["kind"], end["reason"], end["step"]) == ("end", "completed", 6), end
+    assert [r["step"] for r in records(run) if r["kind"] == "eval"] == [6]
+    assert ck.read_pointer(run / "checkpoints", schema.BEST_POINTER).name == ck.checkpoint_file_name(6)
+
+
 def test_a_halt_on_an_eval_step_evaluates_it_first(tmp_path: Path) -> None:
     """A halt during step 10 with eval_every 5 stopped before the step's evaluation: val.csv kept a hole no resume
     fills, and the best checkpoint was chosen without it."""
