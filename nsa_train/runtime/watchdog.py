@@ -13,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -130,11 +131,21 @@ class Watchdog(threading.Thread):
             self.join(timeout=5)
 
     def run(self) -> None:
+        said: set[str] = set()
         while not self._stop_event.wait(self.poll_s):
-            self.dumper.poll()
-            idle = time.monotonic() - self._last
-            step = self._step
-            if idle >= self.stall_s and self._reported_step != step:
-                self._reported_step = step
-                path = self.dumper.dump_now(f"stall: step {step} has not advanced for {idle:.0f}s")
-                self.on_stall(step, idle, path)
+            try:
+                self._check()
+            except Exception as e:  # a full disk, no file descriptors left: the thread lives on and says so once
+                why = f"{type(e).__name__}: {e}"
+                if why not in said:
+                    said.add(why)
+                    print(f"warning: the stall watchdog failed a check and goes on ({why})", file=sys.stderr)
+
+    def _check(self) -> None:
+        self.dumper.poll()
+        idle = time.monotonic() - self._last
+        step = self._step
+        if idle >= self.stall_s and self._reported_step != step:
+            self._reported_step = step
+            path = self.dumper.dump_now(f"stall: step {step} has not advanced for {idle:.0f}s")
+            self.on_stall(step, idle, path)

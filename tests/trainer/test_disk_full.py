@@ -105,3 +105,32 @@ def test_a_table_an_older_trainer_began_keeps_its_columns(tmp_path: Path) -> Non
     rows = list(csv.DictReader((tmp_path / schema.TRAINING_CSV).open()))
     assert len(rows) == 1 and list(rows[0]) == old_header
     assert (rows[0]["step"], rows[0]["loss"], rows[0]["rss_gb"]) == ("3", "2.0", "1.5")
+
+
+def test_the_watchdog_thread_outlives_a_failed_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk while the watchdog published a dump (or opened its spare file) killed its thread: stall detection
+    and SIGUSR1 dumps stopped for the rest of the run, said by a thread traceback only."""
+    import threading
+
+    from nsa_train.runtime.watchdog import StackDumper, Watchdog
+
+    dumper = StackDumper(tmp_path, 0)
+    real_poll, failures = dumper.poll, [OSError(28, "No space left on device")] * 3
+
+    def poll() -> None:
+        if failures:
+            raise failures.pop()
+        real_poll()
+
+    dumper.poll = poll  # type: ignore[method-assign]
+    stalled = threading.Event()
+    dog = Watchdog(dumper, stall_s=0.3, on_stall=lambda *a: stalled.set(), poll_s=0.05)
+    dog.start()
+    try:
+        assert stalled.wait(10), "the watchdog stopped checking after its first failure"
+        assert dog.is_alive()
+    finally:
+        dog.stop()
+        dumper.close()
+    err = capsys.readouterr().err
+    assert err.count("warning: the stall watchdog failed a check and goes on (OSError: [Errno 28]") == 1
