@@ -991,9 +991,18 @@ class Trainer:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """A run file (config.yaml, run.json, summary.json) replaced whole; a full disk is the run's one-line stop, any
+    other failure (permissions, a read-only mount) one line too, not a traceback."""
+    from nsa_train.telemetry.atomic import write_text_atomic
+    from nsa_train.telemetry.writer import full_disk_stops_run
+
+    try:
+        with full_disk_stops_run(path, 0):
+            write_text_atomic(path, text)
+    except DiskFullError:
+        raise
+    except OSError as e:
+        raise UserFacingError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _parse_slow_step(value: str | None) -> tuple[int, float]:

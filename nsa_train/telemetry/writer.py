@@ -62,6 +62,8 @@ def close_even_when_full(fh: Any, path: Path, fsync: bool = False) -> None:
 def ends_mid_line(path: Path) -> bool:
     """Whether the file's last line has no newline: cut by a full disk or a kill mid-write. Appended to as it is,
     the next record would be glued to it and lost with it (a resume's boot record was)."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as f:
             if f.seek(0, os.SEEK_END) == 0:
@@ -135,7 +137,9 @@ def _first_row(path: Path) -> tuple[str, ...] | None:
 
 
 def data_rows(path: Path) -> int:
-    """The rows under a CSV's header (0 when there is no file)."""
+    """The rows under a CSV's header (0 when there is no file, or it is not a regular file: /dev/full reads forever)."""
+    if not path.is_file():
+        return 0
     try:
         with open(path, "rb") as f:
             return max(0, sum(1 for _ in f) - 1)

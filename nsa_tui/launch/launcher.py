@@ -41,6 +41,7 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import unread_nsa_env
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
@@ -360,9 +361,10 @@ def launch_record(plan: LaunchPlan, now: float | None = None) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    except OSError as e:  # a full disk, a read-only mount: nothing was started
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:

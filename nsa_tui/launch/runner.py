@@ -25,6 +25,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
@@ -37,12 +38,9 @@ REPORT_BYTES = 64 * 1024  # torchrun's failure report is ~2 KiB, ~1 KiB more per
 def write_exit_status(run_dir: Path, code: int) -> bool:
     """Atomic, so a reader never sees an empty file. False when it cannot be written (a full disk): the tools then
     judge the run by its records and its pids."""
-    tmp = run_dir / f".{schema.EXIT_STATUS}.tmp"
     try:
-        tmp.write_text(f"{code}\n")
-        os.replace(tmp, run_dir / schema.EXIT_STATUS)
+        write_text_atomic(run_dir / schema.EXIT_STATUS, f"{code}\n")
     except OSError:
-        tmp.unlink(missing_ok=True)
         return False
     return True
 

@@ -134,3 +134,17 @@ def test_the_watchdog_thread_outlives_a_failed_check(tmp_path: Path, capsys: pyt
         dumper.close()
     err = capsys.readouterr().err
     assert err.count("warning: the stall watchdog failed a check and goes on (OSError: [Errno 28]") == 1
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    from nsa_train.telemetry.atomic import write_text_atomic
+
+    target = tmp_path / "run.json"
+    write_text_atomic(target, "old\n")
+    write_text_atomic(target, "new\n")
+    assert target.read_text() == "new\n"
+    blocked = tmp_path / "config.yaml"
+    blocked.mkdir()  # the rename over it fails
+    with pytest.raises(OSError):
+        write_text_atomic(blocked, "x\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]
