@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 
 from nsa_tui.errors import ON_HOST_ENV, ON_REMOTE_DIR_ENV, UserError, on_host
@@ -67,6 +68,7 @@ def run_nsa(
     *,
     echo: bool = True,
     rewrite: Callable[[str], str] | None = None,
+    timeout_s: float | None = None,
 ) -> tuple[int, str]:
     """Run `nsa ARGS` on host: (exit status, its stdout). Stdout is echoed as it
     comes (each line through ``rewrite`` when given), stderr relayed when it ends. With
@@ -75,7 +77,8 @@ def run_nsa(
 
     Raises UserError (exit SSH_FAILED) when ssh itself fails: connection refused,
     timeout, authentication, host key, an ssh command that cannot run; nothing has run on
-    the host then.
+    the host then. With ``timeout_s`` (the dashboard's keys), a host that connects and never answers is killed and
+    is a UserError after that long, instead of a wait without end.
     """
     check_remote_dir(remote_dir)
     try:
@@ -89,8 +92,18 @@ def run_nsa(
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         except OSError as e:
             raise UserError(ssh_start_failure(argv[0], e), SSH_FAILED) from None
-        out = _relay_stdout(proc, echo, rewrite)
-        rc = proc.wait()
+        timer = threading.Timer(timeout_s, proc.kill) if timeout_s is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            out = _relay_stdout(proc, echo, rewrite)
+            rc = proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timer is not None and timer.finished.is_set() and rc < 0:  # killed by the timer, not by the host
+            raise UserError(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
     if rc == SSH_ERROR_EXIT and out.strip():

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from nsa_tui.errors import UserError
 
+# a key's command on the host (halt --wait 0, dump's 15 s for the ranks' stacks) within this, or said
+REMOTE_KEY_TIMEOUT_S = 60.0
+
 
 @dataclass(frozen=True)
 class Target:
@@ -26,7 +29,8 @@ class Target:
         from nsa_tui.launch.remote import run_nsa
 
         assert self.host is not None
-        rc, out = run_nsa(self.host, self.remote_dir, [*args, "--", self.remote_run or ""], echo=False)
+        argv = [*args, "--", self.remote_run or ""]
+        rc, out = run_nsa(self.host, self.remote_dir, argv, echo=False, timeout_s=REMOTE_KEY_TIMEOUT_S)
         if rc != 0:
             raise UserError(f"nsa {args[0]} on {self.host} failed (exit {rc}) {_last_line(out)}".strip())
         return out

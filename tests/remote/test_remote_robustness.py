@@ -394,3 +394,20 @@ def test_a_slow_answer_after_connecting_is_not_an_unreachable_host(tmp_path, mon
     with pytest.raises(SSHError) as e2:
         run_remote("gpu", "true", timeout=2)
     assert str(e2.value) == "no answer from gpu within 2s (not connected yet, a slow login shell, or a busy host)"
+
+
+def test_a_dashboard_key_on_a_host_that_never_answers_ends(tmp_path, monkeypatch):
+    """`h`/`d` in `nsa watch --host` ran the host's nsa with no time limit: a host that took the connection and said
+    nothing left the key's thread waiting forever, and the dashboard said nothing."""
+    from nsa_tui.watch import actions
+
+    silent = tmp_path / "silent-ssh"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o755)
+    monkeypatch.setenv("NSA_SSH_COMMAND", str(silent))
+    monkeypatch.setattr(actions, "REMOTE_KEY_TIMEOUT_S", 1.0)
+    target = actions.Target(None, host="gpu-box", remote_run="runs/r")
+    t0 = time.monotonic()
+    ok, said = actions.safely(lambda: actions.halt(target, lambda line: None))
+    assert not ok and said == "no answer from gpu-box within 1s (`nsa halt` there)"
+    assert time.monotonic() - t0 < 10
