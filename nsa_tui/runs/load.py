@@ -159,7 +159,7 @@ def tmux_session_name(launch: dict[str, Any], run_name: str) -> str:
         if isinstance(launch.get(key), str) and launch[key]:
             return launch[key]
     name = launch.get("name") if isinstance(launch.get("name"), str) else run_name
-    return f"nsa-{name}"
+    return tmux.session_name(name)  # as nsa launch names it (and halt and attach look for it)
 
 
 def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:

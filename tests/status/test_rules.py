@@ -522,3 +522,13 @@ def test_dump_tells_a_later_process_with_the_trainers_command_line_from_the_trai
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_a_launch_record_without_its_session_name_is_looked_up_as_nsa_launch_names_it():
+    """An older launch.json without `tmux_session`: status looked for `nsa-a.b`, the session nsa launch had named
+    `nsa-a%2Eb` (halt and attach looked for that one), and called the live run crashed."""
+    from nsa_tui.launch.tmux import session_name
+    from nsa_tui.runs.load import tmux_session_name
+
+    assert tmux_session_name({"name": "a.b"}, "a.b") == session_name("a.b") == "nsa-a%2Eb"
+    assert tmux_session_name({"tmux_session": "nsa-x"}, "a.b") == "nsa-x"
