@@ -7,6 +7,7 @@ host/run could not be reached, 4 a rules file (or a run's monitor section) we ca
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import sys
@@ -199,7 +200,7 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def fmt_duration(s: float | None) -> str:
-    if s is None:
+    if s is None or not math.isfinite(s):  # a remote answer's NaN (json reads it) must not cost the line
         return "-"
     s = int(s)
     if s < 120:

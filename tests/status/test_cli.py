@@ -394,3 +394,10 @@ def test_a_json_caller_gets_a_line_for_a_whole_command_error(runs_dir, tmp_path)
         assert res.returncode == code, res.stderr
         obj = json.loads(res.stdout)
         assert obj["run"] is None and obj["exit_code"] == code and res.stderr == f"error: {obj['error']}\n"
+
+
+def test_an_age_that_is_not_a_number_is_a_dash():
+    """A remote answer's NaN (Python's json reads it) made int() raise in the table."""
+    from nsa_tui.commands.status import fmt_duration
+
+    assert [fmt_duration(x) for x in (float("nan"), float("inf"), None, 130.0)] == ["-", "-", "-", "2m10s"]
