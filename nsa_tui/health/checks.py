@@ -48,6 +48,12 @@ class Finding:
     severity: str | None = None  # overrides the rule's severity (gate_collapse when severe)
 
 
+def _rise(value: float, low: float) -> str:
+    """How far ``value`` is above ``low``, as a percentage when ``low`` is positive (a generic trainer's loss may be
+    0 or below: a division by it raised inside the verdict)."""
+    return f"+{(value / low - 1) * 100:.0f}%" if low > 0 else f"+{value - low:.4g}"
+
+
 def fmt_age(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):  # a corrupt record's time must not cost its rule
         return "?"
@@ -142,7 +148,7 @@ def loss_increase(c: Context) -> Finding | None:
         pts,
         i,
         f"smoothed loss rose to {m[-1]:.4f} from its best {low:.4f} "
-        f"(+{(m[-1] / low - 1) * 100:.0f}%): check lr, grad_norm spikes and the data order",
+        f"({_rise(m[-1], low)}): check lr, grad_norm spikes and the data order",
     )
 
 
@@ -571,7 +577,7 @@ def val_rising(c: Context) -> Finding | None:
     return _since(
         pts,
         i,
-        f"val loss {pts[-1][2]:.4f} is {(pts[-1][2] / low - 1) * 100:.0f}% above its best {low:.4f} (step {low_step}) "
+        f"val loss {pts[-1][2]:.4f} is {_rise(pts[-1][2], low).lstrip('+')} above its best {low:.4f} (step {low_step}) "
         f"for {len(pts) - i} evals: the model is fitting its training data, not the task (too little or repeated "
         "data, too many epochs); keep the checkpoint nearest that step",
     )

@@ -372,6 +372,16 @@ def test_val_rising_needs_two_evals_above_the_best(tmp_path):
     assert alert.rule == "val_rising" and alert.since_step == first and "8% above its best" in alert.message
 
 
+def test_a_best_val_loss_of_zero_does_not_break_the_verdict(tmp_path):
+    """A generic trainer's metric may reach 0: the rule's message divided by it and the verdict raised."""
+    w = make_v1_run(tmp_path / "r", steps=1000, now=NOW)
+    for v in (0.0, 0.5, 0.6):
+        w.progress(10)
+        w.eval(v)
+    alerts = [a for a in judge(tmp_path / "r", now=w.ts).alerts if a.rule == "val_rising"]
+    assert len(alerts) == 1 and "is 0.6 above its best 0.0000" in alerts[0].message, alerts
+
+
 def test_val_suspicious_on_a_near_zero_val_loss(tmp_path):
     """The reported 'val perplexity 1.036' of a run whose generations were ':):):)': a warning, not a success."""
     w = make_v1_run(tmp_path / "r", steps=1000, now=NOW)
