@@ -308,6 +308,20 @@ class MonitorConfig:
         for k in ("stall_s", "start_timeout_s", "liveness_every_s"):
             _check(getattr(self, k) > 0, f"monitor.{k}", "must be positive")
         _check(self.stale_s is None or self.stale_s > 0, "monitor.stale_s", "must be positive, or null (adaptive)")
+        # a negative or .nan threshold would switch its rule off (or on for good) without a word
+        for k in ("min_toks_per_s", "max_gpu_mem_gb"):
+            v = getattr(self, k)
+            _check(v is None or (math.isfinite(v) and v > 0), f"monitor.{k}", "must be a positive number, or null")
+        _check(
+            math.isfinite(self.gate_entropy_min) and 0 <= self.gate_entropy_min <= math.log(3),
+            "monitor.gate_entropy_min",
+            "must be between 0 and ln 3 = 1.0986 nats (the entropy of three equal gates)",
+        )
+        _check(
+            math.isfinite(self.gate_collapse_max) and 0 <= self.gate_collapse_max <= 1,
+            "monitor.gate_collapse_max",
+            "must be a fraction of rows, between 0 and 1",
+        )
 
 
 @dataclass

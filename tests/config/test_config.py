@@ -166,6 +166,10 @@ def test_every_field_has_a_docstring():
         ("model.init_std=-1", "model.init_std"),
         ("model.norm_eps=0", "model.norm_eps"),
         ("monitor.stale_s=0", "monitor.stale_s"),
+        ("monitor.min_toks_per_s=-5", "monitor.min_toks_per_s"),  # these four turned their rule off (or on for good)
+        ("monitor.max_gpu_mem_gb=.nan", "monitor.max_gpu_mem_gb"),
+        ("monitor.gate_entropy_min=2", "monitor.gate_entropy_min"),
+        ("monitor.gate_collapse_max=-0.1", "monitor.gate_collapse_max"),
         ("data.path=/tmp/mydata", "data.path"),  # read only with data.source=local: never silently unused
         ("data.hf_name=other/set", "data.hf_name"),  # read only with data.source=hf
         ("data.hf_config=null", "data.hf_config"),
