@@ -298,7 +298,3 @@ def config_hash(cfg: Config) -> str:
     """Stable short hash of the resolved config (same config, same hash)."""
     blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

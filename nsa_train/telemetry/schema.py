@@ -9,7 +9,6 @@ tools (which read), so it must stay standard-library only: no torch, no numpy.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -220,7 +219,3 @@ def validate(record: dict[str, Any]) -> list[str]:
     }.get(kind, ())
     problems += [f"{kind} record missing {k!r}" for k in required if k not in record]
     return problems
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

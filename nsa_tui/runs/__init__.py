@@ -8,7 +8,6 @@ Public API (used by `nsa status`, `nsa runs` and `nsa watch`):
   lines per file name: heartbeat_rank{r}.jsonl, training.csv, val.csv, fallback_counters.csv,
   or a generic ``*.jsonl``/``*.csv`` log); column arrays via ``column(name)``, ``steps``,
   ``ts``, ``val_steps``/``val_loss``; ``events``; ``ranks``; ``corrupt``; ``latest``.
-- ``FileFollower(path).read_new()``: complete lines appended since the last call.
 - ``fill_context(history, collect_local(run_dir))`` refreshes exit status, console tail,
   tmux liveness etc. for a history that is fed incrementally.
 """
@@ -25,7 +24,7 @@ from nsa_tui.runs.history import (
     source_kind,
 )
 from nsa_tui.runs.load import detect_format, fill_context, history_from_bundle, load_run, local_tmux_sessions
-from nsa_tui.runs.tail import FileFollower, read_tail_lines
+from nsa_tui.runs.tail import read_tail_lines
 
 __all__ = [
     "FORMATS",
@@ -33,7 +32,6 @@ __all__ = [
     "FORMAT_V1",
     "FORMAT_VIBE",
     "Event",
-    "FileFollower",
     "RankState",
     "RunBundle",
     "RunHistory",

@@ -21,7 +21,6 @@ that holds no heartbeat record of the new start.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from bisect import bisect_left, bisect_right
@@ -908,9 +907,6 @@ class RunHistory:
             if v:
                 return v
         return None
-
-    def to_debug_json(self) -> str:
-        return json.dumps({"format": self.format, "points": len(self.steps), "corrupt": self.corrupt})
 
 
 def _world_size(boot: Event | None) -> int | None:

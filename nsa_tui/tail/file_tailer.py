@@ -52,10 +52,6 @@ class FileTailer:
         self._edge = b""  # the last EDGE_BYTES we read, i.e. the file's bytes just before `offset`
         self._sig: tuple[int, int] | None = None  # (size, mtime_ns) at the last poll
 
-    @property
-    def size_seen(self) -> int:
-        return self.offset
-
     def poll(self) -> TailChunk:
         out = TailChunk()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nsa_tui.runs.tail import MAX_LINE_BYTES
+
 
 def split_lines(blob: bytes) -> list[bytes]:
     """Lines of a blob of complete lines (each ends in a newline), without their newline/CR."""
@@ -36,10 +38,12 @@ class LineSplitter:
             data = data[nl + 1 :]
         cut = data.rfind(b"\n")
         if cut < 0:
-            self._partial += data
+            # a line that never ends (a binary file under a telemetry name) must not grow without limit: what is
+            # kept past MAX_LINE_BYTES already makes it a line too long, dropped and counted where it is read
+            self._partial = (self._partial + data)[: MAX_LINE_BYTES + 1]
             return b""
         blob = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
-        self._partial = data[cut + 1 :]
+        self._partial = data[cut + 1 :][: MAX_LINE_BYTES + 1]
         return blob
 
     def feed(self, data: bytes) -> list[bytes]:

@@ -8,8 +8,9 @@ import math
 import pytest
 from fixtures.runs import append_lines, make_generic_run, make_v1_run, make_vibe_run
 
-from nsa_tui.runs import FileFollower, RunHistory, detect_format, load_run, read_tail_lines
+from nsa_tui.runs import RunHistory, detect_format, load_run, read_tail_lines
 from nsa_tui.runs.bundle import file_limit
+from nsa_tui.tail.file_tailer import FileTailer
 
 
 def test_detect_format(tmp_path):
@@ -77,19 +78,19 @@ def test_incremental_feed_equals_snapshot(tmp_path):
     w = make_v1_run(tmp_path / "r", steps=100)
     hb, csv = tmp_path / "r" / "heartbeat_rank0.jsonl", tmp_path / "r" / "training.csv"
     live = RunHistory()
-    f_hb, f_csv = FileFollower(hb), FileFollower(csv)
-    live.feed("training.csv", f_csv.read_new())
-    live.feed("heartbeat_rank0.jsonl", f_hb.read_new())
+    f_hb, f_csv = FileTailer(hb), FileTailer(csv)  # the dashboard's reader
+    live.feed("training.csv", f_csv.poll().lines)
+    live.feed("heartbeat_rank0.jsonl", f_hb.poll().lines)
     w.progress(5)
     # a half-written line is held back until its newline arrives
     with open(hb, "a") as fh:
         fh.write('{"v":1,"ts":1,"kind":"liveness","rank":0,')
-    live.feed("training.csv", f_csv.read_new())
-    live.feed("heartbeat_rank0.jsonl", f_hb.read_new())
+    live.feed("training.csv", f_csv.poll().lines)
+    live.feed("heartbeat_rank0.jsonl", f_hb.poll().lines)
     assert live.corrupt == 0
     with open(hb, "a") as fh:
         fh.write('"step":150,"pid":1}\n')
-    live.feed("heartbeat_rank0.jsonl", f_hb.read_new())
+    live.feed("heartbeat_rank0.jsonl", f_hb.poll().lines)
     cold = load_run(tmp_path / "r")
     assert live.steps == cold.steps == list(range(10, 151, 10))
     for name in ("loss", "lr", "toks_per_s", "gate_entropy_mean"):

@@ -188,3 +188,17 @@ def test_any_mix_of_appends_truncation_rotation_deletion(tmp_path, script):
             content = path.read_bytes()
             complete = content[: content.rfind(b"\n") + 1]
             assert seen == [ln[:-1] if ln.endswith(b"\r") else ln for ln in complete.split(b"\n")[:-1]]
+
+
+def test_a_line_that_never_ends_does_not_grow_the_buffer_without_limit():
+    """A binary file under a telemetry name (no newline for gigabytes) grew the dashboard's partial line without
+    limit; what is kept past MAX_LINE_BYTES already makes the line one too long, dropped where it is read."""
+    from nsa_tui.runs.tail import MAX_LINE_BYTES
+    from nsa_tui.tail.lines import LineSplitter
+
+    split = LineSplitter()
+    for _ in range(5):
+        assert split.feed_blob(b"x" * MAX_LINE_BYTES) == b""
+    assert len(split._partial) == MAX_LINE_BYTES + 1
+    [long, ok] = split.feed(b"\n{}\n")
+    assert len(long) > MAX_LINE_BYTES and ok == b"{}"
