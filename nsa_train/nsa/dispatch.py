@@ -193,11 +193,14 @@ def gated_sliding_window_attention(
 def _gated_branch(
     op: str, impl: str | None, args: tuple[Any, ...], gate: torch.Tensor, fast_gated: Callable[[], Any]
 ) -> Any:
-    """gate * op(*args) (for an op returning a tuple, its first element) on the path impl resolves to. Not
-    Triton ('reference' included: the reference layer has its own twin): the fast op that takes the gate inside,
-    called as before these ops had kernels (autocast left as it is), counted if Triton was asked for. Triton:
-    the kernels, or the ungated fast op if they fail (counted), then the gate."""
+    """gate * op(*args) (for an op returning a tuple, its first element) on the path impl resolves to. Fast: the
+    fast op that takes the gate inside, called as before these ops had kernels (autocast left as it is), counted
+    if Triton was asked for. Triton: the kernels, or the ungated fast op if they fail (counted), then the gate.
+    'reference' is refused: the reference layer composes the reference ops itself, and these ran the fast path
+    under that name."""
     q = args[0]
+    if (_default_impl if impl is None else impl) == "reference":
+        raise ValueError(f"gated {op} has no reference path: the reference NSA layer gates the reference ops itself")
     if resolve_impl(impl, q.device, op) != "triton":
         if (_default_impl if impl is None else impl) == "triton":
             fallbacks.count(f"{FALLBACK_NAMES[op]}.triton->fast", triton_kernel(op, q.device)[1])

@@ -498,3 +498,15 @@ def test_bad_sizes_of_the_layers_compressed_branch_are_one_error():
     q, kc, vc = torch.randn(1, 20, 4, 8), torch.randn(1, 3, 2, 8), torch.randn(1, 3, 2, 8)
     with pytest.raises(ValueError, match="n_sel must be an integer >= 1, got 0"):
         compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 8, 0)
+
+
+def test_the_gated_ops_refuse_reference_rather_than_run_the_fast_path_under_its_name():
+    """impl='reference' on the gated branch ops silently ran the fast path."""
+    import pytest
+    import torch
+
+    from nsa_train.nsa import dispatch
+
+    q, k, v = torch.randn(1, 32, 2, 8), torch.randn(1, 32, 1, 8), torch.randn(1, 32, 1, 8)
+    with pytest.raises(ValueError, match="gated sliding_window_attention has no reference path"):
+        dispatch.gated_sliding_window_attention(q, k, v, 8, torch.rand(1, 32, 2), impl="reference")
