@@ -41,17 +41,23 @@ def _cmdline(pid: int) -> list[str] | None:
     return [a.decode("utf-8", errors="replace") for a in raw.split(b"\0") if a]
 
 
-def _names_run_dir(argv: list[str], run_dir: Path) -> bool:
-    """The trainer's --run-dir is this run; without one (a run started by hand in its default directory) the
+def _names_run_dir(argv: list[str], run_dir: Path, cwd: str | None = None) -> bool:
+    """The trainer's --run-dir (``--run-dir X`` or ``--run-dir=X``; a relative one is relative to the trainer's own
+    working directory, ``cwd``) is this run; without one (a run started by hand in its default directory) the
     command line cannot tell, and the start time (started_after) decides."""
     want = run_dir.resolve()
-    for i, a in enumerate(argv[:-1]):
-        if a == "--run-dir":
-            try:
-                return Path(argv[i + 1]).resolve() == want
-            except OSError:
-                return False
-    return "--run-dir" not in argv
+    given = None
+    for i, a in enumerate(argv):
+        if a == "--run-dir" and i + 1 < len(argv):
+            given = argv[i + 1]
+        elif a.startswith("--run-dir="):
+            given = a.split("=", 1)[1]
+    if given is None:
+        return True
+    try:
+        return (Path(cwd or ".") / given).resolve() == want
+    except OSError:
+        return False
 
 
 def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float | None = None) -> RankProcess:
@@ -68,7 +74,11 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
     if argv is None:
         return RankProcess(rank, pid, f"pid {pid}: cannot read its command line")
     reused = started_after(pid, written_at)
-    if reused or not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir):
+    try:
+        cwd: str | None = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = None
+    if reused or not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir, cwd):
         return RankProcess(rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)")
     return RankProcess(rank, pid, None)
 

@@ -170,3 +170,22 @@ def test_dump_missing_a_rank_prints_what_came_and_exits_1(runs_dir):
     finally:
         rank0.kill()
         rank0.wait()
+
+
+@pytest.mark.parametrize("form", ["--run-dir rel", "--run-dir=rel"])
+def test_a_trainer_started_by_hand_with_a_relative_run_dir_is_this_runs(tmp_path, form):
+    """A relative --run-dir was resolved against nsa's working directory, not the trainer's; `--run-dir=X` was read
+    as no --run-dir at all (any trainer matched)."""
+    from nsa_tui.launch.dump import check_process
+
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "other").mkdir()
+    code = "import time; time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "nsa_train", *form.split()], cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        assert check_process(0, proc.pid, tmp_path / "rel").problem is None
+        assert check_process(0, proc.pid, tmp_path / "other").problem is not None
+    finally:
+        proc.kill()
+        proc.wait()
