@@ -518,7 +518,14 @@ class Trainer:
             )
             train_warnings.append(msg)
             print(f"warning: {msg}", file=sys.stderr)
-        hb.write(schema.KIND_PHASE, self.step, phase="train", start_step=self.step, warnings=train_warnings)
+        hb.write(
+            schema.KIND_PHASE,
+            self.step,
+            phase="train",
+            start_step=self.step,
+            warnings=train_warnings,
+            **{schema.STALE_HALT_REMOVED: stale},
+        )
         if is_main:
             from nsa_train.telemetry.writer import MetricsLog, data_rows, truncate_csv_after
 

@@ -93,6 +93,9 @@ COMMON_FIELDS = ("v", "ts", "kind", "rank", "step", "pid")
 
 # Phases, in the order a healthy start passes them.
 PHASES = ("config", "data", "model", "compile", "train")
+# In the `train` phase record: true when the trainer removed a .HALT older than its attempt (`nsa halt` during
+# the boot re-creates its request on this, not on the wording of the warning that says it)
+STALE_HALT_REMOVED = "stale_halt_removed"
 
 # A `progress` record holds every metric of one step (rank 0, every log_every steps).
 # Units are in the names: *_s seconds, *_gb GiB (2**30 bytes), toks_per_s tokens/second.

@@ -231,7 +231,9 @@ def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> b
     train = next((r for r in phases if r.get("phase") == "train"), None)
     if train is None or not _at_or_after(train, requested):
         return False
-    warnings = train.get("warnings")
+    if isinstance(removed := train.get(schema.STALE_HALT_REMOVED), bool):
+        return removed
+    warnings = train.get("warnings")  # a trainer before that field: its warning's words
     return isinstance(warnings, list) and any(
         isinstance(w, str) and schema.HALT_FILE in w and "stale" in w for w in warnings
     )

@@ -214,6 +214,10 @@ def test_halt_asks_again_only_when_the_trainer_says_it_removed_a_stale_one(tmp_p
     stale = [{**phase, "warnings": ["removed a stale .HALT left in the run directory (it would have stopped...)"]}]
     assert halt._removed_as_stale(tmp_path, stale, now)
     assert not halt._removed_as_stale(tmp_path, stale, now + 2)
+    # today's trainer says it in a field: its warning's wording may change without breaking the halt
+    said = [{**phase, "warnings": ["any words"], "stale_halt_removed": True}]
+    assert halt._removed_as_stale(tmp_path, said, now)
+    assert not halt._removed_as_stale(tmp_path, [{**stale[0], "stale_halt_removed": False}], now)
 
 
 def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):

@@ -79,7 +79,7 @@ def test_stale_halt_at_start_is_reported_and_removed(run_dir: Path) -> None:
     recs = records(run_dir)
     assert recs[-1]["reason"] == "completed" and recs[-1]["step"] == 3
     train_phase = next(r for r in recs if r["kind"] == "phase" and r["phase"] == "train")
-    assert any(".HALT" in w for w in train_phase["warnings"])
+    assert any(".HALT" in w for w in train_phase["warnings"]) and train_phase["stale_halt_removed"] is True
     assert ".HALT" in proc.stderr
     assert not (run_dir / schema.HALT_FILE).exists()
 
