@@ -371,8 +371,11 @@ def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
     deadline = time.time() + timeout
     status = run_dir / schema.EXIT_STATUS
     while time.time() < deadline:
-        if status.exists() and status.stat().st_mtime >= since - 1:
-            return
+        try:
+            if status.stat().st_mtime >= since - 1:
+                return
+        except OSError:  # not written yet (or replaced under us)
+            pass
         time.sleep(0.2)
 
 

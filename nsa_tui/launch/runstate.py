@@ -80,11 +80,19 @@ def heartbeat_state(run_dir: Path) -> HeartbeatState:
     files = heartbeat_files(run_dir)
     if not files:
         return HeartbeatState(None, False, None)
-    newest = max(p.stat().st_mtime for p in files.values())
+    mtimes = [t for t in (_mtime(p) for p in files.values()) if t is not None]  # one removed since it was listed
+    newest = max(mtimes) if mtimes else None
     first = files.get(0, next(iter(files.values())))
     end = last_record(tail_records(first))
     ended = end is not None and end.get("kind") == schema.KIND_END
     return HeartbeatState(newest, ended, end if ended else None)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def holds_a_run(run_dir: Path) -> bool:
