@@ -578,7 +578,46 @@ class Trainer:
         t_train = self.t_train = time.perf_counter()
         self.watchdog.beat(self.step)
         reason = schema.END_COMPLETED
-        grad_norm = torch.zeros((), device=device)
+        grad_norm = prev_grad_norm = torch.zeros((), device=device)
+        prev_lr = 0.0
+
+        def log_window(at: int, lr: float, grad_norm: Any) -> None:
+            """The progress record (and CSV row, train.log line) of the steps since the last one, at step ``at``;
+            a collective under DDP (the mean loss): every rank calls it at the same step."""
+            nonlocal fetch_s, steps_in_window, paused_s, t_window
+            now = time.perf_counter()
+            window_s = max(now - t_window - paused_s, 1e-9)
+            mean_loss = (loss_sum / steps_in_window).reshape(1)
+            if self.info.enabled:
+                torch.distributed.all_reduce(mean_loss)
+                mean_loss /= self.info.world_size
+            stats = gates.read()
+            if is_main:
+                alloc, reserved = self.devmod.gpu_memory_gb(device)
+                metrics = {
+                    "loss": mean_loss.item(),
+                    "lr": lr,
+                    "toks_per_s": steps_in_window * tokens_per_step / window_s,
+                    "grad_norm": grad_norm.item(),
+                    "tokens_seen": self.tokens_seen,
+                    "dt_step_s": window_s / steps_in_window,
+                    "dt_fetch_s": fetch_s / steps_in_window,
+                    "gpu_mem_alloc_gb": alloc,
+                    "gpu_mem_reserved_gb": reserved,
+                    "rss_gb": self.devmod.rss_gb(),
+                    **stats,
+                    "fallbacks": fallbacks.snapshot(),
+                }
+                # why a path fell back, once per counter (its first cause): in the record and on the console
+                new = {k: v for k, v in fallbacks.reasons().items() if k not in self.fallback_reasons_said}
+                for name, why in sorted(new.items()):
+                    print(f"warning: the NSA {name} path fell back (counted in fallbacks): {why}", file=sys.stderr)
+                self.fallback_reasons_said.update(new)
+                extra = {"fallback_reasons": new} if new else {}
+                rec = self.hb.write(schema.KIND_PROGRESS, at, **metrics, **extra)
+                self.metrics.progress(at, metrics, rec["ts"])
+            loss_sum.zero_()
+            fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
 
         while self.step < t.steps:
             step = self.step + 1  # 1-based number of the step being taken
@@ -614,7 +653,10 @@ class Trainer:
                 torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
             halt, signalled, nan = (bool(v) for v in flags.tolist())  # one host sync per step
             if nan:  # self.step stays at the last step that updated the weights (summary: steps_completed)
-                msg = f"non-finite loss or gradient norm at step {step}; stopping without an update"
+                if steps_in_window:  # the steps that led here are the ones worth seeing: logged, not dropped
+                    log_window(step - 1, prev_lr, prev_grad_norm)
+                said = f"loss {step_loss.item():.4g}, grad norm {grad_norm.item():.4g}"
+                msg = f"non-finite loss or gradient norm at step {step} (this rank: {said}); stopping without an update"
                 self.hb.write(schema.KIND_ERROR, step, message=msg)
                 if is_main:
                     print(f"error: {msg}", file=sys.stderr)
@@ -624,6 +666,7 @@ class Trainer:
                 break
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            prev_lr, prev_grad_norm = lr, grad_norm
             self.step = step
             self.tokens_seen += tokens_per_step
             self.tokens_this_process += tokens_per_step
@@ -643,39 +686,7 @@ class Trainer:
                 halt = signalled = False
                 self.stop.remove_halt()
             if step % t.log_every == 0 or step == t.steps or halt or signalled:
-                now = time.perf_counter()
-                window_s = max(now - t_window - paused_s, 1e-9)
-                mean_loss = (loss_sum / steps_in_window).reshape(1)
-                if self.info.enabled:
-                    torch.distributed.all_reduce(mean_loss)
-                    mean_loss /= self.info.world_size
-                stats = gates.read()
-                if is_main:
-                    alloc, reserved = self.devmod.gpu_memory_gb(device)
-                    metrics = {
-                        "loss": mean_loss.item(),
-                        "lr": lr,
-                        "toks_per_s": steps_in_window * tokens_per_step / window_s,
-                        "grad_norm": grad_norm.item(),
-                        "tokens_seen": self.tokens_seen,
-                        "dt_step_s": window_s / steps_in_window,
-                        "dt_fetch_s": fetch_s / steps_in_window,
-                        "gpu_mem_alloc_gb": alloc,
-                        "gpu_mem_reserved_gb": reserved,
-                        "rss_gb": self.devmod.rss_gb(),
-                        **stats,
-                        "fallbacks": fallbacks.snapshot(),
-                    }
-                    # why a path fell back, once per counter (its first cause): in the record and on the console
-                    new = {k: v for k, v in fallbacks.reasons().items() if k not in self.fallback_reasons_said}
-                    for name, why in sorted(new.items()):
-                        print(f"warning: the NSA {name} path fell back (counted in fallbacks): {why}", file=sys.stderr)
-                    self.fallback_reasons_said.update(new)
-                    extra = {"fallback_reasons": new} if new else {}
-                    rec = self.hb.write(schema.KIND_PROGRESS, step, **metrics, **extra)
-                    self.metrics.progress(step, metrics, rec["ts"])
-                loss_sum.zero_()
-                fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
+                log_window(step, lr, grad_norm)
 
             eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
             if halt or signalled:

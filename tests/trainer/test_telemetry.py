@@ -117,6 +117,24 @@ def test_nan_stops_with_reason_nan(run_dir: Path) -> None:
     summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
     assert summary["steps_completed"] == bad["step"] - 1 == end["step"]
     assert summary["tokens_seen"] == summary["steps_completed"] * 4 * 32  # batch 4 x seq 32 (TINY)
+    assert "(this rank: loss " in bad["message"]  # which value went non-finite, and what it was
+
+
+def test_a_nan_stop_logs_the_steps_that_led_to_it(run_dir: Path) -> None:
+    """Steps 1-3 updated the weights and the NaN came at step 4 with log_every 10: training.csv stayed empty and no
+    progress record said what loss and grad norm led there."""
+    proc = run_train(
+        run_dir, "train.steps=30", "train.warmup_steps=30", "train.lr=30", "train.min_lr=1", "train.grad_clip=0",
+        "train.log_every=10",
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    recs = records(run_dir)
+    end = recs[-1]
+    assert end["reason"] == "nan" and 1 <= end["step"] < 10, end  # before the first log step
+    [progress] = [r for r in recs if r["kind"] == "progress"]
+    assert progress["step"] == end["step"] and math.isfinite(progress["grad_norm"])
+    rows = (run_dir / schema.TRAINING_CSV).read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == [str(end["step"])]
 
 
 def test_tiny_default_model_learns(run_dir: Path) -> None:
