@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # a console whose reader died (the launch wrapper killed) must not end the run: runtime/console.py
     sys.stdout, sys.stderr = ResilientConsole(sys.stdout), ResilientConsole(sys.stderr)  # type: ignore[assignment]
+    # `nsa dump` (SIGUSR1) must never kill the trainer: its default action does, until the stack dumper takes the
+    # signal over at the start of the run (Trainer.run); a dump asked for before then is not written
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     t_boot = time.time()
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
@@ -381,6 +386,9 @@ class Trainer:
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
         cfg, run_dir, hb = self.cfg, self.run_dir, self.hb
+        # SIGUSR1 dumps from the start: a start that seems to hang (data, model, compile) is when `nsa dump` is
+        # wanted most, and before this the signal's default action killed the trainer
+        self._start_watchdog()
 
         # runtime.env before torch loads (OpenMP, CUDA's allocator and NCCL read it): names set here mean the
         # process was not started by `nsa launch`, which sets them
@@ -539,7 +547,8 @@ class Trainer:
                     name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)
                 }
             self.metrics = MetricsLog(run_dir, cfg.runtime.tensorboard)
-        self._start_watchdog()
+        assert self.watchdog is not None
+        self.watchdog.watch_steps(cfg.monitor.stall_s, self.step)
         return self._loop()
 
     def _drop_earlier_pointers(self) -> list[str]:
@@ -936,17 +945,18 @@ class Trainer:
     def _start_watchdog(self) -> None:
         from nsa_train.runtime.watchdog import StackDumper, Watchdog
 
-        self.dumper = StackDumper(self.run_dir, self.info.rank)
+        rank = self.hb.rank  # before torch and the process group: what the environment says
+        self.dumper = StackDumper(self.run_dir, rank)
 
         def on_stall(step: int, seconds: float, dump: Path) -> None:
             # best effort: on a full disk the main loop's next write stops the run; this thread would only die
             self.hb.write(schema.KIND_STALL, step, seconds_since_progress=seconds, dump=str(dump), best_effort=True)
             print(
-                f"warning: rank {self.info.rank} stalled: step {step} unchanged for {seconds:.0f}s; stacks in {dump}",
+                f"warning: rank {rank} stalled: step {step} unchanged for {seconds:.0f}s; stacks in {dump}",
                 file=sys.stderr,
             )
 
-        self.watchdog = Watchdog(self.dumper, self.cfg.monitor.stall_s, on_stall)
+        self.watchdog = Watchdog(self.dumper, math.inf, on_stall)  # stall checks from the first step (watch_steps)
         self.watchdog.start()
 
     def _write_summary(self, reason: str) -> None:

@@ -118,6 +118,13 @@ class Watchdog(threading.Thread):
         self._reported_step: int | None = None
         self._stop_event = threading.Event()
 
+    def watch_steps(self, stall_s: float, step: int) -> None:
+        """From now on a step unchanged for ``stall_s`` is a stall (the thread starts at boot with stall checks off,
+        only publishing SIGUSR1 dumps: before the training loop there are no steps to watch)."""
+        self.poll_s = min(self.poll_s, max(0.05, stall_s / 4))
+        self.beat(step)
+        self.stall_s = stall_s
+
     def beat(self, step: int) -> None:
         self._step = step
         self._last = time.monotonic()

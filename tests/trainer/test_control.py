@@ -84,6 +84,23 @@ def test_stale_halt_at_start_is_reported_and_removed(run_dir: Path) -> None:
     assert not (run_dir / schema.HALT_FILE).exists()
 
 
+def test_sigusr1_during_the_start_dumps_and_never_kills(run_dir: Path) -> None:
+    """`nsa dump` on a start that seemed to hang (data, model, compile: where a dump is wanted most) killed the
+    trainer: the dump handler came only with the training loop, and SIGUSR1's default action ends a process."""
+    with training(run_dir, "train.steps=3") as proc:
+        wait_for(lambda: (run_dir / schema.heartbeat_name(0)).exists(), 60, "the heartbeat file")
+        while proc.poll() is None and not any(
+            r["kind"] == "phase" and r.get("phase") == "train" for r in records(run_dir)
+        ):
+            os.kill(proc.pid, signal.SIGUSR1)  # from the boot on, through every start phase
+            time.sleep(0.05)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert records(run_dir)[-1]["reason"] == "completed"
+    dumps = list(run_dir.glob(schema.STACKDUMP_GLOB))
+    assert dumps and all("Thread 0x" in d.read_text() for d in dumps)
+
+
 def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> None:
     # step 3 sleeps inside time.sleep (C code): the dump must come anyway
     with training(run_dir, "train.steps=50", NSA_TEST_SLOW_STEP="3:8") as proc:
