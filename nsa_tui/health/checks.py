@@ -376,6 +376,8 @@ def gate_collapse(c: Context) -> Finding | None:
         for s, t, v in points(c.h, name):
             by_step.setdefault(s, [t, None, None, None])[j + 1] = v
     pts = sorted((s, t, (e, f, m)) for s, (t, e, f, m) in by_step.items())
+    if not pts:
+        return _gates_never_logged(c)
 
     def bad(e: float | None, f: float | None, lo: float, hi: float) -> bool:
         return (e is not None and e < lo) or (f is not None and f > hi)
@@ -404,6 +406,26 @@ def gate_collapse(c: Context) -> Finding | None:
         f"NSA gates collapsing: entropy {e_txt} (min {p['entropy_min']:g}), collapsed rows {f_txt} "
         f"(max {p['collapse_max']:g}){layer_txt}{share_txt}: one branch takes over; check lr and gate init",
         "critical" if severe else None,
+    )
+
+
+GATES_EXPECTED_WITHIN = 20  # progress records of an NSA run without one gate statistic: its trainer logs none
+
+
+def _gates_never_logged(c: Context) -> Finding | None:
+    """An NSA run (by its config) whose progress records hold no gate statistics: the collapse check had nothing to
+    judge and the run read healthy (the seed reports' gate checks "never fired"). Said, so it is not taken as fine."""
+    model = c.h.config.get("model") if isinstance(c.h.config, dict) else None
+    if not isinstance(model, dict) or model.get("attention") != "nsa":
+        return None
+    losses = points(c.h, "loss")
+    if len(losses) < GATES_EXPECTED_WITHIN:
+        return None
+    return Finding(
+        losses[0][0],
+        losses[0][1],
+        f"an NSA run with {len(losses)} progress records and no gate statistics (gate_entropy_mean, "
+        "gate_collapse_frac): a collapse of its gates cannot be seen; log them (nsa_train does)",
     )
 
 

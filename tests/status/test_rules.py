@@ -542,3 +542,25 @@ def test_a_launch_record_without_its_session_name_is_looked_up_as_nsa_launch_nam
 
     assert tmux_session_name({"name": "a.b"}, "a.b") == session_name("a.b") == "nsa-a%2Eb"
     assert tmux_session_name({"tmux_session": "nsa-x"}, "a.b") == "nsa-x"
+
+
+def test_an_nsa_run_that_logs_no_gate_statistics_is_said(tmp_path):
+    """The seed reports' gate-collapse check "never fired": their trainer logged no gate statistics, and a run
+    whose config says NSA but whose records hold none read "health OK"."""
+    import csv
+
+    w = make_v1_run(tmp_path / "r", steps=1000, now=NOW)
+    gate_keys = {"gate_entropy_mean", "gate_entropy_min", "gate_max_mean", "gate_collapse_frac", "gate_branch_shares"}
+    hb = tmp_path / "r" / "heartbeat_rank0.jsonl"
+    recs = [json.loads(line) for line in hb.read_text().splitlines()]
+    hb.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in gate_keys}) + "\n" for r in recs))
+    table = tmp_path / "r" / "training.csv"
+    rows = list(csv.DictReader(table.open()))
+    with table.open("w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=list(rows[0]))
+        out.writeheader()
+        out.writerows({k: ("" if k.startswith("gate_") else v) for k, v in r.items()} for r in rows)
+    v = judge(tmp_path / "r", now=w.ts)
+    [alert] = [a for a in v.alerts if a.rule == "gate_collapse"]
+    assert alert.severity == "warning" and "no gate statistics" in alert.message, alert
+    assert load_run(tmp_path / "r").config["model"]["attention"] == "nsa"
