@@ -127,6 +127,20 @@ def list_runs(root: Path | None = None) -> list[Path]:
     return sorted(dirs, key=_activity_time, reverse=True)
 
 
+def _is_dir(d: Path) -> bool:
+    try:
+        return d.is_dir()
+    except OSError:
+        return False
+
+
+def _holds(d: Path) -> bool:
+    try:
+        return unreadable_dir(d) is None and holds_run(d)
+    except OSError:
+        return False
+
+
 def resolve_run(run: str | None, root: Path | None = None) -> Path:
     """A RUN argument to an existing directory; None means the most recent run. The error names absolute
     paths: run by `nsa ... --host`, the relative ones would read as paths on the caller's machine."""
@@ -136,7 +150,12 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     check_run_arg(run)
     p = Path(run)
     named = root / run
-    for d in (p, named):
+    candidates = [p, named]
+    if _is_dir(p) and _is_dir(named) and not p.is_absolute() and not _holds(p) and _holds(named):
+        # `nsa status rep` in a directory with a data folder `rep` beside runs/rep: the run, not the folder (it
+        # was judged "unknown, health OK", exit 0, while the run under that name trained on)
+        candidates = [named]
+    for d in candidates:
         try:
             found = d.is_dir()
         except PermissionError:  # a directory on its path cannot be searched (Python 3.11 raises)

@@ -401,3 +401,18 @@ def test_an_age_that_is_not_a_number_is_a_dash():
     from nsa_tui.commands.status import fmt_duration
 
     assert [fmt_duration(x) for x in (float("nan"), float("inf"), None, 130.0)] == ["-", "-", "-", "2m10s"]
+
+
+def test_a_run_name_is_the_run_not_a_folder_of_that_name_here(runs_dir, tmp_path, monkeypatch):
+    """`nsa status rep` next to a data folder `rep` judged the folder ("unknown, health OK", exit 0) while the run
+    runs/rep trained on; a folder here that holds a run is still taken first (the documented order)."""
+    make_v1_run(runs_dir / "rep", state="crashed")
+    here = tmp_path / "cwd"
+    (here / "rep").mkdir(parents=True)
+    (here / "rep" / "notes.jsonl").write_text('{"a": 1}\n')
+    monkeypatch.chdir(here)
+    res = invoke("status", "--json", "rep")
+    assert res.exit_code == 2 and json.loads(res.stdout)["path"] == str(runs_dir / "rep")
+    make_v1_run(here / "rep", steps=100)
+    res = invoke("status", "--json", "rep")
+    assert res.exit_code == 0 and json.loads(res.stdout)["path"] == "rep"
