@@ -148,6 +148,7 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
     """The first training batch, and the validation batches the trainer builds next (a holdout too small for
     them passed here and stopped the run at its start)."""
     from nsa_train.data import DataError, TrainStream, val_batches
+    from nsa_train.data.stream import held_out_said
 
     t0 = time.perf_counter()
     stream = None
@@ -155,7 +156,15 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
         stream = TrainStream(cfg, tokenizer, 0, world_size, micro_batch)
         x, _ = next(stream)  # [micro_batch, seq_len]
         n_val = len(
-            val_batches(cfg, tokenizer, micro_batch, cfg.train.eval_batches * cfg.train.grad_accum, 0, world_size)
+            val_batches(
+                cfg,
+                tokenizer,
+                micro_batch,
+                cfg.train.eval_batches * cfg.train.grad_accum,
+                0,
+                world_size,
+                cfg.train.grad_accum,
+            )
         )
     except DataError as e:
         return row("data", FAIL, str(e))
@@ -166,7 +175,10 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
             stream.close()
     dt = time.perf_counter() - t0
     status = WARN if dt > cfg.data.first_batch_timeout_s / 2 else PASS
-    got = f"first batch {tuple(x.shape)} and {n_val} validation batch(es) from {stream.description} in {dt:.2f}s"
+    got = (
+        f"first batch {tuple(x.shape)} and {held_out_said(cfg, n_val * micro_batch * world_size)} from "
+        f"{stream.description} in {dt:.2f}s"
+    )
     return row("data", status, got)
 
 

@@ -468,11 +468,14 @@ class Trainer:
         # eval_batches counts whole batches, split like training's: the held-out windows scored are the same
         # whatever grad_accum and the number of ranks, so runs of one config compare
         n_val = cfg.train.eval_batches * cfg.train.grad_accum
-        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, n_val, self.info.rank, w)
+        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, n_val, self.info.rank, w, cfg.train.grad_accum)
         if is_main:
+            from nsa_train.data.stream import held_out_said
+
+            scored = len(self.val) * self.micro_batch * w  # sequences: micro-batches per rank are not batches
             print(
                 f"[data] {getattr(self.stream, 'description', cfg.data.source)} | tokenizer {self.tokenizer.name} "
-                f"(vocab {self.tokenizer.vocab_size}) | {len(self.val)} val batches | {time.time() - t0:.1f}s"
+                f"(vocab {self.tokenizer.vocab_size}) | {held_out_said(cfg, scored)} | {time.time() - t0:.1f}s"
             )
 
         # ---- model

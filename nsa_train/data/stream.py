@@ -243,12 +243,14 @@ class TrainStream:
 
 
 def val_batches(
-    cfg: Any, tokenizer: Tokenizer, micro_batch: int, n_batches: int, rank: int, world_size: int
+    cfg: Any, tokenizer: Tokenizer, micro_batch: int, n_batches: int, rank: int, world_size: int, accum: int = 1
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's share of the held-out windows: the same count on every rank, at most n_batches.
+    """This rank's share of the held-out windows: the same count on every rank, at most n_batches micro-batches.
 
-    Every rank packs all validation documents (they are few) and takes windows rank, rank+world_size, ...
-    """
+    Every rank packs all validation documents (they are few) and takes windows rank, rank+world_size, ...: the
+    windows scored are the first ones, as many as fit. A holdout with room for at least one whole batch
+    (micro_batch x world_size x accum windows) is cut to whole batches, so the windows scored are the same however
+    the batch is split over ranks and accumulation; a smaller one is cut to whole micro-batches."""
     source = open_source(cfg, rank, world_size)
     seq_len = cfg.train.seq_len
     docs = [
@@ -256,7 +258,8 @@ def val_batches(
         for i, t in enumerate(source.val_texts())
     ]
     windows = [w for w, _ in pack_windows(iter(docs), seq_len)]
-    per_rank = min(n_batches, len(windows) // (micro_batch * world_size))
+    whole = len(windows) // (micro_batch * world_size * accum)
+    per_rank = min(n_batches, whole * accum if whole else len(windows) // (micro_batch * world_size))
     if per_rank == 0:
         # every way out: raising val_docs alone went in a circle on a small corpus ("lower data.val_docs" next)
         tokens = sum(len(d.tokens) for d in docs)
@@ -269,3 +272,11 @@ def val_batches(
         )
     mine = windows[rank::world_size][: per_rank * micro_batch]
     return [to_xy(np.stack(mine[i : i + micro_batch])) for i in range(0, len(mine), micro_batch)]
+
+
+def held_out_said(cfg: Any, scored: int) -> str:
+    """The held-out sequences an evaluation scores, and what eval_batches asked when the holdout holds fewer (it was
+    cut without a word: "2 val batches" where 8 were configured)."""
+    asked = cfg.train.eval_batches * cfg.train.batch_size
+    cut = f" (of {asked} asked: train.eval_batches x train.batch_size; the holdout holds no more)"
+    return f"{scored} held-out sequences per evaluation{cut if scored < asked else ''}"

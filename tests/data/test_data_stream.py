@@ -132,6 +132,25 @@ def test_val_batches_are_deterministic_held_out_and_split_over_ranks(make_cfg) -
     assert val_text[:200] in "".join(open_source(cfg, 0, 1).val_texts())
 
 
+def test_a_holdout_cut_short_scores_the_same_windows_however_the_batch_is_split(make_cfg) -> None:
+    """With fewer windows than eval_batches x batch_size, the cut fell at a micro-batch boundary: grad_accum 1 and 2
+    (the same batch, the same training loss) scored 16 and 20 sequences, and their val losses did not compare."""
+    cfg = make_cfg(seq_len=64)
+    tok = build_tokenizer(cfg.data)
+    n_windows = len(val_batches(cfg, tok, 1, 10**6, 0, 1))  # every window, one a micro-batch
+    batch = 8
+    asked = n_windows // batch + 2  # more batches than the holdout holds
+
+    def scored(micro: int, world: int, accum: int) -> list[tuple[int, ...]]:
+        ranks = [val_batches(cfg, tok, micro, asked * accum, r, world, accum) for r in range(world)]
+        return sorted(tuple(row.tolist()) for part in ranks for x, _ in part for row in x)
+
+    base = scored(8, 1, 1)
+    assert len(base) == (n_windows // batch) * batch
+    for micro, world, accum in ((4, 1, 2), (2, 2, 2), (1, 2, 4), (4, 2, 1)):
+        assert scored(micro, world, accum) == base, (micro, world, accum)
+
+
 def test_too_small_holdout_is_a_clear_error(make_cfg) -> None:
     """It said only "raise data.val_docs": on a small corpus the next error was "lower data.val_docs" (none left to
     train on), a circle. It gives the sizes and every way out."""
