@@ -63,7 +63,8 @@ def test_a_holdout_too_small_for_the_validation_batches_fails_the_data_row(tmp_p
     assert rows["data"]["status"] == "fail", rows["data"]
     assert "validation holdout of" in rows["data"]["reason"] and "raise data.val_docs" in rows["data"]["reason"]
     rows = by_name(run_check(None, [*overrides, "data.val_docs=150"], tmp_path / "r", nsa_test=False))
-    assert rows["data"]["status"] == "pass" and "held-out sequences per evaluation" in rows["data"]["reason"], rows["data"]
+    data = rows["data"]
+    assert data["status"] == "pass" and "held-out sequences per evaluation" in data["reason"], data
 
 
 def _data_row(tmp_path: Path, path: Path, *extra: str):
