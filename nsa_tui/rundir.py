@@ -95,6 +95,20 @@ def check_run_arg(run: str) -> None:
         raise UserError("RUN is empty: give a run directory or a run name", USAGE_EXIT)
 
 
+def _is_dir(d: Path) -> bool:
+    try:
+        return d.is_dir()
+    except OSError:
+        return False
+
+
+def _holds(d: Path) -> bool:
+    try:
+        return unreadable_dir(d) is None and holds_run(d)
+    except OSError:
+        return False
+
+
 def newest_run(root: Path) -> Path:
     """The run directory under ``root`` with the newest activity. Not a directory that holds no run's files (a
     report's --out, a lost+found) nor one this user cannot read: `nsa status` judged an empty folder made a
@@ -103,7 +117,7 @@ def newest_run(root: Path) -> Path:
         raise UserError(why, NO_RUN_EXIT)
     dirs = list_runs(root)
     for d in dirs:
-        if unreadable_dir(d) is None and holds_run(d):
+        if _holds(d):
             return d
     where = f"{root.absolute()}/"
     if dirs:
@@ -125,20 +139,6 @@ def list_runs(root: Path | None = None) -> list[Path]:
         return []
     dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return sorted(dirs, key=_activity_time, reverse=True)
-
-
-def _is_dir(d: Path) -> bool:
-    try:
-        return d.is_dir()
-    except OSError:
-        return False
-
-
-def _holds(d: Path) -> bool:
-    try:
-        return unreadable_dir(d) is None and holds_run(d)
-    except OSError:
-        return False
 
 
 def resolve_run(run: str | None, root: Path | None = None) -> Path:
