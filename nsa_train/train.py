@@ -666,6 +666,7 @@ class Trainer:
             halt, signalled, nan = (bool(v) for v in flags.tolist())  # one host sync per step
             if nan:  # self.step stays at the last step that updated the weights (summary: steps_completed)
                 if steps_in_window:  # the steps that led here are the ones worth seeing: logged, not dropped
+                    # (their window's time, fetch time and gate statistics take in the failed step too)
                     log_window(step - 1, prev_lr, prev_grad_norm)
                 said = f"loss {step_loss.item():.4g}, grad norm {grad_norm.item():.4g}"
                 msg = f"non-finite loss or gradient norm at step {step} (this rank: {said}); stopping without an update"
