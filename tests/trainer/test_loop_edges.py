@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,25 @@ from nsa_train.telemetry import schema
 
 def progress(run_dir: Path) -> dict[int, dict]:
     return {r["step"]: r for r in records(run_dir) if r["kind"] == "progress"}
+
+
+def stop_while(run: Path, after: int, stop: Callable[[subprocess.Popen], object], *overrides: str, **env: str):
+    """Train; once step ``after`` is logged, ``stop`` (a .HALT, a signal) while the next step, slowed by
+    NSA_TEST_SLOW_STEP, or its evaluation runs. -> (the output, the last record) of a trainer that exited 0."""
+    with training(run, *overrides, **env) as proc:
+        wait_for(lambda: after in progress(run), 120, f"step {after}")
+        stop(proc)
+        out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    return out, records(run)[-1]
+
+
+def halt(run: Path) -> Callable[[subprocess.Popen], object]:
+    return lambda _proc: (run / schema.HALT_FILE).touch()
+
+
+def sigterm(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
 
 
 def test_an_eval_off_a_log_step_leaves_the_window_its_steps_time(tmp_path: Path) -> None:
@@ -37,12 +57,7 @@ def test_a_halt_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     """Nothing is left to resume after the last step: the run ends completed, with its final eval and best
     pointer, and the .HALT is gone (it would stop the next run in this directory)."""
     run = tmp_path / "r"
-    with training(run, "train.steps=6", NSA_TEST_SLOW_STEP="6:2") as proc:
-        wait_for(lambda: 5 in progress(run), 120, "step 5")
-        (run / schema.HALT_FILE).touch()  # during step 6's 2 s
-        out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    end = records(run)[-1]
+    _, end = stop_while(run, 5, halt(run), "train.steps=6", NSA_TEST_SLOW_STEP="6:2")  # during step 6's 2 s
     assert (end["kind"], end["reason"], end["step"]) == ("end", "completed", 6), end
     summary = json.loads((run / schema.SUMMARY_JSON).read_text())
     assert summary["final_val_loss"] is not None and summary["best_val_loss"] is not None
@@ -54,12 +69,7 @@ def test_a_signal_on_the_last_step_finishes_the_run(tmp_path: Path) -> None:
     """SIGTERM during the last step saved it and stopped before the final evaluation: no final val loss, no best
     pointer, and a resume at train.steps had nothing to do, so none could make them up."""
     run = tmp_path / "r"
-    with training(run, "train.steps=6", "train.eval_every=0", NSA_TEST_SLOW_STEP="6:2") as proc:
-        wait_for(lambda: 5 in progress(run), 120, "step 5")
-        proc.send_signal(signal.SIGTERM)  # during step 6's 2 s
-        out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    end = records(run)[-1]
+    _, end = stop_while(run, 5, sigterm, "train.steps=6", "train.eval_every=0", NSA_TEST_SLOW_STEP="6:2")
     assert (end["kind"], end["reason"], end["step"]) == ("end", "completed", 6), end
     assert [r["step"] for r in records(run) if r["kind"] == "eval"] == [6]
     assert ck.read_pointer(run / "checkpoints", schema.BEST_POINTER).name == ck.checkpoint_file_name(6)
@@ -69,12 +79,7 @@ def test_a_halt_on_an_eval_step_evaluates_it_first(tmp_path: Path) -> None:
     """A halt during step 10 with eval_every 5 stopped before the step's evaluation: val.csv kept a hole no resume
     fills, and the best checkpoint was chosen without it."""
     run = tmp_path / "r"
-    with training(run, "train.steps=40", "train.eval_every=5", NSA_TEST_SLOW_STEP="10:2") as proc:
-        wait_for(lambda: 9 in progress(run), 120, "step 9")
-        (run / schema.HALT_FILE).touch()  # during step 10's 2 s
-        out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    end = records(run)[-1]
+    _, end = stop_while(run, 9, halt(run), "train.steps=40", "train.eval_every=5", NSA_TEST_SLOW_STEP="10:2")
     assert (end["kind"], end["reason"], end["step"]) == ("end", "halt", 10), end
     assert [r["step"] for r in records(run) if r["kind"] == "eval"] == [5, 10]
     assert [line.split(",")[0] for line in (run / schema.VAL_CSV).read_text().splitlines()[1:]] == ["5", "10"]
@@ -84,12 +89,7 @@ def test_a_halt_during_the_final_evaluation_is_removed_when_the_run_completes(tm
     """`nsa halt` during the last step's evaluation: the run completed and the .HALT stayed, to stop the next run
     started here by hand at once."""
     run = tmp_path / "r"
-    with training(run, "train.steps=6", "train.eval_batches=400") as proc:
-        wait_for(lambda: 6 in progress(run), 120, "step 6")  # its final evaluation runs now
-        (run / schema.HALT_FILE).touch()
-        out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 0, out
-    end = records(run)[-1]
+    out, end = stop_while(run, 6, halt(run), "train.steps=6", "train.eval_batches=400")  # in the final evaluation
     assert (end["kind"], end["reason"]) == ("end", "completed"), end
     assert not (run / schema.HALT_FILE).exists()
     assert ".HALT came after the last step: the run completed; removed it" in out
