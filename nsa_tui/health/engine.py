@@ -67,6 +67,9 @@ class Verdict:
     # context files there but unreadable (run.json, config.yaml, summary.json, ...): [{file, problem}]; what they say
     # (attention path, config and monitor section, mean tok/s) is then missing from the verdict
     unreadable_files: list[dict[str, str]] = field(default_factory=list)
+    # where the lr is in the run's schedule at `step`: 'warmup' (a tiny lr on purpose: seed reports took it for a
+    # bug), 'cosine' or 'done'; null when the config does not say
+    lr_phase: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -85,6 +88,16 @@ def _summary_reason(h: RunHistory) -> str | None:
     """How the attempt ended by its summary.json, when no end record says (a copied run without its heartbeat)."""
     reason = h.attempt_summary.get("end_reason")
     return reason if isinstance(reason, str) else None
+
+
+def _lr_phase(h: RunHistory) -> str | None:
+    from nsa_train.config.schedule import phase_at
+
+    warmup = (h.config.get("train") or {}).get("warmup_steps") if isinstance(h.config, dict) else None
+    step, total = h.latest_step, h.total_steps
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (warmup, step, total)):
+        return None
+    return phase_at(step, warmup_steps=warmup, total_steps=total)
 
 
 def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
@@ -283,6 +296,7 @@ def evaluate(
         grad_norm=latest["grad_norm"],
         tokens_seen=_count(latest["tokens_seen"]),
         last_phase=h.last_phase,
+        lr_phase=_lr_phase(h),
         end_reason=end.fields.get("reason") if end else _summary_reason(h),
         exit_status=h.exit_status,
         ranks=len(h.attempt_ranks),

@@ -416,3 +416,17 @@ def test_a_run_name_is_the_run_not_a_folder_of_that_name_here(runs_dir, tmp_path
     make_v1_run(here / "rep", steps=100)
     res = invoke("status", "--json", "rep")
     assert res.exit_code == 0 and json.loads(res.stdout)["path"] == "rep"
+
+
+def test_the_lr_says_when_it_is_still_warming_up(runs_dir):
+    """Seed reports took warmup's tiny lr for a bug ("lr 6.00e-05" at step 30 of a 3e-3 run): status says where the
+    lr is in the schedule, as the dashboard does."""
+    w = make_v1_run(runs_dir / "early", steps=20)
+    warmup = w.config["train"]["warmup_steps"]
+    assert 20 <= warmup
+    res = invoke("status", "--json", "early")
+    assert json.loads(res.stdout)["lr_phase"] == "warmup"
+    assert re.search(r"lr \S+ \(warmup\)", invoke("status", "early").stdout)
+    make_v1_run(runs_dir / "later", steps=warmup + 100)
+    assert json.loads(invoke("status", "--json", "later").stdout)["lr_phase"] == "cosine"
+    assert "(warmup)" not in invoke("status", "later").stdout
