@@ -55,8 +55,7 @@ def checkpoint_world_size(run_dir: Path, checkpoint_name: str) -> int | None:
         if not saved and kind == schema.KIND_CHECKPOINT:
             saved = Path(str(r.get("path", ""))).name == checkpoint_name
         elif saved and kind == schema.KIND_BOOT:
-            ws = r.get("world_size")
-            return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None
+            return _world_size(r)
     return None
 
 
@@ -68,6 +67,10 @@ def current_world_size(run_dir: Path) -> int | None:
         return None
     for r in records_backwards(path):
         if r.get("kind") == schema.KIND_BOOT:
-            ws = r.get("world_size")
-            return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None
+            return _world_size(r)
     return None
+
+
+def _world_size(boot: dict[str, Any]) -> int | None:
+    ws = boot.get("world_size")
+    return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None

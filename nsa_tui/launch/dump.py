@@ -31,6 +31,7 @@ class RankProcess:
     rank: int
     pid: int | None
     problem: str | None  # why we will not signal it
+    gone: bool = False  # its pid is not running at all (not merely someone else's, or reused)
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -67,7 +68,7 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return RankProcess(rank, pid, f"pid {pid} is not running")
+        return RankProcess(rank, pid, f"pid {pid} is not running", gone=True)
     except PermissionError:
         return RankProcess(rank, pid, f"pid {pid} belongs to another user")
     argv = _cmdline(pid)

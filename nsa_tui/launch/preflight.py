@@ -70,7 +70,7 @@ def rank0_gone(run_dir: Path) -> bool:
     if info.get("host") != socket.gethostname():
         return False  # rank 0 elsewhere (a later node's launch): its pid means nothing here
     rank0 = next((p for p in rank_processes(run_dir) if p.rank == 0), None)
-    return rank0 is not None and rank0.pid is not None and rank0.problem == f"pid {rank0.pid} is not running"
+    return rank0 is not None and rank0.gone
 
 
 @dataclass
