@@ -34,8 +34,10 @@ from nsa_train.config import (
     load_config,
     lr_at,
     missing_config_message,
+    phase_at,
     resolve_config_path,
     resume_notes,
+    train_flops_per_token,
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
@@ -43,6 +45,7 @@ from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
+from nsa_train.telemetry.mfu import mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_train.telemetry.writer import HeartbeatWriter
 
@@ -485,6 +488,9 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, vocab).to(self.device)
         self.param_count = sum(p.numel() for p in self.model.parameters())
+        # MFU's numerator and denominator (nsa_train.telemetry.mfu): the tools judge tokens/s by them
+        self.flops_per_token = train_flops_per_token(cfg, vocab)
+        self.peak_flops = self.devmod.peak_flops(self.device, self.precision, cfg.runtime, cfg.monitor.peak_tflops)
         self.attention_impl = str(getattr(self.model.blocks[0].attn, "impl_name", cfg.model.attention))
         self.optimizer = self._make_optimizer()
         if self.args.resume:
@@ -627,7 +633,13 @@ class Trainer:
                 self.fallback_reasons_said.update(new)
                 extra = {"fallback_reasons": new} if new else {}
                 rec = self.hb.write(schema.KIND_PROGRESS, at, **metrics, **extra)
-                self.metrics.progress(at, metrics, rec["ts"])
+                self.metrics.progress(
+                    at,
+                    metrics,
+                    rec["ts"],
+                    mfu=mfu(metrics["toks_per_s"], self.flops_per_token, self.peak_flops, self.info.world_size),
+                    warmup=phase_at(at, warmup_steps=t.warmup_steps, total_steps=t.steps) == "warmup",
+                )
             loss_sum.zero_()
             fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
 
@@ -938,6 +950,10 @@ class Trainer:
             "tokens_per_step": t.batch_size * t.seq_len,
             "total_steps": t.steps,
             "attention_impl": self.attention_impl,
+            "device_name": self.devmod.device_name(self.device),
+            "precision": self.precision,
+            "flops_per_token": self.flops_per_token,
+            "peak_flops": self.peak_flops,
             "config_path": str(self.config_path) if self.config_path else None,
             "resumed_from_step": self.step if self.args.resume else None,
             # the local files this start reads (names, sizes): a later --resume compares them before it writes

@@ -27,6 +27,7 @@ _EXPORTS = {
     "resume_notes": "resume",
     "schedule_change": "resume",
     "val_set_change": "resume",
+    "train_flops_per_token": "flops",
     "lr_at": "schedule",
     "phase_at": "schedule",
     "Config": "schema",

@@ -293,6 +293,12 @@ class MonitorConfig:
     """Tools: boot/phase records but no progress record after this long is `stuck_at_start`."""
     min_toks_per_s: float | None = None
     """Tools: warn below this throughput (null: no absolute floor, only the relative drop rule)."""
+    min_mfu: float | None = 0.005
+    """Tools: warn below this model FLOPs utilisation (0.005 = 0.5% of the GPUs' peak), for a model of 50M
+    parameters or more on a GPU whose peak is known (null: off; docs/health.md, throughput_low)."""
+    peak_tflops: float | None = None
+    """Trainer: one device's peak TFLOP/s for the run's precision, the denominator of MFU (null: NVIDIA's
+    datasheet value for a known GPU, nsa_train.telemetry.mfu; none on CPU, where MFU is not shown)."""
     max_gpu_mem_gb: float | None = None
     """Tools: warn above this GPU memory in GiB (null: no limit)."""
     gate_entropy_min: float = 0.5
@@ -309,9 +315,12 @@ class MonitorConfig:
             _check(getattr(self, k) > 0, f"monitor.{k}", "must be positive")
         _check(self.stale_s is None or self.stale_s > 0, "monitor.stale_s", "must be positive, or null (adaptive)")
         # a negative or .nan threshold would switch its rule off (or on for good) without a word
-        for k in ("min_toks_per_s", "max_gpu_mem_gb"):
+        for k in ("min_toks_per_s", "max_gpu_mem_gb", "peak_tflops"):
             v = getattr(self, k)
             _check(v is None or (math.isfinite(v) and v > 0), f"monitor.{k}", "must be a positive number, or null")
+        m = self.min_mfu
+        fraction = m is None or (math.isfinite(m) and 0 < m < 1)
+        _check(fraction, "monitor.min_mfu", "must be a fraction (0.005 = 0.5%), or null")
         _check(
             math.isfinite(self.gate_entropy_min) and 0 <= self.gate_entropy_min <= math.log(3),
             "monitor.gate_entropy_min",

@@ -76,3 +76,20 @@ def rss_gb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's product name ('NVIDIA H100 80GB HBM3'), what MFU's peak table matches; 'cpu' on CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def peak_flops(device: torch.device, precision: str, rt: RuntimeConfig, peak_tflops: float | None) -> float | None:
+    """One device's peak FLOP/s for this run's matmuls: monitor.peak_tflops when set, else the datasheet table
+    (nsa_train.telemetry.mfu) for a known GPU; None on CPU (no meaningful peak) and for an unknown card."""
+    if peak_tflops is not None:
+        return peak_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    from nsa_train.telemetry.mfu import table_peak_flops
+
+    return table_peak_flops(device_name(device), precision, rt.tf32)

@@ -177,6 +177,10 @@ RUN_JSON_FIELDS = (
     "tokens_per_step",
     "total_steps",
     "attention_impl",
+    "device_name",
+    "precision",
+    "flops_per_token",  # model FLOPs of one trained token (nsa_train.config.flops)
+    "peak_flops",  # one device's peak FLOP/s for the run's precision; null on CPU or an unknown card
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full_message, free_space
+from nsa_train.telemetry.mfu import fmt_mfu
 
 STOP_AND_RESUME = "checkpoints written before are intact. Free space and continue with --resume"
 
@@ -194,8 +195,13 @@ class _CsvTable:
         close_even_when_full(self._fh, Path(self._fh.name))
 
 
-def format_log_line(step: int, m: dict[str, Any]) -> str:
-    parts = [f"step {step}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}", f"toks/s {m['toks_per_s']:.0f}"]
+def format_log_line(step: int, m: dict[str, Any], mfu: float | None = None, warmup: bool = False) -> str:
+    """One train.log line. ``warmup``: the lr is still ramping up (seed reports took warmup's tiny lr for a bug);
+    ``mfu``: the step's model FLOPs utilisation, when the device's peak is known."""
+    lr = f"lr {m['lr']:.2e}" + (" (warmup)" if warmup else "")
+    parts = [f"step {step}", f"loss {m['loss']:.4f}", lr, f"toks/s {m['toks_per_s']:.0f}"]
+    if mfu is not None:
+        parts.append(f"mfu {fmt_mfu(mfu)}")
     parts.append(f"gnorm {m['grad_norm']:.3f}")
     parts.append(f"dt {m['dt_step_s'] * 1000:.0f}ms")
     if m.get("gate_entropy_mean") is not None:
@@ -224,16 +230,18 @@ class MetricsLog:
             self._log.write(text + "\n")
             self._log.flush()
 
-    def progress(self, step: int, m: dict[str, Any], ts: float) -> None:
+    def progress(self, step: int, m: dict[str, Any], ts: float, mfu: float | None = None, warmup: bool = False) -> None:
         shares = m.get("gate_branch_shares") or [None, None, None]
         row = dict(m, step=step, ts=ts, gate_share_cmp=shares[0], gate_share_sel=shares[1], gate_share_win=shares[2])
         self._train.row(row)
-        self.line(format_log_line(step, m), step)
+        self.line(format_log_line(step, m, mfu, warmup), step)
         if self._tb is not None:
             for k in schema.TRAINING_CSV_HEADER:
                 v = row.get(k)
                 if k not in ("step", "ts") and isinstance(v, (int, float)) and v is not None:
                     self._tb.add_scalar(f"train/{k}", v, step)
+            if mfu is not None:
+                self._tb.add_scalar("train/mfu", mfu, step)
             for name, n in (m.get("fallbacks") or {}).items():
                 self._tb.add_scalar(f"fallbacks/{name}", n, step)
 

@@ -110,7 +110,7 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"
     loss = (NAN_LOSS if nan_loss(v) else "-") if v["loss"] is None else f"{v['loss']:.4f}"  # as `nsa status` says it
-    return [v["state"], step, loss, toks_text(v, unit=""), fmt_duration(v["last_heartbeat_age_s"])]
+    return [v["state"], step, loss, toks_text(v, unit="", with_mfu=False), fmt_duration(v["last_heartbeat_age_s"])]
 
 
 def render_table(

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt
 from nsa_tui.errors import UserError
 from nsa_tui.rundir import check_run_arg, run_name
@@ -249,6 +250,8 @@ def render_human(j: Judged) -> None:
     )
     # v.get: a remote nsa may predate the key; which attention path runs says whether the kernels do
     attention = f"   attention {escape(str(v['attention_impl']))}" if v.get("attention_impl") else ""
+    if isinstance(v.get("param_count"), int):  # v.get: a remote nsa may predate the key
+        attention += f"   {fmt_params(v['param_count'])} params"
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
         f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
@@ -275,11 +278,21 @@ def render_human(j: Judged) -> None:
         )
 
 
-def toks_text(v: dict, unit: str = " tok/s") -> str:
+def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True) -> str:
     """An ended run's mean tokens/s, marked 'mean' (v.get: a remote nsa may predate the key), else the last
     window's; `nsa runs` leaves the unit to its column header."""
     mean = v.get("mean_toks_per_s")
-    return f"{mean:,.0f}{unit} mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
+    toks = f"{mean:,.0f}{unit} mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
+    mfu = v.get("mfu")  # v.get: a remote nsa may predate the key
+    return toks + (f" (MFU {fmt_mfu(mfu)})" if with_mfu and isinstance(mfu, float) else "")
+
+
+def fmt_params(n: int) -> str:
+    """125.3M, 1.21B, 880K."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}" if n < 100 * size else f"{n / size:.0f}{unit}"
+    return str(n)
 
 
 NAN_LOSS = "nan/inf"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
@@ -174,18 +175,41 @@ def loss_plateau(c: Context) -> Finding | None:
 
 
 def throughput_low(c: Context) -> Finding | None:
-    floor = c.params["min_toks_per_s"]
-    if floor is None:
-        return None
+    """Below the user's floor (monitor.min_toks_per_s), or, without one, below min_mfu of the GPUs' peak: a
+    floor that needs no knowledge of the hardware (a seed report took 38 tokens/s of a 125M model on two A100s
+    for normal)."""
     pts = points(c.h, "toks_per_s")
-    i = trailing(pts, [v < floor for _, _, v in pts])
-    if i is None:  # also: no points yet, where the message below has no newest value to name
+    floor = c.params["min_toks_per_s"]
+    if floor is not None:
+        i = trailing(pts, [v < floor for _, _, v in pts])
+        if i is not None:  # also: no points yet, where the message below has no newest value to name
+            return _since(
+                pts,
+                i,
+                f"{pts[-1][2]:.0f} tokens/s, below monitor.min_toks_per_s={floor:g}: "
+                "check GPU utilisation (nvidia-smi), data_stall, and the NSA fallback counters",
+            )
+    return _mfu_low(c, pts)
+
+
+def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding | None:
+    least, info = c.params["min_mfu"], c.h.run_info
+    params = info.get("param_count")
+    if least is None or not isinstance(params, int) or params < c.params["min_params"]:
+        return None  # a small model cannot fill a GPU: its low MFU says nothing
+    utilisation = [run_mfu(info, v) for _, _, v in pts]
+    i = trailing(pts, [u is not None and u < least for u in utilisation])
+    if i is None:  # also: a CPU run, an unknown card (no peak), a run.json from before MFU
         return None
+    device, precision = info.get("device_name") or "GPU", info.get("precision") or "?"
+    impl = info.get("attention_impl")
     return _since(
         pts,
         i,
-        f"{pts[-1][2]:.0f} tokens/s, below monitor.min_toks_per_s={floor:g}: "
-        "check GPU utilisation (nvidia-smi), data_stall, and the NSA fallback counters",
+        f"{pts[-1][2]:,.0f} tokens/s is {fmt_mfu(utilisation[-1])} MFU of {info['world_size']} x {device} "
+        f"({info['peak_flops'] / 1e12:g} TFLOP/s each, {precision}), under monitor.min_mfu={least:g}: a "
+        f"{params / 1e6:.0f}M model should reach several %; check the attention path ({impl or 'run.json'}), "
+        "the NSA fallback counters, data_stall and nvidia-smi",
     )
 
 

@@ -30,7 +30,12 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "for": 0,
         "params": {"smooth_points": 20, "min_improvement_frac": 0.01, "patience_steps": 3000},
     },
-    "throughput_low": {"severity": "warning", "for": "300s", "params": {"min_toks_per_s": None}},
+    "throughput_low": {
+        "severity": "warning",
+        "for": "300s",
+        # min_mfu judges a model of min_params or more on a GPU whose peak is known (nsa_train.telemetry.mfu)
+        "params": {"min_toks_per_s": None, "min_mfu": 0.005, "min_params": 50_000_000},
+    },
     "throughput_drop": {
         "severity": "warning",
         "for": "300s",
@@ -84,6 +89,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
 # monitor.<key> in a run's config -> (rule, param)
 MONITOR_KEYS: dict[str, tuple[str, str]] = {
     "min_toks_per_s": ("throughput_low", "min_toks_per_s"),
+    "min_mfu": ("throughput_low", "min_mfu"),
     "max_gpu_mem_gb": ("memory_high", "max_gpu_mem_gb"),
     "stale_s": ("heartbeat_stale", "stale_s"),
     "start_timeout_s": ("stuck_at_start", "start_timeout_s"),

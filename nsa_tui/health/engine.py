@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory
@@ -70,6 +71,10 @@ class Verdict:
     # where the lr is in the run's schedule at `step`: 'warmup' (a tiny lr on purpose: seed reports took it for a
     # bug), 'cosine' or 'done'; null when the config does not say
     lr_phase: str | None = None
+    # model FLOPs utilisation of the tokens/s shown (the mean for an ended run): toks x run.json's flops_per_token
+    # / (peak_flops x world_size); null on CPU, for a card whose peak is not known, and for an older run.json
+    mfu: float | None = None
+    param_count: int | None = None  # run.json's
 
     @property
     def exit_code(self) -> int:
@@ -155,6 +160,11 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
     if h.boot_event is not None or h.events or h.launch:
         return "starting"
     return "unknown"
+
+
+def _whole(x: Any) -> int | None:
+    """A whole number from a JSON file (run.json): None for anything else, a hand-edited string included."""
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
 
 
 def _count(x: float | None) -> int | float | None:
@@ -274,6 +284,7 @@ def evaluate(
     latest = h.latest
     mem = latest["gpu_mem_reserved_gb"] if latest["gpu_mem_reserved_gb"] is not None else latest["gpu_mem_alloc_gb"]
     end = h.end_event
+    mean_toks = _mean_toks_per_s(h, state)
     return Verdict(
         run=run or str(h.run_info.get("run") or ""),
         format=h.format,
@@ -285,7 +296,9 @@ def evaluate(
         loss=latest["loss"],
         lr=latest["lr"],
         toks_per_s=latest["toks_per_s"],
-        mean_toks_per_s=_mean_toks_per_s(h, state),
+        mean_toks_per_s=mean_toks,
+        mfu=run_mfu(h.run_info, mean_toks if mean_toks is not None else latest["toks_per_s"]),
+        param_count=_whole(h.run_info.get("param_count")),
         gpu_mem_gb=mem,
         rss_gb=latest["rss_gb"],
         gate_entropy_mean=latest["gate_entropy_mean"],

@@ -31,7 +31,7 @@ _UNIT_S = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min
 _UNIT_S |= {"minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}
 THRESHOLD_KEYS = ("metric", "above", "below", "message")
 # the parameters whose null has a meaning (no limit; for stale_s the adaptive limit); any other null is a mistake
-NULLABLE_PARAMS = frozenset({"min_toks_per_s", "max_gpu_mem_gb", "stale_s"})
+NULLABLE_PARAMS = frozenset({"min_toks_per_s", "min_mfu", "max_gpu_mem_gb", "stale_s"})
 
 
 class RulesError(ValueError):
@@ -96,7 +96,7 @@ def _param(rule: str, key: str, value: Any, where: str) -> float | int | None:
         if key in NULLABLE_PARAMS:
             return None
         raise RulesError(
-            f"{where}: needs a number (null is for min_toks_per_s and max_gpu_mem_gb: no limit, "
+            f"{where}: needs a number (null is for min_toks_per_s, min_mfu and max_gpu_mem_gb: no limit, "
             "and stale_s: the adaptive limit)"
         )
     number = _float(value, where)

@@ -17,6 +17,7 @@ from typing import Any
 
 from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
 from nsa_tui.runs.history import BOOT_SKEW_S
@@ -272,6 +273,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
     vals = [(st, v) for st, v in zip(h.val_steps, h.val_loss, strict=False) if finite(v) is not None]
     best = min(vals, key=lambda p: p[1]) if vals else (None, None)
     toks = [v for v in (finite(x) for x in h.column("toks_per_s")) if v is not None]
+    mean_toks = first_known(s.get("mean_toks_per_s"), sum(toks) / len(toks) if toks else None)
     out = {
         "format": h.format,
         "state": r.verdict.state,
@@ -290,7 +292,8 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "best_val_loss": s["best_val_loss"] if s.get("best_val_loss") is not None else best[1],
         "best_step": s.get("best_step") if s.get("best_val_loss") is not None else best[0],
         "wall_time_s": s.get("wall_time_s"),
-        "mean_toks_per_s": first_known(s.get("mean_toks_per_s"), sum(toks) / len(toks) if toks else None),
+        "mean_toks_per_s": mean_toks,
+        "mfu": run_mfu(h.run_info, mean_toks),  # null on CPU, for an unknown card, for an older run.json
         "end_reason": s.get("end_reason") or r.verdict.end_reason,
         "attempts": 1,
         "resumed_at": resume_steps(h),
@@ -308,6 +311,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         train_s, trained = sum(a.train_s for a in runs), [a.trained_tokens for a in runs]
         known = train_s > 0 and None not in trained
         out["mean_toks_per_s"] = sum(t for t in trained if t is not None) / train_s if known else None
+        out["mfu"] = run_mfu(h.run_info, out["mean_toks_per_s"])
     for k in ("final_val_loss", "best_val_loss"):
         v = finite(out[k])
         out[k.replace("loss", "ppl")] = math.exp(min(v, 700.0)) if v is not None else None

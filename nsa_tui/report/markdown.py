@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
 from nsa_tui.runs.history import corrupt_lines_text
@@ -89,9 +90,10 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
         val = f"{_f(n['final_val_loss'])} ({_f(n['final_val_ppl'], '.2f')})" if n["final_val_loss"] is not None else "-"
         best = f"{_f(n['best_val_loss'])} @ {_f(n['best_step'])}" if n["best_val_loss"] is not None else "-"
         resumed = f", resumed at step {', '.join(map(str, n['resumed_at']))}" if n["resumed_at"] else ""
+        toks = _f(n["mean_toks_per_s"], ".0f") + (f" (MFU {fmt_mfu(n['mfu'])})" if n["mfu"] is not None else "")
         wall = _duration(n["wall_time_s"]) + (f" ({n['attempts']} attempts{resumed})" if n["attempts"] > 1 else "")
         cells = [_name(r.name), n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
-                 wall, _f(n["mean_toks_per_s"], ".0f"), _f(n["end_reason"])]  # fmt: skip
+                 wall, toks, _f(n["end_reason"])]  # fmt: skip
         lines.append("| " + " | ".join(c if i == 0 else _cell(c) for i, c in enumerate(cells)) + " |")
     return lines
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_tui.watch import fmt
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
@@ -211,9 +212,12 @@ class RunCharts:
                 phase = ["  warmup" if step < warm else "  cosine"]
             return [f"lr {fmt.num(last.get('lr'))}", *phase]
         if chart == "toks":
-            if mean_toks_per_s is not None:
-                return [f"tok/s {fmt.num(mean_toks_per_s)} mean"]
-            return [f"tok/s {fmt.num(last.get('toks_per_s'))}"]
+            toks = mean_toks_per_s if mean_toks_per_s is not None else last.get("toks_per_s")
+            utilisation = run_mfu(h.run_info, toks)  # none on CPU, for an unknown card, or an older run.json
+            return [
+                f"tok/s {fmt.num(toks)}" + (" mean" if mean_toks_per_s is not None else ""),
+                *([f"  MFU {fmt_mfu(utilisation)}"] if utilisation is not None else []),
+            ]
         if chart == "mem":
             if self.cpu_run():
                 return [f"RSS GiB {fmt.num(last.get('rss_gb'))}", " (CPU run)"]

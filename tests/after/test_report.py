@@ -109,6 +109,20 @@ def test_a_summary_number_that_is_not_finite_is_not_reported(tmp_path: Path) -> 
     assert cells[8] == f"{float(best[1]):.4f} @ {best[0]}" and cells[10] not in ("nan", "inf", "-"), cells
 
 
+def test_the_mean_tokens_per_s_gives_its_mfu_when_the_gpu_is_known(tmp_path: Path) -> None:
+    gpu = {"flops_per_token": 8.5e8, "peak_flops": 312e12}
+    w = make_v1_run(tmp_path / "r", steps=300, total_steps=300, state="finished", run_info=gpu)
+    (w.path / schema.SUMMARY_JSON).write_text(json.dumps({"end_reason": "completed", "mean_toks_per_s": 40000.0}))
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| r |")).strip("|").split("|")]
+    assert cells[10] == "40000 (MFU 10.9%)", cells  # 40,000 x 8.5e8 / 312e12
+    v = make_v1_run(tmp_path / "cpu", steps=300, total_steps=300, state="finished")  # no peak in its run.json
+    (v.path / schema.SUMMARY_JSON).write_text(json.dumps({"end_reason": "completed", "mean_toks_per_s": 40000.0}))
+    md = build_report([v.path], tmp_path / "out2")["report"].read_text()
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| cpu |")).strip("|").split("|")]
+    assert cells[10] == "40000", cells
+
+
 def test_a_run_that_stopped_before_its_first_step(tmp_path: Path) -> None:
     """Its summary.json says 0 tokens and how long it lived: the report shows both, not '-'."""
     w = make_v1_run(tmp_path / "r", steps=0, state="starting")

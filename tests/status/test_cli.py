@@ -430,3 +430,21 @@ def test_the_lr_says_when_it_is_still_warming_up(runs_dir):
     make_v1_run(runs_dir / "later", steps=warmup + 100)
     assert json.loads(invoke("status", "--json", "later").stdout)["lr_phase"] == "cosine"
     assert "(warmup)" not in invoke("status", "later").stdout
+
+
+def test_status_gives_mfu_and_the_model_size_when_the_gpu_is_known(runs_dir):
+    """MFU after the tokens/s (a bare tokens/s said nothing to the seed report that accepted 38 of them), the
+    parameter count after the attention path; no MFU for a run whose run.json has no peak (a CPU, an unknown
+    card: the fixture's default)."""
+    gpu = {"param_count": 142_000_000, "flops_per_token": 8.5e8, "peak_flops": 312e12, "device_name": "NVIDIA A100"}
+    make_v1_run(runs_dir / "gpu", steps=100, run_info=gpu)
+    out = invoke("status", "gpu").stdout
+    v = json.loads(invoke("status", "--json", "gpu").stdout)
+    mfu = v["toks_per_s"] * 8.5e8 / 312e12
+    assert v["mfu"] == pytest.approx(mfu) and v["param_count"] == 142_000_000
+    assert f"{v['toks_per_s']:,.0f} tok/s (MFU {mfu * 100:.1f}%)" in out, out
+    assert "attention reference   142M params" in out, out
+    make_v1_run(runs_dir / "cpu", steps=100)
+    out = invoke("status", "cpu").stdout
+    assert "MFU" not in out and "attention reference   1M params" in out, out
+    assert json.loads(invoke("status", "--json", "cpu").stdout)["mfu"] is None

@@ -75,6 +75,12 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     run = json.loads((run_dir / schema.RUN_JSON).read_text())
     assert set(schema.RUN_JSON_FIELDS) <= set(run)
     assert run["tokens_per_step"] == 128 and run["total_steps"] == 6 and run["attention_impl"]
+    from nsa_train.config import load_config, train_flops_per_token
+
+    # MFU's parts: the config's cost per token; no peak on a CPU, so no MFU in the log either
+    assert run["flops_per_token"] == train_flops_per_token(load_config(run_dir / schema.CONFIG_YAML), 257)
+    assert (run["device_name"], run["precision"], run["peak_flops"]) == ("cpu", "fp32", None)
+    assert " mfu " not in log
     assert (run_dir / schema.CONFIG_YAML).is_file()
     assert list((run_dir / schema.TB_DIR).glob("events.out.tfevents.*"))
 
@@ -88,10 +94,21 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
 
 
 def test_dense_twin_has_null_gate_stats(run_dir: Path) -> None:
-    proc = run_train(run_dir, "train.steps=2", "model.attention=dense")
+    """Also: a peak given by hand (monitor.peak_tflops) gives MFU even on a CPU, in train.log, which marks the
+    warmup's lr as such (seed reports took it for a bug)."""
+    proc = run_train(
+        run_dir, "train.steps=2", "train.warmup_steps=1", "model.attention=dense", "monitor.peak_tflops=0.001"
+    )
     assert proc.returncode == 0, proc.stderr
     progress = [r for r in records(run_dir) if r["kind"] == "progress"]
     assert progress and all(r["gate_entropy_mean"] is None and r["gate_branch_shares"] is None for r in progress)
+    run = json.loads((run_dir / schema.RUN_JSON).read_text())
+    assert run["peak_flops"] == pytest.approx(1e9)
+    log = (run_dir / schema.TRAIN_LOG).read_text().splitlines()
+    mfu = progress[0]["toks_per_s"] * run["flops_per_token"] / 1e9
+    assert f"lr {progress[0]['lr']:.2e} (warmup) | toks/s" in log[0], log
+    assert f"| mfu {mfu * 100:.1f}% |" in log[0], log
+    assert f"lr {progress[1]['lr']:.2e} | toks/s" in log[1], log
 
 
 def test_a_bf16_run_trains(run_dir: Path) -> None:

@@ -81,6 +81,26 @@ def test_an_ended_runs_tokens_per_s_is_its_mean_as_in_nsa_status(tmp_path, state
         assert v.mean_toks_per_s == pytest.approx(425.3) and title == "tok/s 425 mean"
 
 
+def test_the_tokens_title_gives_mfu_when_the_gpu_is_known(tmp_path):
+    """As `nsa status` does: the tokens/s as a share of the GPUs' peak (run.json), the mean's for an ended run."""
+    gpu = {"flops_per_token": 8.5e8, "peak_flops": 312e12, "world_size": 2}
+    w = make_v1_run(tmp_path / "gpu", steps=300, state="finished", now=NOW, run_info=gpu)
+    (w.path / "summary.json").write_text(json.dumps({"v": 1, "steps_completed": w.step, "mean_toks_per_s": 40000.0}))
+    m = _read(w.path)
+    v = evaluate(m.history, NOW, m.run_dir)
+    fields = RunCharts(m).title_fields("toks", ViewSettings(), v.mean_toks_per_s)
+    assert (
+        fields == ["tok/s 40k mean", f"  MFU {40000 * 8.5e8 / 624e12 * 100:.1f}%"] == ["tok/s 40k mean", "  MFU 5.4%"]
+    )
+    running = make_v1_run(tmp_path / "run", steps=300, now=NOW, run_info=gpu).path
+    last = _read(running).history.column("toks_per_s")[-1]
+    assert (
+        RunCharts(_read(running)).title_fields("toks", ViewSettings())[1] == f"  MFU {last * 8.5e8 / 624e12 * 100:.2g}%"
+    )
+    cpu = make_v1_run(tmp_path / "cpu", steps=300, now=NOW).path  # no peak in its run.json
+    assert len(RunCharts(_read(cpu)).title_fields("toks", ViewSettings())) == 1
+
+
 @pytest.mark.parametrize("width", [20, 26, 33, 34, 60])
 def test_empty_message_fits_the_plot(width):
     """At 100 columns (33 a chart) "no data: the run has ended" was wider than the plot and broke its frame."""

@@ -1,0 +1,92 @@
+"""throughput_low's floor without a user number: model FLOPs utilisation below monitor.min_mfu, for a model big
+enough to fill a GPU whose peak is known (run.json). The seed report's 38 tokens/s read as normal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixtures.runs import make_v1_run
+
+from nsa_tui.health import build_rules, evaluate
+from nsa_tui.runs import load_run
+
+NOW = 1_760_000_000.0
+# the 125M config on one A100, as the trainer writes run.json: 5,000 tokens/s (the fixture's healthy rate) is
+# 1.4% of its bf16 peak; the fixture's throughput_low injection, 800 tokens/s, is 0.22%
+A100_125M = {
+    "param_count": 142_000_000,
+    "flops_per_token": 8.5e8,
+    "peak_flops": 312e12,
+    "device_name": "NVIDIA A100 80GB PCIe",
+    "precision": "bf16",
+}
+
+
+def judge(path):
+    h = load_run(path)
+    return evaluate(h, NOW, build_rules(h.config))
+
+
+def test_a_big_model_far_below_the_gpus_peak_is_throughput_low(tmp_path):
+    make_v1_run(tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, alerts=["throughput_low"], run_info=A100_125M)
+    v = judge(tmp_path / "r")
+    assert [(a.rule, a.severity) for a in v.alerts] == [("throughput_low", "warning")]
+    message = v.alerts[0].message
+    assert "is 0.22% MFU of 1 x NVIDIA A100 80GB PCIe (312 TFLOP/s each, bf16)" in message, message
+    assert "under monitor.min_mfu=0.005" in message and "142M model" in message
+    assert v.mfu == pytest.approx(v.toks_per_s * 8.5e8 / 312e12)
+
+
+def test_a_healthy_rate_is_silent_and_its_mfu_is_in_the_verdict(tmp_path):
+    make_v1_run(tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, run_info=A100_125M)
+    v = judge(tmp_path / "r")
+    assert v.alerts == []
+    assert v.mfu == pytest.approx(v.toks_per_s * 8.5e8 / 312e12) and 0.01 < v.mfu < 0.02
+    assert v.param_count == 142_000_000
+    assert json.loads(json.dumps(v.to_dict()))["mfu"] == pytest.approx(v.mfu)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"param_count": 20_000_000},  # a small model cannot fill a GPU: its MFU says nothing
+        {"peak_flops": None},  # a CPU run, or a card not in the table
+        {"flops_per_token": None},  # a run.json from before MFU
+        {"peak_flops": "312e12"},  # hand-edited garbage: no verdict from it, and no traceback
+    ],
+)
+def test_no_mfu_alert_without_what_it_needs(tmp_path, change):
+    info = {**A100_125M, **change}
+    make_v1_run(tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, alerts=["throughput_low"], run_info=info)
+    v = judge(tmp_path / "r")
+    assert v.alerts == []
+
+
+def test_min_mfu_null_switches_it_off_and_a_users_floor_comes_first(tmp_path):
+    make_v1_run(
+        tmp_path / "off", steps=1000, step_time_s=2.0, now=NOW, alerts=["throughput_low"], run_info=A100_125M,
+        monitor={"min_mfu": None},
+    )  # fmt: skip
+    assert judge(tmp_path / "off").alerts == []
+    make_v1_run(
+        tmp_path / "floor", steps=1000, step_time_s=2.0, now=NOW, alerts=["throughput_low"], run_info=A100_125M,
+        monitor={"min_toks_per_s": 2000},
+    )  # fmt: skip
+    (alert,) = judge(tmp_path / "floor").alerts
+    assert "below monitor.min_toks_per_s=2000" in alert.message
+
+
+def test_two_ranks_share_the_work(tmp_path):
+    """tokens/s is the whole run's: MFU divides by every device's peak."""
+    make_v1_run(tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, n_ranks=2, run_info=A100_125M)
+    v = judge(tmp_path / "r")
+    assert v.mfu == pytest.approx(v.toks_per_s * 8.5e8 / (2 * 312e12))
+
+
+def test_min_mfu_must_be_a_fraction():
+    from nsa_train.config.schema import ConfigError, MonitorConfig
+
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="monitor.min_mfu"):
+            MonitorConfig(min_mfu=bad)
