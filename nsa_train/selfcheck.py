@@ -303,6 +303,36 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
     return rows
 
 
+def check_compute(cfg: Config, vocab: int, gpus: list[tuple[str, int]], world: int, bf16: bool) -> dict[str, str]:
+    """What a trained token costs and what 1% MFU is in tokens/s on these GPUs: the scale `nsa status` judges a
+    run's tokens/s on (throughput_low's min_mfu)."""
+    from nsa_train.config.flops import train_flops_per_token
+    from nsa_train.telemetry.mfu import table_peak_flops
+
+    flops = train_flops_per_token(cfg, vocab)
+    cost = f"{flops:.2e} FLOPs per trained token (forward + backward, at seq_len {cfg.train.seq_len})"
+    precision = "bf16" if bf16 else ("tf32" if cfg.runtime.tf32 else "fp32")
+    if not gpus:
+        if cfg.monitor.peak_tflops is None:
+            return row("compute", SKIP, f"{cost}; MFU needs a GPU's peak (or monitor.peak_tflops)")
+        name = "device"
+    else:
+        name = gpus[0][0]
+    peak = (
+        cfg.monitor.peak_tflops * 1e12
+        if cfg.monitor.peak_tflops is not None
+        else table_peak_flops(name, "bf16" if bf16 else "fp32", cfg.runtime.tf32)
+    )
+    if peak is None:
+        return row("compute", SKIP, f"{cost}; no datasheet peak for {name}: set monitor.peak_tflops for MFU")
+    one_percent = 0.01 * peak * world / flops
+    return row(
+        "compute",
+        PASS,
+        f"{cost}; {world} x {name} at {peak / 1e12:g} TFLOP/s ({precision}): 1% MFU = {one_percent:,.0f} tok/s",
+    )
+
+
 # ------------------------------------------------------------------ all of it
 def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[torch.device | None, str | None]:
     want = cfg.runtime.device
@@ -369,6 +399,8 @@ def run_selfcheck(
         # what the trainer would warn about at its start on this device (bf16 on a CPU, fp32 on a GPU, ...)
         for w in preflight_warnings(cfg, device.type, "bf16" if bf16 else "fp32", data_files=False):
             out.rows.append(row("warning", WARN, w))
+
+    out.rows.append(check_compute(cfg, vocab, gpus if on_gpus else [], world, bf16))
 
     if tok is not None:
         out.rows.append(check_first_batch(cfg, tok, micro, world))

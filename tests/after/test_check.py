@@ -367,3 +367,21 @@ def test_a_gpu_config_on_a_box_without_gpus_says_what_it_could_not_check() -> No
     )
     assert float(memory["reason"].split("~")[1].split(" ")[0]) >= 0.5  # the CUDA context at least
     assert rows["nsa"]["status"] == "skip" and "--set runtime.device=cpu" in rows["nsa"]["reason"]
+
+
+def test_the_compute_row_gives_a_tokens_cost_and_what_1_percent_mfu_is_on_these_gpus() -> None:
+    from nsa_train.config.flops import train_flops_per_token
+    from nsa_train.selfcheck import GIB, run_selfcheck
+
+    cfg = load_config("configs/m7c-125m.yaml", ["data.source=embedded", "data.tokenizer=gpt2"])
+    flops = train_flops_per_token(cfg, 50257)
+    two = by_name(run_selfcheck(cfg, gpu_probe=lambda: [("NVIDIA A100 80GB PCIe", 80 * GIB)] * 2, nsa_test=False).rows)
+    assert two["compute"]["status"] == "pass", two["compute"]
+    want = f"2 x NVIDIA A100 80GB PCIe at 312 TFLOP/s (bf16): 1% MFU = {0.01 * 2 * 312e12 / flops:,.0f} tok/s"
+    assert (
+        two["compute"]["reason"] == f"{flops:.2e} FLOPs per trained token (forward + backward, at seq_len 2048); {want}"
+    )
+    odd = by_name(run_selfcheck(cfg, gpu_probe=lambda: [("Mystery GPU", 80 * GIB)], nsa_test=False).rows)
+    assert odd["compute"]["status"] == "skip" and "no datasheet peak for Mystery GPU" in odd["compute"]["reason"]
+    cpu = by_name(run_selfcheck(load_config(None), gpu_probe=lambda: [], nsa_test=False).rows)
+    assert cpu["compute"]["status"] == "skip" and "MFU needs a GPU's peak" in cpu["compute"]["reason"]
