@@ -67,6 +67,8 @@ class _Once(argparse.Action):
     (`--config a.yaml --config b.yaml` trained b)."""
 
     def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, value: Any, opt: str | None = None):
+        if isinstance(value, str) and not value.strip():  # `--config "$CFG"` with CFG unset: not the default
+            parser.error(f"{opt} is empty: give a value, or leave the option out for the default")
         before = getattr(ns, self.dest, None)
         if before is not None and before != value:
             parser.error(f"{opt} given twice ({before}, {value}): only one would be used; give it once")

@@ -67,6 +67,8 @@ def config_from_env(cli_path: str | None, env: dict[str, str] | None = None) -> 
 def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None) -> Path | None:
     """The config file to use: --config wins only if CONFIG agrees or is unset."""
     env = os.environ if env is None else env
+    if cli_path is not None and not cli_path.strip():  # `--config "$CFG"` with CFG unset: not the default config
+        raise ConfigError("--config is empty: give a config file, or leave the option out for the default")
     env_path = env.get(CONFIG_ENV)
     if env_path is not None and not env_path.strip():
         if not cli_path:  # as a path it is '.', and "config file not found: ." names neither the variable nor a fix

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
-from nsa_tui.errors import UserError, fail
+from nsa_tui.errors import USAGE_EXIT, UserError, fail
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="override a config key (repeatable)")
         ] = None,
         run_dir: Annotated[
-            Path | None, typer.Option("--run-dir", help="where the run will write (default: <runs root>/check-probe)")
+            str | None, typer.Option("--run-dir", help="where the run will write (default: <runs root>/check-probe)")
         ] = None,
         host: Annotated[str | None, typer.Option("--host", help="run the check on this SSH host")] = None,
         remote_dir: RemoteDirOpt = None,
@@ -145,9 +145,14 @@ def register(app: typer.Typer) -> None:
         """Preflight before a long run: versions, GPUs and memory, disk, data, tokenizer, NSA self-test."""
         try:
             check_remote_dir(host, remote_dir)
+            for flag, value in (("--config", config), ("--run-dir", run_dir)):
+                if value is not None and not value.strip():  # `--config "$CFG"` with CFG unset: not the default
+                    said = f"{flag} is empty: give a value, or leave the option out for the default"
+                    raise UserError(said, USAGE_EXIT)
+            where = Path(run_dir) if run_dir is not None else None
             if host:
-                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], run_dir, json_out, nproc))
-            rows = run_check(config, overrides or [], run_dir, nproc=nproc)
+                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], where, json_out, nproc))
+            rows = run_check(config, overrides or [], where, nproc=nproc)
         except UserError as e:
             if json_out and isinstance(e, BadConfig):
                 row = {"name": "config", "status": "fail", "reason": str(e)}

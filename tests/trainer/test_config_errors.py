@@ -133,3 +133,29 @@ def test_the_trainer_refuses_a_config_given_twice(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "--config given twice (a.yaml, b.yaml)" in proc.stderr, proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flag", ["--config", "--run-dir"])
+def test_the_trainer_refuses_an_empty_config_or_run_dir(tmp_path, flag):
+    """`--config "$CFG"` with CFG unset trained the default config (and `--run-dir ''` a default directory)
+    without a word: the 24-hour wrong-config failure of the seed reports."""
+    from nsa_train.train import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args([flag, ""])
+    assert e.value.code == 2
+
+
+def test_nsa_check_refuses_an_empty_config_or_run_dir(monkeypatch):
+    from typer.testing import CliRunner
+
+    from nsa_tui.cli import app
+
+    monkeypatch.setenv("CONFIG", "configs/tiny-cpu.yaml")  # an empty --config must not fall back to it either
+    for flag in ("--config", "--run-dir"):
+        res = CliRunner().invoke(app, ["check", flag, ""])
+        assert res.exit_code == 2 and f"{flag} is empty" in res.output, res.output
+    from nsa_train.config import ConfigError, resolve_config_path
+
+    with pytest.raises(ConfigError, match="--config is empty"):
+        resolve_config_path(" ", env={})
