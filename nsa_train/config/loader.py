@@ -43,6 +43,62 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+class _IntText(int):
+    """An int as YAML read it, with the text it was written as: YAML 1.1 reads 0500 as 320 (octal), 1:40 as 100
+    (base 60) and 0x10 as 16, and a string field (runtime.env's MY_VER: 1.10) must keep what was written."""
+
+    text: str
+
+
+class _FloatText(float):
+    text: str
+
+
+def _with_text(kind: type, construct: Any) -> Any:
+    def constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        out = kind(construct(loader, node))
+        out.text = node.value
+        return out
+
+    return constructor
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _with_text(_IntText, yaml.SafeLoader.construct_yaml_int))
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:float", _with_text(_FloatText, yaml.SafeLoader.construct_yaml_float)
+)
+
+
+def _written_as(value: Any) -> str | None:
+    """Why a number's text is not the plain decimal it was read as (octal, hex, binary, base 60); None if it is."""
+    text = getattr(value, "text", None)
+    if text is None:
+        return None
+    t = text.strip().lstrip("+-").replace("_", "").lower()
+    if ":" in t:
+        return "base 60"
+    if t.startswith(("0x", "0o", "0b")):
+        return {"0x": "hexadecimal", "0o": "octal", "0b": "binary"}[t[:2]]
+    if len(t) > 1 and t[0] == "0" and t[1].isdigit():
+        return "octal: a leading zero"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """The value with its numbers as plain int and float (what dump_yaml and json write)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, _IntText):
+        return int(value)
+    if isinstance(value, _FloatText):
+        return float(value)
+    return value
+
+
 DEFAULT_CONFIG_NAME = "tiny-cpu.yaml"
 
 
@@ -112,7 +168,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 errors.append(e)
         raise errors[0] if errors else ConfigError(f"{where}: {key}: null is not allowed")
     if tp is Any:
-        return value
+        return _plain(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
@@ -123,12 +179,17 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             raise ConfigError(f"{where}: {key}: expected a list, got {type(value).__name__}")
         (et,) = typing.get_args(tp) or (Any,)
         return [_coerce(v, et, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if tp in (int, float) and (odd := _written_as(value)) is not None:
+        raise ConfigError(
+            f"{where}: {key}: YAML reads {value.text} as {_plain(value)} ({odd}): write the number you mean in "
+            "plain decimal"
+        )
     if tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -141,7 +202,9 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # `NCCL_IB_DISABLE: 1`, `hf_config: 2024`: YAML reads them as numbers
+            # `NCCL_IB_DISABLE: 1`, `hf_config: 2024`: YAML reads them as numbers; the text as written (1.10 is
+            # not 1.1, nor 010 8)
+            return getattr(value, "text", None) or str(value)
         if isinstance(value, bool):  # str(True) would be 'True', which no program reads as yes
             raise ConfigError(
                 f"{where}: {key}: expected str, got bool {value!r} (YAML reads unquoted true/false/yes/no/on/off "
@@ -182,17 +245,48 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: bad key {key!r}")
+    if not raw.strip():
+        return key.split("."), ""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        node = yaml.compose(raw, Loader=_UniqueKeyLoader)  # type: ignore[arg-type]
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except yaml.YAMLError as e:
+        if raw.lstrip()[:1] in ("'", '"', "[", "{"):  # begun as YAML, so meant as YAML: its text would be wrong
+            raise ConfigError(f"--set {item!r}: not valid YAML ({_yaml_problem(e)})") from None
+        return key.split("."), raw  # `a: b` and the like: the text as it is
+    rest = raw[node.end_mark.index :].strip() if node is not None else raw.strip()
+    if rest.startswith("#"):  # `data.path=shard #1` read as `shard`: another path, without a word
+        raise ConfigError(
+            f"--set {item!r}: YAML reads {rest!r} as a comment and drops it: quote the value, e.g. "
+            f"--set '{key}=\"{raw.strip()}\"'"
+        )
     return key.split("."), value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """One value twice: equal once read, or the same number written two ways (YAML 1.1 reads 1e-3 as text)."""
+    a, b = _plain(a), _plain(b)
+    if a == b:
+        return True
+    try:
+        return not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings onto a raw config mapping (values parsed as YAML)."""
+    """Apply ``section.key=value`` strings onto a raw config mapping (values parsed as YAML). A key given twice
+    with different values is refused, as a key twice in a YAML file is: only the last would be used."""
+    given: dict[tuple[str, ...], tuple[str, Any]] = {}
     for item in overrides:
         path, value = _parse_override(item)
+        before = given.get(tuple(path))
+        if before is not None and not _same(before[1], value):
+            raise ConfigError(
+                f"--set {'.'.join(path)} given twice ({before[0]!r}, then {item!r}): only one would be used; "
+                "give it once"
+            )
+        given[tuple(path)] = (item, value)
         node = data
         for part in path[:-1]:
             nxt = node.get(part)

@@ -269,3 +269,66 @@ def test_a_config_path_that_is_a_directory_says_so(tmp_path):
         resolve_config_path(None, env={"CONFIG": str(tmp_path)})
     with pytest.raises(ConfigError, match=f"^config file {tmp_path} is a directory$"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("given", "read_as", "why"),
+    [
+        ("train.save_every=0500", "320", "octal: a leading zero"),
+        ("train.steps=1:40", "100", "base 60"),
+        ("train.steps=0x10", "16", "hexadecimal"),
+        ("train.steps=0b101", "5", "binary"),
+        ("train.lr=1:30.5", "90.5", "base 60"),
+    ],
+)
+def test_a_number_yaml_reads_as_another_is_refused(tmp_path, given, read_as, why):
+    """YAML 1.1 reads 0500 as 320 and 1:40 as 100: a run saved every 320 steps, or took 100, without a word."""
+    key, text = given.split("=")
+    with pytest.raises(ConfigError, match=rf"{key}: YAML reads {text} as {read_as} \({why}\)"):
+        load_config(None, [given])
+    section, name = key.split(".")
+    p = tmp_path / "c.yaml"
+    p.write_text(f"{section}:\n  {name}: {text}\n")
+    with pytest.raises(ConfigError, match=rf"{key}: YAML reads {text} as {read_as}"):
+        load_config(p)
+
+
+def test_a_string_field_keeps_a_number_as_it_was_written(tmp_path):
+    """runtime.env's MY_VER: 1.10 was exported as 1.1, X: 010 as 8 (docs: a number is taken as its string)."""
+    sets = [
+        "runtime.env.MY_VER=1.10",
+        "runtime.env.X=010",
+        "runtime.env.H=0x1F",
+        "runtime.env.P=+1",
+    ]
+    c = load_config(None, [*sets, "data.source=hf", "data.hf_config=.5"])
+    assert c.runtime.env == {"MY_VER": "1.10", "X": "010", "H": "0x1F", "P": "+1"} and c.data.hf_config == ".5"
+    p = tmp_path / "c.yaml"
+    p.write_text("runtime:\n  env: {A: 1.10, B: 010, C: 1}\nmonitor:\n  rules: {nan_loss: {for: 3}}\n")
+    c = load_config(p)
+    assert c.runtime.env == {"A": "1.10", "B": "010", "C": "1"}
+    assert type(c.monitor.rules["nan_loss"]["for"]) is int and "for: 3" in dump_yaml(c)  # plain numbers written
+    assert type(load_config(None, ["train.steps=1_000"]).train.steps) is int
+
+
+@pytest.mark.parametrize("value", ["shard #1", "eth0 #primary", "#1"])
+def test_a_comment_in_a_set_value_is_refused_not_dropped(value):
+    """`--set 'data.path=shard #1'` trained on ./shard: YAML took ' #1' for a comment."""
+    with pytest.raises(ConfigError, match=r"as a comment and drops it: quote the value, e\.g\. --set 'data\.path=\""):
+        load_config(None, ["data.source=local", f"data.path={value}"])
+    assert load_config(None, ["data.source=local", 'data.path="shard #1"']).data.path.endswith("shard #1")
+    assert load_config(None, ["runtime.env.A=a#b"]).runtime.env == {"A": "a#b"}  # no space: no comment
+
+
+def test_a_set_value_begun_as_yaml_must_be_yaml():
+    for bad in ['runtime.env.X="unterminated', "runtime.env.X=[1, 2"]:
+        with pytest.raises(ConfigError, match="not valid YAML"):
+            load_config(None, [bad])
+
+
+def test_a_set_key_given_twice_with_different_values_is_refused():
+    """`--set train.lr=1e-3 --set train.lr=2e-3` trained at 2e-3 without a word, where a key twice in a file is
+    an error."""
+    with pytest.raises(ConfigError, match=r"--set train\.lr given twice \('train\.lr=1e-3', then 'train\.lr=2e-3'\)"):
+        load_config(None, ["train.lr=1e-3", "train.lr=2e-3"])
+    assert load_config(None, ["train.lr=1e-3", "train.lr=0.001"]).train.lr == 1e-3  # the same value: no doubt
