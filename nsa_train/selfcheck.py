@@ -110,18 +110,22 @@ def _total_ram() -> int | None:
         return None
 
 
-def check_memory(need: int, on_cuda: bool, gpus: list[tuple[str, int]]) -> dict[str, str]:
+def check_memory(need: int, on_cuda: bool, gpus: list[tuple[str, int]], ranks: int = 1) -> dict[str, str]:
+    """One rank's estimate against the smallest GPU; on a CPU, every rank's (``ranks`` of this host) against the
+    RAM they share."""
     if on_cuda:
         need += CUDA_CONTEXT_BYTES
         name, have = min(gpus, key=lambda g: g[1])
-        where = f"{name} ({have / GIB:.1f} GiB)"
+        msg = f"~{need / GIB:.2f} GiB per rank estimated vs {name} ({have / GIB:.1f} GiB)"
     else:
-        need += CPU_PROCESS_BYTES
+        per_rank = need + CPU_PROCESS_BYTES
+        need = per_rank * ranks
         ram = _total_ram()
         if ram is None:
             return row("memory", WARN, f"needs ~{need / GIB:.2f} GiB; cannot read this machine's RAM")
-        have, where = ram, f"RAM ({ram / GIB:.1f} GiB)"
-    msg = f"~{need / GIB:.2f} GiB per rank estimated vs {where}"
+        have = ram
+        each = f"~{per_rank / GIB:.2f} GiB per rank" + (f" x {ranks} ranks = {need / GIB:.2f} GiB" if ranks > 1 else "")
+        msg = f"{each} estimated vs RAM ({ram / GIB:.1f} GiB)"
     if need > have:
         return row("memory", FAIL, msg + ": will not fit (lower train.batch_size or seq_len, or grad_checkpointing)")
     if need > MEMORY_WARN_FRACTION * have:
@@ -395,7 +399,7 @@ def run_selfcheck(
         need = out.need_bytes + (CUDA_CONTEXT_BYTES if on_cuda else CPU_PROCESS_BYTES)
         out.rows.append(row("memory", SKIP, f"~{need / GIB:.2f} GiB per rank estimated; no GPU here to compare with"))
     else:
-        out.rows.append(check_memory(out.need_bytes, on_cuda, gpus))
+        out.rows.append(check_memory(out.need_bytes, on_cuda, gpus, ranks=world))
         # what the trainer would warn about at its start on this device (bf16 on a CPU, fp32 on a GPU, ...)
         for w in preflight_warnings(cfg, device.type, "bf16" if bf16 else "fp32", data_files=False):
             out.rows.append(row("warning", WARN, w))

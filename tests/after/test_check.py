@@ -385,3 +385,20 @@ def test_the_compute_row_gives_a_tokens_cost_and_what_1_percent_mfu_is_on_these_
     assert odd["compute"]["status"] == "skip" and "no datasheet peak for Mystery GPU" in odd["compute"]["reason"]
     cpu = by_name(run_selfcheck(load_config(None), gpu_probe=lambda: [], nsa_test=False).rows)
     assert cpu["compute"]["status"] == "skip" and "MFU needs a GPU's peak" in cpu["compute"]["reason"]
+
+
+def test_ranks_on_a_cpu_share_its_ram() -> None:
+    """`nsa check --nproc 4` on a CPU compared one rank's ~7.5 GiB with 23.6 GiB of RAM and passed: the four
+    ranks of one host need four times that."""
+    from nsa_train.selfcheck import CPU_PROCESS_BYTES, GIB, _total_ram, check_memory
+
+    ram = _total_ram()
+    assert ram is not None
+    need = int(ram * 0.4) - CPU_PROCESS_BYTES  # one rank fits with room; three do not
+    assert check_memory(need, False, [], ranks=1)["status"] == "pass"
+    three = check_memory(need, False, [], ranks=3)
+    assert three["status"] == "fail", three
+    each = (need + CPU_PROCESS_BYTES) / GIB
+    assert three["reason"].startswith(f"~{each:.2f} GiB per rank x 3 ranks = {3 * each:.2f} GiB estimated vs RAM")
+    gpu = check_memory(30 * GIB, True, [("H100", 80 * GIB)], ranks=8)  # a GPU each: per rank
+    assert gpu["status"] == "pass" and " x 8 ranks" not in gpu["reason"], gpu
