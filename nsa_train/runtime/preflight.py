@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 from collections.abc import Mapping, MutableMapping
 
-from nsa_train.config.schema import Config, ConfigError
+from nsa_train.config.schema import Config, ConfigError, NSAConfig
 
 LONG_RUN_STEPS = 2000
 
@@ -130,12 +131,22 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str, data_files
         warnings.append(f"train.eval_every={t.eval_every} exceeds train.steps: only the final evaluation runs")
     if t.steps >= LONG_RUN_STEPS and t.log_every > t.steps // 10:
         warnings.append(f"train.log_every={t.log_every}: very few progress records for a {t.steps}-step run")
+    if cfg.model.attention == "dense" and (unused := _nsa_settings(cfg)):
+        # not an error: the dense twin of an NSA config (`--set model.attention=dense`) is how one compares them
+        warnings.append(f"model.attention=dense: the nsa section is not used ({unused})")
     if data_files and cfg.data.source == "local" and cfg.data.path:
         from nsa_train.data.sources import skipped_files_warning
 
         if skipped := skipped_files_warning(cfg.data.path):
             warnings.append(skipped)
     return warnings
+
+
+def _nsa_settings(cfg: Config) -> str:
+    """The nsa settings that differ from the defaults, `w=32, impl=triton`; "" when none do."""
+    default = NSAConfig()
+    changed = [f.name for f in dataclasses.fields(NSAConfig) if getattr(cfg.nsa, f.name) != getattr(default, f.name)]
+    return ", ".join(f"{name}={getattr(cfg.nsa, name)}" for name in changed)
 
 
 def check_ddp_settings(cfg: Config, backend: str, world_size: int, device_type: str = "cpu") -> None:

@@ -159,3 +159,17 @@ def test_nsa_check_refuses_an_empty_config_or_run_dir(monkeypatch):
 
     with pytest.raises(ConfigError, match="--config is empty"):
         resolve_config_path(" ", env={})
+
+
+def test_an_nsa_section_a_dense_model_does_not_read_is_said():
+    """`--set model.attention=dense --set nsa.w=32` ran dense without a word about the nsa keys (the data section
+    refuses its unread keys; here a warning: the dense twin of an NSA config is how the two are compared)."""
+    from nsa_train.config import load_config
+    from nsa_train.runtime.preflight import preflight_warnings
+
+    said = preflight_warnings(
+        load_config(None, ["model.attention=dense", "nsa.w=32", "nsa.impl=triton"]), "cpu", "fp32"
+    )
+    assert said == ["model.attention=dense: the nsa section is not used (w=32, impl=triton)"]
+    assert preflight_warnings(load_config(None, ["model.attention=dense"]), "cpu", "fp32") == []
+    assert preflight_warnings(load_config(None, ["nsa.w=32"]), "cpu", "fp32") == []
