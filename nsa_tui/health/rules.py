@@ -68,17 +68,24 @@ def parse_for(value: Any, where: str) -> tuple[int, float]:
     if isinstance(value, bool):
         raise RulesError(f"{where}: `for` must be steps (an integer) or a duration like '300s', not {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise RulesError(f"{where}: `for` must not be negative")
-        return int(value), 0.0
+        if not math.isfinite(value) or value < 0:
+            raise RulesError(f"{where}: `for` must be a finite number of steps >= 0, got {value!r}")
+        return _whole_steps(value, where), 0.0
     if isinstance(value, str):
         m = _FOR_RE.match(value.lower())
         if m:
             n, unit = float(m.group(1)), m.group(2)
             if unit is None or unit.startswith("step"):
-                return int(n), 0.0
+                return _whole_steps(n, where), 0.0
             return 0, n * _UNIT_S[unit]
     raise RulesError(f"{where}: `for` must be steps (an integer) or a duration like '300s', '5m', not {value!r}")
+
+
+def _whole_steps(n: float, where: str) -> int:
+    """Steps are counted whole: 1.5 was taken as 1 without a word (seconds may be fractions: '1.5s')."""
+    if n != int(n):
+        raise RulesError(f"{where}: `for` in steps must be a whole number, got {n:g} (or give seconds: '{n:g}s')")
+    return int(n)
 
 
 def _float(value: Any, where: str) -> float:
