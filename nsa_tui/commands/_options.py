@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,3 +36,13 @@ def check_remote_dir(host: str | None, remote_dir: str | None) -> None:
         raise UserError("--remote-dir needs --host (it is a directory on that host)", USAGE_EXIT)
     if remote_dir is not None and not remote_dir.strip():
         raise UserError("--remote-dir is empty: give the directory on the host, or leave the option out", USAGE_EXIT)
+
+
+def path_option(value: str | None, flag: str) -> Path | None:
+    """A path option's value; an empty one is a usage mistake, not the current directory (`--out "$DIR"` with DIR
+    unset wrote a report into the working directory)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise UserError(f"{flag} is empty: give a path, or leave the option out for the default", USAGE_EXIT)
+    return Path(value)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
+from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir, path_option
 from nsa_tui.errors import UserError, fail
 from nsa_tui.rundir import check_run_arg
 
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
             typer.Argument(metavar="[RUN]...", help="Run directories or names, overlaid (default: the newest run)."),
         ] = None,
         out: Annotated[
-            Path | None,
+            str | None,
             typer.Option("--out", help="output directory (default: <run>/report/; with --host: ./<run>-report/)"),
         ] = None,
         host: HostOpt = None,
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Charts (loss, lr, tokens/s, memory, gates) and a Markdown post-mortem of one or more runs."""
         try:
-            paths, reported = run_report(runs or [], out, host, remote_dir)
+            paths, reported = run_report(runs or [], path_option(out, "--out"), host, remote_dir)
         except UserError as e:
             fail(str(e), e.code)
         for name, p in paths.items():

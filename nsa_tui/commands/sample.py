@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="prompt (repeatable)")] = None,
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=1)] = 200,
-        temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, help="0 = greedy")] = 0.8,
+        temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=100.0, help="0 = greedy")] = 0.8,
         top_k: Annotated[int, typer.Option("--top-k", min=0, help="0 = no top-k filter")] = 50,
         seed: Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="sample i uses seed + i")] = 0,
         best: Annotated[

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from nsa_train.telemetry.mfu import fmt_mfu
-from nsa_tui.commands._options import RemoteDirOpt
+from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import UserError
 from nsa_tui.rundir import check_run_arg, run_name
 
@@ -362,7 +362,7 @@ def register(app: typer.Typer) -> None:
         remote_dir: RemoteDirOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
         rules: Annotated[
-            Path | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
+            str | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
         ] = None,
     ) -> None:
         """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warning, 2 critical, 3 no telemetry/unreachable,
@@ -370,7 +370,8 @@ def register(app: typer.Typer) -> None:
         from nsa_tui.errors import fail
 
         try:
-            code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules, remote_dir=remote_dir)
+            rules_path = path_option(rules, "--rules")
+            code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules_path, remote_dir=remote_dir)
         except UserError as e:
             if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
                 print(json.dumps({"run": None, "error": str(e), "exit_code": e.code}), flush=True)

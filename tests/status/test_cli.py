@@ -448,3 +448,20 @@ def test_status_gives_mfu_and_the_model_size_when_the_gpu_is_known(runs_dir):
     out = invoke("status", "cpu").stdout
     assert "MFU" not in out and "attention reference   1M params" in out, out
     assert json.loads(invoke("status", "--json", "cpu").stdout)["mfu"] is None
+
+
+EMPTY_PATHS = [(["report", "--out", ""], "--out"), (["status", "--rules", " "], "--rules")]
+
+
+@pytest.mark.parametrize(("args", "flag"), EMPTY_PATHS)
+def test_an_empty_path_option_is_a_usage_error(runs_dir, args, flag):
+    """`--out "$DIR"` with DIR unset wrote the report into the working directory; `--rules ''` read '.'."""
+    make_v1_run(runs_dir / "r", steps=100)
+    res = invoke(*args, "r")
+    assert res.exit_code == 2 and f"{flag} is empty: give a path" in res.output, res.output
+    assert not (runs_dir.parent / "report.md").exists()
+
+
+def test_sample_refuses_an_infinite_temperature():
+    res = invoke("sample", "-t", "inf")
+    assert res.exit_code == 2 and "--temperature" in res.output, res.output
