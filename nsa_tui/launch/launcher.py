@@ -39,14 +39,14 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
     written_after,
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
-from nsa_train.runtime.preflight import unread_nsa_env
+from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import SECRET_PATTERN, Rendezvous, TrainerCommand, shell_string, trainer_env
-from nsa_tui.launch.gpus import default_nproc
+from nsa_tui.launch.gpus import default_nproc, visible_gpu_count
 from nsa_tui.launch.runner import trainer_base_env
 from nsa_tui.rundir import runs_root
 
@@ -103,6 +103,15 @@ def default_run_name(config: str | None, now: float | None = None) -> str:
     # no config file: the dataclass defaults, which are the default config's run (also on another host)
     stem = Path(config or DEFAULT_CONFIG_NAME).stem
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+
+
+def start_warnings(cfg: Config, environ: dict[str, str] | None) -> list[str]:
+    """The trainer's start warnings for this config on this machine's device (the data directory's skipped files
+    are preflight's `data path` row)."""
+    device = cfg.runtime.device
+    on_gpu = device == "cuda" or (device == "auto" and visible_gpu_count(environ) > 0)
+    precision = cfg.runtime.precision if cfg.runtime.precision != "auto" else ("bf16" if on_gpu else "fp32")
+    return preflight_warnings(cfg, "cuda" if on_gpu else "cpu", precision, data_files=False)
 
 
 def check_request(req: LaunchRequest) -> None:
@@ -243,6 +252,9 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     env, sources = trainer_env(cfg.runtime.env, environ)
     unread = unread_nsa_env(os.environ if environ is None else environ)
     notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in unread]
+    # what the trainer will warn about at its start (a long run without checkpoints, bf16 on a CPU, ...): said
+    # before hours are spent, not only in its console later
+    notes += [f"warning: {w}" for w in start_warnings(cfg, environ)]
     notes += [  # the caller's credentials are never copied; the config's are the user's own choice, but said
         f"warning: runtime.env.{k} looks like a credential: it is written to the run's config.yaml and launch.json, "
         "which are meant to be shared; give it to the trainer another way (HF_TOKEN: ~/.cache/huggingface/token)"

@@ -55,6 +55,24 @@ def test_dry_run_prints_command_and_env_and_starts_nothing(runs_dir, tmux_socket
     assert tmux_sessions() == []
 
 
+def test_the_plan_gives_the_trainers_start_warnings(runs_dir, tmux_socket):
+    """A 5000-step run without checkpoints, in bf16 on a CPU, logging every 1000 steps: `nsa check` warned of all
+    three, the launch of none (they came in the trainer's console, once the run was going). On a GPU (visible or
+    asked for), fp32 is the slow one."""
+    sets = ["train.steps=5000", "train.save_every=0", "train.log_every=1000", "runtime.precision=bf16"]
+    args = [a for s in sets for a in ("--set", s)]
+    res = nsa("launch", "--name", "w", *args, "--dry-run", env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert res.returncode == 0, res.stderr
+    said = res.stdout + res.stderr
+    for w in ("a 5000-step run with no periodic checkpoints", "bf16 on CPU is about 3x slower", "log_every=1000"):
+        assert f"warning: {w}" in said or f"warning: train.{w}" in said, said
+    gpu = nsa("launch", "--name", "w", "--set", "runtime.precision=fp32", "--dry-run",
+              env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"})  # fmt: skip
+    assert "warning: fp32 on a GPU" in gpu.stdout + gpu.stderr, gpu.stdout + gpu.stderr
+    quiet = nsa("launch", "--name", "w", "--dry-run", env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert "warning:" not in quiet.stdout + quiet.stderr
+
+
 def test_a_dry_run_with_force_says_what_force_would_do(runs_dir, tmux_socket):
     """`--dry-run --force` over an earlier run said "a real launch needs --force": what it would do instead."""
     old = runs_dir / "used"
