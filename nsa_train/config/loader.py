@@ -32,6 +32,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: construct_mapping merges it; own keys win
+            continue
         key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
         if isinstance(key, (str, int, float, bool)) and key in seen:
             line = key_node.start_mark.line + 1
@@ -65,6 +67,8 @@ def _with_text(kind: type, construct: Any) -> Any:
     return constructor
 
 
+# no config field holds a date: `data.path=2024-01-02` (a dated folder) is its text, not "expected str, got date"
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: node.value)
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _with_text(_IntText, yaml.SafeLoader.construct_yaml_int))
 _UniqueKeyLoader.add_constructor(
     "tag:yaml.org,2002:float", _with_text(_FloatText, yaml.SafeLoader.construct_yaml_float)

@@ -332,3 +332,17 @@ def test_a_set_key_given_twice_with_different_values_is_refused():
     with pytest.raises(ConfigError, match=r"--set train\.lr given twice \('train\.lr=1e-3', then 'train\.lr=2e-3'\)"):
         load_config(None, ["train.lr=1e-3", "train.lr=2e-3"])
     assert load_config(None, ["train.lr=1e-3", "train.lr=0.001"]).train.lr == 1e-3  # the same value: no doubt
+
+
+def test_a_date_is_text_and_merge_keys_work(tmp_path):
+    """`--set data.path=2024-01-02` (a dated folder) failed "expected str, got date"; a file sharing settings by
+    YAML merge keys (`<<: {...}`) failed "could not determine a constructor"."""
+    cfg = load_config(None, ["data.source=local", "data.path=2024-01-02"])
+    assert cfg.data.path.endswith("2024-01-02")
+    p = tmp_path / "m.yaml"
+    p.write_text("train:\n  <<: {lr: 0.01, steps: 40}\n  steps: 50\n")
+    c = load_config(p)
+    assert (c.train.lr, c.train.steps) == (0.01, 50)  # merged, and the section's own key wins
+    p.write_text("train:\n  <<: {lr: 0.01}\n  steps: 50\n  steps: 60\n")
+    with pytest.raises(ConfigError, match="'steps' on line 4 was given on line 3"):  # own keys twice: still refused
+        load_config(p)
