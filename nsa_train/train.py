@@ -41,6 +41,7 @@ from nsa_train.config import (
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
+from nsa_train.runtime.control import StoppedAtStart
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
@@ -214,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
         reason, status = trainer.run()
         step = trainer.step
+    except StoppedAtStart as e:  # a stop before the first batch: nothing trained to finish or save
+        step = trainer.step if trainer else 0
+        reason, status = schema.END_SIGNAL, 128 + int(getattr(signal, e.signal_name))
+        if rank == 0:
+            print(f"[stop] {e}")
     except (ConfigError, UserFacingError) as e:
         step = trainer.step if trainer else 0
         reason, status = schema.END_ERROR, EXIT_USER_ERROR
@@ -654,6 +660,8 @@ class Trainer:
             for micro in range(t.grad_accum):
                 tf = time.perf_counter()
                 x, y = next(self.stream)  # [micro_batch, seq_len] each
+                # from the first batch on, a signal is a flag the ranks agree on: they stop after one step, saved
+                self.stop.in_loop = True
                 fetch_s += time.perf_counter() - tf
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 last_micro = micro == t.grad_accum - 1

@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
 from .sources import DocSource, check_source, open_source
 from .tokenizer import Tokenizer
+
+T = TypeVar("T")
 
 STATE_VERSION = 1
 LOCAL_SOURCE = "local files "  # how DataConfig.source_description names data.path
@@ -250,13 +252,29 @@ def val_batches(
     Every rank packs all validation documents (they are few) and takes windows rank, rank+world_size, ...: the
     windows scored are the first ones, as many as fit. A holdout with room for at least one whole batch
     (micro_batch x world_size x accum windows) is cut to whole batches, so the windows scored are the same however
-    the batch is split over ranks and accumulation; a smaller one is cut to whole micro-batches."""
-    source = open_source(cfg, rank, world_size)
+    the batch is split over ranks and accumulation; a smaller one is cut to whole micro-batches.
+
+    A hub dataset is read over the network: its opening and first documents get data.first_batch_timeout_s, as the
+    first training batch does (a hub that accepts connections and never answers hung the start for good)."""
+
+    def read() -> tuple[Any, list[DocTokens]]:
+        source = open_source(cfg, rank, world_size)
+        texts = source.val_texts()
+        return source, [
+            DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
+            for i, t in enumerate(texts)
+        ]
+
+    if cfg.data.source == "hf":
+        timeout = cfg.data.first_batch_timeout_s
+        late = (
+            f"no validation documents from {cfg.data.source_description} within {timeout:g}s "
+            "(data.first_batch_timeout_s): the source is slow, blocked or unreachable"
+        )
+        source, docs = within(timeout, read, late)
+    else:  # local files: opening a large corpus (its Arrow cache) may take long, and needs no network
+        source, docs = read()
     seq_len = cfg.train.seq_len
-    docs = [
-        DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
-        for i, t in enumerate(source.val_texts())
-    ]
     windows = [w for w, _ in pack_windows(iter(docs), seq_len)]
     whole = len(windows) // (micro_batch * world_size * accum)
     per_rank = min(n_batches, whole * accum if whole else len(windows) // (micro_batch * world_size))
@@ -272,6 +290,27 @@ def val_batches(
         )
     mine = windows[rank::world_size][: per_rank * micro_batch]
     return [to_xy(np.stack(mine[i : i + micro_batch])) for i in range(0, len(mine), micro_batch)]
+
+
+def within(timeout_s: float, work: Callable[[], T], late: str) -> T:
+    """``work()`` in a thread, its result or its exception here; a DataError saying ``late`` once ``timeout_s``
+    pass (the thread, stuck in a read no timeout reaches, is a daemon: the process ends without it)."""
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = work()
+        except BaseException as e:  # handed to the caller, whatever it is
+            done["error"] = e
+
+    thread = threading.Thread(target=run, name="data-open", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise DataError(late)
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
 
 
 def held_out_said(cfg: Any, scored: int) -> str:

@@ -68,6 +68,15 @@ def attempt_start(environ: dict[str, str] | None = None) -> float:
     return started + PROC_START_SLACK_S if started is not None else time.time()
 
 
+class StoppedAtStart(Exception):
+    """A stop signal before the training loop: nothing is trained yet to finish or save, so the start ends at once
+    (a flag only the loop reads left a hung data source or a long replay running until a second signal)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"signal {signal_name} during start-up: stopped before training")
+        self.signal_name = signal_name
+
+
 class StopRequests:
     def __init__(self, run_dir: Path, is_main: bool, started_at: float | None = None) -> None:
         self.halt_path = Path(run_dir) / schema.HALT_FILE
@@ -75,6 +84,9 @@ class StopRequests:
         self.started_at = attempt_start() if started_at is None else started_at
         self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
+        # until the loop begins, a signal ends the start (StoppedAtStart); in the loop it is a flag the ranks agree
+        # on, so that all of them stop after the same step with a checkpoint
+        self.in_loop = False
 
     def install_signal_handlers(self) -> None:
         for sig in STOP_SIGNALS:
@@ -92,6 +104,8 @@ class StopRequests:
             signal.raise_signal(signum)
             return
         self.signal_name = signal.Signals(signum).name
+        if not self.in_loop:
+            raise StoppedAtStart(self.signal_name)
 
     def remove_stale_halt(self) -> bool:
         """Rank 0 at start: a `.HALT` left from an earlier stop must not stop this run at step 1; one written
