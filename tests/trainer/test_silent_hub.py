@@ -4,29 +4,32 @@ the training loop reads: the start went on until a second signal, and no end rec
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, records, train_cmd, wait_for
+from trainer_helpers import records, run_train, training, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def silent_hub() -> Iterator[dict[str, str]]:
-    """The environment of a trainer whose Hugging Face hub is a loopback socket that never answers."""
+def silent_hub(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment settings for a trainer whose Hugging Face hub is a loopback socket that never answers (online:
+    the offline switches off)."""
     with socket.socket() as hub:
         hub.bind(("127.0.0.1", 0))
         hub.listen(64)
-        env = {k: v for k, v in os.environ.items() if k not in ("CONFIG", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-        yield {**env, "HF_ENDPOINT": f"http://127.0.0.1:{hub.getsockname()[1]}"}
+        yield {
+            "HF_ENDPOINT": f"http://127.0.0.1:{hub.getsockname()[1]}",
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "0",
+            "HF_DATASETS_OFFLINE": "0",
+        }
 
 
 HF = ("data.source=hf", "data.hf_name=someone/big-corpus", "data.hf_config=default")
@@ -34,13 +37,9 @@ HF = ("data.source=hf", "data.hf_name=someone/big-corpus", "data.hf_config=defau
 
 def test_the_validation_read_times_out(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    with silent_hub() as env:
-        env["HF_HOME"] = str(tmp_path / "hf")
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            train_cmd(run, *HF, "data.first_batch_timeout_s=3"),
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    t0 = time.monotonic()
+    with silent_hub(tmp_path) as env:
+        proc = run_train(run, *HF, "data.first_batch_timeout_s=3", **env)
     assert proc.returncode == 2, proc.stderr
     said = "no validation documents from hf dataset someone/big-corpus (default) split train within 3s"
     assert said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -50,23 +49,13 @@ def test_the_validation_read_times_out(tmp_path: Path) -> None:
 
 def test_a_signal_during_the_start_ends_it_at_once(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    with silent_hub() as env:
-        env["HF_HOME"] = str(tmp_path / "hf")
-        proc = subprocess.Popen(
-            train_cmd(run, *HF, "data.first_batch_timeout_s=300"),
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            wait_for(lambda: any(r.get("phase") == "data" for r in records(run)), 90, "the data phase")
-            time.sleep(1.0)  # inside the hub's read
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            took = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with silent_hub(tmp_path) as env, training(run, *HF, "data.first_batch_timeout_s=300", **env) as proc:
+        wait_for(lambda: any(r.get("phase") == "data" for r in records(run)), 90, "the data phase")
+        time.sleep(1.0)  # inside the hub's read
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert took < 10, took
     assert "[stop] signal SIGTERM during start-up: stopped before training" in out, out
