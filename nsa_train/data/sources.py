@@ -107,11 +107,21 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
 def _directory_files(p: Path) -> tuple[list[str], list[str]]:
     """(the files of a kind data.path reads, the others) under directory ``p``, sorted. Hidden files and directories
     are left out, as a glob leaves them: .ipynb_checkpoints/ holds copies of the corpus (trained on twice), .git/
-    and .cache/ hold tooling."""
+    and .cache/ hold tooling. Linked directories are entered (shards linked in from another disk were skipped
+    without a word, where a `**` glob follows them), each real directory once: a link back up the tree is no
+    loop, and two links to one directory do not read it twice."""
     read: list[str] = []
     other: list[str] = []
-    for root, dirs, names in os.walk(p):  # as rglob did: linked files read, linked directories not entered
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # not walked at all: a .git of many objects
+    entered = {os.path.realpath(p)}
+    for root, dirs, names in os.walk(p, followlinks=True):
+        keep = []
+        for d in sorted(dirs):  # sorted: which of two links to one directory is read never depends on the disk
+            # (hidden ones are not walked at all: a .git of many objects)
+            real = os.path.realpath(os.path.join(root, d))
+            if not d.startswith(".") and real not in entered:
+                entered.add(real)
+                keep.append(d)
+        dirs[:] = keep
         for name in names:
             f = os.path.join(root, name)
             if name.startswith(".") or not os.path.isfile(f):

@@ -348,6 +348,23 @@ def test_a_directory_leaves_out_hidden_files_and_names_the_kinds_it_does_not_rea
     )
 
 
+def test_a_linked_directory_is_read_once_and_a_link_up_the_tree_is_no_loop(tmp_path: Path) -> None:
+    """Shards linked in from another disk were skipped without a word (a `**` glob read them)."""
+    corpus, shards = tmp_path / "corpus", tmp_path / "elsewhere" / "shards"
+    (corpus / "real").mkdir(parents=True)
+    shards.mkdir(parents=True)
+    (corpus / "real" / "a.txt").write_text("one\n\ntwo\n")
+    (shards / "s1.txt").write_text("three\n\nfour\n")
+    (corpus / "shards").symlink_to(shards)
+    (corpus / "again").symlink_to(shards)  # the same directory twice: read once
+    (corpus / "real" / "up").symlink_to(corpus)  # a loop
+    kind, files = resolve_local_files(str(corpus))
+    assert kind == "text" and sorted(Path(f).relative_to(corpus).as_posix() for f in files) == [
+        "again/s1.txt",
+        "real/a.txt",
+    ], files
+
+
 @pytest.mark.parametrize(
     ("rows", "says"),
     [
