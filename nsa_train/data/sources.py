@@ -32,6 +32,7 @@ from .diagnose import (
     invalid_text_problem,
     missing_parquet_column,
     mixed_json_problem,
+    no_documents_problem,
     not_utf8,
     parquet_without_rows,
     read_error,
@@ -49,7 +50,10 @@ STREAM_SHUFFLE_BUFFER = 1000  # documents; small enough that the first batch of 
 
 
 def text_hash(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    """A document's identity for the held-out check: its text without surrounding whitespace. The text loader
+    keeps the line break after a file's last paragraph only, so one paragraph held out from the middle of a file
+    and found again at the end of another was trained on."""
+    return hashlib.blake2b(text.strip().encode("utf-8"), digest_size=16).digest()
 
 
 class DocSource(Protocol):
@@ -220,7 +224,12 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         if builder == "json" and (problem := _once(("json", *key), lambda: mixed_json_problem(d.path, files, field))):
             raise DataError(problem)
         if len(ds) <= d.val_docs:
-            raise DataError(too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files)))
+            # files of line breaks only load as one '\n' document each: "1 document, and none to split at" of a
+            # blank file said the opposite of what it holds
+            raise DataError(
+                no_documents_problem(d.path, builder, files)
+                or too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files))
+            )
         # now, not when training reaches the document (a .txt file fails in load_dataset already)
         if problem := _once(
             ("field", *key), lambda: text_column_problem(ds.data.column(field), field, d.path, len(files))
@@ -287,7 +296,7 @@ class Skipped:
 
     def keep(self, text: str, val_hashes: set[Any]) -> bool:
         self.seen += 1
-        if not text:
+        if not text.strip():  # whitespace alone teaches nothing (a .txt paragraph of spaces is one)
             self.empty += 1
             return False
         if text_hash(text) in val_hashes:

@@ -448,3 +448,36 @@ def test_an_epoch_with_no_training_documents_says_why(tmp_path: Path, make_cfg) 
         "epoch 0 has no training documents for this rank: of its 92 documents, 92 equal a validation document "
         "(held-out texts are never trained on)"
     ), e.value
+
+
+def test_a_paragraph_held_out_is_not_trained_on_from_the_end_of_another_file(tmp_path: Path, make_cfg) -> None:
+    """The text loader keeps the line break after a file's last paragraph only: a paragraph held out from the
+    middle of one file, found again at the end of another, hashed apart and was trained on."""
+    secret = "THE SECRET PARAGRAPH that appears twice"
+    a = [f"a paragraph number {i} with text" for i in range(20)] + [secret]
+    b = [f"b paragraph number {i} with text" for i in range(10)] + [secret] + [f"b more {i}" for i in range(10)]
+    (tmp_path / "a.txt").write_text("\n\n".join(a) + "\n")
+    (tmp_path / "b.txt").write_text("\n\n".join(b) + "\n")
+    held_out = 0
+    for seed in range(40):
+        source = open_source(make_cfg(source="local", path=str(tmp_path), val_docs=4, seed=seed), 0, 1)
+        if any(secret in v for v in source.val_texts()):
+            held_out += 1
+            assert not [t for _, t in source.train_texts(0, 0) if secret in t], seed
+    assert held_out >= 2  # the case was met
+
+
+def test_a_blank_txt_file_is_said_to_be_blank_and_whitespace_documents_are_not_trained_on(
+    tmp_path: Path, make_cfg
+) -> None:
+    """A file of line breaks loads as one '\\n' document: the trainer said it "has 1 document" and no blank lines
+    to split at, where `nsa check` said it is blank."""
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n\n")
+    with pytest.raises(DataError, match=r"blank\.txt holds no documents \(it is blank\)"):
+        open_source(make_cfg(source="local", path=str(blank), val_docs=1), 0, 1)
+    text = tmp_path / "t.txt"
+    text.write_text("\n\n".join([f"document {i} of the corpus" for i in range(12)] + ["   ", "\t"]) + "\n")
+    source = open_source(make_cfg(source="local", path=str(text), val_docs=2, seed=1), 0, 1)
+    trained = [t for _, t in source.train_texts(0, 0)]
+    assert trained and all(t.strip() for t in trained), trained
