@@ -317,7 +317,9 @@ def heartbeat_stale(c: Context) -> Finding | None:
     if others:
         extra += "; last seen: " + ", ".join(others[:8])
     # one progress record has no interval yet: "usual interval ?" read as a fault of the tool
-    usual = f"usual interval {fmt_age(interval)}, " if interval is not None else ""
+    # under a second in tenths: "usual interval 0s" of a run logging every 0.7 s read as nonsense
+    shown = f"{interval:.2g}s" if interval is not None and interval < 10 else fmt_age(interval)
+    usual = f"usual interval {shown}, " if interval is not None else ""
     return Finding(
         h.latest_step,
         last,

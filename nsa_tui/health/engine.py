@@ -95,7 +95,9 @@ def _summary_reason(h: RunHistory) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def _lr_phase(h: RunHistory) -> str | None:
+def lr_phase(h: RunHistory) -> str | None:
+    """Where the run's lr is in its schedule at its latest step: warmup, cosine or done (None: the config does not
+    say)."""
     from nsa_train.config.schedule import phase_at
 
     warmup = (h.config.get("train") or {}).get("warmup_steps") if isinstance(h.config, dict) else None
@@ -309,7 +311,7 @@ def evaluate(
         grad_norm=latest["grad_norm"],
         tokens_seen=_count(latest["tokens_seen"]),
         last_phase=h.last_phase,
-        lr_phase=_lr_phase(h),
+        lr_phase=lr_phase(h),
         end_reason=end.fields.get("reason") if end else _summary_reason(h),
         exit_status=h.exit_status,
         ranks=len(h.attempt_ranks),

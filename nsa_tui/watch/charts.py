@@ -8,6 +8,7 @@ import numpy as np
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
+from nsa_tui.health.engine import lr_phase
 from nsa_tui.watch import fmt
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
@@ -205,12 +206,9 @@ class RunCharts:
             loss = [f"loss {fmt.num(last.get('loss'), keep_zeros=True)}"]
             return loss + ([f"  val {fmt.num(vl, keep_zeros=True)}"] if vl is not None else [])
         if chart == "lr":
-            warm = (h.config.get("train") or {}).get("warmup_steps")
-            step = h.latest_step
-            phase = []
-            if isinstance(warm, (int, float)) and step is not None:
-                phase = ["  warmup" if step < warm else "  cosine"]
-            return [f"lr {fmt.num(last.get('lr'))}", *phase]
+            # the verdict's rule (`nsa status` said warmup where this title said cosine, at the last warmup step)
+            phase = lr_phase(h)
+            return [f"lr {fmt.num(last.get('lr'))}", *([f"  {phase}"] if phase else [])]
         if chart == "toks":
             toks = mean_toks_per_s if mean_toks_per_s is not None else last.get("toks_per_s")
             utilisation = run_mfu(h.run_info, toks)  # none on CPU, for an unknown card, or an older run.json

@@ -167,6 +167,9 @@ def test_stale_heartbeat_and_adaptive_limit(tmp_path):
     assert judge(tmp_path / "r", now=NOW + 100).alerts == []
     assert [a.rule for a in judge(tmp_path / "r", now=NOW + 180).alerts] == ["heartbeat_stale"]
     assert "(usual interval 4s, limit 2m00s)" in judge(tmp_path / "r", now=NOW + 180).alerts[0].message
+    # progress every 0.7 s: "usual interval 0s" read as nonsense
+    make_v1_run(tmp_path / "fast", steps=300, step_time_s=0.07, now=NOW)
+    assert "(usual interval 0.7s, limit 2m00s)" in judge(tmp_path / "fast", now=NOW + 180).alerts[0].message
     # one progress record: no interval to tell ("usual interval ?" read as the tool's fault)
     make_v1_run(tmp_path / "one", steps=10, now=NOW)
     (alert,) = judge(tmp_path / "one", now=NOW + 700).alerts

@@ -135,3 +135,19 @@ def test_tab_names_share_the_width():
     assert len(tabs) <= 80 and " 2:fin_run " in tabs and " 3:halt_run " in tabs
     assert name_cap(["a", "bb"], 80) == 2  # all fit: nothing clipped
     assert fmt.clip("abcdef", 4) == "abc…" and fmt.clip("abc", 4) == "abc"
+
+
+def test_the_lr_title_names_the_phase_as_nsa_status_does(tmp_path):
+    """At the last warmup step the title said cosine where `nsa status` said warmup; a finished run's said cosine
+    where the verdict says done."""
+    w = make_v1_run(tmp_path / "w", steps=10, now=NOW)
+    warmup = w.config["train"]["warmup_steps"]
+    at_edge = make_v1_run(tmp_path / "edge", steps=warmup, log_every=warmup, now=NOW).path
+    m = _read(at_edge)
+    assert m.history.latest_step == warmup
+    assert RunCharts(m).title_fields("lr", ViewSettings())[1] == "  warmup"
+    from nsa_tui.health import evaluate as judge
+
+    assert judge(m.history, NOW).lr_phase == "warmup"
+    done = _read(make_v1_run(tmp_path / "done", steps=300, state="finished", now=NOW).path)
+    assert RunCharts(done).title_fields("lr", ViewSettings())[1] == "  done"
