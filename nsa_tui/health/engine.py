@@ -127,6 +127,10 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
     return float(mean)
 
 
+# a launch this young whose tmux session is not found yet is starting, not crashed (its session comes next)
+LAUNCH_GRACE_S = 10.0
+
+
 def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
     if h.dir_missing or h.source_lost:
         # a moved run directory may still be written to, a run on a host that cannot be reached may still train:
@@ -144,6 +148,10 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
     if h.format == FORMAT_V1 and (summary := h.attempt_summary):  # its end record lost: the summary tells
         return _ended_state(summary.get("end_reason"), h.exit_status)
     if h.process_alive is False:
+        if h.unbooted_launch and (launched := h.launch_ts) is not None and now - launched < LAUNCH_GRACE_S:
+            # launch.json is written just before its tmux session starts: asked in between (the dashboard re-asks
+            # a second after a new launch.json), a resume read `crashed, critical` for a moment
+            return "starting"
         return "crashed"
     if h.format == FORMAT_VIBE and h.halt_requested:
         # the old trainer wrote no end record: .HALT plus silence means it stopped

@@ -570,3 +570,19 @@ def test_an_nsa_run_that_logs_no_gate_statistics_is_said(tmp_path):
     [alert] = [a for a in v.alerts if a.rule == "gate_collapse"]
     assert alert.severity == "warning" and "no gate statistics" in alert.message, alert
     assert load_run(tmp_path / "r").config["model"]["attention"] == "nsa"
+
+
+def test_a_resume_whose_session_is_not_up_yet_is_starting_not_crashed(tmp_path, tmux_socket):
+    """`nsa launch --resume` writes launch.json just before its tmux session starts: the dashboard, re-asking tmux
+    a second later, read the halted run as `crashed, critical` (process_exited) for a moment."""
+    import json
+
+    w = make_v1_run(tmp_path / "r", steps=100, state="halted", now=NOW - 60)
+    (w.path / "exit_status").unlink()  # as the launcher does
+    launch = {"name": "r", "tmux_session": "nsa-r", "run_dir": str(w.path), "ts": NOW - 2}
+    (w.path / "launch.json").write_text(json.dumps(launch))
+    h = load_run(w.path)
+    assert h.process_alive is False and h.unbooted_launch
+    assert evaluate(h, NOW, build_rules(h.config)).state == "starting"
+    later = evaluate(h, NOW + 60, build_rules(h.config))  # no session long after its launch: it did not start
+    assert later.state == "crashed" and [a.rule for a in later.alerts] == ["process_exited"]
