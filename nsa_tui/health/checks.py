@@ -279,7 +279,8 @@ def memory_high(c: Context) -> Finding | None:
     )
 
 
-def _median_interval(ts: list[float]) -> float | None:
+def median_interval(ts: list[float]) -> float | None:
+    """The median time between the last 51 of these timestamps (progress records'); None before two."""
     recent = ts[-51:]
     gaps = [b - a for a, b in itertools.pairwise(recent) if b > a]
     return statistics.median(gaps) if gaps else None
@@ -295,7 +296,7 @@ def heartbeat_stale(c: Context) -> Finding | None:
     if last is None:
         return None
     age = c.now - last
-    interval = _median_interval([t for t in h.ts[window_start(len(h.ts)) :] if t is not None])
+    interval = median_interval([t for t in h.ts[window_start(len(h.ts)) :] if t is not None])
     threshold = c.params["stale_s"]
     if threshold is None:  # adaptive: a fast run is caught in minutes, a slow one is not flagged between steps
         threshold = c.params["max_stale_s"]

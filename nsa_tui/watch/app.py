@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
+from nsa_tui.health.checks import median_interval
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
@@ -350,11 +351,14 @@ class WatchApp(App):
             return v.eta_s
         step, since = judged
         latest = h.latest_step
+        # no further than the next record is due: a hung trainer's ETA went on counting down, a run making progress
+        # to look at, until heartbeat_stale fired minutes later (`nsa status` holds it)
+        due = median_interval([t for t in h.ts[-51:] if t is not None])
         if step is not None and latest is not None and latest > step and (reached := _step_reached_ts(h)) is not None:
             eta = eta_seconds(h, v.state)  # the engine's own estimate (a slice of the last points: cheap)
             if eta is not None:
-                return max(0.0, eta - max(0.0, now - reached))
-        return max(0.0, v.eta_s - max(0.0, now - since))
+                return max(0.0, eta - _counted(now - reached, due))
+        return max(0.0, v.eta_s - _counted(now - since, due))
 
     def _source_line(self, m: RunModel) -> str:
         """How a remote run is read; for a local one only what goes wrong (an unreadable file); and the last
@@ -497,6 +501,15 @@ def _ended(state: str) -> str:
     """The state of a run whose processes are gone (finished, halted, crashed: killed too) or cannot be seen
     (unknown: its directory or host out of reach), else ''."""
     return state if state in (*ENDED_STATES, "unknown") else ""
+
+
+ETA_DUE_FACTOR = 2.0  # how many usual progress intervals the ETA counts down without a new record
+
+
+def _counted(elapsed: float, due: float | None) -> float:
+    """The part of ``elapsed`` the ETA counts down: all of it while a record is not overdue."""
+    elapsed = max(0.0, elapsed)
+    return elapsed if due is None else min(elapsed, ETA_DUE_FACTOR * due)
 
 
 def _step_reached_ts(h: RunHistory) -> float | None:
