@@ -382,6 +382,25 @@ async def test_start_warnings_stay_in_the_health_panel(tmp_path):
 
 
 @async_test
+async def test_an_alerts_message_wraps_and_the_start_warnings_stay_in_view_beside_it(tmp_path):
+    """A message showed its first line's width however tall the panel (one unwrapped line), and the start warnings,
+    after the alerts, fell off its bottom (`nsa status` printed both in full)."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    w = make_v1_run(tmp_path / "r", steps=1000, step_time_s=2.0, alerts=["fallbacks_rising"], now=NOW)
+    w.phase("train", warnings=["train.eval_every=100 exceeds train.steps: only the final evaluation runs"])
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        assert len(panel.verdict.alerts) == 1 and panel.size.height == 6
+        lines = panel.render().plain.splitlines()
+        message = panel.verdict.alerts[0].message
+        assert len(lines) <= panel.size.height and lines[-1].startswith("at start train.eval_every=100"), lines
+        assert len(message) > panel.size.width and " ".join(lines[1:-1]) == message, lines  # whole, wrapped at words
+
+
+@async_test
 async def test_a_bad_monitor_section_is_named_and_the_run_judged_with_the_defaults(tmp_path):
     """It showed no verdict at all (no state, no alerts: a NaN went unflagged), where `nsa status` and `nsa report`
     judge such a run with the default rules and say why."""

@@ -52,10 +52,11 @@ class HealthPanel(Widget):
             t.append("✓ no active alerts", style="green")
             self._start_warnings(t, v)
             return t
-        # Every alert gets its rule line; messages share what is left of the panel.
+        # Every alert gets its rule line and every start warning one line; the messages share what is left of the
+        # panel, wrapped at words (on one unwrapped line each showed its first width's worth, however tall the panel)
         width = max(10, self.size.width)
         rows = max(len(v.alerts), self.size.height or 8)
-        msg_lines = max(1, (rows - len(v.alerts)) // len(v.alerts))
+        msg_lines = max(1, (rows - len(v.alerts) - len(v.start_warnings)) // len(v.alerts))
         for n, a in enumerate(v.alerts):
             if n:
                 t.append("\n")
@@ -64,11 +65,11 @@ class HealthPanel(Widget):
             t.append(f" {a.rule}", style="bold")
             if a.since_step is not None:
                 t.append(f" since step {a.since_step}", style="grey62")
-            msg = a.message
-            room = width * msg_lines - 1
-            if len(msg) > room:
-                msg = msg[: room - 1] + "…"
-            t.append("\n" + msg)
+            lines = textwrap.wrap(a.message, width) or [""]
+            if len(lines) > msg_lines:
+                lines = lines[:msg_lines]
+                lines[-1] = lines[-1][: width - 1] + "…"
+            t.append("\n" + "\n".join(lines))
         self._start_warnings(t, v)
         return t
 
