@@ -397,6 +397,7 @@ async def test_an_alerts_message_wraps_and_the_start_warnings_stay_in_view_besid
         lines = panel.render().plain.splitlines()
         message = panel.verdict.alerts[0].message
         assert len(lines) <= panel.size.height and lines[-1].startswith("at start train.eval_every=100"), lines
+        assert all(len(line) <= panel.size.width for line in lines[:-1]), lines  # no line the panel would crop
         assert len(message) > panel.size.width and " ".join(lines[1:-1]) == message, lines  # whole, wrapped at words
 
 
