@@ -238,8 +238,11 @@ def _heartbeat_age(h: RunHistory, now: float) -> float | None:
 
 def _alive_until(h: RunHistory, state: str, now: float) -> float:
     """The clock a `for` duration is measured on: now for a live run; for an ended one, its end (a last slow
-    stretch of a finished run must not grow into a 5-minute drop while it sits on disk)."""
-    if state not in ENDED_STATES:
+    stretch of a finished run must not grow into a 5-minute drop while it sits on disk); for one that cannot be
+    read now (its directory gone, its host lost), its last record: no time passes for data not seen (an ended
+    run's last slow stretch became a throughput_drop once its directory was deleted)."""
+    unread = h.dir_missing or h.source_lost
+    if state not in ENDED_STATES and not unread:
         return now
     end = h.end_event
     stamps = [t for t in (end.ts if end else None, h.last_progress_ts) if t is not None]

@@ -482,6 +482,13 @@ def test_a_finished_runs_durations_end_with_it(tmp_path):
     v = judge(tmp_path / "long", now=NOW + 3600)
     assert v.state == "finished" and [a.rule for a in v.alerts] == ["throughput_drop"]
 
+    # its directory deleted while watched (state unknown): no time passes for the data not seen, so the short
+    # slow stretch did not become a drop there either
+    h = load_run(tmp_path / "short")
+    h.dir_missing = True
+    gone = evaluate(h, w.ts + 3600, build_rules(h.config))
+    assert (gone.state, [a.rule for a in gone.alerts]) == ("unknown", ["run_dir_gone"])
+
 
 def test_a_pid_reused_by_a_later_process_is_not_the_run(tmp_path):
     """Started without `nsa launch`, killed; its pid then held by another process (pids are reused, soon after a
