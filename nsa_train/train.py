@@ -98,7 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start afresh in a run directory that holds an earlier run's results (its logs get this run's rows "
         "appended; train.keep_last prunes its checkpoints); without it such a directory is refused",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from nsa_train.config.loader import repeated_set
+
+    if said := repeated_set(args.overrides):  # a usage mistake, as a one-value option given twice is
+        p.error(said)
+    return args
 
 
 def git_sha() -> str | None:

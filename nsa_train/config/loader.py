@@ -278,19 +278,30 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings onto a raw config mapping (values parsed as YAML). A key given twice
-    with different values is refused, as a key twice in a YAML file is: only the last would be used."""
+def repeated_set(overrides: list[str]) -> str | None:
+    """A user's --set of one key twice with different values (only the last would be used, as YAML keeps the last
+    of a key twice in a file, which the loader refuses): the message, else None. For the commands' own arguments;
+    code that layers overrides (a base, then a change) means the last one."""
     given: dict[tuple[str, ...], tuple[str, Any]] = {}
     for item in overrides:
-        path, value = _parse_override(item)
+        try:
+            path, value = _parse_override(item)
+        except ConfigError:
+            continue  # said by the load
         before = given.get(tuple(path))
         if before is not None and not _same(before[1], value):
-            raise ConfigError(
+            return (
                 f"--set {'.'.join(path)} given twice ({before[0]!r}, then {item!r}): only one would be used; "
                 "give it once"
             )
         given[tuple(path)] = (item, value)
+    return None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings onto a raw config mapping (values parsed as YAML), in order."""
+    for item in overrides:
+        path, value = _parse_override(item)
         node = data
         for part in path[:-1]:
             nxt = node.get(part)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from nsa_train.config.loader import absolute_data_path, config_to_dict, flatten, load_config
 from nsa_train.config.schema import TOKENIZER_VOCAB, Config, ConfigError
@@ -74,7 +75,47 @@ def resume_conflicts(saved: Config, new: Config) -> list[tuple[str, str]]:
         for key in changed
         if not (key in follows and follows[key][0] and any(k in changed for k in follows[key][1]))
     ]
-    return [(key, f"{before[key][2]} -> {after[key][2]}") for key in changed]
+    said = []
+    for key in changed:
+        if key == "data.source" and saved.data.source == new.data.source == "local":
+            # the source is local files either way: what changed is where they are
+            said.append(("data.path", f"{saved.data.path!r} -> {new.data.path!r}"))
+        else:
+            said.append((key, f"{before[key][2]} -> {after[key][2]}"))
+    return said
+
+
+def moved_corpus(run_dir: Path, saved: Config, new: Config) -> bool:
+    """Local files that moved (another data.path) and are the files the run's last start read, by run.json's
+    listing (names relative to data.path, sizes): a corpus moved to another disk continues (the checkpoint's own
+    fingerprint, with the document count, is compared again once they are read). False when the listing is not
+    known (an older run.json, more files than it lists)."""
+    if not (saved.data.source == new.data.source == "local") or saved.data.path == new.data.path:
+        return False
+    listings = _listings(run_dir, new)
+    if listings is None:
+        return False
+    then, now = listings
+    return isinstance(then, list) and sorted([str(n), s] for n, s in then) == now
+
+
+def _listings(run_dir: Path, new: Config) -> tuple[Any, list[list[Any]]] | None:
+    """(run.json's data_listing: the files the run's last start read, the listing of the local files ``new``
+    names); None for another source, or when either cannot be read (the trainer's later checks say why)."""
+    import json
+
+    from nsa_train.data.errors import DataError
+    from nsa_train.data.sources import data_listing
+    from nsa_train.telemetry.schema import RUN_JSON
+
+    if new.data.source != "local" or not new.data.path:
+        return None
+    try:
+        then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("data_listing")
+        now = data_listing(new.data)
+    except (OSError, ValueError, AttributeError, DataError):
+        return None
+    return None if now is None else (then, now)
 
 
 def load_saved_config(path: Path) -> Config | None:
@@ -96,10 +137,12 @@ def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
     if saved is None:
         return
     changed = resume_conflicts(saved, new)
+    if moved_corpus(saved_config.parent, saved, new):  # the same files elsewhere: their position still holds
+        changed = [(key, c) for key, c in changed if key != "data.path"]
     if not changed:
         return
     pins = pinned_values(saved)
-    depends = " and ".join(sorted({pins[key][0] for key, _ in changed}, reverse=True))
+    depends = " and ".join(sorted({pins[key][0] if key in pins else DATA for key, _ in changed}, reverse=True))
     verb = "depends" if depends == DATA else "depend"
     one = len(changed) == 1
     raise ConfigError(
@@ -216,7 +259,12 @@ def resume_notes(saved_config: Path, new: Config, step: int | None, overrides: l
     """What a resume changes that is allowed but worth saying, in the order a reader needs it: keys a config file
     changed beyond --set, the lr schedule (when the checkpoint's step is known), the validation set, a --set that
     does nothing. One list for the trainer's start warnings and `nsa launch --resume`'s plan."""
+    saved = load_saved_config(saved_config)
+    moved = saved is not None and moved_corpus(saved_config.parent, saved, new)
     said = [
+        f"data.path {saved.data.path} -> {new.data.path}: the same files (names and sizes) as the run's last start"
+        if moved and saved is not None
+        else None,
         config_changes(saved_config, new, overrides),
         schedule_change(saved_config, new, step) if step is not None else None,
         val_set_change(saved_config, new),
@@ -238,19 +286,8 @@ def data_change(run_dir: Path, new: Config) -> str | None:
     """Why a resume cannot continue on the local files ``new`` names: they are not the files (names, sizes) run.json
     says the run's last start read. None when that is not known (another source, an older run.json, files that do
     not resolve: the trainer's later checks say those)."""
-    import json
-
     from nsa_train.data.diagnose import shown
-    from nsa_train.data.errors import DataError
     from nsa_train.data.fingerprint import listing_change
-    from nsa_train.data.sources import data_listing
-    from nsa_train.telemetry.schema import RUN_JSON
 
-    if new.data.source != "local" or not new.data.path:
-        return None
-    try:
-        then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("data_listing")
-        now = data_listing(new.data)
-    except (OSError, ValueError, AttributeError, DataError):
-        return None
-    return None if now is None else listing_change(shown(new.data.path), then, now)
+    listings = _listings(run_dir, new)
+    return None if listings is None else listing_change(shown(new.data.path), *listings)

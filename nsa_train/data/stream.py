@@ -37,7 +37,12 @@ def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iter
             if k == first_doc and offset:
                 if offset >= len(tokens):
                     where = f"{tuple(start)} in {source.description}"
-                    raise DataError(f"saved data position {where} is past the end of its document")
+                    raise DataError(
+                        f"saved data position {where} is past the end of its document: the data changed since the "
+                        "checkpoint (a streamed source has no fingerprint to tell: a dataset's new revision, files "
+                        "added), so the position and the validation holdout would not be the same documents. Restore "
+                        "the data or start a new run"
+                    )
                 yield DocTokens(Position(epoch, k, offset), tokens[offset:])
             else:
                 yield DocTokens(Position(epoch, k, 0), tokens)
@@ -58,6 +63,11 @@ def same_source(saved: object, mine: str) -> bool:
         return False
     where = [os.path.abspath(os.path.expanduser(s.removeprefix(LOCAL_SOURCE))) for s in (saved, mine)]
     return where[0] == where[1]
+
+
+def moved_local(saved: object, mine: str) -> bool:
+    """Both local files, at different places (a corpus moved to another disk)."""
+    return isinstance(saved, str) and saved.startswith(LOCAL_SOURCE) and mine.startswith(LOCAL_SOURCE)
 
 
 def batches(windows: Iterator[tuple[np.ndarray, Position]], micro_batch: int) -> Iterator[tuple[np.ndarray, Position]]:
@@ -136,6 +146,8 @@ class TrainStream:
                 continue  # saved before the field was recorded: the source's name is all there is to compare
             if key == "source" and same_source(state.get(key), mine[key]):
                 continue
+            if key == "source" and moved_local(state.get(key), mine[key]) and state.get("fingerprint") is not None:
+                continue  # local files elsewhere: the same files by the fingerprint (names relative, sizes), below
             if state.get(key) != mine[key]:
                 raise DataError(
                     f"saved data position was for {key}={state.get(key)!r}, this run has {mine[key]!r}: "

@@ -149,6 +149,10 @@ def register(app: typer.Typer) -> None:
                 if value is not None and not value.strip():  # `--config "$CFG"` with CFG unset: not the default
                     said = f"{flag} is empty: give a value, or leave the option out for the default"
                     raise UserError(said, USAGE_EXIT)
+            from nsa_train.config.loader import repeated_set
+
+            if said := repeated_set(overrides or []):
+                raise UserError(said, USAGE_EXIT)
             where = Path(run_dir) if run_dir is not None else None
             if host:
                 raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], where, json_out, nproc))

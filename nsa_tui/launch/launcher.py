@@ -30,7 +30,7 @@ from nsa_train.config import (
     resolve_config_path,
     resume_notes,
 )
-from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env
+from nsa_train.config.loader import CONFIG_ENV, DEFAULT_CONFIG_NAME, FROM_CONFIG_ENV, config_from_env, repeated_set
 from nsa_train.runtime.checkpoint import (  # torch-free at import
     TORCH_FILE_MAGIC,
     CheckpointError,
@@ -120,6 +120,8 @@ def check_request(req: LaunchRequest) -> None:
     for flag, value in (("--config", req.config), ("--name", req.name), ("--run-dir", req.run_dir)):
         if value is not None and not value.strip():
             raise UserError(f"{flag} is empty: give a value, or leave the option out for the default", USAGE_EXIT)
+    if said := repeated_set(req.overrides):
+        raise UserError(said, USAGE_EXIT)
     if req.resume and req.run_dir is None and req.name is None:
         raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR", USAGE_EXIT)
     # out-of-range counts and options that do not fit together are usage mistakes (exit 2), as Typer's own

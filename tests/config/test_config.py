@@ -329,9 +329,26 @@ def test_a_set_value_begun_as_yaml_must_be_yaml():
 def test_a_set_key_given_twice_with_different_values_is_refused():
     """`--set train.lr=1e-3 --set train.lr=2e-3` trained at 2e-3 without a word, where a key twice in a file is
     an error."""
-    with pytest.raises(ConfigError, match=r"--set train\.lr given twice \('train\.lr=1e-3', then 'train\.lr=2e-3'\)"):
-        load_config(None, ["train.lr=1e-3", "train.lr=2e-3"])
-    assert load_config(None, ["train.lr=1e-3", "train.lr=0.001"]).train.lr == 1e-3  # the same value: no doubt
+    from nsa_train.config.loader import repeated_set
+
+    said = repeated_set(["train.lr=1e-3", "train.steps=5", "train.lr=2e-3"])
+    assert (
+        said
+        == "--set train.lr given twice ('train.lr=1e-3', then 'train.lr=2e-3'): only one would be used; give it once"
+    )
+    assert repeated_set(["train.lr=1e-3", "train.lr=0.001"]) is None  # the same value: no doubt
+    assert load_config(None, ["train.lr=1e-3", "train.lr=2e-3"]).train.lr == 2e-3  # code layering overrides: the last
+    from typer.testing import CliRunner
+
+    from nsa_train.train import parse_args
+    from nsa_tui.cli import app
+
+    for argv in (["launch", "--dry-run"], ["check"]):
+        res = CliRunner().invoke(app, [*argv, "--set", "train.lr=1e-3", "--set", "train.lr=2e-3"])
+        assert res.exit_code == 2 and "--set train.lr given twice" in res.output, res.output
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--set", "train.lr=1e-3", "--set", "train.lr=2e-3"])
+    assert e.value.code == 2
 
 
 def test_a_date_is_text_and_merge_keys_work(tmp_path):

@@ -101,7 +101,8 @@ def test_only_local_sources_record_a_fingerprint(make_cfg) -> None:
 
 def test_a_position_saved_relative_resumes_absolute(tmp_path: Path, make_cfg, monkeypatch) -> None:
     """A position saved with data.path as typed (relative, before load_config made it absolute) is the same source
-    as the absolute path to the same directory; another directory is not."""
+    as the absolute path to the same directory; another directory is the same only if it holds the same files
+    (a corpus moved to another disk), by the fingerprint."""
     monkeypatch.chdir(tmp_path)
     root = _corpus(tmp_path / "data" / "dd")
     state, following = _saved_position(make_cfg(seq_len=16, source="local", path="data/dd", val_docs=2))
@@ -111,8 +112,16 @@ def test_a_position_saved_relative_resumes_absolute(tmp_path: Path, make_cfg, mo
         assert torch.equal(next(resumed)[0], following[0])
     finally:
         resumed.close()
-    with pytest.raises(DataError, match="saved data position was for source='local files data/dd'"):
+    with pytest.raises(DataError, match=r"data\.path \S+ changed since the checkpoint: .*\(dd/b\.txt added"):
         _resume(make_cfg(seq_len=16, source="local", path=str(tmp_path / "data"), val_docs=2), state)
+    import shutil
+
+    moved = shutil.copytree(root, tmp_path / "elsewhere" / "dd")
+    resumed = _resume(make_cfg(seq_len=16, source="local", path=str(moved), val_docs=2), state)
+    try:
+        assert torch.equal(next(resumed)[0], following[0])
+    finally:
+        resumed.close()
 
 
 def test_the_fingerprint_of_many_files_keeps_counts_only(tmp_path: Path, monkeypatch) -> None:

@@ -220,3 +220,17 @@ def test_first_batch_timeout_names_the_source(tmp_path: Path, make_cfg) -> None:
         out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=repo)
     expected = "DataError: no training batch from hf dataset someone/big-corpus (default) split train within 1.5s"
     assert expected in out.stdout, out.stdout + out.stderr
+
+
+def test_a_position_past_its_document_says_the_data_changed() -> None:
+    """A streamed source has no fingerprint: a resume whose saved document is now shorter than the saved offset
+    said only that the position was past its end, not why nor what to do."""
+    from types import SimpleNamespace
+
+    from nsa_train.config.schema import DataConfig
+    from nsa_train.data.packing import Position
+    from nsa_train.data.stream import doc_tokens
+
+    source = SimpleNamespace(description="hf dataset x split train", train_texts=lambda epoch, first: iter([(0, "ab")]))
+    with pytest.raises(DataError, match=r"past the end of its document: the data changed since the checkpoint"):
+        next(doc_tokens(source, build_tokenizer(DataConfig()), Position(0, 0, 512)))

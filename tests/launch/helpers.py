@@ -35,10 +35,27 @@ TINY = [
 ]  # fmt: skip
 
 
+def later_sets_win(args: tuple[str, ...] | list[str]) -> list[str]:
+    """The arguments with a `--set KEY=...` given again (a test's own over TINY's) in place of the first: the CLI
+    refuses a key given twice with different values."""
+    out: list[str] = []
+    where: dict[str, int] = {}
+    for i, arg in enumerate(args):
+        if i and args[i - 1] == "--set" and "=" in arg:
+            key = arg.split("=", 1)[0]
+            if key in where:
+                out[where[key]] = arg
+                out.pop()  # its "--set"
+                continue
+            where[key] = len(out)
+        out.append(arg)
+    return out
+
+
 def nsa(*args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None):
-    """Run the real CLI; returns the CompletedProcess (text)."""
+    """Run the real CLI; returns the CompletedProcess (text). A `--set` of a key given again replaces the first."""
     return subprocess.run(
-        [sys.executable, "-m", "nsa_tui", *args],
+        [sys.executable, "-m", "nsa_tui", *later_sets_win(args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -12,7 +12,7 @@ import pytest
 
 from nsa_tui.launch.tmux import session_name
 
-from .helpers import REPO, TINY, exit_status, nsa, records, tmux_sessions, wait_for
+from .helpers import REPO, TINY, exit_status, later_sets_win, nsa, records, tmux_sessions, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -253,8 +253,9 @@ def test_the_code_that_runs_is_the_installed_one_not_the_current_directorys(runs
     for init in ("nsa_train", "nsa_tui", "nsa_tui/launch"):
         (tmp_path / init / "__init__.py").touch()
     # the `nsa` console script's way (no current directory on sys.path), from that directory
+    short = later_sets_win([*TINY, "--set", "train.steps=2"])
     res = subprocess.run(
-        [sys.executable, "-P", "-m", "nsa_tui", "launch", "--name", "safe", *TINY, "--set", "train.steps=2"],
+        [sys.executable, "-P", "-m", "nsa_tui", "launch", "--name", "safe", *short],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -166,6 +166,35 @@ def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_pa
     assert run_train(run, "train.steps=4", *sets, resume=True).returncode == 0  # the same files again
 
 
+def test_a_corpus_moved_to_another_place_continues_and_other_files_there_do_not(tmp_path: Path) -> None:
+    """Moved to another disk (data.path changed, the same files): refused as `data.source 'local files A' ->
+    'local files B'`, naming a key the user had not changed and advising the path that was gone. The files are
+    compared by run.json's listing (names relative to data.path, sizes), as a resume in place is."""
+    old, new = tmp_path / "disk1" / "corpus", tmp_path / "disk2" / "corpus"
+    old.mkdir(parents=True)
+    (old / "a.jsonl").write_text("".join(json.dumps({"text": f"document {i} " * 40}) + "\n" for i in range(30)))
+    run = tmp_path / "run"
+    assert run_train(run, "train.steps=2", "data.source=local", f"data.path={old}", "data.val_docs=4").returncode == 0
+    new.parent.mkdir()
+    shutil.copytree(old, new)
+    (new / "a.jsonl").write_text((new / "a.jsonl").read_text() + json.dumps({"text": "one more"}) + "\n")
+    proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
+    assert proc.returncode == 2 and f"cannot continue with data.path '{old}' -> '{new}'" in proc.stderr, proc.stderr
+    shutil.rmtree(old)
+    shutil.copytree(new, old)  # the original files, moved: put back as they were, at the new place
+    (new / "a.jsonl").write_text((old / "a.jsonl").read_text().rsplit("{", 1)[0])
+    shutil.rmtree(old)
+    proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"data.path {old} -> {new}: the same files (names and sizes) as the run's last start" in proc.stderr
+    assert [r["step"] for r in records(run) if r["kind"] == "progress"][-1] == 4
+    from nsa_train.config import load_config, resume_conflicts
+
+    saved = load_config(run / schema.CONFIG_YAML)
+    elsewhere = load_config(run / schema.CONFIG_YAML, [f"data.path={tmp_path}"])
+    assert resume_conflicts(saved, elsewhere) == [("data.path", f"{str(new)!r} -> {str(tmp_path)!r}")]
+
+
 def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     """train.steps 4 -> 8 after the run ended: the cosine restarts from higher up. Said on the console and in the
     train phase record (the dashboard's events), with the --set that keeps the lr the run ended with."""

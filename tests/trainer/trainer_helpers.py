@@ -33,8 +33,11 @@ TINY = [
 
 
 def sets(*items: str) -> list[str]:
+    """--set arguments, a later item replacing an earlier one of its key (a test's own over TINY's): the trainer
+    refuses a key given twice with different values."""
+    last = {item.split("=", 1)[0]: item for item in items}
     out = []
-    for item in items:
+    for item in last.values():
         out += ["--set", item]
     return out
 
