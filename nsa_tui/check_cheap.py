@@ -187,8 +187,11 @@ def _first_record_problem(path: str, field: str) -> str | None:
     if not isinstance(record, dict):
         return f"the first line of {path} is a JSON {type(record).__name__}, not an object with a text field"
     if field not in record:
+        # only the first record is read here: others may have the field (the trainer counts them all and says how
+        # many lack it, in the data row), so the advice covers both
         return (
-            f"data.text_field {field!r} is not a field of the first record of {path} (fields: {sorted(record)}): {hint}"
+            f"data.text_field {field!r} is not a field of the first record of {path} (fields: {sorted(record)}): "
+            f"{hint}, or give every record its {field!r}"
         )
     return None
 

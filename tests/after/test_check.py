@@ -80,6 +80,7 @@ def test_local_data_without_the_text_field_fails_before_launch(tmp_path: Path) -
     row = _data_row(tmp_path, jl)
     assert row.status == "fail" and "data.text_field 'text' is not a field of the first record" in row.reason
     assert "['content', 'id']" in row.reason and "--set data.text_field=NAME" in row.reason
+    assert row.reason.endswith("or give every record its 'text'")  # only the first record was read
     assert _data_row(tmp_path, jl, "data.text_field=content").status == "pass"
 
     import pyarrow as pa
