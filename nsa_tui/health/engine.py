@@ -228,7 +228,8 @@ def eta_seconds(h: RunHistory, state: str) -> float | None:
     return max(0.0, (total - step) / rate)
 
 
-def _heartbeat_age(h: RunHistory, now: float) -> float | None:
+def heartbeat_age(h: RunHistory, now: float) -> float | None:
+    """Seconds since the newest record of the current attempt (any rank), else since the log was last written."""
     stamps = [r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None]
     if h.last_progress_ts is not None:
         stamps.append(h.last_progress_ts)
@@ -316,7 +317,7 @@ def evaluate(
         rss_gb=latest["rss_gb"],
         gate_entropy_mean=latest["gate_entropy_mean"],
         gate_collapse_frac=latest["gate_collapse_frac"],
-        last_heartbeat_age_s=_heartbeat_age(h, now),
+        last_heartbeat_age_s=heartbeat_age(h, now),
         eta_s=eta_seconds(h, state),
         val_loss=latest["val_loss"],
         grad_norm=latest["grad_norm"],

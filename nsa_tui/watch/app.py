@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from nsa_tui.health.checks import median_interval
-from nsa_tui.health.engine import ENDED_STATES, eta_seconds
+from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
@@ -320,7 +320,6 @@ class WatchApp(App):
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
         h = m.history
-        last_ts = h.attempt_last_ts
         tokens, tokens_step = _last_with_step(h.steps, h.column("tokens_seen"))
         return {
             "name": m.name,
@@ -332,7 +331,7 @@ class WatchApp(App):
             "elapsed": _whole(h.attempt_elapsed(now, ended=v.state in ENDED_STATES)),
             "tokens": tokens,
             "tokens_step": tokens_step,
-            "hb_age": _whole(now - last_ts) if last_ts is not None else None,
+            "hb_age": _whole(heartbeat_age(h, now)),  # as `nsa status` gives it (a generic log: its file's mtime)
             "corrupt": h.corrupt,
             "unreadable": sorted(h.problem_files),
             "source": self._source_line(m),
