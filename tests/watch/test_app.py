@@ -617,3 +617,25 @@ async def test_the_halt_question_is_shown_whole(tmp_path):
         # wrapped inside its box, every word on screen (as wide as the question, it ran past the box's edge)
         assert label.size.width <= box.width and label.size.height >= 2, (label.size, box)
         assert any("Halt run 'tiny-cpu-20261205-221530' on" in line for line in screen_lines(app))
+
+
+@async_test
+async def test_the_heartbeat_age_is_the_verdicts(tmp_path):
+    """An emptied heartbeat file: the header said `heartbeat none yet` where `nsa status` gave its age."""
+    import os
+
+    from nsa_tui.health import build_rules, evaluate
+    from nsa_tui.runs import load_run
+
+    w = make_v1_run(tmp_path / "r", steps=100, state="finished", now=NOW)
+    (w.path / "heartbeat_rank0.jsonl").write_text("")
+    os.utime(w.path / "heartbeat_rank0.jsonl", (NOW - 6, NOW - 6))
+    h = load_run(w.path)
+    want = evaluate(h, NOW, build_rules(h.config)).last_heartbeat_age_s
+    assert want is not None
+    clock = [NOW]
+    app = make_app(w.path, clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        app._redraw(force=True)
+        assert app.query_one(RunHeader).info["hb_age"] == float(int(want))
