@@ -315,7 +315,7 @@ def check_compute(cfg: Config, vocab: int, gpus: list[tuple[str, int]], world: i
 
     flops = train_flops_per_token(cfg, vocab)
     cost = f"{flops:.2e} FLOPs per trained token (forward + backward, at seq_len {cfg.train.seq_len})"
-    precision = "bf16" if bf16 else ("tf32" if cfg.runtime.tf32 else "fp32")
+    precision = "bf16" if bf16 else ("tf32" if cfg.runtime.tf32 and gpus else "fp32")  # a CPU has no TF32
     if not gpus:
         if cfg.monitor.peak_tflops is None:
             return row("compute", SKIP, f"{cost}; MFU needs a GPU's peak (or monitor.peak_tflops)")

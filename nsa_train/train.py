@@ -41,7 +41,7 @@ from nsa_train.config import (
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
-from nsa_train.runtime.control import StoppedAtStart
+from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
@@ -213,11 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     trainer: Trainer | None = None
     reason, status, step = schema.END_ERROR, EXIT_ERROR, 0
     shared_error: str | None = None  # met by every rank, said by rank 0: another rank says it if rank 0 could not
+    stop = StopRequests(run_dir, rank == 0)
     try:
+        # before torch's import and the config: a stop in the start's first seconds (a tmux session killed at once)
+        # ended without an end record, or with a KeyboardInterrupt traceback read as a crash
+        stop.install_signal_handlers()
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
         hb.liveness_every_s = cfg.monitor.liveness_every_s
-        trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path)
+        trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path, stop)
         reason, status = trainer.run()
         step = trainer.step
     except StoppedAtStart as e:  # a stop before the first batch: nothing trained to finish or save
@@ -249,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             _report_error(hb, step, f"{type(e).__name__}: {e}", rank, quiet=True)
     finally:
+        stop.starting = False  # a signal while it shuts down is a flag (a second one kills): the end record comes
         if trainer is not None:
             trainer.shutdown(reason)
+        else:
+            stop.restore_signal_handlers()
         hb.liveness(step, force=True, best_effort=True)
         hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True)
         hb.close()
@@ -374,8 +381,10 @@ class Trainer:
         hb: HeartbeatWriter,
         t_boot: float,
         config_path: Path | None,
+        stop: StopRequests,
     ) -> None:
         self.cfg, self.args, self.run_dir, self.hb = cfg, args, run_dir, hb
+        self.stop = stop  # its signal handlers installed by main, before this process imported torch
         self.shared_error: str | None = None  # an error all ranks met, which rank 0 said (main: say_once_for_all_ranks)
         self.fallback_reasons_said: dict[str, str] = {}  # fallback counter -> its first cause, once in a record
         self.t_boot, self.config_path = t_boot, config_path
@@ -388,7 +397,6 @@ class Trainer:
         self.metrics = None
         self.watchdog = None
         self.dumper = None
-        self.stop = None
         self.dist_ready = False
         self.train_wall_s = 0.0
         self.t_train: float | None = None  # perf_counter at the loop's start: a loop that raises has run too
@@ -415,7 +423,6 @@ class Trainer:
 
         from nsa_train.runtime import device as devmod
         from nsa_train.runtime import distributed as distmod
-        from nsa_train.runtime.control import StopRequests
         from nsa_train.runtime.preflight import (
             check_compile_toolchain,
             check_ddp_settings,
@@ -456,8 +463,6 @@ class Trainer:
             warnings=warnings,
         )
 
-        self.stop = StopRequests(run_dir, is_main)
-        self.stop.install_signal_handlers()
         backend = distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
         check_compile_toolchain(cfg, self.device.type)
@@ -666,7 +671,7 @@ class Trainer:
                 tf = time.perf_counter()
                 x, y = next(self.stream)  # [micro_batch, seq_len] each
                 # from the first batch on, a signal is a flag the ranks agree on: they stop after one step, saved
-                self.stop.in_loop = True
+                self.stop.starting = False
                 fetch_s += time.perf_counter() - tf
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 last_micro = micro == t.grad_accum - 1
@@ -1015,7 +1020,10 @@ class Trainer:
             "started_at": self.t_boot,
             "ended_at": time.time(),
             "train_time_s": self.train_wall_s,
-            "mean_toks_per_s": self.tokens_this_process / self.train_wall_s if self.train_wall_s > 0 else None,
+            # none before a first step: 0 read as a measured rate (`0 mean` in `nsa runs`)
+            "mean_toks_per_s": self.tokens_this_process / self.train_wall_s
+            if self.train_wall_s > 0 and self.tokens_this_process
+            else None,
             "param_count": getattr(self, "param_count", None),
             "attention_impl": getattr(self, "attention_impl", None),
             # no health alerts here: the verdict depends on when and with which rules one asks (docs/telemetry.md)

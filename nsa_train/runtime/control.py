@@ -68,9 +68,11 @@ def attempt_start(environ: dict[str, str] | None = None) -> float:
     return started + PROC_START_SLACK_S if started is not None else time.time()
 
 
-class StoppedAtStart(Exception):
+class StoppedAtStart(BaseException):
     """A stop signal before the training loop: nothing is trained yet to finish or save, so the start ends at once
-    (a flag only the loop reads left a hung data source or a long replay running until a second signal)."""
+    (a flag only the loop reads left a hung data source or a long replay running until a second signal). A
+    BaseException, as KeyboardInterrupt is: the `except Exception` of a data or checkpoint reader on the start's
+    path would take it for that reader's error (exit 2, `crashed`)."""
 
     def __init__(self, signal_name: str) -> None:
         super().__init__(f"signal {signal_name} during start-up: stopped before training")
@@ -84,9 +86,9 @@ class StopRequests:
         self.started_at = attempt_start() if started_at is None else started_at
         self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
-        # until the loop begins, a signal ends the start (StoppedAtStart); in the loop it is a flag the ranks agree
-        # on, so that all of them stop after the same step with a checkpoint
-        self.in_loop = False
+        # until the loop's first batch, a signal ends the start (StoppedAtStart); from then on, and while the run
+        # shuts down, it is a flag the ranks agree on, so that all of them stop after the same step with a checkpoint
+        self.starting = True
 
     def install_signal_handlers(self) -> None:
         for sig in STOP_SIGNALS:
@@ -104,7 +106,7 @@ class StopRequests:
             signal.raise_signal(signum)
             return
         self.signal_name = signal.Signals(signum).name
-        if not self.in_loop:
+        if self.starting:
             raise StoppedAtStart(self.signal_name)
 
     def remove_stale_halt(self) -> bool:

@@ -246,7 +246,8 @@ def render_human(j: Judged) -> None:
         mem = f"RSS {rss:.2f} GiB" if rss is not None else "memory -"
     console.print(
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
-        f"lr {_num(v['lr'], '.2e')}{' (warmup)' if v.get('lr_phase') == 'warmup' else ''}  {toks_text(v)}  {mem}"
+        f"lr {_num(v['lr'], '.2e')}{' (warmup)' if v.get('lr_phase') == 'warmup' and v['lr'] is not None else ''}  "
+        f"{toks_text(v)}  {mem}"
     )
     # v.get: a remote nsa may predate the key; which attention path runs says whether the kernels do
     attention = f"   attention {escape(str(v['attention_impl']))}" if v.get("attention_impl") else ""

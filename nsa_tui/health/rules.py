@@ -109,6 +109,8 @@ def _param(rule: str, key: str, value: Any, where: str) -> float | int | None:
     number = _float(value, where)
     if not math.isfinite(number) or number < 0:
         raise RulesError(f"{where}: must be a finite number >= 0, got {value!r}")
+    if key == "min_mfu" and not 0 < number < 1:  # 5 meant as 5%: a floor no run reaches, as the config refuses it
+        raise RulesError(f"{where}: must be a fraction (0.005 = 0.5%), or null; got {value!r}")
     if isinstance(DEFAULT_RULES[rule]["params"][key], int):  # a count: points, steps, evals, lines
         least = 0 if key == "skip_first_points" else 1
         if number != int(number) or number < least:

@@ -386,6 +386,8 @@ def test_the_compute_row_gives_a_tokens_cost_and_what_1_percent_mfu_is_on_these_
     assert odd["compute"]["status"] == "skip" and "no datasheet peak for Mystery GPU" in odd["compute"]["reason"]
     cpu = by_name(run_selfcheck(load_config(None), gpu_probe=lambda: [], nsa_test=False).rows)
     assert cpu["compute"]["status"] == "skip" and "MFU needs a GPU's peak" in cpu["compute"]["reason"]
+    given = run_selfcheck(load_config(None, ["monitor.peak_tflops=0.5"]), gpu_probe=lambda: [], nsa_test=False)
+    assert "1 x device at 0.5 TFLOP/s (fp32)" in by_name(given.rows)["compute"]["reason"]  # a CPU has no TF32
 
 
 def test_ranks_on_a_cpu_share_its_ram() -> None:

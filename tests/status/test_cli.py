@@ -430,6 +430,8 @@ def test_the_lr_says_when_it_is_still_warming_up(runs_dir):
     make_v1_run(runs_dir / "later", steps=warmup + 100)
     assert json.loads(invoke("status", "--json", "later").stdout)["lr_phase"] == "cosine"
     assert "(warmup)" not in invoke("status", "later").stdout
+    make_v1_run(runs_dir / "booting", state="starting")  # no lr yet: nothing to mark
+    assert "lr -  " in invoke("status", "booting").stdout and "(warmup)" not in invoke("status", "booting").stdout
 
 
 def test_status_gives_mfu_and_the_model_size_when_the_gpu_is_known(runs_dir):

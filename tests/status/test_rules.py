@@ -274,6 +274,7 @@ def test_monitor_section_and_rules_file_override(tmp_path):
         ("gate_collapse: {entropy_minn: 0.4}\n", "unknown setting 'entropy_minn'"),
         ("gate_collapse: {severity: fatal}\n", "must be one of warning, critical"),
         ("gate_collapse: {for: soon}\n", "`for` must be steps"),
+        ("throughput_low: {min_mfu: 5}\n", "must be a fraction (0.005 = 0.5%), or null; got 5"),
         ("gate_collapse: {for: 1.5}\n", "`for` in steps must be a whole number, got 1.5 (or give seconds: '1.5s')"),
         ("gate_collapse: {for: 2.5 steps}\n", "`for` in steps must be a whole number, got 2.5"),
         ("gate_collapse: {for: .nan}\n", "`for` must be a finite number of steps >= 0"),

@@ -4,6 +4,7 @@ the training loop reads: the start went on until a second signal, and no end rec
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -61,3 +62,23 @@ def test_a_signal_during_the_start_ends_it_at_once(tmp_path: Path) -> None:
     assert "[stop] signal SIGTERM during start-up: stopped before training" in out, out
     end = records(run)[-1]
     assert (end["kind"], end["reason"], end["exit_status"]) == ("end", "signal", 143)
+    summary = json.loads((run / "summary.json").read_text())  # no step: no rate (0 read as a measured one)
+    assert summary["end_reason"] == "signal" and summary["mean_toks_per_s"] is None
+
+
+def test_a_signal_in_the_first_seconds_is_a_stop_too(tmp_path: Path) -> None:
+    """The handlers came after torch's import and the config: a SIGTERM then (a tmux session killed at once) left no
+    end record, a SIGINT a KeyboardInterrupt traceback read as a crash. And a stop is no reader's error: the
+    `except Exception` around a data or checkpoint read took it for one (exit 2, `crashed`)."""
+    from nsa_train.runtime.control import StoppedAtStart
+
+    assert not issubclass(StoppedAtStart, Exception)
+    run = tmp_path / "run"
+    with training(run, "train.steps=5") as proc:
+        wait_for(lambda: any(r["kind"] == "boot" for r in records(run)), 60, "the boot record")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, out
+    assert "Traceback" not in out and "[stop] signal SIGINT during start-up" in out, out
+    end = records(run)[-1]
+    assert (end["kind"], end["reason"]) == ("end", "signal")
