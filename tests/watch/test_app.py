@@ -377,8 +377,33 @@ async def test_start_warnings_stay_in_the_health_panel(tmp_path):
         await wait_loaded(pilot, app)
         panel = app.query_one(HealthPanel)
         assert panel.verdict.start_warnings == ["bf16 on CPU is about 3x slower than fp32 here"]
-        shown = panel.render().plain
-        assert shown.startswith("✓ no active alerts\nat start bf16 on CPU is about 3x slower than fp32 here")
+        lines = panel.render().plain.splitlines()
+        assert lines[0] == "✓ no active alerts" and all(len(line) <= panel.size.width for line in lines), lines
+        assert " ".join(lines[1:]) == "at start bf16 on CPU is about 3x slower than fp32 here"
+
+
+@async_test
+async def test_several_start_warnings_share_the_panel_and_none_is_lost(tmp_path):
+    """Three warnings: Textual wrapped the first over the panel's rows and the third was never shown."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    warnings = [
+        "NSA_DDP_COMPRESS=1 is not read by this trainer (an earlier trainer's switch?); its setting is the config's "
+        "runtime.ddp_compress",
+        "a 5000-step run with no periodic checkpoints (train.save_every=0): a crash loses everything",
+        "model.attention=dense: the nsa section is not used (w=32)",
+    ]
+    w = make_v1_run(tmp_path / "r", steps=200, state="running", now=NOW)
+    w.phase("train", warnings=warnings)
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        lines = panel.render().plain.splitlines()
+        assert len(lines) <= panel.size.height and all(len(line) <= panel.size.width for line in lines), lines
+        assert [line[:20] for line in lines if line.startswith("at start")] == [
+            ("at start " + x)[:20] for x in warnings
+        ], lines
 
 
 @async_test

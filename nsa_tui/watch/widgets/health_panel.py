@@ -14,7 +14,7 @@ SEV_STYLE = {"critical": "bold white on red", "error": "bold white on red", "war
 
 class HealthPanel(Widget):
     DEFAULT_CSS = """
-    HealthPanel { height: auto; max-height: 12; border: round $primary; padding: 0 1; }
+    HealthPanel { height: auto; max-height: 12; border: round $primary; padding: 0 1; text-wrap: nowrap; }
     """
 
     def __init__(self, **kw) -> None:
@@ -48,14 +48,16 @@ class HealthPanel(Widget):
             return t
         if v.rules_problem:
             t.append(v.rules_problem + "\n", style="yellow")
+        width = max(10, self.size.width)
+        rows = self.size.height or 8
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
-            self._start_warnings(t, v)
+            # the warnings share the rows below it, each wrapped over its part
+            self._start_warnings(t, v, width, max(1, (rows - 1) // max(1, len(v.start_warnings))))
             return t
         # Every alert gets its rule line and every start warning one line; the messages share what is left of the
         # panel, wrapped at words (on one unwrapped line each showed its first width's worth, however tall the panel)
-        width = max(10, self.size.width)
-        rows = max(len(v.alerts), self.size.height or 8)
+        rows = max(len(v.alerts), rows)
         msg_lines = max(1, (rows - len(v.alerts) - len(v.start_warnings)) // len(v.alerts))
         for n, a in enumerate(v.alerts):
             if n:
@@ -65,17 +67,26 @@ class HealthPanel(Widget):
             t.append(f" {a.rule}", style="bold")
             if a.since_step is not None:
                 t.append(f" since step {a.since_step}", style="grey62")
-            lines = textwrap.wrap(a.message, width) or [""]
-            if len(lines) > msg_lines:
-                lines = lines[:msg_lines]
-                lines[-1] = lines[-1][: width - 1] + "…"
-            t.append("\n" + "\n".join(lines))
-        self._start_warnings(t, v)
+            t.append("\n" + "\n".join(_fitted(a.message, width, msg_lines)))
+        self._start_warnings(t, v, width, 1)
         return t
 
-    def _start_warnings(self, t: Text, v: VerdictView) -> None:
+    def _start_warnings(self, t: Text, v: VerdictView, width: int, lines: int) -> None:
         """What the trainer warned about as this attempt started: not alerts, but they stay in view all run
-        (the events pane scrolls them away), one line each."""
+        (the events pane scrolls them away), each in ``lines`` rows at most."""
         for w in v.start_warnings:
-            t.append("\nat start ", style="yellow")
-            t.append(w, style="grey62")
+            said = _fitted("at start " + w, width, lines)
+            t.append("\nat start", style="yellow")
+            t.append(said[0].removeprefix("at start"), style="grey62")
+            for line in said[1:]:
+                t.append("\n" + line, style="grey62")
+
+
+def _fitted(text: str, width: int, lines: int) -> list[str]:
+    """``text`` wrapped at words into at most ``lines`` rows of ``width``, the last cut with … when it goes on
+    (the panel lays its lines out itself: Textual would wrap them past its height, where they are lost)."""
+    rows = textwrap.wrap(text, width) or [""]
+    if len(rows) > lines:
+        rows = rows[:lines]
+        rows[-1] = rows[-1][: width - 1] + "…"
+    return rows
