@@ -83,11 +83,42 @@ def _written_as(value: Any) -> str | None:
     t = text.strip().lstrip("+-").replace("_", "").lower()
     if ":" in t:
         return "base 60"
+    if not isinstance(value, int):  # a float's leading zeros are decimal (00.5 is 0.5)
+        return None
     if t.startswith(("0x", "0o", "0b")):
         return {"0x": "hexadecimal", "0o": "octal", "0b": "binary"}[t[:2]]
     if len(t) > 1 and t[0] == "0" and t[1].isdigit():
         return "octal: a leading zero"
     return None
+
+
+def _no_odd_numbers(value: Any, key: str, where: str) -> Any:
+    """``value``, after refusing any number in it that YAML read in another base (a rule's `for: 010` was 8)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_odd_numbers(v, f"{key}.{k}", where)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_odd_numbers(v, f"{key}[{i}]", where)
+    elif (odd := _written_as(value)) is not None:
+        raise ConfigError(
+            f"{where}: {key}: YAML reads {value.text} as {_plain(value)} ({odd}): write the number you mean in "
+            "plain decimal"
+        )
+    return value
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """YAML as the config loader reads it, for the tools' own YAML files (`nsa status --rules`): a key twice in a
+    mapping and a number read in another base are errors (ConfigError naming ``where``); numbers come back plain;
+    a YAML syntax error is yaml.YAMLError, as yaml.safe_load raises."""
+    data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    return _plain(_no_odd_numbers(data, "top level", where))
+
+
+def _kind(value: Any) -> str:
+    """A value's type as a user knows it: int, not the loader's int-with-its-text."""
+    return type(_plain(value)).__name__
 
 
 def _plain(value: Any) -> Any:
@@ -171,16 +202,16 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             except ConfigError as e:
                 errors.append(e)
         raise errors[0] if errors else ConfigError(f"{where}: {key}: null is not allowed")
-    if tp is Any:
-        return _plain(value)
+    if tp is Any:  # monitor.rules: its numbers are checked as any number field's
+        return _plain(_no_odd_numbers(value, key, where))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+            raise ConfigError(f"{where}: {key}: expected a mapping, got {_kind(value)}")
         _, vt = typing.get_args(tp) or (str, Any)
         return {str(k): _coerce(v, vt, f"{key}.{k}", where) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key}: expected a list, got {type(value).__name__}")
+            raise ConfigError(f"{where}: {key}: expected a list, got {_kind(value)}")
         (et,) = typing.get_args(tp) or (Any,)
         return [_coerce(v, et, f"{key}[{i}]", where) for i, v in enumerate(value)]
     if tp in (int, float) and (odd := _written_as(value)) is not None:
@@ -216,7 +247,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             )
     if value is None:
         raise ConfigError(f"{where}: {key}: null is not allowed (expected {_type_name(tp)})")
-    raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {_kind(value)} {_plain(value)!r}")
 
 
 def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
@@ -269,6 +300,8 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
 
 def _same(a: Any, b: Any) -> bool:
     """One value twice: equal once read, or the same number written two ways (YAML 1.1 reads 1e-3 as text)."""
+    if hasattr(a, "text") and hasattr(b, "text"):  # two numbers: as written (runtime.env's 1.10 is not 1.1)
+        return a.text.strip() == b.text.strip()
     a, b = _plain(a), _plain(b)
     if a == b:
         return True

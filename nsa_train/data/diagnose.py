@@ -195,7 +195,8 @@ def not_utf8(reason: str | None = None) -> str:
     return f"holds text that is not valid UTF-8{why}: re-encode it as UTF-8, or move its file out of data.path"
 
 
-BLANK = {"text": b"\r\n", "json": b" \t\r\n"}  # bytes that make no document: the text loader splits at blank lines
+# bytes that make no document: the text loader splits at blank lines, and a document of whitespace alone is skipped
+BLANK = {"text": b" \t\r\n", "json": b" \t\r\n"}
 
 
 def _is_blank(file: str, blank: bytes) -> bool:

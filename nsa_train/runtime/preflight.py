@@ -119,10 +119,13 @@ def preflight_warnings(cfg: Config, device_type: str, precision: str, data_files
     t = cfg.train
     warnings = []
     if t.steps >= LONG_RUN_STEPS and (t.save_every == 0 or t.save_every >= t.steps):
-        warnings.append(
-            f"a {t.steps}-step run with no periodic checkpoints (train.save_every={t.save_every}): "
-            "a crash loses everything"
+        # an evaluation that improves the val loss saves one (best, and latest moves to it): not nothing, not a cadence
+        lost = (
+            f"only an evaluation that improves the val loss saves one (train.eval_every={t.eval_every})"
+            if t.eval_every and t.eval_every < t.steps
+            else "a crash loses everything"
         )
+        warnings.append(f"a {t.steps}-step run with no periodic checkpoints (train.save_every={t.save_every}): {lost}")
     if device_type == "cuda" and precision == "fp32":
         warnings.append("fp32 on a GPU: several times slower than bf16 (runtime.precision: auto or bf16)")
     if device_type == "cpu" and precision == "bf16":

@@ -187,7 +187,7 @@ def throughput_low(c: Context) -> Finding | None:
                 pts,
                 i,
                 f"{pts[-1][2]:.0f} tokens/s, below monitor.min_toks_per_s={floor:g}: "
-                "check GPU utilisation (nvidia-smi), data_stall, and the NSA fallback counters",
+                "check the device's utilisation (nvidia-smi on a GPU), data_stall, and the NSA fallback counters",
             )
     return _mfu_low(c, pts)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nsa_train.config.schema import ConfigError
 from nsa_tui.health.defaults import DEFAULT_RULES, MONITOR_KEYS
 from nsa_tui.runs.records import METRICS
 
@@ -229,9 +230,12 @@ def load_rules_file(path: str | Path) -> dict[str, Any]:
         if p.suffix == ".json":
             data = json.loads(text)
         else:
-            import yaml
+            from nsa_train.config.loader import load_yaml_text
 
-            data = yaml.safe_load(text)
+            # as a config file is read: a key twice, or `for: 010` (YAML's octal 8), is an error, not the last/8
+            data = load_yaml_text(text, str(p))
+    except ConfigError as e:
+        raise RulesError(f"rules file {e}") from None
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RulesError(f"rules file {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}") from None

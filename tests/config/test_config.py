@@ -363,3 +363,26 @@ def test_a_date_is_text_and_merge_keys_work(tmp_path):
     p.write_text("train:\n  <<: {lr: 0.01}\n  steps: 50\n  steps: 60\n")
     with pytest.raises(ConfigError, match="'steps' on line 4 was given on line 3"):  # own keys twice: still refused
         load_config(p)
+
+
+def test_odd_numbers_in_monitor_rules_and_plain_type_names(tmp_path):
+    """monitor.rules is free-form: its `for: 010` still loaded as 8. An error named the loader's own class (`got
+    _IntText 1`). A float's leading zeros are decimal (00.5 is 0.5, as YAML reads it)."""
+    with pytest.raises(ConfigError, match=r"monitor\.rules\.nan_loss\.for: YAML reads 010 as 8"):
+        load_config(None, ["monitor.rules.nan_loss.for=010"])
+    with pytest.raises(ConfigError, match=r"train\.compile: expected bool, got int 1"):
+        load_config(None, ["train.compile=1"])
+    assert load_config(None, ["train.lr=00.5"]).train.lr == 0.5
+    from nsa_train.config.loader import repeated_set
+
+    assert repeated_set(["runtime.env.A=1.10", "runtime.env.A=1.1"]) is not None  # two texts, whatever the float
+    from nsa_tui.health import load_rules_file
+    from nsa_tui.health.rules import RulesError
+
+    f = tmp_path / "r.yaml"
+    f.write_text("nan_loss: {for: 010}\n")
+    with pytest.raises(RulesError, match=r"rules file .*r\.yaml: .*nan_loss\.for: YAML reads 010 as 8"):
+        load_rules_file(f)
+    f.write_text("nan_loss: {for: 3}\nnan_loss: {for: 4}\n")
+    with pytest.raises(RulesError, match=r"'nan_loss' on line 2 was given on line 1"):
+        load_rules_file(f)

@@ -473,9 +473,10 @@ def test_a_blank_txt_file_is_said_to_be_blank_and_whitespace_documents_are_not_t
     """A file of line breaks loads as one '\\n' document: the trainer said it "has 1 document" and no blank lines
     to split at, where `nsa check` said it is blank."""
     blank = tmp_path / "blank.txt"
-    blank.write_text("\n\n\n")
-    with pytest.raises(DataError, match=r"blank\.txt holds no documents \(it is blank\)"):
-        open_source(make_cfg(source="local", path=str(blank), val_docs=1), 0, 1)
+    for text in ("\n\n\n", "   \n\t\n"):  # spaces and tabs too: whitespace-only documents are skipped
+        blank.write_text(text)
+        with pytest.raises(DataError, match=r"blank\.txt holds no documents \(it is blank\)"):
+            open_source(make_cfg(source="local", path=str(blank), val_docs=1), 0, 1)
     text = tmp_path / "t.txt"
     text.write_text("\n\n".join([f"document {i} of the corpus" for i in range(12)] + ["   ", "\t"]) + "\n")
     source = open_source(make_cfg(source="local", path=str(text), val_docs=2, seed=1), 0, 1)

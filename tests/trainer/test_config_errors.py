@@ -173,3 +173,16 @@ def test_an_nsa_section_a_dense_model_does_not_read_is_said():
     assert said == ["model.attention=dense: the nsa section is not used (w=32, impl=triton)"]
     assert preflight_warnings(load_config(None, ["model.attention=dense"]), "cpu", "fp32") == []
     assert preflight_warnings(load_config(None, ["nsa.w=32"]), "cpu", "fp32") == []
+
+
+def test_a_run_without_a_save_cadence_is_told_what_does_save():
+    """With evaluations, the best checkpoints are saved (and latest moves to them): "a crash loses everything" was
+    not so."""
+    from nsa_train.config import load_config
+    from nsa_train.runtime.preflight import preflight_warnings
+
+    sets = ["train.steps=5000", "train.save_every=0", "train.warmup_steps=3"]
+    evals = preflight_warnings(load_config(None, [*sets, "train.eval_every=500"]), "cpu", "fp32")
+    assert "only an evaluation that improves the val loss saves one (train.eval_every=500)" in evals[0]
+    none = preflight_warnings(load_config(None, [*sets, "train.eval_every=0"]), "cpu", "fp32")
+    assert none[0].endswith("a crash loses everything")
