@@ -108,14 +108,15 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     return builders.pop(), files
 
 
-def _directory_files(p: Path) -> tuple[list[str], list[str]]:
-    """(the files of a kind data.path reads, the others) under directory ``p``, sorted. Hidden files and directories
-    are left out, as a glob leaves them: .ipynb_checkpoints/ holds copies of the corpus (trained on twice), .git/
-    and .cache/ hold tooling. Linked directories are entered (shards linked in from another disk were skipped
-    without a word, where a `**` glob follows them), each real directory once: a link back up the tree is no
-    loop, and two links to one directory do not read it twice."""
+def _directory_files(p: Path) -> tuple[list[str], list[str], list[str]]:
+    """(the files of a kind data.path reads, the others, the links to nothing) under directory ``p``, sorted.
+    Hidden files and directories are left out, as a glob leaves them: .ipynb_checkpoints/ holds copies of the
+    corpus (trained on twice), .git/ and .cache/ hold tooling. Linked directories are entered (shards linked in
+    from another disk were skipped without a word, where a `**` glob follows them), each real directory once: a
+    link back up the tree is no loop, and two links to one directory do not read it twice."""
     read: list[str] = []
     other: list[str] = []
+    broken: list[str] = []  # a link to a disk not mounted: its shards were left out without a word
     entered = {os.path.realpath(p)}
     for root, dirs, names in os.walk(p, followlinks=True):
         keep = []
@@ -128,28 +129,39 @@ def _directory_files(p: Path) -> tuple[list[str], list[str]]:
         dirs[:] = keep
         for name in names:
             f = os.path.join(root, name)
+            if not name.startswith(".") and os.path.islink(f) and not os.path.exists(f):
+                broken.append(f)
             if name.startswith(".") or not os.path.isfile(f):
                 continue
             (read if os.path.splitext(name)[1].lower() in FORMATS else other).append(f)
-    return sorted(read), sorted(other)
+    return sorted(read), sorted(other), sorted(broken)
 
 
-def skipped_files(path: str) -> list[str]:
-    """The files a directory data.path holds that are not read (another kind than .txt/.jsonl/.json/.parquet;
-    hidden ones aside): said at the start, as a CSV left out without a word looks like part of the corpus."""
+def skipped_files(path: str) -> tuple[list[str], list[str]]:
+    """(the files a directory data.path holds that are not read: another kind than .txt/.jsonl/.json/.parquet,
+    hidden ones aside; its links that lead nowhere): said at the start, as a CSV left out without a word looks like
+    part of the corpus, and a link to a disk not mounted is shards missing."""
     p = Path(path).expanduser()
     if is_glob(path) or not p.is_dir():
-        return []
-    return _directory_files(p)[1]
+        return [], []
+    _, other, broken = _directory_files(p)
+    return other, broken
+
+
+def _named(paths: list[str]) -> str:
+    return ", ".join(shown(f) for f in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def skipped_files_warning(path: str) -> str | None:
-    skipped = skipped_files(path)
-    if not skipped:
-        return None
-    named = ", ".join(shown(f) for f in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
-    kinds = ", ".join(FORMATS)
-    return f"data.path {shown(path)}: {len(skipped)} file(s) of another kind not read ({named}): only {kinds} are"
+    other, broken = skipped_files(path)
+    said = []
+    if other:
+        kinds = ", ".join(FORMATS)
+        said.append(f"{len(other)} file(s) of another kind not read ({_named(other)}): only {kinds} are")
+    if broken:
+        ends = _named([f"{f} -> {os.readlink(f)}" for f in broken])
+        said.append(f"{len(broken)} link(s) to nothing not read ({ends}): a disk not mounted?")
+    return f"data.path {shown(path)}: {'; '.join(said)}" if said else None
 
 
 def local_text_field(builder: str, text_field: str, path: str) -> str:

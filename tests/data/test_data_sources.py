@@ -363,6 +363,14 @@ def test_a_linked_directory_is_read_once_and_a_link_up_the_tree_is_no_loop(tmp_p
         "again/s1.txt",
         "real/a.txt",
     ], files
+    from nsa_train.data.sources import skipped_files_warning
+
+    assert skipped_files_warning(str(corpus)) is None
+    (corpus / "disk2").symlink_to(tmp_path / "not-mounted" / "shards")  # a disk not mounted: said, not skipped
+    assert skipped_files_warning(str(corpus)) == (
+        f"data.path {corpus}: 1 link(s) to nothing not read ({corpus / 'disk2'} -> "
+        f"{tmp_path / 'not-mounted' / 'shards'}): a disk not mounted?"
+    )
 
 
 @pytest.mark.parametrize(
