@@ -214,11 +214,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             raise ConfigError(f"{where}: {key}: expected a list, got {_kind(value)}")
         (et,) = typing.get_args(tp) or (Any,)
         return [_coerce(v, et, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if tp in (int, float) and (odd := _written_as(value)) is not None:
-        raise ConfigError(
-            f"{where}: {key}: YAML reads {value.text} as {_plain(value)} ({odd}): write the number you mean in "
-            "plain decimal"
-        )
+    if tp in (int, float):
+        _no_odd_numbers(value, key, where)
     if tp is bool:
         if isinstance(value, bool):
             return value
