@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         say_once_for_all_ranks(refusal, rank, world_size)
         return EXIT_USER_ERROR
 
+    # the stop handlers before the boot record: a stop from then on (a tmux session killed at once) is this attempt's.
+    # Noted until the try below, and raised there: raised here, it would escape the end record's `finally`
+    stop = StopRequests(run_dir, rank == 0)
+    stop.starting = False
+    stop.install_signal_handlers()
     try:
         sign_held_locks()
         hb = HeartbeatWriter(run_dir, rank)
@@ -213,11 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     trainer: Trainer | None = None
     reason, status, step = schema.END_ERROR, EXIT_ERROR, 0
     shared_error: str | None = None  # met by every rank, said by rank 0: another rank says it if rank 0 could not
-    stop = StopRequests(run_dir, rank == 0)
     try:
         # before torch's import and the config: a stop in the start's first seconds (a tmux session killed at once)
         # ended without an end record, or with a KeyboardInterrupt traceback read as a crash
-        stop.install_signal_handlers()
+        stop.starting = True
+        if stop.signal_name is not None:  # one came before this try
+            raise StoppedAtStart(stop.signal_name)
         hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
         hb.liveness_every_s = cfg.monitor.liveness_every_s
