@@ -311,22 +311,16 @@ def check_compute(cfg: Config, vocab: int, gpus: list[tuple[str, int]], world: i
     """What a trained token costs and what 1% MFU is in tokens/s on these GPUs: the scale `nsa status` judges a
     run's tokens/s on (throughput_low's min_mfu)."""
     from nsa_train.config.flops import train_flops_per_token
-    from nsa_train.telemetry.mfu import table_peak_flops
+    from nsa_train.telemetry.mfu import peak_flops
 
     flops = train_flops_per_token(cfg, vocab)
     cost = f"{flops:.2e} FLOPs per trained token (forward + backward, at seq_len {cfg.train.seq_len})"
     precision = "bf16" if bf16 else ("tf32" if cfg.runtime.tf32 and gpus else "fp32")  # a CPU has no TF32
-    if not gpus:
-        if cfg.monitor.peak_tflops is None:
-            return row("compute", SKIP, f"{cost}; MFU needs a GPU's peak (or monitor.peak_tflops)")
-        name = "device"
-    else:
-        name = gpus[0][0]
-    peak = (
-        cfg.monitor.peak_tflops * 1e12
-        if cfg.monitor.peak_tflops is not None
-        else table_peak_flops(name, "bf16" if bf16 else "fp32", cfg.runtime.tf32)
-    )
+    if not gpus and cfg.monitor.peak_tflops is None:
+        return row("compute", SKIP, f"{cost}; MFU needs a GPU's peak (or monitor.peak_tflops)")
+    gpu = gpus[0][0] if gpus else None
+    name = gpu or "device"
+    peak = peak_flops(gpu, "bf16" if bf16 else "fp32", cfg.runtime.tf32, cfg.monitor.peak_tflops)
     if peak is None:
         return row("compute", SKIP, f"{cost}; no datasheet peak for {name}: set monitor.peak_tflops for MFU")
     one_percent = 0.01 * peak * world / flops

@@ -279,13 +279,16 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {item!r}: bad key {key!r}")
     if not raw.strip():
         return key.split("."), ""
+    loader = _UniqueKeyLoader(raw)  # one parse: the node says where the value ends, and builds it
     try:
-        node = yaml.compose(raw, Loader=_UniqueKeyLoader)  # type: ignore[arg-type]
-        value = yaml.load(raw, Loader=_UniqueKeyLoader)  # a SafeLoader
+        node = loader.get_single_node()
+        value = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         if raw.lstrip()[:1] in ("'", '"', "[", "{"):  # begun as YAML, so meant as YAML: its text would be wrong
             raise ConfigError(f"--set {item!r}: not valid YAML ({_yaml_problem(e)})") from None
         return key.split("."), raw  # `a: b` and the like: the text as it is
+    finally:
+        loader.dispose()
     rest = raw[node.end_mark.index :].strip() if node is not None else raw.strip()
     if rest.startswith("#"):  # `data.path=shard #1` read as `shard`: another path, without a word
         raise ConfigError(

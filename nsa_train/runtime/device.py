@@ -84,12 +84,7 @@ def device_name(device: torch.device) -> str:
 
 
 def peak_flops(device: torch.device, precision: str, rt: RuntimeConfig, peak_tflops: float | None) -> float | None:
-    """One device's peak FLOP/s for this run's matmuls: monitor.peak_tflops when set, else the datasheet table
-    (nsa_train.telemetry.mfu) for a known GPU; None on CPU (no meaningful peak) and for an unknown card."""
-    if peak_tflops is not None:
-        return peak_tflops * 1e12
-    if device.type != "cuda":
-        return None
-    from nsa_train.telemetry.mfu import table_peak_flops
+    """One device's peak FLOP/s for this run's matmuls (nsa_train.telemetry.mfu.peak_flops)."""
+    from nsa_train.telemetry.mfu import peak_flops as resolve
 
-    return table_peak_flops(device_name(device), precision, rt.tf32)
+    return resolve(device_name(device) if device.type == "cuda" else None, precision, rt.tf32, peak_tflops)

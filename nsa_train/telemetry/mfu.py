@@ -41,6 +41,15 @@ def table_peak_flops(device_name: str, precision: str, tf32: bool) -> float | No
     return None
 
 
+def peak_flops(gpu_name: str | None, precision: str, tf32: bool, peak_tflops: float | None) -> float | None:
+    """One device's peak FLOP/s for a run's matmuls: monitor.peak_tflops when given, else the datasheet table for
+    a known GPU (``gpu_name``); None for a CPU (``gpu_name`` None: no meaningful peak) and for an unknown card.
+    One rule for the trainer's run.json and `nsa check`'s compute row."""
+    if peak_tflops is not None:
+        return peak_tflops * 1e12
+    return table_peak_flops(gpu_name, precision, tf32) if gpu_name is not None else None
+
+
 def _positive(x: Any) -> float | None:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x <= 0:
         return None
