@@ -56,21 +56,23 @@ class WatchApp(App):
     CSS_PATH = "watch.tcss"
     TITLE = "nsa watch"
     HORIZONTAL_BREAKPOINTS: ClassVar = [(0, "-narrow"), (140, "-wide")]
+    # Ordered by what a user on a small terminal needs first (the footer crops from the right), with labels short
+    # enough that every key fits 80 columns with several runs open: at 80 columns "next run" was cut and "re-read"
+    # gone. `?` lists every key, with the command palette (ctrl+p), whose footer entry gave way for them.
     BINDINGS: ClassVar = [
         Binding("q", "quit", "quit"),
-        # second: the footer crops from the right at 80-100 columns, and help lists every key
         Binding("question_mark", "help", "help"),
         # a viewer that replaces `tail -f`: ctrl+c quits at once (Textual's default only says "press ctrl+q")
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("h", "halt", "halt"),
         Binding("d", "dump", "dump"),
-        Binding("s", "smoothing", "smooth"),
-        Binding("l", "log_y", "log y"),
-        Binding("x", "x_axis", "x axis"),
-        Binding("c", "compare", "compare"),
-        Binding("tab,right", "next_run", "next run"),
-        Binding("shift+tab,left", "prev_run", "prev", show=False),
         Binding("r", "reread", "re-read"),
+        Binding("tab,right", "next_run", "next"),
+        Binding("shift+tab,left", "prev_run", "prev", show=False),
+        Binding("c", "compare", "compare"),
+        Binding("s", "smoothing", "smooth"),
+        Binding("l", "log_y", "log"),
+        Binding("x", "x_axis", "axis"),
     ]
 
     def __init__(
@@ -132,7 +134,7 @@ class WatchApp(App):
                 with Vertical(id="side-right"):
                     yield RanksPanel(id="ranks")
                     yield EventsPane(id="events")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         if len(self.runs) < 2:

@@ -67,3 +67,25 @@ async def test_help_key_is_in_the_footer_at_80_columns(healthy_run):
         async with app.run_test(size=(width, 24)) as pilot:
             await wait_loaded(pilot, app)
             assert "? help" in screen_lines(app)[-1]
+
+
+@async_test
+async def test_every_footer_key_is_in_view_at_80_columns_with_several_runs(tmp_path):
+    """With two runs at 80 columns the footer cut "next run" short and left out `r re-read` (and whatever follows):
+    on a small SSH terminal those keys could not be found without `?`."""
+    runs = []
+    for name in ("first", "second"):
+        make_v1_run(tmp_path / name, steps=600, total_steps=6000, state="running", now=NOW)
+        freeze_mtimes(tmp_path / name)
+        runs.append(tmp_path / name)
+    app = make_app(*runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        footer = screen_lines(app)[-1]
+        # what the footer is asked to show, one entry per action (a binding of two keys shows one of them)
+        shown = {a.binding.action: a.binding for a in app.screen.active_bindings.values() if a.binding.show}
+        assert len(shown) == 10, sorted(shown)
+        for b in shown.values():
+            key = app.get_key_display(b)
+            assert f"{key} {b.description} " in footer + " ", (key, b.description, footer)
+        assert "r re-read" in footer and "c compare" in footer

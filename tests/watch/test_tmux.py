@@ -47,7 +47,7 @@ def test_nsa_watch_in_a_tmux_pane(tmux_socket, runs_dir):
         _screen_until(tmux_socket, lambda s: "re-read every file from scratch" in s, timeout=5)
         _tmux(tmux_socket, "send-keys", "-t", "watch", "Escape")
         _screen_until(tmux_socket, lambda s: "re-read every file from scratch" not in s, timeout=5)
-        assert "re-read" in screen and "next run" not in screen  # every key of one run fits; no run to switch to
+        assert "r re-read" in screen and "→ next" not in screen  # every key of one run fits; no run to switch to
         _tmux(tmux_socket, "send-keys", "-t", "watch", "q")
         # after q the shell runs `sleep`: the dashboard is gone from the pane
         _screen_until(tmux_socket, lambda s: "q quit" not in s, timeout=5)

@@ -21,6 +21,7 @@ HELP = """[b]nsa watch[/b] — keys (also in the command palette, ctrl+p)
   tab, →, ←   next / previous run (or click a run's name)
   r           re-read every file from scratch
   ?           this help (escape closes)
+  ctrl+p      command palette: every action by name
 """
 
 
