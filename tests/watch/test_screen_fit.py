@@ -89,3 +89,22 @@ async def test_every_footer_key_is_in_view_at_80_columns_with_several_runs(tmp_p
             key = app.get_key_display(b)
             assert f"{key} {b.description} " in footer + " ", (key, b.description, footer)
         assert "r re-read" in footer and "c compare" in footer
+
+
+@async_test
+async def test_an_alerts_rule_line_is_never_wrapped_at_80_columns(tmp_path):
+    """At 80x24 a stalled run's panel read "CRIT  heartbeat_stale since step 15" and, on the next row, "00": the
+    rule's line was wider than the panel and wrapped, and the step read as 15."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    make_v1_run(tmp_path / "stalled", steps=1500, state="stalled", now=NOW)
+    freeze_mtimes(tmp_path / "stalled")
+    app = make_app(tmp_path / "stalled")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        assert [a.rule for a in panel.verdict.alerts] == ["heartbeat_stale"]
+        lines = panel.render().plain.splitlines()
+        assert all(cell_len(line) <= panel.content_size.width for line in lines), lines
+        assert lines[0].rstrip().endswith("heartbeat_stale step 1500"), lines[0]
+        assert any("heartbeat_stale step 1500" in row for row in screen_lines(app))

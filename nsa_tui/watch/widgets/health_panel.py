@@ -66,7 +66,11 @@ class HealthPanel(Widget):
             t.append(f" {sev} ", style=SEV_STYLE.get(a.severity, "reverse"))
             t.append(f" {a.rule}", style="bold")
             if a.since_step is not None:
-                t.append(f" since step {a.since_step}", style="grey62")
+                # whole or shorter, never wrapped: at 80 columns "since step 15" / "00" read as step 15
+                head = len(sev) + 3 + len(a.rule)
+                since = [s for s in (f" since step {a.since_step}", f" step {a.since_step}") if head + len(s) <= width]
+                if since:
+                    t.append(since[0], style="grey62")
             t.append("\n" + "\n".join(_fitted(a.message, width, msg_lines)))
         self._start_warnings(t, v, width, 1)
         return t
