@@ -265,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             stop.restore_signal_handlers()
         hb.liveness(step, force=True, best_effort=True)
-        hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True)
+        # a resume refused before its checkpoint loaded changed nothing of the run: the tools keep its verdict
+        refused = args.resume and status == EXIT_USER_ERROR and not (trainer is not None and trainer.resumed)
+        extra = {schema.RESUME_REFUSED: True} if refused else {}
+        hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True, **extra)
         hb.close()
         if rank == 0:
             print(f"[end] {reason} at step {step} (exit status {status})")

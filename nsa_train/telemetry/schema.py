@@ -124,6 +124,10 @@ EVAL_FIELDS = ("val_loss", "val_ppl")
 CHECKPOINT_FIELDS = ("path", "seconds", "bytes", "disk_free_gb", "pointers")
 STALL_FIELDS = ("seconds_since_progress", "dump")
 END_FIELDS = ("reason", "exit_status")
+# In an `end` record: true when a --resume was refused (a user error: config, data, checkpoint) before its checkpoint
+# loaded. The attempt wrote nothing but its records: the run's checkpoints, config.yaml, run.json and summary.json
+# are as the attempt before it left them, and the tools judge the run by that attempt (a finished run stays finished)
+RESUME_REFUSED = "resume_refused"
 ERROR_FIELDS = ("message",)
 
 END_COMPLETED = "completed"

@@ -270,6 +270,8 @@ def render_human(j: Judged) -> None:
         console.print(
             f"  [yellow]new attempt[/] {where}: step and metrics above are the last attempt's until its first step"
         )
+    if refused := v.get("refused_resume"):  # v.get: a remote nsa may predate the key
+        console.print(f"  [yellow]resume refused[/] (the run is as its last attempt left it): {escape(str(refused))}")
     for w in v.get("start_warnings") or []:  # v.get: a remote nsa may predate the key
         console.print(f"  [yellow]at start[/] {escape(str(w))}")
     for a in v["alerts"]:

@@ -64,6 +64,9 @@ class Verdict:
     host: str | None = None
     via: str | None = None  # over SSH: 'ssh' (tails read remotely, judged here) or 'remote-nsa'
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
+    # why the newest start, a --resume refused before its checkpoint loaded, was refused; the verdict is the run's as
+    # the attempt before it left it (docs/health.md, States); null when the newest start was not one
+    refused_resume: str | None = None
     attention_impl: str | None = None  # run.json's: the attention path(s) the trainer runs ('cmp=fast sel=triton ...')
     # context files there but unreadable (run.json, config.yaml, summary.json, ...): [{file, problem}]; what they say
     # (attention path, config and monitor section, mean tok/s) is then missing from the verdict
@@ -330,5 +333,6 @@ def evaluate(
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get("attention_impl"),
         start_warnings=h.start_warnings,
+        refused_resume=h.refused_resume,
         unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
     )

@@ -195,12 +195,13 @@ class RunHistory:
         # (start step, progress points too or evals only) of each cut that removed something, in order: for readers
         # that mirror the history (the dashboard's charts) and must take back the same points
         self.truncations: list[tuple[int, bool]] = []
+        self._refusals_cache: tuple[tuple[int, int], list[tuple[Event, float]]] | None = None
         self._row_step: dict[str, int] = {}  # the last row's step per training.csv / val.csv: a step back is a restart
         # context filled by the loader
         self.run_info: dict[str, Any] = {}
         self.config: dict[str, Any] = {}
         self.launch: dict[str, Any] = {}
-        self.exit_status: int | None = None
+        self.launcher_status: int | None = None  # the exit_status file as read (``exit_status`` judges it)
         self.console_tail: list[str] = []
         self.halt_requested = False
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
@@ -686,11 +687,105 @@ class RunHistory:
 
     def _attempt(self) -> tuple[Event | None, float | None]:
         """(the current attempt's boot, when it started): one scan of the events for the properties below, which
-        the dashboard asks several times per redraw. A launch not booted yet has no boot and starts at launch."""
+        the dashboard asks several times per redraw. A launch not booted yet has no boot and starts at launch. A
+        resume refused before its checkpoint loaded is no attempt: the run is the one before it."""
         boot = self._newest_boot()
         if self._launched_after(boot):
             return None, self.launch_ts
+        refused = self._refusals()
+        if refused and boot is not None and any(boot is b for b, _ in refused):
+            boot = _newest(
+                ev
+                for ev in self.events
+                if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and not any(ev is b for b, _ in refused)
+            )
         return boot, (boot.ts if boot is not None else None)
+
+    def _refusals(self) -> list[tuple[Event, float]]:
+        """(rank 0's boot, the next boot's time or inf) of each attempt that was a --resume refused before its
+        checkpoint loaded (its rank-0 end record says ``resume_refused``): the records in between are that attempt's,
+        and it changed nothing of the run (docs/health.md, States). Cached per records read: the dashboard asks
+        often."""
+        key = (self.records, len(self.events))
+        if self._refusals_cache is not None and self._refusals_cache[0] == key:
+            return self._refusals_cache[1]
+        ends = [
+            ev.ts
+            for ev in self.events
+            if ev.kind == schema.KIND_END
+            and ev.rank in (0, None)
+            and ev.ts is not None
+            and ev.fields.get(schema.RESUME_REFUSED) is True
+        ]
+        out: list[tuple[Event, float]] = []
+        if ends:
+            boots = sorted(
+                (
+                    ev
+                    for ev in self.events
+                    if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and ev.ts is not None
+                ),
+                key=_event_time,
+            )
+            for i, boot in enumerate(boots):
+                until = boots[i + 1].ts if i + 1 < len(boots) else math.inf
+                if any(boot.ts <= t < until for t in ends):  # type: ignore[operator]
+                    out.append((boot, until))  # type: ignore[arg-type]
+        self._refusals_cache = (key, out)
+        return out
+
+    def _refused_record(self, rank: int | None, ts: float | None) -> bool:
+        """A record written by a refused resume's process (its ranks boot up to BOOT_SKEW_S before rank 0)."""
+        if ts is None:
+            return False
+        for boot, until in self._refusals():
+            start = boot.ts if rank in (0, None) else boot.ts - BOOT_SKEW_S  # type: ignore[operator]
+            if start <= ts < until:
+                return True
+        return False
+
+    @property
+    def refused_resume(self) -> str | None:
+        """Why the newest start was a refused --resume (its error record's message), when it was and no launch came
+        after it; None otherwise. The run is judged by the attempt before it: this says what was tried since."""
+        newest = self._newest_boot()
+        refused = self._refusals()
+        if newest is None or self._launched_after(newest) or not any(newest is b for b, _ in refused):
+            return None
+        until = next(u for b, u in refused if b is newest)
+        errors = [
+            ev
+            for ev in self.events
+            if ev.kind == schema.KIND_ERROR
+            and ev.rank in (0, None)
+            and ev.ts is not None
+            and newest.ts <= ev.ts < until  # type: ignore[operator]
+        ]
+        message = errors[0].fields.get("message") if errors else None
+        return message if isinstance(message, str) and message else "the resume was refused"
+
+    @property
+    def exit_status(self) -> int | None:
+        """The launcher's exit status (the exit_status file), unless the process it reports is a refused --resume
+        (`nsa launch --resume` refused by the trainer once started): that status is not the run's."""
+        status, launched = self.launcher_status, self.launch_ts
+        if status is None or launched is None:
+            return status
+        refused = self._refusals()
+        if not refused:
+            return status
+        # the launch's process is the first rank-0 boot after it
+        after = [
+            ev
+            for ev in self.events
+            if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and ev.ts is not None and ev.ts >= launched
+        ]
+        first = min(after, key=_event_time, default=None)
+        return None if first is not None and any(first is b for b, _ in refused) else status
+
+    @exit_status.setter
+    def exit_status(self, value: int | None) -> None:
+        self.launcher_status = value
 
     @property
     def boot_event(self) -> Event | None:
@@ -743,7 +838,15 @@ class RunHistory:
         """The current attempt's records of these kinds from its ranks, oldest first (by time; the files' feeding
         order says nothing)."""
         heard = self._in_attempt()
-        return sorted((ev for ev in self.events if ev.kind in kinds and heard(ev.rank, ev.ts)), key=_event_time)
+        refused = bool(self._refusals())  # a refused resume's records are no attempt's
+        return sorted(
+            (
+                ev
+                for ev in self.events
+                if ev.kind in kinds and heard(ev.rank, ev.ts) and not (refused and self._refused_record(ev.rank, ev.ts))
+            ),
+            key=_event_time,
+        )
 
     @property
     def restarted_since_progress(self) -> bool:

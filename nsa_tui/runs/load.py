@@ -206,7 +206,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     status = (bundle.text(schema.EXIT_STATUS) or "").strip()
     # one optional '-', then decimal digits: '--1' or '²' (isdigit, not int) must not raise
     h.exit_status = int(status) if status.removeprefix("-").isdecimal() else None
-    if status and h.exit_status is None:
+    if status and h.launcher_status is None:
         unreadable[schema.EXIT_STATUS] = f"not an exit status ({status[:40]!r})"
     console = bundle.files.get(schema.CONSOLE_LOG)
     if console is not None:

@@ -374,3 +374,61 @@ def test_the_dashboards_elapsed_is_the_attempts_and_stops_with_it(tmp_path: Path
     h = load_run(tmp_path / "resumed")
     assert evaluate(h, now).state != "finished"
     assert h.attempt_elapsed(now, ended=False) == pytest.approx(20.0, abs=1.0)  # not the hour since the first start
+
+
+def refused_resume(w: V1RunWriter, message: str) -> None:
+    """A --resume that the trainer refused once it had booted (the data files' contents changed, a checkpoint whose
+    bytes are damaged): its phase records up to the data, its error, and an end record that says it was refused."""
+    boot(w, resume=True)
+    w.phase("config")
+    w.phase("config", done=True, total_steps=60)  # the steps it was asked for, which it never trained
+    w.phase("data")
+    w.error(message)
+    w.ts += 1.0
+    for r in range(w.n_ranks):
+        w._hb(r, schema.KIND_END, 0, reason=schema.END_ERROR, exit_status=2, **{schema.RESUME_REFUSED: True})
+
+
+def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux_socket):
+    """A finished run resumed on changed data files (the same names and sizes): the trainer refused it at the data
+    phase, after its boot record, and the finished run read `crashed`, CRITICAL, step 40/60, from then on, though
+    nothing of the run had changed (its checkpoints, config and summary are the last attempt's). The refused attempt
+    is no attempt: the run keeps its verdict, and status says what was refused. Also launched by `nsa launch --resume`,
+    whose wrapper then records the trainer's exit status 2."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=40, total_steps=40, log_every=10, state="finished", now=time.time() - 300)
+    before = evaluate(load_run(path), w.ts + 30)
+    relaunch(w, tmux_socket, at=w.ts + 5)
+    message = "data.path data changed since the checkpoint: 1 file/120 documents then, 1 file/119 documents now"
+    refused_resume(w, message)
+    write_exit_status(path, 2)  # the launch's wrapper, once the trainer exited
+    now = w.ts + 30
+    for h in (load_run(path), read_model(path).history):
+        v = evaluate(h, now)
+        assert (v.state, v.health, v.alerts, v.step, v.total_steps) == ("finished", "ok", [], 40, 40)
+        assert (v.end_reason, v.exit_status, v.mean_toks_per_s) == ("completed", None, before.mean_toks_per_s)
+        assert v.refused_resume == message
+    s = json.loads(invoke("status", "--json", str(path)).stdout)
+    assert (s["state"], s["health"], s["refused_resume"]) == ("finished", "ok", message)
+    proc = invoke("status", str(path))
+    assert proc.exit_code == 0 and "finished" in proc.stdout and "process_exited" not in proc.stdout
+    assert f"resume refused (the run is as its last attempt left it): {message}" in " ".join(proc.stdout.split())
+    # a resume that then goes on is the run's attempt again, and nothing is said of the refused one
+    boot(w, resume=True)
+    start_training(w, 60, 40)
+    w.progress(1, loss=NEW_LOSS)
+    v = evaluate(load_run(path), w.ts + 1)
+    assert (v.state, v.step, v.total_steps, v.refused_resume) == ("running", 50, 60, None)
+
+
+def test_a_resume_that_failed_otherwise_still_reads_crashed(tmp_path):
+    """Only a refusal (its end record says so) keeps the run's verdict: a resume that failed on a bug is the run's
+    news, said as the crash it is."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=40, total_steps=40, log_every=10, state="finished", now=time.time() - 300)
+    boot(w, resume=True)
+    w.phase("config")
+    w.error("RuntimeError: boom")
+    w.end(schema.END_ERROR, 1)
+    v = evaluate(load_run(path), w.ts + 1)
+    assert (v.state, v.health, v.refused_resume) == ("crashed", "critical", None)

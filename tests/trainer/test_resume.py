@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,37 @@ def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_pa
         plan_launch(LaunchRequest(run_dir=str(run), resume=True, overrides=["train.steps=4"]), environ={})
     (data / "zz.jsonl").unlink()
     assert run_train(run, "train.steps=4", *sets, resume=True).returncode == 0  # the same files again
+
+
+def test_a_resume_refused_at_the_data_phase_leaves_a_finished_run_finished(tmp_path: Path) -> None:
+    """The corpus's contents changed, its file names and sizes did not: run.json's listing passes, and the data
+    stream refuses the resume once it has read the files (another document count), after the attempt's boot record.
+    `nsa status` then called the finished run crashed, CRITICAL (the refused attempt's end record was the latest),
+    though its checkpoints, config and summary were as they were. The end record says the resume was refused, and
+    the tools judge the run by the attempt before it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    text = "\n\n".join(f"paragraph {i} " + "the quick brown fox " * 12 for i in range(60)) + "\n"
+    (data / "a.txt").write_text(text)
+    run = tmp_path / "run"
+    sets = ("data.source=local", f"data.path={data}", "data.val_docs=4")
+    assert run_train(run, "train.steps=2", *sets).returncode == 0
+    summary = (run / schema.SUMMARY_JSON).read_text()
+    (data / "a.txt").write_text(text.replace("\n\n", " x", 1))  # two paragraphs one: the same size
+    proc = run_train(run, "train.steps=4", *sets, resume=True)
+    assert proc.returncode == 2 and "[boot]" in proc.stdout, proc.stderr  # refused late: after its boot record
+    assert "changed since the checkpoint" in proc.stderr
+    end = [r for r in records(run) if r["kind"] == "end"][-1]
+    assert (end["reason"], end["exit_status"], end.get(schema.RESUME_REFUSED)) == ("error", 2, True)
+    assert (run / schema.SUMMARY_JSON).read_text() == summary
+    nsa = [sys.executable, "-m", "nsa_tui"]
+    status = subprocess.run([*nsa, "status", "--json", str(run)], capture_output=True, text=True, timeout=60)
+    v = json.loads(status.stdout)
+    assert status.returncode == 0, status.stdout
+    assert (v["state"], v["health"], v["alerts"], v["step"], v["total_steps"]) == ("finished", "ok", [], 2, 2)
+    assert "changed since the checkpoint" in v["refused_resume"]
+    text_out = subprocess.run([*nsa, "status", str(run)], capture_output=True, text=True, timeout=60).stdout
+    assert "resume refused (the run is as its last attempt left it): data.path" in " ".join(text_out.split())
 
 
 def test_a_corpus_moved_to_another_place_continues_and_other_files_there_do_not(tmp_path: Path) -> None:
