@@ -1,9 +1,9 @@
 """Is a run's process still there, asked on the host it runs on (POSIX sh, shared by the `--host` scripts).
 
 A run started by `nsa launch` is alive while its tmux session is (the server its launch.json names); one
-started some other way while any rank's pid (from its records) exists on the host run.json names. Over ssh
-the script lists the host's live pids (from /proc: Linux, busybox too) and our side looks the ranks' pids
-up, as nsa_tui.runs.load does for a local run with os.kill(pid, 0).
+started some other way while any rank's pid (from its records) exists on the host its boot record (else
+run.json) names. Over ssh the script lists the host's live pids (from /proc: Linux, busybox too) and our side
+looks the ranks' pids up, as nsa_tui.runs.load does for a local run with os.kill(pid, 0).
 """
 
 from __future__ import annotations

@@ -796,6 +796,17 @@ class RunHistory:
         return self._attempt()[0]
 
     @property
+    def run_host(self) -> str | None:
+        """The machine the current attempt's trainer runs on, where its pids mean something: its boot record's
+        host (written before anything else, so a start killed before run.json has it), else run.json's; None when
+        neither says."""
+        boot = self.boot_event
+        host = boot.fields.get("host") if boot is not None else None
+        if not isinstance(host, str) or not host:
+            host = self.run_info.get("host")
+        return host if isinstance(host, str) and host else None
+
+    @property
     def attempt_start_ts(self) -> float | None:
         """When the current attempt booted (a resume boots again), or was launched while it has not booted yet;
         None when no record says."""

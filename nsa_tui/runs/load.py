@@ -274,7 +274,7 @@ def settle_liveness(h: RunHistory, pids_alive: bool | None, trainer_alive: bool 
 def local_trainer_alive(h: RunHistory, run_dir: Path) -> bool | None:
     """A rank of the current attempt is alive here as this run's trainer (its command line names nsa_train and
     this run directory); None for another machine's run."""
-    if h.run_info.get("host") != socket.gethostname():
+    if h.run_host != socket.gethostname():
         return None
     from nsa_tui.launch.dump import check_process
 
@@ -307,9 +307,9 @@ def started_after(pid: int, ts: float | None) -> bool:
 
 
 def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool]) -> bool | None:
-    """For a run of ``host`` (run.json's host): is any rank's pid still there, as ``alive`` says? None when the
-    run is another machine's or no record named a pid."""
-    if not host or h.run_info.get("host") != host:
+    """For a run of ``host`` (``h.run_host``: its boot record's, else run.json's): is any rank's pid still there, as
+    ``alive`` says? None when the run is another machine's or no record named a pid."""
+    if not host or h.run_host != host:
         return None
     pids = [r.pid for r in h.attempt_ranks.values() if r.pid]  # not an earlier attempt's: its pid may be reused
     return any(alive(p) for p in pids) if pids else None
@@ -345,7 +345,7 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
     """A run's history from the bounded tails of its files (the `nsa status` view).
 
     Liveness: tmux sessions are listed when the run has a launch.json (started by `nsa launch`);
-    otherwise, for a run of this host (run.json's host), the ranks' pids are checked.
+    otherwise, for a run of this host (its boot record's host, else run.json's), the ranks' pids are checked.
     """
     run_dir = Path(run_dir)
     if tmux_sessions is None and check_processes:

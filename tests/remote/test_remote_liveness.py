@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -50,11 +51,40 @@ def test_status_over_ssh_without_nsa_there_judges_a_run_by_its_pids(tmp_path, ss
         got = json.loads(remote.stdout)
         assert got["state"] == json.loads(local.stdout)["state"] == state, remote.stderr
         assert remote.exit_code == local.exit_code
-    # a run of another machine (run.json's host): its pids say nothing here
-    info = json.loads((tmp_path / "dead" / schema.RUN_JSON).read_text())
-    (tmp_path / "dead" / schema.RUN_JSON).write_text(json.dumps({**info, "host": "elsewhere"}))
+    # a run of another machine (its boot record's host, and run.json's): its pids say nothing here
+    _move_to(tmp_path / "dead", "elsewhere")
     remote = invoke("status", "--json", "--host", s.host, str(tmp_path / "dead"))
     assert json.loads(remote.stdout)["state"] == "running"
+
+
+def _move_to(run: Path, host: str) -> None:
+    """The run's records and run.json (when there) say it ran on ``host``."""
+    if (run / schema.RUN_JSON).exists():
+        info = json.loads((run / schema.RUN_JSON).read_text())
+        (run / schema.RUN_JSON).write_text(json.dumps({**info, "host": host}))
+    hb = run / schema.heartbeat_name(0)
+    recs = [json.loads(line) for line in hb.read_text().splitlines()]
+    hb.write_text("".join(json.dumps({**r, "host": host} if r["kind"] == "boot" else r) + "\n" for r in recs))
+
+
+def test_status_over_ssh_judges_a_start_killed_before_run_json_by_its_boot_record(tmp_path, sshd_factory, monkeypatch):
+    """A start killed before run.json (loading its data, building its model) was `starting` until stuck_at_start's
+    900 s: its boot record says the host, the host's pid list says the process is gone."""
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    for name, pid in (("alive", os.getpid()), ("dead", a_dead_pid())):
+        w = make_v1_run(tmp_path / name, state="starting", run_info={"host": socket.gethostname()})
+        w.pid, w.ts = pid, time.time()  # its last record written since the process started (not a reused pid)
+        w.phase("model")
+        (tmp_path / name / schema.RUN_JSON).unlink()
+    for name, state in (("alive", "starting"), ("dead", "crashed")):
+        local = invoke("status", "--json", str(tmp_path / name))
+        remote = invoke("status", "--json", "--host", s.host, str(tmp_path / name))
+        assert json.loads(remote.stdout)["state"] == json.loads(local.stdout)["state"] == state, remote.stderr
+        assert remote.exit_code == local.exit_code
+    _move_to(tmp_path / "dead", "elsewhere")  # another machine's: nothing here can tell
+    remote = invoke("status", "--json", "--host", s.host, str(tmp_path / "dead"))
+    assert json.loads(remote.stdout)["state"] == "starting"
 
 
 def test_watch_over_ssh_judges_a_run_by_its_pids(tmp_path, sshd):

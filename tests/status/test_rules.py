@@ -327,10 +327,7 @@ def test_dead_pid_of_a_run_on_this_host_is_crashed(tmp_path):
     import subprocess
     import sys
 
-    make_v1_run(tmp_path / "r", steps=100, now=NOW)
-    info = json.loads((tmp_path / "r" / "run.json").read_text())
-    info["host"] = socket.gethostname()
-    (tmp_path / "r" / "run.json").write_text(json.dumps(info))
+    make_v1_run(tmp_path / "r", steps=100, now=NOW, run_info={"host": socket.gethostname()})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     for pid, state in ((dead.pid, "crashed"), (os.getpid(), "running")):
@@ -501,10 +498,7 @@ def test_a_pid_reused_by_a_later_process_is_not_the_run(tmp_path):
     import time
 
     def judged_with(pid: int, records_ts: float) -> str:
-        make_v1_run(tmp_path / str(pid), steps=100, now=records_ts, age_s=0.0)
-        info = json.loads((tmp_path / str(pid) / "run.json").read_text())
-        info["host"] = socket.gethostname()
-        (tmp_path / str(pid) / "run.json").write_text(json.dumps(info))
+        make_v1_run(tmp_path / str(pid), steps=100, now=records_ts, age_s=0.0, run_info={"host": socket.gethostname()})
         hb = tmp_path / str(pid) / "heartbeat_rank0.jsonl"
         lines = hb.read_text().splitlines()
         hb.write_text("\n".join(json.dumps(dict(json.loads(line), pid=pid)) for line in lines) + "\n")

@@ -30,13 +30,11 @@ def a_dead_pid() -> int:
 
 
 def this_hosts_run(path: Path, pid: int) -> None:
-    """A v1 run of this machine (run.json's host) whose ranks had ``pid``, no launch.json, no end record."""
-    w = make_v1_run(path, steps=200, now=time.time())
+    """A v1 run of this machine (its boot record's and run.json's host) whose ranks had ``pid``, no launch.json, no
+    end record."""
+    w = make_v1_run(path, steps=200, now=time.time(), run_info={"host": socket.gethostname()})
     w.pid = pid
     w.progress(1)
-    info = json.loads((path / schema.RUN_JSON).read_text())
-    info["host"] = socket.gethostname()
-    (path / schema.RUN_JSON).write_text(json.dumps(info))
 
 
 def model_verdict(m: RunModel, now: float):
