@@ -97,6 +97,34 @@ PHASES = ("config", "data", "model", "compile", "train")
 # the boot re-creates its request on this, not on the wording of the warning that says it)
 STALE_HALT_REMOVED = "stale_halt_removed"
 
+# A `phase` record holds `phase` and that phase's fields, written as the phase starts.
+PHASE_FIELDS = {
+    "config": ("config_path",),
+    "data": ("source", "tokenizer"),
+    "model": ("attention",),
+    "compile": ("enabled",),
+    "train": ("start_step", "warnings", STALE_HALT_REMOVED),
+}
+# Two phases write a second kind of record: `config` once the machine is known (with `done: true`; total_steps is
+# this attempt's train.steps, which a resume may change before run.json is rewritten) ...
+CONFIG_DONE_FIELDS = ("done", "total_steps", "device", "precision", "threads", "micro_batch", "warnings")
+# ... and `data` while a resume replays its stream to the saved position (documents re-read, the saved index)
+DATA_REPLAY_FIELDS = ("replayed", "replay_of")
+
+
+def phase_fields(record: dict[str, Any]) -> tuple[str, ...] | None:
+    """The fields a phase record holds besides the common ones, by its phase and which of its records it is; None
+    for a phase not in PHASES."""
+    phase = record.get("phase")
+    if phase not in PHASE_FIELDS:
+        return None
+    if phase == "config" and "done" in record:
+        return ("phase", *CONFIG_DONE_FIELDS)
+    if phase == "data" and "replayed" in record:
+        return ("phase", *DATA_REPLAY_FIELDS)
+    return ("phase", *PHASE_FIELDS[phase])
+
+
 # A `progress` record holds every metric of one step (rank 0, every log_every steps).
 # Units are in the names: *_s seconds, *_gb GiB (2**30 bytes), toks_per_s tokens/second.
 PROGRESS_FIELDS = (
@@ -228,5 +256,9 @@ def validate(record: dict[str, Any]) -> list[str]:
         KIND_CHECKPOINT: CHECKPOINT_FIELDS,
         KIND_ERROR: ERROR_FIELDS,
     }.get(kind, ())
+    if kind == KIND_PHASE:
+        required = phase_fields(record) or ("phase",)
+        if "phase" in record and record["phase"] not in PHASE_FIELDS:
+            problems.append(f"unknown phase {record['phase']!r}")
     problems += [f"{kind} record missing {k!r}" for k in required if k not in record]
     return problems

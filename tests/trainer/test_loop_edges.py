@@ -185,6 +185,7 @@ def test_the_wait_for_a_replaying_stream_is_reported_while_it_moves(tmp_path: Pa
         ("data", 12_000, 2_000_000, 600),
         ("data", 30_000, 2_000_000, 600),
     ]
+    assert all(set(r) == {*schema.COMMON_FIELDS, "phase", *schema.DATA_REPLAY_FIELDS} for r in phases), phases
     assert len(touched) == 2
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "[data] 30s waiting for the first batch"

@@ -38,6 +38,9 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert config_done["phase"] == "config" and config_done["total_steps"] == 6  # before run.json exists
     assert recs[-1]["reason"] == "completed" and recs[-1]["exit_status"] == 0
     assert "liveness" in kinds
+    # each phase record holds exactly what the schema declares for it (a replay report: test_loop_edges.py)
+    for r in (r for r in recs if r["kind"] == "phase"):
+        assert set(r) == {*schema.COMMON_FIELDS, *schema.phase_fields(r)}, r
 
     progress = [r for r in recs if r["kind"] == "progress"]
     assert [r["step"] for r in progress] == [2, 4, 6]
