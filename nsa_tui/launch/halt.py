@@ -59,12 +59,6 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
     return run_dir / schema.CHECKPOINT_DIR / name if name and "/" not in name else None
 
 
-def _rank0_records(run_dir: Path) -> list[dict]:
-    files = runstate.heartbeat_files(run_dir)
-    first = files.get(0) or (next(iter(files.values())) if files else None)
-    return runstate.tail_records(first) if first else []
-
-
 def request_halt(run_dir: Path) -> Path:
     halt = run_dir / schema.HALT_FILE
     try:
@@ -93,7 +87,7 @@ def _gone(run_dir: Path, launch: dict | None) -> bool:
     from nsa_tui.launch.dump import rank_processes
 
     if launch is None:  # started by hand: no session, no exit status; its ranks' pids, when it ran here
-        return _run_host(run_dir) == socket.gethostname() and not any(
+        return runstate.run_host(run_dir) == socket.gethostname() and not any(
             p.problem is None for p in rank_processes(run_dir)
         )
     if session_alive(run_dir, launch) is not False or runstate.read_exit_status(run_dir) is not None:
@@ -113,15 +107,6 @@ def session_alive(run_dir: Path, launch: dict | None) -> bool | None:
 def _session(run_dir: Path, launch: dict) -> str:
     session = launch.get("tmux_session")
     return session if isinstance(session, str) and session else tmux.session_name(run_name(run_dir))
-
-
-def _run_host(run_dir: Path) -> str | None:
-    """The machine the run's trainer ran on (its boot record's host, else run.json's)."""
-    boot = runstate.last_record(_rank0_records(run_dir), schema.KIND_BOOT)
-    if boot is not None and isinstance(boot.get("host"), str):
-        return boot["host"]
-    host = (runstate.read_run_json(run_dir) or {}).get("host")
-    return host if isinstance(host, str) else None
 
 
 def _not_running(run_dir: Path, launch: dict | None) -> UserError:
@@ -151,7 +136,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     # an end from before the launch is an earlier attempt's (the one --resume or --force follows)
     if before.ended and (launched is None or _at_or_after(before.end_record or {}, launched)):
         end = before.end_record or {}
-        records = _rank0_records(run_dir)
+        records = runstate.rank0_records(run_dir)
         status = runstate.read_exit_status(run_dir)
         return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status, True)
     status = runstate.read_exit_status(run_dir)
@@ -171,7 +156,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     asked_again = False
     next_liveness = time.monotonic() + LIVENESS_EVERY_S
     while time.monotonic() < deadline:
-        records = _rank0_records(run_dir)
+        records = runstate.rank0_records(run_dir)
         end = runstate.last_record(records, schema.KIND_END)
         # A resumed run's heartbeat still holds the end record of its earlier segment: only an
         # end written after this request answers it.
@@ -186,7 +171,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
             next_liveness = time.monotonic() + LIVENESS_EVERY_S
             # the wrapper writes the exit status before its session closes: gone without one is a dead run
             if _gone(run_dir, launch):
-                end = runstate.last_record(_rank0_records(run_dir), schema.KIND_END)
+                end = runstate.last_record(runstate.rank0_records(run_dir), schema.KIND_END)
                 if end is None or not _at_or_after(end, requested):
                     (run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # no stop for a later --resume to find
                     raise _not_running(run_dir, launch)

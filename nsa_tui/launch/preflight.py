@@ -66,8 +66,7 @@ def rank0_gone(run_dir: Path) -> bool:
     `--resume`, the remedy its error names, was refused as "holds a live run" for minutes."""
     from nsa_tui.launch.dump import rank_processes
 
-    info = runstate.read_run_json(run_dir) or {}
-    if info.get("host") != socket.gethostname():
+    if runstate.run_host(run_dir) != socket.gethostname():
         return False  # rank 0 elsewhere (a later node's launch): its pid means nothing here
     rank0 = next((p for p in rank_processes(run_dir) if p.rank == 0), None)
     return rank0 is not None and rank0.gone

@@ -41,6 +41,23 @@ def last_record(records: list[dict[str, Any]], kind: str | None = None) -> dict[
     return None
 
 
+def rank0_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The tail of rank 0's heartbeat file (the first rank's when rank 0 has none)."""
+    files = heartbeat_files(run_dir)
+    first = files.get(0) or (next(iter(files.values())) if files else None)
+    return tail_records(first) if first else []
+
+
+def run_host(run_dir: Path) -> str | None:
+    """The machine the run's trainer ran on: its boot record's host (written before anything else, so a start
+    killed before run.json has it), else run.json's (the tools' RunHistory.run_host is the same rule)."""
+    boot = last_record(rank0_records(run_dir), schema.KIND_BOOT)
+    if boot is not None and isinstance(boot.get("host"), str) and boot["host"]:
+        return boot["host"]
+    host = (read_run_json(run_dir) or {}).get("host")
+    return host if isinstance(host, str) and host else None
+
+
 def read_exit_status(run_dir: Path) -> int | None:
     try:
         return int((run_dir / schema.EXIT_STATUS).read_text().strip())

@@ -390,6 +390,26 @@ def test_a_recent_heartbeat_of_a_rank_0_that_is_gone_is_not_a_live_run(runs_dir,
     assert res.returncode == 1 and "holds a live run" in _one_error_line(res)
 
 
+def test_a_start_killed_before_run_json_is_no_live_run(runs_dir, tmux_socket):
+    """A trainer started by hand and killed before it wrote run.json: its boot record names the host (the rule
+    `nsa status` and `nsa halt` use), so a launch over it is not refused as "holds a live run" for minutes."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = runs_dir / "early"
+    run.mkdir()
+    boot = {"v": 1, "ts": time.time(), "kind": "boot", "rank": 0, "step": 0, "pid": gone.pid}
+    (run / "heartbeat_rank0.jsonl").write_text(json.dumps({**boot, "host": socket.gethostname()}) + "\n")
+    from nsa_tui.launch.preflight import occupancy
+
+    occ = occupancy(run, "nsa-early", load_config(None), resume=False)
+    assert not occ.live and occ.heartbeat_age_s is None
+    # another machine's boot: its pid means nothing here, so the recent heartbeat stands
+    (run / "heartbeat_rank0.jsonl").write_text(json.dumps({**boot, "host": "elsewhere.example"}) + "\n")
+    assert occupancy(run, "nsa-early", load_config(None), resume=False).live
+
+
 def test_not_enough_disk_for_checkpoints(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "huge", "--set", "model.vocab_size=4000000000", "--dry-run")
     assert res.returncode == 1
