@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import events
@@ -22,6 +24,7 @@ from textual.widgets import Footer
 
 from nsa_tui.health.checks import median_interval
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
+from nsa_tui.rundir import runs_root
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
@@ -108,6 +111,7 @@ class WatchApp(App):
         self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
         # run -> (the step of its verdict's ETA, when that step was reached)
         self._eta_from: dict[int, tuple[int | None, float]] = {}
+        self._status_cmds: dict[int, str] = {}  # run -> the `nsa status` command that lists all its alerts
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._mounted = threading.Event()  # readers post to the UI only once it can take messages
@@ -266,7 +270,7 @@ class WatchApp(App):
             if m.history.source_lost:  # an "ok" on the last data that came would vouch for a run nobody can see
                 v = dataclasses.replace(v, health="", unreachable=m.source.trouble() or "the run cannot be read")
             main.query_one(RunHeader).show(self._header_info(m, v, now))
-            main.query_one(HealthPanel).show(v)
+            main.query_one(HealthPanel).show(v, self._status_cmd())
             if force or mono - self._last_ranks >= PLOT_REDRAW_GAP_S - 0.05:
                 # at the charts' pace, data or not (a rank that went quiet must age on screen). Not with the
                 # header: the compositor repaints the box around all dirty regions, and header + this panel
@@ -360,6 +364,23 @@ class WatchApp(App):
             if eta is not None:
                 return max(0.0, eta - _counted(now - reached, due))
         return max(0.0, v.eta_s - _counted(now - since, due))
+
+    def _status_cmd(self) -> str:
+        """The command that lists every alert of the active run, for the health panel's "+N more" line: the run's
+        name where `nsa status` finds it by name, else its path (on the host with --host)."""
+        i = self.active
+        if i not in self._status_cmds:
+            m = self.runs[i]
+            if self.host:
+                cmd = f"nsa status --host {shlex.quote(self.host)} {shlex.quote(self.remote_runs[i])}"
+            else:
+                try:
+                    by_name = Path(m.where).resolve() == (runs_root() / m.name).resolve()
+                except (OSError, ValueError):
+                    by_name = False
+                cmd = f"nsa status {shlex.quote(m.name if by_name or not m.where else m.where)}"
+            self._status_cmds[i] = cmd
+        return self._status_cmds[i]
 
     def _source_line(self, m: RunModel) -> str:
         """How a remote run is read; for a local one only what goes wrong (an unreadable file); and the last

@@ -3,6 +3,9 @@ run's state, every run tab, and the `?` key in the footer."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from fixtures.runs import make_v1_run
 from rich.cells import cell_len
 
@@ -108,3 +111,97 @@ async def test_an_alerts_rule_line_is_never_wrapped_at_80_columns(tmp_path):
         assert all(cell_len(line) <= panel.content_size.width for line in lines), lines
         assert lines[0].rstrip().endswith("heartbeat_stale step 1500"), lines[0]
         assert any("heartbeat_stale step 1500" in row for row in screen_lines(app))
+
+
+# three critical alerts and four warnings: at 80x24 the panel has rows for three alerts with their messages
+MIXED = ["nan_loss", "gate_collapse_severe", "disk_low_severe", "data_stall", "lr_mismatch", "fallbacks_rising"]
+MIXED += ["val_rising"]
+# the panel's last line: "+N more alerts (C critical): CMD", or at 80 columns "+N more (C CRIT): CMD"
+MORE = re.compile(r"│ \+(\d+) more(?: alerts?)?(?: \((\d+) (?:critical|CRIT)\))?: (.*?)\s*│")
+# five more critical ones (a threshold rule on a metric every point has): more critical alerts than rows
+MORE_CRITICAL = {f"rss_over_{n}": {"metric": "rss_gb", "above": n * 0.1, "severity": "critical"} for n in range(5)}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+@pytest.mark.parametrize("extra_rules", [{}, MORE_CRITICAL], ids=["mixed", "more-critical-than-rows"])
+@async_test
+async def test_alerts_that_do_not_fit_the_health_panel_are_counted_most_severe_first(
+    tmp_path, monkeypatch, size, extra_rules
+):
+    """Seven alerts (`nsa status` listed them all) and a panel of six rows: three showed, the other four were cut off
+    without a word, and a critical alert could have been among them."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    app = _many_alerts(tmp_path, monkeypatch, extra_rules)
+    async with app.run_test(size=size) as pilot:
+        await wait_loaded(pilot, app)
+        assert len(app.query_one(HealthPanel).verdict.alerts) == 3 + len(extra_rules) + 4
+        assert app.query_one(HealthPanel).size.height == 6
+        _every_critical_alert_shown_or_counted(app)
+
+
+@async_test
+async def test_alerts_that_do_not_fit_beside_the_charts_are_counted(tmp_path, monkeypatch):
+    """On a wide screen the panel is as tall as its lines, up to its max-height: the lines past it were lost."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    app = _many_alerts(
+        tmp_path,
+        monkeypatch,
+        MORE_CRITICAL | {f"rss_warn_{n}": {"metric": "rss_gb", "above": n * 0.1} for n in range(5)},
+    )
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        assert len(panel.verdict.alerts) == 17 and panel.size.height == 14
+        _every_critical_alert_shown_or_counted(app)
+
+
+def _many_alerts(tmp_path, monkeypatch, extra_rules: dict):
+    monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path))  # the run is found by its name: `nsa status many`
+    make_v1_run(tmp_path / "many", steps=1500, state="running", now=NOW, alerts=MIXED, monitor={"rules": extra_rules})
+    freeze_mtimes(tmp_path / "many")
+    return make_app(tmp_path / "many")
+
+
+def _every_critical_alert_shown_or_counted(app) -> None:
+    """The panel's rule lines are the verdict's first alerts, critical first, and its last line counts the rest (and
+    the critical ones among them) and names `nsa status RUN`."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    panel = app.query_one(HealthPanel)
+    alerts = [(a.severity, a.rule) for a in panel.verdict.alerts]  # the engine's, as `nsa status` lists them
+    critical = {rule for sev, rule in alerts if sev == "critical"}
+    r = panel.region  # its box on the screen, border included
+    rows = [line[r.x : r.right] for line in screen_lines(app)[r.y : r.bottom]]
+    sev = {"CRIT": "critical", "WARN": "warning"}
+    shown = [(sev[m[1]], m[2]) for row in rows if (m := re.match(r"│\s+(CRIT|WARN)\s+(\S+)", row))]
+    assert shown == sorted(alerts, key=lambda a: a[0] != "critical")[: len(shown)], shown  # most severe first
+    more = [m for row in rows if (m := MORE.match(row))]
+    assert len(more) == 1, "\n".join(rows)
+    hidden_critical = len(critical - {rule for _, rule in shown})
+    assert int(more[0][1]) == len(alerts) - len(shown) and int(more[0][2] or 0) == hidden_critical, more[0][0]
+    assert more[0][3] == "nsa status many"
+    panel_rows = [i for i, row in enumerate(rows) if row.startswith("│")]
+    assert rows.index(more[0].string) == max(panel_rows) and len(panel_rows) == panel.size.height, rows
+
+
+@async_test
+async def test_alerts_that_fit_a_line_each_are_all_named_before_any_message(tmp_path, monkeypatch):
+    """Five alerts and a start warning in six rows: each alert took two rows, and three of them, with the warning,
+    were below the panel's edge."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path))
+    five = ["nan_loss", "gate_collapse_severe", "data_stall", "lr_mismatch", "fallbacks_rising"]
+    w = make_v1_run(tmp_path / "five", steps=1500, state="running", now=NOW, alerts=five)
+    w.phase("train", warnings=["a 5000-step run with no periodic checkpoints"])
+    freeze_mtimes(tmp_path / "five")
+    app = make_app(tmp_path / "five")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        assert len(panel.verdict.alerts) == 5 and panel.size.height == 6
+        lines = panel.render().plain.splitlines()
+        assert [line.split()[1] for line in lines[:5]] == [a.rule for a in panel.verdict.alerts], lines
+        assert lines[5].startswith("at start a 5000-step run") and len(lines) == 6, lines

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from nsa_tui.watch.verdict import VerdictView
+from nsa_tui.watch.verdict import SEVERITY_ORDER, AlertView, VerdictView
 
 SEV_STYLE = {"critical": "bold white on red", "error": "bold white on red", "warning": "black on yellow"}
 
@@ -21,9 +22,10 @@ class HealthPanel(Widget):
         super().__init__(**kw)
         self.border_title = "health"
         self.verdict = VerdictView()
+        self.status_cmd = ""  # the command that lists every alert of this run, named when some do not fit
 
-    def show(self, v: VerdictView) -> None:
-        if v == self.verdict:
+    def show(self, v: VerdictView, status_cmd: str = "") -> None:
+        if v == self.verdict and status_cmd == self.status_cmd:
             return
         grew = (
             len(v.alerts) != len(self.verdict.alerts)
@@ -33,6 +35,7 @@ class HealthPanel(Widget):
             or v.unreachable != self.verdict.unreachable
         )
         self.verdict = v
+        self.status_cmd = status_cmd
         self.refresh(layout=grew)  # a new height only when the number of alerts changed
 
     def render(self) -> Text:
@@ -46,20 +49,56 @@ class HealthPanel(Widget):
             said = textwrap.wrap(f"not judged while the run cannot be read: {v.unreachable}", width)
             t.append("\n".join(said), style="yellow")
             return t
+        rows = self._rows()
         if v.rules_problem:
             t.append(v.rules_problem + "\n", style="yellow")
+            rows -= 1
+        rows = max(1, rows)
         width = max(10, self.size.width)
-        rows = self.size.height or 8
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
+            shown = v.start_warnings
+            if len(shown) > rows - 1:  # more warnings than rows: the last row counts the rest
+                shown = shown[: max(0, rows - 2)]
             # the warnings share the rows below it, each wrapped over its part
-            self._start_warnings(t, v, width, max(1, (rows - 1) // max(1, len(v.start_warnings))))
+            self._start_warnings(t, shown, width, max(1, (rows - 1) // max(1, len(shown))))
+            self._more(t, [], len(v.start_warnings) - len(shown), width)
+            return t
+        # the most severe first, in the engine's order within a severity (sorted is stable)
+        alerts = sorted(v.alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 3))
+        warnings = v.start_warnings
+        if len(alerts) + len(warnings) > rows:
+            # Not even a line each: the last row says how many are hidden and where all of them are (cut off
+            # silently, a critical alert below the panel's edge went unseen). Alerts before start warnings, their
+            # rule lines before any message
+            keep = rows - 1
+            hidden = alerts[keep:]
+            alerts, warnings = alerts[:keep], warnings[: max(0, keep - len(alerts))]
+            self._alerts(t, alerts, width, [0] * len(alerts))
+            self._start_warnings(t, warnings, width, 1)
+            self._more(t, hidden, len(v.start_warnings) - len(warnings), width)
             return t
         # Every alert gets its rule line and every start warning one line; the messages share what is left of the
-        # panel, wrapped at words (on one unwrapped line each showed its first width's worth, however tall the panel)
-        rows = max(len(v.alerts), rows)
-        msg_lines = max(1, (rows - len(v.alerts) - len(v.start_warnings)) // len(v.alerts))
-        for n, a in enumerate(v.alerts):
+        # panel, wrapped at words (on one unwrapped line each showed its first width's worth, however tall the
+        # panel). Too few rows for a message line each: the most severe alerts get theirs
+        spare = rows - len(alerts) - len(warnings)
+        per = spare // len(alerts)
+        self._alerts(t, alerts, width, [per] * len(alerts) if per else [int(n < spare) for n in range(len(alerts))])
+        self._start_warnings(t, warnings, width, 1)
+        return t
+
+    def _rows(self) -> int:
+        """The rows the panel has for its lines: its height, or, where its height follows its content (beside the
+        charts on a wide screen), as many as its max-height lets it grow to (its height now is the last content's)."""
+        st = self.styles
+        if st.height is not None and st.height.is_auto and st.max_height is not None:
+            screen = self.app.size
+            return int(st.max_height.resolve(screen, screen)) - st.gutter.height
+        return self.size.height or 8
+
+    def _alerts(self, t: Text, alerts: list[AlertView], width: int, msg_lines: list[int]) -> None:
+        """Each alert's rule line, then its message wrapped into its share of ``msg_lines`` (0: none)."""
+        for n, (a, lines) in enumerate(zip(alerts, msg_lines, strict=True)):
             if n:
                 t.append("\n")
             sev = a.severity.upper()[:4]
@@ -71,19 +110,45 @@ class HealthPanel(Widget):
                 since = [s for s in (f" since step {a.since_step}", f" step {a.since_step}") if head + len(s) <= width]
                 if since:
                     t.append(since[0], style="grey62")
-            t.append("\n" + "\n".join(_fitted(a.message, width, msg_lines)))
-        self._start_warnings(t, v, width, 1)
-        return t
+            if lines:
+                t.append("\n" + "\n".join(_fitted(a.message, width, lines)))
 
-    def _start_warnings(self, t: Text, v: VerdictView, width: int, lines: int) -> None:
+    def _start_warnings(self, t: Text, warnings: list[str], width: int, lines: int) -> None:
         """What the trainer warned about as this attempt started: not alerts, but they stay in view all run
         (the events pane scrolls them away), each in ``lines`` rows at most."""
-        for w in v.start_warnings:
+        for w in warnings:
             said = _fitted("at start " + w, width, lines)
             t.append("\nat start", style="yellow")
             t.append(said[0].removeprefix("at start"), style="grey62")
             for line in said[1:]:
                 t.append("\n" + line, style="grey62")
+
+    def _more(self, t: Text, alerts: list[AlertView], warnings: int, width: int) -> None:
+        """The line that counts what the panel has no row for, and names the command that lists it all."""
+        if not alerts and not warnings:
+            return
+        critical = sum(SEVERITY_ORDER.get(a.severity) == 0 for a in alerts)
+        if t.plain and not t.plain.endswith("\n"):
+            t.append("\n")
+        line = more_line(len(alerts), critical, warnings, self.status_cmd, width)
+        t.append(line, style="bold red" if critical else "yellow")
+
+
+def more_line(alerts: int, critical: int, warnings: int, status_cmd: str, width: int) -> str:
+    """The panel's last line when some do not fit, "+3 more alerts (1 critical): nsa status RUN", or as much of it
+    as ``width`` holds: the count and how many are critical before the command."""
+    what = []
+    if alerts:
+        what.append(f"{alerts} more alert{'s' * (alerts != 1)}" + (f" ({critical} critical)" if critical else ""))
+    if warnings:
+        what.append(f"{warnings}{'' if alerts else ' more'} start warning{'s' * (warnings != 1)}")
+    said = "+" + ", ".join(what)
+    short = f"+{alerts + warnings} more" + (f" ({critical} CRIT)" if critical else "")
+    cmd = status_cmd or "nsa status"
+    for line in (f"{said}: {cmd}", f"{short}: {cmd}", f"{said}: nsa status", f"{short}: nsa status", said):
+        if cell_len(line) <= width:
+            return line
+    return short
 
 
 def _fitted(text: str, width: int, lines: int) -> list[str]:
