@@ -55,6 +55,12 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         alerts=alerts,
         eta_s=v.eta_s,
         mean_toks_per_s=v.mean_toks_per_s,
-        start_warnings=list(v.start_warnings),
+        # a refused --resume left the run as it was: said where the run's start notes stay in view
+        start_warnings=[*_refused(v.refused_resume), *v.start_warnings],
         rules_problem=rules_problem,
     )
+
+
+def _refused(message: str | None) -> list[str]:
+    """The health panel's line for a refused --resume (`nsa status` says the same), or none."""
+    return [f"a --resume was refused, the run is as its last attempt left it: {message}"] if message else []

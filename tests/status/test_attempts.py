@@ -413,6 +413,11 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     proc = invoke("status", str(path))
     assert proc.exit_code == 0 and "finished" in proc.stdout and "process_exited" not in proc.stdout
     assert f"resume refused (the run is as its last attempt left it): {message}" in " ".join(proc.stdout.split())
+    # the dashboard's health panel says it too, where the start warnings stay in view
+    from nsa_tui.watch.verdict import evaluate as watch_verdict
+
+    said = watch_verdict(read_model(path).history, now).start_warnings
+    assert said == [f"a --resume was refused, the run is as its last attempt left it: {message}"]
     # a resume that then goes on is the run's attempt again, and nothing is said of the refused one
     boot(w, resume=True)
     start_training(w, 60, 40)
