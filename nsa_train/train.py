@@ -985,7 +985,7 @@ class Trainer:
             "peak_flops": self.peak_flops,
             "config_path": str(self.config_path) if self.config_path else None,
             "resumed_from_step": self.step if self.args.resume else None,
-            # the local files this start reads (names, sizes): a later --resume compares them before it writes
+            # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
             "data_listing": data_listing(self.cfg.data),
         }

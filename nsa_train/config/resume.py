@@ -87,16 +87,16 @@ def resume_conflicts(saved: Config, new: Config) -> list[tuple[str, str]]:
 
 def moved_corpus(run_dir: Path, saved: Config, new: Config) -> bool:
     """Local files that moved (another data.path) and are the files the run's last start read, by run.json's
-    listing (names relative to data.path, sizes): a corpus moved to another disk continues (the checkpoint's own
-    fingerprint, with the document count, is compared again once they are read). False when the listing is not
-    known (an older run.json, more files than it lists)."""
+    listing (names relative to data.path, sizes, samples of their bytes: nsa_train.data.fingerprint.same_files): a
+    corpus moved to another disk continues (the checkpoint's own fingerprint, with the document count, is compared
+    again once they are read). False when the listing is not known (a run.json without one, more files than it
+    lists)."""
+    from nsa_train.data.fingerprint import same_files
+
     if not (saved.data.source == new.data.source == "local") or saved.data.path == new.data.path:
         return False
     listings = _listings(run_dir, new)
-    if listings is None:
-        return False
-    then, now = listings
-    return isinstance(then, list) and sorted([str(n), s] for n, s in then) == now
+    return listings is not None and same_files(*listings)
 
 
 def _listings(run_dir: Path, new: Config) -> tuple[Any, list[list[Any]]] | None:
@@ -262,7 +262,8 @@ def resume_notes(saved_config: Path, new: Config, step: int | None, overrides: l
     saved = load_saved_config(saved_config)
     moved = saved is not None and moved_corpus(saved_config.parent, saved, new)
     said = [
-        f"data.path {saved.data.path} -> {new.data.path}: the same files (names and sizes) as the run's last start"
+        f"data.path {saved.data.path} -> {new.data.path}: the same files as the run's last start (run.json's "
+        "data_listing)"
         if moved and saved is not None
         else None,
         config_changes(saved_config, new, overrides),
@@ -283,9 +284,9 @@ def missing_config_message(saved_config: Path) -> str:
 
 
 def data_change(run_dir: Path, new: Config) -> str | None:
-    """Why a resume cannot continue on the local files ``new`` names: they are not the files (names, sizes) run.json
-    says the run's last start read. None when that is not known (another source, an older run.json, files that do
-    not resolve: the trainer's later checks say those)."""
+    """Why a resume cannot continue on the local files ``new`` names: they are not the files (names, sizes, samples
+    of their bytes) run.json says the run's last start read. None when that is not known (another source, a run.json
+    without a listing, files that do not resolve: the trainer's later checks say those)."""
     from nsa_train.data.diagnose import shown
     from nsa_train.data.fingerprint import listing_change
 

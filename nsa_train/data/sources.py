@@ -208,7 +208,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
     if d.source == "local":
         builder, files = resolve_local_files(d.path)
-        listing = file_listing(d.path, files)  # the sizes of what is about to be read
+        listing = file_listing(d.path, files)  # the sizes and samples of what is about to be read
         datasets = import_datasets(offline=True)
         kwargs: dict[str, Any] = {"sample_by": "paragraph"} if builder == "text" else {}
         if builder == "parquet":
@@ -291,8 +291,8 @@ def _text_of(row: dict, field: str, description: str) -> str:
 
 
 def data_listing(data: Any) -> list[list[Any]] | None:
-    """[[name, bytes], ...] of a local source's files (run.json's `data_listing`: what a --resume compares before it
-    writes anything); None for another source or beyond LISTED_FILES files."""
+    """[[name, bytes, sample digest], ...] of a local source's files (run.json's `data_listing`: what a --resume
+    compares before it writes anything, fingerprint.py); None for another source or beyond LISTED_FILES files."""
     if data.source != "local" or not data.path:
         return None
     _, files = resolve_local_files(data.path)

@@ -214,6 +214,10 @@ RUN_JSON_FIELDS = (
     "flops_per_token",  # model FLOPs of one trained token (nsa_train.config.flops)
     "peak_flops",  # one device's peak FLOP/s for the run's precision; null on CPU or an unknown card
 )
+# An entry of run.json's `data_listing` (null but for local files, up to 1000 of them), one per file the start read:
+# its name relative to data.path, its bytes, and a digest of a bounded sample of them (nsa_train.data.fingerprint:
+# null for what is not a regular file). A run.json of an earlier version holds [name, bytes]: compared by those.
+DATA_LISTING_ENTRY = ("name", "bytes", "sample")
 
 
 def make_record(kind: str, rank: int, step: int, pid: int, ts: float, **fields: Any) -> dict[str, Any]:

@@ -149,7 +149,8 @@ def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_pa
     run = tmp_path / "run"
     sets = ("data.source=local", f"data.path={data}", "data.val_docs=4")
     assert run_train(run, "train.steps=2", *sets).returncode == 0
-    assert json.loads((run / schema.RUN_JSON).read_text())["data_listing"] == [["a.jsonl", 16790], ["b.jsonl", 16790]]
+    listing = json.loads((run / schema.RUN_JSON).read_text())["data_listing"]
+    assert [e[:2] for e in listing] == [["a.jsonl", 16790], ["b.jsonl", 16790]]
     heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
     shutil.copy(data / "a.jsonl", data / "zz.jsonl")
     proc = run_train(run, "train.steps=4", *sets, resume=True)
@@ -168,9 +169,55 @@ def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_pa
     assert run_train(run, "train.steps=4", *sets, resume=True).returncode == 0  # the same files again
 
 
+def test_a_resume_on_a_file_edited_at_the_same_size_is_refused_before_its_boot_record(tmp_path: Path) -> None:
+    """A .txt file edited in place, its size and its paragraphs kept: run.json listed names and sizes only, so the
+    resume passed the early check and trained on the changed text without a word (with another document count, it
+    was refused only after its boot record). Each listed file carries a digest of a sample of its bytes: refused
+    before anything is written, by the trainer and nsa launch alike. A run.json of the previous version, whose
+    listing is [name, bytes] pairs, resumes as before."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in "ab":
+        (data / f"{name}.txt").write_text("\n\n".join(f"{name} {i} " + "the quick brown fox " * 12 for i in range(40)))
+    run = tmp_path / "run"
+    sets = ("data.source=local", f"data.path={data}", "data.val_docs=4")
+    assert run_train(run, "train.steps=2", *sets).returncode == 0
+    listing = json.loads((run / schema.RUN_JSON).read_text())["data_listing"]
+    assert [e[0] for e in listing] == ["a.txt", "b.txt"]
+    assert all(len(e) == len(schema.DATA_LISTING_ENTRY) and len(e[2]) == 16 for e in listing)
+    heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
+    nsa = [sys.executable, "-m", "nsa_tui"]
+    before = subprocess.run([*nsa, "status", "--json", str(run)], capture_output=True, text=True, timeout=60).stdout
+    text = (data / "b.txt").read_text()
+    (data / "b.txt").write_text(text.replace("quick", "quiet", 1))  # the same size, the same paragraphs
+    proc = run_train(run, "train.steps=4", *sets, resume=True)
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        f"error: --resume: data.path {data} changed since the run's last start: 2 files then, 2 files now (b.txt "
+        "edited, the same size); the data position and the validation holdout would not be the same documents. "
+        "Restore the files or start a new run"
+    ) in proc.stderr
+    assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
+    after = subprocess.run([*nsa, "status", "--json", str(run)], capture_output=True, text=True, timeout=60).stdout
+    assert json.loads(after)["state"] == json.loads(before)["state"] == "finished"
+    from nsa_tui.errors import UserError
+    from nsa_tui.launch.launcher import LaunchRequest, plan_launch
+
+    with pytest.raises(UserError, match=r"--resume: data.path .* \(b\.txt edited, the same size\)"):
+        plan_launch(LaunchRequest(run_dir=str(run), resume=True, overrides=["train.steps=4"]), environ={})
+    (data / "b.txt").write_text(text)
+    run_json = json.loads((run / schema.RUN_JSON).read_text())
+    run_json["data_listing"] = [e[:2] for e in listing]  # as the previous version wrote it
+    (run / schema.RUN_JSON).write_text(json.dumps(run_json))
+    proc = run_train(run, "train.steps=4", *sets, resume=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run / schema.RUN_JSON).read_text())["data_listing"] == listing
+
+
 def test_a_resume_refused_at_the_data_phase_leaves_a_finished_run_finished(tmp_path: Path) -> None:
-    """The corpus's contents changed, its file names and sizes did not: run.json's listing passes, and the data
-    stream refuses the resume once it has read the files (another document count), after the attempt's boot record.
+    """The corpus's contents changed, its file names and sizes did not, and run.json's listing was written before
+    listings held samples of the bytes: it passes, and the data stream refuses the resume once it has read the files
+    (another document count), after the attempt's boot record.
     `nsa status` then called the finished run crashed, CRITICAL (the refused attempt's end record was the latest),
     though its checkpoints, config and summary were as they were. The end record says the resume was refused, and
     the tools judge the run by the attempt before it."""
@@ -182,6 +229,9 @@ def test_a_resume_refused_at_the_data_phase_leaves_a_finished_run_finished(tmp_p
     sets = ("data.source=local", f"data.path={data}", "data.val_docs=4")
     assert run_train(run, "train.steps=2", *sets).returncode == 0
     summary = (run / schema.SUMMARY_JSON).read_text()
+    run_json = json.loads((run / schema.RUN_JSON).read_text())
+    run_json["data_listing"] = [e[:2] for e in run_json["data_listing"]]  # names and sizes, as the previous version
+    (run / schema.RUN_JSON).write_text(json.dumps(run_json))
     (data / "a.txt").write_text(text.replace("\n\n", " x", 1))  # two paragraphs one: the same size
     proc = run_train(run, "train.steps=4", *sets, resume=True)
     assert proc.returncode == 2 and "[boot]" in proc.stdout, proc.stderr  # refused late: after its boot record
@@ -202,7 +252,8 @@ def test_a_resume_refused_at_the_data_phase_leaves_a_finished_run_finished(tmp_p
 def test_a_corpus_moved_to_another_place_continues_and_other_files_there_do_not(tmp_path: Path) -> None:
     """Moved to another disk (data.path changed, the same files): refused as `data.source 'local files A' ->
     'local files B'`, naming a key the user had not changed and advising the path that was gone. The files are
-    compared by run.json's listing (names relative to data.path, sizes), as a resume in place is."""
+    compared by run.json's listing (names relative to data.path, sizes, samples of their bytes), as a resume in place
+    is."""
     old, new = tmp_path / "disk1" / "corpus", tmp_path / "disk2" / "corpus"
     old.mkdir(parents=True)
     (old / "a.jsonl").write_text("".join(json.dumps({"text": f"document {i} " * 40}) + "\n" for i in range(30)))
@@ -219,7 +270,7 @@ def test_a_corpus_moved_to_another_place_continues_and_other_files_there_do_not(
     shutil.rmtree(old)
     proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
     assert proc.returncode == 0, proc.stderr
-    assert f"data.path {old} -> {new}: the same files (names and sizes) as the run's last start" in proc.stderr
+    assert f"data.path {old} -> {new}: the same files as the run's last start (run.json's data_listing)" in proc.stderr
     assert [r["step"] for r in records(run) if r["kind"] == "progress"][-1] == 4
     from nsa_train.config import load_config, resume_conflicts
 
