@@ -193,14 +193,16 @@ def attempts(h: RunHistory) -> list[Attempt]:
     """The run's attempts in time order; empty for formats without boot records. An attempt lasts until its last
     record: of its points, events, or (a killed attempt whose last steps a resume superseded: those points are
     gone) its rank-0 process's newest record, which the history keeps by pid, with its step."""
-    ev0 = [e for e in h.events if e.ts is not None and e.rank in (0, None)]  # every rank boots: one is enough
+    # a --resume refused after its boot is no attempt (docs/health.md): its records, and so its time, are left out
+    events = [e for e in h.events if not h.refused_record(e.rank, e.ts)]
+    ev0 = [e for e in events if e.ts is not None and e.rank in (0, None)]  # every rank boots: one is enough
     boot_evs = sorted((e for e in ev0 if e.kind == schema.KIND_BOOT), key=lambda e: e.ts or 0.0)
     boots = [e.ts or 0.0 for e in boot_evs]
     train_evs = sorted(
         (e for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train"), key=lambda e: e.ts or 0.0
     )
     trains = [e.ts or 0.0 for e in train_evs]
-    stamps = sorted(t for t in (*h.ts, *(e.ts for e in h.events)) if t is not None)
+    stamps = sorted(t for t in (*h.ts, *(e.ts for e in events)) if t is not None)
     # each attempt's own points (step, tokens_seen) and the steps its records reached, by the boot before them
     points: list[list[tuple[int, float]]] = [[] for _ in boots]
     reached: list[list[int]] = [[] for _ in boots]

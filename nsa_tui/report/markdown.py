@@ -107,6 +107,8 @@ def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
         if r.rules_error:
             said.append(f"its own health rules could not be applied: {r.rules_error}; its alerts are judged with the "
                         "default rules")  # fmt: skip
+        if h.refused_resume:  # no attempt, so in no table: said here as nsa status says it
+            said.append(f"a --resume was refused (the run is as its last attempt left it): {h.refused_resume}")
         said += [f"{name} unreadable: {why}" for name, why in h.problem_files.items()]
         if h.corrupt:
             where = ", ".join(f"{n} {k}" for n, k in sorted(h.corrupt_by_source.items()))

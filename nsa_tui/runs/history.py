@@ -734,7 +734,7 @@ class RunHistory:
         self._refusals_cache = (key, out)
         return out
 
-    def _refused_record(self, rank: int | None, ts: float | None) -> bool:
+    def refused_record(self, rank: int | None, ts: float | None) -> bool:
         """A record written by a refused resume's process (its ranks boot up to BOOT_SKEW_S before rank 0)."""
         if ts is None:
             return False
@@ -843,7 +843,31 @@ class RunHistory:
         had, or of one this attempt has not reached yet, says nothing about it): for its state, rank count and
         liveness. ``ranks`` keeps every rank ever heard."""
         heard = self._in_attempt()
-        return {r: st for r, st in self.ranks.items() if heard(r, st.last_ts)}
+        ranks = {r: st for r, st in self.ranks.items() if heard(r, st.last_ts)}
+        if not self._refusals():
+            return ranks
+        # a refused resume's process said the newest of its ranks: each rank as its process before that one left it
+        before = {r: self._before_refusal(st) for r, st in ranks.items()}
+        return {r: st for r, st in before.items() if st is not None and heard(r, st.last_ts)}
+
+    def _before_refusal(self, st: RankState) -> RankState | None:
+        """A rank's state without a refused resume's records: what its newest process before that one said (its
+        boot's pid, looked up in the records kept by pid), None when no earlier process of it is known."""
+        if not self.refused_record(st.rank, st.last_ts):
+            return st
+        boots = [
+            ev
+            for ev in self.events
+            if ev.kind == schema.KIND_BOOT
+            and ev.rank == st.rank
+            and isinstance(ev.fields.get("pid"), int)
+            and not self.refused_record(ev.rank, ev.ts)
+        ]
+        boot = _newest(boots)
+        pid = boot.fields["pid"] if boot is not None else None
+        if pid is None or pid not in self.pid_last_ts:
+            return None
+        return RankState(st.rank, self.pid_last_ts[pid], self.pid_last_step.get(pid), None, pid, st.records)
 
     def attempt_events(self, *kinds: str) -> list[Event]:
         """The current attempt's records of these kinds from its ranks, oldest first (by time; the files' feeding
@@ -854,7 +878,7 @@ class RunHistory:
             (
                 ev
                 for ev in self.events
-                if ev.kind in kinds and heard(ev.rank, ev.ts) and not (refused and self._refused_record(ev.rank, ev.ts))
+                if ev.kind in kinds and heard(ev.rank, ev.ts) and not (refused and self.refused_record(ev.rank, ev.ts))
             ),
             key=_event_time,
         )

@@ -398,6 +398,11 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     path = tmp_path / "r"
     w = make_v1_run(path, steps=40, total_steps=40, log_every=10, state="finished", now=time.time() - 300)
     before = evaluate(load_run(path), w.ts + 30)
+    done = load_run(path)
+    ranks_before = {r: st.pid for r, st in done.attempt_ranks.items()}
+    last_before = max(st.last_ts for st in done.attempt_ranks.values())
+    was = final_numbers(load_report_run(path))
+    before_nums = (was["wall_time_s"], was["mean_toks_per_s"])
     relaunch(w, tmux_socket, at=w.ts + 5)
     message = "data.path data changed since the checkpoint: 1 file/120 documents then, 1 file/119 documents now"
     refused_resume(w, message)
@@ -413,6 +418,18 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     proc = invoke("status", str(path))
     assert proc.exit_code == 0 and "finished" in proc.stdout and "process_exited" not in proc.stdout
     assert f"resume refused (the run is as its last attempt left it): {message}" in " ".join(proc.stdout.split())
+    # the report: still one attempt, its own time only (the refused process's seconds were added, "2 attempts"),
+    # and the refusal in its warnings
+    nums = final_numbers(load_report_run(path))
+    assert (nums["attempts"], nums["wall_time_s"], nums["mean_toks_per_s"]) == (1, *before_nums)
+    from nsa_tui.report.markdown import warnings_section
+
+    said = warnings_section([load_report_run(path)])
+    assert any(f"a --resume was refused (the run is as its last attempt left it): {message}" in w for w in said)
+    # the ranks (the dashboard's panel, the heartbeat age) are the finished process's, not the refused one's
+    h = load_run(path)
+    assert {r: st.pid for r, st in h.attempt_ranks.items()} == ranks_before
+    assert max(st.last_ts for st in h.attempt_ranks.values()) == last_before
     # the dashboard's health panel says it too, where the start warnings stay in view
     from nsa_tui.watch.verdict import evaluate as watch_verdict
 
