@@ -952,11 +952,22 @@ class Trainer:
                 # not taken in its place: the pointer is the save's last act, and a file it does not name is one
                 # whose save did not finish as far as this trainer knows; said (with the start warnings, so status
                 # shows it), so the steps since are not lost without a word
-                self.resume_warnings.append(
-                    f"{newer[-1]} was written after the checkpoint `{schema.LATEST_POINTER}` names (a save cut "
-                    f"between its file and its pointer?): this run continues from step {self.step}; to continue "
-                    f"from that one, stop it and `echo {newer[-1].name} > {ckpt_dir / schema.LATEST_POINTER}`"
-                )
+                self.resume_warnings.append(self._newer_checkpoint_note(newer[-1], ckpt_dir))
+
+    def _newer_checkpoint_note(self, newer: Path, ckpt_dir: Path) -> str:
+        """What to say of a checkpoint written after the one resumed from: how to continue from it, unless its bytes
+        are damaged (then it is likely the one a refused resume named, and the pointer was moved off it on purpose)."""
+        from nsa_train.runtime import checkpoint as ck
+
+        written = f"{newer} was written after the checkpoint `{schema.LATEST_POINTER}` names"
+        try:
+            ck.verify_archive(newer)  # reads it once: a rare path (a save cut, or a damaged file stepped over)
+        except ck.CheckpointError as e:
+            return f"{written}, but it is damaged ({e}): this run continues from step {self.step}"
+        return (
+            f"{written} (a save cut between its file and its pointer?): this run continues from step {self.step}; "
+            f"to continue from that one, stop it and `echo {newer.name} > {ckpt_dir / schema.LATEST_POINTER}`"
+        )
 
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))

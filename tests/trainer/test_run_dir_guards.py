@@ -108,6 +108,24 @@ def test_a_damaged_checkpoint_is_refused_and_the_others_are_named(tmp_path: Path
     assert proc.returncode == 0 and "at step 3" in proc.stdout, proc.stderr
 
 
+def test_a_damaged_newer_checkpoint_is_not_offered_after_the_pointer_moved_off_it(tmp_path: Path) -> None:
+    """The refusal of a damaged latest says to point `latest` at an earlier file; the resume that followed the hint
+    then warned that the damaged file was written later and said to `echo` its name into `latest` again."""
+    run = _finished(tmp_path / "r")
+    ckpts = run / schema.CHECKPOINT_DIR
+    damaged = ckpts / ck.checkpoint_file_name(6)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    damaged.write_bytes(bytes(data))
+    (ckpts / schema.LATEST_POINTER).write_text(ck.checkpoint_file_name(3) + "\n")
+    proc = run_train(run, "train.steps=9", resume=True)
+    assert proc.returncode == 0 and "at step 3" in proc.stdout, proc.stderr
+    assert f"echo {damaged.name}" not in proc.stderr
+    said = f"{damaged} was written after the checkpoint `latest` names, but it is damaged (checkpoint {damaged} is"
+    assert said in " ".join(proc.stderr.split())
+    assert "this run continues from step 3" in proc.stderr
+
+
 def test_a_truncated_checkpoint_is_said_to_be_incomplete(tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     import torch
