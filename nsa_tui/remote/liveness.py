@@ -2,13 +2,21 @@
 
 A run started by `nsa launch` is alive while its tmux session is (the server its launch.json names); one
 started some other way while any rank's pid (from its records) exists on the host its boot record (else
-run.json) names. Over ssh the script lists the host's live pids (from /proc: Linux, busybox too) and our side
-looks the ranks' pids up, as nsa_tui.runs.load does for a local run with os.kill(pid, 0).
+run.json) names, held by the process that wrote its records: a process that started after them holds a reused pid
+(pids are reused; after a reboot, soon). Over ssh the script lists the host's processes with their start times
+(from /proc: Linux, busybox too) and our side looks the ranks' pids up, by the rule nsa_tui.runs.load applies to a
+local run (os.kill(pid, 0) and the process's start).
 """
 
 from __future__ import annotations
 
-# live_pids: the host's process ids on one line, space-separated; returns 1 (prints nothing) without /proc.
+from collections.abc import Mapping
+
+# live_pids [SINCE]: the host's processes on one line, space-separated: PID, or PID:START (when it started, whole
+# unix seconds: the boot time plus field 22 of /proc/PID/stat) for each one that started SINCE (seconds after boot,
+# /proc/uptime's clock; 0 or none: every one) or later. A caller that lists again every few seconds passes the
+# uptime it read before its last listing: a process started before that was in it, its start already told, so
+# a round costs bytes only for the processes new since. Returns 1 (prints nothing) without /proc.
 # launch_socket DIR: the tmux server DIR/launch.json names: its absolute socket path (tmux_socket_path), else its
 # socket name ("" for null: the default server); returns 1 without launch.json or without either key
 # (nsa_tui.launch.tmux.recorded_socket is the same rule in Python).
@@ -18,7 +26,14 @@ from __future__ import annotations
 LIVENESS_SH = r"""
 live_pids() {
   [ -r /proc/self/stat ] || return 1
-  ls /proc 2>/dev/null | grep '^[0-9][0-9]*$' | tr '\n' ' '
+  hz_=$(getconf CLK_TCK 2>/dev/null)
+  case $hz_ in ''|0|*[!0-9]*) hz_=100 ;; esac  # USER_HZ: 100 wherever getconf is missing (busybox)
+  # the command name (field 2) may hold spaces and parentheses: the fields are counted after its last ") "
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v hz="$hz_" -v since="${1:-0}" '
+    BEGIN { while ((getline l_ < "/proc/stat") > 0) if (l_ ~ /^btime /) bt = substr(l_, 7) + 0 }
+    $1 !~ /^[0-9]+$/ { next }
+    { p = $1; if (!sub(/^.*\) /, "") || $20 !~ /^[0-9]+$/ || bt <= 0) { printf "%s ", p; next }
+      s = $20 / hz; if (s >= since) printf "%s:%.0f ", p, int(bt + s); else printf "%s ", p }'
 }
 launch_socket() {
   [ -f "$1/launch.json" ] || return 1
@@ -46,6 +61,13 @@ recorded_tmux() {
 """
 
 
-def parse_pids(body: bytes) -> frozenset[int]:
-    """live_pids' output as a set (anything that is not a number is ignored)."""
-    return frozenset(int(p) for p in body.split() if p.isdigit())
+def parse_pids(body: bytes, known: Mapping[int, float | None] | None = None) -> dict[int, float | None]:
+    """live_pids' output as {pid: its start (unix seconds), None when unknown}; a pid listed without its start
+    keeps the one ``known`` (the same host's previous listing) has. Anything malformed is ignored."""
+    out: dict[int, float | None] = {}
+    for token in body.split():
+        pid, sep, start = token.partition(b":")
+        if not pid.isdigit() or (sep and not start.isdigit()):
+            continue
+        out[int(pid)] = float(start) if sep else (known or {}).get(int(pid))
+    return out

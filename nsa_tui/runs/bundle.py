@@ -84,9 +84,10 @@ class RunBundle:
     tmux_sessions: list[str] | None = None  # None: unknown (no tmux, or not asked)
     host: str | None = None
     real_path: str | None = None  # over SSH: the directory's physical absolute path there, when known
-    # over SSH: the host's name (uname -n, as run.json's "host") and its live pids, when it has /proc
+    # over SSH: the host's name (uname -n, as run.json's "host") and its live pids with their starts (unix seconds,
+    # None: unknown), when it has /proc
     pid_host: str | None = None
-    live_pids: frozenset[int] | None = None
+    live_pids: dict[int, float | None] | None = None
     # files that are there but could not be read ({name: why}, a permission): not taken for missing ones
     unreadable: dict[str, str] = field(default_factory=dict)
 
@@ -174,7 +175,8 @@ missing() {
   say missing "$1" "$body"
 }
 frame now 0 "$(date +%s)"
-# for the runs started without `nsa launch`: is a rank's pid still there (looked up on our side)
+# for the runs started without `nsa launch`: is a rank's pid still there, held by the process that wrote its
+# records (its start, every process's here: looked up on our side)
 if p_=$(live_pids); then say procs "$(uname -n 2>/dev/null)" "$p_"; fi
 listed=$sock
 if command -v tmux >/dev/null 2>&1; then
@@ -312,7 +314,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     now: float | None = None
     sessions: list[str] | None = None
     pid_host: str | None = None
-    live_pids: frozenset[int] | None = None
+    live_pids: dict[int, float | None] | None = None
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
     complete = False

@@ -9,7 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -253,8 +253,8 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
             lines = itertools.chain([w.head], lines)
         # a final line without newline in a file that stopped growing is complete (a crash mid-write is not)
         h.feed(name, lines)
-    if bundle.live_pids is not None:  # over ssh: the host's pids came with the files
-        settle_liveness(h, pids_alive_on(h, bundle.pid_host, bundle.live_pids.__contains__))
+    if bundle.live_pids is not None:  # over ssh: the host's processes came with the files
+        settle_liveness(h, listed_pids_alive(h, bundle.pid_host, bundle.live_pids))
     return h
 
 
@@ -302,7 +302,12 @@ def started_after(pid: int, ts: float | None) -> bool:
     another process that got the pid since (pids are reused; after a reboot, soon)."""
     from nsa_train.runtime.control import process_start_time  # torch-free
 
-    start = process_start_time(pid)
+    return later_process(process_start_time(pid), ts)
+
+
+def later_process(start: float | None, ts: float | None) -> bool:
+    """The rule of ``started_after`` for a process that started at ``start`` (unix seconds, None: unknown), here or
+    as another host's /proc says (nsa_tui.remote.liveness.live_pids)."""
     return start is not None and ts is not None and start > ts + PID_START_SLACK_S
 
 
@@ -315,10 +320,22 @@ def pids_alive_on(h: RunHistory, host: str | None, alive: Callable[[int], bool])
     return any(alive(p) for p in pids) if pids else None
 
 
+def _written(h: RunHistory) -> dict[int, float | None]:
+    """The current attempt's ranks' pids, each with when its newest record was written."""
+    return {st.pid: st.last_ts for st in h.attempt_ranks.values() if st.pid}
+
+
 def local_pids_alive(h: RunHistory) -> bool | None:
     """For a run of this machine: is any rank's pid still there, held by the process that wrote its records?"""
-    written = {st.pid: st.last_ts for st in h.attempt_ranks.values() if st.pid}
+    written = _written(h)
     return pids_alive_on(h, socket.gethostname(), lambda pid: _pid_alive(pid) and not started_after(pid, written[pid]))
+
+
+def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, float | None]) -> bool | None:
+    """For a run of ``host``: is any rank's pid among the host's processes (``starts``: {pid: its start}, as its
+    script listed them over ssh), held by the process that wrote its records? local_pids_alive's rule."""
+    written = _written(h)
+    return pids_alive_on(h, host, lambda pid: pid in starts and not later_process(starts[pid], written[pid]))
 
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:

@@ -73,11 +73,13 @@ class RemoteRunSource:
         self.tmp_blocked = ""
         self._round_blocked = ""
         # the run's process, as the host last said (None: not said, or not connected): the sessions of the tmux
-        # server its launch.json names, and (host name, live pids) for a run started some other way
+        # server its launch.json names, and (host name, {live pid: its start}) for a run started some other way
         self.tmux_sessions: list[str] | None = None
-        self.live_pids: tuple[str, frozenset[int]] | None = None
+        self.live_pids: tuple[str, dict[int, float | None]] | None = None
         self._round_tmux: list[str] | None = None
-        self._round_pids: tuple[str, frozenset[int]] | None = None
+        self._round_pids: tuple[str, dict[int, float | None]] | None = None
+        # this connection's last P frame: it tells a process's start once, the next ones only for new processes
+        self._pid_starts: dict[int, float | None] = {}
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
         # by its clock offset: whole seconds, or within a minute/a round where the remote has only POSIX ls
         self.mtimes: dict[str, float] = {}
@@ -180,6 +182,7 @@ class RemoteRunSource:
         parser = FrameParser(wait_for_start=True)  # after whatever the login shell prints first
         got_round = False
         self._round_mtimes = {}
+        self._pid_starts = {}  # a new script: its first P frame tells every start
         heard = [time.monotonic(), False]  # when bytes last came, and whether a frame has
         quiet = threading.Event()  # the guard ended the connection
         done = threading.Event()
@@ -284,7 +287,8 @@ class RemoteRunSource:
             self._round_tmux = [s for s in fr.data.decode("utf-8", errors="replace").splitlines() if s]
             return
         if fr.kind == "P":
-            self._round_pids = (fr.name, parse_pids(fr.data))
+            self._pid_starts = parse_pids(fr.data, self._pid_starts)
+            self._round_pids = (fr.name, self._pid_starts)
             return
         if fr.kind == "F":
             self._whole_present.add(fr.name)

@@ -29,8 +29,10 @@ SCRIPT = (
 #                                              /tmp): nothing was read this round; E follows as ever
 #   T <len>\n<len bytes>                       the sessions of the tmux server launch.json names, a line each
 #                                              (every LIVE_S; only with a launch.json and tmux)
-#   P <len> <host>\n<len bytes>                the host's name (uname -n) and live pids (every LIVE_S; only
-#                                              where /proc is): the local side looks up the ranks' pids
+#   P <len> <host>\n<len bytes>                the host's name (uname -n) and processes (every LIVE_S; only
+#                                              where /proc is; live_pids): PID, or PID:START for those started
+#                                              since the uptime read before the previous P (the first: all);
+#                                              the local side looks up the ranks' pids and their starts
 # Before the first frame, the line @@nsa-watch@@ (frames.START): what the login shell printed before it is
 # not ours. Symlinked files are followed (ls -L, stat -L; perl's stat does), as the local watch reads them.
 # The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes
@@ -59,6 +61,7 @@ unset CDPATH  # a cd must print nothing
 unset TMUX TMUX_PANE  # the server launch.json names, never the one a login shell may sit in
 host_=$(uname -n 2>/dev/null)
 live_at=0
+since_=0  # the uptime read before the last P frame's listing: its processes' starts were told
 printf '\n@@nsa-watch@@\n'
 tmp=$(mktemp 2>/dev/null || echo "/tmp/nsa-watch.$$")
 lst="$tmp.ls"
@@ -221,7 +224,11 @@ while :; do
     if [ "$now" -eq 0 ] || [ "$((now - live_at))" -ge "$live" ]; then
       live_at=$now
       if t_=$(recorded_tmux .); then printf 'T %s\n%s' "$(printf '%s' "$t_" | wc -c | tr -d ' ')" "$t_"; fi
-      if p_=$(live_pids); then printf 'P %s %s\n%s' "$(printf '%s' "$p_" | wc -c | tr -d ' ')" "$host_" "$p_"; fi
+      up_=; { read -r up_ rest_ < /proc/uptime; } 2>/dev/null  # before the listing: what started later is in the next
+      if p_=$(live_pids "$since_"); then
+        printf 'P %s %s\n%s' "$(printf '%s' "$p_" | wc -c | tr -d ' ')" "$host_" "$p_"
+        since_=${up_%%.*}; case $since_ in ''|*[!0-9]*) since_=0 ;; esac
+      fi
     fi
   else
     printf 'N\n'

@@ -24,10 +24,10 @@ from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
 from nsa_tui.runs.load import (
     detect_format_from_bundle,
     fill_context,
+    listed_pids_alive,
     local_pids_alive,
     local_tmux_sessions,
     local_trainer_alive,
-    pids_alive_on,
     settle_liveness,
     tmux_session_name,
 )
@@ -411,7 +411,7 @@ class RunModel:
         if said is _ASKED_HERE:
             alive = local_pids_alive(self.history)
         else:
-            alive = pids_alive_on(self.history, said[0], said[1].__contains__) if said else None
+            alive = listed_pids_alive(self.history, said[0], said[1]) if said else None
         sessions = trainer = None
         if LAUNCH_JSON in self._whole:
             if said is _ASKED_HERE:

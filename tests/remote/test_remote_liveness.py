@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
 from nsa_train.telemetry import schema
+from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
 from nsa_tui.runs.load import tmux_session_name
 from nsa_tui.tail.remote import RemoteRunSource
 from nsa_tui.watch.model import TMUX_EVERY_S, RunModel
@@ -55,6 +58,130 @@ def test_status_over_ssh_without_nsa_there_judges_a_run_by_its_pids(tmp_path, ss
     _move_to(tmp_path / "dead", "elsewhere")
     remote = invoke("status", "--json", "--host", s.host, str(tmp_path / "dead"))
     assert json.loads(remote.stdout)["state"] == "running"
+
+
+def _reused_pid_run(path: Path, pid: int) -> None:
+    """A run of this machine whose records name ``pid``, written a minute before the process holding it now started
+    (a killed run's pid taken since by another process: pids are reused, soon after a reboot)."""
+    w = make_v1_run(path, steps=200, now=time.time() - 60, run_info={"host": socket.gethostname()})
+    w.pid, w.ts = pid, time.time() - 60
+    w.progress(1)
+
+
+def test_status_and_runs_over_ssh_tell_a_reused_pid_from_the_run(tmp_path, sshd_factory, monkeypatch):
+    """`nsa status --host` said `running OK` where a local `nsa status` said `crashed`: the host's script only listed
+    which pids exist. Now it lists their starts too, and the same rule (started_after) judges both."""
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    later = subprocess.Popen(["sleep", "60"])
+    try:
+        _reused_pid_run(tmp_path / "runs" / "reused", later.pid)
+        this_hosts_run(tmp_path / "runs" / "alive", os.getpid())  # records written since this process started
+        for name, state in (("reused", "crashed"), ("alive", "running")):
+            local = invoke("status", "--json", str(tmp_path / "runs" / name))
+            remote = invoke("status", "--json", "--host", s.host, str(tmp_path / "runs" / name))
+            assert json.loads(remote.stdout)["state"] == json.loads(local.stdout)["state"] == state, remote.stderr
+            assert remote.exit_code == local.exit_code
+        listed = invoke("runs", "--json", "--host", s.host, str(tmp_path / "runs"))
+        states = {r["run"]: r["state"] for r in map(json.loads, listed.stdout.splitlines())}
+        assert states == {"reused": "crashed", "alive": "running"}, listed.stderr
+    finally:
+        later.kill()
+        later.wait()
+
+
+def test_watch_over_ssh_tells_a_reused_pid_from_the_run(tmp_path, sshd):
+    later = subprocess.Popen(["sleep", "60"])
+    _reused_pid_run(tmp_path / "reused", later.pid)
+    this_hosts_run(tmp_path / "alive", os.getpid())
+    models = [_remote_model(sshd.host, tmp_path / n) for n in ("reused", "alive")]
+    try:
+        clock = _pump_until(models, lambda m: m.source.live_pids is not None and m.history.ranks)
+        for m in models:
+            m.pump(now=clock + TMUX_EVERY_S + 1)
+        states = [model_verdict(m, time.time()).state for m in models]
+    finally:
+        for m in models:
+            m.source.close()
+        later.kill()
+        later.wait()
+    assert states == ["crashed", "running"]
+
+
+def test_watch_over_ssh_hears_the_start_of_a_process_new_since_its_last_report(tmp_path, sshd, monkeypatch):
+    """After its first report the host's script tells only the starts of processes new since the one before (the
+    rest were told: a report costs bytes only for those): a pid taken by a process that started meanwhile comes with
+    its start, and the older processes keep theirs."""
+    from nsa_train.runtime.control import process_start_time
+    from nsa_tui.tail import remote
+
+    bodies: list[list[bytes]] = []  # the P frames' tokens, in order
+
+    def recorded(body: bytes, known: dict[int, float | None]) -> dict[int, float | None]:
+        bodies.append(body.split())
+        return parse_pids(body, known)
+
+    monkeypatch.setattr(remote, "parse_pids", recorded)
+    run = tmp_path / "r"
+    this_hosts_run(run, os.getpid())
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    later = None
+    try:
+        deadline = time.monotonic() + 20
+        while src.live_pids is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert src.live_pids is not None, src.describe()
+        later = subprocess.Popen(["sleep", "60"])
+        while (src.live_pids is None or later.pid not in src.live_pids[1]) and time.monotonic() < deadline + 20:
+            time.sleep(0.1)
+        said = dict(src.live_pids[1]) if src.live_pids else {}
+        for pid in (later.pid, os.getpid()):
+            start, real = said.get(pid), process_start_time(pid)
+            assert start is not None and real is not None and abs(start - real) < 3, (pid, start, real)
+        me = str(os.getpid()).encode()
+        assert any(t.startswith(me + b":") for t in bodies[0]) and me in bodies[-1]  # told once, then the pid alone
+    finally:
+        src.close()
+        if later is not None:
+            later.kill()
+            later.wait()
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_live_pids_tells_the_starts_of_the_processes_since_a_bound(tmp_path, shell):
+    """live_pids SINCE (seconds after boot) tells the start of each process that started then or later, the others'
+    not (a watch's host told them in an earlier report): by dash with GNU tools, or busybox alone (no getconf)."""
+    from nsa_train.runtime.control import process_start_time
+
+    sh, env = ["dash"], {"PATH": "/usr/bin:/bin"}
+    if shell == "busybox":
+        bb = shutil.which("busybox")
+        if bb is None:  # as in test_remote_robustness: a real tool, installed by .ci/run
+            pytest.fail("busybox is not installed (apt-get install busybox-static); .ci/run installs it")
+        for tool in ("sh", "cat", "awk"):
+            (tmp_path / tool).symlink_to(bb)
+        sh, env = [str(tmp_path / "sh")], {"PATH": str(tmp_path)}
+    since = int(float(Path("/proc/uptime").read_text().split()[0]))
+    time.sleep(1.1)  # this process started before ``since``; ``later`` after it
+    later = subprocess.Popen(["sleep", "60"])
+    try:
+        real = {pid: process_start_time(pid) for pid in (os.getpid(), later.pid)}
+        said = {}
+        for bound in ("", str(since)):
+            out = subprocess.run([*sh, "-c", LIVENESS_SH + 'live_pids "$1"', "sh", bound], capture_output=True, env=env)
+            assert out.returncode == 0 and out.stderr == b"", out.stderr
+            said[bound] = parse_pids(out.stdout)
+    finally:
+        later.kill()
+        later.wait()
+    for bound, pids in said.items():
+        assert {os.getpid(), later.pid} <= set(pids), bound
+        start, want = pids[later.pid], real[later.pid]
+        assert start is not None and want is not None and abs(start - want) < 3, (bound, start, want)
+    start, want = said[""][os.getpid()], real[os.getpid()]
+    assert start is not None and want is not None and abs(start - want) < 3
+    assert said[str(since)][os.getpid()] is None  # told before: not again
+    assert parse_pids(b"1 2:100 3:x y", {1: 50.0, 3: 7.0}) == {1: 50.0, 2: 100.0}  # the earlier report's start kept
 
 
 def _move_to(run: Path, host: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.runs import make_v1_run
 
+from nsa_train.runtime.control import process_start_time
 from nsa_tui.commands.watch import build_models
 from nsa_tui.remote.checkout import PRELUDE
 from nsa_tui.rundir import list_runs
@@ -119,6 +120,9 @@ def test_the_status_script_reads_what_a_local_status_reads(tmp_path, shell):
         g = got.files[name]
         assert (g.data, g.size, g.head, int(g.mtime or 0)) == (w.data, w.size, w.head, int(w.mtime or 0)), name
     assert got.files["training.csv"].from_middle and got.files["training.csv"].mtime == 1_700_000_000
+    # the host's processes with their starts (a reused pid is told from the run's by them), as a local check sees
+    start, real = (got.live_pids or {}).get(os.getpid()), process_start_time(os.getpid())
+    assert start is not None and real is not None and abs(start - real) < 3, (start, real)
 
 
 # ---------------------------------------------------------------- 2: a shell that cannot run the script
