@@ -93,6 +93,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument(
+        "--reshard",
+        action="store_true",
+        help="with --resume: continue a checkpoint written by another number of ranks (the same global batch; the "
+        "data continues from the ranks' frontier, the documents read again are counted; docs/data.md)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="start afresh in a run directory that holds an earlier run's results (its logs get this run's rows "
@@ -103,6 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     if said := repeated_set(args.overrides):  # a usage mistake, as a one-value option given twice is
         p.error(said)
+    if args.reshard and not args.resume:
+        p.error("--reshard goes with --resume: it continues a checkpoint on another number of ranks")
     return args
 
 
@@ -182,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USER_ERROR
     config_given = bool(args.config or os.environ.get("CONFIG"))
-    refusal = resume_refusal(run_dir, config_path, args.overrides, config_given, world_size) if args.resume else None
+    refusal = (
+        resume_refusal(run_dir, config_path, args.overrides, config_given, world_size, args.reshard)
+        if args.resume
+        else None
+    )
     if refusal is not None:
         say_once_for_all_ranks(refusal, rank, world_size)
         return EXIT_USER_ERROR
@@ -295,7 +307,12 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
 
 
 def resume_refusal(
-    run_dir: Path, config_path: Path | None, overrides: list[str], config_given: bool = False, world_size: int = 1
+    run_dir: Path,
+    config_path: Path | None,
+    overrides: list[str],
+    config_given: bool = False,
+    world_size: int = 1,
+    reshard: bool = False,
 ) -> str | None:
     """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
     checkpoint (no pointer, a pointer to no file, a truncated or foreign file), another number of ranks than wrote
@@ -305,7 +322,7 @@ def resume_refusal(
     the model or the data (shapes, the data files' fingerprint) is checked later, with telemetry; so are a config
     that does not load (its phase record says so), a world size the heartbeat does not tell, and damaged bytes inside
     the archive (the CRC pass reads the whole file: seconds for a large checkpoint, which the boot record must not
-    wait for)."""
+    wait for). With ``reshard`` another number of ranks is allowed when it splits the same global batch."""
     from nsa_train.runtime import checkpoint as ck  # torch-free at import
     from nsa_train.telemetry.readback import checkpoint_world_size
 
@@ -322,7 +339,7 @@ def resume_refusal(
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
     step = schema.checkpoint_step(path.name)
     saved = checkpoint_world_size(run_dir, path.name)
-    if saved is not None and saved != world_size:
+    if saved is not None and saved != world_size and not reshard:
         return world_size_mismatch(path, saved, world_size)
     if not config_given and not (run_dir / schema.CONFIG_YAML).is_file():
         return missing_config_message(run_dir / schema.CONFIG_YAML)
@@ -334,6 +351,8 @@ def resume_refusal(
         check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
     except ConfigError as e:
         return str(e)
+    if reshard and (unsplit := reshard_batch_refusal(cfg, world_size)) is not None:
+        return unsplit
     if (changed := data_change(run_dir, cfg)) is not None:
         return f"--resume: {changed}"
     steps = cfg.train.steps
@@ -375,8 +394,25 @@ def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:
     )
     return (
         f"--resume: {path} was written by {wrote}, this run has {world_size}; the data position cannot continue "
-        f"exactly{how}"
+        f"exactly{how}; or add --reshard to continue on {world_size} (documents some ranks had read are read again, "
+        "counted at the start: docs/data.md)"
     )
+
+
+def reshard_batch_refusal(cfg: Any, world_size: int) -> str | None:
+    """Why `--reshard` onto ``world_size`` ranks cannot keep the run's global batch: train.batch_size must split into
+    world size x grad_accum micro-batches (a resume may change grad_accum, not the batch: the lr schedule and the
+    tokens per step are the run's)."""
+    from nsa_train.runtime.preflight import micro_batch_size
+
+    try:
+        micro_batch_size(cfg, world_size)
+    except ConfigError as e:
+        return (
+            f"--reshard: {e}. The global batch stays train.batch_size={cfg.train.batch_size} on a reshard: choose a "
+            "number of ranks that splits it, or a train.grad_accum with it (--set train.grad_accum=N)"
+        )
+    return None
 
 
 class Trainer:
@@ -414,6 +450,7 @@ class Trainer:
         self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
+        self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
 
     # ------------------------------------------------------------------ run
@@ -932,12 +969,20 @@ class Trainer:
                 f"--resume: {path} is at step {state['step']}, train.steps is {self.cfg.train.steps}: nothing to do "
                 f"(raise train.steps to go on)"
             )
-        if state.get("world_size") != self.info.world_size:
-            raise UserFacingError(world_size_mismatch(path, state.get("world_size"), self.info.world_size))
+        saved_world = state.get("world_size")
+        resharding = saved_world != self.info.world_size
+        if resharding and not self.args.reshard:
+            raise UserFacingError(world_size_mismatch(path, saved_world, self.info.world_size))
         ck.load_model_state(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.stream.load_state_dict(state["data"][self.info.rank])
-        ck.restore_rng(state["rng"][self.info.rank])
+        if resharding:
+            self._reshard(state, path)
+        else:
+            self.stream.load_state_dict(state["data"][self.info.rank])
+            ck.restore_rng(state["rng"][self.info.rank])
+            if self.args.reshard and self.info.is_main:  # harmless: `nsa launch --resume --reshard` on the same box
+                print(f"[reshard] {path.name} was written by {self._ranks(saved_world)}, as many as this run has: it "
+                      "continues exactly, nothing to reshard")  # fmt: skip
         self.step = self.last_saved_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
         self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
@@ -969,6 +1014,39 @@ class Trainer:
             f"to continue from that one, stop it and `echo {newer.name} > {ckpt_dir / schema.LATEST_POINTER}`"
         )
 
+    @staticmethod
+    def _ranks(n: Any) -> str:
+        return f"{n} rank{'' if n == 1 else 's'}"
+
+    def _reshard(self, state: dict[str, Any], path: Path) -> None:
+        """--reshard: the data continues from the saved ranks' frontier (nsa_train/data/reshard.py), and each rank's
+        RNG is seeded from train.seed, the step and its rank (the saved states are per old rank)."""
+        from nsa_train.runtime import checkpoint as ck
+
+        data = state.get("data")
+        if not isinstance(data, list) or not data:
+            raise ck.CheckpointError(f"--reshard: {path} holds no data positions to continue")
+        step, old, new = int(state["step"]), len(data), self.info.world_size
+        plan = self.stream.reshard(data)
+        ck.reseed_rng(self.cfg.train.seed, step, self.info.rank)
+        if self.info.is_main:
+            tokens = self.stream.reread_tokens(plan)
+            self.resharded = {
+                "from_world_size": old,
+                "step": step,
+                "epoch": plan.epoch,
+                "document": plan.first,
+                "documents_per_epoch": plan.n_docs,
+                "reread_documents": len(plan.reread),
+                "reread_tokens": tokens,
+            }
+            print(
+                f"[reshard] {self._ranks(old)} -> {new}: the data continues from document {plan.first} of epoch "
+                f"{plan.epoch} (of {plan.n_docs} per epoch); {len(plan.reread)} documents ({tokens:,} tokens) read by "
+                f"some ranks before the checkpoint are read again; each rank's RNG is seeded from train.seed "
+                f"{self.cfg.train.seed}, step {step} and its rank"
+            )
+
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))
 
@@ -996,6 +1074,8 @@ class Trainer:
             "peak_flops": self.peak_flops,
             "config_path": str(self.config_path) if self.config_path else None,
             "resumed_from_step": self.step if self.args.resume else None,
+            # a --reshard's start: the ranks that wrote the checkpoint, where the data continues, what is read again
+            "resharded": self.resharded,
             # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
             "data_listing": data_listing(self.cfg.data),

@@ -356,10 +356,24 @@ class MapSource:
     def val_texts(self) -> list[str]:
         return [self._text(i) for i in self._val_index]
 
+    @property
+    def n_train(self) -> int:
+        """Training documents per epoch (the held-out ones aside)."""
+        return len(self._train_index)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """All ranks' document indices for `epoch`: a seeded shuffle of the training set, the same for any world
+        size (a --reshard continues it: reshard.py)."""
+        return np.random.default_rng([self._seed, epoch]).permutation(self._train_index)
+
     def rank_order(self, epoch: int) -> np.ndarray:
-        """This rank's document indices for `epoch`: a seeded shuffle of the training set, dealt round-robin."""
-        order = np.random.default_rng([self._seed, epoch]).permutation(self._train_index)
-        return order[self._rank :: self._world]
+        """This rank's document indices for `epoch`: the epoch's order dealt round-robin."""
+        return self.epoch_order(epoch)[self._rank :: self._world]
+
+    def trained_text(self, index: int) -> str:
+        """Document `index`'s text as training reads it: "" for one it skips (empty, or a held-out text)."""
+        text = self._text(index)
+        return text if Skipped().keep(text, self._val_hashes) else ""
 
     def train_texts(self, epoch: int, start_doc: int) -> Iterator[tuple[int, str]]:
         order = self.rank_order(epoch)

@@ -16,6 +16,7 @@ from .diagnose import shown
 from .errors import DataError
 from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
+from .reshard import Reshard, plan_reshard
 from .sources import DocSource, check_source, open_source
 from .tokenizer import Tokenizer
 
@@ -138,10 +139,53 @@ class TrainStream:
     def load_state_dict(self, state: dict) -> None:
         if self._thread is not None:
             raise DataError("the data position can only be loaded before the stream starts")
+        self._check_saved(state, ("rank", "world_size"))
+        self._position = self._saved_position(state)
+        self._check_fingerprint(state)
+
+    def reshard(self, states: list[dict]) -> Reshard:
+        """Continue the positions another number of ranks saved (rank r's at index r) on this rank (--reshard): from
+        their frontier on, no training document skipped, the ones read again counted (reshard.py). Map-style
+        sources only: a hub stream's shards (split_dataset_by_node) depend on the world size and cannot seek."""
+        if self._thread is not None:
+            raise DataError("the data position can only be loaded before the stream starts")
+        if self._cfg.data.source == "hf":
+            raise DataError(
+                f"--reshard: {self.description} is streamed (data.source=hf), whose documents are split over the "
+                "ranks by the stream's own shards: its positions cannot continue on another number of ranks. Resume "
+                f"with {len(states)} rank(s), or start a new run"
+            )
+        for r, state in enumerate(states):
+            self._check_saved(state, ())
+            if state.get("rank") != r or state.get("world_size") != len(states):
+                raise DataError(f"--reshard: saved data position {r} is not rank {r} of {len(states)}: {state!r}")
+        positions = [self._saved_position(state) for state in states]
+        self._check_fingerprint(states[0])  # every rank's fingerprint is of the same files
+        if self._source is None:
+            self._source = open_source(self._cfg, self._rank, self._world)
+        plan = plan_reshard(positions, self._source.n_train)  # type: ignore[attr-defined]
+        self._position = plan.start(self._rank, self._world)
+        return plan
+
+    def reread_tokens(self, plan: Reshard) -> int:
+        """The tokens of `plan`'s documents read again that training had read (skipped documents count none)."""
+        source = self._source
+        assert source is not None, "reshard() opens the source"
+        total, orders = 0, {}
+        for epoch, entry, offset in plan.reread:
+            if epoch not in orders:
+                orders = {epoch: source.epoch_order(epoch)}  # type: ignore[attr-defined]
+            text = source.trained_text(orders[epoch][entry])  # type: ignore[attr-defined]
+            total += offset or (len(self._tok.encode_array(text)) + 1 if text else 0)  # + its EOS
+        return total
+
+    def _check_saved(self, state: dict, also: tuple[str, ...]) -> None:
+        """A saved position's settings against this stream's (and `also`: the rank and world size of an exact
+        resume)."""
         mine = self.state_dict()
         if state.get("version") != STATE_VERSION:
             raise DataError(f"saved data position has version {state.get('version')!r}, expected {STATE_VERSION}")
-        for key in ("source", "text_field", "tokenizer", "seq_len", "seed", "val_docs", "rank", "world_size"):
+        for key in ("source", "text_field", "tokenizer", "seq_len", "seed", "val_docs", *also):
             if key == "text_field" and key not in state:
                 continue  # saved before the field was recorded: the source's name is all there is to compare
             if key == "source" and same_source(state.get(key), mine[key]):
@@ -153,10 +197,15 @@ class TrainStream:
                     f"saved data position was for {key}={state.get(key)!r}, this run has {mine[key]!r}: "
                     "the stream cannot resume exactly"
                 )
+
+    @staticmethod
+    def _saved_position(state: dict) -> Position:
         try:
-            self._position = Position(int(state["epoch"]), int(state["doc"]), int(state["offset"]))
+            return Position(int(state["epoch"]), int(state["doc"]), int(state["offset"]))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"saved data position is incomplete or corrupt: {state!r}") from e
+
+    def _check_fingerprint(self, state: dict) -> None:
         if state.get("fingerprint") is not None:  # absent before it was recorded: nothing to compare then
             # opened here, not by the thread: a refused resume must fail before training, where it is asked for
             source = self._source = open_source(self._cfg, self._rank, self._world)

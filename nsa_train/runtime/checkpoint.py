@@ -11,6 +11,7 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -317,3 +318,19 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def derived_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed for rank `rank` resumed at `step` of a run seeded `seed`: the same on every start, another for
+    each rank and step (a --reshard has no saved RNG state for a rank the checkpoint did not have)."""
+    digest = hashlib.blake2b(f"nsa-rng:{seed}:{step}:{rank}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def reseed_rng(seed: int, step: int, rank: int) -> None:
+    """Python's and torch's generators (every device's) seeded with derived_seed."""
+    import torch
+
+    derived = derived_seed(seed, step, rank)
+    random.seed(derived)
+    torch.manual_seed(derived)  # the CUDA generators too

@@ -58,12 +58,20 @@ def launch_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run (--name/--run-dir) from its latest checkpoint.")
     ] = False,
+    reshard: Annotated[
+        bool,
+        typer.Option(
+            "--reshard",
+            help="With --resume: continue on another number of ranks than wrote the checkpoint (--nproc, default the "
+            "visible GPUs); documents some ranks had read are read again, counted at the start.",
+        ),
+    ] = False,
 ) -> None:
     """Start a training run (torchrun in tmux) and record how it was started in launch.json."""
     from nsa_tui.launch.launcher import LaunchRequest
 
     req = LaunchRequest(
-        config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force, resume
+        config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force, resume, reshard
     )
     try:
         if host is not None:
@@ -197,6 +205,8 @@ def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
         args.append("--force")
     if req.resume:
         args.append("--resume")
+    if req.reshard:
+        args.append("--reshard")
     return args
 
 

@@ -84,6 +84,7 @@ class TrainerCommand:
     python: str = field(default_factory=lambda: sys.executable)
     resume: bool = False
     force: bool = False  # `nsa launch --force`: the trainer may start afresh over an earlier run's results
+    reshard: bool = False  # `nsa launch --resume --reshard`: continue on another number of ranks
 
     def argv(self) -> list[str]:
         argv = [self.python, "-P", "-m", "torch.distributed.run", *self.rendezvous.torchrun_args()]
@@ -95,6 +96,8 @@ class TrainerCommand:
             argv += ["--set", item]
         if self.resume:
             argv.append("--resume")
+            if self.reshard:
+                argv.append("--reshard")
         elif self.force:
             argv.append("--force")
         return argv

@@ -66,6 +66,7 @@ class LaunchRequest:
     overrides: list[str] = field(default_factory=list)
     force: bool = False
     resume: bool = False  # continue the run dir's latest checkpoint (reusing the dir is the point)
+    reshard: bool = False  # with resume: on another number of ranks than wrote the checkpoint (the trainer's --reshard)
 
 
 @dataclass
@@ -124,6 +125,10 @@ def check_request(req: LaunchRequest) -> None:
         raise UserError(said, USAGE_EXIT)
     if req.resume and req.run_dir is None and req.name is None:
         raise UserError("--resume needs the run to continue: --name NAME or --run-dir DIR", USAGE_EXIT)
+    if req.reshard and not req.resume:
+        raise UserError(
+            "--reshard goes with --resume: it continues a checkpoint on another number of ranks", USAGE_EXIT
+        )
     # out-of-range counts and options that do not fit together are usage mistakes (exit 2), as Typer's own
     # range checks are; said here, before a config is read or a launch goes to --host
     if req.nproc is not None and req.nproc < 1:
@@ -247,10 +252,14 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     else:
         name = validate_run_name(req.name or default_run_name(str(config_path) if config_path else None))
         run_dir = runs_root() / name
-    nproc = resume_nproc(target, req) if req.resume else None
+    nproc = resume_nproc(target, req) if req.resume and not req.reshard else None
     nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
+    if req.reshard:
+        resume_said.append(reshard_note(target, nproc * req.nnodes))
     run_dir = run_dir.absolute()
-    command = TrainerCommand(config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force)
+    command = TrainerCommand(
+        config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force, reshard=req.reshard
+    )
     env, sources = trainer_env(cfg.runtime.env, environ)
     unread = unread_nsa_env(os.environ if environ is None else environ)
     notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in unread]
@@ -295,9 +304,23 @@ def resume_nproc(run_dir: Path, req: LaunchRequest) -> int | None:
         raise UserError(
             f"{wrote} and --nproc {req.nproc} x {req.nnodes} node(s) would "
             f"start {req.nproc * req.nnodes}: each rank's data position and RNG state continue only with the same "
-            f"ranks (--nproc {per_node}, or leave it out)"
+            f"ranks (--nproc {per_node}, or leave it out; or add --reshard to continue on {req.nproc * req.nnodes}: "
+            "docs/data.md)"
         )
     return per_node
+
+
+def reshard_note(run_dir: Path, world_size: int) -> str:
+    """What a --reshard launch will do, by rank 0's heartbeat (the trainer counts the documents read again)."""
+    latest = latest_checkpoint_name(run_dir)
+    ranks = checkpoint_world_size(run_dir, latest)
+    if ranks == world_size:
+        return f"--reshard: {latest} was written by {world_size} rank(s), as many as start now: nothing to reshard"
+    wrote = "an unknown number of ranks" if ranks is None else f"{ranks} rank{'' if ranks == 1 else 's'}"
+    return (
+        f"--reshard: {latest} was written by {wrote}, {world_size} start now: the data continues from the ranks' "
+        "frontier (the trainer says how many documents are read again) and each rank's RNG is seeded anew"
+    )
 
 
 def git_state(repo: Path) -> tuple[str | None, bool | None]:

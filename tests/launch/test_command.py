@@ -232,3 +232,18 @@ def test_the_next_steps_name_the_run_as_the_other_commands_find_it(runs_dir, tmp
     assert run_argument("d", run) == "d"
     (here / "d").mkdir()
     assert run_argument("d", run) == str(run)
+
+
+def test_reshard_goes_to_the_trainer_and_to_a_remote_launch() -> None:
+    from pathlib import Path
+
+    from nsa_tui.commands.launch import remote_launch_args
+    from nsa_tui.launch.command import TrainerCommand
+    from nsa_tui.launch.launcher import LaunchRequest
+
+    argv = TrainerCommand(None, Path("/r"), 1, resume=True, reshard=True).argv()
+    assert argv[-2:] == ["--resume", "--reshard"]
+    assert remote_launch_args(LaunchRequest(name="x", resume=True, reshard=True), False)[-2:] == [
+        "--resume",
+        "--reshard",
+    ]

@@ -352,8 +352,25 @@ def test_resume_starts_as_many_ranks_as_wrote_the_checkpoint(runs_dir, tmux_sock
     res = nsa("launch", "--name", "two", "--resume", "--nproc", "1", "--set", "train.steps=300")
     assert res.returncode == 1 and tmux_sessions() == []
     assert "step_00000200.pt was written by 2 ranks and --nproc 1 x 1 node(s) would start 1" in _one_error_line(res)
+    assert "or add --reshard to continue on 1" in _one_error_line(res)
     res = nsa("launch", "--name", "two", "--resume", "--set", "train.steps=300", "--dry-run")
     assert res.returncode == 0 and "--nproc-per-node 2 " in res.stdout, res.stderr
+
+
+def test_reshard_resumes_on_the_ranks_asked_for_and_passes_the_flag(runs_dir, tmux_socket):
+    run, ckpt = _checkpointed_run(runs_dir, "two")
+    _heartbeat(run, [
+        {"kind": "boot", "step": 0, "world_size": 2},
+        {"kind": "checkpoint", "step": 200, "path": ckpt, "seconds": 0.1},
+        {"kind": "end", "step": 200, "reason": "completed", "exit_status": 0},
+    ])  # fmt: skip
+    res = nsa("launch", "--name", "two", "--resume", "--reshard", "--nproc", "1", "--set", "train.steps=300",
+              "--dry-run")  # fmt: skip
+    assert res.returncode == 0 and tmux_sessions() == [], res.stderr
+    assert "--nproc-per-node 1 " in res.stdout and " --resume --reshard" in res.stdout, res.stdout
+    assert "note: --reshard: step_00000200.pt was written by 2 ranks, 1 start now" in res.stdout
+    res = nsa("launch", "--name", "two", "--reshard", "--dry-run")
+    assert res.returncode == 2 and "--reshard goes with --resume" in _one_error_line(res)
 
 
 def test_live_heartbeat_is_refused(runs_dir, tmux_socket):

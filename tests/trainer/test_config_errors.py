@@ -115,11 +115,12 @@ def test_a_one_rank_checkpoint_is_written_by_1_rank() -> None:
 
     assert world_size_mismatch(Path("c.pt"), 1, 2) == (
         "--resume: c.pt was written by 1 rank, this run has 2; the data position cannot continue exactly: start it "
-        "with 1 (torchrun --nproc-per-node 1, or `nsa launch --resume`, which does)"
+        "with 1 (torchrun --nproc-per-node 1, or `nsa launch --resume`, which does); or add --reshard to continue on 2 "
+        "(documents some ranks had read are read again, counted at the start: docs/data.md)"
     )
     assert "written by 2 ranks, this run has 1" in world_size_mismatch(Path("c.pt"), 2, 1)
     unknown = world_size_mismatch(Path("c.pt"), None, 1)
-    assert "written by an unknown number of ranks" in unknown and unknown.endswith("cannot continue exactly")
+    assert "written by an unknown number of ranks" in unknown and "cannot continue exactly; or add --reshard" in unknown
 
 
 def test_the_trainer_refuses_a_config_given_twice(tmp_path):
