@@ -1046,6 +1046,11 @@ class Trainer:
                 f"some ranks before the checkpoint are read again; each rank's RNG is seeded from train.seed "
                 f"{self.cfg.train.seed}, step {step} and its rank"
             )
+            # with the start warnings too, so that nsa status and the watch say it for the whole attempt
+            self.resume_warnings.append(
+                f"resharded from {self._ranks(old)} to {new}: {len(plan.reread)} documents ({tokens:,} tokens) read "
+                "before the checkpoint are read again (docs/data.md)"
+            )
 
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))

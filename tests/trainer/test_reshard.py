@@ -87,6 +87,9 @@ def test_a_run_continues_on_another_number_of_ranks_with_reshard(tmp_path: Path,
     seen = status(run)
     assert (seen["state"], seen["step"], seen["total_steps"], seen["ranks"]) == ("finished", 14, 14, new)
     assert seen["health"] == "ok" and not seen["refused_resume"]
+    reshard_said = [w for w in seen["start_warnings"] if w.startswith("resharded from")]
+    assert reshard_said == [f"resharded from {old} rank{'s' * (old > 1)} to {new}: {again} documents ({tokens:,} "
+                            "tokens) read before the checkpoint are read again (docs/data.md)"]  # fmt: skip
     # the resharded run's own checkpoints continue exactly on its new number of ranks, without the flag
     proc = train(run, new, "train.steps=16", resume=True)
     assert proc.returncode == 0 and "[reshard]" not in proc.stdout, proc.stderr
