@@ -17,8 +17,7 @@ run *ARGS:
 train *ARGS:
     {{py}} -m nsa_train.train --run-dir runs/direct {{ARGS}}
 
-# The test suite (what CI runs), on two xdist workers (pyproject addopts). `just test -m "not slow"` for the
-# quick part, `just test -n 0` for one process.
+# The test suite (what CI runs, two xdist workers); `just test -m "not slow"`: the quick part; `-n 0`: one process.
 test *ARGS:
     {{py}} -m pytest -q {{ARGS}}
 

@@ -215,7 +215,7 @@ class TrainConfig:
     """Batches of train.batch_size held-out sequences per evaluation, run in micro-batches as training is: the
     same sequences whatever grad_accum and the number of ranks (fewer if the holdout is smaller)."""
     save_every: int = 200
-    """Checkpoint every this many steps (0: only at the end and on halt)."""
+    """Checkpoint every this many steps (0: only at the end, on a halt or signal, and on a new best val loss)."""
     keep_last: int = 3
     """Periodic checkpoints kept (the best checkpoint is kept besides these)."""
     seed: int = 1337
@@ -292,7 +292,8 @@ class MonitorConfig:
     start_timeout_s: float = 900.0
     """Tools: boot/phase records but no progress record after this long is `stuck_at_start`."""
     min_toks_per_s: float | None = None
-    """Tools: warn below this throughput (null: no absolute floor, only the relative drop rule)."""
+    """Tools: warn below this throughput (null: no absolute floor; the relative drop rule and monitor.min_mfu
+    still judge it)."""
     min_mfu: float | None = 0.005
     """Tools: warn below this model FLOPs utilisation (0.005 = 0.5% of the GPUs' peak), for a model of 50M
     parameters or more on a GPU whose peak is known (null: off; docs/health.md, throughput_low)."""

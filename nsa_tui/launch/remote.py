@@ -44,7 +44,7 @@ dir=$1; shift
 on=${NSA_ON_HOST:+on $NSA_ON_HOST: }
 if ! enter_dir; then echo "error: ${on}cannot cd to $dir (no such directory there)" >&2; exit 3; fi
 if command -v nsa >/dev/null 2>&1; then exec nsa "$@"; fi
-where=${dir:+ and no $dir/.venv/bin/nsa}
+where=${dir:+ and no ${dir%/}/.venv/bin/nsa}
 echo "error: ${on}nsa is not installed there: not on PATH$where;" \
   "install the project there (pip install -e .) or pass --remote-dir CHECKOUT" >&2
 exit 127

@@ -154,6 +154,8 @@ def test_check_runs_in_the_checkout_with_every_option(tmp_path, sshd_factory, mo
     assert rows["run dir"]["status"] == "pass" and str(probe) in rows["run dir"]["reason"]
     res = invoke("check", "--host", s.host, "--json")  # no checkout, nothing on PATH
     assert res.exit_code == 127 and "nsa is not installed" in res.stderr
+    res = invoke("check", "--host", s.host, "--remote-dir", "/", "--json")  # said "no //.venv/bin/nsa"
+    assert res.exit_code == 127 and "and no /.venv/bin/nsa;" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("cmd", ["status", "runs", "watch", "halt", "dump", "attach", "check", "report", "launch"])
