@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         hb.liveness(step, force=True, best_effort=True)
         # a resume refused before its checkpoint loaded changed nothing of the run: the tools keep its verdict
         refused = args.resume and status == EXIT_USER_ERROR and not (trainer is not None and trainer.resumed)
-        extra = {schema.RESUME_REFUSED: True} if refused else {}
+        extra: dict[str, Any] = {schema.RESUME_REFUSED: True} if refused else {}
+        if trainer is not None and (loop_s := trainer.loop_seconds()) is not None:
+            extra[schema.END_TRAIN_TIME] = round(loop_s, 3)
         hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True, **extra)
         hb.close()
         if rank == 0:
@@ -1104,9 +1106,15 @@ class Trainer:
         self.watchdog = Watchdog(self.dumper, math.inf, on_stall)  # stall checks from the first step (watch_steps)
         self.watchdog.start()
 
-    def _write_summary(self, reason: str) -> None:
+    def loop_seconds(self) -> float | None:
+        """The seconds this process spent in its training loop (until now, for a loop that raised); None when the
+        loop never started."""
         if not self.train_wall_s and self.t_train is not None:  # the loop raised: its time until now
             self.train_wall_s = time.perf_counter() - self.t_train
+        return self.train_wall_s if self.t_train is not None else None
+
+    def _write_summary(self, reason: str) -> None:
+        self.loop_seconds()
         summary = {
             "v": schema.SCHEMA_VERSION,
             "run": self.run_dir.resolve().name,

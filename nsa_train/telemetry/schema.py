@@ -156,6 +156,9 @@ END_FIELDS = ("reason", "exit_status")
 # loaded. The attempt wrote nothing but its records: the run's checkpoints, config.yaml, run.json and summary.json
 # are as the attempt before it left them, and the tools judge the run by that attempt (a finished run stays finished)
 RESUME_REFUSED = "resume_refused"
+# In an `end` record: the seconds this process spent in its training loop (summary.json's train_time_s, on every rank):
+# what a report over several attempts divides their trained tokens by. Absent when the loop never started
+END_TRAIN_TIME = "train_time_s"
 ERROR_FIELDS = ("message",)
 
 END_COMPLETED = "completed"

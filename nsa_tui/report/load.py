@@ -141,9 +141,14 @@ class Attempt:
     last_step: int | None = None  # the highest step it reached, steps a later attempt did again included
     tokens_per_step: float | None = None
     fresh: bool = False  # started from step 0 (no --resume on its command line): earlier attempts are another run's
+    loop_s: float | None = None  # its end record's train_time_s: the seconds its loop ran, as its summary counts them
 
     @property
     def train_s(self) -> float:
+        """Its loop's seconds: its end record's (the summary's measure), else (killed, or an older trainer's) from
+        its 'train' record to its last record."""
+        if self.loop_s is not None:
+            return self.loop_s
         return 0.0 if self.train is None else max(0.0, self.last - self.train)
 
     @property
@@ -202,6 +207,11 @@ def attempts(h: RunHistory) -> list[Attempt]:
         (e for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train"), key=lambda e: e.ts or 0.0
     )
     trains = [e.ts or 0.0 for e in train_evs]
+    ends = [
+        (e.ts or 0.0, s)
+        for e in ev0
+        if e.kind == schema.KIND_END and (s := finite(e.fields.get(schema.END_TRAIN_TIME))) is not None and s >= 0
+    ]
     stamps = sorted(t for t in (*h.ts, *(e.ts for e in events)) if t is not None)
     # each attempt's own points (step, tokens_seen) and the steps its records reached, by the boot before them
     points: list[list[tuple[int, float]]] = [[] for _ in boots]
@@ -237,7 +247,8 @@ def attempts(h: RunHistory) -> list[Attempt]:
             start = 0  # a train record without start_step (an older trainer's): a first or fresh start is from 0
         rate = _tokens_per_step(points[i]) or fallback_rate
         reached_step = max(reached[i], default=None)
-        out.append(Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh))
+        loop_s = next((s for t, s in ends if boot <= t < until), None)
+        out.append(Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh, loop_s))
     return out
 
 

@@ -87,6 +87,27 @@ def test_a_resumed_runs_mean_counts_the_steps_done_again(tmp_path):
     assert status["mean_toks_per_s"] == pytest.approx(nums["mean_toks_per_s"], rel=0.1)
 
 
+def test_an_attempts_loop_time_is_its_end_records_as_the_summary_counts_it(tmp_path):
+    """Each loop's time ran from its train record to its last record, the end's final bookkeeping included (1.69 s
+    where the summary's train_time_s said 1.28 on a tiny run): the report's mean was not the summary's measure. The
+    end record's train_time_s is used where there is one; a killed process has none and keeps the old measure."""
+    path = tmp_path / "r"
+    w, per_step = killed_at_55_resumed_from_40(path)
+    lines = (path / schema.heartbeat_name(0)).read_text().splitlines(keepends=True)
+    end = json.loads(lines[-1])
+    assert end["kind"] == schema.KIND_END
+    recs = [json.loads(line) for line in lines]
+    killed = next(r["ts"] for r in recs if r["kind"] == schema.KIND_LIVENESS and r["step"] == 55)
+    first_train, second_train = train_phase_ts(path)
+    second_loop = (w.ts - second_train) * 0.8  # the loop proper: less than train record -> end record
+    (path / schema.heartbeat_name(0)).write_text(
+        "".join(lines[:-1]) + json.dumps({**end, "train_time_s": second_loop}) + "\n"
+    )
+    nums = final_numbers(load_report_run(path))
+    assert nums["attempts"] == 2
+    assert nums["mean_toks_per_s"] == pytest.approx((55 + 60) * per_step / ((killed - first_train) + second_loop))
+
+
 def test_each_attempts_tokens_come_from_its_own_points(tmp_path):
     """A resume may change train.batch_size: each attempt's tokens per step are its own records'."""
     from nsa_tui.report.load import attempts

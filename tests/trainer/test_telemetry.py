@@ -89,6 +89,8 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
 
     summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
     assert summary["end_reason"] == "completed" and summary["tokens_seen"] == 6 * 128
+    # the end record carries the loop's time as the summary counts it: a report over attempts divides by it
+    assert recs[-1][schema.END_TRAIN_TIME] == round(summary["train_time_s"], 3) > 0
     assert summary["final_val_loss"] == evals[-1]["val_loss"]
     assert summary["best_val_loss"] == min(r["val_loss"] for r in evals)
     best = (run_dir / "checkpoints" / schema.BEST_POINTER).read_text().strip()
