@@ -202,7 +202,8 @@ class RunHistory:
         self.config: dict[str, Any] = {}
         self.launch: dict[str, Any] = {}
         self.launcher_status: int | None = None  # the exit_status file as read (``exit_status`` judges it)
-        self.console_tail: list[str] = []
+        self.launcher_console: list[str] = []  # console.log's last lines (``console_tail`` judges them)
+        self.console_before_launch: list[str] = []  # its last lines before the newest launch's `starting:` line
         self.halt_requested = False
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
@@ -765,15 +766,13 @@ class RunHistory:
         return message if isinstance(message, str) and message else "the resume was refused"
 
     @property
-    def exit_status(self) -> int | None:
-        """The launcher's exit status (the exit_status file), unless the process it reports is a refused --resume
-        (`nsa launch --resume` refused by the trainer once started): that status is not the run's."""
-        status, launched = self.launcher_status, self.launch_ts
-        if status is None or launched is None:
-            return status
+    def launch_refused(self) -> bool:
+        """The newest launch (launch.json) started a --resume that the trainer refused once booted: what its wrapper
+        left (exit_status, its part of console.log) is not the run's."""
+        launched = self.launch_ts
         refused = self._refusals()
-        if not refused:
-            return status
+        if launched is None or not refused:
+            return False
         # the launch's process is the first rank-0 boot after it
         after = [
             ev
@@ -781,7 +780,19 @@ class RunHistory:
             if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and ev.ts is not None and ev.ts >= launched
         ]
         first = min(after, key=_event_time, default=None)
-        return None if first is not None and any(first is b for b, _ in refused) else status
+        return first is not None and any(first is b for b, _ in refused)
+
+    @property
+    def exit_status(self) -> int | None:
+        """The launcher's exit status (the exit_status file), unless the process it reports is a refused --resume
+        (`nsa launch --resume` refused by the trainer once started): that status is not the run's."""
+        return None if self.launch_refused else self.launcher_status
+
+    @property
+    def console_tail(self) -> list[str]:
+        """console.log's last lines, those of the run's own launch: a refused --resume's launch appended its own (its
+        error, torchrun's report), which would otherwise stand for the crash of the attempt the run is judged by."""
+        return self.console_before_launch if self.launch_refused else self.launcher_console
 
     @exit_status.setter
     def exit_status(self, value: int | None) -> None:

@@ -19,6 +19,8 @@ from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
 from nsa_tui.runs.tail import iter_complete_lines, split_complete_lines
 
+# the line nsa launch's wrapper writes into console.log as it starts torchrun (nsa_tui.launch.runner)
+LAUNCH_START_RE = re.compile(r"\[nsa \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] starting: ")
 CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~25-line failure report
 
 # training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
@@ -213,7 +215,10 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         lines = console.data.decode("utf-8", errors="replace").splitlines()
         if console.from_middle and lines:
             lines = lines[1:]
-        h.console_tail = [ln.rstrip() for ln in lines if ln.strip()][-CONSOLE_TAIL_LINES:]
+        kept = [ln.rstrip() for ln in lines if ln.strip()]
+        h.launcher_console = kept[-CONSOLE_TAIL_LINES:]
+        starts = [i for i, ln in enumerate(kept) if LAUNCH_START_RE.match(ln)]
+        h.console_before_launch = kept[: starts[-1]][-CONSOLE_TAIL_LINES:] if starts else []
     summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
     h.summary = read(summaries[0], read_json_object) if summaries else {}
     h.unreadable_files = {**bundle.unreadable, **unreadable}

@@ -443,6 +443,48 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     assert (v.state, v.step, v.total_steps, v.refused_resume) == ("running", 50, 60, None)
 
 
+def test_a_refused_resume_of_a_crashed_run_leaves_its_crash_said_as_it_was(tmp_path, tmux_socket):
+    """A launched run SIGKILLed, then `nsa launch --resume` refused after its boot: the run stayed `crashed`, but its
+    process_exited alert quoted the refused launch's console.log lines (its data error, torchrun's report) and lost
+    the SIGKILL / out-of-memory hint, the one thing the user needed."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=70, total_steps=300, log_every=10, state="running", now=time.time() - 300)
+    killed = [
+        "[nsa 2026-12-06 17:01:00] starting: torchrun --nproc-per-node 1 -m nsa_train.train --run-dir r",
+        "step 70 | loss 3.1 | lr 3.00e-03 | toks/s 900",
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  exitcode  : -9 (pid: 26265)",
+        "  traceback : Signal 9 (SIGKILL) received by PID 26265",
+        "[nsa 2026-12-06 17:02:00] torchrun exited with status 1",
+    ]
+    (path / schema.CONSOLE_LOG).write_text("\n".join(killed) + "\n")
+    write_exit_status(path, 1)
+    relaunch(w, tmux_socket, at=w.ts + 5)
+    message = "data.path corpus changed since the checkpoint: 1 file/1500 documents then, 1 file/1501 documents now"
+    refused_resume(w, message)
+    refusal = [
+        "[nsa 2026-12-06 17:05:00] starting: torchrun --nproc-per-node 1 -m nsa_train.train --run-dir r --resume",
+        f"error: {message}",
+        "[end] error at step 0 (exit status 2)",
+        "  exitcode  : 2 (pid: 27000)",
+        "[nsa 2026-12-06 17:05:09] torchrun exited with status 1",
+    ]
+    with open(path / schema.CONSOLE_LOG, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(refusal) + "\n")
+    write_exit_status(path, 1)
+    import subprocess
+
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"nsa-{path.name}"], check=True)  # it ended
+    v = evaluate(load_run(path), w.ts + 30)
+    assert (v.state, [a.rule for a in v.alerts], v.refused_resume) == ("crashed", ["process_exited"], message)
+    said = v.alerts[0].message
+    assert "killed by SIGKILL" in said and "Signal 9 (SIGKILL) received by PID 26265" in said
+    assert "exit status 2" not in said and "1501 documents" not in said
+    said = " ".join(invoke("status", str(path)).stdout.split())
+    assert "Signal 9 (SIGKILL) received by PID 26265" in said and "exitcode : 2" not in said
+
+
 def test_a_resume_that_failed_otherwise_still_reads_crashed(tmp_path):
     """Only a refusal (its end record says so) keeps the run's verdict: a resume that failed on a bug is the run's
     news, said as the crash it is."""
