@@ -451,6 +451,8 @@ class Trainer:
         self.last_saved_step = -1
         self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
+        self.config_warnings: list[str] = []
+        self._run_json: dict[str, Any] | None = None
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
         self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
@@ -510,6 +512,7 @@ class Trainer:
             micro_batch=self.micro_batch,
             warnings=warnings,
         )
+        self.config_warnings = list(warnings)  # with the train phase's, in run.json's start_warnings
 
         backend = distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
@@ -609,6 +612,9 @@ class Trainer:
             warnings=train_warnings,
             **{schema.STALE_HALT_REMOVED: stale},
         )
+        if is_main:  # kept where no heartbeat tail can lose them: a long run's phase records leave status's window
+            said = [*self.config_warnings, *(w for w in train_warnings if w not in self.config_warnings)]
+            self._write_run_json(start_warnings=said)
         if is_main:
             from nsa_train.telemetry.writer import MetricsLog, data_rows, truncate_csv_after
 
@@ -1057,7 +1063,12 @@ class Trainer:
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))
 
-    def _write_run_json(self) -> None:
+    def _write_run_json(self, start_warnings: list[str] | None = None) -> None:
+        """run.json, written at the model phase; again with the start's warnings once the train phase said them."""
+        if start_warnings is not None and self._run_json is not None:
+            self._run_json["start_warnings"] = start_warnings
+            _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(self._run_json, indent=2) + "\n")
+            return
         from nsa_train.data.sources import data_listing
 
         t = self.cfg.train
@@ -1086,7 +1097,11 @@ class Trainer:
             # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
             "data_listing": data_listing(self.cfg.data),
+            # what this start warned about (its config and train phase records' `warnings`), filled in at the train
+            # phase: the tools' `at start` lines when those records are out of the heartbeat tail they read
+            "start_warnings": [],
         }
+        self._run_json = run
         _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")
 
     def _start_watchdog(self) -> None:

@@ -1021,6 +1021,10 @@ class RunHistory:
             for w in said if isinstance(said, list) else []:
                 if isinstance(w, str) and w and w not in out:
                     out.append(w)
+        if self.boot_event is None and not self.unbooted_launch:
+            # the attempt's phase records are out of the tail read (a long run): run.json keeps what they said
+            said = self.run_info.get("start_warnings")
+            out += [w for w in (said if isinstance(said, list) else []) if isinstance(w, str) and w and w not in out]
         return out
 
     @property

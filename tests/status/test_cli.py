@@ -235,6 +235,24 @@ def test_the_current_attempts_start_warnings_are_shown_once(runs_dir):
     assert "stale .HALT" not in res.stdout
 
 
+def test_a_long_runs_start_warnings_come_from_run_json_when_its_phase_records_left_the_tail(runs_dir):
+    """The `at start` lines vanished once a run grew: its phase records were no longer in the heartbeat tail status
+    reads (docs/health.md, Speed). run.json keeps them; the records, while in view, still say them."""
+    w = make_v1_run(runs_dir / "r", steps=20, log_every=10)
+    said = ["resharded from 2 ranks to 1: 3 documents (153 tokens) read before the checkpoint are read again"]
+    w.phase("train", warnings=said)
+    info = json.loads((runs_dir / "r" / "run.json").read_text())
+    (runs_dir / "r" / "run.json").write_text(json.dumps({**info, "start_warnings": said}))
+    assert json.loads(invoke("status", "--json", "r").stdout)["start_warnings"] == said
+    w.progress(1200)  # ~700 KB of progress records after them
+    heartbeat = (runs_dir / "r" / "heartbeat_rank0.jsonl").read_text()
+    boots = [line for line in heartbeat.splitlines() if json.loads(line)["kind"] == "boot"]
+    assert len(heartbeat.encode()) > 600_000 and len(boots) == 1 and heartbeat.startswith(boots[0])
+    obj = json.loads(invoke("status", "--json", "r").stdout)
+    assert obj["step"] == 20 + 1200 * 10 and obj["start_warnings"] == said
+    assert "  at start resharded from 2 ranks to 1" in invoke("status", "r").stdout
+
+
 def _summary(path: Path, steps: int, mean: float) -> None:
     (path / "summary.json").write_text(json.dumps({"v": 1, "steps_completed": steps, "mean_toks_per_s": mean}))
 

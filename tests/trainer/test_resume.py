@@ -291,6 +291,8 @@ def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     assert "--set train.lr=1.00e-04 --set train.min_lr=1.00e-04" in proc.stderr
     phase = [r for r in records(run) if r["kind"] == "phase" and r["phase"] == "train"][-1]
     assert phase["start_step"] == 4 and any(w.startswith(want) for w in phase["warnings"])
+    # run.json keeps them too: the tools' `at start` lines once a long run's phase records leave their tail
+    assert json.loads((run / schema.RUN_JSON).read_text())["start_warnings"] == phase["warnings"]
     lrs = {r["step"]: r["lr"] for r in records(run) if r["kind"] == "progress"}
     assert lrs[4] == pytest.approx(1e-4) and lrs[5] == pytest.approx(5.5e-4)  # what it said is what ran
 
