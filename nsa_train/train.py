@@ -1048,16 +1048,17 @@ class Trainer:
                 "reread_documents": len(plan.reread),
                 "reread_tokens": tokens,
             }
+            again = f"{len(plan.reread)} document{'' if len(plan.reread) == 1 else 's'} ({tokens:,} tokens)"
             print(
-                f"[reshard] {self._ranks(old)} -> {new}: the data continues from document {plan.first} of epoch "
-                f"{plan.epoch} (of {plan.n_docs} per epoch); {len(plan.reread)} documents ({tokens:,} tokens) read by "
-                f"some ranks before the checkpoint are read again; each rank's RNG is seeded from train.seed "
+                f"[reshard] {self._ranks(old)} -> {new}: the data continues from position {plan.first} of epoch "
+                f"{plan.epoch}'s shuffled order (of {plan.n_docs} documents per epoch); {again} read by some ranks "
+                f"before the checkpoint are read again; each rank's RNG is seeded from train.seed "
                 f"{self.cfg.train.seed}, step {step} and its rank"
             )
             # with the start warnings too, so that nsa status and the watch say it for the whole attempt
             self.resume_warnings.append(
-                f"resharded from {self._ranks(old)} to {new}: {len(plan.reread)} documents ({tokens:,} tokens) read "
-                "before the checkpoint are read again (docs/data.md)"
+                f"resharded from {self._ranks(old)} to {new}: {again} read before the checkpoint are read again "
+                "(docs/data.md)"
             )
 
     def _save_config(self) -> None:

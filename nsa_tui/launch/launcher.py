@@ -255,6 +255,12 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     nproc = resume_nproc(target, req) if req.resume and not req.reshard else None
     nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
     if req.reshard:
+        if cfg.data.source == "hf":  # the trainer refuses it only after its boot: said before a session starts
+            raise UserError(
+                "--reshard: data.source is hf, streamed: its documents are split over the ranks by the stream's own "
+                "shards, so its positions cannot continue on another number of ranks. Resume with as many ranks as "
+                "wrote the checkpoint, or start a new run"
+            )
         resume_said.append(reshard_note(target, nproc * req.nnodes))
     run_dir = run_dir.absolute()
     command = TrainerCommand(
@@ -315,7 +321,8 @@ def reshard_note(run_dir: Path, world_size: int) -> str:
     latest = latest_checkpoint_name(run_dir)
     ranks = checkpoint_world_size(run_dir, latest)
     if ranks == world_size:
-        return f"--reshard: {latest} was written by {world_size} rank(s), as many as start now: nothing to reshard"
+        said = f"{world_size} rank{'' if world_size == 1 else 's'}"
+        return f"--reshard: {latest} was written by {said}, as many as start now: nothing to reshard"
     wrote = "an unknown number of ranks" if ranks is None else f"{ranks} rank{'' if ranks == 1 else 's'}"
     return (
         f"--reshard: {latest} was written by {wrote}, {world_size} start now: the data continues from the ranks' "

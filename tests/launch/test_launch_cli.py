@@ -371,6 +371,13 @@ def test_reshard_resumes_on_the_ranks_asked_for_and_passes_the_flag(runs_dir, tm
     assert "note: --reshard: step_00000200.pt was written by 2 ranks, 1 start now" in res.stdout
     res = nsa("launch", "--name", "two", "--reshard", "--dry-run")
     assert res.returncode == 2 and "--reshard goes with --resume" in _one_error_line(res)
+    # a streamed source: refused here, not by the trainer after a session started and it booted
+    from nsa_train.config.loader import dump_yaml
+
+    (run / "config.yaml").write_text(dump_yaml(load_config(None, ["data.source=hf"])))
+    res = nsa("launch", "--name", "two", "--resume", "--reshard", "--nproc", "1", "--set", "train.steps=300")
+    assert res.returncode == 1 and tmux_sessions() == [], res.stderr
+    assert "--reshard: data.source is hf, streamed" in _one_error_line(res)
 
 
 def test_live_heartbeat_is_refused(runs_dir, tmux_socket):

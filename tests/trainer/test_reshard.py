@@ -22,8 +22,9 @@ from nsa_train.telemetry import schema
 pytestmark = pytest.mark.slow
 
 LINE = re.compile(
-    r"\[reshard\] (\d+) ranks? -> (\d+): the data continues from document (\d+) of epoch (\d+) \(of (\d+) per "
-    r"epoch\); (\d+) documents \(([\d,]+) tokens\) read by some ranks before the checkpoint are read again; each "
+    r"\[reshard\] (\d+) ranks? -> (\d+): the data continues from position (\d+) of epoch (\d+)'s shuffled order \(of "
+    r"(\d+) documents per epoch\); (\d+) documents? \(([\d,]+) tokens\) read by some ranks before the checkpoint are "
+    r"read again; each "
     r"rank's RNG is seeded from train.seed \d+, step (\d+) and its rank"
 )
 
@@ -88,8 +89,9 @@ def test_a_run_continues_on_another_number_of_ranks_with_reshard(tmp_path: Path,
     assert (seen["state"], seen["step"], seen["total_steps"], seen["ranks"]) == ("finished", 14, 14, new)
     assert seen["health"] == "ok" and not seen["refused_resume"]
     reshard_said = [w for w in seen["start_warnings"] if w.startswith("resharded from")]
-    assert reshard_said == [f"resharded from {old} rank{'s' * (old > 1)} to {new}: {again} documents ({tokens:,} "
-                            "tokens) read before the checkpoint are read again (docs/data.md)"]  # fmt: skip
+    docs = f"{again} document{'s' * (again != 1)}"
+    assert reshard_said == [f"resharded from {old} rank{'s' * (old > 1)} to {new}: {docs} ({tokens:,} tokens) read "
+                            "before the checkpoint are read again (docs/data.md)"]  # fmt: skip
     # the resharded run's own checkpoints continue exactly on its new number of ranks, without the flag
     proc = train(run, new, "train.steps=16", resume=True)
     assert proc.returncode == 0 and "[reshard]" not in proc.stdout, proc.stderr
