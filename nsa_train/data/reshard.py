@@ -22,6 +22,14 @@ from .errors import DataError
 from .packing import Position
 
 
+def streamed_refusal(what: str, resume_with: str) -> str:
+    """Why a streamed (hf) source cannot be resharded: the trainer's refusal, and nsa launch's before a session."""
+    return (
+        f"--reshard: {what}: its documents are split over the ranks by the stream's own shards, so its positions "
+        f"cannot continue on another number of ranks. Resume with {resume_with}, or start a new run"
+    )
+
+
 def share(n_docs: int, rank: int, world_size: int) -> int:
     """How many of an epoch's `n_docs` documents rank `rank` of `world_size` reads."""
     return len(range(rank, n_docs, world_size))

@@ -16,7 +16,7 @@ from .diagnose import shown
 from .errors import DataError
 from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
-from .reshard import Reshard, plan_reshard
+from .reshard import Reshard, plan_reshard, streamed_refusal
 from .sources import DocSource, check_source, open_source
 from .tokenizer import Tokenizer
 
@@ -150,11 +150,8 @@ class TrainStream:
         if self._thread is not None:
             raise DataError("the data position can only be loaded before the stream starts")
         if self._cfg.data.source == "hf":
-            raise DataError(
-                f"--reshard: {self.description} is streamed (data.source=hf), whose documents are split over the "
-                "ranks by the stream's own shards: its positions cannot continue on another number of ranks. Resume "
-                f"with {len(states)} rank(s), or start a new run"
-            )
+            what = f"{self.description} is streamed (data.source=hf)"
+            raise DataError(streamed_refusal(what, f"{len(states)} rank{'' if len(states) == 1 else 's'}"))
         for r, state in enumerate(states):
             self._check_saved(state, ())
             if state.get("rank") != r or state.get("world_size") != len(states):

@@ -256,11 +256,9 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     nproc = nproc or req.nproc or default_nproc(cfg.runtime.device, environ)
     if req.reshard:
         if cfg.data.source == "hf":  # the trainer refuses it only after its boot: said before a session starts
-            raise UserError(
-                "--reshard: data.source is hf, streamed: its documents are split over the ranks by the stream's own "
-                "shards, so its positions cannot continue on another number of ranks. Resume with as many ranks as "
-                "wrote the checkpoint, or start a new run"
-            )
+            from nsa_train.data.reshard import streamed_refusal  # here only: it imports numpy
+
+            raise UserError(streamed_refusal("data.source is hf, streamed", "as many ranks as wrote the checkpoint"))
         resume_said.append(reshard_note(target, nproc * req.nnodes))
     run_dir = run_dir.absolute()
     command = TrainerCommand(
