@@ -1130,7 +1130,7 @@ class Trainer:
         return self.train_wall_s if self.t_train is not None else None
 
     def _write_summary(self, reason: str) -> None:
-        Trainer.loop_seconds(self)  # type: ignore[arg-type]  # (a test calls this on a plain namespace)
+        self.loop_seconds()
         summary = {
             "v": schema.SCHEMA_VERSION,
             "run": self.run_dir.resolve().name,

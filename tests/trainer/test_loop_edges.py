@@ -207,6 +207,7 @@ def test_a_loop_that_raises_still_reports_its_training_time(tmp_path: Path) -> N
         last_val=None, best_val=None, best_step=None, t_boot=time.time() - 5.0, train_wall_s=0.0,
         t_train=time.perf_counter() - 2.0,
     )  # fmt: skip
+    t.loop_seconds = lambda: Trainer.loop_seconds(t)  # type: ignore[arg-type]
     Trainer._write_summary(t, schema.END_ERROR)  # type: ignore[arg-type]
     s = json.loads((tmp_path / schema.SUMMARY_JSON).read_text())
     assert s["train_time_s"] >= 2.0 and s["mean_toks_per_s"] == pytest.approx(11 * 2048 / s["train_time_s"])
