@@ -27,13 +27,10 @@ from typing import Any
 
 from nsa_train.config import (
     ConfigError,
-    check_resume_config,
     config_to_dict,
-    data_change,
     dump_yaml,
     load_config,
     lr_at,
-    missing_config_message,
     phase_at,
     resolve_config_path,
     resume_notes,
@@ -43,6 +40,7 @@ from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
+from nsa_train.runtime.resume import newer_checkpoint_note, resume_refusal, world_size_mismatch
 from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
@@ -308,61 +306,6 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
     print(f"error (rank {rank}): {message}", file=sys.stderr)
 
 
-def resume_refusal(
-    run_dir: Path,
-    config_path: Path | None,
-    overrides: list[str],
-    config_given: bool = False,
-    world_size: int = 1,
-    reshard: bool = False,
-) -> str | None:
-    """Why a --resume cannot start, when that is cheap to tell before anything is written: no usable latest
-    checkpoint (no pointer, a pointer to no file, a truncated or foreign file), another number of ranks than wrote
-    it (by rank 0's heartbeat), a config that changes what the checkpoint depends on (seq_len, model shape, ...: the
-    run's config.yaml against this one), or a checkpoint at train.steps already. A refused attempt's boot and error
-    records would make the tools judge the run it meant to continue by it (a finished run read `crashed`). What needs
-    the model or the data (shapes, the data files' fingerprint) is checked later, with telemetry; so are a config
-    that does not load (its phase record says so), a world size the heartbeat does not tell, and damaged bytes inside
-    the archive (the CRC pass reads the whole file: seconds for a large checkpoint, which the boot record must not
-    wait for). With ``reshard`` another number of ranks is allowed when it splits the same global batch."""
-    from nsa_train.runtime import checkpoint as ck  # torch-free at import
-    from nsa_train.telemetry.readback import checkpoint_world_size
-
-    ckpt_dir = ck.checkpoint_dir(run_dir)
-    path = None
-    try:
-        path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
-        if path is None:
-            return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
-                ck.other_checkpoints_hint(ckpt_dir)
-            )
-        ck.verify_archive(path, checksums=False)  # its index only: the boot must not wait; the load checks the CRCs
-    except ck.CheckpointError as e:
-        return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
-    step = schema.checkpoint_step(path.name)
-    saved = checkpoint_world_size(run_dir, path.name)
-    if saved is not None and saved != world_size and not reshard:
-        return world_size_mismatch(path, saved, world_size)
-    if not config_given and not (run_dir / schema.CONFIG_YAML).is_file():
-        return missing_config_message(run_dir / schema.CONFIG_YAML)
-    try:
-        cfg = load_config(config_path, overrides)
-    except ConfigError:
-        return None
-    try:
-        check_resume_config(run_dir / schema.CONFIG_YAML, cfg, str(run_dir))
-    except ConfigError as e:
-        return str(e)
-    if reshard and (unsplit := reshard_batch_refusal(cfg, world_size)) is not None:
-        return unsplit
-    if (changed := data_change(run_dir, cfg)) is not None:
-        return f"--resume: {changed}"
-    steps = cfg.train.steps
-    if step is not None and step >= steps:
-        return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
-    return None
-
-
 def _is_user_error(e: BaseException) -> bool:
     from nsa_train.data import DataError
     from nsa_train.runtime.checkpoint import CheckpointError
@@ -383,38 +326,6 @@ def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet
     hb.write(schema.KIND_ERROR, step, message=one_line, best_effort=True)  # the error may be a full disk
     if not quiet:
         print(f"error: {one_line}" if rank == 0 else f"error (rank {rank}): {one_line}", file=sys.stderr)
-
-
-def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:
-    """Why a resume by ``world_size`` ranks cannot continue a checkpoint that ``saved`` ranks wrote (None: it does
-    not say): each rank's data position and RNG state are in it."""
-    wrote = f"{saved} rank{'' if saved == 1 else 's'}" if isinstance(saved, int) else "an unknown number of ranks"
-    how = (
-        f": start it with {saved} (torchrun --nproc-per-node {saved}, or `nsa launch --resume`, which does)"
-        if isinstance(saved, int)
-        else ""
-    )
-    return (
-        f"--resume: {path} was written by {wrote}, this run has {world_size}; the data position cannot continue "
-        f"exactly{how}; or add --reshard to continue on {world_size} (documents some ranks had read are read again, "
-        "counted at the start: docs/data.md)"
-    )
-
-
-def reshard_batch_refusal(cfg: Any, world_size: int) -> str | None:
-    """Why `--reshard` onto ``world_size`` ranks cannot keep the run's global batch: train.batch_size must split into
-    world size x grad_accum micro-batches (a resume may change grad_accum, not the batch: the lr schedule and the
-    tokens per step are the run's)."""
-    from nsa_train.runtime.preflight import micro_batch_size
-
-    try:
-        micro_batch_size(cfg, world_size)
-    except ConfigError as e:
-        return (
-            f"--reshard: {e}. The global batch stays train.batch_size={cfg.train.batch_size} on a reshard: choose a "
-            "number of ranks that splits it, or a train.grad_accum with it (--set train.grad_accum=N)"
-        )
-    return None
 
 
 class Trainer:
@@ -1005,22 +916,7 @@ class Trainer:
                 # not taken in its place: the pointer is the save's last act, and a file it does not name is one
                 # whose save did not finish as far as this trainer knows; said (with the start warnings, so status
                 # shows it), so the steps since are not lost without a word
-                self.resume_warnings.append(self._newer_checkpoint_note(newer[-1], ckpt_dir))
-
-    def _newer_checkpoint_note(self, newer: Path, ckpt_dir: Path) -> str:
-        """What to say of a checkpoint written after the one resumed from: how to continue from it, unless its bytes
-        are damaged (then it is likely the one a refused resume named, and the pointer was moved off it on purpose)."""
-        from nsa_train.runtime import checkpoint as ck
-
-        written = f"{newer} was written after the checkpoint `{schema.LATEST_POINTER}` names"
-        try:
-            ck.verify_archive(newer)  # reads it once: a rare path (a save cut, or a damaged file stepped over)
-        except ck.CheckpointError as e:
-            return f"{written}, but it is damaged ({e}): this run continues from step {self.step}"
-        return (
-            f"{written} (a save cut between its file and its pointer?): this run continues from step {self.step}; "
-            f"to continue from that one, stop it and `echo {newer.name} > {ckpt_dir / schema.LATEST_POINTER}`"
-        )
+                self.resume_warnings.append(newer_checkpoint_note(newer[-1], ckpt_dir, self.step))
 
     @staticmethod
     def _ranks(n: Any) -> str:
