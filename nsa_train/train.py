@@ -40,7 +40,7 @@ from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.resume import newer_checkpoint_note, resume_refusal, world_size_mismatch
+from nsa_train.runtime.resumable import newer_checkpoint_note, resume_refusal, world_size_mismatch
 from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError

@@ -111,7 +111,7 @@ def test_help_says_what_the_defaults_are() -> None:
 
 def test_a_one_rank_checkpoint_is_written_by_1_rank() -> None:
     """A resume refusal said "written by 1 ranks"."""
-    from nsa_train.runtime.resume import world_size_mismatch
+    from nsa_train.runtime.resumable import world_size_mismatch
 
     assert world_size_mismatch(Path("c.pt"), 1, 2) == (
         "--resume: c.pt was written by 1 rank, this run has 2; the data position cannot continue exactly: start it "

@@ -1,7 +1,8 @@
 """Whether a --resume can continue a run, and what it says: the checks made before the boot record (no usable
 checkpoint, another number of ranks, a config or data that changed, nothing left to do) and the messages of the
-checks made once the checkpoint is loaded (the Trainer's ``_resume``). Torch-free at import: the refusal must not
-wait for torch, and a refused start writes nothing."""
+checks made once the checkpoint is loaded (the Trainer's ``_resume``). What the config may change on a resume is
+nsa_train/config/resume.py's, called from here. Torch-free at import: the refusal must not wait for torch, and a
+refused start writes nothing."""
 
 from __future__ import annotations
 
