@@ -87,16 +87,24 @@ def resume_conflicts(saved: Config, new: Config) -> list[tuple[str, str]]:
 
 def moved_corpus(run_dir: Path, saved: Config, new: Config) -> bool:
     """Local files that moved (another data.path) and are the files the run's last start read, by run.json's
-    listing (names relative to data.path, sizes, samples of their bytes: nsa_train.data.fingerprint.same_files): a
-    corpus moved to another disk continues (the checkpoint's own fingerprint, with the document count, is compared
-    again once they are read). False when the listing is not known (a run.json without one, more files than it
-    lists)."""
-    from nsa_train.data.fingerprint import same_files
+    listing (names relative to data.path, sizes, samples of their bytes): a corpus moved to another disk continues
+    (the checkpoint's own fingerprint, with the document count, is compared again once they are read). False when
+    the listing is not known (a run.json without one, more files than it lists)."""
+    return moved_corpus_changes(run_dir, saved, new) == []
+
+
+def moved_corpus_changes(run_dir: Path, saved: Config, new: Config) -> list[str] | None:
+    """For local files at another data.path: how they differ, file by file, from those the run's last start read
+    (nsa_train.data.fingerprint.listing_differences; empty: the same files, moved). None when data.path is the
+    same, the source is not local files, or run.json's listing is not known."""
+    from nsa_train.data.fingerprint import is_listing, listing_differences
 
     if not (saved.data.source == new.data.source == "local") or saved.data.path == new.data.path:
-        return False
+        return None
     listings = _listings(run_dir, new)
-    return listings is not None and same_files(*listings)
+    if listings is None or not is_listing(listings[0]):
+        return None
+    return listing_differences(*listings)
 
 
 def _listings(run_dir: Path, new: Config) -> tuple[Any, list[list[Any]]] | None:
@@ -137,8 +145,14 @@ def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
     if saved is None:
         return
     changed = resume_conflicts(saved, new)
-    if moved_corpus(saved_config.parent, saved, new):  # the same files elsewhere: their position still holds
+    moved = moved_corpus_changes(saved_config.parent, saved, new)
+    if moved == []:  # the same files elsewhere: their position still holds
         changed = [(key, c) for key, c in changed if key != "data.path"]
+    elif moved:  # files moved and changed: which ones, not only the path (the user may have moved them on purpose)
+        from nsa_train.data.fingerprint import named_changes
+
+        why = f" (not the files the run's last start read: {named_changes(moved)})"
+        changed = [(key, c + why if key == "data.path" else c) for key, c in changed]
     if not changed:
         return
     pins = pinned_values(saved)

@@ -137,8 +137,7 @@ def _what_changed(then: dict[str, Any], now: dict[str, Any]) -> str:
         changes = listing_differences(then["listing"], now["listing"])
         if not changes:
             return "the same files and sizes, other documents"
-        more = f" and {len(changes) - _NAMED} more" if len(changes) > _NAMED else ""
-        return ", ".join(changes[:_NAMED]) + more
+        return named_changes(changes)
     if then.get("bytes") != now.get("bytes"):
         return f"{then.get('bytes')} -> {now.get('bytes')} bytes"
     return "other file names or sizes"
@@ -171,12 +170,17 @@ def listing_change(path: str, then: Any, now: list[list[Any]]) -> str | None:
     changes = listing_differences(then, now)
     if not changes:
         return None
-    more = f" and {len(changes) - _NAMED} more" if len(changes) > _NAMED else ""
     return (
         f"data.path {path} changed since the run's last start: {_count(len(then), 'file')} then, "
-        f"{_count(len(now), 'file')} now ({', '.join(changes[:_NAMED])}{more}); the data position "
+        f"{_count(len(now), 'file')} now ({named_changes(changes)}); the data position "
         "and the validation holdout would not be the same documents. Restore the files or start a new run"
     )
+
+
+def named_changes(changes: list[str]) -> str:
+    """The first changes of listing_differences for a message, and how many more there are."""
+    more = f" and {len(changes) - _NAMED} more" if len(changes) > _NAMED else ""
+    return ", ".join(changes[:_NAMED]) + more
 
 
 def same_files(then: Any, now: list[list[Any]]) -> bool:

@@ -264,10 +264,17 @@ def test_a_corpus_moved_to_another_place_continues_and_other_files_there_do_not(
     (new / "a.jsonl").write_text((new / "a.jsonl").read_text() + json.dumps({"text": "one more"}) + "\n")
     proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
     assert proc.returncode == 2 and f"cannot continue with data.path '{old}' -> '{new}'" in proc.stderr, proc.stderr
-    shutil.rmtree(old)
-    shutil.copytree(new, old)  # the original files, moved: put back as they were, at the new place
-    (new / "a.jsonl").write_text((old / "a.jsonl").read_text().rsplit("{", 1)[0])
-    shutil.rmtree(old)
+    # which file is not the run's: moved and changed, it read as if only the path had (the advice: the run's path)
+    size = (old / "a.jsonl").stat().st_size
+    grown = f"(not the files the run's last start read: a.jsonl {size} -> {(new / 'a.jsonl').stat().st_size} bytes)"
+    assert grown in " ".join(proc.stderr.split()), proc.stderr
+    (new / "a.jsonl").write_text((old / "a.jsonl").read_text().replace("document 7", "document X"))  # same size
+    proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
+    assert proc.returncode == 2 and "(not the files the run's last start read: a.jsonl edited, the same size)" in (
+        " ".join(proc.stderr.split())
+    ), proc.stderr
+    shutil.copy(old / "a.jsonl", new / "a.jsonl")
+    shutil.rmtree(old)  # the original files, moved
     proc = run_train(run, "train.steps=4", f"data.path={new}", resume=True)
     assert proc.returncode == 0, proc.stderr
     assert f"data.path {old} -> {new}: the same files as the run's last start (run.json's data_listing)" in proc.stderr
