@@ -333,9 +333,13 @@ def check_compute(cfg: Config, vocab: int, gpus: list[tuple[str, int]], world: i
 
 # ------------------------------------------------------------------ all of it
 def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[torch.device | None, str | None]:
+    from nsa_train.runtime.device import unusable_gpus
+
     want = cfg.runtime.device
     if want == "cuda" and not gpus:
         return None, "runtime.device is cuda but no GPU is visible (CUDA_VISIBLE_DEVICES? driver?)"
+    if want == "auto" and not gpus and (unusable := unusable_gpus()) is not None:
+        return None, unusable  # the trainer refuses to fall back to the CPU there
     return torch.device("cuda" if gpus and want != "cpu" else "cpu"), None
 
 

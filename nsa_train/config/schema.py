@@ -249,7 +249,9 @@ class TrainConfig:
 @dataclass
 class RuntimeConfig:
     device: str = "auto"
-    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+    """'auto' (cuda if available), 'cpu' or 'cuda'. auto refuses to fall back to the CPU on a machine with NVIDIA
+    GPUs that torch cannot use (a CPU-only wheel, a driver too old): 'cpu', or CUDA_VISIBLE_DEVICES=-1, says that
+    the CPU is meant."""
     precision: str = "auto"
     """'auto' (bf16 autocast on GPU, fp32 on CPU), 'fp32' or 'bf16'."""
     backend: str = "auto"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import torch
 
@@ -11,12 +12,55 @@ from nsa_train.config.schema import ConfigError, RuntimeConfig
 
 
 def resolve_device(rt: RuntimeConfig, local_rank: int) -> torch.device:
+    if rt.device == "auto" and (unusable := unusable_gpus()) is not None:
+        raise ConfigError(unusable)
     if rt.device == "cpu" or (rt.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ConfigError("runtime.device: 'cuda' requested but no CUDA device is available (use auto or cpu)")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
+
+
+DEV_DIR = "/dev"  # where the driver's device nodes are (tests point it elsewhere)
+
+
+def nvidia_devices() -> list[str]:
+    """The NVIDIA GPU device nodes of this machine (/dev/nvidia0, ...): there when the driver is loaded and the GPUs
+    are given to this container, whatever torch can do with them."""
+    try:
+        names = os.listdir(DEV_DIR)
+    except OSError:
+        return []
+    return sorted((n for n in names if re.fullmatch(r"nvidia\d+", n)), key=lambda n: int(n[6:]))
+
+
+def unusable_gpus() -> str | None:
+    """Why runtime.device auto must not fall back to the CPU here: the machine has NVIDIA GPUs that this torch cannot
+    use (a CPU-only wheel, a driver older than its CUDA). A rented GPU box then trained on its CPU at a few hundred
+    tokens/s, and the tools could only call that slow. None when there are no such GPUs, when torch can use them, or
+    when CUDA_VISIBLE_DEVICES hides them on purpose (empty, or -1)."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and (not hidden.strip() or hidden.strip().startswith("-")):
+        return None
+    nodes = nvidia_devices()
+    if not nodes or torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is a CPU-only build: install a CUDA build of torch"
+    else:
+        try:
+            torch.cuda.init()
+            said = "it finds no usable device"
+        except Exception as e:  # torch's own words on why CUDA did not start are the point
+            said = " ".join(str(e).split())[:200] or type(e).__name__
+        why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) cannot use them ({said}): check the driver"
+    shown = ", ".join(os.path.join(DEV_DIR, n) for n in nodes[:4]) + (", ..." if len(nodes) > 4 else "")
+    gpus = f"{len(nodes)} NVIDIA GPU{'s' if len(nodes) > 1 else ''} ({shown})"
+    return (
+        f"runtime.device is auto and this machine has {gpus}, but {why}; or set runtime.device=cpu to train on the "
+        "CPU on purpose"
+    )
 
 
 def resolve_precision(rt: RuntimeConfig, device: torch.device) -> str:
