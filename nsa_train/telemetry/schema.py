@@ -25,6 +25,9 @@ VAL_CSV = "val.csv"
 TRAIN_LOG = "train.log"
 CONSOLE_LOG = "console.log"  # stdout+stderr of the whole launch (written by `nsa launch`)
 EXIT_STATUS = "exit_status"  # the launcher's exit code, one integer, written when it ends
+# the exit_status of the launch the run is judged by, set aside by `nsa launch --resume` before it starts another:
+# a resume that the trainer refuses after its boot leaves the run as that launch ended (nsa_tui RunHistory.exit_status)
+EXIT_STATUS_PREVIOUS = "exit_status.previous"
 SUMMARY_JSON = "summary.json"
 HALT_FILE = ".HALT"
 TB_DIR = "tb"

@@ -514,7 +514,7 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
         plan.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create run dir {plan.run_dir}: {e.strerror or e}") from None
-    (plan.run_dir / schema.EXIT_STATUS).unlink(missing_ok=True)
+    set_aside_exit_status(plan.run_dir, resume=plan.command.resume)
     (plan.run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # noted by the preflight
     plan.stamp(time.time())
     record = launch_record(plan)
@@ -527,6 +527,24 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
             _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, record)
         except OSError as e:  # the run is started; its record still names the server by name
             say(f"warning: could not add the tmux socket path to launch.json: {e.strerror or e}")
+
+
+def set_aside_exit_status(run_dir: Path, *, resume: bool) -> None:
+    """Clear the old launch's exit_status for this one's, keeping the status of the launch the run is judged by in
+    exit_status.previous: a --resume the trainer refuses after its boot leaves the run as that launch ended (a crash's
+    status 1, a SIGKILL's 137), and the tools say that, not the refusal's status. A refused launch's own status is
+    dropped (the launch before it stays the run's); a fresh start keeps nothing (the earlier run is not its own)."""
+    status, previous = run_dir / schema.EXIT_STATUS, run_dir / schema.EXIT_STATUS_PREVIOUS
+    try:
+        if resume and runstate.launch_refused(run_dir):
+            status.unlink(missing_ok=True)
+        elif resume and status.exists():
+            os.replace(status, previous)
+        else:  # a fresh start, or the last launch left no status (its wrapper killed): an older one is not the run's
+            status.unlink(missing_ok=True)
+            previous.unlink(missing_ok=True)
+    except OSError as e:  # the new launch's status must not be taken for the old one's: nothing starts
+        raise UserError(f"cannot clear {status}: {e.strerror or e}") from None
 
 
 def _server_hint() -> str:

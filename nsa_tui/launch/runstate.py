@@ -65,6 +65,22 @@ def read_exit_status(run_dir: Path) -> int | None:
         return None
 
 
+def launch_refused(run_dir: Path) -> bool:
+    """The newest launch (launch.json) started a --resume that the trainer refused once booted: rank 0 wrote an
+    end record saying ``resume_refused`` since that launch (the tools' RunHistory.launch_refused, from the tail)."""
+    launched = (read_launch_json(run_dir) or {}).get("ts")
+    if not isinstance(launched, (int, float)) or isinstance(launched, bool):
+        return False
+    return any(
+        r.get("kind") == schema.KIND_END
+        and r.get("rank") in (0, None)
+        and r.get(schema.RESUME_REFUSED) is True
+        and isinstance(r.get("ts"), (int, float))
+        and r["ts"] >= launched
+        for r in rank0_records(run_dir)
+    )
+
+
 def read_launch_json(run_dir: Path) -> dict[str, Any] | None:
     return _read_object(run_dir / schema.LAUNCH_JSON)
 

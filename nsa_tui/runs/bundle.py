@@ -41,6 +41,7 @@ FILE_LIMITS: tuple[tuple[str, int], ...] = (
     (schema.CONFIG_YAML, 256 * KIB),
     (schema.SUMMARY_JSON, 256 * KIB),
     (schema.EXIT_STATUS, 64),
+    (schema.EXIT_STATUS_PREVIOUS, 64),
     (schema.CONSOLE_LOG, 16 * KIB),
     (schema.HALT_FILE, 0),
     (".anomaly_type", 4 * KIB),

@@ -202,6 +202,8 @@ class RunHistory:
         self.config: dict[str, Any] = {}
         self.launch: dict[str, Any] = {}
         self.launcher_status: int | None = None  # the exit_status file as read (``exit_status`` judges it)
+        # exit_status.previous as read: the status of the launch before the newest (``exit_status`` judges it)
+        self.previous_launcher_status: int | None = None
         self.launcher_console: list[str] = []  # console.log's last lines (``console_tail`` judges them)
         self.console_before_launch: list[str] = []  # its last lines before the newest launch's `starting:` line
         self.halt_requested = False
@@ -784,9 +786,14 @@ class RunHistory:
 
     @property
     def exit_status(self) -> int | None:
-        """The launcher's exit status (the exit_status file), unless the process it reports is a refused --resume
-        (`nsa launch --resume` refused by the trainer once started): that status is not the run's."""
-        return None if self.launch_refused else self.launcher_status
+        """The launcher's exit status (the exit_status file); when the process it reports is a refused --resume
+        (`nsa launch --resume` refused by the trainer once started), that status is not the run's: the status of the
+        launch the run is judged by, which the refused launch set aside (exit_status.previous), is. Neither is the
+        status of a process started since without `nsa launch` (a trainer run by hand): None, while it runs."""
+        if not self.launch_refused:
+            return self.launcher_status
+        newest = self._newest_boot()
+        return self.previous_launcher_status if any(newest is b for b, _ in self._refusals()) else None
 
     @property
     def console_tail(self) -> list[str]:

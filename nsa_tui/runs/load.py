@@ -205,11 +205,8 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     cfg = h.run_info.get("config")  # the copy in run.json first (config_file says which was read)
     h.config = cfg if isinstance(cfg, dict) else read(schema.CONFIG_YAML, read_config_yaml)
     h.launch = read(schema.LAUNCH_JSON, read_json_object)
-    status = (bundle.text(schema.EXIT_STATUS) or "").strip()
-    # one optional '-', then decimal digits: '--1' or '²' (isdigit, not int) must not raise
-    h.exit_status = int(status) if status.removeprefix("-").isdecimal() else None
-    if status and h.launcher_status is None:
-        unreadable[schema.EXIT_STATUS] = f"not an exit status ({status[:40]!r})"
+    h.launcher_status = _exit_status(bundle, schema.EXIT_STATUS, unreadable)
+    h.previous_launcher_status = _exit_status(bundle, schema.EXIT_STATUS_PREVIOUS, unreadable)
     console = bundle.files.get(schema.CONSOLE_LOG)
     if console is not None:
         lines = console.data.decode("utf-8", errors="replace").splitlines()
@@ -232,6 +229,18 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         h.process_alive = tmux_session_name(h.launch, bundle.run) in bundle.tmux_sessions
     else:
         h.process_alive = None
+
+
+def _exit_status(bundle: RunBundle, name: str, unreadable: dict[str, str]) -> int | None:
+    """An exit status file's integer; None when it is not there, and said in ``unreadable`` when it holds another
+    thing."""
+    status = (bundle.text(name) or "").strip()
+    # one optional '-', then decimal digits: '--1' or '²' (isdigit, not int) must not raise
+    if status.removeprefix("-").isdecimal():
+        return int(status)
+    if status:
+        unreadable[name] = f"not an exit status ({status[:40]!r})"
+    return None
 
 
 def _feed_key(name: str) -> tuple[int, int, str]:

@@ -4,11 +4,12 @@ Kept as a Python string (not a .sh file) so it ships with the package without pa
 """
 
 from nsa_tui.remote.liveness import LIVENESS_SH
+from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS
 
 # Tools that pick the mtime source (arg 5): "auto" probes in this order.
 MTIME_TOOLS = ("stat", "perl", "ls")
 
-SCRIPT = (
+_TEMPLATE = (
     LIVENESS_SH
     + r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
@@ -115,8 +116,7 @@ while :; do
   # cd afresh every round: DIR may be relative, and may be deleted and re-created.
   if cd "$start" >/dev/null 2>&1 && cd "$dir" >/dev/null 2>&1; then
     clock
-    set -- *.jsonl *.csv *.log run.json launch.json summary.json exit_status config.yaml .HALT .anomaly_type \
-      stackdump_*.txt
+    set -- @LISTED@
     # Redirects, not pipes: the loops must run in this shell so the state they set persists.
     # The listing ends with a line of ours: a listing cut short (a full disk) is not taken for files gone.
     ok=0
@@ -156,7 +156,7 @@ while :; do
       same=0; [ -n "$sg" ] && [ "$sg" = "$vs" ] && same=1
       if [ "$qt" = 1 ]; then eval "v_$ino=\$sg"; else eval "v_$ino="; fi
       case $name in
-        run.json|launch.json|summary.json|exit_status|config.yaml|.HALT|.anomaly_type|stackdump_*.txt)
+        @WHOLE@)
           printf 'F %s\n' "$name"
           eval "old=\${w_$ino-}"
           if [ "$same" = 1 ] && [ -n "$old" ]; then sig=$old
@@ -238,4 +238,8 @@ while :; do
   [ "$more" = 1 ] || sleep "$iv"  # still catching up on a big file: no pause
 done
 """
+)
+# the files the local watch reads (nsa_tui.tail.source), named once so the two sides cannot drift apart
+SCRIPT = _TEMPLATE.replace("@LISTED@", " ".join((*LINE_PATTERNS, *WHOLE_FILES, *WHOLE_PATTERNS))).replace(
+    "@WHOLE@", "|".join((*WHOLE_FILES, *WHOLE_PATTERNS))
 )

@@ -6,11 +6,21 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Protocol
 
+from nsa_train.telemetry import schema
 from nsa_tui.tail.lines import split_lines
 
 # Files that are rewritten as a whole (read entirely when they change); everything else
 # under the patterns is an append-only log tailed by offset.
-WHOLE_FILES = ("run.json", "launch.json", "summary.json", "exit_status", "config.yaml", ".HALT", ".anomaly_type")
+WHOLE_FILES = (
+    schema.RUN_JSON,
+    schema.LAUNCH_JSON,
+    schema.SUMMARY_JSON,
+    schema.EXIT_STATUS,
+    schema.EXIT_STATUS_PREVIOUS,
+    schema.CONFIG_YAML,
+    schema.HALT_FILE,
+    ".anomaly_type",
+)
 WHOLE_PATTERNS = ("stackdump_*.txt",)  # small, written once: read whole (health shows their names)
 LINE_PATTERNS = ("*.jsonl", "*.csv", "*.log")
 

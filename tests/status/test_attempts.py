@@ -18,6 +18,7 @@ from fixtures.runs import V1RunWriter, make_v1_run, start_training, write_exit_s
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.writer import truncate_csv_after
 from nsa_tui.health import evaluate
+from nsa_tui.launch.launcher import set_aside_exit_status
 from nsa_tui.report.load import final_numbers, load_report_run
 from nsa_tui.runs import RunHistory, load_run
 from nsa_tui.runs import bundle as bundle_mod
@@ -268,14 +269,14 @@ def test_the_report_times_an_attempt_killed_after_its_checkpoint_to_its_last_rec
 
 
 def relaunch(w: V1RunWriter, tmux_socket: str, at: float | None = None) -> float:
-    """`nsa launch --resume` (or --force) on ``w``'s run at ``at`` (default: 10 s after its last record): launch.json
-    names a live tmux session; the launcher removed the exit status. Returns the launch time."""
+    """`nsa launch --resume` on ``w``'s run at ``at`` (default: 10 s after its last record): launch.json names a live
+    tmux session; the launcher set the old exit status aside (its own code does). Returns the launch time."""
     import subprocess
 
     launched = w.ts + 10.0 if at is None else at
+    set_aside_exit_status(w.path, resume=True)  # before the new launch.json, as the launcher does
     record = {"name": w.path.name, "tmux_session": f"nsa-{w.path.name}", "tmux_socket": tmux_socket, "ts": launched}
     (w.path / schema.LAUNCH_JSON).write_text(json.dumps(record))
-    (w.path / schema.EXIT_STATUS).unlink(missing_ok=True)
     subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", f"nsa-{w.path.name}", "sleep 60"], check=True)
     return launched
 
@@ -411,7 +412,8 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     for h in (load_run(path), read_model(path).history):
         v = evaluate(h, now)
         assert (v.state, v.health, v.alerts, v.step, v.total_steps) == ("finished", "ok", [], 40, 40)
-        assert (v.end_reason, v.exit_status, v.mean_toks_per_s) == ("completed", None, before.mean_toks_per_s)
+        # the exit status is the finished launch's, which the refused launch set aside, not the refusal's 2
+        assert (v.end_reason, v.exit_status, v.mean_toks_per_s) == ("completed", 0, before.mean_toks_per_s)
         assert v.refused_resume == message
     s = json.loads(invoke("status", "--json", str(path)).stdout)
     assert (s["state"], s["health"], s["refused_resume"]) == ("finished", "ok", message)
@@ -483,6 +485,48 @@ def test_a_refused_resume_of_a_crashed_run_leaves_its_crash_said_as_it_was(tmp_p
     assert "exit status 2" not in said and "1501 documents" not in said
     said = " ".join(invoke("status", str(path)).stdout.split())
     assert "Signal 9 (SIGKILL) received by PID 26265" in said and "exitcode : 2" not in said
+
+
+def test_a_refused_resume_of_a_sigkilled_launch_keeps_its_exit_status(tmp_path, tmux_socket):
+    """torchrun itself SIGKILLed (the out-of-memory killer): its wrapper records 137, the one sign of the kill
+    (torchrun could not report its workers). `nsa launch --resume`, refused after its boot, removed that status and
+    wrote its own, and the run read "the tmux session is gone without an end record", the SIGKILL hint lost. The
+    refused launch set the status aside, and the run's exit status is its crashed launch's, through every refusal."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=70, total_steps=300, log_every=10, state="running", now=time.time() - 300)
+    killed = [
+        "[nsa 2026-12-06 17:01:00] starting: torchrun --nproc-per-node 1 -m nsa_train.train --run-dir r",
+        "step 70 | loss 3.1 | lr 3.00e-03 | toks/s 900",
+        "[nsa 2026-12-06 17:02:00] torchrun exited with status 137",
+    ]
+    (path / schema.CONSOLE_LOG).write_text("\n".join(killed) + "\n")
+    write_exit_status(path, 137)
+    message = "data.path corpus changed since the checkpoint: 1 file/1500 documents then, 1 file/1501 documents now"
+    import subprocess
+
+    for refusal in (2, 3):  # refused twice, each wrapper with its own status
+        relaunch(w, tmux_socket, at=w.ts + 5)
+        refused_resume(w, message)
+        write_exit_status(path, refusal)
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"nsa-{path.name}"], check=True)  # it ended
+        for h in (load_run(path), read_model(path).history):
+            v = evaluate(h, w.ts + 30)
+            assert (v.state, v.exit_status, v.refused_resume) == ("crashed", 137, message)
+            assert [a.rule for a in v.alerts] == ["process_exited"]
+            assert v.alerts[0].message.startswith("exit status 137 without an end record (killed by SIGKILL")
+        s = json.loads(invoke("status", "--json", str(path)).stdout)
+        assert (s["state"], s["exit_status"]) == ("crashed", 137)
+    # a resume that goes on is the run's attempt: the status set aside is not its own
+    relaunch(w, tmux_socket, at=w.ts + 5)
+    boot(w, resume=True)
+    start_training(w, 300, 70)
+    w.progress(1, loss=NEW_LOSS)
+    v = evaluate(load_run(path), w.ts + 1)
+    assert (v.state, v.exit_status, v.refused_resume) == ("running", None, None)
+    # ... nor is it a fresh start's (nsa launch --force without --resume), refused or not
+    write_exit_status(path, 1)
+    set_aside_exit_status(path, resume=False)
+    assert not (path / schema.EXIT_STATUS_PREVIOUS).exists() and not (path / schema.EXIT_STATUS).exists()
 
 
 def test_a_resume_that_failed_otherwise_still_reads_crashed(tmp_path):
