@@ -379,7 +379,8 @@ def run_selfcheck(
     on_gpus = device is not None and device.type == "cuda"
     world = nproc if nproc is not None else (len(gpus) if on_gpus else 1)
     if device is None:  # the config's device is not here (the device row): what depends on it is said, not left out
-        out.rows.append(row("ranks", SKIP, f"{world} rank(s) assumed for the batch and memory below: no GPU here"))
+        assumed = f"{world} rank(s) assumed for the batch and memory below: no usable GPU here"
+        out.rows.append(row("ranks", SKIP, assumed))
     elif on_gpus and world > len(gpus):
         out.rows.append(row("ranks", FAIL, f"--nproc {world}, but {len(gpus)} GPU(s) are visible"))
     else:
@@ -395,7 +396,8 @@ def run_selfcheck(
     out.need_bytes = estimate_train_memory_bytes(cfg, out.param_count, micro, vocab, 2 if bf16 else 4)
     if device is None:
         need = out.need_bytes + (CUDA_CONTEXT_BYTES if on_cuda else CPU_PROCESS_BYTES)
-        out.rows.append(row("memory", SKIP, f"~{need / GIB:.2f} GiB per rank estimated; no GPU here to compare with"))
+        estimated = f"~{need / GIB:.2f} GiB per rank estimated; no usable GPU here to compare with"
+        out.rows.append(row("memory", SKIP, estimated))
     else:
         out.rows.append(check_memory(out.need_bytes, on_cuda, gpus, ranks=world))
         # what the trainer would warn about at its start on this device (bf16 on a CPU, fp32 on a GPU, ...)

@@ -360,11 +360,13 @@ def test_a_gpu_config_on_a_box_without_gpus_says_what_it_could_not_check() -> No
     rows = by_name(run_selfcheck(cfg, gpu_probe=lambda: [], nproc=2).rows)
     assert rows["device"]["status"] == "fail"
     assert rows["ranks"] == {
-        "name": "ranks", "status": "skip", "reason": "2 rank(s) assumed for the batch and memory below: no GPU here"
-    }  # fmt: skip
+        "name": "ranks",
+        "status": "skip",
+        "reason": "2 rank(s) assumed for the batch and memory below: no usable GPU here",
+    }
     memory = rows["memory"]
     assert memory["status"] == "skip" and memory["reason"].endswith(
-        "GiB per rank estimated; no GPU here to compare with"
+        "GiB per rank estimated; no usable GPU here to compare with"
     )
     assert float(memory["reason"].split("~")[1].split(" ")[0]) >= 0.5  # the CUDA context at least
     assert rows["nsa"]["status"] == "skip" and "--set runtime.device=cpu" in rows["nsa"]["reason"]
