@@ -249,7 +249,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
 
 def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {prefix or 'top level'}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where}: {prefix or 'top level'}: expected a mapping, got {_kind(data)} {_plain(data)!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for k in data:

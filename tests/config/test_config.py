@@ -49,6 +49,17 @@ def test_unknown_section(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "overrides,says",
+    [(["model=3"], "model: expected a mapping, got int 3"), (["train=[1, 2]"], "train: expected a mapping, got list")],
+)
+def test_a_section_given_a_value_names_its_type_as_the_user_wrote_it(overrides, says):
+    """`--set model=3` said `got _IntText`, the loader's own class for a number kept with its text."""
+    with pytest.raises(ConfigError) as e:
+        load_config(None, overrides)
+    assert says in str(e.value) and "_IntText" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize(
     "text,key",
     [
         ("train:\n  steps: ten\n", "train.steps"),
