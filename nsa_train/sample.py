@@ -105,6 +105,7 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
         raise SampleError(f"{target} is not a run directory (no config.yaml, no checkpoints/) nor a checkpoint file")
     order = [which] if which else [schema.BEST_POINTER, schema.LATEST_POINTER]
     others = [p for p in (schema.BEST_POINTER, schema.LATEST_POINTER) if p not in order]
+    pointer = order[0]
     try:
         for pointer in order:
             path = read_pointer(ckpt_dir, pointer)
@@ -113,10 +114,23 @@ def resolve_checkpoint(target: Path, which: str | None = None) -> Path:
         if any(read_pointer(ckpt_dir, p) is not None for p in others):
             raise SampleError(f"no {which!r} checkpoint in {ckpt_dir} yet: leave out --{which}, or use --{others[0]}")
     except CheckpointError as e:
-        raise SampleError(str(e)) from None
+        raise SampleError(f"{e}{_other_pointer_hint(ckpt_dir, pointer)}") from None
     if (ended := _how_it_ended(target)) is not None:  # "yet" and the cadence are for a run still training
         raise SampleError(f"no checkpoint in {ckpt_dir}: the run ended ({ended}) before it saved one")
     raise SampleError(f"no checkpoint in {ckpt_dir} yet: {_save_cadence(target)}")
+
+
+def _other_pointer_hint(ckpt_dir: Path, broken: str) -> str:
+    """The other pointer, when it names a checkpoint that is there: what to sample instead of a broken one."""
+    from nsa_train.runtime.checkpoint import CheckpointError, read_pointer
+    from nsa_train.telemetry import schema
+
+    other = schema.LATEST_POINTER if broken == schema.BEST_POINTER else schema.BEST_POINTER
+    try:
+        path = read_pointer(ckpt_dir, other)
+    except CheckpointError:
+        return ""
+    return f" (--{other}: {ckpt_dir / other} names {path.name})" if path is not None else ""
 
 
 def _how_it_ended(run_dir: Path) -> str | None:
@@ -178,6 +192,11 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
         cfg = config_from_dict(state["config"], where=f"{path} (stored config)")
         tokenizer = build_tokenizer(cfg.data)
         vocab = int(state["model"]["embed.weight"].shape[0])  # the trained size, whatever the config said
+        if vocab < tokenizer.vocab_size:  # its token ids would index past the embedding (a traceback, mid-prompt)
+            raise SampleError(
+                f"{path}: its embedding has {vocab} rows, but its tokenizer ({cfg.data.tokenizer}) has "
+                f"{tokenizer.vocab_size} tokens: the stored config is not the one these weights were trained with"
+            )
         model = build_model(cfg, vocab)
         load_model_state(model, state["model"], path)
     except (CheckpointError, ConfigError, DataError) as e:

@@ -307,3 +307,34 @@ def test_a_missing_checkpoint_file_is_said_to_be_missing(tmp_path: Path, monkeyp
     )
     res = invoke("sample", str(tmp_path / "gone.pt"))
     assert res.exit_code == 3 and one_error(res) == f"error: checkpoint file {tmp_path / 'gone.pt'} does not exist"
+
+
+def test_an_embedding_smaller_than_its_tokenizer_is_one_error(tiny_run: Path, tmp_path: Path) -> None:
+    """A byte model (257 rows) whose stored config names the GPT-2 tokenizer (an edited or foreign file): the prompt's
+    token ids indexed past the embedding, an IndexError traceback."""
+    import torch
+
+    src = next((tiny_run / "checkpoints").glob("step_*.pt"))
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    state["config"]["data"]["tokenizer"] = "gpt2"
+    bad = tmp_path / "tok.pt"
+    torch.save(state, bad)
+    code, out = _cli_error(str(bad), "-n", "3", "-p", "Hi")
+    assert code == 3 and "Traceback" not in out, out
+    assert f"{bad}: its embedding has 257 rows, but its tokenizer (gpt2) has 50257 tokens" in " ".join(out.split())
+
+
+def test_a_broken_best_pointer_names_the_latest_checkpoint_to_use(tiny_run: Path, tmp_path: Path) -> None:
+    """`best` names a file that is gone while `latest` is whole: the error gave no hint that --latest works."""
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(tiny_run, run)
+    ckpts = run / "checkpoints"
+    latest = (ckpts / "latest").read_text().strip()
+    (ckpts / "best").write_text("step_00000099.pt\n")
+    code, out = _cli_error(str(run), "-n", "3")
+    said = " ".join(out.split())
+    assert code == 3 and "points to step_00000099.pt, which does not exist" in said, out
+    assert f"(--latest: {ckpts / 'latest'} names {latest})" in said, out
+    assert _cli_error(str(run), "--latest", "-n", "3")[0] == 0
