@@ -57,7 +57,9 @@ def write_report(runs: list[ReportRun], out_dir: Path) -> dict[str, Path]:
     except OSError as e:
         from nsa_train.runtime.rundir import file_in_the_way
 
+        # the file that failed, when it is not the directory itself (a directory named report.md inside it)
+        failed = f" ({e.filename})" if e.filename and Path(e.filename) != out_dir else ""
         raise UserError(
-            f"cannot write the report to {out_dir}: {file_in_the_way(out_dir) or e.strerror or e}", 1
+            f"cannot write the report to {out_dir}: {file_in_the_way(out_dir) or e.strerror or e}{failed}", 1
         ) from None
     return {"report": md, **charts}

@@ -41,3 +41,16 @@ def test_the_trainer_and_the_report_say_which_file(tmp_path: Path) -> None:
         proc.stderr.strip()
         == f"error: cannot write the report to {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a directory"
     )
+
+
+def test_the_report_names_the_file_it_could_not_write(tmp_path: Path) -> None:
+    """A directory named report.md in --out: "cannot write the report to OUT: Is a directory" named OUT, which is a
+    directory, as it should be."""
+    make_v1_run(tmp_path / "r", steps=20, state="finished")
+    (tmp_path / "out" / "report.md").mkdir(parents=True)
+    cmd = [sys.executable, "-m", "nsa_tui", "report", str(tmp_path / "r"), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: cannot write the report to {tmp_path / 'out'}: Is a directory ({tmp_path / 'out' / 'report.md'})"
+    )
