@@ -1,6 +1,6 @@
 """`nsa report [RUN ...] [--host HOST [--remote-dir DIR]] [--out DIR]`: PNG charts and report.md
-(default RUN: the newest run; default DIR: <first run>/report/, or ./<first run's name>-report/ for runs
-on a host).
+(default RUN: the newest run; default DIR: <run>/report/, or ./<run's name>-report/ for a run on a host;
+several runs need --out).
 Exit 3 when a RUN does not exist, holds no telemetry, or its host cannot be reached; 4 when a run's monitor
 section cannot be used (the report is written all the same, its alerts judged with the default rules)."""
 
@@ -30,6 +30,9 @@ def run_report(
     check_remote_dir(host, remote_dir)
     for run in runs:
         check_run_arg(run)  # with --host too: the host's script would read '' as its newest run
+    if len(runs) > 1 and out is None:
+        # the first run's report/ would be overwritten by the comparison (its own report.md said "a, b" after it)
+        raise UserError("several runs are reported together into --out DIR: give one (e.g. --out compare/)", 2)
     if host is None:
         from nsa_tui.rundir import resolve_run
 
@@ -66,7 +69,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[
             str | None,
-            typer.Option("--out", help="output directory (default: <run>/report/; with --host: ./<run>-report/)"),
+            typer.Option(
+                "--out",
+                help="output directory (default: <run>/report/; with --host: ./<run>-report/; several runs: required)",
+            ),
         ] = None,
         host: HostOpt = None,
         remote_dir: RemoteDirOpt = None,

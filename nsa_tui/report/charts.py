@@ -205,4 +205,7 @@ def write_charts(runs: Sequence[ReportRun], out_dir: Path) -> dict[str, Path]:
         ),
         "gates": gates_chart(runs, out_dir / "gates.png"),
     }
+    for name, path in made.items():
+        if path is None:  # a chart an earlier report left in this --out (a gates chart beside a dense run's report)
+            (out_dir / f"{name}.png").unlink(missing_ok=True)
     return {k: v for k, v in made.items() if v is not None}

@@ -274,3 +274,27 @@ def test_every_chart_line_of_a_long_run_is_thinned(tmp_path: Path, monkeypatch: 
     made = charts.write_charts(load_runs([tmp_path / "long"]), tmp_path / "out")
     assert {"loss", "lr", "throughput", "gates"} <= set(made)
     assert 900 <= max(drawn) <= 1002  # 10,000 points per metric: 500 buckets of two, and the ends
+
+
+def test_several_runs_need_an_out_dir_and_leave_the_first_runs_report_alone(tmp_path: Path) -> None:
+    """`nsa report a b` wrote the comparison into a/report/, over a's own report (its report.md said "a, b")."""
+    make_v1_run(tmp_path / "a", steps=200, state="finished")
+    make_v1_run(tmp_path / "b", steps=200, state="finished")
+    assert CliRunner().invoke(app, ["report", str(tmp_path / "a")]).exit_code == 0
+    own = (tmp_path / "a" / "report" / "report.md").read_text()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 2 and "several runs are reported together into --out DIR" in res.output, res.output
+    assert (tmp_path / "a" / "report" / "report.md").read_text() == own
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0 and (tmp_path / "c" / "report.md").is_file(), res.output
+
+
+def test_a_chart_an_earlier_report_left_in_the_out_dir_is_removed(tmp_path: Path) -> None:
+    """The gates chart of an NSA run stayed beside the report of a run without gate metrics, whose report.md said
+    "No data for: Gates"."""
+    make_v1_run(tmp_path / "nsa", steps=200, state="finished")
+    make_generic_run(tmp_path / "plain")
+    assert "gates" in build_report([tmp_path / "nsa"], tmp_path / "out")
+    paths = build_report([tmp_path / "plain"], tmp_path / "out")
+    assert "gates" not in paths and not (tmp_path / "out" / "gates.png").exists()
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {p.name for p in paths.values()}
