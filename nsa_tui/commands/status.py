@@ -65,13 +65,11 @@ def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # ->
 
 def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_rules) -> Judged:
     from nsa_tui.health import BAD_RULES_EXIT, evaluate, run_rules
-    from nsa_tui.runs.load import config_file
+    from nsa_tui.runs.load import config_file, no_telemetry
 
     where = f"{host}:{path}" if host else path
     if h.format is None:
-        why = "; ".join(f"{name} {problem}" for name, problem in sorted(h.unreadable_files.items()))
-        error = f"no telemetry in {where} ({why or 'no heartbeat_rank*.jsonl, training.csv or *_log.jsonl'})"
-        return Judged(run, error=error, path=path)
+        return Judged(run, error=no_telemetry(where, h), path=path)
     # the run's own monitor section first, alone: a mistake there is this run's, not every listed run's
     rules, e = run_rules(h.config)
     if e is not None:

@@ -99,14 +99,18 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
 
 def report_run(
     bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str, *, local: bool = False
-) -> ReportRun | None:
-    """A run's report data from its files read whole; None when they hold no telemetry of any known format.
-    ``local``: the run is on this machine, so a run without a launch.json is alive iff a rank's pid is."""
+) -> ReportRun:
+    """A run's report data from its files read whole (UserError, exit 3, when they hold no telemetry of any known
+    format: the line `nsa status` gives). ``local``: the run is on this machine, so a run without a launch.json is
+    alive iff a rank's pid is."""
+    from nsa_tui.errors import UserError
     from nsa_tui.health import evaluate, run_rules
+    from nsa_tui.report import EXIT_NO_TELEMETRY
+    from nsa_tui.runs.load import no_telemetry
 
     h = history_from_bundle(bundle)
     if h.format is None:
-        return None
+        raise UserError(no_telemetry(where, h), EXIT_NO_TELEMETRY)
     if local:
         check_local_pids(h, Path(bundle.path) if bundle.path else None)
     name = bundle.run
@@ -118,8 +122,8 @@ def report_run(
     return ReportRun(name, where, parent, h, checkpoints, verdict, rules_error)
 
 
-def load_report_run(run_dir: Path) -> ReportRun | None:
-    """A local run directory; None when it holds no telemetry of any known format."""
+def load_report_run(run_dir: Path) -> ReportRun:
+    """A local run directory (UserError when it holds no telemetry of any known format)."""
     bundle, checkpoints = full_bundle(run_dir), list_checkpoints(run_dir)
     return report_run(bundle, checkpoints, str(run_dir), run_dir.resolve().parent.name, local=True)
 

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
-from nsa_tui.report import EXIT_NO_TELEMETRY, NO_TELEMETRY_HINT
+from nsa_tui.report import EXIT_NO_TELEMETRY
 from nsa_tui.report.load import Checkpoint, ReportRun, checkpoint_listing, report_run
 from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
 
@@ -68,10 +68,7 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
         # named by the resolved directory, as a local report names a run (`.` is the directory it stands for)
         real = PurePosixPath(item.real_path or item.path.rstrip("/") or "/")
         item.run = real.name or item.run
-        r = report_run(item, checkpoints, where, real.parent.name)
-        if r is None:
-            raise UserError(f"no telemetry in {where} ({NO_TELEMETRY_HINT})", EXIT_NO_TELEMETRY)
-        out.append(r)
+        out.append(report_run(item, checkpoints, where, real.parent.name))
     if len(out) != max(len(runs), 1):
         raise UserError(f"could not read the runs on {host}: no answer from its shell", EXIT_NO_TELEMETRY)
     return out

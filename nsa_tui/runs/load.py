@@ -243,6 +243,16 @@ def _exit_status(bundle: RunBundle, name: str, unreadable: dict[str, str]) -> in
     return None
 
 
+NO_TELEMETRY_FILES = "no heartbeat_rank*.jsonl, training.csv or *_log.jsonl"
+
+
+def no_telemetry(where: str, h: RunHistory) -> str:
+    """The one line for a run directory whose files hold no telemetry: why each telemetry file there is none (empty,
+    unreadable, a table it does not read), else which files were looked for."""
+    why = "; ".join(f"{name} {problem}" for name, problem in sorted(h.unreadable_files.items()))
+    return f"no telemetry in {where} ({why or NO_TELEMETRY_FILES})"
+
+
 def _feed_key(name: str) -> tuple[int, int, str]:
     """Tables first, then the heartbeats by rank number (as text, heartbeat_rank10 would come before rank2)."""
     m = _RANK_RE.search(name)
@@ -254,8 +264,15 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
     fill_context(h, bundle)
     if h.format is None:  # why a heartbeat there is no telemetry (the verdict was `unknown`, health ok, exit 0)
         for name, w in bundle.files.items():
-            if source_kind(name) == "heartbeat" and name not in h.unreadable_files:
+            if name in h.unreadable_files:
+                continue
+            if source_kind(name) == "heartbeat":
                 h.unreadable_files[name] = "is empty" if w.size == 0 else "holds no readable record"
+            elif name == schema.TRAINING_CSV:  # there, but not a table this nsa reads ("no training.csv" said)
+                first = (w.head or w.data[:4096]).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+                h.unreadable_files[name] = (
+                    f"has a header this nsa does not read ({first[:60]!r})" if first else "is empty"
+                )
     names = [n for n in bundle.files if source_kind(n) != "ignore"]
     if h.format != FORMAT_GENERIC:
         names = [n for n in names if source_kind(n) not in ("jsonl", "csv")]

@@ -200,16 +200,30 @@ def test_tokens_seen_is_the_count_the_trainer_wrote(tmp_path):
     assert isinstance(v["tokens_seen"], int) and v["tokens_seen"] > 0, v["tokens_seen"]
 
 
-@pytest.mark.parametrize(("content", "said"), [(b"", "is empty"), (b"garbage\nmore\n", "holds no readable record")])
-def test_a_heartbeat_without_a_record_is_no_telemetry(runs_dir, content, said):
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("heartbeat_rank0.jsonl", b"", "is empty"),
+        ("heartbeat_rank0.jsonl", b"garbage\nmore\n", "holds no readable record"),
+        ("training.csv", b"a,b,c\n1,2,3\n", "has a header this nsa does not read ('a,b,c')"),
+    ],
+)
+def test_a_telemetry_file_without_a_record_is_no_telemetry(runs_dir, name, content, said):
     """An empty or all-garbage heartbeat, alone, was the previous trainer's format, `unknown`, health OK, exit 0 (and
-    its mtime a heartbeat "0s ago"): a gate passed a run that had written nothing usable."""
+    its mtime a heartbeat "0s ago"): a gate passed a run that had written nothing usable. `nsa report` said "no
+    heartbeat_rank*.jsonl, training.csv or *_log.jsonl" of each, and both said that of a training.csv that was
+    there with another header: the report gives status's line."""
     d = runs_dir / "hb"
     d.mkdir()
-    (d / "heartbeat_rank0.jsonl").write_bytes(content)
+    (d / name).write_bytes(content)
     res = invoke("status", "--json", "hb")
     assert res.exit_code == 3, res.output
-    assert json.loads(res.stdout)["error"] == f"no telemetry in {d} (heartbeat_rank0.jsonl {said})"
+    said = f"no telemetry in {d} ({name} {said})"
+    assert json.loads(res.stdout)["error"] == said
+    res = invoke("report", "hb")
+    assert res.exit_code == 3 and " ".join(res.output.split()) == f"error: {said}", res.output
+    if name != "heartbeat_rank0.jsonl":
+        return
     # launched by nsa: a run starting (its first record not written yet), judged by its session
     (d / schema.LAUNCH_JSON).write_text("{}")
     assert load_run(d).format == "nsa-v1"
