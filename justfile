@@ -35,6 +35,7 @@ bench:
     {{py}} bench/train_throughput.py
     {{py}} bench/selection_short.py
     {{py}} bench/status_speed.py
+    {{py}} bench/file_checks.py
 
 # On a CUDA box: GPU tests, Triton bench and 125M throughput in one go (README, GPU).
 gpu-check:

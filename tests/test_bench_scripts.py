@@ -16,6 +16,7 @@ NEEDS_PROJECT = [
     "attention_phases",
     "attention_triton",
     "corpus_entropy",
+    "file_checks",
     "layer_profile",
     "remote_tail_cost",
     "selection_short",
@@ -59,6 +60,19 @@ def test_attention_phases_reports_every_branch_of_the_nsa_layer():
         seconds["total"], abs=0.01
     )
     assert "masked SDPA" not in res.stdout
+
+
+def test_file_checks_measures_each_check_it_names(tmp_path):
+    res = bench("file_checks.py", "--gib", "0.0625", "--repeat", "1", "--dir", str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split("|")[1:3] for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    costs = {what.strip(): cost.strip() for what, cost in rows[1:]}  # after the header row
+    assert len(costs) == 7, res.stdout
+    units = sorted(cost.split(" ", 1)[1] for cost in costs.values())
+    assert units == ["MB", "MB", "ms", "ms", "s", "s", "s per GiB"], units
+    assert all(float(cost.split()[0]) >= 0 for cost in costs.values())
+    assert "(783 documents, fresh process)" in res.stdout
+    assert list(tmp_path.iterdir()) == []  # its files are removed
 
 
 def test_attention_phases_says_where_a_masked_selection_went():

@@ -217,7 +217,8 @@ class TrainConfig:
     save_every: int = 200
     """Checkpoint every this many steps (0: only at the end, on a halt or signal, and on a new best val loss)."""
     keep_last: int = 3
-    """Periodic checkpoints kept (the best checkpoint is kept besides these)."""
+    """The last this-many checkpoints written are kept, whatever wrote them (the cadence, a new best, the end, a
+    halt), plus the ones `latest` and `best` point to."""
     seed: int = 1337
     """Seed for weights and sampling."""
     compile: bool = False
@@ -261,7 +262,8 @@ class RuntimeConfig:
     ddp_compress: str = "none"
     """DDP gradient compression hook: 'none' or 'bf16'."""
     threads: int | None = None
-    """torch intra-op threads on CPU; null leaves torch's default."""
+    """torch intra-op threads (on any device); null: torch's default, except on CPU with several ranks on one
+    machine, where the cores are split evenly among them."""
     tf32: bool = True
     """On CUDA, fp32 matmuls on TF32 tensor cores (torch.set_float32_matmul_precision('high')), as most trainers
     do: under bf16 autocast the only fp32 GEMMs left are inside the NSA fast path's compressed and window branches,

@@ -338,7 +338,7 @@ def started_after(pid: int, ts: float | None) -> bool:
 
 def later_process(start: float | None, ts: float | None) -> bool:
     """The rule of ``started_after`` for a process that started at ``start`` (unix seconds, None: unknown), here or
-    as another host's /proc says (nsa_tui.remote.liveness.live_pids)."""
+    as another host's /proc says (the `live_pids` shell function of nsa_tui/remote/liveness.py's LIVENESS_SH)."""
     return start is not None and ts is not None and start > ts + PID_START_SLACK_S
 
 
