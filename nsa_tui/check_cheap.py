@@ -91,7 +91,10 @@ def _existing_ancestor(p: Path) -> Path:
     return p
 
 
-def check_run_dir(run_dir: Path) -> CheckRow:
+def check_run_dir(run_dir: Path, fresh_start: bool = False) -> CheckRow:
+    """Writable (or creatable); with ``fresh_start`` (`nsa check`: a plain start there), not holding an earlier
+    run's results, which the trainer refuses to start over without --resume or --force (`nsa launch` says what it
+    does with those itself)."""
     if run_dir.exists() and not run_dir.is_dir():
         return CheckRow("run dir", FAIL, f"{run_dir} exists and is not a directory")
     base = _existing_ancestor(run_dir)
@@ -102,6 +105,15 @@ def check_run_dir(run_dir: Path) -> CheckRow:
             pass
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
+    from nsa_train.runtime.rundir import earlier_results
+
+    if fresh_start and run_dir.is_dir() and (earlier := earlier_results(run_dir)):
+        return CheckRow(
+            "run dir",
+            WARN,
+            f"{run_dir} holds an earlier run ({', '.join(earlier)}): the trainer starts there only with --resume "
+            "(to continue it) or --force (afresh); or choose another --run-dir",
+        )
     return CheckRow("run dir", PASS, f"{run_dir} writable" + ("" if run_dir.exists() else f" (created under {base})"))
 
 
@@ -229,15 +241,20 @@ def check_health_rules(cfg: Config) -> CheckRow:
 
 
 def cheap_checks(
-    cfg: Config, run_dir: Path, *, param_count: int | None = None, disk_free: DiskFree | None = None
+    cfg: Config,
+    run_dir: Path,
+    *,
+    param_count: int | None = None,
+    disk_free: DiskFree | None = None,
+    fresh_start: bool = False,
 ) -> list[CheckRow]:
     """The checks that need neither torch nor the data pipeline: run dir writable, disk for the configured
     checkpoints, the local data path present and readable (up to DATA_READ_BUDGET bytes of .txt decoded), the
     tokenizer files present (the config is already valid: it was loaded). ``param_count``: the real count when
-    known, else estimated from the config."""
+    known, else estimated from the config; ``fresh_start``: see check_run_dir."""
     count = param_count if param_count is not None else estimate_param_count(cfg)
     return [
-        check_run_dir(run_dir),
+        check_run_dir(run_dir, fresh_start),
         check_disk(cfg, run_dir, count, disk_free or default_disk_free),
         check_data_path(cfg),
         check_tokenizer_files(cfg),

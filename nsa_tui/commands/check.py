@@ -64,7 +64,9 @@ def run_check(
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
 
     deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc)
-    cheap = cheap_checks(cfg, run_dir or _default_run_dir(), param_count=deep.param_count, disk_free=disk_free)
+    cheap = cheap_checks(
+        cfg, run_dir or _default_run_dir(), param_count=deep.param_count, disk_free=disk_free, fresh_start=True
+    )
     rows += [r.to_dict() for r in cheap] + deep.rows
     rows.append({"name": "time", "status": "pass", "reason": f"all checks in {time.perf_counter() - t0:.1f}s"})
     return rows

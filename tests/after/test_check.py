@@ -31,6 +31,28 @@ def test_unwritable_run_dir_fails(tmp_path: Path) -> None:
     assert rows["disk"].status == "pass"
 
 
+def test_a_run_dir_holding_an_earlier_run_is_a_warning(tmp_path: Path) -> None:
+    """`nsa check --run-dir runs/a` passed it as writable, and the trainer then refused to start there without
+    --resume or --force."""
+    run = tmp_path / "a"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step_00000010.pt").write_bytes(b"x")
+    (run / "training.csv").write_text("step,loss\n10,2.0\n")
+    row = {r.name: r for r in cheap_checks(load_config(None, FAST), run, fresh_start=True)}["run dir"]
+    assert row.status == "warn", row
+    assert row.reason == (
+        f"{run} holds an earlier run (1 checkpoint, training.csv): the trainer starts there only with --resume (to "
+        "continue it) or --force (afresh); or choose another --run-dir"
+    )
+    (tmp_path / "new").mkdir()  # an empty directory, or one a failed start left only a heartbeat in, is fine
+    (tmp_path / "new" / "heartbeat_rank0.jsonl").write_text("{}\n")
+    assert {r.name: r for r in cheap_checks(load_config(None, FAST), tmp_path / "new", fresh_start=True)}[
+        "run dir"
+    ].status == "pass"
+    # nsa launch's preflight (no fresh_start) says what it does with an earlier run itself (--resume, --force)
+    assert {r.name: r for r in cheap_checks(load_config(None, FAST), run)}["run dir"].status == "pass"
+
+
 def test_insufficient_disk_fails_with_the_numbers(tmp_path: Path) -> None:
     cfg = load_config(None, FAST)
     need = disk_needed_bytes(cfg, estimate_param_count(cfg))
