@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         say_once_for_all_ranks(str(e), rank, world_size)
         return EXIT_USER_ERROR
     if args.resume and not run_dir.is_dir():  # said before a directory is made for it (an empty one was left)
-        say_once_for_all_ranks(f"--resume: no run directory {run_dir}", rank, world_size)
+        what = f"{run_dir} is a file, not a run directory" if run_dir.exists() else f"no run directory {run_dir}"
+        say_once_for_all_ranks(f"--resume: {what}", rank, world_size)
         return EXIT_USER_ERROR
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,8 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     from nsa_tui.rundir import is_run_dir, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
     if not root.is_dir():
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
     if why := unreadable_dir(root):

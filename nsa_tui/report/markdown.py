@@ -48,7 +48,7 @@ def _f(v: Any, fmt: str = ".4f") -> str:
 def _duration(s: Any) -> str:
     if not isinstance(s, (int, float)):
         return "-"
-    s = int(s)
+    s = round(s)  # 27.998 s is 0m28s, not 0m27s
     return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 

@@ -151,6 +151,9 @@ def test_runs_table_and_json(runs_dir):
     assert objs["alpha"]["health"] == "ok" and objs["beta"]["state"] == "halted" and "error" in objs["gamma"]
     res = invoke("runs", str(runs_dir / "nothing"))
     assert res.exit_code == 3 and "no runs directory" in res.stderr
+    (runs_dir / "afile").write_text("x")  # said to be no runs directory, as if missing
+    res = invoke("runs", str(runs_dir / "afile"))
+    assert res.exit_code == 3 and f"{runs_dir / 'afile'} is a file, not a runs directory" in res.stderr, res.stderr
 
 
 def test_a_nan_loss_reads_the_same_in_runs_and_status(runs_dir):

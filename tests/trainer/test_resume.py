@@ -66,6 +66,9 @@ def test_resume_without_checkpoint_is_one_error(tmp_path: Path) -> None:
     # no such directory: said as such, and none is left behind (an empty one was)
     assert proc.stderr.strip() == f"error: --resume: no run directory {tmp_path / 'empty'}"
     assert not (tmp_path / "empty").exists()
+    (tmp_path / "afile").write_text("x")  # said to be no directory at all, as if missing
+    proc = run_train(tmp_path / "afile", "train.steps=4", resume=True)
+    assert proc.stderr.strip() == f"error: --resume: {tmp_path / 'afile'} is a file, not a run directory"
     (tmp_path / "empty").mkdir()
     proc = run_train(tmp_path / "empty", "train.steps=4", resume=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
