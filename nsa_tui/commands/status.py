@@ -7,7 +7,6 @@ host/run could not be reached, 4 a rules file (or a run's monitor section) we ca
 from __future__ import annotations
 
 import json
-import math
 import re
 import shlex
 import sys
@@ -199,16 +198,11 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def fmt_duration(s: float | None) -> str:
-    if s is None or not math.isfinite(s):  # a remote answer's NaN (json reads it) must not cost the line
-        return "-"
-    s = int(s)
-    if s < 120:
-        return f"{s}s"
-    if s < 3600:  # seconds still: a heartbeat 9m59s old is a minute from heartbeat_stale's 600 s, not "9m"
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 172800:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    """A heartbeat's age or an ETA: seconds to 120 s, minutes and seconds to an hour (a heartbeat 9m59s old is a
+    second from heartbeat_stale's 600 s, not "9m"), hours to two days. A remote answer's NaN is "-"."""
+    from nsa_tui.fmt import duration
+
+    return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
 HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -46,10 +47,10 @@ def _f(v: Any, fmt: str = ".4f") -> str:
 
 
 def _duration(s: Any) -> str:
-    if not isinstance(s, (int, float)):
-        return "-"
-    s = round(s)  # 27.998 s is 0m28s, not 0m27s
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+    from nsa_tui.fmt import duration
+
+    # a total, rounded (27.998 s is 0m28s), in minutes and seconds from the first, as the report's tables show it
+    return duration(round(s), seconds_below=0) if isinstance(s, (int, float)) and math.isfinite(s) else "-"
 
 
 def _cell(v: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.text import Text
 
-from nsa_tui.watch import fmt
+from nsa_tui import fmt
 from nsa_tui.watch.braille import column_strokes, pack, row_text
 from nsa_tui.watch.downsample import ColumnCache
 from nsa_tui.watch.series import Series

@@ -8,8 +8,8 @@ import numpy as np
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
+from nsa_tui import fmt
 from nsa_tui.health.engine import lr_phase
-from nsa_tui.watch import fmt
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
 from nsa_tui.watch.model import RunModel

@@ -9,7 +9,7 @@ import pytest
 from fixtures.runs import append_lines, make_v1_run
 from textual.widgets import Label
 
-from nsa_tui.watch import fmt
+from nsa_tui import fmt
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.widgets.run_header import RunHeader

@@ -10,8 +10,8 @@ import pytest
 from fixtures.runs import make_v1_run
 from rich.cells import cell_len
 
+from nsa_tui import fmt
 from nsa_tui.tail.local import LocalRunSource
-from nsa_tui.watch import fmt
 from nsa_tui.watch.chart_render import ChartSpec, render
 from nsa_tui.watch.charts import RunCharts, ViewSettings
 from nsa_tui.watch.model import RunModel

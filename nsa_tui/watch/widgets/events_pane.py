@@ -8,7 +8,7 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from nsa_tui.watch import fmt
+from nsa_tui import fmt
 
 KIND_STYLE = {
     "boot": "cyan",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from nsa_tui.watch import fmt
+from nsa_tui import fmt
 
 STALE_S = 120.0  # at least: a rank writes a liveness record every monitor.liveness_every_s, steps or not
 

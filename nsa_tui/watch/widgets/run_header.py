@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widget import Widget
 
+from nsa_tui import fmt
 from nsa_tui.runs.history import corrupt_lines_text
-from nsa_tui.watch import fmt
 from nsa_tui.watch.widgets.text_line import TextLine
 
 STATE_STYLE = {

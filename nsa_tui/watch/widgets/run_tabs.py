@@ -7,7 +7,7 @@ from textual.events import Click
 from textual.message import Message
 from textual.widget import Widget
 
-from nsa_tui.watch import fmt
+from nsa_tui import fmt
 
 
 def name_cap(names: list[str], width: int) -> int:

@@ -1,4 +1,5 @@
-"""Short human formats for numbers, durations and ages (pure)."""
+"""Short human formats for numbers, durations and ages (pure): one place for the dashboard, `nsa status`, `nsa runs`
+and `nsa report`, so that a duration reads the same in each."""
 
 from __future__ import annotations
 
@@ -28,21 +29,21 @@ def num(x: float | None, digits: int = 3, keep_zeros: bool = False) -> str:
     return f"{x:#.{digits}g}" if keep_zeros else f"{x:.{digits}g}"
 
 
-def duration(seconds: float | None) -> str:
-    """3725 -> '1h02m', 59 -> '59s', 90061 -> '1d01h'."""
+def duration(seconds: float | None, *, seconds_below: int = 60, hours_below: int = 86400, missing: str = "—") -> str:
+    """3725 -> '1h02m', 59.9 -> '59s', 90061 -> '1d01h': whole seconds down (an age of 599.9 s is not yet the
+    10m00s a rule fires at; round a total first where that reads better). Plain seconds below
+    ``seconds_below`` (`nsa status` keeps them to 120 s), hours and minutes below ``hours_below`` (it keeps them to
+    two days), days and hours from there."""
     if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = int(max(0, seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d{h:02d}h"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
+        return missing
+    s = int(max(0.0, seconds))
+    if s < seconds_below:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < hours_below:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
 def clip(text: str, width: int) -> str:
