@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full_message, free_space
 from nsa_train.telemetry.mfu import fmt_mfu
 
@@ -163,9 +164,8 @@ def truncate_csv_after(path: Path, step: int, keep_rows: int = 0) -> None:
         head = line.split(",", 1)[0]
         if head.isdigit() and int(head) <= step:
             kept.append(line)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, path)
+    # replaced whole, fsynced, its temp file this process's own and removed on a failed write (a full disk)
+    write_text_atomic(path, "".join(kept))
 
 
 class _CsvTable:

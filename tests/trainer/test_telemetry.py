@@ -238,3 +238,17 @@ def test_every_rank_records_its_first_step_at_once(tmp_path: Path) -> None:
     assert run_train(run, "train.steps=3", "monitor.liveness_every_s=600").returncode == 0
     steps = [r["step"] for r in records(run) if r["kind"] == "liveness"]
     assert steps[:2] == [0, 1], steps  # its boot, then its first step (not 600 s later)
+
+
+def test_a_resume_cuts_its_tables_back_through_the_atomic_writer(tmp_path: Path) -> None:
+    """truncate_csv_after wrote `training.csv.tmp`, one name for every process, without fsync, and left it behind
+    when a write failed; a leftover at that name (here a directory a copy tool made) failed the resume. It now
+    writes as every small run file is written (telemetry.atomic): a temp file of its own, fsynced, then renamed."""
+    from nsa_train.telemetry.writer import truncate_csv_after
+
+    table = tmp_path / schema.TRAINING_CSV
+    table.write_text("step,loss\n1,2.0\n2,1.9\n3,1.8\n4,1.")  # the last row cut by a kill
+    (tmp_path / f"{schema.TRAINING_CSV}.tmp").mkdir()
+    truncate_csv_after(table, 2)
+    assert table.read_text() == "step,loss\n1,2.0\n2,1.9\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [schema.TRAINING_CSV, f"{schema.TRAINING_CSV}.tmp"]
