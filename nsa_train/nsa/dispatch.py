@@ -196,12 +196,9 @@ def _gated_branch(
     """gate * op(*args) (for an op returning a tuple, its first element) on the path impl resolves to. Fast: the
     fast op that takes the gate inside, called as before these ops had kernels (autocast left as it is), counted
     if Triton was asked for. Triton: the kernels, or the ungated fast op if they fail (counted), then the gate.
-    'reference' is refused: the reference layer composes the reference ops itself, and these ran the fast path
-    under that name."""
+    Reference: the op's reference twin (nsa_train.nsa.reference), then the gate."""
     q = args[0]
-    if (_default_impl if impl is None else impl) == "reference":
-        raise ValueError(f"gated {op} has no reference path: the reference NSA layer gates the reference ops itself")
-    if resolve_impl(impl, q.device, op) != "triton":
+    if resolve_impl(impl, q.device, op) == "fast":
         if (_default_impl if impl is None else impl) == "triton":
             fallbacks.count(f"{FALLBACK_NAMES[op]}.triton->fast", triton_kernel(op, q.device)[1])
         return fast_gated()

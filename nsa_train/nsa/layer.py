@@ -12,7 +12,6 @@ from nsa_train.nsa import dispatch, reference
 from nsa_train.nsa._common import check_sizes
 from nsa_train.nsa.recompute import recomputed
 from nsa_train.nsa.rope import apply_rope, apply_rope_reference, rope_angles
-from nsa_train.nsa.selection import select_blocks
 from nsa_train.nsa.triton.limits import branch_problems
 
 # the dispatch op behind each branch, for the path it takes
@@ -182,12 +181,13 @@ class NSAAttention(nn.Module):
             cmp_pos = torch.arange(k_cmp.shape[1], device=x.device) * c.d + c.l - 1
             k_cmp = rope(k_cmp, *rope_angles(cmp_pos, D, self.rope_base))
 
-        if as_reference:
-            o_cmp, p_cmp = reference.compressed_attention_reference(q, k_cmp, v_cmp, c.l, c.d)
-            block_ids = select_blocks(p_cmp, 0, H, c.l, c.d, c.l_sel, c.n_sel, T)
-            o_sel = reference.selection_attention_reference(q, k_sel, v_sel, block_ids, c.l_sel)
-            o_win = reference.sliding_window_attention_reference(q, k_win, v_win, c.w)
-            o = gates[..., 0:1] * o_cmp + gates[..., 1:2] * o_sel + gates[..., 2:3] * o_win  # [B, T, HQ, D]
+        if as_reference:  # the fast branch ops' twins, each gated, summed by plain autograd
+            o_cmp, block_ids = reference.compressed_attention_and_selection_reference(
+                q, k_cmp, v_cmp, c.l, c.d, c.l_sel, c.n_sel, gate=gates[..., 0]
+            )
+            o_sel = reference.gated_selection_reference(q, k_sel, v_sel, block_ids, c.l_sel, gates[..., 1])
+            o_win = reference.gated_sliding_window_reference(q, k_win, v_win, c.w, gates[..., 2])
+            o = o_cmp + o_sel + o_win  # [B, T, HQ, D]
         else:
             # each branch takes its gate inside, so that no gated output need be kept for the gates' gradients
             # (the ops have what they need: recomputed tiles, or the saved ungated output)

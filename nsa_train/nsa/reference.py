@@ -17,6 +17,7 @@ from nsa_train.nsa._common import (
     default_scale,
     masked_softmax,
 )
+from nsa_train.nsa.selection import select_blocks
 
 
 def _masked_attention(
@@ -111,3 +112,52 @@ def compressed_attention_reference(
     mask = compressed_visibility(T, k_cmp.shape[1], block_length, stride, q.device)  # [T, NC]
     o, p = _masked_attention(q.to(cdt), k_cmp.to(cdt), v_cmp.to(cdt), mask, scale)
     return o.to(q.dtype), p.permute(0, 2, 1, 3).to(q.dtype)
+
+
+def compressed_attention_and_selection_reference(
+    q: torch.Tensor,
+    k_cmp: torch.Tensor,
+    v_cmp: torch.Tensor,
+    l: int,
+    d: int,
+    l_sel: int,
+    n_sel: int,
+    scale: float | None = None,
+    gate: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's compressed branch, the twin of fast.compressed_attention_and_selection_fast: (gate[..., None] *
+    o [B, T, HQ, Dv], block ids [B, T, H, n_sel]), the ids chosen from this op's probabilities by Eq. 8-11
+    (nsa_train.nsa.selection.select_blocks); gate [B, T, HQ] or None."""
+    o, p = compressed_attention_reference(q, k_cmp, v_cmp, l, d, scale)
+    check_sizes(l_sel=l_sel, n_sel=n_sel)
+    ids = select_blocks(p, 0, k_cmp.shape[2], l, d, l_sel, n_sel, q.shape[1])
+    return _gated(o, gate), ids
+
+
+def gated_selection_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_indices: torch.Tensor,
+    block_size: int,
+    gate: torch.Tensor | None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """gate[..., None] * selection_attention_reference(...): the twin of fast.gated_selection_fast."""
+    return _gated(selection_attention_reference(q, k, v, block_indices, block_size, scale), gate)
+
+
+def gated_sliding_window_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window_size: int,
+    gate: torch.Tensor | None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """gate[..., None] * sliding_window_attention_reference(...): the twin of fast.gated_sliding_window_fast."""
+    return _gated(sliding_window_attention_reference(q, k, v, window_size, scale), gate)
+
+
+def _gated(o: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+    return o if gate is None else gate.unsqueeze(-1).to(o.dtype) * o  # [B, T, HQ, 1] * [B, T, HQ, Dv]

@@ -301,27 +301,35 @@ def test_window_and_compressed_triton_on_cpu_fall_back_counted_under_their_branc
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_layer_compressed_branch_matches_reference(shape, tiles, flash_path):
-    """The layer's fused compressed branch (one softmax serving the output and the block choice) against the
-    reference op plus select_blocks on the reference probabilities: outputs, block ids and gradients."""
+    """The layer's fused compressed branch (one softmax serving the output and the block choice) against its
+    reference twin, the reference op plus select_blocks on the reference probabilities: outputs, block ids and
+    gradients."""
     from nsa_train.nsa.fast import compressed_attention_and_selection_fast
+    from nsa_train.nsa.reference import compressed_attention_and_selection_reference
     from nsa_train.nsa.selection import select_blocks
 
     _, T, _, H, _ = shape
     l, d, l_sel, n_sel = 8, 4, 8, 3
     q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
-    out_ref, grads_ref = grads(lambda a, b, c: compressed_attention_reference(a, b, c, l, d)[0], q, k, v)
+    out_ref, grads_ref = grads(
+        lambda a, b, c: compressed_attention_and_selection_reference(a, b, c, l, d, l_sel, n_sel)[0], q, k, v
+    )
     out_fst, grads_fst = grads(
         lambda a, b, c: compressed_attention_and_selection_fast(a, b, c, l, d, l_sel, n_sel)[0], q, k, v
     )
     assert_same(out_ref, out_fst, grads_ref, grads_fst, **TOL)
     _, p = compressed_attention_reference(q, k, v, l, d)
+    ids_ref = compressed_attention_and_selection_reference(q, k, v, l, d, l_sel, n_sel)[1]
+    assert torch.equal(ids_ref, select_blocks(p, 0, H, l, d, l_sel, n_sel, T))  # the twin is that composition
     ids_fst = compressed_attention_and_selection_fast(q, k, v, l, d, l_sel, n_sel)[1]
-    assert torch.equal(ids_fst, select_blocks(p, 0, H, l, d, l_sel, n_sel, T))
+    assert torch.equal(ids_fst, ids_ref)
 
 
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_gated_branches_match_gate_times_reference(shape, tiles, flash_path):
-    """The layer's gated branches equal gate * reference output, gate gradients included."""
+    """The layer's gated branches against their reference twins (gate * the reference op), gate gradients
+    included; and each twin is gate * its reference op."""
+    from nsa_train.nsa import reference as R
     from nsa_train.nsa.fast import (
         compressed_attention_and_selection_fast,
         gated_selection_fast,
@@ -331,20 +339,26 @@ def test_gated_branches_match_gate_times_reference(shape, tiles, flash_path):
     B, T, HQ, _, _ = shape
     gate = torch.rand(B, T, HQ, generator=torch.Generator().manual_seed(5))
     q, k, v = qkv(*shape)
-    ref = grads(lambda a, b, c, g: g[..., None] * sliding_window_attention_reference(a, b, c, 6), q, k, v, gate)
+    ref = grads(lambda a, b, c, g: R.gated_sliding_window_reference(a, b, c, 6, g), q, k, v, gate)
     fst = grads(lambda a, b, c, g: gated_sliding_window_fast(a, b, c, 6, g), q, k, v, gate)
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+    assert torch.equal(ref[0], gate[..., None] * sliding_window_attention_reference(q, k, v, 6))
     l, d = 8, 4
     kc, vc = k[:, : (T - l) // d + 1], v[:, : (T - l) // d + 1]
-    ref = grads(lambda a, b, c, g: g[..., None] * compressed_attention_reference(a, b, c, l, d)[0], q, kc, vc, gate)
+    ref = grads(
+        lambda a, b, c, g: R.compressed_attention_and_selection_reference(a, b, c, l, d, 8, 3, gate=g)[0],
+        q, kc, vc, gate,
+    )  # fmt: skip
     fst = grads(
         lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, l, d, 8, 3, gate=g)[0], q, kc, vc, gate
     )
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+    assert torch.equal(ref[0], gate[..., None] * compressed_attention_reference(q, kc, vc, l, d)[0])
     idx = random_blocks(B, T, shape[3], 3, 6)
-    ref = grads(lambda a, b, c, g: g[..., None] * selection_attention_reference(a, b, c, idx, 6), q, k, v, gate)
+    ref = grads(lambda a, b, c, g: R.gated_selection_reference(a, b, c, idx, 6, g), q, k, v, gate)
     fst = grads(lambda a, b, c, g: gated_selection_fast(a, b, c, idx, 6, g), q, k, v, gate)
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
+    assert torch.equal(ref[0], gate[..., None] * selection_attention_reference(q, k, v, idx, 6))
 
 
 @pytest.mark.parametrize("impl", ["reference", "fast", "triton"])
@@ -500,13 +514,19 @@ def test_bad_sizes_of_the_layers_compressed_branch_are_one_error():
         compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 8, 0)
 
 
-def test_the_gated_ops_refuse_reference_rather_than_run_the_fast_path_under_its_name():
-    """impl='reference' on the gated branch ops silently ran the fast path."""
-    import pytest
-    import torch
-
+def test_the_gated_ops_run_their_reference_twins_under_that_name():
+    """impl='reference' on the gated branch ops ran the fast path under that name (then was refused, as they had no
+    reference path): each now runs its twin in nsa_train.nsa.reference, and counts no fallback."""
     from nsa_train.nsa import dispatch
+    from nsa_train.nsa import reference as R
 
-    q, k, v = torch.randn(1, 32, 2, 8), torch.randn(1, 32, 1, 8), torch.randn(1, 32, 1, 8)
-    with pytest.raises(ValueError, match="gated sliding_window_attention has no reference path"):
-        dispatch.gated_sliding_window_attention(q, k, v, 8, torch.rand(1, 32, 2), impl="reference")
+    q, k, v = qkv(1, 40, 4, 2, 8)
+    gate = torch.rand(1, 40, 4, generator=torch.Generator().manual_seed(4))
+    before = fallbacks.snapshot()
+    got = dispatch.gated_sliding_window_attention(q, k, v, 8, gate, impl="reference")
+    assert torch.equal(got, R.gated_sliding_window_reference(q, k, v, 8, gate))
+    kc, vc = k[:, :9], v[:, :9]
+    o, ids = dispatch.gated_compressed_attention_and_selection(q, kc, vc, 8, 4, 8, 3, gate, impl="reference")
+    o_ref, ids_ref = R.compressed_attention_and_selection_reference(q, kc, vc, 8, 4, 8, 3, gate=gate)
+    assert torch.equal(o, o_ref) and torch.equal(ids, ids_ref)
+    assert fallbacks.snapshot() == before
