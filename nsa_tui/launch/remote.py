@@ -21,6 +21,7 @@ from nsa_tui.remote.ssh import (
     SSHError,
     describe_ssh_failure,
     interactive_argv,
+    keepalive_lost,
     remote_script,
     ssh_base_command,
     ssh_start_failure,
@@ -106,14 +107,15 @@ def run_nsa(
             raise UserError(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
-    if rc == SSH_ERROR_EXIT and out.strip():
-        # the host's nsa had started (its output came): not "cannot reach", and not nothing done. `nsa halt --host`
-        # whose link dropped while it waited had created .HALT there, and the run stopped
+    if rc == SSH_ERROR_EXIT and (out.strip() or keepalive_lost(stderr)):
+        # the host's nsa had started (its output came, or the session was up: ssh's keepalives begin only then):
+        # not "cannot reach", and not nothing done. `nsa halt --host` whose link dropped while it waited had created
+        # .HALT there, and the run stopped
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh exited with status 255"
+        done = "what it printed above had been done there" if out.strip() else "it may have started there"
         raise UserError(
-            f"lost the connection to {host} while the command ran there ({last}): what it printed above had been "
-            f"done there, and the rest may go on without us; check with `nsa runs --host {host}`"
-            + (f" --remote-dir {remote_dir}" if remote_dir else ""),
+            f"lost the connection to {host} while the command ran there ({last}): {done}, and the rest may go on "
+            f"without us; check with `nsa runs --host {host}`" + (f" --remote-dir {remote_dir}" if remote_dir else ""),
             1,
         )
     if rc == SSH_ERROR_EXIT:

@@ -18,6 +18,13 @@ from dataclasses import dataclass
 
 CONNECT_TIMEOUT_ENV = "NSA_SSH_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT_S = 10
+# Keepalives: without them a frozen host or a link that drops packets left every command that waits on the host
+# (`nsa halt --host` sends nothing while it waits) hanging for hours, as TCP sends nothing to notice it by. ssh asks
+# the host's sshd (which answers at once, however busy the training) after 15 s of silence, and gives up (exit 255)
+# after 4 unanswered asks (about 75 s in all): a longer silence is a lost link, a shorter one (a Wi-Fi roam) survives.
+ALIVE_INTERVAL_ENV = "NSA_SSH_ALIVE_INTERVAL"
+DEFAULT_ALIVE_INTERVAL_S = 15
+ALIVE_COUNT_MAX = 4
 SSH_ERROR_EXIT = 255  # ssh's own failures (connection, auth, host key) exit 255
 UNREACHABLE_EXIT = 3  # our exit status, in every command, when the host cannot be reached
 
@@ -59,6 +66,36 @@ def connect_timeout_s() -> int:
     return int(seconds)
 
 
+def alive_interval_s() -> int:
+    """$NSA_SSH_ALIVE_INTERVAL (whole seconds, default 15; 0: none of ours, the ssh config decides)."""
+    value = os.environ.get(ALIVE_INTERVAL_ENV, "").strip()
+    if not value:
+        return DEFAULT_ALIVE_INTERVAL_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not (seconds == 0 or 1 <= seconds < 1e9):  # also NaN; ssh takes whole seconds
+        raise SSHError(
+            f"{ALIVE_INTERVAL_ENV}={value!r}: expected a number of seconds >= 1 (e.g. 15), or 0 for ssh's own setting"
+        )
+    return int(seconds)
+
+
+def _keepalive_options(base: list[str]) -> list[str]:
+    """ServerAlive options, each unless the user's NSA_SSH_COMMAND sets it (in any of ssh's spellings)."""
+    interval = alive_interval_s()
+    if interval == 0:
+        return []
+    theirs = " ".join(base).lower()
+    opts = []
+    if "serveraliveinterval" not in theirs:
+        opts += ["-o", f"ServerAliveInterval={interval}"]
+    if "serveralivecountmax" not in theirs:
+        opts += ["-o", f"ServerAliveCountMax={ALIVE_COUNT_MAX}"]
+    return opts
+
+
 def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
     """The ssh argv prefix (without destination): NSA_SSH_COMMAND or plain ``ssh``."""
     command = os.environ.get("NSA_SSH_COMMAND", "").strip()
@@ -68,7 +105,7 @@ def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
         raise SSHError(f"NSA_SSH_COMMAND={command!r} is not a valid command line ({e})") from None
     if not base:
         raise SSHError(f"NSA_SSH_COMMAND={command!r} names no command")
-    opts = ["-o", f"ConnectTimeout={connect_timeout_s()}"]
+    opts = ["-o", f"ConnectTimeout={connect_timeout_s()}", *_keepalive_options(base)]
     if batch:
         # Never hang on a password or host-key prompt: a script must get an answer.
         opts += ["-o", "BatchMode=yes"]
@@ -108,6 +145,12 @@ def describe_ssh_failure(host: str, stderr: str) -> str:
         last = err.splitlines()[-1] if err else "ssh failed"
         why = last
     return f"cannot reach {host}: {why}"
+
+
+def keepalive_lost(stderr: str) -> bool:
+    """ssh gave up on a connected host that stopped answering its keepalives ("Timeout, server HOST not
+    responding."): the link was lost after the session began, not a host that could not be reached."""
+    return "not responding" in stderr.lower()
 
 
 def no_answer_message(host: str, what: str, result: RemoteResult) -> str:

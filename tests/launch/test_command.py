@@ -191,6 +191,9 @@ def test_resume_needs_a_run_here_and_over_host():
         ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a number of seconds"),
         ("NSA_SSH_CONNECT_TIMEOUT", "0", "expected a number of seconds >= 1"),
         ("NSA_SSH_CONNECT_TIMEOUT", "nan", "expected a number of seconds >= 1"),
+        ("NSA_SSH_ALIVE_INTERVAL", "15s", "NSA_SSH_ALIVE_INTERVAL='15s': expected a number of seconds >= 1"),
+        ("NSA_SSH_ALIVE_INTERVAL", "0.5", "or 0 for ssh's own setting"),
+        ("NSA_SSH_ALIVE_INTERVAL", "-1", "or 0 for ssh's own setting"),
     ],
 )
 def test_bad_ssh_settings_are_an_ssh_error_when_used(monkeypatch, variable, value, says):
@@ -207,6 +210,29 @@ def test_connect_timeout_whole_seconds(monkeypatch):
     assert connect_timeout_s() == 10
     monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "2.5")
     assert connect_timeout_s() == 2 and "ConnectTimeout=2" in ssh_base_command()
+
+
+def _options(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
+
+
+def test_keepalives_unless_the_users_ssh_command_sets_them(monkeypatch):
+    """Without ServerAlive a frozen host or a dead link left `nsa halt --host` (and launch, dump, ...) waiting for
+    hours; the user's own choice in NSA_SSH_COMMAND stands, in any of ssh's spellings, and 0 leaves it to ssh."""
+    monkeypatch.delenv("NSA_SSH_COMMAND", raising=False)
+    monkeypatch.delenv("NSA_SSH_ALIVE_INTERVAL", raising=False)
+    assert {"ServerAliveInterval=15", "ServerAliveCountMax=4"} <= set(_options(ssh_base_command()))
+    monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "2.5")
+    assert "ServerAliveInterval=2" in _options(ssh_base_command())
+    monkeypatch.setenv("NSA_SSH_COMMAND", "ssh -oserveraliveinterval=60")
+    opts = _options(ssh_base_command())
+    assert not any(o.lower().startswith("serveraliveinterval") for o in opts) and "ServerAliveCountMax=4" in opts
+    monkeypatch.setenv("NSA_SSH_COMMAND", "ssh -o 'ServerAliveCountMax 9'")
+    opts = _options(ssh_base_command())
+    assert "ServerAliveCountMax=4" not in opts and "ServerAliveInterval=2" in opts
+    monkeypatch.setenv("NSA_SSH_COMMAND", "ssh")
+    monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "0")
+    assert not any(o.startswith("ServerAlive") for o in _options(ssh_base_command()))
 
 
 def test_launch_json_names_the_user_without_user_or_logname(runs_dir, monkeypatch):
