@@ -7,6 +7,7 @@ Every argument travels quoted (``remote_script``): a run name such as
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -113,9 +114,10 @@ def run_nsa(
         # .HALT there, and the run stopped
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh exited with status 255"
         done = "what it printed above had been done there" if out.strip() else "it may have started there"
+        check = shlex.join(["nsa", "runs", "--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
         raise UserError(
             f"lost the connection to {host} while the command ran there ({last}): {done}, and the rest may go on "
-            f"without us; check with `nsa runs --host {host}`" + (f" --remote-dir {remote_dir}" if remote_dir else ""),
+            f"without us; check with `{check}`",
             1,
         )
     if rc == SSH_ERROR_EXIT:

@@ -164,9 +164,10 @@ def test_a_run_name_starting_with_a_dash_reaches_the_host(runs_dir, tmux_socket,
     assert res.returncode == 0, res.stderr
 
 
-def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd):
+def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd, tmp_path):
     """`nsa halt --host` whose connection dropped while it waited said "cannot reach HOST" and exited 3 ("nothing ran
-    there"), though it had created .HALT there and the run would stop."""
+    there"), though it had created .HALT there and the run would stop. The command it suggests is one to paste: the
+    --remote-dir went outside its backticks, unquoted."""
     import json
     import signal
     import sys
@@ -174,8 +175,11 @@ def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd)
     run = runs_dir / "r"
     run.mkdir()
     (run / "heartbeat_rank0.jsonl").write_text(json.dumps({"v": 1, "kind": "progress", "step": 3, "ts": 1.0}) + "\n")
+    checkout = tmp_path / "check out"
+    checkout.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nsa_tui", "halt", "--host", sshd.host, "--wait", "60", "r"],
+        [sys.executable, "-m", "nsa_tui", "halt", "--host", sshd.host, "--remote-dir", str(checkout),
+         "--wait", "60", "r"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -193,5 +197,5 @@ def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd)
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: lost the connection to {sshd.host} while the command "), err
-    assert lines[0].endswith(f"check with `nsa runs --host {sshd.host}`")
+    assert lines[0].endswith(f"check with `nsa runs --host {sshd.host} --remote-dir '{checkout}'`"), err
     assert (run / ".HALT").exists()
