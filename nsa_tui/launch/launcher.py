@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -434,9 +435,11 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 if plan.command.resume
                 else "pass --force to kill it and start again"
             )
+            # commands in backticks: over --host, errors.on_host gives them the same --host and --remote-dir
+            name = shlex.quote(plan.name)
             raise UserError(
-                f"tmux session {occ.session} already exists (see it: nsa attach {plan.name!r}; stop it: "
-                f"nsa halt {plan.name!r}); {again}"
+                f"tmux session {occ.session} already exists (see it: `nsa attach {name}`; stop it: "
+                f"`nsa halt {name}`); {again}"
             )
         if occ.heartbeat_age_s is not None:
             raise UserError(
@@ -500,7 +503,7 @@ def _refuse_a_trainer_outside_tmux(plan: LaunchPlan) -> None:
         pids = ", ".join(f"rank {p.rank} pid {p.pid}" for p in alive)
         raise UserError(
             f"--force: this run's trainer is alive outside tmux session {plan.session} ({pids}): stop it first "
-            f"(nsa halt {plan.name!r}), then launch again"
+            f"(`nsa halt {shlex.quote(plan.name)}`), then launch again"
         )
 
 

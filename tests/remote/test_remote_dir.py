@@ -178,3 +178,18 @@ def test_the_commands_a_hosts_error_suggests_are_for_that_host(checkout, sshd):
     assert res.exit_code != 0
     where = f"--host {sshd.host} --remote-dir '{checkout}'"
     assert one_error(res).endswith(f"see `nsa status blown {where}`"), res.stderr
+
+
+def test_the_name_in_use_error_of_a_launch_suggests_commands_for_that_host(checkout, sshd, tmux_socket):
+    """It suggested `nsa attach 'r2'` and `nsa halt 'r2'` without backticks, so they went unchanged: typed here they
+    looked for r2 here, not on the host the launch went to."""
+    import subprocess
+
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-r2", "sleep", "300"], check=True)
+    res = invoke("launch", "--host", sshd.host, "--remote-dir", str(checkout), "--name", "r2")
+    assert res.exit_code == 1, res.stdout + res.stderr
+    where = f"--host {sshd.host} --remote-dir '{checkout}'"
+    assert one_error(res) == (
+        f"error: on {sshd.host}: tmux session nsa-r2 already exists (see it: `nsa attach r2 {where}`; stop it: "
+        f"`nsa halt r2 {where}`); pass --force to kill it and start again"
+    ), res.stderr
