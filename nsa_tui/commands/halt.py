@@ -38,7 +38,7 @@ def halt_command(
 
 def halt_local(run: str, wait: float) -> None:
     from nsa_train.telemetry.schema import LAUNCH_JSON
-    from nsa_tui.launch.halt import CLEAN_REASONS, halt_run
+    from nsa_tui.launch.halt import ALREADY_ENDED, CLEAN_REASONS, halt_run
     from nsa_tui.rundir import resolve_run, run_name
 
     run_dir = resolve_run(run)
@@ -47,7 +47,7 @@ def halt_local(run: str, wait: float) -> None:
     if outcome is None:
         return
     if outcome.already_ended:
-        print(f"run {name!r} had already ended (reason {outcome.reason}, step {outcome.step}); nothing to halt")
+        print(ALREADY_ENDED.format(name=name, reason=outcome.reason, step=outcome.step))
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
     # absolute: over --host a path relative to the host's login directory means nothing here

@@ -12,6 +12,7 @@ rebooted) is not running: said at once, not after the whole wait.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -23,6 +24,11 @@ from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.rundir import NO_RUN_EXIT, holds_run, no_run_in, run_name
+
+# `nsa halt`'s line for a run that had ended before it (commands/halt.py says it); the dashboard's `h` on a host reads
+# the reason back from the host's nsa
+ALREADY_ENDED = "run {name!r} had already ended (reason {reason}, step {step}); nothing to halt"
+_ALREADY_ENDED_SAID = re.compile(r"^run .* had already ended \(reason ([^,)]*), step .*\); nothing to halt$", re.M)
 
 POLL_S = 0.5
 LIVENESS_EVERY_S = 5.0  # how often the wait asks tmux whether the run's session is still there
@@ -57,6 +63,12 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
     except (OSError, UnicodeDecodeError):  # not a pointer (a damaged file): no checkpoint to name
         return None
     return run_dir / schema.CHECKPOINT_DIR / name if name and "/" not in name else None
+
+
+def already_ended_reason(said: str) -> str | None:
+    """The end reason in `nsa halt`'s output for a run that had already ended; None when it said otherwise."""
+    m = _ALREADY_ENDED_SAID.search(said)
+    return m.group(1) if m else None
 
 
 def request_halt(run_dir: Path) -> Path:

@@ -36,16 +36,25 @@ class Target:
         return out
 
 
-def halt(target: Target, say: Callable[[str], None]) -> str:
-    if target.host:
-        return f"halt requested on {target.host} {_last_line(target.run_nsa('halt', '--wait', '0'))}".strip()
-    from nsa_tui.launch.halt import halt_run
+HALT_REQUESTED = "the trainer stops after the current step and saves a checkpoint"
 
+
+def halt(target: Target, say: Callable[[str], None]) -> str:
+    from nsa_tui.launch.halt import already_ended_reason, halt_run
+
+    if target.host:
+        # said as the local halt says it: the host's output ends with its exit status line, not what happened
+        reason = already_ended_reason(target.run_nsa("halt", "--wait", "0"))
+        return (
+            f"run had already ended ({reason})"
+            if reason is not None
+            else f"halt requested on {target.host}: {HALT_REQUESTED}"
+        )
     assert target.run_dir is not None
     out = halt_run(target.run_dir, 0, say)
     if out is not None and out.already_ended:
         return f"run had already ended ({out.reason})"
-    return "halt requested: the trainer stops after the current step and saves a checkpoint"
+    return f"halt requested: {HALT_REQUESTED}"
 
 
 def dump(target: Target, say: Callable[[str], None]) -> str:

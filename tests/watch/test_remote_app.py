@@ -45,6 +45,9 @@ async def test_remote_watch_live_and_halt(sshd, tmp_path):
         await pilot.press("y")
         await _until(pilot, lambda: (run / ".HALT").exists(), timeout=20)
         await _until(pilot, lambda: "halt requested on" in app.last_message, timeout=10)
+        assert app.last_message == (
+            f"halt requested on {sshd.host}: the trainer stops after the current step and saves a checkpoint"
+        )
         # the .HALT file comes back over the same connection and the engine sees it
         await _until(pilot, lambda: app.runs[0].history.halt_requested, timeout=5)
 
@@ -134,3 +137,20 @@ async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path,
         w.progress(2)  # read over the new connection
         await _until(pilot, lambda: header.info.get("step") == 320, timeout=45)
         assert header.info["source"] == f"ssh {sshd.host}"
+
+
+@pytest.mark.slow
+@async_test
+async def test_remote_halt_of_an_ended_run_says_what_the_local_one_says(sshd, tmp_path):
+    """`h` on a run that had ended said "halt requested on HOST exit status: 0" (the last line of the host's `nsa
+    halt`); the local dashboard says the run had already ended, and why."""
+    run = tmp_path / "remote-run"
+    make_v1_run(run, steps=70, state="finished")
+    src = RemoteRunSource(sshd.host, str(run), interval=0.2)
+    app = WatchApp([RunModel(run.name, src)], host=sshd.host, remote_runs=[str(run)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.verdicts[0].state == "finished")
+        await pilot.press("h")
+        await _until(pilot, lambda: app.last_message != "", timeout=30)
+        assert app.last_message == "run had already ended (completed)"
+        assert not (run / ".HALT").exists()
