@@ -60,6 +60,9 @@ for _module in (launch, watch, status, runs, halt, dump, attach, check, sample, 
 
 
 def main() -> None:
+    from nsa_tui.remote.caller import end_with_stdin
+
+    end_with_stdin()  # a `--host` command's host side: end with the caller's connection
     app()
 
 

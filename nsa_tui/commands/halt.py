@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import shlex
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -26,14 +28,39 @@ def halt_command(
         check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
-            from nsa_tui.launch.remote import run_nsa
-
-            # '--': a RUN may start with '-'
-            code, _ = run_nsa(host, remote_dir, ["halt", "--wait", str(wait), "--", run])
-            raise typer.Exit(code)
+            halt_remote(run, wait, host, remote_dir)
         halt_local(run, wait)
     except UserError as e:
         fail(str(e), e.code)
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command ended by ctrl-c
+
+
+def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoReturn:
+    from nsa_train.telemetry.schema import HALT_FILE
+    from nsa_tui.launch.remote import run_nsa
+
+    said: list[str] = []
+
+    def note(line: str) -> str:
+        said.append(line)
+        return line
+
+    try:
+        # '--': a RUN may start with '-'
+        code, _ = run_nsa(host, remote_dir, ["halt", "--wait", str(wait), "--", run], rewrite=note)
+    except KeyboardInterrupt:
+        # the host's `nsa halt` ends with the connection (remote/caller.py); what it did there stays done
+        where = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])]
+        check = shlex.join(["nsa", "status", *where, *(["--"] if run.startswith("-") else []), run])
+        if any(line.startswith("created ") and HALT_FILE in line for line in said):
+            what = f"{HALT_FILE} stays on {host}: the run still stops after its current step"
+        else:
+            what = f"{host} had not said it created {HALT_FILE}: the run may or may not have been asked to stop"
+        print(f"interrupted: {what}; check with `{check}`", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    raise typer.Exit(code)
 
 
 def halt_local(run: str, wait: float) -> None:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from nsa_tui.errors import ON_HOST_ENV, ON_REMOTE_DIR_ENV, UserError, on_host
+from nsa_tui.remote.caller import END_WITH_STDIN_ENV
 from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
@@ -85,13 +86,15 @@ def run_nsa(
     check_remote_dir(remote_dir)
     try:
         validate_host(host)
-        argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args)]
+        linked = (f"{END_WITH_STDIN_ENV}=1",)  # the host's nsa ends when ssh's stdin does (remote/caller.py)
+        argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args, extra=linked)]
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
     # stderr goes to a file, not a pipe: a chatty remote cannot block us while we read stdout.
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+            # stdin: a pipe we never write to, open while we wait; its end (ours) ends the host's nsa
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         except OSError as e:
             raise UserError(ssh_start_failure(argv[0], e), SSH_FAILED) from None
         timer = threading.Timer(timeout_s, proc.kill) if timeout_s is not None else None
@@ -101,9 +104,17 @@ def run_nsa(
         try:
             out = _relay_stdout(proc, echo, rewrite)
             rc = proc.wait()
+        except KeyboardInterrupt:
+            # a terminal's ctrl-c reached ssh too, a SIGINT to us alone did not: the connection ends either way, and
+            # with it the host's nsa
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
+            assert proc.stdin is not None
+            proc.stdin.close()
         if timer is not None and timer.finished.is_set() and rc < 0:  # killed by the timer, not by the host
             raise UserError(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)

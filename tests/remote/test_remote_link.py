@@ -125,3 +125,108 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, 
         f"error: lost the connection to {s.host} while the command ran there (Timeout, server 127.0.0.1 not "
         "responding.): it may have started there"
     ), err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigint-to-nsa-alone", "sigkill-to-nsa"])
+def test_an_interrupted_halt_over_host_ends_the_hosts_halt_too(runs_dir, sshd, how):
+    """ctrl-c on `nsa halt --host RUN` while it waited exited here and left the host's `nsa halt --wait 600` waiting
+    there (ssh -T: no SIGHUP for it). Now its end closes ssh's stdin, and the host's nsa ends with it; the line says
+    that .HALT stays (the run still stops) and how to check."""
+    run = _waiting_run(runs_dir)
+    proc = _halt("--host", sshd.host, "--wait", "600", "r", start_new_session=True)
+    remote: list[int] = []
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith("created .HALT; waiting up to 600s"), first
+        remote = [
+            pid for pid in _descendants(sshd.proc.pid) if b"halt\0--wait\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(remote) == 1, remote  # the host's `nsa halt`
+        if how == "ctrl-c":  # a terminal signals its whole foreground group: our nsa and its ssh
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT if how == "sigint-to-nsa-alone" else signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while _alive(remote[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(remote[0]), "the host's nsa halt still waits"
+    finally:
+        proc.kill()
+        _signal_all(remote, signal.SIGKILL)
+    assert (run / ".HALT").exists()
+    if how == "sigkill-to-nsa":
+        assert proc.returncode == -signal.SIGKILL
+        return
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"interrupted: .HALT stays on {sshd.host}: the run still stops after its current step; check with "
+        f"`nsa status --host {sshd.host} r`"
+    ], err
+
+
+def test_a_halt_interrupted_before_the_host_created_halt_does_not_say_it_did(runs_dir, sshd_factory, tmp_path):
+    fake = tmp_path / "slow-bin"
+    fake.mkdir()
+    started = tmp_path / "started"
+    (fake / "nsa").write_text(f"#!/bin/sh\necho $$ >{started}\nexec sleep 30\n")  # a host's nsa that prints nothing yet
+    (fake / "nsa").chmod(0o755)
+    s = sshd_factory(with_nsa=False, path_prefix=fake)
+    proc = _halt("--host", s.host, "--wait", "600", "r", start_new_session=True, env=s.env())
+    try:
+        deadline = time.monotonic() + 30
+        while not (started.exists() and started.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the host's nsa did not start"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        _signal_all(_descendants(s.proc.pid), signal.SIGKILL)
+        if started.exists() and (pid := started.read_text().strip()).isdigit():
+            _signal_all([int(pid)], signal.SIGKILL)  # the fake nsa (its sleep) outlives a session that ended first
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"interrupted: {s.host} had not said it created .HALT: the run may or may not have been asked to stop; "
+        f"check with `nsa status --host {s.host} r`"
+    ], err
+
+
+def test_the_hosts_side_hides_the_link_from_its_children_and_ends_with_it(tmp_path):
+    """The caller's stdin is the host nsa's alone: its children read /dev/null as before and do not inherit the
+    variable (a tmux server started by `nsa launch` would pass it to every later nsa in its panes); its end is a
+    KeyboardInterrupt, as ctrl-c there."""
+    code = (
+        "import os, subprocess, sys, time\n"
+        "from nsa_tui.remote.caller import end_with_stdin\n"
+        "end_with_stdin()\n"
+        'child = \'import os; print(os.environ.get("NSA_END_WITH_STDIN"), os.readlink("/proc/self/fd/0"))\'\n'
+        "subprocess.run([sys.executable, '-c', child], check=True)\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "NSA_END_WITH_STDIN": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "None /dev/null\n"  # type: ignore[union-attr]
+        assert proc.stdout.readline() == "ready\n"  # type: ignore[union-attr]
+        t0 = time.monotonic()
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=20)
+        out = proc.stdout.read()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+    assert out == "interrupted\n" and time.monotonic() - t0 < 10
