@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -20,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nsa_train.config.schema import TOKENIZER_VOCAB, Config
+from nsa_train.config.flops import estimate_param_count
+from nsa_train.config.schema import Config
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
@@ -53,26 +53,6 @@ def default_disk_free(path: Path) -> int:
     if override is not None:
         return int(override)
     return shutil.disk_usage(path).free
-
-
-def estimate_param_count(cfg: Config) -> int:
-    """Parameters from the config alone (the torch side counts the real model instead)."""
-    m = cfg.model
-    vocab = m.vocab_size or TOKENIZER_VOCAB[cfg.data.tokenizer]
-    hd = m.resolved_head_dim
-    attn = m.dim * m.n_heads * hd * 2  # wq, wo
-    if m.attention == "nsa":
-        attn += m.dim * 6 * m.n_kv_heads * hd  # keys and values of the 3 branches
-        l, h2 = cfg.nsa.l, 2 * hd  # compression MLP (keys and values): position table, conv l*D -> 2D, 2D -> D
-        attn += 2 * (l * hd + h2 * hd * l + h2 + h2 * hd + hd)
-        gate_hidden = max(16, m.dim // 4)
-        attn += (m.dim + 1) * gate_hidden + (gate_hidden + 1) * 3 * m.n_heads
-    else:
-        attn += m.dim * 2 * m.n_kv_heads * hd
-    hidden = 32 * math.ceil(math.ceil(m.dim * m.mlp_ratio) / 32)
-    per_layer = attn + 3 * m.dim * hidden + 2 * m.dim
-    embed = vocab * m.dim * (1 if m.tie_embeddings else 2)
-    return embed + m.n_layers * per_layer + m.dim
 
 
 def checkpoint_bytes(param_count: int) -> int:

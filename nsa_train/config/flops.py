@@ -47,8 +47,7 @@ def train_flops_per_token(cfg: Config, vocab: int | None = None) -> float:
     proj = m.dim * hq * hd * 2  # q and the output projection
     if m.attention == "nsa":
         proj += m.dim * 6 * hkv * hd  # keys and values of the three branches
-        gate_hidden = max(16, m.dim // 4)  # nsa_train.nsa.layer.NSAAttention's gate MLP
-        proj += m.dim * gate_hidden + gate_hidden * 3 * hq
+        proj += m.dim * m.gate_hidden + m.gate_hidden * 3 * hq  # the gate MLP
         # φ (keys and values apart): l*D -> 2D -> D once per compressed block of each KV head, one block every d
         # tokens
         h2 = 2 * hd
@@ -61,3 +60,22 @@ def train_flops_per_token(cfg: Config, vocab: int | None = None) -> float:
     per_layer = proj + mlp + attention
     head = m.dim * vocab  # the logits (a tied embedding's lookup is no matmul: the table counts once, here)
     return BACKWARD_FACTOR * 2 * (m.n_layers * per_layer + head)
+
+
+def estimate_param_count(cfg: Config) -> int:
+    """Parameters of the model ``cfg`` builds, from the config alone (`nsa check`'s torch-free rows and `nsa launch`'s
+    disk estimate; the torch side counts the real model, and a test holds the two equal)."""
+    m = cfg.model
+    vocab = m.vocab_size or TOKENIZER_VOCAB[cfg.data.tokenizer]
+    hd = m.resolved_head_dim
+    attn = m.dim * m.n_heads * hd * 2  # wq, wo
+    if m.attention == "nsa":
+        attn += m.dim * 6 * m.n_kv_heads * hd  # keys and values of the 3 branches
+        l, h2 = cfg.nsa.l, 2 * hd  # compression MLP (keys and values): position table, conv l*D -> 2D, 2D -> D
+        attn += 2 * (l * hd + h2 * hd * l + h2 + h2 * hd + hd)
+        attn += (m.dim + 1) * m.gate_hidden + (m.gate_hidden + 1) * 3 * m.n_heads
+    else:
+        attn += m.dim * 2 * m.n_kv_heads * hd
+    per_layer = attn + 3 * m.dim * m.mlp_hidden + 2 * m.dim
+    embed = vocab * m.dim * (1 if m.tie_embeddings else 2)
+    return embed + m.n_layers * per_layer + m.dim

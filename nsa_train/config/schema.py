@@ -78,9 +78,20 @@ class ModelConfig:
         return self.head_dim if self.head_dim is not None else self.dim // self.n_heads
 
     @property
+    def gate_hidden(self) -> int:
+        """The NSA gate MLP's hidden width (nsa_train.nsa.layer.NSAAttention)."""
+        return nsa_gate_hidden(self.dim)
+
+    @property
     def mlp_hidden(self) -> int:
         """The MLP's hidden width: dim * mlp_ratio rounded up to a multiple of 32."""
         return 32 * math.ceil(math.ceil(self.dim * self.mlp_ratio) / 32)
+
+
+def nsa_gate_hidden(dim: int) -> int:
+    """The hidden width of an NSA layer's gate MLP (dim -> this -> 3 gates per head): dim/4, at least 16. One rule
+    for the layer, the FLOPs count and the parameter estimate."""
+    return max(16, dim // 4)
 
 
 @dataclass

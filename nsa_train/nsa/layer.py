@@ -8,6 +8,7 @@ from torch import nn
 from torch.func import functional_call
 
 from nsa_train.config import NSAConfig
+from nsa_train.config.schema import nsa_gate_hidden
 from nsa_train.nsa import dispatch, reference
 from nsa_train.nsa._common import check_sizes
 from nsa_train.nsa.recompute import recomputed
@@ -95,7 +96,7 @@ class NSAAttention(nn.Module):
         self.wkv = nn.Linear(dim, 6 * n_kv_heads * head_dim, bias=False)
         self.phi_k = CompressionMLP(cfg.l, head_dim)
         self.phi_v = CompressionMLP(cfg.l, head_dim)
-        gate_hidden = max(16, dim // 4)
+        gate_hidden = nsa_gate_hidden(dim)
         self.gate = nn.Sequential(nn.Linear(dim, gate_hidden), nn.SiLU(), nn.Linear(gate_hidden, 3 * n_heads))
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
         self.last_gates: torch.Tensor | None = None

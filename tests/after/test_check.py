@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nsa_train.config import load_config
-from nsa_tui.check_cheap import DISK_FREE_ENV, cheap_checks, disk_needed_bytes, estimate_param_count
+from nsa_train.config.flops import estimate_param_count
+from nsa_tui.check_cheap import DISK_FREE_ENV, cheap_checks, disk_needed_bytes
 from nsa_tui.cli import app
 
 FAST = ["train.batch_size=2", "train.seq_len=64"]  # keeps the first-batch and memory rows quick

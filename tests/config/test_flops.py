@@ -78,3 +78,22 @@ def test_the_125m_config_costs_what_the_docs_say():
 
     cfg = load_config(Path(__file__).parents[2] / "configs" / "m7c-125m.yaml")
     assert train_flops_per_token(cfg) == pytest.approx(8.5e8, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu", "m7c-125m", "m7c-125m-2gpu"])
+@pytest.mark.parametrize(
+    "overrides", [[], ["model.attention=dense"], ["model.dim=200", "model.head_dim=24", "model.mlp_ratio=2.7"]]
+)
+def test_the_parameter_estimate_is_the_models_count(name, overrides):
+    """`nsa check` and `nsa launch` size the checkpoints' disk from the config alone (estimate_param_count), and the
+    model is built from the same config; the gate MLP's width was written out in three places."""
+    from pathlib import Path
+
+    from nsa_train.config.flops import estimate_param_count
+    from nsa_train.config.schema import TOKENIZER_VOCAB
+    from nsa_train.model import build_model
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml", overrides)
+    with torch.device("meta"):
+        model = build_model(cfg, cfg.model.vocab_size or TOKENIZER_VOCAB[cfg.data.tokenizer])
+    assert estimate_param_count(cfg) == sum(p.numel() for p in model.parameters())
