@@ -31,10 +31,12 @@ def micro_batch_size(cfg: Config, world_size: int) -> int:
 NSA_ENV_READ = frozenset(
     {
         "NSA_CHECK_DISK_FREE_BYTES",
+        "NSA_END_WITH_STDIN",
         "NSA_LAUNCH_TIME",
         "NSA_ON_HOST",
         "NSA_ON_REMOTE_DIR",
         "NSA_RUNS_DIR",
+        "NSA_SSH_ALIVE_INTERVAL",
         "NSA_SSH_COMMAND",
         "NSA_SSH_CONNECT_TIMEOUT",
         "NSA_TEST_SLOW_STEP",
