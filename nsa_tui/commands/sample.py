@@ -10,13 +10,14 @@ repeat; docs/after.md) so mode collapse is a number. torch is imported inside th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
-from nsa_tui.errors import UserError, fail
+from nsa_tui.errors import USAGE_EXIT, UserError, fail
 
 DEFAULT_PROMPTS = ("ROMEO:", "The ")
 EXIT_NO_CHECKPOINT = 3
@@ -109,52 +110,84 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate text from a run's best (or latest) checkpoint."""
         if best and latest:
-            fail("--best and --latest exclude each other", 2)
+            fail("--best and --latest exclude each other", USAGE_EXIT)
         if device not in ("auto", "cpu", "cuda"):
-            fail(f"--device must be auto, cpu or cuda, not {device!r}", 2)
-        which = "best" if best else "latest" if latest else None
+            fail(f"--device must be auto, cpu or cuda, not {device!r}", USAGE_EXIT)
+        options = SampleOptions(
+            prompt or list(DEFAULT_PROMPTS),
+            max_new_tokens,
+            temperature,
+            top_k,
+            seed,
+            "best" if best else "latest" if latest else None,
+            device,
+        )
         try:
-            check_remote_dir(host, remote_dir)
-            if host is not None:
-                from nsa_tui.launch.remote import run_nsa
-
-                argv = remote_sample_argv(
-                    target,
-                    prompt or list(DEFAULT_PROMPTS),
-                    max_new_tokens=max_new_tokens,
-                    temperature=temperature,
-                    top_k=top_k,
-                    seed=seed,
-                    which=which,
-                    device=device,
-                    json_out=json_out,
-                )
-                raise typer.Exit(run_nsa(host, remote_dir, argv)[0])
-            out = run_sample(
-                target,
-                prompt or list(DEFAULT_PROMPTS),
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_k=top_k or None,
-                seed=seed,
-                which=which,
-                device=device,
-            )
+            code = sample_here_or_on_host(target, options, json_out, host, remote_dir)
         except UserError as e:
             fail(str(e), e.code)
-        if json_out:
-            print(json.dumps(out, indent=2))
-            return
-        print(f"# {out['checkpoint']} (step {out['step']}, {out['device']})")
-        for s in out["samples"]:
-            m = s["metrics"]
-            print(f"\n--- prompt {s['prompt']!r} (seed {s['seed']})")
-            print(s["prompt"] + s["text"])
-            d = ", ".join(
-                f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3")
-            )
-            chars = m["longest_char_repeat"]["chars"]
-            print(
-                f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words, "
-                f"{chars} of {m['chars']} characters"
-            )
+        raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """What to generate, as the command line gave it (top_k 0: no filter; which None: best when it exists)."""
+
+    prompts: list[str]
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    seed: int
+    which: str | None
+    device: str
+
+
+def sample_here_or_on_host(
+    target: str | None, o: SampleOptions, json_out: bool, host: str | None, remote_dir: str | None
+) -> int:
+    """Sample here and print the result (text, or JSON), or run `nsa sample` on ``host``, which prints its own: the
+    exit status (UserError for a user's mistake)."""
+    check_remote_dir(host, remote_dir)
+    if host is not None:
+        from nsa_tui.launch.remote import run_nsa
+
+        argv = remote_sample_argv(
+            target,
+            o.prompts,
+            max_new_tokens=o.max_new_tokens,
+            temperature=o.temperature,
+            top_k=o.top_k,
+            seed=o.seed,
+            which=o.which,
+            device=o.device,
+            json_out=json_out,
+        )
+        return run_nsa(host, remote_dir, argv)[0]
+    out = run_sample(
+        target,
+        o.prompts,
+        max_new_tokens=o.max_new_tokens,
+        temperature=o.temperature,
+        top_k=o.top_k or None,
+        seed=o.seed,
+        which=o.which,
+        device=o.device,
+    )
+    print(json.dumps(out, indent=2) if json_out else samples_text(out))
+    return 0
+
+
+def samples_text(out: dict[str, Any]) -> str:
+    """run_sample's result for a terminal: the checkpoint, then each prompt's text and its repetition metrics."""
+    lines = [f"# {out['checkpoint']} (step {out['step']}, {out['device']})"]
+    for s in out["samples"]:
+        m = s["metrics"]
+        d = ", ".join(f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3"))
+        chars = m["longest_char_repeat"]["chars"]
+        lines += [
+            f"\n--- prompt {s['prompt']!r} (seed {s['seed']})",
+            s["prompt"] + s["text"],
+            f"--- distinct-1/2/3 {d} | longest repeat {m['longest_repeat']['words']} words, "
+            f"{chars} of {m['chars']} characters",
+        ]
+    return "\n".join(lines)
