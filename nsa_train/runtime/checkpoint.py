@@ -1,9 +1,10 @@
 """Atomic checkpoints: write a temp file, fsync, rename, fsync the directory, then move the pointer.
 
 Layout under ``<run>/checkpoints/``: ``step_00000200.pt`` files (schema.checkpoint_name +
-".pt"), and two one-line pointer files, ``latest`` and ``best``, holding a file name. A kill
-at any moment leaves either the old or the new file under a name, never a torn one: the
-pointer is only moved after its target is durable, and pointers are replaced atomically too.
+".pt"), two one-line pointer files, ``latest`` and ``best``, holding a file name, and ``order``,
+the file names in the order they were written (checkpoint_order.py). A kill at any moment
+leaves either the old or the new file under a name, never a torn one: the order file and the
+pointers are only replaced after the checkpoint is durable, and atomically too.
 
 A checkpoint is a dict of tensors and plain Python types only, so it loads with
 ``torch.load(weights_only=True)`` (no pickle code execution from a downloaded file).
@@ -19,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nsa_train.runtime import checkpoint_order as order
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import disk_full, disk_full_message, free_space
 
@@ -133,12 +135,16 @@ def read_pointer(ckpt_dir: Path, pointer: str) -> Path | None:
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], pointers: tuple[str, ...] = ()) -> Path:
-    """Write ``state`` durably as step_XXXXXXXX.pt, then move the given pointers to it."""
+    """Write ``state`` durably as step_XXXXXXXX.pt, record it last in the order file, then move the given pointers
+    to it."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / checkpoint_file_name(step)
     import torch
 
     _atomic_write(path, lambda f: torch.save(state, f))
+    # recorded before the pointers move: a cut between the two leaves a file the order names after `latest`'s
+    text = order.order_after_save(ckpt_dir, list_checkpoints(ckpt_dir), path.name)
+    _atomic_write(order.order_file(ckpt_dir), lambda f: f.write(text.encode()))
     for pointer in pointers:
         write_pointer(ckpt_dir, pointer, path.name)
     return path
@@ -151,28 +157,22 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
 
 
+def write_order(ckpt_dir: Path) -> list[Path]:
+    """Complete checkpoint files, oldest written first (checkpoint_order.py: the order file, then mtimes)."""
+    return order.write_order(ckpt_dir, list_checkpoints(ckpt_dir)).files
+
+
 def written_after(ckpt_dir: Path, target: Path) -> list[Path]:
     """The complete checkpoints written after ``target`` (a pointer's), oldest first: a process killed between a
     checkpoint file and its pointer leaves a whole, newer one that `latest` does not name (an earlier run's files, which
     a fresh start over them left, are older than its own)."""
-    try:
-        since = target.stat().st_mtime
-    except OSError:
-        return []
-    out = []
-    for p in _written_order(list_checkpoints(ckpt_dir)):
-        try:
-            if p != target and p.stat().st_mtime > since:
-                out.append(p)
-        except OSError:
-            continue
-    return out
+    return order.written_after(order.write_order(ckpt_dir, list_checkpoints(ckpt_dir)), target)
 
 
 def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None) -> str:
     """For a resume that cannot use the latest pointer: the checkpoints the directory still holds (newest last, at
     most 5 named), and how to continue from one; "" when there are none."""
-    others = [p for p in _written_order(list_checkpoints(ckpt_dir)) if p != but]
+    others = [p for p in write_order(ckpt_dir) if p != but]
     if not others:
         return ""
     names = ", ".join(p.name for p in others[-5:])
@@ -184,23 +184,10 @@ def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None) -> str:
     )
 
 
-def _written_order(paths: list[Path]) -> list[Path]:
-    """Oldest written first (the step breaks ties). In one run that is the step order; a fresh start in a run
-    directory an earlier run left checkpoints in (`nsa launch --force` keeps its files) writes low steps after
-    the old high ones, and by step order pruning would delete each new checkpoint as soon as it is written."""
-
-    def written(p: Path) -> float:
-        try:
-            return p.stat().st_mtime
-        except OSError:
-            return 0.0
-
-    return sorted(paths, key=lambda p: (written(p), p.name))
-
-
 def prune(ckpt_dir: Path, keep_last: int) -> list[Path]:
-    """Delete all but the ``keep_last`` last written checkpoints, never the best or latest target."""
-    keep = set(_written_order(list_checkpoints(ckpt_dir))[-keep_last:])
+    """Delete all but the ``keep_last`` last written checkpoints, never the best or latest target. Last written, not
+    highest: a fresh start over an earlier run's directory writes low steps after its high ones."""
+    keep = set(write_order(ckpt_dir)[-keep_last:])
     for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
         try:
             target = read_pointer(ckpt_dir, pointer)

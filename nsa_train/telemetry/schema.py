@@ -34,6 +34,9 @@ TB_DIR = "tb"
 CHECKPOINT_DIR = "checkpoints"
 LATEST_POINTER = "latest"  # text file under checkpoints/: the name of the newest checkpoint
 BEST_POINTER = "best"  # text file under checkpoints/: the name of the best-by-val checkpoint
+# text file under checkpoints/: the checkpoint file names in the order they were written, oldest first, one a line
+# (runtime/checkpoint_order.py): the write order survives a copy that gives the files new mtimes
+CHECKPOINT_ORDER = "order"
 STACKDUMP_GLOB = "stackdump_rank*_*.txt"
 
 

@@ -294,6 +294,16 @@ def test_a_resume_plan_names_its_checkpoint_and_a_newer_one_latest_does_not(runs
     os.utime(newer, (1, 1))
     res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
     assert "written after it" not in res.stdout
+    # a lower step's file whose mtime is newest (a copy without -p gives new mtimes): mtimes alone never say so
+    older = ckpts / "step_00000002.pt"
+    older.write_bytes((ckpts / "step_00000005.pt").read_bytes())
+    os.utime(older, (time.time() + 5, time.time() + 5))
+    res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert "written after it" not in res.stdout
+    # the order the trainer records its saves in (checkpoints/order) goes before the mtimes, as the trainer's does
+    (ckpts / "order").write_text("step_00000002.pt\nstep_00000005.pt\nstep_00000010.pt\n")
+    res = nsa("launch", "--name", "cut", "--resume", "--set", "train.steps=800", "--dry-run")
+    assert "note: step_00000010.pt was written after it" in res.stdout, res.stdout
 
 
 def test_resume_that_moves_the_lr_says_so_before_starting(runs_dir, tmux_socket):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,140 @@ def test_prune_keeps_the_last_written_not_the_highest_steps(tmp_path: Path) -> N
         ck.prune(d, keep_last=2)
     assert [p.name for p in ck.list_checkpoints(d)] == [ck.checkpoint_file_name(s) for s in (200, 300)]
     assert ck.read_pointer(d, schema.LATEST_POINTER).name == ck.checkpoint_file_name(300)
+
+
+def _save(d: Path, step: int, pointers: tuple[str, ...] = (schema.LATEST_POINTER,)) -> Path:
+    return ck.save_checkpoint(d, step, {"model": {}, "step": step}, pointers=pointers)
+
+
+def _copy_with_new_mtimes(src: Path, dst: Path, touched: str) -> None:
+    """As `cp -r` (or scp -r without -p, rsync -r without -t) copies: every file gets a new mtime, in directory
+    order; then ``touched`` is the newest (the reviewer's `touch`, or the copy's own order)."""
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    t = time.time() + 60
+    for p in sorted(dst.iterdir()):
+        os.utime(p, (t, t))
+    os.utime(dst / touched, (t + 5, t + 5))
+
+
+def test_a_copy_with_new_mtimes_prunes_by_write_order_and_names_no_older_file(tmp_path: Path) -> None:
+    """A finished run's directory copied without its mtimes: the resume warned that step 50 was written after
+    `latest` (and said to point `latest` at it), and keep_last pruned steps 100 and 130 and kept step 50."""
+    live = tmp_path / "live" / "checkpoints"
+    for step in (50, 100, 130):
+        _save(live, step)
+    copy = tmp_path / "copy" / "checkpoints"
+    _copy_with_new_mtimes(live, copy, ck.checkpoint_file_name(50))
+    latest = ck.read_pointer(copy, schema.LATEST_POINTER)
+    assert latest == copy / ck.checkpoint_file_name(130)
+    assert ck.written_after(copy, latest) == []
+    assert ck.other_checkpoints_hint(copy).endswith(
+        f"(echo {ck.checkpoint_file_name(130)} > {copy / 'latest'}) and resume again"
+    )
+    for step in (135, 140):
+        _save(copy, step)
+        ck.prune(copy, keep_last=3)
+    assert [p.name for p in ck.list_checkpoints(copy)] == [ck.checkpoint_file_name(s) for s in (130, 135, 140)]
+    # the files there when step 140 was saved, in the order they were written (step 50's line went with its file)
+    order = [ck.checkpoint_file_name(s) for s in (100, 130, 135, 140)]
+    assert (copy / schema.CHECKPOINT_ORDER).read_text() == "".join(f"{n}\n" for n in order)
+
+
+def test_a_fresh_start_over_an_earlier_run_prunes_the_earlier_runs_files_after_a_copy(tmp_path: Path) -> None:
+    """--force over an earlier run writes step_100 after its step_700: the new run's files are the last written
+    (by the order file, not the step), in a copy too, where the earlier run's files may look newest."""
+    d = tmp_path / "a" / "checkpoints"
+    for step in (500, 600, 700):  # the earlier run's
+        _save(d, step)
+    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
+        (d / pointer).unlink(missing_ok=True)  # what the fresh start does (Trainer._drop_earlier_pointers)
+    _save(d, 100)
+    copy = tmp_path / "b" / "checkpoints"
+    _copy_with_new_mtimes(d, copy, ck.checkpoint_file_name(700))
+    assert ck.written_after(copy, copy / ck.checkpoint_file_name(100)) == []
+    for step in (200, 300):
+        _save(copy, step)
+        ck.prune(copy, keep_last=2)
+    assert [p.name for p in ck.list_checkpoints(copy)] == [ck.checkpoint_file_name(s) for s in (200, 300)]
+
+
+def test_a_save_cut_before_its_pointer_is_named_whatever_the_mtimes(tmp_path: Path) -> None:
+    """A kill between the order file and `latest`: the file is recorded after `latest`'s, so it is named as written
+    after it (with its lower step too, after a fresh start over an earlier run), even when its mtime says older."""
+    d = tmp_path / "checkpoints"
+    _save(d, 60)
+    cut = _save(d, 5, pointers=())  # a fresh start's first save, killed before `latest` moved off step 60
+    os.utime(cut, (1, 1))
+    assert ck.written_after(d, d / ck.checkpoint_file_name(60)) == [cut]
+    ck.prune(d, keep_last=1)
+    assert [p.name for p in ck.list_checkpoints(d)] == [cut.name, ck.checkpoint_file_name(60)]  # latest's stays
+
+
+def test_a_file_the_order_does_not_name_is_newer_by_mtime_only_with_a_higher_step(tmp_path: Path) -> None:
+    """A save cut between its file and its line in the order file leaves a newer file it does not name: named by its
+    mtime, when its step is past `latest`'s, and kept by the prune of the next save. A lower step's file is never
+    called newer by its mtime alone: the mtime is what a copy changes."""
+    d = tmp_path / "checkpoints"
+    for step in (4, 8):
+        _save(d, step)
+    t = time.time() + 10  # after the order file was last written
+    cut = d / ck.checkpoint_file_name(12)
+    shutil.copyfile(d / ck.checkpoint_file_name(8), cut)  # whole, never recorded
+    os.utime(cut, (t, t))
+    latest = d / ck.checkpoint_file_name(8)
+    assert ck.written_after(d, latest) == [cut]
+    older = d / ck.checkpoint_file_name(2)
+    shutil.copyfile(d / ck.checkpoint_file_name(4), older)  # e.g. a file from before the order file, copied last
+    os.utime(older, (t + 5, t + 5))
+    assert ck.written_after(d, latest) == [cut]
+    _save(d, 9)  # the resume from step 8 saves: the cut file came before it
+    ck.prune(d, keep_last=3)
+    assert [p.name for p in ck.list_checkpoints(d)] == [ck.checkpoint_file_name(s) for s in (8, 9, 12)]
+
+
+def test_a_directory_without_an_order_file_names_a_cut_save_but_no_lower_step(tmp_path: Path) -> None:
+    """A run written before the order file existed: a whole file newer than `latest`'s and past its step (a save cut
+    before its pointer) is still named, but a lower step than `latest`'s is never said to be newer on an mtime alone
+    (a copy's)."""
+    d = tmp_path / "checkpoints"
+    for step in (4, 8, 12):
+        _save(d, step, pointers=() if step == 12 else (schema.LATEST_POINTER,))
+    (d / schema.CHECKPOINT_ORDER).unlink(missing_ok=True)
+    t = time.time()
+    for step, at in ((8, t), (12, t + 5), (4, t + 10)):
+        os.utime(d / ck.checkpoint_file_name(step), (at, at))
+    assert ck.written_after(d, d / ck.checkpoint_file_name(8)) == [d / ck.checkpoint_file_name(12)]
+    assert ck.other_checkpoints_hint(d).startswith(f". {d} holds step_00000004.pt, step_00000008.pt, step_00000012.pt")
+
+
+def test_a_copy_of_a_directory_without_an_order_file_prunes_its_highest_steps_last(tmp_path: Path) -> None:
+    """The reviewer's copy of a run written before the order file existed: resumed, its saves pruned steps 100 and
+    130 and kept step 50, which the copy had made newest."""
+    live = tmp_path / "live" / "checkpoints"
+    for step in (50, 100, 130):
+        _save(live, step)
+    (live / schema.CHECKPOINT_ORDER).unlink(missing_ok=True)
+    copy = tmp_path / "copy" / "checkpoints"
+    _copy_with_new_mtimes(live, copy, ck.checkpoint_file_name(50))
+    assert ck.written_after(copy, copy / ck.checkpoint_file_name(130)) == []
+    for step in (135, 140):
+        _save(copy, step)
+        ck.prune(copy, keep_last=3)
+    assert [p.name for p in ck.list_checkpoints(copy)] == [ck.checkpoint_file_name(s) for s in (130, 135, 140)]
+
+
+def test_an_earlier_runs_files_without_an_order_file_are_pruned_first(tmp_path: Path) -> None:
+    """A fresh start over a run from before the order file: that run's higher steps are its own, older ones (by the
+    order the new run records), in a copy too, and the new run's files are kept."""
+    d = tmp_path / "a" / "checkpoints"
+    for step in (500, 600, 700):
+        _save(d, step)
+    (d / schema.CHECKPOINT_ORDER).unlink(missing_ok=True)
+    (d / schema.LATEST_POINTER).unlink()  # the fresh start drops the earlier run's pointers
+    _save(d, 100)
+    copy = tmp_path / "b" / "checkpoints"
+    _copy_with_new_mtimes(d, copy, ck.checkpoint_file_name(700))
+    assert ck.written_after(copy, copy / ck.checkpoint_file_name(100)) == []
+    _save(copy, 200)
+    ck.prune(copy, keep_last=3)
+    assert [p.name for p in ck.list_checkpoints(copy)] == [ck.checkpoint_file_name(s) for s in (100, 200, 700)]

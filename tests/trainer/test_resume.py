@@ -360,3 +360,25 @@ def test_a_resume_after_a_fresh_start_over_an_earlier_run_keeps_that_runs_rows(t
 
     assert steps(schema.TRAINING_CSV) == [1, 2, 3, 4, 1, 2, 3, 4]
     assert steps(schema.VAL_CSV) == [2, 4, 2, 4]
+
+
+def test_a_copy_of_a_run_without_its_mtimes_resumes_and_prunes_by_write_order(tmp_path: Path) -> None:
+    """`cp -r` (scp -r without -p, rsync -r without -t) gives the copied files new mtimes in directory order. The
+    trainer went by mtimes: the resumed copy warned that step 2 was written after `latest` and said to point
+    `latest` back at it, and train.keep_last then deleted steps 4 and 6 and kept step 2."""
+    live = tmp_path / "live"
+    proc = run_train(live, "train.steps=6", "train.save_every=2", "train.keep_last=3")
+    assert proc.returncode == 0, proc.stderr
+    ckpts = live / schema.CHECKPOINT_DIR
+    assert [p.name for p in ck.list_checkpoints(ckpts)] == [ck.checkpoint_file_name(s) for s in (2, 4, 6)]
+    copy = tmp_path / "copy"
+    shutil.copytree(live, copy, copy_function=shutil.copyfile)  # new mtimes, as cp -r
+    (copy / schema.CHECKPOINT_DIR / ck.checkpoint_file_name(2)).touch()  # copied last
+    proc = run_train(copy, "train.steps=8", "train.save_every=1", "train.keep_last=3", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "at step 6" in proc.stdout
+    assert "written after" not in proc.stderr, proc.stderr
+    kept = [p.name for p in ck.list_checkpoints(copy / schema.CHECKPOINT_DIR)]
+    assert kept == [ck.checkpoint_file_name(s) for s in (6, 7, 8)], kept
+    run_json = json.loads((copy / schema.RUN_JSON).read_text())
+    assert "written after" not in json.dumps(run_json)  # nor what nsa status shows as the start's warnings
