@@ -71,7 +71,7 @@ def full_bundle(run_dir: Path) -> RunBundle:
 
 
 def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str]) -> list[Checkpoint]:
-    """The checkpoint files (name -> size, pointer files and hidden files excluded) with the pointers
+    """The checkpoint files (name -> size, the pointer and order files and hidden files excluded) with the pointers
     (``latest``/``best`` -> the file each names) that name them, sorted by name."""
     pointed: dict[str, list[str]] = {}
     for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
@@ -80,7 +80,8 @@ def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str]) -> list[
     return [
         Checkpoint(name, size, pointed.get(name, []))
         for name, size in sorted(sizes.items())
-        if not name.startswith(".") and name not in (schema.LATEST_POINTER, schema.BEST_POINTER)
+        if not name.startswith(".")
+        and name not in (schema.LATEST_POINTER, schema.BEST_POINTER, schema.CHECKPOINT_ORDER)
     ]
 
 

@@ -37,6 +37,10 @@ def test_tiny_run_default_out_dir(tiny_run: Path) -> None:
         assert s in md
     assert "| tiny | nsa-v1 | finished | 30/30 |" in md
     assert "step_00000030.pt" in md and "latest" in md and "best" in md
+    # the order file beside them (the write order pruning goes by) is no checkpoint
+    assert (tiny_run / schema.CHECKPOINT_DIR / schema.CHECKPOINT_ORDER).is_file()
+    listed = re.findall(r"^  - `([^`]+)`", md, flags=re.M)
+    assert listed and all(schema.checkpoint_step(n) is not None for n in listed), listed
     import json
 
     summary = json.loads((tiny_run / "summary.json").read_text())
