@@ -706,25 +706,19 @@ class Trainer:
                     why = f"{schema.HALT_FILE} found" if halt else f"signal {self.stop.signal_name or '(other rank)'}"
                     print(f"[stop] {why}: stopping after step {step}")
                 stop_pointers = [schema.LATEST_POINTER]
-                if halt and not signalled and eval_due:
-                    # the step's evaluation is part of it (a halt waits for the step): skipped, val.csv kept a hole
-                    # no resume fills, and the best checkpoint was chosen without it. Not on a signal: its sender
-                    # (tmux kill-session, a scheduler's preemption) may not wait that long
-                    val_loss = self._evaluate(step)
-                    if self.best_val is None or val_loss < self.best_val:
-                        self.best_val, self.best_step = val_loss, step
-                        stop_pointers.append(schema.BEST_POINTER)
+                # the step's evaluation is part of it (a halt waits for the step): skipped, val.csv kept a hole no
+                # resume fills, and the best checkpoint was chosen without it. Not on a signal: its sender (tmux
+                # kill-session, a scheduler's preemption) may not wait that long
+                if halt and not signalled and eval_due and self._evaluate_is_best(step):
+                    stop_pointers.append(schema.BEST_POINTER)
                 self._save(step, pointers=tuple(stop_pointers))
                 self.stop.remove_halt()
                 break
 
             t_pause = time.perf_counter()
             pointers: list[str] = []
-            if eval_due:
-                val_loss = self._evaluate(step)
-                if self.best_val is None or val_loss < self.best_val:
-                    self.best_val, self.best_step = val_loss, step
-                    pointers.append(schema.BEST_POINTER)
+            if eval_due and self._evaluate_is_best(step):
+                pointers.append(schema.BEST_POINTER)
             if (t.save_every and step % t.save_every == 0) or step == t.steps or pointers:
                 self._save(step, pointers=(schema.LATEST_POINTER, *pointers))
             # out of the window's time, whichever step of the window it fell on (restarting the window's clock
@@ -755,6 +749,14 @@ class Trainer:
         groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
+
+    def _evaluate_is_best(self, step: int) -> bool:
+        """Evaluate at ``step``; True when its val loss is the run's best so far (noted: the save moves `best`)."""
+        val_loss = self._evaluate(step)
+        if self.best_val is None or val_loss < self.best_val:
+            self.best_val, self.best_step = val_loss, step
+            return True
+        return False
 
     def _evaluate(self, step: int) -> float:
         torch = self.torch
