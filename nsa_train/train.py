@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         stop.starting = True
         if stop.signal_name is not None:  # one came before this try
             raise StoppedAtStart(stop.signal_name)
-        hb.write(schema.KIND_PHASE, 0, phase="config", config_path=str(config_path) if config_path else None)
+        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_CONFIG, config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
         hb.liveness_every_s = cfg.monitor.liveness_every_s
         trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path, stop)
@@ -415,7 +415,7 @@ class Trainer:
         hb.write(
             schema.KIND_PHASE,
             0,
-            phase="config",
+            phase=schema.PHASE_CONFIG,
             done=True,
             total_steps=cfg.train.steps,  # this attempt's: a resume may change it, run.json follows later
             device=str(self.device),
@@ -436,7 +436,7 @@ class Trainer:
         self._check_checkpoint_dir()
 
         # ---- data
-        hb.write(schema.KIND_PHASE, 0, phase="data", source=cfg.data.source, tokenizer=cfg.data.tokenizer)
+        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_DATA, source=cfg.data.source, tokenizer=cfg.data.tokenizer)
         from nsa_train.data import TrainStream, build_tokenizer, val_batches
 
         t0 = time.time()
@@ -463,7 +463,7 @@ class Trainer:
             )
 
         # ---- model
-        hb.write(schema.KIND_PHASE, 0, phase="model", attention=cfg.model.attention)
+        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_MODEL, attention=cfg.model.attention)
         from nsa_train.model import build_model
 
         torch.manual_seed(cfg.train.seed)
@@ -491,7 +491,7 @@ class Trainer:
             self._write_run_json()
 
         # ---- compile (and DDP wrap)
-        hb.write(schema.KIND_PHASE, 0, phase="compile", enabled=cfg.train.compile)
+        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_COMPILE, enabled=cfg.train.compile)
         if cfg.train.compile:
             from nsa_train.model import compile_model
 
@@ -519,7 +519,7 @@ class Trainer:
         hb.write(
             schema.KIND_PHASE,
             self.step,
-            phase="train",
+            phase=schema.PHASE_TRAIN,
             start_step=self.step,
             warnings=train_warnings,
             **{schema.STALE_HALT_REMOVED: stale},
@@ -811,7 +811,7 @@ class Trainer:
         if replayed > self.replay_reported:  # only when it moved: a record says "still going"
             self.replay_reported = replayed
             self.watchdog.touch()
-            self.hb.write(schema.KIND_PHASE, self.step, phase="data", replayed=replayed, replay_of=target)
+            self.hb.write(schema.KIND_PHASE, self.step, phase=schema.PHASE_DATA, replayed=replayed, replay_of=target)
         if self.info.is_main:
             how = f": replaying the stream to the saved position, document {replayed:,} of {target:,}"
             print(f"[data] {waited_s:.0f}s waiting for the first batch{how if replayed else ''}")
@@ -966,40 +966,40 @@ class Trainer:
     def _write_run_json(self, start_warnings: list[str] | None = None) -> None:
         """run.json, written at the model phase; again with the start's warnings once the train phase said them."""
         if start_warnings is not None and self._run_json is not None:
-            self._run_json["start_warnings"] = start_warnings
+            self._run_json[schema.RUN_START_WARNINGS] = start_warnings
             _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(self._run_json, indent=2) + "\n")
             return
         from nsa_train.data.sources import data_listing
 
         t = self.cfg.train
         run = {
-            "v": schema.SCHEMA_VERSION,
-            "format": schema.FORMAT_NAME,
-            "run": self.run_dir.resolve().name,
-            "config": config_to_dict(self.cfg),
-            "argv": sys.argv,
-            "world_size": self.info.world_size,
-            "git_sha": git_sha(),
-            "host": socket.gethostname(),
-            "start_time": self.t_boot,
-            "param_count": self.param_count,
-            "tokens_per_step": t.batch_size * t.seq_len,
-            "total_steps": t.steps,
-            "attention_impl": self.attention_impl,
-            "device_name": self.devmod.device_name(self.device),
-            "precision": self.precision,
-            "flops_per_token": self.flops_per_token,
-            "peak_flops": self.peak_flops,
-            "config_path": str(self.config_path) if self.config_path else None,
-            "resumed_from_step": self.step if self.args.resume else None,
+            schema.RUN_VERSION: schema.SCHEMA_VERSION,
+            schema.RUN_FORMAT: schema.FORMAT_NAME,
+            schema.RUN_NAME: self.run_dir.resolve().name,
+            schema.RUN_CONFIG: config_to_dict(self.cfg),
+            schema.RUN_ARGV: sys.argv,
+            schema.RUN_WORLD_SIZE: self.info.world_size,
+            schema.RUN_GIT_SHA: git_sha(),
+            schema.RUN_HOST: socket.gethostname(),
+            schema.RUN_START_TIME: self.t_boot,
+            schema.RUN_PARAM_COUNT: self.param_count,
+            schema.RUN_TOKENS_PER_STEP: t.batch_size * t.seq_len,
+            schema.RUN_TOTAL_STEPS: t.steps,
+            schema.RUN_ATTENTION_IMPL: self.attention_impl,
+            schema.RUN_DEVICE_NAME: self.devmod.device_name(self.device),
+            schema.RUN_PRECISION: self.precision,
+            schema.RUN_FLOPS_PER_TOKEN: self.flops_per_token,
+            schema.RUN_PEAK_FLOPS: self.peak_flops,
+            schema.RUN_CONFIG_PATH: str(self.config_path) if self.config_path else None,
+            schema.RUN_RESUMED_FROM_STEP: self.step if self.args.resume else None,
             # a --reshard's start: the ranks that wrote the checkpoint, where the data continues, what is read again
-            "resharded": self.resharded,
+            schema.RUN_RESHARDED: self.resharded,
             # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
-            "data_listing": data_listing(self.cfg.data),
+            schema.RUN_DATA_LISTING: data_listing(self.cfg.data),
             # what this start warned about (its config and train phase records' `warnings`), filled in at the train
             # phase: the tools' `at start` lines when those records are out of the heartbeat tail they read
-            "start_warnings": [],
+            schema.RUN_START_WARNINGS: [],
         }
         self._run_json = run
         _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")
@@ -1031,29 +1031,29 @@ class Trainer:
     def _write_summary(self, reason: str) -> None:
         self.loop_seconds()
         summary = {
-            "v": schema.SCHEMA_VERSION,
-            "run": self.run_dir.resolve().name,
-            "end_reason": reason,
-            "steps_completed": self.step,
-            "total_steps": self.cfg.train.steps,
-            "tokens_seen": self.tokens_seen,
-            "final_val_loss": self.last_val,
-            "final_val_ppl": math.exp(min(self.last_val, 700.0)) if self.last_val is not None else None,
-            "best_val_loss": self.best_val,
-            "best_val_ppl": math.exp(min(self.best_val, 700.0)) if self.best_val is not None else None,
-            "best_step": self.best_step,
-            "wall_time_s": time.time() - self.t_boot,
+            schema.SUMMARY_VERSION: schema.SCHEMA_VERSION,
+            schema.SUMMARY_RUN: self.run_dir.resolve().name,
+            schema.SUMMARY_END_REASON: reason,
+            schema.SUMMARY_STEPS_COMPLETED: self.step,
+            schema.SUMMARY_TOTAL_STEPS: self.cfg.train.steps,
+            schema.SUMMARY_TOKENS_SEEN: self.tokens_seen,
+            schema.SUMMARY_FINAL_VAL_LOSS: self.last_val,
+            schema.SUMMARY_FINAL_VAL_PPL: math.exp(min(self.last_val, 700.0)) if self.last_val is not None else None,
+            schema.SUMMARY_BEST_VAL_LOSS: self.best_val,
+            schema.SUMMARY_BEST_VAL_PPL: math.exp(min(self.best_val, 700.0)) if self.best_val is not None else None,
+            schema.SUMMARY_BEST_STEP: self.best_step,
+            schema.SUMMARY_WALL_TIME_S: time.time() - self.t_boot,
             # when this attempt began and ended (Unix seconds): tools tell this attempt's summary from an earlier
             # one's by it when the end record is missing (a copy of the run without its heartbeat)
-            "started_at": self.t_boot,
-            "ended_at": time.time(),
-            "train_time_s": self.train_wall_s,
+            schema.SUMMARY_STARTED_AT: self.t_boot,
+            schema.SUMMARY_ENDED_AT: time.time(),
+            schema.SUMMARY_TRAIN_TIME_S: self.train_wall_s,
             # none before a first step: 0 read as a measured rate (`0 mean` in `nsa runs`)
-            "mean_toks_per_s": self.tokens_this_process / self.train_wall_s
+            schema.SUMMARY_MEAN_TOKS_PER_S: self.tokens_this_process / self.train_wall_s
             if self.train_wall_s > 0 and self.tokens_this_process
             else None,
-            "param_count": getattr(self, "param_count", None),
-            "attention_impl": getattr(self, "attention_impl", None),
+            schema.SUMMARY_PARAM_COUNT: getattr(self, "param_count", None),
+            schema.SUMMARY_ATTENTION_IMPL: getattr(self, "attention_impl", None),
             # no health alerts here: the verdict depends on when and with which rules one asks (docs/telemetry.md)
         }
         _atomic_write_text(self.run_dir / schema.SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")

@@ -114,12 +114,12 @@ def _listings(run_dir: Path, new: Config) -> tuple[Any, list[list[Any]]] | None:
 
     from nsa_train.data.errors import DataError
     from nsa_train.data.sources import data_listing
-    from nsa_train.telemetry.schema import RUN_JSON
+    from nsa_train.telemetry.schema import RUN_DATA_LISTING, RUN_JSON
 
     if new.data.source != "local" or not new.data.path:
         return None
     try:
-        then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("data_listing")
+        then = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get(RUN_DATA_LISTING)
         now = data_listing(new.data)
     except (OSError, ValueError, AttributeError, DataError):
         return None

@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any
 
+from nsa_train.telemetry import schema
+
 # NVIDIA's datasheet peaks per GPU, dense (without 2:4 sparsity), in TFLOP/s: (name pattern, bf16, tf32, fp32).
 # The first pattern that matches torch.cuda.get_device_name() wins, so variants come before their family. A card
 # not listed has no MFU unless monitor.peak_tflops gives its peak.
@@ -68,7 +70,10 @@ def mfu(toks_per_s: Any, flops_per_token: Any, peak_flops: Any, world_size: Any)
 
 def run_mfu(run_info: dict[str, Any], toks_per_s: Any) -> float | None:
     """MFU of a tokens/s figure of the run whose run.json is ``run_info``."""
-    return mfu(toks_per_s, run_info.get("flops_per_token"), run_info.get("peak_flops"), run_info.get("world_size"))
+    flops, peak, world = (
+        run_info.get(k) for k in (schema.RUN_FLOPS_PER_TOKEN, schema.RUN_PEAK_FLOPS, schema.RUN_WORLD_SIZE)
+    )
+    return mfu(toks_per_s, flops, peak, world)
 
 
 def fmt_mfu(value: float | None) -> str:

@@ -15,9 +15,9 @@ def heartbeat_files(run_dir: Path) -> dict[int, Path]:
     """{rank: heartbeat_rank<rank>.jsonl}, in rank order (as numbers: rank 10 after rank 2)."""
     out = {}
     for p in run_dir.glob(schema.HEARTBEAT_GLOB):
-        digits = p.name.removeprefix("heartbeat_rank").removesuffix(".jsonl")
-        if digits.isdigit():
-            out[int(digits)] = p
+        rank = schema.heartbeat_rank(p.name)
+        if rank is not None:
+            out[rank] = p
     return dict(sorted(out.items()))
 
 
@@ -55,7 +55,7 @@ def checkpoint_world_size(run_dir: Path, checkpoint_name: str) -> int | None:
         if not saved and kind == schema.KIND_CHECKPOINT:
             saved = Path(str(r.get("path", ""))).name == checkpoint_name
         elif saved and kind == schema.KIND_BOOT:
-            return _world_size(r)
+            return schema.world_size_of(r)
     return None
 
 
@@ -67,10 +67,5 @@ def current_world_size(run_dir: Path) -> int | None:
         return None
     for r in records_backwards(path):
         if r.get("kind") == schema.KIND_BOOT:
-            return _world_size(r)
+            return schema.world_size_of(r)
     return None
-
-
-def _world_size(boot: dict[str, Any]) -> int | None:
-    ws = boot.get("world_size")
-    return ws if isinstance(ws, int) and not isinstance(ws, bool) and ws > 0 else None

@@ -40,8 +40,26 @@ CHECKPOINT_ORDER = "order"
 STACKDUMP_GLOB = "stackdump_rank*_*.txt"
 
 
+_HEARTBEAT_PREFIX, _HEARTBEAT_SUFFIX = "heartbeat_rank", ".jsonl"
+HEARTBEAT_GLOB = f"{_HEARTBEAT_PREFIX}*{_HEARTBEAT_SUFFIX}"
+
+
 def heartbeat_name(rank: int) -> str:
-    return f"heartbeat_rank{rank}.jsonl"
+    return f"{_HEARTBEAT_PREFIX}{rank}{_HEARTBEAT_SUFFIX}"
+
+
+def _rank_digits(digits: str) -> int | None:
+    # ASCII only: str.isdigit() also takes "²", which int() refuses
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def heartbeat_rank(name: str) -> int | None:
+    """The rank of a heartbeat file (``heartbeat_rank3.jsonl`` -> 3; of a path, its last part); None for any other
+    name."""
+    base = name.rsplit("/", 1)[-1]
+    if not (base.startswith(_HEARTBEAT_PREFIX) and base.endswith(_HEARTBEAT_SUFFIX)):
+        return None
+    return _rank_digits(base[len(_HEARTBEAT_PREFIX) : len(base) - len(_HEARTBEAT_SUFFIX)])
 
 
 def trainer_lock_name(rank: int) -> str:
@@ -53,6 +71,13 @@ def trainer_lock_name(rank: int) -> str:
 
 def stackdump_name(rank: int, ts: float) -> str:
     return f"stackdump_rank{rank}_{int(ts)}.txt"
+
+
+def stackdump_rank(name: str) -> int | None:
+    """The rank of a stack dump file (``stackdump_rank2_1700000000.txt`` -> 2); None for any other name."""
+    if not (name.startswith("stackdump_rank") and name.endswith(".txt")):
+        return None
+    return _rank_digits(name.removeprefix("stackdump_rank").split("_", 1)[0])
 
 
 CHECKPOINT_SUFFIX = ".pt"  # a checkpoint file is checkpoint_name(step) + this
@@ -69,8 +94,6 @@ def checkpoint_step(file_name: str) -> int | None:
     digits = stem.removeprefix("step_")
     return int(digits) if stem.startswith("step_") and digits.isdigit() else None
 
-
-HEARTBEAT_GLOB = "heartbeat_rank*.jsonl"
 
 # ---------------------------------------------------------------- records
 KIND_BOOT = "boot"
@@ -98,18 +121,23 @@ KINDS = (
 COMMON_FIELDS = ("v", "ts", "kind", "rank", "step", "pid")
 
 # Phases, in the order a healthy start passes them.
-PHASES = ("config", "data", "model", "compile", "train")
+PHASE_CONFIG = "config"
+PHASE_DATA = "data"
+PHASE_MODEL = "model"
+PHASE_COMPILE = "compile"
+PHASE_TRAIN = "train"
+PHASES = (PHASE_CONFIG, PHASE_DATA, PHASE_MODEL, PHASE_COMPILE, PHASE_TRAIN)
 # In the `train` phase record: true when the trainer removed a .HALT older than its attempt (`nsa halt` during
 # the boot re-creates its request on this, not on the wording of the warning that says it)
 STALE_HALT_REMOVED = "stale_halt_removed"
 
 # A `phase` record holds `phase` and that phase's fields, written as the phase starts.
 PHASE_FIELDS = {
-    "config": ("config_path",),
-    "data": ("source", "tokenizer"),
-    "model": ("attention",),
-    "compile": ("enabled",),
-    "train": ("start_step", "warnings", STALE_HALT_REMOVED),
+    PHASE_CONFIG: ("config_path",),
+    PHASE_DATA: ("source", "tokenizer"),
+    PHASE_MODEL: ("attention",),
+    PHASE_COMPILE: ("enabled",),
+    PHASE_TRAIN: ("start_step", "warnings", STALE_HALT_REMOVED),
 }
 # Two phases write a second kind of record: `config` once the machine is known (with `done: true`; total_steps is
 # this attempt's train.steps, which a resume may change before run.json is rewritten) ...
@@ -124,9 +152,9 @@ def phase_fields(record: dict[str, Any]) -> tuple[str, ...] | None:
     phase = record.get("phase")
     if phase not in PHASE_FIELDS:
         return None
-    if phase == "config" and "done" in record:
+    if phase == PHASE_CONFIG and "done" in record:
         return ("phase", *CONFIG_DONE_FIELDS)
-    if phase == "data" and "replayed" in record:
+    if phase == PHASE_DATA and "replayed" in record:
         return ("phase", *DATA_REPLAY_FIELDS)
     return ("phase", *PHASE_FIELDS[phase])
 
@@ -152,6 +180,18 @@ PROGRESS_FIELDS = (
     "fallbacks",  # {name: cumulative count}
 )
 # and, in the progress record that first counts a fallback only, "fallback_reasons": {name: its first cause}
+GATE_SHARES = "gate_branch_shares"
+# training.csv's columns for gate_branch_shares, in its order [cmp, sel, win]
+GATE_SHARE_COLUMNS = ("gate_share_cmp", "gate_share_sel", "gate_share_win")
+
+
+def gate_share_columns(shares: Any) -> dict[str, Any]:
+    """A progress record's gate_branch_shares by training.csv's columns ({"gate_share_cmp": ..., ...}); {} for
+    anything but three values (a dense model's null)."""
+    if not isinstance(shares, (list, tuple)) or len(shares) != len(GATE_SHARE_COLUMNS):
+        return {}
+    return dict(zip(GATE_SHARE_COLUMNS, shares, strict=True))
+
 
 EVAL_FIELDS = ("val_loss", "val_ppl")
 # the file's size; the room left beside it; the pointers (latest, best) it was made
@@ -166,6 +206,15 @@ RESUME_REFUSED = "resume_refused"
 # what a report over several attempts divides their trained tokens by. Absent when the loop never started
 END_TRAIN_TIME = "train_time_s"
 ERROR_FIELDS = ("message",)
+# A boot record's world size is believed up to this (a corrupt 10**12 would cost a range() per rank)
+MAX_WORLD_SIZE = 65536
+
+
+def world_size_of(boot: dict[str, Any]) -> int | None:
+    """A boot record's ``world_size``; None when it says none, or a corrupt or foreign value."""
+    n = boot.get("world_size")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE else None
+
 
 END_COMPLETED = "completed"
 END_HALT = "halt"
@@ -196,37 +245,107 @@ TRAINING_CSV_HEADER = (
     "gate_entropy_min",
     "gate_max_mean",
     "gate_collapse_frac",
-    "gate_share_cmp",
-    "gate_share_sel",
-    "gate_share_win",
+    *GATE_SHARE_COLUMNS,
     "ts",
 )
 VAL_CSV_HEADER = ("step", "val_loss", "val_ppl")
 
-# Keys of run.json.
+# ---------------------------------------------------------------- run.json
+# Keys of run.json (nsa_train.train.Trainer._write_run_json), one constant each: both sides name them by these.
+RUN_VERSION = "v"
+RUN_FORMAT = "format"  # FORMAT_NAME
+RUN_NAME = "run"  # the run directory's name
+RUN_CONFIG = "config"  # the resolved config, as a dict
+RUN_ARGV = "argv"
+RUN_WORLD_SIZE = "world_size"
+RUN_GIT_SHA = "git_sha"
+RUN_HOST = "host"
+RUN_START_TIME = "start_time"  # Unix seconds, this attempt's boot
+RUN_PARAM_COUNT = "param_count"
+RUN_TOKENS_PER_STEP = "tokens_per_step"
+RUN_TOTAL_STEPS = "total_steps"
+RUN_ATTENTION_IMPL = "attention_impl"
+RUN_DEVICE_NAME = "device_name"
+RUN_PRECISION = "precision"
+RUN_FLOPS_PER_TOKEN = "flops_per_token"  # model FLOPs of one trained token (nsa_train.config.flops)
+RUN_PEAK_FLOPS = "peak_flops"  # one device's peak FLOP/s for the run's precision; null on CPU or an unknown card
+RUN_CONFIG_PATH = "config_path"  # the config file given; null for the embedded default
+RUN_RESUMED_FROM_STEP = "resumed_from_step"  # null on a fresh start
+RUN_RESHARDED = "resharded"  # what a --reshard did (its old ranks, where the data continues); null otherwise
+RUN_DATA_LISTING = "data_listing"  # entries of DATA_LISTING_ENTRY (below)
+# what the start warned about (its config and train phase records' `warnings`), filled in at the train phase
+RUN_START_WARNINGS = "start_warnings"
 RUN_JSON_FIELDS = (
-    "v",
-    "format",
-    "run",
-    "config",
-    "argv",
-    "world_size",
-    "git_sha",
-    "host",
-    "start_time",
-    "param_count",
-    "tokens_per_step",
-    "total_steps",
-    "attention_impl",
-    "device_name",
-    "precision",
-    "flops_per_token",  # model FLOPs of one trained token (nsa_train.config.flops)
-    "peak_flops",  # one device's peak FLOP/s for the run's precision; null on CPU or an unknown card
+    RUN_VERSION,
+    RUN_FORMAT,
+    RUN_NAME,
+    RUN_CONFIG,
+    RUN_ARGV,
+    RUN_WORLD_SIZE,
+    RUN_GIT_SHA,
+    RUN_HOST,
+    RUN_START_TIME,
+    RUN_PARAM_COUNT,
+    RUN_TOKENS_PER_STEP,
+    RUN_TOTAL_STEPS,
+    RUN_ATTENTION_IMPL,
+    RUN_DEVICE_NAME,
+    RUN_PRECISION,
+    RUN_FLOPS_PER_TOKEN,
+    RUN_PEAK_FLOPS,
+    RUN_CONFIG_PATH,
+    RUN_RESUMED_FROM_STEP,
+    RUN_RESHARDED,
+    RUN_DATA_LISTING,
+    RUN_START_WARNINGS,
 )
 # An entry of run.json's `data_listing` (null but for local files, up to 1000 of them), one per file the start read:
 # its name relative to data.path, its bytes, and a digest of a bounded sample of them (nsa_train.data.fingerprint:
 # null for what is not a regular file). A run.json of an earlier version holds [name, bytes]: compared by those.
 DATA_LISTING_ENTRY = ("name", "bytes", "sample")
+
+
+# ---------------------------------------------------------------- summary.json
+# Keys of summary.json (nsa_train.train.Trainer._write_summary): rank 0, at the end of each attempt but a refused
+# resume. Its numbers are that attempt's process's, not the whole run's.
+SUMMARY_VERSION = "v"
+SUMMARY_RUN = "run"  # the run directory's name
+SUMMARY_END_REASON = "end_reason"  # one of END_REASONS
+SUMMARY_STEPS_COMPLETED = "steps_completed"  # the step it ended at (its end record's)
+SUMMARY_TOTAL_STEPS = "total_steps"
+SUMMARY_TOKENS_SEEN = "tokens_seen"  # the run's, resumed attempts included
+SUMMARY_FINAL_VAL_LOSS = "final_val_loss"  # null when this process evaluated nothing
+SUMMARY_FINAL_VAL_PPL = "final_val_ppl"
+SUMMARY_BEST_VAL_LOSS = "best_val_loss"
+SUMMARY_BEST_VAL_PPL = "best_val_ppl"
+SUMMARY_BEST_STEP = "best_step"  # the step of best_val_loss
+SUMMARY_WALL_TIME_S = "wall_time_s"  # this attempt's, boot to end
+SUMMARY_STARTED_AT = "started_at"  # Unix seconds: the attempt's boot ...
+SUMMARY_ENDED_AT = "ended_at"  # ... and end (tells this attempt's summary from an earlier one's)
+SUMMARY_TRAIN_TIME_S = "train_time_s"  # seconds in the training loop (the end record's END_TRAIN_TIME)
+SUMMARY_MEAN_TOKS_PER_S = "mean_toks_per_s"  # tokens this process trained / train_time_s; null before a step
+SUMMARY_PARAM_COUNT = "param_count"
+SUMMARY_ATTENTION_IMPL = "attention_impl"
+SUMMARY_FIELDS = (
+    SUMMARY_VERSION,
+    SUMMARY_RUN,
+    SUMMARY_END_REASON,
+    SUMMARY_STEPS_COMPLETED,
+    SUMMARY_TOTAL_STEPS,
+    SUMMARY_TOKENS_SEEN,
+    SUMMARY_FINAL_VAL_LOSS,
+    SUMMARY_FINAL_VAL_PPL,
+    SUMMARY_BEST_VAL_LOSS,
+    SUMMARY_BEST_VAL_PPL,
+    SUMMARY_BEST_STEP,
+    SUMMARY_WALL_TIME_S,
+    SUMMARY_STARTED_AT,
+    SUMMARY_ENDED_AT,
+    SUMMARY_TRAIN_TIME_S,
+    SUMMARY_MEAN_TOKS_PER_S,
+    SUMMARY_PARAM_COUNT,
+    SUMMARY_ATTENTION_IMPL,
+)
 
 
 def make_record(kind: str, rank: int, step: int, pid: int, ts: float, **fields: Any) -> dict[str, Any]:
@@ -273,5 +392,7 @@ def validate(record: dict[str, Any]) -> list[str]:
         required = phase_fields(record) or ("phase",)
         if "phase" in record and record["phase"] not in PHASE_FIELDS:
             problems.append(f"unknown phase {record['phase']!r}")
+    if kind == KIND_END and "reason" in record and record["reason"] not in END_REASONS:
+        problems.append(f"unknown end reason {record['reason']!r}")
     problems += [f"{kind} record missing {k!r}" for k in required if k not in record]
     return problems

@@ -231,8 +231,7 @@ class MetricsLog:
             self._log.flush()
 
     def progress(self, step: int, m: dict[str, Any], ts: float, mfu: float | None = None, warmup: bool = False) -> None:
-        shares = m.get("gate_branch_shares") or [None, None, None]
-        row = dict(m, step=step, ts=ts, gate_share_cmp=shares[0], gate_share_sel=shares[1], gate_share_win=shares[2])
+        row = dict(m, step=step, ts=ts, **schema.gate_share_columns(m.get(schema.GATE_SHARES)))
         self._train.row(row)
         self.line(format_log_line(step, m, mfu, warmup), step)
         if self._tb is not None:

@@ -55,3 +55,46 @@ def test_schema_and_config_import_without_torch():
     code = "import nsa_train.telemetry.schema, nsa_train.config, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_end_reason_is_checked():
+    end = schema.make_record("end", 0, 5, 1, 1.0, reason=schema.END_HALT, exit_status=0)
+    assert schema.validate(end) == []
+    assert schema.validate({**end, "reason": "bored"}) == ["unknown end reason 'bored'"]
+
+
+def test_heartbeat_and_stackdump_names_parse_back():
+    for rank in (0, 3, 12):
+        assert schema.heartbeat_rank(schema.heartbeat_name(rank)) == rank
+        assert schema.stackdump_rank(schema.stackdump_name(rank, 1700000000.5)) == rank
+    assert schema.heartbeat_rank("runs/a/heartbeat_rank10.jsonl") == 10  # a path: its last part
+    # "²" is a digit to str.isdigit() but not to int(); a renamed copy is not a rank's heartbeat
+    odd = ("heartbeat_rank.jsonl", "heartbeat_rankx.jsonl", "heartbeat_rank\u00b2.jsonl", "old_heartbeat_rank0.jsonl")
+    for bad in (*odd, "heartbeat_rank0.jsonl.bak", schema.TRAINING_CSV):
+        assert schema.heartbeat_rank(bad) is None, bad
+    for bad in ("stackdump_rank_1.txt", "stackdump_rankx_1.txt", "stackdump_rank1_1.log", "dump_rank1_1.txt"):
+        assert schema.stackdump_rank(bad) is None, bad
+
+
+def test_world_size_of_a_boot_record():
+    assert schema.world_size_of({"world_size": 8}) == 8
+    assert schema.world_size_of({"world_size": schema.MAX_WORLD_SIZE}) == schema.MAX_WORLD_SIZE
+    for bad in (None, 0, -1, True, 2.0, "8", schema.MAX_WORLD_SIZE + 1, 10**12):
+        assert schema.world_size_of({"world_size": bad}) is None, bad
+    assert schema.world_size_of({}) is None
+
+
+def test_gate_share_columns_follow_training_csv():
+    assert set(schema.GATE_SHARE_COLUMNS) <= set(schema.TRAINING_CSV_HEADER)
+    assert schema.gate_share_columns([0.2, 0.3, 0.5]) == {
+        "gate_share_cmp": 0.2,
+        "gate_share_sel": 0.3,
+        "gate_share_win": 0.5,
+    }
+    for bad in (None, [0.5, 0.5], "abc", {"cmp": 1}):
+        assert schema.gate_share_columns(bad) == {}
+
+
+def test_file_field_tuples_have_no_repeats():
+    for fields in (schema.RUN_JSON_FIELDS, schema.SUMMARY_FIELDS, schema.PHASES, schema.END_REASONS):
+        assert len(set(fields)) == len(fields), fields

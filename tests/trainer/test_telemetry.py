@@ -76,7 +76,7 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert "step 2 | loss" in proc.stdout  # also on stdout
 
     run = json.loads((run_dir / schema.RUN_JSON).read_text())
-    assert set(schema.RUN_JSON_FIELDS) <= set(run)
+    assert tuple(run) == schema.RUN_JSON_FIELDS  # every key the trainer writes is in the schema, in its order
     assert run["tokens_per_step"] == 128 and run["total_steps"] == 6 and run["attention_impl"]
     from nsa_train.config import load_config, train_flops_per_token
 
@@ -88,6 +88,7 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert list((run_dir / schema.TB_DIR).glob("events.out.tfevents.*"))
 
     summary = json.loads((run_dir / schema.SUMMARY_JSON).read_text())
+    assert tuple(summary) == schema.SUMMARY_FIELDS
     assert summary["end_reason"] == "completed" and summary["tokens_seen"] == 6 * 128
     # the end record carries the loop's time as the summary counts it: a report over attempts divides by it
     assert recs[-1][schema.END_TRAIN_TIME] == round(summary["train_time_s"], 3) > 0
