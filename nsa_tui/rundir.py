@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nsa_train.telemetry import schema
 from nsa_tui.errors import USAGE_EXIT, UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
@@ -12,7 +13,7 @@ NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemet
 UNREADABLE = "cannot read "  # how every error about a directory this user may not read starts (`nsa runs` shows them)
 # the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
 # remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
-ACTIVITY_FILES = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv")
+ACTIVITY_FILES = (schema.RUN_JSON, schema.LAUNCH_JSON, schema.heartbeat_name(0), schema.TRAINING_CSV)
 
 
 def runs_root() -> Path:
@@ -39,7 +40,7 @@ def _activity_time(d: Path) -> tuple[float, float]:
 
 
 # files only a run directory has at its top (the trainer's and the launcher's own)
-RUN_MARKERS = ("run.json", "launch.json", "heartbeat_rank0.jsonl", "training.csv", "console.log")
+RUN_MARKERS = (*ACTIVITY_FILES, schema.CONSOLE_LOG)
 
 
 def is_run_dir(d: Path) -> bool:
@@ -49,7 +50,7 @@ def is_run_dir(d: Path) -> bool:
 def holds_run(d: Path) -> bool:
     """A run's files are there: one of RUN_MARKERS, or any rank's heartbeat (a later node of a multi-node run
     started by hand has no rank 0's)."""
-    return is_run_dir(d) or any(d.glob("heartbeat_rank*.jsonl"))  # nsa_train.telemetry.schema.HEARTBEAT_GLOB
+    return is_run_dir(d) or any(d.glob(schema.HEARTBEAT_GLOB))
 
 
 def unreadable_dir(d: Path) -> str | None:
@@ -78,7 +79,7 @@ def unreadable_dir(d: Path) -> str | None:
 
 def no_run_in(d: Path) -> str:
     """What a directory without a run's files lacks, in the words every command uses."""
-    markers = ", ".join([*(m for m in RUN_MARKERS if not m.startswith("heartbeat_rank")), "heartbeat_rank*.jsonl"])
+    markers = ", ".join([*(m for m in RUN_MARKERS if schema.heartbeat_rank(m) is None), schema.HEARTBEAT_GLOB])
     return f"no run in {os.path.abspath(d)} (none of {markers})"
 
 

@@ -96,6 +96,7 @@ def _say(line: str) -> None:
 
 
 def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
+    from nsa_train.telemetry import schema
     from nsa_tui.launch import launcher, preflight
 
     plan = launcher.plan_launch(req)
@@ -117,7 +118,7 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         _say("dry run: nothing started")
         return plan.run_dir
     launcher.start(plan, req.force, _say)
-    _say(f"started tmux session {plan.session}; console: {plan.run_dir / 'console.log'}")
+    _say(f"started tmux session {plan.session}; console: {plan.run_dir / schema.CONSOLE_LOG}")
     _say(next_steps(run_argument(plan.name, plan.run_dir)))
     if (hint := path_hint()) is not None:
         _say(hint)

@@ -194,15 +194,15 @@ def throughput_low(c: Context) -> Finding | None:
 
 def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding | None:
     least, info = c.params["min_mfu"], c.h.run_info
-    params = info.get("param_count")
+    params = info.get(schema.RUN_PARAM_COUNT)
     if least is None or not isinstance(params, int) or params < c.params["min_params"]:
         return None  # a small model cannot fill a GPU: its low MFU says nothing
     utilisation = [run_mfu(info, v) for _, _, v in pts]
     i = trailing(pts, [u is not None and u < least for u in utilisation])
     if i is None:  # also: a CPU run, an unknown card (no peak), a run.json from before MFU
         return None
-    device, precision = info.get("device_name") or "GPU", info.get("precision") or "?"
-    impl = info.get("attention_impl")
+    device, precision = info.get(schema.RUN_DEVICE_NAME) or "GPU", info.get(schema.RUN_PRECISION) or "?"
+    impl = info.get(schema.RUN_ATTENTION_IMPL)
     return _since(
         pts,
         i,
@@ -418,7 +418,7 @@ def gate_collapse(c: Context) -> Finding | None:
         return None
     e, f, m = pts[-1][2]
     severe = bad(e, f, p["entropy_severe"], p["collapse_severe"])
-    shares = [c.h.last_value(k) for k in ("gate_share_cmp", "gate_share_sel", "gate_share_win")]
+    shares = [c.h.last_value(k) for k in schema.GATE_SHARE_COLUMNS]
     share_txt = ""
     if all(s is not None for s in shares):
         share_txt = f", branch shares cmp/sel/win {shares[0]:.2f}/{shares[1]:.2f}/{shares[2]:.2f}"
@@ -717,7 +717,7 @@ def _without_end_record(h: RunHistory) -> str:
     lost, the summary written just before it tells how it ended: it read as a session gone, or a SIGKILL to look
     for in dmesg."""
     said = _errors_said(h.attempt_errors, h.attempt_world_size)
-    if isinstance(reason := h.attempt_summary.get("end_reason"), str):
+    if isinstance(reason := h.attempt_summary.get(schema.SUMMARY_END_REASON), str):
         return (
             f"the trainer ended with reason {reason!r} (said by its summary.json; its end record is cut or missing)"
             + said

@@ -94,7 +94,7 @@ class Verdict:
 
 def _summary_reason(h: RunHistory) -> str | None:
     """How the attempt ended by its summary.json, when no end record says (a copied run without its heartbeat)."""
-    reason = h.attempt_summary.get("end_reason")
+    reason = h.attempt_summary.get(schema.SUMMARY_END_REASON)
     return reason if isinstance(reason, str) else None
 
 
@@ -120,7 +120,7 @@ def _mean_toks_per_s(h: RunHistory, state: str) -> float | None:
     if state not in ENDED_STATES:
         return None
     s = h.attempt_summary
-    mean, steps = s.get("mean_toks_per_s"), s.get("steps_completed")
+    mean, steps = s.get(schema.SUMMARY_MEAN_TOKS_PER_S), s.get(schema.SUMMARY_STEPS_COMPLETED)
     if not isinstance(mean, int | float) or isinstance(mean, bool) or not math.isfinite(mean):
         return None
     if end is not None and steps != end.step:
@@ -149,7 +149,7 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
             return "crashed"
         return "halted" if h.halt_requested else "finished"
     if h.format == FORMAT_V1 and (summary := h.attempt_summary):  # its end record lost: the summary tells
-        return _ended_state(summary.get("end_reason"), h.exit_status)
+        return _ended_state(summary.get(schema.SUMMARY_END_REASON), h.exit_status)
     if h.process_alive is False:
         if h.unbooted_launch and (launched := h.launch_ts) is not None and now - launched < LAUNCH_GRACE_S:
             # launch.json is written just before its tmux session starts: asked in between (the dashboard re-asks
@@ -303,7 +303,7 @@ def evaluate(
     end = h.end_event
     mean_toks = _mean_toks_per_s(h, state)
     return Verdict(
-        run=run or str(h.run_info.get("run") or ""),
+        run=run or str(h.run_info.get(schema.RUN_NAME) or ""),
         format=h.format,
         state=state,
         health=health,
@@ -315,7 +315,7 @@ def evaluate(
         toks_per_s=latest["toks_per_s"],
         mean_toks_per_s=mean_toks,
         mfu=run_mfu(h.run_info, mean_toks if mean_toks is not None else latest["toks_per_s"]),
-        param_count=_whole(h.run_info.get("param_count")),
+        param_count=_whole(h.run_info.get(schema.RUN_PARAM_COUNT)),
         gpu_mem_gb=mem,
         rss_gb=latest["rss_gb"],
         gate_entropy_mean=latest["gate_entropy_mean"],
@@ -331,7 +331,7 @@ def evaluate(
         exit_status=h.exit_status,
         ranks=len(h.attempt_ranks),
         corrupt_lines=h.corrupt,
-        attention_impl=h.run_info.get("attention_impl"),
+        attention_impl=h.run_info.get(schema.RUN_ATTENTION_IMPL),
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
         unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],

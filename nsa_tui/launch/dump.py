@@ -171,9 +171,7 @@ def _stopped(pid: int) -> bool:
 
 
 def _rank_of(path: Path) -> int | None:
-    # stackdump_rank{r}_{ts}.txt
-    head = path.name.removeprefix("stackdump_rank").split("_", 1)[0]
-    return int(head) if head.isdigit() else None
+    return schema.stackdump_rank(path.name)
 
 
 def _size(path: Path) -> int:

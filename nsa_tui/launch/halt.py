@@ -225,7 +225,7 @@ def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> b
     if (run_dir / schema.HALT_FILE).exists():
         return False
     phases = (r for r in reversed(records) if r.get("kind") == schema.KIND_PHASE)
-    train = next((r for r in phases if r.get("phase") == "train"), None)
+    train = next((r for r in phases if r.get("phase") == schema.PHASE_TRAIN), None)
     if train is None or not _at_or_after(train, requested):
         return False
     if isinstance(removed := train.get(schema.STALE_HALT_REMOVED), bool):

@@ -29,7 +29,6 @@ from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
-from nsa_tui.runs.history import MAX_WORLD_SIZE
 
 EXIT_NOT_STARTED = 127
 REPORT_BYTES = 64 * 1024  # torchrun's failure report is ~2 KiB, ~1 KiB more per failed worker
@@ -176,8 +175,8 @@ def trainer_errors(
         if runstate.last_record(recs, schema.KIND_END) is not None:
             ended.add(rank)
         boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
-        n = boot.get("world_size") if boot is not None else None
-        if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE:  # as the history reads it
+        n = schema.world_size_of(boot) if boot is not None else None
+        if n is not None:
             world = n
     out = [line for _, line in sorted(errors, key=lambda e: e[0])][:max_ranks]
     lost = [r for r in range(world or 0) if r not in ended]

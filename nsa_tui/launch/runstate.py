@@ -54,7 +54,7 @@ def run_host(run_dir: Path) -> str | None:
     boot = last_record(rank0_records(run_dir), schema.KIND_BOOT)
     if boot is not None and isinstance(boot.get("host"), str) and boot["host"]:
         return boot["host"]
-    host = (read_run_json(run_dir) or {}).get("host")
+    host = (read_run_json(run_dir) or {}).get(schema.RUN_HOST)
     return host if isinstance(host, str) and host else None
 
 

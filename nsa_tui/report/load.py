@@ -180,7 +180,7 @@ def _tokens_per_step(points: list[tuple[int, float]]) -> float | None:
 def run_tokens_per_step(h: RunHistory) -> float | None:
     """The run's tokens per step, for an attempt with fewer than two points of its own: run.json's (batch_size x
     seq_len), else the newest point's tokens_seen over its step."""
-    v = finite(h.run_info.get("tokens_per_step"))
+    v = finite(h.run_info.get(schema.RUN_TOKENS_PER_STEP))
     if v is not None and v > 0:
         return v
     for step, tokens in zip(reversed(h.steps), reversed(h.column("tokens_seen")), strict=False):
@@ -209,7 +209,8 @@ def attempts(h: RunHistory) -> list[Attempt]:
     boot_evs = sorted((e for e in ev0 if e.kind == schema.KIND_BOOT), key=lambda e: e.ts or 0.0)
     boots = [e.ts or 0.0 for e in boot_evs]
     train_evs = sorted(
-        (e for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == "train"), key=lambda e: e.ts or 0.0
+        (e for e in ev0 if e.kind == schema.KIND_PHASE and e.fields.get("phase") == schema.PHASE_TRAIN),
+        key=lambda e: e.ts or 0.0,
     )
     trains = [e.ts or 0.0 for e in train_evs]
     ends = [
@@ -274,7 +275,12 @@ def resume_steps(h: RunHistory) -> list[int]:
         if since is not None and (e.ts is None or e.ts < since):
             continue
         start = e.fields.get("start_step") if e.kind == schema.KIND_PHASE and e.rank in (0, None) else None
-        if e.fields.get("phase") == "train" and isinstance(start, int) and not isinstance(start, bool) and start > 0:
+        if (
+            e.fields.get("phase") == schema.PHASE_TRAIN
+            and isinstance(start, int)
+            and not isinstance(start, bool)
+            and start > 0
+        ):
             out.append(start)
     return out
 
@@ -291,28 +297,30 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
     vals = [(st, v) for st, v in zip(h.val_steps, h.val_loss, strict=False) if finite(v) is not None]
     best = min(vals, key=lambda p: p[1]) if vals else (None, None)
     toks = [v for v in (finite(x) for x in h.column("toks_per_s")) if v is not None]
-    mean_toks = first_known(s.get("mean_toks_per_s"), sum(toks) / len(toks) if toks else None)
+    mean_toks = first_known(s.get(schema.SUMMARY_MEAN_TOKS_PER_S), sum(toks) / len(toks) if toks else None)
     out = {
         "format": h.format,
         "state": r.verdict.state,
         "step": h.latest_step,
         "total_steps": h.total_steps,
         # the summary first; its 0 is a number (a run that stopped before its first step), only null falls through
-        "params": first_known(s.get("param_count"), h.run_info.get("param_count")),
-        "tokens_seen": first_known(s.get("tokens_seen"), h.last_value("tokens_seen")),
+        "params": first_known(s.get(schema.SUMMARY_PARAM_COUNT), h.run_info.get(schema.RUN_PARAM_COUNT)),
+        "tokens_seen": first_known(s.get(schema.SUMMARY_TOKENS_SEEN), h.last_value("tokens_seen")),
         "final_loss": h.last_value("loss"),
         # a null in the summary is "not known to that process" (one that stopped before evaluating), not
         # "no evals": the history's val records still count
-        "final_val_loss": s["final_val_loss"]
-        if s.get("final_val_loss") is not None
+        "final_val_loss": s[schema.SUMMARY_FINAL_VAL_LOSS]
+        if s.get(schema.SUMMARY_FINAL_VAL_LOSS) is not None
         else (vals[-1][1] if vals else None),
         # the summary's best and its step go together (a foreign summary may give the loss alone)
-        "best_val_loss": s["best_val_loss"] if s.get("best_val_loss") is not None else best[1],
-        "best_step": s.get("best_step") if s.get("best_val_loss") is not None else best[0],
-        "wall_time_s": s.get("wall_time_s"),
+        "best_val_loss": s[schema.SUMMARY_BEST_VAL_LOSS]
+        if s.get(schema.SUMMARY_BEST_VAL_LOSS) is not None
+        else best[1],
+        "best_step": s.get(schema.SUMMARY_BEST_STEP) if s.get(schema.SUMMARY_BEST_VAL_LOSS) is not None else best[0],
+        "wall_time_s": s.get(schema.SUMMARY_WALL_TIME_S),
         "mean_toks_per_s": mean_toks,
         "mfu": run_mfu(h.run_info, mean_toks),  # null on CPU, for an unknown card, for an older run.json
-        "end_reason": s.get("end_reason") or r.verdict.end_reason,
+        "end_reason": s.get(schema.SUMMARY_END_REASON) or r.verdict.end_reason,
         "attempts": 1,
         "resumed_at": resume_steps(h),
     }

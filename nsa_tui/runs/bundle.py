@@ -31,7 +31,7 @@ TRAINING_ROW_BYTES = 512
 VAL_ROW_BYTES = 64
 # (glob, bytes from the end). Order matters: a file takes the first pattern it matches.
 FILE_LIMITS: tuple[tuple[str, int], ...] = (
-    ("heartbeat_rank0.jsonl", 512 * KIB),  # rank 0: ~800 recent progress records plus events
+    (schema.heartbeat_name(0), 512 * KIB),  # rank 0: ~800 recent progress records plus events
     (schema.HEARTBEAT_GLOB, 256 * KIB),  # other ranks: liveness only
     (schema.TRAINING_CSV, RULES_WINDOW_POINTS * TRAINING_ROW_BYTES),  # ~2 MiB: at least the rules window
     (schema.VAL_CSV, RULES_WINDOW_POINTS * VAL_ROW_BYTES),  # ~250 KiB: the evals of the rules window

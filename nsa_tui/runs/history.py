@@ -22,7 +22,6 @@ that holds no heartbeat record of the new start.
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,11 +55,9 @@ BOOT_SKEW_S = 1.0
 # progress by more than this is an earlier attempt's: a step needs every rank of a DDP attempt, and a live rank
 # writes at least a liveness record every 30 s (nsa_train.telemetry.writer)
 UNBOOTED_RANK_SLACK_S = 60.0
-MAX_WORLD_SIZE = 65536  # more ranks than any world size a boot record can sensibly hold
 # records that say the loop moved, though not a step: the watchdog counts evals and checkpoints as work
 _MOVED_KINDS = (schema.KIND_EVAL, schema.KIND_CHECKPOINT)
 
-_HEARTBEAT_RE = re.compile(r"heartbeat_rank(\d+)\.jsonl$")
 _EVENT_KINDS = frozenset(
     (
         schema.KIND_BOOT,
@@ -112,7 +109,7 @@ def source_kind(source: str) -> str:
     """How a source file's lines are parsed: heartbeat, training_csv, val_csv, fallback_csv,
     jsonl (generic log), csv (generic table), or ignore."""
     name = source.rsplit("/", 1)[-1]
-    if _HEARTBEAT_RE.search(name):
+    if schema.heartbeat_rank(name) is not None:
         return "heartbeat"
     if name == schema.TRAINING_CSV:
         return "training_csv"
@@ -125,11 +122,6 @@ def source_kind(source: str) -> str:
     if name.endswith(".csv"):
         return "csv"
     return "ignore"
-
-
-def _rank_of(source: str) -> int | None:
-    m = _HEARTBEAT_RE.search(source)
-    return int(m.group(1)) if m else None
 
 
 def _text(line: bytes | str) -> str | None:
@@ -273,7 +265,7 @@ class RunHistory:
                     f"telemetry v{v}, from a newer trainer than this nsa reads (v{schema.SCHEMA_VERSION}): read as "
                     f"v{schema.SCHEMA_VERSION}, so update nsa here to trust what it shows",
                 )
-            return self._feed_json(rec, kind, _rank_of(source))
+            return self._feed_json(rec, kind, schema.heartbeat_rank(source))
         return self._feed_csv(source, kind, text)
 
     def _feed_json(self, rec: dict[str, Any], kind: str, rank_hint: int | None) -> bool:
@@ -471,7 +463,7 @@ class RunHistory:
         ready). A boot of another trainer, or without its argv, says nothing."""
         if self.format not in (None, FORMAT_V1) or n.rank not in (0, None):
             return None
-        if n.kind == schema.KIND_PHASE and n.fields.get("phase") == "train":
+        if n.kind == schema.KIND_PHASE and n.fields.get("phase") == schema.PHASE_TRAIN:
             return to_step(n.fields.get("start_step"))
         argv = n.fields.get("argv")
         if n.kind == schema.KIND_BOOT and isinstance(argv, list) and argv:
@@ -821,7 +813,7 @@ class RunHistory:
         boot = self.boot_event
         host = boot.fields.get("host") if boot is not None else None
         if not isinstance(host, str) or not host:
-            host = self.run_info.get("host")
+            host = self.run_info.get(schema.RUN_HOST)
         return host if isinstance(host, str) and host else None
 
     @property
@@ -929,7 +921,7 @@ class RunHistory:
         from the earlier attempt, and ``now`` would keep a killed run's clock going."""
         start = self.attempt_start_ts
         if start is None:  # other formats: no boot record
-            start = to_float(self.run_info.get("start_time"))
+            start = to_float(self.run_info.get(schema.RUN_START_TIME))
         if start is None or not math.isfinite(start):
             return None
         end = self.end_event
@@ -994,7 +986,7 @@ class RunHistory:
         s = self.summary
         if not s or self.format != FORMAT_V1:
             return s
-        end, steps = self.end_event, s.get("steps_completed")
+        end, steps = self.end_event, s.get(schema.SUMMARY_STEPS_COMPLETED)
         if end is None:
             return s if self._summary_ends_this_attempt() else {}
         if isinstance(steps, int) and end.step is not None and steps != end.step:
@@ -1008,10 +1000,10 @@ class RunHistory:
         a summary without it (an older trainer's) counts when it is at the step the records reached and no
         attempt started after them (a resume that has not stepped yet)."""
         s = self.summary
-        ended_at, start = to_float(s.get("ended_at")), self.attempt_start_ts
+        ended_at, start = to_float(s.get(schema.SUMMARY_ENDED_AT)), self.attempt_start_ts
         if ended_at is not None and start is not None:
             return ended_at >= start
-        steps = s.get("steps_completed")
+        steps = s.get(schema.SUMMARY_STEPS_COMPLETED)
         if not isinstance(steps, int) or isinstance(steps, bool) or self.restarted_since_progress:
             return False
         return self.latest_step is None or self.latest_step == steps
@@ -1030,7 +1022,7 @@ class RunHistory:
                     out.append(w)
         if self.boot_event is None and not self.unbooted_launch:
             # the attempt's phase records are out of the tail read (a long run): run.json keeps what they said
-            said = self.run_info.get("start_warnings")
+            said = self.run_info.get(schema.RUN_START_WARNINGS)
             out += [w for w in (said if isinstance(said, list) else []) if isinstance(w, str) and w and w not in out]
         return out
 
@@ -1052,12 +1044,12 @@ class RunHistory:
         rewritten only once its model is built), else run.json's, else the config's train.steps, else a
         generic log's own hint."""
         for ev in reversed(self.attempt_events(schema.KIND_PHASE)):
-            if ev.fields.get("phase") == "config" and ev.fields.get("done"):
+            if ev.fields.get("phase") == schema.PHASE_CONFIG and ev.fields.get("done"):
                 v = to_step(ev.fields.get("total_steps"))
                 if v:
                     return v
                 break
-        for src in (self.run_info.get("total_steps"), (self.config.get("train") or {}).get("steps")):
+        for src in (self.run_info.get(schema.RUN_TOTAL_STEPS), (self.config.get("train") or {}).get("steps")):
             v = to_step(src)
             if v:
                 return v
@@ -1070,10 +1062,8 @@ class RunHistory:
 
 
 def _world_size(boot: Event | None) -> int | None:
-    """A boot record's world_size; None when it says none, or a corrupt or foreign value (10**12 would cost a
-    clause and a range() per rank)."""
-    n = boot.fields.get("world_size") if boot is not None else None
-    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_WORLD_SIZE else None
+    """A boot record's world_size (schema.world_size_of); None without a boot record."""
+    return schema.world_size_of(boot.fields) if boot is not None else None
 
 
 def _event_time(ev: Event) -> float:

@@ -24,7 +24,6 @@ LAUNCH_START_RE = re.compile(r"\[nsa \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] starting: 
 CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~25-line failure report
 
 # training.csv first (cheap, long history), then the heartbeats (events, fallbacks, newest rows)
-_RANK_RE = re.compile(r"heartbeat_rank(\d+)\.jsonl$")
 _FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
 
 
@@ -32,7 +31,7 @@ def detect_format_from_bundle(bundle: RunBundle) -> str | None:
     """'nsa-v1', 'nsa-vibe', 'generic', or None when no telemetry is there."""
     files = bundle.files
     info = _json(bundle.text(schema.RUN_JSON))
-    if info.get("format") == schema.FORMAT_NAME:
+    if info.get(schema.RUN_FORMAT) == schema.FORMAT_NAME:
         return FORMAT_V1
     hb = sorted(n for n in files if source_kind(n) == "heartbeat")
     records = False  # a heartbeat with a record in it: empty or all garbage, nothing says it is a run's
@@ -187,7 +186,7 @@ def local_tmux_sessions(socket_name: str | None = None) -> list[str] | None:
 def config_file(h: RunHistory) -> str:
     """The file ``h.config`` was read from (fill_context): run.json's copy of the config, else config.yaml (a run
     before its model is built has no run.json yet). An error in the config names this file, the one read."""
-    return schema.RUN_JSON if isinstance(h.run_info.get("config"), dict) else schema.CONFIG_YAML
+    return schema.RUN_JSON if isinstance(h.run_info.get(schema.RUN_CONFIG), dict) else schema.CONFIG_YAML
 
 
 def fill_context(h: RunHistory, bundle: RunBundle) -> None:
@@ -202,7 +201,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         return obj
 
     h.run_info = read(schema.RUN_JSON, read_json_object)
-    cfg = h.run_info.get("config")  # the copy in run.json first (config_file says which was read)
+    cfg = h.run_info.get(schema.RUN_CONFIG)  # the copy in run.json first (config_file says which was read)
     h.config = cfg if isinstance(cfg, dict) else read(schema.CONFIG_YAML, read_config_yaml)
     h.launch = read(schema.LAUNCH_JSON, read_json_object)
     h.launcher_status = _exit_status(bundle, schema.EXIT_STATUS, unreadable)
@@ -255,8 +254,8 @@ def no_telemetry(where: str, h: RunHistory) -> str:
 
 def _feed_key(name: str) -> tuple[int, int, str]:
     """Tables first, then the heartbeats by rank number (as text, heartbeat_rank10 would come before rank2)."""
-    m = _RANK_RE.search(name)
-    return (_FEED_ORDER[source_kind(name)], int(m.group(1)) if m else -1, name)
+    rank = schema.heartbeat_rank(name)
+    return (_FEED_ORDER[source_kind(name)], -1 if rank is None else rank, name)
 
 
 def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> RunHistory:

@@ -38,8 +38,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 VIBE_GATE_RENAMES = {"gate_max_gate": "gate_max_mean"}
 
-TERMINAL_KINDS = (schema.KIND_END,)
-
 
 def to_float(x: Any) -> float | None:
     """A number from a JSON value or CSV cell; NaN/inf survive (a NaN loss must stay visible)."""
@@ -124,10 +122,8 @@ def normalise_v1(rec: dict[str, Any], rank_hint: int | None) -> Normalised | Non
     n.pid = _pid(rec.get("pid"))
     if kind == schema.KIND_PROGRESS:
         n.metrics = {k: to_float(rec[k]) for k in METRICS if k in rec}
-        shares = rec.get("gate_branch_shares")
-        if isinstance(shares, list) and len(shares) == 3:
-            for name, v in zip(("gate_share_cmp", "gate_share_sel", "gate_share_win"), shares, strict=False):
-                n.metrics[name] = to_float(v)
+        for name, v in schema.gate_share_columns(rec.get(schema.GATE_SHARES)).items():
+            n.metrics[name] = to_float(v)
         fb = rec.get("fallbacks")
         if isinstance(fb, dict):
             n.fallbacks = {str(k): v for k, v in fb.items() if to_float(v) is not None}
@@ -176,10 +172,9 @@ def normalise_vibe(rec: dict[str, Any], rank_hint: int | None) -> Normalised | N
             n.metrics[dst] = v / MIB_PER_GIB
     for k, v in rec.items():
         if k.startswith("gate_"):
-            if k == "gate_branch_shares":
-                if isinstance(v, list) and len(v) == 3:
-                    for name, s in zip(("gate_share_cmp", "gate_share_sel", "gate_share_win"), v, strict=False):
-                        n.metrics[name] = to_float(s)
+            if k == schema.GATE_SHARES:
+                for name, s in schema.gate_share_columns(v).items():
+                    n.metrics[name] = to_float(s)
             else:
                 name = VIBE_GATE_RENAMES.get(k, k)
                 if name in METRICS:

@@ -31,7 +31,7 @@ HEARTBEAT_WINDOW = 1 << 20
 
 
 def initial_window(name: str) -> int | None:
-    return HEARTBEAT_WINDOW if fnmatch.fnmatchcase(name, "heartbeat_rank*.jsonl") else None
+    return HEARTBEAT_WINDOW if fnmatch.fnmatchcase(name, schema.HEARTBEAT_GLOB) else None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer
 
+from nsa_train.telemetry import schema
 from nsa_tui.health.checks import median_interval
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
 from nsa_tui.rundir import runs_root
@@ -341,7 +342,7 @@ class WatchApp(App):
             "corrupt": h.corrupt,
             "unreadable": sorted(h.problem_files),
             "source": self._source_line(m),
-            "attention": h.run_info.get("attention_impl"),
+            "attention": h.run_info.get(schema.RUN_ATTENTION_IMPL),
         }
 
     def _eta_now(self, v: VerdictView, now: float, h: RunHistory) -> float | None:

@@ -35,9 +35,8 @@ from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.series import Series
 
-CONSOLE_LOG = schema.CONSOLE_LOG
 LAUNCH_JSON = schema.LAUNCH_JSON
-LOG_NAMES = (schema.TRAIN_LOG, CONSOLE_LOG)
+LOG_NAMES = (schema.TRAIN_LOG, schema.CONSOLE_LOG)
 LOG_TAIL_LINES = 300
 CONSOLE_TAIL = 40
 TMUX_EVERY_S = 5.0
@@ -61,11 +60,8 @@ CHART_METRICS = (
     "gate_entropy_mean",
     "gate_entropy_min",
     "gate_collapse_frac",
-    "gate_share_cmp",
-    "gate_share_sel",
-    "gate_share_win",
+    *schema.GATE_SHARE_COLUMNS,
 )
-X_AXES = ("step", "time", "tokens")
 # training.csv columns the chart table takes (the rest of a row is checked, not kept)
 TABLE_COLUMNS = ("step", "ts", "tokens_seen", *CHART_METRICS)
 
@@ -280,7 +276,9 @@ class RunModel:
                 self._tmux_at = (time.monotonic() if now is None else now) - TMUX_EVERY_S + LAUNCH_RECHECK_S
                 tmux_changed = True
             # the context (run.json, exit status, .HALT, console tail) only moves when those files do
-            if tmux_changed or any(u.content is not None or u.deleted or u.name in ("", CONSOLE_LOG) for u in updates):
+            if tmux_changed or any(
+                u.content is not None or u.deleted or u.name in ("", schema.CONSOLE_LOG) for u in updates
+            ):
                 self._fill_context()
             else:
                 self._note_write_times()
@@ -311,7 +309,7 @@ class RunModel:
         self.version += 1
 
     def _t0(self) -> float | None:
-        st = self.history.run_info.get("start_time")
+        st = self.history.run_info.get(schema.RUN_START_TIME)
         return float(st) if isinstance(st, (int, float)) else None
 
     def _apply(self, u: Update) -> None:
@@ -328,12 +326,12 @@ class RunModel:
             tail = self.logs.setdefault(u.name, deque(maxlen=LOG_TAIL_LINES))
             if u.reset:
                 tail.clear()
-                if u.name == CONSOLE_LOG:
+                if u.name == schema.CONSOLE_LOG:
                     self._console.clear()
             for line in u.lines:
                 text = line.decode("utf-8", errors="replace")
                 tail.append(text)
-                if u.name == CONSOLE_LOG and text.strip():
+                if u.name == schema.CONSOLE_LOG and text.strip():
                     self._console.append(text.rstrip())
             return
         if u.name == schema.TRAINING_CSV and not u.reset and self.table.last_step < 0 and len(u.data) >= BULK_MIN_BYTES:
@@ -375,7 +373,7 @@ class RunModel:
             files.setdefault(n, FileWindow(n, b"", 0, m))
         if self._console:
             data = ("\n".join(self._console) + "\n").encode()
-            files[CONSOLE_LOG] = FileWindow(CONSOLE_LOG, data, len(data), mtimes.get(CONSOLE_LOG))
+            files[schema.CONSOLE_LOG] = FileWindow(schema.CONSOLE_LOG, data, len(data), mtimes.get(schema.CONSOLE_LOG))
         bundle = RunBundle(run=self.name, path=self.where, files=files, tmux_sessions=self._tmux)
         fmt = self.history.format
         fill_context(self.history, bundle)
@@ -428,7 +426,7 @@ class RunModel:
     def log_tail(self, n: int) -> list[tuple[str, str]]:
         """The last n lines of console.log (stdout+stderr: it already holds train.log's lines),
         else of train.log, else of any other *.log."""
-        for name in (CONSOLE_LOG, schema.TRAIN_LOG, *sorted(self.logs)):
+        for name in (schema.CONSOLE_LOG, schema.TRAIN_LOG, *sorted(self.logs)):
             tail = self.logs.get(name)
             if tail:
                 return [(name, line) for line in list(tail)[-n:]]

@@ -8,16 +8,17 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
+from nsa_train.telemetry import schema
 from nsa_tui import fmt
 
 KIND_STYLE = {
-    "boot": "cyan",
-    "phase": "blue",
-    "checkpoint": "green",
-    "eval": "yellow",
-    "stall": "bold red",
-    "end": "bold magenta",
-    "error": "bold red",
+    schema.KIND_BOOT: "cyan",
+    schema.KIND_PHASE: "blue",
+    schema.KIND_CHECKPOINT: "green",
+    schema.KIND_EVAL: "yellow",
+    schema.KIND_STALL: "bold red",
+    schema.KIND_END: "bold magenta",
+    schema.KIND_ERROR: "bold red",
 }
 
 
@@ -43,24 +44,24 @@ def pane_events(events: list, limit: int) -> list:
 
 def _describe(ev, *, warnings: bool = True) -> str:
     f = ev.fields or {}
-    if ev.kind == "phase":
+    if ev.kind == schema.KIND_PHASE:
         # a phase is logged when it starts and, for some, again with done=true: say which
         text = f"phase {f.get('phase') or f.get('name') or '?'}" + (" done" if f.get("done") is True else "")
         # the start's warnings (config traps, a stale .HALT, a resume that moves the lr) belong next to it; a rank
         # that did not see the same ones (only one removes a stale .HALT) still repeats rank 0's phase
         said = f.get("warnings") if warnings and isinstance(f.get("warnings"), list) else []
         return text + "".join(f" · warning: {w}" for w in said if w)
-    if ev.kind == "eval":
+    if ev.kind == schema.KIND_EVAL:
         return f"eval val_loss {fmt.num(f.get('val_loss'), 4)}"
-    if ev.kind == "checkpoint":
+    if ev.kind == schema.KIND_CHECKPOINT:
         return f"checkpoint {f.get('path', '')}"
-    if ev.kind == "stall":
+    if ev.kind == schema.KIND_STALL:
         return f"stall: no progress for {fmt.duration(f.get('seconds_since_progress'))}"
-    if ev.kind == "end":
+    if ev.kind == schema.KIND_END:
         return f"end {f.get('reason', '')}"
-    if ev.kind == "error":
+    if ev.kind == schema.KIND_ERROR:
         return f"error {f.get('message', '')}"
-    if ev.kind == "boot":
+    if ev.kind == schema.KIND_BOOT:
         return f"boot world={f.get('world_size', '?')}"
     return ev.kind
 
