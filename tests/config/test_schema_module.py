@@ -98,3 +98,16 @@ def test_gate_share_columns_follow_training_csv():
 def test_file_field_tuples_have_no_repeats():
     for fields in (schema.RUN_JSON_FIELDS, schema.SUMMARY_FIELDS, schema.PHASES, schema.END_REASONS):
         assert len(set(fields)) == len(fields), fields
+
+
+def test_run_json_and_summary_keys_are_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "telemetry.md").read_text()
+    for title, end, fields in (
+        ("## `run.json`", "## `summary.json`", schema.RUN_JSON_FIELDS),
+        ("## `summary.json`", "## Checkpoints", schema.SUMMARY_FIELDS),
+    ):
+        section = doc[doc.index(title) : doc.index(end)]
+        for field in fields:
+            assert f"`{field}`" in section, (title, field)
