@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from nsa_train.telemetry import schema
@@ -173,3 +174,19 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
         raise UserError(f"no run directory {run!r}", NO_RUN_EXIT)
     raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NO_RUN_EXIT)
+
+
+def holds_runs(d: Path) -> bool:
+    """Run directories are in ``d``: a runs root (or another directory of runs) given where a run was expected."""
+    try:
+        return any(c.is_dir() and holds_run(c) for c in d.iterdir())
+    except OSError:
+        return False
+
+
+def runs_command(directory: Path) -> str:
+    """The `nsa runs` that lists the runs in ``directory``: bare for the runs root."""
+    if directory.resolve() == runs_root().resolve():
+        return "nsa runs"
+    arg = str(directory)
+    return shlex.join(["nsa", "runs", *(["--"] if arg.startswith("-") else []), arg])

@@ -91,30 +91,10 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
     return Judged(run, verdict=v.to_dict(), path=path)
 
 
-def holds_runs(directory: Path) -> bool:
-    """Whether ``directory`` has run directories in it: a runs root (or another directory of runs) given as a run."""
-    from nsa_tui.rundir import is_run_dir
-
-    try:
-        return any(d.is_dir() and is_run_dir(d) for d in directory.iterdir())
-    except OSError:
-        return False
-
-
-def runs_command(directory: Path) -> str:
-    """The `nsa runs` that lists the runs in ``directory``: bare for the runs root."""
-    from nsa_tui.rundir import runs_root
-
-    if directory.resolve() == runs_root().resolve():
-        return "nsa runs"
-    arg = str(directory)
-    return shlex.join(["nsa", "runs", *(["--"] if arg.startswith("-") else []), arg])
-
-
 def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judged:
     import time
 
-    from nsa_tui.rundir import unreadable_dir
+    from nsa_tui.rundir import holds_runs, runs_command, unreadable_dir
     from nsa_tui.runs import load_run
 
     if why := unreadable_dir(run_dir):  # a directory in a listing (`nsa runs`): that run's error, not a traceback

@@ -36,8 +36,7 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval), check_liveness=True)
             for p in paths
         ]
-    from nsa_tui.commands.status import holds_runs, runs_command
-    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, no_run_in, resolve_run
+    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, holds_runs, no_run_in, resolve_run, runs_command
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]

@@ -23,7 +23,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
-from nsa_tui.rundir import NO_RUN_EXIT, holds_run, no_run_in, run_name
+from nsa_tui.rundir import NO_RUN_EXIT, holds_run, holds_runs, no_run_in, run_name
 
 # `nsa halt`'s line for a run that had ended before it (commands/halt.py says it); the dashboard's `h` on a host reads
 # the reason back from the host's nsa
@@ -139,7 +139,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         # no trainer would ever read a .HALT here: it would stay behind, and the wait would run out
         raise UserError(
             f"{no_run_in(run_dir)}; nothing to halt"
-            + ("; it holds run directories: name one of them" if _holds_runs(run_dir) else ""),
+            + ("; it holds run directories: name one of them" if holds_runs(run_dir) else ""),
             NO_RUN_EXIT,
         )
     launch = runstate.read_launch_json(run_dir)
@@ -203,14 +203,6 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         f"current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status {run_dir}`."
     )
-
-
-def _holds_runs(d: Path) -> bool:
-    """Run directories are in d: the runs root (or another directory of runs) given as a run."""
-    try:
-        return any(c.is_dir() and holds_run(c) for c in d.iterdir())
-    except OSError:
-        return False
 
 
 def _at_or_after(record: dict, ts: float) -> bool:
