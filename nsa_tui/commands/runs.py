@@ -24,8 +24,7 @@ from nsa_tui.commands.status import (
 from nsa_tui.errors import UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
 from nsa_tui.rundir import UNREADABLE
-
-HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
+from nsa_tui.styles import HEALTH_STYLE
 
 
 def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> list[Judged]:

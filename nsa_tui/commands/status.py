@@ -20,6 +20,7 @@ from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import UserError
 from nsa_tui.rundir import check_run_arg, run_name
+from nsa_tui.styles import HEALTH_STYLE
 
 EXIT_NO_TELEMETRY = 3
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
@@ -185,7 +186,6 @@ def fmt_duration(s: float | None) -> str:
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
-HEALTH_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red"}
 STATE_STYLE = {"running": "green", "finished": "cyan", "halted": "cyan", "starting": "yellow"}
 
 

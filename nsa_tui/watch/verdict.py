@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITY_ORDER = {"critical": 0, "error": 0, "warning": 1, "warn": 1, "info": 2}
+SEVERITY_ORDER = {"critical": 0, "warning": 1}  # the engine's only severities (nsa_tui.health.rules.SEVERITIES)
 
 
 @dataclass

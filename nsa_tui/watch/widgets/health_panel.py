@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 from nsa_tui.watch.verdict import SEVERITY_ORDER, AlertView, VerdictView
 
-SEV_STYLE = {"critical": "bold white on red", "error": "bold white on red", "warning": "black on yellow"}
+SEV_STYLE = {"critical": "bold white on red", "warning": "black on yellow"}
 
 
 class HealthPanel(Widget):

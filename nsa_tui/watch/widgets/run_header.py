@@ -11,6 +11,7 @@ from textual.widget import Widget
 
 from nsa_tui import fmt
 from nsa_tui.runs.history import corrupt_lines_text
+from nsa_tui.styles import HEALTH_STYLE
 from nsa_tui.watch.widgets.text_line import TextLine
 
 STATE_STYLE = {
@@ -21,7 +22,6 @@ STATE_STYLE = {
     "crashed": "bold white on red",
     "stalled": "bold black on yellow",
 }
-HEALTH_STYLE = {"ok": "green", "healthy": "green", "warning": "yellow", "critical": "bold red"}
 NAME_MIN = 8  # a long run name is never clipped shorter than this
 
 
