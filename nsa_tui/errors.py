@@ -8,7 +8,11 @@ import shlex
 import sys
 from typing import NoReturn
 
+# The exit statuses the commands share (README; docs/health.md for nsa status's verdicts, 0 ok, 1 warning, 2 critical,
+# and 4 a rules file that cannot be used)
 USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
+NOT_FOUND_EXIT = 3  # nothing to read: no such run, no telemetry in it, no checkpoint
+UNREACHABLE_EXIT = 3  # the host cannot be reached: every command, as nsa status says no telemetry
 
 # Set by `nsa attach --host` for the host's nsa, whose messages reach the terminal without passing through
 # ours (a tty): that nsa words them as from HOST (on_host) itself.

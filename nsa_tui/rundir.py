@@ -7,10 +7,9 @@ import shlex
 from pathlib import Path
 
 from nsa_train.telemetry import schema
-from nsa_tui.errors import USAGE_EXIT, UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError
 
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
-NO_RUN_EXIT = 3  # no such run (directory), as `nsa status` exits for no telemetry
 UNREADABLE = "cannot read "  # how every error about a directory this user may not read starts (`nsa runs` shows them)
 # the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
 # remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
@@ -116,7 +115,7 @@ def newest_run(root: Path) -> Path:
     report's --out, a lost+found) nor one this user cannot read: `nsa status` judged an empty folder made a
     moment ago, exit 3, beside finished runs."""
     if root.is_dir() and (why := unreadable_dir(root)):
-        raise UserError(why, NO_RUN_EXIT)
+        raise UserError(why, NOT_FOUND_EXIT)
     dirs = list_runs(root)
     for d in dirs:
         if _holds(d):
@@ -129,9 +128,9 @@ def newest_run(root: Path) -> Path:
         raise UserError(
             f"no runs under {where} (its {len(dirs)} director{hold} no run's files{why if unread else ''}): pass a "
             "run directory, or start one with `nsa launch`",
-            NO_RUN_EXIT,
+            NOT_FOUND_EXIT,
         )
-    raise UserError(f"no runs under {where} (pass a run directory, or start one with `nsa launch`)", NO_RUN_EXIT)
+    raise UserError(f"no runs under {where} (pass a run directory, or start one with `nsa launch`)", NOT_FOUND_EXIT)
 
 
 def list_runs(root: Path | None = None) -> list[Path]:
@@ -161,19 +160,21 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
         try:
             found = d.is_dir()
         except PermissionError:  # a directory on its path cannot be searched (Python 3.11 raises)
-            raise UserError(f"{UNREADABLE}{os.path.abspath(d)}: permission denied on its path", NO_RUN_EXIT) from None
+            raise UserError(
+                f"{UNREADABLE}{os.path.abspath(d)}: permission denied on its path", NOT_FOUND_EXIT
+            ) from None
         if found:
             if why := unreadable_dir(d):
-                raise UserError(why, NO_RUN_EXIT)
+                raise UserError(why, NOT_FOUND_EXIT)
             return d
     for f in (p, named):
         if f.is_file():  # a run's run.json, say: "no run directory" would send the user looking elsewhere
             path = Path(os.path.abspath(f))
             its = f" (its directory {path.parent} is a run)" if is_run_dir(path.parent) else ""
-            raise UserError(f"{path} is a file, not a run directory{its}", NO_RUN_EXIT)
+            raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
-        raise UserError(f"no run directory {run!r}", NO_RUN_EXIT)
-    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NO_RUN_EXIT)
+        raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)
+    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NOT_FOUND_EXIT)
 
 
 def holds_runs(d: Path) -> bool:

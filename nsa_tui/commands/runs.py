@@ -12,7 +12,6 @@ import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import (
-    EXIT_NO_TELEMETRY,
     NAN_LOSS,
     Judged,
     fmt_duration,
@@ -21,7 +20,7 @@ from nsa_tui.commands.status import (
     nan_loss,
     toks_text,
 )
-from nsa_tui.errors import UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
 from nsa_tui.rundir import UNREADABLE
 from nsa_tui.styles import HEALTH_STYLE
@@ -33,21 +32,21 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     if host is not None:
         judged = judge_remote(host, [f"@all:{directory or ''}"], remote_dir=remote_dir)
         if len(judged) == 1 and judged[0].missing:
-            raise UserError(judged[0].error or "no runs directory", EXIT_NO_TELEMETRY)
+            raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
         return judged
     from nsa_tui.rundir import is_run_dir, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
     if root.exists() and not root.is_dir():
-        raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
+        raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if not root.is_dir():
-        raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", EXIT_NO_TELEMETRY)
+        raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if why := unreadable_dir(root):
-        raise UserError(why, EXIT_NO_TELEMETRY)
+        raise UserError(why, NOT_FOUND_EXIT)
     if is_run_dir(root):  # its checkpoints/ and tb/ would be listed as runs without telemetry
         raise UserError(
             f"{root} is a run directory, not a directory of runs: `nsa status {root}`, or `nsa runs {root.parent}`",
-            EXIT_NO_TELEMETRY,
+            NOT_FOUND_EXIT,
         )
     return [judge_local(d) for d in list_runs(root)]
 

@@ -17,10 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
-from nsa_tui.errors import USAGE_EXIT, UserError, fail
+from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError, fail
 
 DEFAULT_PROMPTS = ("ROMEO:", "The ")
-EXIT_NO_CHECKPOINT = 3
 
 
 def run_sample(
@@ -42,7 +41,7 @@ def run_sample(
     if p is not None and p.suffix == schema.CHECKPOINT_SUFFIX and not p.exists() and not (runs_root() / p).is_dir():
         # a checkpoint's path, not a run's: "no run directory" would send the user looking for the wrong thing
         where = "" if p.is_absolute() else f" (looked at {p.absolute()})"
-        raise UserError(f"checkpoint file {target} does not exist{where}", EXIT_NO_CHECKPOINT)
+        raise UserError(f"checkpoint file {target} does not exist{where}", NOT_FOUND_EXIT)
     if p is None or not p.is_file():
         p = resolve_run(target)  # None: the newest run
     from nsa_train.sample import SampleError, generate, load_for_sampling, repetition_metrics, resolve_checkpoint
@@ -57,7 +56,7 @@ def run_sample(
             )
             samples.append({"prompt": prompt, "text": text, "seed": seed + i, "metrics": repetition_metrics(text)})
     except SampleError as e:
-        raise UserError(str(e), EXIT_NO_CHECKPOINT) from None
+        raise UserError(str(e), NOT_FOUND_EXIT) from None
     return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
 
 

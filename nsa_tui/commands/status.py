@@ -18,11 +18,10 @@ import typer
 
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
-from nsa_tui.errors import UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE
 
-EXIT_NO_TELEMETRY = 3
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
 
 
@@ -34,7 +33,7 @@ class Judged:
     verdict: dict[str, Any] | None = None
     error: str | None = None
     missing: bool = False  # no such run directory (as opposed to one without telemetry)
-    error_code: int = EXIT_NO_TELEMETRY  # the exit status an error stands for (4: the run's monitor section)
+    error_code: int = NOT_FOUND_EXIT  # the exit status an error stands for (4: the run's monitor section)
     path: str | None = None  # the run directory, as judged (on the host with --host); None when not known
     # a run whose own monitor section cannot be used (error_code 4): that section's mistake (without the run's path)
     # and the file it was read from, and its verdict with the default rules, for `nsa runs` to show what it can read
@@ -51,7 +50,7 @@ class Judged:
     def exit_code(self) -> int:
         if self.verdict is None:
             return self.error_code
-        return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict.get("health"), EXIT_NO_TELEMETRY)
+        return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict.get("health"), NOT_FOUND_EXIT)
 
 
 def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # -> dict[str, Rule]
@@ -163,7 +162,7 @@ def judge_remote(
                     out.append(Judged(str(obj.get("run")), verdict=obj))
                 elif isinstance(obj, dict):
                     # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
-                    code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else EXIT_NO_TELEMETRY
+                    code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else NOT_FOUND_EXIT
                     error = remote_error(str(obj.get("error") or "no telemetry"), host, remote_dir)
                     # "run": null is the remote command's own error, not one run's
                     out.append(Judged(str(obj.get("run") or "(all)"), error=error, error_code=code))
@@ -301,7 +300,7 @@ def run_status(
     if host is not None:
         judged = judge_remote(host, runs, user_rules, remote_dir)
         if not judged:  # a remote nsa that said nothing we could read: one line, not silence
-            raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", EXIT_NO_TELEMETRY)
+            raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", NOT_FOUND_EXIT)
     else:
         judged = [judge_named(r, user_rules) for r in (runs or [None])]
     for j in judged:
@@ -323,7 +322,7 @@ EXIT_SEVERITY = (2, 4, 3, 1, 0)
 def worst_exit_code(codes: list[int]) -> int:
     """The exit code of several runs' answers: the first of EXIT_SEVERITY among them (3 when there are none)."""
     if not codes:
-        return EXIT_NO_TELEMETRY
+        return NOT_FOUND_EXIT
     return min(codes, key=lambda c: EXIT_SEVERITY.index(c) if c in EXIT_SEVERITY else -1)
 
 

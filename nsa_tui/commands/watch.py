@@ -23,7 +23,8 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
     for run in runs:
         check_run_arg(run)  # with --host too: the host's script would read '' as its newest run
     if host:
-        from nsa_tui.remote.ssh import UNREACHABLE_EXIT, SSHError, validate_host
+        from nsa_tui.errors import UNREACHABLE_EXIT
+        from nsa_tui.remote.ssh import SSHError, validate_host
         from nsa_tui.runs.remote import locate_remote_runs
         from nsa_tui.tail.remote import RemoteRunSource
 
@@ -36,7 +37,8 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval), check_liveness=True)
             for p in paths
         ]
-    from nsa_tui.rundir import NO_RUN_EXIT, holds_run, holds_runs, no_run_in, resolve_run, runs_command
+    from nsa_tui.errors import NOT_FOUND_EXIT
+    from nsa_tui.rundir import holds_run, holds_runs, no_run_in, resolve_run, runs_command
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
@@ -49,10 +51,12 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
         if holds_run(d) or has_telemetry_files(d) or is_empty_dir(d):  # empty: a run about to start, watched
             continue
         if holds_runs(d):
-            raise UserError(f"{d} is not a run: it holds run directories; `{runs_command(d)}` lists them", NO_RUN_EXIT)
+            raise UserError(
+                f"{d} is not a run: it holds run directories; `{runs_command(d)}` lists them", NOT_FOUND_EXIT
+            )
         parent = d.resolve().parent
         inside = f"; its directory {parent} is a run" if holds_run(parent) else ""
-        raise UserError(f"{no_run_in(d)}, nor a training log of another format{inside}", NO_RUN_EXIT)
+        raise UserError(f"{no_run_in(d)}, nor a training log of another format{inside}", NOT_FOUND_EXIT)
     return [
         RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_liveness=True) for d in dirs
     ]

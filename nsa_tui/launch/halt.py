@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_train.telemetry import schema
-from nsa_tui.errors import UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.launch import runstate, tmux
-from nsa_tui.rundir import NO_RUN_EXIT, holds_run, holds_runs, no_run_in, run_name
+from nsa_tui.rundir import holds_run, holds_runs, no_run_in, run_name
 
 # `nsa halt`'s line for a run that had ended before it (commands/halt.py says it); the dashboard's `h` on a host reads
 # the reason back from the host's nsa
@@ -140,7 +140,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         raise UserError(
             f"{no_run_in(run_dir)}; nothing to halt"
             + ("; it holds run directories: name one of them" if holds_runs(run_dir) else ""),
-            NO_RUN_EXIT,
+            NOT_FOUND_EXIT,
         )
     launch = runstate.read_launch_json(run_dir)
     launched = _launch_time(launch)

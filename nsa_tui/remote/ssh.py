@@ -26,7 +26,6 @@ ALIVE_INTERVAL_ENV = "NSA_SSH_ALIVE_INTERVAL"
 DEFAULT_ALIVE_INTERVAL_S = 15
 ALIVE_COUNT_MAX = 4
 SSH_ERROR_EXIT = 255  # ssh's own failures (connection, auth, host key) exit 255
-UNREACHABLE_EXIT = 3  # our exit status, in every command, when the host cannot be reached
 
 
 class SSHError(Exception):

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from nsa_tui.report.load import ReportRun
 
 REPORT_MD = "report.md"
-EXIT_NO_TELEMETRY = 3
 
 
 def load_runs(run_dirs: list[Path]) -> list[ReportRun]:

@@ -104,14 +104,13 @@ def report_run(
     """A run's report data from its files read whole (UserError, exit 3, when they hold no telemetry of any known
     format: the line `nsa status` gives). ``local``: the run is on this machine, so a run without a launch.json is
     alive iff a rank's pid is."""
-    from nsa_tui.errors import UserError
+    from nsa_tui.errors import NOT_FOUND_EXIT, UserError
     from nsa_tui.health import evaluate, run_rules
-    from nsa_tui.report import EXIT_NO_TELEMETRY
     from nsa_tui.runs.load import no_telemetry
 
     h = history_from_bundle(bundle)
     if h.format is None:
-        raise UserError(no_telemetry(where, h), EXIT_NO_TELEMETRY)
+        raise UserError(no_telemetry(where, h), NOT_FOUND_EXIT)
     if local:
         check_local_pids(h, Path(bundle.path) if bundle.path else None)
     name = bundle.run

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from nsa_train.telemetry import schema
-from nsa_tui.errors import UserError
-from nsa_tui.report import EXIT_NO_TELEMETRY
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.report.load import Checkpoint, ReportRun, checkpoint_listing, report_run
 from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
 
@@ -60,7 +59,7 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
     out: list[ReportRun] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun):
-            raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), EXIT_NO_TELEMETRY)
+            raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), NOT_FOUND_EXIT)
         if isinstance(item, bytes):  # a remote `nsa status` answer: not asked for (prefer_nsa=False)
             continue
         checkpoints = pop_checkpoints(item.files)
@@ -70,5 +69,5 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
         item.run = real.name or item.run
         out.append(report_run(item, checkpoints, where, real.parent.name))
     if len(out) != max(len(runs), 1):
-        raise UserError(f"could not read the runs on {host}: no answer from its shell", EXIT_NO_TELEMETRY)
+        raise UserError(f"could not read the runs on {host}: no answer from its shell", NOT_FOUND_EXIT)
     return out
