@@ -41,7 +41,14 @@ from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.resumable import newer_checkpoint_note, resume_refusal, world_size_mismatch
-from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, sign_held_locks
+from nsa_train.runtime.rundir import (
+    DEFAULT_RUNS_ROOT,
+    RUNS_ROOT_ENV,
+    earlier_results,
+    file_in_the_way,
+    hold_run_dir,
+    sign_held_locks,
+)
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.mfu import mfu
@@ -130,7 +137,8 @@ def default_run_dir(config_path: Path | None, world_size: int) -> Path:
     if world_size > 1:
         raise ConfigError("--run-dir is required under torchrun (every rank must write to the same directory)")
     stem = config_path.stem if config_path else "tiny-cpu"
-    return Path(os.environ.get("NSA_RUNS_DIR", "runs")) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = os.environ.get(RUNS_ROOT_ENV, DEFAULT_RUNS_ROOT)
+    return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def choose_config_path(args: argparse.Namespace) -> Path | None:

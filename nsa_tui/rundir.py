@@ -6,10 +6,10 @@ import os
 import shlex
 from pathlib import Path
 
+from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_train.telemetry import schema
 from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError
 
-RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 UNREADABLE = "cannot read "  # how every error about a directory this user may not read starts (`nsa runs` shows them)
 # the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
 # remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
@@ -18,7 +18,7 @@ ACTIVITY_FILES = (schema.RUN_JSON, schema.LAUNCH_JSON, schema.heartbeat_name(0),
 
 def runs_root() -> Path:
     """Where run names live: $NSA_RUNS_DIR or ./runs."""
-    return Path(os.environ.get(RUNS_ROOT_ENV, "runs"))
+    return Path(os.environ.get(RUNS_ROOT_ENV, DEFAULT_RUNS_ROOT))
 
 
 def _mtime(p: Path) -> float | None:

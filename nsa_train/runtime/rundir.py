@@ -9,6 +9,11 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 
+# Where run directories live when none is given: the trainer's default --run-dir, the tools' run names (here, and
+# on a host, where the variable is passed explicitly: sshd drops a client's variables unless AcceptEnv allows them)
+RUNS_ROOT_ENV = "NSA_RUNS_DIR"
+DEFAULT_RUNS_ROOT = "runs"
+
 
 def earlier_results(run_dir: Path) -> list[str]:
     """The results of an earlier run in ``run_dir``: its checkpoints and logged steps, as short phrases ([] for a

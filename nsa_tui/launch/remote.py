@@ -14,9 +14,10 @@ import tempfile
 import threading
 from collections.abc import Callable
 
+from nsa_train.runtime.rundir import RUNS_ROOT_ENV
 from nsa_tui.errors import ON_HOST_ENV, ON_REMOTE_DIR_ENV, UNREACHABLE_EXIT, UserError, on_host
 from nsa_tui.remote.caller import END_WITH_STDIN_ENV
-from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env
+from nsa_tui.remote.checkout import PRELUDE, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
     SSHError,

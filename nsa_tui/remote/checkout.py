@@ -18,10 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_tui.rundir import ACTIVITY_FILES, RUN_MARKERS
-
-# Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
-RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 
 # Defines enter_dir (uses $dir; returns 1 when it cannot cd), mtime PATH (its mtime in unix seconds, following
 # a link; 0 when unknown), list_runs DIR (the run directories under DIR, newest activity first, one name a line,
@@ -64,7 +62,7 @@ list_runs() {
     END { for (i = 1; i <= k; i++) { n = o[i]; t = m[n] + 0 < 0 ? own[n] : m[n]
       printf "%020.9f %020.9f %s\n", t, own[n], n } }' | LC_ALL=C sort -r | cut -d ' ' -f 3-
 }
-root=${NSA_RUNS_DIR:-runs}
+root=${@RUNS_ROOT_ENV@:-@DEFAULT_RUNS_ROOT@}
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
   d=
@@ -84,6 +82,7 @@ find_run() {
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
 """.replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES)).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))
+PRELUDE = PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV).replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
 
 
 def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from nsa_train.runtime.rundir import RUNS_ROOT_ENV
 from nsa_tui.errors import UNREACHABLE_EXIT, UserError
-from nsa_tui.remote.checkout import PRELUDE, RUNS_ROOT_ENV, forwarded_env, missing_run_message, no_remote_dir_message
+from nsa_tui.remote.checkout import PRELUDE, forwarded_env, missing_run_message, no_remote_dir_message
 from nsa_tui.remote.ssh import SSHError, no_answer_message, remote_script, run_remote
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
