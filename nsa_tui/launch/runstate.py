@@ -4,7 +4,6 @@ exit status, launch.json. Reads only the ends of files (heartbeats grow for days
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,26 +11,17 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import heartbeat_files
+from nsa_tui.runs.tail import read_tail_lines
 
 TAIL_BYTES = 256 * 1024
 
 
 def tail_records(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
-    """The decodable records in the last ``max_bytes`` of a JSONL file, oldest first.
-    A partial first line (cut by the window) or last line (being written) is skipped."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            start = max(0, size - max_bytes)
-            f.seek(start)
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.split(b"\n")
-    if start > 0:
-        lines = lines[1:]
-    return [r for r in (schema.decode(line) for line in lines if line.strip()) if r is not None]
+    """The decodable records in the last ``max_bytes`` of a JSONL file, oldest first (the tools' tail reader: a
+    partial first line, cut by the window, and a last line still being written are skipped)."""
+    return [
+        r for r in (schema.decode(line) for line in read_tail_lines(path, max_bytes) if line.strip()) if r is not None
+    ]
 
 
 def last_record(records: list[dict[str, Any]], kind: str | None = None) -> dict[str, Any] | None:
