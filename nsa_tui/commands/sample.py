@@ -60,27 +60,29 @@ def run_sample(
     return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
 
 
-def remote_sample_argv(
-    target: str | None,
-    prompts: list[str],
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    top_k: int,
-    seed: int,
-    which: str | None,
-    device: str,
-    json_out: bool,
-) -> list[str]:
+@dataclass(frozen=True)
+class SampleOptions:
+    """What to generate, as the command line gave it (top_k 0: no filter; which None: best when it exists)."""
+
+    prompts: list[str]
+    max_new_tokens: int
+    temperature: float
+    top_k: int
+    seed: int
+    which: str | None
+    device: str
+
+
+def remote_sample_argv(target: str | None, o: SampleOptions, json_out: bool) -> list[str]:
     """The `nsa sample` argv for the host: every option spelled out, so the host's defaults never differ; the
     target last, after '--' (a run name may start with '-')."""
     argv = ["sample"]
-    for p in prompts:
+    for p in o.prompts:
         argv += ["--prompt", p]
-    argv += ["--max-new-tokens", str(max_new_tokens), "--temperature", repr(temperature), "--top-k", str(top_k)]
-    argv += ["--seed", str(seed), "--device", device]
-    if which is not None:
-        argv.append(f"--{which}")
+    argv += ["--max-new-tokens", str(o.max_new_tokens), "--temperature", repr(o.temperature), "--top-k", str(o.top_k)]
+    argv += ["--seed", str(o.seed), "--device", o.device]
+    if o.which is not None:
+        argv.append(f"--{o.which}")
     if json_out:
         argv.append("--json")
     return argv if target is None else [*argv, "--", target]
@@ -128,19 +130,6 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(code)
 
 
-@dataclass(frozen=True)
-class SampleOptions:
-    """What to generate, as the command line gave it (top_k 0: no filter; which None: best when it exists)."""
-
-    prompts: list[str]
-    max_new_tokens: int
-    temperature: float
-    top_k: int
-    seed: int
-    which: str | None
-    device: str
-
-
 def sample_here_or_on_host(
     target: str | None, o: SampleOptions, json_out: bool, host: str | None, remote_dir: str | None
 ) -> int:
@@ -150,18 +139,7 @@ def sample_here_or_on_host(
     if host is not None:
         from nsa_tui.launch.remote import run_nsa
 
-        argv = remote_sample_argv(
-            target,
-            o.prompts,
-            max_new_tokens=o.max_new_tokens,
-            temperature=o.temperature,
-            top_k=o.top_k,
-            seed=o.seed,
-            which=o.which,
-            device=o.device,
-            json_out=json_out,
-        )
-        return run_nsa(host, remote_dir, argv)[0]
+        return run_nsa(host, remote_dir, remote_sample_argv(target, o, json_out))[0]
     out = run_sample(
         target,
         o.prompts,

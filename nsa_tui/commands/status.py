@@ -19,6 +19,7 @@ import typer
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
+from nsa_tui.fmt import duration
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE
 
@@ -180,8 +181,6 @@ def _num(v: Any, fmt: str) -> str:
 def fmt_duration(s: float | None) -> str:
     """A heartbeat's age or an ETA: seconds to 120 s, minutes and seconds to an hour (a heartbeat 9m59s old is a
     second from heartbeat_stale's 600 s, not "9m"), hours to two days. A remote answer's NaN is "-"."""
-    from nsa_tui.fmt import duration
-
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 

@@ -27,6 +27,11 @@ CONSOLE_TAIL_LINES = 60  # enough to hold the trainer's error above torchrun's ~
 _FEED_ORDER = {"training_csv": 0, "val_csv": 1, "fallback_csv": 2, "csv": 3, "jsonl": 4, "heartbeat": 5}
 
 
+def _first_line(w: FileWindow) -> bytes:
+    """A file's first line as read (its head, when the bundle read only its tail): a table's header."""
+    return (w.head or w.data[:4096]).split(b"\n", 1)[0]
+
+
 def detect_format_from_bundle(bundle: RunBundle) -> str | None:
     """'nsa-v1', 'nsa-vibe', 'generic', or None when no telemetry is there."""
     files = bundle.files
@@ -47,7 +52,7 @@ def detect_format_from_bundle(bundle: RunBundle) -> str | None:
                 return FORMAT_VIBE
     if schema.TRAINING_CSV in files:
         w = files[schema.TRAINING_CSV]
-        first = (w.head or w.data[:4096]).split(b"\n", 1)[0]
+        first = _first_line(w)
         if first.startswith(b"step,") and first.count(b",") + 1 == len(schema.TRAINING_CSV_HEADER):
             return FORMAT_V1
         if first and first[:1].isdigit():
@@ -268,7 +273,7 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
             if source_kind(name) == "heartbeat":
                 h.unreadable_files[name] = "is empty" if w.size == 0 else "holds no readable record"
             elif name == schema.TRAINING_CSV:  # there, but not a table this nsa reads ("no training.csv" said)
-                first = (w.head or w.data[:4096]).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+                first = _first_line(w).decode("utf-8", "replace").strip()
                 h.unreadable_files[name] = (
                     f"has a header this nsa does not read ({first[:60]!r})" if first else "is empty"
                 )
