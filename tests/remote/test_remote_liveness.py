@@ -94,15 +94,9 @@ def test_watch_over_ssh_tells_a_reused_pid_from_the_run(tmp_path, sshd):
     later = subprocess.Popen(["sleep", "60"])
     _reused_pid_run(tmp_path / "reused", later.pid)
     this_hosts_run(tmp_path / "alive", os.getpid())
-    models = [_remote_model(sshd.host, tmp_path / n) for n in ("reused", "alive")]
     try:
-        clock = _pump_until(models, lambda m: m.source.live_pids is not None and m.history.ranks)
-        for m in models:
-            m.pump(now=clock + TMUX_EVERY_S + 1)
-        states = [model_verdict(m, time.time()).state for m in models]
+        states = _states_over_ssh(sshd.host, [tmp_path / n for n in ("reused", "alive")])
     finally:
-        for m in models:
-            m.source.close()
         later.kill()
         later.wait()
     assert states == ["crashed", "running"]
@@ -217,16 +211,20 @@ def test_status_over_ssh_judges_a_start_killed_before_run_json_by_its_boot_recor
 def test_watch_over_ssh_judges_a_run_by_its_pids(tmp_path, sshd):
     this_hosts_run(tmp_path / "alive", os.getpid())
     this_hosts_run(tmp_path / "dead", a_dead_pid())
-    models = [_remote_model(sshd.host, tmp_path / n) for n in ("alive", "dead")]
+    assert _states_over_ssh(sshd.host, [tmp_path / n for n in ("alive", "dead")]) == ["running", "crashed"]
+
+
+def _states_over_ssh(host: str, runs: list) -> list[str]:
+    """Each run's state as `nsa watch --host` judges it once its pids have come over (one liveness round after)."""
+    models = [_remote_model(host, run) for run in runs]
     try:
         clock = _pump_until(models, lambda m: m.source.live_pids is not None and m.history.ranks)
         for m in models:
             m.pump(now=clock + TMUX_EVERY_S + 1)
-        states = [model_verdict(m, time.time()).state for m in models]
+        return [model_verdict(m, time.time()).state for m in models]
     finally:
         for m in models:
             m.source.close()
-    assert states == ["running", "crashed"]
 
 
 def test_watch_over_ssh_asks_the_tmux_server_launch_json_names(tmp_path, sshd, tmux_socket):
