@@ -338,8 +338,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
         ] = None,
     ) -> None:
-        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warning, 2 critical, 3 no telemetry/unreachable,
-        4 bad rules."""
+        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warn, 2 critical, 3 no telemetry, 4 bad rules.
+
+        Exit 3 also when a --host cannot be reached."""
         from nsa_tui.errors import fail
 
         try:
