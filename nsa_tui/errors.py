@@ -39,6 +39,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 _COMMAND_HINT = re.compile(r"`nsa ([a-z]+)( [^`]*)?`")
+# a shell word: quoted parts ('...', "...") and escapes kept whole, so a quoted ' -- ' is not the end of options
+_SHELL_WORD = re.compile(r"""(?:'[^']*'|"(?:\\.|[^"\\])*"|\\.|[^\s'"\\])+""")
 
 
 def on_host(message: str, host: str, remote_dir: str | None) -> str:
@@ -48,6 +50,10 @@ def on_host(message: str, host: str, remote_dir: str | None) -> str:
 
     def remote_hint(m: re.Match[str]) -> str:
         rest = m.group(2) or ""
-        return m.group(0) if " --host " in rest else f"`nsa {m.group(1)}{rest}{where}`"
+        if " --host " in rest:
+            return m.group(0)
+        # before a `--`, after which they would be RUNs (`nsa status -- -x --host H`: runs `-x`, `--host` and `H` here)
+        end = next((w.start() - 1 for w in _SHELL_WORD.finditer(rest) if w.group() == "--"), len(rest))
+        return f"`nsa {m.group(1)}{rest[:end]}{where}{rest[end:]}`"
 
     return f"on {host}: {_COMMAND_HINT.sub(remote_hint, message)}"

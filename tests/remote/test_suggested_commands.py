@@ -80,3 +80,14 @@ def test_every_command_an_error_suggests_is_in_backticks():
 def test_on_host_rewrites_a_backticked_command():
     said = on_host("stop it: `nsa halt r2`", "gpu", "my dir")
     assert said == "on gpu: stop it: `nsa halt r2 --host gpu --remote-dir 'my dir'`"
+
+
+def test_on_host_puts_the_host_before_a_double_dash():
+    """After `--` the options are RUNs: `nsa status -- -x --host gpu` looked for runs `-x`, `--host` and `gpu` here."""
+    assert on_host("see `nsa status -- -x`", "gpu", None) == "on gpu: see `nsa status --host gpu -- -x`"
+    said = on_host("see `nsa attach -- -x`", "gpu", "my dir")
+    assert said == "on gpu: see `nsa attach --host gpu --remote-dir 'my dir' -- -x`"
+    # a quoted ' -- ' is part of an argument, not the end of the options
+    said = on_host("see `nsa halt 'a -- b' -- -x`", "gpu", None)
+    assert said == "on gpu: see `nsa halt 'a -- b' --host gpu -- -x`"
+    assert on_host("see `nsa status 'a -- b'`", "gpu", None) == "on gpu: see `nsa status 'a -- b' --host gpu`"
