@@ -32,6 +32,7 @@ NSA_ENV_READ = frozenset(
     {
         "NSA_CHECK_DISK_FREE_BYTES",
         "NSA_END_WITH_STDIN",
+        "NSA_HALT_HOST_GRACE",
         "NSA_LAUNCH_TIME",
         "NSA_ON_HOST",
         "NSA_ON_REMOTE_DIR",

@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
-from nsa_tui.errors import UserError, fail
+from nsa_tui.errors import USAGE_EXIT, UserError, fail
 
 
 def halt_command(
@@ -35,11 +35,33 @@ def halt_command(
 
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command ended by ctrl-c
+# Beyond its --wait and ssh's ConnectTimeout, what the host's `nsa halt` may take: its start (a login shell, Python's
+# imports on a busy host), a tmux that does not answer a liveness check (tmux.TMUX_TIMEOUT_S, 30 s) and, after the end
+# record, the launcher's exit status (halt.py: up to 5 s past the wait). A host's nsa stopped or stuck longer (its sshd
+# still answers ssh's keepalives) would otherwise be waited on without end.
+HOST_GRACE_ENV = "NSA_HALT_HOST_GRACE"
+DEFAULT_HOST_GRACE_S = 60.0
+
+
+def host_grace_s() -> float:
+    """$NSA_HALT_HOST_GRACE (seconds, default 60)."""
+    value = os.environ.get(HOST_GRACE_ENV, "").strip()
+    if not value:
+        return DEFAULT_HOST_GRACE_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 1e9:  # also NaN
+        raise UserError(f"{HOST_GRACE_ENV}={value!r}: expected a number of seconds >= 0, e.g. 60", USAGE_EXIT)
+    return seconds
 
 
 def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoReturn:
     from nsa_train.telemetry.schema import HALT_FILE
-    from nsa_tui.launch.remote import run_nsa
+    from nsa_tui.launch.halt import secs
+    from nsa_tui.launch.remote import SSH_FAILED, NoAnswer, run_nsa
+    from nsa_tui.remote.ssh import SSHError, connect_timeout_s
 
     said: list[str] = []
 
@@ -47,19 +69,34 @@ def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoR
         said.append(line)
         return line
 
-    try:
-        # '--': a RUN may start with '-'
-        code, _ = run_nsa(host, remote_dir, ["halt", "--wait", str(wait), "--", run], rewrite=note)
-    except KeyboardInterrupt:
-        # the host's `nsa halt` ends with the connection (remote/caller.py); what it did there stays done
+    def known() -> str:
+        """What the host's nsa halt had done, as far as it said, and how to see the rest."""
         where = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])]
         check = shlex.join(["nsa", "status", *where, *(["--"] if run.startswith("-") else []), run])
         if any(line.startswith("created ") and HALT_FILE in line for line in said):
             what = f"{HALT_FILE} stays on {host}: the run still stops after its current step"
         else:
             what = f"{host} had not said it created {HALT_FILE}: the run may or may not have been asked to stop"
-        print(f"interrupted: {what}; check with `{check}`", file=sys.stderr)
+        return f"{what}; check with `{check}`"
+
+    try:
+        overhead = connect_timeout_s() + host_grace_s()
+    except SSHError as e:
+        raise UserError(str(e), SSH_FAILED) from None
+    try:
+        # '--': a RUN may start with '-'
+        argv = ["halt", "--wait", str(wait), "--", run]
+        code, _ = run_nsa(host, remote_dir, argv, rewrite=note, timeout_s=wait + overhead)
+    except KeyboardInterrupt:
+        # the host's `nsa halt` ends with the connection (remote/caller.py); what it did there stays done
+        print(f"interrupted: {known()}", file=sys.stderr)
         raise typer.Exit(INTERRUPTED_EXIT) from None
+    except NoAnswer:
+        # ended here; the host's nsa ends too once it runs again (the connection is gone: remote/caller.py)
+        raise UserError(
+            f"nsa halt on {host} did not end within {secs(wait + overhead)} (its --wait {secs(wait)}, and "
+            f"{secs(overhead)} to connect and start there): it is stopped or stuck; {known()}"
+        ) from None
     raise typer.Exit(code)
 
 

@@ -83,7 +83,7 @@ def request_halt(run_dir: Path) -> Path:
     return halt
 
 
-def _secs(s: float) -> str:
+def secs(s: float) -> str:
     """A wait as said: '600s', but '0.3s' (not '0s', which reads as --wait 0: no wait at all)."""
     return f"{s:.0f}s" if s >= 10 else f"{s:.1f}".rstrip("0").rstrip(".") + "s"
 
@@ -163,7 +163,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     if wait_s <= 0:
         say(f"created {run_dir / schema.HALT_FILE}; every rank stops after its current step")
         return None
-    say(f"created {schema.HALT_FILE}; waiting up to {_secs(wait_s)} for run {run_name(run_dir)!r} to save and stop ...")
+    say(f"created {schema.HALT_FILE}; waiting up to {secs(wait_s)} for run {run_name(run_dir)!r} to save and stop ...")
     deadline = time.monotonic() + wait_s
     asked_again = False
     next_liveness = time.monotonic() + LIVENESS_EVERY_S
@@ -196,11 +196,11 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
 
     if stopped := said_stopped(rank_processes(run_dir)):  # no step comes from a stopped rank: say so, not "slow"
         raise UserError(
-            f"no end record after {_secs(wait_s)}: {stopped}, and the run stops after the step it is waiting on; "
+            f"no end record after {secs(wait_s)}: {stopped}, and the run stops after the step it is waiting on; "
             f"{schema.HALT_FILE} stays in place"
         )
     raise UserError(
-        f"no end record after {_secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
+        f"no end record after {secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         f"current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status {run_dir}`."
     )
 

@@ -55,6 +55,11 @@ exit 127
 )
 
 
+class NoAnswer(UserError):
+    """run_nsa's ``timeout_s`` ran out: the host was reached (ssh's own ConnectTimeout ends one that is not), and
+    its nsa did not end in time (stopped, stuck, or slower than that)."""
+
+
 def nsa_remote_command(
     remote_dir: str | None, nsa_args: list[str], environ: dict[str, str] | None = None, extra: tuple[str, ...] = ()
 ) -> str:
@@ -116,7 +121,7 @@ def run_nsa(
             assert proc.stdin is not None
             proc.stdin.close()
         if timer is not None and timer.finished.is_set() and rc < 0:  # killed by the timer, not by the host
-            raise UserError(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
+            raise NoAnswer(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
     if rc == SSH_ERROR_EXIT and (out.strip() or keepalive_lost(stderr)):

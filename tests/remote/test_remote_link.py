@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.cli import invoke, one_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,6 +126,53 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, 
         f"error: lost the connection to {s.host} while the command ran there (Timeout, server 127.0.0.1 not "
         "responding.): it may have started there"
     ), err
+
+
+def test_a_halt_whose_hosts_nsa_is_stopped_ends_after_its_wait(sshd_factory, tmp_path, monkeypatch):
+    """A host's `nsa halt` stopped (SIGSTOP) or stuck, its sshd still answering ssh's keepalives, was waited on
+    without end. The wait ends after --wait and the time to connect and start there (NSA_SSH_CONNECT_TIMEOUT +
+    NSA_HALT_HOST_GRACE), in one line saying what the host had said it did and how to check."""
+    fake = tmp_path / "stopped-bin"
+    fake.mkdir()
+    started = tmp_path / "started"
+    (fake / "nsa").write_text(
+        f"#!/bin/sh\necho $$ >{started}\n"
+        "echo \"created .HALT; waiting up to 1s for run 'r' to save and stop ...\"\nkill -STOP $$\n"
+    )
+    (fake / "nsa").chmod(0o755)
+    s = sshd_factory(with_nsa=False, path_prefix=fake)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("NSA_HALT_HOST_GRACE", "3")
+    t0 = time.monotonic()
+    proc = _halt("--host", s.host, "--wait", "1", "r")
+    try:
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        pytest.fail("nsa halt --host still waits on a host's nsa that is stopped")
+    finally:
+        proc.kill()
+        _signal_all(_descendants(s.proc.pid), signal.SIGKILL)
+        if started.exists() and (pid := started.read_text().strip()).isdigit():
+            _signal_all([int(pid)], signal.SIGKILL)
+    assert out.startswith("created .HALT"), out
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == [
+        f"error: nsa halt on {s.host} did not end within 5s (its --wait 1s, and 4s to connect and start there): it is "
+        f"stopped or stuck; .HALT stays on {s.host}: the run still stops after its current step; check with "
+        f"`nsa status --host {s.host} r`"
+    ], err
+    assert 5 <= took < 20
+
+
+@pytest.mark.parametrize("value", ["60s", "-1", "nan"])
+def test_a_bad_host_grace_is_one_usage_error_before_ssh(monkeypatch, value):
+    monkeypatch.setenv("NSA_SSH_COMMAND", "/nonexistent/ssh")  # never run: the setting is refused first
+    monkeypatch.setenv("NSA_HALT_HOST_GRACE", value)
+    res = invoke("halt", "--host", "gpu", "r")
+    assert res.exit_code == 2
+    assert one_error(res) == f"error: NSA_HALT_HOST_GRACE={value!r}: expected a number of seconds >= 0, e.g. 60"
 
 
 def _alive(pid: int) -> bool:
