@@ -13,6 +13,7 @@ from typing import NoReturn
 USAGE_EXIT = 2  # Typer's for a usage mistake: never 1, which `nsa status` uses for a warning verdict
 NOT_FOUND_EXIT = 3  # nothing to read: no such run, no telemetry in it, no checkpoint
 UNREACHABLE_EXIT = 3  # the host cannot be reached: every command, as nsa status says no telemetry
+LINK_LOST_EXIT = 1  # the connection to a host was lost once the command ran there: not "nothing ran there" (3)
 
 # Set by `nsa attach --host` for the host's nsa, whose messages reach the terminal without passing through
 # ours (a tty): that nsa words them as from HOST (on_host) itself.

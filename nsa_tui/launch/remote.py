@@ -7,6 +7,7 @@ Every argument travels quoted (``remote_script``): a run name such as
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Callable
 
 from nsa_train.runtime.rundir import RUNS_ROOT_ENV
-from nsa_tui.errors import ON_HOST_ENV, ON_REMOTE_DIR_ENV, UNREACHABLE_EXIT, UserError, on_host
+from nsa_tui.errors import LINK_LOST_EXIT, ON_HOST_ENV, ON_REMOTE_DIR_ENV, UNREACHABLE_EXIT, UserError, on_host
 from nsa_tui.remote.caller import END_WITH_STDIN_ENV
 from nsa_tui.remote.checkout import PRELUDE, forwarded_env
 from nsa_tui.remote.ssh import (
@@ -25,6 +26,7 @@ from nsa_tui.remote.ssh import (
     interactive_argv,
     keepalive_lost,
     remote_script,
+    session_lost,
     ssh_base_command,
     ssh_start_failure,
     validate_host,
@@ -128,14 +130,9 @@ def run_nsa(
         # the host's nsa had started (its output came, or the session was up: ssh's keepalives begin only then):
         # not "cannot reach", and not nothing done. `nsa halt --host` whose link dropped while it waited had created
         # .HALT there, and the run stopped
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh exited with status 255"
         done = "what it printed above had been done there" if out.strip() else "it may have started there"
         check = shlex.join(["nsa", "runs", "--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
-        raise UserError(
-            f"lost the connection to {host} while the command ran there ({last}): {done}, and the rest may go on "
-            f"without us; check with `{check}`",
-            1,
-        )
+        raise _lost(host, stderr, f"{done}, and the rest may go on without us; check with `{check}`")
     if rc == SSH_ERROR_EXIT:
         raise UserError(describe_ssh_failure(host, stderr), SSH_FAILED)
     if not echo:
@@ -144,6 +141,12 @@ def run_nsa(
         sys.stderr.write(_on_host(stderr, host, remote_dir))
         sys.stderr.flush()
     return rc, out
+
+
+def _lost(host: str, stderr: str, then: str) -> UserError:
+    """The connection to host went after the command began there; ``then``: what that means for it."""
+    last = stderr.strip().splitlines()[-1].strip() if stderr.strip() else "ssh exited with status 255"
+    return UserError(f"lost the connection to {host} while the command ran there ({last}): {then}", LINK_LOST_EXIT)
 
 
 def check_remote_dir(remote_dir: str | None) -> None:
@@ -183,9 +186,40 @@ def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str]) -> int
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
     try:
-        rc = subprocess.call(argv)
+        # ssh's stderr through us, as it comes: its messages are its own (the host's output comes on the terminal),
+        # and they tell a session lost from a host never reached
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
     except OSError as e:
         raise UserError(ssh_start_failure(argv[0], e), SSH_FAILED) from None
+    said = bytearray()
+    relay = threading.Thread(target=_relay_stderr, args=(proc, said), daemon=True)
+    relay.start()
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:  # before ssh made the terminal raw (a password prompt): ssh had it too
+        proc.kill()
+        proc.wait()
+        raise
+    relay.join(2.0)  # a child of ssh (a ProxyCommand) may hold the pipe a moment longer: not waited on
     if rc == SSH_ERROR_EXIT:
+        stderr = bytes(said).decode("utf-8", errors="replace")
+        if session_lost(stderr):
+            where = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])]
+            again = shlex.join(["nsa", nsa_args[0], *where, *nsa_args[1:]])
+            raise _lost(host, stderr, f"the run goes on in its tmux session there; attach again with `{again}`")
         raise UserError(f"cannot reach {host} (ssh failed; its message is above)", SSH_FAILED)
     return rc
+
+
+STDERR_KEPT = 4096  # the end of ssh's stderr kept to tell why it failed
+
+
+def _relay_stderr(proc: subprocess.Popen[bytes], said: bytearray) -> None:
+    """ssh's stderr to ours (fd 2, where ssh wrote it before), its end kept in ``said``."""
+    assert proc.stderr is not None
+    with proc.stderr:
+        while chunk := proc.stderr.read1(4096):
+            said += chunk
+            del said[:-STDERR_KEPT]
+            while chunk:
+                chunk = chunk[os.write(2, chunk) :]

@@ -12,6 +12,7 @@ A run name such as ``x; rm -rf ~`` or ``$(id)`` stays a literal string.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -150,6 +151,16 @@ def keepalive_lost(stderr: str) -> bool:
     """ssh gave up on a connected host that stopped answering its keepalives ("Timeout, server HOST not
     responding."): the link was lost after the session began, not a host that could not be reached."""
     return "not responding" in stderr.lower()
+
+
+_CLOSED_BY_HOST = re.compile(r"connection to \S+ closed by remote host", re.IGNORECASE)
+
+
+def session_lost(stderr: str) -> bool:
+    """ssh lost a session that was up: its keepalives went unanswered, or the host ended it ("Connection to HOST
+    closed by remote host.": a reboot, a killed sshd). Not "Connection closed by remote host" alone, which a host
+    that refuses us before the session says too."""
+    return keepalive_lost(stderr) or _CLOSED_BY_HOST.search(stderr) is not None
 
 
 def no_answer_message(host: str, what: str, result: RemoteResult) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from fixtures.cli import invoke, one_error
+from fixtures.procs import descendants, freeze_sshd_sessions, signal_all
 
 from nsa_tui.commands.attach import attach_argv_for
 from nsa_tui.launch.tmux import session_name
@@ -17,8 +20,11 @@ from nsa_tui.launch.tmux import session_name
 from .helpers import REPO
 
 
-def _attach_and_see(nsa_args: list[str], tmux_socket: str, session: str, marker: str) -> str:
-    """Attach in a pty until the pane's marker shows up, then end the session (which ends the attach)."""
+def _attach_and_see(
+    nsa_args: list[str], tmux_socket: str, session: str, marker: str, when_seen: Callable[[], None] | None = None
+) -> tuple[str, int | None]:
+    """Attach in a pty until the pane's marker shows up, then end the session (which ends the attach), or call
+    ``when_seen``, which ends it; what the terminal showed and the attach's exit status."""
     subprocess.run(
         ["tmux", "-L", tmux_socket, "new-session", "-d", "-s", session, "sh", "-c", f"echo {marker}; sleep 60"],
         check=True,
@@ -36,27 +42,60 @@ def _attach_and_see(nsa_args: list[str], tmux_socket: str, session: str, marker:
             time.sleep(0.2)
             out.seek(0)
             seen = out.read()
-        subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"={session}"], capture_output=True)
+        if when_seen is None:
+            subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"={session}"], capture_output=True)
+        else:
+            when_seen()
         try:
             proc.wait(timeout=20)
         finally:
             proc.kill()
         out.seek(0)
-        return out.read().decode(errors="replace")
+        return out.read().decode(errors="replace"), proc.returncode
 
 
 def test_attach_shows_the_session(runs_dir, tmux_socket):
     (runs_dir / "att").mkdir()
-    seen = _attach_and_see(["attach", "att"], tmux_socket, "nsa-att", "ATTACHED-MARK-1")
+    seen, _ = _attach_and_see(["attach", "att"], tmux_socket, "nsa-att", "ATTACHED-MARK-1")
     assert "ATTACHED-MARK-1" in seen, seen
 
 
 def test_attach_over_ssh_gets_a_terminal(runs_dir, tmux_socket, sshd):
     name = "att $(touch pwned) it's"
     (runs_dir / name).mkdir()
-    seen = _attach_and_see(["attach", "--host", sshd.host, name], tmux_socket, session_name(name), "ATTACHED-MARK-2")
+    seen, _ = _attach_and_see(["attach", "--host", sshd.host, name], tmux_socket, session_name(name), "ATTACHED-MARK-2")
     assert "ATTACHED-MARK-2" in seen, seen
     assert not (REPO / "pwned").exists()
+
+
+def test_attach_over_a_link_that_dies_says_the_connection_was_lost(runs_dir, tmux_socket, sshd, monkeypatch):
+    """An attach whose host stopped answering (its sshd frozen: ssh's keepalives go unanswered) said "cannot reach
+    HOST" with exit 3, as if the host had never answered. ssh's own line comes first, as before."""
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace("LogLevel=ERROR", "LogLevel=INFO"))
+    monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "1")
+    (runs_dir / "lost").mkdir()
+    frozen: list[int] = []
+
+    def freeze_the_host() -> None:
+        frozen.extend(freeze_sshd_sessions(sshd.proc.pid))
+
+    try:
+        seen, rc = _attach_and_see(
+            ["attach", "--host", sshd.host, "lost"], tmux_socket, "nsa-lost", "ATTACHED-MARK-4", freeze_the_host
+        )
+    finally:
+        signal_all(frozen, signal.SIGCONT)
+        signal_all(descendants(sshd.proc.pid), signal.SIGKILL)
+    assert frozen
+    lines = [line.strip() for line in seen.splitlines()]
+    said = [line[line.index("error:") :] for line in lines if "error:" in line]
+    assert said == [
+        f"error: lost the connection to {sshd.host} while the command ran there (Timeout, server 127.0.0.1 not "
+        f"responding.): the run goes on in its tmux session there; attach again with "
+        f"`nsa attach --host {sshd.host} -- lost`"
+    ], seen
+    assert "Timeout, server 127.0.0.1 not responding." in lines[lines.index(said[0]) - 1], seen  # ssh's, relayed
+    assert rc == 1
 
 
 def test_attach_without_a_session_says_so_over_ssh(runs_dir, tmux_socket, sshd):

@@ -15,30 +15,11 @@ from pathlib import Path
 
 import pytest
 from fixtures.cli import invoke, one_error
+from fixtures.procs import descendants, freeze_sshd_sessions, signal_all
+
+from nsa_tui.remote.ssh import session_lost
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _descendants(pid: int) -> list[int]:
-    out = []
-    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
-        out += [int(child), *_descendants(int(child))]
-    return out
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _waiting_run(runs_dir: Path) -> Path:
@@ -67,9 +48,8 @@ def test_halt_over_a_frozen_link_ends_with_lost_the_connection(runs_dir, sshd, m
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert first.startswith("created .HALT; waiting up to 120s"), first
         # the connection's sshd processes, not the host's nsa under them: the host freezes, the run goes on
-        frozen = [pid for pid in _descendants(sshd.proc.pid) if _comm(pid).startswith("sshd")]
+        frozen = freeze_sshd_sessions(sshd.proc.pid)
         assert frozen
-        _signal_all(frozen, signal.SIGSTOP)
         t0 = time.monotonic()
         try:
             _, err = proc.communicate(timeout=60)
@@ -78,8 +58,8 @@ def test_halt_over_a_frozen_link_ends_with_lost_the_connection(runs_dir, sshd, m
         took = time.monotonic() - t0
     finally:
         proc.kill()
-        _signal_all(frozen, signal.SIGCONT)
-        _signal_all(_descendants(sshd.proc.pid), signal.SIGKILL)
+        signal_all(frozen, signal.SIGCONT)
+        signal_all(descendants(sshd.proc.pid), signal.SIGKILL)
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -110,15 +90,14 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, 
         while not (started.exists() and started.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert started.exists(), "the host's nsa did not start"
-        frozen = [pid for pid in _descendants(s.proc.pid) if _comm(pid).startswith("sshd")]
-        _signal_all(frozen, signal.SIGSTOP)
+        frozen = freeze_sshd_sessions(s.proc.pid)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-        _signal_all(frozen, signal.SIGCONT)
-        _signal_all(_descendants(s.proc.pid), signal.SIGKILL)
+        signal_all(frozen, signal.SIGCONT)
+        signal_all(descendants(s.proc.pid), signal.SIGKILL)
         if started.exists() and (pid := started.read_text().strip()).isdigit():
-            _signal_all([int(pid)], signal.SIGKILL)  # the fake nsa (its sleep) outlives a session that ended first
+            signal_all([int(pid)], signal.SIGKILL)  # the fake nsa (its sleep) outlives a session that ended first
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -153,9 +132,9 @@ def test_a_halt_whose_hosts_nsa_is_stopped_ends_after_its_wait(sshd_factory, tmp
         pytest.fail("nsa halt --host still waits on a host's nsa that is stopped")
     finally:
         proc.kill()
-        _signal_all(_descendants(s.proc.pid), signal.SIGKILL)
+        signal_all(descendants(s.proc.pid), signal.SIGKILL)
         if started.exists() and (pid := started.read_text().strip()).isdigit():
-            _signal_all([int(pid)], signal.SIGKILL)
+            signal_all([int(pid)], signal.SIGKILL)
     assert out.startswith("created .HALT"), out
     assert proc.returncode == 1, err
     assert err.strip().splitlines() == [
@@ -164,6 +143,17 @@ def test_a_halt_whose_hosts_nsa_is_stopped_ends_after_its_wait(sshd_factory, tmp
         f"`nsa status --host {s.host} r`"
     ], err
     assert 5 <= took < 20
+
+
+def test_a_session_lost_is_told_from_a_host_never_reached():
+    """By ssh's own lines: those of a session that was up, and those of a host that refused us before one."""
+    assert session_lost("Timeout, server gpu not responding.\r\n")
+    assert session_lost("Connection to gpu closed by remote host.\r\n")  # a reboot, a killed sshd
+    assert not session_lost(
+        "kex_exchange_identification: Connection closed by remote host\r\nConnection closed by 10.0.0.1 port 22\r\n"
+    )
+    assert not session_lost("ssh: connect to host gpu port 22: Connection refused\r\n")
+    assert not session_lost("")
 
 
 @pytest.mark.parametrize("value", ["60s", "-1", "nan"])
@@ -195,7 +185,7 @@ def test_an_interrupted_halt_over_host_ends_the_hosts_halt_too(runs_dir, sshd, h
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert first.startswith("created .HALT; waiting up to 600s"), first
         remote = [
-            pid for pid in _descendants(sshd.proc.pid) if b"halt\0--wait\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            pid for pid in descendants(sshd.proc.pid) if b"halt\0--wait\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
         assert len(remote) == 1, remote  # the host's `nsa halt`
         if how == "ctrl-c":  # a terminal signals its whole foreground group: our nsa and its ssh
@@ -209,7 +199,7 @@ def test_an_interrupted_halt_over_host_ends_the_hosts_halt_too(runs_dir, sshd, h
         assert not _alive(remote[0]), "the host's nsa halt still waits"
     finally:
         proc.kill()
-        _signal_all(remote, signal.SIGKILL)
+        signal_all(remote, signal.SIGKILL)
     assert (run / ".HALT").exists()
     if how == "sigkill-to-nsa":
         assert proc.returncode == -signal.SIGKILL
@@ -238,9 +228,9 @@ def test_a_halt_interrupted_before_the_host_created_halt_does_not_say_it_did(run
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-        _signal_all(_descendants(s.proc.pid), signal.SIGKILL)
+        signal_all(descendants(s.proc.pid), signal.SIGKILL)
         if started.exists() and (pid := started.read_text().strip()).isdigit():
-            _signal_all([int(pid)], signal.SIGKILL)  # the fake nsa (its sleep) outlives a session that ended first
+            signal_all([int(pid)], signal.SIGKILL)  # the fake nsa (its sleep) outlives a session that ended first
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [
         f"interrupted: {s.host} had not said it created .HALT: the run may or may not have been asked to stop; "
