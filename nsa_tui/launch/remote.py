@@ -24,7 +24,6 @@ from nsa_tui.remote.ssh import (
     SSHError,
     describe_ssh_failure,
     interactive_argv,
-    keepalive_lost,
     remote_script,
     session_lost,
     ssh_base_command,
@@ -126,10 +125,10 @@ def run_nsa(
             raise NoAnswer(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)
         stderr = err.read().decode("utf-8", errors="replace")
-    if rc == SSH_ERROR_EXIT and (out.strip() or keepalive_lost(stderr)):
-        # the host's nsa had started (its output came, or the session was up: ssh's keepalives begin only then):
-        # not "cannot reach", and not nothing done. `nsa halt --host` whose link dropped while it waited had created
-        # .HALT there, and the run stopped
+    if rc == SSH_ERROR_EXIT and (out.strip() or session_lost(stderr)):
+        # the host's nsa had started (its output came, or the session was up: ssh's keepalives begin only then, and
+        # only a session the host ends is "closed by remote host"): not "cannot reach", and not nothing done.
+        # `nsa halt --host` whose link dropped while it waited had created .HALT there, and the run stopped
         done = "what it printed above had been done there" if out.strip() else "it may have started there"
         check = shlex.join(["nsa", "runs", "--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
         raise _lost(host, stderr, f"{done}, and the rest may go on without us; check with `{check}`")

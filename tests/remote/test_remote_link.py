@@ -71,9 +71,19 @@ def test_halt_over_a_frozen_link_ends_with_lost_the_connection(runs_dir, sshd, m
     assert (run / ".HALT").exists()
 
 
-def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, sshd_factory, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("frozen", "Timeout, server 127.0.0.1 not responding."),
+        ("killed", "Connection to 127.0.0.1 closed by remote host."),  # a reboot, a killed sshd
+    ],
+)
+def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(
+    runs_dir, sshd_factory, tmp_path, monkeypatch, how, why
+):
     """ssh's keepalives start once the session is up: a host that stops answering them was reached, and the command
-    may have started there (exit 1, saying so), not "cannot reach HOST" with exit 3 (nothing ran there)."""
+    may have started there (exit 1, saying so), not "cannot reach HOST" with exit 3 (nothing ran there). The same for
+    a session the host ended (its sshd killed)."""
     fake = tmp_path / "slow-bin"
     fake.mkdir()
     started = tmp_path / "started"
@@ -91,6 +101,8 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, 
             time.sleep(0.1)
         assert started.exists(), "the host's nsa did not start"
         frozen = freeze_sshd_sessions(s.proc.pid)
+        if how == "killed":
+            signal_all(frozen, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -102,8 +114,7 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(runs_dir, 
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(
-        f"error: lost the connection to {s.host} while the command ran there (Timeout, server 127.0.0.1 not "
-        "responding.): it may have started there"
+        f"error: lost the connection to {s.host} while the command ran there ({why}): it may have started there"
     ), err
 
 
