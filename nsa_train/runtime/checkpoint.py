@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsa_train.runtime import checkpoint_order as order
-from nsa_train.telemetry import schema
+from nsa_train.telemetry import pointers, schema
 from nsa_train.telemetry.disk import disk_full, disk_full_message, free_space
 
 if TYPE_CHECKING:
@@ -117,21 +117,12 @@ def write_pointer(ckpt_dir: Path, pointer: str, file_name: str) -> None:
 
 
 def read_pointer(ckpt_dir: Path, pointer: str) -> Path | None:
-    p = ckpt_dir / pointer
-    if not p.is_file():
-        return None
-    try:
-        name = p.read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{p} is not a pointer file (it should hold one checkpoint file name)") from None
-    if not name:
-        return None
-    if "/" in name or "\n" in name:
-        raise CheckpointError(f"{p} is not a pointer file (it should hold one checkpoint file name, got {name[:80]!r})")
-    target = ckpt_dir / name
-    if not target.is_file():
-        raise CheckpointError(f"{p} points to {name}, which does not exist")
-    return target
+    """The checkpoint file ``pointer`` names; None when there is no pointer or an empty one (CheckpointError when it
+    is broken: the contract's reader, nsa_train.telemetry.pointers, says why)."""
+    read = pointers.read_pointer(ckpt_dir, pointer)
+    if read.problem is not None:
+        raise CheckpointError(read.problem)
+    return read.target
 
 
 def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], pointers: tuple[str, ...] = ()) -> Path:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.pointers import read_order, read_pointer
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,11 @@ def order_file(ckpt_dir: Path) -> Path:
     return ckpt_dir / schema.CHECKPOINT_ORDER
 
 
-def read_order(ckpt_dir: Path) -> list[str] | None:
-    """The names the order file lists, oldest first, each once where it was last listed; None without a readable
-    one (a run written before it existed: mtimes decide)."""
-    try:
-        lines = order_file(ckpt_dir).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    names = [ln.strip() for ln in lines if ln.strip() and "/" not in ln]
-    last = {name: i for i, name in enumerate(names)}
-    return [name for i, name in enumerate(names) if last[name] == i]
-
-
 def _mtime(p: Path) -> float:
     try:
         return p.stat().st_mtime
     except OSError:  # removed since it was listed
         return 0.0
-
-
-def _latest_name(ckpt_dir: Path) -> str | None:
-    """The file name `latest` holds (read here, not through checkpoint.read_pointer: that module imports this one)."""
-    try:
-        name = (ckpt_dir / schema.LATEST_POINTER).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return name if name and "/" not in name else None
 
 
 def write_order(ckpt_dir: Path, paths: list[Path]) -> WriteOrder:
@@ -75,7 +55,7 @@ def write_order(ckpt_dir: Path, paths: list[Path]) -> WriteOrder:
     listed = set(names or ())
     present = {p.name: p for p in paths}
     recorded = [present[n] for n in names or () if n in present]
-    latest = _latest_name(ckpt_dir)
+    latest = read_pointer(ckpt_dir, schema.LATEST_POINTER).name  # its name, whether or not that file is here
     latest_step = schema.checkpoint_step(latest) if latest else None
     # what an unnamed file must be newer than to count as written since: the order file's last save; without one
     # (a run from before it), the file `latest` names

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.pointers import read_pointer
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.rundir import holds_run, holds_runs, no_run_in, run_name
@@ -57,12 +58,9 @@ def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
         # names the original's file in a copied run directory: the file of that name here goes first
         here = run_dir / schema.CHECKPOINT_DIR / p.name
         return p if p.is_absolute() and not here.exists() else here
-    pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):  # not a pointer (a damaged file): no checkpoint to name
-        return None
-    return run_dir / schema.CHECKPOINT_DIR / name if name and "/" not in name else None
+    # the name it holds, whether or not that file is still here; a damaged pointer names no checkpoint
+    name = read_pointer(run_dir / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).name
+    return run_dir / schema.CHECKPOINT_DIR / name if name is not None else None
 
 
 def already_ended_reason(said: str) -> str | None:

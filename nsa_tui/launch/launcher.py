@@ -43,6 +43,7 @@ from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
+from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
@@ -154,8 +155,8 @@ def load_validated_config(config: str | None, overrides: list[str]) -> tuple[Pat
 
 
 def latest_checkpoint_name(run_dir: Path) -> str:
-    pointer = run_dir / schema.CHECKPOINT_DIR / schema.LATEST_POINTER
-    return pointer.read_text(encoding="utf-8", errors="replace").strip()
+    """The file name `latest` holds, whether or not that file is here ("" when it holds none)."""
+    return read_pointer(run_dir / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).name or ""
 
 
 def check_latest_usable(run_dir: Path) -> None:
@@ -164,11 +165,11 @@ def check_latest_usable(run_dir: Path) -> None:
     foreign file, and a damaged one (the CRCs torch.save stored: one read of the file, ~0.4 s per GiB cached,
     which a dry run was the place to learn); what needs torch (shapes, the data position) the trainer checks."""
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
-    name = latest_checkpoint_name(run_dir)
-    target = ckpt_dir / name
+    pointer = read_pointer(ckpt_dir, schema.LATEST_POINTER)
+    target = ckpt_dir / (pointer.name or "")
     why = None
-    if not name or "/" in name:
-        why = f"{ckpt_dir / schema.LATEST_POINTER} names no checkpoint file"
+    if pointer.name is None:  # unreadable, or not one file name
+        why = pointer.problem or f"{pointer.file} names no checkpoint file"
     else:
         try:
             with open(target, "rb") as fh:
@@ -215,7 +216,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
                 if target.exists()
                 else f"--resume: no run directory {where}"
             )
-        if not (target / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).is_file():
+        if not read_pointer(target / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).present:
             hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR)
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
         if config is None and not os.environ.get(CONFIG_ENV):

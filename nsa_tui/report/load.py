@@ -18,6 +18,7 @@ from typing import Any
 from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
+from nsa_train.telemetry.pointers import POINTERS, read_pointer
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
 from nsa_tui.runs.history import BOOT_SKEW_S
@@ -70,18 +71,17 @@ def full_bundle(run_dir: Path) -> RunBundle:
     return bundle
 
 
-def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str]) -> list[Checkpoint]:
+def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str | None]) -> list[Checkpoint]:
     """The checkpoint files (name -> size, the pointer and order files and hidden files excluded) with the pointers
-    (``latest``/``best`` -> the file each names) that name them, sorted by name."""
+    (``latest``/``best`` -> the file name each holds, nsa_train.telemetry.pointers) that name them, sorted by name."""
     pointed: dict[str, list[str]] = {}
-    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
-        if pointer in pointers:
-            pointed.setdefault(pointers[pointer].strip(), []).append(pointer)
+    for pointer in POINTERS:
+        if (name := pointers.get(pointer)) is not None:
+            pointed.setdefault(name, []).append(pointer)
     return [
         Checkpoint(name, size, pointed.get(name, []))
         for name, size in sorted(sizes.items())
-        if not name.startswith(".")
-        and name not in (schema.LATEST_POINTER, schema.BEST_POINTER, schema.CHECKPOINT_ORDER)
+        if not name.startswith(".") and name not in (*POINTERS, schema.CHECKPOINT_ORDER)
     ]
 
 
@@ -89,12 +89,7 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     d = run_dir / schema.CHECKPOINT_DIR
     if not d.is_dir():
         return []
-    pointers: dict[str, str] = {}
-    for pointer in (schema.LATEST_POINTER, schema.BEST_POINTER):
-        try:
-            pointers[pointer] = (d / pointer).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):  # not a pointer: it names no checkpoint
-            continue
+    pointers = {pointer: read_pointer(d, pointer).name for pointer in POINTERS}
     return checkpoint_listing({p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}, pointers)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.pointers import POINTERS, pointer_name
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.report.load import Checkpoint, ReportRun, checkpoint_listing, report_run
 from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
@@ -31,12 +32,16 @@ def pop_checkpoints(files: dict[str, FileWindow]) -> list[Checkpoint]:
     """Take the ``checkpoints/...`` entries out of a fetched bundle's files: the checkpoint listing."""
     prefix = schema.CHECKPOINT_DIR + "/"
     entries = {name[len(prefix) :]: files.pop(name) for name in list(files) if name.startswith(prefix)}
-    pointers = {
-        p: entries[p].data.decode("utf-8", errors="replace")
-        for p in (schema.LATEST_POINTER, schema.BEST_POINTER)
-        if p in entries
-    }
+    pointers = {p: _pointer_name(entries[p].data) for p in POINTERS if p in entries}
     return checkpoint_listing({name: w.size for name, w in entries.items()}, pointers)
+
+
+def _pointer_name(data: bytes) -> str | None:
+    """The file name a fetched pointer holds, as a local pointer is read (not UTF-8: none)."""
+    try:
+        return pointer_name(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
 
 
 def remote_location(host: str, path: str, remote_dir: str | None) -> str:
