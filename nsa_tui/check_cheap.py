@@ -85,9 +85,9 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False) -> CheckRow:
             pass
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
-    from nsa_train.runtime.rundir import earlier_results
+    from nsa_train.telemetry.holds import earlier_run
 
-    if fresh_start and run_dir.is_dir() and (earlier := earlier_results(run_dir)):
+    if fresh_start and run_dir.is_dir() and (earlier := earlier_run(run_dir)):
         return CheckRow(
             "run dir",
             WARN,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.holds import holds_run as contract_holds_run
 from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError
 
 UNREADABLE = "cannot read "  # how every error about a directory this user may not read starts (`nsa runs` shows them)
@@ -48,9 +49,9 @@ def is_run_dir(d: Path) -> bool:
 
 
 def holds_run(d: Path) -> bool:
-    """A run's files are there: one of RUN_MARKERS, or any rank's heartbeat (a later node of a multi-node run
-    started by hand has no rank 0's)."""
-    return is_run_dir(d) or any(d.glob(schema.HEARTBEAT_GLOB))
+    """A run's files are there: the contract's one definition (nsa_train.telemetry.holds; any rank's heartbeat counts:
+    a later node of a multi-node run started by hand has no rank 0's)."""
+    return contract_holds_run(d)
 
 
 def unreadable_dir(d: Path) -> str | None:

@@ -7,7 +7,9 @@ import fcntl
 import os
 from pathlib import Path
 
+from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.holds import earlier_run
 
 # Where run directories live when none is given: the trainer's default --run-dir, the tools' run names (here, and
 # on a host, where the variable is passed explicitly: sshd drops a client's variables unless AcceptEnv allows them)
@@ -15,33 +17,16 @@ RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 DEFAULT_RUNS_ROOT = "runs"
 
 
-def earlier_results(run_dir: Path) -> list[str]:
-    """The results of an earlier run in ``run_dir``: its checkpoints and logged steps, as short phrases ([] for a
-    new directory, or one only an attempt that failed before training wrote into: its heartbeat, config and
-    summary). A fresh start there would prune those checkpoints, move their pointers and append to those logs."""
-    found = []
-    ckpt_dir = run_dir / schema.CHECKPOINT_DIR
-    if ckpt_dir.is_dir():
-        n = sum(1 for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if not p.name.startswith("."))
-        pointers = [name for name in (schema.LATEST_POINTER, schema.BEST_POINTER) if (ckpt_dir / name).is_file()]
-        if n:
-            found.append(f"{n} checkpoint{'' if n == 1 else 's'}")
-        elif pointers:
-            found.append(f"checkpoint pointer {pointers[0]}")
-    # not summary.json: an attempt that failed before its first step writes one too (steps_completed 0)
-    for name in (schema.TRAINING_CSV, schema.VAL_CSV):
-        if _has_rows(run_dir / name):
-            found.append(name)
-    return found
-
-
-def _has_rows(path: Path) -> bool:
-    """A CSV with at least one line after its header."""
+def earlier_results(run_dir: Path, environ: dict[str, str] | None = None) -> list[str]:
+    """What of an earlier run ``run_dir`` holds, which a fresh start there would write over ([] for a new directory,
+    or one only an attempt that stopped before its model was built wrote into): the contract's one definition
+    (nsa_train.telemetry.holds), the files of the `nsa launch` that started this trainer left out."""
+    value = (os.environ if environ is None else environ).get(LAUNCH_TIME_ENV, "")
     try:
-        with open(path, "rb") as fh:
-            return len(fh.read(1 << 16).splitlines()) > 1
-    except OSError:
-        return False
+        launched: float | None = float(value)
+    except ValueError:  # not started by nsa launch
+        launched = None
+    return earlier_run(run_dir, own_launch=launched)
 
 
 def file_in_the_way(path: Path) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from nsa_train.config import Config, ConfigError
 from nsa_train.runtime.preflight import micro_batch_size
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.holds import earlier_run
 from nsa_tui.check_cheap import FAIL, WARN, cheap_checks
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
@@ -30,7 +31,7 @@ class Occupancy:
     session: str | None = None  # the live one: this launch's, or the one the run dir's launch.json records
     socket: str | None = None  # its server (tmux.recorded_socket)
     heartbeat_age_s: float | None = None  # set when a heartbeat is recent and has no end record
-    previous_run: bool = False  # traces of an earlier launch, not live
+    previous_run: bool = False  # an earlier run a fresh start would write over (telemetry.holds), not live
 
     @property
     def live(self) -> bool:
@@ -56,7 +57,7 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
         if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_gone(run_dir):
             assert hb.newest_mtime is not None
             occ.heartbeat_age_s = time.time() - hb.newest_mtime
-        occ.previous_run = not resume and runstate.holds_a_run(run_dir)
+        occ.previous_run = not resume and bool(earlier_run(run_dir))
     return occ
 
 

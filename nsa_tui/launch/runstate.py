@@ -116,9 +116,3 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
-
-
-def holds_a_run(run_dir: Path) -> bool:
-    """Any trace of an earlier launch or training in this directory."""
-    names = (schema.LAUNCH_JSON, schema.RUN_JSON, schema.EXIT_STATUS, schema.CONSOLE_LOG)
-    return any((run_dir / n).exists() for n in names) or bool(heartbeat_files(run_dir))
