@@ -18,7 +18,8 @@ from typing import Any
 from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
-from nsa_train.telemetry.pointers import POINTERS, read_pointer
+from nsa_train.telemetry.pointers import POINTERS, read_order, read_pointer
+from nsa_tui.report.earlier import this_runs_checkpoints
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
 from nsa_tui.runs.history import BOOT_SKEW_S
@@ -31,6 +32,8 @@ class Checkpoint:
     name: str
     size: int
     pointers: list[str] = field(default_factory=list)  # latest / best
+    # written before this run's fresh start (`--force` over an earlier run): that run's, not this one's
+    earlier: bool = False
 
 
 @dataclass
@@ -71,30 +74,57 @@ def full_bundle(run_dir: Path) -> RunBundle:
     return bundle
 
 
-def checkpoint_listing(sizes: dict[str, int], pointers: dict[str, str | None]) -> list[Checkpoint]:
+@dataclass
+class CheckpointListing:
+    """A run's checkpoint files, and the order file's names (None without one): which were written before this
+    run's fresh start."""
+
+    files: list[Checkpoint] = field(default_factory=list)
+    order: list[str] | None = None
+
+
+def checkpoint_listing(
+    sizes: dict[str, int], pointers: dict[str, str | None], order: list[str] | None = None
+) -> CheckpointListing:
     """The checkpoint files (name -> size, the pointer and order files and hidden files excluded) with the pointers
     (``latest``/``best`` -> the file name each holds, nsa_train.telemetry.pointers) that name them, sorted by name."""
     pointed: dict[str, list[str]] = {}
     for pointer in POINTERS:
         if (name := pointers.get(pointer)) is not None:
             pointed.setdefault(name, []).append(pointer)
-    return [
+    files = [
         Checkpoint(name, size, pointed.get(name, []))
         for name, size in sorted(sizes.items())
         if not name.startswith(".") and name not in (*POINTERS, schema.CHECKPOINT_ORDER)
     ]
+    return CheckpointListing(files, order)
 
 
-def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
+def list_checkpoints(run_dir: Path) -> CheckpointListing:
     d = run_dir / schema.CHECKPOINT_DIR
     if not d.is_dir():
-        return []
+        return CheckpointListing()
     pointers = {pointer: read_pointer(d, pointer).name for pointer in POINTERS}
-    return checkpoint_listing({p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}, pointers)
+    sizes = {p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}
+    return checkpoint_listing(sizes, pointers, read_order(d))
+
+
+def mark_earlier_run(h: RunHistory, listing: CheckpointListing) -> list[Checkpoint]:
+    """The listing's files, those an earlier run left marked: the run's newest fresh start came after attempts of
+    another run (a `--force` start in its directory), and neither its checkpoint records nor the order file after
+    them name the file."""
+    runs = attempts(h)
+    fresh = [i for i, a in enumerate(runs) if a.fresh]
+    if not fresh or fresh[-1] == 0:  # the directory's first run: every file is its own
+        return listing.files
+    own = this_runs_checkpoints(h.events, runs[fresh[-1]].boot, listing.order)
+    for c in listing.files:
+        c.earlier = c.name not in own
+    return listing.files
 
 
 def report_run(
-    bundle: RunBundle, checkpoints: list[Checkpoint], where: str, parent: str, *, local: bool = False
+    bundle: RunBundle, checkpoints: CheckpointListing, where: str, parent: str, *, local: bool = False
 ) -> ReportRun:
     """A run's report data from its files read whole (UserError, exit 3, when they hold no telemetry of any known
     format: the line `nsa status` gives). ``local``: the run is on this machine, so a run without a launch.json is
@@ -114,7 +144,7 @@ def report_run(
     rules, problem = run_rules(h.config)
     rules_error = problem.in_run_config(where, config_file(h)) if problem is not None else None
     verdict = evaluate(h, bundle.now, rules, run=name)
-    return ReportRun(name, where, parent, h, checkpoints, verdict, rules_error)
+    return ReportRun(name, where, parent, h, mark_earlier_run(h, checkpoints), verdict, rules_error)
 
 
 def load_report_run(run_dir: Path) -> ReportRun:

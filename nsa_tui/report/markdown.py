@@ -168,6 +168,9 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
         lines.append(f"- **{_name(r.name)}** ({_code(r.where.rstrip('/') + '/' + schema.CHECKPOINT_DIR)}):")
         for c in r.checkpoints:
             marks = f" ← {', '.join(c.pointers)}" if c.pointers else ""
+            if c.earlier:
+                # a `--force` start keeps the earlier run's files until train.keep_last prunes them
+                marks += " (an earlier run's: written before this run's `--force` start)"
             lines.append(f"  - {_code(c.name)} {human_bytes(c.size)}{marks}")
     return lines
 

@@ -11,29 +11,33 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.pointers import POINTERS, pointer_name
+from nsa_train.telemetry.pointers import POINTERS, order_names, pointer_name
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
-from nsa_tui.report.load import Checkpoint, ReportRun, checkpoint_listing, report_run
+from nsa_tui.report.load import CheckpointListing, ReportRun, checkpoint_listing, report_run
 from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
 
 POINTER_BYTES = 4096
+ORDER_BYTES = 64 * 1024  # the order file: a line per checkpoint the directory holds
 # every file a local report reads, whole; then the pointers' contents and the checkpoints' names and sizes
 REPORT_LIMITS: tuple[tuple[str, int], ...] = (
     *((pattern, WHOLE_FILE if limit > 0 else limit) for pattern, limit in FILE_LIMITS),
     (f"{schema.CHECKPOINT_DIR}/{schema.LATEST_POINTER}", POINTER_BYTES),
     (f"{schema.CHECKPOINT_DIR}/{schema.BEST_POINTER}", POINTER_BYTES),
+    (f"{schema.CHECKPOINT_DIR}/{schema.CHECKPOINT_ORDER}", ORDER_BYTES),
     (f"{schema.CHECKPOINT_DIR}/*", 0),
 )
 # a long run's telemetry is tens of MB: more time than the status call's 60 s
 REPORT_TIMEOUT_S = 600.0
 
 
-def pop_checkpoints(files: dict[str, FileWindow]) -> list[Checkpoint]:
+def pop_checkpoints(files: dict[str, FileWindow]) -> CheckpointListing:
     """Take the ``checkpoints/...`` entries out of a fetched bundle's files: the checkpoint listing."""
     prefix = schema.CHECKPOINT_DIR + "/"
     entries = {name[len(prefix) :]: files.pop(name) for name in list(files) if name.startswith(prefix)}
     pointers = {p: _pointer_name(entries[p].data) for p in POINTERS if p in entries}
-    return checkpoint_listing({name: w.size for name, w in entries.items()}, pointers)
+    order = entries.get(schema.CHECKPOINT_ORDER)
+    names = order_names(order.data.decode("utf-8", errors="replace")) if order is not None else None
+    return checkpoint_listing({name: w.size for name, w in entries.items()}, pointers, names)
 
 
 def _pointer_name(data: bytes) -> str | None:

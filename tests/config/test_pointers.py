@@ -59,11 +59,11 @@ def test_every_reader_takes_the_same_name_from_a_pointer(tmp_path: Path, content
     # the tools: halt, the launcher, the local and the remote report
     assert latest_checkpoint(run, []) == (ckpts / name if name else None)
     assert latest_checkpoint_name(run) == (name or "")
-    marked = {c.name for c in list_checkpoints(run) if schema.LATEST_POINTER in c.pointers}
+    marked = {c.name for c in list_checkpoints(run).files if schema.LATEST_POINTER in c.pointers}
     files = {n: FileWindow(f"checkpoints/{n}", b"", 4, None) for n in NAMES}
     fetched = {**files, schema.LATEST_POINTER: FileWindow("", content, len(content), None)}
     remote = pop_checkpoints({f"{schema.CHECKPOINT_DIR}/{k}": v for k, v in fetched.items()})
-    assert marked == {c.name for c in remote if schema.LATEST_POINTER in c.pointers} == ({name} & set(NAMES))
+    assert marked == {c.name for c in remote.files if schema.LATEST_POINTER in c.pointers} == ({name} & set(NAMES))
 
 
 def test_no_pointer_is_no_checkpoint_and_not_broken(tmp_path: Path) -> None:

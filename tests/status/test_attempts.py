@@ -540,3 +540,43 @@ def test_a_resume_that_failed_otherwise_still_reads_crashed(tmp_path):
     w.end(schema.END_ERROR, 1)
     v = evaluate(load_run(path), w.ts + 1)
     assert (v.state, v.health, v.refused_resume) == ("crashed", "critical", None)
+
+
+def test_a_forced_runs_report_marks_the_checkpoints_the_earlier_run_left(tmp_path):
+    """After `--force` over a finished run, `nsa report` listed that run's step_40 beside this run's step_20 as if
+    both were this run's. The checkpoint records since the fresh boot, and the order file after them, say which are."""
+    from nsa_tui.report.markdown import checkpoints_section
+    from nsa_tui.report.remote import pop_checkpoints
+    from nsa_tui.runs.bundle import FileWindow
+
+    path = tmp_path / "forced"
+    forced_run(path)
+    ckpts = path / schema.CHECKPOINT_DIR
+    ckpts.mkdir()
+    names = ["step_00000040.pt", "step_00000020.pt", "step_00000021.pt"]  # 21: a save cut before its record
+    for name in names:
+        (ckpts / name).write_bytes(b"PK\x03\x04")
+    (ckpts / schema.CHECKPOINT_ORDER).write_text("".join(f"{n}\n" for n in names))
+    (ckpts / schema.LATEST_POINTER).write_text("step_00000020.pt\n")
+    local = load_report_run(path)
+    assert {c.name: c.earlier for c in local.checkpoints} == {names[0]: True, names[1]: False, names[2]: False}
+    lines = checkpoints_section([local])
+    assert [ln for ln in lines if "an earlier run's" in ln] == [
+        f"  - `{names[0]}` 4 B (an earlier run's: written before this run's `--force` start)"
+    ]
+    # a report over ssh reads the order file with the pointers, and marks the same
+    from nsa_tui.report.load import full_bundle, report_run
+
+    fetched = {
+        f"{schema.CHECKPOINT_DIR}/{p.name}": FileWindow(p.name, p.read_bytes(), 4, None) for p in ckpts.iterdir()
+    }
+    remote = report_run(full_bundle(path), pop_checkpoints(fetched), "host:forced", "x")
+    assert [(c.name, c.earlier) for c in remote.checkpoints] == [(c.name, c.earlier) for c in local.checkpoints]
+
+
+def test_a_run_without_a_forced_start_marks_no_checkpoint(tmp_path):
+    path = tmp_path / "resumed"
+    resumed_run(path)
+    (path / schema.CHECKPOINT_DIR).mkdir()
+    (path / schema.CHECKPOINT_DIR / "step_00000200.pt").write_bytes(b"PK\x03\x04")
+    assert [c.earlier for c in load_report_run(path).checkpoints] == [False]
