@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,15 +27,32 @@ from nsa_tui.rundir import UNREADABLE
 from nsa_tui.styles import HEALTH_STYLE
 
 
-def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> list[Judged]:
+@dataclass
+class RunListing:
+    """The runs under a directory, judged, newest first; and the names of the directories beside them that hold no
+    run at all (docs/telemetry.md, Holds a run: a data folder, a report's --out), left out of the table."""
+
+    judged: list[Judged]
+    left_out: list[str] = field(default_factory=list)
+
+    def left_out_line(self) -> str | None:
+        """One line for the directories left out; None when there were none."""
+        n = len(self.left_out)
+        if not n:
+            return None
+        names = ", ".join(self.left_out[:3]) + (", ..." if n > 3 else "")
+        return f"{n} director{'y' if n == 1 else 'ies'} that hold{'s' if n == 1 else ''} no run left out: {names}"
+
+
+def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> RunListing:
     """Every run directory under DIR (default: the runs root), newest first."""
     check_remote_dir(host, remote_dir)
     if host is not None:
         judged = judge_remote(host, [f"@all:{directory or ''}"], remote_dir=remote_dir)
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
-        return judged
-    from nsa_tui.rundir import is_run_dir, list_runs, runs_root, unreadable_dir
+        return RunListing(judged)
+    from nsa_tui.rundir import holds_run, is_run_dir, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
     if root.exists() and not root.is_dir():
@@ -48,7 +66,10 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
             f"{root} is a run directory, not a directory of runs: `nsa status {root}`, or `nsa runs {root.parent}`",
             NOT_FOUND_EXIT,
         )
-    return [judge_local(d) for d in list_runs(root)]
+    # one this user cannot read may hold a run: listed, as unreadable
+    dirs = list_runs(root)
+    runs = [d for d in dirs if unreadable_dir(d) is not None or holds_run(d)]
+    return RunListing([judge_local(d) for d in runs], sorted(d.name for d in dirs if d not in runs))
 
 
 def status_command(j: Judged, directory: str | None, host: str | None, remote_dir: str | None = None) -> str:
@@ -164,14 +185,18 @@ def render_table(
 
 
 def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_dir: str | None = None) -> int:
-    judged = collect_runs(directory, host, remote_dir)
-    if as_json:
+    listing = collect_runs(directory, host, remote_dir)
+    judged, left_out = listing.judged, listing.left_out_line()
+    if as_json:  # one object per run, nothing else on stdout
         for j in judged:
             print(json.dumps(j.verdict if j.verdict is not None else j.error_object()), flush=True)
     elif not judged:
-        print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}")
+        said = f" ({left_out})" if left_out else ""
+        print(f"no runs under {directory or 'the runs root'}{' on ' + host if host else ''}{said}")
     else:
         render_table(judged, directory, host, remote_dir)
+        if left_out:
+            print(left_out)
     return 0
 
 

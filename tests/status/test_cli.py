@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from fixtures.cli import one_error
 from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from typer.testing import CliRunner
 
+from nsa_train.telemetry import schema
 from nsa_tui.cli import app
 
 REQUIRED = {
@@ -139,16 +141,33 @@ def test_before_the_first_progress_record_no_kind_of_memory_is_claimed(runs_dir)
 
 
 def test_runs_table_and_json(runs_dir):
+    """A directory beside the runs that holds no run (a data folder, an empty one) was listed as `no telemetry`:
+    left out now, counted in one line; a run just launched (no telemetry yet) is still listed."""
     make_v1_run(runs_dir / "alpha", steps=100)
     make_v1_run(runs_dir / "beta", state="halted")
     (runs_dir / "gamma").mkdir()
+    (runs_dir / "data").mkdir()
+    (runs_dir / "data" / "corpus.txt").write_text("text\n")
+    (runs_dir / "delta").mkdir()  # launched a moment ago: launch.json, console.log, no heartbeat yet
+    (runs_dir / "delta" / schema.LAUNCH_JSON).write_text("{}\n")
+    (runs_dir / "delta" / schema.CONSOLE_LOG).write_text("")
     res = invoke("runs")
     assert res.exit_code == 0
-    for word in ("alpha", "beta", "gamma", "running", "halted", "no telemetry", "100/1000"):
+    for word in ("alpha", "beta", "delta", "running", "halted", "100/1000"):
         assert word in res.stdout
+    rows = [line.split()[0] for line in res.stdout.splitlines()[1:-1]]
+    assert sorted(rows) == ["alpha", "beta", "delta"], res.stdout
+    assert res.stdout.splitlines()[-1] == "2 directories that hold no run left out: data, gamma", res.stdout
     res = invoke("runs", "--json", str(runs_dir))
     objs = {o["run"]: o for o in map(json.loads, res.stdout.splitlines())}
-    assert objs["alpha"]["health"] == "ok" and objs["beta"]["state"] == "halted" and "error" in objs["gamma"]
+    assert objs["alpha"]["health"] == "ok" and objs["beta"]["state"] == "halted"
+    assert set(objs) == {"alpha", "beta", "delta"}
+    for d in ("alpha", "beta", "delta"):
+        shutil.rmtree(runs_dir / d)
+    res = invoke("runs")
+    assert res.exit_code == 0 and res.stdout.strip() == (
+        "no runs under the runs root (2 directories that hold no run left out: data, gamma)"
+    )
     res = invoke("runs", str(runs_dir / "nothing"))
     assert res.exit_code == 3 and "no runs directory" in res.stderr
     (runs_dir / "afile").write_text("x")  # said to be no runs directory, as if missing
