@@ -124,6 +124,45 @@ def print_table(rows: list[dict[str, str]]) -> None:
         print("ready to train" + (f" ({len(warn)} warning{'s' if len(warn) > 1 else ''}: {said})" if warn else ""))
 
 
+def check_here_or_on_host(
+    config: str | None,
+    overrides: list[str],
+    run_dir: str | None,
+    host: str | None,
+    remote_dir: str | None,
+    nproc: int | None,
+    json_out: bool,
+    *,
+    nsa_test: bool = True,
+) -> int:
+    """`nsa check`: the options checked, then the preflight here (its table, or with ``json_out`` one JSON object,
+    printed) or `nsa check` on ``host``, which prints its own: the exit status. A user's mistake raises UserError
+    (BadConfig, exit 2, for a config that does not load: with ``json_out`` its failed row is printed first)."""
+    check_remote_dir(host, remote_dir)
+    for flag, value in (("--config", config), ("--run-dir", run_dir)):
+        if value is not None and not value.strip():  # `--config "$CFG"` with CFG unset: not the default
+            raise UserError(f"{flag} is empty: give a value, or leave the option out for the default", USAGE_EXIT)
+    from nsa_train.config.loader import repeated_set
+
+    if said := repeated_set(overrides):
+        raise UserError(said, USAGE_EXIT)
+    where = Path(run_dir) if run_dir is not None else None
+    if host:
+        return remote_check(host, remote_dir, config, overrides, where, json_out, nproc)
+    try:
+        rows = run_check(config, overrides, where, nproc=nproc, nsa_test=nsa_test)
+    except BadConfig as e:
+        if json_out:  # a script reading the JSON gets the failed config row to parse
+            print(json.dumps({"ok": False, "rows": [{"name": "config", "status": "fail", "reason": str(e)}]}, indent=2))
+        raise
+    ok = not any(r["status"] == "fail" for r in rows)
+    if json_out:
+        print(json.dumps({"ok": ok, "rows": rows}, indent=2))
+    else:
+        print_table(rows)
+    return 0 if ok else EXIT_FAILED
+
+
 def register(app: typer.Typer) -> None:
     @app.command("check")
     def check(
@@ -146,27 +185,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Preflight before a long run: versions, GPUs and memory, disk, data, tokenizer, NSA self-test."""
         try:
-            check_remote_dir(host, remote_dir)
-            for flag, value in (("--config", config), ("--run-dir", run_dir)):
-                if value is not None and not value.strip():  # `--config "$CFG"` with CFG unset: not the default
-                    said = f"{flag} is empty: give a value, or leave the option out for the default"
-                    raise UserError(said, USAGE_EXIT)
-            from nsa_train.config.loader import repeated_set
-
-            if said := repeated_set(overrides or []):
-                raise UserError(said, USAGE_EXIT)
-            where = Path(run_dir) if run_dir is not None else None
-            if host:
-                raise typer.Exit(remote_check(host, remote_dir, config, overrides or [], where, json_out, nproc))
-            rows = run_check(config, overrides or [], where, nproc=nproc)
+            code = check_here_or_on_host(config, overrides or [], run_dir, host, remote_dir, nproc, json_out)
         except UserError as e:
-            if json_out and isinstance(e, BadConfig):
-                row = {"name": "config", "status": "fail", "reason": str(e)}
-                print(json.dumps({"ok": False, "rows": [row]}, indent=2))
             fail(str(e), e.code)
-        ok = not any(r["status"] == "fail" for r in rows)
-        if json_out:
-            print(json.dumps({"ok": ok, "rows": rows}, indent=2))
-        else:
-            print_table(rows)
-        raise typer.Exit(0 if ok else EXIT_FAILED)
+        raise typer.Exit(code)

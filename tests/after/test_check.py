@@ -430,3 +430,26 @@ def test_ranks_on_a_cpu_share_its_ram() -> None:
     assert three["reason"].startswith(f"~{each:.2f} GiB per rank x 3 ranks = {3 * each:.2f} GiB estimated vs RAM")
     gpu = check_memory(30 * GIB, True, [("H100", 80 * GIB)], ranks=8)  # a GPU each: per rank
     assert gpu["status"] == "pass" and " x 8 ranks" not in gpu["reason"], gpu
+
+
+def test_the_check_commands_logic_is_one_function(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nsa check`'s option checks, the run and the printing lived in the Typer command's body; they are
+    check_here_or_on_host now, which the command only calls (its errors one line, its result the exit status)."""
+    from nsa_tui.commands.check import EXIT_BAD_CONFIG, BadConfig, check_here_or_on_host
+    from nsa_tui.errors import USAGE_EXIT, UserError
+
+    def call(config: str | None, overrides: list[str], run_dir: str | None, json_out: bool = False) -> int:
+        return check_here_or_on_host(config, overrides, run_dir, None, None, None, json_out, nsa_test=False)
+
+    for bad in (("", FAST, None), (None, FAST, " "), (None, [*FAST, "train.steps=2", "train.steps=3"], None)):
+        with pytest.raises(UserError) as e:
+            call(*bad)
+        assert e.value.code == USAGE_EXIT
+    with pytest.raises(BadConfig) as e:
+        call(None, [*FAST, "train.stepz=2"], str(tmp_path / "r"), json_out=True)
+    assert e.value.code == EXIT_BAD_CONFIG
+    said = json.loads(capsys.readouterr().out)
+    assert said["ok"] is False and said["rows"][0]["status"] == "fail" and "train.stepz" in said["rows"][0]["reason"]
+    assert call(None, FAST, str(tmp_path / "r"), json_out=True) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["run dir"]["status"] == "pass"
