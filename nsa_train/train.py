@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ from nsa_train.config import (
     load_config,
     lr_at,
     phase_at,
-    resolve_config_path,
     resume_notes,
     train_flops_per_token,
 )
@@ -40,15 +40,9 @@ from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.resumable import newer_checkpoint_note, resume_refusal, world_size_mismatch
-from nsa_train.runtime.rundir import (
-    DEFAULT_RUNS_ROOT,
-    RUNS_ROOT_ENV,
-    earlier_results,
-    file_in_the_way,
-    hold_run_dir,
-    sign_held_locks,
-)
+from nsa_train.runtime.resumable import newer_checkpoint_note, world_size_mismatch
+from nsa_train.runtime.rundir import sign_held_locks
+from nsa_train.runtime.start import StartRefused, claim_run_dir
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.mfu import mfu
@@ -133,25 +127,54 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def default_run_dir(config_path: Path | None, world_size: int) -> Path:
-    if world_size > 1:
-        raise ConfigError("--run-dir is required under torchrun (every rank must write to the same directory)")
-    stem = config_path.stem if config_path else "tiny-cpu"
-    root = os.environ.get(RUNS_ROOT_ENV, DEFAULT_RUNS_ROOT)
-    return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def choose_config_path(args: argparse.Namespace) -> Path | None:
-    """--config (checked against CONFIG); on --resume without either, the run's own config.yaml (one that is
-    missing is refused by resume_refusal)."""
-    if args.resume and not args.config and not os.environ.get("CONFIG") and args.run_dir:
-        saved = Path(args.run_dir) / schema.CONFIG_YAML
-        if saved.is_file():
-            return saved
-    return resolve_config_path(args.config)
-
-
 def main(argv: list[str] | None = None) -> int:
+    _keep_console_safe()
+    t_boot = time.time()
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+    try:
+        config_path, run_dir = claim_run_dir(args, rank, world_size)
+    except StartRefused as e:
+        _say_refusal(e, rank, world_size)
+        return EXIT_USER_ERROR
+    # the stop handlers before the boot record: a stop from then on (a tmux session killed at once) is this attempt's.
+    # Noted until the try below, and raised there: raised here, it would escape the end record's `finally`
+    stop = StopRequests(run_dir, rank == 0)
+    stop.starting = False
+    stop.install_signal_handlers()
+    try:
+        hb = _write_boot(run_dir, rank, world_size)
+    except StartRefused as e:
+        _say_refusal(e, rank, world_size)
+        return EXIT_USER_ERROR
+    if rank == 0:
+        print(f"[boot] run dir {run_dir} | world size {world_size} | pid {os.getpid()}")
+
+    end = _Ending()
+    try:
+        # before torch's import and the config: a stop in the start's first seconds (a tmux session killed at once)
+        # ended without an end record, or with a KeyboardInterrupt traceback read as a crash
+        stop.starting = True
+        if stop.signal_name is not None:  # one came before this try
+            raise StoppedAtStart(stop.signal_name)
+        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_CONFIG, config_path=str(config_path) if config_path else None)
+        cfg = load_config(config_path, args.overrides)
+        hb.liveness_every_s = cfg.monitor.liveness_every_s
+        end.trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path, stop)
+        end.reason, end.status = end.trainer.run()
+        end.step = end.trainer.step
+    except BaseException as e:
+        end.failed(e, hb, rank)
+    finally:
+        end.write(hb, stop, args.resume, rank)
+    if (shared_error := end.shared_error()) is not None:
+        say_once_for_all_ranks(shared_error, rank, world_size)
+    return end.status
+
+
+def _keep_console_safe() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # a console whose reader died (the launch wrapper killed) must not end the run: runtime/console.py
@@ -160,57 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     # signal over at the start of the run (Trainer.run); a dump asked for before then is not written
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    t_boot = time.time()
-    args = parse_args(argv)
-    rank = int(os.environ.get("RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
 
-    try:
-        config_path = choose_config_path(args)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config_path, world_size)
-    except ConfigError as e:  # the same on every rank: said once
+
+def _say_refusal(e: StartRefused, rank: int, world_size: int) -> None:
+    if e.each_rank:
+        print(f"error: {e}", file=sys.stderr)
+    else:
         say_once_for_all_ranks(str(e), rank, world_size)
-        return EXIT_USER_ERROR
-    if args.resume and not run_dir.is_dir():  # said before a directory is made for it (an empty one was left)
-        what = f"{run_dir} is a file, not a run directory" if run_dir.exists() else f"no run directory {run_dir}"
-        say_once_for_all_ranks(f"--resume: {what}", rank, world_size)
-        return EXIT_USER_ERROR
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        why = file_in_the_way(run_dir) or e.strerror or e
-        print(f"error: cannot create the run directory {run_dir}: {why}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    # before anything is written: a start refused here leaves the earlier run's records as they were (a boot and
-    # an error record appended to them would make the tools judge that run by this attempt)
-    if (in_use := hold_run_dir(run_dir, rank)) is not None:
-        say_once_for_all_ranks(in_use, rank, world_size)
-        return EXIT_USER_ERROR
-    earlier = [] if args.resume or args.force else earlier_results(run_dir)
-    if earlier:  # every rank sees the same files and stops alike: one message
-        say_once_for_all_ranks(
-            f"{run_dir} holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, or choose another "
-            "--run-dir (--force starts afresh there: its logs get this run's rows appended and train.keep_last prunes "
-            "its checkpoints)",
-            rank,
-            world_size,
-        )
-        return EXIT_USER_ERROR
-    config_given = bool(args.config or os.environ.get("CONFIG"))
-    refusal = (
-        resume_refusal(run_dir, config_path, args.overrides, config_given, world_size, args.reshard)
-        if args.resume
-        else None
-    )
-    if refusal is not None:
-        say_once_for_all_ranks(refusal, rank, world_size)
-        return EXIT_USER_ERROR
 
-    # the stop handlers before the boot record: a stop from then on (a tmux session killed at once) is this attempt's.
-    # Noted until the try below, and raised there: raised here, it would escape the end record's `finally`
-    stop = StopRequests(run_dir, rank == 0)
-    stop.starting = False
-    stop.install_signal_handlers()
+
+def _write_boot(run_dir: Path, rank: int, world_size: int) -> HeartbeatWriter:
+    """The boot record and a first liveness: the tools see the process from here on, before torch is imported."""
     try:
         sign_held_locks()
         hb = HeartbeatWriter(run_dir, rank)
@@ -226,77 +209,71 @@ def main(argv: list[str] | None = None) -> int:
         )
         hb.liveness(0, force=True)
     except DiskFullError as e:  # nothing of this run is written yet: the one line is all there is
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise StartRefused(str(e), each_rank=True) from None
     except OSError as e:  # a run directory we may not write to (permissions, a read-only mount)
-        print(f"error: cannot write the run directory {run_dir}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    if rank == 0:
-        print(f"[boot] run dir {run_dir} | world size {world_size} | pid {os.getpid()}")
+        raise StartRefused(f"cannot write the run directory {run_dir}: {e.strerror or e}", each_rank=True) from None
+    return hb
+
+
+@dataclass
+class _Ending:
+    """How this process ends: what its end record says (the tools judge the run by it), written however the run
+    stopped, and the error every rank met that rank 0 said (or another rank, should rank 0 not get to it)."""
 
     trainer: Trainer | None = None
-    reason, status, step = schema.END_ERROR, EXIT_ERROR, 0
-    shared_error: str | None = None  # met by every rank, said by rank 0: another rank says it if rank 0 could not
-    try:
-        # before torch's import and the config: a stop in the start's first seconds (a tmux session killed at once)
-        # ended without an end record, or with a KeyboardInterrupt traceback read as a crash
-        stop.starting = True
-        if stop.signal_name is not None:  # one came before this try
-            raise StoppedAtStart(stop.signal_name)
-        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_CONFIG, config_path=str(config_path) if config_path else None)
-        cfg = load_config(config_path, args.overrides)
-        hb.liveness_every_s = cfg.monitor.liveness_every_s
-        trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path, stop)
-        reason, status = trainer.run()
-        step = trainer.step
-    except StoppedAtStart as e:  # a stop before the first batch: nothing trained to finish or save
-        step = trainer.step if trainer else 0
-        reason, status = schema.END_SIGNAL, 128 + int(getattr(signal, e.signal_name))
-        if rank == 0:
-            print(f"[stop] {e}")
-    except (ConfigError, UserFacingError) as e:
-        step = trainer.step if trainer else 0
-        reason, status = schema.END_ERROR, EXIT_USER_ERROR
-        # the same config mistake on every rank: one message (rank 0's), every heartbeat has the record
-        _report_error(hb, step, str(e), rank, quiet=rank != 0)
-        if rank != 0:
-            shared_error = " ".join(str(e).split())
-    except BaseException as e:
-        step = trainer.step if trainer else 0
-        if _is_user_error(e):
-            reason, status = schema.END_ERROR, EXIT_USER_ERROR
+    reason: str = schema.END_ERROR
+    status: int = EXIT_ERROR
+    step: int = 0
+    said_by_rank_0: str | None = None
+
+    def failed(self, e: BaseException, hb: HeartbeatWriter, rank: int) -> None:
+        """What ``e``, raised on the way or in the loop, ends the run as; the error record and its one line."""
+        self.step = self.trainer.step if self.trainer else 0
+        if isinstance(e, StoppedAtStart):  # a stop before the first batch: nothing trained to finish or save
+            self.reason, self.status = schema.END_SIGNAL, 128 + int(getattr(signal, e.signal_name))
+            if rank == 0:
+                print(f"[stop] {e}")
+        elif isinstance(e, (ConfigError, UserFacingError)):
+            self.reason, self.status = schema.END_ERROR, EXIT_USER_ERROR
+            # the same config mistake on every rank: one message (rank 0's), every heartbeat has the record
+            _report_error(hb, self.step, str(e), rank, quiet=rank != 0)
+            if rank != 0:
+                self.said_by_rank_0 = " ".join(str(e).split())
+        elif _is_user_error(e):
+            self.reason, self.status = schema.END_ERROR, EXIT_USER_ERROR
             # said by every rank that meets it: a rank's own shard or a node's own disk may fail on that rank alone
             # (the same error on two ranks is said twice, "error (rank 1): ..." the second)
-            _report_error(hb, step, str(e), rank)
+            _report_error(hb, self.step, str(e), rank)
         elif (lost := _peer_lost(e)) is not None:
-            reason, status = schema.END_ERROR, EXIT_ERROR
-            _report_error(hb, step, lost, rank)  # no traceback: it would only show where this rank waited
+            self.reason, self.status = schema.END_ERROR, EXIT_ERROR
+            _report_error(hb, self.step, lost, rank)  # no traceback: it would only show where this rank waited
         else:
-            reason, status = schema.END_ERROR, EXIT_ERROR
+            self.reason, self.status = schema.END_ERROR, EXIT_ERROR
             import traceback
 
             traceback.print_exc()
-            _report_error(hb, step, f"{type(e).__name__}: {e}", rank, quiet=True)
-    finally:
+            _report_error(hb, self.step, f"{type(e).__name__}: {e}", rank, quiet=True)
+
+    def write(self, hb: HeartbeatWriter, stop: StopRequests, resume: bool, rank: int) -> None:
+        """Release the run, then its last liveness and the end record, always last."""
         stop.starting = False  # a signal while it shuts down is a flag (a second one kills): the end record comes
-        if trainer is not None:
-            trainer.shutdown(reason)
+        if self.trainer is not None:
+            self.trainer.shutdown(self.reason)
         else:
             stop.restore_signal_handlers()
-        hb.liveness(step, force=True, best_effort=True)
+        hb.liveness(self.step, force=True, best_effort=True)
         # a resume refused before its checkpoint loaded changed nothing of the run: the tools keep its verdict
-        refused = args.resume and status == EXIT_USER_ERROR and not (trainer is not None and trainer.resumed)
+        refused = resume and self.status == EXIT_USER_ERROR and not (self.trainer is not None and self.trainer.resumed)
         extra: dict[str, Any] = {schema.RESUME_REFUSED: True} if refused else {}
-        if trainer is not None and (loop_s := trainer.loop_seconds()) is not None:
+        if self.trainer is not None and (loop_s := self.trainer.loop_seconds()) is not None:
             extra[schema.END_TRAIN_TIME] = round(loop_s, 3)
-        hb.write(schema.KIND_END, step, reason=reason, exit_status=status, best_effort=True, **extra)
+        hb.write(schema.KIND_END, self.step, reason=self.reason, exit_status=self.status, best_effort=True, **extra)
         hb.close()
         if rank == 0:
-            print(f"[end] {reason} at step {step} (exit status {status})")
-    shared_error = shared_error or (trainer.shared_error if trainer else None)
-    if shared_error is not None:
-        say_once_for_all_ranks(shared_error, rank, world_size)
-    return status
+            print(f"[end] {self.reason} at step {self.step} (exit status {self.status})")
+
+    def shared_error(self) -> str | None:
+        return self.said_by_rank_0 or (self.trainer.shared_error if self.trainer else None)
 
 
 RANK0_GRACE_S = 10.0
