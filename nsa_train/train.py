@@ -43,6 +43,7 @@ from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.resumable import newer_checkpoint_note, world_size_mismatch
 from nsa_train.runtime.rundir import sign_held_locks
 from nsa_train.runtime.start import StartRefused, claim_run_dir
+from nsa_train.runtime.step_window import StepWindow
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.mfu import mfu
@@ -356,11 +357,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
-        cfg, run_dir, hb = self.cfg, self.run_dir, self.hb
+        """The start's phases in order, then the loop. Each phase's record is written as it begins: a start stuck
+        in one shows it as its last record."""
         # SIGUSR1 dumps from the start: a start that seems to hang (data, model, compile) is when `nsa dump` is
         # wanted most, and before this the signal's default action killed the trainer
         self._start_watchdog()
+        self._configure()
+        self._join_ranks()
+        self._load_data()
+        self._build_model()
+        self._compile()
+        self._open_training()
+        return self._loop()
 
+    def _configure(self) -> None:
+        """torch, the device and its precision, and what the start warns about: the config phase's `done` record."""
+        cfg = self.cfg
         # runtime.env before torch loads (OpenMP, CUDA's allocator and NCCL read it): names set here mean the
         # process was not started by `nsa launch`, which sets them
         env_set, env_warnings = apply_runtime_env(cfg.runtime.env, os.environ)
@@ -370,25 +382,18 @@ class Trainer:
 
         from nsa_train.runtime import device as devmod
         from nsa_train.runtime import distributed as distmod
-        from nsa_train.runtime.preflight import (
-            check_compile_toolchain,
-            check_ddp_settings,
-            micro_batch_size,
-            preflight_warnings,
-            unread_nsa_env,
-        )
+        from nsa_train.runtime.preflight import micro_batch_size, preflight_warnings, unread_nsa_env
 
-        self.torch = torch
+        self.torch, self.devmod, self.distmod = torch, devmod, distmod
         self.info = distmod.env_dist_info()
         self.device = devmod.resolve_device(cfg.runtime, self.info.local_rank)
         self.precision = devmod.resolve_precision(cfg.runtime, self.device)
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
         warnings = env_warnings + unread_nsa_env(os.environ) + preflight_warnings(cfg, self.device.type, self.precision)
-        threads = devmod.configure_threads(cfg.runtime, self.device)
+        self.threads = devmod.configure_threads(cfg.runtime, self.device)
         devmod.configure_matmul(cfg.runtime, self.device)
-        is_main = self.info.is_main
-        if is_main:
-            if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (below)
+        if self.info.is_main:
+            if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (_build_model)
                 self._save_config()
             source = f"{FROM_CONFIG_ENV}; " if config_from_env(self.args.config) else ""
             print(f"[config] {self.config_path or '<embedded default>'} ({source}resolved, saved as config.yaml):")
@@ -397,7 +402,7 @@ class Trainer:
                 print(f"[env] runtime.env set by the trainer: {', '.join(env_set)}")
             for w in warnings:
                 print(f"warning: {w}", file=sys.stderr)
-        hb.write(
+        self.hb.write(
             schema.KIND_PHASE,
             0,
             phase=schema.PHASE_CONFIG,
@@ -405,31 +410,38 @@ class Trainer:
             total_steps=cfg.train.steps,  # this attempt's: a resume may change it, run.json follows later
             device=str(self.device),
             precision=self.precision,
-            threads=threads,
+            threads=self.threads,
             micro_batch=self.micro_batch,
             warnings=warnings,
         )
         self.config_warnings = list(warnings)  # with the train phase's, in run.json's start_warnings
 
-        backend = distmod.resolve_backend(cfg.runtime, self.device)
+    def _join_ranks(self) -> None:
+        """The settings DDP and compile need checked, then the process group (a no-op for one process)."""
+        from nsa_train.runtime.preflight import check_compile_toolchain, check_ddp_settings
+
+        cfg = self.cfg
+        backend = self.distmod.resolve_backend(cfg.runtime, self.device)
         check_ddp_settings(cfg, backend, self.info.world_size, self.device.type)
         check_compile_toolchain(cfg, self.device.type)
-        distmod.init_process_group(self.info, backend)
+        self.distmod.init_process_group(self.info, backend)
         self.dist_ready = True
-        self.distmod = distmod
-        self.devmod = devmod
         self._check_checkpoint_dir()
 
-        # ---- data
-        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_DATA, source=cfg.data.source, tokenizer=cfg.data.tokenizer)
+    def _load_data(self) -> None:
+        """The data phase: the tokenizer, this rank's training stream and its share of the held-out batches."""
+        cfg = self.cfg
+        self.hb.write(
+            schema.KIND_PHASE, 0, phase=schema.PHASE_DATA, source=cfg.data.source, tokenizer=cfg.data.tokenizer
+        )
         from nsa_train.data import TrainStream, build_tokenizer, val_batches
 
         t0 = time.time()
         self.tokenizer = build_tokenizer(cfg.data)
-        vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
-        if vocab < self.tokenizer.vocab_size:
+        self.vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
+        if self.vocab < self.tokenizer.vocab_size:
             raise UserFacingError(
-                f"model.vocab_size {vocab} is smaller than the tokenizer's ({self.tokenizer.vocab_size})"
+                f"model.vocab_size {self.vocab} is smaller than the tokenizer's ({self.tokenizer.vocab_size})"
             )
         w = self.info.world_size
         self.stream = TrainStream(cfg, self.tokenizer, self.info.rank, w, self.micro_batch)
@@ -438,7 +450,7 @@ class Trainer:
         # whatever grad_accum and the number of ranks, so runs of one config compare
         n_val = cfg.train.eval_batches * cfg.train.grad_accum
         self.val = val_batches(cfg, self.tokenizer, self.micro_batch, n_val, self.info.rank, w, cfg.train.grad_accum)
-        if is_main:
+        if self.info.is_main:
             from nsa_train.data.stream import held_out_said
 
             scored = len(self.val) * self.micro_batch * w  # sequences: micro-batches per rank are not batches
@@ -447,15 +459,17 @@ class Trainer:
                 f"(vocab {self.tokenizer.vocab_size}) | {held_out_said(cfg, scored)} | {time.time() - t0:.1f}s"
             )
 
-        # ---- model
-        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_MODEL, attention=cfg.model.attention)
+    def _build_model(self) -> None:
+        """The model phase: the model and its optimizer, a --resume's checkpoint loaded into them, run.json."""
+        cfg, is_main = self.cfg, self.info.is_main
+        self.hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_MODEL, attention=cfg.model.attention)
         from nsa_train.model import build_model
 
-        torch.manual_seed(cfg.train.seed)
-        self.model = build_model(cfg, vocab).to(self.device)
+        self.torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg, self.vocab).to(self.device)
         self.param_count = sum(p.numel() for p in self.model.parameters())
         # MFU's numerator and denominator (nsa_train.telemetry.mfu): the tools judge tokens/s by them
-        self.flops_per_token = train_flops_per_token(cfg, vocab)
+        self.flops_per_token = train_flops_per_token(cfg, self.vocab)
         self.peak_flops = self.devmod.peak_flops(self.device, self.precision, cfg.runtime, cfg.monitor.peak_tflops)
         self.attention_impl = str(getattr(self.model.blocks[0].attn, "impl_name", cfg.model.attention))
         self.optimizer = self._make_optimizer()
@@ -463,33 +477,60 @@ class Trainer:
             self._resume()
             if is_main:
                 # against the run's config.yaml, before it is replaced
-                self.resume_warnings += resume_notes(run_dir / schema.CONFIG_YAML, cfg, self.step, self.args.overrides)
+                self.resume_warnings += resume_notes(
+                    self.run_dir / schema.CONFIG_YAML, cfg, self.step, self.args.overrides
+                )
                 # only now: a resume the checkpoint refuses (another seq_len, model, ...) must not replace the
                 # run's config, which the next plain `--resume` reads
                 self._save_config()
         if is_main:
             print(
                 f"[model] {self.param_count / 1e6:.2f}M params | attention {self.attention_impl} | "
-                f"{self.device} {self.precision} | threads {threads} | micro batch {self.micro_batch} x "
-                f"accum {cfg.train.grad_accum} x world {w} = {cfg.train.batch_size} seqs/step"
+                f"{self.device} {self.precision} | threads {self.threads} | micro batch {self.micro_batch} x "
+                f"accum {cfg.train.grad_accum} x world {self.info.world_size} = {cfg.train.batch_size} seqs/step"
             )
             self._write_run_json()
 
-        # ---- compile (and DDP wrap)
-        hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_COMPILE, enabled=cfg.train.compile)
+    def _compile(self) -> None:
+        """The compile phase: torch.compile (lazy: it compiles during the first steps), then the DDP wrap."""
+        cfg = self.cfg
+        self.hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_COMPILE, enabled=cfg.train.compile)
         if cfg.train.compile:
             from nsa_train.model import compile_model
 
             compile_model(self.model)  # in place, compiled lazily on the first step (and again for eval's shapes)
-        self.train_model = distmod.wrap_ddp(self.model, self.info, self.device, cfg.runtime)
+        self.train_model = self.distmod.wrap_ddp(self.model, self.info, self.device, cfg.runtime)
 
-        # ---- train
+    def _open_training(self) -> None:
+        """The train phase's record with the start's warnings (kept in run.json too), the metrics files opened (a
+        resume's cut back to its checkpoint's step), and the watchdog told to expect steps."""
         stale = self.stop.remove_stale_halt()
+        train_warnings = self._train_warnings(stale)
+        self.hb.write(
+            schema.KIND_PHASE,
+            self.step,
+            phase=schema.PHASE_TRAIN,
+            start_step=self.step,
+            warnings=train_warnings,
+            **{schema.STALE_HALT_REMOVED: stale},
+        )
+        if self.info.is_main:
+            # kept where no heartbeat tail can lose them: a long run's phase records leave status's window
+            said = [*self.config_warnings, *(w for w in train_warnings if w not in self.config_warnings)]
+            self._write_run_json(start_warnings=said)
+            self._open_metrics()
+        assert self.watchdog is not None
+        self.watchdog.watch_steps(self.cfg.monitor.stall_s, self.step)
+
+    def _train_warnings(self, stale_halt_removed: bool) -> list[str]:
+        """The train phase's warnings, each also printed: the resume's, a stale .HALT removed (on the rank that
+        removed it), an earlier run's checkpoint pointers dropped."""
+        is_main = self.info.is_main
         train_warnings = list(self.resume_warnings)
         if is_main:
             for msg in train_warnings:
                 print(f"warning: {msg}", file=sys.stderr)
-        if stale:
+        if stale_halt_removed:
             msg = f"removed a stale {schema.HALT_FILE} left in the run directory (it would have stopped this run)"
             train_warnings.append(msg)
             print(f"warning: {msg}", file=sys.stderr)
@@ -501,33 +542,21 @@ class Trainer:
             )
             train_warnings.append(msg)
             print(f"warning: {msg}", file=sys.stderr)
-        hb.write(
-            schema.KIND_PHASE,
-            self.step,
-            phase=schema.PHASE_TRAIN,
-            start_step=self.step,
-            warnings=train_warnings,
-            **{schema.STALE_HALT_REMOVED: stale},
-        )
-        if is_main:  # kept where no heartbeat tail can lose them: a long run's phase records leave status's window
-            said = [*self.config_warnings, *(w for w in train_warnings if w not in self.config_warnings)]
-            self._write_run_json(start_warnings=said)
-        if is_main:
-            from nsa_train.telemetry.writer import MetricsLog, data_rows, truncate_csv_after
+        return train_warnings
 
-            if self.args.resume:
-                for name in (schema.TRAINING_CSV, schema.VAL_CSV):
-                    truncate_csv_after(run_dir / name, self.step, keep_rows=(self.csv_rows_before or {}).get(name, 0))
-            else:
-                # the rows an earlier run left (a fresh start over it appends): a resume of this run cuts back its
-                # own rows only (by step it cut the earlier run's after the checkpoint's step, and kept its others)
-                self.csv_rows_before = {
-                    name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)
-                }
-            self.metrics = MetricsLog(run_dir, cfg.runtime.tensorboard)
-        assert self.watchdog is not None
-        self.watchdog.watch_steps(cfg.monitor.stall_s, self.step)
-        return self._loop()
+    def _open_metrics(self) -> None:
+        """Rank 0's training.csv, val.csv, train.log (and TensorBoard)."""
+        from nsa_train.telemetry.writer import MetricsLog, data_rows, truncate_csv_after
+
+        run_dir = self.run_dir
+        if self.args.resume:
+            for name in (schema.TRAINING_CSV, schema.VAL_CSV):
+                truncate_csv_after(run_dir / name, self.step, keep_rows=(self.csv_rows_before or {}).get(name, 0))
+        else:
+            # the rows an earlier run left (a fresh start over it appends): a resume of this run cuts back its
+            # own rows only (by step it cut the earlier run's after the checkpoint's step, and kept its others)
+            self.csv_rows_before = {name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)}
+        self.metrics = MetricsLog(run_dir, self.cfg.runtime.tensorboard)
 
     def _drop_earlier_pointers(self) -> list[str]:
         """A fresh start (--force) over an earlier run: its `latest` and `best` name that run's checkpoints, which
@@ -546,10 +575,9 @@ class Trainer:
     def _loop(self) -> tuple[str, int]:
         torch, t = self.torch, self.cfg.train
         from nsa_train.model import collect_gates
-        from nsa_train.nsa import fallbacks
         from nsa_train.telemetry.gates import GateAccumulator
 
-        is_main, device = self.info.is_main, self.device
+        device = self.device
         params = [p for p in self.model.parameters() if p.requires_grad]
         gates = GateAccumulator()
         autocast = self.devmod.autocast_context(device, self.precision)
@@ -557,60 +585,12 @@ class Trainer:
         tokens_per_step = t.batch_size * t.seq_len
         max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
 
-        loss_sum = torch.zeros((), device=device)  # sum of per-step losses since the last log
-        fetch_s = 0.0
-        steps_in_window = 0
-        t_window = time.perf_counter()
-        paused_s = 0.0  # eval and checkpoint time inside the window: not the steps' (telemetry.md, toks_per_s)
+        window = StepWindow(torch.zeros((), device=device))  # the steps since the last progress record
         t_train = self.t_train = time.perf_counter()
         self.watchdog.beat(self.step)
         reason = schema.END_COMPLETED
         grad_norm = prev_grad_norm = torch.zeros((), device=device)
         prev_lr = 0.0
-
-        def log_window(at: int, lr: float, grad_norm: Any) -> None:
-            """The progress record (and CSV row, train.log line) of the steps since the last one, at step ``at``;
-            a collective under DDP (the mean loss): every rank calls it at the same step."""
-            nonlocal fetch_s, steps_in_window, paused_s, t_window
-            now = time.perf_counter()
-            window_s = max(now - t_window - paused_s, 1e-9)
-            mean_loss = (loss_sum / steps_in_window).reshape(1)
-            if self.info.enabled:
-                torch.distributed.all_reduce(mean_loss)
-                mean_loss /= self.info.world_size
-            stats = gates.read()
-            if is_main:
-                alloc, reserved = self.devmod.gpu_memory_gb(device)
-                metrics = {
-                    "loss": mean_loss.item(),
-                    "lr": lr,
-                    "toks_per_s": steps_in_window * tokens_per_step / window_s,
-                    "grad_norm": grad_norm.item(),
-                    "tokens_seen": self.tokens_seen,
-                    "dt_step_s": window_s / steps_in_window,
-                    "dt_fetch_s": fetch_s / steps_in_window,
-                    "gpu_mem_alloc_gb": alloc,
-                    "gpu_mem_reserved_gb": reserved,
-                    "rss_gb": self.devmod.rss_gb(),
-                    **stats,
-                    "fallbacks": fallbacks.snapshot(),
-                }
-                # why a path fell back, once per counter (its first cause): in the record and on the console
-                new = {k: v for k, v in fallbacks.reasons().items() if k not in self.fallback_reasons_said}
-                for name, why in sorted(new.items()):
-                    print(f"warning: the NSA {name} path fell back (counted in fallbacks): {why}", file=sys.stderr)
-                self.fallback_reasons_said.update(new)
-                extra = {"fallback_reasons": new} if new else {}
-                rec = self.hb.write(schema.KIND_PROGRESS, at, **metrics, **extra)
-                self.metrics.progress(
-                    at,
-                    metrics,
-                    rec["ts"],
-                    mfu=mfu(metrics["toks_per_s"], self.flops_per_token, self.peak_flops, self.info.world_size),
-                    warmup=phase_at(at, warmup_steps=t.warmup_steps, total_steps=t.steps) == "warmup",
-                )
-            loss_sum.zero_()
-            fetch_s, steps_in_window, paused_s, t_window = 0.0, 0, 0.0, time.perf_counter()
 
         while self.step < t.steps:
             step = self.step + 1  # 1-based number of the step being taken
@@ -623,7 +603,7 @@ class Trainer:
                 x, y = next(self.stream)  # [micro_batch, seq_len] each
                 # from the first batch on, a signal is a flag the ranks agree on: they stop after one step, saved
                 self.stop.starting = False
-                fetch_s += time.perf_counter() - tf
+                window.fetch_s += time.perf_counter() - tf
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 last_micro = micro == t.grad_accum - 1
                 sync = nullcontext() if last_micro or not self.info.enabled else self.train_model.no_sync()
@@ -636,28 +616,12 @@ class Trainer:
                 time.sleep(slow_s)
             # the true global norm, before clipping and before zero_grad (grads are already all-reduced)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            nonfinite = (~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)).float()
-            flags = torch.stack(
-                [
-                    torch.tensor(float(self.stop.halt_requested()), device=device),
-                    torch.tensor(float(self.stop.signalled), device=device),
-                    nonfinite,
-                ]
-            )
-            if self.info.enabled:
-                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-            halt, signalled, nan = (bool(v) for v in flags.tolist())  # one host sync per step
+            halt, signalled, nan = self._agree_on_stop(step_loss, grad_norm)
             if nan:  # self.step stays at the last step that updated the weights (summary: steps_completed)
-                if steps_in_window:  # the steps that led here are the ones worth seeing: logged, not dropped
+                if window.steps:  # the steps that led here are the ones worth seeing: logged, not dropped
                     # (their window's time, fetch time and gate statistics take in the failed step too)
-                    log_window(step - 1, prev_lr, prev_grad_norm)
-                said = f"loss {step_loss.item():.4g}, grad norm {grad_norm.item():.4g}"
-                msg = f"non-finite loss or gradient norm at step {step} (this rank: {said}); stopping without an update"
-                self.hb.write(schema.KIND_ERROR, step, message=msg)
-                if is_main:
-                    print(f"error: {msg}", file=sys.stderr)
-                else:  # every rank saw it (all-reduced): rank 0 said it (main's end: say_once_for_all_ranks)
-                    self.shared_error = msg
+                    self._log_progress(window, gates, step - 1, prev_lr, prev_grad_norm)
+                self._say_nonfinite(step, step_loss, grad_norm)
                 reason = schema.END_NAN
                 break
             self.optimizer.step()
@@ -666,8 +630,7 @@ class Trainer:
             self.step = step
             self.tokens_seen += tokens_per_step
             self.tokens_this_process += tokens_per_step
-            loss_sum += step_loss
-            steps_in_window += 1
+            window.add(step_loss)
             self.watchdog.beat(step)
             # every rank's first step at once (then every liveness_every_s): the dashboard's ranks line read "r1 s0"
             # for the first 30 s of a DDP run, a training rank taken for a stuck one
@@ -682,33 +645,18 @@ class Trainer:
                 halt = signalled = False
                 self.stop.remove_halt()
             if step % t.log_every == 0 or step == t.steps or halt or signalled:
-                log_window(step, lr, grad_norm)
+                self._log_progress(window, gates, step, lr, grad_norm)
 
             eval_due = (t.eval_every and step % t.eval_every == 0) or step == t.steps
             if halt or signalled:
-                reason = schema.END_HALT if halt else schema.END_SIGNAL
-                if is_main:
-                    why = f"{schema.HALT_FILE} found" if halt else f"signal {self.stop.signal_name or '(other rank)'}"
-                    print(f"[stop] {why}: stopping after step {step}")
-                stop_pointers = [schema.LATEST_POINTER]
-                # the step's evaluation is part of it (a halt waits for the step): skipped, val.csv kept a hole no
-                # resume fills, and the best checkpoint was chosen without it. Not on a signal: its sender (tmux
-                # kill-session, a scheduler's preemption) may not wait that long
-                if halt and not signalled and eval_due and self._evaluate_is_best(step):
-                    stop_pointers.append(schema.BEST_POINTER)
-                self._save(step, pointers=tuple(stop_pointers))
-                self.stop.remove_halt()
+                reason = self._stop_after(step, halt, signalled, bool(eval_due))
                 break
 
             t_pause = time.perf_counter()
-            pointers: list[str] = []
-            if eval_due and self._evaluate_is_best(step):
-                pointers.append(schema.BEST_POINTER)
-            if (t.save_every and step % t.save_every == 0) or step == t.steps or pointers:
-                self._save(step, pointers=(schema.LATEST_POINTER, *pointers))
+            self._evaluate_and_save(step, bool(eval_due))
             # out of the window's time, whichever step of the window it fell on (restarting the window's clock
             # here would leave the steps before it divided by the time after it)
-            paused_s += time.perf_counter() - t_pause
+            window.paused_s += time.perf_counter() - t_pause
         self.train_wall_s = time.perf_counter() - t_train
         if reason == schema.END_COMPLETED and self.stop.halt_requested():
             # asked during the final evaluation or checkpoint: the run is complete, and a .HALT left behind would
@@ -716,6 +664,101 @@ class Trainer:
             self.stop.remove_halt()
             print(f"[stop] {schema.HALT_FILE} came after the last step: the run completed; removed it")
         return reason, self._exit_status(reason)
+
+    def _agree_on_stop(self, step_loss: Any, grad_norm: Any) -> tuple[bool, bool, bool]:
+        """(halt, signalled, non-finite) as any rank saw them: all-reduced, so every rank stops after the same step
+        (a rank that stopped alone would leave the others waiting in a collective). One host sync per step."""
+        torch, device = self.torch, self.device
+        nonfinite = (~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)).float()
+        flags = torch.stack(
+            [
+                torch.tensor(float(self.stop.halt_requested()), device=device),
+                torch.tensor(float(self.stop.signalled), device=device),
+                nonfinite,
+            ]
+        )
+        if self.info.enabled:
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        halt, signalled, nan = (bool(v) for v in flags.tolist())
+        return halt, signalled, nan
+
+    def _say_nonfinite(self, step: int, step_loss: Any, grad_norm: Any) -> None:
+        """The error record of a non-finite step, on every rank; its line said by rank 0."""
+        said = f"loss {step_loss.item():.4g}, grad norm {grad_norm.item():.4g}"
+        msg = f"non-finite loss or gradient norm at step {step} (this rank: {said}); stopping without an update"
+        self.hb.write(schema.KIND_ERROR, step, message=msg)
+        if self.info.is_main:
+            print(f"error: {msg}", file=sys.stderr)
+        else:  # every rank saw it (all-reduced): rank 0 said it (main's end: say_once_for_all_ranks)
+            self.shared_error = msg
+
+    def _stop_after(self, step: int, halt: bool, signalled: bool, eval_due: bool) -> str:
+        """A halt or signal after ``step``: its checkpoint (and on a halt the step's due evaluation); the end reason."""
+        if self.info.is_main:
+            why = f"{schema.HALT_FILE} found" if halt else f"signal {self.stop.signal_name or '(other rank)'}"
+            print(f"[stop] {why}: stopping after step {step}")
+        stop_pointers = [schema.LATEST_POINTER]
+        # the step's evaluation is part of it (a halt waits for the step): skipped, val.csv kept a hole no
+        # resume fills, and the best checkpoint was chosen without it. Not on a signal: its sender (tmux
+        # kill-session, a scheduler's preemption) may not wait that long
+        if halt and not signalled and eval_due and self._evaluate_is_best(step):
+            stop_pointers.append(schema.BEST_POINTER)
+        self._save(step, pointers=tuple(stop_pointers))
+        self.stop.remove_halt()
+        return schema.END_HALT if halt else schema.END_SIGNAL
+
+    def _evaluate_and_save(self, step: int, eval_due: bool) -> None:
+        """The step's evaluation when due, and its checkpoint when due or when the evaluation is the best yet."""
+        t = self.cfg.train
+        pointers: list[str] = []
+        if eval_due and self._evaluate_is_best(step):
+            pointers.append(schema.BEST_POINTER)
+        if (t.save_every and step % t.save_every == 0) or step == t.steps or pointers:
+            self._save(step, pointers=(schema.LATEST_POINTER, *pointers))
+
+    def _log_progress(self, window: StepWindow, gates: Any, at: int, lr: float, grad_norm: Any) -> None:
+        """The progress record (and CSV row, train.log line) of the window's steps, at step ``at``; a collective
+        under DDP (the mean loss): every rank calls it at the same step. The window starts over."""
+        from nsa_train.nsa import fallbacks
+
+        torch, t = self.torch, self.cfg.train
+        window_s = window.seconds()
+        mean_loss = (window.loss_sum / window.steps).reshape(1)
+        if self.info.enabled:
+            torch.distributed.all_reduce(mean_loss)
+            mean_loss /= self.info.world_size
+        stats = gates.read()
+        if self.info.is_main:
+            alloc, reserved = self.devmod.gpu_memory_gb(self.device)
+            metrics = {
+                "loss": mean_loss.item(),
+                "lr": lr,
+                "toks_per_s": window.steps * t.batch_size * t.seq_len / window_s,
+                "grad_norm": grad_norm.item(),
+                "tokens_seen": self.tokens_seen,
+                "dt_step_s": window_s / window.steps,
+                "dt_fetch_s": window.fetch_s / window.steps,
+                "gpu_mem_alloc_gb": alloc,
+                "gpu_mem_reserved_gb": reserved,
+                "rss_gb": self.devmod.rss_gb(),
+                **stats,
+                "fallbacks": fallbacks.snapshot(),
+            }
+            # why a path fell back, once per counter (its first cause): in the record and on the console
+            new = {k: v for k, v in fallbacks.reasons().items() if k not in self.fallback_reasons_said}
+            for name, why in sorted(new.items()):
+                print(f"warning: the NSA {name} path fell back (counted in fallbacks): {why}", file=sys.stderr)
+            self.fallback_reasons_said.update(new)
+            extra = {"fallback_reasons": new} if new else {}
+            rec = self.hb.write(schema.KIND_PROGRESS, at, **metrics, **extra)
+            self.metrics.progress(
+                at,
+                metrics,
+                rec["ts"],
+                mfu=mfu(metrics["toks_per_s"], self.flops_per_token, self.peak_flops, self.info.world_size),
+                warmup=phase_at(at, warmup_steps=t.warmup_steps, total_steps=t.steps) == "warmup",
+            )
+        window.reset()
 
     def _exit_status(self, reason: str) -> int:
         if reason == schema.END_NAN:
