@@ -31,11 +31,12 @@ from nsa_tui.watch import actions
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.charts import CHARTS, RUN_COLORS, RunCharts, ViewSettings, x_formatter
 from nsa_tui.watch.downsample import nice_ceil
+from nsa_tui.watch.events import pane_events
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.verdict import VerdictView, evaluate
-from nsa_tui.watch.widgets.events_pane import EventsPane, pane_events
+from nsa_tui.watch.widgets.events_pane import EventsPane
 from nsa_tui.watch.widgets.health_panel import HealthPanel
 from nsa_tui.watch.widgets.line_chart import LineChart
 from nsa_tui.watch.widgets.ranks_panel import RanksPanel

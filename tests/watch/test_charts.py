@@ -14,11 +14,9 @@ from nsa_tui import fmt
 from nsa_tui.tail.local import LocalRunSource
 from nsa_tui.watch.chart_render import ChartSpec, render
 from nsa_tui.watch.charts import RunCharts, ViewSettings
+from nsa_tui.watch.layout import fit_fields, name_cap, progress_bar
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.verdict import evaluate
-from nsa_tui.watch.widgets.line_chart import fit_fields
-from nsa_tui.watch.widgets.run_header import progress_bar
-from nsa_tui.watch.widgets.run_tabs import name_cap
 from watch.helpers import NOW
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nsa_tui.watch.widgets.events_pane import describe_event
+from nsa_tui.watch.events import describe_event
 
 
 def ev(kind: str, rank: int | None = 0, step: int | None = 0, ts: float | None = None, **fields) -> SimpleNamespace:
@@ -25,7 +25,7 @@ def test_other_kinds():
 
 
 def test_rows_are_shared_without_blank_rows():
-    from nsa_tui.watch.widgets.events_pane import split_rows
+    from nsa_tui.watch.layout import split_rows
 
     assert split_rows(46, 14, 50) == (14, 32)  # few events: the log tail takes the rest
     assert split_rows(46, 100, 50) == (23, 23)  # both plenty: half each
@@ -45,7 +45,7 @@ def test_events_of_other_ranks_say_which():
 def test_pane_shows_each_event_once_in_time_order_and_what_only_another_rank_said():
     """Rank 0's file is read before rank 1's: the pane sorts by time, drops rank 1's copies of rank 0's
     phase/eval/end records, and keeps rank 1's own error."""
-    from nsa_tui.watch.widgets.events_pane import pane_events
+    from nsa_tui.watch.events import pane_events
 
     rank0 = [
         ev("phase", 0, 0, 1.0, phase="train"),
@@ -67,7 +67,7 @@ def test_pane_shows_each_event_once_in_time_order_and_what_only_another_rank_sai
 
 
 def test_a_phase_carries_its_warnings_and_another_rank_without_them_is_still_a_copy():
-    from nsa_tui.watch.widgets.events_pane import pane_events
+    from nsa_tui.watch.events import pane_events
 
     lr = "the lr schedule changes with this resume (train.steps 600 -> 800): step 601 trains at lr 7.42e-04"
     rank0 = [ev("phase", 0, 600, 1.0, phase="train", start_step=600, warnings=[lr, "removed a stale .HALT"])]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
+from nsa_tui.watch.layout import fitted, more_line
 from nsa_tui.watch.verdict import SEVERITY_ORDER, AlertView, VerdictView
 
 SEV_STYLE = {"critical": "bold white on red", "warning": "black on yellow"}
@@ -111,13 +111,13 @@ class HealthPanel(Widget):
                 if since:
                     t.append(since[0], style="grey62")
             if lines:
-                t.append("\n" + "\n".join(_fitted(a.message, width, lines)))
+                t.append("\n" + "\n".join(fitted(a.message, width, lines)))
 
     def _start_warnings(self, t: Text, warnings: list[str], width: int, lines: int) -> None:
         """What the trainer warned about as this attempt started: not alerts, but they stay in view all run
         (the events pane scrolls them away), each in ``lines`` rows at most."""
         for w in warnings:
-            said = _fitted("at start " + w, width, lines)
+            said = fitted("at start " + w, width, lines)
             t.append("\nat start", style="yellow")
             t.append(said[0].removeprefix("at start"), style="grey62")
             for line in said[1:]:
@@ -132,30 +132,3 @@ class HealthPanel(Widget):
             t.append("\n")
         line = more_line(len(alerts), critical, warnings, self.status_cmd, width)
         t.append(line, style="bold red" if critical else "yellow")
-
-
-def more_line(alerts: int, critical: int, warnings: int, status_cmd: str, width: int) -> str:
-    """The panel's last line when some do not fit, "+3 more alerts (1 critical): nsa status RUN", or as much of it
-    as ``width`` holds: the count and how many are critical before the command."""
-    what = []
-    if alerts:
-        what.append(f"{alerts} more alert{'s' * (alerts != 1)}" + (f" ({critical} critical)" if critical else ""))
-    if warnings:
-        what.append(f"{warnings}{'' if alerts else ' more'} start warning{'s' * (warnings != 1)}")
-    said = "+" + ", ".join(what)
-    short = f"+{alerts + warnings} more" + (f" ({critical} CRIT)" if critical else "")
-    cmd = status_cmd or "nsa status"
-    for line in (f"{said}: {cmd}", f"{short}: {cmd}", f"{said}: nsa status", f"{short}: nsa status", said):
-        if cell_len(line) <= width:
-            return line
-    return short
-
-
-def _fitted(text: str, width: int, lines: int) -> list[str]:
-    """``text`` wrapped at words into at most ``lines`` rows of ``width``, the last cut with … when it goes on
-    (the panel lays its lines out itself: Textual would wrap them past its height, where they are lost)."""
-    rows = textwrap.wrap(text, width) or [""]
-    if len(rows) > lines:
-        rows = rows[:lines]
-        rows[-1] = rows[-1][: width - 1] + "…"
-    return rows

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
 from nsa_tui.watch.chart_render import ChartSpec, layout_key, render
+from nsa_tui.watch.layout import fit_fields
 from nsa_tui.watch.widgets.text_line import TextLine
 
 
@@ -50,19 +50,6 @@ class _Plot(Widget):
         if spec is None:
             return Text()
         return render(spec, self.size.width, max(2, self.size.height))
-
-
-def fit_fields(fields: list[str], width: int) -> str:
-    """The leading fields that fit in ``width`` whole: a value cut short reads as another value ("col 0" for
-    "col 0.04"). A first field that alone is too wide is cut with an ellipsis, which says so."""
-    out = ""
-    for f in fields:
-        if cell_len(out) + cell_len(f) > width:
-            break
-        out += f
-    if not out and fields and width > 0:
-        out = fields[0][: width - 1] + "…"
-    return out
 
 
 class LineChart(Vertical):

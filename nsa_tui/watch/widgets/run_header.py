@@ -12,6 +12,7 @@ from textual.widget import Widget
 from nsa_tui import fmt
 from nsa_tui.runs.history import corrupt_lines_text
 from nsa_tui.styles import HEALTH_STYLE
+from nsa_tui.watch.layout import progress_bar
 from nsa_tui.watch.widgets.text_line import TextLine
 
 STATE_STYLE = {
@@ -23,15 +24,6 @@ STATE_STYLE = {
     "stalled": "bold black on yellow",
 }
 NAME_MIN = 8  # a long run name is never clipped shorter than this
-
-
-def progress_bar(frac: float, width: int) -> str:
-    frac = min(1.0, max(0.0, frac))
-    full = int(frac * width)
-    eighths = int((frac * width - full) * 8)
-    # no partial cell on a whole-cell boundary: a blank one would read as a gap in the bar
-    part = "▏▎▍▌▋▊▉"[eighths - 1] if eighths and full < width else ""
-    return ("█" * full + part).ljust(width, "░")[:width]
 
 
 class RunHeader(Widget):

@@ -8,17 +8,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from nsa_tui import fmt
-
-
-def name_cap(names: list[str], width: int) -> int:
-    """The longest a tab's name may be for every tab to fit in ``width`` (short names stay whole, the long ones
-    share what is left): one long name must not push the other runs, or the active one, off the line."""
-    fixed = sum(len(f" {i + 1}: ") + 1 for i in range(len(names))) - 1  # number, padding, the gaps between
-    longest = max((len(n) for n in names), default=0)
-    for cap in range(longest, 1, -1):
-        if fixed + sum(min(len(n), cap) for n in names) <= width:
-            return cap
-    return 1 if longest else 0
+from nsa_tui.watch.layout import name_cap
 
 
 class RunTabs(Widget):
