@@ -24,7 +24,7 @@ from nsa_tui.commands.status import (
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
 from nsa_tui.rundir import UNREADABLE
-from nsa_tui.styles import HEALTH_STYLE
+from nsa_tui.styles import HEALTH_STYLE, state_style
 
 
 @dataclass
@@ -126,12 +126,15 @@ class OneLine:
 
 
 def verdict_cells(v: dict[str, Any]) -> list[str]:
-    """state, step/total, loss, tok/s and heartbeat of a verdict, as the table shows them."""
+    """state, step/total, loss, tok/s and heartbeat of a verdict, as the table shows them (rich markup)."""
+    from rich.markup import escape
+
+    state = f"[{state_style(v['state'])}]{escape(str(v['state']))}[/]"  # coloured as `nsa status` and the dashboard
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"
     loss = (NAN_LOSS if nan_loss(v) else "-") if v["loss"] is None else f"{v['loss']:.4f}"  # as `nsa status` says it
-    return [v["state"], step, loss, toks_text(v, unit="", with_mfu=False), fmt_duration(v["last_heartbeat_age_s"])]
+    return [state, step, loss, toks_text(v, unit="", with_mfu=False), fmt_duration(v["last_heartbeat_age_s"])]
 
 
 def render_table(

@@ -21,7 +21,7 @@ from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.fmt import duration
 from nsa_tui.rundir import check_run_arg, run_name
-from nsa_tui.styles import HEALTH_STYLE
+from nsa_tui.styles import HEALTH_STYLE, state_style
 
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
 
@@ -184,9 +184,6 @@ def fmt_duration(s: float | None) -> str:
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
-STATE_STYLE = {"running": "green", "finished": "cyan", "halted": "cyan", "starting": "yellow"}
-
-
 def render_human(j: Judged) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -201,7 +198,7 @@ def render_human(j: Judged) -> None:
     where = f"{v['host']}:" if v.get("host") else ""
     console.print(
         f"[bold]{escape(str(v['run']))}[/] [dim]{escape(where + str(v.get('path') or ''))} ({v['format']})[/]  "
-        f"[{STATE_STYLE.get(st, 'red')}]{st}[/]  health [{HEALTH_STYLE[hl]}]{hl.upper()}[/]"
+        f"[{state_style(st)}]{escape(st)}[/]  health [{HEALTH_STYLE[hl]}]{hl.upper()}[/]"
     )
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):

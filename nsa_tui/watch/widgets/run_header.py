@@ -11,18 +11,10 @@ from textual.widget import Widget
 
 from nsa_tui import fmt
 from nsa_tui.runs.history import corrupt_lines_text
-from nsa_tui.styles import HEALTH_STYLE
+from nsa_tui.styles import HEALTH_STYLE, state_style
 from nsa_tui.watch.layout import progress_bar
 from nsa_tui.watch.widgets.text_line import TextLine
 
-STATE_STYLE = {
-    "running": "bold green",
-    "starting": "bold cyan",
-    "finished": "bold blue",
-    "halted": "bold yellow",
-    "crashed": "bold white on red",
-    "stalled": "bold black on yellow",
-}
 NAME_MIN = 8  # a long run name is never clipped shorter than this
 
 
@@ -80,7 +72,7 @@ class RunHeader(Widget):
         t = Text(no_wrap=True, overflow="crop")
         t.append(f" {name} ", style="bold reverse")
         state = i.get("state", "unknown")
-        t.append(f" {state} ", style=STATE_STYLE.get(state, "bold"))
+        t.append(f" {state} ", style=state_style(state))
         health = i.get("health", "")
         if health:
             t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))
