@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from fixtures.procs import descendants, signal_all
 from fixtures.runs import make_v1_run
 
 from nsa_tui.tail.remote import RemoteRunSource
@@ -69,7 +70,6 @@ async def test_remote_drop_shows_disconnected(tmp_path, monkeypatch):
 async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, tmp_path):
     """With the link down the old data aged and the run read `stalled`, critical (heartbeat_stale), while it trained
     on: `unknown` until the host answers again, as for a run directory that is gone."""
-    import os
     import signal
     import subprocess
 
@@ -81,8 +81,7 @@ async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, t
         # the server and its sessions (this test's own sshd: its children by parent pid)
         children = subprocess.run(["pgrep", "-P", str(sshd.proc.pid)], capture_output=True, text=True).stdout.split()
         sshd.proc.send_signal(signal.SIGTERM)
-        for pid in children:
-            os.kill(int(pid), signal.SIGTERM)
+        signal_all([int(pid) for pid in children], signal.SIGTERM)
         await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=15)
         await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=15)
         assert header.info["state"] == "unknown"
@@ -93,15 +92,6 @@ async def test_a_lost_link_leaves_the_run_unknown_not_judged_on_old_data(sshd, t
         assert said.startswith("not judged while the run cannot be read: ssh ") and "disconnected since" in said
 
 
-def _descendants(pid: int) -> list[int]:
-    import subprocess
-
-    out = []
-    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
-        out += [int(child), *_descendants(int(child))]
-    return out
-
-
 @pytest.mark.slow
 @async_test
 async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path, monkeypatch):
@@ -109,7 +99,6 @@ async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path,
     stopped) left the header saying "ssh HOST" while the old data aged into `stalled`, CRITICAL (heartbeat_stale),
     for a run that trained on. The host sends a round every --interval: no byte for SILENT_MIN_S (here 2 s) drops the
     connection (`unknown`, and why), and a new one reads on."""
-    import os
     import signal
 
     from nsa_tui.tail import remote as remote_mod
@@ -119,21 +108,16 @@ async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path,
     async with app.run_test(size=(120, 40)) as pilot:
         header = app.query_one(RunHeader)
         await _until(pilot, lambda: header.info.get("step") == 300)
-        sessions = _descendants(sshd.proc.pid)  # the connection's sshd processes and the remote shell
+        sessions = descendants(sshd.proc.pid)  # the connection's sshd processes and the remote shell
         assert sessions
-        for pid in sessions:
-            os.kill(pid, signal.SIGSTOP)
+        signal_all(sessions, signal.SIGSTOP)  # a short-lived command of the remote loop may be gone by now
         try:
             # bounds generous for a loaded machine (it failed twice at 10 s beside other work), not the 2 s it takes
             await _until(pilot, lambda: "no answer from" in header.info.get("source", ""), timeout=30)
             assert "disconnected since" in header.info["source"] and "(the connection went quiet)" in src.last_error
             await _until(pilot, lambda: app.verdicts[0].state == "unknown", timeout=30)
         finally:
-            for pid in sessions:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+            signal_all(sessions, signal.SIGCONT)
         w.progress(2)  # read over the new connection
         await _until(pilot, lambda: header.info.get("step") == 320, timeout=45)
         assert header.info["source"] == f"ssh {sshd.host}"
