@@ -121,7 +121,7 @@ def check_data_path(cfg: Config) -> CheckRow:
     if d.source == "hf":
         return CheckRow("data path", PASS, f"hf dataset {d.hf_name} (reachability is checked by the first batch)")
     assert d.path is not None  # the schema requires it for source=local
-    from nsa_train.data.diagnose import cheap_read_problem, shown
+    from nsa_train.data.diagnose import cheap_read_problem, field_type_problem, files_without_documents, shown
     from nsa_train.data.errors import DataError
     from nsa_train.data.sources import (  # the trainer's own rules (no torch)
         local_text_field,
@@ -134,16 +134,22 @@ def check_data_path(cfg: Config) -> CheckRow:
         local_text_field(builder, d.text_field, d.path)
         # no documents, bad UTF-8, in the trainer's words: read within a budget (a large corpus: its first MiBs)
         problem, read_all = cheap_read_problem(d.path, builder, files, DATA_READ_BUDGET)
+        # the trainer leaves files without documents out of the load (the WARN below names them)
+        empty = set(files_without_documents(builder, files)) if not problem else set()
+        if not problem and builder != "text":
+            first = next((f for f in files if f not in empty), files[0])  # the first file with documents
+            problem = _first_record_problem(first, d.text_field)
+        if not problem and builder == "json":  # each file's first record: a line per file
+            problem = field_type_problem(d.path, files, d.text_field, DATA_READ_BUDGET, first_only=True)
     except DataError as e:
         return CheckRow("data path", FAIL, str(e))
     except OSError as e:  # unreadable (permissions), or gone since it was listed
         return CheckRow("data path", FAIL, f"cannot read {e.filename or d.path}: {e.strerror or e}")
-    problem = problem or (None if builder == "text" else _first_record_problem(files[0], d.text_field))
     if problem:
         return CheckRow("data path", FAIL, problem)
     partly = "" if read_all else f" (UTF-8 checked in at most the first {DATA_READ_BUDGET >> 20} MiB)"
     if skipped := skipped_files_warning(d.path):
-        return CheckRow("data path", WARN, f"{len(files)} {builder} file(s) read; {skipped}")
+        return CheckRow("data path", WARN, f"{len(files) - len(empty)} {builder} file(s) read; {skipped}")
     return CheckRow("data path", PASS, f"data.path {shown(d.path)}: {len(files)} {builder} file(s){partly}")
 
 

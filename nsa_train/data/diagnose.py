@@ -17,6 +17,7 @@ from typing import Any
 CHUNK = 1 << 20
 SCAN_BUDGET = 64 << 20  # bytes an error path reads to find the bad file; a larger corpus keeps the generic reason
 UTF8_SCAN_BUDGET = 2 << 30  # decoding runs at memory speed: a few seconds at most
+CAST_ERRORS = {"CastError", "ArrowInvalid", "TypeError"}  # a later JSON file that does not fit the first one's types
 WRAPPERS = ("DatasetGenerationError",)  # datasets' "An error occurred while generating the dataset"
 
 
@@ -210,6 +211,17 @@ def _is_blank(file: str, blank: bytes) -> bool:
     return True
 
 
+def files_without_documents(builder: str, files: list[str]) -> list[str]:
+    """The files of data.path that hold no documents and are left out of the load: empty or blank JSON files (a blank
+    one sorted first gave datasets an empty schema, "Couldn't cast ... because column names don't match", naming no
+    file) and 0-row Parquet files (its reader fails on them, also naming no file). A pipe is never read here."""
+    if builder == "parquet":
+        return parquet_without_rows(files)
+    if builder != "json":
+        return []
+    return [f for f in files if os.path.isfile(f) and (os.path.getsize(f) == 0 or _is_blank(f, BLANK["json"]))]
+
+
 def no_documents_problem(path: str, builder: str, files: list[str]) -> str | None:
     """Every file of data.path empty (or, for text and JSON, only line breaks or whitespace): nothing to read."""
     blank = BLANK.get(builder, b"")
@@ -233,13 +245,15 @@ def _json_values(file: str, budget: int) -> tuple[list[Any] | None, str | None]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            value = json.loads(line)
         except ValueError as e:
             try:  # a .json file may be one document (an array of records) instead of JSON lines
                 whole = json.loads(text)
             except ValueError:
                 return None, f"{shown(file)} line {n} is not JSON ({getattr(e, 'msg', e)})"
             return (whole if isinstance(whole, list) else [whole]), None
+        # a .json array written on one line (json.dump without indent) is its items, as datasets reads it
+        records.extend(value) if isinstance(value, list) else records.append(value)
     return records, None
 
 
@@ -270,6 +284,73 @@ def _json_problem(path: str, files: list[str], text_field: str) -> str | None:
         f"unlike the other files of data.path {shown(path)}: move {them} out of data.path, or point data.path at the "
         f"documents only{example}"
     )
+
+
+def _kind(value: Any) -> str | None:
+    """A JSON value's type in the user's words; None for null (it fits any type)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "text", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def first_records(file: str) -> list[Any]:
+    """The first record of a JSON or JSON-lines file (its first non-blank line; the first item of an array), as a
+    list of at most one: `nsa check` reads no more of each file."""
+    with open(file, encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark, as datasets skips it
+        line = next((ln for ln in fh if ln.strip()), "")
+    try:
+        value = json.loads(line)
+    except ValueError:  # an indented array, or not JSON: the full read (the trainer's) says more
+        return []
+    return (value[:1] if isinstance(value, list) else [value]) if line.strip() else []
+
+
+NESTED = ("an object", "a list")  # datasets casts nothing else to these (nor a list to text): always a failure
+
+
+def field_type_problem(
+    path: str, files: list[str], text_field: str, budget: int = SCAN_BUDGET, first_only: bool = False
+) -> str | None:
+    """A field other than the text that the first file's types do not fit: datasets reads every field of JSON files
+    and casts each later file to the types of the first one's first chunk, failing ("Couldn't cast array of type
+    string to {'a': Value('int64')}", "... because column names don't match") naming no file or field. Read after a
+    cast failed: a field whose type differs between files, or which the first file lacks. ``first_only`` (`nsa
+    check`: each file's first record, a line per file): only what always fails, a field held as an object or a list
+    and as something else (datasets casts a number to text, text to a number when it is one, an object to text; a
+    file's other records may hold a field its first one lacks)."""
+    seen: dict[str, tuple[str, str]] = {}  # field -> (its first type, the file it was seen in)
+    first_file: set[str] | None = None  # the fields of the first file's records
+    for f in files:
+        if budget <= 0 or not os.path.isfile(f):
+            break
+        records = first_records(f) if first_only else (_json_values(f, budget)[0] or [])
+        budget -= 1 << 10 if first_only else os.path.getsize(f)
+        fields = {k for r in records if isinstance(r, dict) for k in r}
+        if first_file is None and fields:
+            first_file = fields
+        elif first_file is not None and not first_only and (new := sorted(fields - first_file - {text_field})):
+            return (
+                f"the field {new[0]!r} is in {shown(f)} but not in the first file {shown(files[0])}: datasets reads "
+                "every field of JSON files and takes them from the first file (only data.text_field "
+                f"{text_field!r} is trained on): give every file the same fields, or leave {new[0]!r} out"
+            )
+        for record in records:
+            for field, value in record.items() if isinstance(record, dict) else ():
+                kind = _kind(value)
+                if field == text_field or kind is None:
+                    continue
+                then, where = seen.setdefault(field, (kind, f))
+                if then != kind and where != f and (then in NESTED or kind == "a list" or not first_only):
+                    return (
+                        f"the field {field!r} holds {then} in {shown(where)} and {kind} in {shown(f)}: datasets reads "
+                        "every field of JSON files and needs one type per field across them (only data.text_field "
+                        f"{text_field!r} is trained on): give {field!r} one type, or leave it out"
+                    )
+    return None
 
 
 def mixed_json_problem(path: str, files: list[str], text_field: str) -> str | None:
@@ -354,6 +435,8 @@ def read_error(description: str, path: str, builder: str, files: list[str], text
             problem = _first_utf8_problem(files, UTF8_SCAN_BUDGET)
         if problem is None and builder == "json":
             problem = _json_problem(path, files, text_field)
+            if problem is None and (names & CAST_ERRORS or any("cast" in str(x).lower() for x in chain)):
+                problem = field_type_problem(path, files, text_field)
         if problem is None and builder == "parquet":
             problem = _parquet_problem(files)
     except OSError as err:  # a file that went away or cannot be opened: that is the reason then

@@ -28,13 +28,13 @@ import numpy as np
 from .corpus import embedded_documents
 from .diagnose import (
     UTF8_SCAN_BUDGET,
+    files_without_documents,
     first_invalid_text_row,
     invalid_text_problem,
     missing_parquet_column,
     mixed_json_problem,
     no_documents_problem,
     not_utf8,
-    parquet_without_rows,
     read_error,
     save_to_disk_problem,
     shown,
@@ -152,9 +152,23 @@ def _named(paths: list[str]) -> str:
     return ", ".join(shown(f) for f in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
+def _without_documents(path: str) -> tuple[list[str], str]:
+    """(the files of data.path left out of the load as they hold no documents, what they are); none when data.path
+    cannot be listed or every file is one of them: the start and `nsa check` refuse it then, saying why."""
+    try:
+        builder, files = resolve_local_files(path)
+        empty = files_without_documents(builder, files)
+    except (DataError, OSError):
+        return [], ""
+    return (empty, "0 rows" if builder == "parquet" else "empty or blank") if len(empty) < len(files) else ([], "")
+
+
 def skipped_files_warning(path: str) -> str | None:
     other, broken = skipped_files(path)
     said = []
+    empty, what = _without_documents(path)
+    if empty:
+        said.append(f"{len(empty)} file(s) without documents not read ({_named(empty)}: {what})")
     if other:
         kinds = ", ".join(FORMATS)
         said.append(f"{len(other)} file(s) of another kind not read ({_named(other)}): only {kinds} are")
@@ -217,10 +231,14 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             if problem := missing_parquet_column(files, d.text_field):
                 raise DataError(problem)
             kwargs["columns"] = [d.text_field]
-        # 0-row Parquet files hold no documents (as an empty .jsonl); the fingerprint (listing) still counts them
-        without_rows = set(parquet_without_rows(files)) if builder == "parquet" else set()
+        # files without documents (0-row Parquet, empty or blank JSON) are left out of the load, named in the start
+        # warnings (skipped_files_warning); the fingerprint (listing) still counts them, as run.json's listing does
+        without_rows = set(files_without_documents(builder, files))
         if without_rows and len(without_rows) == len(files):
-            raise DataError(too_few_documents(f"data.path {shown(d.path)}", 0, d.val_docs, builder, len(files)))
+            raise DataError(
+                no_documents_problem(d.path, builder, files)
+                or too_few_documents(f"data.path {shown(d.path)}", 0, d.val_docs, builder, len(files))
+            )
         try:
             # datasets reads data_files as patterns: escaped, `x[1]/a.jsonl` is that file, not `x1/a.jsonl`
             escaped = [glob.escape(f) for f in files if f not in without_rows]
@@ -235,6 +253,12 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         key = (builder, field, tuple(map(os.path.abspath, files)), json.dumps(listing))
         if builder == "json" and (problem := _once(("json", *key), lambda: mixed_json_problem(d.path, files, field))):
             raise DataError(problem)
+        # now, not when training reaches the document (a .txt file fails in load_dataset already); before the
+        # count: a .json object of lists ({"text": [...]}) is one document whose text is a list, which is the problem
+        if problem := _once(
+            ("field", *key), lambda: text_column_problem(ds.data.column(field), field, d.path, len(files))
+        ):
+            raise DataError(problem)
         if len(ds) <= d.val_docs:
             # files of line breaks only load as one '\n' document each: "1 document, and none to split at" of a
             # blank file said the opposite of what it holds
@@ -242,11 +266,6 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
                 no_documents_problem(d.path, builder, files)
                 or too_few_documents(f"data.path {shown(d.path)}", len(ds), d.val_docs, builder, len(files))
             )
-        # now, not when training reaches the document (a .txt file fails in load_dataset already)
-        if problem := _once(
-            ("field", *key), lambda: text_column_problem(ds.data.column(field), field, d.path, len(files))
-        ):
-            raise DataError(problem)
         budget = UTF8_SCAN_BUDGET
         bad = _once(("utf8", budget, *key), lambda: first_invalid_text_row(ds.data.column(field), budget))
         if bad is not None:

@@ -270,3 +270,76 @@ def test_a_utf16_file_is_told_to_be_converted_from_utf16(tmp_path: Path) -> None
     assert "(byte 0xe9 at position 3): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)" in utf8_problem(
         str(tmp_path / "l.txt")
     )
+
+
+def _docs_jsonl(n: int, tag: str) -> str:
+    return "".join(json.dumps({"text": f"{tag} document {i} " * 3, "id": i}) + "\n" for i in range(n))
+
+
+def test_a_one_line_json_array_next_to_jsonl_is_its_records(tmp_path: Path, make_cfg) -> None:
+    """json.dump without indent writes the array on one line: that line is the file's records, not one record that
+    is a list (which named the file a stray one, "fields: a JSON list")."""
+    _write(tmp_path, "d/a.jsonl", _docs_jsonl(10, "a"))
+    _write(tmp_path, "d/b.json", json.dumps([{"text": f"b document {i}", "id": i} for i in range(10)]))
+    source = open_source(make_cfg(source="local", path=str(tmp_path / "d"), val_docs=4), 0, 1)
+    assert source.fingerprint is not None and source.fingerprint["documents"] == 20
+
+
+@pytest.mark.parametrize("blank", ["\n", "", " \n\n"], ids=["newline", "empty", "spaces"])
+def test_a_blank_jsonl_sorted_first_is_left_out_and_named(tmp_path: Path, make_cfg, blank: str) -> None:
+    """A blank .jsonl read first gave datasets an empty schema ("Couldn't cast text: string id: int64 to {}"),
+    naming no file; `nsa check` failed an empty or blank one as "not JSON". It is left out, and both name it."""
+    from nsa_train.data.sources import data_listing, skipped_files_warning
+
+    corpus = tmp_path / "d"
+    _write(tmp_path, "d/a.jsonl", blank)
+    _write(tmp_path, "d/b.jsonl", _docs_jsonl(12, "b"))
+    cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
+    source = open_source(cfg, 0, 1)
+    assert source.fingerprint is not None and source.fingerprint["documents"] == 12
+    # still listed: a resume compares the same files as run.json's listing, the blank one included
+    assert (
+        [e[0] for e in source.fingerprint["listing"]]
+        == ["a.jsonl", "b.jsonl"]
+        == [e[0] for e in data_listing(cfg.data)]
+    )
+    said = f"1 file(s) without documents not read ({corpus / 'a.jsonl'}: empty or blank)"
+    assert skipped_files_warning(str(corpus)) == f"data.path {corpus}: {said}"
+    row = _check_row(corpus)
+    assert row.status == "warn" and said in row.reason, row.reason
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said", "check"),
+    [
+        ({"a": 1}, "s", "the field 'meta' holds an object in {a} and text in {b}: ", "fail"),
+        ("s", [1], "the field 'meta' holds text in {a} and a list in {b}: ", "fail"),
+        (1, "x", "the field 'meta' holds a number in {a} and text in {b}: ", "pass"),  # "1" would load: unsure
+        (None, 1, "the field 'meta' is in {b} but not in the first file {a}: ", "pass"),  # a.jsonl: no 'meta'
+    ],
+    ids=["object-then-text", "text-then-list", "number-then-text", "missing-in-the-first"],
+)
+def test_extra_fields_that_do_not_fit_the_first_file_are_named(
+    tmp_path: Path, make_cfg, first: object, second: object, said: str, check: str
+) -> None:
+    """datasets casts every JSON file to the first one's fields and types, extra fields too: "Couldn't cast array of
+    type string to {'a': Value('int64')}" (or "... because column names don't match") named neither the file nor
+    the field. The trainer names both; `nsa check` (each file's first record) fails what always fails."""
+
+    def records(tag: str, meta: object) -> str:
+        extra = {} if meta is None else {"meta": meta}
+        return "".join(json.dumps({"text": f"{tag} doc {i}", **extra}) + "\n" for i in range(9))
+
+    a, b = _write(tmp_path, "d/a.jsonl", records("a", first)), _write(tmp_path, "d/b.jsonl", records("b", second))
+    expected = said.format(a=a, b=b)
+    assert _refusal(make_cfg, tmp_path / "d", val_docs=4).startswith(expected)
+    row = _check_row(tmp_path / "d")
+    assert row.status == check and (check == "pass" or row.reason.startswith(expected)), row.reason
+
+
+def test_text_that_is_a_list_is_said_before_the_document_count(tmp_path: Path, make_cfg) -> None:
+    """A .json object of lists loads as one document whose text is a list: "has 1 document and data.val_docs=4 are
+    held out" hid what is wrong."""
+    path = _write(tmp_path, "a.json", json.dumps({"text": [f"sentence {i}" for i in range(40)]}))
+    msg = _refusal(make_cfg, path, val_docs=4)
+    assert msg.startswith("data.text_field 'text' of data.path") and "list" in msg and "held out" not in msg, msg
