@@ -234,9 +234,10 @@ class _Ending:
             self.reason, self.status = schema.END_SIGNAL, 128 + int(getattr(signal, e.signal_name))
             if rank == 0:
                 print(f"[stop] {e}")
-        elif isinstance(e, (ConfigError, UserFacingError)):
+        elif isinstance(e, (ConfigError, UserFacingError)) or getattr(e, "every_rank", False):
             self.reason, self.status = schema.END_ERROR, EXIT_USER_ERROR
-            # the same config mistake on every rank: one message (rank 0's), every heartbeat has the record
+            # the same mistake on every rank (the config, the corpus): one message (rank 0's), every heartbeat has
+            # the record
             _report_error(hb, self.step, str(e), rank, quiet=rank != 0)
             if rank != 0:
                 self.said_by_rank_0 = " ".join(str(e).split())

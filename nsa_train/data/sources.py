@@ -283,6 +283,10 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
     return StreamSource(stream, d.text_field, d.val_docs, d.seed, rank, world_size, d.source_description)
 
 
+def _docs(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300]
 
@@ -364,6 +368,13 @@ class MapSource:
         held_out = np.zeros(n, dtype=bool)
         held_out[self._val_index] = True
         self._train_index = np.flatnonzero(~held_out)  # int64 [n - val_docs]
+        if self.n_train < world_size:  # now, on every rank alike: the stream's thread failed on the short ranks only
+            raise DataError(
+                f"{description} has {_docs(self.n_train, 'training document')} for {world_size} ranks ({n} "
+                f"documents, data.val_docs={val_docs} held out): every rank needs one; lower data.val_docs, train on "
+                "fewer ranks, or give more documents",
+                every_rank=True,
+            )
 
     def _text(self, i: int) -> str:
         try:

@@ -315,13 +315,18 @@ def val_batches(
     A hub dataset is read over the network: its opening and first documents get data.first_batch_timeout_s, as the
     first training batch does (a hub that accepts connections and never answers hung the start for good)."""
 
-    def read() -> tuple[Any, list[DocTokens]]:
+    def read() -> tuple[Any, list[DocTokens], int]:
         source = open_source(cfg, rank, world_size)
         texts = source.val_texts()
-        return source, [
-            DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
-            for i, t in enumerate(texts)
-        ]
+        empty = sum(1 for t in texts if not t.strip())  # held out all the same: said when the holdout is too small
+        return (
+            source,
+            [
+                DocTokens(Position(0, i, 0), with_eos(tokenizer.encode_array(t), tokenizer.eos_id))
+                for i, t in enumerate(texts)
+            ],
+            empty,
+        )
 
     if cfg.data.source == "hf":
         timeout = cfg.data.first_batch_timeout_s
@@ -329,9 +334,9 @@ def val_batches(
             f"no validation documents from {cfg.data.source_description} within {timeout:g}s "
             "(data.first_batch_timeout_s): the source is slow, blocked or unreachable"
         )
-        source, docs = within(timeout, read, late)
+        source, docs, empty = within(timeout, read, late)
     else:  # local files: opening a large corpus (its Arrow cache) may take long, and needs no network
-        source, docs = read()
+        source, docs, empty = read()
     seq_len = cfg.train.seq_len
     windows = [w for w, _ in pack_windows(iter(docs), seq_len)]
     whole = len(windows) // (micro_batch * world_size * accum)
@@ -339,10 +344,11 @@ def val_batches(
     if per_rank == 0:
         # every way out: raising val_docs alone went in a circle on a small corpus ("lower data.val_docs" next)
         tokens = sum(len(d.tokens) for d in docs)
+        of_them = f" ({empty} of them empty)" if empty else ""
         raise DataError(
             f"validation holdout of {source.description} is too small: data.val_docs={cfg.data.val_docs} "
-            f"documents hold {tokens:,} tokens, {len(windows)} windows of {seq_len + 1}, and one evaluation batch "
-            f"takes {micro_batch * world_size} ({micro_batch} per rank x {world_size} rank(s), "
+            f"documents{of_them} hold {tokens:,} tokens, {len(windows)} windows of {seq_len + 1}, and one "
+            f"evaluation batch takes {micro_batch * world_size} ({micro_batch} per rank x {world_size} rank(s), "
             f"{micro_batch * world_size * (seq_len + 1):,} tokens): raise data.val_docs, lower train.seq_len or "
             "train.batch_size, or give more text"
         )

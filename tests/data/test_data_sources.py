@@ -491,3 +491,31 @@ def test_a_blank_txt_file_is_said_to_be_blank_and_whitespace_documents_are_not_t
     source = open_source(make_cfg(source="local", path=str(text), val_docs=2, seed=1), 0, 1)
     trained = [t for _, t in source.train_texts(0, 0)]
     assert trained and all(t.strip() for t in trained), trained
+
+
+def test_fewer_training_documents_than_ranks_is_said_on_every_rank_at_the_start(tmp_path: Path, make_cfg) -> None:
+    """One training document on two ranks failed in rank 1's stream thread alone ("epoch 0 has no training documents
+    for this rank"); every rank now refuses it when the source opens, with the same line (said once: train.py)."""
+    path = tmp_path / "five.jsonl"
+    path.write_text("".join(json.dumps({"text": f"document {i}"}) + "\n" for i in range(5)), encoding="utf-8")
+    cfg = make_cfg(source="local", path=str(path), val_docs=4)
+    said = set()
+    for rank in (0, 1):
+        with pytest.raises(DataError) as e:
+            open_source(cfg, rank, 2)
+        assert e.value.every_rank
+        said.add(str(e.value))
+    (msg,) = said
+    assert "has 1 training document for 2 ranks (5 documents, data.val_docs=4 held out)" in msg, msg
+    assert len(open_source(cfg, 0, 1).val_texts()) == 4  # one rank: the document is enough
+
+
+def test_a_holdout_too_small_counts_its_empty_documents(tmp_path: Path, make_cfg) -> None:
+    path = tmp_path / "c.jsonl"
+    texts = [""] * 40 + [f"document {i} " * 3 for i in range(40)]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    cfg = make_cfg(seq_len=64, source="local", path=str(path), val_docs=8)
+    with pytest.raises(DataError) as e:
+        val_batches(cfg, build_tokenizer(cfg.data), 4, 1, 0, 1)
+    empty = sum(not t.strip() for t in open_source(cfg, 0, 1).val_texts())
+    assert empty and f"data.val_docs=8 documents ({empty} of them empty) hold" in str(e.value), str(e.value)

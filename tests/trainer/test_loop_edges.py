@@ -258,3 +258,21 @@ def test_a_second_trainer_for_a_live_run_directory_is_refused(tmp_path: Path) ->
     assert latest is not None
     proc = run_train(run, f"train.steps={schema.checkpoint_step(latest.name) + 2}", resume=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_data_error_met_by_every_rank_is_said_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A corpus with fewer training documents than ranks fails on every rank alike (DataError(every_rank=True)):
+    rank 0 says it, the others record it and keep quiet (main's end: say_once_for_all_ranks); a rank's own data
+    error is still said by that rank."""
+    from nsa_train.data import DataError
+    from nsa_train.telemetry.writer import HeartbeatWriter
+    from nsa_train.train import _Ending
+
+    hb = HeartbeatWriter(tmp_path, 1)
+    shared, own = _Ending(), _Ending()
+    shared.failed(DataError("x has 1 training document for 2 ranks", every_rank=True), hb, 1)
+    assert capsys.readouterr().err == "" and shared.shared_error() == "x has 1 training document for 2 ranks"
+    own.failed(DataError("this rank's shard is unreadable"), hb, 1)
+    assert capsys.readouterr().err == "error (rank 1): this rank's shard is unreadable\n"
+    assert own.shared_error() is None
+    hb.close()
