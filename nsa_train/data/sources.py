@@ -178,6 +178,12 @@ def skipped_files_warning(path: str) -> str | None:
     return f"data.path {shown(path)}: {'; '.join(said)}" if said else None
 
 
+def cache_name(listing: list[list[Any]]) -> str:
+    """The builder config name a local source is loaded under: its part of the `datasets` cache directory
+    (<HF_DATASETS_CACHE>/<builder>/nsa-<digest>-<datasets' own hash>), one per version of the files' bytes."""
+    return "nsa-" + hashlib.blake2b(json.dumps(listing).encode(), digest_size=8).hexdigest()
+
+
 def local_text_field(builder: str, text_field: str, path: str) -> str:
     """The column a local source's documents come from: .txt files have one ('text', a paragraph per document),
     so another data.text_field there is a mistake, not a preference to drop silently."""
@@ -242,7 +248,9 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         try:
             # datasets reads data_files as patterns: escaped, `x[1]/a.jsonl` is that file, not `x1/a.jsonl`
             escaped = [glob.escape(f) for f in files if f not in without_rows]
-            ds = datasets.load_dataset(builder, data_files=escaped, split="train", **kwargs)
+            # keyed on the listing (sizes and sampled bytes), not only on datasets' own path + mtime key: an edit that
+            # keeps both (cp -p, rsync -t, a coarse-mtime file system) read the old text from its Arrow cache
+            ds = datasets.load_dataset(builder, name=cache_name(listing), data_files=escaped, split="train", **kwargs)
         except Exception as e:  # datasets wraps the cause: find the file and what is wrong with it again
             raise DataError(read_error(d.source_description, d.path, builder, files, d.text_field, e)) from e
         field = local_text_field(builder, d.text_field, d.path)
