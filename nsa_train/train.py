@@ -353,6 +353,8 @@ class Trainer:
         self.config_warnings: list[str] = []
         self._run_json: dict[str, Any] | None = None
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
+        self.data_warnings: list[str] = []  # the data's (a plan of many epochs), said there too
+        self.data_summary: dict[str, Any] | None = None  # run.json's data_summary (rank 0)
         self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
 
@@ -450,15 +452,37 @@ class Trainer:
         # eval_batches counts whole batches, split like training's: the held-out windows scored are the same
         # whatever grad_accum and the number of ranks, so runs of one config compare
         n_val = cfg.train.eval_batches * cfg.train.grad_accum
-        self.val = val_batches(cfg, self.tokenizer, self.micro_batch, n_val, self.info.rank, w, cfg.train.grad_accum)
-        if self.info.is_main:
+        is_main = self.info.is_main
+        self.val = val_batches(
+            cfg,
+            self.tokenizer,
+            self.micro_batch,
+            n_val,
+            self.info.rank,
+            w,
+            cfg.train.grad_accum,
+            on_source=self._summarise_data if is_main else None,
+        )
+        if is_main:
             from nsa_train.data.stream import held_out_said
+            from nsa_train.data.summary import epochs_warning
+            from nsa_train.telemetry.data_said import data_said
 
             scored = len(self.val) * self.micro_batch * w  # sequences: micro-batches per rank are not batches
+            source = data_said(self.data_summary) or getattr(self.stream, "description", cfg.data.source)
             print(
-                f"[data] {getattr(self.stream, 'description', cfg.data.source)} | tokenizer {self.tokenizer.name} "
+                f"[data] {source} | tokenizer {self.tokenizer.name} "
                 f"(vocab {self.tokenizer.vocab_size}) | {held_out_said(cfg, scored)} | {time.time() - t0:.1f}s"
             )
+            if self.data_summary and (warning := epochs_warning(self.data_summary, cfg.train.steps)):
+                self.data_warnings.append(warning)  # said with the train phase's warnings
+
+    def _summarise_data(self, source: Any) -> None:
+        """How much data the run trains on (run.json's data_summary, the [data] line): from the validation set's
+        opening of the source, so nothing is opened again for it."""
+        from nsa_train.data.summary import data_summary
+
+        self.data_summary = data_summary(self.cfg, source, self.tokenizer.name)
 
     def _build_model(self) -> None:
         """The model phase: the model and its optimizer, a --resume's checkpoint loaded into them, run.json."""
@@ -527,7 +551,7 @@ class Trainer:
         """The train phase's warnings, each also printed: the resume's, a stale .HALT removed (on the rank that
         removed it), an earlier run's checkpoint pointers dropped."""
         is_main = self.info.is_main
-        train_warnings = list(self.resume_warnings)
+        train_warnings = [*self.data_warnings, *self.resume_warnings]
         if is_main:
             for msg in train_warnings:
                 print(f"warning: {msg}", file=sys.stderr)
@@ -1026,6 +1050,8 @@ class Trainer:
             # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
             schema.RUN_DATA_LISTING: data_listing(self.cfg.data),
+            # how much data (files, documents, bytes, tokens and planned epochs where exact): nsa status and report
+            schema.RUN_DATA_SUMMARY: self.data_summary,
             # what this start warned about (its config and train phase records' `warnings`), filled in at the train
             # phase: the tools' `at start` lines when those records are out of the heartbeat tail they read
             schema.RUN_START_WARNINGS: [],

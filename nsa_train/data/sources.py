@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .corpus import embedded_documents
+from .corpus import embedded_documents, plays_dir
 from .diagnose import (
     UTF8_SCAN_BUDGET,
     files_without_documents,
@@ -225,7 +225,9 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
     if d.source == "embedded":
         datasets = import_datasets(offline=True)
         ds = datasets.Dataset.from_dict({"text": list(embedded_documents())})
-        return MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
+        embedded = MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
+        embedded.files = sum(1 for _ in plays_dir().rglob("*.md"))  # the plays (data_summary's files)
+        return embedded
     if d.source == "local":
         builder, files = resolve_local_files(d.path)
         listing = file_listing(d.path, files)  # the sizes and samples of what is about to be read
@@ -282,6 +284,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description
         )
         source.fingerprint = local_fingerprint(listing, len(ds))
+        source.files = len(files)
         return source
     datasets = import_datasets(offline=False)
     try:
@@ -366,6 +369,7 @@ class MapSource:
         self.description = description
         self.replayed = 0  # random access: a resume starts at its saved index at once
         self.fingerprint: dict[str, Any] | None = None  # set by open_source for local files
+        self.files: int | None = None  # files read (set by open_source; the plays of the embedded corpus)
         self.skipped = Skipped()  # of the latest training pass
         self._ds, self._field, self._rank, self._world, self._seed = ds, field, rank, world_size, seed
         n = len(ds)
@@ -393,6 +397,20 @@ class MapSource:
 
     def val_texts(self) -> list[str]:
         return [self._text(i) for i in self._val_index]
+
+    @property
+    def n_val(self) -> int:
+        """Held-out documents (data.val_docs)."""
+        return len(self._val_index)
+
+    @property
+    def train_index(self) -> np.ndarray:
+        """The training documents' indices, before the per-epoch shuffle."""
+        return self._train_index
+
+    def text_column(self) -> Any:
+        """The documents' text as one Arrow column (summary.py counts its bytes without a Python loop)."""
+        return self._ds.data.column(self._field)
 
     @property
     def n_train(self) -> int:

@@ -303,7 +303,14 @@ class TrainStream:
 
 
 def val_batches(
-    cfg: Any, tokenizer: Tokenizer, micro_batch: int, n_batches: int, rank: int, world_size: int, accum: int = 1
+    cfg: Any,
+    tokenizer: Tokenizer,
+    micro_batch: int,
+    n_batches: int,
+    rank: int,
+    world_size: int,
+    accum: int = 1,
+    on_source: Callable[[DocSource], None] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """This rank's share of the held-out windows: the same count on every rank, at most n_batches micro-batches.
 
@@ -313,7 +320,9 @@ def val_batches(
     the batch is split over ranks and accumulation; a smaller one is cut to whole micro-batches.
 
     A hub dataset is read over the network: its opening and first documents get data.first_batch_timeout_s, as the
-    first training batch does (a hub that accepts connections and never answers hung the start for good)."""
+    first training batch does (a hub that accepts connections and never answers hung the start for good).
+
+    ``on_source`` is handed the opened source (the trainer counts its documents and tokens: summary.py)."""
 
     def read() -> tuple[Any, list[DocTokens], int]:
         source = open_source(cfg, rank, world_size)
@@ -337,6 +346,8 @@ def val_batches(
         source, docs, empty = within(timeout, read, late)
     else:  # local files: opening a large corpus (its Arrow cache) may take long, and needs no network
         source, docs, empty = read()
+    if on_source is not None:
+        on_source(source)
     seq_len = cfg.train.seq_len
     windows = [w for w, _ in pack_windows(iter(docs), seq_len)]
     whole = len(windows) // (micro_batch * world_size * accum)

@@ -273,6 +273,7 @@ RUN_CONFIG_PATH = "config_path"  # the config file given; null for the embedded 
 RUN_RESUMED_FROM_STEP = "resumed_from_step"  # null on a fresh start
 RUN_RESHARDED = "resharded"  # what a --reshard did (its old ranks, where the data continues); null otherwise
 RUN_DATA_LISTING = "data_listing"  # entries of DATA_LISTING_ENTRY (below)
+RUN_DATA_SUMMARY = "data_summary"  # how much data the run trains on: DATA_SUMMARY_FIELDS (below)
 # what the start warned about (its config and train phase records' `warnings`), filled in at the train phase
 RUN_START_WARNINGS = "start_warnings"
 RUN_JSON_FIELDS = (
@@ -297,12 +298,37 @@ RUN_JSON_FIELDS = (
     RUN_RESUMED_FROM_STEP,
     RUN_RESHARDED,
     RUN_DATA_LISTING,
+    RUN_DATA_SUMMARY,
     RUN_START_WARNINGS,
 )
 # An entry of run.json's `data_listing` (null but for local files, up to 1000 of them), one per file the start read:
 # its name relative to data.path, its bytes, and a digest of a bounded sample of them (nsa_train.data.fingerprint:
 # null for what is not a regular file). A run.json of an earlier version holds [name, bytes]: compared by those.
 DATA_LISTING_ENTRY = ("name", "bytes", "sample")
+# run.json's `data_summary` (nsa_train.data.summary): the source, and what was counted of it at the start. The
+# counts are null for a streamed source; tokens and epochs are null but for the byte tokenizer (exact there).
+DATA_SOURCE = "source"  # data.source
+DATA_PATH = "path"  # data.path of a local source, else null
+DATA_DESCRIPTION = "description"  # the source as the trainer names it ("local files DIR")
+DATA_FILES = "files"  # files read (a local source), plays (the embedded corpus)
+DATA_TRAIN_DOCUMENTS = "train_documents"  # documents trained on per epoch (held-out, empty ones aside)
+DATA_VAL_DOCUMENTS = "val_documents"  # held out (data.val_docs)
+DATA_TRAIN_BYTES = "train_bytes"  # UTF-8 bytes of the training documents
+DATA_TRAIN_TOKENS = "train_tokens"  # byte tokenizer: train_bytes + one EOS per training document
+DATA_PLANNED_TOKENS = "planned_tokens"  # train.steps x tokens_per_step
+DATA_EPOCHS = "epochs"  # planned_tokens / train_tokens: passes over the training data the plan makes
+DATA_SUMMARY_FIELDS = (
+    DATA_SOURCE,
+    DATA_PATH,
+    DATA_DESCRIPTION,
+    DATA_FILES,
+    DATA_TRAIN_DOCUMENTS,
+    DATA_VAL_DOCUMENTS,
+    DATA_TRAIN_BYTES,
+    DATA_TRAIN_TOKENS,
+    DATA_PLANNED_TOKENS,
+    DATA_EPOCHS,
+)
 
 
 # ---------------------------------------------------------------- summary.json

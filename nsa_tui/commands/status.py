@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
@@ -226,6 +227,8 @@ def render_human(j: Judged) -> None:
         + attention
         + (f"   [yellow]{corrupt_lines_text(v['corrupt_lines'])}[/]" if v.get("corrupt_lines") else "")
     )
+    if said := data_said(v.get("data")):  # v.get: a remote nsa may predate the key
+        console.print(f"  data {escape(said)}")
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
         if isinstance(u, dict):
             console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")

@@ -78,6 +78,8 @@ class Verdict:
     # / (peak_flops x world_size); null on CPU, for a card whose peak is not known, and for an older run.json
     mfu: float | None = None
     param_count: int | None = None  # run.json's
+    # run.json's data_summary (schema.DATA_SUMMARY_FIELDS): the source and how much data it holds; null before it
+    data: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -332,7 +334,13 @@ def evaluate(
         ranks=len(h.attempt_ranks),
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get(schema.RUN_ATTENTION_IMPL),
+        data=_data_summary(h.run_info.get(schema.RUN_DATA_SUMMARY)),
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
         unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
     )
+
+
+def _data_summary(x: Any) -> dict[str, Any] | None:
+    """run.json's data_summary, its known keys only (a hand-edited or newer run.json cannot add others)."""
+    return {k: x.get(k) for k in schema.DATA_SUMMARY_FIELDS} if isinstance(x, dict) else None

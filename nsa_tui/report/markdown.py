@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
@@ -99,6 +100,15 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
     return lines
 
 
+def data_section(runs: Sequence[ReportRun]) -> list[str]:
+    """What each run trains on and how much of it (run.json's data_summary); empty for runs from before it."""
+    lines = []
+    for r in runs:
+        if said := data_said(r.history.run_info.get(schema.RUN_DATA_SUMMARY)):
+            lines.append(f"- **{_name(r.name)}**: {_name(said)}")
+    return lines
+
+
 def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
     """What could not be read or applied, per run: its context files that are there but unreadable, its corrupt
     lines, a monitor section the health rules cannot use. Empty when there is nothing to say."""
@@ -179,6 +189,8 @@ def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) ->
     title = ", ".join(_name(r.name) for r in runs)
     out = [f"# Report: {title}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `nsa report`.", ""]
     out += ["## Runs", "", *runs_table(runs), ""]
+    if data := data_section(runs):
+        out += ["## Data", "", *data, ""]
     warnings = warnings_section(runs)
     if warnings:
         out += ["## Warnings", "", *warnings, ""]

@@ -492,6 +492,26 @@ def test_status_gives_mfu_and_the_model_size_when_the_gpu_is_known(runs_dir):
     assert json.loads(invoke("status", "--json", "cpu").stdout)["mfu"] is None
 
 
+def test_status_and_report_say_what_the_run_trains_on(runs_dir, tmp_path):
+    """run.json's data_summary: the source and how much data (a 10-document corpus trained 93 times over said
+    nothing); a run.json from before it shows no data line."""
+    data = dict.fromkeys(schema.DATA_SUMMARY_FIELDS)
+    data.update(source="local", path="/d/notes", description="local files /d/notes", files=2)
+    data.update(train_documents=8, val_documents=2, train_bytes=12_310, train_tokens=12_318)
+    data.update(planned_tokens=1_228_800, epochs=99.75)
+    make_v1_run(runs_dir / "small", steps=10, run_info={schema.RUN_DATA_SUMMARY: data})
+    said = "local files /d/notes: 2 files, 8 training documents (2 held out), 12,310 bytes = 12,318 tokens, "
+    said += "99.75 epochs planned"
+    assert f"  data {said}" in invoke("status", "small").stdout
+    assert json.loads(invoke("status", "--json", "small").stdout)["data"] == data
+    out = tmp_path / "report"
+    assert invoke("report", "small", "--out", str(out)).exit_code == 0
+    assert f"## Data\n\n- **small**: {said}\n" in (out / "report.md").read_text()
+    make_v1_run(runs_dir / "older", steps=10)
+    assert "  data " not in invoke("status", "older").stdout
+    assert json.loads(invoke("status", "--json", "older").stdout)["data"] is None
+
+
 EMPTY_PATHS = [(["report", "--out", ""], "--out"), (["status", "--rules", " "], "--rules")]
 
 

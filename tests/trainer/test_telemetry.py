@@ -78,6 +78,11 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     run = json.loads((run_dir / schema.RUN_JSON).read_text())
     assert tuple(run) == schema.RUN_JSON_FIELDS  # every key the trainer writes is in the schema, in its order
     assert run["tokens_per_step"] == 128 and run["total_steps"] == 6 and run["attention_impl"]
+    # how much data: counted at the start, said on the [data] line too
+    data = run["data_summary"]
+    assert tuple(data) == schema.DATA_SUMMARY_FIELDS and data["planned_tokens"] == 6 * 128
+    assert data["train_tokens"] == data["train_bytes"] + data["train_documents"] > 0
+    assert f"{data['train_documents']:,} training documents ({data['val_documents']:,} held out)" in proc.stdout
     from nsa_train.config import load_config, train_flops_per_token
 
     # MFU's parts: the config's cost per token; no peak on a CPU, so no MFU in the log either

@@ -1,0 +1,64 @@
+"""How much data a run trains on: its files, its training and held-out documents, and, where cheap to know exactly
+(the byte tokenizer), its training tokens and the passes over them the planned steps make.
+
+A 10-document corpus was trained ~93 times over by the default 600 steps without a word: the [data] start line,
+run.json's `data_summary` (schema.DATA_SUMMARY_FIELDS), `nsa status` and `nsa report` say these numbers, and a plan
+of more than EPOCHS_WARN passes is a start warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nsa_train.telemetry import schema
+
+EPOCHS_WARN = 10  # passes over the training data past which the start warns (memorising, not learning)
+
+
+def kept_bytes(column: Any, index: np.ndarray) -> tuple[int, int]:
+    """(UTF-8 bytes, documents) of the rows ``index`` of an Arrow string column that training keeps: empty and
+    whitespace-only documents are skipped (sources.Skipped). Vectorised in pyarrow: no Python loop over a corpus."""
+    import pyarrow.compute as pc
+
+    lengths = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)[index]
+    space = pc.fill_null(pc.utf8_is_space(column), True).to_numpy(zero_copy_only=False)[index]
+    keep = (lengths > 0) & ~space
+    return int(lengths[keep].sum()), int(keep.sum())
+
+
+def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:
+    """run.json's `data_summary` of an opened source (sources.MapSource or StreamSource)."""
+    d, t = cfg.data, cfg.train
+    planned = t.steps * t.batch_size * t.seq_len  # run.json's tokens_per_step x train.steps
+    out: dict[str, Any] = dict.fromkeys(schema.DATA_SUMMARY_FIELDS)
+    out[schema.DATA_SOURCE] = d.source
+    out[schema.DATA_PATH] = d.path if d.source == "local" else None
+    out[schema.DATA_DESCRIPTION] = d.source_description
+    out[schema.DATA_PLANNED_TOKENS] = planned
+    if not hasattr(source, "train_index"):  # streamed: nothing to count without reading it all
+        return out
+    out[schema.DATA_FILES] = source.files
+    out[schema.DATA_VAL_DOCUMENTS] = source.n_val
+    column = source.text_column()
+    text_bytes, docs = kept_bytes(column, source.train_index)
+    out[schema.DATA_TRAIN_DOCUMENTS] = docs
+    out[schema.DATA_TRAIN_BYTES] = text_bytes
+    if tokenizer_name == "byte" and docs:  # one token per UTF-8 byte and one EOS per document: exact
+        tokens = text_bytes + docs
+        out[schema.DATA_TRAIN_TOKENS] = tokens
+        out[schema.DATA_EPOCHS] = round(planned / tokens, 2)
+    return out
+
+
+def epochs_warning(s: dict[str, Any], steps: int) -> str | None:
+    """The start warning of a plan that goes over the training data more than EPOCHS_WARN times."""
+    epochs = s.get(schema.DATA_EPOCHS)
+    if not isinstance(epochs, (int, float)) or epochs <= EPOCHS_WARN:
+        return None
+    return (
+        f"train.steps={steps:,} trains {s[schema.DATA_PLANNED_TOKENS]:,} tokens: {epochs:g} passes over the "
+        f"{s[schema.DATA_TRAIN_DOCUMENTS]:,} training documents of {s[schema.DATA_DESCRIPTION]} "
+        f"({s[schema.DATA_TRAIN_TOKENS]:,} tokens); the model will memorise them: give more data or fewer steps"
+    )

@@ -1,0 +1,42 @@
+"""run.json's `data_summary` in words: the trainer's [data] start line, `nsa status` and `nsa report` say it alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsa_train.telemetry import schema
+
+
+def _n(x: int, noun: str) -> str:
+    return f"{x:,} {noun}" if x == 1 else f"{x:,} {noun}s"
+
+
+def data_counts_said(s: Any) -> str | None:
+    """'3 files, 36 training documents (4 held out), 12,345 bytes = 12,381 tokens, 93.4 epochs planned';
+    'streaming' for a hub source; None for what is not a data_summary (a run.json from before it)."""
+    if not isinstance(s, dict):
+        return None
+    if not isinstance(s.get(schema.DATA_TRAIN_DOCUMENTS), int):
+        return "streaming (not counted)" if s.get(schema.DATA_SOURCE) == "hf" else None
+    parts = []
+    if isinstance(s.get(schema.DATA_FILES), int):
+        parts.append(_n(s[schema.DATA_FILES], "file"))
+    held = s.get(schema.DATA_VAL_DOCUMENTS)
+    docs = _n(s[schema.DATA_TRAIN_DOCUMENTS], "training document")
+    parts.append(docs + (f" ({held:,} held out)" if isinstance(held, int) else ""))
+    if isinstance(s.get(schema.DATA_TRAIN_BYTES), int):
+        size = f"{s[schema.DATA_TRAIN_BYTES]:,} bytes"
+        if isinstance(s.get(schema.DATA_TRAIN_TOKENS), int):
+            size += f" = {s[schema.DATA_TRAIN_TOKENS]:,} tokens"
+        parts.append(size)
+    if isinstance(s.get(schema.DATA_EPOCHS), (int, float)):
+        parts.append(f"{s[schema.DATA_EPOCHS]:g} epochs planned")
+    return ", ".join(parts)
+
+
+def data_said(s: Any) -> str | None:
+    """The source and its counts: 'local files /data/x: 3 files, ...'; None for what is not a data_summary."""
+    if not isinstance(s, dict) or not isinstance(s.get(schema.DATA_DESCRIPTION), str):
+        return None
+    counts = data_counts_said(s)
+    return s[schema.DATA_DESCRIPTION] + (f": {counts}" if counts else "")

@@ -1,0 +1,56 @@
+"""How much data a run trains on (run.json's data_summary, the [data] line): counted exactly for the byte tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nsa_train.data.sources import open_source
+from nsa_train.data.summary import EPOCHS_WARN, data_summary, epochs_warning
+from nsa_train.data.tokenizer import build_tokenizer
+from nsa_train.telemetry import schema
+from nsa_train.telemetry.data_said import data_said
+
+
+def test_local_counts_are_what_training_reads(tmp_path: Path, make_cfg) -> None:
+    docs = [f"doc {i} " + "é" * i for i in range(10)] + ["", "   \n"]  # multi-byte text; empty ones are skipped
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs[:6]), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs[6:]), encoding="utf-8")
+    cfg = make_cfg(source="local", path=str(tmp_path), val_docs=2)
+    source = open_source(cfg, 0, 1)
+    tok = build_tokenizer(cfg.data)
+    s = data_summary(cfg, source, tok.name)
+    assert tuple(s) == schema.DATA_SUMMARY_FIELDS
+    trained = [text for _, text in source.train_texts(0, 0)]
+    assert s["files"] == 2 and s["val_documents"] == 2 and s["train_documents"] == len(trained)
+    assert s["train_tokens"] == sum(len(tok.encode(t)) + 1 for t in trained)  # the packer's: text, then EOS
+    assert s["planned_tokens"] == cfg.train.steps * cfg.train.batch_size * cfg.train.seq_len
+    assert s["epochs"] == round(s["planned_tokens"] / s["train_tokens"], 2) > EPOCHS_WARN
+    warning = epochs_warning(s, cfg.train.steps)
+    assert warning is not None and f"{s['epochs']:g} passes over the {len(trained)} training documents" in warning
+    said = data_said(s)
+    assert said is not None and said.startswith(f"local files {tmp_path}: 2 files, {len(trained)} training documents")
+
+
+def test_bpe_says_documents_and_bytes_only(jsonl_corpus, make_cfg) -> None:
+    path, docs = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="body", tokenizer="gpt2", val_docs=4)
+    s = data_summary(cfg, open_source(cfg, 0, 1), "gpt2")
+    assert s["train_documents"] == len(docs) - 4 and isinstance(s["train_bytes"], int)
+    assert s["train_tokens"] is None and s["epochs"] is None and epochs_warning(s, cfg.train.steps) is None
+
+
+def test_the_default_run_on_the_bundled_corpus_warns_of_nothing() -> None:
+    from nsa_train.config.schema import Config
+
+    cfg = Config()  # the defaults: embedded corpus, byte tokenizer, 600 steps
+    s = data_summary(cfg, open_source(cfg, 0, 1), "byte")
+    assert s["files"] == 38 and s["train_documents"] == 783 - cfg.data.val_docs
+    assert 0 < s["epochs"] <= EPOCHS_WARN and epochs_warning(s, cfg.train.steps) is None
+
+
+def test_a_streamed_source_is_not_counted() -> None:
+    s = dict.fromkeys(schema.DATA_SUMMARY_FIELDS)
+    s.update(source="hf", description="hf dataset x split train", planned_tokens=10)
+    assert data_said(s) == "hf dataset x split train: streaming (not counted)"
+    assert data_said(None) is None  # a run.json from before the key
