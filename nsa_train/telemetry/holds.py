@@ -1,5 +1,6 @@
 """Whether a directory holds a run: the one definition the trainer's start guard, `nsa launch`, `nsa check` and the
-tools' run listings share (docs/telemetry.md, "Holds a run").
+tools' run listings share (docs/telemetry.md, "Holds a run"); over ssh, nsa_tui.remote.holds_sh says it in sh with
+these constants.
 
 Standard library only (the tools never import torch). Two questions, one list of files:
 
@@ -24,6 +25,10 @@ from nsa_train.telemetry.pointers import POINTERS
 LAUNCHER_FILES = (schema.LAUNCH_JSON, schema.CONSOLE_LOG, schema.EXIT_STATUS)
 # logs a fresh start appends its rows to
 LOGS = (schema.TRAINING_CSV, schema.VAL_CSV)
+# a checkpoint file under schema.CHECKPOINT_DIR (a hidden one, a save's temp file, never matches: it starts with '.')
+CHECKPOINT_GLOB = "step_*" + schema.CHECKPOINT_SUFFIX
+# how much of a log is read to tell a row after its header: a header is far shorter
+ROWS_READ_BYTES = 1 << 16
 
 
 def earlier_run(d: Path, own_launch: float | None = None) -> list[str]:
@@ -33,7 +38,7 @@ def earlier_run(d: Path, own_launch: float | None = None) -> list[str]:
     found = []
     ckpt_dir = d / schema.CHECKPOINT_DIR
     if ckpt_dir.is_dir():
-        n = sum(1 for p in ckpt_dir.glob("step_*" + schema.CHECKPOINT_SUFFIX) if not p.name.startswith("."))
+        n = sum(1 for p in ckpt_dir.glob(CHECKPOINT_GLOB) if not p.name.startswith("."))
         pointers = [name for name in POINTERS if (ckpt_dir / name).is_file()]
         if n:
             found.append(f"{n} checkpoint{'' if n == 1 else 's'}")
@@ -58,7 +63,7 @@ def _has_rows(path: Path) -> bool:
     """A CSV with at least one line after its header."""
     try:
         with open(path, "rb") as fh:
-            return len(fh.read(1 << 16).splitlines()) > 1
+            return len(fh.read(ROWS_READ_BYTES).splitlines()) > 1
     except OSError:
         return False
 

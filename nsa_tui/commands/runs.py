@@ -16,8 +16,8 @@ from nsa_tui.commands.status import (
     NAN_LOSS,
     Judged,
     fmt_duration,
+    judge_answer,
     judge_local,
-    judge_remote,
     nan_loss,
     toks_text,
 )
@@ -45,13 +45,19 @@ class RunListing:
 
 
 def collect_runs(directory: str | None, host: str | None, remote_dir: str | None = None) -> RunListing:
-    """Every run directory under DIR (default: the runs root), newest first."""
+    """Every run directory under DIR (default: the runs root), newest first, and the names of those that hold no run,
+    here or on ``host``."""
     check_remote_dir(host, remote_dir)
     if host is not None:
-        judged = judge_remote(host, [f"@all:{directory or ''}"], remote_dir=remote_dir)
+        from nsa_tui.remote.checkout import LISTING
+        from nsa_tui.runs.remote import fetch_remote
+
+        # the host's script leaves out the directories that hold none by the same definition, and names them
+        answer = fetch_remote(host, [f"{LISTING}{directory or ''}"], remote_dir=remote_dir)
+        judged = judge_answer(answer, host, remote_dir=remote_dir)
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
-        return RunListing(judged)
+        return RunListing(judged, sorted(answer.left_out))
     from nsa_tui.rundir import holds_run, is_run_dir, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()

@@ -12,7 +12,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.fmt import duration
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
+
+if TYPE_CHECKING:  # imported where used: `nsa status` of a local run never reads an ssh answer
+    from nsa_tui.runs.bundle import RemoteAnswer
 
 HOLDS_RUNS = "; it holds run directories: "  # then the `nsa runs` that lists them (see remote_error)
 
@@ -141,13 +144,21 @@ def judge_remote(
     """All RUNs on ``host`` in one ssh call, names resolved under ``remote_dir`` there. With a
     rules file we judge locally (the remote `nsa` does not see the file); otherwise a remote
     `nsa status --json` is used when present."""
+    from nsa_tui.runs.remote import fetch_remote
+
+    answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
+    return judge_answer(answer, host, user_rules, remote_dir)
+
+
+def judge_answer(
+    answer: RemoteAnswer, host: str, user_rules: dict[str, Any] | None = None, remote_dir: str | None = None
+) -> list[Judged]:
+    """The runs of one remote answer, judged, in its order (a listing's left-out names stay in ``answer``)."""
     from nsa_tui.health import BAD_RULES_EXIT
     from nsa_tui.remote.checkout import missing_run_message
     from nsa_tui.runs import history_from_bundle
     from nsa_tui.runs.bundle import MissingRun
-    from nsa_tui.runs.remote import fetch_remote
 
-    answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
     out: list[Judged] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun):

@@ -9,8 +9,8 @@ ssh, so that a RUN name means the same run to all of them:
 - the checkout's ``.venv/bin`` goes first on PATH, so its `nsa` is the one used;
 - a RUN is a directory (as given, relative to DIR), else a name under the runs root
   (``$NSA_RUNS_DIR``, else ``runs``), else "" for the newest run there: the directory (not a plain
-  file, not a hidden one) with the newest activity that holds a run's files and can be read, as a local RUN of ""
-  (nsa_tui.rundir.newest_run).
+  file, not a hidden one) with the newest activity that holds a run (holds_run, the contract's definition) and
+  can be read, as a local RUN of "" (nsa_tui.rundir.newest_run).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import os
 from collections.abc import Mapping
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
-from nsa_tui.rundir import ACTIVITY_FILES, RUN_MARKERS
+from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
+from nsa_tui.rundir import ACTIVITY_FILES
 
-# Defines enter_dir (uses $dir; returns 1 when it cannot cd), mtime PATH (its mtime in unix seconds, following
-# a link; 0 when unknown), list_runs DIR (the run directories under DIR, newest activity first, one name a line,
-# as nsa_tui.rundir.list_runs orders them locally) and find_run RUN (sets $d, "" when there is no such run, and
+# Defines holds_run DIR (nsa_tui.remote.holds_sh: returns 0 when DIR holds a run), enter_dir (uses $dir; returns 1
+# when it cannot cd), mtime PATH (its mtime in unix seconds, following a link; 0 when unknown), list_runs DIR (the
+# run directories under DIR, newest activity first, one name a line, as nsa_tui.rundir.list_runs orders them
+# locally) and find_run RUN (sets $d, "" when there is no such run, and
 # $where, the runs root as an absolute path, for the error message). CDPATH is unset: with it a `cd` may print
 # the directory, into the output our side parses.
 PRELUDE = r"""
@@ -67,13 +69,10 @@ find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
   d=
   if [ -z "$1" ]; then
-    # the newest that holds a run's files and can be read (nsa_tui.rundir.newest_run): not a report's --out
+    # the newest that holds a run and can be read (nsa_tui.rundir.newest_run): not a report's --out
     d=$(list_runs "$root" | while IFS= read -r n_; do
       e_=$root/$n_
-      [ -r "$e_" ] && [ -x "$e_" ] || continue
-      for f_ in @RUN_MARKERS@ heartbeat_rank*.jsonl; do
-        for g_ in "$e_"/$f_; do [ -f "$g_" ] && { printf '%s\n' "$n_"; exit 0; }; done
-      done
+      [ -r "$e_" ] && [ -x "$e_" ] && holds_run "$e_" && { printf '%s\n' "$n_"; exit 0; }
     done)
     [ -n "$d" ] && d=$root/$d
   elif [ -d "$1" ]; then d=$1
@@ -81,8 +80,10 @@ find_run() {
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
-""".replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES)).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))
-PRELUDE = PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV).replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
+""".replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
+PRELUDE = HOLDS_RUN_SH + PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV).replace(
+    "@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT
+)
 
 
 def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -146,9 +146,10 @@ FRAME = b"\n@@nsa@@ "
 # arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line; for a listing
-# whose DIR is itself a run directory, a third line `rundir`. A `run` frame's body is the run directory's
-# physical absolute path (its name is the run's, as a local `.` resolves). The last frame is `end`: an answer
-# without it was cut short (the shell could not run the script, or it died), not an answer with fewer runs.
+# whose DIR is itself a run directory, a third line `rundir`. A listing names each directory under DIR that holds
+# no run (holds_run, nsa_tui.remote.holds_sh) in a `leftout` frame, its body the name. A `run` frame's body is the
+# run directory's physical absolute path (its name is the run's, as a local `.` resolves). The last frame is `end`:
+# an answer without it was cut short (the shell could not run the script, or it died), not an answer with fewer runs.
 # Nothing is written on the host: a full or read-only /tmp there changes nothing. A file's window is the
 # bytes up to the size measured first, so its frame length is exact while the trainer appends (a file that
 # shrinks meanwhile is made up with newlines, empty lines to every reader).
@@ -256,7 +257,12 @@ for run in "$@"; do
       flush
       frame listing 0 "$ldir"
       list_runs "$ldir" | {
-        while IFS= read -r e; do emit_run "$ldir/$e"; done
+        while IFS= read -r e; do
+          # one that holds no run (a data folder) is named, not judged, as a local listing leaves it out; one this
+          # user cannot read may hold one: listed, as unreadable
+          if [ -r "$ldir/$e" ] && [ -x "$ldir/$e" ] && ! holds_run "$ldir/$e"; then say leftout - "$e"; continue; fi
+          emit_run "$ldir/$e"
+        done
         flush
       }
       continue;;
@@ -306,6 +312,7 @@ class RemoteAnswer:
     tmux_sessions: list[str] | None
     no_dir: str | None = None  # the --remote-dir the remote could not enter (nothing else was read)
     complete: bool = False  # the script's last frame arrived: it ran to its end
+    left_out: list[str] = field(default_factory=list)  # a listing's directories that hold no run, by name
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -318,6 +325,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     live_pids: dict[int, float | None] | None = None
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
+    left_out: list[str] = []
     complete = False
     pos = data.find(FRAME)
     while pos >= 0:
@@ -345,6 +353,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             cwd, _, root = body.decode("utf-8", errors="replace").partition("\n")
             root, _, flag = root.partition("\n")
             out.append(MissingRun(rest, cwd, root, is_run_dir=flag == "rundir"))
+        elif kind == "leftout":
+            left_out.append(body.decode("utf-8", errors="replace"))
         elif kind == "nodir":
             no_dir = rest
         elif kind == "json":
@@ -370,4 +380,4 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions, no_dir, complete)
+    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out)

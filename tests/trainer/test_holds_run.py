@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.holds_states import STATES
 from trainer_helpers import run_train
 
 from nsa_train.config import load_config
@@ -15,40 +16,6 @@ from nsa_train.telemetry import schema
 from nsa_tui.check_cheap import FAIL, PASS, WARN, check_run_dir
 from nsa_tui.launch.preflight import occupancy
 from nsa_tui.rundir import holds_run
-
-ROW = '{"v": 1, "ts": 1.0, "kind": "boot", "rank": 0, "step": 0, "pid": 1}\n'
-
-
-def _full_run(d: Path) -> None:
-    (d / schema.CHECKPOINT_DIR).mkdir()
-    (d / schema.CHECKPOINT_DIR / "step_00000004.pt").write_bytes(b"PK\x03\x04")
-    (d / schema.CHECKPOINT_DIR / schema.LATEST_POINTER).write_text("step_00000004.pt\n")
-    (d / schema.TRAINING_CSV).write_text("step,loss\n4,2.0\n")
-    (d / schema.VAL_CSV).write_text("step,val_loss,val_ppl\n4,2.1,8.2\n")
-    (d / schema.RUN_JSON).write_text("{}\n")
-    (d / schema.heartbeat_name(0)).write_text(ROW)
-    (d / schema.LAUNCH_JSON).write_text('{"ts": 1.0}\n')
-    (d / schema.CONSOLE_LOG).write_text("step 4\n")
-    (d / schema.EXIT_STATUS).write_text("0\n")
-
-
-def _checkpoints_only(d: Path) -> None:
-    (d / schema.CHECKPOINT_DIR).mkdir()
-    (d / schema.CHECKPOINT_DIR / "step_00000004.pt").write_bytes(b"PK\x03\x04")
-
-
-# state -> (how to make it, a fresh start there needs --resume or --force, the tools list it as a run)
-STATES = {
-    "empty dir": (lambda d: None, False, False),
-    "only a .HALT": (lambda d: (d / schema.HALT_FILE).write_text("halt\n"), False, False),
-    "only run.json": (lambda d: (d / schema.RUN_JSON).write_text("{}\n"), True, True),
-    "only training.csv": (lambda d: (d / schema.TRAINING_CSV).write_text("step,loss\n3,2.5\n"), True, True),
-    "checkpoints only": (_checkpoints_only, True, True),
-    "a full run": (_full_run, True, True),
-    # an attempt that stopped at a config typo: listed, judged, and the mended command starts there
-    "only a heartbeat": (lambda d: (d / schema.heartbeat_name(0)).write_text(ROW), False, True),
-    "an earlier launch's files": (lambda d: (d / schema.LAUNCH_JSON).write_text('{"ts": 1.0}\n'), True, True),
-}
 
 
 @pytest.mark.parametrize("state", list(STATES))
