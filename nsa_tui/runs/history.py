@@ -58,7 +58,7 @@ UNBOOTED_RANK_SLACK_S = 60.0
 # records that say the loop moved, though not a step: the watchdog counts evals and checkpoints as work
 _MOVED_KINDS = (schema.KIND_EVAL, schema.KIND_CHECKPOINT)
 
-_EVENT_KINDS = frozenset(
+EVENT_KINDS = frozenset(
     (
         schema.KIND_BOOT,
         schema.KIND_PHASE,
@@ -426,7 +426,7 @@ class RunHistory:
             self.pid_last_ts[n.pid] = n.ts
             if n.step is not None:
                 self.pid_last_step[n.pid] = n.step
-        if n.kind in _EVENT_KINDS:
+        if n.kind in EVENT_KINDS:
             self.events.append(Event(n.kind, n.step, n.ts, n.rank, n.fields))
             if len(self.events) > MAX_EVENTS * 5 // 4:
                 self._trim_events()

@@ -7,19 +7,9 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from nsa_train.telemetry import schema
+from nsa_tui.styles import EVENT_KIND_STYLE
 from nsa_tui.watch.events import describe_event
 from nsa_tui.watch.layout import split_rows
-
-KIND_STYLE = {
-    schema.KIND_BOOT: "cyan",
-    schema.KIND_PHASE: "blue",
-    schema.KIND_CHECKPOINT: "green",
-    schema.KIND_EVAL: "yellow",
-    schema.KIND_STALL: "bold red",
-    schema.KIND_END: "bold magenta",
-    schema.KIND_ERROR: "bold red",
-}
 
 
 class EventsPane(Widget):
@@ -49,7 +39,7 @@ class EventsPane(Widget):
             when = time.strftime("%H:%M:%S", time.gmtime(ev.ts)) if ev.ts else "--:--:--"
             r.append(when + " ", style="grey50")
             r.append(f"{ev.step if ev.step is not None else '-':>6} ", style="grey62")
-            r.append(describe_event(ev), style=KIND_STYLE.get(ev.kind, ""))
+            r.append(describe_event(ev), style=EVENT_KIND_STYLE.get(ev.kind, ""))
             rows.append(r)
         for _name, line in self.logs[-n_logs:] if n_logs else []:
             rows.append(Text(line, style="grey70"))

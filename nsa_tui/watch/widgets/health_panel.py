@@ -7,10 +7,9 @@ import textwrap
 from rich.text import Text
 from textual.widget import Widget
 
+from nsa_tui.styles import SEVERITY_BADGE_STYLE
 from nsa_tui.watch.layout import fitted, more_line
 from nsa_tui.watch.verdict import SEVERITY_ORDER, AlertView, VerdictView
-
-SEV_STYLE = {"critical": "bold white on red", "warning": "black on yellow"}
 
 
 class HealthPanel(Widget):
@@ -102,7 +101,7 @@ class HealthPanel(Widget):
             if n:
                 t.append("\n")
             sev = a.severity.upper()[:4]
-            t.append(f" {sev} ", style=SEV_STYLE.get(a.severity, "reverse"))
+            t.append(f" {sev} ", style=SEVERITY_BADGE_STYLE.get(a.severity, "reverse"))
             t.append(f" {a.rule}", style="bold")
             if a.since_step is not None:
                 # whole or shorter, never wrapped: at 80 columns "since step 15" / "00" read as step 15
