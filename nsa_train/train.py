@@ -40,7 +40,7 @@ from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.resumable import newer_checkpoint_note, world_size_mismatch
+from nsa_train.runtime.resumable import newer_checkpoint_note, no_latest_pointer, nothing_to_do, world_size_mismatch
 from nsa_train.runtime.rundir import sign_held_locks
 from nsa_train.runtime.start import StartRefused, claim_run_dir
 from nsa_train.runtime.step_window import StepWindow
@@ -931,19 +931,13 @@ class Trainer:
             ck.remove_stale_temps(ckpt_dir)
         path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
         if path is None:
-            raise UserFacingError(
-                f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)"
-                + ck.other_checkpoints_hint(ckpt_dir)
-            )
+            raise UserFacingError(no_latest_pointer(ckpt_dir))
         try:
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # damaged or not a checkpoint: the others here may be whole
             raise ck.CheckpointError(f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}") from None
         if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
-            raise UserFacingError(
-                f"--resume: {path} is at step {state['step']}, train.steps is {self.cfg.train.steps}: nothing to do "
-                f"(raise train.steps to go on)"
-            )
+            raise UserFacingError(nothing_to_do(path, int(state["step"]), self.cfg.train.steps))
         saved_world = state.get("world_size")
         resharding = saved_world != self.info.world_size
         if resharding and not self.args.reshard:

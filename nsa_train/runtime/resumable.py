@@ -38,9 +38,7 @@ def resume_refusal(
     try:
         path = ck.read_pointer(ckpt_dir, schema.LATEST_POINTER)
         if path is None:
-            return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
-                ck.other_checkpoints_hint(ckpt_dir)
-            )
+            return no_latest_pointer(ckpt_dir)
         ck.verify_archive(path, checksums=False)  # its index only: the boot must not wait; the load checks the CRCs
     except ck.CheckpointError as e:
         return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
@@ -64,8 +62,21 @@ def resume_refusal(
         return f"--resume: {changed}"
     steps = cfg.train.steps
     if step is not None and step >= steps:
-        return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
+        return nothing_to_do(path, step, steps)
     return None
+
+
+# Said here and by the Trainer's _resume (a pointer removed, or train.steps met, after this check): one wording
+def no_latest_pointer(ckpt_dir: Path) -> str:
+    """Why a --resume cannot start in ``ckpt_dir`` without a `latest` pointer, and the checkpoints it still holds."""
+    return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
+        ck.other_checkpoints_hint(ckpt_dir)
+    )
+
+
+def nothing_to_do(path: Path, step: int, steps: int) -> str:
+    """Why a --resume from ``path``, at ``step``, has nothing left to train to train.steps = ``steps``."""
+    return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
 
 
 def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:
