@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from fixtures.cli import invoke
 from fixtures.holds_states import STATES
+from fixtures.shells import SHELLS, posix_shell
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.holds import ROWS_READ_BYTES, holds_run
@@ -54,20 +54,11 @@ def _states_root(root: Path) -> dict[str, bool]:
 
 
 def _shell(tmp_path: Path, shell: str) -> tuple[list[str], dict[str, str]]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    if shell == "dash":
-        return ["dash"], env
-    bb = shutil.which("busybox")
-    if bb is None:  # as in test_remote_robustness: a real tool, installed by .ci/run
-        pytest.fail("busybox is not installed (apt-get install busybox-static); .ci/run installs it")
-    tools = tmp_path / "bb"
-    tools.mkdir()
-    for tool in ("sh", "ls", "stat", "date", "tail", "head", "tr", "wc", "cat", "sed", "sort", "cut", "awk", "pwd"):
-        (tools / tool).symlink_to(bb)
-    return [str(tools / "sh")], {**env, "PATH": str(tools)}
+    sh, env = posix_shell(shell, tmp_path)
+    return sh, {**env, "HOME": str(tmp_path)}
 
 
-@pytest.mark.parametrize("shell", ["dash", "busybox"])
+@pytest.mark.parametrize("shell", SHELLS)
 def test_the_listing_leaves_out_what_holds_run_leaves_out(tmp_path: Path, shell: str) -> None:
     """REMOTE_SCRIPT's listing (`nsa runs --host`): a `run` frame for each directory that holds a run, a `leftout`
     frame naming each other one, as the contract answers for every state."""

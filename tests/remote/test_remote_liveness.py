@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
+from fixtures.shells import SHELLS, posix_shell
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
 from nsa_train.telemetry import schema
@@ -141,20 +141,13 @@ def test_watch_over_ssh_hears_the_start_of_a_process_new_since_its_last_report(t
             later.wait()
 
 
-@pytest.mark.parametrize("shell", ["dash", "busybox"])
+@pytest.mark.parametrize("shell", SHELLS)
 def test_live_pids_tells_the_starts_of_the_processes_since_a_bound(tmp_path, shell):
     """live_pids SINCE (seconds after boot) tells the start of each process that started then or later, the others'
     not (a watch's host told them in an earlier report): by dash with GNU tools, or busybox alone (no getconf)."""
     from nsa_train.runtime.control import process_start_time
 
-    sh, env = ["dash"], {"PATH": "/usr/bin:/bin"}
-    if shell == "busybox":
-        bb = shutil.which("busybox")
-        if bb is None:  # as in test_remote_robustness: a real tool, installed by .ci/run
-            pytest.fail("busybox is not installed (apt-get install busybox-static); .ci/run installs it")
-        for tool in ("sh", "cat", "awk"):
-            (tmp_path / tool).symlink_to(bb)
-        sh, env = [str(tmp_path / "sh")], {"PATH": str(tmp_path)}
+    sh, env = posix_shell(shell, tmp_path)
     since = int(float(Path("/proc/uptime").read_text().split()[0]))
     time.sleep(1.1)  # this process started before ``since``; ``later`` after it
     later = subprocess.Popen(["sleep", "60"])

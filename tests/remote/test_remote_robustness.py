@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.runs import make_v1_run
+from fixtures.shells import SHELLS, posix_shell
 
 from nsa_train.runtime.control import process_start_time
 from nsa_tui.commands.watch import build_models
@@ -64,39 +64,12 @@ def test_a_full_or_unwritable_remote_tmp_changes_no_verdict(tmp_path, sshd_facto
     assert not asked.exists()  # no temp file was even asked for
 
 
-@pytest.mark.parametrize("shell", ["dash", "busybox"])
+@pytest.mark.parametrize("shell", SHELLS)
 def test_the_status_script_reads_what_a_local_status_reads(tmp_path, shell):
     """REMOTE_SCRIPT run by dash with GNU tools, or by busybox sh with busybox's tools only: the same windows,
     sizes, CSV header and (followed) mtimes as collect_local."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    sh = ["dash"]
-    if shell == "busybox":
-        bb = shutil.which("busybox")
-        if bb is None:  # as tmux and sshd: a real tool, installed by .ci/run
-            pytest.fail("busybox is not installed (apt-get install busybox-static); .ci/run installs it")
-        tools = tmp_path / "bb"
-        tools.mkdir()
-        for tool in [
-            "sh",
-            "ls",
-            "stat",
-            "date",
-            "tail",
-            "head",
-            "tr",
-            "wc",
-            "cat",
-            "sed",
-            "grep",
-            "sort",
-            "cut",
-            "awk",
-            "pwd",
-            "printf",
-        ]:
-            (tools / tool).symlink_to(bb)
-        env["PATH"] = str(tools)
-        sh = [str(tools / "sh")]
+    sh, env = posix_shell(shell, tmp_path)
+    env["HOME"] = str(tmp_path)
     run = tmp_path / "runs" / "r"
     make_v1_run(run, steps=60_000, total_steps=120_000, log_every=5)  # windows from the middle of big files
     elsewhere = tmp_path / "elsewhere" / "training.csv"
