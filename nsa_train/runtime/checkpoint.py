@@ -145,7 +145,7 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Complete checkpoint files, oldest step first."""
     if not ckpt_dir.is_dir():
         return []
-    return sorted(p for p in ckpt_dir.glob("step_*" + CKPT_SUFFIX) if not p.name.startswith("."))
+    return sorted(p for p in ckpt_dir.glob(schema.CHECKPOINT_GLOB) if not p.name.startswith("."))
 
 
 def write_order(ckpt_dir: Path) -> list[Path]:

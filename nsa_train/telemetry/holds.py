@@ -25,8 +25,6 @@ from nsa_train.telemetry.pointers import POINTERS
 LAUNCHER_FILES = (schema.LAUNCH_JSON, schema.CONSOLE_LOG, schema.EXIT_STATUS)
 # logs a fresh start appends its rows to
 LOGS = (schema.TRAINING_CSV, schema.VAL_CSV)
-# a checkpoint file under schema.CHECKPOINT_DIR (a hidden one, a save's temp file, never matches: it starts with '.')
-CHECKPOINT_GLOB = "step_*" + schema.CHECKPOINT_SUFFIX
 # how much of a log is read to tell a row after its header: a header is far shorter
 ROWS_READ_BYTES = 1 << 16
 
@@ -38,7 +36,7 @@ def earlier_run(d: Path, own_launch: float | None = None) -> list[str]:
     found = []
     ckpt_dir = d / schema.CHECKPOINT_DIR
     if ckpt_dir.is_dir():
-        n = sum(1 for p in ckpt_dir.glob(CHECKPOINT_GLOB) if not p.name.startswith("."))
+        n = sum(1 for p in ckpt_dir.glob(schema.CHECKPOINT_GLOB) if not p.name.startswith("."))
         pointers = [name for name in POINTERS if (ckpt_dir / name).is_file()]
         if n:
             found.append(f"{n} checkpoint{'' if n == 1 else 's'}")

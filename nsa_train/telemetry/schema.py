@@ -81,6 +81,8 @@ def stackdump_rank(name: str) -> int | None:
 
 
 CHECKPOINT_SUFFIX = ".pt"  # a checkpoint file is checkpoint_name(step) + this
+# a checkpoint file under CHECKPOINT_DIR (a hidden one, a save's temp file, never matches: it starts with '.')
+CHECKPOINT_GLOB = "step_*" + CHECKPOINT_SUFFIX
 
 
 def checkpoint_name(step: int) -> str:

@@ -448,8 +448,12 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 "pass --force to reuse it anyway, or choose another --name"
             )
         if occ.previous_run:
-            ckpts = plan.run_dir / "checkpoints"
-            more = "; or continue it from its last checkpoint with --resume" if any(ckpts.glob("*.pt")) else ""
+            ckpts = plan.run_dir / schema.CHECKPOINT_DIR
+            more = (
+                "; or continue it from its last checkpoint with --resume"
+                if any(ckpts.glob(schema.CHECKPOINT_GLOB))
+                else ""
+            )
             raise UserError(
                 f"{where} already holds an earlier run; choose another --name, or pass --force to reuse it{more}"
             )

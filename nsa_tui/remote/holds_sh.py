@@ -8,7 +8,7 @@ apart on a name; tests/remote/test_holds_sh.py runs both on one table of directo
 from __future__ import annotations
 
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.holds import CHECKPOINT_GLOB, LAUNCHER_FILES, LOGS, ROWS_READ_BYTES
+from nsa_train.telemetry.holds import LAUNCHER_FILES, LOGS, ROWS_READ_BYTES
 from nsa_train.telemetry.pointers import POINTERS
 
 # files whose being there is enough: run.json, an earlier launch's files, a checkpoint pointer (is_file: followed)
@@ -48,7 +48,7 @@ q") in x*) return 0 ;; esac
 """.replace("@PLAIN_FILES@", " ".join(_PLAIN_FILES))
     .replace("@HEARTBEAT_GLOB@", schema.HEARTBEAT_GLOB)
     .replace("@CHECKPOINT_DIR@", schema.CHECKPOINT_DIR)
-    .replace("@CHECKPOINT_GLOB@", CHECKPOINT_GLOB)
+    .replace("@CHECKPOINT_GLOB@", schema.CHECKPOINT_GLOB)
     .replace("@LOGS@", " ".join(LOGS))
     .replace("@ROWS_READ_BYTES@", str(ROWS_READ_BYTES))
 )

@@ -220,8 +220,14 @@ def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "old")
     assert res.returncode == 1
     assert "already holds an earlier run" in _one_error_line(res) and "--resume" not in _one_error_line(res)
-    # with a checkpoint it can go on from, the refusal names --resume too
+    # a .pt that is no checkpoint (an export), or a hidden one: nothing --resume goes on from (schema.CHECKPOINT_GLOB)
     (old / "checkpoints").mkdir()
+    (old / "checkpoints" / "exported.pt").write_bytes(b"")
+    (old / "checkpoints" / ".step_00000300.pt").write_bytes(b"")
+    res = nsa("launch", "--name", "old")
+    assert res.returncode == 1
+    assert "already holds an earlier run" in _one_error_line(res) and "--resume" not in _one_error_line(res)
+    # with a checkpoint it can go on from, the refusal names --resume too
     (old / "checkpoints" / "step_00000200.pt").write_bytes(b"")
     res = nsa("launch", "--name", "old")
     assert res.returncode == 1
