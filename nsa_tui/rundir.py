@@ -40,14 +40,6 @@ def _activity_time(d: Path) -> tuple[float, float]:
     return (max(files) if files else own), own
 
 
-# files only a run directory has at its top (the trainer's and the launcher's own)
-RUN_MARKERS = (*ACTIVITY_FILES, schema.CONSOLE_LOG)
-
-
-def is_run_dir(d: Path) -> bool:
-    return any((d / name).is_file() for name in RUN_MARKERS)
-
-
 def holds_run(d: Path) -> bool:
     """A run's files are there: the contract's one definition (nsa_train.telemetry.holds; any rank's heartbeat counts:
     a later node of a multi-node run started by hand has no rank 0's)."""
@@ -76,6 +68,10 @@ def unreadable_dir(d: Path) -> str | None:
         f"{UNREADABLE}{os.path.abspath(d)}: permission denied ({stat.filemode(st.st_mode)}, owner "
         f"{user(st.st_uid)}; nsa runs as {user(os.geteuid())})"
     )
+
+
+# the files named when a directory holds no run: what to look for, a few of the contract's (holds_run decides)
+RUN_MARKERS = (*ACTIVITY_FILES, schema.CONSOLE_LOG)
 
 
 def no_run_in(d: Path) -> str:
@@ -171,7 +167,7 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
     for f in (p, named):
         if f.is_file():  # a run's run.json, say: "no run directory" would send the user looking elsewhere
             path = Path(os.path.abspath(f))
-            its = f" (its directory {path.parent} is a run)" if is_run_dir(path.parent) else ""
+            its = f" (its directory {path.parent} is a run)" if holds_run(path.parent) else ""
             raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
         raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)

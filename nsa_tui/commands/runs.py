@@ -58,7 +58,7 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
         return RunListing(judged, sorted(answer.left_out))
-    from nsa_tui.rundir import holds_run, is_run_dir, list_runs, runs_root, unreadable_dir
+    from nsa_tui.rundir import holds_run, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
     if root.exists() and not root.is_dir():
@@ -67,7 +67,9 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if why := unreadable_dir(root):
         raise UserError(why, NOT_FOUND_EXIT)
-    if is_run_dir(root):  # its checkpoints/ and tb/ would be listed as runs without telemetry
+    # a run directory given as DIR (the contract's holds_run, as for its subdirectories): its checkpoints/ and tb/
+    # are no runs, and a listing of them would say so without naming the mistake
+    if holds_run(root):
         raise UserError(
             f"{root} is a run directory, not a directory of runs: `nsa status {root}`, or `nsa runs {root.parent}`",
             NOT_FOUND_EXIT,

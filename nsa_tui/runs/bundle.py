@@ -19,7 +19,6 @@ from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.remote.checkout import PRELUDE
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
-from nsa_tui.rundir import RUN_MARKERS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -146,7 +145,7 @@ FRAME = b"\n@@nsa@@ "
 # arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line; for a listing
-# whose DIR is itself a run directory, a third line `rundir`. A listing names each directory under DIR that holds
+# whose DIR itself holds a run (holds_run), a third line `rundir`. A listing names each directory under DIR that holds
 # no run (holds_run, nsa_tui.remote.holds_sh) in a `leftout` frame, its body the name. A `run` frame's body is the
 # run directory's physical absolute path (its name is the run's, as a local `.` resolves). The last frame is `end`:
 # an answer without it was cut short (the shell could not run the script, or it died), not an answer with fewer runs.
@@ -251,9 +250,7 @@ for run in "$@"; do
       ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
       case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
       if [ ! -d "$ldir" ]; then flush; missing "$run"; continue; fi
-      for m in @RUN_MARKERS@; do
-        if [ -f "$ldir/$m" ]; then flush; missing "$run" rundir; continue 2; fi
-      done
+      if holds_run "$ldir"; then flush; missing "$run" rundir; continue; fi
       flush
       frame listing 0 "$ldir"
       list_runs "$ldir" | {
@@ -274,7 +271,7 @@ done
 flush
 frame end 0 -
 """
-).replace("@RUN_MARKERS@", " ".join(RUN_MARKERS))  # the same files as a local `nsa runs` looks for
+)
 
 
 WHOLE_FILE = -1  # a limit that asks REMOTE_SCRIPT for the whole file

@@ -18,7 +18,7 @@ from fixtures.shells import SHELLS, posix_shell
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.holds import ROWS_READ_BYTES, holds_run
 from nsa_tui.remote.checkout import PRELUDE
-from nsa_tui.runs.bundle import REMOTE_SCRIPT, RunBundle, parse_frames, remote_args
+from nsa_tui.runs.bundle import REMOTE_SCRIPT, MissingRun, RunBundle, parse_frames, remote_args
 
 # beyond the table: how a log's rows and a glob's entries are told, where sh and Python could part
 EDGES = {
@@ -78,6 +78,39 @@ def test_the_listing_leaves_out_what_holds_run_leaves_out(tmp_path: Path, shell:
     assert len(listed) == len(answer.bundles)
     assert sorted(listed) == sorted(n for n, held in want.items() if held)
     assert sorted(answer.left_out) == sorted(n for n, held in want.items() if not held)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_listing_of_a_directory_that_holds_a_run_is_refused_as_a_run_directory(tmp_path: Path, shell: str) -> None:
+    """`nsa runs --host DIR` where DIR is itself a run: refused (a `missing` frame marked `rundir`) exactly when the
+    contract's holds_run says DIR holds one: a later rank's heartbeat or a checkpoint alone too, a training.csv with
+    only its header not."""
+    root = tmp_path / "runs"
+    want = _states_root(root)
+    sh, env = _shell(tmp_path, shell)
+    listings = {f"@all:{root / name}": name for name in want}
+    out = subprocess.run(
+        [*sh, "-c", REMOTE_SCRIPT, "sh", *remote_args("", list(listings), False)],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0 and out.stderr == b"", out.stderr
+    answer = parse_frames(out.stdout, "h")
+    assert answer.complete
+    refused = {listings[b.run] for b in answer.bundles if isinstance(b, MissingRun) and b.is_run_dir}
+    assert refused == {name for name, held in want.items() if held}
+
+
+def test_a_local_listing_of_a_directory_that_holds_a_run_is_refused_as_a_run_directory(tmp_path: Path) -> None:
+    """`nsa runs DIR` here refuses the same directories as the sh listing above: the contract's holds_run."""
+    root = tmp_path / "runs"
+    want = _states_root(root)
+    for name, held in want.items():
+        res = invoke("runs", str(root / name))
+        refused = res.exit_code == 3 and "is a run directory, not a directory of runs" in res.stderr
+        assert refused == held, (name, res.exit_code, res.stderr)
+        assert "Traceback" not in res.stderr
 
 
 def test_the_newest_run_on_a_host_holds_one(tmp_path: Path) -> None:
