@@ -198,6 +198,7 @@ def not_utf8(reason: str | None = None) -> str:
 
 # bytes that make no document: the text loader splits at blank lines, and a document of whitespace alone is skipped
 BLANK = {"text": b" \t\r\n", "json": b" \t\r\n"}
+EMPTY_LIST_MAX_BYTES = 4096  # `[]` with whitespace around it: a file this small is read whole
 
 
 def _is_blank(file: str, blank: bytes) -> bool:
@@ -211,15 +212,33 @@ def _is_blank(file: str, blank: bytes) -> bool:
     return True
 
 
+def _is_empty_json_list(file: str) -> bool:
+    """A small JSON file that is one empty list (`[]`), or JSON lines of only empty lists: no records either (sorted
+    first, datasets took its empty schema as blank files gave it)."""
+    if os.path.getsize(file) > EMPTY_LIST_MAX_BYTES:
+        return False
+    with open(file, "rb") as fh:
+        lines = [line.strip() for line in fh.read().splitlines() if line.strip()]
+    try:
+        return bool(lines) and (all(line == b"[]" for line in lines) or json.loads(b"".join(lines)) == [])
+    except ValueError:
+        return False
+
+
 def files_without_documents(builder: str, files: list[str]) -> list[str]:
-    """The files of data.path that hold no documents and are left out of the load: empty or blank JSON files (a blank
-    one sorted first gave datasets an empty schema, "Couldn't cast ... because column names don't match", naming no
-    file) and 0-row Parquet files (its reader fails on them, also naming no file). A pipe is never read here."""
+    """The files of data.path that hold no documents and are left out of the load: empty or blank JSON files and
+    empty JSON lists (one sorted first gave datasets an empty schema, "Couldn't cast ... because column names don't
+    match", naming no file) and 0-row Parquet files (its reader fails on them, also naming no file). A pipe is never
+    read here."""
     if builder == "parquet":
         return parquet_without_rows(files)
     if builder != "json":
         return []
-    return [f for f in files if os.path.isfile(f) and (os.path.getsize(f) == 0 or _is_blank(f, BLANK["json"]))]
+    return [
+        f
+        for f in files
+        if os.path.isfile(f) and (os.path.getsize(f) == 0 or _is_blank(f, BLANK["json"]) or _is_empty_json_list(f))
+    ]
 
 
 def no_documents_problem(path: str, builder: str, files: list[str]) -> str | None:

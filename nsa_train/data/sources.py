@@ -160,7 +160,8 @@ def _without_documents(path: str) -> tuple[list[str], str]:
         empty = files_without_documents(builder, files)
     except (DataError, OSError):
         return [], ""
-    return (empty, "0 rows" if builder == "parquet" else "empty or blank") if len(empty) < len(files) else ([], "")
+    what = "0 rows" if builder == "parquet" else "empty, blank or an empty list"
+    return (empty, what) if len(empty) < len(files) else ([], "")
 
 
 def skipped_files_warning(path: str) -> str | None:
@@ -284,7 +285,7 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             ds.select_columns([field]), field, d.val_docs, d.seed, rank, world_size, d.source_description
         )
         source.fingerprint = local_fingerprint(listing, len(ds))
-        source.files = len(files)
+        source.files = len(files) - len(without_rows)  # the files read (run.json's data_summary.files)
         return source
     datasets = import_datasets(offline=False)
     try:

@@ -285,25 +285,27 @@ def test_a_one_line_json_array_next_to_jsonl_is_its_records(tmp_path: Path, make
     assert source.fingerprint is not None and source.fingerprint["documents"] == 20
 
 
-@pytest.mark.parametrize("blank", ["\n", "", " \n\n"], ids=["newline", "empty", "spaces"])
-def test_a_blank_jsonl_sorted_first_is_left_out_and_named(tmp_path: Path, make_cfg, blank: str) -> None:
-    """A blank .jsonl read first gave datasets an empty schema ("Couldn't cast text: string id: int64 to {}"),
-    naming no file; `nsa check` failed an empty or blank one as "not JSON". It is left out, and both name it."""
+@pytest.mark.parametrize(
+    ("name", "blank"),
+    [("a.jsonl", "\n"), ("a.jsonl", ""), ("a.jsonl", " \n\n"), ("a.json", "[]\n"), ("a.jsonl", "[]\n[]\n")],
+    ids=["newline", "empty", "spaces", "empty-list", "lines-of-empty-lists"],
+)
+def test_a_blank_jsonl_sorted_first_is_left_out_and_named(tmp_path: Path, make_cfg, name: str, blank: str) -> None:
+    """A blank .jsonl (or a `[]`) read first gave datasets an empty schema ("Couldn't cast text: string id: int64 to
+    {}", "All the data files must have the same columns"), naming no file; `nsa check` failed an empty or blank one as
+    "not JSON". It is left out, and both name it; the files the run reads are counted without it."""
     from nsa_train.data.sources import data_listing, skipped_files_warning
 
     corpus = tmp_path / "d"
-    _write(tmp_path, "d/a.jsonl", blank)
+    _write(tmp_path, f"d/{name}", blank)
     _write(tmp_path, "d/b.jsonl", _docs_jsonl(12, "b"))
     cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
     source = open_source(cfg, 0, 1)
     assert source.fingerprint is not None and source.fingerprint["documents"] == 12
+    assert source.files == 1  # data_summary.files: the files read
     # still listed: a resume compares the same files as run.json's listing, the blank one included
-    assert (
-        [e[0] for e in source.fingerprint["listing"]]
-        == ["a.jsonl", "b.jsonl"]
-        == [e[0] for e in data_listing(cfg.data)]
-    )
-    said = f"1 file(s) without documents not read ({corpus / 'a.jsonl'}: empty or blank)"
+    assert [e[0] for e in source.fingerprint["listing"]] == [name, "b.jsonl"] == [e[0] for e in data_listing(cfg.data)]
+    said = f"1 file(s) without documents not read ({corpus / name}: empty, blank or an empty list)"
     assert skipped_files_warning(str(corpus)) == f"data.path {corpus}: {said}"
     row = _check_row(corpus)
     assert row.status == "warn" and said in row.reason, row.reason
