@@ -44,6 +44,11 @@ _COMMAND_HINT = re.compile(r"`nsa ([a-z]+)( [^`]*)?`")
 _SHELL_WORD = re.compile(r"""(?:'[^']*'|"(?:\\.|[^"\\])*"|\\.|[^\s'"\\])+""")
 
 
+def run_command(verb: str, run: str) -> str:
+    """`nsa VERB RUN` as a hint to copy: the name quoted, after `--` when it starts with '-' (else an option)."""
+    return shlex.join(["nsa", verb, *(["--"] if run.startswith("-") else []), run])
+
+
 def on_host(message: str, host: str, remote_dir: str | None) -> str:
     """A host's error as said here: where it comes from (its paths could as well be paths here), and the
     commands it suggests (`nsa status RUN`) for that host (run here as written, they looked for RUN here)."""

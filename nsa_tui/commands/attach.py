@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
-from nsa_tui.errors import UserError, fail
+from nsa_tui.errors import UserError, fail, run_command
 
 
 def attach_command(
@@ -33,7 +32,7 @@ def attach_command(
             # tmux's own answer is "open terminal failed: not a terminal", with the session name nowhere
             raise UserError(
                 "nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, "
-                f"or follow the run with `nsa watch {shlex.quote(run)}` or `nsa status {shlex.quote(run)}`"
+                f"or follow the run with `{run_command('watch', run)}` or `{run_command('status', run)}`"
             )
     except UserError as e:
         fail(str(e), e.code)
@@ -51,7 +50,8 @@ def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
     if not tmux.has_session(session, socket):
         status = runstate.read_exit_status(run_dir)
         ended = f" (it exited with status {status})" if status is not None else ""
-        raise UserError(f"no tmux session {session} for run {run_name(run_dir)!r}{ended}; see `nsa status {run}`")
+        see = run_command("status", run)
+        raise UserError(f"no tmux session {session} for run {run_name(run_dir)!r}{ended}; see `{see}`")
     return tmux.attach_argv(session, socket)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
-from nsa_tui.errors import USAGE_EXIT, UserError, fail
+from nsa_tui.errors import USAGE_EXIT, UserError, fail, run_command
 
 
 def halt_command(
@@ -123,7 +123,8 @@ def halt_local(run: str, wait: float) -> None:
     elif not outcome.already_ended:
         print("exit status: not yet written (torchrun is still shutting down)")
     if outcome.reason not in CLEAN_REASONS:
-        raise UserError(f"the run ended with reason {outcome.reason!r}, not a clean halt; see `nsa status {run}`")
+        see = run_command("status", run)
+        raise UserError(f"the run ended with reason {outcome.reason!r}, not a clean halt; see `{see}`")
 
 
 def register(app: typer.Typer) -> None:

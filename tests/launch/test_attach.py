@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.procs import descendants, freeze_sshd_sessions, signal_all
 
@@ -144,3 +145,12 @@ def test_attach_without_a_terminal_says_so(runs_dir, tmux_socket):
         "error: nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, or "
         "follow the run with `nsa watch att3` or `nsa status att3`"
     )
+
+
+@pytest.mark.parametrize("name", ["-dash", "two words"])
+def test_the_status_hint_of_a_run_without_a_session_can_be_pasted(runs_dir, tmux_socket, name):
+    """`see `nsa status -dash`` ran `-dash` as an option, and `nsa status two words` two runs: quoted, after `--`."""
+    (runs_dir / name).mkdir()
+    said = one_error(invoke("attach", "--", name))
+    hint = said[said.rindex("see `") + 5 : -1]
+    assert shlex.split(hint)[-1] == name and ("--" in shlex.split(hint)) == name.startswith("-"), said
