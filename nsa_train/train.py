@@ -623,6 +623,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             step_loss = torch.zeros((), device=device)
+            step_gates = GateAccumulator()  # the window's once the step updates the weights (a NaN step's are NaN)
             for micro in range(t.grad_accum):
                 tf = time.perf_counter()
                 x, y = next(self.stream)  # [micro_batch, seq_len] each
@@ -636,7 +637,7 @@ class Trainer:
                     loss = self.train_model(x, y) / t.grad_accum
                 loss.backward()
                 step_loss += loss.detach()
-                gates.add(collect_gates(self.train_model))
+                step_gates.add(collect_gates(self.train_model))
             if step == slow_step:
                 time.sleep(slow_s)
             # the true global norm, before clipping and before zero_grad (grads are already all-reduced)
@@ -644,13 +645,14 @@ class Trainer:
             halt, signalled, nan = self._agree_on_stop(step_loss, grad_norm)
             if nan:  # self.step stays at the last step that updated the weights (summary: steps_completed)
                 if window.steps:  # the steps that led here are the ones worth seeing: logged, not dropped
-                    # (their window's time, fetch time and gate statistics take in the failed step too)
+                    # (their window's time and fetch time take in the failed step too; its gate statistics not)
                     self._log_progress(window, gates, step - 1, prev_lr, prev_grad_norm)
                 self._say_nonfinite(step, step_loss, grad_norm)
                 reason = schema.END_NAN
                 break
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            gates.merge(step_gates)
             prev_lr, prev_grad_norm = lr, grad_norm
             self.step = step
             self.tokens_seen += tokens_per_step

@@ -56,7 +56,16 @@ class GateAccumulator:
             col.append(((h < GATE_COLLAPSE_ENTROPY) & (pmax > GATE_COLLAPSE_MAX_SHARE)).sum().float())
             shares.append(p.sum(0))
         e, r = torch.stack(ent), torch.stack(rows)
-        m, c, s = torch.stack(mx).sum(), torch.stack(col).sum(), torch.stack(shares).sum(0)
+        self._add_sums(e, r, torch.stack(mx).sum(), torch.stack(col).sum(), torch.stack(shares).sum(0))
+
+    def merge(self, other: GateAccumulator) -> None:
+        """Take in ``other``'s sums (a step's, once it is known to have updated the weights) and leave it as it is."""
+        if other._entropy_per_layer is not None:
+            self._add_sums(
+                other._entropy_per_layer, other._rows_per_layer, other._max_sum, other._collapsed, other._shares_sum
+            )
+
+    def _add_sums(self, e: torch.Tensor, r: torch.Tensor, m: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> None:
         if self._entropy_per_layer is None or self._entropy_per_layer.shape != e.shape:
             self._entropy_per_layer, self._rows_per_layer = e, r
             self._max_sum, self._collapsed, self._shares_sum = m, c, s

@@ -162,6 +162,10 @@ def test_a_nan_stop_logs_the_steps_that_led_to_it(run_dir: Path) -> None:
     assert end["reason"] == "nan" and 1 <= end["step"] < 10, end  # before the first log step
     [progress] = [r for r in recs if r["kind"] == "progress"]
     assert progress["step"] == end["step"] and math.isfinite(progress["grad_norm"])
+    # the gate statistics are those steps' too, not the failed step's NaN (`gates: entropy -` in nsa status, NaN in
+    # the dashboard, for steps whose gates were fine)
+    gate_values = [progress["gate_entropy_mean"], progress["gate_max_mean"], *progress["gate_branch_shares"]]
+    assert all(math.isfinite(v) for v in gate_values), progress
     rows = (run_dir / schema.TRAINING_CSV).read_text().splitlines()[1:]
     assert [row.split(",")[0] for row in rows] == [str(end["step"])]
 
