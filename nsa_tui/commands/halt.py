@@ -60,7 +60,7 @@ def host_grace_s() -> float:
 def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoReturn:
     from nsa_train.telemetry.schema import HALT_FILE
     from nsa_tui.launch.halt import secs
-    from nsa_tui.launch.remote import SSH_FAILED, NoAnswer, run_nsa
+    from nsa_tui.launch.remote import SSH_FAILED, LinkLost, NoAnswer, run_nsa
     from nsa_tui.remote.ssh import SSHError, connect_timeout_s
 
     said: list[str] = []
@@ -97,6 +97,9 @@ def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoR
             f"nsa halt on {host} did not end within {secs(wait + overhead)} (its --wait {secs(wait)}, and "
             f"{secs(overhead)} to connect and start there): it is stopped or stuck; {known()}"
         ) from None
+    except LinkLost as e:  # what the host's nsa halt had done there stays done, as when interrupted
+        said = f"lost the connection to {host} while nsa halt ran there ({e.reason}): {known()}"
+        raise UserError(said, e.code) from None
     raise typer.Exit(code)
 
 

@@ -142,10 +142,18 @@ def run_nsa(
     return rc, out
 
 
-def _lost(host: str, stderr: str, then: str) -> UserError:
+class LinkLost(UserError):
+    """The connection to a host went after the command began there; ``reason``: ssh's last line."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, LINK_LOST_EXIT)
+        self.reason = reason
+
+
+def _lost(host: str, stderr: str, then: str) -> LinkLost:
     """The connection to host went after the command began there; ``then``: what that means for it."""
     last = stderr.strip().splitlines()[-1].strip() if stderr.strip() else "ssh exited with status 255"
-    return UserError(f"lost the connection to {host} while the command ran there ({last}): {then}", LINK_LOST_EXIT)
+    return LinkLost(f"lost the connection to {host} while the command ran there ({last}): {then}", last)
 
 
 def check_remote_dir(remote_dir: str | None) -> None:

@@ -65,8 +65,12 @@ def test_halt_over_a_frozen_link_ends_with_lost_the_connection(runs_dir, sshd, m
     assert len(lines) == 1, err
     # ssh's own reason ("Timeout, server ... not responding.") is logged at INFO, which the fixture's LogLevel=ERROR
     # keeps back
-    assert lines[0].startswith(f"error: lost the connection to {sshd.host} while the command ran there ("), err
-    assert "): what it printed above had been done there" in lines[0], err
+    assert lines[0].startswith(f"error: lost the connection to {sshd.host} while nsa halt ran there ("), err
+    # what the host's halt had done, as an interrupted or timed-out halt says it
+    assert lines[0].endswith(
+        f"): .HALT stays on {sshd.host}: the run still stops after its current step; check with "
+        f"`nsa status --host {sshd.host} r`"
+    ), err
     assert took < 30  # 4 keepalives a second apart, with room for a loaded machine
     assert (run / ".HALT").exists()
 
@@ -114,7 +118,8 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(
-        f"error: lost the connection to {s.host} while the command ran there ({why}): it may have started there"
+        f"error: lost the connection to {s.host} while nsa halt ran there ({why}): {s.host} had not said it created "
+        ".HALT: the run may or may not have been asked to stop"
     ), err
 
 
