@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.holds import HOLDS_RUN_SAID
 from nsa_train.telemetry.holds import holds_run as contract_holds_run
 from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError
 
@@ -70,14 +71,9 @@ def unreadable_dir(d: Path) -> str | None:
     )
 
 
-# the files named when a directory holds no run: what to look for, a few of the contract's (holds_run decides)
-RUN_MARKERS = (*ACTIVITY_FILES, schema.CONSOLE_LOG)
-
-
 def no_run_in(d: Path) -> str:
-    """What a directory without a run's files lacks, in the words every command uses."""
-    markers = ", ".join([*(m for m in RUN_MARKERS if schema.heartbeat_rank(m) is None), schema.HEARTBEAT_GLOB])
-    return f"no run in {os.path.abspath(d)} (none of {markers})"
+    """What a directory without a run's files lacks, in the words every command uses (holds_run's rule)."""
+    return f"no run in {os.path.abspath(d)} (none of {HOLDS_RUN_SAID})"
 
 
 def run_name(run_dir: Path) -> str:

@@ -25,6 +25,16 @@ from nsa_train.telemetry.pointers import POINTERS
 LAUNCHER_FILES = (schema.LAUNCH_JSON, schema.CONSOLE_LOG, schema.EXIT_STATUS)
 # logs a fresh start appends its rows to
 LOGS = (schema.TRAINING_CSV, schema.VAL_CSV)
+# what holds_run looks for, in words (a directory without any of it is "no run": every command says it alike)
+HOLDS_RUN_SAID = ", ".join(
+    [
+        schema.RUN_JSON,
+        *LAUNCHER_FILES,
+        schema.HEARTBEAT_GLOB,
+        f"a row in {' or '.join(LOGS)}",
+        f"a checkpoint ({schema.CHECKPOINT_DIR}/{schema.CHECKPOINT_GLOB} or a pointer)",
+    ]
+)
 # how much of a log is read to tell a row after its header: a header is far shorter
 ROWS_READ_BYTES = 1 << 16
 

@@ -322,3 +322,14 @@ def test_force_does_not_start_a_second_trainer_beside_one_outside_its_session(ru
     finally:
         trainer.kill()
         trainer.wait()
+
+
+def test_no_run_names_what_it_looked_for_and_a_header_is_not_a_row(runs_dir):
+    """`nsa halt` on a directory holding only a training.csv header said "none of ..., training.csv, ..." with
+    training.csv there: the list was an older marker list, not holds_run's rule."""
+    d = runs_dir / "hdr"
+    d.mkdir()
+    (d / "training.csv").write_text("step,loss\n")
+    res = nsa("halt", "hdr", "--wait", "1")
+    assert res.returncode == 3, res.stderr
+    assert "a row in training.csv or val.csv" in res.stderr and ", training.csv," not in res.stderr, res.stderr

@@ -89,7 +89,8 @@ def test_watch_of_a_directory_of_no_run_is_one_error(runs_dir, monkeypatch):
     res = invoke("watch", str(ckpts))
     assert res.exit_code == 3, res.stdout + res.stderr
     assert one_error(res) == (
-        f"error: no run in {ckpts} (none of run.json, launch.json, training.csv, console.log, heartbeat_rank*.jsonl), "
+        f"error: no run in {ckpts} (none of run.json, launch.json, console.log, exit_status, heartbeat_rank*.jsonl, "
+        "a row in training.csv or val.csv, a checkpoint (checkpoints/step_*.pt or a pointer)), "
         f"nor a training log of another format; its directory {runs_dir / 'a'} is a run"
     )
     other = runs_dir.parent / "notes"
