@@ -85,14 +85,19 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False) -> CheckRow:
             pass
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
-    from nsa_train.telemetry.holds import earlier_run
+    from nsa_train.telemetry.holds import earlier_run, has_checkpoint
 
     if fresh_start and run_dir.is_dir() and (earlier := earlier_run(run_dir)):
+        only = (
+            "only with --resume (to continue it) or --force (afresh)"
+            if has_checkpoint(run_dir)
+            else "only with --force (afresh: it left no checkpoint to resume)"
+        )
         return CheckRow(
             "run dir",
             WARN,
-            f"{run_dir} holds an earlier run ({', '.join(earlier)}): the trainer starts there only with --resume "
-            "(to continue it) or --force (afresh); or choose another --run-dir",
+            f"{run_dir} holds an earlier run ({', '.join(earlier)}): the trainer starts there {only}; "
+            "or choose another --run-dir",
         )
     return CheckRow("run dir", PASS, f"{run_dir} writable" + ("" if run_dir.exists() else f" (created under {base})"))
 

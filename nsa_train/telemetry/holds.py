@@ -61,6 +61,11 @@ def earlier_run(d: Path, own_launch: float | None = None) -> list[str]:
     return found
 
 
+def has_checkpoint(d: Path) -> bool:
+    """``d`` holds a checkpoint file a --resume could continue from (a failed start's files are no run to resume)."""
+    return any((d / schema.CHECKPOINT_DIR).glob(schema.CHECKPOINT_GLOB))
+
+
 def holds_run(d: Path) -> bool:
     """``d`` holds a run: an earlier run's files (earlier_run), or any rank's heartbeat. Not a .HALT alone, a
     config.yaml alone (a user's configs folder), nor hidden files (a trainer's lock, a save's temp file)."""

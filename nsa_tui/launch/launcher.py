@@ -43,6 +43,7 @@ from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
+from nsa_train.telemetry.holds import earlier_run, has_checkpoint
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
@@ -448,14 +449,11 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 "pass --force to reuse it anyway, or choose another --name"
             )
         if occ.previous_run:
-            ckpts = plan.run_dir / schema.CHECKPOINT_DIR
-            more = (
-                "; or continue it from its last checkpoint with --resume"
-                if any(ckpts.glob(schema.CHECKPOINT_GLOB))
-                else ""
-            )
+            more = "; or continue it from its last checkpoint with --resume" if has_checkpoint(plan.run_dir) else ""
+            held = ", ".join(earlier_run(plan.run_dir))
             raise UserError(
-                f"{where} already holds an earlier run; choose another --name, or pass --force to reuse it{more}"
+                f"{where} already holds an earlier run ({held}); choose another --name, or pass --force to reuse "
+                f"it{more}"
             )
         return
     if occ.session_live:

@@ -220,6 +220,7 @@ def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "old")
     assert res.returncode == 1
     assert "already holds an earlier run" in _one_error_line(res) and "--resume" not in _one_error_line(res)
+    assert "(launch.json, exit_status)" in _one_error_line(res)  # what it holds, as the trainer and nsa check say
     # a .pt that is no checkpoint (an export), or a hidden one: nothing --resume goes on from (schema.CHECKPOINT_GLOB)
     (old / "checkpoints").mkdir()
     (old / "checkpoints" / "exported.pt").write_bytes(b"")

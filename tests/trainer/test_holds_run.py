@@ -38,6 +38,10 @@ def test_the_trainer_and_the_tools_agree_whether_a_directory_holds_a_run(
     refused = f"{d} holds an earlier run (" in proc.stderr
     assert refused is earlier, proc.stderr
     assert ("unknown key 'train.stepz'" in proc.stderr) is not earlier, proc.stderr
+    # --resume is offered only where there is a checkpoint to continue from (a failed start left none)
+    resumable = any((d / "checkpoints").glob("step_*.pt"))
+    if earlier:
+        assert ("--resume" in proc.stderr) is resumable and ("--resume" in row.reason) is resumable, row.reason
 
 
 def test_the_trainer_leaves_out_the_files_of_the_launch_that_started_it(tmp_path: Path) -> None:
