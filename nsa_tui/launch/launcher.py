@@ -444,6 +444,8 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 f"`nsa halt {name}`); {again}"
             )
         if occ.heartbeat_age_s is not None:
+            # --force would refuse a trainer it sees alive outside its session: not suggested then
+            _refuse_a_trainer_outside_tmux(plan, prefix=f"{where} holds a live run: ")
             raise UserError(
                 f"{where} holds a live run (heartbeat {occ.heartbeat_age_s:.0f}s ago, no end record); "
                 "pass --force to reuse it anyway, or choose another --name"
@@ -495,17 +497,17 @@ def force_would(plan: LaunchPlan) -> list[str]:
     return would
 
 
-def _refuse_a_trainer_outside_tmux(plan: LaunchPlan) -> None:
+def _refuse_a_trainer_outside_tmux(plan: LaunchPlan, prefix: str = "--force: ") -> None:
     """A trainer of this run alive while its session is not found (its server under another $TMUX_TMPDIR, or it
     outlived the session): --force kills a session it can see, never processes, and two trainers writing one
-    directory mix their rows and checkpoints."""
+    directory mix their rows and checkpoints. Without --force, said instead of suggesting it."""
     from nsa_tui.launch.dump import rank_processes
 
     alive = [p for p in rank_processes(plan.run_dir) if p.problem is None] if plan.run_dir.is_dir() else []
     if alive:
         pids = ", ".join(f"rank {p.rank} pid {p.pid}" for p in alive)
         raise UserError(
-            f"--force: this run's trainer is alive outside tmux session {plan.session} ({pids}): stop it first "
+            f"{prefix}this run's trainer is alive outside tmux session {plan.session} ({pids}): stop it first "
             f"(`nsa halt {shlex.quote(plan.name)}`), then launch again"
         )
 

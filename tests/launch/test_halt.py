@@ -319,6 +319,10 @@ def test_force_does_not_start_a_second_trainer_beside_one_outside_its_session(ru
         res = nsa("launch", "--name", "twice", "--force")
         assert res.returncode == 1 and tmux_sessions() == [], res.stdout + res.stderr
         assert f"this run's trainer is alive outside tmux session nsa-twice (rank 0 pid {trainer.pid})" in res.stderr
+        # without --force: the same advice, not "pass --force to reuse it" (which this refusal then met)
+        res = nsa("launch", "--name", "twice")
+        assert res.returncode == 1 and "holds a live run: this run's trainer is alive outside" in res.stderr
+        assert "--force" not in res.stderr and "`nsa halt twice`" in res.stderr, res.stderr
     finally:
         trainer.kill()
         trainer.wait()
