@@ -154,13 +154,19 @@ def keepalive_lost(stderr: str) -> bool:
 
 
 _CLOSED_BY_HOST = re.compile(r"connection to \S+ closed by remote host", re.IGNORECASE)
+# ssh's session loop failing to write ("client_loop: send disconnect: Broken pipe"): a killed sshd met by a keepalive
+_SESSION_LOOP_FAILED = re.compile(r"^client_loop: ", re.MULTILINE)
 
 
 def session_lost(stderr: str) -> bool:
     """ssh lost a session that was up: its keepalives went unanswered, or the host ended it ("Connection to HOST
-    closed by remote host.": a reboot, a killed sshd). Not "Connection closed by remote host" alone, which a host
-    that refuses us before the session says too."""
-    return keepalive_lost(stderr) or _CLOSED_BY_HOST.search(stderr) is not None
+    closed by remote host.", or the session loop's "client_loop: send disconnect: Broken pipe": a reboot, a killed
+    sshd). Not "Connection closed by remote host" alone, which a host that refuses us before the session says too."""
+    return (
+        keepalive_lost(stderr)
+        or _CLOSED_BY_HOST.search(stderr) is not None
+        or _SESSION_LOOP_FAILED.search(stderr) is not None
+    )
 
 
 def no_answer_message(host: str, what: str, result: RemoteResult) -> str:
