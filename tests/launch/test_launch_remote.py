@@ -196,6 +196,8 @@ def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd,
         proc.kill()
     assert proc.returncode == 1, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: lost the connection to {sshd.host} while the command "), err
-    assert lines[0].endswith(f"check with `nsa runs --host {sshd.host} --remote-dir '{checkout}'`"), err
+    assert len(lines) == 1 and lines[0].startswith(f"error: lost the connection to {sshd.host} while nsa halt "), err
+    # what the host's halt had done, and a command to paste (the --remote-dir inside its backticks, quoted)
+    assert f": .HALT stays on {sshd.host}: the run still stops after its current step; " in lines[0], err
+    assert lines[0].endswith(f"check with `nsa status --host {sshd.host} --remote-dir '{checkout}' r`"), err
     assert (run / ".HALT").exists()
