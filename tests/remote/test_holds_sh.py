@@ -58,22 +58,25 @@ def _shell(tmp_path: Path, shell: str) -> tuple[list[str], dict[str, str]]:
     return sh, {**env, "HOME": str(tmp_path)}
 
 
+def _remote_answer(tmp_path: Path, shell: str, runs: list[str]):
+    """The listing script's answer for ``runs`` under ``shell``, run to its end without a word on stderr."""
+    sh, env = _shell(tmp_path, shell)
+    out = subprocess.run(
+        [*sh, "-c", REMOTE_SCRIPT, "sh", *remote_args("", runs, False)], capture_output=True, env=env, cwd=tmp_path
+    )
+    assert out.returncode == 0 and out.stderr == b"", out.stderr
+    answer = parse_frames(out.stdout, "h")
+    assert answer.complete
+    return answer
+
+
 @pytest.mark.parametrize("shell", SHELLS)
 def test_the_listing_leaves_out_what_holds_run_leaves_out(tmp_path: Path, shell: str) -> None:
     """REMOTE_SCRIPT's listing (`nsa runs --host`): a `run` frame for each directory that holds a run, a `leftout`
     frame naming each other one, as the contract answers for every state."""
     root = tmp_path / "runs"
     want = _states_root(root)
-    sh, env = _shell(tmp_path, shell)
-    out = subprocess.run(
-        [*sh, "-c", REMOTE_SCRIPT, "sh", *remote_args("", [f"@all:{root}"], False)],
-        capture_output=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0 and out.stderr == b"", out.stderr
-    answer = parse_frames(out.stdout, "h")
-    assert answer.complete
+    answer = _remote_answer(tmp_path, shell, [f"@all:{root}"])
     listed = [b.run for b in answer.bundles if isinstance(b, RunBundle)]
     assert len(listed) == len(answer.bundles)
     assert sorted(listed) == sorted(n for n, held in want.items() if held)
@@ -87,17 +90,8 @@ def test_a_listing_of_a_directory_that_holds_a_run_is_refused_as_a_run_directory
     only its header not."""
     root = tmp_path / "runs"
     want = _states_root(root)
-    sh, env = _shell(tmp_path, shell)
     listings = {f"@all:{root / name}": name for name in want}
-    out = subprocess.run(
-        [*sh, "-c", REMOTE_SCRIPT, "sh", *remote_args("", list(listings), False)],
-        capture_output=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0 and out.stderr == b"", out.stderr
-    answer = parse_frames(out.stdout, "h")
-    assert answer.complete
+    answer = _remote_answer(tmp_path, shell, list(listings))
     refused = {listings[b.run] for b in answer.bundles if isinstance(b, MissingRun) and b.is_run_dir}
     assert refused == {name for name, held in want.items() if held}
 
