@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -71,10 +72,10 @@ def _existing_ancestor(p: Path) -> Path:
     return p
 
 
-def check_run_dir(run_dir: Path, fresh_start: bool = False) -> CheckRow:
-    """Writable (or creatable); with ``fresh_start`` (`nsa check`: a plain start there), not holding an earlier
-    run's results, which the trainer refuses to start over without --resume or --force (`nsa launch` says what it
-    does with those itself)."""
+def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None = None) -> CheckRow:
+    """Writable (or creatable); with ``fresh_start`` (`nsa check`: a plain start there), not holding a run that is
+    running now (``cfg``: its liveness window), which nothing starts beside, nor an earlier run's results, which the
+    trainer refuses to start over without --resume or --force (`nsa launch` says what it does with those itself)."""
     if run_dir.exists() and not run_dir.is_dir():
         return CheckRow("run dir", FAIL, f"{run_dir} exists and is not a directory")
     base = _existing_ancestor(run_dir)
@@ -86,7 +87,17 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False) -> CheckRow:
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
     from nsa_train.telemetry.holds import earlier_run, has_checkpoint
+    from nsa_tui.launch.preflight import running_now  # which imports this module: here, not at the top
 
+    if fresh_start and cfg is not None and (live := running_now(run_dir, cfg)):
+        # the trainer refuses a start beside a live one even with --force: `nsa launch` says to halt it first too
+        q = shlex.quote(str(run_dir))
+        return CheckRow(
+            "run dir",
+            FAIL,
+            f"{run_dir} holds a run that is running now ({', '.join(live)}): watch it (`nsa watch {q}`), or stop it "
+            f"first (`nsa halt {q}`) to start there; or choose another --run-dir",
+        )
     if fresh_start and run_dir.is_dir() and (earlier := earlier_run(run_dir)):
         only = (
             "only with --resume (to continue it) or --force (afresh)"
@@ -245,7 +256,7 @@ def cheap_checks(
     known, else estimated from the config; ``fresh_start``: see check_run_dir."""
     count = param_count if param_count is not None else estimate_param_count(cfg)
     return [
-        check_run_dir(run_dir, fresh_start),
+        check_run_dir(run_dir, fresh_start, cfg),
         check_disk(cfg, run_dir, count, disk_free or default_disk_free),
         check_data_path(cfg),
         check_tokenizer_files(cfg),

@@ -61,6 +61,31 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
     return occ
 
 
+def running_now(run_dir: Path, cfg: Config) -> list[str]:
+    """What of a run in ``run_dir`` runs now, as short phrases ([] for nothing): its tmux session (launch.json's) and
+    its ranks' live processes, else a recent heartbeat with no end record (a rank elsewhere), which `nsa launch`
+    refuses as a live run (claim). `nsa check` says it instead of "holds an earlier run"."""
+    if not run_dir.is_dir():
+        return []
+    from nsa_tui.launch.dump import rank_processes
+    from nsa_tui.launch.halt import session_alive
+
+    said = []
+    launch = runstate.read_launch_json(run_dir)
+    session = launch.get("tmux_session") if launch else None
+    if isinstance(session, str) and session and session_alive(run_dir, launch):
+        said.append(f"tmux session {session}")
+    said += [f"rank {p.rank} pid {p.pid}" for p in rank_processes(run_dir) if p.problem is None]
+    if said:
+        return said
+    hb = runstate.heartbeat_state(run_dir)
+    exited = runstate.read_exit_status(run_dir) is not None
+    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_gone(run_dir):
+        assert hb.newest_mtime is not None
+        return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
+    return []
+
+
 def rank0_gone(run_dir: Path) -> bool:
     """Rank 0 of the run ran on this machine and its process is gone: a recent heartbeat without an end record is a
     run that died (a full disk cut its end record, and kept the launcher from writing exit_status), not a live one.

@@ -46,7 +46,9 @@ def test_a_run_dir_holding_an_earlier_run_is_a_warning(tmp_path: Path) -> None:
         "continue it) or --force (afresh); or choose another --run-dir"
     )
     (tmp_path / "new").mkdir()  # an empty directory, or one a failed start left only a heartbeat in, is fine
-    (tmp_path / "new" / "heartbeat_rank0.jsonl").write_text("{}\n")
+    (tmp_path / "new" / "heartbeat_rank0.jsonl").write_text(
+        '{"v": 1, "ts": 1.0, "kind": "end", "rank": 0, "step": 0, "reason": "error", "exit_status": 1}\n'
+    )  # its end record: a recent heartbeat without one is a live run (which the next row may not start beside)
     assert {r.name: r for r in cheap_checks(load_config(None, FAST), tmp_path / "new", fresh_start=True)}[
         "run dir"
     ].status == "pass"

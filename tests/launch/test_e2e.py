@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nsa_train.config import load_config
+from nsa_tui.check_cheap import CheckRow, cheap_checks
 from nsa_tui.launch.tmux import session_name
 
 from .helpers import REPO, TINY, exit_status, later_sets_win, nsa, records, tmux_sessions, wait_for
@@ -49,6 +51,13 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     assert launch["host"] and launch["time"] and "git_sha" in launch
 
     wait_for(lambda: len(_progress(run_dir)) >= 2, 60, "progress records")
+    # `nsa check --run-dir` on it says it runs now (it said "holds an earlier run"), as `nsa launch` refuses it
+    pid = _progress(run_dir)[-1]["pid"]
+    row = _run_dir_row(run_dir)
+    assert row.status == "fail" and f"holds a run that is running now (tmux session nsa-e2e, rank 0 pid {pid})" in (
+        row.reason
+    )
+    assert f"`nsa halt {run_dir}`" in row.reason and "earlier run" not in row.reason
 
     dump = nsa("dump", "e2e")
     assert dump.returncode == 0, dump.stderr
@@ -62,6 +71,12 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     assert "already holds an earlier run" not in again.stderr  # dry-run only notes it
     refused = nsa("launch", "--name", "e2e")
     assert refused.returncode == 1 and "earlier run" in refused.stderr
+    assert "holds an earlier run" in _run_dir_row(run_dir).reason  # halted: no longer running
+
+
+def _run_dir_row(run_dir: Path) -> CheckRow:
+    """`nsa check --run-dir RUN_DIR`'s run dir row (the torch-free part of the check, in this process)."""
+    return {r.name: r for r in cheap_checks(load_config(None), run_dir, fresh_start=True)}["run dir"]
 
 
 def test_launch_and_halt_over_ssh_with_a_hostile_name(runs_dir, tmux_socket, sshd, tmp_path):
