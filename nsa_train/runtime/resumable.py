@@ -75,8 +75,12 @@ def no_latest_pointer(ckpt_dir: Path) -> str:
 
 
 def nothing_to_do(path: Path, step: int, steps: int) -> str:
-    """Why a --resume from ``path``, at ``step``, has nothing left to train to train.steps = ``steps``."""
-    return f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on)"
+    """Why a --resume from ``path``, at ``step``, has nothing left to train to train.steps = ``steps``: the trainer's
+    words, and `nsa launch --resume`'s before it starts one (both take --set)."""
+    return (
+        f"--resume: {path} is at step {step}, train.steps is {steps}: nothing to do (raise train.steps to go on: "
+        "--set train.steps=N)"
+    )
 
 
 def world_size_mismatch(path: Path, saved: Any, world_size: int) -> str:

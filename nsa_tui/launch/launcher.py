@@ -41,6 +41,7 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
+from nsa_train.runtime.resumable import nothing_to_do  # torch-free at import: one wording with the trainer
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.holds import earlier_run, has_checkpoint
@@ -198,10 +199,7 @@ def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
     latest = latest_checkpoint_name(run_dir)
     step = schema.checkpoint_step(latest)
     if step is not None and step >= total_steps:
-        raise UserError(
-            f"--resume: {run_dir}'s latest checkpoint ({latest}) is at step {step} and train.steps is {total_steps}: "
-            "nothing to do (to train on, raise it: --set train.steps=N)"
-        )
+        raise UserError(nothing_to_do(run_dir / schema.CHECKPOINT_DIR / latest, step, total_steps))
 
 
 def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> LaunchPlan:
