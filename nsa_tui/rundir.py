@@ -178,6 +178,13 @@ def holds_runs(d: Path) -> bool:
         return False
 
 
+def no_run_error(d: Path, nothing_to: str) -> UserError:
+    """A command that acts on a run (``nothing_to``: "halt", "attach") given a directory that holds none: the same
+    words and exit status from each, and the runs it holds named when it is a runs root."""
+    inside = "; it holds run directories: name one of them" if holds_runs(d) else ""
+    return UserError(f"{no_run_in(d)}; nothing to {nothing_to}{inside}", NOT_FOUND_EXIT)
+
+
 def runs_command(directory: Path) -> str:
     """The `nsa runs` that lists the runs in ``directory``: bare for the runs root."""
     if directory.resolve() == runs_root().resolve():

@@ -41,13 +41,15 @@ def attach_command(
 
 def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
     from nsa_tui.launch import runstate, tmux
-    from nsa_tui.rundir import resolve_run, run_name
+    from nsa_tui.rundir import holds_run, no_run_error, resolve_run, run_name
 
     run_dir = resolve_run(run)
     launch = runstate.read_launch_json(run_dir) or {}
     session = launch.get("tmux_session") or tmux.session_name(run_name(run_dir))
     socket = tmux.recorded_socket(launch)  # null recorded: the default server, not $NSA_TMUX_SOCKET's
     if not tmux.has_session(session, socket):
+        if not holds_run(run_dir):  # no run's session to miss (a typo, the runs root): as `nsa halt` says it
+            raise no_run_error(run_dir, "attach")
         status = runstate.read_exit_status(run_dir)
         ended = f" (it exited with status {status})" if status is not None else ""
         see = run_command("status", run)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.pointers import read_pointer
-from nsa_tui.errors import NOT_FOUND_EXIT, UserError
+from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
-from nsa_tui.rundir import holds_run, holds_runs, no_run_in, run_name
+from nsa_tui.rundir import holds_run, no_run_error, run_name
 
 # `nsa halt`'s line for a run that had ended before it (commands/halt.py says it); the dashboard's `h` on a host reads
 # the reason back from the host's nsa
@@ -135,11 +135,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     """Create .HALT and wait up to wait_s for the end record (None when wait_s is 0)."""
     if not holds_run(run_dir):
         # no trainer would ever read a .HALT here: it would stay behind, and the wait would run out
-        raise UserError(
-            f"{no_run_in(run_dir)}; nothing to halt"
-            + ("; it holds run directories: name one of them" if holds_runs(run_dir) else ""),
-            NOT_FOUND_EXIT,
-        )
+        raise no_run_error(run_dir, "halt")
     launch = runstate.read_launch_json(run_dir)
     launched = _launch_time(launch)
     before = runstate.heartbeat_state(run_dir)

@@ -103,6 +103,7 @@ def test_attach_over_a_link_that_dies_says_the_connection_was_lost(runs_dir, tmu
 
 def test_attach_without_a_session_says_so_over_ssh(runs_dir, tmux_socket, sshd):
     (runs_dir / "gone").mkdir()
+    (runs_dir / "gone" / "run.json").write_text("{}\n")  # a run whose session is gone
     cmd = shlex.join([sys.executable, "-m", "nsa_tui", "attach", "--host", sshd.host, "gone"])
     res = subprocess.run(
         ["script", "-qec", cmd, "/dev/null"],
@@ -126,6 +127,7 @@ def test_a_run_given_as_dot_is_named(runs_dir, tmux_socket, monkeypatch):
     """`nsa attach .` in the run looked for the session `nsa-` and said `for run ''`."""
     run = runs_dir / "fin"
     run.mkdir()
+    (run / "run.json").write_text("{}\n")
     monkeypatch.chdir(run)
     res = invoke("attach", ".")
     assert res.exit_code == 1
@@ -151,6 +153,21 @@ def test_attach_without_a_terminal_says_so(runs_dir, tmux_socket):
 def test_the_status_hint_of_a_run_without_a_session_can_be_pasted(runs_dir, tmux_socket, name):
     """`see `nsa status -dash`` ran `-dash` as an option, and `nsa status two words` two runs: quoted, after `--`."""
     (runs_dir / name).mkdir()
+    (runs_dir / name / "run.json").write_text("{}\n")
     said = one_error(invoke("attach", "--", name))
     hint = said[said.rindex("see `") + 5 : -1]
     assert shlex.split(hint)[-1] == name and ("--" in shlex.split(hint)) == name.startswith("-"), said
+
+
+def test_attach_to_a_directory_that_holds_no_run_says_so_as_halt_does(runs_dir, tmux_socket):
+    """It said "no tmux session nsa-plain for run 'plain'", as for a run whose session is gone, where `nsa halt`
+    said there is no run there (exit 3); the runs root given as a run the same."""
+    (runs_dir / "plain").mkdir()
+    (runs_dir / "real").mkdir()
+    (runs_dir / "real" / "run.json").write_text("{}\n")
+    for run, where in (("plain", runs_dir / "plain"), (str(runs_dir), runs_dir)):
+        attach, halt = invoke("attach", run), invoke("halt", run)
+        assert attach.exit_code == halt.exit_code == 3
+        assert one_error(attach) == one_error(halt).replace("nothing to halt", "nothing to attach")
+        assert one_error(attach).startswith(f"error: no run in {where} (none of run.json, launch.json, ")
+    assert one_error(attach).endswith("nothing to attach; it holds run directories: name one of them")
