@@ -197,7 +197,8 @@ class RunHistory:
         # exit_status.previous as read: the status of the launch before the newest (``exit_status`` judges it)
         self.previous_launcher_status: int | None = None
         self.launcher_console: list[str] = []  # console.log's last lines (``console_tail`` judges them)
-        self.console_before_launch: list[str] = []  # its last lines before the newest launch's `starting:` line
+        # its last lines before each launch's `starting:` line, oldest launch first
+        self.console_before_launches: list[list[str]] = []
         self.halt_requested = False
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
@@ -789,9 +790,21 @@ class RunHistory:
 
     @property
     def console_tail(self) -> list[str]:
-        """console.log's last lines, those of the run's own launch: a refused --resume's launch appended its own (its
-        error, torchrun's report), which would otherwise stand for the crash of the attempt the run is judged by."""
-        return self.console_before_launch if self.launch_refused else self.launcher_console
+        """console.log's last lines, those of the run's own launch: each refused --resume's launch since appended its
+        own (its error, torchrun's report), which would otherwise stand for the crash of the attempt the run is judged
+        by; after two refusals, the lines before the newest launch were the first refusal's. The launches since are
+        counted by the refused boots that end the records (a --resume refused by hand, without `nsa launch`, would
+        count one too many: it appends nothing to console.log)."""
+        if not self.launch_refused:
+            return self.launcher_console
+        boots = sorted(
+            (ev for ev in self.events if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and ev.ts is not None),
+            key=_event_time,
+        )
+        refused = {id(b) for b, _ in self._refusals()}
+        since = next((n for n, b in enumerate(reversed(boots)) if id(b) not in refused), len(boots))
+        before = self.console_before_launches
+        return before[-since] if 0 < since <= len(before) else []
 
     @exit_status.setter
     def exit_status(self, value: int | None) -> None:

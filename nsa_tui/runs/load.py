@@ -219,7 +219,8 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         kept = [ln.rstrip() for ln in lines if ln.strip()]
         h.launcher_console = kept[-CONSOLE_TAIL_LINES:]
         starts = [i for i, ln in enumerate(kept) if LAUNCH_START_RE.match(ln)]
-        h.console_before_launch = kept[: starts[-1]][-CONSOLE_TAIL_LINES:] if starts else []
+        # per launch: a run refused at --resume twice is judged by the launch before both (RunHistory.console_tail)
+        h.console_before_launches = [kept[max(0, i - CONSOLE_TAIL_LINES) : i] for i in starts]
     summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
     h.summary = read(summaries[0], read_json_object) if summaries else {}
     h.unreadable_files = {**bundle.unreadable, **unreadable}

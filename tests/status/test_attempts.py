@@ -485,6 +485,20 @@ def test_a_refused_resume_of_a_crashed_run_leaves_its_crash_said_as_it_was(tmp_p
     assert "exit status 2" not in said and "1501 documents" not in said
     said = " ".join(invoke("status", str(path)).stdout.split())
     assert "Signal 9 (SIGKILL) received by PID 26265" in said and "exitcode : 2" not in said
+    # refused again: the lines before the newest launch are the first refusal's, which the alert quoted as the crash's
+    relaunch(w, tmux_socket, at=w.ts + 5)
+    again = message.replace("1501", "1502")
+    refused_resume(w, again)
+    with open(path / schema.CONSOLE_LOG, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(line.replace(message, again).replace("17:05", "17:09") for line in refusal) + "\n")
+    write_exit_status(path, 1)
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"nsa-{path.name}"], check=True)
+    for h in (load_run(path), read_model(path).history):
+        v = evaluate(h, w.ts + 30)
+        assert (v.state, v.exit_status, v.refused_resume) == ("crashed", 1, again)  # the newest refusal said
+        said = v.alerts[0].message
+        assert said.endswith("PID 26265 | [nsa 2026-12-06 17:02:00] torchrun exited with status 1"), said
+        assert "killed by SIGKILL" in said and "exitcode : 2" not in said and "documents now" not in said
 
 
 def test_a_refused_resume_of_a_sigkilled_launch_keeps_its_exit_status(tmp_path, tmux_socket):
