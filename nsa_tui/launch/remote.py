@@ -29,6 +29,7 @@ from nsa_tui.remote.ssh import (
     ssh_base_command,
     ssh_start_failure,
     validate_host,
+    without_notices,
 )
 
 SSH_FAILED = UNREACHABLE_EXIT  # the same exit status as `nsa status` for an unreachable host
@@ -124,7 +125,7 @@ def run_nsa(
         if timer is not None and timer.finished.is_set() and rc < 0:  # killed by the timer, not by the host
             raise NoAnswer(f"no answer from {host} within {timeout_s:.0f}s (`nsa {nsa_args[0]}` there)", SSH_FAILED)
         err.seek(0)
-        stderr = err.read().decode("utf-8", errors="replace")
+        stderr = without_notices(err.read().decode("utf-8", errors="replace"))
     if rc == SSH_ERROR_EXIT and (out.strip() or session_lost(stderr)):
         # the host's nsa had started (its output came, or the session was up: ssh's keepalives begin only then, and
         # only a session the host ends is "closed by remote host"): not "cannot reach", and not nothing done.

@@ -96,6 +96,28 @@ def _keepalive_options(base: list[str]) -> list[str]:
     return opts
 
 
+# ssh's options that take an argument (OpenSSH 9): in a cluster such as `-qp22` the rest is that argument
+_WITH_ARGUMENT = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def _log_level_options(base: list[str]) -> list[str]:
+    """LogLevel=INFO (ssh's default) unless the user's NSA_SSH_COMMAND sets a level (-o LogLevel=..., -q, -v). What
+    ssh says of a lost link ("Timeout, server HOST not responding.", "Connection to HOST closed by remote host.") is
+    logged at INFO, which a config file's `LogLevel ERROR` or `QUIET` keeps back: ssh then exits 255 saying nothing,
+    and session_lost took a link lost mid-command for a host never reached. A command-line -o wins over the file."""
+    theirs = base[1:]
+    if "loglevel" in " ".join(theirs).lower():
+        return []
+    for arg in theirs:
+        if arg.startswith("-") and not arg.startswith("--"):
+            for ch in arg[1:]:
+                if ch in "qv":
+                    return []
+                if ch in _WITH_ARGUMENT:
+                    break
+    return ["-o", "LogLevel=INFO"]
+
+
 def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
     """The ssh argv prefix (without destination): NSA_SSH_COMMAND or plain ``ssh``."""
     command = os.environ.get("NSA_SSH_COMMAND", "").strip()
@@ -105,7 +127,7 @@ def ssh_base_command(*, batch: bool = True, tty: bool = False) -> list[str]:
         raise SSHError(f"NSA_SSH_COMMAND={command!r} is not a valid command line ({e})") from None
     if not base:
         raise SSHError(f"NSA_SSH_COMMAND={command!r} names no command")
-    opts = ["-o", f"ConnectTimeout={connect_timeout_s()}", *_keepalive_options(base)]
+    opts = ["-o", f"ConnectTimeout={connect_timeout_s()}", *_keepalive_options(base), *_log_level_options(base)]
     if batch:
         # Never hang on a password or host-key prompt: a script must get an answer.
         opts += ["-o", "BatchMode=yes"]
@@ -125,9 +147,20 @@ def remote_script(script: str, args: list[str], env: list[str] | None = None) ->
     return remote_command(["env", *env, *argv] if env else argv)
 
 
+# ssh's INFO line for a host key it added to known_hosts (StrictHostKeyChecking accept-new or no; with
+# UserKnownHostsFile /dev/null, at every connection): no news, which a config's `LogLevel ERROR` kept back before the
+# tools passed LogLevel=INFO, and no reason for a failure
+_KNOWN_HOST_ADDED = re.compile(r"^Warning: Permanently added .* to the list of known hosts\.\r?(\n|$)", re.MULTILINE)
+
+
+def without_notices(stderr: str) -> str:
+    """ssh's stderr without the lines it logs at INFO that say nothing to the user (a host key added)."""
+    return _KNOWN_HOST_ADDED.sub("", stderr)
+
+
 def describe_ssh_failure(host: str, stderr: str) -> str:
     """Turn ssh's stderr into one line that says what to fix."""
-    err = stderr.strip()
+    err = without_notices(stderr).strip()
     low = err.lower()
     if "connection refused" in low:
         why = "connection refused (is sshd running, is the port right?)"
@@ -172,7 +205,7 @@ def session_lost(stderr: str) -> bool:
 def no_answer_message(host: str, what: str, result: RemoteResult) -> str:
     """One line for a remote script that did not run to its end (``what``: e.g. "read the runs"); the last
     line of the remote stderr says why, e.g. a csh login shell that cannot parse it."""
-    lines = result.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    lines = without_notices(result.stderr.decode("utf-8", errors="replace")).strip().splitlines()
     why = lines[-1].strip() if lines else "nothing on stderr"
     return f"could not {what} on {host}: no answer from its shell (exit status {result.returncode}: {why})"
 

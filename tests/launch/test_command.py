@@ -235,6 +235,26 @@ def test_keepalives_unless_the_users_ssh_command_sets_them(monkeypatch):
     assert not any(o.startswith("ServerAlive") for o in _options(ssh_base_command()))
 
 
+@pytest.mark.parametrize(
+    ("command", "ours"),
+    [
+        ("ssh", True),
+        ("ssh -p 22 -i /keys/quiet-v", True),  # a q or v in an option's argument sets no level
+        ("ssh -lqv", True),  # -l's argument is the rest of the cluster: the user "qv"
+        ("ssh -qp22", False),  # -q, then -p 22
+        ("ssh -o LogLevel=ERROR", False),
+        ("ssh -o 'loglevel quiet'", False),
+        ("ssh -q", False),
+        ("ssh -Tv", False),
+    ],
+)
+def test_ssh_logs_at_info_unless_the_users_ssh_command_sets_a_level(monkeypatch, command, ours):
+    """What ssh says of a lost link is logged at INFO: a config file's `LogLevel QUIET` kept it back, and a link lost
+    mid-command read "cannot reach" (nothing ran there). The user's own level in NSA_SSH_COMMAND stands."""
+    monkeypatch.setenv("NSA_SSH_COMMAND", command)
+    assert ("LogLevel=INFO" in _options(ssh_base_command())) == ours
+
+
 def test_launch_json_names_the_user_without_user_or_logname(runs_dir, monkeypatch):
     """Under `env -i` (cron, some containers) launch.json said "user": null though the uid has a name."""
     import pwd

@@ -96,8 +96,14 @@ def test_a_link_lost_before_the_hosts_nsa_printed_is_not_cannot_reach(
     (fake / "nsa").write_text(f"#!/bin/sh\necho $$ >{started}\nexec sleep 120\n")  # an nsa that prints nothing yet
     (fake / "nsa").chmod(0o755)
     s = sshd_factory(with_nsa=False, path_prefix=fake)
-    # ssh says why at INFO ("Timeout, server HOST not responding."), as with a user's default LogLevel
-    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command.replace("LogLevel=ERROR", "LogLevel=INFO"))
+    # ssh says why at INFO ("Timeout, server HOST not responding."), which a config file's `LogLevel QUIET` (or
+    # ERROR) kept back: ssh then said nothing, and the lost link read "cannot reach" (exit 3). The tools pass
+    # LogLevel=INFO, which the command line's -F file does not override
+    config = tmp_path / "ssh_config"
+    config.write_text("LogLevel QUIET\n")
+    command = s.ssh_command.replace(" -o LogLevel=ERROR", "").replace("-F /dev/null", f"-F {config}")
+    assert "LogLevel" not in command
+    monkeypatch.setenv("NSA_SSH_COMMAND", command)
     monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "1")
     proc = _halt("--host", s.host, "--wait", "120", "r")
     frozen: list[int] = []
@@ -160,6 +166,21 @@ def test_a_halt_whose_hosts_nsa_is_stopped_ends_after_its_wait(sshd_factory, tmp
         f"`nsa status --host {s.host} r`"
     ], err
     assert 5 <= took < 20
+
+
+def test_logging_at_info_adds_no_known_host_line_to_what_the_tools_say(sshd, tmp_path, monkeypatch):
+    """A config that adds every host key (UserKnownHostsFile /dev/null) with `LogLevel ERROR` to keep ssh's
+    "Warning: Permanently added ..." back: the LogLevel=INFO the tools pass brought it back, relayed before the host's
+    error, and taken for ssh's reason when nothing else was said."""
+    config = tmp_path / "ssh_config"
+    config.write_text("LogLevel ERROR\nStrictHostKeyChecking no\nUserKnownHostsFile /dev/null\n")
+    command = sshd.ssh_command.replace(" -o LogLevel=ERROR", "").replace("-F /dev/null", f"-F {config}")
+    command = command.replace(f"-o UserKnownHostsFile={sshd.known_hosts} -o StrictHostKeyChecking=yes", "")
+    monkeypatch.setenv("NSA_SSH_COMMAND", command)
+    gone = tmp_path / "gone"
+    res = invoke("halt", "--host", sshd.host, str(gone))
+    assert res.exit_code == 3
+    assert one_error(res) == f"error: on {sshd.host}: no run directory '{gone}'"
 
 
 def test_a_session_lost_is_told_from_a_host_never_reached():
