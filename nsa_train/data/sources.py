@@ -21,7 +21,7 @@ import os
 import random
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -363,6 +363,44 @@ class Skipped:
         return f"of its {self.seen} documents, " + " and ".join(parts)
 
 
+class Trained(NamedTuple):
+    """What training reads of a map-style source's training documents, by Skipped's rules."""
+
+    index: np.ndarray  # the rows it reads, ascending
+    copies: int  # rows it skips as their text equals a held-out document's
+    empty: int  # rows it skips as empty or whitespace only
+
+
+def trained_rows(column: Any, held_out: np.ndarray, val_texts: list[str], enough: int | None = None) -> Trained:
+    """The training rows of an Arrow string column (``held_out`` aside) that Skipped keeps, vectorised in pyarrow: no
+    Python loop over a corpus. Arrow's whitespace is Python's (Zs, or bidi class WS, B or S), so a trimmed text
+    equal to a trimmed held-out one is exactly text_hash's equality. A chunk at a time (the trimmed copy of one chunk
+    in memory, not of the corpus); stops once ``enough`` rows are kept, the counts then partial."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    held = sorted({t.strip() for t in val_texts if t.strip()})
+    kept: list[np.ndarray] = []
+    copies = empty = found = start = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        train = ~held_out[start : start + n]
+        trimmed = pc.utf8_trim_whitespace(chunk)
+        blank = pc.fill_null(pc.equal(pc.binary_length(trimmed), 0), True).to_numpy(zero_copy_only=False)
+        copy = pc.fill_null(pc.is_in(trimmed, value_set=pa.array(held, type=chunk.type)), False)
+        copy = copy.to_numpy(zero_copy_only=False) & ~blank
+        keep = np.flatnonzero(train & ~blank & ~copy) + start
+        kept.append(keep)
+        copies += int((train & copy).sum())
+        empty += int((train & blank).sum())
+        found += len(keep)
+        start += n
+        if enough is not None and found >= enough:
+            break
+    index = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return Trained(index.astype(np.int64, copy=False), copies, empty)
+
+
 class MapSource:
     """A random-access `datasets.Dataset`: seeded validation sample, seeded permutation per epoch."""
 
@@ -378,14 +416,25 @@ class MapSource:
             raise DataError(too_few_documents(description, n, val_docs, None, 0))
         self._val_index = sorted(random.Random(seed).sample(range(n), val_docs))
         self._val_hashes = {text_hash(t) for t in self.val_texts()}
-        held_out = np.zeros(n, dtype=bool)
-        held_out[self._val_index] = True
-        self._train_index = np.flatnonzero(~held_out)  # int64 [n - val_docs]
-        if self.n_train < world_size:  # now, on every rank alike: the stream's thread failed on the short ranks only
+        self._held_out = np.zeros(n, dtype=bool)
+        self._held_out[self._val_index] = True
+        self._train_index = np.flatnonzero(~self._held_out)  # int64 [n - val_docs]
+        self._trained: Trained | None = None
+        # now, on every rank alike: the stream's thread failed on the short ranks only. What training reads: a
+        # corpus of copies of its held-out texts passed on its row count and failed per rank once training began
+        found = trained_rows(self.text_column(), self._held_out, self.val_texts(), enough=world_size)
+        if len(found.index) < world_size:
+            skipped = "".join(
+                f", {k} {what}"
+                for k, what in ((found.copies, "equal a held-out document"), (found.empty, "empty"))
+                if k
+            )
+            ranks = f" for {world_size} ranks" if world_size > 1 else ""
+            fewer = ", train on fewer ranks," if world_size > 1 else ""
             raise DataError(
-                f"{description} has {_docs(self.n_train, 'training document')} for {world_size} ranks ({n} "
-                f"documents, data.val_docs={val_docs} held out): every rank needs one; lower data.val_docs, train on "
-                "fewer ranks, or give more documents",
+                f"{description} has {_docs(len(found.index), 'training document')}{ranks} ({n} documents, "
+                f"data.val_docs={val_docs} held out{skipped}): every rank needs one; lower data.val_docs{fewer} or "
+                f"give more {'distinct ' if found.copies else ''}documents",
                 every_rank=True,
             )
 
@@ -412,6 +461,12 @@ class MapSource:
     def text_column(self) -> Any:
         """The documents' text as one Arrow column (summary.py counts its bytes without a Python loop)."""
         return self._ds.data.column(self._field)
+
+    def trained(self) -> Trained:
+        """The training documents training reads, and those it skips (summary.py: once, on rank 0)."""
+        if self._trained is None:
+            self._trained = trained_rows(self.text_column(), self._held_out, self.val_texts())
+        return self._trained
 
     @property
     def n_train(self) -> int:

@@ -17,15 +17,11 @@ from nsa_train.telemetry import schema
 EPOCHS_WARN = 10  # passes over the training data past which the start warns (memorising, not learning)
 
 
-def kept_bytes(column: Any, index: np.ndarray) -> tuple[int, int]:
-    """(UTF-8 bytes, documents) of the rows ``index`` of an Arrow string column that training keeps: empty and
-    whitespace-only documents are skipped (sources.Skipped). Vectorised in pyarrow: no Python loop over a corpus."""
+def text_bytes(column: Any, index: np.ndarray) -> int:
+    """UTF-8 bytes of the rows ``index`` of an Arrow string column, vectorised in pyarrow: no Python loop."""
     import pyarrow.compute as pc
 
-    lengths = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)[index]
-    space = pc.fill_null(pc.utf8_is_space(column), True).to_numpy(zero_copy_only=False)[index]
-    keep = (lengths > 0) & ~space
-    return int(lengths[keep].sum()), int(keep.sum())
+    return int(pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)[index].sum())
 
 
 def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:
@@ -41,12 +37,13 @@ def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:
         return out
     out[schema.DATA_FILES] = source.files
     out[schema.DATA_VAL_DOCUMENTS] = source.n_val
-    column = source.text_column()
-    text_bytes, docs = kept_bytes(column, source.train_index)
+    trained = source.trained()  # what training reads: empty ones and copies of held-out texts aside
+    docs, size = len(trained.index), text_bytes(source.text_column(), trained.index)
     out[schema.DATA_TRAIN_DOCUMENTS] = docs
-    out[schema.DATA_TRAIN_BYTES] = text_bytes
+    out[schema.DATA_HELD_OUT_COPIES] = trained.copies
+    out[schema.DATA_TRAIN_BYTES] = size
     if tokenizer_name == "byte" and docs:  # one token per UTF-8 byte and one EOS per document: exact
-        tokens = text_bytes + docs
+        tokens = size + docs
         out[schema.DATA_TRAIN_TOKENS] = tokens
         out[schema.DATA_EPOCHS] = round(planned / tokens, 2)
     return out

@@ -441,20 +441,45 @@ def test_a_parquet_part_file_with_no_rows_holds_no_documents(tmp_path: Path, mak
     assert str(e.value).startswith(f"data.path {tmp_path} has 0 documents and data.val_docs=2 are held out"), e.value
 
 
-def test_an_epoch_with_no_training_documents_says_why(tmp_path: Path, make_cfg) -> None:
+def test_a_corpus_of_copies_of_its_held_out_texts_is_refused_at_the_start(tmp_path: Path, make_cfg) -> None:
     """100 copies of one boilerplate text: every training document equals a held-out one and is skipped (a held-out
-    text is never trained on), and the error said only "epoch 0 has no training documents for this rank"."""
+    text is never trained on). The start counted 92 training documents, passed the every-rank check, and each rank
+    failed once training began ("epoch 0 has no training documents for this rank")."""
+    path = tmp_path / "dupes.jsonl"
+    path.write_text("".join(json.dumps({"text": "same boilerplate text " * 30}) + "\n" for _ in range(100)))
+    for world in (1, 2):
+        with pytest.raises(DataError) as e:
+            open_source(make_cfg(source="local", path=str(path), val_docs=8), 0, world)
+        assert e.value.every_rank
+        ranks = " for 2 ranks" if world == 2 else ""
+        assert f"has 0 training documents{ranks} (100 documents, data.val_docs=8 held out, 92 equal a held-out " in str(
+            e.value
+        ), e.value
+
+
+def test_an_epoch_with_no_training_documents_for_this_rank_says_why(tmp_path: Path, make_cfg) -> None:
+    """Two distinct documents among copies of a held-out text, on two ranks: enough at the start, but an epoch can
+    deal both to rank 1, and rank 0's error said only "epoch 0 has no training documents for this rank"."""
     from nsa_train.data.packing import Position
     from nsa_train.data.stream import doc_tokens
     from nsa_train.data.tokenizer import ByteTokenizer
 
     path = tmp_path / "dupes.jsonl"
-    path.write_text("".join(json.dumps({"text": "same boilerplate text " * 30}) + "\n" for _ in range(100)))
-    source = open_source(make_cfg(source="local", path=str(path), val_docs=8), 0, 1)
+    texts = ["same boilerplate text " * 30] * 40 + ["the first distinct text", "the second distinct text"]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    for seed in range(100):
+        try:
+            source = open_source(make_cfg(source="local", path=str(path), val_docs=4, seed=seed), 0, 2)
+        except DataError:  # a distinct document held out: one left for two ranks
+            continue
+        if not set(source.rank_order(0)) & set(source.trained().index):  # rank 0 got copies alone
+            break
+    else:
+        raise AssertionError("no seed deals both distinct documents to rank 1")
     with pytest.raises(DataError) as e:
         next(doc_tokens(source, ByteTokenizer(), Position(0, 0, 0)))
     assert str(e.value).endswith(
-        "epoch 0 has no training documents for this rank: of its 92 documents, 92 equal a validation document "
+        "epoch 0 has no training documents for this rank: of its 19 documents, 19 equal a validation document "
         "(held-out texts are never trained on)"
     ), e.value
 

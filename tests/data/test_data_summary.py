@@ -32,6 +32,24 @@ def test_local_counts_are_what_training_reads(tmp_path: Path, make_cfg) -> None:
     assert said is not None and said.startswith(f"local files {tmp_path}: 2 files, {len(trained)} training documents")
 
 
+def test_copies_of_held_out_texts_are_not_counted_as_training_documents(tmp_path: Path, make_cfg) -> None:
+    """Training skips a document whose text equals a held-out one; the summary counted it all the same (21 training
+    documents where 3 were read)."""
+    texts = ["boiler plate text"] * 20 + [f"distinct text {i}" for i in range(3)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    cfg = make_cfg(source="local", path=str(tmp_path), val_docs=2, seed=0)
+    source = open_source(cfg, 0, 1)
+    assert set(source.val_texts()) == {"boiler plate text"}  # seed 0 holds out two copies
+    s = data_summary(cfg, source, "byte")
+    trained = [text for _, text in source.train_texts(0, 0)]
+    assert len(trained) == 3 and s["train_documents"] == 3 and s["held_out_copies"] == 18
+    assert s["train_bytes"] == sum(len(t.encode()) for t in trained)
+    said = data_said(s)
+    assert (
+        said is not None and ": 1 file, 3 training documents (2 held out, 18 more equal to them not trained on)" in said
+    )
+
+
 def test_bpe_says_documents_and_bytes_only(jsonl_corpus, make_cfg) -> None:
     path, docs = jsonl_corpus
     cfg = make_cfg(source="local", path=str(path), text_field="body", tokenizer="gpt2", val_docs=4)
