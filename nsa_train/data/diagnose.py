@@ -331,25 +331,50 @@ def first_records(file: str) -> list[Any]:
 NESTED = ("an object", "a list")  # datasets casts nothing else to these (nor a list to text): always a failure
 
 
+def _object_keys(value: Any, where: str, out: dict[str, set[str]]) -> None:
+    """The keys of every object in a JSON value, by where they sit ('meta', 'meta.source', 'tags[]'), into ``out``."""
+    if isinstance(value, dict):
+        out.setdefault(where, set()).update(value)
+        for k, v in value.items():
+            _object_keys(v, f"{where}.{k}", out)
+    elif isinstance(value, list):
+        for v in value:
+            _object_keys(v, f"{where}[]", out)
+
+
+def _new_key_problem(first: dict[str, set[str]], keys: dict[str, set[str]], text_field: str) -> tuple[str, str] | None:
+    """(where, key) of an object key a later file has that the first file's objects there lack: datasets casts a
+    later file's object to the first one's keys and fails ("Couldn't cast array of type struct<b: string> to {'a':
+    Value('int64')}") on one it does not know; fewer keys load (null)."""
+    for where in sorted(keys):
+        if where in first and where.split(".")[0].split("[")[0] != text_field and (new := keys[where] - first[where]):
+            return where, sorted(new)[0]
+    return None
+
+
 def field_type_problem(
     path: str, files: list[str], text_field: str, budget: int = SCAN_BUDGET, first_only: bool = False
 ) -> str | None:
     """A field other than the text that the first file's types do not fit: datasets reads every field of JSON files
     and casts each later file to the types of the first one's first chunk, failing ("Couldn't cast array of type
     string to {'a': Value('int64')}", "... because column names don't match") naming no file or field. Read after a
-    cast failed: a field whose type differs between files, or which the first file lacks. ``first_only`` (`nsa
+    cast failed: a field whose type differs between files, or which the first file lacks, or an object key the first
+    file's objects there lack (_new_key_problem). ``first_only`` (`nsa
     check`: each file's first record, a line per file): only what always fails, a field held as an object or a list
     and as something else (datasets casts a number to text, text to a number when it is one, an object to text; a
     file's other records may hold a field its first one lacks)."""
     seen: dict[str, tuple[str, str]] = {}  # field -> (its first type, the file it was seen in)
     first_file: set[str] | None = None  # the fields of the first file's records
+    first_keys: dict[str, set[str]] = {}  # where -> the keys of the first file's objects there
+    first_name = files[0] if files else path
     for f in files:
         if budget <= 0 or not os.path.isfile(f):
             break
         records = first_records(f) if first_only else (_json_values(f, budget)[0] or [])
         budget -= 1 << 10 if first_only else os.path.getsize(f)
         fields = {k for r in records if isinstance(r, dict) for k in r}
-        if first_file is None and fields:
+        is_first = first_file is None and bool(fields)
+        if is_first:
             first_file = fields
         elif first_file is not None and not first_only and (new := sorted(fields - first_file - {text_field})):
             return (
@@ -369,6 +394,23 @@ def field_type_problem(
                         "every field of JSON files and needs one type per field across them (only data.text_field "
                         f"{text_field!r} is trained on): give {field!r} one type, or leave it out"
                     )
+        if first_only:  # a file's other records may hold the keys its first one lacks: not sure to fail
+            continue
+        keys: dict[str, set[str]] = {}
+        for record in records:
+            for field, value in record.items() if isinstance(record, dict) else ():
+                _object_keys(value, field, keys)
+        if is_first:
+            first_keys, first_name = keys, f
+        elif first_file is not None and (new_key := _new_key_problem(first_keys, keys, text_field)):
+            where, key = new_key
+            top = where.split(".")[0].split("[")[0]
+            return (
+                f"the objects of the field {where!r} have the key {key!r} in {shown(f)} but not in the first file "
+                f"{shown(first_name)} (keys: {sorted(first_keys[where])}): datasets reads every field of JSON files "
+                f"and takes each object's keys from the first file (only data.text_field {text_field!r} is trained "
+                f"on): give {where!r} the same keys in every file, or leave {top!r} out"
+            )
     return None
 
 

@@ -311,6 +311,11 @@ def test_a_blank_jsonl_sorted_first_is_left_out_and_named(tmp_path: Path, make_c
     assert row.status == "warn" and said in row.reason, row.reason
 
 
+_KEY = (
+    "the objects of the field '{where}' have the key '{key}' in {{b}} but not in the first file {{a}} (keys: {keys}): "
+)
+
+
 @pytest.mark.parametrize(
     ("first", "second", "said", "check"),
     [
@@ -318,8 +323,23 @@ def test_a_blank_jsonl_sorted_first_is_left_out_and_named(tmp_path: Path, make_c
         ("s", [1], "the field 'meta' holds text in {a} and a list in {b}: ", "fail"),
         (1, "x", "the field 'meta' holds a number in {a} and text in {b}: ", "pass"),  # "1" would load: unsure
         (None, 1, "the field 'meta' is in {b} but not in the first file {a}: ", "pass"),  # a.jsonl: no 'meta'
+        # objects whose keys differ: fewer keys load, a key the first file's objects lack does not; `nsa check`
+        # passes them (a file's other records may hold the key)
+        ({"a": 1}, {"b": "x"}, _KEY.format(where="meta", key="b", keys=["a"]), "pass"),
+        ({"a": 1}, {"a": 2, "b": "x"}, _KEY.format(where="meta", key="b", keys=["a"]), "pass"),
+        ({"x": {"a": 1}}, {"x": {"b": 1}}, _KEY.format(where="meta.x", key="b", keys=["a"]), "pass"),
+        ([{"a": 1}], [{"a": 2, "c": 1}], _KEY.format(where="meta[]", key="c", keys=["a"]), "pass"),
     ],
-    ids=["object-then-text", "text-then-list", "number-then-text", "missing-in-the-first"],
+    ids=[
+        "object-then-text",
+        "text-then-list",
+        "number-then-text",
+        "missing-in-the-first",
+        "object-keys-differ",
+        "object-key-added",
+        "nested-object-keys-differ",
+        "list-of-objects-keys-differ",
+    ],
 )
 def test_extra_fields_that_do_not_fit_the_first_file_are_named(
     tmp_path: Path, make_cfg, first: object, second: object, said: str, check: str
