@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,15 @@ from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
 from nsa_train.runtime.control import StoppedAtStart, StopRequests
 from nsa_train.runtime.preflight import apply_runtime_env
-from nsa_train.runtime.resumable import newer_checkpoint_note, no_latest_pointer, nothing_to_do, world_size_mismatch
+from nsa_train.runtime.resumable import (
+    foreign_checkpoint,
+    newer_checkpoint_note,
+    no_latest_pointer,
+    nothing_to_do,
+    run_id_of,
+    unrecorded_run_note,
+    world_size_mismatch,
+)
 from nsa_train.runtime.rundir import sign_held_locks
 from nsa_train.runtime.start import StartRefused, claim_run_dir
 from nsa_train.runtime.step_window import StepWindow
@@ -357,6 +366,7 @@ class Trainer:
         self.data_summary: dict[str, Any] | None = None  # run.json's data_summary (rank 0)
         self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
+        self.run_id = uuid.uuid4().hex  # a fresh start's (rank 0's is written); a --resume keeps the run's (_resume)
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -856,6 +866,9 @@ class Trainer:
             "fallbacks": fallbacks.snapshot(),
             "world_size": self.info.world_size,
             "config": config_to_dict(self.cfg),
+            # whose checkpoint it is: a --resume refuses another run's (copied in), whatever the directory is named
+            schema.CKPT_RUN_ID: self.run_id,
+            schema.CKPT_RUN_NAME: self.run_dir.resolve().name,
             "csv_rows_before": self.csv_rows_before,  # {table: the rows of earlier runs before this one's}
         }
 
@@ -938,6 +951,15 @@ class Trainer:
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # damaged or not a checkpoint: the others here may be whole
             raise ck.CheckpointError(f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}") from None
+        own, saved_id = run_id_of(self.run_dir), state.get(schema.CKPT_RUN_ID)
+        if own and isinstance(saved_id, str) and saved_id != own:  # copied in from another run: same shape or not
+            raise UserFacingError(
+                foreign_checkpoint(path, saved_id, state.get(schema.CKPT_RUN_NAME), self.run_dir, own)
+            )
+        # the run's id: run.json's; the checkpoint's for a run.json from before ids; else made now
+        self.run_id = own or (saved_id if isinstance(saved_id, str) and saved_id else self.run_id)
+        if not isinstance(saved_id, str) and self.info.is_main:
+            self.resume_warnings.append(unrecorded_run_note(path))
         if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
             raise UserFacingError(nothing_to_do(path, int(state["step"]), self.cfg.train.steps))
         saved_world = state.get("world_size")
@@ -1025,6 +1047,7 @@ class Trainer:
             schema.RUN_VERSION: schema.SCHEMA_VERSION,
             schema.RUN_FORMAT: schema.FORMAT_NAME,
             schema.RUN_NAME: self.run_dir.resolve().name,
+            schema.RUN_ID: self.run_id,
             schema.RUN_CONFIG: config_to_dict(self.cfg),
             schema.RUN_ARGV: sys.argv,
             schema.RUN_WORLD_SIZE: self.info.world_size,

@@ -6,6 +6,7 @@ refused start writes nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,4 +126,33 @@ def newer_checkpoint_note(newer: Path, ckpt_dir: Path, step: int) -> str:
     return (
         f"{written} (a save cut between its file and its pointer?): this run continues from step {step}; "
         f"to continue from that one, stop it and `echo {newer.name} > {ckpt_dir / schema.LATEST_POINTER}`"
+    )
+
+
+def run_id_of(run_dir: Path) -> str | None:
+    """The run's id (run.json's run_id, made at its first start); None for a run.json without one (an earlier
+    version's) or none at all. Read from the directory, not its path: a renamed or moved run is the same run."""
+    try:
+        run_id = json.loads((run_dir / schema.RUN_JSON).read_text(encoding="utf-8")).get(schema.RUN_ID)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
+def foreign_checkpoint(path: Path, saved_id: str, saved_name: Any, run_dir: Path, run_id: str) -> str:
+    """Why a --resume does not continue a checkpoint another run wrote (copied in, `latest` pointed at it): the
+    weights may fit, but its optimizer, schedule and data position are that run's, and it was continued silently."""
+    name = f"run {saved_name!r}, " if isinstance(saved_name, str) else ""
+    return (
+        f"--resume: {path} belongs to another run ({name}id {saved_id}) than {run_dir} (id {run_id}): a run continues "
+        "its own checkpoints only. Resume that run from its own directory (moved or renamed, it is still that run), or "
+        "start a new run in another --run-dir (nsa has no start from another run's weights)"
+    )
+
+
+def unrecorded_run_note(path: Path) -> str:
+    """The start warning of a resume from a checkpoint written before checkpoints recorded their run's id."""
+    return (
+        f"{path.name} records no run id (written before nsa recorded one): resumed without checking that it is this "
+        "run's; the checkpoints this run writes from now on record it"
     )

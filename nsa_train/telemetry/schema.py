@@ -257,6 +257,9 @@ VAL_CSV_HEADER = ("step", "val_loss", "val_ppl")
 RUN_VERSION = "v"
 RUN_FORMAT = "format"  # FORMAT_NAME
 RUN_NAME = "run"  # the run directory's name
+# the run's id, made at its first start and kept by every --resume (a renamed or moved run keeps it): its checkpoints
+# record it (CKPT_RUN_ID), and a --resume refuses a checkpoint of another id (one copied in from another run)
+RUN_ID = "run_id"
 RUN_CONFIG = "config"  # the resolved config, as a dict
 RUN_ARGV = "argv"
 RUN_WORLD_SIZE = "world_size"
@@ -278,10 +281,15 @@ RUN_DATA_LISTING = "data_listing"  # entries of DATA_LISTING_ENTRY (below)
 RUN_DATA_SUMMARY = "data_summary"  # how much data the run trains on: DATA_SUMMARY_FIELDS (below)
 # what the start warned about (its config and train phase records' `warnings`), filled in at the train phase
 RUN_START_WARNINGS = "start_warnings"
+# a checkpoint's record of the run that wrote it: run.json's run_id and the run directory's name then (absent from
+# checkpoints written before them: resumed with a start warning)
+CKPT_RUN_ID = "run_id"
+CKPT_RUN_NAME = "run_name"
 RUN_JSON_FIELDS = (
     RUN_VERSION,
     RUN_FORMAT,
     RUN_NAME,
+    RUN_ID,
     RUN_CONFIG,
     RUN_ARGV,
     RUN_WORLD_SIZE,

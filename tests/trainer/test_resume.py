@@ -382,3 +382,39 @@ def test_a_copy_of_a_run_without_its_mtimes_resumes_and_prunes_by_write_order(tm
     assert kept == [ck.checkpoint_file_name(s) for s in (6, 7, 8)], kept
     run_json = json.loads((copy / schema.RUN_JSON).read_text())
     assert "written after" not in json.dumps(run_json)  # nor what nsa status shows as the start's warnings
+    # a copied (moved, renamed) run is the same run: its id travels in run.json, not in its path
+    assert run_json[schema.RUN_ID] == json.loads((live / schema.RUN_JSON).read_text())[schema.RUN_ID]
+
+
+def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resumes(tmp_path: Path) -> None:
+    """Another run's checkpoint of the same shape, copied in and `latest` pointed at it, was continued without a word
+    (its optimizer, schedule and data position are that run's). A checkpoint records its run's id (run.json's,
+    made at the first start); one of another id is refused, naming both. One written before ids resumes, said."""
+    import torch
+
+    run = tmp_path / "run"
+    assert run_train(run, "train.steps=2").returncode == 0
+    run_id = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+    other = tmp_path / "other"
+    shutil.copytree(run, other)  # as another run of the same shape with `run`'s checkpoint copied in
+    other_json = json.loads((other / schema.RUN_JSON).read_text())
+    other_json[schema.RUN_ID] = "another-runs-id"
+    (other / schema.RUN_JSON).write_text(json.dumps(other_json))
+    proc = run_train(other, "train.steps=3", resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    latest = ck.read_pointer(other / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    said = f"--resume: {latest} belongs to another run (run 'run', id {run_id}) than {other} (id another-runs-id)"
+    assert said in proc.stderr, proc.stderr
+    # a checkpoint from before run ids, in the run moved to another directory: resumed, the run keeps its id
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    path = ck.read_pointer(moved / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    state = torch.load(path, weights_only=True)
+    del state[schema.CKPT_RUN_ID], state[schema.CKPT_RUN_NAME]
+    torch.save(state, path)
+    proc = run_train(moved, "train.steps=3", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{path.name} records no run id (written before nsa recorded one)" in proc.stderr, proc.stderr
+    assert json.loads((moved / schema.RUN_JSON).read_text())[schema.RUN_ID] == run_id
+    newest = ck.read_pointer(moved / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    assert torch.load(newest, weights_only=True)[schema.CKPT_RUN_ID] == run_id
