@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -109,10 +110,12 @@ def test_watch_over_ssh_hears_the_start_of_a_process_new_since_its_last_report(t
     from nsa_train.runtime.control import process_start_time
     from nsa_tui.tail import remote
 
-    bodies: list[list[bytes]] = []  # the P frames' tokens, in order
+    # the P frames' tokens, in order, with the thread that parsed each: a source of an earlier test in this worker,
+    # still closing, parses its frames through the same patched function
+    frames: list[tuple[threading.Thread, list[bytes]]] = []
 
     def recorded(body: bytes, known: dict[int, float | None]) -> dict[int, float | None]:
-        bodies.append(body.split())
+        frames.append((threading.current_thread(), body.split()))
         return parse_pids(body, known)
 
     monkeypatch.setattr(remote, "parse_pids", recorded)
@@ -133,6 +136,7 @@ def test_watch_over_ssh_hears_the_start_of_a_process_new_since_its_last_report(t
             start, real = said.get(pid), process_start_time(pid)
             assert start is not None and real is not None and abs(start - real) < 3, (pid, start, real)
         me = str(os.getpid()).encode()
+        bodies = [tokens for thread, tokens in frames if thread is src._thread]
         assert any(t.startswith(me + b":") for t in bodies[0]) and me in bodies[-1]  # told once, then the pid alone
     finally:
         src.close()
