@@ -395,6 +395,30 @@ def test_val_suspicious_on_a_near_zero_val_loss(tmp_path):
     assert alert.rule == "val_suspicious" and "perplexity 1.036" in alert.message
 
 
+def test_val_suspicious_is_silent_on_a_loss_that_fell_before_the_first_eval(tmp_path):
+    """Seen on a 150-step run: val 0.3771 at step 25 with a training loss of 0.3653 there was called '24% of
+    the training loss 1.5924', the median of steps 5-25 of a curve still falling fast."""
+    w = make_v1_run(tmp_path / "r", steps=0, total_steps=150, log_every=5, now=NOW)
+    for loss in (5.1, 3.9, 1.5924, 0.81, 0.3653):
+        w.progress(1, loss=loss)
+    w.eval(0.3771)
+    assert [a.rule for a in judge(tmp_path / "r", now=w.ts).alerts if a.rule == "val_suspicious"] == []
+
+
+def test_val_suspicious_fires_on_val_far_below_a_steady_training_loss(tmp_path):
+    """The leak the rule exists for: held-out text far easier than training text, the training loss flat."""
+    w = make_v1_run(tmp_path / "r", steps=0, total_steps=1000, log_every=10, now=NOW)
+    for i in range(20):
+        w.progress(1, loss=2.0 + 0.05 * (-1) ** i)
+        if i % 5 == 4:
+            w.eval(0.6)
+    [alert] = [a for a in judge(tmp_path / "r", now=w.ts).alerts if a.rule == "val_suspicious"]
+    assert alert.since_step == 50, alert
+    assert "val loss 0.6000 at step 200 is 31% of the training loss around step 200 (1.95, steps 160-200)" in (
+        alert.message
+    ), alert.message
+
+
 @pytest.mark.parametrize("steps", [0, 60])
 @pytest.mark.parametrize("state", V1_STATES)
 def test_every_rule_armed_judges_every_state(tmp_path, tmux_socket, state, steps):
