@@ -32,6 +32,31 @@ def test_a_collapse_inside_a_word_shows_in_the_character_repeat() -> None:
     assert longest_char_repeat("abc")["chars"] == 0 and longest_char_repeat("")["ngram"] is None
 
 
+def test_a_repeated_line_shows_in_the_character_repeat() -> None:
+    """A 32-character line of code repeated, 80 characters in all: the search stopped at 8-character cycles and
+    reported "4 of 80 characters" (the indent)."""
+    line = "def add(a, b):\n    return a + b\n"
+    r = longest_char_repeat((line * 3)[:80])
+    assert (r["chars"], r["n"], r["copies"], r["ngram"], r["start"]) == (64, 32, 2, line, 0)
+    # a cycle of a few hundred characters, after some text that does not repeat
+    para = "".join(chr(0x4E00 + (i * 7919) % 2000) for i in range(300))
+    r = longest_char_repeat("preamble: " + para * 3 + "!")
+    assert (r["chars"], r["n"], r["copies"], r["start"]) == (900, 300, 3, 10)
+
+
+def test_the_character_repeat_of_a_long_sample_is_cheap() -> None:
+    """A 4k-character sample, varied then collapsed: within a budget that catches a quadratic Python search."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    text = "".join(rng.choice("abcdefgh ") for _ in range(3000)) + "the end. " * 112
+    t0 = time.perf_counter()
+    r = longest_char_repeat(text)
+    assert time.perf_counter() - t0 < 1.0
+    assert (r["n"], r["copies"], r["ngram"]) == (9, 112, "the end. ")
+
+
 def test_longest_repeat_hand_computed() -> None:
     assert longest_repeat(["the", "cat", "the", "cat", "the", "cat", "sat"]) == {
         "words": 6, "n": 2, "copies": 3, "ngram": "the cat", "start": 0,
