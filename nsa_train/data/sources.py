@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -88,11 +89,20 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
         if not files:
             raise DataError(f"data.path {path!r}: the glob matches no files")
     elif p.is_dir():
-        files = _directory_files(p)[0]
+        files = _directory_files(p).read
         if not files:
             raise DataError(f"data.path {path!r}: no {'/'.join(FORMATS)} files in this directory")
-    elif p.is_file() or p.is_fifo():
+    elif p.is_file():
         files = [str(p)]
+    elif p.exists():
+        kind = special_kind(p)
+        fix = (
+            "the corpus is read more than once (checked, counted, loaded), a pipe's data only once: write it to a "
+            "file and point data.path there"
+            if kind == "named pipe"
+            else "point it at a file, a directory or a glob of files"
+        )
+        raise DataError(f"data.path {path!r} is a {kind}, not a file or a directory: {fix}")
     else:
         raise DataError(f"data.path {path!r} does not exist")
     if problem := save_to_disk_problem(path, files):
@@ -108,15 +118,36 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     return builders.pop(), files
 
 
-def _directory_files(p: Path) -> tuple[list[str], list[str], list[str]]:
-    """(the files of a kind data.path reads, the others, the links to nothing) under directory ``p``, sorted.
-    Hidden files and directories are left out, as a glob leaves them: .ipynb_checkpoints/ holds copies of the
-    corpus (trained on twice), .git/ and .cache/ hold tooling. Linked directories are entered (shards linked in
-    from another disk were skipped without a word, where a `**` glob follows them), each real directory once: a
-    link back up the tree is no loop, and two links to one directory do not read it twice."""
-    read: list[str] = []
-    other: list[str] = []
-    broken: list[str] = []  # a link to a disk not mounted: its shards were left out without a word
+def special_kind(p: Path | str) -> str:
+    """What a path that exists and is neither a regular file nor a directory is, in words."""
+    mode = os.stat(p).st_mode
+    for test, kind in (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+class DirectoryListing(NamedTuple):
+    """The entries under a directory data.path, each list sorted: those read and those left out, by why."""
+
+    read: list[str]  # files of a kind data.path reads
+    other: list[str]  # files of another kind
+    broken: list[str]  # links to nothing: a disk not mounted is shards missing
+    special: list[str]  # named pipes, sockets, devices: a pipe read here would wait for a writer
+
+
+def _directory_files(p: Path) -> DirectoryListing:
+    """The entries under directory ``p``. Hidden files and directories are left out, as a glob leaves them:
+    .ipynb_checkpoints/ holds copies of the corpus (trained on twice), .git/ and .cache/ hold tooling. Linked
+    directories are entered (shards linked in from another disk were skipped without a word, where a `**` glob
+    follows them), each real directory once: a link back up the tree is no loop, and two links to one directory do
+    not read it twice."""
+    out = DirectoryListing([], [], [], [])
     entered = {os.path.realpath(p)}
     for root, dirs, names in os.walk(p, followlinks=True):
         keep = []
@@ -129,23 +160,28 @@ def _directory_files(p: Path) -> tuple[list[str], list[str], list[str]]:
         dirs[:] = keep
         for name in names:
             f = os.path.join(root, name)
-            if not name.startswith(".") and os.path.islink(f) and not os.path.exists(f):
-                broken.append(f)
-            if name.startswith(".") or not os.path.isfile(f):
+            if name.startswith("."):
                 continue
-            (read if os.path.splitext(name)[1].lower() in FORMATS else other).append(f)
-    return sorted(read), sorted(other), sorted(broken)
+            if os.path.isfile(f):
+                (out.read if os.path.splitext(name)[1].lower() in FORMATS else out.other).append(f)
+            elif os.path.islink(f) and not os.path.exists(f):
+                out.broken.append(f)
+            elif os.path.exists(f):  # os.walk lists what is not a directory among the names
+                out.special.append(f)
+    for entries in out:
+        entries.sort()
+    return out
 
 
-def skipped_files(path: str) -> tuple[list[str], list[str]]:
-    """(the files a directory data.path holds that are not read: another kind than .txt/.jsonl/.json/.parquet,
-    hidden ones aside; its links that lead nowhere): said at the start, as a CSV left out without a word looks like
-    part of the corpus, and a link to a disk not mounted is shards missing."""
+def skipped_files(path: str) -> DirectoryListing | None:
+    """What a directory data.path holds that is not read (hidden entries aside): files of another kind than
+    .txt/.jsonl/.json/.parquet, links that lead nowhere, named pipes, sockets and devices; None for a file or a
+    glob. Said at the start, as a CSV left out without a word looks like part of the corpus, and a link to a disk
+    not mounted is shards missing."""
     p = Path(path).expanduser()
     if is_glob(path) or not p.is_dir():
-        return [], []
-    _, other, broken = _directory_files(p)
-    return other, broken
+        return None
+    return _directory_files(p)
 
 
 def _named(paths: list[str]) -> str:
@@ -165,7 +201,8 @@ def _without_documents(path: str) -> tuple[list[str], str]:
 
 
 def skipped_files_warning(path: str) -> str | None:
-    other, broken = skipped_files(path)
+    listing = skipped_files(path) or DirectoryListing([], [], [], [])
+    other, broken, special = listing.other, listing.broken, listing.special
     said = []
     empty, what = _without_documents(path)
     if empty:
@@ -176,6 +213,10 @@ def skipped_files_warning(path: str) -> str | None:
     if broken:
         ends = _named([f"{f} -> {os.readlink(f)}" for f in broken])
         said.append(f"{len(broken)} link(s) to nothing not read ({ends}): a disk not mounted?")
+    if special:
+        what = _named([f"{f}: a {special_kind(f)}" for f in special])
+        n = len(special)
+        said.append(f"{n} {'entry that is not a file' if n == 1 else 'entries that are not files'} not read ({what})")
     return f"data.path {shown(path)}: {'; '.join(said)}" if said else None
 
 

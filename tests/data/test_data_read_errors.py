@@ -365,3 +365,39 @@ def test_text_that_is_a_list_is_said_before_the_document_count(tmp_path: Path, m
     path = _write(tmp_path, "a.json", json.dumps({"text": [f"sentence {i}" for i in range(40)]}))
     msg = _refusal(make_cfg, path, val_docs=4)
     assert msg.startswith("data.text_field 'text' of data.path") and "list" in msg and "held out" not in msg, msg
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "character device"])
+def test_a_data_path_that_is_no_regular_file_is_refused_by_what_it_is(tmp_path: Path, make_cfg, kind: str) -> None:
+    """A named pipe passed the launch checks, then the trainer said "cannot read local files ...hang.txt:
+    FileNotFoundError: Unable to find ...hang.txt" (and reading one waits for a writer that never comes)."""
+    import os
+
+    if kind == "named pipe":
+        path = tmp_path / "hang.txt"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/null")
+    said = f"data.path {str(path)!r} is a {kind}, not a file or a directory"
+    msg = _refusal(make_cfg, path)
+    assert msg.startswith(said), msg
+    row = _check_row(path)
+    assert (row.status, row.reason) == ("fail", msg)
+
+
+def test_a_named_pipe_in_a_data_directory_is_left_out_and_named(tmp_path: Path, make_cfg) -> None:
+    """As a link to nothing there: not read, and said at the start (a silent skip looks like part of the corpus)."""
+    import os
+
+    d = tmp_path / "corpus"
+    _write(d, "a.txt", "".join(f"doc {i}\n\n" for i in range(20)))
+    os.mkfifo(d / "b.txt")
+    os.mkfifo(d / ".hidden.txt")  # hidden: left out without a word, as hidden files are
+    cfg = make_cfg(source="local", path=str(d), val_docs=2)
+    assert len(open_source(cfg, 0, 1).val_texts()) == 2  # the pipe is not opened: this would wait forever
+    row = _check_row(d)
+    assert row.status == "warn", row.reason
+    assert (
+        row.reason
+        == f"1 text file(s) read; data.path {d}: 1 entry that is not a file not read ({d / 'b.txt'}: a named pipe)"
+    )
