@@ -141,7 +141,8 @@ def run_preflight(
             report.notes.append(f"{row.name}: {row.reason}")
     if (run_dir / schema.HALT_FILE).exists():
         report.notes.append(
-            f"stale {schema.HALT_FILE} in {run_dir} (left by an earlier `nsa halt`): the launch removes it (a dry "
-            "run leaves it), so the new run does not stop at once"
+            # its writer is unknown: `nsa halt` or a `touch` by hand look the same
+            f"stale {schema.HALT_FILE} in {run_dir} (written before this launch: by `nsa halt` or by hand): the "
+            "launch removes it (a dry run leaves it), so the new run does not stop at once"
         )
     return report

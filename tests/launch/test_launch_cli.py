@@ -468,12 +468,13 @@ def test_unwritable_run_dir(tmux_socket, tmp_path):
 
 
 def test_stale_halt_is_reported(runs_dir, tmux_socket):
+    """Made by `touch`, as here, it was said to be "left by an earlier `nsa halt`": only its age is known."""
     d = runs_dir / "halted"
     d.mkdir()
     (d / ".HALT").write_text("")
     res = nsa("launch", "--name", "halted", "--dry-run")
     assert res.returncode == 0, res.stderr
-    assert "stale .HALT" in res.stdout
+    assert f"stale .HALT in {d} (written before this launch: by `nsa halt` or by hand)" in res.stdout, res.stdout
 
 
 def test_option_mistakes_are_one_line(runs_dir, tmux_socket):
