@@ -138,6 +138,9 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     from rich.markup import escape
 
     state = f"[{state_style(v['state'])}]{escape(str(v['state']))}[/]"  # coloured as `nsa status` and the dashboard
+    start = v.get("start")  # v.get: a remote nsa may predate the key
+    if isinstance(start, dict) and start.get("phase"):  # which phase a start is in: `starting (compile)`
+        state += f" ({escape(str(start['phase']))})"
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"

@@ -196,7 +196,8 @@ def fmt_duration(s: float | None) -> str:
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
-def render_human(j: Judged) -> None:
+def render_human(j: Judged, dump_cmd: str | None = None) -> None:
+    """One run's verdict, for people; ``dump_cmd``: the `nsa dump` of this run, named on a starting run's line."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -243,6 +244,8 @@ def render_human(j: Judged) -> None:
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
         if isinstance(u, dict):
             console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")
+    if st == "starting" and (said := start_text(v.get("start"), dump_cmd)):  # v.get: a remote nsa may predate it
+        console.print(f"  {escape(said)}")
     if st == "starting" and (v.get("loss") is not None or v.get("val_loss") is not None):
         # a resume before its first step: the figures shown are what the last attempt logged (a new run and a
         # --force rerun have none: their boot records say step 0 and nothing else)
@@ -260,6 +263,45 @@ def render_human(j: Judged) -> None:
         console.print(
             f"  [{HEALTH_STYLE[a['severity']]}]{a['severity']:>8}[/] {a['rule']}{since}: {escape(a['message'])}"
         )
+
+
+CLOCK_WORDS = {"boot": "since boot", "replay": "since the data replay's last report", "launch": "since `nsa launch`"}
+
+
+def start_text(start: Any, dump_cmd: str | None) -> str | None:
+    """A starting run's line: its phase and how long it has been in it, the time stuck_at_start has counted and
+    when it fires, and the `nsa dump` that shows where it is (the verdict's `start`; None without one)."""
+    if not isinstance(start, dict):
+        return None
+    phase, phase_s = start.get("phase"), start.get("phase_s")
+    where = f"phase {phase} for {fmt_duration(phase_s)}" if phase else "no phase record yet"
+    waited, clock = start.get("waited_s"), CLOCK_WORDS.get(str(start.get("clock")))
+    if waited is not None and clock:
+        where += f", {fmt_duration(waited)} {clock}"
+    timeout = start.get("timeout_s")
+    rule = f"stuck_at_start after {timeout:g}s" if isinstance(timeout, int | float) else "stuck_at_start off"
+    dump = f"; `{dump_cmd}` shows where it is" if dump_cmd and start.get("clock") != "launch" else ""
+    return f"starting: {where} ({rule}{dump})"
+
+
+def dump_command(j: Judged, host: str | None, remote_dir: str | None) -> str | None:
+    """The `nsa dump` that asks this run's ranks for their stacks: our trainer's (an nsa-v1 run) only. By name when
+    the name finds this directory, else by its path; on a host, by name under its runs root (or --remote-dir)."""
+    v = j.verdict or {}
+    if v.get("format") != "nsa-v1":
+        return None
+    if host is not None:
+        where, arg = ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])], j.run
+    else:
+        from nsa_tui.rundir import runs_root
+
+        where, arg = [], j.path or j.run
+        try:
+            if j.path is not None and Path(j.path).resolve() == (runs_root() / j.run).resolve():
+                arg = j.run
+        except (OSError, ValueError):
+            pass
+    return shlex.join(["nsa", "dump", *where, *(["--"] if arg.startswith("-") else []), arg])
 
 
 def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True) -> str:
@@ -318,7 +360,7 @@ def run_status(
             obj = j.verdict if j.verdict is not None else j.error_object()
             print(json.dumps(obj, allow_nan=False), flush=True)
         elif j.verdict is not None:  # a run without a verdict is the one error line below, not that and its echo
-            render_human(j)
+            render_human(j, dump_command(j, host, remote_dir))
         if j.verdict is None:
             print(f"error: {j.error}", file=sys.stderr, flush=True)
     return worst_exit_code([j.exit_code for j in judged])

@@ -21,6 +21,7 @@ from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
+from nsa_tui.health.start import start_clock
 from nsa_tui.runs.history import Event, RunHistory
 from nsa_tui.runs.records import to_float
 
@@ -357,30 +358,24 @@ def stuck_at_start(c: Context) -> Finding | None:
     h = c.h
     if c.state != "starting":
         return None
-    boot = h.boot_event
-    started = boot.ts if boot is not None else h.launch_ts
-    if started is None:
+    clock = start_clock(h)  # boot (or launch); a resume's replay of a hub stream moves it on
+    if clock is None:
         return None
-    # a resume re-reading a hub stream up to its saved position reports how far it got (phase records with
-    # `replayed`): that is a start that moves, so the limit counts from its last report
-    replay = h.last_event(schema.KIND_PHASE)
-    moved = replay.ts if replay is not None and replay.fields.get("replayed") and replay.ts else None
-    if moved is not None and moved < started:
-        moved = None  # an earlier attempt's
-    since = moved if moved is not None else started
-    waited = c.now - since
+    waited = c.now - clock.since
     if waited <= c.params["start_timeout_s"]:
         return None
     phase = h.last_phase
     hint = PHASE_HINTS.get(phase or "", "check console.log")
-    if moved is not None and replay is not None:
+    if clock.replay is not None:
+        replay = clock.replay
         done, of = replay.fields.get("replayed"), replay.fields.get("replay_of")
         return Finding(
             replay.step,
-            moved,
+            clock.since,
             f"the resume's replay of the data stream stopped: document {done} of {of} reached "
             f"{fmt_age(waited)} ago ({hint})",
         )
+    boot = h.boot_event
     if boot is not None:
         what = "boot"
     elif h.events or h.has_progress:  # an earlier attempt's records: the process launched since wrote none
@@ -389,7 +384,7 @@ def stuck_at_start(c: Context) -> Finding | None:
         what = "`nsa launch` (no telemetry record at all)"
     return Finding(
         boot.step if boot is not None else None,
-        started,
+        clock.since,
         f"no progress record {fmt_age(waited)} after {what}; last phase reached: {phase or 'none'} ({hint})",
     )
 

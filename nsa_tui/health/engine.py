@@ -12,6 +12,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
 from nsa_tui.health.rules import Rule, build_rules
+from nsa_tui.health.start import phase_entered, start_clock
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory
 
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
@@ -80,6 +81,9 @@ class Verdict:
     param_count: int | None = None  # run.json's
     # run.json's data_summary (schema.DATA_SUMMARY_FIELDS): the source and how much data it holds; null before it
     data: dict[str, Any] | None = None
+    # where a `starting` run is (start_place): it says how long a start has taken before stuck_at_start judges it;
+    # null in every other state
+    start: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -335,10 +339,26 @@ def evaluate(
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get(schema.RUN_ATTENTION_IMPL),
         data=_data_summary(h.run_info.get(schema.RUN_DATA_SUMMARY)),
+        start=start_place(h, now, rules) if state == "starting" else None,
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
         unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
     )
+
+
+def start_place(h: RunHistory, now: float, rules: dict[str, Rule]) -> dict[str, Any]:
+    """A starting run's phase (null before its first phase record) and seconds in it (`phase_s`), the seconds
+    stuck_at_start has counted (`waited_s`) from its `clock` (boot, replay or launch), and its limit
+    (`timeout_s`; null when the rule is off)."""
+    entered, clock = phase_entered(h), start_clock(h)
+    rule = rules.get("stuck_at_start")
+    return {
+        "phase": entered[0] if entered else None,
+        "phase_s": max(0.0, now - entered[1]) if entered else None,
+        "waited_s": max(0.0, now - clock.since) if clock else None,
+        "clock": clock.kind if clock else None,
+        "timeout_s": rule.params["start_timeout_s"] if rule is not None and rule.enabled else None,
+    }
 
 
 def _data_summary(x: Any) -> dict[str, Any] | None:

@@ -23,8 +23,10 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from nsa_train.telemetry import schema
+from nsa_tui import fmt
 from nsa_tui.health.checks import median_interval
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
+from nsa_tui.health.start import phase_entered
 from nsa_tui.rundir import runs_root
 from nsa_tui.runs.history import RunHistory
 from nsa_tui.watch import actions
@@ -344,6 +346,7 @@ class WatchApp(App):
             "unreadable": sorted(h.problem_files),
             "source": self._source_line(m),
             "attention": h.run_info.get(schema.RUN_ATTENTION_IMPL),
+            "phase": _start_phase(h, now) if v.state == "starting" else None,
         }
 
     def _eta_now(self, v: VerdictView, now: float, h: RunHistory) -> float | None:
@@ -558,3 +561,13 @@ def _last_with_step(steps: list[int], col: list[float | None]) -> tuple[float | 
 def _whole(seconds: float | None) -> float | None:
     """Whole seconds: the header repaints once a second for ages, not on every redraw."""
     return None if seconds is None else float(int(seconds))
+
+
+def _start_phase(h: RunHistory, now: float) -> str | None:
+    """A starting run's phase and whole seconds in it, for the header (`nsa status` says the same on its
+    `starting:` line); None before its first phase record."""
+    entered = phase_entered(h)
+    if entered is None:
+        return None
+    phase, since = entered
+    return f"{phase} {fmt.duration(_whole(max(0.0, now - since)))}"

@@ -1,4 +1,5 @@
-"""Run name, state, step/total with a progress bar, ETA, elapsed, tokens, heartbeat age, attention path.
+"""Run name, state (a start's phase), step/total with a progress bar, ETA, elapsed, tokens, heartbeat age,
+attention path.
 
 Two one-line widgets under one background: a new step repaints the first line only, the
 clock (elapsed, heartbeat age) the second; the screen's most frequent update stays small."""
@@ -73,6 +74,9 @@ class RunHeader(Widget):
         t.append(f" {name} ", style="bold reverse")
         state = i.get("state", "unknown")
         t.append(f" {state} ", style=state_style(state))
+        phase = i.get("phase")
+        if phase:  # a start's phase and its time in it: a slow compile is not a hang
+            t.append(f" phase {phase}")
         health = i.get("health", "")
         if health:
             t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))
