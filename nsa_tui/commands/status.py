@@ -226,7 +226,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         mem = f"RSS {rss:.2f} GiB" if rss is not None else "memory -"
     console.print(
         f"  step {step}  loss {loss or _num(v['loss'], '.4f')}  val {_num(v.get('val_loss'), '.4f')}  "
-        f"lr {_num(v['lr'], '.2e')}{' (warmup)' if v.get('lr_phase') == 'warmup' and v['lr'] is not None else ''}  "
+        f"lr {_num(v['lr'], '.2e')}{lr_note(v)}  "
         f"{toks_text(v)}  {mem}"
     )
     # v.get: a remote nsa may predate the key; which attention path runs says whether the kernels do
@@ -239,6 +239,9 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         + attention
         + (f"   [yellow]{corrupt_lines_text(v['corrupt_lines'])}[/]" if v.get("corrupt_lines") else "")
     )
+    if why := v.get("toks_not_judged"):  # v.get: a remote nsa may predate the key
+        hint = "`--rules` with throughput_low.min_toks_per_s judges it"
+        console.print(f"  [yellow]tok/s not judged[/]: {escape(str(why))} ({hint})")
     if said := data_said(v.get("data")):  # v.get: a remote nsa may predate the key
         console.print(f"  data {escape(said)}")
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
@@ -302,6 +305,15 @@ def dump_command(j: Judged, host: str | None, remote_dir: str | None) -> str | N
         except (OSError, ValueError):
             pass
     return shlex.join(["nsa", "dump", *where, *(["--"] if arg.startswith("-") else []), arg])
+
+
+def lr_note(v: dict[str, Any]) -> str:
+    """After the lr: '(warmup)' where the schedule ramps it up on purpose (a seed report took a warmup lr for a bug),
+    '(schedule unknown)' where the run does not say its schedule (the previous trainer's, a foreign log): a small lr
+    there may be either; nothing for an lr past warmup, or none logged."""
+    if v["lr"] is None or "lr_phase" not in v:  # a remote nsa that predates lr_phase says nothing of it
+        return ""
+    return {"warmup": " (warmup)", None: " (schedule unknown)"}.get(v["lr_phase"], "")
 
 
 def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
-from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check
+from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory
@@ -84,6 +84,9 @@ class Verdict:
     # where a `starting` run is (start_place): it says how long a start has taken before stuck_at_start judges it;
     # null in every other state
     start: dict[str, Any] | None = None
+    # why throughput_low cannot judge the tokens/s shown (no MFU inputs and no min_toks_per_s): 38 tokens/s on two
+    # A100s read "health OK" with nothing saying it was never judged; null when it is judged, off, or no tok/s yet
+    toks_not_judged: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -340,10 +343,16 @@ def evaluate(
         attention_impl=h.run_info.get(schema.RUN_ATTENTION_IMPL),
         data=_data_summary(h.run_info.get(schema.RUN_DATA_SUMMARY)),
         start=start_place(h, now, rules) if state == "starting" else None,
+        toks_not_judged=_toks_not_judged(h, rules),
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
         unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
     )
+
+
+def _toks_not_judged(h: RunHistory, rules: dict[str, Rule]) -> str | None:
+    rule = rules.get("throughput_low")
+    return throughput_unjudged(h, rule.params) if rule is not None and rule.enabled else None
 
 
 def start_place(h: RunHistory, now: float, rules: dict[str, Rule]) -> dict[str, Any]:
