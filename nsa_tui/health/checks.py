@@ -215,22 +215,26 @@ def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding 
 
 
 def throughput_unjudged(h: RunHistory, params: dict[str, Any]) -> str | None:
-    """Why throughput_low cannot judge the run's tokens/s (its params ``params``), or None when it can, when the
-    user turned it off (min_mfu null) or when there is no tokens/s yet. The previous trainer's runs record neither
-    model size nor GPU: 38 tokens/s on two A100s read "health OK" and nothing said it was never judged."""
+    """Why throughput_low cannot judge the run's tokens/s (its params ``params``) for want of what its MFU floor
+    needs, or None when it can, when the user turned it off (min_mfu null), when there is no tokens/s yet, and where
+    the floor leaves the run alone by design (a CPU run, a model under min_params). The previous trainer's runs
+    record neither model size nor GPU: 38 tokens/s on two A100s read "health OK" and nothing said it was never
+    judged."""
     if params["min_toks_per_s"] is not None or params["min_mfu"] is None or h.latest["toks_per_s"] is None:
         return None
     info = h.run_info
+    if info.get(schema.RUN_DEVICE_NAME) == "cpu":
+        return None  # MFU is a GPU floor: a CPU run (the tiny default among them) is left to min_toks_per_s by design
     size, least = info.get(schema.RUN_PARAM_COUNT), params["min_params"]
     if not isinstance(size, int) or isinstance(size, bool):  # the previous trainer's runs, foreign logs
         no_peak = " or GPU peak" if info.get(schema.RUN_PEAK_FLOPS) is None else ""
         return f"the run records no model size{no_peak}"
+    if size < least:
+        return None  # a small model's MFU says little (kernel launches): the rule leaves it alone by design
     if info.get(schema.RUN_FLOPS_PER_TOKEN) is None:
         return "the run records no FLOPs per token (an older run.json)"
     if info.get(schema.RUN_PEAK_FLOPS) is None:
-        return "the run records no GPU peak (a CPU run, or a card whose peak is not known: monitor.peak_tflops)"
-    if size < least:
-        return f"a {size / 1e6:.3g}M-parameter model is under throughput_low.min_params ({least / 1e6:g}M)"
+        return "the run records no peak FLOP/s for its GPU (a card nsa does not know: set monitor.peak_tflops)"
     return None if run_mfu(info, h.latest["toks_per_s"]) is not None else "its MFU cannot be computed"
 
 

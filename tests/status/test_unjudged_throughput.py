@@ -60,10 +60,16 @@ def test_a_run_the_mfu_floor_judges_has_no_such_line(tmp_path):
     make_v1_run(tmp_path / "gpu", steps=100, run_info=gpu)
     out = invoke("status", str(tmp_path / "gpu")).stdout
     assert "not judged" not in out and "schedule unknown" not in out, out
-    # a run of ours whose run.json has no GPU peak (a CPU run) is not judged either, and says why
-    make_v1_run(tmp_path / "cpu", steps=100, run_info={**gpu, "peak_flops": None})
-    v = json.loads(invoke("status", "--json", str(tmp_path / "cpu")).stdout)
-    assert v["toks_not_judged"].startswith("the run records no GPU peak (a CPU run")
+    # a GPU run of ours whose card nsa does not know (no peak in run.json) is not judged either, and says why
+    make_v1_run(tmp_path / "card", steps=100, run_info={**gpu, "peak_flops": None})
+    v = json.loads(invoke("status", "--json", str(tmp_path / "card")).stdout)
+    assert v["toks_not_judged"].startswith("the run records no peak FLOP/s for its GPU"), v["toks_not_judged"]
+    # where the floor leaves a run alone by design (a CPU run such as the tiny default, a model under min_params),
+    # there is nothing to say: the line would follow every demo run
+    for name, info in (("cpu", {"device_name": "cpu", "peak_flops": None}), ("small", {"param_count": 1_200_000})):
+        make_v1_run(tmp_path / name, steps=100, run_info={**gpu, **info})
+        assert "not judged" not in invoke("status", str(tmp_path / name)).stdout
+        assert json.loads(invoke("status", "--json", str(tmp_path / name)).stdout)["toks_not_judged"] is None
     # off by the user's choice (min_mfu null): nothing to say
     make_v1_run(tmp_path / "off", steps=100, run_info={**gpu, "peak_flops": None}, monitor={"min_mfu": None})
     assert json.loads(invoke("status", "--json", str(tmp_path / "off")).stdout)["toks_not_judged"] is None
