@@ -105,16 +105,19 @@ def _log_level_options(base: list[str]) -> list[str]:
     ssh says of a lost link ("Timeout, server HOST not responding.", "Connection to HOST closed by remote host.") is
     logged at INFO, which a config file's `LogLevel ERROR` or `QUIET` keeps back: ssh then exits 255 saying nothing,
     and session_lost took a link lost mid-command for a host never reached. A command-line -o wins over the file."""
-    theirs = base[1:]
-    if "loglevel" in " ".join(theirs).lower():
-        return []
-    for arg in theirs:
-        if arg.startswith("-") and not arg.startswith("--"):
-            for ch in arg[1:]:
-                if ch in "qv":
+    args = iter(base[1:])
+    for arg in args:
+        if not arg.startswith("-") or arg.startswith("--") or arg == "-":
+            continue
+        for i, ch in enumerate(arg[1:], start=1):
+            if ch in "qv":
+                return []
+            if ch in _WITH_ARGUMENT:  # the rest of the cluster, else the next word, is its argument
+                value = arg[i + 1 :] or next(args, "")
+                # -o's "Key=value" or "Key value": only the key says it (a -F path may hold the word)
+                if ch == "o" and re.split(r"[=\s]", value.strip(), maxsplit=1)[0].lower() == "loglevel":
                     return []
-                if ch in _WITH_ARGUMENT:
-                    break
+                break
     return ["-o", "LogLevel=INFO"]
 
 

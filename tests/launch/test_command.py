@@ -246,6 +246,10 @@ def test_keepalives_unless_the_users_ssh_command_sets_them(monkeypatch):
         ("ssh -o 'loglevel quiet'", False),
         ("ssh -q", False),
         ("ssh -Tv", False),
+        ("ssh -oLogLevel=ERROR", False),
+        ("ssh -4o LogLevel=QUIET", False),  # -o's argument is the next word when the cluster ends at it
+        ("ssh -F /home/u/loglevel-test.conf", True),  # only -o's key sets a level, not a path that holds the word
+        ("ssh -J loglevel.example -o StrictHostKeyChecking=no", True),
     ],
 )
 def test_ssh_logs_at_info_unless_the_users_ssh_command_sets_a_level(monkeypatch, command, ours):
