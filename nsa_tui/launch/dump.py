@@ -32,6 +32,8 @@ class RankProcess:
     pid: int | None
     problem: str | None  # why we will not signal it
     gone: bool = False  # its pid is not running at all (not merely someone else's, or reused)
+    # its pid runs something else: reused, or the trainer of another directory (the one this was copied from)
+    other: bool = False
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -80,7 +82,9 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
     except OSError:
         cwd = None
     if reused or not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir, cwd):
-        return RankProcess(rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)")
+        return RankProcess(
+            rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)", other=True
+        )
     return RankProcess(rank, pid, None)
 
 

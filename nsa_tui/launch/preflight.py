@@ -73,17 +73,34 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
     said = []
     launch = runstate.read_launch_json(run_dir)
     session = launch.get("tmux_session") if launch else None
-    if isinstance(session, str) and session and session_alive(run_dir, launch):
+    if isinstance(session, str) and session and _launched_here(run_dir, launch) and session_alive(run_dir, launch):
         said.append(f"tmux session {session}")
-    said += [f"rank {p.rank} pid {p.pid}" for p in rank_processes(run_dir) if p.problem is None]
+    ranks = rank_processes(run_dir)
+    said += [f"rank {p.rank} pid {p.pid}" for p in ranks if p.problem is None]
     if said:
         return said
     hb = runstate.heartbeat_state(run_dir)
     exited = runstate.read_exit_status(run_dir) is not None
-    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_gone(run_dir):
+    # rank 0 ran on this machine and its pid is not this directory's trainer (gone, reused, or the trainer of the
+    # run this directory was copied from: `cp -r` of a live run copies its fresh heartbeat): not live here
+    rank0 = next((p for p in ranks if p.rank == 0), None)
+    not_here = runstate.run_host(run_dir) == socket.gethostname() and rank0 is not None and (rank0.gone or rank0.other)
+    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not not_here:
         assert hb.newest_mtime is not None
         return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
     return []
+
+
+def _launched_here(run_dir: Path, launch: dict) -> bool:
+    """launch.json was written for this directory: a copy of a live run (`cp -r`) names the session of the run it was
+    copied from, which halting the copy would not stop. A launch.json without run_dir (older) is taken at its word."""
+    recorded = launch.get("run_dir")
+    if not isinstance(recorded, str) or not recorded:
+        return True
+    try:
+        return Path(recorded).samefile(run_dir)
+    except OSError:  # the recorded directory is gone (moved since): the session is not this directory's
+        return False
 
 
 def rank0_gone(run_dir: Path) -> bool:

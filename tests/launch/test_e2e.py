@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,10 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
         row.reason
     )
     assert f"`nsa halt {run_dir}`" in row.reason and "earlier run" not in row.reason
+    # a copy of it (`cp -r` of a live run: its launch.json names that run's session, its heartbeat is fresh, rank 0's
+    # pid is that run's trainer) runs nothing: halting the copy would not stop the run
+    copy = shutil.copytree(run_dir, runs_dir / "e2e-copy", ignore=shutil.ignore_patterns("*.tmp*"))
+    assert "holds an earlier run" in _run_dir_row(copy).reason
 
     dump = nsa("dump", "e2e")
     assert dump.returncode == 0, dump.stderr
