@@ -35,8 +35,17 @@ def data_counts_said(s: Any) -> str | None:
             size += f" = {s[schema.DATA_TRAIN_TOKENS]:,} tokens"
         parts.append(size)
     if isinstance(s.get(schema.DATA_EPOCHS), (int, float)):
-        parts.append(f"{s[schema.DATA_EPOCHS]:g} epochs planned")
+        parts.append(f"{_epochs(s)} epochs planned")
     return ", ".join(parts)
+
+
+def _epochs(s: dict[str, Any]) -> str:
+    """The planned passes, from the token counts where run.json has them: its `epochs` keeps 2 decimals, and a short
+    run's 0.0033 read '0 epochs planned'."""
+    planned, tokens = s.get(schema.DATA_PLANNED_TOKENS), s.get(schema.DATA_TRAIN_TOKENS)
+    if s[schema.DATA_EPOCHS] < 1 and isinstance(planned, int) and isinstance(tokens, int) and tokens > 0:
+        return f"{planned / tokens:.2g}"
+    return f"{s[schema.DATA_EPOCHS]:g}"
 
 
 def data_said(s: Any) -> str | None:

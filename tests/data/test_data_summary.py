@@ -72,3 +72,15 @@ def test_a_streamed_source_is_not_counted() -> None:
     s.update(source="hf", description="hf dataset x split train", planned_tokens=10)
     assert data_said(s) == "hf dataset x split train: streaming (not counted)"
     assert data_said(None) is None  # a run.json from before the key
+
+
+def test_a_short_runs_epochs_are_said_to_two_figures() -> None:
+    """run.json keeps 2 decimals: 8 steps of the tiny default over the bundled corpus read '0 epochs planned'."""
+    s = dict.fromkeys(schema.DATA_SUMMARY_FIELDS)
+    s.update(source="embedded", description="embedded corpus", train_documents=775, val_documents=8)
+    s.update(train_bytes=4_928_414, train_tokens=4_929_189, planned_tokens=8 * 2048, epochs=0.0)
+    assert data_said(s).endswith(", 4,928,414 bytes = 4,929,189 tokens, 0.0033 epochs planned")
+    s.update(planned_tokens=600 * 2048, epochs=0.25)
+    assert data_said(s).endswith(" 0.25 epochs planned")
+    s.update(planned_tokens=1_228_800, train_tokens=12_318, epochs=99.75)
+    assert data_said(s).endswith(" 99.75 epochs planned")
