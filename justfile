@@ -13,9 +13,10 @@ setup:
 run *ARGS:
     {{venv}}/bin/nsa launch --watch {{ARGS}}
 
-# Train the default directly in this terminal (no tmux).
+# Train the default directly in this terminal (no tmux), in a new runs/direct-<UTC time> each time (a used run
+# directory is refused without --resume or --force).
 train *ARGS:
-    {{py}} -m nsa_train.train --run-dir runs/direct {{ARGS}}
+    {{py}} -m nsa_train.train --run-dir runs/direct-$(date -u +%Y%m%d-%H%M%S) {{ARGS}}
 
 # The test suite (what CI runs, two xdist workers); `just test -m "not slow"`: the quick part; `-n 0`: one process.
 test *ARGS:
