@@ -175,11 +175,17 @@ def _directory_files(p: Path) -> DirectoryListing:
 
 def skipped_files(path: str) -> DirectoryListing | None:
     """What a directory data.path holds that is not read (hidden entries aside): files of another kind than
-    .txt/.jsonl/.json/.parquet, links that lead nowhere, named pipes, sockets and devices; None for a file or a
-    glob. Said at the start, as a CSV left out without a word looks like part of the corpus, and a link to a disk
-    not mounted is shards missing."""
+    .txt/.jsonl/.json/.parquet, links that lead nowhere, named pipes, sockets and devices; for a glob, its matches
+    that are links to nothing or not files (directories aside: `**` matches those); None for a file. Said at the
+    start, as a CSV left out without a word looks like part of the corpus, and a link to a disk not mounted is
+    shards missing."""
     p = Path(path).expanduser()
-    if is_glob(path) or not p.is_dir():
+    if is_glob(path):
+        matches = sorted(glob.glob(str(p), recursive=True))
+        broken = [m for m in matches if os.path.islink(m) and not os.path.exists(m)]
+        special = [m for m in matches if os.path.exists(m) and not (os.path.isfile(m) or os.path.isdir(m))]
+        return DirectoryListing([m for m in matches if os.path.isfile(m)], [], broken, special)
+    if not p.is_dir():
         return None
     return _directory_files(p)
 

@@ -33,7 +33,7 @@ def _refusal(make_cfg, path: Path, **data) -> str:
     return msg
 
 
-def _check_row(path: Path):
+def _check_row(path: Path | str):
     return check_data_path(load_config(None, ["data.source=local", f"data.path={path}"]))
 
 
@@ -385,19 +385,21 @@ def test_a_data_path_that_is_no_regular_file_is_refused_by_what_it_is(tmp_path: 
     assert (row.status, row.reason) == ("fail", msg)
 
 
-def test_a_named_pipe_in_a_data_directory_is_left_out_and_named(tmp_path: Path, make_cfg) -> None:
-    """As a link to nothing there: not read, and said at the start (a silent skip looks like part of the corpus)."""
+@pytest.mark.parametrize("as_glob", [False, True])
+def test_a_named_pipe_in_a_data_directory_is_left_out_and_named(tmp_path: Path, make_cfg, as_glob: bool) -> None:
+    """As a link to nothing there: not read, and said at the start (a silent skip looks like part of the corpus);
+    a glob that matches one said nothing of it."""
     import os
 
     d = tmp_path / "corpus"
     _write(d, "a.txt", "".join(f"doc {i}\n\n" for i in range(20)))
     os.mkfifo(d / "b.txt")
     os.mkfifo(d / ".hidden.txt")  # hidden: left out without a word, as hidden files are
-    cfg = make_cfg(source="local", path=str(d), val_docs=2)
+    path = f"{d}/*.txt" if as_glob else str(d)
+    cfg = make_cfg(source="local", path=path, val_docs=2)
     assert len(open_source(cfg, 0, 1).val_texts()) == 2  # the pipe is not opened: this would wait forever
-    row = _check_row(d)
+    row = _check_row(path)
     assert row.status == "warn", row.reason
-    assert (
-        row.reason
-        == f"1 text file(s) read; data.path {d}: 1 entry that is not a file not read ({d / 'b.txt'}: a named pipe)"
+    assert row.reason == (
+        f"1 text file(s) read; data.path {path}: 1 entry that is not a file not read ({d / 'b.txt'}: a named pipe)"
     )
