@@ -19,7 +19,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import current_world_size
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
-from nsa_tui.rundir import run_name
+from nsa_tui.rundir import holds_run, no_run_error, run_name
 from nsa_tui.runs.load import started_after
 from nsa_tui.runs.records import to_float
 
@@ -113,6 +113,8 @@ class Dumps:
 
 def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_WAIT_S) -> Dumps:
     """Signal every live rank; return the new dump files and what is missing (raises when none came)."""
+    if not holds_run(run_dir):  # an empty or data directory: as `nsa halt` and `nsa attach` say it (exit 3)
+        raise no_run_error(run_dir, "dump")
     procs = rank_processes(run_dir)
     if not procs:
         raise UserError(f"run {run_name(run_dir)!r} has no heartbeat files yet, so no trainer pids to signal")

@@ -161,13 +161,15 @@ def test_the_status_hint_of_a_run_without_a_session_can_be_pasted(runs_dir, tmux
 
 def test_attach_to_a_directory_that_holds_no_run_says_so_as_halt_does(runs_dir, tmux_socket):
     """It said "no tmux session nsa-plain for run 'plain'", as for a run whose session is gone, where `nsa halt`
-    said there is no run there (exit 3); the runs root given as a run the same."""
+    said there is no run there (exit 3); the runs root given as a run the same. `nsa dump` said "has no heartbeat
+    files yet" (exit 1)."""
     (runs_dir / "plain").mkdir()
     (runs_dir / "real").mkdir()
     (runs_dir / "real" / "run.json").write_text("{}\n")
     for run, where in (("plain", runs_dir / "plain"), (str(runs_dir), runs_dir)):
-        attach, halt = invoke("attach", run), invoke("halt", run)
-        assert attach.exit_code == halt.exit_code == 3
+        attach, halt, dump = invoke("attach", run), invoke("halt", run), invoke("dump", run)
+        assert attach.exit_code == halt.exit_code == dump.exit_code == 3
         assert one_error(attach) == one_error(halt).replace("nothing to halt", "nothing to attach")
+        assert one_error(dump) == one_error(halt).replace("nothing to halt", "nothing to dump")
         assert one_error(attach).startswith(f"error: no run in {where} (none of run.json, launch.json, ")
     assert one_error(attach).endswith("nothing to attach; it holds run directories: name one of them")

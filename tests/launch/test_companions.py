@@ -97,6 +97,7 @@ def test_dump_never_signals_a_process_that_is_not_this_runs_trainer(runs_dir):
 
 def test_dump_without_heartbeats(runs_dir):
     (runs_dir / "fresh").mkdir()
+    (runs_dir / "fresh" / "run.json").write_text("{}\n")  # a run's file: a directory holding none is no run
     res = nsa("dump", "fresh")
     assert res.returncode == 1 and "no heartbeat files yet" in res.stderr
 
