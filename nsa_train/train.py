@@ -459,6 +459,7 @@ class Trainer:
         w = self.info.world_size
         self.stream = TrainStream(cfg, self.tokenizer, self.info.rank, w, self.micro_batch)
         self.stream.on_first_batch_wait = self._first_batch_wait
+        self.stream.on_empty_epoch = self._empty_epoch
         # eval_batches counts whole batches, split like training's: the held-out windows scored are the same
         # whatever grad_accum and the number of ranks, so runs of one config compare
         n_val = cfg.train.eval_batches * cfg.train.grad_accum
@@ -883,6 +884,16 @@ class Trainer:
         if self.info.is_main:
             how = f": replaying the stream to the saved position, document {replayed:,} of {target:,}"
             print(f"[data] {waited_s:.0f}s waiting for the first batch{how if replayed else ''}")
+
+    def _empty_epoch(self, epoch: int, why: str, count: int) -> None:
+        """This rank passed over an epoch whose share held nothing it trains on (the data thread calls it): said
+        the first time only, as a corpus of few distinct documents meets it again and again."""
+        if count == 1:
+            print(
+                f"[data] rank {self.info.rank}: epoch {epoch} of {self.cfg.data.source_description} deals this rank "
+                f"nothing to train on, {why}; it goes on with epoch {epoch + 1} (said once: a few distinct documents "
+                "among skipped ones land on one rank at times, and each rank counts its own epochs)"
+            )
 
     def _save(self, step: int, pointers: tuple[str, ...]) -> None:
         from nsa_train.runtime import checkpoint as ck

@@ -48,6 +48,10 @@ from .hf import import_datasets
 
 FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 STREAM_SHUFFLE_BUFFER = 1000  # documents; small enough that the first batch of a hub stream comes quickly
+# A map-style epoch deals a new permutation, and the start checked there is a training document per rank: a rank's
+# share holds none of them in under half of the epochs (the worst: a share of one entry, fewer than half of the
+# entries trained on), so 100 in a row (< 1e-30) is not chance but a corpus that changed under the run
+MAP_EMPTY_EPOCH_LIMIT = 100
 
 
 def text_hash(text: str) -> bytes:
@@ -65,6 +69,9 @@ class DocSource(Protocol):
     """What a local source read (its files, their sizes, its document count: fingerprint.py); None for the others."""
     skipped: Skipped
     """The documents the latest train_texts pass did not yield, and why (empty, or a validation document's text)."""
+    empty_epoch_limit: int
+    """Consecutive epochs whose share for this rank holds nothing trained on, at which the stream gives up (1: the
+    first such epoch is an error)."""
 
     def val_texts(self) -> list[str]:
         """The held-out documents, in a fixed order (the same on every rank)."""
@@ -451,6 +458,10 @@ def trained_rows(column: Any, held_out: np.ndarray, val_texts: list[str], enough
 class MapSource:
     """A random-access `datasets.Dataset`: seeded validation sample, seeded permutation per epoch."""
 
+    # an epoch whose deal gives this rank only documents it skips is passed over (stream.doc_tokens): a few distinct
+    # documents among copies of held-out texts or empty ones land on one rank at times, and the next deal differs
+    empty_epoch_limit = MAP_EMPTY_EPOCH_LIMIT
+
     def __init__(self, ds: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description
         self.replayed = 0  # random access: a resume starts at its saved index at once
@@ -545,6 +556,9 @@ class MapSource:
 
 class StreamSource:
     """A `datasets.IterableDataset` (the hub, streamed): the first documents are validation."""
+
+    # its next epoch is its shard read again (over the network): an empty one is an error at once
+    empty_epoch_limit = 1
 
     def __init__(self, stream: Any, field: str, val_docs: int, seed: int, rank: int, world_size: int, description: str):
         self.description = description

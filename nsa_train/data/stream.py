@@ -28,9 +28,19 @@ _POLL_S = 0.5  # how often a blocked side re-checks for close() or a dead thread
 WAIT_REPORT_S = 30.0  # while the first batch is awaited: how often on_first_batch_wait hears about it
 
 
-def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iterator[DocTokens]:
-    """This rank's training documents as tokens, epoch after epoch, from `start` on; never ends."""
+def doc_tokens(
+    source: DocSource,
+    tokenizer: Tokenizer,
+    start: Position,
+    on_empty_epoch: Callable[[int, str], None] | None = None,
+) -> Iterator[DocTokens]:
+    """This rank's training documents as tokens, epoch after epoch, from `start` on; never ends.
+
+    An epoch whose share for this rank holds nothing training reads (empty documents, copies of held-out texts)
+    is passed over: ``on_empty_epoch(epoch, why)`` hears of it and the next epoch follows. The deal is not filtered
+    first, so the order of every other epoch, and of every corpus whose ranks all get something, is unchanged."""
     epoch, first_doc, offset = start
+    empty_run = 0  # consecutive epochs passed over
     while True:
         produced = False
         for k, text in source.train_texts(epoch, first_doc):
@@ -48,9 +58,24 @@ def doc_tokens(source: DocSource, tokenizer: Tokenizer, start: Position) -> Iter
             else:
                 yield DocTokens(Position(epoch, k, 0), tokens)
             produced = True
-        if not produced:
+        if produced:
+            empty_run = 0
+        else:
             why = source.skipped.why_none()
-            raise DataError(f"{source.description}: epoch {epoch} has no training documents for this rank: {why}")
+            empty_run += 1
+            limit = getattr(source, "empty_epoch_limit", 1)
+            if empty_run >= limit:
+                if limit == 1:
+                    raise DataError(
+                        f"{source.description}: epoch {epoch} has no training documents for this rank: {why}"
+                    )
+                raise DataError(
+                    f"{source.description}: epochs {epoch - limit + 1} to {epoch} had no training documents for this "
+                    f"rank ({limit} in a row; in epoch {epoch}, {why}): give more distinct documents, lower "
+                    "data.val_docs or train on fewer ranks"
+                )
+            if on_empty_epoch is not None:
+                on_empty_epoch(epoch, why)
         epoch, first_doc, offset = epoch + 1, 0, 0
 
 
@@ -113,6 +138,10 @@ class TrainStream:
         # called every WAIT_REPORT_S while the first batch is awaited: (seconds waited, documents replayed so far,
         # the saved position's document) -- a resumed stream re-reads up to its position, which can take long
         self.on_first_batch_wait: Callable[[float, int, int], None] | None = None
+        # epochs this rank passed over as its share held nothing it trains on (doc_tokens), counted by the data
+        # thread; called with (epoch, why, how many so far) from that thread
+        self.empty_epochs = 0
+        self.on_empty_epoch: Callable[[int, str, int], None] | None = None
 
     # -- position -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -274,7 +303,7 @@ class TrainStream:
             if self._source is None:  # a resume with a fingerprint opened it already, to compare
                 self._source = open_source(self._cfg, self._rank, self._world)
             source = self._source
-            docs = doc_tokens(source, self._tok, self._position)
+            docs = doc_tokens(source, self._tok, self._position, self._empty_epoch)
             for block, after in batches(pack_windows(docs, self._seq_len), self._micro_batch):
                 x, y = to_xy(block)
                 if not self._put(("batch", (x, y, after))):
@@ -285,6 +314,11 @@ class TrainStream:
                 wrapped.__cause__ = e
                 e = wrapped
             self._put(("error", e))
+
+    def _empty_epoch(self, epoch: int, why: str) -> None:
+        self.empty_epochs += 1
+        if self.on_empty_epoch is not None:
+            self.on_empty_epoch(epoch, why, self.empty_epochs)
 
     def _put(self, item: tuple[str, Any]) -> bool:
         while not self._stop.is_set():
