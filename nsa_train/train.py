@@ -363,6 +363,7 @@ class Trainer:
         self._run_json: dict[str, Any] | None = None
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
         self.data_warnings: list[str] = []  # the data's (a plan of many epochs), said there too
+        self.dropped_pointers: list[str] = []  # a fresh start's: an earlier run's, removed with run.json's new id
         self.data_summary: dict[str, Any] | None = None  # run.json's data_summary (rank 0)
         self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
@@ -525,6 +526,11 @@ class Trainer:
                 f"{self.device} {self.precision} | threads {self.threads} | micro batch {self.micro_batch} x "
                 f"accum {cfg.train.grad_accum} x world {self.info.world_size} = {cfg.train.batch_size} seqs/step"
             )
+            if not self.args.resume:
+                # with run.json's new id, not later: a start that died in between left `latest` naming the earlier
+                # run's checkpoint, and its plain --resume met "belongs to another run". A start refused before
+                # this (its config, data or model) writes nothing of the earlier run away
+                self.dropped_pointers = self._drop_earlier_pointers()
             self._write_run_json()
 
     def _compile(self) -> None:
@@ -570,7 +576,7 @@ class Trainer:
             msg = f"removed a stale {schema.HALT_FILE} left in the run directory (it would have stopped this run)"
             train_warnings.append(msg)
             print(f"warning: {msg}", file=sys.stderr)
-        if is_main and not self.args.resume and (dropped := self._drop_earlier_pointers()):
+        if dropped := self.dropped_pointers:
             msg = (
                 f"removed the earlier run's checkpoint pointers ({', '.join(dropped)}): until this run saves its "
                 "own, `nsa sample` and --resume would have loaded the earlier run's weights (its checkpoint files "

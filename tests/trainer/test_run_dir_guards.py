@@ -163,6 +163,37 @@ def test_a_refused_resume_leaves_a_finished_run_finished(tmp_path: Path, why: st
     assert evaluate(load_run(run), time.time()).state == "finished"
 
 
+def test_a_forced_fresh_start_drops_the_earlier_runs_pointers_when_run_json_takes_its_id(tmp_path: Path) -> None:
+    """run.json took the fresh start's new run id at the model phase, and the earlier run's pointers went only at the
+    train phase: a start that died in between (its compile phase, its DDP wrap) left `latest` naming the earlier
+    run's checkpoint, so a plain --resume met "belongs to another run". By the compile phase both have changed
+    (train.compile: its torch.compile import holds the phase for a while, where the test looks)."""
+    import json
+
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=2").returncode == 0
+    earlier_id = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+    cmd = [*train_cmd(run, "train.steps=4", "train.compile=true"), "--force"]
+    env = clean_env(NSA_TEST_SLOW_STEP="1:60")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def compiling() -> list[dict]:
+        try:
+            return [r for r in records(run) if r.get("phase") == "compile"][1:]  # the first is the earlier run's
+        except ValueError:  # a line being written
+            return []
+
+    try:
+        wait_for(compiling, 120, "its compile phase", interval=0.01)
+        latest = (run / "checkpoints" / schema.LATEST_POINTER).exists()
+        run_id = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert run_id != earlier_id
+    assert not latest
+
+
 def test_a_forced_fresh_start_drops_the_earlier_runs_pointers(tmp_path: Path) -> None:
     """After `--force`, checkpoints/best still named the earlier run's checkpoint (latest too) until the new run's
     first eval and save: `nsa sample` loaded the earlier run's weights, the report marked its file best, and a
