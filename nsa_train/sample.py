@@ -204,6 +204,7 @@ class Loaded:
     path: Path
     step: int
     device: Any
+    note: str | None = None  # the checkpoint is another run's than its directory's (another_runs_note)
 
 
 def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
@@ -213,6 +214,7 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
     from nsa_train.data import DataError, build_tokenizer
     from nsa_train.model import build_model
     from nsa_train.runtime.checkpoint import CheckpointError, load_checkpoint, load_model_state
+    from nsa_train.telemetry import schema
 
     try:
         state = load_checkpoint(path)
@@ -238,7 +240,26 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
     model.to(dev).eval()
-    return Loaded(model, tokenizer, cfg, path, int(state["step"]), dev)
+    note = another_runs_note(path, state.get(schema.CKPT_RUN_ID), state.get(schema.CKPT_RUN_NAME))
+    return Loaded(model, tokenizer, cfg, path, int(state["step"]), dev, note)
+
+
+def another_runs_note(path: Path, saved_id: Any, saved_name: Any) -> str | None:
+    """What to say of sampling a checkpoint of a run directory that records another run's id than its run.json (an
+    earlier run's, which a --force start there left; copied in): these weights are not the directory's run's. None
+    for the run's own, one from before ids, or a file outside a run directory."""
+    from nsa_train.runtime.resumable import run_id_of
+    from nsa_train.telemetry import schema
+
+    run_dir = path.parent.parent
+    own = run_id_of(run_dir) if path.parent.name == schema.CHECKPOINT_DIR else None
+    if not (own and isinstance(saved_id, str) and saved_id and saved_id != own):
+        return None
+    if isinstance(saved_name, str) and saved_name == run_dir.resolve().name:
+        whose = f"an earlier run in this directory (run {saved_name!r}, id {saved_id}), which a --force start replaced"
+    else:
+        whose = f"another run ({f'run {saved_name!r}, ' if isinstance(saved_name, str) else ''}id {saved_id})"
+    return f"{path.name} was written by {whose}: these are that run's weights, not those of {run_dir} (id {own})"
 
 
 # ------------------------------------------------------------------ generation

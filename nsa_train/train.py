@@ -967,7 +967,8 @@ class Trainer:
         try:
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # damaged or not a checkpoint: the others here may be whole
-            raise ck.CheckpointError(f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}") from None
+            hint = ck.other_checkpoints_hint(ckpt_dir, but=path, run_id=run_id_of(self.run_dir))
+            raise ck.CheckpointError(f"--resume: {e}{hint}") from None
         own, saved_id = run_id_of(self.run_dir), state.get(schema.CKPT_RUN_ID)
         if own and isinstance(saved_id, str) and saved_id != own:  # copied in from another run: same shape or not
             raise UserFacingError(

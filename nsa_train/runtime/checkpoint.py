@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import pickletools
 import random
 import zipfile
 from pathlib import Path
@@ -160,19 +161,87 @@ def written_after(ckpt_dir: Path, target: Path) -> list[Path]:
     return order.written_after(order.write_order(ckpt_dir, list_checkpoints(ckpt_dir)), target)
 
 
-def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None) -> str:
+def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None, run_id: str | None = None) -> str:
     """For a resume that cannot use the latest pointer: the checkpoints the directory still holds (newest last, at
-    most 5 named), and how to continue from one; "" when there are none."""
+    most 5 named), and how to continue from one; "" when there are none. With ``run_id`` (run.json's), those that
+    record another run's id (an earlier run a --force start replaced, or copied in) are not offered: a --resume
+    refuses them, so they are said apart."""
     others = [p for p in write_order(ckpt_dir) if p != but]
     if not others:
         return ""
-    names = ", ".join(p.name for p in others[-5:])
-    more = f" (and {len(others) - 5} older)" if len(others) > 5 else ""
+    foreign = [p for p in others if run_id and (saved := checkpoint_run_id(p)) and saved != run_id]
+    own = [p for p in others if p not in foreign]
     pointer = ckpt_dir / schema.LATEST_POINTER
-    return (
-        f". {ckpt_dir} holds {names}{more}: to continue from one, write its name into {pointer} "
-        f"(echo {others[-1].name} > {pointer}) and resume again"
-    )
+    said = ""
+    if own:
+        said = (
+            f". {ckpt_dir} holds {_named(own)}: to continue from one, write its name into {pointer} "
+            f"(echo {own[-1].name} > {pointer}) and resume again"
+        )
+    if foreign:
+        held = f"{ckpt_dir} also holds" if own else f"{ckpt_dir} holds"
+        said += (
+            f". {held} {_named(foreign)}, written by another run than this one (an earlier run in this directory, "
+            f"which a --force start replaced, or copied in): a --resume refuses {'it' if len(foreign) == 1 else 'them'}"
+        )
+        if not own:
+            said += "; start a new run instead (nsa launch --force, or another --run-dir)"
+    return said
+
+
+def _named(paths: list[Path]) -> str:
+    """At most the 5 newest of ``paths`` (oldest written first) by name, and how many older ones there are."""
+    names = ", ".join(p.name for p in paths[-5:])
+    return names + (f" (and {len(paths) - 5} older)" if len(paths) > 5 else "")
+
+
+_PICKLE_STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE")
+_PICKLE_GETS = ("BINGET", "LONG_BINGET", "GET")
+_PICKLE_PUTS = ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE")
+
+
+def checkpoint_run_id(path: Path) -> str | None:
+    """The run id ``path`` records (schema.CKPT_RUN_ID), read without torch (checkpoint_run)."""
+    return checkpoint_run(path)[0]
+
+
+def checkpoint_run(path: Path) -> tuple[str | None, str | None]:
+    """(run id, run directory name) that ``path`` records (schema.CKPT_RUN_ID, CKPT_RUN_NAME), read without torch:
+    the launcher and the checks before the boot record have none. The archive's pickle is scanned for each key and
+    the string after it (pickletools: nothing is unpickled, no tensor is read). None for one it does not record
+    (written before ids) or a file that is no readable archive."""
+    found: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"), None)
+            data = zf.read(name) if name is not None else b""
+    except (OSError, zipfile.BadZipFile):
+        return None, None
+    keys = (schema.CKPT_RUN_ID, schema.CKPT_RUN_NAME)
+    memo: dict[int, Any] = {}
+    last: Any = None  # what the previous opcode pushed, when a string (memoized by the PUT after it)
+    key: str | None = None  # the wanted key just pushed: the next string is its value
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in _PICKLE_PUTS:
+                memo[len(memo) if arg is None else int(arg)] = last
+                continue
+            if op.name in _PICKLE_STRINGS:
+                value = arg
+            elif op.name in _PICKLE_GETS:
+                value = memo.get(int(arg))
+            else:
+                last = key = None
+                continue
+            if key is not None and key not in found and isinstance(value, str) and value:
+                found[key] = value
+                if len(found) == len(keys):
+                    break
+                value = None  # a value, not a key
+            last, key = value, value if value in keys else None
+    except (ValueError, EOFError):  # a cut or foreign pickle: what was found so far
+        pass
+    return found.get(schema.CKPT_RUN_ID), found.get(schema.CKPT_RUN_NAME)
 
 
 def prune(ckpt_dir: Path, keep_last: int) -> list[Path]:

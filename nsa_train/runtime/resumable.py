@@ -42,7 +42,9 @@ def resume_refusal(
             return no_latest_pointer(ckpt_dir)
         ck.verify_archive(path, checksums=False)  # its index only: the boot must not wait; the load checks the CRCs
     except ck.CheckpointError as e:
-        return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path)}"
+        return f"--resume: {e}{ck.other_checkpoints_hint(ckpt_dir, but=path, run_id=run_id_of(run_dir))}"
+    if (foreign := foreign_latest(run_dir, path)) is not None:
+        return foreign
     step = schema.checkpoint_step(path.name)
     saved = checkpoint_world_size(run_dir, path.name)
     if saved is not None and saved != world_size and not reshard:
@@ -69,9 +71,10 @@ def resume_refusal(
 
 # Said here and by the Trainer's _resume (a pointer removed, or train.steps met, after this check): one wording
 def no_latest_pointer(ckpt_dir: Path) -> str:
-    """Why a --resume cannot start in ``ckpt_dir`` without a `latest` pointer, and the checkpoints it still holds."""
+    """Why a --resume cannot start in ``ckpt_dir`` without a `latest` pointer, and the checkpoints it still holds
+    (those of another run than the directory's run.json said apart: a --resume refuses them)."""
     return f"--resume: no checkpoint in {ckpt_dir} (no '{schema.LATEST_POINTER}' pointer)" + (
-        ck.other_checkpoints_hint(ckpt_dir)
+        ck.other_checkpoints_hint(ckpt_dir, run_id=run_id_of(ckpt_dir.parent))
     )
 
 
@@ -141,13 +144,35 @@ def run_id_of(run_dir: Path) -> str | None:
 
 def foreign_checkpoint(path: Path, saved_id: str, saved_name: Any, run_dir: Path, run_id: str) -> str:
     """Why a --resume does not continue a checkpoint another run wrote (copied in, `latest` pointed at it): the
-    weights may fit, but its optimizer, schedule and data position are that run's, and it was continued silently."""
+    weights may fit, but its optimizer, schedule and data position are that run's, and it was continued silently.
+    One of a run of this directory's name is an earlier run here, which a --force start replaced (its files stay):
+    "resume that run from its own directory" was no way out there, as this directory is the new run's now."""
+    if isinstance(saved_name, str) and saved_name == run_dir.resolve().name:
+        return (
+            f"--resume: {path} was written by an earlier run in this directory (run {saved_name!r}, id {saved_id}), "
+            f"which a --force start replaced: {run_dir} is run id {run_id} now, and a run continues its own "
+            "checkpoints only. Start a new run (nsa launch --force, or another --run-dir); or, to go on with the "
+            "earlier run, move its checkpoints to a directory of their own (DIR/checkpoints/, with a `latest` file "
+            "naming one) and resume that with the config the earlier run was started with (--config FILE and its "
+            f"--set: {run_dir / schema.CONFIG_YAML} is the new run's)"
+        )
     name = f"run {saved_name!r}, " if isinstance(saved_name, str) else ""
     return (
         f"--resume: {path} belongs to another run ({name}id {saved_id}) than {run_dir} (id {run_id}): a run continues "
         "its own checkpoints only. Resume that run from its own directory (moved or renamed, it is still that run), or "
         "start a new run in another --run-dir (nsa has no start from another run's weights)"
     )
+
+
+def foreign_latest(run_dir: Path, path: Path) -> str | None:
+    """foreign_checkpoint's refusal when ``path`` (what `latest` names) records another run's id than run.json's,
+    told without torch (ck.checkpoint_run): before the boot record, whose attempt would mark the run it meant to
+    continue as crashed. None when it is the run's own, or either has no id (the Trainer's _resume decides)."""
+    own = run_id_of(run_dir)
+    saved_id, saved_name = ck.checkpoint_run(path) if own else (None, None)
+    if own and saved_id and saved_id != own:
+        return foreign_checkpoint(path, saved_id, saved_name, run_dir, own)
+    return None
 
 
 def unrecorded_run_note(path: Path) -> str:

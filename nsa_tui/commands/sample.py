@@ -33,7 +33,7 @@ def run_sample(
     which: str | None = None,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """{checkpoint, step, samples: [{prompt, text, seed, metrics}]}: sample i uses seed + i."""
+    """{checkpoint, step, device, note, samples: [{prompt, text, seed, metrics}]}: sample i uses seed + i."""
     from nsa_train.telemetry import schema
     from nsa_tui.rundir import resolve_run, runs_root
 
@@ -57,7 +57,13 @@ def run_sample(
             samples.append({"prompt": prompt, "text": text, "seed": seed + i, "metrics": repetition_metrics(text)})
     except SampleError as e:
         raise UserError(str(e), NOT_FOUND_EXIT) from None
-    return {"checkpoint": str(ckpt), "step": loaded.step, "device": str(loaded.device), "samples": samples}
+    return {
+        "checkpoint": str(ckpt),
+        "step": loaded.step,
+        "device": str(loaded.device),
+        "note": loaded.note,  # null, or that the checkpoint is another run's than its directory's
+        "samples": samples,
+    }
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ def sample_here_or_on_host(
 def samples_text(out: dict[str, Any]) -> str:
     """run_sample's result for a terminal: the checkpoint, then each prompt's text and its repetition metrics."""
     lines = [f"# {out['checkpoint']} (step {out['step']}, {out['device']})"]
+    if out.get("note"):
+        lines.append(f"# note: {out['note']}")
     for s in out["samples"]:
         m = s["metrics"]
         d = ", ".join(f"{m[k]:.2f}" if m[k] is not None else "-" for k in ("distinct_1", "distinct_2", "distinct_3"))

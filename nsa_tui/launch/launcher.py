@@ -41,7 +41,9 @@ from nsa_train.runtime.checkpoint import (  # torch-free at import
 )
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
 from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
-from nsa_train.runtime.resumable import nothing_to_do  # torch-free at import: one wording with the trainer
+
+# torch-free at import: one wording with the trainer
+from nsa_train.runtime.resumable import foreign_latest, nothing_to_do, run_id_of
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.holds import earlier_run, has_checkpoint
@@ -165,7 +167,8 @@ def check_latest_usable(run_dir: Path) -> None:
     """Refuse a resume whose latest pointer names no checkpoint file the trainer could load, before anything
     starts: that attempt would fail at once and mark the run it meant to continue as crashed. A missing, empty or
     foreign file, and a damaged one (the CRCs torch.save stored: one read of the file, ~0.4 s per GiB cached,
-    which a dry run was the place to learn); what needs torch (shapes, the data position) the trainer checks."""
+    which a dry run was the place to learn), and another run's (its run id, read without torch: the trainer's
+    refusal); what needs torch (shapes, the data position) the trainer checks."""
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     pointer = read_pointer(ckpt_dir, schema.LATEST_POINTER)
     target = ckpt_dir / (pointer.name or "")
@@ -189,8 +192,11 @@ def check_latest_usable(run_dir: Path) -> None:
                 except CheckpointError as e:
                     why = str(e)
     if why is None:
+        if (foreign := foreign_latest(run_dir, target)) is not None:
+            raise UserError(foreign)
         return
-    raise UserError(f"--resume: {run_dir}: {why}{other_checkpoints_hint(ckpt_dir, but=target)}")
+    hint = other_checkpoints_hint(ckpt_dir, but=target, run_id=run_id_of(run_dir))
+    raise UserError(f"--resume: {run_dir}: {why}{hint}")
 
 
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
@@ -216,7 +222,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
                 else f"--resume: no run directory {where}"
             )
         if not read_pointer(target / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).present:
-            hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR)
+            hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR, run_id=run_id_of(target))
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
         if config is None and not os.environ.get(CONFIG_ENV):
             # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if

@@ -418,3 +418,53 @@ def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resu
     assert json.loads((moved / schema.RUN_JSON).read_text())[schema.RUN_ID] == run_id
     newest = ck.read_pointer(moved / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
     assert torch.load(newest, weights_only=True)[schema.CKPT_RUN_ID] == run_id
+
+
+def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_are_said_to_be_its(
+    tmp_path: Path,
+) -> None:
+    """A --force start over an earlier run in the same directory keeps that run's checkpoints, with its run id. A
+    --resume without `latest` offered the newest of them (`echo step_00000004.pt > .../latest`); the trainer then
+    refused it as another run's "(run 'r', ...) than .../r", to be resumed "from its own directory", which is the
+    new run's now; and nsa sample on it gave the earlier run's text without a word."""
+    from fixtures.cli import invoke, one_error
+    from trainer_helpers import REPO, clean_env, train_cmd
+
+    from nsa_train.runtime.resumable import resume_refusal
+    from nsa_tui.commands.sample import run_sample
+
+    run = tmp_path / "r"
+    assert run_train(run, "train.steps=4", "train.save_every=2").returncode == 0
+    earlier = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+    fresh = subprocess.run(
+        [*train_cmd(run, "train.steps=3"), "--force"], cwd=REPO, env=clean_env(), capture_output=True, text=True
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    new = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+    ckpts, names = run / schema.CHECKPOINT_DIR, [ck.checkpoint_file_name(s) for s in (3, 2, 4)]
+    pointer = ckpts / schema.LATEST_POINTER
+    pointer.unlink()  # the new run's, as a save cut before its pointer, or removed by hand
+    said = resume_refusal(run, None, [])
+    assert said == (
+        f"--resume: no checkpoint in {ckpts} (no 'latest' pointer). {ckpts} holds {names[0]}: to continue from one, "
+        f"write its name into {pointer} (echo {names[0]} > {pointer}) and resume again. {ckpts} also holds "
+        f"{names[1]}, {names[2]}, written by another run than this one (an earlier run in this directory, which a "
+        "--force start replaced, or copied in): a --resume refuses them"
+    )
+    launcher = one_error(invoke("launch", "--resume", "--run-dir", str(run), "--dry-run"))
+    assert f"(echo {names[0]} > {pointer})" in launcher and f"also holds {names[1]}, {names[2]}, written" in launcher
+    pointer.write_text(names[2] + "\n")  # what the hint said before
+    said = resume_refusal(run, None, [])
+    assert said is not None and said.startswith(
+        f"--resume: {ckpts / names[2]} was written by an earlier run in this directory (run 'r', id {earlier}), which "
+        f"a --force start replaced: {run} is run id {new} now, and a run continues its own checkpoints only. Start a "
+        "new run"
+    ), said
+    assert one_error(invoke("launch", "--resume", "--run-dir", str(run), "--dry-run")) == f"error: {said}"
+    out = run_sample(str(run), ["x"], max_new_tokens=1, which="latest")
+    assert out["note"] == (
+        f"{names[2]} was written by an earlier run in this directory (run 'r', id {earlier}), which a --force start "
+        f"replaced: these are that run's weights, not those of {run} (id {new})"
+    )
+    pointer.write_text(names[0] + "\n")
+    assert run_sample(str(run), ["x"], max_new_tokens=1, which="latest")["note"] is None
