@@ -40,6 +40,7 @@ class Context:
     now: float
     state: str  # provisional state (before stale checks)
     params: dict[str, Any]
+    ended: bool = False  # the state is one of engine.ENDED_STATES (which imports this module)
 
 
 @dataclass
@@ -187,10 +188,19 @@ def throughput_low(c: Context) -> Finding | None:
             return _since(
                 pts,
                 i,
-                f"{pts[-1][2]:.0f} tokens/s, below monitor.min_toks_per_s={floor:g}: "
+                # the floor may come from a config's monitor section or from a `--rules` file: name neither
+                f"{_newest_toks(c, pts, '.0f')}, below the floor min_toks_per_s={floor:g}: "
                 "check the device's utilisation (nvidia-smi on a GPU), data_stall, and the NSA fallback counters",
             )
     return _mfu_low(c, pts)
+
+
+def _newest_toks(c: Context, pts: list[tuple[int, float | None, float]], spec: str) -> str:
+    """The newest tokens/s as the alert quotes it: an ended run's is its last logged one, said so, since `nsa
+    status` shows such a run's mean beside it (719 tok/s mean next to "4026 tokens/s, below ..." read as a
+    contradiction)."""
+    text = f"{pts[-1][2]:{spec}} tokens/s"
+    return f"{text} at step {pts[-1][0]} (the last logged)" if c.ended else text
 
 
 def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding | None:
@@ -207,7 +217,7 @@ def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding 
     return _since(
         pts,
         i,
-        f"{pts[-1][2]:,.0f} tokens/s is {fmt_mfu(utilisation[-1])} MFU of {info['world_size']} x {device} "
+        f"{_newest_toks(c, pts, ',.0f')} is {fmt_mfu(utilisation[-1])} MFU of {info['world_size']} x {device} "
         f"({info['peak_flops'] / 1e12:g} TFLOP/s each, {precision}), under monitor.min_mfu={least:g}: a "
         f"{params / 1e6:.0f}M model should reach several %; check the attention path ({impl or 'run.json'}), "
         "the NSA fallback counters, data_stall and nvidia-smi",

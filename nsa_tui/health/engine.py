@@ -288,7 +288,7 @@ def evaluate(
     for name, rule in rules.items():
         if not rule.enabled:
             continue
-        ctx = Context(h, now, state, rule.params)
+        ctx = Context(h, now, state, rule.params, ended=state in ENDED_STATES)
         try:
             if rule.builtin:
                 f = CHECKS[name](ctx)

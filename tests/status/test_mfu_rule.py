@@ -74,7 +74,7 @@ def test_min_mfu_null_switches_it_off_and_a_users_floor_comes_first(tmp_path):
         monitor={"min_toks_per_s": 2000},
     )  # fmt: skip
     (alert,) = judge(tmp_path / "floor").alerts
-    assert "below monitor.min_toks_per_s=2000" in alert.message
+    assert "below the floor min_toks_per_s=2000" in alert.message
 
 
 def test_two_ranks_share_the_work(tmp_path):
@@ -90,3 +90,19 @@ def test_min_mfu_must_be_a_fraction():
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="monitor.min_mfu"):
             MonitorConfig(min_mfu=bad)
+
+
+@pytest.mark.parametrize("state", ["running", "finished"])
+def test_an_ended_runs_alert_says_its_tokens_per_s_is_the_last_logged(tmp_path, state):
+    """`nsa status` shows an ended run's mean tokens/s (`719 tok/s mean`) beside an alert that quoted the last logged
+    rate without saying so (`4026 tokens/s, below ...`); a live run's newest rate is the one status shows. The floor is
+    named as a rule's param: it may come from a `--rules` file as well as from the config's monitor section."""
+    make_v1_run(
+        tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, state=state, alerts=["throughput_low"],
+        monitor={"min_toks_per_s": 2000},
+    )  # fmt: skip
+    (alert,) = judge(tmp_path / "r").alerts
+    h = load_run(tmp_path / "r")
+    step, toks = max((s, v) for s, v in zip(h.steps, h.column("toks_per_s"), strict=True) if v is not None)
+    last = f" at step {step} (the last logged)" if state == "finished" else ""
+    assert alert.message.startswith(f"{toks:.0f} tokens/s{last}, below the floor min_toks_per_s=2000: "), alert.message

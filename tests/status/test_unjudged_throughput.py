@@ -49,7 +49,7 @@ def test_the_rules_file_the_hint_names_judges_it(tmp_path):
     rules.write_text("throughput_low: {min_toks_per_s: 1000}\n")
     res = invoke("status", "--rules", str(rules), str(run))
     assert res.exit_code == 1, res.stdout
-    assert "warning throughput_low (since step 20): 38 tokens/s, below monitor.min_toks_per_s=1000" in res.stdout
+    assert "warning throughput_low (since step 20): 38 tokens/s, below the floor min_toks_per_s=1000" in res.stdout
     assert "not judged" not in res.stdout
     v = json.loads(invoke("status", "--json", "--rules", str(rules), str(run)).stdout)
     assert [a["rule"] for a in v["alerts"]] == ["throughput_low"] and v["toks_not_judged"] is None
