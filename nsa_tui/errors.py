@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 # The exit statuses the commands share (README; docs/health.md for nsa status's verdicts, 0 ok, 1 warning, 2 critical,
@@ -44,9 +45,10 @@ _COMMAND_HINT = re.compile(r"`nsa ([a-z]+)( [^`]*)?`")
 _SHELL_WORD = re.compile(r"""(?:'[^']*'|"(?:\\.|[^"\\])*"|\\.|[^\s'"\\])+""")
 
 
-def run_command(verb: str, run: str) -> str:
-    """`nsa VERB RUN` as a hint to copy: the name quoted, after `--` when it starts with '-' (else an option)."""
-    return shlex.join(["nsa", verb, *(["--"] if run.startswith("-") else []), run])
+def run_command(verb: str, run: str, where: Sequence[str] = ()) -> str:
+    """`nsa VERB [WHERE...] RUN` as a hint to copy (``where``: options such as --host H): the name quoted, after
+    `--` when it starts with '-' (else an option)."""
+    return shlex.join(["nsa", verb, *where, *(["--"] if run.startswith("-") else []), run])
 
 
 def on_host(message: str, host: str, remote_dir: str | None) -> str:

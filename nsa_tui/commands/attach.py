@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -23,20 +24,32 @@ def attach_command(
         check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
+            # first, before any ssh setting is read: ssh -t without a terminal says "Pseudo-terminal will not be
+            # allocated" and the host's tmux then fails
+            check_terminal(run, ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
             from nsa_tui.launch.remote import attach_remote
 
             # '--': a RUN may start with '-'
             raise typer.Exit(attach_remote(host, remote_dir, ["attach", "--", run]))
         argv, env = attach_argv_for(run)
-        if "attach-session" in argv and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if "attach-session" in argv:
             # tmux's own answer is "open terminal failed: not a terminal", with the session name nowhere
-            raise UserError(
-                "nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, "
-                f"or follow the run with `{run_command('watch', run)}` or `{run_command('status', run)}`"
-            )
+            check_terminal(run)
     except UserError as e:
         fail(str(e), e.code)
     os.execve(argv[0], argv, env)
+
+
+def check_terminal(run: str, where: Sequence[str] = ()) -> None:
+    """A UserError naming `nsa watch`/`nsa status` (with ``where``: --host and --remote-dir) unless stdin and stdout
+    are a terminal, which an attach needs to draw in."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return
+    watch, status = (run_command(verb, run, where) for verb in ("watch", "status"))
+    raise UserError(
+        "nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, "
+        f"or follow the run with `{watch}` or `{status}`"
+    )
 
 
 def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:

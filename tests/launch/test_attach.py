@@ -18,7 +18,7 @@ from fixtures.procs import descendants, freeze_sshd_sessions, signal_all
 from nsa_tui.commands.attach import attach_argv_for
 from nsa_tui.launch.tmux import session_name
 
-from .helpers import REPO
+from .helpers import REPO, nsa
 
 
 def _attach_and_see(
@@ -147,6 +147,23 @@ def test_attach_without_a_terminal_says_so(runs_dir, tmux_socket):
         "error: nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, or "
         "follow the run with `nsa watch att3` or `nsa status att3`"
     )
+
+
+def test_attach_over_ssh_without_a_terminal_says_so_before_ssh(tmp_path):
+    """From a script, `--host` went on with `ssh -t`: "Pseudo-terminal will not be allocated", then the host's tmux
+    failed, where a local attach refused in one line. The same refusal, with the commands for that host; the ssh
+    command (a stand-in that leaves a mark) never runs."""
+    mark = tmp_path / "ssh-ran"
+    # sh -c: ssh's options that follow become the script's $0, $1, ... (touch would read them as its own)
+    env = {**os.environ, "NSA_SSH_COMMAND": shlex.join(["sh", "-c", f"touch {shlex.quote(str(mark))}"])}
+    res = nsa("attach", "--host", "127.0.0.1", "--remote-dir", "/srv/my runs", "x", env=env)  # stdin: /dev/null
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip() == (
+        "error: nsa attach needs a terminal (run from a script or a pipe here): type it in an interactive shell, or "
+        "follow the run with `nsa watch --host 127.0.0.1 --remote-dir '/srv/my runs' x` or "
+        "`nsa status --host 127.0.0.1 --remote-dir '/srv/my runs' x`"
+    )
+    assert not mark.exists()
 
 
 @pytest.mark.parametrize("name", ["-dash", "two words"])
