@@ -6,6 +6,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nsa_train.config import Config, ConfigError
 from nsa_train.runtime.preflight import micro_batch_size
@@ -15,6 +16,9 @@ from nsa_tui.check_cheap import FAIL, WARN, cheap_checks
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.launch.gpus import visible_gpu_count
+
+if TYPE_CHECKING:
+    from nsa_tui.launch.dump import RankProcess
 
 
 def live_window_s(cfg: Config) -> float:
@@ -46,7 +50,8 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
         occ.session_live, occ.session = True, session
     launch = runstate.read_launch_json(run_dir)
     recorded = launch.get("tmux_session") if launch and launch.get("host") == socket.gethostname() else None
-    if not occ.session_live and isinstance(recorded, str) and recorded:
+    # _launched_here: a copy of a live run (`cp -r`) records the session of the run it was copied from
+    if not occ.session_live and isinstance(recorded, str) and recorded and _launched_here(run_dir, launch):
         # the run dir's own session, wherever it was started (another $NSA_TMUX_SOCKET, an older name mapping)
         server = tmux.recorded_socket(launch)
         if (recorded, server) != (session, None) and tmux.has_session(recorded, server):
@@ -54,7 +59,7 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
     if run_dir.is_dir():
         hb = runstate.heartbeat_state(run_dir)
         exited = runstate.read_exit_status(run_dir) is not None
-        if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_gone(run_dir):
+        if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_not_here(run_dir):
             assert hb.newest_mtime is not None
             occ.heartbeat_age_s = time.time() - hb.newest_mtime
         occ.previous_run = not resume and bool(earlier_run(run_dir))
@@ -81,11 +86,7 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
         return said
     hb = runstate.heartbeat_state(run_dir)
     exited = runstate.read_exit_status(run_dir) is not None
-    # rank 0 ran on this machine and its pid is not this directory's trainer (gone, reused, or the trainer of the
-    # run this directory was copied from: `cp -r` of a live run copies its fresh heartbeat): not live here
-    rank0 = next((p for p in ranks if p.rank == 0), None)
-    not_here = runstate.run_host(run_dir) == socket.gethostname() and rank0 is not None and (rank0.gone or rank0.other)
-    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not not_here:
+    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_not_here(run_dir, ranks):
         assert hb.newest_mtime is not None
         return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
     return []
@@ -103,16 +104,18 @@ def _launched_here(run_dir: Path, launch: dict) -> bool:
         return False
 
 
-def rank0_gone(run_dir: Path) -> bool:
-    """Rank 0 of the run ran on this machine and its process is gone: a recent heartbeat without an end record is a
-    run that died (a full disk cut its end record, and kept the launcher from writing exit_status), not a live one.
-    `--resume`, the remedy its error names, was refused as "holds a live run" for minutes."""
+def rank0_not_here(run_dir: Path, ranks: list[RankProcess] | None = None) -> bool:
+    """Rank 0 of the run ran on this machine and its pid is not this directory's trainer (``ranks``: rank_processes,
+    when read already): a recent heartbeat without an end record is then no live run here. Its process gone: a run
+    that died (a full disk cut its end record, and kept the launcher from writing exit_status), where `--resume`, the
+    remedy its error names, was refused as "holds a live run" for minutes. Its pid another directory's trainer: a
+    `cp -r` copy of a live run, whose fresh heartbeat it copied."""
     from nsa_tui.launch.dump import rank_processes
 
     if runstate.run_host(run_dir) != socket.gethostname():
         return False  # rank 0 elsewhere (a later node's launch): its pid means nothing here
-    rank0 = next((p for p in rank_processes(run_dir) if p.rank == 0), None)
-    return rank0 is not None and rank0.gone
+    rank0 = next((p for p in (rank_processes(run_dir) if ranks is None else ranks) if p.rank == 0), None)
+    return rank0 is not None and (rank0.gone or rank0.other)
 
 
 @dataclass

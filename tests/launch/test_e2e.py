@@ -13,6 +13,7 @@ import pytest
 
 from nsa_train.config import load_config
 from nsa_tui.check_cheap import CheckRow, cheap_checks
+from nsa_tui.launch.preflight import occupancy
 from nsa_tui.launch.tmux import session_name
 
 from .helpers import REPO, TINY, exit_status, later_sets_win, nsa, records, tmux_sessions, wait_for
@@ -63,6 +64,12 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     # pid is that run's trainer) runs nothing: halting the copy would not stop the run
     copy = shutil.copytree(run_dir, runs_dir / "e2e-copy", ignore=shutil.ignore_patterns("*.tmp*"))
     assert "holds an earlier run" in _run_dir_row(copy).reason
+    # and `nsa launch` into it refuses it as any used directory, not as a live run (the original's session and the
+    # copied heartbeat read as live)
+    occ = occupancy(copy, session_name("e2e-copy"), load_config(None))
+    assert (occ.session_live, occ.heartbeat_age_s, occ.previous_run) == (False, None, True)
+    refused = nsa("launch", "--run-dir", str(copy), *TINY)
+    assert refused.returncode == 1 and f"run dir {copy} already holds an earlier run" in refused.stderr, refused.stderr
 
     dump = nsa("dump", "e2e")
     assert dump.returncode == 0, dump.stderr

@@ -425,12 +425,24 @@ def test_a_recent_heartbeat_of_a_rank_0_that_is_gone_is_not_a_live_run(runs_dir,
 
     occ = occupancy(run, "nsa-full", load_config(None), resume=True)
     assert not occ.live and occ.heartbeat_age_s is None
-    # the same heartbeat with rank 0 alive (this test's own process stands in: it is not running nsa_train, so its
-    # pid counts as reused, not gone) is still refused
+    # its pid another program's (this test's own process: no nsa_train), as in a `cp -r` copy of a live run whose pid
+    # is the original's trainer: not this directory's trainer, so not live either (as `nsa check` says it)
     rec["pid"] = os.getpid()
     (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
     res = nsa("launch", "--name", "full")
-    assert res.returncode == 1 and "holds a live run" in _one_error_line(res)
+    assert res.returncode == 1 and "already holds an earlier run" in _one_error_line(res)
+    # the same heartbeat with rank 0 alive as this directory's trainer (a stand-in whose command line is one) is
+    # still refused
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "nsa_train", "--run-dir", run])
+    try:
+        time.sleep(0.05)  # its record comes after its start: a pid that started later is a reused one
+        rec.update(pid=trainer.pid, ts=time.time())
+        (run / "heartbeat_rank0.jsonl").write_text(json.dumps(rec) + "\n")
+        res = nsa("launch", "--name", "full")
+        assert res.returncode == 1 and "holds a live run" in _one_error_line(res), res.stderr
+    finally:
+        trainer.kill()
+        trainer.wait()
 
 
 def test_a_start_killed_before_run_json_is_no_live_run(runs_dir, tmux_socket):
