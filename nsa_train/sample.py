@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MAX_REPEAT_N = 8  # n-gram lengths considered for back-to-back repeats of words
-# and of characters: a repeated line or paragraph, not only a collapsed word; a bound keeps a long sample's cost
-# linear in its length (one vector pass over it per n)
+# cycle lengths considered for back-to-back repeats of words: a repeated sentence, not only a repeated phrase; a
+# bound keeps a long sample's cost linear in its length (one vector pass over it per n)
+MAX_REPEAT_N = 256
+# and of characters: a repeated line or paragraph, not only a collapsed word
 MAX_CHAR_REPEAT_N = 1024
 
 
@@ -32,30 +33,49 @@ def distinct_n(words: list[str], n: int) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
+def _longest_cycle(a: Any, max_n: int) -> tuple[int, int, int, int] | None:
+    """(span, n, copies, start) of the longest span of back-to-back copies (at least 2) of one cycle of
+    1 <= n <= max_n items of the integer array `a`; ties go to the smaller n, then the earlier start. None when
+    nothing repeats back to back. Shared by the word and the character repeat (words mapped to integer ids)."""
+    import numpy as np
+
+    best: tuple[int, int, int, int] | None = None
+    size = len(a)
+    for n in range(1, min(max_n, size // 2) + 1):
+        if best is not None and (size // n) * n <= best[0]:
+            continue  # even the whole text in copies of n cannot beat it (a tie goes to the smaller n)
+        # c back-to-back copies from k <=> a[j] == a[j + n] for the (c - 1) * n positions j from k on: one vector
+        # comparison per n, then the maximal runs of matches, each judged at its first position (a later start in
+        # a run has no more copies). A per-item Python loop took seconds for cycles of a few hundred on 4k items
+        eq = np.concatenate(([False], a[:-n] == a[n:], [False]))
+        edges = np.flatnonzero(eq[1:] != eq[:-1])  # starts and ends of the runs of matches, alternately
+        starts, runs = edges[0::2], edges[1::2] - edges[0::2]
+        # a run of r matches from k: r // n + 1 back-to-back copies from k (only runs of at least n make 2)
+        spans = (runs // n + 1) * n * (runs >= n)
+        if not len(spans):
+            continue
+        i = int(np.argmax(spans))  # the first of the longest: the earlier start wins a tie
+        if spans[i] > (best[0] if best is not None else 0):
+            best = (int(spans[i]), n, int(runs[i]) // n + 1, int(starts[i]))
+    return best
+
+
 def longest_repeat(words: list[str], max_n: int = MAX_REPEAT_N) -> dict[str, Any]:
-    """The longest span made of back-to-back copies (at least 2) of one n-gram, 1 <= n <= max_n.
+    """The longest span made of back-to-back copies (at least 2) of one n-gram, 1 <= n <= max_n words.
 
     Returns {"words": span length in words (0 when nothing repeats back to back), "n", "copies",
     "ngram", "start"}; ties go to the smaller n, then the earlier start.
     """
-    best: dict[str, Any] = {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
-    for n in range(1, max_n + 1):
-        # c back-to-back copies from `start` <=> words[k] == words[k + n] for the (c - 1) * n positions k from
-        # `start` on. So one pass over the maximal runs of such matches, each judged at its first position (a
-        # later start in a run has no more copies): linear in the words, where trying every start and counting
-        # its copies was quadratic on collapsed text (seconds for a few thousand words)
-        run = 0
-        for k in range(len(words) - n, -1, -1):  # backwards: run = matches from k on
-            run = run + 1 if k + n < len(words) and words[k] == words[k + n] else 0
-            starts_run = k == 0 or words[k - 1] != words[k - 1 + n]
-            copies = run // n + 1
-            if not starts_run or copies < 2:
-                continue
-            span = copies * n
-            # the smaller n wins a tie (n ascends), then the earlier start (k descends: a later find of this n wins)
-            if span > best["words"] or (span == best["words"] and n == best["n"]):
-                best = {"words": span, "n": n, "copies": copies, "ngram": " ".join(words[k : k + n]), "start": k}
-    return best
+    import numpy as np
+
+    ids: dict[str, int] = {}
+    # equal words <=> equal ids, so the character search's integer routine serves words too
+    a = np.fromiter((ids.setdefault(w, len(ids)) for w in words), dtype=np.int64, count=len(words))
+    found = _longest_cycle(a, max_n)
+    if found is None:
+        return {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
+    span, n, copies, k = found
+    return {"words": span, "n": n, "copies": copies, "ngram": " ".join(words[k : k + n]), "start": k}
 
 
 def longest_char_repeat(text: str, max_n: int = MAX_CHAR_REPEAT_N) -> dict[str, Any]:
@@ -65,32 +85,12 @@ def longest_char_repeat(text: str, max_n: int = MAX_CHAR_REPEAT_N) -> dict[str, 
     {"chars": span length in characters, "n", "copies", "ngram", "start": character index}; the same ties."""
     import numpy as np
 
-    best: dict[str, Any] = {"chars": 0, "n": None, "copies": 0, "ngram": None, "start": None}
-    # code points, compared n apart in one vector operation per n: the per-character Python loop of longest_repeat
-    # took seconds for cycles up to a few hundred characters on a 4k-character sample
-    a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    size = len(a)
-    for n in range(1, min(max_n, size // 2) + 1):
-        if (size // n) * n <= best["chars"]:
-            continue  # even the whole text in copies of n cannot beat it (a tie goes to the smaller n)
-        eq = np.concatenate(([False], a[:-n] == a[n:], [False]))
-        edges = np.flatnonzero(eq[1:] != eq[:-1])  # starts and ends of the runs of matches, alternately
-        starts, runs = edges[0::2], edges[1::2] - edges[0::2]
-        # a run of r matches from k: r // n + 1 back-to-back copies from k (only runs of at least n make 2)
-        spans = (runs // n + 1) * n * (runs >= n)
-        if not len(spans):
-            continue
-        i = int(np.argmax(spans))  # the first of the longest: the earlier start wins a tie
-        if spans[i] > best["chars"]:
-            k = int(starts[i])
-            best = {
-                "chars": int(spans[i]),
-                "n": n,
-                "copies": int(runs[i]) // n + 1,
-                "ngram": text[k : k + n],
-                "start": k,
-            }
-    return best
+    a = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")  # code points
+    found = _longest_cycle(a, max_n)
+    if found is None:
+        return {"chars": 0, "n": None, "copies": 0, "ngram": None, "start": None}
+    span, n, copies, k = found
+    return {"chars": span, "n": n, "copies": copies, "ngram": text[k : k + n], "start": k}
 
 
 def repetition_metrics(text: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from typer.testing import CliRunner
 
-from nsa_train.sample import distinct_n, longest_char_repeat, longest_repeat, repetition_metrics
+from nsa_train.sample import MAX_REPEAT_N, distinct_n, longest_char_repeat, longest_repeat, repetition_metrics
 from nsa_tui.cli import app
 
 
@@ -65,6 +65,28 @@ def test_longest_repeat_hand_computed() -> None:
     r = longest_repeat(["x", "y", "x", "y", "z", "z", "z", "z"])
     assert (r["words"], r["n"], r["copies"], r["ngram"], r["start"]) == (4, 1, 4, "z", 4)
     assert longest_repeat(["one", "two", "three"])["words"] == 0
+
+
+def test_a_repeated_sentence_shows_in_the_word_repeat() -> None:
+    """A 12-word sentence said 3 times: the word search stopped at 8-word cycles and reported no repeat at all."""
+    sentence = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "by", "the", "river"]
+    r = longest_repeat(["once", "upon", "a", "time"] + sentence * 3 + ["end"])
+    assert (r["words"], r["n"], r["copies"], r["ngram"], r["start"]) == (36, 12, 3, " ".join(sentence), 4)
+
+
+def test_the_word_repeat_of_a_long_sample_is_cheap() -> None:
+    """A 4k-word sample, varied then a 20-word sentence over and over: within a budget that catches a per-word Python
+    loop per cycle length (256 of them)."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    sentence = [f"s{i}" for i in range(20)]
+    words = [f"v{rng.randrange(3000)}" for _ in range(3000)] + sentence * 50
+    t0 = time.perf_counter()
+    r = longest_repeat(words)
+    assert time.perf_counter() - t0 < 1.0
+    assert (r["words"], r["n"], r["copies"], r["start"]) == (1000, 20, 50, 3000)
 
 
 def test_collapsed_text_scores_as_collapsed() -> None:
@@ -269,7 +291,7 @@ def test_a_checkpoint_with_nan_weights_is_one_error(tiny_run: Path, tmp_path: Pa
             generate(loaded, "ROMEO:", max_new_tokens=3, temperature=temperature)
 
 
-def _longest_repeat_by_every_start(words: list[str], max_n: int = 8) -> dict:
+def _longest_repeat_by_every_start(words: list[str], max_n: int = MAX_REPEAT_N) -> dict:
     """The definition, by brute force: every n and start, counting its back-to-back copies (quadratic)."""
     best: dict = {"words": 0, "n": None, "copies": 0, "ngram": None, "start": None}
     for n in range(1, max_n + 1):
