@@ -41,6 +41,7 @@ def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:
     docs, size = len(trained.index), text_bytes(source.text_column(), trained.index)
     out[schema.DATA_TRAIN_DOCUMENTS] = docs
     out[schema.DATA_HELD_OUT_COPIES] = trained.copies
+    out[schema.DATA_EMPTY_DOCUMENTS] = trained.empty  # counted in the same Arrow pass
     out[schema.DATA_TRAIN_BYTES] = size
     if tokenizer_name == "byte" and docs:  # one token per UTF-8 byte and one EOS per document: exact
         tokens = size + docs

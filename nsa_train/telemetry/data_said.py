@@ -12,8 +12,8 @@ def _n(x: int, noun: str) -> str:
 
 
 def data_counts_said(s: Any) -> str | None:
-    """'3 files, 36 training documents (4 held out, 2 more equal to them not trained on), 12,345 bytes = 12,381
-    tokens, 93.4 epochs planned' (the copies said only where there are some);
+    """'3 files, 36 training documents (4 held out, 2 more equal to them and 5 empty not trained on), 12,345 bytes
+    = 12,381 tokens, 93.4 epochs planned' (the copies and the empty ones said only where there are some);
     'streaming' for a hub source; None for what is not a data_summary (a run.json from before it)."""
     if not isinstance(s, dict):
         return None
@@ -23,11 +23,17 @@ def data_counts_said(s: Any) -> str | None:
     if isinstance(s.get(schema.DATA_FILES), int):
         parts.append(_n(s[schema.DATA_FILES], "file"))
     held = s.get(schema.DATA_VAL_DOCUMENTS)
-    copies = s.get(schema.DATA_HELD_OUT_COPIES)  # absent from a run.json of an earlier version
+    # both absent from a run.json of an earlier version
+    copies, empty = s.get(schema.DATA_HELD_OUT_COPIES), s.get(schema.DATA_EMPTY_DOCUMENTS)
     docs = _n(s[schema.DATA_TRAIN_DOCUMENTS], "training document")
     if isinstance(held, int):
-        copied = f", {copies:,} more equal to them not trained on" if isinstance(copies, int) and copies else ""
-        docs += f" ({held:,} held out{copied})"
+        skipped = []
+        if isinstance(copies, int) and copies:
+            skipped.append(f"{copies:,} more equal to them")
+        if isinstance(empty, int) and empty:
+            skipped.append(f"{empty:,} empty")
+        not_trained = f", {' and '.join(skipped)} not trained on" if skipped else ""
+        docs += f" ({held:,} held out{not_trained})"
     parts.append(docs)
     if isinstance(s.get(schema.DATA_TRAIN_BYTES), int):
         size = f"{s[schema.DATA_TRAIN_BYTES]:,} bytes"

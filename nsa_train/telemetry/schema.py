@@ -324,6 +324,7 @@ DATA_FILES = "files"  # files read (a local source), plays (the embedded corpus)
 DATA_TRAIN_DOCUMENTS = "train_documents"  # documents trained on per epoch (held-out, copies, empty ones aside)
 DATA_VAL_DOCUMENTS = "val_documents"  # held out (data.val_docs)
 DATA_HELD_OUT_COPIES = "held_out_copies"  # other documents not trained on as their text equals a held-out one's
+DATA_EMPTY_DOCUMENTS = "empty_documents"  # other documents not trained on as they are empty or whitespace only
 DATA_TRAIN_BYTES = "train_bytes"  # UTF-8 bytes of the training documents
 DATA_TRAIN_TOKENS = "train_tokens"  # byte tokenizer: train_bytes + one EOS per training document
 DATA_PLANNED_TOKENS = "planned_tokens"  # train.steps x tokens_per_step
@@ -336,6 +337,7 @@ DATA_SUMMARY_FIELDS = (
     DATA_TRAIN_DOCUMENTS,
     DATA_VAL_DOCUMENTS,
     DATA_HELD_OUT_COPIES,
+    DATA_EMPTY_DOCUMENTS,
     DATA_TRAIN_BYTES,
     DATA_TRAIN_TOKENS,
     DATA_PLANNED_TOKENS,

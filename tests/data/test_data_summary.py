@@ -84,3 +84,35 @@ def test_a_short_runs_epochs_are_said_to_two_figures() -> None:
     assert data_said(s).endswith(" 0.25 epochs planned")
     s.update(planned_tokens=1_228_800, train_tokens=12_318, epochs=99.75)
     assert data_said(s).endswith(" 99.75 epochs planned")
+
+
+def test_empty_documents_are_counted_and_said(tmp_path: Path, make_cfg) -> None:
+    """Training skips empty and whitespace-only documents (blank paragraphs, empty records); the summary counted the
+    held-out copies it skips but said nothing of these."""
+    texts = [f"distinct text {i}" for i in range(6)] + ["", "   \n", "\t"] + ["boiler plate"] * 4
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    cfg = make_cfg(source="local", path=str(tmp_path), val_docs=2, seed=0)
+    source = open_source(cfg, 0, 1)
+    held = source.val_texts()
+    s = data_summary(cfg, source, "byte")
+    trained = [text for _, text in source.train_texts(0, 0)]
+    empty = sum(1 for t in texts if not t.strip()) - sum(1 for t in held if not t.strip())
+    copies = sum(1 for t in texts if t.strip() and t in held) - len([t for t in held if t.strip()])
+    assert empty > 0 and s["empty_documents"] == empty and s["held_out_copies"] == copies
+    assert s["train_documents"] == len(trained) == len(texts) - 2 - empty - copies
+    copied = f"{copies} more equal to them and " if copies else ""
+    assert f"training documents (2 held out, {copied}{empty} empty not trained on), " in data_said(s)
+
+
+def test_the_empty_documents_are_said_only_where_there_are_some() -> None:
+    s = dict.fromkeys(schema.DATA_SUMMARY_FIELDS)
+    s.update(source="local", description="local files /d", files=1, train_documents=8, val_documents=8)
+    s.update(held_out_copies=0, empty_documents=3)
+    assert data_said(s) == "local files /d: 1 file, 8 training documents (8 held out, 3 empty not trained on)"
+    s.update(held_out_copies=2)
+    assert "(8 held out, 2 more equal to them and 3 empty not trained on)" in data_said(s)
+    s.update(empty_documents=0)
+    assert "(8 held out, 2 more equal to them not trained on)" in data_said(s)
+    # a run.json of an earlier version has neither key
+    old = {k: v for k, v in s.items() if k not in ("held_out_copies", "empty_documents")}
+    assert data_said(old) == "local files /d: 1 file, 8 training documents (8 held out)"
