@@ -375,10 +375,11 @@ def field_type_problem(
         fields = {k for r in records if isinstance(r, dict) for k in r}
         is_first = first_file is None and bool(fields)
         if is_first:
-            first_file = fields
+            # the first file with records: files[0] may be a blank one, left out of the load (files_without_documents)
+            first_file, first_name = fields, f
         elif first_file is not None and not first_only and (new := sorted(fields - first_file - {text_field})):
             return (
-                f"the field {new[0]!r} is in {shown(f)} but not in the first file {shown(files[0])}: datasets reads "
+                f"the field {new[0]!r} is in {shown(f)} but not in the first file {shown(first_name)}: datasets reads "
                 "every field of JSON files and takes them from the first file (only data.text_field "
                 f"{text_field!r} is trained on): give every file the same fields, or leave {new[0]!r} out"
             )
@@ -401,7 +402,7 @@ def field_type_problem(
             for field, value in record.items() if isinstance(record, dict) else ():
                 _object_keys(value, field, keys)
         if is_first:
-            first_keys, first_name = keys, f
+            first_keys = keys
         elif first_file is not None and (new_key := _new_key_problem(first_keys, keys, text_field)):
             where, key = new_key
             top = where.split(".")[0].split("[")[0]

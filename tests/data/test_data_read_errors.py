@@ -359,6 +359,22 @@ def test_extra_fields_that_do_not_fit_the_first_file_are_named(
     assert row.status == check and (check == "pass" or row.reason.startswith(expected)), row.reason
 
 
+def test_a_field_missing_from_the_first_file_names_the_first_file_read_not_a_blank_one(
+    tmp_path: Path, make_cfg
+) -> None:
+    """A blank .jsonl sorted first is left out of the load: the message named it as "the first file" whose fields
+    datasets takes, where the first file with records is."""
+
+    def records(tag: str, extra: dict) -> str:
+        return "".join(json.dumps({"text": f"{tag} doc {i}", **extra}) + "\n" for i in range(9))
+
+    blank = _write(tmp_path, "d/0.jsonl", "\n")
+    a, b = _write(tmp_path, "d/a.jsonl", records("a", {})), _write(tmp_path, "d/b.jsonl", records("b", {"meta": 1}))
+    msg = _refusal(make_cfg, tmp_path / "d", val_docs=4)
+    assert msg.startswith(f"the field 'meta' is in {b} but not in the first file {a}: "), msg
+    assert str(blank) not in msg
+
+
 def test_text_that_is_a_list_is_said_before_the_document_count(tmp_path: Path, make_cfg) -> None:
     """A .json object of lists loads as one document whose text is a list: "has 1 document and data.val_docs=4 are
     held out" hid what is wrong."""
