@@ -248,17 +248,19 @@ def another_runs_note(path: Path, saved_id: Any, saved_name: Any) -> str | None:
     """What to say of sampling a checkpoint of a run directory that records another run's id than its run.json (an
     earlier run's, which a --force start there left; copied in): these weights are not the directory's run's. None
     for the run's own, one from before ids, or a file outside a run directory."""
-    from nsa_train.runtime.resumable import run_id_of
+    from nsa_train.runtime.resumable import checkpoint_owner, other_run, run_id_of
     from nsa_train.telemetry import schema
 
     run_dir = path.parent.parent
     own = run_id_of(run_dir) if path.parent.name == schema.CHECKPOINT_DIR else None
-    if not (own and isinstance(saved_id, str) and saved_id and saved_id != own):
+    if not other_run(own, saved_id):
         return None
-    if isinstance(saved_name, str) and saved_name == run_dir.resolve().name:
-        whose = f"an earlier run in this directory (run {saved_name!r}, id {saved_id}), which a --force start replaced"
-    else:
-        whose = f"another run ({f'run {saved_name!r}, ' if isinstance(saved_name, str) else ''}id {saved_id})"
+    earlier, owner = checkpoint_owner(saved_id, saved_name, run_dir)
+    whose = (
+        f"an earlier run in this directory ({owner}), which a --force start replaced"
+        if earlier
+        else f"another run ({owner})"
+    )
     return f"{path.name} was written by {whose}: these are that run's weights, not those of {run_dir} (id {own})"
 
 

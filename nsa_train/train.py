@@ -46,6 +46,7 @@ from nsa_train.runtime.resumable import (
     newer_checkpoint_note,
     no_latest_pointer,
     nothing_to_do,
+    other_run,
     run_id_of,
     unrecorded_run_note,
     world_size_mismatch,
@@ -970,7 +971,7 @@ class Trainer:
             hint = ck.other_checkpoints_hint(ckpt_dir, but=path, run_id=run_id_of(self.run_dir))
             raise ck.CheckpointError(f"--resume: {e}{hint}") from None
         own, saved_id = run_id_of(self.run_dir), state.get(schema.CKPT_RUN_ID)
-        if own and isinstance(saved_id, str) and saved_id != own:  # copied in from another run: same shape or not
+        if other_run(own, saved_id):  # copied in from another run (same shape or not), or an earlier run's here
             raise UserFacingError(
                 foreign_checkpoint(path, saved_id, state.get(schema.CKPT_RUN_NAME), self.run_dir, own)
             )

@@ -63,7 +63,7 @@ def doc_tokens(
         else:
             why = source.skipped.why_none()
             empty_run += 1
-            limit = getattr(source, "empty_epoch_limit", 1)
+            limit = source.empty_epoch_limit
             if empty_run >= limit:
                 if limit == 1:
                     raise DataError(

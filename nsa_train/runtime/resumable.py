@@ -142,23 +142,36 @@ def run_id_of(run_dir: Path) -> str | None:
     return run_id if isinstance(run_id, str) and run_id else None
 
 
+def other_run(own: str | None, saved_id: Any) -> bool:
+    """A checkpoint recording ``saved_id`` is another run's than the one of run.json's id ``own``: False for the
+    run's own, and where either records no id (written before ids)."""
+    return bool(own) and isinstance(saved_id, str) and bool(saved_id) and saved_id != own
+
+
+def checkpoint_owner(saved_id: str, saved_name: Any, run_dir: Path) -> tuple[bool, str]:
+    """(whether the checkpoint is of an earlier run of this directory's name: one a --force start here replaced,
+    'run NAME, id ID' as the messages name it)."""
+    earlier = isinstance(saved_name, str) and saved_name == run_dir.resolve().name
+    return earlier, (f"run {saved_name!r}, " if isinstance(saved_name, str) else "") + f"id {saved_id}"
+
+
 def foreign_checkpoint(path: Path, saved_id: str, saved_name: Any, run_dir: Path, run_id: str) -> str:
     """Why a --resume does not continue a checkpoint another run wrote (copied in, `latest` pointed at it): the
     weights may fit, but its optimizer, schedule and data position are that run's, and it was continued silently.
     One of a run of this directory's name is an earlier run here, which a --force start replaced (its files stay):
     "resume that run from its own directory" was no way out there, as this directory is the new run's now."""
-    if isinstance(saved_name, str) and saved_name == run_dir.resolve().name:
+    earlier, owner = checkpoint_owner(saved_id, saved_name, run_dir)
+    if earlier:
         return (
-            f"--resume: {path} was written by an earlier run in this directory (run {saved_name!r}, id {saved_id}), "
+            f"--resume: {path} was written by an earlier run in this directory ({owner}), "
             f"which a --force start replaced: {run_dir} is run id {run_id} now, and a run continues its own "
             "checkpoints only. Start a new run (nsa launch --force, or another --run-dir); or, to go on with the "
             "earlier run, move its checkpoints to a directory of their own (DIR/checkpoints/, with a `latest` file "
             "naming one) and resume that with the config the earlier run was started with (--config FILE and its "
             f"--set: {run_dir / schema.CONFIG_YAML} is the new run's)"
         )
-    name = f"run {saved_name!r}, " if isinstance(saved_name, str) else ""
     return (
-        f"--resume: {path} belongs to another run ({name}id {saved_id}) than {run_dir} (id {run_id}): a run continues "
+        f"--resume: {path} belongs to another run ({owner}) than {run_dir} (id {run_id}): a run continues "
         "its own checkpoints only. Resume that run from its own directory (moved or renamed, it is still that run), or "
         "start a new run in another --run-dir (nsa has no start from another run's weights)"
     )
@@ -170,7 +183,8 @@ def foreign_latest(run_dir: Path, path: Path) -> str | None:
     continue as crashed. None when it is the run's own, or either has no id (the Trainer's _resume decides)."""
     own = run_id_of(run_dir)
     saved_id, saved_name = ck.checkpoint_run(path) if own else (None, None)
-    if own and saved_id and saved_id != own:
+    if other_run(own, saved_id):
+        assert own is not None and saved_id is not None
         return foreign_checkpoint(path, saved_id, saved_name, run_dir, own)
     return None
 

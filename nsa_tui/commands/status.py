@@ -19,7 +19,7 @@ import typer
 from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
-from nsa_tui.errors import NOT_FOUND_EXIT, UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
 from nsa_tui.fmt import duration
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
@@ -304,7 +304,7 @@ def dump_command(j: Judged, host: str | None, remote_dir: str | None) -> str | N
                 arg = j.run
         except (OSError, ValueError):
             pass
-    return shlex.join(["nsa", "dump", *where, *(["--"] if arg.startswith("-") else []), arg])
+    return run_command("dump", arg, where)
 
 
 def lr_note(v: dict[str, Any]) -> str:
