@@ -36,7 +36,15 @@ class ViewSettings:
 
 
 def x_formatter(axis: str):
-    return fmt.duration if axis == "time" else fmt.num
+    if axis == "time":
+        return fmt.duration
+    if axis == "step":
+        return _step_label  # steps are whole: the middle label of 0..25 read "12.5"
+    return fmt.num
+
+
+def _step_label(x: float) -> str:
+    return fmt.num(round(x))
 
 
 @dataclass

@@ -149,3 +149,15 @@ def test_the_lr_title_names_the_phase_as_nsa_status_does(tmp_path):
     assert judge(m.history, NOW).lr_phase == "warmup"
     done = _read(make_v1_run(tmp_path / "done", steps=300, state="finished", now=NOW).path)
     assert RunCharts(done).title_fields("lr", ViewSettings())[1] == "  done"
+
+
+def test_the_step_axis_is_labelled_in_whole_steps(tmp_path):
+    """Seen at step 25 of a run: the step axis read `0──12.5──25`; time and tokens keep their own units."""
+    charts = RunCharts(_read(make_v1_run(tmp_path / "r", steps=25, state="running").path))
+    view = ViewSettings()
+    spec = charts.spec("loss", view)
+    assert (spec.x_lo, spec.x_hi) == (0.0, 25.0)
+    axis = render(spec, 60, 8).plain.split("\n")[-1]
+    assert "12" in axis and "12.5" not in axis, axis
+    view.x_axis = "tokens"
+    assert "." in charts.spec("loss", view).x_format(12_500.0)  # 12.5k: tokens are not rounded to thousands
