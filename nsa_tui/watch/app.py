@@ -196,6 +196,8 @@ class WatchApp(App):
     def _freeze_heap(self) -> None:
         # The loaded history and Textual's widgets live as long as the app: keep them out of the cyclic
         # GC's full collections, which otherwise walk them all every ~20 s (~70 ms each, bench/watch_live.py)
+        if self._stop.is_set():
+            return  # fired after on_unmount's unfreeze (an app quit ~1 s after its load): nothing would thaw it
         gc.collect()
         gc.freeze()
 

@@ -305,6 +305,21 @@ async def test_loaded_history_is_frozen_out_of_the_collector_until_exit(healthy_
 
 
 @async_test
+async def test_a_freeze_due_as_the_app_quits_leaves_nothing_frozen(healthy_run):
+    """The freeze timer could fire after on_unmount had unfrozen the heap (an app quit about FREEZE_AFTER_S after its
+    load; seen as the next test's heap already frozen): then nothing thawed it."""
+    import gc
+
+    app = make_app(healthy_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+    app._freeze_heap()  # what the timer does when it fires during the exit
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    assert frozen == 0
+
+
+@async_test
 async def test_an_age_tick_does_not_delay_the_next_new_line(healthy_run):
     """The clock's once-a-second header redraw must not count as a data redraw: a line read right after
     it is drawn at once, not MIN_REDRAW_GAP_S later (that added up to 0.2 s to the latency)."""
