@@ -326,6 +326,10 @@ def heartbeat_stale(c: Context) -> Finding | None:
         return None
     h = c.h
     last = h.last_progress_ts
+    if (stepped := h.last_step_ts) is not None and (last is None or stepped > last):
+        # a step's liveness record: with a large train.log_every, progress records come further apart than this
+        # rule's limit, and a run that trains read `no progress for 10m` between every two of them
+        last = stepped
     if last is None:
         last = h.last_write_ts  # generic logs without timestamps: the file's mtime
     if last is None:

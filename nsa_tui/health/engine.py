@@ -172,9 +172,9 @@ def _state(h: RunHistory, now: float, rules: dict[str, Rule]) -> str:
             return "halted"
     if h.format == FORMAT_GENERIC and h.summary:
         return "finished"  # foreign trainers write their summary file at the end
-    if h.has_progress and h.restarted_since_progress:
+    if h.has_progress and h.restarted_since_progress and not h.attempt_stepped:
         return "starting"  # a resumed attempt before its first step: its clock starts at its boot, not before
-    if h.has_progress:
+    if h.has_progress or h.attempt_stepped:  # a step taken before its first progress record (train.log_every)
         total = h.total_steps
         if total and h.latest_step is not None and h.latest_step >= total and h.format != "nsa-v1":
             return "finished"

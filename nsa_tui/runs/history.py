@@ -103,6 +103,10 @@ class RankState:
     last_kind: str | None = None
     pid: int | None = None
     records: int = 0
+    # its newest record written after a step (liveness, progress): an eval, a checkpoint or the watchdog's stall
+    # record comes later at the same step
+    stepped_ts: float | None = None
+    stepped_step: int | None = None
 
 
 def source_kind(source: str) -> str:
@@ -421,6 +425,8 @@ class RunHistory:
                 st.last_ts, st.last_kind = n.ts, n.kind
                 if n.step is not None:
                     st.last_step = n.step
+                    if n.kind in (schema.KIND_LIVENESS, schema.KIND_PROGRESS):
+                        st.stepped_ts, st.stepped_step = n.ts, n.step
             st.pid = n.pid if n.pid is not None else st.pid
             st.records += 1
         if n.pid is not None and n.ts is not None and n.ts > self.pid_last_ts.get(n.pid, -math.inf):
@@ -905,6 +911,30 @@ class RunHistory:
             ),
             key=_event_time,
         )
+
+    @property
+    def attempt_stepped(self) -> bool:
+        """The current attempt has completed a step (``last_step_ts`` is its newest). Its first progress record
+        comes only at a multiple of train.log_every: at 30 s a step and log_every 50 that is 25 minutes, and a run
+        that was training read `stalled, stuck_at_start: no progress record` after 15."""
+        return self.last_step_ts is not None
+
+    @property
+    def last_step_ts(self) -> float | None:
+        """When the current attempt last took a step, as its ranks' records say: the newest liveness or progress
+        record at a step past the one its `train` phase record started from (liveness comes after a step every
+        monitor.liveness_every_s, progress only every train.log_every steps). None before its first step, and
+        for a run whose records have no `train` phase (another trainer's)."""
+        train = [ev for ev in self.attempt_events(schema.KIND_PHASE) if ev.fields.get("phase") == schema.PHASE_TRAIN]
+        start = to_step(train[-1].fields.get("start_step")) if train else None
+        if start is None:
+            return None
+        stepped = [
+            st.stepped_ts
+            for st in self.attempt_ranks.values()
+            if st.stepped_ts is not None and st.stepped_step is not None and st.stepped_step > start
+        ]
+        return max(stepped, default=None)
 
     @property
     def restarted_since_progress(self) -> bool:

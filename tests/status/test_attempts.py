@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.cli import invoke
-from fixtures.runs import V1RunWriter, make_v1_run, start_training, write_exit_status
+from fixtures.runs import V1RunWriter, boot, make_v1_run, start_training, write_exit_status
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.writer import truncate_csv_after
@@ -28,19 +28,6 @@ from nsa_tui.watch.verdict import evaluate as watch_evaluate
 
 NEW_LOSS = 1.5
 NEW_VAL = 1.6
-
-
-def boot(w: V1RunWriter, *, resume: bool) -> None:
-    """A new process's boot records, with the command line the trainer records (a fresh start has no --resume).
-    Its records say step 0 until the train phase (a resume's checkpoint has not loaded yet)."""
-    w.ts += 30.0
-    w.step = 0
-    w.pid += 100  # a new process: its records carry its own pid
-    argv = ["nsa_train/train.py", "--run-dir", str(w.path), *(["--resume"] if resume else [])]
-    for r in range(w.n_ranks):
-        rec = schema.make_record(schema.KIND_BOOT, r, 0, w.pid + r, w.ts, argv=argv, world_size=w.n_ranks)
-        with open(w.path / schema.heartbeat_name(r), "a", encoding="utf-8") as fh:
-            fh.write(schema.encode(rec))
 
 
 def forced_run(path: Path) -> V1RunWriter:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures.runs import ARMED_MONITOR, ARMED_USER, KNOWN_ALERTS, V1_STATES, make_v1_run, make_vibe_run
+from fixtures.runs import (
+    ARMED_MONITOR,
+    ARMED_USER,
+    KNOWN_ALERTS,
+    V1_STATES,
+    make_v1_run,
+    make_vibe_run,
+    start_training,
+)
 
 from nsa_tui.health import RULE_NAMES, RulesError, build_rules, evaluate, load_rules_file
 from nsa_tui.runs import load_run
@@ -175,6 +183,22 @@ def test_stale_heartbeat_and_adaptive_limit(tmp_path):
     (alert,) = judge(tmp_path / "one", now=NOW + 700).alerts
     assert alert.rule == "heartbeat_stale" and alert.message.startswith("no progress for 11m4"), alert.message
     assert "(limit 10m00s)" in alert.message and "?" not in alert.message
+
+
+def test_a_step_between_far_apart_progress_records_is_not_stale(tmp_path):
+    """Progress every 50 steps of 20 s is 1000 s apart, past the rule's 600 s cap: a run that trained read `stalled,
+    no progress for 10m` between every two records. Its ranks' liveness records (after a step, every 30 s) count."""
+    w = make_v1_run(tmp_path / "r", state="starting", log_every=50, step_time_s=20.0, total_steps=1000, now=NOW)
+    start_training(w, 1000, 0)
+    w.progress(3)
+    for _ in range(23):  # 690 s of steps after the last progress record
+        w.step += 1
+        w.liveness(advance_s=30.0)
+    v = judge(w.path, now=w.ts + 10)
+    assert (v.state, v.alerts) == ("running", [])
+    # steps that stop are still caught: the limit runs from the last one
+    (alert,) = judge(w.path, now=w.ts + 610).alerts
+    assert alert.rule == "heartbeat_stale" and alert.message.startswith("no progress for 10m10s"), alert.message
 
 
 def test_crashed_run_carries_console_tail(tmp_path):

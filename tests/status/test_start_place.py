@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from fixtures.cli import invoke
-from fixtures.runs import V1RunWriter, make_v1_run, make_vibe_run
+from fixtures.runs import V1RunWriter, boot, make_v1_run, make_vibe_run, start_training
 from watch.helpers import async_test, make_app, wait_loaded
 
 from nsa_tui.health import evaluate
@@ -90,3 +90,28 @@ async def test_the_dashboard_header_shows_the_phase_while_starting(tmp_path):
 def test_the_dump_hint_names_the_run_as_the_user_can_type_it(runs_dir):
     compiling(runs_dir / "-slow", time.time())
     assert "`nsa dump -- -slow` shows where it is" in invoke("status", "--", "-slow").stdout
+
+
+def test_a_run_that_stepped_before_its_first_progress_record_is_running(tmp_path):
+    """The first progress record comes at step train.log_every, which can be long after the first step (seen with
+    log_every 1000: `stalled, health CRITICAL, stuck_at_start: no progress record` at step 12). The first step's
+    liveness record says the attempt trains."""
+    now = time.time()
+    w = compiling(tmp_path / "new", now - 200, monitor={"start_timeout_s": 60})
+    start_training(w, 300, 0)
+    assert evaluate(load_run(w.path), now).state == "stalled"  # no step yet: past the timeout, stuck
+    w.ts, w.step = now - 5, 1
+    w.liveness()
+    v = evaluate(load_run(w.path), now)
+    assert (v.state, v.alerts, v.start) == ("running", [], None)
+
+    # a resume: the last attempt's progress records are older than its boot; its own first step's liveness counts
+    r = make_v1_run(tmp_path / "resumed", steps=250, total_steps=1000, log_every=50, state="running", now=now - 600)
+    r.ts = now - 200
+    boot(r, resume=True)
+    start_training(r, 1000, 250)
+    assert evaluate(load_run(r.path), now - 100).state == "starting"
+    r.ts, r.step = now - 5, 251
+    r.liveness()
+    v = evaluate(load_run(r.path), now)
+    assert v.state == "running" and "stuck_at_start" not in [a.rule for a in v.alerts], v.alerts
