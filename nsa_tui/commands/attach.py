@@ -24,13 +24,14 @@ def attach_command(
         check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
         if host is not None:
-            # first, before any ssh setting is read: ssh -t without a terminal says "Pseudo-terminal will not be
-            # allocated" and the host's tmux then fails
-            check_terminal(run, ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
-            from nsa_tui.launch.remote import attach_remote
+            from nsa_tui.launch.remote import attach_remote, attach_remote_argv
 
-            # '--': a RUN may start with '-'
-            raise typer.Exit(attach_remote(host, remote_dir, ["attach", "--", run]))
+            nsa_args = ["attach", "--", run]  # '--': a RUN may start with '-'
+            # the ssh settings first (what to fix, said from a script too), then the terminal, before ssh starts:
+            # ssh -t without one says "Pseudo-terminal will not be allocated" and the host's tmux then fails
+            argv = attach_remote_argv(host, remote_dir, nsa_args)
+            check_terminal(run, ["--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
+            raise typer.Exit(attach_remote(host, remote_dir, nsa_args, argv))
         argv, env = attach_argv_for(run)
         if "attach-session" in argv:
             # tmux's own answer is "open terminal failed: not a terminal", with the session name nowhere

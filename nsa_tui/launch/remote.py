@@ -21,7 +21,9 @@ from nsa_tui.remote.caller import END_WITH_STDIN_ENV
 from nsa_tui.remote.checkout import PRELUDE, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
+    NoticeFilter,
     SSHError,
+    check_ssh_program,
     describe_ssh_failure,
     interactive_argv,
     remote_script,
@@ -184,15 +186,23 @@ def _relay_stdout(proc: subprocess.Popen[bytes], echo: bool, rewrite: Callable[[
     return "".join(lines)
 
 
-def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str]) -> int:
-    """An interactive `nsa attach` on host (a tty, so tmux can draw)."""
+def attach_remote_argv(host: str, remote_dir: str | None, nsa_args: list[str]) -> list[str]:
+    """The ssh argv of an interactive `nsa attach` on host, every setting checked (the ssh command, its options, that
+    its program runs) without starting it: `nsa attach` says what to fix before it asks for a terminal."""
     check_remote_dir(remote_dir)
     try:
         # its messages reach the terminal straight: the host's nsa words them as from here (errors.on_host)
         said_as = (f"{ON_HOST_ENV}={host}",) + ((f"{ON_REMOTE_DIR_ENV}={remote_dir}",) if remote_dir else ())
         argv = interactive_argv(host, nsa_remote_command(remote_dir, nsa_args, extra=said_as))
+        check_ssh_program(argv[0])
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
+    return argv
+
+
+def attach_remote(host: str, remote_dir: str | None, nsa_args: list[str], argv: list[str]) -> int:
+    """Run `argv` (attach_remote_argv's) on this terminal: an interactive `nsa attach` on host (a tty, so tmux can
+    draw)."""
     try:
         # ssh's stderr through us, as it comes: its messages are its own (the host's output comes on the terminal),
         # and they tell a session lost from a host never reached
@@ -223,11 +233,18 @@ STDERR_KEPT = 4096  # the end of ssh's stderr kept to tell why it failed
 
 
 def _relay_stderr(proc: subprocess.Popen[bytes], said: bytearray) -> None:
-    """ssh's stderr to ours (fd 2, where ssh wrote it before), its end kept in ``said``."""
+    """ssh's stderr to ours (fd 2, where ssh wrote it before), its end kept in ``said``, less its notices (a host key
+    added): LogLevel=INFO stays, as ssh says a lost link at INFO."""
     assert proc.stderr is not None
+    shown = NoticeFilter()
     with proc.stderr:
         while chunk := proc.stderr.read1(4096):
             said += chunk
             del said[:-STDERR_KEPT]
-            while chunk:
-                chunk = chunk[os.write(2, chunk) :]
+            _write_all(shown.feed(chunk))
+        _write_all(shown.flush())
+
+
+def _write_all(data: bytes) -> None:
+    while data:
+        data = data[os.write(2, data) :]

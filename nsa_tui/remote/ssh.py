@@ -11,9 +11,11 @@ A run name such as ``x; rm -rf ~`` or ``$(id)`` stays a literal string.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -161,6 +163,42 @@ def without_notices(stderr: str) -> str:
     return _KNOWN_HOST_ADDED.sub("", stderr)
 
 
+_NOTICE_START = b"Warning: Permanently added "
+
+
+class NoticeFilter:
+    """ssh's stderr as it comes, less its notices (without_notices), for a relay to a terminal: only a line that may
+    still become a notice is held back, so a prompt or a message without its newline yet is shown at once."""
+
+    def __init__(self) -> None:
+        self._held = b""  # the start of a line that may be a notice
+        self._in_line = False  # the line under way was shown in part: its rest is shown as it comes
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of ``chunk`` (and any bytes held before it) to show now."""
+        data, self._held, shown = self._held + chunk, b"", bytearray()
+        while data:
+            end = data.find(b"\n") + 1
+            if self._in_line:
+                shown += data[:end] if end else data
+                self._in_line, data = not end, data[end:] if end else b""
+            elif end:
+                line, data = data[:end], data[end:]
+                if not _KNOWN_HOST_ADDED.fullmatch(line.decode("utf-8", errors="replace")):
+                    shown += line
+            elif data.startswith(_NOTICE_START) or _NOTICE_START.startswith(data):
+                self._held, data = data, b""
+            else:
+                shown += data
+                self._in_line, data = True, b""
+        return bytes(shown)
+
+    def flush(self) -> bytes:
+        """At the end of the stream: what was held (a line that ended before it could be told a notice)."""
+        held, self._held = self._held, b""
+        return held
+
+
 def describe_ssh_failure(host: str, stderr: str) -> str:
     """Turn ssh's stderr into one line that says what to fix."""
     err = without_notices(stderr).strip()
@@ -232,6 +270,16 @@ def ssh_start_failure(program: str, error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return f"ssh command not found: {program!r} (install OpenSSH or fix NSA_SSH_COMMAND)"
     return f"cannot run the ssh command {program!r}: {error.strerror or error} (fix NSA_SSH_COMMAND)"
+
+
+def check_ssh_program(program: str) -> None:
+    """Raise the SSHError that starting ``program`` would (not found, not executable: ssh_start_failure's line),
+    without starting it."""
+    if shutil.which(program) is not None:
+        return
+    if os.sep in program and os.path.exists(program):  # Popen searches PATH only for a bare name
+        raise SSHError(ssh_start_failure(program, PermissionError(errno.EACCES, os.strerror(errno.EACCES))))
+    raise SSHError(ssh_start_failure(program, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))))
 
 
 def run_remote(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -164,6 +165,40 @@ def test_attach_over_ssh_without_a_terminal_says_so_before_ssh(tmp_path):
         "`nsa status --host 127.0.0.1 --remote-dir '/srv/my runs' x`"
     )
     assert not mark.exists()
+
+
+def test_attach_over_ssh_keeps_the_known_host_notice_off_the_terminal(runs_dir, tmux_socket, sshd, monkeypatch):
+    """Without a LogLevel of the user's, ssh logs at the INFO the tools pass (ssh says a lost link at INFO), and an
+    attach to a host whose key ssh adds each time (UserKnownHostsFile /dev/null) printed "Warning: Permanently added
+    ... to the list of known hosts." above the tmux client; the other commands drop it from what they relay."""
+    command = sshd.ssh_command.replace(" -o LogLevel=ERROR", "")
+    command = command.replace(f"-o UserKnownHostsFile={sshd.known_hosts} -o StrictHostKeyChecking=yes", "")
+    monkeypatch.setenv("NSA_SSH_COMMAND", f"{command} -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no")
+    (runs_dir / "quiet").mkdir()
+    seen, rc = _attach_and_see(["attach", "--host", sshd.host, "quiet"], tmux_socket, "nsa-quiet", "ATTACHED-MARK-5")
+    assert "ATTACHED-MARK-5" in seen, seen
+    assert "Permanently added" not in seen and "known hosts" not in seen, seen
+    assert rc == 0, seen
+
+
+def test_attach_to_a_host_that_refuses_shows_ssh_and_one_error(tmux_socket, sshd, monkeypatch):
+    """ssh's own reason still reaches the terminal (only the notice is dropped), then one line, exit 3."""
+    port = sshd.port
+    with socket.socket() as s:  # a port nothing listens on: bound, never listened on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+        monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(f"-p {port}", f"-p {closed}"))
+        cmd = shlex.join([sys.executable, "-m", "nsa_tui", "attach", "--host", sshd.host, "r"])
+        res = subprocess.run(
+            ["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60, cwd=REPO,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+    assert any("Connection refused" in line for line in lines), res.stdout
+    assert [line[line.index("error:") :] for line in lines if "error:" in line] == [
+        f"error: cannot reach {sshd.host} (ssh failed; its message is above)"
+    ], res.stdout
+    assert res.returncode == 3
 
 
 @pytest.mark.parametrize("name", ["-dash", "two words"])

@@ -18,7 +18,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.procs import descendants, freeze_sshd_sessions, signal_all
 
-from nsa_tui.remote.ssh import session_lost
+from nsa_tui.remote.ssh import NoticeFilter, session_lost
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,6 +181,21 @@ def test_logging_at_info_adds_no_known_host_line_to_what_the_tools_say(sshd, tmp
     res = invoke("halt", "--host", sshd.host, str(gone))
     assert res.exit_code == 3
     assert one_error(res) == f"error: on {sshd.host}: no run directory '{gone}'"
+
+
+def test_the_notice_filter_drops_the_known_host_line_and_holds_back_nothing_else() -> None:
+    """What `nsa attach --host` relays of ssh's stderr to the terminal, fed in pieces as a pipe gives them."""
+    notice = b"Warning: Permanently added '[127.0.0.1]:2222' (ED25519) to the list of known hosts.\r\n"
+    said = b"ssh: connect to host gpu port 22: Connection refused\r\n"
+    for cut in range(len(notice + said) + 1):  # every split of the stream in two reads
+        shown = NoticeFilter()
+        data = notice + said
+        assert shown.feed(data[:cut]) + shown.feed(data[cut:]) + shown.flush() == said, cut
+    shown = NoticeFilter()
+    assert shown.feed(b"Enter passphrase for key: ") == b"Enter passphrase for key: "  # a prompt at once
+    assert shown.feed(b"\r\nWarning: Perm") == b"\r\n"  # maybe a notice: held
+    assert shown.feed(b"ission denied\n") == b"Warning: Permission denied\n"  # not one
+    assert shown.feed(b"Warning: Permanently") + shown.flush() == b"Warning: Permanently"  # the end: shown
 
 
 def test_a_session_lost_is_told_from_a_host_never_reached():
