@@ -478,7 +478,7 @@ class Trainer:
         )
         if is_main:
             from nsa_train.data.stream import held_out_said
-            from nsa_train.data.summary import epochs_warning
+            from nsa_train.data.summary import empty_share_warning, epochs_warning
             from nsa_train.telemetry.data_said import data_said
 
             scored = len(self.val) * self.micro_batch * w  # sequences: micro-batches per rank are not batches
@@ -489,6 +489,8 @@ class Trainer:
             )
             if self.data_summary and (warning := epochs_warning(self.data_summary, cfg.train.steps)):
                 self.data_warnings.append(warning)  # said with the train phase's warnings
+            if self.data_summary and (warning := empty_share_warning(self.data_summary, w)):
+                self.data_warnings.append(warning)
 
     def _summarise_data(self, source: Any) -> None:
         """How much data the run trains on (run.json's data_summary, the [data] line): from the validation set's
@@ -1027,17 +1029,17 @@ class Trainer:
         plan = self.stream.reshard(data)
         ck.reseed_rng(self.cfg.train.seed, step, self.info.rank)
         if self.info.is_main:
-            tokens = self.stream.reread_tokens(plan)
+            documents, tokens = self.stream.reread(plan)
             self.resharded = {
                 "from_world_size": old,
                 "step": step,
                 "epoch": plan.epoch,
                 "document": plan.first,
                 "documents_per_epoch": plan.n_docs,
-                "reread_documents": len(plan.reread),
+                "reread_documents": documents,
                 "reread_tokens": tokens,
             }
-            again = f"{len(plan.reread)} document{'' if len(plan.reread) == 1 else 's'} ({tokens:,} tokens)"
+            again = f"{documents} document{'' if documents == 1 else 's'} ({tokens:,} tokens)"
             print(
                 f"[reshard] {self._ranks(old)} -> {new}: the data continues from position {plan.first} of epoch "
                 f"{plan.epoch}'s shuffled order (of {plan.n_docs} documents per epoch); {again} read by some ranks "

@@ -193,17 +193,21 @@ class TrainStream:
         self._position = plan.start(self._rank, self._world)
         return plan
 
-    def reread_tokens(self, plan: Reshard) -> int:
-        """The tokens of `plan`'s documents read again that training had read (skipped documents count none)."""
+    def reread(self, plan: Reshard) -> tuple[int, int]:
+        """The documents of `plan`'s read again that training had read, and their tokens. The plan's entries are
+        what the old ranks were dealt, skipped ones too (empty, held-out copies, and all of a share a rank passed
+        over as holding none it trains on): those were not read, so they count neither as documents nor tokens."""
         source = self._source
         assert source is not None, "reshard() opens the source"
-        total, orders = 0, {}
+        documents, tokens, orders = 0, 0, {}
         for epoch, entry, offset in plan.reread:
             if epoch not in orders:
                 orders = {epoch: source.epoch_order(epoch)}  # type: ignore[attr-defined]
-            text = source.trained_text(orders[epoch][entry])  # type: ignore[attr-defined]
-            total += offset or (len(self._tok.encode_array(text)) + 1 if text else 0)  # + its EOS
-        return total
+            if offset:  # begun: read up to there
+                documents, tokens = documents + 1, tokens + offset
+            elif text := source.trained_text(orders[epoch][entry]):  # type: ignore[attr-defined]
+                documents, tokens = documents + 1, tokens + len(self._tok.encode_array(text)) + 1  # + its EOS
+        return documents, tokens
 
     def _check_saved(self, state: dict, also: tuple[str, ...]) -> None:
         """A saved position's settings against this stream's (and `also`: the rank and world size of an exact

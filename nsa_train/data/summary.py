@@ -8,6 +8,7 @@ of more than EPOCHS_WARN passes is a start warning.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,9 @@ import numpy as np
 from nsa_train.telemetry import schema
 
 EPOCHS_WARN = 10  # passes over the training data past which the start warns (memorising, not learning)
+# the chance an epoch deals some rank nothing it trains on past which the start warns: that rank then skips to its
+# next epoch (stream.doc_tokens), which 1 epoch in 100 and more makes a run's usual course, not a rare event
+EMPTY_SHARE_WARN = 0.01
 
 
 def text_bytes(column: Any, index: np.ndarray) -> int:
@@ -59,4 +63,43 @@ def epochs_warning(s: dict[str, Any], steps: int) -> str | None:
         f"train.steps={steps:,} trains {s[schema.DATA_PLANNED_TOKENS]:,} tokens: {epochs:g} passes over the "
         f"{s[schema.DATA_TRAIN_DOCUMENTS]:,} training documents of {s[schema.DATA_DESCRIPTION]} "
         f"({s[schema.DATA_TRAIN_TOKENS]:,} tokens); the model will memorise them: give more data or fewer steps"
+    )
+
+
+def empty_share_chance(entries: int, trained: int, world_size: int) -> float:
+    """At most the chance that an epoch deals some rank none of the ``trained`` documents among the ``entries`` it
+    shuffles (the skipped ones, held-out copies and empty ones, are dealt too): the sum over the ranks of the
+    chance that a uniform permutation puts only skipped entries in a share of that rank's size (hypergeometric:
+    C(skipped, share) / C(entries, share)), a union bound, exact for two ranks."""
+    skipped, chance = entries - trained, 0.0
+    for rank in range(min(world_size, entries)):
+        share = len(range(rank, entries, world_size))
+        if share > skipped:
+            continue  # it holds a trained document whatever the order
+        chance += math.exp(
+            math.lgamma(skipped + 1) - math.lgamma(skipped - share + 1)
+            - math.lgamma(entries + 1) + math.lgamma(entries - share + 1)
+        )  # fmt: skip
+    return min(chance, 1.0)
+
+
+def empty_share_warning(s: dict[str, Any], world_size: int) -> str | None:
+    """The start warning of a map-style corpus so thin for ``world_size`` ranks, once its skipped documents are
+    dealt too, that EMPTY_SHARE_WARN of the epochs or more may give some rank nothing to train on."""
+    trained = s.get(schema.DATA_TRAIN_DOCUMENTS)
+    if not isinstance(trained, int) or world_size < 2:
+        return None
+    copies, empty = s.get(schema.DATA_HELD_OUT_COPIES) or 0, s.get(schema.DATA_EMPTY_DOCUMENTS) or 0
+    entries = trained + copies + empty
+    chance = empty_share_chance(entries, trained, world_size)
+    if chance < EMPTY_SHARE_WARN:
+        return None
+    skipped = " and ".join(
+        f"{k:,} {what}" for k, what in ((copies, "equal a held-out document"), (empty, "empty")) if k
+    )
+    return (
+        f"{s[schema.DATA_DESCRIPTION]} deals its {entries:,} training documents to {world_size} ranks each epoch, "
+        f"{skipped}: only {trained:,} are trained on, so in up to {chance:.0%} of epochs some rank's share holds "
+        "none of them and that rank skips to its next epoch (said once on the console; docs/data.md): give more "
+        "distinct documents or train on fewer ranks"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_two_ranks_resharded_onto_three_read_on_without_a_gap(jsonl_corpus, make
         stream = TrainStream(cfg, tok, r, 3, 2)
         plan = stream.reshard(states)
         if r == 0:
-            tokens = stream.reread_tokens(plan)
+            documents, tokens = stream.reread(plan)
         while stream.state_dict()["epoch"] == plan.epoch:  # this rank's share of the frontier's epoch
             after += "".join(tok.decode(x.reshape(-1).tolist()) for x in next(stream)[0])
         stream.close()
@@ -105,6 +106,7 @@ def test_two_ranks_resharded_onto_three_read_on_without_a_gap(jsonl_corpus, make
     whole = [int(order[g]) for _, g, off in plan.reread if not off]
     assert all(tag[i] in before and tag[i] in after for i in whole)
     assert tokens == sum(off or len(tok.encode_array(docs[int(order[g])])) + 1 for _, g, off in plan.reread)
+    assert documents == len(plan.reread)  # distinct documents, none empty: every entry read again is one
 
 
 def test_a_streamed_source_is_not_resharded(make_cfg, monkeypatch) -> None:
@@ -112,3 +114,41 @@ def test_a_streamed_source_is_not_resharded(make_cfg, monkeypatch) -> None:
     stream = TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
     with pytest.raises(DataError, match=r"--reshard: .* is streamed \(data.source=hf\).*Resume with 2 rank"):
         stream.reshard([{}, {}])
+
+
+def test_a_share_passed_over_is_not_counted_as_read_again(tmp_path: Path, make_cfg) -> None:
+    """A rank whose share of epoch 0 held only copies of a held-out text went on with epoch 1: the frontier is in
+    epoch 0, and the plan's entries read again hold that rank's share of epoch 0 past it, which nobody read.
+    They were counted as documents read again (tokens: none, rightly)."""
+    path = tmp_path / "few.jsonl"
+    texts = ["the same boilerplate text " * 4] * 10 + ["the first distinct text " * 3, "the second distinct text " * 3]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    for seed in range(40):
+        cfg = make_cfg(seq_len=16, source="local", path=str(path), val_docs=1, seed=seed)
+        try:
+            source = open_source(cfg, 1, 2)
+        except DataError:
+            continue
+        if not set(source.rank_order(0)) & set(source.trained().index):  # rank 1's epoch 0 holds none
+            break
+    else:
+        raise AssertionError("no seed deals rank 1 nothing in epoch 0")
+    tok = build_tokenizer(cfg.data)
+    states = []
+    for r in range(2):
+        stream = TrainStream(cfg, tok, r, 2, 1)
+        next(stream)
+        states.append(json.loads(json.dumps(stream.state_dict())))
+        stream.close()
+    assert states[0]["epoch"] == 0 and states[1]["epoch"] >= 1, states
+    stream = TrainStream(cfg, tok, 0, 1, 1)
+    try:
+        plan = stream.reshard(states)
+        documents, tokens = stream.reread(plan)
+    finally:
+        stream.close()
+    trained = set(source.trained().index)
+    read = [(e, g, off) for e, g, off in plan.reread if off or source.epoch_order(e)[g] in trained]
+    assert len(plan.reread) > len(read), plan  # the case was met: entries dealt that nobody read
+    assert documents == len(read)
+    assert tokens == sum(off or len(tok.encode_array(texts[int(source.epoch_order(e)[g])])) + 1 for e, g, off in read)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nsa_train.data.errors import DataError
 from nsa_train.data.sources import open_source
-from nsa_train.data.summary import EPOCHS_WARN, data_summary, epochs_warning
+from nsa_train.data.summary import EPOCHS_WARN, data_summary, empty_share_warning, epochs_warning
 from nsa_train.data.tokenizer import build_tokenizer
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.data_said import data_said
@@ -116,3 +117,41 @@ def test_the_empty_documents_are_said_only_where_there_are_some() -> None:
     # a run.json of an earlier version has neither key
     old = {k: v for k, v in s.items() if k not in ("held_out_copies", "empty_documents")}
     assert data_said(old) == "local files /d: 1 file, 8 training documents (8 held out)"
+
+
+def test_a_corpus_thin_for_its_ranks_warns_that_a_rank_may_skip_an_epoch(tmp_path: Path, make_cfg) -> None:
+    """Two distinct documents among copies of a held-out text passed the start's check (one per rank), and nothing
+    said before training that a rank's share of an epoch would often hold none of them (that rank skips to its
+    next epoch). The chance said is the one the epochs' deals show."""
+    path = tmp_path / "few.jsonl"
+    texts = ["the same boilerplate text " * 4] * 10 + ["the first distinct text " * 3, "the second distinct text " * 3]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    for seed in range(20):
+        cfg = make_cfg(source="local", path=str(path), val_docs=1, seed=seed)
+        try:
+            source = open_source(cfg, 0, 2)  # a copy held out: 2 of the 11 training documents are trained on
+        except DataError:  # a distinct one held out: 1 for 2 ranks, refused at the start
+            continue
+        break
+    s = data_summary(cfg, source, "byte")
+    assert (s["train_documents"], s["held_out_copies"]) == (2, 9)
+    warning = empty_share_warning(s, 2)
+    assert warning is not None and warning.startswith(
+        f"local files {path} deals its 11 training documents to 2 ranks each epoch, 9 equal a held-out document: only "
+        "2 are trained on, so in up to 45% of epochs some rank's share holds none of them and that rank skips to its "
+        "next epoch"
+    ), warning
+    trained, epochs = set(source.trained().index), 2000
+    order = [source.epoch_order(e) for e in range(epochs)]
+    met = sum(any(not set(o[r::2]) & trained for r in range(2)) for o in order) / epochs
+    assert abs(met - 0.4545) < 0.05, met  # C(9,6)/C(11,6) + C(9,5)/C(11,5): two ranks are never both dealt none
+    assert empty_share_warning(s, 1) is None  # one rank reads every document
+
+
+def test_distinct_documents_on_many_ranks_warn_of_no_empty_share(jsonl_corpus, make_cfg) -> None:
+    path, _ = jsonl_corpus
+    cfg = make_cfg(source="local", path=str(path), text_field="body", val_docs=4)
+    s = data_summary(cfg, open_source(cfg, 0, 1), "byte")
+    assert empty_share_warning(s, 8) is None  # none skipped: every share holds documents trained on
+    s = {**s, "train_documents": 40, "held_out_copies": 16}  # 56 dealt to 8 ranks: 7 each, 16 skipped
+    assert empty_share_warning(s, 8) is None  # 8 x C(16,7)/C(56,7): some rank in 1 epoch of 2,500

@@ -52,10 +52,12 @@ def expected(run_dir: Path, step: int) -> tuple[int, int, int, int]:
             again += [(e, g, 0) for g in range(r, n, world) if frontier <= (e, g) < (e_r, g_r)]
         if off:
             again.append((e_r, g_r, off))
-    tokens = 0
-    for e, g, off in again:  # a document begun: its offset; one read whole: its tokens and EOS
-        tokens += off or len(tok.encode_array(source._text(int(source.epoch_order(e)[g])))) + 1
-    return frontier[0], frontier[1], len(again), tokens
+    documents = tokens = 0
+    for e, g, off in again:  # a document begun: its offset; one read whole: its tokens and EOS; one skipped: none
+        text = source.trained_text(int(source.epoch_order(e)[g]))
+        documents += bool(off or text)
+        tokens += off or (len(tok.encode_array(text)) + 1 if text else 0)
+    return frontier[0], frontier[1], documents, tokens
 
 
 def status(run_dir: Path) -> dict:
