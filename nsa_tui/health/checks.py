@@ -177,7 +177,7 @@ def loss_plateau(c: Context) -> Finding | None:
 
 
 def throughput_low(c: Context) -> Finding | None:
-    """Below the user's floor (monitor.min_toks_per_s), or, without one, below min_mfu of the GPUs' peak: a
+    """Below the user's floor (min_toks_per_s), or, without one, below min_mfu of the GPUs' peak: a
     floor that needs no knowledge of the hardware (a seed report took 38 tokens/s of a 125M model on two A100s
     for normal)."""
     pts = points(c.h, "toks_per_s")
@@ -218,7 +218,8 @@ def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding 
         pts,
         i,
         f"{_newest_toks(c, pts, ',.0f')} is {fmt_mfu(utilisation[-1])} MFU of {info['world_size']} x {device} "
-        f"({info['peak_flops'] / 1e12:g} TFLOP/s each, {precision}), under monitor.min_mfu={least:g}: a "
+        # the floor may come from a config's monitor section or from a `--rules` file: name neither
+        f"({info['peak_flops'] / 1e12:g} TFLOP/s each, {precision}), under the floor min_mfu={least:g}: a "
         f"{params / 1e6:.0f}M model should reach several %; check the attention path ({impl or 'run.json'}), "
         "the NSA fallback counters, data_stall and nvidia-smi",
     )
@@ -309,7 +310,8 @@ def memory_high(c: Context) -> Finding | None:
     return _since(
         pts,
         i,
-        f"GPU memory {pts[-1][2]:.1f} GiB reserved, above monitor.max_gpu_mem_gb={limit:g}: "
+        # the limit may come from a config's monitor section or from a `--rules` file: name neither
+        f"GPU memory {pts[-1][2]:.1f} GiB reserved, above the limit max_gpu_mem_gb={limit:g}: "
         "OOM risk; lower batch_size/seq_len or enable grad_checkpointing",
     )
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from fixtures.runs import make_v1_run
 
-from nsa_tui.health import build_rules, evaluate
+from nsa_tui.health import build_rules, evaluate, load_rules_file
 from nsa_tui.runs import load_run
 
 NOW = 1_760_000_000.0
@@ -34,7 +34,7 @@ def test_a_big_model_far_below_the_gpus_peak_is_throughput_low(tmp_path):
     assert [(a.rule, a.severity) for a in v.alerts] == [("throughput_low", "warning")]
     message = v.alerts[0].message
     assert "is 0.22% MFU of 1 x NVIDIA A100 80GB PCIe (312 TFLOP/s each, bf16)" in message, message
-    assert "under monitor.min_mfu=0.005" in message and "142M model" in message
+    assert "under the floor min_mfu=0.005" in message and "142M model" in message
     assert v.mfu == pytest.approx(v.toks_per_s * 8.5e8 / 312e12)
 
 
@@ -106,3 +106,21 @@ def test_an_ended_runs_alert_says_its_tokens_per_s_is_the_last_logged(tmp_path, 
     step, toks = max((s, v) for s, v in zip(h.steps, h.column("toks_per_s"), strict=True) if v is not None)
     last = f" at step {step} (the last logged)" if state == "finished" else ""
     assert alert.message.startswith(f"{toks:.0f} tokens/s{last}, below the floor min_toks_per_s=2000: "), alert.message
+
+
+def test_thresholds_from_a_rules_file_are_not_called_monitor_keys(tmp_path):
+    """A floor or limit set by `--rules FILE` was quoted as `monitor.min_mfu=...`, `monitor.max_gpu_mem_gb=...`: a
+    user looked for it in the run's config, which does not set it. The alert names the rule's param only."""
+    make_v1_run(
+        tmp_path / "r", steps=1000, step_time_s=2.0, now=NOW, alerts=["throughput_low", "memory_high"],
+        run_info=A100_125M,
+    )  # fmt: skip
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("throughput_low: {min_mfu: 0.004}\nmemory_high: {max_gpu_mem_gb: 70}\n")
+    h = load_run(tmp_path / "r")  # its config sets neither: 0.004 and 70 are the file's
+    v = evaluate(h, NOW, build_rules(h.config, load_rules_file(rules)))
+    messages = {a.rule: a.message for a in v.alerts}
+    assert set(messages) == {"throughput_low", "memory_high"}, messages
+    assert "under the floor min_mfu=0.004:" in messages["throughput_low"], messages
+    assert "above the limit max_gpu_mem_gb=70:" in messages["memory_high"], messages
+    assert not any("monitor." in m for m in messages.values()), messages
