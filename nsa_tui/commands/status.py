@@ -247,15 +247,15 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
         if isinstance(u, dict):
             console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")
-    if st == "starting" and (said := start_text(v.get("start"), dump_cmd)):  # v.get: a remote nsa may predate it
+    start = v.get("start") if st == "starting" else None  # v.get: a remote nsa may predate it
+    if said := start_text(start, dump_cmd):
         console.print(f"  {escape(said)}")
     if st == "starting" and (v.get("loss") is not None or v.get("val_loss") is not None):
         # a resume before its first step: the figures shown are what the last attempt logged (a new run and a
         # --force rerun have none: their boot records say step 0 and nothing else)
-        phase = v.get("last_phase")
-        where = f"at phase {escape(str(phase))}" if phase else "not booted yet"
+        where = escape(new_attempt_where(v.get("last_phase"), start if said else None))
         console.print(
-            f"  [yellow]new attempt[/] {where}: step and metrics above are the last attempt's until its first step"
+            f"  [yellow]new attempt[/]{where}: step and metrics above are the last attempt's until its first step"
         )
     if refused := v.get("refused_resume"):  # v.get: a remote nsa may predate the key
         console.print(f"  [yellow]resume refused[/] (the run is as its last attempt left it): {escape(str(refused))}")
@@ -285,6 +285,16 @@ def start_text(start: Any, dump_cmd: str | None) -> str | None:
     rule = f"stuck_at_start after {timeout:g}s" if isinstance(timeout, int | float) else "stuck_at_start off"
     dump = f"; `{dump_cmd}` shows where it is" if dump_cmd and start.get("clock") != "launch" else ""
     return f"starting: {where} ({rule}{dump})"
+
+
+def new_attempt_where(last_phase: Any, start: Any) -> str:
+    """Where a resume before its first step is, for its `new attempt` line: nothing the `starting:` line above it
+    (the verdict's ``start``, None when not printed) already says (the phase was said twice), only that its process
+    has not booted yet (the clock counts from `nsa launch`). Without that line (a remote nsa before `start`), the
+    newest phase record's phase, else "not booted yet"."""
+    if isinstance(start, dict):
+        return " not booted yet" if start.get("clock") == "launch" else ""
+    return f" at phase {last_phase}" if last_phase else " not booted yet"
 
 
 def dump_command(j: Judged, host: str | None, remote_dir: str | None) -> str | None:

@@ -17,6 +17,7 @@ from fixtures.runs import V1RunWriter, boot, make_v1_run, start_training, write_
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.writer import truncate_csv_after
+from nsa_tui.commands.status import new_attempt_where
 from nsa_tui.health import evaluate
 from nsa_tui.launch.launcher import set_aside_exit_status
 from nsa_tui.report.load import final_numbers, load_report_run
@@ -317,6 +318,8 @@ def test_an_old_launch_record_does_not_hide_the_attempt_it_started(tmp_path, tmu
 
 
 def test_status_says_the_figures_of_a_starting_resume_are_the_last_attempts(tmp_path, tmux_socket):
+    """The `new attempt` line says where the attempt is only where the `starting:` line above it does not: it said
+    `at phase data` under `starting: phase data for 2s`, and `not booted yet` of a process that had booted."""
     path = tmp_path / "r"
     w = make_v1_run(path, steps=250, total_steps=1000, log_every=10, state="running", now=time.time() - 60)
     relaunch(w, tmux_socket)
@@ -325,13 +328,24 @@ def test_status_says_the_figures_of_a_starting_resume_are_the_last_attempts(tmp_
     assert "new attempt not booted yet: step and metrics above are the last attempt's until its first step" in out
     w.ts = time.time() - 3
     boot(w, resume=True)
+    out = invoke("status", str(path)).stdout
+    assert "starting: no phase record yet" in out and "since boot" in out, out
+    assert "new attempt: step and metrics above are the last attempt's until its first step" in out, out
     w.phase("data")
     out = invoke("status", str(path)).stdout
-    assert "new attempt at phase data: step and metrics above" in out
+    assert "starting: phase data for " in out and out.count("phase data") == 1, out
+    assert "new attempt: step and metrics above" in out, out
     start_training(w, 1000, 200)
     truncate_csv_after(path / schema.TRAINING_CSV, 200)
     w.progress(1)
     assert "new attempt" not in invoke("status", str(path)).stdout
+
+
+def test_without_a_start_line_the_new_attempt_line_says_where_it_is():
+    """A remote nsa from before the verdict's `start` prints no `starting:` line: the phase is said here then."""
+    assert new_attempt_where("data", None) == " at phase data"
+    assert new_attempt_where(None, None) == " not booted yet"
+    assert new_attempt_where("data", {"phase": "data", "clock": "boot"}) == ""
 
 
 def test_a_new_run_starting_has_no_last_attempt_to_speak_of(tmp_path):
