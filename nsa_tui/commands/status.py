@@ -201,6 +201,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from nsa_tui.health.checks import toks_unjudged_text
     from nsa_tui.runs.history import corrupt_lines_text
 
     console = Console(highlight=False, soft_wrap=True)
@@ -240,8 +241,8 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         + (f"   [yellow]{corrupt_lines_text(v['corrupt_lines'])}[/]" if v.get("corrupt_lines") else "")
     )
     if why := v.get("toks_not_judged"):  # v.get: a remote nsa may predate the key
-        hint = "`--rules` with throughput_low.min_toks_per_s judges it"
-        console.print(f"  [yellow]tok/s not judged[/]: {escape(str(why))} ({hint})")
+        label, said = toks_unjudged_text(str(why)).split(":", 1)
+        console.print(f"  [yellow]{label}[/]:{escape(said)}")
     if said := data_said(v.get("data")):  # v.get: a remote nsa may predate the key
         console.print(f"  data {escape(said)}")
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key

@@ -225,6 +225,12 @@ def _mfu_low(c: Context, pts: list[tuple[int, float | None, float]]) -> Finding 
     )
 
 
+def toks_unjudged_text(why: str) -> str:
+    """The line `nsa status` and the dashboard's health panel print for ``why`` (throughput_unjudged's answer), with
+    the floor that does judge such a run: one wording for both."""
+    return f"tok/s not judged: {why} (`--rules` with throughput_low.min_toks_per_s judges it)"
+
+
 def throughput_unjudged(h: RunHistory, params: dict[str, Any]) -> str | None:
     """Why throughput_low cannot judge the run's tokens/s (its params ``params``) for want of what its MFU floor
     needs, or None when it can, when the user turned it off (min_mfu null), when there is no tokens/s yet, and where

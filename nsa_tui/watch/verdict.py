@@ -27,6 +27,10 @@ class VerdictView:
     problem: str = ""  # why there is no verdict (the engine raised)
     rules_problem: str = ""  # the run's monitor section has a mistake: judged with the default rules instead
     start_warnings: list[str] = field(default_factory=list)  # what this attempt warned about as it started
+    # the line saying why throughput_low cannot judge the tokens/s, as `nsa status` prints it (the previous trainer's
+    # runs: 38 tokens/s beside "no active alerts", and nothing said no rule looked at it); "" when it judges them or
+    # leaves the run alone by design
+    toks_not_judged: str = ""
     # why the run cannot be read now (a host that does not answer): its last data is not judged, and the panel says
     # so in full where the header's line crops it
     unreachable: str = ""
@@ -37,6 +41,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     inside the engine is shown in the health panel rather than taking the dashboard down."""
     from nsa_tui.health import evaluate as engine_evaluate
     from nsa_tui.health import run_rules
+    from nsa_tui.health.checks import toks_unjudged_text
     from nsa_tui.runs.load import config_file
 
     rules_problem = ""
@@ -57,6 +62,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         mean_toks_per_s=v.mean_toks_per_s,
         # a refused --resume left the run as it was: said where the run's start notes stay in view
         start_warnings=[*_refused(v.refused_resume), *v.start_warnings],
+        toks_not_judged=toks_unjudged_text(v.toks_not_judged) if v.toks_not_judged else "",
         rules_problem=rules_problem,
     )
 

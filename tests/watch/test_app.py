@@ -442,6 +442,29 @@ async def test_an_alerts_message_wraps_and_the_start_warnings_stay_in_view_besid
 
 
 @async_test
+async def test_the_health_panel_says_an_old_trainers_tokens_per_s_is_not_judged(vibe_run, healthy_run):
+    """The previous trainer's run records no model size or GPU peak: `nsa status` said its tokens/s was not judged,
+    the dashboard showed them beside "no active alerts" and nothing more. A run the rule leaves alone by design (the
+    fixture's 1M-parameter model) has no such line."""
+    from nsa_tui.runs import load_run
+    from nsa_tui.watch.verdict import evaluate as watch_evaluate
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    app = make_app(vibe_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        panel = app.query_one(HealthPanel)
+        said = "tok/s not judged: the run records no model size or GPU peak"
+        assert panel.verdict.toks_not_judged.startswith(said), panel.verdict
+        lines = panel.render().plain.splitlines()
+        assert len(lines) <= panel.size.height and all(len(line) <= panel.size.width for line in lines), lines
+        ok = lines.index("✓ no active alerts")  # under the whole line, its hint included
+        assert ok and " ".join(lines[:ok]) == panel.verdict.toks_not_judged and lines[ok - 1].endswith("judges it)")
+        assert any(said[:30] in line for line in screen_lines(app)), "not on screen"
+    assert watch_evaluate(load_run(healthy_run), NOW).toks_not_judged == ""
+
+
+@async_test
 async def test_a_bad_monitor_section_is_named_and_the_run_judged_with_the_defaults(tmp_path):
     """It showed no verdict at all (no state, no alerts: a NaN went unflagged), where `nsa status` and `nsa report`
     judge such a run with the default rules and say why."""

@@ -31,6 +31,7 @@ class HealthPanel(Widget):
             or len(v.start_warnings) != len(self.verdict.start_warnings)
             or bool(v.problem) != bool(self.verdict.problem)
             or bool(v.rules_problem) != bool(self.verdict.rules_problem)
+            or bool(v.toks_not_judged) != bool(self.verdict.toks_not_judged)
             or v.unreachable != self.verdict.unreachable
         )
         self.verdict = v
@@ -49,11 +50,18 @@ class HealthPanel(Widget):
             t.append("\n".join(said), style="yellow")
             return t
         rows = self._rows()
+        width = max(10, self.size.width)
         if v.rules_problem:
             t.append(v.rules_problem + "\n", style="yellow")
             rows -= 1
+        if v.toks_not_judged:  # how the run is judged, as the line above: first, where no alert pushes it out
+            # whole where the panel keeps 3 rows for the alerts beside it: its end names the floor that judges it
+            said = fitted(v.toks_not_judged, width, max(1, min(3, rows - 3)))
+            label, colon, rest = said[0].partition(":")
+            t.append(label, style="yellow")
+            t.append(colon + "\n".join([rest, *said[1:]]) + "\n", style="grey62")
+            rows -= len(said)
         rows = max(1, rows)
-        width = max(10, self.size.width)
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
             shown = v.start_warnings
