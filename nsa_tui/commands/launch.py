@@ -74,6 +74,11 @@ def launch_command(
         config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force, resume, reshard
     )
     try:
+        if watch and not dry_run:
+            from nsa_tui.commands.watch import check_terminal
+
+            # before the run starts, not after it (its dashboard could not open)
+            check_terminal("--watch", "leave it out and open `nsa watch` from a terminal")
         if host is not None:
             check_remote_dir(host, remote_dir)  # an empty one is a usage mistake (exit 2), as in every command
             code, run = launch_remote(req, host, remote_dir, dry_run)

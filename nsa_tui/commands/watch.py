@@ -79,6 +79,19 @@ def is_empty_dir(d: Path) -> bool:
         return False
 
 
+def check_terminal(what: str, way_on: str = "type it in an interactive shell") -> None:
+    """A UserError unless stdin and stdout are a terminal: without one the dashboard cannot draw or read keys, and
+    Textual then spun a core for as long as it ran (stdin /dev/null, its screen written into a file)."""
+    import sys
+
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return
+    raise UserError(
+        f"{what} needs a terminal (run from a script or a pipe here): {way_on}, or use `nsa status` (--json for "
+        "scripts) or `nsa runs`"
+    )
+
+
 def check_watch_options(host: str | None, poll: bool, interval: float | None) -> None:
     """Each of these options is for one kind of run only: say so rather than ignore it."""
     if host is not None and poll:
@@ -95,6 +108,7 @@ def watch(
     runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0, remote_dir: str | None = None
 ) -> None:
     models = build_models(runs, host, poll, interval, remote_dir)
+    check_terminal("nsa watch")  # after the runs are found: what to fix first, from a script too
     for m in models:
         m.prefetch()  # the first reads run while Textual is imported (~0.25 s) and the screen is built
     from nsa_tui.watch.app import WatchApp

@@ -162,3 +162,29 @@ def test_the_next_steps_say_how_to_reach_this_nsa_when_path_has_none(monkeypatch
     assert path_hint().startswith(f"  (the nsa on this shell's PATH is another ({other}): ")
     monkeypatch.setenv("PATH", f"{ours.parent}:{tmp_path}")
     assert path_hint() is None
+
+
+def test_watch_without_a_terminal_is_one_error(runs_dir):
+    """`nsa watch` from a script (stdin /dev/null, output to a file) drew its dashboard into the file and spun a core
+    for as long as nobody killed it; `nsa launch --watch` would start the run and then fail to open it."""
+    import subprocess
+    import sys
+
+    from fixtures.runs import make_v1_run
+
+    make_v1_run(runs_dir / "a", steps=10, state="finished")
+    res = subprocess.run(
+        [sys.executable, "-m", "nsa_tui", "watch", "a"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 1 and res.stdout == "", res.stdout[-500:]
+    assert res.stderr == (
+        "error: nsa watch needs a terminal (run from a script or a pipe here): type it in an interactive shell, or "
+        "use `nsa status` (--json for scripts) or `nsa runs`\n"
+    )
+    res = invoke("launch", "--watch", "--name", "b")  # the CLI runner's stdin and stdout are no terminal
+    assert res.exit_code == 1 and one_error(res).startswith(
+        "error: --watch needs a terminal (run from a script or a pipe here): leave it out and open `nsa watch` from "
+        "a terminal"
+    ), res.stderr
+    assert not (runs_dir / "b").exists()  # nothing started
