@@ -56,31 +56,31 @@ def validate_host(host: str) -> str:
 def connect_timeout_s() -> int:
     """$NSA_SSH_CONNECT_TIMEOUT (whole seconds, default 10); read when ssh is used, so a bad value is one
     SSHError there rather than an import error in every command."""
-    value = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
-    if not value:
-        return DEFAULT_CONNECT_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not 1 <= seconds < 1e9:  # also NaN; ssh takes whole seconds, and 0 would mean its own default
-        raise SSHError(f"{CONNECT_TIMEOUT_ENV}={value!r}: expected a number of seconds >= 1, e.g. 10")
-    return int(seconds)
+    seconds = _whole_seconds(CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S)
+    if seconds < 1:  # 0 would mean ssh's own default
+        value = os.environ[CONNECT_TIMEOUT_ENV]
+        raise SSHError(f"{CONNECT_TIMEOUT_ENV}={value!r}: expected a whole number of seconds >= 1, e.g. 10")
+    return seconds
 
 
 def alive_interval_s() -> int:
     """$NSA_SSH_ALIVE_INTERVAL (whole seconds, default 15; 0: none of ours, the ssh config decides)."""
-    value = os.environ.get(ALIVE_INTERVAL_ENV, "").strip()
+    return _whole_seconds(ALIVE_INTERVAL_ENV, DEFAULT_ALIVE_INTERVAL_S, "(e.g. 15), or 0 for ssh's own setting")
+
+
+def _whole_seconds(env: str, default: int, example: str = "") -> int:
+    """A variable's whole number of seconds (0 included: the caller decides), ``default`` when unset or blank. ssh
+    takes whole seconds: 2.5 was cut to 2 without a word."""
+    value = os.environ.get(env, "").strip()
     if not value:
-        return DEFAULT_ALIVE_INTERVAL_S
+        return default
     try:
         seconds = float(value)
     except ValueError:
         seconds = -1.0
-    if not (seconds == 0 or 1 <= seconds < 1e9):  # also NaN; ssh takes whole seconds
-        raise SSHError(
-            f"{ALIVE_INTERVAL_ENV}={value!r}: expected a number of seconds >= 1 (e.g. 15), or 0 for ssh's own setting"
-        )
+    if not (0 <= seconds < 1e9 and seconds == int(seconds)):  # also NaN
+        more = f" {example}" if example else ", e.g. 10"
+        raise SSHError(f"{env}={value!r}: expected a whole number of seconds >= 1{more}")
     return int(seconds)
 
 

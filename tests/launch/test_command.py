@@ -188,10 +188,12 @@ def test_resume_needs_a_run_here_and_over_host():
     [
         ("NSA_SSH_COMMAND", 'ssh -o "x', "NSA_SSH_COMMAND='ssh -o \"x' is not a valid command line"),
         ("NSA_SSH_COMMAND", "   ", None),  # blank: plain ssh
-        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a number of seconds"),
-        ("NSA_SSH_CONNECT_TIMEOUT", "0", "expected a number of seconds >= 1"),
-        ("NSA_SSH_CONNECT_TIMEOUT", "nan", "expected a number of seconds >= 1"),
-        ("NSA_SSH_ALIVE_INTERVAL", "15s", "NSA_SSH_ALIVE_INTERVAL='15s': expected a number of seconds >= 1"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a whole number of seconds"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "0", "expected a whole number of seconds >= 1, e.g. 10"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "nan", "expected a whole number of seconds >= 1"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "2.5", "NSA_SSH_CONNECT_TIMEOUT='2.5': expected a whole number of seconds >= 1"),
+        ("NSA_SSH_ALIVE_INTERVAL", "15s", "NSA_SSH_ALIVE_INTERVAL='15s': expected a whole number of seconds >= 1"),
+        ("NSA_SSH_ALIVE_INTERVAL", "2.5", "or 0 for ssh's own setting"),
         ("NSA_SSH_ALIVE_INTERVAL", "0.5", "or 0 for ssh's own setting"),
         ("NSA_SSH_ALIVE_INTERVAL", "-1", "or 0 for ssh's own setting"),
     ],
@@ -208,8 +210,10 @@ def test_bad_ssh_settings_are_an_ssh_error_when_used(monkeypatch, variable, valu
 def test_connect_timeout_whole_seconds(monkeypatch):
     monkeypatch.delenv("NSA_SSH_CONNECT_TIMEOUT", raising=False)
     assert connect_timeout_s() == 10
-    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "2.5")
-    assert connect_timeout_s() == 2 and "ConnectTimeout=2" in ssh_base_command()
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", " 3 ")
+    assert connect_timeout_s() == 3 and "ConnectTimeout=3" in ssh_base_command()
+    monkeypatch.setenv("NSA_SSH_CONNECT_TIMEOUT", "4.0")  # a whole number, written as a float
+    assert connect_timeout_s() == 4
 
 
 def _options(argv: list[str]) -> list[str]:
@@ -222,7 +226,7 @@ def test_keepalives_unless_the_users_ssh_command_sets_them(monkeypatch):
     monkeypatch.delenv("NSA_SSH_COMMAND", raising=False)
     monkeypatch.delenv("NSA_SSH_ALIVE_INTERVAL", raising=False)
     assert {"ServerAliveInterval=15", "ServerAliveCountMax=4"} <= set(_options(ssh_base_command()))
-    monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "2.5")
+    monkeypatch.setenv("NSA_SSH_ALIVE_INTERVAL", "2")
     assert "ServerAliveInterval=2" in _options(ssh_base_command())
     monkeypatch.setenv("NSA_SSH_COMMAND", "ssh -oserveraliveinterval=60")
     opts = _options(ssh_base_command())

@@ -125,7 +125,7 @@ def test_resume_without_a_name_over_host_is_the_local_error(runs_dir, tmux_socke
     ("variable", "value", "says"),
     [
         ("NSA_SSH_COMMAND", 'ssh -o "x', "is not a valid command line (No closing quotation)"),
-        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a number of seconds"),
+        ("NSA_SSH_CONNECT_TIMEOUT", "10s", "NSA_SSH_CONNECT_TIMEOUT='10s': expected a whole number of seconds"),
         ("NSA_SSH_COMMAND", "{file}", "cannot run the ssh command '{file}': Permission denied"),
         ("NSA_SSH_COMMAND", "{file}-missing", "ssh command not found: '{file}-missing'"),
     ],
