@@ -86,7 +86,7 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
             pass
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
-    from nsa_train.telemetry.holds import earlier_run, has_checkpoint
+    from nsa_train.telemetry.holds import earlier_run, has_checkpoint, trained_to_its_end
     from nsa_tui.launch.preflight import running_now  # which imports this module: here, not at the top
 
     if fresh_start and cfg is not None and (live := running_now(run_dir, cfg)):
@@ -99,10 +99,13 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
             f"first (`nsa halt {q}`) to start there; or choose another --run-dir",
         )
     if fresh_start and run_dir.is_dir() and (earlier := earlier_run(run_dir)):
+        end = trained_to_its_end(run_dir)
         only = (
-            "only with --resume (to continue it) or --force (afresh)"
-            if has_checkpoint(run_dir)
-            else "only with --force (afresh: it left no checkpoint to resume)"
+            "only with --force (afresh: it left no checkpoint to resume)"
+            if not has_checkpoint(run_dir)
+            else "only with --resume (to continue it) or --force (afresh)"
+            if end is None
+            else f"only with --resume and a train.steps above {end[0]} (it trained to its end) or --force (afresh)"
         )
         return CheckRow(
             "run dir",

@@ -16,7 +16,7 @@ from nsa_train.config import ConfigError, resolve_config_path
 from nsa_train.runtime.resumable import resume_refusal
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV, earlier_results, file_in_the_way, hold_run_dir
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.holds import has_checkpoint
+from nsa_train.telemetry.holds import has_checkpoint, resume_advice
 
 
 class StartRefused(Exception):
@@ -68,7 +68,7 @@ def claim_run_dir(args: argparse.Namespace, rank: int, world_size: int) -> tuple
         raise StartRefused(in_use)
     earlier = [] if args.resume or args.force else earlier_results(run_dir)
     if earlier:  # every rank sees the same files and stops alike: one message
-        resume = "pass --resume to continue it, or " if has_checkpoint(run_dir) else "it left no checkpoint to resume: "
+        resume = f"{resume_advice(run_dir)}, or " if has_checkpoint(run_dir) else "it left no checkpoint to resume: "
         raise StartRefused(
             f"{run_dir} holds an earlier run ({', '.join(earlier)}): {resume}choose another --run-dir (--force starts "
             "afresh there: its logs get this run's rows appended and train.keep_last prunes its checkpoints)"

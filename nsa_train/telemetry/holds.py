@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.pointers import POINTERS
+from nsa_train.telemetry.pointers import POINTERS, read_pointer
 
 # what `nsa launch` writes into a run directory before its trainer starts (docs/launch.md)
 LAUNCHER_FILES = (schema.LAUNCH_JSON, schema.CONSOLE_LOG, schema.EXIT_STATUS)
@@ -64,6 +64,30 @@ def earlier_run(d: Path, own_launch: float | None = None) -> list[str]:
 def has_checkpoint(d: Path) -> bool:
     """``d`` holds a checkpoint file a --resume could continue from (a failed start's files are no run to resume)."""
     return any((d / schema.CHECKPOINT_DIR).glob(schema.CHECKPOINT_GLOB))
+
+
+def trained_to_its_end(d: Path) -> tuple[int, int] | None:
+    """(step, train.steps) when the latest checkpoint of ``d``'s run is at its train.steps (run.json's total_steps)
+    or past it: a --resume there has nothing to do unless train.steps is raised, so advice to pass --resume says so.
+    None otherwise, and when either is not known."""
+    name = read_pointer(d / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).name
+    step = schema.checkpoint_step(name) if name else None
+    try:
+        total = json.loads((d / schema.RUN_JSON).read_text(encoding="utf-8")).get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if step is None or not isinstance(total, int) or isinstance(total, bool) or step < total:
+        return None
+    return step, total
+
+
+def resume_advice(d: Path) -> str:
+    """How to continue ``d``'s run with --resume, as the refusal of a fresh start over it offers it."""
+    end = trained_to_its_end(d)
+    if end is None:
+        return "continue it from its last checkpoint with --resume"
+    step, total = end
+    return f"train it on past step {step} (its train.steps {total}) with --resume --set train.steps=N, N > {step}"
 
 
 def holds_run(d: Path) -> bool:

@@ -179,7 +179,11 @@ def register(app: typer.Typer) -> None:
         remote_dir: RemoteDirOpt = None,
         nproc: Annotated[
             int | None,
-            typer.Option("--nproc", min=1, help="ranks the run will have, as `nsa launch --nproc` (default: the GPUs)"),
+            typer.Option(
+                "--nproc",
+                min=1,
+                help="ranks the run will have, as `nsa launch --nproc` (default: the visible GPUs, or 1)",
+            ),
         ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="one JSON object: {ok, rows}")] = False,
     ) -> None:

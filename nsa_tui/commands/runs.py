@@ -217,7 +217,9 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_d
 def register(app: typer.Typer) -> None:
     @app.command("runs")
     def runs(
-        directory: Annotated[str | None, typer.Argument(help="Directory holding run directories.")] = None,
+        directory: Annotated[
+            str | None, typer.Argument(help="Directory holding run directories (default: $NSA_RUNS_DIR, else ./runs).")
+        ] = None,
         host: Annotated[str | None, typer.Option("--host", help="List the runs on this SSH host.")] = None,
         remote_dir: RemoteDirOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,

@@ -416,7 +416,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warn, 2 critical, 3 no telemetry, 4 bad rules.
 
-        Exit 3 also when a --host cannot be reached."""
+        Exit 3 also for a run directory that is not there, and when a --host cannot be reached."""
         from nsa_tui.errors import fail
 
         try:

@@ -46,7 +46,7 @@ from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
 from nsa_train.runtime.resumable import foreign_latest, nothing_to_do, run_id_of
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
-from nsa_train.telemetry.holds import earlier_run, has_checkpoint
+from nsa_train.telemetry.holds import earlier_run, has_checkpoint, resume_advice
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.errors import USAGE_EXIT, UserError
@@ -455,7 +455,7 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 "pass --force to reuse it anyway, or choose another --name"
             )
         if occ.previous_run:
-            more = "; or continue it from its last checkpoint with --resume" if has_checkpoint(plan.run_dir) else ""
+            more = f"; or {resume_advice(plan.run_dir)}" if has_checkpoint(plan.run_dir) else ""
             held = ", ".join(earlier_run(plan.run_dir))
             raise UserError(
                 f"{where} already holds an earlier run ({held}); choose another --name, or pass --force to reuse "

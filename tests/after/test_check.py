@@ -45,6 +45,10 @@ def test_a_run_dir_holding_an_earlier_run_is_a_warning(tmp_path: Path) -> None:
         f"{run} holds an earlier run (1 checkpoint, training.csv): the trainer starts there only with --resume (to "
         "continue it) or --force (afresh); or choose another --run-dir"
     )
+    (run / "checkpoints" / "latest").write_text("step_00000010.pt\n")
+    (run / "run.json").write_text('{"total_steps": 10}')  # trained to its end: --resume alone has nothing to do
+    row = {r.name: r for r in cheap_checks(load_config(None, FAST), run, fresh_start=True)}["run dir"]
+    assert "only with --resume and a train.steps above 10 (it trained to its end) or --force (afresh)" in row.reason
     (tmp_path / "new").mkdir()  # an empty directory, or one a failed start left only a heartbeat in, is fine
     (tmp_path / "new" / "heartbeat_rank0.jsonl").write_text(
         '{"v": 1, "ts": 1.0, "kind": "end", "rank": 0, "step": 0, "reason": "error", "exit_status": 1}\n'

@@ -234,6 +234,13 @@ def test_earlier_run_in_dir_is_refused(runs_dir, tmux_socket):
     res = nsa("launch", "--name", "old")
     assert res.returncode == 1
     assert _one_error_line(res).endswith("or continue it from its last checkpoint with --resume")
+    # one that trained to its train.steps: --resume alone has nothing to do (advised, then refused, in review)
+    (old / "checkpoints" / "latest").write_text("step_00000200.pt\n")
+    (old / "run.json").write_text('{"total_steps": 200}')
+    res = nsa("launch", "--name", "old")
+    assert res.returncode == 1
+    assert _one_error_line(res).endswith("or train it on past step 200 (its train.steps 200) with --resume --set "
+                                         "train.steps=N, N > 200")  # fmt: skip
 
 
 def test_resume_of_a_run_that_reached_its_steps_is_refused_before_starting(runs_dir, tmux_socket):

@@ -36,7 +36,9 @@ def test_a_fresh_start_over_an_earlier_run_is_refused_and_writes_nothing(tmp_pat
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {run} holds an earlier run (2 checkpoints, training.csv, ")
-    assert "pass --resume to continue it" in err[0] and "--force starts afresh there" in err[0]
+    # it trained to its train.steps: a plain --resume would have nothing to do (seen advised, then refused)
+    assert "train it on past step 6 (its train.steps 6) with --resume --set train.steps=N, N > 6, or " in err[0]
+    assert "--force starts afresh there" in err[0]
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # not even a boot record
     # --force does start afresh there (nsa launch --force passes it)
     cmd = [*train_cmd(run, "train.steps=3"), "--force"]
