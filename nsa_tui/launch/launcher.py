@@ -57,7 +57,9 @@ from nsa_tui.launch.runner import trainer_base_env
 from nsa_tui.rundir import runs_root
 
 LAUNCH_JSON_VERSION = 1
-KILL_WAIT_S = 30.0  # after --force kills a session: time for its wrapper to record the exit
+# after --force kills a session: time for its wrapper to end. torchrun gives its ranks 30 s after the hang-up to
+# finish their step and save, then SIGKILLs them; the wrapper then records the exit. Past this, the launch refuses.
+KILL_WAIT_S = 90.0
 
 
 @dataclass
@@ -416,6 +418,28 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def _wait_for_exit(pids: list[int], session: str, timeout: float) -> None:
+    """Until the killed session's processes have ended; a UserError, nothing started, when they outlive ``timeout``."""
+    deadline = time.time() + timeout
+    while (alive := [p for p in pids if _running(p)]) and time.time() < deadline:
+        time.sleep(0.2)
+    if alive:
+        raise UserError(
+            f"--force: the killed session {session}'s process (pid {alive[0]}) is still running after "
+            f"{timeout:.0f}s; nothing was started: run this again once it has ended (`ps -p {alive[0]}`)"
+        )
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it exists
+        return True
+    return True
+
+
 def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
     deadline = time.time() + timeout
     status = run_dir / schema.EXIT_STATUS
@@ -466,9 +490,14 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
         assert occ.session is not None
         say(f"--force: killing tmux session {occ.session}")
         killed_at = time.time()
+        pids = tmux.session_pids(occ.session, occ.socket)
         tmux.kill_session(occ.session, occ.socket)
-        if runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
-            # Our wrapper ran there: let it record the old run's end before the new one starts.
+        if pids:
+            # the old run's end, its last checkpoint and exit_status are written before the new one starts: it
+            # stopped beside the new attempt (which then found the run dir locked), and its exit_status, written
+            # after 30 s, read `crashed` on the new run
+            _wait_for_exit(pids, occ.session, KILL_WAIT_S)
+        elif runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
             _wait_for_exit_status(plan.run_dir, killed_at, KILL_WAIT_S)
     else:
         _refuse_a_trainer_outside_tmux(plan)

@@ -128,6 +128,10 @@ def run(run_dir: Path) -> int:
         recent = (recent + data)[-REPORT_BYTES:]
     rc = child.wait()
     code = rc if rc >= 0 else 128 - rc
+    if _superseded(run_dir, spec):
+        # `nsa launch --force` started another attempt here while this one was stopping: its exit_status and its
+        # console lines are the new attempt's to write (this one's read `crashed` on a run that was training)
+        return code
     if code != 0:
         # torchrun ends a failure with its own traceback; restate the trainer's error last,
         # where `tail console.log` and `nsa status` look.
@@ -138,6 +142,12 @@ def run(run_dir: Path) -> int:
         mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
     mirror.note(f"torchrun exited with status {code}")
     return code
+
+
+def _superseded(run_dir: Path, spec: dict) -> bool:
+    """launch.json is no longer the one this wrapper started from (a newer launch's ``ts``)."""
+    newest = runstate.read_launch_json(run_dir)
+    return newest is not None and newest.get("ts") != spec.get("ts")
 
 
 # What the trainer reads that nsa launch decides on its command line: `--config` is always given, so a CONFIG

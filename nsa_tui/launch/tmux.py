@@ -129,6 +129,14 @@ def new_session(name: str, argv: list[str], cwd: Path) -> str | None:
     return path if path.startswith("/") and "\n" not in path else None
 
 
+def session_pids(name: str, socket: str | None = None) -> list[int]:
+    """The pids of the processes session ``name``'s panes run (for a launch: the wrapper); [] when none is known."""
+    res = _run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}", socket=socket)
+    if res.returncode != 0:
+        return []
+    return [int(line) for line in res.stdout.split() if line.isdigit()]
+
+
 def kill_session(name: str, socket: str | None = None) -> bool:
     """True when a session was killed."""
     return _run("kill-session", "-t", f"={name}", socket=socket).returncode == 0

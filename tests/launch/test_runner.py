@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nsa_tui.launch import tmux
 from nsa_tui.launch.runner import EXIT_NOT_STARTED
 
@@ -127,3 +129,49 @@ def test_a_rank_killed_without_an_end_record_is_restated_with_torchruns_exit_cod
         "rank 1 wrote no end record (its last record at step 93): torchrun: rank 1, exitcode -9 (SIGKILL)",
         "torchrun exited with status 1",
     ]
+
+
+def test_a_wrapper_superseded_by_a_newer_launch_leaves_its_exit_status_and_console_to_it(tmp_path):
+    """`nsa launch --force` started a new attempt while the killed one was still stopping: the old wrapper then wrote
+    its exit status 1 and its closing lines over the new attempt's, and the training run read `crashed`."""
+    code = "import time, sys; print('old attempt', flush=True); time.sleep(3); sys.exit(1)"
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
+    spec = json.loads((run_dir / "launch.json").read_text())
+    (run_dir / "launch.json").write_text(json.dumps({**spec, "ts": 1.0}))
+    wrapper = subprocess.Popen([sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], stdout=subprocess.PIPE)
+    log = run_dir / "console.log"
+    wait_for(lambda: log.exists() and "old attempt" in log.read_text(), 30, "the old attempt to start")
+    (run_dir / "launch.json").write_text(json.dumps({**spec, "ts": 2.0}))  # the newer launch's record
+    assert wrapper.wait(timeout=60) == 1
+    assert exit_status(run_dir) is None
+    assert "exited with status" not in log.read_text()
+
+
+def test_force_waits_for_the_killed_sessions_wrapper_and_refuses_past_its_limit(tmp_path, tmux_socket):
+    """--force gave a killed session 30 s, as long as torchrun gives its ranks to save: the old run then stopped
+    beside the new one. It waits for the session's processes themselves, and starts nothing when they outlive it."""
+    from nsa_tui.errors import UserError
+    from nsa_tui.launch.launcher import _wait_for_exit
+
+    def session(name: str, stop_s: float) -> tuple[Path, list[int]]:
+        # a step and its save that take stop_s after the hang-up
+        code = (
+            f"import signal, sys, time; signal.signal(signal.SIGHUP, lambda *a: (time.sleep({stop_s}), sys.exit(0))); "
+            "print('running', flush=True); time.sleep(120)"
+        )
+        run_dir = _spec(tmp_path / name, [sys.executable, "-c", code])
+        tmux.new_session(name, [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
+        log = run_dir / "console.log"
+        wait_for(lambda: log.exists() and "running" in log.read_text(), 30, "the child to start")
+        pids = tmux.session_pids(name)
+        assert len(pids) == 1
+        assert tmux.kill_session(name)
+        return run_dir, pids
+
+    run_dir, pids = session("nsa-slow-save", 2.0)
+    _wait_for_exit(pids, "nsa-slow-save", 30.0)
+    assert exit_status(run_dir) == 0  # written before a new attempt could start
+    run_dir, pids = session("nsa-stuck", 20.0)
+    with pytest.raises(UserError, match=r"nsa-stuck's process \(pid \d+\) is still running after 1s; nothing was"):
+        _wait_for_exit(pids, "nsa-stuck", 1.0)
+    assert exit_status(run_dir) is None
