@@ -59,6 +59,13 @@ def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
 
     run_dir = resolve_run(run)
     launch = runstate.read_launch_json(run_dir) or {}
+    if launch and not runstate.launched_here(run_dir, launch):
+        # a `cp -r` copy of a run: its launch.json names the original's session, which attached to the original
+        original = str(launch.get("run_dir"))
+        raise UserError(
+            f"{run_dir} is a copy of the run in {original} (its launch.json was written there) and has no tmux session "
+            f"of its own; that run's is `{run_command('attach', original)}`"
+        )
     session = launch.get("tmux_session") or tmux.session_name(run_name(run_dir))
     socket = tmux.recorded_socket(launch)  # null recorded: the default server, not $NSA_TMUX_SOCKET's
     if not tmux.has_session(session, socket):

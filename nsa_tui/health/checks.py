@@ -784,6 +784,12 @@ def _without_end_record(h: RunHistory) -> str:
         )
     if h.exit_status not in (None, 0):
         return f"exit status {h.exit_status} without an end record{said}"
+    if h.launch_elsewhere:  # `cp -r` of a live run: no trainer of this directory ever ended here
+        where = h.launch.get("run_dir") if h.launch else None
+        return (
+            f"no trainer of this directory runs and its records end without an end record: its launch.json was "
+            f"written for {where}, so it is a copy of that run made while it ran (`--resume` continues the copy)"
+        )
     if h.launch:
         return f"the tmux session is gone without an end record{said}"
     # started by hand: judged by its ranks' pids (runs/load.py), which are gone

@@ -137,6 +137,11 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         # no trainer would ever read a .HALT here: it would stay behind, and the wait would run out
         raise no_run_error(run_dir, "halt")
     launch = runstate.read_launch_json(run_dir)
+    if launch is not None and not runstate.launched_here(run_dir, launch):
+        # a `cp -r` copy of a live run: its launch.json names the original's session, which made the copy look live
+        # (a .HALT written where no trainer reads it, and a wait for nothing); its own processes decide, as for a
+        # run started by hand
+        launch = None
     launched = _launch_time(launch)
     before = runstate.heartbeat_state(run_dir)
     # an end from before the launch is an earlier attempt's (the one --resume or --force follows)

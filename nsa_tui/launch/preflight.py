@@ -50,8 +50,8 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
         occ.session_live, occ.session = True, session
     launch = runstate.read_launch_json(run_dir)
     recorded = launch.get("tmux_session") if launch and launch.get("host") == socket.gethostname() else None
-    # _launched_here: a copy of a live run (`cp -r`) records the session of the run it was copied from
-    if not occ.session_live and isinstance(recorded, str) and recorded and _launched_here(run_dir, launch):
+    # launched_here: a copy of a live run (`cp -r`) records the session of the run it was copied from
+    if not occ.session_live and isinstance(recorded, str) and recorded and runstate.launched_here(run_dir, launch):
         # the run dir's own session, wherever it was started (another $NSA_TMUX_SOCKET, an older name mapping)
         server = tmux.recorded_socket(launch)
         if (recorded, server) != (session, None) and tmux.has_session(recorded, server):
@@ -78,7 +78,8 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
     said = []
     launch = runstate.read_launch_json(run_dir)
     session = launch.get("tmux_session") if launch else None
-    if isinstance(session, str) and session and _launched_here(run_dir, launch) and session_alive(run_dir, launch):
+    here = isinstance(session, str) and session and runstate.launched_here(run_dir, launch)
+    if here and session_alive(run_dir, launch):
         said.append(f"tmux session {session}")
     ranks = rank_processes(run_dir)
     said += [f"rank {p.rank} pid {p.pid}" for p in ranks if p.problem is None]
@@ -90,18 +91,6 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
         assert hb.newest_mtime is not None
         return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
     return []
-
-
-def _launched_here(run_dir: Path, launch: dict) -> bool:
-    """launch.json was written for this directory: a copy of a live run (`cp -r`) names the session of the run it was
-    copied from, which halting the copy would not stop. A launch.json without run_dir (older) is taken at its word."""
-    recorded = launch.get("run_dir")
-    if not isinstance(recorded, str) or not recorded:
-        return True
-    try:
-        return Path(recorded).samefile(run_dir)
-    except OSError:  # the recorded directory is gone (moved since): the session is not this directory's
-        return False
 
 
 def rank0_not_here(run_dir: Path, ranks: list[RankProcess] | None = None) -> bool:

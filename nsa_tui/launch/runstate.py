@@ -116,3 +116,15 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
+
+
+def launched_here(run_dir: Path, launch: dict) -> bool:
+    """launch.json was written for this directory: a copy of a live run (`cp -r`) names the session of the run it was
+    copied from, which halting the copy would not stop. A launch.json without run_dir (older) is taken at its word."""
+    recorded = launch.get("run_dir")
+    if not isinstance(recorded, str) or not recorded:
+        return True
+    try:
+        return Path(recorded).samefile(run_dir)
+    except OSError:  # the recorded directory is gone (moved since): the session is not this directory's
+        return False

@@ -214,6 +214,7 @@ class RunHistory:
         self.anomaly: str | None = None
         self.stackdumps: list[str] = []
         self.process_alive: bool | None = None
+        self.launch_elsewhere = False  # launch.json was written for another directory (this one is a copy)
         self.last_write_ts: float | None = None
         # set by a live reader (the dashboard) while the run directory it follows is not there: deleted, moved,
         # its disk unmounted. What was read stays; nothing new can arrive.

@@ -230,7 +230,12 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     h.stackdumps = sorted(n for n in bundle.files if n.startswith("stackdump_"))
     mtimes = [w.mtime for n, w in bundle.files.items() if w.mtime and source_kind(n) != "ignore"]
     h.last_write_ts = max(mtimes) if mtimes else None
-    if h.launch and bundle.tmux_sessions is not None:
+    # a `cp -r` copy of a live run names the original's session: it read `running` for as long as the original ran
+    from nsa_tui.launch.runstate import launched_here  # here: runstate imports nsa_tui.runs
+
+    local = bundle.host is None  # over ssh the paths are the host's (its copies are left to its pids)
+    h.launch_elsewhere = bool(h.launch) and local and not launched_here(Path(bundle.path), h.launch)
+    if h.launch and bundle.tmux_sessions is not None and not h.launch_elsewhere:
         h.process_alive = tmux_session_name(h.launch, bundle.run) in bundle.tmux_sessions
     else:
         h.process_alive = None
@@ -376,7 +381,10 @@ def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, floa
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
     """A run of this machine: its ranks' pids with what tmux said (``settle_liveness``)."""
-    if h.process_alive is None:
+    if h.process_alive is None and h.launch_elsewhere and run_dir is not None:
+        # a copy: the original's ranks are alive by pid, but they are not this directory's trainer
+        settle_liveness(h, local_trainer_alive(h, run_dir))
+    elif h.process_alive is None:
         settle_liveness(h, local_pids_alive(h))
     elif h.process_alive is False and run_dir is not None:
         settle_liveness(h, None, local_trainer_alive(h, run_dir))

@@ -374,7 +374,10 @@ class RunModel:
         if self._console:
             data = ("\n".join(self._console) + "\n").encode()
             files[schema.CONSOLE_LOG] = FileWindow(schema.CONSOLE_LOG, data, len(data), mtimes.get(schema.CONSOLE_LOG))
-        bundle = RunBundle(run=self.name, path=self.where, files=files, tmux_sessions=self._tmux)
+        local = self.run_dir
+        # the host's path and name for a run over ssh: fill_context does not compare its paths with ours
+        path, host = (str(local), None) if local is not None else (self.where, "remote")
+        bundle = RunBundle(run=self.name, path=path, files=files, tmux_sessions=self._tmux, host=host)
         fmt = self.history.format
         fill_context(self.history, bundle)
         self.history.format = fmt
@@ -406,7 +409,10 @@ class RunModel:
             return False
         self._tmux_at = now
         said = getattr(self.source, "live_pids", _ASKED_HERE)  # over ssh: what the host last said
-        if said is _ASKED_HERE:
+        if said is _ASKED_HERE and self.history.launch_elsewhere:
+            # a `cp -r` copy of a live run: the original's pids are alive, but they are not this directory's trainer
+            alive = local_trainer_alive(self.history, self.source.directory)  # type: ignore[attr-defined]
+        elif said is _ASKED_HERE:
             alive = local_pids_alive(self.history)
         else:
             alive = listed_pids_alive(self.history, said[0], said[1]) if said else None

@@ -70,6 +70,33 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     assert (occ.session_live, occ.heartbeat_age_s, occ.previous_run) == (False, None, True)
     refused = nsa("launch", "--run-dir", str(copy), *TINY)
     assert refused.returncode == 1 and f"run dir {copy} already holds an earlier run" in refused.stderr, refused.stderr
+    # status, halt and attach do not take the original's session for the copy's (it read `running`, a halt wrote
+    # a .HALT no trainer reads and waited, attach went to the original)
+    status = nsa("status", str(copy))
+    assert " crashed " in status.stdout.splitlines()[0], status.stdout
+    assert f"its launch.json was written for {run_dir}, so it is a copy of that run" in status.stdout
+    import time
+
+    from nsa_tui.health import build_rules, evaluate
+    from nsa_tui.tail.local import LocalRunSource
+    from nsa_tui.watch.model import TMUX_EVERY_S, RunModel
+
+    m = RunModel("e2e-copy", LocalRunSource(copy, force_poll=True), where=str(copy), check_liveness=True)
+    try:  # the dashboard's view of it: as status's
+        m.pump(now=0.0)
+        m.pump(now=TMUX_EVERY_S + 1)
+        m.pump(now=2 * TMUX_EVERY_S + 2)  # the liveness check with launch.json read
+        assert evaluate(m.history, time.time(), build_rules(m.history.config)).state == "crashed"
+    finally:
+        m.source.close()
+    halted = nsa("halt", str(copy), "--wait", "5")
+    assert halted.returncode == 1 and "is not running: no process of its trainer is alive" in halted.stderr
+    assert not (copy / ".HALT").exists()
+    attached = nsa("attach", str(copy))
+    assert attached.returncode == 1 and attached.stderr == (
+        f"error: {copy} is a copy of the run in {run_dir} (its launch.json was written there) and has no tmux session "
+        f"of its own; that run's is `nsa attach {run_dir}`\n"
+    )
 
     dump = nsa("dump", "e2e")
     assert dump.returncode == 0, dump.stderr
