@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from nsa_train.config.schema import Config, ConfigError
+from nsa_train.pathkind import special_kind
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -176,6 +177,10 @@ def resolve_config_path(cli_path: str | None, env: dict[str, str] | None = None)
     p = Path(chosen)
     if p.is_dir():
         raise ConfigError(f"config file {p} is a directory" + ("" if cli_path else f" ({FROM_CONFIG_ENV})"))
+    if p.exists() and not p.is_file():  # /dev/null, a named pipe: "not found" of a path that is there misleads
+        raise ConfigError(
+            f"{p} is a {special_kind(p)}, not a config file" + ("" if cli_path else f" ({FROM_CONFIG_ENV})")
+        )
     if not p.is_file():
         # a CONFIG exported long ago is not what the user looks at when a command says the file is missing
         raise ConfigError(f"config file not found: {p}" + ("" if cli_path else f" ({FROM_CONFIG_ENV})"))

@@ -258,6 +258,16 @@ class TrainConfig:
         _check(_finite(self.grad_clip) and self.grad_clip >= 0, "train.grad_clip", "must be a number >= 0")
 
 
+def _check_env_entry(key: str, value: str) -> None:
+    """A name the OS cannot set failed in os.environ / subprocess as a traceback (an empty one was kept and did
+    nothing): refused with the config, before launch, check or the trainer start anything."""
+    shown = repr(key) if "\0" in key else key  # a NUL would end or garble the message line
+    _check(key != "", "runtime.env", "a variable needs a name (an empty key was given)")
+    _check("=" not in key, f"runtime.env.{shown}", "a variable name cannot contain '=' (the environment's separator)")
+    _check("\0" not in key, f"runtime.env.{shown}", "a variable name cannot contain a NUL byte")
+    _check("\0" not in value, f"runtime.env.{shown}", "the value cannot contain a NUL byte")
+
+
 @dataclass
 class RuntimeConfig:
     device: str = "auto"
@@ -295,6 +305,7 @@ class RuntimeConfig:
         _check(self.threads is None or self.threads > 0, "runtime.threads", "must be positive, or null (torch's own)")
         for k, v in self.env.items():
             _check(isinstance(k, str) and isinstance(v, str), f"runtime.env.{k}", "keys and values must be strings")
+            _check_env_entry(k, v)
 
 
 @dataclass

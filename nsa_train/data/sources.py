@@ -19,12 +19,13 @@ import hashlib
 import json
 import os
 import random
-import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+from nsa_train.pathkind import special_kind
 
 from .corpus import embedded_documents, plays_dir
 from .diagnose import (
@@ -123,20 +124,6 @@ def resolve_local_files(path: str) -> tuple[str, list[str]]:
     if len(builders) > 1:
         raise DataError(f"data.path {path!r} mixes file types {sorted(kinds)}; point it at one kind")
     return builders.pop(), files
-
-
-def special_kind(p: Path | str) -> str:
-    """What a path that exists and is neither a regular file nor a directory is, in words."""
-    mode = os.stat(p).st_mode
-    for test, kind in (
-        (stat.S_ISFIFO, "named pipe"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    ):
-        if test(mode):
-            return kind
-    return "special file"
 
 
 class DirectoryListing(NamedTuple):
