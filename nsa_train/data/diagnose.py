@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .arrow_text import is_text_type
+
 CHUNK = 1 << 20
 SCAN_BUDGET = 64 << 20  # bytes an error path reads to find the bad file; a larger corpus keeps the generic reason
 UTF8_SCAN_BUDGET = 2 << 30  # decoding runs at memory speed: a few seconds at most
@@ -119,7 +121,7 @@ def first_invalid_text_row(column: Any, budget: int) -> int | None:
     and fail only when the row is read: hours into a run, as a UnicodeDecodeError."""
     import pyarrow as pa  # a dependency of datasets
 
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not is_text_type(column.type):
         return None
 
     def valid(a: Any) -> bool:
@@ -144,37 +146,52 @@ def first_invalid_text_row(column: Any, budget: int) -> int | None:
     return None
 
 
+# the kinds of JSON value that are not a string, by the first character of the JSON that stores them
+JSON_KINDS = {"a list": "[", "an object": "{", "a boolean": "tf", "a number": "-0123456789", "null": "n"}
+
+
 def text_column_problem(column: Any, field: str, path: str, n_files: int) -> str | None:
     """Records of data.path whose text field is missing, null or not a string (a pyarrow ChunkedArray, the loaded
-    column): one line naming the first, None when every record has text. A missing field was read as an empty
-    document and skipped without a word (a file whose records say "content" lost half the corpus); a number
-    passed the start and stopped the run when training reached it."""
+    column): one line counting them and naming each kind met at its first record, None when every record has text.
+    A missing field was read as an empty document and skipped without a word (a file whose records say "content"
+    lost half the corpus); a number passed the start and stopped the run when training reached it."""
     import pyarrow as pa  # a dependency of datasets
     import pyarrow.compute as pc
 
     t, n = column.type, len(column)
     where = f"data.path {shown(path)}"
-    counted = f"counted from 0 over its {_count(n_files, 'file')} in order"
     storage = t.storage_type if isinstance(t, pa.BaseExtensionType) else t
-    if not (pa.types.is_string(storage) or pa.types.is_large_string(storage) or pa.types.is_null(storage)):
+    if not (is_text_type(storage) or pa.types.is_null(storage)):
         return (
             f"data.text_field {field!r} of {where} holds {t} values, not text: set data.text_field to the text's field"
         )
-    if column.null_count:
-        first = pc.index(pc.is_null(column), True).as_py()
-        return (
-            f"data.text_field {field!r} is missing or null in {column.null_count} of {n} records of {where} (the "
-            f"first: record {first}, {counted}): give every record its text, or set data.text_field to the field "
-            "that holds it"
-        )
+    bad = pc.is_null(column)
+    values = None
     if storage is not t:  # datasets' Json type: a field whose values differ in type, each stored as its JSON
         values = pa.chunked_array([c.storage for c in column.chunks], storage)
-        first = pc.index(pc.invert(pc.starts_with(values, '"')), True).as_py()
-        if first >= 0:
-            value = values[first].as_py()
-            value = value if len(value) <= 40 else value[:40] + "…"
-            return f"data.text_field {field!r} of {where} holds {value} in record {first} ({counted}), not text"
-    return None
+        bad = pc.or_(bad, pc.invert(pc.fill_null(pc.starts_with(values, '"'), True)))
+    count = pc.sum(bad).as_py() or 0
+    if not count:
+        return None
+    # each kind at its first record, in record order: the lowest index of all is the first named
+    kinds: list[tuple[int, str]] = []
+    if column.null_count:
+        kinds.append((pc.index(pc.is_null(column), True).as_py(), "missing or null"))
+    if values is not None:
+        heads = pc.utf8_slice_codeunits(values, 0, 1)
+        for kind, chars in JSON_KINDS.items():
+            first = pc.index(pc.is_in(heads, value_set=pa.array(list(chars))), True).as_py()
+            if first >= 0:
+                value = values[first].as_py()
+                value = value if len(value) <= 40 else value[:40] + "…"
+                kinds.append((first, f"{kind} ({value})"))
+    met = ", ".join(f"{kind} in record {i}" for i, kind in sorted(kinds))
+    verb = "holds" if count == 1 else "hold"
+    return (
+        f"data.text_field {field!r} of {where}: {count} of {n} records {verb} no text: {met} (counted from 0 over "
+        f"its {_count(n_files, 'file')} in order); give every record its text, or set data.text_field to the field "
+        "that holds it"
+    )
 
 
 def invalid_text_problem(path: str, builder: str, files: list[str], row: int) -> str:

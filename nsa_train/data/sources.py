@@ -27,6 +27,7 @@ import numpy as np
 
 from nsa_train.pathkind import special_kind
 
+from .arrow_text import text_chunks
 from .corpus import embedded_documents, plays_dir
 from .diagnose import (
     UTF8_SCAN_BUDGET,
@@ -274,7 +275,8 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
         builder, files = resolve_local_files(d.path)
         listing = file_listing(d.path, files)  # the sizes and samples of what is about to be read
         datasets = import_datasets(offline=True)
-        kwargs: dict[str, Any] = {"sample_by": "paragraph"} if builder == "text" else {}
+        # utf-8-sig: a byte-order mark (Windows editors write one) was trained on as the first document's content
+        kwargs: dict[str, Any] = {"sample_by": "paragraph", "encoding": "utf-8-sig"} if builder == "text" else {}
         if builder == "parquet":
             # the text column only: files whose other columns differ (an `id` here, a `url` there) failed in
             # datasets' cast, naming no file; read from each file's schema, a missing column names its file
@@ -423,7 +425,7 @@ def trained_rows(column: Any, held_out: np.ndarray, val_texts: list[str], enough
     held = sorted({t.strip() for t in val_texts if t.strip()})
     kept: list[np.ndarray] = []
     copies = empty = found = start = 0
-    for chunk in column.chunks:
+    for chunk in text_chunks(column):
         n = len(chunk)
         train = ~held_out[start : start + n]
         trimmed = pc.utf8_trim_whitespace(chunk)

@@ -15,6 +15,8 @@ import numpy as np
 
 from nsa_train.telemetry import schema
 
+from .arrow_text import text_chunks
+
 EPOCHS_WARN = 10  # passes over the training data past which the start warns (memorising, not learning)
 # the chance an epoch deals some rank nothing it trains on past which the start warns: that rank then skips to its
 # next epoch (stream.doc_tokens), which 1 epoch in 100 and more makes a run's usual course, not a rare event
@@ -25,7 +27,8 @@ def text_bytes(column: Any, index: np.ndarray) -> int:
     """UTF-8 bytes of the rows ``index`` of an Arrow string column, vectorised in pyarrow: no Python loop."""
     import pyarrow.compute as pc
 
-    return int(pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)[index].sum())
+    lengths = [pc.fill_null(pc.binary_length(c), 0).to_numpy(zero_copy_only=False) for c in text_chunks(column)]
+    return int(np.concatenate(lengths)[index].sum()) if lengths else 0
 
 
 def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:

@@ -234,6 +234,16 @@ def test_the_first_bad_row_is_found_in_every_chunk_and_within_the_budget() -> No
     assert first_invalid_text_row(pa.chunked_array([pa.array([1, 2])]), 1 << 20) is None  # not text
 
 
+def test_a_string_view_row_that_is_not_utf8_is_found() -> None:
+    """string_view columns (newer pyarrow and pandas) are text: their bad bytes are looked for as a string's are."""
+    import pyarrow as pa
+
+    from nsa_train.data.diagnose import first_invalid_text_row
+
+    raw = pa.array([b"fine", b"also fine", b"x\xc3(", b"fine"], pa.binary_view())
+    assert first_invalid_text_row(pa.chunked_array([raw.view(pa.string_view())]), 1 << 20) == 2
+
+
 def test_a_parquet_document_that_is_not_utf8_is_named_by_its_row(tmp_path: Path, make_cfg) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

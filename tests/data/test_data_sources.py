@@ -374,21 +374,35 @@ def test_a_linked_directory_is_read_once_and_a_link_up_the_tree_is_no_loop(tmp_p
     )
 
 
+def _mixed(n: int, bad: dict[int, object]) -> list[dict[str, object]]:
+    return [({"text": bad[i]} if bad[i] != "<missing>" else {"body": "x"}) if i in bad else {"text": f"doc {i}"}
+            for i in range(n)]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("rows", "says"),
     [
         # half the records name their text "content": they were empty documents, skipped
         (
             [{"text" if i % 2 else "content": f"doc {i}"} for i in range(20)],
-            "data.text_field 'text' is missing or null in 10 of 20 records of data.path {p} (the first: record 0, "
-            "counted from 0 over its 1 file in order): give every record its text, or set data.text_field to the "
+            "data.text_field 'text' of data.path {p}: 10 of 20 records hold no text: missing or null in record 0 "
+            "(counted from 0 over its 1 file in order); give every record its text, or set data.text_field to the "
             "field that holds it",
         ),
         # a number among strings passed the start and stopped the run when training reached it
         (
             [{"text": f"doc {i}"} for i in range(20)] + [{"text": 12345}],
-            "data.text_field 'text' of data.path {p} holds 12345 in record 20 (counted from 0 over its 1 file in "
-            "order), not text",
+            "data.text_field 'text' of data.path {p}: 1 of 21 records holds no text: a number (12345) in record 20 "
+            "(counted from 0 over its 1 file in order); give every record its text, or set data.text_field to the "
+            "field that holds it",
+        ),
+        # the first bad record of any kind is named, and every one counted (null was named first, none counted)
+        (
+            _mixed(300, {5: ["a", "b"], 10: None, 20: 7, 30: "<missing>", 40: 8, 41: {"t": 1}, 50: True}),
+            'data.text_field \'text\' of data.path {p}: 7 of 300 records hold no text: a list (["a","b"]) in '
+            'record 5, missing or null in record 10, a number (7) in record 20, an object ({{"t":1}}) in record '
+            "41, a boolean (true) in record 50 (counted from 0 over its 1 file in order); give every record its "
+            "text, or set data.text_field to the field that holds it",
         ),
         (
             [{"text": i} for i in range(20)],
@@ -396,7 +410,7 @@ def test_a_linked_directory_is_read_once_and_a_link_up_the_tree_is_no_loop(tmp_p
             "field",
         ),
     ],
-    ids=["missing-in-half", "a-number-among-strings", "numbers"],
+    ids=["missing-in-half", "a-number-among-strings", "mixed-kinds", "numbers"],
 )
 def test_records_without_text_are_refused_at_the_start(tmp_path: Path, make_cfg, rows, says) -> None:
     path = tmp_path / "c.jsonl"
@@ -404,6 +418,36 @@ def test_records_without_text_are_refused_at_the_start(tmp_path: Path, make_cfg,
     with pytest.raises(DataError) as e:
         open_source(make_cfg(source="local", path=str(path), val_docs=2), 0, 1)
     assert str(e.value) == says.format(p=path)
+
+
+def test_a_parquet_text_column_of_string_view_is_trained_on(tmp_path: Path, make_cfg) -> None:
+    """Newer pyarrow and pandas write text as string_view: it was refused as "holds string_view values, not text",
+    and pyarrow's string kernels (the empty-document count, the data summary) have no string_view variant."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nsa_train.data.summary import data_summary
+
+    docs = [f"doc {i} " + "w" * i for i in range(12)] + ["   "]
+    pq.write_table(pa.table({"text": pa.array(docs, type=pa.string_view())}), tmp_path / "a.parquet")
+    cfg = make_cfg(source="local", path=str(tmp_path / "a.parquet"), val_docs=2)
+    source = open_source(cfg, 0, 1)
+    assert pa.types.is_string_view(source.text_column().type)  # read as written: the cast is not a no-op here
+    train = [t for _, t in source.train_texts(0, 0)]
+    blank_held_out = "   " in source.val_texts()
+    assert sorted(source.val_texts() + train) == sorted(docs if blank_held_out else docs[:-1])  # blank: skipped
+    summary = data_summary(cfg, source, "byte")
+    assert summary["empty_documents"] == (0 if blank_held_out else 1)
+    assert summary["train_documents"] == len(train) and summary["train_bytes"] == sum(len(t.encode()) for t in train)
+
+
+def test_a_byte_order_mark_of_a_txt_file_is_not_text(tmp_path: Path, make_cfg) -> None:
+    """Windows editors start a UTF-8 file with U+FEFF: its 3 bytes were trained on as the first document's start."""
+    (tmp_path / "a.txt").write_bytes("\ufeffFirst one.\n\nSecond one.\n".encode())
+    (tmp_path / "b.txt").write_bytes("\ufeffThird one.\n\nFourth \ufeff inside.\n".encode())
+    source = open_source(make_cfg(source="local", path=str(tmp_path), val_docs=1), 0, 1)
+    docs = source.val_texts() + [t for _, t in source.train_texts(0, 0)]
+    assert sorted(d.strip() for d in docs) == ["First one.", "Fourth \ufeff inside.", "Second one.", "Third one."]
 
 
 def test_parquet_files_whose_other_columns_differ_are_read(tmp_path: Path, make_cfg) -> None:
