@@ -22,6 +22,7 @@ from typing import Any
 
 from nsa_train.config.flops import estimate_param_count
 from nsa_train.config.schema import Config
+from nsa_tui.rundir import name_max
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
@@ -65,17 +66,47 @@ def disk_needed_bytes(cfg: Config, param_count: int) -> int:
     return int(checkpoint_bytes(param_count) * (cfg.train.keep_last + 2) * DISK_MARGIN)
 
 
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:  # a name over NAME_MAX (Python raises it): not there either
+        return False
+
+
 def _existing_ancestor(p: Path) -> Path:
     p = p.absolute()
-    while not p.exists() and p != p.parent:
+    while not _exists(p) and p != p.parent:
         p = p.parent
     return p
+
+
+def unusable_run_dir(run_dir: Path) -> str | None:
+    """Why ``run_dir`` can be neither used nor made, where the OSError of a look at it was a traceback (a name over
+    NAME_MAX, a symlink loop) or a later `File exists` (a symlink to nothing, whose target a mkdir would not make:
+    refused, not created, as it may name an unmounted disk or a mistyped place). None when it is usable or absent."""
+    try:
+        os.stat(run_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        if run_dir.is_symlink():
+            return f"{run_dir} is a symlink to {os.readlink(run_dir)}, which does not exist"
+        # below a directory not made yet a name over NAME_MAX is not looked at: found here, not by the mkdir
+        most = name_max(run_dir)
+        for part in Path(os.path.abspath(run_dir)).parts:
+            if (size := len(os.fsencode(part))) > most:
+                short = part[:40] + ("..." if len(part) > 40 else "")
+                return f"{run_dir}: the name {short!r} is {size} bytes, over NAME_MAX ({most})"
+        return None
+    except OSError as e:
+        return f"{run_dir}: {e.strerror or e}"
+    return None
 
 
 def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None = None) -> CheckRow:
     """Writable (or creatable); with ``fresh_start`` (`nsa check`: a plain start there), not holding a run that is
     running now (``cfg``: its liveness window), which nothing starts beside, nor an earlier run's results, which the
     trainer refuses to start over without --resume or --force (`nsa launch` says what it does with those itself)."""
+    if why := unusable_run_dir(run_dir):
+        return CheckRow("run dir", FAIL, why)
     if run_dir.exists() and not run_dir.is_dir():
         return CheckRow("run dir", FAIL, f"{run_dir} exists and is not a directory")
     base = _existing_ancestor(run_dir)

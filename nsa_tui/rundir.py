@@ -6,7 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
-from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
+from nsa_train.runtime.rundir import runs_root as contract_runs_root
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.holds import HOLDS_RUN_SAID
 from nsa_train.telemetry.holds import holds_run as contract_holds_run
@@ -16,11 +16,30 @@ UNREADABLE = "cannot read "  # how every error about a directory this user may n
 # the files whose newest mtime is a run's last activity: the newest run is the one with the latest (here, and in the
 # remote script of nsa_tui.remote.checkout). launch.json counts: a run just launched has nothing else yet.
 ACTIVITY_FILES = (schema.RUN_JSON, schema.LAUNCH_JSON, schema.heartbeat_name(0), schema.TRAINING_CSV)
+FALLBACK_NAME_MAX = 255  # NAME_MAX of ext4, xfs, btrfs, tmpfs, APFS: when pathconf cannot say
 
 
 def runs_root() -> Path:
-    """Where run names live: $NSA_RUNS_DIR or ./runs."""
-    return Path(os.environ.get(RUNS_ROOT_ENV, DEFAULT_RUNS_ROOT))
+    """Where run names live: $NSA_RUNS_DIR (~ expanded; empty: unset) or ./runs (nsa_train.runtime.rundir)."""
+    return contract_runs_root()
+
+
+def name_max(parent: Path) -> int:
+    """The longest file name, in bytes, the file system under ``parent`` (or its nearest existing ancestor) takes."""
+    p = Path(os.path.abspath(parent))
+    while True:
+        try:
+            return os.pathconf(p, "PC_NAME_MAX")
+        except (OSError, ValueError):  # not there (yet), or the system cannot say
+            if p == p.parent:
+                return FALLBACK_NAME_MAX
+            p = p.parent
+
+
+def no_run_dir(p: Path, e: OSError) -> UserError:
+    """A RUN whose path cannot even be looked at (a name over NAME_MAX, a symlink loop): no such run, in one line,
+    where the OSError was a traceback."""
+    return UserError(f"no run directory {os.path.abspath(p)}: {e.strerror or e}", NOT_FOUND_EXIT)
 
 
 def _mtime(p: Path) -> float | None:
@@ -96,6 +115,13 @@ def _is_dir(d: Path) -> bool:
         return False
 
 
+def _is_file(f: Path) -> bool:
+    try:
+        return f.is_file()
+    except OSError:
+        return False
+
+
 def _holds(d: Path) -> bool:
     try:
         return unreadable_dir(d) is None and holds_run(d)
@@ -156,12 +182,14 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
             raise UserError(
                 f"{UNREADABLE}{os.path.abspath(d)}: permission denied on its path", NOT_FOUND_EXIT
             ) from None
+        except OSError as e:  # a name over NAME_MAX
+            raise no_run_dir(d, e) from None
         if found:
             if why := unreadable_dir(d):
                 raise UserError(why, NOT_FOUND_EXIT)
             return d
     for f in (p, named):
-        if f.is_file():  # a run's run.json, say: "no run directory" would send the user looking elsewhere
+        if _is_file(f):  # a run's run.json, say: "no run directory" would send the user looking elsewhere
             path = Path(os.path.abspath(f))
             its = f" (its directory {path.parent} is a run)" if holds_run(path.parent) else ""
             raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)

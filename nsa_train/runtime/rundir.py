@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from nsa_train.runtime.control import LAUNCH_TIME_ENV
@@ -15,6 +16,17 @@ from nsa_train.telemetry.holds import earlier_run
 # on a host, where the variable is passed explicitly: sshd drops a client's variables unless AcceptEnv allows them)
 RUNS_ROOT_ENV = "NSA_RUNS_DIR"
 DEFAULT_RUNS_ROOT = "runs"
+
+
+def runs_root(environ: Mapping[str, str] | None = None) -> Path:
+    """$NSA_RUNS_DIR, else ./runs: the one reading of the variable (the tools' and the trainer's).
+
+    A leading ~ is expanded: quoted in a .env file or a systemd unit no shell expanded it, and the literal path made
+    a directory named ~ in the current one (whose `rm -rf ~` deletes the home directory). Empty counts as unset, as
+    for the other NSA_* variables and the host's `${NSA_RUNS_DIR:-runs}`: Path('') was the current directory, whose
+    subdirectories `nsa runs` then listed as runs."""
+    value = (os.environ if environ is None else environ).get(RUNS_ROOT_ENV, "")
+    return Path(os.path.expanduser(value)) if value else Path(DEFAULT_RUNS_ROOT)
 
 
 def earlier_results(run_dir: Path, environ: dict[str, str] | None = None) -> list[str]:

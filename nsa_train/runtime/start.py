@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nsa_train.config import ConfigError, resolve_config_path
 from nsa_train.runtime.resumable import resume_refusal
-from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV, earlier_results, file_in_the_way, hold_run_dir
+from nsa_train.runtime.rundir import earlier_results, file_in_the_way, hold_run_dir, runs_root
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.holds import has_checkpoint, resume_advice
 
@@ -34,8 +34,7 @@ def default_run_dir(config_path: Path | None, world_size: int) -> Path:
     if world_size > 1:
         raise ConfigError("--run-dir is required under torchrun (every rank must write to the same directory)")
     stem = config_path.stem if config_path else "tiny-cpu"
-    root = os.environ.get(RUNS_ROOT_ENV, DEFAULT_RUNS_ROOT)
-    return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return runs_root() / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def choose_config_path(args: argparse.Namespace) -> Path | None:

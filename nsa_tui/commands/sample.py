@@ -35,14 +35,20 @@ def run_sample(
 ) -> dict[str, Any]:
     """{checkpoint, step, device, note, samples: [{prompt, text, seed, metrics}]}: sample i uses seed + i."""
     from nsa_train.telemetry import schema
-    from nsa_tui.rundir import resolve_run, runs_root
+    from nsa_tui.rundir import no_run_dir, resolve_run, runs_root
 
     p = Path(target) if target is not None else None
-    if p is not None and p.suffix == schema.CHECKPOINT_SUFFIX and not p.exists() and not (runs_root() / p).is_dir():
-        # a checkpoint's path, not a run's: "no run directory" would send the user looking for the wrong thing
-        where = "" if p.is_absolute() else f" (looked at {p.absolute()})"
-        raise UserError(f"checkpoint file {target} does not exist{where}", NOT_FOUND_EXIT)
-    if p is None or not p.is_file():
+    a_file = False
+    if p is not None:
+        try:
+            if p.suffix == schema.CHECKPOINT_SUFFIX and not p.exists() and not (runs_root() / p).is_dir():
+                # a checkpoint's path, not a run's: "no run directory" would send the user looking for the wrong thing
+                where = "" if p.is_absolute() else f" (looked at {p.absolute()})"
+                raise UserError(f"checkpoint file {target} does not exist{where}", NOT_FOUND_EXIT)
+            a_file = p.is_file()
+        except OSError as e:  # a name over NAME_MAX: it was a traceback
+            raise no_run_dir(p, e) from None
+    if p is None or not a_file:
         p = resolve_run(target)  # None: the newest run
     from nsa_train.sample import SampleError, generate, load_for_sampling, repetition_metrics, resolve_checkpoint
 

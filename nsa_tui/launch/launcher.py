@@ -49,12 +49,13 @@ from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.holds import earlier_run, has_checkpoint, resume_advice
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
+from nsa_tui.check_cheap import unusable_run_dir
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import SECRET_PATTERN, Rendezvous, TrainerCommand, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc, visible_gpu_count
 from nsa_tui.launch.runner import trainer_base_env
-from nsa_tui.rundir import runs_root
+from nsa_tui.rundir import name_max, runs_root
 
 LAUNCH_JSON_VERSION = 1
 # after --force kills a session: time for its wrapper to end. torchrun gives its ranks 30 s after the hang-up to
@@ -144,10 +145,19 @@ def check_request(req: LaunchRequest) -> None:
     Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint).validate()
 
 
-def validate_run_name(name: str) -> str:
-    """A run name is one directory name: anything else (spaces, quotes, `$`) is kept literally."""
+def validate_run_name(name: str, parent: Path | None = None) -> str:
+    """A run name is one directory name: anything else (spaces, quotes, `$`) is kept literally. Its UTF-8 bytes fit
+    the file system's NAME_MAX under ``parent`` (the runs root by default): a longer one was a traceback in every
+    command that looked at it."""
     if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
         raise UserError(f"invalid run name {name!r}: it must be one directory name (no '/', not '.' or '..')")
+    size, most = len(os.fsencode(name)), name_max(runs_root() if parent is None else parent)
+    if size > most:
+        short = name[:40] + ("..." if len(name) > 40 else "")
+        raise UserError(
+            f"invalid run name {short!r}: it is {size} bytes in UTF-8, and a directory name here is at most {most} "
+            "(NAME_MAX)"
+        )
     return name
 
 
@@ -215,7 +225,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     config = req.config
     resume_said: list[str] = []  # what a resume changes that is allowed but worth saying (resume_notes)
     if req.resume:
+        if req.run_dir is None:  # a name over NAME_MAX said as such, not as a traceback of the look below
+            validate_run_name(req.name)  # type: ignore[arg-type]
         target = Path(req.run_dir) if req.run_dir is not None else runs_root() / req.name  # type: ignore[operator]
+        if why := unusable_run_dir(target):
+            raise UserError(f"--resume: {why}")
         if not target.is_dir():  # "has no checkpoint to continue" would send the user looking for checkpoints
             where = target.absolute()
             raise UserError(
@@ -256,8 +270,13 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         resume_said += resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     if req.run_dir is not None:
-        run_dir = Path(req.run_dir)
-        name = validate_run_name(req.name or run_dir.absolute().name)
+        # normalised: `..` is the directory above, whose name is the run's (absolute() kept `x/../rr/..` as given)
+        run_dir = Path(os.path.abspath(req.run_dir))
+        if not (req.name or run_dir.name):
+            raise UserError(
+                f"--run-dir {req.run_dir} has no name to give the run: add --name NAME, or a directory below /"
+            )
+        name = validate_run_name(req.name or run_dir.name, run_dir.parent)
     else:
         name = validate_run_name(req.name or default_run_name(str(config_path) if config_path else None))
         run_dir = runs_root() / name
@@ -553,7 +572,9 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
         say(note)
     try:
         plan.run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
+    except OSError as e:  # a symlink to nothing: `File exists` said why not (the preflight's run dir row says it first)
+        if why := unusable_run_dir(plan.run_dir):
+            raise UserError(f"cannot create run dir: {why}") from None
         raise UserError(f"cannot create run dir {plan.run_dir}: {e.strerror or e}") from None
     set_aside_exit_status(plan.run_dir, resume=plan.command.resume)
     (plan.run_dir / schema.HALT_FILE).unlink(missing_ok=True)  # noted by the preflight

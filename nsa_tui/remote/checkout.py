@@ -8,9 +8,9 @@ ssh, so that a RUN name means the same run to all of them:
   local shell would have made it the local home.
 - the checkout's ``.venv/bin`` goes first on PATH, so its `nsa` is the one used;
 - a RUN is a directory (as given, relative to DIR), else a name under the runs root
-  (``$NSA_RUNS_DIR``, else ``runs``), else "" for the newest run there: the directory (not a plain
-  file, not a hidden one) with the newest activity that holds a run (holds_run, the contract's definition) and
-  can be read, as a local RUN of "" (nsa_tui.rundir.newest_run).
+  (``$NSA_RUNS_DIR``, a leading ``~`` the remote home, else ``runs``), else "" for the newest run there: the
+  directory (not a plain file, not a hidden one) with the newest activity that holds a run (holds_run, the
+  contract's definition) and can be read, as a local RUN of "" (nsa_tui.rundir.newest_run).
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ list_runs() {
       printf "%020.9f %020.9f %s\n", t, own[n], n } }' | LC_ALL=C sort -r | cut -d ' ' -f 3-
 }
 root=${@RUNS_ROOT_ENV@:-@DEFAULT_RUNS_ROOT@}
+# a quoted ~ (a .env file, a systemd unit) is the home directory, as nsa_train.runtime.rundir.runs_root reads it
+case $root in "~") root=$HOME ;; "~/"*) root=$HOME/${root#"~/"} ;; esac
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
   d=
