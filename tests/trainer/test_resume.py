@@ -18,6 +18,23 @@ from nsa_train.telemetry import schema
 pytestmark = pytest.mark.slow
 
 RUN = ("train.steps=8", "train.save_every=4", "train.keep_last=5", "train.eval_every=4")
+# the tests that copy the module's one finished 2-step run: one worker trains it for all of them
+SHARES_THE_FINISHED_RUN = pytest.mark.xdist_group("resume-finished-run")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-step run (evaluated at its end), trained once: read-only, each test resumes its own copy."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    proc = run_train(run, "train.steps=2", "train.eval_every=2")
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def copy_of(run: Path, to: Path) -> Path:
+    """A copy of ``run`` at ``to`` (named as it, `run`, which the messages of a run's name say), mtimes kept."""
+    shutil.copytree(run, to)
+    return to
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -75,9 +92,9 @@ def test_resume_without_checkpoint_is_one_error(tmp_path: Path) -> None:
     assert "no checkpoint" in proc.stderr
 
 
-def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=2").returncode == 0
+@SHARES_THE_FINISHED_RUN
+def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Path, finished_run: Path) -> None:
+    run = copy_of(finished_run, tmp_path / "run")
     proc = run_train(run, "train.steps=4", "model.dim=48", resume=True)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "[data]" not in proc.stdout  # refused before the data and the model
@@ -90,13 +107,13 @@ def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Pat
     assert "Traceback" not in proc.stderr and "does not fit this model" in proc.stderr
 
 
-def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_path: Path, finished_run: Path) -> None:
     """A resume with another seq_len is refused (by the config comparison, and behind it by the data stream). It
     used to rewrite config.yaml first, so the next plain --resume (which reads config.yaml) failed the same way
     until the user guessed the old value, and to replace summary.json with one of 0 steps and no val loss, which
     `nsa report` then showed."""
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=2", "train.eval_every=2").returncode == 0
+    run = copy_of(finished_run, tmp_path / "run")
     before = (run / schema.CONFIG_YAML).read_text()
     summary = (run / schema.SUMMARY_JSON).read_text()
     heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
@@ -123,12 +140,14 @@ def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_pa
     assert "  steps: 4\n" in after and "seq_len: 48" not in after
 
 
-def test_a_resume_by_another_number_of_ranks_is_refused_before_its_boot_record(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_resume_by_another_number_of_ranks_is_refused_before_its_boot_record(
+    tmp_path: Path, finished_run: Path
+) -> None:
     """A finished 1-rank run resumed by 2 ranks (torchrun by hand) was refused only once the checkpoint loaded, after
     the attempt's boot record: the finished run then read `crashed`, CRITICAL. Rank 0's heartbeat tells which ranks
     wrote the checkpoint, so it is refused before anything is written."""
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=2").returncode == 0
+    run = copy_of(finished_run, tmp_path / "run")
     heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
     # the refusal comes before any process group: rank 0 of a world of 2 is enough to meet it
     proc = run_train(run, "train.steps=4", resume=True, WORLD_SIZE="2", RANK="0", LOCAL_RANK="0")
@@ -386,14 +405,16 @@ def test_a_copy_of_a_run_without_its_mtimes_resumes_and_prunes_by_write_order(tm
     assert run_json[schema.RUN_ID] == json.loads((live / schema.RUN_JSON).read_text())[schema.RUN_ID]
 
 
-def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resumes(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resumes(
+    tmp_path: Path, finished_run: Path
+) -> None:
     """Another run's checkpoint of the same shape, copied in and `latest` pointed at it, was continued without a word
     (its optimizer, schedule and data position are that run's). A checkpoint records its run's id (run.json's,
     made at the first start); one of another id is refused, naming both. One written before ids resumes, said."""
     import torch
 
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=2").returncode == 0
+    run = copy_of(finished_run, tmp_path / "run")
     run_id = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
     other = tmp_path / "other"
     shutil.copytree(run, other)  # as another run of the same shape with `run`'s checkpoint copied in
