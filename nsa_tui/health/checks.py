@@ -239,6 +239,8 @@ def throughput_unjudged(h: RunHistory, params: dict[str, Any]) -> str | None:
     judged."""
     if params["min_toks_per_s"] is not None or params["min_mfu"] is None or h.latest["toks_per_s"] is None:
         return None
+    if h.dir_missing:
+        return None  # run.json went with the directory: nothing says what it recorded (run_dir_gone says why)
     info = h.run_info
     if info.get(schema.RUN_DEVICE_NAME) == "cpu":
         return None  # MFU is a GPU floor: a CPU run (the tiny default among them) is left to min_toks_per_s by design

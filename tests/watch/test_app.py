@@ -366,6 +366,8 @@ async def test_a_run_directory_that_goes_away_and_comes_back(tmp_path):
         await until(lambda: header.info["state"] == "unknown", "the move was not noticed")
         assert header.info["health"] == "critical" and header.info["step"] == 200  # what was read stays
         assert [a.rule for a in panel.verdict.alerts] == ["run_dir_gone"]
+        # run.json went with it: not "the run records no model size" (it did; seen in review)
+        assert not panel.verdict.toks_not_judged
 
         away.rename(run)
         await until(lambda: header.info["state"] == "running", "the move back was not noticed")
