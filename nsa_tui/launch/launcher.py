@@ -46,7 +46,7 @@ from nsa_train.runtime.preflight import preflight_warnings, unread_nsa_env
 from nsa_train.runtime.resumable import foreign_latest, nothing_to_do, run_id_of
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
-from nsa_train.telemetry.holds import earlier_run, has_checkpoint, resume_advice
+from nsa_train.telemetry.holds import earlier_run, has_checkpoint, holds_run, resume_advice
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
 from nsa_tui.check_cheap import unusable_run_dir
@@ -239,6 +239,9 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             )
         if not read_pointer(target / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).present:
             hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR, run_id=run_id_of(target))
+            if not hint and holds_run(target):  # it stopped before its first save: nothing to continue from
+                how = "with --force instead of --resume" if earlier_run(target) else "without --resume"
+                hint = f"; it saved none: start it afresh {how}"
             raise UserError(f"--resume: {target} has no checkpoint to continue (no checkpoints/latest){hint}")
         if config is None and not os.environ.get(CONFIG_ENV):
             # the run's own resolved config, not the default. $CONFIG goes first, as in the trainer: passed on as if

@@ -40,6 +40,16 @@ def test_resume_of_no_run_directory_says_so(runs_dir, tmux_socket, tmp_path):
     (runs_dir / "empty").mkdir()  # a directory without checkpoints: the message it had
     res = nsa("launch", "--name", "empty", "--resume")
     assert res.returncode == 1 and "has no checkpoint to continue (no checkpoints/latest)" in _one_error_line(res)
+    assert "--force" not in _one_error_line(res)  # no run there to start afresh
+    # a run stopped before its first save (a session killed at boot read `halted`): a fresh start is the way on
+    (runs_dir / "empty" / "heartbeat_rank0.jsonl").write_text('{"v": 1, "ts": 1.0, "kind": "boot", "rank": 0}\n')
+    res = nsa("launch", "--name", "empty", "--resume")
+    assert res.returncode == 1 and _one_error_line(res).endswith("; it saved none: start it afresh without --resume")
+    (runs_dir / "empty" / "exit_status").write_text("0\n")  # its launcher's files: a fresh start needs --force
+    res = nsa("launch", "--name", "empty", "--resume")
+    assert res.returncode == 1 and _one_error_line(res).endswith(
+        "; it saved none: start it afresh with --force instead of --resume"
+    )
     assert tmux_sessions() == []
 
 
