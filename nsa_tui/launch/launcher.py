@@ -265,6 +265,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         ckpt_dir = target / schema.CHECKPOINT_DIR
         # where it continues from, and a newer whole checkpoint `latest` does not name (a save cut before its pointer)
         resume_said = [f"continues from {ckpt_dir.absolute() / str(latest)} (step {step})"]
+        if req.force:  # a session still running saves a newer one as --force stops it (seen: step 3 resumed, not 2)
+            resume_said = [
+                f"continues from the latest checkpoint: now {ckpt_dir.absolute() / str(latest)} (step {step}), or "
+                "the one a session still running saves as --force stops it"
+            ]
         if newer := written_after(ckpt_dir, ckpt_dir / str(latest)):
             resume_said.append(
                 f"{newer[-1].name} was written after it (a save cut between its file and its pointer?): to continue "

@@ -297,6 +297,11 @@ def test_a_resume_plan_names_its_checkpoint_and_a_newer_one_latest_does_not(runs
     notes = [ln for ln in res.stdout.splitlines() if ln.startswith("note: ")]
     assert notes[0] == f"note: continues from {ckpts / 'step_00000005.pt'} (step 5)", notes
     assert not any("written after it" in n for n in notes)
+    # with --force, a session still running saves a newer one as it is stopped: named as what it is now (review)
+    res = nsa("launch", "--name", "cut", "--resume", "--force", "--set", "train.steps=800", "--dry-run")
+    assert f"note: continues from the latest checkpoint: now {ckpts / 'step_00000005.pt'} (step 5), or the one a " in (
+        res.stdout
+    )
     newer = ckpts / "step_00000010.pt"
     newer.write_bytes((ckpts / "step_00000005.pt").read_bytes())
     os.utime(newer, (time.time() + 5, time.time() + 5))
