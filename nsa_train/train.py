@@ -12,7 +12,6 @@ seconds on a cold disk); stdout is line-buffered so `console.log` is never behin
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import math
 import os
@@ -1207,13 +1206,5 @@ def _parse_slow_step(value: str | None) -> tuple[int, float]:
     return int(step), float(seconds)
 
 
-def _exit(status: int) -> None:
-    """Exit without the interpreter's garbage collections over every object of the imported modules (torch,
-    datasets: ~360k objects, several full passes, 1-2 s of a core after the end record on a loaded machine). Every
-    file of the run is closed by now; reference counting still frees the rest."""
-    gc.freeze()
-    sys.exit(status)
-
-
 if __name__ == "__main__":
-    _exit(main())
+    sys.exit(main())
