@@ -133,8 +133,11 @@ def newest_run(root: Path) -> Path:
     """The run directory under ``root`` with the newest activity. Not a directory that holds no run's files (a
     report's --out, a lost+found) nor one this user cannot read: `nsa status` judged an empty folder made a
     moment ago, exit 3, beside finished runs."""
-    if root.is_dir() and (why := unreadable_dir(root)):
-        raise UserError(why, NOT_FOUND_EXIT)
+    try:
+        if root.is_dir() and (why := unreadable_dir(root)):
+            raise UserError(why, NOT_FOUND_EXIT)
+    except OSError as e:  # a runs root over NAME_MAX, a symlink loop: not a traceback
+        raise UserError(f"no runs directory {os.path.abspath(root)}: {e.strerror or e}", NOT_FOUND_EXIT) from None
     dirs = list_runs(root)
     for d in dirs:
         if _holds(d):

@@ -26,7 +26,9 @@ def runs_root(environ: Mapping[str, str] | None = None) -> Path:
     for the other NSA_* variables and the host's `${NSA_RUNS_DIR:-runs}`: Path('') was the current directory, whose
     subdirectories `nsa runs` then listed as runs."""
     value = (os.environ if environ is None else environ).get(RUNS_ROOT_ENV, "")
-    return Path(os.path.expanduser(value)) if value else Path(DEFAULT_RUNS_ROOT)
+    if value == "~" or value.startswith("~/"):  # not ~user: the host's sh (remote/checkout.py) reads only these two
+        value = os.path.expanduser(value)
+    return Path(value) if value else Path(DEFAULT_RUNS_ROOT)
 
 
 def earlier_results(run_dir: Path, environ: dict[str, str] | None = None) -> list[str]:

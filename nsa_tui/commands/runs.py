@@ -61,9 +61,13 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     from nsa_tui.rundir import holds_run, list_runs, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
-    if root.exists() and not root.is_dir():
+    try:
+        exists, is_dir = root.exists(), root.is_dir()
+    except OSError as e:  # a name over NAME_MAX, a symlink loop: one line, not a traceback
+        raise UserError(f"no runs directory {root}: {e.strerror or e}", NOT_FOUND_EXIT) from None
+    if exists and not is_dir:
         raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
-    if not root.is_dir():
+    if not is_dir:
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if why := unreadable_dir(root):
         raise UserError(why, NOT_FOUND_EXIT)

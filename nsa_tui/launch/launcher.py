@@ -448,23 +448,15 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 def _wait_for_exit(pids: list[int], session: str, timeout: float) -> None:
     """Until the killed session's processes have ended; a UserError, nothing started, when they outlive ``timeout``."""
     deadline = time.time() + timeout
-    while (alive := [p for p in pids if _running(p)]) and time.time() < deadline:
+    from nsa_tui.runs.load import pid_alive
+
+    while (alive := [p for p in pids if pid_alive(p)]) and time.time() < deadline:
         time.sleep(0.2)
     if alive:
         raise UserError(
             f"--force: the killed session {session}'s process (pid {alive[0]}) is still running after "
             f"{timeout:.0f}s; nothing was started: run this again once it has ended (`ps -p {alive[0]}`)"
         )
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's: it exists
-        return True
-    return True
 
 
 def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:

@@ -323,7 +323,7 @@ def local_trainer_alive(h: RunHistory, run_dir: Path) -> bool | None:
     return any(check_process(r, st.pid, run_dir, st.last_ts).problem is None for r, st in ranks if st.pid)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid <= 0:  # kill(0) and kill(-1) signal process groups: they always "succeed"
         return False
     try:
@@ -369,7 +369,7 @@ def _written(h: RunHistory) -> dict[int, float | None]:
 def local_pids_alive(h: RunHistory) -> bool | None:
     """For a run of this machine: is any rank's pid still there, held by the process that wrote its records?"""
     written = _written(h)
-    return pids_alive_on(h, socket.gethostname(), lambda pid: _pid_alive(pid) and not started_after(pid, written[pid]))
+    return pids_alive_on(h, socket.gethostname(), lambda pid: pid_alive(pid) and not started_after(pid, written[pid]))
 
 
 def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, float | None]) -> bool | None:

@@ -112,6 +112,9 @@ def test_a_quoted_tilde_in_nsa_runs_dir_is_home(tmp_path, monkeypatch):
         ).stdout
         assert out == root
     assert not (tmp_path / "~").exists()
+    # ~user is left as the host's sh leaves it: both sides read the variable alike (review revAZ)
+    monkeypatch.setenv("NSA_RUNS_DIR", "~root/runs")
+    assert runs_root() == Path("~root/runs")
 
 
 def test_an_empty_nsa_runs_dir_is_unset(tmp_path, monkeypatch):
@@ -127,3 +130,14 @@ def test_an_empty_nsa_runs_dir_is_unset(tmp_path, monkeypatch):
     with pytest.raises(UserError) as e:
         resolve_run(None)
     assert "no runs under" in str(e.value) and f"{tmp_path}/runs/" in str(e.value)
+
+
+@pytest.mark.parametrize("cmd", [["runs"], ["status"], ["report"], ["runs", TOO_LONG]])
+def test_a_runs_root_over_name_max_is_one_error(cmd, tmp_path, monkeypatch):
+    """NSA_RUNS_DIR (or `nsa runs DIR`) over NAME_MAX: `nsa runs`, and `nsa status`/`nsa report` looking for the
+    newest run, ended in an OSError traceback (review revAZ)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NSA_RUNS_DIR", TOO_LONG)
+    res = invoke(*cmd)
+    assert res.exit_code == 3, res.stderr
+    assert one_error(res).startswith("error: no runs directory ") and one_error(res).endswith(": File name too long")

@@ -175,7 +175,7 @@ def test_odd_ranks_pids_and_world_sizes_cost_nothing(tmp_path):
     for pid in (-1, 0, True, 2**70, "7"):
         assert normalise_v1({"kind": "liveness", "pid": pid}, 0).pid is None
     assert normalise_v1({"kind": "liveness", "pid": 4242}, 0).pid == 4242
-    assert load_mod._pid_alive(-1) is False and load_mod._pid_alive(2**70) is False
+    assert load_mod.pid_alive(-1) is False and load_mod.pid_alive(2**70) is False
 
 
 def test_any_feeding_order_of_the_rank_files_gives_the_same_verdict(tmp_path):
