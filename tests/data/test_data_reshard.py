@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+from fixtures.corpora import few_distinct, rank1_dealt_nothing
 
 from nsa_train.data import DataError, TrainStream, build_tokenizer
 from nsa_train.data.packing import Position
@@ -120,19 +121,9 @@ def test_a_share_passed_over_is_not_counted_as_read_again(tmp_path: Path, make_c
     """A rank whose share of epoch 0 held only copies of a held-out text went on with epoch 1: the frontier is in
     epoch 0, and the plan's entries read again hold that rank's share of epoch 0 past it, which nobody read.
     They were counted as documents read again (tokens: none, rightly)."""
-    path = tmp_path / "few.jsonl"
-    texts = ["the same boilerplate text " * 4] * 10 + ["the first distinct text " * 3, "the second distinct text " * 3]
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    for seed in range(40):
-        cfg = make_cfg(seq_len=16, source="local", path=str(path), val_docs=1, seed=seed)
-        try:
-            source = open_source(cfg, 1, 2)
-        except DataError:
-            continue
-        if not set(source.rank_order(0)) & set(source.trained().index):  # rank 1's epoch 0 holds none
-            break
-    else:
-        raise AssertionError("no seed deals rank 1 nothing in epoch 0")
+    path = few_distinct(tmp_path)
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    cfg, source = rank1_dealt_nothing(path, make_cfg, 40)
     tok = build_tokenizer(cfg.data)
     states = []
     for r in range(2):

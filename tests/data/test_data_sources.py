@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from fixtures.corpora import few_distinct, rank1_dealt_nothing
 
 from nsa_train.data import DataError, TrainStream, build_tokenizer, val_batches
 from nsa_train.data.sources import hub_hint, open_source, resolve_local_files
@@ -501,15 +502,6 @@ def test_a_corpus_of_copies_of_its_held_out_texts_is_refused_at_the_start(tmp_pa
         ), e.value
 
 
-def _few_distinct(tmp_path: Path) -> Path:
-    """10 copies of one text and two distinct ones: held out is one of the copies (data.val_docs=1, for the seeds
-    that hold out a copy), the 9 others are skipped, and two documents are left to deal over two ranks."""
-    path = tmp_path / "few.jsonl"
-    texts = ["the same boilerplate text " * 4] * 10 + ["the first distinct text " * 3, "the second distinct text " * 3]
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    return path
-
-
 def _epochs_of(source, epochs: int) -> list[tuple[int, int]]:
     """(epoch, document) of the rank's stream (doc_tokens) until it reaches `epochs`."""
     from nsa_train.data.packing import Position
@@ -531,7 +523,7 @@ def test_an_epoch_that_deals_a_rank_no_training_document_is_passed_over_in_the_s
     deal can give both to one rank, and the other failed there ("epoch 0 has no training documents for this rank"),
     which every seed met within three epochs: hours into a run. That rank now passes over such an epoch; the order
     of the documents it reads, and of every epoch, is the deal's as before (a resume depends on it)."""
-    path = _few_distinct(tmp_path)
+    path = few_distinct(tmp_path)
     passed_over = []
     for seed in range(6):
         cfg = make_cfg(source="local", path=str(path), val_docs=1, seed=seed)
@@ -550,17 +542,7 @@ def test_an_epoch_that_deals_a_rank_no_training_document_is_passed_over_in_the_s
 def test_a_resume_after_an_epoch_passed_over_lands_on_the_same_document(tmp_path: Path, make_cfg) -> None:
     """The saved position of a rank that passed over an epoch is in the epoch it went on with: a resume from it
     continues with the same tokens, and the rank counts the epoch it passed over."""
-    path = _few_distinct(tmp_path)
-    for seed in range(6):
-        cfg = make_cfg(seq_len=16, source="local", path=str(path), val_docs=1, seed=seed)
-        try:
-            source = open_source(cfg, 1, 2)
-        except DataError:
-            continue
-        if not set(source.rank_order(0)) & set(source.trained().index):  # rank 1's epoch 0 holds none
-            break
-    else:
-        raise AssertionError("no seed deals rank 1 no training document in epoch 0")
+    cfg, _ = rank1_dealt_nothing(few_distinct(tmp_path), make_cfg, 6)
     tok = build_tokenizer(cfg.data)
     stream = TrainStream(cfg, tok, 1, 2, 1)
     told: list[tuple[int, str, int]] = []
@@ -585,7 +567,7 @@ def test_a_resume_after_an_epoch_passed_over_lands_on_the_same_document(tmp_path
 def test_epochs_in_a_row_that_deal_a_rank_nothing_are_an_error_naming_why(tmp_path: Path, make_cfg) -> None:
     """Passing over is bounded: an endless run of empty epochs (a corpus changed under the run, not chance) stops
     with why, not a rank that spins while the others wait at their next collective."""
-    path = _few_distinct(tmp_path)
+    path = few_distinct(tmp_path)
     for seed in range(200):
         try:
             source = open_source(make_cfg(source="local", path=str(path), val_docs=1, seed=seed), 0, 2)
