@@ -42,6 +42,11 @@ def no_run_dir(p: Path, e: OSError) -> UserError:
     return UserError(f"no run directory {os.path.abspath(p)}: {e.strerror or e}", NOT_FOUND_EXIT)
 
 
+def no_runs_dir(root: Path, e: OSError) -> UserError:
+    """A runs root that cannot even be looked at (over NAME_MAX, a symlink loop), in one line, not a traceback."""
+    return UserError(f"no runs directory {root}: {e.strerror or e}", NOT_FOUND_EXIT)
+
+
 def _mtime(p: Path) -> float | None:
     try:
         return p.stat().st_mtime
@@ -136,8 +141,8 @@ def newest_run(root: Path) -> Path:
     try:
         if root.is_dir() and (why := unreadable_dir(root)):
             raise UserError(why, NOT_FOUND_EXIT)
-    except OSError as e:  # a runs root over NAME_MAX, a symlink loop: not a traceback
-        raise UserError(f"no runs directory {os.path.abspath(root)}: {e.strerror or e}", NOT_FOUND_EXIT) from None
+    except OSError as e:
+        raise no_runs_dir(Path(os.path.abspath(root)), e) from None
     dirs = list_runs(root)
     for d in dirs:
         if _holds(d):

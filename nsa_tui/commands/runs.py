@@ -58,13 +58,13 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
         return RunListing(judged, sorted(answer.left_out))
-    from nsa_tui.rundir import holds_run, list_runs, runs_root, unreadable_dir
+    from nsa_tui.rundir import holds_run, list_runs, no_runs_dir, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
     try:
         exists, is_dir = root.exists(), root.is_dir()
-    except OSError as e:  # a name over NAME_MAX, a symlink loop: one line, not a traceback
-        raise UserError(f"no runs directory {root}: {e.strerror or e}", NOT_FOUND_EXIT) from None
+    except OSError as e:
+        raise no_runs_dir(root, e) from None
     if exists and not is_dir:
         raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if not is_dir:

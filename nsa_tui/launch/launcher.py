@@ -447,9 +447,9 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def _wait_for_exit(pids: list[int], session: str, timeout: float) -> None:
     """Until the killed session's processes have ended; a UserError, nothing started, when they outlive ``timeout``."""
-    deadline = time.time() + timeout
     from nsa_tui.runs.load import pid_alive
 
+    deadline = time.time() + timeout
     while (alive := [p for p in pids if pid_alive(p)]) and time.time() < deadline:
         time.sleep(0.2)
     if alive:
