@@ -148,9 +148,15 @@ def check_tokenizer(cfg: Config) -> tuple[dict[str, str], Any]:
     return row("tokenizer", PASS, f"{tok.name}, vocab {tok.vocab_size}, round-trips a known sentence"), tok
 
 
-def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size: int = 1) -> dict[str, str]:
+def check_first_batch(
+    cfg: Config,
+    tokenizer: Any,
+    micro_batch: int,
+    world_size: int = 1,
+    on_source: Callable[[Any], None] | None = None,
+) -> dict[str, str]:
     """The first training batch, and the validation batches the trainer builds next (a holdout too small for
-    them passed here and stopped the run at its start)."""
+    them passed here and stopped the run at its start). ``on_source``: as val_batches' (the trainer's summary)."""
     from nsa_train.data import DataError, TrainStream, val_batches
     from nsa_train.data.stream import held_out_said
 
@@ -168,6 +174,7 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
                 0,
                 world_size,
                 cfg.train.grad_accum,
+                on_source=on_source,
             )
         )
     except DataError as e:
@@ -184,6 +191,29 @@ def check_first_batch(cfg: Config, tokenizer: Any, micro_batch: int, world_size:
         f"{stream.description} in {dt:.2f}s"
     )
     return row("data", status, got)
+
+
+def check_thin_corpus(
+    cfg: Config, source: Any, tokenizer_name: str, world_size: int, read_budget: int | None
+) -> dict[str, str] | None:
+    """The trainer's start warning of a corpus thin for its ranks (summary.empty_share_warning) from the source the
+    data row opened, reading at most ``read_budget`` bytes of its text (None: all, as the trainer); a skip row when
+    that much cannot tell, None when there is nothing to say."""
+    from nsa_train.data.summary import empty_share_within
+
+    known, warning = empty_share_within(cfg, source, tokenizer_name, world_size, read_budget)
+    if warning:
+        return row("warning", WARN, warning)
+    if known or read_budget is None:  # read_budget None reads all: always known
+        return None
+    mib = f"{read_budget >> 20} MiB" if read_budget >= 1 << 20 else f"{read_budget} bytes"  # as the data path row
+    return row(
+        "thin corpus",
+        SKIP,
+        f"not worked out: {source.description} holds more text than the {mib} nsa check reads, and its first {mib} "
+        f"do not rule out that an epoch deals some of the {world_size} ranks nothing to train on; the trainer works "
+        "it out at its start (a start warning, docs/data.md)",
+    )
 
 
 # ------------------------------------------------------------------ NSA self-test
@@ -344,10 +374,16 @@ def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[tor
 
 
 def run_selfcheck(
-    cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True, nproc: int | None = None
+    cfg: Config,
+    *,
+    gpu_probe: GpuProbe | None = None,
+    nsa_test: bool = True,
+    nproc: int | None = None,
+    read_budget: int | None = None,
 ) -> SelfCheck:
     """``nproc``: the ranks the run will have (`nsa launch --nproc`); None: as many as GPUs are visible (its
-    default), one on CPU. The batch split and the per-rank memory estimate depend on it."""
+    default), one on CPU. The batch split and the per-rank memory estimate depend on it. ``read_budget``: the bytes
+    of the corpus's text the thin-corpus warning reads (None: all of it)."""
     from nsa_train.model import build_model
     from nsa_train.runtime.preflight import check_compile_toolchain, micro_batch_size, preflight_warnings
 
@@ -407,7 +443,15 @@ def run_selfcheck(
     out.rows.append(check_compute(cfg, vocab, gpus if on_gpus else [], world, bf16))
 
     if tok is not None:
-        out.rows.append(check_first_batch(cfg, tok, micro, world))
+        opened: list[Any] = []  # the source the validation batches opened, as the trainer's summary has it
+        data = check_first_batch(cfg, tok, micro, world, on_source=opened.append)
+        out.rows.append(data)
+        if (
+            data["status"] != FAIL
+            and opened
+            and (thin := check_thin_corpus(cfg, opened[0], tok.name, world, read_budget))
+        ):
+            out.rows.append(thin)
     else:
         out.rows.append(row("data", FAIL, "not tried: no usable tokenizer"))
 

@@ -459,3 +459,45 @@ def test_the_check_commands_logic_is_one_function(tmp_path: Path, capsys: pytest
     assert call(None, FAST, str(tmp_path / "r"), json_out=True) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert rows["run dir"]["status"] == "pass"
+
+
+def test_a_corpus_thin_for_its_ranks_gets_the_trainers_start_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer warns at its start that an epoch may deal some rank nothing it trains on (summary.py); `nsa check
+    --nproc 2` of that corpus said ready to train without it. Now the same words, a warning (exit 0); past check's
+    read limit, what it could not work out is said (skip), never a guess."""
+    from fixtures.corpora import few_distinct
+
+    import nsa_tui.check_cheap as cc
+    from nsa_train.data.sources import open_source
+    from nsa_train.data.summary import data_summary, empty_share_warning
+    from nsa_tui.commands.check import check_here_or_on_host
+
+    path = few_distinct(tmp_path)
+    sets = ["train.batch_size=2", "train.seq_len=16", "data.source=local", f"data.path={path}", "data.val_docs=1"]
+    sets.append("data.seed=0")  # holds out one of the copies: 2 distinct documents among 9 copies are dealt
+
+    def check(nproc: int, overrides: list[str]) -> tuple[int, dict[str, dict[str, str]]]:
+        code = check_here_or_on_host(None, overrides, str(tmp_path / "r"), None, None, nproc, True, nsa_test=False)
+        return code, by_name(json.loads(capsys.readouterr().out)["rows"])
+
+    code, rows = check(2, sets)
+    cfg = load_config(None, sets)
+    trainers = empty_share_warning(data_summary(cfg, open_source(cfg, 0, 2), "byte"), 2)  # as train.py has it
+    assert trainers is not None and "deals its 11 training documents to 2 ranks" in trainers
+    assert code == 0 and rows["data"]["status"] == "pass", rows
+    assert rows["warning"] == {"name": "warning", "status": "warn", "reason": trainers}
+    assert "thin corpus" not in rows
+    _, rows = check(1, sets)  # one rank reads every document
+    assert "warning" not in rows and "thin corpus" not in rows, rows
+    _, rows = check(2, FAST)  # the embedded default: thousands of documents
+    assert "warning" not in rows and "thin corpus" not in rows, rows
+
+    monkeypatch.setattr(cc, "DATA_READ_BUDGET", 64)  # less than the corpus: its first bytes cannot rule it out
+    code, rows = check(2, sets)
+    assert code == 0 and "warning" not in rows, rows
+    skip = rows["thin corpus"]
+    assert skip["status"] == "skip" and skip["reason"].startswith(
+        f"not worked out: local files {path} holds more text than the 64 bytes nsa check reads"
+    ), skip
