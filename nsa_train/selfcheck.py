@@ -193,27 +193,13 @@ def check_first_batch(
     return row("data", status, got)
 
 
-def check_thin_corpus(
-    cfg: Config, source: Any, tokenizer_name: str, world_size: int, read_budget: int | None
-) -> dict[str, str] | None:
-    """The trainer's start warning of a corpus thin for its ranks (summary.empty_share_warning) from the source the
-    data row opened, reading at most ``read_budget`` bytes of its text (None: all, as the trainer); a skip row when
-    that much cannot tell, None when there is nothing to say."""
-    from nsa_train.data.summary import empty_share_within
+def check_data_warnings(cfg: Config, source: Any, tokenizer_name: str, world_size: int) -> list[dict[str, str]]:
+    """The trainer's start warnings about its data (a plan of many passes over it, a corpus thin for its ranks), one
+    warn row each, from the counts its start works out on the source the data row opened (data_summary)."""
+    from nsa_train.data.summary import data_summary, data_warnings
 
-    known, warning = empty_share_within(cfg, source, tokenizer_name, world_size, read_budget)
-    if warning:
-        return row("warning", WARN, warning)
-    if known or read_budget is None:  # read_budget None reads all: always known
-        return None
-    mib = f"{read_budget >> 20} MiB" if read_budget >= 1 << 20 else f"{read_budget} bytes"  # as the data path row
-    return row(
-        "thin corpus",
-        SKIP,
-        f"not worked out: {source.description} holds more text than the {mib} nsa check reads, and its first {mib} "
-        f"do not rule out that an epoch deals some of the {world_size} ranks nothing to train on; the trainer works "
-        "it out at its start (a start warning, docs/data.md)",
-    )
+    said = data_warnings(data_summary(cfg, source, tokenizer_name), cfg.train.steps, world_size)
+    return [row("warning", WARN, w) for w in said]
 
 
 # ------------------------------------------------------------------ NSA self-test
@@ -379,11 +365,9 @@ def run_selfcheck(
     gpu_probe: GpuProbe | None = None,
     nsa_test: bool = True,
     nproc: int | None = None,
-    read_budget: int | None = None,
 ) -> SelfCheck:
     """``nproc``: the ranks the run will have (`nsa launch --nproc`); None: as many as GPUs are visible (its
-    default), one on CPU. The batch split and the per-rank memory estimate depend on it. ``read_budget``: the bytes
-    of the corpus's text the thin-corpus warning reads (None: all of it)."""
+    default), one on CPU. The batch split and the per-rank memory estimate depend on it."""
     from nsa_train.model import build_model
     from nsa_train.runtime.preflight import check_compile_toolchain, micro_batch_size, preflight_warnings
 
@@ -446,12 +430,8 @@ def run_selfcheck(
         opened: list[Any] = []  # the source the validation batches opened, as the trainer's summary has it
         data = check_first_batch(cfg, tok, micro, world, on_source=opened.append)
         out.rows.append(data)
-        if (
-            data["status"] != FAIL
-            and opened
-            and (thin := check_thin_corpus(cfg, opened[0], tok.name, world, read_budget))
-        ):
-            out.rows.append(thin)
+        if data["status"] != FAIL and opened:
+            out.rows += check_data_warnings(cfg, opened[0], tok.name, world)
     else:
         out.rows.append(row("data", FAIL, "not tried: no usable tokenizer"))
 

@@ -478,7 +478,7 @@ class Trainer:
         )
         if is_main:
             from nsa_train.data.stream import held_out_said
-            from nsa_train.data.summary import empty_share_warning, epochs_warning
+            from nsa_train.data.summary import data_warnings
             from nsa_train.telemetry.data_said import data_said
 
             scored = len(self.val) * self.micro_batch * w  # sequences: micro-batches per rank are not batches
@@ -487,10 +487,8 @@ class Trainer:
                 f"[data] {source} | tokenizer {self.tokenizer.name} "
                 f"(vocab {self.tokenizer.vocab_size}) | {held_out_said(cfg, scored)} | {time.time() - t0:.1f}s"
             )
-            if self.data_summary and (warning := epochs_warning(self.data_summary, cfg.train.steps)):
-                self.data_warnings.append(warning)  # said with the train phase's warnings
-            if self.data_summary and (warning := empty_share_warning(self.data_summary, w)):
-                self.data_warnings.append(warning)
+            # said with the train phase's warnings
+            self.data_warnings += data_warnings(self.data_summary, cfg.train.steps, w)
 
     def _summarise_data(self, source: Any) -> None:
         """How much data the run trains on (run.json's data_summary, the [data] line): from the validation set's

@@ -31,9 +31,7 @@ DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
 CHECKPOINT_BYTES_PER_PARAM = 12
 DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
 GIB = 2**30
-# bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds); and of the corpus's text the
-# torch side's thin-corpus warning reads (selfcheck.check_thin_corpus)
-DATA_READ_BUDGET = 32 << 20
+DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
 
 
 @dataclass

@@ -515,10 +515,6 @@ class MapSource:
             self._trained = trained_rows(self.text_column(), self._held_out, self.val_texts())
         return self._trained
 
-    def trained_head(self, rows: int) -> Trained:
-        """trained() of the first ``rows`` rows only (`nsa check`'s read limit), not kept."""
-        return trained_rows(self.text_column().slice(0, rows), self._held_out, self.val_texts())
-
     @property
     def n_train(self) -> int:
         """Training documents per epoch (the held-out ones aside)."""

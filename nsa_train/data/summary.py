@@ -3,8 +3,8 @@
 
 A 10-document corpus was trained ~93 times over by the default 600 steps without a word: the [data] start line,
 run.json's `data_summary` (schema.DATA_SUMMARY_FIELDS), `nsa status` and `nsa report` say these numbers, and a plan
-of more than EPOCHS_WARN passes is a start warning. So is a corpus thin for its ranks (empty_share_warning), which
-`nsa check --nproc N` gives too (empty_share_within: within its read limit, or ruled out from the text read).
+of more than EPOCHS_WARN passes is a start warning, and so is a corpus thin for its ranks (empty_share_warning);
+`nsa check` gives both (data_warnings).
 """
 
 from __future__ import annotations
@@ -109,38 +109,8 @@ def empty_share_warning(s: dict[str, Any], world_size: int) -> str | None:
     )
 
 
-def rows_within(column: Any, budget: int) -> int | None:
-    """How many leading rows of an Arrow text column hold about ``budget`` bytes (its buffers' sizes: nothing is
-    read); None when the whole column does."""
-    total, rows = 0, 0
-    for chunk in column.chunks:
-        size = chunk.nbytes
-        if total + size > budget:
-            # part of a chunk, in proportion: a budget is a rough bound, and one chunk may be the whole corpus
-            return rows + len(chunk) * (budget - total) // max(size, 1)
-        total, rows = total + size, rows + len(chunk)
-    return None
-
-
-def empty_share_within(
-    cfg: Any, source: Any, tokenizer_name: str, world_size: int, budget: int | None
-) -> tuple[bool, str | None]:
-    """Whether the start warning empty_share_warning of an opened source is known from at most ``budget`` bytes of
-    its text (None: all of it), and the warning. Within the budget: data_summary's counts, the trainer's own. Past
-    it: the first ``budget`` bytes' training documents, every training document not read counted as skipped; a
-    document trained on more only lowers the chance, so no warning from these counts is none from the corpus, and a
-    warning from them is not known to hold (False, None)."""
-    if world_size < 2 or not hasattr(source, "train_index"):
-        return True, None  # one rank reads every document; a stream is not counted, by the trainer either
-    rows = None if budget is None else rows_within(source.text_column(), budget)
-    if rows is None:
-        return True, empty_share_warning(data_summary(cfg, source, tokenizer_name), world_size)
-    head = source.trained_head(rows)
-    trained, entries = len(head.index), len(source.train_index)
-    bound = {
-        schema.DATA_DESCRIPTION: source.description,
-        schema.DATA_TRAIN_DOCUMENTS: trained,
-        schema.DATA_HELD_OUT_COPIES: head.copies,
-        schema.DATA_EMPTY_DOCUMENTS: entries - trained - head.copies,  # the empty ones and those not read
-    }
-    return (True, None) if empty_share_warning(bound, world_size) is None else (False, None)
+def data_warnings(s: dict[str, Any] | None, steps: int, world_size: int) -> list[str]:
+    """The trainer's start warnings about its data, from its data summary: the trainer and `nsa check` say these."""
+    if not s:
+        return []
+    return [w for w in (epochs_warning(s, steps), empty_share_warning(s, world_size)) if w]

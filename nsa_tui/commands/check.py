@@ -51,7 +51,7 @@ def run_check(
     """Every row of the preflight table (plain dicts, the --json shape)."""
     from nsa_train.config import ConfigError, load_config, resolve_config_path
     from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
-    from nsa_tui.check_cheap import DATA_READ_BUDGET, cheap_checks
+    from nsa_tui.check_cheap import cheap_checks
 
     t0 = time.perf_counter()
     try:
@@ -63,7 +63,7 @@ def run_check(
     rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'}{source} is valid"}]
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
 
-    deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc, read_budget=DATA_READ_BUDGET)
+    deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc)
     cheap = cheap_checks(
         cfg, run_dir or _default_run_dir(), param_count=deep.param_count, disk_free=disk_free, fresh_start=True
     )

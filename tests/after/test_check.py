@@ -461,43 +461,37 @@ def test_the_check_commands_logic_is_one_function(tmp_path: Path, capsys: pytest
     assert rows["run dir"]["status"] == "pass"
 
 
-def test_a_corpus_thin_for_its_ranks_gets_the_trainers_start_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The trainer warns at its start that an epoch may deal some rank nothing it trains on (summary.py); `nsa check
-    --nproc 2` of that corpus said ready to train without it. Now the same words, a warning (exit 0); past check's
-    read limit, what it could not work out is said (skip), never a guess."""
+def test_the_trainers_data_warnings_are_checks_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The trainer warns at its start that an epoch may deal some rank nothing it trains on, and of a plan of many
+    passes over its data (summary.py); `nsa check --nproc 2` of such a corpus said ready to train without either.
+    Now the same words, warnings (exit 0)."""
     from fixtures.corpora import few_distinct
 
-    import nsa_tui.check_cheap as cc
     from nsa_train.data.sources import open_source
-    from nsa_train.data.summary import data_summary, empty_share_warning
+    from nsa_train.data.summary import data_summary, empty_share_warning, epochs_warning
     from nsa_tui.commands.check import check_here_or_on_host
 
     path = few_distinct(tmp_path)
     sets = ["train.batch_size=2", "train.seq_len=16", "data.source=local", f"data.path={path}", "data.val_docs=1"]
-    sets.append("data.seed=0")  # holds out one of the copies: 2 distinct documents among 9 copies are dealt
+    # seed 0 holds out one of the copies: 2 distinct documents among 9 copies are dealt
+    sets += ["data.seed=0", "train.steps=5", "train.warmup_steps=1"]
 
-    def check(nproc: int, overrides: list[str]) -> tuple[int, dict[str, dict[str, str]]]:
+    def check(nproc: int, overrides: list[str]) -> tuple[int, list[dict[str, str]]]:
         code = check_here_or_on_host(None, overrides, str(tmp_path / "r"), None, None, nproc, True, nsa_test=False)
-        return code, by_name(json.loads(capsys.readouterr().out)["rows"])
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        return code, [r for r in rows if r["name"] == "warning" and "training documents" in r["reason"]]
 
     code, rows = check(2, sets)
-    cfg = load_config(None, sets)
-    trainers = empty_share_warning(data_summary(cfg, open_source(cfg, 0, 2), "byte"), 2)  # as train.py has it
-    assert trainers is not None and "deals its 11 training documents to 2 ranks" in trainers
-    assert code == 0 and rows["data"]["status"] == "pass", rows
-    assert rows["warning"] == {"name": "warning", "status": "warn", "reason": trainers}
-    assert "thin corpus" not in rows
-    _, rows = check(1, sets)  # one rank reads every document
-    assert "warning" not in rows and "thin corpus" not in rows, rows
-    _, rows = check(2, FAST)  # the embedded default: thousands of documents
-    assert "warning" not in rows and "thin corpus" not in rows, rows
+    summary = data_summary(load_config(None, sets), open_source(load_config(None, sets), 0, 2), "byte")
+    thin = empty_share_warning(summary, 2)  # as train.py has it
+    assert thin is not None and "deals its 11 training documents to 2 ranks" in thin
+    assert code == 0 and rows == [{"name": "warning", "status": "warn", "reason": thin}]
+    assert check(1, sets)[1] == []  # one rank reads every document
+    assert check(2, FAST)[1] == []  # the embedded default: hundreds of documents, a quarter of an epoch
 
-    monkeypatch.setattr(cc, "DATA_READ_BUDGET", 64)  # less than the corpus: its first bytes cannot rule it out
-    code, rows = check(2, sets)
-    assert code == 0 and "warning" not in rows, rows
-    skip = rows["thin corpus"]
-    assert skip["status"] == "skip" and skip["reason"].startswith(
-        f"not worked out: local files {path} holds more text than the 64 bytes nsa check reads"
-    ), skip
+    many = [*sets[:-2], "train.steps=500", "train.warmup_steps=1"]  # 500 x 32 tokens over 2 short documents
+    code, rows = check(1, many)
+    cfg = load_config(None, many)
+    passes = epochs_warning(data_summary(cfg, open_source(cfg, 0, 1), "byte"), 500)
+    assert passes is not None and "the model will memorise them" in passes
+    assert code == 0 and rows == [{"name": "warning", "status": "warn", "reason": passes}]

@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures.corpora import few_distinct
-
 from nsa_train.data.errors import DataError
 from nsa_train.data.sources import open_source
-from nsa_train.data.summary import (
-    EPOCHS_WARN,
-    data_summary,
-    empty_share_warning,
-    empty_share_within,
-    epochs_warning,
-)
+from nsa_train.data.summary import EPOCHS_WARN, data_summary, empty_share_warning, epochs_warning
 from nsa_train.data.tokenizer import build_tokenizer
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.data_said import data_said
@@ -163,25 +155,3 @@ def test_distinct_documents_on_many_ranks_warn_of_no_empty_share(jsonl_corpus, m
     assert empty_share_warning(s, 8) is None  # none skipped: every share holds documents trained on
     s = {**s, "train_documents": 40, "held_out_copies": 16}  # 56 dealt to 8 ranks: 7 each, 16 skipped
     assert empty_share_warning(s, 8) is None  # 8 x C(16,7)/C(56,7): some rank in 1 epoch of 2,500
-
-
-def test_within_a_read_limit_the_warning_is_the_trainers_and_past_it_only_ruled_out(
-    tmp_path: Path, make_cfg, jsonl_corpus
-) -> None:
-    """`nsa check` reads a corpus's text up to a limit: within it, the trainer's counts and warning; past it, the
-    first bytes' documents, every one not read counted as skipped, can rule the warning out but never give it."""
-    cfg = make_cfg(source="local", path=str(few_distinct(tmp_path)), val_docs=1, seed=0)  # a copy held out
-    source = open_source(cfg, 0, 2)
-    trainers = empty_share_warning(data_summary(cfg, source, "byte"), 2)
-    assert trainers is not None
-    size = source.text_column().nbytes
-    assert empty_share_within(cfg, source, "byte", 2, None) == (True, trainers)
-    assert empty_share_within(cfg, source, "byte", 2, size) == (True, trainers)  # all of it within the limit
-    assert empty_share_within(cfg, source, "byte", 2, size - 1) == (False, None)  # the row not read is a distinct one
-    assert empty_share_within(cfg, source, "byte", 1, 0) == (True, None)  # one rank reads every document
-
-    path, _ = jsonl_corpus  # 60 distinct documents, 56 dealt: a third of them rule out an empty share on 2 ranks
-    cfg = make_cfg(source="local", path=str(path), text_field="body", val_docs=4)
-    source = open_source(cfg, 0, 2)
-    assert empty_share_within(cfg, source, "byte", 2, source.text_column().nbytes // 3) == (True, None)
-    assert empty_share_within(cfg, source, "byte", 2, 0) == (False, None)  # nothing read rules nothing out
