@@ -599,7 +599,7 @@ class Trainer:
             # the rows an earlier run left (a fresh start over it appends): a resume of this run cuts back its
             # own rows only (by step it cut the earlier run's after the checkpoint's step, and kept its others)
             self.csv_rows_before = {name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)}
-        self.metrics = MetricsLog(run_dir, self.cfg.runtime.tensorboard)
+        self.metrics = MetricsLog(run_dir, self.cfg.runtime.tensorboard, first_step=self.step + 1)
 
     def _drop_earlier_pointers(self) -> list[str]:
         """A fresh start (--force) over an earlier run: its `latest` and `best` name that run's checkpoints, which

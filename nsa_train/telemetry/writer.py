@@ -212,7 +212,10 @@ def format_log_line(step: int, m: dict[str, Any], mfu: float | None = None, warm
 class MetricsLog:
     """Rank 0's training.csv, val.csv, train.log (+stdout) and TensorBoard."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool, first_step: int = 1) -> None:
+        """``first_step``: the step this attempt trains first. TensorBoard events of earlier attempts at that step and
+        after (a resume redoes the steps after its checkpoint; a fresh start over an earlier run starts at 1) are
+        purged from TensorBoard's view, as the CSVs are cut back, so that no step shows two values; their files stay."""
         run_dir = Path(run_dir)
         self._train = _CsvTable(run_dir / schema.TRAINING_CSV, schema.TRAINING_CSV_HEADER)
         self._val = _CsvTable(run_dir / schema.VAL_CSV, schema.VAL_CSV_HEADER)
@@ -221,7 +224,7 @@ class MetricsLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(run_dir / schema.TB_DIR))
+            self._tb = SummaryWriter(log_dir=str(run_dir / schema.TB_DIR), purge_step=first_step)
 
     def line(self, text: str, step: int = 0) -> None:
         """A human line in train.log and on stdout."""

@@ -103,6 +103,23 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert best == f"step_{summary['best_step']:08d}.pt"
     assert "alerts" not in summary  # verdicts come from the tools (docs/telemetry.md, summary.json)
 
+    # a resume from step 3 redoes steps 4-6: TensorBoard showed the first attempt's values and the second's at each,
+    # a zig-zag, where training.csv was cut back; the redone steps now replace the first attempt's there too
+    (run_dir / "checkpoints" / schema.LATEST_POINTER).write_text("step_00000003.pt\n")
+    proc = run_train(run_dir, "train.steps=6", "train.log_every=2", "train.eval_every=3", "train.save_every=3",
+                     "runtime.tensorboard=true", resume=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with open(run_dir / schema.TRAINING_CSV) as f:
+        csv_loss = {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f)}
+    tb = EventAccumulator(str(run_dir / schema.TB_DIR))
+    tb.Reload()
+    tb_loss = [(e.step, e.value) for e in tb.Scalars("train/loss")]
+    assert [step for step, _ in tb_loss] == [2, 4, 6] == sorted(csv_loss)
+    assert all(value == pytest.approx(csv_loss[step]) for step, value in tb_loss)
+    assert [e.step for e in tb.Scalars("val/loss")] == [3, 6]
+
 
 def test_dense_twin_has_null_gate_stats(run_dir: Path) -> None:
     """Also: a peak given by hand (monitor.peak_tflops) gives MFU even on a CPU, in train.log, which marks the
