@@ -170,8 +170,9 @@ SCHEDULE_KEYS = ("train.lr", "train.min_lr", "train.warmup_steps", "train.steps"
 
 
 def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
-    """A warning when ``new`` trains the step after ``step`` at another lr than the run's saved schedule did,
-    None when it does not (or the saved config is missing or unreadable).
+    """A warning when ``new`` trains a step after ``step`` at another lr than the run's saved schedule did, None when
+    it does not (or the saved config is missing or unreadable). The step after ``step`` is compared first; when its
+    lr is unchanged (a resume inside the warmup of a run made longer), the first later step whose lr differs is said.
 
     Not an error: extending a finished cosine (train.steps 600 -> 800) re-warms the lr on purpose for some and by
     surprise for others, who see the loss jump and suspect the resume. Either way it is said before training."""
@@ -181,25 +182,30 @@ def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
     if saved is None:
         return None
 
-    def at(c: Config) -> float:
+    def at(c: Config, s: int) -> float:
         t = c.train
-        return lr_at(step + 1, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps)
+        return lr_at(s, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps)
 
-    before, after = at(saved), at(new)
-    if math.isclose(before, after, rel_tol=0.01, abs_tol=1e-12):
+    def same(s: int) -> bool:
+        return math.isclose(at(saved, s), at(new, s), rel_tol=0.01, abs_tol=1e-12)
+
+    # stops at the first difference: a changed schedule differs from its warmup's end at the latest
+    first = next((s for s in range(step + 1, new.train.steps + 1) if not same(s)), None)
+    if first is None:
         return None
+    before, after = at(saved, first), at(new, first)
     changed = [
         f"{key} {old:g} -> {cur:g}"
         for key in SCHEDULE_KEYS
         if (old := getattr(saved.train, key.split(".")[1])) != (cur := getattr(new.train, key.split(".")[1]))
     ]
     ratio = f" ({after / before:.2f}x)" if before > 0 else ""  # a min_lr of 0 ends a schedule at 0
-    msg = (
-        f"the lr schedule changes with this resume ({', '.join(changed)}): step {step + 1} trains at lr "
-        f"{after:.2e}, where the run's schedule had {before:.2e}{ratio}"
-    )
+    said = f"step {first} trains at lr {after:.2e}, where the run's schedule had {before:.2e}{ratio}"
+    if first > step + 1:  # the lr chart shows no jump at the resume: say where the curves part
+        said = f"step {step + 1} trains at the lr the run's schedule had, and from step {first} on they part: " + said
+    msg = f"the lr schedule changes with this resume ({', '.join(changed)}): {said}"
     ended = step >= saved.train.steps and step >= new.train.warmup_steps
-    if ended and after > before > 0:
+    if ended and first == step + 1 and after > before > 0:
         msg += (
             f". To go on at the lr it ended with instead: --set train.lr={before:.2e} --set train.min_lr={before:.2e}"
         )

@@ -88,6 +88,20 @@ def test_schedule_change_compares_the_next_steps_lr(tmp_path: Path) -> None:
     assert msg is not None and "train.warmup_steps 50 -> 400" in msg and "step 301 trains at lr 2.26e-03" in msg
 
 
+def test_schedule_change_after_an_unchanged_next_step(tmp_path: Path) -> None:
+    """Review revBC: a run halted in its warmup (step 41 of 50) and resumed with train.steps 80 -> 100 trains step 42
+    at the lr it had, and its decay is another: nothing was said, and the lr chart shows no jump at the resume."""
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None, ["train.steps=80"])))  # warmup 50, lr 3e-3 -> 3e-4
+    msg = schedule_change(saved, load_config(None, ["train.steps=100"]), 41)
+    assert msg is not None and msg.startswith("the lr schedule changes with this resume (train.steps 80 -> 100): ")
+    # the first step past 1% apart; the cosines have parted from step 51 on by less
+    assert "step 42 trains at the lr the run's schedule had, and from step 53 on they part: step 53 trains at lr" in msg
+    assert schedule_change(saved, load_config(None, ["train.steps=80"]), 41) is None
+    # a change no step of the rest of the run trains with: the warmup of steps already taken
+    assert schedule_change(saved, load_config(None, ["train.steps=80", "train.warmup_steps=40"]), 79) is None
+
+
 def test_schedule_change_of_a_schedule_that_ended_at_zero(tmp_path: Path) -> None:
     saved = tmp_path / "config.yaml"
     saved.write_text(dump_yaml(load_config(None, ["train.min_lr=0"])))  # ends at lr 0: no ratio, no --set to keep it
