@@ -15,18 +15,25 @@ def num(x: float | None, digits: int = 3, keep_zeros: bool = False) -> str:
         return "NaN"
     if isinstance(x, float) and math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    a = abs(x)
+    # the unit goes by the value as shown: 999.6 rounds to 1000 at 3 digits, so it is 1k (not "1e+03"), and 999,600
+    # is 1M (not "1e+03k")
+    r = float(f"{x:.{digits}g}")
+    a = abs(r)
     if a == 0:
         return "0"
+    form = f"#.{digits}g" if keep_zeros else f".{digits}g"
     if a >= 1e3:
         for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
             if a >= div:
                 v = x / div
-                return (f"{v:.{digits}g}" if abs(v) < 10**digits else f"{v:.0f}") + suf
+                shown = format(v, form)
+                if abs(float(shown)) >= 10**digits:  # more whole units than digits (the largest unit): all of them
+                    shown = f"{v:.0f}"
+                return shown.rstrip(".") + suf
     if a < 1e-2:
         m, e = f"{x:.{digits - 1}e}".split("e")
         return f"{m}e{int(e)}"
-    return f"{x:#.{digits}g}" if keep_zeros else f"{x:.{digits}g}"
+    return format(x, form).rstrip(".")  # keep_zeros: 999.4 is "999", not "999."
 
 
 def duration(seconds: float | None, *, seconds_below: int = 60, hours_below: int = 86400, missing: str = "—") -> str:

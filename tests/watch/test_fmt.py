@@ -13,6 +13,20 @@ def test_numbers_are_short():
     assert fmt.num(2.0137, keep_zeros=True) == "2.01"
 
 
+def test_a_number_that_rounds_up_to_the_next_unit_takes_it():
+    """Review revBC: a run that ended at 999,680 tokens read `tokens 1e+03k` in the dashboard's header; 999.6 tok/s
+    read `1e+03`, and a loss of 999.4 `999.` with keep_zeros."""
+    assert fmt.num(999_680) == "1M"
+    assert fmt.num(999.6) == "1k"
+    assert fmt.num(-999.7) == "-1k"
+    assert fmt.num(999.6, keep_zeros=True) == "1.00k"
+    assert fmt.num(999.4, keep_zeros=True) == "999"
+    assert fmt.num(999.4) == "999"
+    assert fmt.num(0.0099996) == "0.01"  # rounds up out of the small numbers' exponent form
+    assert fmt.num(999_999_999_999_999.0) == "1000T"  # past the largest unit: its whole units
+    assert fmt.num(1999) == "2k" and fmt.num(1234) == "1.23k"
+
+
 def test_durations():
     assert fmt.duration(59) == "59s"
     assert fmt.duration(3725) == "1h02m"
