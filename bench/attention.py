@@ -35,8 +35,9 @@ query ([B, H, T, 16 blocks, 64, 64], 4.3 GB each at 8k) and the backward of that
 
 Each measurement runs in one process: build, one untimed forward, --repeats timed forwards under
 torch.no_grad(), then one untimed and --repeats timed forward+backward steps (sum of outputs); medians are
-reported. Peak RSS is the process's ru_maxrss. The address space is capped (--mem-limit-gb, default 3/4 of the
-machine's memory) so that a length too big for the machine fails as "out of memory" instead of waking the
+reported. Peak RSS is the process's ru_maxrss, in MiB (2^20 bytes; --json's key is `peak_rss_mb`, as the
+issue named it). The address space is capped (--mem-limit-gb, default 3/4 of the machine's memory) so that a
+length too big for the machine fails as "out of memory" instead of waking the
 kernel's OOM killer on a shared box; a measurement past --time-limit-s stops and says so. --table runs each
 impl and length in a fresh subprocess of the right interpreter (the peer's in bench/.venv-peer/bin/python), so
 that each peak RSS belongs to one impl and one length. With --rounds N it measures each length N times, the
@@ -299,7 +300,7 @@ def table(
     that a machine whose speed drifts over minutes (a shared host) slows both sides of a ratio alike: cells are
     medians over rounds, ratios the median of the per-round ratios with their range.
     """
-    head = ["T", "impl", "fwd ms", "fwd+bwd ms", "peak RSS MB"]
+    head = ["T", "impl", "fwd ms", "fwd+bwd ms", "peak RSS MiB"]
     if "nsa" in impls and len(impls) > 1:
         head += ["NSA fwd speedup", "NSA fwd+bwd speedup", "peak RSS / NSA's"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{result['impl']} T={result['seq_len']}: fwd {result['fwd_ms']} ms, "
-            f"fwd+bwd {result['fwd_bwd_ms']} ms, peak RSS {result['peak_rss_mb']} MB"
+            f"fwd+bwd {result['fwd_bwd_ms']} ms, peak RSS {result['peak_rss_mb']} MiB"
         )
     if "error" in result:
         print(f"error: {result['error']}", file=sys.stderr)

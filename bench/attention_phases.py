@@ -131,7 +131,7 @@ def main() -> None:
         y = layer(x.clone().requires_grad_(True)).sum()
         sampler.phase = "bwd.other"
         y.backward()
-    print(f"{args.impl} T={args.seq_len}: peak RSS per phase (MB)")
+    print(f"{args.impl} T={args.seq_len}: peak RSS per phase (MiB)")
     for phase, peak in sampler.peaks.items():
         print(f"  {phase:10s} {peak:8.0f}")
     print("timeline: " + " -> ".join(f"{p} {r:.0f}" for p, r in sampler.timeline))
@@ -161,7 +161,7 @@ def print_saved(impl: str, seq_len: int) -> None:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = layer(x)
-    print(f"{impl} T={seq_len}: storages kept for backward, grouped by where and shape (MB, count x MB each)")
+    print(f"{impl} T={seq_len}: storages kept for backward, grouped by where and shape (MiB, count x MiB each)")
     groups: dict[tuple[str, str], list[float]] = {}
     for ptr, (storage, shape, where) in kept.items():
         kind = "parameter" if ptr in params else "input" if ptr == x.untyped_storage().data_ptr() else ""

@@ -114,7 +114,7 @@ def main() -> None:
     rows.append((f"parse the embedded corpus ({runs[0][1]} documents, fresh process)", f"{corpus_s:.2f} s"))
     for module in ("sympy", "torch._dynamo"):
         mb = statistics.median(float(_child(IMPORT_RSS.format(module=module))) for _ in range(args.repeat))
-        rows.append((f"resident memory `import {module}` adds after torch", f"{mb:.0f} MB"))
+        rows.append((f"resident memory `import {module}` adds after torch", f"{mb:.0f} MiB"))
 
     print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, median of {args.repeat}, files in the page cache\n")
     print("| what | cost |\n|---|---:|")

@@ -69,7 +69,7 @@ def test_file_checks_measures_each_check_it_names(tmp_path):
     costs = {what.strip(): cost.strip() for what, cost in rows[1:]}  # after the header row
     assert len(costs) == 7, res.stdout
     units = sorted(cost.split(" ", 1)[1] for cost in costs.values())
-    assert units == ["MB", "MB", "ms", "ms", "s", "s", "s per GiB"], units
+    assert units == ["MiB", "MiB", "ms", "ms", "s", "s", "s per GiB"], units
     assert all(float(cost.split()[0]) >= 0 for cost in costs.values())
     assert "(783 documents, fresh process)" in res.stdout
     assert list(tmp_path.iterdir()) == []  # its files are removed
@@ -100,7 +100,7 @@ def test_attention_phases_lists_what_backward_keeps():
     assert total.endswith("total without parameters and input")
     kinds = [next((k for k in ("input", "parameter") if f" {k} " in row), "") for row in kept]
     assert kinds.count("input") == 1 and "parameter" in kinds  # x and the weights, saved by the projections
-    # the total is the listed rows without parameters and input (rows under 0.05 MB are not listed)
+    # the total is the listed rows without parameters and input (rows under 0.05 MiB are not listed)
     ours = [float(row.split()[0]) for row, kind in zip(kept, kinds, strict=True) if not kind]
     listed = sum(ours)
     assert float(total.split()[0]) == pytest.approx(listed, abs=0.5) and listed > 0
@@ -109,7 +109,7 @@ def test_attention_phases_lists_what_backward_keeps():
 
 def test_attention_phases_recompute_backward_keeps_less():
     """--recompute-backward takes the window and compressed branches off the CPU flash backward: they keep
-    no output (at T=600: two [1, 600, 8, 64] fp32 outputs, 2.3 MB) and the kept total drops by that."""
+    no output (at T=600: two [1, 600, 8, 64] fp32 outputs, 2.3 MiB) and the kept total drops by that."""
 
     def kept_total(*flags: str) -> float:
         res = bench("attention_phases.py", "--seq-len", "600", "--saved", *flags)
