@@ -6,8 +6,12 @@ every matmul a token goes through, the backward twice the forward (3x in all). N
 softmax, activations (elementwise, a few percent), and recomputation in backward (the layer rebuilds its
 compression MLP and gates: hardware work, not model work, as MFU defines it).
 
-Attention counts the keys a query really attends to (causal, sparse), averaged over the positions of one
+Attention departs from them: they count every key of the sequence for every query (nanoGPT's 12·L·H·Q·T),
+where this counts the keys a query really attends to (causal, sparse), averaged over the positions of one
 training sequence, not the blocks a kernel pads to: a kernel that computes masked tiles shows it as lower MFU.
+For a dense model that is (T + 1) / 2 keys instead of T, so its MFU reads lower than nanoGPT's or PaLM's
+convention would give (12.6% lower for configs/m7c-125m.yaml's dense twin at seq 2048); an NSA model has no
+such convention to compare with.
 """
 
 from __future__ import annotations
