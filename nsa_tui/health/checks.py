@@ -19,6 +19,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
+from nsa_tui.fmt import num
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.health.start import start_clock
@@ -232,24 +233,24 @@ def toks_unjudged_text(why: str) -> str:
 
 
 def throughput_unjudged(h: RunHistory, params: dict[str, Any]) -> str | None:
-    """Why throughput_low cannot judge the run's tokens/s (its params ``params``) for want of what its MFU floor
-    needs, or None when it can, when the user turned it off (min_mfu null), when there is no tokens/s yet, and where
-    the floor leaves the run alone by design (a CPU run, a model under min_params). The previous trainer's runs
-    record neither model size nor GPU: 38 tokens/s on two A100s read "health OK" and nothing said it was never
-    judged."""
+    """Why throughput_low does not judge the run's tokens/s (its params ``params``): its MFU floor lacks what it
+    needs, or leaves the run alone by design (a CPU run, a model under min_params). None when it judges them, when
+    the user turned it off (min_mfu null) or set min_toks_per_s, and when there is no tokens/s yet. The previous
+    trainer's runs record neither model size nor GPU: 38 tokens/s on two A100s read "health OK" and nothing said it
+    was never judged; a CPU run slowed 20x by machine load read the same."""
     if params["min_toks_per_s"] is not None or params["min_mfu"] is None or h.latest["toks_per_s"] is None:
         return None
     if h.dir_missing:
         return None  # run.json went with the directory: nothing says what it recorded (run_dir_gone says why)
     info = h.run_info
     if info.get(schema.RUN_DEVICE_NAME) == "cpu":
-        return None  # MFU is a GPU floor: a CPU run (the tiny default among them) is left to min_toks_per_s by design
+        return "a CPU run; the MFU floor judges GPU runs only"  # the tiny default among them
     size, least = info.get(schema.RUN_PARAM_COUNT), params["min_params"]
     if not isinstance(size, int) or isinstance(size, bool):  # the previous trainer's runs, foreign logs
         no_peak = " or GPU peak" if info.get(schema.RUN_PEAK_FLOPS) is None else ""
         return f"the run records no model size{no_peak}"
-    if size < least:
-        return None  # a small model's MFU says little (kernel launches): the rule leaves it alone by design
+    if size < least:  # a small model's MFU says little (kernel launches): the rule leaves it alone by design
+        return f"a {num(size)}-parameter model, under min_params={num(least)}, whose MFU says little"
     if info.get(schema.RUN_FLOPS_PER_TOKEN) is None:
         return "the run records no FLOPs per token (an older run.json)"
     if info.get(schema.RUN_PEAK_FLOPS) is None:
