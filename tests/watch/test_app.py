@@ -3,10 +3,11 @@ call the `nsa halt` / `nsa dump` code, corrupt lines are counted on screen."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
-from fixtures.runs import append_lines, make_v1_run
+from fixtures.runs import append_lines, boot, make_v1_run, start_training
 from textual.widgets import Label
 
 from nsa_tui import fmt
@@ -678,6 +679,21 @@ async def test_a_crashed_runs_elapsed_stops_at_its_last_record(tmp_path):
 
 
 @async_test
+async def test_a_resumed_runs_elapsed_says_it_is_this_attempts(tmp_path):
+    """`elapsed 22s  tokens 205k`: the attempt's time beside the run's tokens (tokens_seen goes on from the
+    checkpoint) read as 205k tokens in 22 s."""
+    w = make_v1_run(tmp_path / "r", steps=300, state="halted", now=NOW - 600)
+    boot(w, resume=True)
+    start_training(w, w.total_steps, start_step=300)
+    w.progress(2)
+    app = make_app(w.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        second = app.query_one(RunHeader).shown.splitlines()[1]
+        assert re.match(r" elapsed \S+ \(this attempt\)  tokens \S+  heartbeat \S+ ago", second), second
+
+
+@async_test
 async def test_the_halt_question_is_shown_whole(tmp_path):
     """At 120x36 over --host it read "Halt run 'rem' on root@127.0.0.1? It stops after the c": cut, not wrapped."""
     run = tmp_path / "tiny-cpu-20261205-221530"
@@ -685,6 +701,7 @@ async def test_the_halt_question_is_shown_whole(tmp_path):
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot, app)
+        assert "attempt" not in app.query_one(RunHeader).shown  # one attempt: its elapsed is the run's
         question = f"Halt run {run.name!r} on root@gpu-box-07.example.com? It stops after the current step."
         app.push_screen(ConfirmScreen(question))
         await pilot.pause()

@@ -1,5 +1,5 @@
-"""Run name, state (a start's phase), step/total with a progress bar, ETA, elapsed, tokens, heartbeat age,
-attention path.
+"""Run name, state (a start's phase), step/total with a progress bar, ETA, elapsed (the current attempt's, said so
+after a resume), tokens (the run's), heartbeat age, attention path.
 
 Two one-line widgets under one background: a new step repaints the first line only, the
 clock (elapsed, heartbeat age) the second; the screen's most frequent update stays small."""
@@ -90,6 +90,8 @@ class RunHeader(Widget):
         t.append(f"  ETA {fmt.duration(i.get('eta'))}")
         t.append("\n")
         t.append(f" elapsed {fmt.duration(i.get('elapsed'))}")
+        if i.get("resumed"):  # the tokens beside it are the run's, earlier attempts' included
+            t.append(" (this attempt)", style="grey62")
         t.append(f"  tokens {fmt.num(i.get('tokens'))}")
         at = i.get("tokens_step")
         if at is not None and at != i.get("step"):  # the count is of the last progress record, not of `step`
