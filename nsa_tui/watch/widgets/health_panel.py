@@ -56,9 +56,9 @@ class HealthPanel(Widget):
             rows -= 1
         # how the run is judged, as the line above: first, where no alert pushes it out. Whole where the panel keeps
         # 3 rows for what follows (its end names the floor that judges it); in what is left once each alert has its
-        # rule and a line of its message, each start warning its line (a note on a tiny run's tok/s cut a critical
-        # alert's message and hid start warnings); none where they need every row (`nsa status` says it)
-        below = 2 * len(v.alerts) + len(v.start_warnings) + (not v.alerts)  # "✓ no active alerts"
+        # rule and two lines of its message, each start warning its line (a note on a tiny run's tok/s cut a
+        # critical alert's message and hid start warnings); none where they need every row (`nsa status` says it)
+        below = 3 * len(v.alerts) + len(v.start_warnings) + (not v.alerts)  # "✓ no active alerts"
         toks_rows = min(max(1, min(3, rows - 3)), rows - below)
         if v.toks_not_judged and toks_rows > 0:
             said = fitted(v.toks_not_judged, width, toks_rows)
