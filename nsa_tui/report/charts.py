@@ -53,8 +53,11 @@ def series(r: ReportRun, name: str) -> tuple[list[int], list[float]]:
     got = r.series.get(name)
     if got is None:
         steps, col = r.history.steps, r.history.column(name)  # floats and None (the history's columns)
-        keep = [i for i, v in enumerate(col) if v is not None and math.isfinite(v)]
-        got = r.series[name] = ([steps[i] for i in keep], [float(col[i]) for i in keep])
+        if None not in col and all(map(math.isfinite, col)):  # the usual column: every point, without a loop here
+            got = r.series[name] = (list(steps), list(map(float, col)))
+        else:
+            keep = [i for i, v in enumerate(col) if v is not None and math.isfinite(v)]
+            got = r.series[name] = ([steps[i] for i in keep], [float(col[i]) for i in keep])
     return got
 
 

@@ -49,6 +49,9 @@ class ReportRun:
     rules_error: str | None = None
     # {metric: (steps, finite values)}: the charts' series, computed once (nsa_tui.report.charts.series)
     series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict, repr=False)
+    # attempts(history), computed once (None: not yet): a pass over every point, asked by the checkpoints and the
+    # summary table
+    run_attempts: list[Attempt] | None = field(default=None, repr=False)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -109,11 +112,11 @@ def list_checkpoints(run_dir: Path) -> CheckpointListing:
     return checkpoint_listing(sizes, pointers, read_order(d))
 
 
-def mark_earlier_run(h: RunHistory, listing: CheckpointListing) -> list[Checkpoint]:
+def mark_earlier_run(h: RunHistory, listing: CheckpointListing, runs: list[Attempt] | None = None) -> list[Checkpoint]:
     """The listing's files, those an earlier run left marked: the run's newest fresh start came after attempts of
     another run (a `--force` start in its directory), and neither its checkpoint records nor the order file after
     them name the file."""
-    runs = attempts(h)
+    runs = attempts(h) if runs is None else runs
     fresh = [i for i, a in enumerate(runs) if a.fresh]
     if not fresh or fresh[-1] == 0:  # the directory's first run: every file is its own
         return listing.files
@@ -133,7 +136,7 @@ def report_run(
     from nsa_tui.health import evaluate, run_rules
     from nsa_tui.runs.load import no_telemetry
 
-    h = history_from_bundle(bundle)
+    h = history_from_bundle(bundle, whole=True)
     if h.format is None:
         raise UserError(no_telemetry(where, h), NOT_FOUND_EXIT)
     if local:
@@ -144,7 +147,9 @@ def report_run(
     rules, problem = run_rules(h.config)
     rules_error = problem.in_run_config(where, config_file(h)) if problem is not None else None
     verdict = evaluate(h, bundle.now, rules, run=name)
-    return ReportRun(name, where, parent, h, mark_earlier_run(h, checkpoints), verdict, rules_error)
+    runs = attempts(h)
+    marked = mark_earlier_run(h, checkpoints, runs)
+    return ReportRun(name, where, parent, h, marked, verdict, rules_error, run_attempts=runs)
 
 
 def load_report_run(run_dir: Path) -> ReportRun:
@@ -348,7 +353,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         "attempts": 1,
         "resumed_at": resume_steps(h),
     }
-    runs = this_runs_attempts(attempts(h))
+    runs = this_runs_attempts(r.run_attempts if r.run_attempts is not None else attempts(h))
     if len(runs) > 1 or (runs and not s):
         # summary.json speaks for its own process only, and a killed process (SIGKILL, the OOM killer) wrote
         # none. The whole run: every attempt's time (not the pauses between them), and the tokens its loops trained

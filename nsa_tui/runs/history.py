@@ -355,18 +355,7 @@ class RunHistory:
     def _fast_training_row(self, source: str, header: tuple[str, ...], cells: list[str]) -> bool:
         """The common case of a well-formed numeric row, without per-cell dispatch
         (long CSV histories are the bulk of what status and watch read)."""
-        plan = self._csv_plans.get(header)
-        if plan is None:
-            names = [self._CSV_RENAMES.get(name, name) for name in header]
-            idx = [i for i, name in enumerate(names) if name in self._cols]
-            plan = self._csv_plans[header] = (
-                header.index("step") if "step" in header else -1,
-                header.index("ts") if "ts" in header else -1,
-                idx,
-                [names[i] for i in idx],
-                [col for name, col in self._cols.items() if name not in {names[i] for i in idx}],
-            )
-        step_i, ts_i, idx, names, missing = plan
+        step_i, ts_i, idx, names, missing = self.csv_plan(header)
         if step_i < 0:
             return False
         try:
@@ -393,6 +382,22 @@ class RunHistory:
             col.append(None)
         self._trim()
         return True
+
+    def csv_plan(self, header: tuple[str, ...]) -> tuple[int, int, list[int], list[str], list[list[float | None]]]:
+        """How a training.csv header's rows fill the columns: (step cell, ts cell (-1: none), the metric cells,
+        their columns' names, the columns no cell fills); also nsa_tui.runs.bulk's."""
+        plan = self._csv_plans.get(header)
+        if plan is None:
+            names = [self._CSV_RENAMES.get(name, name) for name in header]
+            idx = [i for i, name in enumerate(names) if name in self._cols]
+            plan = self._csv_plans[header] = (
+                header.index("step") if "step" in header else -1,
+                header.index("ts") if "ts" in header else -1,
+                idx,
+                [names[i] for i in idx],
+                [col for name, col in self._cols.items() if name not in {names[i] for i in idx}],
+            )
+        return plan
 
     _CSV_RENAMES: ClassVar[dict[str, str]] = {
         "learning_rate": "lr",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -269,7 +270,10 @@ def _feed_key(name: str) -> tuple[int, int, str]:
     return (_FEED_ORDER[source_kind(name)], -1 if rank is None else rank, name)
 
 
-def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> RunHistory:
+def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None, whole: bool = False) -> RunHistory:
+    """The history of a bundle's files. ``whole``: the files are read whole (a report), the plain lines of the long
+    ones are parsed in blocks (nsa_tui.runs.bulk: the same history, faster), and each telemetry file's bytes are
+    dropped from the bundle once fed."""
     h = RunHistory(detect_format_from_bundle(bundle), max_points=max_points)
     fill_context(h, bundle)
     if h.format is None:  # why a heartbeat there is no telemetry (the verdict was `unknown`, health ok, exit 0)
@@ -289,6 +293,14 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None) -> 
     names.sort(key=_feed_key)
     for name in names:
         w = bundle.files[name]
+        if whole:
+            from nsa_tui.runs.bulk import feed_whole
+
+            # read once: a long run's files are hundreds of MB, let go of each once it is fed
+            bundle.files[name] = dataclasses.replace(w, data=b"")
+            feed_whole(h, name, w.data, from_middle=w.from_middle, head=w.head)
+            del w
+            continue
         lines: Iterable[bytes] = iter_complete_lines(w.data, from_middle=w.from_middle)
         if w.head:
             lines = itertools.chain([w.head], lines)
