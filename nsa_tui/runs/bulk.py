@@ -21,6 +21,7 @@ import math
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from operator import ge
 from typing import Any
 
 import numpy as np
@@ -203,7 +204,7 @@ class _Feeder:
         """A block of heartbeat lines: its runs of plain progress records applied whole, its other records (boot,
         phases, evals, liveness: a few in a hundred) through the line parser, in order. False (nothing changed)
         when pyarrow cannot read the block as json would."""
-        if self.h.format != FORMAT_V1 or any(len(line) > MAX_LINE_BYTES for line in block):
+        if self.h.format != FORMAT_V1 or max(map(len, block)) > MAX_LINE_BYTES:
             return False
         joined = b"\n".join(block)
         if not _json_reads_alike(joined):
@@ -213,7 +214,7 @@ class _Feeder:
             table = pj.read_json(
                 io.BytesIO(joined),
                 parse_options=pj.ParseOptions(explicit_schema=_progress_schema(pa), unexpected_field_behavior="ignore"),
-                read_options=pj.ReadOptions(use_threads=True, block_size=8 << 20),
+                read_options=pj.ReadOptions(use_threads=True, block_size=1 << 20),  # a few blocks: threads
                 memory_pool=pa.system_memory_pool(),  # malloc's: gives its blocks back (mimalloc kept ~35 MB)
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
@@ -221,35 +222,32 @@ class _Feeder:
         if table.num_rows != len(block):
             return False  # two objects on a line
         # a progress record with the rare fallback_reasons (a dict of strings) goes to the line parser
-        progress = [k in _RUN_KINDS for k in table.column("kind").to_pylist()]
+        kinds = table.column("kind").to_pylist()
+        progress = np.fromiter((k in _RUN_KINDS for k in kinds), dtype=bool, count=len(kinds))
         if _FALLBACK_REASONS in joined:
-            progress = [p and _FALLBACK_REASONS not in line for p, line in zip(progress, block, strict=True)]
-        a = 0
-        while a < len(block):
-            b = a + 1
-            while b < len(block) and progress[b] == progress[a]:
-                b += 1
+            progress &= np.fromiter((_FALLBACK_REASONS not in line for line in block), dtype=bool, count=len(block))
+        # the runs: where the flag changes
+        edges = [0, *(np.flatnonzero(progress[1:] != progress[:-1]) + 1).tolist(), len(block)]
+        for a, b in itertools.pairwise(edges):
             if not progress[a] or b - a <= SMALL_BLOCK:
                 self.lines(block[a:b])
-            elif self._progress(table.slice(a, b - a), block[a:b]):
+            elif self._progress(table.slice(a, b - a), block[a:b], kinds[a:b]):
                 self.applied(b - a)
             else:
                 self.halve(block[a:b])
-            a = b
         return True
 
-    def _progress(self, table: Any, block: list[bytes]) -> bool:
+    def _progress(self, table: Any, block: list[bytes], kinds: list[str]) -> bool:
         """Plain progress (and liveness) records of one rank and process, applied as ``add_record`` would one by
         one; False (nothing changed) when any is not plain or they do not simply extend or restate the history."""
         try:
-            return self._apply_progress(table, block)
+            return self._apply_progress(table, block, kinds)
         except (ValueError, TypeError, OverflowError):
             return False
 
-    def _apply_progress(self, table: Any, block: list[bytes]) -> bool:
+    def _apply_progress(self, table: Any, block: list[bytes], kinds: list[str]) -> bool:
         h = self.h
         n = len(block)
-        kinds = table.column("kind").to_pylist()
         v = table.column("v")
         if v.null_count < n and (_numpy(v, np.int64)[_valid(v)] > schema.SCHEMA_VERSION).any():
             return False  # a newer trainer's: the line parser says so
@@ -266,7 +264,8 @@ class _Feeder:
             return False  # ranks or processes mixed: the line parser's
         rank, pid = self._rank(rank), _pid(pid)
         # the progress records among the liveness ones: only they carry points and counters
-        sel = [i for i, k in enumerate(kinds) if k == schema.KIND_PROGRESS]
+        all_progress = kinds.count(schema.KIND_PROGRESS) == n
+        sel = list(range(n)) if all_progress else [i for i, k in enumerate(kinds) if k == schema.KIND_PROGRESS]
         if sel and len(sel) < n:
             table, block = table.take(sel), [block[i] for i in sel]
         p_steps_np = steps_np if len(sel) == n else steps_np[sel]
@@ -301,9 +300,15 @@ class _Feeder:
         if pid is not None and ts[-1] > h.pid_last_ts.get(pid, -math.inf):
             h.pid_last_ts[pid] = ts[-1]
             h.pid_last_step[pid] = steps[ts.index(ts[-1])]  # the first record at the newest time set it
-        for i in with_fb:
-            h.fallbacks.append((p_steps[i], dict(counters[i])))  # each its own dict: the next record updates it
-            h._fallback_ts.append(p_ts[i])
+        if len(with_fb) == len(counters):  # the trainer's: counters in every record
+            h.fallbacks += zip(
+                p_steps, map(dict, counters), strict=True
+            )  # each its own dict: the next record updates it
+            h._fallback_ts += p_ts
+        else:
+            for i in with_fb:
+                h.fallbacks.append((p_steps[i], dict(counters[i])))
+                h._fallback_ts.append(p_ts[i])
         return True
 
     def _rank(self, value: int | None) -> int | None:
@@ -357,12 +362,9 @@ class _Feeder:
         cache = self._fallbacks
         for piece in set(pieces).difference(cache):
             cache[piece] = _parse_counters(piece)
-        counters: list[dict[str, float]] = []
-        for p in pieces:
-            got = cache[p]
-            if got is None:
-                return None
-            counters.append(got)
+        counters = list(map(cache.__getitem__, pieces))
+        if None in counters:
+            return None
         if column.null_count == 0:
             return counters
         it = iter(counters)
@@ -382,7 +384,13 @@ class _Feeder:
         i = bisect_left(h.steps, steps[0])
         if h.steps[i : i + n] != steps:
             return False
-        if not all(old is None or t >= old for t, old in zip(ts, h.ts[i : i + n], strict=True)):
+        olds = h.ts[i : i + n]
+        newer = (
+            all(map(ge, ts, olds))
+            if None not in olds
+            else all(o is None or t >= o for t, o in zip(ts, olds, strict=True))
+        )
+        if not newer:
             return False  # an older record of a step logged again only fills gaps: the line parser's
         h.ts[i : i + n] = ts
         for name, vals in metrics.items():
@@ -394,8 +402,8 @@ class _Feeder:
         return True
 
 
-# printable ASCII but the backslash, and the newlines between the lines
-_JSON_PLAIN_BYTES = bytes(b for b in range(0x20, 0x7F) if b != ord("\\")) + b"\n"
+# printable ASCII but the backslash, and the newlines between the lines; I and N are looked at apart (Inf, NaN)
+_JSON_PLAIN_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in b"\\IN") + b"\n"
 _INT_MINUS_ZERO = re.compile(rb"-0(?![.0-9eE])")
 
 
@@ -404,7 +412,8 @@ def _json_reads_alike(joined: bytes) -> bool:
     (json refuses a raw control character in a string, and the line parser strips more whitespace), no backslash
     (every key as written, for the fallbacks' text), no Inf or NaN (pyarrow takes "Inf", json does not) and no
     integer -0 (json's 0, pyarrow's -0.0)."""
-    if joined.translate(None, _JSON_PLAIN_BYTES) or b"Inf" in joined or b"NaN" in joined:
+    rest = joined.translate(None, _JSON_PLAIN_BYTES)  # one pass: what is left is I and N, or what is not plain
+    if rest and (rest.translate(None, b"IN") or b"Inf" in joined or b"NaN" in joined):
         return False
     return b"-0" not in joined or _INT_MINUS_ZERO.search(joined) is None
 
@@ -468,7 +477,7 @@ def _share_values(chunked: Any, k: int) -> list[float] | None:
         if values.null_count:
             return None
         parts.append(values)
-    return [v for part in parts for v in _buffer_values(part, np.float64)] if parts else []
+    return np.concatenate([_numpy(part, np.float64) for part in parts]).tolist() if parts else []
 
 
 def _floats(chunked: Any) -> list[float | None] | None:
