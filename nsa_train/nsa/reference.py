@@ -104,6 +104,15 @@ def compressed_attention_reference(
     Compressed block i summarises tokens [i*stride, i*stride + block_length). A query that sees no block
     (t < block_length - 1) gets o = 0 and p = 0.
     """
+    o, p = _compressed_attention(q, k_cmp, v_cmp, block_length, stride, scale)
+    return o.to(q.dtype), p.to(q.dtype)
+
+
+def _compressed_attention(
+    q: torch.Tensor, k_cmp: torch.Tensor, v_cmp: torch.Tensor, block_length: int, stride: int, scale: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """compressed_attention_reference in the compute dtype (fp32 for 16-bit inputs): selection picks from these
+    probabilities, as the fast and Triton paths do (rounded to bf16 they tie more and pick other blocks)."""
     check_qkv(q, k_cmp, v_cmp, same_length=False)
     check_sizes(block_length=block_length, stride=stride)
     T = q.shape[1]
@@ -111,7 +120,7 @@ def compressed_attention_reference(
     cdt = compute_dtype(q.dtype)
     mask = compressed_visibility(T, k_cmp.shape[1], block_length, stride, q.device)  # [T, NC]
     o, p = _masked_attention(q.to(cdt), k_cmp.to(cdt), v_cmp.to(cdt), mask, scale)
-    return o.to(q.dtype), p.permute(0, 2, 1, 3).to(q.dtype)
+    return o, p.permute(0, 2, 1, 3)
 
 
 def compressed_attention_and_selection_reference(
@@ -128,10 +137,10 @@ def compressed_attention_and_selection_reference(
     """The layer's compressed branch, the twin of fast.compressed_attention_and_selection_fast: (gate[..., None] *
     o [B, T, HQ, Dv], block ids [B, T, H, n_sel]), the ids chosen from this op's probabilities by Eq. 8-11
     (nsa_train.nsa.selection.select_blocks); gate [B, T, HQ] or None."""
-    o, p = compressed_attention_reference(q, k_cmp, v_cmp, l, d, scale)
+    o, p = _compressed_attention(q, k_cmp, v_cmp, l, d, scale)
     check_sizes(l_sel=l_sel, n_sel=n_sel)
     ids = select_blocks(p, 0, k_cmp.shape[2], l, d, l_sel, n_sel, q.shape[1])
-    return _gated(o, gate), ids
+    return _gated(o.to(q.dtype), gate), ids
 
 
 def gated_selection_reference(

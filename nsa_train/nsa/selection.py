@@ -11,23 +11,24 @@ import torch.nn.functional as F
 
 
 def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_sel_blocks: int) -> torch.Tensor:
-    """Eq. 9: score of selection block j = sum of p over the compressed blocks that overlap it.
+    """Eq. 9: p_slc[j] = sum over m < l_sel/d and n < l/d of p_cmp[(l_sel/d) j - m - n] (the paper's indices are
+    1-based; here 0-based: stride chunk u = j*r + m' of selection block j, compressed block u - n).
 
-    p_cmp [B, Tc, HQ, NC] -> [B, Tc, HQ, NS]. Compressed block i covers [i*d, i*d + l) and selection block j
-    covers [j*l_sel, (j+1)*l_sel); they overlap iff j*r - m + 1 <= i <= (j+1)*r - 1 with r = l_sel/d, m = l/d,
-    a window of r + m - 1 compressed blocks with stride r (each overlapping block counted once).
+    p_cmp [B, Tc, HQ, NC] -> [B, Tc, HQ, NS]. Compressed block i covers [i*d, i*d + l), the m = l/d stride chunks
+    i .. i+m-1; selection block j covers the r = l_sel/d chunks j*r .. j*r+r-1. Each chunk scores the compressed
+    blocks that hold it, and a selection block sums its chunks, so a compressed block counts once per chunk it
+    shares with the selection block: its overlap in units of d (with l=32, d=16, l_sel=64, the five blocks that
+    reach into a selection block weigh 1, 2, 2, 2, 1).
     """
-    if l % d or l_sel % d:  # the window below counts whole strides: other sizes would be summed wrongly, silently
+    if l % d or l_sel % d:  # whole strides: other sizes would be summed wrongly, silently
         raise ValueError(f"l ({l}) and l_sel ({l_sel}) must be multiples of the stride d ({d}), as NSAConfig requires")
     r, m = l_sel // d, l // d
     nc, ns = p_cmp.shape[-1], n_sel_blocks
-    padded = F.pad(p_cmp, (m - 1, ns * r - nc))  # [B, Tc, HQ, NS*r + m - 1] (cropped past the last block)
-    # the r blocks starting inside selection block j (a contiguous sum), plus the m - 1 that start before it
-    # and reach into it; ~3x faster than summing an unfold's overlapping windows
-    scores = padded[..., m - 1 :].unflatten(-1, (ns, r)).sum(-1)
-    for back in range(1, m):
-        scores += padded[..., m - 1 - back : m - 1 - back + ns * r : r]
-    return scores
+    padded = F.pad(p_cmp, (m - 1, ns * r - nc))  # [B, Tc, HQ, NS*r + m - 1]: padded[u + m - 1] = p[u], cropped
+    chunks = padded[..., m - 1 :].clone()  # [B, Tc, HQ, NS*r] chunk u's score: the blocks u - n, n < m, holding it
+    for n in range(1, m):
+        chunks += padded[..., m - 1 - n : m - 1 - n + ns * r]
+    return chunks.unflatten(-1, (ns, r)).sum(-1)
 
 
 def _descending_key(scores: torch.Tensor) -> torch.Tensor:

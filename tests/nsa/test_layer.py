@@ -159,9 +159,29 @@ def test_eq9_overlap_scores_match_brute_force(l, d, l_sel, cropped):
     want = torch.zeros(1, 3, 2, ns)
     for j in range(ns):
         for i in range(nc):
-            if i * d < (j + 1) * l_sel and i * d + l > j * l_sel:  # compressed block i overlaps selection block j
-                want[..., j] += p[..., i]
+            # compressed block i weighs its overlap with selection block j in units of d
+            overlap = min(i * d + l, (j + 1) * l_sel) - max(i * d, j * l_sel)
+            want[..., j] += p[..., i] * (max(0, overlap) // d)
     torch.testing.assert_close(got, want)
+    # the paper's printed double sum, its indices 1-based (selection block j + 1, compressed block c + 1)
+    r, m = l_sel // d, l // d
+    paper = torch.zeros(1, 3, 2, ns)
+    for j in range(ns):
+        for mm in range(r):
+            for n in range(m):
+                c = r * (j + 1) - mm - n - 1
+                if 0 <= c < nc:
+                    paper[..., j] += p[..., c]
+    torch.testing.assert_close(got, paper)
+
+
+def test_eq9_weighs_a_block_by_its_overlap():
+    """Review revBE: each overlapping compressed block was counted once, where the paper's double sum counts it once
+    per stride chunk it shares with the selection block. l=32, d=16, l_sel=64: blocks 3..7 reach into selection
+    block 1 with 16, 32, 32, 32 and 16 tokens."""
+    p = torch.zeros(1, 1, 1, 9)
+    p[..., 3], p[..., 4] = 1.0, 10.0
+    assert selection_block_scores(p, 32, 16, 64, 2)[0, 0, 0].tolist() == [1.0 * 1, 1.0 * 1 + 10.0 * 2]
 
 
 def _p_for(scores_per_head: dict[int, dict[int, float]], T: int, HQ: int, nc: int) -> torch.Tensor:

@@ -196,7 +196,8 @@ def compressed_importance_kernel(
     IEEE: tl.constexpr,
     TOPK: tl.constexpr,  # pick the blocks here (a running top-n per query), writing ids, not scores
 ):
-    """Selection block j's score (Eq. 9) sums p over compressed blocks i with j*R - M_BACK <= i <= j*R + R - 1.
+    """Selection block j's score (Eq. 9) sums p over compressed blocks i with j*R - M_BACK <= i <= j*R + R - 1,
+    each weighted by its overlap with block j in strides (selection.selection_block_scores).
 
     Key tiles of BN = 16 * R compressed blocks start at multiples of R, so the blocks starting inside tile
     columns' selection blocks are in the tile; the M_BACK blocks before a tile reach only into its first
@@ -216,12 +217,15 @@ def compressed_importance_kernel(
     lse2 = tl.load(lse_ptr + rows, mask=row_ok, other=float("-inf")) * LOG2E  # [BM] base 2
     qk_scale = scale * LOG2E
 
-    # the Eq. 9 map of one key tile, in tile-local indices: W[i, j] = 1 where compressed block i counts for
-    # selection block j; the same for every tile (tiles start at multiples of R)
+    # the Eq. 9 map of one key tile, in tile-local indices: W[i, j] = the strides compressed block i (strides
+    # i .. i + M_BACK) shares with selection block j (strides j*R .. j*R + R - 1); the same for every tile (tiles
+    # start at multiples of R)
     i_loc = tl.arange(0, BN)[:, None]
     j_loc = tl.arange(0, BNS)[None, :]
-    w_map = ((i_loc >= j_loc * R - M_BACK) & (i_loc <= j_loc * R + R - 1)).to(tl.float32)  # [BN, BNS]
-    back = tl.arange(0, BN) >= BN - M_BACK  # [BN] the tile's blocks that reach into the next tile
+    shared = tl.minimum(i_loc + M_BACK + 1, j_loc * R + R) - tl.maximum(i_loc, j_loc * R)
+    w_map = tl.maximum(shared, 0).to(tl.float32)  # [BN, BNS]
+    # [BN] the strides the tile's last blocks share with the next tile's first selection block
+    back = tl.maximum(tl.arange(0, BN) + M_BACK + 1 - BN, 0).to(tl.float32)
     first_col = tl.arange(0, BNS) == 0
 
     offs_q = tl.arange(0, BQ)
@@ -242,7 +246,7 @@ def compressed_importance_kernel(
         p_group = tl.sum(tl.reshape(p, (BQ, GP, BN)), 1)  # [BQ, BN] Eq. 10: summed over the group's heads
         sc = tl.dot(p_group, w_map, input_precision="ieee")  # [BQ, BNS] exact fp32 sums, whatever the inputs
         sc += tl.where(first_col[None, :], carry[:, None], 0.0)
-        carry = tl.sum(tl.where(back[None, :], p_group, 0.0), 1)
+        carry = tl.sum(p_group * back[None, :], 1)
         sel = n0 // R + tl.arange(0, BNS)  # [BNS] selection block ids
         if TOPK:
             best = _merge_top(best, _ranked(sc, sel, cur, NS), BQ)
