@@ -497,6 +497,26 @@ class Trainer:
 
         self.data_summary = data_summary(self.cfg, source, self.tokenizer.name)
 
+    def _replan_data(self) -> None:
+        """A resume at another tokens per step (train.batch_size changed): the data summary, counted before the
+        checkpoint was read, planned every step at this attempt's size; the run's plan is what it trained, then the
+        rest at it. Said on the console (the [data] line had the other), kept in run.json, warned of anew."""
+        from nsa_train.data.summary import data_warnings, replanned
+        from nsa_train.telemetry.data_said import data_counts_said
+
+        t, s, w = self.cfg.train, self.data_summary, self.info.world_size
+        planned = self.tokens_seen + (t.steps - self.step) * t.batch_size * t.seq_len
+        if s is None or planned == s[schema.DATA_PLANNED_TOKENS]:
+            return
+        said = data_warnings(s, t.steps, w)
+        self.data_summary = replanned(s, planned)
+        self.data_warnings = [x for x in self.data_warnings if x not in said]
+        self.data_warnings += data_warnings(self.data_summary, t.steps, w)
+        print(
+            f"[data] {self.tokens_seen:,} tokens trained to step {self.step}, then {t.batch_size * t.seq_len:,} a step "
+            f"to step {t.steps:,}: {data_counts_said(self.data_summary)}"
+        )
+
     def _build_model(self) -> None:
         """The model phase: the model and its optimizer, a --resume's checkpoint loaded into them, run.json."""
         cfg, is_main = self.cfg, self.info.is_main
@@ -997,6 +1017,8 @@ class Trainer:
                       "continues exactly, nothing to reshard")  # fmt: skip
         self.step = self.last_saved_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
+        if self.info.is_main and self.data_summary:
+            self._replan_data()
         self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
         if self.info.is_main:
             fallbacks.restore(state.get("fallbacks") or {})  # absent from checkpoints older than the field
@@ -1038,9 +1060,14 @@ class Trainer:
                 "reread_tokens": tokens,
             }
             again = f"{documents} document{'' if documents == 1 else 's'} ({tokens:,} tokens)"
+            # the order deals the documents training skips too: the [data] line's training documents are fewer
+            s = self.data_summary or {}
+            skipped = (s.get(schema.DATA_HELD_OUT_COPIES) or 0) + (s.get(schema.DATA_EMPTY_DOCUMENTS) or 0)
+            among = f", the {skipped} not trained on among them" if skipped else ""
             print(
                 f"[reshard] {self._ranks(old)} -> {new}: the data continues from position {plan.first} of epoch "
-                f"{plan.epoch}'s shuffled order (of {plan.n_docs} documents per epoch); {again} read by some ranks "
+                f"{plan.epoch}'s shuffled order (of {plan.n_docs} documents dealt per epoch{among}); {again} read by "
+                "some ranks "
                 f"before the checkpoint are read again; each rank's RNG is seeded from train.seed "
                 f"{self.cfg.train.seed}, step {step} and its rank"
             )

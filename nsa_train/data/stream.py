@@ -37,8 +37,10 @@ def doc_tokens(
     """This rank's training documents as tokens, epoch after epoch, from `start` on; never ends.
 
     An epoch whose share for this rank holds nothing training reads (empty documents, copies of held-out texts)
-    is passed over: ``on_empty_epoch(epoch, why)`` hears of it and the next epoch follows. The deal is not filtered
-    first, so the order of every other epoch, and of every corpus whose ranks all get something, is unchanged."""
+    is passed over: ``on_empty_epoch(epoch, why)`` hears of it and the next epoch follows (so does the rest of an
+    epoch a start position resumes mid-way that holds nothing: not an epoch dealt nothing, it is not said). The
+    deal is not filtered first, so the order of every other epoch, and of every corpus whose ranks all get
+    something, is unchanged."""
     epoch, first_doc, offset = start
     empty_run = 0  # consecutive epochs passed over
     while True:
@@ -60,7 +62,7 @@ def doc_tokens(
             produced = True
         if produced:
             empty_run = 0
-        else:
+        elif first_doc == 0:  # the rest of an epoch resumed mid-way (a reshard's start) is not an epoch: not counted
             why = source.skipped.why_none()
             empty_run += 1
             limit = source.empty_epoch_limit

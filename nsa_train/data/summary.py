@@ -58,6 +58,16 @@ def data_summary(cfg: Any, source: Any, tokenizer_name: str) -> dict[str, Any]:
     return out
 
 
+def replanned(s: dict[str, Any], planned: int) -> dict[str, Any]:
+    """``s`` with a plan of ``planned`` tokens (a resume's: the tokens the run trained, then the rest of train.steps
+    at this attempt's tokens per step), its epochs with it."""
+    out = {**s, schema.DATA_PLANNED_TOKENS: planned}
+    tokens = s.get(schema.DATA_TRAIN_TOKENS)
+    if isinstance(tokens, int) and tokens > 0:
+        out[schema.DATA_EPOCHS] = round(planned / tokens, 2)
+    return out
+
+
 def epochs_warning(s: dict[str, Any], steps: int) -> str | None:
     """The start warning of a plan that goes over the training data more than EPOCHS_WARN times."""
     epochs = s.get(schema.DATA_EPOCHS)

@@ -234,3 +234,34 @@ def test_a_position_past_its_document_says_the_data_changed() -> None:
     source = SimpleNamespace(description="hf dataset x split train", train_texts=lambda epoch, first: iter([(0, "ab")]))
     with pytest.raises(DataError, match=r"past the end of its document: the data changed since the checkpoint"):
         next(doc_tokens(source, build_tokenizer(DataConfig()), Position(0, 0, 512)))
+
+
+def test_the_rest_of_an_epoch_resumed_mid_way_that_holds_nothing_is_not_an_empty_epoch(tmp_path: Path, make_cfg):
+    """Review revBF: after `--resume --reshard` onto more ranks, a new rank whose rest of the resumed epoch held only
+    skipped documents was told 'epoch 7 ... deals this rank nothing to train on, of its 3 documents', which used up
+    the once-only message and counted towards the limit of empty epochs in a row, though its share of that epoch
+    held documents the old rank had read. It goes on with the next epoch without a word."""
+    from fixtures.corpora import few_distinct
+
+    from nsa_train.data.packing import Position
+    from nsa_train.data.stream import doc_tokens
+
+    path = few_distinct(tmp_path)
+    for seed in range(200):
+        cfg = make_cfg(seq_len=16, source="local", path=str(path), val_docs=1, seed=seed)
+        try:
+            source = open_source(cfg, 0, 2)
+        except DataError:
+            continue
+        trained = set(source.trained().index)
+        dealt = [[i in trained for i in source.rank_order(e)] for e in range(2)]
+        # epoch 0 has a trained document before its last ones (cut: after its last trained one), epoch 1 has one too
+        cut = max((k + 1 for k, kept in enumerate(dealt[0]) if kept), default=0)
+        if 0 < cut < len(dealt[0]) and any(dealt[1]):
+            break
+    else:
+        raise AssertionError("no seed under 200 leaves an epoch's last documents all skipped")
+    told: list[tuple[int, str]] = []
+    first = next(doc_tokens(source, build_tokenizer(cfg.data), Position(0, cut, 0), lambda e, w: told.append((e, w))))
+    assert first.start.epoch == 1 and told == [], (first.start, told)
+    # a whole epoch dealt nothing is still said (test_data_sources.py has the rank that meets one)

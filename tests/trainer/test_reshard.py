@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 LINE = re.compile(
     r"\[reshard\] (\d+) ranks? -> (\d+): the data continues from position (\d+) of epoch (\d+)'s shuffled order \(of "
-    r"(\d+) documents per epoch\); (\d+) documents? \(([\d,]+) tokens\) read by some ranks before the checkpoint are "
+    r"(\d+) documents dealt per epoch(?:, the \d+ not trained on among them)?\); "
+    r"(\d+) documents? \(([\d,]+) tokens\) read by some ranks before the checkpoint are "
     r"read again; each "
     r"rank's RNG is seeded from train.seed \d+, step (\d+) and its rank"
 )

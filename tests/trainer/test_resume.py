@@ -108,6 +108,20 @@ def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Pat
 
 
 @SHARES_THE_FINISHED_RUN
+def test_a_resume_at_another_batch_size_plans_the_tokens_the_run_trains(tmp_path: Path, finished_run: Path) -> None:
+    """Review revBF: resumed at another train.batch_size, run.json's data_summary, the [data] line and `nsa status`
+    planned every step at the new size (0.83 epochs where the run trained 1.62): the tokens trained so far, then
+    the rest of the steps at the new size."""
+    run = copy_of(finished_run, tmp_path / "run")
+    proc = run_train(run, "train.steps=4", "train.batch_size=2", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((run / schema.RUN_JSON).read_text())["data_summary"]
+    planned = 2 * 4 * 32 + 2 * 2 * 32  # steps 1-2 at batch 4, steps 3-4 at batch 2, seq 32
+    assert s["planned_tokens"] == planned and s["epochs"] == round(planned / s["train_tokens"], 2), s
+    assert "[data] 256 tokens trained to step 2, then 64 a step to step 4: " in proc.stdout, proc.stdout
+
+
+@SHARES_THE_FINISHED_RUN
 def test_a_refused_resume_leaves_the_runs_config_and_summary_as_they_were(tmp_path: Path, finished_run: Path) -> None:
     """A resume with another seq_len is refused (by the config comparison, and behind it by the data stream). It
     used to rewrite config.yaml first, so the next plain --resume (which reads config.yaml) failed the same way
