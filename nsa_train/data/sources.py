@@ -467,6 +467,7 @@ class MapSource:
         self._held_out[self._val_index] = True
         self._train_index = np.flatnonzero(~self._held_out)  # int64 [n - val_docs]
         self._trained: Trained | None = None
+        self._order_digest: str | None = None
         # now, on every rank alike: the stream's thread failed on the short ranks only. What training reads: a
         # corpus of copies of its held-out texts passed on its row count and failed per rank once training began
         found = trained_rows(self.text_column(), self._held_out, self.val_texts(), enough=world_size)
@@ -524,6 +525,19 @@ class MapSource:
         """All ranks' document indices for `epoch`: a seeded shuffle of the training set, the same for any world
         size (a --reshard continues it: reshard.py)."""
         return np.random.default_rng([self._seed, epoch]).permutation(self._train_index)
+
+    @property
+    def order_digest(self) -> str:
+        """A digest of the holdout and epoch 0's order. Both are drawn from data.seed by Python's random.sample and
+        NumPy's Generator.permutation, whose draws neither library promises to keep across versions: a resume
+        after an upgrade that drew others would train on former validation documents and leave the stream's
+        position meaningless, without a word. The saved data position keeps it and a resume compares."""
+        if self._order_digest is None:
+            h = hashlib.blake2b(digest_size=8)
+            h.update(np.asarray(self._val_index, dtype=np.int64).tobytes())
+            h.update(self.epoch_order(0).astype(np.int64).tobytes())
+            self._order_digest = h.hexdigest()
+        return self._order_digest
 
     def rank_order(self, epoch: int) -> np.ndarray:
         """This rank's document indices for `epoch`: the epoch's order dealt round-robin."""

@@ -81,6 +81,13 @@ def doc_tokens(
         epoch, first_doc, offset = epoch + 1, 0, 0
 
 
+def drawn_by() -> str:
+    """The libraries whose seeded draws make the holdout and the epoch order ('Python 3.11.7, NumPy 2.1.3')."""
+    import platform
+
+    return f"Python {platform.python_version()}, NumPy {np.__version__}"
+
+
 def same_source(saved: object, mine: str) -> bool:
     """Whether a saved position's source is this one. Local files count by where they are, not how data.path was
     typed: relative (resolved against this directory, as a position saved before paths were made absolute has it)
@@ -165,6 +172,9 @@ class TrainStream:
         fingerprint = self._source.fingerprint if self._source is not None else None
         if fingerprint is not None:  # local files: what the position counts in (None until the source is open)
             state["fingerprint"] = fingerprint
+        if self._source is not None and hasattr(self._source, "order_digest"):  # map-style: the seeded draws
+            state["order_digest"] = self._source.order_digest
+            state["drawn_by"] = drawn_by()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -173,6 +183,7 @@ class TrainStream:
         self._check_saved(state, ("rank", "world_size"))
         self._position = self._saved_position(state)
         self._check_fingerprint(state)
+        self._check_order(state)
 
     def reshard(self, states: list[dict]) -> Reshard:
         """Continue the positions another number of ranks saved (rank r's at index r) on this rank (--reshard): from
@@ -189,6 +200,7 @@ class TrainStream:
                 raise DataError(f"--reshard: saved data position {r} is not rank {r} of {len(states)}: {state!r}")
         positions = [self._saved_position(state) for state in states]
         self._check_fingerprint(states[0])  # every rank's fingerprint is of the same files
+        self._check_order(states[0])
         if self._source is None:
             self._source = open_source(self._cfg, self._rank, self._world)
         plan = plan_reshard(positions, self._source.n_train)  # type: ignore[attr-defined]
@@ -245,6 +257,28 @@ class TrainStream:
                 change = fingerprint_change(shown(str(self._cfg.data.path)), state["fingerprint"], source.fingerprint)
                 if change:
                     raise DataError(change)
+
+    def _check_order(self, state: dict) -> None:
+        """The holdout and the epoch order the saved position counts in, drawn again here from data.seed: refused
+        where this Python or NumPy draws others (absent from positions saved before it was recorded)."""
+        saved = state.get("order_digest")
+        if saved is None or self._cfg.data.source == "hf":
+            return
+        if self._source is None:
+            self._source = open_source(self._cfg, self._rank, self._world)
+        if self._source.order_digest != saved:  # type: ignore[attr-defined]
+            then, now = state.get("drawn_by"), drawn_by()
+            why = (
+                f"this {now} draws others than {then or 'the versions that saved it'} (an upgrade)"
+                if then != now
+                else f"the same {now} drew them from other documents (their number changed since the checkpoint)"
+            )
+            raise DataError(
+                f"the held-out documents or the epoch order of {self.description} drawn from data.seed="
+                f"{self._cfg.data.seed} are not the ones the checkpoint's data position counts in: {why}, so the run "
+                "would train on former validation documents and could not continue its stream. Resume with the "
+                "versions and data that saved it, or start a new run"
+            )
 
     # -- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> TrainStream:

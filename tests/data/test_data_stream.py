@@ -265,3 +265,30 @@ def test_the_rest_of_an_epoch_resumed_mid_way_that_holds_nothing_is_not_an_empty
     first = next(doc_tokens(source, build_tokenizer(cfg.data), Position(0, cut, 0), lambda e, w: told.append((e, w))))
     assert first.start.epoch == 1 and told == [], (first.start, told)
     # a whole epoch dealt nothing is still said (test_data_sources.py has the rank that meets one)
+
+
+def test_a_holdout_or_order_drawn_otherwise_than_the_checkpoints_is_refused(make_cfg) -> None:
+    """Review revBF: the holdout (random.sample) and the epoch order (NumPy's Generator.permutation) are drawn from
+    data.seed by libraries that do not promise the same draws across versions, and nothing recorded them: a resume
+    after an upgrade could train on former validation documents. The saved position keeps a digest of both and the
+    versions that drew them; a resume that draws others is refused, naming both."""
+    from nsa_train.data.stream import drawn_by
+
+    cfg = make_cfg(seq_len=48)
+    tok = build_tokenizer(cfg.data)
+    stream = TrainStream(cfg, tok, 0, 1, 2)
+    try:
+        next(stream)
+        state = json.loads(json.dumps(stream.state_dict()))
+    finally:
+        stream.close()
+    assert len(state["order_digest"]) == 16 and state["drawn_by"] == drawn_by()
+    TrainStream(cfg, tok, 0, 1, 2).load_state_dict(state)  # drawn alike here
+    other = {**state, "order_digest": "0" * 16, "drawn_by": "Python 3.9.0, NumPy 1.20.0"}
+    with pytest.raises(DataError, match=r"this Python [\d.]+, NumPy [\d.]+ draws others than Python 3\.9\.0, NumPy"):
+        TrainStream(cfg, tok, 0, 1, 2).load_state_dict(other)
+    older = {k: v for k, v in state.items() if k not in ("order_digest", "drawn_by")}  # saved before it was kept
+    TrainStream(cfg, tok, 0, 1, 2).load_state_dict(older)
+    same = {**state, "order_digest": "0" * 16}  # the same versions: other documents drew them
+    with pytest.raises(DataError, match=r"the same Python [\d.]+, NumPy [\d.]+ drew them from other documents"):
+        TrainStream(cfg, tok, 0, 1, 2).load_state_dict(same)
