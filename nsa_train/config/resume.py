@@ -186,23 +186,28 @@ def schedule_change(saved_config: Path, new: Config, step: int) -> str | None:
         t = c.train
         return lr_at(s, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps)
 
-    def same(s: int) -> bool:
-        return math.isclose(at(saved, s), at(new, s), rel_tol=0.01, abs_tol=1e-12)
-
-    # stops at the first difference: a changed schedule differs from its warmup's end at the latest
-    first = next((s for s in range(step + 1, new.train.steps + 1) if not same(s)), None)
-    if first is None:
-        return None
-    before, after = at(saved, first), at(new, first)
     changed = [
         f"{key} {old:g} -> {cur:g}"
         for key in SCHEDULE_KEYS
         if (old := getattr(saved.train, key.split(".")[1])) != (cur := getattr(new.train, key.split(".")[1]))
     ]
+    if not changed:  # the lr is these keys' alone: the usual resume walks no steps
+        return None
+
+    def same(s: int, rel_tol: float) -> bool:
+        return math.isclose(at(saved, s), at(new, s), rel_tol=rel_tol, abs_tol=1e-12)
+
+    # the first step 1% apart (what is warned of), stopping there: a changed schedule differs from its warmup's end
+    # at the latest; and the first step apart at all, where the curves part
+    first = next((s for s in range(step + 1, new.train.steps + 1) if not same(s, 0.01)), None)
+    if first is None:
+        return None
+    parts = next(s for s in range(step + 1, first + 1) if not same(s, 1e-9))
+    before, after = at(saved, first), at(new, first)
     ratio = f" ({after / before:.2f}x)" if before > 0 else ""  # a min_lr of 0 ends a schedule at 0
     said = f"step {first} trains at lr {after:.2e}, where the run's schedule had {before:.2e}{ratio}"
     if first > step + 1:  # the lr chart shows no jump at the resume: say where the curves part
-        said = f"step {step + 1} trains at the lr the run's schedule had, and from step {first} on they part: " + said
+        said = f"step {step + 1} trains at the lr the run's schedule had, and from step {parts} on they part: " + said
     msg = f"the lr schedule changes with this resume ({', '.join(changed)}): {said}"
     ended = step >= saved.train.steps and step >= new.train.warmup_steps
     if ended and first == step + 1 and after > before > 0:

@@ -534,8 +534,8 @@ class MapSource:
         position meaningless, without a word. The saved data position keeps it and a resume compares."""
         if self._order_digest is None:
             h = hashlib.blake2b(digest_size=8)
-            h.update(np.asarray(self._val_index, dtype=np.int64).tobytes())
-            h.update(self.epoch_order(0).astype(np.int64).tobytes())
+            h.update(np.ascontiguousarray(self._val_index, dtype=np.int64))
+            h.update(np.ascontiguousarray(self.epoch_order(0), dtype=np.int64))  # hashed in place: no copies
             self._order_digest = h.hexdigest()
         return self._order_digest
 

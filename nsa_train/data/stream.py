@@ -269,7 +269,7 @@ class TrainStream:
         if self._source.order_digest != saved:  # type: ignore[attr-defined]
             then, now = state.get("drawn_by"), drawn_by()
             why = (
-                f"this {now} draws others than {then or 'the versions that saved it'} (an upgrade)"
+                f"this {now} draws others than {then or 'the versions that saved it'} (an upgrade, or other documents)"
                 if then != now
                 else f"the same {now} drew them from other documents (their number changed since the checkpoint)"
             )

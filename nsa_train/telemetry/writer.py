@@ -214,8 +214,9 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, tensorboard: bool, first_step: int = 1) -> None:
         """``first_step``: the step this attempt trains first. TensorBoard events of earlier attempts at that step and
-        after (a resume redoes the steps after its checkpoint; a fresh start over an earlier run starts at 1) are
-        purged from TensorBoard's view, as the CSVs are cut back, so that no step shows two values; their files stay."""
+        after are purged from TensorBoard's view (their files stay), so that no step shows two values: a resume
+        redoes the steps after its checkpoint, as its CSV rows are cut back; a fresh start over an earlier run starts
+        at 1 and hides that run in TensorBoard, while training.csv keeps its rows before the new run's."""
         run_dir = Path(run_dir)
         self._train = _CsvTable(run_dir / schema.TRAINING_CSV, schema.TRAINING_CSV_HEADER)
         self._val = _CsvTable(run_dir / schema.VAL_CSV, schema.VAL_CSV_HEADER)

@@ -95,8 +95,8 @@ def test_schedule_change_after_an_unchanged_next_step(tmp_path: Path) -> None:
     saved.write_text(dump_yaml(load_config(None, ["train.steps=80"])))  # warmup 50, lr 3e-3 -> 3e-4
     msg = schedule_change(saved, load_config(None, ["train.steps=100"]), 41)
     assert msg is not None and msg.startswith("the lr schedule changes with this resume (train.steps 80 -> 100): ")
-    # the first step past 1% apart; the cosines have parted from step 51 on by less
-    assert "step 42 trains at the lr the run's schedule had, and from step 53 on they part: step 53 trains at lr" in msg
+    # where the cosines part (step 51, by less than 1%), and the first step 1% apart
+    assert "step 42 trains at the lr the run's schedule had, and from step 51 on they part: step 53 trains at lr" in msg
     assert schedule_change(saved, load_config(None, ["train.steps=80"]), 41) is None
     # a change no step of the rest of the run trains with: the warmup of steps already taken
     assert schedule_change(saved, load_config(None, ["train.steps=80", "train.warmup_steps=40"]), 79) is None
