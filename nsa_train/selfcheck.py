@@ -360,11 +360,7 @@ def resolve_target_device(cfg: Config, gpus: list[tuple[str, int]]) -> tuple[tor
 
 
 def run_selfcheck(
-    cfg: Config,
-    *,
-    gpu_probe: GpuProbe | None = None,
-    nsa_test: bool = True,
-    nproc: int | None = None,
+    cfg: Config, *, gpu_probe: GpuProbe | None = None, nsa_test: bool = True, nproc: int | None = None
 ) -> SelfCheck:
     """``nproc``: the ranks the run will have (`nsa launch --nproc`); None: as many as GPUs are visible (its
     default), one on CPU. The batch split and the per-rank memory estimate depend on it."""

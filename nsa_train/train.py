@@ -504,14 +504,13 @@ class Trainer:
         from nsa_train.data.summary import data_warnings, replanned
         from nsa_train.telemetry.data_said import data_counts_said
 
-        t, s, w = self.cfg.train, self.data_summary, self.info.world_size
+        t, s = self.cfg.train, self.data_summary
         planned = self.tokens_seen + (t.steps - self.step) * t.batch_size * t.seq_len
         if s is None or planned == s[schema.DATA_PLANNED_TOKENS]:
             return
-        said = data_warnings(s, t.steps, w)
         self.data_summary = replanned(s, planned)
-        self.data_warnings = [x for x in self.data_warnings if x not in said]
-        self.data_warnings += data_warnings(self.data_summary, t.steps, w)
+        # data_warnings is all that fills them (the data phase): judged again on the run's plan
+        self.data_warnings = data_warnings(self.data_summary, t.steps, self.info.world_size)
         print(
             f"[data] {self.tokens_seen:,} tokens trained to step {self.step}, then {t.batch_size * t.seq_len:,} a step "
             f"to step {t.steps:,}: {data_counts_said(self.data_summary)}"
@@ -1017,7 +1016,7 @@ class Trainer:
                       "continues exactly, nothing to reshard")  # fmt: skip
         self.step = self.last_saved_step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
-        if self.info.is_main and self.data_summary:
+        if self.info.is_main:
             self._replan_data()
         self.best_val, self.best_step = state.get("best_val"), state.get("best_step")
         if self.info.is_main:
