@@ -33,6 +33,8 @@ def num(x: float | None, digits: int = 3, keep_zeros: bool = False) -> str:
     if a < 1e-2:
         m, e = f"{x:.{digits - 1}e}".split("e")
         return f"{m}e{int(e)}"
+    if a >= 10**digits:  # more whole digits than asked, below the first unit: all of them (123, not 1.2e+02)
+        return f"{x:.0f}"
     return format(x, form).rstrip(".")  # keep_zeros: 999.4 is "999", not "999."
 
 

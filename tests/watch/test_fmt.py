@@ -27,6 +27,15 @@ def test_a_number_that_rounds_up_to_the_next_unit_takes_it():
     assert fmt.num(1999) == "2k" and fmt.num(1234) == "1.23k"
 
 
+def test_fewer_digits_never_give_an_exponent_below_the_first_unit():
+    """With digits 1 or 2, 100-999 read `1.2e+02` (and 45 with one digit `4e+01`): whole numbers there, as past the
+    largest unit."""
+    assert fmt.num(123.4, 2) == "123" and fmt.num(123.4, 2, keep_zeros=True) == "123"
+    assert fmt.num(45.0, 1) == "45" and fmt.num(-45.0, 1) == "-45"
+    assert fmt.num(12.34, 2) == "12" and fmt.num(5.5, 1) == "6"
+    assert fmt.num(960.0, 1) == "1k" and fmt.num(1234.0, 2) == "1.2k"
+
+
 def test_durations():
     assert fmt.duration(59) == "59s"
     assert fmt.duration(3725) == "1h02m"
