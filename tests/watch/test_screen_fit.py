@@ -206,3 +206,27 @@ async def test_alerts_that_fit_a_line_each_are_all_named_before_any_message(tmp_
         lines = panel.render().plain.splitlines()
         assert [line.split()[1] for line in lines[:5]] == [a.rule for a in panel.verdict.alerts], lines
         assert lines[5].startswith("at start a 5000-step run") and len(lines) == 6, lines
+
+
+@pytest.mark.parametrize("rows", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("n_warnings", [1, 2, 3, 5, 8])
+def test_start_warnings_and_their_count_fit_the_rows_left(rows, n_warnings):
+    """With no alert, warnings cut to make room for the `+N more` row still shared every row below the verdict among
+    themselves: in 3 rows, `✓ no active alerts`, one warning over two rows and the count made 4 lines. Rendered
+    without an app at a given number of rows (a rules problem or the tok/s note leaves the panel this few)."""
+    from nsa_tui.watch.verdict import VerdictView
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    class Panel(HealthPanel):
+        def _rows(self) -> int:
+            return rows
+
+    panel = Panel()
+    warnings = [f"warning {n} " + "that wraps over several of the panel's lines " * 3 for n in range(n_warnings)]
+    panel.verdict = VerdictView(state="running", health="ok", start_warnings=warnings)
+    panel.status_cmd = "nsa status r"
+    lines = panel.render().plain.splitlines()
+    assert len(lines) <= rows and lines[0] == "✓ no active alerts", lines
+    shown = sum(line.startswith("at start") for line in lines)
+    more = [line for line in lines if line.startswith("+")]
+    assert shown + (int(more[0].split()[0][1:]) if more else 0) == n_warnings, lines

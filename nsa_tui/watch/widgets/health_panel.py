@@ -72,8 +72,9 @@ class HealthPanel(Widget):
             shown = v.start_warnings
             if len(shown) > rows - 1:  # more warnings than rows: the last row counts the rest
                 shown = shown[: max(0, rows - 2)]
-            # the warnings share the rows below it, each wrapped over its part
-            self._start_warnings(t, shown, width, max(1, (rows - 1) // max(1, len(shown))))
+            # the warnings share the rows below it and the count's, each wrapped over its part
+            counted = len(shown) < len(v.start_warnings)
+            self._start_warnings(t, shown, width, max(1, (rows - 1 - counted) // max(1, len(shown))))
             self._more(t, [], len(v.start_warnings) - len(shown), width)
             return t
         # the most severe first, in the engine's order within a severity (sorted is stable)
