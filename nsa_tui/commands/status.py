@@ -328,10 +328,13 @@ def lr_note(v: dict[str, Any]) -> str:
 
 
 def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True) -> str:
-    """An ended run's mean tokens/s, marked 'mean' (v.get: a remote nsa may predate the key), else the last
-    window's; `nsa runs` leaves the unit to its column header."""
+    """An ended run's mean tokens/s, marked 'mean' (v.get: a remote nsa may predate the key), and 'last attempt'
+    after a resume, else the last window's; `nsa runs` leaves the unit to its column header."""
+    from nsa_tui.health.engine import MEAN_OF_LAST_ATTEMPT
+
     mean = v.get("mean_toks_per_s")
-    toks = f"{mean:,.0f}{unit} mean" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
+    last = MEAN_OF_LAST_ATTEMPT if v.get("resumed") else ""
+    toks = f"{mean:,.0f}{unit} mean{last}" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
     mfu = v.get("mfu")  # v.get: a remote nsa may predate the key
     return toks + (f" (MFU {fmt_mfu(mfu)})" if with_mfu and isinstance(mfu, float) else "")
 

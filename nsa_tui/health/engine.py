@@ -32,6 +32,10 @@ class Alert:
     since_ts: float | None = None
 
 
+# after "tok/s mean" where the run was resumed: the mean is its last attempt's (the whole run's is `nsa report`'s)
+MEAN_OF_LAST_ATTEMPT = " (last attempt)"
+
+
 @dataclass
 class Verdict:
     """The judgement of one run at one moment (the `nsa status --json` object)."""
@@ -47,6 +51,7 @@ class Verdict:
     lr: float | None = None
     toks_per_s: float | None = None
     mean_toks_per_s: float | None = None  # an ended run's mean over its last attempt (its summary.json), else null
+    resumed: bool = False  # the run holds an earlier attempt's points (a --resume): that mean is not the whole run's
     gpu_mem_gb: float | None = None
     rss_gb: float | None = None  # the trainer's resident host memory (what a CPU run has instead of GPU memory)
     gate_entropy_mean: float | None = None
@@ -323,6 +328,7 @@ def evaluate(
         lr=latest["lr"],
         toks_per_s=latest["toks_per_s"],
         mean_toks_per_s=mean_toks,
+        resumed=h.resumed,
         mfu=run_mfu(h.run_info, mean_toks if mean_toks is not None else latest["toks_per_s"]),
         param_count=_whole(h.run_info.get(schema.RUN_PARAM_COUNT)),
         gpu_mem_gb=mem,

@@ -848,6 +848,15 @@ class RunHistory:
         return self._attempt()[1]
 
     @property
+    def resumed(self) -> bool:
+        """The run holds points of an attempt before the current one (a --resume, whose tokens_seen goes on from its
+        checkpoint): the current attempt's elapsed time and mean tokens/s are not the run's. A fresh start (--force)
+        cuts the earlier points, so it is not one."""
+        start = self.attempt_start_ts
+        first = next((t for t in self.ts if t is not None), None)
+        return start is not None and first is not None and first < start
+
+    @property
     def attempt_world_size(self) -> int | None:
         """How many ranks the current attempt has (its boot record's world_size); None when unknown."""
         return _world_size(self.boot_event)

@@ -232,7 +232,7 @@ class WatchApp(App):
 
     def _title_fn(self, chart: str) -> Callable[[], list[str]]:
         return lambda: self.charts[self.active].title_fields(
-            chart, self.view, self.verdicts[self.active].mean_toks_per_s
+            chart, self.view, self.verdicts[self.active].mean_toks_per_s, self.model.history.resumed
         )
 
     def _compare_spec(self) -> ChartSpec:
@@ -341,7 +341,7 @@ class WatchApp(App):
             "total": h.total_steps,
             "eta": _whole(self._eta_now(v, now, h)),
             "elapsed": _whole(h.attempt_elapsed(now, ended=v.state in ENDED_STATES)),
-            "resumed": _resumed(h),
+            "resumed": h.resumed,  # the elapsed beside the tokens is this attempt's, they the run's
             "tokens": tokens,
             "tokens_step": tokens_step,
             "hb_age": _whole(heartbeat_age(h, now)),  # as `nsa status` gives it (a generic log: its file's mtime)
@@ -540,15 +540,6 @@ def _counted(elapsed: float, due: float | None) -> float:
     """The part of ``elapsed`` the ETA counts down: all of it while a record is not overdue."""
     elapsed = max(0.0, elapsed)
     return elapsed if due is None else min(elapsed, ETA_DUE_FACTOR * due)
-
-
-def _resumed(h: RunHistory) -> bool:
-    """The run holds points of an attempt before the current one (a resume's, whose tokens_seen goes on from its
-    checkpoint): the header's elapsed is this attempt's, its tokens the run's ("elapsed 22s tokens 205k" read as
-    205k tokens in 22 s). A fresh start (--force) cuts the earlier points: both count from zero again."""
-    start = h.attempt_start_ts
-    first = next((t for t in h.ts if t is not None), None)
-    return start is not None and first is not None and first < start
 
 
 def _step_reached_ts(h: RunHistory) -> float | None:

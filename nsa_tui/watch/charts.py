@@ -9,7 +9,7 @@ import numpy as np
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_tui import fmt
-from nsa_tui.health.engine import lr_phase
+from nsa_tui.health.engine import MEAN_OF_LAST_ATTEMPT, lr_phase
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
 from nsa_tui.watch.model import RunModel
@@ -200,13 +200,16 @@ class RunCharts:
         v = mon.get("max_gpu_mem_gb")
         return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
-    def title(self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None) -> str:
-        return "".join(self.title_fields(chart, view, mean_toks_per_s))
+    def title(self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None, resumed: bool = False) -> str:
+        return "".join(self.title_fields(chart, view, mean_toks_per_s, resumed))
 
-    def title_fields(self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None) -> list[str]:
+    def title_fields(
+        self, chart: str, view: ViewSettings, mean_toks_per_s: float | None = None, resumed: bool = False
+    ) -> list[str]:
         """The title in pieces, each with its leading separator: a narrow chart shows the pieces that fit
         whole, never a number cut short. ``mean_toks_per_s``: an ended run's mean (the engine's, as `nsa
-        status` shows it), which says more of a whole run than its last window."""
+        status` shows it), which says more of a whole run than its last window; of its last attempt only when
+        the run was ``resumed``, and said so."""
         h = self.model.history
         last = h.latest
         if chart == "loss":
@@ -222,6 +225,7 @@ class RunCharts:
             utilisation = run_mfu(h.run_info, toks)  # none on CPU, for an unknown card, or an older run.json
             return [
                 f"tok/s {fmt.num(toks)}" + (" mean" if mean_toks_per_s is not None else ""),
+                *([MEAN_OF_LAST_ATTEMPT] if mean_toks_per_s is not None and resumed else []),
                 *([f"  MFU {fmt_mfu(utilisation)}"] if utilisation is not None else []),
             ]
         if chart == "mem":

@@ -4,6 +4,7 @@ summary.json (and so `nsa status` and `nsa runs`) counts one attempt's, the step
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,33 @@ def test_a_resumed_runs_mean_counts_the_steps_done_again(tmp_path):
     # status and runs say the last attempt's mean (its summary): a steady run's two means agree
     status = json.loads(invoke("status", "--json", str(path)).stdout)
     assert status["mean_toks_per_s"] == pytest.approx(nums["mean_toks_per_s"], rel=0.1)
+
+
+def test_status_runs_and_watch_say_a_resumed_runs_mean_is_its_last_attempts(tmp_path):
+    """`nsa status` printed a resumed run's summary mean as "tok/s mean", the whole run's to a reader, where it is
+    the last attempt's (the report's is the whole run's); a run never resumed says "mean" alone."""
+    from nsa_tui.tail.local import LocalRunSource
+    from nsa_tui.watch.charts import RunCharts, ViewSettings
+    from nsa_tui.watch.model import RunModel
+    from nsa_tui.watch.verdict import evaluate
+
+    resumed = tmp_path / "resumed"
+    killed_at_55_resumed_from_40(resumed)
+    once = make_v1_run(tmp_path / "once", steps=100, total_steps=100, log_every=10, state="finished").path
+    (once / schema.SUMMARY_JSON).write_text(json.dumps({"v": 1, "steps_completed": 100, "mean_toks_per_s": 425.3}))
+    for path, was_resumed in ((resumed, True), (once, False)):
+        status = json.loads(invoke("status", "--json", str(path)).stdout)
+        assert status["resumed"] is was_resumed and status["mean_toks_per_s"] is not None
+        text = invoke("status", str(path)).stdout
+        assert ("tok/s mean (last attempt)" in text) is was_resumed and "tok/s mean" in text
+        runs = invoke("runs", str(tmp_path)).stdout
+        assert "mean (last attempt)" in runs
+        m = RunModel(path.name, LocalRunSource(path, force_poll=True))
+        m.pump()
+        m.source.close()
+        v = evaluate(m.history, time.time(), path)
+        fields = RunCharts(m).title_fields("toks", ViewSettings(), v.mean_toks_per_s, m.history.resumed)
+        assert (fields[1:2] == [" (last attempt)"]) is was_resumed, fields
 
 
 def test_an_attempts_loop_time_is_its_end_records_as_the_summary_counts_it(tmp_path):
