@@ -149,7 +149,13 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"
     loss = (NAN_LOSS if nan_loss(v) else "-") if v["loss"] is None else f"{v['loss']:.4f}"  # as `nsa status` says it
-    return [state, step, loss, toks_text(v, unit="", with_mfu=False), fmt_duration(v["last_heartbeat_age_s"])]
+    toks = toks_text(v, unit="", with_mfu=False, last_attempt=LAST_ATTEMPT_MARK)
+    return [state, step, loss, escape(toks), fmt_duration(v["last_heartbeat_age_s"])]
+
+
+# after a resumed run's mean tok/s, explained under the table: "(last attempt)" in the cell pushed the alerts out
+LAST_ATTEMPT_MARK = "*"
+LAST_ATTEMPT_NOTE = "* the mean of the run's last attempt: it was resumed (`nsa report RUN` gives the whole run's)"
 
 
 def render_table(
@@ -200,6 +206,9 @@ def render_table(
     if least > console.width:
         console = Console(highlight=False, soft_wrap=True, width=least)
     console.print(table)
+    shown = [v for j in judged if (v := j.verdict or j.defaults_verdict)]
+    if any(v.get("resumed") and v.get("mean_toks_per_s") is not None for v in shown):
+        print(LAST_ATTEMPT_NOTE)
 
 
 def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_dir: str | None = None) -> int:

@@ -327,13 +327,14 @@ def lr_note(v: dict[str, Any]) -> str:
     return {"warmup": " (warmup)", None: " (schedule unknown)"}.get(v["lr_phase"], "")
 
 
-def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True) -> str:
+def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True, last_attempt: str | None = None) -> str:
     """An ended run's mean tokens/s, marked 'mean' (v.get: a remote nsa may predate the key), and 'last attempt'
-    after a resume, else the last window's; `nsa runs` leaves the unit to its column header."""
+    after a resume (``last_attempt``: `nsa runs`' shorter mark), else the last window's; `nsa runs` leaves the unit
+    to its column header."""
     from nsa_tui.health.engine import MEAN_OF_LAST_ATTEMPT
 
     mean = v.get("mean_toks_per_s")
-    last = MEAN_OF_LAST_ATTEMPT if v.get("resumed") else ""
+    last = (MEAN_OF_LAST_ATTEMPT if last_attempt is None else last_attempt) if v.get("resumed") else ""
     toks = f"{mean:,.0f}{unit} mean{last}" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
     mfu = v.get("mfu")  # v.get: a remote nsa may predate the key
     return toks + (f" (MFU {fmt_mfu(mfu)})" if with_mfu and isinstance(mfu, float) else "")

@@ -105,14 +105,19 @@ def test_status_runs_and_watch_say_a_resumed_runs_mean_is_its_last_attempts(tmp_
         assert status["resumed"] is was_resumed and status["mean_toks_per_s"] is not None
         text = invoke("status", str(path)).stdout
         assert ("tok/s mean (last attempt)" in text) is was_resumed and "tok/s mean" in text
-        runs = invoke("runs", str(tmp_path)).stdout
-        assert "mean (last attempt)" in runs
         m = RunModel(path.name, LocalRunSource(path, force_poll=True))
         m.pump()
         m.source.close()
         v = evaluate(m.history, time.time(), path)
         fields = RunCharts(m).title_fields("toks", ViewSettings(), v.mean_toks_per_s, m.history.resumed)
         assert (fields[1:2] == [" (last attempt)"]) is was_resumed, fields
+    # `nsa runs` marks the resumed run's mean and says what the mark means under the table, once
+    lines = invoke("runs", str(tmp_path)).stdout.splitlines()
+    row = {line.split()[0]: line for line in lines[1:3]}
+    assert " mean* " in row["resumed"] and " mean " in row["once"] and "*" not in row["once"], lines
+    assert lines[3:] == [
+        "* the mean of the run's last attempt: it was resumed (`nsa report RUN` gives the whole run's)"
+    ]
 
 
 def test_an_attempts_loop_time_is_its_end_records_as_the_summary_counts_it(tmp_path):
