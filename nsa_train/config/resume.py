@@ -274,10 +274,15 @@ def config_changes(saved_config: Path, new: Config, overrides: list[str]) -> str
 
 def ignored_on_resume(overrides: list[str]) -> str | None:
     """A warning for --set keys a resume takes no value from: train.seed seeds the initial weights and the
-    random state, and a resume restores both from the checkpoint."""
-    if any(o.split("=", 1)[0].strip() == "train.seed" for o in overrides):
-        return "train.seed has no effect on a resume: the weights and the random state continue from the checkpoint"
-    return None
+    random state, and a resume restores both from the checkpoint; train.init_from names a fresh start's weights,
+    and a resume continues the run's own checkpoint."""
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    said = {
+        "train.seed": "the weights and the random state continue from the checkpoint",
+        "train.init_from": "the run continues its own checkpoint (init_from is read on a fresh start only)",
+    }
+    ignored = [f"{key} has no effect on a resume: {why}" for key, why in said.items() if key in given]
+    return "; ".join(ignored) or None
 
 
 def resume_notes(saved_config: Path, new: Config, step: int | None, overrides: list[str]) -> list[str]:

@@ -238,6 +238,11 @@ class TrainConfig:
     it needs a C++ compiler (g++, or $CXX)."""
     grad_checkpointing: bool = False
     """Recompute block activations in backward to save memory."""
+    init_from: str | None = None
+    """Start a new run from another run's model weights: a checkpoint file, or a run directory (the checkpoint its
+    checkpoints/latest pointer names). Weights only: a fresh optimizer at step 0, this config's lr schedule and this
+    run's own data order and holdout (data.seed). The model shape and data.tokenizer must be the checkpoint's; read
+    on a fresh start only (a --resume continues the run's own checkpoint). null: random initial weights."""
 
     def __post_init__(self) -> None:
         for k in ("steps", "seq_len", "batch_size", "grad_accum", "log_every", "eval_batches", "keep_last"):
@@ -256,6 +261,12 @@ class TrainConfig:
             f"(e.g. --set train.warmup_steps={max(1, self.steps // 10)})",
         )
         _check(_finite(self.grad_clip) and self.grad_clip >= 0, "train.grad_clip", "must be a number >= 0")
+        # what needs the file system (the file there, a checkpoint) is the trainer's and the launch preflight's
+        _check(
+            self.init_from is None or (self.init_from.strip() != "" and "\0" not in self.init_from),
+            "train.init_from",
+            "must be a checkpoint file or a run directory, or null (random initial weights)",
+        )
 
 
 def _check_env_entry(key: str, value: str) -> None:

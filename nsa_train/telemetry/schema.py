@@ -277,6 +277,9 @@ RUN_PEAK_FLOPS = "peak_flops"  # one device's peak FLOP/s for the run's precisio
 RUN_CONFIG_PATH = "config_path"  # the config file given; null for the embedded default
 RUN_RESUMED_FROM_STEP = "resumed_from_step"  # null on a fresh start
 RUN_RESHARDED = "resharded"  # what a --reshard did (its old ranks, where the data continues); null otherwise
+# where the run's initial weights came from (train.init_from): INIT_FROM_FIELDS; null for random initial weights,
+# absent from a run.json of an earlier version. Kept by every --resume: the run's checkpoints carry it (CKPT_INIT_FROM)
+RUN_INIT_FROM = "init_from"
 RUN_DATA_LISTING = "data_listing"  # entries of DATA_LISTING_ENTRY (below)
 RUN_DATA_SUMMARY = "data_summary"  # how much data the run trains on: DATA_SUMMARY_FIELDS (below)
 # what the start warned about (its config and train phase records' `warnings`), filled in at the train phase
@@ -285,6 +288,14 @@ RUN_START_WARNINGS = "start_warnings"
 # checkpoints written before them: resumed with a start warning)
 CKPT_RUN_ID = "run_id"
 CKPT_RUN_NAME = "run_name"
+CKPT_INIT_FROM = "init_from"  # run.json's init_from, for the resumes that rewrite run.json
+# run.json's `init_from`: the checkpoint file loaded (absolute; a run directory given is resolved through its
+# `latest`), the run id and run directory name it records (null for a checkpoint written before them), its step
+INIT_FROM_PATH = "path"
+INIT_FROM_RUN_ID = "run_id"
+INIT_FROM_RUN_NAME = "run_name"
+INIT_FROM_STEP = "step"
+INIT_FROM_FIELDS = (INIT_FROM_PATH, INIT_FROM_RUN_ID, INIT_FROM_RUN_NAME, INIT_FROM_STEP)
 RUN_JSON_FIELDS = (
     RUN_VERSION,
     RUN_FORMAT,
@@ -307,6 +318,7 @@ RUN_JSON_FIELDS = (
     RUN_CONFIG_PATH,
     RUN_RESUMED_FROM_STEP,
     RUN_RESHARDED,
+    RUN_INIT_FROM,
     RUN_DATA_LISTING,
     RUN_DATA_SUMMARY,
     RUN_START_WARNINGS,

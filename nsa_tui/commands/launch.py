@@ -109,7 +109,11 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         _say(line)
     if dry_run:
         report = preflight.run_preflight(
-            plan.run_dir, plan.cfg, plan.command.nproc, nnodes=plan.command.rendezvous.nnodes
+            plan.run_dir,
+            plan.cfg,
+            plan.command.nproc,
+            nnodes=plan.command.rendezvous.nnodes,
+            resume=plan.command.resume,
         )
         for note in report.notes:
             _say(note)

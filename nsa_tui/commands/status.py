@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nsa_train.telemetry.data_said import data_said
+from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
@@ -245,6 +246,8 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         console.print(f"  [yellow]{label}[/]:{escape(said)}")
     if said := data_said(v.get("data")):  # v.get: a remote nsa may predate the key
         console.print(f"  data {escape(said)}")
+    if said := init_from_said(v.get("init_from")):  # v.get: a remote nsa may predate the key
+        console.print(f"  {escape(said)}")
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
         if isinstance(u, dict):
             console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")

@@ -86,6 +86,9 @@ class Verdict:
     param_count: int | None = None  # run.json's
     # run.json's data_summary (schema.DATA_SUMMARY_FIELDS): the source and how much data it holds; null before it
     data: dict[str, Any] | None = None
+    # run.json's init_from (schema.INIT_FROM_FIELDS): the checkpoint the run's initial weights came from
+    # (train.init_from); null for random initial weights and for a run.json from before the field
+    init_from: dict[str, Any] | None = None
     # where a `starting` run is (start_place): it says how long a start has taken before stuck_at_start judges it;
     # null in every other state
     start: dict[str, Any] | None = None
@@ -348,6 +351,7 @@ def evaluate(
         corrupt_lines=h.corrupt,
         attention_impl=h.run_info.get(schema.RUN_ATTENTION_IMPL),
         data=_data_summary(h.run_info.get(schema.RUN_DATA_SUMMARY)),
+        init_from=_init_from(h.run_info.get(schema.RUN_INIT_FROM)),
         start=start_place(h, now, rules) if state == "starting" else None,
         toks_not_judged=_toks_not_judged(h, rules),
         start_warnings=h.start_warnings,
@@ -374,6 +378,11 @@ def start_place(h: RunHistory, now: float, rules: dict[str, Rule]) -> dict[str, 
         "clock": clock.kind if clock else None,
         "timeout_s": rule.params["start_timeout_s"] if rule is not None and rule.enabled else None,
     }
+
+
+def _init_from(x: Any) -> dict[str, Any] | None:
+    """run.json's init_from, its known keys only (absent from a run.json of an earlier version: null)."""
+    return {k: x.get(k) for k in schema.INIT_FROM_FIELDS} if isinstance(x, dict) else None
 
 
 def _data_summary(x: Any) -> dict[str, Any] | None:

@@ -566,7 +566,9 @@ def _refuse_a_trainer_outside_tmux(plan: LaunchPlan, prefix: str = "--force: ") 
 
 def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     """Preflight, claim, create the run dir, write launch.json, start the tmux session."""
-    report = preflight.run_preflight(plan.run_dir, plan.cfg, plan.command.nproc, nnodes=plan.command.rendezvous.nnodes)
+    report = preflight.run_preflight(
+        plan.run_dir, plan.cfg, plan.command.nproc, nnodes=plan.command.rendezvous.nnodes, resume=plan.command.resume
+    )
     claim(plan, force, say)
     for note in report.notes:
         say(note)

@@ -131,11 +131,16 @@ def check_gpus(device: str, nproc: int, env: dict[str, str] | None = None) -> No
 
 
 def run_preflight(
-    run_dir: Path, cfg: Config, nproc: int = 1, env: dict[str, str] | None = None, nnodes: int = 1
+    run_dir: Path,
+    cfg: Config,
+    nproc: int = 1,
+    env: dict[str, str] | None = None,
+    nnodes: int = 1,
+    resume: bool = False,
 ) -> Preflight:
     """tmux present, a GPU for every rank, a batch that splits over the ranks, then the cheap part of `nsa check`
-    (run dir writable, disk for the checkpoints, local data path, tokenizer files); notes a stale .HALT. First
-    failure raises."""
+    (run dir writable, disk for the checkpoints, local data path, train.init_from's checkpoint but on a
+    ``resume``, tokenizer files); notes a stale .HALT. First failure raises."""
     tmux.tmux_binary()
     check_gpus(cfg.runtime.device, nproc, env)
     try:  # the trainer's first check: told before a session starts, whose failure would mark the run crashed
@@ -143,7 +148,7 @@ def run_preflight(
     except ConfigError as e:
         raise UserError(f"{e} (--nproc {nproc} x {nnodes} node(s))") from None
     report = Preflight()
-    for row in cheap_checks(cfg, run_dir):
+    for row in cheap_checks(cfg, run_dir, resume=resume):
         if row.status == FAIL:
             raise UserError(f"{row.name}: {row.reason}")
         if row.status == WARN or row.name == "disk":

@@ -638,3 +638,21 @@ def test_a_resume_names_the_config_keys_a_config_file_changes_and_needs_the_runs
         f"error: --resume: {run / 'config.yaml'} is missing, and it is the config this run continues with: put it "
         "back, or pass the run's config with --config FILE"
     )
+
+
+def test_an_init_from_that_names_no_checkpoint_is_refused_before_tmux(runs_dir, tmux_socket, tmp_path):
+    """A mistyped train.init_from failed only in the trainer, after the session had started; a --resume of such a
+    run does not read it (the run continues its own checkpoint), so a source gone since is no reason to refuse."""
+    gone = tmp_path / "runs-typo" / "a"
+    res = nsa("launch", "--name", "b", "--set", f"train.init_from={gone}")
+    assert res.returncode == 1
+    assert _one_error_line(res) == (
+        f"error: init from: train.init_from: {gone} does not exist (give a checkpoint file, or a run directory: its "
+        "checkpoints/latest)"
+    )
+    assert tmux_sessions() == [] and not (runs_dir / "b").exists()
+    run = runs_dir / "b"
+    _latest(run, "step_00000005.pt")
+    (run / "config.yaml").write_text(dump_yaml(load_config(None, [f"train.init_from={gone}"])))
+    res = nsa("launch", "--name", "b", "--resume", "--dry-run")
+    assert res.returncode == 0, res.stderr

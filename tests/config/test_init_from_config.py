@@ -1,0 +1,34 @@
+"""train.init_from in the config: what is checked without the file system, where a relative path points, and what
+a resume says of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nsa_train.config import ConfigError, load_config, resume_notes
+from nsa_train.config.loader import dump_yaml
+
+
+@pytest.mark.parametrize("value", ["''", "'  '"])
+def test_an_empty_init_from_is_refused_naming_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"train\.init_from: must be a checkpoint file or a run directory, or null"):
+        load_config(None, [f"train.init_from={value}"])
+
+
+def test_a_relative_init_from_is_made_absolute_where_it_was_given(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None).train.init_from is None
+    assert load_config(None, ["train.init_from=runs/a"]).train.init_from == str(tmp_path / "runs" / "a")
+    assert load_config(None, ["train.init_from=null"]).train.init_from is None
+
+
+def test_init_from_given_to_a_resume_is_said_to_do_nothing(tmp_path: Path) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None)))
+    notes = resume_notes(saved, load_config(None, ["train.init_from=/x"]), 10, ["train.init_from=/x"])
+    assert (
+        "train.init_from has no effect on a resume: the run continues its own checkpoint (init_from is read on a "
+        "fresh start only)" in notes
+    ), notes

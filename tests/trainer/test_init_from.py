@@ -1,0 +1,167 @@
+"""train.init_from: a new run from another run's weights. Model weights only: the optimizer, the step, the lr
+schedule and the data position start afresh; every input it cannot use is one line and exit status 2 before
+training; a --resume of such a run continues its own checkpoint; run.json and `nsa status` say where the weights
+came from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from fixtures.cli import invoke
+from trainer_helpers import records, run_train
+
+from nsa_train.config import load_config
+from nsa_train.runtime import checkpoint as ck
+from nsa_train.telemetry import schema
+from nsa_tui.check_cheap import FAIL, PASS, check_init_from
+
+# the source run: checkpoints at steps 2 and 4 (latest), both kept
+SOURCE = ("train.steps=4", "train.save_every=2", "train.keep_last=5")
+# a learning rate too small to move a weight: a run's checkpoint then holds the weights it started from
+STILL = ("train.lr=1e-12", "train.min_lr=0")
+SHARES_THE_SOURCE_RUN = pytest.mark.xdist_group("init-from-source")
+pytestmark = SHARES_THE_SOURCE_RUN
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 4-step run, trained once: read-only (a test that changes it copies it)."""
+    run = tmp_path_factory.mktemp("init-from") / "src"
+    proc = run_train(run, *SOURCE)
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def saved(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-9) for k in a)
+
+
+def ckpt(run: Path, step: int) -> Path:
+    return ck.checkpoint_dir(run) / ck.checkpoint_file_name(step)
+
+
+def run_id(run: Path) -> str:
+    return json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
+
+
+def test_a_new_run_from_a_run_dir_takes_its_latest_weights_and_nothing_else(source: Path, tmp_path: Path) -> None:
+    src = shutil.copytree(source, tmp_path / "src")  # removed before the resume below: it must not be read again
+    new = tmp_path / "new"
+    proc = run_train(new, "train.steps=2", f"train.init_from={src}", *STILL)
+    assert proc.returncode == 0, proc.stderr
+    latest = ckpt(src, 4)
+    mine, theirs = saved(ckpt(new, 2)), saved(latest)
+    assert same_weights(mine["model"], theirs["model"])  # its step-4 weights, not this run's own initialisation
+    assert not same_weights(mine["model"], saved(ckpt(source, 2))["model"])
+    said = f"initialized from {latest} (run src, id {run_id(src)}, step 4)"
+    assert f"[init] {said}: its weights only" in proc.stdout
+    # step, optimizer, schedule and data position are this run's, from step 0
+    assert mine["step"] == 2 and mine["tokens_seen"] == saved(ckpt(source, 2))["tokens_seen"]
+    assert {float(s["step"]) for s in mine["optimizer"]["state"].values()} == {2.0}
+    assert mine["data"] == saved(ckpt(source, 2))["data"]  # the same data.seed: the source's own first 2 batches
+    lrs = {r["step"]: r["lr"] for r in records(new) if r["kind"] == "progress"}
+    assert lrs[1] == pytest.approx(1e-12 / 2)  # the warmup's first step of this config's schedule
+
+    record = {"path": str(latest), "run_id": run_id(src), "run_name": "src", "step": 4}
+    run = json.loads((new / schema.RUN_JSON).read_text())
+    assert run[schema.RUN_INIT_FROM] == record and run[schema.RUN_RESUMED_FROM_STEP] is None
+    res = invoke("status", str(new))
+    assert f"  {said}" in res.stdout.splitlines(), res.stdout
+    assert json.loads(invoke("status", "--json", str(new)).stdout)["init_from"] == record
+
+    # its resume continues its own checkpoint: the source is not read again (it is gone), nor refused as changed
+    shutil.rmtree(src)
+    proc = run_train(new, "train.steps=3", f"train.init_from={src}", *STILL, resume=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "[init]" not in proc.stdout and f"[resume] {ckpt(new, 2)} at step 2" in proc.stdout
+    assert "warning: train.init_from has no effect on a resume" in proc.stderr
+    assert sorted(r["step"] for r in records(new) if r["kind"] == "progress") == [1, 2, 3]
+    run = json.loads((new / schema.RUN_JSON).read_text())
+    assert run[schema.RUN_INIT_FROM] == record and run[schema.RUN_RESUMED_FROM_STEP] == 2
+    assert saved(ckpt(new, 3))[schema.CKPT_INIT_FROM] == record
+    # and the launch preflight's row does not ask for the gone file on a resume
+    cfg = load_config(new / schema.CONFIG_YAML)
+    assert check_init_from(cfg, resume=True).status == PASS
+    row = check_init_from(cfg)
+    assert row.status == FAIL and row.reason == f"train.init_from: {src} does not exist " + (
+        "(give a checkpoint file, or a run directory: its checkpoints/latest)"
+    )
+
+
+def test_a_checkpoint_file_is_taken_as_it_is(source: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    proc = run_train(new, "train.steps=2", f"train.init_from={ckpt(source, 2)}", *STILL)
+    assert proc.returncode == 0, proc.stderr
+    assert same_weights(saved(ckpt(new, 2))["model"], saved(ckpt(source, 2))["model"])
+    assert json.loads((new / schema.RUN_JSON).read_text())[schema.RUN_INIT_FROM]["step"] == 2
+
+
+def _damaged_copy(source: Path, to: Path) -> Path:
+    """The latest checkpoint with one byte of its weights changed: a readable archive whose CRC no longer matches."""
+    data = bytearray(ckpt(source, 4).read_bytes())
+    with zipfile.ZipFile(ckpt(source, 4)) as zf:
+        biggest = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+        stored = zf.read(biggest)  # stored uncompressed: its bytes are in the file as they are
+    data[data.index(stored) + len(stored) // 2] ^= 0xFF
+    to.write_bytes(bytes(data))
+    return to
+
+
+def _without_latest(source: Path, to: Path) -> Path:
+    (to / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt(source, 4), to / "checkpoints")
+    return to
+
+
+def _empty_dir(source: Path, to: Path) -> Path:
+    to.mkdir()
+    return to
+
+
+def _not_nsa(source: Path, to: Path) -> Path:
+    torch.save({"weights": torch.zeros(2)}, to)
+    return to
+
+
+REFUSED = {
+    "missing": (lambda s, t: t / "nope", [], "does not exist (give a checkpoint file, or a run directory"),
+    "a config": (lambda s, t: s / schema.CONFIG_YAML, [], "config.yaml is not an nsa checkpoint"),
+    "another torch file": (_not_nsa, [], "is not a trainer checkpoint (no model/step)"),
+    "damaged": (_damaged_copy, [], "does not match the checksum written with it"),
+    "no checkpoints": (_empty_dir, [], "holds no checkpoint to start from (no "),
+    "no latest": (_without_latest, [], "/checkpoints/latest pointer); it holds step_00000004.pt: give a file as"),
+    "another shape": (
+        lambda s, t: s,
+        ["model.dim=64", "model.n_layers=3"],
+        "does not fit this model: model.dim 32 -> 64, model.n_layers 2 -> 3 (its run's -> this run's)",
+    ),
+    "another tokenizer": (
+        lambda s, t: s,
+        ["data.tokenizer=gpt2"],
+        "was trained with data.tokenizer byte, this run has gpt2: its embeddings are of other tokens",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_it_cannot_start_from_is_one_line_before_training(source: Path, tmp_path: Path, case: str) -> None:
+    where, sets, said = REFUSED[case]
+    given = where(source, tmp_path / "given")
+    new = tmp_path / "new"
+    proc = run_train(new, "train.steps=2", f"train.init_from={given}", *sets)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: train.init_from: "), proc.stderr
+    assert said in lines[0], lines[0]
+    # before the model phase: no run.json, no step, no checkpoint
+    assert not (new / schema.RUN_JSON).exists() and not ck.list_checkpoints(ck.checkpoint_dir(new))
+    assert not any(r["kind"] == "progress" for r in records(new))
