@@ -159,10 +159,12 @@ def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
     depends = " and ".join(sorted({pins[key][0] if key in pins else DATA for key, _ in changed}, reverse=True))
     verb = "depends" if depends == DATA else "depend"
     one = len(changed) == 1
+    # its weights fit a new run where only the data position depends on what changed (train.init_from)
+    weights = "" if WEIGHTS in depends else f" from its weights (--set train.init_from={where}, in another --run-dir)"
     raise ConfigError(
         f"--resume: {where} cannot continue with {', '.join(f'{k} {c}' for k, c in changed)}: its checkpoint's "
         f"{depends} {verb} on {'it' if one else 'them'}. Resume with the run's values (leave "
-        f"{'this key' if one else 'these keys'} out of --set and --config) or start a new run"
+        f"{'this key' if one else 'these keys'} out of --set and --config) or start a new run{weights}"
     )
 
 

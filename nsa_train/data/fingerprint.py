@@ -22,6 +22,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from .errors import INIT_FROM_HINT
+
 LISTED_FILES = 1000  # names, sizes, samples kept up to this many files (to say which changed); beyond, counts
 SAMPLE_EDGE = 64 * 1024  # bytes hashed at each end of a file: headers, the first and last documents
 SAMPLE_PIECES = 8  # pieces hashed between the ends, evenly spaced
@@ -157,7 +159,7 @@ def fingerprint_change(path: str, then: Any, now: dict[str, Any]) -> str | None:
     return (
         f"data.path {path} changed since the checkpoint: {was} then, {is_} now ({_what_changed(then, now)}); the "
         "data position and the validation holdout would not be the same documents. Restore the files or start a "
-        "new run"
+        f"new run from the checkpoint's weights {INIT_FROM_HINT}"
     )
 
 
@@ -173,7 +175,8 @@ def listing_change(path: str, then: Any, now: list[list[Any]]) -> str | None:
     return (
         f"data.path {path} changed since the run's last start: {_count(len(then), 'file')} then, "
         f"{_count(len(now), 'file')} now ({named_changes(changes)}); the data position "
-        "and the validation holdout would not be the same documents. Restore the files or start a new run"
+        "and the validation holdout would not be the same documents. Restore the files or start a new run from the "
+        f"checkpoint's weights {INIT_FROM_HINT}"
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import DataError
+from .errors import INIT_FROM_HINT, DataError
 from .packing import Position
 
 
@@ -26,7 +26,8 @@ def streamed_refusal(what: str, resume_with: str) -> str:
     """Why a streamed (hf) source cannot be resharded: the trainer's refusal, and nsa launch's before a session."""
     return (
         f"--reshard: {what}: its documents are split over the ranks by the stream's own shards, so its positions "
-        f"cannot continue on another number of ranks. Resume with {resume_with}, or start a new run"
+        f"cannot continue on another number of ranks. Resume with {resume_with}, or start a new run from the "
+        f"checkpoint's weights {INIT_FROM_HINT}"
     )
 
 

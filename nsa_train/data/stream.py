@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .diagnose import shown
-from .errors import DataError
+from .errors import INIT_FROM_HINT, DataError
 from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
 from .reshard import Reshard, plan_reshard, streamed_refusal
@@ -54,7 +54,7 @@ def doc_tokens(
                         f"saved data position {where} is past the end of its document: the data changed since the "
                         "checkpoint (a streamed source has no fingerprint to tell: a dataset's new revision, files "
                         "added), so the position and the validation holdout would not be the same documents. Restore "
-                        "the data or start a new run"
+                        f"the data or start a new run from the checkpoint's weights {INIT_FROM_HINT}"
                     )
                 yield DocTokens(Position(epoch, k, offset), tokens[offset:])
             else:
@@ -277,7 +277,7 @@ class TrainStream:
                 f"the held-out documents or the epoch order of {self.description} drawn from data.seed="
                 f"{self._cfg.data.seed} are not the ones the checkpoint's data position counts in: {why}, so the run "
                 "would train on former validation documents and could not continue its stream. Resume with the "
-                "versions and data that saved it, or start a new run"
+                f"versions and data that saved it, or start a new run from the checkpoint's weights {INIT_FROM_HINT}"
             )
 
     # -- iteration ------------------------------------------------------------------------------

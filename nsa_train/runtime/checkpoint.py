@@ -185,7 +185,10 @@ def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None, run_id: str 
             f"which a --force start replaced, or copied in): a --resume refuses {'it' if len(foreign) == 1 else 'them'}"
         )
         if not own:
-            said += "; start a new run instead (nsa launch --force, or another --run-dir)"
+            said += (
+                "; start a new run instead (nsa launch --force, or another --run-dir; from one's weights: --set "
+                f"train.init_from={foreign[-1]})"
+            )
     return said
 
 

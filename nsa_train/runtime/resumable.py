@@ -165,7 +165,8 @@ def foreign_checkpoint(path: Path, saved_id: str, saved_name: Any, run_dir: Path
         return (
             f"--resume: {path} was written by an earlier run in this directory ({owner}), "
             f"which a --force start replaced: {run_dir} is run id {run_id} now, and a run continues its own "
-            "checkpoints only. Start a new run (nsa launch --force, or another --run-dir); or, to go on with the "
+            "checkpoints only. Start a new run (nsa launch --force, or another --run-dir; from that checkpoint's "
+            f"weights: --set train.init_from={path}); or, to go on with the "
             "earlier run, move its checkpoints to a directory of their own (DIR/checkpoints/, with a `latest` file "
             "naming one) and resume that with the config the earlier run was started with (--config FILE and its "
             f"--set: {run_dir / schema.CONFIG_YAML} is the new run's)"
@@ -173,7 +174,7 @@ def foreign_checkpoint(path: Path, saved_id: str, saved_name: Any, run_dir: Path
     return (
         f"--resume: {path} belongs to another run ({owner}) than {run_dir} (id {run_id}): a run continues "
         "its own checkpoints only. Resume that run from its own directory (moved or renamed, it is still that run), or "
-        "start a new run in another --run-dir (nsa has no start from another run's weights)"
+        f"start a new run from its weights in another --run-dir (--set train.init_from={path})"
     )
 
 

@@ -1,5 +1,5 @@
-"""train.init_from in the config: what is checked without the file system, where a relative path points, and what
-a resume says of it."""
+"""train.init_from in the config: what is checked without the file system, where a relative path points, and the
+resume refusals that name it as the way to keep a run's weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nsa_train.config import ConfigError, load_config, resume_notes
+from nsa_train.config import ConfigError, check_resume_config, load_config, resume_notes
 from nsa_train.config.loader import dump_yaml
 
 
@@ -22,6 +22,19 @@ def test_a_relative_init_from_is_made_absolute_where_it_was_given(tmp_path: Path
     assert load_config(None).train.init_from is None
     assert load_config(None, ["train.init_from=runs/a"]).train.init_from == str(tmp_path / "runs" / "a")
     assert load_config(None, ["train.init_from=null"]).train.init_from is None
+
+
+def test_a_refused_resume_names_a_new_run_from_its_weights_where_they_fit(tmp_path: Path) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None)))
+    with pytest.raises(ConfigError) as e:  # the data position depends on it, the weights do not
+        check_resume_config(saved, load_config(None, ["data.seed=7"]), "runs/a")
+    assert str(e.value).endswith(
+        "or start a new run from its weights (--set train.init_from=runs/a, in another --run-dir)"
+    ), e.value
+    with pytest.raises(ConfigError) as e:  # the weights themselves do not fit another shape: not offered
+        check_resume_config(saved, load_config(None, ["model.dim=64"]), "runs/a")
+    assert str(e.value).endswith("or start a new run") and "init_from" not in str(e.value)
 
 
 def test_init_from_given_to_a_resume_is_said_to_do_nothing(tmp_path: Path) -> None:

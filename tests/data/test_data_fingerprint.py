@@ -52,6 +52,10 @@ def test_a_resume_after_the_files_changed_is_refused_by_what_changed(tmp_path: P
     msg = str(e.value)
     assert f"data.path {root} changed since the checkpoint: 2 files/24 documents then, 3 files/29 documents now" in msg
     assert "(zz.txt added);" in msg and "validation holdout" in msg and "Restore the files or start a new run" in msg
+    # the weights are not lost with the data position: the way to a new run from them
+    assert msg.endswith(
+        "start a new run from the checkpoint's weights (--set train.init_from=RUN_DIR, in another --run-dir)"
+    )
     assert "\n" not in msg
 
     (root / "zz.txt").unlink()

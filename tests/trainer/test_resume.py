@@ -440,6 +440,8 @@ def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resu
     latest = ck.read_pointer(other / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
     said = f"--resume: {latest} belongs to another run (run 'run', id {run_id}) than {other} (id another-runs-id)"
     assert said in proc.stderr, proc.stderr
+    # its weights are not lost: the refusal names the start that takes them
+    assert f"start a new run from its weights in another --run-dir (--set train.init_from={latest})" in proc.stderr
     # a checkpoint from before run ids, in the run moved to another directory: resumed, the run keeps its id
     moved = tmp_path / "moved"
     run.rename(moved)
@@ -495,6 +497,7 @@ def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_a
         f"a --force start replaced: {run} is run id {new} now, and a run continues its own checkpoints only. Start a "
         "new run"
     ), said
+    assert f"another --run-dir; from that checkpoint's weights: --set train.init_from={ckpts / names[2]}); or" in said
     assert one_error(invoke("launch", "--resume", "--run-dir", str(run), "--dry-run")) == f"error: {said}"
     out = run_sample(str(run), ["x"], max_new_tokens=1, which="latest")
     assert out["note"] == (
