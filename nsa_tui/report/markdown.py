@@ -11,6 +11,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.data_said import data_said
+from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
@@ -109,6 +110,16 @@ def data_section(runs: Sequence[ReportRun]) -> list[str]:
     return lines
 
 
+def initial_weights_section(runs: Sequence[ReportRun]) -> list[str]:
+    """Where a run's initial weights came from (run.json's init_from): a curve that starts low is another run's
+    training, not this one's. Empty when every run started from random weights."""
+    lines = []
+    for r in runs:
+        if said := init_from_said(r.history.run_info.get(schema.RUN_INIT_FROM)):
+            lines.append(f"- **{_name(r.name)}**: {_name(said)}")
+    return lines
+
+
 def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
     """What could not be read or applied, per run: its context files that are there but unreadable, its corrupt
     lines, a monitor section the health rules cannot use. Empty when there is nothing to say."""
@@ -191,6 +202,8 @@ def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) ->
     out += ["## Runs", "", *runs_table(runs), ""]
     if data := data_section(runs):
         out += ["## Data", "", *data, ""]
+    if weights := initial_weights_section(runs):
+        out += ["## Initial weights", "", *weights, ""]
     warnings = warnings_section(runs)
     if warnings:
         out += ["## Warnings", "", *warnings, ""]

@@ -33,3 +33,16 @@ def test_a_run_json_without_it_or_with_an_odd_one_says_nothing_of_it(runs_dir) -
         assert res.exit_code == 0 and "initialized from" not in res.stdout, res.stdout
         assert json.loads(invoke("status", "--json", name).stdout)["init_from"] is None
     assert "  initialized from /x.pt (no run recorded, step 3)" in invoke("status", "pre-ids").stdout.splitlines()
+
+
+def test_the_report_says_where_a_runs_initial_weights_came_from(runs_dir, tmp_path) -> None:
+    """`nsa report` of a run started from another's weights said nothing of them: its loss curve, starting low,
+    read as this run's own training."""
+    make_v1_run(runs_dir / "b", steps=100, run_info={schema.RUN_INIT_FROM: RECORD})
+    make_v1_run(runs_dir / "fresh", steps=100)
+    assert invoke("report", str(runs_dir / "b"), "--out", str(tmp_path / "b")).exit_code == 0
+    md = (tmp_path / "b" / "report.md").read_text()
+    said = "- **b**: initialized from /runs/a/checkpoints/step\\_00000600.pt (run a, id 9e28ab, step 600)"
+    assert f"## Initial weights\n\n{said}\n" in md, md
+    assert invoke("report", str(runs_dir / "fresh"), "--out", str(tmp_path / "f")).exit_code == 0
+    assert "Initial weights" not in (tmp_path / "f" / "report.md").read_text()
