@@ -48,6 +48,7 @@ from nsa_train.runtime.resumable import (
     nothing_to_do,
     other_run,
     run_id_of,
+    undigested_order_note,
     unrecorded_run_note,
     world_size_mismatch,
 )
@@ -468,6 +469,8 @@ class Trainer:
         if (problem := init_from.source_problem(state.get("config"), self.cfg, path)) is not None:
             raise UserFacingError(problem)
         self.init_weights, self.init_from = state["model"], init_from.init_record(path, state)  # not its optimizer
+        if self.info.is_main:  # said with the start warnings of the train phase, as a resume's are
+            self.resume_warnings += self._checkpoint_notes(state, path, "this run's steps", data=False)
 
     def _load_init_weights(self) -> None:
         """The model takes train.init_from's weights, strictly: a missing, unexpected or mis-shaped tensor (a
@@ -920,6 +923,7 @@ class Trainer:
 
     def _checkpoint_state(self) -> dict[str, Any]:
         from nsa_train.nsa import fallbacks
+        from nsa_train.nsa.maths_version import NSA_MATHS
         from nsa_train.runtime.checkpoint import capture_rng, to_plain
 
         data_states = self.distmod.all_gather_object(to_plain(self.stream.state_dict()))
@@ -945,6 +949,7 @@ class Trainer:
             schema.CKPT_RUN_ID: self.run_id,
             schema.CKPT_RUN_NAME: self.run_dir.resolve().name,
             schema.CKPT_INIT_FROM: self.init_from,  # run.json's record, which a resume rewrites from this
+            schema.CKPT_NSA_MATHS: NSA_MATHS,  # a resume by code of other maths says so
             "csv_rows_before": self.csv_rows_before,  # {table: the rows of earlier runs before this one's}
         }
 
@@ -1047,6 +1052,8 @@ class Trainer:
         self.run_id = own or (saved_id if isinstance(saved_id, str) and saved_id else self.run_id)
         if not isinstance(saved_id, str) and self.info.is_main:
             self.resume_warnings.append(unrecorded_run_note(path))
+        if self.info.is_main:
+            self.resume_warnings += self._checkpoint_notes(state, path, "the resumed steps")
         if int(state["step"]) >= self.cfg.train.steps:  # before anything is loaded: this process did nothing
             raise UserFacingError(nothing_to_do(path, int(state["step"]), self.cfg.train.steps))
         saved_world = state.get("world_size")
@@ -1082,6 +1089,21 @@ class Trainer:
                 # whose save did not finish as far as this trainer knows; said (with the start warnings, so status
                 # shows it), so the steps since are not lost without a word
                 self.resume_warnings.append(newer_checkpoint_note(newer[-1], ckpt_dir, self.step))
+
+    def _checkpoint_notes(self, state: dict[str, Any], path: Path, doing: str, data: bool = True) -> list[str]:
+        """Start warnings for what the checkpoint ``state`` was made with that this code does otherwise: NSA maths
+        of another version (the run goes on, not as it would have), and (``data``) data positions saved before
+        they recorded their holdout and epoch order's digest (resumed unchecked)."""
+        from nsa_train.nsa.maths_version import checkpoint_maths, maths_note
+
+        notes = []
+        if self.cfg.model.attention == "nsa":
+            maths = maths_note(path.name, checkpoint_maths(state, schema.CKPT_NSA_MATHS), doing)
+            notes += [maths] if maths else []
+        positions = state.get("data") if data and self.cfg.data.source != "hf" else None
+        if isinstance(positions, list) and any(isinstance(d, dict) and not d.get("order_digest") for d in positions):
+            notes.append(undigested_order_note(path))
+        return notes
 
     @staticmethod
     def _ranks(n: Any) -> str:

@@ -196,3 +196,13 @@ def unrecorded_run_note(path: Path) -> str:
         f"{path.name} records no run id (written before nsa recorded one): resumed without checking that it is this "
         "run's; the checkpoints this run writes from now on record it"
     )
+
+
+def undigested_order_note(path: Path) -> str:
+    """The start warning of a resume whose data position was saved before positions recorded the digest of their
+    holdout and epoch order (stream.py's order check): nothing checks that this Python and NumPy draw them alike."""
+    return (
+        f"{path.name}'s data position records no digest of its holdout and epoch order (saved before nsa recorded "
+        "one): resumed without checking that this Python and NumPy draw the same ones from data.seed; the positions "
+        "this run saves from now on record it"
+    )

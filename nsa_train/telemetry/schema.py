@@ -289,6 +289,9 @@ RUN_START_WARNINGS = "start_warnings"
 CKPT_RUN_ID = "run_id"
 CKPT_RUN_NAME = "run_name"
 CKPT_INIT_FROM = "init_from"  # run.json's init_from, for the resumes that rewrite run.json
+# the NSA maths the weights were trained with (nsa_train/nsa/maths_version.py): a resume or init_from from a
+# checkpoint of other maths says so in its start warnings; absent from checkpoints written before it
+CKPT_NSA_MATHS = "nsa_maths"
 # run.json's `init_from`: the checkpoint file loaded (absolute; a run directory given is resolved through its
 # `latest`), the run id and run directory name it records (null for a checkpoint written before them), its step
 INIT_FROM_PATH = "path"

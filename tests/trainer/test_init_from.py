@@ -165,3 +165,26 @@ def test_what_it_cannot_start_from_is_one_line_before_training(source: Path, tmp
     # before the model phase: no run.json, no step, no checkpoint
     assert not (new / schema.RUN_JSON).exists() and not ck.list_checkpoints(ck.checkpoint_dir(new))
     assert not any(r["kind"] == "progress" for r in records(new))
+
+
+def test_weights_of_other_nsa_maths_start_with_a_warning(source: Path, tmp_path: Path) -> None:
+    """A start from the weights of an nsa whose attention maths differ (a checkpoint from before Eq. 9 changed, which
+    records no maths version) says so in its start warnings; its data position is not this run's, so nothing is
+    said of it. This code's checkpoints say nothing."""
+    old = tmp_path / "old.pt"
+    state = saved(ckpt(source, 4))
+    del state[schema.CKPT_NSA_MATHS]
+    for d in state["data"]:
+        del d["order_digest"], d["drawn_by"]
+    torch.save(state, old)
+    new = tmp_path / "new"
+    proc = run_train(new, "train.steps=2", f"train.init_from={old}")
+    assert proc.returncode == 0, proc.stderr
+    warnings = json.loads((new / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS]
+    maths = [w for w in warnings if "NSA maths" in w]
+    assert len(maths) == 1 and maths[0].startswith("old.pt records no NSA maths version"), warnings
+    assert "this run's steps choose their selected blocks by other scores" in maths[0]
+    assert not [w for w in warnings if "digest" in w], warnings
+    same = tmp_path / "same"
+    assert run_train(same, "train.steps=2", f"train.init_from={ckpt(source, 4)}").returncode == 0
+    assert not [w for w in json.loads((same / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS] if "NSA" in w]

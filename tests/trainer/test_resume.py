@@ -506,3 +506,57 @@ def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_a
     )
     pointer.write_text(names[0] + "\n")
     assert run_sample(str(run), ["x"], max_new_tokens=1, which="latest")["note"] is None
+
+
+@SHARES_THE_FINISHED_RUN
+def test_a_checkpoint_of_other_nsa_maths_or_an_unchecked_data_order_resumes_with_a_warning(
+    tmp_path: Path, finished_run: Path
+) -> None:
+    """Review revBI: today's trainer resumed a checkpoint of an nsa from before Eq. 9 changed (5e0335d) without a
+    word, and every step after it differed from the uninterrupted run's (the same step, data and lr, other block
+    scores); nor did a data position saved before its order digest say it went unchecked. Checkpoints record their
+    NSA maths version; a resume of another, or of none, says so in its start warnings, as does one of an unchecked
+    order; one of this code's says neither."""
+    import torch
+
+    from nsa_train.nsa.maths_version import NSA_MATHS
+
+    def resumed(name: str, edit) -> tuple[str, list[str], Path]:
+        run = copy_of(finished_run, tmp_path / name)
+        path = ck.read_pointer(run / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+        state = torch.load(path, weights_only=True)
+        assert state[schema.CKPT_NSA_MATHS] == NSA_MATHS and all(d["order_digest"] for d in state["data"])
+        edit(state)
+        torch.save(state, path)
+        proc = run_train(run, "train.steps=3", resume=True)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        return proc.stderr, json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS], path
+
+    def older(state: dict) -> None:  # as an nsa before either record wrote it
+        del state[schema.CKPT_NSA_MATHS]
+        for d in state["data"]:
+            del d["order_digest"], d["drawn_by"]
+
+    stderr, warnings, path = resumed("older", older)
+    maths = [w for w in warnings if "NSA maths" in w]
+    assert len(maths) == 1 and maths[0].startswith(f"{path.name} records no NSA maths version"), warnings
+    assert f"this nsa computes version {NSA_MATHS}" in maths[0] and "the resumed steps choose" in maths[0]
+    order = [w for w in warnings if "records no digest of its holdout and epoch order" in w]
+    assert len(order) == 1 and order[0].startswith(f"{path.name}'s data position"), warnings
+    assert maths[0] in stderr and order[0] in stderr
+    # the checkpoints it writes from then on record both
+    newest = torch.load(ck.read_pointer(path.parent, schema.LATEST_POINTER), weights_only=True)
+    assert newest[schema.CKPT_NSA_MATHS] == NSA_MATHS and all(d["order_digest"] for d in newest["data"])
+
+    _, warnings, path = resumed("v1", lambda state: state.update({schema.CKPT_NSA_MATHS: 1}))
+    assert [w for w in warnings if "NSA maths" in w] == [
+        f"{path.name} was trained with NSA maths version 1 (every nsa before 2026-12-07 (5e0335d): Eq. 9 counted each "
+        "compressed block overlapping a selection block once); this nsa computes version 2 (from 5e0335d on: Eq. 9 as "
+        "the paper prints it, each overlapping compressed block weighted by its overlap in strides): the resumed steps "
+        "choose their selected blocks by other scores than the weights were trained with (docs/nsa.md, Maths "
+        "versions)"
+    ], warnings
+
+    # written before the maths record but after the order digest (97c3fb8, after Eq. 9 changed): this code's maths
+    _, warnings, _ = resumed("digested", lambda state: state.pop(schema.CKPT_NSA_MATHS))
+    assert not [w for w in warnings if "NSA maths" in w or "digest" in w], warnings
