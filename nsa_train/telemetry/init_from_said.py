@@ -22,3 +22,13 @@ def init_from_said(record: Any) -> str | None:
         parts = ["no run recorded"]
     parts.append(f"step {step}" if isinstance(step, int) and not isinstance(step, bool) else None)
     return f"initialized from {path} ({', '.join(p for p in parts if p)})"
+
+
+def init_from_short(record: Any) -> str | None:
+    """'a step 600': the run (else the checkpoint file's name) and step a run's initial weights came from, for the
+    dashboard's header; None as init_from_said."""
+    if init_from_said(record) is None:
+        return None
+    name, step = record.get(schema.INIT_FROM_RUN_NAME), record.get(schema.INIT_FROM_STEP)
+    who = name if isinstance(name, str) and name else record[schema.INIT_FROM_PATH].rsplit("/", 1)[-1]
+    return f"{who} step {step}" if isinstance(step, int) and not isinstance(step, bool) else who

@@ -23,6 +23,7 @@ from textual.timer import Timer
 from textual.widgets import Footer
 
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.init_from_said import init_from_short
 from nsa_tui import fmt
 from nsa_tui.health.checks import median_interval
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
@@ -349,6 +350,7 @@ class WatchApp(App):
             "unreadable": sorted(h.problem_files),
             "source": self._source_line(m),
             "attention": h.run_info.get(schema.RUN_ATTENTION_IMPL),
+            "init_from": init_from_short(h.run_info.get(schema.RUN_INIT_FROM)),
             "phase": _start_phase(h, now) if v.state == "starting" else None,
         }
 

@@ -694,6 +694,23 @@ async def test_a_resumed_runs_elapsed_says_it_is_this_attempts(tmp_path):
 
 
 @async_test
+async def test_the_header_says_whose_weights_a_run_started_from(tmp_path):
+    """Review revBJ: a run started from another run's weights (train.init_from) showed a loss curve starting at 3.4,
+    not ln 257, and nothing on the dashboard said why; `nsa status` and the report name the file."""
+    from nsa_train.telemetry import schema
+
+    record = {"path": "/runs/src/checkpoints/step_00000600.pt", "run_id": "9e28ab", "run_name": "src", "step": 600}
+    w = make_v1_run(tmp_path / "r", steps=50, now=NOW, run_info={schema.RUN_INIT_FROM: record})
+    fresh = make_v1_run(tmp_path / "fresh", steps=50, now=NOW)
+    for run, said in ((w.path, "  weights from src step 600"), (fresh.path, None)):
+        app = make_app(run)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await wait_loaded(pilot, app)
+            second = app.query_one(RunHeader).shown.splitlines()[1]
+            assert (said in second) if said else "weights from" not in second, second
+
+
+@async_test
 async def test_the_halt_question_is_shown_whole(tmp_path):
     """At 120x36 over --host it read "Halt run 'rem' on root@127.0.0.1? It stops after the c": cut, not wrapped."""
     run = tmp_path / "tiny-cpu-20261205-221530"

@@ -110,6 +110,9 @@ class RunHeader(Widget):
         if src:
             bad = any(w in src for w in ("disconnected", "cannot read", "read error"))
             t.append(f"  [{src}]", style="red" if bad else "grey50")
+        init = i.get("init_from")
+        if init:  # a loss curve that starts low is another run's training: `nsa status` names the file
+            t.append(f"  weights from {init}", style="grey50")
         attention = i.get("attention")
         if attention:  # last: the first thing a narrow terminal crops
             t.append(f"  attention {attention}", style="grey50")
