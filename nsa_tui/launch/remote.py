@@ -16,7 +16,15 @@ import threading
 from collections.abc import Callable
 
 from nsa_train.runtime.rundir import RUNS_ROOT_ENV
-from nsa_tui.errors import LINK_LOST_EXIT, ON_HOST_ENV, ON_REMOTE_DIR_ENV, UNREACHABLE_EXIT, UserError, on_host
+from nsa_tui.errors import (
+    LINK_LOST_EXIT,
+    ON_HOST_ENV,
+    ON_REMOTE_DIR_ENV,
+    UNREACHABLE_EXIT,
+    USAGE_EXIT,
+    UserError,
+    on_host,
+)
 from nsa_tui.remote.caller import END_WITH_STDIN_ENV
 from nsa_tui.remote.checkout import PRELUDE, forwarded_env
 from nsa_tui.remote.ssh import (
@@ -33,6 +41,7 @@ from nsa_tui.remote.ssh import (
     validate_host,
     without_notices,
 )
+from nsa_tui.remote.usage import usage_error, usage_error_line
 
 SSH_FAILED = UNREACHABLE_EXIT  # the same exit status as `nsa status` for an unreachable host
 NOT_INSTALLED = 127
@@ -137,6 +146,13 @@ def run_nsa(
         raise _lost(host, stderr, f"{done}, and the rest may go on without us; check with `{check}`")
     if rc == SSH_ERROR_EXIT:
         raise UserError(describe_ssh_failure(host, stderr), SSH_FAILED)
+    if rc == USAGE_EXIT and (said := usage_error(stderr)) is not None:  # its raw box read as this nsa's
+        stderr = usage_error_line(said, host)
+        if not echo:
+            return rc, out + stderr
+        sys.stderr.write(stderr)
+        sys.stderr.flush()
+        return rc, out
     if not echo:
         return rc, out + stderr if rc != 0 else out
     if stderr:

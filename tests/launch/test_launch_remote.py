@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -201,3 +202,42 @@ def test_a_link_lost_while_the_hosts_nsa_ran_is_not_cannot_reach(runs_dir, sshd,
     assert f": .HALT stays on {sshd.host}: the run still stops after its current step; " in lines[0], err
     assert lines[0].endswith(f"check with `nsa status --host {sshd.host} --remote-dir '{checkout}' r`"), err
     assert (run / ".HALT").exists()
+
+
+OLD_NSA = """#!{python}
+# an nsa from before --reshard: a real Typer app whose launch knows fewer options
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def launch(name: str = typer.Option(None, "--name"), resume: bool = typer.Option(False, "--resume")) -> None:
+    pass
+
+
+@app.command()
+def status() -> None:
+    pass
+
+
+app()
+"""
+
+
+def test_a_usage_error_of_an_older_host_nsa_is_said_on_host(runs_dir, tmux_socket, sshd_factory, monkeypatch, tmp_path):
+    """`nsa launch --host H --reshard` against a host whose nsa predates --reshard printed click's raw
+    `No such option: --reshard` box, as if this nsa lacked the option; docs/launch.md promises `error: on HOST:`."""
+    bin_dir = tmp_path / "old-bin"
+    bin_dir.mkdir()
+    (bin_dir / "nsa").write_text(OLD_NSA.format(python=sys.executable))
+    (bin_dir / "nsa").chmod(0o755)
+    s = sshd_factory(with_nsa=False, path_prefix=bin_dir)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    res = nsa("launch", "--host", s.host, "--name", "x", "--resume", "--reshard")
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res)
+    assert line.startswith(f"error: on {s.host}: No such option: --reshard"), line
+    assert "the nsa there may be older than this one: update it there" in line
+    assert "Usage:" not in res.stderr and "╭" not in res.stderr
+    _nothing_started(runs_dir)
