@@ -49,11 +49,15 @@ def say_problems(runs: list[ReportRun]) -> int:
     """What report.md's Warnings say that needs acting on, on stderr too: each unreadable file (a warning) and a
     monitor section that cannot be used (an error: exit 4, as `nsa status` gives it). The exit status."""
     from nsa_tui.health import BAD_RULES_EXIT
+    from nsa_tui.runs.history import newer_telemetry_line, newer_telemetry_text
 
     code = 0
     for r in runs:
-        for name, why in r.history.problem_files.items():
+        for name, why in r.history.unreadable_files.items():
             print(f"warning: {r.where}: {name} unreadable: {why}", file=sys.stderr)
+        for name, v in r.history.newer_files.items():
+            line = newer_telemetry_line(name, newer_telemetry_text(v), "here")
+            print(f"warning: {r.where}: {line}", file=sys.stderr)
         if r.rules_error:
             print(f"error: {r.rules_error}; the report judges it with the default rules", file=sys.stderr)
             code = BAD_RULES_EXIT

@@ -24,6 +24,7 @@ from nsa_tui.commands.status import (
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
 from nsa_tui.rundir import UNREADABLE
+from nsa_tui.runs.history import NEWER_KIND
 from nsa_tui.styles import HEALTH_STYLE, state_style
 
 
@@ -191,8 +192,15 @@ def render_table(
             continue
         # a file it could not read explains a number missing from the row (a tok/s not the summary's mean): said here
         # too, after the alerts (v.get: a remote nsa may predate the key)
-        unread = [str(u.get("file")) for u in v.get("unreadable_files") or [] if isinstance(u, dict)]
-        notes = [", ".join(a["rule"] for a in v["alerts"]), f"unreadable {', '.join(unread)}" if unread else ""]
+        # newer telemetry is no unreadable file: it was read (as this version), and `nsa status` says which to update
+        files = [u for u in v.get("unreadable_files") or [] if isinstance(u, dict)]
+        unread = [str(u.get("file")) for u in files if u.get("kind") != NEWER_KIND]
+        newer = [str(u.get("file")) for u in files if u.get("kind") == NEWER_KIND]
+        notes = [
+            ", ".join(a["rule"] for a in v["alerts"]),
+            f"unreadable {', '.join(unread)}" if unread else "",
+            f"newer telemetry {', '.join(newer)}" if newer else "",
+        ]
         table.add_row(
             escape(str(v["run"])),
             *verdict_cells(v),

@@ -203,7 +203,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     from rich.markup import escape
 
     from nsa_tui.health.checks import toks_unjudged_text
-    from nsa_tui.runs.history import corrupt_lines_text
+    from nsa_tui.runs.history import NEWER_KIND, corrupt_lines_text, newer_telemetry_line
 
     console = Console(highlight=False, soft_wrap=True)
     v = j.verdict
@@ -249,8 +249,13 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     if said := init_from_said(v.get("init_from")):  # v.get: a remote nsa may predate the key
         console.print(f"  {escape(said)}")
     for u in v.get("unreadable_files") or []:  # v.get: a remote nsa may predate the key
-        if isinstance(u, dict):
-            console.print(f"  [yellow]unreadable[/] {escape(str(u.get('file')))}: {escape(str(u.get('problem')))}")
+        if not isinstance(u, dict):
+            continue
+        name, problem = escape(str(u.get("file"))), escape(str(u.get("problem")))
+        if u.get("kind") == NEWER_KIND:  # read, as this version: the nsa that read it is the one to update
+            console.print(f"  [yellow]{newer_telemetry_line(name, problem, reader_place(v))}[/]")
+        else:
+            console.print(f"  [yellow]unreadable[/] {name}: {problem}")
     start = v.get("start") if st == "starting" else None  # v.get: a remote nsa may predate it
     if said := start_text(start, dump_cmd):
         console.print(f"  {escape(said)}")
@@ -270,6 +275,11 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         console.print(
             f"  [{HEALTH_STYLE[a['severity']]}]{a['severity']:>8}[/] {a['rule']}{since}: {escape(a['message'])}"
         )
+
+
+def reader_place(v: dict[str, Any]) -> str:
+    """Where the nsa that read a verdict's files runs: 'here', or 'on HOST' for a host's own verdict."""
+    return f"on {v.get('host')}" if v.get("via") == "remote-nsa" else "here"
 
 
 CLOCK_WORDS = {"boot": "since boot", "replay": "since the data replay's last report", "launch": "since `nsa launch`"}

@@ -13,7 +13,15 @@ from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
-from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory
+from nsa_tui.runs.history import (
+    FORMAT_GENERIC,
+    FORMAT_V1,
+    FORMAT_VIBE,
+    NEWER_KIND,
+    UNREADABLE_KIND,
+    RunHistory,
+    newer_telemetry_text,
+)
 
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
@@ -356,7 +364,13 @@ def evaluate(
         toks_not_judged=_toks_not_judged(h, rules),
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
-        unreadable_files=[{"file": name, "problem": why} for name, why in h.problem_files.items()],
+        unreadable_files=[
+            *({"file": n, "problem": why, "kind": UNREADABLE_KIND} for n, why in h.unreadable_files.items()),
+            *(
+                {"file": n, "problem": newer_telemetry_text(v), "kind": NEWER_KIND, "v": v}
+                for n, v in h.newer_files.items()
+            ),
+        ],
     )
 
 

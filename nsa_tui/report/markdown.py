@@ -15,7 +15,7 @@ from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
-from nsa_tui.runs.history import corrupt_lines_text
+from nsa_tui.runs.history import corrupt_lines_text, newer_telemetry_line, newer_telemetry_text
 
 KEY_SETTINGS = (
     "model.attention",
@@ -131,7 +131,8 @@ def warnings_section(runs: Sequence[ReportRun]) -> list[str]:
                         "default rules")  # fmt: skip
         if h.refused_resume:  # no attempt, so in no table: said here as nsa status says it
             said.append(f"a --resume was refused (the run is as its last attempt left it): {h.refused_resume}")
-        said += [f"{name} unreadable: {why}" for name, why in h.problem_files.items()]
+        said += [f"{name} unreadable: {why}" for name, why in h.unreadable_files.items()]
+        said += [newer_telemetry_line(n, newer_telemetry_text(v), "here") for n, v in h.newer_files.items()]
         if h.corrupt:
             where = ", ".join(f"{n} {k}" for n, k in sorted(h.corrupt_by_source.items()))
             said.append(f"{corrupt_lines_text(h.corrupt)} ({where})")

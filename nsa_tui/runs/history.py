@@ -142,6 +142,24 @@ def corrupt_lines_text(n: int) -> str:
     return f"{n} corrupt line{'' if n == 1 else 's'} skipped"
 
 
+# the `kind` of a verdict's unreadable_files entry: a file there but unreadable, or one of a newer telemetry version
+# (read as this nsa's version: its charts are drawn from it, so it is no "unreadable" file)
+UNREADABLE_KIND = "unreadable"
+NEWER_KIND = "newer"
+
+
+def newer_telemetry_text(v: int) -> str:
+    """What a file of telemetry version ``v`` (above this nsa's) is, in every tool: `newer telemetry (v2): read as
+    v1`."""
+    return f"newer telemetry (v{v}): read as v{schema.SCHEMA_VERSION}"
+
+
+def newer_telemetry_line(name: str, problem: str, where: str) -> str:
+    """A newer-telemetry file as said to people; ``where``: the machine whose nsa read it ('here', 'on HOST'), the
+    one to update."""
+    return f"{name}: {problem}; update nsa {where}"
+
+
 class RunHistory:
     """Column arrays, events, per-rank liveness and a corrupt-line counter for one run.
 
@@ -208,9 +226,11 @@ class RunHistory:
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
         # and the tools say so rather than carry on as if the run had not written them
         self.unreadable_files: dict[str, str] = {}
-        # telemetry files with records of a newer schema version than this nsa knows: {name: what to say}; kept
-        # apart from unreadable_files, which the context files' reading replaces on every refresh
-        self.newer_schema: dict[str, str] = {}
+        # telemetry files with records of a newer schema version than this nsa knows: {name: the highest v seen};
+        # kept apart from unreadable_files, which the context files' reading replaces on every refresh
+        self.newer_schema: dict[str, int] = {}
+        # run.json and summary.json of a newer version ({name: its v}): set by the loader with the context
+        self.newer_context: dict[str, int] = {}
         self.anomaly: str | None = None
         self.stackdumps: list[str] = []
         self.process_alive: bool | None = None
@@ -264,13 +284,9 @@ class RunHistory:
             if rec is None:
                 return False
             v = rec.get("v")
-            if kind == "heartbeat" and type(v) is int and v > schema.SCHEMA_VERSION:
+            if kind == "heartbeat" and type(v) is int and v > self.newer_schema.get(source, schema.SCHEMA_VERSION):
                 # read as the version this nsa knows (most fields stay), and said: its numbers may be misread
-                self.newer_schema.setdefault(
-                    source,
-                    f"telemetry v{v}, from a newer trainer than this nsa reads (v{schema.SCHEMA_VERSION}): read as "
-                    f"v{schema.SCHEMA_VERSION}, so update nsa here to trust what it shows",
-                )
+                self.newer_schema[source] = v
             return self._feed_json(rec, kind, schema.heartbeat_rank(source))
         return self._feed_csv(source, kind, text)
 
@@ -1032,9 +1048,9 @@ class RunHistory:
         return stall
 
     @property
-    def problem_files(self) -> dict[str, str]:
-        """Files to warn about, with why: context files there but unreadable, telemetry of a newer schema."""
-        return {**self.unreadable_files, **self.newer_schema}
+    def newer_files(self) -> dict[str, int]:
+        """Files written by a newer telemetry version than this nsa reads, with that version: read as this one's."""
+        return {**self.newer_context, **self.newer_schema}
 
     @property
     def attempt_summary(self) -> dict[str, Any]:

@@ -225,6 +225,12 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     summaries = [n for n in bundle.files if n == schema.SUMMARY_JSON or n.endswith("_summary.json")]
     h.summary = read(summaries[0], read_json_object) if summaries else {}
     h.unreadable_files = {**bundle.unreadable, **unreadable}
+    # read as this nsa's version, as a newer heartbeat is, and said the same way
+    # (a generic trainer's *_summary.json has its own keys)
+    newer = {schema.RUN_JSON: newer_version(h.run_info)}
+    if summaries and summaries[0] == schema.SUMMARY_JSON:
+        newer[schema.SUMMARY_JSON] = newer_version(h.summary)
+    h.newer_context = {name: v for name, v in newer.items() if v is not None}
     h.halt_requested = schema.HALT_FILE in bundle.files
     anomaly = (bundle.text(".anomaly_type") or "").strip()
     h.anomaly = anomaly or None
@@ -240,6 +246,21 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         h.process_alive = tmux_session_name(h.launch, bundle.run) in bundle.tmux_sessions
     else:
         h.process_alive = None
+
+
+_FORMAT_VERSION = re.compile(r"nsa-v(\d+)")  # schema.FORMAT_NAME of another version
+
+
+def newer_version(obj: dict[str, Any]) -> int | None:
+    """The telemetry version of a run.json or summary.json when newer than this nsa's: its `v`, or its `format`
+    (`nsa-v2`); None when it is this version or older, or says none."""
+    v = obj.get(schema.RUN_VERSION)  # summary.json's SUMMARY_VERSION is the same key
+    found = [v] if type(v) is int else []
+    fmt = obj.get(schema.RUN_FORMAT)
+    if isinstance(fmt, str) and (m := _FORMAT_VERSION.fullmatch(fmt)):
+        found.append(int(m.group(1)))
+    newest = max(found, default=schema.SCHEMA_VERSION)
+    return newest if newest > schema.SCHEMA_VERSION else None
 
 
 def _exit_status(bundle: RunBundle, name: str, unreadable: dict[str, str]) -> int | None:

@@ -347,7 +347,8 @@ class WatchApp(App):
             "tokens_step": tokens_step,
             "hb_age": _whole(heartbeat_age(h, now)),  # as `nsa status` gives it (a generic log: its file's mtime)
             "corrupt": h.corrupt,
-            "unreadable": sorted(h.problem_files),
+            "unreadable": sorted(h.unreadable_files),
+            "newer": dict(sorted(h.newer_files.items())),  # read, as this version: not unreadable
             "source": self._source_line(m),
             "attention": h.run_info.get(schema.RUN_ATTENTION_IMPL),
             "init_from": init_from_short(h.run_info.get(schema.RUN_INIT_FROM)),

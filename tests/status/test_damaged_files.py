@@ -182,15 +182,52 @@ def test_an_earlier_attempts_summary_does_not_end_a_resume(tmp_path):
     assert _judged(w.path)["state"] == "running"
 
 
-def test_records_of_a_newer_telemetry_version_are_read_and_said(tmp_path):
-    """Every record at "v": 2 was read as v1 without a word."""
+def test_records_of_a_newer_telemetry_version_are_read_and_said(tmp_path, monkeypatch):
+    """Every record at "v": 2 was read as v1 without a word; then it was said as an "unreadable" file, in status,
+    runs and the dashboard, while every number and chart came from it: it is newer telemetry, read as v1."""
     path = finished_with_summary(tmp_path / "r")
     hb = path / schema.heartbeat_name(0)
     hb.write_text("".join(json.dumps(dict(json.loads(line), v=2)) + "\n" for line in hb.read_text().splitlines()))
     v = _judged(path)
     assert v["state"] == "finished"  # still read
     [said] = [u for u in v["unreadable_files"] if u["file"] == schema.heartbeat_name(0)]
-    assert said["problem"].startswith("telemetry v2, from a newer trainer than this nsa reads (v1)"), said
+    assert said == {
+        "file": schema.heartbeat_name(0),
+        "problem": "newer telemetry (v2): read as v1",
+        "kind": "newer",
+        "v": 2,
+    }
+    out = invoke("status", str(path)).stdout
+    assert "heartbeat_rank0.jsonl: newer telemetry (v2): read as v1; update nsa here" in out, out
+    assert "unreadable" not in out
+    monkeypatch.setenv("COLUMNS", "300")
+    table = invoke("runs", str(tmp_path)).stdout
+    assert "newer telemetry heartbeat_rank0.jsonl" in table and "unreadable" not in table, table
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        (schema.RUN_JSON, {"v": 2, "format": "nsa-v2"}),
+        (schema.RUN_JSON, {"format": "nsa-v3"}),  # the format name alone says it too
+        (schema.SUMMARY_JSON, {"v": 2}),
+    ],
+)
+def test_context_files_of_a_newer_telemetry_version_are_said_too(tmp_path, name, change):
+    """Only the heartbeat's `v` was checked: a run.json of v 2, format nsa-v2, printed `(nsa-v1)` and nothing else."""
+    path = finished_with_summary(tmp_path / "r")
+    obj = json.loads((path / name).read_text())
+    (path / name).write_text(json.dumps({**obj, **change}))
+    newest = max(int(str(change.get("format", "nsa-v0"))[5:]), change.get("v", 0))
+    v = _judged(path)
+    assert v["state"] == "finished" and v["mean_toks_per_s"] == MEAN  # still read, as v1
+    assert v["unreadable_files"] == [
+        {"file": name, "problem": f"newer telemetry (v{newest}): read as v1", "kind": "newer", "v": newest}
+    ]
+    assert f"{name}: newer telemetry (v{newest}): read as v1; update nsa here" in invoke("status", str(path)).stdout
+    # this version, or one before it, is no news
+    (path / name).write_text(json.dumps({**obj, "v": 1}))
+    assert _judged(path)["unreadable_files"] == []
 
 
 def test_tokens_seen_is_the_count_the_trainer_wrote(tmp_path):
@@ -235,4 +272,4 @@ def test_a_run_file_that_is_a_directory_is_said(tmp_path):
     (path / schema.RUN_JSON).unlink()
     (path / schema.RUN_JSON).mkdir()
     v = json.loads(invoke("status", "--json", str(path)).stdout)
-    assert v["unreadable_files"] == [{"file": "run.json", "problem": "is a directory"}]
+    assert v["unreadable_files"] == [{"file": "run.json", "problem": "is a directory", "kind": "unreadable"}]

@@ -238,3 +238,15 @@ def test_remote_runs_root_given_as_a_run_points_to_nsa_runs_there(tmp_path, sshd
     assert res.stderr.strip().endswith(
         f" on {sshd.host}; it holds run directories: `nsa runs --host {sshd.host} {tmp_path / 'runs'}` lists them"
     ), res.stderr
+
+
+def test_newer_telemetry_judged_by_the_hosts_nsa_names_that_nsa(tmp_path, sshd):
+    """The host's nsa read the newer records: it is the one to update, not the one here ("update nsa here")."""
+    run = tmp_path / "r"
+    make_v1_run(run, steps=50, state="finished")
+    hb = run / "heartbeat_rank0.jsonl"
+    hb.write_text("".join(json.dumps({**json.loads(ln), "v": 2}) + "\n" for ln in hb.read_text().splitlines()))
+    res = CliRunner().invoke(app, ["status", "--host", sshd.host, str(run)])
+    assert res.exit_code == 0, res.stderr
+    assert f"heartbeat_rank0.jsonl: newer telemetry (v2): read as v1; update nsa on {sshd.host}" in res.stdout
+    assert "update nsa here" not in res.stdout and "unreadable" not in res.stdout

@@ -132,6 +132,21 @@ async def test_the_header_names_unreadable_files(tmp_path):
 
 
 @async_test
+async def test_the_header_says_newer_telemetry_as_read_not_unreadable(tmp_path):
+    """Records of telemetry v2 were `unreadable heartbeat_rank0.jsonl` above charts drawn from that very file."""
+    make_v1_run(tmp_path / "r", steps=200, state="finished")
+    hb = tmp_path / "r" / "heartbeat_rank0.jsonl"
+    hb.write_text("".join(re.sub(r'^\{"v": ?1', '{"v": 2', ln) + "\n" for ln in hb.read_text().splitlines()))
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(200, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["unreadable"] == [] and header.info["newer"] == {"heartbeat_rank0.jsonl": 2}
+        assert "unreadable" not in header.shown
+        assert "newer telemetry (v2) heartbeat_rank0.jsonl: update nsa here" in header.shown, header.shown
+
+
+@async_test
 async def test_halt_asks_then_calls_nsa_halt(healthy_run):
     app = make_app(healthy_run)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -106,6 +106,10 @@ class RunHeader(Widget):
         unreadable = i.get("unreadable")
         if unreadable:  # what they would have said is missing: `nsa status` says why each cannot be read
             t.append(f"  unreadable {', '.join(unreadable)}", style="bold yellow")
+        newer = i.get("newer")
+        if newer:  # drawn from as this version's: the nsa here reads it, so it is the one to update
+            versions = "/".join(f"v{v}" for v in sorted(set(newer.values())))
+            t.append(f"  newer telemetry ({versions}) {', '.join(newer)}: update nsa here", style="bold yellow")
         src = i.get("source", "")
         if src:
             bad = any(w in src for w in ("disconnected", "cannot read", "read error"))
