@@ -15,8 +15,8 @@ from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import (
     NAN_LOSS,
     Judged,
+    fetch_judged,
     fmt_duration,
-    judge_answer,
     judge_local,
     nan_loss,
     toks_text,
@@ -51,11 +51,9 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     check_remote_dir(host, remote_dir)
     if host is not None:
         from nsa_tui.remote.checkout import LISTING
-        from nsa_tui.runs.remote import fetch_remote
 
         # the host's script leaves out the directories that hold none by the same definition, and names them
-        answer = fetch_remote(host, [f"{LISTING}{directory or ''}"], remote_dir=remote_dir)
-        judged = judge_answer(answer, host, remote_dir=remote_dir)
+        answer, judged = fetch_judged(host, [f"{LISTING}{directory or ''}"], remote_dir=remote_dir)
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
         return RunListing(judged, sorted(answer.left_out))

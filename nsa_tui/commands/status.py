@@ -144,11 +144,59 @@ def judge_remote(
 ) -> list[Judged]:
     """All RUNs on ``host`` in one ssh call, names resolved under ``remote_dir`` there. With a
     rules file we judge locally (the remote `nsa` does not see the file); otherwise a remote
-    `nsa status --json` is used when present."""
+    `nsa status --json` is used when present and as new as this one (fetch_judged)."""
+    return fetch_judged(host, runs, user_rules, remote_dir)[1]
+
+
+def fetch_judged(
+    host: str, runs: list[str], user_rules: dict[str, Any] | None = None, remote_dir: str | None = None
+) -> tuple[RemoteAnswer, list[Judged]]:
+    """One remote answer for RUNs and its runs judged. The host's own verdicts when it has an nsa whose engine is
+    this one's or newer; an older one's (it said `halted` of a finished run, and lacks keys) are read again as
+    files and judged here: one more ssh call, only for such a host, and a note on stderr says so."""
     from nsa_tui.runs.remote import fetch_remote
 
     answer = fetch_remote(host, runs, prefer_nsa=user_rules is None, remote_dir=remote_dir)
-    return judge_answer(answer, host, user_rules, remote_dir)
+    older = older_judge(answer)
+    if older is not None:
+        answer = fetch_remote(host, runs, prefer_nsa=False, remote_dir=remote_dir)
+        print(older_judge_note(host, older), file=sys.stderr, flush=True)
+    return answer, judge_answer(answer, host, user_rules, remote_dir)
+
+
+def remote_verdicts(answer: RemoteAnswer) -> list[dict[str, Any]]:
+    """The verdict objects of a remote answer's `nsa status --json` output, in order."""
+    out: list[dict[str, Any]] = []
+    for item in answer.bundles:
+        if isinstance(item, bytes):
+            for line in item.decode("utf-8", errors="replace").splitlines():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and "health" in obj:
+                    out.append(obj)
+    return out
+
+
+def older_judge(answer: RemoteAnswer) -> int | None:
+    """The judge version of a host's verdicts when older than this engine's (an nsa before the key: 0); None when
+    they are as new or newer, or the host sent none (only error lines: nothing judged there to distrust)."""
+    from nsa_tui.health.engine import JUDGE_VERSION
+
+    versions = [v if type(v := obj.get("judge_version", 0)) is int else 0 for obj in remote_verdicts(answer)]
+    oldest = min(versions, default=JUDGE_VERSION)
+    return oldest if oldest < JUDGE_VERSION else None
+
+
+def older_judge_note(host: str, version: int) -> str:
+    """The stderr line of runs judged here because the host's nsa is older."""
+    from nsa_tui.health.engine import JUDGE_VERSION
+
+    return (
+        f"note: the nsa on {host} is older than this one (judge version {version}, this one's {JUDGE_VERSION}): "
+        f"its runs were judged here from their files (`via: ssh`); update nsa there to have it judge them"
+    )
 
 
 def judge_answer(

@@ -23,6 +23,10 @@ from nsa_tui.runs.history import (
     newer_telemetry_text,
 )
 
+# The version of what this engine concludes and of the verdict's keys (docs/health.md): bump it whenever either
+# changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
+# older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
+JUDGE_VERSION = 1
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -103,6 +107,7 @@ class Verdict:
     # why throughput_low cannot judge the tokens/s shown (no MFU inputs and no min_toks_per_s): 38 tokens/s on two
     # A100s read "health OK" with nothing saying it was never judged; null when it is judged, off, or no tok/s yet
     toks_not_judged: str | None = None
+    judge_version: int = JUDGE_VERSION  # which engine judged (JUDGE_VERSION); absent from an nsa before it: 0
 
     @property
     def exit_code(self) -> int:

@@ -240,6 +240,44 @@ def test_remote_runs_root_given_as_a_run_points_to_nsa_runs_there(tmp_path, sshd
     ), res.stderr
 
 
+# a host's nsa that runs this one and rewrites its verdicts: an older engine (no judge_version, as every nsa before
+# it) that took a finished run for halted (as 1c59469 did of a run that completed 70/70), or a newer one
+HALTED = r"""-e 's/"state": "finished"/"state": "halted"/'"""
+HOST_NSA = {
+    "older": rf"""sed -e 's/, "judge_version": [0-9]*//' {HALTED}""",
+    "newer": rf"""sed -e 's/"judge_version": [0-9]*/"judge_version": 99/' {HALTED}""",
+}
+
+
+@pytest.mark.parametrize("host_nsa", ["older", "newer"])
+def test_an_older_hosts_verdict_is_not_taken(tmp_path, sshd_factory, monkeypatch, host_nsa):
+    """`nsa status --host` took an older host nsa's verdict (`halted 70/60` of a run that completed 70/70, and
+    without the keys docs/health.md names), and nothing said which version judged. Now an older one's runs are
+    judged here from their files, said on stderr; a newer one's verdict is taken as it is."""
+    real = shlex.quote(str(Path(sys.executable).parent / "nsa"))
+    bin_dir, log = _remote_nsa_wrapper(tmp_path, f'{real} "$@" | {HOST_NSA[host_nsa]}')
+    s = sshd_factory(with_nsa=False, path_prefix=bin_dir)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    run = tmp_path / "runs" / "done"
+    make_v1_run(run, steps=70, state="finished")
+    code_l, [local], _ = _status([str(run)])
+    code, [obj], err = _status(["--host", s.host, str(run)])
+    runs = CliRunner().invoke(app, ["runs", "--json", "--host", s.host, str(run.parent)])
+    [listed] = [json.loads(line) for line in runs.stdout.splitlines()]
+    if host_nsa == "older":
+        assert (obj["state"], obj["via"]) == ("finished", "ssh"), (obj, err)  # judged here, as locally
+        assert (code, _stable(obj)) == (code_l, _stable(local)) and local["judge_version"] >= 1
+        assert err.strip() == (
+            f"note: the nsa on {s.host} is older than this one (judge version 0, this one's {local['judge_version']}):"
+            " its runs were judged here from their files (`via: ssh`); update nsa there to have it judge them"
+        )
+        assert _stable(listed) == _stable(local) and listed["via"] == "ssh" and "is older" in runs.stderr
+    else:
+        assert obj["state"] == listed["state"] == "halted" and obj["via"] == listed["via"] == "remote-nsa"
+        assert obj["judge_version"] == 99 and err == "" and runs.stderr == ""
+    assert len(log.read_text().splitlines()) == 2  # asked once per command: the files are read by the script
+
+
 def test_newer_telemetry_judged_by_the_hosts_nsa_names_that_nsa(tmp_path, sshd):
     """The host's nsa read the newer records: it is the one to update, not the one here ("update nsa here")."""
     run = tmp_path / "r"
