@@ -401,12 +401,38 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         where = f"{where} (with --set {' '.join(overrides)})"
         raw = apply_overrides(raw, overrides)
-    cfg = _build(Config, raw, "", where)
+    try:
+        cfg = _build(Config, raw, "", where)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{newer_nsa_hint(str(e), path)}") from None
     if cfg.data.path is not None:
         cfg.data.path = absolute_data_path(cfg.data.path)
     if cfg.train.init_from is not None:  # likewise: config.yaml names the file wherever the trainer starts
         cfg.train.init_from = absolute_data_path(cfg.train.init_from)
     return cfg
+
+
+def newer_nsa_hint(message: str, path: str | Path | None) -> str:
+    """After an unknown key in a config an nsa wrote (a run's config.yaml, a checkpoint's stored config): where it
+    likely comes from. A newer nsa's run resumed or read by an older one met 'unknown key' alone, which reads as a
+    mistake of the user's."""
+    if "unknown key" not in message:
+        return ""
+    if path is None:
+        return "; a config an nsa saved: a key this nsa does not know comes from a newer nsa (update nsa here)"
+    p = Path(path)
+    run_json = p.parent / "run.json"
+    if p.name != "config.yaml" or not run_json.is_file():
+        return ""
+    try:
+        sha = json.loads(run_json.read_text(encoding="utf-8")).get("git_sha")
+    except (OSError, ValueError, AttributeError):
+        sha = None
+    by = f" (its run.json names git_sha {sha[:12]})" if isinstance(sha, str) and sha else ""
+    return (
+        f"; {p} is the run's saved config: a key this nsa does not know comes from a newer nsa{by}: update nsa "
+        "here (git pull and pip install -e . in its checkout), or go on with the nsa that wrote it"
+    )
 
 
 def absolute_data_path(path: str) -> str:
@@ -438,7 +464,10 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any], where: str = "<dict>") -> Config:
     """Rebuild a Config from run.json/checkpoint data (strict, like a file)."""
-    return _build(Config, data, "", where)
+    try:
+        return _build(Config, data, "", where)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{newer_nsa_hint(str(e), None)}") from None
 
 
 def dump_yaml(cfg: Config) -> str:

@@ -560,3 +560,40 @@ def test_a_checkpoint_of_other_nsa_maths_or_an_unchecked_data_order_resumes_with
     # written before the maths record but after the order digest (97c3fb8, after Eq. 9 changed): this code's maths
     _, warnings, _ = resumed("digested", lambda state: state.pop(schema.CKPT_NSA_MATHS))
     assert not [w for w in warnings if "NSA maths" in w or "digest" in w], warnings
+
+
+@SHARES_THE_FINISHED_RUN
+def test_a_key_from_a_newer_nsa_in_the_runs_config_says_where_it_likely_comes_from(
+    tmp_path: Path, finished_run: Path
+) -> None:
+    """Review revBI: an older nsa resuming a newer one's run met `unknown key 'monitor.min_mfu' (known: ...)` alone,
+    which reads as the user's mistake; `nsa sample` of such a checkpoint likewise. The run's saved config (and a
+    checkpoint's stored one) say a newer nsa wrote it; a user's own config file does not."""
+    import yaml
+    from fixtures.cli import invoke
+
+    run = copy_of(finished_run, tmp_path / "run")
+    saved = yaml.safe_load((run / schema.CONFIG_YAML).read_text())
+    saved["monitor"]["future_knob"] = 1
+    (run / schema.CONFIG_YAML).write_text(yaml.safe_dump(saved))
+    proc = run_train(run, "train.steps=3", resume=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    sha = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_GIT_SHA]
+    assert "unknown key 'monitor.future_knob'" in proc.stderr and (
+        f"is the run's saved config: a key this nsa does not know comes from a newer nsa (its run.json names git_sha "
+        f"{sha[:12]}): update nsa here" in proc.stderr
+    ), proc.stderr
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(saved))
+    proc = run_train(tmp_path / "other", "train.steps=3", CONFIG=str(mine))
+    assert proc.returncode == 2 and "unknown key 'monitor.future_knob'" in proc.stderr
+    assert "newer nsa" not in proc.stderr, proc.stderr
+    # a checkpoint's stored config, as `nsa sample` reads it
+    import torch
+
+    path = ck.read_pointer(finished_run / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    state = torch.load(path, weights_only=True)
+    state["config"]["monitor"]["future_knob"] = 1
+    torch.save(state, tmp_path / "newer.pt")
+    res = invoke("sample", str(tmp_path / "newer.pt"), "--max-new-tokens", "2")
+    assert res.exit_code != 0 and "a key this nsa does not know comes from a newer nsa" in res.stderr, res.stderr
