@@ -204,7 +204,8 @@ class Loaded:
     path: Path
     step: int
     device: Any
-    note: str | None = None  # the checkpoint is another run's than its directory's (another_runs_note)
+    # the checkpoint is another run's than its directory's (another_runs_note), or of other NSA maths (maths_note)
+    note: str | None = None
 
 
 def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
@@ -213,6 +214,7 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
     from nsa_train.config import ConfigError, config_from_dict
     from nsa_train.data import DataError, build_tokenizer
     from nsa_train.model import build_model
+    from nsa_train.nsa.maths_version import checkpoint_maths, maths_note
     from nsa_train.runtime.checkpoint import CheckpointError, load_checkpoint, load_model_state
     from nsa_train.telemetry import schema
 
@@ -240,7 +242,10 @@ def load_for_sampling(path: Path, device: str = "auto") -> Loaded:
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
     model.to(dev).eval()
-    note = another_runs_note(path, state.get(schema.CKPT_RUN_ID), state.get(schema.CKPT_RUN_NAME))
+    notes = [another_runs_note(path, state.get(schema.CKPT_RUN_ID), state.get(schema.CKPT_RUN_NAME))]
+    if cfg.model.attention == "nsa":  # weights of other attention maths sample with this code's: said
+        notes.append(maths_note(str(path), checkpoint_maths(state, schema.CKPT_NSA_MATHS), "the samples"))
+    note = "; ".join(n for n in notes if n) or None
     return Loaded(model, tokenizer, cfg, path, int(state["step"]), dev, note)
 
 

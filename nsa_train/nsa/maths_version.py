@@ -12,7 +12,7 @@ NSA_MATHS = 2
 
 # version -> what it computes, as the start warning names it
 MATHS_CHANGES = {
-    1: "every nsa before 2026-12-07 (5e0335d): Eq. 9 counted each compressed block overlapping a selection block once",
+    1: "every nsa before 5e0335d of 2026-12-07: Eq. 9 counted each compressed block overlapping a selection block once",
     2: "from 5e0335d on: Eq. 9 as the paper prints it, each overlapping compressed block weighted by its overlap in "
     "strides",
 }
@@ -21,7 +21,7 @@ MATHS_CHANGES = {
 def checkpoint_maths(state: dict[str, Any], key: str) -> int | None:
     """The NSA maths version a checkpoint was trained with: its record under ``key``; for one written before the
     record, 2 when its data positions hold an order digest (recorded since 97c3fb8, after Eq. 9 changed), else
-    None (not known: version 1 at most nsa's of that time)."""
+    None (not known: version 1 if it predates 5e0335d; a streamed source's positions never hold the digest)."""
     saved = state.get(key)
     if isinstance(saved, int) and not isinstance(saved, bool):
         return saved
@@ -38,11 +38,14 @@ def maths_note(name: str, saved: int | None, doing: str) -> str | None:
         return None
     now = f"this nsa computes version {NSA_MATHS} ({MATHS_CHANGES[NSA_MATHS]})"
     if saved is None:
-        was = "records no NSA maths version (written by an nsa from before 2026-12-07, most likely version 1: "
-        was += f"{MATHS_CHANGES[1]})"
+        # a streamed (hf) run's positions never hold the digest that dates the others: so version 1 or 2
+        was = "records no NSA maths version (written by an nsa before the record, 2026-12-07: version 1 if it "
+        was += f"predates 5e0335d, {MATHS_CHANGES[1].split(': ', 1)[1]})"
     else:
-        was = f"was trained with NSA maths version {saved} ({MATHS_CHANGES.get(saved, 'newer than this nsa')})"
+        what = MATHS_CHANGES.get(saved, "newer than this nsa" if saved > NSA_MATHS else "not a version nsa wrote")
+        was = f"was trained with NSA maths version {saved} ({what})"
+    unsure = "if it is version 1, " if saved is None else ""
     return (
-        f"{name} {was}; {now}: {doing} choose their selected blocks by other scores than the weights were trained "
-        "with (docs/nsa.md, Maths versions)"
+        f"{name} {was}; {now}: {unsure}{doing} choose their selected blocks by other scores than the weights were "
+        "trained with (docs/nsa.md, Maths versions)"
     )

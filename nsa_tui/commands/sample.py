@@ -67,7 +67,7 @@ def run_sample(
         "checkpoint": str(ckpt),
         "step": loaded.step,
         "device": str(loaded.device),
-        "note": loaded.note,  # null, or that the checkpoint is another run's than its directory's
+        "note": loaded.note,  # null, or that the checkpoint is another run's, or of other NSA maths
         "samples": samples,
     }
 

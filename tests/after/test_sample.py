@@ -385,3 +385,27 @@ def test_a_broken_best_pointer_names_the_latest_checkpoint_to_use(tiny_run: Path
     assert code == 3 and "points to step_00000099.pt, which does not exist" in said, out
     assert f"(--latest: {ckpts / 'latest'} names {latest})" in said, out
     assert _cli_error(str(run), "--latest", "-n", "3")[0] == 0
+
+
+def test_a_checkpoint_of_other_nsa_maths_samples_with_a_note(tiny_run: Path, tmp_path: Path) -> None:
+    """Review revBM: a checkpoint from before Eq. 9 changed (no maths version recorded) sampled with this code's block
+    choice and `note: null`, where a resume or init_from of it says so."""
+    import torch
+
+    from nsa_train.runtime import checkpoint as ck
+    from nsa_train.telemetry import schema
+
+    latest = ck.read_pointer(tiny_run / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    state = torch.load(latest, weights_only=True)
+    del state[schema.CKPT_NSA_MATHS]
+    for d in state["data"]:
+        del d["order_digest"]
+    torch.save(state, tmp_path / "old.pt")
+    for path, said in ((tmp_path / "old.pt", True), (latest, False)):
+        res = invoke("sample", str(path), "-n", "2", "--json")
+        assert res.exit_code == 0, res.output
+        note = json.loads(res.stdout)["note"]
+        if said:
+            assert note.startswith(f"{path} records no NSA maths version") and "the samples choose" in note, note
+        else:
+            assert note is None, note

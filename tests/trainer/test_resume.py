@@ -550,7 +550,7 @@ def test_a_checkpoint_of_other_nsa_maths_or_an_unchecked_data_order_resumes_with
 
     _, warnings, path = resumed("v1", lambda state: state.update({schema.CKPT_NSA_MATHS: 1}))
     assert [w for w in warnings if "NSA maths" in w] == [
-        f"{path.name} was trained with NSA maths version 1 (every nsa before 2026-12-07 (5e0335d): Eq. 9 counted each "
+        f"{path.name} was trained with NSA maths version 1 (every nsa before 5e0335d of 2026-12-07: Eq. 9 counted each "
         "compressed block overlapping a selection block once); this nsa computes version 2 (from 5e0335d on: Eq. 9 as "
         "the paper prints it, each overlapping compressed block weighted by its overlap in strides): the resumed steps "
         "choose their selected blocks by other scores than the weights were trained with (docs/nsa.md, Maths "
