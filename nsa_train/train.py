@@ -1062,6 +1062,7 @@ class Trainer:
             raise UserFacingError(world_size_mismatch(path, saved_world, self.info.world_size))
         ck.load_model_state(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.stream.weights_from = path  # what a refusal of its data position names as a new run's weights
         if resharding:
             self._reshard(state, path)
         else:

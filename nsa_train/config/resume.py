@@ -323,4 +323,4 @@ def data_change(run_dir: Path, new: Config) -> str | None:
     from nsa_train.data.fingerprint import listing_change
 
     listings = _listings(run_dir, new)
-    return None if listings is None else listing_change(shown(new.data.path), *listings)
+    return None if listings is None else listing_change(shown(new.data.path), *listings, run_dir.absolute())

@@ -12,6 +12,8 @@ class DataError(Exception):
         self.every_rank = every_rank
 
 
-# how a refused resume's weights are kept when its data position cannot continue (train.init_from: a new run from
-# the checkpoint's weights, its own data order and holdout): the refusals' closing words
-INIT_FROM_HINT = "(--set train.init_from=RUN_DIR, in another --run-dir)"
+def init_from_hint(weights: object) -> str:
+    """How a refused resume's weights are kept when its data position cannot continue (train.init_from: a new run
+    from the checkpoint's weights, its own data order and holdout), naming ``weights``, the run directory or
+    checkpoint file: the refusals' closing words."""
+    return f"(--set train.init_from={weights}, in another --run-dir)"

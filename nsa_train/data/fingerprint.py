@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .errors import INIT_FROM_HINT
+from .errors import init_from_hint
 
 LISTED_FILES = 1000  # names, sizes, samples kept up to this many files (to say which changed); beyond, counts
 SAMPLE_EDGE = 64 * 1024  # bytes hashed at each end of a file: headers, the first and last documents
@@ -145,9 +145,10 @@ def _what_changed(then: dict[str, Any], now: dict[str, Any]) -> str:
     return "other file names or sizes"
 
 
-def fingerprint_change(path: str, then: Any, now: dict[str, Any]) -> str | None:
+def fingerprint_change(path: str, then: Any, now: dict[str, Any], weights: object) -> str | None:
     """The one-line refusal when the files at ``path`` are not those the saved position was taken in, else None.
-    ``then`` comes from a checkpoint: anything that is not a fingerprint is left alone (nothing to compare)."""
+    ``then`` comes from a checkpoint (``weights``, named in the refusal's way on): anything that is not a fingerprint
+    is left alone (nothing to compare)."""
     if not isinstance(then, dict) or "digest" not in then:
         return None
     listed = is_listing(then.get("listing")) and is_listing(now.get("listing"))
@@ -159,14 +160,15 @@ def fingerprint_change(path: str, then: Any, now: dict[str, Any]) -> str | None:
     return (
         f"data.path {path} changed since the checkpoint: {was} then, {is_} now ({_what_changed(then, now)}); the "
         "data position and the validation holdout would not be the same documents. Restore the files or start a "
-        f"new run from the checkpoint's weights {INIT_FROM_HINT}"
+        f"new run from the checkpoint's weights {init_from_hint(weights)}"
     )
 
 
-def listing_change(path: str, then: Any, now: list[list[Any]]) -> str | None:
-    """The refusal when the files at ``path`` are not those of ``then``, the listing the run's last attempt recorded
-    in run.json (names, sizes, samples: cheap, before anything starts), else None; a listing not known says nothing.
-    The saved position's own fingerprint (document count too) is still compared once the files are read."""
+def listing_change(path: str, then: Any, now: list[list[Any]], weights: object) -> str | None:
+    """The refusal when the files at ``path`` are not those of ``then``, the listing the run's last attempt (of the
+    run directory ``weights``) recorded in run.json (names, sizes, samples: cheap, before anything starts), else
+    None; a listing not known says nothing. The saved position's own fingerprint (document count too) is still
+    compared once the files are read."""
     if not is_listing(then):
         return None
     changes = listing_differences(then, now)
@@ -176,7 +178,7 @@ def listing_change(path: str, then: Any, now: list[list[Any]]) -> str | None:
         f"data.path {path} changed since the run's last start: {_count(len(then), 'file')} then, "
         f"{_count(len(now), 'file')} now ({named_changes(changes)}); the data position "
         "and the validation holdout would not be the same documents. Restore the files or start a new run from the "
-        f"checkpoint's weights {INIT_FROM_HINT}"
+        f"checkpoint's weights {init_from_hint(weights)}"
     )
 
 

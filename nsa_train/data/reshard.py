@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import INIT_FROM_HINT, DataError
+from .errors import DataError, init_from_hint
 from .packing import Position
 
 
-def streamed_refusal(what: str, resume_with: str) -> str:
+def streamed_refusal(what: str, resume_with: str, weights: object) -> str:
     """Why a streamed (hf) source cannot be resharded: the trainer's refusal, and nsa launch's before a session."""
     return (
         f"--reshard: {what}: its documents are split over the ranks by the stream's own shards, so its positions "
         f"cannot continue on another number of ranks. Resume with {resume_with}, or start a new run from the "
-        f"checkpoint's weights {INIT_FROM_HINT}"
+        f"checkpoint's weights {init_from_hint(weights)}"
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .diagnose import shown
-from .errors import INIT_FROM_HINT, DataError
+from .errors import DataError, init_from_hint
 from .fingerprint import fingerprint_change
 from .packing import DocTokens, Position, pack_windows, with_eos
 from .reshard import Reshard, plan_reshard, streamed_refusal
@@ -33,6 +33,7 @@ def doc_tokens(
     tokenizer: Tokenizer,
     start: Position,
     on_empty_epoch: Callable[[int, str], None] | None = None,
+    weights: object = "RUN_DIR",
 ) -> Iterator[DocTokens]:
     """This rank's training documents as tokens, epoch after epoch, from `start` on; never ends.
 
@@ -40,7 +41,7 @@ def doc_tokens(
     is passed over: ``on_empty_epoch(epoch, why)`` hears of it and the next epoch follows (so does the rest of an
     epoch a start position resumes mid-way that holds nothing: not an epoch dealt nothing, it is not said). The
     deal is not filtered first, so the order of every other epoch, and of every corpus whose ranks all get
-    something, is unchanged."""
+    something, is unchanged. ``weights``: the checkpoint the start position came from, named in a refusal's way on."""
     epoch, first_doc, offset = start
     empty_run = 0  # consecutive epochs passed over
     while True:
@@ -54,7 +55,7 @@ def doc_tokens(
                         f"saved data position {where} is past the end of its document: the data changed since the "
                         "checkpoint (a streamed source has no fingerprint to tell: a dataset's new revision, files "
                         "added), so the position and the validation holdout would not be the same documents. Restore "
-                        f"the data or start a new run from the checkpoint's weights {INIT_FROM_HINT}"
+                        f"the data or start a new run from the checkpoint's weights {init_from_hint(weights)}"
                     )
                 yield DocTokens(Position(epoch, k, offset), tokens[offset:])
             else:
@@ -151,6 +152,9 @@ class TrainStream:
         # thread; called with (epoch, why, how many so far) from that thread
         self.empty_epochs = 0
         self.on_empty_epoch: Callable[[int, str, int], None] | None = None
+        # the checkpoint a resume loads the position from, which a refusal names as the new run's weights (the
+        # trainer sets it before load_state_dict or reshard)
+        self.weights_from: object = "RUN_DIR"
 
     # -- position -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -193,7 +197,8 @@ class TrainStream:
             raise DataError("the data position can only be loaded before the stream starts")
         if self._cfg.data.source == "hf":
             what = f"{self.description} is streamed (data.source=hf)"
-            raise DataError(streamed_refusal(what, f"{len(states)} rank{'' if len(states) == 1 else 's'}"))
+            ranks = f"{len(states)} rank{'' if len(states) == 1 else 's'}"
+            raise DataError(streamed_refusal(what, ranks, self.weights_from))
         for r, state in enumerate(states):
             self._check_saved(state, ())
             if state.get("rank") != r or state.get("world_size") != len(states):
@@ -254,7 +259,9 @@ class TrainStream:
             # opened here, not by the thread: a refused resume must fail before training, where it is asked for
             source = self._source = open_source(self._cfg, self._rank, self._world)
             if source.fingerprint is not None:
-                change = fingerprint_change(shown(str(self._cfg.data.path)), state["fingerprint"], source.fingerprint)
+                change = fingerprint_change(
+                    shown(str(self._cfg.data.path)), state["fingerprint"], source.fingerprint, self.weights_from
+                )
                 if change:
                     raise DataError(change)
 
@@ -277,7 +284,8 @@ class TrainStream:
                 f"the held-out documents or the epoch order of {self.description} drawn from data.seed="
                 f"{self._cfg.data.seed} are not the ones the checkpoint's data position counts in: {why}, so the run "
                 "would train on former validation documents and could not continue its stream. Resume with the "
-                f"versions and data that saved it, or start a new run from the checkpoint's weights {INIT_FROM_HINT}"
+                f"versions and data that saved it, or start a new run from the checkpoint's weights "
+                f"{init_from_hint(self.weights_from)}"
             )
 
     # -- iteration ------------------------------------------------------------------------------
@@ -343,7 +351,7 @@ class TrainStream:
             if self._source is None:  # a resume with a fingerprint opened it already, to compare
                 self._source = open_source(self._cfg, self._rank, self._world)
             source = self._source
-            docs = doc_tokens(source, self._tok, self._position, self._empty_epoch)
+            docs = doc_tokens(source, self._tok, self._position, self._empty_epoch, self.weights_from)
             for block, after in batches(pack_windows(docs, self._seq_len), self._micro_batch):
                 x, y = to_xy(block)
                 if not self._put(("batch", (x, y, after))):

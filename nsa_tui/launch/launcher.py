@@ -294,7 +294,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         if cfg.data.source == "hf":  # the trainer refuses it only after its boot: said before a session starts
             from nsa_train.data.reshard import streamed_refusal  # here only: it imports numpy
 
-            raise UserError(streamed_refusal("data.source is hf, streamed", "as many ranks as wrote the checkpoint"))
+            raise UserError(
+                streamed_refusal(
+                    "data.source is hf, streamed", "as many ranks as wrote the checkpoint", target.absolute()
+                )
+            )
         resume_said.append(reshard_note(target, nproc * req.nnodes))
     run_dir = run_dir.absolute()
     command = TrainerCommand(

@@ -34,8 +34,12 @@ def _saved_position(cfg, batches: int = 2) -> tuple[dict, list[torch.Tensor]]:
         stream.close()
 
 
+CKPT = "/runs/a/checkpoints/step_00000004.pt"  # the checkpoint a trainer's resume names as the stream's weights
+
+
 def _resume(cfg, state: dict) -> TrainStream:
     stream = TrainStream(cfg, build_tokenizer(cfg.data), 0, 1, 2)
+    stream.weights_from = CKPT
     stream.load_state_dict(state)
     return stream
 
@@ -52,9 +56,9 @@ def test_a_resume_after_the_files_changed_is_refused_by_what_changed(tmp_path: P
     msg = str(e.value)
     assert f"data.path {root} changed since the checkpoint: 2 files/24 documents then, 3 files/29 documents now" in msg
     assert "(zz.txt added);" in msg and "validation holdout" in msg and "Restore the files or start a new run" in msg
-    # the weights are not lost with the data position: the way to a new run from them
+    # the weights are not lost with the data position: the way to a new run from them, the checkpoint named
     assert msg.endswith(
-        "start a new run from the checkpoint's weights (--set train.init_from=RUN_DIR, in another --run-dir)"
+        f"start a new run from the checkpoint's weights (--set train.init_from={CKPT}, in another --run-dir)"
     )
     assert "\n" not in msg
 
@@ -153,12 +157,12 @@ def test_the_fingerprint_of_many_files_keeps_counts_only(tmp_path: Path, monkeyp
     assert "listing" not in then and then["files"] == 2
     (root / "c.txt").write_text("short")
     now = fp.local_fingerprint(fp.file_listing(str(root), files), 13)
-    assert fp.fingerprint_change("dd", then, now).startswith(
+    assert fp.fingerprint_change("dd", then, now, "RUN").startswith(
         f"data.path dd changed since the checkpoint: 2 files/24 documents then, 2 files/13 documents now "
         f"({then['bytes']} -> {now['bytes']} bytes)"
     )
-    assert fp.fingerprint_change("dd", then, then) is None
-    assert fp.fingerprint_change("dd", "corrupt", now) is None  # not a fingerprint: nothing to compare
+    assert fp.fingerprint_change("dd", then, then, "RUN") is None
+    assert fp.fingerprint_change("dd", "corrupt", now, "RUN") is None  # not a fingerprint: nothing to compare
 
 
 def test_files_are_named_relative_to_data_path(tmp_path: Path) -> None:

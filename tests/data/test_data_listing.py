@@ -31,13 +31,13 @@ def test_a_file_edited_at_the_same_size_is_refused_by_name(tmp_path: Path) -> No
     path, files = _corpus(tmp_path / "dd")
     then = fp.file_listing(path, files)
     assert [e[:2] for e in then] == [["a.txt", os.path.getsize(files[0])], ["b.txt", os.path.getsize(files[1])]]
-    assert fp.listing_change("dd", then, fp.file_listing(path, files)) is None
+    assert fp.listing_change("dd", then, fp.file_listing(path, files), "RUN") is None
     _same_size_edit(Path(files[1]))
-    msg = fp.listing_change("dd", then, fp.file_listing(path, files))
+    msg = fp.listing_change("dd", then, fp.file_listing(path, files), "RUN")
     assert msg == (
         "data.path dd changed since the run's last start: 2 files then, 2 files now (b.txt edited, the same size); "
         "the data position and the validation holdout would not be the same documents. Restore the files or start a "
-        "new run"
+        "new run from the checkpoint's weights (--set train.init_from=RUN, in another --run-dir)"
     )
 
 
@@ -47,10 +47,10 @@ def test_a_listing_written_before_the_sample_compares_names_and_sizes(tmp_path: 
     old = [e[:2] for e in fp.file_listing(path, files)]
     _same_size_edit(Path(files[0]))
     now = fp.file_listing(path, files)
-    assert fp.listing_change("dd", old, now) is None and fp.same_files(old, now)
+    assert fp.listing_change("dd", old, now, "RUN") is None and fp.same_files(old, now)
     Path(files[0]).write_text("short")
-    assert "(a.txt " in fp.listing_change("dd", old, fp.file_listing(path, files))
-    assert fp.listing_change("dd", [["a.txt"]], now) is None  # not a listing: nothing to compare
+    assert "(a.txt " in fp.listing_change("dd", old, fp.file_listing(path, files), "RUN")
+    assert fp.listing_change("dd", [["a.txt"]], now, "RUN") is None  # not a listing: nothing to compare
 
 
 def test_the_same_files_elsewhere_are_the_same_files(tmp_path: Path) -> None:
@@ -122,9 +122,9 @@ def test_the_saved_position_sees_an_edit_and_a_position_saved_before_the_sample_
     _same_size_edit(Path(files[1]))
     now = fp.local_fingerprint(fp.file_listing(path, files), 24)
     assert then["digest"] == now["digest"]  # names and sizes: as a position saved before samples were listed
-    assert fp.fingerprint_change("dd", then, now).startswith(
+    assert fp.fingerprint_change("dd", then, now, "RUN").startswith(
         "data.path dd changed since the checkpoint: 2 files/24 documents then, 2 files/24 documents now "
         "(b.txt edited, the same size); "
     )
     old = {**then, "listing": [e[:2] for e in then["listing"]]}
-    assert fp.fingerprint_change("dd", old, now) is None
+    assert fp.fingerprint_change("dd", old, now, "RUN") is None

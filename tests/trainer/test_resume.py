@@ -195,6 +195,8 @@ def test_a_resume_on_changed_data_files_is_refused_before_its_boot_record(tmp_pa
         proc.stderr
     )
     assert "(zz.jsonl added)" in proc.stderr and "Restore the files or start a new run" in proc.stderr
+    # the run directory whose weights a new run would start from, named, not a placeholder
+    assert f"weights (--set train.init_from={run}, in another --run-dir)" in proc.stderr
     assert (run / "heartbeat_rank0.jsonl").read_bytes() == heartbeat and "[boot]" not in proc.stdout
     from nsa_tui.errors import UserError
     from nsa_tui.launch.launcher import LaunchRequest, plan_launch
@@ -272,6 +274,8 @@ def test_a_resume_refused_at_the_data_phase_leaves_a_finished_run_finished(tmp_p
     proc = run_train(run, "train.steps=4", *sets, resume=True)
     assert proc.returncode == 2 and "[boot]" in proc.stdout, proc.stderr  # refused late: after its boot record
     assert "changed since the checkpoint" in proc.stderr
+    latest = ck.read_pointer(run / schema.CHECKPOINT_DIR, schema.LATEST_POINTER)
+    assert f"weights (--set train.init_from={latest}, in another --run-dir)" in proc.stderr
     end = [r for r in records(run) if r["kind"] == "end"][-1]
     assert (end["reason"], end["exit_status"], end.get(schema.RESUME_REFUSED)) == ("error", 2, True)
     assert (run / schema.SUMMARY_JSON).read_text() == summary
