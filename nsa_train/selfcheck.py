@@ -133,6 +133,33 @@ def check_memory(need: int, on_cuda: bool, gpus: list[tuple[str, int]], ranks: i
     return row("memory", PASS, msg)
 
 
+def check_init_from_fit(cfg: Config) -> list[dict[str, str]]:
+    """train.init_from's checkpoint loaded (its checksums read) and judged by the trainer's own rule
+    (init_from.source_problem on the config it records), with the start warnings the trainer would give of it
+    (init_from.source_notes). None of it when train.init_from is null or does not resolve (the cheap `init from`
+    row says why)."""
+    from nsa_train.runtime import checkpoint as ck
+    from nsa_train.runtime import init_from
+
+    if cfg.train.init_from is None:
+        return []
+    try:
+        path = init_from.resolve(cfg.train.init_from)
+    except ck.CheckpointError:
+        return []
+    try:
+        state = ck.load_checkpoint(path)
+    except ck.CheckpointError as e:
+        return [row("init from fit", FAIL, str(e))]
+    if (problem := init_from.source_problem(state.get("config"), cfg, path)) is not None:
+        return [row("init from fit", FAIL, problem)]
+    notes = [row("warning", WARN, w) for w in init_from.source_notes(state, cfg, path)]
+    return [
+        row("init from fit", PASS, f"{path.name}'s model and tokenizer fit this config (step {state['step']})"),
+        *notes,
+    ]
+
+
 def check_tokenizer(cfg: Config) -> tuple[dict[str, str], Any]:
     from nsa_train.data import DataError, build_tokenizer
 
@@ -388,6 +415,7 @@ def run_selfcheck(
 
     tok_row, tok = check_tokenizer(cfg)
     out.rows.append(tok_row)
+    out.rows += check_init_from_fit(cfg)
     vocab = cfg.model.vocab_size or (tok.vocab_size if tok is not None else 50257)
     with torch.device("meta"):  # counts parameters without allocating them
         out.param_count = sum(p.numel() for p in build_model(cfg, vocab).parameters())

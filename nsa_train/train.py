@@ -413,6 +413,8 @@ class Trainer:
         warnings = env_warnings + unread_nsa_env(os.environ) + preflight_warnings(cfg, self.device.type, self.precision)
         self.threads = devmod.configure_threads(cfg.runtime, self.device)
         devmod.configure_matmul(cfg.runtime, self.device)
+        if cfg.train.init_from is not None and not self.args.resume:
+            self._resolve_init_from()  # before config.yaml is saved: it names the file, which a replay loads again
         if self.info.is_main:
             if not self.args.resume:  # a resume records its config once the checkpoint has accepted it (_build_model)
                 self._save_config()
@@ -449,6 +451,19 @@ class Trainer:
         self.dist_ready = True
         self._check_checkpoint_dir()
 
+    def _resolve_init_from(self) -> None:
+        """train.init_from as the checkpoint file it names (a run directory's `latest`, a pointer's target): the run
+        records that file, so its config.yaml replays the same weights after the source run saved newer ones."""
+        from nsa_train.runtime import checkpoint as ck
+        from nsa_train.runtime import init_from
+
+        assert self.cfg.train.init_from is not None
+        try:
+            self.cfg.train.init_from = str(init_from.resolve(self.cfg.train.init_from))
+        except ck.CheckpointError as e:  # every rank meets the same file: said once
+            said = str(e)
+            raise UserFacingError(said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}") from None
+
     def _read_init_from(self) -> None:
         """train.init_from on a fresh start: the checkpoint resolved, loaded (its checksums read) and checked against
         this config before the data phase, so a wrong one costs seconds; the model takes its weights once built.
@@ -460,8 +475,8 @@ class Trainer:
         from nsa_train.runtime import checkpoint as ck
         from nsa_train.runtime import init_from
 
+        path = Path(value)  # the file _resolve_init_from found
         try:
-            path = init_from.resolve(value)
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # every rank meets the same file: said once
             said = str(e)
@@ -471,6 +486,7 @@ class Trainer:
         self.init_weights, self.init_from = state["model"], init_from.init_record(path, state)  # not its optimizer
         if self.info.is_main:  # said with the start warnings of the train phase, as a resume's are
             self.resume_warnings += self._checkpoint_notes(state, path, "this run's steps", data=False)
+            self.resume_warnings += init_from.source_notes(state, self.cfg, path)
 
     def _load_init_weights(self) -> None:
         """The model takes train.init_from's weights, strictly: a missing, unexpected or mis-shaped tensor (a
@@ -584,6 +600,7 @@ class Trainer:
         if self.args.resume:
             self._resume()
             if is_main:
+                self._keep_init_from()
                 # against the run's config.yaml, before it is replaced
                 self.resume_warnings += resume_notes(
                     self.run_dir / schema.CONFIG_YAML, cfg, self.step, self.args.overrides
@@ -1149,6 +1166,18 @@ class Trainer:
                 f"resharded from {self._ranks(old)} to {new}: {again} read before the checkpoint are read again "
                 "(docs/data.md)"
             )
+
+    def _keep_init_from(self) -> None:
+        """A resume reads no train.init_from (it continues the run's own checkpoint): the config.yaml it rewrites
+        keeps the run's own value (its saved config's, else the file the checkpoint records), not a --set one that
+        was never loaded."""
+        from nsa_train.config.resume import load_saved_config
+
+        saved = load_saved_config(self.run_dir / schema.CONFIG_YAML)
+        if saved is not None:
+            self.cfg.train.init_from = saved.train.init_from
+        else:
+            self.cfg.train.init_from = self.init_from[schema.INIT_FROM_PATH] if self.init_from else None
 
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))

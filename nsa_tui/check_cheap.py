@@ -245,23 +245,30 @@ def _first_record_problem(path: str, field: str) -> str | None:
     return None
 
 
-def check_init_from(cfg: Config, resume: bool = False) -> CheckRow:
-    """train.init_from names a checkpoint (a file, or a run directory with a `latest`): the trainer's own
-    resolution (nsa_train.runtime.init_from), by the file's first bytes and zip index, in milliseconds. Whether its
-    model and tokenizer fit is the trainer's, once loaded. A --resume does not read it (it continues the run's
-    own checkpoint): the file may be gone by then."""
+def check_init_from(cfg: Config, resume: bool = False, run_dir: Path | None = None) -> CheckRow:
+    """train.init_from names a checkpoint (a file, a pointer file, or a run directory with a `latest`): the trainer's
+    own resolution (nsa_train.runtime.init_from), by the file's first bytes and zip index, in milliseconds; refused
+    in ``run_dir``'s own checkpoints (this run's saves would overwrite it), and where its run's config.yaml (next to
+    its checkpoints/) says its model or tokenizer does not fit, by the trainer's own rule (init_from.source_problem).
+    Without that config.yaml, the fit is the trainer's, once loaded. A --resume does not read it (it continues the
+    run's own checkpoint): the file may be gone by then."""
     value = cfg.train.init_from
     if value is None:
         return CheckRow("init from", PASS, "random initial weights (train.init_from is null)")
     if resume:
         return CheckRow("init from", PASS, f"not read on a resume (the run continues its own checkpoint): {value}")
+    from nsa_train.runtime import init_from
     from nsa_train.runtime.checkpoint import CheckpointError
-    from nsa_train.runtime.init_from import resolve
 
     try:
-        path = resolve(value)
+        path = init_from.resolve(value)
     except CheckpointError as e:
         return CheckRow("init from", FAIL, str(e))
+    if run_dir is not None and (refused := init_from.own_checkpoint_refusal(value, run_dir)) is not None:
+        return CheckRow("init from", FAIL, refused)
+    saved = init_from.source_run_config(path)
+    if saved is not None and (problem := init_from.source_problem(saved, cfg, path)) is not None:
+        return CheckRow("init from", FAIL, f"{problem} (by its run's config.yaml)")
     return CheckRow("init from", PASS, f"weights from {path}")
 
 
@@ -315,7 +322,7 @@ def cheap_checks(
         check_run_dir(run_dir, fresh_start, cfg),
         check_disk(cfg, run_dir, count, disk_free or default_disk_free),
         check_data_path(cfg),
-        check_init_from(cfg, resume),
+        check_init_from(cfg, resume, run_dir),
         check_tokenizer_files(cfg),
         check_health_rules(cfg),
     ]

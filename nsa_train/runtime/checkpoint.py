@@ -186,8 +186,8 @@ def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None, run_id: str 
         )
         if not own:
             said += (
-                "; start a new run instead (nsa launch --force, or another --run-dir; from one's weights: --set "
-                f"train.init_from={foreign[-1]})"
+                "; start a new run instead (nsa launch --force, or another --run-dir; from one's weights, another "
+                f"--run-dir with --set train.init_from={foreign[-1]}: a start here would overwrite or prune it)"
             )
     return said
 

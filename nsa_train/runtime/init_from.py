@@ -1,9 +1,11 @@
-"""A fresh start from another run's weights (train.init_from): the checkpoint file it names, whether this run's
-model and tokenizer can take those weights, and what run.json records of them.
+"""A fresh start from another run's weights (train.init_from): the checkpoint file it names, whether this run may
+take it (not one of its own run directory's) and whether its model and tokenizer can take those weights, what this
+run does otherwise than or again as the source run (its start warnings), and what run.json records of them.
 
 Weights only: the optimizer, the step, the lr schedule and the data position are the new run's. The trainer loads
 the file (runtime/checkpoint.py's load and strict fit); `nsa launch` and `nsa check` resolve it with ``resolve``
-before a session starts, so a mistyped path fails in seconds. Torch-free at import."""
+and judge it by the same rules before a session starts, so a mistyped path or a model that does not fit fails in
+seconds. Torch-free at import."""
 
 from __future__ import annotations
 
@@ -13,21 +15,23 @@ from typing import Any
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.pointers import POINTERS
 
 KEY = "train.init_from"
 
 
 def resolve(value: str) -> Path:
-    """The checkpoint file ``value`` names: the file itself, or a run directory's `latest` (RUN/checkpoints/latest;
-    the checkpoints directory itself is taken too). CheckpointError, one line naming the key, when there is none,
-    or it is no checkpoint by its first bytes and zip index (its checksums are read by the load)."""
+    """The checkpoint file ``value`` names: the file itself, a pointer file's checkpoint (RUN/checkpoints/best or
+    latest, as `nsa sample` takes them), or a run directory's `latest` (RUN/checkpoints/latest; the checkpoints
+    directory itself is taken too). CheckpointError, one line naming the key, when there is none, or it is no
+    checkpoint by its first bytes and zip index (its checksums are read by the load)."""
     given = Path(value).expanduser()
     if not given.exists():
         raise ck.CheckpointError(
             f"{KEY}: {value} does not exist (give a checkpoint file, or a run directory: its checkpoints/"
             f"{schema.LATEST_POINTER})"
         )
-    path = _latest_of(given) if given.is_dir() else given
+    path = _latest_of(given) if given.is_dir() else _pointed_to(given)
     ck.verify_archive(path, checksums=False)  # a truncated file, in milliseconds; the load reads the CRCs
     try:
         with open(path, "rb") as fh:
@@ -38,6 +42,40 @@ def resolve(value: str) -> Path:
         empty = " (an empty file)" if not head else ""
         raise ck.CheckpointError(f"{KEY}: {path}{empty} is not an nsa checkpoint (not a file torch.save wrote)")
     return Path(os.path.abspath(path))
+
+
+def _pointed_to(given: Path) -> Path:
+    """The checkpoint a pointer file (`latest`, `best`) names; any other file as it is."""
+    if given.name not in POINTERS:
+        return given
+    try:
+        target = ck.read_pointer(given.parent, given.name)
+    except ck.CheckpointError as e:
+        raise ck.CheckpointError(f"{KEY}: {e}") from None
+    if target is None:  # an empty pointer: its run has saved no checkpoint there yet
+        raise ck.CheckpointError(f"{KEY}: {given} is empty: it names no checkpoint to start from")
+    return target
+
+
+def own_checkpoint_refusal(value: str | None, run_dir: Path) -> str | None:
+    """Why a fresh start in ``run_dir`` cannot take its weights from ``value``: a checkpoint in this run's own
+    checkpoint directory (a --force start over the run it came from), which this run's saves overwrite (the same
+    step's name) or train.keep_last prunes while run.json still names it. None otherwise, and when ``value``
+    resolves to nothing (the trainer says why)."""
+    if value is None:
+        return None
+    try:
+        path = resolve(value)
+    except ck.CheckpointError:
+        return None
+    own = ck.checkpoint_dir(run_dir).resolve()
+    if not path.resolve().is_relative_to(own):
+        return None
+    return (
+        f"{KEY}: {path} is in this run's own checkpoint directory {own}: this run's saves would overwrite it or "
+        f"train.keep_last prune it. Copy it elsewhere first (cp {path} DIR/) and give that, or start the new run "
+        "in another --run-dir"
+    )
 
 
 def _latest_of(given: Path) -> Path:
@@ -87,6 +125,69 @@ def source_problem(saved: Any, cfg: Any, path: Path) -> str | None:
         f"{KEY}: {path} does not fit this model: {', '.join(f'{k} {c}' for k, c in changed)} (its run's -> this "
         "run's). Start with the checkpoint's model settings (its run's config.yaml), or without train.init_from"
     )
+
+
+# model/nsa keys that change no computation of loaded weights: the kernels that compute it, the initialisation the
+# loaded weights replace
+_NOT_COMPUTED = ("nsa.impl", "model.init_std")
+
+
+def source_notes(state: dict[str, Any], cfg: Any, path: Path) -> list[str]:
+    """Start warnings for what this run (``cfg``) does otherwise than, or again as, the run that trained the
+    checkpoint ``state`` at ``path`` (by the config it records; none when it records none that loads): model and
+    nsa keys that keep every shape but change what the weights compute, both values named; and the same data
+    source and data.seed, whose order deals the documents the source trained on first, in the same order, again."""
+    from nsa_train.config import ConfigError, config_from_dict, config_to_dict, pinned_values
+    from nsa_train.config.loader import flatten
+
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return []
+    try:
+        before = config_from_dict(saved, where=str(path))
+    except ConfigError:
+        return []
+    notes = []
+    old, new = flatten(config_to_dict(before)), flatten(config_to_dict(cfg))
+    pins_old, pins_new = pinned_values(before), pinned_values(cfg)
+    differ = [
+        f"{key} {old[key]!r} -> {value!r}"
+        for key, value in new.items()
+        if key.split(".")[0] in ("model", "nsa")
+        and key not in _NOT_COMPUTED
+        and key in old
+        and old[key] != value
+        # a value that resolves alike (a null head_dim and dim // n_heads) is the same model
+        and not (key in pins_old and key in pins_new and pins_old[key][1] == pins_new[key][1])
+    ]
+    if differ:
+        notes.append(
+            f"{KEY}: this run computes otherwise than the run that trained {path.name}: {', '.join(differ)} (its "
+            "run's -> this run's); its weights were trained for its run's values"
+        )
+    if pins_old["data.source"][1] == pins_new["data.source"][1] and before.data.seed == cfg.data.seed:
+        tokens = state.get("tokens_seen")
+        first = f"its first {tokens:,} tokens" if isinstance(tokens, int) else "the first tokens"
+        notes.append(
+            f"{KEY}: the same data ({cfg.data.source_description}) and data.seed {cfg.data.seed} as the run that "
+            f"trained {path.name}: this run reads {first} again, the documents its weights were trained on, in the "
+            "same order. --set data.seed=N draws another order, and another holdout, which may then hold documents "
+            "those weights were trained on"
+        )
+    return notes
+
+
+def source_run_config(path: Path) -> dict[str, Any] | None:
+    """The resolved config of the run a checkpoint file belongs to, by its run's config.yaml next to the
+    checkpoints/ that holds it (RUN/checkpoints/FILE), read without torch; None when there is none that loads (a
+    file copied elsewhere: the trainer reads the checkpoint's own)."""
+    from nsa_train.config import config_to_dict
+    from nsa_train.config.resume import load_saved_config
+
+    if path.parent.name != schema.CHECKPOINT_DIR:
+        return None
+    saved = load_saved_config(path.parent.parent / schema.CONFIG_YAML)
+    return None if saved is None else config_to_dict(saved)
 
 
 def init_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Which config and run directory a start uses, and the refusals said before it writes anything.
 
 A start refused here leaves an earlier run's records as they were: a boot and an error record appended to them
-would make the tools judge that run by this attempt. Standard library and the config package only: it runs
-before torch is imported.
+would make the tools judge that run by this attempt. Standard library, the config package and the torch-free
+checkpoint readers only: it runs before torch is imported.
 """
 
 from __future__ import annotations
@@ -47,6 +47,20 @@ def choose_config_path(args: argparse.Namespace) -> Path | None:
     return resolve_config_path(args.config)
 
 
+def own_weights_refusal(config_path: Path | None, overrides: list[str], run_dir: Path) -> str | None:
+    """A fresh start whose train.init_from is a checkpoint of this run directory's own (init_from's
+    own_checkpoint_refusal): said before the boot record, as a --force start's first save could overwrite it. A
+    config that does not load is left to the trainer, which says why with its records."""
+    from nsa_train.config import load_config
+    from nsa_train.runtime.init_from import own_checkpoint_refusal
+
+    try:
+        value = load_config(config_path, overrides).train.init_from
+    except ConfigError:
+        return None
+    return own_checkpoint_refusal(value, run_dir)
+
+
 def claim_run_dir(args: argparse.Namespace, rank: int, world_size: int) -> tuple[Path | None, Path]:
     """(the config file, the run directory), the directory made and this rank's lock on it held; StartRefused when
     the start cannot go on there."""
@@ -72,6 +86,8 @@ def claim_run_dir(args: argparse.Namespace, rank: int, world_size: int) -> tuple
             f"{run_dir} holds an earlier run ({', '.join(earlier)}): {resume}choose another --run-dir (--force starts "
             "afresh there: its logs get this run's rows appended and train.keep_last prunes its checkpoints)"
         )
+    if not args.resume and (refusal := own_weights_refusal(config_path, args.overrides, run_dir)) is not None:
+        raise StartRefused(refusal)
     config_given = bool(args.config or os.environ.get("CONFIG"))
     if args.resume:
         refusal = resume_refusal(run_dir, config_path, args.overrides, config_given, world_size, args.reshard)

