@@ -480,12 +480,20 @@ class Trainer:
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # every rank meets the same file: said once
             said = str(e)
-            raise UserFacingError(said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}") from None
+            said = said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}"
+            # a damaged one in a run's checkpoints/: the others there, each a file init_from takes
+            in_run = path.parent.name == schema.CHECKPOINT_DIR
+            if others := [p for p in ck.write_order(path.parent) if p != path] if in_run else []:
+                said += (
+                    f". {path.parent} also holds {', '.join(p.name for p in others[-3:])}: give one as {init_from.KEY}"
+                )
+            raise UserFacingError(said) from None
         if (problem := init_from.source_problem(state.get("config"), self.cfg, path)) is not None:
             raise UserFacingError(problem)
         self.init_weights, self.init_from = state["model"], init_from.init_record(path, state)  # not its optimizer
         if self.info.is_main:  # said with the start warnings of the train phase, as a resume's are
-            self.resume_warnings += self._checkpoint_notes(state, path, "this run's steps", data=False)
+            # the whole path: its file name alone reads as one of this run's own checkpoints
+            self.resume_warnings += self._checkpoint_notes(state, path, "this run's steps", data=False, name=str(path))
             self.resume_warnings += init_from.source_notes(state, self.cfg, path)
 
     def _load_init_weights(self) -> None:
@@ -1108,7 +1116,9 @@ class Trainer:
                 # shows it), so the steps since are not lost without a word
                 self.resume_warnings.append(newer_checkpoint_note(newer[-1], ckpt_dir, self.step))
 
-    def _checkpoint_notes(self, state: dict[str, Any], path: Path, doing: str, data: bool = True) -> list[str]:
+    def _checkpoint_notes(
+        self, state: dict[str, Any], path: Path, doing: str, data: bool = True, name: str | None = None
+    ) -> list[str]:
         """Start warnings for what the checkpoint ``state`` was made with that this code does otherwise: NSA maths
         of another version (the run goes on, not as it would have), and (``data``) data positions saved before
         they recorded their holdout and epoch order's digest (resumed unchecked)."""
@@ -1116,7 +1126,7 @@ class Trainer:
 
         notes = []
         if self.cfg.model.attention == "nsa":
-            maths = maths_note(path.name, checkpoint_maths(state, schema.CKPT_NSA_MATHS), doing)
+            maths = maths_note(name or path.name, checkpoint_maths(state, schema.CKPT_NSA_MATHS), doing)
             notes += [maths] if maths else []
         positions = state.get("data") if data and self.cfg.data.source != "hf" else None
         if isinstance(positions, list) and any(isinstance(d, dict) and not d.get("order_digest") for d in positions):

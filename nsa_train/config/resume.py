@@ -160,7 +160,9 @@ def check_resume_config(saved_config: Path, new: Config, where: str) -> None:
     verb = "depends" if depends == DATA else "depend"
     one = len(changed) == 1
     # its weights fit a new run where only the data position depends on what changed (train.init_from)
-    weights = "" if WEIGHTS in depends else f" from its weights (--set train.init_from={where}, in another --run-dir)"
+    # (not data.tokenizer's: a data key, yet the embeddings are of its tokens, and init_from refuses another)
+    fits = WEIGHTS not in depends and "data.tokenizer" not in {key for key, _ in changed}
+    weights = f" from its weights (--set train.init_from={where}, in another --run-dir)" if fits else ""
     raise ConfigError(
         f"--resume: {where} cannot continue with {', '.join(f'{k} {c}' for k, c in changed)}: its checkpoint's "
         f"{depends} {verb} on {'it' if one else 'them'}. Resume with the run's values (leave "
@@ -263,15 +265,29 @@ def config_changes(saved_config: Path, new: Config, overrides: list[str]) -> str
         return None
     given = {o.split("=", 1)[0].strip() for o in overrides}
     old, cur = flatten(config_to_dict(saved)), flatten(config_to_dict(new))
-    changed = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in cur.items() if k not in given and old.get(k) != v]
+    # train.init_from is not read on a resume (the run keeps its own): not a value "the run goes on with"; a config
+    # without one (the shipped file, given with --config) leaves the run's as it is
+    init = INIT_FROM not in given and cur.get(INIT_FROM) is not None and old.get(INIT_FROM) != cur.get(INIT_FROM)
+    changed = [
+        f"{k} {old.get(k)!r} -> {v!r}" for k, v in cur.items() if k not in given and k != INIT_FROM and old.get(k) != v
+    ]
+    unread = (
+        f"its {INIT_FROM} {cur.get(INIT_FROM)!r} is not read on a resume (the run continues its own checkpoint)"
+        if init
+        else ""
+    )
     if not changed:
-        return None
+        return f"this resume's config: {unread}" if unread else None
     more = len(changed) - SHOWN_CHANGES
     listed = ", ".join(changed[:SHOWN_CHANGES]) + (f" and {more} more" if more > 0 else "")
     return (
         f"this resume's config changes the run's beyond --set: {listed}; the run goes on with these values (to keep "
         "the run's own, resume without --config and with CONFIG unset: its config.yaml is read)"
+        + (f"; {unread}" if unread else "")
     )
+
+
+INIT_FROM = "train.init_from"
 
 
 def ignored_on_resume(overrides: list[str]) -> str | None:

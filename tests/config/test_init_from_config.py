@@ -45,3 +45,33 @@ def test_init_from_given_to_a_resume_is_said_to_do_nothing(tmp_path: Path) -> No
         "train.init_from has no effect on a resume: the run continues its own checkpoint (init_from is read on a "
         "fresh start only)" in notes
     ), notes
+
+
+def test_a_tokenizer_change_is_not_offered_init_from_which_refuses_it(tmp_path: Path) -> None:
+    """Review revBM: a resume refused for data.tokenizer (a data key) offered `--set train.init_from=...`, which then
+    refused the same change: the embeddings are of the old tokens."""
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None)))
+    with pytest.raises(ConfigError) as e:
+        check_resume_config(saved, load_config(None, ["data.tokenizer=gpt2"]), "runs/a")
+    assert "data.tokenizer byte -> gpt2" in str(e.value) and "init_from" not in str(e.value), e.value
+
+
+def test_a_resume_configs_init_from_is_said_not_read_not_gone_on_with(tmp_path: Path) -> None:
+    """Review revBM: a resume with --config listed train.init_from among the changes 'the run goes on with', though
+    a resume never reads it; a config without one (the shipped file) leaves the run's alone, unsaid."""
+    from nsa_train.config.resume import config_changes
+
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(load_config(None, ["train.init_from=/runs/src"])))
+    assert config_changes(saved, load_config(None), []) is None
+    said = config_changes(saved, load_config(None, ["train.init_from=/runs/other"]), [])
+    assert said == (
+        "this resume's config: its train.init_from '/runs/other' is not read on a resume (the run continues its own "
+        "checkpoint)"
+    )
+    said = config_changes(saved, load_config(None, ["train.init_from=/runs/other", "train.lr=1e-3"]), [])
+    assert said is not None and said.startswith("this resume's config changes the run's beyond --set: train.lr ")
+    assert "init_from" not in said.split("; its ")[0] and said.endswith(
+        "is not read on a resume (the run continues its own checkpoint)"
+    )

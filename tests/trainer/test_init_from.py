@@ -122,6 +122,13 @@ def _damaged_copy(source: Path, to: Path) -> Path:
     return to
 
 
+def _damaged_latest(source: Path, to: Path) -> Path:
+    """A copy of the run whose latest checkpoint is damaged: its step-2 one is whole (review revBM: not named)."""
+    shutil.copytree(source, to)
+    _damaged_copy(source, ckpt(to, 4))
+    return to
+
+
 def _without_latest(source: Path, to: Path) -> Path:
     (to / "checkpoints").mkdir(parents=True)
     shutil.copy(ckpt(source, 4), to / "checkpoints")
@@ -143,6 +150,7 @@ REFUSED = {
     "a config": (lambda s, t: s / schema.CONFIG_YAML, [], "config.yaml is not an nsa checkpoint"),
     "another torch file": (_not_nsa, [], "is not a trainer checkpoint (no model/step)"),
     "damaged": (_damaged_copy, [], "does not match the checksum written with it"),
+    "damaged latest": (_damaged_latest, [], "checkpoints also holds step_00000002.pt: give one as train.init_from"),
     "no checkpoints": (_empty_dir, [], "holds no checkpoint to start from (no "),
     "no latest": (_without_latest, [], "/checkpoints/latest pointer); it holds step_00000004.pt: give a file as"),
     "another shape": (
@@ -188,7 +196,7 @@ def test_weights_of_other_nsa_maths_start_with_a_warning(source: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     warnings = json.loads((new / schema.RUN_JSON).read_text())[schema.RUN_START_WARNINGS]
     maths = [w for w in warnings if "NSA maths" in w]
-    assert len(maths) == 1 and maths[0].startswith("old.pt records no NSA maths version"), warnings
+    assert len(maths) == 1 and maths[0].startswith(f"{old} records no NSA maths version"), warnings
     assert "this run's steps choose their selected blocks by other scores" in maths[0]
     assert not [w for w in warnings if "digest" in w], warnings
     same = tmp_path / "same"
