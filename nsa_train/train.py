@@ -461,8 +461,7 @@ class Trainer:
         try:
             self.cfg.train.init_from = str(init_from.resolve(self.cfg.train.init_from))
         except ck.CheckpointError as e:  # every rank meets the same file: said once
-            said = str(e)
-            raise UserFacingError(said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}") from None
+            raise UserFacingError(init_from.keyed(str(e))) from None
 
     def _read_init_from(self) -> None:
         """train.init_from on a fresh start: the checkpoint resolved, loaded (its checksums read) and checked against
@@ -479,8 +478,7 @@ class Trainer:
         try:
             state = ck.load_checkpoint(path)
         except ck.CheckpointError as e:  # every rank meets the same file: said once
-            said = str(e)
-            said = said if said.startswith(init_from.KEY) else f"{init_from.KEY}: {said}"
+            said = init_from.keyed(str(e))
             # a damaged one in a run's checkpoints/: the others there, each a file init_from takes
             in_run = path.parent.name == schema.CHECKPOINT_DIR
             if others := [p for p in ck.write_order(path.parent) if p != path] if in_run else []:

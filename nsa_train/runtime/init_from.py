@@ -20,6 +20,11 @@ from nsa_train.telemetry.pointers import POINTERS
 KEY = "train.init_from"
 
 
+def keyed(message: str) -> str:
+    """A checkpoint error as train.init_from's refusal: the key first, once."""
+    return message if message.startswith(KEY) else f"{KEY}: {message}"
+
+
 def resolve(value: str) -> Path:
     """The checkpoint file ``value`` names: the file itself, a pointer file's checkpoint (RUN/checkpoints/best or
     latest, as `nsa sample` takes them), or a run directory's `latest` (RUN/checkpoints/latest; the checkpoints

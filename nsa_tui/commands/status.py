@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -164,19 +165,21 @@ def fetch_judged(
     return answer, judge_answer(answer, host, user_rules, remote_dir)
 
 
+def json_objects(output: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a remote `nsa status --json` output, one a line (anything else skipped)."""
+    for line in output.decode("utf-8", errors="replace").splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
 def remote_verdicts(answer: RemoteAnswer) -> list[dict[str, Any]]:
     """The verdict objects of a remote answer's `nsa status --json` output, in order."""
-    out: list[dict[str, Any]] = []
-    for item in answer.bundles:
-        if isinstance(item, bytes):
-            for line in item.decode("utf-8", errors="replace").splitlines():
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict) and "health" in obj:
-                    out.append(obj)
-    return out
+    outputs = [item for item in answer.bundles if isinstance(item, bytes)]
+    return [obj for output in outputs for obj in json_objects(output) if "health" in obj]
 
 
 def older_judge(answer: RemoteAnswer) -> int | None:
@@ -214,15 +217,11 @@ def judge_answer(
             error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
             out.append(Judged(item.run or "(newest)", error=error, missing=True))
         elif isinstance(item, bytes):
-            for line in item.decode("utf-8", errors="replace").splitlines():
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict) and "health" in obj:
+            for obj in json_objects(item):
+                if "health" in obj:
                     obj["host"], obj["via"] = host, "remote-nsa"
                     out.append(Judged(str(obj.get("run")), verdict=obj))
-                elif isinstance(obj, dict):
+                else:
                     # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
                     code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else NOT_FOUND_EXIT
                     error = remote_error(str(obj.get("error") or "no telemetry"), host, remote_dir)
