@@ -34,7 +34,7 @@ def resolve(value: str) -> Path:
     if not given.exists():
         raise ck.CheckpointError(
             f"{KEY}: {value} does not exist (give a checkpoint file, or a run directory: its checkpoints/"
-            f"{schema.LATEST_POINTER})"
+            f"{schema.LATEST_POINTER}){_run_named(given)}"
         )
     path = _latest_of(given) if given.is_dir() else _pointed_to(given)
     ck.verify_archive(path, checksums=False)  # a truncated file, in milliseconds; the load reads the CRCs
@@ -81,6 +81,17 @@ def own_checkpoint_refusal(value: str | None, run_dir: Path) -> str | None:
         f"train.keep_last prune it. Copy it elsewhere first (cp {path} DIR/) and give that, or start the new run "
         "in another --run-dir"
     )
+
+
+def _run_named(given: Path) -> str:
+    """Where a bare run name given as the path (made absolute against the working directory, as `nsa status NAME`
+    would not) is a run under the runs root: said, not guessed (a path means a path)."""
+    from nsa_train.runtime.rundir import runs_root
+
+    named = runs_root() / given.name
+    if given.parent != Path.cwd() or not named.is_dir() or named.resolve() == given.resolve():
+        return ""
+    return f"; the runs root holds a run named {given.name}: give its path, {KEY}={named}"
 
 
 def _latest_of(given: Path) -> Path:

@@ -75,3 +75,26 @@ def test_a_resume_configs_init_from_is_said_not_read_not_gone_on_with(tmp_path: 
     assert "init_from" not in said.split("; its ")[0] and said.endswith(
         "is not read on a resume (the run continues its own checkpoint)"
     )
+
+
+def test_a_bare_run_name_not_found_here_names_the_run_of_that_name_under_the_runs_root(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Review revBM: `--set train.init_from=src` (a run name, as `nsa status src` takes) said only that
+    `<cwd>/src` does not exist. The path stays a path; the refusal names the run of that name."""
+    from nsa_train.runtime.checkpoint import CheckpointError
+    from nsa_train.runtime.init_from import resolve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path / "root"))
+    (tmp_path / "root" / "src" / "checkpoints").mkdir(parents=True)
+    value = load_config(None, ["train.init_from=src"]).train.init_from
+    with pytest.raises(CheckpointError) as e:
+        resolve(value)
+    assert str(e.value).endswith(
+        f"; the runs root holds a run named src: give its path, train.init_from={tmp_path / 'root' / 'src'}"
+    ), e.value
+    for other in ("elsewhere/src", "nothere"):  # not a bare name here, or no such run: nothing more said
+        with pytest.raises(CheckpointError) as e:
+            resolve(load_config(None, [f"train.init_from={other}"]).train.init_from)
+        assert "runs root" not in str(e.value), e.value
