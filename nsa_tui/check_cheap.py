@@ -264,7 +264,7 @@ def check_init_from(cfg: Config, resume: bool = False, run_dir: Path | None = No
         path = init_from.resolve(value)
     except CheckpointError as e:
         return CheckRow("init from", FAIL, str(e))
-    if run_dir is not None and (refused := init_from.own_checkpoint_refusal(value, run_dir)) is not None:
+    if run_dir is not None and (refused := init_from.own_checkpoint_problem(path, run_dir)) is not None:
         return CheckRow("init from", FAIL, refused)
     saved = init_from.source_run_config(path)
     if saved is not None and (problem := init_from.source_problem(saved, cfg, path)) is not None:

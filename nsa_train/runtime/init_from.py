@@ -73,6 +73,11 @@ def own_checkpoint_refusal(value: str | None, run_dir: Path) -> str | None:
         path = resolve(value)
     except ck.CheckpointError:
         return None
+    return own_checkpoint_problem(path, run_dir)
+
+
+def own_checkpoint_problem(path: Path, run_dir: Path) -> str | None:
+    """own_checkpoint_refusal of a checkpoint file already resolved."""
     own = ck.checkpoint_dir(run_dir).resolve()
     if not path.resolve().is_relative_to(own):
         return None
@@ -116,7 +121,7 @@ def source_problem(saved: Any, cfg: Any, path: Path) -> str | None:
     (``saved``, its run's resolved config): another data.tokenizer (the same vocabulary size can still mean other
     tokens), or model keys its weights' shapes depend on, named with both values. None when they fit by the config,
     or it records none that loads (the strict load of the weights then names the tensors)."""
-    from nsa_train.config import ConfigError, config_from_dict, pinned_values, resume_conflicts
+    from nsa_train.config import pinned_values, resume_conflicts
     from nsa_train.config.resume import WEIGHTS
 
     if not isinstance(saved, dict):
@@ -129,9 +134,7 @@ def source_problem(saved: Any, cfg: Any, path: Path) -> str | None:
             f"embeddings are of other tokens. Start with its tokenizer (--set data.tokenizer={tokenizer}), or "
             "without train.init_from"
         )
-    try:
-        before = config_from_dict(saved, where=str(path))
-    except ConfigError:
+    if (before := _source_config(saved, path)) is None:
         return None
     pins = pinned_values(before)
     changed = [(k, c) for k, c in resume_conflicts(before, cfg) if pins[k][0] == WEIGHTS]
@@ -141,6 +144,19 @@ def source_problem(saved: Any, cfg: Any, path: Path) -> str | None:
         f"{KEY}: {path} does not fit this model: {', '.join(f'{k} {c}' for k, c in changed)} (its run's -> this "
         "run's). Start with the checkpoint's model settings (its run's config.yaml), or without train.init_from"
     )
+
+
+def _source_config(saved: Any, path: Path) -> Any:
+    """The Config the checkpoint at ``path`` records (its run's resolved config); None when it records none that
+    loads (an older or newer nsa's: the strict load of the weights then decides)."""
+    from nsa_train.config import ConfigError, config_from_dict
+
+    if not isinstance(saved, dict):
+        return None
+    try:
+        return config_from_dict(saved, where=str(path))
+    except ConfigError:
+        return None
 
 
 # model/nsa keys that change no computation of loaded weights: the kernels that compute it, the initialisation the
@@ -153,15 +169,10 @@ def source_notes(state: dict[str, Any], cfg: Any, path: Path) -> list[str]:
     checkpoint ``state`` at ``path`` (by the config it records; none when it records none that loads): model and
     nsa keys that keep every shape but change what the weights compute, both values named; and the same data
     source and data.seed, whose order deals the documents the source trained on first, in the same order, again."""
-    from nsa_train.config import ConfigError, config_from_dict, config_to_dict, pinned_values
+    from nsa_train.config import config_to_dict, pinned_values
     from nsa_train.config.loader import flatten
 
-    saved = state.get("config")
-    if not isinstance(saved, dict):
-        return []
-    try:
-        before = config_from_dict(saved, where=str(path))
-    except ConfigError:
+    if (before := _source_config(state.get("config"), path)) is None:
         return []
     notes = []
     old, new = flatten(config_to_dict(before)), flatten(config_to_dict(cfg))
