@@ -136,8 +136,9 @@ def check_memory(need: int, on_cuda: bool, gpus: list[tuple[str, int]], ranks: i
 def check_init_from_fit(cfg: Config) -> list[dict[str, str]]:
     """train.init_from's checkpoint loaded (its checksums read) and judged by the trainer's own rule
     (init_from.source_problem on the config it records), with the start warnings the trainer would give of it
-    (init_from.source_notes). None of it when train.init_from is null or does not resolve (the cheap `init from`
-    row says why)."""
+    (init_from.source_notes). None of it when train.init_from is null or does not resolve, or when its run's
+    config.yaml already gave the misfit the checkpoint gives (the cheap `init from` row says why: one failure
+    named once)."""
     from nsa_train.runtime import checkpoint as ck
     from nsa_train.runtime import init_from
 
@@ -152,6 +153,9 @@ def check_init_from_fit(cfg: Config) -> list[dict[str, str]]:
     except ck.CheckpointError as e:
         return [row("init from fit", FAIL, str(e))]
     if (problem := init_from.source_problem(state.get("config"), cfg, path)) is not None:
+        saved = init_from.source_run_config(path)
+        if saved is not None and init_from.source_problem(saved, cfg, path) == problem:
+            return []
         return [row("init from fit", FAIL, problem)]
     notes = [row("warning", WARN, w) for w in init_from.source_notes(state, cfg, path)]
     return [
