@@ -259,7 +259,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     st, hl = v["state"], v["health"]
     where = f"{v['host']}:" if v.get("host") else ""
     console.print(
-        f"[bold]{escape(str(v['run']))}[/] [dim]{escape(where + str(v.get('path') or ''))} ({v['format']})[/]  "
+        f"[bold]{escape(str(v['run']))}[/] [dim]{escape(where + str(v.get('path') or ''))} ({format_said(v)})[/]  "
         f"[{state_style(st)}]{escape(st)}[/]  health [{HEALTH_STYLE[hl]}]{hl.upper()}[/]"
     )
     step = "-" if v["step"] is None else str(v["step"])
@@ -322,6 +322,17 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         console.print(
             f"  [{HEALTH_STYLE[a['severity']]}]{a['severity']:>8}[/] {a['rule']}{since}: {escape(a['message'])}"
         )
+
+
+def format_said(v: dict[str, Any]) -> str:
+    """The header's format: `nsa-v1`, or `nsa-v2 read as nsa-v1` when some file is of a newer telemetry version
+    (the lines below name each; the format alone read as if the files were of this version)."""
+    from nsa_tui.runs.history import NEWER_KIND
+
+    newer = [u.get("v") for u in v.get("unreadable_files") or [] if isinstance(u, dict) and u.get("kind") == NEWER_KIND]
+    newest = max((n for n in newer if type(n) is int), default=None)
+    fmt = str(v["format"])
+    return fmt if newest is None else f"nsa-v{newest} read as {fmt}"
 
 
 def reader_place(v: dict[str, Any]) -> str:

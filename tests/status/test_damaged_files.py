@@ -224,10 +224,14 @@ def test_context_files_of_a_newer_telemetry_version_are_said_too(tmp_path, name,
     assert v["unreadable_files"] == [
         {"file": name, "problem": f"newer telemetry (v{newest}): read as v1", "kind": "newer", "v": newest}
     ]
-    assert f"{name}: newer telemetry (v{newest}): read as v1; update nsa here" in invoke("status", str(path)).stdout
+    out = invoke("status", str(path)).stdout
+    assert f"{name}: newer telemetry (v{newest}): read as v1; update nsa here" in out, out
+    # the header said `(nsa-v1)` above that line
+    assert f"(nsa-v{newest} read as nsa-v1)" in out.splitlines()[0], out
     # this version, or one before it, is no news
     (path / name).write_text(json.dumps({**obj, "v": 1}))
     assert _judged(path)["unreadable_files"] == []
+    assert "(nsa-v1)" in invoke("status", str(path)).stdout.splitlines()[0]
 
 
 def test_tokens_seen_is_the_count_the_trainer_wrote(tmp_path):

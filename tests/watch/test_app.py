@@ -3,6 +3,7 @@ call the `nsa halt` / `nsa dump` code, corrupt lines are counted on screen."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -144,6 +145,16 @@ async def test_the_header_says_newer_telemetry_as_read_not_unreadable(tmp_path):
         assert header.info["unreadable"] == [] and header.info["newer"] == {"heartbeat_rank0.jsonl": 2}
         assert "unreadable" not in header.shown
         assert "newer telemetry (v2) heartbeat_rank0.jsonl: update nsa here" in header.shown, header.shown
+    # files of two newer versions: each version with its files (it said `(v2/v3) heartbeat_rank0.jsonl, run.json`)
+    run_json = tmp_path / "r" / "run.json"
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "v": 3}))
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(200, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["newer"] == {"heartbeat_rank0.jsonl": 2, "run.json": 3}
+        said = "newer telemetry (v2) heartbeat_rank0.jsonl; (v3) run.json: update nsa here"
+        assert said in header.shown, header.shown
 
 
 @async_test

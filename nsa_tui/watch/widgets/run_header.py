@@ -108,8 +108,11 @@ class RunHeader(Widget):
             t.append(f"  unreadable {', '.join(unreadable)}", style="bold yellow")
         newer = i.get("newer")
         if newer:  # drawn from as this version's: the nsa here reads it, so it is the one to update
-            versions = "/".join(f"v{v}" for v in sorted(set(newer.values())))
-            t.append(f"  newer telemetry ({versions}) {', '.join(newer)}: update nsa here", style="bold yellow")
+            # each version with its own files: `(v2) run.json; (v3) summary.json`
+            said = "; ".join(
+                f"(v{v}) {', '.join(n for n, nv in newer.items() if nv == v)}" for v in sorted(set(newer.values()))
+            )
+            t.append(f"  newer telemetry {said}: update nsa here", style="bold yellow")
         src = i.get("source", "")
         if src:
             bad = any(w in src for w in ("disconnected", "cannot read", "read error"))
