@@ -910,11 +910,22 @@ class Trainer:
         torch, t = self.torch, self.cfg.train
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
-            # weight decay on matrices only: not on norms, biases, or the (tied) embedding
+            # weight decay on matrices only (NSA's compression position tables are 2-D: decayed), not on norms,
+            # biases, or the (tied) embedding
             (decay if p.dim() >= 2 and not name.startswith("embed.") else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
+
+    def _load_optimizer_state(self, saved: dict[str, Any]) -> None:
+        """The checkpoint's moments and step counts, under this config's hyper-parameters: load_state_dict also
+        restores each group's weight_decay, betas and fused flag as saved, so a resume's new train.weight_decay or
+        beta2 (which config.yaml and the resume's warnings say the run goes on with) was silently not used, and a
+        CPU run resumed on a GPU kept its unfused AdamW. (lr is set before every step anyway.)"""
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(saved)
+        for group, own in zip(self.optimizer.param_groups, fresh, strict=True):
+            group.update(own)
 
     def _evaluate_is_best(self, step: int) -> bool:
         """Evaluate at ``step``; True when its val loss is the run's best so far (noted: the save moves `best`)."""
@@ -1084,7 +1095,7 @@ class Trainer:
         if resharding and not self.args.reshard:
             raise UserFacingError(world_size_mismatch(path, saved_world, self.info.world_size))
         ck.load_model_state(self.model, state["model"], path)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer_state(state["optimizer"])
         self.stream.weights_from = path  # what a refusal of its data position names as a new run's weights
         if resharding:
             self._reshard(state, path)

@@ -207,11 +207,13 @@ class TrainConfig:
     lr: float = 3e-3
     """Peak learning rate, reached at the end of warmup."""
     min_lr: float = 3e-4
-    """Floor of the cosine decay (reached at the last step). A real floor, not a bug."""
+    """Floor of the cosine decay (reached at the last step). A real floor, not a bug. With warmup_steps equal to
+    steps there is no decay: the last step trains at lr."""
     warmup_steps: int = 50
     """Linear warmup from lr/warmup_steps at step 1 to lr at step warmup_steps."""
     weight_decay: float = 0.1
-    """AdamW weight decay on matrices (not on norms, biases or embeddings)."""
+    """AdamW weight decay on matrices, NSA's compression position tables among them (not on norms, biases or the
+    token embedding). A --resume trains with its config's value (and beta1, beta2), not the checkpoint's."""
     beta1: float = 0.9
     """AdamW beta1."""
     beta2: float = 0.95

@@ -108,6 +108,23 @@ def test_resume_into_a_different_model_is_one_error_naming_the_key(tmp_path: Pat
 
 
 @SHARES_THE_FINISHED_RUN
+def test_a_resume_trains_with_its_configs_weight_decay_and_betas(tmp_path: Path, finished_run: Path) -> None:
+    """Review revBP: the optimizer's state restored each group's weight_decay and betas as the checkpoint saved
+    them, so a resume's train.weight_decay=0.5 and beta2=0.5 (in its config.yaml, and said by its warnings as what
+    the run goes on with) were never used."""
+    import torch
+
+    run = copy_of(finished_run, tmp_path / "run")
+    proc = run_train(run, "train.steps=3", "train.weight_decay=0.5", "train.beta1=0.8", "train.beta2=0.5", resume=True)
+    assert proc.returncode == 0, proc.stderr
+    state = torch.load(run / "checkpoints" / ck.checkpoint_file_name(3), map_location="cpu", weights_only=True)
+    groups = [(g["weight_decay"], tuple(g["betas"])) for g in state["optimizer"]["param_groups"]]
+    assert groups == [(0.5, (0.8, 0.5)), (0.0, (0.8, 0.5))], groups  # decay on matrices only, as at a start
+    # what the run had before stays: the moments and each parameter's step count (2 steps, then the third)
+    assert all(int(s["step"]) == 3 for s in state["optimizer"]["state"].values())
+
+
+@SHARES_THE_FINISHED_RUN
 def test_a_resume_at_another_batch_size_plans_the_tokens_the_run_trains(tmp_path: Path, finished_run: Path) -> None:
     """Review revBF: resumed at another train.batch_size, run.json's data_summary, the [data] line and `nsa status`
     planned every step at the new size (0.83 epochs where the run trained 1.62): the tokens trained so far, then
