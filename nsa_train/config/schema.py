@@ -54,7 +54,8 @@ class ModelConfig:
     norm_eps: float = 1e-5
     """RMSNorm epsilon."""
     init_std: float = 0.02
-    """Std of the normal init; residual output projections are scaled by 1/sqrt(2*n_layers)."""
+    """Std of the normal init of every weight matrix, the embedding and NSA's compression position tables (biases
+    start at zero); residual output projections are scaled by 1/sqrt(2*n_layers)."""
     tie_embeddings: bool = True
     """Share the input embedding and the output head."""
 

@@ -92,6 +92,8 @@ class LM(nn.Module):
                     nn.init.zeros_(mod.bias)
             elif isinstance(mod, nn.Embedding):
                 nn.init.normal_(mod.weight, 0.0, std)
+            elif hasattr(mod, "init_weights"):  # parameters outside Linear layers (NSA's compression MLP)
+                mod.init_weights(std)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """idx [B, T] -> logits [B, T, V], or the mean cross-entropy when targets [B, T] are given."""

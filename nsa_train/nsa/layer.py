@@ -39,6 +39,13 @@ class CompressionMLP(nn.Module):
         self.fc1 = nn.Conv1d(head_dim, hidden, kernel_size=block_length)  # weight [hidden, D, l]
         self.fc2 = nn.Linear(hidden, head_dim)
 
+    def init_weights(self, std: float) -> None:
+        """model.init_std for the position table and the first layer, as for every Linear (fc2 is one): they
+        kept PyTorch's defaults (Kaiming-uniform, a nonzero bias) whatever init_std said."""
+        nn.init.normal_(self.pos, 0.0, std)
+        nn.init.normal_(self.fc1.weight, 0.0, std)
+        nn.init.zeros_(self.fc1.bias)
+
     def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
         """x [B, T, H, D] -> [B, NC, H, D] with NC = (T - l) // stride + 1 blocks that fit entirely (0 if T < l)."""
         B, T, H, D = x.shape

@@ -56,6 +56,21 @@ def test_residual_projections_are_scaled() -> None:
     assert down == pytest.approx(0.02 / 4, rel=0.1)  # 1/sqrt(2*8)
 
 
+def test_init_std_reaches_every_weight_and_biases_start_at_zero() -> None:
+    """Review revBP: at model.init_std=0.005 the compression MLP's first layer (a Conv1d) kept PyTorch's
+    Kaiming-uniform init (std 0.026) and a nonzero bias, and its position table a hard-coded 0.02."""
+    cfg = load_config(None, ["model.dim=256", "model.n_heads=4", "model.n_kv_heads=2", "model.init_std=0.005"])
+    torch.manual_seed(0)
+    model = build_model(cfg, 257)
+    residual = 0.005 / (2 * cfg.model.n_layers) ** 0.5
+    for name, p in model.named_parameters():
+        if p.dim() >= 2:
+            want = residual if name.rsplit(".", 2)[-2] in ("wo", "down") else 0.005
+            assert p.std().item() == pytest.approx(want, rel=0.15), name
+        elif name.endswith(".bias"):
+            assert torch.count_nonzero(p) == 0, name
+
+
 def test_dense_twin_is_causal_attention_with_the_shared_rope() -> None:
     """The dense baseline against the plain formula: RoPE (apply_rope_reference) on q and k, GQA by repeating
     the KV heads, masked softmax over the past, output projection."""
