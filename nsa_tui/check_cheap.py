@@ -23,6 +23,7 @@ from typing import Any
 
 from nsa_train.config.flops import estimate_param_count
 from nsa_train.config.schema import Config
+from nsa_train.telemetry.units import human_bytes
 from nsa_tui.rundir import name_max
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -32,6 +33,9 @@ DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
 CHECKPOINT_BYTES_PER_PARAM = 12
 DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
 GIB = 2**30
+# leftover Arrow copies are a warning from this size on, or when they take as much as the cache's disk has free
+OLD_COPIES_WARN_BYTES = 10 * GIB
+OLD_COPIES_NAMED = 3  # leftover copies named in the disk row; the rest counted
 DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
 
 
@@ -149,20 +153,116 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
 
 
 def check_disk(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree) -> CheckRow:
+    """Room for the checkpoints under ``run_dir`` and, for a local source whose files have no Arrow copy yet, for the
+    copy `datasets` builds in its cache at the start (on its own file system when that is another); the copies
+    earlier versions of the files left there are said, and a warning when large (_old_copies)."""
     need = disk_needed_bytes(cfg, param_count)
+    base = _existing_ancestor(run_dir)
     try:
-        free = disk_free(_existing_ancestor(run_dir))
+        free = disk_free(base)
     except (OSError, ValueError) as e:
         return CheckRow("disk", WARN, f"cannot measure free space under {run_dir}: {e}")
     detail = (
         f"~{need / GIB:.2f} GiB for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
-        f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN}), {free / GIB:.2f} GiB free"
+        f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN})"
     )
-    if need > free:
-        return CheckRow("disk", FAIL, "not enough: " + detail)
-    if need * 2 > free:
-        return CheckRow("disk", WARN, "tight (logs and TensorBoard grow too): " + detail)
-    return CheckRow("disk", PASS, detail)
+    plan = _cache_plan(cfg)
+    if plan is None:
+        detail += f", {free / GIB:.2f} GiB free"
+        return _disk_row([(need, free)], detail, [])
+    cache_base = _existing_ancestor(plan.cache)
+    same = _same_file_system(base, cache_base)
+    try:
+        cache_free = free if same else disk_free(cache_base)
+    except (OSError, ValueError) as e:
+        return CheckRow("disk", WARN, f"{detail}; cannot measure free space under {plan.cache}: {e}")
+    copy = f"datasets' Arrow copy of data.path in {plan.cache}"
+    if same:  # the copy and the checkpoints share the free space
+        if plan.build_bytes:
+            detail += f" +~{human_bytes(plan.build_bytes)} for {copy}"
+        detail += f", {free / GIB:.2f} GiB free"
+        needs = [(need + plan.build_bytes, free)]
+    else:
+        detail += f", {free / GIB:.2f} GiB free"
+        if plan.build_bytes:
+            detail += f"; ~{human_bytes(plan.build_bytes)} for {copy} (another file system), "
+            detail += f"{human_bytes(cache_free)} free there"
+        needs = [(need, free), (plan.build_bytes, cache_free)]
+    if plan.current:
+        detail += f"; {copy} is there already ({_bytes_of(plan.current)})"
+    notes, large = _old_copies(plan, cache_free)
+    return _disk_row(needs, detail, notes, large)
+
+
+def _disk_row(needs: list[tuple[int, int]], detail: str, notes: list[str], large: bool = False) -> CheckRow:
+    """fail: a file system without room for what it takes; warn: less than twice that (logs and TensorBoard grow
+    too), or large leftover copies."""
+    said = "".join(f"; {n}" for n in notes)
+    if any(n > f for n, f in needs):
+        return CheckRow("disk", FAIL, "not enough: " + detail + said)
+    if any(n * 2 > f for n, f in needs if n):
+        return CheckRow("disk", WARN, "tight (logs and TensorBoard grow too): " + detail + said)
+    if large:
+        return CheckRow("disk", WARN, "large leftover Arrow copies in the datasets cache: " + detail + said)
+    return CheckRow("disk", PASS, detail + said)
+
+
+def _cache_plan(cfg: Config) -> Any:
+    """The Arrow cache's plan for a local source (nsa_train.data.arrow_cache), None for another source or files
+    that cannot be listed (the data path row says why). The cache is where the trainer's `datasets` will look: the
+    config's runtime.env wins over this environment, as `nsa launch` sets it."""
+    if cfg.data.source != "local" or cfg.data.path is None:
+        return None
+    from nsa_train.data.arrow_cache import cache_plan, datasets_cache_dir
+    from nsa_train.data.diagnose import files_without_documents
+    from nsa_train.data.errors import DataError
+    from nsa_train.data.fingerprint import file_listing
+    from nsa_train.data.sources import resolve_local_files
+
+    d = cfg.data
+    try:
+        builder, files = resolve_local_files(d.path)
+        empty = set(files_without_documents(builder, files))
+        loaded = [f for f in files if f not in empty]
+        cache = datasets_cache_dir({**os.environ, **cfg.runtime.env})
+        return cache_plan(cache, builder, files, loaded, d.path, d.text_field, lambda: file_listing(d.path, files))
+    except (DataError, OSError):
+        return None
+
+
+def _same_file_system(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def _bytes_of(copies: list[Any]) -> str:
+    return human_bytes(sum(c.bytes for c in copies))
+
+
+def _named_copies(copies: list[Any], cache: Path) -> str:
+    names = [c.path.relative_to(cache).as_posix() for c in copies[:OLD_COPIES_NAMED]]
+    more = len(copies) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more else "")
+
+
+def _old_copies(plan: Any, cache_free: int) -> tuple[list[str], bool]:
+    """What the leftover copies take and how to remove them; whether they are large (OLD_COPIES_WARN_BYTES, or
+    more than the cache's file system has free)."""
+    notes = []
+    for copies, what in (
+        (plan.older, "of earlier versions of data.path"),
+        (plan.others, "of other data (or built before their source was recorded)"),
+    ):
+        if copies:
+            notes.append(
+                f"{_bytes_of(copies)} in {len(copies)} Arrow {'copy' if len(copies) == 1 else 'copies'} {what} in "
+                f"{plan.cache}: {_named_copies(copies, plan.cache)} (remove with rm -r when no run reads them; nsa "
+                "never does)"
+            )
+    left = sum(c.bytes for c in plan.older + plan.others)
+    return notes, left > OLD_COPIES_WARN_BYTES or left > cache_free
 
 
 def check_data_path(cfg: Config) -> CheckRow:
@@ -313,10 +413,11 @@ def cheap_checks(
     fresh_start: bool = False,
     resume: bool = False,
 ) -> list[CheckRow]:
-    """The checks that need neither torch nor the data pipeline: run dir writable, disk for the configured
-    checkpoints, the local data path present and readable (up to DATA_READ_BUDGET bytes of .txt decoded), the
-    tokenizer files present (the config is already valid: it was loaded). ``param_count``: the real count when
-    known, else estimated from the config; ``fresh_start``: see check_run_dir; ``resume``: see check_init_from."""
+    """The checks that need neither torch nor the data pipeline: run dir writable, disk for the configured checkpoints
+    and a local source's Arrow copy, the local data path present and readable (up to DATA_READ_BUDGET bytes of .txt
+    decoded), the tokenizer files present (the config is already valid: it was loaded). ``param_count``: the real
+    count when known, else estimated from the config; ``fresh_start``: see check_run_dir; ``resume``: see
+    check_init_from."""
     count = param_count if param_count is not None else estimate_param_count(cfg)
     return [
         check_run_dir(run_dir, fresh_start, cfg),

@@ -27,6 +27,7 @@ import numpy as np
 
 from nsa_train.pathkind import special_kind
 
+from .arrow_cache import cache_name, copy_dir_of, copy_stamp, record_copy
 from .arrow_text import text_chunks
 from .corpus import embedded_documents, plays_dir
 from .diagnose import (
@@ -221,12 +222,6 @@ def skipped_files_warning(path: str) -> str | None:
     return f"data.path {shown(path)}: {'; '.join(said)}" if said else None
 
 
-def cache_name(listing: list[list[Any]]) -> str:
-    """The builder config name a local source is loaded under: its part of the `datasets` cache directory
-    (<HF_DATASETS_CACHE>/<builder>/nsa-<digest>-<datasets' own hash>), one per version of the files' bytes."""
-    return "nsa-" + hashlib.blake2b(json.dumps(listing).encode(), digest_size=8).hexdigest()
-
-
 def local_text_field(builder: str, text_field: str, path: str) -> str:
     """The column a local source's documents come from: .txt files have one ('text', a paragraph per document),
     so another data.text_field there is a mistake, not a preference to drop silently."""
@@ -299,6 +294,10 @@ def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
             ds = datasets.load_dataset(builder, name=cache_name(listing), data_files=escaped, split="train", **kwargs)
         except Exception as e:  # datasets wraps the cause: find the file and what is wrong with it again
             raise DataError(read_error(d.source_description, d.path, builder, files, d.text_field, e)) from e
+        if ds.cache_files and (copy := copy_dir_of(ds.cache_files[0]["filename"])) is not None:
+            # what the copy was built from: `nsa check` tells this version's copy, and older ones of data.path, by it
+            loaded = [f for f in files if f not in without_rows]
+            record_copy(copy, d.path, copy_stamp(builder, loaded, d.text_field))
         field = local_text_field(builder, d.text_field, d.path)
         if field not in ds.column_names:
             raise DataError(

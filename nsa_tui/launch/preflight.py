@@ -138,9 +138,9 @@ def run_preflight(
     nnodes: int = 1,
     resume: bool = False,
 ) -> Preflight:
-    """tmux present, a GPU for every rank, a batch that splits over the ranks, then the cheap part of `nsa check`
-    (run dir writable, disk for the checkpoints, local data path, train.init_from's checkpoint but on a
-    ``resume``, tokenizer files); notes a stale .HALT. First failure raises."""
+    """tmux present, a GPU for every rank, a batch that splits over the ranks, then the cheap part of `nsa check` (run
+    dir writable, disk for the checkpoints and a local source's Arrow copy, local data path, train.init_from's
+    checkpoint but on a ``resume``, tokenizer files); notes a stale .HALT. First failure raises."""
     tmux.tmux_binary()
     check_gpus(cfg.runtime.device, nproc, env)
     try:  # the trainer's first check: told before a session starts, whose failure would mark the run crashed
