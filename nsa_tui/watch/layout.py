@@ -48,21 +48,29 @@ def split_rows(height: int, n_events: int, n_logs: int) -> tuple[int, int]:
     return ev, min(n_logs, height - ev)
 
 
-def more_line(alerts: int, critical: int, warnings: int, status_cmd: str, width: int) -> str:
-    """The health panel's last line when some do not fit, "+3 more alerts (1 critical): nsa status RUN", or as much
-    of it as ``width`` holds: the count and how many are critical before the command."""
+def more_lines(alerts: int, critical: int, warnings: int, status_cmd: str, width: int, rows: int = 1) -> list[str]:
+    """The health panel's last line(s) when some do not fit, "+3 more alerts (1 critical): nsa status RUN", or as much
+    of it as ``width`` holds: the count, shorter and shorter, before the command; then, where ``rows`` allows, the
+    command on a row of its own; else the count alone. Never a command cut short: a bare `nsa status` opens the
+    newest run, not this one (it said "health OK" of a critical run)."""
     what = []
     if alerts:
         what.append(f"{alerts} more alert{'s' * (alerts != 1)}" + (f" ({critical} critical)" if critical else ""))
     if warnings:
         what.append(f"{warnings}{'' if alerts else ' more'} start warning{'s' * (warnings != 1)}")
-    said = "+" + ", ".join(what)
-    short = f"+{alerts + warnings} more" + (f" ({critical} CRIT)" if critical else "")
-    cmd = status_cmd or "nsa status"
-    for line in (f"{said}: {cmd}", f"{short}: {cmd}", f"{said}: nsa status", f"{short}: nsa status", said):
-        if cell_len(line) <= width:
-            return line
-    return short
+    n = alerts + warnings
+    crit = f" ({critical} CRIT)" if critical else ""
+    # the longest first; the bare count keeps no word of what is hidden, but the line is red when critical
+    counts = ["+" + ", ".join(what), f"+{n} more{crit}", f"+{n}{crit}", f"+{n}"]
+    counts = list(dict.fromkeys(counts))  # "+3" twice without a critical one
+    if status_cmd:
+        for count in counts:
+            if cell_len(line := f"{count}: {status_cmd}") <= width:
+                return [line]
+    count = next((c for c in counts if cell_len(c) <= width), counts[-1][:width])
+    if status_cmd and rows >= 2 and cell_len(status_cmd) <= width:
+        return [count, status_cmd]
+    return [count]
 
 
 def fitted(text: str, width: int, lines: int) -> list[str]:

@@ -117,8 +117,9 @@ async def test_an_alerts_rule_line_is_never_wrapped_at_80_columns(tmp_path):
 # three critical alerts and four warnings: at 80x24 the panel has rows for three alerts with their messages
 MIXED = ["nan_loss", "gate_collapse_severe", "disk_low_severe", "data_stall", "lr_mismatch", "fallbacks_rising"]
 MIXED += ["val_rising"]
-# the panel's last line: "+N more alerts (C critical): CMD", or at 80 columns "+N more (C CRIT): CMD"
-MORE = re.compile(r"│ \+(\d+) more(?: alerts?)?(?: \((\d+) (?:critical|CRIT)\))?: (.*?)\s*│")
+# the panel's last line: "+N more alerts (C critical): CMD", or "+N more (C CRIT): CMD", or the count on a row of its
+# own above the command's
+MORE = re.compile(r"│ \+(\d+)(?: more)?(?: alerts?)?(?: \((\d+) (?:critical|CRIT)\))?(?:: (.*?))?\s*│")
 # five more critical ones (a threshold rule on a metric every point has): more critical alerts than rows
 MORE_CRITICAL = {f"rss_over_{n}": {"metric": "rss_gb", "above": n * 0.1, "severity": "critical"} for n in range(5)}
 
@@ -158,14 +159,45 @@ async def test_alerts_that_do_not_fit_beside_the_charts_are_counted(tmp_path, mo
         _every_critical_alert_shown_or_counted(app)
 
 
-def _many_alerts(tmp_path, monkeypatch, extra_rules: dict):
+@pytest.mark.parametrize("by_name", [True, False], ids=["name", "path"])
+@async_test
+async def test_the_more_line_names_this_run_or_no_command(tmp_path, monkeypatch, by_name):
+    """At 80x24 a run under a launch's 24-character default name said `+3 more alerts: nsa status`: that command
+    opens the newest run, which said `health OK` of this critical one. The command names this run (its name, or
+    its path where `nsa status` would not find it by name), on a row of its own where the count leaves it no room
+    beside it, or is not said at all."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    name = "tiny-cpu-20261207-101010"
+    app = _many_alerts(tmp_path, monkeypatch, {}, name=name)
+    if not by_name:
+        monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path / "elsewhere"))
+    cmd = f"nsa status {name if by_name else tmp_path / name}"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        for width in (80, 86, 96, 110, 124, 139, 80):
+            await pilot.resize_terminal(width, 24)
+            app._redraw(force=True)
+            await pilot.pause()
+            panel = app.query_one(HealthPanel)
+            lines = panel.render().plain.splitlines()
+            said = [line for line in lines if "nsa status" in line]
+            assert all(line.endswith(cmd) for line in said), (width, lines)
+            if len(cmd) <= panel.content_size.width:
+                assert said, (width, lines)  # a row of its own, where it fits one
+            _every_critical_alert_shown_or_counted(app, cmd if said else None)
+        if by_name:  # 36 columns at 80: the count above the command
+            assert lines[-2:] == ["+3 more alerts", cmd], lines
+
+
+def _many_alerts(tmp_path, monkeypatch, extra_rules: dict, name: str = "many"):
     monkeypatch.setenv("NSA_RUNS_DIR", str(tmp_path))  # the run is found by its name: `nsa status many`
-    make_v1_run(tmp_path / "many", steps=1500, state="running", now=NOW, alerts=MIXED, monitor={"rules": extra_rules})
-    freeze_mtimes(tmp_path / "many")
-    return make_app(tmp_path / "many")
+    make_v1_run(tmp_path / name, steps=1500, state="running", now=NOW, alerts=MIXED, monitor={"rules": extra_rules})
+    freeze_mtimes(tmp_path / name)
+    return make_app(tmp_path / name)
 
 
-def _every_critical_alert_shown_or_counted(app) -> None:
+def _every_critical_alert_shown_or_counted(app, cmd: str | None = "nsa status many") -> None:
     """The panel's rule lines are the verdict's first alerts, critical first, and its last line counts the rest (and
     the critical ones among them) and names `nsa status RUN`."""
     from nsa_tui.watch.widgets.health_panel import HealthPanel
@@ -182,9 +214,14 @@ def _every_critical_alert_shown_or_counted(app) -> None:
     assert len(more) == 1, "\n".join(rows)
     hidden_critical = len(critical - {rule for _, rule in shown})
     assert int(more[0][1]) == len(alerts) - len(shown) and int(more[0][2] or 0) == hidden_critical, more[0][0]
-    assert more[0][3] == "nsa status many"
+    last = rows.index(more[0].string)
+    if more[0][3] is None and cmd is not None:  # the command on the row below the count
+        last += 1
+        assert rows[last].strip("│ ") == cmd, rows
+    else:
+        assert more[0][3] == cmd, more[0][0]
     panel_rows = [i for i, row in enumerate(rows) if row.startswith("│")]
-    assert rows.index(more[0].string) == max(panel_rows) and len(panel_rows) == panel.size.height, rows
+    assert last == max(panel_rows) and len(panel_rows) == panel.size.height, rows
 
 
 @async_test

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.widget import Widget
 
 from nsa_tui.styles import SEVERITY_BADGE_STYLE
-from nsa_tui.watch.layout import fitted, more_line
+from nsa_tui.watch.layout import fitted, more_lines
 from nsa_tui.watch.verdict import SEVERITY_ORDER, AlertView, VerdictView
 
 
@@ -69,13 +70,15 @@ class HealthPanel(Widget):
         rows = max(1, rows)
         if not v.alerts:
             t.append("✓ no active alerts", style="green")
-            shown = v.start_warnings
-            if len(shown) > rows - 1:  # more warnings than rows: the last row counts the rest
-                shown = shown[: max(0, rows - 2)]
+            shown, more = v.start_warnings, []
+            if len(shown) > rows - 1:  # more warnings than rows: the last row (or two) counts the rest
+                n = len(shown)
+                keep, more = self._overflow(rows - 1, lambda k: ([], n - k), width)
+                shown = shown[:keep]
             # the warnings share the rows below it and the count's, each wrapped over its part
-            counted = len(shown) < len(v.start_warnings)
-            self._start_warnings(t, shown, width, max(1, (rows - 1 - counted) // max(1, len(shown))))
-            self._more(t, [], len(v.start_warnings) - len(shown), width)
+            lines = max(1, (rows - 1 - len(more)) // max(1, len(shown)))
+            self._start_warnings(t, shown, width, lines)
+            self._append_more(t, more, critical=False)
             return t
         # the most severe first, in the engine's order within a severity (sorted is stable)
         alerts = sorted(v.alerts, key=lambda a: SEVERITY_ORDER.get(a.severity, 3))
@@ -84,12 +87,13 @@ class HealthPanel(Widget):
             # Not even a line each: the last row says how many are hidden and where all of them are (cut off
             # silently, a critical alert below the panel's edge went unseen). Alerts before start warnings, their
             # rule lines before any message
-            keep = rows - 1
-            hidden = alerts[keep:]
-            alerts, warnings = alerts[:keep], warnings[: max(0, keep - len(alerts))]
-            self._alerts(t, alerts, width, [0] * len(alerts))
-            self._start_warnings(t, warnings, width, 1)
-            self._more(t, hidden, len(v.start_warnings) - len(warnings), width)
+            n_warn = len(warnings)
+            keep, more = self._overflow(rows, lambda k: (alerts[k:], n_warn - max(0, k - len(alerts))), width)
+            hidden, kept = alerts[keep:], warnings[: max(0, keep - len(alerts))]
+            shown = alerts[:keep]
+            self._alerts(t, shown, width, [0] * len(shown))
+            self._start_warnings(t, kept, width, 1)
+            self._append_more(t, more, critical=any(SEVERITY_ORDER.get(a.severity) == 0 for a in hidden))
             return t
         # Every alert gets its rule line and every start warning one line; the messages share what is left of the
         # panel, wrapped at words (on one unwrapped line each showed its first width's worth, however tall the
@@ -136,12 +140,29 @@ class HealthPanel(Widget):
             for line in said[1:]:
                 t.append("\n" + line, style="grey62")
 
-    def _more(self, t: Text, alerts: list[AlertView], warnings: int, width: int) -> None:
-        """The line that counts what the panel has no row for, and names the command that lists it all."""
-        if not alerts and not warnings:
+    def _more(self, hidden: list[AlertView], warnings: int, width: int, rows: int) -> list[str]:
+        """The line(s) that count what the panel has no row for, and name the command that lists it all."""
+        if not hidden and not warnings:
+            return []
+        critical = sum(SEVERITY_ORDER.get(a.severity) == 0 for a in hidden)
+        return more_lines(len(hidden), critical, warnings, self.status_cmd, width, rows)
+
+    def _overflow(
+        self, rows: int, hidden_at: Callable[[int], tuple[list[AlertView], int]], width: int
+    ) -> tuple[int, list[str]]:
+        """(how many of ``rows`` the items keep, the lines counting the rest): one row for the count and the command;
+        two where only then the command fits whole and an item keeps its row (``hidden_at(k)``: what k rows hide)."""
+        keep = max(0, rows - 1)
+        more = self._more(*hidden_at(keep), width, 1)
+        if self.status_cmd and not more[0].endswith(self.status_cmd) and keep >= 2:
+            two = self._more(*hidden_at(keep - 1), width, 2)
+            if len(two) == 2:
+                return keep - 1, two
+        return keep, more
+
+    def _append_more(self, t: Text, more: list[str], critical: bool) -> None:
+        if not more:
             return
-        critical = sum(SEVERITY_ORDER.get(a.severity) == 0 for a in alerts)
         if t.plain and not t.plain.endswith("\n"):
             t.append("\n")
-        line = more_line(len(alerts), critical, warnings, self.status_cmd, width)
-        t.append(line, style="bold red" if critical else "yellow")
+        t.append("\n".join(more), style="bold red" if critical else "yellow")
