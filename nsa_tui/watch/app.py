@@ -516,8 +516,11 @@ class WatchApp(App):
         threading.Thread(target=work, name=f"nsa-watch-{what}", daemon=True).start()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        # Textual's "Keys" (the focused widget's help) sat beside ours under the same name: ours lists every key
-        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
+        # Textual's "Keys" (the focused widget's help) sat beside ours under the same name: ours lists every key. Its
+        # "Screenshot" saves to ~/Downloads (deliver_screenshot, not action_screenshot): "Failed to save screenshot"
+        # on a headless box, where ours saves here and names the file
+        yield from (c for c in super().get_system_commands(screen) if c.title not in ("Keys", "Screenshot"))
+        yield SystemCommand("Screenshot", "Save an SVG of the screen in the current directory", self.action_screenshot)
         yield SystemCommand("Halt run", "Ask the run to stop cleanly (same as nsa halt)", self.action_halt)
         yield SystemCommand("Stack dump", "Dump the Python stacks of every rank (same as nsa dump)", self.action_dump)
         yield SystemCommand("Toggle smoothing", "Cycle the loss moving average", self.action_smoothing)

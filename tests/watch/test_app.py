@@ -217,6 +217,30 @@ async def test_the_palettes_screenshot_is_saved_here_and_named(healthy_run, tmp_
 
 
 @async_test
+async def test_the_screenshot_typed_in_the_palette_is_saved_here(healthy_run, tmp_path, monkeypatch):
+    """ctrl+p, `scre`, Enter said "Failed to save screenshot" and saved nothing: the palette's entry was Textual's own
+    (to ~/Downloads, missing on a headless box), not the app's action. Through the palette, as a user does it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Downloads folder: Textual's own entry fails here
+    app = make_app(healthy_run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"scre")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        deadline = time.monotonic() + 5
+        while not list(tmp_path.glob("*.svg")) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        saved = list(tmp_path.glob("*.svg"))
+        said = [n.message for n in app._notifications]
+        assert len(saved) == 1, said
+        assert f"screenshot saved: {saved[0]}" in said, said
+        assert "Search for commands" not in saved[0].read_text()  # the dashboard, not the palette over it
+
+
+@async_test
 async def test_dump_reports_why_nothing_was_signalled(healthy_run):
     # The fixture's pids are not trainer processes of this run: nsa dump refuses, and so do we.
     app = make_app(healthy_run)
