@@ -54,6 +54,7 @@ COALESCE_S = 0.03  # after a file event, wait this long so one trainer step's wr
 IDLE_WAIT_S = 1.0  # a quiet run: the reader sleeps until a change wakes it (a polling source caps this at its interval)
 FREEZE_AFTER_S = 1.0  # after the first full screen is painted (the collection before the freeze takes ~70 ms)
 READ_GAP_S = 0.3  # at most ~3 reads a second: a fast trainer's lines are read in batches (latency < 0.35 s)
+STEP_REJUDGED_STATES = ("starting", "stalled")  # states a new step ends: judged again at once when it comes
 
 
 class DataChanged(Message):
@@ -113,7 +114,7 @@ class WatchApp(App):
         self._posted: dict[int, int] = {}  # model id -> version announced to the UI
         self._drawn_loads: set[tuple[int, int]] = set()  # (model id, resets) whose first complete read is on screen
         self._frozen = False  # gc.freeze() done after the first load
-        self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape) of its verdict
+        self._health_at: dict[int, tuple] = {}  # run -> (clock, version, shape, latest step) of its verdict
         # run -> (the step of its verdict's ETA, when that step was reached)
         self._eta_from: dict[int, tuple[int | None, float]] = {}
         self._status_cmds: dict[int, str] = {}  # run -> the `nsa status` command that lists all its alerts
@@ -323,10 +324,18 @@ class WatchApp(App):
             h.attempt_start_ts,
             h.restarted_since_progress,
         )
-        stale = last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2])
+        # A starting or stalled run whose step moves is running again: judged at once (the header said `starting
+        # phase train 13s` beside step 1/30, or `stalled` beside a new step, for up to HEALTH_EVERY_S). Not the step in
+        # `shape`: a running run would be judged at every record, which costs CPU on a fast trainer
+        moved = (
+            last is not None and h.latest_step != last[3] and self.verdicts[self.active].state in STEP_REJUDGED_STATES
+        )
+        stale = (
+            last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2] or moved)
+        )
         if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
             self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
-            self._health_at[self.active] = (now, m.version, shape)
+            self._health_at[self.active] = (now, m.version, shape, h.latest_step)
             # the engine's ETA counts from the moment its step was reached (not from now)
             self._eta_from[self.active] = (h.latest_step, _step_reached_ts(h) or now)
         return self.verdicts[self.active]

@@ -16,7 +16,7 @@ from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
-from watch.helpers import NOW, async_test, make_app, screen_lines, wait_loaded
+from watch.helpers import NOW, async_test, freeze_mtimes, make_app, screen_lines, wait_loaded
 
 
 @async_test
@@ -799,3 +799,49 @@ async def test_the_heartbeat_age_is_the_verdicts(tmp_path):
         await wait_loaded(pilot, app)
         app._redraw(force=True)
         assert app.query_one(RunHeader).info["hb_age"] == float(int(want))
+
+
+@pytest.mark.parametrize("how", ["stall-ends", "resume", "fresh"])
+@async_test
+async def test_a_new_step_of_a_starting_or_stalled_run_is_judged_at_once(tmp_path, how):
+    """The header's state trailed the step by up to 10 s (HEALTH_EVERY_S): `starting phase train 13s` beside `step
+    1/30` after a resume or a fresh start (its first step is said by a liveness record, before the first progress
+    record), `stalled critical` beside the step that ended a stall. A new step of a starting or stalled run is
+    judged at once. The clock stands still here: only the new step can make it judge again."""
+    from nsa_train.telemetry import schema
+
+    if how == "stall-ends":
+        w = make_v1_run(tmp_path / "r", steps=500, total_steps=1000, state="stalled", now=NOW)
+        freeze_mtimes(w.path, NOW - 3600)
+        before = "stalled"
+    elif how == "resume":
+        w = make_v1_run(tmp_path / "r", steps=300, total_steps=600, state="halted", now=NOW - 600)
+        for done in (schema.EXIT_STATUS, schema.HALT_FILE):  # as the launcher and the resumed trainer do
+            (w.path / done).unlink()
+        boot(w, resume=True)
+        start_training(w, 600, 300)
+        before = "starting"
+    else:
+        w = make_v1_run(tmp_path / "r", steps=0, total_steps=30, state="starting", now=NOW)
+        w.phase("train", start_step=0, warnings=[])
+        before = "starting"
+    clock = [NOW if how == "stall-ends" else w.ts + 1.0]
+    freeze_mtimes(w.path, clock[0] - 1.0)
+    app = make_app(w.path, clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        assert header.info["state"] == before, header.info
+        if how == "stall-ends":
+            w.ts = clock[0] - w.step_time_s * w.log_every  # the new record is a second before now
+            w.progress(1)
+        else:  # the attempt's first step: the rank's liveness record says it
+            w.step += 1
+            w.liveness(0, advance_s=0.5)
+        t0 = time.monotonic()
+        while header.info.get("step") != w.step and time.monotonic() - t0 < 4:
+            await pilot.pause(0.05)
+        while header.info.get("state") != "running" and time.monotonic() - t0 < 4:
+            await pilot.pause(0.05)
+        assert (header.info["state"], header.info["step"]) == ("running", w.step), header.info
+        assert time.monotonic() - t0 < 2.0
