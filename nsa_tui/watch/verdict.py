@@ -34,6 +34,9 @@ class VerdictView:
     # why the run cannot be read now (a host that does not answer): its last data is not judged, and the panel says
     # so in full where the header's line crops it
     unreachable: str = ""
+    # the `unknown` state with no alert: nothing readable to judge (an empty directory the trainer has not written to
+    # yet). Said instead of "no active alerts", and the header gives no health: `nsa status` calls it an error
+    nothing_read: str = ""
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
@@ -54,9 +57,11 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
     alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
+    nothing = v.state == "unknown" and not alerts  # an alert (run_dir_gone) is a verdict on what was read: kept
     return VerdictView(
         state=v.state,
-        health=v.health,
+        health="" if nothing else v.health,
+        nothing_read=_nothing_read(history) if nothing else "",
         alerts=alerts,
         eta_s=v.eta_s,
         mean_toks_per_s=v.mean_toks_per_s,
@@ -70,3 +75,10 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
 def _refused(message: str | None) -> list[str]:
     """The health panel's line for a refused --resume (`nsa status` says the same), or none."""
     return [f"a --resume was refused, the run is as its last attempt left it: {message}"] if message else []
+
+
+def _nothing_read(history: Any) -> str:
+    """The health panel's line for a run with nothing readable yet."""
+    if history.last_write_ts is None:  # no telemetry file at all
+        return "no run files here yet (waiting for the trainer)"
+    return "nothing readable in its files yet (waiting for the trainer)"

@@ -845,3 +845,31 @@ async def test_a_new_step_of_a_starting_or_stalled_run_is_judged_at_once(tmp_pat
             await pilot.pause(0.05)
         assert (header.info["state"], header.info["step"]) == ("running", w.step), header.info
         assert time.monotonic() - t0 < 2.0
+
+
+@async_test
+async def test_an_empty_directory_has_no_health_and_says_it_waits(tmp_path):
+    """`mkdir d && nsa watch d` showed `d  unknown  ok` and `✓ no active alerts`, while `nsa status d` said `error: no
+    telemetry in ...` (exit 3): the `unknown` state (nothing readable) was given the engine's "ok". The trainer's
+    first files then turn it into a run judged as any other."""
+    from nsa_tui.watch.widgets.health_panel import HealthPanel
+
+    d = tmp_path / "d"
+    d.mkdir()
+    app = make_app(d)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot, app)
+        header, panel = app.query_one(RunHeader), app.query_one(HealthPanel)
+        assert (header.info["state"], header.info["health"]) == ("unknown", ""), header.info
+        first = header.shown.splitlines()[0]
+        assert "unknown" in first and " ok" not in first, first
+        said = " ".join(panel.render().plain.split())
+        assert said == "no run files here yet (waiting for the trainer)", said
+        assert any("no run files here yet" in row for row in screen_lines(app))  # wrapped within the panel
+        make_v1_run(d, steps=200, state="running", now=NOW)
+        freeze_mtimes(d)
+        t0 = time.monotonic()
+        while header.info["state"] != "running" and time.monotonic() - t0 < 5:
+            await pilot.pause(0.05)
+        assert (header.info["state"], header.info["health"]) == ("running", "ok"), header.info
+        assert "✓ no active alerts" in panel.render().plain

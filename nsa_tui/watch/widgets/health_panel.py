@@ -34,6 +34,7 @@ class HealthPanel(Widget):
             or bool(v.rules_problem) != bool(self.verdict.rules_problem)
             or bool(v.toks_not_judged) != bool(self.verdict.toks_not_judged)
             or v.unreachable != self.verdict.unreachable
+            or v.nothing_read != self.verdict.nothing_read
         )
         self.verdict = v
         self.status_cmd = status_cmd
@@ -49,6 +50,9 @@ class HealthPanel(Widget):
             width = max(10, self.size.width)
             said = textwrap.wrap(f"not judged while the run cannot be read: {v.unreachable}", width)
             t.append("\n".join(said), style="yellow")
+            return t
+        if v.nothing_read:  # no "no active alerts" for a run nothing of which was read; wrapped, as it is long
+            t.append("\n".join(textwrap.wrap(v.nothing_read, max(10, self.size.width))), style="yellow")
             return t
         rows = self._rows()
         width = max(10, self.size.width)
