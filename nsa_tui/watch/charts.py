@@ -215,7 +215,11 @@ class RunCharts:
         if chart == "loss":
             vl = last.get("val_loss")
             loss = [f"loss {fmt.num(last.get('loss'), keep_zeros=True)}"]
-            return loss + ([f"  val {fmt.num(vl, keep_zeros=True)}"] if vl is not None else [])
+            val = [f"  val {fmt.num(vl, keep_zeros=True)}"] if vl is not None else []
+            # the moving average drawn over the raw curve (`s` cycles it), named as its legend names it (which has no
+            # room for three lines on most screens): nothing said the curve was smoothed. Last: the first to give way
+            smoothed = view.smoothing and last.get("loss") is not None
+            return loss + val + ([f"  ma{view.smoothing}"] if smoothed else [])
         if chart == "lr":
             # the verdict's rule (`nsa status` said warmup where this title said cosine, at the last warmup step)
             phase = lr_phase(h)

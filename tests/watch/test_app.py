@@ -14,8 +14,10 @@ from textual.widgets import Label
 from nsa_tui import fmt
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.help import HelpScreen
+from nsa_tui.watch.widgets.line_chart import LineChart
 from nsa_tui.watch.widgets.run_header import RunHeader
 from nsa_tui.watch.widgets.run_tabs import RunTabs
+from nsa_tui.watch.widgets.text_line import TextLine
 from watch.helpers import NOW, async_test, freeze_mtimes, make_app, screen_lines, wait_loaded
 
 
@@ -25,9 +27,17 @@ async def test_view_keys_change_state(healthy_run):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_loaded(pilot, app)
         assert (app.view.smoothing, app.view.log_y, app.view.x_axis) == (10, False, "step")
+
+        def loss_title() -> str:
+            return app.query_one("#chart-loss", LineChart).query_one(TextLine).text.plain
+
+        # the loss title names the moving average drawn (nothing said the curve was smoothed)
+        assert loss_title().endswith("  ma10"), loss_title()
         await pilot.press("s")
-        assert app.view.smoothing == 50
-        await pilot.press("s", "s", "s")
+        assert app.view.smoothing == 50 and loss_title().endswith("  ma50"), loss_title()
+        await pilot.press("s", "s")
+        assert app.view.smoothing == 0 and "ma" not in loss_title().split("  ■")[0], loss_title()
+        await pilot.press("s")
         assert app.view.smoothing == 10  # off (0) came in between and cycles back
         await pilot.press("l")
         assert app.view.log_y

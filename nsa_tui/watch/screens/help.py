@@ -15,6 +15,7 @@ HELP = """[b]nsa watch[/b] — keys (also in the command palette, ctrl+p)
   h           halt the run (asks first; same as `nsa halt`)
   d           stack dump of every rank (same as `nsa dump`)
   s           smoothing: off / 10 / 50 / 200-point moving average
+              of the loss (its chart's title says which: ma10)
   l           log-scale y axes
   x           x axis: step / time / tokens
   c           compare: overlay the loss curves of all open runs
