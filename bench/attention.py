@@ -42,7 +42,8 @@ kernel's OOM killer on a shared box; a measurement past --time-limit-s stops and
 impl and length in a fresh subprocess of the right interpreter (the peer's in bench/.venv-peer/bin/python), so
 that each peak RSS belongs to one impl and one length. With --rounds N it measures each length N times, the
 impls' order reversed every other round (a shared machine's speed drifts by 10-20% over minutes: paired rounds
-put the drift on both sides of a ratio), and reports medians and the median ratio with its range.
+put the drift on both sides of a ratio), and reports medians and the median ratio with its range. --table exits
+1 when a cell is no measurement (out of memory, over time, failed): the table is printed whole all the same.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _args import positive_float, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")
@@ -293,8 +295,9 @@ def combine_rounds(results: list[dict[str, object]]) -> dict[str, object]:
 
 def table(
     lengths: list[int], repeats: int, impls: list[str], time_limit_s: float, mem_limit_gb: float, rounds: int = 1
-) -> str:
+) -> tuple[str, bool]:
     """Markdown, one row per length and impl; the other impls' rows say how many times NSA is faster/smaller.
+    With it, whether any measurement failed (ran out of memory or time, or crashed): its cells say so.
 
     With rounds > 1 each length is measured that many times, the impls' order reversed every other round, so
     that a machine whose speed drifts over minutes (a shared host) slows both sides of a ratio alike: cells are
@@ -304,6 +307,7 @@ def table(
     if "nsa" in impls and len(impls) > 1:
         head += ["NSA fwd speedup", "NSA fwd+bwd speedup", "peak RSS / NSA's"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
+    failed = False
     for T in lengths:
         per_round = []
         for n in range(rounds):
@@ -314,6 +318,7 @@ def table(
             per_round.append(res)
         for i in impls:
             r = combine_rounds([res[i] for res in per_round])
+            failed = failed or "error" in r
             cells = [str(T), LABELS[i], _cell(r, "fwd_ms"), _cell(r, "fwd_bwd_ms"), _rss_cell(r)]
             if len(head) > 5:
                 if i == "nsa":
@@ -322,37 +327,52 @@ def table(
                     pairs = [(res[i], res["nsa"]) for res in per_round]
                     cells += [_ratio(pairs, "fwd_ms"), _ratio(pairs, "fwd_bwd_ms"), _ratio(pairs, "peak_rss_mb")]
             rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    return "\n".join(rows), failed
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--impl", choices=IMPLS)
-    ap.add_argument("--seq-len", type=int)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seq-len", type=positive_int)
+    ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--time-limit-s", type=float, default=600.0, help="stop one measurement after this long")
+    ap.add_argument("--time-limit-s", type=positive_float, default=600.0, help="stop one measurement after this long")
     ap.add_argument(
         "--mem-limit-gb", type=float, default=default_mem_limit_gb(), help="address-space cap in GiB, 0 for none"
     )
     ap.add_argument("--table", action="store_true", help="run the impls over 1k..32k and print a Markdown table")
-    ap.add_argument("--lengths", type=str, default=",".join(map(str, TABLE_LENGTHS)), help="for --table")
-    ap.add_argument("--impls", type=str, default="nsa,dense", help="for --table: any of nsa,dense,lucidrains")
-    ap.add_argument("--rounds", type=int, default=1, help="for --table: measure each length this many times")
+    # the --table options default to None, so that one given without --table is refused rather than ignored
+    ap.add_argument("--lengths", help=f"for --table: a comma list (default {','.join(map(str, TABLE_LENGTHS))})")
+    ap.add_argument("--impls", help="for --table: a comma list of nsa,dense,lucidrains (default nsa,dense)")
+    ap.add_argument("--rounds", type=positive_int, help="for --table: measure each length this many times (default 1)")
     args = ap.parse_args(argv)
-    if args.repeats < 1 or args.rounds < 1 or args.time_limit_s <= 0 or args.mem_limit_gb < 0:
-        ap.error("--repeats, --rounds and --time-limit-s must be positive, --mem-limit-gb not negative")
+    if args.mem_limit_gb < 0:
+        ap.error("--mem-limit-gb must be 0 (no cap) or more")
     if args.table:
-        impls = [i for i in args.impls.split(",") if i]
+        impls = [i for i in (args.impls or "nsa,dense").split(",") if i]
         if not impls or any(i not in IMPLS for i in impls):
             ap.error(f"--impls takes a comma list of {', '.join(IMPLS)}")
+        if len(set(impls)) < len(impls):
+            ap.error(f"--impls names an impl twice: {args.impls}")
         try:
-            lengths = [int(t) for t in args.lengths.split(",")]
+            lengths = [int(t) for t in (args.lengths or ",".join(map(str, TABLE_LENGTHS))).split(",")]
         except ValueError:
             ap.error("--lengths takes a comma list of integers")
-        print(table(lengths, args.repeats, impls, args.time_limit_s, args.mem_limit_gb, args.rounds))
-        return 0
-    if args.impl is None or args.seq_len is None or args.seq_len < 1:
+        if min(lengths) < 1:
+            ap.error(f"--lengths must all be at least 1: {args.lengths}")
+        text, failed = table(lengths, args.repeats, impls, args.time_limit_s, args.mem_limit_gb, args.rounds or 1)
+        print(text)
+        if failed:
+            # the table is whole; the status tells a script that some of it is no measurement
+            print(
+                "error: some measurements did not finish: their cells say why, stderr's # lines the details",
+                file=sys.stderr,
+            )
+        return 1 if failed else 0
+    given = [f"--{k}" for k in ("lengths", "impls", "rounds") if getattr(args, k) is not None]
+    if given:
+        ap.error(f"{' and '.join(given)} {'are' if len(given) > 1 else 'is'} for --table only")
+    if args.impl is None or args.seq_len is None:
         ap.error("--impl and a positive --seq-len are required (or use --table)")
     cap_address_space(args.mem_limit_gb)
     result = measure(args.impl, args.seq_len, args.repeats, args.time_limit_s, args.mem_limit_gb)

@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch", "nsa_train")
@@ -97,9 +98,11 @@ class PhaseSampler:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--impl", choices=[i for i in IMPLS if i != "lucidrains"], default="nsa")
-    ap.add_argument("--seq-len", type=int, default=8192)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--timed-passes", type=int, default=3, help="warm passes timed per phase (0: memory only)")
+    ap.add_argument("--seq-len", type=positive_int, default=8192)
+    ap.add_argument("--threads", type=positive_int, default=2)
+    ap.add_argument(
+        "--timed-passes", type=nonnegative_int, default=3, help="warm passes timed per phase (0: memory only)"
+    )
     ap.add_argument("--saved", action="store_true", help="list the tensors kept for backward, then stop")
     ap.add_argument(
         "--recompute-backward",

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")  # nsa_train: from this checkout, below
@@ -65,15 +66,17 @@ def add_fp32_matmul_option(p: argparse.ArgumentParser, where: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 16384, 32768, 65536])
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--heads", type=int, default=8, help="query heads (HQ)")
-    p.add_argument("--kv-heads", type=int, default=2, help="key/value heads (H); HQ/H heads share one selection")
-    p.add_argument("--head-dim", type=int, default=64)
-    p.add_argument("--block-size", type=int, default=64, help="selection block size l_sel")
-    p.add_argument("--n-sel", type=int, default=16, help="selected blocks per query and KV head")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--seq-lens", type=positive_int, nargs="+", default=[8192, 16384, 32768, 65536])
+    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--heads", type=positive_int, default=8, help="query heads (HQ)")
+    p.add_argument(
+        "--kv-heads", type=positive_int, default=2, help="key/value heads (H); HQ/H heads share one selection"
+    )
+    p.add_argument("--head-dim", type=positive_int, default=64)
+    p.add_argument("--block-size", type=positive_int, default=64, help="selection block size l_sel")
+    p.add_argument("--n-sel", type=positive_int, default=16, help="selected blocks per query and KV head")
+    p.add_argument("--warmup", type=nonnegative_int, default=3)
+    p.add_argument("--reps", type=positive_int, default=10)
     p.add_argument("--layer", action="store_true", help="whole layers: the NSA layer against its dense twin")
     p.add_argument(
         "--branches", action="store_true", help="NSA's three branches (compressed + choice, selection, window)"

@@ -6,6 +6,7 @@ context would reach. The tiny default's validation loss should end well below it
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections import Counter
 
@@ -23,6 +24,7 @@ def unigram_entropy_nats(data: bytes) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " ")).parse_args()  # --help, no options
     text = "\n".join(embedded_documents()).encode("utf-8")
     h = unigram_entropy_nats(text)
     print(f"embedded corpus: {len(text) / 1e6:.2f} MB, unigram byte entropy {h:.3f} nats ({h / math.log(2):.3f} bits)")

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _args import positive_float, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")
@@ -76,10 +77,15 @@ CORPUS = (
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gib", type=float, default=1.0, help="size of the data file and the checkpoint")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--gib", type=positive_float, default=1.0, help="size of the data file and the checkpoint")
+    ap.add_argument("--repeat", type=positive_int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="where the files are written (default: a temp dir)")
     args = ap.parse_args()
+    if args.dir is not None:  # made if missing, as status_speed.py and report_speed.py make theirs
+        try:
+            args.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            ap.error(f"--dir {args.dir}: {e.strerror}")
 
     import torch
 
@@ -91,8 +97,8 @@ def main() -> None:
         data = Path(tmp) / "data.bin"
         size = int(args.gib * GIB)
         with open(data, "wb") as fh:
-            for _ in range(size // (64 * 2**20)):
-                fh.write(os.urandom(64 * 2**20))
+            for start in range(0, size, 64 * 2**20):  # the last chunk short: --gib 0.01 is 0.01 GiB, not empty
+                fh.write(os.urandom(min(64 * 2**20, size - start)))
         st = os.stat(data)
         sample_s = _median_s(lambda: content_sample(str(data), st), args.repeat)
         whole_s = _median_s(lambda: _hash_whole(data), args.repeat)

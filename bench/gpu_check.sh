@@ -28,12 +28,29 @@
 #   layer_profile.md     bench/layer_profile.py: the NSA layer's (nsa.impl triton) device time against its wall
 #                        time, the ops with the most device and host time, at 8k and 64k tokens
 #   summary.txt          each part's exit status and seconds
-# Exit status: 0 when every part passed, 2 when there is no CUDA device (nothing else is run), 1 otherwise.
+# Exit status: 0 when every part passed, 2 when there is no CUDA device or a PART is not one of the names above
+# (nothing else is run), 1 otherwise.
 #
 # Python: $PYTHON, else .venv/bin/python if there is one, else python3. Wheels in .whl/ (bench/gpu_wheels.sh
 # fetches them) are installed into /tmp/site once a CUDA device is found: for an offline image that has torch
 # and triton but not the data packages.
 set -uo pipefail
+PARTS=(gpu-tests ops attention-layers train-125m trainer-125m layer-profile)  # in the order they run
+usage="usage: [OUT=DIR] bash bench/gpu_check.sh [PART ...]   (no PART: all; parts: ${PARTS[*]})"
+# the names are checked before anything else, so that a misspelt one fails on any machine instead of running
+# nothing and passing
+for arg in "$@"; do
+    case $arg in
+        -h | --help)
+            echo "$usage"
+            exit 0
+            ;;
+    esac
+    if [[ " ${PARTS[*]} " != *" $arg "* ]]; then
+        echo "error: no part named '$arg'; the parts: ${PARTS[*]}" >&2
+        exit 2
+    fi
+done
 [[ -n "${OUT:-}" ]] && OUT=$(realpath -m -- "$OUT")  # relative to where it was called from
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/bench/out/gpu_check}"
@@ -158,13 +175,21 @@ if why=$("$PY" -c "import datasets" 2>&1); then
         --set data.source=embedded --steps 20 --warmup 5 --nsa-impls auto triton
     part trainer-125m 150 trainer_125m.md bash -c trainer_run
 else  # the data path needs datasets (and the pyarrow it wants): say which wheels would bring it
-    echo "train-125m: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
-        "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
-        | tee "$OUT/train_125m.md"
-    record train-125m 1 0 train_125m.md
+    for name in train-125m trainer-125m; do  # each one asked for is a failure under its own name
+        [[ ${#wanted[@]} -eq 0 || " ${wanted[*]} " == *" $name "* ]] || continue
+        file=${name//-/_}.md
+        echo "$name: not run: datasets does not import ($(tail -n 1 <<<"$why")); on a machine with pip access" \
+            "run bash bench/gpu_wheels.sh (or bash bench/gpu_wheels.sh --pyarrow if it is pyarrow) and bring .whl/" \
+            | tee "$OUT/$file"
+        record "$name" 1 0 "$file"
+    done
 fi
 part layer-profile 40 layer_profile.md "$PY" bench/layer_profile.py --seq-lens 8192 65536 --nsa-impl triton --no-sweep
 
+if [[ ! -s "$OUT/summary.txt" ]]; then  # cannot happen with the names checked above; a pass must mean a part ran
+    echo "error: no part ran" >&2
+    exit 1
+fi
 echo "== summary"
 cat "$OUT/summary.txt"
 exit "$failed"

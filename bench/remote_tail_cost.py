@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("nsa_tui")
 
 from nsa_tui.tail.frames import FrameParser
-from nsa_tui.tail.remote_script import SCRIPT
-from nsa_tui.tail.source import HEARTBEAT_WINDOW
+from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT, script_args
 
 
 def build(run: Path, ranks: int) -> None:
@@ -59,10 +59,10 @@ def append(run: Path, n: int, step: int) -> None:
 def run_loop(run: Path, tool: str, rounds: int, n_append: int) -> float:
     """Run the loop until ``rounds`` rounds after the first (the full read) are done; their wall seconds."""
     proc = subprocess.Popen(
-        ["/bin/sh", "-c", SCRIPT, "sh", str(run), "0", str(16 << 20), str(HEARTBEAT_WINDOW), tool],
+        ["/bin/sh", "-c", SCRIPT, "sh", *script_args(str(run), 0, tool)],  # the arguments nsa watch --host sends
         stdout=subprocess.PIPE,
     )
-    parser = FrameParser()
+    parser = FrameParser(wait_for_start=True)  # after the @@nsa-watch@@ line the script starts with
     seen = 0
     step = 10_000
     t0 = time.perf_counter()
@@ -97,13 +97,16 @@ def cpu_of(run: Path, tool: str, rounds: int, n_append: int) -> tuple[float, flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ranks", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--append", type=int, default=10, help="lines appended to three logs between rounds")
+    ap.add_argument("--ranks", type=positive_int, default=4)
+    ap.add_argument("--rounds", type=positive_int, default=60)
+    ap.add_argument("--append", type=nonnegative_int, default=10, help="lines appended to three logs between rounds")
     ap.add_argument("--tools", default="auto,ls", help="mtime sources to measure: auto,stat,perl,ls")
     args = ap.parse_args()
+    tools = args.tools.split(",")
+    if unknown := [t for t in tools if t not in ("auto", *MTIME_TOOLS)]:
+        ap.error(f"--tools: {', '.join(unknown)} is not one of auto, {', '.join(MTIME_TOOLS)}")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    for tool in args.tools.split(","):
+    for tool in tools:
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
             build(run, args.ranks)

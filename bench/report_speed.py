@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import positive_int
 from status_speed import write_run
 
 
@@ -46,8 +47,8 @@ def time_report(run: Path, out: Path) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--lines", type=positive_int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--repeat", type=positive_int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="keep the runs here (default: a temp dir, removed)")
     args = ap.parse_args()
     if not (Path(sys.executable).parent / "nsa").exists():

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from _args import positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")
@@ -64,9 +65,9 @@ def time_ms(B: int, T: int, HQ: int, H: int, D: int, block_size: int, n_sel: int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=15, help="timed repetitions per shape and route (default 15)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    ap.add_argument("--shapes", type=int, default=len(SHAPES), help="only the first N shapes (a smoke run)")
+    ap.add_argument("--reps", type=positive_int, default=15, help="timed repetitions per shape and route (default 15)")
+    ap.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--shapes", type=positive_int, default=len(SHAPES), help="only the first N shapes (a smoke run)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"fast selection, forward+backward, fp32, {args.threads} threads, median of {args.reps}\n")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _args import positive_int
 
 from nsa_train.telemetry import schema
 
@@ -103,8 +104,8 @@ def naive_pandas(run: Path) -> tuple[float, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--lines", type=positive_int, default=1_000_000)
+    ap.add_argument("--repeat", type=positive_int, default=5)
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")

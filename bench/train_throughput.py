@@ -23,14 +23,15 @@ import statistics
 import sys
 import time
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch", "nsa_train")
 
 import torch
 
-from nsa_train.config import load_config, resolve_config_path
-from nsa_train.data import TrainStream, build_tokenizer
+from nsa_train.config import ConfigError, load_config, resolve_config_path
+from nsa_train.data import DataError, TrainStream, build_tokenizer
 from nsa_train.model import build_model, compile_model
 from nsa_train.nsa import fallbacks
 from nsa_train.runtime.device import autocast_context, configure_matmul, resolve_device, resolve_precision
@@ -98,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML config (default: the tiny CPU default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--steps", type=int, default=30, help="timed steps per attention (median reported)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--steps", type=positive_int, default=30, help="timed steps per attention (median reported)")
+    p.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed steps first")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     p.add_argument(
         "--nsa-impls",
@@ -117,17 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = resolve_config_path(args.config)
-    cfg = load_config(base, args.overrides)
-    if args.compare_compile and cfg.train.compile:
-        p.error("--compare-compile measures eager and compiled rows: drop --set train.compile=true")
-    batches, vocab = collect_batches(cfg, (args.warmup + args.steps) * cfg.train.grad_accum)
-    results = []
     runs = [("nsa", [f"nsa.impl={impl}"]) for impl in args.nsa_impls] + [("dense", [])]
     if args.compare_compile:
         runs = [(attention, extra + compiled) for attention, extra in runs for compiled in ([], ["train.compile=true"])]
-    for attention, extra in runs:
-        cfg = load_config(base, [*args.overrides, f"model.attention={attention}", *extra])
+    try:  # a config, --set or data mistake is one line, as the trainer says it
+        base = resolve_config_path(args.config)
+        cfg = load_config(base, args.overrides)
+        if args.compare_compile and cfg.train.compile:
+            p.error("--compare-compile measures eager and compiled rows: drop --set train.compile=true")
+        configs = [(a, load_config(base, [*args.overrides, f"model.attention={a}", *extra])) for a, extra in runs]
+        batches, vocab = collect_batches(cfg, (args.warmup + args.steps) * cfg.train.grad_accum)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    results = []
+    for attention, cfg in configs:
         results.append(measure(cfg, attention, args.steps, args.warmup, batches, vocab))
         results[-1]["nsa_impl"] = cfg.nsa.impl if attention == "nsa" else "-"
     if args.json:

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from _args import nonnegative_int, positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("torch")
@@ -43,10 +44,10 @@ from nsa_train.nsa.triton import (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seq-lens", type=int, nargs="+", default=[8192, 16384, 32768, 65536])
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--seq-lens", type=positive_int, nargs="+", default=[8192, 16384, 32768, 65536])
+    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--warmup", type=nonnegative_int, default=2)
+    p.add_argument("--reps", type=positive_int, default=5)
     add_fp32_matmul_option(p, "the fast path's")
     p.add_argument(
         "--device",

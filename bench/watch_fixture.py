@@ -1,15 +1,21 @@
 """Build a big telemetry-v1 run directory for the `nsa watch` benchmarks (cached under /tmp).
 
 Progress records look like the trainer's (every field of schema.PROGRESS_FIELDS), mirrored
-in training.csv; an eval every 1000 records. Values are deterministic."""
+in training.csv; an eval every 1000 records. Values are deterministic. bench/watch_load.py and
+bench/watch_live.py build theirs under /tmp/nsa-bench; on its own it builds one where it is told:
+
+    .venv/bin/python bench/watch_fixture.py DIR [--n 100000]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
 from pathlib import Path
 
+from _args import positive_int
 from _needs import needs  # bench/ is the running script's own directory, first on sys.path
 
 needs("nsa_train")
@@ -103,3 +109,15 @@ def build(path: Path, n: int, *, t0: float | None = None) -> Path:
                 )
     marker.write_text(str(n))
     return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path, help="the run directory to build (reused when it already has --n records)")
+    ap.add_argument("--n", type=positive_int, default=100_000, help="progress records (default 100000)")
+    args = ap.parse_args()
+    print(build(args.dir, args.n))
+
+
+if __name__ == "__main__":
+    main()

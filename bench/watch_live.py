@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import nonnegative_int, positive_float
 from watch_fixture import LOG_EVERY, build, progress_record
 
 from nsa_train.telemetry import schema
@@ -83,9 +84,9 @@ def main() -> None:
         profile_child(sys.argv[2], sys.argv[3:])
         return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--history", type=int, default=100_000)
-    ap.add_argument("--rate", type=float, default=10.0)
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--history", type=nonnegative_int, default=100_000)
+    ap.add_argument("--rate", type=positive_float, default=10.0)
+    ap.add_argument("--seconds", type=positive_float, default=30.0)
     ap.add_argument("--poll", action="store_true", help="run nsa watch --poll (no inotify)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile nsa watch's UI thread over the live window into FILE")
     args = ap.parse_args()

@@ -22,14 +22,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import positive_int
+
 T_START = time.perf_counter()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--n", type=positive_int, default=1_000_000)
     ap.add_argument("--app", action="store_true", help="also time the Textual app to its first screen")
-    ap.add_argument("--repeat", type=int, default=5, help="fresh app processes for --app")
+    ap.add_argument("--repeat", type=positive_int, default=5, help="fresh app processes for --app")
     ap.add_argument("--app-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.app_child:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +65,10 @@ def test_attention_phases_reports_every_branch_of_the_nsa_layer():
 
 
 def test_file_checks_measures_each_check_it_names(tmp_path):
-    res = bench("file_checks.py", "--gib", "0.0625", "--repeat", "1", "--dir", str(tmp_path), timeout=300)
+    # 0.01 GiB: less than its 64 MiB write chunk (the file was left empty); --dir not there yet: made
+    res = bench("file_checks.py", "--gib", "0.01", "--repeat", "1", "--dir", str(tmp_path / "new"), timeout=300)
     assert res.returncode == 0, res.stderr
+    assert "content sample of a 0.01 GiB file" in res.stdout and "blake2b of the whole 0.01 GiB file" in res.stdout
     rows = [line.split("|")[1:3] for line in res.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     costs = {what.strip(): cost.strip() for what, cost in rows[1:]}  # after the header row
     assert len(costs) == 7, res.stdout
@@ -72,7 +76,7 @@ def test_file_checks_measures_each_check_it_names(tmp_path):
     assert units == ["MiB", "MiB", "ms", "ms", "s", "s", "s per GiB"], units
     assert all(float(cost.split()[0]) >= 0 for cost in costs.values())
     assert "(783 documents, fresh process)" in res.stdout
-    assert list(tmp_path.iterdir()) == []  # its files are removed
+    assert list((tmp_path / "new").iterdir()) == []  # its files are removed
 
 
 def test_attention_phases_says_where_a_masked_selection_went():
@@ -167,6 +171,68 @@ def test_train_throughput_compare_compile_refuses_a_compiled_config():
     assert "drop --set train.compile=true" in res.stderr.strip().splitlines()[-1]
 
 
+# each one fails while its arguments are parsed: one usage line and one error line, nothing run, no traceback
+BAD_NUMBERS = [
+    ("train_throughput.py", "--steps 0", "argument --steps: must be at least 1, not 0"),
+    ("attention_phases.py", "--timed-passes -1", "argument --timed-passes: must be 0 or more, not -1"),
+    ("status_speed.py", "--repeat 0", "argument --repeat: must be at least 1, not 0"),
+    ("report_speed.py", "--lines 100 0", "argument --lines: must be at least 1, not 0"),
+    ("watch_load.py", "--n 0", "argument --n: must be at least 1, not 0"),
+    ("watch_live.py", "--rate 0", "argument --rate: must be above 0, not 0"),
+    ("file_checks.py", "--gib 0", "argument --gib: must be above 0, not 0"),
+    ("remote_tail_cost.py", "--rounds 0", "argument --rounds: must be at least 1, not 0"),
+    ("remote_tail_cost.py", "--tools auto,sta", "--tools: sta is not one of auto, stat, perl, ls"),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "said"), BAD_NUMBERS, ids=[f"{s} {a}" for s, a, _ in BAD_NUMBERS])
+def test_a_bad_number_is_refused_before_any_work(script, args, said):
+    res = bench(script, *shlex.split(args), timeout=60)
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == f"{script}: error: {said}"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ("--config nope.yaml", "error: config file not found: nope.yaml"),
+        ("--set data.source=local --set data.path=/nonexistent/corpus.txt", "error: data.path '/nonexistent"),
+    ],
+)
+def test_train_throughput_says_a_config_or_data_mistake_in_one_line(args, said):
+    res = bench("train_throughput.py", *shlex.split(args), timeout=120)
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], res.stderr
+
+
+@pytest.mark.parametrize("script", ["corpus_entropy.py", "watch_fixture.py"])
+def test_help_is_help_not_a_run(script, tmp_path):
+    res = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0 and res.stdout.startswith("usage: "), res.stdout + res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", ["gpu_wheels.sh", "peer_env.sh"])
+def test_shell_scripts_help_is_help_not_a_run(script, tmp_path):
+    # were --help taken as an argument: PYTHON=false and no index make the venv or the download fail at once
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": "false", "PIP_NO_INDEX": "1"}
+    res = subprocess.run(["bash", str(BENCH / script), "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith(f"usage: bash bench/{script}"), res.stdout + res.stderr
+
+
+def test_remote_tail_cost_runs_the_watch_loop_with_its_arguments():
+    """The bench runs nsa watch --host's remote sh loop with the argument list the watch builds: a list that fell
+    behind the script's (a 6th, the liveness period) ended the loop at once (`shift: can't shift that many`)."""
+    res = bench("remote_tail_cost.py", "--ranks", "1", "--rounds", "2", "--append", "1", timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("mtime tool ")]
+    assert [r.split()[2] for r in rows] == ["auto", "ls"], res.stdout
+    assert all(float(r.split(":")[1].split()[0]) >= 0 for r in rows)
+
+
 @pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_wheels.sh"])
 def test_gpu_scripts_parse(script):
     res = subprocess.run(["bash", "-n", str(BENCH / script)], capture_output=True, text=True, timeout=30)
@@ -193,6 +259,79 @@ def test_gpu_check_without_a_gpu_says_so_and_runs_nothing(tmp_path):
     env = (out / "env.txt").read_text()
     assert f"torch {torch.__version__}" in env and "no CUDA device" in env
     assert not (out / "summary.txt").exists()  # no part ran
+
+
+def _gpu_check(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "OUT": "out", "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_gpu_check_refuses_an_unknown_part_on_any_machine(tmp_path):
+    """A misspelt part ran nothing and passed; it is refused before the CUDA check, so on this CPU box too."""
+    res = _gpu_check("ops", "trainer-12m", cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == "", res.stdout + res.stderr
+    parts = "gpu-tests ops attention-layers train-125m trainer-125m layer-profile"
+    assert res.stderr == f"error: no part named 'trainer-12m'; the parts: {parts}\n"
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_gpu_check_help_lists_the_parts_it_runs(tmp_path):
+    res = _gpu_check("--help", cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.startswith("usage: "), res.stdout + res.stderr
+    listed = res.stdout.split("parts: ")[1].rstrip(")\n").split()
+    # the names the script runs: `part NAME ...` lines and the ones recorded when datasets does not import
+    text = (BENCH / "gpu_check.sh").read_text()
+    run = re.findall(r"^\s*part ([a-z0-9-]+) ", text, re.M)
+    run += re.findall(r"^\s*for name in ([a-z0-9 -]+); do", text, re.M)[0].split()
+    assert sorted(listed) == sorted(set(run)) and len(listed) == 6
+    assert not (tmp_path / "out").exists()
+
+
+def _just() -> str:
+    found = Path(sys.executable).parent / "just"  # rust-just, a dev extra
+    if not found.exists():
+        found = shutil.which("just")  # type: ignore[assignment]
+    if not found:
+        pytest.skip("no just (the dev extras install rust-just)")
+    return str(found)
+
+
+def _just_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([_just(), *args], cwd=BENCH.parent, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "var", "args", "before"),
+    [
+        ("test", "py", ["-m", "not slow"], ["-m", "pytest", "-q"]),
+        ("train", "py", ["--set", "data.path=/data/my corpus.txt"], ["-m", "nsa_train.train", "--run-dir"]),
+        ("run", "nsa", ["--name", "a b"], ["launch", "--watch"]),
+    ],
+)
+def test_just_passes_each_argument_as_one_word(recipe, var, args, before):
+    """`just test -m "not slow"` ran pytest with `-m not slow`: the recipe's interpreter is swapped for printf,
+    which prints each word it is given in brackets."""
+    res = _just_run("--set", var, "printf '[%s]\\n'", recipe, *args)
+    assert res.returncode == 0, res.stderr
+    words = [w[1:-1] for w in res.stdout.splitlines()]
+    assert words[: len(before)] == before and words[-len(args) :] == args, words
+
+
+def test_just_gpu_check_passes_the_part_names():
+    res = _just_run("gpu-check", "nosuch")
+    assert res.returncode == 2 and "error: no part named 'nosuch'" in res.stderr, res.stderr
+
+
+def test_just_list_gives_each_recipe_its_whole_doc():
+    """`just --list` shows a recipe's last comment line only: a doc over two lines was half a sentence."""
+    lines = (BENCH.parent / "justfile").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[a-z][a-z-]*( \*[A-Z]+)?:", line):
+            assert lines[i - 1].startswith("# ") and not lines[i - 2].startswith("#"), line
+    listed = _just_run("--list").stdout
+    assert "python -m nsa_train.train --run-dir DIR --resume" in listed
 
 
 def test_selection_short_times_both_routes_and_names_the_fast_paths():

@@ -18,11 +18,9 @@ from nsa_tui.remote.liveness import parse_pids
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
-from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT
-from nsa_tui.tail.source import HEARTBEAT_WINDOW, Update
+from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT, script_args
+from nsa_tui.tail.source import Update
 
-MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
-LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is there (tmux session, pids)
 RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 # The host sends a round every --interval, changes or not: a connection with no byte for this long went quiet (a
 # laptop that slept, a NAT or VPN that dropped it: TCP stays up, nothing comes) and is dropped and made again.
@@ -138,16 +136,7 @@ class RemoteRunSource:
 
     def _command(self) -> str:
         resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in self._files.values() if st.inode]
-        args = [
-            self.run_dir,
-            f"{self.interval:g}",
-            str(MAX_CHUNK),
-            str(HEARTBEAT_WINDOW),
-            self.mtime_tool,
-            str(LIVENESS_EVERY_S),
-            *resume,
-        ]
-        return remote_script(SCRIPT, args)
+        return remote_script(SCRIPT, script_args(self.run_dir, self.interval, self.mtime_tool, resume))
 
     def _run(self) -> None:
         attempt = 0

@@ -3,11 +3,17 @@
 Kept as a Python string (not a .sh file) so it ships with the package without package-data.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 from nsa_tui.remote.liveness import LIVENESS_SH
-from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS
+from nsa_tui.tail.source import HEARTBEAT_WINDOW, LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS
 
 # Tools that pick the mtime source (arg 5): "auto" probes in this order.
 MTIME_TOOLS = ("stat", "perl", "ls")
+MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
+LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is there (tmux session, pids)
 
 _TEMPLATE = (
     LIVENESS_SH
@@ -243,3 +249,19 @@ done
 SCRIPT = _TEMPLATE.replace("@LISTED@", " ".join((*LINE_PATTERNS, *WHOLE_FILES, *WHOLE_PATTERNS))).replace(
     "@WHOLE@", "|".join((*WHOLE_FILES, *WHOLE_PATTERNS))
 )
+
+
+def script_args(run_dir: str, interval: float, mtime_tool: str, resume: Iterable[str] = ()) -> list[str]:
+    """SCRIPT's positional arguments, built in this one place for `nsa watch --host` and
+    bench/remote_tail_cost.py, so that neither falls behind the script's Args line.
+
+    ``resume``: INODE:OFFSET:EDGELEN:EDGESUM of each file already consumed locally."""
+    return [
+        run_dir,
+        f"{interval:g}",
+        str(MAX_CHUNK),
+        str(HEARTBEAT_WINDOW),
+        mtime_tool,
+        str(LIVENESS_EVERY_S),
+        *resume,
+    ]

@@ -82,3 +82,40 @@ def test_combine_rounds_keeps_errors_and_drops_incomplete_measurements(monkeypat
     oom = ok | {"fwd_bwd_ms": None, "error": "forward+backward: out of memory"}
     got = combine_rounds([ok, oom])
     assert got["fwd_bwd_ms"] is None and got["fwd_ms"] == 1.0 and got["error"] == oom["error"]
+
+
+def _main(monkeypatch, *argv: str) -> int:
+    """bench/attention.py's main in this process (its table's measurements still run in children)."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from attention import main
+
+    try:
+        return main(list(argv))
+    except SystemExit as e:  # argparse's refusal
+        return int(e.code)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        ("--table --lengths 0", "--lengths must all be at least 1: 0"),
+        ("--table --lengths=64,-8", "--lengths must all be at least 1: 64,-8"),
+        ("--table --impls nsa,nsa", "--impls names an impl twice: nsa,nsa"),  # measured once, printed twice
+        ("--impl nsa --seq-len 64 --rounds 2", "--rounds is for --table only"),  # ignored without --table
+        ("--impl nsa --seq-len 64 --lengths 64 --impls nsa", "--lengths and --impls are for --table only"),
+    ],
+)
+def test_table_options_out_of_place_or_range_are_refused(monkeypatch, capsys, argv, said):
+    assert _main(monkeypatch, *argv.split()) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.strip().splitlines()[-1].endswith(f": error: {said}")  # PROG: error: ...
+
+
+def test_a_table_with_a_cell_that_is_no_measurement_exits_1(monkeypatch, capsys):
+    """Every cell of a table can be 'over time' (or out of memory, or failed): it is printed whole, and the
+    exit status says that it is not all measurements."""
+    argv = ["--table", "--lengths", "64", "--impls", "dense", "--repeats", "1", "--time-limit-s", "0.0001"]
+    assert _main(monkeypatch, *argv) == 1
+    out = capsys.readouterr()
+    assert "| 64 | dense SDPA | over time | over time |" in out.out
+    assert out.err.strip().splitlines()[-1].startswith("error: some measurements did not finish")
