@@ -194,14 +194,18 @@ def _gated_branch(
     op: str, impl: str | None, args: tuple[Any, ...], gate: torch.Tensor, fast_gated: Callable[[], Any]
 ) -> Any:
     """gate * op(*args) (for an op returning a tuple, its first element) on the path impl resolves to. Fast: the
-    fast op that takes the gate inside, called as before these ops had kernels (autocast left as it is), counted
-    if Triton was asked for. Triton: the kernels, or the ungated fast op if they fail (counted), then the gate.
-    Reference: the op's reference twin (nsa_train.nsa.reference), then the gate."""
+    fast op that takes the gate inside, with autocast off, counted if Triton was asked for. Triton: the kernels,
+    or the ungated fast op if they fail (counted), then the gate. Reference: the op's reference twin
+    (nsa_train.nsa.reference), then the gate."""
     q = args[0]
     if resolve_impl(impl, q.device, op) == "fast":
         if (_default_impl if impl is None else impl) == "triton":
             fallbacks.count(f"{FALLBACK_NAMES[op]}.triton->fast", triton_kernel(op, q.device)[1])
-        return fast_gated()
+        # The fast ops compute in fp32 (compute_dtype) and their backward runs outside autocast: left on, autocast
+        # made the forward's score GEMMs bf16 while the backward recomputed them in fp32 from the bf16 forward's
+        # log-sum-exp, other probabilities than the forward's (review revBQ: dq off by 1e-1 against 4e-3)
+        with torch.autocast(q.device.type, enabled=False):
+            return fast_gated()
     out = _run(op, impl, args)
     o = out[0] if isinstance(out, tuple) else out
     gated = o * gate.unsqueeze(-1).to(o.dtype)

@@ -287,3 +287,37 @@ def test_a_layer_or_config_built_in_python_with_bad_sizes_is_one_error(build, sa
     failed later inside torch (the YAML loader checks types, a config built in Python did not)."""
     with pytest.raises(ValueError, match=says):  # ConfigError is one
         build()
+
+
+@pytest.mark.parametrize("dv", [16, 8])  # Dv == D: the CPU flash backward; Dv != D: the recompute (the GPU's)
+@pytest.mark.parametrize("branch", ["compressed", "window"])
+def test_fast_gated_branches_compute_the_same_under_autocast(branch, dv):
+    """Review revBQ: under bf16 autocast (a GPU run's default) the compressed branch's fast op computed its forward
+    scores in bf16 (autocast cast its GEMMs down) and recomputed them in fp32 in backward from the bf16 forward's
+    log-sum-exp: other probabilities, dq off by 1e-1 against 4e-3. The fast ops compute in fp32 whatever autocast
+    says, as _run runs every other op: the same bf16 inputs give the same outputs and gradients either way."""
+    from nsa_train.nsa import dispatch
+
+    gen = torch.Generator().manual_seed(3)
+    B, T, HQ, H, D = 1, 96, 4, 2, 16
+
+    def bf16(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * 2).bfloat16()
+
+    gate = torch.rand(B, T, HQ, generator=gen).bfloat16()
+    do = torch.randn(B, T, HQ, dv, generator=gen)
+    n = T if branch == "window" else (T - 8) // 4 + 1
+    inputs = (bf16(B, T, HQ, D), bf16(B, n, H, D), bf16(B, n, H, dv))
+
+    def run(autocast: bool) -> list[torch.Tensor]:
+        xs = [t.detach().clone().requires_grad_() for t in inputs]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            if branch == "window":
+                o = dispatch.gated_sliding_window_attention(*xs, 24, gate, impl="fast")
+            else:
+                o, _ = dispatch.gated_compressed_attention_and_selection(*xs, 8, 4, 8, 2, gate, impl="fast")
+        o.float().backward(do)
+        return [o.float(), *(x.grad.float() for x in xs)]
+
+    for got, want in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
