@@ -917,16 +917,6 @@ class Trainer:
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
 
-    def _load_optimizer_state(self, saved: dict[str, Any]) -> None:
-        """The checkpoint's moments and step counts, under this config's hyper-parameters: load_state_dict also
-        restores each group's weight_decay, betas and fused flag as saved, so a resume's new train.weight_decay or
-        beta2 (which config.yaml and the resume's warnings say the run goes on with) was silently not used, and a
-        CPU run resumed on a GPU kept its unfused AdamW. (lr is set before every step anyway.)"""
-        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(saved)
-        for group, own in zip(self.optimizer.param_groups, fresh, strict=True):
-            group.update(own)
-
     def _evaluate_is_best(self, step: int) -> bool:
         """Evaluate at ``step``; True when its val loss is the run's best so far (noted: the save moves `best`)."""
         val_loss = self._evaluate(step)
@@ -1065,6 +1055,7 @@ class Trainer:
     def _resume(self) -> None:
         from nsa_train.nsa import fallbacks
         from nsa_train.runtime import checkpoint as ck
+        from nsa_train.runtime.optimizer_state import load_optimizer_state
 
         ckpt_dir = ck.checkpoint_dir(self.run_dir)
         if self.info.is_main:
@@ -1095,7 +1086,7 @@ class Trainer:
         if resharding and not self.args.reshard:
             raise UserFacingError(world_size_mismatch(path, saved_world, self.info.world_size))
         ck.load_model_state(self.model, state["model"], path)
-        self._load_optimizer_state(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.stream.weights_from = path  # what a refusal of its data position names as a new run's weights
         if resharding:
             self._reshard(state, path)
