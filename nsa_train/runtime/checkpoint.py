@@ -351,13 +351,28 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
     model.load_state_dict(state, strict=True)
 
 
+CUDA_RNG = "cuda_device"  # this rank's own GPU's generator state
+CUDA_RNG_ALL = "cuda"  # before 2026-12-07: every visible GPU's, a list indexed by device
+
+
 def capture_rng() -> dict[str, Any]:
     import torch
 
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # the rank's own device only: every visible device's (get_rng_state_all) could not be restored on a machine
+        # that sees fewer GPUs (set_rng_state_all indexes a generator per saved state: IndexError)
+        state[CUDA_RNG] = torch.cuda.get_rng_state()
     return state
+
+
+def cuda_rng_for(state: dict[str, Any], device: int, count: int) -> Any | None:
+    """The saved generator state for this rank's GPU ``device`` (of ``count`` visible): its own (CUDA_RNG), or, in
+    an older checkpoint's list of every visible device's, the entry at that index when there is one."""
+    if CUDA_RNG in state:
+        return state[CUDA_RNG]
+    states = state.get(CUDA_RNG_ALL)
+    return states[device] if isinstance(states, list | tuple) and device < min(len(states), count) else None
 
 
 def restore_rng(state: dict[str, Any]) -> None:
@@ -366,8 +381,10 @@ def restore_rng(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        own = cuda_rng_for(state, torch.cuda.current_device(), torch.cuda.device_count())
+        if own is not None:
+            torch.cuda.set_rng_state(own)
 
 
 def derived_seed(seed: int, step: int, rank: int) -> int:

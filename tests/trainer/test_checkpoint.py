@@ -99,6 +99,19 @@ def test_rng_round_trip() -> None:
     assert a[0] == b[0] and torch.equal(a[1], b[1])
 
 
+def test_a_gpu_rng_state_is_the_ranks_own_and_an_older_list_is_read_where_it_has_the_device() -> None:
+    """Review revBQ: every visible GPU's generator state was saved and restored with set_rng_state_all, an
+    IndexError on a machine that sees fewer GPUs than the one that saved (a run of 8 resumed on 1, or with
+    CUDA_VISIBLE_DEVICES=0). A rank saves its own device's; an older checkpoint's list gives the entry for the
+    rank's device where it has one, and nothing otherwise."""
+    own, listed = torch.tensor([1], dtype=torch.uint8), [torch.tensor([i], dtype=torch.uint8) for i in range(8)]
+    assert ck.cuda_rng_for({ck.CUDA_RNG: own}, device=0, count=1) is own
+    assert ck.cuda_rng_for({ck.CUDA_RNG_ALL: listed}, device=3, count=8) is listed[3]
+    assert ck.cuda_rng_for({ck.CUDA_RNG_ALL: listed[:2]}, device=3, count=8) is None  # saved where 2 were seen
+    assert ck.cuda_rng_for({ck.CUDA_RNG_ALL: listed}, device=1, count=1) is None  # a device this machine lacks
+    assert ck.cuda_rng_for({}, device=0, count=1) is None  # a CPU run's
+
+
 def test_checkpoint_step_reads_back_the_file_names_the_trainer_writes() -> None:
     """The tools read a checkpoint's step from its name (no torch): the inverse of checkpoint_file_name."""
     for step in (0, 78, 300, 123_456_789):
