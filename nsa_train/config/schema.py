@@ -302,7 +302,8 @@ class RuntimeConfig:
     tf32: bool = True
     """On CUDA, fp32 matmuls on TF32 tensor cores (torch.set_float32_matmul_precision('high')), as most trainers
     do: under bf16 autocast the only fp32 GEMMs left are inside the NSA fast path's compressed and window branches,
-    whose operands are bf16 values (exact in TF32); false keeps full fp32 ('highest')."""
+    whose operands are bf16 values (exact in TF32); false keeps full fp32 ('highest'), cuDNN's convolutions (the
+    compression MLP's first layer) included."""
     tensorboard: bool = True
     """Write TensorBoard events under tb/."""
     env: dict[str, str] = field(default_factory=dict)

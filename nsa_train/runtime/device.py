@@ -89,10 +89,12 @@ def configure_threads(rt: RuntimeConfig, device: torch.device) -> int:
 
 
 def configure_matmul(rt: RuntimeConfig, device: torch.device) -> str:
-    """fp32 matmul precision on CUDA from runtime.tf32 ('high': TF32 tensor cores, 'highest': full fp32);
-    the CPU is left as it is. Returns the precision in effect."""
+    """fp32 matmul precision on CUDA from runtime.tf32 ('high': TF32 tensor cores, 'highest': full fp32), and
+    cuDNN's convolutions alike (the compression MLP's first layer is a conv1d, which the matmul precision does not
+    govern: it stayed TF32 in the "full fp32" runs); the CPU is left as it is. Returns the precision in effect."""
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high" if rt.tf32 else "highest")
+        torch.backends.cudnn.allow_tf32 = rt.tf32
     return torch.get_float32_matmul_precision()
 
 

@@ -51,7 +51,7 @@ class GateAccumulator:
             h = -(p * p.clamp_min(1e-12).log()).sum(-1)  # [N]
             pmax = p.max(-1).values  # [N]
             ent.append(h.sum())
-            rows.append(torch.tensor(float(h.numel()), device=h.device))
+            rows.append(h.new_full((), float(h.numel())))  # a fill on the device: torch.tensor(n) copied and synced
             mx.append(pmax.sum())
             col.append(((h < GATE_COLLAPSE_ENTROPY) & (pmax > GATE_COLLAPSE_MAX_SHARE)).sum().float())
             shares.append(p.sum(0))

@@ -52,3 +52,19 @@ def test_dense_model_gives_nulls() -> None:
     acc = GateAccumulator()
     acc.add([])
     assert all(v is None for v in acc.read().values())
+
+
+@pytest.mark.gpu
+def test_adding_a_steps_gates_does_not_wait_for_the_gpu() -> None:
+    """Review revBQ: each layer's row count was torch.tensor(n, device=cuda), a copy from the host that waits for
+    the GPU, once per NSA layer per micro-step (its docstring says no host sync)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    gates = [torch.rand(2, 64, 4, 3, device="cuda") for _ in range(3)]
+    acc = GateAccumulator()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        acc.add(gates)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
