@@ -98,7 +98,7 @@ def block_choice(
     kc, vc = (torch.randn(B, NC, N_KV_HEADS, HEAD_DIM, device=dev, dtype=torch.bfloat16) for _ in range(2))
     q, kc, vc, scale = prepare("compressed-attention", q, kc, vc, None)
     with torch.no_grad():
-        _, lse = AttentionFn.apply(q, kc, vc, c["l"], c["d"], NO_WINDOW, scale)
+        _, lse = AttentionFn.apply(q, kc, vc, c["l"], c["d"], NO_WINDOW, scale, None)
     choice = (load_kernels(KERNELS), q, kc, lse, c["l"], c["d"], c["l_sel"], c["n_sel"], scale)
     fused_ms, fused_gib = time_ms(lambda: compressed.block_ids(*choice), args.warmup, args.reps, args.device)
     scores_ms, scores_gib = time_ms(

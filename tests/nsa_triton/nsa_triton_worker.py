@@ -7,8 +7,10 @@ triton. Only the Triton call runs there; the reference runs in the test process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import torch
 
@@ -113,7 +115,7 @@ def compressed_block_scores(q, k_cmp, v_cmp, l, d, l_sel, t0, t1):
 
     scale = q.shape[-1] ** -0.5
     with torch.no_grad():
-        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale)
+        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale, None)
         return block_scores(load_kernels("_attention_kernels"), q, k_cmp, lse, l, d, l_sel, scale, t0, t1)
 
 
@@ -127,7 +129,7 @@ def compressed_block_ids_both_ways(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
     scale, T = q.shape[-1] ** -0.5, q.shape[1]
     kernels = load_kernels("_attention_kernels")
     with torch.no_grad():
-        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale)
+        _, lse = AttentionFn.apply(q, k_cmp, v_cmp, l, d, NO_WINDOW, scale, None)
         fused = block_ids(kernels, q, k_cmp, lse, l, d, l_sel, n_sel, scale)
         scores = block_scores(kernels, q, k_cmp, lse, l, d, l_sel, scale, 0, T)
         return fused, select_top_blocks(scores, 0, l_sel, n_sel)
@@ -255,3 +257,89 @@ def layer_causality(state, dims, nsa_kwargs, x, positions):
         y2[:, t].sum().backward()
         results.append((same, bool((x2.grad[:, t + 1 :] == 0).all()), bool(x2.grad[:, : t + 1].abs().sum() > 0)))
     return results
+
+
+@contextlib.contextmanager
+def _launch_fails(kernels_module: str, kernel: str) -> Iterator[list[int]]:
+    """``kernel``'s launches raise what Triton raises on a GPU that lacks the shared memory the kernel needs
+    (its 99 KiB against selection_bwd_dkdv_kernel's 140,800 B in review revBQ), which the interpreter never
+    checks; everything else stays real. Yields a list that counts the launches tried."""
+    from triton.runtime.errors import OutOfResources
+
+    from nsa_train.nsa.triton.availability import load_kernels
+
+    module = load_kernels(kernels_module)
+    real = getattr(module, kernel)
+    tried = [0]
+
+    class Refused:
+        def __getitem__(self, grid):
+            tried[0] += 1
+            raise OutOfResources(140800, 101376, "shared memory")
+
+    setattr(module, kernel, Refused())
+    try:
+        yield tried
+    finally:
+        setattr(module, kernel, real)
+
+
+def _call(op, args, kwargs):
+    from nsa_train.nsa import dispatch
+
+    out = getattr(dispatch, op)(*args, impl="triton", **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def steps_with_a_failing_backward_kernel(op, args, kwargs, kernels_module, kernel, do):
+    """Two training steps of ``dispatch.<op>(*args, impl='triton')`` (its first output) while ``kernel``'s
+    launches fail, then a forward without gradients. -> per step: ((dq, dk, dv) of args[:3], the fallbacks
+    counted up to then, the failing kernel's launches tried up to then); the reasons counted."""
+    from nsa_train.nsa import fallbacks
+    from nsa_train.nsa.triton import backward_fallback
+
+    fallbacks.reset()
+    backward_fallback.reset()
+    steps = []
+    try:
+        with _launch_fails(kernels_module, kernel) as tried:
+            for _ in range(2):
+                qkv = [x.detach().requires_grad_() for x in args[:3]]
+                grads = torch.autograd.grad(_call(op, (*qkv, *args[3:]), kwargs), qkv, do)
+                steps.append((grads, fallbacks.snapshot(), tried[0]))
+            with torch.no_grad():
+                _call(op, args, kwargs)
+            steps.append((None, fallbacks.snapshot(), tried[0]))
+        return steps, fallbacks.reasons()
+    finally:
+        fallbacks.reset()
+        backward_fallback.reset()
+
+
+def checkpointed_blocks_with_a_failing_backward_kernel(op, args, kernels_module, kernel, do):
+    """``dispatch.<op>`` then tanh in two blocks under non-reentrant activation checkpointing (the trainer's
+    grad_checkpointing), the second taking the first's output as its queries, while ``kernel``'s launches fail:
+    the second block's backward fails first, then the first block's forward is recomputed.
+    -> ((dq, dk, dv) of args[:3], fallbacks counted, launches tried)."""
+    from torch.utils.checkpoint import checkpoint
+
+    from nsa_train.nsa import fallbacks
+    from nsa_train.nsa.triton import backward_fallback
+
+    fallbacks.reset()
+    backward_fallback.reset()
+    try:
+        with _launch_fails(kernels_module, kernel) as tried:
+            q, k, v = (x.detach().requires_grad_() for x in args[:3])
+
+            def block(x):  # type: ignore[no-untyped-def]
+                # a block goes on after attention (tanh saves its output), as the trainer's do: checkpoint stops a
+                # recompute with an exception once the saved tensors are back, which must not meet the dispatch
+                return _call(op, (x, k, v, *args[3:]), {}).tanh()
+
+            o = checkpoint(block, checkpoint(block, q, use_reentrant=False), use_reentrant=False)
+            grads = torch.autograd.grad(o, (q, k, v), do)
+            return grads, fallbacks.snapshot(), tried[0]
+    finally:
+        fallbacks.reset()
+        backward_fallback.reset()

@@ -72,7 +72,7 @@ def test_blocks_picked_in_the_kernel_equal_the_top_n_of_its_scores_on_gpu(cuda):
     q, k, v = _inputs(T, HQ, H, 64, l, d, torch.bfloat16, cuda, seed=5)
     kernels, scale = load_kernels("_attention_kernels"), 64**-0.5
     with torch.no_grad():
-        _, lse = AttentionFn.apply(q, k, v, l, d, NO_WINDOW, scale)
+        _, lse = AttentionFn.apply(q, k, v, l, d, NO_WINDOW, scale, None)
         fused = block_ids(kernels, q, k, lse, l, d, l_sel, n_sel, scale)
         want = select_top_blocks(block_scores(kernels, q, k, lse, l, d, l_sel, scale, 0, T), 0, l_sel, n_sel)
     assert torch.equal(fused, want)

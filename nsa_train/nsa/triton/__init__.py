@@ -3,7 +3,8 @@
 Importing this package never imports triton and never fails without CUDA: the kernels load
 on first call. Check ``triton_available(q.device)`` first; a call that cannot run raises
 ``TritonUnavailableError`` (a RuntimeError) with the reason, and the caller counts the
-fallback (``nsa_train.nsa.fallbacks.count``) and uses the PyTorch path.
+fallback (``nsa_train.nsa.fallbacks.count``) and uses the PyTorch path. A backward kernel that
+fails (at the first ``loss.backward()``) falls back inside the autograd functions: ``backward_fallback``.
 """
 
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, triton_available

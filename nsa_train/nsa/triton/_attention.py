@@ -9,10 +9,13 @@ l, d the block length and stride, w = NO_WINDOW; sliding window: l = d = 1, w th
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 from nsa_train.nsa._common import check_qkv, default_scale
+from nsa_train.nsa.triton import backward_fallback
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
 from nsa_train.nsa.triton.limits import DTYPES, MAX_GQA, gqa_problem, head_dim_problem
 
@@ -115,13 +118,54 @@ def dkdv_split(programs: int, T: int, BQ: int, device: torch.device) -> int:
     return max(1, min(-(-target // max(programs, 1)), -(-T // BQ) // MIN_CHUNK_TILES, MAX_SPLIT))
 
 
+class Fallback(NamedTuple):
+    """The branch a call of AttentionFn serves ('compressed', 'window': the name its fallbacks are counted
+    under) and the branch's fast twin, o = op(q, k, v), whose gradients the backward gives if its kernels fail."""
+
+    branch: str
+    op: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def kernel_key(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple:
+    """What the attention kernels compile for (backward_fallback remembers failures by it)."""
+    return backward_fallback.kernel_key(KERNELS, q, meta(q, k, v))
+
+
+def _backward_kernels(kernels, q, k, v, o, lse, do, l: int, d: int, w: int, scale: float):
+    """dq, dk, dv: delta = rowsum(do·o), then the dq kernel and the dk/dv kernel."""
+    B, T = q.shape[:2]
+    NK, H = k.shape[1], k.shape[2]
+    do = do.contiguous()
+    delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
+    dq = torch.empty_like(q)
+    m = meta(q, k, v)
+    BQ = int(m["BQ"])
+    key_tiles = grid(NK, BN, B, H)
+    split = dkdv_split(key_tiles[0] * key_tiles[1], T, BQ, q.device)
+    t_chunk = -(-T // (split * BQ)) * BQ  # a multiple of BQ
+    # one fp32 slice per chunk, summed below in a fixed order: deterministic, unlike atomics
+    dk = torch.empty_like(k) if split == 1 else k.new_empty(split, *k.shape, dtype=torch.float32)
+    dv = torch.empty_like(v) if split == 1 else v.new_empty(split, *v.shape, dtype=torch.float32)
+    with on_device(q):
+        kernels.attention_bwd_dq_kernel[grid(T, BQ, B, H)](
+            q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
+        )
+        if NK:
+            args = (q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, t_chunk)
+            kernels.attention_bwd_dkdv_kernel[(*key_tiles, split)](*args, **m, **launch_options(q.dtype, q.shape[3]))
+    if split > 1:
+        dk, dv = dk.sum(0).to(k.dtype), dv.sum(0).to(v.dtype)
+    return dq, dk, dv
+
+
 class AttentionFn(torch.autograd.Function):
     """(o [B, T, HQ, Dv], lse [B, T, HQ] fp32) of q [B, T, HQ, D] over k/v [B, NK, H, D|Dv] under the position
-    rule (l, d, w); lse is not differentiable. Saves q, k, v, o, lse; backward: delta = rowsum(do·o), then the
-    dq kernel and the dk/dv kernel (deterministic: no atomics)."""
+    rule (l, d, w); lse is not differentiable. Saves q, k, v, o, lse; backward: the kernels (deterministic: no
+    atomics), or, if they fail (a GPU without the shared memory they need), the gradients of ``fallback``'s
+    fast op, counted (backward_fallback); with fallback None the error propagates."""
 
     @staticmethod
-    def forward(ctx, q, k, v, l, d, w, scale):  # type: ignore[override]
+    def forward(ctx, q, k, v, l, d, w, scale, fallback: Fallback | None):  # type: ignore[override]
         kernels = load_kernels(KERNELS)
         B, T, HQ, _ = q.shape
         NK, H = k.shape[1], k.shape[2]
@@ -133,36 +177,20 @@ class AttentionFn(torch.autograd.Function):
                 q, k, v, o, lse, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
             )
         ctx.save_for_backward(q, k, v, o, lse)
-        ctx.kernels, ctx.args = kernels, (l, d, w, scale)
+        ctx.kernels, ctx.args, ctx.fallback = kernels, (l, d, w, scale), fallback
         ctx.mark_non_differentiable(lse)
         return o, lse
 
     @staticmethod
     def backward(ctx, do, _):  # type: ignore[override]
         q, k, v, o, lse = ctx.saved_tensors
-        l, d, w, scale = ctx.args
-        B, T = q.shape[:2]
-        NK, H = k.shape[1], k.shape[2]
-        do = do.contiguous()
-        delta = (o.float() * do.float()).sum(-1)  # [B, T, HQ]: rowsum(dO * O) of the softmax backward
-        dq = torch.empty_like(q)
-        m = meta(q, k, v)
-        BQ = int(m["BQ"])
-        key_tiles = grid(NK, BN, B, H)
-        split = dkdv_split(key_tiles[0] * key_tiles[1], T, BQ, q.device)
-        t_chunk = -(-T // (split * BQ)) * BQ  # a multiple of BQ
-        # one fp32 slice per chunk, summed below in a fixed order: deterministic, unlike atomics
-        dk = torch.empty_like(k) if split == 1 else k.new_empty(split, *k.shape, dtype=torch.float32)
-        dv = torch.empty_like(v) if split == 1 else v.new_empty(split, *v.shape, dtype=torch.float32)
-        with on_device(q):
-            ctx.kernels.attention_bwd_dq_kernel[grid(T, BQ, B, H)](
-                q, k, v, do, lse, delta, dq, scale, T, NK, l, d, w, **m, **launch_options(q.dtype, q.shape[3])
-            )
-            if NK:
-                args = (q, k, v, do, lse, delta, dk, dv, scale, T, NK, l, d, w, t_chunk)
-                ctx.kernels.attention_bwd_dkdv_kernel[(*key_tiles, split)](
-                    *args, **m, **launch_options(q.dtype, q.shape[3])
-                )
-        if split > 1:
-            dk, dv = dk.sum(0).to(k.dtype), dv.sum(0).to(v.dtype)
-        return dq, dk, dv, None, None, None, None
+
+        def kernels():  # type: ignore[no-untyped-def]
+            return _backward_kernels(ctx.kernels, q, k, v, o, lse, do, *ctx.args)
+
+        if ctx.fallback is None:  # a caller without a fast twin (the importance kernel's lse, benches)
+            return *kernels(), None, None, None, None, None
+        # the kernels, or the fast path's gradients where they fail (counted, remembered by kernel sizes)
+        branch, op = ctx.fallback
+        dq, dk, dv = backward_fallback.gradients(branch, kernel_key(q, k, v), kernels, op, (q, k, v), do)
+        return dq, dk, dv, None, None, None, None, None

@@ -16,6 +16,7 @@ from types import ModuleType
 
 import torch
 
+from nsa_train.nsa import fast
 from nsa_train.nsa.reference import compressed_attention_reference
 from nsa_train.nsa.selection import n_scored_blocks, select_top_blocks
 from nsa_train.nsa.triton._attention import (
@@ -24,6 +25,7 @@ from nsa_train.nsa.triton._attention import (
     NO_WINDOW,
     TOPK_WIDTH,
     AttentionFn,
+    Fallback,
     grid,
     launch_options,
     meta,
@@ -57,7 +59,11 @@ def compressed_attention_triton(
     dtype = q.dtype
     _check_blocks(block_length, stride)
     q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
-    o, _ = AttentionFn.apply(q_, k_, v_, block_length, stride, NO_WINDOW, scale)
+
+    def fast_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return fast.compressed_attention_fast(q, k, v, block_length, stride, scale)[0]
+
+    o, _ = AttentionFn.apply(q_, k_, v_, block_length, stride, NO_WINDOW, scale, Fallback("compressed", fast_op))
     _, p = compressed_attention_reference(q, k_cmp, v_cmp, block_length, stride, scale)  # [B, T, HQ, NC]
     return o.to(dtype), p.to(dtype)
 
@@ -82,7 +88,12 @@ def compressed_attention_and_selection_triton(
     dtype = q.dtype
     _check_blocks(l, d)
     q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
-    o, lse = AttentionFn.apply(q_, k_, v_, l, d, NO_WINDOW, scale)
+
+    def fast_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # the layer's fast op: memory-bounded (p never held); its block ids are not needed here
+        return fast.compressed_attention_and_selection_fast(q, k, v, l, d, l_sel, n_sel, scale)[0]
+
+    o, lse = AttentionFn.apply(q_, k_, v_, l, d, NO_WINDOW, scale, Fallback("compressed", fast_op))
     # picked inside the importance kernel when n_sel fits its running top-n, else from its scores
     pick = block_ids if n_sel <= TOPK_WIDTH else block_ids_from_scores
     ids = pick(load_kernels(KERNELS), q_.detach(), k_.detach(), lse, l, d, l_sel, n_sel, scale)

@@ -11,11 +11,14 @@ from types import ModuleType
 
 import torch
 
+from nsa_train.nsa import fast
 from nsa_train.nsa._common import check_block_indices
+from nsa_train.nsa.triton import backward_fallback
 from nsa_train.nsa.triton._attention import next_pow2, on_device
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
 from nsa_train.nsa.triton.limits import DTYPES, head_dim_problem, selection_block_problem
 
+KERNELS = "_selection_kernels"
 _DKDV_ROWS = 64  # rows (queries x group heads) per dk/dv step
 
 
@@ -124,10 +127,16 @@ def _backward(kernels: ModuleType, q, k, v, block_indices, o, lse, do, block_siz
     return dq, dk, dv
 
 
+def _kernel_key(q, k, v, block_indices, block_size: int) -> tuple:
+    """What the selection kernels compile for (backward_fallback remembers failures by it)."""
+    meta, (_, _, _, S) = _launch_meta(q, k, v, block_indices, block_size)
+    return backward_fallback.kernel_key(KERNELS, q, {**meta, "S": S})
+
+
 class _SelectionAttentionFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, block_indices, block_size: int, scale: float):
-        kernels = load_kernels()
+        kernels = load_kernels(KERNELS)
         o, lse = _forward(kernels, q, k, v, block_indices, block_size, scale)
         ctx.save_for_backward(q, k, v, block_indices, o, lse)
         ctx.kernels = kernels  # backward runs in the same mode as forward
@@ -138,7 +147,17 @@ class _SelectionAttentionFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, do):
         q, k, v, block_indices, o, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(ctx.kernels, q, k, v, block_indices, o, lse, do, ctx.block_size, ctx.scale)
+        block_size, scale = ctx.block_size, ctx.scale
+
+        def kernels():  # type: ignore[no-untyped-def]
+            return _backward(ctx.kernels, q, k, v, block_indices, o, lse, do, block_size, scale)
+
+        def fast_op(q, k, v):  # type: ignore[no-untyped-def]
+            return fast.selection_attention_fast(q, k, v, block_indices, block_size, scale)
+
+        # the kernels, or the fast path's gradients where they fail (counted, remembered by kernel sizes)
+        key = _kernel_key(q, k, v, block_indices, block_size)
+        dq, dk, dv = backward_fallback.gradients("selection", key, kernels, fast_op, (q, k, v), do)
         return dq, dk, dv, None, None, None
 
 
@@ -158,7 +177,8 @@ def selection_attention_triton(
     Returns ``[B, T, HQ, Dv]`` in q's dtype.
 
     Raises ``TritonUnavailableError`` (a RuntimeError) when the kernels cannot run for these
-    tensors; the caller counts the fallback and uses the PyTorch path.
+    tensors; the caller counts the fallback and uses the PyTorch path. A backward kernel that
+    fails gives the fast path's gradients instead, counted (``backward_fallback``).
     """
     ok, reason = triton_available(q.device)
     if not ok:

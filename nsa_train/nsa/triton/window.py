@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
+from nsa_train.nsa import fast
 from nsa_train.nsa._common import check_qkv
-from nsa_train.nsa.triton._attention import AttentionFn, prepare
+from nsa_train.nsa.triton._attention import AttentionFn, Fallback, prepare
 
 
 def sliding_window_attention_triton(
@@ -21,5 +22,10 @@ def sliding_window_attention_triton(
         raise ValueError(f"window_size must be >= 1, got {window_size}")
     dtype = q.dtype
     q_, k_, v_, scale = prepare("sliding-window attention", q, k, v, scale)
-    o, _ = AttentionFn.apply(q_, k_, v_, 1, 1, min(window_size, q.shape[1]), scale)
+    w = min(window_size, q.shape[1])
+
+    def fast_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return fast.sliding_window_attention_fast(q, k, v, w, scale)
+
+    o, _ = AttentionFn.apply(q_, k_, v_, 1, 1, w, scale, Fallback("window", fast_op))
     return o.to(dtype)
