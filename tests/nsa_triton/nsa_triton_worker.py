@@ -171,10 +171,13 @@ def _signature(fn, data_type: str, consts: dict, pointers: dict | None = None) -
     return sig
 
 
-def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, str]:
-    """Compile every Triton kernel ahead of time for CUDA compute capability ``arch`` (Triton's compiler and
-    ptxas run on the CPU: no GPU needed) with the compile-time arguments the wrappers pass for each case
-    (dtype, HQ, H, D, DV), into an empty cache (so nothing is taken from an earlier run).
+def compile_for_gpu(
+    arch: int, cases: list[tuple], cache_dir: str, shared_memory: int, only: str | None = None
+) -> dict[str, str]:
+    """Compile every Triton kernel (or the one named ``only``) ahead of time for CUDA compute capability ``arch``
+    (Triton's compiler and ptxas run on the CPU: no GPU needed) with the compile-time arguments the wrappers pass
+    for each case (dtype, HQ, H, D, DV) on a device giving a program ``shared_memory`` bytes, into an empty cache
+    (so nothing is taken from an earlier run).
     -> {"kernel dtype HQ/H D": the shared memory a program needs (bytes), or the error's last line}."""
     import importlib
 
@@ -196,10 +199,11 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
         G = HQ // H
         smeta, _ = selection._launch_meta(q, k, v, torch.zeros(1, 64, H, 16, dtype=torch.int32), 64)
         gp = _attention.next_pow2(G)
+        rows = selection.dkdv_rows(torch_dtype, int(smeta["BD"]), shared_memory)
         launches = [
             (sel.selection_fwd_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
             (sel.selection_bwd_dq_kernel, {**smeta, "S": 16, "BG": max(16, gp)}),
-            (sel.selection_bwd_dkdv_kernel, {**smeta, "GP": gp, "BQ": max(1, selection._DKDV_ROWS // gp)}),
+            (sel.selection_bwd_dkdv_kernel, {**smeta, "GP": gp, "BQ": max(1, rows // gp)}),
             (att.attention_fwd_kernel, _attention.meta(q, k, v)),
             (att.attention_bwd_dq_kernel, _attention.meta(q, k, v)),
             (att.attention_bwd_dkdv_kernel, _attention.meta(q, k, v)),
@@ -210,6 +214,8 @@ def compile_for_gpu(arch: int, cases: list[tuple], cache_dir: str) -> dict[str, 
         ]
         data_type = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16"}[dtype]
         for i, (fn, consts, *pointers) in enumerate(launches):
+            if only is not None and fn.fn.__name__ != only:
+                continue
             variant = " fp32 slices" if pointers else " topk" if consts.get("TOPK") else ""
             key = f"{fn.fn.__name__} {dtype} {HQ}/{H} D{D}{variant}"
             sig = _signature(fn, data_type, consts, *pointers)

@@ -6,6 +6,7 @@ module (and the package) import fine without triton or CUDA.
 
 from __future__ import annotations
 
+import functools
 import math
 from types import ModuleType
 
@@ -20,6 +21,9 @@ from nsa_train.nsa.triton.limits import DTYPES, head_dim_problem, selection_bloc
 
 KERNELS = "_selection_kernels"
 _DKDV_ROWS = 64  # rows (queries x group heads) per dk/dv step
+_DKDV_ROWS_WIDE = 16  # the same where rows are wide and the device's shared memory small (see dkdv_rows)
+_WIDE_ROW_BYTES = 256  # a q/do tile row of 128 dims in 16 bits, 64 in fp32: 64 rows fit every card
+_LARGE_SHARED_MEMORY = 200 * 1024  # H100/H200 (227 KiB a program): 64 wide rows fit
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indices: torch.Tensor, block_size: int):
@@ -94,6 +98,25 @@ def _launch_meta(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indice
     }, (B, T, H, S)
 
 
+@functools.cache
+def device_shared_memory(device: torch.device) -> int | None:
+    """Shared memory a program may use on this CUDA device (bytes); None elsewhere (the interpreter)."""
+    if device.type != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(device)
+    return int(getattr(props, "shared_memory_per_block_optin", props.shared_memory_per_block))
+
+
+def dkdv_rows(dtype: torch.dtype, BD: int, smem: int | None) -> int:
+    """Rows (queries x group heads) per step of the dk/dv kernel. Its program keeps the block's k and v tiles
+    and a step's q and do tiles in shared memory: with rows over 128 dims in 16 bits (or 64 in fp32) only a
+    card with H100's 227 KiB fits 64 rows; elsewhere 16 (compiled for sm_89, 99 KiB a program: 8/2 heads of
+    256 dims in bf16 needed 140,800 B with 64 rows, 103,168 with 32, 84,352 with 16; 3 or 1 pipeline stages
+    changed it by 1.5 KiB). Unknown (None, the interpreter) counts as small, so the tests run the 16 rows."""
+    wide = BD * torch.finfo(dtype).bits // 8 > _WIDE_ROW_BYTES
+    return _DKDV_ROWS_WIDE if wide and (smem or 0) < _LARGE_SHARED_MEMORY else _DKDV_ROWS
+
+
 def _forward(kernels: ModuleType, q, k, v, block_indices, block_size: int, scale: float):
     meta, (B, T, H, S) = _launch_meta(q, k, v, block_indices, block_size)
     o = torch.empty(*q.shape[:3], v.shape[3], dtype=q.dtype, device=q.device)  # [B, T, HQ, Dv]
@@ -120,9 +143,10 @@ def _backward(kernels: ModuleType, q, k, v, block_indices, o, lse, do, block_siz
     dk = torch.empty_like(k)  # every token belongs to one block, so the kernel writes all of dk
     dv = torch.empty_like(v)
     GP = next_pow2(meta["G"])
+    BQ = max(1, dkdv_rows(q.dtype, meta["BD"], device_shared_memory(q.device)) // GP)
     with on_device(q):
         kernels.selection_bwd_dkdv_kernel[(NB, B * H)](
-            q, k, v, do, lse, delta, offsets, tokens, dk, dv, scale, T, NB, GP=GP, BQ=max(1, _DKDV_ROWS // GP), **meta
+            q, k, v, do, lse, delta, offsets, tokens, dk, dv, scale, T, NB, GP=GP, BQ=BQ, **meta
         )
     return dq, dk, dv
 
