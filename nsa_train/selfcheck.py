@@ -279,6 +279,20 @@ def _layer_outputs(
         return layer(x).float()
 
 
+def _layer_backward(cfg: Config, impl: str, x: torch.Tensor, device: torch.device, shape: SelftestShape) -> None:
+    """One forward and backward of the layer in the run's precision (bf16 autocast on CUDA unless
+    runtime.precision is fp32): the backward kernels compile only here, at their first call, and may not fit
+    where the forward's did (their fallbacks are counted)."""
+    from nsa_train.nsa import NSAAttention
+
+    torch.manual_seed(0)
+    layer = NSAAttention(shape.dim, shape.heads, shape.kv_heads, shape.head_dim, replace(cfg.nsa, impl=impl))
+    bf16 = cfg.runtime.precision != "fp32"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        y = layer.to(device)(x)
+    y.float().square().mean().backward()
+
+
 def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
     """Each runnable path against the reference on one tiny layer, and a causality perturbation:
     changing the input at position t0 must leave every output before t0 unchanged."""
@@ -351,6 +365,15 @@ def nsa_selftest(cfg: Config, device: torch.device) -> list[dict[str, str]]:
             rows.append(row(f"causality {impl}", FAIL, f"perturbing x[t={t0}]: {why}"))
         else:
             rows.append(row(f"causality {impl}", PASS, f"perturbing x[t={t0}] leaves t<{t0} unchanged ({leak:.0e})"))
+        if on_cuda and impl != "fast":  # the Triton backward kernels: compiled and launched once, as at step 1
+            before = dict(fallbacks.snapshot())
+            _layer_backward(cfg, impl, x, device, sh)
+            fell_back = {k: v for k, v in fallbacks.snapshot().items() if v != before.get(k)}
+            used = impl != "triton" or cfg.nsa.impl == "triton"
+            if fell_back:
+                rows.append(row(f"nsa {impl} backward", FAIL if used else WARN, f"fell back: {fell_back}"))
+            else:
+                rows.append(row(f"nsa {impl} backward", PASS, "the backward kernels ran"))
     return rows
 
 
