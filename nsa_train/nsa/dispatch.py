@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 
 from nsa_train.nsa import fallbacks, fast, reference
 
@@ -98,6 +99,14 @@ def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[...
         return _dispatch(op, impl, args, fast_fn)
 
 
+# Exceptions a Triton op passes on that are no failure of its kernels: non-reentrant activation checkpointing ends a
+# recompute by raising this from the op that saves the last tensor it needs (taken for a kernel failure, it was
+# counted and the recompute ran the fast path: "Unexpected state: target_frame.early_stop is set")
+_NOT_FAILURES: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(torch.utils.checkpoint, "_StopRecomputationError", None),) if isinstance(t, type)
+)
+
+
 def _dispatch(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None) -> Any:
     q = args[0]
     path = resolve_impl(impl, q.device, op)
@@ -116,6 +125,8 @@ def _dispatch(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callabl
     assert fn is not None
     try:
         return fn(*args)
+    except _NOT_FAILURES:
+        raise
     except Exception as e:  # counted, never silent; the fast path computes the same thing
         fallbacks.count(name, f"{type(e).__name__}: {e}")
         return fast_fn(*args)

@@ -349,3 +349,21 @@ def checkpointed_blocks_with_a_failing_backward_kernel(op, args, kernels_module,
     finally:
         fallbacks.reset()
         backward_fallback.reset()
+
+
+def checkpointed_block_ending_in(op, args, do):
+    """``dispatch.<op>(*args, impl='triton')`` as the LAST op of a block under non-reentrant activation
+    checkpointing: the recompute stops with torch's own exception once the op has saved its tensors again.
+    -> ((dq, dk, dv) of args[:3], fallbacks counted)."""
+    from torch.utils.checkpoint import checkpoint
+
+    from nsa_train.nsa import fallbacks
+
+    fallbacks.reset()
+    try:
+        q, k, v = (x.detach().requires_grad_() for x in args[:3])
+        o = checkpoint(lambda x: _call(op, (x, k, v, *args[3:]), {}), q, use_reentrant=False)
+        grads = torch.autograd.grad(o, (q, k, v), do)
+        return grads, fallbacks.snapshot()
+    finally:
+        fallbacks.reset()

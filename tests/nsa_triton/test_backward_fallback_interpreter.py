@@ -84,3 +84,16 @@ def test_failed_backward_under_activation_checkpointing(interpreter):
     for name, got, w in zip(("dq", "dk", "dv"), grads, want, strict=True):
         torch.testing.assert_close(got, w, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
     assert counts == {"selection_bwd.triton->fast": 2} and tried == 1, (counts, tried)
+
+
+def test_a_checkpointed_block_ending_in_a_triton_op_is_no_fallback(interpreter):
+    """Activation checkpointing ends a recompute by raising its own exception from the op that saves the last
+    tensor it needs: the dispatch caught it as a kernel failure, counted a fallback and ran the fast path inside
+    the recompute (helper implBT met it with a block whose last op was the Triton selection)."""
+    op, args, _, _ = _cases()["selection"]
+    do = torch.randn(B, T, HQ, D, generator=torch.Generator().manual_seed(10))
+    grads, counts = interpreter.submit(worker.checkpointed_block_ending_in, op, args, do).result(timeout=300)
+    want = _fast_grads(op, args, do)
+    for name, got, w in zip(("dq", "dk", "dv"), grads, want, strict=True):
+        torch.testing.assert_close(got, w, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    assert counts == {}, counts
