@@ -61,12 +61,13 @@ def run_check(
         raise BadConfig(str(e)) from None
     source = f" ({FROM_CONFIG_ENV})" if config_from_env(config) else ""
     rows = [{"name": "config", "status": "pass", "reason": f"{path or '<embedded default>'}{source} is valid"}]
+    # before the deep checks: their data row loads data.path, which builds datasets' Arrow copy of it, and the disk
+    # row would then call the copy the start needs room for "there already" (the parameters are counted from the
+    # config, as exactly as the model does: a test holds the two equal)
+    cheap = cheap_checks(cfg, run_dir or _default_run_dir(), disk_free=disk_free, fresh_start=True)
     from nsa_train.selfcheck import run_selfcheck  # torch: only now
 
     deep = run_selfcheck(cfg, gpu_probe=gpu_probe, nsa_test=nsa_test, nproc=nproc)
-    cheap = cheap_checks(
-        cfg, run_dir or _default_run_dir(), param_count=deep.param_count, disk_free=disk_free, fresh_start=True
-    )
     rows += [r.to_dict() for r in cheap] + deep.rows
     rows.append({"name": "time", "status": "pass", "reason": f"all checks in {time.perf_counter() - t0:.1f}s"})
     return rows

@@ -222,3 +222,21 @@ def test_the_disk_row_imports_neither_torch_nor_datasets(tmp_path: Path, cache: 
     env = {**os.environ, "HF_DATASETS_CACHE": str(cache), DISK_FREE_ENV: str(2**40)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "is there already" in out and out.splitlines()[-1] == "[]", out
+
+
+def test_nsa_check_says_the_copy_its_own_data_row_builds(tmp_path: Path, cache: Path, make_cfg) -> None:
+    """`nsa check` ran its cheap rows after the deep ones, whose data row loads data.path and so builds the Arrow
+    copy: a first check's disk row said the copy was "there already" (the check had just made it) where the start
+    would have needed the room for it."""
+    from nsa_tui.commands.check import run_check
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _write(corpus / "a.txt", _texts(300, "doc"))
+    sets = ["data.source=local", f"data.path={corpus}", "data.val_docs=60"]
+    rows = {r["name"]: r for r in run_check(None, sets, tmp_path / "run", nsa_test=False)}
+    assert rows["data"]["status"] == "pass", rows["data"]
+    assert "+~" in rows["disk"]["reason"] and "there already" not in rows["disk"]["reason"], rows["disk"]
+    assert len(copies(cache)) == 1  # the data row built it: a second check says so
+    again = {r["name"]: r for r in run_check(None, sets, tmp_path / "run", nsa_test=False)}
+    assert "is there already" in again["disk"]["reason"], again["disk"]
