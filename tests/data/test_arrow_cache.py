@@ -51,6 +51,14 @@ def _write(path: Path, texts: list[str]) -> None:
         pd.DataFrame({"text": texts, "id": range(len(texts))}).to_parquet(path, compression=codec)
 
 
+def _corpus(tmp_path: Path, name: str, texts: list[str]) -> Path:
+    """tmp_path/corpus holding one file ``name`` of ``texts``: a local data.path."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _write(corpus / name, texts)
+    return corpus
+
+
 def _disk(cfg: Config, tmp_path: Path, free: int):
     return check_disk(cfg, tmp_path / "run", PARAMS, lambda _p: free)
 
@@ -62,9 +70,7 @@ def _arrow_bytes(c: Path) -> int:
 @pytest.mark.parametrize("name", ["c.txt", "c.jsonl", "c.parquet", "c-zstd.parquet"])
 def test_the_copy_about_to_be_built_is_counted_then_not(tmp_path: Path, cache: Path, make_cfg, name: str) -> None:
     """The row counted checkpoints only: a corpus of tens of GB filled the disk at the start, converting."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / name, _texts(2000, "doc"))
+    corpus = _corpus(tmp_path, name, _texts(2000, "doc"))
     cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
     builder = {".txt": "text", ".jsonl": "json", ".parquet": "parquet"}[Path(name).suffix]
     estimate = estimate_copy_bytes(builder, [str(corpus / name)], "text")
@@ -113,9 +119,7 @@ def test_copies_of_earlier_versions_are_named_and_never_removed(tmp_path: Path, 
 
 
 def test_leftover_copies_over_the_free_space_or_10_gib_are_a_warning(tmp_path: Path, cache: Path, make_cfg) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / "a.txt", _texts(300, "first"))
+    corpus = _corpus(tmp_path, "a.txt", _texts(300, "first"))
     cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
     open_source(cfg, 0, 1)
     [old] = copies(cache)
@@ -138,9 +142,7 @@ def test_leftover_copies_over_the_free_space_or_10_gib_are_a_warning(tmp_path: P
 
 def test_a_touched_file_is_another_copy(tmp_path: Path, cache: Path, make_cfg) -> None:
     """`datasets` keys its copy on the files' paths and mtimes too: the same bytes touched are built again."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / "a.jsonl", _texts(300, "doc"))
+    corpus = _corpus(tmp_path, "a.jsonl", _texts(300, "doc"))
     cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
     open_source(cfg, 0, 1)
     assert "is there already" in _disk(cfg, tmp_path, 100 * GIB).reason
@@ -155,9 +157,7 @@ def test_a_touched_file_is_another_copy(tmp_path: Path, cache: Path, make_cfg) -
 
 def test_an_interrupted_copy_is_built_again(tmp_path: Path, cache: Path, make_cfg) -> None:
     """A start stopped while converting leaves datasets' <hash>.incomplete/ directory: no copy to read."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / "a.jsonl", _texts(300, "doc"))
+    corpus = _corpus(tmp_path, "a.jsonl", _texts(300, "doc"))
     cfg = make_cfg(source="local", path=str(corpus), val_docs=4)
     open_source(cfg, 0, 1)
     [built] = copies(cache)
@@ -206,9 +206,7 @@ def test_a_larger_parquet_factor_than_text(tmp_path: Path) -> None:
 
 def test_the_disk_row_imports_neither_torch_nor_datasets(tmp_path: Path, cache: Path, make_cfg) -> None:
     """The cheap check finds this version's copy by the listing's digest, without `datasets` (~1 s to import)."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / "a.jsonl", _texts(50, "doc"))
+    corpus = _corpus(tmp_path, "a.jsonl", _texts(50, "doc"))
     open_source(make_cfg(source="local", path=str(corpus), val_docs=4), 0, 1)
     code = (
         "import sys; from pathlib import Path\n"
@@ -230,9 +228,7 @@ def test_nsa_check_says_the_copy_its_own_data_row_builds(tmp_path: Path, cache: 
     would have needed the room for it."""
     from nsa_tui.commands.check import run_check
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    _write(corpus / "a.txt", _texts(300, "doc"))
+    corpus = _corpus(tmp_path, "a.txt", _texts(300, "doc"))
     sets = ["data.source=local", f"data.path={corpus}", "data.val_docs=60"]
     rows = {r["name"]: r for r in run_check(None, sets, tmp_path / "run", nsa_test=False)}
     assert rows["data"]["status"] == "pass", rows["data"]
