@@ -4,6 +4,7 @@ as one `error:` line and exit 2, before any work (not a traceback, nor a run tha
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _number(text: str, kind: type[int] | type[float], least: float, what: str) -> int | float:
@@ -26,6 +27,6 @@ def nonnegative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = float(_number(text, float, 0, "above 0"))
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    if value == 0 or math.isinf(value):  # an infinite rate, size or time limit measures nothing
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
     return value

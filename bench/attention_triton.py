@@ -96,6 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--layer and --branches are two different tables: pick one")
     if args.device == "cpu" and not (args.layer or args.branches):
         p.error("--device cpu is for --layer or --branches only (a smoke run, not a measurement)")
+    if args.heads % args.kv_heads:
+        p.error(
+            f"--heads ({args.heads}) must be a multiple of --kv-heads ({args.kv_heads}): each KV head serves a group"
+        )
     op_only = [f"--{n.replace('_', '-')}" for n in SELECTION_ONLY if getattr(args, n) != p.get_default(n)]
     if args.layer and op_only:
         p.error(f"{', '.join(op_only)} set the selection op's shape; --layer uses bench/attention.py's layers")

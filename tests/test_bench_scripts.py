@@ -178,8 +178,10 @@ BAD_NUMBERS = [
     ("status_speed.py", "--repeat 0", "argument --repeat: must be at least 1, not 0"),
     ("report_speed.py", "--lines 100 0", "argument --lines: must be at least 1, not 0"),
     ("watch_load.py", "--n 0", "argument --n: must be at least 1, not 0"),
-    ("watch_live.py", "--rate 0", "argument --rate: must be above 0, not 0"),
-    ("file_checks.py", "--gib 0", "argument --gib: must be above 0, not 0"),
+    ("watch_live.py", "--rate 0", "argument --rate: must be a finite number above 0, not 0"),
+    ("watch_live.py", "--seconds inf", "argument --seconds: must be a finite number above 0, not inf"),
+    ("file_checks.py", "--gib 0", "argument --gib: must be a finite number above 0, not 0"),
+    ("attention.py", "--time-limit-s nan", "argument --time-limit-s: must be above 0, not nan"),
     ("remote_tail_cost.py", "--rounds 0", "argument --rounds: must be at least 1, not 0"),
     ("remote_tail_cost.py", "--tools auto,sta", "--tools: sta is not one of auto, stat, perl, ls"),
 ]

@@ -130,6 +130,10 @@ def test_branches_on_cpu_without_the_interpreter_says_why_and_exits_2():
     [
         (["--layer", "--branches"], "--layer and --branches are two different tables: pick one"),
         (["--device", "cpu"], "--device cpu is for --layer or --branches only (a smoke run, not a measurement)"),
+        (
+            ["--heads", "6", "--kv-heads", "4"],
+            "--heads (6) must be a multiple of --kv-heads (4): each KV head serves a group",
+        ),
     ],
 )
 def test_mode_mistakes_end_in_one_message(flags, message):
