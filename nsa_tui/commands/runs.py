@@ -15,6 +15,7 @@ from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import (
     NAN_LOSS,
     Judged,
+    error_object,
     fetch_judged,
     fmt_duration,
     judge_local,
@@ -250,6 +251,6 @@ def register(app: typer.Typer) -> None:
             code = run_runs(directory, host=host, as_json=as_json, remote_dir=remote_dir)
         except UserError as e:
             if as_json:  # a script reading stdout gets a line to parse too, as from `nsa status --json`
-                print(json.dumps({"run": None, "error": str(e), "exit_code": e.code}), flush=True)
+                print(json.dumps(error_object(None, str(e), e.code)), flush=True)
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -51,13 +51,21 @@ class Judged:
 
     def error_object(self) -> dict[str, Any]:
         """The --json line of a run without a verdict."""
-        return {"run": self.run, "error": self.error, "exit_code": self.exit_code}
+        return error_object(self.run, self.error, self.exit_code)
 
     @property
     def exit_code(self) -> int:
         if self.verdict is None:
             return self.error_code
         return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict.get("health"), NOT_FOUND_EXIT)
+
+
+def error_object(run: str | None, error: str | None, exit_code: int) -> dict[str, Any]:
+    """The --json line of a run without a verdict (``run`` None: the whole command failed), with the judge_version a
+    verdict has: a host whose nsa answers with errors only still says which engine it is (older_judge)."""
+    from nsa_tui.health.engine import JUDGE_VERSION
+
+    return {"run": run, "error": error, "exit_code": exit_code, "judge_version": JUDGE_VERSION}
 
 
 def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # -> dict[str, Rule]
@@ -176,18 +184,16 @@ def json_objects(output: bytes) -> Iterator[dict[str, Any]]:
             yield obj
 
 
-def remote_verdicts(answer: RemoteAnswer) -> list[dict[str, Any]]:
-    """The verdict objects of a remote answer's `nsa status --json` output, in order."""
-    outputs = [item for item in answer.bundles if isinstance(item, bytes)]
-    return [obj for output in outputs for obj in json_objects(output) if "health" in obj]
-
-
 def older_judge(answer: RemoteAnswer) -> int | None:
-    """The judge version of a host's verdicts when older than this engine's (an nsa before the key: 0); None when
-    they are as new or newer, or the host sent none (only error lines: nothing judged there to distrust)."""
+    """The judge version of a host's answers when older than this engine's (a verdict of an nsa before the key: 0);
+    None when they are as new or newer, or the host sent none. An error line counts by its judge_version (an older
+    engine's "no telemetry" or bad monitor section may be its own shortcoming); one without the key, from an nsa
+    before error lines carried it, says nothing of its engine and does not count."""
     from nsa_tui.health.engine import JUDGE_VERSION
 
-    versions = [v if type(v := obj.get("judge_version", 0)) is int else 0 for obj in remote_verdicts(answer)]
+    outputs = [item for item in answer.bundles if isinstance(item, bytes)]
+    answers = [obj for output in outputs for obj in json_objects(output) if "health" in obj or "judge_version" in obj]
+    versions = [v if type(v := obj.get("judge_version", 0)) is int else 0 for obj in answers]
     oldest = min(versions, default=JUDGE_VERSION)
     return oldest if oldest < JUDGE_VERSION else None
 
@@ -499,6 +505,6 @@ def register(app: typer.Typer) -> None:
             code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules_path, remote_dir=remote_dir)
         except UserError as e:
             if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
-                print(json.dumps({"run": None, "error": str(e), "exit_code": e.code}), flush=True)
+                print(json.dumps(error_object(None, str(e), e.code)), flush=True)
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -16,6 +16,7 @@ from fixtures.runs import make_generic_run, make_v1_run, make_vibe_run
 from typer.testing import CliRunner
 
 from nsa_tui.cli import app
+from nsa_tui.health.engine import JUDGE_VERSION
 
 # fields that legitimately differ between a local and a remote reading
 VOLATILE = ("last_heartbeat_age_s", "host", "path", "via")
@@ -68,7 +69,7 @@ def test_remote_missing_directory(tmp_path, sshd):
     code, objs, err = _status(["--host", sshd.host, str(tmp_path / "nope")])
     assert code == 3
     error = f"no run directory '{tmp_path / 'nope'}' on {sshd.host}"
-    assert objs == [{"run": str(tmp_path / "nope"), "error": error, "exit_code": 3}]
+    assert objs == [{"run": str(tmp_path / "nope"), "error": error, "exit_code": 3, "judge_version": JUDGE_VERSION}]
     code, objs, err = _status(["--host", sshd.host, "nope"])  # a name: where it looked, and what would help
     assert code == 3 and objs[0]["error"].startswith(f"no run directory 'nope' on {sshd.host} (looked at ")
     assert "--remote-dir" in err and err.count("\n") == 1
@@ -79,7 +80,9 @@ def test_refused_connection(tmp_path, sshd, monkeypatch):
     monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command.replace(f"-p {sshd.port}", "-p 1"))
     code, objs, err = _status(["--host", sshd.host, str(tmp_path)])
     said = f"cannot reach {sshd.host}: connection refused (is sshd running, is the port right?)"
-    assert code == 3 and objs == [{"run": None, "error": said, "exit_code": 3}]  # a line for a script, too
+    assert code == 3 and objs == [
+        {"run": None, "error": said, "exit_code": 3, "judge_version": JUDGE_VERSION}
+    ]  # a line for a script, too
     assert err.strip() == f"error: {said}"
 
 
@@ -276,6 +279,46 @@ def test_an_older_hosts_verdict_is_not_taken(tmp_path, sshd_factory, monkeypatch
         assert obj["state"] == listed["state"] == "halted" and obj["via"] == listed["via"] == "remote-nsa"
         assert obj["judge_version"] == 99 and err == "" and runs.stderr == ""
     assert len(log.read_text().splitlines()) == 2  # asked once per command: the files are read by the script
+
+
+# a host's nsa whose engine cannot judge the run (newer telemetry, a rule it does not know): its verdict line
+# becomes an error line of the judge version named
+CANNOT_JUDGE = (
+    r"""sed -e 's|^{.*"health".*$|{"run": "done", "error": "this nsa cannot judge it", "exit_code": 3, """
+    r""""judge_version": VERSION}|'"""
+)
+
+
+@pytest.mark.parametrize("version", [0, 99])
+def test_a_host_answering_with_errors_only_says_its_judge_version(tmp_path, sshd_factory, monkeypatch, version):
+    """Error lines carried no judge_version, so a host whose older nsa answered only with errors was taken at its
+    word (exit 3 for a run this nsa judges finished). Now they carry it as verdicts do: an older one's runs are judged
+    here from their files, with the note that says why; a newer one's error is taken as it is."""
+    real = shlex.quote(str(Path(sys.executable).parent / "nsa"))
+    wrap = CANNOT_JUDGE.replace("VERSION", str(version))
+    bin_dir, _ = _remote_nsa_wrapper(
+        tmp_path, f'{real} "$@" | sed -e \'s/"judge_version": [0-9]*/"judge_version": {version}/\' | {wrap}'
+    )
+    s = sshd_factory(with_nsa=False, path_prefix=bin_dir)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    run = tmp_path / "runs" / "done"
+    make_v1_run(run, steps=70, state="finished")
+    code_l, [local], _ = _status([str(run)])
+    _, [missing], _ = _status([str(tmp_path / "not-there")])  # an error line here has the verdict's version too
+    assert missing["exit_code"] == 3 and missing["judge_version"] == local["judge_version"] >= 1, missing
+    code, [obj], err = _status(["--host", s.host, str(run)])
+    runs = CliRunner().invoke(app, ["runs", "--json", "--host", s.host, str(run.parent)])
+    [listed] = [json.loads(line) for line in runs.stdout.splitlines()]
+    if version == 0:
+        assert (code, _stable(obj)) == (code_l, _stable(local)) and obj["via"] == "ssh", (obj, err)
+        assert err.strip() == (
+            f"note: the nsa on {s.host} is older than this one (judge version 0, this one's {local['judge_version']}):"
+            " its runs were judged here from their files (`via: ssh`); update nsa there to have it judge them"
+        )
+        assert _stable(listed) == _stable(local) and "is older" in runs.stderr
+    else:
+        assert code == 3 and obj["error"] == f"this nsa cannot judge it on {s.host}" and "older" not in err, (obj, err)
+        assert listed["error"] == obj["error"] and runs.stderr == ""
 
 
 def test_newer_telemetry_judged_by_the_hosts_nsa_names_that_nsa(tmp_path, sshd):
