@@ -252,7 +252,7 @@ def _old_copies(plan: Any, cache_free: int) -> tuple[list[str], bool]:
     more than the cache's file system has free)."""
     notes = []
     for copies, what in (
-        (plan.older, "of earlier versions of data.path"),
+        (plan.older, "of earlier versions of data.path (or of its files by another path)"),
         (plan.others, "of other data (or built before their source was recorded)"),
     ):
         if copies:

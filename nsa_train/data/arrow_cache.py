@@ -70,6 +70,15 @@ class Copy:
     complete: bool  # datasets finished it (its dataset_info.json is out of the .incomplete directory)
     data_path: str | None  # the absolute data.path the trainer read it for; None when not recorded
     stamp: str | None
+    real_path: str | None = None  # data_path with its symlinks resolved when recorded (None: an older sidecar)
+
+    def of(self, real: str) -> bool:
+        """Whether this copy was read for ``real`` (a data.path with its symlinks resolved): the same files, however
+        either path spells them (through a symlinked directory: a working directory reached through a link, or
+        $PWD/data beside a relative data/, which resolves against the physical directory)."""
+        if self.data_path is None:
+            return False
+        return (self.real_path or os.path.realpath(self.data_path)) == real
 
 
 def _dir_bytes(p: Path) -> int:
@@ -106,7 +115,7 @@ def copies(cache: Path) -> list[Copy]:
             side = _sidecar(p)
             # <version>/<hash>/dataset_info.json: an interrupted build leaves <hash>.incomplete/ instead
             done = any(not i.parent.name.endswith(".incomplete") for i in p.glob("*/*/dataset_info.json"))
-            out.append(Copy(p, _dir_bytes(p), done, side.get("data_path"), side.get("stamp")))
+            out.append(Copy(p, _dir_bytes(p), done, side.get("data_path"), side.get("stamp"), side.get("real_path")))
     return out
 
 
@@ -130,7 +139,10 @@ def record_copy(copy_dir: Path, data_path: str, stamp: str) -> None:
     """Write the sidecar naming what ``copy_dir`` was built from (once: each rank loads the same copy). A cache the
     trainer cannot write to keeps no sidecar; the check then counts the copy among those of unrecorded data."""
     side = _sidecar(copy_dir)
-    record = {"data_path": os.path.abspath(os.path.expanduser(data_path)), "stamp": stamp}
+    here = os.path.expanduser(data_path)
+    # real_path: the files as `nsa check` finds them by any other path (a symlinked directory), even after the link
+    # has moved on to other files
+    record = {"data_path": os.path.abspath(here), "real_path": os.path.realpath(here), "stamp": stamp}
     if all(side.get(k) == v for k, v in record.items()):
         return
     record["written"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -180,7 +192,7 @@ class CachePlan:
     builder: str
     build_bytes: int
     current: list[Copy]
-    older: list[Copy]  # of the same data.path
+    older: list[Copy]  # of the same data.path (by any path to its files: Copy.of)
     others: list[Copy]  # of other data, or not recorded (built before sidecars were written)
 
 
@@ -200,13 +212,13 @@ def cache_plan(
     if any(c.path.parent.name == builder for c in found):
         name, stamp = cache_name(listing()), copy_stamp(builder, loaded, text_field)
         current = [c for c in found if reads_this_version(c, builder, name, stamp)]
-    here = os.path.abspath(os.path.expanduser(data_path))
+    real = os.path.realpath(os.path.expanduser(data_path))
     rest = [c for c in found if c not in current]
     return CachePlan(
         cache,
         builder,
         0 if current else estimate_copy_bytes(builder, loaded, text_field),
         current,
-        [c for c in rest if c.data_path == here],
-        [c for c in rest if c.data_path != here],
+        [c for c in rest if c.of(real)],
+        [c for c in rest if not c.of(real)],
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nsa_train.config import load_config
 from nsa_train.config.schema import Config
 from nsa_train.data.arrow_cache import (
     ARROW_FACTOR,
@@ -109,13 +110,43 @@ def test_copies_of_earlier_versions_are_named_and_never_removed(tmp_path: Path, 
     assert "+~" in row.reason and "is there already" not in row.reason
     rel = first.path.relative_to(cache).as_posix()
     assert (
-        f"{human_bytes(first.bytes)} in 1 Arrow copy of earlier versions of data.path in {cache}: {rel} (remove with "
-        "rm -r when no run reads them; nsa never does)"
+        f"{human_bytes(first.bytes)} in 1 Arrow copy of earlier versions of data.path (or of its files by another "
+        f"path) in {cache}: {rel} (remove with rm -r when no run reads them; nsa never does)"
     ) in row.reason
     assert "in 1 Arrow copy of other data (or built before their source was recorded)" in row.reason
 
     open_source(cfg, 0, 1)  # the new version's copy: the check removed nothing, nor does the load
     assert len(copies(cache)) == 3 and first.path.is_dir()
+
+
+def test_a_copy_read_through_another_path_to_the_files_is_data_paths(
+    tmp_path: Path, cache: Path, make_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative data.path is made absolute against the physical working directory; a shell in a directory reached
+    through a symlink spells the same files $PWD/corpus. `nsa check` given that named the copy the trainer had made as
+    "other data". The sidecar records the resolved path too, so a link moved on later does not claim the copy."""
+    real, other = tmp_path / "real", tmp_path / "other"
+    real.mkdir()
+    other.mkdir()
+    corpus = _corpus(real, "a.jsonl", _texts(300, "doc"))
+    _corpus(other, "a.jsonl", _texts(300, "else"))
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    monkeypatch.chdir(link)  # a shell's `cd link`: the process's working directory is the physical one
+    cfg = load_config(None, ["data.source=local", "data.path=corpus", "data.val_docs=4"])
+    assert cfg.data.path == str(corpus)
+    open_source(cfg, 0, 1)
+    via_link = make_cfg(source="local", path=str(link / "corpus"), val_docs=4)  # the shell's $PWD/corpus
+    row = _disk(via_link, tmp_path, 100 * GIB)
+    # datasets keys its copy on the paths given: through the link it builds another, which the row counts
+    assert "+~" in row.reason and "other data" not in row.reason, row
+    assert "in 1 Arrow copy of earlier versions of data.path (or of its files by another path)" in row.reason
+    open_source(via_link, 0, 1)
+    assert len(copies(cache)) == 2 and "is there already" in _disk(via_link, tmp_path, 100 * GIB).reason
+    link.unlink()
+    link.symlink_to(other)  # the link now names other files: neither copy is theirs
+    row = _disk(via_link, tmp_path, 100 * GIB)
+    assert "in 2 Arrow copies of other data" in row.reason and "earlier versions" not in row.reason, row
 
 
 def test_leftover_copies_over_the_free_space_or_10_gib_are_a_warning(tmp_path: Path, cache: Path, make_cfg) -> None:
