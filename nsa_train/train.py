@@ -374,6 +374,7 @@ class Trainer:
         # of where they came from (a --resume takes it from its checkpoint)
         self.init_weights: dict[str, Any] | None = None
         self.init_from: dict[str, Any] | None = None
+        self.disk_refusal: str | None = None  # rank 0's: no room on disk for this run (_measure_disk)
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[str, int]:
@@ -411,6 +412,8 @@ class Trainer:
         self.precision = devmod.resolve_precision(cfg.runtime, self.device)
         self.micro_batch = micro_batch_size(cfg, self.info.world_size)
         warnings = env_warnings + unread_nsa_env(os.environ) + preflight_warnings(cfg, self.device.type, self.precision)
+        if self.info.is_main:  # rank 0 saves the checkpoints: its disk, told to every rank once they have joined
+            warnings += self._measure_disk()
         self.threads = devmod.configure_threads(cfg.runtime, self.device)
         devmod.configure_matmul(cfg.runtime, self.device)
         if cfg.train.init_from is not None and not self.args.resume:
@@ -450,6 +453,7 @@ class Trainer:
         self.distmod.init_process_group(self.info, backend)
         self.dist_ready = True
         self._check_checkpoint_dir()
+        self._check_disk()
 
     def _resolve_init_from(self) -> None:
         """train.init_from as the checkpoint file it names (a run directory's `latest`, a pointer's target): the run
@@ -1051,6 +1055,28 @@ class Trainer:
                 problem = str(e)
         if self.distmod.all_reduce_max([1.0 if problem else 0.0], self.device)[0] > 0:
             raise CheckpointError(problem or "rank 0 cannot write the checkpoint directory (its error says why)")
+
+    def _measure_disk(self) -> list[str]:
+        """`nsa launch`'s disk estimate (checkpoints, a local source's Arrow copy) against this machine's free space,
+        before anything large is written: a start warning when tight; not enough is refused by _check_disk, once the
+        ranks have joined. A trainer started by hand otherwise met a full disk later, in whatever wrote then."""
+        from nsa_train.config.flops import estimate_param_count
+        from nsa_train.runtime.disk_room import FAIL, WARN, disk_room
+
+        room = disk_room(self.cfg, self.run_dir, estimate_param_count(self.cfg))
+        if room.status == FAIL:
+            cache = " (HF_DATASETS_CACHE for the Arrow copy)" if self.cfg.data.source == "local" else ""
+            self.disk_refusal = (
+                f"disk: {room.reason}. Free space there, or choose a --run-dir{cache} with room; refused before "
+                "anything large was written"
+            )
+        return [f"disk: {room.reason}"] if room.status == WARN else []
+
+    def _check_disk(self) -> None:
+        """Rank 0's _measure_disk refusal, on every rank alike (as _check_checkpoint_dir's)."""
+        said = self.disk_refusal
+        if self.distmod.all_reduce_max([1.0 if said else 0.0], self.device)[0] > 0:
+            raise UserFacingError(said or "rank 0's disk has no room for this run (its error says how much)")
 
     def _resume(self) -> None:
         from nsa_train.nsa import fallbacks

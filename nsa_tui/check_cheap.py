@@ -4,8 +4,8 @@ files, health rules.
 `nsa launch` calls ``cheap_checks`` by default (it costs milliseconds); `nsa check` adds the
 torch side (nsa_train.selfcheck: devices, memory, first batch, NSA self-test) on top.
 
-Test hook: ``NSA_CHECK_DISK_FREE_BYTES`` (an integer) replaces the free-space probe, so a test
-(or a user rehearsing a small disk) can simulate "insufficient disk" without filling one.
+The disk row is the trainer's own start check (nsa_train.runtime.disk_room, where ``NSA_CHECK_DISK_FREE_BYTES``
+replaces the free-space probe: rehearse a small disk).
 """
 
 from __future__ import annotations
@@ -14,28 +14,29 @@ import importlib.util
 import json
 import os
 import shlex
-import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from nsa_train.config.flops import estimate_param_count
 from nsa_train.config.schema import Config
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.runtime.disk_room import (  # noqa: F401 (the names nsa check's callers and tests know it by)
+    CHECKPOINT_BYTES_PER_PARAM,
+    DISK_FREE_ENV,
+    DISK_MARGIN,
+    FAIL,
+    PASS,
+    WARN,
+    DiskFree,
+    checkpoint_bytes,
+    default_disk_free,
+    disk_needed_bytes,
+    disk_room,
+    existing_ancestor,
+)
 from nsa_tui.rundir import name_max
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
-DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
-
-# A checkpoint holds fp32 weights (4 bytes/param) and Adam's two fp32 moments (8 bytes/param).
-CHECKPOINT_BYTES_PER_PARAM = 12
-DISK_MARGIN = 1.2  # metadata, the data position, logs, TensorBoard events
-GIB = 2**30
-# leftover Arrow copies are a warning from this size on, or when they take as much as the cache's disk has free
-OLD_COPIES_WARN_BYTES = 10 * GIB
-OLD_COPIES_NAMED = 3  # leftover copies named in the disk row; the rest counted
 DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
 
 
@@ -49,40 +50,6 @@ class CheckRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-DiskFree = Callable[[Path], int]
-
-
-def default_disk_free(path: Path) -> int:
-    """Free bytes on the file system holding ``path`` ($NSA_CHECK_DISK_FREE_BYTES overrides it)."""
-    override = os.environ.get(DISK_FREE_ENV)
-    if override is not None:
-        return int(override)
-    return shutil.disk_usage(path).free
-
-
-def checkpoint_bytes(param_count: int) -> int:
-    return param_count * CHECKPOINT_BYTES_PER_PARAM
-
-
-def disk_needed_bytes(cfg: Config, param_count: int) -> int:
-    """keep_last periodic checkpoints + best + the one being written (temp file), with a margin."""
-    return int(checkpoint_bytes(param_count) * (cfg.train.keep_last + 2) * DISK_MARGIN)
-
-
-def _exists(p: Path) -> bool:
-    try:
-        return p.exists()
-    except OSError:  # a name over NAME_MAX (Python raises it): not there either
-        return False
-
-
-def _existing_ancestor(p: Path) -> Path:
-    p = p.absolute()
-    while not _exists(p) and p != p.parent:
-        p = p.parent
-    return p
 
 
 def unusable_run_dir(run_dir: Path) -> str | None:
@@ -114,7 +81,7 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
         return CheckRow("run dir", FAIL, why)
     if run_dir.exists() and not run_dir.is_dir():
         return CheckRow("run dir", FAIL, f"{run_dir} exists and is not a directory")
-    base = _existing_ancestor(run_dir)
+    base = existing_ancestor(run_dir)
     if not base.is_dir():
         return CheckRow("run dir", FAIL, f"cannot create {run_dir}: {base} is a file, not a directory")
     try:  # try it: permission bits do not tell the whole story (root, read-only mounts)
@@ -153,116 +120,9 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
 
 
 def check_disk(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree) -> CheckRow:
-    """Room for the checkpoints under ``run_dir`` and, for a local source whose files have no Arrow copy yet, for the
-    copy `datasets` builds in its cache at the start (on its own file system when that is another); the copies
-    earlier versions of the files left there are said, and a warning when large (_old_copies)."""
-    need = disk_needed_bytes(cfg, param_count)
-    base = _existing_ancestor(run_dir)
-    try:
-        free = disk_free(base)
-    except (OSError, ValueError) as e:
-        return CheckRow("disk", WARN, f"cannot measure free space under {run_dir}: {e}")
-    detail = (
-        f"~{need / GIB:.2f} GiB for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
-        f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN})"
-    )
-    plan = _cache_plan(cfg)
-    if plan is None:
-        detail += f", {free / GIB:.2f} GiB free"
-        return _disk_row([(need, free)], detail, [])
-    cache_base = _existing_ancestor(plan.cache)
-    same = _same_file_system(base, cache_base)
-    try:
-        cache_free = free if same else disk_free(cache_base)
-    except (OSError, ValueError) as e:
-        return CheckRow("disk", WARN, f"{detail}; cannot measure free space under {plan.cache}: {e}")
-    copy = f"datasets' Arrow copy of data.path in {plan.cache}"
-    if same:  # the copy and the checkpoints share the free space
-        if plan.build_bytes:
-            detail += f" +~{human_bytes(plan.build_bytes)} for {copy}"
-        detail += f", {free / GIB:.2f} GiB free"
-        needs = [(need + plan.build_bytes, free)]
-    else:
-        detail += f", {free / GIB:.2f} GiB free"
-        if plan.build_bytes:
-            detail += f"; ~{human_bytes(plan.build_bytes)} for {copy} (another file system), "
-            detail += f"{human_bytes(cache_free)} free there"
-        needs = [(need, free), (plan.build_bytes, cache_free)]
-    if plan.current:
-        detail += f"; {copy} is there already ({_bytes_of(plan.current)})"
-    notes, large = _old_copies(plan, cache_free)
-    return _disk_row(needs, detail, notes, large)
-
-
-def _disk_row(needs: list[tuple[int, int]], detail: str, notes: list[str], large: bool = False) -> CheckRow:
-    """fail: a file system without room for what it takes; warn: less than twice that (logs and TensorBoard grow
-    too), or large leftover copies."""
-    said = "".join(f"; {n}" for n in notes)
-    if any(n > f for n, f in needs):
-        return CheckRow("disk", FAIL, "not enough: " + detail + said)
-    if any(n * 2 > f for n, f in needs if n):
-        return CheckRow("disk", WARN, "tight (logs and TensorBoard grow too): " + detail + said)
-    if large:
-        return CheckRow("disk", WARN, "large leftover Arrow copies in the datasets cache: " + detail + said)
-    return CheckRow("disk", PASS, detail + said)
-
-
-def _cache_plan(cfg: Config) -> Any:
-    """The Arrow cache's plan for a local source (nsa_train.data.arrow_cache), None for another source or files
-    that cannot be listed (the data path row says why). The cache is where the trainer's `datasets` will look: the
-    config's runtime.env wins over this environment, as `nsa launch` sets it."""
-    if cfg.data.source != "local" or cfg.data.path is None:
-        return None
-    from nsa_train.data.arrow_cache import cache_plan, datasets_cache_dir
-    from nsa_train.data.diagnose import files_without_documents
-    from nsa_train.data.errors import DataError
-    from nsa_train.data.fingerprint import file_listing
-    from nsa_train.data.sources import resolve_local_files
-
-    d = cfg.data
-    try:
-        builder, files = resolve_local_files(d.path)
-        empty = set(files_without_documents(builder, files))
-        loaded = [f for f in files if f not in empty]
-        cache = datasets_cache_dir({**os.environ, **cfg.runtime.env})
-        return cache_plan(cache, builder, files, loaded, d.path, d.text_field, lambda: file_listing(d.path, files))
-    except (DataError, OSError):
-        return None
-
-
-def _same_file_system(a: Path, b: Path) -> bool:
-    try:
-        return os.stat(a).st_dev == os.stat(b).st_dev
-    except OSError:
-        return False
-
-
-def _bytes_of(copies: list[Any]) -> str:
-    return human_bytes(sum(c.bytes for c in copies))
-
-
-def _named_copies(copies: list[Any], cache: Path) -> str:
-    names = [c.path.relative_to(cache).as_posix() for c in copies[:OLD_COPIES_NAMED]]
-    more = len(copies) - len(names)
-    return ", ".join(names) + (f" and {more} more" if more else "")
-
-
-def _old_copies(plan: Any, cache_free: int) -> tuple[list[str], bool]:
-    """What the leftover copies take and how to remove them; whether they are large (OLD_COPIES_WARN_BYTES, or
-    more than the cache's file system has free)."""
-    notes = []
-    for copies, what in (
-        (plan.older, "of earlier versions of data.path (or of its files by another path)"),
-        (plan.others, "of other data (or built before their source was recorded)"),
-    ):
-        if copies:
-            notes.append(
-                f"{_bytes_of(copies)} in {len(copies)} Arrow {'copy' if len(copies) == 1 else 'copies'} {what} in "
-                f"{plan.cache}: {_named_copies(copies, plan.cache)} (remove with rm -r when no run reads them; nsa "
-                "never does)"
-            )
-    left = sum(c.bytes for c in plan.older + plan.others)
-    return notes, left > OLD_COPIES_WARN_BYTES or left > cache_free
+    """The trainer's own start check on the disk (disk_room), as a row."""
+    room = disk_room(cfg, run_dir, param_count, disk_free)
+    return CheckRow("disk", room.status, room.reason)
 
 
 def check_data_path(cfg: Config) -> CheckRow:
