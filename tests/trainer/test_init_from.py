@@ -5,6 +5,7 @@ came from."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.cli import invoke
-from trainer_helpers import records, run_train
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd
 
 from nsa_train.config import load_config
 from nsa_train.runtime import checkpoint as ck
@@ -291,3 +292,24 @@ def test_what_computes_otherwise_and_the_same_data_order_are_start_warnings(sour
         "then hold documents those weights were trained on"
     ], warnings
     assert all(f"warning: {w}" in proc.stderr for w in [*same])
+
+
+def val_losses(run: Path) -> dict[int, float]:
+    with open(run / schema.VAL_CSV) as f:
+        return {int(row["step"]): float(row["val_loss"]) for row in csv.DictReader(f)}
+
+
+def test_rank_1_of_a_two_rank_run_holds_the_weights_too(source: Path, tmp_path: Path) -> None:
+    """Each rank scores its own share of the held-out windows (the same windows whatever the number of ranks) with its
+    own copy of the model: a 2-rank run from the source's checkpoint, its weights kept still, scores them as the
+    source did at its end (equal to 1e-6 here), where a rank 1 on its own random initialisation moves the mean by half
+    the gap: with its load and DDP's broadcast at the wrap both taken away (either one alone gives it the weights),
+    5.438 against the source's 5.352. Real torchrun, 2 gloo processes."""
+    [(last, learned)] = val_losses(source).items()
+    assert last == 4
+    new = tmp_path / "new"
+    cmd = train_cmd(new, "train.steps=1", "train.warmup_steps=0", f"train.init_from={source}", *STILL, torchrun=2)
+    proc = subprocess.run(cmd, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert records(new, rank=1)[-1]["kind"] == "end"  # a rank 1 of its own
+    assert val_losses(new) == {1: pytest.approx(learned, abs=1e-4)}
