@@ -44,13 +44,22 @@ NSA_ENV_READ = frozenset(
         "NSA_TMUX_SOCKET",
     }
 )
-# the previous trainer's switches and the config key that holds each setting here (None: no such setting)
+
+
+def _setting(key: str) -> str:
+    return f"its setting is the config's {key} (--set {key}=...)"
+
+
+# the previous trainer's switches, and what holds each setting here: a config key, or what nsa does instead (seed
+# 002 called NSA_PREFILL_BATCHED critical; a question mark left its users unsure whether their runs had it)
 LEGACY_NSA_ENV = {
-    "NSA_DDP_COMPRESS": "runtime.ddp_compress",
-    "NSA_DDP_BUCKET_MB": "runtime.ddp_bucket_mb",
-    "NSA_DDP_DISABLE_GC": None,
-    "NSA_PREFILL_BATCHED": None,
-    "NSA_SEL_RANGES_V2": "nsa.impl",
+    "NSA_DDP_COMPRESS": _setting("runtime.ddp_compress"),
+    "NSA_DDP_BUCKET_MB": _setting("runtime.ddp_bucket_mb"),
+    "NSA_DDP_DISABLE_GC": "gradient checkpointing is the config's train.grad_checkpointing, false (off) by default "
+    "(--set train.grad_checkpointing=...)",
+    "NSA_PREFILL_BATCHED": "nsa has no such switch, its NSA attention always runs batched over the batch, heads and "
+    "tokens, in query tiles (nsa.impl auto, the default, fast and triton; only reference, the slow oracle, does not)",
+    "NSA_SEL_RANGES_V2": _setting("nsa.impl"),
 }
 
 
@@ -59,17 +68,21 @@ LEGACY_NSA_ENV = {
 CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|^KEY", re.IGNORECASE)
 
 
-def unread_nsa_env(environ: Mapping[str, str]) -> list[str]:
-    """A warning for each NSA_* variable set here that neither nsa nor the trainer reads."""
+def unread_nsa_env(environ: Mapping[str, str], source: str = "") -> list[str]:
+    """A warning for each NSA_* variable set here that neither nsa nor the trainer reads; ``source`` goes before
+    each name (`runtime.env.`: the config's, which nsa launch passes on whatever its name)."""
     out = []
     for name in sorted(k for k in environ if k.startswith("NSA_") and k not in NSA_ENV_READ):
         if CREDENTIAL_NAME.search(name):
-            out.append(f"{name} (its value not shown: the name looks like a credential) is not read by nsa or its "
-                       "trainer, and nsa launch does not pass it on")  # fmt: skip
+            passed = "" if source else ", and nsa launch does not pass it on"
+            out.append(f"{source}{name} (its value not shown: the name looks like a credential) is not read by nsa "
+                       f"or its trainer{passed}")  # fmt: skip
             continue
-        key = LEGACY_NSA_ENV.get(name)
-        where = f"; its setting is the config's {key} (--set {key}=...)" if key else ""
-        out.append(f"{name}={environ[name]} is not read by this trainer (an earlier trainer's switch?){where}")
+        said = f"{source}{name}={environ[name]}"
+        if (instead := LEGACY_NSA_ENV.get(name)) is not None:
+            out.append(f"{said} is an earlier trainer's switch, not read by this one: {instead}")
+        else:
+            out.append(f"{said} is not read by nsa or its trainer (a typo, or an earlier trainer's switch?)")
     return out
 
 

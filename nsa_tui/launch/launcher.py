@@ -24,6 +24,7 @@ from nsa_train.config import (
     Config,
     ConfigError,
     check_resume_config,
+    config_changes,
     config_hash,
     data_change,
     load_config,
@@ -224,6 +225,7 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
     check_request(req)
     config = req.config
     resume_said: list[str] = []  # what a resume changes that is allowed but worth saying (resume_notes)
+    resume_warned: list[str] = []  # ... and what it changes that the user may not have meant
     if req.resume:
         if req.run_dir is None:  # a name over NAME_MAX said as such, not as a traceback of the look below
             validate_run_name(req.name)  # type: ignore[arg-type]
@@ -276,6 +278,13 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
                 f"from that one instead, `echo {newer[-1].name} > {ckpt_dir.absolute() / schema.LATEST_POINTER}` first"
             )
         resume_said += resume_notes(target / schema.CONFIG_YAML, cfg, step, list(req.overrides))
+        if from_env and (changed := config_changes(target / schema.CONFIG_YAML, cfg, list(req.overrides))):
+            # a --config was typed for this resume; a CONFIG may have been exported long ago for another run: what
+            # it changes is a warning, not a note among the plan's lines
+            resume_said = [w for w in resume_said if w != changed]
+            resume_warned.append(
+                f"{CONFIG_ENV}={os.environ[CONFIG_ENV]} in this shell picks this resume's config; {changed}"
+            )
     rdzv = Rendezvous(req.nnodes, req.node_rank, req.rdzv_endpoint)
     if req.run_dir is not None:
         # normalised: `..` is the directory above, whose name is the run's (absolute() kept `x/../rr/..` as given)
@@ -305,8 +314,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
         config_path, run_dir, nproc, list(req.overrides), rdzv, resume=req.resume, force=req.force, reshard=req.reshard
     )
     env, sources = trainer_env(cfg.runtime.env, environ)
-    unread = unread_nsa_env(os.environ if environ is None else environ)
-    notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in unread]
+    shell = os.environ if environ is None else environ
+    # the config's runtime.env wins over the shell's: its value is the one the trainer would get
+    unread = unread_nsa_env({k: v for k, v in shell.items() if k not in cfg.runtime.env})
+    unread += unread_nsa_env(cfg.runtime.env, source="runtime.env.")
+    notes = [f"note: {w}" for w in resume_said] + [f"warning: {w}" for w in resume_warned + unread]
     # what the trainer will warn about at its start (a long run without checkpoints, bf16 on a CPU, ...): said
     # before hours are spent, not only in its console later
     notes += [f"warning: {w}" for w in start_warnings(cfg, environ)]

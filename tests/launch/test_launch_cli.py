@@ -166,10 +166,27 @@ def test_an_earlier_trainers_environment_switches_are_said_to_do_nothing(runs_di
     res = nsa("launch", "--name", "old", "--dry-run", env=env)
     assert res.returncode == 0, res.stderr
     assert (
-        "warning: NSA_DDP_COMPRESS=bf16 is not read by this trainer (an earlier trainer's switch?); its setting is the "
+        "warning: NSA_DDP_COMPRESS=bf16 is an earlier trainer's switch, not read by this one: its setting is the "
         "config's runtime.ddp_compress (--set runtime.ddp_compress=...)"
     ) in res.stdout + res.stderr
-    assert "warning: NSA_PREFILL_BATCHED=1 is not read by this trainer" in res.stdout + res.stderr
+    assert "warning: NSA_PREFILL_BATCHED=1 is an earlier trainer's switch, not read by this one: " in res.stdout
+
+
+def test_an_earlier_trainers_switch_in_runtime_env_is_said_before_the_start(runs_dir, tmux_socket):
+    """`--set runtime.env.NSA_DDP_BUCKET_MB=25` (or the same in the config file) was passed to the trainer without a
+    word from nsa launch or --dry-run: only the trainer's start warned. The config's value is the one the trainer
+    gets, so a shell's value of the same name is not said twice."""
+    env = {**os.environ, "NSA_DDP_BUCKET_MB": "50", "NSA_PREFILL_BATCHED": "1"}
+    res = nsa("launch", "--name", "rt", "--dry-run", "--set", "runtime.env.NSA_DDP_BUCKET_MB=25", env=env)
+    assert res.returncode == 0, res.stderr
+    said = [line for line in res.stdout.splitlines() if "earlier trainer's switch" in line]
+    assert said == [
+        "warning: NSA_PREFILL_BATCHED=1 is an earlier trainer's switch, not read by this one: nsa has no such switch, "
+        "its NSA attention always runs batched over the batch, heads and tokens, in query tiles (nsa.impl auto, the "
+        "default, fast and triton; only reference, the slow oracle, does not)",
+        "warning: runtime.env.NSA_DDP_BUCKET_MB=25 is an earlier trainer's switch, not read by this one: its setting "
+        "is the config's runtime.ddp_bucket_mb (--set runtime.ddp_bucket_mb=...)",
+    ], res.stdout
 
 
 def test_a_credential_in_runtime_env_is_said_to_be_recorded(runs_dir, tmux_socket):
@@ -573,6 +590,29 @@ def test_a_config_from_the_config_variable_says_so(runs_dir, tmux_socket, tmp_pa
     assert f"config:  {cfg} (from $CONFIG, hash " in res.stdout and f"--config {cfg} " in res.stdout
     res = nsa("launch", "--name", "done", "--resume", "--set", "train.steps=800", "--dry-run")  # no CONFIG
     assert res.returncode == 0 and f"config:  {run / 'config.yaml'} (hash " in res.stdout, res.stdout
+
+
+def test_a_resume_whose_config_comes_from_the_config_variable_warns_of_what_it_changes(runs_dir, tmux_socket):
+    """`CONFIG=configs/tiny-cpu.yaml nsa launch --name main --resume` changed train.steps 150 -> 600 said only as a
+    `note:` among the plan's lines: a CONFIG exported for another run picks the config without the user typing it.
+    A --config typed on the resume stays a note (test_a_resume_names_the_config_keys_...)."""
+    run = runs_dir / "main"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_yaml(load_config(None, ["train.steps=150"])))
+    _latest(run, "step_00000100.pt")
+    shipped = REPO / "configs" / "tiny-cpu.yaml"
+    steps = load_config(shipped).train.steps
+    res = nsa("launch", "--name", "main", "--resume", "--dry-run", env={**os.environ, "CONFIG": str(shipped)})
+    assert res.returncode == 0, res.stderr
+    said = [ln for ln in res.stdout.splitlines() if "this resume's config changes" in ln]
+    assert len(said) == 1 and said[0].startswith(
+        f"warning: CONFIG={shipped} in this shell picks this resume's config; this resume's config changes the "
+        f"run's beyond --set: train.steps 150 -> {steps}"
+    ), res.stdout
+    res = nsa("launch", "--name", "main", "--resume", "--config", str(shipped), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    said = [ln for ln in res.stdout.splitlines() if "this resume's config changes" in ln]
+    assert len(said) == 1 and said[0].startswith("note: this resume's config changes the run's beyond --set: "), said
 
 
 def test_the_config_options_help_names_the_config_variable():
