@@ -222,15 +222,22 @@ def remote_launch_args(req: LaunchRequest, dry_run: bool) -> list[str]:
 
 def launch_remote(req: LaunchRequest, host: str, remote_dir: str | None, dry_run: bool) -> tuple[int, str]:
     """Run `nsa launch` on host. The default name is chosen here, so we know what to watch."""
+    from nsa_tui.launch.host_env import check_host_config, host_env
     from nsa_tui.launch.launcher import check_request, default_run_name, validate_run_name
     from nsa_tui.launch.remote import run_nsa
 
     check_request(req)  # as a local launch would: before a default name is made up for a --resume
+    check_host_config(req.config, req.resume, host)  # before the default name is made from the default config's stem
     if req.name is None and req.run_dir is None:
         req.name = default_run_name(req.config)
     if req.name is not None:
         validate_run_name(req.name)
-    code, out = run_nsa(host, remote_dir, remote_launch_args(req, dry_run), rewrite=_from_here(host, remote_dir))
+    send, said = host_env(host)
+    for line in said:
+        _say(line)
+    code, out = run_nsa(
+        host, remote_dir, remote_launch_args(req, dry_run), rewrite=_from_here(host, remote_dir), env=tuple(send)
+    )
     # The remote nsa prints the absolute run dir: watch that, whatever the remote cwd was.
     run_dirs = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("run dir:")]
     return code, run_dirs[0] if run_dirs else (req.run_dir or req.name or "")

@@ -90,9 +90,10 @@ def run_nsa(
     echo: bool = True,
     rewrite: Callable[[str], str] | None = None,
     timeout_s: float | None = None,
+    env: tuple[str, ...] = (),
 ) -> tuple[int, str]:
-    """Run `nsa ARGS` on host: (exit status, its stdout). Stdout is echoed as it
-    comes (each line through ``rewrite`` when given), stderr relayed when it ends. With
+    """Run `nsa ARGS` on host, with ``env`` (``K=V`` items) set for it: (exit status, its stdout). Stdout is echoed
+    as it comes (each line through ``rewrite`` when given), stderr relayed when it ends. With
     ``echo=False`` nothing is printed (a dashboard owns the terminal), and when the command
     fails the text returned is its stdout and then its stderr, so the caller can show why.
 
@@ -105,7 +106,7 @@ def run_nsa(
     try:
         validate_host(host)
         linked = (f"{END_WITH_STDIN_ENV}=1",)  # the host's nsa ends when ssh's stdin does (remote/caller.py)
-        argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args, extra=linked)]
+        argv = [*ssh_base_command(), host, nsa_remote_command(remote_dir, nsa_args, extra=(*env, *linked))]
     except SSHError as e:
         raise UserError(str(e), SSH_FAILED) from None
     # stderr goes to a file, not a pipe: a chatty remote cannot block us while we read stdout.

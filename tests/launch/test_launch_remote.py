@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .helpers import nsa, tmux_sessions
+from .helpers import REPO, nsa, tmux_sessions
 
 CONNECT_TIMEOUT = 3
 
@@ -240,4 +240,42 @@ def test_a_usage_error_of_an_older_host_nsa_is_said_on_host(runs_dir, tmux_socke
     assert line.startswith(f"error: on {s.host}: No such option: --reshard"), line
     assert "the nsa there may be older than this one: update it there" in line
     assert "Usage:" not in res.stderr and "╭" not in res.stderr
+    _nothing_started(runs_dir)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_config_variable_set_here_is_refused_over_host_before_ssh(runs_dir, tmux_socket, resume):
+    """`CONFIG=configs/m7c-125m.yaml nsa launch --host gpu-box` ran the host's default config (or, resumed, the run's
+    own), named after tiny-cpu, without a word: CONFIG is this machine's and is not sent. Refused, naming the
+    --config to pass; nothing goes to the host (there is none here)."""
+    env = {**os.environ, "CONFIG": "configs/m7c-125m.yaml"}
+    res = nsa("launch", "--host", "nowhere.invalid", "--name", "x", *(["--resume"] if resume else []), env=env)
+    assert res.returncode == 1 and res.stdout == ""
+    instead = "the run's own config.yaml" if resume else "the host's default config"
+    assert _one_error_line(res) == (
+        "error: CONFIG=configs/m7c-125m.yaml is set here, and nsa launch --host does not send it (a config path is "
+        "the host's): pass --config configs/m7c-125m.yaml to use it on nowhere.invalid, or unset CONFIG for "
+        f"{instead}"
+    )
+    _nothing_started(runs_dir)
+
+
+def test_host_launch_takes_the_gpus_and_says_unread_switches_of_this_shell(runs_dir, tmux_socket, sshd, tmp_path):
+    """`CUDA_VISIBLE_DEVICES=1 NSA_PREFILL_BATCHED=1 nsa launch --host ...` dropped both without a word (sshd drops a
+    client's variables): the GPUs go to the host's nsa launch as NSA_RUNS_DIR does, and are said; the switch no nsa
+    reads is warned of as by a local launch. A --config given, or an empty CONFIG, is not refused."""
+    shipped = REPO / "configs" / "tiny-cpu.yaml"
+    env = {**sshd.env(), "CUDA_VISIBLE_DEVICES": "1", "NSA_PREFILL_BATCHED": "1", "CONFIG": str(shipped)}
+    res = nsa("launch", "--host", sshd.host, "--name", "g", "--config", str(shipped), "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "  CUDA_VISIBLE_DEVICES=1" in lines, res.stdout  # the host's plan: its trainer gets it
+    assert (
+        f"note: CUDA_VISIBLE_DEVICES=1 is set here: the host's nsa launch gets it (GPUs as {sshd.host} numbers them)"
+    ) in lines
+    assert any(line.startswith("warning: NSA_PREFILL_BATCHED=1 is an earlier trainer's switch") for line in lines)
+    env = {**env, "CUDA_VISIBLE_DEVICES": "", "CONFIG": ""}  # an empty one hides every GPU: it travels too
+    res = nsa("launch", "--host", sshd.host, "--name", "g", "--dry-run", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "  CUDA_VISIBLE_DEVICES=" in res.stdout.splitlines(), res.stdout
     _nothing_started(runs_dir)
