@@ -44,6 +44,7 @@ class FileTailer:
     def __init__(self, path: str | os.PathLike[str], window: int | None = None) -> None:
         self.path = Path(path)
         self.window = window  # first read of a bigger file: only its last `window` bytes
+        self.window_start = 0  # where that first read started (0: at the file's start); reset with the file
         self.offset = 0
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we follow
         self._split = LineSplitter()
@@ -51,6 +52,11 @@ class FileTailer:
         self.mtime: float | None = None
         self._edge = b""  # the last EDGE_BYTES we read, i.e. the file's bytes just before `offset`
         self._sig: tuple[int, int] | None = None  # (size, mtime_ns) at the last poll
+
+    @property
+    def ident(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file followed; None before the first poll found it."""
+        return self._ident
 
     def poll(self) -> TailChunk:
         out = TailChunk()
@@ -67,10 +73,11 @@ class FileTailer:
             # Rotated, re-created or truncated: the old bytes are no longer this file.
             out.reset = True
             self.offset = 0
+            self.window_start = 0
             self._edge = b""
             self._split.reset()
         if self._ident is None and self.window is not None and st.st_size > self.window and not out.reset:
-            self.offset = st.st_size - self.window
+            self.offset = self.window_start = st.st_size - self.window
             self._split.start_mid_line()
         self._ident = ident
         self.mtime = st.st_mtime
@@ -85,7 +92,7 @@ class FileTailer:
                     return out  # replaced between stat and open: the next poll sees the new one
                 if self._edge and os.pread(f.fileno(), len(self._edge), self.offset - len(self._edge)) != self._edge:
                     out.reset = True  # rewritten in place: what we read is no longer this file
-                    self.offset = 0
+                    self.offset = self.window_start = 0
                     self._edge = b""
                     self._split.reset()
                 f.seek(self.offset)
@@ -99,7 +106,7 @@ class FileTailer:
 
     def restart(self) -> None:
         """Forget everything and read the file again from byte 0 on the next poll."""
-        self.offset = 0
+        self.offset = self.window_start = 0
         self._ident = None
         self._edge = b""
         self._sig = None

@@ -23,7 +23,8 @@ class FrameError(Exception):
 class Frame:
     # "D" appended bytes, "R" a log file (re)starting at offset, "M" mtime, "W" whole file, "F" present,
     # "E" end of round, "N" no run dir, "X" no temp file could be written (name: its path on the host),
-    # "T" the run's tmux sessions (data: a name a line), "P" the host's live pids (name: the host's name)
+    # "T" the run's tmux sessions (data: a name a line), "P" the host's live pids (name: the host's name),
+    # "O" a heartbeat's event lines from before offset, where its first-read window started (remote_script)
     kind: str
     name: str = ""
     inode: int = 0
@@ -100,6 +101,10 @@ class FrameParser:
             if kind == "P":
                 n, host = rest.split(" ", 1)
                 self._header = ("P", host, 0, 0, _nat(n), (0, 0))
+                return None
+            if kind == "O":
+                ino, off, n, name = rest.split(" ", 3)
+                self._header = ("O", name, _nat(ino), _nat(off), _nat(n), (0, 0))
                 return None
             if kind == "W":
                 ino, n, name = rest.split(" ", 2)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nsa_tui.tail.file_tailer import FileTailer
 from nsa_tui.tail.notify import ChangeNotifier
+from nsa_tui.tail.older_sh import scan_older, window_end
 from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update, initial_window
 
 
@@ -44,6 +45,13 @@ class LocalRunSource:
         # files the last read could not open or read (permissions, a stale NFS handle, an I/O error) -> why;
         # each is skipped (the others are read) and tried again at the next read
         self.unreadable: dict[str, str] = {}
+        # heartbeats first read from a window: their older part is scanned for events once, on a thread, from the
+        # read after (the first read's parse has the CPU first); what a scan of before a restart finds is dropped
+        self._older_lock = threading.Lock()
+        self._older_gen = 0
+        self._older_asked: set[str] = set()
+        self._older_due: list[tuple[str, tuple[int, int], int]] = []  # (name, its file's identity, window start)
+        self._older_found: list[Update] = []
 
     def _names(self) -> list[str]:
         try:
@@ -62,7 +70,17 @@ class LocalRunSource:
             self._tailers.clear()
             self._whole_sig.clear()
             self.mtimes.clear()
+            with self._older_lock:
+                self._older_gen += 1
+                self._older_found.clear()
+            self._older_asked.clear()
+            self._older_due.clear()
             updates.append(Update("", reset=True))  # "" = every file: the consumer starts over
+        if self._older_due:
+            due, self._older_due = self._older_due, []
+            threading.Thread(
+                target=self._scan_older, args=(due, self._older_gen), name="nsa-watch-older", daemon=True
+            ).start()
         names = self._names()
         self.dir_missing = not names and not self.directory.is_dir()
         present = set(names)
@@ -83,7 +101,28 @@ class LocalRunSource:
             self.mtimes.pop(name, None)  # else the file lives on as an empty one (an empty summary.json, a .HALT)
             updates.append(Update(name, deleted=True))
         self._notifier.note_sizes(sizes)
+        with self._older_lock:
+            updates += self._older_found
+            self._older_found = []
         return updates
+
+    def _scan_older(self, due: list[tuple[str, tuple[int, int], int]], gen: int) -> None:
+        """The events of each file's part before its window (older_sh), handed to the next read()."""
+        for name, ident, start in due:
+            try:
+                with open(self.directory / name, "rb", buffering=0) as f:
+                    st = os.fstat(f.fileno())
+                    if (st.st_dev, st.st_ino) != ident:
+                        continue  # replaced since: its tailer reads the new file from its start
+                    blob = scan_older(f, window_end(f, start))
+            except OSError:
+                continue  # an older part we cannot read leaves the pane as it was: the window's events
+            with self._older_lock:
+                if gen != self._older_gen:
+                    return
+                if blob:
+                    self._older_found.append(Update(name, older=blob))
+            self._notifier.poke()
 
     def _read_one(self, name: str, sizes: dict[str, int]) -> Update | None:
         """One file's changes (None: none). A tailer moves its offset only past what it returns, so a read
@@ -98,6 +137,9 @@ class LocalRunSource:
             t = self._tailers[name] = FileTailer(self.directory / name, window=initial_window(name))
         chunk = t.poll()
         sizes[name] = t.offset
+        if t.window_start and t.ident is not None and name not in self._older_asked:
+            self._older_asked.add(name)
+            self._older_due.append((name, t.ident, t.window_start))
         if t.mtime is not None:
             self.mtimes[name] = t.mtime
         return Update(name, data=chunk.data, reset=chunk.reset) if chunk else None

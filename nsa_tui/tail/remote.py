@@ -35,6 +35,7 @@ class _FileState:
         self.inode = 0
         self.offset = 0
         self.edge = (0, 0)  # (length, cksum) of the last bytes we got, handed back on reconnect
+        self.window_start = 0  # where the file's first bytes we got start (a heartbeat's window), till it restarts
         self.split = LineSplitter()
 
 
@@ -289,6 +290,11 @@ class RemoteRunSource:
             self._round_mtimes[fr.name] = fr.mtime
             return
         st = self._files.get(fr.name)
+        if fr.kind == "O":
+            # the events before the window of the file as we follow it: not of one replaced or restarted since
+            if st is not None and st.inode == fr.inode and 0 < st.window_start == fr.offset and fr.data:
+                self._queue.put(Update(fr.name, older=fr.data))
+            return
         if st is None:
             st = self._files[fr.name] = _FileState()
         # "R": the remote starts this file over (first sight, truncated, replaced). A "D" that does not
@@ -297,6 +303,7 @@ class RemoteRunSource:
         reset = restart and (st.inode != 0 or st.offset != 0)  # lines we passed on are void
         if restart:
             st.split.reset()
+            st.window_start = fr.offset
             if fr.offset > 0:
                 st.split.start_mid_line()  # a heartbeat's window: its first line is cut
         st.inode = fr.inode

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from nsa_tui.remote.liveness import LIVENESS_SH
+from nsa_tui.tail.older_sh import OLDER_EVENTS_SH
 from nsa_tui.tail.source import HEARTBEAT_WINDOW, LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS
 
 # Tools that pick the mtime source (arg 5): "auto" probes in this order.
@@ -17,12 +18,14 @@ LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is t
 
 _TEMPLATE = (
     LIVENESS_SH
+    + OLDER_EVENTS_SH
     + r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
 # Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL LIVE_S [INODE:OFFSET:EDGELEN:EDGESUM ...]
 # (the resume list is what was consumed locally; MTIME_TOOL is auto, stat, perl or ls; LIVE_S the seconds
 # between liveness reports).
-# A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end.
+# A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end; after that round's E, its
+# part before the window is scanned once for events (older_events: no progress or liveness record) and sent as O.
 # Output, repeated every INTERVAL_S, one frame per changed file:
 #   D <inode> <offset> <len> <edgelen> <edgesum> <name>\n<len raw bytes>   bytes appended at offset
 #   R <inode> <offset> <len> <edgelen> <edgesum> <name>\n<len raw bytes>   the file (re)starts at offset:
@@ -36,6 +39,8 @@ _TEMPLATE = (
 #                                              /tmp): nothing was read this round; E follows as ever
 #   T <len>\n<len bytes>                       the sessions of the tmux server launch.json names, a line each
 #                                              (every LIVE_S; only with a launch.json and tmux)
+#   O <inode> <offset> <len> <name>\n<len bytes>  a heartbeat's event lines before <offset>, where its first
+#                                              R started (the lines that R's cut first line ends), once
 #   P <len> <host>\n<len bytes>                the host's name (uname -n) and processes (every LIVE_S; only
 #                                              where /proc is; live_pids): PID, or PID:START for those started
 #                                              since the uptime read before the previous P (the first: all);
@@ -116,6 +121,7 @@ capture() {
 }
 start=$(pwd)
 round=0
+scan=
 while :; do
   round=$((round + 1))
   more=0
@@ -199,7 +205,9 @@ while :; do
           if [ "$fresh" = 1 ]; then
             off=0; el=0; es=0
             [ "$known" = 0 ] && case $name in
-              heartbeat_rank*.jsonl) [ "$size" -gt "$win" ] && off=$((size - win)) ;;
+              heartbeat_rank*.jsonl) if [ "$size" -gt "$win" ]; then
+                  off=$((size - win)); scan="$scan $ino"; eval "sw_$ino=\$off sn_$ino=\$name"
+                fi ;;
             esac
             capture
           fi
@@ -241,6 +249,18 @@ while :; do
   fi
   clock
   printf 'E %s %s\n' "$round" "$now"
+  # the events before the windows first sent this round: after its E, so the window is on screen first
+  for ino in $scan; do
+    eval "off=\$sw_$ino name=\$sn_$ino"
+    set -- $(ls -Lid -- "$name" 2>/dev/null)
+    [ "${1-}" = "$ino" ] || continue  # replaced since: the new file is read from its start
+    k=$(tail -c +"$((off + 1))" -- "$name" 2>/dev/null | head -n 1 | wc -c | tr -d ' ')
+    older_events "$((off + k))" < "$name" > "$tmp" 2>/dev/null
+    n=$(wc -c < "$tmp" | tr -d ' ')
+    printf 'O %s %s %s %s\n' "$ino" "$off" "$n" "$name"
+    [ "$n" -gt 0 ] && cat "$tmp"
+  done
+  scan=
   [ "$more" = 1 ] || sleep "$iv"  # still catching up on a big file: no pause
 done
 """

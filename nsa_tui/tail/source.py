@@ -26,7 +26,8 @@ LINE_PATTERNS = ("*.jsonl", "*.csv", "*.log")
 
 # On first sight, heartbeat files are read from this many bytes before their end: their
 # progress records are mirrored in training.csv (read whole, for the full chart history),
-# and the health rules look at recent windows only. Everything else is read from byte 0.
+# and the health rules look at recent windows only. Everything else is read from byte 0. Their events from before
+# the window come later, once, found by a cheap scan (older_sh.py): the events pane lists the whole run's.
 HEARTBEAT_WINDOW = 1 << 20
 
 
@@ -43,6 +44,9 @@ class Update:
     reset: bool = False  # earlier lines of this file are void (truncated, rotated, re-created)
     content: bytes | None = None  # the whole content (whole files), None when unchanged
     deleted: bool = False  # a whole file went away
+    # a heartbeat's lines from before the window its first read started at, that may be events (older_sh: every
+    # progress and liveness record left out); sent once, a while after that first read
+    older: bytes = b""
 
     @property
     def lines(self) -> list[bytes]:

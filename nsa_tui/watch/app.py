@@ -299,7 +299,7 @@ class WatchApp(App):
                 if plot:
                     # charts and the log tail once a second; the header carries the newest
                     # step at 4 Hz
-                    main.query_one(EventsPane).show(pane_events(m.history.events, 50), m.log_tail(50))
+                    main.query_one(EventsPane).show(pane_events(m.events, 50), m.log_tail(50))
                     if self.view.compare:
                         main.query_one("#compare", LineChart).redraw()
                     else:

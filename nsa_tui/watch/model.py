@@ -20,7 +20,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle
-from nsa_tui.runs.history import FORMAT_GENERIC, RunHistory, source_kind
+from nsa_tui.runs.history import FORMAT_GENERIC, Event, RunHistory, source_kind
 from nsa_tui.runs.load import (
     detect_format_from_bundle,
     fill_context,
@@ -33,6 +33,7 @@ from nsa_tui.runs.load import (
 )
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
+from nsa_tui.watch.older import all_events, older_events
 from nsa_tui.watch.series import Series
 
 LAUNCH_JSON = schema.LAUNCH_JSON
@@ -212,6 +213,9 @@ class RunModel:
         self.table = ChartTable()
         self._truncations = 0  # how many of the history's truncations the chart table has taken back
         self.logs: dict[str, deque[str]] = {}  # log file name -> its last lines
+        # heartbeat name -> its events from before the window it was first read from (Update.older): shown, not
+        # judged (the health rules see the window, as `nsa status` does)
+        self.older: dict[str, list[Event]] = {}
         self._whole: dict[str, bytes] = {}  # run.json, exit_status, .HALT, ... as last read
         self._console: deque[str] = deque(maxlen=CONSOLE_TAIL)
         self._tmux: list[str] | None = None
@@ -303,6 +307,7 @@ class RunModel:
         self.table.clear()
         self._truncations = 0
         self.logs.clear()
+        self.older.clear()
         self._whole.clear()
         self._console.clear()
         self.resets += 1
@@ -315,6 +320,9 @@ class RunModel:
     def _apply(self, u: Update) -> None:
         if u.name == "" and u.reset:
             self._clear()
+            return
+        if u.older:
+            self.older[u.name] = older_events(u.name, u.older, self.history.format)
             return
         if u.content is not None or u.deleted:
             if u.deleted:
@@ -429,6 +437,11 @@ class RunModel:
         return changed
 
     # ------------------------------------------------------------ derived
+    @property
+    def events(self) -> list[Event]:
+        """Every event read of the run: those before the heartbeats' windows, then the history's."""
+        return all_events(self.older, self.history.events) if self.older else self.history.events
+
     def log_tail(self, n: int) -> list[tuple[str, str]]:
         """The last n lines of console.log (stdout+stderr: it already holds train.log's lines),
         else of train.log, else of any other *.log."""

@@ -3,10 +3,15 @@ until its first read is on screen."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from fixtures.runs import healthy_metrics, v1_config
+
+from nsa_train.telemetry import schema
 from nsa_tui.tail.local import LocalRunSource
+from nsa_tui.tail.source import HEARTBEAT_WINDOW
 from nsa_tui.watch.app import WatchApp
 from nsa_tui.watch.model import RunModel
 
@@ -51,3 +56,41 @@ def async_test(fn):
 def screen_lines(app: WatchApp) -> list[str]:
     """The screen's text as it is drawn, one string a row."""
     return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+T0 = 1_789_990_000.0
+WARNING = "the lr schedule changes with this resume (train.steps 600 -> 800): " + "x" * 150 + " END-OF-WARNING"
+
+
+def write_long_run(path: Path, n: int = 4000) -> list[tuple[str, int]]:
+    """A telemetry-v1 run whose heartbeat is over HEARTBEAT_WINDOW: boot and phases (the train phase with a long
+    warning), ``n`` progress records 10 steps apart, an eval every 100 steps, a checkpoint every 1000 and an end.
+    Returns its events as (kind, step), oldest first."""
+    path.mkdir(parents=True, exist_ok=True)
+    total = n * 10
+    cfg = v1_config(total, 10)
+    (path / schema.RUN_JSON).write_text(json.dumps({"v": 1, "format": schema.FORMAT_NAME, "run": path.name}))
+    events: list[tuple[str, int]] = []
+    ts = T0
+    with open(path / schema.heartbeat_name(0), "w") as hb:
+
+        def rec(kind: str, step: int, **fields) -> None:
+            hb.write(schema.encode(schema.make_record(kind, 0, step, 4242, ts, **fields)))
+            if kind not in (schema.KIND_PROGRESS, schema.KIND_LIVENESS):
+                events.append((kind, step))
+
+        rec(schema.KIND_BOOT, 0, world_size=1)
+        for ph in schema.PHASES:
+            rec(schema.KIND_PHASE, 0, phase=ph, **({"warnings": [WARNING]} if ph == schema.PHASE_TRAIN else {}))
+        for i in range(1, n + 1):
+            ts += 1.0
+            step = i * 10
+            rec(schema.KIND_PROGRESS, step, **healthy_metrics(step, total, cfg))
+            rec(schema.KIND_LIVENESS, step)
+            if step % 100 == 0:
+                rec(schema.KIND_EVAL, step, val_loss=3.0 - step / total, val_ppl=20.0)
+            if step % 1000 == 0:
+                rec(schema.KIND_CHECKPOINT, step, path=f"checkpoints/step_{step:08d}.pt", seconds=1.0, bytes=1)
+        rec(schema.KIND_END, n * 10, reason=schema.END_COMPLETED, exit_status=0)
+    assert (path / schema.heartbeat_name(0)).stat().st_size > 2 * HEARTBEAT_WINDOW
+    return events
