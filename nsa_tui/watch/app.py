@@ -37,6 +37,7 @@ from nsa_tui.watch.downsample import nice_ceil
 from nsa_tui.watch.events import pane_events
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.screens.confirm import ConfirmScreen
+from nsa_tui.watch.screens.events import EventsScreen
 from nsa_tui.watch.screens.help import HelpScreen
 from nsa_tui.watch.verdict import VerdictView, evaluate
 from nsa_tui.watch.widgets.events_pane import EventsPane
@@ -76,6 +77,8 @@ class WatchApp(App):
         Binding("h", "halt", "halt"),
         Binding("d", "dump", "dump"),
         Binding("r", "reread", "re-read"),
+        # not in the footer (with several runs at 80 columns it pushed `x axis` off): the events pane's border says it
+        Binding("e", "events", "events", show=False),
         Binding("tab,right", "next_run", "next"),
         Binding("shift+tab,left", "prev_run", "prev", show=False),
         Binding("c", "compare", "compare"),
@@ -300,6 +303,8 @@ class WatchApp(App):
                     # charts and the log tail once a second; the header carries the newest
                     # step at 4 Hz
                     main.query_one(EventsPane).show(pane_events(m.events, 50), m.log_tail(50))
+                    if isinstance(self.screen, EventsScreen):
+                        self.screen.show(self._all_events(m))
                     if self.view.compare:
                         main.query_one("#compare", LineChart).redraw()
                     else:
@@ -491,6 +496,20 @@ class WatchApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_events(self) -> None:
+        if isinstance(self.screen, EventsScreen):
+            return  # a click on the pane under it
+        m = self.model
+        with m.lock:
+            events = self._all_events(m)
+        self.push_screen(EventsScreen(m.name, events))
+
+    @staticmethod
+    def _all_events(m: RunModel) -> list:
+        """Every event read of the run, each once (another rank's copy of rank 0's left out), oldest first."""
+        events = m.events
+        return pane_events(events, len(events))
+
     def _target(self) -> actions.Target:
         return actions.Target(self.model.run_dir, self.host, self.remote_runs[self.active], self.remote_dir)
 
@@ -539,6 +558,7 @@ class WatchApp(App):
         yield SystemCommand("Next run", "Switch to the next run", self.action_next_run)
         yield SystemCommand("Previous run", "Switch to the previous run", self.action_prev_run)
         yield SystemCommand("Re-read from scratch", "Read every file again", self.action_reread)
+        yield SystemCommand("Events", "Every event of the run, wrapped and scrollable", self.action_events)
         yield SystemCommand("Keys", "Show every key", self.action_help)
 
 

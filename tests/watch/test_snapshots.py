@@ -45,3 +45,9 @@ def test_finished_run_log_scale(snap_compare, finished_run):
 @pytest.mark.slow
 def test_previous_trainer_run(snap_compare, vibe_run):
     assert _snap(snap_compare, make_app(vibe_run), (120, 40))
+
+
+@pytest.mark.slow
+def test_events_screen(snap_compare, finished_run):
+    """`e`: every event, oldest first, with their dates; the keys that scroll it."""
+    assert _snap(snap_compare, make_app(finished_run), (100, 30), press=["e"])

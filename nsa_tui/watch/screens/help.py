@@ -21,6 +21,8 @@ HELP = """[b]nsa watch[/b] — keys (also in the command palette, ctrl+p)
   c           compare: overlay the loss curves of all open runs
   tab, →, ←   next / previous run (or click a run's name)
   r           re-read every file from scratch
+  e           every event of the run (evals, checkpoints, phases with
+              their warnings, errors), wrapped; also a click on the pane
   ?           this help (escape closes)
   ctrl+p      command palette: every action by name
 """
