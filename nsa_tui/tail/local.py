@@ -6,12 +6,17 @@ import fnmatch
 import functools
 import os
 import threading
+import time
 from pathlib import Path
 
 from nsa_tui.tail.file_tailer import FileTailer
 from nsa_tui.tail.notify import ChangeNotifier
 from nsa_tui.tail.older_sh import scan_older, window_end
 from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Update, initial_window
+
+# a heartbeat's older part is scanned this long after its first read: the dashboard's first screen (the history's
+# parse, the first paint) has the CPU first, and the events before the window come a moment later
+OLDER_SCAN_DELAY_S = 2.0
 
 
 @functools.lru_cache(maxsize=4096)
@@ -45,12 +50,13 @@ class LocalRunSource:
         # files the last read could not open or read (permissions, a stale NFS handle, an I/O error) -> why;
         # each is skipped (the others are read) and tried again at the next read
         self.unreadable: dict[str, str] = {}
-        # heartbeats first read from a window: their older part is scanned for events once, on a thread, from the
-        # read after (the first read's parse has the CPU first); what a scan of before a restart finds is dropped
+        # heartbeats first read from a window: their older part is scanned for events once, on a thread, at a read
+        # OLDER_SCAN_DELAY_S after; what a scan of before a restart finds is dropped
         self._older_lock = threading.Lock()
         self._older_gen = 0
         self._older_asked: set[str] = set()
         self._older_due: list[tuple[str, tuple[int, int], int]] = []  # (name, its file's identity, window start)
+        self._older_due_at = 0.0  # monotonic time from which the due scans start
         self._older_found: list[Update] = []
 
     def _names(self) -> list[str]:
@@ -76,7 +82,7 @@ class LocalRunSource:
             self._older_asked.clear()
             self._older_due.clear()
             updates.append(Update("", reset=True))  # "" = every file: the consumer starts over
-        if self._older_due:
+        if self._older_due and time.monotonic() >= self._older_due_at:
             due, self._older_due = self._older_due, []
             threading.Thread(
                 target=self._scan_older, args=(due, self._older_gen), name="nsa-watch-older", daemon=True
@@ -139,6 +145,8 @@ class LocalRunSource:
         sizes[name] = t.offset
         if t.window_start and t.ident is not None and name not in self._older_asked:
             self._older_asked.add(name)
+            if not self._older_due:
+                self._older_due_at = time.monotonic() + OLDER_SCAN_DELAY_S
             self._older_due.append((name, t.ident, t.window_start))
         if t.mtime is not None:
             self.mtimes[name] = t.mtime
