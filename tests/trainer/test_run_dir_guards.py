@@ -5,6 +5,7 @@ latest checkpoint (one line naming the checkpoints that are left)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,18 +20,31 @@ from nsa_train.telemetry import schema
 pytestmark = pytest.mark.slow
 
 RUN = ("train.steps=6", "train.save_every=3", "train.keep_last=5")
+# the tests that copy the module's one finished run: one worker trains it for all of them (each test trained its own,
+# six runs of the same command)
+SHARES_THE_FINISHED_RUN = pytest.mark.xdist_group("run-dir-guards-finished-run")
 
 
-def _finished(path: Path) -> Path:
-    proc = run_train(path, *RUN)
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of RUN (checkpoints at steps 3 and 6), trained once: read-only, each test changes its own copy."""
+    run = tmp_path_factory.mktemp("finished") / "r"
+    proc = run_train(run, *RUN)
     assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def _finished(finished_run: Path, path: Path) -> Path:
+    """A copy of the finished run at ``path``, mtimes kept (the checkpoints' order is their write times')."""
+    shutil.copytree(finished_run, path)
     return path
 
 
-def test_a_fresh_start_over_an_earlier_run_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_fresh_start_over_an_earlier_run_is_refused_and_writes_nothing(finished_run: Path, tmp_path: Path) -> None:
     """The trainer started again in a finished run's directory without --resume pruned that run's checkpoints,
     moved latest/best to its own and appended its rows to the old logs, without a word."""
-    run = _finished(tmp_path / "r")
+    run = _finished(finished_run, tmp_path / "r")
     before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     proc = run_train(run, "train.steps=3", "train.lr=1e-2")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -84,10 +98,11 @@ def test_a_save_that_cannot_write_is_one_line(tmp_path: Path) -> None:
     assert not list(d.glob(".*.tmp"))
 
 
-def test_a_damaged_checkpoint_is_refused_and_the_others_are_named(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_damaged_checkpoint_is_refused_and_the_others_are_named(finished_run: Path, tmp_path: Path) -> None:
     """Bytes changed inside the latest checkpoint loaded without a word and the resume stopped at its first step
     with a NaN loss; an empty or missing latest named no other checkpoint."""
-    run = _finished(tmp_path / "r")
+    run = _finished(finished_run, tmp_path / "r")
     ckpts = run / schema.CHECKPOINT_DIR
     latest = ckpts / ck.checkpoint_file_name(6)
     data = bytearray(latest.read_bytes())
@@ -110,10 +125,13 @@ def test_a_damaged_checkpoint_is_refused_and_the_others_are_named(tmp_path: Path
     assert proc.returncode == 0 and "at step 3" in proc.stdout, proc.stderr
 
 
-def test_a_damaged_newer_checkpoint_is_not_offered_after_the_pointer_moved_off_it(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_damaged_newer_checkpoint_is_not_offered_after_the_pointer_moved_off_it(
+    finished_run: Path, tmp_path: Path
+) -> None:
     """The refusal of a damaged latest says to point `latest` at an earlier file; the resume that followed the hint
     then warned that the damaged file was written later and said to `echo` its name into `latest` again."""
-    run = _finished(tmp_path / "r")
+    run = _finished(finished_run, tmp_path / "r")
     ckpts = run / schema.CHECKPOINT_DIR
     damaged = ckpts / ck.checkpoint_file_name(6)
     data = bytearray(damaged.read_bytes())
@@ -138,14 +156,15 @@ def test_a_truncated_checkpoint_is_said_to_be_incomplete(tmp_path: Path) -> None
         ck.load_checkpoint(path)
 
 
+@SHARES_THE_FINISHED_RUN
 @pytest.mark.parametrize("why", ["nothing to do", "no pointer", "truncated"])
-def test_a_refused_resume_leaves_a_finished_run_finished(tmp_path: Path, why: str) -> None:
+def test_a_refused_resume_leaves_a_finished_run_finished(finished_run: Path, tmp_path: Path, why: str) -> None:
     """The refused attempt's boot, error and end records made the tools judge the finished run by it: `crashed`.
     What is cheap to tell is refused before anything is written."""
     from nsa_tui.health import evaluate
     from nsa_tui.runs import load_run
 
-    run = _finished(tmp_path / "r")
+    run = _finished(finished_run, tmp_path / "r")
     ckpts = run / schema.CHECKPOINT_DIR
     steps = "train.steps=6"
     if why == "no pointer":
