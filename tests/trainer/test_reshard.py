@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from trainer_helpers import REPO, clean_env, run_train, train_cmd
+from trainer_helpers import REPO, clean_env, train_cmd
 
 from nsa_train.config.loader import load_config
 from nsa_train.data import build_tokenizer
@@ -28,6 +29,26 @@ LINE = re.compile(
     r"read again; each "
     r"rank's RNG is seeded from train.seed \d+, step (\d+) and its rank"
 )
+
+
+# the tests that copy the module's one finished 1-rank run: one worker trains it for all of them (three tests each
+# trained their own, of 9, 3 and 2 steps)
+SHARES_THE_ONE_RANK_RUN = pytest.mark.xdist_group("reshard-one-rank-run")
+
+
+@pytest.fixture(scope="module")
+def one_rank_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 1-rank run of 9 steps (its checkpoint step_00000009.pt), trained once: each test resumes a copy."""
+    run = tmp_path_factory.mktemp("one-rank") / "run"
+    proc = train(run, 1, "train.steps=9")
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def copy_of(run: Path, to: Path) -> Path:
+    """A copy of ``run`` at ``to``, mtimes kept."""
+    shutil.copytree(run, to)
+    return to
 
 
 def train(run_dir: Path, ranks: int, *overrides: str, resume: bool = False, reshard: bool = False):
@@ -67,11 +88,16 @@ def status(run_dir: Path) -> dict:
     return json.loads(res.stdout.splitlines()[0])
 
 
-@pytest.mark.parametrize("old, new", [(2, 1), (1, 2)])
-def test_a_run_continues_on_another_number_of_ranks_with_reshard(tmp_path: Path, old: int, new: int) -> None:
+@pytest.mark.parametrize("old, new", [(2, 1), pytest.param(1, 2, marks=SHARES_THE_ONE_RANK_RUN)])
+def test_a_run_continues_on_another_number_of_ranks_with_reshard(
+    request: pytest.FixtureRequest, tmp_path: Path, old: int, new: int
+) -> None:
     run = tmp_path / "run"
-    proc = train(run, old, "train.steps=9")
-    assert proc.returncode == 0, proc.stderr
+    if old == 1:
+        copy_of(request.getfixturevalue("one_rank_run"), run)
+    else:
+        proc = train(run, old, "train.steps=9")
+        assert proc.returncode == 0, proc.stderr
     # without the flag: refused, naming it
     proc = train(run, new, "train.steps=14", resume=True)
     assert proc.returncode != 0 and "error: --resume: " in proc.stderr  # torchrun's own status is 1
@@ -101,22 +127,22 @@ def test_a_run_continues_on_another_number_of_ranks_with_reshard(tmp_path: Path,
     assert status(run)["step"] == 16
 
 
-def test_reshard_on_the_same_number_of_ranks_is_an_exact_resume(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=3").returncode == 0
-    proc = train(run, 1, "train.steps=5", resume=True, reshard=True)
+@SHARES_THE_ONE_RANK_RUN
+def test_reshard_on_the_same_number_of_ranks_is_an_exact_resume(one_rank_run: Path, tmp_path: Path) -> None:
+    run = copy_of(one_rank_run, tmp_path / "run")
+    proc = train(run, 1, "train.steps=11", resume=True, reshard=True)
     assert proc.returncode == 0, proc.stderr
-    assert "[reshard] step_00000003.pt was written by 1 rank, as many as this run has: it continues exactly" in (
+    assert "[reshard] step_00000009.pt was written by 1 rank, as many as this run has: it continues exactly" in (
         proc.stdout
     )
 
 
-def test_reshard_refuses_ranks_that_cannot_split_the_batch(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    assert run_train(run, "train.steps=2").returncode == 0
+@SHARES_THE_ONE_RANK_RUN
+def test_reshard_refuses_ranks_that_cannot_split_the_batch(one_rank_run: Path, tmp_path: Path) -> None:
+    run = copy_of(one_rank_run, tmp_path / "run")
     heartbeat = (run / "heartbeat_rank0.jsonl").read_bytes()
     # refused before any process group: rank 0 of a world of 3 is enough to meet it
-    cmd = [*train_cmd(run, "train.steps=4", resume=True), "--reshard"]
+    cmd = [*train_cmd(run, "train.steps=11", resume=True), "--reshard"]
     env = clean_env(WORLD_SIZE="3", RANK="0", LOCAL_RANK="0")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
