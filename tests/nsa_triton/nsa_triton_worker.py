@@ -21,6 +21,9 @@ def init_interpreter() -> None:
         raise RuntimeError("triton was imported before TRITON_INTERPRET could be set in the worker")
     os.environ["TRITON_INTERPRET"] = "1"
     torch.set_num_threads(1)
+    import interpreter_xor
+
+    interpreter_xor.install()  # tl.sort's xor reductions by numpy, not element by element in Python
 
 
 def init_plain_cpu() -> None:
@@ -133,6 +136,47 @@ def compressed_block_ids_both_ways(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
         fused = block_ids(kernels, q, k_cmp, lse, l, d, l_sel, n_sel, scale)
         scores = block_scores(kernels, q, k_cmp, lse, l, d, l_sel, scale, 0, T)
         return fused, select_top_blocks(scores, 0, l_sel, n_sel)
+
+
+def xor_sums_both_ways(x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """-> per axis (0, 1, None: all) of the 2-d int tensor x, (tl.xor_sum in a kernel with the installed numpy
+    reduce, the same with the interpreter's own element-by-element one)."""
+    from triton.runtime import interpreter
+    from xor_sum_kernel import xor_sums
+
+    fast = interpreter.ReduceOps.apply_impl
+    out = [xor_sums(x)]
+    interpreter.ReduceOps.apply_impl = fast.generic
+    try:
+        out.append(xor_sums(x))
+    finally:
+        interpreter.ReduceOps.apply_impl = fast
+    return list(zip(*out, strict=True))
+
+
+def block_ids_with_reduces_counted(q, k_cmp, v_cmp, l, d, l_sel, n_sel) -> tuple[int, int, torch.Tensor, torch.Tensor]:
+    """compressed_block_ids_both_ways, counting the interpreter's reductions: -> (reduces run element by element in
+    Python, xor reductions, fused ids, ids from the scores)."""
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    counts = {"generic": 0, "xor": 0}
+    generic, apply = interpreter.ReduceOps.generic_reduce, interpreter.ReduceOps.apply
+
+    def counted_generic(self, input):
+        counts["generic"] += 1
+        return generic(self, input)
+
+    def counted_apply(self, input):
+        counts["xor"] += self.combine_fn is tl.standard._xor_combine
+        return apply(self, input)
+
+    interpreter.ReduceOps.generic_reduce, interpreter.ReduceOps.apply = counted_generic, counted_apply
+    try:
+        fused, from_scores = compressed_block_ids_both_ways(q, k_cmp, v_cmp, l, d, l_sel, n_sel)
+    finally:
+        interpreter.ReduceOps.generic_reduce, interpreter.ReduceOps.apply = generic, apply
+    return counts["generic"], counts["xor"], fused, from_scores
 
 
 def compressed_and_selection(q, k_cmp, v_cmp, l, d, l_sel, n_sel):
