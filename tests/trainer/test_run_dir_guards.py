@@ -20,8 +20,8 @@ from nsa_train.telemetry import schema
 pytestmark = pytest.mark.slow
 
 RUN = ("train.steps=6", "train.save_every=3", "train.keep_last=5")
-# the tests that copy the module's one finished run: one worker trains it for all of them (each test trained its own,
-# six runs of the same command)
+# the tests that copy the module's one finished run: one worker trains it for all of them (each test trained its own:
+# six runs of the same command, two of others that served as well)
 SHARES_THE_FINISHED_RUN = pytest.mark.xdist_group("run-dir-guards-finished-run")
 
 
@@ -184,15 +184,17 @@ def test_a_refused_resume_leaves_a_finished_run_finished(finished_run: Path, tmp
     assert evaluate(load_run(run), time.time()).state == "finished"
 
 
-def test_a_forced_fresh_start_drops_the_earlier_runs_pointers_when_run_json_takes_its_id(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_forced_fresh_start_drops_the_earlier_runs_pointers_when_run_json_takes_its_id(
+    finished_run: Path, tmp_path: Path
+) -> None:
     """run.json took the fresh start's new run id at the model phase, and the earlier run's pointers went only at the
     train phase: a start that died in between (its compile phase, its DDP wrap) left `latest` naming the earlier
     run's checkpoint, so a plain --resume met "belongs to another run". By the compile phase both have changed
     (train.compile: its torch.compile import holds the phase for a while, where the test looks)."""
     import json
 
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=2").returncode == 0
+    run = _finished(finished_run, tmp_path / "r")
     earlier_id = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
     cmd = [*train_cmd(run, "train.steps=4", "train.compile=true"), "--force"]
     env = clean_env(NSA_TEST_SLOW_STEP="1:60")
@@ -215,12 +217,12 @@ def test_a_forced_fresh_start_drops_the_earlier_runs_pointers_when_run_json_take
     assert not latest
 
 
-def test_a_forced_fresh_start_drops_the_earlier_runs_pointers(tmp_path: Path) -> None:
+@SHARES_THE_FINISHED_RUN
+def test_a_forced_fresh_start_drops_the_earlier_runs_pointers(finished_run: Path, tmp_path: Path) -> None:
     """After `--force`, checkpoints/best still named the earlier run's checkpoint (latest too) until the new run's
     first eval and save: `nsa sample` loaded the earlier run's weights, the report marked its file best, and a
     --resume of a new run killed before its first save continued the earlier run."""
-    run = tmp_path / "r"
-    assert run_train(run, *RUN, "train.eval_every=3").returncode == 0
+    run = _finished(finished_run, tmp_path / "r")  # evaluated at its end: a best pointer
     assert ck.read_pointer(run / "checkpoints", schema.BEST_POINTER) is not None
     cmd = [*train_cmd(run, "train.steps=4", "train.save_every=0", "train.eval_every=0"), "--force"]
     env = clean_env(NSA_TEST_SLOW_STEP="1:60")  # step 1 waits: the new run has neither saved nor evaluated yet
