@@ -29,8 +29,8 @@ def check_host_config(config: str | None, resume: bool, host: str, environ: Mapp
         return
     instead = "the run's own config.yaml" if resume else "the host's default config"
     raise UserError(
-        f"{CONFIG_ENV}={value} is set here, and nsa launch --host does not send it (a config path is the host's): "
-        f"pass --config {shlex.quote(value)} to use it on {host}, or unset {CONFIG_ENV} for {instead}"
+        f"{CONFIG_ENV}={value} is set here, and `nsa launch --host` does not send it (a config path is the host's): "
+        f"pass `--config {shlex.quote(value)}` to use it on {host}, or unset {CONFIG_ENV} for {instead}"
     )
 
 
@@ -41,6 +41,7 @@ def host_env(host: str, environ: Mapping[str, str] | None = None) -> tuple[list[
     send, said = [], []
     if (gpus := env.get(GPU_ENV)) is not None:
         send.append(f"{GPU_ENV}={gpus}")
-        said.append(f"note: {GPU_ENV}={gpus} is set here: the host's nsa launch gets it (GPUs as {host} numbers them)")
+        numbered = f"GPUs as {host} numbers them"
+        said.append(f"note: {GPU_ENV}={gpus} is set here: the host's `nsa launch` gets it ({numbered})")
     said += [f"warning: {w}" for w in unread_nsa_env(env)]
     return send, said

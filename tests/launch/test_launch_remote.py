@@ -253,8 +253,8 @@ def test_a_config_variable_set_here_is_refused_over_host_before_ssh(runs_dir, tm
     assert res.returncode == 1 and res.stdout == ""
     instead = "the run's own config.yaml" if resume else "the host's default config"
     assert _one_error_line(res) == (
-        "error: CONFIG=configs/m7c-125m.yaml is set here, and nsa launch --host does not send it (a config path is "
-        "the host's): pass --config configs/m7c-125m.yaml to use it on nowhere.invalid, or unset CONFIG for "
+        "error: CONFIG=configs/m7c-125m.yaml is set here, and `nsa launch --host` does not send it (a config path is "
+        "the host's): pass `--config configs/m7c-125m.yaml` to use it on nowhere.invalid, or unset CONFIG for "
         f"{instead}"
     )
     _nothing_started(runs_dir)
@@ -271,7 +271,7 @@ def test_host_launch_takes_the_gpus_and_says_unread_switches_of_this_shell(runs_
     lines = res.stdout.splitlines()
     assert "  CUDA_VISIBLE_DEVICES=1" in lines, res.stdout  # the host's plan: its trainer gets it
     assert (
-        f"note: CUDA_VISIBLE_DEVICES=1 is set here: the host's nsa launch gets it (GPUs as {sshd.host} numbers them)"
+        f"note: CUDA_VISIBLE_DEVICES=1 is set here: the host's `nsa launch` gets it (GPUs as {sshd.host} numbers them)"
     ) in lines
     assert any(line.startswith("warning: NSA_PREFILL_BATCHED=1 is an earlier trainer's switch") for line in lines)
     env = {**env, "CUDA_VISIBLE_DEVICES": "", "CONFIG": ""}  # an empty one hides every GPU: it travels too
