@@ -60,3 +60,20 @@ def clip(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: max(0, width - 1)] + "…" if width > 0 else ""
+
+
+def exit_status_said(code: int) -> str:
+    """An exit status with what it means when it is a signal's: ``138 (killed by signal SIGUSR1)``. 128+N is how
+    the launcher (as a shell) records a process that signal N ended, a negative one how Python's wait says it; the
+    trainer stops on SIGTERM, SIGINT and SIGHUP with a checkpoint (exit 128+N too), so those read "stopped"."""
+    import signal
+
+    number = code - 128 if code > 128 else -code if code < 0 else None
+    if number is None:
+        return str(code)
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return str(code)
+    how = "stopped" if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) else "killed"
+    return f"{code} ({how} by signal {sig.name})"

@@ -54,6 +54,7 @@ def check_terminal(run: str, where: Sequence[str] = ()) -> None:
 
 
 def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
+    from nsa_tui.fmt import exit_status_said
     from nsa_tui.launch import runstate, tmux
     from nsa_tui.rundir import holds_run, no_run_error, resolve_run, run_name
 
@@ -72,7 +73,7 @@ def attach_argv_for(run: str) -> tuple[list[str], dict[str, str]]:
         if not holds_run(run_dir):  # no run's session to miss (a typo, the runs root): as `nsa halt` says it
             raise no_run_error(run_dir, "attach")
         status = runstate.read_exit_status(run_dir)
-        ended = f" (it exited with status {status})" if status is not None else ""
+        ended = f": it exited with status {exit_status_said(status)}" if status is not None else ""
         see = run_command("status", run)
         raise UserError(f"no tmux session {session} for run {run_name(run_dir)!r}{ended}; see `{see}`")
     return tmux.attach_argv(session, socket)

@@ -105,6 +105,7 @@ def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoR
 
 def halt_local(run: str, wait: float) -> None:
     from nsa_train.telemetry.schema import LAUNCH_JSON
+    from nsa_tui.fmt import exit_status_said
     from nsa_tui.launch.halt import ALREADY_ENDED, CLEAN_REASONS, halt_run
     from nsa_tui.rundir import resolve_run, run_name
 
@@ -120,7 +121,7 @@ def halt_local(run: str, wait: float) -> None:
     # absolute: over --host a path relative to the host's login directory means nothing here
     print(f"checkpoint: {os.path.abspath(outcome.checkpoint) if outcome.checkpoint else 'none found'}")
     if outcome.exit_status is not None:
-        print(f"exit status: {outcome.exit_status}")
+        print(f"exit status: {exit_status_said(outcome.exit_status)}")  # 138 alone left the reader guessing
     elif not (run_dir / LAUNCH_JSON).is_file():
         print("exit status: none (only a run started by `nsa launch` has an exit_status file)")
     elif not outcome.already_ended:

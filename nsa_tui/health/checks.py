@@ -19,7 +19,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
-from nsa_tui.fmt import num
+from nsa_tui.fmt import exit_status_said, num
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.health.start import start_clock
@@ -729,10 +729,10 @@ def launcher_exit(c: Context) -> Finding | None:
     if c.state != "finished" or h.exit_status in (None, 0):
         return None
     end = h.end_event
-    why = (
-        f"every rank completed (end records with exit status 0), but the launcher recorded exit status {h.exit_status}"
-    )
-    if killed_by_sigkill(h.exit_status, h.console_tail):
+    sigkill = killed_by_sigkill(h.exit_status, h.console_tail)
+    status = str(h.exit_status) if sigkill else exit_status_said(h.exit_status)  # the SIGKILL words follow
+    why = f"every rank completed (end records with exit status 0), but the launcher recorded exit status {status}"
+    if sigkill:
         why += " (torchrun itself was killed with SIGKILL after its workers: by hand, or the out-of-memory killer)"
     return Finding(h.latest_step, end.ts if end else None, why + "; the run's records and checkpoints are whole")
 
@@ -750,7 +750,7 @@ def process_exited(c: Context) -> Finding | None:
         if status is None:
             status = h.exit_status
         if status not in (None, 0):
-            why += f" and exit status {status}"
+            why += f" and exit status {exit_status_said(status) if isinstance(status, int) else status}"
         why += _errors_said(h.attempt_errors, h.attempt_world_size)
         # a rank that died without a word (SIGKILL) is the cause the others' errors ("connection reset") hide
         silent = h.ranks_without_end
@@ -786,7 +786,9 @@ def _without_end_record(h: RunHistory) -> str:
             + said
         )
     if h.exit_status not in (None, 0):
-        return f"exit status {h.exit_status} without an end record{said}"
+        # 137 is followed by the SIGKILL hint (process_exited): its words once
+        status = str(h.exit_status) if h.exit_status in (137, -9) else exit_status_said(h.exit_status)
+        return f"exit status {status} without an end record{said}"
     if h.launch_elsewhere:  # `cp -r` of a live run: no trainer of this directory ever ended here
         where = h.launch.get("run_dir") if h.launch else None
         return (

@@ -23,6 +23,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_tui.errors import UserError
+from nsa_tui.fmt import exit_status_said
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 
@@ -153,7 +154,8 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
     status = runstate.read_exit_status(run_dir)
     if status is not None:
         raise UserError(
-            f"run {run_name(run_dir)!r} is not running (the launcher exited with status {status}); nothing to halt"
+            f"run {run_name(run_dir)!r} is not running: the launcher exited with status {exit_status_said(status)}; "
+            "nothing to halt"
         )
     if _gone(run_dir, launch):
         raise _not_running(run_dir, launch)
@@ -176,7 +178,8 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         status = runstate.read_exit_status(run_dir)
         if status is not None:
             raise UserError(
-                f"the trainer exited (status {status}) without an end record; see {run_dir / schema.CONSOLE_LOG}"
+                f"the trainer exited with status {exit_status_said(status)} without an end record; see "
+                f"{run_dir / schema.CONSOLE_LOG}"
             )
         if time.monotonic() >= next_liveness:
             next_liveness = time.monotonic() + LIVENESS_EVERY_S

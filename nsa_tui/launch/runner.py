@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
+from nsa_tui.fmt import exit_status_said
 from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
@@ -99,6 +100,11 @@ def run(run_dir: Path) -> int:
     # the wrapper must outlive it to record the status. A no-op handler, not
     # SIG_IGN: an ignored signal would stay ignored in torchrun after exec.
     signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    # SIGUSR1 asks a trainer rank for its stacks (`nsa dump`), but `kill -USR1` or `pkill -USR1 -f nsa_train.train`
+    # also reaches torchrun (and this wrapper), whose default action is to die, leaving the ranks unsupervised.
+    # SIG_IGN on purpose: it survives exec into torchrun and on into the ranks, whose dumper sets its own handler.
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
     try:
         child = subprocess.Popen(
@@ -140,7 +146,7 @@ def run(run_dir: Path) -> int:
             mirror.note(line)
     if not write_exit_status(run_dir, code):
         mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
-    mirror.note(f"torchrun exited with status {code}")
+    mirror.note(f"torchrun exited with status {exit_status_said(code)}")
     return code
 
 

@@ -48,7 +48,7 @@ def test_halt_a_dead_run_fails(runs_dir):
     (d / "exit_status").write_text("137\n")
     res = nsa("halt", "dead")
     assert res.returncode == 1
-    assert "not running (the launcher exited with status 137)" in res.stderr
+    assert "not running: the launcher exited with status 137 (killed by signal SIGKILL)" in res.stderr
     assert not (d / ".HALT").exists()
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +178,47 @@ def test_force_waits_for_the_killed_sessions_wrapper_and_refuses_past_its_limit(
     with pytest.raises(UserError, match=r"nsa-stuck's process \(pid \d+\) is still running after 1s; nothing was"):
         _wait_for_exit(pids, "nsa-stuck", 1.0)
     assert exit_status(run_dir) is None
+
+
+# torchrun's stand-in: it waits for `go` (its pid in `pid`), while a seed's `kill -USR1 <torchrun pid>` reaches it
+WAITS_FOR_GO = """
+import os, pathlib, sys, time
+pathlib.Path("pid").write_text(str(os.getpid()))
+while not pathlib.Path("go").exists():
+    time.sleep(0.05)
+sys.exit(0)
+"""
+
+
+def test_sigusr1_to_the_wrapper_or_torchrun_kills_neither(tmp_path):
+    """`kill -USR1 <torchrun pid>` (a seed's habit) and the docs' `pkill -USR1 -f nsa_train.train` reach torchrun,
+    whose default action for SIGUSR1 is to die: the ranks trained on unsupervised and the halt after read status 138.
+    The wrapper starts torchrun with SIGUSR1 ignored, and ignores it itself."""
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", WAITS_FOR_GO])
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], cwd=run_dir, stdout=subprocess.DEVNULL
+    )
+    try:
+        child = int(wait_for(lambda: (run_dir / "pid").exists() and (run_dir / "pid").read_text(), 30, "the child"))
+        time.sleep(0.3)  # the wrapper is past its own start (its handlers set) once its child runs
+        os.kill(child, signal.SIGUSR1)
+        os.kill(wrapper.pid, signal.SIGUSR1)
+        time.sleep(0.5)
+        assert wrapper.poll() is None and exit_status(run_dir) is None
+        (run_dir / "go").touch()
+        assert wrapper.wait(timeout=30) == 0
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+    assert exit_status(run_dir) == 0
+    assert (run_dir / "console.log").read_text().rstrip().endswith("torchrun exited with status 0")
+
+
+def test_a_status_that_a_signal_gave_is_said_in_words(tmp_path):
+    """'torchrun exited with status 138' left the reader to work out 128 + 10 = SIGUSR1."""
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGUSR2)"
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
+    assert _run_wrapper(run_dir).returncode == 128 + signal.SIGUSR2
+    assert exit_status(run_dir) == 128 + signal.SIGUSR2  # the file stays one integer
+    said = (run_dir / "console.log").read_text().rstrip().splitlines()[-1]
+    assert said.endswith(f"torchrun exited with status {128 + signal.SIGUSR2} (killed by signal SIGUSR2)")

@@ -55,3 +55,12 @@ def test_the_report_status_and_dashboard_write_a_duration_alike():
     assert fmt_duration(2 * 86400 + 3600) == fmt.duration(2 * 86400 + 3600) == "2d01h"
     assert (fmt_duration(90), fmt.duration(90), _duration(27.998)) == ("90s", "1m30s", "0m28s")
     assert fmt.duration(86399, hours_below=172800) == "23h59m" and fmt.duration(float("nan"), missing="-") == "-"
+
+
+def test_an_exit_status_from_a_signal_is_said_in_words():
+    assert fmt.exit_status_said(0) == "0" and fmt.exit_status_said(2) == "2" and fmt.exit_status_said(127) == "127"
+    assert fmt.exit_status_said(138) == "138 (killed by signal SIGUSR1)"
+    assert fmt.exit_status_said(137) == "137 (killed by signal SIGKILL)"
+    assert fmt.exit_status_said(143) == "143 (stopped by signal SIGTERM)"  # the trainer's own clean stop, too
+    assert fmt.exit_status_said(-10) == "-10 (killed by signal SIGUSR1)"
+    assert fmt.exit_status_said(255) == "255"  # 128 + 127: no such signal
