@@ -62,6 +62,18 @@ def clip(text: str, width: int) -> str:
     return text[: max(0, width - 1)] + "…" if width > 0 else ""
 
 
+def clip_words(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut after a whole word with an ellipsis: a cut mid-word
+    ("... .jsonl files a") read as the message itself."""
+    if len(text) <= width:
+        return text
+    head = text[: max(0, width - 1)]
+    word_end = head.rfind(" ")
+    if word_end > width // 2:  # one very long word (a path) is cut inside it rather than dropped whole
+        head = head[:word_end]
+    return head.rstrip(" ,;:") + "…"
+
+
 def exit_status_said(code: int) -> str:
     """An exit status with what it means when it is a signal's: ``138 (killed by signal SIGUSR1)``. 128+N is how
     the launcher (as a shell) records a process that signal N ended, a negative one how Python's wait says it; the

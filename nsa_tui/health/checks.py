@@ -12,15 +12,20 @@ import itertools
 import math
 import re
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
-from nsa_tui.fmt import exit_status_said, num
-from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures, without_torchrun_report
+from nsa_tui.fmt import clip_words, exit_status_said, num
+from nsa_tui.health.console_tail import (
+    TorchrunFailure,
+    last_lines_said_once,
+    torchrun_failures,
+    without_torchrun_report,
+)
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.health.start import start_clock
 from nsa_tui.runs.history import Event, RunHistory
@@ -743,6 +748,10 @@ def process_exited(c: Context) -> Finding | None:
         return None
     end = h.end_event
     failures = torchrun_failures(h.console_tail)
+    lines, cut = without_torchrun_report(h.console_tail)
+    # the wrapper's restatement of an error the trainer's own line above already holds: the same 370 characters
+    # twice in one alert
+    quoted = last_lines_said_once(lines, int(c.params["console_lines"]))
     if end is not None:
         why = f"the trainer ended with reason {end.fields.get('reason')!r}"
         # the trainer's own status (2: a mistake in config, data or checkpoint; 3: NaN) over torchrun's (1 for any)
@@ -751,7 +760,7 @@ def process_exited(c: Context) -> Finding | None:
             status = h.exit_status
         if status not in (None, 0):
             why += f" and exit status {exit_status_said(status) if isinstance(status, int) else status}"
-        why += _errors_said(h.attempt_errors, h.attempt_world_size)
+        why += _errors_said(h.attempt_errors, h.attempt_world_size, quoted)
         # a rank that died without a word (SIGKILL) is the cause the others' errors ("connection reset") hide
         silent = h.ranks_without_end
         # a few named, the rest counted: 64 ranks killed together would otherwise be 64 clauses
@@ -761,25 +770,23 @@ def process_exited(c: Context) -> Finding | None:
         first = any(f.root_cause and f.rank in silent for f in failures)
         why = "; ".join([*lost, why] if first else [why, *lost])
     else:
-        why = _without_end_record(h)
+        why = _without_end_record(h, quoted)
     if end is None and not h.attempt_summary and killed_by_sigkill(h.exit_status, h.console_tail):
         why += f" ({SIGKILL_HINT})"
-    n = int(c.params["console_lines"])
-    lines, cut = without_torchrun_report(h.console_tail)
     if not lines and not h.launch:  # only `nsa launch` writes a console.log: its absence says nothing here
         return Finding(h.latest_step, end.ts if end else None, why)
-    tail = " | ".join(lines[-n:]) if lines else "console.log is empty or missing"
+    tail = " | ".join(quoted) if quoted else "console.log is empty or missing"
     if cut:
         roots = [f.describe() for f in failures if f.root_cause]
         tail += " (torchrun's failure report left out" + (f"; its root cause: {', '.join(roots)})" if roots else ")")
     return Finding(h.latest_step, end.ts if end else None, f"{why}; last lines of console.log: {tail}")
 
 
-def _without_end_record(h: RunHistory) -> str:
+def _without_end_record(h: RunHistory, quoted: list[str]) -> str:
     """Why a run that wrote no end record is crashed, with the errors it said. Its end record cut (a full disk) or
     lost, the summary written just before it tells how it ended: it read as a session gone, or a SIGKILL to look
     for in dmesg."""
-    said = _errors_said(h.attempt_errors, h.attempt_world_size)
+    said = _errors_said(h.attempt_errors, h.attempt_world_size, quoted)
     if isinstance(reason := h.attempt_summary.get(schema.SUMMARY_END_REASON), str):
         return (
             f"the trainer ended with reason {reason!r} (said by its summary.json; its end record is cut or missing)"
@@ -810,15 +817,21 @@ MAX_OTHER_ERRORS = 3  # the ranks whose later errors are named after the first o
 MAX_LOST_RANKS = 4  # the ranks without an end record named one by one
 
 
-def _errors_said(errors: list[Event], world_size: int | None) -> str:
+ERROR_CHARS = 300  # the first error as the alert quotes it, cut after a word beyond this
+
+
+def _errors_said(errors: list[Event], world_size: int | None, quoted: Sequence[str] = ()) -> str:
     """The first error in full, with its rank when the run has several; then each other rank's first, briefly
-    (under DDP they are mostly "connection closed by peer": the first rank's error is the cause)."""
+    (under DDP they are mostly "connection closed by peer": the first rank's error is the cause). One that the
+    console lines the alert ends with (``quoted``) hold whole is named by its first sentence only."""
     if not errors:
         return ""
     first = errors[0]
-    msg = str(first.fields.get("message") or "")[:300]
-    if not msg:
+    whole = str(first.fields.get("message") or "")
+    if not whole:
         return ""
+    in_tail = len(whole) > 100 and any(whole in line for line in quoted)
+    msg = f"{brief_error(whole)}, in full below" if in_tail else clip_words(whole, ERROR_CHARS)
     if not world_size or world_size <= 1:
         return f" (error: {msg})"
     out = f" (rank {first.rank}'s error at step {first.step}: {msg}"
@@ -829,7 +842,7 @@ def _errors_said(errors: list[Event], world_size: int | None) -> str:
             continue
         seen.add(ev.rank)
         said = str(ev.fields["message"])
-        others.append(f"rank {ev.rank}: {'the same' if said[:300] == msg else brief_error(said)}")
+        others.append(f"rank {ev.rank}: {'the same' if said == whole else brief_error(said)}")
     if len(others) > MAX_OTHER_ERRORS:
         others[MAX_OTHER_ERRORS:] = [f"{len(others) - MAX_OTHER_ERRORS} more ranks"]
     return out + (f"; then {', '.join(others)})" if others else ")")

@@ -36,6 +36,31 @@ def without_torchrun_report(lines: list[str]) -> tuple[list[str], bool]:
     return out, found
 
 
+# the launch wrapper's restatement of a rank's error record (runner.trainer_errors), after torchrun's report
+_RESTATED = re.compile(r"^\[nsa [^\]]*\] rank \d+ error at step [^:]*: (.+)$")
+
+
+def last_lines_said_once(lines: list[str], n: int) -> list[str]:
+    """The last ``n`` of ``lines``, less each wrapper restatement of an error that another of those lines (the
+    trainer's own `error: ...`) already holds whole: the restatement is there for when torchrun's report hides that
+    line, and ``lines`` are without it. Each line dropped lets an earlier one in."""
+    out = list(lines)
+    while True:
+        window = out[-n:] if n > 0 else []
+        said_twice = next(
+            (
+                i
+                for i, line in enumerate(window)
+                if (m := _RESTATED.match(line))
+                and any(m.group(1) in other for k, other in enumerate(window) if k != i and not _RESTATED.match(other))
+            ),
+            None,
+        )
+        if said_twice is None:
+            return window
+        del out[len(out) - len(window) + said_twice]
+
+
 _ENTRY = re.compile(r"^\[\d+\]:\s*$")
 _RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
 _EXITCODE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")

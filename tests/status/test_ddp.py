@@ -253,7 +253,11 @@ def test_a_killed_rank_is_named_with_the_oom_hint_not_only_the_others_gloo_error
     # torchrun's root cause is rank 1: it leads, with the OOM hint; rank 0's error follows
     assert msg.startswith("rank 1 stopped with no end record (its last record: step 90, 5s before the end record)")
     assert "torchrun: exitcode -9 (killed by SIGKILL" in msg and "out-of-memory killer" in msg
-    assert msg.index("rank 1 stopped") < msg.index("rank 0's error at step 90: RuntimeError: [/__w")
+    # its whole text is in the console lines quoted after: its first sentence here, not the same 280 characters twice
+    assert msg.index("rank 1 stopped") < msg.index(
+        "rank 0's error at step 90: RuntimeError: Read error [127.0.0.1]:53988: Connection reset by peer, in full below"
+    )
+    assert msg.count(GLOO_RESET) == 1
     assert msg.endswith("torchrun exited with status 1 (torchrun's failure report left out; its root cause: "
                         "rank 1, exitcode -9 (SIGKILL))")  # fmt: skip
     assert "ChildFailedError" not in msg

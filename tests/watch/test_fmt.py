@@ -57,6 +57,14 @@ def test_the_report_status_and_dashboard_write_a_duration_alike():
     assert fmt.duration(86399, hours_below=172800) == "23h59m" and fmt.duration(float("nan"), missing="-") == "-"
 
 
+def test_a_cut_ends_after_a_word_with_an_ellipsis():
+    text = "or save the data as .parquet or .jsonl files and use data.source=local"
+    assert fmt.clip_words(text, 200) == text
+    assert fmt.clip_words(text, 46) == "or save the data as .parquet or .jsonl files…"
+    assert fmt.clip_words(text, 44) == "or save the data as .parquet or .jsonl…"  # never `files a`
+    assert fmt.clip_words("/a/very/long/path/without/any/space/in/it", 10) == "/a/very/l…"
+
+
 def test_an_exit_status_from_a_signal_is_said_in_words():
     assert fmt.exit_status_said(0) == "0" and fmt.exit_status_said(2) == "2" and fmt.exit_status_said(127) == "127"
     assert fmt.exit_status_said(138) == "138 (killed by signal SIGUSR1)"
