@@ -1,5 +1,5 @@
-"""Short human formats for numbers, durations and ages (pure): one place for the dashboard, `nsa status`, `nsa runs`
-and `nsa report`, so that a duration reads the same in each."""
+"""Short human formats for numbers, durations, ages, exit statuses and a pending halt: one place for the dashboard,
+`nsa status`, `nsa runs` and `nsa report`, so that a duration reads the same in each."""
 
 from __future__ import annotations
 
@@ -89,3 +89,14 @@ def exit_status_said(code: int) -> str:
         return str(code)
     how = "stopped" if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) else "killed"
     return f"{code} ({how} by signal {sig.name})"
+
+
+def halt_requested(ts: float | None, now: float | None = None) -> str:
+    """A pending halt as every tool says it: 'halt requested 14:02', with its age when ``now`` is given
+    ('halt requested 14:02, 4m10s ago'); the time is the .HALT file's (local clock), when known."""
+    import time
+
+    if ts is None:
+        return "halt requested"
+    said = f"halt requested {time.strftime('%H:%M', time.localtime(ts))}"
+    return said if now is None else f"{said}, {duration(now - ts, seconds_below=120)} ago"

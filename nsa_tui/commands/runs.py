@@ -18,6 +18,7 @@ from nsa_tui.commands.status import (
     error_object,
     fetch_judged,
     fmt_duration,
+    halt_said,
     judge_local,
     nan_loss,
     toks_text,
@@ -145,6 +146,8 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     start = v.get("start")  # v.get: a remote nsa may predate the key
     if isinstance(start, dict) and start.get("phase"):  # which phase a start is in: `starting (compile)`
         state += f" ({escape(str(start['phase']))})"
+    if v.get("halt_requested"):  # a stop asked for and not yet honoured: `stalled (halt requested 14:02)`
+        state += f" [bold yellow]({escape(halt_said(v))})[/]"
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"

@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
-from nsa_tui.fmt import duration
+from nsa_tui.fmt import duration, halt_requested
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
 
@@ -107,8 +108,6 @@ def judge_history(h, *, run: str, path: str, host: str | None, now: float, user_
 
 
 def judge_local(run_dir: Path, user_rules: dict[str, Any] | None = None) -> Judged:
-    import time
-
     from nsa_tui.rundir import holds_runs, runs_command, unreadable_dir
     from nsa_tui.runs import load_run
 
@@ -267,6 +266,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     console.print(
         f"[bold]{escape(str(v['run']))}[/] [dim]{escape(where + str(v.get('path') or ''))} ({format_said(v)})[/]  "
         f"[{state_style(st)}]{escape(st)}[/]  health [{HEALTH_STYLE[hl]}]{hl.upper()}[/]"
+        + (f"  [bold yellow]{escape(halt_said(v, time.time()))}[/]" if v.get("halt_requested") else "")
     )
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
@@ -328,6 +328,12 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         console.print(
             f"  [{HEALTH_STYLE[a['severity']]}]{a['severity']:>8}[/] {a['rule']}{since}: {escape(a['message'])}"
         )
+
+
+def halt_said(v: dict[str, Any], now: float | None = None) -> str:
+    """A verdict's pending halt (`halt_requested`: v.get, a remote nsa may predate it), as status and runs say it."""
+    ts = v.get("halt_requested_ts")
+    return halt_requested(ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None, now)
 
 
 def format_said(v: dict[str, Any]) -> str:

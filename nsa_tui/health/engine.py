@@ -26,7 +26,7 @@ from nsa_tui.runs.history import (
 # The version of what this engine concludes and of the verdict's keys (docs/health.md): bump it whenever either
 # changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
-JUDGE_VERSION = 1
+JUDGE_VERSION = 2
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -107,6 +107,10 @@ class Verdict:
     # why throughput_low cannot judge the tokens/s shown (no MFU inputs and no min_toks_per_s): 38 tokens/s on two
     # A100s read "health OK" with nothing saying it was never judged; null when it is judged, off, or no tok/s yet
     toks_not_judged: str | None = None
+    # .HALT is there and the attempt has not ended: a halt asked for and not yet honoured (`nsa halt --wait 0` on a
+    # hung run read `stalled critical` for minutes with nothing saying a stop was pending); its mtime when known
+    halt_requested: bool = False
+    halt_requested_ts: float | None = None
     judge_version: int = JUDGE_VERSION  # which engine judged (JUDGE_VERSION); absent from an nsa before it: 0
 
     @property
@@ -332,6 +336,7 @@ def evaluate(
     mem = latest["gpu_mem_reserved_gb"] if latest["gpu_mem_reserved_gb"] is not None else latest["gpu_mem_alloc_gb"]
     end = h.end_event
     mean_toks = _mean_toks_per_s(h, state)
+    halt_pending = h.halt_requested and state in ("starting", "running", "stalled")
     return Verdict(
         run=run or str(h.run_info.get(schema.RUN_NAME) or ""),
         format=h.format,
@@ -369,6 +374,8 @@ def evaluate(
         toks_not_judged=_toks_not_judged(h, rules),
         start_warnings=h.start_warnings,
         refused_resume=h.refused_resume,
+        halt_requested=halt_pending,
+        halt_requested_ts=h.halt_requested_ts if halt_pending else None,
         unreadable_files=[
             *({"file": n, "problem": why, "kind": UNREADABLE_KIND} for n, why in h.unreadable_files.items()),
             *(

@@ -222,6 +222,7 @@ class RunHistory:
         # its last lines before each launch's `starting:` line, oldest launch first
         self.console_before_launches: list[list[str]] = []
         self.halt_requested = False
+        self.halt_requested_ts: float | None = None  # .HALT's mtime (None over a reader that gives none)
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
         # and the tools say so rather than carry on as if the run had not written them

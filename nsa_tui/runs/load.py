@@ -232,6 +232,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         newer[schema.SUMMARY_JSON] = newer_version(h.summary)
     h.newer_context = {name: v for name, v in newer.items() if v is not None}
     h.halt_requested = schema.HALT_FILE in bundle.files
+    h.halt_requested_ts = bundle.files[schema.HALT_FILE].mtime if h.halt_requested else None
     anomaly = (bundle.text(".anomaly_type") or "").strip()
     h.anomaly = anomaly or None
     h.stackdumps = sorted(n for n in bundle.files if n.startswith("stackdump_"))

@@ -352,6 +352,7 @@ class WatchApp(App):
             "name": m.name,
             "state": v.state if not v.problem else ("starting" if not h.has_progress else "unknown"),
             "health": v.health if not v.problem else "",
+            "halt": v.halt_requested,
             "step": h.latest_step,
             "total": h.total_steps,
             "eta": _whole(self._eta_now(v, now, h)),

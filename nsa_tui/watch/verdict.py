@@ -37,11 +37,14 @@ class VerdictView:
     # the `unknown` state with no alert: nothing readable to judge (an empty directory the trainer has not written to
     # yet). Said instead of "no active alerts", and the header gives no health: `nsa status` calls it an error
     nothing_read: str = ""
+    # .HALT waits on a live attempt ("halt requested 14:02" in the header, as `nsa status` says it); "" otherwise
+    halt_requested: str = ""
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     """The health engine's verdict (nsa_tui.health.evaluate), shaped for the panels. A crash
     inside the engine is shown in the health panel rather than taking the dashboard down."""
+    from nsa_tui.fmt import halt_requested
     from nsa_tui.health import evaluate as engine_evaluate
     from nsa_tui.health import run_rules
     from nsa_tui.health.checks import toks_unjudged_text
@@ -69,6 +72,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         start_warnings=[*_refused(v.refused_resume), *v.start_warnings],
         toks_not_judged=toks_unjudged_text(v.toks_not_judged) if v.toks_not_judged else "",
         rules_problem=rules_problem,
+        halt_requested=halt_requested(v.halt_requested_ts) if v.halt_requested else "",
     )
 
 

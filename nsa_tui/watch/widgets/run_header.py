@@ -1,5 +1,5 @@
-"""Run name, state (a start's phase), step/total with a progress bar, ETA, elapsed (the current attempt's, said so
-after a resume), tokens (the run's), heartbeat age, attention path.
+"""Run name, state (a start's phase, a pending halt), step/total with a progress bar, ETA, elapsed (the current
+attempt's, said so after a resume), tokens (the run's), heartbeat age, attention path.
 
 Two one-line widgets under one background: a new step repaints the first line only, the
 clock (elapsed, heartbeat age) the second; the screen's most frequent update stays small."""
@@ -80,6 +80,9 @@ class RunHeader(Widget):
         health = i.get("health", "")
         if health:
             t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))
+        halt = i.get("halt")
+        if halt:  # a stop asked for that the run has not made yet: `stalled critical` alone hid it
+            t.append(f" {halt}", style="bold yellow")
         step, total = i.get("step"), i.get("total")
         t.append(f"  step {step if step is not None else '—'}" + (f"/{total}" if total else ""))
         if total and step is not None:

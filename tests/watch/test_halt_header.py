@@ -1,0 +1,27 @@
+"""The dashboard's header says a halt that waits on a live run, as `nsa status` does (tests/status/
+test_halt_pending.py): a hung run with `.HALT` in place read only `stalled critical`."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fixtures.runs import make_v1_run
+
+from nsa_train.telemetry import schema
+from nsa_tui.watch.widgets.run_header import RunHeader
+from watch.helpers import NOW, async_test, make_app, wait_loaded
+
+
+@async_test
+async def test_the_header_says_a_pending_halt(tmp_path):
+    make_v1_run(tmp_path / "r", state="stalled", now=NOW)
+    halt = tmp_path / "r" / schema.HALT_FILE
+    halt.touch()
+    os.utime(halt, (NOW - 240, NOW - 240))
+    app = make_app(tmp_path / "r")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        header = app.query_one(RunHeader)
+        clock = time.strftime("%H:%M", time.localtime(NOW - 240))
+        assert f"stalled  critical halt requested {clock}" in header.shown, header.shown
