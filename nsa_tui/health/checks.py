@@ -742,6 +742,25 @@ def launcher_exit(c: Context) -> Finding | None:
     return Finding(h.latest_step, end.ts if end else None, why + "; the run's records and checkpoints are whole")
 
 
+def launcher_gone(c: Context) -> Finding | None:
+    """A live run whose ranks train on without torchrun (killed by a signal to its pid): nothing supervises them.
+    Seen where the ranks run (``h.ranks_without_launcher``, runs/load.py)."""
+    h = c.h
+    if c.state not in ("starting", "running", "stalled") or not h.ranks_without_launcher:
+        return None
+    ranks = ", ".join(f"rank {r} (pid {p})" for r, p in h.ranks_without_launcher[:MAX_LOST_RANKS])
+    more = len(h.ranks_without_launcher) - MAX_LOST_RANKS
+    ranks += f" and {more} more" if more > 0 else ""
+    return Finding(
+        h.latest_step,
+        None,
+        f"torchrun is gone and {ranks} train on without it (a signal to torchrun's pid, such as `kill -USR1` or "
+        "`kill -9`, killed it): no rank that fails is noticed and the others stopped, and the exit status will not "
+        "say how they ended; `nsa halt` still stops them with a checkpoint, and `--resume` continues under a new "
+        "torchrun",
+    )
+
+
 def process_exited(c: Context) -> Finding | None:
     h = c.h
     if c.state != "crashed":
@@ -926,6 +945,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "disk_low": disk_low,
     "process_exited": process_exited,
     "launcher_exit": launcher_exit,
+    "launcher_gone": launcher_gone,
     "run_dir_gone": run_dir_gone,
 }
 

@@ -83,6 +83,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "disk_low": {"severity": "warning", "for": 0, "params": {"checkpoints": 2.0}},
     "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
     "launcher_exit": {"severity": "warning", "for": 0, "params": {}},
+    "launcher_gone": {"severity": "warning", "for": 0, "params": {}},
     "run_dir_gone": {"severity": "critical", "for": 0, "params": {}},
 }
 

@@ -36,7 +36,7 @@ class RankProcess:
     other: bool = False
 
 
-def _cmdline(pid: int) -> list[str] | None:
+def process_argv(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -73,7 +73,7 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
         return RankProcess(rank, pid, f"pid {pid} is not running", gone=True)
     except PermissionError:
         return RankProcess(rank, pid, f"pid {pid} belongs to another user")
-    argv = _cmdline(pid)
+    argv = process_argv(pid)
     if argv is None:
         return RankProcess(rank, pid, f"pid {pid}: cannot read its command line")
     reused = started_after(pid, written_at)

@@ -223,6 +223,8 @@ class RunHistory:
         self.console_before_launches: list[list[str]] = []
         self.halt_requested = False
         self.halt_requested_ts: float | None = None  # .HALT's mtime (None over a reader that gives none)
+        # (rank, pid) of this machine's live ranks of a launched run whose torchrun is gone (killed): unsupervised
+        self.ranks_without_launcher: list[tuple[int, int]] = []
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
         # and the tools say so rather than carry on as if the run had not written them

@@ -424,6 +424,33 @@ def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
         settle_liveness(h, None, local_trainer_alive(h, run_dir))
 
 
+LAUNCHER_MODULE = "torch.distributed.run"  # what `nsa launch` runs (launch.json's argv), the ranks' parent
+
+
+def local_ranks_without_launcher(h: RunHistory, run_dir: Path) -> list[tuple[int, int]]:
+    """(rank, pid) of the current attempt's ranks alive here as this run's trainer whose parent is not torchrun any
+    more: torchrun was killed (`kill -USR1` or `kill -9` on its pid) and the ranks train on with nothing to
+    supervise them, stop them together or record how they end. Only for a run `nsa launch` started here, with no
+    exit status yet."""
+    argv = h.launch.get("argv") if h.launch else None
+    if not isinstance(argv, list) or LAUNCHER_MODULE not in argv or h.launch_elsewhere or h.exit_status is not None:
+        return []
+    if h.run_host != socket.gethostname():
+        return []
+    from nsa_train.runtime.control import proc_stat_fields
+    from nsa_tui.launch.dump import check_process, process_argv
+
+    out = []
+    for rank, st in sorted(h.attempt_ranks.items()):
+        if not st.pid or check_process(rank, st.pid, run_dir, st.last_ts).problem is not None:
+            continue
+        fields = proc_stat_fields(st.pid)
+        parent = process_argv(int(fields[1])) if fields and len(fields) > 1 and fields[1].isdecimal() else None
+        if parent is not None and LAUNCHER_MODULE not in parent:
+            out.append((rank, st.pid))
+    return out
+
+
 def launch_tmux_sessions(run_dir: Path) -> list[str] | None:
     """The sessions of the tmux server a local run was launched on (its launch.json names the socket);
     None for a run without a launch.json, or when tmux cannot be asked."""
@@ -448,4 +475,5 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
     h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
     if check_processes:
         check_local_pids(h, run_dir)
+        h.ranks_without_launcher = local_ranks_without_launcher(h, run_dir)
     return h
