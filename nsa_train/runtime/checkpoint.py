@@ -13,6 +13,7 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import pickle
 import pickletools
@@ -171,13 +172,28 @@ def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None, run_id: str 
         return ""
     foreign = [p for p in others if run_id and (saved := checkpoint_run_id(p)) and saved != run_id]
     own = [p for p in others if p not in foreign]
+    if pointers.read_order(ckpt_dir) is None:
+        # no record of the write order (a copy of *.pt alone, a run from before it): the mtimes left are a copy's
+        # (`cp` gives them in directory order, a `touch` any), so the newest is the highest step
+        own.sort(key=lambda p: (schema.checkpoint_step(p.name) or -1, p.name))
     pointer = ckpt_dir / schema.LATEST_POINTER
     said = ""
     if own:
-        said = (
-            f". {ckpt_dir} holds {_named(own)}: to continue from one, write its name into {pointer} "
-            f"(echo {own[-1].name} > {pointer}) and resume again"
-        )
+        # the newest file that is whole: a cut or damaged one would only be refused by the resume the hint advises
+        damaged = list(itertools.takewhile(lambda p: not is_whole(p), reversed(own)))
+        if len(damaged) < len(own):
+            pick = own[-1 - len(damaged)]
+            verb = "is" if len(damaged) == 1 else "are"
+            skipped = f": the newest whole one; {_listed(damaged)} {verb} cut short or damaged" if damaged else ""
+            said = (
+                f". {ckpt_dir} holds {_named(own)}: to continue from one, write its name into {pointer} "
+                f"(echo {pick.name} > {pointer}{skipped}) and resume again"
+            )
+        else:
+            said = (
+                f". {ckpt_dir} holds {_named(own)}, none of them whole (each is cut short or damaged): start a new "
+                "run instead (nsa launch --force, or another --run-dir)"
+            )
     if foreign:
         held = f"{ckpt_dir} also holds" if own else f"{ckpt_dir} holds"
         said += (
@@ -190,6 +206,29 @@ def other_checkpoints_hint(ckpt_dir: Path, but: Path | None = None, run_id: str 
                 f"--run-dir with --set train.init_from={foreign[-1]}: a start here would overwrite or prune it)"
             )
     return said
+
+
+def is_whole(path: Path) -> bool:
+    """Whether ``path`` is a complete torch file: a zip archive with its end record and index (verify_archive
+    without the CRC pass: milliseconds), or the legacy pickle format; not an empty, cut or foreign file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(TORCH_FILE_MAGIC[0]))
+    except OSError:
+        return False
+    if head != TORCH_FILE_MAGIC[0]:
+        return bool(head) and head.startswith(TORCH_FILE_MAGIC[1])
+    try:
+        verify_archive(path, checksums=False)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _listed(paths: list[Path]) -> str:
+    """Names, at most 3 of them."""
+    names = ", ".join(p.name for p in paths[:3])
+    return names + (f" (and {len(paths) - 3} more)" if len(paths) > 3 else "")
 
 
 def _named(paths: list[Path]) -> str:

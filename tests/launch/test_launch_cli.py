@@ -659,6 +659,36 @@ def test_resume_without_a_latest_pointer_names_the_checkpoints_left(runs_dir, tm
     assert f"holds step_00000200.pt: to continue from one, write its name into {run / 'checkpoints' / 'latest'}" in line
 
 
+def test_a_copy_without_latest_and_order_is_hinted_its_highest_whole_step_not_its_newest_mtime(runs_dir, tmux_socket):
+    """The reviewer's `cp` of *.pt alone, touched so step 50 looks newest: the hint said to continue from step 50,
+    10 steps back (and the resume cuts training.csv back to it); with step 60 cut short it named the cut file.
+    Without an order file the highest step is the newest, and a file that is no whole archive is stepped over."""
+    run = runs_dir / "scrambled"
+    ckpts = run / "checkpoints"
+    for step in (50, 56, 60):
+        _latest(run, f"step_{step:08d}.pt")
+    (ckpts / "latest").unlink()
+    t = time.time()
+    for step, at in ((60, t - 1200), (56, t - 600), (50, t)):  # the reviewer's touch -d 13:00, 13:10, 13:20
+        os.utime(ckpts / f"step_{step:08d}.pt", (at, at))
+    res = nsa("launch", "--run-dir", str(run), "--resume", "--dry-run")
+    line = _one_error_line(res)
+    assert res.returncode == 1 and "has no checkpoint to continue (no checkpoints/latest). " in line, line
+    assert f"(echo step_00000060.pt > {ckpts / 'latest'}) and resume again" in line, line
+    whole = (ckpts / "step_00000060.pt").read_bytes()
+    (ckpts / "step_00000060.pt").write_bytes(whole[: len(whole) // 2])  # a copy cut short: no end record
+    line = _one_error_line(nsa("launch", "--run-dir", str(run), "--resume", "--dry-run"))
+    assert (
+        f"(echo step_00000056.pt > {ckpts / 'latest'}: the newest whole one; step_00000060.pt is cut short or "
+        "damaged) and resume again"
+    ) in line, line
+    for step in (50, 56):
+        (ckpts / f"step_{step:08d}.pt").write_bytes(b"")
+    line = _one_error_line(nsa("launch", "--run-dir", str(run), "--resume", "--dry-run"))
+    assert "none of them whole (each is cut short or damaged): start a new run instead" in line, line
+    assert "echo " not in line, line
+
+
 def test_a_resume_names_the_config_keys_a_config_file_changes_and_needs_the_runs_config(runs_dir, tmux_socket):
     """`--config` (or an exported CONFIG) on a resume replaces the run's whole config: the plan names each key it
     changes beyond --set. Without the run's config.yaml the default config would continue the run: refused."""

@@ -268,6 +268,26 @@ def test_a_directory_without_an_order_file_names_a_cut_save_but_no_lower_step(tm
     assert ck.other_checkpoints_hint(d).startswith(f". {d} holds step_00000004.pt, step_00000008.pt, step_00000012.pt")
 
 
+def test_the_hint_keeps_the_order_files_newest_and_steps_over_a_cut_one(tmp_path: Path) -> None:
+    """With an order file the hint names its newest, not the highest step (a fresh start's step 100 after an earlier
+    run's step 700), whatever the mtimes; a newest file cut short (a copy that stopped) is stepped over and said."""
+    d = tmp_path / "checkpoints"
+    for step in (500, 700):  # an earlier run's
+        _save(d, step)
+    for step in (100, 200):  # the fresh start's, written after them
+        _save(d, step)
+    (d / schema.LATEST_POINTER).unlink()
+    os.utime(d / ck.checkpoint_file_name(700), (time.time() + 60,) * 2)
+    pointer = d / schema.LATEST_POINTER
+    assert ck.other_checkpoints_hint(d).endswith(f"(echo {ck.checkpoint_file_name(200)} > {pointer}) and resume again")
+    cut = d / ck.checkpoint_file_name(200)
+    cut.write_bytes(cut.read_bytes()[:-100])  # its zip end record gone
+    assert ck.other_checkpoints_hint(d).endswith(
+        f"(echo {ck.checkpoint_file_name(100)} > {pointer}: the newest whole one; {cut.name} is cut short or "
+        "damaged) and resume again"
+    )
+
+
 def test_a_copy_of_a_directory_without_an_order_file_prunes_its_highest_steps_last(tmp_path: Path) -> None:
     """The reviewer's copy of a run written before the order file existed: resumed, its saves pruned steps 100 and
     130 and kept step 50, which the copy had made newest."""
