@@ -328,6 +328,25 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         console.print(
             f"  [{HEALTH_STYLE[a['severity']]}]{a['severity']:>8}[/] {a['rule']}{since}: {escape(a['message'])}"
         )
+    ended = st in ("finished", "halted", "crashed")
+    for p in v.get("pending") or []:  # v.get: a remote nsa may predate the key
+        if isinstance(p, dict):
+            console.print(f"  [dim]{'pending':>8}[/] {escape(pending_text(p, ended))}")
+
+
+def pending_text(p: dict[str, Any], ended: bool) -> str:
+    """A pending rule (the verdict's `pending`) as one line: its alert's message and how much of its `for` window
+    the condition has held; on an ended run, that it never will (only the time alive counts)."""
+    since = f" (since step {p['since_step']})" if p.get("since_step") is not None else ""
+    held = []
+    if isinstance(p.get("for_s"), int | float):
+        done = f"{p['held_s']:.0f} s" if isinstance(p.get("held_s"), int | float) else "an unknown time"
+        held.append(f"{done} of its for: {p['for_s']:g} s")
+    if isinstance(p.get("for_steps"), int):
+        done = f"{p['held_steps']} steps" if isinstance(p.get("held_steps"), int) else "an unknown number of steps"
+        held.append(f"{done} of its for: {p['for_steps']} steps")
+    then = "the run ended first, so it never fired" if ended else f"not yet {p.get('severity')}"
+    return f"{p.get('rule')}{since}: {p.get('message')} (held {', '.join(held) or 'too short'}: {then})"
 
 
 def halt_said(v: dict[str, Any], now: float | None = None) -> str:

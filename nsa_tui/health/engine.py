@@ -26,7 +26,7 @@ from nsa_tui.runs.history import (
 # The version of what this engine concludes and of the verdict's keys (docs/health.md): bump it whenever either
 # changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
-JUDGE_VERSION = 2
+JUDGE_VERSION = 2  # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -44,6 +44,22 @@ class Alert:
     since_ts: float | None = None
 
 
+@dataclass
+class Pending:
+    """A rule whose condition holds but has not yet held for its `for` window: not an alert (the health is not
+    changed), but said, so that a floor the user set is not read as met while its 300 s have not passed (or never
+    will, on a run that ended first)."""
+
+    rule: str
+    severity: str  # what it fires with
+    message: str
+    since_step: int | None
+    held_s: float | None = None  # seconds it has held (of for_s), on the clock `for` is measured on
+    for_s: float | None = None
+    held_steps: int | None = None  # steps it has held (of for_steps)
+    for_steps: int | None = None
+
+
 # after "tok/s mean" where the run was resumed: the mean is its last attempt's (the whole run's is `nsa report`'s)
 MEAN_OF_LAST_ATTEMPT = " (last attempt)"
 
@@ -57,6 +73,8 @@ class Verdict:
     state: str
     health: str
     alerts: list[Alert] = field(default_factory=list)
+    # rules whose condition holds but not yet for their `for` window (Pending): they change neither health nor exit
+    pending: list[Pending] = field(default_factory=list)
     step: int | None = None
     total_steps: int | None = None
     loss: float | None = None
@@ -295,6 +313,22 @@ def _persisted(rule: Rule, f: Finding, h: RunHistory, now: float) -> bool:
     return True
 
 
+def _pending(name: str, rule: Rule, f: Finding, h: RunHistory, now: float) -> Pending:
+    """``f``, whose condition holds but is still inside ``rule``'s `for` window, with how much of it has passed."""
+    held_s = max(0.0, now - f.since_ts) if rule.for_s and f.since_ts is not None else None
+    held_steps = max(0, (h.latest_step or 0) - f.since_step) if rule.for_steps and f.since_step is not None else None
+    return Pending(
+        name,
+        f.severity or rule.severity,
+        f.message,
+        f.since_step,
+        held_s=held_s,
+        for_s=rule.for_s or None,
+        held_steps=held_steps,
+        for_steps=rule.for_steps or None,
+    )
+
+
 def evaluate(
     history: RunHistory,
     now: float | None = None,
@@ -310,6 +344,7 @@ def evaluate(
     state = _state(h, now, rules)
     until = _alive_until(h, state, now)
     alerts: list[Alert] = []
+    pending: list[Pending] = []
     for name, rule in rules.items():
         if not rule.enabled:
             continue
@@ -322,7 +357,10 @@ def evaluate(
                 f = threshold_check(ctx, rule.metric, rule.above, rule.below, rule.message)
         except (ValueError, TypeError, ZeroDivisionError, OverflowError, KeyError):
             f = None  # odd data (e.g. a string where a number belongs) never breaks a verdict
-        if f is None or not _persisted(rule, f, h, until):
+        if f is None:
+            continue
+        if not _persisted(rule, f, h, until):
+            pending.append(_pending(name, rule, f, h, until))
             continue
         alerts.append(Alert(name, f.severity or rule.severity, f.message, f.since_step, f.since_ts))
     fired = {a.rule for a in alerts}
@@ -343,6 +381,7 @@ def evaluate(
         state=state,
         health=health,
         alerts=alerts,
+        pending=sorted(pending, key=lambda p: (-_RANK[p.severity], p.rule)),
         step=h.latest_step,
         total_steps=h.total_steps,
         loss=latest["loss"],
