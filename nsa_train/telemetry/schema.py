@@ -80,6 +80,15 @@ def stackdump_rank(name: str) -> int | None:
     return _rank_digits(name.removeprefix("stackdump_rank").split("_", 1)[0])
 
 
+def stackdump_ts(name: str) -> int | None:
+    """When a stack dump file was written, by its name (``stackdump_rank2_1700000000.txt`` -> 1700000000, also with
+    the ``_1`` a second dump within that second adds); None for any other name."""
+    if stackdump_rank(name) is None:
+        return None
+    parts = name.removesuffix(".txt").split("_")
+    return int(parts[2]) if len(parts) in (3, 4) and parts[2].isdigit() else None
+
+
 CHECKPOINT_SUFFIX = ".pt"  # a checkpoint file is checkpoint_name(step) + this
 # a checkpoint file under CHECKPOINT_DIR (a hidden one, a save's temp file, never matches: it starts with '.')
 CHECKPOINT_GLOB = "step_*" + CHECKPOINT_SUFFIX

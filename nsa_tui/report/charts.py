@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nsa_train.config.schedule import warmup_end
 from nsa_tui.report.load import ReportRun, finite, resume_steps
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -143,8 +144,35 @@ def loss_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def warmup_marks(runs: Sequence[ReportRun]) -> list[tuple[int, ReportRun]]:
+    """(the step its warmup ends at, run) for each run whose lr series reached it: the lr chart's dashed lines, as
+    the dashboard draws one (a tiny lr early on is warmup, not a bug; the report's text names them). One past the
+    last point is not drawn: it would stretch the axis over steps not taken."""
+    out = []
+    for r in runs:
+        steps = series(r, "lr")[0]
+        if (w := warmup_end(r.history.config)) is not None and steps and w <= steps[-1]:
+            out.append((w, r))
+    return out
+
+
+def _draw_warmup(ax: Any, runs: Sequence[ReportRun]) -> None:
+    marked = {id(r): w for w, r in warmup_marks(runs)}
+    for i, r in enumerate(runs):
+        if (w := marked.get(id(r))) is None:
+            continue
+        c = COLORS[i % len(COLORS)]
+        ax.axvline(w, color=c, linewidth=1, linestyle="--", alpha=0.7, label=_label(r, runs, f"warmup end ({w})"))
+
+
 def _metric_chart(
-    runs: Sequence[ReportRun], path: Path, names: Sequence[tuple[str, str]], title: str, ylabel: str, smooth: bool
+    runs: Sequence[ReportRun],
+    path: Path,
+    names: Sequence[tuple[str, str]],
+    title: str,
+    ylabel: str,
+    smooth: bool,
+    warmup: bool = False,
 ) -> Path | None:
     plt = _plt()
     if not any(series(r, n)[0] for r in runs for n, _ in names):
@@ -161,6 +189,8 @@ def _metric_chart(
                 _line(ax, xs, ys, color=c, alpha=0.25, linewidth=0.8, linestyle=styles[j % 3])
                 ys = ema(ys, _span(len(ys)))
             _line(ax, xs, ys, color=c, linewidth=2, linestyle=styles[j % 3], label=_label(r, runs, what))
+    if warmup:
+        _draw_warmup(ax, runs)
     _finish(ax, title, ylabel, runs)
     return _save(fig, path)
 
@@ -194,7 +224,9 @@ def write_charts(runs: Sequence[ReportRun], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     made = {
         "loss": loss_chart(runs, out_dir / "loss.png"),
-        "lr": _metric_chart(runs, out_dir / "lr.png", [("lr", "lr")], "Learning rate", "learning rate", False),
+        "lr": _metric_chart(
+            runs, out_dir / "lr.png", [("lr", "lr")], "Learning rate", "learning rate", False, warmup=True
+        ),
         "throughput": _metric_chart(
             runs, out_dir / "throughput.png", [("toks_per_s", "tokens/s")], "Throughput", "tokens / second", True
         ),

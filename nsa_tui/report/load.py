@@ -219,7 +219,7 @@ def run_tokens_per_step(h: RunHistory) -> float | None:
     return None
 
 
-def _fresh(boot: Event) -> bool:
+def fresh_start(boot: Event) -> bool:
     """A boot record whose command line it gives has no --resume (argparse takes any prefix of it from 4
     characters): a start from step 0."""
     argv = boot.fields.get("argv")
@@ -277,7 +277,7 @@ def attempts(h: RunHistory) -> list[Attempt]:
             reached[i].append(h.pid_last_step[pid])  # its last step, when a later attempt superseded it
         train = train_evs[bisect_left(trains, boot) : bisect_left(trains, until)]
         start = to_step(train[0].fields.get("start_step")) if train else None
-        fresh = _fresh(boot_evs[i])
+        fresh = fresh_start(boot_evs[i])
         if start is None and train and (i == 0 or fresh):
             start = 0  # a train record without start_step (an older trainer's): a first or fresh start is from 0
         rate = _tokens_per_step(points[i]) or fallback_rate
@@ -297,7 +297,7 @@ def this_runs_attempts(runs: list[Attempt]) -> list[Attempt]:
 def resume_steps(h: RunHistory) -> list[int]:
     """The steps a resumed attempt started from (its 'train' phase record's start_step), in time order: where the
     charts mark the seams (a changed lr schedule shows up there as a jump)."""
-    fresh = [e.ts for e in h.events if e.kind == schema.KIND_BOOT and e.rank in (0, None) and _fresh(e) and e.ts]
+    fresh = [e.ts for e in h.events if e.kind == schema.KIND_BOOT and e.rank in (0, None) and fresh_start(e) and e.ts]
     since = max(fresh, default=None)  # a --force rerun's resumes only: the earlier run's seams are not its own
     out = []
     for e in sorted(h.events, key=lambda e: e.ts or 0.0):

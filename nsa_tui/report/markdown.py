@@ -27,6 +27,8 @@ KEY_SETTINGS = (
     "train.seq_len",
     "train.batch_size",
     "train.lr",
+    "train.min_lr",
+    "train.warmup_steps",
     "data.source",
     "data.tokenizer",
 )
@@ -168,16 +170,42 @@ def config_section(runs: Sequence[ReportRun]) -> list[str]:
     return lines
 
 
-def alerts_section(runs: Sequence[ReportRun]) -> list[str]:
+def alerts_section(runs: Sequence[ReportRun], events_below: bool = False) -> list[str]:
+    """The verdicts' alerts; ``events_below``: an Events section follows, which the no-alert line points to (the
+    alerts judge the run as it is now, not what happened during it)."""
     rows = [(r.name, a) for r in runs for a in r.verdict.alerts]
     defaults = [f"**{_name(r.name)}** is judged with the default rules: its own could not be applied (Warnings)."
                 for r in runs if r.rules_error]  # fmt: skip
     notes = [*defaults, ""] if defaults else []
     if not rows:
-        return [*notes, "No health rule fired (judged by the same rules as `nsa status`)."]
+        said = "No health rule fired (judged by the same rules as `nsa status`"
+        return [
+            *notes,
+            said + (", on the run as it is now: what happened during it is under Events)." if events_below else ")."),
+        ]
     lines = [*notes, "| run | rule | severity | since step | message |", "|---|---|---|---|---|"]
     for name, a in rows:
         lines.append(f"| {_name(name)} | {a.rule} | {a.severity} | {_f(a.since_step)} | {_cell(a.message)} |")
+    return lines
+
+
+def events_section(runs: Sequence[ReportRun]) -> list[str]:
+    """Stalls, errors, stack dumps, the anomaly marker, resumes (and refused ones) and how attempts ended, from the
+    run's records (nsa_tui.report.events): the alerts judge the run as it is now, and a run that stalled for
+    minutes before its halt read "No health rule fired" with nothing else said. Empty when there are none."""
+    from nsa_tui.report.events import MAX_EVENT_ROWS, run_events
+
+    each = [(r, run_events(r.history)) for r in runs]
+    rows = [(r, e) for r, events in each for e in events]
+    if not rows:
+        return []
+    lines = ["| run | time (UTC) | step | rank | event | detail |", "|---|---|---|---|---|---|"]
+    for r, e in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.ts)) if e.ts is not None else "-"
+        cells = [_name(r.name), when, _f(e.step), _f(e.rank), e.what, _cell(e.detail) or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if any(len(events) >= MAX_EVENT_ROWS for _, events in each):
+        lines += ["", f"At most the newest {MAX_EVENT_ROWS} events of a run are listed."]
     return lines
 
 
@@ -197,6 +225,19 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
     return lines
 
 
+def warmup_said(runs: Sequence[ReportRun]) -> str | None:
+    """The lr chart's dashed lines in words (charts.warmup_marks): where each run's warmup ends."""
+    from nsa_tui.report.charts import warmup_marks
+
+    marks = warmup_marks(runs)
+    if not marks:
+        return None
+    if len(runs) == 1:
+        return f"The dashed line is the end of warmup (step {marks[0][0]}, `train.warmup_steps`)."
+    each = ", ".join(f"{_name(r.name)} step {w}" for w, r in marks)
+    return f"The dashed lines are the ends of warmup (`train.warmup_steps`): {each}."
+
+
 def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) -> str:
     title = ", ".join(_name(r.name) for r in runs)
     out = [f"# Report: {title}", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `nsa report`.", ""]
@@ -212,10 +253,15 @@ def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) ->
     for name, path in charts.items():
         rel = os.path.relpath(path, out_dir)
         out += [f"### {CHART_TITLES.get(name, name)}", "", f"![{name}]({rel})", ""]
+        if name == "lr" and (said := warmup_said(runs)):
+            out += [said, ""]
     missing = [CHART_TITLES[n] for n in CHART_TITLES if n not in charts]
     if missing:
         out += [f"No data for: {', '.join(missing)}.", ""]
     out += ["## Config" if len(runs) == 1 else "## Config differences", "", *config_section(runs), ""]
-    out += ["## Alerts", "", *alerts_section(runs), ""]
+    events = events_section(runs)
+    out += ["## Alerts", "", *alerts_section(runs, events_below=bool(events)), ""]
+    if events:
+        out += ["## Events", "", *events, ""]
     out += ["## Checkpoints", "", *checkpoints_section(runs), ""]
     return "\n".join(out)

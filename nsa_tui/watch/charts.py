@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nsa_train.config.schedule import warmup_end
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_tui import fmt
@@ -129,8 +130,8 @@ class RunCharts:
             lines.append(self._line(f"val/{ax}", "val", "yellow", self._val_series(ax), markers=True))
             return ChartSpec(lines, **base)
         if chart == "lr":
-            warm = (self.model.history.config.get("train") or {}).get("warmup_steps")
-            vline = float(warm) if ax == "step" and isinstance(warm, (int, float)) and warm > 0 else None
+            warm = warmup_end(self.model.history.config)
+            vline = float(warm) if ax == "step" and warm is not None else None
             return ChartSpec([self._line(f"lr/{ax}", "lr", "green", t.view("lr", ax))], vline=vline, **base)
         if chart == "toks":
             return ChartSpec([self._line(f"toks/{ax}", "tok/s", "bright_blue", t.view("toks_per_s", ax))], **base)
