@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
+import time
 from pathlib import Path
 
 from nsa_train.runtime.rundir import runs_root as contract_runs_root
@@ -169,9 +171,11 @@ def list_runs(root: Path | None = None) -> list[Path]:
     return sorted(dirs, key=_activity_time, reverse=True)
 
 
-def resolve_run(run: str | None, root: Path | None = None) -> Path:
-    """A RUN argument to an existing directory; None means the most recent run. The error names absolute
-    paths: run by `nsa ... --host`, the relative ones would read as paths on the caller's machine."""
+def resolve_run(run: str | None, root: Path | None = None, *, index: bool = True) -> Path:
+    """A RUN argument to an existing directory; None means the most recent run. A bare name found neither here nor
+    under the runs root is looked up among the runs `nsa launch` recorded (``index``; nsa_tui.launched): its
+    directory, said in a note on stderr. The error names absolute paths: run by `nsa ... --host`, the relative
+    ones would read as paths on the caller's machine."""
     root = root or runs_root()
     if run is None:
         return newest_run(root)
@@ -203,7 +207,37 @@ def resolve_run(run: str | None, root: Path | None = None) -> Path:
             raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
         raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)
+    if index and (found_launched := launched_run(run)) is not None:
+        return found_launched
     raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NOT_FOUND_EXIT)
+
+
+def launched_run(run: str) -> Path | None:
+    """The one run `nsa launch` recorded under the name ``run`` (a bare name: a path was meant as one), its note
+    on stderr; None when it recorded none. Two runs of that name are refused, both named: never a silent choice."""
+    if run in (".", "..") or Path(run).name != run:
+        return None
+    from nsa_tui import launched
+
+    matches = launched.named(run)
+    if not matches:
+        return None
+    if len(matches) > 1:
+        dirs = "; ".join(f"{m.run_dir} (launched {_when(m.ts)})" for m in matches)
+        raise UserError(
+            f"no run directory {run!r} here, and nsa launch started {len(matches)} runs of that name: {dirs}; "
+            "pass the run directory of the one you mean",
+            USAGE_EXIT,
+        )
+    d = Path(matches[0].run_dir)
+    if why := unreadable_dir(d):
+        raise UserError(why, NOT_FOUND_EXIT)
+    print(f"note: run {run!r} is {d} (launched {_when(matches[0].ts)}; from {launched.index_path()})", file=sys.stderr)
+    return d
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def holds_runs(d: Path) -> bool:

@@ -42,6 +42,15 @@ def outside_any_tmux(monkeypatch):
     monkeypatch.delenv("TMUX_PANE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Every test's `nsa launch` records its runs in a state directory of its own (nsa_tui.launched), never the
+    developer's ~/.local/state/nsa: a name launched by a test would be found by their own commands."""
+    state = tmp_path_factory.mktemp("xdg-state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +93,8 @@ def _sshd_on(sshd_bin: str, tmp: Path, port: int, hostkey: Path, auth: Path, pat
                 # commands. This machine's root bashrc runs `pyenv init`, whose rehash waits up to 60 s on a
                 # lock a killed session can leave behind: every later "remote" command hung (2026-12-03). The
                 # fake host is a bare server: the PATH here and nothing from the developer's dotfiles
-                f"SetEnv PATH={path} PYTHONUNBUFFERED=1 SHLVL=1",
+                # XDG_STATE_HOME: a host's `nsa launch` records its runs under tmp, not in the real home
+                f"SetEnv PATH={path} PYTHONUNBUFFERED=1 SHLVL=1 XDG_STATE_HOME={tmp / 'xdg-state'}",
                 "MaxStartups 50",
                 "MaxSessions 50",
                 "LogLevel ERROR",

@@ -156,7 +156,7 @@ def run_argument(name: str, run_dir: Path) -> str:
     from nsa_tui.rundir import resolve_run
 
     try:
-        found = resolve_run(name)
+        found = resolve_run(name, index=False)  # the name as found without the index: no note in the next steps
     except UserError:
         return str(run_dir)
     return name if found.resolve() == run_dir.resolve() else str(run_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ class RunListing:
 
     judged: list[Judged]
     left_out: list[str] = field(default_factory=list)
+    from_index: str | None = None  # why the runs are `nsa launch`'s index, not a directory's (nsa_tui.launched)
 
     def left_out_line(self) -> str | None:
         """One line for the directories left out; None when there were none."""
@@ -69,6 +71,8 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     if exists and not is_dir:
         raise UserError(f"{root} is a file, not a runs directory (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if not is_dir:
+        if directory is None and (recent := launched_runs()) is not None:
+            return recent
         raise UserError(f"no runs directory {root} (pass DIR or set NSA_RUNS_DIR)", NOT_FOUND_EXIT)
     if why := unreadable_dir(root):
         raise UserError(why, NOT_FOUND_EXIT)
@@ -83,6 +87,22 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     dirs = list_runs(root)
     runs = [d for d in dirs if unreadable_dir(d) is not None or holds_run(d)]
     return RunListing([judge_local(d) for d in runs], sorted(d.name for d in dirs if d not in runs))
+
+
+def launched_runs() -> RunListing | None:
+    """No runs root here: the runs `nsa launch` recorded instead (a shell opened in another directory than the
+    launch's), newest first; None when it recorded none that are still there."""
+    from nsa_tui import launched
+    from nsa_tui.rundir import runs_root
+
+    recent = launched.runs_here()[: launched.RECENT]
+    if not recent:
+        return None
+    why = (
+        f"no runs directory {runs_root()} here; the {len(recent)} most recent runs nsa launch started "
+        f"({launched.index_path()}):"
+    )
+    return RunListing([judge_local(Path(e.run_dir)) for e in recent], from_index=why)
 
 
 def status_command(j: Judged, directory: str | None, host: str | None, remote_dir: str | None = None) -> str:
@@ -224,6 +244,8 @@ def render_table(
 def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_dir: str | None = None) -> int:
     listing = collect_runs(directory, host, remote_dir)
     judged, left_out = listing.judged, listing.left_out_line()
+    if listing.from_index:  # on stderr: --json keeps stdout to one object per run
+        print(f"note: {listing.from_index}", file=sys.stderr, flush=True)
     if as_json:  # one object per run, nothing else on stdout
         for j in judged:
             print(json.dumps(j.verdict if j.verdict is not None else j.error_object()), flush=True)
@@ -234,6 +256,9 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_d
         render_table(judged, directory, host, remote_dir)
         if left_out:
             print(left_out)
+        if listing.from_index:  # where each is: the table names them only
+            for j in judged:
+                print(f"  {j.run}: {j.path}")
     return 0
 
 

@@ -50,6 +50,7 @@ from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.holds import earlier_run, has_checkpoint, holds_run, resume_advice
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_train.telemetry.readback import checkpoint_world_size
+from nsa_tui import launched
 from nsa_tui.check_cheap import unusable_run_dir
 from nsa_tui.errors import USAGE_EXIT, UserError
 from nsa_tui.launch import preflight, runstate, tmux
@@ -600,6 +601,10 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     record = launch_record(plan)
     _write_json_atomic(plan.run_dir / schema.LAUNCH_JSON, record)  # before the session: the runner reads it
     socket_path = tmux.new_session(plan.session, plan.runner_argv(), plan.cwd)
+    try:  # so its name finds it from any directory (nsa_tui.launched)
+        launched.record(plan.name, plan.run_dir, plan.launched_at)
+    except OSError as e:  # the run is started; only naming it from elsewhere needs its path
+        say(f"warning: could not record the run in {launched.index_path()}: {e.strerror or e}")
     if socket_path is not None:
         # the server as an absolute path, which a shell without this one's $TMUX_TMPDIR still finds (tmux.py)
         record[tmux.SOCKET_PATH_KEY] = socket_path

@@ -1,0 +1,129 @@
+"""A launched run is found by its name from any directory: `nsa launch` records it in the per-user index
+(nsa_tui.launched), and the commands fall back to it when the name is not found where they look. Field report: the
+user launched from ~/proj, opened a new shell in ~, and `nsa status main` / `nsa runs` said there was no such run
+while its tmux session trained on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fixtures.cli import invoke, one_error
+
+from nsa_tui import launched
+
+from .helpers import TINY, nsa, wait_for
+
+
+def _env_without_runs_root() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NSA_RUNS_DIR", None)  # runs go to ./runs of the launch's directory, as for the user
+    return env
+
+
+def test_a_run_launched_elsewhere_is_found_by_name(tmp_path, tmux_socket, own_state_dir):
+    proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    proj.mkdir()
+    elsewhere.mkdir()
+    env = _env_without_runs_root()
+    res = nsa("launch", "--name", "main", *TINY, env=env, cwd=proj)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_dir = proj / "runs" / "main"
+    index = own_state_dir / "nsa" / "launched.jsonl"
+    (entry,) = [json.loads(line) for line in index.read_text().splitlines()]
+    assert entry["name"] == "main" and entry["run_dir"] == str(run_dir) and entry["host"]
+    try:
+        # from another directory: no ./runs there, no NSA_RUNS_DIR
+        res = nsa("status", "main", "--json", env=env, cwd=elsewhere)
+        assert res.returncode != 3, res.stdout + res.stderr
+        verdict = json.loads(res.stdout)
+        assert verdict["run"] == "main"
+        notes = res.stderr.strip().splitlines()
+        assert len(notes) == 1 and notes[0].startswith(f"note: run 'main' is {run_dir} (launched "), res.stderr
+
+        res = nsa("runs", env=env, cwd=elsewhere)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"main: {run_dir}" in res.stdout
+        assert "most recent runs nsa launch started" in res.stderr
+        res = nsa("runs", "--json", env=env, cwd=elsewhere)
+        assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["main"]
+    finally:
+        res = nsa("halt", "main", "--wait", "120", env=env, cwd=elsewhere, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_for(lambda: (run_dir / "exit_status").exists(), 60, "the halted run's exit_status")
+
+
+def _run(root: Path, name: str) -> Path:
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    (d / "launch.json").write_text("{}")
+    return d
+
+
+def test_two_runs_of_one_name_are_refused_both_named(tmp_path, monkeypatch):
+    a, b = _run(tmp_path / "a", "main"), _run(tmp_path / "b", "main")
+    launched.record("main", a, 1.0)
+    launched.record("main", b, 2.0)
+    launched.record("main", b, 3.0)  # a --resume of the same run: still one run
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for cmd in ("status", "dump", "attach", "report", "sample", "watch"):
+        res = invoke(cmd, "main")
+        assert res.exit_code == 2, (cmd, res.stdout, res.stderr)
+        line = one_error(res)
+        assert "nsa launch started 2 runs of that name" in line and str(a) in line and str(b) in line
+
+
+def test_corrupt_lines_and_gone_runs_are_skipped(tmp_path, own_state_dir, monkeypatch):
+    gone = tmp_path / "gone" / "runs" / "main"
+    kept = _run(tmp_path / "k", "main")
+    index = own_state_dir / "nsa" / "launched.jsonl"
+    index.parent.mkdir(parents=True)
+    index.write_text(
+        '{"name": "main", "run_dir": "' + str(gone) + '", "host": "h", "ts": 5}\n'
+        "not json\n"
+        '{"name": "main", "run_dir": "relative/path", "ts": 6}\n'
+        '{"name": "main", "run_dir": "' + str(kept) + '", "host": "h", "ts": 4}\n'
+        '{"name": "main", "run_dir": "' + str(kept)  # cut by a full disk
+    )
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("status", "main")
+    assert f"note: run 'main' is {kept}" in res.stderr, res.stderr
+    assert "no run directory" not in res.stderr
+
+
+def test_a_name_the_index_does_not_know_is_the_same_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("status", "nope")
+    assert res.exit_code == 3 and one_error(res).startswith("error: no run directory 'nope' (looked at ")
+    res = invoke("runs")
+    assert res.exit_code == 3 and one_error(res) == "error: no runs directory runs (pass DIR or set NSA_RUNS_DIR)"
+
+
+def test_a_path_is_never_looked_up_by_name(tmp_path, monkeypatch):
+    launched.record("main", _run(tmp_path / "a", "main"), 1.0)
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("status", "x/main")
+    assert res.exit_code == 3 and "no run directory 'x/main'" in one_error(res)
+
+
+def test_the_index_stays_bounded(own_state_dir, tmp_path):
+    index = own_state_dir / "nsa" / "launched.jsonl"
+    index.parent.mkdir(parents=True)
+    old = json.dumps({"name": "old", "run_dir": str(tmp_path), "host": "h", "ts": 1.0}) + "\n"
+    index.write_text(old * (launched.MAX_BYTES // len(old) + 1))
+    launched.record("new", tmp_path / "new", 2.0)
+    assert index.stat().st_size <= launched.MAX_BYTES // 2 + len(old) * 2
+    assert launched.entries()[-1].name == "new"
+
+
+def test_a_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", "rel")
+    assert launched.index_path() == tmp_path / ".local" / "state" / "nsa" / "launched.jsonl"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert launched.index_path() == tmp_path / ".local" / "state" / "nsa" / "launched.jsonl"
