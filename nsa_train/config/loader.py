@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from nsa_train.config.schema import Config, ConfigError
+from nsa_train.config.unknown_keys import find_unknown, unknown_keys_message
 from nsa_train.pathkind import special_kind
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -257,10 +258,9 @@ def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
         raise ConfigError(f"{where}: {prefix or 'top level'}: expected a mapping, got {_kind(data)} {_plain(data)!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    for k in data:
-        if k not in names:
-            full = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(f"{where}: unknown key '{full}' (known: {', '.join(sorted(names))})")
+    # all of them at once, the sections' too: one per run made a migrated config a run per key
+    if unknown := find_unknown(cls, data, prefix):
+        raise ConfigError(f"{where}: {unknown_keys_message(unknown)}")
     kwargs = {}
     for name in names & set(data):
         tp = hints[name]
