@@ -36,9 +36,11 @@ class Launched:
 
 def index_path() -> Path:
     """$XDG_STATE_HOME/nsa/launched.jsonl, else ~/.local/state/nsa/launched.jsonl. A relative $XDG_STATE_HOME is
-    ignored, as the XDG spec says: it would be a different file in every directory."""
+    ignored, as the XDG spec says: it would be a different file in every directory. An OSError without a home."""
     home = os.environ.get(STATE_HOME_ENV, "")
     base = Path(home) if os.path.isabs(home) else Path(os.path.expanduser(DEFAULT_STATE_HOME))
+    if not base.is_absolute():  # no home to expand ~ in: no index, rather than one in the current directory
+        raise OSError(f"no home directory for {DEFAULT_STATE_HOME} (set {STATE_HOME_ENV})")
     return base / "nsa" / INDEX_NAME
 
 

@@ -213,15 +213,16 @@ def resolve_run(run: str | None, root: Path | None = None, *, index: bool = True
 
 
 def launched_run(run: str) -> Path | None:
-    """The one run `nsa launch` recorded under the name ``run`` (a bare name: a path was meant as one), its note
-    on stderr; None when it recorded none. Two runs of that name are refused, both named: never a silent choice."""
+    """The one run `nsa launch` recorded under the name ``run`` (a bare name: a path was meant as one), else the run
+    a live tmux session of that name runs, its note on stderr; None when neither knows it. Two recorded runs of that
+    name are refused, both named: never a silent choice."""
     if run in (".", "..") or Path(run).name != run:
         return None
     from nsa_tui import launched
 
     matches = launched.named(run)
     if not matches:
-        return None
+        return session_run(run)
     if len(matches) > 1:
         dirs = "; ".join(f"{m.run_dir} (launched {_when(m.ts)})" for m in matches)
         raise UserError(
@@ -233,6 +234,22 @@ def launched_run(run: str) -> Path | None:
     if why := unreadable_dir(d):
         raise UserError(why, NOT_FOUND_EXIT)
     print(f"note: run {run!r} is {d} (launched {_when(matches[0].ts)}; from {launched.index_path()})", file=sys.stderr)
+    return d
+
+
+def session_run(run: str) -> Path | None:
+    """The run of that name whose tmux session is alive, by the directory its wrapper runs in, when that directory's
+    launch.json names this run and session (a run launched before the index, or with it lost); None otherwise."""
+    from nsa_tui.launch import runstate, tmux
+
+    session = tmux.session_name(run)
+    d = tmux.session_run_dir(session)
+    launch = runstate.read_launch_json(d) if d is not None else None
+    if d is None or launch is None or launch.get("name") != run or launch.get("tmux_session") != session:
+        return None
+    if why := unreadable_dir(d):
+        raise UserError(why, NOT_FOUND_EXIT)
+    print(f"note: run {run!r} is {d} (its tmux session {session} runs there)", file=sys.stderr)
     return d
 
 

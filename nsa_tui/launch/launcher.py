@@ -604,7 +604,8 @@ def start(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
     try:  # so its name finds it from any directory (nsa_tui.launched)
         launched.record(plan.name, plan.run_dir, plan.launched_at)
     except OSError as e:  # the run is started; only naming it from elsewhere needs its path
-        say(f"warning: could not record the run in {launched.index_path()}: {e.strerror or e}")
+        where = e.filename or launched.INDEX_NAME
+        say(f"warning: could not record the run in {where} (its name finds it only here): {e.strerror or e}")
     if socket_path is not None:
         # the server as an absolute path, which a shell without this one's $TMUX_TMPDIR still finds (tmux.py)
         record[tmux.SOCKET_PATH_KEY] = socket_path

@@ -1,5 +1,6 @@
 """A launched run is found by its name from any directory: `nsa launch` records it in the per-user index
-(nsa_tui.launched), and the commands fall back to it when the name is not found where they look. Field report: the
+(nsa_tui.launched), and the commands fall back to it, then to the run's live tmux session, when the name is not
+found where they look. Field report: the
 user launched from ~/proj, opened a new shell in ~, and `nsa status main` / `nsa runs` said there was no such run
 while its tmux session trained on."""
 
@@ -48,6 +49,12 @@ def test_a_run_launched_elsewhere_is_found_by_name(tmp_path, tmux_socket, own_st
         assert "most recent runs nsa launch started" in res.stderr
         res = nsa("runs", "--json", env=env, cwd=elsewhere)
         assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["main"]
+
+        # a run launched before the index (or with it lost): its live tmux session says where it runs
+        index.unlink()
+        res = nsa("status", "main", "--json", env=env, cwd=elsewhere)
+        assert res.returncode != 3 and json.loads(res.stdout)["run"] == "main", res.stdout + res.stderr
+        assert res.stderr.strip() == f"note: run 'main' is {run_dir} (its tmux session nsa-main runs there)"
     finally:
         res = nsa("halt", "main", "--wait", "120", env=env, cwd=elsewhere, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -127,3 +134,16 @@ def test_a_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path):
     assert launched.index_path() == tmp_path / ".local" / "state" / "nsa" / "launched.jsonl"
     monkeypatch.delenv("XDG_STATE_HOME")
     assert launched.index_path() == tmp_path / ".local" / "state" / "nsa" / "launched.jsonl"
+
+
+def test_a_launch_that_cannot_record_the_run_still_starts_it(tmp_path, tmux_socket, monkeypatch):
+    blocked = tmp_path / "state-is-a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocked))  # nsa/ cannot be made under a file
+    env = _env_without_runs_root()
+    res = nsa("launch", "--name", "rec", *TINY, "--set", "train.steps=2", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    warned = [line for line in res.stdout.splitlines() if line.startswith("warning: could not record the run in ")]
+    assert len(warned) == 1 and str(blocked / "nsa") in warned[0], res.stdout
+    assert "started tmux session nsa-rec" in res.stdout
+    wait_for(lambda: (tmp_path / "runs" / "rec" / "exit_status").exists(), 120, "the 2-step run's exit_status")
