@@ -99,8 +99,8 @@ def launched_runs() -> RunListing | None:
     if not recent:
         return None
     why = (
-        f"no runs directory {runs_root()} here; the {len(recent)} most recent runs nsa launch started "
-        f"({launched.index_path()}):"
+        f"no runs directory {runs_root()} here; the runs nsa launch started, newest first (at most "
+        f"{launched.RECENT}; {launched.index_path()}):"
     )
     return RunListing([judge_local(Path(e.run_dir)) for e in recent], from_index=why)
 

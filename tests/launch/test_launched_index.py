@@ -46,7 +46,7 @@ def test_a_run_launched_elsewhere_is_found_by_name(tmp_path, tmux_socket, own_st
         res = nsa("runs", env=env, cwd=elsewhere)
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"main: {run_dir}" in res.stdout
-        assert "most recent runs nsa launch started" in res.stderr
+        assert "note: no runs directory runs here; the runs nsa launch started, newest first" in res.stderr
         res = nsa("runs", "--json", env=env, cwd=elsewhere)
         assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["main"]
 
@@ -147,3 +147,15 @@ def test_a_launch_that_cannot_record_the_run_still_starts_it(tmp_path, tmux_sock
     assert len(warned) == 1 and str(blocked / "nsa") in warned[0], res.stdout
     assert "started tmux session nsa-rec" in res.stdout
     wait_for(lambda: (tmp_path / "runs" / "rec" / "exit_status").exists(), 120, "the 2-step run's exit_status")
+
+
+def test_runs_without_a_runs_root_lists_the_launched_runs_newest_first(tmp_path, monkeypatch):
+    a, b, c = (_run(tmp_path / p, n) for p, n in (("p", "a"), ("q", "b"), ("r", "c")))
+    for i, d in enumerate((a, b, c, a)):  # a launched again (a --resume): once, as its latest launch
+        launched.record(d.name, d, float(i))
+    launched.record("gone", tmp_path / "gone", 9.0)
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("runs", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["a", "c", "b"]
