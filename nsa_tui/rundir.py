@@ -240,6 +240,19 @@ def launched_run(run: str) -> Path | None:
 def session_run(run: str) -> Path | None:
     """The run of that name whose tmux session is alive, by the directory its wrapper runs in, when that directory's
     launch.json names this run and session (a run launched before the index, or with it lost); None otherwise."""
+    from nsa_tui.launch import tmux
+
+    d = _session_dir(run)
+    if d is None:
+        return None
+    if why := unreadable_dir(d):
+        raise UserError(why, NOT_FOUND_EXIT)
+    print(f"note: run {run!r} is {d} (its tmux session {tmux.session_name(run)} runs there)", file=sys.stderr)
+    return d
+
+
+def _session_dir(run: str) -> Path | None:
+    """The directory the live tmux session of run ``run`` runs in, when its launch.json names this run and session."""
     from nsa_tui.launch import runstate, tmux
 
     session = tmux.session_name(run)
@@ -247,10 +260,20 @@ def session_run(run: str) -> Path | None:
     launch = runstate.read_launch_json(d) if d is not None else None
     if d is None or launch is None or launch.get("name") != run or launch.get("tmux_session") != session:
         return None
-    if why := unreadable_dir(d):
-        raise UserError(why, NOT_FOUND_EXIT)
-    print(f"note: run {run!r} is {d} (its tmux session {session} runs there)", file=sys.stderr)
     return d
+
+
+def known_elsewhere(run: str) -> list[Path]:
+    """Where the index (or else the live tmux session) knows a run called ``run``, as launched_run looks, but quietly
+    and never refusing: for an error that names them (`nsa launch --resume NAME` from another directory)."""
+    if run in (".", "..") or Path(run).name != run:
+        return []
+    from nsa_tui import launched
+
+    if matches := launched.named(run):
+        return [Path(m.run_dir) for m in matches]
+    d = _session_dir(run)
+    return [Path(os.path.abspath(d))] if d is not None else []
 
 
 def _when(ts: float) -> str:

@@ -57,7 +57,7 @@ from nsa_tui.launch import preflight, runstate, tmux
 from nsa_tui.launch.command import SECRET_PATTERN, Rendezvous, TrainerCommand, shell_string, trainer_env
 from nsa_tui.launch.gpus import default_nproc, visible_gpu_count
 from nsa_tui.launch.runner import trainer_base_env
-from nsa_tui.rundir import name_max, runs_root
+from nsa_tui.rundir import known_elsewhere, name_max, runs_root
 
 LAUNCH_JSON_VERSION = 1
 # after --force kills a session: time for its wrapper to end. torchrun gives its ranks 30 s after the hang-up to
@@ -213,6 +213,17 @@ def check_latest_usable(run_dir: Path) -> None:
     raise UserError(f"--resume: {run_dir}: {why}{hint}")
 
 
+def resume_elsewhere_hint(name: str, dirs: list[Path]) -> str:
+    """The runs called ``name`` in other directories, each with the exact command that resumes it; "" for none."""
+    if not dirs:
+        return ""
+    commands = " or ".join(f"`{shlex.join(['nsa', 'launch', '--run-dir', str(d), '--resume'])}`" for d in dirs)
+    if len(dirs) == 1:
+        return f"; nsa launch started a run {name!r} in {dirs[0]}: to resume it, {commands}"
+    said = "; ".join(str(d) for d in dirs)
+    return f"; nsa launch started {len(dirs)} runs {name!r}: {said}; to resume one, {commands}"
+
+
 def check_resume_has_work(run_dir: Path, total_steps: int) -> None:
     """Refuse a resume whose latest checkpoint already reached train.steps before anything starts: the trainer
     would stop with 'nothing to do', and that failed attempt would mark a finished run as crashed."""
@@ -235,11 +246,11 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             raise UserError(f"--resume: {why}")
         if not target.is_dir():  # "has no checkpoint to continue" would send the user looking for checkpoints
             where = target.absolute()
-            raise UserError(
-                f"--resume: {where} is a file, not a run directory"
-                if target.exists()
-                else f"--resume: no run directory {where}"
-            )
+            if target.exists():
+                raise UserError(f"--resume: {where} is a file, not a run directory")
+            # a name launched from another directory: name it and its command, never resume there unasked
+            elsewhere = known_elsewhere(req.name) if req.run_dir is None else []  # type: ignore[arg-type]
+            raise UserError(f"--resume: no run directory {where}{resume_elsewhere_hint(req.name, elsewhere)}")
         if not read_pointer(target / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).present:
             hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR, run_id=run_id_of(target))
             if not hint and holds_run(target):  # it stopped before its first save: nothing to continue from

@@ -49,16 +49,47 @@ def test_a_run_launched_elsewhere_is_found_by_name(tmp_path, tmux_socket, own_st
         assert "note: no runs directory runs here; the runs nsa launch started, newest first" in res.stderr
         res = nsa("runs", "--json", env=env, cwd=elsewhere)
         assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["main"]
+        _resume_names(run_dir, env, elsewhere)
 
         # a run launched before the index (or with it lost): its live tmux session says where it runs
         index.unlink()
         res = nsa("status", "main", "--json", env=env, cwd=elsewhere)
         assert res.returncode != 3 and json.loads(res.stdout)["run"] == "main", res.stdout + res.stderr
         assert res.stderr.strip() == f"note: run 'main' is {run_dir} (its tmux session nsa-main runs there)"
+        _resume_names(run_dir, env, elsewhere)
     finally:
         res = nsa("halt", "main", "--wait", "120", env=env, cwd=elsewhere, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     wait_for(lambda: (run_dir / "exit_status").exists(), 60, "the halted run's exit_status")
+
+
+def _resume_names(run_dir: Path, env: dict[str, str], cwd: Path) -> None:
+    """`nsa launch --name main --resume` from ``cwd`` refuses, as before (it never resumes elsewhere unasked), but
+    names the run of that name it knows and the exact command that resumes it."""
+    res = nsa("launch", "--name", "main", "--resume", env=env, cwd=cwd)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip() == (
+        f"error: --resume: no run directory {cwd / 'runs' / 'main'}; nsa launch started a run 'main' in {run_dir}: "
+        f"to resume it, `nsa launch --run-dir {run_dir} --resume`"
+    ), res.stderr
+    assert not (cwd / "runs").exists()
+
+
+def test_resume_by_name_elsewhere_names_each_run_of_that_name(tmp_path):
+    a, b = _run(tmp_path / "a", "main"), _run(tmp_path / "b", "main")
+    launched.record("main", a, 1.0)
+    launched.record("main", b, 2.0)
+    here = tmp_path / "here"
+    here.mkdir()
+    res = nsa("launch", "--name", "main", "--resume", env=_env_without_runs_root(), cwd=here)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip() == (
+        f"error: --resume: no run directory {here / 'runs' / 'main'}; nsa launch started 2 runs 'main': {b}; {a}; "
+        f"to resume one, `nsa launch --run-dir {b} --resume` or `nsa launch --run-dir {a} --resume`"
+    ), res.stderr
+    # a name nothing knows: the error it was
+    res = nsa("launch", "--name", "other", "--resume", env=_env_without_runs_root(), cwd=here)
+    assert res.returncode == 1 and res.stderr.strip() == f"error: --resume: no run directory {here / 'runs' / 'other'}"
 
 
 def _run(root: Path, name: str) -> Path:
