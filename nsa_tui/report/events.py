@@ -7,13 +7,16 @@ fired" in its report, which never named the stall record or its dump. These are 
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from nsa_train.telemetry import schema
+from nsa_tui.fmt import duration
 from nsa_tui.report.load import fresh_start
 from nsa_tui.runs import RunHistory
+from nsa_tui.runs.history import Event
 
 # the most rows one run gives (the newest kept): a run that crash-looped must not bury the report
 MAX_EVENT_ROWS = 50
@@ -80,19 +83,60 @@ def _dump_name(path: object) -> str | None:
     return PurePath(path).name if isinstance(path, str) and path else None
 
 
+def _clock(ts: float, since: float) -> str:
+    """A UTC time as the Events table gives times: the date too when it is not the day of ``since``."""
+    same_day = time.gmtime(ts)[:3] == time.gmtime(since)[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def _stall_end(h: RunHistory, stall: Event) -> tuple[float, str] | None:
+    """When the hang ``stall`` reports ended, and how the run said so: its rank's next record of a later step
+    (progress or liveness), else the end record that followed it; None when no record says (it may hang still, or
+    its process died unrecorded: a later start's boot is no end of the hang)."""
+    since = stall.ts or 0.0
+    stepped = h.stall_ends.progress_after(stall.rank, stall.ts)
+    later = sorted(
+        (
+            e
+            for e in h.events
+            if e.kind in (schema.KIND_END, schema.KIND_BOOT)
+            and e.rank in (stall.rank, 0, None)
+            and e.ts is not None
+            and e.ts >= since
+            and (stepped is None or e.ts < stepped)
+        ),
+        key=lambda e: e.ts or 0.0,
+    )
+    if later:  # its end record, or a new start first: when the hang ended is then not known
+        return (later[0].ts or 0.0, "until the run ended") if later[0].kind == schema.KIND_END else None
+    return (stepped, f"progress again at {_clock(stepped, since)}") if stepped is not None else None
+
+
+def _stall_said(h: RunHistory, stall: Event) -> str:
+    """How long the hang lasted, from its last progress (the stall record's time less its quiet seconds) to the
+    record that ended it; the watchdog's threshold alone where no later record says."""
+    secs = stall.fields.get("seconds_since_progress")
+    quiet = float(secs) if isinstance(secs, int | float) and not isinstance(secs, bool) else None
+    watchdog = f"no progress for {quiet:.0f} s" if quiet is not None else "no progress"
+    ended = _stall_end(h, stall) if stall.ts is not None else None
+    if ended is None:
+        return f"{watchdog} (the trainer's watchdog)"
+    at, how = ended
+    lasted = at - (stall.ts or 0.0) + (quiet or 0.0)
+    return f"stalled for ~{duration(round(lasted))} ({how}); the trainer's watchdog saw {watchdog}"
+
+
 def run_events(h: RunHistory) -> list[RunEvent]:
     """The run's events in time order (those without a time last), at most MAX_EVENT_ROWS (the newest)."""
     rows = _boots(h)
     named_dumps: set[str] = set()
     for e in h.events:
         if e.kind == schema.KIND_STALL:
-            secs = e.fields.get("seconds_since_progress")
-            quiet = f"no progress for {secs:.0f} s" if isinstance(secs, int | float) else "no progress"
             dump = _dump_name(e.fields.get("dump"))
             if dump:
                 named_dumps.add(dump)
             stacks = f"; stacks in {dump}" if dump else ""
-            rows.append(RunEvent(e.ts, e.step, e.rank, "stall", f"{quiet} (the trainer's watchdog){stacks}"))
+            rows.append(RunEvent(e.ts, e.step, e.rank, "stall", f"{_stall_said(h, e)}{stacks}"))
         elif e.kind == schema.KIND_ERROR:
             message = e.fields.get("message")
             rows.append(RunEvent(e.ts, e.step, e.rank, "error", str(message) if message else "(no message)"))

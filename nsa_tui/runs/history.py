@@ -38,6 +38,7 @@ from nsa_tui.runs.records import (
     to_float,
     to_step,
 )
+from nsa_tui.runs.stalls import StallEnds
 from nsa_tui.runs.tail import MAX_LINE_BYTES
 
 FORMAT_V1 = schema.FORMAT_NAME  # "nsa-v1"
@@ -191,6 +192,7 @@ class RunHistory:
         self.fallback_reasons: dict[str, str] = {}
         self._fallback_ts: list[float | None] = []  # each entry's record time (None: a fallback_counters.csv row)
         self.events: list[Event] = []
+        self.stall_ends = StallEnds()  # when each stall's rank stepped again: how long its hang lasted (the report)
         self.ranks: dict[int, RankState] = {}
         # the newest record time of each process (pid): an attempt's last sign of life, when a later attempt's start
         # superseded its last records (a report's wall time counts it)
@@ -454,6 +456,7 @@ class RunHistory:
                         st.stepped_ts, st.stepped_step = n.ts, n.step
             st.pid = n.pid if n.pid is not None else st.pid
             st.records += 1
+        self.stall_ends.see(n)
         if n.pid is not None and n.ts is not None and n.ts > self.pid_last_ts.get(n.pid, -math.inf):
             self.pid_last_ts[n.pid] = n.ts
             if n.step is not None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from nsa_train.telemetry import schema
 from nsa_tui.cli import app
+from nsa_tui.fmt import duration
 from nsa_tui.report import build_report
 
 from .conftest import TINY_OVERRIDES
@@ -67,8 +68,19 @@ def test_a_run_that_stalled_then_halted_reports_the_stall_its_dump_the_halt_and_
     events = md.split("## Events\n", 1)[1].split("\n## ", 1)[0]
     rows = [ln for ln in events.splitlines() if dump in ln]
     assert len(rows) == 1, events  # the stall's dump is named once, with its stall
-    assert f"| {stall['step']} | 0 | stall | no progress for " in rows[0], rows
-    assert f"(the trainer's watchdog); stacks in {dump} |" in rows[0], rows
+    # how long it hung: to rank 0's next record of a later step (the slow step done), else to the run's end record
+    later = [r for r in _records(run) if r["ts"] >= stall["ts"] and r is not stall]
+    stepped = [
+        r for r in later if r["kind"] in (schema.KIND_PROGRESS, schema.KIND_LIVENESS) and r["step"] > stall["step"]
+    ]
+    ended = next(r for r in later if r["kind"] == schema.KIND_END)
+    to = stepped[0] if stepped and stepped[0]["ts"] < ended["ts"] else ended
+    day = "%H:%M:%S" if time.gmtime(to["ts"])[:3] == time.gmtime(stall["ts"])[:3] else "%Y-%m-%d %H:%M:%S"
+    how = f"progress again at {time.strftime(day, time.gmtime(to['ts']))}" if to is not ended else "until the run ended"
+    lasted = round(to["ts"] - stall["ts"] + stall["seconds_since_progress"])
+    said = f"stalled for ~{duration(lasted)} ({how}); the trainer's watchdog saw no progress for 2 s; stacks in {dump}"
+    assert f"| {stall['step']} | 0 | stall | {said} |" in rows[0], rows
+    assert lasted >= 4  # step 12 slept 6 s: longer than the watchdog's 2 s
     end = _records(run)[-1]
     assert end["kind"] == schema.KIND_END and end["reason"] == schema.END_HALT
     assert f"| {end['step']} | 0 | halted | exit status 0 |" in events, events
@@ -113,3 +125,40 @@ def test_a_run_without_events_has_no_events_section(tmp_path: Path) -> None:
     md = build_report([tmp_path / "calm"], tmp_path / "out")["report"].read_text()
     assert "## Events" not in md
     assert "No health rule fired (judged by the same rules as `nsa status`)." in md
+
+
+def _stall_details(md: str, run: str) -> list[str]:
+    events = md.split("## Events\n", 1)[1].split("\n## ", 1)[0]
+    cells = [ln.removeprefix("| ").removesuffix(" |").split(" | ") for ln in events.splitlines()]
+    return [c[5] for c in cells if c[0] == run and c[4] == "stall"]
+
+
+def test_a_stall_says_how_long_the_hang_lasted_where_later_records_say(tmp_path: Path) -> None:
+    """The stall record says only the watchdog's threshold; the rank's next record of a later step (or the end
+    record) says when the hang ended; with neither (still hung, or a new start first) the threshold is all it says.
+    Times are fixed at mid-day UTC: the clock is said without its date."""
+    run = tmp_path / "hangs"
+    w = make_v1_run(run, steps=100, now=1_800_000_000.0)  # 2027-01-15 08:00 UTC
+    w.stall(120)  # at step 100, 2 min after its last progress
+    w.liveness(advance_s=60)  # the same step: still hung
+    w.ts += 236
+    w.progress(1)  # step 110, 4 s later: 120 + 60 + 236 + 4 = 420 s without progress
+    again = time.strftime("%H:%M:%S", time.gmtime(w.ts))
+    w.stall(30)
+    w.end(schema.END_HALT, 0)  # 1 s later, still at step 110
+    hung, restarted = tmp_path / "hung", tmp_path / "restarted"
+    make_v1_run(hung, steps=100).stall(90)  # hanging still, as far as its records say
+    r = make_v1_run(restarted, steps=100)
+    r.stall(90)
+    boot(r, resume=True)  # killed unrecorded and resumed: when the hang ended is unknown
+    start_training(r, 1000, 100)
+    r.progress(2)
+    md = build_report([run, hung, restarted], tmp_path / "out")["report"].read_text()
+    assert _stall_details(md, "hangs") == [
+        f"stalled for ~7m00s (progress again at {again}); the trainer's watchdog saw no progress for 120 s; "
+        "stacks in stackdump_rank0_1.txt",
+        "stalled for ~31s (until the run ended); the trainer's watchdog saw no progress for 30 s; "
+        "stacks in stackdump_rank0_1.txt",
+    ], md
+    said = "no progress for 90 s (the trainer's watchdog); stacks in stackdump_rank0_1.txt"  # the threshold alone
+    assert _stall_details(md, "hung") == [said] and _stall_details(md, "restarted") == [said], md
