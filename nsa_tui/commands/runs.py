@@ -176,6 +176,20 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     return [state, step, loss, escape(toks), fmt_duration(v["last_heartbeat_age_s"])]
 
 
+def pending_note(v: dict[str, Any]) -> str:
+    """The alerts cell's word on the rules whose condition holds but not yet for their `for` window (the verdict's
+    `pending`; v.get: a remote nsa may predate it): `pending throughput_low`, or on an ended run, whose clock stopped
+    at its end, that it never will fire. A floor the user set read as met for its first 5 minutes without it;
+    `nsa status RUN` says how much of each window has held."""
+    from nsa_tui.health.engine import ENDED_STATES
+
+    names = [str(p.get("rule")) for p in v.get("pending") or [] if isinstance(p, dict)]
+    if not names:
+        return ""
+    ended = v.get("state") in ENDED_STATES
+    return f"pending {', '.join(names)}" + (" (run ended first)" if ended else "")
+
+
 # after a resumed run's mean tok/s, explained under the table: "(last attempt)" in the cell pushed the alerts out
 LAST_ATTEMPT_MARK = "*"
 LAST_ATTEMPT_NOTE = "* the mean of the run's last attempt: it was resumed (`nsa report RUN` gives the whole run's)"
@@ -219,15 +233,16 @@ def render_table(
         unread = [str(u.get("file")) for u in files if u.get("kind") != NEWER_KIND]
         newer = [str(u.get("file")) for u in files if u.get("kind") == NEWER_KIND]
         notes = [
-            ", ".join(a["rule"] for a in v["alerts"]),
-            f"unreadable {', '.join(unread)}" if unread else "",
-            f"newer telemetry {', '.join(newer)}" if newer else "",
+            escape(", ".join(a["rule"] for a in v["alerts"])),
+            f"[dim]{escape(pending)}[/]" if (pending := pending_note(v)) else "",  # dimmer: no alert yet
+            escape(f"unreadable {', '.join(unread)}") if unread else "",
+            escape(f"newer telemetry {', '.join(newer)}") if newer else "",
         ]
         table.add_row(
             escape(str(v["run"])),
             *verdict_cells(v),
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
-            escape("; ".join(n for n in notes if n)),
+            "; ".join(n for n in notes if n),
         )
     console = Console(highlight=False, soft_wrap=True)
     # narrower than the table's least width (whole names, states, numbers): print it whole, the terminal wraps

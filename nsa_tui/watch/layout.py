@@ -48,17 +48,22 @@ def split_rows(height: int, n_events: int, n_logs: int) -> tuple[int, int]:
     return ev, min(n_logs, height - ev)
 
 
-def more_lines(alerts: int, critical: int, warnings: int, status_cmd: str, width: int, rows: int = 1) -> list[str]:
+def more_lines(
+    alerts: int, critical: int, warnings: int, status_cmd: str, width: int, rows: int = 1, pending: int = 0
+) -> list[str]:
     """The health panel's last line(s) when some do not fit, "+3 more alerts (1 critical): nsa status RUN", or as much
     of it as ``width`` holds: the count, shorter and shorter, before the command; then, where ``rows`` allows, the
     command on a row of its own; else the count alone. Never a command cut short: a bare `nsa status` opens the
-    newest run, not this one (it said "health OK" of a critical run)."""
+    newest run, not this one (it said "health OK" of a critical run). ``pending``: pending rules hidden."""
     what = []
     if alerts:
         what.append(f"{alerts} more alert{'s' * (alerts != 1)}" + (f" ({critical} critical)" if critical else ""))
+    if pending:
+        what.append(f"{pending}{'' if alerts else ' more'} pending")
     if warnings:
-        what.append(f"{warnings}{'' if alerts else ' more'} start warning{'s' * (warnings != 1)}")
-    n = alerts + warnings
+        more = "" if alerts or pending else " more"
+        what.append(f"{warnings}{more} start warning{'s' * (warnings != 1)}")
+    n = alerts + pending + warnings
     crit = f" ({critical} CRIT)" if critical else ""
     # the longest first; the bare count keeps no word of what is hidden, but the line is red when critical
     counts = ["+" + ", ".join(what), f"+{n} more{crit}", f"+{n}{crit}", f"+{n}"]

@@ -4,7 +4,10 @@ It only shapes the engine's Verdict for the panels; it judges nothing itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nsa_tui.health.engine import Pending
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1}  # the engine's only severities (nsa_tui.health.rules.SEVERITIES)
 
@@ -18,10 +21,44 @@ class AlertView:
 
 
 @dataclass
+class PendingView:
+    """A rule whose condition holds but not yet for its `for` window (the verdict's `pending`): not an alert, but
+    said, or a run under the user's floor read "no active alerts" for the window's 5 minutes."""
+
+    rule: str
+    severity: str  # what it fires with
+    message: str
+    # how much of its window has held, longest to shortest ("held 40 s of 300 s", ..., "40/300 s"): the panel takes
+    # the first that fits beside the rule, whole (a cut number reads as another)
+    held: list[str] = field(default_factory=list)
+
+
+def held_forms(p: Pending, ended: bool) -> list[str]:
+    """The ways to say how much of its `for` window a pending rule has held, longest first; on an ended run, whose
+    clock stopped at its end, that it ended first (`nsa status`: "the run ended first, so it never fired")."""
+    long, short = [], []
+    if isinstance(p.for_s, int | float):
+        done = f"{p.held_s:.0f}" if isinstance(p.held_s, int | float) else "?"
+        long.append(f"{done} s of {p.for_s:g} s")
+        short.append(f"{done}/{p.for_s:g} s")
+    if isinstance(p.for_steps, int):
+        done = str(p.held_steps) if isinstance(p.held_steps, int) else "?"
+        long.append(f"{done} of {p.for_steps} steps")
+        short.append(f"{done}/{p.for_steps} steps")
+    if not long:
+        return []
+    held, brief = ", ".join(long), ", ".join(short)
+    if ended:
+        return [f"held {held}, the run ended first", f"{brief}, run ended", f"{brief}, ended", brief]
+    return [f"held {held}", held, brief]
+
+
+@dataclass
 class VerdictView:
     state: str = "unknown"
     health: str = "unknown"
     alerts: list[AlertView] = field(default_factory=list)
+    pending: list[PendingView] = field(default_factory=list)  # under the alerts, dimmer: they change no health
     eta_s: float | None = None
     mean_toks_per_s: float | None = None  # an ended run's mean over its last attempt, as `nsa status` shows it
     problem: str = ""  # why there is no verdict (the engine raised)
@@ -48,6 +85,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     from nsa_tui.health import evaluate as engine_evaluate
     from nsa_tui.health import run_rules
     from nsa_tui.health.checks import toks_unjudged_text
+    from nsa_tui.health.engine import ENDED_STATES
     from nsa_tui.runs.load import config_file
 
     rules_problem = ""
@@ -60,12 +98,15 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
     alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
+    ended = v.state in ENDED_STATES
+    pending = [PendingView(p.rule, p.severity, p.message, held_forms(p, ended)) for p in v.pending]
     nothing = v.state == "unknown" and not alerts  # an alert (run_dir_gone) is a verdict on what was read: kept
     return VerdictView(
         state=v.state,
         health="" if nothing else v.health,
         nothing_read=_nothing_read(history) if nothing else "",
         alerts=alerts,
+        pending=pending,
         eta_s=v.eta_s,
         mean_toks_per_s=v.mean_toks_per_s,
         # a refused --resume left the run as it was: said where the run's start notes stay in view

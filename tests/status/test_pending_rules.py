@@ -72,3 +72,26 @@ def test_a_rule_past_its_window_is_an_alert_not_pending_and_steps_windows_are_sa
     v = json.loads(invoke("status", "--json", "--rules", rules, str(run)).stdout)
     [p] = [p for p in v["pending"] if p["rule"] == "toks_low"]
     assert (p["held_steps"], p["for_steps"], p["held_s"], p["for_s"]) == (990, 5000, None, None)
+
+
+def test_nsa_runs_names_pending_rules_in_the_alerts_cell(runs_dir, monkeypatch):
+    """`nsa runs` showed `ok` and an empty alerts cell for a run under the floor of its config until the rule's 300 s
+    had passed (for ever, for a run that ended first): its pending rules are named there now, after its alerts."""
+    monkeypatch.setenv("COLUMNS", "200")
+    floor = {"min_toks_per_s": 100_000}
+    make_v1_run(runs_dir / "slow", steps=100, monitor=floor)
+    make_v1_run(runs_dir / "short", steps=100, state="halted", monitor=floor)
+    make_v1_run(runs_dir / "nan", steps=100, monitor=floor, alerts=["nan_loss"])
+    make_v1_run(runs_dir / "plain", steps=100)
+    res = invoke("runs")
+    assert res.exit_code == 0, res.output
+    header, *lines = res.stdout.splitlines()
+    assert header.split() == ["run", "state", "step", "loss", "tok/s", "heartbeat", "health", "alerts"]
+    health, alerts = header.index("health"), header.index("alerts")  # the columns, where the header puts them
+    rows = {line.split()[0]: (line[health:alerts].strip(), line[alerts:].strip()) for line in lines}
+    assert rows == {
+        "slow": ("ok", "pending throughput_low"),
+        "short": ("ok", "pending throughput_low (run ended first)"),
+        "nan": ("critical", "nan_loss; pending throughput_low"),
+        "plain": ("ok", ""),
+    }, res.stdout
