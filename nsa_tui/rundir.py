@@ -216,7 +216,7 @@ def launched_run(run: str) -> Path | None:
     """The one run `nsa launch` recorded under the name ``run`` (a bare name: a path was meant as one), else the run
     a live tmux session of that name runs, its note on stderr; None when neither knows it. Two recorded runs of that
     name are refused, both named: never a silent choice."""
-    if run in (".", "..") or Path(run).name != run:
+    if not _bare_name(run):
         return None
     from nsa_tui import launched
 
@@ -266,7 +266,7 @@ def _session_dir(run: str) -> Path | None:
 def known_elsewhere(run: str) -> list[Path]:
     """Where the index (or else the live tmux session) knows a run called ``run``, as launched_run looks, but quietly
     and never refusing: for an error that names them (`nsa launch --resume NAME` from another directory)."""
-    if run in (".", "..") or Path(run).name != run:
+    if not _bare_name(run):
         return []
     from nsa_tui import launched
 
@@ -274,6 +274,11 @@ def known_elsewhere(run: str) -> list[Path]:
         return [Path(m.run_dir) for m in matches]
     d = _session_dir(run)
     return [Path(os.path.abspath(d))] if d is not None else []
+
+
+def _bare_name(run: str) -> bool:
+    """A run's name, which the launch index and tmux sessions know runs by; a path (or . and ..) was meant as one."""
+    return run not in (".", "..") and Path(run).name == run
 
 
 def _when(ts: float) -> str:

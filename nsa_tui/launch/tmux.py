@@ -174,16 +174,15 @@ RUNNER_MODULE = "nsa_tui.launch.runner"  # the session's program: `python -P -m 
 def session_run_dir(name: str) -> Path | None:
     """The run directory session ``name`` (on $NSA_TMUX_SOCKET's server, else the default) runs the launch wrapper
     for, read from its pane's command line (/proc: Linux); None when there is no such session, tmux, or wrapper."""
+    from nsa_tui.launch.dump import process_argv  # here: dump imports the run loading, which a tmux call needs not
+
     try:
         res = _run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}")
     except UserError:  # no tmux here, or a stuck server: no session to learn from
         return None
     for pid in (int(p) for p in res.stdout.split() if p.isdigit()) if res.returncode == 0 else ():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-        except OSError:
-            continue
-        if len(argv) >= 3 and argv[-3:-1] == [b"-m", RUNNER_MODULE.encode()]:
-            run_dir = Path(os.fsdecode(argv[-1]))
+        argv = process_argv(pid) or []
+        if len(argv) >= 3 and argv[-3:-1] == ["-m", RUNNER_MODULE]:
+            run_dir = Path(argv[-1])
             return run_dir if run_dir.is_absolute() else None
     return None
