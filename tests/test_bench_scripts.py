@@ -353,3 +353,14 @@ def test_report_speed_times_the_real_report_of_a_written_run():
     cells = [c.strip() for c in row.strip("|").split("|")]
     wall, rss = float(cells[2].split()[0]), float(cells[3])
     assert 0 < wall < 120 and rss > 30  # a real process: python, matplotlib, the run's history
+
+
+def test_watch_load_times_the_scan_of_events_before_the_window():
+    """The README's older-events numbers (the grep's time and CPU, the events parsed) come from watch_load.py; its
+    fixture heartbeat at 5,000 lines (~2.3 MiB) is past the 1 MiB window, with two evals before it."""
+    res = bench("watch_load.py", "--n", "5000", timeout=180)
+    assert res.returncode == 0, res.stderr
+    line = next(s for s in res.stdout.splitlines() if s.startswith("older events:"))
+    m = re.search(r"(\d+) MiB before the window scanned in ([\d.]+)s \(([\d.]+)s CPU .* (\d+) events parsed", line)
+    assert m is not None, line
+    assert float(m.group(2)) > 0 and int(m.group(4)) > 0, line  # the fixture writes an eval every few hundred steps
