@@ -149,6 +149,9 @@ def check_here_or_on_host(
         raise UserError(said, USAGE_EXIT)
     where = Path(run_dir) if run_dir is not None else None
     if host:
+        from nsa_tui.launch.host_env import check_host_config
+
+        check_host_config(config, False, host, command="check")  # before any ssh: the host's check would not see it
         return remote_check(host, remote_dir, config, overrides, where, json_out, nproc)
     try:
         rows = run_check(config, overrides, where, nproc=nproc, nsa_test=nsa_test)

@@ -20,16 +20,23 @@ from nsa_tui.errors import UserError
 GPU_ENV = "CUDA_VISIBLE_DEVICES"
 
 
-def check_host_config(config: str | None, resume: bool, host: str, environ: Mapping[str, str] | None = None) -> None:
+def check_host_config(
+    config: str | None,
+    resume: bool,
+    host: str,
+    environ: Mapping[str, str] | None = None,
+    command: str = "launch",
+) -> None:
     """Refuse a CONFIG set here without --config: its path is this machine's, the host's nsa would not see it, and
-    the run would go on the host's default config (or, resumed, its own config.yaml) without a word."""
+    `nsa COMMAND --host` (launch, check) would go on the host's default config (or, resumed, the run's own
+    config.yaml) without a word."""
     env = os.environ if environ is None else environ
     value = env.get(CONFIG_ENV, "")
     if config is not None or not value.strip():  # `CONFIG=` sets an exported one aside, as it does here
         return
     instead = "the run's own config.yaml" if resume else "the host's default config"
     raise UserError(
-        f"{CONFIG_ENV}={value} is set here, and `nsa launch --host` does not send it (a config path is the host's): "
+        f"{CONFIG_ENV}={value} is set here, and `nsa {command} --host` does not send it (a config path is the host's): "
         f"pass `--config {shlex.quote(value)}` to use it on {host}, or unset {CONFIG_ENV} for {instead}"
     )
 

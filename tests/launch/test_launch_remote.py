@@ -260,6 +260,24 @@ def test_a_config_variable_set_here_is_refused_over_host_before_ssh(runs_dir, tm
     _nothing_started(runs_dir)
 
 
+def test_a_config_variable_set_here_is_refused_by_check_over_host_before_ssh(tmp_path):
+    """`CONFIG=configs/m7c-125m.yaml nsa check --host gpu-box` checked the host's default config and said "ready to
+    train" of a config nobody meant: the same refusal as `nsa launch --host`, before ssh is tried (a command that
+    would start ssh says so: none runs here). A --config given, or an empty CONFIG, goes on to ssh."""
+    ssh = tmp_path / "no-ssh-here"
+    env = {**os.environ, "CONFIG": "configs/m7c-125m.yaml", "NSA_SSH_COMMAND": str(ssh)}
+    res = nsa("check", "--host", "nowhere.invalid", env=env)
+    assert res.returncode == 1 and res.stdout == ""
+    assert _one_error_line(res) == (
+        "error: CONFIG=configs/m7c-125m.yaml is set here, and `nsa check --host` does not send it (a config path is "
+        "the host's): pass `--config configs/m7c-125m.yaml` to use it on nowhere.invalid, or unset CONFIG for "
+        "the host's default config"
+    )
+    for more, config in ((["--config", "configs/m7c-125m.yaml"], "configs/m7c-125m.yaml"), ([], "")):
+        res = nsa("check", "--host", "nowhere.invalid", *more, env={**env, "CONFIG": config})
+        assert res.returncode == 3 and "ssh command not found" in _one_error_line(res), res.stderr
+
+
 def test_host_launch_takes_the_gpus_and_says_unread_switches_of_this_shell(runs_dir, tmux_socket, sshd, tmp_path):
     """`CUDA_VISIBLE_DEVICES=1 NSA_PREFILL_BATCHED=1 nsa launch --host ...` dropped both without a word (sshd drops a
     client's variables): the GPUs go to the host's nsa launch as NSA_RUNS_DIR does, and are said; the switch no nsa
