@@ -214,13 +214,20 @@ def check_latest_usable(run_dir: Path) -> None:
 
 
 def resume_elsewhere_hint(name: str, dirs: list[Path]) -> str:
-    """The runs called ``name`` in other directories, each with the exact command that resumes it; "" for none."""
+    """The runs called ``name`` in other directories, each with the exact command that resumes it, and whether it
+    is running now (its tmux session, its ranks' processes): a live run is not one to resume; "" for none."""
     if not dirs:
         return ""
+    live = {d: preflight.live_processes(d) for d in dirs}
     commands = " or ".join(f"`{shlex.join(['nsa', 'launch', '--run-dir', str(d), '--resume'])}`" for d in dirs)
     if len(dirs) == 1:
+        if said := live[dirs[0]]:
+            return (
+                f"; nsa launch started a run {name!r} in {dirs[0]}; it is running now ({', '.join(said)}): "
+                f"`nsa watch {shlex.quote(str(dirs[0]))}`, and once it stops, {commands}"
+            )
         return f"; nsa launch started a run {name!r} in {dirs[0]}: to resume it, {commands}"
-    said = "; ".join(str(d) for d in dirs)
+    said = "; ".join(f"{d} (running now: {', '.join(live[d])})" if live[d] else str(d) for d in dirs)
     return f"; nsa launch started {len(dirs)} runs {name!r}: {said}; to resume one, {commands}"
 
 
@@ -249,8 +256,10 @@ def plan_launch(req: LaunchRequest, environ: dict[str, str] | None = None) -> La
             if target.exists():
                 raise UserError(f"--resume: {where} is a file, not a run directory")
             # a name launched from another directory: name it and its command, never resume there unasked
-            elsewhere = known_elsewhere(req.name) if req.run_dir is None else []  # type: ignore[arg-type]
-            raise UserError(f"--resume: no run directory {where}{resume_elsewhere_hint(req.name, elsewhere)}")
+            # `--run-dir runs/x --resume` from the wrong directory is the same mistake as `--name x --resume`
+            name = req.name if req.run_dir is None else where.name
+            hint = resume_elsewhere_hint(name, known_elsewhere(name))  # type: ignore[arg-type]
+            raise UserError(f"--resume: no run directory {where}{hint}")
         if not read_pointer(target / schema.CHECKPOINT_DIR, schema.LATEST_POINTER).present:
             hint = other_checkpoints_hint(target / schema.CHECKPOINT_DIR, run_id=run_id_of(target))
             if not hint and holds_run(target):  # it stopped before its first save: nothing to continue from

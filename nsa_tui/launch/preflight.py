@@ -73,6 +73,22 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
     if not run_dir.is_dir():
         return []
     from nsa_tui.launch.dump import rank_processes
+
+    ranks = rank_processes(run_dir)
+    if said := live_processes(run_dir, ranks):
+        return said
+    hb = runstate.heartbeat_state(run_dir)
+    exited = runstate.read_exit_status(run_dir) is not None
+    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_not_here(run_dir, ranks):
+        assert hb.newest_mtime is not None
+        return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
+    return []
+
+
+def live_processes(run_dir: Path, ranks: list[RankProcess] | None = None) -> list[str]:
+    """The run's tmux session (launch.json's, launched here) and its ranks' live processes, as short phrases ([] for
+    none; ``ranks``: rank_processes, when read already). No config needed: the refusal of a resume says it too."""
+    from nsa_tui.launch.dump import rank_processes
     from nsa_tui.launch.halt import session_alive
 
     said = []
@@ -81,16 +97,8 @@ def running_now(run_dir: Path, cfg: Config) -> list[str]:
     here = isinstance(session, str) and session and runstate.launched_here(run_dir, launch)
     if here and session_alive(run_dir, launch):
         said.append(f"tmux session {session}")
-    ranks = rank_processes(run_dir)
-    said += [f"rank {p.rank} pid {p.pid}" for p in ranks if p.problem is None]
-    if said:
-        return said
-    hb = runstate.heartbeat_state(run_dir)
-    exited = runstate.read_exit_status(run_dir) is not None
-    if not hb.ended and not exited and hb.recent(live_window_s(cfg)) and not rank0_not_here(run_dir, ranks):
-        assert hb.newest_mtime is not None
-        return [f"heartbeat {time.time() - hb.newest_mtime:.0f}s ago, no end record"]
-    return []
+    ranks = rank_processes(run_dir) if ranks is None else ranks
+    return said + [f"rank {p.rank} pid {p.pid}" for p in ranks if p.problem is None]
 
 
 def rank0_not_here(run_dir: Path, ranks: list[RankProcess] | None = None) -> bool:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
+import subprocess
 from pathlib import Path
 
 from fixtures.cli import invoke, one_error
@@ -66,12 +69,19 @@ def test_a_run_launched_elsewhere_is_found_by_name(tmp_path, tmux_socket, own_st
 def _resume_names(run_dir: Path, env: dict[str, str], cwd: Path) -> None:
     """`nsa launch --name main --resume` from ``cwd`` refuses, as before (it never resumes elsewhere unasked), but
     names the run of that name it knows and the exact command that resumes it."""
-    res = nsa("launch", "--name", "main", "--resume", env=env, cwd=cwd)
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert res.stderr.strip() == (
-        f"error: --resume: no run directory {cwd / 'runs' / 'main'}; nsa launch started a run 'main' in {run_dir}: "
-        f"to resume it, `nsa launch --run-dir {run_dir} --resume`"
-    ), res.stderr
+    for how in (["--name", "main"], ["--run-dir", "runs/main"]):  # the same mistake, by its directory
+        res = nsa("launch", *how, "--resume", env=env, cwd=cwd)
+        assert res.returncode == 1, res.stdout + res.stderr
+        # it is live (the tmux session trains on): said, so that nobody resumes it; its ranks' pids once started
+        assert re.fullmatch(
+            re.escape(
+                f"error: --resume: no run directory {cwd / 'runs' / 'main'}; nsa launch started a run 'main' in "
+                f"{run_dir}; it is running now (tmux session nsa-main"
+            )
+            + r"(, rank 0 pid \d+)?"
+            + re.escape(f"): `nsa watch {run_dir}`, and once it stops, `nsa launch --run-dir {run_dir} --resume`"),
+            res.stderr.strip(),
+        ), res.stderr
     assert not (cwd / "runs").exists()
 
 
@@ -90,6 +100,45 @@ def test_resume_by_name_elsewhere_names_each_run_of_that_name(tmp_path):
     # a name nothing knows: the error it was
     res = nsa("launch", "--name", "other", "--resume", env=_env_without_runs_root(), cwd=here)
     assert res.returncode == 1 and res.stderr.strip() == f"error: --resume: no run directory {here / 'runs' / 'other'}"
+
+
+def test_resume_by_name_elsewhere_says_which_run_of_that_name_is_running_now(tmp_path, tmux_socket):
+    """The refusal named the run's directory and the command that resumes it, not that the run was still running
+    (its tmux session alive): a live run resumed by that command is one more trainer on its directory. A real tmux
+    session on this test's server stands for the live run (no trainer: its ranks have no pids to name)."""
+    a, b, solo = _run(tmp_path / "a", "main"), _run(tmp_path / "b", "main"), _run(tmp_path / "s", "solo")
+    for d, name in ((a, "main"), (solo, "solo")):
+        launch = {"host": socket.gethostname(), "tmux_session": f"nsa-{name}", "tmux_socket": tmux_socket}
+        (d / "launch.json").write_text(json.dumps({**launch, "run_dir": str(d)}))
+        subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", f"nsa-{name}", "sleep 600"], check=True)
+    launched.record("main", a, 1.0)
+    launched.record("main", b, 2.0)
+    launched.record("solo", solo, 3.0)
+    here = tmp_path / "here"
+    here.mkdir()
+    env = _env_without_runs_root()
+    res = nsa("launch", "--name", "main", "--resume", env=env, cwd=here)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip() == (
+        f"error: --resume: no run directory {here / 'runs' / 'main'}; nsa launch started 2 runs 'main': {b}; "
+        f"{a} (running now: tmux session nsa-main); "
+        f"to resume one, `nsa launch --run-dir {b} --resume` or `nsa launch --run-dir {a} --resume`"
+    ), res.stderr
+    for how in (["--name", "solo"], ["--run-dir", "runs/solo"]):
+        res = nsa("launch", *how, "--resume", env=env, cwd=here)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert res.stderr.strip() == (
+            f"error: --resume: no run directory {here / 'runs' / 'solo'}; nsa launch started a run 'solo' in {solo}; "
+            f"it is running now (tmux session nsa-solo): `nsa watch {solo}`, and once it stops, "
+            f"`nsa launch --run-dir {solo} --resume`"
+        ), res.stderr
+    # its session gone: the plain hint, as for a run that stopped
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-solo"], check=True)
+    res = nsa("launch", "--name", "solo", "--resume", env=env, cwd=here)
+    assert res.stderr.strip() == (
+        f"error: --resume: no run directory {here / 'runs' / 'solo'}; nsa launch started a run 'solo' in {solo}: "
+        f"to resume it, `nsa launch --run-dir {solo} --resume`"
+    ), res.stderr
 
 
 def _run(root: Path, name: str) -> Path:
