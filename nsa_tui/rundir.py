@@ -224,17 +224,30 @@ def launched_run(run: str) -> Path | None:
     if not matches:
         return session_run(run)
     if len(matches) > 1:
-        dirs = "; ".join(f"{m.run_dir} (launched {_when(m.ts)})" for m in matches)
-        raise UserError(
-            f"no run directory {run!r} here, and nsa launch started {len(matches)} runs of that name: {dirs}; "
-            "pass the run directory of the one you mean",
-            USAGE_EXIT,
-        )
+        raise UserError(launched_twice_message(run, [(m.run_dir, m.ts) for m in matches]), USAGE_EXIT)
     d = Path(matches[0].run_dir)
     if why := unreadable_dir(d):
         raise UserError(why, NOT_FOUND_EXIT)
-    print(f"note: run {run!r} is {d} (launched {_when(matches[0].ts)}; from {launched.index_path()})", file=sys.stderr)
+    print(launched_note(run, str(d), matches[0].ts, str(launched.index_path())), file=sys.stderr)
     return d
+
+
+def launched_note(run: str, run_dir: str, ts: float, index: str, host: str | None = None) -> str:
+    """The stderr line of a RUN found in the launch index (``host``: the one whose index it is, for a --host
+    command; the remote script of nsa_tui.remote.checkout looks it up there)."""
+    on = f" on {host}" if host else ""
+    return f"note: run {run!r} is {run_dir}{on} (launched {_when(ts)}; from {index})"
+
+
+def launched_twice_message(run: str, matches: list[tuple[str, float]], host: str | None = None) -> str:
+    """The refusal of a RUN name the launch index knows in several directories (``matches``: each one's directory
+    and launch time, newest first): never a silent choice."""
+    dirs = "; ".join(f"{d} (launched {_when(ts)})" for d, ts in matches)
+    where = f"on {host}" if host else "here"
+    return (
+        f"no run directory {run!r} {where}, and nsa launch started {len(matches)} runs of that name: {dirs}; "
+        "pass the run directory of the one you mean"
+    )
 
 
 def session_run(run: str) -> Path | None:

@@ -22,7 +22,7 @@ from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_tui.commands._options import RemoteDirOpt, path_option
-from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
+from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError, run_command
 from nsa_tui.fmt import duration, halt_requested
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
@@ -218,7 +218,9 @@ def judge_answer(
 
     out: list[Judged] = []
     for item in answer.bundles:
-        if isinstance(item, MissingRun):
+        if isinstance(item, MissingRun) and item.twice:  # refused, as a local name two launched runs share
+            out.append(Judged(item.run, error=item.twice, missing=True, error_code=USAGE_EXIT))
+        elif isinstance(item, MissingRun):
             error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
             out.append(Judged(item.run or "(newest)", error=error, missing=True))
         elif isinstance(item, bytes):

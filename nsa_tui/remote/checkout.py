@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
+from nsa_tui.launched import INDEX_NAME, STATE_HOME_ENV
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
 from nsa_tui.rundir import ACTIVITY_FILES
 
@@ -69,7 +70,7 @@ root=${@RUNS_ROOT_ENV@:-@DEFAULT_RUNS_ROOT@}
 case $root in "~") root=$HOME ;; "~/"*) root=$HOME/${root#"~/"} ;; esac
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
-  d=
+  d= noted= twice=
   if [ -z "$1" ]; then
     # the newest that holds a run and can be read (nsa_tui.rundir.newest_run): not a report's --out
     d=$(list_runs "$root" | while IFS= read -r n_; do
@@ -79,12 +80,88 @@ find_run() {
     [ -n "$d" ] && d=$root/$d
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
+  else find_launched "$1"
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
+tab_=$(printf '\t')
+# the host user's launch index (nsa_tui.launched.index_path): an absolute $XDG_STATE_HOME, else ~/.local/state
+index_path() {
+  case ${@STATE_HOME_ENV@:-} in /*) printf '%s' "$@STATE_HOME_ENV@" ;; *) printf '%s' "$HOME/.local/state" ;; esac
+  printf '/nsa/@INDEX_NAME@'
+}
+# launched NAME: the runs the index records under NAME whose directory is there, newest first, one "TS<tab>DIR" a
+# line (DIR physical), each directory once with its latest line, as nsa_tui.launched.named reads it. The index is
+# JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
+# skipped, as there, and so is a path with a control character in it (no line can carry it).
+launched() {
+  ix_=$(index_path)
+  [ -r "$ix_" ] || return 0
+  LC_ALL=C awk -v want="$1" '
+    function hex(h,   i, c, n) { n = 0
+      for (i = 1; i <= 4; i++) { c = index("0123456789abcdef", tolower(substr(h, i, 1))); if (!c) { bad = 1; return 0 }
+        n = n * 16 + c - 1 }
+      return n }
+    function utf8(c) { if (c < 128) return sprintf("%c", c)
+      if (c < 2048) return sprintf("%c%c", 192 + int(c / 64), 128 + c % 64)
+      if (c < 65536) return sprintf("%c%c%c", 224 + int(c / 4096), 128 + int(c / 64) % 64, 128 + c % 64)
+      return sprintf("%c%c%c%c", 240 + int(c / 262144), 128 + int(c / 4096) % 64, 128 + int(c / 64) % 64,
+        128 + c % 64) }
+    # the JSON string of s from position p (past its opening quote); pos_ is then past its closing one
+    function jstr(s, p,   out, c, e, n, lo) { out = ""
+      while (p <= length(s)) { c = substr(s, p, 1)
+        if (c == "\"") { pos_ = p + 1; return out }
+        if (c != "\\") { out = out c; p++; continue }
+        e = substr(s, p + 1, 1); p += 2
+        if (e == "\"" || e == "\\" || e == "/") { out = out e; continue }
+        if (e != "u") { bad = 1; continue }
+        n = hex(substr(s, p, 4)); p += 4
+        if (n >= 55296 && n < 56320 && substr(s, p, 2) == "\\u") { lo = hex(substr(s, p + 2, 4))
+          if (lo >= 56320 && lo < 57344) { n = 65536 + (n - 55296) * 1024 + lo - 56320; p += 6 } }
+        if (n < 32 || (n >= 55296 && n < 57344)) bad = 1
+        out = out utf8(n) }
+      bad = 1; return out }
+    { split("", v); split("", str); bad = 0; s = $0; p = index(s, "{"); if (!p) next; p++
+      while (!bad) { while (substr(s, p, 1) ~ /[ \t,]/) p++
+        if (substr(s, p, 1) != "\"") break
+        k = jstr(s, p + 1); p = pos_
+        while (substr(s, p, 1) ~ /[ \t:]/) p++
+        if (substr(s, p, 1) == "\"") { v[k] = jstr(s, p + 1); str[k] = 1; p = pos_ }
+        else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
+        else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
+        else bad = 1 }
+      if (bad || !str["name"] || v["name"] == "" || !str["run_dir"] || substr(v["run_dir"], 1, 1) != "/") next
+      if (!("ts" in v) || str["ts"]) next
+      d = v["run_dir"]; if (!(d in at)) o[++k_] = d
+      at[d] = NR; nm[d] = v["name"]; ts[d] = v["ts"] + 0 }
+    END { for (i = 1; i <= k_; i++) { d = o[i]; if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
+  ' "$ix_" 2>/dev/null | while IFS= read -r l_; do
+    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
+    p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || continue
+    printf '%s\t%s\t%s\n' "$t_" "$n_" "$p_"
+  done | awk '{ i = index($0, "\t"); t = substr($0, 1, i - 1); r = substr($0, i + 1); i = index(r, "\t")
+      n = substr(r, 1, i - 1) + 0; p = substr(r, i + 1)
+      if (!(p in ts) || n > at[p]) { ts[p] = t; at[p] = n } }
+    END { for (p in ts) print ts[p] "\t" p }' | LC_ALL=C sort -r
+}
+# find_launched NAME: a bare NAME found nowhere else, looked up in the index (nsa_tui.rundir.launched_run): sets $d
+# and $noted (its launch time) for the one run so named, else $twice (launched's lines) for several
+find_launched() {
+  case $1 in */*|.|..) return 0 ;; esac
+  l_=$(launched "$1")
+  case $l_ in
+    '') ;;
+    *"
+"*) twice=$l_ ;;
+    *) noted=${l_%%"$tab_"*}; d=${l_#*"$tab_"} ;;
+  esac
+}
 """.replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
-PRELUDE = HOLDS_RUN_SH + PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV).replace(
-    "@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT
+PRELUDE = HOLDS_RUN_SH + (
+    PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV)
+    .replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
+    .replace("@STATE_HOME_ENV@", STATE_HOME_ENV)
+    .replace("@INDEX_NAME@", INDEX_NAME)
 )
 
 
@@ -121,3 +198,26 @@ def missing_run_message(run: str, host: str, cwd: str, runs_root: str, is_run_di
 
 def no_remote_dir_message(remote_dir: str, host: str) -> str:
     return f"cannot cd to {remote_dir} on {host} (no such directory there)"
+
+
+def _ts(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def launched_note_line(host: str, run: str, run_dir: str, ts: str, index: str) -> str:
+    """The note of a RUN the host's launch index found (find_launched), as a local command says it."""
+    from nsa_tui.rundir import launched_note
+
+    return launched_note(run, run_dir, _ts(ts), index, host)
+
+
+def launched_twice(host: str, run: str, lines: str) -> str:
+    """The refusal of a RUN the host's launch index knows in several directories (find_launched's ``lines``,
+    "TS<tab>DIR" each, newest first), as a local command refuses it."""
+    from nsa_tui.rundir import launched_twice_message
+
+    matches = [(d, _ts(ts)) for ts, _, d in (line.partition("\t") for line in lines.splitlines() if line)]
+    return launched_twice_message(run, matches, host)

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.pointers import POINTERS, order_names, pointer_name
-from nsa_tui.errors import NOT_FOUND_EXIT, UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError
 from nsa_tui.report.load import CheckpointListing, ReportRun, checkpoint_listing, report_run
 from nsa_tui.runs.bundle import FILE_LIMITS, WHOLE_FILE, FileWindow
 
@@ -67,6 +67,8 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
     )
     out: list[ReportRun] = []
     for item in answer.bundles:
+        if isinstance(item, MissingRun) and item.twice:  # refused, as a local name two launched runs share
+            raise UserError(item.twice, USAGE_EXIT)
         if isinstance(item, MissingRun):
             raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), NOT_FOUND_EXIT)
         if isinstance(item, bytes):  # a remote `nsa status` answer: not asked for (prefer_nsa=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
-from nsa_tui.remote.checkout import PRELUDE
+from nsa_tui.remote.checkout import PRELUDE, launched_note_line, launched_twice
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
 
 KIB = 1024
@@ -265,7 +265,9 @@ for run in "$@"; do
       continue;;
   esac
   find_run "$run"
+  if [ -n "$twice" ]; then flush; say twice "$run" "$twice"; continue; fi
   if [ -z "$d" ]; then flush; missing "$run"; continue; fi
+  [ -z "$noted" ] || say note "$run" "$(printf '%s\n%s\n%s' "$d" "$noted" "$(index_path)")"
   emit_run "$d"
 done
 flush
@@ -298,6 +300,7 @@ class MissingRun:
     cwd: str  # the directory the remote was in (absolute)
     runs_root: str  # the runs root, or DIR for a listing (absolute)
     is_run_dir: bool = False  # a listing's DIR is a run directory itself (its subdirectories are no runs)
+    twice: str = ""  # a name the host's launch index knows in several directories: the refusal that names them
 
 
 @dataclass
@@ -310,6 +313,7 @@ class RemoteAnswer:
     no_dir: str | None = None  # the --remote-dir the remote could not enter (nothing else was read)
     complete: bool = False  # the script's last frame arrived: it ran to its end
     left_out: list[str] = field(default_factory=list)  # a listing's directories that hold no run, by name
+    notes: list[str] = field(default_factory=list)  # where the host's launch index found a RUN, a line each
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -323,6 +327,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
     left_out: list[str] = []
+    notes: list[str] = []
     complete = False
     pos = data.find(FRAME)
     while pos >= 0:
@@ -350,6 +355,12 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             cwd, _, root = body.decode("utf-8", errors="replace").partition("\n")
             root, _, flag = root.partition("\n")
             out.append(MissingRun(rest, cwd, root, is_run_dir=flag == "rundir"))
+        elif kind == "note":  # a RUN found in the host's launch index: its directory, launch time, the index
+            found = body.decode("utf-8", errors="replace").split("\n", 2)
+            if len(found) == 3:
+                notes.append(launched_note_line(host, rest, *found))
+        elif kind == "twice":  # a RUN name the index knows in several directories: refused, as here
+            out.append(MissingRun(rest, "", "", twice=launched_twice(host, rest, body.decode("utf-8", "replace"))))
         elif kind == "leftout":
             left_out.append(body.decode("utf-8", errors="replace"))
         elif kind == "nodir":
@@ -377,4 +388,4 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out)
+    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out, notes)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 from nsa_train.runtime.rundir import RUNS_ROOT_ENV
-from nsa_tui.errors import UNREACHABLE_EXIT, UserError
-from nsa_tui.remote.checkout import PRELUDE, forwarded_env, missing_run_message, no_remote_dir_message
+from nsa_tui.errors import UNREACHABLE_EXIT, USAGE_EXIT, UserError
+from nsa_tui.remote.checkout import (
+    PRELUDE,
+    forwarded_env,
+    launched_note_line,
+    launched_twice,
+    missing_run_message,
+    no_remote_dir_message,
+)
 from nsa_tui.remote.ssh import SSHError, no_answer_message, remote_script, run_remote
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
@@ -40,6 +49,8 @@ def fetch_remote(
     except SSHError as e:
         raise UserError(str(e), UNREACHABLE_EXIT) from None
     answer = parse_frames(result.stdout, host)
+    for note in answer.notes:  # a RUN found in the host's launch index: where, as a local command says it
+        print(note, file=sys.stderr)
     if answer.no_dir is not None:
         raise UserError(no_remote_dir_message(answer.no_dir, host), UNREACHABLE_EXIT)
     if not answer.complete:
@@ -50,7 +61,9 @@ def fetch_remote(
 # $1: --remote-dir ('' for the login directory), then the RUN arguments. First the record LOCATE_START
 # (what a login shell prints before it, e.g. a greeting from its rc file, is skipped), then for each RUN one
 # NUL-terminated record: "ok", the run directory's absolute path; or "missing", the RUN, the
-# directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered.
+# directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered. A RUN found in the
+# host's launch index has a "note" record first (the RUN, its directory, launch time and the index's path); one the
+# index knows in several directories is a "twice" record instead (the RUN, the launched lines of find_launched).
 LOCATE_START = b"\n@@nsa@@\0"
 LOCATE_SCRIPT = (
     PRELUDE
@@ -61,6 +74,8 @@ if ! enter_dir; then printf 'nodir\0%s\0' "$dir"; exit 0; fi
 [ "$#" -eq 0 ] && set -- ""
 for run in "$@"; do
   find_run "$run"
+  if [ -n "$twice" ]; then printf 'twice\0%s\0%s\0' "$run" "$twice"; continue; fi
+  [ -n "$noted" ] && printf 'note\0%s\0%s\0%s\0%s\0' "$run" "$d" "$noted" "$(index_path)"
   if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"
   else printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"; fi
 done
@@ -94,6 +109,11 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
         elif kind == "missing" and i + 3 < len(fields):
             run, cwd, root = fields[i + 1 : i + 4]
             raise UserError(missing_run_message(run, host, cwd, root), UNREACHABLE_EXIT)
+        elif kind == "note" and i + 4 < len(fields):
+            print(launched_note_line(host, *fields[i + 1 : i + 5]), file=sys.stderr)
+            i += 5
+        elif kind == "twice" and i + 2 < len(fields):
+            raise UserError(launched_twice(host, fields[i + 1], fields[i + 2]), USAGE_EXIT)
         else:
             break
     if len(paths) != max(len(runs), 1):

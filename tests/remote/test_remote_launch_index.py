@@ -1,0 +1,94 @@
+"""A run NAME given with --host is looked up in the host user's launch index, as a local name is here.
+
+`nsa launch --host gpu --run-dir /data/x` records the run in the host's index (its `nsa launch` runs there), but
+`nsa status x --host gpu` resolved the name with the remote script alone (./x, then <runs root>/x) and said there
+was no such run, where `nsa status x` on the host found it. The script now reads the host's index (JSON lines, by
+awk: no python assumed there) after the runs root, with the same note and the same refusal of a shared name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.cli import invoke, one_error
+from fixtures.runs import make_v1_run
+
+from nsa_tui import launched
+from nsa_tui.commands.watch import build_models
+from nsa_tui.errors import UserError
+
+pytestmark = pytest.mark.slow
+
+
+def _host_state(sshd) -> Path:
+    """The host's XDG_STATE_HOME (the fixture's sshd sets it for its sessions), not this side's own."""
+    return Path(sshd.key).parent / "xdg-state"
+
+
+def _record_on_host(sshd, monkeypatch, name: str, run_dir: Path, ts: float) -> None:
+    """What the host's `nsa launch` writes: the index's own writer, pointed at the host's state directory."""
+    with monkeypatch.context() as m:
+        m.setenv("XDG_STATE_HOME", str(_host_state(sshd)))
+        launched.record(name, run_dir, ts)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def test_a_name_launched_elsewhere_on_the_host_is_found_there(sshd, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    run_dir = tmp_path / "some where" / "é" / "x"  # a space and a non-ASCII name: \u escapes in the index
+    make_v1_run(run_dir, steps=200)
+    ts = time.time() - 60
+    _record_on_host(sshd, monkeypatch, "x", run_dir, ts)
+    index = _host_state(sshd) / "nsa" / "launched.jsonl"
+    note = f"note: run 'x' is {run_dir} on {sshd.host} (launched {_when(ts)}; from {index})"
+
+    res = invoke("status", "--json", "--host", sshd.host, "x")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["run"] == "x"
+    assert res.stderr.strip() == note
+
+    # watch finds it before its dashboard opens (its own ssh call), with the same note
+    capsys.readouterr()
+    [model] = build_models(["x"], sshd.host, False, 0.2, None)
+    assert model.source.run_dir == str(run_dir)
+    assert capsys.readouterr().err.strip() == note
+
+    # the runs root first, as here: a run of that name there wins, without a note
+    root = tmp_path / "co"
+    make_v1_run(root / "runs" / "x", steps=100)
+    res = invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(root), "x")
+    assert res.exit_code == 0 and res.stderr == "", res.stderr
+
+    # a path is never looked up by name; nor a name the index does not know
+    res = invoke("status", "--host", sshd.host, "nope")
+    assert res.exit_code == 3 and one_error(res).startswith(f"error: no run directory 'nope' on {sshd.host}")
+    res = invoke("status", "--host", sshd.host, "sub/x")
+    assert res.exit_code == 3 and one_error(res).startswith(f"error: no run directory 'sub/x' on {sshd.host}")
+
+
+def test_a_name_the_hosts_index_knows_twice_is_refused_both_named(sshd, tmp_path, monkeypatch):
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    a, b, gone = tmp_path / "a" / "main", tmp_path / "b" / "main", tmp_path / "gone" / "main"
+    make_v1_run(a)
+    make_v1_run(b)
+    _record_on_host(sshd, monkeypatch, "main", a, 1_700_000_000.0)
+    _record_on_host(sshd, monkeypatch, "main", gone, 1_700_000_100.0)  # its directory is gone: skipped
+    _record_on_host(sshd, monkeypatch, "main", b, 1_700_000_200.0)
+    refusal = (
+        f"no run directory 'main' on {sshd.host}, and nsa launch started 2 runs of that name: "
+        f"{b} (launched {_when(1_700_000_200.0)}); {a} (launched {_when(1_700_000_000.0)}); "
+        "pass the run directory of the one you mean"
+    )
+    res = invoke("status", "--host", sshd.host, "main")
+    assert res.exit_code == 2 and one_error(res) == f"error: {refusal}"
+    with pytest.raises(UserError) as e:
+        build_models(["main"], sshd.host, False, 0.2, None)
+    assert e.value.code == 2 and str(e.value) == refusal
+    # this side's own index is not the host's: nothing recorded here, and nothing found by it
+    assert launched.entries() == []
