@@ -316,7 +316,7 @@ class WatchApp(App):
         last = self._health_at.get(self.active)
         h = m.history
         # a change of phase (first progress, the end, an exit status, the directory gone, the process gone, a new
-        # launch or boot, a resume's first step) is judged at once
+        # launch or boot, a resume's first step, torchrun gone under its ranks) is judged at once
         shape = (
             h.has_progress,
             h.end_event is not None,
@@ -328,6 +328,7 @@ class WatchApp(App):
             h.process_alive,
             h.attempt_start_ts,
             h.restarted_since_progress,
+            len(h.ranks_without_launcher),  # torchrun killed under live ranks (launcher_gone)
         )
         # A starting or stalled run whose step moves is running again: judged at once (the header said `starting
         # phase train 13s` beside step 1/30, or `stalled` beside a new step, for up to HEALTH_EVERY_S). Not the step in

@@ -26,6 +26,7 @@ from nsa_tui.runs.load import (
     fill_context,
     listed_pids_alive,
     local_pids_alive,
+    local_ranks_without_launcher,
     local_tmux_sessions,
     local_trainer_alive,
     settle_liveness,
@@ -221,6 +222,8 @@ class RunModel:
         self._tmux: list[str] | None = None
         self._pids_alive: bool | None = None
         self._trainer_alive: bool | None = None  # a rank alive as this run's trainer while its session is not found
+        # (rank, pid) alive here whose torchrun is gone (/proc, as `nsa status` reads it); over ssh the host judges
+        self._no_launcher: list[tuple[int, int]] = []
         self._tmux_at = -1e9
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
@@ -390,6 +393,7 @@ class RunModel:
         fill_context(self.history, bundle)
         self.history.format = fmt
         settle_liveness(self.history, self._pids_alive, self._trainer_alive)  # as status does
+        self.history.ranks_without_launcher = self._no_launcher  # launcher_gone's facts: a new history lacks them
 
     @property
     def clock_offset_s(self) -> float:
@@ -412,7 +416,8 @@ class RunModel:
 
     def _refresh_liveness(self, now: float) -> bool:
         """Every TMUX_EVERY_S: the run's tmux session (with a launch.json) and its ranks' pids, combined as status
-        does (``settle_liveness``); True when the answer changed."""
+        does (``settle_liveness``), and for a run of this machine its ranks left without torchrun; True when the
+        answer changed."""
         if not self.check_liveness or now - self._tmux_at < TMUX_EVERY_S:
             return False
         self._tmux_at = now
@@ -425,6 +430,10 @@ class RunModel:
         else:
             alive = listed_pids_alive(self.history, said[0], said[1]) if said else None
         sessions = trainer = None
+        # the ranks' parents: read from /proc only where the ranks run, at this check's pace (every TMUX_EVERY_S)
+        no_launcher: list[tuple[int, int]] = []
+        if said is _ASKED_HERE:
+            no_launcher = local_ranks_without_launcher(self.history, self.source.directory)  # type: ignore[attr-defined]
         if LAUNCH_JSON in self._whole:
             if said is _ASKED_HERE:
                 sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
@@ -432,8 +441,14 @@ class RunModel:
                     trainer = local_trainer_alive(self.history, self.source.directory)  # type: ignore[attr-defined]
             else:
                 sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
-        changed = (alive, sessions, trainer) != (self._pids_alive, self._tmux, self._trainer_alive)
+        changed = (alive, sessions, trainer, no_launcher) != (
+            self._pids_alive,
+            self._tmux,
+            self._trainer_alive,
+            self._no_launcher,
+        )
         self._pids_alive, self._tmux, self._trainer_alive = alive, sessions, trainer
+        self._no_launcher = no_launcher
         return changed
 
     # ------------------------------------------------------------ derived
