@@ -34,6 +34,15 @@ OLD_COPIES_NAMED = 3  # leftover copies named in the disk row; the rest counted
 
 DiskFree = Callable[[Path], int]
 
+# the row sets what a run needs beside what is free: 2.34 and 2.31 GiB must not both read 2.3
+SIZE_DECIMALS = 2
+
+
+def size_text(n: float) -> str:
+    """A size as the disk row says it, in the unit that shows it: a tiny model's checkpoints are 5.08 MiB, not
+    0.00 GiB."""
+    return human_bytes(n, SIZE_DECIMALS)
+
 
 @dataclass(frozen=True)
 class Room:
@@ -101,17 +110,17 @@ def disk_room(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree 
     except (OSError, ValueError) as e:
         return Room(WARN, f"cannot measure free space under {run_dir}: {e}")
     detail = (
-        f"~{need / GIB:.2f} GiB for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
+        f"~{size_text(need)} for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
         f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN}"
     )
     if held := held_checkpoint_bytes(run_dir):
         # the one in flight is written before an older one is pruned: always room for it
         need = max(need - held, int(checkpoint_bytes(param_count) * DISK_MARGIN))
-        detail += f"; {human_bytes(held)} of them held by the checkpoints there already"
+        detail += f"; {size_text(held)} of them held by the checkpoints there already"
     detail += ")"
     plan = _cache_plan(cfg)
     if plan is None:
-        detail += f", {free / GIB:.2f} GiB free"
+        detail += f", {size_text(free)} free"
         return _verdict([(need, free)], detail, [])
     cache_base = existing_ancestor(plan.cache)
     same = _same_file_system(base, cache_base)
@@ -122,14 +131,14 @@ def disk_room(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree 
     copy = f"datasets' Arrow copy of data.path in {plan.cache}"
     if same:  # the copy and the checkpoints share the free space
         if plan.build_bytes:
-            detail += f" +~{human_bytes(plan.build_bytes)} for {copy}"
-        detail += f", {free / GIB:.2f} GiB free"
+            detail += f" +~{size_text(plan.build_bytes)} for {copy}"
+        detail += f", {size_text(free)} free"
         needs = [(need + plan.build_bytes, free)]
     else:
-        detail += f", {free / GIB:.2f} GiB free"
+        detail += f", {size_text(free)} free"
         if plan.build_bytes:
-            detail += f"; ~{human_bytes(plan.build_bytes)} for {copy} (another file system), "
-            detail += f"{human_bytes(cache_free)} free there"
+            detail += f"; ~{size_text(plan.build_bytes)} for {copy} (another file system), "
+            detail += f"{size_text(cache_free)} free there"
         needs = [(need, free), (plan.build_bytes, cache_free)]
     if plan.current:
         detail += f"; {copy} is there already ({_bytes_of(plan.current)})"
@@ -182,7 +191,7 @@ def _same_file_system(a: Path, b: Path) -> bool:
 
 
 def _bytes_of(copies: list[Any]) -> str:
-    return human_bytes(sum(c.bytes for c in copies))
+    return size_text(sum(c.bytes for c in copies))
 
 
 def _named_copies(copies: list[Any], cache: Path) -> str:

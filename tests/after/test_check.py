@@ -70,6 +70,24 @@ def test_insufficient_disk_fails_with_the_numbers(tmp_path: Path) -> None:
     assert rows["disk"].status == "pass"
 
 
+def test_the_disk_row_says_a_small_models_sizes_in_a_unit_that_shows_them(tmp_path: Path) -> None:
+    """The tiny default's checkpoints take tens of MiB: the row said `~0.08 GiB for checkpoints` (and a small model's
+    `~0.00 GiB`), and `0.00 GiB free` of a nearly full disk."""
+    cfg = load_config(None)  # the tiny default
+    need = disk_needed_bytes(cfg, estimate_param_count(cfg))
+    assert need < 2**30  # what this test is about
+    reason = {r.name: r for r in cheap_checks(cfg, tmp_path / "run", disk_free=lambda _p: 1536)}["disk"].reason
+    assert reason.startswith(f"not enough: ~{need / 2**20:.2f} MiB for checkpoints ("), reason
+    assert reason.endswith(", 1.50 KiB free"), reason
+    assert "0.00" not in reason
+    small = load_config(None, ["model.dim=16", "model.n_layers=1", "model.n_heads=2", "model.n_kv_heads=1"])
+    small_need = disk_needed_bytes(small, estimate_param_count(small))
+    assert small_need < 2**20
+    reason = {r.name: r for r in cheap_checks(small, tmp_path / "run", disk_free=lambda _p: 3 * 2**30 + 2**28)}
+    assert reason["disk"].reason.startswith(f"~{small_need / 2**10:.2f} KiB for checkpoints ("), reason["disk"]
+    assert reason["disk"].reason.endswith(", 3.25 GiB free"), reason["disk"]
+
+
 def test_missing_data_file_fails_cheap_and_deep(tmp_path: Path) -> None:
     from nsa_tui.commands.check import run_check
 

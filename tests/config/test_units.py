@@ -20,3 +20,12 @@ from nsa_train.telemetry.units import human_bytes
 )
 def test_human_bytes(n, text):
     assert human_bytes(n) == text
+
+
+def test_human_bytes_to_more_decimals():
+    assert [human_bytes(n, 2) for n in (1000, 1536, 5_330_000, 2.34 * 2**30)] == [
+        "1000 B",
+        "1.50 KiB",
+        "5.08 MiB",
+        "2.34 GiB",
+    ]

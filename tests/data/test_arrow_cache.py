@@ -21,7 +21,7 @@ from nsa_train.data.arrow_cache import (
     estimate_copy_bytes,
 )
 from nsa_train.data.sources import open_source
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.runtime.disk_room import size_text
 from nsa_tui.check_cheap import DISK_FREE_ENV, check_disk, disk_needed_bytes
 
 PARAMS = 1000  # checkpoints of ~70 KiB: small beside the copies of these corpora of ~1 MiB
@@ -79,7 +79,7 @@ def test_the_copy_about_to_be_built_is_counted_then_not(tmp_path: Path, cache: P
     free = ckpt + estimate // 2  # room for the checkpoints twice over, not for them and the copy
     row = _disk(cfg, tmp_path, free)
     assert row.status == "fail", row
-    assert f"+~{human_bytes(estimate)} for datasets' Arrow copy of data.path in {cache}" in row.reason
+    assert f"+~{size_text(estimate)} for datasets' Arrow copy of data.path in {cache}" in row.reason
     assert _disk(cfg, tmp_path, (ckpt + estimate) * 2 + 1).status == "pass"
 
     open_source(cfg, 0, 1)  # the trainer's load builds the copy
@@ -89,7 +89,7 @@ def test_the_copy_about_to_be_built_is_counted_then_not(tmp_path: Path, cache: P
     row = _disk(cfg, tmp_path, free)
     assert row.status == "pass", row
     assert "+~" not in row.reason
-    assert f"datasets' Arrow copy of data.path in {cache} is there already ({human_bytes(built.bytes)})" in row.reason
+    assert f"datasets' Arrow copy of data.path in {cache} is there already ({size_text(built.bytes)})" in row.reason
 
 
 def test_copies_of_earlier_versions_are_named_and_never_removed(tmp_path: Path, cache: Path, make_cfg) -> None:
@@ -110,7 +110,7 @@ def test_copies_of_earlier_versions_are_named_and_never_removed(tmp_path: Path, 
     assert "+~" in row.reason and "is there already" not in row.reason
     rel = first.path.relative_to(cache).as_posix()
     assert (
-        f"{human_bytes(first.bytes)} in 1 Arrow copy of earlier versions of data.path (or of its files by another "
+        f"{size_text(first.bytes)} in 1 Arrow copy of earlier versions of data.path (or of its files by another "
         f"path) in {cache}: {rel} (remove with rm -r when no run reads them; nsa never does)"
     ) in row.reason
     assert "in 1 Arrow copy of other data (or built before their source was recorded)" in row.reason
@@ -168,7 +168,7 @@ def test_leftover_copies_over_the_free_space_or_10_gib_are_a_warning(tmp_path: P
         f.truncate(11 * GIB)
     row = check_disk(cfg, tmp_path / "run", 0, lambda _p: 1000 * GIB)
     assert row.status == "warn", row
-    assert "11.0 GiB in 1 Arrow copy of other data (or built before their source was recorded)" in row.reason
+    assert "11.00 GiB in 1 Arrow copy of other data (or built before their source was recorded)" in row.reason
 
 
 def test_a_touched_file_is_another_copy(tmp_path: Path, cache: Path, make_cfg) -> None:

@@ -13,7 +13,7 @@ from trainer_helpers import TINY, records, run_train, training, wait_for
 
 from nsa_train.config import load_config
 from nsa_train.config.flops import estimate_param_count
-from nsa_train.runtime.disk_room import FAIL, PASS, checkpoint_bytes, disk_needed_bytes, disk_room
+from nsa_train.runtime.disk_room import FAIL, PASS, checkpoint_bytes, disk_needed_bytes, disk_room, size_text
 from nsa_train.telemetry import schema
 
 STEPS = "train.steps=2"
@@ -46,7 +46,7 @@ def test_a_disk_without_room_is_refused_before_the_data_phase(small_disk) -> Non
     proc = run_train(run, STEPS)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
-    assert error.startswith(f"error: disk: not enough: ~{NEED / 2**30:.2f} GiB for checkpoints (0.07M params"), error
+    assert error.startswith(f"error: disk: not enough: ~{size_text(NEED)} for checkpoints (0.07M params"), error
     assert error.endswith(
         "Free space there, or choose a --run-dir with room; refused before anything large was written"
     )
