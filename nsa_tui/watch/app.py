@@ -39,7 +39,7 @@ from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.screens.confirm import ConfirmScreen
 from nsa_tui.watch.screens.events import EventsScreen
 from nsa_tui.watch.screens.help import HelpScreen
-from nsa_tui.watch.verdict import VerdictView, evaluate
+from nsa_tui.watch.verdict import VerdictView, evaluate, run_mark
 from nsa_tui.watch.widgets.events_pane import EventsPane
 from nsa_tui.watch.widgets.health_panel import HealthPanel
 from nsa_tui.watch.widgets.line_chart import LineChart
@@ -141,7 +141,7 @@ class WatchApp(App):
                 with Vertical(id="charts"):
                     for c in CHARTS:
                         yield LineChart(self._spec_fn(c), self._title_fn(c), id=f"chart-{c}")
-                yield LineChart(self._compare_spec, self._compare_title, id="compare")
+                yield LineChart(self._compare_spec, self._compare_title, self._marks, id="compare")
             with Vertical(id="side"):
                 yield HealthPanel(id="health")
                 with Vertical(id="side-right"):
@@ -252,6 +252,14 @@ class WatchApp(App):
     def _compare_title(self) -> list[str]:
         return [f"loss of {len(self.runs)} runs", f" (x: {self.view.x_axis})"]
 
+    def _marks(self) -> list[tuple[str, str]]:
+        """Each run's health mark (verdict.run_mark) for its tab and the compare legend: the active run's panel is
+        the only one in view."""
+        # a run that cannot be read gets none: its last data's verdict would vouch for a run nobody can see
+        return [
+            ("", "") if m.history.source_lost else run_mark(v) for m, v in zip(self.runs, self.verdicts, strict=True)
+        ]
+
     def _redraw(self, force: bool = False, due: bool = False) -> None:
         """Bring the screen up to date. ``force``: everything, now; ``due``: a scheduled redraw
         (its gap has passed, timers may fire a little early); otherwise at most every gap."""
@@ -274,10 +282,14 @@ class WatchApp(App):
         if data_changed or force:
             self._last_draw = mono  # only data draws space out data draws: an age tick must not delay a new line
         self._drawn = key
+        if len(self.runs) > 1:
+            self._judge_others(now, force)
         m = self.model
         now -= m.clock_offset_s  # the run machine's clock, which its records' timestamps are on
         with m.lock:
-            v = self._verdict(m, now, force)
+            v = self._verdict(self.active, now, force)
+            if len(self.runs) > 1:  # every run judged: the marks are up to date, the active run's too
+                main.query_one(RunTabs).show_marks(self._marks())
             if m.history.source_lost:  # an "ok" on the last data that came would vouch for a run nobody can see
                 v = dataclasses.replace(v, health="", unreachable=m.source.trouble() or "the run cannot be read")
             main.query_one(RunHeader).show(self._header_info(m, v, now))
@@ -311,9 +323,19 @@ class WatchApp(App):
                         for c in CHARTS:
                             main.query_one(f"#chart-{c}", LineChart).redraw()
 
-    def _verdict(self, m: RunModel, now: float, force: bool) -> VerdictView:
-        """The health engine's verdict, re-evaluated at most every HEALTH_EVERY_S per run."""
-        last = self._health_at.get(self.active)
+    def _judge_others(self, now: float, force: bool) -> None:
+        """The runs not in view judged at the active one's pace (HEALTH_EVERY_S each; ~2 ms a run), for the marks
+        in their tabs and the compare legend: a run's mark said nothing of a run not looked at since."""
+        for i, m in enumerate(self.runs):
+            if i != self.active:
+                with m.lock:
+                    self._verdict(i, now - m.clock_offset_s, force)
+
+    def _verdict(self, i: int, now: float, force: bool) -> VerdictView:
+        """Run ``i``'s verdict from the health engine, re-evaluated at most every HEALTH_EVERY_S per run (under its
+        model's lock)."""
+        m = self.runs[i]
+        last = self._health_at.get(i)
         h = m.history
         # a change of phase (first progress, the end, an exit status, the directory gone, the process gone, a new
         # launch or boot, a resume's first step, torchrun gone under its ranks) is judged at once
@@ -333,18 +355,16 @@ class WatchApp(App):
         # A starting or stalled run whose step moves is running again: judged at once (the header said `starting
         # phase train 13s` beside step 1/30, or `stalled` beside a new step, for up to HEALTH_EVERY_S). Not the step in
         # `shape`: a running run would be judged at every record, which costs CPU on a fast trainer
-        moved = (
-            last is not None and h.latest_step != last[3] and self.verdicts[self.active].state in STEP_REJUDGED_STATES
-        )
+        moved = last is not None and h.latest_step != last[3] and self.verdicts[i].state in STEP_REJUDGED_STATES
         stale = (
             last is not None and m.version != last[1] and (now - last[0] >= HEALTH_EVERY_S or shape != last[2] or moved)
         )
         if force or last is None or stale or now - last[0] >= HEALTH_EVERY_S:
-            self.verdicts[self.active] = evaluate(m.history, now, m.run_dir)
-            self._health_at[self.active] = (now, m.version, shape, h.latest_step)
+            self.verdicts[i] = evaluate(m.history, now, m.run_dir)
+            self._health_at[i] = (now, m.version, shape, h.latest_step)
             # the engine's ETA counts from the moment its step was reached (not from now)
-            self._eta_from[self.active] = (h.latest_step, _step_reached_ts(h) or now)
-        return self.verdicts[self.active]
+            self._eta_from[i] = (h.latest_step, _step_reached_ts(h) or now)
+        return self.verdicts[i]
 
     def _header_info(self, m: RunModel, v: VerdictView, now: float) -> dict:
         h = m.history

@@ -30,10 +30,14 @@ def fit_fields(fields: list[str], width: int) -> str:
     return out
 
 
-def name_cap(names: list[str], width: int) -> int:
+def name_cap(names: list[str], width: int, marks: list[str] | None = None, frame: int | None = None) -> int:
     """The longest a tab's name may be for every tab to fit in ``width`` (short names stay whole, the long ones
-    share what is left): one long name must not push the other runs, or the active one, off the line."""
-    fixed = sum(len(f" {i + 1}: ") + 1 for i in range(len(names))) - 1  # number, padding, the gaps between
+    share what is left): one long name must not push the other runs, or the active one, off the line. ``marks``:
+    what follows each name (its health, verdict.run_mark), kept whole before any name is cut. ``frame``: the cells
+    each name takes besides its mark and the gap after it (default: a tab's number and padding, " 3: ")."""
+    frames = [len(f" {i + 1}: ") if frame is None else frame for i in range(len(names))]
+    fixed = sum(f + 1 for f in frames) - 1  # the gaps between
+    fixed += sum(len(m) + 1 for m in marks or [] if m)
     longest = max((len(n) for n in names), default=0)
     for cap in range(longest, 1, -1):
         if fixed + sum(min(len(n), cap) for n in names) <= width:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nsa_tui.styles import HEALTH_STYLE
+
 if TYPE_CHECKING:
     from nsa_tui.health.engine import Pending
 
@@ -76,6 +78,21 @@ class VerdictView:
     nothing_read: str = ""
     # .HALT waits on a live attempt ("halt requested 14:02" in the header, as `nsa status` says it); "" otherwise
     halt_requested: str = ""
+
+
+PENDING_MARK_STYLE = "grey50"  # the health panel's pending lines: dimmer than any alert
+
+
+def run_mark(v: VerdictView) -> tuple[str, str]:
+    """(text, style) after a run's name in its tab and in the compare view's legend, where its panel is not in view:
+    its health when alerts make it one (the header's word and colour), else "pending" when a rule waits out its `for`
+    window (dim, as the panel's pending lines: no alert yet), else nothing: a run with a pending throughput_low read
+    the same as a healthy one there."""
+    if v.alerts and v.health in HEALTH_STYLE:
+        return v.health, HEALTH_STYLE[v.health]
+    if v.pending:
+        return "pending", PENDING_MARK_STYLE
+    return "", ""
 
 
 def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:

@@ -135,6 +135,16 @@ def test_tab_names_share_the_width():
     assert fmt.clip("abcdef", 4) == "abc…" and fmt.clip("abc", 4) == "abc"
 
 
+def test_tab_marks_stay_whole_and_the_names_give_way():
+    """A run's health mark ("critical", "pending") is kept whole in its tab: the names share what it leaves."""
+    names, marks = ["x" * 40, "y" * 40, "z" * 40], ["critical", "pending", ""]
+    cap = name_cap(names, 80, marks)
+    shown = [f"{fmt.clip(n, cap)}{f' {m}' if m else ''}" for n, m in zip(names, marks, strict=True)]
+    tabs = " ".join(f" {i + 1}:{s} " for i, s in enumerate(shown))
+    assert len(tabs) <= 80 and " critical " in tabs and " pending " in tabs, tabs
+    assert cap < name_cap(names, 80)  # without the marks the names had their room
+
+
 def test_the_lr_title_names_the_phase_as_nsa_status_does(tmp_path):
     """At the last warmup step the title said cosine where `nsa status` said warmup; a finished run's said cosine
     where the verdict says done."""

@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 
+from nsa_tui import fmt
 from nsa_tui.watch.chart_render import ChartSpec, layout_key, render
-from nsa_tui.watch.layout import fit_fields
+from nsa_tui.watch.layout import fit_fields, name_cap
 from nsa_tui.watch.widgets.text_line import TextLine
 
 
@@ -57,10 +58,18 @@ class LineChart(Vertical):
     LineChart { height: 1fr; min-height: 4; }
     """
 
-    def __init__(self, spec: Callable[[], ChartSpec | None], title: Callable[[], list[str]], **kw) -> None:
+    def __init__(
+        self,
+        spec: Callable[[], ChartSpec | None],
+        title: Callable[[], list[str]],
+        notes: Callable[[], list[tuple[str, str]]] | None = None,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         self._spec_fn = spec
         self._title_fn = title
+        # (text, style) after each line's label in the legend (the compare view: each run's health mark)
+        self._notes_fn = notes
 
     def compose(self) -> ComposeResult:
         yield TextLine()
@@ -72,11 +81,22 @@ class LineChart(Vertical):
             return
         title = Text(fit_fields(self._title_fn(), self.size.width), style="bold", no_wrap=True, overflow="crop")
         spec = self._spec_fn()
-        if spec is not None and len(spec.lines) > 1 and len(title) + 12 * len(spec.lines) < self.size.width:
+        notes = self._notes_fn() if self._notes_fn is not None else []
+        room = 12 * len(spec.lines) + sum(len(n) + 1 for n, _ in notes if n) if spec is not None else 0
+        if spec is not None and len(spec.lines) > 1 and len(title) + room < self.size.width:
             title.append("  ")
-            for ln in spec.lines:
+            marks = [n for n, _ in notes]
+            # with notes (the compare view's run marks) the labels (run names) share the room as the run tabs'
+            # names do, so that no mark is cropped at the edge; other legends are short
+            labels = [ln.label for ln in spec.lines]
+            cap = name_cap(labels, self.size.width - len(title), marks, frame=1) if notes else 0  # frame: the ■
+            for i, ln in enumerate(spec.lines):
                 title.append("■", style=ln.color)
-                title.append(f"{ln.label} ", style="grey62")
+                title.append(f"{fmt.clip(ln.label, cap) if cap else ln.label} ", style="grey62")
+                note, style = notes[i] if i < len(notes) else ("", "")
+                if note:
+                    title.append(note, style=style)
+                    title.append(" ")
         self.query_one(TextLine).show(title)
         self.query_one(_Plot).redraw()
 

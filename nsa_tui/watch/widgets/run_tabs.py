@@ -1,4 +1,5 @@
-"""The list of open runs; the active one is highlighted (tab / arrows / click to switch)."""
+"""The list of open runs, each with its health mark (verdict.run_mark); the active one is highlighted (tab / arrows /
+click to switch)."""
 
 from __future__ import annotations
 
@@ -25,21 +26,33 @@ class RunTabs(Widget):
         super().__init__(**kw)
         self.names = names
         self.active = 0
+        self.marks: list[tuple[str, str]] = [("", "")] * len(names)
         self._spans: list[tuple[int, int]] = []
 
     def select(self, i: int) -> None:
         self.active = i
         self.refresh()
 
+    def show_marks(self, marks: list[tuple[str, str]]) -> None:
+        """Each run's (text, style) after its name; repaints only when one changed."""
+        if marks != self.marks:
+            self.marks = marks
+            self.refresh()
+
     def render(self) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         self._spans = []
-        cap = name_cap(self.names, self.size.width)
-        for i, n in enumerate(self.names):
+        cap = name_cap(self.names, self.size.width, [m for m, _ in self.marks])
+        for i, (n, (mark, mark_style)) in enumerate(zip(self.names, self.marks, strict=True)):
             if i:
                 t.append(" ")
             start = len(t.plain)
-            t.append(f" {i + 1}:{fmt.clip(n, cap)} ", style="bold reverse" if i == self.active else "grey62")
+            style = "bold reverse" if i == self.active else "grey62"
+            t.append(f" {i + 1}:{fmt.clip(n, cap)}", style=style)
+            if mark:  # inside the tab (a click on it selects the run); reversed with it when active
+                t.append(" ", style=style)
+                t.append(mark, style=f"{mark_style} reverse" if i == self.active else mark_style)
+            t.append(" ", style=style)
             self._spans.append((start, len(t.plain)))
         return t
 
