@@ -1065,11 +1065,7 @@ class Trainer:
 
         room = disk_room(self.cfg, self.run_dir, estimate_param_count(self.cfg))
         if room.status == FAIL:
-            cache = " (HF_DATASETS_CACHE for the Arrow copy)" if self.cfg.data.source == "local" else ""
-            self.disk_refusal = (
-                f"disk: {room.reason}. Free space there, or choose a --run-dir{cache} with room; refused before "
-                "anything large was written"
-            )
+            self.disk_refusal = f"disk: {room.reason}; refused before anything large was written"
         return [f"disk: {room.reason}"] if room.status == WARN else []
 
     def _check_disk(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,19 @@ def checkpoint_bytes(param_count: int) -> int:
 
 def disk_needed_bytes(cfg: Config, param_count: int) -> int:
     """keep_last periodic checkpoints + best + the one being written (temp file), with a margin."""
-    return int(checkpoint_bytes(param_count) * (cfg.train.keep_last + 2) * DISK_MARGIN)
+    return _checkpoints_need(checkpoint_bytes(param_count), cfg.train.keep_last, 0)
+
+
+def _checkpoints_need(one: int, keep_last: int, held: int) -> int:
+    """keep_last + best + the one in flight, with the margin, less what the run's checkpoints hold already; the one
+    in flight is written before an older one is pruned, so there is always room for it to find."""
+    need = int(one * (keep_last + 2) * DISK_MARGIN)
+    return max(need - held, int(one * DISK_MARGIN)) if held else need
+
+
+def _fewer_checkpoints(one: int, keep_last: int, held: int, room: int) -> int | None:
+    """The largest keep_last below the config's whose checkpoints fit in ``room`` bytes; None when even 1 does not."""
+    return next((k for k in range(keep_last - 1, 0, -1) if _checkpoints_need(one, k, held) <= room), None)
 
 
 def held_checkpoint_bytes(run_dir: Path) -> int:
@@ -114,14 +126,22 @@ def disk_room(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree 
         f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN}"
     )
     if held := held_checkpoint_bytes(run_dir):
-        # the one in flight is written before an older one is pruned: always room for it
-        need = max(need - held, int(checkpoint_bytes(param_count) * DISK_MARGIN))
+        need = _checkpoints_need(checkpoint_bytes(param_count), cfg.train.keep_last, held)
         detail += f"; {size_text(held)} of them held by the checkpoints there already"
     detail += ")"
+
+    def to_fit(room: int, *more: str) -> str:
+        """What makes a run directory without room fit (a resume holds its checkpoints: no other --run-dir)."""
+        fewer = _fewer_checkpoints(checkpoint_bytes(param_count), cfg.train.keep_last, held, room)
+        ways = ["free space there"]
+        ways += [f"keep fewer checkpoints (`--set train.keep_last={fewer}` fits)"] if fewer else []
+        ways += [] if held else ["choose a --run-dir with room"]
+        return "To fit: " + ", or ".join([*ways, *more])
+
     plan = _cache_plan(cfg)
     if plan is None:
         detail += f", {size_text(free)} free"
-        return _verdict([(need, free)], detail, [])
+        return _verdict([(need, free)], detail, [], remedies=[to_fit(free)])
     cache_base = existing_ancestor(plan.cache)
     same = _same_file_system(base, cache_base)
     try:
@@ -134,24 +154,31 @@ def disk_room(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree 
             detail += f" +~{size_text(plan.build_bytes)} for {copy}"
         detail += f", {size_text(free)} free"
         needs = [(need + plan.build_bytes, free)]
+        remedies = [
+            to_fit(free - plan.build_bytes, *(["set HF_DATASETS_CACHE to another disk"] if plan.build_bytes else []))
+        ]
     else:
         detail += f", {size_text(free)} free"
         if plan.build_bytes:
             detail += f"; ~{size_text(plan.build_bytes)} for {copy} (another file system), "
             detail += f"{size_text(cache_free)} free there"
         needs = [(need, free), (plan.build_bytes, cache_free)]
+        remedies = [to_fit(free), "To fit the copy: free space there, or set HF_DATASETS_CACHE to a disk with room"]
     if plan.current:
         detail += f"; {copy} is there already ({_bytes_of(plan.current)})"
     notes, large = _old_copies(plan, cache_free)
-    return _verdict(needs, detail, notes, large)
+    return _verdict(needs, detail, notes, large, remedies)
 
 
-def _verdict(needs: list[tuple[int, int]], detail: str, notes: list[str], large: bool = False) -> Room:
-    """fail: a file system without room for what it takes; warn: less than twice that (logs and TensorBoard grow
-    too), or large leftover copies."""
+def _verdict(
+    needs: list[tuple[int, int]], detail: str, notes: list[str], large: bool = False, remedies: Sequence[str] = ()
+) -> Room:
+    """fail: a file system without room for what it takes, with what makes it fit (``remedies``, one per need);
+    warn: less than twice that (logs and TensorBoard grow too), or large leftover copies."""
     said = "".join(f"; {n}" for n in notes)
-    if any(n > f for n, f in needs):
-        return Room(FAIL, "not enough: " + detail + said)
+    if failing := [i for i, (n, f) in enumerate(needs) if n > f]:
+        ways = "".join(f". {remedies[i]}" for i in failing if i < len(remedies))
+        return Room(FAIL, "not enough: " + detail + said + ways)
     if any(n * 2 > f for n, f in needs if n):
         return Room(WARN, "tight (logs and TensorBoard grow too): " + detail + said)
     if large:

@@ -78,7 +78,7 @@ def test_the_disk_row_says_a_small_models_sizes_in_a_unit_that_shows_them(tmp_pa
     assert need < 2**30  # what this test is about
     reason = {r.name: r for r in cheap_checks(cfg, tmp_path / "run", disk_free=lambda _p: 1536)}["disk"].reason
     assert reason.startswith(f"not enough: ~{need / 2**20:.2f} MiB for checkpoints ("), reason
-    assert reason.endswith(", 1.50 KiB free"), reason
+    assert reason.endswith(", 1.50 KiB free. To fit: free space there, or choose a --run-dir with room"), reason
     assert "0.00" not in reason
     small = load_config(None, ["model.dim=16", "model.n_layers=1", "model.n_heads=2", "model.n_kv_heads=1"])
     small_need = disk_needed_bytes(small, estimate_param_count(small))

@@ -48,7 +48,7 @@ def test_a_disk_without_room_is_refused_before_the_data_phase(small_disk) -> Non
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
     assert error.startswith(f"error: disk: not enough: ~{size_text(NEED)} for checkpoints (0.07M params"), error
     assert error.endswith(
-        "Free space there, or choose a --run-dir with room; refused before anything large was written"
+        ". To fit: free space there, or choose a --run-dir with room; refused before anything large was written"
     )
     recs = records(run)
     assert [r["message"] for r in recs if r["kind"] == "error"] == [error.removeprefix("error: ")]
@@ -91,3 +91,32 @@ def test_the_checkpoints_a_run_holds_already_count_as_room(tmp_path: Path) -> No
         f.truncate(100 * NEED)
     assert disk_room(cfg, run, params, lambda _p: NEED).status == PASS
     assert disk_room(cfg, run, params, lambda _p: checkpoint_bytes(params)).status == FAIL
+
+
+def test_a_run_without_room_is_told_how_many_checkpoints_fit(tmp_path: Path) -> None:
+    """After a full disk, a resume was refused with only the numbers (`not enough: ~... for checkpoints (...), 32 MiB
+    free`), though fewer kept checkpoints fitted: the line names the keep_last that fits, and no other --run-dir
+    for a run that holds its checkpoints (a resume continues them where they are)."""
+    kept = [*TINY, STEPS, "train.keep_last=2"]
+    cfg = load_config(None, kept)
+    params = estimate_param_count(cfg)
+    one = checkpoint_bytes(params)
+    run = tmp_path / "r"
+    (run / schema.CHECKPOINT_DIR).mkdir(parents=True)
+    for step in (5, 10):
+        with open(run / schema.CHECKPOINT_DIR / f"step_{step:08d}.pt", "wb") as f:
+            f.truncate(one)
+    free = int(2.3 * one)  # keep_last 2 may need two more (best left behind, one in flight): 2.8 with the margin
+    room = disk_room(cfg, run, params, lambda _p: free)
+    assert room.status == FAIL, room
+    assert room.reason.endswith(
+        ". To fit: free space there, or keep fewer checkpoints (`--set train.keep_last=1` fits)"
+    ), room.reason
+    assert disk_room(load_config(None, [*kept, "train.keep_last=1"]), run, params, lambda _p: free).status != FAIL
+    # a fresh start: the largest keep_last that fits, and another run directory
+    fresh = load_config(None, [*TINY, STEPS, "train.keep_last=5"])
+    room = disk_room(fresh, tmp_path / "new", params, lambda _p: int(6.1 * one))  # keep_last 3: 6.0 with the margin
+    assert room.status == FAIL and room.reason.endswith(
+        ". To fit: free space there, or keep fewer checkpoints (`--set train.keep_last=3` fits), or choose a "
+        "--run-dir with room"
+    ), room.reason
