@@ -62,6 +62,15 @@ def clip(text: str, width: int) -> str:
     return text[: max(0, width - 1)] + "…" if width > 0 else ""
 
 
+def clip_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut in its middle: runs' names differ at their end (the default
+    `tiny-cpu-20261207-160850` by its time), so a tab cut at its end read the same for every run."""
+    if len(text) <= width or width < 4:
+        return clip(text, width)
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
 def clip_words(text: str, width: int) -> str:
     """``text`` in at most ``width`` characters, cut after a whole word with an ellipsis: a cut mid-word
     ("... .jsonl files a") read as the message itself."""

@@ -133,6 +133,10 @@ def test_tab_names_share_the_width():
     assert len(tabs) <= 80 and " 2:fin_run " in tabs and " 3:halt_run " in tabs
     assert name_cap(["a", "bb"], 80) == 2  # all fit: nothing clipped
     assert fmt.clip("abcdef", 4) == "abc…" and fmt.clip("abc", 4) == "abc"
+    # names differ at their end: a middle cut keeps it, in exactly the width (none cut below 4: the plain clip)
+    assert fmt.clip_middle("tiny-cpu-20261207-160850", 13) == "tiny…7-160850"
+    assert fmt.clip_middle("abc", 3) == "abc" and fmt.clip_middle("abcdef", 3) == "ab…"
+    assert all(len(fmt.clip_middle("x" * 30, w)) == w for w in range(31))
 
 
 def test_tab_marks_stay_whole_and_the_names_give_way():

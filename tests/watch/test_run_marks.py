@@ -72,6 +72,8 @@ async def test_at_80_columns_the_names_give_way_and_every_mark_stays_whole(tmp_p
         await wait_loaded(pilot, app)
         tabs = app.query_one(RunTabs).render().plain
         assert len(tabs) <= 80 and tabs.rstrip().endswith(" critical") and " pending " in tabs, tabs
+        # cut in the middle: the names differ by their time at the end (cut at the end, all read nsa-tiny-202612…)
+        assert all(f"…61207-{t} " in tabs for t in ("1402", "1431", "1517")), tabs
         await pilot.press("c")
         await pilot.pause()
         app._redraw(force=True)
@@ -80,3 +82,4 @@ async def test_at_80_columns_the_names_give_way_and_every_mark_stays_whole(tmp_p
         legend = chart.query_one("TextLine").text.plain
         assert len(legend) <= chart.size.width and legend.rstrip().endswith(" critical"), legend
         assert " pending ■" in legend, legend
+        assert all(f"{t} " in legend for t in ("1402", "1431", "1517")), legend

@@ -58,7 +58,7 @@ async def test_a_long_run_name_leaves_the_header_and_other_tabs_in_view(tmp_path
             assert app.active == active
             tabs = app.query_one(RunTabs).render().plain
             assert cell_len(tabs) <= 80, tabs
-            assert " 1:xxx" in tabs and "… " in tabs and " 2:second " in tabs and " 3:third " in tabs
+            assert " 1:xxx" in tabs and "x…x" in tabs and " 2:second " in tabs and " 3:third " in tabs
             assert screen_lines(app)[0].rstrip() == tabs.rstrip()
 
 

@@ -92,7 +92,7 @@ class LineChart(Vertical):
             cap = name_cap(labels, self.size.width - len(title), marks, frame=1) if notes else 0  # frame: the ■
             for i, ln in enumerate(spec.lines):
                 title.append("■", style=ln.color)
-                title.append(f"{fmt.clip(ln.label, cap) if cap else ln.label} ", style="grey62")
+                title.append(f"{fmt.clip_middle(ln.label, cap) if cap else ln.label} ", style="grey62")
                 note, style = notes[i] if i < len(notes) else ("", "")
                 if note:
                     title.append(note, style=style)

@@ -48,7 +48,7 @@ class RunTabs(Widget):
                 t.append(" ")
             start = len(t.plain)
             style = "bold reverse" if i == self.active else "grey62"
-            t.append(f" {i + 1}:{fmt.clip(n, cap)}", style=style)
+            t.append(f" {i + 1}:{fmt.clip_middle(n, cap)}", style=style)
             if mark:  # inside the tab (a click on it selects the run); reversed with it when active
                 t.append(" ", style=style)
                 t.append(mark, style=f"{mark_style} reverse" if i == self.active else mark_style)
