@@ -58,7 +58,7 @@ from nsa_train.runtime.step_window import StepWindow
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.mfu import mfu
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.telemetry.units import human_bytes, human_count
 from nsa_train.telemetry.writer import HeartbeatWriter
 
 EXIT_OK = 0
@@ -620,7 +620,7 @@ class Trainer:
                 self._save_config()
         if is_main:
             print(
-                f"[model] {self.param_count / 1e6:.2f}M params | attention {self.attention_impl} | "
+                f"[model] {human_count(self.param_count)} params | attention {self.attention_impl} | "
                 f"{self.device} {self.precision} | threads {self.threads} | micro batch {self.micro_batch} x "
                 f"accum {cfg.train.grad_accum} x world {self.info.world_size} = {cfg.train.batch_size} seqs/step"
             )

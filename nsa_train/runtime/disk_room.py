@@ -19,7 +19,7 @@ from typing import Any
 
 from nsa_train.config.schema import Config
 from nsa_train.telemetry import schema
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.telemetry.units import human_bytes, human_count
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 DISK_FREE_ENV = "NSA_CHECK_DISK_FREE_BYTES"
@@ -122,7 +122,7 @@ def disk_room(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree 
     except (OSError, ValueError) as e:
         return Room(WARN, f"cannot measure free space under {run_dir}: {e}")
     detail = (
-        f"~{size_text(need)} for checkpoints ({param_count / 1e6:.2f}M params x {CHECKPOINT_BYTES_PER_PARAM} B x "
+        f"~{size_text(need)} for checkpoints ({human_count(param_count)} params x {CHECKPOINT_BYTES_PER_PARAM} B x "
         f"(keep_last {cfg.train.keep_last} + best + 1 in flight) x {DISK_MARGIN}"
     )
     if held := held_checkpoint_bytes(run_dir):

@@ -21,6 +21,7 @@ import typer
 from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
+from nsa_train.telemetry.units import human_count
 from nsa_tui.commands._options import RemoteDirOpt, path_option
 from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError, run_command
 from nsa_tui.fmt import duration, halt_requested
@@ -289,7 +290,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     # v.get: a remote nsa may predate the key; which attention path runs says whether the kernels do
     attention = f"   attention {escape(str(v['attention_impl']))}" if v.get("attention_impl") else ""
     if isinstance(v.get("param_count"), int):  # v.get: a remote nsa may predate the key
-        attention += f"   {fmt_params(v['param_count'])} params"
+        attention += f"   {human_count(v['param_count'])} params"
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
         f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
@@ -442,14 +443,6 @@ def toks_text(v: dict, unit: str = " tok/s", with_mfu: bool = True, last_attempt
     toks = f"{mean:,.0f}{unit} mean{last}" if mean is not None else f"{_num(v['toks_per_s'], ',.0f')}{unit}"
     mfu = v.get("mfu")  # v.get: a remote nsa may predate the key
     return toks + (f" (MFU {fmt_mfu(mfu)})" if with_mfu and isinstance(mfu, float) else "")
-
-
-def fmt_params(n: int) -> str:
-    """125.3M, 1.21B, 880K."""
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}" if n < 100 * size else f"{n / size:.0f}{unit}"
-    return str(n)
 
 
 NAN_LOSS = "nan/inf"

@@ -1,10 +1,10 @@
-"""Sizes in messages: binary units, as the telemetry's *_gb fields."""
+"""Sizes in messages: binary units, as the telemetry's *_gb fields; parameter counts at three significant digits."""
 
 from __future__ import annotations
 
 import pytest
 
-from nsa_train.telemetry.units import human_bytes
+from nsa_train.telemetry.units import human_bytes, human_count
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,19 @@ def test_human_bytes_to_more_decimals():
         "5.08 MiB",
         "2.34 GiB",
     ]
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (512, "512"),
+        (999.6, "1.00K"),  # what rounds to 1000 of a unit is 1.00 of the next, not 1000K
+        (74_312, "74.3K"),  # a small model's disk row said 0.07M params, a model under 5,000 parameters 0.00M
+        (999_600, "1.00M"),
+        (1_199_616, "1.20M"),
+        (142_000_000, "142M"),
+        (1.3e9, "1.30B"),
+    ],
+)
+def test_human_count(n, text):
+    assert human_count(n) == text

@@ -489,7 +489,7 @@ def test_status_gives_mfu_and_the_model_size_when_the_gpu_is_known(runs_dir):
     assert "attention reference   142M params" in out, out
     make_v1_run(runs_dir / "cpu", steps=100)
     out = invoke("status", "cpu").stdout
-    assert "(MFU" not in out and "attention reference   1M params" in out, out
+    assert "(MFU" not in out and "attention reference   1.00M params" in out, out
     assert json.loads(invoke("status", "--json", "cpu").stdout)["mfu"] is None
 
 

@@ -15,6 +15,7 @@ from nsa_train.config import load_config
 from nsa_train.config.flops import estimate_param_count
 from nsa_train.runtime.disk_room import FAIL, PASS, checkpoint_bytes, disk_needed_bytes, disk_room, size_text
 from nsa_train.telemetry import schema
+from nsa_train.telemetry.units import human_count
 
 STEPS = "train.steps=2"
 NEED = disk_needed_bytes(cfg := load_config(None, [*TINY, STEPS]), estimate_param_count(cfg))  # 5.1 MiB
@@ -46,7 +47,8 @@ def test_a_disk_without_room_is_refused_before_the_data_phase(small_disk) -> Non
     proc = run_train(run, STEPS)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
-    assert error.startswith(f"error: disk: not enough: ~{size_text(NEED)} for checkpoints (0.07M params"), error
+    params = human_count(estimate_param_count(cfg))  # 74.3K: it read 0.07M
+    assert error.startswith(f"error: disk: not enough: ~{size_text(NEED)} for checkpoints ({params} params"), error
     assert error.endswith(
         ". To fit: free space there, or choose a --run-dir with room; refused before anything large was written"
     )
