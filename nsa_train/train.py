@@ -299,10 +299,10 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
     torchrun ends this rank during the wait, when rank 0 has said it and exited; a rank 0 that never gets there
     (it failed otherwise, or waits on this rank in a collective) leaves the message to this rank."""
     if rank == 0 or world_size <= 1:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"{schema.console_error_prefix(0)}{message}", file=sys.stderr)
         return
     time.sleep(RANK0_GRACE_S)
-    print(f"error (rank {rank}): {message}", file=sys.stderr)
+    print(f"{schema.console_error_prefix(rank)}{message}", file=sys.stderr)
 
 
 def _is_user_error(e: BaseException) -> bool:
@@ -324,7 +324,7 @@ def _report_error(hb: HeartbeatWriter, step: int, message: str, rank: int, quiet
     one_line = " ".join(message.split())
     hb.write(schema.KIND_ERROR, step, message=one_line, best_effort=True)  # the error may be a full disk
     if not quiet:
-        print(f"error: {one_line}" if rank == 0 else f"error (rank {rank}): {one_line}", file=sys.stderr)
+        print(f"{schema.console_error_prefix(rank)}{one_line}", file=sys.stderr)
 
 
 class Trainer:

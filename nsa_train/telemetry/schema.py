@@ -69,6 +69,12 @@ def trainer_lock_name(rank: int) -> str:
     return f".trainer_rank{rank}.lock"
 
 
+def console_error_prefix(rank: int) -> str:
+    """How a rank's error line starts in console.log: the trainer prints each error there as well as in its error
+    record, so a rank that cannot write its heartbeat (a full disk) still says why (nsa_tui/health/console_tail)."""
+    return "error: " if rank == 0 else f"error (rank {rank}): "
+
+
 def stackdump_name(rank: int, ts: float) -> str:
     return f"stackdump_rank{rank}_{int(ts)}.txt"
 

@@ -23,6 +23,7 @@ from nsa_tui.fmt import clip_words, exit_status_said, num
 from nsa_tui.health.console_tail import (
     TorchrunFailure,
     last_lines_said_once,
+    rank_console_error,
     torchrun_failures,
     without_torchrun_report,
 )
@@ -779,14 +780,16 @@ def process_exited(c: Context) -> Finding | None:
             status = h.exit_status
         if status not in (None, 0):
             why += f" and exit status {exit_status_said(status) if isinstance(status, int) else status}"
-        why += _errors_said(h.attempt_errors, h.attempt_world_size, quoted)
+        unrecorded = _console_errors(h)
+        why += _errors_said(unrecorded + h.attempt_errors, h.attempt_world_size, quoted)
         # a rank that died without a word (SIGKILL) is the cause the others' errors ("connection reset") hide
         silent = h.ranks_without_end
         # a few named, the rest counted: 64 ranks killed together would otherwise be 64 clauses
         lost = [_lost_rank(h, r, end.ts, failures) for r in silent[:MAX_LOST_RANKS]]
         if len(silent) > MAX_LOST_RANKS:
             lost.append(f"{len(silent) - MAX_LOST_RANKS} more ranks wrote no end record")
-        first = any(f.root_cause and f.rank in silent for f in failures)
+        # its own error known, the rank that stopped first is named by it (above), not by how it exited
+        first = not unrecorded and any(f.root_cause and f.rank in silent for f in failures)
         why = "; ".join([*lost, why] if first else [why, *lost])
     else:
         why = _without_end_record(h, quoted)
@@ -805,7 +808,7 @@ def _without_end_record(h: RunHistory, quoted: list[str]) -> str:
     """Why a run that wrote no end record is crashed, with the errors it said. Its end record cut (a full disk) or
     lost, the summary written just before it tells how it ended: it read as a session gone, or a SIGKILL to look
     for in dmesg."""
-    said = _errors_said(h.attempt_errors, h.attempt_world_size, quoted)
+    said = _errors_said(_console_errors(h) + h.attempt_errors, h.attempt_world_size, quoted)
     if isinstance(reason := h.attempt_summary.get(schema.SUMMARY_END_REASON), str):
         return (
             f"the trainer ended with reason {reason!r} (said by its summary.json; its end record is cut or missing)"
@@ -832,6 +835,18 @@ def _without_end_record(h: RunHistory, quoted: list[str]) -> str:
     )
 
 
+def _console_errors(h: RunHistory) -> list[Event]:
+    """The errors of the attempt's ranks without an end record or an error record that console.log holds (their
+    heartbeat could not be written: a full disk): the cause, ahead of the others' "lost the connection". Their step
+    is not known (None)."""
+    recorded = {ev.rank for ev in h.attempt_errors}
+    out = []
+    for r in h.ranks_without_end:
+        if r not in recorded and (said := rank_console_error(h.console_tail, r)) is not None:
+            out.append(Event(schema.KIND_ERROR, None, None, r, {"message": said}))
+    return out
+
+
 MAX_OTHER_ERRORS = 3  # the ranks whose later errors are named after the first one's
 MAX_LOST_RANKS = 4  # the ranks without an end record named one by one
 
@@ -850,10 +865,12 @@ def _errors_said(errors: list[Event], world_size: int | None, quoted: Sequence[s
     if not whole:
         return ""
     in_tail = len(whole) > 100 and any(whole in line for line in quoted)
-    msg = f"{brief_error(whole)}, in full below" if in_tail else clip_words(whole, ERROR_CHARS)
+    # its first sentence whole: a run directory's long path would push the cause ("no space left") past 100 characters
+    msg = f"{brief_error(whole, ERROR_CHARS)}, in full below" if in_tail else clip_words(whole, ERROR_CHARS)
     if not world_size or world_size <= 1:
         return f" (error: {msg})"
-    out = f" (rank {first.rank}'s error at step {first.step}: {msg}"
+    where = f"at step {first.step}" if first.step is not None else "in console.log"
+    out = f" (rank {first.rank}'s error {where}: {msg}"
     seen = {first.rank}
     others = []
     for ev in errors[1:]:
@@ -889,11 +906,18 @@ def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[To
             gap = end_ts - st.last_ts
             when = f", {fmt_age(abs(gap))} {'before' if gap >= 0 else 'after'} the end record"
         said = f"rank {rank} stopped with no end record (its last record: step {st.last_step}{when})"
-    how = next((f for f in failures if f.rank == rank and f.exitcode is not None and f.exitcode < 0), None)
-    if how is not None and (how.exitcode == -9 or how.signal == "SIGKILL"):
+    how = next((f for f in failures if f.rank == rank and f.exitcode is not None), None)
+    if how is not None and how.exitcode is not None and how.exitcode > 0:
+        # an exit, not a kill: the rank ended itself but its end record was not written (a full disk)
+        said += f", torchrun: exitcode {how.exitcode} (it exited with status {how.exitcode}, not killed: its end "
+        said += "record could not be written)"
+    elif how is not None and (how.exitcode == -9 or how.signal == "SIGKILL"):
         said += f", torchrun: exitcode -9 ({SIGKILL_HINT})"
     elif how is not None:
         said += f", torchrun: exitcode {how.exitcode} ({how.signal or 'a signal'})"
+    elif any(ev.rank == rank for ev in h.attempt_errors) or rank_console_error(h.console_tail, rank):
+        # it said its error, so it was not killed: then its end record could not be written
+        said += ": it said its error (above), then its end record could not be written (a full disk?)"
     else:  # no torchrun report to say how (a run started without nsa launch has no console.log)
         said += ": killed without a chance to write one (SIGKILL, the OOM killer) or its host lost"
     return said

@@ -14,6 +14,8 @@ import re
 import signal
 from dataclasses import dataclass
 
+from nsa_train.telemetry import schema
+
 REPORT_ERROR = "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
 TRACEBACK = "Traceback (most recent call last)"
 RULE = "=" * 20  # the report's frame: a line of '=' before and after it
@@ -37,7 +39,7 @@ def without_torchrun_report(lines: list[str]) -> tuple[list[str], bool]:
 
 
 # the launch wrapper's restatement of a rank's error record (runner.trainer_errors), after torchrun's report
-_RESTATED = re.compile(r"^\[nsa [^\]]*\] rank \d+ error at step [^:]*: (.+)$")
+_RESTATED = re.compile(r"^\[nsa [^\]]*\] rank \d+ error (?:at|after) step [^:]*: (.+)$")
 
 
 def last_lines_said_once(lines: list[str], n: int) -> list[str]:
@@ -59,6 +61,14 @@ def last_lines_said_once(lines: list[str], n: int) -> list[str]:
         if said_twice is None:
             return window
         del out[len(out) - len(window) + said_twice]
+
+
+def rank_console_error(lines: list[str], rank: int) -> str | None:
+    """The last error ``rank`` printed among ``lines`` (its `error: ...` line), without the prefix; None if none.
+    A rank that could not write its error record (a full disk) says its cause here only."""
+    prefix = schema.console_error_prefix(rank)
+    said = next((line for line in reversed(lines) if line.startswith(prefix)), None)
+    return said[len(prefix) :].strip() or None if said is not None else None
 
 
 _ENTRY = re.compile(r"^\[\d+\]:\s*$")

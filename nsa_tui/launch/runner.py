@@ -27,7 +27,7 @@ from typing import BinaryIO
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_tui.fmt import exit_status_said
-from nsa_tui.health.console_tail import TorchrunFailure, torchrun_failures
+from nsa_tui.health.console_tail import TorchrunFailure, rank_console_error, torchrun_failures
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
 
@@ -141,8 +141,8 @@ def run(run_dir: Path) -> int:
     if code != 0:
         # torchrun ends a failure with its own traceback; restate the trainer's error last,
         # where `tail console.log` and `nsa status` look.
-        failures = torchrun_failures(recent.decode("utf-8", errors="replace").splitlines())
-        for line in trainer_errors(run_dir, since=started, failures=failures):
+        lines = recent.decode("utf-8", errors="replace").splitlines()
+        for line in trainer_errors(run_dir, since=started, failures=torchrun_failures(lines), console=lines):
             mirror.note(line)
     if not write_exit_status(run_dir, code):
         mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
@@ -170,13 +170,19 @@ def trainer_base_env(environ: Mapping[str, str], recorded: dict[str, str]) -> di
 
 
 def trainer_errors(
-    run_dir: Path, since: float, max_ranks: int = 4, failures: list[TorchrunFailure] | None = None
+    run_dir: Path,
+    since: float,
+    max_ranks: int = 4,
+    failures: list[TorchrunFailure] | None = None,
+    console: list[str] | None = None,
 ) -> list[str]:
     """What the trainer's ranks said since this launch started: each rank's last `error` record, the first
     written first (under DDP the first is the cause, the others' say they lost their peer), then the ranks of this
     launch (rank 0's boot says how many) that wrote no `end` record: killed (SIGKILL, the OOM killer), which no
-    error record of theirs can say; ``failures`` (torchrun's report) says how they exited."""
+    error record of theirs can say; ``failures`` (torchrun's report) says how they exited. Such a rank's own error
+    line in ``console`` (its heartbeat unwritable: a full disk) comes first: the others' errors follow from it."""
     errors: list[tuple[float, str]] = []
+    errored: set[int] = set()
     ended: set[int] = set()
     last: dict[int, dict] = {}
     world: int | None = None
@@ -188,19 +194,31 @@ def trainer_errors(
         rec = runstate.last_record(recs, schema.KIND_ERROR)
         if rec is not None:
             errors.append((rec["ts"], f"rank {rank} error at step {rec.get('step')}: {rec.get('message')}"))
+            errored.add(rank)
         if runstate.last_record(recs, schema.KIND_END) is not None:
             ended.add(rank)
         boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
         n = schema.world_size_of(boot) if boot is not None else None
         if n is not None:
             world = n
-    out = [line for _, line in sorted(errors, key=lambda e: e[0])][:max_ranks]
+    out = [line for _, line in sorted(errors, key=lambda e: e[0])]
     lost = [r for r in range(world or 0) if r not in ended]
+    unrecorded = []
+    for r in lost:
+        if r not in errored and (said := rank_console_error(console or [], r)) is not None:
+            when = f"after step {last[r].get('step')}" if r in last else "at step ?"
+            unrecorded.append(f"rank {r} error {when} (its console line; its heartbeat has no error record): {said}")
+    out = (unrecorded + out)[:max_ranks]
     for r in lost[:max_ranks]:
         step = last[r].get("step") if r in last else None
         heard = f"its last record at step {step}" if r in last else "no record from it"
         how = next((f for f in failures or [] if f.rank == r and f.exitcode is not None), None)
-        said = f"torchrun: {how.describe()}" if how is not None else "killed? torchrun's report above says how"
+        if how is None:
+            said = "killed? torchrun's report above says how"
+        elif how.exitcode is not None and how.exitcode > 0:  # an exit, not a signal: its end record failed
+            said = f"torchrun: {how.describe()}, an exit with status {how.exitcode}, not a kill"
+        else:
+            said = f"torchrun: {how.describe()}"
         out.append(f"rank {r} wrote no end record ({heard}): {said}")
     return out
 

@@ -277,6 +277,107 @@ def test_a_killed_rank_without_a_console_log_is_still_named(tmp_path):
     assert "; rank 1 stopped with no end record (its last record: step 90, 0s before the end record): killed " in msg
 
 
+PEER_LOST = (
+    "lost the connection to another rank (Connection closed by peer [127.0.0.1]:34229): that rank stopped first, "
+    "and its own error (or torchrun's report, when it was killed) says why"
+)
+
+
+def full_disk_on_rank_0(path: Path) -> tuple[V1RunWriter, str, list[str]]:
+    """A 2-rank run whose rank 0 met a full disk at step 91 (`dd` filled its tmpfs, 2026-12-07): it printed its error
+    but could write no record (the error, the end; its last one cut), then exited with status 2; rank 1 failed on the
+    lost connection, wrote both and was SIGTERMed by torchrun. The console as that run's `nsa launch` left it: both
+    errors, torchrun's report, then the wrapper's lines."""
+    w = two_rank_crash(path)
+    w.ts += 0.5
+    cause = (
+        f"cannot write heartbeat_rank0.jsonl in {path}: no space left on device (0 B free); the run stops at step "
+        "91: checkpoints written before are intact. Free space and continue with --resume"
+    )
+    record(w, 1, schema.KIND_ERROR, step=91, message=PEER_LOST)
+    record(w, 1, schema.KIND_END, step=91, reason=schema.END_ERROR, exit_status=1)
+    write_exit_status(path, 1)
+    with open(path / schema.heartbeat_name(0), "a", encoding="utf-8") as fh:
+        fh.write('{"v":1,"ts":1796661525.97,"kind":"progress","rank":0,"step":91,"pid":7419,"loss":2.')  # cut
+    report = [
+        "E1207 16:38:50.420000 7383 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 2) "
+        "local_rank: 0 (pid: 7419) of binary: /venv/bin/python3",
+        *TORCHRUN_REPORT[1:9],
+        "[1]:",
+        "  rank      : 1 (local_rank: 1)",
+        "  exitcode  : -15 (pid: 7420)  (SIGTERM)",
+        "-" * 60,
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  rank      : 0 (local_rank: 0)",
+        "  exitcode  : 2 (pid: 7419) ",
+        "  error_file: <N/A>",
+        "=" * 60,
+    ]
+    head = ["step 90 | loss 2.6612 | lr 2.96e-03 | toks/s 6213", f"error: {cause}", "[end] error at step 91 (exit "
+            "status 2)", f"error (rank 1): {PEER_LOST}"]  # fmt: skip
+    return w, cause, [*head, *report]
+
+
+def test_a_rank_that_could_not_write_its_records_is_named_by_its_console_error_not_sigkill(tmp_path):
+    """The full disk on rank 0 was blamed on SIGKILL / the OOM killer: torchrun's exitcode 2 for rank 0 failed an
+    `exitcode < 0` test, and the alert's error was rank 1's "lost the connection"; the cause only in the console
+    lines at the alert's end."""
+    path = tmp_path / "dd2"
+    w, cause, console = full_disk_on_rank_0(path)
+    from nsa_tui.health.console_tail import torchrun_failures
+
+    assert [f.describe() for f in torchrun_failures(console) if f.root_cause] == ["rank 0, exitcode 2"]
+    restated = trainer_errors(path, since=NOW - 300, failures=torchrun_failures(console), console=console)
+    assert restated == [
+        "rank 0 error after step 90 (its console line; its heartbeat has no error record): " + cause,
+        f"rank 1 error at step 91: {PEER_LOST}",
+        "rank 0 wrote no end record (its last record at step 90): torchrun: rank 0, exitcode 2, an exit with "
+        "status 2, not a kill",
+    ]
+    write_console(path, [*console, *(f"[nsa 2026-12-07 16:28:10] {line}" for line in restated)])
+    write_console(path, ["[nsa 2026-12-07 16:28:10] torchrun exited with status 1"])
+    h = load_run(path)
+    v = evaluate(h, w.ts + 5, build_rules(h.config))
+    assert (v.state, [a.rule for a in v.alerts]) == ("crashed", ["process_exited"])
+    msg = v.alerts[0].message
+    assert msg.startswith(
+        "the trainer ended with reason 'error' and exit status 1 (rank 0's error in console.log: cannot write "
+        f"heartbeat_rank0.jsonl in {path}: no space left on device (0 B free); the run stops at step 91: "
+        "checkpoints written before are intact, in full below; then rank 1: lost the connection to another rank"
+    ), msg
+    assert "rank 0 stopped with no end record (its last record: step 90" in msg
+    assert "torchrun: exitcode 2 (it exited with status 2, not killed: its end record could not be written)" in msg
+    assert "SIGKILL" not in msg and "OOM" not in msg and "out-of-memory" not in msg
+    assert msg.count(cause) == 1  # the console line once: the wrapper's restatement of it is left out
+
+
+def test_a_rank_whose_error_record_is_its_last_is_not_said_killed(tmp_path):
+    """The same full disk where rank 0's error record fitted but its end record did not, and console.log was cut
+    before torchrun's report (a real run, 2026-12-07): the alert said rank 0 was "killed without a chance to write
+    one (SIGKILL, the OOM killer)" right after quoting its error."""
+    from nsa_tui.health.console_tail import rank_console_error
+
+    path = tmp_path / "dd2"
+    w = two_rank_crash(path)
+    w.ts += 0.5
+    cause = f"cannot write training.csv in {path}: no space left on device (0 B free); the run stops at step 91"
+    record(w, 0, schema.KIND_ERROR, step=91, message=cause)
+    w.ts += 1.4
+    record(w, 1, schema.KIND_ERROR, step=91, message=PEER_LOST)
+    record(w, 1, schema.KIND_END, step=91, reason=schema.END_ERROR, exit_status=1)
+    write_exit_status(path, 1)
+    write_console(path, ["step 90 | loss 2.5834 | lr 2.96e-03", "error: cannot write training.csv in /tmp/h"])
+    h = load_run(path)
+    msg = evaluate(h, w.ts + 5, build_rules(h.config)).alerts[0].message
+    assert "rank 0's error at step 91: cannot write training.csv" in msg
+    assert "rank 0 stopped with no end record (its last record: step 91, 1s before the end record): it said its " \
+           "error (above), then its end record could not be written (a full disk?)" in msg  # fmt: skip
+    assert "SIGKILL" not in msg
+    assert rank_console_error([f"error (rank 1): {PEER_LOST}", "step 3"], 1) == PEER_LOST
+    assert rank_console_error([f"error (rank 1): {PEER_LOST}"], 0) is None
+
+
 def test_the_first_error_is_quoted_not_the_peer_that_lost_it(tmp_path):
     """Rank 0 raises; two seconds later rank 1 fails on the closed connection. The alert quoted rank 1's (the last
     record read: rank 1's file comes after rank 0's)."""
