@@ -730,7 +730,7 @@ def val_suspicious(c: Context) -> Finding | None:
 
 
 def launcher_exit(c: Context) -> Finding | None:
-    """A finished run whose launcher recorded a nonzero exit status after every rank completed."""
+    """A finished run (every rank completed) whose launcher recorded a nonzero exit status."""
     h = c.h
     if c.state != "finished" or h.exit_status in (None, 0):
         return None
@@ -739,7 +739,8 @@ def launcher_exit(c: Context) -> Finding | None:
     status = str(h.exit_status) if sigkill else exit_status_said(h.exit_status)  # the SIGKILL words follow
     why = f"every rank completed (end records with exit status 0), but the launcher recorded exit status {status}"
     if sigkill:
-        why += " (torchrun itself was killed with SIGKILL after its workers: by hand, or the out-of-memory killer)"
+        # when is not known: `kill -9` of torchrun mid-run leaves its ranks training on to their end without it
+        why += " (torchrun itself was killed with SIGKILL, by hand or the out-of-memory killer; its ranks completed)"
     return Finding(h.latest_step, end.ts if end else None, why + "; the run's records and checkpoints are whole")
 
 
