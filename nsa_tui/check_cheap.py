@@ -35,6 +35,7 @@ from nsa_train.runtime.disk_room import (  # noqa: F401 (the names nsa check's c
     disk_room,
     existing_ancestor,
 )
+from nsa_train.telemetry import schema
 from nsa_tui.rundir import name_max
 
 DATA_READ_BUDGET = 32 << 20  # bytes of .txt data the data path row reads (UTF-8 at memory speed: milliseconds)
@@ -89,6 +90,8 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
             pass
     except OSError as e:
         return CheckRow("run dir", FAIL, f"{run_dir} is not writable ({base}: {e.strerror or e})")
+    if why := unwritable_checkpoints(run_dir):
+        return CheckRow("run dir", FAIL, why)
     from nsa_train.telemetry.holds import earlier_run, has_checkpoint, trained_to_its_end
     from nsa_tui.launch.preflight import running_now  # which imports this module: here, not at the top
 
@@ -117,6 +120,23 @@ def check_run_dir(run_dir: Path, fresh_start: bool = False, cfg: Config | None =
             "or choose another --run-dir",
         )
     return CheckRow("run dir", PASS, f"{run_dir} writable" + ("" if run_dir.exists() else f" (created under {base})"))
+
+
+def unwritable_checkpoints(run_dir: Path) -> str | None:
+    """The trainer's own start check (runtime/checkpoint.check_writable), in its words, on a checkpoints/ there now:
+    one on another volume (a symlink, a mount) can be read-only where the run dir is not, and a session started
+    over it fails at step 0."""
+    ckpt = run_dir / schema.CHECKPOINT_DIR
+    if not ckpt.exists():
+        return None  # the trainer makes it in the run dir, found writable
+    if not ckpt.is_dir():
+        return f"checkpoints cannot be written to {ckpt}: {ckpt} is a file, not a directory"
+    try:
+        with tempfile.NamedTemporaryFile(dir=ckpt, prefix=".nsa-check-"):
+            pass
+    except OSError as e:
+        return f"checkpoints cannot be written to {ckpt}: {e.strerror or e}"
+    return None
 
 
 def check_disk(cfg: Config, run_dir: Path, param_count: int, disk_free: DiskFree) -> CheckRow:

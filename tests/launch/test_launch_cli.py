@@ -726,3 +726,40 @@ def test_an_init_from_that_names_no_checkpoint_is_refused_before_tmux(runs_dir, 
     (run / "config.yaml").write_text(dump_yaml(load_config(None, [f"train.init_from={gone}"])))
     res = nsa("launch", "--name", "b", "--resume", "--dry-run")
     assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture
+def read_only_bind(tmp_path):
+    """ro(dir): ``dir`` bind-mounted read-only onto itself (checkpoints/ on another volume), unmounted at the end."""
+    mounted: list = []
+
+    def ro(where) -> None:
+        proc = subprocess.run(["mount", "--bind", str(where), str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot bind-mount here ({proc.stderr.strip() or proc.returncode}): needs root")
+        mounted.append(where)
+        proc = subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot remount read-only here ({proc.stderr.strip() or proc.returncode})")
+
+    yield ro
+    for where in reversed(mounted):
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_resume_onto_read_only_checkpoints_is_refused_before_starting(runs_dir, tmux_socket, read_only_bind):
+    """checkpoints/ mounted read-only under a writable run dir: the launch probed the run dir only, started a
+    session (exit 0) and the trainer failed at step 0, "checkpoints cannot be written to ...": a run marked crashed."""
+    run = runs_dir / "rockpt"
+    _latest(run, "step_00000200.pt")
+    read_only_bind(run / "checkpoints")
+    with pytest.raises(OSError):  # really read-only, root or not
+        (run / "checkpoints" / "probe").write_bytes(b"")
+    res = nsa("launch", "--name", "rockpt", "--resume")
+    assert res.returncode == 1, res.stdout
+    line = _one_error_line(res)
+    # the trainer's own words (runtime/checkpoint.check_writable)
+    assert line == f"error: run dir: checkpoints cannot be written to {run / 'checkpoints'}: Read-only file system"
+    assert tmux_sessions() == [] and not (run / "console.log").exists()
+    res = nsa("check", "--run-dir", str(run))
+    assert res.returncode != 0 and "checkpoints cannot be written to" in res.stdout + res.stderr
