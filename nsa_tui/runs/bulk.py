@@ -69,6 +69,16 @@ def feed_whole(
     """``h.feed`` of a file's complete lines (nsa_tui.runs.tail.iter_complete_lines of ``data``, after ``head``),
     faster: the same history and counts."""
     kind = source_kind(source)
+    fed = _feed_whole(h, source, kind, data, from_middle, head, block_bytes)
+    rest = data[data.rfind(b"\n") + 1 :]
+    if kind == "heartbeat" and rest.strip() and (not from_middle or b"\n" in data):
+        h.unfinished_line(source, rest)  # a file read whole has stopped growing: its last record was cut
+    return fed
+
+
+def _feed_whole(
+    h: RunHistory, source: str, kind: str, data: bytes, from_middle: bool, head: bytes, block_bytes: int
+) -> Fed:
     if h.max_points is not None or kind not in ("heartbeat", "training_csv"):
         # a bounded history trims as it goes: only the line parser keeps that order
         lines = iter_complete_lines(data, from_middle=from_middle)
@@ -125,6 +135,9 @@ class _Feeder:
         self.block(block[mid:])
 
     def applied(self, n: int) -> None:
+        if n:  # records (never a boot, nor an end) after an unreadable line: it is corrupt, not an attempt's cut end
+            self.h.settle(self.source, cut=False)
+            self.h.note_ended(self.source, False)
         self.fed.accepted += n
         self.fed.in_blocks += n
         self.h.records += n

@@ -22,6 +22,7 @@ that holds no heartbeat record of the new start.
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -92,6 +93,24 @@ class AttemptCut:
     start_step: int
     ts: float
     from_record: bool = True
+
+
+@dataclass(frozen=True)
+class CutRecord:
+    """A heartbeat's record cut short at the end of an attempt (a full disk, or a kill mid-write): an unreadable
+    line that is its file's last, or is followed by the next attempt's boot record (whose writer starts a new line
+    after it). No corruption: the attempt ended there. Its step and time as far as the cut text gives them, else
+    those of the record before it."""
+
+    source: str
+    rank: int | None
+    step: int | None
+    ts: float | None
+
+
+# the common fields come first in every record (schema.make_record): a cut record keeps them as a rule
+_CUT_TS = re.compile(r'"ts":(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)[,}]')
+_CUT_STEP = re.compile(r'"step":([0-9]+)[,}]')
 
 
 @dataclass
@@ -202,6 +221,12 @@ class RunHistory:
         self.pid_last_step: dict[int, int] = {}
         self.corrupt = 0
         self.corrupt_by_source: dict[str, int] = {}
+        # heartbeat records cut at an attempt's end (CutRecord), said as such rather than counted as corrupt
+        self.cut_records: list[CutRecord] = []
+        # per heartbeat: its newest unreadable line while the line after it is not read yet (a boot record makes it
+        # a cut, anything else corruption; none, so far, a cut: the file ends there)
+        self._unsettled: dict[str, CutRecord] = {}
+        self._ended_sources: set[str] = set()  # the heartbeats whose last record read is an end record
         self.records = 0
         self._csv_headers: dict[str, tuple[str, ...]] = {}
         self._csv_plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
@@ -256,31 +281,93 @@ class RunHistory:
         if kind == "ignore":
             return 0
         accepted = 0
+        heartbeat = kind == "heartbeat"
         for raw in lines:
             if len(raw) > MAX_LINE_BYTES:
-                self._bad(source)
+                self._unreadable(source, heartbeat, "")
                 continue
             text = _text(raw)
             if text is None:
-                self._bad(source)
+                self._unreadable(source, heartbeat, "")
                 continue
             text = text.strip()
             if not text:
                 continue
+            n_events = len(self.events)
             try:
                 ok = self._feed_line(source, kind, text)
             except (ValueError, TypeError, OverflowError, RecursionError):
                 ok = False
             if ok:
                 accepted += 1
+                if heartbeat:  # the kind of the record read, when it is an event (boot, end)
+                    read = self.events[-1].kind if len(self.events) > n_events else None
+                    if source in self._unsettled:
+                        self.settle(source, cut=read == schema.KIND_BOOT)
+                    self.note_ended(source, read == schema.KIND_END)
             elif ok is False:
-                self._bad(source)
+                self._unreadable(source, heartbeat, text)
         self.records += accepted
         return accepted
 
     def _bad(self, source: str) -> None:
         self.corrupt += 1
         self.corrupt_by_source[source] = self.corrupt_by_source.get(source, 0) + 1
+
+    def _unreadable(self, source: str, heartbeat: bool, text: str, *, only_cut: bool = False) -> None:
+        """A line that cannot be read. A heartbeat's waits for the line after it: only the last line of an attempt
+        can be cut by its end (CutRecord); one in the middle is corrupt. ``only_cut``: a file's unfinished last line,
+        left out unless it is a cut record (every reader leaves it out)."""
+        if not heartbeat:
+            self._bad(source)
+            return
+        if source in self._unsettled:
+            self.settle(source, cut=False)
+        # a cut record is the start of one: not JSON, but begun as a record is, and not after its rank's end record
+        if not text.startswith('{"') or schema.decode(text) is not None or source in self._ended_sources:
+            if not only_cut:
+                self._bad(source)
+            return
+        rank = schema.heartbeat_rank(source)
+        st = self.ranks.get(rank) if rank is not None else None
+        ts, step = _CUT_TS.search(text), _CUT_STEP.search(text)
+        self._unsettled[source] = CutRecord(
+            source,
+            rank,
+            int(step.group(1)) if step else (st.last_step if st else None),
+            float(ts.group(1)) if ts else (st.last_ts if st else None),
+        )
+
+    def unfinished_line(self, source: str, raw: bytes) -> None:
+        """A heartbeat's last bytes after its last newline, in a file that stopped growing (read whole by a report):
+        a record its attempt's end cut, unless they read as one whole (then left out, as every reader does)."""
+        text = _text(raw[:MAX_LINE_BYTES])
+        if text is not None and schema.decode(text.strip()) is None:
+            self._unreadable(source, True, text.strip(), only_cut=True)
+
+    def settle(self, source: str, *, cut: bool) -> None:
+        """The unreadable line of ``source`` waiting for the line after it: a cut record, or corruption (the bulk
+        reader calls this with ``cut=False`` before it applies a block of records after it)."""
+        rec = self._unsettled.pop(source, None)
+        if rec is None:
+            return
+        if cut:
+            self.cut_records.append(rec)
+        else:
+            self._bad(source)
+
+    def note_ended(self, source: str, ended: bool) -> None:
+        """Whether the last record read of a heartbeat is an end record (the bulk reader's blocks hold none)."""
+        if ended:
+            self._ended_sources.add(source)
+        else:
+            self._ended_sources.discard(source)
+
+    @property
+    def cut_short(self) -> list[CutRecord]:
+        """Every heartbeat record cut at an attempt's end: those followed by the next attempt's boot, and each file's
+        unreadable last line (no line came after it, so far)."""
+        return [*self.cut_records, *self._unsettled.values()]
 
     def _feed_line(self, source: str, kind: str, text: str) -> bool | None:
         """True: accepted; False: corrupt; None: a header line (neither)."""
