@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
+from nsa_train.telemetry.writer import ends_mid_line
 from nsa_tui.fmt import exit_status_said
 from nsa_tui.health.console_tail import TorchrunFailure, rank_console_error, torchrun_failures
 from nsa_tui.launch import runstate
@@ -51,13 +52,17 @@ class _Mirror:
     reading torchrun's output (a full pipe would block it) and record its real exit status."""
 
     def __init__(self, log_path: Path) -> None:
+        # a line cut by the previous launch (a full disk) ends before this one's first: its `starting:` line must
+        # begin a line, where the readers look for it
+        self.torn = ends_mid_line(log_path)
         self.log: BinaryIO | None = log_path.open("ab", buffering=0)
         self.tty_ok = True
 
     def write(self, data: bytes) -> None:
         if self.log is not None:
             try:
-                self.log.write(data)
+                self.log.write(b"\n" + data if self.torn else data)
+                self.torn = False
             except OSError as e:
                 self.log = None
                 self._tty(f"[nsa] cannot write console.log any more ({e.strerror or e}): this pane only\n".encode())

@@ -195,6 +195,16 @@ def config_file(h: RunHistory) -> str:
     return schema.RUN_JSON if isinstance(h.run_info.get(schema.RUN_CONFIG), dict) else schema.CONFIG_YAML
 
 
+_LAUNCH_START_INSIDE = re.compile(LAUNCH_START_RE.pattern.replace("\\[nsa", "(?<=.)\\[nsa", 1))
+
+
+def _unglued(line: str) -> list[str]:
+    """A console line with a launch's `starting:` line glued to its end, as two: the launch before it ended with its
+    last line cut (a full disk) and the next launch's wrapper appended to it."""
+    m = _LAUNCH_START_INSIDE.search(line)
+    return [line[: m.start()], line[m.start() :]] if m else [line]
+
+
 def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     """The non-metric facts about a run: config, launch record, exit status, console tail,
     halt/anomaly markers, stack dumps, and whether its tmux session still exists."""
@@ -217,7 +227,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
         lines = console.data.decode("utf-8", errors="replace").splitlines()
         if console.from_middle and lines:
             lines = lines[1:]
-        kept = [ln.rstrip() for ln in lines if ln.strip()]
+        kept = [part.rstrip() for ln in lines if ln.strip() for part in _unglued(ln) if part.strip()]
         h.launcher_console = kept[-CONSOLE_TAIL_LINES:]
         starts = [i for i, ln in enumerate(kept) if LAUNCH_START_RE.match(ln)]
         # per launch: a run refused at --resume twice is judged by the launch before both (RunHistory.console_tail)

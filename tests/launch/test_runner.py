@@ -222,3 +222,15 @@ def test_a_status_that_a_signal_gave_is_said_in_words(tmp_path):
     assert exit_status(run_dir) == 128 + signal.SIGUSR2  # the file stays one integer
     said = (run_dir / "console.log").read_text().rstrip().splitlines()[-1]
     assert said.endswith(f"torchrun exited with status {128 + signal.SIGUSR2} (killed by signal SIGUSR2)")
+
+
+def test_a_launch_after_a_console_line_cut_by_a_full_disk_starts_its_own_line(tmp_path):
+    """The wrapper of a launch the full disk stopped could write only part of its last line ("torchrun exited with
+    status 1", no newline); the next launch's `starting:` line was glued to it, and the readers, which look for it at
+    a line's start, paired the launches with the wrong attempts."""
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", "print('resumed')"])
+    (run_dir / "console.log").write_text("[nsa 2026-12-07 16:32:53] torchrun exited with status 1")
+    assert _run_wrapper(run_dir).returncode == 0
+    lines = (run_dir / "console.log").read_text().splitlines()
+    assert lines[0] == "[nsa 2026-12-07 16:32:53] torchrun exited with status 1", lines
+    assert " starting: " in lines[1] and lines[1].startswith("[nsa "), lines
