@@ -815,17 +815,25 @@ def _without_end_record(h: RunHistory, quoted: list[str]) -> str:
             f"the trainer ended with reason {reason!r} (said by its summary.json; its end record is cut or missing)"
             + said
         )
-    if h.exit_status not in (None, 0):
-        # 137 is followed by the SIGKILL hint (process_exited): its words once
-        status = str(h.exit_status) if h.exit_status in (137, -9) else exit_status_said(h.exit_status)
-        return f"exit status {status} without an end record{said}"
     if h.launch_elsewhere:  # `cp -r` of a live run: no trainer of this directory ever ended here
         where = h.launch.get("run_dir") if h.launch else None
-        return (
-            f"no trainer of this directory runs and its records end without an end record: its launch.json was "
-            f"written for {where}, so it is a copy of that run made while it ran (`--resume` continues the copy)"
-        )
-    if h.launch:
+        if h.exit_status in (None, 0):
+            return (
+                f"no trainer of this directory runs and its records end without an end record: its launch.json was "
+                f"written for {where}, so it is a copy of that run made while it ran (`--resume` continues the copy)"
+            )
+    return ended_without_end_record(said, h.exit_status, launched=bool(h.launch))
+
+
+def ended_without_end_record(said: str, exit_status: int | None, *, launched: bool) -> str:
+    """How an attempt that wrote no end record ended, as far as its launcher's exit status (None: not recorded)
+    and whether `nsa launch` started it say; ``said``: its errors (_errors_said). The current attempt's crash
+    (process_exited) and each earlier attempt's row of a report's Events (nsa_tui.report.events) say it alike."""
+    if exit_status not in (None, 0):
+        # 137 is followed by the SIGKILL hint (process_exited): its words once
+        status = str(exit_status) if exit_status in (137, -9) else exit_status_said(exit_status)
+        return f"exit status {status} without an end record{said}"
+    if launched:
         return f"the tmux session is gone without an end record{said}"
     # started by hand: judged by its ranks' pids (runs/load.py), which are gone
     if said:
@@ -899,14 +907,30 @@ def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[To
     """A rank of the attempt that wrote no end record, when it was last heard from and what torchrun says killed
     it."""
     st = h.attempt_ranks.get(rank)
-    if st is None or st.last_ts is None:
+    said_error = any(ev.rank == rank for ev in h.attempt_errors) or bool(rank_console_error(h.console_tail, rank))
+    last_step, last_ts = (st.last_step, st.last_ts) if st else (None, None)
+    return lost_rank_said(rank, last_step, last_ts, end_ts, failures, said_error)
+
+
+def lost_rank_said(
+    rank: int,
+    last_step: int | None,
+    last_ts: float | None,
+    end_ts: float | None,
+    failures: list[TorchrunFailure],
+    said_error: bool = False,
+) -> str:
+    """A rank of an attempt that wrote no end record (its last record's step and time; None: none in the attempt):
+    when it was last heard from and what torchrun's report (``failures``) says ended it; ``said_error``: the rank
+    said an error of its own (a record, or its console line), so it was not killed."""
+    if last_ts is None:
         said = f"rank {rank} wrote no record in this attempt and no end record"
     else:
         when = ""
         if end_ts is not None:
-            gap = end_ts - st.last_ts
+            gap = end_ts - last_ts
             when = f", {fmt_age(abs(gap))} {'before' if gap >= 0 else 'after'} the end record"
-        said = f"rank {rank} stopped with no end record (its last record: step {st.last_step}{when})"
+        said = f"rank {rank} stopped with no end record (its last record: step {last_step}{when})"
     how = next((f for f in failures if f.rank == rank and f.exitcode is not None), None)
     if how is not None and how.exitcode is not None and how.exitcode > 0:
         # an exit, not a kill: the rank ended itself but its end record was not written (a full disk)
@@ -916,8 +940,7 @@ def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[To
         said += f", torchrun: exitcode -9 ({SIGKILL_HINT})"
     elif how is not None:
         said += f", torchrun: exitcode {how.exitcode} ({how.signal or 'a signal'})"
-    elif any(ev.rank == rank for ev in h.attempt_errors) or rank_console_error(h.console_tail, rank):
-        # it said its error, so it was not killed: then its end record could not be written
+    elif said_error:  # so it was not killed: then its end record could not be written
         said += ": it said its error (above), then its end record could not be written (a full disk?)"
     else:  # no torchrun report to say how (a run started without nsa launch has no console.log)
         said += ": killed without a chance to write one (SIGKILL, the OOM killer) or its host lost"

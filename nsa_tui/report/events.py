@@ -7,6 +7,7 @@ fired" in its report, which never named the stall record or its dump. These are 
 
 from __future__ import annotations
 
+import re
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -14,9 +15,26 @@ from pathlib import PurePath
 
 from nsa_train.telemetry import schema
 from nsa_tui.fmt import duration
-from nsa_tui.report.load import fresh_start
+from nsa_tui.health.checks import (
+    MAX_LOST_RANKS,
+    SIGKILL_HINT,
+    _errors_said,
+    _without_end_record,
+    ended_without_end_record,
+    killed_by_sigkill,
+    lost_rank_said,
+)
+from nsa_tui.health.console_tail import (
+    TRACEBACK,
+    last_lines_said_once,
+    rank_console_error,
+    torchrun_failures,
+    without_torchrun_report,
+)
+from nsa_tui.report.load import Attempt, attempts, fresh_start
 from nsa_tui.runs import RunHistory
-from nsa_tui.runs.history import Event
+from nsa_tui.runs.history import BOOT_SKEW_S, CutRecord, Event
+from nsa_tui.runs.load import LAUNCH_START_RE
 
 # the most rows one run gives (the newest kept): a run that crash-looped must not bury the report
 MAX_EVENT_ROWS = 50
@@ -126,8 +144,141 @@ def _stall_said(h: RunHistory, stall: Event) -> str:
     return f"stalled for ~{duration(round(lasted))} ({how}); the trainer's watchdog saw {watchdog}"
 
 
-def run_events(h: RunHistory) -> list[RunEvent]:
-    """The run's events in time order (those without a time last), at most MAX_EVENT_ROWS (the newest)."""
+# the launch wrapper's last line of each launch in console.log (nsa_tui.launch.runner)
+_TORCHRUN_EXITED = re.compile(r"^\[nsa [^\]]*\] torchrun exited with status (-?\d+)")
+CUT_SAID = "full disk or killed mid-write"
+
+
+def _launch_consoles(h: RunHistory, boots: list[Event]) -> list[list[str] | None]:
+    """Each rank-0 boot's launch's last console.log lines, when the launches there pair one to one with the boots
+    (a run started by hand, or a launch that never booted, leaves them unpaired: None)."""
+    before = h.console_before_launches
+    if not before or len(before) != len(boots):
+        return [None] * len(boots)
+    return [_own_lines(lines) for lines in [*before[1:], h.launcher_console]]
+
+
+def _own_lines(lines: list[str]) -> list[str]:
+    """A launch's lines of console.log's lines up to the next launch: those after the last `starting:` line in
+    them (the earlier launches' lines are theirs)."""
+    starts = [i for i, line in enumerate(lines) if LAUNCH_START_RE.match(line)]
+    return lines[starts[-1] + 1 :] if starts else lines
+
+
+def _launch_status(lines: list[str] | None) -> int | None:
+    """A launch's exit status as its wrapper's last line says (None: not said, its wrapper killed too)."""
+    for line in reversed(lines or []):
+        if m := _TORCHRUN_EXITED.match(line):
+            return int(m.group(1))
+    return None
+
+
+def _cuts(h: RunHistory, since: float, until: float) -> list[CutRecord]:
+    """An attempt's heartbeat records cut at its end (h.cut_short), by rank."""
+    inside = (c for c in h.cut_short if c.ts is not None and since - BOOT_SKEW_S <= c.ts < until)
+    return sorted(inside, key=lambda c: c.rank or 0)
+
+
+def _cut_said(cuts: list[CutRecord], world: int | None) -> list[str]:
+    """One clause per cut record."""
+    out = []
+    for c in cuts:
+        whose = f"rank {c.rank}'s" if world is not None and world > 1 else "its"
+        at = f" at step {c.step}" if c.step is not None else ""
+        out.append(f"{whose} last record cut{at} ({CUT_SAID})")
+    return out
+
+
+def _rank_last(h: RunHistory, rank: int, since: float, until: float) -> tuple[int | None, float | None]:
+    """A rank's last record in an attempt (its boot's pid, whose newest record the history keeps): step, time."""
+    for e in h.events:
+        pid = e.fields.get("pid")
+        if e.kind == schema.KIND_BOOT and e.rank == rank and e.ts is not None and since - BOOT_SKEW_S <= e.ts < until:
+            if isinstance(pid, int) and pid in h.pid_last_ts:
+                return h.pid_last_step.get(pid), h.pid_last_ts[pid]
+            return e.step, e.ts
+    return None, None
+
+
+def _attempt_ends(h: RunHistory, ended: bool) -> list[RunEvent]:
+    """How each attempt without an end record ended (its launcher's exit status and console, its errors, a record
+    cut at its end, the steps the next attempt trained again), and the ranks of an attempt that did end that wrote
+    none (a rank SIGKILLed: the others' errors only say they lost their peer). The newest attempt only when the
+    run is ``ended`` (crashed): one still running has written no end record yet."""
+    runs = attempts(h)
+    boots = sorted(
+        (e for e in h.events if e.kind == schema.KIND_BOOT and e.rank in (0, None) and e.ts is not None),
+        key=lambda e: e.ts or 0.0,
+    )
+    consoles = _launch_consoles(h, boots)
+    times = [b.ts or 0.0 for b in boots]
+    out = []
+    for i, a in enumerate(runs):
+        current = i == len(runs) - 1
+        j = bisect_left(times, a.boot)
+        boot = boots[j]
+        until = times[j + 1] - BOOT_SKEW_S if j + 1 < len(times) else float("inf")
+        inside = [e for e in h.events if e.ts is not None and a.boot - BOOT_SKEW_S <= e.ts < until]
+        end = next((e for e in inside if e.kind == schema.KIND_END and e.rank in (0, None)), None)
+        world = schema.world_size_of(boot.fields)
+        console = _own_lines(h.console_tail) if current else consoles[j]  # the current's as its crash alert reads it
+        failures = torchrun_failures(console or [])
+        if end is not None:
+            ended_ranks = {e.rank for e in inside if e.kind == schema.KIND_END}
+            lost = [r for r in range(world or 1) if r not in ended_ranks]
+            for r in lost[:MAX_LOST_RANKS]:
+                step, ts = _rank_last(h, r, a.boot, until)
+                said_error = any(e.kind == schema.KIND_ERROR and e.rank == r for e in inside)
+                said_error = said_error or bool(rank_console_error(console or [], r))
+                said = lost_rank_said(r, step, ts, end.ts, failures, said_error)
+                out.append(RunEvent(ts if ts is not None else end.ts, step, r, "rank lost", said))
+            continue
+        if current and not ended:
+            continue
+        lines, _ = without_torchrun_report(console or [])
+        # the trainer's own last `error:` line says why (a full disk); else the launch's last lines of its own
+        # (torchrun's "got signal: 1"), not the wrapper's notes ("killed? torchrun's report above says how")
+        errors_said = [ln for ln in lines if ln.startswith("error: ")]
+        own = [ln for ln in lines if not ln.startswith(("[nsa ", TRACEBACK, " "))]  # nor a traceback's frames
+        quoted = errors_said[-1:] or last_lines_said_once(own, 2)
+        status = h.exit_status if current and h.exit_status is not None else _launch_status(console)
+        if current and (h.exit_status is not None or h.attempt_summary):  # as its crash alert says it (process_exited)
+            how = _without_end_record(h, quoted)
+        else:  # its wrapper's last line may say its status where no exit_status file could (a full disk)
+            errors = sorted((e for e in inside if e.kind == schema.KIND_ERROR), key=lambda e: e.ts or 0.0)
+            launched = bool(h.launch) if current else console is not None
+            how = ended_without_end_record(_errors_said(errors, world, quoted), status, launched=launched)
+        if not (current and h.attempt_summary) and killed_by_sigkill(status, console or []):
+            how += f" ({SIGKILL_HINT})"
+        cuts = _cuts(h, a.boot, until)
+        last_step = max([s for s in (a.last_step, *(c.step for c in cuts)) if s is not None], default=None)
+        parts = [how, *_cut_said(cuts, world)]
+        if not cuts and last_step is not None:
+            parts.append(f"its last step {last_step}")
+        parts += _next_attempt_said(last_step, runs[i + 1] if i + 1 < len(runs) else None)
+        if quoted:
+            parts.append(f"console.log: {' | '.join(quoted)}")
+        when = max([a.last, *(c.ts for c in cuts if c.ts is not None)])
+        out.append(RunEvent(when, last_step, 0, "ended without an end record", "; ".join(parts)))
+    return out
+
+
+def _next_attempt_said(last_step: int | None, nxt: Attempt | None) -> list[str]:
+    """What the next attempt did again of an attempt's steps (up to ``last_step``): those past the checkpoint it
+    resumed from were lost."""
+    if nxt is None:
+        return []
+    if nxt.fresh:
+        return ["the next start began a new run from step 0 (--force)"]
+    if nxt.start_step is not None and last_step is not None and nxt.start_step < last_step:
+        steps = f"step {last_step}" if last_step == nxt.start_step + 1 else f"steps {nxt.start_step + 1}-{last_step}"
+        return [f"{steps} lost: the next attempt resumed from step {nxt.start_step}"]
+    return []
+
+
+def run_events(h: RunHistory, *, ended: bool = False) -> list[RunEvent]:
+    """The run's events in time order (those without a time last), at most MAX_EVENT_ROWS (the newest). ``ended``:
+    the run's newest attempt is over (crashed), so its missing end record is said too."""
     rows = _boots(h)
     named_dumps: set[str] = set()
     for e in h.events:
@@ -151,6 +302,7 @@ def run_events(h: RunHistory) -> list[RunEvent]:
     for name in h.stackdumps:  # the dumps no stall names: asked for (SIGUSR1, `nsa dump`)
         if name not in named_dumps:
             rows.append(RunEvent(schema.stackdump_ts(name), None, schema.stackdump_rank(name), "stack dump", name))
+    rows += _attempt_ends(h, ended)  # after the records of the same time: an attempt's end follows its last record
     if h.anomaly:
         rows.append(RunEvent(None, None, None, "anomaly", f"the trainer marked the run: {h.anomaly}"))
     rows.sort(key=lambda r: (r.ts is None, r.ts or 0.0))

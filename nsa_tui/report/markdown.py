@@ -195,7 +195,8 @@ def events_section(runs: Sequence[ReportRun]) -> list[str]:
     minutes before its halt read "No health rule fired" with nothing else said. Empty when there are none."""
     from nsa_tui.report.events import MAX_EVENT_ROWS, run_events
 
-    each = [(r, run_events(r.history)) for r in runs]
+    # a crashed run's newest attempt ended without an end record too (a running one has not written it yet)
+    each = [(r, run_events(r.history, ended=r.verdict.state == "crashed")) for r in runs]
     rows = [(r, e) for r, events in each for e in events]
     if not rows:
         return []

@@ -115,6 +115,11 @@ def test_resumes_refusals_errors_dumps_and_the_anomaly_marker_are_events(tmp_pat
         ["resume refused", "before its checkpoint loaded: the run is as its last attempt left it"],
         ["resume", "from step 100"],
         ["stack dump", asked],
+        # no end record after its 3 steps, and the exit_status file says 2: the run reads crashed, and says how
+        [
+            "ended without an end record",
+            "exit status 2 without an end record; its last step 130; console.log: step 100 \\| loss 4.5462",
+        ],
         ["anomaly", "the trainer marked the run: nan_in_grad"],
     ], rows
     assert cells[-1][1] == "-" and cells[-2][1] != "-"  # the marker file says no time; the dump's name does
