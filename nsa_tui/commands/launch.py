@@ -120,10 +120,9 @@ def launch_local(req: LaunchRequest, dry_run: bool) -> Path:
         if req.force:  # given: what it would do ("needs --force" sent users looking for a flag they had passed)
             for would in launcher.force_would(plan):
                 _say(f"note: --force would {would}")
-        else:
-            occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
-            if occ.live or occ.previous_run:
-                _say("note: the session or run dir is taken; a real launch needs --force or another --name")
+        # the real launch's refusal, as its error and exit 1: a dry run used as a preflight must not pass (exit 0)
+        # what the launch then refuses
+        launcher.refuse_occupied(plan, req.force)
         _say("dry run: nothing started")
         return plan.run_dir
     launcher.start(plan, req.force, _say)

@@ -508,9 +508,10 @@ def _wait_for_exit_status(run_dir: Path, since: float, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
-    """Refuse an occupied session or run dir; with --force say what we do, then do it.
-    A resumed launch reuses its earlier run dir by design, but never a live one."""
+def refuse_occupied(plan: LaunchPlan, force: bool) -> preflight.Occupancy:
+    """The refusal of a launch into an occupied session or run dir (without --force), or of --force beside a trainer
+    alive outside tmux; changes nothing, so `nsa launch --dry-run` refuses as the real launch would. Returns what
+    occupies them, for claim to clear."""
     occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
     where = f"run dir {plan.run_dir}"
     if not force:
@@ -541,6 +542,16 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
                 f"{where} already holds an earlier run ({held}); choose another --name, or pass --force to reuse "
                 f"it{more}"
             )
+    elif not occ.session_live:
+        _refuse_a_trainer_outside_tmux(plan)
+    return occ
+
+
+def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
+    """Refuse an occupied session or run dir; with --force say what we do, then do it.
+    A resumed launch reuses its earlier run dir by design, but never a live one."""
+    occ = refuse_occupied(plan, force)
+    if not force:
         return
     if occ.session_live:
         assert occ.session is not None
@@ -555,15 +566,13 @@ def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:
             _wait_for_exit(pids, occ.session, KILL_WAIT_S)
         elif runstate.read_launch_json(plan.run_dir) and runstate.read_exit_status(plan.run_dir) is None:
             _wait_for_exit_status(plan.run_dir, killed_at, KILL_WAIT_S)
-    else:
-        _refuse_a_trainer_outside_tmux(plan)
     if not occ.session_live and occ.heartbeat_age_s is not None:
         say(
             f"--force: the heartbeat in {plan.run_dir} is {occ.heartbeat_age_s:.0f}s old with no tmux session "
             f"{plan.session}; a trainer outside tmux may still be writing there"
         )
     if occ.previous_run:
-        say(f"--force: reusing {REUSE.format(where=where)}")
+        say(f"--force: reusing {REUSE.format(where=f'run dir {plan.run_dir}')}")
 
 
 # what --force does to a run directory an earlier run used (said by the launch, and by a dry run before it)

@@ -57,7 +57,8 @@ def test_report_and_dry_run_launch_do_not_make_an_older_run_the_newest(runs_dir:
     assert res.returncode == 0 and (runs_dir / "older" / "report").is_dir(), res.stderr
     assert _order() == ["newer", "older"] and _newest() == "newer"
 
-    res = _nsa("launch", "--name", "older", "--dry-run")  # its preflight writes (and removes) a temp file there
+    # its preflight writes (and removes) a temp file there; --force, or the dry run refuses the taken run dir
+    res = _nsa("launch", "--name", "older", "--dry-run", "--force")
     assert res.returncode == 0, res.stderr
     assert _order() == ["newer", "older"] and _newest() == "newer"
 

@@ -106,10 +106,10 @@ def test_launch_progress_dump_halt_locally(runs_dir, tmux_socket):
     _assert_clean_halt(run_dir, nsa("halt", "e2e", "--wait", "120", timeout=180))
     assert "step" in (run_dir / "console.log").read_text()
 
-    again = nsa("launch", "--name", "e2e", "--dry-run")
-    assert "already holds an earlier run" not in again.stderr  # dry-run only notes it
+    again = nsa("launch", "--name", "e2e", "--dry-run")  # refused as the launch is: a preflight a script can trust
     refused = nsa("launch", "--name", "e2e")
     assert refused.returncode == 1 and "earlier run" in refused.stderr
+    assert (again.returncode, again.stderr) == (1, refused.stderr), again.stderr
     assert "holds an earlier run" in _run_dir_row(run_dir).reason  # halted: no longer running
 
 

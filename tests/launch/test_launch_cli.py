@@ -80,8 +80,6 @@ def test_a_dry_run_with_force_says_what_force_would_do(runs_dir, tmux_socket):
     (old / "checkpoints").mkdir(parents=True)
     (old / "heartbeat_rank0.jsonl").write_text(json.dumps({"v": 1, "kind": "end", "ts": 1.0, "rank": 0}) + "\n")
     (old / "exit_status").write_text("0\n")
-    res = nsa("launch", "--name", "used", "--dry-run")
-    assert "note: the session or run dir is taken; a real launch needs --force or another --name" in res.stdout
     res = nsa("launch", "--name", "used", "--dry-run", "--force")
     assert res.returncode == 0, res.stderr
     notes = [line for line in res.stdout.splitlines() if line.startswith("note: --force")]
@@ -91,6 +89,29 @@ def test_a_dry_run_with_force_says_what_force_would_do(runs_dir, tmux_socket):
         "checkpoints/best",
     ], res.stdout
     assert "needs --force" not in res.stdout and (old / "exit_status").exists()
+
+
+@pytest.mark.parametrize("taken", ["earlier-run", "live-session"])
+def test_a_dry_run_refuses_as_the_real_launch_would(runs_dir, tmux_socket, taken):
+    """`nsa launch --dry-run` as a preflight: over a taken run dir or a live session it printed a note and exited 0,
+    where the launch exits 1; now the plan, then the launch's own error line, exit 1, and nothing changed."""
+    old = runs_dir / "fin"
+    if taken == "earlier-run":
+        (old / "checkpoints").mkdir(parents=True)
+        (old / "heartbeat_rank0.jsonl").write_text(json.dumps({"v": 1, "kind": "end", "ts": 1.0, "rank": 0}) + "\n")
+        (old / "exit_status").write_text("0\n")
+    else:
+        subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-fin", "sleep", "300"], check=True)
+    before = sorted(p.name for p in runs_dir.rglob("*"))
+    dry = nsa("launch", "--name", "fin", "--dry-run")
+    assert dry.returncode == 1 and f"run dir: {old}" in dry.stdout, dry.stdout + dry.stderr
+    assert "dry run: nothing started" not in dry.stdout
+    said = _one_error_line(dry)
+    real = nsa("launch", "--name", "fin")
+    assert real.returncode == 1 and _one_error_line(real) == said, (said, real.stderr)
+    assert sorted(p.name for p in runs_dir.rglob("*")) == before and tmux_sessions() == ["nsa-fin"] * (
+        taken != "earlier-run"
+    )
 
 
 def test_a_rank_without_a_gpu_is_refused_before_anything_starts(runs_dir, tmux_socket):
@@ -401,6 +422,11 @@ def test_resume_starts_as_many_ranks_as_wrote_the_checkpoint(runs_dir, tmux_sock
     assert res.returncode == 1 and tmux_sessions() == []
     assert "step_00000200.pt was written by 2 ranks and --nproc 1 x 1 node(s) would start 1" in _one_error_line(res)
     assert "or add --reshard to continue on 1" in _one_error_line(res)
+    # the failed attempt's heartbeat, just written, would read as a live run, which the launch (and so its dry run)
+    # refuses: as it is once that attempt is a while gone
+    old = time.time() - 3600
+    for hb in run.glob("heartbeat_rank*.jsonl"):
+        os.utime(hb, (old, old))
     res = nsa("launch", "--name", "two", "--resume", "--set", "train.steps=300", "--dry-run")
     assert res.returncode == 0 and "--nproc-per-node 2 " in res.stdout, res.stderr
 
