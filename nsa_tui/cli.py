@@ -42,6 +42,8 @@ class OneValueGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, ...]:
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None and (why := repeated_option(cmd, rest)) is not None:
+            if (refuse := getattr(cmd, "refuse_usage", None)) is not None:  # `nsa status`: exit 3, its UNKNOWN
+                refuse(why, rest)
             fail(why, USAGE_EXIT)
         return name, cmd, rest
 

@@ -1,7 +1,8 @@
 """`nsa status [RUN ...] [--host HOST [--remote-dir DIR]] [--json] [--rules PATH]`: one-shot health verdicts.
 
-Exit codes: 0 all ok, 1 the worst verdict is a warning, 2 critical, 3 no telemetry or the
-host/run could not be reached, 4 a rules file (or a run's monitor section) we cannot use.
+Exit codes (_status_exit): 0 all ok, 1 the worst verdict is a warning, 2 critical, 3 no verdict (no telemetry, the
+host/run could not be reached, a name two runs share, a usage mistake), 4 a rules file (or a run's monitor section)
+we cannot use.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_count
 from nsa_tui.commands._options import RemoteDirOpt, path_option
-from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError, run_command
+from nsa_tui.commands._status_exit import UNKNOWN_EXIT, StatusCommand, no_verdict_exit
+from nsa_tui.commands._status_exit import error_line as error_object
+from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
 from nsa_tui.fmt import duration, halt_requested
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
@@ -50,24 +53,19 @@ class Judged:
     rules_problem: str | None = None
     rules_file: str | None = None
     defaults_verdict: dict[str, Any] | None = None
+    # no RUN was named (the newest one was asked for) or the host's nsa failed as a whole: ``run`` is only a label,
+    # and the --json line says "run": null, the error of the whole command
+    unnamed: bool = False
 
     def error_object(self) -> dict[str, Any]:
         """The --json line of a run without a verdict."""
-        return error_object(self.run, self.error, self.exit_code)
+        return error_object(None if self.unnamed else self.run, self.error, self.exit_code)
 
     @property
     def exit_code(self) -> int:
         if self.verdict is None:
             return self.error_code
         return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict.get("health"), NOT_FOUND_EXIT)
-
-
-def error_object(run: str | None, error: str | None, exit_code: int) -> dict[str, Any]:
-    """The --json line of a run without a verdict (``run`` None: the whole command failed), with the judge_version a
-    verdict has: a host whose nsa answers with errors only still says which engine it is (older_judge)."""
-    from nsa_tui.health.engine import JUDGE_VERSION
-
-    return {"run": run, "error": error, "exit_code": exit_code, "judge_version": JUDGE_VERSION}
 
 
 def _rules_for(config: dict[str, Any], user_rules: dict[str, Any] | None):  # -> dict[str, Rule]
@@ -143,8 +141,11 @@ def judge_named(run: str | None, user_rules: dict[str, Any] | None = None) -> Ju
 
     try:
         run_dir = resolve_run(run)
-    except UserError as e:
-        return Judged(run or "(newest)", error=str(e), missing=True, error_code=e.code)
+    except UserError as e:  # `nsa status` of a name two runs share has no verdict: 3, not the usage mistake's 2
+        code = no_verdict_exit(e.code)
+        # `nsa status ''` named a run, an empty one: its line says "run": "", where no RUN's says null
+        label = run if run is not None else "(newest)"
+        return Judged(label, error=str(e), missing=True, error_code=code, unnamed=run is None)
     return judge_local(run_dir, user_rules)
 
 
@@ -220,10 +221,10 @@ def judge_answer(
     out: list[Judged] = []
     for item in answer.bundles:
         if isinstance(item, MissingRun) and item.twice:  # refused, as a local name two launched runs share
-            out.append(Judged(item.run, error=item.twice, missing=True, error_code=USAGE_EXIT))
+            out.append(Judged(item.run, error=item.twice, missing=True, error_code=UNKNOWN_EXIT))
         elif isinstance(item, MissingRun):
             error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
-            out.append(Judged(item.run or "(newest)", error=error, missing=True))
+            out.append(Judged(item.run or "(newest)", error=error, missing=True, unnamed=not item.run))
         elif isinstance(item, bytes):
             for obj in json_objects(item):
                 if "health" in obj:
@@ -234,7 +235,8 @@ def judge_answer(
                     code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else NOT_FOUND_EXIT
                     error = remote_error(str(obj.get("error") or "no telemetry"), host, remote_dir)
                     # "run": null is the remote command's own error, not one run's
-                    out.append(Judged(str(obj.get("run") or "(all)"), error=error, error_code=code))
+                    run = obj.get("run")
+                    out.append(Judged(str(run or "(all)"), error=error, error_code=code, unnamed=not run))
         else:
             h = history_from_bundle(item)
             out.append(judge_history(h, run=item.run, path=item.path, host=host, now=item.now, user_rules=user_rules))
@@ -503,7 +505,7 @@ def worst_exit_code(codes: list[int]) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("status")
+    @app.command("status", cls=StatusCommand)
     def status(
         runs: Annotated[
             list[str] | None, typer.Argument(help="Run directories or names under the runs root (default: newest).")
@@ -515,16 +517,19 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--rules", help="YAML/JSON file overriding or adding health rules.")
         ] = None,
     ) -> None:
-        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warn, 2 critical, 3 no telemetry, 4 bad rules.
+        """Is it alive, learning, fast enough, healthy? Exit 0 ok, 1 warn, 2 critical, 3 unknown, 4 bad rules.
 
-        Exit 3 also for a run directory that is not there, and when a --host cannot be reached."""
+        Exit 3 (unknown): no verdict, for no telemetry or run, a host not reached, a name two runs share, bad usage.
+
+        Exit 2 is a critical verdict and nothing else."""
         from nsa_tui.errors import fail
 
         try:
             rules_path = path_option(rules, "--rules")
             code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules_path, remote_dir=remote_dir)
         except UserError as e:
+            code = no_verdict_exit(e.code)  # a bad --host or option too: no verdict, not the usage mistake's 2
             if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
-                print(json.dumps(error_object(None, str(e), e.code)), flush=True)
-            fail(str(e), e.code)
+                print(json.dumps(error_object(None, str(e), code)), flush=True)
+            fail(str(e), code)
         raise typer.Exit(code)

@@ -107,8 +107,13 @@ def check_watch_options(host: str | None, poll: bool, interval: float | None) ->
 def watch(
     runs: list[str], host: str | None = None, poll: bool = False, interval: float = 1.0, remote_dir: str | None = None
 ) -> None:
+    # the settings first (what to fix, said from a script too), then the terminal, before the runs are looked for or
+    # ssh starts, as `nsa attach` does: without one no run can be watched, and an unreachable --host took its timeout
+    check_remote_dir(host, remote_dir)
+    for run in runs:
+        check_run_arg(run)
+    check_terminal("nsa watch")
     models = build_models(runs, host, poll, interval, remote_dir)
-    check_terminal("nsa watch")  # after the runs are found: what to fix first, from a script too
     for m in models:
         m.prefetch()  # the first reads run while Textual is imported (~0.25 s) and the screen is built
     from nsa_tui.watch.app import WatchApp

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures.cli import invoke, one_error
+from fixtures.cli import invoke, nsa_on_a_terminal, one_error
 
 from nsa_tui.errors import UserError
 from nsa_tui.rundir import resolve_run
 
 EMPTY = "error: RUN is empty: give a run directory or a run name"
+STATUS_UNKNOWN = 3  # `nsa status`'s usage mistakes: no verdict (its 2 is a critical run's)
 
 
 @pytest.mark.parametrize("cmd", ["halt", "dump", "attach", "status", "report"])
@@ -20,7 +21,7 @@ def test_an_empty_run_is_a_usage_error(cmd, runs_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for run in ("", " "):
         res = invoke(cmd, run, *(["--wait", "1"] if cmd == "halt" else []))
-        assert res.exit_code == 2, res.stdout + res.stderr
+        assert res.exit_code == (STATUS_UNKNOWN if cmd == "status" else 2), res.stdout + res.stderr
         assert one_error(res) == EMPTY
     assert not (tmp_path / ".HALT").exists()
 
@@ -29,7 +30,7 @@ def test_an_empty_run_is_a_usage_error(cmd, runs_dir, tmp_path, monkeypatch):
 def test_an_empty_run_is_refused_before_ssh(cmd):
     """With --host it went to the host (whose nsa may predate the check): refused here, no ssh tried."""
     res = invoke(cmd, "--host", "nowhere.invalid", "")
-    assert res.exit_code == 2, res.stdout + res.stderr
+    assert res.exit_code == (STATUS_UNKNOWN if cmd == "status" else 2), res.stdout + res.stderr
     assert one_error(res) == EMPTY
 
 
@@ -67,9 +68,9 @@ def test_watch_of_the_runs_root_says_it_holds_runs(runs_dir, monkeypatch):
 
     make_v1_run(runs_dir / "a", steps=10, state="finished")
     monkeypatch.chdir(runs_dir.parent)
-    res = invoke("watch", str(runs_dir))
-    assert res.exit_code == 3, res.stdout + res.stderr
-    assert one_error(res) == f"error: {runs_dir} is not a run: it holds run directories; `nsa runs` lists them"
+    res = nsa_on_a_terminal("watch", str(runs_dir))
+    assert res.returncode == 3
+    assert res.stderr == f"error: {runs_dir} is not a run: it holds run directories; `nsa runs` lists them\n"
     (runs_dir / "fresh").mkdir()  # an empty directory may be a run about to start: watched, as before
     from nsa_tui.commands.watch import build_models
 
@@ -86,9 +87,9 @@ def test_watch_of_a_directory_of_no_run_is_one_error(runs_dir, monkeypatch):
     ckpts.mkdir(exist_ok=True)
     (ckpts / "step_00000010.pt").write_bytes(b"weights")
     monkeypatch.chdir(runs_dir.parent)
-    res = invoke("watch", str(ckpts))
-    assert res.exit_code == 3, res.stdout + res.stderr
-    assert one_error(res) == (
+    res = nsa_on_a_terminal("watch", str(ckpts))
+    assert res.returncode == 3
+    assert res.stderr.rstrip("\n") == (
         f"error: no run in {ckpts} (none of run.json, launch.json, console.log, exit_status, heartbeat_rank*.jsonl, "
         "a row in training.csv or val.csv, a checkpoint (checkpoints/step_*.pt or a pointer)), "
         f"nor a training log of another format; its directory {runs_dir / 'a'} is a run"
@@ -96,8 +97,8 @@ def test_watch_of_a_directory_of_no_run_is_one_error(runs_dir, monkeypatch):
     other = runs_dir.parent / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("not a run\n")
-    res = invoke("watch", str(other))
-    assert res.exit_code == 3 and one_error(res).endswith("nor a training log of another format"), res.stderr
+    res = nsa_on_a_terminal("watch", str(other))
+    assert res.returncode == 3 and res.stderr.endswith("nor a training log of another format\n"), res.stderr
     from nsa_tui.commands.watch import build_models
 
     make_generic_run(runs_dir / "old")  # another trainer's *_log.jsonl alone
@@ -129,7 +130,7 @@ def test_watch_of_one_run_named_twice_has_one_tab(runs_dir, monkeypatch):
 def test_a_one_value_option_given_twice_is_a_usage_error(args, says):
     """The last one won without a word: `--config big.yaml --config small.yaml` launched small.yaml."""
     res = invoke(*args)
-    assert res.exit_code == 2, res.stdout + res.stderr
+    assert res.exit_code == (STATUS_UNKNOWN if args[0] == "status" else 2), res.stdout + res.stderr
     assert one_error(res) == f"error: {says}: only one would be used; give it once"
 
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.cli import invoke, one_error
+from fixtures.cli import invoke, nsa_on_a_terminal, one_error
 
 from nsa_train.runtime.start import default_run_dir
 from nsa_tui.check_cheap import FAIL, PASS, check_run_dir
@@ -49,6 +49,11 @@ def test_launch_refuses_a_name_over_name_max(dry, runs_dir):
 def test_a_run_over_name_max_is_no_such_run(cmd, runs_dir, monkeypatch):
     monkeypatch.chdir(runs_dir.parent)
     for run in (TOO_LONG, f"runs/{TOO_LONG}", f"{TOO_LONG}.pt"):
+        if cmd == "watch":  # without a terminal it says it needs one first
+            proc = nsa_on_a_terminal(cmd, run)
+            assert proc.returncode == 3 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            assert proc.stderr.startswith("error: no run directory ") and proc.stderr.endswith("File name too long\n")
+            continue
         res = invoke(cmd, run, *(["--wait", "1"] if cmd == "halt" else []))
         assert res.exit_code == 3, res.stdout + res.stderr
         assert one_error(res).startswith("error: no run directory ")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures.cli import invoke, one_error
+from fixtures.cli import invoke, nsa_on_a_terminal, one_error
 from fixtures.runs import make_v1_run
 
 from nsa_tui.commands.watch import build_models
@@ -54,10 +54,14 @@ def test_without_the_remote_dir_the_error_says_where_it_looked(checkout, sshd):
 
 
 def test_a_remote_dir_that_is_not_there(checkout, sshd):
-    for cmd in (["status"], ["runs"], ["watch", "newer"]):
+    said = f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
+    for cmd in (["status"], ["runs"]):
         res = invoke(*cmd, "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
         assert res.exit_code == 3, (cmd, res.stdout, res.stderr)
-        assert one_error(res) == f"error: cannot cd to {checkout / 'nope'} on {sshd.host} (no such directory there)"
+        assert one_error(res) == said
+    # `nsa watch` without a terminal says it needs one first
+    proc = nsa_on_a_terminal("watch", "newer", "--host", sshd.host, "--remote-dir", str(checkout / "nope"))
+    assert proc.returncode == 3 and proc.stderr == f"{said}\n", proc.stderr
 
 
 def test_commands_the_hosts_nsa_runs_name_the_host_as_given(checkout, sshd):
@@ -98,8 +102,9 @@ def test_watch_finds_the_run_before_the_dashboard_opens(checkout, sshd):
     with pytest.raises(UserError) as e:
         build_models(["nope"], sshd.host, False, 0.2, str(checkout))
     assert e.value.code == 3 and str(e.value).startswith(f"no run directory 'nope' on {sshd.host} (looked at")
-    res = invoke("watch", "--host", sshd.host, "--remote-dir", str(checkout), "nope")
-    assert res.exit_code == 3 and one_error(res).startswith("error: no run directory 'nope'")
+    proc = nsa_on_a_terminal("watch", "--host", sshd.host, "--remote-dir", str(checkout), "nope")
+    assert proc.returncode == 3 and proc.stderr.startswith("error: no run directory 'nope'"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
 
 
 def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
@@ -119,7 +124,8 @@ def test_the_remote_home_in_a_quoted_remote_dir(sshd, monkeypatch):
 def test_remote_dir_without_host_is_an_error_not_ignored(cmd, tmp_path):
     args = [cmd, "--remote-dir", str(tmp_path)] + (["r"] if cmd in ("halt", "dump", "attach", "watch") else [])
     res = invoke(*args)
-    assert res.exit_code == 2  # a usage mistake: Typer's code, never `nsa status`'s 1 (a warning verdict)
+    # a usage mistake: Typer's code, never `nsa status`'s 1 (a warning verdict); its own is 3, no verdict
+    assert res.exit_code == (3 if cmd == "status" else 2)
     assert one_error(res) == "error: --remote-dir needs --host (it is a directory on that host)"
 
 
@@ -166,7 +172,7 @@ def test_an_empty_remote_dir_is_an_error_not_the_login_directory(cmd, tmp_path):
         ["r"] if cmd not in ("runs", "check", "launch") else []
     )
     res = invoke(*args)
-    assert res.exit_code == 2, res.stdout + res.stderr
+    assert res.exit_code == (3 if cmd == "status" else 2), res.stdout + res.stderr  # status: no verdict
     assert one_error(res) == "error: --remote-dir is empty: give the directory on the host, or leave the option out"
 
 

@@ -17,6 +17,7 @@ from fixtures.cli import invoke, one_error
 from fixtures.runs import make_v1_run
 
 from nsa_tui import launched
+from nsa_tui.commands._status_exit import error_line
 from nsa_tui.commands.watch import build_models
 from nsa_tui.errors import UserError
 
@@ -86,7 +87,10 @@ def test_a_name_the_hosts_index_knows_twice_is_refused_both_named(sshd, tmp_path
         "pass the run directory of the one you mean"
     )
     res = invoke("status", "--host", sshd.host, "main")
-    assert res.exit_code == 2 and one_error(res) == f"error: {refusal}"
+    # no verdict: 3, nsa status's UNKNOWN (its 2 is a critical run, which a script gating on it pages about)
+    assert res.exit_code == 3 and one_error(res) == f"error: {refusal}"
+    res = invoke("status", "--json", "--host", sshd.host, "main")
+    assert res.exit_code == 3 and json.loads(res.stdout) == error_line("main", refusal, 3), res.stdout
     with pytest.raises(UserError) as e:
         build_models(["main"], sshd.host, False, 0.2, None)
     assert e.value.code == 2 and str(e.value) == refusal

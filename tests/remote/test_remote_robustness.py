@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.cli import invoke, one_error
+from fixtures.cli import invoke, nsa_on_a_terminal, one_error
 from fixtures.runs import make_v1_run
 from fixtures.shells import SHELLS, posix_shell
 
@@ -111,10 +111,15 @@ def test_the_status_script_reads_what_a_local_status_reads(tmp_path, shell):
 def test_a_shell_that_runs_nothing_is_one_line_and_exit_3(tmp_path, monkeypatch, cmd, login, why):
     monkeypatch.setenv("NSA_SSH_COMMAND", _fake_ssh(tmp_path, login))
     monkeypatch.chdir(tmp_path)
+    if cmd == "watch":  # without a terminal it says it needs one first
+        proc = nsa_on_a_terminal(cmd, "--host", "gpu")
+        assert proc.returncode == 3 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert proc.stderr == f"error: could not locate the runs on gpu: no answer from its shell {why}\n"
+        return
     res = invoke(cmd, "--host", "gpu")
     assert res.exit_code == 3 and res.stdout == "", (res.stdout, res.stderr)
     err = one_error(res)
-    what = "locate the runs" if cmd == "watch" else "read the runs"
+    what = "read the runs"
     assert err == f"error: could not {what} on gpu: no answer from its shell {why}"
 
 
@@ -335,7 +340,7 @@ def test_report_of_dot_is_named_by_the_directory(tmp_path, sshd, monkeypatch):
 def test_an_invalid_host_is_a_usage_error_in_every_command(cmd, host):
     """Exit 3 (`nsa status --host ''`), where a script reads "the host could not be reached"."""
     res = invoke(*cmd.split(), f"--host={host}")
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == (3 if cmd == "status" else 2), res.output  # `nsa status`: no verdict, its 3
     assert one_error(res).startswith(f"error: invalid host {host!r}: expected an OpenSSH destination")
 
 

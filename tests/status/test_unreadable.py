@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from fixtures.cli import nsa_on_a_terminal
 from fixtures.runs import make_v1_run
 
 NSA = Path(sys.executable).parent / "nsa"
@@ -28,6 +29,8 @@ def _lock(path: Path, mode: int) -> None:
 
 def nsa_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    if args[0] == "watch":  # without a terminal it says it needs one first
+        return nsa_on_a_terminal(*args, prefix=prefix)
     return subprocess.run([*prefix, str(NSA), *args], capture_output=True, text=True, timeout=60)
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.cli import nsa_on_a_terminal
 from fixtures.runs import make_v1_run
 
 NSA = str(Path(sys.executable).parent / "nsa")
@@ -70,9 +71,35 @@ def test_ctrl_c_quits_like_tail_f(tmux_socket, runs_dir):
 
 
 def test_unknown_run_is_one_clear_error(runs_dir):
-    proc = subprocess.run([NSA, "watch", "no-such-run"], capture_output=True, text=True, timeout=30)
+    proc = nsa_on_a_terminal("watch", "no-such-run", timeout=30)
     assert proc.returncode == 3
     assert proc.stderr.startswith("error: no run directory 'no-such-run'") and "Traceback" not in proc.stderr
+
+
+NO_TERMINAL = (
+    "error: nsa watch needs a terminal (run from a script or a pipe here): type it in an interactive shell, or use "
+    "`nsa status` (--json for scripts) or `nsa runs`\n"
+)
+
+
+def test_without_a_terminal_that_is_the_error_before_runs_or_ssh(tmp_path, monkeypatch):
+    """README: without a terminal `nsa watch` is one error pointing at `nsa status` and `nsa runs`, exit 1. It looked
+    for the runs first (exit 3, `no runs under ...`, in an empty directory) and, with --host, tried ssh first."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    tried = tmp_path / "ssh-tried"
+    fake_ssh = tmp_path / "ssh"
+    fake_ssh.write_text(f"#!/bin/sh\ntouch {shlex.quote(str(tried))}\nexit 255\n")
+    fake_ssh.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "NSA_SSH_COMMAND": str(fake_ssh)}
+    for args in ([], ["x", "--host", "nonexistent.invalid"]):
+        proc = subprocess.run([NSA, "watch", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=30)  # fmt: skip
+        assert (proc.returncode, proc.stderr, proc.stdout) == (1, NO_TERMINAL, ""), (args, proc.stderr)
+    assert not tried.exists()  # no ssh started
+    # a mistake in the options is still said first (from a script too): no terminal would not be its fix
+    proc = subprocess.run([NSA, "watch", "--host", "", "x"], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=30)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: invalid host ''"), proc.stderr
 
 
 def test_bad_host_is_one_clear_error(runs_dir):
