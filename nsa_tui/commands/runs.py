@@ -139,9 +139,10 @@ def rules_problem_brief(j: Judged, command: str) -> str:
 
 class OneLine:
     """A cell kept to one line, cut with an ellipsis: a Text's least width is its longest word (a run's path in
-    the command), which would widen the whole table past the terminal; this one's is at most MIN_WIDTH."""
+    the command), which would widen the whole table past the terminal; this one's is at most MIN_WIDTH. The table
+    gives it all the room its row leaves (nsa_tui.table_fit): the least is for a terminal the rest already fills."""
 
-    MIN_WIDTH = 20
+    MIN_WIDTH = 12  # the mistake's first words, `unknown rul…`: the run's name and numbers beside it are whole
 
     def __init__(self, text: str) -> None:
         from rich.text import Text
@@ -200,15 +201,19 @@ def render_table(
 ) -> None:
     from rich.console import Console
     from rich.markup import escape
-    from rich.measure import Measurement
     from rich.table import Table
+
+    from nsa_tui.table_fit import fit_table, output_width
 
     table = Table(box=None, pad_edge=False)
     for col in ("run", "state", "step", "loss", "tok/s", "heartbeat", "health", "alerts"):
-        # in a narrow terminal only the alerts wrap: a cut run name (default names differ only in their
-        # time-of-day tail) would no longer say which run a row is
+        # in a narrow terminal only the free text (a state's halt note, the alerts) wraps, between words: a cut run
+        # name (default names differ only in their time-of-day tail) would no longer say which run a row is, nor a
+        # cut number or alert name what it is
         table.add_column(
-            col, justify="right" if col in ("step", "loss", "tok/s", "heartbeat") else "left", no_wrap=col != "alerts"
+            col,
+            justify="right" if col in ("step", "loss", "tok/s", "heartbeat") else "left",
+            no_wrap=col not in ("state", "alerts"),
         )
     for j in judged:
         v = j.verdict
@@ -245,12 +250,9 @@ def render_table(
             "; ".join(n for n in notes if n),
         )
     console = Console(highlight=False, soft_wrap=True)
-    # narrower than the table's least width (whole names, states, numbers): print it whole, the terminal wraps
-    # the lines, rather than rich cutting every cell down to "…"
-    least = Measurement.get(console, console.options.update_width(1 << 16), table).minimum
-    if least > console.width:
-        console = Console(highlight=False, soft_wrap=True, width=least)
-    console.print(table)
+    # the widths here, not rich's squeeze (which cuts names and numbers); a pipe without COLUMNS gets whole rows
+    width = fit_table(console, table, output_width(console))
+    Console(highlight=False, soft_wrap=True, width=width).print(table)
     shown = [v for j in judged if (v := j.verdict or j.defaults_verdict)]
     if any(v.get("resumed") and v.get("mean_toks_per_s") is not None for v in shown):
         print(LAST_ATTEMPT_NOTE)

@@ -185,7 +185,8 @@ def test_a_nan_loss_reads_the_same_in_runs_and_status(runs_dir):
 
 @pytest.mark.parametrize("columns", [60, 80, 200])
 def test_runs_table_never_cuts_names_or_numbers(runs_dir, monkeypatch, columns):
-    """Default names differ only in their tail; in a narrow terminal (or a pipe: 80) only the alerts may wrap."""
+    """Default names differ only in their tail; in a narrow terminal only the state and the alerts may wrap
+    (tests/status/test_runs_width.py: a long state, a pipe, a real terminal)."""
     monkeypatch.setenv("COLUMNS", str(columns))
     names = ("tiny-cpu-20261203-085745", "tiny-cpu-20261203-091502")
     make_v1_run(runs_dir / names[0], steps=100)

@@ -26,7 +26,7 @@ def _halt(run_dir, age_s: float) -> float:
     return os.stat(halt).st_mtime
 
 
-def test_a_pending_halt_on_a_hung_run_is_said_by_status_json_and_runs(runs_dir):
+def test_a_pending_halt_on_a_hung_run_is_said_by_status_json_and_runs(runs_dir, monkeypatch):
     make_v1_run(runs_dir / "hung", state="stalled")
     ts = _halt(runs_dir / "hung", 250)
     clock = time.strftime("%H:%M", time.localtime(ts))
@@ -38,6 +38,7 @@ def test_a_pending_halt_on_a_hung_run_is_said_by_status_json_and_runs(runs_dir):
     obj = json.loads(invoke("status", "--json", "hung").stdout)
     assert obj["state"] == "stalled" and obj["halt_requested"] is True and obj["halt_requested_ts"] == ts
 
+    monkeypatch.delenv("COLUMNS", raising=False)  # whole rows: at 80 columns the state's halt note wraps
     row = next(ln for ln in invoke("runs").stdout.splitlines() if ln.startswith("hung"))
     assert f"stalled (halt requested {clock})" in row, row
 

@@ -34,7 +34,7 @@ def nsa_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, str(NSA), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_a_directory_that_cannot_be_read_is_one_error_and_the_others_are_judged(runs_dir):
+def test_a_directory_that_cannot_be_read_is_one_error_and_the_others_are_judged(runs_dir, monkeypatch):
     """`nsa status`, `nsa runs` and `nsa report` ended in a PermissionError traceback, exit 1 (a warning, to a
     script), for a run directory another user owns (or a lost+found at the top of a runs volume)."""
     make_v1_run(runs_dir / "fin", state="finished", steps=100)
@@ -48,10 +48,11 @@ def test_a_directory_that_cannot_be_read_is_one_error_and_the_others_are_judged(
     assert res.returncode == 3, res.stderr
     fin, locked = (json.loads(line) for line in res.stdout.splitlines())
     assert fin["state"] == "finished" and locked["exit_code"] == 3 and locked["error"].startswith("cannot read ")
+    monkeypatch.delenv("COLUMNS", raising=False)  # into a pipe: the whole row (at 80 columns the reason is cut)
     res = nsa_unprivileged("runs")
     assert res.returncode == 0, res.stderr
     [row] = [line for line in res.stdout.splitlines() if line.startswith("locked")]
-    assert row.split()[1] == "unreadable" and "permission denied" in row
+    assert row.split()[1] == "unreadable" and "permission denied (drwx------, owner " in row, row
     for command in ("report", "watch", "halt", "sample"):
         res = nsa_unprivileged(command, "locked")
         assert res.returncode == 3 and res.stderr.startswith("error: cannot read "), (command, res.stderr)
