@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from nsa_tui.commands import attach, check, dump, halt, launch, report, runs, sample, status, watch
 from nsa_tui.errors import USAGE_EXIT, fail
+from nsa_tui.reader_gone import exit_reader_gone, flush_output
 
 
 def repeated_option(cmd: Any, args: list[str]) -> str | None:
@@ -47,6 +48,13 @@ class OneValueGroup(TyperGroup):
             fail(why, USAGE_EXIT)
         return name, cmd, rest
 
+    def invoke(self, ctx: Any) -> Any:
+        # here, before Typer's own handling, which exits 1 (a warning, to `nsa status`) when a reader stops reading
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            exit_reader_gone()
+
 
 app = typer.Typer(
     cls=OneValueGroup,
@@ -65,7 +73,10 @@ def main() -> None:
     from nsa_tui.remote.caller import end_with_stdin
 
     end_with_stdin()  # a `--host` command's host side: end with the caller's connection
-    app()
+    try:
+        app()
+    finally:
+        flush_output()  # a closed pipe met now keeps the exit code; at interpreter shutdown it would be 120
 
 
 if __name__ == "__main__":

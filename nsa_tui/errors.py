@@ -34,10 +34,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` to stderr and exit (typer.Exit keeps Typer's cleanup)."""
     import typer
 
+    say_error(message)
+    raise typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """Print ``error: message`` to stderr (as from HOST, on a host's side of `nsa attach --host`)."""
     if host := os.environ.get(ON_HOST_ENV):
         message = on_host(message, host, os.environ.get(ON_REMOTE_DIR_ENV) or None)
     print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
 
 
 _COMMAND_HINT = re.compile(r"`nsa ([a-z]+)( [^`]*)?`")

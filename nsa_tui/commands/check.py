@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
-from nsa_tui.errors import USAGE_EXIT, UserError, fail
+from nsa_tui.errors import USAGE_EXIT, UserError, fail, say_error
+from nsa_tui.reader_gone import decided
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
@@ -102,9 +103,10 @@ def remote_check(
 
 
 def print_table(rows: list[dict[str, str]]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from nsa_tui.reader_gone import console
 
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("check", no_wrap=True)
@@ -113,7 +115,7 @@ def print_table(rows: list[dict[str, str]]) -> None:
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
         table.add_row(escape(r["name"]), f"[{style}]{r['status'].upper()}[/]", escape(r["reason"]))
-    Console().print(table)
+    console().print(table)
     bad = [r["name"] for r in rows if r["status"] == "fail"]
     warn = [r["name"] for r in rows if r["status"] == "warn"]
     if bad:
@@ -157,14 +159,19 @@ def check_here_or_on_host(
         rows = run_check(config, overrides, where, nproc=nproc, nsa_test=nsa_test)
     except BadConfig as e:
         if json_out:  # a script reading the JSON gets the failed config row to parse
+            # the error line first: a reader of stdout that has gone would end the command at the JSON
+            say_error(str(e))
+            code = decided(e.code)
             print(json.dumps({"ok": False, "rows": [{"name": "config", "status": "fail", "reason": str(e)}]}, indent=2))
+            raise typer.Exit(code) from None
         raise
     ok = not any(r["status"] == "fail" for r in rows)
+    code = decided(0 if ok else EXIT_FAILED)  # before the output: a reader may leave early
     if json_out:
         print(json.dumps({"ok": ok, "rows": rows}, indent=2))
     else:
         print_table(rows)
-    return 0 if ok else EXIT_FAILED
+    return code
 
 
 def register(app: typer.Typer) -> None:

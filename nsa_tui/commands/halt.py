@@ -11,6 +11,7 @@ import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
 from nsa_tui.errors import USAGE_EXIT, UserError, fail, run_command
+from nsa_tui.reader_gone import decided
 
 
 def halt_command(
@@ -111,9 +112,12 @@ def halt_local(run: str, wait: float) -> None:
 
     run_dir = resolve_run(run)
     name = run_name(run_dir)  # `nsa halt .` in the run: '.' has no name
+    if wait == 0:  # its one line comes once .HALT is there, after every error: a reader gone then changes nothing
+        decided(0)
     outcome = halt_run(run_dir, wait, lambda line: print(line, flush=True))
     if outcome is None:
         return
+    decided(0 if outcome.reason in CLEAN_REASONS else 1)  # the UserError below; before the output
     if outcome.already_ended:
         print(ALREADY_ENDED.format(name=name, reason=outcome.reason, step=outcome.step))
     else:

@@ -14,6 +14,7 @@ import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir, path_option
 from nsa_tui.errors import UserError, fail
+from nsa_tui.reader_gone import decided
 from nsa_tui.rundir import check_run_arg
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def register(app: typer.Typer) -> None:
             paths, reported = run_report(runs or [], path_option(out, "--out"), host, remote_dir)
         except UserError as e:
             fail(str(e), e.code)
+        # the problems (stderr) before the paths: the exit code is decided before a reader of stdout can leave
+        code = decided(say_problems(reported))
         for name, p in paths.items():
             print(f"{name:<10} {p}")
-        raise typer.Exit(say_problems(reported))
+        raise typer.Exit(code)

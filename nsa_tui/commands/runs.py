@@ -26,6 +26,7 @@ from nsa_tui.commands.status import (
 )
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
+from nsa_tui.reader_gone import decided
 from nsa_tui.rundir import UNREADABLE
 from nsa_tui.runs.history import NEWER_KIND
 from nsa_tui.styles import HEALTH_STYLE, state_style
@@ -199,10 +200,10 @@ LAST_ATTEMPT_NOTE = "* the mean of the run's last attempt: it was resumed (`nsa 
 def render_table(
     judged: list[Judged], directory: str | None = None, host: str | None = None, remote_dir: str | None = None
 ) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from nsa_tui.reader_gone import console
     from nsa_tui.table_fit import fit_table, output_width
 
     table = Table(box=None, pad_edge=False)
@@ -249,10 +250,10 @@ def render_table(
             f"[{HEALTH_STYLE[v['health']]}]{v['health']}[/]",
             "; ".join(n for n in notes if n),
         )
-    console = Console(highlight=False, soft_wrap=True)
+    out = console(highlight=False, soft_wrap=True)
     # the widths here, not rich's squeeze (which cuts names and numbers); a pipe without COLUMNS gets whole rows
-    width = fit_table(console, table, output_width(console))
-    Console(highlight=False, soft_wrap=True, width=width).print(table)
+    width = fit_table(out, table, output_width(out))
+    console(highlight=False, soft_wrap=True, width=width).print(table)
     shown = [v for j in judged if (v := j.verdict or j.defaults_verdict)]
     if any(v.get("resumed") and v.get("mean_toks_per_s") is not None for v in shown):
         print(LAST_ATTEMPT_NOTE)
@@ -261,6 +262,7 @@ def render_table(
 def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_dir: str | None = None) -> int:
     listing = collect_runs(directory, host, remote_dir)
     judged, left_out = listing.judged, listing.left_out_line()
+    decided(0)  # listed: a reader that stops reading early changes nothing
     if listing.from_index:  # on stderr: --json keeps stdout to one object per run
         print(f"note: {listing.from_index}", file=sys.stderr, flush=True)
     if as_json:  # one object per run, nothing else on stdout
@@ -290,12 +292,14 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
     ) -> None:
         """A table of runs: name, state, step/total, loss, tokens/s, last heartbeat age, health."""
-        from nsa_tui.errors import fail
+        from nsa_tui.errors import fail, say_error
 
         try:
             code = run_runs(directory, host=host, as_json=as_json, remote_dir=remote_dir)
         except UserError as e:
             if as_json:  # a script reading stdout gets a line to parse too, as from `nsa status --json`
-                print(json.dumps(error_object(None, str(e), e.code)), flush=True)
+                say_error(str(e))  # first: a reader of stdout that has gone would end the command at the next line
+                print(json.dumps(error_object(None, str(e), decided(e.code))), flush=True)
+                raise typer.Exit(e.code) from None
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -18,6 +18,7 @@ import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, check_remote_dir
 from nsa_tui.errors import NOT_FOUND_EXIT, USAGE_EXIT, UserError, fail
+from nsa_tui.reader_gone import decided
 
 DEFAULT_PROMPTS = ("ROMEO:", "The ")
 
@@ -162,8 +163,9 @@ def sample_here_or_on_host(
         which=o.which,
         device=o.device,
     )
+    code = decided(0)  # before the output: a reader may leave early
     print(json.dumps(out, indent=2) if json_out else samples_text(out))
-    return 0
+    return code
 
 
 def samples_text(out: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ from nsa_tui.commands._status_exit import UNKNOWN_EXIT, StatusCommand, no_verdic
 from nsa_tui.commands._status_exit import error_line as error_object
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
 from nsa_tui.fmt import duration, halt_requested
+from nsa_tui.reader_gone import console as output_console
+from nsa_tui.reader_gone import decided
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
 
@@ -256,13 +258,12 @@ def fmt_duration(s: float | None) -> str:
 
 def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     """One run's verdict, for people; ``dump_cmd``: the `nsa dump` of this run, named on a starting run's line."""
-    from rich.console import Console
     from rich.markup import escape
 
     from nsa_tui.health.checks import toks_unjudged_text
     from nsa_tui.runs.history import NEWER_KIND, corrupt_lines_text, newer_telemetry_line
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = output_console(highlight=False, soft_wrap=True)
     v = j.verdict
     if v is None:  # a run without a verdict is its `error:` line on stderr only
         return
@@ -481,15 +482,16 @@ def run_status(
             raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", NOT_FOUND_EXIT)
     else:
         judged = [judge_named(r, user_rules) for r in (runs or [None])]
+    code = decided(worst_exit_code([j.exit_code for j in judged]))  # before the output: a reader may leave early
     for j in judged:
+        if j.verdict is None:  # before its JSON line: a reader of stdout that has gone would end the command there
+            print(f"error: {j.error}", file=sys.stderr, flush=True)
         if as_json:
             obj = j.verdict if j.verdict is not None else j.error_object()
             print(json.dumps(obj, allow_nan=False), flush=True)
-        elif j.verdict is not None:  # a run without a verdict is the one error line below, not that and its echo
+        elif j.verdict is not None:  # a run without a verdict is the one error line above, not that and its echo
             render_human(j, dump_command(j, host, remote_dir))
-        if j.verdict is None:
-            print(f"error: {j.error}", file=sys.stderr, flush=True)
-    return worst_exit_code([j.exit_code for j in judged])
+    return code
 
 
 # A critical run outranks every other answer: a script gating on the code must hear of a crash even when a second
@@ -522,7 +524,7 @@ def register(app: typer.Typer) -> None:
         Exit 3 (unknown): no verdict, for no telemetry or run, a host not reached, a name two runs share, bad usage.
 
         Exit 2 is a critical verdict and nothing else."""
-        from nsa_tui.errors import fail
+        from nsa_tui.errors import fail, say_error
 
         try:
             rules_path = path_option(rules, "--rules")
@@ -530,6 +532,8 @@ def register(app: typer.Typer) -> None:
         except UserError as e:
             code = no_verdict_exit(e.code)  # a bad --host or option too: no verdict, not the usage mistake's 2
             if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
-                print(json.dumps(error_object(None, str(e), code)), flush=True)
+                say_error(str(e))  # first: a reader of stdout that has gone would end the command at the next line
+                print(json.dumps(error_object(None, str(e), decided(code))), flush=True)
+                raise typer.Exit(code) from None
             fail(str(e), code)
         raise typer.Exit(code)

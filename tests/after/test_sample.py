@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -409,3 +412,19 @@ def test_a_checkpoint_of_other_nsa_maths_samples_with_a_note(tiny_run: Path, tmp
             assert note.startswith(f"{path} records no NSA maths version") and "the samples choose" in note, note
         else:
             assert note is None, note
+
+
+def test_json_into_a_pipe_whose_reader_has_gone(tiny_run: Path) -> None:
+    """`nsa sample --json RUN | true`: exit 0 as into a terminal, no "Exception ignored ... BrokenPipeError" (at
+    interpreter shutdown, exit 120; PYTHONUNBUFFERED: Typer's exit 1)."""
+    for unbuffered in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        env.update({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader gone before the first write: every time
+        try:
+            argv = [sys.executable, "-m", "nsa_tui", "sample", "--json", str(tiny_run), "-n", "3"]
+            res = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+        finally:
+            os.close(write_end)
+        assert res.returncode == 0 and res.stderr == "", (unbuffered, res.returncode, res.stderr)

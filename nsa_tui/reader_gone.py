@@ -1,0 +1,80 @@
+"""A reader that stops reading a command's output (`nsa status | head -1`): the rest of the output goes nowhere
+and the command exits with the code it had decided, quietly. A verdict does not change because nobody read it all;
+Typer's own handling exits 1 (a warning, to `nsa status`), and Python's shutdown flush of a closed pipe prints
+"Exception ignored ... BrokenPipeError" and exits 120."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+# What a command cut short before it knew its outcome (`nsa halt` still waiting) exits with: 128 + SIGPIPE, as a
+# shell reports a writer its reader left; no nsa verdict or error uses it
+CUT_SHORT_EXIT = 141
+
+_decided: int | None = None
+
+
+def decided(code: int) -> int:
+    """Record ``code`` as this command's exit status whatever its output's reader does (call it before printing
+    the result); returns it."""
+    global _decided
+    _decided = code
+    return code
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe whose reader has closed it (poll says POLLERR for such a write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def silence() -> None:
+    """Point stdout, and stderr where its reader has gone too (`2>&1 | head`), at /dev/null, so that no later write
+    nor the shutdown flush meets the closed pipe (the Python docs' recipe for SIGPIPE)."""
+    gone = [fd for fd in (1, 2) if _reader_gone(fd)] or [1]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in gone:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def exit_reader_gone() -> NoReturn:
+    """stdout's reader has gone: no more output, and the decided exit code (CUT_SHORT_EXIT when none was)."""
+    silence()
+    raise SystemExit(CUT_SHORT_EXIT if _decided is None else _decided)
+
+
+def flush_output() -> None:
+    """At the end of a command: what print() left in stdout's buffer written now, and a closed pipe met here,
+    where it is handled, rather than at interpreter shutdown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:
+            silence()
+        except ValueError:  # a stream already closed: nothing left to write
+            pass
+
+
+def console(**kwargs: Any) -> Any:
+    """A rich Console (``kwargs`` as its own) whose broken pipe ends as any other output's (exit_reader_gone):
+    rich's own ends it with exit 1, a warning to `nsa status`. Rich is imported here, not when the CLI starts."""
+    from rich.console import Console
+
+    class ReaderGoneConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write, should anything try
+            exit_reader_gone()
+
+    return ReaderGoneConsole(**kwargs)
