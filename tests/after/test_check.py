@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from nsa_train.config import load_config
@@ -470,9 +471,15 @@ def test_the_check_commands_logic_is_one_function(tmp_path: Path, capsys: pytest
             call(*bad)
         assert e.value.code == USAGE_EXIT
     with pytest.raises(BadConfig) as e:
-        call(None, [*FAST, "train.stepz=2"], str(tmp_path / "r"), json_out=True)
+        call(None, [*FAST, "train.stepz=2"], str(tmp_path / "r"))
     assert e.value.code == EXIT_BAD_CONFIG
-    said = json.loads(capsys.readouterr().out)
+    # with --json the failed row is printed, after the error line (a reader of stdout may be gone), and that is all
+    with pytest.raises(typer.Exit) as stop:
+        call(None, [*FAST, "train.stepz=2"], str(tmp_path / "r"), json_out=True)
+    assert stop.value.exit_code == EXIT_BAD_CONFIG
+    out = capsys.readouterr()
+    assert out.err.startswith("error: ") and "train.stepz" in out.err, out.err
+    said = json.loads(out.out)
     assert said["ok"] is False and said["rows"][0]["status"] == "fail" and "train.stepz" in said["rows"][0]["reason"]
     assert call(None, FAST, str(tmp_path / "r"), json_out=True) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
