@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -907,9 +907,15 @@ def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[To
     """A rank of the attempt that wrote no end record, when it was last heard from and what torchrun says killed
     it."""
     st = h.attempt_ranks.get(rank)
-    said_error = any(ev.rank == rank for ev in h.attempt_errors) or bool(rank_console_error(h.console_tail, rank))
     last_step, last_ts = (st.last_step, st.last_ts) if st else (None, None)
+    said_error = said_its_error(h.attempt_errors, h.console_tail, rank)
     return lost_rank_said(rank, last_step, last_ts, end_ts, failures, said_error)
+
+
+def said_its_error(errors: Iterable[Event], console: list[str], rank: int) -> bool:
+    """Whether ``rank`` said an error of its own: an error record among ``errors``, or its `error:` line in the
+    console (its heartbeat unwritable). A rank that did was not killed."""
+    return any(ev.rank == rank for ev in errors) or rank_console_error(console, rank) is not None
 
 
 def lost_rank_said(

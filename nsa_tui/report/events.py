@@ -23,11 +23,11 @@ from nsa_tui.health.checks import (
     ended_without_end_record,
     killed_by_sigkill,
     lost_rank_said,
+    said_its_error,
 )
 from nsa_tui.health.console_tail import (
     TRACEBACK,
     last_lines_said_once,
-    rank_console_error,
     torchrun_failures,
     without_torchrun_report,
 )
@@ -228,9 +228,8 @@ def _attempt_ends(h: RunHistory, ended: bool) -> list[RunEvent]:
             lost = [r for r in range(world or 1) if r not in ended_ranks]
             for r in lost[:MAX_LOST_RANKS]:
                 step, ts = _rank_last(h, r, a.boot, until)
-                said_error = any(e.kind == schema.KIND_ERROR and e.rank == r for e in inside)
-                said_error = said_error or bool(rank_console_error(console or [], r))
-                said = lost_rank_said(r, step, ts, end.ts, failures, said_error)
+                errors = [e for e in inside if e.kind == schema.KIND_ERROR]
+                said = lost_rank_said(r, step, ts, end.ts, failures, said_its_error(errors, console or [], r))
                 out.append(RunEvent(ts if ts is not None else end.ts, step, r, "rank lost", said))
             continue
         if current and not ended:
