@@ -31,6 +31,21 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+# the tests that copy the module's one finished 4-step run (checkpoints at steps 2 and 4, evaluated at both; grad_clip
+# and keep_last off their defaults): one worker trains it for all of them (three tests each trained their own)
+SHARES_THE_FOUR_STEP_RUN = pytest.mark.xdist_group("resume-four-step-run")
+FOUR_STEPS = ("train.steps=4", "train.save_every=2", "train.eval_every=2", "train.grad_clip=0.5", "train.keep_last=9")
+
+
+@pytest.fixture(scope="module")
+def four_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 4-step run named `r` (FOUR_STEPS), trained once: read-only, each test works on its own copy."""
+    run = tmp_path_factory.mktemp("four-steps") / "r"
+    proc = run_train(run, *FOUR_STEPS)
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
 def copy_of(run: Path, to: Path) -> Path:
     """A copy of ``run`` at ``to`` (named as it, `run`, which the messages of a run's name say), mtimes kept."""
     shutil.copytree(run, to)
@@ -361,12 +376,14 @@ def test_extending_a_finished_run_says_how_the_lr_moves(tmp_path: Path) -> None:
     assert lrs[4] == pytest.approx(1e-4) and lrs[5] == pytest.approx(5.5e-4)  # what it said is what ran
 
 
-def test_a_config_file_given_on_a_resume_names_what_it_changes_beyond_the_set(tmp_path: Path) -> None:
+@SHARES_THE_FOUR_STEP_RUN
+def test_a_config_file_given_on_a_resume_names_what_it_changes_beyond_the_set(
+    tmp_path: Path, four_step_run: Path
+) -> None:
     """A CONFIG left exported replaced the run's whole config on a resume: grad_clip and keep_last changed (and
     keep_last pruned) with nothing said but the config's path. Each key changed beyond this command's --set is
     named; and train.seed, which a resume cannot apply, is said to do nothing."""
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=4", "train.grad_clip=0.5", "train.keep_last=9").returncode == 0
+    run = copy_of(four_step_run, tmp_path / "r")  # trained with train.grad_clip=0.5, train.keep_last=9
     proc = run_train(run, "train.steps=6", "train.seed=999", resume=True, CONFIG=str(default_config_path()))
     assert proc.returncode == 0, proc.stderr
     said = [line for line in proc.stderr.splitlines() if line.startswith("warning: this resume's config changes")]
@@ -378,11 +395,11 @@ def test_a_config_file_given_on_a_resume_names_what_it_changes_beyond_the_set(tm
     assert again.returncode == 0 and "this resume's config changes" not in again.stderr, again.stderr
 
 
-def test_a_resume_without_the_runs_config_yaml_is_refused(tmp_path: Path) -> None:
+@SHARES_THE_FOUR_STEP_RUN
+def test_a_resume_without_the_runs_config_yaml_is_refused(tmp_path: Path, four_step_run: Path) -> None:
     """Only checkpoints/ copied to another machine: the resume trained on with the default config (another lr,
     keep_last) without a word."""
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=4", "train.lr=1e-4", "train.min_lr=1e-5").returncode == 0
+    run = copy_of(four_step_run, tmp_path / "r")  # its grad_clip and keep_last are not the default config's
     (run / schema.CONFIG_YAML).unlink()
     proc = run_train(run, "train.steps=6", resume=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -392,16 +409,18 @@ def test_a_resume_without_the_runs_config_yaml_is_refused(tmp_path: Path) -> Non
     )
 
 
-def test_a_resume_after_a_fresh_start_over_an_earlier_run_keeps_that_runs_rows(tmp_path: Path) -> None:
+@SHARES_THE_FOUR_STEP_RUN
+def test_a_resume_after_a_fresh_start_over_an_earlier_run_keeps_that_runs_rows(
+    tmp_path: Path, four_step_run: Path
+) -> None:
     """`--force` over a finished run appends its rows; its resume cut training.csv back by step alone, so it deleted
     the earlier run's steps after the checkpoint's and kept its first ones beside its own (step 1 twice)."""
     import subprocess
 
     from trainer_helpers import REPO, clean_env, train_cmd
 
-    run = tmp_path / "r"
+    run = copy_of(four_step_run, tmp_path / "r")  # the earlier run: steps 1-4 logged, evaluated at 2 and 4
     fast = ("train.log_every=1", "train.save_every=2", "train.eval_every=2")
-    assert run_train(run, "train.steps=4", *fast).returncode == 0
     fresh = subprocess.run(
         [*train_cmd(run, "train.steps=2", *fast), "--force"], cwd=REPO, env=clean_env(), capture_output=True, text=True
     )
@@ -478,8 +497,9 @@ def test_a_checkpoint_of_another_run_is_refused_and_one_from_before_run_ids_resu
     assert torch.load(newest, weights_only=True)[schema.CKPT_RUN_ID] == run_id
 
 
+@SHARES_THE_FOUR_STEP_RUN
 def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_are_said_to_be_its(
-    tmp_path: Path,
+    tmp_path: Path, four_step_run: Path
 ) -> None:
     """A --force start over an earlier run in the same directory keeps that run's checkpoints, with its run id. A
     --resume without `latest` offered the newest of them (`echo step_00000004.pt > .../latest`); the trainer then
@@ -491,8 +511,7 @@ def test_an_earlier_runs_checkpoints_left_by_a_force_start_are_not_offered_and_a
     from nsa_train.runtime.resumable import resume_refusal
     from nsa_tui.commands.sample import run_sample
 
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=4", "train.save_every=2").returncode == 0
+    run = copy_of(four_step_run, tmp_path / "r")  # the earlier run: its checkpoints at steps 2 and 4
     earlier = json.loads((run / schema.RUN_JSON).read_text())[schema.RUN_ID]
     fresh = subprocess.run(
         [*train_cmd(run, "train.steps=3"), "--force"], cwd=REPO, env=clean_env(), capture_output=True, text=True

@@ -17,17 +17,30 @@ from nsa_train.telemetry import schema
 
 pytestmark = pytest.mark.slow
 
+ROUND_TRIP = (
+    "train.steps=6",
+    "train.log_every=2",
+    "train.eval_every=3",
+    "train.save_every=3",
+    "runtime.tensorboard=true",
+)
+# the tests that read the module's one round-trip run: one worker trains it for both (each trained its own)
+SHARES_THE_ROUND_TRIP_RUN = pytest.mark.xdist_group("telemetry-round-trip-run")
 
-def test_run_directory_round_trip(run_dir: Path) -> None:
-    proc = run_train(
-        run_dir,
-        "train.steps=6",
-        "train.log_every=2",
-        "train.eval_every=3",
-        "train.save_every=3",
-        "runtime.tensorboard=true",
-    )
+
+@pytest.fixture(scope="module")
+def round_trip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A finished 6-step run (ROUND_TRIP; a liveness record every 600 s, so none but the trainer's own at its boot,
+    first step and end), trained once, and its stdout: read-only, a test that changes it copies it."""
+    run_dir = tmp_path_factory.mktemp("round-trip") / "run"
+    proc = run_train(run_dir, *ROUND_TRIP, "monitor.liveness_every_s=600")
     assert proc.returncode == 0, proc.stderr
+    return run_dir, proc.stdout
+
+
+@SHARES_THE_ROUND_TRIP_RUN
+def test_run_directory_round_trip(round_trip: tuple[Path, str], tmp_path: Path) -> None:
+    run_dir, stdout = round_trip
     recs = records(run_dir)
     for r in recs:
         assert schema.validate(r) == [], r
@@ -73,7 +86,7 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     assert tuple(vrows[0]) == schema.VAL_CSV_HEADER and len(vrows) == 3
     log = (run_dir / schema.TRAIN_LOG).read_text()
     assert f"step 2 | loss {progress[0]['loss']:.4f} | lr " in log
-    assert "step 2 | loss" in proc.stdout  # also on stdout
+    assert "step 2 | loss" in stdout  # also on stdout
 
     run = json.loads((run_dir / schema.RUN_JSON).read_text())
     assert tuple(run) == schema.RUN_JSON_FIELDS  # every key the trainer writes is in the schema, in its order
@@ -82,7 +95,7 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
     data = run["data_summary"]
     assert tuple(data) == schema.DATA_SUMMARY_FIELDS and data["planned_tokens"] == 6 * 128
     assert data["train_tokens"] == data["train_bytes"] + data["train_documents"] > 0
-    assert f"{data['train_documents']:,} training documents ({data['val_documents']:,} held out)" in proc.stdout
+    assert f"{data['train_documents']:,} training documents ({data['val_documents']:,} held out)" in stdout
     from nsa_train.config import load_config, train_flops_per_token
 
     # MFU's parts: the config's cost per token; no peak on a CPU, so no MFU in the log either
@@ -105,9 +118,9 @@ def test_run_directory_round_trip(run_dir: Path) -> None:
 
     # a resume from step 3 redoes steps 4-6: TensorBoard showed the first attempt's values and the second's at each,
     # a zig-zag, where training.csv was cut back; the redone steps now replace the first attempt's there too
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run stays as it finished
     (run_dir / "checkpoints" / schema.LATEST_POINTER).write_text("step_00000003.pt\n")
-    proc = run_train(run_dir, "train.steps=6", "train.log_every=2", "train.eval_every=3", "train.save_every=3",
-                     "runtime.tensorboard=true", resume=True)  # fmt: skip
+    proc = run_train(run_dir, *ROUND_TRIP, resume=True)
     assert proc.returncode == 0, proc.stderr
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -259,11 +272,11 @@ def test_why_a_path_fell_back_is_said_once_and_quoted_by_the_alert(tmp_path: Pat
     assert "why (first cause): " in msg and first["fallback_reasons"]["selection.triton->fast"][:40] in msg, msg
 
 
-def test_every_rank_records_its_first_step_at_once(tmp_path: Path) -> None:
+@SHARES_THE_ROUND_TRIP_RUN
+def test_every_rank_records_its_first_step_at_once(round_trip: tuple[Path, str]) -> None:
     """Ranks other than 0 write only liveness records, every monitor.liveness_every_s (30 s): for the first 30 s of a
     DDP run the dashboard showed "r1 s0" for a rank that trained, as for a stuck one."""
-    run = tmp_path / "r"
-    assert run_train(run, "train.steps=3", "monitor.liveness_every_s=600").returncode == 0
+    run, _ = round_trip  # trained with monitor.liveness_every_s=600
     steps = [r["step"] for r in records(run) if r["kind"] == "liveness"]
     assert steps[:2] == [0, 1], steps  # its boot, then its first step (not 600 s later)
 
