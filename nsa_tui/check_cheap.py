@@ -126,16 +126,15 @@ def unwritable_checkpoints(run_dir: Path) -> str | None:
     """The trainer's own start check (runtime/checkpoint.check_writable), in its words, on a checkpoints/ there now:
     one on another volume (a symlink, a mount) can be read-only where the run dir is not, and a session started
     over it fails at step 0."""
+    from nsa_train.runtime.checkpoint import CheckpointError, check_writable  # standard library at import
+
     ckpt = run_dir / schema.CHECKPOINT_DIR
     if not ckpt.exists():
         return None  # the trainer makes it in the run dir, found writable
-    if not ckpt.is_dir():
-        return f"checkpoints cannot be written to {ckpt}: {ckpt} is a file, not a directory"
     try:
-        with tempfile.NamedTemporaryFile(dir=ckpt, prefix=".nsa-check-"):
-            pass
-    except OSError as e:
-        return f"checkpoints cannot be written to {ckpt}: {e.strerror or e}"
+        check_writable(ckpt)
+    except CheckpointError as e:
+        return str(e)
     return None
 
 
