@@ -38,6 +38,22 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def fail_with_json(message: str, obj: dict, code: int, indent: int | None = None) -> NoReturn:
+    """A --json command's refusal: ``error: message`` on stderr first (a reader of stdout that has gone would end
+    the command at the next line), then ``obj`` on stdout for a script to parse, and exit ``code`` whatever that
+    reader does (nsa_tui.reader_gone)."""
+    import json
+
+    import typer
+
+    from nsa_tui.reader_gone import decided
+
+    say_error(message)
+    decided(code)
+    print(json.dumps(obj, indent=indent), flush=True)
+    raise typer.Exit(code)
+
+
 def say_error(message: str) -> None:
     """Print ``error: message`` to stderr (as from HOST, on a host's side of `nsa attach --host`)."""
     if host := os.environ.get(ON_HOST_ENV):

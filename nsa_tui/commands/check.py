@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
-from nsa_tui.errors import USAGE_EXIT, UserError, fail, say_error
+from nsa_tui.errors import USAGE_EXIT, UserError, fail, fail_with_json
 from nsa_tui.reader_gone import decided
 
 EXIT_FAILED = 1
@@ -159,11 +159,8 @@ def check_here_or_on_host(
         rows = run_check(config, overrides, where, nproc=nproc, nsa_test=nsa_test)
     except BadConfig as e:
         if json_out:  # a script reading the JSON gets the failed config row to parse
-            # the error line first: a reader of stdout that has gone would end the command at the JSON
-            say_error(str(e))
-            code = decided(e.code)
-            print(json.dumps({"ok": False, "rows": [{"name": "config", "status": "fail", "reason": str(e)}]}, indent=2))
-            raise typer.Exit(code) from None
+            failed = {"ok": False, "rows": [{"name": "config", "status": "fail", "reason": str(e)}]}
+            fail_with_json(str(e), failed, e.code, indent=2)
         raise
     ok = not any(r["status"] == "fail" for r in rows)
     code = decided(0 if ok else EXIT_FAILED)  # before the output: a reader may leave early

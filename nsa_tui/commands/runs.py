@@ -292,14 +292,12 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run per line.")] = False,
     ) -> None:
         """A table of runs: name, state, step/total, loss, tokens/s, last heartbeat age, health."""
-        from nsa_tui.errors import fail, say_error
+        from nsa_tui.errors import fail, fail_with_json
 
         try:
             code = run_runs(directory, host=host, as_json=as_json, remote_dir=remote_dir)
         except UserError as e:
             if as_json:  # a script reading stdout gets a line to parse too, as from `nsa status --json`
-                say_error(str(e))  # first: a reader of stdout that has gone would end the command at the next line
-                print(json.dumps(error_object(None, str(e), decided(e.code))), flush=True)
-                raise typer.Exit(e.code) from None
+                fail_with_json(str(e), error_object(None, str(e), e.code), e.code)
             fail(str(e), e.code)
         raise typer.Exit(code)

@@ -524,7 +524,7 @@ def register(app: typer.Typer) -> None:
         Exit 3 (unknown): no verdict, for no telemetry or run, a host not reached, a name two runs share, bad usage.
 
         Exit 2 is a critical verdict and nothing else."""
-        from nsa_tui.errors import fail, say_error
+        from nsa_tui.errors import fail, fail_with_json
 
         try:
             rules_path = path_option(rules, "--rules")
@@ -532,8 +532,6 @@ def register(app: typer.Typer) -> None:
         except UserError as e:
             code = no_verdict_exit(e.code)  # a bad --host or option too: no verdict, not the usage mistake's 2
             if as_json:  # a script reading stdout gets a line to parse too (no run: the whole command failed)
-                say_error(str(e))  # first: a reader of stdout that has gone would end the command at the next line
-                print(json.dumps(error_object(None, str(e), decided(code))), flush=True)
-                raise typer.Exit(code) from None
+                fail_with_json(str(e), error_object(None, str(e), code), code)
             fail(str(e), code)
         raise typer.Exit(code)
