@@ -207,3 +207,14 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("NSA_RUNS_DIR", str(root))
     return root
+
+
+@pytest.fixture
+def no_cxx_compiler(monkeypatch) -> str:
+    """$CXX naming no program, for the checks that torch.compile on CPU has a C++ compiler. TorchInductor reads
+    $CXX once, when its config module is first imported (torch.optim imports it): imported here first, a later
+    test's compile in this worker still finds the real compiler."""
+    import torch._inductor.config  # noqa: F401
+
+    monkeypatch.setenv("CXX", "no-such-c++")
+    return "no-such-c++"

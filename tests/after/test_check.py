@@ -239,10 +239,11 @@ def test_triton_impl_on_a_cpu_machine_warns_that_its_kernels_will_not_run(tmp_pa
     assert rows["nsa fast"]["status"] == "pass"
 
 
-def test_compile_without_a_cxx_compiler_fails_its_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compile_without_a_cxx_compiler_fails_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cxx_compiler: str
+) -> None:
     from nsa_tui.commands.check import run_check
 
-    monkeypatch.setenv("CXX", "no-such-c++")
     rows = by_name(run_check(None, [*FAST, "train.compile=true"], tmp_path / "r", nsa_test=False))
     assert rows["compile"]["status"] == "fail" and "'no-such-c++'" in rows["compile"]["reason"]
     monkeypatch.delenv("CXX")

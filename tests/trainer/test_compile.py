@@ -80,8 +80,7 @@ def test_compile_without_a_cxx_compiler_is_one_message_before_any_work(tmp_path:
     assert not any(r["kind"] == schema.KIND_PHASE and r.get("phase") == "data" for r in records(tmp_path / "run"))
 
 
-def test_compile_toolchain_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CXX", "no-such-c++")
+def test_compile_toolchain_rule(monkeypatch: pytest.MonkeyPatch, no_cxx_compiler: str) -> None:
     on = load_config(None, ["train.compile=true"])
     with pytest.raises(ConfigError, match="no-such-c"):
         check_compile_toolchain(on, "cpu")
