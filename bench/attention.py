@@ -53,6 +53,7 @@ import argparse
 import gc
 import json
 import os
+import platform
 import resource
 import signal
 import statistics
@@ -145,6 +146,18 @@ def build(impl: str) -> nn.Module:
     return DenseAttention(DIM, N_HEADS, N_KV_HEADS, HEAD_DIM)
 
 
+def cpu_name() -> str:
+    """The CPU's model name: the README's tables come from machines of one kind whose CPUs differ, and dense SDPA's
+    speed moves with the CPU's vector units more than NSA's does (docs/benchmarks.md)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def default_mem_limit_gb() -> float:
     return round(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
 
@@ -216,6 +229,8 @@ def measure(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limi
         signal.setitimer(signal.ITIMER_REAL, 0)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result |= {"repeats": repeats, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    # the kernels torch dispatched to (AVX2, AVX512, ...): SDPA's CPU flash attention is vectorised by them
+    result |= {"cpu": cpu_name(), "cpu_kernels": torch.backends.cpu.get_cpu_capability()}
     result["mem_limit_gb"] = mem_limit_gb
     if impl == "lucidrains":
         from importlib.metadata import version
@@ -310,6 +325,7 @@ def table(
         head += ["NSA fwd speedup", "NSA fwd+bwd speedup", "peak RSS / NSA's"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
     failed = False
+    measured: list[dict[str, object]] = []
     for T in lengths:
         per_round = []
         for n in range(rounds):
@@ -318,6 +334,7 @@ def table(
             for i in order:
                 print(f"# {json.dumps(res[i])}", file=sys.stderr, flush=True)
             per_round.append(res)
+            measured += res.values()
         for i in impls:
             r = combine_rounds([res[i] for res in per_round])
             failed = failed or ("error" in r and not _ran_out_of_memory(r))
@@ -329,7 +346,13 @@ def table(
                     pairs = [(res[i], res["nsa"]) for res in per_round]
                     cells += [_ratio(pairs, "fwd_ms"), _ratio(pairs, "fwd_bwd_ms"), _ratio(pairs, "peak_rss_mb")]
             rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows), failed
+    return "\n".join(rows) + _machine_line(measured), failed
+
+
+def _machine_line(results: list[dict[str, object]]) -> str:
+    """What the table ran on, from the measurements themselves (a peer's child reports the same machine)."""
+    seen = {(r["cpu"], r["cpu_kernels"], r["threads"]) for r in results if "cpu" in r}
+    return "".join(f"\n\nCPU: {cpu} (torch's kernels: {isa}), threads: {n}" for cpu, isa, n in sorted(seen))
 
 
 def main(argv: list[str] | None = None) -> int:

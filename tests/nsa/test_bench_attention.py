@@ -12,6 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention.py"
 KEYS = {"impl", "seq_len", "fwd_ms", "fwd_bwd_ms", "peak_rss_mb", "repeats", "threads", "torch", "mem_limit_gb"}
+KEYS |= {"cpu", "cpu_kernels"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -67,6 +68,9 @@ def test_table_over_rounds_reports_medians_and_the_ratio_range():
     assert [r[1] for r in rows] == ["NSA", "dense SDPA"]
     nsa_fwd = [r["fwd_ms"] for r in logged if r["impl"] == "nsa"]
     assert float(rows[0][2]) == pytest.approx(sum(nsa_fwd) / 2, abs=0.06)  # the median of two
+    # the machine, once, as the measurements name it: the README's tables come from CPUs that differ
+    cpu, isa, threads = (logged[0][k] for k in ("cpu", "cpu_kernels", "threads"))
+    assert out.stdout.splitlines()[-1] == f"CPU: {cpu} (torch's kernels: {isa}), threads: {threads}"
     ratio = rows[1][5]  # "NSA fwd speedup": median (min-max)
     median, low, high = (float(x) for x in ratio.replace("x (", " ").replace(")", "").replace("-", " ").split())
     assert low <= median <= high
