@@ -11,28 +11,17 @@ from typer.core import TyperGroup
 
 from nsa_tui.commands import attach, check, dump, halt, launch, report, runs, sample, status, watch
 from nsa_tui.errors import USAGE_EXIT, fail
+from nsa_tui.option_words import given_options
 from nsa_tui.reader_gone import exit_reader_gone, flush_output
 
 
 def repeated_option(cmd: Any, args: list[str]) -> str | None:
     """Why ``args`` give a one-value option (``--config``, ``--name``, ...) twice with different values, else None:
     click keeps the last without a word, and a run went on with the other config than the one the user looked at."""
-    # Typer's own (vendored) click classes: an option is told by its param_type_name
-    options = [p for p in cmd.params if p.param_type_name == "option" and not p.is_flag]
-    takes_value = {o: p for p in options for o in p.opts}
     seen: dict[str, list[str]] = {}
-    i = 0
-    while i < len(args):
-        name, eq, value = args[i].partition("=")
-        if args[i] == "--":
-            break
-        p = takes_value.get(name)
-        if p is not None:
-            if not eq:
-                value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 1
-            if not p.multiple:
-                seen.setdefault(max(p.opts, key=len), []).append(value)
-        i += 1
+    for given in given_options(cmd, args):
+        if given.value is not None and not given.option.multiple:
+            seen.setdefault(given.name, []).append(given.value)
     for opt, values in seen.items():
         if len(set(values)) > 1:
             return f"{opt} given {len(values)} times ({', '.join(values)}): only one would be used; give it once"

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand
 
 from nsa_tui.errors import NOT_FOUND_EXIT, fail
+from nsa_tui.option_words import given_options
 
 UNKNOWN_EXIT = NOT_FOUND_EXIT  # 3: no verdict (no telemetry, no run, no host, or a mistake in how it was asked)
 BAD_RULES_EXIT = 4  # as nsa_tui.health.rules says (not imported: `nsa --help` would load the health engine)
@@ -30,10 +31,10 @@ def error_line(run: str | None, error: str | None, exit_code: int) -> dict[str, 
     return {"run": run, "error": error, "exit_code": exit_code, "judge_version": JUDGE_VERSION}
 
 
-def wants_json(args: Sequence[str]) -> bool:
-    """``--json`` among the options (before a ``--``, after which it would be a RUN)."""
-    end = list(args).index("--") if "--" in args else len(args)
-    return "--json" in args[:end]
+def wants_json(cmd: Any, args: Sequence[str]) -> bool:
+    """``--json`` among the options ``args`` give ``cmd``, as click reads them: not after a ``--`` (a RUN), nor as the
+    value of another option (`--host --json`: a host named --json)."""
+    return any(given.name == "--json" for given in given_options(cmd, args))
 
 
 def _click_exception() -> type[Exception]:
@@ -56,12 +57,12 @@ class StatusCommand(TyperCommand):
             return super().parse_args(ctx, args)
         except _click_exception() as e:
             e.exit_code = UNKNOWN_EXIT  # type: ignore[attr-defined]
-            if wants_json(given):
+            if wants_json(self, given):
                 print(json.dumps(error_line(None, e.format_message(), UNKNOWN_EXIT)), flush=True)  # type: ignore[attr-defined]
             raise
 
     def refuse_usage(self, message: str, args: Sequence[str]) -> NoReturn:
         """A usage mistake found before click parses (an option given twice): its one line, exit 3."""
-        if wants_json(args):
+        if wants_json(self, args):
             print(json.dumps(error_line(None, message, UNKNOWN_EXIT)), flush=True)
         fail(message, UNKNOWN_EXIT)

@@ -74,6 +74,16 @@ def test_clicks_usage_errors_are_unknown_too(tmp_path, args):
         assert res.stdout == ""
 
 
+@pytest.mark.parametrize("args", [["--host", "--json", "--bogus"], ["--host", "--json", "--host", "gpu", "r"]])
+def test_a_json_that_is_an_options_value_asks_for_no_json_line(tmp_path, args):
+    """`--host --json`: a host named --json (click takes the word after --host as its value, whatever it looks
+    like), not --json given: the usage error (click's, or ours for --host given twice) printed a JSON line too."""
+    res = nsa("status", *args, cwd=tmp_path)
+    assert res.returncode == UNKNOWN and "Traceback" not in res.stderr, res.stderr
+    assert ("No such option: --bogus" in res.stderr) if "--bogus" in args else ("--host given 2 times" in res.stderr)
+    assert res.stdout == ""
+
+
 def test_other_commands_keep_clicks_usage_exit(tmp_path):
     for cmd in ("runs", "report", "watch"):
         res = nsa(cmd, "--bogus", cwd=tmp_path)
