@@ -24,6 +24,11 @@ def decided(code: int) -> int:
     return code
 
 
+def decided_code() -> int | None:
+    """The exit status recorded by decided(), None before."""
+    return _decided
+
+
 def _reader_gone(fd: int) -> bool:
     """Whether ``fd`` is a pipe whose reader has closed it (poll says POLLERR for such a write end)."""
     import select
@@ -78,3 +83,18 @@ def console(**kwargs: Any) -> Any:
             exit_reader_gone()
 
     return ReaderGoneConsole(**kwargs)
+
+
+class ReaderGoneHelp:
+    """A click command (mixed in before it) whose help, into a pipe whose reader has gone (`nsa --help | head -1`),
+    ends as any other output does: quietly, with the code decided, 0 for help asked for (a usage mistake that shows
+    help, `nsa` alone, decides its own first). Typer prints help outside the command, where rich's console ended the
+    closed pipe with exit 1 and click's echo with Typer's exit 1."""
+
+    def get_help(self, ctx: Any) -> str:
+        if decided_code() is None:
+            decided(0)
+        try:
+            return super().get_help(ctx)  # type: ignore[misc]
+        except SystemExit:  # rich's console met the closed pipe (Console.on_broken_pipe): stdout is /dev/null now
+            exit_reader_gone()

@@ -118,3 +118,22 @@ def test_check_json_of_a_config_that_does_not_load(tmp_path: Path, buffered: boo
     assert code == 2, err
     no_noise(err)
     assert err.startswith("error: ") and "unknown key 'train.stepz'" in err, err
+
+
+COMMANDS = ("launch", "watch", "status", "runs", "halt", "dump", "attach", "check", "sample", "report")
+
+
+@pytest.mark.parametrize("args", [["--help"], *(["--help", c] for c in COMMANDS), []], ids=lambda a: " ".join(a))
+def test_help_keeps_its_exit_code(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nsa --help | head -1`: help is printed by Typer outside the command (rich's console, click's echo without
+    rich), where the closed pipe ended with exit 1. Its exit code as into a terminal: 0, and 2 for `nsa` alone (help
+    in place of a usage)."""
+    args = args[::-1]  # `status --help`
+    want = subprocess.run([sys.executable, "-m", "nsa_tui", *args], capture_output=True).returncode
+    assert want == (0 if args else 2)
+    for rich in ("1", "0"):
+        monkeypatch.setenv("TYPER_USE_RICH", rich)
+        for stderr_too in (False, True):
+            code, err = nsa_into_closed_pipe(*args, stderr_too=stderr_too)
+            assert code == want, (rich, stderr_too, err)
+            no_noise(err)
