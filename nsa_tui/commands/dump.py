@@ -16,8 +16,10 @@ def dump_command(
     remote_dir: RemoteDirOpt = None,
 ) -> None:
     """Signal every rank's trainer (SIGUSR1) and print the stack dump files it writes."""
+    from nsa_tui.reader_gone import keep_going
     from nsa_tui.rundir import check_run_arg
 
+    keep_going()  # a reader gone (`| head -1`) leaves no rank unsignalled: the exit code says whether all answered
     try:
         check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)

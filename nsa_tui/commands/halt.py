@@ -11,7 +11,7 @@ import typer
 
 from nsa_tui.commands._options import HostOpt, RemoteDirOpt, RunArg, check_remote_dir
 from nsa_tui.errors import USAGE_EXIT, UserError, fail, run_command
-from nsa_tui.reader_gone import decided
+from nsa_tui.reader_gone import keep_going
 
 
 def halt_command(
@@ -25,6 +25,7 @@ def halt_command(
     """Create .HALT, wait for the `end` record and report the checkpoint."""
     from nsa_tui.rundir import check_run_arg
 
+    keep_going()  # a reader gone (`| head -1`) ends no wait: the exit code is the halt's
     try:
         check_run_arg(run)  # here too with --host: the host's nsa may predate the check
         check_remote_dir(host, remote_dir)
@@ -112,12 +113,9 @@ def halt_local(run: str, wait: float) -> None:
 
     run_dir = resolve_run(run)
     name = run_name(run_dir)  # `nsa halt .` in the run: '.' has no name
-    if wait == 0:  # its one line comes once .HALT is there, after every error: a reader gone then changes nothing
-        decided(0)
     outcome = halt_run(run_dir, wait, lambda line: print(line, flush=True))
     if outcome is None:
         return
-    decided(0 if outcome.reason in CLEAN_REASONS else 1)  # the UserError below; before the output
     if outcome.already_ended:
         print(ALREADY_ENDED.format(name=name, reason=outcome.reason, step=outcome.step))
     else:

@@ -69,7 +69,11 @@ def launch_command(
 ) -> None:
     """Start a training run (torchrun in tmux) and record how it was started in launch.json."""
     from nsa_tui.launch.launcher import LaunchRequest
+    from nsa_tui.reader_gone import keep_going
 
+    # a reader gone (`| head -1`) never leaves a launch half done (an old session killed and no new one, a session
+    # started and not in the index): it finishes, here or on --host, and exits with its outcome
+    keep_going()
     req = LaunchRequest(
         config, name, run_dir, nproc, nnodes, node_rank, rdzv_endpoint, list(overrides or []), force, resume, reshard
     )

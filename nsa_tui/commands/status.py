@@ -29,7 +29,7 @@ from nsa_tui.commands._status_exit import error_line as error_object
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError, run_command
 from nsa_tui.fmt import duration, halt_requested
 from nsa_tui.reader_gone import console as output_console
-from nsa_tui.reader_gone import decided
+from nsa_tui.reader_gone import keep_going
 from nsa_tui.rundir import check_run_arg, run_name
 from nsa_tui.styles import HEALTH_STYLE, state_style
 
@@ -482,9 +482,9 @@ def run_status(
             raise UserError(f"no verdicts from {host} (its `nsa status --json` said nothing)", NOT_FOUND_EXIT)
     else:
         judged = [judge_named(r, user_rules) for r in (runs or [None])]
-    code = decided(worst_exit_code([j.exit_code for j in judged]))  # before the output: a reader may leave early
+    code = worst_exit_code([j.exit_code for j in judged])
     for j in judged:
-        if j.verdict is None:  # before its JSON line: a reader of stdout that has gone would end the command there
+        if j.verdict is None:  # on stderr, whatever stdout's reader does (keep_going)
             print(f"error: {j.error}", file=sys.stderr, flush=True)
         if as_json:
             obj = j.verdict if j.verdict is not None else j.error_object()
@@ -526,6 +526,7 @@ def register(app: typer.Typer) -> None:
         Exit 2 is a critical verdict and nothing else."""
         from nsa_tui.errors import fail, fail_with_json
 
+        keep_going()  # stdout's reader gone (`| head -1`): every run's error line still reaches stderr's
         try:
             rules_path = path_option(rules, "--rules")
             code = run_status(runs or [], host=host, as_json=as_json, rules_path=rules_path, remote_dir=remote_dir)

@@ -4,36 +4,48 @@ each command runs as a real process whose stdout is a real pipe, its read end cl
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from fixtures.runs import make_v1_run
 
 
-def nsa_into_closed_pipe(*args: str, stderr_too: bool = False, buffered: bool = True) -> tuple[int, str]:
-    """Run `nsa ARGS` with stdout a pipe nobody reads any more (with ``stderr_too``, stderr the same pipe, as
-    `2>&1 | head` gives): its exit status and its stderr. ``buffered``: stdout block-buffered, as for a user, so
-    that a print() meets the closed pipe when flushed (at the end); else PYTHONUNBUFFERED, at the print itself."""
+def start_into_closed_pipe(*args: str, stderr_too: bool = False, buffered: bool = True) -> subprocess.Popen[str]:
+    """Start `nsa ARGS` with stdout a pipe nobody reads any more (with ``stderr_too``, stderr the same pipe, as
+    `2>&1 | head` gives; else a pipe of its own, read by communicate()). ``buffered``: stdout block-buffered, as for a
+    user, so that a print() meets the closed pipe when flushed (at the end); else PYTHONUNBUFFERED, at the print."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTHONUNBUFFERED")}
     if not buffered:
         env["PYTHONUNBUFFERED"] = "1"
     try:
-        res = subprocess.run(
+        return subprocess.Popen(
             [sys.executable, "-m", "nsa_tui", *args],
             stdout=write_end,
             stderr=write_end if stderr_too else subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
             text=True,
-            timeout=120,
             env=env,
         )
     finally:
         os.close(write_end)
-    return res.returncode, res.stderr or ""
+
+
+def nsa_into_closed_pipe(*args: str, stderr_too: bool = False, buffered: bool = True) -> tuple[int, str]:
+    """Run `nsa ARGS` as start_into_closed_pipe starts it: its exit status and its stderr."""
+    proc = start_into_closed_pipe(*args, stderr_too=stderr_too, buffered=buffered)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err or ""
 
 
 def no_noise(stderr: str) -> None:
@@ -137,3 +149,109 @@ def test_help_keeps_its_exit_code(args: list[str], monkeypatch: pytest.MonkeyPat
             code, err = nsa_into_closed_pipe(*args, stderr_too=stderr_too)
             assert code == want, (rich, stderr_too, err)
             no_noise(err)
+
+
+def test_status_says_every_runs_error_to_a_stderr_still_read(crashed: Path, runs_dir: Path) -> None:
+    """`nsa status 2>err.log | head -1`: stdout's reader gone at the first run ended the command there, and the
+    later runs' error lines never reached stderr, whose reader was still there."""
+    for args in (["status"], ["status", "--json"]):
+        code, err = nsa_into_closed_pipe(*args, str(crashed), str(runs_dir / "gone1"), str(runs_dir / "gone2"))
+        assert code == 2, err  # the crashed run's critical, as into a terminal
+        assert err.splitlines() == [f"error: no run directory '{runs_dir / g}'" for g in ("gone1", "gone2")], err
+
+
+def _stand_in_trainer(run: Path, code: str) -> subprocess.Popen[bytes]:
+    """A process whose command line names nsa_train and the run dir, as `nsa halt` and `nsa dump` check."""
+    return subprocess.Popen([sys.executable, "-c", code, "nsa_train", "--run-dir", str(run)])
+
+
+@BUFFERED
+def test_halt_keeps_waiting_and_exits_with_the_halts_outcome(runs_dir: Path, buffered: bool) -> None:
+    """`nsa halt RUN | head -1`: its first line ("created .HALT; waiting ...") met the closed pipe and the halt
+    exited 141 at once, not waiting for the run to stop; a script learnt nothing of how it ended."""
+    run = runs_dir / "byhand"
+    run.mkdir()
+    trainer = _stand_in_trainer(run, "import time; time.sleep(60)")
+    try:
+        boot = {"v": 1, "rank": 0, "pid": trainer.pid, "kind": "boot", "step": 0, "ts": time.time()}
+        (run / "heartbeat_rank0.jsonl").write_text(json.dumps(boot) + "\n")
+        (run / "run.json").write_text(json.dumps({"host": socket.gethostname()}))
+        proc = start_into_closed_pipe("halt", "byhand", "--wait", "30", buffered=buffered)
+        deadline = time.monotonic() + 20
+        while not (run / ".HALT").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # past its first line, which met the closed pipe
+        assert proc.poll() is None, proc.communicate()
+        end = {"v": 1, "rank": 0, "pid": trainer.pid, "kind": "end", "step": 7, "reason": "halt", "ts": time.time()}
+        with open(run / "heartbeat_rank0.jsonl", "a") as fh:
+            fh.write(json.dumps({**end, "exit_status": None}) + "\n")
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        no_noise(err)
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
+@BUFFERED
+def test_dump_signals_every_rank_and_exits_with_its_outcome(runs_dir: Path, buffered: bool) -> None:
+    """Rank 1 gone: its `skipped` line came before any rank was signalled, met the closed pipe, and the dump exited
+    141 with rank 0 never asked for its stacks."""
+    run = runs_dir / "half"
+    run.mkdir()
+    answers = (
+        "import signal, time, pathlib\n"
+        "def dump(*a):\n"
+        f"    pathlib.Path({str(run)!r}, 'stackdump_rank0_1.txt').write_text('stacks')\n"
+        "signal.signal(signal.SIGUSR1, dump); time.sleep(60)"
+    )
+    rank0 = _stand_in_trainer(run, answers)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        for rank, pid in ((0, rank0.pid), (1, gone.pid)):
+            rec = {"v": 1, "rank": rank, "pid": pid, "kind": "boot", "world_size": 2, "ts": time.time()}
+            (run / f"heartbeat_rank{rank}.jsonl").write_text(json.dumps(rec) + "\n")
+        time.sleep(0.5)  # its signal handler set
+        code, err = nsa_into_closed_pipe("dump", str(run), buffered=buffered)
+        assert (run / "stackdump_rank0_1.txt").is_file(), err
+        assert code == 1 and err.strip() == "error: stack dumps from rank(s) [0] of [0, 1]; the others are said above"
+    finally:
+        rank0.kill()
+        rank0.wait()
+
+
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_a_launch_finishes_and_exits_with_its_outcome(runs_dir: Path, tmux_socket: str, stderr_too: bool) -> None:
+    """`nsa launch ... | head -1`: its first line (the plan) met the closed pipe and the launch exited 141 before
+    anything started; a reader leaving later would leave it half done (a session started, the index not written).
+    Now it starts the run, records it, and exits 0."""
+    from launch.helpers import TINY, later_sets_win, tmux_sessions
+
+    from nsa_tui import launched
+
+    args = later_sets_win(["launch", "--name", "rg", *TINY, "--set", "train.steps=1"])
+    code, err = nsa_into_closed_pipe(*args, stderr_too=stderr_too)
+    assert code == 0, err
+    no_noise(err)
+    assert "nsa-rg" in tmux_sessions()
+    assert [m.run_dir for m in launched.named("rg")] == [str(runs_dir / "rg")]
+    assert json.loads((runs_dir / "rg" / "launch.json").read_text())["tmux_socket_path"]
+
+
+@pytest.mark.slow
+def test_a_launch_over_host_finishes_there(runs_dir: Path, tmux_socket: str, sshd, monkeypatch) -> None:
+    """`nsa launch --host H ... | head -1`: the first line relayed from the host met the closed pipe here, this nsa
+    exited 141 and closed the connection, which interrupts the host's nsa (remote/caller.py) mid-launch. Now the
+    relay goes on to the host launch's end and its exit code."""
+    from launch.helpers import TINY, later_sets_win, tmux_sessions
+
+    from nsa_tui import launched
+
+    args = later_sets_win(["launch", "--host", sshd.host, "--name", "rgh", *TINY, "--set", "train.steps=1"])
+    code, err = nsa_into_closed_pipe(*args)
+    assert code == 0, err
+    no_noise(err)
+    assert "nsa-rgh" in tmux_sessions()
+    monkeypatch.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))  # the host's index
+    assert [m.run_dir for m in launched.named("rgh")] == [str(runs_dir / "rgh")]
