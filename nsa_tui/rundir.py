@@ -260,8 +260,15 @@ def session_run(run: str) -> Path | None:
         return None
     if why := unreadable_dir(d):
         raise UserError(why, NOT_FOUND_EXIT)
-    print(f"note: run {run!r} is {d} (its tmux session {tmux.session_name(run)} runs there)", file=sys.stderr)
+    print(session_note(run, str(d), tmux.session_name(run)), file=sys.stderr)
     return d
+
+
+def session_note(run: str, run_dir: str, session: str, host: str | None = None) -> str:
+    """The stderr line of a RUN found by its live tmux session (``host``: where, for a --host command; the remote
+    script of nsa_tui.remote.checkout looks there)."""
+    on = f" on {host}" if host else ""
+    return f"note: run {run!r} is {run_dir}{on} (its tmux session {session} runs there)"
 
 
 def _session_dir(run: str) -> Path | None:

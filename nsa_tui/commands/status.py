@@ -222,8 +222,8 @@ def judge_answer(
 
     out: list[Judged] = []
     for item in answer.bundles:
-        if isinstance(item, MissingRun) and item.twice:  # refused, as a local name two launched runs share
-            out.append(Judged(item.run, error=item.twice, missing=True, error_code=UNKNOWN_EXIT))
+        if isinstance(item, MissingRun) and (item.twice or item.unreadable):  # refused, as a local name is
+            out.append(Judged(item.run, error=item.twice or item.unreadable, missing=True, error_code=UNKNOWN_EXIT))
         elif isinstance(item, MissingRun):
             error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
             out.append(Judged(item.run or "(newest)", error=error, missing=True, unnamed=not item.run))

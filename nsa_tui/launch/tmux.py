@@ -36,7 +36,8 @@ SOCKET_PATH_KEY = "tmux_socket_path"  # launch.json: the server's socket as an a
 # '#' as a format ('h#{pane_id}' became 'h'), escapes backslashes, '$' before a letter and control characters.
 # Those, '%' and non-ASCII (whose handling depends on the server's locale) are written as %XX instead: one
 # run name, one session, and no two names share one (`a_b` and `a.b` did).
-_SESSION_KEEPS = frozenset(chr(c) for c in range(0x20, 0x7F)) - set("#$%.:\\")
+SESSION_ENCODED = "#$%.:\\"  # printable, and still percent-encoded in a session name (the remote script's session_of)
+_SESSION_KEEPS = frozenset(chr(c) for c in range(0x20, 0x7F)) - set(SESSION_ENCODED)
 
 
 def session_name(run_name: str) -> str:

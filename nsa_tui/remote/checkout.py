@@ -19,6 +19,8 @@ import os
 from collections.abc import Mapping
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
+from nsa_train.telemetry.schema import LAUNCH_JSON
+from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX
 from nsa_tui.launched import INDEX_NAME, STATE_HOME_ENV
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
 from nsa_tui.rundir import ACTIVITY_FILES
@@ -70,7 +72,7 @@ root=${@RUNS_ROOT_ENV@:-@DEFAULT_RUNS_ROOT@}
 case $root in "~") root=$HOME ;; "~/"*) root=$HOME/${root#"~/"} ;; esac
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
-  d= noted= twice=
+  d= noted= twice= insession= unread=
   if [ -z "$1" ]; then
     # the newest that holds a run and can be read (nsa_tui.rundir.newest_run): not a report's --out
     d=$(list_runs "$root" | while IFS= read -r n_; do
@@ -80,24 +82,19 @@ find_run() {
     [ -n "$d" ] && d=$root/$d
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
-  else find_launched "$1"
+  else
+    find_launched "$1"
+    [ -n "$d$twice" ] || find_session "$1"
+    # found by its name elsewhere: a directory this user cannot list is refused, as here (nsa_tui.rundir.launched_run);
+    # tried, not `test -r`, which busybox answers yes to for root, whatever the capabilities
+    if [ -n "$d" ] && [ -d "$d" ] && ! (cd -- "$d" && ls -a .) >/dev/null 2>&1; then unread=$d d= noted= insession=; fi
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
-tab_=$(printf '\t')
-# the host user's launch index (nsa_tui.launched.index_path): an absolute $XDG_STATE_HOME, else ~/.local/state
-index_path() {
-  case ${@STATE_HOME_ENV@:-} in /*) printf '%s' "$@STATE_HOME_ENV@" ;; *) printf '%s' "$HOME/.local/state" ;; esac
-  printf '/nsa/@INDEX_NAME@'
-}
-# launched NAME: the runs the index records under NAME whose directory is there, newest first, one "TS<tab>DIR" a
-# line (DIR physical), each directory once with its latest line, as nsa_tui.launched.named reads it. The index is
-# JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
-# skipped, as there, and so is a path with a control character in it (no line can carry it).
-launched() {
-  ix_=$(index_path)
-  [ -r "$ix_" ] || return 0
-  LC_ALL=C awk -v want="$1" '
+# awk functions that read a JSON object json.dumps wrote (no python assumed on the host): jobject(S) sets v[KEY] to
+# each top-level key's value (a string decoded), str[KEY] for a string, up to the first list or object value (then
+# nested_ = 1); bad = 1 for what is not such JSON
+json_awk_='
     function hex(h,   i, c, n) { n = 0
       for (i = 1; i <= 4; i++) { c = index("0123456789abcdef", tolower(substr(h, i, 1))); if (!c) { bad = 1; return 0 }
         n = n * 16 + c - 1 }
@@ -121,7 +118,9 @@ launched() {
         if (n < 32 || (n >= 55296 && n < 57344)) bad = 1
         out = out utf8(n) }
       bad = 1; return out }
-    { split("", v); split("", str); bad = 0; s = $0; p = index(s, "{"); if (!p) next; p++
+    function jobject(s,   p, k) { split("", v); split("", str); bad = 0; nested_ = 0; p = index(s, "{")
+      if (!p) { bad = 1; return }
+      p++
       while (!bad) { while (substr(s, p, 1) ~ /[ \t,]/) p++
         if (substr(s, p, 1) != "\"") break
         k = jstr(s, p + 1); p = pos_
@@ -129,15 +128,31 @@ launched() {
         if (substr(s, p, 1) == "\"") { v[k] = jstr(s, p + 1); str[k] = 1; p = pos_ }
         else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
         else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
-        else bad = 1 }
-      if (bad || !str["name"] || v["name"] == "" || !str["run_dir"] || substr(v["run_dir"], 1, 1) != "/") next
-      if (!("ts" in v) || str["ts"]) next
+        else { nested_ = 1; break } } }
+'
+tab_=$(printf '\t')
+# the host user's launch index (nsa_tui.launched.index_path): an absolute $XDG_STATE_HOME, else ~/.local/state
+index_path() {
+  case ${@STATE_HOME_ENV@:-} in /*) printf '%s' "$@STATE_HOME_ENV@" ;; *) printf '%s' "$HOME/.local/state" ;; esac
+  printf '/nsa/@INDEX_NAME@'
+}
+# launched NAME: the runs the index records under NAME whose directory is there, newest first, one "TS<tab>DIR" a
+# line (DIR physical), each directory once with its latest line, as nsa_tui.launched.named reads it. The index is
+# JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
+# skipped, as there, and so is a path with a control character in it (no line can carry it).
+launched() {
+  ix_=$(index_path)
+  [ -r "$ix_" ] || return 0
+  LC_ALL=C awk -v want="$1" "$json_awk_"'
+    { jobject($0); if (bad || nested_ || !str["name"] || v["name"] == "" || !str["run_dir"]) next
+      if (substr(v["run_dir"], 1, 1) != "/" || !("ts" in v) || str["ts"]) next
       d = v["run_dir"]; if (!(d in at)) o[++k_] = d
       at[d] = NR; nm[d] = v["name"]; ts[d] = v["ts"] + 0 }
     END { for (i = 1; i <= k_; i++) { d = o[i]; if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
   ' "$ix_" 2>/dev/null | while IFS= read -r l_; do
     t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
-    p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || continue
+    [ -d "$e_" ] || continue
+    p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || p_=$e_  # one this user may not enter: refused by find_run
     printf '%s\t%s\t%s\n' "$t_" "$n_" "$p_"
   done | awk '{ i = index($0, "\t"); t = substr($0, 1, i - 1); r = substr($0, i + 1); i = index(r, "\t")
       n = substr(r, 1, i - 1) + 0; p = substr(r, i + 1)
@@ -156,12 +171,56 @@ find_launched() {
     *) noted=${l_%%"$tab_"*}; d=${l_#*"$tab_"} ;;
   esac
 }
+# session_of NAME: run NAME's tmux session, as nsa_tui.launch.tmux.session_name makes it: "@SESSION_PREFIX@" and the
+# name, each byte outside printable ASCII, and each of @SESSION_ENCODED@, percent-encoded
+session_of() {
+  n_=$1 LC_ALL=C awk 'BEGIN { for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i
+    s = ENVIRON["n_"]; out = "@SESSION_PREFIX@"
+    for (i = 1; i <= length(s); i++) { c = substr(s, i, 1); o = ord[c]
+      out = out (o >= 32 && o < 127 && !index("@SESSION_ENCODED@", c) ? c : sprintf("%%%02X", o)) }
+    print out }'
+}
+# find_session NAME: a bare NAME found nowhere else, neither in the index, looked for as a live tmux session (on
+# $NSA_TMUX_SOCKET's server, else the default) as nsa_tui.rundir.session_run looks: the directory its pane's launch
+# wrapper runs for (/proc), when that directory's launch.json names this run and session; sets $d and $insession
+find_session() {
+  case $1 in */*|.|..) return 0 ;; esac
+  command -v tmux >/dev/null 2>&1 || return 0
+  w_=$1 s_=$(session_of "$1")
+  t_==$s_
+  case $t_ in *';') t_=${t_%';'}'\;' ;; esac  # a last ';' would end the tmux command (nsa_tui.launch.tmux._literal)
+  case ${NSA_TMUX_SOCKET:-} in '') set -- ;; /*) set -- -S "$NSA_TMUX_SOCKET" ;; *) set -- -L "$NSA_TMUX_SOCKET" ;; esac
+  for p_ in $(unset TMUX TMUX_PANE; tmux "$@" list-panes -s -t "$t_" -F '#{pane_pid}' 2>/dev/null); do
+    case $p_ in ''|*[!0-9]*) continue ;; esac
+    # its last three arguments: -m @RUNNER_MODULE@ RUN_DIR (an absolute path)
+    a_=$(tr '\0' '\n' <"/proc/$p_/cmdline" 2>/dev/null | tail -n 3)
+    case $a_ in "-m
+@RUNNER_MODULE@
+/"*) ;; *) continue ;; esac
+    e_=${a_#*"
+"}
+    e_=${e_#*"
+"}
+    if [ -d "$e_" ] && json_names "$e_/@LAUNCH_JSON@" "$s_" "$w_"; then d=$e_ insession=$s_; fi
+    return 0
+  done
+}
+# json_names FILE SESSION NAME: FILE (a launch.json) is a JSON object whose tmux_session is SESSION and name NAME
+json_names() {
+  s_=$2 n_=$3 LC_ALL=C awk "$json_awk_"'{ all = all " " $0 }
+    END { jobject(all); exit !(!bad && str["tmux_session"] && v["tmux_session"] == ENVIRON["s_"] && str["name"] &&
+      v["name"] == ENVIRON["n_"]) }' "$1" 2>/dev/null
+}
 """.replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
 PRELUDE = HOLDS_RUN_SH + (
     PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV)
     .replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
     .replace("@STATE_HOME_ENV@", STATE_HOME_ENV)
     .replace("@INDEX_NAME@", INDEX_NAME)
+    .replace("@SESSION_PREFIX@", SESSION_PREFIX)
+    .replace("@SESSION_ENCODED@", SESSION_ENCODED.replace("\\", "\\\\"))  # an awk string
+    .replace("@RUNNER_MODULE@", RUNNER_MODULE)
+    .replace("@LAUNCH_JSON@", LAUNCH_JSON)
 )
 
 
@@ -212,6 +271,16 @@ def launched_note_line(host: str, run: str, run_dir: str, ts: str, index: str) -
     from nsa_tui.rundir import launched_note
 
     return launched_note(run, run_dir, _ts(ts), index, host)
+
+
+def unreadable_on_host(host: str, run_dir: str, ls_line: str) -> str:
+    """The refusal of a RUN found by its name in a directory the host's user cannot list (find_run's $unread), as a
+    local command refuses one (nsa_tui.rundir.unreadable_dir): its mode and owner from ``ls_line`` (`ls -ld`'s)."""
+    from nsa_tui.rundir import UNREADABLE
+
+    fields = ls_line.split()
+    said = f" ({fields[0][:10]}, owner {fields[2]})" if len(fields) > 2 else ""
+    return f"{UNREADABLE}{run_dir} on {host}: permission denied{said}"
 
 
 def launched_twice(host: str, run: str, lines: str) -> str:

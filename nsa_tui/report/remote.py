@@ -69,6 +69,8 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
     for item in answer.bundles:
         if isinstance(item, MissingRun) and item.twice:  # refused, as a local name two launched runs share
             raise UserError(item.twice, USAGE_EXIT)
+        if isinstance(item, MissingRun) and item.unreadable:  # refused, as a local run it cannot read
+            raise UserError(item.unreadable, NOT_FOUND_EXIT)
         if isinstance(item, MissingRun):
             raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), NOT_FOUND_EXIT)
         if isinstance(item, bytes):  # a remote `nsa status` answer: not asked for (prefer_nsa=False)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
-from nsa_tui.remote.checkout import PRELUDE, launched_note_line, launched_twice
+from nsa_tui.remote.checkout import PRELUDE, launched_note_line, launched_twice, unreadable_on_host
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
+from nsa_tui.rundir import session_note
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -146,7 +147,10 @@ FRAME = b"\n@@nsa@@ "
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line; for a listing
 # whose DIR itself holds a run (holds_run), a third line `rundir`. A listing names each directory under DIR that holds
-# no run (holds_run, nsa_tui.remote.holds_sh) in a `leftout` frame, its body the name. A `run` frame's body is the
+# no run (holds_run, nsa_tui.remote.holds_sh) in a `leftout` frame, its body the name. A RUN found by its name in the
+# host's launch index has a `note` frame first, one found by its live tmux session a `session` frame (its directory,
+# the session); one the index knows twice is a `twice` frame, one found in a directory this user cannot list an
+# `unreadable` frame (the directory, its `ls -ld` line), each instead of the run. A `run` frame's body is the
 # run directory's physical absolute path (its name is the run's, as a local `.` resolves). The last frame is `end`:
 # an answer without it was cut short (the shell could not run the script, or it died), not an answer with fewer runs.
 # Nothing is written on the host: a full or read-only /tmp there changes nothing. A file's window is the
@@ -266,8 +270,12 @@ for run in "$@"; do
   esac
   find_run "$run"
   if [ -n "$twice" ]; then flush; say twice "$run" "$twice"; continue; fi
+  if [ -n "$unread" ]; then
+    flush; say unreadable "$run" "$(printf '%s\n%s' "$unread" "$(ls -ld -- "$unread" 2>/dev/null)")"; continue
+  fi
   if [ -z "$d" ]; then flush; missing "$run"; continue; fi
   [ -z "$noted" ] || say note "$run" "$(printf '%s\n%s\n%s' "$d" "$noted" "$(index_path)")"
+  [ -z "$insession" ] || say session "$run" "$(printf '%s\n%s' "$d" "$insession")"
   emit_run "$d"
 done
 flush
@@ -301,6 +309,7 @@ class MissingRun:
     runs_root: str  # the runs root, or DIR for a listing (absolute)
     is_run_dir: bool = False  # a listing's DIR is a run directory itself (its subdirectories are no runs)
     twice: str = ""  # a name the host's launch index knows in several directories: the refusal that names them
+    unreadable: str = ""  # a name found in a directory this user cannot list there: the refusal (cannot read ...)
 
 
 @dataclass
@@ -313,7 +322,7 @@ class RemoteAnswer:
     no_dir: str | None = None  # the --remote-dir the remote could not enter (nothing else was read)
     complete: bool = False  # the script's last frame arrived: it ran to its end
     left_out: list[str] = field(default_factory=list)  # a listing's directories that hold no run, by name
-    notes: list[str] = field(default_factory=list)  # where the host's launch index found a RUN, a line each
+    notes: list[str] = field(default_factory=list)  # where the host's launch index or tmux found a RUN, a line each
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -361,6 +370,13 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                 notes.append(launched_note_line(host, rest, *found))
         elif kind == "twice":  # a RUN name the index knows in several directories: refused, as here
             out.append(MissingRun(rest, "", "", twice=launched_twice(host, rest, body.decode("utf-8", "replace"))))
+        elif kind == "session":  # a RUN found by its live tmux session: its directory, the session
+            found = body.decode("utf-8", errors="replace").split("\n", 1)
+            if len(found) == 2:
+                notes.append(session_note(rest, *found, host=host))
+        elif kind == "unreadable":  # a RUN found by its name in a directory this user cannot list: refused, as here
+            where, _, ls_line = body.decode("utf-8", errors="replace").partition("\n")
+            out.append(MissingRun(rest, "", "", unreadable=unreadable_on_host(host, where, ls_line)))
         elif kind == "leftout":
             left_out.append(body.decode("utf-8", errors="replace"))
         elif kind == "nodir":

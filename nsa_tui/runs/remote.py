@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from nsa_train.runtime.rundir import RUNS_ROOT_ENV
-from nsa_tui.errors import UNREACHABLE_EXIT, USAGE_EXIT, UserError
+from nsa_tui.errors import NOT_FOUND_EXIT, UNREACHABLE_EXIT, USAGE_EXIT, UserError
 from nsa_tui.remote.checkout import (
     PRELUDE,
     forwarded_env,
@@ -13,8 +13,10 @@ from nsa_tui.remote.checkout import (
     launched_twice,
     missing_run_message,
     no_remote_dir_message,
+    unreadable_on_host,
 )
 from nsa_tui.remote.ssh import SSHError, no_answer_message, remote_script, run_remote
+from nsa_tui.rundir import session_note
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
@@ -63,7 +65,9 @@ def fetch_remote(
 # NUL-terminated record: "ok", the run directory's absolute path; or "missing", the RUN, the
 # directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered. A RUN found in the
 # host's launch index has a "note" record first (the RUN, its directory, launch time and the index's path); one the
-# index knows in several directories is a "twice" record instead (the RUN, the launched lines of find_launched).
+# index knows in several directories is a "twice" record instead (the RUN, the launched lines of find_launched). One
+# found by its live tmux session has a "session" record first (the RUN, its directory, the session); a directory found
+# by its name that cannot be listed is an "unreadable" record (the directory, its `ls -ld` line).
 LOCATE_START = b"\n@@nsa@@\0"
 LOCATE_SCRIPT = (
     PRELUDE
@@ -75,7 +79,9 @@ if ! enter_dir; then printf 'nodir\0%s\0' "$dir"; exit 0; fi
 for run in "$@"; do
   find_run "$run"
   if [ -n "$twice" ]; then printf 'twice\0%s\0%s\0' "$run" "$twice"; continue; fi
+  if [ -n "$unread" ]; then printf 'unreadable\0%s\0%s\0' "$unread" "$(ls -ld -- "$unread" 2>/dev/null)"; continue; fi
   [ -n "$noted" ] && printf 'note\0%s\0%s\0%s\0%s\0' "$run" "$d" "$noted" "$(index_path)"
+  [ -n "$insession" ] && printf 'session\0%s\0%s\0%s\0' "$run" "$d" "$insession"
   if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"
   else printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"; fi
 done
@@ -112,6 +118,11 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
         elif kind == "note" and i + 4 < len(fields):
             print(launched_note_line(host, *fields[i + 1 : i + 5]), file=sys.stderr)
             i += 5
+        elif kind == "session" and i + 3 < len(fields):
+            print(session_note(*fields[i + 1 : i + 4], host=host), file=sys.stderr)
+            i += 4
+        elif kind == "unreadable" and i + 2 < len(fields):
+            raise UserError(unreadable_on_host(host, *fields[i + 1 : i + 3]), NOT_FOUND_EXIT)
         elif kind == "twice" and i + 2 < len(fields):
             raise UserError(launched_twice(host, fields[i + 1], fields[i + 2]), USAGE_EXIT)
         else:

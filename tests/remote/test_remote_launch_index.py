@@ -9,6 +9,10 @@ awk: no python assumed there) after the runs root, with the same note and the sa
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from nsa_tui import launched
 from nsa_tui.commands._status_exit import error_line
 from nsa_tui.commands.watch import build_models
 from nsa_tui.errors import UserError
+from nsa_tui.launch import tmux
 
 pytestmark = pytest.mark.slow
 
@@ -96,3 +101,60 @@ def test_a_name_the_hosts_index_knows_twice_is_refused_both_named(sshd, tmp_path
     assert e.value.code == 2 and str(e.value) == refusal
     # this side's own index is not the host's: nothing recorded here, and nothing found by it
     assert launched.entries() == []
+
+
+def _host_with(sshd_factory, monkeypatch, tmp_path: Path, tool: str, script: str):
+    """A loopback host whose PATH finds ``tool`` as ``script`` (a sh script) first."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir(exist_ok=True)
+    (shadow / tool).write_text(f"#!/bin/sh\n{script}\n")
+    (shadow / tool).chmod(0o755)
+    sshd = sshd_factory(with_nsa=True, path_prefix=shadow)
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command)
+    return sshd
+
+
+def test_a_name_found_nowhere_else_on_the_host_is_its_live_tmux_session(
+    sshd_factory, tmp_path, tmux_socket, monkeypatch, capsys
+):
+    """A run launched there before the index (or with it lost): found locally by its live tmux session nsa-NAME, and
+    on the host it was `no run directory`. The host's default tmux server is this test's own (a tmux on its PATH)."""
+    sshd = _host_with(sshd_factory, monkeypatch, tmp_path, "tmux", f'exec {shutil.which("tmux")} -L {tmux_socket} "$@"')
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.delenv("NSA_TMUX_SOCKET")  # the host's nsa and script ask its default server
+    run_dir = tmp_path / "else" / "x"
+    make_v1_run(run_dir, steps=200)
+    (run_dir / "launch.json").write_text(json.dumps({"v": 1, "name": "x", "tmux_session": "nsa-x"}, indent=2))
+    wrapper = [sys.executable, "-c", "import time; time.sleep(60)", "-m", tmux.RUNNER_MODULE, str(run_dir)]
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-x", *wrapper], check=True)
+    note = f"note: run 'x' is {run_dir} on {sshd.host} (its tmux session nsa-x runs there)"
+
+    res = invoke("status", "--json", "--host", sshd.host, "x")
+    assert res.exit_code != 3 and json.loads(res.stdout)["run"] == "x", res.stdout + res.stderr
+    assert res.stderr.strip() == note
+    capsys.readouterr()
+    [model] = build_models(["x"], sshd.host, False, 0.2, None)  # watch's own lookup (one ssh call)
+    assert model.source.run_dir == str(run_dir)
+    assert capsys.readouterr().err.strip() == note
+
+
+def test_a_name_the_hosts_index_puts_in_a_directory_that_cannot_be_read_is_refused(sshd_factory, tmp_path, monkeypatch):
+    """As locally (`error: cannot read DIR: permission denied (...)`, exit 3): the host's script took it for a run, a
+    run with no telemetry. The host's shell runs without root's power to read anything (setpriv)."""
+    drop = "--bounding-set=-dac_override,-dac_read_search"
+    sshd = _host_with(sshd_factory, monkeypatch, tmp_path, "sh", f'exec {shutil.which("setpriv")} {drop} /bin/sh "$@"')
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    locked = tmp_path / "locked" / "x"
+    make_v1_run(locked, steps=50)
+    _record_on_host(sshd, monkeypatch, "x", locked, time.time())
+    locked.chmod(0o711)  # searchable, not listable
+    os.chown(locked, 65534, -1)
+    said = f"error: cannot read {locked} on {sshd.host}: permission denied (drwx--x--x, owner nobody)"
+    for command in ("status", "report"):
+        res = invoke(command, "--host", sshd.host, "x")
+        assert res.exit_code == 3 and one_error(res) == said, (command, res.stdout + res.stderr)
+    res = invoke("status", "--json", "--host", sshd.host, "x")
+    assert res.exit_code == 3 and json.loads(res.stdout) == error_line("x", said[len("error: ") :], 3), res.stdout
+    with pytest.raises(UserError) as e:
+        build_models(["x"], sshd.host, False, 0.2, None)
+    assert e.value.code == 3 and f"error: {e.value}" == said
