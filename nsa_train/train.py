@@ -280,10 +280,17 @@ class _Ending:
         extra: dict[str, Any] = {schema.RESUME_REFUSED: True} if refused else {}
         if self.trainer is not None and (loop_s := self.trainer.loop_seconds()) is not None:
             extra[schema.END_TRAIN_TIME] = round(loop_s, 3)
-        hb.write(schema.KIND_END, self.step, reason=self.reason, exit_status=self.status, best_effort=True, **extra)
+        unwritten = hb.write_or_say_why(
+            schema.KIND_END, self.step, reason=self.reason, exit_status=self.status, **extra
+        )
         hb.close()
-        if rank == 0:
-            print(f"[end] {self.reason} at step {self.step} (exit status {self.status})")
+        ended = f"{self.reason} at step {self.step} (exit status {self.status})"
+        if unwritten is not None:  # said by every rank: the tools read that rank's end as missing
+            # not an `error:` line: the tools would read it as the rank's error, the cause of its end
+            who = "" if rank == 0 else f"rank {rank}: "
+            print(f"[end] {who}{ended}; its end record could not be written: {unwritten}")
+        elif rank == 0:
+            print(f"[end] {ended}")
 
     def shared_error(self) -> str | None:
         return self.said_by_rank_0 or (self.trainer.shared_error if self.trainer else None)

@@ -36,7 +36,8 @@ def free_space(directory: Path) -> str:
         return "free space unknown"
 
 
-def disk_full_message(path: Path, e: OSError, free: str, then: str) -> str:
-    """``cannot write NAME in DIR: no space left on device (FREE); THEN``."""
+def disk_full_message(path: Path, e: OSError, free: str, then: str | None = None) -> str:
+    """``cannot write NAME in DIR: no space left on device (FREE); THEN`` (without THEN when None)."""
     why = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left on device"
-    return f"cannot write {path.name} in {path.parent}: {why} ({free}); {then}"
+    said = f"cannot write {path.name} in {path.parent}: {why} ({free})"
+    return f"{said}; {then}" if then is not None else said

@@ -47,6 +47,13 @@ def full_disk_stops_run(path: Path, step: int, best_effort: bool = False) -> Ite
             raise DiskFullError(disk_full_message(path, e, free_space(path.parent), then)) from e
 
 
+def unwritable_message(path: Path, e: OSError) -> str:
+    """``cannot write NAME in DIR: WHY``, a full disk's with the free space."""
+    if e.errno in DISK_FULL_ERRNOS:
+        return disk_full_message(path, e, free_space(path.parent))
+    return f"cannot write {path.name} in {path.parent}: {e.strerror or e}"
+
+
 def close_even_when_full(fh: Any, path: Path, fsync: bool = False) -> None:
     """Flush (and fsync) and close; on a full disk what could not be flushed is lost, the stop already said why."""
     try:
@@ -94,18 +101,34 @@ class HeartbeatWriter:
         """Append one record. A full disk raises DiskFullError, except ``best_effort`` (the records of a run that
         is already stopping: its error and end), which are kept only if there is room again."""
         rec = schema.make_record(kind, self.rank, step, self.pid, time.time(), **fields)
-        line = schema.encode(rec)
-        with self._lock:
-            if self._fh is not None:
-                with full_disk_stops_run(self.path, step, best_effort):
-                    try:
-                        self._fh.write("\n" + line if self._torn else line)
-                        self._fh.flush()
-                    except OSError:
-                        self._torn = True  # part of it may be in the file: the next record starts a new line
-                        raise
-                    self._torn = False
+        with full_disk_stops_run(self.path, step, best_effort):
+            self._append(schema.encode(rec))
         return rec
+
+    def write_or_say_why(self, kind: str, step: int, **fields: Any) -> str | None:
+        """A best-effort record the console speaks of (the end record): None once it is in the file, else why it
+        is not (a full disk, any failed write), so that the console never claims a record the file lacks."""
+        rec = schema.make_record(kind, self.rank, step, self.pid, time.time(), **fields)
+        try:
+            if not self._append(schema.encode(rec)):
+                return f"{self.path.name} was already closed"
+        except OSError as e:
+            return unwritable_message(self.path, e)
+        return None
+
+    def _append(self, line: str) -> bool:
+        """Write and flush one line; False if the file is closed already."""
+        with self._lock:
+            if self._fh is None:
+                return False
+            try:
+                self._fh.write("\n" + line if self._torn else line)
+                self._fh.flush()
+            except OSError:
+                self._torn = True  # part of it may be in the file: the next record starts a new line
+                raise
+            self._torn = False
+            return True
 
     def liveness(self, step: int, force: bool = False, *, best_effort: bool = False) -> None:
         """A liveness record, at most every liveness_every_s unless forced."""

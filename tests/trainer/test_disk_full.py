@@ -148,3 +148,34 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp(tmp_path: Pa
     with pytest.raises(OSError):
         write_text_atomic(blocked, "x\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]
+
+
+def test_the_end_line_does_not_claim_an_end_record_the_full_disk_kept_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rank 0 printed `[end] error at step 91 (exit status 2)` though its heartbeat, full, held no end record:
+    the console and `nsa status` (which finds none) disagreed. The line now says the record is missing and why;
+    a rank other than 0, silent at its end otherwise, says it too (the tools find its end missing as well)."""
+    from nsa_train.runtime.control import StopRequests
+    from nsa_train.train import _Ending
+
+    for rank in (0, 1):
+        hb = HeartbeatWriter(tmp_path, rank)
+        hb.write(schema.KIND_PROGRESS, 91, loss=2.5)
+        hb._fh.close()  # type: ignore[union-attr]
+        hb._fh = open("/dev/full", "a", encoding="utf-8")  # noqa: SIM115 (the disk fills; closed by hb.close)
+        end = _Ending(reason=schema.END_ERROR, status=2, step=91)
+        end.write(hb, StopRequests(tmp_path, rank == 0), resume=False, rank=rank)
+        out = capsys.readouterr().out
+        who = "" if rank == 0 else f"rank {rank}: "
+        assert out.startswith(
+            f"[end] {who}error at step 91 (exit status 2); its end record could not be written: cannot write "
+            f"{schema.heartbeat_name(rank)} in {tmp_path}: no space left on device ("
+        ), out
+        assert [r["kind"] for r in records(tmp_path, rank=rank)] == ["progress"]
+
+    (tmp_path / "room").mkdir()  # a disk with room: the record and the plain line, as before
+    hb = HeartbeatWriter(tmp_path / "room", 0)
+    _Ending(reason=schema.END_ERROR, status=2, step=91).write(hb, StopRequests(tmp_path, True), False, 0)
+    assert capsys.readouterr().out == "[end] error at step 91 (exit status 2)\n"
+    assert [r["kind"] for r in records(tmp_path / "room")] == ["liveness", "end"]
