@@ -226,10 +226,16 @@ def _attempt_ends(h: RunHistory, ended: bool) -> list[RunEvent]:
         if end is not None:
             ended_ranks = {e.rank for e in inside if e.kind == schema.KIND_END}
             lost = [r for r in range(world or 1) if r not in ended_ranks]
+            cuts = _cuts(h, a.boot, until)
             for r in lost[:MAX_LOST_RANKS]:
                 step, ts = _rank_last(h, r, a.boot, until)
                 errors = [e for e in inside if e.kind == schema.KIND_ERROR]
                 said = lost_rank_said(r, step, ts, end.ts, failures, said_its_error(errors, console or [], r))
+                # its record cut at its end (a full disk), named as rank 0's is in an attempt without an end record
+                if cut := next((c for c in cuts if c.rank == r), None):
+                    said = "; ".join([said, *_cut_said([cut], world)])
+                    step = cut.step if cut.step is not None else step
+                    ts = cut.ts if cut.ts is not None else ts
                 out.append(RunEvent(ts if ts is not None else end.ts, step, r, "rank lost", said))
             continue
         if current and not ended:

@@ -25,10 +25,10 @@ def _events(md: str, run: str) -> list[list[str]]:
     return [c[1:] for c in cells if c[0] == run]
 
 
-def _cut(w, step: int) -> None:
+def _cut(w, step: int, rank: int = 0) -> None:
     """A record the full disk cut: its first bytes, without a newline, as the trainer's last write left them."""
-    rec = schema.encode(schema.make_record(schema.KIND_PROGRESS, 0, step, w.pid, w.ts + 1.0, loss=2.5))
-    with open(w.path / schema.heartbeat_name(0), "a", encoding="utf-8") as fh:
+    rec = schema.encode(schema.make_record(schema.KIND_PROGRESS, rank, step, w.pid, w.ts + 1.0, loss=2.5))
+    with open(w.path / schema.heartbeat_name(rank), "a", encoding="utf-8") as fh:
         fh.write(rec[:80])
 
 
@@ -168,3 +168,22 @@ def test_a_hung_attempt_killed_with_its_session_and_a_sigkilled_rank_are_said(tm
         "the tmux session is gone without an end record; its last step 244; steps 241-244 lost: the next attempt "
         "resumed from step 240"
     ), detail
+
+
+def test_a_lost_rank_of_an_attempt_that_ended_names_its_cut_record(tmp_path: Path) -> None:
+    """2 ranks: rank 1's disk filled at step 221 (its record of it cut, no end record), rank 0 lost its peer and
+    ended. Rank 0's cut record is named in its row ("rank 0's last record cut at step ..."); rank 1's "rank lost"
+    row said only its last whole record (step 220), and the cut one nowhere."""
+    w = make_v1_run(tmp_path / "ddp", steps=220, log_every=10, n_ranks=2)
+    _cut(w, 221, rank=1)
+    w.ts += 2.0
+    w.error("RuntimeError: Connection closed by peer [127.0.0.1]:1234")
+    w._hb(0, schema.KIND_END, w.step, reason=schema.END_ERROR, exit_status=1)
+    md = build_report([w.path], tmp_path / "out")["report"].read_text()
+    rows = _events(md, "ddp")
+    assert [(r[2], r[3]) for r in rows] == [("1", "rank lost"), ("0", "error"), ("0", "ended by an error")], rows
+    _, step, _, _, detail = rows[0]
+    assert step == "221", rows[0]
+    assert detail.startswith("rank 1 stopped with no end record (its last record: step 220, "), detail
+    assert detail.endswith("; rank 1's last record cut at step 221 (full disk or killed mid-write)"), detail
+    assert "corrupt" not in md, md
