@@ -446,6 +446,7 @@ class Trainer:
             threads=self.threads,
             micro_batch=self.micro_batch,
             warnings=warnings,
+            warmup_steps=cfg.train.warmup_steps,  # this attempt's too: the lr charts mark where each one's ends
         )
         self.config_warnings = list(warnings)  # with the train phase's, in run.json's start_warnings
 

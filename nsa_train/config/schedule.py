@@ -9,7 +9,6 @@ that is warmup, not a bug, and ``min_lr`` is a deliberate floor, not a bug eithe
 from __future__ import annotations
 
 import math
-from typing import Any
 
 
 def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, total_steps: int) -> float:
@@ -29,11 +28,3 @@ def phase_at(step: int, *, warmup_steps: int, total_steps: int) -> str:
     if step <= warmup_steps:
         return "warmup"
     return "cosine" if step < total_steps else "done"
-
-
-def warmup_end(config: Any) -> int | None:
-    """The step a run's warmup ends at, from its config dict (train.warmup_steps): where the dashboard's and the
-    report's lr charts draw a line; None without warmup or a config that does not say."""
-    warm = (config.get("train") or {}).get("warmup_steps") if isinstance(config, dict) else None
-    ok = isinstance(warm, int | float) and not isinstance(warm, bool) and math.isfinite(warm) and warm > 0
-    return int(warm) if ok else None

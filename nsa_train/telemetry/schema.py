@@ -157,8 +157,18 @@ PHASE_FIELDS = {
     PHASE_TRAIN: ("start_step", "warnings", STALE_HALT_REMOVED),
 }
 # Two phases write a second kind of record: `config` once the machine is known (with `done: true`; total_steps is
-# this attempt's train.steps, which a resume may change before run.json is rewritten) ...
-CONFIG_DONE_FIELDS = ("done", "total_steps", "device", "precision", "threads", "micro_batch", "warnings")
+# this attempt's train.steps, which a resume may change before run.json is rewritten; warmup_steps this attempt's
+# train.warmup_steps, where its lr warmup ends: the lr charts mark each attempt's own; absent from older trainers') ...
+CONFIG_DONE_FIELDS = (
+    "done",
+    "total_steps",
+    "device",
+    "precision",
+    "threads",
+    "micro_batch",
+    "warnings",
+    "warmup_steps",
+)
 # ... and `data` while a resume replays its stream to the saved position (documents re-read, the saved index)
 DATA_REPLAY_FIELDS = ("replayed", "replay_of")
 

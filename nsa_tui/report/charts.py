@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nsa_train.config.schedule import warmup_end
 from nsa_tui.report.load import ReportRun, finite, resume_steps
+from nsa_tui.runs.warmup import WarmupMarks, run_warmup_marks
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 BRANCH_STYLES = (
@@ -144,25 +144,22 @@ def loss_chart(runs: Sequence[ReportRun], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def warmup_marks(runs: Sequence[ReportRun]) -> list[tuple[int, ReportRun]]:
-    """(the step its warmup ends at, run) for each run whose lr series reached it: the lr chart's dashed lines, as
-    the dashboard draws one (a tiny lr early on is warmup, not a bug; the report's text names them). One past the
-    last point is not drawn: it would stretch the axis over steps not taken."""
+def warmup_marks(runs: Sequence[ReportRun]) -> list[tuple[ReportRun, WarmupMarks]]:
+    """(run, its marks) for each run: the lr chart's dashed lines at the warmup ends of the attempts whose steps it
+    shows, each attempt's own (nsa_tui.runs.warmup), as the dashboard draws them (a tiny lr early on is warmup, not
+    a bug; the report's text names them, and the attempts whose warmup is not recorded)."""
     out = []
     for r in runs:
         steps = series(r, "lr")[0]
-        if (w := warmup_end(r.history.config)) is not None and steps and w <= steps[-1]:
-            out.append((w, r))
+        out.append((r, run_warmup_marks(r.history, steps[-1] if steps else None)))
     return out
 
 
 def _draw_warmup(ax: Any, runs: Sequence[ReportRun]) -> None:
-    marked = {id(r): w for w, r in warmup_marks(runs)}
-    for i, r in enumerate(runs):
-        if (w := marked.get(id(r))) is None:
-            continue
+    for i, (r, marks) in enumerate(warmup_marks(runs)):
         c = COLORS[i % len(COLORS)]
-        ax.axvline(w, color=c, linewidth=1, linestyle="--", alpha=0.7, label=_label(r, runs, f"warmup end ({w})"))
+        for w in marks.ends:
+            ax.axvline(w, color=c, linewidth=1, linestyle="--", alpha=0.7, label=_label(r, runs, f"warmup end ({w})"))
 
 
 def _metric_chart(

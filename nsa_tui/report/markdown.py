@@ -227,16 +227,36 @@ def checkpoints_section(runs: Sequence[ReportRun]) -> list[str]:
 
 
 def warmup_said(runs: Sequence[ReportRun]) -> str | None:
-    """The lr chart's dashed lines in words (charts.warmup_marks): where each run's warmup ends."""
+    """The lr chart's dashed lines in words (charts.warmup_marks): where each attempt's warmup ends, and the steps
+    of attempts whose warmup is not recorded (no line is drawn for them)."""
     from nsa_tui.report.charts import warmup_marks
 
-    marks = warmup_marks(runs)
-    if not marks:
+    marked = warmup_marks(runs)
+    ends = [(r, w) for r, marks in marked for w in marks.ends]
+    unknown = [(r, first, last) for r, marks in marked for first, last in marks.unknown]
+    if not ends and not unknown:
         return None
-    if len(runs) == 1:
-        return f"The dashed line is the end of warmup (step {marks[0][0]}, `train.warmup_steps`)."
-    each = ", ".join(f"{_name(r.name)} step {w}" for w, r in marks)
-    return f"The dashed lines are the ends of warmup (`train.warmup_steps`): {each}."
+
+    def whose(r: ReportRun) -> str:
+        return f"{_name(r.name)} " if len(runs) > 1 else ""
+
+    said = []
+    if len(ends) == 1:
+        said.append(
+            f"The dashed line is the end of warmup ({whose(ends[0][0])}step {ends[0][1]}, `train.warmup_steps`)."
+        )
+    elif ends:
+        each = ", ".join(f"{whose(r)}step {w}" for r, w in ends)
+        said.append(f"The dashed lines are the ends of warmup (`train.warmup_steps`, each attempt's own): {each}.")
+    if unknown:
+        steps = ", ".join(
+            f"{whose(r)}{f'step {first}' if first == last else f'steps {first}-{last}'}" for r, first, last in unknown
+        )
+        said.append(
+            f"The warmup of {steps} is not marked: the attempt that trained them did not record its "
+            "`train.warmup_steps` (an older trainer), and a resume may have changed it."
+        )
+    return " ".join(said)
 
 
 def render(runs: Sequence[ReportRun], charts: dict[str, Path], out_dir: Path) -> str:

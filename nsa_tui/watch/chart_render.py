@@ -39,7 +39,7 @@ class ChartSpec:
     log_y: bool = False
     hline: float | None = None  # a limit drawn across (GPU memory cap)
     hline_label: str = ""
-    vline: float | None = None  # a boundary drawn down (end of warmup)
+    vlines: tuple[float, ...] = ()  # boundaries drawn down (the ends of warmup)
     x_format: Callable[[float], str] = fmt.num
     y_fixed: tuple[float, float] | None = None  # e.g. (0, 1) for shares
     empty: str = "waiting for data"  # shown while no line has a point (another text once none can come)
@@ -133,7 +133,7 @@ def layout_key(spec: ChartSpec, width: int, height: int) -> tuple:
         spec.log_y,
         spec.hline,
         spec.hline_label,
-        spec.vline,
+        spec.vlines,
         spec.x_format,
         spec.y_fixed,
         spec.empty,
@@ -175,11 +175,13 @@ def render(spec: ChartSpec, width: int, height: int) -> Text:
 
     # Layers in drawing order; a cell takes the color of the last layer with a dot in it.
     layers: list[tuple[np.ndarray, str]] = []
-    if spec.vline is not None and spec.x_hi > spec.x_lo:
-        vx = int((spec.vline - spec.x_lo) / (spec.x_hi - spec.x_lo) * ncols)
-        if 0 <= vx < ncols:
-            g = np.zeros((dots_y, ncols), dtype=bool)
-            g[::2, vx] = True
+    if spec.vlines and spec.x_hi > spec.x_lo:
+        g = np.zeros((dots_y, ncols), dtype=bool)
+        for vline in spec.vlines:
+            vx = int((vline - spec.x_lo) / (spec.x_hi - spec.x_lo) * ncols)
+            if 0 <= vx < ncols:
+                g[::2, vx] = True
+        if g.any():
             layers.append((g, "grey42"))
     if spec.hline is not None:
         hv = math.log10(spec.hline) if spec.log_y and spec.hline > 0 else spec.hline

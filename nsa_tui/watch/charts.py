@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nsa_train.config.schedule import warmup_end
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_tui import fmt
 from nsa_tui.health.engine import MEAN_OF_LAST_ATTEMPT, lr_phase
+from nsa_tui.runs.warmup import run_warmup_marks
 from nsa_tui.watch.chart_render import ChartSpec, Line
 from nsa_tui.watch.downsample import moving_average, nice_ceil
 from nsa_tui.watch.model import RunModel
@@ -130,9 +130,10 @@ class RunCharts:
             lines.append(self._line(f"val/{ax}", "val", "yellow", self._val_series(ax), markers=True))
             return ChartSpec(lines, **base)
         if chart == "lr":
-            warm = warmup_end(self.model.history.config)
-            vline = float(warm) if ax == "step" and warm is not None else None
-            return ChartSpec([self._line(f"lr/{ax}", "lr", "green", t.view("lr", ax))], vline=vline, **base)
+            h = self.model.history
+            # each attempt's own warmup end, as the report marks them (nsa_tui.runs.warmup)
+            vlines = tuple(map(float, run_warmup_marks(h, h.latest_step).ends)) if ax == "step" else ()
+            return ChartSpec([self._line(f"lr/{ax}", "lr", "green", t.view("lr", ax))], vlines=vlines, **base)
         if chart == "toks":
             return ChartSpec([self._line(f"toks/{ax}", "tok/s", "bright_blue", t.view("toks_per_s", ax))], **base)
         if chart == "mem":
