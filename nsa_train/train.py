@@ -723,6 +723,7 @@ class Trainer:
     def _loop(self) -> tuple[str, int]:
         torch, t = self.torch, self.cfg.train
         from nsa_train.model import collect_gates
+        from nsa_train.nsa import fallbacks
         from nsa_train.telemetry.gates import GateAccumulator
 
         device = self.device
@@ -734,6 +735,7 @@ class Trainer:
         max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
 
         window = StepWindow(torch.zeros((), device=device))  # the steps since the last progress record
+        fallbacks_before = fallbacks.snapshot()  # a resume's restored counts: the first step's are those above them
         t_train = self.t_train = time.perf_counter()
         self.watchdog.beat(self.step)
         reason = schema.END_COMPLETED
@@ -784,7 +786,10 @@ class Trainer:
             self.watchdog.beat(step)
             # every rank's first step at once (then every liveness_every_s): the dashboard's ranks line read "r1 s0"
             # for the first 30 s of a DDP run, a training rank taken for a stuck one
-            self.hb.liveness(step, force=self.tokens_this_process == tokens_per_step)
+            first_step = self.tokens_this_process == tokens_per_step
+            self.hb.liveness(step, force=first_step)
+            if first_step and self.info.is_main:
+                self._record_attention_ran(step, fallbacks_before)
 
             if (halt or signalled) and step == t.steps:
                 # a stop on the last step: the run is complete; finish it as such (final eval, best pointer)
@@ -1222,6 +1227,24 @@ class Trainer:
     def _save_config(self) -> None:
         _atomic_write_text(self.run_dir / schema.CONFIG_YAML, dump_yaml(self.cfg))
 
+    def _record_attention_ran(self, step: int, before: dict[str, int]) -> None:
+        """run.json once this attempt's first step ran (rank 0): the attention paths as it ran them, a Triton
+        backward that fell back named (its kernels compile at the first backward, after run.json was written), and
+        the fallbacks it raised with their causes. Later fallbacks are the progress records' `fallbacks`."""
+        from nsa_train.nsa import fallbacks
+
+        raised = {k for k, n in fallbacks.snapshot().items() if n > before.get(k, 0)}
+        causes = fallbacks.reasons()
+        attn = self.model.blocks[0].attn
+        ran = attn.impl_name_ran(raised) if hasattr(attn, "impl_name_ran") else self.attention_impl
+        if ran != self.attention_impl:
+            print(f"[train] attention as step {step} ran it: {ran} (was {self.attention_impl}; run.json)")
+        self.attention_impl = ran  # summary.json's too
+        if self._run_json is not None:
+            self._run_json[schema.RUN_ATTENTION_IMPL] = ran
+            self._run_json[schema.RUN_ATTENTION_FALLBACKS] = {k: causes.get(k, "") for k in sorted(raised)}
+            _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(self._run_json, indent=2) + "\n")
+
     def _write_run_json(self, start_warnings: list[str] | None = None) -> None:
         """run.json, written at the model phase; again with the start's warnings once the train phase said them."""
         if start_warnings is not None and self._run_json is not None:
@@ -1264,6 +1287,8 @@ class Trainer:
             # what this start warned about (its config and train phase records' `warnings`), filled in at the train
             # phase: the tools' `at start` lines when those records are out of the heartbeat tail they read
             schema.RUN_START_WARNINGS: [],
+            # unknown until the first step's backward ran (_record_attention_ran)
+            schema.RUN_ATTENTION_FALLBACKS: None,
         }
         self._run_json = run
         _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(run, indent=2) + "\n")

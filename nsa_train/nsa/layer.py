@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,32 @@ BRANCH_OPS = {
     "sel": "selection_attention",
     "win": "sliding_window_attention",
 }
+
+
+BACKWARD_FAST = "triton,backward=fast"  # a branch whose Triton forward runs and whose backward fell back
+
+
+def paths_ran(planned: dict[str, str], fell_back: Collection[str]) -> dict[str, str]:
+    """Each branch's path as a training step ran it: ``planned`` (NSAAttention.branch_impls), with a Triton
+    branch whose forward fell back to the fast path ('<name>.triton->fast' in ``fell_back``) named 'fast', and
+    one whose backward alone did ('<name>_bwd.triton->fast') BACKWARD_FAST."""
+    ran = dict(planned)
+    for branch, path in planned.items():
+        name = dispatch.FALLBACK_NAMES[BRANCH_OPS[branch]]
+        if path != "triton":
+            continue
+        if f"{name}.triton->fast" in fell_back:
+            ran[branch] = "fast"
+        elif f"{name}_bwd.triton->fast" in fell_back:
+            ran[branch] = BACKWARD_FAST
+    return ran
+
+
+def paths_name(paths: dict[str, str]) -> str:
+    """One path name when every branch runs it, else each branch's ('cmp=fast sel=triton win=fast')."""
+    if len(set(paths.values())) == 1:
+        return paths["sel"]
+    return " ".join(f"{branch}={path}" for branch, path in paths.items())
 
 
 class CompressionMLP(nn.Module):
@@ -147,11 +175,16 @@ class NSAAttention(nn.Module):
     @property
     def impl_name(self) -> str:
         """One path name when every branch runs it ('fast', 'triton', 'reference'), else each branch's: e.g.
-        'cmp=fast sel=triton win=fast' (auto on CUDA). What run.json records as attention_impl."""
-        paths = self.branch_impls
-        if len(set(paths.values())) == 1:
-            return paths["sel"]
-        return " ".join(f"{branch}={path}" for branch, path in paths.items())
+        'cmp=fast sel=triton win=fast' (auto on CUDA). What run.json records as attention_impl before the first
+        step; ``impl_name_ran`` after it."""
+        return paths_name(self.branch_impls)
+
+    def impl_name_ran(self, fell_back: Collection[str]) -> str:
+        """impl_name once a training step ran, ``fell_back`` the fallback counters it raised
+        (nsa_train.nsa.fallbacks): a branch whose Triton forward fell back runs 'fast', one whose Triton backward
+        did (its kernels compile at the first backward, and can fail where the forward's ran) 'triton,backward=fast'.
+        """
+        return paths_name(paths_ran(self.branch_impls, fell_back))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

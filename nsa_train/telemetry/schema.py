@@ -294,6 +294,8 @@ RUN_START_TIME = "start_time"  # Unix seconds, this attempt's boot
 RUN_PARAM_COUNT = "param_count"
 RUN_TOKENS_PER_STEP = "tokens_per_step"
 RUN_TOTAL_STEPS = "total_steps"
+# the attention path(s) that run: as planned at the model phase, as the first training step ran them once it has
+# (a Triton backward that fell back: 'triton,backward=fast'; nsa_train.nsa.layer.paths_ran)
 RUN_ATTENTION_IMPL = "attention_impl"
 RUN_DEVICE_NAME = "device_name"
 RUN_PRECISION = "precision"
@@ -309,6 +311,9 @@ RUN_DATA_LISTING = "data_listing"  # entries of DATA_LISTING_ENTRY (below)
 RUN_DATA_SUMMARY = "data_summary"  # how much data the run trains on: DATA_SUMMARY_FIELDS (below)
 # what the start warned about (its config and train phase records' `warnings`), filled in at the train phase
 RUN_START_WARNINGS = "start_warnings"
+# the fallback counters this attempt's first training step raised, with their first cause ({} for none): null
+# until that step ran (the backward kernels compile at its backward); absent from a run.json of an earlier version
+RUN_ATTENTION_FALLBACKS = "attention_fallbacks"
 # a checkpoint's record of the run that wrote it: run.json's run_id and the run directory's name then (absent from
 # checkpoints written before them: resumed with a start warning)
 CKPT_RUN_ID = "run_id"
@@ -350,6 +355,7 @@ RUN_JSON_FIELDS = (
     RUN_DATA_LISTING,
     RUN_DATA_SUMMARY,
     RUN_START_WARNINGS,
+    RUN_ATTENTION_FALLBACKS,
 )
 # An entry of run.json's `data_listing` (null but for local files, up to 1000 of them), one per file the start read:
 # its name relative to data.path, its bytes, and a digest of a bounded sample of them (nsa_train.data.fingerprint:

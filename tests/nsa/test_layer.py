@@ -321,3 +321,18 @@ def test_fast_gated_branches_compute_the_same_under_autocast(branch, dv):
 
     for got, want in zip(run(True), run(False), strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+
+
+def test_the_paths_a_step_ran_follow_its_fallbacks():
+    """A Triton branch whose forward fell back ran fast; one whose backward alone fell back ran its forward kernels
+    and the fast gradients; a branch planned fast stays fast whatever was counted for it."""
+    from nsa_train.nsa.layer import BACKWARD_FAST, paths_name, paths_ran
+
+    planned = {"cmp": "triton", "sel": "triton", "win": "fast"}
+    assert paths_ran(planned, set()) == planned
+    ran = paths_ran(planned, {"compressed.triton->fast", "selection_bwd.triton->fast", "window.triton->fast"})
+    assert ran == {"cmp": "fast", "sel": BACKWARD_FAST, "win": "fast"}
+    assert paths_name(ran) == "cmp=fast sel=triton,backward=fast win=fast"
+    every = {"cmp": "triton", "sel": "triton", "win": "triton"}
+    bwd = {"compressed_bwd.triton->fast", "selection_bwd.triton->fast", "window_bwd.triton->fast"}
+    assert paths_name(paths_ran(every, bwd)) == "triton,backward=fast"

@@ -417,3 +417,25 @@ def checkpointed_block_ending_in(op, args, do):
         return grads, fallbacks.snapshot()
     finally:
         fallbacks.reset()
+
+
+def layer_paths_with_a_failing_backward_kernel(dims, nsa_kwargs, x, kernels_module, kernel):
+    """One training step of the NSA layer with impl='triton' while ``kernel``'s launches fail. -> (impl_name
+    before the step, impl_name_ran of the fallbacks the step raised, those fallbacks)."""
+    from nsa_train.config import NSAConfig
+    from nsa_train.nsa import NSAAttention, fallbacks
+    from nsa_train.nsa.triton import backward_fallback
+
+    fallbacks.reset()
+    backward_fallback.reset()
+    try:
+        torch.manual_seed(0)
+        layer = NSAAttention(*dims, NSAConfig(impl="triton", **nsa_kwargs))
+        planned = layer.impl_name
+        with _launch_fails(kernels_module, kernel):
+            layer(x).sum().backward()
+        raised = fallbacks.snapshot()
+        return planned, layer.impl_name_ran(set(raised)), raised
+    finally:
+        fallbacks.reset()
+        backward_fallback.reset()

@@ -97,3 +97,22 @@ def test_a_checkpointed_block_ending_in_a_triton_op_is_no_fallback(interpreter):
     for name, got, w in zip(("dq", "dk", "dv"), grads, want, strict=True):
         torch.testing.assert_close(got, w, atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
     assert counts == {}, counts
+
+
+def test_the_layer_names_a_branch_whose_backward_fell_back(interpreter):
+    """run.json said `triton` for a layer whose selection backward fell back to the fast path at every step: it
+    is written before the first backward, where the kernels compile. What the trainer records after the first step
+    (layer.impl_name_ran) names the branch's forward kernels and its fast backward."""
+    dims, nsa_kwargs = (32, 4, 2, 16), {"l": 8, "d": 4, "l_sel": 16, "n_sel": 3, "w": 10}
+    x = torch.randn(1, 40, 32, generator=torch.Generator().manual_seed(3))
+    planned, ran, raised = interpreter.submit(
+        worker.layer_paths_with_a_failing_backward_kernel,
+        dims,
+        nsa_kwargs,
+        x,
+        "_selection_kernels",
+        "selection_bwd_dkdv_kernel",
+    ).result(timeout=300)
+    assert planned == "triton"
+    assert raised == {"selection_bwd.triton->fast": 1}, raised
+    assert ran == "cmp=triton sel=triton,backward=fast win=triton"
