@@ -68,7 +68,8 @@ def attempt_warmups(h: RunHistory) -> list[AttemptWarmup]:
     start_step, with its config-done record's warmup_steps; the newest one's, when its record has none (an older
     trainer), from the run's config, which is its own. A run without such records (another format): one attempt
     from step 0, by the config."""
-    config_warmup = warmup_steps_of(((h.config or {}).get("train") or {}).get(WARMUP_FIELD))
+    train = h.config.get("train") if isinstance(h.config, dict) else None  # a damaged config: no warmup known
+    config_warmup = warmup_steps_of(train.get(WARMUP_FIELD) if isinstance(train, dict) else None)
     out: list[AttemptWarmup] = []
     warmup: int | None = None  # the current attempt's, from its config-done record
     rank0 = sorted((e for e in h.events if e.rank in (0, None) and e.ts is not None), key=lambda e: e.ts or 0.0)

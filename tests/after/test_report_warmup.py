@@ -78,3 +78,14 @@ def test_the_marks_follow_the_steps_each_attempt_shows() -> None:
     assert marks((0, None), (100, 20), (150, 400)) == WarmupMarks([], [(1, 100)])
     assert marks((0, 0)) == WarmupMarks([], [])  # no warmup
     assert marks((0, 50), last=None) == WarmupMarks([], [])  # no lr point
+
+
+def test_a_damaged_config_section_marks_nothing(tmp_path: Path) -> None:
+    """config.yaml's train section not a mapping (a hand edit): no warmup known, no line, no traceback."""
+    from nsa_tui.runs import load_run
+    from nsa_tui.runs.warmup import run_warmup_marks
+
+    w = make_v1_run(tmp_path / "r", steps=100, log_every=10)
+    h = load_run(w.path)
+    h.config = {"train": 5}
+    assert run_warmup_marks(h, 100) == WarmupMarks([], [(1, 100)])
