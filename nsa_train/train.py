@@ -1243,7 +1243,7 @@ class Trainer:
         if self._run_json is not None:
             self._run_json[schema.RUN_ATTENTION_IMPL] = ran
             self._run_json[schema.RUN_ATTENTION_FALLBACKS] = {k: causes.get(k, "") for k in sorted(raised)}
-            _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(self._run_json, indent=2) + "\n")
+            _atomic_write_text(self.run_dir / schema.RUN_JSON, json.dumps(self._run_json, indent=2) + "\n", step)
 
     def _write_run_json(self, start_warnings: list[str] | None = None) -> None:
         """run.json, written at the model phase; again with the start's warnings once the train phase said them."""
@@ -1378,14 +1378,14 @@ class Trainer:
         return hasattr(self, "info") and self.info.is_main
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """A run file (config.yaml, run.json, summary.json) replaced whole; a full disk is the run's one-line stop, any
-    other failure (permissions, a read-only mount) one line too, not a traceback."""
+def _atomic_write_text(path: Path, text: str, step: int = 0) -> None:
+    """A run file (config.yaml, run.json, summary.json) replaced whole; a full disk is the run's one-line stop (at
+    ``step``), any other failure (permissions, a read-only mount) one line too, not a traceback."""
     from nsa_train.telemetry.atomic import write_text_atomic
     from nsa_train.telemetry.writer import full_disk_stops_run
 
     try:
-        with full_disk_stops_run(path, 0):
+        with full_disk_stops_run(path, step):
             write_text_atomic(path, text)
     except DiskFullError:
         raise

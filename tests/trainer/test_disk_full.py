@@ -179,3 +179,16 @@ def test_the_end_line_does_not_claim_an_end_record_the_full_disk_kept_out(
     _Ending(reason=schema.END_ERROR, status=2, step=91).write(hb, StopRequests(tmp_path, True), False, 0)
     assert capsys.readouterr().out == "[end] error at step 91 (exit status 2)\n"
     assert [r["kind"] for r in records(tmp_path / "room")] == ["liveness", "end"]
+
+
+def test_a_run_file_rewritten_in_the_loop_names_the_step_the_run_stops_at(tmp_path: Path) -> None:
+    """run.json is rewritten after the first step (the attention paths it ran): a full disk there said "the run
+    stops at step 0", the step of the start-up writes."""
+    import os
+
+    from nsa_train.train import _atomic_write_text
+
+    (tmp_path / f".run.json.{os.getpid()}.tmp").symlink_to("/dev/full")  # write_text_atomic's temp file
+    with pytest.raises(DiskFullError, match="the run stops at step 1: checkpoints written before are intact"):
+        _atomic_write_text(tmp_path / schema.RUN_JSON, "{}\n", 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # its temp file removed, no run.json half written
