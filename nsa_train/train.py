@@ -285,12 +285,11 @@ class _Ending:
         )
         hb.close()
         ended = f"{self.reason} at step {self.step} (exit status {self.status})"
-        if unwritten is not None:  # said by every rank: the tools read that rank's end as missing
+        if unwritten is not None:  # said by every rank: the tools find that rank's end record missing, and quote why
             # not an `error:` line: the tools would read it as the rank's error, the cause of its end
-            who = "" if rank == 0 else f"rank {rank}: "
-            print(f"[end] {who}{ended}; its end record could not be written: {unwritten}")
+            print(f"{schema.console_end_prefix(rank)}{ended}{schema.CONSOLE_END_UNWRITTEN}{unwritten}")
         elif rank == 0:
-            print(f"[end] {ended}")
+            print(f"{schema.console_end_prefix(0)}{ended}")
 
     def shared_error(self) -> str | None:
         return self.said_by_rank_0 or (self.trainer.shared_error if self.trainer else None)

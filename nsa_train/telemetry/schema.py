@@ -75,6 +75,17 @@ def console_error_prefix(rank: int) -> str:
     return "error: " if rank == 0 else f"error (rank {rank}): "
 
 
+# A rank's last console line when its end record could not be written (a full disk): `[end] <how it ended>; its
+# end record could not be written: <why>`, `[end] rank N: ...` for a rank other than 0 (which says nothing at its
+# end otherwise). The tools quote the why where they find the rank's end record missing.
+CONSOLE_END_UNWRITTEN = "; its end record could not be written: "
+
+
+def console_end_prefix(rank: int) -> str:
+    """How a rank's `[end]` line starts in console.log (rank 0's is the trainer's usual last line)."""
+    return "[end] " if rank == 0 else f"[end] rank {rank}: "
+
+
 def stackdump_name(rank: int, ts: float) -> str:
     return f"stackdump_rank{rank}_{int(ts)}.txt"
 

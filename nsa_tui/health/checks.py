@@ -24,6 +24,7 @@ from nsa_tui.health.console_tail import (
     TorchrunFailure,
     last_lines_said_once,
     rank_console_error,
+    rank_end_unwritten,
     torchrun_failures,
     without_torchrun_report,
 )
@@ -909,7 +910,8 @@ def _lost_rank(h: RunHistory, rank: int, end_ts: float | None, failures: list[To
     st = h.attempt_ranks.get(rank)
     last_step, last_ts = (st.last_step, st.last_ts) if st else (None, None)
     said_error = said_its_error(h.attempt_errors, h.console_tail, rank)
-    return lost_rank_said(rank, last_step, last_ts, end_ts, failures, said_error)
+    unwritten = rank_end_unwritten(h.console_tail, rank)
+    return lost_rank_said(rank, last_step, last_ts, end_ts, failures, said_error, unwritten)
 
 
 def said_its_error(errors: Iterable[Event], console: list[str], rank: int) -> bool:
@@ -925,10 +927,12 @@ def lost_rank_said(
     end_ts: float | None,
     failures: list[TorchrunFailure],
     said_error: bool = False,
+    end_unwritten: str | None = None,
 ) -> str:
     """A rank of an attempt that wrote no end record (its last record's step and time; None: none in the attempt):
     when it was last heard from and what torchrun's report (``failures``) says ended it; ``said_error``: the rank
-    said an error of its own (a record, or its console line), so it was not killed."""
+    said an error of its own (a record, or its console line), so it was not killed; ``end_unwritten``: why its end
+    record could not be written, as its own `[end]` console line says (console_tail.rank_end_unwritten)."""
     if last_ts is None:
         said = f"rank {rank} wrote no record in this attempt and no end record"
     else:
@@ -938,6 +942,10 @@ def lost_rank_said(
             when = f", {fmt_age(abs(gap))} {'before' if gap >= 0 else 'after'} the end record"
         said = f"rank {rank} stopped with no end record (its last record: step {last_step}{when})"
     how = next((f for f in failures if f.rank == rank and f.exitcode is not None), None)
+    if end_unwritten is not None:  # the rank said why itself: no guess
+        said += f": {'it said its error (above), then ' if said_error else ''}its end record could not be written: "
+        said += end_unwritten
+        return said + (f" (torchrun: exitcode {how.exitcode})" if how is not None else "")
     if how is not None and how.exitcode is not None and how.exitcode > 0:
         # an exit, not a kill: the rank ended itself but its end record was not written (a full disk)
         said += f", torchrun: exitcode {how.exitcode} (it exited with status {how.exitcode}, not killed: its end "

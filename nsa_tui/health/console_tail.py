@@ -71,6 +71,27 @@ def rank_console_error(lines: list[str], rank: int) -> str | None:
     return said[len(prefix) :].strip() or None if said is not None else None
 
 
+_OTHER_RANK_END = re.compile(r"\[end\] rank (\d+): ")  # schema.console_end_prefix of a rank other than 0
+
+
+def end_line_rank(line: str) -> int | None:
+    """The rank whose `[end]` line (schema.console_end_prefix) ``line`` is; None for another line."""
+    if not line.startswith(schema.console_end_prefix(0)):
+        return None
+    m = _OTHER_RANK_END.match(line)
+    return int(m.group(1)) if m else 0
+
+
+def rank_end_unwritten(lines: list[str], rank: int) -> str | None:
+    """Why ``rank``'s end record could not be written, as its last `[end]` line among ``lines`` says
+    (schema.CONSOLE_END_UNWRITTEN); None when its last `[end]` line says nothing of it, or there is none."""
+    said = next((line for line in reversed(lines) if end_line_rank(line) == rank), None)
+    if said is None:
+        return None
+    _, sep, why = said.partition(schema.CONSOLE_END_UNWRITTEN)
+    return (why.strip() or None) if sep else None
+
+
 _ENTRY = re.compile(r"^\[\d+\]:\s*$")
 _RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
 _EXITCODE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")

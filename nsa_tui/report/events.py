@@ -28,6 +28,7 @@ from nsa_tui.health.checks import (
 from nsa_tui.health.console_tail import (
     TRACEBACK,
     last_lines_said_once,
+    rank_end_unwritten,
     torchrun_failures,
     without_torchrun_report,
 )
@@ -230,7 +231,9 @@ def _attempt_ends(h: RunHistory, ended: bool) -> list[RunEvent]:
             for r in lost[:MAX_LOST_RANKS]:
                 step, ts = _rank_last(h, r, a.boot, until)
                 errors = [e for e in inside if e.kind == schema.KIND_ERROR]
-                said = lost_rank_said(r, step, ts, end.ts, failures, said_its_error(errors, console or [], r))
+                said_error = said_its_error(errors, console or [], r)
+                unwritten = rank_end_unwritten(console or [], r)
+                said = lost_rank_said(r, step, ts, end.ts, failures, said_error, unwritten)
                 # its record cut at its end (a full disk), named as rank 0's is in an attempt without an end record
                 if cut := next((c for c in cuts if c.rank == r), None):
                     said = "; ".join([said, *_cut_said([cut], world)])
@@ -258,6 +261,8 @@ def _attempt_ends(h: RunHistory, ended: bool) -> list[RunEvent]:
         cuts = _cuts(h, a.boot, until)
         last_step = max([s for s in (a.last_step, *(c.step for c in cuts)) if s is not None], default=None)
         parts = [how, *_cut_said(cuts, world)]
+        if (unwritten := rank_end_unwritten(console or [], 0)) is not None:  # rank 0's `[end]` line says why
+            parts.append(f"its end record could not be written: {unwritten}")
         if not cuts and last_step is not None:
             parts.append(f"its last step {last_step}")
         parts += _next_attempt_said(last_step, runs[i + 1] if i + 1 < len(runs) else None)

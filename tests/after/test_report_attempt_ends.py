@@ -187,3 +187,10 @@ def test_a_lost_rank_of_an_attempt_that_ended_names_its_cut_record(tmp_path: Pat
     assert detail.startswith("rank 1 stopped with no end record (its last record: step 220, "), detail
     assert detail.endswith("; rank 1's last record cut at step 221 (full disk or killed mid-write)"), detail
     assert "corrupt" not in md, md
+    # rank 1's `[end]` line says why its end record is missing: quoted, not guessed
+    why = "cannot write heartbeat_rank1.jsonl in r: no space left on device (0 B free)"
+    write_console(
+        w.path, [f"[end] rank 1: error at step 221 (exit status 2); its end record could not be written: {why}"]
+    )
+    rows = _events(build_report([w.path], tmp_path / "out2")["report"].read_text(), "ddp")
+    assert f": its end record could not be written: {why}; rank 1's last record cut at step 221" in rows[0][4], rows

@@ -352,13 +352,9 @@ def test_a_rank_that_could_not_write_its_records_is_named_by_its_console_error_n
     assert msg.count(cause) == 1  # the console line once: the wrapper's restatement of it is left out
 
 
-def test_a_rank_whose_error_record_is_its_last_is_not_said_killed(tmp_path):
-    """The same full disk where rank 0's error record fitted but its end record did not, and console.log was cut
-    before torchrun's report (a real run, 2026-12-07): the alert said rank 0 was "killed without a chance to write
-    one (SIGKILL, the OOM killer)" right after quoting its error."""
-    from nsa_tui.health.console_tail import rank_console_error
-
-    path = tmp_path / "dd2"
+def error_record_without_end_on_rank_0(path: Path) -> tuple[V1RunWriter, str]:
+    """The full disk of full_disk_on_rank_0 where rank 0's error record fitted but its end record did not; rank 1
+    lost its peer and ended. -> (the run's writer, rank 0's error)."""
     w = two_rank_crash(path)
     w.ts += 0.5
     cause = f"cannot write training.csv in {path}: no space left on device (0 B free); the run stops at step 91"
@@ -367,6 +363,17 @@ def test_a_rank_whose_error_record_is_its_last_is_not_said_killed(tmp_path):
     record(w, 1, schema.KIND_ERROR, step=91, message=PEER_LOST)
     record(w, 1, schema.KIND_END, step=91, reason=schema.END_ERROR, exit_status=1)
     write_exit_status(path, 1)
+    return w, cause
+
+
+def test_a_rank_whose_error_record_is_its_last_is_not_said_killed(tmp_path):
+    """The same full disk where rank 0's error record fitted but its end record did not, and console.log was cut
+    before torchrun's report (a real run, 2026-12-07): the alert said rank 0 was "killed without a chance to write
+    one (SIGKILL, the OOM killer)" right after quoting its error."""
+    from nsa_tui.health.console_tail import rank_console_error
+
+    path = tmp_path / "dd2"
+    w, _ = error_record_without_end_on_rank_0(path)
     write_console(path, ["step 90 | loss 2.5834 | lr 2.96e-03", "error: cannot write training.csv in /tmp/h"])
     h = load_run(path)
     msg = evaluate(h, w.ts + 5, build_rules(h.config)).alerts[0].message
@@ -376,6 +383,26 @@ def test_a_rank_whose_error_record_is_its_last_is_not_said_killed(tmp_path):
     assert "SIGKILL" not in msg
     assert rank_console_error([f"error (rank 1): {PEER_LOST}", "step 3"], 1) == PEER_LOST
     assert rank_console_error([f"error (rank 1): {PEER_LOST}"], 0) is None
+
+
+def test_a_rank_that_said_its_end_record_was_not_written_is_quoted_not_guessed(tmp_path):
+    """The same run with the trainer's `[end]` line saying why rank 0's end record is missing: the alert guessed "(a
+    full disk?)"; it quotes the line now, and so does the report's row for the rank."""
+    from nsa_tui.report.events import run_events
+
+    path = tmp_path / "dd3"
+    w, cause = error_record_without_end_on_rank_0(path)
+    why = f"cannot write heartbeat_rank0.jsonl in {path}: no space left on device (0 B free)"
+    end_line = f"[end] error at step 91 (exit status 2); its end record could not be written: {why}"
+    write_console(path, ["step 90 | loss 2.5834 | lr 2.96e-03", f"error: {cause}", end_line])
+    h = load_run(path)
+    msg = evaluate(h, w.ts + 5, build_rules(h.config)).alerts[0].message
+    said = f"rank 0 stopped with no end record (its last record: step 91, 1s before the end record): it said its " \
+           f"error (above), then its end record could not be written: {why}"  # fmt: skip
+    assert said in msg, msg
+    assert "a full disk?" not in msg and "SIGKILL" not in msg
+    ended = [e for e in run_events(h, ended=True) if e.what == "ended without an end record"]
+    assert len(ended) == 1 and f"; its end record could not be written: {why}" in ended[0].detail, ended
 
 
 def test_the_first_error_is_quoted_not_the_peer_that_lost_it(tmp_path):

@@ -173,6 +173,12 @@ def test_the_end_line_does_not_claim_an_end_record_the_full_disk_kept_out(
             f"{schema.heartbeat_name(rank)} in {tmp_path}: no space left on device ("
         ), out
         assert [r["kind"] for r in records(tmp_path, rank=rank)] == ["progress"]
+        # the tools read the why from that line (nsa status, nsa report: the rank's missing end record)
+        from nsa_tui.health.console_tail import rank_end_unwritten
+
+        why = rank_end_unwritten(out.splitlines(), rank)
+        assert why is not None and why.startswith(f"cannot write {schema.heartbeat_name(rank)} in "), out
+        assert rank_end_unwritten(out.splitlines(), 1 - rank) is None
 
     (tmp_path / "room").mkdir()  # a disk with room: the record and the plain line, as before
     hb = HeartbeatWriter(tmp_path / "room", 0)
