@@ -52,9 +52,11 @@ from nsa_train.runtime.resumable import (
     unrecorded_run_note,
     world_size_mismatch,
 )
+from nsa_train.runtime.run_dir_moves import FollowedRunDir, RunDirLost
 from nsa_train.runtime.rundir import sign_held_locks
 from nsa_train.runtime.start import StartRefused, claim_run_dir
 from nsa_train.runtime.step_window import StepWindow
+from nsa_train.runtime.thread_errors import leave_kept_errors_to_owners
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.disk import DiskFullError
 from nsa_train.telemetry.mfu import mfu
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.starting = False
     stop.install_signal_handlers()
     try:
-        hb = _write_boot(run_dir, rank, world_size)
+        hb, where = _write_boot(run_dir, rank, world_size)
     except StartRefused as e:
         _say_refusal(e, rank, world_size)
         return EXIT_USER_ERROR
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         hb.write(schema.KIND_PHASE, 0, phase=schema.PHASE_CONFIG, config_path=str(config_path) if config_path else None)
         cfg = load_config(config_path, args.overrides)
         hb.liveness_every_s = cfg.monitor.liveness_every_s
-        end.trainer = Trainer(cfg, args, run_dir, hb, t_boot, config_path, stop)
+        end.trainer = Trainer(cfg, args, where, hb, t_boot, config_path, stop)
         end.reason, end.status = end.trainer.run()
         end.step = end.trainer.step
     except BaseException as e:
@@ -191,6 +193,7 @@ def _keep_console_safe() -> None:
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # a console whose reader died (the launch wrapper killed) must not end the run: runtime/console.py
     sys.stdout, sys.stderr = ResilientConsole(sys.stdout), ResilientConsole(sys.stderr)  # type: ignore[assignment]
+    leave_kept_errors_to_owners()  # TensorBoard's writer thread: its failure is the run's one line, not a traceback
     # `nsa dump` (SIGUSR1) must never kill the trainer: its default action does, until the stack dumper takes the
     # signal over at the start of the run (Trainer.run); a dump asked for before then is not written
     if hasattr(signal, "SIGUSR1"):
@@ -204,9 +207,11 @@ def _say_refusal(e: StartRefused, rank: int, world_size: int) -> None:
         say_once_for_all_ranks(str(e), rank, world_size)
 
 
-def _write_boot(run_dir: Path, rank: int, world_size: int) -> HeartbeatWriter:
-    """The boot record and a first liveness: the tools see the process from here on, before torch is imported."""
+def _write_boot(run_dir: Path, rank: int, world_size: int) -> tuple[HeartbeatWriter, FollowedRunDir]:
+    """The boot record and a first liveness: the tools see the process from here on, before torch is imported. The
+    run directory is followed from here (a rename later is where it writes to)."""
     try:
+        where = FollowedRunDir(run_dir)
         sign_held_locks()
         hb = HeartbeatWriter(run_dir, rank)
         hb.write(
@@ -224,7 +229,7 @@ def _write_boot(run_dir: Path, rank: int, world_size: int) -> HeartbeatWriter:
         raise StartRefused(str(e), each_rank=True) from None
     except OSError as e:  # a run directory we may not write to (permissions, a read-only mount)
         raise StartRefused(f"cannot write the run directory {run_dir}: {e.strerror or e}", each_rank=True) from None
-    return hb
+    return hb, where
 
 
 @dataclass
@@ -314,8 +319,9 @@ def say_once_for_all_ranks(message: str, rank: int, world_size: int) -> None:
 def _is_user_error(e: BaseException) -> bool:
     from nsa_train.data import DataError
     from nsa_train.runtime.checkpoint import CheckpointError
+    from nsa_train.telemetry.writer import TensorBoardFailed
 
-    return isinstance(e, (DataError, CheckpointError, DiskFullError))
+    return isinstance(e, (DataError, CheckpointError, DiskFullError, TensorBoardFailed))
 
 
 def _peer_lost(e: BaseException) -> str | None:
@@ -340,13 +346,15 @@ class Trainer:
         self,
         cfg: Any,
         args: argparse.Namespace,
-        run_dir: Path,
+        where: FollowedRunDir,
         hb: HeartbeatWriter,
         t_boot: float,
         config_path: Path | None,
         stop: StopRequests,
     ) -> None:
-        self.cfg, self.args, self.run_dir, self.hb = cfg, args, run_dir, hb
+        self.cfg, self.args, self.hb = cfg, args, hb
+        # where the run directory is: followed at each phase and step (_follow_run_dir), so a rename goes on there
+        self.where, self.run_dir = where, where.path
         self.stop = stop  # its signal handlers installed by main, before this process imported torch
         self.shared_error: str | None = None  # an error all ranks met, which rank 0 said (main: say_once_for_all_ranks)
         self.fallback_reasons_said: dict[str, str] = {}  # fallback counter -> its first cause, once in a record
@@ -389,14 +397,43 @@ class Trainer:
         # SIGUSR1 dumps from the start: a start that seems to hang (data, model, compile) is when `nsa dump` is
         # wanted most, and before this the signal's default action killed the trainer
         self._start_watchdog()
-        self._configure()
-        self._join_ranks()
-        self._read_init_from()
-        self._load_data()
-        self._build_model()
-        self._compile()
-        self._open_training()
-        return self._loop()
+        phases = (
+            self._configure,
+            self._join_ranks,
+            self._read_init_from,
+            self._load_data,
+            self._build_model,
+            self._compile,
+            self._open_training,
+        )
+        try:
+            for phase in phases:
+                self._follow_run_dir()  # a phase writes by path (config.yaml, run.json, the metrics files)
+                phase()
+            return self._loop()
+        except Exception:
+            # a write that failed as the run directory went (deleted, or renamed between two looks): said as that
+            self._follow_run_dir()
+            raise
+
+    def _follow_run_dir(self) -> bool:
+        """Whether the run directory was renamed since the last look (one readlink): then everything of this process
+        writes where it went from now on, and it is said once (the console, a `moved` record). RunDirLost when it
+        was deleted or cannot be followed (runtime/run_dir_moves.py)."""
+        new = self.where.follow()
+        if new is None:
+            return False
+        was, self.run_dir = Path(os.path.abspath(self.run_dir)), new
+        self.hb.moved_to(new)
+        self.stop.moved_to(new)
+        if self.dumper is not None:
+            self.dumper.moved_to(new)
+        if self.metrics is not None:
+            self.metrics.moved_to(new)
+        self.hb.write(schema.KIND_MOVED, self.step, **{schema.MOVED_FROM: str(was), schema.MOVED_TO: str(new)})
+        if self.hb.rank == 0:
+            print(f"[moved] run directory {was} is now {new}: training goes on there")
+        return True
 
     def _configure(self) -> None:
         """torch, the device and its precision, and what the start warns about: the config phase's `done` record."""
@@ -703,7 +740,9 @@ class Trainer:
             # the rows an earlier run left (a fresh start over it appends): a resume of this run cuts back its
             # own rows only (by step it cut the earlier run's after the checkpoint's step, and kept its others)
             self.csv_rows_before = {name: data_rows(run_dir / name) for name in (schema.TRAINING_CSV, schema.VAL_CSV)}
-        self.metrics = MetricsLog(run_dir, self.cfg.runtime.tensorboard, first_step=self.step + 1)
+        self.metrics = MetricsLog(
+            run_dir, self.cfg.runtime.tensorboard, first_step=self.step + 1, tb_parent=self.where.stable
+        )
 
     def _drop_earlier_pointers(self) -> list[str]:
         """A fresh start (--force) over an earlier run: its `latest` and `best` name that run's checkpoints, which
@@ -824,16 +863,23 @@ class Trainer:
         (a rank that stopped alone would leave the others waiting in a collective). One host sync per step."""
         torch, device = self.torch, self.device
         nonfinite = (~torch.isfinite(step_loss) | ~torch.isfinite(grad_norm)).float()
+        try:
+            self._follow_run_dir()  # before the step's writes; each rank follows its own (its heartbeat, its dumps)
+        except RunDirLost:
+            pass  # agreed on below: every rank stops after this step (one stopping alone leaves the others waiting)
         flags = torch.stack(
             [
                 torch.tensor(float(self.stop.halt_requested()), device=device),
                 torch.tensor(float(self.stop.signalled), device=device),
                 nonfinite,
+                torch.tensor(float(self.where.lost is not None), device=device),
             ]
         )
         if self.info.enabled:
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-        halt, signalled, nan = (bool(v) for v in flags.tolist())
+        halt, signalled, nan, lost = (bool(v) for v in flags.tolist())
+        if lost:
+            raise RunDirLost(self.where.lost or "another rank found the run directory deleted: the run stops here")
         return halt, signalled, nan
 
     def _say_nonfinite(self, step: int, step_loss: Any, grad_norm: Any) -> None:
@@ -1029,7 +1075,13 @@ class Trainer:
         state = self._checkpoint_state()  # collective: every rank takes part
         if self.info.is_main:
             ckpt_dir = ck.checkpoint_dir(self.run_dir)
-            path = ck.save_checkpoint(ckpt_dir, step, state, pointers)
+            try:
+                path = ck.save_checkpoint(ckpt_dir, step, state, pointers)
+            except ck.CheckpointError:
+                if not self._follow_run_dir():  # renamed while it saved: saved again where it went
+                    raise
+                ckpt_dir = ck.checkpoint_dir(self.run_dir)
+                path = ck.save_checkpoint(ckpt_dir, step, state, pointers)
             ck.prune(ckpt_dir, self.cfg.train.keep_last)
             secs = time.perf_counter() - t0
             # the file's size and the room left beside it: the tools' disk_low rule warns before a save cannot fit
@@ -1316,6 +1368,10 @@ class Trainer:
             self.train_wall_s = time.perf_counter() - self.t_train
         return self.train_wall_s if self.t_train is not None else None
 
+    def _write_summary_where_it_is(self, reason: str) -> None:
+        self._follow_run_dir()  # renamed after the last step's look: written where it went
+        self._write_summary(reason)
+
     def _write_summary(self, reason: str) -> None:
         self.loop_seconds()
         summary = {
@@ -1359,8 +1415,9 @@ class Trainer:
         # a refused resume (another seq_len, world size, model) did no work: the summary of the attempt that
         # did stays (its end record still says why this one stopped). A new run that failed on its way to the
         # first step (device, data, model) gets one: the tools read its end and wall time there
-        if self.info_is_main() and (self.resumed or not self.args.resume):
-            steps.append((schema.SUMMARY_JSON, lambda: self._write_summary(reason)))
+        # none in a deleted run directory: the run's error said so (runtime/run_dir_moves.py)
+        if self.info_is_main() and (self.resumed or not self.args.resume) and self.where.lost is None:
+            steps.append((schema.SUMMARY_JSON, lambda: self._write_summary_where_it_is(reason)))
         if self.metrics is not None:
             steps.append(("metrics files", self.metrics.close))
         if self.stop is not None:

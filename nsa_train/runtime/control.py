@@ -123,6 +123,10 @@ class StopRequests:
         self.halt_path.unlink(missing_ok=True)
         return True
 
+    def moved_to(self, run_dir: Path) -> None:
+        """The run directory was renamed: `.HALT` is looked for where it went."""
+        self.halt_path = Path(run_dir) / schema.HALT_FILE
+
     def halt_requested(self) -> bool:
         return self.is_main and self.halt_path.exists()
 

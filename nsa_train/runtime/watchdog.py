@@ -61,6 +61,13 @@ class StackDumper:
             old.close()
             os.replace(old_path, _unique_dump_path(self.run_dir, self.rank))
 
+    def moved_to(self, run_dir: Path) -> None:
+        """The run directory was renamed: the open spare file went with it; dumps are published where it went."""
+        with self._lock:
+            self.run_dir = Path(run_dir)
+            if self._spare_path is not None:
+                self._spare_path = self.run_dir / self._spare_path.name
+
     def poll(self) -> None:
         """Publish a dump that landed in the spare file (once its size stopped changing)."""
         with self._lock:
@@ -90,7 +97,11 @@ class StackDumper:
             if hasattr(signal, "SIGUSR1"):
                 faulthandler.unregister(signal.SIGUSR1)
             self._spare.close()
-            if self._spare_path.stat().st_size > self._header_len:
+            try:
+                size = self._spare_path.stat().st_size
+            except FileNotFoundError:  # the run directory was deleted: no dump to publish, nowhere to put one
+                size = 0
+            if size > self._header_len:
                 os.replace(self._spare_path, _unique_dump_path(self.run_dir, self.rank))
             else:
                 self._spare_path.unlink(missing_ok=True)

@@ -133,6 +133,7 @@ KIND_STALL = "stall"
 KIND_END = "end"
 KIND_ERROR = "error"
 KIND_LIVENESS = "liveness"  # every rank, periodically: "this process is alive at this step"
+KIND_MOVED = "moved"  # every rank, once per rename: the run directory was renamed while it ran, and it went on there
 KINDS = (
     KIND_BOOT,
     KIND_PHASE,
@@ -143,6 +144,7 @@ KINDS = (
     KIND_END,
     KIND_ERROR,
     KIND_LIVENESS,
+    KIND_MOVED,
 )
 
 # Every record carries these.
@@ -244,6 +246,10 @@ RESUME_REFUSED = "resume_refused"
 # what a report over several attempts divides their trained tokens by. Absent when the loop never started
 END_TRAIN_TIME = "train_time_s"
 ERROR_FIELDS = ("message",)
+# A `moved` record: the run directory's absolute path before the rename, and after it (where it writes from then on)
+MOVED_FROM = "from_run_dir"
+MOVED_TO = "run_dir"
+MOVED_FIELDS = (MOVED_FROM, MOVED_TO)
 # A boot record's world size is believed up to this (a corrupt 10**12 would cost a range() per rank)
 MAX_WORLD_SIZE = 65536
 
@@ -484,6 +490,7 @@ def validate(record: dict[str, Any]) -> list[str]:
         KIND_STALL: STALL_FIELDS,
         KIND_CHECKPOINT: CHECKPOINT_FIELDS,
         KIND_ERROR: ERROR_FIELDS,
+        KIND_MOVED: MOVED_FIELDS,
     }.get(kind, ())
     if kind == KIND_PHASE:
         required = phase_fields(record) or ("phase",)

@@ -26,7 +26,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
-from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full_message, free_space
+from nsa_train.telemetry.disk import DISK_FULL_ERRNOS, DiskFullError, disk_full, disk_full_message, free_space
 from nsa_train.telemetry.mfu import fmt_mfu
 
 STOP_AND_RESUME = "checkpoints written before are intact. Free space and continue with --resume"
@@ -130,6 +130,11 @@ class HeartbeatWriter:
             self._torn = False
             return True
 
+    def moved_to(self, run_dir: Path) -> None:
+        """The run directory was renamed: the open file went with it, its name (said in messages) follows."""
+        with self._lock:
+            self.path = Path(run_dir) / self.path.name
+
     def liveness(self, step: int, force: bool = False, *, best_effort: bool = False) -> None:
         """A liveness record, at most every liveness_every_s unless forced."""
         now = time.monotonic()
@@ -193,6 +198,7 @@ def truncate_csv_after(path: Path, step: int, keep_rows: int = 0) -> None:
 
 class _CsvTable:
     def __init__(self, path: Path, header: tuple[str, ...]) -> None:
+        self.path = path  # where it is (a renamed run directory moves it: MetricsLog.moved_to), for messages
         fresh = not path.is_file() or path.stat().st_size == 0
         # a table an earlier version of the trainer began (a resume after an upgrade) keeps its own columns: rows of
         # another width under its header would shift every value after the first difference
@@ -210,12 +216,16 @@ class _CsvTable:
                 self._fh.flush()
 
     def row(self, values: dict[str, Any]) -> None:
-        with full_disk_stops_run(Path(self._fh.name), int(values.get("step") or 0)):
+        with full_disk_stops_run(self.path, int(values.get("step") or 0)):
             self._w.writerow([_csv_value(values.get(k)) for k in self.header])
             self._fh.flush()
 
     def close(self) -> None:
-        close_even_when_full(self._fh, Path(self._fh.name))
+        close_even_when_full(self._fh, self.path)
+
+
+class TensorBoardFailed(Exception):
+    """TensorBoard's writer could not write its events (its thread failed): the run's one-line error."""
 
 
 def format_log_line(step: int, m: dict[str, Any], mfu: float | None = None, warmup: bool = False) -> str:
@@ -235,25 +245,48 @@ def format_log_line(step: int, m: dict[str, Any], mfu: float | None = None, warm
 class MetricsLog:
     """Rank 0's training.csv, val.csv, train.log (+stdout) and TensorBoard."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool, first_step: int = 1) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool, first_step: int = 1, tb_parent: Path | None = None) -> None:
         """``first_step``: the step this attempt trains first. TensorBoard events of earlier attempts at that step and
         after are purged from TensorBoard's view (their files stay), so that no step shows two values: a resume
         redoes the steps after its checkpoint, as its CSV rows are cut back; a fresh start over an earlier run starts
-        at 1 and hides that run in TensorBoard, while training.csv keeps its rows before the new run's."""
-        run_dir = Path(run_dir)
+        at 1 and hides that run in TensorBoard, while training.csv keeps its rows before the new run's.
+        ``tb_parent``: the run directory by a path that follows a rename (FollowedRunDir.stable): TensorBoard's
+        thread opens its events file by path at every write."""
+        self.run_dir = run_dir = Path(run_dir)
         self._train = _CsvTable(run_dir / schema.TRAINING_CSV, schema.TRAINING_CSV_HEADER)
         self._val = _CsvTable(run_dir / schema.VAL_CSV, schema.VAL_CSV_HEADER)
         self._log = open(run_dir / schema.TRAIN_LOG, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._log_path = run_dir / schema.TRAIN_LOG
         self._tb = None
+        self._tb_failed = False  # its failure was raised (the run's error): its close would raise it again
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(run_dir / schema.TB_DIR), purge_step=first_step)
+            self._tb = SummaryWriter(log_dir=str((tb_parent or run_dir) / schema.TB_DIR), purge_step=first_step)
+
+    def moved_to(self, run_dir: Path) -> None:
+        """The run directory was renamed: the open files went with it; their names (said in messages) follow."""
+        self.run_dir = Path(run_dir)
+        self._train.path = self.run_dir / schema.TRAINING_CSV
+        self._val.path = self.run_dir / schema.VAL_CSV
+        self._log_path = self.run_dir / schema.TRAIN_LOG
+
+    def _to_tensorboard(self, step: int, scalars: dict[str, float]) -> None:
+        """The scalars to TensorBoard. Its writer thread keeps its failure (a full disk, a directory gone) for the
+        next call to raise: said as the run's one line, not as the thread's traceback (runtime/thread_errors.py)."""
+        if self._tb is None:
+            return
+        try:
+            for tag, value in scalars.items():
+                self._tb.add_scalar(tag, value, step)
+        except Exception as e:
+            self._tb_failed = True
+            raise tensorboard_failure(self.run_dir / schema.TB_DIR, step, e) from None
 
     def line(self, text: str, step: int = 0) -> None:
         """A human line in train.log and on stdout."""
         print(text, file=sys.stdout, flush=True)
-        with full_disk_stops_run(Path(self._log.name), step):
+        with full_disk_stops_run(self._log_path, step):
             self._log.write(text + "\n")
             self._log.flush()
 
@@ -261,26 +294,41 @@ class MetricsLog:
         row = dict(m, step=step, ts=ts, **schema.gate_share_columns(m.get(schema.GATE_SHARES)))
         self._train.row(row)
         self.line(format_log_line(step, m, mfu, warmup), step)
-        if self._tb is not None:
-            for k in schema.TRAINING_CSV_HEADER:
-                v = row.get(k)
-                if k not in ("step", "ts") and isinstance(v, (int, float)) and v is not None:
-                    self._tb.add_scalar(f"train/{k}", v, step)
-            if mfu is not None:
-                self._tb.add_scalar("train/mfu", mfu, step)
-            for name, n in (m.get("fallbacks") or {}).items():
-                self._tb.add_scalar(f"fallbacks/{name}", n, step)
+        scalars = {
+            f"train/{k}": v
+            for k in schema.TRAINING_CSV_HEADER
+            if k not in ("step", "ts") and isinstance(v := row.get(k), (int, float))
+        }
+        if mfu is not None:
+            scalars["train/mfu"] = mfu
+        scalars.update({f"fallbacks/{name}": n for name, n in (m.get("fallbacks") or {}).items()})
+        self._to_tensorboard(step, scalars)
 
     def eval(self, step: int, val_loss: float, val_ppl: float) -> None:
         self._val.row({"step": step, "val_loss": val_loss, "val_ppl": val_ppl})
         self.line(f"eval step {step} | val_loss {val_loss:.4f} | val_ppl {val_ppl:.2f}", step)
-        if self._tb is not None:
-            self._tb.add_scalar("val/loss", val_loss, step)
-            self._tb.add_scalar("val/ppl", val_ppl, step)
+        self._to_tensorboard(step, {"val/loss": val_loss, "val/ppl": val_ppl})
 
     def close(self) -> None:
         self._train.close()
         self._val.close()
-        close_even_when_full(self._log, Path(self._log.name))
-        if self._tb is not None:
-            self._tb.close()
+        close_even_when_full(self._log, self._log_path)
+        if self._tb is not None and not self._tb_failed:
+            try:
+                self._tb.close()  # flushes: a failure of its thread since the last write is raised here
+            except Exception as e:
+                raise tensorboard_failure(self.run_dir / schema.TB_DIR, None, e) from None
+
+
+def tensorboard_failure(tb_dir: Path, step: int | None, e: BaseException) -> Exception:
+    """TensorBoard's failure as one line: a full disk as every full disk is said (DiskFullError), else what failed."""
+    at = f"the run stops at step {step}" if step is not None else "its last events are lost"
+    if (full := disk_full(e)) is not None:
+        return DiskFullError(
+            disk_full_message(tb_dir / "events", full, free_space(tb_dir.parent), f"{at}: {STOP_AND_RESUME}")
+        )
+    why = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
+    return TensorBoardFailed(
+        f"TensorBoard's writer could not write its events in {tb_dir}: {why}; {at} (checkpoints written before are "
+        "intact: mend it, or set runtime.tensorboard=false, and continue with --resume)"
+    )
