@@ -205,11 +205,28 @@ def resolve_run(run: str | None, root: Path | None = None, *, index: bool = True
             path = Path(os.path.abspath(f))
             its = f" (its directory {path.parent} is a run)" if holds_run(path.parent) else ""
             raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)
+    if (went := renamed_run(p if p.is_absolute() else named, root)) is not None:
+        return went
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
         raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)
     if index and (found_launched := launched_run(run)) is not None:
         return found_launched
     raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NOT_FOUND_EXIT)
+
+
+def renamed_run(old: Path, root: Path) -> Path | None:
+    """The run that first booted at ``old`` (not there), renamed since: its directory, said in a note on stderr;
+    None when none is found (nsa_tui.moved_runs). Two of them (a copy) are refused, both named."""
+    from nsa_tui.moved_runs import renamed_to
+
+    found = renamed_to(old, root)
+    if len(found) > 1:
+        listed = "; ".join(map(str, found))
+        raise UserError(f"no run directory {os.path.abspath(old)}: runs that started there are {listed}", USAGE_EXIT)
+    if found:
+        print(f"note: {os.path.abspath(old)} is not there: the run that started there is {found[0]} (renamed)",
+              file=sys.stderr)  # fmt: skip
+    return found[0] if found else None
 
 
 def launched_run(run: str) -> Path | None:
@@ -226,6 +243,8 @@ def launched_run(run: str) -> Path | None:
     if len(matches) > 1:
         raise UserError(launched_twice_message(run, [(m.run_dir, m.ts) for m in matches]), USAGE_EXIT)
     d = Path(matches[0].run_dir)
+    if not os.path.lexists(d) and (went := renamed_run(d, d.parent)) is not None:  # renamed since its launch
+        return went
     if why := unreadable_dir(d):
         raise UserError(why, NOT_FOUND_EXIT)
     print(launched_note(run, str(d), matches[0].ts, str(launched.index_path())), file=sys.stderr)

@@ -37,4 +37,5 @@ EVENT_KIND_STYLE = {
     schema.KIND_STALL: "bold red",
     schema.KIND_END: "bold magenta",
     schema.KIND_ERROR: "bold red",
+    schema.KIND_MOVED: "cyan",
 }

@@ -298,6 +298,9 @@ def run_events(h: RunHistory, *, ended: bool = False) -> list[RunEvent]:
                 named_dumps.add(dump)
             stacks = f"; stacks in {dump}" if dump else ""
             rows.append(RunEvent(e.ts, e.step, e.rank, "stall", f"{_stall_said(h, e)}{stacks}"))
+        elif e.kind == schema.KIND_MOVED and e.rank in (0, None):  # every rank writes one: rank 0's says it
+            said = f"from {e.fields.get(schema.MOVED_FROM, '?')} to {e.fields.get(schema.MOVED_TO, '?')}"
+            rows.append(RunEvent(e.ts, e.step, e.rank, "run directory moved", said))
         elif e.kind == schema.KIND_ERROR:
             message = e.fields.get("message")
             rows.append(RunEvent(e.ts, e.step, e.rank, "error", str(message) if message else "(no message)"))

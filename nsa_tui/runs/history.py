@@ -69,13 +69,14 @@ EVENT_KINDS = frozenset(
         schema.KIND_STALL,
         schema.KIND_END,
         schema.KIND_ERROR,
+        schema.KIND_MOVED,
     )
 )
 
 
 @dataclass
 class Event:
-    """A non-progress record: boot, phase, checkpoint, eval, stall, end, error."""
+    """A non-progress record: boot, phase, checkpoint, eval, stall, end, error, moved."""
 
     kind: str
     step: int | None

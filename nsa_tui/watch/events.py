@@ -48,6 +48,8 @@ def _describe(ev: Any, *, warnings: bool = True) -> str:
         return f"end {f.get('reason', '')}"
     if ev.kind == schema.KIND_ERROR:
         return f"error {f.get('message', '')}"
+    if ev.kind == schema.KIND_MOVED:
+        return f"run directory moved from {f.get(schema.MOVED_FROM, '?')} to {f.get(schema.MOVED_TO, '?')}"
     if ev.kind == schema.KIND_BOOT:
         return f"boot world={f.get('world_size', '?')}"
     return ev.kind

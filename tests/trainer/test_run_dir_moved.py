@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -67,6 +68,18 @@ def test_a_renamed_run_directory_trains_on_there(tmp_path: Path) -> None:
     summary = json.loads((now / schema.SUMMARY_JSON).read_text())
     assert (summary["run"], summary["end_reason"], summary["steps_completed"]) == (now.name, "completed", 12)
     assert not list(now.glob(".stackdump*"))  # the stack dumper's spare file, removed where it went
+
+    # the tools: the report's events say the rename; `nsa status OLD-PATH` judges the run where it went
+    from nsa_tui.report.events import run_events
+    from nsa_tui.runs import load_run
+
+    said = [(e.step, e.detail) for e in run_events(load_run(now)) if e.what == "run directory moved"]
+    assert said == [(5, f"from {was} to {now}")]
+    nsa = Path(sys.executable).with_name("nsa")
+    status = subprocess.run([str(nsa), "status", str(was)], env=clean_env(), capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stderr == f"note: {was} is not there: the run that started there is {now} (renamed)\n"
+    assert status.stdout.startswith(f"{now.name} {now} (nsa-v1)  finished  health OK")
 
 
 @pytest.mark.slow
@@ -186,6 +199,24 @@ def test_tensorboards_failed_writer_is_the_runs_one_line(tmp_path: Path, capfd: 
     said = str(failed.value)
     assert said.startswith(f"TensorBoard's writer could not write its events in {run / 'tb'}: No such file"), said
     assert "\n" not in said and "Exception in thread" not in capfd.readouterr().err
+
+
+def test_a_path_not_there_names_the_runs_that_first_booted_there(tmp_path: Path) -> None:
+    from nsa_tui.errors import UserError
+    from nsa_tui.rundir import resolve_run
+
+    def booted_at(d: Path, run_dir: Path) -> None:
+        d.mkdir()
+        boot = schema.make_record(schema.KIND_BOOT, 0, 0, 1, 1.0, run_dir=str(run_dir), world_size=1)
+        (d / schema.heartbeat_name(0)).write_text(schema.encode(boot))
+
+    old = tmp_path / "exp"
+    booted_at(tmp_path / "other", tmp_path / "other")
+    booted_at(tmp_path / "exp-lr3e-4", old)
+    assert resolve_run(str(old), tmp_path) == tmp_path / "exp-lr3e-4"
+    booted_at(tmp_path / "exp-copy", old)  # two: never a silent choice
+    with pytest.raises(UserError, match="runs that started there are .*exp-copy; .*exp-lr3e-4"):
+        resolve_run(str(old), tmp_path)
 
 
 def test_without_proc_a_rename_ends_the_run_in_its_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

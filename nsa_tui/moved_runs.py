@@ -1,0 +1,42 @@
+"""Where a run directory that is no longer at its path went: renamed while it trained (the trainer follows a rename,
+docs/telemetry.md, `moved`) or after it ended.
+
+A rank 0 heartbeat begins with the boot record of the run's first attempt, which holds the absolute run directory it
+started in. A directory beside the old path, or under the runs root, whose heartbeat begins there is that run under
+its new name: one small read per directory, no heartbeat scanned. A run first started elsewhere, or moved to another
+parent, is not found. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nsa_train.telemetry import schema
+
+HEAD_BYTES = 8192  # a boot record is a few hundred bytes (its argv the most)
+
+
+def first_run_dir(d: Path) -> str | None:
+    """The run directory the first boot record of ``d``'s rank 0 heartbeat names; None without one."""
+    try:
+        with open(d / schema.heartbeat_name(0), "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return None
+    rec = schema.decode(head.split(b"\n", 1)[0])
+    said = rec.get("run_dir") if rec and rec.get("kind") == schema.KIND_BOOT else None
+    return said if isinstance(said, str) else None
+
+
+def renamed_to(old: Path, *roots: Path) -> list[Path]:
+    """The directories beside ``old`` (and under ``roots``) whose run first booted at ``old``, a path not there."""
+    was = str(old.resolve())  # as the trainer recorded it (Path.resolve), the parent's links resolved alike
+    found: list[Path] = []
+    for parent in dict.fromkeys(Path(os.path.abspath(p)) for p in (old.parent, *roots)):
+        try:
+            entries = [e for e in os.scandir(parent) if not e.name.startswith(".") and e.is_dir()]
+        except OSError:
+            continue
+        found += [Path(e.path) for e in entries if first_run_dir(Path(e.path)) == was and e.path != was]
+    return sorted(found)
