@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
+from nsa_train.runtime.run_dir_moves import FollowedRunDir, RunDirLost
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.writer import ends_mid_line
@@ -85,6 +86,7 @@ def run(run_dir: Path) -> int:
     argv: list[str] = spec["argv"]
     env = {**trainer_base_env(os.environ, spec["env"]), **spec["env"]}
     mirror = _Mirror(run_dir / schema.CONSOLE_LOG)
+    where = FollowedRunDir(run_dir)  # renamed while it runs, the trainer trains on there: so does the status
     started = time.time()
     mirror.note(f"starting: {spec.get('command', ' '.join(argv))}")
 
@@ -139,6 +141,7 @@ def run(run_dir: Path) -> int:
         recent = (recent + data)[-REPORT_BYTES:]
     rc = child.wait()
     code = rc if rc >= 0 else 128 - rc
+    run_dir = _where_now(where)
     if _superseded(run_dir, spec):
         # `nsa launch --force` started another attempt here while this one was stopping: its exit_status and its
         # console lines are the new attempt's to write (this one's read `crashed` on a run that was training)
@@ -153,6 +156,16 @@ def run(run_dir: Path) -> int:
         mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
     mirror.note(f"torchrun exited with status {exit_status_said(code)}")
     return code
+
+
+def _where_now(where: FollowedRunDir) -> Path:
+    """The run directory's path now (the trainer said a rename in console.log, which went with it); its old path
+    when it was deleted (exit_status then cannot be written, and the note says so)."""
+    try:
+        where.follow()
+    except RunDirLost:
+        pass
+    return where.path
 
 
 def _superseded(run_dir: Path, spec: dict) -> bool:

@@ -234,3 +234,15 @@ def test_a_launch_after_a_console_line_cut_by_a_full_disk_starts_its_own_line(tm
     lines = (run_dir / "console.log").read_text().splitlines()
     assert lines[0] == "[nsa 2026-12-07 16:32:53] torchrun exited with status 1", lines
     assert " starting: " in lines[1] and lines[1].startswith("[nsa "), lines
+
+
+def test_a_run_directory_renamed_while_it_ran_gets_its_exit_status_where_it_went(tmp_path):
+    """The trainer trains on at a renamed run directory (nsa_train/runtime/run_dir_moves.py); the wrapper wrote its
+    exit_status at the old path, which is gone ("could not write exit_status"), so the tools never read it."""
+    was, now = tmp_path / "exp", tmp_path / "exp-lr3e-4"
+    code = f"import os, sys; os.rename({str(was)!r}, {str(now)!r}); print('renamed'); sys.exit(5)"
+    _spec(was, [sys.executable, "-c", code])
+    res = _run_wrapper(was)
+    assert res.returncode == 5 and exit_status(now) == 5 and not was.exists()
+    log = (now / "console.log").read_text()
+    assert "renamed" in log and log.rstrip().endswith("exited with status 5") and "could not write" not in log
