@@ -594,9 +594,12 @@ ETA_DUE_FACTOR = 2.0  # how many usual progress intervals the ETA counts down wi
 
 
 def _counted(elapsed: float, due: float | None) -> float:
-    """The part of ``elapsed`` the ETA counts down: all of it while a record is not overdue."""
-    elapsed = max(0.0, elapsed)
-    return elapsed if due is None else min(elapsed, ETA_DUE_FACTOR * due)
+    """The part of ``elapsed`` the ETA counts down: all of it while a record is not overdue, none while no
+    interval is known (one progress record): a trainer hung after its first logged step counted down for the 10
+    minutes until heartbeat_stale fired, where `nsa status` holds it."""
+    if due is None:
+        return 0.0
+    return min(max(0.0, elapsed), ETA_DUE_FACTOR * due)
 
 
 def _step_reached_ts(h: RunHistory) -> float | None:

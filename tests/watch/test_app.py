@@ -602,6 +602,29 @@ async def test_eta_counts_down_with_the_clock_between_verdicts(tmp_path):
 
 
 @async_test
+async def test_eta_holds_on_a_run_with_one_progress_record(tmp_path):
+    """With one progress record no usual interval is known, and the ETA counted down without a limit: a trainer
+    hung after its first logged step read "running ... ETA 23m26s" counting down for 10 minutes, where `nsa
+    status` held it. It holds, as status does."""
+    from nsa_tui.health.engine import evaluate
+
+    w = make_v1_run(tmp_path / "r", steps=10, total_steps=8000, state="running", now=NOW, age_s=0.0)
+    clock = [NOW]
+    app = make_app(w.path, clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        assert len(app.model.history.steps) == 1
+        header = app.query_one(RunHeader)
+        eta0 = header.info["eta"]
+        assert eta0 and eta0 > 100
+        for dt in (5, 60, 300):
+            clock[0] = NOW + dt
+            app._redraw(force=True)
+            status = evaluate(app.model.history, clock[0]).eta_s  # what `nsa status` says at that time
+            assert header.info["eta"] == eta0 == float(int(status)), (dt, header.info["eta"], status)
+
+
+@async_test
 async def test_a_new_step_between_verdicts_gets_its_own_eta(tmp_path):
     """The ETA counted down from the verdict's step for up to 10 s next to a newer step (a resumed run read "step
     8/30 ETA 2s", then "ETA 1m20s", while `nsa status` gave the new step's estimate). A newer step is given the
