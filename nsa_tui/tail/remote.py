@@ -60,6 +60,9 @@ class RemoteRunSource:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._restart = threading.Event()
+        # a restart asked for and not begun: it forgets what was read once the next connection answers, not before
+        # (`r` with the link down wiped the screen until the host answered again)
+        self._fresh = False
         self._proc = None
         self.connected = False
         self.disconnected_since: float | None = clock()
@@ -136,7 +139,8 @@ class RemoteRunSource:
             p.kill()
 
     def _command(self) -> str:
-        resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in self._files.values() if st.inode]
+        files = {} if self._fresh else self._files
+        resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in files.values() if st.inode]
         return remote_script(SCRIPT, script_args(self.run_dir, self.interval, self.mtime_tool, resume))
 
     def _run(self) -> None:
@@ -144,13 +148,7 @@ class RemoteRunSource:
         while not self._stop.is_set():
             if self._restart.is_set():
                 self._restart.clear()
-                self._files.clear()
-                self.mtimes.clear()
-                self._round_mtimes.clear()
-                self._told_mtimes.clear()
-                self._whole_present.clear()
-                self._whole_last.clear()
-                self._queue.put(Update("", reset=True))  # "" = every file: the consumer starts over
+                self._fresh = True
             got_round = self._session()
             if self._stop.is_set():
                 break
@@ -195,6 +193,8 @@ class RemoteRunSource:
                 for fr in parser.feed(data):
                     heard[1] = True
                     self._mark_connected()  # any well-formed frame: the link works
+                    if self._fresh:
+                        self._start_over()
                     if fr.kind == "E":
                         got_round = True
                         self._on_round(fr.now)
@@ -223,6 +223,17 @@ class RemoteRunSource:
     @property
     def silent_limit_s(self) -> float:
         return max(SILENT_MIN_S, SILENT_ROUNDS * self.interval)
+
+    def _start_over(self) -> None:
+        """Forget every file read, before the first frame of a connection that reads them all again."""
+        self._fresh = False
+        self._files.clear()
+        self.mtimes.clear()
+        self._round_mtimes.clear()
+        self._told_mtimes.clear()
+        self._whole_present.clear()
+        self._whole_last.clear()
+        self._queue.put(Update("", reset=True))  # "" = every file: the consumer starts over
 
     def _mark_connected(self) -> None:
         if not self.connected:

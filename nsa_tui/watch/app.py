@@ -501,8 +501,18 @@ class WatchApp(App):
         self._redraw(force=True)
 
     def action_reread(self) -> None:
-        self.model.restart()
-        self.notify(f"re-reading {self.model.name} from scratch")
+        m = self.model
+        m.restart()
+        if getattr(m.source, "connected", True) is False:
+            # what was read stays on screen: the source forgets it only once its host answers again
+            why = getattr(m.source, "last_error", "") or "not connected"
+            self.notify(
+                f"cannot re-read: {self.host} unreachable ({why}); {m.name} is read again from scratch "
+                "when the link is back",
+                severity="warning",
+            )
+            return
+        self.notify(f"re-reading {m.name} from scratch")
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
         """An SVG of the screen, saved in the current directory and named: Textual's default, ~/Downloads, is

@@ -125,6 +125,44 @@ async def test_a_connection_gone_quiet_is_dropped_and_made_again(sshd, tmp_path,
 
 @pytest.mark.slow
 @async_test
+async def test_reread_while_the_host_is_unreachable_keeps_what_was_read(sshd, tmp_path, monkeypatch):
+    """`r` with the link down wiped the screen (charts, events, the step) and the health panel said "no run files
+    here yet (waiting for the trainer)" until the host answered again. It keeps what was read, says it cannot
+    re-read now, and re-reads once the link is back."""
+    import signal
+
+    from nsa_tui.tail import remote as remote_mod
+
+    monkeypatch.setattr(remote_mod, "SILENT_MIN_S", 2.0)
+    _, w, _, app = remote_run_app(sshd, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = app.query_one(RunHeader)
+        await _until(pilot, lambda: header.info.get("step") == 300)
+        model = app.runs[0]
+        resets = model.resets
+        # a black hole: the listener and the connection's processes stopped
+        stopped = [sshd.proc.pid, *descendants(sshd.proc.pid)]
+        signal_all(stopped, signal.SIGSTOP)
+        try:
+            await _until(pilot, lambda: "disconnected since" in header.info.get("source", ""), timeout=30)
+            await pilot.press("r")
+            await pilot.pause(1.0)
+            app._redraw(force=True)
+            assert model.resets == resets and header.info["step"] == 300 and model.history.has_progress
+            said = [n.message for n in app._notifications][-1]
+            assert said.startswith(f"cannot re-read: {sshd.host} unreachable ("), said
+            said = " ".join(app.query_one(HealthPanel).render().plain.split())
+            assert said.startswith("not judged while the run cannot be read: ssh "), said
+        finally:
+            signal_all(stopped, signal.SIGCONT)
+        w.progress(2)
+        # the link back: read again from scratch, with what came meanwhile
+        await _until(pilot, lambda: model.resets > resets and header.info.get("step") == 320, timeout=60)
+        assert header.info["source"] == f"ssh {sshd.host}"
+
+
+@pytest.mark.slow
+@async_test
 async def test_remote_halt_of_an_ended_run_says_what_the_local_one_says(sshd, tmp_path):
     """`h` on a run that had ended said "halt requested on HOST exit status: 0" (the last line of the host's `nsa
     halt`); the local dashboard says the run had already ended, and why."""
