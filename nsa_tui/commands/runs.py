@@ -170,6 +170,8 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
         state += f" ({escape(str(start['phase']))})"
     if v.get("halt_requested"):  # a stop asked for and not yet honoured: `stalled (halt requested 14:02)`
         state += f" [bold yellow]({escape(halt_said(v))})[/]"
+    if isinstance(v.get("stop_signal"), str):  # not asked for: `halted (SIGHUP, not requested)`
+        state += f" [bold yellow]({escape(v['stop_signal'])}, not requested)[/]"
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"

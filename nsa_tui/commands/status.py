@@ -261,6 +261,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     from rich.markup import escape
 
     from nsa_tui.health.checks import toks_unjudged_text
+    from nsa_tui.health.stop_signal import halted_by_text
     from nsa_tui.runs.history import NEWER_KIND, corrupt_lines_text, newer_telemetry_line
 
     console = output_console(highlight=False, soft_wrap=True)
@@ -274,6 +275,8 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         f"[{state_style(st)}]{escape(st)}[/]  health [{HEALTH_STYLE[hl]}]{hl.upper()}[/]"
         + (f"  [bold yellow]{escape(halt_said(v, time.time()))}[/]" if v.get("halt_requested") else "")
     )
+    if isinstance(v.get("stop_signal"), str):  # v.get: a remote nsa may predate the key
+        console.print(f"  [bold yellow]{escape(halted_by_text(v['stop_signal']))}[/]")
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']} ({100 * (v['step'] or 0) / v['total_steps']:.0f}%)"

@@ -13,6 +13,7 @@ from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
+from nsa_tui.health.stop_signal import stop_signal
 from nsa_tui.runs.history import (
     FORMAT_GENERIC,
     FORMAT_V1,
@@ -26,7 +27,7 @@ from nsa_tui.runs.history import (
 # The version of what this engine concludes and of the verdict's keys (docs/health.md): bump it whenever either
 # changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
-JUDGE_VERSION = 2  # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`
+JUDGE_VERSION = 2  # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: `stop_signal`
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -129,6 +130,9 @@ class Verdict:
     # hung run read `stalled critical` for minutes with nothing saying a stop was pending); its mtime when known
     halt_requested: bool = False
     halt_requested_ts: float | None = None
+    # a halted run that no halt was asked of: the stop signal its end records name ('SIGHUP': a killed tmux server or a
+    # dropped terminal; 'a signal' when none names it). Read as `halted OK` alone it was the user's own `nsa halt`
+    stop_signal: str | None = None
     judge_version: int = JUDGE_VERSION  # which engine judged (JUDGE_VERSION); absent from an nsa before it: 0
 
     @property
@@ -415,6 +419,7 @@ def evaluate(
         refused_resume=h.refused_resume,
         halt_requested=halt_pending,
         halt_requested_ts=h.halt_requested_ts if halt_pending else None,
+        stop_signal=stop_signal([e.fields for e in h.attempt_events(schema.KIND_END)]) if state == "halted" else None,
         unreadable_files=[
             *({"file": n, "problem": why, "kind": UNREADABLE_KIND} for n, why in h.unreadable_files.items()),
             *(

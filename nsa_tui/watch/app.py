@@ -374,6 +374,7 @@ class WatchApp(App):
             "state": v.state if not v.problem else ("starting" if not h.has_progress else "unknown"),
             "health": v.health if not v.problem else "",
             "halt": v.halt_requested,
+            "stop_signal": v.stop_signal,
             "step": h.latest_step,
             "total": h.total_steps,
             "eta": _whole(self._eta_now(v, now, h)),

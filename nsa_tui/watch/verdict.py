@@ -78,6 +78,8 @@ class VerdictView:
     nothing_read: str = ""
     # .HALT waits on a live attempt ("halt requested 14:02" in the header, as `nsa status` says it); "" otherwise
     halt_requested: str = ""
+    # a halted run that nobody asked to halt: the signal that stopped it ('SIGHUP'), said beside `halted` in the header
+    stop_signal: str = ""
 
 
 PENDING_MARK_STYLE = "grey50"  # the health panel's pending lines: dimmer than any alert
@@ -131,6 +133,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         toks_not_judged=toks_unjudged_text(v.toks_not_judged) if v.toks_not_judged else "",
         rules_problem=rules_problem,
         halt_requested=halt_requested(v.halt_requested_ts) if v.halt_requested else "",
+        stop_signal=v.stop_signal or "",
     )
 
 

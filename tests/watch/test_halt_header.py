@@ -25,3 +25,21 @@ async def test_the_header_says_a_pending_halt(tmp_path):
         header = app.query_one(RunHeader)
         clock = time.strftime("%H:%M", time.localtime(NOW - 240))
         assert f"stalled  critical halt requested {clock}" in header.shown, header.shown
+
+
+@async_test
+async def test_the_header_says_a_halt_nobody_asked_for(tmp_path):
+    """A run a killed tmux server's SIGHUP stopped read `halted ok`, as the user's own `nsa halt` (tests/status/
+    test_stop_signal.py): the header names the signal, and a requested halt says nothing more."""
+    import signal
+
+    from fixtures.runs import end_by_signal
+
+    w = make_v1_run(tmp_path / "hup", n_ranks=2, state="running", now=NOW)
+    end_by_signal(w, signal.SIGHUP, on_rank=0)
+    make_v1_run(tmp_path / "asked", state="halted", now=NOW)
+    for name, said in (("hup", "halted  by SIGHUP, not requested ok"), ("asked", "halted  ok")):
+        app = make_app(tmp_path / name)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await wait_loaded(pilot, app)
+            assert said in app.query_one(RunHeader).shown, app.query_one(RunHeader).shown

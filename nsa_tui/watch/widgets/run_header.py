@@ -77,6 +77,9 @@ class RunHeader(Widget):
         phase = i.get("phase")
         if phase:  # a start's phase and its time in it: a slow compile is not a hang
             t.append(f" phase {phase}")
+        stop_signal = i.get("stop_signal")
+        if stop_signal:  # halted, not on request: a killed tmux server's SIGHUP read as the user's own `nsa halt`
+            t.append(f" by {stop_signal}, not requested", style="bold yellow")
         health = i.get("health", "")
         if health:
             t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))

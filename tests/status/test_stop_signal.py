@@ -1,0 +1,53 @@
+"""A run a signal stopped with nobody asking (a killed tmux server's or a dropped terminal's SIGHUP) read `halted,
+health OK` in `nsa status`, `nsa runs` and the dashboard, exactly as the user's own `nsa halt`: only the JSON's
+end_reason `signal` told. Each says which signal, and that no halt was requested."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from fixtures.runs import end_by_signal, make_v1_run
+from typer.testing import CliRunner
+
+from nsa_train.telemetry import schema
+from nsa_tui.cli import app
+from nsa_tui.health.stop_signal import UNNAMED, halted_by_text, stop_signal
+
+SIGHUP_LINE = "halted by SIGHUP (no halt was requested: its terminal or tmux server went away)"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_the_signal_is_named_by_the_rank_that_received_it():
+    ends = [{"reason": schema.END_SIGNAL, "exit_status": 0}, {"reason": schema.END_SIGNAL, "exit_status": 129}]
+    assert stop_signal(ends) == "SIGHUP"
+    assert stop_signal([{"reason": schema.END_SIGNAL, "exit_status": 0}]) == UNNAMED  # no rank says which
+    assert stop_signal([{"reason": schema.END_HALT, "exit_status": 0}]) is None
+    assert stop_signal([]) is None
+    assert halted_by_text("SIGHUP") == SIGHUP_LINE
+    assert halted_by_text(UNNAMED) == "halted by a signal (no halt was requested)"
+
+
+def test_status_runs_and_json_say_a_sighup_is_no_requested_halt(runs_dir, monkeypatch):
+    w = make_v1_run(runs_dir / "hup", n_ranks=2, state="running")
+    end_by_signal(w, signal.SIGHUP, on_rank=1)
+    make_v1_run(runs_dir / "asked", state="halted")
+
+    res = invoke("status", "hup")
+    lines = res.stdout.splitlines()
+    assert " halted " in lines[0] and "health OK" in lines[0] and res.exit_code == 0, res.stdout
+    assert lines[1].strip() == SIGHUP_LINE, res.stdout
+    obj = json.loads(invoke("status", "--json", "hup").stdout)
+    assert obj["state"] == "halted" and obj["health"] == "ok" and obj["stop_signal"] == "SIGHUP"
+
+    asked = invoke("status", "asked").stdout
+    assert " halted " in asked and "halted by" not in asked and "no halt was requested" not in asked, asked
+    assert json.loads(invoke("status", "--json", "asked").stdout)["stop_signal"] is None
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # whole rows
+    rows = {ln.split()[0]: ln for ln in invoke("runs").stdout.splitlines() if ln.startswith(("hup", "asked"))}
+    assert "halted (SIGHUP, not requested)" in rows["hup"], rows
+    assert "not requested" not in rows["asked"], rows
