@@ -211,7 +211,13 @@ def resolve_run(run: str | None, root: Path | None = None, *, index: bool = True
         raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)
     if index and (found_launched := launched_run(run)) is not None:
         return found_launched
-    raise UserError(f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})", NOT_FOUND_EXIT)
+    looked = f"no run directory {run!r} (looked at {p.absolute()} and {named.absolute()})"
+    if index and _bare_name(run):
+        from nsa_tui.deleted_runs import deleted_run_said
+
+        if said := deleted_run_said(run, Path(os.path.abspath(named))):
+            raise UserError(f"{looked}: {said}", NOT_FOUND_EXIT)
+    raise UserError(looked, NOT_FOUND_EXIT)
 
 
 def renamed_run(old: Path, root: Path) -> Path | None:

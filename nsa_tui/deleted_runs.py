@@ -1,0 +1,50 @@
+"""A run name whose directory was deleted while its launch may still run: what the launch index and its tmux session
+say of it, for the `no run directory` error of `nsa status NAME`, `nsa halt NAME` and the other commands.
+
+`rm -rf runs/d1` under a live run left `nsa status d1` and `nsa halt d1` saying only `no run directory 'd1'`, though
+the index (nsa_tui.launched) knew where it was and its tmux session `nsa-d1` trained on: nothing said the trainer was
+still running, nor how to stop it. The trainer stops itself after the step in which it finds its directory gone
+(nsa_train/runtime/run_dir_moves.py); a hung one does not.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from pathlib import Path
+
+from nsa_tui.errors import UserError
+
+
+def deleted_run_said(run: str, default_dir: Path) -> str:
+    """What is known of run ``run`` whose directory is not there ('' when nothing is): the directory `nsa launch`
+    recorded for it (else ``default_dir``, where the name would be), and whether its tmux session still runs."""
+    from nsa_tui import launched
+    from nsa_tui.launch import tmux
+
+    recorded = [e for e in launched.entries() if e.name == run and not os.path.lexists(e.run_dir)]
+    session = tmux.session_name(run)
+    try:
+        alive = tmux.has_session(session)
+        wrapper_dir = tmux.session_run_dir(session) if alive else None
+        pids = tmux.session_pids(session) if alive else []
+    except UserError:  # no tmux, or a stuck server: nothing known of a session
+        alive, wrapper_dir, pids = False, None, []
+    if wrapper_dir is not None and os.path.lexists(wrapper_dir):
+        alive = False  # that session runs a run whose directory is there: another run of this name, not this one
+    if recorded:
+        last = recorded[-1]
+        where = f"nsa launch started it in {last.run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(last.ts))})"
+    elif alive:
+        where = f"its tmux session {session} runs the launch of {wrapper_dir or default_dir}"
+    else:
+        return ""
+    if not alive:
+        return f"{where}, a directory deleted since; its tmux session {session} is gone: nothing of it runs"
+    pid = f" (launch wrapper pid {pids[0]})" if pids else ""
+    kill = shlex.join(["tmux", *tmux.tmux_argv("kill-session", "-t", f"={session}")[1:]])  # as a user types it
+    return (
+        f"{where}, a directory deleted since, and its tmux session {session} is still alive{pid}: the trainer stops "
+        f"itself after the step it is in; if the session stays, `{kill}` ends it"
+    )
