@@ -51,3 +51,10 @@ def test_previous_trainer_run(snap_compare, vibe_run):
 def test_events_screen(snap_compare, finished_run):
     """`e`: every event, oldest first, with their dates; the keys that scroll it."""
     assert _snap(snap_compare, make_app(finished_run), (100, 30), press=["e"])
+
+
+@pytest.mark.slow
+def test_help_screen_120x36(snap_compare, healthy_run):
+    """`?` at 120 columns: each key's description wraps under its own column (`with`, `the pane` stood alone at
+    the left margin)."""
+    assert _snap(snap_compare, make_app(healthy_run), (120, 36), press=["question_mark"])
