@@ -276,7 +276,9 @@ def test_killing_the_tmux_session_stops_the_run_gracefully(runs_dir, tmux_socket
     ckpts = [r for r in records(run_dir) if r.get("kind") == "checkpoint"]
     assert ckpts and ckpts[-1]["step"] == end[-1]["step"] and Path(ckpts[-1]["path"]).exists()
     status = nsa("status", "hup", "--json")
+    # halted, and said not to be a requested halt: the SIGHUP is named by the end record's exit status 128 + 1
     assert json.loads(status.stdout)["state"] == "halted", status.stdout
+    assert json.loads(status.stdout)["stop_signal"] == "SIGHUP", (status.stdout, end)
     assert nsa("launch", "--name", "hup", "--resume").returncode == 0
     wait_for(lambda: any(r["step"] > end[-1]["step"] for r in _progress(run_dir)), 90, "progress after the resume")
     _assert_clean_halt(run_dir, nsa("halt", "hup", "--wait", "120", timeout=180))
