@@ -20,6 +20,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.fmt import clip_words, exit_status_said, num
+from nsa_tui.health.clock import CLOCK_SKEW_TOLERANCE_S, RankClock, attempt_clocks, rank_clock
 from nsa_tui.health.console_tail import (
     TorchrunFailure,
     last_lines_said_once,
@@ -343,8 +344,17 @@ def heartbeat_stale(c: Context) -> Finding | None:
     if c.state != "running":
         return None
     h = c.h
-    last = h.last_progress_ts
-    if (stepped := h.last_step_ts) is not None and (last is None or stepped > last):
+    last, stepped = h.last_progress_ts, h.last_step_ts
+    rank0 = h.attempt_ranks.get(0)
+    clock = rank_clock(h, rank0, c.now) if rank0 is not None else None
+    if clock is not None and clock.skew_s:
+        # its records are off this machine's clock (clock_skew says so): a record stamped ahead read as fresh on a
+        # hung run. Its file's last write stands for its last step; none is known for records ahead of now whose
+        # file agrees with them (clock_skew warns that a hang is not caught)
+        if clock.seen is None:
+            return None
+        last, stepped = clock.seen, None
+    if stepped is not None and (last is None or stepped > last):
         # a step's liveness record: with a large train.log_every, progress records come further apart than this
         # rule's limit, and a run that trains read `no progress for 10m` between every two of them
         last = stepped
@@ -368,9 +378,9 @@ def heartbeat_stale(c: Context) -> Finding | None:
     elif h.stackdumps:
         extra = f"; stack dumps: {', '.join(h.stackdumps[-2:])}"
     others = [
-        f"rank {r.rank} {fmt_age(c.now - r.last_ts)} ago"
-        for r in sorted(h.attempt_ranks.values(), key=lambda r: r.rank)
-        if r.last_ts is not None and r.rank != 0
+        f"rank {r.rank} {fmt_age(c.now - r.seen)} ago"
+        for r in sorted(attempt_clocks(h, c.now).values(), key=lambda r: r.rank)
+        if r.seen is not None and r.rank != 0
     ]
     if others:
         extra += "; last seen: " + ", ".join(others[:8])
@@ -384,6 +394,34 @@ def heartbeat_stale(c: Context) -> Finding | None:
         f"no progress for {fmt_age(age)} ({usual}limit {fmt_age(threshold)}), "
         f"last step {h.latest_step}{extra}: run `nsa dump` for stacks, check console.log",
     )
+
+
+def clock_skew(c: Context) -> Finding | None:
+    """The records of a live attempt are off this machine's clock (health/clock.py): said once, with how far,
+    since ages and ETAs of such a run are the files' (or none), not the records'."""
+    if c.ended:
+        return None
+    text = skew_text(attempt_clocks(c.h, c.now))
+    return None if text is None else Finding(c.h.latest_step, None, text)
+
+
+def skew_text(clocks: dict[int, RankClock]) -> str | None:
+    """`clock skew: ...` for the ranks whose records are off this machine's clock; None when none is."""
+    off = [k for k in sorted(clocks.values(), key=lambda k: k.rank) if k.skew_s]
+    if not off:
+        return None
+    parts = []
+    for k in off:
+        way = "ahead of" if k.skew_s > 0 else "behind"
+        what = "their file's write time" if k.against == "file" else "this machine's clock"
+        who = f"rank {k.rank}'s records are" if len(clocks) > 1 else "the records are"
+        parts.append(f"{who} {fmt_age(abs(k.skew_s))} {way} {what}")
+    how = (
+        "ages are taken from the files' write times"
+        if all(k.seen is not None for k in off)
+        else "their age cannot be told, so a hang is not caught"
+    )
+    return f"clock skew: {', '.join(parts)} (beyond {fmt_age(CLOCK_SKEW_TOLERANCE_S)}); {how}"
 
 
 def watchdog_stall(c: Context) -> Finding | None:
@@ -1009,6 +1047,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "launcher_exit": launcher_exit,
     "launcher_gone": launcher_gone,
     "run_dir_gone": run_dir_gone,
+    "clock_skew": clock_skew,
 }
 
 

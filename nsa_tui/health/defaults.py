@@ -85,6 +85,8 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "launcher_exit": {"severity": "warning", "for": 0, "params": {}},
     "launcher_gone": {"severity": "warning", "for": 0, "params": {}},
     "run_dir_gone": {"severity": "critical", "for": 0, "params": {}},
+    # a live run's records off this machine's clock (an NFS mount or a copy of another box's runs, a bad ts)
+    "clock_skew": {"severity": "warning", "for": 0, "params": {}},
 }
 
 # monitor.<key> in a run's config -> (rule, param)

@@ -11,6 +11,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
+from nsa_tui.health.clock import attempt_clocks, on_reader_clock
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
 from nsa_tui.health.stop_signal import stop_signal
@@ -27,7 +28,9 @@ from nsa_tui.runs.history import (
 # The version of what this engine concludes and of the verdict's keys (docs/health.md): bump it whenever either
 # changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
-JUDGE_VERSION = 2  # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: `stop_signal`
+# 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: the verdict's `stop_signal`, the rule
+# `clock_skew`, ages of records off this machine's clock taken from their files' mtimes
+JUDGE_VERSION = 3
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -288,10 +291,18 @@ def eta_seconds(h: RunHistory, state: str) -> float | None:
 
 
 def heartbeat_age(h: RunHistory, now: float) -> float | None:
-    """Seconds since the newest record of the current attempt (any rank), else since the log was last written."""
-    stamps = [r.last_ts for r in h.attempt_ranks.values() if r.last_ts is not None]
-    if h.last_progress_ts is not None:
-        stamps.append(h.last_progress_ts)
+    """Seconds since the newest record of the current attempt (any rank), else since the log was last written.
+    A record off this machine's clock is placed by its file's mtime (health/clock.py); one that cannot be placed
+    (a future record whose file agrees) gives no age: None rather than `0s ago` on a hung run."""
+    clocks = attempt_clocks(h, now)
+    stamps = [c.seen for c in clocks.values() if c.seen is not None]
+    unplaced = any(c.seen is None and c.skew_s for c in clocks.values())
+    if (progress := on_reader_clock(h, 0, h.last_progress_ts, now)) is not None:
+        stamps.append(progress)
+    elif h.last_progress_ts is not None:
+        unplaced = True
+    if not stamps and unplaced:
+        return None
     last = max(stamps) if stamps else h.last_write_ts
     return None if last is None else max(0.0, now - last)
 

@@ -149,6 +149,16 @@ def source_kind(source: str) -> str:
     return "ignore"
 
 
+def heartbeat_mtimes(mtimes: dict[str, float]) -> dict[int, float]:
+    """{rank: its heartbeat file's mtime} of {file name: mtime}."""
+    out = {}
+    for name, t in mtimes.items():
+        rank = schema.heartbeat_rank(name.rsplit("/", 1)[-1])
+        if rank is not None:
+            out[rank] = t
+    return out
+
+
 def _text(line: bytes | str) -> str | None:
     if isinstance(line, bytes):
         try:
@@ -267,6 +277,8 @@ class RunHistory:
         self.process_alive: bool | None = None
         self.launch_elsewhere = False  # launch.json was written for another directory (this one is a copy)
         self.last_write_ts: float | None = None
+        # each rank's heartbeat file's mtime, on the clock `now` is on (health/clock.py: a writer on another clock)
+        self.heartbeat_mtimes: dict[int, float] = {}
         # set by a live reader (the dashboard) while the run directory it follows is not there: deleted, moved,
         # its disk unmounted. What was read stays; nothing new can arrive.
         self.dir_missing = False

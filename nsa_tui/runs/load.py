@@ -17,7 +17,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
-from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, source_kind
+from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, heartbeat_mtimes, source_kind
 from nsa_tui.runs.tail import iter_complete_lines, split_complete_lines
 
 # the line nsa launch's wrapper writes into console.log as it starts torchrun (nsa_tui.launch.runner)
@@ -248,6 +248,7 @@ def fill_context(h: RunHistory, bundle: RunBundle) -> None:
     h.stackdumps = sorted(n for n in bundle.files if n.startswith("stackdump_"))
     mtimes = [w.mtime for n, w in bundle.files.items() if w.mtime and source_kind(n) != "ignore"]
     h.last_write_ts = max(mtimes) if mtimes else None
+    h.heartbeat_mtimes = heartbeat_mtimes({n: w.mtime for n, w in bundle.files.items() if w.mtime})
     # a `cp -r` copy of a live run names the original's session: it read `running` for as long as the original ran
     from nsa_tui.launch.runstate import launched_here  # here: runstate imports nsa_tui.runs
 

@@ -26,6 +26,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.init_from_said import init_from_short
 from nsa_tui import fmt
 from nsa_tui.health.checks import median_interval
+from nsa_tui.health.clock import attempt_clocks
 from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
 from nsa_tui.health.start import phase_entered
 from nsa_tui.rundir import runs_root
@@ -437,9 +438,11 @@ class WatchApp(App):
         return "; ".join(s for s in (how, m.read_error) if s)
 
     def _rank_rows(self, m: RunModel, now: float) -> list[tuple[int, int | None, float | None]]:
+        h = m.history
+        clocks = attempt_clocks(h, now)  # a rank on a clock ahead is aged from its file, not `0s` (health/clock.py)
         return [
-            (r.rank, r.last_step, (now - r.last_ts) if r.last_ts is not None else None)
-            for r in sorted(m.history.attempt_ranks.values(), key=lambda r: r.rank)  # not a stale rank's file
+            (r.rank, r.last_step, (now - seen) if (seen := clocks[r.rank].seen) is not None else None)
+            for r in sorted(h.attempt_ranks.values(), key=lambda r: r.rank)  # not a stale rank's file
         ]
 
     # ------------------------------------------------------------ actions

@@ -20,7 +20,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle
-from nsa_tui.runs.history import FORMAT_GENERIC, Event, RunHistory, source_kind
+from nsa_tui.runs.history import FORMAT_GENERIC, Event, RunHistory, heartbeat_mtimes, source_kind
 from nsa_tui.runs.load import (
     detect_format_from_bundle,
     fill_context,
@@ -413,6 +413,7 @@ class RunModel:
         stamps = [t for n, t in mtimes.items() if source_kind(n) != "ignore"]
         if stamps:
             self.history.last_write_ts = max(stamps)
+        self.history.heartbeat_mtimes = heartbeat_mtimes(mtimes)
 
     def _refresh_liveness(self, now: float) -> bool:
         """Every TMUX_EVERY_S: the run's tmux session (with a launch.json) and its ranks' pids, combined as status

@@ -8,6 +8,7 @@ are the record sequences of real `torchrun --nproc_per_node 2` runs on CPU (gloo
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -67,8 +68,10 @@ TORCHRUN_REPORT = [
 def record(w: V1RunWriter, rank: int, kind: str, step: int | None = None, **fields: object) -> None:
     """One heartbeat record of ``rank`` at the writer's clock (the fixture writes rank 0's metrics only)."""
     rec = schema.make_record(kind, rank, w.step if step is None else step, w.pid + rank, w.ts, **fields)
-    with open(w.path / schema.heartbeat_name(rank), "a", encoding="utf-8") as fh:
+    hb = w.path / schema.heartbeat_name(rank)
+    with open(hb, "a", encoding="utf-8") as fh:
         fh.write(schema.encode(rec))
+    os.utime(hb, (w.ts, w.ts))  # as the trainer's append leaves it (health/clock.py)
 
 
 def new_attempt(w: V1RunWriter, n_ranks: int, *, resume: bool) -> None:

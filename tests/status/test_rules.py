@@ -12,6 +12,7 @@ from fixtures.runs import (
     V1_STATES,
     make_v1_run,
     make_vibe_run,
+    stamp_heartbeats,
     start_training,
 )
 
@@ -360,6 +361,7 @@ def test_dead_pid_of_a_run_on_this_host_is_crashed(tmp_path):
         rec = json.loads(lines[-1])
         rec["pid"] = pid
         hb.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
+        stamp_heartbeats(tmp_path / "r")
         v = judge(tmp_path / "r")
         assert v.state == state, v.alerts
 

@@ -68,7 +68,14 @@ def test_a_long_run_is_one_verdict_while_the_dashboard_keeps_reading(tmp_path):
     and "for N steps" from both, at the first read and after the dashboard's history has grown past the window."""
     path = tmp_path / "long"
     w = make_v1_run(
-        path, steps=1_200_000, total_steps=2_000_000, log_every=100, state="running", alerts=("loss_plateau",), age_s=1
+        path,
+        steps=1_200_000,
+        total_steps=2_000_000,
+        log_every=100,
+        state="running",
+        alerts=("loss_plateau",),
+        age_s=1,
+        step_time_s=0.0002,  # the 3000 points added below end 60 s ahead of now, not 33 h (a clock_skew)
     )
     assert (path / schema.TRAINING_CSV).stat().st_size > file_limit(schema.TRAINING_CSV)  # status reads a tail
     m = read_model(path)

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from fixtures.runs import healthy_metrics, v1_config
+from fixtures.runs import healthy_metrics, stamp_heartbeats, v1_config
 
 from nsa_train.telemetry import schema
 from nsa_tui.tail.local import LocalRunSource
@@ -19,10 +19,13 @@ NOW = 1_790_000_000.0  # the frozen "now" of every deterministic screen
 
 
 def freeze_mtimes(run: Path, ts: float = NOW - 2.0) -> None:
-    """File mtimes feed the health engine (last_write_ts): pin them to the frozen clock."""
+    """File mtimes feed the health engine (last_write_ts): pin them to the frozen clock. A heartbeat file keeps its
+    newest record's time, as the trainer's appends leave it: one pinned elsewhere reads as a writer on another clock
+    (health/clock.py)."""
     for p in run.iterdir():
-        if p.is_file():
+        if p.is_file() and schema.heartbeat_rank(p.name) is None:
             os.utime(p, (ts, ts))
+    stamp_heartbeats(run)
 
 
 def make_app(*runs: Path, clock=lambda: NOW, poll: bool = True) -> WatchApp:

@@ -1,0 +1,159 @@
+"""Records written by a clock other than this machine's (health/clock.py). A record's ts far from its heartbeat
+file's mtime (stamped by the filesystem the reader sees when the record was appended) means the writer's clock
+differs: the run is aged from the mtime, and `clock_skew` says so. Before, `heartbeat_age` clamped a future
+record's age at 0: a hung run written by a clock ahead read `running, health OK, heartbeat 0s ago`, exit 0, and a
+healthy run written by a clock behind read `stalled`, critical."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.cli import invoke
+from fixtures.runs import make_v1_run
+
+from nsa_train.telemetry import schema
+from nsa_tui.health.engine import heartbeat_age
+from nsa_tui.tail.local import LocalRunSource
+from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.verdict import evaluate as watch_evaluate
+
+
+def _written_at(path: Path, rank: int, when: float) -> None:
+    """The rank's heartbeat file last appended at ``when`` on this machine's clock (its mtime)."""
+    os.utime(path / schema.heartbeat_name(rank), (when, when))
+
+
+def _status(path: Path) -> tuple[int, dict]:
+    res = invoke("status", "--json", str(path))
+    return res.exit_code, json.loads(res.stdout)
+
+
+def _rules(obj: dict) -> dict[str, str]:
+    return {a["rule"]: a["message"] for a in obj["alerts"]}
+
+
+def _shift(path: Path, rank: int, by: float, *, last_only: bool = False) -> None:
+    """Add ``by`` seconds to the ts of ``rank``'s records (its newest only, with ``last_only``), keeping the mtime."""
+    hb = path / schema.heartbeat_name(rank)
+    st = hb.stat()
+    lines = hb.read_text().splitlines()
+    todo = [len(lines) - 1] if last_only else range(len(lines))
+    for i in todo:
+        rec = json.loads(lines[i])
+        rec["ts"] += by
+        lines[i] = json.dumps(rec)
+    hb.write_text("\n".join(lines) + "\n")
+    os.utime(hb, (st.st_atime, st.st_mtime))
+
+
+def test_a_hung_run_written_by_a_clock_an_hour_ahead_is_stalled(tmp_path):
+    """The reviewer's `ahead_stuck` (an NFS mount of a box whose clock is 1 h ahead): silent for 30 min."""
+    now = time.time()
+    path = tmp_path / "ahead"
+    make_v1_run(path, steps=300, now=now + 3600, age_s=1800)  # records on the writer's clock
+    _written_at(path, 0, now - 1800)  # the filesystem's: the last append was 30 min ago
+    code, v = _status(path)
+    assert (code, v["state"], v["health"]) == (2, "stalled", "critical"), v
+    assert 1795 < v["last_heartbeat_age_s"] < 1830
+    rules = _rules(v)
+    assert rules["heartbeat_stale"].startswith("no progress for 30m")
+    assert rules["clock_skew"].startswith("clock skew: the records are 60m00s ahead of their file's write time")
+    human = invoke("status", str(path)).stdout
+    assert "heartbeat 30m" in human and "clock skew: the records are 60m00s ahead" in human, human
+
+
+def test_a_healthy_run_written_by_a_clock_an_hour_behind_is_running(tmp_path):
+    now = time.time()
+    path = tmp_path / "behind"
+    make_v1_run(path, steps=300, now=now - 3600, age_s=2)
+    _written_at(path, 0, now - 2)
+    code, v = _status(path)
+    assert (code, v["state"], v["health"], list(_rules(v))) == (1, "running", "warning", ["clock_skew"]), v
+    assert v["last_heartbeat_age_s"] < 30
+    assert "the records are 60m00s behind their file's write time" in _rules(v)["clock_skew"]
+
+
+def test_one_record_with_a_bad_ts_does_not_make_a_stalled_run_fresh(tmp_path):
+    """The reviewer's `glitch_live`: a run silent for an hour whose last record got ts + 1 year."""
+    path = tmp_path / "glitch"
+    make_v1_run(path, steps=300, state="stalled")
+    _shift(path, 0, 365 * 86400, last_only=True)
+    code, v = _status(path)
+    assert (code, v["state"]) == (2, "stalled"), v
+    assert v["last_heartbeat_age_s"] > 3500
+    assert set(_rules(v)) == {"heartbeat_stale", "clock_skew"}
+    assert _rules(v)["heartbeat_stale"].startswith("no progress for 60m00s")
+
+
+def test_a_copy_whose_mtimes_agree_with_future_records_gives_no_age(tmp_path):
+    """An `rsync -t` copy of runs written 1 h ahead: the files agree with their records, both ahead of now. No
+    age can be told: none is given (not `0s`), and the verdict warns rather than says OK."""
+    now = time.time()
+    path = tmp_path / "copy"
+    make_v1_run(path, steps=300, now=now + 3600, age_s=2)  # the fixture stamps each file with its newest ts
+    code, v = _status(path)
+    assert (code, v["state"], v["health"], v["last_heartbeat_age_s"]) == (1, "running", "warning", None), v
+    assert "59m5" in _rules(v)["clock_skew"] and "ahead of this machine's clock" in _rules(v)["clock_skew"]
+    assert "heartbeat -" in invoke("status", str(path)).stdout
+
+
+def test_rank_ones_clock_ahead_does_not_make_it_last_seen_0s_ago(tmp_path):
+    """Two ranks, rank 1's clock 1 h ahead, run hung 20 min: the alert said `last seen: rank 1 0s ago` and the
+    header `heartbeat 0s ago`."""
+    now = time.time()
+    path = tmp_path / "two"
+    make_v1_run(path, steps=300, n_ranks=2, now=now, age_s=1200)
+    _shift(path, 1, 3600)
+    code, v = _status(path)
+    assert (code, v["state"]) == (2, "stalled"), v
+    assert 1195 < v["last_heartbeat_age_s"] < 1230
+    stale, skew = _rules(v)["heartbeat_stale"], _rules(v)["clock_skew"]
+    assert "last seen: rank 1 20m" in stale and "rank 1 0s" not in stale, stale
+    assert skew.startswith("clock skew: rank 1's records are 60m00s ahead of their file's write time"), skew
+
+
+def test_the_dashboard_data_layer_judges_a_skewed_run_as_status_does(tmp_path):
+    now = time.time()
+    path = tmp_path / "ahead"
+    make_v1_run(path, steps=300, now=now + 3600, age_s=1800)
+    _written_at(path, 0, now - 1800)
+    m = RunModel(path.name, LocalRunSource(path, force_poll=True), where=str(path))
+    try:
+        m.pump()
+        m.pump()
+        w = watch_evaluate(m.history, time.time())
+    finally:
+        m.source.close()
+    assert (w.state, w.health) == ("stalled", "critical")
+    assert {a.rule for a in w.alerts} == {"heartbeat_stale", "clock_skew"}
+    assert 1795 < heartbeat_age(m.history, time.time()) < 1830  # the header's `heartbeat ... ago`
+
+
+@pytest.mark.parametrize("ahead", [0.0, 60.0])
+def test_clocks_that_agree_within_the_tolerance_change_nothing(tmp_path, ahead):
+    now = time.time()
+    path = tmp_path / "ok"
+    make_v1_run(path, steps=300, now=now, age_s=2)
+    _written_at(path, 0, now - 2 - ahead)  # a write latency, a coarse mtime
+    code, v = _status(path)
+    assert (code, v["state"], v["health"], v["alerts"]) == (0, "running", "ok", []), v
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_nsa", [False, True])
+def test_one_future_record_on_a_host_is_caught_over_ssh(tmp_path, sshd_factory, monkeypatch, with_nsa):
+    """`--host` judges on the host's clock, so a writer-wide skew cannot fool it, but one record with a bad ts did:
+    `running, health OK, heartbeat 0s ago`. The host's mtimes travel with its files (and its nsa reads its own)."""
+    s = sshd_factory(with_nsa=with_nsa)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    path = tmp_path / "glitch"
+    make_v1_run(path, steps=300, state="stalled")
+    _shift(path, 0, 365 * 86400, last_only=True)
+    res = invoke("status", "--json", "--host", s.host, str(path))
+    v = json.loads(res.stdout)
+    assert (res.exit_code, v["state"], v["via"]) == (2, "stalled", "remote-nsa" if with_nsa else "ssh"), v
+    assert set(_rules(v)) == {"heartbeat_stale", "clock_skew"} and v["last_heartbeat_age_s"] > 3500
