@@ -3,6 +3,7 @@ no Textual), shared by `nsa status`, `nsa runs` and `nsa watch`."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -274,20 +275,33 @@ def eta_seconds(h: RunHistory, state: str) -> float | None:
         return None
     if h.restarted_since_progress:  # a resume that has not stepped: no speed of its own, its total not yet known
         return None
-    # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
-    start = h.attempt_start_ts
-    since = start if start is not None else -math.inf
-    recent = zip(h.steps[-ETA_WINDOW_POINTS:], h.ts[-ETA_WINDOW_POINTS:], strict=False)
-    pts = [(s, t) for s, t in recent if t and t >= since]
-    rate = None
-    if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
-        rate = (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
-    else:
-        dt = h.last_value("dt_step_s")
-        rate = 1.0 / dt if dt and dt > 0 and math.isfinite(dt) else None
+    rate = step_rate(h)
     if not rate or rate <= 0:
         return None
     return max(0.0, (total - step) / rate)
+
+
+def step_rate(h: RunHistory) -> float | None:
+    """Steps per second over the attempt's last ETA_WINDOW_POINTS points: from the trainer's own step times
+    (dt_step_s, on its monotonic clock) where the points carry them, since a clock stepped forward inside the
+    window counted as training time (an ETA of 1h36m for 4m); else from the points' timestamps."""
+    # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
+    start = h.attempt_start_ts
+    since = start if start is not None else -math.inf
+    n = ETA_WINDOW_POINTS
+    dts = h.column("dt_step_s") if "dt_step_s" in h.metric_names else [None] * len(h.steps)
+    recent = zip(h.steps[-n:], h.ts[-n:], dts[-n:], strict=False)
+    pts = [(s, t, dt) for s, t, dt in recent if t and t >= since]
+    steps = secs = 0.0
+    for (s0, _, _), (s1, _, dt) in itertools.pairwise(pts):
+        if dt is not None and math.isfinite(dt) and dt > 0 and s1 > s0:
+            steps, secs = steps + (s1 - s0), secs + (s1 - s0) * dt  # dt: the mean step of the window up to s1
+    if secs > 0:
+        return steps / secs
+    if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
+        return (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
+    dt = h.last_value("dt_step_s")
+    return 1.0 / dt if dt and dt > 0 and math.isfinite(dt) else None
 
 
 def heartbeat_age(h: RunHistory, now: float) -> float | None:

@@ -157,3 +157,39 @@ def test_one_future_record_on_a_host_is_caught_over_ssh(tmp_path, sshd_factory, 
     v = json.loads(res.stdout)
     assert (res.exit_code, v["state"], v["via"]) == (2, "stalled", "remote-nsa" if with_nsa else "ssh"), v
     assert set(_rules(v)) == {"heartbeat_stale", "clock_skew"} and v["last_heartbeat_age_s"] > 3500
+
+
+def _step_clock(path: Path, by: float, after_step: int) -> None:
+    """The writer's clock stepped by ``by`` seconds after ``after_step``: every later record's ts (heartbeat and
+    training.csv) moves; the trainer's monotonic step times (dt_step_s) do not."""
+    hb = path / schema.heartbeat_name(0)
+    out, stepped = [], False
+    for line in hb.read_text().splitlines():
+        rec = json.loads(line)
+        stepped = stepped or (rec["kind"] == schema.KIND_PROGRESS and rec["step"] > after_step)
+        rec["ts"] += by if stepped else 0.0
+        out.append(json.dumps(rec))
+    hb.write_text("\n".join(out) + "\n")
+    csv = path / schema.TRAINING_CSV
+    rows = csv.read_text().splitlines()
+    i = rows[0].split(",").index("ts")
+    for k, row in enumerate(rows[1:], 1):
+        cells = row.split(",")
+        if int(cells[0]) > after_step:
+            cells[i] = repr(float(cells[i]) + by)
+        rows[k] = ",".join(cells)
+    csv.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("by", [300.0, 3600.0])
+def test_a_forward_clock_step_does_not_inflate_the_eta(tmp_path, by):
+    """The reviewer's `jf300`/`jump_fwd`: 600 steps left at 0.4 s a step (4 min) read `ETA 11m41s` and `1h36m`,
+    the step counted as training time. The rate now comes from the trainer's dt_step_s."""
+    now = time.time()
+    path = tmp_path / "fwd"
+    make_v1_run(path, steps=400, total_steps=1000, now=now - by, age_s=2)  # the clock then jumps by `by`
+    _step_clock(path, by, 380)
+    _written_at(path, 0, now - 2)
+    code, v = _status(path)
+    assert (code, v["state"], v["alerts"]) == (0, "running", []), v
+    assert 230 < v["eta_s"] < 250, v["eta_s"]

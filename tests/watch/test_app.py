@@ -640,7 +640,7 @@ async def test_a_new_step_between_verdicts_gets_its_own_eta(tmp_path):
         judged = app.verdicts[app.active]
         step = app.model.history.latest_step
         w.step_time_s *= 1.3  # the run slows down: the verdict's pace is no longer quite the run's
-        w.progress(1)  # step 2010
+        w.progress(1, dt_step_s=w.step_time_s)  # step 2010, its step time (the ETA's pace) saying so too
         clock[0] = w.ts + 1.0  # within HEALTH_EVERY_S of the verdict
         deadline = time.monotonic() + 5
         while app.model.history.latest_step == step and time.monotonic() < deadline:
