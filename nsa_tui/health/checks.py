@@ -20,7 +20,13 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import fmt_mfu, run_mfu
 from nsa_train.telemetry.units import human_bytes
 from nsa_tui.fmt import clip_words, exit_status_said, num
-from nsa_tui.health.clock import CLOCK_SKEW_TOLERANCE_S, RankClock, attempt_clocks, rank_clock
+from nsa_tui.health.clock import (
+    CLOCK_SKEW_TOLERANCE_S,
+    RankClock,
+    attempt_clocks,
+    past_on_reader_clock,
+    rank_clock,
+)
 from nsa_tui.health.console_tail import (
     TorchrunFailure,
     last_lines_said_once,
@@ -397,12 +403,21 @@ def heartbeat_stale(c: Context) -> Finding | None:
 
 
 def clock_skew(c: Context) -> Finding | None:
-    """The records of a live attempt are off this machine's clock (health/clock.py): said once, with how far,
-    since ages and ETAs of such a run are the files' (or none), not the records'."""
+    """The records of a live attempt are off this machine's clock (health/clock.py), or a rank's clock stepped back
+    while it ran (RunHistory.clock_steps): said once, with how far, since ages of such a run are its files' (or
+    none), not its records'."""
     if c.ended:
         return None
-    text = skew_text(attempt_clocks(c.h, c.now))
-    return None if text is None else Finding(c.h.latest_step, None, text)
+    h = c.h
+    said = []
+    for step in h.clock_steps[-4:]:
+        who = "the" if len(h.ranks) < 2 else f"rank {step.rank}'s"
+        said.append(f"{who} clock stepped back ~{fmt_age(step.back_s)} at step {step.step}")
+    if said:
+        said[-1] += " (the records after it are read as continuing the clock before it)"
+    if (text := skew_text(attempt_clocks(h, c.now))) is not None:
+        said.append(text)
+    return Finding(h.latest_step, None, "; ".join(said)) if said else None
 
 
 def skew_text(clocks: dict[int, RankClock]) -> str | None:
@@ -453,9 +468,10 @@ def stuck_at_start(c: Context) -> Finding | None:
     if c.state != "starting":
         return None
     clock = start_clock(h)  # boot (or launch); a resume's replay of a hub stream moves it on
-    if clock is None:
+    since = past_on_reader_clock(h, clock.since, c.now) if clock is not None else None
+    if clock is None or since is None:
         return None
-    waited = c.now - clock.since
+    waited = c.now - since
     if waited <= c.params["start_timeout_s"]:
         return None
     phase = h.last_phase

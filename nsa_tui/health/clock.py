@@ -53,3 +53,14 @@ def on_reader_clock(h: RunHistory, rank: int, ts: float | None, now: float) -> f
     if clock is not None and clock.skew_s:
         return clock.seen
     return None if ts - now > CLOCK_SKEW_TOLERANCE_S else ts
+
+
+def past_on_reader_clock(h: RunHistory, ts: float, now: float) -> float | None:
+    """An earlier record of rank 0's (its boot, a phase) on the reader's clock: moved by rank 0's skew, as its newest
+    record is (a boot on a clock ahead started stuck_at_start's count in the future); None where rank 0's records
+    cannot be placed at all."""
+    st = h.attempt_ranks.get(0)
+    clock = rank_clock(h, st, now) if st is not None else None
+    if clock is None or not clock.skew_s:
+        return ts
+    return ts - clock.skew_s if clock.seen is not None else None

@@ -12,7 +12,7 @@ from typing import Any
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
-from nsa_tui.health.clock import attempt_clocks, on_reader_clock
+from nsa_tui.health.clock import attempt_clocks, on_reader_clock, past_on_reader_clock
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
 from nsa_tui.health.stop_signal import stop_signal
@@ -466,10 +466,13 @@ def start_place(h: RunHistory, now: float, rules: dict[str, Rule]) -> dict[str, 
     (`timeout_s`; null when the rule is off)."""
     entered, clock = phase_entered(h), start_clock(h)
     rule = rules.get("stuck_at_start")
+    # on this machine's clock: a boot on a clock ahead read `0s since boot` (health/clock.py)
+    phase_at = past_on_reader_clock(h, entered[1], now) if entered else None
+    since = past_on_reader_clock(h, clock.since, now) if clock else None
     return {
         "phase": entered[0] if entered else None,
-        "phase_s": max(0.0, now - entered[1]) if entered else None,
-        "waited_s": max(0.0, now - clock.since) if clock else None,
+        "phase_s": max(0.0, now - phase_at) if phase_at is not None else None,
+        "waited_s": max(0.0, now - since) if since is not None else None,
         "clock": clock.kind if clock else None,
         "timeout_s": rule.params["start_timeout_s"] if rule is not None and rule.enabled else None,
     }

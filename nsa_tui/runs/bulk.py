@@ -276,6 +276,8 @@ class _Feeder:
         if rank is False or pid is False:
             return False  # ranks or processes mixed: the line parser's
         rank, pid = self._rank(rank), _pid(pid)
+        if rank is not None and rank in h.clock_offsets:
+            return False  # its clock stepped back: the line parser reads its records on the clock before
         # the progress records among the liveness ones: only they carry points and counters
         all_progress = kinds.count(schema.KIND_PROGRESS) == n
         sel = list(range(n)) if all_progress else [i for i, k in enumerate(kinds) if k == schema.KIND_PROGRESS]
@@ -307,6 +309,7 @@ class _Feeder:
             if st is None:
                 st = h.ranks[rank] = RankState(rank)
             st.last_ts, st.last_kind, st.last_step = ts[-1], kinds[-1], steps[-1]
+            h._rank_prev_ts[rank] = ts[-1]  # where a clock step back is measured from (RunHistory._on_rank_clock)
             st.stepped_ts, st.stepped_step = ts[-1], steps[-1]  # progress and liveness both say a step was taken
             st.pid = pid if pid is not None else st.pid
             st.records += n

@@ -85,6 +85,20 @@ class Event:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+# a rank's record dated this much before the one before it in its file is a clock stepped back (ClockStep); less is
+# the writers' jitter and a coarse clock, and changes no verdict (heartbeat_stale's floor is 120 s)
+CLOCK_STEP_BACK_S = 120.0
+
+
+@dataclass(frozen=True)
+class ClockStep:
+    """A rank's clock stepped back by ``back_s`` before its record of ``step``."""
+
+    rank: int
+    step: int | None
+    back_s: float
+
+
 @dataclass(frozen=True)
 class AttemptCut:
     """An attempt that started at ``ts`` from ``start_step``: an earlier record (ts before) of a step after
@@ -227,6 +241,11 @@ class RunHistory:
         # the newest record time of each process (pid): an attempt's last sign of life, when a later attempt's start
         # superseded its last records (a report's wall time counts it)
         self.pid_last_ts: dict[int, float] = {}
+        # a rank's clock stepped back while it ran (NTP, a VM's RTC): its later records are read on the clock before
+        # the step (+ its offset here), so that a boot is followed by its own records (ClockStep)
+        self.clock_offsets: dict[int, float] = {}
+        self.clock_steps: list[ClockStep] = []
+        self._rank_prev_ts: dict[int, float] = {}
         # the step of each process's newest record: how far an attempt got, when a later attempt's start superseded
         # its last steps (a report counts the tokens it trained, redone or not)
         self.pid_last_step: dict[int, int] = {}
@@ -544,6 +563,8 @@ class RunHistory:
 
     def add_record(self, n: Normalised) -> None:
         """Apply one normalised record (also usable directly by tests and other readers)."""
+        if n.rank is not None and n.ts is not None:
+            self._on_rank_clock(n)
         if n.rank is not None:
             st = self.ranks.get(n.rank)
             if st is None:
@@ -585,6 +606,25 @@ class RunHistory:
         why = n.fields.get("fallback_reasons") if n.kind == schema.KIND_PROGRESS else None
         if isinstance(why, dict):
             self.fallback_reasons.update({str(k): str(v) for k, v in why.items()})
+
+    def _on_rank_clock(self, n: Normalised) -> None:
+        """``n``'s ts on its rank's clock as it was before any step back. A rank's records come from its own file,
+        in the order written: one dated more than CLOCK_STEP_BACK_S before the record before it is a clock stepped
+        back. Read by ts, every record after such a step fell before the boot (the run read `starting`, its liveness
+        rules off, its newest record's age frozen); on the clock before the step the run's order holds, and the
+        health engine ages it from its files' mtimes (health/clock.py: clock_skew)."""
+        rank = n.rank
+        assert rank is not None and n.ts is not None
+        off = self.clock_offsets.get(rank, 0.0)
+        ts = n.ts + off
+        prev = self._rank_prev_ts.get(rank)
+        if prev is not None and ts < prev - CLOCK_STEP_BACK_S:
+            back = prev - ts
+            off, ts = off + back, ts + back
+            self.clock_offsets[rank] = off
+            self.clock_steps.append(ClockStep(rank, n.step, back))
+        self._rank_prev_ts[rank] = ts
+        n.ts = ts
 
     def _trim_events(self) -> None:
         """Keep the newest MAX_EVENTS by time, in their order: the files are fed one after the other, so the first

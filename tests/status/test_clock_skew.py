@@ -19,6 +19,7 @@ from nsa_train.telemetry import schema
 from nsa_tui.health.engine import heartbeat_age
 from nsa_tui.tail.local import LocalRunSource
 from nsa_tui.watch.model import RunModel
+from nsa_tui.watch.verdict import VerdictView
 from nsa_tui.watch.verdict import evaluate as watch_evaluate
 
 
@@ -34,6 +35,17 @@ def _status(path: Path) -> tuple[int, dict]:
 
 def _rules(obj: dict) -> dict[str, str]:
     return {a["rule"]: a["message"] for a in obj["alerts"]}
+
+
+def _dashboard(path: Path) -> tuple[VerdictView, float | None]:
+    """The dashboard's verdict of ``path`` and its header's heartbeat age, read as `nsa watch` reads it."""
+    m = RunModel(path.name, LocalRunSource(path, force_poll=True), where=str(path))
+    try:
+        m.pump()
+        m.pump()
+        return watch_evaluate(m.history, time.time()), heartbeat_age(m.history, time.time())
+    finally:
+        m.source.close()
 
 
 def _shift(path: Path, rank: int, by: float, *, last_only: bool = False) -> None:
@@ -121,16 +133,10 @@ def test_the_dashboard_data_layer_judges_a_skewed_run_as_status_does(tmp_path):
     path = tmp_path / "ahead"
     make_v1_run(path, steps=300, now=now + 3600, age_s=1800)
     _written_at(path, 0, now - 1800)
-    m = RunModel(path.name, LocalRunSource(path, force_poll=True), where=str(path))
-    try:
-        m.pump()
-        m.pump()
-        w = watch_evaluate(m.history, time.time())
-    finally:
-        m.source.close()
+    w, age = _dashboard(path)
     assert (w.state, w.health) == ("stalled", "critical")
     assert {a.rule for a in w.alerts} == {"heartbeat_stale", "clock_skew"}
-    assert 1795 < heartbeat_age(m.history, time.time()) < 1830  # the header's `heartbeat ... ago`
+    assert age is not None and 1795 < age < 1830  # the header's `heartbeat ... ago`
 
 
 @pytest.mark.parametrize("ahead", [0.0, 60.0])
@@ -193,3 +199,40 @@ def test_a_forward_clock_step_does_not_inflate_the_eta(tmp_path, by):
     code, v = _status(path)
     assert (code, v["state"], v["alerts"]) == (0, "running", []), v
     assert 230 < v["eta_s"] < 250, v["eta_s"]
+
+
+@pytest.mark.parametrize("hung_s", [2.0, 1200.0])
+def test_a_clock_stepped_back_mid_run_is_running_not_starting(tmp_path, hung_s):
+    """The reviewer's `jump_back`/`jb_hung`: records up to step 200 written while the clock was 1 h ahead, then
+    the clock stepped back. By ts every later record fell before the boot: `starting, health OK, heartbeat 0s ago`
+    with the liveness rules off, for the step's hour plus stuck_at_start's 15 min."""
+    now = time.time()
+    path = tmp_path / "back"
+    make_v1_run(path, steps=400, total_steps=1000, now=now, age_s=hung_s)
+    _step_clock(path, -3600.0, 200)  # the records up to 200 are 1 h ahead of the later ones
+    _shift(path, 0, 3600.0)  # ... and those after 200 back on the true clock: as written
+    _written_at(path, 0, now - hung_s)
+    code, v = _status(path)
+    skew = _rules(v)["clock_skew"]
+    assert skew.startswith("the clock stepped back ~59m56s at step 210"), skew  # less the 4 s between records
+    assert v["step"] == 400 and abs(v["last_heartbeat_age_s"] - hung_s) < 30
+    if hung_s < 100:
+        assert (code, v["state"], list(_rules(v))) == (1, "running", ["clock_skew"]), v
+        assert 230 < v["eta_s"] < 250
+    else:
+        assert (code, v["state"], set(_rules(v))) == (2, "stalled", {"clock_skew", "heartbeat_stale"}), v
+
+
+def test_the_dashboard_reads_a_clock_stepped_back_as_status_does(tmp_path):
+    """The dashboard's reader (bulk blocks of progress records, then lines as they come) places the records after
+    the step as status does: `running`, with the step said, not `starting` with its ranks row frozen."""
+    now = time.time()
+    path = tmp_path / "back"
+    make_v1_run(path, steps=400, total_steps=1000, now=now, age_s=2)
+    _step_clock(path, -3600.0, 200)
+    _shift(path, 0, 3600.0)
+    _written_at(path, 0, now - 2)
+    w, age = _dashboard(path)
+    assert (w.state, [a.rule for a in w.alerts]) == ("running", ["clock_skew"]), w
+    assert w.alerts[0].message.startswith("the clock stepped back ~59m56s at step 210")
+    assert age is not None and age < 30
