@@ -6,6 +6,7 @@ Pure Python: the readers put the mtimes in RunHistory.heartbeat_mtimes."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from nsa_tui.runs.history import RankState, RunHistory
@@ -64,3 +65,22 @@ def past_on_reader_clock(h: RunHistory, ts: float, now: float) -> float | None:
     if clock is None or not clock.skew_s:
         return ts
     return ts - clock.skew_s if clock.seen is not None else None
+
+
+# an interval between two progress points longer than this many times the steps' own time (dt_step_s) plus the
+# tolerance is a clock stepped forward, not a pause: an eval or checkpoint takes minutes, not ten times the window
+JUMP_FACTOR = 10.0
+
+
+def clock_jumps_s(points: list[tuple[int, float, float | None]]) -> float:
+    """The seconds by which a clock stepped forward between these (step, ts, dt_step_s) progress points, in order:
+    the excess of each interval over its steps' own time where it is JUMP_FACTOR times that and more than
+    CLOCK_SKEW_TOLERANCE_S longer (the trainer's dt_step_s is on its monotonic clock). 0 without dt_step_s."""
+    jumps = 0.0
+    for (s0, t0, _), (s1, t1, dt) in itertools.pairwise(points):
+        if dt is None or not dt > 0 or s1 <= s0:
+            continue
+        own = (s1 - s0) * dt
+        if t1 - t0 > JUMP_FACTOR * own + CLOCK_SKEW_TOLERANCE_S:
+            jumps += t1 - t0 - own
+    return jumps

@@ -19,6 +19,7 @@ from nsa_train.config.loader import flatten
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
 from nsa_train.telemetry.pointers import POINTERS, read_order, read_pointer
+from nsa_tui.health.clock import clock_jumps_s
 from nsa_tui.report.earlier import this_runs_checkpoints
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
@@ -176,6 +177,9 @@ class Attempt:
     tokens_per_step: float | None = None
     fresh: bool = False  # started from step 0 (no --resume on its command line): earlier attempts are another run's
     loop_s: float | None = None  # its end record's train_time_s: the seconds its loop ran, as its summary counts them
+    # the seconds its clock stepped forward between its progress points (health/clock.py), left out of its times:
+    # a +1 h step made a 164 s run's report read `wall time 1h02m | mean tok/s 218`
+    jumps_s: float = 0.0
 
     @property
     def train_s(self) -> float:
@@ -183,7 +187,12 @@ class Attempt:
         its 'train' record to its last record."""
         if self.loop_s is not None:
             return self.loop_s
-        return 0.0 if self.train is None else max(0.0, self.last - self.train)
+        return 0.0 if self.train is None else max(0.0, self.last - self.train - self.jumps_s)
+
+    @property
+    def wall_s(self) -> float:
+        """From its boot to its last record, less its clock's forward steps."""
+        return max(0.0, self.last - self.boot - self.jumps_s)
 
     @property
     def trained_tokens(self) -> float | None:
@@ -250,11 +259,14 @@ def attempts(h: RunHistory) -> list[Attempt]:
     stamps = sorted(t for t in (*h.ts, *(e.ts for e in events)) if t is not None)
     # each attempt's own points (step, tokens_seen) and the steps its records reached, by the boot before them
     points: list[list[tuple[int, float]]] = [[] for _ in boots]
+    timed: list[list[tuple[int, float, float | None]]] = [[] for _ in boots]  # (step, ts, dt_step_s)
     reached: list[list[int]] = [[] for _ in boots]
-    for step, ts, tokens in zip(h.steps, h.ts, h.column("tokens_seen"), strict=False):
+    dts = h.column("dt_step_s") if "dt_step_s" in h.metric_names else [None] * len(h.steps)
+    for step, ts, tokens, dt in zip(h.steps, h.ts, h.column("tokens_seen"), dts, strict=False):
         i = bisect_right(boots, ts) - 1 if ts is not None else -1
         if i >= 0:
             reached[i].append(step)
+            timed[i].append((step, ts, finite(dt)))
             if (t := finite(tokens)) is not None:
                 points[i].append((step, t))
     for e in ev0:
@@ -283,7 +295,9 @@ def attempts(h: RunHistory) -> list[Attempt]:
         rate = _tokens_per_step(points[i]) or fallback_rate
         reached_step = max(reached[i], default=None)
         loop_s = next((s for t, s in ends if boot <= t < until), None)
-        out.append(Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh, loop_s))
+        attempt = Attempt(boot, train[0].ts if train else None, last, start, reached_step, rate, fresh, loop_s)
+        attempt.jumps_s = clock_jumps_s(timed[i])
+        out.append(attempt)
     return out
 
 
@@ -360,7 +374,7 @@ def final_numbers(r: ReportRun) -> dict[str, Any]:
         # on over their time, as the summary computes its own (not the mean of the windows' rates, which leave out
         # eval and checkpoint time)
         out["attempts"] = len(runs)
-        out["wall_time_s"] = sum(a.last - a.boot for a in runs)
+        out["wall_time_s"] = sum(a.wall_s for a in runs)
         # each attempt's trained tokens, steps a resume did again included: the time went into them, and the
         # summary (status's mean, for the last attempt) counts them so too
         train_s, trained = sum(a.train_s for a in runs), [a.trained_tokens for a in runs]

@@ -17,6 +17,7 @@ from fixtures.runs import make_v1_run
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.engine import heartbeat_age
+from nsa_tui.report.load import final_numbers, load_report_run
 from nsa_tui.tail.local import LocalRunSource
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.verdict import VerdictView
@@ -236,3 +237,17 @@ def test_the_dashboard_reads_a_clock_stepped_back_as_status_does(tmp_path):
     assert (w.state, [a.rule for a in w.alerts]) == ("running", ["clock_skew"]), w
     assert w.alerts[0].message.startswith("the clock stepped back ~59m56s at step 210")
     assert age is not None and age < 30
+
+
+@pytest.mark.parametrize("state", ["running", "crashed"])
+def test_a_forward_clock_step_is_not_training_time_in_the_report(tmp_path, state):
+    """The reviewer's `jump_fwd` in `nsa report`: 819k tokens in about 164 s read `wall time 1h02m | mean tok/s 218`
+    (no summary.json: a run still going, or one killed before writing it). An interval far longer than its steps'
+    own dt_step_s is a clock step, left out of both."""
+    now = time.time()
+    path = tmp_path / "fwd"
+    make_v1_run(path, steps=400, total_steps=1000, state=state, now=now - 3600, age_s=2)
+    _step_clock(path, 3600.0, 200)
+    nums = final_numbers(load_report_run(path))
+    assert 150 < nums["wall_time_s"] < 200, nums["wall_time_s"]
+    assert 4500 < nums["mean_toks_per_s"] < 5500, nums["mean_toks_per_s"]
