@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, training, wait_for
+from trainer_helpers import REPO, clean_env, kill_with_ranks, records, run_train, train_cmd, training, wait_for
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.telemetry import schema
@@ -31,9 +31,7 @@ def test_halt_file_stops_both_torchrun_ranks_together(run_dir: Path) -> None:
         out, _ = proc.communicate(timeout=60)
         stop_s = time.monotonic() - t_halt
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_with_ranks(proc)
     assert proc.returncode == 0, out
     assert stop_s < 20, f"took {stop_s:.1f}s to stop"
     ends = [records(run_dir, r)[-1] for r in (0, 1)]
@@ -57,9 +55,7 @@ def test_a_rank_whose_peer_was_killed_says_so_in_one_line(run_dir: Path) -> None
         os.kill(boot["pid"], signal.SIGKILL)
         out, _ = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_with_ranks(proc)
     assert proc.returncode != 0
     error = next(r for r in records(run_dir, 1) if r["kind"] == "error")
     assert error["message"].startswith("lost the connection to another rank (Connection "), error

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, clean_env, records, train_cmd, training, wait_for
+from trainer_helpers import REPO, clean_env, kill_with_ranks, records, train_cmd, training, wait_for
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.runtime.run_dir_moves import FollowedRunDir, RunDirLost
@@ -121,9 +121,7 @@ def test_both_torchrun_ranks_follow_a_renamed_run_directory_and_its_halt(tmp_pat
         (now / schema.HALT_FILE).touch()  # looked for where the directory went
         out, _ = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_with_ranks(proc)
     assert proc.returncode == 0, out
     assert len(lines_said(out, "[moved]")) == 1, out  # rank 0 says it
     ends = [records(now, r)[-1] for r in (0, 1)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,22 @@ def training(run_dir: Path, *overrides: str, resume: bool = False, **env: str) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def kill_with_ranks(proc: subprocess.Popen) -> None:
+    """torchrun, still running when a test ends, killed with its ranks: torch's agent starts each rank in a session
+    of its own, so killing torchrun alone left them training (train.steps=100000) through the rest of the suite."""
+    if proc.poll() is not None:
+        return
+    try:
+        ranks = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    except OSError:
+        ranks = []
+    proc.kill()
+    proc.wait()
+    for pid in ranks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def records(run_dir: Path, rank: int = 0) -> list[dict]:
