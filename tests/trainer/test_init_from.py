@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures.cli import invoke
-from trainer_helpers import REPO, clean_env, records, run_train, train_cmd
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, trained_once
 
 from nsa_train.config import load_config
 from nsa_train.runtime import checkpoint as ck
@@ -34,10 +34,7 @@ pytestmark = SHARES_THE_SOURCE_RUN
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 4-step run, trained once: read-only (a test that changes it copies it)."""
-    run = tmp_path_factory.mktemp("init-from") / "src"
-    proc = run_train(run, *SOURCE)
-    assert proc.returncode == 0, proc.stderr
-    return run
+    return trained_once(tmp_path_factory, "init-from", "src", *SOURCE)
 
 
 def saved(path: Path) -> dict:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from trainer_helpers import records, run_train
+from trainer_helpers import records, run_train, trained_once
 
 from nsa_train.config.loader import default_config_path
 from nsa_train.runtime import checkpoint as ck
@@ -40,10 +40,7 @@ FOUR_STEPS = ("train.steps=4", "train.save_every=2", "train.eval_every=2", "trai
 @pytest.fixture(scope="module")
 def four_step_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 4-step run named `r` (FOUR_STEPS), trained once: read-only, each test works on its own copy."""
-    run = tmp_path_factory.mktemp("four-steps") / "r"
-    proc = run_train(run, *FOUR_STEPS)
-    assert proc.returncode == 0, proc.stderr
-    return run
+    return trained_once(tmp_path_factory, "four-steps", "r", *FOUR_STEPS)
 
 
 def copy_of(run: Path, to: Path) -> Path:

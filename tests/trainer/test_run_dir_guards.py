@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, wait_for
+from trainer_helpers import REPO, clean_env, records, run_train, train_cmd, trained_once, wait_for
 
 from nsa_train.runtime import checkpoint as ck
 from nsa_train.runtime.rundir import earlier_results
@@ -28,10 +28,7 @@ SHARES_THE_FINISHED_RUN = pytest.mark.xdist_group("run-dir-guards-finished-run")
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run of RUN (checkpoints at steps 3 and 6), trained once: read-only, each test changes its own copy."""
-    run = tmp_path_factory.mktemp("finished") / "r"
-    proc = run_train(run, *RUN)
-    assert proc.returncode == 0, proc.stderr
-    return run
+    return trained_once(tmp_path_factory, "finished", "r", *RUN)
 
 
 def _finished(finished_run: Path, path: Path) -> Path:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,15 @@ def training(run_dir: Path, *overrides: str, resume: bool = False, **env: str) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def trained_once(tmp_path_factory: Any, folder: str, name: str, *overrides: str) -> Path:
+    """A finished run `folder/name` of these overrides, trained by a module fixture once: read-only to its tests
+    (each changes its own copy)."""
+    run = tmp_path_factory.mktemp(folder) / name
+    proc = run_train(run, *overrides)
+    assert proc.returncode == 0, proc.stderr
+    return run
 
 
 def kill_with_ranks(proc: subprocess.Popen) -> None:
