@@ -24,6 +24,12 @@ def _spec(run_dir: Path, argv: list[str], env: dict[str, str] | None = None) -> 
     return run_dir
 
 
+def wait_for_line(log: Path, line: str, what: str) -> None:
+    """Wait for the child's own output line: the wrapper's `starting:` note quotes the child's code, so a substring
+    test passed before the child ran (a hang-up sent then found no handler set yet: status 129 under load)."""
+    wait_for(lambda: log.exists() and line in log.read_text().splitlines(), 30, what)
+
+
 def _run_wrapper(run_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], capture_output=True, text=True, timeout=60
@@ -67,7 +73,7 @@ def test_killed_session_still_records_the_exit(tmp_path, tmux_socket):
     run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
     tmux.new_session("nsa-killme", [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
     log = run_dir / "console.log"
-    wait_for(lambda: log.exists() and "running" in log.read_text(), 30, "the child to start")
+    wait_for_line(log, "running", "the child to start")
     assert tmux.kill_session("nsa-killme")
     status = wait_for(lambda: exit_status(run_dir), 30, "exit_status after kill-session")
     assert status == 128 + 1  # SIGHUP, forwarded to the child
@@ -143,7 +149,7 @@ def test_a_wrapper_superseded_by_a_newer_launch_leaves_its_exit_status_and_conso
     (run_dir / "launch.json").write_text(json.dumps({**spec, "ts": 1.0}))
     wrapper = subprocess.Popen([sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], stdout=subprocess.PIPE)
     log = run_dir / "console.log"
-    wait_for(lambda: log.exists() and "old attempt" in log.read_text(), 30, "the old attempt to start")
+    wait_for_line(log, "old attempt", "the old attempt to start")
     (run_dir / "launch.json").write_text(json.dumps({**spec, "ts": 2.0}))  # the newer launch's record
     assert wrapper.wait(timeout=60) == 1
     assert exit_status(run_dir) is None
@@ -165,7 +171,7 @@ def test_force_waits_for_the_killed_sessions_wrapper_and_refuses_past_its_limit(
         run_dir = _spec(tmp_path / name, [sys.executable, "-c", code])
         tmux.new_session(name, [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], tmp_path)
         log = run_dir / "console.log"
-        wait_for(lambda: log.exists() and "running" in log.read_text(), 30, "the child to start")
+        wait_for_line(log, "running", "the child to start (its SIGHUP handler set)")
         pids = tmux.session_pids(name)
         assert len(pids) == 1
         assert tmux.kill_session(name)
