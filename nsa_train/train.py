@@ -39,7 +39,7 @@ from nsa_train.config import (
 )
 from nsa_train.config.loader import FROM_CONFIG_ENV, config_from_env
 from nsa_train.runtime.console import ResilientConsole
-from nsa_train.runtime.control import StoppedAtStart, StopRequests
+from nsa_train.runtime.control import StoppedAtStart, StopRequests, launch_time
 from nsa_train.runtime.preflight import apply_runtime_env
 from nsa_train.runtime.resumable import (
     foreign_checkpoint,
@@ -223,6 +223,7 @@ def _write_boot(run_dir: Path, rank: int, world_size: int) -> tuple[HeartbeatWri
             world_size=world_size,
             local_rank=int(os.environ.get("LOCAL_RANK", "0")),
             run_dir=str(run_dir.resolve()),
+            **{schema.BOOT_LAUNCH_TS: launch_time()},
         )
         hb.liveness(0, force=True)
     except DiskFullError as e:  # nothing of this run is written yet: the one line is all there is

@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -54,15 +55,22 @@ def process_start_time(pid: int | str = "self") -> float | None:
         return None
 
 
-def attempt_start(environ: dict[str, str] | None = None) -> float:
-    """Where a `.HALT` stops being stale: the launch time, else this process's start (plus the /proc slack),
-    else now."""
+def launch_time(environ: Mapping[str, str] | None = None) -> float | None:
+    """$NSA_LAUNCH_TIME: the `nsa launch` that started this process (its launch.json's ``ts``, which names that
+    launch whatever the clocks did since); None when not started by it, or for a value nsa did not write."""
     value = (os.environ if environ is None else environ).get(LAUNCH_TIME_ENV, "")
     try:
         launched = float(value)
-    except ValueError:  # not one nsa wrote: fall back to the process start
-        launched = 0.0
-    if math.isfinite(launched) and launched > 0:
+    except ValueError:
+        return None
+    return launched if math.isfinite(launched) and launched > 0 else None
+
+
+def attempt_start(environ: dict[str, str] | None = None) -> float:
+    """Where a `.HALT` stops being stale: the launch time, else this process's start (plus the /proc slack),
+    else now."""
+    launched = launch_time(environ)
+    if launched is not None:
         return launched
     started = process_start_time()
     return started + PROC_START_SLACK_S if started is not None else time.time()

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from nsa_train.runtime.control import LAUNCH_TIME_ENV
+from nsa_train.runtime.control import launch_time
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.holds import earlier_run
 
@@ -35,12 +35,7 @@ def earlier_results(run_dir: Path, environ: dict[str, str] | None = None) -> lis
     """What of an earlier run ``run_dir`` holds, which a fresh start there would write over ([] for a new directory,
     or one only an attempt that stopped before its model was built wrote into): the contract's one definition
     (nsa_train.telemetry.holds), the files of the `nsa launch` that started this trainer left out."""
-    value = (os.environ if environ is None else environ).get(LAUNCH_TIME_ENV, "")
-    try:
-        launched: float | None = float(value)
-    except ValueError:  # not started by nsa launch
-        launched = None
-    return earlier_run(run_dir, own_launch=launched)
+    return earlier_run(run_dir, own_launch=launch_time(environ))
 
 
 def file_in_the_way(path: Path) -> str | None:

@@ -147,6 +147,10 @@ KINDS = (
     KIND_MOVED,
 )
 
+# In the `boot` record: the NSA_LAUNCH_TIME `nsa launch` gave the process (launch.json's ``ts``), null when none did.
+# It names the launch the process belongs to, where comparing the two times would not (a clock stepped between them)
+BOOT_LAUNCH_TS = "launch_ts"
+
 # Every record carries these.
 COMMON_FIELDS = ("v", "ts", "kind", "rank", "step", "pid")
 

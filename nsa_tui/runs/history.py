@@ -57,6 +57,8 @@ BOOT_SKEW_S = 1.0
 # progress by more than this is an earlier attempt's: a step needs every rank of a DDP attempt, and a live rank
 # writes at least a liveness record every 30 s (nsa_train.telemetry.writer)
 UNBOOTED_RANK_SLACK_S = 60.0
+# a boot record's launch_ts is launch.json's ts as passed through $NSA_LAUNCH_TIME (printed to the microsecond)
+LAUNCH_TS_MATCH_S = 1e-3
 # records that say the loop moved, though not a step: the watchdog counts evals and checkpoints as work
 _MOVED_KINDS = (schema.KIND_EVAL, schema.KIND_CHECKPOINT)
 
@@ -843,11 +845,24 @@ class RunHistory:
         return self._launched_after(self._newest_boot())
 
     def _launched_after(self, boot: Event | None) -> bool:
-        """launch.json is newer than ``boot`` (rank 0's newest) and than the last progress record."""
+        """launch.json is newer than ``boot`` (rank 0's newest) and than the last progress record, and no boot
+        record names it: a boot that says it is this launch's (``launch_ts``) ends the wait whatever the times say
+        (a clock stepped back between the launch and the boot dated the boot, and every record after it, before
+        the launch: "not booted yet" for as long as the step, and for good once the run ended)."""
         launched, last = self.launch_ts, self.last_progress_ts
-        if launched is None:
+        if launched is None or self._launch_boot(launched) is not None:
             return False
         return (boot is None or boot.ts is None or launched > boot.ts) and (last is None or launched > last)
+
+    def _launch_boot(self, launched: float) -> Event | None:
+        """Rank 0's boot record of the process that the launch at ``launched`` started, by the launch time it was
+        given (as the trainer tells its own launch's files: nsa_train.telemetry.holds); None when none says so."""
+        for ev in self.events:
+            if ev.kind == schema.KIND_BOOT and ev.rank in (0, None):
+                given = to_float(ev.fields.get(schema.BOOT_LAUNCH_TS))
+                if given is not None and abs(given - launched) < LAUNCH_TS_MATCH_S:
+                    return ev
+        return None
 
     def _newest_boot(self) -> Event | None:
         boot = _newest(ev for ev in self.events if ev.kind == schema.KIND_BOOT and ev.rank in (0, None))

@@ -16,8 +16,10 @@ from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 
 from nsa_train.telemetry import schema
+from nsa_tui.health import evaluate
 from nsa_tui.health.engine import heartbeat_age
 from nsa_tui.report.load import final_numbers, load_report_run
+from nsa_tui.runs import load_run
 from nsa_tui.tail.local import LocalRunSource
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.verdict import VerdictView
@@ -251,3 +253,60 @@ def test_a_forward_clock_step_is_not_training_time_in_the_report(tmp_path, state
     nums = final_numbers(load_report_run(path))
     assert 150 < nums["wall_time_s"] < 200, nums["wall_time_s"]
     assert 4500 < nums["mean_toks_per_s"] < 5500, nums["mean_toks_per_s"]
+
+
+def _launched_before_a_step_back(path: Path, *, session: str | None = None, named: float | None = None) -> float:
+    """launch.json dated 30 min after the run's first record, as when the clock stepped back an hour between
+    `nsa launch` and the trainer's boot: every record is dated before the launch. The boot names the launch that
+    started it (its launch_ts, the NSA_LAUNCH_TIME it was given: ``named``, default this launch's). Returns the
+    launch time."""
+    hb = path / schema.heartbeat_name(0)
+    mtime = hb.stat().st_mtime
+    recs = [json.loads(line) for line in hb.read_text().splitlines()]
+    launched = recs[0]["ts"] + 1800.0
+    for rec in recs:
+        if rec["kind"] == schema.KIND_BOOT:
+            rec[schema.BOOT_LAUNCH_TS] = launched if named is None else named
+    hb.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    os.utime(hb, (mtime, mtime))
+    record = {"name": path.name, "run_dir": str(path), "ts": launched}
+    if session is not None:
+        record.update(tmux_session=f"nsa-{path.name}", tmux_socket=session)
+    (path / schema.LAUNCH_JSON).write_text(json.dumps(record))
+    return launched
+
+
+def test_a_boot_dated_before_its_launch_by_a_clock_step_is_that_launchs(tmp_path):
+    """The reviewer's `launch_after`: a finished run whose launch.json is dated after its records read as a launch
+    not booted yet: no end record, no ranks, `resumed`, the attempt's phases gone. Its boot names the launch."""
+    path = tmp_path / "fin"
+    make_v1_run(path, steps=300, state="finished", age_s=60)
+    _launched_before_a_step_back(path)
+    h = load_run(path)
+    assert not h.unbooted_launch and h.boot_event is not None and list(h.attempt_ranks) == [0]
+    v = evaluate(h, time.time())
+    assert (v.state, v.end_reason, v.ranks, v.resumed, v.alerts) == ("finished", "completed", 1, False, [])
+
+
+def test_a_boot_that_names_an_earlier_launch_does_not_end_the_wait(tmp_path):
+    """Only the launch's own boot ends it: the records of an attempt an earlier launch started are that attempt's."""
+    path = tmp_path / "fin"
+    make_v1_run(path, steps=300, state="finished", age_s=60)
+    launched = _launched_before_a_step_back(path, named=time.time() - 7200)
+    h = load_run(path)
+    assert h.unbooted_launch and h.boot_event is None and h.attempt_start_ts == launched
+
+
+def test_status_of_a_run_booted_after_a_clock_step_back_is_running(tmp_path, tmux_socket):
+    """`nsa status` of a live run whose clock stepped back between its launch and its boot: `starting, new attempt
+    not booted yet` with the step and loss called the last attempt's, for the hour of the step."""
+    import subprocess
+
+    path = tmp_path / "live"
+    make_v1_run(path, steps=300, age_s=2)
+    _launched_before_a_step_back(path, session=tmux_socket)
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", f"nsa-{path.name}", "sleep 60"], check=True)
+    code, v = _status(path)
+    assert (code, v["state"], v["health"], v["alerts"], v["step"]) == (0, "running", "ok", [], 300), v
+    human = invoke("status", str(path)).stdout
+    assert "not booted" not in human and "starting" not in human, human

@@ -54,6 +54,9 @@ def test_the_trainer_leaves_out_the_files_of_the_launch_that_started_it(tmp_path
     (d / schema.CONSOLE_LOG).write_text("")
     proc = run_train(d, "train.stepz=1", timeout=60, NSA_LAUNCH_TIME=f"{now:.6f}")
     assert "unknown key 'train.stepz'" in proc.stderr and "holds an earlier run" not in proc.stderr, proc.stderr
+    # its boot record names that launch, whatever the clocks say of the two times (docs/telemetry.md, boot)
+    boot = json.loads((d / schema.heartbeat_name(0)).read_text().splitlines()[0])
+    assert boot["kind"] == schema.KIND_BOOT and abs(boot[schema.BOOT_LAUNCH_TS] - now) < 1e-5, boot
     # an earlier launch's (another time): an earlier run, by hand or by a later launch
     proc = run_train(d, "train.stepz=1", timeout=60, NSA_LAUNCH_TIME=f"{now - 60:.6f}")
     assert f"{d} holds an earlier run ({schema.LAUNCH_JSON}, {schema.CONSOLE_LOG})" in proc.stderr, proc.stderr
