@@ -309,7 +309,8 @@ class _Feeder:
             if st is None:
                 st = h.ranks[rank] = RankState(rank)
             st.last_ts, st.last_kind, st.last_step = ts[-1], kinds[-1], steps[-1]
-            h._rank_prev_ts[rank] = ts[-1]  # where a clock step back is measured from (RunHistory._on_rank_clock)
+            for t, s in zip(ts[-2:], steps[-2:], strict=True):  # where a clock step back is measured from
+                h.note_rank_ts(rank, t, s)
             st.stepped_ts, st.stepped_step = ts[-1], steps[-1]  # progress and liveness both say a step was taken
             st.pid = pid if pid is not None else st.pid
             st.records += n

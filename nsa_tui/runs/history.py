@@ -94,11 +94,18 @@ CLOCK_STEP_BACK_S = 120.0
 
 @dataclass(frozen=True)
 class ClockStep:
-    """A rank's clock stepped back by ``back_s`` before its record of ``step``."""
+    """A rank's clock stepped back by ``back_s`` before its record of ``step``. ``bad_ts_step``: set where only the
+    record before it was ahead (the one after it is back beside the ones before that: one record's bad ts, or a
+    clock stepped forward and straight back), that record's step."""
 
     rank: int
     step: int | None
     back_s: float
+    bad_ts_step: int | None = None
+
+    @property
+    def one_record(self) -> bool:
+        return self.bad_ts_step is not None
 
 
 @dataclass(frozen=True)
@@ -247,7 +254,9 @@ class RunHistory:
         # the step (+ its offset here), so that a boot is followed by its own records (ClockStep)
         self.clock_offsets: dict[int, float] = {}
         self.clock_steps: list[ClockStep] = []
-        self._rank_prev_ts: dict[int, float] = {}
+        # each rank's last two records as read (on its clock before any step back), newest last, with the newest's
+        # step: where a step back is measured from, and whether the record before it was alone ahead
+        self._rank_recent: dict[int, tuple[float | None, float, int | None]] = {}
         # the step of each process's newest record: how far an attempt got, when a later attempt's start superseded
         # its last steps (a report counts the tokens it trained, redone or not)
         self.pid_last_step: dict[int, int] = {}
@@ -619,14 +628,20 @@ class RunHistory:
         assert rank is not None and n.ts is not None
         off = self.clock_offsets.get(rank, 0.0)
         ts = n.ts + off
-        prev = self._rank_prev_ts.get(rank)
+        before, prev, prev_step = self._rank_recent.get(rank, (None, None, None))
         if prev is not None and ts < prev - CLOCK_STEP_BACK_S:
             back = prev - ts
+            alone = before is not None and ts >= before - CLOCK_STEP_BACK_S
             off, ts = off + back, ts + back
             self.clock_offsets[rank] = off
-            self.clock_steps.append(ClockStep(rank, n.step, back))
-        self._rank_prev_ts[rank] = ts
+            self.clock_steps.append(ClockStep(rank, n.step, back, prev_step if alone else None))
+        self.note_rank_ts(rank, ts, n.step)
         n.ts = ts
+
+    def note_rank_ts(self, rank: int, ts: float, step: int | None) -> None:
+        """``rank``'s newest record read is at ``ts`` (on its clock before any step back): also for a reader that
+        applies a block of records itself (runs/bulk.py)."""
+        self._rank_recent[rank] = (self._rank_recent.get(rank, (None, None, None))[1], ts, step)
 
     def _trim_events(self) -> None:
         """Keep the newest MAX_EVENTS by time, in their order: the files are fed one after the other, so the first

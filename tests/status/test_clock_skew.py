@@ -19,7 +19,8 @@ from nsa_train.telemetry import schema
 from nsa_tui.health import evaluate
 from nsa_tui.health.engine import heartbeat_age
 from nsa_tui.report.load import final_numbers, load_report_run
-from nsa_tui.runs import load_run
+from nsa_tui.runs import RunHistory, load_run
+from nsa_tui.runs.history import ClockStep
 from nsa_tui.tail.local import LocalRunSource
 from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.verdict import VerdictView
@@ -310,3 +311,52 @@ def test_status_of_a_run_booted_after_a_clock_step_back_is_running(tmp_path, tmu
     assert (code, v["state"], v["health"], v["alerts"], v["step"]) == (0, "running", "ok", [], 300), v
     human = invoke("status", str(path)).stdout
     assert "not booted" not in human and "starting" not in human, human
+
+
+YEAR_S = 365 * 86400.0
+
+
+def _rank0_at(*stamps: float) -> RunHistory:
+    """A history fed rank 0's liveness records of steps 1, 2, ... dated ``stamps``, in that order."""
+    h = RunHistory(schema.FORMAT_NAME)
+    lines = [schema.encode(schema.make_record(schema.KIND_LIVENESS, 0, i, 7, t)) for i, t in enumerate(stamps, 1)]
+    h.feed(schema.heartbeat_name(0), [line.rstrip("\n") for line in lines])
+    return h
+
+
+def test_one_record_dated_ahead_of_its_neighbours_is_told_from_a_clock_step():
+    """A record whose next is back beside the one before it was misdated alone; a return after several is a step."""
+    t = 1.8e9
+    one = _rank0_at(t, t + 10, t + 20 + YEAR_S, t + 30, t + 40).clock_steps
+    assert one == [ClockStep(0, 4, YEAR_S - 10, bad_ts_step=3)] and one[0].one_record
+    back = _rank0_at(t, t + 10, t + 20, t + 30 - 3600, t + 40 - 3600).clock_steps
+    assert back == [ClockStep(0, 4, 3590.0)] and not back[0].one_record
+    several = _rank0_at(t, t + 10 + 3600, t + 20 + 3600, t + 30).clock_steps
+    assert several == [ClockStep(0, 4, 3590.0)]
+
+
+def _glitch_then_records(path: Path) -> None:
+    """A live run whose record of step 300 got ts + 1 year, and whose records went on as before (the reviewer's
+    `glitch_mid`)."""
+    now = time.time()
+    w = make_v1_run(path, steps=300, now=now, age_s=6)
+    _shift(path, 0, YEAR_S, last_only=True)
+    w.progress(1)
+    w.liveness(advance_s=2)
+
+
+def test_one_record_with_a_bad_ts_amid_good_ones_is_said_as_such(tmp_path):
+    """It read `the clock stepped back ~8759h59m at step 310 ...; clock skew: the records are 8759h59m ahead of
+    their file's write time`: a year's clock step for one bad record. The verdict (running, warning) stays."""
+    path = tmp_path / "glitch"
+    _glitch_then_records(path)
+    code, v = _status(path)
+    assert (code, v["state"], list(_rules(v))) == (1, "running", ["clock_skew"]), v
+    assert v["last_heartbeat_age_s"] < 30
+    said = _rules(v)["clock_skew"]
+    assert said.startswith(
+        "one record (step 300) was dated ~8759h59m ahead of the records before and after it: a bad ts"
+    ), said
+    assert "stepped back" not in said and "clock skew:" not in said, said
+    w, _ = _dashboard(path)  # its reader: blocks of progress records, then lines
+    assert [a.message for a in w.alerts] == [said]
