@@ -385,8 +385,11 @@ def heartbeat_stale(c: Context) -> Finding | None:
         extra = f"; stack dumps: {', '.join(h.stackdumps[-2:])}"
     others = [
         f"rank {r.rank} {fmt_age(c.now - r.seen)} ago"
+        if r.seen is not None
+        # dated ahead of now by a file that agrees: when it last wrote cannot be told, and it is no fresher for it
+        else f"rank {r.rank} at a time that cannot be told (its records are {fmt_age(r.skew_s)} ahead of this clock)"
         for r in sorted(attempt_clocks(h, c.now).values(), key=lambda r: r.rank)
-        if r.seen is not None and r.rank != 0
+        if r.rank != 0
     ]
     if others:
         extra += "; last seen: " + ", ".join(others[:8])
@@ -448,11 +451,15 @@ def skew_text(clocks: dict[int, RankClock]) -> str | None:
         what = "their file's write time" if k.against == "file" else "this machine's clock"
         who = f"rank {k.rank}'s records are" if len(clocks) > 1 else "the records are"
         parts.append(f"{who} {fmt_age(abs(k.skew_s))} {way} {what}")
-    how = (
-        "ages are taken from the files' write times"
-        if all(k.seen is not None for k in off)
-        else "their age cannot be told, so a hang is not caught"
-    )
+    unplaced = [k.rank for k in off if k.seen is None]
+    rank0 = clocks.get(0)
+    if not unplaced:
+        how = "ages are taken from the files' write times"
+    elif rank0 is None or rank0.seen is None:  # heartbeat_stale goes by rank 0's
+        how = "their age cannot be told, so a hang is not caught"
+    else:
+        whose = f"rank {unplaced[0]}'s" if len(unplaced) == 1 else f"ranks {', '.join(map(str, unplaced))}'"
+        how = f"{whose} age cannot be told (a hang is judged by rank 0's)"
     return f"clock skew: {', '.join(parts)} (beyond {fmt_age(CLOCK_SKEW_TOLERANCE_S)}); {how}"
 
 

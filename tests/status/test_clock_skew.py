@@ -132,6 +132,23 @@ def test_rank_ones_clock_ahead_does_not_make_it_last_seen_0s_ago(tmp_path):
     assert skew.startswith("clock skew: rank 1's records are 60m00s ahead of their file's write time"), skew
 
 
+def test_a_rank_whose_file_agrees_with_its_clock_ahead_is_named_without_an_age(tmp_path):
+    """As above, rank 1's file stamped by its own clock too (an rsync -t copy): no age can be told for it. The alert
+    left it out of `last seen`, and clock_skew said `a hang is not caught` beside the critical heartbeat_stale that
+    caught it, by rank 0's records."""
+    now = time.time()
+    path = tmp_path / "two"
+    make_v1_run(path, steps=300, n_ranks=2, now=now, age_s=1200)
+    _shift(path, 1, 3600)
+    _written_at(path, 1, now + 2400)
+    code, v = _status(path)
+    assert (code, v["state"]) == (2, "stalled") and 1195 < v["last_heartbeat_age_s"] < 1230, v
+    stale, skew = _rules(v)["heartbeat_stale"], _rules(v)["clock_skew"]
+    assert "last seen: rank 1 at a time that cannot be told (its records are 39m5" in stale, stale
+    assert "ahead of this clock)" in stale, stale
+    assert skew.endswith("rank 1's age cannot be told (a hang is judged by rank 0's)"), skew
+
+
 def test_the_dashboard_data_layer_judges_a_skewed_run_as_status_does(tmp_path):
     now = time.time()
     path = tmp_path / "ahead"
