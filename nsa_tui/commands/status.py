@@ -256,6 +256,15 @@ def fmt_duration(s: float | None) -> str:
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
+def heartbeat_said(v: dict) -> str:
+    """`12s ago`; where no age can be told because the records are dated ahead of this clock, how far ahead
+    (v.get: a remote nsa may predate the key)."""
+    ahead = v.get("heartbeat_ahead_s")
+    if v["last_heartbeat_age_s"] is None and isinstance(ahead, (int, float)):
+        return f"dated {fmt_duration(ahead)} ahead of this machine's clock"
+    return f"{fmt_duration(v['last_heartbeat_age_s'])} ago"
+
+
 def render_human(j: Judged, dump_cmd: str | None = None) -> None:
     """One run's verdict, for people; ``dump_cmd``: the `nsa dump` of this run, named on a starting run's line."""
     from rich.markup import escape
@@ -299,7 +308,7 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         attention += f"   {human_count(v['param_count'])} params"
     console.print(
         f"  gates: entropy {_num(v['gate_entropy_mean'], '.3f')}  collapsed {_num(v['gate_collapse_frac'], '.2f')}"
-        f"   heartbeat {fmt_duration(v['last_heartbeat_age_s'])} ago   ETA {fmt_duration(v['eta_s'])}"
+        f"   heartbeat {heartbeat_said(v)}   ETA {fmt_duration(v['eta_s'])}"
         + attention
         + (f"   [yellow]{corrupt_lines_text(v['corrupt_lines'])}[/]" if v.get("corrupt_lines") else "")
     )

@@ -30,8 +30,9 @@ from nsa_tui.runs.history import (
 # changes. `nsa status --host` takes a host's own verdicts only when their judge_version is this one or higher; an
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
 # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: the verdict's `stop_signal`, the rule
-# `clock_skew`, ages of records off this machine's clock taken from their files' mtimes
-JUDGE_VERSION = 3
+# `clock_skew`, ages of records off this machine's clock taken from their files' mtimes; 4: the verdict's
+# `heartbeat_ahead_s`
+JUDGE_VERSION = 4
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
@@ -92,6 +93,8 @@ class Verdict:
     gate_entropy_mean: float | None = None
     gate_collapse_frac: float | None = None
     last_heartbeat_age_s: float | None = None
+    # where that age is null because the newest records are dated ahead of this machine's clock (heartbeat_ahead)
+    heartbeat_ahead_s: float | None = None
     eta_s: float | None = None
     val_loss: float | None = None
     grad_norm: float | None = None
@@ -321,6 +324,16 @@ def heartbeat_age(h: RunHistory, now: float) -> float | None:
     return None if last is None else max(0.0, now - last)
 
 
+def heartbeat_ahead(h: RunHistory, now: float) -> float | None:
+    """Where ``heartbeat_age`` gives none because the current attempt's newest records are dated ahead of this
+    machine's clock and their files agree (a copy that kept the mtimes of a writer whose clock was ahead): how far
+    ahead, the most of its ranks'. Said of ended runs too, which clock_skew does not judge: a finished run written a
+    day ahead read `heartbeat - ago` in `nsa status` and `heartbeat none yet` in `nsa watch`. None otherwise."""
+    if heartbeat_age(h, now) is not None:
+        return None
+    return max((c.skew_s for c in attempt_clocks(h, now).values() if c.seen is None and c.skew_s > 0), default=None)
+
+
 def _alive_until(h: RunHistory, state: str, now: float) -> float:
     """The clock a `for` duration is measured on: now for a live run; for an ended one, its end (a last slow
     stretch of a finished run must not grow into a 5-minute drop while it sits on disk); for one that cannot be
@@ -425,6 +438,7 @@ def evaluate(
         gate_entropy_mean=latest["gate_entropy_mean"],
         gate_collapse_frac=latest["gate_collapse_frac"],
         last_heartbeat_age_s=heartbeat_age(h, now),
+        heartbeat_ahead_s=heartbeat_ahead(h, now),
         eta_s=eta_seconds(h, state),
         val_loss=latest["val_loss"],
         grad_norm=latest["grad_norm"],

@@ -27,7 +27,7 @@ from nsa_train.telemetry.init_from_said import init_from_short
 from nsa_tui import fmt
 from nsa_tui.health.checks import median_interval
 from nsa_tui.health.clock import attempt_clocks
-from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age
+from nsa_tui.health.engine import ENDED_STATES, eta_seconds, heartbeat_age, heartbeat_ahead
 from nsa_tui.health.start import phase_entered
 from nsa_tui.rundir import runs_root
 from nsa_tui.runs.history import RunHistory
@@ -384,6 +384,7 @@ class WatchApp(App):
             "tokens": tokens,
             "tokens_step": tokens_step,
             "hb_age": _whole(heartbeat_age(h, now)),  # as `nsa status` gives it (a generic log: its file's mtime)
+            "hb_ahead": _whole(heartbeat_ahead(h, now)),  # why it has none, where the records are dated ahead
             "corrupt": h.corrupt,
             "unreadable": sorted(h.unreadable_files),
             "newer": dict(sorted(h.newer_files.items())),  # read, as this version: not unreadable

@@ -17,7 +17,7 @@ from fixtures.runs import make_v1_run
 
 from nsa_train.telemetry import schema
 from nsa_tui.health import evaluate
-from nsa_tui.health.engine import heartbeat_age
+from nsa_tui.health.engine import heartbeat_age, heartbeat_ahead
 from nsa_tui.report.load import final_numbers, load_report_run
 from nsa_tui.runs import RunHistory, load_run
 from nsa_tui.runs.history import ClockStep
@@ -114,7 +114,7 @@ def test_a_copy_whose_mtimes_agree_with_future_records_gives_no_age(tmp_path):
     code, v = _status(path)
     assert (code, v["state"], v["health"], v["last_heartbeat_age_s"]) == (1, "running", "warning", None), v
     assert "59m5" in _rules(v)["clock_skew"] and "ahead of this machine's clock" in _rules(v)["clock_skew"]
-    assert "heartbeat -" in invoke("status", str(path)).stdout
+    assert "heartbeat dated 59m5" in invoke("status", str(path)).stdout  # how far ahead: no age
 
 
 def test_rank_ones_clock_ahead_does_not_make_it_last_seen_0s_ago(tmp_path):
@@ -377,3 +377,31 @@ def test_one_record_with_a_bad_ts_amid_good_ones_is_said_as_such(tmp_path):
     assert "stepped back" not in said and "clock skew:" not in said, said
     w, _ = _dashboard(path)  # its reader: blocks of progress records, then lines
     assert [a.message for a in w.alerts] == [said]
+
+
+def test_a_finished_run_dated_a_day_ahead_says_so_rather_than_no_heartbeat(tmp_path):
+    """The reviewer's `fin_ahead`: a finished run copied with the mtimes of a writer 1 day ahead. No age can be told
+    (none is given, not `0s`), and nothing said why: `heartbeat - ago` in `nsa status`, `heartbeat none yet` in the
+    dashboard's header. clock_skew does not judge an ended run: the heartbeat says how far ahead it is dated."""
+    now = time.time()
+    path = tmp_path / "fin"
+    make_v1_run(path, steps=300, state="finished", now=now + 86400, age_s=600)  # files stamped with the records
+    h = load_run(path)
+    assert heartbeat_age(h, now) is None
+    ahead = heartbeat_ahead(h, now)
+    assert ahead is not None and 85700 < ahead < 85830, ahead
+    code, v = _status(path)
+    assert (code, v["state"], v["alerts"], v["last_heartbeat_age_s"]) == (0, "finished", [], None), v
+    assert 85700 < v["heartbeat_ahead_s"] < 85830, v
+    human = invoke("status", str(path)).stdout
+    assert "heartbeat dated 23h5" in human and "ahead of this machine's clock" in human, human
+
+
+def test_a_finished_run_dated_ahead_whose_files_were_stamped_here_is_aged_by_them(tmp_path):
+    """Its files written over NFS, stamped by this side's clock: an age can be told, and nothing is dated ahead."""
+    now = time.time()
+    path = tmp_path / "fin"
+    make_v1_run(path, steps=300, state="finished", now=now + 86400, age_s=600)
+    _written_at(path, 0, now - 600)
+    h = load_run(path)
+    assert heartbeat_ahead(h, now) is None and 595 < heartbeat_age(h, now) < 630

@@ -834,6 +834,19 @@ async def test_the_heartbeat_age_is_the_verdicts(tmp_path):
         assert app.query_one(RunHeader).info["hb_age"] == float(int(want))
 
 
+@async_test
+async def test_the_header_says_a_heartbeat_dated_ahead_of_this_clock(tmp_path):
+    """A finished run copied with the mtimes of a writer a day ahead: no age can be told, and the header said
+    `heartbeat none yet` of a run whose records it shows."""
+    make_v1_run(tmp_path / "r", steps=100, state="finished", now=NOW + 86400, age_s=600)
+    app = make_app(tmp_path / "r", clock=lambda: NOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_loaded(pilot, app)
+        app._redraw(force=True)
+        header = app.query_one(RunHeader)
+        assert header.info["hb_age"] is None and "heartbeat dated 23h50m ahead" in header.shown, header.shown
+
+
 @pytest.mark.parametrize("how", ["stall-ends", "resume", "fresh"])
 @async_test
 async def test_a_new_step_of_a_starting_or_stalled_run_is_judged_at_once(tmp_path, how):

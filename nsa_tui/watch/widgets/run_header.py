@@ -105,7 +105,11 @@ class RunHeader(Widget):
         age = i.get("hb_age")
         t.append("  heartbeat ")
         stale = (age or 0) > 60
-        t.append(f"{fmt.duration(age)} ago" if age is not None else "none yet", style="yellow" if stale else "")
+        ahead = i.get("hb_ahead")
+        if age is None and ahead is not None:  # records dated ahead of this clock: no age, and not "none yet"
+            t.append(f"dated {fmt.duration(ahead)} ahead", style="yellow")
+        else:
+            t.append(f"{fmt.duration(age)} ago" if age is not None else "none yet", style="yellow" if stale else "")
         corrupt = i.get("corrupt", 0)
         if corrupt:
             t.append(f"  {corrupt_lines_text(corrupt)}", style="bold yellow")
