@@ -304,6 +304,8 @@ def test_a_boot_dated_before_its_launch_by_a_clock_step_is_that_launchs(tmp_path
     assert not h.unbooted_launch and h.boot_event is not None and list(h.attempt_ranks) == [0]
     v = evaluate(h, time.time())
     assert (v.state, v.end_reason, v.ranks, v.resumed, v.alerts) == ("finished", "completed", 1, False, [])
+    w, _ = _dashboard(path)  # the dashboard's reader
+    assert (w.state, w.alerts) == ("finished", [])
 
 
 def test_a_boot_that_names_an_earlier_launch_does_not_end_the_wait(tmp_path):
