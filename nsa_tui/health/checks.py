@@ -416,9 +416,9 @@ def clock_skew(c: Context) -> Finding | None:
     for step in h.clock_steps[-4:]:
         who = "the" if len(h.ranks) < 2 else f"rank {step.rank}'s"
         if step.one_record:  # the records before and after it agree: the one between was misdated, no clock moved
-            who = "one" if len(h.ranks) < 2 else f"one of rank {step.rank}'s"
+            who = "one record" if len(h.ranks) < 2 else f"one of rank {step.rank}'s records"
             said.append(
-                f"{who} record (step {step.bad_ts_step}) was dated ~{fmt_age(step.back_s)} ahead of the records "
+                f"{who} (step {step.bad_ts_step}) was dated ~{fmt_age(step.back_s)} ahead of the records "
                 "before and after it: a bad ts, not a clock step"
             )
         else:
@@ -458,8 +458,10 @@ def skew_text(clocks: dict[int, RankClock]) -> str | None:
     elif rank0 is None or rank0.seen is None:  # heartbeat_stale goes by rank 0's
         how = "their age cannot be told, so a hang is not caught"
     else:
-        whose = f"rank {unplaced[0]}'s" if len(unplaced) == 1 else f"ranks {', '.join(map(str, unplaced))}'"
-        how = f"{whose} age cannot be told (a hang is judged by rank 0's)"
+        whose = (
+            f"rank {unplaced[0]}'s age" if len(unplaced) == 1 else f"the ages of ranks {', '.join(map(str, unplaced))}"
+        )
+        how = f"{whose} cannot be told (a hang is judged by rank 0's)"
     return f"clock skew: {', '.join(parts)} (beyond {fmt_age(CLOCK_SKEW_TOLERANCE_S)}); {how}"
 
 

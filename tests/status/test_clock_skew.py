@@ -407,3 +407,15 @@ def test_a_finished_run_dated_ahead_whose_files_were_stamped_here_is_aged_by_the
     _written_at(path, 0, now - 600)
     h = load_run(path)
     assert heartbeat_ahead(h, now) is None and 595 < heartbeat_age(h, now) < 630
+
+
+def test_one_bad_record_of_one_rank_names_the_rank(tmp_path):
+    now = time.time()
+    path = tmp_path / "two"
+    w = make_v1_run(path, steps=300, n_ranks=2, now=now, age_s=6)
+    _shift(path, 1, YEAR_S, last_only=True)
+    w.progress(1)  # rank 1's liveness record of step 310: back beside its records before
+    code, v = _status(path)
+    assert (code, v["state"], list(_rules(v))) == (1, "running", ["clock_skew"]), v
+    said = _rules(v)["clock_skew"]
+    assert said.startswith("one of rank 1's records (step 300) was dated ~8759h59m ahead of the records before"), said
