@@ -14,6 +14,7 @@ from nsa_train.telemetry.data_said import data_said
 from nsa_train.telemetry.init_from_said import init_from_said
 from nsa_train.telemetry.mfu import fmt_mfu
 from nsa_train.telemetry.units import human_bytes
+from nsa_tui.health.stop_signal import halted_by_text
 from nsa_tui.report.load import ReportRun, config_differences, final_numbers
 from nsa_tui.runs.history import corrupt_lines_text, newer_telemetry_line, newer_telemetry_text
 
@@ -81,6 +82,13 @@ def _code(v: Any) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
+def state_said(r: ReportRun) -> str:
+    """The run's state as the Runs table gives it: a halt nobody asked for (a killed tmux server's SIGHUP) in the words
+    `nsa status` says it with, not a bare `halted`, which read as the user's own `nsa halt`."""
+    stop = r.verdict.stop_signal
+    return halted_by_text(stop) if stop else str(r.verdict.state)
+
+
 def runs_table(runs: Sequence[ReportRun]) -> list[str]:
     lines = [
         "| run | format | state | step | params | tokens | final loss | final val loss (ppl) "
@@ -97,7 +105,7 @@ def runs_table(runs: Sequence[ReportRun]) -> list[str]:
         resumed = f", resumed at step {', '.join(map(str, n['resumed_at']))}" if n["resumed_at"] else ""
         toks = _f(n["mean_toks_per_s"], ".0f") + (f" (MFU {fmt_mfu(n['mfu'])})" if n["mfu"] is not None else "")
         wall = _duration(n["wall_time_s"]) + (f" ({n['attempts']} attempts{resumed})" if n["attempts"] > 1 else "")
-        cells = [_name(r.name), n["format"], n["state"], step, params, tokens, _f(n["final_loss"]), val, best,
+        cells = [_name(r.name), n["format"], state_said(r), step, params, tokens, _f(n["final_loss"]), val, best,
                  wall, toks, _f(n["end_reason"])]  # fmt: skip
         lines.append("| " + " | ".join(c if i == 0 else _cell(c) for i, c in enumerate(cells)) + " |")
     return lines

@@ -51,3 +51,22 @@ def test_status_runs_and_json_say_a_sighup_is_no_requested_halt(runs_dir, monkey
     rows = {ln.split()[0]: ln for ln in invoke("runs").stdout.splitlines() if ln.startswith(("hup", "asked"))}
     assert "halted (SIGHUP, not requested)" in rows["hup"], rows
     assert "not requested" not in rows["asked"], rows
+
+
+def _state_cells(md: str) -> dict[str, str]:
+    """The Runs table's state cell of each run in a report's Markdown."""
+    table = md.split("## Runs\n", 1)[1].split("\n## ", 1)[0]
+    rows = [ln.removeprefix("| ").removesuffix(" |").split(" | ") for ln in table.splitlines() if ln.startswith("| ")]
+    return {cells[0]: cells[2] for cells in rows[1:]}
+
+
+def test_report_says_which_signal_stopped_the_run_as_status_does(tmp_path):
+    """`nsa report` of a run a killed tmux server stopped said `halted` in its Runs table, as of `nsa halt`'s."""
+    runs = tmp_path / "runs"
+    w = make_v1_run(runs / "hup", n_ranks=2, state="running")
+    end_by_signal(w, signal.SIGHUP, on_rank=1)
+    make_v1_run(runs / "asked", state="halted")
+    res = invoke("report", str(runs / "hup"), str(runs / "asked"), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    cells = _state_cells((tmp_path / "out" / "report.md").read_text())
+    assert cells == {"hup": SIGHUP_LINE, "asked": "halted"}, cells
