@@ -108,6 +108,7 @@ def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoR
 def halt_local(run: str, wait: float) -> None:
     from nsa_train.telemetry.schema import LAUNCH_JSON
     from nsa_tui.fmt import exit_status_said
+    from nsa_tui.health.stop_signal import halted_by_text
     from nsa_tui.launch.halt import ALREADY_ENDED, CLEAN_REASONS, halt_run
     from nsa_tui.rundir import resolve_run, run_name
 
@@ -118,6 +119,8 @@ def halt_local(run: str, wait: float) -> None:
         return
     if outcome.already_ended:
         print(ALREADY_ENDED.format(name=name, reason=outcome.reason, step=outcome.step))
+        if outcome.stop_signal:  # which signal, as `nsa status` says it: a killed tmux server's SIGHUP is no halt
+            print(halted_by_text(outcome.stop_signal))
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
     # absolute: over --host a path relative to the host's login directory means nothing here

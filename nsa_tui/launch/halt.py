@@ -24,6 +24,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_tui.errors import UserError
 from nsa_tui.fmt import exit_status_said
+from nsa_tui.health.stop_signal import stop_signal
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 
@@ -47,6 +48,9 @@ class HaltOutcome:
     checkpoint: Path | None
     exit_status: int | None
     already_ended: bool = False  # the run had ended before this halt; nothing was created
+    # the run had ended by a signal nobody sent as a halt (a killed tmux server's SIGHUP): which one
+    # (nsa_tui.health.stop_signal; UNNAMED when no rank names it); None otherwise
+    stop_signal: str | None = None
 
 
 def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
@@ -150,7 +154,9 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         end = before.end_record or {}
         records = runstate.rank0_records(run_dir)
         status = runstate.read_exit_status(run_dir)
-        return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status, True)
+        checkpoint = latest_checkpoint(run_dir, records)
+        stopped_by = stop_signal(runstate.attempt_end_records(run_dir, end, launched))
+        return HaltOutcome(str(end.get("reason")), end.get("step"), checkpoint, status, True, stopped_by)
     status = runstate.read_exit_status(run_dir)
     if status is not None:
         raise UserError(

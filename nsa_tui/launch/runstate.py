@@ -111,6 +111,24 @@ def heartbeat_state(run_dir: Path) -> HeartbeatState:
     return HeartbeatState(newest, ended, end if ended else None)
 
 
+END_TAIL_BYTES = 16 * 1024  # a rank's last record, its end record, is a few hundred bytes
+
+
+def attempt_end_records(run_dir: Path, end: dict[str, Any], since: float | None) -> list[dict[str, Any]]:
+    """Every rank's end record of the attempt rank 0's ``end`` closed: a rank's last record when it is an end of the
+    same step (the ranks stop together, after one step) written at or after ``since`` (the attempt's launch) where
+    that is known. A rank file an earlier attempt of more ranks left ends with that attempt's end: not this one's."""
+    out = []
+    for path in heartbeat_files(run_dir).values():
+        rec = last_record(tail_records(path, END_TAIL_BYTES))
+        if rec is None or rec.get("kind") != schema.KIND_END or rec.get("step") != end.get("step"):
+            continue
+        ts = rec.get("ts")
+        if since is None or (isinstance(ts, int | float) and not isinstance(ts, bool) and ts >= since):
+            out.append(rec)
+    return out
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import signal
 
-from fixtures.runs import end_by_signal, make_v1_run
+from fixtures.runs import boot, end_by_signal, make_v1_run, start_training
 from typer.testing import CliRunner
 
 from nsa_train.telemetry import schema
 from nsa_tui.cli import app
 from nsa_tui.health.stop_signal import UNNAMED, halted_by_text, stop_signal
+from nsa_tui.launch.halt import already_ended_reason
 
 SIGHUP_LINE = "halted by SIGHUP (no halt was requested: its terminal or tmux server went away)"
 
@@ -70,3 +71,34 @@ def test_report_says_which_signal_stopped_the_run_as_status_does(tmp_path):
     assert res.exit_code == 0, res.stdout + res.stderr
     cells = _state_cells((tmp_path / "out" / "report.md").read_text())
     assert cells == {"hup": SIGHUP_LINE, "asked": "halted"}, cells
+
+
+def test_halt_of_a_run_a_signal_stopped_names_the_signal(runs_dir):
+    """`nsa halt` of a run a killed tmux server had stopped said `had already ended (reason signal, step N)`: which
+    signal, and that nobody asked for that halt, only `nsa status` said."""
+    w = make_v1_run(runs_dir / "hup", n_ranks=2, state="running")
+    end_by_signal(w, signal.SIGHUP, on_rank=1)
+    res = invoke("halt", "hup")
+    lines = res.stdout.splitlines()
+    assert res.exit_code == 0 and lines[0].startswith("run 'hup' had already ended (reason signal, "), res.stdout
+    assert lines[1] == SIGHUP_LINE, res.stdout
+    assert already_ended_reason(res.stdout) == schema.END_SIGNAL  # as the dashboard's `h` on a host reads it
+    assert not (runs_dir / "hup" / schema.HALT_FILE).exists()
+
+    make_v1_run(runs_dir / "asked", state="halted")
+    asked = invoke("halt", "asked").stdout
+    assert "(reason halt, " in asked and "halted by" not in asked, asked
+
+
+def test_halt_names_no_signal_from_an_earlier_attempts_rank(runs_dir):
+    """A rank's file an earlier attempt of more ranks left ends with that attempt's end record: its SIGTERM is not
+    what stopped the last attempt, whose ranks name none (status says `a signal` too)."""
+    w = make_v1_run(runs_dir / "shrunk", n_ranks=2, state="running")
+    end_by_signal(w, signal.SIGTERM, on_rank=1)
+    w.n_ranks = 1  # resumed on one rank
+    boot(w, resume=True)
+    start_training(w, w.total_steps, w.step)
+    w.progress(3)
+    end_by_signal(w, signal.SIGHUP, on_rank=1)  # a rank this attempt does not have: no rank names the signal
+    assert json.loads(invoke("status", "--json", "shrunk").stdout)["stop_signal"] == UNNAMED
+    assert invoke("halt", "shrunk").stdout.splitlines()[1] == halted_by_text(UNNAMED)
