@@ -15,6 +15,42 @@ import time
 from pathlib import Path
 
 from nsa_tui.errors import UserError
+from nsa_tui.launched import Launched
+
+
+def started_in(e: Launched) -> str:
+    """'nsa launch started it in /home/me/runs/d1 (2026-12-07 09:05)': where the index says the run was."""
+    return f"nsa launch started it in {e.run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(e.ts))})"
+
+
+def deleted_said(e: Launched) -> str:
+    """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick)."""
+    return f"{started_in(e)}, a directory deleted since: `nsa status {shlex.quote(e.name)}` says if it still runs"
+
+
+def deleted_launches(under: Path | None, limit: int) -> list[Launched]:
+    """The runs `nsa launch` recorded whose directory is gone (those it started in ``under`` only, when given), newest
+    launch first, at most ``limit``. A run renamed beside its old path is not gone (nsa_tui.moved_runs: its first boot
+    record names that path); one moved elsewhere reads as deleted, as `nsa status NAME` says it."""
+    from nsa_tui import launched
+    from nsa_tui.moved_runs import renamed_from
+
+    real = launched.real_parent_join()  # an index holds up to ~2000 launches: each parent resolved once
+    gone = [(e, real(e.run_dir)) for e in launched.runs_gone()]
+    if under is not None:
+        here = os.path.realpath(under)
+        gone = [(e, path) for e, path in gone if os.path.dirname(path) == here]
+    renamed: dict[str, set[str]] = {}  # each parent listed once, and only until ``limit`` are found
+    found: list[Launched] = []
+    for e, path in gone:
+        if len(found) == limit:
+            break
+        parent = os.path.dirname(path)
+        if parent not in renamed:
+            renamed[parent] = renamed_from(Path(parent))
+        if path not in renamed[parent]:
+            found.append(e)
+    return found
 
 
 def deleted_run_said(run: str, default_dir: Path) -> str:
@@ -34,8 +70,7 @@ def deleted_run_said(run: str, default_dir: Path) -> str:
     if wrapper_dir is not None and os.path.lexists(wrapper_dir):
         alive = False  # that session runs a run whose directory is there: another run of this name, not this one
     if recorded:
-        last = recorded[-1]
-        where = f"nsa launch started it in {last.run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(last.ts))})"
+        where = started_in(recorded[-1])
     elif alive:
         where = f"its tmux session {session} runs the launch of {wrapper_dir or default_dir}"
     else:

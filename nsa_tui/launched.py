@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,14 +109,39 @@ def _is_dir(p: str) -> bool:
         return False
 
 
-def runs_here() -> list[Launched]:
-    """The launched runs whose directory is still there, each directory once (its latest launch: a --resume or a
-    --force records it again), newest first."""
+def _latest(keep: Callable[[str], bool], real: Callable[[str], str]) -> list[Launched]:
+    """The launches whose directory ``keep`` takes, each directory once (its latest launch: a --resume or a --force
+    records it again; ``real`` its path with links resolved), newest first."""
     latest: dict[str, Launched] = {}
     for e in entries():
-        if _is_dir(e.run_dir):
-            latest[os.path.realpath(e.run_dir)] = e  # later lines win
+        if keep(e.run_dir):
+            latest[real(e.run_dir)] = e  # later lines win
     return sorted(latest.values(), key=lambda e: e.ts, reverse=True)
+
+
+def runs_here() -> list[Launched]:
+    """The launched runs whose directory is still there, newest first."""
+    return _latest(_is_dir, os.path.realpath)
+
+
+def runs_gone() -> list[Launched]:
+    """The launched runs whose directory is not there any more (deleted, or moved where nothing says), newest first;
+    a path something else took since (a file) is neither."""
+    return _latest(lambda p: not os.path.lexists(p), real_parent_join())
+
+
+def real_parent_join() -> Callable[[str], str]:
+    """A path that is not there with its parent's links resolved, each parent once: what os.path.realpath gives it,
+    at a fraction of the calls (a realpath per launch of a full index took 30 ms)."""
+    parents: dict[str, str] = {}
+
+    def real(path: str) -> str:
+        parent, name = os.path.split(path)
+        if parent not in parents:
+            parents[parent] = os.path.realpath(parent)
+        return os.path.join(parents[parent], name)
+
+    return real
 
 
 def named(name: str) -> list[Launched]:

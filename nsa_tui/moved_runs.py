@@ -34,9 +34,19 @@ def renamed_to(old: Path, *roots: Path) -> list[Path]:
     was = str(old.resolve())  # as the trainer recorded it (Path.resolve), the parent's links resolved alike
     found: list[Path] = []
     for parent in dict.fromkeys(Path(os.path.abspath(p)) for p in (old.parent, *roots)):
-        try:
-            entries = [e for e in os.scandir(parent) if not e.name.startswith(".") and e.is_dir()]
-        except OSError:
-            continue
-        found += [Path(e.path) for e in entries if first_run_dir(Path(e.path)) == was and e.path != was]
+        found += [Path(e.path) for e in _subdirs(parent) if first_run_dir(Path(e.path)) == was and e.path != was]
     return sorted(found)
+
+
+def renamed_from(parent: Path) -> set[str]:
+    """The paths the runs in ``parent`` first booted at where they are not now: the old paths of runs renamed there."""
+    was = {e.path: first_run_dir(Path(e.path)) for e in _subdirs(Path(os.path.abspath(parent)))}
+    return {w for path, w in was.items() if w is not None and w != path}
+
+
+def _subdirs(parent: Path) -> list[os.DirEntry[str]]:
+    """The directories in ``parent`` but hidden ones; none when it cannot be listed."""
+    try:
+        return [e for e in os.scandir(parent) if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return []

@@ -87,23 +87,38 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
     # one this user cannot read may hold a run: listed, as unreadable
     dirs = list_runs(root)
     runs = [d for d in dirs if unreadable_dir(d) is not None or holds_run(d)]
-    return RunListing([judge_local(d) for d in runs], sorted(d.name for d in dirs if d not in runs))
+    judged = [judge_local(d) for d in runs] + deleted_rows(root)
+    return RunListing(judged, sorted(d.name for d in dirs if d not in runs))
+
+
+def deleted_rows(under: Path | None) -> list[Judged]:
+    """The runs `nsa launch` started (in ``under``, when given) whose directory was deleted since, newest launch first
+    (at most launched.RECENT): listed after the runs that are there, `deleted`, where they were nowhere."""
+    from nsa_tui.deleted_runs import deleted_launches, deleted_said
+    from nsa_tui.launched import RECENT
+
+    return [
+        Judged(e.name, error=deleted_said(e), path=e.run_dir, deleted_launched_at=e.ts)
+        for e in deleted_launches(under, RECENT)
+    ]
 
 
 def launched_runs() -> RunListing | None:
     """No runs root here: the runs `nsa launch` recorded instead (a shell opened in another directory than the
-    launch's), newest first; None when it recorded none that are still there."""
+    launch's), newest first, then those deleted since; None when it recorded none."""
     from nsa_tui import launched
     from nsa_tui.rundir import runs_root
 
     recent = launched.runs_here()[: launched.RECENT]
-    if not recent:
+    deleted = deleted_rows(None)
+    if not recent and not deleted:
         return None
     why = (
-        f"no runs directory {runs_root()} here; the runs nsa launch started, newest first (at most "
-        f"{launched.RECENT}; {launched.index_path()}):"
+        f"no runs directory {runs_root()} here; the runs nsa launch started, newest first"
+        f"{', then those deleted since' if deleted else ''} (at most {launched.RECENT}"
+        f"{' of each' if deleted else ''}; {launched.index_path()}):"
     )
-    return RunListing([judge_local(Path(e.run_dir)) for e in recent], from_index=why)
+    return RunListing([judge_local(Path(e.run_dir)) for e in recent] + deleted, from_index=why)
 
 
 def status_command(j: Judged, directory: str | None, host: str | None, remote_dir: str | None = None) -> str:
@@ -228,6 +243,8 @@ def render_table(
                 cells = verdict_cells(d) if d is not None else ["-"] * 5
                 why = rules_problem_brief(j, status_command(j, directory, host, remote_dir))
                 table.add_row(escape(j.run), *cells, "[red]bad rules[/]", OneLine(why))
+            elif j.deleted_launched_at is not None:  # where it was and since when, as `nsa status NAME` says it
+                table.add_row(escape(j.run), "[dim]deleted[/]", "-", "-", "-", "-", "-", OneLine(j.error or ""))
             elif j.error and j.error.startswith(UNREADABLE):  # a permission: "no telemetry" sent people looking
                 why = j.error.split(": ", 1)[-1]
                 table.add_row(escape(j.run), "[red]unreadable[/]", "-", "-", "-", "-", "-", OneLine(why))

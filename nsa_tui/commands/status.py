@@ -58,10 +58,15 @@ class Judged:
     # no RUN was named (the newest one was asked for) or the host's nsa failed as a whole: ``run`` is only a label,
     # and the --json line says "run": null, the error of the whole command
     unnamed: bool = False
+    # a run `nsa launch` recorded whose directory (``path``) is gone: when it was launched (`nsa runs` lists it)
+    deleted_launched_at: float | None = None
 
     def error_object(self) -> dict[str, Any]:
-        """The --json line of a run without a verdict."""
-        return error_object(None if self.unnamed else self.run, self.error, self.exit_code)
+        """The --json line of a run without a verdict; a deleted run's says where it was and when it was launched."""
+        obj = error_object(None if self.unnamed else self.run, self.error, self.exit_code)
+        if self.deleted_launched_at is not None:
+            obj["deleted"] = {"path": self.path, "launched_at": self.deleted_launched_at}
+        return obj
 
     @property
     def exit_code(self) -> int:

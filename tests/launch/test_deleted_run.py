@@ -5,12 +5,16 @@ session still runs, and how to end it. A real tmux session on this test's server
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from fixtures.cli import invoke, one_error
+from fixtures.runs import make_v1_run
 
+from nsa_train.telemetry import schema
 from nsa_tui import launched
 
 
@@ -47,3 +51,46 @@ def test_a_name_nothing_launched_keeps_the_plain_error(tmp_path, tmux_socket, ow
     monkeypatch.chdir(tmp_path)
     line = one_error(invoke("status", "never"))
     assert line.startswith("error: no run directory 'never' (looked at ") and line.endswith(")"), line
+
+
+def _renamed(old: Path, new: Path) -> None:
+    """A run renamed since it was launched: its rank 0 heartbeat's first boot record names ``old``, as the trainer's."""
+    make_v1_run(old, steps=20, state="finished")
+    hb = old / schema.heartbeat_name(0)
+    boot = schema.encode(schema.make_record(schema.KIND_BOOT, 0, 0, 4242, 1.0, run_dir=str(old.resolve())))
+    hb.write_text(boot + hb.read_text())
+    old.rename(new)
+
+
+def test_runs_lists_a_deleted_run_after_the_runs_there(runs_dir, monkeypatch):
+    """`rm -rf runs/d1` made the run vanish from `nsa runs` though the launch index knew it: it is listed, last, as
+    `deleted`, with where it was and when it was launched; in --json an error line with `deleted`."""
+    make_v1_run(runs_dir / "live", steps=20, state="finished")
+    for name, ts in (("d1", 1.0e9), ("d2", 1.1e9)):
+        (runs_dir / name).mkdir()
+        launched.record(name, runs_dir / name, ts)
+        shutil.rmtree(runs_dir / name)
+    launched.record("other", runs_dir.parent / "elsewhere" / "other", 1.2e9)  # deleted, but not under this root
+    launched.record("r1", runs_dir / "r1", 1.3e9)
+    _renamed(runs_dir / "r1", runs_dir / "r2")  # moved, not deleted: listed as r2, not as a deleted r1
+
+    res = invoke("runs", "--json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["run"] for o in objs] == ["r2", "live", "d2", "d1"], objs  # (the order of the first two: activity)
+    d1 = objs[-1]
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+    said = f"nsa launch started it in {runs_dir / 'd1'} ({when}), a directory deleted since"
+    assert d1 == {
+        "run": "d1",
+        "error": f"{said}: `nsa status d1` says if it still runs",
+        "exit_code": 3,
+        "judge_version": d1["judge_version"],
+        "deleted": {"path": str(runs_dir / "d1"), "launched_at": 1.0e9},
+    }, d1
+    assert "deleted" not in objs[0] and "deleted" not in objs[1]
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # whole rows
+    rows = {ln.split()[0]: ln.split(None, 7) for ln in invoke("runs").stdout.splitlines()[1:]}
+    assert set(rows) == {"r2", "live", "d1", "d2"}, rows
+    assert rows["d1"][1:7] == ["deleted", "-", "-", "-", "-", "-"] and rows["d1"][7].startswith(said), rows

@@ -242,4 +242,18 @@ def test_runs_without_a_runs_root_lists_the_launched_runs_newest_first(tmp_path,
     monkeypatch.chdir(tmp_path)
     res = invoke("runs", "--json")
     assert res.exit_code == 0, res.stderr
-    assert [json.loads(line)["run"] for line in res.stdout.splitlines()] == ["a", "c", "b"]
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["run"] for o in objs] == ["a", "c", "b", "gone"]  # a run deleted since: last, marked
+    assert objs[-1]["deleted"] == {"path": str(tmp_path / "gone"), "launched_at": 9.0}, objs[-1]
+    assert "then those deleted since (at most 20 of each; " in res.stderr, res.stderr
+
+
+def test_runs_without_a_runs_root_lists_runs_deleted_since_rather_than_fail(tmp_path, monkeypatch):
+    """Every run the index knows was deleted: `nsa runs` lists them, where it said there was no runs directory."""
+    launched.record("gone", tmp_path / "p" / "runs" / "gone", 9.0)
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("runs")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[1].split()[:2] == ["gone", "deleted"] and lines[2] == f"  gone: {tmp_path}/p/runs/gone", lines
