@@ -23,9 +23,12 @@ def started_in(e: Launched) -> str:
     return f"nsa launch started it in {e.run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(e.ts))})"
 
 
-def deleted_said(e: Launched) -> str:
-    """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick)."""
-    return f"{started_in(e)}, a directory deleted since: `nsa status {shlex.quote(e.name)}` says if it still runs"
+def deleted_said(e: Launched, name_taken: bool) -> str:
+    """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick), and the
+    `nsa status` that says whether it still runs, unless ``name_taken`` (a run that is there has its name: that
+    `nsa status` would judge that one)."""
+    said = f"{started_in(e)}, a directory deleted since"
+    return said if name_taken else f"{said}: `nsa status {shlex.quote(e.name)}` says if it still runs"
 
 
 def deleted_launches(under: Path | None, limit: int) -> list[Launched]:

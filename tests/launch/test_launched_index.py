@@ -257,3 +257,9 @@ def test_runs_without_a_runs_root_lists_runs_deleted_since_rather_than_fail(tmp_
     assert res.exit_code == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
     assert lines[1].split()[:2] == ["gone", "deleted"] and lines[2] == f"  gone: {tmp_path}/p/runs/gone", lines
+    assert json.loads(invoke("runs", "--json").stdout)["error"].endswith("`nsa status gone` says if it still runs")
+
+    launched.record("gone", _run(tmp_path / "q", "gone"), 10.0)  # a run of that name is there now
+    objs = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
+    assert [o["run"] for o in objs] == ["gone", "gone"] and "deleted" in objs[1], objs
+    assert objs[1]["error"].endswith("a directory deleted since"), objs  # `nsa status gone` judges the other one
