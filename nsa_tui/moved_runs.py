@@ -17,24 +17,38 @@ from nsa_train.telemetry import schema
 HEAD_BYTES = 8192  # a boot record is a few hundred bytes (its argv the most)
 
 
-def first_run_dir(d: Path) -> str | None:
-    """The run directory the first boot record of ``d``'s rank 0 heartbeat names; None without one."""
+def first_boot(d: Path) -> bytes | None:
+    """The first line of ``d``'s rank 0 heartbeat when it is a boot record (the run's first attempt: its time, pid
+    and directory say which run it is); None without one."""
     try:
         with open(d / schema.heartbeat_name(0), "rb") as f:
             head = f.read(HEAD_BYTES)
     except OSError:
         return None
-    rec = schema.decode(head.split(b"\n", 1)[0])
-    said = rec.get("run_dir") if rec and rec.get("kind") == schema.KIND_BOOT else None
+    line = head.split(b"\n", 1)[0]
+    rec = schema.decode(line)
+    return line if rec and rec.get("kind") == schema.KIND_BOOT else None
+
+
+def first_run_dir(d: Path) -> str | None:
+    """The run directory the first boot record of ``d``'s rank 0 heartbeat names; None without one."""
+    line = first_boot(d)
+    said = schema.decode(line).get("run_dir") if line is not None else None
     return said if isinstance(said, str) else None
 
 
-def renamed_to(old: Path, *roots: Path) -> list[Path]:
-    """The directories beside ``old`` (and under ``roots``) whose run first booted at ``old``, a path not there."""
-    was = str(old.resolve())  # as the trainer recorded it (Path.resolve), the parent's links resolved alike
+def renamed_to(old: Path, *roots: Path, boot: bytes | None = None) -> list[Path]:
+    """The directories beside ``old`` (and under ``roots``) whose run first booted at ``old``, a path not there.
+    With ``boot``, the first boot record of the run that was at ``old`` (`nsa watch` read it there), those that
+    begin with it: the same run however often it was renamed, not a new run started since at its first path."""
+    here = str(old.resolve())  # as the trainer recorded it (Path.resolve), the parent's links resolved alike
+
+    def same_run(d: Path) -> bool:
+        return first_boot(d) == boot if boot is not None else first_run_dir(d) == here
+
     found: list[Path] = []
     for parent in dict.fromkeys(Path(os.path.abspath(p)) for p in (old.parent, *roots)):
-        found += [Path(e.path) for e in _subdirs(parent) if first_run_dir(Path(e.path)) == was and e.path != was]
+        found += [Path(e.path) for e in _subdirs(parent) if e.path != here and same_run(Path(e.path))]
     return sorted(found)
 
 

@@ -38,7 +38,7 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             for p in paths
         ]
     from nsa_tui.errors import NOT_FOUND_EXIT
-    from nsa_tui.rundir import holds_run, holds_runs, no_run_in, resolve_run, runs_command
+    from nsa_tui.rundir import holds_run, holds_runs, no_run_in, resolve_run, runs_command, runs_root
     from nsa_tui.tail.local import LocalRunSource
 
     dirs = [resolve_run(r) for r in runs] if runs else [resolve_run(None)]
@@ -57,8 +57,10 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
         parent = d.resolve().parent
         inside = f"; its directory {parent} is a run" if holds_run(parent) else ""
         raise UserError(f"{no_run_in(d)}, nor a training log of another format{inside}", NOT_FOUND_EXIT)
+    root = (runs_root(),)  # a run renamed while watched is looked for there too, as `nsa status OLD-PATH` does
     return [
-        RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll), where=str(d), check_liveness=True) for d in dirs
+        RunModel(d.resolve().name, LocalRunSource(d, force_poll=poll, roots=root), where=str(d), check_liveness=True)
+        for d in dirs
     ]
 
 

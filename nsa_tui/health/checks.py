@@ -1043,15 +1043,27 @@ def lost_rank_said(
 
 def run_dir_gone(c: Context) -> Finding | None:
     """Only a live reader sees this (the dashboard following a directory); `nsa status` needs the directory
-    to exist before it reads anything."""
+    to exist before it reads anything. The dashboard follows a directory renamed beside its path or under the runs
+    root (nsa_tui.moved_runs): this one was not found there. Whether its trainer still runs, where the tools can tell
+    (its tmux session, its ranks' pids on this machine), says which of the two it was."""
     if not c.h.dir_missing:
         return None
-    return Finding(
-        c.h.latest_step,
-        None,
-        "the run directory is not there any more (deleted, moved, or its disk unmounted): what is shown was "
-        "read before; nothing new arrives until it is back (a moved run: `nsa watch` its new path)",
+    said = (
+        "the run directory is not there any more (deleted, moved, or its disk unmounted), and no directory beside it "
+        "or under the runs root holds the run: what is shown was read before; nothing new arrives until it is back"
     )
+    pids = sorted({r.pid for r in c.h.attempt_ranks.values() if r.pid})
+    if c.h.process_alive:
+        its = f" (pid {', '.join(map(str, pids))})" if pids else ""
+        said += (
+            f"; its trainer is still running{its}: moved, it writes on where it went (`nsa watch` that path); "
+            "deleted, it stops after the step it is in"
+        )
+    elif c.h.process_alive is False:
+        said += "; its trainer is not running any more"
+    else:
+        said += " (a moved run: `nsa watch` its new path)"
+    return Finding(c.h.latest_step, None, said)
 
 
 SIGKILL_HINT = (

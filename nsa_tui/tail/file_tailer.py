@@ -104,6 +104,12 @@ class FileTailer:
             self.exists = False
         return out
 
+    def moved_to(self, path: Path) -> None:
+        """Follow the file at ``path`` from here on: it was renamed with its directory. A poll that found it gone
+        meanwhile is forgotten, so the same file (its identity) is read on from its offset, not again from 0."""
+        self.path = path
+        self.exists = self._ident is not None
+
     def restart(self) -> None:
         """Forget everything and read the file again from byte 0 on the next poll."""
         self.offset = self.window_start = 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import math
 import os
 import threading
 import time
 from pathlib import Path
 
+from nsa_train.telemetry import schema
+from nsa_tui.moved_runs import first_boot, renamed_to
 from nsa_tui.tail.file_tailer import FileTailer
 from nsa_tui.tail.notify import ChangeNotifier
 from nsa_tui.tail.older_sh import scan_older, window_end
@@ -17,6 +20,9 @@ from nsa_tui.tail.source import LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS, Upda
 # a heartbeat's older part is scanned this long after its first read: the dashboard's first screen (the history's
 # parse, the first paint) has the CPU first, and the events before the window come a moment later
 OLDER_SCAN_DELAY_S = 2.0
+# a directory not there is looked for beside its path and under the runs root (moved_runs) at most this often: one
+# small read per directory there, while it stays gone
+MOVE_LOOK_EVERY_S = 3.0
 
 
 @functools.lru_cache(maxsize=4096)
@@ -33,9 +39,26 @@ def _followed(name: str) -> bool:
     return wanted_kind(name) is not None
 
 
+def _identity(d: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(d)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class LocalRunSource:
-    def __init__(self, directory: str | os.PathLike[str], *, force_poll: bool = False) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, force_poll: bool = False, roots: tuple[Path, ...] = ()
+    ) -> None:
         self.directory = Path(directory)
+        # a run directory renamed while watched is followed where it went: looked for beside it and under ``roots``
+        # (the runs root), as `nsa status OLD-PATH` finds it; each (old, new) path followed, oldest first
+        self._roots = roots
+        self.moves: list[tuple[Path, Path]] = []
+        self._boot: bytes | None = None  # the run's first boot record, read once it is there: which run this is
+        self._identity: tuple[int, int] | None = None  # the directory's (st_dev, st_ino) at the last read
+        self._looked_at = self._boot_looked_at = -math.inf
         self._force_poll = force_poll
         self._tailers: dict[str, FileTailer] = {}
         self._whole_sig: dict[str, tuple[int, int, int]] = {}
@@ -89,6 +112,12 @@ class LocalRunSource:
             ).start()
         names = self._names()
         self.dir_missing = not names and not self.directory.is_dir()
+        if self.dir_missing and (went := self._went()) is not None:
+            self._follow(went)
+            names = self._names()
+            self.dir_missing = not names and not self.directory.is_dir()
+        elif names:
+            self._note_run(names)
         present = set(names)
         sizes: dict[str, int] = {}
         for name in names:
@@ -111,6 +140,38 @@ class LocalRunSource:
             updates += self._older_found
             self._older_found = []
         return updates
+
+    def _note_run(self, names: list[str]) -> None:
+        """What tells this run's directory apart where it may go: its identity and its first boot record (looked
+        for at most every MOVE_LOOK_EVERY_S until it is there)."""
+        ident = _identity(self.directory)
+        if ident is not None and ident != self._identity:  # a first read, or another directory now at the path
+            self._identity, self._boot, self._boot_looked_at = ident, None, -math.inf
+        now = time.monotonic()
+        if self._boot is None and schema.heartbeat_name(0) in names and now - self._boot_looked_at >= MOVE_LOOK_EVERY_S:
+            self._boot_looked_at = now
+            self._boot = first_boot(self.directory)
+
+    def _went(self) -> Path | None:
+        """Where the run directory went when exactly one directory holds this run (renamed_to), at most every
+        MOVE_LOOK_EVERY_S; several (a copy) are told apart by the directory's identity, else none is chosen."""
+        now = time.monotonic()
+        if now - self._looked_at < MOVE_LOOK_EVERY_S:
+            return None
+        self._looked_at = now
+        found = renamed_to(self.directory, *self._roots, boot=self._boot)
+        if len(found) > 1 and self._identity is not None:
+            found = [d for d in found if _identity(d) == self._identity]
+        return found[0] if len(found) == 1 else None
+
+    def _follow(self, new: Path) -> None:
+        """Read on at ``new``: each file from where it was read to (the same files, renamed with their directory)."""
+        old, self.directory = self.directory, new
+        for name, t in self._tailers.items():
+            t.moved_to(new / name)
+        self._notifier.close()
+        self._notifier = ChangeNotifier(new, force_poll=self._force_poll, wanted=_followed)
+        self.moves.append((old, new))
 
     def _scan_older(self, due: list[tuple[str, tuple[int, int], int]], gen: int) -> None:
         """The events of each file's part before its window (older_sh), handed to the next read()."""

@@ -63,6 +63,14 @@ class DataChanged(Message):
     """A reader thread applied new data."""
 
 
+class RunMoved(Message):
+    """A reader thread followed run ``index``'s directory from ``old`` to ``new`` (renamed while watched)."""
+
+    def __init__(self, index: int, old: str, new: str) -> None:
+        super().__init__()
+        self.index, self.old, self.new = index, old, new
+
+
 class WatchApp(App):
     CSS_PATH = "watch.tcss"
     TITLE = "nsa watch"
@@ -129,7 +137,7 @@ class WatchApp(App):
         if start_readers:
             # read from the start, not from mount: a big first read overlaps Textual's own start-up
             for i, m in enumerate(runs):
-                t = threading.Thread(target=self._reader, args=(m,), name=f"nsa-watch-{i}", daemon=True)
+                t = threading.Thread(target=self._reader, args=(i, m), name=f"nsa-watch-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
 
@@ -166,8 +174,9 @@ class WatchApp(App):
             t.join(timeout=2)
 
     # ------------------------------------------------------------ data
-    def _reader(self, model: RunModel) -> None:
+    def _reader(self, index: int, model: RunModel) -> None:
         last_read = 0.0
+        moves_said = 0
         while not self._stop.is_set():
             last_read = time.monotonic()
             try:
@@ -180,6 +189,9 @@ class WatchApp(App):
                 model.read_error = ""
                 while not self._mounted.wait(0.05) and not self._stop.is_set():
                     pass  # the first read can finish before the UI is up
+                for old, new in model.moved[moves_said:]:
+                    self.post_message(RunMoved(index, old, new))
+                moves_said = len(model.moved)
                 if model.version != self._posted.get(id(model)):
                     self._posted[id(model)] = model.version
                     self.post_message(DataChanged())  # thread-safe; the UI redraws at once
@@ -198,6 +210,15 @@ class WatchApp(App):
                 self.set_timer(FREEZE_AFTER_S, self._freeze_heap)
             return
         self._schedule()
+
+    def on_run_moved(self, msg: RunMoved) -> None:
+        """Said once, and the run named where it went from then on (its tab, its `nsa status` command)."""
+        self.notify(f"run directory {msg.old} is now {msg.new}", title="renamed", timeout=30)
+        tabs = self.query_one(RunTabs)
+        tabs.names[msg.index] = self.runs[msg.index].name
+        tabs.refresh()
+        self._status_cmds.pop(msg.index, None)
+        self._redraw(force=True)
 
     def _freeze_heap(self) -> None:
         # The loaded history and Textual's widgets live as long as the app: keep them out of the cyclic

@@ -231,6 +231,8 @@ class RunModel:
         self.read_error = ""  # the last read's failure, shown in the header until a read succeeds
         self._first_read: threading.Thread | None = None  # prefetch()'s thread until a pump() takes its result
         self._first_read_error: BaseException | None = None
+        # the run directory renamed while watched, as the source followed it: (old, new) paths, oldest first
+        self.moved: list[tuple[str, str]] = []
 
     def prefetch(self) -> None:
         """Start the first read now on a thread of its own, so that a long history is parsed while the
@@ -259,11 +261,13 @@ class RunModel:
                 raise err
             return True
         updates = self.source.read()
+        moved = self._take_moves()
         tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now)
         missing = self.source.dir_missing
         # a remote source that lost its link (one that never had it has nothing to judge yet)
         lost = getattr(self.source, "connected", True) is False and self.history.has_progress
-        if not updates and not tmux_changed and (missing, lost) == (self.history.dir_missing, self.history.source_lost):
+        unchanged = (missing, lost) == (self.history.dir_missing, self.history.source_lost)
+        if not updates and not tmux_changed and not moved and unchanged:
             if not self.loaded:
                 with self.lock:
                     self.loaded = True
@@ -298,6 +302,18 @@ class RunModel:
             self.history.source_lost = lost
             self.loaded = True
             self.version += 1
+        return True
+
+    def _take_moves(self) -> bool:
+        """The source's new renames of the run directory: the run is named and shown where it went."""
+        moves = getattr(self.source, "moves", ())
+        if len(moves) == len(self.moved):
+            return False
+        with self.lock:
+            for old, new in moves[len(self.moved) :]:
+                self.moved.append((str(old), str(new)))
+                self.name = str(new).rstrip("/").rsplit("/", 1)[-1]
+                self.where = str(new) if self.where else ""  # a remote run's header says host:path itself
         return True
 
     def restart(self) -> None:

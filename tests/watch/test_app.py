@@ -403,12 +403,14 @@ async def test_an_age_tick_does_not_delay_the_next_new_line(healthy_run):
 @async_test
 async def test_a_run_directory_that_goes_away_and_comes_back(tmp_path):
     """Moved away: the dashboard keeps what it read, says the directory is gone, and judges nothing as alive or
-    stale (a moved run may still be writing); moved back, or restored as a new directory, it follows it again."""
+    stale (a moved run may still be writing); moved back, or restored as a new directory, it follows it again.
+    Moved to another parent: one beside it or under the runs root is followed (test_renamed_run.py)."""
     import shutil
 
     from nsa_tui.watch.widgets.health_panel import HealthPanel
 
-    run, away = tmp_path / "live", tmp_path / "archive"
+    run, away = tmp_path / "live", tmp_path / "elsewhere" / "archive"
+    away.parent.mkdir()
     w = make_v1_run(run, steps=200, state="running")
     app = make_app(run, clock=time.time, poll=False)  # inotify, real clock
 
