@@ -12,22 +12,23 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nsa_tui.errors import UserError
 from nsa_tui.launched import Launched
 
 
-def started_in(e: Launched) -> str:
+def started_in(run_dir: str, ts: float) -> str:
     """'nsa launch started it in /home/me/runs/d1 (2026-12-07 09:05)': where the index says the run was."""
-    return f"nsa launch started it in {e.run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(e.ts))})"
+    return f"nsa launch started it in {run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))})"
 
 
-def deleted_said(e: Launched, name_taken: bool) -> str:
+def deleted_row_said(e: Launched, name_taken: bool) -> str:
     """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick), and the
     `nsa status` that says whether it still runs, unless ``name_taken`` (a run that is there has its name: that
     `nsa status` would judge that one)."""
-    said = f"{started_in(e)}, a directory deleted since"
+    said = f"{started_in(e.run_dir, e.ts)}, a directory deleted since"
     return said if name_taken else f"{said}: `nsa status {shlex.quote(e.name)}` says if it still runs"
 
 
@@ -72,17 +73,39 @@ def deleted_run_said(run: str, default_dir: Path) -> str:
         alive, wrapper_dir, pids = False, None, []
     if wrapper_dir is not None and os.path.lexists(wrapper_dir):
         alive = False  # that session runs a run whose directory is there: another run of this name, not this one
-    if recorded:
-        where = started_in(recorded[-1])
-    elif alive:
-        where = f"its tmux session {session} runs the launch of {wrapper_dir or default_dir}"
+    kill = shlex.join(["tmux", *tmux.tmux_argv("kill-session", "-t", f"={session}")[1:]])  # as a user types it
+    last = (recorded[-1].run_dir, recorded[-1].ts) if recorded else None
+    return deleted_said(
+        DeletedRun(session, last, alive, str(wrapper_dir) if wrapper_dir else None, pids[0] if pids else None),
+        str(default_dir),
+        kill,
+    )
+
+
+@dataclass(frozen=True)
+class DeletedRun:
+    """What the launch index and tmux say of a run whose directory is not there, here or on a host."""
+
+    session: str  # its tmux session's name
+    recorded: tuple[str, float] | None  # the directory `nsa launch` last recorded for it, gone since, and when
+    alive: bool  # its session runs (the launch of this run: not of another run of the name, whose directory is there)
+    wrapper_dir: str | None  # the directory the session's launch wrapper runs for
+    pid: int | None  # the launch wrapper's
+
+
+def deleted_said(f: DeletedRun, default_dir: str, kill: str) -> str:
+    """The words of deleted_run_said for the facts ``f`` ('' when they say nothing); ``kill``: the command that
+    ends the session, as a user types it (with --host, on the host)."""
+    if f.recorded is not None:
+        where = started_in(*f.recorded)
+    elif f.alive:
+        where = f"its tmux session {f.session} runs the launch of {f.wrapper_dir or default_dir}"
     else:
         return ""
-    if not alive:
-        return f"{where}, a directory deleted since; its tmux session {session} is gone: nothing of it runs"
-    pid = f" (launch wrapper pid {pids[0]})" if pids else ""
-    kill = shlex.join(["tmux", *tmux.tmux_argv("kill-session", "-t", f"={session}")[1:]])  # as a user types it
+    if not f.alive:
+        return f"{where}, a directory deleted since; its tmux session {f.session} is gone: nothing of it runs"
+    pid = f" (launch wrapper pid {f.pid})" if f.pid is not None else ""
     return (
-        f"{where}, a directory deleted since, and its tmux session {session} is still alive{pid}: the trainer stops "
-        f"itself after the step it is in; if the session stays, `{kill}` ends it"
+        f"{where}, a directory deleted since, and its tmux session {f.session} is still alive{pid}: the trainer "
+        f"stops itself after the step it is in; if the session stays, `{kill}` ends it"
     )

@@ -227,12 +227,23 @@ def renamed_run(old: Path, root: Path) -> Path | None:
 
     found = renamed_to(old, root)
     if len(found) > 1:
-        listed = "; ".join(map(str, found))
-        raise UserError(f"no run directory {os.path.abspath(old)}: runs that started there are {listed}", USAGE_EXIT)
+        raise UserError(renamed_twice_message(os.path.abspath(old), list(map(str, found))), USAGE_EXIT)
     if found:
-        print(f"note: {os.path.abspath(old)} is not there: the run that started there is {found[0]} (renamed)",
-              file=sys.stderr)  # fmt: skip
+        print(renamed_note(os.path.abspath(old), str(found[0])), file=sys.stderr)
     return found[0] if found else None
+
+
+def renamed_note(old: str, new: str, host: str | None = None) -> str:
+    """The stderr line of a RUN path not there whose run was renamed since (``host``: where, for a --host command;
+    the remote script of nsa_tui.remote.checkout looks there as renamed_run looks here)."""
+    on = f" on {host}" if host else ""
+    return f"note: {old}{on} is not there: the run that started there is {new} (renamed)"
+
+
+def renamed_twice_message(old: str, found: list[str], host: str | None = None) -> str:
+    """The refusal of a RUN path not there that several directories began as (a copy): both named."""
+    on = f" on {host}" if host else ""
+    return f"no run directory {old}{on}: runs that started there are {'; '.join(found)}"
 
 
 def launched_run(run: str) -> Path | None:

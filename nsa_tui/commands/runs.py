@@ -95,12 +95,13 @@ def deleted_rows(under: Path | None) -> list[Judged]:
     """The runs `nsa launch` started (in ``under``, when given) whose directory was deleted since, newest launch first
     (at most launched.RECENT): listed after the runs that are there, `deleted`, where they were nowhere."""
     from nsa_tui import launched
-    from nsa_tui.deleted_runs import deleted_launches, deleted_said
+    from nsa_tui.deleted_runs import deleted_launches, deleted_row_said
 
     gone = deleted_launches(under, launched.RECENT)
     taken = {e.name for e in launched.runs_here()} if gone else set()  # the index read again only when one is gone
     return [
-        Judged(e.name, error=deleted_said(e, e.name in taken), path=e.run_dir, deleted_launched_at=e.ts) for e in gone
+        Judged(e.name, error=deleted_row_said(e, e.name in taken), path=e.run_dir, deleted_launched_at=e.ts)
+        for e in gone
     ]
 
 

@@ -230,7 +230,7 @@ def judge_answer(
         if isinstance(item, MissingRun) and (item.twice or item.unreadable):  # refused, as a local name is
             out.append(Judged(item.run, error=item.twice or item.unreadable, missing=True, error_code=UNKNOWN_EXIT))
         elif isinstance(item, MissingRun):
-            error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir)
+            error = missing_run_message(item.run, host, item.cwd, item.runs_root, item.is_run_dir, item.said)
             out.append(Judged(item.run or "(newest)", error=error, missing=True, unnamed=not item.run))
         elif isinstance(item, bytes):
             for obj in json_objects(item):

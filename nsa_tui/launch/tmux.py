@@ -88,8 +88,14 @@ def tmux_argv(*args: str, socket: str | None = None) -> list[str]:
     """tmux on ``socket`` (an absolute path: -S; a name: -L; DEFAULT_SERVER: the default server), else (None)
     $NSA_TMUX_SOCKET's server, else the default."""
     sock = os.environ.get(TMUX_SOCKET_ENV) if socket is None else socket
-    server = (["-S", sock] if sock.startswith("/") else ["-L", sock]) if sock else []
-    return [tmux_binary(), *server, *map(_literal, args)]
+    return [tmux_binary(), *tmux_words(*args, socket=sock)[1:]]
+
+
+def tmux_words(*args: str, socket: str) -> list[str]:
+    """tmux_argv as a user types it (`tmux`, not its path), on ``socket`` ('' the default server) of any machine: this
+    one's tmux need not be there."""
+    server = (["-S", socket] if socket.startswith("/") else ["-L", socket]) if socket else []
+    return ["tmux", *server, *map(_literal, args)]
 
 
 TMUX_TIMEOUT_S = 30.0

@@ -19,9 +19,10 @@ import os
 from collections.abc import Mapping
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
-from nsa_train.telemetry.schema import LAUNCH_JSON
-from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX
+from nsa_train.telemetry.schema import KIND_BOOT, LAUNCH_JSON, heartbeat_name
+from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX, tmux_words
 from nsa_tui.launched import INDEX_NAME, STATE_HOME_ENV
+from nsa_tui.moved_runs import HEAD_BYTES
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
 from nsa_tui.rundir import ACTIVITY_FILES
 
@@ -72,7 +73,7 @@ root=${@RUNS_ROOT_ENV@:-@DEFAULT_RUNS_ROOT@}
 case $root in "~") root=$HOME ;; "~/"*) root=$HOME/${root#"~/"} ;; esac
 find_run() {
   case $root in /*) where=$root ;; *) where=$PWD/$root ;; esac
-  d= noted= twice= insession= unread=
+  d= noted= twice= insession= unread= renamed= renamed_many=
   if [ -z "$1" ]; then
     # the newest that holds a run and can be read (nsa_tui.rundir.newest_run): not a report's --out
     d=$(list_runs "$root" | while IFS= read -r n_; do
@@ -83,18 +84,30 @@ find_run() {
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
   else
-    find_launched "$1"
-    [ -n "$d$twice" ] || find_session "$1"
+    # renamed since it started there (nsa_tui.rundir.renamed_run): a path as given, a name under the runs root
+    case $1 in /*) find_renamed "$1" ;; *) find_renamed "$where/$1" ;; esac
+    case $1 in /*) ;; *) [ -n "$d$renamed_many" ] || find_launched "$1" ;; esac
+    [ -n "$d$twice$renamed_many" ] || find_session "$1"
     # found by its name elsewhere: a directory this user cannot list is refused, as here (nsa_tui.rundir.launched_run);
     # tried, not `test -r`, which busybox answers yes to for root, whatever the capabilities
-    if [ -n "$d" ] && [ -d "$d" ] && ! (cd -- "$d" && ls -a .) >/dev/null 2>&1; then unread=$d d= noted= insession=; fi
+    if [ -n "$d" ] && [ -d "$d" ] && ! (cd -- "$d" && ls -a .) >/dev/null 2>&1; then
+      unread=$d d= noted= insession= renamed=
+    fi
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
 # awk functions that read a JSON object json.dumps wrote (no python assumed on the host): jobject(S) sets v[KEY] to
-# each top-level key's value (a string decoded), str[KEY] for a string, up to the first list or object value (then
-# nested_ = 1); bad = 1 for what is not such JSON
+# each top-level key's value (a string decoded), str[KEY] for a string, not to a list or object value, which it
+# passes over (then nested_ = 1: a boot record's argv comes before its run_dir); bad = 1 for what is not such JSON
 json_awk_='
+    # past the list or object at position p of s (its strings passed over whole): pos_; 0 when it does not end
+    function jskip(s, p,   depth, c, instr) { depth = 0; instr = 0
+      for (; p <= length(s); p++) { c = substr(s, p, 1)
+        if (instr) { if (c == "\\") p++; else if (c == "\"") instr = 0; continue }
+        if (c == "\"") instr = 1
+        else if (c == "[" || c == "{") depth++
+        else if ((c == "]" || c == "}") && !--depth) { pos_ = p + 1; return 1 } }
+      return 0 }
     function hex(h,   i, c, n) { n = 0
       for (i = 1; i <= 4; i++) { c = index("0123456789abcdef", tolower(substr(h, i, 1))); if (!c) { bad = 1; return 0 }
         n = n * 16 + c - 1 }
@@ -128,6 +141,7 @@ json_awk_='
         if (substr(s, p, 1) == "\"") { v[k] = jstr(s, p + 1); str[k] = 1; p = pos_ }
         else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
         else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
+        else if (substr(s, p, 1) ~ /[[{]/ && jskip(s, p)) { nested_ = 1; p = pos_ }
         else { nested_ = 1; break } } }
 '
 tab_=$(printf '\t')
@@ -141,15 +155,7 @@ index_path() {
 # JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
 # skipped, as there, and so is a path with a control character in it (no line can carry it).
 launched() {
-  ix_=$(index_path)
-  [ -r "$ix_" ] || return 0
-  LC_ALL=C awk -v want="$1" "$json_awk_"'
-    { jobject($0); if (bad || nested_ || !str["name"] || v["name"] == "" || !str["run_dir"]) next
-      if (substr(v["run_dir"], 1, 1) != "/" || !("ts" in v) || str["ts"]) next
-      d = v["run_dir"]; if (!(d in at)) o[++k_] = d
-      at[d] = NR; nm[d] = v["name"]; ts[d] = v["ts"] + 0 }
-    END { for (i = 1; i <= k_; i++) { d = o[i]; if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
-  ' "$ix_" 2>/dev/null | while IFS= read -r l_; do
+  index_lines "$1" | while IFS= read -r l_; do
     t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
     [ -d "$e_" ] || continue
     p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || p_=$e_  # one this user may not enter: refused by find_run
@@ -158,6 +164,18 @@ launched() {
       n = substr(r, 1, i - 1) + 0; p = substr(r, i + 1)
       if (!(p in ts) || n > at[p]) { ts[p] = t; at[p] = n } }
     END { for (p in ts) print ts[p] "\t" p }' | LC_ALL=C sort -r
+}
+# index_lines NAME: each directory the index records under NAME (its latest line), as "TS<tab>LINE<tab>DIR"
+index_lines() {
+  ix_=$(index_path)
+  [ -r "$ix_" ] || return 0
+  LC_ALL=C awk -v want="$1" "$json_awk_"'
+    { jobject($0); if (bad || nested_ || !str["name"] || v["name"] == "" || !str["run_dir"]) next
+      if (substr(v["run_dir"], 1, 1) != "/" || !("ts" in v) || str["ts"]) next
+      d = v["run_dir"]; if (!(d in at)) o[++k_] = d
+      at[d] = NR; nm[d] = v["name"]; ts[d] = v["ts"] + 0 }
+    END { for (i = 1; i <= k_; i++) { d = o[i]; if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
+  ' "$ix_" 2>/dev/null
 }
 # find_launched NAME: a bare NAME found nowhere else, looked up in the index (nsa_tui.rundir.launched_run): sets $d
 # and $noted (its launch time) for the one run so named, else $twice (launched's lines) for several
@@ -189,21 +207,83 @@ find_session() {
   w_=$1 s_=$(session_of "$1")
   t_==$s_
   case $t_ in *';') t_=${t_%';'}'\;' ;; esac  # a last ';' would end the tmux command (nsa_tui.launch.tmux._literal)
-  case ${NSA_TMUX_SOCKET:-} in '') set -- ;; /*) set -- -S "$NSA_TMUX_SOCKET" ;; *) set -- -L "$NSA_TMUX_SOCKET" ;; esac
-  for p_ in $(unset TMUX TMUX_PANE; tmux "$@" list-panes -s -t "$t_" -F '#{pane_pid}' 2>/dev/null); do
-    case $p_ in ''|*[!0-9]*) continue ;; esac
-    # its last three arguments: -m @RUNNER_MODULE@ RUN_DIR (an absolute path)
-    a_=$(tr '\0' '\n' <"/proc/$p_/cmdline" 2>/dev/null | tail -n 3)
-    case $a_ in "-m
-@RUNNER_MODULE@
-/"*) ;; *) continue ;; esac
-    e_=${a_#*"
-"}
-    e_=${e_#*"
-"}
+  for p_ in $(session_panes "$t_"); do
+    e_=$(wrapper_dir "$p_") || continue
     if [ -d "$e_" ] && json_names "$e_/@LAUNCH_JSON@" "$s_" "$w_"; then d=$e_ insession=$s_; fi
     return 0
   done
+}
+# session_panes TARGET: the pids of the panes of the tmux session TARGET (=NAME) on $NSA_TMUX_SOCKET's server, else
+# the default; fails when there is no such session
+session_panes() {
+  t_=$1
+  case ${NSA_TMUX_SOCKET:-} in '') set -- ;; /*) set -- -S "$NSA_TMUX_SOCKET" ;; *) set -- -L "$NSA_TMUX_SOCKET" ;; esac
+  (unset TMUX TMUX_PANE; tmux "$@" list-panes -s -t "$t_" -F '#{pane_pid}' 2>/dev/null)
+}
+# wrapper_dir PID: the run directory the launch wrapper of pid PID runs for (/proc: its last three arguments are
+# -m @RUNNER_MODULE@ RUN_DIR, an absolute path); fails for another process
+wrapper_dir() {
+  case $1 in ''|*[!0-9]*) return 1 ;; esac
+  a_=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | tail -n 3)
+  case $a_ in "-m
+@RUNNER_MODULE@
+/"*) ;; *) return 1 ;; esac
+  a_=${a_#*"
+"}
+  printf '%s\n' "${a_#*"
+"}"
+}
+# first_run_dir DIR: the run directory the first line of DIR's rank 0 heartbeat names when it is a boot record
+# (nsa_tui.moved_runs.first_run_dir: its first @HEAD_BYTES@ bytes); nothing without one
+first_run_dir() {
+  head -c @HEAD_BYTES@ -- "$1/@HEARTBEAT0@" 2>/dev/null | head -n 1 | LC_ALL=C awk "$json_awk_"'
+    NR == 1 { jobject($0); if (!bad && str["kind"] && v["kind"] == "@KIND_BOOT@" && str["run_dir"]) print v["run_dir"]
+    }'
+}
+# find_renamed OLD: a run renamed since it started at OLD, a path not there (nsa_tui.moved_runs.renamed_to): the
+# directories beside OLD and under the runs root whose run first booted at OLD (its parent's links resolved, as the
+# trainer records it). Sets $d and $renamed (OLD as an absolute path) for one, $renamed and $renamed_many (one a
+# line) for several
+find_renamed() {
+  case $1 in /*) o_=${1%/} ;; *) o_=$PWD/${1%/} ;; esac
+  p_=${o_%/*}; [ -n "$p_" ] || p_=/
+  h_=$(cd -P -- "$p_" 2>/dev/null && pwd -P) || h_=$p_
+  h_=${h_%/}/${o_##*/}
+  f_=$(for r_ in "$p_" "$where"; do
+    for e_ in "$r_"/*; do
+      [ -d "$e_" ] && [ "$e_" != "$h_" ] && [ "$(first_run_dir "$e_")" = "$h_" ] && printf '%s\n' "$e_"
+    done
+  done | LC_ALL=C sort -u)
+  case $f_ in
+    '') ;;
+    *"
+"*) renamed=$o_ renamed_many=$f_ ;;
+    *) renamed=$o_ d=$f_ ;;
+  esac
+}
+# deleted_facts NAME: what is known of run NAME, whose directory is not there (nsa_tui.deleted_runs), a line each:
+# the directory the index last recorded for it that is gone, and when; its tmux session; 1 when that session is alive
+# (and does not run the launch of a directory that is there: another run of this name), else 0; the directory its
+# launch wrapper runs for; the wrapper's pid; $NSA_TMUX_SOCKET
+deleted_facts() {
+  g_=$(index_lines "$1" | while IFS= read -r l_; do
+    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
+    [ -e "$e_" ] || [ -L "$e_" ] || printf '%s\t%s\t%s\n' "$n_" "$t_" "$e_"
+  done | LC_ALL=C sort -n | tail -n 1)
+  s_=$(session_of "$1") alive_=0 wd_= pid_=
+  t_==$s_
+  case $t_ in *';') t_=${t_%';'}'\;' ;; esac
+  if command -v tmux >/dev/null 2>&1 && panes_=$(session_panes "$t_"); then
+    alive_=1
+    for p_ in $panes_; do
+      [ -n "$pid_" ] || pid_=$p_
+      wd_=$(wrapper_dir "$p_") && break
+    done
+    if [ -n "$wd_" ] && { [ -e "$wd_" ] || [ -L "$wd_" ]; }; then alive_=0; fi
+  fi
+  e_=${g_#*"$tab_"}
+  printf '%s\n%s\n%s\n%s\n%s\n%s\n%s' "${e_#*"$tab_"}" "${e_%%"$tab_"*}" "$s_" "$alive_" "$wd_" "$pid_" \
+    "${NSA_TMUX_SOCKET:-}"
 }
 # json_names FILE SESSION NAME: FILE (a launch.json) is a JSON object whose tmux_session is SESSION and name NAME
 json_names() {
@@ -221,6 +301,9 @@ PRELUDE = HOLDS_RUN_SH + (
     .replace("@SESSION_ENCODED@", SESSION_ENCODED.replace("\\", "\\\\"))  # an awk string
     .replace("@RUNNER_MODULE@", RUNNER_MODULE)
     .replace("@LAUNCH_JSON@", LAUNCH_JSON)
+    .replace("@HEAD_BYTES@", str(HEAD_BYTES))
+    .replace("@HEARTBEAT0@", heartbeat_name(0))
+    .replace("@KIND_BOOT@", KIND_BOOT)
 )
 
 
@@ -234,9 +317,10 @@ LISTING = "@all:"  # a RUN argument that asks for every run directory under what
 HINT = "pass --remote-dir where `nsa launch --remote-dir` ran"
 
 
-def missing_run_message(run: str, host: str, cwd: str, runs_root: str, is_run_dir: bool = False) -> str:
+def missing_run_message(run: str, host: str, cwd: str, runs_root: str, is_run_dir: bool = False, said: str = "") -> str:
     """One line for a RUN that is on no path the remote looked at (``cwd``: the directory it was
-    in, ``runs_root``: the runs root there, both absolute), or for a listing of a run directory."""
+    in, ``runs_root``: the runs root there, both absolute), or for a listing of a run directory. ``said``: what the
+    host knows of a name whose directory is gone (deleted_on_host), after the line as a local command says it."""
     if run.startswith(LISTING) and is_run_dir:
         parent = runs_root.rstrip("/").rsplit("/", 1)[0] or "/"
         return (
@@ -251,8 +335,26 @@ def missing_run_message(run: str, host: str, cwd: str, runs_root: str, is_run_di
         return f"no run directory {run!r} on {host}"
     return (
         f"no run directory {run!r} on {host} (looked at {cwd.rstrip('/')}/{run} and "
-        f"{runs_root.rstrip('/')}/{run}; {HINT}, or give the full path)"
+        f"{runs_root.rstrip('/')}/{run}; {HINT}, or give the full path)" + (f": {said}" if said else "")
     )
+
+
+def deleted_on_host(host: str, body: str) -> str:
+    """What the host knows of a run whose directory is gone (deleted_facts' lines, after the directory the name would
+    be), in the words of a local command (nsa_tui.deleted_runs); '' when it knows nothing."""
+    import shlex
+
+    from nsa_tui.deleted_runs import DeletedRun, deleted_said
+
+    lines = body.split("\n")
+    if len(lines) < 5:  # up to whether its session is alive; the shell's $(...) drops the empty lines after it
+        return ""
+    default_dir, run_dir, ts, session, alive, wrapper_dir, pid, sock = [*lines, "", "", ""][:8]
+    recorded = (run_dir, _ts(ts)) if run_dir else None
+    facts = DeletedRun(session, recorded, alive == "1", wrapper_dir or None, int(pid) if pid.isdigit() else None)
+    # the host's server: its $NSA_TMUX_SOCKET ('' the default), as the host's lookup asked it
+    kill = shlex.join(["ssh", host, shlex.join(tmux_words("kill-session", "-t", f"={session}", socket=sock))])
+    return deleted_said(facts, default_dir, kill)
 
 
 def no_remote_dir_message(remote_dir: str, host: str) -> str:

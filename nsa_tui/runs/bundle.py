@@ -17,9 +17,9 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
-from nsa_tui.remote.checkout import PRELUDE, launched_note_line, launched_twice, unreadable_on_host
+from nsa_tui.remote.checkout import PRELUDE, deleted_on_host, launched_note_line, launched_twice, unreadable_on_host
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
-from nsa_tui.rundir import session_note
+from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -269,11 +269,19 @@ for run in "$@"; do
       continue;;
   esac
   find_run "$run"
+  if [ -n "$renamed_many" ]; then
+    flush; say renamedmany "$run" "$(printf '%s\n%s' "$renamed" "$renamed_many")"; continue
+  fi
   if [ -n "$twice" ]; then flush; say twice "$run" "$twice"; continue; fi
   if [ -n "$unread" ]; then
     flush; say unreadable "$run" "$(printf '%s\n%s' "$unread" "$(ls -ld -- "$unread" 2>/dev/null)")"; continue
   fi
-  if [ -z "$d" ]; then flush; missing "$run"; continue; fi
+  if [ -z "$d" ]; then
+    flush
+    case $run in */*|.|..) ;; *) say deleted "$run" "$(printf '%s\n%s' "$where/$run" "$(deleted_facts "$run")")" ;; esac
+    missing "$run"; continue
+  fi
+  [ -z "$renamed" ] || say renamed "$run" "$(printf '%s\n%s' "$renamed" "$d")"
   [ -z "$noted" ] || say note "$run" "$(printf '%s\n%s\n%s' "$d" "$noted" "$(index_path)")"
   [ -z "$insession" ] || say session "$run" "$(printf '%s\n%s' "$d" "$insession")"
   emit_run "$d"
@@ -310,6 +318,7 @@ class MissingRun:
     is_run_dir: bool = False  # a listing's DIR is a run directory itself (its subdirectories are no runs)
     twice: str = ""  # a name the host's launch index knows in several directories: the refusal that names them
     unreadable: str = ""  # a name found in a directory this user cannot list there: the refusal (cannot read ...)
+    said: str = ""  # for a name whose directory is gone: what the host's launch index and tmux know of it
 
 
 @dataclass
@@ -337,6 +346,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     pending_head: dict[str, bytes] = {}
     left_out: list[str] = []
     notes: list[str] = []
+    deleted = ""
     complete = False
     pos = data.find(FRAME)
     while pos >= 0:
@@ -363,7 +373,16 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
         elif kind == "missing":
             cwd, _, root = body.decode("utf-8", errors="replace").partition("\n")
             root, _, flag = root.partition("\n")
-            out.append(MissingRun(rest, cwd, root, is_run_dir=flag == "rundir"))
+            out.append(MissingRun(rest, cwd, root, is_run_dir=flag == "rundir", said=deleted))
+            deleted = ""
+        elif kind == "deleted":  # what the host knows of a run whose directory is gone, before its `missing` frame
+            deleted = deleted_on_host(host, body.decode("utf-8", errors="replace"))
+        elif kind == "renamed":  # a RUN path not there whose run was renamed since: the path, where it is now
+            old, _, new = body.decode("utf-8", errors="replace").partition("\n")
+            notes.append(renamed_note(old, new, host))
+        elif kind == "renamedmany":  # ... that several directories began as: refused, as here
+            old, _, found = body.decode("utf-8", errors="replace").partition("\n")
+            out.append(MissingRun(rest, "", "", twice=renamed_twice_message(old, found.splitlines(), host)))
         elif kind == "note":  # a RUN found in the host's launch index: its directory, launch time, the index
             found = body.decode("utf-8", errors="replace").split("\n", 2)
             if len(found) == 3:

@@ -8,6 +8,7 @@ from nsa_train.runtime.rundir import RUNS_ROOT_ENV
 from nsa_tui.errors import NOT_FOUND_EXIT, UNREACHABLE_EXIT, USAGE_EXIT, UserError
 from nsa_tui.remote.checkout import (
     PRELUDE,
+    deleted_on_host,
     forwarded_env,
     launched_note_line,
     launched_twice,
@@ -16,7 +17,7 @@ from nsa_tui.remote.checkout import (
     unreadable_on_host,
 )
 from nsa_tui.remote.ssh import SSHError, no_answer_message, remote_script, run_remote
-from nsa_tui.rundir import session_note
+from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
 from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_frames, remote_args
 
 REMOTE_TIMEOUT_S = 60.0
@@ -67,7 +68,10 @@ def fetch_remote(
 # host's launch index has a "note" record first (the RUN, its directory, launch time and the index's path); one the
 # index knows in several directories is a "twice" record instead (the RUN, the launched lines of find_launched). One
 # found by its live tmux session has a "session" record first (the RUN, its directory, the session); a directory found
-# by its name that cannot be listed is an "unreadable" record (the directory, its `ls -ld` line).
+# by its name that cannot be listed is an "unreadable" record (the directory, its `ls -ld` line). A RUN path not there
+# whose run was renamed since has a "renamed" record first (the path as an absolute one, where the run is now); several
+# such directories are a "renamedmany" record instead (the path, the directories one a line). A bare name not found has
+# a "deleted" record before its "missing" one: where it would be, then deleted_facts' lines.
 LOCATE_START = b"\n@@nsa@@\0"
 LOCATE_SCRIPT = (
     PRELUDE
@@ -78,12 +82,15 @@ if ! enter_dir; then printf 'nodir\0%s\0' "$dir"; exit 0; fi
 [ "$#" -eq 0 ] && set -- ""
 for run in "$@"; do
   find_run "$run"
+  if [ -n "$renamed_many" ]; then printf 'renamedmany\0%s\0%s\0' "$renamed" "$renamed_many"; continue; fi
   if [ -n "$twice" ]; then printf 'twice\0%s\0%s\0' "$run" "$twice"; continue; fi
   if [ -n "$unread" ]; then printf 'unreadable\0%s\0%s\0' "$unread" "$(ls -ld -- "$unread" 2>/dev/null)"; continue; fi
+  [ -n "$renamed" ] && printf 'renamed\0%s\0%s\0' "$renamed" "$d"
   [ -n "$noted" ] && printf 'note\0%s\0%s\0%s\0%s\0' "$run" "$d" "$noted" "$(index_path)"
   [ -n "$insession" ] && printf 'session\0%s\0%s\0%s\0' "$run" "$d" "$insession"
-  if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"
-  else printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"; fi
+  if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"; continue; fi
+  case $run in */*|.|..|'') ;; *) printf 'deleted\0%s\0%s\n%s\0' "$run" "$where/$run" "$(deleted_facts "$run")" ;; esac
+  printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"
 done
 """
 )
@@ -104,6 +111,7 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
         raise UserError(no_answer_message(host, "locate the runs", result), UNREACHABLE_EXIT)
     fields = result.stdout[start + len(LOCATE_START) :].decode("utf-8", errors="replace").split("\0")
     paths: list[str] = []
+    deleted = ""
     i = 0
     while i < len(fields) - 1:
         kind = fields[i]
@@ -114,7 +122,16 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
             raise UserError(no_remote_dir_message(fields[i + 1], host), UNREACHABLE_EXIT)
         elif kind == "missing" and i + 3 < len(fields):
             run, cwd, root = fields[i + 1 : i + 4]
-            raise UserError(missing_run_message(run, host, cwd, root), UNREACHABLE_EXIT)
+            raise UserError(missing_run_message(run, host, cwd, root, said=deleted), UNREACHABLE_EXIT)
+        elif kind == "deleted" and i + 2 < len(fields):  # what the host knows of a run whose directory is gone
+            deleted = deleted_on_host(host, fields[i + 2])
+            i += 3
+        elif kind == "renamed" and i + 2 < len(fields):
+            print(renamed_note(*fields[i + 1 : i + 3], host=host), file=sys.stderr)
+            i += 3
+        elif kind == "renamedmany" and i + 2 < len(fields):
+            old, found = fields[i + 1], fields[i + 2].splitlines()
+            raise UserError(renamed_twice_message(old, found, host), USAGE_EXIT)
         elif kind == "note" and i + 4 < len(fields):
             print(launched_note_line(host, *fields[i + 1 : i + 5]), file=sys.stderr)
             i += 5

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from fixtures.cli import invoke, one_error
+from fixtures.procs import tmux_session_with_pid
 from fixtures.runs import make_v1_run
 
 from nsa_train.telemetry import schema
@@ -22,11 +23,7 @@ def test_status_and_halt_of_a_deleted_run_say_whether_its_session_runs(tmp_path,
     run = tmp_path / "runs" / "d1"
     run.mkdir(parents=True)
     launched.record("d1", run, 1.0e9)
-    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-d1", "sleep 600"], check=True)
-    pid = subprocess.run(
-        ["tmux", "-L", tmux_socket, "list-panes", "-s", "-t", "=nsa-d1", "-F", "#{pane_pid}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    pid = tmux_session_with_pid(tmux_socket, "nsa-d1", ["sleep 600"])
     shutil.rmtree(run)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
     for cmd in ("status", "halt"):

@@ -1,0 +1,105 @@
+"""A run renamed or deleted on the host, as a local one is here (nsa_tui.moved_runs, nsa_tui.deleted_runs).
+
+`nsa status --host H OLD-PATH` (or the old name) said `no run directory` where `nsa status OLD-PATH` on the host found
+the run under its new name, and a name whose directory was deleted got no word of its launch or its live tmux
+session. The host's script now looks for the run as the local lookup does, and says what the host knows in the same
+words: the loopback sshd stands for the host.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.cli import invoke, one_error
+from fixtures.procs import tmux_session_with_pid
+from fixtures.runs import make_v1_run
+
+from nsa_tui import launched
+from nsa_tui.commands.watch import build_models
+from nsa_tui.errors import UserError
+from nsa_tui.launch import tmux
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_run_renamed_on_the_host_is_found_by_its_old_path_and_name(sshd, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "runs"
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))  # sent to the host: its runs root too
+    old, new = root / "exp", root / "exp-lr3e-4"
+    make_v1_run(old, steps=100, state="finished")
+    old.rename(new)
+    note = f"note: {old} on {sshd.host} is not there: the run that started there is {new} (renamed)"
+
+    for run in (str(old), "exp"):
+        res = invoke("status", "--json", "--host", sshd.host, run)
+        assert res.exit_code == 0, res.stdout + res.stderr
+        assert json.loads(res.stdout)["run"] == "exp-lr3e-4"
+        assert res.stderr.strip() == note
+    capsys.readouterr()
+    [model] = build_models([str(old)], sshd.host, False, 0.2, None)  # watch's own lookup (one ssh call)
+    assert model.source.run_dir == str(new)
+    assert capsys.readouterr().err.strip() == note
+
+    # the same words as here, where the host is this machine
+    assert invoke("status", str(old)).stderr.strip() == note.replace(f" on {sshd.host}", "")
+
+    shutil.copytree(new, root / "exp-copy")  # two that began there: refused, both named
+    refusal = f"no run directory {old} on {sshd.host}: runs that started there are {root / 'exp-copy'}; {new}"
+    res = invoke("status", "--host", sshd.host, str(old))
+    assert res.exit_code == 3 and one_error(res) == f"error: {refusal}"
+    with pytest.raises(UserError) as e:
+        build_models([str(old)], sshd.host, False, 0.2, None)
+    assert e.value.code == 2 and str(e.value) == refusal
+
+
+def _host_with_tmux(sshd_factory, monkeypatch, tmp_path: Path, socket: str):
+    """A loopback host whose default tmux server is this test's own (a tmux on its PATH first)."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "tmux").write_text(f'#!/bin/sh\nexec {shutil.which("tmux")} -L {socket} "$@"\n')
+    (shadow / "tmux").chmod(0o755)
+    sshd = sshd_factory(with_nsa=True, path_prefix=shadow)
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command)
+    return sshd
+
+
+def test_a_run_deleted_on_the_host_says_whether_its_session_runs(sshd_factory, tmp_path, tmux_socket, monkeypatch):
+    sshd = _host_with_tmux(sshd_factory, monkeypatch, tmp_path, tmux_socket)
+    monkeypatch.delenv("NSA_TMUX_SOCKET")  # the host's lookup asks its default server: this test's
+    root = tmp_path / "runs"
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    run = root / "d1"
+    run.mkdir(parents=True)
+    with monkeypatch.context() as m:  # what the host's `nsa launch` writes, in the host's state directory
+        m.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))
+        launched.record("d1", run, 1.0e9)
+    wrapper = [sys.executable, "-c", "import time; time.sleep(60)", "-m", tmux.RUNNER_MODULE, str(run)]
+    pid = tmux_session_with_pid(tmux_socket, "nsa-d1", wrapper)
+    shutil.rmtree(run)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+    alive = (
+        f": nsa launch started it in {run} ({when}), a directory deleted since, and its tmux session nsa-d1 is still "
+        f"alive (launch wrapper pid {pid}): the trainer stops itself after the step it is in; if the session stays, "
+        f"`ssh {sshd.host} 'tmux kill-session -t =nsa-d1'` ends it"
+    )
+    res = invoke("status", "--host", sshd.host, "d1")
+    line = one_error(res)
+    assert res.exit_code == 3 and line.startswith(f"error: no run directory 'd1' on {sshd.host} (looked at "), line
+    assert line.endswith(alive), line
+    with pytest.raises(UserError) as e:
+        build_models(["d1"], sshd.host, False, 0.2, None)
+    assert str(e.value).endswith(alive), str(e.value)
+
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-d1"], check=True)
+    line = one_error(invoke("status", "--host", sshd.host, "d1"))
+    gone = f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is gone: "
+    assert line.endswith(gone + "nothing of it runs"), line
+    # a name nothing launched keeps the plain error
+    line = one_error(invoke("status", "--host", sshd.host, "never"))
+    assert line.endswith("or give the full path)"), line
