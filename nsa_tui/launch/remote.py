@@ -15,7 +15,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 
-from nsa_train.runtime.rundir import RUNS_ROOT_ENV
 from nsa_tui.errors import (
     LINK_LOST_EXIT,
     ON_HOST_ENV,
@@ -26,7 +25,7 @@ from nsa_tui.errors import (
     on_host,
 )
 from nsa_tui.remote.caller import END_WITH_STDIN_ENV
-from nsa_tui.remote.checkout import PRELUDE, forwarded_env
+from nsa_tui.remote.checkout import FORWARDED_ENV, PRELUDE, forwarded_env
 from nsa_tui.remote.ssh import (
     SSH_ERROR_EXIT,
     NoticeFilter,
@@ -46,8 +45,6 @@ from nsa_tui.remote.usage import usage_error, usage_error_line
 SSH_FAILED = UNREACHABLE_EXIT  # the same exit status as `nsa status` for an unreachable host
 NOT_INSTALLED = 127
 
-# Passed explicitly as `env K=V`: sshd drops client variables unless AcceptEnv allows them.
-FORWARDED_ENV = ("NSA_TMUX_SOCKET", RUNS_ROOT_ENV)
 
 # $1 = directory to cd into first ("" for the login directory); the rest is nsa's argv. Its own errors name no
 # host: the caller says "on HOST:" as the user named it (uname -n may be another name), or $NSA_ON_HOST does, for

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_train.telemetry.schema import KIND_BOOT, LAUNCH_JSON, heartbeat_name
-from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX, tmux_words
+from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX, TMUX_SOCKET_ENV, tmux_words
 from nsa_tui.launched import INDEX_NAME, STATE_HOME_ENV
 from nsa_tui.moved_runs import HEAD_BYTES
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
@@ -142,7 +142,9 @@ json_awk_='
         else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
         else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
         else if (substr(s, p, 1) ~ /[[{]/ && jskip(s, p)) { nested_ = 1; p = pos_ }
-        else { nested_ = 1; break } } }
+        else { nested_ = 1; return } }
+      # a line cut after a value (a torn last line) is not the object: json.loads refuses it too
+      if (substr(s, p, 1) != "}") bad = 1 }
 '
 tab_=$(printf '\t')
 # the host user's launch index (nsa_tui.launched.index_path): an absolute $XDG_STATE_HOME, else ~/.local/state
@@ -151,7 +153,8 @@ index_path() {
   printf '/nsa/@INDEX_NAME@'
 }
 # launched NAME: the runs the index records under NAME whose directory is there, newest first, one "TS<tab>DIR" a
-# line (DIR physical), each directory once with its latest line, as nsa_tui.launched.named reads it. The index is
+# line (DIR as recorded), each directory (its physical path) once with its latest line, as nsa_tui.launched.named
+# reads it. The index is
 # JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
 # skipped, as there, and so is a path with a control character in it (no line can carry it).
 launched() {
@@ -159,17 +162,16 @@ launched() {
     t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
     [ -d "$e_" ] || continue
     p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || p_=$e_  # one this user may not enter: refused by find_run
-    printf '%s\t%s\t%s\n' "$t_" "$n_" "$p_"
-  done | awk '{ i = index($0, "\t"); t = substr($0, 1, i - 1); r = substr($0, i + 1); i = index(r, "\t")
-      n = substr(r, 1, i - 1) + 0; p = substr(r, i + 1)
-      if (!(p in ts) || n > at[p]) { ts[p] = t; at[p] = n } }
-    END { for (p in ts) print ts[p] "\t" p }' | LC_ALL=C sort -r
+    printf '%s\t%s\t%s\t%s\n' "$t_" "$n_" "$p_" "$e_"  # no tab in a path: the index cannot carry one
+  done | awk -F '\t' '!($3 in ts) || $2 + 0 > at[$3] { ts[$3] = $1; at[$3] = $2 + 0; as[$3] = $4 }
+    END { for (p in ts) print ts[p] "\t" as[p] }' | LC_ALL=C sort -r
 }
 # index_lines NAME: each directory the index records under NAME (its latest line), as "TS<tab>LINE<tab>DIR"
 index_lines() {
   ix_=$(index_path)
   [ -r "$ix_" ] || return 0
-  LC_ALL=C awk -v want="$1" "$json_awk_"'
+  want_=$1 LC_ALL=C awk "$json_awk_"'
+    BEGIN { want = ENVIRON["want_"] }  # not awk -v, which reads a backslash in the name as an escape
     { jobject($0); if (bad || nested_ || !str["name"] || v["name"] == "" || !str["run_dir"]) next
       if (substr(v["run_dir"], 1, 1) != "/" || !("ts" in v) || str["ts"]) next
       d = v["run_dir"]; if (!(d in at)) o[++k_] = d
@@ -305,6 +307,13 @@ PRELUDE = HOLDS_RUN_SH + (
     .replace("@HEARTBEAT0@", heartbeat_name(0))
     .replace("@KIND_BOOT@", KIND_BOOT)
 )
+
+
+# Set here, they name the runs root and the tmux server on the host for every --host command, passed explicitly as
+# `env K=V` (sshd drops client variables unless AcceptEnv allows them): the server `nsa launch --host` starts a
+# session on is the one the host's lookup of a run by its live session asks (find_session), not the host's own
+# $NSA_TMUX_SOCKET, which that launch did not use. Unset here, the host's own (its login environment) holds.
+FORWARDED_ENV = (TMUX_SOCKET_ENV, RUNS_ROOT_ENV)
 
 
 def forwarded_env(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from nsa_train.runtime.rundir import RUNS_ROOT_ENV
 from nsa_tui.errors import NOT_FOUND_EXIT, UNREACHABLE_EXIT, USAGE_EXIT, UserError
 from nsa_tui.remote.checkout import (
+    FORWARDED_ENV,
     PRELUDE,
     deleted_on_host,
     forwarded_env,
@@ -23,9 +23,8 @@ from nsa_tui.runs.bundle import FILE_LIMITS, REMOTE_SCRIPT, RemoteAnswer, parse_
 REMOTE_TIMEOUT_S = 60.0
 
 # Whether a run's tmux session is alive is asked of the tmux server its launch.json names
-# ("tmux_socket"; null means tmux's default server). Our own NSA_TMUX_SOCKET names a server on
-# this machine, not on the remote, so it is never sent: a launch.json without the key is
-# checked on the remote's default server too.
+# ("tmux_socket"; null means tmux's default server): the server a launch.json without the key is checked on is the
+# remote's default one, whatever NSA_TMUX_SOCKET says (sent, it names the server a run is looked for by its session).
 REMOTE_DEFAULT_TMUX_SOCKET = ""
 
 
@@ -46,7 +45,7 @@ def fetch_remote(
     or ``remote_dir`` is not there, or the script did not run to its end there (the last line of the remote
     stderr says why); a RUN that is not there is a MissingRun in the answer."""
     args = remote_args(REMOTE_DEFAULT_TMUX_SOCKET, runs or [""], prefer_nsa, remote_dir, limits)
-    command = remote_script(REMOTE_SCRIPT, args, forwarded_env((RUNS_ROOT_ENV,)))
+    command = remote_script(REMOTE_SCRIPT, args, forwarded_env(FORWARDED_ENV))
     try:
         result = run_remote(host, command, timeout=timeout)
     except SSHError as e:
@@ -101,7 +100,7 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
     `--host` command resolves it (``remote_dir``, then a directory, then a name under the runs
     root). One short ssh call. Raises UserError (exit 3) for a RUN or directory that is not
     there, and when the host cannot be reached."""
-    command = remote_script(LOCATE_SCRIPT, [remote_dir or "", *runs], forwarded_env((RUNS_ROOT_ENV,)))
+    command = remote_script(LOCATE_SCRIPT, [remote_dir or "", *runs], forwarded_env(FORWARDED_ENV))
     try:
         result = run_remote(host, command, timeout=REMOTE_TIMEOUT_S)
     except SSHError as e:

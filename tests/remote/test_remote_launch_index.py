@@ -41,6 +41,14 @@ def _record_on_host(sshd, monkeypatch, name: str, run_dir: Path, ts: float) -> N
         launched.record(name, run_dir, ts)
 
 
+def _recorded_run(sshd, monkeypatch, name: str, run_dir: Path) -> tuple[float, Path]:
+    """A run at ``run_dir`` the host's index records as ``name`` a minute ago: when, and the index."""
+    make_v1_run(run_dir, steps=50)
+    ts = time.time() - 60
+    _record_on_host(sshd, monkeypatch, name, run_dir, ts)
+    return ts, _host_state(sshd) / "nsa" / "launched.jsonl"
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
@@ -158,3 +166,57 @@ def test_a_name_the_hosts_index_puts_in_a_directory_that_cannot_be_read_is_refus
     with pytest.raises(UserError) as e:
         build_models(["x"], sshd.host, False, 0.2, None)
     assert e.value.code == 3 and f"error: {e.value}" == said
+
+
+def test_the_hosts_index_reads_a_name_with_a_backslash_and_skips_a_torn_line(sshd, tmp_path, monkeypatch, capsys):
+    """The name reached awk through `-v`, which reads its backslashes as escapes (`a\\b` became `a`, backspace): a run
+    so named was not found. A last line cut after its last value (a launch that died writing it) was taken for a
+    whole one, which the local reader (json.loads) skips."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    run_dir = tmp_path / "w" / "a\\b"
+    ts, index = _recorded_run(sshd, monkeypatch, "a\\b", run_dir)
+    res = invoke("status", "--json", "--host", sshd.host, "a\\b")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert res.stderr.strip() == f"note: run 'a\\\\b' is {run_dir} on {sshd.host} (launched {_when(ts)}; from {index})"
+
+    torn = tmp_path / "w" / "torn"
+    make_v1_run(torn, steps=50)
+    with open(_host_state(sshd) / "nsa" / "launched.jsonl", "a") as f:
+        f.write(json.dumps({"name": "torn", "run_dir": str(torn), "host": "h", "ts": ts})[:-1])  # no closing }
+    res = invoke("status", "--host", sshd.host, "torn")
+    assert res.exit_code == 3 and one_error(res).startswith(f"error: no run directory 'torn' on {sshd.host} ("), res
+    monkeypatch.setenv("XDG_STATE_HOME", str(_host_state(sshd)))  # the same index read here: skipped alike
+    assert launched.named("torn") == []
+
+
+def test_the_hosts_session_lookup_asks_the_server_set_here(sshd, tmp_path, tmux_socket, monkeypatch):
+    """`nsa launch --host` starts its session on the server NSA_TMUX_SOCKET names here (it is sent); the lookup of a
+    run by its live session asked the host's own (unset there: its default server) and did not find it."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    run_dir = tmp_path / "else" / "x"
+    make_v1_run(run_dir, steps=50)
+    (run_dir / "launch.json").write_text(json.dumps({"v": 1, "name": "x", "tmux_session": "nsa-x"}))
+    wrapper = [sys.executable, "-c", "import time; time.sleep(60)", "-m", tmux.RUNNER_MODULE, str(run_dir)]
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "nsa-x", *wrapper], check=True)
+    res = invoke("status", "--json", "--host", sshd.host, "x")
+    assert json.loads(res.stdout)["run"] == "x", res.stdout + res.stderr
+    assert res.stderr.strip() == f"note: run 'x' is {run_dir} on {sshd.host} (its tmux session nsa-x runs there)"
+
+
+def test_a_run_the_hosts_index_records_through_a_link_is_named_as_recorded(sshd, tmp_path, monkeypatch, capsys):
+    """As here (launched.named: the recorded path), not its physical path: the note and watch's path said another
+    directory than the one launched, and than `nsa status x` on the host says."""
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    run_dir = tmp_path / "link" / "x"
+    ts, index = _recorded_run(sshd, monkeypatch, "x", run_dir)
+    note = f"note: run 'x' is {run_dir} (launched {_when(ts)}; from {index})"
+    res = invoke("status", "--json", "--host", sshd.host, "x")
+    assert res.exit_code == 0 and res.stderr.strip() == note.replace(" (launched", f" on {sshd.host} (launched")
+    capsys.readouterr()
+    [model] = build_models(["x"], sshd.host, False, 0.2, None)
+    assert model.source.run_dir == str(run_dir)
+    monkeypatch.setenv("XDG_STATE_HOME", str(_host_state(sshd)))  # here, reading the same index
+    monkeypatch.chdir(tmp_path)
+    assert invoke("status", "--json", "x").stderr.strip() == note
