@@ -1048,6 +1048,14 @@ def run_dir_gone(c: Context) -> Finding | None:
     (its tmux session, its ranks' pids on this machine), says which of the two it was."""
     if not c.h.dir_missing:
         return None
+    if c.h.dir_candidates:  # copies of it: the dashboard does not choose
+        return Finding(
+            c.h.latest_step,
+            None,
+            "the run directory is not there any more, and directories beside it or under the runs root that hold the "
+            f"run are {'; '.join(c.h.dir_candidates)} (copies of it?): what is shown was read before; `nsa watch` the "
+            "one you mean",
+        )
     said = (
         "the run directory is not there any more (deleted, moved, or its disk unmounted), and no directory beside it "
         "or under the runs root holds the run: what is shown was read before; nothing new arrives until it is back"

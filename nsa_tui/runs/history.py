@@ -312,6 +312,8 @@ class RunHistory:
         # set by a live reader (the dashboard) while the run directory it follows is not there: deleted, moved,
         # its disk unmounted. What was read stays; nothing new can arrive.
         self.dir_missing = False
+        # ... and the directories beside it or under the runs root that each hold the run (copies): none is chosen
+        self.dir_candidates: list[str] = []
         # set by a live reader while the host it reads the run from cannot be reached: what was read is old, and
         # the run's own silence cannot be told from the link's
         self.source_lost = False

@@ -56,6 +56,7 @@ class LocalRunSource:
         # (the runs root), as `nsa status OLD-PATH` finds it; each (old, new) path followed, oldest first
         self._roots = roots
         self.moves: list[tuple[Path, Path]] = []
+        self.went_several: list[Path] = []  # the last look found the run in these directories: none is chosen
         self._boot: bytes | None = None  # the run's first boot record, read once it is there: which run this is
         self._identity: tuple[int, int] | None = None  # the directory's (st_dev, st_ino) at the last read
         self._looked_at = self._boot_looked_at = -math.inf
@@ -161,7 +162,8 @@ class LocalRunSource:
         self._looked_at = now
         found = renamed_to(self.directory, *self._roots, boot=self._boot)
         if len(found) > 1 and self._identity is not None:
-            found = [d for d in found if _identity(d) == self._identity]
+            found = [d for d in found if _identity(d) == self._identity] or found
+        self.went_several = found if len(found) > 1 else []
         return found[0] if len(found) == 1 else None
 
     def _follow(self, new: Path) -> None:

@@ -368,6 +368,7 @@ class WatchApp(App):
             h.halt_requested,
             len(h.ranks),
             h.dir_missing,
+            len(h.dir_candidates),
             h.source_lost,
             h.process_alive,
             h.attempt_start_ts,

@@ -264,9 +264,11 @@ class RunModel:
         moved = self._take_moves()
         tmux_changed = self._refresh_liveness(time.monotonic() if now is None else now)
         missing = self.source.dir_missing
+        several = [str(d) for d in getattr(self.source, "went_several", ())] if missing else []
         # a remote source that lost its link (one that never had it has nothing to judge yet)
         lost = getattr(self.source, "connected", True) is False and self.history.has_progress
-        unchanged = (missing, lost) == (self.history.dir_missing, self.history.source_lost)
+        h = self.history
+        unchanged = (missing, lost, several) == (h.dir_missing, h.source_lost, h.dir_candidates)
         if not updates and not tmux_changed and not moved and unchanged:
             if not self.loaded:
                 with self.lock:
@@ -299,6 +301,7 @@ class RunModel:
             self._truncations = len(h.truncations)
             self.table.sync(h, self._t0())
             self.history.dir_missing = missing  # after the updates: a reset among them made a new history
+            self.history.dir_candidates = several
             self.history.source_lost = lost
             self.loaded = True
             self.version += 1
