@@ -400,8 +400,8 @@ def heartbeat_stale(c: Context) -> Finding | None:
     return Finding(
         h.latest_step,
         last,
-        f"no progress for {fmt_age(age)} ({usual}limit {fmt_age(threshold)}), "
-        f"last step {h.latest_step}{extra}: run `nsa dump` for stacks, check console.log",
+        f"no progress for {fmt_age(age)} ({usual}limit {fmt_age(threshold)}), last step {h.latest_step}{extra}: "
+        + (stopped_ranks_text(h.stopped_ranks) or "run `nsa dump` for stacks, check console.log"),
     )
 
 
@@ -484,8 +484,12 @@ def watchdog_stall(c: Context) -> Finding | None:
         stall.step,
         stall.ts,
         f"the watchdog of {who} reported step {stall.step} not advancing for {fmt_age(secs)} "
-        f"(monitor.stall_s), {fmt_age(c.now - stall.ts)} ago, and no step since{where}: compare the ranks' stacks "
-        "(a rank elsewhere than the collective the others wait in is the one that hangs); `nsa dump` for fresh ones",
+        f"(monitor.stall_s), {fmt_age(c.now - stall.ts)} ago, and no step since{where}: "
+        + (
+            stopped_ranks_text(h.stopped_ranks)
+            or "compare the ranks' stacks (a rank elsewhere than the collective the others wait in is the one that "
+            "hangs); `nsa dump` for fresh ones"
+        ),
     )
 
 
@@ -844,6 +848,33 @@ def launcher_gone(c: Context) -> Finding | None:
     )
 
 
+def rank_stopped(c: Context) -> Finding | None:
+    """A live run's rank whose process is stopped (SIGSTOP, ctrl-z, a debugger): it makes no step, and under DDP the
+    other ranks wait for it in their next collective. Seen where the ranks run (``h.stopped_ranks``, runs/load.py).
+    Held since its newest record (a stopped process writes none), on this machine's clock: the `for` window counts
+    from the last moment it was known to run."""
+    h = c.h
+    if c.ended or not h.stopped_ranks:
+        return None
+    clocks = attempt_clocks(h, c.now)
+    stopped = [r for r, _ in h.stopped_ranks]
+    seen = [k.seen for r in stopped if (k := clocks.get(r)) is not None and k.seen is not None]
+    steps = [st.last_step for r in stopped if (st := h.attempt_ranks.get(r)) is not None and st.last_step is not None]
+    return Finding(min(steps, default=None), min(seen, default=None), stopped_ranks_text(h.stopped_ranks))
+
+
+def stopped_ranks_text(ranks: Sequence[tuple[int, int]]) -> str:
+    """``ranks`` ((rank, pid) of stopped processes) and how to go on ('' for none): one wording for `nsa status`,
+    the dashboard, `nsa dump` and `nsa halt`."""
+    if not ranks:
+        return ""
+    named = ", ".join(f"rank {r} (pid {p})" for r, p in ranks[:MAX_LOST_RANKS])
+    more = len(ranks) - MAX_LOST_RANKS
+    named += f" and {more} more" if more > 0 else ""
+    pids = " ".join(str(p) for _, p in ranks)
+    return f"{named} {'is' if len(ranks) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
+
+
 def process_exited(c: Context) -> Finding | None:
     h = c.h
     if c.state != "crashed":
@@ -1108,6 +1139,7 @@ CHECKS: dict[str, Callable[[Context], Finding | None]] = {
     "process_exited": process_exited,
     "launcher_exit": launcher_exit,
     "launcher_gone": launcher_gone,
+    "rank_stopped": rank_stopped,
     "run_dir_gone": run_dir_gone,
     "clock_skew": clock_skew,
 }

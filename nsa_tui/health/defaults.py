@@ -84,6 +84,9 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "process_exited": {"severity": "critical", "for": 0, "params": {"console_lines": 5}},
     "launcher_exit": {"severity": "warning", "for": 0, "params": {}},
     "launcher_gone": {"severity": "warning", "for": 0, "params": {}},
+    # a rank's process stopped (SIGSTOP, ctrl-z): the whole DDP run waits on it. 60 s from its newest record, so
+    # at least 30 s after the stop with records every 30 s (monitor.liveness_every_s): a passing pause does not fire
+    "rank_stopped": {"severity": "critical", "for": "60s", "params": {}},
     "run_dir_gone": {"severity": "critical", "for": 0, "params": {}},
     # a live run's records off this machine's clock (an NFS mount or a copy of another box's runs, a bad ts)
     "clock_skew": {"severity": "warning", "for": 0, "params": {}},

@@ -31,14 +31,18 @@ from nsa_tui.runs.history import (
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
 # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: the verdict's `stop_signal`, the rule
 # `clock_skew`, ages of records off this machine's clock taken from their files' mtimes; 4: the verdict's
-# `heartbeat_ahead_s`
+# `heartbeat_ahead_s`, the rule `rank_stopped`
 JUDGE_VERSION = 4
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
 ETA_WINDOW_POINTS = 50
-STALL_RULES = frozenset({"heartbeat_stale", "stuck_at_start", "watchdog_stall"})  # any of them: state `stalled`
+# any of them: state `stalled` (a stopped rank makes no step, and under DDP neither do the others)
+STALL_RULES = frozenset({"heartbeat_stale", "stuck_at_start", "watchdog_stall", "rank_stopped"})
+# said first among alerts of their severity: the cause, ahead of the stall alerts it brings (`no progress for 5m`
+# above it left the user to guess why)
+CAUSE_RULES = ("rank_stopped",)
 
 
 @dataclass
@@ -410,7 +414,7 @@ def evaluate(
         alerts = [a for a in alerts if a.rule != "watchdog_stall"]
     if state in ("running", "starting") and fired & STALL_RULES:
         state = "stalled"
-    alerts.sort(key=lambda a: (-_RANK[a.severity], a.rule))
+    alerts.sort(key=lambda a: (-_RANK[a.severity], a.rule not in CAUSE_RULES, a.rule))
     health = max((a.severity for a in alerts), key=_RANK.__getitem__, default="ok")
     latest = h.latest
     mem = latest["gpu_mem_reserved_gb"] if latest["gpu_mem_reserved_gb"] is not None else latest["gpu_mem_alloc_gb"]

@@ -18,12 +18,14 @@ from nsa_train.runtime.control import proc_stat_fields
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import current_world_size
 from nsa_tui.errors import UserError
+from nsa_tui.health.checks import stopped_ranks_text
 from nsa_tui.launch import runstate
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 from nsa_tui.runs.load import started_after
 from nsa_tui.runs.records import to_float
 
 DUMP_WAIT_S = 15.0
+STOPPED_STATES = ("T", "t")  # /proc/PID/stat's state of a stopped process (t: stopped by a tracer)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class RankProcess:
     gone: bool = False  # its pid is not running at all (not merely someone else's, or reused)
     # its pid runs something else: reused, or the trainer of another directory (the one this was copied from)
     other: bool = False
+    # this run's trainer as /proc/PID/stat read it when checked (the one place its state is read): stopped (state T,
+    # or t when traced: SIGSTOP, ctrl-z, a debugger), and its parent (torchrun while that lives)
+    stopped: bool = False
+    ppid: int | None = None
 
 
 def process_argv(pid: int) -> list[str] | None:
@@ -85,7 +91,9 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
         return RankProcess(
             rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)", other=True
         )
-    return RankProcess(rank, pid, None)
+    fields = proc_stat_fields(pid)
+    ppid = int(fields[1]) if fields and len(fields) > 1 and fields[1].isdecimal() else None
+    return RankProcess(rank, pid, None, stopped=bool(fields) and fields[0] in STOPPED_STATES, ppid=ppid)
 
 
 def rank_processes(run_dir: Path) -> list[RankProcess]:
@@ -144,8 +152,9 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
             break
         time.sleep(0.2)
     missing = want - {_rank_of(f) for f in new}
-    # the signal waits until the process runs again: "no dump appeared" alone gave no clue
-    stopped = said_stopped([p for p in targets if p.rank in missing])
+    # the signal waits until the process runs again: "no dump appeared" alone gave no clue (read again: it may have
+    # been stopped while we waited)
+    stopped = said_stopped([check_process(p.rank, p.pid, run_dir) for p in targets if p.rank in missing])
     why = f": {stopped}" if stopped else ""
     if not new:
         raise UserError(f"signalled ranks {sorted(want)} but no stack dump appeared within {wait_s:.0f}s{why}")
@@ -162,18 +171,7 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
 def said_stopped(procs: list[RankProcess]) -> str:
     """Which of these ranks' processes are stopped and how to go on ('' when none is): a stopped rank takes no
     signal and makes no step, so a dump or a halt waits on it for nothing."""
-    stopped = [p for p in procs if p.problem is None and p.pid is not None and _stopped(p.pid)]
-    if not stopped:
-        return ""
-    pids = " ".join(str(p.pid) for p in stopped)
-    ranks = ", ".join(f"rank {p.rank} (pid {p.pid})" for p in stopped)
-    return f"{ranks} {'is' if len(stopped) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
-
-
-def _stopped(pid: int) -> bool:
-    """The process is stopped (state T, or t when traced): it takes a signal only once it is continued."""
-    fields = proc_stat_fields(pid)
-    return bool(fields) and fields[0] in ("T", "t")
+    return stopped_ranks_text([(p.rank, p.pid) for p in procs if p.problem is None and p.pid is not None and p.stopped])
 
 
 def _rank_of(path: Path) -> int | None:

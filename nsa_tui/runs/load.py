@@ -12,13 +12,16 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsa_train.telemetry import schema
 from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, heartbeat_mtimes, source_kind
 from nsa_tui.runs.tail import iter_complete_lines, split_complete_lines
+
+if TYPE_CHECKING:
+    from nsa_tui.launch.dump import RankProcess
 
 # the line nsa launch's wrapper writes into console.log as it starts torchrun (nsa_tui.launch.runner)
 LAUNCH_START_RE = re.compile(r"\[nsa \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] starting: ")
@@ -438,28 +441,45 @@ def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
 LAUNCHER_MODULE = "torch.distributed.run"  # what `nsa launch` runs (launch.json's argv), the ranks' parent
 
 
-def local_ranks_without_launcher(h: RunHistory, run_dir: Path) -> list[tuple[int, int]]:
-    """(rank, pid) of the current attempt's ranks alive here as this run's trainer whose parent is not torchrun any
-    more: torchrun was killed (`kill -USR1` or `kill -9` on its pid) and the ranks train on with nothing to
-    supervise them, stop them together or record how they end. Only for a run `nsa launch` started here, with no
-    exit status yet."""
+def local_rank_processes(h: RunHistory, run_dir: Path) -> list[RankProcess]:
+    """The current attempt's ranks alive on this machine as this run's trainer, each with its /proc state
+    (check_process, the one place it is read); [] for another machine's run."""
+    if h.run_host != socket.gethostname():
+        return []
+    from nsa_tui.launch.dump import check_process
+
+    ranks = sorted(h.attempt_ranks.items())
+    checked = (check_process(rank, st.pid, run_dir, st.last_ts) for rank, st in ranks if st.pid)
+    return [p for p in checked if p.problem is None]
+
+
+def ranks_without_launcher(h: RunHistory, ranks: list[RankProcess]) -> list[tuple[int, int]]:
+    """(rank, pid) of ``ranks`` (local_rank_processes) whose parent is not torchrun any more: torchrun was killed
+    (`kill -USR1` or `kill -9` on its pid) and the ranks train on with nothing to supervise them, stop them together
+    or record how they end. Only for a run `nsa launch` started here, with no exit status yet."""
     argv = h.launch.get("argv") if h.launch else None
     if not isinstance(argv, list) or LAUNCHER_MODULE not in argv or h.launch_elsewhere or h.exit_status is not None:
         return []
-    if h.run_host != socket.gethostname():
-        return []
-    from nsa_train.runtime.control import proc_stat_fields
-    from nsa_tui.launch.dump import check_process, process_argv
+    from nsa_tui.launch.dump import process_argv
 
     out = []
-    for rank, st in sorted(h.attempt_ranks.items()):
-        if not st.pid or check_process(rank, st.pid, run_dir, st.last_ts).problem is not None:
-            continue
-        fields = proc_stat_fields(st.pid)
-        parent = process_argv(int(fields[1])) if fields and len(fields) > 1 and fields[1].isdecimal() else None
-        if parent is not None and LAUNCHER_MODULE not in parent:
-            out.append((rank, st.pid))
+    for p in ranks:
+        parent = process_argv(p.ppid) if p.ppid is not None else None
+        if parent is not None and LAUNCHER_MODULE not in parent and p.pid is not None:
+            out.append((p.rank, p.pid))
     return out
+
+
+def stopped_ranks(ranks: list[RankProcess]) -> list[tuple[int, int]]:
+    """(rank, pid) of ``ranks`` (local_rank_processes) whose process is stopped (SIGSTOP, ctrl-z): rank_stopped's
+    facts."""
+    return [(p.rank, p.pid) for p in ranks if p.stopped and p.pid is not None]
+
+
+def note_local_ranks(h: RunHistory, run_dir: Path) -> None:
+    """launcher_gone's and rank_stopped's facts of a run whose ranks may run here, from one read of their /proc."""
+    ranks = local_rank_processes(h, run_dir)
+    h.ranks_without_launcher, h.stopped_ranks = ranks_without_launcher(h, ranks), stopped_ranks(ranks)
 
 
 def launch_tmux_sessions(run_dir: Path) -> list[str] | None:
@@ -486,5 +506,5 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
     h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
     if check_processes:
         check_local_pids(h, run_dir)
-        h.ranks_without_launcher = local_ranks_without_launcher(h, run_dir)
+        note_local_ranks(h, run_dir)
     return h

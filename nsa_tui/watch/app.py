@@ -374,6 +374,7 @@ class WatchApp(App):
             h.attempt_start_ts,
             h.restarted_since_progress,
             len(h.ranks_without_launcher),  # torchrun killed under live ranks (launcher_gone)
+            tuple(h.stopped_ranks),  # a rank's process stopped or continued (rank_stopped)
         )
         # A starting or stalled run whose step moves is running again: judged at once (the header said `starting
         # phase train 13s` beside step 1/30, or `stalled` beside a new step, for up to HEALTH_EVERY_S). Not the step in

@@ -26,10 +26,12 @@ from nsa_tui.runs.load import (
     fill_context,
     listed_pids_alive,
     local_pids_alive,
-    local_ranks_without_launcher,
+    local_rank_processes,
     local_tmux_sessions,
     local_trainer_alive,
+    ranks_without_launcher,
     settle_liveness,
+    stopped_ranks,
     tmux_session_name,
 )
 from nsa_tui.tail.source import RunSource, Update
@@ -222,8 +224,10 @@ class RunModel:
         self._tmux: list[str] | None = None
         self._pids_alive: bool | None = None
         self._trainer_alive: bool | None = None  # a rank alive as this run's trainer while its session is not found
-        # (rank, pid) alive here whose torchrun is gone (/proc, as `nsa status` reads it); over ssh the host judges
+        # (rank, pid) alive here whose torchrun is gone, and whose process is stopped (/proc, as `nsa status` reads
+        # them); over ssh the host judges
         self._no_launcher: list[tuple[int, int]] = []
+        self._stopped: list[tuple[int, int]] = []
         self._tmux_at = -1e9
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
@@ -412,7 +416,8 @@ class RunModel:
         fill_context(self.history, bundle)
         self.history.format = fmt
         settle_liveness(self.history, self._pids_alive, self._trainer_alive)  # as status does
-        self.history.ranks_without_launcher = self._no_launcher  # launcher_gone's facts: a new history lacks them
+        # launcher_gone's and rank_stopped's facts: a new history lacks them
+        self.history.ranks_without_launcher, self.history.stopped_ranks = self._no_launcher, self._stopped
 
     @property
     def clock_offset_s(self) -> float:
@@ -450,10 +455,13 @@ class RunModel:
         else:
             alive = listed_pids_alive(self.history, said[0], said[1]) if said else None
         sessions = trainer = None
-        # the ranks' parents: read from /proc only where the ranks run, at this check's pace (every TMUX_EVERY_S)
+        # the ranks' parents and states: read from /proc only where the ranks run, at this check's pace (every
+        # TMUX_EVERY_S)
         no_launcher: list[tuple[int, int]] = []
+        stopped: list[tuple[int, int]] = []
         if said is _ASKED_HERE:
-            no_launcher = local_ranks_without_launcher(self.history, self.source.directory)  # type: ignore[attr-defined]
+            ranks = local_rank_processes(self.history, self.source.directory)  # type: ignore[attr-defined]
+            no_launcher, stopped = ranks_without_launcher(self.history, ranks), stopped_ranks(ranks)
         if LAUNCH_JSON in self._whole:
             if said is _ASKED_HERE:
                 sessions = local_tmux_sessions(tmux.recorded_socket(self.history.launch))  # the run's own server
@@ -461,14 +469,15 @@ class RunModel:
                     trainer = local_trainer_alive(self.history, self.source.directory)  # type: ignore[attr-defined]
             else:
                 sessions = self.source.tmux_sessions  # type: ignore[attr-defined]
-        changed = (alive, sessions, trainer, no_launcher) != (
+        changed = (alive, sessions, trainer, no_launcher, stopped) != (
             self._pids_alive,
             self._tmux,
             self._trainer_alive,
             self._no_launcher,
+            self._stopped,
         )
         self._pids_alive, self._tmux, self._trainer_alive = alive, sessions, trainer
-        self._no_launcher = no_launcher
+        self._no_launcher, self._stopped = no_launcher, stopped
         return changed
 
     # ------------------------------------------------------------ derived

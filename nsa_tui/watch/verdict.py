@@ -116,7 +116,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
     except Exception as e:  # shown on screen, never swallowed
         return VerdictView(problem=f"health engine failed: {type(e).__name__}: {e}")
     alerts = [AlertView(a.rule, a.severity, a.message, a.since_step) for a in v.alerts]
-    alerts.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 3), a.rule))
+    alerts.sort(key=lambda a: SEVERITY_ORDER.get(a.severity, 3))  # the engine's order within a severity (a cause first)
     ended = v.state in ENDED_STATES
     pending = [PendingView(p.rule, p.severity, p.message, held_forms(p, ended)) for p in v.pending]
     nothing = v.state == "unknown" and not alerts  # an alert (run_dir_gone) is a verdict on what was read: kept

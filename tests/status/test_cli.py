@@ -335,8 +335,8 @@ def test_a_bad_monitor_section_names_the_file_it_was_read_from(runs_dir):
 BUILT_IN = (
     "nan_loss, loss_increase, loss_plateau, throughput_low, throughput_drop, memory_high, heartbeat_stale, "
     "watchdog_stall, stuck_at_start, gate_collapse, fallbacks_rising, data_stall, lr_mismatch, grad_spike, "
-    "val_rising, val_suspicious, disk_low, process_exited, launcher_exit, launcher_gone, run_dir_gone, clock_skew; "
-    "a new rule needs `metric`"
+    "val_rising, val_suspicious, disk_low, process_exited, launcher_exit, launcher_gone, rank_stopped, run_dir_gone, "
+    "clock_skew; a new rule needs `metric`"
 )
 
 

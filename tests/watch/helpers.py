@@ -44,6 +44,31 @@ async def wait_loaded(pilot, app: WatchApp, timeout: float = 10.0) -> None:
     await pilot.pause()
 
 
+def watch_here(run: Path) -> tuple[RunModel, WatchApp]:
+    """The dashboard on a run of this machine, asking after its processes as `nsa watch RUN` does."""
+    import time
+
+    model = RunModel(run.name, LocalRunSource(run, force_poll=True), where=str(run), check_liveness=True)
+    return model, WatchApp([model], clock=time.time)
+
+
+async def loaded_and_checked(pilot, app: WatchApp, model: RunModel) -> None:
+    """Until the first read is drawn and the first liveness check is in the verdict."""
+    await wait_loaded(pilot, app)
+    await until_liveness(pilot, model, lambda: model._tmux_at > 0)
+    app._redraw(force=True)
+
+
+async def until_liveness(pilot, model: RunModel, done, timeout: float = 8.0) -> None:
+    """Ask for the model's next liveness check now (it comes every TMUX_EVERY_S) and wait until ``done()``."""
+    import time
+
+    model._tmux_at = -1e9
+    t0 = time.monotonic()
+    while not done() and time.monotonic() - t0 < timeout:
+        await pilot.pause(0.05)
+
+
 def async_test(fn):
     """Run an async test function with asyncio (no pytest-asyncio here); fixtures pass through."""
     import asyncio

@@ -1,0 +1,110 @@
+"""A rank whose process is stopped (SIGSTOP, ctrl-z in its pane): the whole DDP run waits on it, and `nsa status`
+said `stalled critical heartbeat_stale ... no progress for 2m` minutes later, leaving the user to guess why; only
+`nsa dump` named the stopped rank. The rule rank_stopped names it, its pid and the `kill -CONT` that resumes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from fixtures.runs import make_v1_run
+from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
+from typer.testing import CliRunner
+
+from nsa_tui.cli import app
+from nsa_tui.health import build_rules, evaluate
+from nsa_tui.health.defaults import DEFAULT_RULES
+from nsa_tui.runs import load_run
+
+NOW = 1_800_000_000.0
+STOPPED = "rank 1 (pid 4321) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4321` resumes"
+
+
+def _two_ranks(tmp_path: Path):
+    w = make_v1_run(tmp_path / "ddp", steps=300, n_ranks=2, now=NOW)
+    w.liveness(1)
+    h = load_run(w.path, check_processes=False)
+    h.stopped_ranks = [(1, 4321)]  # what /proc said on the ranks' machine (runs/load.py note_local_ranks)
+    return w, h
+
+
+def test_a_stopped_rank_is_pending_then_critical_after_its_for_window(tmp_path):
+    _, h = _two_ranks(tmp_path)
+    seen = h.attempt_ranks[1].last_ts
+    rules = build_rules(h.config)
+    assert rules["rank_stopped"].for_s == 60.0 and DEFAULT_RULES["rank_stopped"]["severity"] == "critical"
+
+    soon = evaluate(h, seen + 20, rules)  # a passing ctrl-z: said, but changes no health
+    assert soon.health == "ok" and soon.state == "running" and soon.alerts == []
+    [pending] = soon.pending
+    assert (pending.rule, pending.message) == ("rank_stopped", STOPPED)
+    assert pending.held_s == pytest.approx(20.0) and pending.for_s == 60.0
+
+    held = evaluate(h, seen + 61, rules)
+    assert [(a.rule, a.severity, a.message) for a in held.alerts] == [("rank_stopped", "critical", STOPPED)]
+    assert held.state == "stalled" and held.exit_code == 2 and held.pending == []
+
+    h.stopped_ranks = []  # continued
+    assert evaluate(h, seen + 61, rules).alerts == []
+
+
+def test_the_stall_alerts_point_at_the_stopped_rank_and_come_after_it(tmp_path):
+    w, h = _two_ranks(tmp_path)
+    w.stall(seconds=300)  # rank 0's watchdog: its step waits on rank 1 in a collective
+    h = load_run(w.path, check_processes=False)
+    h.stopped_ranks = [(1, 4321)]
+    v = evaluate(h, w.ts + 700, build_rules(h.config))
+    assert [a.rule for a in v.alerts] == ["rank_stopped", "heartbeat_stale"]  # the cause first
+    assert v.alerts[1].message.endswith(f" ago: {STOPPED}"), v.alerts[1].message  # after "last seen: rank 1 ..."
+    assert "nsa dump" not in v.alerts[1].message  # a stopped rank answers no dump
+
+    rules = build_rules(h.config)
+    rules["heartbeat_stale"].enabled = False  # the watchdog's alone
+    [stopped, stall] = evaluate(h, w.ts + 700, rules).alerts
+    assert stopped.rule == "rank_stopped" and stall.rule == "watchdog_stall"
+    assert stall.message.endswith(f"no step since; stack dumps: stackdump_rank0_1.txt: {STOPPED}"), stall.message
+
+
+def test_an_ended_run_has_no_stopped_rank(tmp_path):
+    w = make_v1_run(tmp_path / "done", steps=100, state="finished", now=NOW)
+    h = load_run(w.path, check_processes=False)
+    h.stopped_ranks = [(0, 4321)]
+    assert [a.rule for a in evaluate(h, NOW + 600).alerts if a.rule == "rank_stopped"] == []
+
+
+def _status(run_dir: Path, *extra: str) -> tuple[int, dict]:
+    res = CliRunner().invoke(app, ["status", "--json", *extra, str(run_dir)])
+    return res.exit_code, json.loads(res.stdout)
+
+
+def test_status_names_a_stopped_local_rank_and_clears_when_it_continues(tmp_path):
+    """Real processes: a stand-in torchrun and its rank (fixtures/torchrun.py), the rank stopped with SIGSTOP."""
+    run_dir = tmp_path / "paused"
+    torchrun, rank = torchrun_with_rank(run_dir)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rank_stopped: {for: 1s}\n")  # the default 60 s, shortened for the test
+    said = f"rank 0 (pid {rank}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank}` resumes"
+    try:
+        launched_here(run_dir, rank)
+        code, v = _status(run_dir)
+        assert code == 0 and v["alerts"] == [] and v["pending"] == [], v
+
+        os.kill(rank, signal.SIGSTOP)
+        code, v = _status(run_dir)  # inside the default window: pending, health untouched
+        assert code == 0 and [(p["rule"], p["message"]) for p in v["pending"]] == [("rank_stopped", said)], v
+        time.sleep(1.2)
+        code, v = _status(run_dir, "--rules", str(rules))
+        assert code == 2 and v["state"] == "stalled" and v["health"] == "critical", v
+        assert [(a["rule"], a["severity"], a["message"]) for a in v["alerts"]] == [("rank_stopped", "critical", said)]
+        text = CliRunner().invoke(app, ["status", "--rules", str(rules), str(run_dir)])
+        assert text.exit_code == 2 and f"critical rank_stopped (since step 100): {said}" in text.stdout, text.stdout
+
+        os.kill(rank, signal.SIGCONT)
+        code, v = _status(run_dir, "--rules", str(rules))
+        assert code == 0 and v["state"] == "running" and v["alerts"] == [] and v["pending"] == [], v
+    finally:
+        end_stand_ins(torchrun, rank)

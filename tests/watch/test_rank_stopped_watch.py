@@ -1,0 +1,47 @@
+"""The dashboard watching a run of this machine names a stopped rank as `nsa status` there does (rank_stopped): a
+rank stopped with SIGSTOP read `stalled critical heartbeat_stale` minutes later, and only the `d` key said why. A real
+process stands in for the rank (fixtures/torchrun.py); the dashboard reads its state from /proc on its liveness
+check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
+
+from nsa_tui.health import build_rules, evaluate
+from nsa_tui.runs import load_run
+from watch.helpers import async_test, loaded_and_checked, screen_lines, until_liveness, watch_here
+
+
+@async_test
+async def test_the_dashboard_names_a_stopped_local_rank_in_its_health_panel(tmp_path):
+    run = tmp_path / "paused"
+    torchrun, rank = torchrun_with_rank(run)
+    said = f"rank 0 (pid {rank}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank}` resumes"
+    try:
+        launched_here(run, rank, monitor={"rules": {"rank_stopped": {"for": "1s"}}})  # the default 60 s, shortened
+        model, app = watch_here(run)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded_and_checked(pilot, app, model)
+            assert app.verdicts[0].alerts == [] and app.verdicts[0].state == "running", app.verdicts[0]
+
+            os.kill(rank, signal.SIGSTOP)
+            time.sleep(1.2)  # past the rule's `for`, counted from the rank's newest record
+            rules = lambda: [a.rule for a in app.verdicts[0].alerts]  # noqa: E731
+            await until_liveness(pilot, model, lambda: "rank_stopped" in rules())
+            v = app.verdicts[0]
+            assert [(a.rule, a.severity, a.message) for a in v.alerts] == [("rank_stopped", "critical", said)], v
+            status = evaluate(load_run(run), time.time(), build_rules(model.history.config))
+            assert (v.state, v.health) == (status.state, status.health) == ("stalled", "critical")
+            assert [a.message for a in status.alerts] == [said]  # one rule, one message: `nsa status`'s
+            await pilot.pause()
+            assert any("rank_stopped" in line for line in screen_lines(app))  # the health panel says it
+
+            os.kill(rank, signal.SIGCONT)
+            await until_liveness(pilot, model, lambda: not rules())
+            assert app.verdicts[0].alerts == [] and app.verdicts[0].state == "running", app.verdicts[0]
+    finally:
+        end_stand_ins(torchrun, rank)
