@@ -16,7 +16,9 @@ from collections.abc import Mapping
 # unix seconds: the boot time plus field 22 of /proc/PID/stat) for each one that started SINCE (seconds after boot,
 # /proc/uptime's clock; 0 or none: every one) or later. A caller that lists again every few seconds passes the
 # uptime it read before its last listing: a process started before that was in it, its start already told, so
-# a round costs bytes only for the processes new since. Returns 1 (prints nothing) without /proc.
+# a round costs bytes only for the processes new since. A stopped process (state T, or t when traced: SIGSTOP,
+# ctrl-z) has /T after its token in every listing (STOPPED_MARK: rank_stopped's facts over ssh). Returns 1 (prints
+# nothing) without /proc.
 # launch_socket DIR: the tmux server DIR/launch.json names: its absolute socket path (tmux_socket_path), else its
 # socket name ("" for null: the default server); returns 1 without launch.json or without either key
 # (nsa_tui.launch.tmux.recorded_socket is the same rule in Python).
@@ -32,8 +34,9 @@ live_pids() {
   cat /proc/[0-9]*/stat 2>/dev/null | awk -v hz="$hz_" -v since="${1:-0}" '
     BEGIN { while ((getline l_ < "/proc/stat") > 0) if (l_ ~ /^btime /) bt = substr(l_, 7) + 0 }
     $1 !~ /^[0-9]+$/ { next }
-    { p = $1; if (!sub(/^.*\) /, "") || $20 !~ /^[0-9]+$/ || bt <= 0) { printf "%s ", p; next }
-      s = $20 / hz; if (s >= since) printf "%s:%.0f ", p, int(bt + s); else printf "%s ", p }'
+    { p = $1; ok = sub(/^.*\) /, ""); t = (ok && ($1 == "T" || $1 == "t")) ? "/T" : ""
+      if (!ok || $20 !~ /^[0-9]+$/ || bt <= 0) { printf "%s%s ", p, t; next }
+      s = $20 / hz; if (s >= since) printf "%s:%.0f%s ", p, int(bt + s), t; else printf "%s%s ", p, t }'
 }
 launch_socket() {
   [ -f "$1/launch.json" ] || return 1
@@ -61,13 +64,22 @@ recorded_tmux() {
 """
 
 
+STOPPED_MARK = b"/T"  # after a stopped process's token in live_pids' output
+
+
 def parse_pids(body: bytes, known: Mapping[int, float | None] | None = None) -> dict[int, float | None]:
     """live_pids' output as {pid: its start (unix seconds), None when unknown}; a pid listed without its start
     keeps the one ``known`` (the same host's previous listing) has. Anything malformed is ignored."""
     out: dict[int, float | None] = {}
     for token in body.split():
-        pid, sep, start = token.partition(b":")
+        pid, sep, start = token.removesuffix(STOPPED_MARK).partition(b":")
         if not pid.isdigit() or (sep and not start.isdigit()):
             continue
         out[int(pid)] = float(start) if sep else (known or {}).get(int(pid))
     return out
+
+
+def parse_stopped(body: bytes) -> frozenset[int]:
+    """The pids live_pids' output marks stopped (STOPPED_MARK): a listing tells them all, whatever its SINCE."""
+    tokens = (t.removesuffix(STOPPED_MARK).partition(b":")[0] for t in body.split() if t.endswith(STOPPED_MARK))
+    return frozenset(int(pid) for pid in tokens if pid.isdigit())

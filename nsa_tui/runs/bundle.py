@@ -18,7 +18,7 @@ from pathlib import Path
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.remote.checkout import PRELUDE, deleted_on_host, launched_note_line, launched_twice, unreadable_on_host
-from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
+from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
 
 KIB = 1024
@@ -89,6 +89,7 @@ class RunBundle:
     # None: unknown), when it has /proc
     pid_host: str | None = None
     live_pids: dict[int, float | None] | None = None
+    stopped_pids: frozenset[int] = frozenset()  # over SSH: which of live_pids are stopped (SIGSTOP, ctrl-z)
     # files that are there but could not be read ({name: why}, a permission): not taken for missing ones
     unreadable: dict[str, str] = field(default_factory=dict)
 
@@ -342,6 +343,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     sessions: list[str] | None = None
     pid_host: str | None = None
     live_pids: dict[int, float | None] | None = None
+    stopped_pids: frozenset[int] = frozenset()
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
     left_out: list[str] = []
@@ -367,7 +369,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             except ValueError:
                 now = None
         elif kind == "procs":
-            pid_host, live_pids = rest, parse_pids(body)
+            pid_host, live_pids, stopped_pids = rest, parse_pids(body), parse_stopped(body)
         elif kind == "tmux":
             sessions = [s for s in body.decode("utf-8", errors="replace").splitlines() if s]
         elif kind == "missing":
@@ -407,7 +409,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             current.real_path = body.decode("utf-8", errors="replace") or None
             current.now = now or time.time()
             current.tmux_sessions = sessions
-            current.pid_host, current.live_pids = pid_host, live_pids
+            current.pid_host, current.live_pids, current.stopped_pids = pid_host, live_pids, stopped_pids
             out.append(current)
         elif kind == "end":
             complete = True

@@ -344,6 +344,7 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None, who
         h.feed(name, lines)
     if bundle.live_pids is not None:  # over ssh: the host's processes came with the files
         settle_liveness(h, listed_pids_alive(h, bundle.pid_host, bundle.live_pids))
+        h.stopped_ranks = listed_stopped_ranks(h, bundle.pid_host, bundle.live_pids, bundle.stopped_pids)
     return h
 
 
@@ -425,6 +426,18 @@ def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, floa
     script listed them over ssh), held by the process that wrote its records? local_pids_alive's rule."""
     written = _written(h)
     return pids_alive_on(h, host, lambda pid: pid in starts and not later_process(starts[pid], written[pid]))
+
+
+def listed_stopped_ranks(
+    h: RunHistory, host: str | None, starts: Mapping[int, float | None], stopped: frozenset[int]
+) -> list[tuple[int, int]]:
+    """(rank, pid) of a run of ``host`` whose pid the host's listing (``starts``, as listed_pids_alive reads it) holds
+    as the process that wrote its records, marked stopped (``stopped``): rank_stopped's facts over ssh."""
+    if not host or h.run_host != host:
+        return []
+    written = _written(h)
+    ranks = sorted((r, st.pid) for r, st in h.attempt_ranks.items() if st.pid is not None and st.pid in stopped)
+    return [(r, pid) for r, pid in ranks if pid in starts and not later_process(starts[pid], written[pid])]
 
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:

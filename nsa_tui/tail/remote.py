@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 
-from nsa_tui.remote.liveness import parse_pids
+from nsa_tui.remote.liveness import parse_pids, parse_stopped
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
@@ -75,11 +75,12 @@ class RemoteRunSource:
         self.tmp_blocked = ""
         self._round_blocked = ""
         # the run's process, as the host last said (None: not said, or not connected): the sessions of the tmux
-        # server its launch.json names, and (host name, {live pid: its start}) for a run started some other way
+        # server its launch.json names, and (host name, {live pid: its start}, the stopped ones among them) for a run
+        # started some other way
         self.tmux_sessions: list[str] | None = None
-        self.live_pids: tuple[str, dict[int, float | None]] | None = None
+        self.live_pids: tuple[str, dict[int, float | None], frozenset[int]] | None = None
         self._round_tmux: list[str] | None = None
-        self._round_pids: tuple[str, dict[int, float | None]] | None = None
+        self._round_pids: tuple[str, dict[int, float | None], frozenset[int]] | None = None
         # this connection's last P frame: it tells a process's start once, the next ones only for new processes
         self._pid_starts: dict[int, float | None] = {}
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted
@@ -289,7 +290,7 @@ class RemoteRunSource:
             return
         if fr.kind == "P":
             self._pid_starts = parse_pids(fr.data, self._pid_starts)
-            self._round_pids = (fr.name, self._pid_starts)
+            self._round_pids = (fr.name, self._pid_starts, parse_stopped(fr.data))
             return
         if fr.kind == "F":
             self._whole_present.add(fr.name)

@@ -25,6 +25,7 @@ from nsa_tui.runs.load import (
     detect_format_from_bundle,
     fill_context,
     listed_pids_alive,
+    listed_stopped_ranks,
     local_pids_alive,
     local_rank_processes,
     local_tmux_sessions,
@@ -224,8 +225,8 @@ class RunModel:
         self._tmux: list[str] | None = None
         self._pids_alive: bool | None = None
         self._trainer_alive: bool | None = None  # a rank alive as this run's trainer while its session is not found
-        # (rank, pid) alive here whose torchrun is gone, and whose process is stopped (/proc, as `nsa status` reads
-        # them); over ssh the host judges
+        # (rank, pid) alive here whose torchrun is gone (over ssh the host judges), and whose process is stopped
+        # (/proc, as `nsa status` reads them; over ssh the host's pid listing marks them)
         self._no_launcher: list[tuple[int, int]] = []
         self._stopped: list[tuple[int, int]] = []
         self._tmux_at = -1e9
@@ -456,10 +457,12 @@ class RunModel:
             alive = listed_pids_alive(self.history, said[0], said[1]) if said else None
         sessions = trainer = None
         # the ranks' parents and states: read from /proc only where the ranks run, at this check's pace (every
-        # TMUX_EVERY_S)
+        # TMUX_EVERY_S); over ssh the host's listing marks the stopped ones
         no_launcher: list[tuple[int, int]] = []
         stopped: list[tuple[int, int]] = []
-        if said is _ASKED_HERE:
+        if said is not _ASKED_HERE and said:
+            stopped = listed_stopped_ranks(self.history, said[0], said[1], said[2])
+        elif said is _ASKED_HERE:
             ranks = local_rank_processes(self.history, self.source.directory)  # type: ignore[attr-defined]
             no_launcher, stopped = ranks_without_launcher(self.history, ranks), stopped_ranks(ranks)
         if LAUNCH_JSON in self._whole:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -17,6 +18,7 @@ import pytest
 from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 from fixtures.shells import SHELLS, posix_shell
+from fixtures.torchrun import rank_argv
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
 from nsa_train.telemetry import schema
@@ -61,6 +63,34 @@ def test_status_over_ssh_without_nsa_there_judges_a_run_by_its_pids(tmp_path, ss
     assert json.loads(remote.stdout)["state"] == "running"
 
 
+def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_factory, monkeypatch):
+    """`nsa status --host` judged here from the files (no nsa on the host, or an older one, or `--rules`) said
+    nothing of a rank stopped with SIGSTOP: the host's pid listing marks stopped processes, and rank_stopped judges
+    them as a local `nsa status` does."""
+    s = sshd_factory(with_nsa=False)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    run = tmp_path / "paused"
+    rank = subprocess.Popen(rank_argv(run))  # this run's trainer by its command line, as a local status checks
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rank_stopped: {for: 0}\n")  # at once (the default 60 s is tests/status/test_rank_stopped.py's)
+    said = f"rank 0 (pid {rank.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank.pid}` resumes"
+    try:
+        this_hosts_run(run, rank.pid)
+        rank.send_signal(signal.SIGSTOP)
+        for where in ((), ("--host", s.host)):
+            res = invoke("status", "--json", "--rules", str(rules), *where, str(run))
+            v = json.loads(res.stdout)
+            assert (res.exit_code, v["state"], v.get("via")) == (2, "stalled", "ssh" if where else None), res.stderr
+            assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", said)], v["alerts"]
+        rank.send_signal(signal.SIGCONT)
+        res = invoke("status", "--json", "--rules", str(rules), "--host", s.host, str(run))
+        assert res.exit_code == 0 and json.loads(res.stdout)["alerts"] == [], res.stdout
+    finally:
+        rank.send_signal(signal.SIGCONT)
+        rank.kill()
+        rank.wait()
+
+
 def _reused_pid_run(path: Path, pid: int) -> None:
     """A run of this machine whose records name ``pid``, written a minute before the process holding it now started
     (a killed run's pid taken since by another process: pids are reused, soon after a reboot)."""
@@ -101,6 +131,28 @@ def test_watch_over_ssh_tells_a_reused_pid_from_the_run(tmp_path, sshd):
         later.kill()
         later.wait()
     assert states == ["crashed", "running"]
+
+
+def test_watch_over_ssh_names_a_stopped_rank_as_status_does(tmp_path, sshd):
+    """The host's pid listing marks a stopped process: `nsa watch --host` judges rank_stopped with it (here inside its
+    default 60 s: pending, naming the pid), and a rank continued is no longer said."""
+    run = tmp_path / "paused"
+    rank = subprocess.Popen(rank_argv(run))
+    m = _remote_model(sshd.host, run)
+    try:
+        this_hosts_run(run, rank.pid)
+        rank.send_signal(signal.SIGSTOP)
+        _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == [(0, rank.pid)])
+        said = f"rank 0 (pid {rank.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank.pid}` resumes"
+        assert [(p.rule, p.message) for p in model_verdict(m, time.time()).pending] == [("rank_stopped", said)]
+        rank.send_signal(signal.SIGCONT)
+        _pump_until([m], lambda m: m.history.stopped_ranks == [])
+        assert model_verdict(m, time.time()).pending == []
+    finally:
+        m.source.close()
+        rank.send_signal(signal.SIGCONT)
+        rank.kill()
+        rank.wait()
 
 
 def test_watch_over_ssh_hears_the_start_of_a_process_new_since_its_last_report(tmp_path, sshd, monkeypatch):
