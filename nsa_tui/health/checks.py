@@ -859,8 +859,8 @@ def rank_stopped(c: Context) -> Finding | None:
     clocks = attempt_clocks(h, c.now)
     stopped = [r for r, _ in h.stopped_ranks]
     seen = [k.seen for r in stopped if (k := clocks.get(r)) is not None and k.seen is not None]
-    steps = [st.last_step for r in stopped if (st := h.attempt_ranks.get(r)) is not None and st.last_step is not None]
-    return Finding(min(steps, default=None), min(seen, default=None), stopped_ranks_text(h.stopped_ranks))
+    # the run's step: a rank writes its liveness record every 30 s, and its older step read as the stop's
+    return Finding(h.latest_step, min(seen, default=None), stopped_ranks_text(h.stopped_ranks))
 
 
 def stopped_ranks_text(ranks: Sequence[tuple[int, int]]) -> str:

@@ -323,7 +323,10 @@ class WatchApp(App):
                 self._last_ranks = mono
                 live_every = (m.history.config.get("monitor") or {}).get("liveness_every_s")
                 every = float(live_every) if isinstance(live_every, (int, float)) and live_every > 0 else 0.0
-                main.query_one(RanksPanel).show(self._rank_rows(m, now), ended=_ended(v.state), liveness_every_s=every)
+                stopped = frozenset(r for r, _ in m.history.stopped_ranks)
+                main.query_one(RanksPanel).show(
+                    self._rank_rows(m, now), ended=_ended(v.state), liveness_every_s=every, stopped=stopped
+                )
             if data_changed or force:
                 plot = force or mono - self._last_plot >= PLOT_REDRAW_GAP_S - 0.05  # timers fire early
                 if plot:

@@ -26,7 +26,9 @@ STOPPED = "rank 1 (pid 4321) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4321` res
 
 def _two_ranks(tmp_path: Path):
     w = make_v1_run(tmp_path / "ddp", steps=300, n_ranks=2, now=NOW)
-    w.liveness(1)
+    w.n_ranks = 1  # rank 0 logs on: rank 1 writes a liveness record every 30 s only
+    w.progress(3)
+    w.n_ranks = 2
     h = load_run(w.path, check_processes=False)
     h.stopped_ranks = [(1, 4321)]  # what /proc said on the ranks' machine (runs/load.py note_local_ranks)
     return w, h
@@ -46,6 +48,8 @@ def test_a_stopped_rank_is_pending_then_critical_after_its_for_window(tmp_path):
 
     held = evaluate(h, seen + 61, rules)
     assert [(a.rule, a.severity, a.message) for a in held.alerts] == [("rank_stopped", "critical", STOPPED)]
+    # the run's step, not rank 1's older one: it writes a record every 30 s, rank 0 one every log_every steps
+    assert held.alerts[0].since_step == h.latest_step == 330 and h.attempt_ranks[1].last_step == 300
     assert held.state == "stalled" and held.exit_code == 2 and held.pending == []
 
     h.stopped_ranks = []  # continued

@@ -13,6 +13,7 @@ from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
 
 from nsa_tui.health import build_rules, evaluate
 from nsa_tui.runs import load_run
+from nsa_tui.watch.widgets.ranks_panel import RanksPanel
 from watch.helpers import async_test, loaded_and_checked, screen_lines, until_liveness, watch_here
 
 
@@ -39,9 +40,13 @@ async def test_the_dashboard_names_a_stopped_local_rank_in_its_health_panel(tmp_
             assert [a.message for a in status.alerts] == [said]  # one rule, one message: `nsa status`'s
             await pilot.pause()
             assert any("rank_stopped" in line for line in screen_lines(app))  # the health panel says it
+            app._redraw(force=True)
+            assert "○ r0 s100 stopped " in app.query_one(RanksPanel).render().plain  # and the ranks line
 
             os.kill(rank, signal.SIGCONT)
             await until_liveness(pilot, model, lambda: not rules())
             assert app.verdicts[0].alerts == [] and app.verdicts[0].state == "running", app.verdicts[0]
+            app._redraw(force=True)
+            assert "● r0 s100 " in app.query_one(RanksPanel).render().plain
     finally:
         end_stand_ins(torchrun, rank)

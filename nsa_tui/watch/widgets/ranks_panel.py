@@ -20,19 +20,25 @@ class RanksPanel(Widget):
         self.rows: list[tuple[int, int | None, float | None]] = []
         self.ended = ""
         self.stale_s = STALE_S
+        self.stopped: frozenset[int] = frozenset()
 
     def show(
-        self, rows: list[tuple[int, int | None, float | None]], ended: str = "", liveness_every_s: float = 0.0
+        self,
+        rows: list[tuple[int, int | None, float | None]],
+        ended: str = "",
+        liveness_every_s: float = 0.0,
+        stopped: frozenset[int] = frozenset(),
     ) -> None:
         """``ended``: the run's state once its processes are gone (finished, halted, crashed), or `unknown` (its
         directory or host out of reach: nothing new can say a rank lives), else ''. A rank killed a moment ago still
-        has a fresh last record: only this says it is not alive. A rank is stale after 3 liveness intervals."""
+        has a fresh last record: only this says it is not alive. A rank is stale after 3 liveness intervals.
+        ``stopped``: the ranks whose process is stopped (rank_stopped's facts): a fresh age read as a live rank."""
         # ages in whole seconds: a repaint per second at most, not per redraw
         rows = [(r, s, None if a is None else float(int(a))) for r, s, a in rows]
         stale_s = max(STALE_S, 3 * liveness_every_s)
-        if rows == self.rows and ended == self.ended and stale_s == self.stale_s:
+        if (rows, ended, stale_s, stopped) == (self.rows, self.ended, self.stale_s, self.stopped):
             return
-        self.rows, self.ended, self.stale_s = rows, ended, stale_s
+        self.rows, self.ended, self.stale_s, self.stopped = rows, ended, stale_s, stopped
         self.refresh()
 
     def render(self) -> Text:
@@ -41,12 +47,18 @@ class RanksPanel(Widget):
         if not self.rows:
             t.append("none yet", style="grey50")
         for rank, step, age in self.rows:
+            stopped = rank in self.stopped and not self.ended
             if self.ended in ("finished", "halted"):  # gone, and not a fault
                 t.append("○ ", style="grey62")
             elif self.ended == "unknown":
                 t.append("? ", style="grey62")
+            elif stopped:  # alive, not stepping: neither the green of a live rank nor the red of a gone one
+                t.append("○ ", style="bold yellow")
             else:
                 dead = age is None or age > self.stale_s or self.ended == "crashed"
                 t.append("○ " if dead else "● ", style="red" if dead else "green")
-            t.append(f"r{rank} s{step if step is not None else '-'} {fmt.duration(age)}  ")
+            t.append(f"r{rank} s{step if step is not None else '-'} ")
+            if stopped:
+                t.append("stopped ", style="bold yellow")
+            t.append(f"{fmt.duration(age)}  ")
         return t
