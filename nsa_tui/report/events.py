@@ -7,6 +7,7 @@ fired" in its report, which never named the stall record or its dump. These are 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from bisect import bisect_left
@@ -32,6 +33,7 @@ from nsa_tui.health.console_tail import (
     torchrun_failures,
     without_torchrun_report,
 )
+from nsa_tui.health.stop_signal import UNNAMED, halted_by_text, stop_signal
 from nsa_tui.report.load import Attempt, attempts, fresh_start
 from nsa_tui.runs import RunHistory
 from nsa_tui.runs.history import BOOT_SKEW_S, CutRecord, Event
@@ -43,10 +45,9 @@ MAX_EVENT_ROWS = 50
 END_SAID = {
     schema.END_COMPLETED: "completed",
     schema.END_HALT: "halted",
-    schema.END_SIGNAL: "stopped by a signal",
     schema.END_ERROR: "ended by an error",
     schema.END_NAN: "ended by a NaN loss",
-}
+}  # a signal's end is said as `nsa status` says it (stop_signal.halted_by_text)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,21 @@ def _next_attempt_said(last_step: int | None, nxt: Attempt | None) -> list[str]:
     return []
 
 
+def _ranks_ends(h: RunHistory, rank0_end: Event) -> list[dict]:
+    """Every rank's end record of the attempt rank 0's ``rank0_end`` closed: the ranks stop together, after the same
+    step (the rank that received a signal, which names it by its exit status, need not be rank 0), though not at
+    the same moment (rank 0 saves the checkpoint): those of that step between the attempt's boot and the next."""
+    at = rank0_end.ts or 0.0
+    boots = [e.ts for e in h.events if e.kind == schema.KIND_BOOT and e.rank in (0, None) and e.ts is not None]
+    since = max((t for t in boots if t <= at), default=-math.inf) - BOOT_SKEW_S
+    until = min((t for t in boots if t > at), default=math.inf)
+    return [
+        e.fields
+        for e in h.events
+        if e.kind == schema.KIND_END and e.step == rank0_end.step and e.ts is not None and since <= e.ts < until
+    ]
+
+
 def run_events(h: RunHistory, *, ended: bool = False) -> list[RunEvent]:
     """The run's events in time order (those without a time last), at most MAX_EVENT_ROWS (the newest). ``ended``:
     the run's newest attempt is over (crashed), so its missing end record is said too."""
@@ -311,6 +327,8 @@ def run_events(h: RunHistory, *, ended: bool = False) -> list[RunEvent]:
                 continue
             reason, status = e.fields.get("reason"), e.fields.get("exit_status")
             what = END_SAID.get(reason, f"ended ({reason})") if isinstance(reason, str) else "ended"
+            if reason == schema.END_SIGNAL:  # named as status and the Runs table name it
+                what = halted_by_text(stop_signal(_ranks_ends(h, e)) or UNNAMED)
             rows.append(RunEvent(e.ts, e.step, e.rank, what, f"exit status {status}" if status is not None else ""))
     for name in h.stackdumps:  # the dumps no stall names: asked for (SIGUSR1, `nsa dump`)
         if name not in named_dumps:

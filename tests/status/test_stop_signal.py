@@ -73,6 +73,35 @@ def test_report_says_which_signal_stopped_the_run_as_status_does(tmp_path):
     assert cells == {"hup": SIGHUP_LINE, "asked": "halted"}, cells
 
 
+def _event_cells(md: str) -> list[tuple[str, str, str]]:
+    """(run, event, detail) of each row of a report's Events table."""
+    table = md.split("## Events\n", 1)[1].split("\n## ", 1)[0]
+    rows = [ln.removeprefix("| ").removesuffix(" |").split(" | ") for ln in table.splitlines() if ln.startswith("| ")]
+    return [(cells[0], cells[4], cells[5]) for cells in rows[1:]]
+
+
+def test_report_events_name_the_signal_as_the_runs_table_does(tmp_path):
+    """The Events row of a killed tmux server's stop said `stopped by a signal | exit status 0`: which signal, only the
+    Runs table said. The rank that received it (here rank 1) names it; rank 0's row says it."""
+    runs = tmp_path / "runs"
+    w = make_v1_run(runs / "hup", n_ranks=2, state="running")
+    for rank, status, after_s in ((1, 129, 1.0), (0, 0, 20.0)):  # rank 0's last: after the checkpoint it saved
+        w.ts += after_s
+        w._hb(rank, schema.KIND_END, w.step, reason=schema.END_SIGNAL, exit_status=status)
+    stopped_at = w.step
+    boot(w, resume=True)  # resumed, then stopped by a signal no rank names by its exit status
+    start_training(w, w.total_steps, stopped_at)
+    w.progress(3)
+    w.ts += 5.0
+    for r in range(w.n_ranks):
+        w._hb(r, schema.KIND_END, w.step, reason=schema.END_SIGNAL, exit_status=0)
+    res = invoke("report", str(runs / "hup"), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    ends = [(what, detail) for _, what, detail in _event_cells((tmp_path / "out" / "report.md").read_text())]
+    ends = [(what, detail) for what, detail in ends if what.startswith(("halted", "stopped"))]
+    assert ends == [(SIGHUP_LINE, "exit status 0"), (halted_by_text(UNNAMED), "exit status 0")], ends
+
+
 def test_halt_of_a_run_a_signal_stopped_names_the_signal(runs_dir):
     """`nsa halt` of a run a killed tmux server had stopped said `had already ended (reason signal, step N)`: which
     signal, and that nobody asked for that halt, only `nsa status` said."""
