@@ -108,7 +108,7 @@ def halt_remote(run: str, wait: float, host: str, remote_dir: str | None) -> NoR
 def halt_local(run: str, wait: float) -> None:
     from nsa_train.telemetry.schema import LAUNCH_JSON
     from nsa_tui.fmt import exit_status_said
-    from nsa_tui.health.stop_signal import halted_by_text
+    from nsa_tui.health.stop_signal import halted_by_text, not_the_halt_text
     from nsa_tui.launch.halt import ALREADY_ENDED, CLEAN_REASONS, halt_run
     from nsa_tui.rundir import resolve_run, run_name
 
@@ -123,6 +123,8 @@ def halt_local(run: str, wait: float) -> None:
             print(halted_by_text(outcome.stop_signal))
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
+        if outcome.stop_signal:  # the halt was asked, but a signal (a killed tmux server's SIGHUP) came first
+            print(not_the_halt_text(outcome.stop_signal))
     # absolute: over --host a path relative to the host's login directory means nothing here
     print(f"checkpoint: {os.path.abspath(outcome.checkpoint) if outcome.checkpoint else 'none found'}")
     if outcome.exit_status is not None:

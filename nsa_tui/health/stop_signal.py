@@ -41,3 +41,10 @@ def halted_by_text(name: str) -> str:
     """'halted by SIGHUP (no halt was requested: its terminal or tmux server went away)'."""
     why = SENDERS.get(name)
     return f"halted by {name} (no halt was requested" + (f": {why})" if why else ")")
+
+
+def not_the_halt_text(name: str) -> str:
+    """'stopped by SIGHUP, not by this halt (its terminal or tmux server went away)': `nsa halt`'s line for a run
+    that a signal stopped while the halt waited for it to stop."""
+    why = SENDERS.get(name)
+    return f"stopped by {name}, not by this halt" + (f" ({why})" if why else "")

@@ -48,8 +48,8 @@ class HaltOutcome:
     checkpoint: Path | None
     exit_status: int | None
     already_ended: bool = False  # the run had ended before this halt; nothing was created
-    # the run had ended by a signal nobody sent as a halt (a killed tmux server's SIGHUP): which one
-    # (nsa_tui.health.stop_signal; UNNAMED when no rank names it); None otherwise
+    # the run ended by a signal, not by a halt (a killed tmux server's SIGHUP), before this halt or while it waited:
+    # which one (nsa_tui.health.stop_signal; UNNAMED when no rank names it); None otherwise
     stop_signal: str | None = None
 
 
@@ -180,7 +180,7 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         # A resumed run's heartbeat still holds the end record of its earlier segment: only an
         # end written after this request answers it.
         if end is not None and _at_or_after(end, requested):
-            return _finish(run_dir, end, records, deadline)
+            return _finish(run_dir, end, records, deadline, launched)
         status = runstate.read_exit_status(run_dir)
         if status is not None:
             raise UserError(
@@ -236,7 +236,7 @@ def _removed_as_stale(run_dir: Path, records: list[dict], requested: float) -> b
     )
 
 
-def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float) -> HaltOutcome:
+def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float, launched: float | None) -> HaltOutcome:
     # The end record comes before torchrun exits; give the wrapper time to record the status. Only
     # `nsa launch`'s wrapper writes one: a run started by hand has none to wait for.
     exit_deadline = min(time.monotonic() + EXIT_GRACE_S, max(deadline, time.monotonic() + 5))
@@ -244,4 +244,7 @@ def _finish(run_dir: Path, end: dict, records: list[dict], deadline: float) -> H
     while status is None and time.monotonic() < exit_deadline and (run_dir / schema.LAUNCH_JSON).is_file():
         time.sleep(POLL_S)
         status = runstate.read_exit_status(run_dir)
-    return HaltOutcome(str(end.get("reason")), end.get("step"), latest_checkpoint(run_dir, records), status)
+    # a signal (a killed tmux server's SIGHUP) that stopped the run before the halt did: which one
+    stopped_by = stop_signal(runstate.attempt_end_records(run_dir, end, launched))
+    checkpoint = latest_checkpoint(run_dir, records)
+    return HaltOutcome(str(end.get("reason")), end.get("step"), checkpoint, status, stop_signal=stopped_by)

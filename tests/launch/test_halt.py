@@ -220,6 +220,19 @@ def test_halt_asks_again_only_when_the_trainer_says_it_removed_a_stale_one(tmp_p
     assert not halt._removed_as_stale(tmp_path, [{**stale[0], "stale_halt_removed": False}], now)
 
 
+def _halt_waiting(runs_dir: Path, name: str) -> subprocess.Popen:
+    """`nsa halt NAME --wait 20` started, once it has created .HALT: it waits for the run's end record."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsa_tui", "halt", name, "--wait", "20"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NSA_RUNS_DIR": str(runs_dir)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while not (runs_dir / name / ".HALT").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc
+
+
 def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     """Only `nsa launch`'s runner writes exit_status: for a run started by hand with torchrun the halt said
     'not yet written (torchrun is still shutting down)', as if one would come."""
@@ -229,14 +242,7 @@ def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     time.sleep(0.2)  # a process that started before the boot record it "wrote": the trainer's stand-in
     _run(runs_dir, "byhand", [{"kind": "boot", "step": 0, "ts": time.time(), "pid": trainer.pid}], None, launched=None)
     (run / "run.json").write_text(json.dumps({"host": socket.gethostname()}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nsa_tui", "halt", "byhand", "--wait", "20"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "NSA_RUNS_DIR": str(runs_dir)},
-    )  # fmt: skip
-    deadline = time.monotonic() + 15
-    while not (run / ".HALT").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = _halt_waiting(runs_dir, "byhand")
     with open(run / "heartbeat_rank0.jsonl", "a") as fh:  # the trainer stops at its next step
         fh.write(json.dumps({"v": 1, "rank": 0, "pid": 1, "kind": "end", "step": 7, "reason": "halt",
                              "exit_status": None, "ts": time.time()}) + "\n")  # fmt: skip
@@ -249,6 +255,26 @@ def test_a_hand_started_run_has_no_exit_status_to_wait_for(runs_dir):
     assert "not yet written" not in out
     trainer.kill()
     trainer.wait()
+
+
+def test_a_signal_that_stops_the_run_during_the_wait_is_named_not_taken_for_the_halt(runs_dir, tmux_socket):
+    """A killed tmux server's SIGHUP stopped the run while `nsa halt` waited for it: the halt said `stopped at step 7
+    (reason signal)`, as if its .HALT had stopped it, without naming the signal. Rank 1 received it (exit 129)."""
+    now = time.time()
+    run = _run(runs_dir, "hup", [{"kind": "boot", "step": 0, "ts": now}], tmux_socket, launched=now - 1)
+    _session(tmux_socket, "hup")
+    proc = _halt_waiting(runs_dir, "hup")
+    ts = time.time()
+    for rank, status in ((1, 129), (0, 0)):  # every rank's end record, as the trainer writes them at a signal
+        with open(run / f"heartbeat_rank{rank}.jsonl", "a") as fh:
+            fh.write(json.dumps({"v": 1, "rank": rank, "pid": 1, "kind": "end", "step": 7, "reason": "signal",
+                                 "exit_status": status, "ts": ts}) + "\n")  # fmt: skip
+    (run / "exit_status").write_text("0\n")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err  # stopped with a checkpoint: clean, as a halt
+    lines = out.splitlines()
+    at = lines.index("stopped at step 7 (reason signal)")
+    assert lines[at + 1] == "stopped by SIGHUP, not by this halt (its terminal or tmux server went away)", out
 
 
 def a_dead_pid() -> int:
