@@ -16,6 +16,7 @@ from nsa_tui.commands._options import RemoteDirOpt, check_remote_dir
 from nsa_tui.commands.status import (
     NAN_LOSS,
     Judged,
+    dated_ahead_s,
     error_object,
     fetch_judged,
     fmt_duration,
@@ -194,7 +195,10 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
         step += f"/{v['total_steps']}"
     loss = (NAN_LOSS if nan_loss(v) else "-") if v["loss"] is None else f"{v['loss']:.4f}"  # as `nsa status` says it
     toks = toks_text(v, unit="", with_mfu=False, last_attempt=LAST_ATTEMPT_MARK)
-    return [state, step, loss, escape(toks), fmt_duration(v["last_heartbeat_age_s"])]
+    # no age where the heartbeat is dated ahead of this clock: how far, as `nsa status` says it (`23h49m ahead`)
+    ahead = dated_ahead_s(v)
+    beat = fmt_duration(v["last_heartbeat_age_s"]) if ahead is None else f"{fmt_duration(ahead)} ahead"
+    return [state, step, loss, escape(toks), beat]
 
 
 def pending_note(v: dict[str, Any]) -> str:

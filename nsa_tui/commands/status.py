@@ -261,11 +261,18 @@ def fmt_duration(s: float | None) -> str:
     return duration(s, seconds_below=120, hours_below=172800, missing="-")
 
 
-def heartbeat_said(v: dict) -> str:
-    """`12s ago`; where no age can be told because the records are dated ahead of this clock, how far ahead
-    (v.get: a remote nsa may predate the key)."""
+def dated_ahead_s(v: dict) -> float | None:
+    """How far ahead of this clock the heartbeat is dated, where that is why it has no age; None otherwise (v.get: a
+    remote nsa may predate the key)."""
     ahead = v.get("heartbeat_ahead_s")
-    if v["last_heartbeat_age_s"] is None and isinstance(ahead, (int, float)):
+    if v["last_heartbeat_age_s"] is None and isinstance(ahead, (int, float)) and not isinstance(ahead, bool):
+        return float(ahead)
+    return None
+
+
+def heartbeat_said(v: dict) -> str:
+    """`12s ago`; where no age can be told because the records are dated ahead of this clock, how far ahead."""
+    if (ahead := dated_ahead_s(v)) is not None:
         return f"dated {fmt_duration(ahead)} ahead of this machine's clock"
     return f"{fmt_duration(v['last_heartbeat_age_s'])} ago"
 

@@ -5,6 +5,7 @@ Default run names differ only in their time-of-day tail; a cut one no longer say
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -86,3 +87,16 @@ def test_in_a_tmux_pane_of_80_columns(two_runs: Path, tmux_socket: str) -> None:
         whole_cells(screen)
     finally:
         subprocess.run([*tmux, "kill-session", "-t", "runs"], capture_output=True)
+
+
+@pytest.mark.parametrize("columns", [None, 80])
+def test_a_heartbeat_dated_ahead_says_how_far_whole(runs_dir: Path, columns: int | None) -> None:
+    """A finished run copied with the mtimes of a writer a day ahead: `nsa status` says `heartbeat dated 23h49m ahead
+    of this machine's clock`, `nsa runs` said `-`, as of a run without a heartbeat. Its cell says how far, uncut."""
+    make_v1_run(runs_dir / "ahead", steps=300, state="finished", now=time.time() + 86400, age_s=600)
+    make_v1_run(runs_dir / "here", steps=300, state="finished")
+    out = nsa_runs(runs_dir, columns)
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert re.search(r"\b23h(49|50)m ahead +ok\b", rows["ahead"]), out
+    assert " ahead " not in rows["here"], out
+    assert columns is None or all(len(line.rstrip()) <= columns for line in out.splitlines()), out
