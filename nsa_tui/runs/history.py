@@ -976,13 +976,20 @@ class RunHistory:
         refused = self._refusals()
         if launched is None or not refused:
             return False
-        # the launch's process is the first rank-0 boot after it
-        after = [
-            ev
-            for ev in self.events
-            if ev.kind == schema.KIND_BOOT and ev.rank in (0, None) and ev.ts is not None and ev.ts >= launched
-        ]
-        first = min(after, key=_event_time, default=None)
+        # the launch's process: the boot that names it (launch_ts), whatever a clock step did to the times; else (a
+        # trainer before that field) the first rank-0 boot after it that names no other launch
+        first = self._launch_boot(launched)
+        if first is None:
+            after = [
+                ev
+                for ev in self.events
+                if ev.kind == schema.KIND_BOOT
+                and ev.rank in (0, None)
+                and ev.ts is not None
+                and ev.ts >= launched
+                and to_float(ev.fields.get(schema.BOOT_LAUNCH_TS)) is None
+            ]
+            first = min(after, key=_event_time, default=None)
         return first is not None and any(first is b for b, _ in refused)
 
     @property

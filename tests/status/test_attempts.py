@@ -8,6 +8,7 @@ any reading order must show the current attempt continuing from its start."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -378,10 +379,11 @@ def test_the_dashboards_elapsed_is_the_attempts_and_stops_with_it(tmp_path: Path
     assert h.attempt_elapsed(now, ended=False) == pytest.approx(20.0, abs=1.0)  # not the hour since the first start
 
 
-def refused_resume(w: V1RunWriter, message: str) -> None:
+def refused_resume(w: V1RunWriter, message: str, launch_ts: float | None = None) -> None:
     """A --resume that the trainer refused once it had booted (the data files' contents changed, a checkpoint whose
-    bytes are damaged): its phase records up to the data, its error, and an end record that says it was refused."""
-    boot(w, resume=True)
+    bytes are damaged): its phase records up to the data, its error, and an end record that says it was refused.
+    ``launch_ts``: the launch its boot names (none: a trainer before that field)."""
+    boot(w, resume=True, launch_ts=launch_ts)
     w.phase("config")
     w.phase("config", done=True, total_steps=60)  # the steps it was asked for, which it never trained
     w.phase("data")
@@ -444,6 +446,27 @@ def test_a_resume_refused_after_its_boot_leaves_the_run_as_it_was(tmp_path, tmux
     w.progress(1, loss=NEW_LOSS)
     v = evaluate(load_run(path), w.ts + 1)
     assert (v.state, v.step, v.total_steps, v.refused_resume) == ("running", 50, 60, None)
+
+
+def test_a_refused_resume_is_the_launch_its_boot_names_whatever_the_clock_did(tmp_path, tmux_socket):
+    """The launch's process was "the first boot after the launch" by time: a clock stepped back between `nsa launch
+    --resume` and the boot dated the refused boot before the launch, the refusal was not the launch's, and the run's
+    exit status read as the refusal's 2. The boot names its launch (launch_ts): that decides, not the times."""
+    path = tmp_path / "r"
+    w = make_v1_run(path, steps=40, total_steps=40, log_every=10, state="finished", now=time.time() - 300)
+    launched = relaunch(w, tmux_socket, at=w.ts + 60)
+    w.ts -= 15  # the clock stepped back: the boot (30 s on) is dated 25 s before the launch that started it
+    refused_resume(w, "data.path data changed since the checkpoint", launch_ts=launched)
+    write_exit_status(path, 2)  # the refused launch's wrapper
+    h = load_run(path)
+    assert h.launch_refused and h.exit_status == 0, (h.launch_refused, h.exit_status)
+    v = evaluate(h, w.ts + 30)
+    assert (v.state, v.health, v.exit_status) == ("finished", "ok", 0), v
+    # a launch since (not booted yet), dated before the refused boot by a clock stepped back again: that boot names
+    # another launch, so it is not this one's process
+    subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", f"nsa-{path.name}"], check=True)  # it ended
+    relaunch(w, tmux_socket, at=w.ts - 10)
+    assert not load_run(path).launch_refused
 
 
 def test_a_refused_resume_of_a_crashed_run_leaves_its_crash_said_as_it_was(tmp_path, tmux_socket):
