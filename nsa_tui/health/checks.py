@@ -418,22 +418,23 @@ def clock_skew(c: Context) -> Finding | None:
         if step.one_record:  # the records before and after it agree: the one between was misdated, no clock moved
             who = "one record" if len(h.ranks) < 2 else f"one of rank {step.rank}'s records"
             said.append(
-                f"{who} (step {step.bad_ts_step}) was dated ~{fmt_age(step.back_s)} ahead of the records "
-                "before and after it: a bad ts, not a clock step"
+                f"{who} (step {step.bad_ts_step}) was dated ~{fmt_age(step.back_s)} "
+                f"{'behind' if step.behind else 'ahead of'} the records before and after it: a bad ts, not a clock step"
             )
         else:
             said.append(f"{who} clock stepped back ~{fmt_age(step.back_s)} at step {step.step}")
     clocks = attempt_clocks(h, c.now)
-    if said and h.clock_steps[-1].one_record:
+    last = h.clock_steps[-1] if said else None  # one dated behind: the records after it are read as dated
+    if last is not None and last.one_record and not last.behind:
         said[-1] += " (the records after it are read on its date"
         # their skew is that date's, said here: no writer's clock to warn of again where their files age them
-        rank = h.clock_steps[-1].rank
+        rank = last.rank
         k = clocks.get(rank)
         if k and k.seen is not None and abs(k.skew_s - h.clock_offsets.get(rank, 0.0)) <= CLOCK_SKEW_TOLERANCE_S:
             clocks[rank] = replace(k, skew_s=0.0)
             said[-1] += ", and aged from their file's write time"
         said[-1] += ")"
-    elif said:
+    elif last is not None and not last.one_record:
         said[-1] += " (the records after it are read as continuing the clock before it)"
     if (text := skew_text(clocks)) is not None:
         said.append(text)

@@ -25,7 +25,7 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from nsa_train.telemetry import schema
@@ -96,12 +96,14 @@ CLOCK_STEP_BACK_S = 120.0
 class ClockStep:
     """A rank's clock stepped back by ``back_s`` before its record of ``step``. ``bad_ts_step``: set where only the
     record before it was ahead (the one after it is back beside the ones before that: one record's bad ts, or a
-    clock stepped forward and straight back), that record's step."""
+    clock stepped forward and straight back), that record's step; with ``behind``, where that record itself was
+    ``back_s`` behind the records before and after it (no clock step: the records after it are read as dated)."""
 
     rank: int
     step: int | None
     back_s: float
     bad_ts_step: int | None = None
+    behind: bool = False
 
     @property
     def one_record(self) -> bool:
@@ -257,6 +259,9 @@ class RunHistory:
         # each rank's last two records as read (on its clock before any step back), newest last, with the newest's
         # step: where a step back is measured from, and whether the record before it was alone ahead
         self._rank_recent: dict[int, tuple[float | None, float, int | None]] = {}
+        # a rank whose newest record was read as a clock step back: (its offset before, the record before it, the
+        # step's index in clock_steps), until its next record says whether that one record was misdated alone
+        self._stepped_back: dict[int, tuple[float, float, int]] = {}
         # the step of each process's newest record: how far an attempt got, when a later attempt's start superseded
         # its last steps (a report counts the tokens it trained, redone or not)
         self.pid_last_step: dict[int, int] = {}
@@ -633,14 +638,32 @@ class RunHistory:
         off = self.clock_offsets.get(rank, 0.0)
         ts = n.ts + off
         before, prev, prev_step = self._rank_recent.get(rank, (None, None, None))
-        if prev is not None and ts < prev - CLOCK_STEP_BACK_S:
+        stepped = self._stepped_back.pop(rank, None)
+        if stepped is not None and n.ts + stepped[0] >= stepped[1] - CLOCK_STEP_BACK_S:
+            # back beside the record before the step: only the record between was behind (a bad ts), no clock moved
+            off, ts = stepped[0], n.ts + stepped[0]
+            self._undo_step(rank, stepped)
+        elif prev is not None and ts < prev - CLOCK_STEP_BACK_S:
             back = prev - ts
             alone = before is not None and ts >= before - CLOCK_STEP_BACK_S
+            if not alone:  # its next record tells a clock step from one record dated behind
+                self._stepped_back[rank] = (off, prev, len(self.clock_steps))
             off, ts = off + back, ts + back
             self.clock_offsets[rank] = off
             self.clock_steps.append(ClockStep(rank, n.step, back, prev_step if alone else None))
         self.note_rank_ts(rank, ts, n.step)
         n.ts = ts
+
+    def _undo_step(self, rank: int, stepped: tuple[float, float, int]) -> None:
+        """The clock step read at ``rank``'s record before this one was that one record dated behind the records
+        before and after it: its offset goes (the records after it are read as dated), and the step says so."""
+        off, _, index = stepped
+        if off:
+            self.clock_offsets[rank] = off
+        else:  # no step left: the bulk reader takes its records again (runs/bulk.py)
+            self.clock_offsets.pop(rank, None)
+        step = self.clock_steps[index]
+        self.clock_steps[index] = replace(step, bad_ts_step=step.step, behind=True)
 
     def note_rank_ts(self, rank: int, ts: float, step: int | None) -> None:
         """``rank``'s newest record read is at ``ts`` (on its clock before any step back): also for a reader that

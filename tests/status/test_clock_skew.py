@@ -354,12 +354,25 @@ def test_one_record_dated_ahead_of_its_neighbours_is_told_from_a_clock_step():
     assert several == [ClockStep(0, 4, 3590.0)]
 
 
-def _glitch_then_records(path: Path) -> None:
-    """A live run whose record of step 300 got ts + 1 year, and whose records went on as before (the reviewer's
-    `glitch_mid`)."""
+def test_one_record_dated_behind_its_neighbours_is_told_from_a_clock_step():
+    """A record dated far behind, whose next is back beside the one before it, was read as a clock step back of its
+    size, and every record after it as that far ahead. It was misdated alone: the records after it are read as dated.
+    Several records behind before the return are a clock step still."""
+    t = 1.8e9
+    h = _rank0_at(t, t + 10, t + 20 - YEAR_S, t + 30, t + 40)
+    assert h.clock_steps == [ClockStep(0, 3, YEAR_S - 10, bad_ts_step=3, behind=True)], h.clock_steps
+    assert h.clock_steps[0].one_record and 0 not in h.clock_offsets
+    assert h.ranks[0].last_ts == t + 40
+    several = _rank0_at(t, t + 10, t + 20 - 3600, t + 30 - 3600, t + 40)
+    assert several.clock_steps == [ClockStep(0, 3, 3590.0)] and several.clock_offsets == {0: 3590.0}
+
+
+def _glitch_then_records(path: Path, by: float = YEAR_S) -> None:
+    """A live run whose record of step 300 got ts + ``by`` (1 year), and whose records went on as before (the
+    reviewer's `glitch_mid`)."""
     now = time.time()
     w = make_v1_run(path, steps=300, now=now, age_s=6)
-    _shift(path, 0, YEAR_S, last_only=True)
+    _shift(path, 0, by, last_only=True)
     w.progress(1)
     w.liveness(advance_s=2)
 
@@ -377,6 +390,23 @@ def test_one_record_with_a_bad_ts_amid_good_ones_is_said_as_such(tmp_path):
         "one record (step 300) was dated ~8759h59m ahead of the records before and after it: a bad ts"
     ), said
     assert "stepped back" not in said and "clock skew:" not in said, said
+    w, _ = _dashboard(path)  # its reader: blocks of progress records, then lines
+    assert [a.message for a in w.alerts] == [said]
+
+
+def test_one_record_with_a_bad_ts_behind_amid_good_ones_is_said_as_such(tmp_path):
+    """It read `the clock stepped back ~8760h00m at step 300 (the records after it are read as continuing the clock
+    before it); clock skew: the records are 8760h00m ahead of their file's write time`: every record after the one
+    dated a year behind was read a year ahead."""
+    path = tmp_path / "glitch"
+    _glitch_then_records(path, by=-YEAR_S)
+    code, v = _status(path)
+    assert (code, v["state"], list(_rules(v))) == (1, "running", ["clock_skew"]), v
+    assert v["last_heartbeat_age_s"] < 30
+    said = _rules(v)["clock_skew"]
+    assert said == (
+        "one record (step 300) was dated ~8760h00m behind the records before and after it: a bad ts, not a clock step"
+    ), said
     w, _ = _dashboard(path)  # its reader: blocks of progress records, then lines
     assert [a.message for a in w.alerts] == [said]
 
