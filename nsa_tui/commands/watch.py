@@ -34,8 +34,12 @@ def build_models(runs: list[str], host: str | None, poll: bool, interval: float,
             raise UserError(str(e), UNREACHABLE_EXIT) from None
         paths = locate_remote_runs(host, runs, remote_dir)
         return [
-            RunModel(p.rstrip("/").rsplit("/", 1)[-1], RemoteRunSource(host, p, interval=interval), check_liveness=True)
-            for p in paths
+            RunModel(
+                p.rstrip("/").rsplit("/", 1)[-1],
+                RemoteRunSource(host, p, interval=interval, runs_root=root),
+                check_liveness=True,
+            )
+            for p, root in paths
         ]
     from nsa_tui.errors import NOT_FOUND_EXIT
     from nsa_tui.rundir import holds_run, holds_runs, no_run_in, resolve_run, runs_command, runs_root

@@ -26,6 +26,60 @@ from nsa_tui.moved_runs import HEAD_BYTES
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
 from nsa_tui.rundir import ACTIVITY_FILES
 
+# shared by the lookup below and the tail script of `nsa watch --host` (nsa_tui.tail.remote_script)
+JSON_AWK_SH = r"""
+# awk functions that read a JSON object json.dumps wrote (no python assumed on the host): jobject(S) sets v[KEY] to
+# each top-level key's value (a string decoded), str[KEY] for a string, not to a list or object value, which it
+# passes over (then nested_ = 1: a boot record's argv comes before its run_dir); bad = 1 for what is not such JSON
+json_awk_='
+    # past the list or object at position p of s (its strings passed over whole): pos_; 0 when it does not end
+    function jskip(s, p,   depth, c, instr) { depth = 0; instr = 0
+      for (; p <= length(s); p++) { c = substr(s, p, 1)
+        if (instr) { if (c == "\\") p++; else if (c == "\"") instr = 0; continue }
+        if (c == "\"") instr = 1
+        else if (c == "[" || c == "{") depth++
+        else if ((c == "]" || c == "}") && !--depth) { pos_ = p + 1; return 1 } }
+      return 0 }
+    function hex(h,   i, c, n) { n = 0
+      for (i = 1; i <= 4; i++) { c = index("0123456789abcdef", tolower(substr(h, i, 1))); if (!c) { bad = 1; return 0 }
+        n = n * 16 + c - 1 }
+      return n }
+    function utf8(c) { if (c < 128) return sprintf("%c", c)
+      if (c < 2048) return sprintf("%c%c", 192 + int(c / 64), 128 + c % 64)
+      if (c < 65536) return sprintf("%c%c%c", 224 + int(c / 4096), 128 + int(c / 64) % 64, 128 + c % 64)
+      return sprintf("%c%c%c%c", 240 + int(c / 262144), 128 + int(c / 4096) % 64, 128 + int(c / 64) % 64,
+        128 + c % 64) }
+    # the JSON string of s from position p (past its opening quote); pos_ is then past its closing one
+    function jstr(s, p,   out, c, e, n, lo) { out = ""
+      while (p <= length(s)) { c = substr(s, p, 1)
+        if (c == "\"") { pos_ = p + 1; return out }
+        if (c != "\\") { out = out c; p++; continue }
+        e = substr(s, p + 1, 1); p += 2
+        if (e == "\"" || e == "\\" || e == "/") { out = out e; continue }
+        if (e != "u") { bad = 1; continue }
+        n = hex(substr(s, p, 4)); p += 4
+        if (n >= 55296 && n < 56320 && substr(s, p, 2) == "\\u") { lo = hex(substr(s, p + 2, 4))
+          if (lo >= 56320 && lo < 57344) { n = 65536 + (n - 55296) * 1024 + lo - 56320; p += 6 } }
+        if (n < 32 || (n >= 55296 && n < 57344)) bad = 1
+        out = out utf8(n) }
+      bad = 1; return out }
+    function jobject(s,   p, k) { split("", v); split("", str); bad = 0; nested_ = 0; p = index(s, "{")
+      if (!p) { bad = 1; return }
+      p++
+      while (!bad) { while (substr(s, p, 1) ~ /[ \t,]/) p++
+        if (substr(s, p, 1) != "\"") break
+        k = jstr(s, p + 1); p = pos_
+        while (substr(s, p, 1) ~ /[ \t:]/) p++
+        if (substr(s, p, 1) == "\"") { v[k] = jstr(s, p + 1); str[k] = 1; p = pos_ }
+        else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
+        else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
+        else if (substr(s, p, 1) ~ /[[{]/ && jskip(s, p)) { nested_ = 1; p = pos_ }
+        else { nested_ = 1; return } }
+      # a line cut after a value (a torn last line) is not the object: json.loads refuses it too
+      if (substr(s, p, 1) != "}") bad = 1 }
+'
+"""
+
 # Defines holds_run DIR (nsa_tui.remote.holds_sh: returns 0 when DIR holds a run), enter_dir (uses $dir; returns 1
 # when it cannot cd), mtime PATH (its mtime in unix seconds, following a link; 0 when unknown), list_runs DIR (the
 # run directories under DIR, newest activity first, one name a line, as nsa_tui.rundir.list_runs orders them
@@ -96,56 +150,6 @@ find_run() {
   fi
   [ -n "$d" ] && [ -d "$d" ] || d=
 }
-# awk functions that read a JSON object json.dumps wrote (no python assumed on the host): jobject(S) sets v[KEY] to
-# each top-level key's value (a string decoded), str[KEY] for a string, not to a list or object value, which it
-# passes over (then nested_ = 1: a boot record's argv comes before its run_dir); bad = 1 for what is not such JSON
-json_awk_='
-    # past the list or object at position p of s (its strings passed over whole): pos_; 0 when it does not end
-    function jskip(s, p,   depth, c, instr) { depth = 0; instr = 0
-      for (; p <= length(s); p++) { c = substr(s, p, 1)
-        if (instr) { if (c == "\\") p++; else if (c == "\"") instr = 0; continue }
-        if (c == "\"") instr = 1
-        else if (c == "[" || c == "{") depth++
-        else if ((c == "]" || c == "}") && !--depth) { pos_ = p + 1; return 1 } }
-      return 0 }
-    function hex(h,   i, c, n) { n = 0
-      for (i = 1; i <= 4; i++) { c = index("0123456789abcdef", tolower(substr(h, i, 1))); if (!c) { bad = 1; return 0 }
-        n = n * 16 + c - 1 }
-      return n }
-    function utf8(c) { if (c < 128) return sprintf("%c", c)
-      if (c < 2048) return sprintf("%c%c", 192 + int(c / 64), 128 + c % 64)
-      if (c < 65536) return sprintf("%c%c%c", 224 + int(c / 4096), 128 + int(c / 64) % 64, 128 + c % 64)
-      return sprintf("%c%c%c%c", 240 + int(c / 262144), 128 + int(c / 4096) % 64, 128 + int(c / 64) % 64,
-        128 + c % 64) }
-    # the JSON string of s from position p (past its opening quote); pos_ is then past its closing one
-    function jstr(s, p,   out, c, e, n, lo) { out = ""
-      while (p <= length(s)) { c = substr(s, p, 1)
-        if (c == "\"") { pos_ = p + 1; return out }
-        if (c != "\\") { out = out c; p++; continue }
-        e = substr(s, p + 1, 1); p += 2
-        if (e == "\"" || e == "\\" || e == "/") { out = out e; continue }
-        if (e != "u") { bad = 1; continue }
-        n = hex(substr(s, p, 4)); p += 4
-        if (n >= 55296 && n < 56320 && substr(s, p, 2) == "\\u") { lo = hex(substr(s, p + 2, 4))
-          if (lo >= 56320 && lo < 57344) { n = 65536 + (n - 55296) * 1024 + lo - 56320; p += 6 } }
-        if (n < 32 || (n >= 55296 && n < 57344)) bad = 1
-        out = out utf8(n) }
-      bad = 1; return out }
-    function jobject(s,   p, k) { split("", v); split("", str); bad = 0; nested_ = 0; p = index(s, "{")
-      if (!p) { bad = 1; return }
-      p++
-      while (!bad) { while (substr(s, p, 1) ~ /[ \t,]/) p++
-        if (substr(s, p, 1) != "\"") break
-        k = jstr(s, p + 1); p = pos_
-        while (substr(s, p, 1) ~ /[ \t:]/) p++
-        if (substr(s, p, 1) == "\"") { v[k] = jstr(s, p + 1); str[k] = 1; p = pos_ }
-        else if (match(substr(s, p), /^-?[0-9][0-9.eE+-]*/)) { v[k] = substr(s, p, RLENGTH); p += RLENGTH }
-        else if (match(substr(s, p), /^[a-z]+/)) p += RLENGTH
-        else if (substr(s, p, 1) ~ /[[{]/ && jskip(s, p)) { nested_ = 1; p = pos_ }
-        else { nested_ = 1; return } }
-      # a line cut after a value (a torn last line) is not the object: json.loads refuses it too
-      if (substr(s, p, 1) != "}") bad = 1 }
-'
 tab_=$(printf '\t')
 # the host user's launch index (nsa_tui.launched.index_path): an absolute $XDG_STATE_HOME, else ~/.local/state
 index_path() {
@@ -294,18 +298,22 @@ json_names() {
       v["name"] == ENVIRON["n_"]) }' "$1" 2>/dev/null
 }
 """.replace("@ACTIVITY_FILES@", " ".join(ACTIVITY_FILES))
-PRELUDE = HOLDS_RUN_SH + (
-    PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV)
-    .replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
-    .replace("@STATE_HOME_ENV@", STATE_HOME_ENV)
-    .replace("@INDEX_NAME@", INDEX_NAME)
-    .replace("@SESSION_PREFIX@", SESSION_PREFIX)
-    .replace("@SESSION_ENCODED@", SESSION_ENCODED.replace("\\", "\\\\"))  # an awk string
-    .replace("@RUNNER_MODULE@", RUNNER_MODULE)
-    .replace("@LAUNCH_JSON@", LAUNCH_JSON)
-    .replace("@HEAD_BYTES@", str(HEAD_BYTES))
-    .replace("@HEARTBEAT0@", heartbeat_name(0))
-    .replace("@KIND_BOOT@", KIND_BOOT)
+PRELUDE = (
+    HOLDS_RUN_SH
+    + JSON_AWK_SH
+    + (
+        PRELUDE.replace("@RUNS_ROOT_ENV@", RUNS_ROOT_ENV)
+        .replace("@DEFAULT_RUNS_ROOT@", DEFAULT_RUNS_ROOT)
+        .replace("@STATE_HOME_ENV@", STATE_HOME_ENV)
+        .replace("@INDEX_NAME@", INDEX_NAME)
+        .replace("@SESSION_PREFIX@", SESSION_PREFIX)
+        .replace("@SESSION_ENCODED@", SESSION_ENCODED.replace("\\", "\\\\"))  # an awk string
+        .replace("@RUNNER_MODULE@", RUNNER_MODULE)
+        .replace("@LAUNCH_JSON@", LAUNCH_JSON)
+        .replace("@HEAD_BYTES@", str(HEAD_BYTES))
+        .replace("@HEARTBEAT0@", heartbeat_name(0))
+        .replace("@KIND_BOOT@", KIND_BOOT)
+    )
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 from nsa_tui.errors import NOT_FOUND_EXIT, UNREACHABLE_EXIT, USAGE_EXIT, UserError
 from nsa_tui.remote.checkout import (
@@ -62,7 +63,7 @@ def fetch_remote(
 
 # $1: --remote-dir ('' for the login directory), then the RUN arguments. First the record LOCATE_START
 # (what a login shell prints before it, e.g. a greeting from its rc file, is skipped), then for each RUN one
-# NUL-terminated record: "ok", the run directory's absolute path; or "missing", the RUN, the
+# NUL-terminated record: "ok", the run directory's absolute path and the runs root there; or "missing", the RUN, the
 # directory the script was in and the runs root there. "nodir", DIR when DIR cannot be entered. A RUN found in the
 # host's launch index has a "note" record first (the RUN, its directory, launch time and the index's path); one the
 # index knows in several directories is a "twice" record instead (the RUN, the launched lines of find_launched). One
@@ -87,7 +88,7 @@ for run in "$@"; do
   [ -n "$renamed" ] && printf 'renamed\0%s\0%s\0' "$renamed" "$d"
   [ -n "$noted" ] && printf 'note\0%s\0%s\0%s\0%s\0' "$run" "$d" "$noted" "$(index_path)"
   [ -n "$insession" ] && printf 'session\0%s\0%s\0%s\0' "$run" "$d" "$insession"
-  if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0' "$abs"; continue; fi
+  if [ -n "$d" ] && abs=$(cd -- "$d" >/dev/null && pwd); then printf 'ok\0%s\0%s\0' "$abs" "$where"; continue; fi
   case $run in */*|.|..|'') ;; *) printf 'deleted\0%s\0%s\n%s\0' "$run" "$where/$run" "$(deleted_facts "$run")" ;; esac
   printf 'missing\0%s\0%s\0%s\0' "$run" "$PWD" "$where"
 done
@@ -95,7 +96,12 @@ done
 )
 
 
-def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None) -> list[str]:
+class LocatedRun(NamedTuple):
+    path: str  # the run directory's absolute path on the host
+    runs_root: str  # the host's runs root, absolute: where a run directory renamed while watched is looked for too
+
+
+def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None) -> list[LocatedRun]:
     """The absolute path on ``host`` of each RUN ('' or none: the newest run), resolved as every
     `--host` command resolves it (``remote_dir``, then a directory, then a name under the runs
     root). One short ssh call. Raises UserError (exit 3) for a RUN or directory that is not
@@ -109,14 +115,14 @@ def locate_remote_runs(host: str, runs: list[str], remote_dir: str | None = None
     if start < 0:
         raise UserError(no_answer_message(host, "locate the runs", result), UNREACHABLE_EXIT)
     fields = result.stdout[start + len(LOCATE_START) :].decode("utf-8", errors="replace").split("\0")
-    paths: list[str] = []
+    paths: list[LocatedRun] = []
     deleted = ""
     i = 0
     while i < len(fields) - 1:
         kind = fields[i]
-        if kind == "ok":
-            paths.append(fields[i + 1])
-            i += 2
+        if kind == "ok" and i + 2 < len(fields):
+            paths.append(LocatedRun(fields[i + 1], fields[i + 2]))
+            i += 3
         elif kind == "nodir":
             raise UserError(no_remote_dir_message(fields[i + 1], host), UNREACHABLE_EXIT)
         elif kind == "missing" and i + 3 < len(fields):

@@ -24,7 +24,9 @@ class Frame:
     # "D" appended bytes, "R" a log file (re)starting at offset, "M" mtime, "W" whole file, "F" present,
     # "E" end of round, "N" no run dir, "X" no temp file could be written (name: its path on the host),
     # "T" the run's tmux sessions (data: a name a line), "P" the host's live pids (name: the host's name),
-    # "O" a heartbeat's event lines from before offset, where its first-read window started (remote_script)
+    # "O" a heartbeat's event lines from before offset, where its first-read window started (remote_script),
+    # "B" the run's first boot record, "V" the path the run directory was renamed to, "C" the directories that hold
+    # the run while its own is gone (a path a line)
     kind: str
     name: str = ""
     inode: int = 0
@@ -95,8 +97,8 @@ class FrameParser:
                 ino, off, n, edge_len, edge_sum, name = rest.split(" ", 5)
                 self._header = (kind, name, _nat(ino), _nat(off), _nat(n), (_nat(edge_len), _nat(edge_sum)))
                 return None
-            if kind == "T":
-                self._header = ("T", "", 0, 0, _nat(rest), (0, 0))
+            if kind in ("T", "B", "V", "C"):
+                self._header = (kind, "", 0, 0, _nat(rest), (0, 0))
                 return None
             if kind == "P":
                 n, host = rest.split(" ", 1)

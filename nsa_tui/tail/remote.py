@@ -41,15 +41,31 @@ class _FileState:
 
 class RemoteRunSource:
     def __init__(
-        self, host: str, run_dir: str, *, interval: float = 1.0, clock=time.time, mtime_tool: str = "auto"
+        self,
+        host: str,
+        run_dir: str,
+        *,
+        interval: float = 1.0,
+        clock=time.time,
+        mtime_tool: str = "auto",
+        runs_root: str = "",
     ) -> None:
         """``mtime_tool``: "auto" (the remote picks GNU/busybox stat, else perl, else POSIX ls), or one of
-        remote_script.MTIME_TOOLS to force it."""
+        remote_script.MTIME_TOOLS to force it. ``runs_root``: the host's (absolute), where a run directory renamed
+        while watched is looked for besides its parent, as a local watch looks."""
         if mtime_tool != "auto" and mtime_tool not in MTIME_TOOLS:
             raise ValueError(f"mtime_tool must be auto or one of {MTIME_TOOLS}, not {mtime_tool!r}")
         self.mtime_tool = mtime_tool
         self.host = host
         self.run_dir = run_dir
+        self.runs_root = runs_root
+        # the run directory renamed while watched, as the host followed it: (old, new) paths, oldest first; while it
+        # is gone, the directories that hold the run when several do (none is followed)
+        self.moves: list[tuple[str, str]] = []
+        self.went_several: list[str] = []
+        self._boot = ""  # the run's first boot record as the host said it: a new connection looks for it too
+        self._round_moved = False
+        self._round_several: list[str] = []
         self.interval = interval
         self._clock = clock
         self._files: dict[str, _FileState] = {}
@@ -142,7 +158,8 @@ class RemoteRunSource:
     def _command(self) -> str:
         files = {} if self._fresh else self._files
         resume = [f"{st.inode}:{st.offset}:{st.edge[0]}:{st.edge[1]}" for st in files.values() if st.inode]
-        return remote_script(SCRIPT, script_args(self.run_dir, self.interval, self.mtime_tool, resume))
+        args = script_args(self.run_dir, self.interval, self.mtime_tool, resume, root=self.runs_root, boot=self._boot)
+        return remote_script(SCRIPT, args)
 
     def _run(self) -> None:
         attempt = 0
@@ -256,7 +273,9 @@ class RemoteRunSource:
         # a round says "N" when the directory is not there; one without it (even an empty directory) had it
         back = self.dir_missing and not self._round_missing
         self.dir_missing, self._round_missing = self._round_missing, False
-        if back:
+        self.went_several, self._round_several = self._round_several, []
+        moved, self._round_moved = self._round_moved, False
+        if back and not moved:  # followed to where it was renamed: the same files, every whole one sent again
             # its whole files (run.json, config.yaml, launch.json, ...) were told deleted while it was gone, and the
             # host sends one only when it changes: the run read as stalled, those files unreadable, until `r`. So
             # it is read again from the start, as `r` does (the reset comes first: old and new data never mix)
@@ -281,6 +300,17 @@ class RemoteRunSource:
     def _on_frame(self, fr: Frame) -> None:
         if fr.kind == "N":
             self._round_missing = True
+            return
+        if fr.kind == "B":
+            self._boot = fr.data.decode("utf-8", errors="surrogateescape")
+            return
+        if fr.kind == "V":  # renamed: read on there (the same inodes, so the same offsets)
+            new = fr.data.decode("utf-8", errors="surrogateescape")
+            self.moves.append((self.run_dir, new))
+            self.run_dir, self._round_moved = new, True
+            return
+        if fr.kind == "C":
+            self._round_several = fr.data.decode("utf-8", errors="replace").splitlines()
             return
         if fr.kind == "X":
             self._round_blocked = fr.name

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from nsa_train.telemetry.schema import KIND_BOOT, heartbeat_name
+from nsa_tui.moved_runs import HEAD_BYTES
+from nsa_tui.remote.checkout import JSON_AWK_SH
 from nsa_tui.remote.liveness import LIVENESS_SH
 from nsa_tui.tail.older_sh import OLDER_EVENTS_SH
 from nsa_tui.tail.source import HEARTBEAT_WINDOW, LINE_PATTERNS, WHOLE_FILES, WHOLE_PATTERNS
@@ -15,15 +18,25 @@ from nsa_tui.tail.source import HEARTBEAT_WINDOW, LINE_PATTERNS, WHOLE_FILES, WH
 MTIME_TOOLS = ("stat", "perl", "ls")
 MAX_CHUNK = 16 << 20  # bytes per file per round: a huge history streams in bounded pieces
 LIVENESS_EVERY_S = 5  # how often the remote says whether the run's process is there (tmux session, pids)
+# a run directory not there is looked for beside its path and under the runs root at most this often, as the local
+# watch looks (nsa_tui.tail.local.MOVE_LOOK_EVERY_S): a read of one line per directory there, no process
+MOVE_LOOK_EVERY_S = 3
 
 _TEMPLATE = (
-    LIVENESS_SH
+    JSON_AWK_SH
+    + LIVENESS_SH
     + OLDER_EVENTS_SH
     + r"""
 # nsa watch: remote side of incremental tailing. POSIX sh; nothing installed remotely.
-# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL LIVE_S [INODE:OFFSET:EDGELEN:EDGESUM ...]
+# Args: RUN_DIR INTERVAL_S MAX_CHUNK HB_WINDOW MTIME_TOOL LIVE_S ROOT BOOT [INODE:OFFSET:EDGELEN:EDGESUM ...]
 # (the resume list is what was consumed locally; MTIME_TOOL is auto, stat, perl or ls; LIVE_S the seconds
-# between liveness reports).
+# between liveness reports; ROOT the host's runs root, absolute, or ''; BOOT the run's first boot record as a B frame
+# last said it, or '').
+# A RUN_DIR not there is looked for (every MOVE_S seconds, while it stays gone) where a rename took it, as the local
+# watch looks (nsa_tui.moved_runs.renamed_to): the directories beside it and under ROOT whose rank 0 heartbeat begins
+# with BOOT. One found is followed (V, then the round there: its files' inodes, offsets and edges are those of the
+# old path); of several, the one whose heartbeat is the file read here (a copy's is another inode), else they are
+# named (C).
 # A heartbeat file seen for the first time is read from HB_WINDOW bytes before its end; after that round's E, its
 # part before the window is scanned once for events (older_events: no progress or liveness record) and sent as O.
 # Output, repeated every INTERVAL_S, one frame per changed file:
@@ -35,6 +48,11 @@ _TEMPLATE = (
 #   F <name>\n                                 a whole file present this round
 #   E <round> <now>\n                          end of round (also our keepalive), remote clock
 #   N\n                                        run directory not there (yet)
+#   B <len>\n<len bytes>                       the run's first boot record (the first line of its rank 0
+#                                              heartbeat when it is one; '' when not), when it is not BOOT
+#   V <len>\n<len bytes>                       the run directory is now at this path (renamed): read there
+#   C <len>\n<len bytes>                       the run directory is not there and these, a path a line, hold
+#                                              the run (copies of it?): none is followed
 #   X <path>\n                                 no temp file could be written at <path> (a full or read-only
 #                                              /tmp): nothing was read this round; E follows as ever
 #   T <len>\n<len bytes>                       the sessions of the tmux server launch.json names, a line each
@@ -61,7 +79,7 @@ _TEMPLATE = (
 # in which both times were already over a second old cannot have been written since (any write
 # moves ctime to a later second), so it is neither copied nor checked: an idle file costs no
 # process. (As git's index does against "racily clean" files; a clock stepped back defeats it.)
-dir=$1; iv=$2; max=$3; win=$4; mtool=$5; live=$6; shift 6
+dir=$1; iv=$2; max=$3; win=$4; mtool=$5; live=$6; root=${7%/}; boot=$8; shift 8
 for p in "$@"; do
   case $p in *[!0-9:]*|*:*:*:*:*) continue ;; *:*:*:*) ;; *) continue ;; esac
   case :$p: in *::*) continue ;; esac
@@ -120,14 +138,74 @@ capture() {
   tail -c +"$((off + 1))" -- "$name" 2>/dev/null | head -c "$max" > "$tmp"
   n=$(wc -c < "$tmp" | tr -d ' ')
 }
+# the run's first boot record (from the heartbeat of inode bootino, read once it has a whole first line), and where
+# else the run may be: every @MOVE_S@ s while its directory is gone
+bootino=
+looked=-@MOVE_S@
+several=
+wgen=0  # bumped when the run directory is followed to a new path: every whole file is sent again
+note_boot() {
+  [ "$1" != "$bootino" ] || return 0
+  l_=
+  { IFS= read -r l_; } 2>/dev/null < @HEARTBEAT0@ || return 0  # no whole first line yet: read again next round
+  bootino=$1
+  [ "${#l_}" -lt @HEAD_BYTES@ ] && printf '%s\n' "$l_" | awk "$json_awk_"'
+    { jobject($0); exit !(!bad && str["kind"] && v["kind"] == "@KIND_BOOT@") }' || l_=
+  [ "$l_" = "$boot" ] && return 0
+  boot=$l_
+  printf 'B %s\n%s' "${#boot}" "$boot"
+}
+# follow_move: the run directory is not there; cd to where it went and say so (V) when one directory holds the run
+follow_move() {
+  [ -n "$boot" ] || return 1
+  [ "$now" -eq 0 ] || [ "$((now - looked))" -ge @MOVE_S@ ] || return 1
+  looked=$now several=
+  o_=${dir%/}; p_=${o_%/*}; [ -n "$p_" ] || p_=/
+  f_=
+  for r_ in "$p_" "$root"; do
+    [ -n "$r_" ] || continue
+    for e_ in "$r_"/*; do
+      [ "$e_" != "$o_" ] && [ -d "$e_" ] || continue
+      l_=
+      { IFS= read -r l_; } 2>/dev/null < "$e_/@HEARTBEAT0@" || continue
+      [ "$l_" = "$boot" ] || continue
+      case "
+$f_" in *"
+$e_
+"*) ;; *) f_="$f_$e_
+" ;; esac
+    done
+  done
+  f_=${f_%"
+"}
+  case $f_ in
+    '') return 1 ;;
+    *"
+"*) # several: the one whose heartbeat is the file read here (its inode has an offset: a copy's is another file)
+      m_=$(printf '%s\n' "$f_" | while IFS= read -r e_; do
+        set -- $(ls -Lid -- "$e_/@HEARTBEAT0@" 2>/dev/null)
+        case ${1-} in ''|*[!0-9]*) continue ;; esac
+        eval "[ -n \"\${o_$1-}\" ]" && printf '%s\n' "$e_"
+      done)
+      case $m_ in ''|*"
+"*) several=$f_; return 1 ;; esac
+      f_=$m_ ;;
+  esac
+  cd "$f_" >/dev/null 2>&1 || return 1
+  dir=$f_ wgen=$((wgen + 1))
+  printf 'V %s\n%s' "${#dir}" "$dir"
+}
 start=$(pwd)
+case $dir in /*) ;; *) dir=$start/$dir ;; esac  # where it was, for a look beside it
 round=0
+now=0
 scan=
 while :; do
   round=$((round + 1))
   more=0
   # cd afresh every round: DIR may be relative, and may be deleted and re-created.
-  if cd "$start" >/dev/null 2>&1 && cd "$dir" >/dev/null 2>&1; then
+  if cd "$start" >/dev/null 2>&1 && { cd "$dir" >/dev/null 2>&1 || follow_move; }; then
+    several=
     clock
     set -- @LISTED@
     # Redirects, not pipes: the loops must run in this shell so the state they set persists.
@@ -172,11 +250,12 @@ while :; do
         @WHOLE@)
           printf 'F %s\n' "$name"
           eval "old=\${w_$ino-}"
+          case $old in "$wgen:"*) ;; *) old= ;; esac  # sent before the run directory was followed: sent again
           if [ "$same" = 1 ] && [ -n "$old" ]; then sig=$old
-          else sig=$(cksum < "$name" 2>/dev/null) || continue; fi
+          else sig=$wgen:$(cksum < "$name" 2>/dev/null) || continue; fi
           if [ "$old" != "$sig" ]; then
             cat -- "$name" > "$tmp" 2>/dev/null || continue
-            sig=$(cksum < "$tmp")  # what we send, not what the file may have become since
+            sig=$wgen:$(cksum < "$tmp")  # what we send, not what the file may have become since
             n=$(wc -c < "$tmp" | tr -d ' ')
             printf 'W %s %s %s\n' "$ino" "$n" "$name"
             cat "$tmp"
@@ -184,6 +263,7 @@ while :; do
             [ -n "$old" ] && changed=1
           fi ;;
         *)
+          [ "$name" = @HEARTBEAT0@ ] && note_boot "$ino"
           eval "off=\${o_$ino-} el=\${el_$ino-0} es=\${es_$ino-0}"
           known=0; fresh=1; n=0
           if [ -n "$off" ] && [ "$same" = 1 ] && [ "$size" -eq "$off" ]; then
@@ -247,6 +327,7 @@ while :; do
     fi
   else
     printf 'N\n'
+    [ -n "$several" ] && printf 'C %s\n%s' "${#several}" "$several"
   fi
   clock
   printf 'E %s %s\n' "$round" "$now"
@@ -267,16 +348,25 @@ done
 """
 )
 # the files the local watch reads (nsa_tui.tail.source), named once so the two sides cannot drift apart
-SCRIPT = _TEMPLATE.replace("@LISTED@", " ".join((*LINE_PATTERNS, *WHOLE_FILES, *WHOLE_PATTERNS))).replace(
-    "@WHOLE@", "|".join((*WHOLE_FILES, *WHOLE_PATTERNS))
+SCRIPT = (
+    _TEMPLATE.replace("@LISTED@", " ".join((*LINE_PATTERNS, *WHOLE_FILES, *WHOLE_PATTERNS)))
+    .replace("@WHOLE@", "|".join((*WHOLE_FILES, *WHOLE_PATTERNS)))
+    .replace("@MOVE_S@", str(MOVE_LOOK_EVERY_S))
+    .replace("@HEARTBEAT0@", heartbeat_name(0))
+    .replace("@HEAD_BYTES@", str(HEAD_BYTES))
+    .replace("@KIND_BOOT@", KIND_BOOT)
 )
 
 
-def script_args(run_dir: str, interval: float, mtime_tool: str, resume: Iterable[str] = ()) -> list[str]:
+def script_args(
+    run_dir: str, interval: float, mtime_tool: str, resume: Iterable[str] = (), *, root: str = "", boot: str = ""
+) -> list[str]:
     """SCRIPT's positional arguments, built in this one place for `nsa watch --host` and
     bench/remote_tail_cost.py, so that neither falls behind the script's Args line.
 
-    ``resume``: INODE:OFFSET:EDGELEN:EDGESUM of each file already consumed locally."""
+    ``resume``: INODE:OFFSET:EDGELEN:EDGESUM of each file already consumed locally; ``root``: the host's runs root
+    (a renamed run directory is looked for there too); ``boot``: the run's first boot record as the host last said it
+    (a B frame), so that a new connection finds a directory renamed while the link was down."""
     return [
         run_dir,
         f"{interval:g}",
@@ -284,5 +374,7 @@ def script_args(run_dir: str, interval: float, mtime_tool: str, resume: Iterable
         str(HEARTBEAT_WINDOW),
         mtime_tool,
         str(LIVENESS_EVERY_S),
+        root,
+        boot,
         *resume,
     ]

@@ -213,7 +213,10 @@ class WatchApp(App):
 
     def on_run_moved(self, msg: RunMoved) -> None:
         """Said once, and the run named where it went from then on (its tab, its `nsa status` command)."""
-        self.notify(f"run directory {msg.old} is now {msg.new}", title="renamed", timeout=30)
+        on = f" on {self.host}" if self.host else ""
+        self.notify(f"run directory {msg.old}{on} is now {msg.new}", title="renamed", timeout=30)
+        if self.host:  # its `nsa status --host` command and the actions' target name it where it is
+            self.remote_runs[msg.index] = msg.new
         tabs = self.query_one(RunTabs)
         tabs.names[msg.index] = self.runs[msg.index].name
         tabs.refresh()

@@ -35,6 +35,13 @@ async def until(pilot, cond, what: str, timeout: float = 12.0) -> None:
     assert cond(), what
 
 
+def rename_run(w, old: Path, new: Path, steps: int) -> None:
+    """``old`` renamed to ``new`` under the trainer ``w``, which follows it (run_dir_moves.py) and writes on there."""
+    old.rename(new)
+    w.path = new
+    w.progress(steps)
+
+
 def toasts(app: WatchApp) -> list[str]:
     return [n.message for n in app._notifications]
 
@@ -64,9 +71,7 @@ async def test_a_run_renamed_while_watched_is_followed_where_it_went(tmp_path: P
 
         # renamed again, this time under the runs root: its first boot record says which run it is, not its path
         (root / "kept").mkdir()
-        beside.rename(under_root)
-        w.path = under_root
-        w.progress(1)
+        rename_run(w, beside, under_root, 1)
         await until(pilot, lambda: header.info["step"] == 230, "the second rename was not followed")
         assert toasts(app)[-1] == f"run directory {beside} is now {under_root}"
         assert m.resets == 0  # read on from where it was, never read again from its start
