@@ -72,7 +72,8 @@ def fetch_report_runs(host: str, runs: list[str], remote_dir: str | None = None)
         if isinstance(item, MissingRun) and item.unreadable:  # refused, as a local run it cannot read
             raise UserError(item.unreadable, NOT_FOUND_EXIT)
         if isinstance(item, MissingRun):
-            raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root), NOT_FOUND_EXIT)
+            said = item.said  # what the host knows of a name whose directory is gone, as status and watch say it
+            raise UserError(missing_run_message(item.run, host, item.cwd, item.runs_root, said=said), NOT_FOUND_EXIT)
         if isinstance(item, bytes):  # a remote `nsa status` answer: not asked for (prefer_nsa=False)
             continue
         checkpoints = pop_checkpoints(item.files)

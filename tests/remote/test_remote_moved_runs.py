@@ -103,3 +103,23 @@ def test_a_run_deleted_on_the_host_says_whether_its_session_runs(sshd_factory, t
     # a name nothing launched keeps the plain error
     line = one_error(invoke("status", "--host", sshd.host, "never"))
     assert line.endswith("or give the full path)"), line
+
+
+def test_a_report_of_a_run_deleted_on_the_host_says_what_the_host_knows(sshd, tmp_path, monkeypatch):
+    """`nsa report --host H NAME` said only `no run directory` where `nsa status --host` says where it was."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    run = root / "d1"
+    make_v1_run(run, steps=100, state="finished")
+    with monkeypatch.context() as m:  # what the host's `nsa launch` wrote, in the host's state directory
+        m.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))
+        launched.record("d1", run, 1.0e9)
+    shutil.rmtree(run)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+    res = invoke("report", "--host", sshd.host, "d1")
+    line = one_error(res)
+    assert res.exit_code == 3 and line.startswith(f"error: no run directory 'd1' on {sshd.host} (looked at "), line
+    assert line.endswith(
+        f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is gone: "
+        "nothing of it runs"
+    ), line
