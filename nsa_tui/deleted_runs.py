@@ -24,12 +24,12 @@ def started_in(run_dir: str, ts: float) -> str:
     return f"nsa launch started it in {run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))})"
 
 
-def deleted_row_said(e: Launched, name_taken: bool) -> str:
+def deleted_row_said(e: Launched, name_taken: bool, status: str = "nsa status") -> str:
     """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick), and the
-    `nsa status` that says whether it still runs, unless ``name_taken`` (a run that is there has its name: that
-    `nsa status` would judge that one)."""
+    ``status`` command (`nsa status --host H` for a host's) that says whether it still runs, unless ``name_taken`` (a
+    run that is there has its name: that `nsa status` would judge that one)."""
     said = f"{started_in(e.run_dir, e.ts)}, a directory deleted since"
-    return said if name_taken else f"{said}: `nsa status {shlex.quote(e.name)}` says if it still runs"
+    return said if name_taken else f"{said}: `{status} {shlex.quote(e.name)}` says if it still runs"
 
 
 def deleted_launches(under: Path | None, limit: int) -> list[Launched]:

@@ -27,6 +27,7 @@ from nsa_tui.commands.status import (
 )
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
+from nsa_tui.launched import Launched
 from nsa_tui.reader_gone import decided
 from nsa_tui.rundir import UNREADABLE
 from nsa_tui.runs.history import NEWER_KIND
@@ -62,7 +63,9 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
         answer, judged = fetch_judged(host, [f"{LISTING}{directory or ''}"], remote_dir=remote_dir)
         if len(judged) == 1 and judged[0].missing:
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
-        return RunListing(judged, sorted(answer.left_out))
+        on_host = shlex.join(["nsa", "status", "--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
+        deleted = [deleted_row(e, taken, on_host) for e, taken in answer.deleted]  # as listed here, on the host
+        return RunListing(judged + deleted, sorted(answer.left_out))
     from nsa_tui.rundir import holds_run, list_runs, no_runs_dir, runs_root, unreadable_dir
 
     root = Path(directory) if directory else runs_root()
@@ -96,14 +99,18 @@ def deleted_rows(under: Path | None) -> list[Judged]:
     """The runs `nsa launch` started (in ``under``, when given) whose directory was deleted since, newest launch first
     (at most launched.RECENT): listed after the runs that are there, `deleted`, where they were nowhere."""
     from nsa_tui import launched
-    from nsa_tui.deleted_runs import deleted_launches, deleted_row_said
+    from nsa_tui.deleted_runs import deleted_launches
 
     gone = deleted_launches(under, launched.RECENT)
     taken = {e.name for e in launched.runs_here()} if gone else set()  # the index read again only when one is gone
-    return [
-        Judged(e.name, error=deleted_row_said(e, e.name in taken), path=e.run_dir, deleted_launched_at=e.ts)
-        for e in gone
-    ]
+    return [deleted_row(e, e.name in taken) for e in gone]
+
+
+def deleted_row(e: Launched, name_taken: bool, status: str = "nsa status") -> Judged:
+    """The row of a launched run whose directory is gone (``status``: the command that says whether it runs)."""
+    from nsa_tui.deleted_runs import deleted_row_said
+
+    return Judged(e.name, error=deleted_row_said(e, name_taken, status), path=e.run_dir, deleted_launched_at=e.ts)
 
 
 def launched_runs() -> RunListing | None:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from nsa_train.runtime.rundir import DEFAULT_RUNS_ROOT, RUNS_ROOT_ENV
 from nsa_train.telemetry.schema import KIND_BOOT, LAUNCH_JSON, heartbeat_name
 from nsa_tui.launch.tmux import RUNNER_MODULE, SESSION_ENCODED, SESSION_PREFIX, TMUX_SOCKET_ENV, tmux_words
-from nsa_tui.launched import INDEX_NAME, STATE_HOME_ENV
+from nsa_tui.launched import INDEX_NAME, RECENT, STATE_HOME_ENV
 from nsa_tui.moved_runs import HEAD_BYTES
 from nsa_tui.remote.holds_sh import HOLDS_RUN_SH
 from nsa_tui.rundir import ACTIVITY_FILES
@@ -170,7 +170,8 @@ launched() {
   done | awk -F '\t' '!($3 in ts) || $2 + 0 > at[$3] { ts[$3] = $1; at[$3] = $2 + 0; as[$3] = $4 }
     END { for (p in ts) print ts[p] "\t" as[p] }' | LC_ALL=C sort -r
 }
-# index_lines NAME: each directory the index records under NAME (its latest line), as "TS<tab>LINE<tab>DIR"
+# index_lines NAME: each directory the index records under NAME (its latest line), as "TS<tab>LINE<tab>DIR"; with
+# NAME '', every directory it records, as "TS<tab>LINE<tab>DIR<tab>NAME" (a name with a newline left out)
 index_lines() {
   ix_=$(index_path)
   [ -r "$ix_" ] || return 0
@@ -180,8 +181,37 @@ index_lines() {
       if (substr(v["run_dir"], 1, 1) != "/" || !("ts" in v) || str["ts"]) next
       d = v["run_dir"]; if (!(d in at)) o[++k_] = d
       at[d] = NR; nm[d] = v["name"]; ts[d] = v["ts"] + 0 }
-    END { for (i = 1; i <= k_; i++) { d = o[i]; if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
+    END { for (i = 1; i <= k_; i++) { d = o[i]
+      if (want == "" && !index(nm[d], "\n")) printf "%020.6f\t%d\t%s\t%s\n", ts[d], at[d], d, nm[d]
+      else if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
   ' "$ix_" 2>/dev/null
+}
+# deleted_in DIR: the runs the index records as started in DIR (its physical path) whose directory is gone, newest
+# launch first, at most @RECENT@, one "TS<tab>TAKEN<tab>RUN_DIR<tab>NAME" a line (RUN_DIR as recorded; TAKEN 1 when a
+# recorded run of the name is there), as nsa_tui.deleted_runs.deleted_launches lists them: each directory once (its
+# latest launch, its parent's links resolved), not one renamed in DIR (a directory there whose run first booted at it)
+deleted_in() {
+  h_=$(cd -P -- "$1" 2>/dev/null && pwd -P) || return 0
+  g_=$(lp_= lr_=; index_lines "" | while IFS= read -r l_; do
+    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}; nm_=${e_#*"$tab_"}; e_=${e_%%"$tab_"*}
+    if [ -e "$e_" ] || [ -L "$e_" ]; then
+      [ -d "$e_" ] && printf 'H\t%s\n' "$nm_"  # there: its name is taken
+      continue
+    fi
+    p_=${e_%/*}; [ -n "$p_" ] || p_=/
+    [ "$p_" = "$lp_" ] || { lp_=$p_; lr_=$(cd -P -- "$p_" 2>/dev/null && pwd -P) || lr_=$p_; }  # a parent once
+    [ "$lr_" = "$h_" ] && printf 'G\t%s\t%s\t%s\t%s\t%s\n' "$t_" "$n_" "${lr_%/}/${e_##*/}" "$e_" "$nm_"
+  done)
+  case $g_ in *"G$tab_"*) ;; *) return 0 ;; esac
+  was_=$(for e_ in "$1"/*; do [ -d "$e_" ] && first_run_dir "$e_"; done)  # the paths runs renamed here began at
+  printf '%s\n' "$g_" | was_=$was_ LC_ALL=C awk -F '\t' '
+    BEGIN { n = split(ENVIRON["was_"], w, "\n"); for (i = 1; i <= n; i++) renamed[w[i]] = 1 }
+    $1 == "H" { sub(/^H\t/, ""); taken[$0] = 1; next }
+    $1 == "G" && !($4 in renamed) && (!($4 in at) || $3 + 0 > at[$4]) {
+      at[$4] = $3 + 0; ts[$4] = $2; rd[$4] = $5; nm[$4] = $0
+      for (i = 1; i <= 5; i++) sub(/^[^\t]*\t/, "", nm[$4]) }  # the name, tabs and all (no {5}: mawk has none)
+    END { for (p in ts) printf "%s\t%d\t%s\t%s\n", ts[p], (nm[p] in taken), rd[p], nm[p] }
+  ' | LC_ALL=C sort -r | head -n @RECENT@
 }
 # find_launched NAME: a bare NAME found nowhere else, looked up in the index (nsa_tui.rundir.launched_run): sets $d
 # and $noted (its launch time) for the one run so named, else $twice (launched's lines) for several
@@ -313,6 +343,7 @@ PRELUDE = (
         .replace("@HEAD_BYTES@", str(HEAD_BYTES))
         .replace("@HEARTBEAT0@", heartbeat_name(0))
         .replace("@KIND_BOOT@", KIND_BOOT)
+        .replace("@RECENT@", str(RECENT))
     )
 )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
+from nsa_tui.launched import Launched
 from nsa_tui.remote.checkout import PRELUDE, deleted_on_host, launched_note_line, launched_twice, unreadable_on_host
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
@@ -267,6 +268,8 @@ for run in "$@"; do
         done
         flush
       }
+      g_=$(deleted_in "$ldir")
+      [ -z "$g_" ] || say gone - "$g_"
       continue;;
   esac
   find_run "$run"
@@ -333,6 +336,9 @@ class RemoteAnswer:
     complete: bool = False  # the script's last frame arrived: it ran to its end
     left_out: list[str] = field(default_factory=list)  # a listing's directories that hold no run, by name
     notes: list[str] = field(default_factory=list)  # where the host's launch index or tmux found a RUN, a line each
+    # a listing's runs the host's launch index started there whose directory is gone, newest launch first, each with
+    # whether a run of its name is there (nsa_tui.deleted_runs.deleted_launches)
+    deleted: list[tuple[Launched, bool]] = field(default_factory=list)
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -349,6 +355,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     left_out: list[str] = []
     notes: list[str] = []
     deleted = ""
+    gone: list[tuple[Launched, bool]] = []
     complete = False
     pos = data.find(FRAME)
     while pos >= 0:
@@ -398,6 +405,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
         elif kind == "unreadable":  # a RUN found by its name in a directory this user cannot list: refused, as here
             where, _, ls_line = body.decode("utf-8", errors="replace").partition("\n")
             out.append(MissingRun(rest, "", "", unreadable=unreadable_on_host(host, where, ls_line)))
+        elif kind == "gone":  # a listing's runs deleted since their launch: "TS<tab>TAKEN<tab>RUN_DIR<tab>NAME" each
+            gone += [g for line in body.decode("utf-8", errors="replace").splitlines() if (g := _gone(line))]
         elif kind == "leftout":
             left_out.append(body.decode("utf-8", errors="replace"))
         elif kind == "nodir":
@@ -425,4 +434,13 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out, notes)
+    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out, notes, gone)
+
+
+def _gone(line: str) -> tuple[Launched, bool] | None:
+    """A `gone` frame's line: the launch, and whether a run of its name is there; None for a line cut short."""
+    ts, taken, run_dir, name = [*line.split("\t", 3), "", "", ""][:4]
+    try:
+        return (Launched(name, run_dir, "", float(ts)), taken == "1") if name and run_dir else None
+    except ValueError:
+        return None

@@ -19,6 +19,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.procs import tmux_session_with_pid
 from fixtures.runs import make_v1_run
+from launch.test_deleted_run import _renamed
 
 from nsa_tui import launched
 from nsa_tui.commands.watch import build_models
@@ -123,3 +124,39 @@ def test_a_report_of_a_run_deleted_on_the_host_says_what_the_host_knows(sshd, tm
         f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is gone: "
         "nothing of it runs"
     ), line
+
+
+def test_runs_on_the_host_lists_its_deleted_runs_as_here(sshd, tmp_path, monkeypatch):
+    """`nsa runs --host H` left out the runs the host's launch index knows whose directory was deleted, which
+    `nsa runs` on the host lists as `deleted`: the same rows and --json lines, their hint with --host."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    monkeypatch.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))  # the host's index, read here too
+    make_v1_run(root / "live", steps=20, state="finished")
+    for name, ts in (("d1", 1.0e9), ("d2", 1.1e9), ("d3", 1.15e9)):
+        (root / name).mkdir(parents=True)
+        launched.record(name, root / name, ts)
+        shutil.rmtree(root / name)
+    launched.record("d3", tmp_path / "kept" / "d3", 1.16e9)  # a run of that name that is there: no hint
+    make_v1_run(tmp_path / "kept" / "d3", steps=5, state="finished")
+    launched.record("other", tmp_path / "elsewhere" / "other", 1.2e9)  # deleted, but not under this root
+    launched.record("r1", root / "r1", 1.3e9)
+    _renamed(root / "r1", root / "r2")  # moved, not deleted: listed as r2, not as a deleted r1
+
+    here = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
+    res = invoke("runs", "--json", "--host", sshd.host)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    there = [json.loads(line) for line in res.stdout.splitlines()]
+    deleted = [o for o in there if "deleted" in o]
+    assert [o["run"] for o in deleted] == ["d3", "d2", "d1"] == [o["run"] for o in here if "deleted" in o], there
+    assert sorted(o["run"] for o in there) == ["d1", "d2", "d3", "live", "r2"], there
+    for o, h in zip(deleted, (o for o in here if "deleted" in o), strict=True):
+        h["error"] = h["error"].replace("`nsa status ", f"`nsa status --host {sshd.host} ")
+        assert o == h, (o, h)
+    assert deleted[0]["error"].endswith("a directory deleted since"), deleted[0]  # d3 is there elsewhere
+    assert deleted[2]["error"].endswith(f"`nsa status --host {sshd.host} d1` says if it still runs"), deleted[2]
+
+    monkeypatch.setenv("COLUMNS", "400")  # whole rows
+    rows = {ln.split()[0]: ln.split(None, 7) for ln in invoke("runs", "--host", sshd.host).stdout.splitlines()[1:]}
+    assert rows["d1"][1:7] == ["deleted", "-", "-", "-", "-", "-"], rows
+    assert rows["d1"][7].startswith(f"nsa launch started it in {root / 'd1'} ("), rows
