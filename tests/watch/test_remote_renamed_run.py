@@ -5,6 +5,7 @@ on over the same stream with nothing lost or read twice. It showed `run_dir_gone
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from fixtures.runs import make_v1_run
@@ -15,7 +16,7 @@ from nsa_tui.watch.model import RunModel
 from nsa_tui.watch.widgets.health_panel import HealthPanel
 from nsa_tui.watch.widgets.run_header import RunHeader
 from watch.helpers import async_test, wait_loaded
-from watch.test_renamed_run import rename_run, toasts, until
+from watch.test_renamed_run import assert_copies_named, rename_run, toasts, until
 
 pytestmark = pytest.mark.slow
 
@@ -55,3 +56,25 @@ async def test_a_run_renamed_on_the_host_is_followed_where_it_went(sshd, tmp_pat
         steps = list(m.table.cols["step"].x[: m.table.cols["step"].n])
         assert steps == list(range(10, 240, 10)), "the charts lost or repeated points"
         assert m.history.run_info, "the whole files (run.json) were lost with the old path"
+
+
+def test_two_copies_on_the_host_and_no_directory_of_its_own_are_named_not_chosen(sshd, tmp_path) -> None:
+    """`cp -r` twice on the host, then the directory deleted: neither copy is the directory that was read (their
+    heartbeats are other files), so none is followed, and run_dir_gone names both, as it does here."""
+    run = tmp_path / "exp"
+    make_v1_run(run, steps=50, state="running")
+    m = RunModel(run.name, RemoteRunSource(sshd.host, str(run), interval=0.2))
+    try:
+        deadline = time.monotonic() + 15
+        while m.history.latest_step != 50 and time.monotonic() < deadline:
+            m.source.wait(0.2)
+            m.pump()
+        copies = [shutil.copytree(run, tmp_path / name) for name in ("exp-a", "exp-b")]
+        shutil.rmtree(run)
+        while not m.history.dir_candidates and time.monotonic() < deadline + 15:
+            m.source.wait(0.2)
+            m.pump()
+        assert (m.source.run_dir, m.history.dir_missing, m.moved) == (str(run), True, [])
+        assert_copies_named(m, copies)
+    finally:
+        m.source.close()

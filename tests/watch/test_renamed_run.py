@@ -139,8 +139,6 @@ def test_a_copy_or_a_new_run_at_its_first_path_is_not_taken_for_it(tmp_path: Pat
 def test_two_copies_and_no_directory_of_its_own_are_named_not_chosen(tmp_path: Path, monkeypatch) -> None:
     """`cp -r` twice, then the directory deleted: both copies hold the run and neither is the directory that was
     watched. Neither is followed, and run_dir_gone names them (it said no directory held the run)."""
-    from nsa_tui.watch.verdict import evaluate
-
     monkeypatch.setattr(local, "MOVE_LOOK_EVERY_S", 0.0)
     run = tmp_path / "exp"
     make_v1_run(run, steps=50, state="running")
@@ -151,9 +149,16 @@ def test_two_copies_and_no_directory_of_its_own_are_named_not_chosen(tmp_path: P
         shutil.rmtree(run)
         m.pump()
         assert (m.source.directory, m.history.dir_missing, m.moved) == (run, True, [])
-        [gone] = evaluate(m.history, time.time(), m.run_dir).alerts
-        assert gone.rule == "run_dir_gone" and f"hold the run are {copies[0]}; {copies[1]} (copies of it?)" in (
-            gone.message
-        ), gone.message
+        assert_copies_named(m, copies)
     finally:
         m.source.close()
+
+
+def assert_copies_named(m: RunModel, copies: list[Path]) -> None:
+    """The run's one alert is run_dir_gone, naming the two ``copies`` that hold the run."""
+    from nsa_tui.watch.verdict import evaluate
+
+    [gone] = evaluate(m.history, time.time(), m.run_dir).alerts
+    assert gone.rule == "run_dir_gone" and f"hold the run are {copies[0]}; {copies[1]} (copies of it?)" in (
+        gone.message
+    ), gone.message
