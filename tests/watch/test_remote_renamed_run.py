@@ -57,6 +57,22 @@ async def test_a_run_renamed_on_the_host_is_followed_where_it_went(sshd, tmp_pat
         assert steps == list(range(10, 240, 10)), "the charts lost or repeated points"
         assert m.history.run_info, "the whole files (run.json) were lost with the old path"
 
+        # moved where nothing looks (run_dir_gone; its whole files told gone), then into the runs root: found at a
+        # later look, its whole files sent again, and read on without starting over
+        away = tmp_path / "away"
+        under_root.rename(away)
+        await until(pilot, lambda: "run_dir_gone" in [a.rule for a in panel.verdict.alerts], "the loss was not seen")
+        rename_run(w, away, root / "kept" / "exp-back", 1)
+        await until(pilot, lambda: header.info["step"] == 240, "a run found at a later look was not followed")
+        assert toasts(app)[-1] == f"run directory {under_root} on {sshd.host} is now {root / 'kept' / 'exp-back'}"
+        await until(pilot, lambda: bool(m.history.run_info), "its whole files (run.json) were not sent again")
+        await until(
+            pilot,
+            lambda: header.info["state"] == "running" and "run_dir_gone" not in [a.rule for a in panel.verdict.alerts],
+            "the run found again was not judged running",
+        )
+        assert m.resets == 0 and list(m.table.cols["step"].x[: m.table.cols["step"].n]) == list(range(10, 250, 10))
+
 
 def test_two_copies_on_the_host_and_no_directory_of_its_own_are_named_not_chosen(sshd, tmp_path) -> None:
     """`cp -r` twice on the host, then the directory deleted: neither copy is the directory that was read (their
