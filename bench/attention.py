@@ -36,9 +36,10 @@ query ([B, H, T, 16 blocks, 64, 64], 4.3 GB each at 8k) and the backward of that
 Each measurement runs in one process: build, one untimed forward, --repeats timed forwards under
 torch.no_grad(), then one untimed and --repeats timed forward+backward steps (sum of outputs); medians are
 reported. Peak RSS is the process's ru_maxrss, in MiB (2^20 bytes; --json's key is `peak_rss_mb`, as the
-issue named it). The address space is capped (--mem-limit-gb, default 3/4 of the machine's memory) so that a
-length too big for the machine fails as "out of memory" instead of waking the
-kernel's OOM killer on a shared box; a measurement past --time-limit-s stops and says so. --table runs each
+issue named it); `base_rss_mb` is the same right after the layer is built, before its input and any pass (torch
+and the layer: part of every peak). The address space is capped (--mem-limit-gb, default 3/4 of the machine's
+memory) so that a length too big for the machine fails as "out of memory" instead of waking the kernel's OOM
+killer on a shared box; a measurement past --time-limit-s stops and says so. --table runs each
 impl and length in a fresh subprocess of the right interpreter (the peer's in bench/.venv-peer/bin/python), so
 that each peak RSS belongs to one impl and one length. With --rounds N it measures each length N times, the
 impls' order reversed every other round (a shared machine's speed drifts by 10-20% over minutes: paired rounds
@@ -192,6 +193,11 @@ def _median_ms(fn: Callable[[], None], repeats: int) -> float:
     return round(statistics.median(times), 1)
 
 
+def _max_rss_mb() -> float:
+    """The process's peak resident set so far (ru_maxrss), in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def measure(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limit_gb: float) -> dict[str, object]:
     """Times forward and forward+backward; a phase that runs out of memory or time is None, and 'error' says why."""
     result: dict[str, object] = {"impl": impl, "seq_len": seq_len, "fwd_ms": None, "fwd_bwd_ms": None}
@@ -201,6 +207,8 @@ def measure(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limi
     try:
         torch.manual_seed(0)
         layer = build(impl)
+        # what the process holds before any pass (torch, the layer): part of every peak, the same for any T
+        result["base_rss_mb"] = _max_rss_mb()
         x = torch.randn(1, seq_len, DIM)  # [B, T, dim]
 
         def fwd() -> None:
@@ -227,7 +235,7 @@ def measure(impl: str, seq_len: int, repeats: int, time_limit_s: float, mem_limi
         errors.append(f"over the {time_limit_s:g} s time limit")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = _max_rss_mb()
     result |= {"repeats": repeats, "threads": torch.get_num_threads(), "torch": torch.__version__}
     # the kernels torch dispatched to (AVX2, AVX512, ...): SDPA's CPU flash attention is vectorised by them
     result |= {"cpu": cpu_name(), "cpu_kernels": torch.backends.cpu.get_cpu_capability()}

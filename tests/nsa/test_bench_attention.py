@@ -12,7 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "attention.py"
 KEYS = {"impl", "seq_len", "fwd_ms", "fwd_bwd_ms", "peak_rss_mb", "repeats", "threads", "torch", "mem_limit_gb"}
-KEYS |= {"cpu", "cpu_kernels"}
+KEYS |= {"cpu", "cpu_kernels", "base_rss_mb"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -27,6 +27,7 @@ def test_one_measurement_prints_the_json_fields(impl):
     assert set(r) == KEYS
     assert r["impl"] == impl and r["seq_len"] == 96
     assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and r["peak_rss_mb"] > 0
+    assert 0 < r["base_rss_mb"] <= r["peak_rss_mb"]
 
 
 def test_the_peer_needs_its_own_environment():
