@@ -16,6 +16,8 @@ the scores chunk by chunk, so memory is O(T) plus one chunk.
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 import torch.nn.functional as F
 
@@ -33,7 +35,7 @@ class _Tile:
     """One query tile packed block-major. Rows are the tile's (b, t, h) triples; a slot is one (row, selected
     block) pair placed in a segment; padding slots point at a dummy row ``n_rows`` and see no key."""
 
-    def __init__(self, idx: torch.Tensor, c0: int, c1: int, n_blocks: int) -> None:
+    def __init__(self, idx: torch.Tensor, c0: int, c1: int, n_blocks: int, bs: int) -> None:
         # idx [B, T, H, S] cleaned (-1 unused); key blocks are numbered (b * H + h) * n_blocks + block
         B, _, H, S = idx.shape
         dev = idx.device
@@ -59,6 +61,13 @@ class _Tile:
         self.t_slot = torch.full((self.n_seg * SEG,), -1, dtype=torch.long, device=dev)
         self.t_slot[slot] = c0 + (pairs // (S * H)) % (c1 - c0)
         self.n_blocks = n_blocks
+        # Only a segment of a query's own block can hold keys after the query (later blocks were never
+        # selected). Those blocks are the tile's last ones of each (b, h), and segments are sorted by
+        # (b, h, block): so they form a few runs of segments [a, b), masked in place (no gather and scatter).
+        near = ((self.block % n_blocks) >= c0 // bs).to(torch.int8)
+        edges = torch.nonzero(near.diff(prepend=near.new_zeros(1), append=near.new_zeros(1))).squeeze(1).tolist()
+        self.near_runs = list(zip(edges[0::2], edges[1::2], strict=True))
+        self.near_ends = edges[1::2]  # for bisect: the first run that ends after a chunk's start
 
     def chunks(self) -> list[tuple[int, int]]:
         """Segment ranges [s0, s1) processed together."""
@@ -71,8 +80,7 @@ class _Tile:
 
         q_ext [n_rows + 1, G, D]: the tile's query rows, already scaled (by scale * LOG2E: the scores are in
         base-2 units), plus a zero row for padding slots.
-        Only a segment of a query's own block can hold keys after the query (later blocks were never
-        selected), so only those segments are masked. Padding slots keep their finite zero scores: they
+        Keys after a query are masked (see __init__). Padding slots keep their finite zero scores: they
         add only to the dummy row, whose results are dropped, and backward gives them p = 0 (lse = inf).
         """
         G = q_ext.shape[1]
@@ -80,14 +88,13 @@ class _Tile:
         q_slots = q_ext.index_select(0, row)  # [n, G, D]
         k_seg = kf.index_select(0, self.block[s0:s1])  # [segs, bs, D]
         s = torch.bmm(q_slots.view(s1 - s0, SEG * G, -1), k_seg.transpose(1, 2))  # [segs, SEG*G, bs]
-        blk = self.block[s0:s1] % self.n_blocks
-        near = torch.nonzero(blk >= self.c0 // bs).squeeze(1)  # segments that may be a query's own block
-        if len(near):
-            sub = s.index_select(0, near)  # [m, SEG*G, bs]
-            key_pos = (blk[near] * bs).repeat_interleave(SEG)[:, None] + torch.arange(bs, device=s.device)
-            t_slot = self.t_slot.view(-1, SEG)[s0:s1].index_select(0, near).reshape(-1, 1)
-            sub.view(-1, G, bs).masked_fill_((key_pos > t_slot).unsqueeze(1), float("-inf"))
-            s.index_copy_(0, near, sub)
+        for a, b in self.near_runs[bisect.bisect_right(self.near_ends, s0) :]:
+            if a >= s1:
+                break
+            a, b = max(a, s0), min(b, s1)
+            key_pos = (self.block[a:b] % self.n_blocks * bs)[:, None, None] + torch.arange(bs, device=s.device)
+            t_slot = self.t_slot.view(-1, SEG)[a:b, :, None]  # [m, SEG, 1]
+            s[a - s0 : b - s0].view(b - a, SEG, G, bs).masked_fill_((key_pos > t_slot).unsqueeze(2), float("-inf"))
         return s.view(-1, G, bs), q_slots, k_seg
 
 
@@ -130,7 +137,7 @@ class SelectionAttentionFn(torch.autograd.Function):
         lse = q.new_empty(B, T, H, G)
         lowest, tiny = torch.finfo(q.dtype).min, torch.finfo(q.dtype).tiny
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
-            tile = _Tile(idx, c0, c1, n_blocks)
+            tile = _Tile(idx, c0, c1, n_blocks, bs)
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)  # once here, not per score
             # running softmax state per row (+ the padding row): reference max, denominator, unnormalised output
             m_ref = q.new_full((tile.n_rows + 1, G), float("-inf"))
@@ -189,7 +196,7 @@ class SelectionAttentionFn(torch.autograd.Function):
             g_rows = g.reshape(B, T, H, G)
             delta = delta * g_rows
         for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
-            tile = _Tile(idx, c0, c1, n_blocks)
+            tile = _Tile(idx, c0, c1, n_blocks, bs)
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)
             g_t = 1.0 if g_rows is None else g_rows[:, c0:c1].reshape(-1, G, 1)
             do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv), g_t)  # gated here, tile by tile
