@@ -56,11 +56,10 @@ class _Tile:
         slot = (seg_first[group] + pos // SEG) * SEG + pos % SEG
         self.n_seg = int(n_seg.sum())
         self.block = torch.repeat_interleave(uniq, n_seg)  # [n_seg] global key block of each segment
+        # forward keeps every tile for backward instead of idx (about as large: pairs plus padding slots)
         self.row = torch.full((self.n_seg * SEG,), self.n_rows, dtype=torch.long, device=dev)
-        self.row[slot] = pairs // S  # [n_slots]
-        self.t_slot = torch.full((self.n_seg * SEG,), -1, dtype=torch.long, device=dev)
-        self.t_slot[slot] = c0 + (pairs // (S * H)) % (c1 - c0)
-        self.n_blocks = n_blocks
+        self.row[slot] = pairs // S  # [n_slots]; row = (b * C + t) * H + h
+        self.n_blocks, self.n_kv_heads, self.n_tokens = n_blocks, H, c1 - c0
         # Only a segment of a query's own block can hold keys after the query (later blocks were never
         # selected). Those blocks are the tile's last ones of each (b, h), and segments are sorted by
         # (b, h, block): so they form a few runs of segments [a, b), masked in place (no gather and scatter).
@@ -93,7 +92,8 @@ class _Tile:
                 break
             a, b = max(a, s0), min(b, s1)
             key_pos = (self.block[a:b] % self.n_blocks * bs)[:, None, None] + torch.arange(bs, device=s.device)
-            t_slot = self.t_slot.view(-1, SEG)[a:b, :, None]  # [m, SEG, 1]
+            r = self.row.view(-1, SEG)[a:b, :, None]  # [m, SEG, 1]
+            t_slot = torch.where(r < self.n_rows, self.c0 + (r // self.n_kv_heads) % self.n_tokens, -1)
             s[a - s0 : b - s0].view(b - a, SEG, G, bs).masked_fill_((key_pos > t_slot).unsqueeze(2), float("-inf"))
         return s.view(-1, G, bs), q_slots, k_seg
 
@@ -136,8 +136,9 @@ class SelectionAttentionFn(torch.autograd.Function):
         o = q.new_empty(B, T, H, G, Dv)
         lse = q.new_empty(B, T, H, G)
         lowest, tiny = torch.finfo(q.dtype).min, torch.finfo(q.dtype).tiny
-        for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
-            tile = _Tile(idx, c0, c1, n_blocks, bs)
+        tiles = [_Tile(idx, c0, c1, n_blocks, bs) for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1])]
+        for tile in tiles:
+            c0, c1 = tile.c0, tile.c0 + tile.n_tokens
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)  # once here, not per score
             # running softmax state per row (+ the padding row): reference max, denominator, unnormalised output
             m_ref = q.new_full((tile.n_rows + 1, G), float("-inf"))
@@ -170,20 +171,19 @@ class SelectionAttentionFn(torch.autograd.Function):
             lse[:, c0:c1] = lse_rows.view(B, c1 - c0, H, G)
         # the block layouts, not k and v: backward needs them, and rebuilding them there (two copies) added
         # to the backward's peak while k and v were kept only for that
-        ctx.save_for_backward(q, kf, vf, idx, o, lse, g)
-        ctx.block_size, ctx.scale, ctx.n_kv_heads = block_size, scale, H
+        ctx.save_for_backward(q, kf, vf, o, lse, g)
+        ctx.block_size, ctx.scale, ctx.n_kv_heads, ctx.tiles = block_size, scale, H, tiles
         o = o.view(B, T, HQ, Dv)
         return o if g is None else o * g.unsqueeze(-1)
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, kf, vf, idx, o, lse, g = ctx.saved_tensors
+        q, kf, vf, o, lse, g = ctx.saved_tensors
         bs, scale, H = ctx.block_size, ctx.scale, ctx.n_kv_heads
         B, T, HQ, D = q.shape
         Dv = vf.shape[-1]
         G = HQ // H
         qg = q.view(B, T, H, G, D)
-        n_blocks = kf.shape[0] // (B * H)
         dkf, dvf = torch.zeros_like(kf), torch.zeros_like(vf)
         dq = torch.empty_like(qg)
         dog = do.contiguous().view(B, T, H, G, Dv)
@@ -195,8 +195,8 @@ class SelectionAttentionFn(torch.autograd.Function):
             dg = delta.reshape(B, T, HQ)
             g_rows = g.reshape(B, T, H, G)
             delta = delta * g_rows
-        for c0, c1 in _tiles(T, B * H, n_blocks, idx.shape[-1]):
-            tile = _Tile(idx, c0, c1, n_blocks, bs)
+        for tile in ctx.tiles:
+            c0, c1 = tile.c0, tile.c0 + tile.n_tokens
             q_ext = _with_pad_row(qg[:, c0:c1].reshape(-1, G, D), scale * LOG2E)
             g_t = 1.0 if g_rows is None else g_rows[:, c0:c1].reshape(-1, G, 1)
             do_ext = _with_pad_row(dog[:, c0:c1].reshape(-1, G, Dv), g_t)  # gated here, tile by tile
