@@ -21,6 +21,7 @@ NEEDS_PROJECT = [
     "file_checks",
     "layer_profile",
     "remote_tail_cost",
+    "selection_ab",
     "selection_short",
     "train_throughput",
     "triton_vs_fast",
@@ -84,6 +85,19 @@ def test_attention_phases_says_where_a_masked_selection_went():
     assert res.returncode == 0, res.stderr
     assert "sel.fwd" not in res.stdout
     assert "the selection branch is one masked SDPA call" in res.stdout
+
+
+def test_selection_ab_compares_a_revision_with_the_working_tree():
+    res = bench("selection_ab.py", "--ref", "HEAD", "--seq-len", "256", "--rounds", "1", "--check")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    # the file at HEAD against itself: the same numbers to the bit
+    assert "T=256 largest |new - old|: output 0.0, dq 0.0, dk 0.0, dv 0.0, dgate 0.0" in lines, res.stdout
+    timed = [ln for ln in lines if ln.startswith(("T=256 fwd ", "T=256 fwd+bwd "))]
+    assert len(timed) == 2 and all("(new/old " in ln for ln in timed), res.stdout
+    bad = bench("selection_ab.py", "--ref", "no-such-revision", "--seq-len", "64")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
+    assert bad.stderr.startswith("error: cannot read nsa_train/nsa/fast_selection.py at no-such-revision"), bad.stderr
 
 
 def test_layer_profile_smoke_run_on_cpu():
