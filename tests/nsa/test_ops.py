@@ -166,6 +166,35 @@ def test_window_at_least_T_is_dense(impl):
         torch.testing.assert_close(sliding_window_attention(q, k, v, w, impl=impl), dense_causal(q, k, v), **TOL)
 
 
+def banded_attention(q, k, v, w: int) -> torch.Tensor:
+    """Softmax attention of query t over exactly keys t-w+1 .. t (a band mask built here, not the ops'), in fp64."""
+    T, G = q.shape[1], q.shape[2] // k.shape[2]
+    kx, vx = (x.double().repeat_interleave(G, 2) for x in (k, v))
+    scores = torch.einsum("bthd,bshd->bhts", q.double(), kx) / q.shape[-1] ** 0.5
+    behind = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # query minus key
+    band = (behind >= 0) & (behind < w)
+    p = scores.masked_fill(~band, float("-inf")).softmax(-1)
+    return torch.einsum("bhts,bshd->bthd", p, vx).to(q.dtype)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize("w", [1, 2, 7])
+def test_window_is_exactly_the_last_w_keys(impl, w, tiles, flash_path):
+    """Review revBV: the window's "last w keys, itself included" was held only by the paths agreeing with each
+    other (w+1 keys on both passed); here against a band mask written in the test, at w < T, the gated branch
+    too. w=1 is the query's own value."""
+    from nsa_train.nsa import dispatch
+
+    q, k, v = qkv(1, 23, 4, 2, 8)
+    gate = torch.rand(1, 23, 4, generator=torch.Generator().manual_seed(9))
+    want = banded_attention(q, k, v, w)
+    torch.testing.assert_close(sliding_window_attention(q, k, v, w, impl=impl), want, **TOL)
+    gated = dispatch.gated_sliding_window_attention(q, k, v, w, gate, impl=impl)
+    torch.testing.assert_close(gated, gate[..., None] * want, **TOL)
+    if w == 1:
+        torch.testing.assert_close(want, v.repeat_interleave(2, 2), **TOL)
+
+
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_selecting_every_block_is_dense(impl):
     B, T, H, bs = 2, 35, 2, 8
