@@ -330,17 +330,23 @@ def test_window_and_compressed_triton_on_cpu_fall_back_counted_under_their_branc
     assert fallbacks.snapshot() == after
 
 
+# The fused compressed+selection op's sizes in the tests below: with n_sel = 3 every row took exactly the forced
+# blocks {0, cur-1, cur} whatever the scores, so a broken block choice passed (review revBV). With l_sel = 4 and
+# n_sel = 5, every query from t = 20 on chooses 2 of its cur-2 (>= 3) free blocks by score, in every shape.
+FUSED = {"l": 8, "d": 4, "l_sel": 4, "n_sel": 5}
+
+
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_layer_compressed_branch_matches_reference(shape, tiles, flash_path):
     """The layer's fused compressed branch (one softmax serving the output and the block choice) against its
     reference twin, the reference op plus select_blocks on the reference probabilities: outputs, block ids and
-    gradients."""
+    gradients; with free choices that depend on the scores."""
     from nsa_train.nsa.fast import compressed_attention_and_selection_fast
     from nsa_train.nsa.reference import compressed_attention_and_selection_reference
     from nsa_train.nsa.selection import select_blocks
 
     _, T, _, H, _ = shape
-    l, d, l_sel, n_sel = 8, 4, 8, 3
+    l, d, l_sel, n_sel = FUSED["l"], FUSED["d"], FUSED["l_sel"], FUSED["n_sel"]
     q, k, v = qkv(*shape, n_keys=(T - l) // d + 1)
     out_ref, grads_ref = grads(
         lambda a, b, c: compressed_attention_and_selection_reference(a, b, c, l, d, l_sel, n_sel)[0], q, k, v
@@ -354,6 +360,8 @@ def test_layer_compressed_branch_matches_reference(shape, tiles, flash_path):
     assert torch.equal(ids_ref, select_blocks(p, 0, H, l, d, l_sel, n_sel, T))  # the twin is that composition
     ids_fst = compressed_attention_and_selection_fast(q, k, v, l, d, l_sel, n_sel)[1]
     assert torch.equal(ids_fst, ids_ref)
+    other_scores = compressed_attention_and_selection_reference(-q, k, v, l, d, l_sel, n_sel)[1]
+    assert not torch.equal(other_scores, ids_ref)  # the ids depend on the scores: the check above can fail
 
 
 def test_bf16_block_choice_is_the_fast_paths():
@@ -372,7 +380,7 @@ def test_bf16_block_choice_is_the_fast_paths():
 @pytest.mark.parametrize("shape", [*SHAPES, (1, 300, 4, 2, 8)], ids=str)
 def test_gated_branches_match_gate_times_reference(shape, tiles, flash_path):
     """The layer's gated branches against their reference twins (gate * the reference op), gate gradients
-    included; and each twin is gate * its reference op."""
+    included, and the compressed branch's block ids; and each twin is gate * its reference op."""
     from nsa_train.nsa import reference as R
     from nsa_train.nsa.fast import (
         compressed_attention_and_selection_fast,
@@ -387,17 +395,18 @@ def test_gated_branches_match_gate_times_reference(shape, tiles, flash_path):
     fst = grads(lambda a, b, c, g: gated_sliding_window_fast(a, b, c, 6, g), q, k, v, gate)
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
     assert torch.equal(ref[0], gate[..., None] * sliding_window_attention_reference(q, k, v, 6))
-    l, d = 8, 4
+    l, d = FUSED["l"], FUSED["d"]
     kc, vc = k[:, : (T - l) // d + 1], v[:, : (T - l) // d + 1]
     ref = grads(
-        lambda a, b, c, g: R.compressed_attention_and_selection_reference(a, b, c, l, d, 8, 3, gate=g)[0],
-        q, kc, vc, gate,
-    )  # fmt: skip
+        lambda a, b, c, g: R.compressed_attention_and_selection_reference(a, b, c, **FUSED, gate=g)[0], q, kc, vc, gate
+    )
     fst = grads(
-        lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, l, d, 8, 3, gate=g)[0], q, kc, vc, gate
+        lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, **FUSED, gate=g)[0], q, kc, vc, gate
     )
     assert_same(ref[0], fst[0], ref[1], fst[1], **TOL)
     assert torch.equal(ref[0], gate[..., None] * compressed_attention_reference(q, kc, vc, l, d)[0])
+    ids_ref = R.compressed_attention_and_selection_reference(q, kc, vc, **FUSED, gate=gate)[1]
+    assert torch.equal(compressed_attention_and_selection_fast(q, kc, vc, **FUSED, gate=gate)[1], ids_ref)
     idx = random_blocks(B, T, shape[3], 3, 6)
     ref = grads(lambda a, b, c, g: R.gated_selection_reference(a, b, c, idx, 6, g), q, k, v, gate)
     fst = grads(lambda a, b, c, g: gated_selection_fast(a, b, c, idx, 6, g), q, k, v, gate)
