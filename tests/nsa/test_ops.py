@@ -236,8 +236,8 @@ def _check_causal(fn, q, k, v, t: int, key_cut: int) -> None:
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 # 14 = 2*d + l - 2: the last query before compressed block 2 is whole (review revBE: a block visible one token early
-# passed 0, 13 and 30)
-@pytest.mark.parametrize("t", [0, 13, 14, 30])
+# passed 0, 13 and 30); 15, 19, 23 = i*d + l - 1: the queries at which blocks 2, 3, 4 become visible
+@pytest.mark.parametrize("t", [0, 13, 14, 15, 19, 23, 30])
 def test_ops_are_causal(impl, t, tiles):
     B, T, H = 2, 31, 2
     q, k, v = qkv(B, T, 4, H, 8)
@@ -245,8 +245,9 @@ def test_ops_are_causal(impl, t, tiles):
     _check_causal(lambda a, b, c: selection_attention(a, b, c, idx, 4, impl=impl), q, k, v, t, t + 1)
     _check_causal(lambda a, b, c: sliding_window_attention(a, b, c, 6, impl=impl), q, k, v, t, t + 1)
     l, d = 8, 4
-    # compressed keys after the last block query t can see: i*d + l - 1 > t
-    first_hidden = max(0, (t - l) // d + 1) if t >= l - 1 else 0
+    # query t sees compressed block i iff i*d + l - 1 <= t: the blocks it cannot see start at the count of those
+    # it can (review revBV: '(t - l) // d + 1' was one block short at every t where a block becomes visible)
+    first_hidden = max(0, (t - l + 1) // d + 1)
     kc, vc = k[:, :6], v[:, :6]
     _check_causal(lambda a, b, c: compressed_attention(a, b, c, l, d, impl=impl)[0], q, kc, vc, t, first_hidden)
 
