@@ -5,6 +5,8 @@ is the designed path, not a fallback). 'triton' asks for the kernels of every op
 branch and the sliding window. When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
 but cannot run (kernels missing, import error, launch error), the fast path runs and
 ``fallbacks.count('<branch>.triton->fast', reason)`` records it (branch: selection, compressed, window).
+A caller's bad argument (CHECK_ARGS: shapes, integer block ids, sizes) raises one ValueError before any path is
+tried, on every path alike, and is no fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch
 import torch.utils.checkpoint
 
 from nsa_train.nsa import fallbacks, fast, reference
+from nsa_train.nsa._common import check_block_indices, check_qkv, check_sizes
+from nsa_train.nsa.selection import check_whole_strides
 
 IMPLS = ("auto", "reference", "fast", "triton")
 # the name each op's fallbacks are counted under (telemetry `fallbacks`: '<name>.triton->fast')
@@ -86,11 +90,56 @@ def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None
 
 
+def _check_selection(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_indices: torch.Tensor, block_size: int, scale: Any = None
+) -> None:
+    B, T, _, H, _ = check_qkv(q, k, v)
+    check_sizes(block_size=block_size)
+    check_block_indices(block_indices, B, T, H)
+
+
+def _check_window(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: Any = None) -> None:
+    check_qkv(q, k, v)
+    check_sizes(window_size=window_size)
+
+
+def _check_compressed(
+    q: torch.Tensor, k_cmp: torch.Tensor, v_cmp: torch.Tensor, block_length: int, stride: int, scale: Any = None
+) -> None:
+    check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_sizes(block_length=block_length, stride=stride)
+
+
+def _check_compressed_and_selection(
+    q: torch.Tensor, k_cmp: torch.Tensor, v_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_sel: int, scale: Any = None
+) -> None:
+    check_qkv(q, k_cmp, v_cmp, same_length=False)
+    check_sizes(l=l, d=d, l_sel=l_sel, n_sel=n_sel)
+    check_whole_strides(l, d, l_sel)
+
+
+# Each op's argument checks, run before a path is chosen: a caller's mistake raised inside a Triton op was counted
+# as a kernel fallback (its message recorded as the kernel's reason), then raised again by the fast path
+CHECK_ARGS: dict[str, Callable[..., None]] = {
+    "selection_attention": _check_selection,
+    "sliding_window_attention": _check_window,
+    "compressed_attention": _check_compressed,
+    "compressed_attention_and_selection": _check_compressed_and_selection,
+}
+
+
+def _check_gate(gate: torch.Tensor, q: torch.Tensor) -> None:
+    if gate.shape != q.shape[:3]:
+        raise ValueError(f"gate must be [B, T, HQ] = {list(q.shape[:3])}, got {tuple(gate.shape)}")
+
+
 def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None = None) -> Any:
-    """Run op on the path impl resolves to. Under autocast (how a bf16 run trains: fp32 weights, bf16 matmuls)
-    the floating inputs are cast to autocast's dtype and the op runs with autocast off, as torch.amp.custom_fwd
-    does: the fast and Triton paths keep running state (maxima, sums) in q's dtype and would otherwise meet
-    the bf16 products autocast makes of their fp32 inputs (a scatter across dtypes fails)."""
+    """Run op on the path impl resolves to, once its arguments passed CHECK_ARGS. Under autocast (how a bf16 run
+    trains: fp32 weights, bf16 matmuls) the floating inputs are cast to autocast's dtype and the op runs with
+    autocast off, as torch.amp.custom_fwd does: the fast and Triton paths keep running state (maxima, sums) in q's
+    dtype and would otherwise meet the bf16 products autocast makes of their fp32 inputs (a scatter across dtypes
+    fails)."""
+    CHECK_ARGS[op](*args)
     dtype = autocast_dtype(args[0])
     if dtype is None:
         return _dispatch(op, impl, args, fast_fn)
@@ -161,6 +210,7 @@ def gated_selection_attention(
     def fast_gated(q, k, v, block_indices, block_size, scale):  # type: ignore[no-untyped-def]
         return fast.gated_selection_fast(q, k, v, block_indices, block_size, gate.to(q.dtype), scale)
 
+    _check_gate(gate, q)
     if resolve_impl(impl, q.device) == "fast":
         return _run("selection_attention", impl, (q, k, v, block_indices, block_size, None), fast_fn=fast_gated)
     o = _run("selection_attention", impl, (q, k, v, block_indices, block_size, None))
@@ -209,6 +259,8 @@ def _gated_branch(
     or the ungated fast op if they fail (counted), then the gate. Reference: the op's reference twin
     (nsa_train.nsa.reference), then the gate."""
     q = args[0]
+    CHECK_ARGS[op](*args)
+    _check_gate(gate, q)
     if resolve_impl(impl, q.device, op) == "fast":
         if (_default_impl if impl is None else impl) == "triton":
             fallbacks.count(f"{FALLBACK_NAMES[op]}.triton->fast", triton_kernel(op, q.device)[1])

@@ -20,8 +20,7 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     shares with the selection block: its overlap in units of d (with l=32, d=16, l_sel=64, the five blocks that
     reach into a selection block weigh 1, 2, 2, 2, 1).
     """
-    if l % d or l_sel % d:  # whole strides: other sizes would be summed wrongly, silently
-        raise ValueError(f"l ({l}) and l_sel ({l_sel}) must be multiples of the stride d ({d}), as NSAConfig requires")
+    check_whole_strides(l, d, l_sel)
     r, m = l_sel // d, l // d
     nc, ns = p_cmp.shape[-1], n_sel_blocks
     padded = F.pad(p_cmp, (m - 1, ns * r - nc))  # [B, Tc, HQ, NS*r + m - 1]: padded[u + m - 1] = p[u], cropped
@@ -29,6 +28,12 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     for n in range(1, m):
         chunks += padded[..., m - 1 - n : m - 1 - n + ns * r]
     return chunks.unflatten(-1, (ns, r)).sum(-1)
+
+
+def check_whole_strides(l: int, d: int, l_sel: int) -> None:
+    """Eq. 9 maps whole strides: with other sizes its sums would be wrong, silently."""
+    if l % d or l_sel % d:
+        raise ValueError(f"l ({l}) and l_sel ({l_sel}) must be multiples of the stride d ({d}), as NSAConfig requires")
 
 
 def _descending_key(scores: torch.Tensor) -> torch.Tensor:

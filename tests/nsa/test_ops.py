@@ -568,6 +568,72 @@ def test_bad_sizes_of_the_layers_compressed_branch_are_one_error():
         compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 8, 0)
 
 
+def bad_calls() -> dict[str, tuple[object, str]]:
+    """A caller's mistakes on the public ops and the layer's gated ones: name -> (call(impl), the error it gets)."""
+    from nsa_train.nsa import dispatch
+
+    q, k, v = qkv(1, 16, 4, 2, 8)
+    ids, kc, vc = torch.zeros(1, 16, 2, 2, dtype=torch.long), k[:, :3], v[:, :3]
+    gate = torch.rand(1, 16, 4)
+    return {
+        "float-ids": (
+            lambda impl: selection_attention(q, k, v, ids.float(), 4, impl=impl),
+            "block_indices must be an integer tensor, got torch.float32",
+        ),
+        "ids-of-another-T": (
+            lambda impl: selection_attention(q, k, v, ids[:, :15], 4, impl=impl),
+            r"block_indices must be \[B, T, H, S\] = \[1, 16, 2, S\], got \(1, 15, 2, 2\)",
+        ),
+        "block-size-0": (
+            lambda impl: selection_attention(q, k, v, ids, 0, impl=impl),
+            "block_size must be an integer >= 1, got 0",
+        ),
+        "keys-of-another-T": (
+            lambda impl: sliding_window_attention(q, k[:, :15], v[:, :15], 4, impl=impl),
+            "k/v length 15 differs from q length 16",
+        ),
+        "window-0": (
+            lambda impl: sliding_window_attention(q, k, v, 0, impl=impl),
+            "window_size must be an integer >= 1, got 0",
+        ),
+        "stride-0": (lambda impl: compressed_attention(q, kc, vc, 4, 0, impl=impl), "stride must be an integer >= 1"),
+        "3-query-heads-for-2-kv-heads": (
+            lambda impl: compressed_attention(q[:, :, :3], kc, vc, 4, 2, impl=impl),
+            r"query heads \(3\) must be a multiple of key/value heads \(2\)",
+        ),
+        "gated-selection-float-ids": (
+            lambda impl: dispatch.gated_selection_attention(q, k, v, ids.float(), 4, gate, impl=impl),
+            "block_indices must be an integer tensor",
+        ),
+        "gate-of-another-shape": (
+            lambda impl: dispatch.gated_sliding_window_attention(q, k, v, 4, gate[..., :1], impl=impl),
+            r"gate must be \[B, T, HQ\] = \[1, 16, 4\], got \(1, 16, 1\)",
+        ),
+        "l-not-whole-strides": (
+            lambda impl: dispatch.gated_compressed_attention_and_selection(q, kc, vc, 6, 4, 8, 3, gate, impl=impl),
+            r"l \(6\) and l_sel \(8\) must be multiples of the stride d \(4\)",
+        ),
+        "n_sel-0": (
+            lambda impl: dispatch.gated_compressed_attention_and_selection(q, kc, vc, 4, 2, 4, 0, gate, impl=impl),
+            "n_sel must be an integer >= 1, got 0",
+        ),
+    }
+
+
+@pytest.mark.parametrize("impl", ["triton", "auto", "fast", "reference"])
+@pytest.mark.parametrize("case", list(bad_calls()))
+def test_a_callers_bad_argument_is_one_error_on_every_path_and_no_fallback(case, impl):
+    """Review revBV: impl='triton' counted a caller's bad argument as a Triton fallback (and kept its message as
+    the kernel's reason) before the fast path raised it. The dispatch checks the arguments before it picks a
+    path: the same error on every path, nothing counted. (tests/nsa_triton/test_dispatch_interpreter.py: the
+    same with the kernels able to run.)"""
+    call, says = bad_calls()[case]
+    counts, reasons = fallbacks.snapshot(), fallbacks.reasons()
+    with pytest.raises(ValueError, match=says):
+        call(impl)
+    assert fallbacks.snapshot() == counts and fallbacks.reasons() == reasons
+
+
 def test_the_gated_ops_run_their_reference_twins_under_that_name():
     """impl='reference' on the gated branch ops ran the fast path under that name (then was refused, as they had no
     reference path): each now runs its twin in nsa_train.nsa.reference, and counts no fallback."""

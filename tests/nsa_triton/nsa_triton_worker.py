@@ -439,3 +439,23 @@ def layer_paths_with_a_failing_backward_kernel(dims, nsa_kwargs, x, kernels_modu
     finally:
         fallbacks.reset()
         backward_fallback.reset()
+
+
+def dispatch_errors(calls):
+    """calls: [(op in nsa_train.nsa.dispatch, args)] run with impl='triton' -> (the path each op resolves to,
+    [(exception type name, text) or None per call], the fallback counts and reasons the calls added)."""
+    from nsa_train.nsa import dispatch, fallbacks
+
+    counts, reasons = fallbacks.snapshot(), fallbacks.reasons()
+    q = calls[0][1][0]
+    paths = {op: dispatch.resolve_impl("triton", q.device, op) for op in dispatch.CHECK_ARGS}
+    errors = []
+    for op, args in calls:
+        try:
+            getattr(dispatch, op)(*args, impl="triton")
+            errors.append(None)
+        except Exception as exc:
+            errors.append((type(exc).__name__, str(exc)))
+    added = {name: n - counts.get(name, 0) for name, n in fallbacks.snapshot().items() if n != counts.get(name, 0)}
+    new_reasons = {name: why for name, why in fallbacks.reasons().items() if name not in reasons}
+    return paths, errors, added, new_reasons
