@@ -21,7 +21,7 @@ import torch.utils.checkpoint
 
 from nsa_train.nsa import fallbacks, fast, reference
 from nsa_train.nsa._common import check_block_indices, check_qkv, check_sizes
-from nsa_train.nsa.selection import check_whole_strides
+from nsa_train.nsa.selection import check_n_sel, check_whole_strides
 
 IMPLS = ("auto", "reference", "fast", "triton")
 # the name each op's fallbacks are counted under (telemetry `fallbacks`: '<name>.triton->fast')
@@ -114,7 +114,8 @@ def _check_compressed_and_selection(
     q: torch.Tensor, k_cmp: torch.Tensor, v_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_sel: int, scale: Any = None
 ) -> None:
     check_qkv(q, k_cmp, v_cmp, same_length=False)
-    check_sizes(l=l, d=d, l_sel=l_sel, n_sel=n_sel)
+    check_sizes(l=l, d=d, l_sel=l_sel)
+    check_n_sel(n_sel)
     check_whole_strides(l, d, l_sel)
 
 

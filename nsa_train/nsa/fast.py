@@ -27,7 +27,7 @@ from nsa_train.nsa._common import (
     vjp,
 )
 from nsa_train.nsa.fast_selection import SelectionAttentionFn
-from nsa_train.nsa.selection import select_blocks_grouped
+from nsa_train.nsa.selection import check_n_sel, select_blocks_grouped
 
 WINDOW_TILE = 64  # queries per SDPA call in the window branch
 WINDOW_GROUP = 2048  # queries per forward/recompute group in the window branch (CPU; the least on CUDA)
@@ -73,8 +73,7 @@ def gated_sliding_window_fast(
     the branch output is never saved for the gating product.
     """
     _, T, _, _, G = check_qkv(q, k, v)
-    if window_size < 1:
-        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    check_sizes(window_size=window_size)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     g = None if gate is None else gate.to(cdt)
@@ -315,7 +314,8 @@ def compressed_attention_and_selection_fast(
     probabilities (flash style) and takes do·o from them.
     """
     check_qkv(q, k_cmp, v_cmp, same_length=False)
-    check_sizes(l=l, d=d, l_sel=l_sel, n_sel=n_sel)
+    check_sizes(l=l, d=d, l_sel=l_sel)
+    check_n_sel(n_sel)
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
     g = None if gate is None else gate.to(cdt)

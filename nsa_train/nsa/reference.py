@@ -17,7 +17,7 @@ from nsa_train.nsa._common import (
     default_scale,
     masked_softmax,
 )
-from nsa_train.nsa.selection import select_blocks
+from nsa_train.nsa.selection import check_n_sel, select_blocks
 
 
 def _masked_attention(
@@ -73,8 +73,7 @@ def sliding_window_attention_reference(
 ) -> torch.Tensor:
     """Query t attends to exactly keys max(0, t-w+1) .. t (the last w keys, itself included)."""
     check_qkv(q, k, v)
-    if window_size < 1:
-        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    check_sizes(window_size=window_size)
     T = q.shape[1]
     scale = default_scale(scale, q.shape[-1])
     cdt = compute_dtype(q.dtype)
@@ -138,7 +137,8 @@ def compressed_attention_and_selection_reference(
     o [B, T, HQ, Dv], block ids [B, T, H, n_sel]), the ids chosen from this op's probabilities by Eq. 8-11
     (nsa_train.nsa.selection.select_blocks); gate [B, T, HQ] or None."""
     o, p = _compressed_attention(q, k_cmp, v_cmp, l, d, scale)
-    check_sizes(l_sel=l_sel, n_sel=n_sel)
+    check_sizes(l_sel=l_sel)
+    check_n_sel(n_sel)
     ids = select_blocks(p, 0, k_cmp.shape[2], l, d, l_sel, n_sel, q.shape[1])
     return _gated(o.to(q.dtype), gate), ids
 

@@ -6,8 +6,12 @@ choose the same blocks. Runs without gradients: selection is a discrete choice.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
+
+FORCED_BLOCKS = 3  # block 0 and the 2 local blocks (Eq. 11): always selected, counted in n_sel
 
 
 def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_sel_blocks: int) -> torch.Tensor:
@@ -28,6 +32,16 @@ def selection_block_scores(p_cmp: torch.Tensor, l: int, d: int, l_sel: int, n_se
     for n in range(1, m):
         chunks += padded[..., m - 1 - n : m - 1 - n + ns * r]
     return chunks.unflatten(-1, (ns, r)).sum(-1)
+
+
+def check_n_sel(n_sel: int) -> None:
+    """n_sel: an integer >= 3, as NSAConfig requires. The forced blocks all score +inf and ties go to the lower id,
+    so with fewer slots the query's own block was the one left out (n_sel 2: blocks 0 and cur-1)."""
+    if isinstance(n_sel, bool) or not isinstance(n_sel, numbers.Integral) or n_sel < FORCED_BLOCKS:
+        raise ValueError(
+            f"n_sel must be an integer >= {FORCED_BLOCKS} (block 0 and the 2 local blocks are always selected), "
+            f"got {n_sel!r}"
+        )
 
 
 def check_whole_strides(l: int, d: int, l_sel: int) -> None:
@@ -53,13 +67,14 @@ def _descending_key(scores: torch.Tensor) -> torch.Tensor:
 def select_blocks(
     p_cmp: torch.Tensor, t0: int, n_kv_heads: int, l: int, d: int, l_sel: int, n_sel: int, seq_len: int
 ) -> torch.Tensor:
-    """Eq. 10-11: block ids [B, Tc, H, n_sel] for queries at positions t0 .. t0+Tc-1, sorted, -1 = unused.
+    """Eq. 10-11: block ids [B, Tc, H, n_sel] (n_sel >= 3) for queries at positions t0 .. t0+Tc-1, sorted, -1 = unused.
 
     Scores are summed over the query heads of each KV group (one selection per group; summing before the
     Eq. 9 mapping is the same sum, on G times less data), the initial block and the 2 local blocks (current and
     previous) are always taken, blocks after the query's own block never are. Ties go to the lower block id,
     so the choice is deterministic.
     """
+    check_n_sel(n_sel)
     B, Tc, HQ, NC = p_cmp.shape
     p_group = p_cmp.float().view(B, Tc, n_kv_heads, HQ // n_kv_heads, NC).sum(3)  # [B, Tc, H, NC]
     return select_blocks_grouped(p_group, t0, l, d, l_sel, n_sel, seq_len)

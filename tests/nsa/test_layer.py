@@ -315,7 +315,7 @@ def test_fast_gated_branches_compute_the_same_under_autocast(branch, dv):
             if branch == "window":
                 o = dispatch.gated_sliding_window_attention(*xs, 24, gate, impl="fast")
             else:
-                o, _ = dispatch.gated_compressed_attention_and_selection(*xs, 8, 4, 8, 2, gate, impl="fast")
+                o, _ = dispatch.gated_compressed_attention_and_selection(*xs, 8, 4, 8, 3, gate, impl="fast")
         o.float().backward(do)
         return [o.float(), *(x.grad.float() for x in xs)]
 

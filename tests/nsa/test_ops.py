@@ -284,7 +284,7 @@ def test_gradcheck_float64_layer_branches(tiles, flash_path):
     q, k, v = (x.requires_grad_(True) for x in qkv(1, 20, 4, 2, 4, dtype=torch.float64))
     gate = torch.rand(1, 20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     kc, vc = (x[:, :9].detach().requires_grad_(True) for x in (k, v))
-    cmp = lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, 4, 2, 4, 2, gate=g)[0]  # noqa: E731
+    cmp = lambda a, b, c, g: compressed_attention_and_selection_fast(a, b, c, 4, 2, 4, 3, gate=g)[0]  # noqa: E731
     assert torch.autograd.gradcheck(cmp, (q, kc, vc, gate))
     idx = random_blocks(1, 20, 2, 2, 4)
     assert torch.autograd.gradcheck(lambda a, b, c, g: gated_selection_fast(a, b, c, idx, 4, g), (q, k, v, gate))
@@ -560,12 +560,60 @@ def test_bad_selection_block_sizes_and_float_ids_are_one_error_on_every_path(imp
         selection_attention(q, k, v, ids.float(), 4, impl=impl)
 
 
-def test_bad_sizes_of_the_layers_compressed_branch_are_one_error():
+@pytest.mark.parametrize("n_sel", [2, 1, 0, 3.0, True])
+def test_n_sel_below_the_forced_blocks_is_one_error_on_every_path(n_sel):
+    """Review revBV: only NSAConfig refused n_sel < 3; select_blocks (exported) with n_sel 2 returned [0, cur-1]
+    for every query, dropping the query's own block (the forced blocks tie, ties go to the lower id). Refused by
+    select_blocks and by the layer's compressed op on every path."""
+    from nsa_train.nsa import dispatch
     from nsa_train.nsa.fast import compressed_attention_and_selection_fast
+    from nsa_train.nsa.reference import compressed_attention_and_selection_reference
+    from nsa_train.nsa.selection import select_blocks
+    from nsa_train.nsa.triton.compressed import compressed_attention_and_selection_triton
 
-    q, kc, vc = torch.randn(1, 20, 4, 8), torch.randn(1, 3, 2, 8), torch.randn(1, 3, 2, 8)
-    with pytest.raises(ValueError, match="n_sel must be an integer >= 1, got 0"):
-        compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 8, 0)
+    q, kc, vc = torch.randn(1, 20, 4, 8), torch.randn(1, 4, 2, 8), torch.randn(1, 4, 2, 8)
+    gate = torch.rand(1, 20, 4)
+    calls = [
+        lambda: select_blocks(torch.rand(1, 64, 1, 16), 0, 1, 4, 4, 4, n_sel, 64),
+        lambda: compressed_attention_and_selection_reference(q, kc, vc, 8, 4, 16, n_sel),
+        lambda: compressed_attention_and_selection_fast(q, kc, vc, 8, 4, 16, n_sel),
+        lambda: compressed_attention_and_selection_triton(q, kc, vc, 8, 4, 16, n_sel),
+        *(
+            lambda impl=impl: dispatch.gated_compressed_attention_and_selection(q, kc, vc, 8, 4, 16, n_sel, gate, impl)
+            for impl in ("reference", "fast", "triton")
+        ),
+    ]
+    says = rf"n_sel must be an integer >= 3 \(block 0 and the 2 local blocks are always selected\), got {n_sel!r}"
+    for call in calls:
+        with pytest.raises(ValueError, match=says):
+            call()
+
+
+@pytest.mark.parametrize("window_size", [4.5, 30.5, 0, True])
+def test_a_window_size_that_is_no_positive_integer_is_one_error_on_every_path(window_size):
+    """Review revBV: a window of 4.5 ran on the reference as a window of 5 and raised a TypeError from pad() on
+    the fast path; 30.5 (>= T) ran as 31 on the fast path."""
+    from nsa_train.nsa import dispatch
+    from nsa_train.nsa import reference as R
+    from nsa_train.nsa.fast import gated_sliding_window_fast
+    from nsa_train.nsa.triton.window import sliding_window_attention_triton
+
+    q, k, v = qkv(1, 20, 4, 2, 8)
+    gate = torch.rand(1, 20, 4)
+    calls = [
+        lambda: sliding_window_attention_reference(q, k, v, window_size),
+        lambda: sliding_window_attention_fast(q, k, v, window_size),
+        lambda: sliding_window_attention_triton(q, k, v, window_size),
+        lambda: R.gated_sliding_window_reference(q, k, v, window_size, gate),
+        lambda: gated_sliding_window_fast(q, k, v, window_size, gate),
+        *(
+            lambda impl=impl: dispatch.gated_sliding_window_attention(q, k, v, window_size, gate, impl)
+            for impl in ("reference", "fast", "triton")
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"window_size must be an integer >= 1, got {window_size!r}"):
+            call()
 
 
 def bad_calls() -> dict[str, tuple[object, str]]:
@@ -615,7 +663,11 @@ def bad_calls() -> dict[str, tuple[object, str]]:
         ),
         "n_sel-0": (
             lambda impl: dispatch.gated_compressed_attention_and_selection(q, kc, vc, 4, 2, 4, 0, gate, impl=impl),
-            "n_sel must be an integer >= 1, got 0",
+            r"n_sel must be an integer >= 3 \(block 0 and the 2 local blocks are always selected\), got 0",
+        ),
+        "window-4.5": (
+            lambda impl: sliding_window_attention(q, k, v, 4.5, impl=impl),
+            "window_size must be an integer >= 1, got 4.5",
         ),
     }
 

@@ -18,7 +18,7 @@ import torch
 
 from nsa_train.nsa import fast
 from nsa_train.nsa.reference import compressed_attention_reference
-from nsa_train.nsa.selection import n_scored_blocks, select_top_blocks
+from nsa_train.nsa.selection import check_n_sel, n_scored_blocks, select_top_blocks
 from nsa_train.nsa.triton._attention import (
     IMPORTANCE_BQ,
     KERNELS,
@@ -87,6 +87,7 @@ def compressed_attention_and_selection_triton(
         raise TritonUnavailableError(problem)
     dtype = q.dtype
     _check_blocks(l, d)
+    check_n_sel(n_sel)
     q_, k_, v_, scale = prepare("compressed-attention", q, k_cmp, v_cmp, scale)
 
     def fast_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from nsa_train.nsa import fast
-from nsa_train.nsa._common import check_qkv
+from nsa_train.nsa._common import check_qkv, check_sizes
 from nsa_train.nsa.triton._attention import AttentionFn, Fallback, prepare
 
 
@@ -18,8 +18,7 @@ def sliding_window_attention_triton(
     """q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv] -> o [B, T, HQ, Dv] in q's dtype: query t attends to
     keys t-window_size+1 .. t. Raises TritonUnavailableError when the kernels cannot run here."""
     check_qkv(q, k, v)
-    if window_size < 1:
-        raise ValueError(f"window_size must be >= 1, got {window_size}")
+    check_sizes(window_size=window_size)
     dtype = q.dtype
     q_, k_, v_, scale = prepare("sliding-window attention", q, k, v, scale)
     w = min(window_size, q.shape[1])
