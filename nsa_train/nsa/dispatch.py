@@ -141,6 +141,11 @@ def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[...
     dtype and would otherwise meet the bf16 products autocast makes of their fp32 inputs (a scatter across dtypes
     fails)."""
     CHECK_ARGS[op](*args)
+    return _run_checked(op, impl, args, fast_fn)
+
+
+def _run_checked(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[..., Any] | None = None) -> Any:
+    """_run for arguments that passed CHECK_ARGS already."""
     dtype = autocast_dtype(args[0])
     if dtype is None:
         return _dispatch(op, impl, args, fast_fn)
@@ -270,7 +275,7 @@ def _gated_branch(
         # log-sum-exp, other probabilities than the forward's (review revBQ: dq off by 1e-1 against 4e-3)
         with torch.autocast(q.device.type, enabled=False):
             return fast_gated()
-    out = _run(op, impl, args)
+    out = _run_checked(op, impl, args)  # checked above, before the fast path's early return
     o = out[0] if isinstance(out, tuple) else out
     gated = o * gate.unsqueeze(-1).to(o.dtype)
     return (gated, *out[1:]) if isinstance(out, tuple) else gated
