@@ -50,8 +50,36 @@ def check_block_indices(block_indices: torch.Tensor, B: int, T: int, H: int) -> 
         raise ValueError(f"block_indices must be an integer tensor, got {block_indices.dtype}")
 
 
-def default_scale(scale: float | None, head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+_SCALE_RULE = "scale must be None or a finite number > 0 (a Python real or a 0-d tensor that needs no gradient)"
+
+
+def check_scale(scale: object) -> float | None:
+    """The softmax scale as a float, None for the default. None, a Python real number or a 0-d real tensor that
+    needs no gradient (it is read as a constant: a gradient would be lost), finite and > 0. float() took the
+    string '2.0' and one-element tensors as they came, NaN and inf gave NaN outputs, and on the Triton path a
+    string failed inside the kernel and was counted as a kernel fallback; a scale <= 0 weights the least similar
+    keys most (or all alike), a slip rather than attention."""
+    if scale is None:
+        return None
+    if isinstance(scale, torch.Tensor):
+        if scale.dim() != 0 or scale.dtype.is_complex or scale.dtype == torch.bool:
+            raise ValueError(f"{_SCALE_RULE}, got a {scale.dtype} tensor of shape {tuple(scale.shape)}")
+        if scale.requires_grad:
+            raise ValueError(f"{_SCALE_RULE}, got a tensor that requires grad (it would get no gradient)")
+        value = float(scale.item())
+    elif isinstance(scale, numbers.Real) and not isinstance(scale, bool):
+        value = float(scale)
+    else:
+        raise ValueError(f"{_SCALE_RULE}, got {scale!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{_SCALE_RULE}, got {value!r}")
+    return value
+
+
+def default_scale(scale: object, head_dim: int) -> float:
+    """check_scale's float, or 1/sqrt(head_dim) for None."""
+    value = check_scale(scale)
+    return 1.0 / math.sqrt(head_dim) if value is None else value
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

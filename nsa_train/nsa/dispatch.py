@@ -5,8 +5,8 @@ is the designed path, not a fallback). 'triton' asks for the kernels of every op
 branch and the sliding window. When triton is wanted (auto on CUDA for an AUTO_TRITON_OPS op, or asked for by name)
 but cannot run (kernels missing, import error, launch error), the fast path runs and
 ``fallbacks.count('<branch>.triton->fast', reason)`` records it (branch: selection, compressed, window).
-A caller's bad argument (CHECK_ARGS: shapes, integer block ids, sizes) raises one ValueError before any path is
-tried, on every path alike, and is no fallback.
+A caller's bad argument (CHECK_ARGS: shapes, integer block ids, sizes, the scale) raises one ValueError before any
+path is tried, on every path alike, and is no fallback.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 import torch.utils.checkpoint
 
 from nsa_train.nsa import fallbacks, fast, reference
-from nsa_train.nsa._common import check_block_indices, check_qkv, check_sizes
+from nsa_train.nsa._common import check_block_indices, check_qkv, check_scale, check_sizes
 from nsa_train.nsa.selection import check_n_sel, check_whole_strides
 
 IMPLS = ("auto", "reference", "fast", "triton")
@@ -96,11 +96,13 @@ def _check_selection(
     B, T, _, H, _ = check_qkv(q, k, v)
     check_sizes(block_size=block_size)
     check_block_indices(block_indices, B, T, H)
+    check_scale(scale)
 
 
 def _check_window(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int, scale: Any = None) -> None:
     check_qkv(q, k, v)
     check_sizes(window_size=window_size)
+    check_scale(scale)
 
 
 def _check_compressed(
@@ -108,6 +110,7 @@ def _check_compressed(
 ) -> None:
     check_qkv(q, k_cmp, v_cmp, same_length=False)
     check_sizes(block_length=block_length, stride=stride)
+    check_scale(scale)
 
 
 def _check_compressed_and_selection(
@@ -117,6 +120,7 @@ def _check_compressed_and_selection(
     check_sizes(l=l, d=d, l_sel=l_sel)
     check_n_sel(n_sel)
     check_whole_strides(l, d, l_sel)
+    check_scale(scale)
 
 
 # Each op's argument checks, run before a path is chosen: a caller's mistake raised inside a Triton op was counted
@@ -139,7 +143,8 @@ def _run(op: str, impl: str | None, args: tuple[Any, ...], fast_fn: Callable[...
     trains: fp32 weights, bf16 matmuls) the floating inputs are cast to autocast's dtype and the op runs with
     autocast off, as torch.amp.custom_fwd does: the fast and Triton paths keep running state (maxima, sums) in q's
     dtype and would otherwise meet the bf16 products autocast makes of their fp32 inputs (a scatter across dtypes
-    fails)."""
+    fails). The public ops pass the scale as check_scale's float: a 0-d tensor scale was cast with the inputs (0.1
+    became bf16's 0.10009765625, outputs moved by 1.6e-2)."""
     CHECK_ARGS[op](*args)
     return _run_checked(op, impl, args, fast_fn)
 
@@ -197,7 +202,7 @@ def selection_attention(
     impl: str | None = None,
 ) -> torch.Tensor:
     """q [B, T, HQ, D], k [B, T, H, D], v [B, T, H, Dv], block_indices [B, T, H, S] (-1 unused) -> o [B, T, HQ, Dv]."""
-    return _run("selection_attention", impl, (q, k, v, block_indices, block_size, scale))
+    return _run("selection_attention", impl, (q, k, v, block_indices, block_size, check_scale(scale)))
 
 
 def gated_selection_attention(
@@ -290,7 +295,7 @@ def sliding_window_attention(
     impl: str | None = None,
 ) -> torch.Tensor:
     """Query t attends to keys t-window_size+1 .. t. Shapes as selection_attention."""
-    return _run("sliding_window_attention", impl, (q, k, v, window_size, scale))
+    return _run("sliding_window_attention", impl, (q, k, v, window_size, check_scale(scale)))
 
 
 def compressed_attention(
@@ -303,4 +308,4 @@ def compressed_attention(
     impl: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """q [B, T, HQ, D], k_cmp/v_cmp [B, NC, H, D] -> (o [B, T, HQ, Dv], p [B, T, HQ, NC])."""
-    return _run("compressed_attention", impl, (q, k_cmp, v_cmp, block_length, stride, scale))
+    return _run("compressed_attention", impl, (q, k_cmp, v_cmp, block_length, stride, check_scale(scale)))

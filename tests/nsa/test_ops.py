@@ -669,7 +669,33 @@ def bad_calls() -> dict[str, tuple[object, str]]:
             lambda impl: sliding_window_attention(q, k, v, 4.5, impl=impl),
             "window_size must be an integer >= 1, got 4.5",
         ),
+        **{
+            f"{op.__name__}-scale-{name}": (lambda impl, op=op, args=args, scale=scale: op(*args, scale, impl), says)
+            for op, args in (
+                (selection_attention, (q, k, v, ids, 4)),
+                (sliding_window_attention, (q, k, v, 4)),
+                (compressed_attention, (q, kc, vc, 4, 2)),
+            )
+            for name, (scale, says) in BAD_SCALES.items()
+        },
     }
+
+
+SCALE_RULE = r"scale must be None or a finite number > 0 \(a Python real or a 0-d tensor that needs no gradient\), got"
+# A softmax scale that is no finite positive number: float() took a string and a one-element tensor, NaN and inf
+# gave NaN outputs, and on the Triton path a string failed in the kernel and was counted as a kernel fallback
+BAD_SCALES = {
+    "str": ("0.5", f"{SCALE_RULE} '0.5'"),
+    "nan": (float("nan"), f"{SCALE_RULE} nan"),
+    "inf": (float("inf"), f"{SCALE_RULE} inf"),
+    "0": (0, f"{SCALE_RULE} 0.0"),
+    "negative": (-0.5, f"{SCALE_RULE} -0.5"),
+    "bool": (True, f"{SCALE_RULE} True"),
+    "2-elements": (torch.tensor([0.5, 0.5]), rf"{SCALE_RULE} a torch.float32 tensor of shape \(2,\)"),
+    "1-element-1-d": (torch.tensor([0.5]), rf"{SCALE_RULE} a torch.float32 tensor of shape \(1,\)"),
+    "0-d-requires-grad": (torch.tensor(0.5, requires_grad=True), f"{SCALE_RULE} a tensor that requires grad"),
+    "0-d-nan": (torch.tensor(float("nan")), f"{SCALE_RULE} nan"),
+}
 
 
 @pytest.mark.parametrize("impl", ["triton", "auto", "fast", "reference"])
@@ -702,3 +728,51 @@ def test_the_gated_ops_run_their_reference_twins_under_that_name():
     o_ref, ids_ref = R.compressed_attention_and_selection_reference(q, kc, vc, 8, 4, 8, 3, gate=gate)
     assert torch.equal(o, o_ref) and torch.equal(ids, ids_ref)
     assert fallbacks.snapshot() == before
+
+
+@pytest.mark.parametrize("bad", list(BAD_SCALES))
+def test_each_paths_own_op_refuses_a_bad_scale(bad):
+    """Called directly (not through the dispatch), the reference and fast ops refuse a bad scale the same way."""
+    from nsa_train.nsa import reference as R
+    from nsa_train.nsa.fast import compressed_attention_and_selection_fast
+
+    scale, says = BAD_SCALES[bad]
+    q, k, v = qkv(1, 16, 4, 2, 8)
+    ids, kc, vc = torch.zeros(1, 16, 2, 2, dtype=torch.long), k[:, :3], v[:, :3]
+    calls = [
+        lambda: selection_attention_reference(q, k, v, ids, 4, scale),
+        lambda: selection_attention_fast(q, k, v, ids, 4, scale),
+        lambda: sliding_window_attention_reference(q, k, v, 4, scale),
+        lambda: sliding_window_attention_fast(q, k, v, 4, scale),
+        lambda: compressed_attention_reference(q, kc, vc, 4, 2, scale),
+        lambda: compressed_attention_fast(q, kc, vc, 4, 2, scale),
+        lambda: R.compressed_attention_and_selection_reference(q, kc, vc, 4, 2, 4, 3, scale),
+        lambda: compressed_attention_and_selection_fast(q, kc, vc, 4, 2, 4, 3, scale),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=says):
+            call()
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_a_scale_may_be_any_real_number_or_a_0d_tensor(impl):
+    """An int, a Fraction (any numbers.Real) and a 0-d tensor of a float or an integer dtype are the float they
+    hold, under autocast too (its cast of the floating inputs took a 0-d tensor scale along: 0.1 became bf16's
+    0.10009765625, outputs moved by 1.6e-2)."""
+    from fractions import Fraction
+
+    q, k, v = qkv(1, 16, 4, 2, 8)
+    q = q * 10  # large scores, so a scale off by bf16's rounding moves the outputs
+    ids, kc, vc = random_blocks(1, 16, 2, 2, 4), k[:, :7], v[:, :7]
+    ops = [
+        (selection_attention, (q, k, v, ids, 4)),
+        (sliding_window_attention, (q, k, v, 4)),
+        (compressed_attention, (q, kc, vc, 4, 2)),
+    ]
+    for op, args in ops:
+        want = op(*args, 2.0, impl)
+        for scale in (2, Fraction(4, 2), torch.tensor(2.0), torch.tensor(2), torch.tensor(2.0, dtype=torch.float64)):
+            torch.testing.assert_close(op(*args, scale, impl), want, atol=0, rtol=0)
+        assert not torch.equal(op(*args, None, impl)[0], want[0])  # the scale is used: the default differs
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.testing.assert_close(op(*args, torch.tensor(0.1), impl), op(*args, 0.1, impl), atol=0, rtol=0)

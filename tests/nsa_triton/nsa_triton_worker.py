@@ -441,9 +441,9 @@ def layer_paths_with_a_failing_backward_kernel(dims, nsa_kwargs, x, kernels_modu
         backward_fallback.reset()
 
 
-def dispatch_errors(calls):
+def dispatch_results(calls):
     """calls: [(op in nsa_train.nsa.dispatch, args)] run with impl='triton' -> (the path each op resolves to,
-    [(exception type name, text) or None per call], the fallback counts and reasons the calls added)."""
+    [(exception type name, text) or the op's output per call], the fallback counts and reasons the calls added)."""
     from nsa_train.nsa import dispatch, fallbacks
 
     counts, reasons = fallbacks.snapshot(), fallbacks.reasons()
@@ -452,8 +452,8 @@ def dispatch_errors(calls):
     errors = []
     for op, args in calls:
         try:
-            getattr(dispatch, op)(*args, impl="triton")
-            errors.append(None)
+            with torch.no_grad():
+                errors.append(getattr(dispatch, op)(*args, impl="triton"))
         except Exception as exc:
             errors.append((type(exc).__name__, str(exc)))
     added = {name: n - counts.get(name, 0) for name, n in fallbacks.snapshot().items() if n != counts.get(name, 0)}

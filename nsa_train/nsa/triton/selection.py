@@ -13,7 +13,7 @@ from types import ModuleType
 import torch
 
 from nsa_train.nsa import fast
-from nsa_train.nsa._common import check_block_indices
+from nsa_train.nsa._common import check_block_indices, default_scale
 from nsa_train.nsa.triton import backward_fallback
 from nsa_train.nsa.triton._attention import next_pow2, on_device
 from nsa_train.nsa.triton.availability import TritonUnavailableError, kernel_mode, load_kernels, triton_available
@@ -208,8 +208,7 @@ def selection_attention_triton(
     if not ok:
         raise TritonUnavailableError(f"selection_attention_triton cannot run: {reason}")
     check_inputs(q, k, v, block_indices, block_size)
-    if scale is None:
-        scale = q.shape[-1] ** -0.5
+    scale = default_scale(scale, q.shape[-1])
     out_dtype = q.dtype
     if kernel_mode() == "interpreter" and q.dtype != torch.float32:
         # The interpreter's low-precision tl.dot is wrong; compute in fp32 and cast back.
