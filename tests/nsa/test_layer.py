@@ -89,12 +89,19 @@ def test_layer_under_bf16_autocast_follows_float32(impl):
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_layer_is_causal(impl, tiles):
+    """Outputs at <= t unchanged by tokens after t, also at every t = i*d + l - 2, the last query before
+    compressed block i is whole (a block visible one token early, i*d + l - 2 <= t, failed this test at its t = 30
+    only); the input gradient of output t is zero after t."""
     layer = make_layer(impl)
-    x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(4))
+    T, l, d = 45, CFG["l"], CFG["d"]
+    x = torch.randn(2, T, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y = layer(x)
+        for t in sorted({0, 11, 30} | {i * d + l - 2 for i in range((T - l) // d + 1)}):
+            x2 = x.clone()
+            x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :]) * 3
+            torch.testing.assert_close(layer(x2)[:, : t + 1], y[:, : t + 1], atol=0, rtol=0, msg=f"t = {t}")
     for t in (0, 11, 30):
-        x2 = x.clone()
-        x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :]) * 3
-        torch.testing.assert_close(layer(x)[:, : t + 1], layer(x2)[:, : t + 1], atol=0, rtol=0)
         xg = x.clone().requires_grad_(True)
         layer(xg)[:, t].sum().backward()
         assert (xg.grad[:, t + 1 :] == 0).all()

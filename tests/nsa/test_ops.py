@@ -252,6 +252,59 @@ def test_ops_are_causal(impl, t, tiles):
     _check_causal(lambda a, b, c: compressed_attention(a, b, c, l, d, impl=impl)[0], q, kc, vc, t, first_hidden)
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_compressed_attention_is_causal_at_every_block_boundary(impl, tiles):
+    """The perturbation check at t = i*d + l - 2 (the last query before block i is whole) and i*d + l - 1 (the
+    first that sees it) for every block: a block visible one token early (i*d + l - 2 <= t, in both paths)
+    failed test_ops_are_causal at its t = 14 only."""
+    T, l, d = 31, 8, 4
+    q, k, v = qkv(2, T, 4, 2, 8)
+    n_cmp = (T - l) // d + 1
+    kc, vc = k[:, :n_cmp], v[:, :n_cmp]
+    for t in sorted({i * d + l - 1 - before for i in range(n_cmp) for before in (0, 1)}):
+        first_hidden = max(0, (t - l + 1) // d + 1)  # the number of blocks whose last token i*d + l - 1 is <= t
+        _check_causal(lambda a, b, c: compressed_attention(a, b, c, l, d, impl=impl)[0], q, kc, vc, t, first_hidden)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize(("l", "d"), [(8, 4), (5, 3), (6, 6)])
+def test_compressed_block_i_is_visible_from_query_i_d_plus_l_minus_1_on(impl, l, d, tiles):
+    """The visibility boundary itself, on p: compressed block i has exactly zero mass at every query before
+    i*d + l - 1 and a positive one from there on."""
+    T = 31
+    q, k, v = qkv(2, T, 4, 2, 8)
+    n_cmp = (T - l) // d + 1
+    _, p = compressed_attention(q, k[:, :n_cmp], v[:, :n_cmp], l, d, impl=impl)
+    for i in range(n_cmp):
+        first = i * d + l - 1
+        assert (p[:, :first, :, i] == 0).all(), f"block {i} is seen before query {first}"
+        assert (p[:, first:, :, i] > 0).all(), f"block {i} is not seen from query {first} on"
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize(("l", "d", "l_sel"), [(8, 4, 8), (6, 2, 6)])
+def test_the_layers_compressed_op_sees_block_i_from_query_i_d_plus_l_minus_1_on(impl, l, d, l_sel, tiles):
+    """The same boundary for the layer's compressed op, which returns no p: changing block i's key and value
+    leaves its output and block choice bit-identical at every query before i*d + l - 1 and changes the output
+    of that query."""
+    from nsa_train.nsa.dispatch import gated_compressed_attention_and_selection
+
+    T = 31
+    q, k, v = qkv(2, T, 4, 2, 8)
+    n_cmp = (T - l) // d + 1
+    kc, vc = k[:, :n_cmp], v[:, :n_cmp]
+    gate = torch.ones(2, T, 4)
+    o, ids = gated_compressed_attention_and_selection(q, kc, vc, l, d, l_sel, 3, gate, impl)
+    for i in range(n_cmp):
+        first = i * d + l - 1
+        kc2, vc2 = kc.clone(), vc.clone()
+        kc2[:, i] -= 2.0
+        vc2[:, i] *= -4.0
+        o2, ids2 = gated_compressed_attention_and_selection(q, kc2, vc2, l, d, l_sel, 3, gate, impl)
+        assert torch.equal(o2[:, :first], o[:, :first]) and torch.equal(ids2[:, :first], ids[:, :first]), i
+        assert (o2[:, first] != o[:, first]).any(dim=-1).all(), f"block {i} is not seen by query {first}"
+
+
 # --- gradcheck, edge cases, dispatch ---------------------------------------------------------------------------
 
 
