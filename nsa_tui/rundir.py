@@ -205,8 +205,12 @@ def resolve_run(run: str | None, root: Path | None = None, *, index: bool = True
             path = Path(os.path.abspath(f))
             its = f" (its directory {path.parent} is a run)" if holds_run(path.parent) else ""
             raise UserError(f"{path} is a file, not a run directory{its}", NOT_FOUND_EXIT)
-    if (went := renamed_run(p if p.is_absolute() else named, root)) is not None:
-        return went
+    # where it started, as the candidates above were looked at: a path (relative ones against the cwd, as the
+    # absolute path would be), else a name under the runs root; a relative path may also mean one under the root
+    olds = [named] if _bare_name(run) else list(dict.fromkeys((Path(os.path.abspath(p)), named)))
+    for old in olds:
+        if (went := renamed_run(old, root)) is not None:
+            return went
     if p.is_absolute():  # root / run is the same path: nowhere else was looked at
         raise UserError(f"no run directory {run!r}", NOT_FOUND_EXIT)
     if index and (found_launched := launched_run(run)) is not None:

@@ -138,8 +138,14 @@ find_run() {
   elif [ -d "$1" ]; then d=$1
   elif [ -d "$root/$1" ]; then d=$root/$1
   else
-    # renamed since it started there (nsa_tui.rundir.renamed_run): a path as given, a name under the runs root
-    case $1 in /*) find_renamed "$1" ;; *) find_renamed "$where/$1" ;; esac
+    # renamed since it started there (nsa_tui.rundir.renamed_run): a path as given (a relative one against the
+    # directory we are in, then under the runs root), a name under the runs root
+    case $1 in
+      /*) find_renamed "$1" ;;
+      */*) r_=$1; while case $r_ in ./*) true ;; *) false ;; esac; do r_=${r_#./}; done
+        find_renamed "$PWD/$r_"; [ -n "$renamed" ] || find_renamed "$where/$1" ;;
+      *) find_renamed "$where/$1" ;;
+    esac
     case $1 in /*) ;; *) [ -n "$d$renamed_many" ] || find_launched "$1" ;; esac
     [ -n "$d$twice$renamed_many" ] || find_session "$1"
     # found by its name elsewhere: a directory this user cannot list is refused, as here (nsa_tui.rundir.launched_run);

@@ -49,6 +49,11 @@ def test_a_run_renamed_on_the_host_is_found_by_its_old_path_and_name(sshd, tmp_p
 
     # the same words as here, where the host is this machine
     assert invoke("status", str(old)).stderr.strip() == note.replace(f" on {sshd.host}", "")
+    # a relative path, against the directory the host's lookup is in (as the absolute one), not under the runs root
+    for run in ("runs/exp", "./runs/exp"):
+        res = invoke("status", "--json", "--host", sshd.host, "--remote-dir", str(tmp_path), run)
+        assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "exp-lr3e-4", (run, res.stdout, res.stderr)
+        assert res.stderr.strip() == note, run
 
     shutil.copytree(new, root / "exp-copy")  # two that began there: refused, both named
     refusal = f"no run directory {old} on {sshd.host}: runs that started there are {root / 'exp-copy'}; {new}"

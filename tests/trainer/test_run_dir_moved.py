@@ -217,6 +217,26 @@ def test_a_path_not_there_names_the_runs_that_first_booted_there(tmp_path: Path)
         resolve_run(str(old), tmp_path)
 
 
+def test_a_relative_path_not_there_is_looked_for_as_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nsa status runs/exp` after `mv runs/exp runs/exp2` said `no run directory` where the absolute path and the
+    bare name found the run: the relative path was looked for under the runs root (runs/runs/exp) only."""
+    from fixtures.cli import invoke
+    from fixtures.runs import make_v1_run
+
+    root = tmp_path / "runs"
+    make_v1_run(root / "exp", steps=100, state="finished")
+    (root / "exp").rename(root / "exp2")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    note = f"note: {root / 'exp'} is not there: the run that started there is {root / 'exp2'} (renamed)"
+    for run in ("runs/exp", "./runs/exp", str(root / "exp"), "exp"):
+        res = invoke("status", "--json", run)
+        assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "exp2", (run, res.stdout, res.stderr)
+        assert res.stderr.strip() == note, run
+
+
 def test_without_proc_a_rename_ends_the_run_in_its_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where /proc/self/fd is not there (macOS), a renamed directory cannot be followed: its path no longer holding
     it is the run's one line, never a write to a path that leads elsewhere."""
