@@ -39,6 +39,7 @@ from nsa_tui.health.defaults import RULES_WINDOW_POINTS
 from nsa_tui.health.start import start_clock
 from nsa_tui.runs.history import Event, RunHistory
 from nsa_tui.runs.records import to_float
+from nsa_tui.stopped_ranks import stopped_ranks_text
 
 PHASE_HINTS = {
     "config": "reading the config: check the config path and console.log",
@@ -858,22 +859,10 @@ def rank_stopped(c: Context) -> Finding | None:
     if c.ended or not h.stopped_ranks:
         return None
     clocks = attempt_clocks(h, c.now)
-    stopped = [r for r, _ in h.stopped_ranks]
+    stopped = [r.rank for r in h.stopped_ranks]
     seen = [k.seen for r in stopped if (k := clocks.get(r)) is not None and k.seen is not None]
     # the run's step: a rank writes its liveness record every 30 s, and its older step read as the stop's
     return Finding(h.latest_step, min(seen, default=None), stopped_ranks_text(h.stopped_ranks))
-
-
-def stopped_ranks_text(ranks: Sequence[tuple[int, int]]) -> str:
-    """``ranks`` ((rank, pid) of stopped processes) and how to go on ('' for none): one wording for `nsa status`,
-    the dashboard, `nsa dump` and `nsa halt`."""
-    if not ranks:
-        return ""
-    named = ", ".join(f"rank {r} (pid {p})" for r, p in ranks[:MAX_LOST_RANKS])
-    more = len(ranks) - MAX_LOST_RANKS
-    named += f" and {more} more" if more > 0 else ""
-    pids = " ".join(str(p) for _, p in ranks)
-    return f"{named} {'is' if len(ranks) == 1 else 'are'} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes"
 
 
 def process_exited(c: Context) -> Finding | None:

@@ -18,14 +18,16 @@ from nsa_train.runtime.control import proc_stat_fields
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import current_world_size
 from nsa_tui.errors import UserError
-from nsa_tui.health.checks import stopped_ranks_text
 from nsa_tui.launch import runstate
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 from nsa_tui.runs.load import started_after
 from nsa_tui.runs.records import to_float
+from nsa_tui.stopped_ranks import Stop, StoppedRank, stopped_ranks_text
 
 DUMP_WAIT_S = 15.0
-STOPPED_STATES = ("T", "t")  # /proc/PID/stat's state of a stopped process (t: stopped by a tracer)
+# /proc/PID/stat's state of a stopped process: by a signal (SIGSTOP, ctrl-z), or by a tracer (a debugger), which
+# SIGCONT does not resume
+SIGNAL_STOPPED, TRACE_STOPPED = "T", "t"
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,10 @@ class RankProcess:
     gone: bool = False  # its pid is not running at all (not merely someone else's, or reused)
     # its pid runs something else: reused, or the trainer of another directory (the one this was copied from)
     other: bool = False
-    # this run's trainer as /proc/PID/stat read it when checked (the one place its state is read): stopped (state T,
-    # or t when traced: SIGSTOP, ctrl-z, a debugger), and its parent (torchrun while that lives)
-    stopped: bool = False
+    # this run's trainer as /proc/PID/stat read it when checked (the one place its state is read): how it is stopped
+    # (state T: SIGSTOP, ctrl-z; t: a debugger or tracer), None when it is not, and its parent (torchrun while that
+    # lives)
+    stop: Stop | None = None
     ppid: int | None = None
 
 
@@ -93,7 +96,22 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
         )
     fields = proc_stat_fields(pid)
     ppid = int(fields[1]) if fields and len(fields) > 1 and fields[1].isdecimal() else None
-    return RankProcess(rank, pid, None, stopped=bool(fields) and fields[0] in STOPPED_STATES, ppid=ppid)
+    return RankProcess(rank, pid, None, stop=process_stop(pid, fields[0] if fields else None), ppid=ppid)
+
+
+def process_stop(pid: int, state: str | None) -> Stop | None:
+    """How process ``pid``, in /proc state ``state``, is stopped (None: it is not): a tracer's pid from its
+    /proc/PID/status (TracerPid), where this user can read it."""
+    if state == SIGNAL_STOPPED:
+        return Stop()
+    if state != TRACE_STOPPED:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except OSError:
+        return Stop(traced=True)
+    said = next((line.split(":", 1)[1].strip() for line in status.splitlines() if line.startswith("TracerPid:")), "")
+    return Stop(traced=True, tracer=int(said) if said.isdecimal() and int(said) > 0 else None)
 
 
 def rank_processes(run_dir: Path) -> list[RankProcess]:
@@ -171,7 +189,13 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
 def said_stopped(procs: list[RankProcess]) -> str:
     """Which of these ranks' processes are stopped and how to go on ('' when none is): a stopped rank takes no
     signal and makes no step, so a dump or a halt waits on it for nothing."""
-    return stopped_ranks_text([(p.rank, p.pid) for p in procs if p.problem is None and p.pid is not None and p.stopped])
+    return stopped_ranks_text(
+        [
+            StoppedRank(p.rank, p.pid, p.stop)
+            for p in procs
+            if p.problem is None and p.pid is not None and p.stop is not None
+        ]
+    )
 
 
 def _rank_of(path: Path) -> int | None:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from nsa_tui.stopped_ranks import Stop
+
 # live_pids [SINCE]: the host's processes on one line, space-separated: PID, or PID:START (when it started, whole
 # unix seconds: the boot time plus field 22 of /proc/PID/stat) for each one that started SINCE (seconds after boot,
 # /proc/uptime's clock; 0 or none: every one) or later. A caller that lists again every few seconds passes the
 # uptime it read before its last listing: a process started before that was in it, its start already told, so
-# a round costs bytes only for the processes new since. A stopped process (state T, or t when traced: SIGSTOP,
-# ctrl-z) has /T after its token in every listing (STOPPED_MARK: rank_stopped's facts over ssh). Returns 1 (prints
+# a round costs bytes only for the processes new since. A stopped process has a mark after its token in every
+# listing (rank_stopped's facts over ssh): /T in state T (SIGSTOP, ctrl-z), /t in state t (held by a debugger or
+# tracer), followed by the tracer's pid (TracerPid) where it can be read: `1234:1765000000/t987`. Returns 1 (prints
 # nothing) without /proc.
 # launch_socket DIR: the tmux server DIR/launch.json names: its absolute socket path (tmux_socket_path), else its
 # socket name ("" for null: the default server); returns 1 without launch.json or without either key
@@ -34,7 +37,11 @@ live_pids() {
   cat /proc/[0-9]*/stat 2>/dev/null | awk -v hz="$hz_" -v since="${1:-0}" '
     BEGIN { while ((getline l_ < "/proc/stat") > 0) if (l_ ~ /^btime /) bt = substr(l_, 7) + 0 }
     $1 !~ /^[0-9]+$/ { next }
-    { p = $1; ok = sub(/^.*\) /, ""); t = (ok && ($1 == "T" || $1 == "t")) ? "/T" : ""
+    { p = $1; ok = sub(/^.*\) /, ""); t = ok && ($1 == "T" || $1 == "t") ? "/" $1 : ""
+      if (t == "/t") { f_ = "/proc/" p "/status"  # read for a traced one only: a handful at most
+        while ((getline l_ < f_) > 0)
+          if (l_ ~ /^TracerPid:[ \t]*[1-9][0-9]*$/) { sub(/^TracerPid:[ \t]*/, "", l_); t = t l_ }
+        close(f_) }
       if (!ok || $20 !~ /^[0-9]+$/ || bt <= 0) { printf "%s%s ", p, t; next }
       s = $20 / hz; if (s >= since) printf "%s:%.0f%s ", p, int(bt + s), t; else printf "%s%s ", p, t }'
 }
@@ -64,7 +71,8 @@ recorded_tmux() {
 """
 
 
-STOPPED_MARK = b"/T"  # after a stopped process's token in live_pids' output
+MARK = b"/"  # after a pid's token in live_pids' output, the state of a stopped process
+SIGNAL_STOPPED, TRACE_STOPPED = b"T", b"t"
 
 
 def parse_pids(body: bytes, known: Mapping[int, float | None] | None = None) -> dict[int, float | None]:
@@ -72,14 +80,24 @@ def parse_pids(body: bytes, known: Mapping[int, float | None] | None = None) -> 
     keeps the one ``known`` (the same host's previous listing) has. Anything malformed is ignored."""
     out: dict[int, float | None] = {}
     for token in body.split():
-        pid, sep, start = token.removesuffix(STOPPED_MARK).partition(b":")
+        pid, sep, start = token.partition(MARK)[0].partition(b":")
         if not pid.isdigit() or (sep and not start.isdigit()):
             continue
         out[int(pid)] = float(start) if sep else (known or {}).get(int(pid))
     return out
 
 
-def parse_stopped(body: bytes) -> frozenset[int]:
-    """The pids live_pids' output marks stopped (STOPPED_MARK): a listing tells them all, whatever its SINCE."""
-    tokens = (t.removesuffix(STOPPED_MARK).partition(b":")[0] for t in body.split() if t.endswith(STOPPED_MARK))
-    return frozenset(int(pid) for pid in tokens if pid.isdigit())
+def parse_stopped(body: bytes) -> dict[int, Stop]:
+    """The pids live_pids' output marks stopped, and how: a listing tells them all, whatever its SINCE."""
+    out: dict[int, Stop] = {}
+    for token in body.split():
+        head, sep, mark = token.partition(MARK)
+        pid = head.partition(b":")[0]
+        if not sep or not pid.isdigit():
+            continue
+        tracer = mark[1:]
+        if mark == SIGNAL_STOPPED:
+            out[int(pid)] = Stop()
+        elif mark[:1] == TRACE_STOPPED and (not tracer or tracer.isdigit()):
+            out[int(pid)] = Stop(traced=True, tracer=int(tracer) if tracer else None)
+    return out

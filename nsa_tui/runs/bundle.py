@@ -21,6 +21,7 @@ from nsa_tui.launched import Launched
 from nsa_tui.remote.checkout import PRELUDE, deleted_on_host, launched_note_line, launched_twice, unreadable_on_host
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
+from nsa_tui.stopped_ranks import Stop
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -90,7 +91,8 @@ class RunBundle:
     # None: unknown), when it has /proc
     pid_host: str | None = None
     live_pids: dict[int, float | None] | None = None
-    stopped_pids: frozenset[int] = frozenset()  # over SSH: which of live_pids are stopped (SIGSTOP, ctrl-z)
+    # over SSH: which of live_pids are stopped, and how (SIGSTOP, ctrl-z; a debugger)
+    stopped_pids: dict[int, Stop] = field(default_factory=dict)
     # files that are there but could not be read ({name: why}, a permission): not taken for missing ones
     unreadable: dict[str, str] = field(default_factory=dict)
 
@@ -349,7 +351,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     sessions: list[str] | None = None
     pid_host: str | None = None
     live_pids: dict[int, float | None] | None = None
-    stopped_pids: frozenset[int] = frozenset()
+    stopped_pids: dict[int, Stop] = {}
     current: RunBundle | None = None
     pending_head: dict[str, bytes] = {}
     left_out: list[str] = []

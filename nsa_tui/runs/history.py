@@ -41,6 +41,7 @@ from nsa_tui.runs.records import (
 )
 from nsa_tui.runs.stalls import StallEnds
 from nsa_tui.runs.tail import MAX_LINE_BYTES
+from nsa_tui.stopped_ranks import StoppedRank
 
 FORMAT_V1 = schema.FORMAT_NAME  # "nsa-v1"
 FORMAT_VIBE = "nsa-vibe"
@@ -298,8 +299,8 @@ class RunHistory:
         self.halt_requested_ts: float | None = None  # .HALT's mtime (None over a reader that gives none)
         # (rank, pid) of this machine's live ranks of a launched run whose torchrun is gone (killed): unsupervised
         self.ranks_without_launcher: list[tuple[int, int]] = []
-        # (rank, pid) of this machine's live ranks of this run whose process is stopped (SIGSTOP, ctrl-z)
-        self.stopped_ranks: list[tuple[int, int]] = []
+        # this machine's live ranks of this run whose process is stopped (SIGSTOP, ctrl-z, a debugger)
+        self.stopped_ranks: list[StoppedRank] = []
         self.summary: dict[str, Any] = {}  # summary.json / <name>_summary.json, written when a run ends
         # context files that are there but could not be read ({name: why}): what they would have said is unknown,
         # and the tools say so rather than carry on as if the run had not written them

@@ -19,6 +19,7 @@ from nsa_tui.launch import tmux
 from nsa_tui.runs.bundle import FileWindow, RunBundle, collect_local
 from nsa_tui.runs.history import FORMAT_GENERIC, FORMAT_V1, FORMAT_VIBE, RunHistory, heartbeat_mtimes, source_kind
 from nsa_tui.runs.tail import iter_complete_lines, split_complete_lines
+from nsa_tui.stopped_ranks import Stop, StoppedRank
 
 if TYPE_CHECKING:
     from nsa_tui.launch.dump import RankProcess
@@ -429,15 +430,19 @@ def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, floa
 
 
 def listed_stopped_ranks(
-    h: RunHistory, host: str | None, starts: Mapping[int, float | None], stopped: frozenset[int]
-) -> list[tuple[int, int]]:
-    """(rank, pid) of a run of ``host`` whose pid the host's listing (``starts``, as listed_pids_alive reads it) holds
-    as the process that wrote its records, marked stopped (``stopped``): rank_stopped's facts over ssh."""
+    h: RunHistory, host: str | None, starts: Mapping[int, float | None], stopped: Mapping[int, Stop]
+) -> list[StoppedRank]:
+    """The ranks of a run of ``host`` whose pid the host's listing (``starts``, as listed_pids_alive reads it) holds
+    as the process that wrote its records, marked stopped (``stopped``: how): rank_stopped's facts over ssh."""
     if not host or h.run_host != host:
         return []
     written = _written(h)
     ranks = sorted((r, st.pid) for r, st in h.attempt_ranks.items() if st.pid is not None and st.pid in stopped)
-    return [(r, pid) for r, pid in ranks if pid in starts and not later_process(starts[pid], written[pid])]
+    return [
+        StoppedRank(r, pid, stopped[pid])
+        for r, pid in ranks
+        if pid in starts and not later_process(starts[pid], written[pid])
+    ]
 
 
 def check_local_pids(h: RunHistory, run_dir: Path | None = None) -> None:
@@ -483,10 +488,10 @@ def ranks_without_launcher(h: RunHistory, ranks: list[RankProcess]) -> list[tupl
     return out
 
 
-def stopped_ranks(ranks: list[RankProcess]) -> list[tuple[int, int]]:
-    """(rank, pid) of ``ranks`` (local_rank_processes) whose process is stopped (SIGSTOP, ctrl-z): rank_stopped's
-    facts."""
-    return [(p.rank, p.pid) for p in ranks if p.stopped and p.pid is not None]
+def stopped_ranks(ranks: list[RankProcess]) -> list[StoppedRank]:
+    """Those of ``ranks`` (local_rank_processes) whose process is stopped (SIGSTOP, ctrl-z, a debugger):
+    rank_stopped's facts."""
+    return [StoppedRank(p.rank, p.pid, p.stop) for p in ranks if p.stop is not None and p.pid is not None]
 
 
 def note_local_ranks(h: RunHistory, run_dir: Path) -> None:

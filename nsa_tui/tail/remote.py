@@ -16,6 +16,7 @@ import time
 
 from nsa_tui.remote.liveness import parse_pids, parse_stopped
 from nsa_tui.remote.ssh import SSHError, describe_ssh_failure, popen_remote, remote_script
+from nsa_tui.stopped_ranks import Stop
 from nsa_tui.tail.frames import Frame, FrameError, FrameParser
 from nsa_tui.tail.lines import LineSplitter
 from nsa_tui.tail.remote_script import MTIME_TOOLS, SCRIPT, script_args
@@ -94,9 +95,9 @@ class RemoteRunSource:
         # server its launch.json names, and (host name, {live pid: its start}, the stopped ones among them) for a run
         # started some other way
         self.tmux_sessions: list[str] | None = None
-        self.live_pids: tuple[str, dict[int, float | None], frozenset[int]] | None = None
+        self.live_pids: tuple[str, dict[int, float | None], dict[int, Stop]] | None = None
         self._round_tmux: list[str] | None = None
-        self._round_pids: tuple[str, dict[int, float | None], frozenset[int]] | None = None
+        self._round_pids: tuple[str, dict[int, float | None], dict[int, Stop]] | None = None
         # this connection's last P frame: it tells a process's start once, the next ones only for new processes
         self._pid_starts: dict[int, float | None] = {}
         # mtime per file on our clock (the health engine's last_write_ts), from the remote's mtimes shifted

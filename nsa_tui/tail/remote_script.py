@@ -62,8 +62,9 @@ _TEMPLATE = (
 #   P <len> <host>\n<len bytes>                the host's name (uname -n) and processes (every LIVE_S; only
 #                                              where /proc is; live_pids): PID, or PID:START for those started
 #                                              since the uptime read before the previous P (the first: all),
-#                                              with /T after a stopped one's; the local side looks up the ranks'
-#                                              pids, their starts and whether they are stopped
+#                                              with /T or /t[TRACER] after a stopped one's (liveness.live_pids);
+#                                              the local side looks up the ranks' pids, their starts and whether
+#                                              they are stopped
 # Before the first frame, the line @@nsa-watch@@ (frames.START): what the login shell printed before it is
 # not ours. Symlinked files are followed (ls -L, stat -L; perl's stat does), as the local watch reads them.
 # The edge is cksum's CRC of the last EDGELEN (<= 64) bytes we sent of a log file, i.e. the bytes

@@ -326,7 +326,7 @@ class WatchApp(App):
                 self._last_ranks = mono
                 live_every = (m.history.config.get("monitor") or {}).get("liveness_every_s")
                 every = float(live_every) if isinstance(live_every, (int, float)) and live_every > 0 else 0.0
-                stopped = frozenset(r for r, _ in m.history.stopped_ranks)
+                stopped = frozenset(r.rank for r in m.history.stopped_ranks)
                 main.query_one(RanksPanel).show(
                     self._rank_rows(m, now), ended=_ended(v.state), liveness_every_s=every, stopped=stopped
                 )

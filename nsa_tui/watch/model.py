@@ -35,6 +35,7 @@ from nsa_tui.runs.load import (
     stopped_ranks,
     tmux_session_name,
 )
+from nsa_tui.stopped_ranks import StoppedRank
 from nsa_tui.tail.source import RunSource, Update
 from nsa_tui.watch.bulk import header_of, last_lines, parse_columns
 from nsa_tui.watch.older import all_events, older_events
@@ -228,7 +229,7 @@ class RunModel:
         # (rank, pid) alive here whose torchrun is gone (over ssh the host judges), and whose process is stopped
         # (/proc, as `nsa status` reads them; over ssh the host's pid listing marks them)
         self._no_launcher: list[tuple[int, int]] = []
-        self._stopped: list[tuple[int, int]] = []
+        self._stopped: list[StoppedRank] = []
         self._tmux_at = -1e9
         self.version = 0  # bumps on every applied change (the UI redraws on change)
         self.loaded = False  # the first complete read is done
@@ -459,7 +460,7 @@ class RunModel:
         # the ranks' parents and states: read from /proc only where the ranks run, at this check's pace (every
         # TMUX_EVERY_S); over ssh the host's listing marks the stopped ones
         no_launcher: list[tuple[int, int]] = []
-        stopped: list[tuple[int, int]] = []
+        stopped: list[StoppedRank] = []
         if said is not _ASKED_HERE and said:
             stopped = listed_stopped_ranks(self.history, said[0], said[1], said[2])
         elif said is _ASKED_HERE:

@@ -19,11 +19,13 @@ from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 from fixtures.shells import SHELLS, posix_shell
 from fixtures.torchrun import rank_argv
+from fixtures.tracer import traced
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
 from nsa_train.telemetry import schema
-from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids
+from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.runs.load import tmux_session_name
+from nsa_tui.stopped_ranks import Stop, StoppedRank
 from nsa_tui.tail.remote import RemoteRunSource
 from nsa_tui.watch.model import TMUX_EVERY_S, RunModel
 
@@ -85,6 +87,20 @@ def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_f
         rank.send_signal(signal.SIGCONT)
         res = invoke("status", "--json", "--rules", str(rules), "--host", s.host, str(run))
         assert res.exit_code == 0 and json.loads(res.stdout)["alerts"] == [], res.stdout
+
+        # held by a tracer (as gdb holds it): not sent to `kill -CONT`, which does not end a tracing stop; the host's
+        # listing names the tracer, as /proc does here
+        with traced(rank.pid) as tracer:
+            said = (
+                f"rank 0 (pid {rank.pid}, traced by pid {tracer}) is stopped by a debugger or tracer (gdb, strace, "
+                "py-spy): `kill -CONT` does not resume it; the tracer must let it go (detach, or continue in the "
+                "debugger)"
+            )
+            for where in ((), ("--host", s.host)):
+                res = invoke("status", "--json", "--rules", str(rules), *where, str(run))
+                v = json.loads(res.stdout)
+                assert (res.exit_code, v["state"]) == (2, "stalled"), (where, res.stderr)
+                assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", said)], v["alerts"]
     finally:
         rank.send_signal(signal.SIGCONT)
         rank.kill()
@@ -142,7 +158,7 @@ def test_watch_over_ssh_names_a_stopped_rank_as_status_does(tmp_path, sshd):
     try:
         this_hosts_run(run, rank.pid)
         rank.send_signal(signal.SIGSTOP)
-        _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == [(0, rank.pid)])
+        _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == [StoppedRank(0, rank.pid)])
         said = f"rank 0 (pid {rank.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank.pid}` resumes"
         assert [(p.rule, p.message) for p in model_verdict(m, time.time()).pending] == [("rank_stopped", said)]
         rank.send_signal(signal.SIGCONT)
@@ -225,6 +241,27 @@ def test_live_pids_tells_the_starts_of_the_processes_since_a_bound(tmp_path, she
     assert start is not None and want is not None and abs(start - want) < 3
     assert said[str(since)][os.getpid()] is None  # told before: not again
     assert parse_pids(b"1 2:100 3:x y", {1: 50.0, 3: 7.0}) == {1: 50.0, 2: 100.0}  # the earlier report's start kept
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_live_pids_tells_a_signal_stop_from_a_tracers(tmp_path, shell):
+    """A process stopped by SIGSTOP (state T) and one a tracer holds (state t, as under gdb) were both marked /T, and
+    rank_stopped told both to `kill -CONT`: the traced one is marked /t with its tracer's pid, by dash and busybox."""
+    sh, env = posix_shell(shell, tmp_path)
+    stopped, held = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    try:
+        stopped.send_signal(signal.SIGSTOP)
+        with traced(held.pid) as tracer:
+            out = subprocess.run([*sh, "-c", LIVENESS_SH + "live_pids"], capture_output=True, env=env)
+        assert out.returncode == 0 and out.stderr == b"", out.stderr
+        marks = parse_stopped(out.stdout)
+        assert marks[stopped.pid] == Stop() and marks[held.pid] == Stop(traced=True, tracer=tracer)
+        assert os.getpid() not in marks and {stopped.pid, held.pid} <= set(parse_pids(out.stdout))
+    finally:
+        for p in (stopped, held):
+            p.kill()
+            p.wait()
+    assert parse_stopped(b"1/T 2:100/t 3:100/t77 4/x 5/t7x") == {1: Stop(), 2: Stop(True), 3: Stop(True, 77)}
 
 
 def _move_to(run: Path, host: str) -> None:

@@ -1,6 +1,7 @@
 """A rank whose process is stopped (SIGSTOP, ctrl-z in its pane): the whole DDP run waits on it, and `nsa status`
 said `stalled critical heartbeat_stale ... no progress for 2m` minutes later, leaving the user to guess why; only
-`nsa dump` named the stopped rank. The rule rank_stopped names it, its pid and the `kill -CONT` that resumes it."""
+`nsa dump` named the stopped rank. The rule rank_stopped names it, its pid and the `kill -CONT` that resumes it; a
+rank a debugger holds (a tracing stop, which SIGCONT does not end), its tracer, which must let it go."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 from fixtures.runs import make_v1_run
 from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
+from fixtures.tracer import traced
 from typer.testing import CliRunner
 
 from nsa_tui.cli import app
 from nsa_tui.health import build_rules, evaluate
 from nsa_tui.health.defaults import DEFAULT_RULES
 from nsa_tui.runs import load_run
+from nsa_tui.stopped_ranks import Stop, StoppedRank, stopped_ranks_text
 
 NOW = 1_800_000_000.0
 STOPPED = "rank 1 (pid 4321) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4321` resumes"
@@ -30,7 +33,7 @@ def _two_ranks(tmp_path: Path):
     w.progress(3)
     w.n_ranks = 2
     h = load_run(w.path, check_processes=False)
-    h.stopped_ranks = [(1, 4321)]  # what /proc said on the ranks' machine (runs/load.py note_local_ranks)
+    h.stopped_ranks = [StoppedRank(1, 4321)]  # what /proc said on the ranks' machine (runs/load.py note_local_ranks)
     return w, h
 
 
@@ -60,7 +63,7 @@ def test_the_stall_alerts_point_at_the_stopped_rank_and_come_after_it(tmp_path):
     w, h = _two_ranks(tmp_path)
     w.stall(seconds=300)  # rank 0's watchdog: its step waits on rank 1 in a collective
     h = load_run(w.path, check_processes=False)
-    h.stopped_ranks = [(1, 4321)]
+    h.stopped_ranks = [StoppedRank(1, 4321)]
     v = evaluate(h, w.ts + 700, build_rules(h.config))
     assert [a.rule for a in v.alerts] == ["rank_stopped", "heartbeat_stale"]  # the cause first
     assert v.alerts[1].message.endswith(f" ago: {STOPPED}"), v.alerts[1].message  # after "last seen: rank 1 ..."
@@ -76,7 +79,7 @@ def test_the_stall_alerts_point_at_the_stopped_rank_and_come_after_it(tmp_path):
 def test_an_ended_run_has_no_stopped_rank(tmp_path):
     w = make_v1_run(tmp_path / "done", steps=100, state="finished", now=NOW)
     h = load_run(w.path, check_processes=False)
-    h.stopped_ranks = [(0, 4321)]
+    h.stopped_ranks = [StoppedRank(0, 4321)]
     assert [a.rule for a in evaluate(h, NOW + 600).alerts if a.rule == "rank_stopped"] == []
 
 
@@ -110,5 +113,46 @@ def test_status_names_a_stopped_local_rank_and_clears_when_it_continues(tmp_path
         os.kill(rank, signal.SIGCONT)
         code, v = _status(run_dir, "--rules", str(rules))
         assert code == 0 and v["state"] == "running" and v["alerts"] == [] and v["pending"] == [], v
+    finally:
+        end_stand_ins(torchrun, rank)
+
+
+TRACED = (
+    "rank 1 (pid 4321, traced by pid 999) is stopped by a debugger or tracer (gdb, strace, py-spy): `kill -CONT` "
+    "does not resume it; the tracer must let it go (detach, or continue in the debugger)"
+)
+
+
+def test_a_traced_rank_is_not_sent_to_kill_cont():
+    """`rank 1 (pid 4321) is stopped (SIGSTOP, ctrl-z); kill -CONT 4321 resumes` was said of a rank gdb held: a
+    SIGCONT does not end a tracing stop."""
+    assert stopped_ranks_text([StoppedRank(1, 4321, Stop(traced=True, tracer=999))]) == TRACED
+    unknown = stopped_ranks_text([StoppedRank(1, 4321, Stop(traced=True)), StoppedRank(2, 4322, Stop(traced=True))])
+    assert unknown.startswith("rank 1 (pid 4321), rank 2 (pid 4322) are stopped by a debugger or tracer ")
+    assert unknown.endswith("does not resume them; the tracer must let them go (detach, or continue in the debugger)")
+    both = stopped_ranks_text([StoppedRank(0, 4320), StoppedRank(1, 4321, Stop(traced=True, tracer=999))])
+    assert both == f"rank 0 (pid 4320) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4320` resumes; {TRACED}"
+
+
+def test_status_names_a_rank_a_tracer_holds_and_its_tracer(tmp_path):
+    """Real processes: the stand-in rank attached with ptrace (fixtures/tracer.py), as gdb attaches: its state is
+    `t`, and /proc/PID/status names the tracer."""
+    run_dir = tmp_path / "debugged"
+    torchrun, rank = torchrun_with_rank(run_dir)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rank_stopped: {for: 0}\n")
+    try:
+        launched_here(run_dir, rank)
+        with traced(rank) as tracer:
+            said = (
+                f"rank 0 (pid {rank}, traced by pid {tracer}) is stopped by a debugger or tracer (gdb, strace, "
+                "py-spy): `kill -CONT` does not resume it; the tracer must let it go (detach, or continue in the "
+                "debugger)"
+            )
+            code, v = _status(run_dir, "--rules", str(rules))
+            assert code == 2 and v["state"] == "stalled", v
+            assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", said)], v["alerts"]
+        code, v = _status(run_dir, "--rules", str(rules))  # let go: it runs on
+        assert code == 0 and v["alerts"] == [], v
     finally:
         end_stand_ins(torchrun, rank)

@@ -1,0 +1,56 @@
+"""A rank's process that is stopped, and how every tool says it (rule rank_stopped, `nsa dump`, `nsa halt`).
+
+Two states stop a process, and they are resumed differently (/proc/PID/stat's state): `T`, a stop signal (SIGSTOP,
+ctrl-z in its pane), which `kill -CONT` ends; `t`, a tracing stop (a debugger such as gdb or py-spy at a breakpoint,
+strace), which SIGCONT does not end: the tracer holds it until it detaches or continues it. Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+MAX_NAMED = 4  # ranks named one by one in a message (as launcher_gone names them); the rest counted
+
+
+class Stop(NamedTuple):
+    """How a process is stopped."""
+
+    traced: bool = False  # state t: held by a debugger or tracer; else state T, a stop signal
+    tracer: int | None = None  # the tracer's pid (/proc/PID/status TracerPid), where it could be read
+
+
+class StoppedRank(NamedTuple):
+    """A live rank of this run whose process is stopped: rank_stopped's facts."""
+
+    rank: int
+    pid: int
+    stop: Stop = Stop()
+
+
+def _named(ranks: Sequence[StoppedRank]) -> str:
+    def one(r: StoppedRank) -> str:
+        by = f", traced by pid {r.stop.tracer}" if r.stop.tracer is not None else ""
+        return f"rank {r.rank} (pid {r.pid}{by})"
+
+    named = ", ".join(one(r) for r in ranks[:MAX_NAMED])
+    more = len(ranks) - MAX_NAMED
+    return named + (f" and {more} more" if more > 0 else "") + (" is" if len(ranks) == 1 else " are")
+
+
+def stopped_ranks_text(ranks: Sequence[StoppedRank]) -> str:
+    """``ranks`` and how to go on ('' for none): one wording for `nsa status`, the dashboard, `nsa dump` and
+    `nsa halt`. A traced rank is not sent to `kill -CONT`, which does not resume it."""
+    signalled = [r for r in ranks if not r.stop.traced]
+    traced = [r for r in ranks if r.stop.traced]
+    said = []
+    if signalled:
+        pids = " ".join(str(r.pid) for r in signalled)
+        said.append(f"{_named(signalled)} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes")
+    if traced:
+        it = "it" if len(traced) == 1 else "them"
+        said.append(
+            f"{_named(traced)} stopped by a debugger or tracer (gdb, strace, py-spy): `kill -CONT` does not resume "
+            f"{it}; the tracer must let {it} go (detach, or continue in the debugger)"
+        )
+    return "; ".join(said)
