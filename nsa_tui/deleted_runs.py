@@ -10,8 +10,10 @@ still running, nor how to stop it. The trainer stops itself after the step in wh
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +26,23 @@ def started_in(run_dir: str, ts: float) -> str:
     return f"nsa launch started it in {run_dir} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(ts))})"
 
 
+def gone_said(searched: Sequence[str], status: str = "nsa status") -> str:
+    """A run directory not at the path recorded for it, in the words every command uses: deleted, or moved to a
+    place no lookup searched (``searched``: where a renamed run was looked for, nsa_tui.moved_runs; the whole disk
+    is not), and how to point at it if it was moved (``status``: `nsa status --host H` for a host's run)."""
+    places = " and ".join(dict.fromkeys(searched))
+    return (
+        f"gone from there since (deleted, or moved outside {places}, where it was looked for; if moved: "
+        f"`{status} NEW_PATH`)"
+    )
+
+
 def deleted_row_said(e: Launched, name_taken: bool, status: str = "nsa status") -> str:
     """What `nsa runs` says of a launched run whose directory is gone (no tmux asked: a listing stays quick), and the
     ``status`` command (`nsa status --host H` for a host's) that says whether it still runs, unless ``name_taken`` (a
-    run that is there has its name: that `nsa status` would judge that one)."""
-    said = f"{started_in(e.run_dir, e.ts)}, a directory deleted since"
+    run that is there has its name: that `nsa status` would judge that one). A run renamed beside its old path was
+    listed under its new name (deleted_launches): that is where it was looked for."""
+    said = f"{started_in(e.run_dir, e.ts)}, {gone_said([posixpath.dirname(e.run_dir)], status)}"
     return said if name_taken else f"{said}: `{status} {shlex.quote(e.name)}` says if it still runs"
 
 
@@ -93,19 +107,23 @@ class DeletedRun:
     pid: int | None  # the launch wrapper's
 
 
-def deleted_said(f: DeletedRun, default_dir: str, kill: str) -> str:
+def deleted_said(f: DeletedRun, default_dir: str, kill: str, status: str = "nsa status") -> str:
     """The words of deleted_run_said for the facts ``f`` ('' when they say nothing); ``kill``: the command that
-    ends the session, as a user types it (with --host, on the host)."""
+    ends the session, as a user types it (with --host, on the host), ``status`` the one that reads a run there. A
+    run moved trains on (the trainer follows a rename on its filesystem), a deleted one stops."""
     if f.recorded is not None:
         where = started_in(*f.recorded)
     elif f.alive:
         where = f"its tmux session {f.session} runs the launch of {f.wrapper_dir or default_dir}"
     else:
         return ""
+    # a name is looked for as a run renamed under the runs root, and beside the directory recorded for it
+    beside = [posixpath.dirname(f.recorded[0])] if f.recorded is not None else []
+    gone = gone_said([*beside, posixpath.dirname(default_dir)], status)
     if not f.alive:
-        return f"{where}, a directory deleted since; its tmux session {f.session} is gone: nothing of it runs"
+        return f"{where}, {gone}; its tmux session {f.session} is gone: nothing of it runs"
     pid = f" (launch wrapper pid {f.pid})" if f.pid is not None else ""
     return (
-        f"{where}, a directory deleted since, and its tmux session {f.session} is still alive{pid}: the trainer "
-        f"stops itself after the step it is in; if the session stays, `{kill}` ends it"
+        f"{where}, {gone}, and its tmux session {f.session} is still alive{pid}: deleted, the trainer stops itself "
+        f"after the step it is in (if the session stays, `{kill}` ends it); moved on its filesystem, it trains on there"
     )

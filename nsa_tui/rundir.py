@@ -260,16 +260,23 @@ def launched_run(run: str) -> Path | None:
 
     matches = launched.named(run)
     if not matches:
-        return session_run(run)
+        return session_run(run) or renamed_launch(run)
     if len(matches) > 1:
         raise UserError(launched_twice_message(run, [(m.run_dir, m.ts) for m in matches]), USAGE_EXIT)
     d = Path(matches[0].run_dir)
-    if not os.path.lexists(d) and (went := renamed_run(d, d.parent)) is not None:  # renamed since its launch
-        return went
     if why := unreadable_dir(d):
         raise UserError(why, NOT_FOUND_EXIT)
     print(launched_note(run, str(d), matches[0].ts, str(launched.index_path())), file=sys.stderr)
     return d
+
+
+def renamed_launch(run: str) -> Path | None:
+    """The run `nsa launch` last recorded under the name ``run`` at a directory gone since, renamed beside it (outside
+    the runs root, where renamed_run looked first); None when it was not."""
+    from nsa_tui import launched
+
+    gone = [e for e in launched.runs_gone() if e.name == run]
+    return renamed_run(Path(gone[0].run_dir), Path(gone[0].run_dir).parent) if gone else None
 
 
 def launched_note(run: str, run_dir: str, ts: float, index: str, host: str | None = None) -> str:

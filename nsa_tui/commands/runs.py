@@ -125,7 +125,7 @@ def launched_runs() -> RunListing | None:
         return None
     why = (
         f"no runs directory {runs_root()} here; the runs nsa launch started, newest first"
-        f"{', then those deleted since' if deleted else ''} (at most {launched.RECENT}"
+        f"{', then those gone from there since' if deleted else ''} (at most {launched.RECENT}"
         f"{' of each' if deleted else ''}; {launched.index_path()}):"
     )
     return RunListing([judge_local(Path(e.run_dir)) for e in recent] + deleted, from_index=why)
@@ -257,7 +257,7 @@ def render_table(
                 why = rules_problem_brief(j, status_command(j, directory, host, remote_dir))
                 table.add_row(escape(j.run), *cells, "[red]bad rules[/]", OneLine(why))
             elif j.deleted_launched_at is not None:  # where it was and since when, as `nsa status NAME` says it
-                table.add_row(escape(j.run), "[dim]deleted[/]", "-", "-", "-", "-", "-", OneLine(j.error or ""))
+                table.add_row(escape(j.run), "[dim]gone[/]", "-", "-", "-", "-", "-", OneLine(j.error or ""))
             elif j.error and j.error.startswith(UNREADABLE):  # a permission: "no telemetry" sent people looking
                 why = j.error.split(": ", 1)[-1]
                 table.add_row(escape(j.run), "[red]unreadable[/]", "-", "-", "-", "-", "-", OneLine(why))

@@ -148,6 +148,10 @@ find_run() {
     esac
     case $1 in /*) ;; *) [ -n "$d$renamed_many" ] || find_launched "$1" ;; esac
     [ -n "$d$twice$renamed_many" ] || find_session "$1"
+    # a launched run renamed beside the directory recorded for it, gone since (nsa_tui.rundir.renamed_launch)
+    case $1 in */*|.|..) ;; *) if [ -z "$d$twice$renamed_many" ] && g_=$(gone_launch "$1") && [ -n "$g_" ]; then
+      find_renamed "${g_##*"$tab_"}"; fi ;;
+    esac
     # found by its name elsewhere: a directory this user cannot list is refused, as here (nsa_tui.rundir.launched_run);
     # tried, not `test -r`, which busybox answers yes to for root, whatever the capabilities
     if [ -n "$d" ] && [ -d "$d" ] && ! (cd -- "$d" && ls -a .) >/dev/null 2>&1; then
@@ -308,10 +312,7 @@ find_renamed() {
 # (and does not run the launch of a directory that is there: another run of this name), else 0; the directory its
 # launch wrapper runs for; the wrapper's pid; $NSA_TMUX_SOCKET
 deleted_facts() {
-  g_=$(index_lines "$1" | while IFS= read -r l_; do
-    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
-    [ -e "$e_" ] || [ -L "$e_" ] || printf '%s\t%s\t%s\n' "$n_" "$t_" "$e_"
-  done | LC_ALL=C sort -n | tail -n 1)
+  g_=$(gone_launch "$1")
   s_=$(session_of "$1") alive_=0 wd_= pid_=
   t_==$s_
   case $t_ in *';') t_=${t_%';'}'\;' ;; esac
@@ -326,6 +327,14 @@ deleted_facts() {
   e_=${g_#*"$tab_"}
   printf '%s\n%s\n%s\n%s\n%s\n%s\n%s' "${e_#*"$tab_"}" "${e_%%"$tab_"*}" "$s_" "$alive_" "$wd_" "$pid_" \
     "${NSA_TMUX_SOCKET:-}"
+}
+# gone_launch NAME: the directory the index last recorded for run NAME that is gone, as "LINE<tab>TS<tab>DIR"; nothing
+# when none is
+gone_launch() {
+  index_lines "$1" | while IFS= read -r l_; do
+    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
+    [ -e "$e_" ] || [ -L "$e_" ] || printf '%s\t%s\t%s\n' "$n_" "$t_" "$e_"
+  done | LC_ALL=C sort -n | tail -n 1
 }
 # json_names FILE SESSION NAME: FILE (a launch.json) is a JSON object whose tmux_session is SESSION and name NAME
 json_names() {
@@ -408,7 +417,7 @@ def deleted_on_host(host: str, body: str) -> str:
     facts = DeletedRun(session, recorded, alive == "1", wrapper_dir or None, int(pid) if pid.isdigit() else None)
     # the host's server: its $NSA_TMUX_SOCKET ('' the default), as the host's lookup asked it
     kill = shlex.join(["ssh", host, shlex.join(tmux_words("kill-session", "-t", f"={session}", socket=sock))])
-    return deleted_said(facts, default_dir, kill)
+    return deleted_said(facts, default_dir, kill, shlex.join(["nsa", "status", "--host", host]))
 
 
 def no_remote_dir_message(remote_dir: str, host: str) -> str:

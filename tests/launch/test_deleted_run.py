@@ -19,8 +19,16 @@ from nsa_train.telemetry import schema
 from nsa_tui import launched
 
 
-def test_status_and_halt_of_a_deleted_run_say_whether_its_session_runs(tmp_path, tmux_socket, own_state_dir):
-    run = tmp_path / "runs" / "d1"
+def gone_from(*searched: Path, status: str = "nsa status") -> str:
+    """How every command says a run directory is not at its recorded path: never `deleted` as a fact."""
+    return (
+        f"gone from there since (deleted, or moved outside {' and '.join(map(str, searched))}, where it was looked "
+        f"for; if moved: `{status} NEW_PATH`)"
+    )
+
+
+def test_status_and_halt_of_a_deleted_run_say_whether_its_session_runs(runs_dir, tmux_socket, own_state_dir):
+    run = runs_dir / "d1"
     run.mkdir(parents=True)
     launched.record("d1", run, 1.0e9)
     pid = tmux_session_with_pid(tmux_socket, "nsa-d1", ["sleep 600"])
@@ -32,16 +40,53 @@ def test_status_and_halt_of_a_deleted_run_say_whether_its_session_runs(tmp_path,
         line = one_error(res)
         assert line.startswith("error: no run directory 'd1' (looked at "), line
         assert line.endswith(
-            f": nsa launch started it in {run} ({when}), a directory deleted since, and its tmux session "
-            f"nsa-d1 is still alive (launch wrapper pid {pid}): the trainer stops itself after the step it is in; "
-            f"if the session stays, `tmux -L {tmux_socket} kill-session -t =nsa-d1` ends it"
+            f": nsa launch started it in {run} ({when}), {gone_from(run.parent)}, and its tmux session nsa-d1 is "
+            f"still alive (launch wrapper pid {pid}): deleted, the trainer stops itself after the step it is in (if "
+            f"the session stays, `tmux -L {tmux_socket} kill-session -t =nsa-d1` ends it); moved on its filesystem, "
+            "it trains on there"
         ), line
     subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-d1"], check=True)
     line = one_error(invoke("halt", "d1"))
     assert line.endswith(
-        f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is "
-        "gone: nothing of it runs"
+        f": nsa launch started it in {run} ({when}), {gone_from(run.parent)}; its tmux session nsa-d1 is gone: "
+        "nothing of it runs"
     ), line
+
+
+def test_a_run_moved_to_another_parent_is_not_said_deleted(runs_dir, tmp_path, tmux_socket, own_state_dir):
+    """`mv runs/exp /elsewhere/exp` read as `a directory deleted since` in `nsa status`, `nsa runs` and `nsa report`:
+    no lookup searches the whole disk, so the words say where it was looked for and how to point at it."""
+    run, moved = runs_dir / "exp", tmp_path / "elsewhere" / "exp"
+    make_v1_run(run, steps=20, state="finished")
+    launched.record("exp", run, 1.0e9)
+    moved.parent.mkdir()
+    run.rename(moved)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+    said = f"nsa launch started it in {run} ({when}), {gone_from(runs_dir)}"
+    for cmd in ("status", "report"):
+        res = invoke(cmd, "exp")
+        assert res.exit_code == 3 and one_error(res).endswith(
+            f": {said}; its tmux session nsa-exp is gone: nothing of it runs"
+        ), (cmd, res.stderr)
+        assert "deleted since" not in res.stderr
+    [obj] = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
+    assert obj["error"] == f"{said}: `nsa status exp` says if it still runs", obj
+    res = invoke("status", "--json", str(moved))  # pointed at where it went, as the words say
+    assert res.exit_code == 0 and json.loads(res.stdout)["state"] == "finished", res.stdout + res.stderr
+
+    # launched outside the runs root: looked for beside its recorded directory too, and found there when renamed
+    other = tmp_path / "other"
+    for name in ("away", "renamed"):
+        make_v1_run(other / name, steps=20, state="finished")
+        launched.record(name, other / name, 1.0e9)
+    (other / "away").rename(moved.parent / "away")
+    line = one_error(invoke("status", "away"))
+    assert f"started it in {other / 'away'} ({when}), {gone_from(other, runs_dir)}; its tmux" in line, line
+    _renamed(other / "renamed", other / "renamed-lr3")
+    res = invoke("status", "--json", "renamed")
+    assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "renamed-lr3", res.stdout + res.stderr
+    went = other / "renamed-lr3"
+    assert res.stderr == f"note: {other / 'renamed'} is not there: the run that started there is {went} (renamed)\n"
 
 
 def test_a_name_nothing_launched_keeps_the_plain_error(tmp_path, tmux_socket, own_state_dir, monkeypatch):
@@ -77,7 +122,7 @@ def test_runs_lists_a_deleted_run_after_the_runs_there(runs_dir, monkeypatch):
     assert [o["run"] for o in objs] == ["r2", "live", "d2", "d1"], objs  # (the order of the first two: activity)
     d1 = objs[-1]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
-    said = f"nsa launch started it in {runs_dir / 'd1'} ({when}), a directory deleted since"
+    said = f"nsa launch started it in {runs_dir / 'd1'} ({when}), {gone_from(runs_dir)}"
     assert d1 == {
         "run": "d1",
         "error": f"{said}: `nsa status d1` says if it still runs",
@@ -90,4 +135,4 @@ def test_runs_lists_a_deleted_run_after_the_runs_there(runs_dir, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)  # whole rows
     rows = {ln.split()[0]: ln.split(None, 7) for ln in invoke("runs").stdout.splitlines()[1:]}
     assert set(rows) == {"r2", "live", "d1", "d2"}, rows
-    assert rows["d1"][1:7] == ["deleted", "-", "-", "-", "-", "-"] and rows["d1"][7].startswith(said), rows
+    assert rows["d1"][1:7] == ["gone", "-", "-", "-", "-", "-"] and rows["d1"][7].startswith(said), rows

@@ -18,6 +18,7 @@ from fixtures.cli import invoke, nsa_on_a_terminal, one_error
 from nsa_tui import launched
 
 from .helpers import TINY, nsa, wait_for
+from .test_deleted_run import gone_from
 
 
 def _env_without_runs_root() -> dict[str, str]:
@@ -245,7 +246,7 @@ def test_runs_without_a_runs_root_lists_the_launched_runs_newest_first(tmp_path,
     objs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [o["run"] for o in objs] == ["a", "c", "b", "gone"]  # a run deleted since: last, marked
     assert objs[-1]["deleted"] == {"path": str(tmp_path / "gone"), "launched_at": 9.0}, objs[-1]
-    assert "then those deleted since (at most 20 of each; " in res.stderr, res.stderr
+    assert "then those gone from there since (at most 20 of each; " in res.stderr, res.stderr
 
 
 def test_runs_without_a_runs_root_lists_runs_deleted_since_rather_than_fail(tmp_path, monkeypatch):
@@ -256,10 +257,10 @@ def test_runs_without_a_runs_root_lists_runs_deleted_since_rather_than_fail(tmp_
     res = invoke("runs")
     assert res.exit_code == 0, res.stdout + res.stderr
     lines = res.stdout.splitlines()
-    assert lines[1].split()[:2] == ["gone", "deleted"] and lines[2] == f"  gone: {tmp_path}/p/runs/gone", lines
+    assert lines[1].split()[:2] == ["gone", "gone"] and lines[2] == f"  gone: {tmp_path}/p/runs/gone", lines
     assert json.loads(invoke("runs", "--json").stdout)["error"].endswith("`nsa status gone` says if it still runs")
 
     launched.record("gone", _run(tmp_path / "q", "gone"), 10.0)  # a run of that name is there now
     objs = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
     assert [o["run"] for o in objs] == ["gone", "gone"] and "deleted" in objs[1], objs
-    assert objs[1]["error"].endswith("a directory deleted since"), objs  # `nsa status gone` judges the other one
+    assert objs[1]["error"].endswith(gone_from(tmp_path / "p" / "runs")), objs  # `nsa status gone` judges the other

@@ -19,7 +19,7 @@ import pytest
 from fixtures.cli import invoke, one_error
 from fixtures.procs import tmux_session_with_pid
 from fixtures.runs import make_v1_run
-from launch.test_deleted_run import _renamed
+from launch.test_deleted_run import _renamed, gone_from
 
 from nsa_tui import launched
 from nsa_tui.commands.watch import build_models
@@ -89,10 +89,11 @@ def test_a_run_deleted_on_the_host_says_whether_its_session_runs(sshd_factory, t
     pid = tmux_session_with_pid(tmux_socket, "nsa-d1", wrapper)
     shutil.rmtree(run)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+    gone = gone_from(root, status=f"nsa status --host {sshd.host}")
     alive = (
-        f": nsa launch started it in {run} ({when}), a directory deleted since, and its tmux session nsa-d1 is still "
-        f"alive (launch wrapper pid {pid}): the trainer stops itself after the step it is in; if the session stays, "
-        f"`ssh {sshd.host} 'tmux kill-session -t =nsa-d1'` ends it"
+        f": nsa launch started it in {run} ({when}), {gone}, and its tmux session nsa-d1 is still alive (launch "
+        f"wrapper pid {pid}): deleted, the trainer stops itself after the step it is in (if the session stays, "
+        f"`ssh {sshd.host} 'tmux kill-session -t =nsa-d1'` ends it); moved on its filesystem, it trains on there"
     )
     res = invoke("status", "--host", sshd.host, "d1")
     line = one_error(res)
@@ -104,8 +105,9 @@ def test_a_run_deleted_on_the_host_says_whether_its_session_runs(sshd_factory, t
 
     subprocess.run(["tmux", "-L", tmux_socket, "kill-session", "-t", "=nsa-d1"], check=True)
     line = one_error(invoke("status", "--host", sshd.host, "d1"))
-    gone = f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is gone: "
-    assert line.endswith(gone + "nothing of it runs"), line
+    assert line.endswith(
+        f": nsa launch started it in {run} ({when}), {gone}; its tmux session nsa-d1 is gone: nothing of it runs"
+    ), line
     # a name nothing launched keeps the plain error
     line = one_error(invoke("status", "--host", sshd.host, "never"))
     assert line.endswith("or give the full path)"), line
@@ -126,8 +128,8 @@ def test_a_report_of_a_run_deleted_on_the_host_says_what_the_host_knows(sshd, tm
     line = one_error(res)
     assert res.exit_code == 3 and line.startswith(f"error: no run directory 'd1' on {sshd.host} (looked at "), line
     assert line.endswith(
-        f": nsa launch started it in {run} ({when}), a directory deleted since; its tmux session nsa-d1 is gone: "
-        "nothing of it runs"
+        f": nsa launch started it in {run} ({when}), {gone_from(root, status=f'nsa status --host {sshd.host}')}; "
+        "its tmux session nsa-d1 is gone: nothing of it runs"
     ), line
 
 
@@ -158,10 +160,42 @@ def test_runs_on_the_host_lists_its_deleted_runs_as_here(sshd, tmp_path, monkeyp
     for o, h in zip(deleted, (o for o in here if "deleted" in o), strict=True):
         h["error"] = h["error"].replace("`nsa status ", f"`nsa status --host {sshd.host} ")
         assert o == h, (o, h)
-    assert deleted[0]["error"].endswith("a directory deleted since"), deleted[0]  # d3 is there elsewhere
+    kept = gone_from(root, status=f"nsa status --host {sshd.host}")  # d3 is there elsewhere: no hint
+    assert deleted[0]["error"].endswith(kept), deleted[0]
     assert deleted[2]["error"].endswith(f"`nsa status --host {sshd.host} d1` says if it still runs"), deleted[2]
 
     monkeypatch.setenv("COLUMNS", "400")  # whole rows
     rows = {ln.split()[0]: ln.split(None, 7) for ln in invoke("runs", "--host", sshd.host).stdout.splitlines()[1:]}
-    assert rows["d1"][1:7] == ["deleted", "-", "-", "-", "-", "-"], rows
+    assert rows["d1"][1:7] == ["gone", "-", "-", "-", "-", "-"], rows
     assert rows["d1"][7].startswith(f"nsa launch started it in {root / 'd1'} ("), rows
+
+
+def test_a_run_moved_on_the_host_is_not_said_deleted(sshd, tmp_path, monkeypatch):
+    """A run moved to another parent on the host read as `a directory deleted since`: the host's lookup says where it
+    looked, as here, and finds a launched run renamed beside the directory its index recorded, as here."""
+    root, other = tmp_path / "runs", tmp_path / "other"
+    monkeypatch.setenv("NSA_RUNS_DIR", str(root))
+    root.mkdir()
+    make_v1_run(other / "away", steps=20, state="finished")
+    with monkeypatch.context() as m:  # what the host's `nsa launch` wrote, in the host's state directory
+        m.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))
+        for name in ("away", "renamed"):
+            launched.record(name, other / name, 1.0e9)
+    (tmp_path / "elsewhere").mkdir()
+    (other / "away").rename(tmp_path / "elsewhere" / "away")
+    _renamed(other / "renamed", other / "renamed-lr3")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1.0e9))
+
+    line = one_error(invoke("status", "--host", sshd.host, "away"))
+    gone = gone_from(other, root, status=f"nsa status --host {sshd.host}")
+    assert line.endswith(
+        f"started it in {other / 'away'} ({when}), {gone}; its tmux session nsa-away is gone: nothing of it runs"
+    ), line
+    assert "deleted since" not in line
+    res = invoke("status", "--json", "--host", sshd.host, "renamed")
+    assert res.exit_code == 0 and json.loads(res.stdout)["run"] == "renamed-lr3", res.stdout + res.stderr
+    went = other / "renamed-lr3"
+    assert (
+        res.stderr.strip()
+        == f"note: {other / 'renamed'} on {sshd.host} is not there: the run that started there is {went} (renamed)"
+    )
