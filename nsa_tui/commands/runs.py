@@ -65,6 +65,9 @@ def collect_runs(directory: str | None, host: str | None, remote_dir: str | None
             raise UserError(judged[0].error or "no runs directory", NOT_FOUND_EXIT)
         on_host = shlex.join(["nsa", "status", "--host", host, *(["--remote-dir", remote_dir] if remote_dir else [])])
         deleted = [deleted_row(e, taken, on_host) for e, taken in answer.deleted]  # as listed here, on the host
+        if answer.from_index is not None:  # no runs root there: its launch index's runs, as launched_runs lists them
+            root, index = answer.from_index
+            return RunListing(judged + deleted, from_index=index_listing_said(root, index, bool(deleted), host))
         return RunListing(judged + deleted, sorted(answer.left_out))
     from nsa_tui.rundir import holds_run, list_runs, no_runs_dir, runs_root, unreadable_dir
 
@@ -123,12 +126,21 @@ def launched_runs() -> RunListing | None:
     deleted = deleted_rows(None)
     if not recent and not deleted:
         return None
-    why = (
-        f"no runs directory {runs_root()} here; the runs nsa launch started, newest first"
-        f"{', then those gone from there since' if deleted else ''} (at most {launched.RECENT}"
-        f"{' of each' if deleted else ''}; {launched.index_path()}):"
-    )
+    why = index_listing_said(str(runs_root()), str(launched.index_path()), bool(deleted))
     return RunListing([judge_local(Path(e.run_dir)) for e in recent] + deleted, from_index=why)
+
+
+def index_listing_said(root: str, index: str, gone: bool, host: str | None = None) -> str:
+    """Why `nsa runs` lists the runs of `nsa launch`'s index (``gone``: some whose directory is gone are among them),
+    here or on ``host``: the runs root ``root`` is not there."""
+    from nsa_tui import launched
+
+    where = f"on {host}" if host else "here"
+    return (
+        f"no runs directory {root} {where}; the runs nsa launch started, newest first"
+        f"{', then those gone from there since' if gone else ''} (at most {launched.RECENT}"
+        f"{' of each' if gone else ''}; {index}{' on ' + host if host else ''}):"
+    )
 
 
 def status_command(j: Judged, directory: str | None, host: str | None, remote_dir: str | None = None) -> str:
@@ -307,9 +319,9 @@ def run_runs(directory: str | None, *, host: str | None, as_json: bool, remote_d
         render_table(judged, directory, host, remote_dir)
         if left_out:
             print(left_out)
-        if listing.from_index:  # where each is: the table names them only
+        if listing.from_index:  # where each is: the table names them only (a host's nsa: its verdict's path)
             for j in judged:
-                print(f"  {j.run}: {j.path}")
+                print(f"  {j.run}: {j.path or (j.verdict or {}).get('path')}")
     return 0
 
 

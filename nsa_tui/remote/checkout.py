@@ -166,14 +166,14 @@ index_path() {
   case ${@STATE_HOME_ENV@:-} in /*) printf '%s' "$@STATE_HOME_ENV@" ;; *) printf '%s' "$HOME/.local/state" ;; esac
   printf '/nsa/@INDEX_NAME@'
 }
-# launched NAME: the runs the index records under NAME whose directory is there, newest first, one "TS<tab>DIR" a
-# line (DIR as recorded), each directory (its physical path) once with its latest line, as nsa_tui.launched.named
-# reads it. The index is
+# launched NAME: the runs the index records under NAME (NAME '': under any name, as nsa_tui.launched.runs_here) whose
+# directory is there, newest first, one "TS<tab>DIR" a line (DIR as recorded), each directory (its physical path) once
+# with its latest line, as nsa_tui.launched.named reads it. The index is
 # JSON lines json.dumps wrote: decoded here by awk (no python on the host assumed); a line it cannot read is
 # skipped, as there, and so is a path with a control character in it (no line can carry it).
 launched() {
   index_lines "$1" | while IFS= read -r l_; do
-    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}
+    t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}; e_=${e_%%"$tab_"*}  # not NAME
     [ -d "$e_" ] || continue
     p_=$(cd -P -- "$e_" 2>/dev/null && pwd -P) || p_=$e_  # one this user may not enter: refused by find_run
     printf '%s\t%s\t%s\t%s\n' "$t_" "$n_" "$p_" "$e_"  # no tab in a path: the index cannot carry one
@@ -196,12 +196,14 @@ index_lines() {
       else if (nm[d] == want) printf "%020.6f\t%d\t%s\n", ts[d], at[d], d } }
   ' "$ix_" 2>/dev/null
 }
-# deleted_in DIR: the runs the index records as started in DIR (its physical path) whose directory is gone, newest
-# launch first, at most @RECENT@, one "TS<tab>TAKEN<tab>RUN_DIR<tab>NAME" a line (RUN_DIR as recorded; TAKEN 1 when a
-# recorded run of the name is there), as nsa_tui.deleted_runs.deleted_launches lists them: each directory once (its
-# latest launch, its parent's links resolved), not one renamed in DIR (a directory there whose run first booted at it)
+# deleted_in DIR: the runs the index records as started in DIR (its physical path; DIR '': anywhere) whose directory
+# is gone, newest launch first, at most @RECENT@, one "TS<tab>TAKEN<tab>RUN_DIR<tab>NAME" a line (RUN_DIR as recorded;
+# TAKEN 1 when a recorded run of the name is there), as nsa_tui.deleted_runs.deleted_launches lists them: each directory
+# once (its latest launch, its parent's links resolved), not one renamed beside it (a directory there whose run first
+# booted at it)
 deleted_in() {
-  h_=$(cd -P -- "$1" 2>/dev/null && pwd -P) || return 0
+  h_=
+  if [ -n "$1" ]; then h_=$(cd -P -- "$1" 2>/dev/null && pwd -P) || return 0; fi
   g_=$(lp_= lr_=; index_lines "" | while IFS= read -r l_; do
     t_=${l_%%"$tab_"*}; e_=${l_#*"$tab_"}; n_=${e_%%"$tab_"*}; e_=${e_#*"$tab_"}; nm_=${e_#*"$tab_"}; e_=${e_%%"$tab_"*}
     if [ -e "$e_" ] || [ -L "$e_" ]; then
@@ -210,10 +212,16 @@ deleted_in() {
     fi
     p_=${e_%/*}; [ -n "$p_" ] || p_=/
     [ "$p_" = "$lp_" ] || { lp_=$p_; lr_=$(cd -P -- "$p_" 2>/dev/null && pwd -P) || lr_=$p_; }  # a parent once
-    [ "$lr_" = "$h_" ] && printf 'G\t%s\t%s\t%s\t%s\t%s\n' "$t_" "$n_" "${lr_%/}/${e_##*/}" "$e_" "$nm_"
+    if [ -z "$h_" ] || [ "$lr_" = "$h_" ]; then
+      printf 'G\t%s\t%s\t%s\t%s\t%s\n' "$t_" "$n_" "${lr_%/}/${e_##*/}" "$e_" "$nm_"
+    fi
   done)
   case $g_ in *"G$tab_"*) ;; *) return 0 ;; esac
-  was_=$(for e_ in "$1"/*; do [ -d "$e_" ] && first_run_dir "$e_"; done)  # the paths runs renamed here began at
+  # the paths the runs renamed beside them began at: each parent's directories (its links resolved) read once
+  was_=$(printf '%s\n' "$g_" | LC_ALL=C awk -F '\t' '$1 == "G" { p = $4; sub(/\/[^\/]*$/, "", p)
+      if (p == "") p = "/"; if (!(p in s)) { s[p] = 1; print p } }' | while IFS= read -r p_; do
+    for e_ in "$p_"/*; do [ -d "$e_" ] && first_run_dir "$e_"; done
+  done)
   printf '%s\n' "$g_" | was_=$was_ LC_ALL=C awk -F '\t' '
     BEGIN { n = split(ENVIRON["was_"], w, "\n"); for (i = 1; i <= n; i++) renamed[w[i]] = 1 }
     $1 == "H" { sub(/^H\t/, ""); taken[$0] = 1; next }

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nsa_train.telemetry import schema
 from nsa_tui.health.defaults import RULES_WINDOW_POINTS
-from nsa_tui.launched import Launched
+from nsa_tui.launched import RECENT, Launched
 from nsa_tui.remote.checkout import PRELUDE, deleted_on_host, launched_note_line, launched_twice, unreadable_on_host
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.rundir import renamed_note, renamed_twice_message, session_note
@@ -150,7 +150,9 @@ FRAME = b"\n@@nsa@@ "
 # arguments ('' = most recent, '@all:DIR' = every run directory under DIR, newest first;
 # DIR '' = the runs root). A RUN not found is a `missing` frame whose body is the
 # directory the script was in and the runs root there (absolute), one per line; for a listing
-# whose DIR itself holds a run (holds_run), a third line `rundir`. A listing names each directory under DIR that holds
+# whose DIR itself holds a run (holds_run), a third line `rundir`; a listing without DIR where the runs root is not
+# there lists the runs the launch index knows instead (index_listing: an `indexed` frame first, the root as its REST,
+# the index's path its body), when it knows any. A listing names each directory under DIR that holds
 # no run (holds_run, nsa_tui.remote.holds_sh) in a `leftout` frame, its body the name. A RUN found by its name in the
 # host's launch index has a `note` frame first, one found by its live tmux session a `session` frame (its directory,
 # the session); one the index knows twice is a `twice` frame, one found in a directory this user cannot list an
@@ -251,13 +253,32 @@ emit_files() {
   done
   set +f
 }
+# index_listing: the runs the launch index recorded that are there (at most @RECENT@, newest launch first), then those
+# gone since, as an `indexed` frame (the runs root that is not there, the index's path) before their runs and a `gone`
+# frame (nsa_tui.commands.runs.launched_runs); returns 1, printing nothing, when the index knows none
+index_listing() {
+  r_=$(launched "" | head -n @RECENT@)
+  g_=$(deleted_in "")
+  [ -n "$r_$g_" ] || return 1
+  say indexed "$where" "$(index_path)"
+  printf '%s\n' "$r_" | {
+    while IFS= read -r l_; do [ -z "$l_" ] || emit_run "${l_#*"$tab_"}"; done
+    flush
+  }
+  [ -z "$g_" ] || say gone - "$g_"
+}
 [ "$#" -eq 0 ] && set -- ""
 for run in "$@"; do
   case "$run" in
     @all:*)
       ldir=${run#@all:}; [ -n "$ldir" ] || ldir=$root
       case $ldir in /*) where=$ldir ;; *) where=$PWD/$ldir ;; esac
-      if [ ! -d "$ldir" ]; then flush; missing "$run"; continue; fi
+      if [ ! -d "$ldir" ]; then
+        flush
+        # no runs root and no DIR: the runs the host's launch index knows, as a local `nsa runs` lists them
+        if [ -z "${run#@all:}" ] && [ ! -e "$ldir" ] && index_listing; then continue; fi
+        missing "$run"; continue
+      fi
       if holds_run "$ldir"; then flush; missing "$run" rundir; continue; fi
       flush
       frame listing 0 "$ldir"
@@ -294,7 +315,7 @@ for run in "$@"; do
 done
 flush
 frame end 0 -
-"""
+""".replace("@RECENT@", str(RECENT))
 )
 
 
@@ -341,6 +362,8 @@ class RemoteAnswer:
     # a listing's runs the host's launch index started there whose directory is gone, newest launch first, each with
     # whether a run of its name is there (nsa_tui.deleted_runs.deleted_launches)
     deleted: list[tuple[Launched, bool]] = field(default_factory=list)
+    # a listing without DIR where the host has no runs root: that root and the launch index whose runs it lists
+    from_index: tuple[str, str] | None = None
 
 
 def parse_frames(data: bytes, host: str) -> RemoteAnswer:
@@ -358,6 +381,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
     notes: list[str] = []
     deleted = ""
     gone: list[tuple[Launched, bool]] = []
+    from_index: tuple[str, str] | None = None
     complete = False
     pos = data.find(FRAME)
     while pos >= 0:
@@ -409,6 +433,8 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
             out.append(MissingRun(rest, "", "", unreadable=unreadable_on_host(host, where, ls_line)))
         elif kind == "gone":  # a listing's runs deleted since their launch: "TS<tab>TAKEN<tab>RUN_DIR<tab>NAME" each
             gone += [g for line in body.decode("utf-8", errors="replace").splitlines() if (g := _gone(line))]
+        elif kind == "indexed":  # no runs root: the runs the launch index knows follow (the root, the index)
+            from_index = (rest, body.decode("utf-8", errors="replace"))
         elif kind == "leftout":
             left_out.append(body.decode("utf-8", errors="replace"))
         elif kind == "nodir":
@@ -436,7 +462,7 @@ def parse_frames(data: bytes, host: str) -> RemoteAnswer:
                     size, mtime = len(body), None
                 current.files[name] = FileWindow(name, body, max(size, len(body)), mtime, pending_head.pop(name, b""))
         pos = data.find(FRAME, nxt)
-    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out, notes, gone)
+    return RemoteAnswer(out, now, sessions, no_dir, complete, left_out, notes, gone, from_index)
 
 
 def _gone(line: str) -> tuple[Launched, bool] | None:

@@ -199,3 +199,47 @@ def test_a_run_moved_on_the_host_is_not_said_deleted(sshd, tmp_path, monkeypatch
         res.stderr.strip()
         == f"note: {other / 'renamed'} on {sshd.host} is not there: the run that started there is {went} (renamed)"
     )
+
+
+@pytest.mark.parametrize("with_nsa", [True, False])
+def test_runs_on_a_host_without_a_runs_root_lists_its_launched_runs_as_here(
+    sshd_factory, tmp_path, monkeypatch, with_nsa
+):
+    """`nsa runs --host H` where H has no runs root failed (`no runs directory ... on H`, exit 3) while `nsa runs` there
+    lists the runs its launch index knows, with a note that says so: the host's script lists them the same way, judged
+    by the host's nsa or here from their files."""
+    sshd = sshd_factory(with_nsa=with_nsa)
+    monkeypatch.setenv("NSA_SSH_COMMAND", sshd.ssh_command)
+    monkeypatch.delenv("NSA_RUNS_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(Path(sshd.key).parent / "xdg-state"))  # the host's index, read here too
+    co = tmp_path / "co"  # no runs/ in it
+    co.mkdir()
+    monkeypatch.chdir(co)
+    for i, name in enumerate(("a", "b")):
+        make_v1_run(tmp_path / name / name, steps=10 + i, state="finished")
+        launched.record(name, tmp_path / name / name, 1.0e9 + i)
+    launched.record("gone", tmp_path / "g" / "gone", 1.2e9)
+
+    here = invoke("runs", "--json")
+    res = invoke("runs", "--json", "--host", sshd.host, "--remote-dir", str(co))
+    assert res.exit_code == here.exit_code == 0, res.stdout + res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["run"] for o in objs] == ["b", "a", "gone"] == [json.loads(ln)["run"] for ln in here.stdout.splitlines()]
+    assert objs[-1]["deleted"] == {"path": str(tmp_path / "g" / "gone"), "launched_at": 1.2e9}, objs[-1]
+    index = Path(sshd.key).parent / "xdg-state" / "nsa" / "launched.jsonl"
+    note = f"; the runs nsa launch started, newest first, then those gone from there since (at most 20 of each; {index}"
+    assert here.stderr == f"note: no runs directory runs here{note}):\n", here.stderr
+    assert res.stderr == f"note: no runs directory {co}/runs on {sshd.host}{note} on {sshd.host}):\n", res.stderr
+
+    monkeypatch.setenv("COLUMNS", "400")  # whole rows
+    lines = invoke("runs", "--host", sshd.host, "--remote-dir", str(co)).stdout.splitlines()
+    assert [ln.split()[:2] for ln in lines[1:4]] == [["b", "finished"], ["a", "finished"], ["gone", "gone"]], lines
+    assert lines[4:] == [
+        f"  b: {tmp_path / 'b' / 'b'}",
+        f"  a: {tmp_path / 'a' / 'a'}",
+        f"  gone: {tmp_path / 'g' / 'gone'}",
+    ]
+
+    Path(index).unlink()  # nothing recorded: the error it was
+    res = invoke("runs", "--host", sshd.host, "--remote-dir", str(co))
+    assert res.exit_code == 3 and one_error(res).startswith(f"error: no runs directory {co}/runs on {sshd.host}")
