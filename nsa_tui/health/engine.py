@@ -31,8 +31,9 @@ from nsa_tui.runs.history import (
 # older host's nsa is judged here from its files (its verdict lacks keys, and once said `halted` of a finished run)
 # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: the verdict's `stop_signal`, the rule
 # `clock_skew`, ages of records off this machine's clock taken from their files' mtimes; 4: the verdict's
-# `heartbeat_ahead_s`, the rule `rank_stopped`
-JUDGE_VERSION = 4
+# `heartbeat_ahead_s`, the rule `rank_stopped`; 5: rank_stopped tells a rank a debugger or tracer holds (state t) from
+# one a stop signal stopped, and does not send it to `kill -CONT`
+JUDGE_VERSION = 5
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")

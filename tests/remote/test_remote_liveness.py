@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,6 +105,33 @@ def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_f
                 assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", said)], v["alerts"]
     finally:
         rank.send_signal(signal.SIGCONT)
+        rank.kill()
+        rank.wait()
+
+
+def test_a_hosts_nsa_before_the_tracer_words_is_judged_here(tmp_path, sshd_factory, monkeypatch):
+    """A host's nsa of judge version 4 tells a rank a debugger holds to `kill -CONT`: its verdicts are not taken (this
+    engine's is 5), and the run is judged here from the files and the host's pid listing, which marks the tracer."""
+    from status.test_ssh import _remote_nsa_wrapper
+
+    real = shlex.quote(str(Path(sys.executable).parent / "nsa"))
+    # the real nsa's verdicts as a version 4 one says them
+    old = r"""sed -e 's/"judge_version": [0-9]*/"judge_version": 4/' -e 's/, traced by pid [0-9]*) is stopped by a """
+    old += r"""debugger[^"]*/) is stopped (SIGSTOP, ctrl-z)/'"""
+    bin_dir, _ = _remote_nsa_wrapper(tmp_path, f'{real} "$@" | {old}')
+    s = sshd_factory(with_nsa=False, path_prefix=bin_dir)
+    monkeypatch.setenv("NSA_SSH_COMMAND", s.ssh_command)
+    run = tmp_path / "debugged"
+    rank = subprocess.Popen(rank_argv(run))
+    try:
+        this_hosts_run(run, rank.pid)
+        with traced(rank.pid) as tracer:
+            res = invoke("status", "--json", "--host", s.host, str(run))
+        v = json.loads(res.stdout)
+        assert v["via"] == "ssh" and "is older than this one (judge version 4, this one's 5)" in res.stderr, v
+        [(rule, said)] = [(p["rule"], p["message"]) for p in v["pending"]]  # inside the default 60 s
+        assert rule == "rank_stopped" and said.startswith(f"rank 0 (pid {rank.pid}, traced by pid {tracer}) is "), said
+    finally:
         rank.kill()
         rank.wait()
 
