@@ -1,7 +1,7 @@
 """Document sources: where texts come from, which are held out for validation, and which this rank trains on.
 
-The local and hub sources go through Hugging Face `datasets`; the embedded one needs only pyarrow:
-- embedded: the bundled Shakespeare scenes in memory (text_rows.TextRows: the rows a ``datasets.Dataset`` gave);
+Every source goes through Hugging Face `datasets`:
+- embedded: the bundled Shakespeare scenes as an in-memory ``datasets.Dataset``;
 - local: ``load_dataset("text"|"json"|"parquet", data_files=...)`` (map-style; HF caches the Arrow copy);
 - hf: ``load_dataset(hf_name, hf_config, split=..., streaming=True)``.
 
@@ -48,7 +48,6 @@ from .diagnose import (
 from .errors import DataError
 from .fingerprint import LISTED_FILES, file_listing, is_glob, local_fingerprint
 from .hf import import_datasets
-from .text_rows import TextRows
 
 FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 STREAM_SHUFFLE_BUFFER = 1000  # documents; small enough that the first batch of a hub stream comes quickly
@@ -262,9 +261,9 @@ def check_source(cfg: Any) -> None:
 def open_source(cfg: Any, rank: int, world_size: int) -> DocSource:
     d = cfg.data
     if d.source == "embedded":
-        # not through `datasets`: importing it cost every rank ~0.3 s of CPU at its start, for texts already in memory
-        rows = TextRows("text", embedded_documents())
-        embedded = MapSource(rows, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
+        datasets = import_datasets(offline=True)
+        ds = datasets.Dataset.from_dict({"text": list(embedded_documents())})
+        embedded = MapSource(ds, "text", d.val_docs, d.seed, rank, world_size, d.source_description)
         embedded.files = sum(1 for _ in plays_dir().rglob("*.md"))  # the plays (data_summary's files)
         return embedded
     if d.source == "local":
@@ -445,7 +444,7 @@ def trained_rows(column: Any, held_out: np.ndarray, val_texts: list[str], enough
 
 
 class MapSource:
-    """A random-access `datasets.Dataset` (or TextRows): seeded validation sample, seeded permutation per epoch."""
+    """A random-access `datasets.Dataset`: seeded validation sample, seeded permutation per epoch."""
 
     # an epoch whose deal gives this rank only documents it skips is passed over (stream.doc_tokens): a few distinct
     # documents among copies of held-out texts or empty ones land on one rank at times, and the next deal differs
