@@ -23,6 +23,7 @@ NEEDS_PROJECT = [
     "remote_tail_cost",
     "selection_ab",
     "selection_short",
+    "start_cost",
     "train_throughput",
     "triton_vs_fast",
     "watch_fixture",
@@ -378,3 +379,23 @@ def test_watch_load_times_the_scan_of_events_before_the_window():
     m = re.search(r"(\d+) MiB before the window scanned in ([\d.]+)s \(([\d.]+)s CPU .* (\d+) events parsed", line)
     assert m is not None, line
     assert float(m.group(2)) > 0 and int(m.group(4)) > 0, line  # the fixture writes an eval every few hundred steps
+
+
+def test_start_cost_times_a_real_trainer_start_to_its_first_step():
+    res = bench("start_cost.py", "--repeat", "1", timeout=300)
+    assert res.returncode == 0, res.stderr
+    row = next(
+        line for line in res.stdout.splitlines() if line.startswith("| ") and "code" not in line and "---" not in line
+    )
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # wall and CPU seconds to [data], [model], step 1: each later than the one before, CPU below wall * cores
+    walls = [float(cells[i].split(",")[0].split()[0]) for i in (1, 2, 4)]
+    cpus = [float(cells[i].split(",")[1].split()[0]) for i in (1, 2, 4)]
+    assert 0 < walls[0] <= walls[1] <= walls[2] < 300 and 0 < cpus[0] <= cpus[1] <= cpus[2]
+    assert float(cells[3].split()[0]) > 100  # RSS at [model], MiB: torch and a model are resident
+
+
+def test_start_cost_refuses_a_directory_that_is_no_checkout(tmp_path):
+    res = bench("start_cost.py", "--against", str(tmp_path), timeout=60)
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("not a checkout of this repository (no nsa_train/train.py)")
