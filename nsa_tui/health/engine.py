@@ -33,7 +33,7 @@ from nsa_tui.runs.history import (
 # `clock_skew`, ages of records off this machine's clock taken from their files' mtimes; 4: the verdict's
 # `heartbeat_ahead_s`, the rule `rank_stopped`; 5: rank_stopped tells a rank a debugger or tracer holds (state t) from
 # one a stop signal stopped, and does not send it to `kill -CONT`
-JUDGE_VERSION = 5
+JUDGE_VERSION = 6
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")

@@ -2,7 +2,8 @@
 
 PIDs come from each rank's latest heartbeat record. Before signalling we check the
 process is alive, is ours, and is a trainer of this run (its command line names
-nsa_train and this run dir): a PID from an old or remote run may have been reused.
+nsa_train and this run dir, or it holds this run dir open, renamed since: is_its_trainer):
+a PID from an old or remote run may have been reused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.readback import current_world_size
 from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
+from nsa_tui.launch.open_files import holds
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 from nsa_tui.runs.load import started_after
 from nsa_tui.runs.records import to_float
@@ -72,6 +74,26 @@ def _names_run_dir(argv: list[str], run_dir: Path, cwd: str | None = None) -> bo
         return False
 
 
+def command_names_run_dir(pid: int, run_dir: Path, argv: list[str] | None = None) -> bool:
+    """The process's command line (``argv`` when read already) names ``run_dir`` as its --run-dir (or names none)."""
+    argv = process_argv(pid) if argv is None else argv
+    try:
+        cwd: str | None = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = None
+    return argv is not None and _names_run_dir(argv, run_dir, cwd)
+
+
+def is_its_trainer(pid: int, argv: list[str], run_dir: Path) -> bool:
+    """Whether process ``pid`` (command line ``argv``) is the trainer of ``run_dir``: the one rule of every command
+    (status, runs, watch, report, halt, dump, launch). Its command line names the directory it started in; renamed
+    since (`mv runs/a runs/b`: it trains on there), the directory is still its own, which it holds open for its life
+    (nsa_train/runtime/run_dir_moves.py), while a `cp -r` copy, made of other inodes, never is."""
+    if not any("nsa_train" in a for a in argv):
+        return False
+    return command_names_run_dir(pid, run_dir, argv) or bool(holds(pid, run_dir))
+
+
 def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float | None = None) -> RankProcess:
     """Whether pid is this run's trainer for ``rank``, whose last record was ``written_at`` (when known)."""
     if not isinstance(pid, int) or pid <= 0:
@@ -85,12 +107,7 @@ def check_process(rank: int, pid: int | None, run_dir: Path, written_at: float |
     argv = process_argv(pid)
     if argv is None:
         return RankProcess(rank, pid, f"pid {pid}: cannot read its command line")
-    reused = started_after(pid, written_at)
-    try:
-        cwd: str | None = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        cwd = None
-    if reused or not any("nsa_train" in a for a in argv) or not _names_run_dir(argv, run_dir, cwd):
+    if started_after(pid, written_at) or not is_its_trainer(pid, argv, run_dir):
         return RankProcess(
             rank, pid, f"pid {pid} is not this run's trainer (pid reused, or a run on another host)", other=True
         )

@@ -4,6 +4,7 @@ exit status, launch.json. Reads only the ends of files (heartbeats grow for days
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,12 +138,52 @@ def _mtime(path: Path) -> float | None:
 
 
 def launched_here(run_dir: Path, launch: dict) -> bool:
-    """launch.json was written for this directory: a copy of a live run (`cp -r`) names the session of the run it was
-    copied from, which halting the copy would not stop. A launch.json without run_dir (older) is taken at its word."""
+    """launch.json was written for this directory, or for the path it had before it was renamed under its live run
+    (renamed_here): a copy of a live run (`cp -r`) names the session of the run it was copied from, which halting the
+    copy would not stop. A launch.json without run_dir (older) is taken at its word."""
     recorded = launch.get("run_dir")
     if not isinstance(recorded, str) or not recorded:
         return True
     try:
-        return Path(recorded).samefile(run_dir)
-    except OSError:  # the recorded directory is gone (moved since): the session is not this directory's
-        return False
+        if Path(recorded).samefile(run_dir):
+            return True
+    except OSError:  # the recorded directory is gone: renamed (here, or elsewhere), or deleted
+        pass
+    ts = launch.get("ts")
+    launched = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+    return renamed_here(run_dir, Path(recorded), launched)
+
+
+def renamed_here(run_dir: Path, recorded: Path, launched: float | None) -> bool:
+    """The directory launched at ``recorded`` (at time ``launched``) was renamed to ``run_dir`` while its run
+    trained: its trainer said so (the last of its `moved` records since the launch names this directory; a copy of
+    the renamed directory holds that record too, naming the directory it was copied from), or, before it looked again
+    (at its next step), a live trainer of this directory was started at ``recorded``. Read from rank 0's tail: a
+    rename older than that, of a run no longer alive, is not told from a copy."""
+    moves = [
+        r
+        for r in rank0_records(run_dir)
+        if r.get("kind") == schema.KIND_MOVED and (launched is None or _at_or_after(r, launched))
+    ]
+    to = moves[-1].get(schema.MOVED_TO) if moves else None
+    if isinstance(to, str) and same_dir(Path(to), run_dir):
+        return True
+    from nsa_tui.launch.dump import command_names_run_dir, rank_processes  # here: dump imports this module
+
+    return any(
+        p.problem is None and p.pid is not None and command_names_run_dir(p.pid, recorded)
+        for p in rank_processes(run_dir)
+    )
+
+
+def same_dir(a: Path, b: Path) -> bool:
+    """The same directory; where one is not there, the same absolute path."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _at_or_after(record: dict[str, Any], ts: float) -> bool:
+    t = record.get("ts")
+    return isinstance(t, int | float) and not isinstance(t, bool) and t >= ts

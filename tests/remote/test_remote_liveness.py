@@ -25,6 +25,7 @@ from fixtures.tracer import traced
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
 from nsa_train.telemetry import schema
+from nsa_tui.health.engine import JUDGE_VERSION
 from nsa_tui.remote.liveness import LIVENESS_SH, parse_pids, parse_stopped
 from nsa_tui.runs.load import tmux_session_name
 from nsa_tui.stopped_ranks import Stop, StoppedRank
@@ -111,7 +112,7 @@ def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_f
 
 def test_a_hosts_nsa_before_the_tracer_words_is_judged_here(tmp_path, sshd_factory, monkeypatch):
     """A host's nsa of judge version 4 tells a rank a debugger holds to `kill -CONT`: its verdicts are not taken (this
-    engine's is 5), and the run is judged here from the files and the host's pid listing, which marks the tracer."""
+    engine's is newer), and the run is judged here from the files and the host's pid listing, which marks the tracer."""
     from status.test_ssh import _remote_nsa_wrapper
 
     real = shlex.quote(str(Path(sys.executable).parent / "nsa"))
@@ -128,7 +129,8 @@ def test_a_hosts_nsa_before_the_tracer_words_is_judged_here(tmp_path, sshd_facto
         with traced(rank.pid) as tracer:
             res = invoke("status", "--json", "--host", s.host, str(run))
         v = json.loads(res.stdout)
-        assert v["via"] == "ssh" and "is older than this one (judge version 4, this one's 5)" in res.stderr, v
+        said_older = f"is older than this one (judge version 4, this one's {JUDGE_VERSION})"
+        assert v["via"] == "ssh" and said_older in res.stderr, v
         [(rule, said)] = [(p["rule"], p["message"]) for p in v["pending"]]  # inside the default 60 s
         assert rule == "rank_stopped" and said.startswith(f"rank 0 (pid {rank.pid}, traced by pid {tracer}) is "), said
     finally:
