@@ -514,6 +514,8 @@ def refuse_occupied(plan: LaunchPlan, force: bool) -> preflight.Occupancy:
     occupies them, for claim to clear."""
     occ = preflight.occupancy(plan.run_dir, plan.session, plan.cfg, resume=plan.command.resume)
     where = f"run dir {plan.run_dir}"
+    if occ.session_runs is not None:
+        raise _session_runs_elsewhere(plan, occ.session_runs)
     if not force:
         if occ.session_live:
             # with --resume, --force kills the session and continues the run: "start again" read as a fresh start
@@ -545,6 +547,19 @@ def refuse_occupied(plan: LaunchPlan, force: bool) -> preflight.Occupancy:
     elif not occ.session_live:
         _refuse_a_trainer_outside_tmux(plan)
     return occ
+
+
+def _session_runs_elsewhere(plan: LaunchPlan, runs: Path) -> UserError:
+    """The refusal of a launch whose session runs another directory (``runs``), with --force or without: most often
+    this run renamed while it trains (`mv runs/a runs/b`, then `nsa launch --name a`), which --force would kill,
+    though the user renamed it to keep it."""
+    recorded = (runstate.read_launch_json(runs) or {}).get("run_dir")
+    renamed = isinstance(recorded, str) and recorded and not runstate.same_dir(Path(recorded), runs)
+    what = f"{runs} (renamed from {recorded})" if renamed else f"{runs}, not {plan.run_dir}"
+    return UserError(
+        f"tmux session {plan.session} runs {what}: --force does not stop a run that goes on in another directory; "
+        f"stop it first (`nsa halt {shlex.quote(str(runs))}`), or choose another --name"
+    )
 
 
 def claim(plan: LaunchPlan, force: bool, say: Callable[[str], None]) -> None:

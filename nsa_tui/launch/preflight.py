@@ -33,6 +33,8 @@ class Occupancy:
 
     session_live: bool = False
     session: str | None = None  # the live one: this launch's, or the one the run dir's launch.json records
+    # the run directory this launch's session runs when it is another (renamed while it trains: `mv runs/a runs/b`)
+    session_runs: Path | None = None
     socket: str | None = None  # its server (tmux.recorded_socket)
     heartbeat_age_s: float | None = None  # set when a heartbeat is recent and has no end record
     previous_run: bool = False  # an earlier run a fresh start would write over (telemetry.holds), not live
@@ -48,6 +50,9 @@ def occupancy(run_dir: Path, session: str, cfg: Config, resume: bool = False) ->
     occ = Occupancy()
     if tmux.has_session(session):
         occ.session_live, occ.session = True, session
+        runs = tmux.session_run_dir(session)
+        if runs is not None and not runstate.same_dir(runs, run_dir):
+            occ.session_runs = runs
     launch = runstate.read_launch_json(run_dir)
     recorded = launch.get("tmux_session") if launch and launch.get("host") == socket.gethostname() else None
     # launched_here: a copy of a live run (`cp -r`) records the session of the run it was copied from

@@ -25,6 +25,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from nsa_train.telemetry import schema
 from nsa_tui.errors import UserError
 
 TMUX_SOCKET_ENV = "NSA_TMUX_SOCKET"
@@ -180,8 +181,11 @@ RUNNER_MODULE = "nsa_tui.launch.runner"  # the session's program: `python -P -m 
 
 def session_run_dir(name: str) -> Path | None:
     """The run directory session ``name`` (on $NSA_TMUX_SOCKET's server, else the default) runs the launch wrapper
-    for, read from its pane's command line (/proc: Linux); None when there is no such session, tmux, or wrapper."""
+    for, where it is now: the run directory the wrapper holds open (renamed since it started: it follows, as the
+    trainer does), else the one its pane's command line names (/proc: Linux); None when there is no such session,
+    tmux, or wrapper."""
     from nsa_tui.launch.dump import process_argv  # here: dump imports the run loading, which a tmux call needs not
+    from nsa_tui.launch.open_files import held_directories
 
     try:
         res = _run("list-panes", "-s", "-t", f"={name}", "-F", "#{pane_pid}")
@@ -190,6 +194,7 @@ def session_run_dir(name: str) -> Path | None:
     for pid in (int(p) for p in res.stdout.split() if p.isdigit()) if res.returncode == 0 else ():
         argv = process_argv(pid) or []
         if len(argv) >= 3 and argv[-3:-1] == ["-m", RUNNER_MODULE]:
-            run_dir = Path(argv[-1])
+            held = [d for d in held_directories(pid) if (d / schema.LAUNCH_JSON).is_file()]
+            run_dir = held[0] if len(held) == 1 else Path(argv[-1])
             return run_dir if run_dir.is_absolute() else None
     return None

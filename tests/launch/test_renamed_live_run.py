@@ -2,7 +2,8 @@
 `moved`). Every command took it for crashed: its trainer's command line names runs/a, and launch.json was written
 there, so `nsa status`, `nsa runs`, `nsa watch` and `nsa report` said `crashed` (process_exited, "it is a copy"),
 `nsa dump` "not this run's trainer", `nsa halt` "not running" (also over --host); `nsa launch --name a` offered
-`--force`, which killed the renamed run. One real launch, renamed once, stands for all of them."""
+`--force`, which killed the renamed run, without saying that its session runs runs/b. One real launch, renamed once,
+stands for all of them."""
 
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def test_a_run_renamed_while_it_trains_is_judged_as_itself(runs_dir, tmux_socket
     assert _state(status) == "running", status.stdout
     listed = nsa("runs", "--json", "--host", sshd.host)
     assert [(o["run"], o["state"]) for o in map(json.loads, listed.stdout.splitlines())] == [("b", "running")]
+
+    # a launch of its old name: the session nsa-a is taken by the renamed run, which --force must not kill (it did)
+    refused = f"error: tmux session nsa-a runs {now} (renamed from {was}): --force does not stop a run that goes on "
+    refused += f"in another directory; stop it first (`nsa halt {now}`), or choose another --name\n"
+    for force in ((), ("--force",)):
+        res = nsa("launch", "--name", "a", *force, *TINY)
+        assert (res.returncode, res.stderr) == (1, refused), res.stdout + res.stderr
+    assert tmux_sessions() == ["nsa-a"] and not was.exists()
+    assert not any(r.get("kind") == schema.KIND_END for r in records(now))
 
     halt = nsa("halt", "--host", sshd.host, "a", "--wait", "120", timeout=180)
     assert halt.returncode == 0 and "reason halt" in halt.stdout, halt.stdout + halt.stderr
