@@ -8,7 +8,9 @@ stands for all of them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -42,7 +44,7 @@ def _dashboard_state(run_dir: Path) -> str:
 
 def test_a_run_renamed_while_it_trains_is_judged_as_itself(runs_dir, tmux_socket, sshd, tmp_path):
     was, now = runs_dir / "a", runs_dir / "b"
-    res = nsa("launch", "--name", "a", *TINY)
+    res = nsa("launch", "--name", "a", *TINY, "--set", "train.steps=1000000")  # trains until halted
     assert res.returncode == 0, res.stderr
     wait_for(lambda: any(r.get("kind") == "progress" for r in records(was)), 90, "progress records")
     was.rename(now)
@@ -66,6 +68,13 @@ def test_a_run_renamed_while_it_trains_is_judged_as_itself(runs_dir, tmux_socket
     assert "| b | nsa-v1 | running |" in (out / "report.md").read_text()
     dump = nsa("dump", "b")
     assert dump.returncode == 0 and "stackdump_rank0_" in dump.stdout, dump.stdout + dump.stderr
+    trainer = next(r["pid"] for r in reversed(records(now)) if r.get("pid"))
+    os.kill(trainer, signal.SIGSTOP)  # its ranks are this run's: rank_stopped is judged on them (pending at once)
+    try:
+        status = nsa("status", "--json", "b")
+        assert "rank_stopped" in [p["rule"] for p in json.loads(status.stdout)["pending"]], status.stdout
+    finally:
+        os.kill(trainer, signal.SIGCONT)
 
     # the same over ssh: the host's nsa judges it (this machine is the host)
     status = nsa("status", "--json", "--host", sshd.host, "a")
