@@ -554,7 +554,7 @@ def _session_runs_elsewhere(plan: LaunchPlan, runs: Path) -> UserError:
     this run renamed while it trains (`mv runs/a runs/b`, then `nsa launch --name a`), which --force would kill,
     though the user renamed it to keep it."""
     recorded = (runstate.read_launch_json(runs) or {}).get("run_dir")
-    renamed = isinstance(recorded, str) and recorded and not runstate.same_dir(Path(recorded), runs)
+    renamed = isinstance(recorded, str) and bool(recorded) and not runstate.same_dir(Path(recorded), runs)
     what = f"{runs} (renamed from {recorded})" if renamed else f"{runs}, not {plan.run_dir}"
     return UserError(
         f"tmux session {plan.session} runs {what}: --force does not stop a run that goes on in another directory; "

@@ -139,8 +139,9 @@ def _mtime(path: Path) -> float | None:
 
 def launched_here(run_dir: Path, launch: dict) -> bool:
     """launch.json was written for this directory, or for the path it had before it was renamed under its live run
-    (renamed_here): a copy of a live run (`cp -r`) names the session of the run it was copied from, which halting the
-    copy would not stop. A launch.json without run_dir (older) is taken at its word."""
+    (renamed_here) and no later launch there took its session's name: a copy of a live run (`cp -r`) names the
+    session of the run it was copied from, which halting the copy would not stop. A launch.json without run_dir
+    (older) is taken at its word."""
     recorded = launch.get("run_dir")
     if not isinstance(recorded, str) or not recorded:
         return True
@@ -149,6 +150,10 @@ def launched_here(run_dir: Path, launch: dict) -> bool:
             return True
     except OSError:  # the recorded directory is gone: renamed (here, or elsewhere), or deleted
         pass
+    if (read_launch_json(Path(recorded)) or {}).get("tmux_session") == launch.get("tmux_session"):
+        # a later launch at that path (this launch.json went with the rename): the session of that name is its run's
+        # now, which a halt, attach or --force of this directory must not take for this one's
+        return False
     ts = launch.get("ts")
     launched = float(ts) if isinstance(ts, int | float) and not isinstance(ts, bool) else None
     return renamed_here(run_dir, Path(recorded), launched)

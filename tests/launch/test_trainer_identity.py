@@ -4,6 +4,7 @@ open, as the trainer does for its life (nsa_train/runtime/run_dir_moves.py)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from fixtures.torchrun import launched_here as launched_run
 
+from nsa_train.telemetry import schema
 from nsa_tui.launch import runstate
 from nsa_tui.launch.dump import rank_processes
 
@@ -41,3 +43,22 @@ def test_a_directory_renamed_before_its_trainer_looked_is_still_its_run(tmp_path
     finally:
         rank.kill()
         rank.wait()
+
+
+def test_a_renamed_runs_launch_is_its_own_until_a_launch_at_its_old_path_takes_the_session(tmp_path: Path) -> None:
+    """The trainer's `moved` record says the directory launched at runs/a is runs/b now. A run launched at runs/a
+    since has the session name nsa-a too: runs/b's launch.json must not then lead a halt, an attach or a `--force`
+    resume of runs/b to that run's session."""
+    was, now = tmp_path / "a", tmp_path / "b"
+    launch = {"run_dir": str(was), "tmux_session": "nsa-a", "ts": 100.0}
+    now.mkdir()
+    (now / schema.LAUNCH_JSON).write_text(json.dumps(launch))
+    moved = {"v": 1, "ts": 200.0, "kind": schema.KIND_MOVED, "rank": 0, "step": 5, "pid": 1}
+    moved |= {schema.MOVED_FROM: str(was), schema.MOVED_TO: str(now)}
+    (now / schema.heartbeat_name(0)).write_text(json.dumps(moved) + "\n")
+    assert runstate.launched_here(now, launch)
+    assert not runstate.launched_here(now, {**launch, "ts": 300.0})  # a record from before this launch is not its
+
+    was.mkdir()
+    (was / schema.LAUNCH_JSON).write_text(json.dumps({**launch, "run_dir": str(was), "ts": 400.0}))
+    assert not runstate.launched_here(now, launch)
