@@ -24,7 +24,7 @@ from nsa_tui.report.earlier import this_runs_checkpoints
 from nsa_tui.runs import Event, RunHistory, history_from_bundle
 from nsa_tui.runs.bundle import FileWindow, RunBundle, file_limit
 from nsa_tui.runs.history import BOOT_SKEW_S
-from nsa_tui.runs.load import check_local_pids, config_file, launch_tmux_sessions
+from nsa_tui.runs.load import check_local_processes, config_file, launch_tmux_sessions
 from nsa_tui.runs.records import to_step
 
 
@@ -140,8 +140,8 @@ def report_run(
     h = history_from_bundle(bundle, whole=True)
     if h.format is None:
         raise UserError(no_telemetry(where, h), NOT_FOUND_EXIT)
-    if local:
-        check_local_pids(h, Path(bundle.path) if bundle.path else None)
+    if local:  # the process checks of `nsa status` (over ssh the host's listing came with the files)
+        check_local_processes(h, Path(bundle.path))
     name = bundle.run
     # a mistake in the run's monitor section: the report is drawn, judged with the defaults, and says so in one
     # line, as `nsa status` does (the command exits 4 after writing it)

@@ -500,6 +500,14 @@ def note_local_ranks(h: RunHistory, run_dir: Path) -> None:
     h.ranks_without_launcher, h.stopped_ranks = ranks_without_launcher(h, ranks), stopped_ranks(ranks)
 
 
+def check_local_processes(h: RunHistory, run_dir: Path) -> None:
+    """Every process check of a run read from this machine's disk (its pids and tmux answer, launcher_gone's and
+    rank_stopped's facts): `nsa status` and `nsa report` judge with the same facts (the report had only the first,
+    and said `running` of a run a stopped rank held)."""
+    check_local_pids(h, run_dir)
+    note_local_ranks(h, run_dir)
+
+
 def launch_tmux_sessions(run_dir: Path) -> list[str] | None:
     """The sessions of the tmux server a local run was launched on (its launch.json names the socket);
     None for a run without a launch.json, or when tmux cannot be asked."""
@@ -523,6 +531,5 @@ def load_run(run_dir: Path, *, tmux_sessions: list[str] | None = None, check_pro
         tmux_sessions = launch_tmux_sessions(run_dir)
     h = history_from_bundle(collect_local(run_dir, tmux_sessions=tmux_sessions))
     if check_processes:
-        check_local_pids(h, run_dir)
-        note_local_ranks(h, run_dir)
+        check_local_processes(h, run_dir)
     return h

@@ -117,6 +117,30 @@ def test_status_names_a_stopped_local_rank_and_clears_when_it_continues(tmp_path
         end_stand_ins(torchrun, rank)
 
 
+def test_report_judges_a_stopped_local_rank_as_status_does(tmp_path):
+    """Local `nsa report` did not read the ranks' /proc states: of a run a stopped rank held it said `running` and
+    "No health rule fired", or later heartbeat_stale pointing at `nsa dump`, where `nsa status` said `stalled`,
+    rank_stopped and the pid to continue (over --host it did say it)."""
+    from nsa_tui.commands.status import judge_local
+    from nsa_tui.report.load import load_report_run
+    from nsa_tui.report.markdown import alerts_section, runs_table
+
+    run_dir = tmp_path / "paused"
+    torchrun, rank = torchrun_with_rank(run_dir)
+    try:
+        launched_here(run_dir, rank, monitor={"rules": {"rank_stopped": {"for": "0s"}}})  # the default 60 s, shortened
+        os.kill(rank, signal.SIGSTOP)
+        status, reported = judge_local(run_dir).verdict, load_report_run(run_dir)
+        report = reported.verdict
+        assert status is not None and (status["state"], status["health"]) == ("stalled", "critical"), status
+        assert (report.state, report.health) == (status["state"], status["health"])
+        assert [(a.rule, a.message) for a in report.alerts] == [(a["rule"], a["message"]) for a in status["alerts"]]
+        [row], [alert] = runs_table([reported])[2:], alerts_section([reported])[2:]
+        assert row.startswith("| paused | nsa-v1 | stalled |") and f"`kill -CONT {rank}` resumes" in alert, alert
+    finally:
+        end_stand_ins(torchrun, rank)
+
+
 TRACED = (
     "rank 1 (pid 4321, traced by pid 999) is stopped by a debugger or tracer (gdb, strace, py-spy): `kill -CONT` "
     "does not resume it; the tracer must let it go (detach, or continue in the debugger)"
