@@ -165,6 +165,12 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
     for p in procs:
         if p.problem:
             say(f"rank {p.rank}: skipped, {p.problem}")
+    # a stopped rank holds the signal until it runs again: said at once, not after the whole wait
+    if stopped := said_stopped(targets):
+        targets = [p for p in targets if p.stop is None]
+        if not targets:
+            raise UserError(f"no rank of run {run_name(run_dir)!r} can write its stacks: {stopped}")
+        say(f"skipped: {stopped}")
     if not targets:
         raise UserError(f"no live trainer process for run {run_name(run_dir)!r}")
     before = _dumps(run_dir)
