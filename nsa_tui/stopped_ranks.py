@@ -1,8 +1,13 @@
 """A rank's process that is stopped, and how every tool says it (rule rank_stopped, `nsa dump`, `nsa halt`).
 
 Two states stop a process, and they are resumed differently (/proc/PID/stat's state): `T`, a stop signal (SIGSTOP,
-ctrl-z in its pane), which `kill -CONT` ends; `t`, a tracing stop (a debugger such as gdb or py-spy at a breakpoint,
-strace), which SIGCONT does not end: the tracer holds it until it detaches or continues it. Standard library only.
+or ctrl-z where a shell runs the trainer, `just train`), which `kill -CONT` ends; `t`, a tracing stop (a debugger
+such as gdb or py-spy at a breakpoint, strace), which SIGCONT does not end: the tracer holds it until it detaches or
+continues it. Standard library only.
+
+Ctrl-z does not stop a run `nsa launch` started: tmux execs its wrapper with no shell, so the wrapper, torchrun and
+the ranks are a process group without a job-control shell (an orphaned one), and the kernel discards the terminal's
+SIGTSTP there (`^Z` is echoed, training goes on). Only SIGSTOP stops it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+# what stops a process by a signal: ctrl-z only where a shell runs the trainer (not in a launched run's pane, above)
+SIGNAL_STOP = "SIGSTOP, or ctrl-z where a shell runs the trainer"
 MAX_NAMED = 4  # ranks named one by one in a message (as launcher_gone names them); the rest counted
 
 
@@ -46,7 +53,7 @@ def stopped_ranks_text(ranks: Sequence[StoppedRank]) -> str:
     said = []
     if signalled:
         pids = " ".join(str(r.pid) for r in signalled)
-        said.append(f"{_named(signalled)} stopped (SIGSTOP, ctrl-z); `kill -CONT {pids}` resumes")
+        said.append(f"{_named(signalled)} stopped ({SIGNAL_STOP}); `kill -CONT {pids}` resumes")
     if traced:
         it = "it" if len(traced) == 1 else "them"
         said.append(

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.torchrun import stop, stopped_said
 
 from nsa_tui.errors import UserError
 from nsa_tui.launch.dump import dump_stacks
@@ -112,7 +113,7 @@ def test_attach_without_session(runs_dir, tmux_socket):
 
 
 def test_dump_of_a_stopped_trainer_says_it_is_stopped(runs_dir):
-    """A trainer stopped with SIGSTOP (ctrl-z in its pane) holds the signal until it runs again: the error said only
+    """A trainer stopped with SIGSTOP (or ctrl-z in a shell) holds the signal until it runs again: the error said only
     "no stack dump appeared within 15s"."""
     d = runs_dir / "paused"
     d.mkdir()
@@ -122,22 +123,19 @@ def test_dump_of_a_stopped_trainer_says_it_is_stopped(runs_dir):
     try:
         _write(d, {"kind": "progress", "step": 3, "pid": proc.pid})
         time.sleep(0.5)
-        proc.send_signal(signal.SIGSTOP)
+        stop(proc.pid)
         t0 = time.monotonic()
         with pytest.raises(UserError) as err:  # at once: it waited its whole 15 s before it said so
             dump_stacks(d, lambda line: None)
         assert time.monotonic() - t0 < 5
-        assert str(err.value) == (
-            f"no rank of run 'paused' can write its stacks: rank 0 (pid {proc.pid}) is stopped (SIGSTOP, ctrl-z); "
-            f"`kill -CONT {proc.pid}` resumes"
-        )
+        assert str(err.value) == (f"no rank of run 'paused' can write its stacks: {stopped_said(0, proc.pid)}")
         # nsa halt waited its whole --wait and blamed "a slow step, evaluation or checkpoint"
         res = nsa("halt", str(d), "--wait", "1")
         assert res.returncode == 1 and (d / ".HALT").exists()
         said = res.stderr.strip().splitlines()[-1]
         assert said == (
-            f"error: no end record after 1s: rank 0 (pid {proc.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT "
-            f"{proc.pid}` resumes, and the run stops after the step it is waiting on; .HALT stays in place"
+            f"error: no end record after 1s: {stopped_said(0, proc.pid)}, and the run stops after the step it is "
+            "waiting on; .HALT stays in place"
         ), res.stderr
     finally:
         proc.kill()
@@ -192,11 +190,11 @@ def test_dump_skips_a_stopped_rank_at_once_and_dumps_the_others(runs_dir):
         _write(d, {"kind": "boot", "world_size": 2, "pid": rank0.pid}, rank=0)
         _write(d, {"kind": "boot", "world_size": 2, "pid": rank1.pid}, rank=1)
         time.sleep(0.5)  # rank 0's handler set
-        rank1.send_signal(signal.SIGSTOP)
+        stop(rank1.pid)
         t0 = time.monotonic()
         res = nsa("dump", str(d))
         assert time.monotonic() - t0 < 10 and res.returncode == 1, res.stderr
-        stopped = f"skipped: rank 1 (pid {rank1.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank1.pid}` resumes"
+        stopped = f"skipped: {stopped_said(1, rank1.pid)}"
         assert res.stdout.splitlines()[0] == stopped, res.stdout
         [dumped] = [line for line in res.stdout.splitlines() if "stackdump_rank0_" in line]
         assert Path(dumped).read_text() == "stacks"

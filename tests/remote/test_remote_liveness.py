@@ -20,7 +20,7 @@ import pytest
 from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 from fixtures.shells import SHELLS, posix_shell
-from fixtures.torchrun import rank_argv
+from fixtures.torchrun import rank_argv, stopped_said
 from fixtures.tracer import traced
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
@@ -78,7 +78,7 @@ def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_f
     rank = subprocess.Popen(rank_argv(run))  # this run's trainer by its command line, as a local status checks
     rules = tmp_path / "rules.yaml"
     rules.write_text("rank_stopped: {for: 0}\n")  # at once (the default 60 s is tests/status/test_rank_stopped.py's)
-    said = f"rank 0 (pid {rank.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank.pid}` resumes"
+    said = stopped_said(0, rank.pid)
     try:
         this_hosts_run(run, rank.pid)
         rank.send_signal(signal.SIGSTOP)
@@ -190,7 +190,7 @@ def test_watch_over_ssh_names_a_stopped_rank_as_status_does(tmp_path, sshd):
         this_hosts_run(run, rank.pid)
         rank.send_signal(signal.SIGSTOP)
         _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == [StoppedRank(0, rank.pid)])
-        said = f"rank 0 (pid {rank.pid}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank.pid}` resumes"
+        said = stopped_said(0, rank.pid)
         assert [(p.rule, p.message) for p in model_verdict(m, time.time()).pending] == [("rank_stopped", said)]
         rank.send_signal(signal.SIGCONT)
         _pump_until([m], lambda m: m.history.stopped_ranks == [])

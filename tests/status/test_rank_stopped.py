@@ -1,4 +1,4 @@
-"""A rank whose process is stopped (SIGSTOP, ctrl-z in its pane): the whole DDP run waits on it, and `nsa status`
+"""A rank whose process is stopped (SIGSTOP, or ctrl-z in a shell): the whole DDP run waits on it, and `nsa status`
 said `stalled critical heartbeat_stale ... no progress for 2m` minutes later, leaving the user to guess why; only
 `nsa dump` named the stopped rank. The rule rank_stopped names it, its pid and the `kill -CONT` that resumes it; a
 rank a debugger holds (a tracing stop, which SIGCONT does not end), its tracer, which must let it go."""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.runs import make_v1_run
-from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
+from fixtures.torchrun import end_stand_ins, launched_here, stop, stopped_said, torchrun_with_rank
 from fixtures.tracer import traced
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ from nsa_tui.runs import load_run
 from nsa_tui.stopped_ranks import Stop, StoppedRank, stopped_ranks_text
 
 NOW = 1_800_000_000.0
-STOPPED = "rank 1 (pid 4321) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4321` resumes"
+STOPPED = stopped_said(1, 4321)
 
 
 def _two_ranks(tmp_path: Path):
@@ -94,7 +94,7 @@ def test_status_names_a_stopped_local_rank_and_clears_when_it_continues(tmp_path
     torchrun, rank = torchrun_with_rank(run_dir)
     rules = tmp_path / "rules.yaml"
     rules.write_text("rank_stopped: {for: 1s}\n")  # the default 60 s, shortened for the test
-    said = f"rank 0 (pid {rank}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank}` resumes"
+    said = stopped_said(0, rank)
     try:
         launched_here(run_dir, rank)
         code, v = _status(run_dir)
@@ -129,7 +129,7 @@ def test_report_judges_a_stopped_local_rank_as_status_does(tmp_path):
     torchrun, rank = torchrun_with_rank(run_dir)
     try:
         launched_here(run_dir, rank, monitor={"rules": {"rank_stopped": {"for": "0s"}}})  # the default 60 s, shortened
-        os.kill(rank, signal.SIGSTOP)
+        stop(rank)
         status, reported = judge_local(run_dir).verdict, load_report_run(run_dir)
         report = reported.verdict
         assert status is not None and (status["state"], status["health"]) == ("stalled", "critical"), status
@@ -155,7 +155,7 @@ def test_a_traced_rank_is_not_sent_to_kill_cont():
     assert unknown.startswith("rank 1 (pid 4321), rank 2 (pid 4322) are stopped by a debugger or tracer ")
     assert unknown.endswith("does not resume them; the tracer must let them go (detach, or continue in the debugger)")
     both = stopped_ranks_text([StoppedRank(0, 4320), StoppedRank(1, 4321, Stop(traced=True, tracer=999))])
-    assert both == f"rank 0 (pid 4320) is stopped (SIGSTOP, ctrl-z); `kill -CONT 4320` resumes; {TRACED}"
+    assert both == f"{stopped_said(0, 4320)}; {TRACED}"
 
 
 def test_status_names_a_rank_a_tracer_holds_and_its_tracer(tmp_path):

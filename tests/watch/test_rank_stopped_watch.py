@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from fixtures.torchrun import end_stand_ins, launched_here, torchrun_with_rank
+from fixtures.torchrun import end_stand_ins, launched_here, stopped_said, torchrun_with_rank
 
 from nsa_tui.health import build_rules, evaluate
 from nsa_tui.runs import load_run
@@ -21,7 +21,7 @@ from watch.helpers import async_test, loaded_and_checked, screen_lines, until_li
 async def test_the_dashboard_names_a_stopped_local_rank_in_its_health_panel(tmp_path):
     run = tmp_path / "paused"
     torchrun, rank = torchrun_with_rank(run)
-    said = f"rank 0 (pid {rank}) is stopped (SIGSTOP, ctrl-z); `kill -CONT {rank}` resumes"
+    said = stopped_said(0, rank)
     try:
         launched_here(run, rank, monitor={"rules": {"rank_stopped": {"for": "1s"}}})  # the default 60 s, shortened
         model, app = watch_here(run)
