@@ -41,7 +41,7 @@ async def test_the_dashboard_names_a_stopped_local_rank_in_its_health_panel(tmp_
             await pilot.pause()
             assert any("rank_stopped" in line for line in screen_lines(app))  # the health panel says it
             app._redraw(force=True)
-            assert "○ r0 s100 stopped " in app.query_one(RanksPanel).render().plain  # and the ranks line
+            assert "○ r0 stopped, last record " in app.query_one(RanksPanel).render().plain  # and the ranks line
 
             os.kill(rank, signal.SIGCONT)
             await until_liveness(pilot, model, lambda: not rules())
@@ -50,3 +50,15 @@ async def test_the_dashboard_names_a_stopped_local_rank_in_its_health_panel(tmp_
             assert "● r0 s100 " in app.query_one(RanksPanel).render().plain
     finally:
         end_stand_ins(torchrun, rank)
+
+
+def test_the_ranks_line_of_a_stopped_rank_says_what_its_step_and_age_are():
+    """`○ r1 s1 stopped 1m39s` of a rank stopped for 1m12s of a run at step 40: s1 was its newest record's step (a rank
+    above 0 writes a liveness record every 30 s only) and 1m39s that record's age, read as where it stopped and for
+    how long. The age is said as what it is, and no step of a rank known not to be stepping."""
+    panel = RanksPanel()
+    panel.show([(0, 40, 75.0), (1, 1, 99.0)], stopped=frozenset({1}))
+    shown = panel.render()
+    assert shown.plain.rstrip() == "ranks ● r0 s40 1m15s  ○ r1 stopped, last record 1m39s ago", shown.plain
+    at = shown.plain.index("stopped")
+    assert {str(s.style) for s in shown.spans if s.start <= at < s.end} == {"bold yellow"}

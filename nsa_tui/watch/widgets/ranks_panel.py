@@ -1,4 +1,5 @@
-"""Per-rank liveness: last step and the age of each rank's last record."""
+"""Per-rank liveness: the step and the age of each rank's newest record (a rank above 0 writes one only every
+monitor.liveness_every_s, so its step may lag rank 0's)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class RanksPanel(Widget):
         """``ended``: the run's state once its processes are gone (finished, halted, crashed), or `unknown` (its
         directory or host out of reach: nothing new can say a rank lives), else ''. A rank killed a moment ago still
         has a fresh last record: only this says it is not alive. A rank is stale after 3 liveness intervals.
-        ``stopped``: the ranks whose process is stopped (rank_stopped's facts): a fresh age read as a live rank."""
+        ``stopped``: the ranks whose process is stopped (rank_stopped's facts): a fresh age read as a live rank.
+        Such a rank reads `r1 stopped, last record 1m39s ago`: its newest record's step (a liveness record's, maybe
+        from long before the stop) and bare age (not how long it has been stopped) read as where and since when."""
         # ages in whole seconds: a repaint per second at most, not per redraw
         rows = [(r, s, None if a is None else float(int(a))) for r, s, a in rows]
         stale_s = max(STALE_S, 3 * liveness_every_s)
@@ -57,8 +60,10 @@ class RanksPanel(Widget):
             else:
                 dead = age is None or age > self.stale_s or self.ended == "crashed"
                 t.append("○ " if dead else "● ", style="red" if dead else "green")
-            t.append(f"r{rank} s{step if step is not None else '-'} ")
             if stopped:
-                t.append("stopped ", style="bold yellow")
-            t.append(f"{fmt.duration(age)}  ")
+                t.append(f"r{rank} ")
+                t.append("stopped", style="bold yellow")
+                t.append(f", last record {fmt.duration(age)} ago  " if age is not None else "  ")
+                continue
+            t.append(f"r{rank} s{step if step is not None else '-'} {fmt.duration(age)}  ")
         return t
