@@ -74,7 +74,10 @@ def run_command(verb: str, run: str, where: Sequence[str] = ()) -> str:
 
 def on_host(message: str, host: str, remote_dir: str | None) -> str:
     """A host's error as said here: where it comes from (its paths could as well be paths here), and the
-    commands it suggests (`nsa status RUN`) for that host (run here as written, they looked for RUN here)."""
+    commands it suggests (`nsa status RUN`, `kill -CONT PID`) for that host (run here as written, they looked for RUN
+    here, or signalled a pid of this machine)."""
+    from nsa_tui.stopped_ranks import resumed_over_ssh
+
     where = f" --host {shlex.quote(host)}" + (f" --remote-dir {shlex.quote(remote_dir)}" if remote_dir else "")
 
     def remote_hint(m: re.Match[str]) -> str:
@@ -85,4 +88,4 @@ def on_host(message: str, host: str, remote_dir: str | None) -> str:
         end = next((w.start() - 1 for w in _SHELL_WORD.finditer(rest) if w.group() == "--"), len(rest))
         return f"`nsa {m.group(1)}{rest[:end]}{where}{rest[end:]}`"
 
-    return f"on {host}: {_COMMAND_HINT.sub(remote_hint, message)}"
+    return f"on {host}: {resumed_over_ssh(_COMMAND_HINT.sub(remote_hint, message), host)}"

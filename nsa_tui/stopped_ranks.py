@@ -12,6 +12,8 @@ SIGTSTP there (`^Z` is echoed, training goes on). Only SIGSTOP stops it.
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,6 +35,7 @@ class StoppedRank(NamedTuple):
     rank: int
     pid: int
     stop: Stop = Stop()
+    host: str | None = None  # the host its pid is on, as reached over ssh (`--host HOST`); None: this machine
 
 
 def _named(ranks: Sequence[StoppedRank]) -> str:
@@ -45,15 +48,33 @@ def _named(ranks: Sequence[StoppedRank]) -> str:
     return named + (f" and {more} more" if more > 0 else "") + (" is" if len(ranks) == 1 else " are")
 
 
+def _resume_command(pids: str, host: str | None) -> str:
+    """`kill -CONT PIDS`, run on ``host`` through ssh as the other --host hints are (`ssh HOST 'tmux ...'`): the pids
+    are that host's."""
+    kill = f"kill -CONT {pids}"
+    return shlex.join(["ssh", host, kill]) if host else kill
+
+
+_RESUME_HERE = re.compile(r"`kill -CONT ([0-9]+(?: [0-9]+)*)`")
+
+
+def resumed_over_ssh(text: str, host: str) -> str:
+    """A host's own words (its nsa's verdicts, `nsa dump` or `nsa halt` there) as said here: its `kill -CONT PIDS`
+    run through ssh on that host, where the pids are."""
+    return _RESUME_HERE.sub(lambda m: f"`{_resume_command(m.group(1), host)}`", text)
+
+
 def stopped_ranks_text(ranks: Sequence[StoppedRank]) -> str:
     """``ranks`` and how to go on ('' for none): one wording for `nsa status`, the dashboard, `nsa dump` and
-    `nsa halt`. A traced rank is not sent to `kill -CONT`, which does not resume it."""
+    `nsa halt`. A traced rank is not sent to `kill -CONT`, which does not resume it; a rank on another host is
+    resumed through ssh (its ``host``: they come from one host's listing)."""
     signalled = [r for r in ranks if not r.stop.traced]
     traced = [r for r in ranks if r.stop.traced]
     said = []
     if signalled:
         pids = " ".join(str(r.pid) for r in signalled)
-        said.append(f"{_named(signalled)} stopped ({SIGNAL_STOP}); `kill -CONT {pids}` resumes")
+        resume = _resume_command(pids, signalled[0].host)
+        said.append(f"{_named(signalled)} stopped ({SIGNAL_STOP}); `{resume}` resumes")
     if traced:
         it = "it" if len(traced) == 1 else "them"
         said.append(

@@ -25,8 +25,10 @@ def dump_command(
         check_remote_dir(host, remote_dir)
         if host is not None:
             from nsa_tui.launch.remote import run_nsa
+            from nsa_tui.stopped_ranks import resumed_over_ssh
 
-            code, _ = run_nsa(host, remote_dir, ["dump", "--", run])  # '--': a RUN may start with '-'
+            # '--': a RUN may start with '-'; a stopped rank's `kill -CONT PID` (skipped: ...) is the host's pid
+            code, _ = run_nsa(host, remote_dir, ["dump", "--", run], rewrite=lambda line: resumed_over_ssh(line, host))
             raise typer.Exit(code)
         from nsa_tui.launch.dump import dump_stacks
         from nsa_tui.rundir import resolve_run

@@ -236,7 +236,7 @@ def judge_answer(
             for obj in json_objects(item):
                 if "health" in obj:
                     obj["host"], obj["via"] = host, "remote-nsa"
-                    out.append(Judged(str(obj.get("run")), verdict=obj))
+                    out.append(Judged(str(obj.get("run")), verdict=said_over_ssh(obj, host)))
                 else:
                     # a remote nsa that predates exit_code sends none: no telemetry, as it used to mean
                     code = BAD_RULES_EXIT if obj.get("exit_code") == BAD_RULES_EXIT else NOT_FOUND_EXIT
@@ -248,6 +248,18 @@ def judge_answer(
             h = history_from_bundle(item)
             out.append(judge_history(h, run=item.run, path=item.path, host=host, now=item.now, user_rules=user_rules))
     return out
+
+
+def said_over_ssh(verdict: dict[str, Any], host: str) -> dict[str, Any]:
+    """A host's verdict with its alerts' and pending rules' `kill -CONT PID` run through ssh on that host, as the
+    runs judged here from its files say it (the pid is the host's)."""
+    from nsa_tui.stopped_ranks import resumed_over_ssh
+
+    for key in ("alerts", "pending"):
+        for said in verdict.get(key) or ():
+            if isinstance(said, dict) and isinstance(said.get("message"), str):
+                said["message"] = resumed_over_ssh(said["message"], host)
+    return verdict
 
 
 # ---------------------------------------------------------------- human output

@@ -345,7 +345,7 @@ def history_from_bundle(bundle: RunBundle, *, max_points: int | None = None, who
         h.feed(name, lines)
     if bundle.live_pids is not None:  # over ssh: the host's processes came with the files
         settle_liveness(h, listed_pids_alive(h, bundle.pid_host, bundle.live_pids))
-        h.stopped_ranks = listed_stopped_ranks(h, bundle.pid_host, bundle.live_pids, bundle.stopped_pids)
+        h.stopped_ranks = listed_stopped_ranks(h, bundle.pid_host, bundle.live_pids, bundle.stopped_pids, bundle.host)
     return h
 
 
@@ -430,16 +430,21 @@ def listed_pids_alive(h: RunHistory, host: str | None, starts: Mapping[int, floa
 
 
 def listed_stopped_ranks(
-    h: RunHistory, host: str | None, starts: Mapping[int, float | None], stopped: Mapping[int, Stop]
+    h: RunHistory,
+    host: str | None,
+    starts: Mapping[int, float | None],
+    stopped: Mapping[int, Stop],
+    reached_as: str | None,
 ) -> list[StoppedRank]:
     """The ranks of a run of ``host`` whose pid the host's listing (``starts``, as listed_pids_alive reads it) holds
-    as the process that wrote its records, marked stopped (``stopped``: how): rank_stopped's facts over ssh."""
+    as the process that wrote its records, marked stopped (``stopped``: how): rank_stopped's facts over ssh, each
+    with the host as ssh reached it (``reached_as``: `--host`'s HOST), where `kill -CONT` must run."""
     if not host or h.run_host != host:
         return []
     written = _written(h)
     ranks = sorted((r, st.pid) for r, st in h.attempt_ranks.items() if st.pid is not None and st.pid in stopped)
     return [
-        StoppedRank(r, pid, stopped[pid])
+        StoppedRank(r, pid, stopped[pid], reached_as)
         for r, pid in ranks
         if pid in starts and not later_process(starts[pid], written[pid])
     ]

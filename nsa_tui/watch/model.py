@@ -462,7 +462,7 @@ class RunModel:
         no_launcher: list[tuple[int, int]] = []
         stopped: list[StoppedRank] = []
         if said is not _ASKED_HERE and said:
-            stopped = listed_stopped_ranks(self.history, said[0], said[1], said[2])
+            stopped = listed_stopped_ranks(self.history, *said, getattr(self.source, "host", None))
         elif said is _ASKED_HERE:
             ranks = local_rank_processes(self.history, self.source.directory)  # type: ignore[attr-defined]
             no_launcher, stopped = ranks_without_launcher(self.history, ranks), stopped_ranks(ranks)

@@ -179,9 +179,12 @@ def test_dump_missing_a_rank_prints_what_came_and_exits_1(runs_dir):
         rank0.wait()
 
 
-def test_dump_skips_a_stopped_rank_at_once_and_dumps_the_others(runs_dir):
+@pytest.mark.parametrize("over_ssh", [False, True])
+def test_dump_skips_a_stopped_rank_at_once_and_dumps_the_others(runs_dir, request, over_ssh):
     """A rank stopped with SIGSTOP held `nsa dump` for its whole 15 s wait; now it is said at once and skipped, the
-    other ranks' stacks come, and the exit status says not every rank answered."""
+    other ranks' stacks come, and the exit status says not every rank answered. Over --host (the loopback sshd) its
+    `kill -CONT PID` runs through ssh, where the pid is."""
+    host = request.getfixturevalue("sshd").host if over_ssh else None
     d = runs_dir / "half-stopped"
     d.mkdir()
     rank0 = _answering_rank0(d)
@@ -192,13 +195,14 @@ def test_dump_skips_a_stopped_rank_at_once_and_dumps_the_others(runs_dir):
         time.sleep(0.5)  # rank 0's handler set
         stop(rank1.pid)
         t0 = time.monotonic()
-        res = nsa("dump", str(d))
+        res = nsa("dump", *(["--host", host] if host else []), str(d))
         assert time.monotonic() - t0 < 10 and res.returncode == 1, res.stderr
-        stopped = f"skipped: {stopped_said(1, rank1.pid)}"
+        stopped = f"skipped: {stopped_said(1, rank1.pid, host)}"
         assert res.stdout.splitlines()[0] == stopped, res.stdout
         [dumped] = [line for line in res.stdout.splitlines() if "stackdump_rank0_" in line]
         assert Path(dumped).read_text() == "stacks"
-        assert res.stderr.strip() == "error: stack dumps from rank(s) [0] of [0, 1]; the others are said above"
+        on = f"on {host}: " if host else ""
+        assert res.stderr.strip() == f"error: {on}stack dumps from rank(s) [0] of [0, 1]; the others are said above"
     finally:
         for p in (rank0, rank1):
             p.send_signal(signal.SIGCONT)

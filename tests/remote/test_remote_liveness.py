@@ -20,7 +20,7 @@ import pytest
 from fixtures.cli import invoke
 from fixtures.runs import make_v1_run
 from fixtures.shells import SHELLS, posix_shell
-from fixtures.torchrun import rank_argv, stopped_said
+from fixtures.torchrun import rank_argv, stop, stopped_said
 from fixtures.tracer import traced
 from watch.test_liveness_and_unreadable import a_dead_pid, model_verdict, this_hosts_run
 
@@ -86,7 +86,9 @@ def test_status_over_ssh_without_nsa_there_names_a_stopped_rank(tmp_path, sshd_f
             res = invoke("status", "--json", "--rules", str(rules), *where, str(run))
             v = json.loads(res.stdout)
             assert (res.exit_code, v["state"], v.get("via")) == (2, "stalled", "ssh" if where else None), res.stderr
-            assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", said)], v["alerts"]
+            # over --host the pid is the host's: `kill -CONT` through ssh, as the other --host hints say it
+            want = stopped_said(0, rank.pid, s.host if where else None)
+            assert [(a["rule"], a["message"]) for a in v["alerts"]] == [("rank_stopped", want)], v["alerts"]
         rank.send_signal(signal.SIGCONT)
         res = invoke("status", "--json", "--rules", str(rules), "--host", s.host, str(run))
         assert res.exit_code == 0 and json.loads(res.stdout)["alerts"] == [], res.stdout
@@ -134,6 +136,33 @@ def test_a_hosts_nsa_before_the_tracer_words_is_judged_here(tmp_path, sshd_facto
         [(rule, said)] = [(p["rule"], p["message"]) for p in v["pending"]]  # inside the default 60 s
         assert rule == "rank_stopped" and said.startswith(f"rank 0 (pid {rank.pid}, traced by pid {tracer}) is "), said
     finally:
+        rank.kill()
+        rank.wait()
+
+
+def test_a_hosts_own_nsa_and_dump_there_say_ssh_host_kill_cont(tmp_path, sshd, monkeypatch):
+    """Over --host the host's nsa said ``kill -CONT 20446` resumes` of a pid on that host, typed here it signals a
+    pid of this machine; the other --host hints carry `ssh HOST`. And `nsa dump --host` of the stopped rank says so at
+    once, not after its 15 s wait."""
+    run = tmp_path / "paused"
+    rank = subprocess.Popen(rank_argv(run))
+    try:
+        this_hosts_run(run, rank.pid)
+        stop(rank.pid)
+        said = stopped_said(0, rank.pid, sshd.host)
+        res = invoke("status", "--json", "--host", sshd.host, str(run))
+        v = json.loads(res.stdout)
+        assert v["via"] == "remote-nsa", res.stderr
+        assert [(p["rule"], p["message"]) for p in v["pending"]] == [("rank_stopped", said)], v  # inside the 60 s
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [str(Path(sys.executable).parent / "nsa"), "dump", "--host", sshd.host, str(run)],
+            capture_output=True, text=True, timeout=60, env=sshd.env(),
+        )  # fmt: skip
+        assert time.monotonic() - t0 < 10 and res.returncode == 1, res.stderr
+        assert res.stderr.strip() == f"error: on {sshd.host}: no rank of run 'paused' can write its stacks: {said}"
+    finally:
+        rank.send_signal(signal.SIGCONT)
         rank.kill()
         rank.wait()
 
@@ -189,8 +218,9 @@ def test_watch_over_ssh_names_a_stopped_rank_as_status_does(tmp_path, sshd):
     try:
         this_hosts_run(run, rank.pid)
         rank.send_signal(signal.SIGSTOP)
-        _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == [StoppedRank(0, rank.pid)])
-        said = stopped_said(0, rank.pid)
+        stopped = [StoppedRank(0, rank.pid, Stop(), sshd.host)]
+        _pump_until([m], lambda m: bool(m.history.ranks) and m.history.stopped_ranks == stopped)
+        said = stopped_said(0, rank.pid, sshd.host)
         assert [(p.rule, p.message) for p in model_verdict(m, time.time()).pending] == [("rank_stopped", said)]
         rank.send_signal(signal.SIGCONT)
         _pump_until([m], lambda m: m.history.stopped_ranks == [])

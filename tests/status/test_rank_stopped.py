@@ -21,7 +21,7 @@ from nsa_tui.cli import app
 from nsa_tui.health import build_rules, evaluate
 from nsa_tui.health.defaults import DEFAULT_RULES
 from nsa_tui.runs import load_run
-from nsa_tui.stopped_ranks import Stop, StoppedRank, stopped_ranks_text
+from nsa_tui.stopped_ranks import Stop, StoppedRank, resumed_over_ssh, stopped_ranks_text
 
 NOW = 1_800_000_000.0
 STOPPED = stopped_said(1, 4321)
@@ -180,3 +180,16 @@ def test_status_names_a_rank_a_tracer_holds_and_its_tracer(tmp_path):
         assert code == 0 and v["alerts"] == [], v
     finally:
         end_stand_ins(torchrun, rank)
+
+
+def test_a_rank_on_another_host_is_resumed_through_ssh():
+    """Over --host, ``kill -CONT 20446` resumes` named a pid of the host, which typed here signals one of this
+    machine: the command carries `ssh HOST`, as the other --host hints do (`ssh HOST 'tmux kill-session ...'`)."""
+    ranks = [StoppedRank(0, 20446, Stop(), "gpu1"), StoppedRank(1, 20447, Stop(), "gpu1")]
+    said = stopped_ranks_text(ranks)
+    assert said.endswith(
+        "are stopped (SIGSTOP, or ctrl-z where a shell runs the trainer); `ssh gpu1 'kill -CONT 20446 20447'` resumes"
+    )
+    # a host's own words (its nsa judged, or its `nsa dump`): the same command; a traced rank's words have none
+    assert resumed_over_ssh(stopped_ranks_text([r._replace(host=None) for r in ranks]), "gpu1") == said
+    assert resumed_over_ssh(said, "gpu1") == said and resumed_over_ssh(TRACED, "gpu1") == TRACED
