@@ -11,6 +11,7 @@ from typing import Any
 
 from nsa_train.telemetry import schema
 from nsa_train.telemetry.mfu import run_mfu
+from nsa_tui.health import pace
 from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, throughput_unjudged
 from nsa_tui.health.clock import attempt_clocks, on_reader_clock, past_on_reader_clock
 from nsa_tui.health.rules import Rule, build_rules
@@ -38,7 +39,6 @@ STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "un
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
 HEALTH = ("ok", "warning", "critical")
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
-ETA_WINDOW_POINTS = 50
 # any of them: state `stalled` (a stopped rank makes no step, and under DDP neither do the others)
 STALL_RULES = frozenset({"heartbeat_stale", "stuck_at_start", "watchdog_stall", "rank_stopped"})
 # said first among alerts of their severity: the cause, ahead of the stall alerts it brings (`no progress for 5m`
@@ -274,8 +274,8 @@ def _ended_state(reason: Any, exit_status: int | None) -> str:
 
 
 def eta_seconds(h: RunHistory, state: str) -> float | None:
-    """Seconds to the last step at the pace of the attempt's last ETA_WINDOW_POINTS points, from when its latest
-    step was logged (the dashboard counts it down from there); 0 for a finished run, None when not known."""
+    """Seconds to the last step at the attempt's pace (step_rate), from when its latest step was logged (the
+    dashboard counts it down from there); 0 for a finished run, None when not known."""
     total, step = h.total_steps, h.latest_step
     if state == "finished":
         return 0.0
@@ -290,24 +290,29 @@ def eta_seconds(h: RunHistory, state: str) -> float | None:
 
 
 def step_rate(h: RunHistory) -> float | None:
-    """Steps per second over the attempt's last ETA_WINDOW_POINTS points: from the trainer's own step times
-    (dt_step_s, on its monotonic clock) where the points carry them, since a clock stepped forward inside the
-    window counted as training time (an ETA of 1h36m for 4m); else from the points' timestamps."""
+    """Steps per second at the pace of the attempt's newest progress intervals (health/pace.py: a pause, a debugger
+    or a stopped rank inside one is left out): from the trainer's own step times (dt_step_s, on its monotonic clock)
+    where the points carry them, since a clock stepped forward inside the window counted as training time (an ETA of
+    1h36m for 4m); else from the points' timestamps."""
     # only this attempt's points: across a halt and --resume the window would count the pause as slow steps
     start = h.attempt_start_ts
     since = start if start is not None else -math.inf
-    n = ETA_WINDOW_POINTS
+    n = pace.USUAL_INTERVALS + 1
     dts = h.column("dt_step_s") if "dt_step_s" in h.metric_names else [None] * len(h.steps)
     recent = zip(h.steps[-n:], h.ts[-n:], dts[-n:], strict=False)
     pts = [(s, t, dt) for s, t, dt in recent if t and t >= since]
-    steps = secs = 0.0
-    for (s0, _, _), (s1, _, dt) in itertools.pairwise(pts):
-        if dt is not None and math.isfinite(dt) and dt > 0 and s1 > s0:
-            steps, secs = steps + (s1 - s0), secs + (s1 - s0) * dt  # dt: the mean step of the window up to s1
-    if secs > 0:
-        return steps / secs
-    if len(pts) >= 2 and pts[-1][1] > pts[0][1]:
-        return (pts[-1][0] - pts[0][0]) / (pts[-1][1] - pts[0][1])
+    timed: list[pace.Interval] = []  # dt: the mean step of the window up to s1
+    stamped: list[pace.Interval] = []
+    for (s0, t0, _), (s1, t1, dt) in itertools.pairwise(pts):
+        if s1 <= s0:
+            continue
+        if dt is not None and math.isfinite(dt) and dt > 0:
+            timed.append(pace.Interval(s1 - s0, dt))
+        if t1 > t0:
+            stamped.append(pace.Interval(s1 - s0, (t1 - t0) / (s1 - s0)))
+    step_s = pace.pace_step_s(timed or stamped)
+    if step_s is not None:
+        return 1.0 / step_s
     dt = h.last_value("dt_step_s")
     return 1.0 / dt if dt and dt > 0 and math.isfinite(dt) else None
 
