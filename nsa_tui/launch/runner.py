@@ -30,6 +30,7 @@ from nsa_train.telemetry.atomic import write_text_atomic
 from nsa_train.telemetry.writer import ends_mid_line
 from nsa_tui.fmt import exit_status_said
 from nsa_tui.health.console_tail import TorchrunFailure, rank_console_error, torchrun_failures
+from nsa_tui.health.stop_signal import stop_signal
 from nsa_tui.launch import runstate
 from nsa_tui.launch.command import is_passthrough
 
@@ -146,16 +147,57 @@ def run(run_dir: Path) -> int:
         # `nsa launch --force` started another attempt here while this one was stopping: its exit_status and its
         # console lines are the new attempt's to write (this one's read `crashed` on a run that was training)
         return code
-    if code != 0:
+    stopped_by = graceful_stop(run_dir, since=started) if code != 0 else None
+    if code != 0 and stopped_by is None:
         # torchrun ends a failure with its own traceback; restate the trainer's error last,
         # where `tail console.log` and `nsa status` look.
         lines = recent.decode("utf-8", errors="replace").splitlines()
         for line in trainer_errors(run_dir, since=started, failures=torchrun_failures(lines), console=lines):
             mirror.note(line)
-    if not write_exit_status(run_dir, code):
+    # a stop signal ends every rank the way a halt does (its checkpoint saved, `nsa status`: halted, health OK), but
+    # torchrun exits 1 after it (a rank's 128 + N is a failure to it; a hang-up of its own ends it with a traceback):
+    # recorded as the halt's 0, which is what a script testing exit_status should see of a stop that lost nothing
+    recorded = 0 if stopped_by is not None else code
+    if not write_exit_status(run_dir, recorded):
         mirror.note(f"could not write {schema.EXIT_STATUS} (a full disk?)")
-    mirror.note(f"torchrun exited with status {exit_status_said(code)}")
-    return code
+    said = f"torchrun exited with status {exit_status_said(code)}"
+    if stopped_by is not None:
+        said += f"; {GRACEFUL_STOP_SAID.format(by=stopped_by)}"
+    mirror.note(said)
+    return recorded
+
+
+# the wrapper's words for a launch whose ranks all stopped on a signal or a halt, after torchrun's status
+GRACEFUL_STOP_SAID = f"{schema.EXIT_STATUS} 0, as for a halt: every rank stopped on {{by}}"
+STOP_REASONS = (schema.END_SIGNAL, schema.END_HALT)
+
+
+def graceful_stop(run_dir: Path, since: float) -> str | None:
+    """What stopped this launch when every rank of it (rank 0's boot says how many) wrote an end record of reason
+    `signal` or `halt`: the signal ('SIGHUP'; stop_signal's UNNAMED when no rank names it), else 'a halt' (one that
+    a hang-up reached torchrun during); None when a rank did not (a crash, a rank killed before its end record)."""
+    by_rank, world = _launch_records(run_dir, since)
+    ends = [runstate.last_record(by_rank.get(r, []), schema.KIND_END) for r in range(world or 0)]
+    if not ends or any(e is None or e.get("reason") not in STOP_REASONS for e in ends):
+        return None
+    return stop_signal([e for e in ends if e is not None]) or "a halt"
+
+
+def _launch_records(run_dir: Path, since: float) -> tuple[dict[int, list[dict]], int | None]:
+    """Each rank's heartbeat records written since this launch started, and how many ranks it has (rank 0's boot
+    record; None before it)."""
+    by_rank: dict[int, list[dict]] = {}
+    world: int | None = None
+    for rank, path in runstate.heartbeat_files(run_dir).items():
+        recs = [r for r in runstate.tail_records(path) if isinstance(r.get("ts"), (int, float)) and r["ts"] >= since]
+        if not recs:
+            continue  # a rank an earlier launch had: its file stays
+        by_rank[rank] = recs
+        boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
+        n = schema.world_size_of(boot) if boot is not None else None
+        if n is not None:
+            world = n
+    return by_rank, world
 
 
 def _where_now(where: FollowedRunDir) -> Path:
@@ -203,11 +245,8 @@ def trainer_errors(
     errored: set[int] = set()
     ended: set[int] = set()
     last: dict[int, dict] = {}
-    world: int | None = None
-    for rank, path in runstate.heartbeat_files(run_dir).items():
-        recs = [r for r in runstate.tail_records(path) if isinstance(r.get("ts"), (int, float)) and r["ts"] >= since]
-        if not recs:
-            continue  # a rank an earlier launch had: its file stays
+    by_rank, world = _launch_records(run_dir, since)
+    for rank, recs in by_rank.items():
         last[rank] = recs[-1]
         rec = runstate.last_record(recs, schema.KIND_ERROR)
         if rec is not None:
@@ -215,10 +254,6 @@ def trainer_errors(
             errored.add(rank)
         if runstate.last_record(recs, schema.KIND_END) is not None:
             ended.add(rank)
-        boot = runstate.last_record(recs, schema.KIND_BOOT) if rank == 0 else None
-        n = schema.world_size_of(boot) if boot is not None else None
-        if n is not None:
-            world = n
     out = [line for _, line in sorted(errors, key=lambda e: e[0])]
     lost = [r for r in range(world or 0) if r not in ended]
     unrecorded = []

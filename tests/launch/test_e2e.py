@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -279,9 +281,30 @@ def test_killing_the_tmux_session_stops_the_run_gracefully(runs_dir, tmux_socket
     # halted, and said not to be a requested halt: the SIGHUP is named by the end record's exit status 128 + 1
     assert json.loads(status.stdout)["state"] == "halted", status.stdout
     assert json.loads(status.stdout)["stop_signal"] == "SIGHUP", (status.stdout, end)
+    # saved like a halt, recorded like one: torchrun's own status (1, a traceback after the hang-up) is said beside it
+    assert (status.returncode, exit_status(run_dir)) == (0, 0), (run_dir / "console.log").read_text()[-3000:]
     assert nsa("launch", "--name", "hup", "--resume").returncode == 0
     wait_for(lambda: any(r["step"] > end[-1]["step"] for r in _progress(run_dir)), 90, "progress after the resume")
     _assert_clean_halt(run_dir, nsa("halt", "hup", "--wait", "120", timeout=180))
+
+
+def test_a_sigterm_to_the_trainer_stops_the_run_like_a_halt_with_exit_status_0(runs_dir, tmux_socket):
+    """A SIGTERM to the trainer (a scheduler's preemption) saves and ends it with reason signal and its own status
+    143; torchrun then exited 1, which the wrapper recorded: `nsa halt` said `halted by SIGTERM ...` then `exit status:
+    1`, where docs/launch.md promised 0."""
+    assert nsa("launch", "--name", "term", *TINY).returncode == 0
+    run_dir = runs_dir / "term"
+    wait_for(lambda: len(_progress(run_dir)) >= 2, 90, "progress records")
+    os.kill(_progress(run_dir)[-1]["pid"], signal.SIGTERM)
+    wait_for(lambda: exit_status(run_dir) is not None, 60, "exit_status after the SIGTERM")
+    end = [r for r in records(run_dir) if r.get("kind") == "end"]
+    assert (end[-1]["reason"], end[-1]["exit_status"]) == ("signal", 143), end
+    assert exit_status(run_dir) == 0, (run_dir / "console.log").read_text()[-3000:]
+    last = (run_dir / "console.log").read_text().splitlines()[-1]
+    assert last.endswith("; exit_status 0, as for a halt: every rank stopped on SIGTERM"), last
+    halt = nsa("halt", "term")
+    assert halt.returncode == 0 and halt.stdout.splitlines()[-1] == "exit status: 0", halt.stdout
+    assert "halted by SIGTERM" in halt.stdout
 
 
 def test_halt_at_once_after_launch_is_honoured(runs_dir, tmux_socket):

@@ -104,16 +104,22 @@ def test_the_tmux_servers_variables_do_not_reach_a_later_run(tmp_path, tmux_sock
     assert seen == [f"SEEN [None, None, 'not-recorded-but-kept', 'recorded', None, {home!r}]"]
 
 
-# a 2-rank torchrun whose rank 1 was SIGKILLed (the OOM killer): rank 0 fails on the lost connection, rank 1 writes
-# nothing more, and torchrun's report names rank 1 and its exit code -9 (the record sequence of a real run, 2026-12-05)
-FAKE_TORCHRUN = """
+# a fake 2-rank torchrun's start: both ranks' boot records at step STEP, as the trainer writes them
+TWO_RANKS_BOOTED = """
 import json, sys, time
 def rec(rank, kind, **f):
+    r = {"v": 1, "ts": time.time(), "kind": kind, "rank": rank, "step": STEP, "pid": 1, **f}
     with open(f"heartbeat_rank{rank}.jsonl", "a") as fh:
-        fh.write(json.dumps({"v": 1, "ts": time.time(), "kind": kind, "rank": rank, "step": 93, "pid": 1, **f}) + "\\n")
+        fh.write(json.dumps(r) + "\\n")
 for r in (0, 1):
     rec(r, "boot", world_size=2, argv=["nsa_train.train"])
 time.sleep(0.05)
+"""
+# a 2-rank torchrun whose rank 1 was SIGKILLed (the OOM killer): rank 0 fails on the lost connection, rank 1 writes
+# nothing more, and torchrun's report names rank 1 and its exit code -9 (the record sequence of a real run, 2026-12-05)
+FAKE_TORCHRUN = (
+    TWO_RANKS_BOOTED.replace("STEP", "93")
+    + """
 rec(0, "error", message="RuntimeError: Connection reset by peer")
 rec(0, "end", reason="error", exit_status=1)
 print("Root Cause (first observed failure):")
@@ -123,6 +129,7 @@ print("  exitcode  : -9 (pid: 15347)  (SIGKILL)")
 print("=" * 60)
 sys.exit(1)
 """
+)
 
 
 def test_a_rank_killed_without_an_end_record_is_restated_with_torchruns_exit_code(tmp_path):
@@ -138,6 +145,52 @@ def test_a_rank_killed_without_an_end_record_is_restated_with_torchruns_exit_cod
         "rank 1 wrote no end record (its last record at step 93): torchrun: rank 1, exitcode -9 (SIGKILL)",
         "torchrun exited with status 1",
     ]
+
+
+# torchrun after a graceful stop: rank 0 took SIGTERM (exit 143), rank 1 stopped with it; both saved and wrote their end
+# records of reason signal, and torchrun, to which 143 is a failure, exits 1 (a real run's records, 2026-12-08)
+STOPPED_TORCHRUN = (
+    TWO_RANKS_BOOTED.replace("STEP", "21")
+    + """
+for r in RANKS_ENDED:
+    rec(r, "end", reason=REASON, exit_status=143 if r == 0 else 0)
+print("torch.distributed.elastic.multiprocessing.errors.ChildFailedError:")
+sys.exit(1)
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "ranks_ended", "status", "said"),
+    [
+        (
+            "signal",
+            (0, 1),
+            0,
+            "torchrun exited with status 1; exit_status 0, as for a halt: every rank stopped on SIGTERM",
+        ),
+        (
+            "halt",
+            (0, 1),
+            0,
+            "torchrun exited with status 1; exit_status 0, as for a halt: every rank stopped on a halt",
+        ),
+        ("signal", (0,), 1, "torchrun exited with status 1"),  # rank 1 ended without its end record: not a clean stop
+        ("error", (0, 1), 1, "torchrun exited with status 1"),
+    ],
+)
+def test_a_graceful_stop_by_a_signal_is_recorded_as_a_halts_0(tmp_path, reason, ranks_ended, status, said):
+    """A SIGTERM to a trainer (or a killed tmux session's SIGHUP) stops every rank with its checkpoint, and `nsa
+    status` calls the run halted, health OK; but torchrun exits 1 after it, which the wrapper recorded: `nsa halt`
+    printed `exit status: 1` under `halted by SIGTERM`, and a script read a failure."""
+    code = STOPPED_TORCHRUN.replace("RANKS_ENDED", repr(ranks_ended)).replace("REASON", repr(reason))
+    run_dir = _spec(tmp_path / "r", [sys.executable, "-c", code])
+    res = subprocess.run(
+        [sys.executable, "-m", "nsa_tui.launch.runner", str(run_dir)], cwd=run_dir, capture_output=True, timeout=60
+    )
+    assert (res.returncode, exit_status(run_dir)) == (status, status)
+    last = (run_dir / "console.log").read_text().splitlines()[-1]
+    assert last.split("] ", 1)[1] == said, last
 
 
 def test_a_wrapper_superseded_by_a_newer_launch_leaves_its_exit_status_and_console_to_it(tmp_path):
