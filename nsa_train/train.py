@@ -286,6 +286,8 @@ class _Ending:
         extra: dict[str, Any] = {schema.RESUME_REFUSED: True} if refused else {}
         if self.trainer is not None and (loop_s := self.trainer.loop_seconds()) is not None:
             extra[schema.END_TRAIN_TIME] = round(loop_s, 3)
+        if self.trainer is not None and self.trainer.halt_overtaken:
+            extra[schema.END_HALT_REQUESTED] = True
         unwritten = hb.write_or_say_why(
             schema.KIND_END, self.step, reason=self.reason, exit_status=self.status, **extra
         )
@@ -376,6 +378,9 @@ class Trainer:
         self.last_saved_step = -1
         self.replay_reported = 0  # documents of a resumed stream's replay last reported (_first_batch_wait)
         self.resumed = False  # --resume: the checkpoint has loaded (until then this process owns no results)
+        # a .HALT was there when a signal stopped the run (it came after the step's check): the end record says so,
+        # or `nsa status` said "no halt was requested" of a run `nsa halt` was waiting on
+        self.halt_overtaken = False
         self.config_warnings: list[str] = []
         self._run_json: dict[str, Any] | None = None
         self.resume_warnings: list[str] = []  # said at the train phase, with the other start warnings
@@ -905,6 +910,7 @@ class Trainer:
         if halt and not signalled and eval_due and self._evaluate_is_best(step):
             stop_pointers.append(schema.BEST_POINTER)
         self._save(step, pointers=tuple(stop_pointers))
+        self.halt_overtaken = signalled and not halt and self.stop.halt_requested()
         self.stop.remove_halt()
         return schema.END_HALT if halt else schema.END_SIGNAL
 

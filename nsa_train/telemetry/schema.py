@@ -249,6 +249,9 @@ RESUME_REFUSED = "resume_refused"
 # In an `end` record: the seconds this process spent in its training loop (summary.json's train_time_s, on every rank):
 # what a report over several attempts divides their trained tokens by. Absent when the loop never started
 END_TRAIN_TIME = "train_time_s"
+# In rank 0's `end` record of reason `signal`: true when a `.HALT` was there, asked for after the step the signal
+# stopped at was checked: a halt had been requested, the signal ended the run first. Absent otherwise
+END_HALT_REQUESTED = "halt_requested"
 ERROR_FIELDS = ("message",)
 # A `moved` record: the run directory's absolute path before the rename, and after it (where it writes from then on)
 MOVED_FROM = "from_run_dir"

@@ -120,7 +120,7 @@ def halt_local(run: str, wait: float) -> None:
     if outcome.already_ended:
         print(ALREADY_ENDED.format(name=name, reason=outcome.reason, step=outcome.step))
         if outcome.stop_signal:  # which signal, as `nsa status` says it: a killed tmux server's SIGHUP is no halt
-            print(halted_by_text(outcome.stop_signal))
+            print(halted_by_text(outcome.stop_signal, halt_requested=outcome.halt_overtaken))
     else:
         print(f"stopped at step {outcome.step} (reason {outcome.reason})")
         if outcome.stop_signal:  # the halt was asked, but a signal (a killed tmux server's SIGHUP) came first

@@ -27,6 +27,7 @@ from nsa_tui.commands.status import (
 )
 from nsa_tui.errors import NOT_FOUND_EXIT, UserError
 from nsa_tui.health.rules import BAD_RULES_EXIT
+from nsa_tui.health.stop_signal import BEFORE_THE_HALT, NOT_REQUESTED
 from nsa_tui.launched import Launched
 from nsa_tui.reader_gone import decided
 from nsa_tui.rundir import UNREADABLE
@@ -208,7 +209,8 @@ def verdict_cells(v: dict[str, Any]) -> list[str]:
     if v.get("halt_requested"):  # a stop asked for and not yet honoured: `stalled (halt requested 14:02)`
         state += f" [bold yellow]({escape(halt_said(v))})[/]"
     if isinstance(v.get("stop_signal"), str):  # not asked for: `halted (SIGHUP, not requested)`
-        state += f" [bold yellow]({escape(v['stop_signal'])}, not requested)[/]"
+        said = BEFORE_THE_HALT if v.get("halt_overtaken") else NOT_REQUESTED  # v.get: a remote nsa may predate it
+        state += f" [bold yellow]({escape(v['stop_signal'])}, {said})[/]"
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']}"

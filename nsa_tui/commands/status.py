@@ -309,7 +309,8 @@ def render_human(j: Judged, dump_cmd: str | None = None) -> None:
         + (f"  [bold yellow]{escape(halt_said(v, time.time()))}[/]" if v.get("halt_requested") else "")
     )
     if isinstance(v.get("stop_signal"), str):  # v.get: a remote nsa may predate the key
-        console.print(f"  [bold yellow]{escape(halted_by_text(v['stop_signal']))}[/]")
+        said = halted_by_text(v["stop_signal"], halt_requested=v.get("halt_overtaken") is True)
+        console.print(f"  [bold yellow]{escape(said)}[/]")
     step = "-" if v["step"] is None else str(v["step"])
     if v.get("total_steps"):
         step += f"/{v['total_steps']} ({100 * (v['step'] or 0) / v['total_steps']:.0f}%)"

@@ -16,7 +16,7 @@ from nsa_tui.health.checks import CHECKS, Context, Finding, threshold_check, thr
 from nsa_tui.health.clock import attempt_clocks, on_reader_clock, past_on_reader_clock
 from nsa_tui.health.rules import Rule, build_rules
 from nsa_tui.health.start import phase_entered, start_clock
-from nsa_tui.health.stop_signal import stop_signal
+from nsa_tui.health.stop_signal import halt_was_requested, stop_signal
 from nsa_tui.runs.history import (
     FORMAT_GENERIC,
     FORMAT_V1,
@@ -33,7 +33,8 @@ from nsa_tui.runs.history import (
 # 2: the verdict's `halt_requested`, `pending` and the rule `launcher_gone`; 3: the verdict's `stop_signal`, the rule
 # `clock_skew`, ages of records off this machine's clock taken from their files' mtimes; 4: the verdict's
 # `heartbeat_ahead_s`, the rule `rank_stopped`; 5: rank_stopped tells a rank a debugger or tracer holds (state t) from
-# one a stop signal stopped, and does not send it to `kill -CONT`
+# one a stop signal stopped, and does not send it to `kill -CONT`; 6: a run directory renamed while it trains is
+# its trainer's (judged running, not crashed), and the verdict's `halt_overtaken`
 JUDGE_VERSION = 6
 STATES = ("starting", "running", "finished", "halted", "crashed", "stalled", "unknown")
 ENDED_STATES = ("finished", "halted", "crashed")  # no process of the attempt is left to write
@@ -145,6 +146,9 @@ class Verdict:
     # a halted run that no halt was asked of: the stop signal its end records name ('SIGHUP': a killed tmux server or a
     # dropped terminal; 'a signal' when none names it). Read as `halted OK` alone it was the user's own `nsa halt`
     stop_signal: str | None = None
+    # with stop_signal: a halt had been requested (`nsa halt` was waiting) but the signal ended the run first; said so,
+    # where "no halt was requested" contradicted `nsa halt`'s own `stopped by SIGHUP, not by this halt`
+    halt_overtaken: bool = False
     judge_version: int = JUDGE_VERSION  # which engine judged (JUDGE_VERSION); absent from an nsa before it: 0
 
     @property
@@ -427,6 +431,8 @@ def evaluate(
     end = h.end_event
     mean_toks = _mean_toks_per_s(h, state)
     halt_pending = h.halt_requested and state in ("starting", "running", "stalled")
+    ends = [e.fields | {"ts": e.ts} for e in h.attempt_events(schema.KIND_END)]
+    stopped_by = stop_signal(ends) if state == "halted" else None
     return Verdict(
         run=run or str(h.run_info.get(schema.RUN_NAME) or ""),
         format=h.format,
@@ -468,7 +474,8 @@ def evaluate(
         refused_resume=h.refused_resume,
         halt_requested=halt_pending,
         halt_requested_ts=h.halt_requested_ts if halt_pending else None,
-        stop_signal=stop_signal([e.fields for e in h.attempt_events(schema.KIND_END)]) if state == "halted" else None,
+        stop_signal=stopped_by,
+        halt_overtaken=stopped_by is not None and halt_was_requested(ends, h.halt_requested_ts),
         unreadable_files=[
             *({"file": n, "problem": why, "kind": UNREADABLE_KIND} for n, why in h.unreadable_files.items()),
             *(

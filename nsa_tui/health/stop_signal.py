@@ -37,10 +37,28 @@ def stop_signal(end_records: list[dict[str, Any]]) -> str | None:
     return UNNAMED
 
 
-def halted_by_text(name: str) -> str:
-    """'halted by SIGHUP (no halt was requested: its terminal or tmux server went away)'."""
+def halt_was_requested(end_records: list[dict[str, Any]], halt_file_ts: float | None) -> bool:
+    """A halt had been requested when the signal stopped the run: rank 0's end record says so
+    (schema.END_HALT_REQUESTED: a .HALT came after the step's check), or a .HALT dated at or before the end is still
+    there (one the trainer did not get to remove: a signal during its start-up)."""
+    if any(r.get(schema.END_HALT_REQUESTED) is True for r in end_records):
+        return True
+    ends = [t for r in end_records if isinstance(t := r.get("ts"), int | float) and not isinstance(t, bool)]
+    return halt_file_ts is not None and bool(ends) and halt_file_ts <= max(ends)
+
+
+# `nsa runs` and the dashboard's header, after the signal's name: a halt nobody asked for, or one a signal overtook
+NOT_REQUESTED = "not requested"
+BEFORE_THE_HALT = "before the requested halt"
+
+
+def halted_by_text(name: str, halt_requested: bool = False) -> str:
+    """'halted by SIGHUP (no halt was requested: its terminal or tmux server went away)'; where a halt had been
+    requested (halt_was_requested) 'halted by SIGHUP (a halt had been requested; the signal ended the run first: its
+    terminal or tmux server went away)'."""
     why = SENDERS.get(name)
-    return f"halted by {name} (no halt was requested" + (f": {why})" if why else ")")
+    said = "a halt had been requested; the signal ended the run first" if halt_requested else "no halt was requested"
+    return f"halted by {name} ({said}" + (f": {why})" if why else ")")
 
 
 def not_the_halt_text(name: str) -> str:

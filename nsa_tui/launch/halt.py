@@ -24,7 +24,7 @@ from nsa_train.telemetry import schema
 from nsa_train.telemetry.pointers import read_pointer
 from nsa_tui.errors import UserError
 from nsa_tui.fmt import exit_status_said
-from nsa_tui.health.stop_signal import stop_signal
+from nsa_tui.health.stop_signal import halt_was_requested, stop_signal
 from nsa_tui.launch import runstate, tmux
 from nsa_tui.rundir import holds_run, no_run_error, run_name
 
@@ -51,6 +51,7 @@ class HaltOutcome:
     # the run ended by a signal, not by a halt (a killed tmux server's SIGHUP), before this halt or while it waited:
     # which one (nsa_tui.health.stop_signal; UNNAMED when no rank names it); None otherwise
     stop_signal: str | None = None
+    halt_overtaken: bool = False  # with stop_signal: a halt had been requested before it (an earlier `nsa halt`)
 
 
 def latest_checkpoint(run_dir: Path, records: list[dict]) -> Path | None:
@@ -155,8 +156,10 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         records = runstate.rank0_records(run_dir)
         status = runstate.read_exit_status(run_dir)
         checkpoint = latest_checkpoint(run_dir, records)
-        stopped_by = stop_signal(runstate.attempt_end_records(run_dir, end, launched))
-        return HaltOutcome(str(end.get("reason")), end.get("step"), checkpoint, status, True, stopped_by)
+        ends = runstate.attempt_end_records(run_dir, end, launched)
+        stopped_by = stop_signal(ends)
+        overtaken = stopped_by is not None and halt_was_requested(ends, _mtime(run_dir / schema.HALT_FILE))
+        return HaltOutcome(str(end.get("reason")), end.get("step"), checkpoint, status, True, stopped_by, overtaken)
     status = runstate.read_exit_status(run_dir)
     if status is not None:
         raise UserError(
@@ -211,6 +214,13 @@ def halt_run(run_dir: Path, wait_s: float, say: Callable[[str], None]) -> HaltOu
         f"no end record after {secs(wait_s)}; {schema.HALT_FILE} stays in place and the trainer stops after its "
         f"current step (a slow step, evaluation or checkpoint can delay it). Check with `nsa status {run_dir}`."
     )
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _at_or_after(record: dict, ts: float) -> bool:

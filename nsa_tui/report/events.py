@@ -33,7 +33,7 @@ from nsa_tui.health.console_tail import (
     torchrun_failures,
     without_torchrun_report,
 )
-from nsa_tui.health.stop_signal import UNNAMED, halted_by_text, stop_signal
+from nsa_tui.health.stop_signal import UNNAMED, halt_was_requested, halted_by_text, stop_signal
 from nsa_tui.report.load import Attempt, attempts, fresh_start
 from nsa_tui.runs import RunHistory
 from nsa_tui.runs.history import BOOT_SKEW_S, CutRecord, Event
@@ -328,7 +328,8 @@ def run_events(h: RunHistory, *, ended: bool = False) -> list[RunEvent]:
             reason, status = e.fields.get("reason"), e.fields.get("exit_status")
             what = END_SAID.get(reason, f"ended ({reason})") if isinstance(reason, str) else "ended"
             if reason == schema.END_SIGNAL:  # named as status and the Runs table name it
-                what = halted_by_text(stop_signal(_ranks_ends(h, e)) or UNNAMED)
+                ends = _ranks_ends(h, e)  # an earlier attempt's .HALT is gone: its end records tell
+                what = halted_by_text(stop_signal(ends) or UNNAMED, halt_requested=halt_was_requested(ends, None))
             rows.append(RunEvent(e.ts, e.step, e.rank, what, f"exit status {status}" if status is not None else ""))
     for name in h.stackdumps:  # the dumps no stall names: asked for (SIGUSR1, `nsa dump`)
         if name not in named_dumps:

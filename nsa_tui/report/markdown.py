@@ -86,7 +86,7 @@ def state_said(r: ReportRun) -> str:
     """The run's state as the Runs table gives it: a halt nobody asked for (a killed tmux server's SIGHUP) in the words
     `nsa status` says it with, not a bare `halted`, which read as the user's own `nsa halt`."""
     stop = r.verdict.stop_signal
-    return halted_by_text(stop) if stop else str(r.verdict.state)
+    return halted_by_text(stop, halt_requested=r.verdict.halt_overtaken) if stop else str(r.verdict.state)
 
 
 def runs_table(runs: Sequence[ReportRun]) -> list[str]:

@@ -405,6 +405,7 @@ class WatchApp(App):
             "health": v.health if not v.problem else "",
             "halt": v.halt_requested,
             "stop_signal": v.stop_signal,
+            "halt_overtaken": v.halt_overtaken,
             "step": h.latest_step,
             "total": h.total_steps,
             "eta": _whole(self._eta_now(v, now, h)),

@@ -80,6 +80,7 @@ class VerdictView:
     halt_requested: str = ""
     # a halted run that nobody asked to halt: the signal that stopped it ('SIGHUP'), said beside `halted` in the header
     stop_signal: str = ""
+    halt_overtaken: bool = False  # with stop_signal: a halt had been requested, the signal ended the run first
 
 
 PENDING_MARK_STYLE = "grey50"  # the health panel's pending lines: dimmer than any alert
@@ -134,6 +135,7 @@ def evaluate(history: Any, now: float, run_dir: Any = None) -> VerdictView:
         rules_problem=rules_problem,
         halt_requested=halt_requested(v.halt_requested_ts) if v.halt_requested else "",
         stop_signal=v.stop_signal or "",
+        halt_overtaken=v.halt_overtaken,
     )
 
 

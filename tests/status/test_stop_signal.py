@@ -5,8 +5,10 @@ end_reason `signal` told. Each says which signal, and that no halt was requested
 from __future__ import annotations
 
 import json
+import os
 import signal
 
+import pytest
 from fixtures.runs import boot, end_by_signal, make_v1_run, start_training
 from typer.testing import CliRunner
 
@@ -131,3 +133,56 @@ def test_halt_names_no_signal_from_an_earlier_attempts_rank(runs_dir):
     end_by_signal(w, signal.SIGHUP, on_rank=1)  # a rank this attempt does not have: no rank names the signal
     assert json.loads(invoke("status", "--json", "shrunk").stdout)["stop_signal"] == UNNAMED
     assert invoke("halt", "shrunk").stdout.splitlines()[1] == halted_by_text(UNNAMED)
+
+
+OVERTAKEN_LINE = SIGHUP_LINE.replace(
+    "no halt was requested", "a halt had been requested; the signal ended the run first"
+)
+
+
+def _stopped_while_halting(path, *, by_record: bool):
+    """A run `nsa halt` was waiting on when its tmux session was killed: the SIGHUP ended it first (reason signal).
+    ``by_record``: rank 0's end record says a halt was requested (the trainer saw .HALT as it saved); else a .HALT
+    left from before the end (a signal during the trainer's start-up, which does not remove it)."""
+    w = make_v1_run(path, state="running")
+    w.ts += 1.0
+    if not by_record:
+        (path / schema.HALT_FILE).touch()
+        os.utime(path / schema.HALT_FILE, (w.ts, w.ts))
+    w.ts += 1.0
+    asked = {schema.END_HALT_REQUESTED: True} if by_record else {}
+    w._hb(0, schema.KIND_END, w.step, reason=schema.END_SIGNAL, exit_status=129, **asked)
+
+
+@pytest.mark.parametrize("by_record", [True, False])
+def test_a_signal_that_overtook_a_requested_halt_is_said_so(runs_dir, tmp_path, monkeypatch, by_record):
+    """`nsa halt y` waited (.HALT created) when the session was killed: `nsa status y` said `halted by SIGHUP (no
+    halt was requested: ...)`, while `nsa halt` itself said `stopped by SIGHUP, not by this halt`."""
+    _stopped_while_halting(runs_dir / "y", by_record=by_record)
+    res = invoke("status", "y")
+    lines = res.stdout.splitlines()
+    assert res.exit_code == 0 and " halted " in lines[0] and "health OK" in lines[0], res.stdout
+    assert lines[1].strip() == OVERTAKEN_LINE, res.stdout
+    obj = json.loads(invoke("status", "--json", "y").stdout)
+    assert (obj["stop_signal"], obj["halt_overtaken"]) == ("SIGHUP", True), obj
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # whole rows
+    row = next(ln for ln in invoke("runs").stdout.splitlines() if ln.startswith("y "))
+    assert "halted (SIGHUP, before the requested halt)" in row, row
+
+    halt = invoke("halt", "y").stdout.splitlines()
+    assert halt[1] == OVERTAKEN_LINE, halt
+
+    res = invoke("report", str(runs_dir / "y"), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert _state_cells((tmp_path / "out" / "report.md").read_text()) == {"y": OVERTAKEN_LINE}
+
+
+def test_a_halt_file_after_the_end_is_no_request_the_signal_overtook(runs_dir):
+    """A .HALT touched after the run ended asked nothing of it: the signal's halt was still nobody's."""
+    w = make_v1_run(runs_dir / "late", state="running")
+    end_by_signal(w, signal.SIGHUP)
+    (runs_dir / "late" / schema.HALT_FILE).touch()
+    os.utime(runs_dir / "late" / schema.HALT_FILE, (w.ts + 60, w.ts + 60))
+    obj = json.loads(invoke("status", "--json", "late").stdout)
+    assert (obj["stop_signal"], obj["halt_overtaken"]) == ("SIGHUP", False), obj

@@ -119,6 +119,37 @@ def test_sigusr1_dumps_stacks_and_sigterm_stops_gracefully(run_dir: Path) -> Non
     assert not list(run_dir.glob(".stackdump*"))  # the spare file is cleaned up
 
 
+def test_a_halt_asked_after_a_signal_stopped_the_step_is_in_the_end_record(run_dir: Path) -> None:
+    """`nsa halt` waiting (.HALT created) when the tmux session was killed: the SIGHUP ended the run first (reason
+    signal), and `nsa status` said `no halt was requested`. A .HALT there when the signal's stop saves is recorded.
+    The .HALT comes once rank 0 said it stops on the signal, before its checkpoint is written (a larger model: a
+    checkpoint that takes a while), after the step's check for it."""
+    big = ("model.dim=256", "model.n_layers=4", "model.n_heads=4", "train.steps=50")
+    with training(run_dir, *big, NSA_TEST_SLOW_STEP="3:8") as proc:
+        assert proc.stdout is not None
+        wait_for(lambda: 2 in progress_steps(run_dir), 120, "step 2")
+        os.kill(proc.pid, signal.SIGTERM)  # inside step 3's sleep: the stop comes after it
+        for line in proc.stdout:
+            if line.startswith("[stop] signal SIGTERM: stopping after step"):
+                (run_dir / schema.HALT_FILE).touch()
+                break
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    end = records(run_dir)[-1]
+    assert (end["kind"], end["reason"], end.get(schema.END_HALT_REQUESTED)) == ("end", "signal", True), end
+    assert not (run_dir / schema.HALT_FILE).exists()  # taken as the run's stop, as a halt's is: nothing left behind
+
+
+def test_a_signal_alone_says_no_halt_was_requested(run_dir: Path) -> None:
+    with training(run_dir, "train.steps=50", NSA_TEST_SLOW_STEP="3:8") as proc:
+        wait_for(lambda: 2 in progress_steps(run_dir), 120, "step 2")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    end = records(run_dir)[-1]
+    assert end["reason"] == "signal" and schema.END_HALT_REQUESTED not in end, end
+
+
 def test_watchdog_reports_a_stalled_step(run_dir: Path) -> None:
     proc = run_train(run_dir, "train.steps=4", "monitor.stall_s=1", NSA_TEST_SLOW_STEP="3:3")
     assert proc.returncode == 0, proc.stderr

@@ -43,3 +43,15 @@ async def test_the_header_says_a_halt_nobody_asked_for(tmp_path):
         async with app.run_test(size=(160, 30)) as pilot:
             await wait_loaded(pilot, app)
             assert said in app.query_one(RunHeader).shown, app.query_one(RunHeader).shown
+
+
+@async_test
+async def test_the_header_says_a_halt_a_signal_overtook(tmp_path):
+    """`nsa halt` waited when the tmux session was killed: the header said `by SIGHUP, not requested`."""
+    w = make_v1_run(tmp_path / "y", state="running", now=NOW)
+    w._hb(0, schema.KIND_END, w.step, reason=schema.END_SIGNAL, exit_status=129, **{schema.END_HALT_REQUESTED: True})
+    app = make_app(tmp_path / "y")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_loaded(pilot, app)
+        shown = app.query_one(RunHeader).shown
+        assert "halted  by SIGHUP, before the requested halt ok" in shown, shown

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 
 from nsa_tui import fmt
+from nsa_tui.health.stop_signal import BEFORE_THE_HALT, NOT_REQUESTED
 from nsa_tui.runs.history import corrupt_lines_text
 from nsa_tui.styles import HEALTH_STYLE, state_style
 from nsa_tui.watch.layout import progress_bar
@@ -79,7 +80,8 @@ class RunHeader(Widget):
             t.append(f" phase {phase}")
         stop_signal = i.get("stop_signal")
         if stop_signal:  # halted, not on request: a killed tmux server's SIGHUP read as the user's own `nsa halt`
-            t.append(f" by {stop_signal}, not requested", style="bold yellow")
+            said = BEFORE_THE_HALT if i.get("halt_overtaken") else NOT_REQUESTED
+            t.append(f" by {stop_signal}, {said}", style="bold yellow")
         health = i.get("health", "")
         if health:
             t.append(f" {health}", style=HEALTH_STYLE.get(health, ""))
