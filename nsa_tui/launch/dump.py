@@ -22,9 +22,9 @@ from nsa_tui.errors import UserError
 from nsa_tui.launch import runstate
 from nsa_tui.launch.open_files import holds
 from nsa_tui.rundir import holds_run, no_run_error, run_name
-from nsa_tui.runs.load import started_after
+from nsa_tui.runs.load import started_after, stopped_ranks
 from nsa_tui.runs.records import to_float
-from nsa_tui.stopped_ranks import Stop, StoppedRank, stopped_ranks_text
+from nsa_tui.stopped_ranks import Stop, stopped_ranks_text
 
 DUMP_WAIT_S = 15.0
 # /proc/PID/stat's state of a stopped process: by a signal (SIGSTOP, ctrl-z), or by a tracer (a debugger), which
@@ -212,13 +212,7 @@ def dump_stacks(run_dir: Path, say: Callable[[str], None], wait_s: float = DUMP_
 def said_stopped(procs: list[RankProcess]) -> str:
     """Which of these ranks' processes are stopped and how to go on ('' when none is): a stopped rank takes no
     signal and makes no step, so a dump or a halt waits on it for nothing."""
-    return stopped_ranks_text(
-        [
-            StoppedRank(p.rank, p.pid, p.stop)
-            for p in procs
-            if p.problem is None and p.pid is not None and p.stop is not None
-        ]
-    )
+    return stopped_ranks_text(stopped_ranks(procs))  # a process with a problem is never read as stopped
 
 
 def _rank_of(path: Path) -> int | None:
